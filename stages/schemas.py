@@ -1,0 +1,115 @@
+"""Artifact types of the RAG stages: pyarrow schemas for tables, kinds for directories.
+
+The canonical QA record (DESIGN.md) is one row per question::
+
+    {id, dataset, question, answers: [str], gold: [doc id], ctxs: [{id, title, text, score}]}
+
+Later stages add columns (``trajectories``, ``prediction``) or struct fields inside ``ctxs``
+(``relevant``, ``rerank_score``). A consumer accepts any producer whose schema has at least the
+consumer's columns and struct fields with equal types, so a reranked table feeds anything that
+wants a retrieved one.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from orchestrator.api import Directory, Metrics, Table
+
+STR_LIST = pa.list_(pa.string())
+INT_LIST = pa.list_(pa.int32())
+MESSAGES = pa.list_(pa.struct([("role", pa.string()), ("content", pa.string())]))
+CTX = pa.struct([("id", pa.string()), ("title", pa.string()), ("text", pa.string()),
+                 ("score", pa.float32())])
+RANKED_CTX = pa.struct([("id", pa.string()), ("title", pa.string()), ("text", pa.string()),
+                        ("score", pa.float32()), ("relevant", pa.bool_()),
+                        ("rerank_score", pa.float32())])
+QUESTION_FIELDS = [("id", pa.string()), ("dataset", pa.string()), ("question", pa.string()),
+                   ("answers", STR_LIST), ("gold", STR_LIST)]
+TRAJECTORY = pa.struct([("ids", INT_LIST), ("selection", pa.string()), ("response", pa.string())])
+
+
+class Passages(Table):
+    """The corpus: one passage per row."""
+
+    schema = pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+
+
+class Questions(Table):
+    """Questions with gold answers and, where known, gold passage ids."""
+
+    schema = pa.schema(QUESTION_FIELDS)
+
+
+class Retrieved(Table):
+    """Questions with their retrieved passages in rank order (``ctxs[i].score`` kept)."""
+
+    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(CTX))])
+
+
+class Reranked(Table):
+    """Retrieved passages with an expert relevance label and score per passage."""
+
+    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(RANKED_CTX))])
+
+
+class BCTargets(Table):
+    """DynamicRAG behaviour-cloning rows: a reranked question and its target id ``sequence``."""
+
+    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(RANKED_CTX)),
+                                          ("sequence", INT_LIST), ("sequence_length", pa.int32())])
+
+
+class Chat(Table):
+    """Conversational training examples (TRL's ``messages`` format); ``task`` names the role."""
+
+    schema = pa.schema([("id", pa.string()), ("task", pa.string()), ("messages", MESSAGES)])
+
+
+class Trajectories(Table):
+    """Sampled reranker trajectories per question, each with the generator's answer."""
+
+    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(RANKED_CTX)),
+                                          ("trajectories", pa.list_(TRAJECTORY))])
+
+
+class Scored(Table):
+    """Trajectories with one reward per trajectory and its components."""
+
+    schema = pa.schema(QUESTION_FIELDS + [
+        ("ctxs", pa.list_(RANKED_CTX)), ("trajectories", pa.list_(TRAJECTORY)),
+        ("rewards", pa.list_(pa.float32())),
+        ("reward_parts", pa.list_(pa.map_(pa.string(), pa.float32()))),
+    ])
+
+
+class Preferences(Table):
+    """Preference pairs in TRL's conversational format; ``task`` is generator or reranker."""
+
+    schema = pa.schema([("id", pa.string()), ("task", pa.string()), ("prompt", MESSAGES),
+                        ("chosen", MESSAGES), ("rejected", MESSAGES)])
+
+
+class Predictions(Table):
+    """Answers for evaluation questions, with the passages the model selected."""
+
+    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(CTX)), ("selected", INT_LIST),
+                                          ("selection", pa.string()), ("prediction", pa.string())])
+
+
+class PerQuestion(Table):
+    """Per-question scores of an evaluation: one column per metric."""
+
+    schema = pa.schema([("id", pa.string()), ("prediction", pa.string())])
+
+
+class Model(Directory):
+    """A Hugging Face checkpoint directory (``config.json``, weights, tokenizer)."""
+
+
+class Embeddings(Directory):
+    """A dense index: per shard ``emb.npy`` (float16/32, row-aligned) and ``ids.txt``, plus ``meta.json``."""
+
+
+class EvalMetrics(Metrics):
+    """Named aggregate metrics of one evaluation."""
