@@ -1,0 +1,12 @@
+"""The public API for stage code: the only orchestrator module ``stages/`` imports.
+
+    from orchestrator.api import stage, StageContext, nonsemantic, Table, Directory, File, Metrics
+"""
+
+from orchestrator.artifacts import Directory, File, Metrics, Table
+from orchestrator.context import StageContext
+from orchestrator.errors import ConfigError, DataError, RagError
+from orchestrator.registry import nonsemantic, stage
+
+__all__ = ["ConfigError", "DataError", "Directory", "File", "Metrics", "RagError", "StageContext",
+           "Table", "nonsemantic", "stage"]

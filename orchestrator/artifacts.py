@@ -1,0 +1,284 @@
+"""Artifact types and handles: tables (Parquet + declared pyarrow schema), directories, files, metrics.
+
+An artifact is a handle, never a pickle: a type, the files that hold it, and a content hash.
+Stage code declares types by subclassing ``Table`` / ``Directory`` / ``Metrics``; at run time it
+receives instances of those classes bound to files in the cache. Every artifact directory written
+by the runner has a versioned ``_manifest.json`` and, for tables, a ``_preview.jsonl`` for humans.
+
+pyarrow is imported lazily: ``rag --help`` never pays for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from orchestrator.errors import DataError
+from orchestrator.hashing import hash_file, hash_strings
+
+FORMAT = "ragline-artifact/1"
+PREVIEW_ROWS = 5
+
+
+@dataclass
+class Ref:
+    """Where an artifact lives and what it is; JSON-serialisable so worker processes get it too."""
+
+    kind: str  # table | dir | file | metrics
+    type: str  # "module:Class" of the declared artifact type
+    content_hash: str
+    paths: list[str]
+    rows: list[int] = field(default_factory=list)  # rows per part, tables only
+    producer: str = ""  # "step.output" or "source NAME"
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def num_rows(self) -> int:
+        return sum(self.rows)
+
+
+class Artifact:
+    """Base of the artifact types. ``kind`` says how the runner stores it."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, ref: Ref):
+        self.ref = ref
+
+    @classmethod
+    def type_name(cls) -> str:
+        return f"{cls.__module__}:{cls.__qualname__}"
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.ref.producer or self.ref.paths})"
+
+
+class Table(Artifact):
+    """Rows in Parquet parts with a declared ``schema`` (a ``pyarrow.Schema``) on the subclass.
+
+    A handle may be a row range of the whole table (a shard): ``read`` returns only those rows.
+    """
+
+    kind = "table"
+    schema: ClassVar[Any] = None
+
+    def __init__(self, ref: Ref, start: int = 0, stop: int | None = None):
+        super().__init__(ref)
+        self.start = start
+        self.stop = ref.num_rows if stop is None else stop
+
+    @property
+    def num_rows(self) -> int:
+        return self.stop - self.start
+
+    def read(self, columns: list[str] | None = None):
+        """This handle's rows as one ``pyarrow.Table``."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pieces, offset = [], 0
+        for path, n in zip(self.ref.paths, self.ref.rows):
+            lo, hi = max(self.start, offset), min(self.stop, offset + n)
+            if lo < hi:
+                t = pq.read_table(path, columns=columns)
+                pieces.append(t.slice(lo - offset, hi - lo))
+            offset += n
+        if not pieces:
+            schema = pq.read_schema(self.ref.paths[0]) if self.ref.paths else self.schema
+            if columns:
+                schema = pa.schema([schema.field(c) for c in columns])
+            return schema.empty_table()
+        return pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+
+    def rows(self, columns: list[str] | None = None) -> list[dict]:
+        """This handle's rows as a list of dicts."""
+        return self.read(columns).to_pylist()
+
+    def iter_batches(self, batch_size: int = 1024):
+        """Yield lists of row dicts of at most ``batch_size`` rows."""
+        table = self.read()
+        for i in range(0, table.num_rows, batch_size):
+            yield table.slice(i, batch_size).to_pylist()
+
+
+class Directory(Artifact):
+    """A directory of files (a checkpoint, an index); the stage gets ``.path``."""
+
+    kind = "dir"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.ref.paths[0])
+
+
+class File(Artifact):
+    """One external file (a recipe source); the stage gets ``.path``."""
+
+    kind = "file"
+
+    @property
+    def path(self) -> Path:
+        return Path(self.ref.paths[0])
+
+
+class Metrics(Artifact):
+    """A small JSON object of named values."""
+
+    kind = "metrics"
+
+    def read(self) -> dict:
+        return json.loads(Path(self.ref.paths[0]).read_text())
+
+
+# ---------------------------------------------------------------- schema compatibility
+
+
+def type_problems(consumer, producer, where: str) -> list[str]:
+    """Why a producer's pyarrow type cannot feed a consumer's (empty list: it can).
+
+    Structs are structural: the producer may carry extra fields. Lists compare item types.
+
+    >>> import pyarrow as pa
+    >>> c = pa.list_(pa.struct([("id", pa.string())]))
+    >>> p = pa.list_(pa.struct([("id", pa.string()), ("score", pa.float32())]))
+    >>> type_problems(c, p, "ctxs"), type_problems(p, c, "ctxs")
+    ([], ["ctxs.score is missing (expected float)"])
+    """
+    import pyarrow as pa
+
+    if pa.types.is_struct(consumer) and pa.types.is_struct(producer):
+        names = {producer.field(i).name: producer.field(i).type for i in range(producer.num_fields)}
+        out = []
+        for i in range(consumer.num_fields):
+            f = consumer.field(i)
+            if f.name not in names:
+                out.append(f"{where}.{f.name} is missing (expected {f.type})")
+            else:
+                out += type_problems(f.type, names[f.name], f"{where}.{f.name}")
+        return out
+    list_types = (pa.types.is_list(consumer) or pa.types.is_large_list(consumer))
+    if list_types and (pa.types.is_list(producer) or pa.types.is_large_list(producer)):
+        return type_problems(consumer.value_type, producer.value_type, where)
+    if consumer.equals(producer):
+        return []
+    return [f"{where} is {producer}, expected {consumer}"]
+
+
+def schema_problems(consumer, producer) -> list[str]:
+    """Columns of ``consumer`` (a ``pyarrow.Schema``) that ``producer`` lacks or types differently."""
+    have = {f.name: f.type for f in producer}
+    out = []
+    for f in consumer:
+        if f.name not in have:
+            out.append(f"column '{f.name}' is missing (expected {f.type})")
+        else:
+            out += type_problems(f.type, have[f.name], f"column '{f.name}'")
+    return out
+
+
+def schema_fingerprint(schema) -> str:
+    return hash_strings([f"{f.name}:{f.type}" for f in schema])
+
+
+# ---------------------------------------------------------------- writing outputs
+
+
+def _to_table(value, cls: type[Table], where: str):
+    """Turn a stage's return value (rows or a pyarrow Table) into a Table with ``cls.schema``."""
+    import pyarrow as pa
+
+    schema = cls.schema
+    if isinstance(value, pa.Table):
+        problems = schema_problems(schema, value.schema)
+        if problems:
+            # Try a safe cast of the declared columns (int64 -> int32, and so on) before failing.
+            try:
+                cols = {f.name: value.column(f.name).cast(f.type) for f in schema}
+            except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                raise DataError(f"{where}: {problems[0]} (declared by {cls.__name__})") from None
+            extra = [n for n in value.column_names if n not in cols]
+            return pa.table({**cols, **{n: value.column(n) for n in extra}})
+        return value
+    if isinstance(value, list):
+        extra_fields = []
+        if value and isinstance(value[0], dict):
+            extra_fields = [k for k in value[0] if k not in schema.names]
+        try:
+            table = pa.Table.from_pylist(value, schema=schema)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
+            raise DataError(f"{where}: rows do not fit {cls.__name__}: {e}") from None
+        if extra_fields:  # extra columns pass through, typed by inference
+            extra = pa.Table.from_pylist([{k: r.get(k) for k in extra_fields} for r in value])
+            for name in extra_fields:
+                table = table.append_column(name, extra.column(name))
+        return table
+    raise DataError(f"{where}: expected a list of row dicts or a pyarrow.Table for "
+                    f"{cls.__name__}, got {type(value).__name__}")
+
+
+def write_artifact(value, cls: type[Artifact], dest: Path, producer: str, key: str) -> Ref:
+    """Write a stage's return value for output type ``cls`` into ``dest`` and return its Ref.
+
+    ``dest`` is inside a temporary directory that the caller renames into the cache once every
+    output is written, so a crash leaves nothing that looks complete.
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    where = f"step '{producer.split('.')[0]}' output '{producer.split('.', 1)[-1]}'"
+    manifest: dict[str, Any] = {"format": FORMAT, "type": cls.type_name(), "kind": cls.kind,
+                                "producer": producer, "key": key}
+    if cls.kind == "table":
+        import pyarrow.parquet as pq
+
+        table = _to_table(value, cls, where)
+        part = dest / "part-00000.parquet"
+        pq.write_table(table, part, compression="zstd")
+        files = [part]
+        rows = [table.num_rows]
+        manifest.update(num_rows=table.num_rows,
+                        schema_fingerprint=schema_fingerprint(cls.schema),
+                        columns={f.name: str(f.type) for f in table.schema})
+        with open(dest / "_preview.jsonl", "w") as f:
+            for row in table.slice(0, PREVIEW_ROWS).to_pylist():
+                f.write(json.dumps(row, default=str, ensure_ascii=False)[:4000] + "\n")
+    elif cls.kind == "metrics":
+        if not isinstance(value, dict):
+            raise DataError(f"{where}: expected a dict of metrics, got {type(value).__name__}")
+        path = dest / "metrics.json"
+        path.write_text(json.dumps(value, indent=2, sort_keys=True, default=float))
+        files, rows = [path], []
+    elif cls.kind == "dir":
+        if not isinstance(value, (str, os.PathLike)) or not Path(value).is_dir():
+            raise DataError(f"{where}: expected the path of a directory the stage filled, got {value!r}")
+        src = Path(value)
+        data = dest / "data"
+        if src.resolve() != data.resolve():
+            try:
+                os.replace(src, data)  # same filesystem: ctx.new_dir() lives beside dest
+            except OSError:
+                shutil.copytree(src, data, symlinks=True)
+        files = sorted(p for p in data.rglob("*") if p.is_file())
+        rows = []
+        manifest["files"] = {str(p.relative_to(data)): p.stat().st_size for p in files}
+        files_for_ref = [data]
+    else:
+        raise DataError(f"{where}: cannot write an artifact of kind '{cls.kind}'")
+    hashes = []
+    for p in files:
+        hashes += [str(p.relative_to(dest)), hash_file(p)]
+    content_hash = hash_strings([cls.kind] + hashes)
+    manifest["content_hash"] = content_hash
+    (dest / "_manifest.json").write_text(json.dumps(manifest, indent=2))
+    paths = [str(p) for p in (files_for_ref if cls.kind == "dir" else files)]
+    return Ref(cls.kind, cls.type_name(), content_hash, paths, rows, producer)
+
+
+def relocate(ref: Ref, old_root: Path, new_root: Path) -> Ref:
+    """The same Ref after its directory was renamed from ``old_root`` to ``new_root``."""
+    paths = [str(new_root / Path(p).relative_to(old_root)) for p in ref.paths]
+    return Ref(ref.kind, ref.type, ref.content_hash, paths, list(ref.rows), ref.producer)

@@ -1,0 +1,94 @@
+"""``rag``: the command line. Each subcommand lives in its own module, imported only when used,
+so ``rag --help`` stays fast (no torch, no Hydra, no pyarrow)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+
+from orchestrator import __version__
+
+COMMANDS = {
+    "run": ("run", "run a recipe (resumes by default; -m sweeps)"),
+    "plan": ("plan", "show what a run would do: each step FRESH / STALE / MISSING and why"),
+    "status": ("status", "show the steps of a run: state, duration, cache hit/miss"),
+    "show": ("show", "show an artifact of a run: type, schema, rows, first rows"),
+    "dag": ("dag", "print a recipe's DAG as text, mermaid or dot"),
+    "stages": ("stages", "list registered stages with inputs, outputs and config fields"),
+    "gc": ("gc", "remove cache entries no recent run references"),
+}
+
+EPILOG = """examples:
+  rag run conf/dynamicrag_demo.yaml                      # run (or resume) the CPU demo
+  rag run conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # sweep; upstream once
+  rag plan conf/dynamicrag_llama3.yaml                   # what would run, and why
+  rag status                                             # the latest run
+  rag show retrieve                                      # first rows of a step's output
+  rag <command> --help                                   # examples for each command
+
+exit codes: 0 ok, 1 a step failed, 2 a recipe or usage error.
+set RAGLINE_FULL_ERROR=1 to see tracebacks."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rag", description="ragline: RAG training recipes as typed, cached, resumable DAGs.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"ragline {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    parser.subparsers = {}
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(f"orchestrator.cli.{module}")
+        p = sub.add_parser(name, help=help_text, description=help_text, epilog=mod.EXAMPLES,
+                           formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(p)
+        p.set_defaults(func=mod.main, command=name)
+        parser.subparsers[name] = p
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from orchestrator.errors import RagError
+
+    argv = sys.argv[1:] if argv is None else argv
+    parser = build_parser()
+    if not argv:
+        parser.print_help()
+        return 0
+    try:
+        if argv[0] in parser.subparsers:  # overrides and flags may be mixed: a=1 --only x b=2
+            args = parser.subparsers[argv[0]].parse_intermixed_args(argv[1:])
+        else:
+            args = parser.parse_args(argv)
+    except SystemExit as e:
+        return 2 if e.code not in (0, None) else 0
+    if getattr(args, "command", None) is None:
+        parser.print_help()
+        return 0
+    from orchestrator.logs import console, setup_cli_logging
+
+    setup_cli_logging(getattr(args, "verbose", False))
+    try:
+        return int(args.func(args) or 0)
+    except RagError as e:
+        if os.environ.get("RAGLINE_FULL_ERROR") == "1":
+            raise
+        console().print(f"[red]error:[/] {e.message}", soft_wrap=True)
+        if e.hint:
+            console().print(f"  hint: {e.hint}", soft_wrap=True)
+        return e.exit_code
+    except KeyboardInterrupt:
+        console().print("[yellow]interrupted[/]: finished steps are cached; rerun the same command to resume")
+        return 130
+    except Exception as e:  # noqa: BLE001 - an internal error: one line unless asked
+        if os.environ.get("RAGLINE_FULL_ERROR") == "1":
+            raise
+        console().print(f"[red]internal error:[/] {type(e).__name__}: {e}", soft_wrap=True)
+        console().print("  set RAGLINE_FULL_ERROR=1 for the traceback")
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,57 @@
+"""Shared by the subcommands: compose a recipe into DAGs, find runs."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from orchestrator.errors import ConfigError
+
+
+def add_recipe_arguments(p) -> None:
+    p.add_argument("recipe", help="recipe path (conf/x.yaml) or a name in ./conf")
+    p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
+    p.add_argument("-m", "--multirun", action="store_true",
+                   help="sweep: run every combination of comma-separated override values")
+    p.add_argument("--runs-dir", default=None, help="where runs and the cache live (default: ./runs)")
+
+
+def load(args):
+    """(recipe path, members, dags) for the recipe and overrides on the command line."""
+    from orchestrator.dag import build_dag
+    from orchestrator.recipe import compose, find_recipe
+
+    recipe = find_recipe(args.recipe)
+    members = compose(recipe, list(args.overrides), args.multirun)
+    dags = [build_dag(recipe, m.config) for m in members]
+    return recipe, members, dags
+
+
+def runs_dir(args, dag=None) -> Path:
+    if getattr(args, "runs_dir", None):
+        return Path(args.runs_dir)
+    if dag is not None:
+        return Path(dag.settings.get("runs_dir") or "runs")
+    return Path("runs")
+
+
+def find_run(runs: Path, spec: str | None) -> Path:
+    """A run directory from a path, a run name under runs/<recipe>/, or the latest run."""
+    if spec:
+        p = Path(spec)
+        if (p / "status.json").is_file():
+            return p
+        hits = sorted(runs.glob(f"*/{spec}")) + sorted(runs.glob(f"*/*/{spec}"))
+        hits = [h for h in hits if (h / "status.json").is_file()]
+        if hits:
+            return hits[-1]
+        raise ConfigError(f"run '{spec}' not found under {runs}/",
+                          hint="`rag status` shows the latest run; runs live in runs/<recipe>/<time>")
+    latest = runs / "latest"
+    if (latest / "status.json").is_file():
+        return latest.resolve()
+    raise ConfigError(f"no run found under {runs}/", hint="start one: rag run conf/dynamicrag_demo.yaml")
+
+
+def read_status(run: Path) -> dict:
+    return json.loads((run / "status.json").read_text())

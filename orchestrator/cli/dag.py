@@ -1,0 +1,64 @@
+"""``rag dag``: print a recipe's DAG as text, mermaid or graphviz dot."""
+
+from __future__ import annotations
+
+EXAMPLES = """examples:
+  rag dag conf/dynamicrag_demo.yaml
+  rag dag conf/dynamicrag_llama3.yaml --format mermaid > dag.md
+  rag dag conf/dynamicrag_llama3.yaml --format dot | dot -Tpng > dag.png"""
+
+
+def add_arguments(p) -> None:
+    from orchestrator.cli.common import add_recipe_arguments
+
+    add_recipe_arguments(p)
+    p.add_argument("--format", choices=["text", "mermaid", "dot"], default="text")
+
+
+def render(dag, fmt: str) -> str:
+    """The DAG in ``fmt``: one line per step (text), or a mermaid / dot graph."""
+    lines = []
+    if fmt == "text":
+        for name, step in dag.steps.items():
+            extra = []
+            if step.shards > 1:
+                extra.append(f"{step.shards} shards")
+            if step.gpus:
+                extra.append(f"{step.gpus} GPU/shard")
+            ins = ", ".join(f"{k}<-{w}" for k, w in step.inputs.items())
+            outs = ", ".join(f"{o}:{t.__name__}" for o, t in step.spec.outputs.items())
+            lines.append(f"{name} [{step.spec.name}{'; ' + ', '.join(extra) if extra else ''}]"
+                         f"  in: {ins or '-'}  out: {outs}")
+        for name, path in dag.sources.items():
+            lines.append(f"source {name}: {path}")
+        return "\n".join(lines)
+    if fmt == "mermaid":
+        lines.append("flowchart LR")
+        for name in dag.sources:
+            lines.append(f"  {name}[({name})]")
+        for name, step in dag.steps.items():
+            label = step.spec.name + (f" x{step.shards}" if step.shards > 1 else "")
+            lines.append(f"  {name}[\"{name}<br/>{label}\"]")
+            for iname, w in step.inputs.items():
+                lines.append(f"  {w.node} -->|{iname}| {name}")
+        return "\n".join(lines)
+    lines.append("digraph ragline {\n  rankdir=LR;")
+    for name in dag.sources:
+        lines.append(f'  "{name}" [shape=cylinder];')
+    for name, step in dag.steps.items():
+        label = step.spec.name + (f" x{step.shards}" if step.shards > 1 else "")
+        lines.append(f'  "{name}" [shape=box, label="{name}\\n{label}"];')
+        for iname, w in step.inputs.items():
+            lines.append(f'  "{w.node}" -> "{name}" [label="{iname}"];')
+    lines.append("}")
+    return "\n".join(lines)
+
+
+def main(args) -> int:
+    import sys
+
+    from orchestrator.cli.common import load
+
+    _, _, dags = load(args)
+    sys.stdout.write(render(dags[0], args.format) + "\n")
+    return 0

@@ -1,0 +1,78 @@
+"""``rag plan``: what a run would do, step by step, and why; nothing is executed."""
+
+from __future__ import annotations
+
+EXAMPLES = """examples:
+  rag plan conf/dynamicrag_demo.yaml
+  rag plan conf/dynamicrag_llama3.yaml steps.retrieve.k=100   # what a change would recompute
+  rag plan conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # shared steps counted once
+  rag plan conf/dynamicrag_demo.yaml --json | jq '.members[0].steps'"""
+
+
+def add_arguments(p) -> None:
+    from orchestrator.cli.common import add_recipe_arguments
+
+    add_recipe_arguments(p)
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--force", action="append", default=[], metavar="STEP", help="as in rag run")
+    p.add_argument("--from", dest="from_", action="append", default=[], metavar="STEP", help="as in rag run")
+
+
+def main(args) -> int:
+    import json
+    import sys
+
+    from orchestrator.cli.common import load, runs_dir
+    from orchestrator.hashing import SourceMemo
+    from orchestrator.logs import console
+    from orchestrator.plan import load_history, plan
+    from orchestrator.runner import Options, check_selection
+    from orchestrator.store import Store
+
+    recipe, members, dags = load(args)
+    runs = runs_dir(args, dags[0])
+    store = Store.for_runs(runs)
+    memo = SourceMemo(store.root / "sources.json")
+    history = load_history(runs, recipe)
+    plans = []
+    for dag in dags:
+        check_selection(dag, Options(force=set(args.force), from_=set(args.from_)))
+        force = set(args.force) | dag.downstream(set(args.from_))
+        plans.append(plan(dag, store, memo, history, force))
+    memo.save()
+    unique: dict[str, str] = {}
+    total = 0
+    for p in plans:
+        for s in p.steps.values():
+            for k in s.keys:
+                total += 1
+                unique.setdefault(k, s.state)
+    to_run = sum(1 for st in unique.values() if st != "FRESH")
+    if args.json:
+        out = {"recipe": str(recipe), "members": [
+            {"overrides": m.overrides, "problems": p.problems,
+             "steps": [s.to_json() for s in p.steps.values()]} for m, p in zip(members, plans)],
+            "tasks": total, "unique_tasks": len(unique), "tasks_to_run": to_run}
+        sys.stdout.write(json.dumps(out, indent=1) + "\n")
+        return 0
+    from rich.table import Table
+
+    colors = {"FRESH": "green", "STALE": "yellow", "MISSING": "red"}
+    for m, p in zip(members, plans):
+        if len(plans) > 20 and m.index >= 3:
+            break
+        title = f"{recipe.name}" + (f" [{' '.join(m.overrides)}]" if m.overrides else "")
+        table = Table(title=title)
+        for col in ("step", "stage", "state", "shards", "why"):
+            table.add_column(col)
+        for s in p.steps.values():
+            shards = f"{s.cached_shards}/{s.shards}" if s.shards > 1 else ""
+            table.add_row(s.step, s.stage, f"[{colors[s.state]}]{s.state}[/]", shards, s.cause)
+        console().print(table)
+        for problem in p.problems:
+            console().print(f"[red]problem:[/] {problem} (a run would stop here)")
+    if len(plans) > 20:
+        console().print(f"... {len(plans) - 3} more members")
+    console().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "
+                    f"(shared steps counted once), {to_run} to run")
+    return 0

@@ -1,0 +1,71 @@
+"""``rag run``: compose, validate, plan, execute; resume by rerunning the same command."""
+
+from __future__ import annotations
+
+EXAMPLES = """examples:
+  rag run conf/dynamicrag_demo.yaml                          # CPU demo; a second run is a no-op
+  rag run conf/dynamicrag_demo.yaml data.corpus=corpus.jsonl data.train_questions=train.jsonl \\
+      data.eval_questions=dev.jsonl                          # your own data
+  rag run conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # sweep, shared upstream once
+  rag run conf/dynamicrag_llama3.yaml --force rerank         # recompute one step (cut-off downstream)
+  rag run conf/dynamicrag_llama3.yaml --from sft             # recompute sft and everything after it
+  rag run conf/dynamicrag_llama3.yaml --only evaluate        # one step, upstream must be cached
+
+After a failure, rerun the same command: finished steps and shards are reused."""
+
+
+def add_arguments(p) -> None:
+    from orchestrator.cli.common import add_recipe_arguments
+
+    add_recipe_arguments(p)
+    p.add_argument("--only", action="append", default=[], metavar="STEP",
+                   help="run only this step (repeatable); its inputs must be cached")
+    p.add_argument("--from", dest="from_", action="append", default=[], metavar="STEP",
+                   help="recompute this step and everything downstream of it")
+    p.add_argument("--force", action="append", default=[], metavar="STEP",
+                   help="recompute this step even if cached (downstream reruns only if its output changes)")
+    p.add_argument("-j", "--jobs", type=int, default=0, help="parallel shard workers (default: CPU cores or GPU slots)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("-v", "--verbose", action="store_true", help="log INFO to the terminal")
+
+
+def main(args) -> int:
+    import time
+    from pathlib import Path
+
+    from orchestrator.cli.common import load, runs_dir
+    from orchestrator.cli.summary import print_run_summary, print_sweep_summary
+    from orchestrator.logs import console
+    from orchestrator.rundir import RunDir, shell_command
+    from orchestrator.runner import Options, Runner
+    from orchestrator.store import Store
+
+    recipe, members, dags = load(args)
+    runs = runs_dir(args, dags[0])
+    store = Store.for_runs(runs)
+    command = shell_command()
+    opts = Options(set(args.only), set(args.from_), set(args.force), args.jobs,
+                   not args.no_progress, command)
+    sweep = None
+    if len(members) > 1:
+        sweep = Path(runs) / recipe.stem / (time.strftime("%Y%m%d-%H%M%S") + "-sweep")
+        console().print(f"sweep: {len(members)} members -> {sweep}")
+    results = []
+    for member, dag in zip(members, dags):
+        path = RunDir.new_path(runs, recipe, sweep, member.index)
+        run = RunDir(path, recipe, member.overrides, command)
+        run.write_config(member.raw)
+        if sweep is not None:
+            console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
+        ok = Runner(dag, store, runs, run, opts).execute()
+        results.append((member, run, ok))
+        if len(members) == 1:
+            print_run_summary(run.status)
+    if sweep is not None:
+        print_sweep_summary(results)
+    failed = [r for r in results if not r[2]]
+    if failed:
+        console().print(f"[red]{len(failed)} run(s) failed.[/] Finished steps are cached; resume with:\n  {command}")
+        return 1
+    console().print(f"run record: {results[-1][1].path}")
+    return 0

@@ -1,0 +1,61 @@
+"""``rag stages``: every registered stage with its inputs, outputs and config fields."""
+
+from __future__ import annotations
+
+EXAMPLES = """examples:
+  rag stages                 # all stages
+  rag stages retrieve        # one stage, with its docstring
+  rag stages --json"""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("name", nargs="?", help="one stage")
+    p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                   help="also import stages from this module")
+    p.add_argument("--json", action="store_true")
+
+
+def describe(spec) -> dict:
+    import dataclasses
+
+    fields = {}
+    nonsem = spec.nonsemantic_fields()
+    for name, f in spec.config_fields().items():
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        fields[name] = {"type": getattr(f.type, "__name__", str(f.type)), "default": default,
+                        "in_cache_key": name not in nonsem}
+    return {"name": spec.name, "version": spec.version, "module": spec.module,
+            "shard_by": spec.shard_by,
+            "inputs": {n: {"type": i.type.__name__, "optional": i.optional} for n, i in spec.inputs.items()},
+            "outputs": {n: t.__name__ for n, t in spec.outputs.items()},
+            "config": fields, "doc": spec.doc}
+
+
+def main(args) -> int:
+    import json
+    import sys
+
+    from orchestrator.logs import console
+    from orchestrator.registry import get_stage, load_stages
+
+    registry = load_stages(args.imports)
+    specs = [get_stage(args.name, "rag stages")] if args.name else \
+        [registry[n] for n in sorted(registry)]
+    infos = [describe(s) for s in specs]
+    if args.json:
+        sys.stdout.write(json.dumps(infos, indent=1, default=str) + "\n")
+        return 0
+    c = console()
+    for info in infos:
+        shard = f", shardable by {info['shard_by']}" if info["shard_by"] else ""
+        c.print(f"[bold]{info['name']}[/] v{info['version']}{shard}  [dim]{info['module']}[/]")
+        if args.name and info["doc"]:
+            c.print(info["doc"], markup=False)
+        ins = ", ".join(f"{n}: {i['type']}{'?' if i['optional'] else ''}" for n, i in info["inputs"].items())
+        outs = ", ".join(f"{n}: {t}" for n, t in info["outputs"].items())
+        c.print(f"  inputs:  {ins or '-'}", markup=False)
+        c.print(f"  outputs: {outs}", markup=False)
+        for name, f in info["config"].items():
+            note = "" if f["in_cache_key"] else "  (not in cache key)"
+            c.print(f"  {name}: {f['type']} = {f['default']!r}{note}", markup=False)
+    return 0

@@ -1,0 +1,97 @@
+"""``StageContext``: what a running stage may know about its task (shard, GPUs, dirs, log)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+T = TypeVar("T")
+
+
+class StageContext:
+    """Run context of one task. See docs/writing-stages.md for the contract."""
+
+    def __init__(self, step: str, shard_index: int, num_shards: int, workdir: Path,
+                 scratch: Path, log: logging.Logger, gpus: list[int] | None = None,
+                 show_progress: bool = False):
+        self.step = step
+        self.shard_index = shard_index
+        self.num_shards = num_shards
+        self.workdir = workdir
+        self._scratch = scratch
+        self.log = log
+        self.gpus = list(gpus or [])
+        self.show_progress = show_progress
+        self._device: str | None = None
+
+    @property
+    def device(self) -> str:
+        """``"cuda"`` when this task was given a GPU and torch sees one, else ``"cpu"``."""
+        if self._device is None:
+            self._device = "cpu"
+            if self.gpus:
+                import torch
+
+                if torch.cuda.is_available():
+                    self._device = "cuda"
+        return self._device
+
+    @property
+    def scratch(self) -> Path:
+        """A directory that survives a crash of this task (e.g. trainer checkpoints to resume)."""
+        self._scratch.mkdir(parents=True, exist_ok=True)
+        return self._scratch
+
+    def new_dir(self, name: str = "out") -> Path:
+        """A fresh empty directory for a directory output."""
+        path = self.workdir / "new" / name
+        path.mkdir(parents=True, exist_ok=False)
+        return path
+
+    def progress(self, iterable: Iterable[T], total: int | None = None,
+                 desc: str | None = None) -> Iterator[T]:
+        """Iterate with a progress bar on the terminal and progress lines in the step's log."""
+        if total is None and hasattr(iterable, "__len__"):
+            total = len(iterable)  # type: ignore[arg-type]
+        desc = desc or self.step
+        bar = None
+        if self.show_progress and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            bar = tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+        start, last, every = time.monotonic(), 0.0, 10.0
+        for i, item in enumerate(iterable, 1):
+            yield item
+            if bar is not None:
+                bar.update(1)
+            now = time.monotonic()
+            if now - last >= every or (total and i == total):
+                last = now
+                rate = i / max(now - start, 1e-9)
+                frac = f"{i}/{total}" if total else str(i)
+                self.log.info("%s: %s (%.1f/s)", desc, frac, rate)
+        if bar is not None:
+            bar.close()
+
+
+def visible_gpus() -> list[int]:
+    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``, no torch import."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [int(x) for x in env.split(",") if x.strip().isdigit()]
+    import shutil
+    import subprocess
+
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [int(x) for x in out.split() if x.strip().isdigit()]

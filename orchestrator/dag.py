@@ -1,0 +1,230 @@
+"""Build the DAG of a composed recipe: steps, sources, wires; type-check every edge; order it.
+
+Everything here runs before any stage does: a wrong key, a missing input, a type mismatch or a
+cycle is a ``ConfigError`` naming the recipe line and key path, with a did-you-mean.
+
+Recipe shape::
+
+    sources:                 # external files and directories, hashed by content
+      corpus: data/psgs_w100.tsv
+    steps:
+      retrieve:
+        stage: retrieve      # a registered stage
+        inputs: {questions: load.train, index: index, encoder: encoder}   # step.output | step | source
+        shards: 8            # split the stage's shard_by input into 8 row ranges
+        gpus: 1              # per shard
+        k: 50                # everything else is the stage's config
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.artifacts import Artifact, schema_problems
+from orchestrator.config import RESERVED, check_step_config, locate
+from orchestrator.errors import ConfigError, did_you_mean
+from orchestrator.hashing import canonical_json
+from orchestrator.registry import StageSpec, get_stage, load_stages
+
+DEFAULT_SETTINGS = {"imports": [], "max_parallel": 0, "isolate": "auto", "runs_dir": "runs"}
+
+
+@dataclass
+class Wire:
+    """Where an input comes from: a step's output, or a source."""
+
+    node: str
+    output: str | None  # None for a source
+
+    def __str__(self) -> str:
+        return self.node if self.output is None else f"{self.node}.{self.output}"
+
+
+@dataclass
+class Step:
+    name: str
+    spec: StageSpec
+    config: dict
+    semantic: dict
+    inputs: dict[str, Wire]
+    shards: int = 1
+    gpus: int = 0
+
+
+@dataclass
+class Dag:
+    recipe: Path
+    steps: dict[str, Step]  # in execution order
+    sources: dict[str, str | None]
+    settings: dict = field(default_factory=dict)
+
+    def downstream(self, names: set[str]) -> set[str]:
+        """``names`` and every step that depends on one of them."""
+        out = set(names)
+        for step in self.steps.values():  # topological order: one pass suffices
+            if any(w.node in out for w in step.inputs.values()):
+                out.add(step.name)
+        return out
+
+    def upstream(self, name: str) -> set[str]:
+        out, todo = set(), [name]
+        while todo:
+            for w in self.steps[todo.pop()].inputs.values():
+                if w.node in self.steps and w.node not in out:
+                    out.add(w.node)
+                    todo.append(w.node)
+        return out
+
+
+_checked: dict[tuple, dict] = {}
+
+
+def _check_config(spec: StageSpec, values: dict, where: str) -> dict:
+    memo = (spec.name, where, canonical_json(values))
+    if memo not in _checked:
+        _checked[memo] = check_step_config(spec.config_cls, values, where)
+    return _checked[memo]
+
+
+def _edge_problems(consumer: type[Artifact], producer: type[Artifact]) -> list[str]:
+    if consumer.kind != producer.kind:
+        return [f"it is a {producer.kind} ({producer.__name__}), expected a {consumer.kind}"]
+    if consumer.kind == "table":
+        if consumer.schema is None or producer.schema is None:
+            return []
+        return schema_problems(consumer.schema, producer.schema)
+    if not issubclass(producer, consumer) and consumer.__name__ not in ("Directory", "Metrics"):
+        return [f"it is {producer.__name__}, expected {consumer.__name__}"]
+    return []
+
+
+def _source_path(name: str, value, recipe: Path) -> str | None:
+    if isinstance(value, dict):
+        value = value.get("path")
+    if value is None or isinstance(value, str):
+        return value
+    raise ConfigError(f"{locate(recipe, name)}: sources.{name}: expected a path or null, got {value!r}")
+
+
+def build_dag(recipe: Path, cfg: dict) -> Dag:
+    """Validate a composed recipe and return its DAG in execution order."""
+    settings = {**DEFAULT_SETTINGS, **(cfg.get("ragline") or {})}
+    load_stages(settings.get("imports") or [])
+    steps_cfg = cfg.get("steps")
+    if not isinstance(steps_cfg, dict) or not steps_cfg:
+        raise ConfigError(f"{recipe}: no 'steps' mapping; a recipe names its steps under steps:",
+                          hint="see conf/ for examples")
+    sources = {n: _source_path(n, v, recipe) for n, v in (cfg.get("sources") or {}).items()}
+    clash = set(sources) & set(steps_cfg)
+    if clash:
+        raise ConfigError(f"{recipe}: '{sorted(clash)[0]}' is both a source and a step; rename one")
+
+    steps: dict[str, Step] = {}
+    for name, body in steps_cfg.items():
+        where = f"steps.{name}"
+        at = locate(recipe, name)
+        if not isinstance(body, dict) or "stage" not in body:
+            raise ConfigError(f"{at}: {where}: expected a mapping with a 'stage' key")
+        spec = get_stage(str(body["stage"]), f"{at}: {where}.stage")
+        values = {k: v for k, v in body.items() if k not in RESERVED}
+        try:
+            config = _check_config(spec, values, where)
+        except ConfigError as e:
+            e.message = f"{locate(recipe, e.message.split(':')[0])}: {e.message}"
+            raise
+        semantic = {k: v for k, v in config.items() if k not in spec.nonsemantic_fields()}
+        wires = {}
+        given = body.get("inputs") or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"{at}: {where}.inputs: expected a mapping input: step.output")
+        for iname, ref in given.items():
+            if iname not in spec.inputs:
+                raise ConfigError(f"{at}: {where}.inputs.{iname}: stage '{spec.name}' has no input "
+                                  f"'{iname}'{did_you_mean(iname, spec.inputs)}",
+                                  hint=f"its inputs are: {', '.join(spec.inputs) or 'none'}")
+            if ref is None:
+                continue
+            wires[iname] = _wire(str(ref), steps_cfg, sources, f"{at}: {where}.inputs.{iname}")
+        for iname, ispec in spec.inputs.items():
+            if iname not in wires and not ispec.optional:
+                raise ConfigError(f"{at}: {where}.inputs.{iname}: missing; stage '{spec.name}' needs "
+                                  f"a {ispec.type.__name__} here",
+                                  hint=f"add inputs: {{{iname}: STEP.OUTPUT}} to step '{name}'")
+        shards, gpus = body.get("shards", 1), body.get("gpus", 0)
+        if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+            raise ConfigError(f"{at}: {where}.shards: expected an integer >= 1, got {shards!r}")
+        if shards > 1 and spec.shard_by is None:
+            raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' is not shardable; "
+                              "remove shards or use a stage with shard_by")
+        if shards > 1 and any(t.kind == "metrics" for t in spec.outputs.values()):
+            raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' writes metrics and cannot be sharded")
+        if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0:
+            raise ConfigError(f"{at}: {where}.gpus: expected an integer >= 0 (GPUs per shard), got {gpus!r}")
+        steps[name] = Step(name, spec, config, semantic, wires, shards, gpus)
+
+    for step in steps.values():  # type-check every edge from a step
+        for iname, wire in step.inputs.items():
+            consumer = step.spec.inputs[iname].type
+            where = f"{locate(recipe, step.name)}: steps.{step.name}.inputs.{iname}"
+            if wire.output is None:
+                if consumer.kind not in ("file", "dir"):
+                    raise ConfigError(f"{where}: source '{wire.node}' is a path, but stage "
+                                      f"'{step.spec.name}' expects a {consumer.__name__} table here",
+                                      hint="load the file with a loading step and wire its output")
+                continue
+            producer = steps[wire.node].spec.outputs[wire.output]
+            problems = _edge_problems(consumer, producer)
+            if problems:
+                raise ConfigError(f"{where}: '{wire}' does not fit {consumer.__name__}: {problems[0]}"
+                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
+    order = _toposort(steps, recipe)
+    return Dag(recipe, {n: steps[n] for n in order}, sources, settings)
+
+
+def _wire(ref: str, steps_cfg: dict, sources: dict, where: str) -> Wire:
+    node, _, output = ref.partition(".")
+    if node in sources and not output:
+        return Wire(node, None)
+    if node not in steps_cfg:
+        raise ConfigError(f"{where}: '{ref}' names no step or source"
+                          f"{did_you_mean(node, list(steps_cfg) + list(sources))}")
+    spec = get_stage(str(steps_cfg[node].get("stage")), f"steps.{node}.stage")
+    if not output:
+        if len(spec.outputs) != 1:
+            raise ConfigError(f"{where}: step '{node}' has several outputs; name one: "
+                              + ", ".join(f"{node}.{o}" for o in spec.outputs))
+        output = next(iter(spec.outputs))
+    if output not in spec.outputs:
+        raise ConfigError(f"{where}: step '{node}' has no output '{output}'"
+                          f"{did_you_mean(output, spec.outputs)}",
+                          hint=f"its outputs are: {', '.join(spec.outputs)}")
+    return Wire(node, output)
+
+
+def _toposort(steps: dict[str, Step], recipe: Path) -> list[str]:
+    """Kahn's algorithm, stable in recipe order; a cycle is reported with its path."""
+    deps = {n: {w.node for w in s.inputs.values() if w.node in steps} for n, s in steps.items()}
+    order: list[str] = []
+    done: set[str] = set()
+    while len(order) < len(steps):
+        ready = [n for n in steps if n not in done and deps[n] <= done]
+        if not ready:
+            cycle = _find_cycle({n: d for n, d in deps.items() if n not in done})
+            raise ConfigError(f"{recipe}: the steps form a cycle: {' -> '.join(cycle)}",
+                              hint="a step cannot depend on its own output; break one wire")
+        order.extend(ready)
+        done.update(ready)
+    return order
+
+
+def _find_cycle(deps: dict[str, set[str]]) -> list[str]:
+    start = next(iter(deps))
+    path, seen = [start], {start}
+    node = start
+    while True:
+        node = sorted(deps[node] & set(deps))[0]
+        if node in seen:
+            return path[path.index(node):] + [node]
+        path.append(node)
+        seen.add(node)

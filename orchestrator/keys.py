@@ -1,0 +1,52 @@
+"""Cache keys of tasks, and what a changed key is explained by.
+
+key(task) = sha256(canonical JSON of {stage, version, semantic config, input content hashes,
+shard}). Inputs enter by *content* hash, not by the upstream key, so when a rerun upstream step
+produces identical bytes every downstream key is unchanged (early cut-off).
+"""
+
+from __future__ import annotations
+
+from orchestrator.hashing import key_of
+
+
+def material(stage: str, version: int, semantic: dict, inputs: dict[str, str | None],
+             shard: tuple[int, int] | None) -> dict:
+    return {"stage": stage, "version": version, "config": semantic, "inputs": inputs,
+            "shard": list(shard) if shard else None}
+
+
+def task_key(mat: dict) -> str:
+    return key_of(mat)
+
+
+def explain(old: dict, new: dict, input_names: dict[str, str]) -> str:
+    """Why ``new`` material differs from ``old``: the first few changes, human-readable.
+
+    >>> old = {"stage": "dpo", "version": 1, "config": {"beta": 0.1}, "inputs": {"pairs": "a"}, "shard": None}
+    >>> new = {"stage": "dpo", "version": 1, "config": {"beta": 0.05}, "inputs": {"pairs": "a"}, "shard": None}
+    >>> explain(old, new, {"pairs": "pairs"})
+    'config: beta 0.1 -> 0.05'
+    """
+    causes = []
+    if old.get("stage") != new["stage"]:
+        causes.append(f"stage {old.get('stage')} -> {new['stage']}")
+    if old.get("version") != new["version"]:
+        causes.append(f"code version {old.get('version')} -> {new['version']}")
+    oc, nc = old.get("config") or {}, new["config"]
+    changed = [k for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)]
+    if changed:
+        shown = ", ".join(f"{k} {_short(oc.get(k))} -> {_short(nc.get(k))}" for k in changed[:3])
+        causes.append("config: " + shown + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""))
+    oi, ni = old.get("inputs") or {}, new["inputs"]
+    for name in sorted(set(oi) | set(ni)):
+        if oi.get(name) != ni.get(name):
+            causes.append(f"{input_names.get(name, name)} changed")
+    if old.get("shard") != new["shard"]:
+        causes.append(f"shards {old.get('shard')} -> {new['shard']}")
+    return "; ".join(causes) or "entry missing from the cache (removed by gc?)"
+
+
+def _short(v) -> str:
+    text = repr(v)
+    return text if len(text) <= 30 else text[:27] + "..."

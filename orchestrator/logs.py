@@ -1,0 +1,60 @@
+"""Logging: a rich console for people, one log file per task for the record."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_console = None
+
+
+def console():
+    """The shared rich console (stderr), created on first use."""
+    global _console
+    if _console is None:
+        from rich.console import Console
+
+        _console = Console(stderr=True, highlight=False)
+    return _console
+
+
+def setup_cli_logging(verbose: bool = False) -> None:
+    """WARNING and above to the terminal (INFO with -v); step logs go to files."""
+    root = logging.getLogger()
+    root.setLevel(logging.INFO)
+    level = logging.INFO if verbose else logging.WARNING
+    if not any(getattr(h, "_ragline", False) for h in root.handlers):
+        from rich.logging import RichHandler
+
+        h = RichHandler(console=console(), show_path=False, show_time=False, level=level)
+        h._ragline = True  # type: ignore[attr-defined]
+        root.addHandler(h)
+    for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def task_log(path: str | Path):
+    """Send every log record (stage, libraries, warnings) to ``path`` while the task runs."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(path, mode="a", encoding="utf-8")
+    handler.setFormatter(logging.Formatter(FORMAT))
+    handler.setLevel(logging.INFO)
+    root = logging.getLogger()
+    root.addHandler(handler)
+    logging.captureWarnings(True)
+    try:
+        yield
+    finally:
+        root.removeHandler(handler)
+        handler.close()
+
+
+def worker_logging(path: str | Path) -> None:
+    """A worker process logs to its task file (its stdout/stderr are redirected there too)."""
+    logging.basicConfig(level=logging.INFO, format=FORMAT, stream=sys.stderr)
+    logging.captureWarnings(True)

@@ -1,0 +1,197 @@
+"""The ``@stage`` decorator and the registry of stages.
+
+A stage is a plain function whose signature is its contract (see docs/writing-stages.md):
+artifact-typed parameters are inputs, one dataclass parameter is the config, ``ctx`` is the
+context, and the return annotation is the output (an artifact type or a NamedTuple of them).
+The decorator checks all of that at import time and says how to fix what is wrong.
+
+Stages are found through the ``ragline.stages`` entry-point group (the ``stages`` package of this
+distribution registers itself there) and through a recipe's ``ragline.imports`` list.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import inspect
+import os
+import sys
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from orchestrator.artifacts import Artifact, Table
+from orchestrator.errors import ConfigError, did_you_mean
+
+REGISTRY: dict[str, "StageSpec"] = {}
+SEMANTIC = "ragline_semantic"
+
+
+def nonsemantic(default: Any) -> Any:
+    """A config field that cannot change a stage's output (batch size, workers, log interval).
+
+    It is left out of the cache key, so changing it never recomputes anything.
+    """
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata={SEMANTIC: False})
+    return field(default=default, metadata={SEMANTIC: False})
+
+
+@dataclass
+class InputSpec:
+    name: str
+    type: type[Artifact]
+    optional: bool
+
+
+@dataclass
+class StageSpec:
+    name: str
+    version: int
+    fn: Callable
+    inputs: dict[str, InputSpec]
+    outputs: dict[str, type[Artifact]]
+    config_cls: type | None
+    config_param: str | None
+    ctx_param: str | None
+    shard_by: str | None
+    multi_output: bool
+    doc: str = ""
+
+    @property
+    def module(self) -> str:
+        return self.fn.__module__
+
+    def config_fields(self) -> dict[str, dataclasses.Field]:
+        return {f.name: f for f in dataclasses.fields(self.config_cls)} if self.config_cls else {}
+
+    def nonsemantic_fields(self) -> set[str]:
+        return {n for n, f in self.config_fields().items() if f.metadata.get(SEMANTIC) is False}
+
+
+def _artifact_type(annotation) -> tuple[type[Artifact] | None, bool]:
+    """(artifact class, optional?) of an annotation like ``Questions`` or ``File | None``."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) == 1 and len(typing.get_args(annotation)) == 2:
+            cls, _ = _artifact_type(args[0])
+            return cls, True
+        return None, False
+    if inspect.isclass(annotation) and issubclass(annotation, Artifact):
+        return annotation, False
+    return None, False
+
+
+def stage(name: str, *, version: int = 1, shard_by: str | None = None):
+    """Register a function as the stage ``name``.
+
+    Args:
+        name: the name recipes use in ``stage:``.
+        version: bump it by hand when the stage's semantics change; it is part of the cache key.
+        shard_by: the table input split into contiguous row ranges when a step sets ``shards: N``.
+    """
+
+    def wrap(fn: Callable) -> Callable:
+        where = f"stage '{name}' ({fn.__module__}.{fn.__qualname__})"
+        if not isinstance(version, int):
+            raise TypeError(f"{where}: version must be an int, got {version!r}")
+        try:
+            hints = typing.get_type_hints(fn)
+        except Exception as e:  # noqa: BLE001 - an unresolvable annotation is a definition error
+            raise TypeError(f"{where}: cannot resolve annotations ({e}); import the types at "
+                            "module level") from None
+        inputs: dict[str, InputSpec] = {}
+        config_cls = config_param = ctx_param = None
+        for pname, param in inspect.signature(fn).parameters.items():
+            ann = hints.get(pname)
+            if ann is None:
+                raise TypeError(f"{where}: parameter '{pname}' has no type annotation; annotate "
+                                "it with an artifact type, the config dataclass or StageContext")
+            cls, optional = _artifact_type(ann)
+            if cls is not None:
+                if optional and param.default is not None:
+                    raise TypeError(f"{where}: optional input '{pname}' needs '= None'")
+                inputs[pname] = InputSpec(pname, cls, optional)
+            elif getattr(ann, "__name__", "") == "StageContext":
+                ctx_param = pname
+            elif dataclasses.is_dataclass(ann):
+                if config_cls is not None:
+                    raise TypeError(f"{where}: two config dataclasses ('{config_param}', "
+                                    f"'{pname}'); merge them into one")
+                config_cls, config_param = ann, pname
+            else:
+                raise TypeError(f"{where}: parameter '{pname}: {ann}' is neither an artifact "
+                                "type, a config dataclass nor StageContext")
+        ret = hints.get("return")
+        outputs: dict[str, type[Artifact]] = {}
+        multi = False
+        single, _ = _artifact_type(ret) if ret is not None else (None, False)
+        if single is not None:
+            outputs["out"] = single
+        elif inspect.isclass(ret) and issubclass(ret, tuple) and hasattr(ret, "_fields"):
+            multi = True
+            for fname, fann in typing.get_type_hints(ret).items():
+                cls, _ = _artifact_type(fann)
+                if cls is None:
+                    raise TypeError(f"{where}: output field '{fname}' of {ret.__name__} is not "
+                                    "an artifact type")
+                outputs[fname] = cls
+        else:
+            raise TypeError(f"{where}: the return annotation must be an artifact type or a "
+                            f"NamedTuple of artifact types, got {ret!r}")
+        if shard_by is not None:
+            spec = inputs.get(shard_by)
+            if spec is None or not issubclass(spec.type, Table):
+                raise TypeError(f"{where}: shard_by='{shard_by}' must name a Table input; inputs "
+                                f"are {sorted(inputs)}")
+        if config_cls is not None:
+            for f in dataclasses.fields(config_cls):
+                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                    raise TypeError(f"{where}: config field '{f.name}' needs a default (use "
+                                    "omegaconf.MISSING for a value the recipe must set)")
+        if name in REGISTRY and REGISTRY[name].fn.__qualname__ != fn.__qualname__:
+            raise TypeError(f"{where}: the name '{name}' is already registered by "
+                            f"{REGISTRY[name].module}")
+        REGISTRY[name] = StageSpec(name, version, fn, inputs, outputs, config_cls, config_param,
+                                   ctx_param, shard_by, multi, inspect.getdoc(fn) or "")
+        fn.stage_spec = REGISTRY[name]
+        return fn
+
+    return wrap
+
+
+_loaded: set[str] = set()
+
+
+def load_stages(imports: list[str] | None = None) -> dict[str, StageSpec]:
+    """Import the stage modules: the ``ragline.stages`` entry points, then ``imports``."""
+    modules = []
+    if "__entry_points__" not in _loaded:
+        from importlib.metadata import entry_points
+
+        modules += [ep.value for ep in entry_points(group="ragline.stages")]
+        _loaded.add("__entry_points__")
+    modules += list(imports or [])
+    if imports and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # a recipe's own stage modules, like a Hydra app's
+    for mod in modules:
+        if mod in _loaded:
+            continue
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            raise ConfigError(f"cannot import stage module '{mod}': {e}",
+                              hint="check ragline.imports in the recipe, or pip install the "
+                                   "package that provides it") from None
+        _loaded.add(mod)
+    return REGISTRY
+
+
+def get_stage(name: str, where: str) -> StageSpec:
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise ConfigError(f"{where}: unknown stage '{name}'{did_you_mean(name, REGISTRY)}",
+                          hint="`rag stages` lists the registered stages")
+    return spec

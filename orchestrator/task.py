@@ -1,0 +1,141 @@
+"""Run one task (a step, or one shard of it) and commit its outputs to the store.
+
+The same function runs in the runner's process (light steps) and in a worker subprocess (shards,
+GPU steps): take the key's lock, reuse the entry if another process made it meanwhile, call the
+stage, write and hash its outputs in a temporary directory, rename it into place.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from orchestrator.artifacts import Ref, write_artifact
+from orchestrator.context import StageContext
+from orchestrator.errors import DataError, RagError
+from orchestrator.registry import load_stages
+from orchestrator.store import Entry, Store
+
+log = logging.getLogger("ragline")
+
+
+@dataclass
+class Task:
+    step: str
+    stage: str
+    config: dict
+    inputs: dict[str, dict | None]  # name -> {"ref": Ref json, "start", "stop"} or None
+    key: str
+    material: dict
+    shard: list[int] = field(default_factory=lambda: [0, 1])
+    gpus: list[int] = field(default_factory=list)
+    log: str = ""
+    force: bool = False
+    imports: list[str] = field(default_factory=list)
+    cache_root: str = ""
+    show_progress: bool = False
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @property
+    def label(self) -> str:
+        i, n = self.shard
+        return self.step if n == 1 else f"{self.step}[{i}/{n}]"
+
+
+def _handles(spec, task: Task) -> dict:
+    kwargs = {}
+    for name, ispec in spec.inputs.items():
+        given = task.inputs.get(name)
+        if given is None:
+            kwargs[name] = None
+            continue
+        ref = Ref(**given["ref"])
+        if ispec.type.kind == "table":
+            kwargs[name] = ispec.type(ref, given.get("start", 0), given.get("stop"))
+        else:
+            kwargs[name] = ispec.type(ref)
+    return kwargs
+
+
+def _empty_outputs(spec) -> dict | None:
+    """Outputs for an empty shard, when every output is a table: empty tables, no stage call."""
+    if any(t.kind != "table" for t in spec.outputs.values()):
+        return None
+    return {name: t.schema.empty_table() for name, t in spec.outputs.items()}
+
+
+def run_task(task: Task, store: Store, wait_note=None) -> tuple[Entry, bool]:
+    """Compute ``task`` unless its key is already cached; returns (entry, was_cached)."""
+    spec = load_stages(task.imports)[task.stage]
+    lock = store.lock(task.key)
+    if wait_note is not None:
+        try:
+            lock.acquire(timeout=0)
+        except Exception:  # noqa: BLE001 - filelock.Timeout: someone else computes this key
+            wait_note(task)
+            lock.acquire()
+    else:
+        lock.acquire()
+    try:
+        if not task.force:
+            entry = store.lookup(task.key)
+            if entry is not None:
+                return entry, True
+        return _compute(task, spec, store), False
+    finally:
+        lock.release()
+
+
+def _compute(task: Task, spec, store: Store) -> Entry:
+    tmp = store.new_tmp(task.key)
+    step_log = logging.getLogger(f"ragline.step.{task.step}")
+    ctx = StageContext(task.step, task.shard[0], task.shard[1], tmp, store.scratch(task.key),
+                       step_log, task.gpus, task.show_progress)
+    kwargs = _handles(spec, task)
+    shard_input = kwargs.get(spec.shard_by) if spec.shard_by else None
+    start = time.time()
+    try:
+        result = None
+        if shard_input is not None and shard_input.num_rows == 0 and task.shard[1] > 1:
+            result = _empty_outputs(spec)
+            step_log.info("shard %s is empty: wrote empty outputs", task.label)
+        if result is None:
+            if spec.config_param:
+                kwargs[spec.config_param] = spec.config_cls(**task.config)
+            if spec.ctx_param:
+                kwargs[spec.ctx_param] = ctx
+            step_log.info("%s: stage %s v%d starts (key %s)", task.label, spec.name, spec.version,
+                          task.key[:12])
+            value = spec.fn(**kwargs)
+            result = value._asdict() if spec.multi_output else {"out": value}
+        refs = {}
+        for name, cls in spec.outputs.items():
+            if name not in result:
+                raise DataError(f"step '{task.step}' returned no value for output '{name}'")
+            refs[name] = write_artifact(result[name], cls, tmp / "outputs" / name,
+                                        f"{task.step}.{name}", task.key)
+        duration = time.time() - start
+        if task.log and Path(task.log).is_file():
+            shutil.copyfile(task.log, tmp / "_log.txt")
+        meta = {"key": task.key, "step": task.step, "stage": spec.name, "version": spec.version,
+                "material": task.material, "shard": task.shard, "duration": duration,
+                "created": time.time(), "outputs": {n: r.to_json() for n, r in refs.items()}}
+        entry = store.commit(tmp, task.key, meta)
+        step_log.info("%s: done in %.2fs", task.label, duration)
+        return entry
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def one_line(exc: BaseException) -> str:
+    """The message a user sees for a failed task (no traceback)."""
+    if isinstance(exc, RagError):
+        return exc.message
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

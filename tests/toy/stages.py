@@ -1,0 +1,125 @@
+"""Toy stages for the orchestrator's tests and benchmarks: real artifacts, trivial work."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import pyarrow as pa
+
+from orchestrator.api import DataError, Directory, File, Metrics, StageContext, Table, nonsemantic, stage
+
+
+class Numbers(Table):
+    schema = pa.schema([("id", pa.string()), ("x", pa.float64())])
+
+
+class Words(Table):
+    schema = pa.schema([("id", pa.string()), ("word", pa.string())])
+
+
+class Blob(Directory):
+    """A directory with one file per row."""
+
+
+class Summary(Metrics):
+    """Sum and count."""
+
+
+@dataclass
+class GenConfig:
+    n: int = 8
+    start: float = 0.0
+
+
+@stage("toy_gen", version=1)
+def toy_gen(cfg: GenConfig, path: File | None = None) -> Numbers:
+    """Numbers 0..n-1 (+start), or one number per line of ``path``."""
+    if path is not None:
+        rows = []
+        for i, line in enumerate(path.path.read_text().splitlines(), 1):
+            try:
+                rows.append({"id": str(i), "x": float(line)})
+            except ValueError:
+                raise DataError(f"{path.path}:{i}: expected a number, got {line!r}") from None
+        return rows
+    return [{"id": str(i), "x": cfg.start + i} for i in range(cfg.n)]
+
+
+@dataclass
+class MapConfig:
+    add: float = 0.0
+    mul: float = 1.0
+    sleep: float = nonsemantic(0.0)        # seconds per task, to test kills and concurrency
+    fail_marker: str = nonsemantic("")     # fail while this file exists
+    count_file: str = nonsemantic("")      # append a line per execution (counts computations)
+
+
+@stage("toy_map", version=1, shard_by="numbers")
+def toy_map(numbers: Numbers, cfg: MapConfig, ctx: StageContext) -> Numbers:
+    """x -> x * mul + add, row by row; shardable."""
+    if cfg.count_file:
+        with open(cfg.count_file, "a") as f:
+            f.write(f"{ctx.step} {ctx.shard_index} {os.getpid()}\n")
+    if cfg.fail_marker and Path(cfg.fail_marker).exists():
+        raise RuntimeError(f"failing because {cfg.fail_marker} exists")
+    rows = numbers.rows()
+    out = []
+    for r in ctx.progress(rows, desc="map"):
+        out.append({"id": r["id"], "x": r["x"] * cfg.mul + cfg.add})
+    if cfg.sleep:
+        time.sleep(cfg.sleep)
+    ctx.log.info("mapped %d rows", len(out))
+    return out
+
+
+@dataclass
+class SumConfig:
+    label: str = ""
+
+
+@stage("toy_sum", version=1)
+def toy_sum(numbers: Numbers, cfg: SumConfig) -> Summary:
+    rows = numbers.rows()
+    return {"sum": float(sum(r["x"] for r in rows)), "count": len(rows), "label": cfg.label or "sum"}
+
+
+class Split(NamedTuple):
+    low: Numbers
+    high: Numbers
+
+
+@dataclass
+class SplitConfig:
+    threshold: float = 3.0
+
+
+@stage("toy_split", version=1)
+def toy_split(numbers: Numbers, cfg: SplitConfig) -> Split:
+    rows = numbers.rows()
+    return Split([r for r in rows if r["x"] < cfg.threshold], [r for r in rows if r["x"] >= cfg.threshold])
+
+
+@stage("toy_blob", version=1, shard_by="numbers")
+def toy_blob(numbers: Numbers, ctx: StageContext) -> Blob:
+    out = ctx.new_dir("blob")
+    for r in numbers.rows():
+        (out / f"{r['id']}.txt").write_text(str(r["x"]))
+    return out
+
+
+@stage("toy_words", version=1)
+def toy_words(numbers: Numbers) -> Words:
+    return [{"id": r["id"], "word": str(r["x"])} for r in numbers.rows()]
+
+
+@stage("toy_read_blob", version=1)
+def toy_read_blob(blob: Blob) -> Numbers:
+    rows = []
+    for shard in sorted(p for p in blob.path.iterdir()):
+        for f in sorted(shard.glob("*.txt")):
+            rows.append({"id": f.stem, "x": float(f.read_text())})
+    return rows
