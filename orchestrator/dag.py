@@ -42,9 +42,28 @@ class Wire:
 
 
 @dataclass
+class StageInfo:
+    """What the planner and runner need of a stage: plain data, so a built DAG can be cached
+    and a no-op rerun never imports the stage modules (nor pyarrow, nor torch)."""
+
+    name: str
+    version: int
+    shard_by: str | None
+    inputs: dict[str, dict]  # name -> {kind, type, optional}
+    outputs: dict[str, dict]  # name -> {kind, type}
+
+    @classmethod
+    def of(cls, spec: StageSpec) -> "StageInfo":
+        return cls(spec.name, spec.version, spec.shard_by,
+                   {n: {"kind": i.type.kind, "type": i.type.__name__, "optional": i.optional}
+                    for n, i in spec.inputs.items()},
+                   {n: {"kind": t.kind, "type": t.__name__} for n, t in spec.outputs.items()})
+
+
+@dataclass
 class Step:
     name: str
-    spec: StageSpec
+    stage: StageInfo
     config: dict
     semantic: dict
     inputs: dict[str, Wire]
@@ -121,6 +140,7 @@ def build_dag(recipe: Path, cfg: dict) -> Dag:
         raise ConfigError(f"{recipe}: '{sorted(clash)[0]}' is both a source and a step; rename one")
 
     steps: dict[str, Step] = {}
+    specs: dict[str, StageSpec] = {}
     for name, body in steps_cfg.items():
         where = f"steps.{name}"
         at = locate(recipe, name)
@@ -161,25 +181,78 @@ def build_dag(recipe: Path, cfg: dict) -> Dag:
             raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' writes metrics and cannot be sharded")
         if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0:
             raise ConfigError(f"{at}: {where}.gpus: expected an integer >= 0 (GPUs per shard), got {gpus!r}")
-        steps[name] = Step(name, spec, config, semantic, wires, shards, gpus)
+        steps[name] = Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus)
+        specs[name] = spec
 
     for step in steps.values():  # type-check every edge from a step
         for iname, wire in step.inputs.items():
-            consumer = step.spec.inputs[iname].type
+            consumer = specs[step.name].inputs[iname].type
             where = f"{locate(recipe, step.name)}: steps.{step.name}.inputs.{iname}"
             if wire.output is None:
                 if consumer.kind not in ("file", "dir"):
                     raise ConfigError(f"{where}: source '{wire.node}' is a path, but stage "
-                                      f"'{step.spec.name}' expects a {consumer.__name__} table here",
+                                      f"'{step.stage.name}' expects a {consumer.__name__} table here",
                                       hint="load the file with a loading step and wire its output")
                 continue
-            producer = steps[wire.node].spec.outputs[wire.output]
+            producer = specs[wire.node].outputs[wire.output]
             problems = _edge_problems(consumer, producer)
             if problems:
                 raise ConfigError(f"{where}: '{wire}' does not fit {consumer.__name__}: {problems[0]}"
                                   + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
     order = _toposort(steps, recipe)
     return Dag(recipe, {n: steps[n] for n in order}, sources, settings)
+
+
+def load_dag(recipe: Path, cfg: dict, cache_dir: Path | None) -> Dag:
+    """``build_dag`` remembered by composed config, valid while no stage module file changes.
+
+    A no-op rerun then plans from plain JSON without importing any stage module.
+    """
+    import json
+    import os
+
+    from orchestrator import __version__
+    from orchestrator.hashing import key_of
+    from orchestrator.registry import module_files
+
+    if cache_dir is None:
+        return build_dag(recipe, cfg)
+    path = cache_dir / f"{key_of([str(recipe), cfg, __version__])}.json"
+    try:
+        data = json.loads(path.read_text())
+        if all(_stamp(f[0]) == f for f in data["files"]):
+            return _dag_from_json(recipe, data["dag"])
+    except (FileNotFoundError, json.JSONDecodeError, KeyError, OSError):
+        pass
+    dag = build_dag(recipe, cfg)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps({"files": module_files(), "dag": _dag_to_json(dag)}))
+    os.replace(tmp, path)
+    return dag
+
+
+def _stamp(path: str) -> list:
+    import os
+
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _dag_to_json(dag: Dag) -> dict:
+    from dataclasses import asdict
+
+    return {"steps": [{**asdict(s), "inputs": {k: [w.node, w.output] for k, w in s.inputs.items()}}
+                      for s in dag.steps.values()],
+            "sources": dag.sources, "settings": dag.settings}
+
+
+def _dag_from_json(recipe: Path, data: dict) -> Dag:
+    steps = {}
+    for s in data["steps"]:
+        steps[s["name"]] = Step(s["name"], StageInfo(**s["stage"]), s["config"], s["semantic"],
+                                {k: Wire(*w) for k, w in s["inputs"].items()}, s["shards"], s["gpus"])
+    return Dag(recipe, steps, data["sources"], data["settings"])
 
 
 def _wire(ref: str, steps_cfg: dict, sources: dict, where: str) -> Wire:

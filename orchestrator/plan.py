@@ -72,7 +72,7 @@ def input_refs(step: Step, outputs: dict[str, dict[str, Ref]], sources: dict[str
     for name, wire in step.inputs.items():
         if wire.output is None:
             ref = sources.get(wire.node)
-            if ref is None and not step.spec.inputs[name].optional and problems is not None:
+            if ref is None and not step.stage.inputs[name]["optional"] and problems is not None:
                 problems.append(f"steps.{step.name}.inputs.{name}: source '{wire.node}' has no path; "
                                 f"set it in the recipe or with {wire.node}=PATH-override")
             refs[name] = ref
@@ -82,7 +82,7 @@ def input_refs(step: Step, outputs: dict[str, dict[str, Ref]], sources: dict[str
 
 
 def step_material(step: Step, hashes: dict[str, str | None], shard: tuple[int, int] | None) -> dict:
-    return material(step.spec.name, step.spec.version, step.semantic, hashes, shard)
+    return material(step.stage.name, step.stage.version, step.semantic, hashes, shard)
 
 
 def shard_specs(step: Step) -> list[tuple[int, int] | None]:
@@ -95,7 +95,7 @@ def gather(step: Step, entries: list, store: Store) -> dict[str, Ref]:
         return entries[0].outputs()
     per = [e.outputs() for e in entries]
     out = {}
-    for name in step.spec.outputs:
+    for name in step.stage.outputs:
         parts = [p[name] for p in per]
         first = parts[0]
         digest = hash_strings([p.content_hash for p in parts])
@@ -153,14 +153,14 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
             state = "STALE" if old else "MISSING"
             cause = f"after upstream '{waiting[0]}' runs"
             pending[step.name] = keys[0]
-            steps[step.name] = StepPlan(step.name, step.spec.name, state, cause, step.shards, 0,
+            steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, 0,
                                         keys, False)
             continue
         entries = [store.lookup(k) for k in keys]
         cached = sum(e is not None for e in entries)
         if cached == len(keys) and step.name not in force:
             outputs[step.name] = gather(step, entries, store)
-            steps[step.name] = StepPlan(step.name, step.spec.name, "FRESH", "cached", step.shards,
+            steps[step.name] = StepPlan(step.name, step.stage.name, "FRESH", "cached", step.shards,
                                         cached, keys, True)
             continue
         pending[step.name] = keys[0]
@@ -174,6 +174,6 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
         else:
             state, cause = "MISSING", ("never computed" if not cached
                                        else f"{cached}/{len(keys)} shards cached")
-        steps[step.name] = StepPlan(step.name, step.spec.name, state, cause, step.shards, cached,
+        steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, cached,
                                     keys, True)
     return Plan(steps, problems)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import copy
 import itertools
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,6 @@ class Member:
     overrides: list[str]
     config: dict  # resolved, plain containers
     index: int = 0
-    raw: Any = field(default=None, repr=False)  # the OmegaConf object, for saving as YAML
 
 
 def find_recipe(spec: str) -> Path:
@@ -99,9 +98,12 @@ def _apply(cfg, ov, text: str, recipe: Path) -> None:
             node = OmegaConf.select(cfg, parent) if parent else cfg
             del node[leaf]
             return
-        if ov.type == OverrideType.CHANGE and not exists:
-            parent, _, leaf = key.rpartition(".")
-            node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+        parent, _, leaf = key.rpartition(".")
+        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
+        # A stage config field left at its default is not in the YAML: allow steps.X.field=v
+        # (build_dag then checks the field name against the stage's config, with did-you-mean).
+        in_step = parent.startswith("steps.") and parent.count(".") == 1 and OmegaConf.is_dict(node)
+        if ov.type == OverrideType.CHANGE and not exists and not in_step:
             siblings = list(node.keys()) if node is not None and OmegaConf.is_dict(node) else []
             raise ConfigError(
                 f"override '{text}': {recipe.name} has no key '{key}'{did_you_mean(leaf, siblings)}",
@@ -112,8 +114,56 @@ def _apply(cfg, ov, text: str, recipe: Path) -> None:
         OmegaConf.update(cfg, key, ov.value(), merge=False, force_add=True)
 
 
-def compose(recipe: Path, overrides: list[str], multirun: bool = False) -> list[Member]:
-    """Compose ``recipe`` with ``overrides``; one Member per sweep combination."""
+def _compose_key(recipe: Path, overrides: list[str], multirun: bool) -> str | None:
+    """A key for the composed result: recipe, overrides and every config file's size and mtime.
+
+    None when a config reads the environment or the clock (``${oc.env:…}``, ``${now:…}``).
+    """
+    import os
+
+    from orchestrator.hashing import key_of
+
+    files = []
+    for root, dirs, names in os.walk(recipe.parent):
+        dirs.sort()
+        for name in sorted(names):
+            if name.endswith((".yaml", ".yml")):
+                path = os.path.join(root, name)
+                with open(path, "rb") as f:
+                    text = f.read()
+                if b"${oc.env" in text or b"${now" in text:
+                    return None
+                st = os.stat(path)
+                files.append([path, st.st_size, st.st_mtime_ns])
+    return key_of([str(recipe), overrides, multirun, files, 1])
+
+
+def compose(recipe: Path, overrides: list[str], multirun: bool = False,
+            cache_dir: Path | None = None) -> list[Member]:
+    """Compose ``recipe`` with ``overrides``; one Member per sweep combination.
+
+    With ``cache_dir``, the composed result is remembered: an unchanged recipe with the same
+    overrides is not composed again (Hydra costs ~0.3 s; a no-op rerun must stay well under 0.5 s).
+    """
+    import json
+
+    key = _compose_key(recipe, overrides, multirun) if cache_dir is not None else None
+    cached = cache_dir / f"{key}.json" if key else None
+    if cached is not None and cached.is_file():
+        data = json.loads(cached.read_text())
+        return [Member(recipe, m["overrides"], m["config"], i) for i, m in enumerate(data)]
+    members = _compose(recipe, overrides, multirun)
+    if cached is not None:
+        import os
+
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps([{"overrides": m.overrides, "config": m.config} for m in members]))
+        os.replace(tmp, cached)
+    return members
+
+
+def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
@@ -147,5 +197,5 @@ def compose(recipe: Path, overrides: list[str], multirun: bool = False) -> list[
             first = str(e).strip().splitlines()[0]
             key = getattr(e, "full_key", "")
             raise ConfigError(f"{recipe}: {'key ' + key + ': ' if key else ''}{first}") from None
-        out.append(Member(recipe, member, resolved, i, cfg))
+        out.append(Member(recipe, member, resolved, i))
     return out

@@ -163,6 +163,19 @@ def stage(name: str, *, version: int = 1, shard_by: str | None = None):
 
 
 _loaded: set[str] = set()
+_packages: set[str] = set()
+
+
+def module_files() -> list[list]:
+    """[path, size, mtime_ns] of every loaded stage module file: a built DAG stays valid while
+    none of them changes."""
+    out = []
+    for name, mod in sorted(sys.modules.items()):
+        path = getattr(mod, "__file__", None)
+        if path and any(name == p or name.startswith(p + ".") for p in _packages):
+            st = os.stat(path)
+            out.append([path, st.st_size, st.st_mtime_ns])
+    return out
 
 
 def load_stages(imports: list[str] | None = None) -> dict[str, StageSpec]:
@@ -173,9 +186,11 @@ def load_stages(imports: list[str] | None = None) -> dict[str, StageSpec]:
 
         modules += [ep.value for ep in entry_points(group="ragline.stages")]
         _loaded.add("__entry_points__")
+        _packages.update(m.split(".")[0] for m in modules)
     modules += list(imports or [])
     if imports and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # a recipe's own stage modules, like a Hydra app's
+    _packages.update(m.rsplit(".", 1)[0] if "." in m else m for m in imports or [])
     for mod in modules:
         if mod in _loaded:
             continue

@@ -54,14 +54,10 @@ class RunDir:
             path = Path(runs_dir) / recipe.stem / f"{stamp}-{n}"
         return path
 
-    def write_config(self, raw) -> None:
-        from omegaconf import OmegaConf
+    def write_config(self, config: dict) -> None:
+        import yaml
 
-        try:
-            text = OmegaConf.to_yaml(raw, resolve=True)
-        except Exception:  # noqa: BLE001 - fall back to the unresolved text
-            text = OmegaConf.to_yaml(raw)
-        (self.path / "config.yaml").write_text(text)
+        (self.path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
 
     def write_plan(self, plan_json: dict) -> None:
         _atomic_write(self.path / "plan.json", json.dumps(plan_json, indent=1))
@@ -70,9 +66,10 @@ class RunDir:
         name = step if shard is None else f"{step}.shard-{shard[0]:05d}"
         return self.path / "logs" / f"{name}.log"
 
-    def set_step(self, step: str, **fields) -> None:
+    def set_step(self, step: str, save: bool = True, **fields) -> None:
         self.status["steps"].setdefault(step, {}).update(fields)
-        self.save()
+        if save:
+            self.save()
 
     def link(self, step: str, output: str, ref: Ref) -> None:
         """``artifacts/<step>.<output>``: a link to the cached artifact (shards: a folder of links)."""
@@ -95,13 +92,11 @@ class RunDir:
 
     def add_metrics(self, step: str, values: dict) -> None:
         self.status["metrics"][step] = values
-        _atomic_write(self.path / "metrics.json", json.dumps(self.status["metrics"], indent=2))
 
     def finish(self, ok: bool) -> None:
         self.status["state"] = "ok" if ok else "failed"
         self.status["finished"] = time.time()
-        if not self.status["metrics"]:
-            _atomic_write(self.path / "metrics.json", "{}\n")
+        _atomic_write(self.path / "metrics.json", json.dumps(self.status["metrics"], indent=2) + "\n")
         self.save()
         depth = 3 if self.path.name.startswith("member-") else 2
         latest = self.path.parents[depth - 1] / "latest"
@@ -120,4 +115,6 @@ def shell_command(argv: list[str] | None = None) -> str:
     """The command line of this process as a user would type it (``rag run ...``)."""
     argv = list(sys.argv if argv is None else argv)
     prog = "rag" if argv and Path(argv[0]).name in ("rag", "__main__.py", "cli.py") else argv[0]
+    if not argv:
+        return "rag"
     return " ".join([prog] + [shlex.quote(a) for a in argv[1:]])

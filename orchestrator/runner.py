@@ -113,7 +113,7 @@ class Runner:
             blocked = [w.node for w in step.inputs.values() if w.node in failed]
             if blocked:
                 failed.add(step.name)
-                self.run.set_step(step.name, stage=step.spec.name, state="skipped",
+                self.run.set_step(step.name, stage=step.stage.name, state="skipped",
                                   reason=f"upstream '{blocked[0]}' failed")
                 console().print(f"[yellow]-[/] {step.name:<16} skipped (upstream '{blocked[0]}' failed)")
                 continue
@@ -156,11 +156,11 @@ class Runner:
                     inputs[name] = None
                     continue
                 start, stop = 0, None
-                if shard and name == step.spec.shard_by:
+                if shard and name == step.stage.shard_by:
                     n = ref.num_rows
                     start, stop = shard[0] * n // shard[1], (shard[0] + 1) * n // shard[1]
                 inputs[name] = {"ref": ref.to_json(), "start": start, "stop": stop}
-            tasks.append(Task(step=step.name, stage=step.spec.name, config=step.config,
+            tasks.append(Task(step=step.name, stage=step.stage.name, config=step.config,
                               inputs=inputs, key=task_key(mat), material=mat,
                               shard=list(shard or (0, 1)),
                               log=str(self.run.log_path(step.name, shard)), force=force,
@@ -172,20 +172,20 @@ class Runner:
     def _run_step(self, step: Step, outputs, sources, force: bool) -> bool:
         refs = input_refs(step, outputs, sources)
         for name, ref in refs.items():
-            ispec = step.spec.inputs[name]
-            if ref is not None and ref.kind == "table" and ref.num_rows == 0 and not ispec.optional:
+            ispec = step.stage.inputs[name]
+            if ref is not None and ref.kind == "table" and ref.num_rows == 0 and not ispec["optional"]:
                 raise DataError(f"step '{step.name}' input '{name}' is empty (0 rows) from "
                                 f"'{ref.producer}'; check that step's log and its inputs")
         tasks = self._tasks(step, refs, force)
-        self.run.set_step(step.name, stage=step.spec.name, state="running", shards=len(tasks),
-                          keys=[t.key for t in tasks], log=tasks[0].log if len(tasks) == 1
-                          else str(Path(tasks[0].log).parent))
         cached = [] if force else [t for t in tasks if self.store.has(t.key)]
         todo = [t for t in tasks if t not in cached]
+        self.run.set_step(step.name, save=bool(todo), stage=step.stage.name, state="running", shards=len(tasks),
+                          keys=[t.key for t in tasks], log=tasks[0].log if len(tasks) == 1
+                          else str(Path(tasks[0].log).parent))
         start = time.time()
         if todo:
             label = f"{step.name} ({len(todo)}/{len(tasks)} shards)" if len(tasks) > 1 else step.name
-            console().print(f"[cyan]>[/] {label:<16} running stage {step.spec.name}"
+            console().print(f"[cyan]>[/] {label:<16} running stage {step.stage.name}"
                             + (f" on {step.gpus} GPU(s)/shard" if step.gpus else ""))
         results = self._execute(step, todo) if todo else {}
         duration = time.time() - start
@@ -202,7 +202,7 @@ class Runner:
             hit = "hit"
         state = "cached" if hit == "hit" else "done"
         self.history[step.name] = {"key": tasks[0].key, "material": tasks[0].material}
-        self.run.set_step(step.name, state=state, cache=hit, duration=round(duration, 3),
+        self.run.set_step(step.name, save=bool(todo), state=state, cache=hit, duration=round(duration, 3),
                           shards=len(tasks), cached_shards=len(cached))
         for name, ref in outputs[step.name].items():
             self.run.link(step.name, name, ref)

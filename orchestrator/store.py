@@ -104,6 +104,7 @@ class Store:
         tmp.mkdir(parents=True)
         for i, ref in enumerate(parts):
             os.symlink(ref.paths[0], tmp / f"shard-{i:05d}")
+        final.parent.mkdir(parents=True, exist_ok=True)
         try:
             os.replace(tmp, final)
         except OSError:  # another process made it first
@@ -127,6 +128,8 @@ class Store:
             return out
         now = time.time()
         for path in tmp.iterdir():
+            if path.name == "tasks":
+                continue
             parts = path.name.split(".")
             pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
             alive = pid is not None and _alive(pid)

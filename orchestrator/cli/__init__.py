@@ -67,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "command", None) is None:
         parser.print_help()
         return 0
+    args.argv = ["rag", *argv]
     from orchestrator.logs import console, setup_cli_logging
 
     setup_cli_logging(getattr(args, "verbose", False))

@@ -26,8 +26,8 @@ def render(dag, fmt: str) -> str:
             if step.gpus:
                 extra.append(f"{step.gpus} GPU/shard")
             ins = ", ".join(f"{k}<-{w}" for k, w in step.inputs.items())
-            outs = ", ".join(f"{o}:{t.__name__}" for o, t in step.spec.outputs.items())
-            lines.append(f"{name} [{step.spec.name}{'; ' + ', '.join(extra) if extra else ''}]"
+            outs = ", ".join(f"{o}:{t['type']}" for o, t in step.stage.outputs.items())
+            lines.append(f"{name} [{step.stage.name}{'; ' + ', '.join(extra) if extra else ''}]"
                          f"  in: {ins or '-'}  out: {outs}")
         for name, path in dag.sources.items():
             lines.append(f"source {name}: {path}")
@@ -37,7 +37,7 @@ def render(dag, fmt: str) -> str:
         for name in dag.sources:
             lines.append(f"  {name}[({name})]")
         for name, step in dag.steps.items():
-            label = step.spec.name + (f" x{step.shards}" if step.shards > 1 else "")
+            label = step.stage.name + (f" x{step.shards}" if step.shards > 1 else "")
             lines.append(f"  {name}[\"{name}<br/>{label}\"]")
             for iname, w in step.inputs.items():
                 lines.append(f"  {w.node} -->|{iname}| {name}")
@@ -46,7 +46,7 @@ def render(dag, fmt: str) -> str:
     for name in dag.sources:
         lines.append(f'  "{name}" [shape=cylinder];')
     for name, step in dag.steps.items():
-        label = step.spec.name + (f" x{step.shards}" if step.shards > 1 else "")
+        label = step.stage.name + (f" x{step.shards}" if step.shards > 1 else "")
         lines.append(f'  "{name}" [shape=box, label="{name}\\n{label}"];')
         for iname, w in step.inputs.items():
             lines.append(f'  "{w.node}" -> "{name}" [label="{iname}"];')

@@ -43,7 +43,7 @@ def main(args) -> int:
     recipe, members, dags = load(args)
     runs = runs_dir(args, dags[0])
     store = Store.for_runs(runs)
-    command = shell_command()
+    command = shell_command(args.argv)
     opts = Options(set(args.only), set(args.from_), set(args.force), args.jobs,
                    not args.no_progress, command)
     sweep = None
@@ -54,7 +54,7 @@ def main(args) -> int:
     for member, dag in zip(members, dags):
         path = RunDir.new_path(runs, recipe, sweep, member.index)
         run = RunDir(path, recipe, member.overrides, command)
-        run.write_config(member.raw)
+        run.write_config(member.config)
         if sweep is not None:
             console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
         ok = Runner(dag, store, runs, run, opts).execute()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import NamedTuple
 
 import pyarrow as pa
@@ -54,18 +53,21 @@ class MapConfig:
     add: float = 0.0
     mul: float = 1.0
     sleep: float = nonsemantic(0.0)        # seconds per task, to test kills and concurrency
-    fail_marker: str = nonsemantic("")     # fail while this file exists
-    count_file: str = nonsemantic("")      # append a line per execution (counts computations)
 
 
 @stage("toy_map", version=1, shard_by="numbers")
 def toy_map(numbers: Numbers, cfg: MapConfig, ctx: StageContext) -> Numbers:
-    """x -> x * mul + add, row by row; shardable."""
-    if cfg.count_file:
-        with open(cfg.count_file, "a") as f:
+    """x -> x * mul + add, row by row; shardable.
+
+    Test hooks from the environment: ``TOY_COUNT_FILE`` gets a line per execution;
+    ``TOY_FAIL`` lists ``step:shard`` tasks that raise.
+    """
+    me = f"{ctx.step}:{ctx.shard_index}"
+    if os.environ.get("TOY_COUNT_FILE"):
+        with open(os.environ["TOY_COUNT_FILE"], "a") as f:
             f.write(f"{ctx.step} {ctx.shard_index} {os.getpid()}\n")
-    if cfg.fail_marker and Path(cfg.fail_marker).exists():
-        raise RuntimeError(f"failing because {cfg.fail_marker} exists")
+    if me in os.environ.get("TOY_FAIL", "").split(","):
+        raise RuntimeError(f"toy failure in {me}")
     rows = numbers.rows()
     out = []
     for r in ctx.progress(rows, desc="map"):

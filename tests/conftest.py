@@ -1,0 +1,52 @@
+"""Shared fixtures: a copy of the toy recipe in a temporary directory, and a CLI runner."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def toy(tmp_path, monkeypatch):
+    """A toy recipe directory (``conf/chain.yaml``) and a runs dir, with cwd at the repo root."""
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "tests" / "toy" / "conf", conf)
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "runs" / "cache"))
+    return tmp_path
+
+
+def rag(*args: str, runs: Path | None = None) -> int:
+    """Run the CLI in this process; returns the exit code."""
+    from orchestrator.cli import main
+
+    argv = list(args)
+    if runs is not None and argv and argv[0] in ("run", "plan", "dag"):
+        argv += ["--runs-dir", str(runs)]
+    if runs is not None and argv and argv[0] in ("status", "show", "gc"):
+        argv += ["--runs-dir", str(runs)]
+    return main(argv)
+
+
+def rag_process(*args: str, cwd: Path = REPO, env: dict | None = None, **kw) -> subprocess.Popen:
+    """Start the CLI as a separate process (for kills and concurrency)."""
+    full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}
+    return subprocess.Popen([sys.executable, "-m", "orchestrator", *args], cwd=cwd, env=full_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def counts(path: Path) -> dict[str, int]:
+    """How many times each (step, shard) executed, from a toy_map count file."""
+    out: dict[str, int] = {}
+    if path.exists():
+        for line in path.read_text().splitlines():
+            step, shard, _ = line.split()
+            out[f"{step}:{shard}"] = out.get(f"{step}:{shard}", 0) + 1
+    return out
