@@ -231,9 +231,10 @@ class Runner:
                 except KeyboardInterrupt:
                     raise
                 except BaseException as e:  # noqa: BLE001 - any stage failure is reported
-                    log.debug("task failed", exc_info=True)
-                    with task_log(task.log):
-                        logging.getLogger("ragline").exception("%s failed", task.label)
+                    import traceback
+
+                    with open(task.log, "a") as f:  # the traceback goes to the log, not the terminal
+                        f.write(f"{task.label} failed:\n{traceback.format_exc()}")
                     out[task.key] = Failure(step.name, task.label, one_line(e), task.log)
             return out
         return self.executor.run_workers(step, tasks, lambda t, msg: Failure(step.name, t.label, msg, t.log))
@@ -242,6 +243,6 @@ class Runner:
         self.failures.append(Failure(step.name, shard or step.name, message, log_path))
         self.run.set_step(step.name, state="failed", error=message, log=log_path)
         where = shard if shard and shard != step.name else step.name
-        console().print(f"[red]✗ {where}[/] failed: {message}")
+        console().print(f"[red]✗ {where}[/] failed: {message}", soft_wrap=True)
         if log_path:
-            console().print(f"  log: {log_path}")
+            console().print(f"  log: {log_path}", soft_wrap=True)

@@ -65,7 +65,8 @@ def main(args) -> int:
         print_sweep_summary(results)
     failed = [r for r in results if not r[2]]
     if failed:
-        console().print(f"[red]{len(failed)} run(s) failed.[/] Finished steps are cached; resume with:\n  {command}")
+        console().print(f"[red]{len(failed)} run(s) failed.[/] Finished steps are cached; resume with:\n  {command}",
+                        soft_wrap=True)
         return 1
     console().print(f"run record: {results[-1][1].path}")
     return 0

@@ -1,0 +1,158 @@
+"""Error messages are features: each names where, what was expected, and what to do."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from conftest import rag
+
+from orchestrator.errors import did_you_mean
+from tests.toy.stages import Numbers
+
+
+@dataclass
+class C:
+    a: int = 1
+
+
+def _err(capsys) -> str:
+    return capsys.readouterr().err.replace("\n", " ")
+
+
+def test_unknown_override_key_has_did_you_mean(toy, capsys):
+    assert rag("run", str(toy / "conf/chain.yaml"), "scal=2", runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "chain.yaml has no key 'scal'" in err and "did you mean 'scale'" in err
+    assert "+scal=2" in err
+
+
+def test_unknown_step_config_field(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.sft.ad=1", runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "steps.sft.ad: unknown key" in err and "did you mean 'add'" in err
+
+
+def test_wrong_type(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.sft.add=abc", runs=toy / "runs") == 2
+    assert "steps.sft.add: expected a number, got 'abc'" in _err(capsys)
+
+
+def test_unknown_stage_and_line_number(toy, capsys):
+    recipe = toy / "conf/chain.yaml"
+    recipe.write_text(recipe.read_text().replace("stage: toy_sum", "stage: toy_summ"))
+    assert rag("plan", str(recipe), runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "chain.yaml:" in err and "unknown stage 'toy_summ'" in err
+    assert "did you mean 'toy_sum'" in err and "rag stages" in err
+
+
+def test_wire_to_missing_output_and_unknown_step(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.dpo.inputs.numbers=rewrd",
+               runs=toy / "runs") == 2
+    assert "'rewrd' names no step or source (did you mean 'reward'?)" in _err(capsys)
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.dpo.inputs.numbers=reward.outt",
+               runs=toy / "runs") == 2
+    assert "step 'reward' has no output 'outt' (did you mean 'out'?)" in _err(capsys)
+
+
+def test_type_mismatch_between_steps(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"),
+               "+steps.words={stage: toy_words, inputs: {numbers: load}}",
+               "steps.dpo.inputs.numbers=words", runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "steps.dpo.inputs.numbers: 'words.out' does not fit Numbers" in err
+    assert "column 'x' is missing" in err
+
+
+def test_cycle_is_reported_with_its_path(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.load.inputs={}",
+               "steps.retrieve.inputs.numbers=dpo", runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "cycle" in err and "retrieve -> " in err
+
+
+def test_missing_required_input(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.dpo.inputs={}", runs=toy / "runs") == 2
+    assert "steps.dpo.inputs.numbers: missing; stage 'toy_map' needs a Numbers here" in _err(capsys)
+
+
+def test_shards_on_unshardable_stage(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "+steps.evaluate.shards=2", runs=toy / "runs") == 2
+    assert "stage 'toy_sum' is not shardable" in _err(capsys)
+
+
+def test_missing_source_file_stops_before_running(toy, capsys, monkeypatch):
+    monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
+    recipe = toy / "conf/chain.yaml"
+    recipe.write_text(recipe.read_text().replace(
+        "load:      {stage: toy_gen, n: 8}", "load:      {stage: toy_gen, inputs: {path: numbers}}")
+        + "\nsources:\n  numbers: /nonexistent/numbers.txt\n")
+    assert rag("run", str(recipe), runs=toy / "runs") == 2
+    assert "source 'numbers': /nonexistent/numbers.txt does not exist" in _err(capsys)
+    assert not (toy / "count.txt").exists()
+
+
+def test_malformed_input_line_names_file_and_line(toy, capsys):
+    data = toy / "numbers.txt"
+    data.write_text("1\n2\nthree\n")
+    recipe = toy / "conf/chain.yaml"
+    recipe.write_text(recipe.read_text().replace(
+        "load:      {stage: toy_gen, n: 8}", "load:      {stage: toy_gen, inputs: {path: numbers}}")
+        + f"\nsources:\n  numbers: {data}\n")
+    assert rag("run", str(recipe), runs=toy / "runs") == 1
+    err = _err(capsys)
+    assert f"{data}:3: expected a number, got 'three'" in err
+    assert "Traceback" not in err
+
+
+def test_empty_input_table(toy, capsys):
+    assert rag("run", str(toy / "conf/chain.yaml"), "steps.load.n=0", runs=toy / "runs") == 1
+    err = _err(capsys)
+    assert "step 'retrieve' input 'numbers' is empty (0 rows) from 'load.out'" in err
+
+
+def test_gpu_asked_for_where_none_exists(toy, capsys, monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert rag("run", str(toy / "conf/chain.yaml"), "steps.retrieve.gpus=1", runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "steps.retrieve.gpus: 1 GPU(s) per shard asked for, but no CUDA GPU is visible" in err
+    assert "steps.retrieve.gpus=0" in err
+
+
+def test_sweep_value_without_multirun(toy, capsys):
+    assert rag("run", str(toy / "conf/chain.yaml"), "steps.dpo.add=1,2", runs=toy / "runs") == 2
+    assert "is a sweep; add -m" in _err(capsys)
+
+
+def test_recipe_not_found(toy, capsys):
+    assert rag("plan", "conf/dynamicrag_dmeo.yaml", runs=toy / "runs") == 2
+    assert "recipe 'conf/dynamicrag_dmeo.yaml' not found" in _err(capsys)
+
+
+def test_did_you_mean():
+    assert did_you_mean("retreive", ["retrieve", "rerank"]) == " (did you mean 'retrieve'?)"
+    assert did_you_mean("zzz", ["retrieve"]) == ""
+
+
+@pytest.mark.parametrize("bad", ["no_annotation", "two_configs", "bad_return", "bad_shard"])
+def test_stage_definition_errors_say_how_to_fix(bad):
+    from orchestrator.api import stage
+
+    with pytest.raises(TypeError) as e:
+        if bad == "no_annotation":
+            @stage("bad1")
+            def f(x): ...
+        elif bad == "two_configs":
+            @stage("bad2")
+            def f(a: C, b: C) -> Numbers: ...
+        elif bad == "bad_return":
+            @stage("bad3")
+            def f(a: C) -> int: ...
+        else:
+            @stage("bad4", shard_by="nope")
+            def f(numbers: Numbers) -> Numbers: ...
+    msg = str(e.value)
+    assert {"no_annotation": "has no type annotation", "two_configs": "two config dataclasses",
+            "bad_return": "return annotation must be an artifact type",
+            "bad_shard": "shard_by='nope' must name a Table input"}[bad] in msg
