@@ -128,6 +128,16 @@ def _source_path(name: str, value, recipe: Path) -> str | None:
 
 def build_dag(recipe: Path, cfg: dict) -> Dag:
     """Validate a composed recipe and return its DAG in execution order."""
+    try:
+        return _build_dag(recipe, cfg)
+    except ConfigError as e:  # fill in file:line, looked up only now that it is needed
+        import re
+
+        e.message = re.sub("\x00([^\x00]*)\x00", lambda m: locate(recipe, m.group(1)), e.message)
+        raise
+
+
+def _build_dag(recipe: Path, cfg: dict) -> Dag:
     settings = {**DEFAULT_SETTINGS, **(cfg.get("ragline") or {})}
     load_stages(settings.get("imports") or [])
     steps_cfg = cfg.get("steps")
@@ -143,7 +153,7 @@ def build_dag(recipe: Path, cfg: dict) -> Dag:
     specs: dict[str, StageSpec] = {}
     for name, body in steps_cfg.items():
         where = f"steps.{name}"
-        at = locate(recipe, name)
+        at = f"\x00{name}\x00"  # replaced by file:line only if an error is raised
         if not isinstance(body, dict) or "stage" not in body:
             raise ConfigError(f"{at}: {where}: expected a mapping with a 'stage' key")
         spec = get_stage(str(body["stage"]), f"{at}: {where}.stage")
@@ -151,7 +161,7 @@ def build_dag(recipe: Path, cfg: dict) -> Dag:
         try:
             config = _check_config(spec, values, where)
         except ConfigError as e:
-            e.message = f"{locate(recipe, e.message.split(':')[0])}: {e.message}"
+            e.message = f"\x00{e.message.split(':')[0]}\x00: {e.message}"
             raise
         semantic = {k: v for k, v in config.items() if k not in spec.nonsemantic_fields()}
         wires = {}
@@ -187,7 +197,7 @@ def build_dag(recipe: Path, cfg: dict) -> Dag:
     for step in steps.values():  # type-check every edge from a step
         for iname, wire in step.inputs.items():
             consumer = specs[step.name].inputs[iname].type
-            where = f"{locate(recipe, step.name)}: steps.{step.name}.inputs.{iname}"
+            where = f"\x00{step.name}\x00: steps.{step.name}.inputs.{iname}"
             if wire.output is None:
                 if consumer.kind not in ("file", "dir"):
                     raise ConfigError(f"{where}: source '{wire.node}' is a path, but stage "
@@ -230,6 +240,14 @@ def load_dag(recipe: Path, cfg: dict, cache_dir: Path | None) -> Dag:
     tmp.write_text(json.dumps({"files": module_files(), "dag": _dag_to_json(dag)}))
     os.replace(tmp, path)
     return dag
+
+
+def load_dags(recipe: Path, configs: list[dict], cache_dir: Path | None) -> list[Dag]:
+    """DAGs of a run's members: the snapshot cache for one member, plain builds for a sweep
+    (whose members share validation work through the per-config memo)."""
+    if len(configs) == 1:
+        return [load_dag(recipe, configs[0], cache_dir)]
+    return [build_dag(recipe, c) for c in configs]
 
 
 def _stamp(path: str) -> list:

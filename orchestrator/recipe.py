@@ -163,6 +163,77 @@ def compose(recipe: Path, overrides: list[str], multirun: bool = False,
     return members
 
 
+def _interpolation_refs(node, out: list[str]) -> list[str]:
+    """Every ``${...}`` body in an unresolved plain config."""
+    import re
+
+    if isinstance(node, dict):
+        for v in node.values():
+            _interpolation_refs(v, out)
+    elif isinstance(node, list):
+        for v in node:
+            _interpolation_refs(v, out)
+    elif isinstance(node, str) and "${" in node:
+        out += re.findall(r"\$\{([^}]*)\}", node) or ["."]
+    return out
+
+
+def _touches_interpolation(base, values, resolved_bases: dict, groups: tuple) -> bool:
+    """Whether an override may change an interpolated value (then the slow, exact path runs)."""
+    from omegaconf import OmegaConf
+
+    if groups not in resolved_bases:
+        plain = OmegaConf.to_container(base, resolve=False)
+        refs = _interpolation_refs(plain, [])
+        resolved_bases[groups] = (OmegaConf.to_container(base, resolve=True), refs)
+    refs = resolved_bases[groups][1]
+    for _, ov in values:
+        key = ov.key_or_group
+        value = ov.value() if ov.value() is not None else ""
+        if isinstance(value, str) and "${" in value:
+            return True
+        for ref in refs:
+            if ref.startswith(".") or ":" in ref and not ref.startswith("oc."):
+                return True
+            if ref == key or ref.startswith(key + ".") or key.startswith(ref + "."):
+                return True
+    return False
+
+
+def _apply_plain(config: dict, ov, text: str, recipe: Path) -> dict:
+    """``config`` with one override applied, copying only the dicts along the key's path."""
+    from hydra.core.override_parser.types import OverrideType
+
+    parts = ov.key_or_group.split(".")
+    root = dict(config)
+    node = root
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if not isinstance(child, dict):
+            if ov.type in (OverrideType.ADD, OverrideType.FORCE_ADD) and child is None:
+                child = {}
+            else:
+                raise ConfigError(f"override '{text}': {recipe.name} has no key "
+                                  f"'{'.'.join(parts[:depth + 1])}'{did_you_mean(part, node)}")
+        node[part] = dict(child)
+        node = node[part]
+    leaf = parts[-1]
+    in_step = len(parts) == 3 and parts[0] == "steps"
+    if ov.type == OverrideType.DEL:
+        if leaf not in node:
+            raise ConfigError(f"override '{text}': no key '{ov.key_or_group}' to delete in {recipe.name}")
+        del node[leaf]
+    elif ov.type == OverrideType.CHANGE and leaf not in node and not in_step:
+        raise ConfigError(f"override '{text}': {recipe.name} has no key '{ov.key_or_group}'"
+                          f"{did_you_mean(leaf, node)}", hint=f"to add a new key write +{text}")
+    elif ov.type == OverrideType.ADD and leaf in node:
+        raise ConfigError(f"override '{text}': key '{ov.key_or_group}' already exists",
+                          hint=f"to change it write {text.lstrip('+')}")
+    else:
+        node[leaf] = ov.value()
+    return root
+
+
 def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]:
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
@@ -173,6 +244,7 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
     conf_dir = recipe.parent
     members = expand_sweep(overrides, multirun)
     bases: dict[tuple, Any] = {}
+    resolved_bases: dict[tuple, tuple] = {}  # groups -> (resolved dict, interpolation refs)
     out = []
     for i, member in enumerate(members):
         parsed = _parse(member)
@@ -187,10 +259,17 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
                 raise ConfigError(f"{recipe}: {first}") from None
             finally:
                 GlobalHydra.instance().clear()
+        values = [(t, ov) for t, ov in zip(member, parsed) if t not in groups]
+        if len(members) > 1 and not _touches_interpolation(bases[groups], values, resolved_bases, groups):
+            # Fast path for sweeps: apply plain values to the resolved base, sharing structure.
+            config = resolved_bases[groups][0]
+            for text, ov in values:
+                config = _apply_plain(config, ov, text, recipe)
+            out.append(Member(recipe, member, config, i))
+            continue
         cfg = copy.deepcopy(bases[groups]) if len(members) > 1 else bases[groups]
-        for text, ov in zip(member, parsed):
-            if text not in groups:
-                _apply(cfg, ov, text, recipe)
+        for text, ov in values:
+            _apply(cfg, ov, text, recipe)
         try:
             resolved = OmegaConf.to_container(cfg, resolve=True)
         except OmegaConfBaseException as e:
