@@ -15,6 +15,7 @@ from stages.lib.loaders import (
     iter_json_records,
     merge_qrels,
     normalize_question,
+    passage_from_record,
     read_corpus,
     read_corpus_table,
     read_qrels,
@@ -334,3 +335,19 @@ def test_to_table_fills_lists_and_keeps_schema():
     assert table.schema == schema
     assert table.column("gold").to_pylist() == [[], []]
     assert table.column("ctxs").to_pylist()[1] == []
+
+
+def test_fast_and_streaming_paths_agree(tmp_path):
+    records = [{"id": "a", "contents": '"A"\nalpha'},
+               {"id": "b", "title": "Own title", "contents": "B line\nbeta"},
+               {"id": "c", "contents": "gamma"}]
+    p = jsonl(tmp_path / "mixed.jsonl", records)
+    expected = [{"id": "a", "title": "A", "text": "alpha"},
+                {"id": "b", "title": "Own title", "text": "B line\nbeta"},
+                {"id": "c", "title": "", "text": "gamma"}]
+    assert read_corpus(p) == expected
+    assert read_corpus(p, max_passages=3) == expected
+    assert [passage_from_record(r) for r in records] == expected
+    # int ids defeat pyarrow's typed reader: the Python path takes over
+    q = jsonl(tmp_path / "ints.jsonl", [{"id": 1, "text": "x"}, {"id": "2", "text": "y"}])
+    assert [r["id"] for r in read_corpus(q)] == ["1", "2"]
