@@ -97,6 +97,9 @@ class Dag:
 
 
 _checked: dict[tuple, dict] = {}
+_steps_memo: dict[tuple, tuple] = {}
+_edges_memo: dict[tuple, list] = {}
+_order_memo: dict[str, list] = {}
 
 
 def _check_config(spec: StageSpec, values: dict, where: str) -> dict:
@@ -137,6 +140,50 @@ def build_dag(recipe: Path, cfg: dict) -> Dag:
         raise
 
 
+def _build_step(name: str, body, steps_cfg: dict, sources: dict) -> tuple[Step, StageSpec]:
+    """Check one step's stage, config, inputs, shards and GPUs."""
+    where = f"steps.{name}"
+    at = f"\x00{name}\x00"  # replaced by file:line only if an error is raised
+    if not isinstance(body, dict) or "stage" not in body:
+        raise ConfigError(f"{at}: {where}: expected a mapping with a 'stage' key")
+    spec = get_stage(str(body["stage"]), f"{at}: {where}.stage")
+    values = {k: v for k, v in body.items() if k not in RESERVED}
+    try:
+        config = _check_config(spec, values, where)
+    except ConfigError as e:
+        e.message = f"\x00{e.message.split(':')[0]}\x00: {e.message}"
+        raise
+    semantic = {k: v for k, v in config.items() if k not in spec.nonsemantic_fields()}
+    wires = {}
+    given = body.get("inputs") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{at}: {where}.inputs: expected a mapping input: step.output")
+    for iname, ref in given.items():
+        if iname not in spec.inputs:
+            raise ConfigError(f"{at}: {where}.inputs.{iname}: stage '{spec.name}' has no input "
+                              f"'{iname}'{did_you_mean(iname, spec.inputs)}",
+                              hint=f"its inputs are: {', '.join(spec.inputs) or 'none'}")
+        if ref is None:
+            continue
+        wires[iname] = _wire(str(ref), steps_cfg, sources, f"{at}: {where}.inputs.{iname}")
+    for iname, ispec in spec.inputs.items():
+        if iname not in wires and not ispec.optional:
+            raise ConfigError(f"{at}: {where}.inputs.{iname}: missing; stage '{spec.name}' needs "
+                              f"a {ispec.type.__name__} here",
+                              hint=f"add inputs: {{{iname}: STEP.OUTPUT}} to step '{name}'")
+    shards, gpus = body.get("shards", 1), body.get("gpus", 0)
+    if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
+        raise ConfigError(f"{at}: {where}.shards: expected an integer >= 1, got {shards!r}")
+    if shards > 1 and spec.shard_by is None:
+        raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' is not shardable; "
+                          "remove shards or use a stage with shard_by")
+    if shards > 1 and any(t.kind == "metrics" for t in spec.outputs.values()):
+        raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' writes metrics and cannot be sharded")
+    if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0:
+        raise ConfigError(f"{at}: {where}.gpus: expected an integer >= 0 (GPUs per shard), got {gpus!r}")
+    return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus), spec
+
+
 def _build_dag(recipe: Path, cfg: dict) -> Dag:
     settings = {**DEFAULT_SETTINGS, **(cfg.get("ragline") or {})}
     load_stages(settings.get("imports") or [])
@@ -151,48 +198,13 @@ def _build_dag(recipe: Path, cfg: dict) -> Dag:
 
     steps: dict[str, Step] = {}
     specs: dict[str, StageSpec] = {}
+    context = canonical_json([{n: b.get("stage") if isinstance(b, dict) else None
+                               for n, b in steps_cfg.items()}, sorted(sources)])
     for name, body in steps_cfg.items():
-        where = f"steps.{name}"
-        at = f"\x00{name}\x00"  # replaced by file:line only if an error is raised
-        if not isinstance(body, dict) or "stage" not in body:
-            raise ConfigError(f"{at}: {where}: expected a mapping with a 'stage' key")
-        spec = get_stage(str(body["stage"]), f"{at}: {where}.stage")
-        values = {k: v for k, v in body.items() if k not in RESERVED}
-        try:
-            config = _check_config(spec, values, where)
-        except ConfigError as e:
-            e.message = f"\x00{e.message.split(':')[0]}\x00: {e.message}"
-            raise
-        semantic = {k: v for k, v in config.items() if k not in spec.nonsemantic_fields()}
-        wires = {}
-        given = body.get("inputs") or {}
-        if not isinstance(given, dict):
-            raise ConfigError(f"{at}: {where}.inputs: expected a mapping input: step.output")
-        for iname, ref in given.items():
-            if iname not in spec.inputs:
-                raise ConfigError(f"{at}: {where}.inputs.{iname}: stage '{spec.name}' has no input "
-                                  f"'{iname}'{did_you_mean(iname, spec.inputs)}",
-                                  hint=f"its inputs are: {', '.join(spec.inputs) or 'none'}")
-            if ref is None:
-                continue
-            wires[iname] = _wire(str(ref), steps_cfg, sources, f"{at}: {where}.inputs.{iname}")
-        for iname, ispec in spec.inputs.items():
-            if iname not in wires and not ispec.optional:
-                raise ConfigError(f"{at}: {where}.inputs.{iname}: missing; stage '{spec.name}' needs "
-                                  f"a {ispec.type.__name__} here",
-                                  hint=f"add inputs: {{{iname}: STEP.OUTPUT}} to step '{name}'")
-        shards, gpus = body.get("shards", 1), body.get("gpus", 0)
-        if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
-            raise ConfigError(f"{at}: {where}.shards: expected an integer >= 1, got {shards!r}")
-        if shards > 1 and spec.shard_by is None:
-            raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' is not shardable; "
-                              "remove shards or use a stage with shard_by")
-        if shards > 1 and any(t.kind == "metrics" for t in spec.outputs.values()):
-            raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' writes metrics and cannot be sharded")
-        if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0:
-            raise ConfigError(f"{at}: {where}.gpus: expected an integer >= 0 (GPUs per shard), got {gpus!r}")
-        steps[name] = Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus)
-        specs[name] = spec
+        memo = (context, name, canonical_json(body))
+        if memo not in _steps_memo:  # sweep members share the checks of identical steps
+            _steps_memo[memo] = _build_step(name, body, steps_cfg, sources)
+        steps[name], specs[name] = _steps_memo[memo]
 
     for step in steps.values():  # type-check every edge from a step
         for iname, wire in step.inputs.items():
@@ -205,11 +217,16 @@ def _build_dag(recipe: Path, cfg: dict) -> Dag:
                                       hint="load the file with a loading step and wire its output")
                 continue
             producer = specs[wire.node].outputs[wire.output]
-            problems = _edge_problems(consumer, producer)
+            if (consumer, producer) not in _edges_memo:
+                _edges_memo[consumer, producer] = _edge_problems(consumer, producer)
+            problems = _edges_memo[consumer, producer]
             if problems:
                 raise ConfigError(f"{where}: '{wire}' does not fit {consumer.__name__}: {problems[0]}"
                                   + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    order = _toposort(steps, recipe)
+    shape = canonical_json({n: sorted(w.node for w in st.inputs.values()) for n, st in steps.items()})
+    if shape not in _order_memo:
+        _order_memo[shape] = _toposort(steps, recipe)
+    order = _order_memo[shape]
     return Dag(recipe, {n: steps[n] for n in order}, sources, settings)
 
 

@@ -42,6 +42,11 @@ class Entry:
 class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
+        self._seen: dict[str, Entry | None] | None = None
+
+    def remember_lookups(self) -> None:
+        """Memoise lookups from now on (planning many sweep members reads each key once)."""
+        self._seen = {}
 
     @classmethod
     def for_runs(cls, runs_dir: str | Path) -> "Store":
@@ -51,6 +56,14 @@ class Store:
         return self.root / "objects" / key[:2] / key
 
     def lookup(self, key: str) -> Entry | None:
+        if self._seen is not None and key in self._seen:
+            return self._seen[key]
+        entry = self._lookup(key)
+        if self._seen is not None:
+            self._seen[key] = entry
+        return entry
+
+    def _lookup(self, key: str) -> Entry | None:
         path = self.entry_path(key)
         try:
             meta = json.loads((path / "_entry.json").read_text())

@@ -32,6 +32,7 @@ def main(args) -> int:
     recipe, members, dags = load(args)
     runs = runs_dir(args, dags[0])
     store = Store.for_runs(runs)
+    store.remember_lookups()
     memo = SourceMemo(store.root / "sources.json")
     history = load_history(runs, recipe)
     plans = []

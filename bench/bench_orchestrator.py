@@ -1,0 +1,137 @@
+"""Orchestrator overhead, measured: prints figures, asserts nothing.
+
+    python bench/bench_orchestrator.py            # all figures (about a minute on 2 cores)
+    python bench/bench_orchestrator.py --quick    # fewer repetitions
+
+Figures: `rag --help`; a no-op rerun of the fully cached 11-step toy chain (and how many artifact
+bytes it hashed); planning a 1,000-member sweep of it (11,000 steps); per-step overhead of
+executing trivial steps in-process; content hashing throughput. Reference figures for DVC and
+Snakemake on the same DAG shape, measured on this machine class, are printed beside them (from
+../shared/research/overhead-measured.md); when `dvc` or `snakemake` is on PATH it is not re-run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+CHAIN = REPO / "tests" / "toy" / "conf" / "chain.yaml"
+REFERENCE = {  # seconds, medians on this 2-core machine class (research/overhead-measured.md)
+    "no-op rerun": "DVC repro 0.744, Snakemake 0.645",
+    "plan 1000-member sweep": "Snakemake dry run 6.43, dvc status 57.4",
+    "--help": "(targets: < 0.2 s)",
+}
+
+
+def timed(cmd: list[str], env: dict, n: int) -> float:
+    times = []
+    for _ in range(n):
+        t = time.perf_counter()
+        subprocess.run(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       check=True)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    args = ap.parse_args()
+    n = 3 if args.quick else 10
+    work = Path(tempfile.mkdtemp(prefix="ragline-bench-"))
+    runs = work / "runs"
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAGLINE_CACHE": str(runs / "cache")}
+    rag = [sys.executable, "-m", "orchestrator"]
+    rag_bin = shutil.which("rag")
+    rows = []
+
+    help_cmd = [rag_bin, "--help"] if rag_bin else rag + ["--help"]
+    rows.append(("rag --help", timed(help_cmd, env, n), REFERENCE["--help"]))
+
+    run_cmd = (([rag_bin] if rag_bin else rag) + ["run", str(CHAIN), "--runs-dir", str(runs),
+                                                  "--no-progress"])
+    subprocess.run(run_cmd, env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    rows.append(("no-op rerun, 11 steps (14 tasks)", timed(run_cmd, env, n), REFERENCE["no-op rerun"]))
+
+    # Artifact bytes hashed by a no-op rerun: count calls of the hashing function in-process.
+    sys.path.insert(0, str(REPO))
+    os.chdir(REPO)
+    os.environ["RAGLINE_CACHE"] = str(runs / "cache")
+    import orchestrator.artifacts as artifacts
+    import orchestrator.hashing as hashing
+    from orchestrator.cli import main as rag_main
+
+    hashed = []
+    real = hashing.hash_file
+    hashing.hash_file = artifacts.hash_file = lambda p: hashed.append(os.path.getsize(p)) or real(p)
+    rag_main(["run", str(CHAIN), "--runs-dir", str(runs), "--no-progress"])
+    hashing.hash_file = artifacts.hash_file = real
+    rows.append(("  bytes hashed by that no-op rerun", float(sum(hashed)), "(target: 0)"))
+
+    sweep = ([rag_bin] if rag_bin else rag) + ["plan", str(CHAIN), "-m", "steps.dpo.add=range(0,1000)",
+                                               "--runs-dir", str(work / "sweep-runs")]
+    cold = []
+    for i in range(3 if not args.quick else 1):
+        shutil.rmtree(work / "sweep-runs", ignore_errors=True)
+        t = time.perf_counter()
+        subprocess.run(sweep, env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        cold.append(time.perf_counter() - t)
+    rows.append(("plan 1,000-member sweep (11,000 steps), cold", statistics.median(cold),
+                 REFERENCE["plan 1000-member sweep"]))
+    rows.append(("plan 1,000-member sweep, compose cached", timed(sweep, env, 3), ""))
+
+    # Per-step overhead: 200 trivial steps executed in-process, minus the stage's own time.
+    recipe = work / "conf" / "long.yaml"
+    recipe.parent.mkdir(parents=True)
+    steps = ["  s0: {stage: toy_gen, n: 4}"]
+    steps += [f"  s{i}: {{stage: toy_map, inputs: {{numbers: s{i - 1}}}, add: 1}}" for i in range(1, 200)]
+    recipe.write_text("ragline: {imports: [tests.toy.stages]}\nsteps:\n" + "\n".join(steps) + "\n")
+    rag_main(["plan", str(recipe), "--runs-dir", str(work / "long-runs")])  # warm imports
+    t = time.perf_counter()
+    rag_main(["run", str(recipe), "--runs-dir", str(work / "long-runs"), "--no-progress"])
+    total = time.perf_counter() - t
+    import json
+
+    status = json.loads((work / "long-runs" / "latest" / "status.json").read_text())
+    entries = list((runs.parent / "runs" / "cache").glob("objects/*/*/_entry.json"))
+    stage_time = 0.0
+    for p in (Path(os.environ["RAGLINE_CACHE"]) / "objects").glob("*/*/_entry.json"):
+        meta = json.loads(p.read_text())
+        if meta["step"].startswith("s") and meta["step"][1:].isdigit():
+            stage_time += meta["duration"]
+    del entries
+    ran = sum(1 for s in status["steps"].values() if s.get("state") == "done")
+    rows.append((f"per executed step, in-process ({ran} steps, incl. write+hash+commit)",
+                 total / max(ran, 1), "(target: < 0.05)"))
+
+    # Hashing throughput from page cache.
+    big = work / "big.bin"
+    with open(big, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(1024):
+            f.write(block)
+    real(big)  # page cache warm
+    t = time.perf_counter()
+    real(big)
+    dt = time.perf_counter() - t
+    rows.append(("content hashing, 1 GiB from page cache (GB/s)", (1 << 30) / dt / 1e9,
+                 "sha256 1.42, BLAKE3 3.2, xxh3 6.5, read 7.8"))
+
+    width = max(len(r[0]) for r in rows)
+    sys.stdout.write(f"{'figure':<{width}}  {'value':>10}  reference\n")
+    for name, value, ref in rows:
+        unit = "" if "GB/s" in name or "bytes" in name else " s"
+        sys.stdout.write(f"{name:<{width}}  {value:>8.3f}{unit:2}  {ref}\n")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
