@@ -18,8 +18,8 @@ null per-question scores. When any question has gold passage ids (``gold``), the
 The metrics also hold ``label`` (``name``, else the step name), ``num_questions``,
 ``num_scored`` (questions with a gold answer) and ``avg_selected_docs``, so a results table can
 put rows like "no retrieval", "top-3" and "DynamicRAG" side by side. All values are scalars
-(one table row per evaluation); per-dataset breakdowns come from ``per_question``, which keeps
-each question's ``dataset`` and ``num_selected``.
+(one table row per evaluation), except ``by_dataset``: when the questions come from several
+datasets (the paper's seven evaluation sets), the same metrics per dataset.
 
 Fixes relative to the seeds: ``token_f1`` is a real token F1 (the seed's ``--metric f1`` zipped
 characters); an empty prediction does not "match" every gold; golds come from ``answers`` for
@@ -55,7 +55,7 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-@stage("evaluate", version=1)
+@stage("evaluate", version=2)
 def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
     """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
     unknown = [m for m in cfg.metrics if m not in METRICS]
@@ -99,6 +99,14 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
         metrics[name] = _mean([r[name] for r in per_question if r[name] is not None])
     if retrieval_names:
         metrics["num_retrieval_questions"] = len(with_gold)
+    datasets = sorted({r["dataset"] for r in per_question})
+    if len(datasets) > 1:  # several evaluation sets in one run (the paper's seven)
+        metrics["by_dataset"] = {
+            d: {"num_questions": sum(r["dataset"] == d for r in per_question),
+                **{name: _mean([r[name] for r in per_question
+                                if r["dataset"] == d and r[name] is not None])
+                   for name in cfg.metrics + retrieval_names}}
+            for d in datasets}
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                       if isinstance(v, float) and k in cfg.metrics + retrieval_names)
     ctx.log.info("%s: %d questions (%d with gold answers): %s", metrics["label"], len(rows),

@@ -207,7 +207,9 @@ def test_evaluate(env):
     assert metrics["num_retrieval_questions"] == 1
     assert metrics["recall@1"] == 0.0 and metrics["recall@2"] == 1.0
     assert metrics["mrr@2"] == 0.5
-    assert all(not isinstance(v, (dict, list)) for v in metrics.values())   # one table row
+    assert all(not isinstance(v, (dict, list)) for k, v in metrics.items() if k != "by_dataset")
+    assert metrics["by_dataset"]["nq"]["num_questions"] == 1
+    assert metrics["by_dataset"]["tqa"]["exact_match"] == pytest.approx(0.0)
     assert [r["id"] for r in per_q] == ["1", "2", "3"]
     assert per_q[2]["exact_match"] is None and per_q[1]["recall@2"] is None
     assert [(r["dataset"], r["num_selected"]) for r in per_q] == [("nq", 1), ("tqa", 3), ("tqa", 0)]

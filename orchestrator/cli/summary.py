@@ -19,6 +19,8 @@ def metrics_table(metrics: dict[str, dict], title: str = "results"):
         for k, v in values.items():
             if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in names:
                 names.append(k)
+    if len(names) > 9:  # keep the terminal table readable; metrics.json has everything
+        names = [n for n in names if not n.startswith(("ndcg", "mrr", "num_retrieval"))][:9]
     table = Table(title=title)
     table.add_column("step")
     for n in names:
