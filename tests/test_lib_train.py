@@ -62,6 +62,18 @@ def n_changed(a: dict, b: dict) -> int:
 FAST = dict(lr=1e-2, per_device_batch_size=2, grad_accum=1, max_length=64, warmup_ratio=0.0)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """The tiny models gain nothing from 2 threads, and spinning OpenMP threads on a busy
+    2-core machine made this file 5x slower (49 s instead of 10 s)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def tiny_lm(tmp_path_factory):
     from stages.lib.tiny import tiny_causal_lm
@@ -250,3 +262,66 @@ def test_launch_command():
     assert ds[ds.index("--deepspeed_config_file") + 1] == "/cfg/zero3.json"
     with pytest.raises(ConfigError):
         launch_command(0, ["s.py"])
+
+
+def test_sft_and_dpo_stages(tiny_lm, tmp_path):
+    """The stage functions: table in, checkpoint dir out, scratch for resume, task filter."""
+    from orchestrator.api import StageContext
+    from orchestrator.artifacts import Ref, write_artifact
+    from stages.dpo import DpoConfig, dpo
+    from stages.schemas import Chat, Model, Preferences
+    from stages.sft import SftConfig, sft
+
+    def table(cls, rows, name):
+        return cls(write_artifact(rows, cls, tmp_path / name, f"test.{name}", "key"))
+
+    def ctx(step):
+        return StageContext(step, 0, 1, tmp_path / f"work-{step}", tmp_path / f"scratch-{step}",
+                            make_logger(step)[0])
+
+    base = Model(Ref("dir", Model.type_name(), "h", [str(tiny_lm)]))
+    chat = table(Chat, chat_rows(8), "chat")
+    out = sft(chat, base, SftConfig(lr=1e-2, max_steps=2, max_length=64, save_steps=1),
+              ctx("sft"))
+    stats = json.loads((out / "training_stats.json").read_text())
+    assert stats["steps"] == 2 and stats["tasks"] == {"generator": 4, "reranker": 4}
+    assert last_checkpoint(tmp_path / "scratch-sft" / "trainer").name == "checkpoint-2"
+
+    prefs = [{**r, "task": "generator" if i < 2 else "reranker"} for i, r in enumerate(pref_rows())]
+    sft_model = Model(write_artifact(out, Model, tmp_path / "sft-model", "sft.out", "key"))
+    dpo_out = dpo(table(Preferences, prefs, "prefs"), sft_model,
+                  DpoConfig(tasks=["reranker"], lr=1e-2, max_steps=2, max_length=64,
+                            per_device_batch_size=2, grad_accum=1), ctx("dpo"))
+    stats = json.loads((dpo_out / "training_stats.json").read_text())
+    assert stats["pairs_by_task"] == {"reranker": 6} and stats["num_examples"] == 6
+    with pytest.raises(DataError, match="no preference pair has a task in"):
+        dpo(table(Preferences, prefs, "prefs2"), sft_model, DpoConfig(tasks=["judge"]),
+            ctx("dpo2"))
+
+
+GENERATION_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}"
+    "{% endgeneration %}{{ '\\n' }}{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+@pytest.mark.parametrize("loss_on", ["all", "assistant"])
+def test_sft_other_loss_masks(tiny_lm, tmp_path, loss_on):
+    import shutil
+
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "lm"
+    shutil.copytree(tiny_lm, model)
+    if loss_on == "assistant":   # a template with {% generation %} markers
+        tok = AutoTokenizer.from_pretrained(str(model))
+        tok.chat_template = GENERATION_TEMPLATE
+        tok.save_pretrained(str(model))
+    rows = chat_rows(4)
+    rows[0]["messages"] = rows[0]["messages"] + [{"role": "user", "content": "more?"},
+                                                 {"role": "assistant", "content": "[3]"}]
+    stats = sft_train(model, rows, tmp_path / "out", loss_on=loss_on, max_steps=2, **FAST)
+    assert stats["loss_on"] == loss_on and stats["steps"] == 2 and stats["num_examples"] == 4
