@@ -31,6 +31,8 @@ def setup_cli_logging(verbose: bool = False) -> None:
 
         h = RichHandler(console=console(), show_path=False, show_time=False, level=level)
         h._ragline = True  # type: ignore[attr-defined]
+        # Library warnings (deprecations and the like) go to the step's log file, not the terminal.
+        h.addFilter(lambda record: record.name != "py.warnings" or verbose)
         root.addHandler(h)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)

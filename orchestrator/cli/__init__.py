@@ -70,6 +70,11 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = ["rag", *argv]
     from orchestrator.logs import console, setup_cli_logging
 
+    # Library progress bars (weights loading, shard writing) would drown the step lines; stages
+    # show their own progress through ctx.progress. Set HF_HUB_DISABLE_PROGRESS_BARS=0 to see them.
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
     setup_cli_logging(getattr(args, "verbose", False))
     try:
         return int(args.func(args) or 0)
