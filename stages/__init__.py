@@ -5,10 +5,18 @@ point names it). One file per stage; pure logic in ``stages/lib``; artifact type
 from stages import (  # noqa: F401 - imported to register the stages
     aggregate,
     convert,
+    dpo,
     evaluate,
     export,
+    index,
+    infer,
     label,
     load,
     pairs,
+    prepare_model,
+    rerank,
+    retrieve,
     reward,
+    sample,
+    sft,
 )

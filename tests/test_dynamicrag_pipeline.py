@@ -16,12 +16,47 @@ from conftest import REPO, rag
 from stages.lib.tiny import tiny_causal_lm, tiny_encoder
 
 
+def _teach_selections(path):
+    """A random-init LM answers with noise, so every sampled trajectory of a question would look
+    alike and earn the same reward: no preference pair, nothing for DPO to learn from. Teach the
+    tiny model (plain torch, a few seconds) to answer any chat with one of a few selections, so
+    sampled trajectories differ and the reward, pairs and DPO steps get real signal."""
+    import random
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.set_num_threads(1)  # a tiny model on a shared 2-core machine: one thread is fastest
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    rng = random.Random(0)
+    words = "Query: Retrieved Content: Topic: the river city founded year who what".split()
+    targets = ["[1]", "[2]", "[1], [2]", "[3]", "None", "[2], [3]"]
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(120):
+        losses = []
+        for _ in range(6):
+            user = " ".join(rng.choice(words) for _ in range(rng.randint(5, 200)))
+            prompt = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
+                                             add_generation_prompt=True)
+            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            t_ids = tok(rng.choice(targets) + "<|im_end|>", add_special_tokens=False)["input_ids"]
+            losses.append(model(input_ids=torch.tensor([p_ids + t_ids]),
+                                labels=torch.tensor([[-100] * len(p_ids) + t_ids])).loss)
+        torch.stack(losses).mean().backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(str(path))
+    return path
+
+
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     texts = ["Query: Retrieved Content: Topic: Content: None [1], [2], [3]",
              "What is the capital of Zorvia? Kelmaro was founded in 1852 by Ardan Velsh."]
-    return tiny_encoder(root / "encoder", texts), tiny_causal_lm(root / "generator", texts)
+    generator = _teach_selections(tiny_causal_lm(root / "generator", texts))
+    return tiny_encoder(root / "encoder", texts), generator
 
 
 def _weights(path):
@@ -49,9 +84,10 @@ steps:
   rerank: {{inputs: {{model: null}}, method: has_answer}}
   label: {{max_len: 4, bucket_cap: 2, total_cap: null, n_sft: 4}}
   convert: {{max_generator_docs: 3}}
-  sft: {{lora: true, lr: 1.0e-2, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 256}}
-  sample: {{n: 2, temperature: 1.0, max_new_tokens: 4, answer_max_new_tokens: 4}}
-  dpo: {{lora: true, lr: 1.0e-2, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 256}}
+  sft: {{lora: true, lr: 1.0e-3, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 2048}}
+  sample: {{n: 4, temperature: 1.0, max_new_tokens: 6, answer_max_new_tokens: 3,
+            answer_temperature: 1.0}}
+  dpo: {{lora: true, lr: 1.0e-3, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 2048}}
   infer: {{max_new_tokens: 4}}
   infer_top1: {{stage: infer, inputs: {{questions: retrieve_eval, model: generator}}, mode: topk, k: 1,
                 max_new_tokens: 4}}

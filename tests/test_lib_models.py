@@ -82,17 +82,17 @@ def test_smollm2_converted_checkpoint_answers_sensibly(smollm2_dir):
     assert "quantization_config" not in config and config["num_hidden_layers"] == 30
     gen = load_generator(str(smollm2_dir), backend="transformers")
     assert "<|im_start|>assistant" in gen.render([{"role": "user", "content": "hi"}])
-    questions = ["What is the capital of France?", "What is the largest planet in the solar system?"]
+    questions = ["What is the capital of France?", "Who wrote Romeo and Juliet?"]
     start = time.perf_counter()
     ids = gen.generate_ids([[{"role": "user", "content": q}] for q in questions],
-                           max_new_tokens=32, batch_size=2)
+                           max_new_tokens=24, batch_size=2)
     seconds = time.perf_counter() - start
     answers = [gen.tokenizer.decode(i[0], skip_special_tokens=True) for i in ids]
-    log.warning("SmolLM2 greedy: %d tokens in %.1f s (%.1f tokens/s, batch of 2): %s",
-                sum(len(i[0]) for i in ids), seconds,
-                sum(len(i[0]) for i in ids) / seconds, answers)
+    tokens = sum(len(i[0]) for i in ids)
+    log.warning("SmolLM2 greedy: %d tokens in %.1f s (%.1f tokens/s, batch of 2): %s", tokens,
+                seconds, tokens / seconds, answers)
     assert "Paris" in answers[0]
-    assert "Jupiter" in answers[1]
-    sampled = gen.chat([[{"role": "user", "content": questions[0]}]], max_new_tokens=16,
-                       temperature=0.4, n=3, seed=0)
-    assert len(sampled[0]) == 3 and all(sampled[0])
+    assert "Shakespeare" in answers[1]
+    sampled = gen.chat([[{"role": "user", "content": questions[0]}]], max_new_tokens=8,
+                       temperature=0.4, n=2, seed=0)
+    assert len(sampled[0]) == 2 and all(sampled[0])

@@ -14,6 +14,18 @@ PASSAGES = ["Hamlet is a tragedy by William Shakespeare.",
             "Paris is the capital and largest city of France. " * 3, "no"]
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    """Tiny models run fastest on one thread; with two threads on a busy 2-core machine each
+    small matmul waits on the other thread (measured: 100x slower generation)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def models(tmp_path_factory):
     from transformers import BertForSequenceClassification
@@ -49,9 +61,9 @@ def test_monot5_is_true_vs_false_softmax_at_first_decoder_step(models):
     model = AutoModelForSeq2SeqLM.from_pretrained(models["t5"])
     t, f = (tok.encode(w, add_special_tokens=False)[0] for w in ("true", "false"))
     enc = tok([MONOT5_TEMPLATE.format(q=QUESTIONS[1], d=PASSAGES[1])], return_tensors="pt")
+    start = torch.tensor([[model.config.decoder_start_token_id]])
     with torch.no_grad():
-        logits = model(**enc, decoder_input_ids=torch.tensor([[model.config.decoder_start_token_id]]
-                                                            )).logits[0, 0]
+        logits = model(**enc, decoder_input_ids=start).logits[0, 0]
     expected = torch.softmax(logits[[t, f]], -1)[0].item()
     assert got[1][1] == pytest.approx(expected, abs=1e-5)
     single = score_relevance("monot5", models["t5"], QUESTIONS, PASSAGES, batch_size=1)

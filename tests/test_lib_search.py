@@ -120,3 +120,20 @@ def test_dimension_mismatch_is_explained(tmp_path):
     save_embeddings(tmp_path, IDS[:4], EMB[:4])
     with pytest.raises(DataError, match="dimension 16"):
         ShardedIndex(tmp_path).search(np.ones((1, 8), np.float32), k=2)
+
+
+def test_faiss_ivf_on_too_few_vectors_is_a_config_error():
+    pytest.importorskip("faiss")
+    with pytest.raises(ConfigError, match="could not train"):
+        faiss_search(QUERIES, EMB[:10], k=5, factory="IVF64,Flat")
+
+
+@pytest.mark.parametrize("method", ["exact", "faiss"])
+def test_an_empty_shard_is_harmless(tmp_path, method):
+    if method == "faiss":
+        pytest.importorskip("faiss")
+    save_embeddings(tmp_path / "shard-00000", [], EMB[:0])
+    save_embeddings(tmp_path / "shard-00001", IDS[:3], EMB[:3])
+    scores, hits = ShardedIndex(tmp_path).search(QUERIES[:2], k=5, method=method)
+    assert [sorted(h) for h in hits] == [IDS[:3], IDS[:3]]
+    assert scores.shape == (2, 3)
