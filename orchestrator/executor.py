@@ -20,6 +20,15 @@ from orchestrator.context import visible_gpus
 from orchestrator.store import Store
 
 
+def _free_port() -> int:
+    """A free TCP port: two data-parallel steps at once must not both take accelerate's 29500."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 class LocalExecutor:
     def __init__(self, store: Store, settings: dict, jobs: int = 0):
         self.store = store
@@ -44,7 +53,8 @@ class LocalExecutor:
     def command(self, step, task_file: Path) -> list[str]:
         if step.gpus > 1 and step.shards == 1:
             return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
-                    str(step.gpus), "-m", "orchestrator.worker", str(task_file)]
+                    str(step.gpus), "--main_process_port", str(_free_port()),
+                    "-m", "orchestrator.worker", str(task_file)]
         return [sys.executable, "-m", "orchestrator.worker", str(task_file)]
 
     def run_workers(self, step, tasks, make_failure) -> dict[str, object]:

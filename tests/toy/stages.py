@@ -125,3 +125,10 @@ def toy_read_blob(blob: Blob) -> Numbers:
         for f in sorted(shard.glob("*.txt")):
             rows.append({"id": f.stem, "x": float(f.read_text())})
     return rows
+
+
+@stage("toy_env", version=1, shard_by="numbers")
+def toy_env(numbers: Numbers, ctx: StageContext) -> Words:
+    """Records the GPUs and threads each shard's worker was given (tests GPU assignment)."""
+    seen = f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}|{os.environ.get('OMP_NUM_THREADS', '')}"
+    return [{"id": f"{ctx.shard_index}:{r['id']}", "word": seen} for r in numbers.rows()]
