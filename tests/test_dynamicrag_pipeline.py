@@ -65,8 +65,7 @@ def _weights(path):
     return load_file(str(next(path.glob("*.safetensors"))))
 
 
-def test_dynamicrag_dag_end_to_end_with_tiny_models(tmp_path, tiny_models, monkeypatch):
-    encoder, generator = tiny_models
+def _tiny_recipe(tmp_path, encoder, generator):
     conf = tmp_path / "conf"
     shutil.copytree(REPO / "conf" / "dynamicrag", conf / "dynamicrag")
     (conf / "tiny.yaml").write_text(f"""
@@ -93,10 +92,16 @@ steps:
                 max_new_tokens: 4}}
   eval_top1: {{stage: evaluate, inputs: {{predictions: infer_top1}}, name: top-1}}
 """)
+    return conf / "tiny.yaml"
+
+
+def test_dynamicrag_dag_end_to_end_with_tiny_models(tmp_path, tiny_models, monkeypatch):
+    encoder, generator = tiny_models
+    recipe = _tiny_recipe(tmp_path, encoder, generator)
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
     monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
-    assert rag("run", str(conf / "tiny.yaml"), "--no-progress", runs=runs) == 0
+    assert rag("run", str(recipe), "--no-progress", runs=runs) == 0
     status = json.loads((runs / "latest" / "status.json").read_text())
     assert status["state"] == "ok"
     assert {s["state"] for s in status["steps"].values()} == {"done"}
@@ -113,6 +118,27 @@ steps:
     assert changed, "SFT did not change any weight"
     assert any(not (sft[k] == dpo[k]).all() for k in sft if k in dpo), "DPO did not change any weight"
 
-    assert rag("run", str(conf / "tiny.yaml"), "--no-progress", runs=runs) == 0
+    assert rag("run", str(recipe), "--no-progress", runs=runs) == 0
     again = json.loads((runs / "latest" / "status.json").read_text())
     assert {s["cache"] for s in again["steps"].values()} == {"hit"}
+
+
+def test_own_data_through_the_three_data_overrides(tmp_path, tiny_models, monkeypatch):
+    """A FlashRAG corpus and JSONL question sets with answers and gold ids, no code change."""
+    from stages.lib.synth import make_synthkb, write_synthkb
+
+    encoder, generator = tiny_models
+    recipe = _tiny_recipe(tmp_path, encoder, generator)
+    files = write_synthkb(tmp_path / "data", make_synthkb(seed=3, num_entities=8, num_train=16,
+                                                          num_eval=4), corpus_format="flashrag")
+    assert '"contents"' in files["corpus"].read_text().splitlines()[0]
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
+    assert rag("run", str(recipe), f"data.corpus={files['corpus']}",
+               f"data.train_questions={files['train']}", f"data.eval_questions={files['eval']}",
+               "--no-progress", runs=runs) == 0
+    metrics = json.loads((runs / "latest" / "metrics.json").read_text())
+    for name in ("evaluate", "eval_top1"):
+        assert {"recall@1", "recall@5", "match_gold_in_pred", "exact_match"} <= set(metrics[name])
+    assert metrics["evaluate"]["num_retrieval_questions"] == 4

@@ -1,0 +1,59 @@
+"""Every shipped recipe composes and validates; the paper recipe plans on a CPU-only machine and
+refuses to run there with a message that says why."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from conftest import REPO, rag
+
+RECIPES = sorted(p.name for p in (REPO / "conf").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("name", RECIPES)
+def test_recipe_validates(name, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(REPO)
+    assert rag("plan", f"conf/{name}", "--json", runs=tmp_path / "runs") == 0
+    plan = json.loads(capsys.readouterr().out)
+    steps = {s["step"] for s in plan["members"][0]["steps"]}
+    assert {"retrieve_train", "rerank", "label", "convert", "sft", "sample", "reward", "dpo",
+            "infer", "evaluate"} <= steps
+
+
+def test_recipe_opens_with_a_comment_and_the_run_command():
+    for name in RECIPES:
+        text = (REPO / "conf" / name).read_text()
+        assert text.startswith("#") and f"rag run conf/{name}" in text, name
+
+
+def test_paper_recipe_plans_without_gpus_and_names_missing_paths(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)  # none of the paper's data or models exist here
+    recipe = str(REPO / "conf" / "dynamicrag_llama3.yaml")
+    assert rag("plan", recipe, "--json", runs=tmp_path / "runs") == 0
+    plan = json.loads(capsys.readouterr().out)
+    problems = plan["members"][0]["problems"]
+    assert "source 'corpus': data/psgs_w100.tsv does not exist" in problems
+    assert any("models/llama3_8b" in p for p in problems)
+    shards = {s["step"]: s["shards"] for s in plan["members"][0]["steps"]}
+    assert shards["retrieve_train"] == 8 and shards["rerank"] == 8 and shards["sample"] == 8
+
+
+def test_paper_recipe_refuses_to_run_without_gpus(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert rag("run", str(REPO / "conf" / "dynamicrag_llama3.yaml"), runs=tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "GPU(s) per shard asked for, but no CUDA GPU is visible" in err
+    assert not (tmp_path / "runs" / "cache" / "objects").exists()
+
+
+def test_sweep_plan_of_the_paper_recipe_shares_everything_before_dpo(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    assert rag("plan", str(REPO / "conf" / "dynamicrag_llama3.yaml"), "-m",
+               "steps.dpo.beta=0.05,0.1,0.2", "--json", runs=tmp_path / "runs") == 0
+    plan = json.loads(capsys.readouterr().out)
+    tasks_per_member = plan["tasks"] // 3
+    # dpo, infer (8 shards) and evaluate differ per member; everything else is shared
+    assert plan["unique_tasks"] == tasks_per_member + 2 * (1 + 8 + 1)
