@@ -25,6 +25,7 @@ class LabelConfig:
     bucket_cap: int = 2000             # BC rows per length bucket (paper)
     total_cap: int | None = 30000      # BC rows in all (paper: 15 x 2,000); None = bucket caps only
     n_sft: int = 70000                 # leftover questions for generator SFT (paper); rest -> DPO
+    n_dpo: int | None = None           # cap on DPO questions (None: all the rest, as the paper)
     seed: int = 0                      # shuffles of the target ids and of the SFT/DPO split
 
 
@@ -45,6 +46,8 @@ def label(reranked: Reranked, cfg: LabelConfig, ctx: StageContext) -> Labelled:
     split = bc_targets(rows, max_len=cfg.max_len, bucket_cap=cfg.bucket_cap,
                        total_cap=cfg.total_cap, seed=cfg.seed)
     sft, dpo = split_sft_dpo(split.normal, n_sft=cfg.n_sft, seed=cfg.seed)
+    if cfg.n_dpo is not None:
+        dpo = dpo[:cfg.n_dpo]
 
     per_bucket = [0] * cfg.max_len
     for row in split.bc:

@@ -11,20 +11,30 @@ def _fmt(v) -> str:
     return str(v)
 
 
+SHORT = {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",
+         "match_gold_in_pred": "gold⊂pred", "match_pred_in_gold": "pred⊂gold",
+         "first_char_accuracy": "acc", "rouge_l": "ROUGE-L", "recall@1": "R@1", "recall@5": "R@5"}
+
+
 def metrics_table(metrics: dict[str, dict], title: str = "results"):
+    """One row per metrics step. Known metrics first, in a fixed order, as many columns as fit a
+    terminal; metrics.json has them all."""
     from rich.table import Table
 
-    names: list[str] = []
+    present: list[str] = []
     for values in metrics.values():
         for k, v in values.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in names:
-                names.append(k)
-    if len(names) > 9:  # keep the terminal table readable; metrics.json has everything
-        names = [n for n in names if not n.startswith(("ndcg", "mrr", "num_retrieval"))][:9]
+            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in present:
+                present.append(k)
+    names = [n for n in SHORT if n in present]
+    names += [n for n in present if n not in SHORT and not n.startswith(
+        ("ndcg", "mrr", "num_", "recall@"))]
+    names = names[:8]
     table = Table(title=title)
-    table.add_column("step")
+    table.add_column("step", no_wrap=True)
     for n in names:
-        table.add_column(n, justify="right")
+        header = SHORT.get(n, n)
+        table.add_column(header, justify="right", min_width=len(header))
     for step, values in metrics.items():
         label = values.get("label") or step
         table.add_row(str(label), *[_fmt(values[n]) if n in values else "" for n in names])
