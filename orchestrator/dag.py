@@ -185,6 +185,9 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict) -> tuple[Step, 
 
 
 def _build_dag(recipe: Path, cfg: dict) -> Dag:
+    from orchestrator.repeat import expand_repeats
+
+    cfg = expand_repeats(cfg)
     settings = {**DEFAULT_SETTINGS, **(cfg.get("ragline") or {})}
     load_stages(settings.get("imports") or [])
     steps_cfg = cfg.get("steps")

@@ -17,7 +17,9 @@ def console():
     if _console is None:
         from rich.console import Console
 
-        _console = Console(stderr=True, highlight=False)
+        # Not a terminal (CI, a log file): 120 columns, so result tables are not cut at 80.
+        _console = Console(stderr=True, highlight=False,
+                           width=None if sys.stderr.isatty() else 120)
     return _console
 
 

@@ -40,6 +40,18 @@ class Options:
     command: str = "rag run"
 
 
+def make_executor(store: Store, settings: dict, jobs: int):
+    """The executor named by ``ragline.executor``: ``local`` (default) or ``slurm``."""
+    name = settings.get("executor") or "local"
+    if name == "local":
+        return LocalExecutor(store, settings, jobs)
+    if name == "slurm":
+        from orchestrator.slurm import SlurmExecutor
+
+        return SlurmExecutor(store, settings, jobs)
+    raise ConfigError(f"ragline.executor: unknown executor '{name}'", hint="use local or slurm")
+
+
 @dataclass
 class Failure:
     step: str
@@ -78,7 +90,7 @@ class Runner:
         self.dag, self.store, self.runs_dir, self.run, self.opts = dag, store, runs_dir, run, opts
         self.memo = SourceMemo(store.root / "sources.json")
         self.failures: list[Failure] = []
-        self.executor = LocalExecutor(store, dag.settings, opts.jobs)
+        self.executor = make_executor(store, dag.settings, opts.jobs)
         self.history = load_history(runs_dir, dag.recipe)
 
     def selected(self) -> set[str]:
@@ -204,6 +216,10 @@ class Runner:
         self.history[step.name] = {"key": tasks[0].key, "material": tasks[0].material}
         self.run.set_step(step.name, save=bool(todo), state=state, cache=hit, duration=round(duration, 3),
                           shards=len(tasks), cached_shards=len(cached))
+        if not todo:  # the log of the run that computed it, kept with the cache entry
+            logs = [str(e.path / "_log.txt") for e in entries if (e.path / "_log.txt").is_file()]
+            if logs:
+                self.run.set_step(step.name, save=False, log=logs[0] if len(logs) == 1 else logs)
         for name, ref in outputs[step.name].items():
             self.run.link(step.name, name, ref)
             if ref.kind == "metrics":

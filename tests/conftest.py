@@ -23,6 +23,18 @@ def toy(tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Tiny models run fastest on one thread: with two threads on a busy 2-core machine each
+    small matmul waits on the other (measured: up to 100x slower generation)."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def rag(*args: str, runs: Path | None = None) -> int:
     """Run the CLI in this process; returns the exit code."""
     from orchestrator.cli import main

@@ -62,16 +62,7 @@ def n_changed(a: dict, b: dict) -> int:
 FAST = dict(lr=1e-2, per_device_batch_size=2, grad_accum=1, max_length=64, warmup_ratio=0.0)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """The tiny models gain nothing from 2 threads, and spinning OpenMP threads on a busy
-    2-core machine made this file 5x slower (49 s instead of 10 s)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # 49 s instead of 10 s with 2 threads
 
 
 @pytest.fixture(scope="module")

@@ -196,3 +196,33 @@ steps:
     assert rag("run", str(recipe), runs=runs) == 0
     status = json.loads((runs / "latest" / "status.json").read_text())
     assert status["metrics"]["total"]["sum"] == 2 + 3 + 4 + 5
+
+
+def test_repeat_block_unrolls_rounds_each_cached(toy, monkeypatch):
+    runs = toy / "runs"
+    monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
+    recipe = toy / "conf" / "rounds.yaml"
+    text = """
+ragline: {imports: [tests.toy.stages]}
+rounds: 3
+repeat:
+  rounds:
+    times: ${rounds}
+    first: {model: base}
+    steps:
+      augment: {stage: toy_map, inputs: {numbers: model@prev}, add: 1}
+      model: {stage: toy_map, inputs: {numbers: augment}, mul: 2}
+steps:
+  base: {stage: toy_gen, n: 2}
+  final: {stage: toy_sum, inputs: {numbers: model@last}}
+"""
+    recipe.write_text(text)
+    assert rag("run", str(recipe), runs=runs) == 0
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert [s for s in status["steps"] if s.startswith(("augment", "model"))] == [
+        "augment_1", "model_1", "augment_2", "model_2", "augment_3", "model_3"]
+    # x -> (x + 1) * 2, three times, for x = 0 and 1: 14 + 22
+    assert status["metrics"]["final"]["sum"] == 36.0
+    (toy / "count.txt").unlink()
+    assert rag("run", str(recipe), "rounds=4", runs=runs) == 0
+    assert set(counts(toy / "count.txt")) == {"augment_4:0", "model_4:0"}  # rounds 1-3 cached

@@ -25,14 +25,7 @@ QUESTIONS = [{"id": f"q{i}", "dataset": "nq", "question": f"Where was Entity {i}
               "answers": [f"city {i % 7}"], "gold": [f"p{i}"]} for i in range(0, 40, 5)]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

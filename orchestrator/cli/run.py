@@ -29,6 +29,18 @@ def add_arguments(p) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO to the terminal")
 
 
+def _plan_json(dag, store, runs, opts) -> dict:
+    """The plan at start, saved with the run (what was fresh, stale or missing, and why)."""
+    from orchestrator.hashing import SourceMemo
+    from orchestrator.plan import load_history, plan
+
+    memo = SourceMemo(store.root / "sources.json")
+    force = set(opts.force) | dag.downstream(set(opts.from_) & set(dag.steps))
+    p = plan(dag, store, memo, load_history(runs, dag.recipe), force)
+    memo.save()
+    return {"problems": p.problems, "steps": [s.to_json() for s in p.steps.values()]}
+
+
 def main(args) -> int:
     import time
     from pathlib import Path
@@ -55,6 +67,7 @@ def main(args) -> int:
         path = RunDir.new_path(runs, recipe, sweep, member.index)
         run = RunDir(path, recipe, member.overrides, command)
         run.write_config(member.config)
+        run.write_plan(_plan_json(dag, store, runs, opts))
         if sweep is not None:
             console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
         ok = Runner(dag, store, runs, run, opts).execute()

@@ -13,7 +13,7 @@ def _fmt(v) -> str:
 
 SHORT = {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",
          "match_gold_in_pred": "gold⊂pred", "match_pred_in_gold": "pred⊂gold",
-         "first_char_accuracy": "acc", "rouge_l": "ROUGE-L", "recall@1": "R@1", "recall@5": "R@5"}
+         "first_char_accuracy": "acc", "rouge_l": "ROUGE-L", "recall@1": "R@1"}
 
 
 def metrics_table(metrics: dict[str, dict], title: str = "results"):
