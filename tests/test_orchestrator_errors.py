@@ -156,3 +156,21 @@ def test_stage_definition_errors_say_how_to_fix(bad):
     assert {"no_annotation": "has no type annotation", "two_configs": "two config dataclasses",
             "bad_return": "return annotation must be an artifact type",
             "bad_shard": "shard_by='nope' must name a Table input"}[bad] in msg
+
+
+def test_missing_required_config_value_names_the_key():
+    from omegaconf import MISSING
+
+    from orchestrator.config import check_step_config
+    from orchestrator.errors import ConfigError
+
+    @dataclass
+    class NeedsModel:
+        model: str = MISSING
+        k: int = 5
+
+    with pytest.raises(ConfigError) as e:
+        check_step_config(NeedsModel, {"k": 3}, "steps.rerank")
+    assert "steps.rerank.model: missing value (str required)" in str(e.value)
+    assert "steps.rerank.model=..." in str(e.value)
+    assert check_step_config(NeedsModel, {"model": "m"}, "steps.rerank") == {"model": "m", "k": 5}
