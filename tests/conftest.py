@@ -35,6 +35,34 @@ def one_torch_thread():
     torch.set_num_threads(before)
 
 
+@pytest.fixture
+def env(tmp_path):
+    """(table, written, ctx) for calling a stage function directly: ``table(cls, rows)`` makes an
+    input handle; ``written(cls, value)`` round-trips an output through the artifact writer (rows
+    for a table, the dict for metrics, the Ref otherwise); ``ctx(step)`` is a StageContext."""
+    import logging
+
+    from orchestrator.api import StageContext
+    from orchestrator.artifacts import write_artifact
+
+    counter = iter(range(10_000))
+
+    def table(cls, rows):
+        return cls(write_artifact(rows, cls, tmp_path / f"in{next(counter)}", "test.in", "key"))
+
+    def written(cls, value):
+        ref = write_artifact(value, cls, tmp_path / f"out{next(counter)}", "test.out", "key")
+        if cls.kind == "table":
+            return cls(ref).rows()
+        return cls(ref).read() if cls.kind == "metrics" else ref
+
+    def ctx(step):
+        return StageContext(step, 0, 1, tmp_path / f"work{next(counter)}", tmp_path / "scratch",
+                            logging.getLogger(f"test.{step}"))
+
+    return table, written, ctx
+
+
 def rag(*args: str, runs: Path | None = None) -> int:
     """Run the CLI in this process; returns the exit code."""
     from orchestrator.cli import main

@@ -4,7 +4,6 @@ refuses to run there with a message that says why."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from conftest import REPO, rag

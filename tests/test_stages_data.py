@@ -7,12 +7,11 @@ written back through it, so a row that does not fit the declared schema fails he
 from __future__ import annotations
 
 import json
-import logging
 
 import pytest
 
-from orchestrator.api import ConfigError, DataError, Directory, File, StageContext
-from orchestrator.artifacts import Ref, write_artifact
+from orchestrator.api import ConfigError, DataError, Directory, File
+from orchestrator.artifacts import Ref
 from stages.aggregate import AggregateConfig, aggregate, fuse, merge_retrieved
 from stages.export import ExportConfig, export_llamafactory
 from stages.lib.synth import make_synthkb, write_synthkb
@@ -20,23 +19,6 @@ from stages.load import LoadConfig, load_data
 from stages.schemas import Chat, Passages, Preferences, Questions, Retrieved
 
 
-@pytest.fixture
-def env(tmp_path):
-    counter = iter(range(1000))
-
-    def table(cls, rows):
-        ref = write_artifact(rows, cls, tmp_path / f"in{next(counter)}", "test.in", "key")
-        return cls(ref)
-
-    def written(cls, value):
-        ref = write_artifact(value, cls, tmp_path / f"out{next(counter)}", "test.out", "key")
-        return cls(ref).rows() if cls.kind == "table" else ref
-
-    def ctx(step):
-        return StageContext(step, 0, 1, tmp_path / f"work{next(counter)}", tmp_path / "scratch",
-                            logging.getLogger(f"test.{step}"))
-
-    return table, written, ctx
 
 
 def file(path):

@@ -4,12 +4,10 @@ Inputs are real table handles written with the orchestrator's own writer, and ev
 written back through it, so a row that does not fit the declared schema fails here.
 """
 
-import logging
 
 import pytest
 
-from orchestrator.api import ConfigError, DataError, StageContext
-from orchestrator.artifacts import write_artifact
+from orchestrator.api import ConfigError, DataError
 from stages.convert import ConvertConfig, convert
 from stages.evaluate import EvaluateConfig, evaluate
 from stages.label import LabelConfig, label
@@ -20,24 +18,6 @@ from stages.schemas import (BCTargets, Chat, EvalMetrics, PerQuestion, Predictio
                             Reranked, Scored, Trajectories)
 
 
-@pytest.fixture
-def env(tmp_path):
-    counter = iter(range(1000))
-
-    def table(cls, rows):
-        ref = write_artifact(rows, cls, tmp_path / f"in{next(counter)}", "test.in", "key")
-        return cls(ref)
-
-    def written(cls, value):
-        """The stage's output after a round trip through the artifact writer."""
-        ref = write_artifact(value, cls, tmp_path / f"out{next(counter)}", "test.out", "key")
-        return cls(ref).read() if cls.kind == "metrics" else cls(ref).rows()
-
-    def ctx(step):
-        return StageContext(step, 0, 1, tmp_path / "work", tmp_path / "scratch",
-                            logging.getLogger(f"test.{step}"))
-
-    return table, written, ctx
 
 
 def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
