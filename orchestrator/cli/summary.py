@@ -57,29 +57,28 @@ def print_run_summary(status: dict) -> None:
 
 
 def print_sweep_summary(results) -> None:
+    """One row per member: its overrides, state, and the metrics that differ between members."""
     from rich.table import Table
 
+    per_member = [run.status.get("metrics", {}) for _, run, _ in results]
+    steps = [st for st in (per_member[0] if per_member else {})
+             if len({repr(m.get(st)) for m in per_member}) > 1] or list(per_member[0])[-1:]
+    columns = []
+    for st in steps[:2]:
+        present = [k for k, v in per_member[0].get(st, {}).items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        known = [k for k in SHORT if k in present]
+        columns += [(st, k) for k in (known or present)][:4]
     table = Table(title="sweep")
     table.add_column("member")
     table.add_column("overrides")
     table.add_column("state")
-    names: list[str] = []
-    for _, run, _ in results:
-        for step, values in run.status.get("metrics", {}).items():
-            for k, v in values.items():
-                key = f"{step}.{k}"
-                if isinstance(v, (int, float)) and not isinstance(v, bool) and key not in names:
-                    names.append(key)
-    names = names[:8]
-    for n in names:
-        table.add_column(n, justify="right")
-    for member, run, ok in results:
-        m = run.status.get("metrics", {})
-        cells = []
-        for n in names:
-            step, k = n.split(".", 1)
-            cells.append(_fmt(m.get(step, {}).get(k, "")))
+    for st, k in columns:
+        header = f"{st} {SHORT.get(k, k)}"
+        table.add_column(header, justify="right")
+    for (member, run, ok), metrics in zip(results, per_member):
         ran = sum(1 for s in run.status["steps"].values() if s.get("state") == "done")
+        cells = [_fmt(metrics.get(st, {}).get(k, "")) for st, k in columns]
         table.add_row(str(member.index), " ".join(member.overrides),
-                      ("ok" if ok else "failed") + f" ({ran} ran)", *cells)
+                      ("ok" if ok else "failed") + f", {ran} ran", *cells)
     console().print(table)
