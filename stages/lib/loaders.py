@@ -56,6 +56,19 @@ _ID_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)[_\-:]")
 # --------------------------------------------------------------------------- files
 
 
+
+def _first_rows(reader, n: int):
+    """The first ``n`` rows of a streaming pyarrow reader, reading no further batch than needed."""
+    import pyarrow as pa
+
+    batches, seen = [], 0
+    for batch in reader:
+        batches.append(batch)
+        seen += batch.num_rows
+        if seen >= n:
+            break
+    return pa.Table.from_batches(batches, reader.schema).slice(0, n)
+
 def _strip_gz(path: Path) -> str:
     """The lower-case suffix of ``path`` ignoring a trailing ``.gz``."""
     suffixes = [s.lower() for s in path.suffixes]
@@ -316,13 +329,7 @@ def _read_dpr(path: Path, max_passages: int | None):
             table = pcsv.read_csv(pa.input_stream(str(path)), **options(True))
         else:
             reader = pcsv.open_csv(pa.input_stream(str(path)), **options(False))
-            batches, n = [], 0
-            for batch in reader:
-                batches.append(batch)
-                n += batch.num_rows
-                if n >= max_passages:
-                    break
-            table = pa.Table.from_batches(batches, reader.schema).slice(0, max_passages)
+            table = _first_rows(reader, max_passages)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         raise _locate_tsv_error(path, options) from None
     if "title" not in table.column_names:
@@ -486,13 +493,7 @@ def _read_json_fast(path: Path, max_passages: int | None):
             table = pjson.read_json(pa.input_stream(str(path)), **options)
         elif hasattr(pjson, "open_json"):  # pyarrow >= 17: stream, stop after max_passages
             reader = pjson.open_json(pa.input_stream(str(path)), **options)
-            batches, n = [], 0
-            for batch in reader:
-                batches.append(batch)
-                n += batch.num_rows
-                if n >= max_passages:
-                    break
-            table = pa.Table.from_batches(batches, reader.schema).slice(0, max_passages)
+            table = _first_rows(reader, max_passages)
         else:
             return None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
