@@ -11,7 +11,7 @@ import json
 import shutil
 
 import pytest
-from conftest import REPO, rag
+from tests.conftest import REPO, rag
 
 from stages.lib.tiny import tiny_causal_lm, tiny_encoder
 

@@ -7,7 +7,7 @@ import json
 
 import pyarrow.parquet as pq
 import pytest
-from conftest import rag
+from tests.conftest import rag
 
 
 def _seen(runs) -> dict[str, str]:

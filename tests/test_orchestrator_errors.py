@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pytest
-from conftest import rag
+from tests.conftest import rag
 
 from orchestrator.errors import did_you_mean
 from tests.toy.stages import Numbers

@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from conftest import counts, rag_process
+from tests.conftest import counts, rag_process
 
 
 def _wait_for(path, text, timeout=60):

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import counts, rag
+from tests.conftest import counts, rag
 
 
 def test_full_run_then_noop_rerun_executes_nothing(toy, monkeypatch):

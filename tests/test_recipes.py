@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import REPO, rag
+from tests.conftest import REPO, rag
 
 RECIPES = sorted(p.name for p in (REPO / "conf").glob("*.yaml"))
 
