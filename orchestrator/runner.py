@@ -20,9 +20,8 @@ from orchestrator.errors import ConfigError, DataError, RagError
 from orchestrator.executor import LocalExecutor
 from orchestrator.hashing import SourceMemo
 from orchestrator.logs import console, task_log
-from orchestrator.plan import (gather, input_refs, load_history, save_history, shard_specs,
-                               source_refs, step_material)
-from orchestrator.keys import task_key
+from orchestrator.history import load_history, save_history
+from orchestrator.resolve import gather, input_hashes, input_refs, source_refs, step_keys
 from orchestrator.rundir import RunDir
 from orchestrator.store import Store
 from orchestrator.task import Task, one_line, run_task
@@ -149,19 +148,16 @@ class Runner:
 
     def _reuse(self, step: Step, outputs, sources) -> bool:
         refs = input_refs(step, outputs, sources)
-        hashes = {n: (r.content_hash if r else None) for n, r in refs.items()}
-        entries = [self.store.lookup(task_key(step_material(step, hashes, s)))
-                   for s in shard_specs(step)]
+        entries = [self.store.lookup(t.key) for t in step_keys(step, input_hashes(refs))]
         if any(e is None for e in entries):
             return False
         outputs[step.name] = gather(step, entries, self.store)
         return True
 
     def _tasks(self, step: Step, refs: dict[str, Ref | None], force: bool) -> list[Task]:
-        hashes = {n: (r.content_hash if r else None) for n, r in refs.items()}
         tasks = []
-        for shard in shard_specs(step):
-            mat = step_material(step, hashes, shard)
+        for tk in step_keys(step, input_hashes(refs)):
+            shard, mat = tk.shard, tk.material
             inputs = {}
             for name, ref in refs.items():
                 if ref is None:
@@ -173,7 +169,7 @@ class Runner:
                     start, stop = shard[0] * n // shard[1], (shard[0] + 1) * n // shard[1]
                 inputs[name] = {"ref": ref.to_json(), "start": start, "stop": stop}
             tasks.append(Task(step=step.name, stage=step.stage.name, config=step.config,
-                              inputs=inputs, key=task_key(mat), material=mat,
+                              inputs=inputs, key=tk.key, material=mat,
                               shard=list(shard or (0, 1)),
                               log=str(self.run.log_path(step.name, shard)), force=force,
                               imports=list(self.dag.settings.get("imports") or []),
