@@ -1,0 +1,64 @@
+"""``EndpointConfig``: which LLM to ask and how, as a section nested in a stage's config.
+
+    judge:
+      backend: openai                       # openai (any OpenAI-compatible server), transformers, vllm
+      base_url: http://127.0.0.1:8000/v1    # `vllm serve`, SGLang, llama.cpp; null = api.openai.com
+      model: Qwen/Qwen2.5-7B-Instruct       # served model name; a checkpoint dir for transformers/vllm
+      api_key_env: OPENAI_API_KEY           # the *name* of the variable holding the key; null = none
+
+The key itself is never a config value: it is read from ``api_key_env`` when the client opens,
+so it never reaches a config file, a cache key, a log or the request cache.
+``max_concurrency``, ``timeout``, ``max_retries`` and ``api_key_env`` cannot change an answer and
+are left out of the step's cache key (``nonsemantic``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from orchestrator.api import ConfigError, nonsemantic
+
+BACKENDS = ("openai", "transformers", "vllm")
+
+
+@dataclass
+class EndpointConfig:
+    backend: Literal["openai", "transformers", "vllm"] = "openai"
+    model: str = "gpt-4o"                # served model name, or a checkpoint directory (local)
+    base_url: str | None = None          # openai: server root ending in /v1 (None = api.openai.com)
+    api_key_env: str | None = nonsemantic("OPENAI_API_KEY")  # env var holding the key; None = no key
+    max_concurrency: int = nonsemantic(8)     # requests in flight at once (openai)
+    timeout: float = nonsemantic(120.0)       # seconds per HTTP request
+    max_retries: int = nonsemantic(6)         # on 429, 5xx and connection errors, with backoff
+    temperature: float = 0.0             # request defaults (a request may override each)
+    top_p: float = 1.0
+    max_tokens: int = 512
+    seed: int = 0
+    top_logprobs: int = 20               # alternatives per position when log-probabilities are asked
+    device: str = nonsemantic("auto")    # transformers/vllm: auto = the step's device
+    batch_size: int = nonsemantic(8)     # transformers: conversations per forward batch
+
+    def check(self, where: str = "endpoint") -> None:
+        """Raise a one-line ``ConfigError`` naming the key for a value that cannot work."""
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"{where}.backend: {self.backend!r} is not one of {BACKENDS}")
+        if not self.model:
+            raise ConfigError(f"{where}.model is empty",
+                              hint="a served model name (openai) or a checkpoint directory")
+        if self.base_url and not self.base_url.startswith(("http://", "https://")):
+            raise ConfigError(f"{where}.base_url: {self.base_url!r} is not an http(s) URL",
+                              hint="e.g. http://127.0.0.1:8000/v1")
+        if self.api_key_env is not None and (not self.api_key_env.replace("_", "").isalnum()
+                                             or self.api_key_env.startswith("sk-")):
+            raise ConfigError(f"{where}.api_key_env must be the NAME of an environment variable "
+                              f"(like OPENAI_API_KEY), not the key itself")
+        for name, low in (("max_concurrency", 1), ("max_tokens", 1), ("max_retries", 0),
+                          ("top_logprobs", 0), ("batch_size", 1)):
+            if getattr(self, name) < low:
+                raise ConfigError(f"{where}.{name} must be >= {low}, got {getattr(self, name)}")
+        if self.timeout <= 0:
+            raise ConfigError(f"{where}.timeout must be > 0 seconds, got {self.timeout}")
+        if self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError(f"{where}: need temperature >= 0 and 0 < top_p <= 1, got "
+                              f"temperature={self.temperature}, top_p={self.top_p}")
