@@ -2,7 +2,8 @@
 
     python chat_server.py MODEL_DIR PORT_FILE [--name tiny]
 
-Serves ``POST /v1/chat/completions`` (messages, max_tokens, temperature, seed, n, stop,
+Serves (after building a tiny random-init chat model into MODEL_DIR if it holds none, so the test
+process need not import transformers) ``POST /v1/chat/completions`` (messages, max_tokens, temperature, seed, n, stop,
 logprobs/top_logprobs) by running the random-init checkpoint in MODEL_DIR with transformers, and
 ``GET /v1/models``. If ``CHAT_SERVER_KEY`` is set in its environment, requests must carry
 ``Authorization: Bearer <that key>`` (else 401, like api.openai.com).
@@ -26,6 +27,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[4]))   # the repo root
+
+
+TEXTS = "What is the capital of France? Paris yes no [Relevant]"
 
 
 class State:
@@ -174,6 +178,10 @@ def main() -> None:
 
     model_dir, port_file = sys.argv[1], Path(sys.argv[2])
     name = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--name" else "tiny"
+    if not (Path(model_dir) / "config.json").exists():
+        from stages.lib.tiny import tiny_causal_lm
+
+        tiny_causal_lm(model_dir, texts=[TEXTS])
     gen = TransformersGenerator(model_dir)
     server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler(gen, name, State()))
     server.daemon_threads = True

@@ -19,10 +19,8 @@ SERVER_KEY = "sk-test-Zq81xKey"
 
 @pytest.fixture(scope="session")
 def tiny_chat_model(tmp_path_factory):
-    from stages.lib.tiny import tiny_causal_lm
-
-    return tiny_causal_lm(tmp_path_factory.mktemp("model") / "lm",
-                          texts=["What is the capital of France? Paris yes no [Relevant]"])
+    """The server's model directory (the server builds it when it starts)."""
+    return tmp_path_factory.mktemp("model") / "lm"
 
 
 class Server:
