@@ -69,9 +69,17 @@ def _empty_outputs(spec) -> dict | None:
     return {name: t.schema.empty_table() for name, t in spec.outputs.items()}
 
 
-def run_task(task: Task, store: Store, wait_note=None) -> tuple[Entry, bool]:
-    """Compute ``task`` unless its key is already cached; returns (entry, was_cached)."""
+def run_task(task: Task, store: Store, wait_note=None,
+             main_process: bool = True) -> tuple[Entry | None, bool]:
+    """Compute ``task`` unless its key is already cached; returns (entry, was_cached).
+
+    A non-main rank of a multi-process task (``main_process=False``) takes no lock and commits
+    nothing: it computes beside the main rank (same scratch directory) and returns (None, False).
+    """
     spec = load_stages(task.imports)[task.stage]
+    if not main_process:
+        _compute(task, spec, store, commit=False)
+        return None, False
     lock = store.lock(task.key)
     if wait_note is not None:
         try:
@@ -91,11 +99,11 @@ def run_task(task: Task, store: Store, wait_note=None) -> tuple[Entry, bool]:
         lock.release()
 
 
-def _compute(task: Task, spec, store: Store) -> Entry:
+def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | None:
     tmp = store.new_tmp(task.key)
     step_log = logging.getLogger(f"ragline.step.{task.step}")
     ctx = StageContext(task.step, task.shard[0], task.shard[1], tmp, store.scratch(task.key),
-                       step_log, task.gpus, task.show_progress)
+                       step_log, task.gpus, task.show_progress, is_main_process=commit)
     kwargs = _handles(spec, task)
     shard_input = kwargs.get(spec.shard_by) if spec.shard_by else None
     start = time.time()
@@ -113,6 +121,9 @@ def _compute(task: Task, spec, store: Store) -> Entry:
                           task.key[:12])
             value = spec.fn(**kwargs)
             result = value._asdict() if spec.multi_output else {"out": value}
+        if not commit:  # a non-main rank: its outputs are the main rank's to write
+            shutil.rmtree(tmp, ignore_errors=True)
+            return None
         refs = {}
         for name, cls in spec.outputs.items():
             if name not in result:
