@@ -15,50 +15,64 @@ are left out of the step's cache key (``nonsemantic``).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from pydantic import Field
 
 from orchestrator.api import ConfigError, nonsemantic
 
 BACKENDS = ("openai", "transformers", "vllm")
+Positive = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
 
 
 @dataclass
 class EndpointConfig:
     backend: Literal["openai", "transformers", "vllm"] = "openai"
     model: str = "gpt-4o"                # served model name, or a checkpoint directory (local)
-    base_url: str | None = None          # openai: server root ending in /v1 (None = api.openai.com)
+    base_url: Annotated[str, Field(pattern=r"^https?://")] | None = None  # openai: ends in /v1
+    #   (None = https://api.openai.com/v1)
     api_key_env: str | None = nonsemantic("OPENAI_API_KEY")  # env var holding the key; None = no key
-    max_concurrency: int = nonsemantic(8)     # requests in flight at once (openai)
-    timeout: float = nonsemantic(120.0)       # seconds per HTTP request
-    max_retries: int = nonsemantic(6)         # on 429, 5xx and connection errors, with backoff
-    temperature: float = 0.0             # request defaults (a request may override each)
-    top_p: float = 1.0
-    max_tokens: int = 512
+    max_concurrency: Positive = nonsemantic(8)    # requests in flight at once (openai)
+    timeout: Annotated[float, Field(gt=0)] = nonsemantic(120.0)  # seconds per HTTP request
+    max_retries: NonNegative = nonsemantic(6)     # on 429, 5xx, connection errors, with backoff
+    temperature: Annotated[float, Field(ge=0)] = 0.0   # request defaults (a request may override)
+    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    max_tokens: Positive = 512
     seed: int = 0
-    top_logprobs: int = 20               # alternatives per position when log-probabilities are asked
+    top_logprobs: NonNegative = 20       # alternatives per position when log-probabilities are asked
     device: str = nonsemantic("auto")    # transformers/vllm: auto = the step's device
-    batch_size: int = nonsemantic(8)     # transformers: conversations per forward batch
+    batch_size: Positive = nonsemantic(8)     # transformers: conversations per forward batch
+
+    def __post_init__(self):
+        self.check("")
 
     def check(self, where: str = "endpoint") -> None:
-        """Raise a one-line ``ConfigError`` naming the key for a value that cannot work."""
+        """Raise a one-line ``ConfigError`` naming the key for a value that cannot work.
+
+        Runs when the config is built (at plan time inside a stage config, where the
+        orchestrator also checks the annotated ranges with their full key path) and again when a
+        client opens. The value of ``api_key_env`` is never echoed: it might be a pasted key.
+        """
+        where = f"{where}." if where else ""
         if self.backend not in BACKENDS:
-            raise ConfigError(f"{where}.backend: {self.backend!r} is not one of {BACKENDS}")
+            raise ConfigError(f"{where}backend: {self.backend!r} is not one of {BACKENDS}")
         if not self.model:
-            raise ConfigError(f"{where}.model is empty",
+            raise ConfigError(f"{where}model is empty",
                               hint="a served model name (openai) or a checkpoint directory")
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
-            raise ConfigError(f"{where}.base_url: {self.base_url!r} is not an http(s) URL",
+            raise ConfigError(f"{where}base_url: {self.base_url!r} is not an http(s) URL",
                               hint="e.g. http://127.0.0.1:8000/v1")
         if self.api_key_env is not None and (not self.api_key_env.replace("_", "").isalnum()
-                                             or self.api_key_env.startswith("sk-")):
-            raise ConfigError(f"{where}.api_key_env must be the NAME of an environment variable "
+                                             or self.api_key_env.startswith("sk")):
+            raise ConfigError(f"{where}api_key_env must be the NAME of an environment variable "
                               f"(like OPENAI_API_KEY), not the key itself")
         for name, low in (("max_concurrency", 1), ("max_tokens", 1), ("max_retries", 0),
                           ("top_logprobs", 0), ("batch_size", 1)):
             if getattr(self, name) < low:
-                raise ConfigError(f"{where}.{name} must be >= {low}, got {getattr(self, name)}")
+                raise ConfigError(f"{where}{name} must be >= {low}, got {getattr(self, name)}")
         if self.timeout <= 0:
-            raise ConfigError(f"{where}.timeout must be > 0 seconds, got {self.timeout}")
+            raise ConfigError(f"{where}timeout must be > 0 seconds, got {self.timeout}")
         if self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ConfigError(f"{where}: need temperature >= 0 and 0 < top_p <= 1, got "
+            raise ConfigError(f"{where}need temperature >= 0 and 0 < top_p <= 1, got "
                               f"temperature={self.temperature}, top_p={self.top_p}")

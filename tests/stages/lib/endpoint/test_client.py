@@ -169,13 +169,36 @@ def test_api_key_is_never_written(server, endpoint_cfg, tmp_path, caplog, monkey
     assert records(tmp_path / "cache") == 4
 
 
-def test_config_keeps_no_key_and_checks_its_values():
+def test_config_refuses_a_pasted_key_without_echoing_it():
     from orchestrator.api import ConfigError
 
-    cfg = EndpointConfig(api_key_env="sk-abc123")
-    with pytest.raises(ConfigError, match="judge.api_key_env must be the NAME"):
+    with pytest.raises(ConfigError) as err:
+        EndpointConfig(api_key_env="sk-abc123")
+    assert str(err.value) == ("api_key_env must be the NAME of an environment variable (like "
+                              "OPENAI_API_KEY), not the key itself")
+    cfg = EndpointConfig()
+    cfg.max_concurrency = 0
+    with pytest.raises(ConfigError, match="^judge.max_concurrency must be >= 1, got 0$"):
         cfg.check("judge")
-    with pytest.raises(ConfigError, match="judge.max_concurrency must be >= 1, got 0"):
-        EndpointConfig(max_concurrency=0).check("judge")
-    with pytest.raises(ConfigError, match="not an http"):
-        EndpointConfig(base_url="127.0.0.1:8000/v1").check()
+
+
+def test_config_as_a_nested_section_is_checked_at_plan_time_with_its_key_path():
+    from dataclasses import dataclass
+
+    from orchestrator.api import ConfigError
+    from orchestrator.stage_config import check_step_config
+
+    @dataclass
+    class JudgedConfig:
+        judge: EndpointConfig | None = None
+
+    _, obj = check_step_config(JudgedConfig, {"judge": {"model": "m", "timeout": 30}}, "steps.s")
+    assert isinstance(obj.judge, EndpointConfig) and obj.judge.timeout == 30.0
+    for values, message in [
+            ({"max_concurrency": 0}, "steps.s.judge.max_concurrency: expected a value >= 1"),
+            ({"backend": "opnai"}, "steps.s.judge.backend: expected one of ['openai', "
+                                   "'transformers', 'vllm'], got 'opnai' (did you mean 'openai'?)"),
+            ({"base_url": "localhost:8000"}, "steps.s.judge.base_url: string should match")]:
+        with pytest.raises(ConfigError) as err:
+            check_step_config(JudgedConfig, {"judge": values}, "steps.s")
+        assert str(err.value).startswith(message)
