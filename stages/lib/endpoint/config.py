@@ -8,6 +8,8 @@
 
 The key itself is never a config value: it is read from ``api_key_env`` when the client opens,
 so it never reaches a config file, a cache key, a log or the request cache.
+Ranges are ``annotated_types`` constraints, which the orchestrator's plan-time check (pydantic)
+reads like ``Field(ge=...)``; importing this module does not import pydantic.
 ``max_concurrency``, ``timeout``, ``max_retries`` and ``api_key_env`` cannot change an answer and
 are left out of the step's cache key (``nonsemantic``).
 """
@@ -17,27 +19,26 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from pydantic import Field
+from annotated_types import Ge, Gt, Le   # what pydantic's Field(ge=...) makes, without pydantic
 
 from orchestrator.api import ConfigError, nonsemantic
 
 BACKENDS = ("openai", "transformers", "vllm")
-Positive = Annotated[int, Field(ge=1)]
-NonNegative = Annotated[int, Field(ge=0)]
+Positive = Annotated[int, Ge(1)]
+NonNegative = Annotated[int, Ge(0)]
 
 
 @dataclass
 class EndpointConfig:
     backend: Literal["openai", "transformers", "vllm"] = "openai"
     model: str = "gpt-4o"                # served model name, or a checkpoint directory (local)
-    base_url: Annotated[str, Field(pattern=r"^https?://")] | None = None  # openai: ends in /v1
-    #   (None = https://api.openai.com/v1)
+    base_url: str | None = None          # openai: server root ending in /v1 (None = api.openai.com)
     api_key_env: str | None = nonsemantic("OPENAI_API_KEY")  # env var holding the key; None = no key
     max_concurrency: Positive = nonsemantic(8)    # requests in flight at once (openai)
-    timeout: Annotated[float, Field(gt=0)] = nonsemantic(120.0)  # seconds per HTTP request
+    timeout: Annotated[float, Gt(0)] = nonsemantic(120.0)  # seconds per HTTP request
     max_retries: NonNegative = nonsemantic(6)     # on 429, 5xx, connection errors, with backoff
-    temperature: Annotated[float, Field(ge=0)] = 0.0   # request defaults (a request may override)
-    top_p: Annotated[float, Field(gt=0, le=1)] = 1.0
+    temperature: Annotated[float, Ge(0)] = 0.0   # request defaults (a request may override)
+    top_p: Annotated[float, Gt(0), Le(1)] = 1.0
     max_tokens: Positive = 512
     seed: int = 0
     top_logprobs: NonNegative = 20       # alternatives per position when log-probabilities are asked

@@ -198,7 +198,9 @@ def test_config_as_a_nested_section_is_checked_at_plan_time_with_its_key_path():
             ({"max_concurrency": 0}, "steps.s.judge.max_concurrency: expected a value >= 1"),
             ({"backend": "opnai"}, "steps.s.judge.backend: expected one of ['openai', "
                                    "'transformers', 'vllm'], got 'opnai' (did you mean 'openai'?)"),
-            ({"base_url": "localhost:8000"}, "steps.s.judge.base_url: string should match")]:
+            ({"top_p": 0}, "steps.s.judge.top_p: expected a value > 0"),
+            ({"base_url": "localhost:8000"}, "steps.s: base_url: 'localhost:8000' is not an "
+                                             "http(s) URL")]:
         with pytest.raises(ConfigError) as err:
             check_step_config(JudgedConfig, {"judge": values}, "steps.s")
         assert str(err.value).startswith(message)
