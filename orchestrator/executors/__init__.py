@@ -1,7 +1,7 @@
 """Executors: where a step's tasks run. One protocol (``base.Executor``), one failure policy.
 
 ``make_executor`` reads the recipe's ``ragline.executor`` block (config group conf/executor/,
-``name: local | slurm``) and returns a ``Router``: light steps (no GPU, one shard) run in the
+``name: local | slurm | ray``) and returns a ``Router``: light steps (no GPU, one shard) run in the
 runner's process, everything else goes to the configured executor. ``isolate: always`` sends
 every step to it, ``never`` keeps sharded CPU steps in-process too.
 """
@@ -11,10 +11,12 @@ from __future__ import annotations
 from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator.executors.base import Done, Executor, Failed, Reused, TaskResult  # noqa: F401
 
-EXECUTORS = ("local", "slurm")
+EXECUTORS = ("local", "slurm", "ray")
 KEYS = {"local": {"name", "isolate", "max_parallel"},
-        "slurm": {"name", "isolate", "cluster", "partition", "timeout_min", "cpus_per_task",
-                  "mem_gb", "array_parallelism", "extra"}}
+        "slurm": {"name", "isolate", "cluster", "partition", "account", "qos", "constraint", "time",
+                  "timeout_min", "cpus_per_task", "mem_gb", "array_parallelism", "sbatch", "extra",
+                  "setup", "heartbeat_s", "env"},
+        "ray": {"name", "isolate", "address", "num_cpus", "num_gpus", "cpus_per_task", "env"}}
 
 
 def executor_settings(settings: dict) -> dict:
@@ -27,9 +29,10 @@ def executor_settings(settings: dict) -> dict:
     block = settings.get("executor")
     block = dict(block) if isinstance(block, dict) else {"name": block or "local"}
     legacy = {k: settings[k] for k in ("isolate", "max_parallel") if k in settings}
+    if block.get("name", "local") != "local":
+        legacy.pop("max_parallel", None)  # a local-executor setting
     if block.get("name", "local") == "slurm":
         legacy.update(settings.get("slurm") or {})
-        legacy.pop("max_parallel", None)
     out = {"name": block.pop("name", None) or "local", **legacy, **block}
     _check(out)
     return out
@@ -86,6 +89,10 @@ def make_executor(store, settings: dict, jobs: int = 0, wait_note=None) -> Route
         from orchestrator.executors.slurm import SlurmExecutor
 
         heavy = SlurmExecutor(store, block, jobs)
+    elif block["name"] == "ray":
+        from orchestrator.executors.ray import RayExecutor
+
+        heavy = RayExecutor(store, block, jobs)
     else:
         from orchestrator.executors.local import LocalExecutor
 

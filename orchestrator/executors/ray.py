@@ -42,7 +42,7 @@ def _import_ray():
         import ray
     except ModuleNotFoundError:
         raise ConfigError("executor=ray needs Ray, which is not installed",
-                          hint="pip install 'ragline[ray]'") from None
+                          hint="pip install -e '.[ray]'") from None
     return ray
 
 
@@ -112,6 +112,10 @@ class RayExecutor:
     name = "ray"
 
     def __init__(self, store, cfg: dict, jobs: int = 0):
+        import importlib.util
+
+        if importlib.util.find_spec("ray") is None:  # fail before anything runs
+            _import_ray()
         self.store = store
         self.address = str(cfg.get("address") or "local")
         self.num_cpus = cfg.get("num_cpus")
@@ -138,8 +142,9 @@ class RayExecutor:
             except (ConnectionError, ValueError) as e:
                 raise ConfigError(f"ragline.executor.address: cannot use the Ray cluster at "
                                   f"'{self.address}': {str(e).strip().splitlines()[0]}",
-                                  hint="start one (tests/engines/ray.sh start, or ray start --head), "
-                                       "or use ragline.executor.address=local") from None
+                                  hint="start one (ray start --head) or use ragline.executor.address="
+                                       "local; with token auth the driver needs the cluster's token "
+                                       "(~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
         self._ray = ray
         self._check_shared_cache()
         return ray
