@@ -5,10 +5,17 @@ different key material (config, code version, upstream data, source) — the cau
 MISSING: never computed. A step downstream of one that will run has no final key yet (its input
 content is not known); it is STALE or MISSING "after upstream X runs", and may still turn out
 cached when X reproduces identical bytes (early cut-off).
+
+A cache hit is checked (``Store.lookup`` stats every file of the entry): a changed or damaged
+entry is quarantined and the step is STALE with the cause ("artifact changed on disk after
+commit: outputs/out/part-00000.parquet"). An entry computed by a different version of the stage's
+code (same ``version``) is flagged by the recipe setting ``ragline.cache.on_code_change``:
+``warn`` (default: reused, with a warning), ``rerun`` (STALE, recomputed) or ``ignore``.
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import asdict, dataclass, field
 
 from orchestrator.artifacts import Ref
@@ -17,8 +24,10 @@ from orchestrator.hashing import SourceMemo
 from orchestrator.history import load_history  # noqa: F401 - cli/plan.py imports it from here
 from orchestrator.keys import explain
 from orchestrator.resolve import gather, input_hashes, input_refs, source_refs, step_keys
-from orchestrator.store import Store
+from orchestrator.store import Entry, Store
 
+log = logging.getLogger("ragline")
+CODE_POLICIES = ("warn", "rerun", "ignore")
 
 @dataclass
 class StepPlan:
@@ -30,6 +39,7 @@ class StepPlan:
     cached_shards: int
     keys: list[str]
     final: bool  # keys are final (all inputs known)
+    forced: bool = False  # recompute even if cached: --force/--from, or code changed with on_code_change=rerun
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -78,22 +88,76 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
             continue
         entries = [store.lookup(k) for k in keys]
         cached = sum(e is not None for e in entries)
-        if cached == len(keys) and step.name not in force:
+        changed_code = code_changed(step, entries) if cached == len(keys) else False
+        rerun_code = changed_code and code_policy(dag) == "rerun"
+        if cached == len(keys) and step.name not in force and not rerun_code:
             outputs[step.name] = gather(step, entries, store)
-            steps[step.name] = StepPlan(step.name, step.stage.name, "FRESH", "cached", step.shards,
+            cause = "cached"
+            if changed_code and code_policy(dag) == "warn":
+                cause = f"cached; {code_note(step.name)}"
+                log.warning("step '%s': %s", step.name, code_note(step.name))
+            steps[step.name] = StepPlan(step.name, step.stage.name, "FRESH", cause, step.shards,
                                         cached, keys, True)
             continue
         pending[step.name] = keys[0]
-        if step.name in force:
-            state, cause = ("STALE", "forced (--force/--from)")
-        elif old and old.get("key") != keys[0]:
-            state, cause = "STALE", explain(old["material"], mats[0], names)
-        elif old:
-            state, cause = "STALE", ("entry missing from the cache (failed or removed by gc)"
-                                     if not cached else f"{cached}/{len(keys)} shards cached")
-        else:
-            state, cause = "MISSING", ("never computed" if not cached
-                                       else f"{cached}/{len(keys)} shards cached")
+        state, cause = classify(step.name in force, rerun_code, old, keys, mats, names, cached,
+                                [store.miss_reason(k) for k, e in zip(keys, entries) if e is None])
         steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, cached,
-                                    keys, True)
+                                    keys, True, step.name in force or rerun_code)
     return Plan(steps, problems, sources)
+
+
+def classify(forced: bool, rerun_code: bool, old: dict | None, keys: list[str], mats: list[dict],
+             names: dict[str, str], cached: int, reasons: list[str | None]) -> tuple[str, str]:
+    """(state, cause) of a step that is not fully cached (or is forced)."""
+    damaged = next((r for r in reasons if r), None)
+    partial = f"{cached}/{len(keys)} shards cached"
+    if forced:
+        return "STALE", "forced (--force/--from)"
+    if rerun_code:
+        return "STALE", "code changed since this was computed (cache.on_code_change: rerun)"
+    if damaged:
+        return "STALE", damaged
+    if old and old.get("key") != keys[0]:
+        return "STALE", explain(old["material"], mats[0], names)
+    if old:
+        return "STALE", "entry missing from the cache (failed or removed by gc)" if not cached else partial
+    return "MISSING", "never computed" if not cached else partial
+
+
+def code_policy(dag: Dag) -> str:
+    """``ragline.cache.on_code_change`` of the recipe: warn (default), rerun or ignore."""
+    cache = dag.settings.get("cache") or {}
+    policy = cache.get("on_code_change", "warn") if isinstance(cache, dict) else "warn"
+    return policy if policy in CODE_POLICIES else "warn"
+
+
+def code_note(step: str) -> str:
+    return f"code changed since this was computed; `--force {step}` or bump the version"
+
+
+def current_code(step) -> str:
+    """The hash of the stage function's code now: from the DAG (built from the stage), or from
+    the registry when the stage module is loaded; "" when neither knows."""
+    code = getattr(step.stage, "code", "")
+    if code:
+        return code
+    from orchestrator.registry import REGISTRY
+
+    if step.stage.name not in REGISTRY:
+        return ""
+    from orchestrator.hashing import registered_code
+
+    return registered_code(step.stage.name).get("fn", "")
+
+
+def code_changed(step, entries: list[Entry | None]) -> bool:
+    """Whether a cached entry of ``step`` was computed by different code (same version)."""
+    now = current_code(step)
+    if not now:
+        return False
+    for e in entries:
+        then = (e.meta.get("code") or {}).get("fn", "") if e is not None else ""
+        if then and then != now:
+            return True
+    return False

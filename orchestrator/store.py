@@ -210,6 +210,7 @@ class Store:
         files = file_table(tmp)
         make_read_only(tmp, files)
         (tmp / ENTRY).write_text(json.dumps({**meta, "files": files}, indent=1))
+        os.chmod(tmp / ENTRY, 0o444)
         final = self.entry_path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         old = None
@@ -339,11 +340,22 @@ def changed_file(entry: Entry) -> str | None:
                 if not os.path.lexists(os.path.join(base, p)):
                     return p
         return None
-    for rel, (size, mtime) in entry.files.items():
+    dirs = []
+    for rel, (size, mtime) in entry.files.items():  # files first: they name what changed
+        if size is None:
+            dirs.append((rel, mtime))
+            continue
         try:
             st = os.lstat(os.path.join(base, rel))
         except OSError:
             return f"{rel} (deleted)"
-        if st.st_mtime_ns != mtime or (size is not None and st.st_size != size):
+        if st.st_mtime_ns != mtime or st.st_size != size:
             return rel
+    for rel, mtime in dirs:
+        try:
+            st = os.lstat(os.path.join(base, rel))
+        except OSError:
+            return f"{rel}/ (deleted)"
+        if st.st_mtime_ns != mtime:
+            return f"{rel}/ (a file was added or removed)"
     return None

@@ -49,7 +49,9 @@ def run_keys(run: Path) -> set[str] | None:
         steps = data.get("steps") if isinstance(data, dict) else None
         items = steps.values() if isinstance(steps, dict) else steps if isinstance(steps, list) else []
         for step in items:
-            if isinstance(step, dict) and isinstance(step.get("keys"), list):
+            if not isinstance(step, dict) or step.get("final") is False:
+                continue  # a plan's provisional keys (after an upstream step runs) name nothing
+            if isinstance(step.get("keys"), list):
                 keys.update(k for k in step["keys"] if isinstance(k, str))
         found = True
     return keys if found else None
@@ -116,7 +118,7 @@ def doomed(store, keep: set[str], oldest_live: float | None) -> dict[str, list[P
     for p in store.entries():
         if p.name in keep:
             continue
-        if oldest_live is not None and os.stat(p).st_mtime >= oldest_live - 1:
+        if oldest_live is not None and os.stat(p).st_mtime >= oldest_live - 0.05:
             continue  # written while a live run was going: it may still need it
         out["entries"].append(p)
     out["temporary directories"] = store.stale_tmp()
