@@ -19,12 +19,14 @@ Recipe shape::
 from __future__ import annotations
 
 import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.artifacts import Artifact, schema_problems
 from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator import hashing
+from orchestrator.hashing import canonical_json
 from orchestrator.registry import StageSpec, get_stage, load_stages
 from orchestrator.repeat import expand_repeats
 from orchestrator.stage_config import RESERVED, check_step_config, plan_notes
@@ -196,6 +198,15 @@ def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dic
     return wires
 
 
+@functools.lru_cache(maxsize=65536)
+def _step_memo(name: str, body: str, shape: str) -> tuple[Step, StageSpec]:
+    """``_build_step`` remembered by value: sweep members share the checks of identical steps.
+    ``shape`` is every step's stage, the sources, the secrets and the executor, as JSON."""
+    stages, sources, secrets, executor = json.loads(shape)
+    steps_cfg = {n: {"stage": st} for n, st in stages.items()}
+    return _build_step(name, json.loads(body), steps_cfg, sources, secrets, {"executor": executor})
+
+
 def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[str, str],
                 settings: dict) -> tuple[Step, StageSpec]:
     """Check one step's stage, config, inputs, shards and GPUs; ask its config for plan notes."""
@@ -241,8 +252,10 @@ def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str]) -> Dag:
                           key=f"sources.{sorted(clash)[0]}")
     steps: dict[str, Step] = {}
     specs: dict[str, StageSpec] = {}
+    shape = canonical_json([{n: b.get("stage") if isinstance(b, dict) else None for n, b in steps_cfg.items()},
+                            sources, secrets, settings.get("executor")])
     for name, body in steps_cfg.items():
-        steps[name], specs[name] = _build_step(name, body, steps_cfg, sources, secrets, settings)
+        steps[name], specs[name] = _step_memo(name, canonical_json(body), shape)
     for step in steps.values():  # type-check every edge from a step
         for iname, wire in step.inputs.items():
             _check_edge(step, iname, wire, specs)

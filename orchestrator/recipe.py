@@ -10,6 +10,7 @@ applied to the composed config. Each distinct set of group choices is composed o
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
 import re
 from dataclasses import dataclass, field
@@ -59,21 +60,45 @@ def find_recipe(spec: str) -> Path:
                            (f"; recipes in conf/: {', '.join(sorted(known))}" if known else ""))
 
 
-def _parse(overrides: list[str]):
+@functools.lru_cache(maxsize=1)
+def _parser():
     from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    return OverridesParser.create()
+
+
+def _parse(text: str):
     from hydra.errors import HydraException
 
-    parser = OverridesParser.create()
-    parsed = []
+    try:
+        return _parser().parse_override(text)
+    except HydraException as e:  # OverrideParseException, and grammar errors raised bare
+        raise ConfigError(f"override '{text}': {str(e).splitlines()[0]}",
+                          hint="Hydra override grammar: key=value, +key=value, ~key, "
+                               "key=a,b (with -m)") from None
+
+
+def _expand(overrides: list[str], multirun: bool) -> list[list[tuple[str, Any]]]:
+    """The members of a sweep: for each, its (override text, parsed override) pairs. Each
+    override is parsed once; a sweep's values become element overrides without parsing again."""
+    import dataclasses
+
+    from hydra.core.override_parser.types import ValueType
+
+    axes = []
     for text in overrides:
-        try:
-            parsed.append(parser.parse_override(text))
-        except HydraException as e:  # OverrideParseException, and grammar errors raised bare
-            msg = str(e).splitlines()[0]
-            raise ConfigError(f"override '{text}': {msg}",
-                              hint="Hydra override grammar: key=value, +key=value, ~key, "
-                                   "key=a,b (with -m)") from None
-    return parsed
+        ov = _parse(text)
+        if not ov.is_sweep_override():
+            axes.append([(text, ov)])
+            continue
+        if not multirun:
+            raise ConfigError(f"override '{text}' is a sweep; add -m to run every value",
+                              hint=f"rag run RECIPE -m {text}")
+        key = ov.get_key_element()
+        axes.append([(f"{key}={s}", dataclasses.replace(ov, value_type=ValueType.ELEMENT, _value=v,
+                                                      input_line=f"{key}={s}"))
+                     for v, s in zip(ov.sweep_iterator(), ov.sweep_string_iterator())])
+    return [list(combo) for combo in itertools.product(*axes)]
 
 
 def expand_sweep(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -82,18 +107,7 @@ def expand_sweep(overrides: list[str], multirun: bool) -> list[list[str]]:
     >>> expand_sweep(["a=1,2", "b=x"], multirun=True)
     [['a=1', 'b=x'], ['a=2', 'b=x']]
     """
-    parsed = _parse(overrides)
-    axes = []
-    for text, ov in zip(overrides, parsed):
-        if ov.is_sweep_override():
-            if not multirun:
-                raise ConfigError(f"override '{text}' is a sweep; add -m to run every value",
-                                  hint=f"rag run RECIPE -m {text}")
-            key = ov.get_key_element()
-            axes.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
-        else:
-            axes.append([text])
-    return [list(combo) for combo in itertools.product(*axes)]
+    return [[text for text, _ in member] for member in _expand(overrides, multirun)]
 
 
 def _is_group(conf_dir: Path, ov) -> bool:
@@ -263,16 +277,16 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
     any other member is applied and resolved by OmegaConf (exact path)."""
     from omegaconf import OmegaConf
 
-    members = expand_sweep(overrides, multirun)
+    members = _expand(overrides, multirun)
     bases: dict[tuple, Any] = {}
     views: dict[tuple, tuple] = {}  # groups -> _base_view
     out = []
-    for i, member in enumerate(members):
-        parsed = _parse(member)
-        groups = tuple(t for t, ov in zip(member, parsed) if _is_group(recipe.parent, ov))
+    for i, pairs in enumerate(members):
+        member = [t for t, _ in pairs]
+        groups = tuple(t for t, ov in pairs if _is_group(recipe.parent, ov))
         if groups not in bases:
             bases[groups] = _compose_base(recipe, groups)
-        values = [(t, ov) for t, ov in zip(member, parsed) if t not in groups]
+        values = [(t, ov) for t, ov in pairs if t not in groups]
         if len(members) > 1:
             if groups not in views:
                 views[groups] = _base_view(bases[groups])

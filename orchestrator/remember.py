@@ -15,11 +15,11 @@ neither Hydra nor a stage module. Inside one process, validation is memoised per
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import json
 import os
 import sys
-from dataclasses import asdict
 from pathlib import Path
 
 from orchestrator.dag import Dag, StageInfo, Step, Wire, build_dag
@@ -58,6 +58,7 @@ def _entry_path(state_dir: Path, recipe: Path, overrides: list[str], multirun: b
 
 
 def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
+    gc.disable()  # decoding a sweep's entry makes many small dicts: collecting them halves the speed
     try:
         data = json.loads(path.read_text())
         if not all(_stamp(f[0]) == f for f in data["files"]):
@@ -66,6 +67,8 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
         return members, [_dag_from_json(recipe, d) for d in data["dags"]]
     except (OSError, ValueError, KeyError, TypeError):  # missing, stale or damaged: a miss
         return None
+    finally:
+        gc.enable()
 
 
 def _write(path: Path, conf_dir: Path, members: list[Member], dags: list[Dag]) -> None:
@@ -95,9 +98,14 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
     return members, dags
 
 
+def _step_to_json(s: Step) -> dict:
+    return {"name": s.name, "stage": s.stage.__dict__, "config": s.config, "semantic": s.semantic,
+            "inputs": {k: [w.node, w.output] for k, w in s.inputs.items()}, "shards": s.shards,
+            "gpus": s.gpus, "secrets": s.secrets, "notes": s.notes}
+
+
 def _dag_to_json(dag: Dag) -> dict:
-    return {"steps": [{**asdict(s), "inputs": {k: [w.node, w.output] for k, w in s.inputs.items()}}
-                      for s in dag.steps.values()],
+    return {"steps": [_step_to_json(s) for s in dag.steps.values()],
             "sources": dag.sources, "settings": dag.settings}
 
 
@@ -106,5 +114,5 @@ def _dag_from_json(recipe: Path, data: dict) -> Dag:
     for s in data["steps"]:
         steps[s["name"]] = Step(s["name"], StageInfo(**s["stage"]), s["config"], s["semantic"],
                                 {k: Wire(*w) for k, w in s["inputs"].items()}, s["shards"], s["gpus"],
-                                s.get("secrets") or {}, s.get("notes") or [])
+                                s["secrets"], s["notes"])
     return Dag(recipe, steps, data["sources"], data["settings"])
