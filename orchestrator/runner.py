@@ -14,7 +14,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orchestrator.artifacts import Ref
@@ -28,6 +28,7 @@ from orchestrator.logs import console
 from orchestrator.plan import Plan, plan
 from orchestrator.resolve import gather, input_hashes, input_refs, step_keys
 from orchestrator.rundir import RunDir
+from orchestrator.secrets import redact
 from orchestrator.store import Store
 from orchestrator.task import Task
 
@@ -120,7 +121,10 @@ class Runner:
     def plan(self, force: set[str]) -> Plan:
         """The plan at start, computed once and saved with the run (plan.json)."""
         planned = plan(self.dag, self.store, self.memo, self.history, force)
-        self.memo.save()
+        try:
+            self.memo.save()
+        except OSError:  # a read-only cache: the source-hash memo is only a speed-up
+            log.warning("could not save the source-hash memo under %s", self.store.root)
         self.sources = planned.sources
         self.run.write_plan({"problems": planned.problems,
                              "steps": [s.to_json() for s in planned.steps.values()]})
@@ -176,7 +180,8 @@ class Runner:
                     n, (i, k) = ref.num_rows, tk.shard
                     start, stop = i * n // k, (i + 1) * n // k
                 inputs[name] = {"ref": ref.to_json(), "start": start, "stop": stop}
-            tasks.append(Task(step=step.name, stage=step.stage.name, config=step.config,
+            tasks.append(Task(step=step.name, stage=step.stage.name,
+                              config=redact(step.config, step.secrets), secrets=step.secrets,
                               inputs=inputs, key=tk.key, material=tk.material,
                               shard=list(tk.shard or (0, 1)),
                               log=str(self.run.log_path(step.name, tk.shard)), force=force,
@@ -246,6 +251,10 @@ class Runner:
             console().print(f"[dim]✓ {step.name:<16} cached[/]")
 
     def _fail(self, step: Step, where: str, failure: Failed) -> None:
+        recipe = os.path.relpath(self.dag.recipe)
+        recipe = self.dag.recipe if recipe.startswith("..") else recipe
+        failure = replace(failure, message=failure.message.replace("rag run RECIPE ",
+                                                                   f"rag run {recipe} "))
         self.failures.append(Failure(step.name, where, failure.message, failure.log))
         self.run.set_step(step.name, state="failed", error=failure.message, log=failure.log)
         console().print(f"[red]✗ {where}[/] failed: {failure.message}", soft_wrap=True)

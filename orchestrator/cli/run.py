@@ -79,16 +79,18 @@ def _run(args) -> int:
         sweep = Path(runs) / recipe.stem / (time.strftime("%Y%m%d-%H%M%S") + "-sweep")
         console().print(f"sweep: {len(members)} members -> {sweep}")
     results = []
-    for member, dag in zip(members, dags):
-        path = RunDir.new_path(runs, recipe, sweep, member.index)
-        run = RunDir(path, recipe, member.overrides, command)
-        run.write_config(member.config)
-        if sweep is not None:
-            console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
-        ok = Runner(dag, store, runs, run, opts).execute()
-        results.append((member, run, ok))
-        if len(members) == 1:
-            print_run_summary(run.status)
+    with store.lease(runs) as lease:  # gc keeps what a live run uses
+        for member, dag in zip(members, dags):
+            path = RunDir.new_path(runs, recipe, sweep, member.index)
+            run = RunDir(path, recipe, member.overrides, command)
+            lease.add_run(run.path)
+            run.write_config(member.config)
+            if sweep is not None:
+                console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
+            ok = Runner(dag, store, runs, run, opts).execute()
+            results.append((member, run, ok))
+            if len(members) == 1:
+                print_run_summary(run.status)
     if sweep is not None:
         print_sweep_summary(results)
     failed = [r for r in results if not r[2]]
