@@ -227,12 +227,23 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
 
 
 def _import_stages(imports: list[str]) -> None:
-    """The recipe's stage modules; a module that does not even compile is a recipe error (2)."""
+    """The recipe's stage modules. One that does not import (a syntax error, a bad ``@stage``
+    definition, a failing top-level statement) is a recipe error: exit 2, at its file:line."""
     try:
         load_stages(imports)
     except SyntaxError as e:
         raise ConfigError(f"{e.filename}:{e.lineno}: syntax error in a stage module: {e.msg}",
                           hint="fix the module; `python -m py_compile FILE` shows the same") from None
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything a module raises while being imported
+        import traceback
+
+        frames = [f for f in traceback.extract_tb(e.__traceback__)
+                  if "importlib" not in f.filename and "/orchestrator/" not in f.filename]
+        where = f"{frames[0].filename}:{frames[0].lineno}: " if frames else ""  # the module's own line
+        raise ConfigError(f"{where}cannot import a stage module: {type(e).__name__}: {e}",
+                          hint="RAGLINE_FULL_ERROR=1 shows the traceback") from e
 
 
 def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str]) -> Dag:

@@ -3,11 +3,10 @@
     ragline:
       imports: [my_stages]       # extra stage modules (a recipe's own, like a Hydra app's)
       runs_dir: runs             # run records and, unless RAGLINE_CACHE is set, the cache
-      executor: local            # or a block, see conf/executor/
-      isolate: auto              # auto: light steps in-process, shards and GPU steps in workers
-      max_parallel: 0            # CPU shards at once (0: one per core)
-      slurm: {...}               # submitit parameters (conf/executor/slurm.yaml)
+      executor: {name: local, ...}   # the config group conf/executor/; its keys are checked by
+                                     # orchestrator.executors.executor_settings (one place)
       cache: {on_code_change: warn}   # warn | rerun | ignore when a stage's code changed unversioned
+      isolate, max_parallel, slurm   # older spellings of executor keys, still accepted
 """
 
 from __future__ import annotations
@@ -45,4 +44,19 @@ def check_settings(values: dict) -> dict:
     """
     if not isinstance(values, dict):
         raise ConfigError(f"ragline: expected a mapping, got {values!r}", key="ragline")
-    return check_step_config(Settings, {k: v for k, v in values.items()}, "ragline")[0]
+    checked = check_step_config(Settings, values, "ragline")[0]
+    _check_executor({k: v for k, v in values.items() if k in ("executor", "isolate", "max_parallel", "slurm")})
+    return checked
+
+
+def _check_executor(values: dict) -> None:
+    """The executor block, by the executors package's own rules (so `rag plan` catches a typo)."""
+    try:
+        from orchestrator.executors import executor_settings
+    except ImportError:  # an executors package without the hook: it checks when it starts
+        return
+    try:
+        executor_settings(values)
+    except ConfigError as e:
+        e.key = e.key or "ragline.executor"
+        raise

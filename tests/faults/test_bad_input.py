@@ -125,3 +125,18 @@ def test_stage_module_with_a_syntax_error_exits_2_with_file_and_line(recipe, tmp
     assert plan(recipe, "ragline.imports=[broken_stages]") == 2
     assert (f"error: {tmp_path / 'broken_stages.py'}:3: syntax error in a stage module: invalid syntax"
             in one_error(capsys))
+
+
+def test_stage_module_that_fails_at_import_exits_2_with_file_and_line(recipe, tmp_path, capsys,
+                                                                      monkeypatch):
+    (tmp_path / "failing_stages.py").write_text("import os\n\nLIMIT = int(os.environ['NOPE_NOT_SET'])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert plan(recipe, "ragline.imports=[failing_stages]") == 2
+    assert (f"error: {tmp_path / 'failing_stages.py'}:3: cannot import a stage module: KeyError: 'NOPE_NOT_SET'"
+            in one_error(capsys))
+
+
+def test_executor_settings_are_checked_at_plan_time(recipe, capsys):
+    pytest.importorskip("orchestrator.executors")
+    assert plan(recipe, "+ragline.executor={name: slurm, partiton: gpu}") == 2
+    assert "ragline.executor.partiton:" in one_error(capsys)
