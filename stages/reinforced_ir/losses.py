@@ -9,8 +9,10 @@ gathers them); these functions see one matrix.
 
 from __future__ import annotations
 
-import torch
-import torch.nn.functional as F
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # torch is imported inside the functions: registering stages stays light
+    import torch
 
 
 def m3_kd_loss(scores: torch.Tensor, group_size: int) -> torch.Tensor:
@@ -27,9 +29,13 @@ def m3_kd_loss(scores: torch.Tensor, group_size: int) -> torch.Tensor:
     step 0: −log(e²/(e² + e⁰)) = log(1 + e⁻²) = 0.12693; step 1 (column 0 masked): −log(1) = 0;
     loss = (0.12693 + 0) / 2 = 0.06346.
 
+    >>> import torch
     >>> round(m3_kd_loss(torch.tensor([[2.0, 0.0]]), 2).item(), 5)
     0.06346
     """
+    import torch
+    import torch.nn.functional as F
+
     rows = scores.size(0)
     targets = torch.arange(rows, device=scores.device) * group_size
     mask = torch.zeros_like(scores)
@@ -45,10 +51,14 @@ def info_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float) -> t
     """Cross-entropy of q_r against its own key k_r with the other keys as negatives:
     mean_r −log softmax(q_r·Kᵀ / τ)[r].
 
+    >>> import torch
     >>> q = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     >>> round(info_nce(q, q, 1.0).item(), 5)          # log(1 + e⁻¹)
     0.31326
     """
+    import torch
+    import torch.nn.functional as F
+
     logits = queries @ keys.T / temperature
     return F.cross_entropy(logits, torch.arange(queries.size(0), device=queries.device))
 
@@ -56,8 +66,12 @@ def info_nce(queries: torch.Tensor, keys: torch.Tensor, temperature: float) -> t
 def norm_regulariser(embeddings: torch.Tensor) -> torch.Tensor:
     """Mean squared distance of the L2 norms from 1 (keeps augmentation embeddings on scale).
 
+    >>> import torch
     >>> norm_regulariser(torch.tensor([[3.0, 4.0], [1.0, 0.0]])).item()     # ((5−1)² + 0) / 2
     8.0
     """
+    import torch
+    import torch.nn.functional as F
+
     norms = embeddings.norm(dim=1)
     return F.mse_loss(norms, torch.ones_like(norms))

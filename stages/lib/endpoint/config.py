@@ -46,9 +46,9 @@ class EndpointConfig:
     batch_size: Positive = nonsemantic(8)     # transformers: conversations per forward batch
 
     def __post_init__(self):
-        self.check("")
+        self.check("", opening=False)
 
-    def check(self, where: str = "endpoint") -> None:
+    def check(self, where: str = "endpoint", opening: bool = True) -> None:
         """Raise a one-line ``ConfigError`` naming the key for a value that cannot work.
 
         Runs when the config is built (at plan time inside a stage config, where the
@@ -58,7 +58,9 @@ class EndpointConfig:
         where = f"{where}." if where else ""
         if self.backend not in BACKENDS:
             raise ConfigError(f"{where}backend: {self.backend!r} is not one of {BACKENDS}")
-        if not self.model:
+        # an in-process backend may leave `model` empty in the config: the stage fills it with the
+        # checkpoint wired to the step (checked again when the client opens)
+        if not self.model and (opening or self.backend == "openai"):
             raise ConfigError(f"{where}model is empty",
                               hint="a served model name (openai) or a checkpoint directory")
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
