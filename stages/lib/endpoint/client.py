@@ -90,6 +90,8 @@ class EndpointClient:
         self.cache_hits += len(replies)
         log.info("%s: %d requests, %d distinct, %d cached, %d to ask", self.backend.model,
                  len(keys), len(replies) + len(todo), len(replies), len(todo))
+        if not todo:
+            return [replies[k] for k in keys]
         todo_keys, todo_reqs = list(todo), list(todo.values())
 
         def keep(i: int, reply: ChatReply) -> None:
