@@ -63,12 +63,21 @@ def type_name(tp) -> str:
 def _adapter(config_cls: type):
     from pydantic import TypeAdapter  # ~0.1 s; paid only when a DAG is built, never on a no-op rerun
 
-    return TypeAdapter(config_cls)
+    try:
+        return TypeAdapter(config_cls)
+    except Exception as e:  # noqa: BLE001 - pydantic cannot check some field's type
+        raise _Invalid("", f"config class {config_cls.__qualname__} cannot be checked: "
+                           f"{str(e).splitlines()[0]}",
+                       hint="use plain types, Literal, Annotated, dataclasses, list, dict") from None
 
 
 @functools.lru_cache(maxsize=None)
 def _hints(config_cls: type) -> dict[str, Any]:
-    return typing.get_type_hints(config_cls, include_extras=True)
+    try:
+        return typing.get_type_hints(config_cls, include_extras=True)
+    except Exception as e:  # noqa: BLE001 - a NameError, usually
+        raise _Invalid("", f"config class {config_cls.__qualname__} has an annotation that cannot be "
+                           f"resolved ({e})", hint="import the type at module level") from None
 
 
 def _nested_class(tp) -> type | None:
