@@ -4,7 +4,7 @@
 
     with Finetune("dpo", model_dir, out_dir, cfg, hooks) as ft:
         tokenizer = ft.prepare()                            # device, precision, tokenizer
-        ft.build_trainer(lambda setup: dpo_trainer(...))    # TRL trainer from the config
+        ft.build_trainer(lambda setup: dpo_trainer(...), len(examples))   # TRL's trainer
         ft.train()                                          # from the resume point
         stats = ft.export()                                 # plain checkpoint in out_dir
 
