@@ -4,8 +4,10 @@
     python bench/bench_orchestrator.py --quick    # fewer repetitions
 
 Figures: `rag --help`; a no-op rerun of the fully cached 11-step toy chain (and how many artifact
-bytes it hashed); planning a 1,000-member sweep of it (11,000 steps); per-step overhead of
-executing trivial steps in-process; content hashing throughput. Reference figures for DVC and
+bytes it hashed); a no-op rerun of a 32-step toy recipe shaped like the CPU demo (sharded tables,
+directory artifacts of many files), with every artifact file stat-checked; planning a
+1,000-member sweep of the chain (11,000 steps); per-step overhead of executing trivial steps
+in-process; `rag gc` over a cache of 10,000 entries; content hashing throughput. Reference figures for DVC and
 Snakemake on the same DAG shape, measured on this machine class, are printed beside them (from
 ../shared/research/overhead-measured.md); when `dvc` or `snakemake` is on PATH it is not re-run.
 """
@@ -28,7 +30,65 @@ REFERENCE = {  # seconds, medians on this 2-core machine class (research/overhea
     "no-op rerun": "DVC repro 0.744, Snakemake 0.645",
     "plan 1000-member sweep": "Snakemake dry run 6.43, dvc status 57.4",
     "--help": "(targets: < 0.2 s)",
+    "no-op 32": "(target: < 0.3 s with stat checks; DVC repro 0.744, Snakemake 0.645)",
+    "gc": "(target: < 2 s)",
 }
+
+
+def demo_shaped_recipe(path: Path) -> Path:
+    """32 steps like the CPU demo: a 4-shard table step, 2-shard directory artifacts (16 files)
+    read by the next step, and a chain of table steps; ends in a metrics step."""
+    steps = ["  s0: {stage: toy_gen, n: 16}",
+             "  s1: {stage: toy_map, inputs: {numbers: s0}, shards: 4, mul: 2.0}"]
+    i = 2
+    while i < 31:
+        if i % 5 == 2:
+            steps.append(f"  s{i}: {{stage: toy_blob, inputs: {{numbers: s{i - 1}}}, shards: 2}}")
+            steps.append(f"  s{i + 1}: {{stage: toy_read_blob, inputs: {{blob: s{i}}}}}")
+            i += 2
+        else:
+            steps.append(f"  s{i}: {{stage: toy_map, inputs: {{numbers: s{i - 1}}}, add: {i}}}")
+            i += 1
+    steps.append(f"  s{i}: {{stage: toy_sum, inputs: {{numbers: s{i - 1}}}}}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("ragline: {imports: [tests.toy.stages]}\nsteps:\n" + "\n".join(steps) + "\n")
+    return path
+
+
+def stat_count(cache: Path) -> int:
+    """Files and directories a no-op rerun stat-checks: every entry's recorded table."""
+    import json
+
+    total = 0
+    for entry in (cache / "objects").glob("*/*"):
+        total += len(json.loads((entry / "_entry.json").read_text()).get("files") or {})
+    return total
+
+
+def gc_cache(work: Path, n: int) -> tuple[Path, Path]:
+    """A cache of ``n`` small committed entries; a run record keeps half of them."""
+    import json
+
+    sys.path.insert(0, str(REPO))
+    from orchestrator.store import Store
+
+    cache, runs = work / "gc-cache", work / "gc-runs"
+    store = Store(cache)
+    keys = []
+    for i in range(n):
+        key = f"{i:064x}"
+        tmp = store.new_tmp(key)
+        out = tmp / "outputs" / "out"
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text('{"x": 1}')
+        (out / "_manifest.json").write_text("{}")
+        store.commit(tmp, key, {"outputs": {"out": {"kind": "metrics", "type": "", "content_hash": "",
+                                                    "paths": [str(out / "metrics.json")]}}})
+        keys.append(key)
+    run = runs / "bench" / "20260101-000000"
+    run.mkdir(parents=True)
+    (run / "status.json").write_text(json.dumps({"steps": {"s": {"keys": keys[::2]}}}))
+    return cache, runs
 
 
 def timed(cmd: list[str], env: dict, n: int) -> float:
@@ -76,6 +136,16 @@ def main() -> None:
     hashing.hash_file = artifacts.hash_file = real
     rows.append(("  bytes hashed by that no-op rerun", float(sum(hashed)), "(target: 0)"))
 
+    demo = demo_shaped_recipe(work / "conf" / "demo32.yaml")
+    demo_cmd = ([rag_bin] if rag_bin else rag) + ["run", str(demo), "--runs-dir", str(work / "demo-runs"),
+                                                  "--no-progress"]
+    demo_env = {**env, "RAGLINE_CACHE": str(work / "demo-runs" / "cache")}
+    subprocess.run(demo_cmd, env=demo_env, cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    checked = stat_count(work / "demo-runs" / "cache")
+    rows.append((f"no-op rerun, 32 steps, {checked} files+dirs stat-checked", timed(demo_cmd, demo_env, n),
+                 REFERENCE["no-op 32"]))
+
     sweep = ([rag_bin] if rag_bin else rag) + ["plan", str(CHAIN), "-m", "steps.dpo.add=range(0,1000)",
                                                "--runs-dir", str(work / "sweep-runs")]
     cold = []
@@ -104,6 +174,16 @@ def main() -> None:
     ran = sum(1 for s in status["steps"].values() if s.get("state") == "done")
     rows.append((f"per executed step, in-process ({ran} steps, incl. write+hash+commit)",
                  total / max(ran, 1), "(target: < 0.05)"))
+
+    # rag gc over 10,000 entries: a dry run (scan and decide), then removing 5,000 of them.
+    gc_n = 2000 if args.quick else 10_000
+    cache, gc_runs = gc_cache(work, gc_n)
+    gc_env = {**env, "RAGLINE_CACHE": str(cache)}
+    gc_cmd = ([rag_bin] if rag_bin else rag) + ["gc", "--runs-dir", str(gc_runs)]
+    rows.append((f"rag gc --dry-run, {gc_n:,} entries", timed(gc_cmd + ["--dry-run"], gc_env, 3),
+                 REFERENCE["gc"]))
+    rows.append((f"rag gc, {gc_n:,} entries, removing {gc_n // 2:,}", timed(gc_cmd, gc_env, 1),
+                 REFERENCE["gc"]))
 
     # Hashing throughput from page cache.
     big = work / "big.bin"

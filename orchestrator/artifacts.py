@@ -268,14 +268,32 @@ def write_artifact(value, cls: type[Artifact], dest: Path, producer: str, key: s
         files_for_ref = [data]
     else:
         raise DataError(f"{where}: cannot write an artifact of kind '{cls.kind}'")
-    hashes = []
-    for p in files:
-        hashes += [str(p.relative_to(dest)), hash_file(p)]
-    content_hash = hash_strings([cls.kind] + hashes)
+    content_hash, per_file = hash_files(dest, cls.kind, files)
     manifest["content_hash"] = content_hash
+    manifest["hashes"] = per_file
     (dest / "_manifest.json").write_text(json.dumps(manifest, indent=2))
     paths = [str(p) for p in (files_for_ref if cls.kind == "dir" else files)]
     return Ref(cls.kind, cls.type_name(), content_hash, paths, rows, producer)
+
+
+def hash_files(dest: Path, kind: str, files: list[Path]) -> tuple[str, dict[str, str]]:
+    """(content hash of an artifact, {file relative to ``dest``: its hash}) over ``files``."""
+    per_file = {str(p.relative_to(dest)): hash_file(p) for p in files}
+    return hash_strings([kind] + [x for item in per_file.items() for x in item]), per_file
+
+
+def artifact_files(dest: Path, kind: str) -> list[Path]:
+    """The files an artifact's content hash covers, found again on disk (``rag verify``)."""
+    if kind == "table":
+        return sorted(dest.glob("part-*.parquet"))
+    if kind == "metrics":
+        return [dest / "metrics.json"]
+    return sorted(p for p in (dest / "data").rglob("*") if p.is_file())
+
+
+def rehash(dest: Path, kind: str) -> tuple[str, dict[str, str]]:
+    """Hash an artifact directory's content again, exactly as ``write_artifact`` did."""
+    return hash_files(dest, kind, artifact_files(dest, kind))
 
 
 def relocate(ref: Ref, old_root: Path, new_root: Path) -> Ref:

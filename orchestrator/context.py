@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -18,7 +17,7 @@ class StageContext:
 
     def __init__(self, step: str, shard_index: int, num_shards: int, workdir: Path,
                  scratch: Path, log: logging.Logger, gpus: list[int] | None = None,
-                 show_progress: bool = False):
+                 show_progress: bool = False, is_main_process: bool = True):
         self.step = step
         self.shard_index = shard_index
         self.num_shards = num_shards
@@ -27,6 +26,10 @@ class StageContext:
         self.log = log
         self.gpus = list(gpus or [])
         self.show_progress = show_progress
+        # False on the non-main ranks of a multi-process (data-parallel) task: they compute into
+        # the same scratch directory and their outputs are not committed; write final files and
+        # reports only where this is True.
+        self.is_main_process = is_main_process
         self._device: str | None = None
 
     @property
@@ -79,19 +82,9 @@ class StageContext:
             bar.close()
 
 
-def visible_gpus() -> list[int]:
-    """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` or ``nvidia-smi``, no torch import."""
-    env = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if env is not None:
-        return [int(x) for x in env.split(",") if x.strip().isdigit()]
-    import shutil
-    import subprocess
 
-    if not shutil.which("nvidia-smi"):
-        return []
-    try:
-        out = subprocess.run(["nvidia-smi", "--query-gpu=index", "--format=csv,noheader"],
-                             capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [int(x) for x in out.split() if x.strip().isdigit()]
+def visible_gpus() -> list[int]:
+    """Kept for imports from before ``orchestrator.executors.gpus``."""
+    from orchestrator.executors.gpus import visible_gpus as _visible
+
+    return _visible()

@@ -18,16 +18,18 @@ Recipe shape::
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.artifacts import Artifact, schema_problems
-from orchestrator.config import RESERVED, check_step_config, locate
 from orchestrator.errors import ConfigError, did_you_mean
+from orchestrator import hashing
 from orchestrator.hashing import canonical_json
 from orchestrator.registry import StageSpec, get_stage, load_stages
-
-DEFAULT_SETTINGS = {"imports": [], "max_parallel": 0, "isolate": "auto", "runs_dir": "runs"}
+from orchestrator.repeat import expand_repeats
+from orchestrator.stage_config import RESERVED, check_step_config, plan_notes
 
 
 @dataclass
@@ -43,32 +45,36 @@ class Wire:
 
 @dataclass
 class StageInfo:
-    """What the planner and runner need of a stage: plain data, so a built DAG can be cached
-    and a no-op rerun never imports the stage modules (nor pyarrow, nor torch)."""
+    """What the planner and runner need of a stage: plain data, so a remembered DAG
+    (``orchestrator.remember``) plans a no-op rerun without importing stage modules."""
 
     name: str
     version: int
     shard_by: str | None
     inputs: dict[str, dict]  # name -> {kind, type, optional}
     outputs: dict[str, dict]  # name -> {kind, type}
+    code: str = ""  # hash of the stage function's source (cache.on_code_change)
 
     @classmethod
     def of(cls, spec: StageSpec) -> "StageInfo":
         return cls(spec.name, spec.version, spec.shard_by,
                    {n: {"kind": i.type.kind, "type": i.type.__name__, "optional": i.optional}
                     for n, i in spec.inputs.items()},
-                   {n: {"kind": t.kind, "type": t.__name__} for n, t in spec.outputs.items()})
+                   {n: {"kind": t.kind, "type": t.__name__} for n, t in spec.outputs.items()},
+                   _code_hash(spec.fn))
 
 
 @dataclass
 class Step:
     name: str
     stage: StageInfo
-    config: dict
-    semantic: dict
+    config: dict  # every field, defaults filled in, checked; values read from the environment included
+    semantic: dict  # what enters the cache key: config less nonsemantic fields and secrets
     inputs: dict[str, Wire]
     shards: int = 1
     gpus: int = 0
+    secrets: dict[str, str] = field(default_factory=dict)  # config key path -> "${oc.env:NAME}"
+    notes: list[str] = field(default_factory=list)  # the config's plan_notes(resources)
 
 
 @dataclass
@@ -96,201 +102,199 @@ class Dag:
         return out
 
 
-_checked: dict[tuple, dict] = {}
-_steps_memo: dict[tuple, tuple] = {}
-_edges_memo: dict[tuple, list] = {}
-_order_memo: dict[str, list] = {}
+@functools.lru_cache(maxsize=None)
+def _code_hash(fn) -> str:
+    return hashing.stage_code_hash(fn) if hasattr(hashing, "stage_code_hash") else ""
 
 
-def _check_config(spec: StageSpec, values: dict, where: str) -> dict:
-    memo = (spec.name, where, canonical_json(values))
-    if memo not in _checked:
-        _checked[memo] = check_step_config(spec.config_cls, values, where)
-    return _checked[memo]
-
-
-def _edge_problems(consumer: type[Artifact], producer: type[Artifact]) -> list[str]:
+@functools.lru_cache(maxsize=None)
+def _edge_problems(consumer: type[Artifact], producer: type[Artifact]) -> tuple[str, ...]:
     if consumer.kind != producer.kind:
-        return [f"it is a {producer.kind} ({producer.__name__}), expected a {consumer.kind}"]
+        return (f"it is a {producer.kind} ({producer.__name__}), expected a {consumer.kind}",)
     if consumer.kind == "table":
         if consumer.schema is None or producer.schema is None:
-            return []
-        return schema_problems(consumer.schema, producer.schema)
+            return ()
+        return tuple(schema_problems(consumer.schema, producer.schema))
     if not issubclass(producer, consumer) and consumer.__name__ not in ("Directory", "Metrics"):
-        return [f"it is {producer.__name__}, expected {consumer.__name__}"]
-    return []
+        return (f"it is {producer.__name__}, expected {consumer.__name__}",)
+    return ()
 
 
-def _source_path(name: str, value, recipe: Path) -> str | None:
+def _source_path(name: str, value) -> str | None:
     if isinstance(value, dict):
         value = value.get("path")
     if value is None or isinstance(value, str):
         return value
-    raise ConfigError(f"{locate(recipe, name)}: sources.{name}: expected a path or null, got {value!r}")
+    raise ConfigError(f"sources.{name}: expected a path or null, got {value!r}", key=f"sources.{name}")
 
 
-def build_dag(recipe: Path, cfg: dict) -> Dag:
-    """Validate a composed recipe and return its DAG in execution order."""
+def build_dag(recipe: Path, cfg: dict, secrets: dict[str, str] | None = None) -> Dag:
+    """Validate a composed recipe and return its DAG in execution order.
+
+    ``secrets``: key paths of values read from the environment (``recipe.Member.secrets``); they
+    are left out of the steps' cache keys. A ``ConfigError`` with a ``key`` gets the recipe's
+    file:line in front, looked up only now that it is needed.
+    """
     try:
-        return _build_dag(recipe, cfg)
-    except ConfigError as e:  # fill in file:line, looked up only now that it is needed
-        import re
-
-        e.message = re.sub("\x00([^\x00]*)\x00", lambda m: locate(recipe, m.group(1)), e.message)
-        raise
-
-
-def _build_step(name: str, body, steps_cfg: dict, sources: dict) -> tuple[Step, StageSpec]:
-    """Check one step's stage, config, inputs, shards and GPUs."""
-    where = f"steps.{name}"
-    at = f"\x00{name}\x00"  # replaced by file:line only if an error is raised
-    if not isinstance(body, dict) or "stage" not in body:
-        raise ConfigError(f"{at}: {where}: expected a mapping with a 'stage' key")
-    spec = get_stage(str(body["stage"]), f"{at}: {where}.stage")
-    values = {k: v for k, v in body.items() if k not in RESERVED}
-    try:
-        config = _check_config(spec, values, where)
+        return _build_dag(recipe, cfg, secrets or {})
     except ConfigError as e:
-        e.message = f"\x00{e.message.split(':')[0]}\x00: {e.message}"
+        if e.key:
+            from orchestrator.where import locate
+
+            e.message = f"{locate(recipe, e.key)}: {e.message}"
+            e.key = None  # located once, even if a caller builds again
         raise
-    semantic = {k: v for k, v in config.items() if k not in spec.nonsemantic_fields()}
-    wires = {}
-    given = body.get("inputs") or {}
-    if not isinstance(given, dict):
-        raise ConfigError(f"{at}: {where}.inputs: expected a mapping input: step.output")
-    for iname, ref in given.items():
-        if iname not in spec.inputs:
-            raise ConfigError(f"{at}: {where}.inputs.{iname}: stage '{spec.name}' has no input "
-                              f"'{iname}'{did_you_mean(iname, spec.inputs)}",
-                              hint=f"its inputs are: {', '.join(spec.inputs) or 'none'}")
-        if ref is None:
-            continue
-        wires[iname] = _wire(str(ref), steps_cfg, sources, f"{at}: {where}.inputs.{iname}")
-    for iname, ispec in spec.inputs.items():
-        if iname not in wires and not ispec.optional:
-            raise ConfigError(f"{at}: {where}.inputs.{iname}: missing; stage '{spec.name}' needs "
-                              f"a {ispec.type.__name__} here",
-                              hint=f"add inputs: {{{iname}: STEP.OUTPUT}} to step '{name}'")
+
+
+def _without(config: dict, paths: list[list[str]]) -> dict:
+    """``config`` less the (nested) keys at ``paths``; copies only what it changes."""
+    out = dict(config)
+    for path in paths:
+        node = out
+        for part in path[:-1]:
+            if not isinstance(node.get(part), dict):
+                break
+            node[part] = dict(node[part])
+            node = node[part]
+        else:
+            node.pop(path[-1], None)
+    return out
+
+
+def _check_resources(spec: StageSpec, body: dict, where: str) -> tuple[int, int]:
     shards, gpus = body.get("shards", 1), body.get("gpus", 0)
     if not isinstance(shards, int) or isinstance(shards, bool) or shards < 1:
-        raise ConfigError(f"{at}: {where}.shards: expected an integer >= 1, got {shards!r}")
+        raise ConfigError(f"{where}.shards: expected an integer >= 1, got {shards!r}", key=f"{where}.shards")
     if shards > 1 and spec.shard_by is None:
-        raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' is not shardable; "
-                          "remove shards or use a stage with shard_by")
+        raise ConfigError(f"{where}.shards: stage '{spec.name}' is not shardable; "
+                          "remove shards or use a stage with shard_by", key=f"{where}.shards")
     if shards > 1 and any(t.kind == "metrics" for t in spec.outputs.values()):
-        raise ConfigError(f"{at}: {where}.shards: stage '{spec.name}' writes metrics and cannot be sharded")
+        raise ConfigError(f"{where}.shards: stage '{spec.name}' writes metrics and cannot be sharded",
+                          key=f"{where}.shards")
     if not isinstance(gpus, int) or isinstance(gpus, bool) or gpus < 0:
-        raise ConfigError(f"{at}: {where}.gpus: expected an integer >= 0 (GPUs per shard), got {gpus!r}")
-    return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus), spec
+        raise ConfigError(f"{where}.gpus: expected an integer >= 0 (GPUs per shard), got {gpus!r}",
+                          key=f"{where}.gpus")
+    return shards, gpus
 
 
-def _build_dag(recipe: Path, cfg: dict) -> Dag:
-    from orchestrator.repeat import expand_repeats
+def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dict) -> dict[str, Wire]:
+    where = f"steps.{name}.inputs"
+    given = body.get("inputs") or {}
+    if not isinstance(given, dict):
+        raise ConfigError(f"{where}: expected a mapping input: step.output", key=where)
+    wires = {}
+    for iname, ref in given.items():
+        if iname not in spec.inputs:
+            raise ConfigError(f"{where}.{iname}: stage '{spec.name}' has no input "
+                              f"'{iname}'{did_you_mean(iname, spec.inputs)}",
+                              hint=f"its inputs are: {', '.join(spec.inputs) or 'none'}", key=f"{where}.{iname}")
+        if ref is not None:
+            wires[iname] = _wire(str(ref), steps_cfg, sources, f"{where}.{iname}")
+    for iname, ispec in spec.inputs.items():
+        if iname not in wires and not ispec.optional:
+            raise ConfigError(f"{where}.{iname}: missing; stage '{spec.name}' needs "
+                              f"a {ispec.type.__name__} here",
+                              hint=f"add inputs: {{{iname}: STEP.OUTPUT}} to step '{name}'", key=where)
+    return wires
+
+
+@functools.lru_cache(maxsize=65536)
+def _step_memo(name: str, body: str, shape: str) -> tuple[Step, StageSpec]:
+    """``_build_step`` remembered by value: sweep members share the checks of identical steps.
+    ``shape`` is every step's stage, the sources, the secrets and the executor, as JSON."""
+    stages, sources, secrets, executor = json.loads(shape)
+    steps_cfg = {n: {"stage": st} for n, st in stages.items()}
+    return _build_step(name, json.loads(body), steps_cfg, sources, secrets, {"executor": executor})
+
+
+def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[str, str],
+                settings: dict) -> tuple[Step, StageSpec]:
+    """Check one step's stage, config, inputs, shards and GPUs; ask its config for plan notes."""
+    where = f"steps.{name}"
+    if not isinstance(body, dict) or "stage" not in body:
+        raise ConfigError(f"{where}: expected a mapping with a 'stage' key", key=where)
+    spec = _stage(body["stage"], f"{where}.stage")
+    values = {k: v for k, v in body.items() if k not in RESERVED}
+    config, obj = check_step_config(spec.config_cls, values, where)
+    mine = {p[len(where) + 1:]: t for p, t in secrets.items() if p.startswith(where + ".")}
+    hidden = [p.split(".") for p in mine] + [[n] for n in spec.nonsemantic_fields()]
+    wires = _wires(name, spec, body, steps_cfg, sources)
+    shards, gpus = _check_resources(spec, body, where)
+    resources = {"gpus": gpus, "shards": shards, "executor": settings.get("executor")}
+    notes = plan_notes(obj, resources, where)
+    return Step(name, StageInfo.of(spec), config, _without(config, hidden), wires, shards, gpus,
+                mine, notes), spec
+
+
+def _import_stages(imports: list[str]) -> None:
+    """The recipe's stage modules. One that does not import (a syntax error, a bad ``@stage``
+    definition, a failing top-level statement) is a recipe error: exit 2, at its file:line."""
+    try:
+        load_stages(imports)
+    except SyntaxError as e:
+        raise ConfigError(f"{e.filename}:{e.lineno}: syntax error in a stage module: {e.msg}",
+                          hint="fix the module; `python -m py_compile FILE` shows the same") from None
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - anything a module raises while being imported
+        import traceback
+
+        frames = [f for f in traceback.extract_tb(e.__traceback__)
+                  if "importlib" not in f.filename and "/orchestrator/" not in f.filename]
+        where = f"{frames[0].filename}:{frames[0].lineno}: " if frames else ""  # the module's own line
+        raise ConfigError(f"{where}cannot import a stage module: {type(e).__name__}: {e}",
+                          hint="RAGLINE_FULL_ERROR=1 shows the traceback") from e
+
+
+def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str]) -> Dag:
+    from orchestrator.settings import check_settings  # pydantic: paid only when a DAG is built
 
     cfg = expand_repeats(cfg)
-    settings = {**DEFAULT_SETTINGS, **(cfg.get("ragline") or {})}
-    load_stages(settings.get("imports") or [])
+    settings = check_settings(cfg.get("ragline") or {})
+    _import_stages(settings.get("imports") or [])
     steps_cfg = cfg.get("steps")
     if not isinstance(steps_cfg, dict) or not steps_cfg:
         raise ConfigError(f"{recipe}: no 'steps' mapping; a recipe names its steps under steps:",
                           hint="see conf/ for examples")
-    sources = {n: _source_path(n, v, recipe) for n, v in (cfg.get("sources") or {}).items()}
+    sources = {n: _source_path(n, v) for n, v in (cfg.get("sources") or {}).items()}
     clash = set(sources) & set(steps_cfg)
     if clash:
-        raise ConfigError(f"{recipe}: '{sorted(clash)[0]}' is both a source and a step; rename one")
-
+        raise ConfigError(f"'{sorted(clash)[0]}' is both a source and a step; rename one",
+                          key=f"sources.{sorted(clash)[0]}")
     steps: dict[str, Step] = {}
     specs: dict[str, StageSpec] = {}
-    context = canonical_json([{n: b.get("stage") if isinstance(b, dict) else None
-                               for n, b in steps_cfg.items()}, sorted(sources)])
+    shape = canonical_json([{n: b.get("stage") if isinstance(b, dict) else None for n, b in steps_cfg.items()},
+                            sources, secrets, settings.get("executor")])
     for name, body in steps_cfg.items():
-        memo = (context, name, canonical_json(body))
-        if memo not in _steps_memo:  # sweep members share the checks of identical steps
-            _steps_memo[memo] = _build_step(name, body, steps_cfg, sources)
-        steps[name], specs[name] = _steps_memo[memo]
-
+        steps[name], specs[name] = _step_memo(name, canonical_json(body), shape)
     for step in steps.values():  # type-check every edge from a step
         for iname, wire in step.inputs.items():
-            consumer = specs[step.name].inputs[iname].type
-            where = f"\x00{step.name}\x00: steps.{step.name}.inputs.{iname}"
-            if wire.output is None:
-                if consumer.kind not in ("file", "dir"):
-                    raise ConfigError(f"{where}: source '{wire.node}' is a path, but stage "
-                                      f"'{step.stage.name}' expects a {consumer.__name__} table here",
-                                      hint="load the file with a loading step and wire its output")
-                continue
-            producer = specs[wire.node].outputs[wire.output]
-            if (consumer, producer) not in _edges_memo:
-                _edges_memo[consumer, producer] = _edge_problems(consumer, producer)
-            problems = _edges_memo[consumer, producer]
-            if problems:
-                raise ConfigError(f"{where}: '{wire}' does not fit {consumer.__name__}: {problems[0]}"
-                                  + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""))
-    shape = canonical_json({n: sorted(w.node for w in st.inputs.values()) for n, st in steps.items()})
-    if shape not in _order_memo:
-        _order_memo[shape] = _toposort(steps, recipe)
-    order = _order_memo[shape]
+            _check_edge(step, iname, wire, specs)
+    order = _toposort(steps, recipe)
     return Dag(recipe, {n: steps[n] for n in order}, sources, settings)
 
 
-def load_dag(recipe: Path, cfg: dict, cache_dir: Path | None) -> Dag:
-    """``build_dag`` remembered by composed config, valid while no stage module file changes.
+def _check_edge(step: Step, iname: str, wire: Wire, specs: dict[str, StageSpec]) -> None:
+    consumer = specs[step.name].inputs[iname].type
+    where = f"steps.{step.name}.inputs.{iname}"
+    if wire.output is None:
+        if consumer.kind not in ("file", "dir"):
+            raise ConfigError(f"{where}: source '{wire.node}' is a path, but stage "
+                              f"'{step.stage.name}' expects a {consumer.__name__} table here",
+                              hint="load the file with a loading step and wire its output", key=where)
+        return
+    problems = _edge_problems(consumer, specs[wire.node].outputs[wire.output])
+    if problems:
+        raise ConfigError(f"{where}: '{wire}' does not fit {consumer.__name__}: {problems[0]}"
+                          + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), key=where)
 
-    A no-op rerun then plans from plain JSON without importing any stage module.
-    """
-    import json
-    import os
 
-    from orchestrator import __version__
-    from orchestrator.hashing import key_of
-    from orchestrator.registry import module_files
-
-    if cache_dir is None:
-        return build_dag(recipe, cfg)
-    path = cache_dir / f"{key_of([str(recipe), cfg, __version__])}.json"
+def _stage(name, where: str) -> StageSpec:
     try:
-        data = json.loads(path.read_text())
-        if all(_stamp(f[0]) == f for f in data["files"]):
-            return _dag_from_json(recipe, data["dag"])
-    except (FileNotFoundError, json.JSONDecodeError, KeyError, OSError):
-        pass
-    dag = build_dag(recipe, cfg)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"files": module_files(), "dag": _dag_to_json(dag)}))
-    os.replace(tmp, path)
-    return dag
-
-
-def load_dags(recipe: Path, configs: list[dict], cache_dir: Path | None) -> list[Dag]:
-    """DAGs of a run's members: the snapshot cache for one member, plain builds for a sweep
-    (whose members share validation work through the per-config memo)."""
-    if len(configs) == 1:
-        return [load_dag(recipe, configs[0], cache_dir)]
-    return [build_dag(recipe, c) for c in configs]
-
-
-def _stamp(path: str) -> list:
-    import os
-
-    st = os.stat(path)
-    return [path, st.st_size, st.st_mtime_ns]
-
-
-def _dag_to_json(dag: Dag) -> dict:
-    from dataclasses import asdict
-
-    return {"steps": [{**asdict(s), "inputs": {k: [w.node, w.output] for k, w in s.inputs.items()}}
-                      for s in dag.steps.values()],
-            "sources": dag.sources, "settings": dag.settings}
-
-
-def _dag_from_json(recipe: Path, data: dict) -> Dag:
-    steps = {}
-    for s in data["steps"]:
-        steps[s["name"]] = Step(s["name"], StageInfo(**s["stage"]), s["config"], s["semantic"],
-                                {k: Wire(*w) for k, w in s["inputs"].items()}, s["shards"], s["gpus"])
-    return Dag(recipe, steps, data["sources"], data["settings"])
+        return get_stage(str(name), where)
+    except ConfigError as e:
+        e.key = e.key or where
+        raise
 
 
 def _wire(ref: str, steps_cfg: dict, sources: dict, where: str) -> Wire:
@@ -299,17 +303,18 @@ def _wire(ref: str, steps_cfg: dict, sources: dict, where: str) -> Wire:
         return Wire(node, None)
     if node not in steps_cfg:
         raise ConfigError(f"{where}: '{ref}' names no step or source"
-                          f"{did_you_mean(node, list(steps_cfg) + list(sources))}")
-    spec = get_stage(str(steps_cfg[node].get("stage")), f"steps.{node}.stage")
+                          f"{did_you_mean(node, list(steps_cfg) + list(sources))}", key=where)
+    body = steps_cfg[node]
+    spec = _stage(body.get("stage") if isinstance(body, dict) else None, f"steps.{node}.stage")
     if not output:
         if len(spec.outputs) != 1:
             raise ConfigError(f"{where}: step '{node}' has several outputs; name one: "
-                              + ", ".join(f"{node}.{o}" for o in spec.outputs))
+                              + ", ".join(f"{node}.{o}" for o in spec.outputs), key=where)
         output = next(iter(spec.outputs))
     if output not in spec.outputs:
         raise ConfigError(f"{where}: step '{node}' has no output '{output}'"
                           f"{did_you_mean(output, spec.outputs)}",
-                          hint=f"its outputs are: {', '.join(spec.outputs)}")
+                          hint=f"its outputs are: {', '.join(spec.outputs)}", key=where)
     return Wire(node, output)
 
 

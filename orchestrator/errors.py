@@ -15,10 +15,11 @@ class RagError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, hint: str | None = None):
+    def __init__(self, message: str, *, hint: str | None = None, key: str | None = None):
         super().__init__(message)
         self.message = message
         self.hint = hint
+        self.key = key  # dotted recipe key the error is about; the DAG builder prefixes file:line
 
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message}\n  hint: {self.hint}"
@@ -32,10 +33,6 @@ class ConfigError(RagError):
 
 class DataError(RagError):
     """An input file or table is malformed (names the file and line, or the column)."""
-
-
-class StepFailed(RagError):
-    """A step raised; the message names the step, shard, log file and the command that resumes."""
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from typing import Any
 import xxhash
 
 CHUNK = 8 << 20
+log = logging.getLogger("ragline")
 
 
 def hash_file(path: str | Path) -> str:
@@ -61,10 +63,17 @@ class SourceMemo:
     def __init__(self, path: Path):
         self.path = path
         self.changed = False
+        self.memo: dict[str, list] = {}
         try:
-            self.memo: dict[str, list] = json.loads(path.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
-            self.memo = {}
+            memo = json.loads(path.read_text())
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as e:
+            log.warning("%s is damaged (%s); source files will be hashed again", path,
+                        str(e).splitlines()[0])
+            return
+        if isinstance(memo, dict):
+            self.memo = {k: v for k, v in memo.items() if isinstance(v, list) and len(v) == 3}
 
     def file_hash(self, path: Path) -> str:
         st = path.stat()
@@ -97,3 +106,58 @@ class SourceMemo:
         tmp.write_text(json.dumps(self.memo))
         os.replace(tmp, self.path)
         self.changed = False
+
+
+def stage_code_hash(fn) -> str:
+    """A hash of a stage function's code: its decorator line, signature and body, parsed, so that
+    comments and formatting do not count; "" when the source cannot be read (a built-in, a REPL).
+
+    >>> def f(x):  # a comment
+    ...     return x + 1
+    >>> def g(x):
+    ...     return x + 1
+    >>> def h(x):
+    ...     return x + 2
+    >>> stage_code_hash(f) == stage_code_hash(g), stage_code_hash(f) == stage_code_hash(h)
+    (True, False)
+    """
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        source = textwrap.dedent(inspect.getsource(fn))
+    except (OSError, TypeError):
+        return ""
+    try:
+        tree = ast.parse(source)
+        node = tree.body[0]
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.name = "_"  # the function's own name is not its code
+        text = ast.dump(tree, annotate_fields=False)
+    except SyntaxError:
+        text = source
+    return hash_strings([text])
+
+
+_code_memo: dict[str, dict] = {}
+
+
+def registered_code(stage: str) -> dict:
+    """``{"fn": stage_code_hash, "module": hash of the module file}`` of a registered stage
+    ({} when the stage is not registered in this process); recorded with each cache entry."""
+    if stage in _code_memo:
+        return _code_memo[stage]
+    import inspect
+
+    from orchestrator.registry import REGISTRY
+
+    spec = REGISTRY.get(stage)
+    if spec is None:
+        return {}
+    try:
+        module = hash_file(inspect.getsourcefile(spec.fn) or "")
+    except (OSError, TypeError):
+        module = ""
+    _code_memo[stage] = {"fn": stage_code_hash(spec.fn), "module": module}
+    return _code_memo[stage]

@@ -5,21 +5,29 @@ different key material (config, code version, upstream data, source) — the cau
 MISSING: never computed. A step downstream of one that will run has no final key yet (its input
 content is not known); it is STALE or MISSING "after upstream X runs", and may still turn out
 cached when X reproduces identical bytes (early cut-off).
+
+A cache hit is checked (``Store.lookup`` stats every file of the entry): a changed or damaged
+entry is quarantined and the step is STALE with the cause ("artifact changed on disk after
+commit: outputs/out/part-00000.parquet"). An entry computed by a different version of the stage's
+code (same ``version``) is flagged by the recipe setting ``ragline.cache.on_code_change``:
+``warn`` (default: reused, with a warning), ``rerun`` (STALE, recomputed) or ``ignore``.
 """
 
 from __future__ import annotations
 
-import json
-import os
+import logging
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 
 from orchestrator.artifacts import Ref
-from orchestrator.dag import Dag, Step
-from orchestrator.hashing import SourceMemo, hash_strings, key_of
-from orchestrator.keys import explain, material, task_key
-from orchestrator.store import Store
+from orchestrator.dag import Dag
+from orchestrator.hashing import SourceMemo
+from orchestrator.history import load_history  # noqa: F401 - cli/plan.py imports it from here
+from orchestrator.keys import explain
+from orchestrator.resolve import gather, input_hashes, input_refs, source_refs, step_keys
+from orchestrator.store import Entry, Store
 
+log = logging.getLogger("ragline")
+CODE_POLICIES = ("warn", "rerun", "ignore")
 
 @dataclass
 class StepPlan:
@@ -31,6 +39,7 @@ class StepPlan:
     cached_shards: int
     keys: list[str]
     final: bool  # keys are final (all inputs known)
+    forced: bool = False  # recompute even if cached: --force/--from, or code changed with on_code_change=rerun
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -40,92 +49,13 @@ class StepPlan:
 class Plan:
     steps: dict[str, StepPlan]
     problems: list[str] = field(default_factory=list)  # missing sources: block a run, not a plan
+    sources: dict[str, Ref | None] = field(default_factory=dict)  # resolved once, reused by the run
 
     def counts(self) -> dict[str, int]:
         out = {"FRESH": 0, "STALE": 0, "MISSING": 0}
         for p in self.steps.values():
             out[p.state] += 1
         return out
-
-
-def source_refs(dag: Dag, memo: SourceMemo, problems: list[str]) -> dict[str, Ref | None]:
-    """Content-hashed Refs of the recipe's sources (None when a source's path is null)."""
-    refs: dict[str, Ref | None] = {}
-    for name, path in dag.sources.items():
-        if path is None:
-            refs[name] = None
-            continue
-        p = Path(path).expanduser()
-        if not p.exists():
-            problems.append(f"source '{name}': {path} does not exist")
-            refs[name] = Ref("file", "", f"missing:{path}", [str(p)], producer=f"source {name}")
-            continue
-        kind = "dir" if p.is_dir() else "file"
-        refs[name] = Ref(kind, "", memo.hash(p), [str(p.resolve())], producer=f"source {name}")
-    return refs
-
-
-def input_refs(step: Step, outputs: dict[str, dict[str, Ref]], sources: dict[str, Ref | None],
-               problems: list[str] | None = None) -> dict[str, Ref | None]:
-    """The Refs feeding ``step`` (None: optional input left out, or upstream not computed yet)."""
-    refs: dict[str, Ref | None] = {}
-    for name, wire in step.inputs.items():
-        if wire.output is None:
-            ref = sources.get(wire.node)
-            if ref is None and not step.stage.inputs[name]["optional"] and problems is not None:
-                problems.append(f"steps.{step.name}.inputs.{name}: source '{wire.node}' has no path; "
-                                f"set it in the recipe or with {wire.node}=PATH-override")
-            refs[name] = ref
-        else:
-            refs[name] = outputs.get(wire.node, {}).get(wire.output)
-    return refs
-
-
-def step_material(step: Step, hashes: dict[str, str | None], shard: tuple[int, int] | None) -> dict:
-    return material(step.stage.name, step.stage.version, step.semantic, hashes, shard)
-
-
-def shard_specs(step: Step) -> list[tuple[int, int] | None]:
-    return [None] if step.shards == 1 else [(i, step.shards) for i in range(step.shards)]
-
-
-def gather(step: Step, entries: list, store: Store) -> dict[str, Ref]:
-    """Output Refs of a step from its task entries, shards concatenated in order."""
-    if len(entries) == 1:
-        return entries[0].outputs()
-    per = [e.outputs() for e in entries]
-    out = {}
-    for name in step.stage.outputs:
-        parts = [p[name] for p in per]
-        first = parts[0]
-        digest = hash_strings([p.content_hash for p in parts])
-        if first.kind == "table":
-            paths = [x for p in parts for x in p.paths]
-            rows = [x for p in parts for x in p.rows]
-            out[name] = Ref("table", first.type, digest, paths, rows, f"{step.name}.{name}")
-        else:
-            path = store.gather_dir(parts)
-            out[name] = Ref(first.kind, first.type, digest, [str(path)], [], f"{step.name}.{name}")
-    return out
-
-
-def load_history(runs_dir: Path, recipe: Path) -> dict:
-    try:
-        return json.loads(history_path(runs_dir, recipe).read_text())
-    except (FileNotFoundError, json.JSONDecodeError):
-        return {}
-
-
-def history_path(runs_dir: Path, recipe: Path) -> Path:
-    return Path(runs_dir) / ".state" / f"{recipe.stem}.{key_of(str(recipe))[:8]}.json"
-
-
-def save_history(runs_dir: Path, recipe: Path, history: dict) -> None:
-    path = history_path(runs_dir, recipe)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(history))
-    os.replace(tmp, path)
 
 
 def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
@@ -140,12 +70,12 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
     for step in dag.steps.values():
         refs = input_refs(step, outputs, sources, problems)
         waiting = [w.node for w in step.inputs.values() if w.node in pending]
-        hashes = {n: (r.content_hash if r is not None else None) for n, r in refs.items()}
+        hashes = input_hashes(refs)
         for n, w in step.inputs.items():
             if w.node in pending:
                 hashes[n] = f"pending:{pending[w.node]}:{w.output}"
-        mats = [step_material(step, hashes, s) for s in shard_specs(step)]
-        keys = [task_key(m) for m in mats]
+        tasks = step_keys(step, hashes)
+        mats, keys = [t.material for t in tasks], [t.key for t in tasks]
         old = history.get(step.name)
         names = {n: f"upstream '{w}'" if w.output else f"source '{w.node}'"
                  for n, w in step.inputs.items()}
@@ -158,22 +88,76 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
             continue
         entries = [store.lookup(k) for k in keys]
         cached = sum(e is not None for e in entries)
-        if cached == len(keys) and step.name not in force:
+        changed_code = code_changed(step, entries) if cached == len(keys) else False
+        rerun_code = changed_code and code_policy(dag) == "rerun"
+        if cached == len(keys) and step.name not in force and not rerun_code:
             outputs[step.name] = gather(step, entries, store)
-            steps[step.name] = StepPlan(step.name, step.stage.name, "FRESH", "cached", step.shards,
+            cause = "cached"
+            if changed_code and code_policy(dag) == "warn":
+                cause = f"cached; {code_note(step.name)}"
+                log.warning("step '%s': %s", step.name, code_note(step.name))
+            steps[step.name] = StepPlan(step.name, step.stage.name, "FRESH", cause, step.shards,
                                         cached, keys, True)
             continue
         pending[step.name] = keys[0]
-        if step.name in force:
-            state, cause = ("STALE", "forced (--force/--from)")
-        elif old and old.get("key") != keys[0]:
-            state, cause = "STALE", explain(old["material"], mats[0], names)
-        elif old:
-            state, cause = "STALE", ("entry missing from the cache (failed or removed by gc)"
-                                     if not cached else f"{cached}/{len(keys)} shards cached")
-        else:
-            state, cause = "MISSING", ("never computed" if not cached
-                                       else f"{cached}/{len(keys)} shards cached")
+        state, cause = classify(step.name in force, rerun_code, old, keys, mats, names, cached,
+                                [store.miss_reason(k) for k, e in zip(keys, entries) if e is None])
         steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, cached,
-                                    keys, True)
-    return Plan(steps, problems)
+                                    keys, True, step.name in force or rerun_code)
+    return Plan(steps, problems, sources)
+
+
+def classify(forced: bool, rerun_code: bool, old: dict | None, keys: list[str], mats: list[dict],
+             names: dict[str, str], cached: int, reasons: list[str | None]) -> tuple[str, str]:
+    """(state, cause) of a step that is not fully cached (or is forced)."""
+    damaged = next((r for r in reasons if r), None)
+    partial = f"{cached}/{len(keys)} shards cached"
+    if forced:
+        return "STALE", "forced (--force/--from)"
+    if rerun_code:
+        return "STALE", "code changed since this was computed (cache.on_code_change: rerun)"
+    if damaged:
+        return "STALE", damaged
+    if old and old.get("key") != keys[0]:
+        return "STALE", explain(old["material"], mats[0], names)
+    if old:
+        return "STALE", "entry missing from the cache (failed or removed by gc)" if not cached else partial
+    return "MISSING", "never computed" if not cached else partial
+
+
+def code_policy(dag: Dag) -> str:
+    """``ragline.cache.on_code_change`` of the recipe: warn (default), rerun or ignore."""
+    cache = dag.settings.get("cache") or {}
+    policy = cache.get("on_code_change", "warn") if isinstance(cache, dict) else "warn"
+    return policy if policy in CODE_POLICIES else "warn"
+
+
+def code_note(step: str) -> str:
+    return f"code changed since this was computed; `--force {step}` or bump the version"
+
+
+def current_code(step) -> str:
+    """The hash of the stage function's code now: from the DAG (built from the stage), or from
+    the registry when the stage module is loaded; "" when neither knows."""
+    code = getattr(step.stage, "code", "")
+    if code:
+        return code
+    from orchestrator.registry import REGISTRY
+
+    if step.stage.name not in REGISTRY:
+        return ""
+    from orchestrator.hashing import registered_code
+
+    return registered_code(step.stage.name).get("fn", "")
+
+
+def code_changed(step, entries: list[Entry | None]) -> bool:
+    """Whether a cached entry of ``step`` was computed by different code (same version)."""
+    now = current_code(step)
+    if not now:
+        return False
+    for e in entries:
+        then = (e.meta.get("code") or {}).get("fn", "") if e is not None else ""
+        if then and then != now:
+            return True
+    return False

@@ -10,8 +10,10 @@ applied to the composed config. Each distinct set of group choices is composed o
 from __future__ import annotations
 
 import copy
+import functools
 import itertools
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +26,25 @@ class Member:
 
     recipe: Path
     overrides: list[str]
-    config: dict  # resolved, plain containers
+    config: dict  # resolved, plain containers; values read from the environment as their text
     index: int = 0
+    secrets: dict[str, str] = field(default_factory=dict)  # key path -> "${oc.env:NAME}"
+    impure: bool = False  # the config calls a resolver (environment, clock): never remembered
+    resolved: dict | None = field(default=None, repr=False)  # with secret values; None: = config
+
+    @property
+    def values(self) -> dict:
+        """The config a DAG is built from: secrets as their values. Never write it anywhere."""
+        return self.config if self.resolved is None else self.resolved
+
+
+def _member(recipe: Path, overrides: list[str], resolved: dict, index: int,
+            secrets: dict[str, str], impure: bool) -> Member:
+    from orchestrator.secrets import redact
+
+    if not secrets:
+        return Member(recipe, overrides, resolved, index, {}, impure)
+    return Member(recipe, overrides, redact(resolved, secrets), index, secrets, impure, resolved)
 
 
 def find_recipe(spec: str) -> Path:
@@ -41,21 +60,45 @@ def find_recipe(spec: str) -> Path:
                            (f"; recipes in conf/: {', '.join(sorted(known))}" if known else ""))
 
 
-def _parse(overrides: list[str]):
+@functools.lru_cache(maxsize=1)
+def _parser():
     from hydra.core.override_parser.overrides_parser import OverridesParser
-    from hydra.errors import OverrideParseException
 
-    parser = OverridesParser.create()
-    parsed = []
+    return OverridesParser.create()
+
+
+def _parse(text: str):
+    from hydra.errors import HydraException
+
+    try:
+        return _parser().parse_override(text)
+    except HydraException as e:  # OverrideParseException, and grammar errors raised bare
+        raise ConfigError(f"override '{text}': {str(e).splitlines()[0]}",
+                          hint="Hydra override grammar: key=value, +key=value, ~key, "
+                               "key=a,b (with -m)") from None
+
+
+def _expand(overrides: list[str], multirun: bool) -> list[list[tuple[str, Any]]]:
+    """The members of a sweep: for each, its (override text, parsed override) pairs. Each
+    override is parsed once; a sweep's values become element overrides without parsing again."""
+    import dataclasses
+
+    from hydra.core.override_parser.types import ValueType
+
+    axes = []
     for text in overrides:
-        try:
-            parsed.append(parser.parse_override(text))
-        except OverrideParseException as e:
-            msg = str(e).splitlines()[0]
-            raise ConfigError(f"override '{text}': {msg}",
-                              hint="Hydra override grammar: key=value, +key=value, ~key, "
-                                   "key=a,b (with -m)") from None
-    return parsed
+        ov = _parse(text)
+        if not ov.is_sweep_override():
+            axes.append([(text, ov)])
+            continue
+        if not multirun:
+            raise ConfigError(f"override '{text}' is a sweep; add -m to run every value",
+                              hint=f"rag run RECIPE -m {text}")
+        key = ov.get_key_element()
+        axes.append([(f"{key}={s}", dataclasses.replace(ov, value_type=ValueType.ELEMENT, _value=v,
+                                                      input_line=f"{key}={s}"))
+                     for v, s in zip(ov.sweep_iterator(), ov.sweep_string_iterator())])
+    return [list(combo) for combo in itertools.product(*axes)]
 
 
 def expand_sweep(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -64,18 +107,7 @@ def expand_sweep(overrides: list[str], multirun: bool) -> list[list[str]]:
     >>> expand_sweep(["a=1,2", "b=x"], multirun=True)
     [['a=1', 'b=x'], ['a=2', 'b=x']]
     """
-    parsed = _parse(overrides)
-    axes = []
-    for text, ov in zip(overrides, parsed):
-        if ov.is_sweep_override():
-            if not multirun:
-                raise ConfigError(f"override '{text}' is a sweep; add -m to run every value",
-                                  hint=f"rag run RECIPE -m {text}")
-            key = ov.get_key_element()
-            axes.append([f"{key}={v}" for v in ov.sweep_string_iterator()])
-        else:
-            axes.append([text])
-    return [list(combo) for combo in itertools.product(*axes)]
+    return [[text for text, _ in member] for member in _expand(overrides, multirun)]
 
 
 def _is_group(conf_dir: Path, ov) -> bool:
@@ -114,59 +146,31 @@ def _apply(cfg, ov, text: str, recipe: Path) -> None:
         OmegaConf.update(cfg, key, ov.value(), merge=False, force_add=True)
 
 
-def _compose_key(recipe: Path, overrides: list[str], multirun: bool) -> str | None:
-    """A key for the composed result: recipe, overrides and every config file's size and mtime.
-
-    None when a config reads the environment or the clock (``${oc.env:…}``, ``${now:…}``).
-    """
-    import os
-
-    from orchestrator.hashing import key_of
-
-    files = []
-    for root, dirs, names in os.walk(recipe.parent):
-        dirs.sort()
-        for name in sorted(names):
-            if name.endswith((".yaml", ".yml")):
-                path = os.path.join(root, name)
-                with open(path, "rb") as f:
-                    text = f.read()
-                if b"${oc.env" in text or b"${now" in text:
-                    return None
-                st = os.stat(path)
-                files.append([path, st.st_size, st.st_mtime_ns])
-    return key_of([str(recipe), overrides, multirun, files, 1])
-
-
-def compose(recipe: Path, overrides: list[str], multirun: bool = False,
-            cache_dir: Path | None = None) -> list[Member]:
+def compose(recipe: Path, overrides: list[str], multirun: bool = False) -> list[Member]:
     """Compose ``recipe`` with ``overrides``; one Member per sweep combination.
 
-    With ``cache_dir``, the composed result is remembered: an unchanged recipe with the same
-    overrides is not composed again (Hydra costs ~0.3 s; a no-op rerun must stay well under 0.5 s).
+    Remembering the result between commands is ``orchestrator.remember``'s job, not this one's.
     """
-    import json
+    return _compose(recipe, overrides, multirun)
 
-    key = _compose_key(recipe, overrides, multirun) if cache_dir is not None else None
-    cached = cache_dir / f"{key}.json" if key else None
-    if cached is not None and cached.is_file():
-        data = json.loads(cached.read_text())
-        return [Member(recipe, m["overrides"], m["config"], i) for i, m in enumerate(data)]
-    members = _compose(recipe, overrides, multirun)
-    if cached is not None:
-        import os
 
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        tmp = cached.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps([{"overrides": m.overrides, "config": m.config} for m in members]))
-        os.replace(tmp, cached)
-    return members
+def _yaml_error(recipe: Path, e: Exception) -> str:
+    """One line for a Hydra/YAML failure; a YAML syntax error keeps its file, line and column."""
+    mark = getattr(e, "problem_mark", None)
+    if mark is not None:
+        problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
+        context = getattr(e, "context", None)
+        return (f"{mark.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax: {problem}"
+                + (f" ({context})" if context else ""))
+    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    return f"{recipe}: {first}"
+
+
+_RESOLVER = re.compile(r"^\s*[\w.\-]+:")  # ${name:args}: a resolver call, not a key reference
 
 
 def _interpolation_refs(node, out: list[str]) -> list[str]:
     """Every ``${...}`` body in an unresolved plain config."""
-    import re
-
     if isinstance(node, dict):
         for v in node.values():
             _interpolation_refs(v, out)
@@ -178,26 +182,44 @@ def _interpolation_refs(node, out: list[str]) -> list[str]:
     return out
 
 
-def _touches_interpolation(base, values, resolved_bases: dict, groups: tuple) -> bool:
-    """Whether an override may change an interpolated value (then the slow, exact path runs)."""
+def _base_view(base) -> tuple[dict, list[str], dict[str, str]]:
+    """(resolved plain dict, every ``${…}`` body, secrets) of a composed base config."""
     from omegaconf import OmegaConf
 
-    if groups not in resolved_bases:
-        plain = OmegaConf.to_container(base, resolve=False)
-        refs = _interpolation_refs(plain, [])
-        resolved_bases[groups] = (OmegaConf.to_container(base, resolve=True), refs)
-    refs = resolved_bases[groups][1]
+    resolved, secrets = _resolve(base)
+    return resolved, _interpolation_refs(OmegaConf.to_container(base, resolve=False), []), secrets
+
+
+def _touches_interpolation(values, refs: list[str]) -> bool:
+    """Whether an override may change an interpolated value (then the slow, exact path runs).
+
+    A relative reference (``${.x}``) or a resolver other than OmegaConf's own (``oc.env`` …) may
+    depend on anything, so it always takes the exact path.
+    """
     for _, ov in values:
         key = ov.key_or_group
         value = ov.value() if ov.value() is not None else ""
         if isinstance(value, str) and "${" in value:
             return True
         for ref in refs:
-            if ref.startswith(".") or ":" in ref and not ref.startswith("oc."):
+            if ref.startswith(".") or (_RESOLVER.match(ref) and not ref.startswith("oc.")):
                 return True
             if ref == key or ref.startswith(key + ".") or key.startswith(ref + "."):
                 return True
     return False
+
+
+def _resolve(cfg) -> tuple[dict, dict[str, str]]:
+    from omegaconf.errors import OmegaConfBaseException
+
+    from orchestrator.secrets import resolve_recording
+
+    try:
+        return resolve_recording(cfg)
+    except OmegaConfBaseException as e:
+        first = str(e).strip().splitlines()[0]
+        key = getattr(e, "full_key", "")
+        raise ConfigError(f"{'key ' + key + ': ' if key else ''}{first}", key=key or None) from None
 
 
 def _apply_plain(config: dict, ov, text: str, recipe: Path) -> dict:
@@ -234,47 +256,60 @@ def _apply_plain(config: dict, ov, text: str, recipe: Path) -> dict:
     return root
 
 
-def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]:
+def _compose_base(recipe: Path, groups: tuple):
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
     from hydra.core.global_hydra import GlobalHydra
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
 
-    conf_dir = recipe.parent
-    members = expand_sweep(overrides, multirun)
+    GlobalHydra.instance().clear()
+    try:
+        with initialize_config_dir(config_dir=str(recipe.parent), version_base=None):
+            return hydra_compose(config_name=recipe.stem, overrides=list(groups))
+    except Exception as e:  # noqa: BLE001 - Hydra raises many kinds; all are config errors
+        raise ConfigError(_yaml_error(recipe, e)) from None
+    finally:
+        GlobalHydra.instance().clear()
+
+
+def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]:
+    """Each distinct set of group choices composed once; a sweep member whose values touch no
+    interpolation is the resolved base with its values applied as plain dicts (fast path),
+    any other member is applied and resolved by OmegaConf (exact path)."""
+    from omegaconf import OmegaConf
+
+    members = _expand(overrides, multirun)
     bases: dict[tuple, Any] = {}
-    resolved_bases: dict[tuple, tuple] = {}  # groups -> (resolved dict, interpolation refs)
+    views: dict[tuple, tuple] = {}  # groups -> _base_view
     out = []
-    for i, member in enumerate(members):
-        parsed = _parse(member)
-        groups = tuple(t for t, ov in zip(member, parsed) if _is_group(conf_dir, ov))
+    for i, pairs in enumerate(members):
+        member = [t for t, _ in pairs]
+        groups = tuple(t for t, ov in pairs if _is_group(recipe.parent, ov))
         if groups not in bases:
-            GlobalHydra.instance().clear()
-            try:
-                with initialize_config_dir(config_dir=str(conf_dir), version_base=None):
-                    bases[groups] = hydra_compose(config_name=recipe.stem, overrides=list(groups))
-            except Exception as e:  # noqa: BLE001 - Hydra raises many kinds; all are config errors
-                first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-                raise ConfigError(f"{recipe}: {first}") from None
-            finally:
-                GlobalHydra.instance().clear()
-        values = [(t, ov) for t, ov in zip(member, parsed) if t not in groups]
-        if len(members) > 1 and not _touches_interpolation(bases[groups], values, resolved_bases, groups):
-            # Fast path for sweeps: apply plain values to the resolved base, sharing structure.
-            config = resolved_bases[groups][0]
-            for text, ov in values:
-                config = _apply_plain(config, ov, text, recipe)
-            out.append(Member(recipe, member, config, i))
-            continue
+            bases[groups] = _compose_base(recipe, groups)
+        values = [(t, ov) for t, ov in pairs if t not in groups]
+        if len(members) > 1:
+            if groups not in views:
+                views[groups] = _base_view(bases[groups])
+            resolved, refs, secrets = views[groups]
+            if not _touches_interpolation(values, refs):
+                config = resolved
+                for text, ov in values:
+                    config = _apply_plain(config, ov, text, recipe)
+                touched = [ov.key_or_group for _, ov in values]
+                mine = {p: t for p, t in secrets.items()
+                        if not any(p == k or p.startswith(k + ".") for k in touched)}
+                out.append(_member(recipe, member, config, i, mine, _impure(refs)))
+                continue
         cfg = copy.deepcopy(bases[groups]) if len(members) > 1 else bases[groups]
         for text, ov in values:
             _apply(cfg, ov, text, recipe)
-        try:
-            resolved = OmegaConf.to_container(cfg, resolve=True)
-        except OmegaConfBaseException as e:
-            first = str(e).strip().splitlines()[0]
-            key = getattr(e, "full_key", "")
-            raise ConfigError(f"{recipe}: {'key ' + key + ': ' if key else ''}{first}") from None
-        out.append(Member(recipe, member, resolved, i))
+        resolved, secrets = _resolve(cfg)
+        refs = _interpolation_refs(OmegaConf.to_container(cfg, resolve=False), [])
+        out.append(_member(recipe, member, resolved, i, secrets, _impure(refs)))
     return out
+
+
+def _impure(refs: list[str]) -> bool:
+    """Whether a config calls a resolver (``${oc.env:…}``, ``${now:…}``): its value may change
+    without any file changing."""
+    return any(_RESOLVER.match(r) for r in refs)

@@ -9,7 +9,10 @@
       metrics.json       the metrics of every step that writes metrics
       logs/<step>.log    one log per task (shards: <step>.shard-00003.log)
       artifacts/<step>.<output> -> the artifact in the cache
-    runs/latest -> the newest run
+    runs/latest -> the newest run (set when a run starts, so a killed first run is found)
+
+``status.json`` records the run's pid and host. A record still ``running`` whose process is gone
+(killed with SIGKILL, a machine reboot) reads as ``interrupted`` (``effective_state``).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import shlex
+import socket
 import sys
 import time
 from pathlib import Path
@@ -37,10 +41,12 @@ class RunDir:
         (self.path / "logs").mkdir(exist_ok=True)
         self.status = {"run": str(path), "recipe": str(recipe), "overrides": overrides,
                        "command": command, "state": "running", "started": time.time(),
-                       "finished": None, "steps": {}, "metrics": {}}
+                       "finished": None, "pid": os.getpid(), "host": socket.gethostname(),
+                       "steps": {}, "metrics": {}}
         (self.path / "overrides.txt").write_text("".join(f"{o}\n" for o in overrides))
         (self.path / "command.txt").write_text(command + "\n")
         self.save()
+        self._set_latest()
 
     @staticmethod
     def new_path(runs_dir: Path, recipe: Path, sweep: Path | None = None, member: int = 0) -> Path:
@@ -93,11 +99,30 @@ class RunDir:
     def add_metrics(self, step: str, values: dict) -> None:
         self.status["metrics"][step] = values
 
+    def set_run(self, **fields) -> None:
+        """Run-level fields of status.json (e.g. the executor)."""
+        self.status.update(fields)
+        self.save()
+
     def finish(self, ok: bool) -> None:
         self.status["state"] = "ok" if ok else "failed"
         self.status["finished"] = time.time()
         _atomic_write(self.path / "metrics.json", json.dumps(self.status["metrics"], indent=2) + "\n")
         self.save()
+        self._set_latest()
+
+    def interrupt(self, reason: str = "interrupted") -> None:
+        """Ctrl-C or SIGTERM: the run and its running steps are ``interrupted``, not running."""
+        for step in self.status["steps"].values():
+            if step.get("state") == "running":
+                step["state"] = "interrupted"
+        self.status.update(state="interrupted", finished=time.time(), reason=reason)
+        try:
+            self.save()
+        except OSError:  # a full or read-only disk: readers see the dead pid instead
+            pass
+
+    def _set_latest(self) -> None:
         depth = 3 if self.path.name.startswith("member-") else 2
         latest = self.path.parents[depth - 1] / "latest"
         try:
@@ -109,6 +134,37 @@ class RunDir:
 
     def save(self) -> None:
         _atomic_write(self.path / "status.json", json.dumps(self.status, indent=1, default=str))
+
+
+def effective_state(status: dict) -> str:
+    """A run's state, with ``running`` read as ``interrupted`` when its process is gone.
+
+    >>> effective_state({"state": "running", "pid": 2 ** 22 + 7, "host": socket.gethostname()})
+    'interrupted'
+    """
+    state = status.get("state", "running")
+    pid, host = status.get("pid"), status.get("host")
+    if state != "running" or not pid or host != socket.gethostname():
+        return state
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return "interrupted"
+    except PermissionError:
+        return state
+    return state if _same_process(int(pid), status.get("started")) else "interrupted"
+
+
+def _same_process(pid: int, started: float | None) -> bool:
+    """The live ``pid`` is the run's own process, not a later one given the same number."""
+    try:
+        ticks = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19])
+        boot = next(float(line.split()[1]) for line in Path("/proc/stat").read_text().splitlines()
+                    if line.startswith("btime"))
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    begun = boot + ticks / os.sysconf("SC_CLK_TCK")
+    return started is None or begun <= float(started) + 5
 
 
 def shell_command(argv: list[str] | None = None) -> str:

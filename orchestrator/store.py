@@ -1,20 +1,30 @@
-"""The content-addressed store: one entry per task key, written atomically, filled once.
+"""The content-addressed store: one entry per task key, written atomically, filled once, checked on
+every hit.
 
 Layout under the cache root (``runs/cache`` or ``$RAGLINE_CACHE``)::
 
     objects/ab/abcdef…/        a committed entry: _entry.json + outputs/<name>/ (+ _manifest.json)
     tmp/<key>.<pid>.<rand>/    an entry being written; renamed into objects/ when complete
     locks/<key>.lock           single flight: one process computes a key, the others wait
+    locks/<key>.lock.holder    who holds it: pid, host, since, what (for "waiting for ..." lines)
     scratch/<key>/             survives a crash of the task (trainer checkpoints); removed on commit
     gather/<hash>/             directory outputs of sharded steps: shard-00000 -> entry links
+    quarantine/<key>.<time>/   entries found changed or damaged: moved here, never silently deleted
+    leases/<host>.<pid>.….json a live run using this cache (heartbeat: the file's mtime)
+    runs-dirs/<hash>.json      every runs directory that ever used this cache (gc reads them all)
 
 An entry directory exists only once every output is written and hashed, so a killed task leaves
-nothing that looks complete; its temporary directory is removed by ``rag gc``.
+nothing that looks complete. ``_entry.json`` records the size and mtime_ns of every file (and the
+mtime_ns of every directory) of the entry, and committed files are made read-only. A lookup
+stats them all: any difference (deleted, truncated, rewritten, a file added to a directory) makes
+the entry a miss and moves it to ``quarantine/``. That costs a few stat calls per entry, never a
+read of artifact bytes; ``rag verify`` re-hashes the content.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import time
@@ -24,6 +34,11 @@ from pathlib import Path
 
 from orchestrator.artifacts import Ref
 from orchestrator.hashing import hash_strings
+from orchestrator.leases import Lease, StoreLock, alive
+
+log = logging.getLogger("ragline")
+ENTRY = "_entry.json"
+QUARANTINE_NOTE = "_quarantine.json"
 
 
 @dataclass
@@ -31,6 +46,7 @@ class Entry:
     key: str
     path: Path
     meta: dict
+    files: dict | None = None  # relative path -> [size or None for a directory, mtime_ns]
 
     def outputs(self) -> dict[str, Ref]:
         refs = {}
@@ -43,6 +59,7 @@ class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
         self._seen: dict[str, Entry | None] | None = None
+        self.misses: dict[str, str] = {}  # key -> why its entry was not usable (this process)
 
     def remember_lookups(self) -> None:
         """Memoise lookups from now on (planning many sweep members reads each key once)."""
@@ -55,7 +72,11 @@ class Store:
     def entry_path(self, key: str) -> Path:
         return self.root / "objects" / key[:2] / key
 
+    # ------------------------------------------------------------ lookups, checked on every hit
+
     def lookup(self, key: str) -> Entry | None:
+        """The committed entry of ``key``, or None. A damaged or changed entry is a miss: it is
+        quarantined and ``miss_reason(key)`` says why."""
         if self._seen is not None and key in self._seen:
             return self._seen[key]
         entry = self._lookup(key)
@@ -63,22 +84,109 @@ class Store:
             self._seen[key] = entry
         return entry
 
+    def has(self, key: str) -> bool:
+        return self.lookup(key) is not None
+
     def _lookup(self, key: str) -> Entry | None:
         path = self.entry_path(key)
-        try:
-            meta = json.loads((path / "_entry.json").read_text())
-        except (FileNotFoundError, NotADirectoryError):
+        for _ in range(2):  # a second look when a concurrent --force swapped the entry meanwhile
+            entry, problem = read_entry(path, key)
+            if problem is None:
+                problem = changed_file(entry)
+                if problem is None:
+                    return entry
+                problem = f"artifact changed on disk after commit: {problem}"
+            if entry is None and problem == "":
+                return None
+            again, _ = read_entry(path, key)
+            if entry is None or again is None or again.meta == entry.meta:
+                break
+        self.quarantine(key, path, problem, entry.meta.get("step", "") if entry else "")
+        return None
+
+    def miss_reason(self, key: str) -> str | None:
+        """Why ``key`` missed: found damaged by this process, or an earlier quarantine note."""
+        if key in self.misses:
+            return self.misses[key]
+        qdir = self.root / "quarantine"
+        if not qdir.is_dir():
             return None
-        return Entry(key, path, meta)
+        for path in sorted(qdir.glob(f"{key}.*"), reverse=True):
+            try:
+                return json.loads((path / QUARANTINE_NOTE).read_text())["reason"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        return None
 
-    def has(self, key: str) -> bool:
-        return (self.entry_path(key) / "_entry.json").is_file()
+    def check_intact(self, ref: Ref) -> str | None:
+        """None when the cache entries holding ``ref`` are unchanged since their commit, else the
+        path of the first changed file (the entry is quarantined). Refs outside the cache: None.
 
-    def lock(self, key: str):
-        from filelock import FileLock
+        Called after a stage ran, on each of its inputs: a stage that wrote into an input is caught.
+        """
+        for key in self.keys_of(ref):
+            path = self.entry_path(key)
+            entry, problem = read_entry(path, key)
+            if entry is None:
+                if problem:
+                    self.quarantine(key, path, problem, "")
+                    return str(path / ENTRY)
+                return str(path)  # the entry is gone (quarantined or removed meanwhile)
+            changed = changed_file(entry)
+            if changed is not None:
+                self.quarantine(key, path, f"artifact changed on disk after commit: {changed}",
+                                 entry.meta.get("step", ""))
+                return str(path / changed)
+        return None
 
+    def keys_of(self, ref: Ref) -> list[str]:
+        """The keys of the entries that hold ``ref``'s files (gathered shards: one per shard)."""
+        objects, gather = self.root / "objects", self.root / "gather"
+        keys: list[str] = []
+        for p in ref.paths:
+            p = Path(p)
+            targets = [p]
+            if p.is_relative_to(gather):
+                targets = [Path(os.readlink(s)) for s in sorted(p.iterdir()) if s.is_symlink()]
+            for t in targets:
+                if t.is_relative_to(objects):
+                    parts = t.relative_to(objects).parts
+                    if len(parts) >= 2 and parts[1] not in keys:
+                        keys.append(parts[1])
+        return keys
+
+    def damage_message(self, step: str, input_name: str, ref: Ref, changed: str) -> str:
+        """The one-line failure of a step whose input was damaged in the cache."""
+        producer = ref.producer.split(".")[0]
+        return (f"step '{step}' input '{input_name}' is damaged in the cache: {changed} changed "
+                f"after it was committed by step '{producer}'; fix: rag run RECIPE --force {producer}")
+
+    def quarantine(self, key: str, path: Path, reason: str, step: str) -> None:
+        """Move an unusable entry to ``quarantine/`` with a note of why, and warn in one line."""
+        self.misses[key] = reason
+        dest = self.root / "quarantine" / f"{key}.{time.strftime('%Y%m%d-%H%M%S')}.{uuid.uuid4().hex[:4]}"
+        try:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, dest)
+            note = {"key": key, "step": step, "reason": reason, "when": time.time(), "from": str(path)}
+            (dest / QUARANTINE_NOTE).write_text(json.dumps(note, indent=1))
+            where = f"moved to {dest.parent}/"
+        except OSError as e:
+            where = f"could not move it to quarantine ({e.strerror or e}); treated as missing"
+        label = f"step '{step}'" if step else "a step"
+        log.warning("cache entry %s of %s is not usable: %s; %s", key[:12], label, reason, where)
+
+    # ------------------------------------------------------------ writing
+
+    def lock(self, key: str, what: str = "") -> StoreLock:
+        """Single flight for ``key``: FileLock semantics, plus holder info beside the lock."""
         (self.root / "locks").mkdir(parents=True, exist_ok=True)
-        return FileLock(str(self.root / "locks" / f"{key}.lock"))
+        return StoreLock(self.root / "locks" / f"{key}.lock", what or f"key {key[:12]}")
+
+    def lease(self, runs_dir: str | Path) -> Lease:
+        """``with store.lease(runs_dir) as lease: ... lease.add_run(run.path)``: registers the
+        runs directory in this cache and marks the run live (pid, host, heartbeat) for ``rag gc``."""
+        return Lease(self.root, Path(runs_dir))
 
     def new_tmp(self, key: str) -> Path:
         path = self.root / "tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
@@ -89,12 +197,20 @@ class Store:
         return self.root / "scratch" / key
 
     def commit(self, tmp: Path, key: str, meta: dict) -> Entry:
-        """Write ``_entry.json`` last, then rename the temporary directory into place."""
+        """Record every file's size and mtime, make the files read-only, write ``_entry.json``
+        last, then rename the temporary directory into place."""
         tmp_root = str(tmp)
         meta = {**meta, "outputs": {
             n: {**r, "paths": [os.path.relpath(p, tmp_root) for p in r["paths"]]}
             for n, r in meta["outputs"].items()}}
-        (tmp / "_entry.json").write_text(json.dumps(meta, indent=1))
+        if "stage" in meta and "code" not in meta:
+            from orchestrator.hashing import registered_code
+
+            meta["code"] = registered_code(meta["stage"])
+        files = file_table(tmp)
+        make_read_only(tmp, files)
+        (tmp / ENTRY).write_text(json.dumps({**meta, "files": files}, indent=1))
+        os.chmod(tmp / ENTRY, 0o444)
         final = self.entry_path(key)
         final.parent.mkdir(parents=True, exist_ok=True)
         old = None
@@ -105,24 +221,28 @@ class Store:
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
         shutil.rmtree(self.scratch(key), ignore_errors=True)
-        return Entry(key, final, json.loads((final / "_entry.json").read_text()))
+        return Entry(key, final, meta, files)
 
     def gather_dir(self, parts: list[Ref]) -> Path:
         """One directory whose ``shard-0000k`` entries link to the shards' directory outputs."""
         digest = hash_strings([r.content_hash for r in parts])
         final = self.root / "gather" / digest
-        if final.is_dir():
+        if final.is_dir() and all((final / f"shard-{i:05d}").exists() for i in range(len(parts))):
             return final
         tmp = self.root / "tmp" / f"gather.{digest}.{uuid.uuid4().hex[:8]}"
         tmp.mkdir(parents=True)
         for i, ref in enumerate(parts):
             os.symlink(ref.paths[0], tmp / f"shard-{i:05d}")
         final.parent.mkdir(parents=True, exist_ok=True)
+        if final.is_dir():  # links to entries that were quarantined and recomputed: replace
+            shutil.rmtree(final, ignore_errors=True)
         try:
             os.replace(tmp, final)
         except OSError:  # another process made it first
             shutil.rmtree(tmp, ignore_errors=True)
         return final
+
+    # ------------------------------------------------------------ listing (gc, verify)
 
     def entries(self):
         base = self.root / "objects"
@@ -130,7 +250,7 @@ class Store:
             return
         for prefix in base.iterdir():
             for path in prefix.iterdir():
-                if (path / "_entry.json").is_file():
+                if (path / ENTRY).is_file():
                     yield path
 
     def stale_tmp(self, older_than_s: float = 0) -> list[Path]:
@@ -145,17 +265,97 @@ class Store:
                 continue
             parts = path.name.split(".")
             pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
-            alive = pid is not None and _alive(pid)
-            if not alive or now - path.stat().st_mtime > older_than_s > 0:
+            if parts[0] == "gather" and len(parts) > 2:
+                pid = None  # gather.<digest>.<rand>: short-lived, no pid; removed when old
+                if now - path.stat().st_mtime < 3600:
+                    continue
+            is_alive = pid is not None and alive(pid)
+            if not is_alive or now - path.stat().st_mtime > older_than_s > 0:
                 out.append(path)
         return out
 
 
-def _alive(pid: int) -> bool:
+# ---------------------------------------------------------------- integrity of one entry
+
+
+def read_entry(path: Path, key: str) -> tuple[Entry | None, str | None]:
+    """(entry, None) when ``_entry.json`` reads; (None, "") when absent; (None, why) when damaged."""
+    file = path / ENTRY
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+        text = file.read_text()
+    except (FileNotFoundError, NotADirectoryError):
+        return None, ""
+    except (OSError, UnicodeDecodeError) as e:
+        return None, f"damaged metadata: {file}: {e}"
+    try:
+        meta = json.loads(text)
+        if not isinstance(meta, dict) or not isinstance(meta.get("outputs"), dict):
+            raise ValueError("not a ragline entry (no 'outputs' mapping)")
+    except ValueError as e:
+        return None, f"damaged metadata: {file}: {str(e).splitlines()[0]}"
+    files = meta.pop("files", None)
+    return Entry(key, path, meta, files if isinstance(files, dict) else None), None
+
+
+def file_table(root: Path) -> dict[str, list]:
+    """``{relative path: [size, mtime_ns]}`` of every file under ``root`` (directories:
+    ``[None, mtime_ns]``; ``root`` itself and ``_entry.json`` are left out)."""
+    table: dict[str, list] = {}
+    base = str(root)
+    for dirpath, dirnames, filenames in os.walk(base):
+        rel_dir = os.path.relpath(dirpath, base)
+        for name in dirnames:
+            st = os.lstat(os.path.join(dirpath, name))
+            table[os.path.normpath(os.path.join(rel_dir, name))] = [None, st.st_mtime_ns]
+        for name in filenames:
+            rel = os.path.normpath(os.path.join(rel_dir, name))
+            if rel == ENTRY:
+                continue
+            st = os.lstat(os.path.join(dirpath, name))
+            table[rel] = [st.st_size, st.st_mtime_ns]
+    return table
+
+
+def make_read_only(root: Path, table: dict[str, list]) -> None:
+    """``chmod a-w`` on every regular file of the table (directories stay writable so the entry
+    can be moved or removed; their mtime records any file added or removed)."""
+    import stat
+
+    for rel, (size, _) in table.items():
+        if size is None:
+            continue
+        p = os.path.join(root, rel)
+        st = os.lstat(p)
+        if stat.S_ISREG(st.st_mode):
+            os.chmod(p, stat.S_IMODE(st.st_mode) & ~0o222)
+
+
+def changed_file(entry: Entry) -> str | None:
+    """The first file (relative to the entry) whose size or mtime differs from the commit, or
+    None. Entries written before the table existed: only the outputs' presence is checked."""
+    base = str(entry.path)
+    if entry.files is None:
+        for r in entry.meta["outputs"].values():
+            for p in r.get("paths", []):
+                if not os.path.lexists(os.path.join(base, p)):
+                    return p
+        return None
+    dirs = []
+    for rel, (size, mtime) in entry.files.items():  # files first: they name what changed
+        if size is None:
+            dirs.append((rel, mtime))
+            continue
+        try:
+            st = os.lstat(os.path.join(base, rel))
+        except OSError:
+            return f"{rel} (deleted)"
+        if st.st_mtime_ns != mtime or st.st_size != size:
+            return rel
+    for rel, mtime in dirs:
+        try:
+            st = os.lstat(os.path.join(base, rel))
+        except OSError:
+            return f"{rel}/ (deleted)"
+        if st.st_mtime_ns != mtime:
+            return f"{rel}/ (a file was added or removed)"
+    return None

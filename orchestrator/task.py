@@ -17,6 +17,8 @@ from orchestrator.artifacts import Ref, write_artifact
 from orchestrator.context import StageContext
 from orchestrator.errors import DataError, RagError
 from orchestrator.registry import load_stages
+from orchestrator.secrets import reveal
+from orchestrator.stage_config import build_config
 from orchestrator.store import Entry, Store
 
 log = logging.getLogger("ragline")
@@ -37,6 +39,7 @@ class Task:
     imports: list[str] = field(default_factory=list)
     cache_root: str = ""
     show_progress: bool = False
+    secrets: dict[str, str] = field(default_factory=dict)  # config path -> "${oc.env:NAME}" text
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -45,6 +48,12 @@ class Task:
     def label(self) -> str:
         i, n = self.shard
         return self.step if n == 1 else f"{self.step}[{i}/{n}]"
+
+    @property
+    def what(self) -> str:
+        """What is computed, for lock-wait lines: ``retrieve shard 3/8``."""
+        i, n = self.shard
+        return self.step if n == 1 else f"{self.step} shard {i + 1}/{n}"
 
 
 def _handles(spec, task: Task) -> dict:
@@ -69,10 +78,18 @@ def _empty_outputs(spec) -> dict | None:
     return {name: t.schema.empty_table() for name, t in spec.outputs.items()}
 
 
-def run_task(task: Task, store: Store, wait_note=None) -> tuple[Entry, bool]:
-    """Compute ``task`` unless its key is already cached; returns (entry, was_cached)."""
+def run_task(task: Task, store: Store, wait_note=None,
+             main_process: bool = True) -> tuple[Entry | None, bool]:
+    """Compute ``task`` unless its key is already cached; returns (entry, was_cached).
+
+    A non-main rank of a multi-process task (``main_process=False``) takes no lock and commits
+    nothing: it computes beside the main rank (same scratch directory) and returns (None, False).
+    """
     spec = load_stages(task.imports)[task.stage]
-    lock = store.lock(task.key)
+    if not main_process:
+        _compute(task, spec, store, commit=False)
+        return None, False
+    lock = store.lock(task.key, what=task.what)
     if wait_note is not None:
         try:
             lock.acquire(timeout=0)
@@ -91,11 +108,11 @@ def run_task(task: Task, store: Store, wait_note=None) -> tuple[Entry, bool]:
         lock.release()
 
 
-def _compute(task: Task, spec, store: Store) -> Entry:
+def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | None:
     tmp = store.new_tmp(task.key)
     step_log = logging.getLogger(f"ragline.step.{task.step}")
     ctx = StageContext(task.step, task.shard[0], task.shard[1], tmp, store.scratch(task.key),
-                       step_log, task.gpus, task.show_progress)
+                       step_log, task.gpus, task.show_progress, is_main_process=commit)
     kwargs = _handles(spec, task)
     shard_input = kwargs.get(spec.shard_by) if spec.shard_by else None
     start = time.time()
@@ -105,14 +122,20 @@ def _compute(task: Task, spec, store: Store) -> Entry:
             result = _empty_outputs(spec)
             step_log.info("shard %s is empty: wrote empty outputs", task.label)
         if result is None:
-            if spec.config_param:
-                kwargs[spec.config_param] = spec.config_cls(**task.config)
+            if spec.config_param:  # secrets travel as their ${oc.env:..} text, read here
+                config = reveal(task.config, task.secrets)
+                kwargs[spec.config_param] = build_config(spec.config_cls, config)
             if spec.ctx_param:
                 kwargs[spec.ctx_param] = ctx
             step_log.info("%s: stage %s v%d starts (key %s)", task.label, spec.name, spec.version,
                           task.key[:12])
             value = spec.fn(**kwargs)
+            if commit:
+                _check_inputs_intact(task, spec, store)
             result = value._asdict() if spec.multi_output else {"out": value}
+        if not commit:  # a non-main rank: its outputs are the main rank's to write
+            shutil.rmtree(tmp, ignore_errors=True)
+            return None
         refs = {}
         for name, cls in spec.outputs.items():
             if name not in result:
@@ -128,9 +151,39 @@ def _compute(task: Task, spec, store: Store) -> Entry:
         entry = store.commit(tmp, task.key, meta)
         step_log.info("%s: done in %.2fs", task.label, duration)
         return entry
+    except Exception as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        damage = None if isinstance(e, DataError) else _damaged_input(task, store)
+        if damage:  # the stage failed on a damaged input: name the producer to recompute
+            raise DataError(damage) from e
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _check_inputs_intact(task: Task, spec, store: Store) -> None:
+    """A stage that wrote into one of its (cached, read-only) inputs fails with its name."""
+    for name, given in task.inputs.items():
+        if given is None:
+            continue
+        changed = store.check_intact(Ref(**given["ref"]))
+        if changed:
+            raise DataError(f"step '{task.step}' (stage '{spec.name}') wrote into its input "
+                            f"'{name}': {changed} changed; a stage must not modify its inputs "
+                            "(copy them into ctx.new_dir() first)")
+
+
+def _damaged_input(task: Task, store: Store) -> str | None:
+    """The message for the first input found damaged in the cache, or None."""
+    for name, given in task.inputs.items():
+        if given is None:
+            continue
+        ref = Ref(**given["ref"])
+        changed = store.check_intact(ref)
+        if changed:
+            return store.damage_message(task.step, name, ref, changed)
+    return None
 
 
 def one_line(exc: BaseException) -> str:

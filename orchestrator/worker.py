@@ -1,43 +1,65 @@
 """Worker process: ``python -m orchestrator.worker TASK.json`` runs one task (a shard, a GPU step).
 
-Started by the local executor with ``CUDA_VISIBLE_DEVICES`` set, stdout/stderr appended to the
-task's log file. Exit 0 when the entry is committed (or was already cached); otherwise exit 1
-and write the one-line reason to ``TASK.json.error`` for the runner to print. Under a
-multi-process launcher (accelerate/torchrun) every rank runs the stage, and only rank 0 commits.
+Started by the local executor in its own process group, with ``CUDA_VISIBLE_DEVICES`` set and
+stdout/stderr appended to the task's log. It writes ``TASK.json.result`` (done, reused, or the
+failure's one line and traceback) and exits 0, or 1 for a failed task. It dies with its parent
+(``PR_SET_PDEATHSIG``), and SIGTERM stops it like Ctrl-C: the stage is interrupted, its temporary
+directory removed and the key's lock released. Under a multi-process launcher (accelerate,
+torchrun) every rank runs the stage into the same scratch directory; only rank 0 commits.
 """
 
 from __future__ import annotations
 
+import ctypes
 import json
 import logging
 import os
+import signal
 import sys
-import traceback
 from pathlib import Path
 
+PR_SET_PDEATHSIG = 1
 
-def main(argv: list[str]) -> int:
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Ask Linux to send ``sig`` to this process when its parent (thread) exits; no-op elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig), 0, 0, 0)
+    except (OSError, AttributeError):
+        pass
+
+
+def stop_on_sigterm() -> None:
+    """SIGTERM (the runner stopping us, our parent gone, a scheduler) behaves like Ctrl-C."""
+    def handler(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def main(argv: list[str], local: bool = True) -> int:
+    from orchestrator.executors.base import Failed, result_to_json, run_reporting
     from orchestrator.logs import worker_logging
     from orchestrator.store import Store
-    from orchestrator.task import Task, one_line, run_task
+    from orchestrator.task import Task
 
+    if local:  # a cluster job keeps its scheduler's own signal handling
+        die_with_parent()
+        stop_on_sigterm()
     task_file = Path(argv[0])
     task = Task(**json.loads(task_file.read_text()))
     worker_logging(task.log)
     rank = int(os.environ.get("RANK", "0"))
     try:
-        if rank != 0:
-            task.force, task.key = True, f"{task.key}-rank{rank}"  # compute, never share
-        entry, _ = run_task(task, Store(task.cache_root))
-        if rank != 0:
-            import shutil
-
-            shutil.rmtree(entry.path, ignore_errors=True)
-        return 0
-    except BaseException as e:  # noqa: BLE001 - report every failure to the runner in one line
-        logging.getLogger("ragline").error("%s failed:\n%s", task.label, traceback.format_exc())
-        Path(f"{task_file}.error").write_text(one_line(e))
-        return 1
+        result = run_reporting(task, Store(task.cache_root), main_process=rank == 0)
+    except KeyboardInterrupt:
+        logging.getLogger("ragline").warning("%s: stopped", task.label)
+        return 143
+    if rank == 0:
+        Path(f"{task_file}.result").write_text(json.dumps(result_to_json(result)))
+    return 1 if isinstance(result, Failed) else 0
 
 
 def run_logged(task_file: str) -> int:
@@ -51,7 +73,7 @@ def run_logged(task_file: str) -> int:
         root = logging.getLogger()
         for h in list(root.handlers):
             root.removeHandler(h)
-        return main([task_file])
+        return main([task_file], local=False)
 
 
 if __name__ == "__main__":

@@ -161,7 +161,7 @@ def test_stage_definition_errors_say_how_to_fix(bad):
 def test_missing_required_config_value_names_the_key():
     from omegaconf import MISSING
 
-    from orchestrator.config import check_step_config
+    from orchestrator.stage_config import check_step_config
     from orchestrator.errors import ConfigError
 
     @dataclass
@@ -173,4 +173,4 @@ def test_missing_required_config_value_names_the_key():
         check_step_config(NeedsModel, {"k": 3}, "steps.rerank")
     assert "steps.rerank.model: missing value (str required)" in str(e.value)
     assert "steps.rerank.model=..." in str(e.value)
-    assert check_step_config(NeedsModel, {"model": "m"}, "steps.rerank") == {"model": "m", "k": 5}
+    assert check_step_config(NeedsModel, {"model": "m"}, "steps.rerank")[0] == {"model": "m", "k": 5}

@@ -115,20 +115,37 @@ def test_expand_sweep_is_the_cartesian_product():
     assert expand_sweep(["a=range(0,3)"], True) == [["a=0"], ["a=1"], ["a=2"]]
 
 
-def test_compose_with_groups_interpolation_and_cache(toy, tmp_path):
+def test_compose_with_groups_and_interpolation(toy):
     recipe = toy / "conf/chain.yaml"
-    members = compose(recipe, ["scale=3", "executor=isolated"], cache_dir=tmp_path / "c")
-    cfg = members[0].config
+    cfg = compose(recipe, ["scale=3", "executor=isolated"])[0].config
     assert cfg["steps"]["rerank"]["mul"] == 3  # interpolation resolved after the override
     assert cfg["ragline"]["isolate"] == "always"  # config group chosen by override
-    again = compose(recipe, ["scale=3", "executor=isolated"], cache_dir=tmp_path / "c")
-    assert again[0].config == cfg
+
+
+def test_remembered_composition_follows_its_files(toy, tmp_path, monkeypatch):
+    """One rule: an entry is used while every file it was built from is unchanged."""
+    import orchestrator.remember as remember
+
+    recipe, state = toy / "conf/chain.yaml", tmp_path / "state"
+    members, dags = remember.load(recipe, ["scale=3"], False, state)
+    calls = []
+    monkeypatch.setattr(remember, "compose", lambda *a: calls.append(a) or compose(*a))
+    again, dags2 = remember.load(recipe, ["scale=3"], False, state)
+    assert calls == [] and again[0].config == members[0].config
+    assert dags2[0].steps["rerank"].config == dags[0].steps["rerank"].config
     recipe.write_text(recipe.read_text().replace("scale: 1.0", "scale: 1.0\nother: 2"))
-    assert "other" in compose(recipe, ["scale=3"], cache_dir=tmp_path / "c")[0].config
+    assert "other" in remember.load(recipe, ["scale=3"], False, state)[0][0].config
+    assert len(calls) == 1
+    (toy / "conf" / "executor" / "local.yaml").touch()  # any file of the config directory
+    os_stat_before = len(calls)
+    remember.load(recipe, ["scale=3"], False, state)
+    assert len(calls) == os_stat_before + 1
+    next(state.glob("*.json")).write_text("{trunc")  # a damaged entry is a miss, not a crash
+    assert remember.load(recipe, ["scale=3"], False, state)[0][0].config["other"] == 2
 
 
 def test_isolated_executor_runs_every_step_in_a_worker(toy):
-    from conftest import rag
+    from tests.conftest import rag
 
     assert rag("run", str(toy / "conf/chain.yaml"), "executor=isolated", "steps.load.n=4",
                runs=toy / "runs") == 0
@@ -144,7 +161,7 @@ def test_ref_roundtrip():
 def test_slurm_executor_runs_shards_as_jobs(toy):
     """The SLURM executor through submitit's local cluster: same tasks, same cache."""
     pytest.importorskip("submitit")
-    from conftest import rag
+    from tests.conftest import rag
 
     assert rag("run", str(toy / "conf/chain.yaml"), "executor=slurm",
                "ragline.slurm.cluster=local", "steps.load.n=4", runs=toy / "runs") == 0

@@ -18,6 +18,7 @@ COMMANDS = {
     "dag": ("dag", "print a recipe's DAG as text, mermaid or dot"),
     "stages": ("stages", "list registered stages with inputs, outputs and config fields"),
     "gc": ("gc", "remove cache entries no recent run references"),
+    "verify": ("verify", "re-hash cached artifacts and report (or quarantine) damaged ones"),
 }
 
 EPILOG = """examples:

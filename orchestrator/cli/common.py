@@ -18,14 +18,12 @@ def add_recipe_arguments(p) -> None:
 
 def load(args):
     """(recipe path, members, dags) for the recipe and overrides on the command line."""
-    from orchestrator.dag import load_dags
-    from orchestrator.recipe import compose, find_recipe
+    from orchestrator import remember
+    from orchestrator.recipe import find_recipe
 
     recipe = find_recipe(args.recipe)
-    cache = runs_dir(args) / ".state" / "compose"
-    members = compose(recipe, list(args.overrides), args.multirun, cache_dir=cache)
-    dag_cache = runs_dir(args) / ".state" / "dags"
-    dags = load_dags(recipe, [m.config for m in members], dag_cache)
+    state = runs_dir(args) / ".state" / "remembered"
+    members, dags = remember.load(recipe, list(args.overrides), args.multirun, state)
     return recipe, members, dags
 
 

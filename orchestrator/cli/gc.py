@@ -1,11 +1,29 @@
-"""``rag gc``: remove cache entries that no recent run references."""
+"""``rag gc``: remove cache entries that no kept run and no live run uses, and the leftovers of
+killed runs (temporary directories, task files, lock files, dead leases, quarantined entries).
+
+A cache may be shared by several runs directories (``RAGLINE_CACHE``): every run registers its
+runs directory in the cache, so gc keeps the newest runs of *every* registered runs directory,
+not only ``--runs-dir``. A live run (its lease: pid, host, heartbeat) keeps everything in its
+plan and record whatever ``--keep-runs`` says, and so does every entry written since it started.
+A kept run keeps its whole plan, so the upstream of an ``--only`` run stays too.
+"""
 
 from __future__ import annotations
+
+import json
+import logging
+import os
+import time
+from pathlib import Path
 
 EXAMPLES = """examples:
   rag gc --dry-run             # what would be removed, and how much space
   rag gc --keep-runs 5         # keep what the 5 newest runs of each recipe use
-  rag gc --keep-days 30"""
+  rag gc --keep-days 30        # also keep what runs of the last 30 days use
+  RAGLINE_CACHE=/shared/cache rag gc --runs-dir runsA   # a shared cache: runs dirs of all users count"""
+
+log = logging.getLogger("ragline")
+STALE_LOCK_S = 60  # a lock file untouched this long, and free, is removed
 
 
 def add_arguments(p) -> None:
@@ -15,9 +33,165 @@ def add_arguments(p) -> None:
     p.add_argument("--runs-dir", default=None)
 
 
-def _size(path) -> int:
-    import os
+def run_keys(run: Path) -> set[str] | None:
+    """Every key a run's record and plan name (None when neither can be read)."""
+    keys: set[str] = set()
+    found = False
+    for name in ("status.json", "plan.json"):
+        path = run / name
+        try:
+            data = json.loads(path.read_text())
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as e:
+            log.warning("%s is damaged (%s); gc ignores it", path, str(e).splitlines()[0])
+            continue
+        steps = data.get("steps") if isinstance(data, dict) else None
+        items = steps.values() if isinstance(steps, dict) else steps if isinstance(steps, list) else []
+        for step in items:
+            if not isinstance(step, dict) or step.get("final") is False:
+                continue  # a plan's provisional keys (after an upstream step runs) name nothing
+            if isinstance(step.get("keys"), list):
+                keys.update(k for k in step["keys"] if isinstance(k, str))
+        found = True
+    return keys if found else None
 
+
+def kept_runs(runs: Path, keep_runs: int, keep_days: float | None) -> list[Path]:
+    """The newest ``keep_runs`` run records of each recipe under ``runs`` (plus the young ones)."""
+    records = [p.parent for p in runs.glob("*/*/status.json")]
+    records += [p.parent for p in runs.glob("*/*/member-*/status.json")]
+    records += [p.parent for p in runs.glob("*/*/plan.json") if not (p.parent / "status.json").exists()]
+    by_recipe: dict[str, list[tuple[float, Path]]] = {}
+    for run in records:
+        try:
+            mtime = max(os.stat(run / n).st_mtime for n in ("status.json", "plan.json")
+                        if (run / n).exists())
+        except (OSError, ValueError):
+            continue
+        by_recipe.setdefault(run.relative_to(runs).parts[0], []).append((mtime, run))
+    now, out = time.time(), []
+    for items in by_recipe.values():
+        items.sort(key=lambda t: t[0], reverse=True)
+        for i, (mtime, run) in enumerate(items):
+            if i < keep_runs or (keep_days is not None and now - mtime < keep_days * 86400):
+                out.append(run)
+    return out
+
+
+def collect(store, runs: Path, args) -> tuple[set[str], list[str], float | None]:
+    """(keys to keep, lines saying why, start of the oldest live run or None)."""
+    from orchestrator.leases import live_leases, register_runs_dir, registered_runs_dirs
+
+    register_runs_dir(store.root, runs)
+    keep: set[str] = set()
+    n_runs, dirs = 0, []
+    for runs_dir in registered_runs_dirs(store.root):
+        if not runs_dir.is_dir():
+            continue
+        dirs.append(runs_dir)
+        for run in kept_runs(runs_dir, args.keep_runs, args.keep_days):
+            keys = run_keys(run)
+            if keys is not None:
+                keep |= keys
+                n_runs += 1
+    live = [lease for lease in live_leases(store.root) if lease["live"]]
+    for lease in live:
+        for run in lease.get("runs") or []:
+            keep |= run_keys(Path(run)) or set()
+    oldest = min((float(lease.get("started") or 0) for lease in live), default=None)
+    why = [f"kept what {n_runs} run(s) in {len(dirs)} runs dir(s) reference ({len(keep)} keys)"]
+    if live:
+        why.append(f"{len(live)} live run(s) (pid {', '.join(str(x.get('pid')) for x in live)}): "
+                   "their plans and everything written since they started are kept")
+    return keep, why, oldest
+
+
+def doomed(store, keep: set[str], oldest_live: float | None) -> dict[str, list[Path]]:
+    """What gc removes, by kind."""
+    from orchestrator.leases import alive, live_leases
+
+    root = store.root
+    out: dict[str, list[Path]] = {"entries": [], "temporary directories": [], "task files": [],
+                                  "quarantined entries": [], "lock files": [], "dead leases": [],
+                                  "broken gather directories": [], "scratch directories": []}
+    for p in store.entries():
+        if p.name in keep:
+            continue
+        if oldest_live is not None and os.stat(p).st_mtime >= oldest_live - 0.05:
+            continue  # written while a live run was going: it may still need it
+        out["entries"].append(p)
+    out["temporary directories"] = store.stale_tmp()
+    for f in (root / "tmp" / "tasks").glob("*") if (root / "tmp" / "tasks").is_dir() else []:
+        pid = f.name.split(".")[1] if f.name.count(".") >= 2 else ""
+        if not (pid.isdigit() and alive(int(pid))):
+            out["task files"].append(f)
+    for sub, kind in (("quarantine", "quarantined entries"), ("scratch", "scratch directories")):
+        if (root / sub).is_dir():
+            out[kind] = [p for p in (root / sub).iterdir()
+                         if sub == "quarantine" or (p.name not in keep and oldest_live is None)]
+    if (root / "gather").is_dir():
+        out["broken gather directories"] = [
+            p for p in (root / "gather").iterdir()
+            if not any(p.iterdir()) or any(not link.exists() for link in p.iterdir())]
+    out["lock files"] = stale_locks(root / "locks")
+    out["dead leases"] = [Path(x["file"]) for x in live_leases(root) if not x["live"]]
+    return out
+
+
+def stale_locks(locks: Path) -> list[Path]:
+    """Lock files nobody holds, untouched for a minute."""
+    from filelock import FileLock, Timeout
+
+    out = []
+    now = time.time()
+    for f in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
+        try:
+            if now - f.stat().st_mtime < STALE_LOCK_S:
+                continue
+            lock = FileLock(str(f))
+            lock.acquire(timeout=0)
+        except (Timeout, OSError):
+            continue
+        lock.release()
+        out.append(f)
+    return out
+
+
+def remove(path: Path) -> str | None:
+    """Remove a file or directory tree; None, or why it could not be removed."""
+    import shutil
+
+    errors: list[str] = []
+    if path.suffix == ".lock" and path.parent.name == "locks":
+        from filelock import FileLock, Timeout
+
+        lock = FileLock(str(path))
+        try:
+            lock.acquire(timeout=0)
+        except (Timeout, OSError) as e:
+            return f"held again ({e})"
+        try:
+            path.unlink()
+            path.with_name(path.name + ".holder").unlink(missing_ok=True)
+        except OSError as e:
+            return e.strerror or str(e)
+        finally:
+            lock.release()
+        return None
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path, onerror=lambda fn, p, e: errors.append(f"{p}: {e[1].strerror or e[1]}"))
+    else:
+        try:
+            path.unlink()
+        except FileNotFoundError:
+            pass
+        except OSError as e:
+            errors.append(f"{path}: {e.strerror or e}")
+    return errors[0] if errors or path.exists() or path.is_symlink() else None
+
+
+def _size(path: Path) -> int:
     total = 0
     for root, _, files in os.walk(path):
         for f in files:
@@ -29,48 +203,40 @@ def _size(path) -> int:
 
 
 def main(args) -> int:
-    import json
-    import shutil
-    import time
-
     from orchestrator.cli.common import runs_dir
     from orchestrator.logs import console
     from orchestrator.store import Store
 
     runs = runs_dir(args)
     store = Store.for_runs(runs)
-    statuses = sorted(runs.glob("*/*/status.json")) + sorted(runs.glob("*/*/member-*/status.json"))
-    by_recipe: dict[str, list] = {}
-    for s in statuses:
-        by_recipe.setdefault(s.relative_to(runs).parts[0], []).append(s)
-    keep_keys: set[str] = set()
-    now = time.time()
-    kept_runs = 0
-    for recipe, files in by_recipe.items():
-        files.sort(key=lambda p: p.stat().st_mtime, reverse=True)
-        for i, f in enumerate(files):
-            young = args.keep_days is not None and now - f.stat().st_mtime < args.keep_days * 86400
-            if i < args.keep_runs or young:
-                kept_runs += 1
-                status = json.loads(f.read_text())
-                for step in status.get("steps", {}).values():
-                    keep_keys.update(step.get("keys", []))
-    doomed = [p for p in store.entries() if p.name not in keep_keys]
-    doomed += store.stale_tmp()
-    scratch = store.root / "scratch"
-    if scratch.is_dir():
-        doomed += [p for p in scratch.iterdir() if p.name not in keep_keys]
-    gather = store.root / "gather"
-    if gather.is_dir():
-        doomed += [p for p in gather.iterdir()
-                   if any(not l.exists() for l in p.iterdir()) or not any(p.iterdir())]
-    total = sum(_size(p) for p in doomed)
+    keep, why, oldest_live = collect(store, runs, args)
+    plan = doomed(store, keep, oldest_live)
+    removed: dict[str, int] = {}
+    failed: list[str] = []
+    size = 0
+    for kind, paths in plan.items():
+        for p in paths:
+            bytes_ = _size(p) if kind == "entries" else 0
+            error = None
+            if args.dry_run:
+                console().print(f"  {p}", markup=False)
+            else:
+                error = remove(p)
+            if error is None:
+                removed[kind] = removed.get(kind, 0) + 1
+                size += bytes_
+            else:
+                failed.append(f"{p}: {error}")
+    c = console()
     verb = "would remove" if args.dry_run else "removed"
-    for p in doomed:
-        if args.dry_run:
-            console().print(f"  {p}", markup=False)
-        else:
-            shutil.rmtree(p, ignore_errors=True)
-    console().print(f"{verb} {len(doomed)} entries ({total / 1e6:.1f} MB); kept what {kept_runs} "
-                    f"run(s) reference ({len(keep_keys)} keys)")
+    n = removed.get("entries", 0)
+    others = ", ".join(f"{v} {k}" for k, v in removed.items() if k != "entries" and v)
+    c.print(f"{verb} {n} entries ({size / 1e6:.1f} MB)" + (f", {others}" if others else ""),
+            soft_wrap=True)
+    for line in why:
+        c.print(f"  {line}", soft_wrap=True)
+    if failed:
+        c.print(f"[red]could not remove {len(failed)}[/] (read-only cache?): {failed[0]}"
+                + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""), soft_wrap=True)
+        return 1
     return 0

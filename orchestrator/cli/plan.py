@@ -52,14 +52,15 @@ def main(args) -> int:
     if args.json:
         out = {"recipe": str(recipe), "members": [
             {"overrides": m.overrides, "problems": p.problems,
-             "steps": [s.to_json() for s in p.steps.values()]} for m, p in zip(members, plans)],
+             "steps": [{**s.to_json(), "notes": d.steps[s.step].notes} for s in p.steps.values()]}
+            for m, p, d in zip(members, plans, dags)],
             "tasks": total, "unique_tasks": len(unique), "tasks_to_run": to_run}
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
         return 0
     from rich.table import Table
 
     colors = {"FRESH": "green", "STALE": "yellow", "MISSING": "red"}
-    for m, p in zip(members, plans):
+    for m, p, dag in zip(members, plans, dags):
         if len(plans) > 20 and m.index >= 3:
             break
         title = f"{recipe.name}" + (f" [{' '.join(m.overrides)}]" if m.overrides else "")
@@ -69,6 +70,8 @@ def main(args) -> int:
         for s in p.steps.values():
             shards = f"{s.cached_shards}/{s.shards}" if s.shards > 1 else ""
             table.add_row(s.step, s.stage, f"[{colors[s.state]}]{s.state}[/]", shards, s.cause)
+            for note in dag.steps[s.step].notes:  # the step config's plan_notes(resources)
+                table.add_row("", "", "", "", f"[dim]note: {note}[/]")
         console().print(table)
         for problem in p.problems:
             console().print(f"[red]problem:[/] {problem} (a run would stop here)")

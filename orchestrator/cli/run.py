@@ -29,19 +29,35 @@ def add_arguments(p) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO to the terminal")
 
 
-def _plan_json(dag, store, runs, opts) -> dict:
-    """The plan at start, saved with the run (what was fresh, stale or missing, and why)."""
-    from orchestrator.hashing import SourceMemo
-    from orchestrator.plan import load_history, plan
+def _terminate(signum, frame):
+    from orchestrator.runner import Terminated
 
-    memo = SourceMemo(store.root / "sources.json")
-    force = set(opts.force) | dag.downstream(set(opts.from_) & set(dag.steps))
-    p = plan(dag, store, memo, load_history(runs, dag.recipe), force)
-    memo.save()
-    return {"problems": p.problems, "steps": [s.to_json() for s in p.steps.values()]}
+    raise Terminated()
 
 
 def main(args) -> int:
+    """Run the recipe; SIGTERM stops it like Ctrl-C (workers stopped, locks released), exit 143."""
+    import signal
+
+    from orchestrator.logs import console
+    from orchestrator.runner import Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, _terminate)
+    except ValueError:  # not the main thread (an embedding program): leave its handlers alone
+        previous = None
+    try:
+        return _run(args)
+    except Terminated:
+        console().print("[yellow]terminated[/] (SIGTERM): finished steps are cached; rerun the "
+                        "same command to resume")
+        return 143
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _run(args) -> int:
     import time
     from pathlib import Path
 
@@ -63,17 +79,18 @@ def main(args) -> int:
         sweep = Path(runs) / recipe.stem / (time.strftime("%Y%m%d-%H%M%S") + "-sweep")
         console().print(f"sweep: {len(members)} members -> {sweep}")
     results = []
-    for member, dag in zip(members, dags):
-        path = RunDir.new_path(runs, recipe, sweep, member.index)
-        run = RunDir(path, recipe, member.overrides, command)
-        run.write_config(member.config)
-        run.write_plan(_plan_json(dag, store, runs, opts))
-        if sweep is not None:
-            console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
-        ok = Runner(dag, store, runs, run, opts).execute()
-        results.append((member, run, ok))
-        if len(members) == 1:
-            print_run_summary(run.status)
+    with store.lease(runs) as lease:  # gc keeps what a live run uses
+        for member, dag in zip(members, dags):
+            path = RunDir.new_path(runs, recipe, sweep, member.index)
+            run = RunDir(path, recipe, member.overrides, command)
+            lease.add_run(run.path)
+            run.write_config(member.config)
+            if sweep is not None:
+                console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
+            ok = Runner(dag, store, runs, run, opts).execute()
+            results.append((member, run, ok))
+            if len(members) == 1:
+                print_run_summary(run.status)
     if sweep is not None:
         print_sweep_summary(results)
     failed = [r for r in results if not r[2]]

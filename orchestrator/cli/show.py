@@ -1,12 +1,19 @@
-"""``rag show``: an artifact of a run: its type, schema, row count and first rows."""
+"""``rag show``: an artifact of a run: its type, schema, row count and first rows; for a directory,
+its files and sizes; with the manifest it was written with."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
 
 EXAMPLES = """examples:
   rag show retrieve                  # the latest run's retrieve output
   rag show label.bc -n 3             # one output of a multi-output step
+  rag show sft                       # a directory (a checkpoint): its files and sizes
   rag show evaluate --run 20261121-101500
   rag show retrieve --json"""
+
+MAX_FILES = 50
 
 
 def add_arguments(p) -> None:
@@ -17,9 +24,80 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true")
 
 
+def artifact_dirs(path: Path) -> list[Path]:
+    """The artifact directories (each with ``_manifest.json``) behind a run's artifact link:
+    the link itself, the parent of a directory artifact's ``data/``, or one per shard."""
+    path = path.resolve()
+    if (path / "_manifest.json").exists() or not any(path.glob("shard-*")):
+        return [path.parent if path.name == "data" and not (path / "_manifest.json").exists()
+                else path]
+    out = []
+    for shard in sorted(path.glob("shard-*")):
+        s = shard.resolve()
+        out.append(s.parent if s.name == "data" else s)
+    return out
+
+
+def read_manifest(d: Path, step: str) -> dict:
+    from orchestrator.errors import DataError
+
+    path = d / "_manifest.json"
+    try:
+        data = json.loads(path.read_text())
+        if not isinstance(data, dict) or "kind" not in data:
+            raise ValueError("not an artifact manifest (no 'kind')")
+        return data
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path}: {_why(e)}; the cached artifact is damaged",
+                        hint=f"`rag verify` checks the cache; recompute it with rag run RECIPE "
+                             f"--force {step}") from None
+
+
+def _why(e: Exception) -> str:
+    if isinstance(e, FileNotFoundError):
+        return "missing"
+    text = str(e).strip().splitlines()
+    return f"{type(e).__name__}: {text[0] if text else ''}"
+
+
+def table_info(dirs: list[Path], manifests: list[dict], n: int, step: str) -> tuple[dict, list]:
+    import pyarrow.parquet as pq
+
+    from orchestrator.errors import DataError
+
+    info: dict = {"rows": sum(m.get("num_rows", 0) for m in manifests),
+                  "columns": manifests[0].get("columns")}
+    rows: list[dict] = []
+    for part in [p for d in dirs for p in sorted(d.glob("part-*.parquet"))]:
+        try:
+            if not info["columns"]:
+                info["columns"] = {f.name: str(f.type) for f in pq.read_schema(part)}
+            if len(rows) < n:
+                rows += pq.read_table(part).slice(0, n - len(rows)).to_pylist()
+        except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
+            raise DataError(f"{part}: {_why(e)}; the cached artifact is damaged",
+                            hint=f"recompute it with rag run RECIPE --force {step}") from None
+    return info, rows
+
+
+def dir_info(dirs: list[Path]) -> dict:
+    """Files (relative to the artifact's ``data/``, prefixed by shard) and their sizes."""
+    files: dict[str, int] = {}
+    total = 0
+    for i, d in enumerate(dirs):
+        data = d / "data"
+        for p in sorted(data.rglob("*")):
+            if p.is_file():
+                size = p.stat().st_size
+                total += size
+                prefix = f"shard-{i:05d}/" if len(dirs) > 1 else ""
+                files[prefix + str(p.relative_to(data))] = size
+    return {"size": f"{total} bytes in {len(files)} file(s)", "files": files}
+
+
 def main(args) -> int:
-    import json
     import sys
+
     from orchestrator.cli.common import find_run, runs_dir
     from orchestrator.errors import ConfigError, did_you_mean
     from orchestrator.logs import console
@@ -33,32 +111,31 @@ def main(args) -> int:
             raise ConfigError(f"run {run.name} has no artifact '{name}'"
                               f"{did_you_mean(name, [l.removesuffix('.out') for l in links])}",
                               hint=f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}")
-        raise ConfigError(f"step '{name}' has several outputs; name one: "
-                          + ", ".join(matches))
-    path = (run / "artifacts" / matches[0]).resolve()
-    shards = sorted(path.glob("shard-*")) if not (path / "_manifest.json").is_file() else [path]
-    manifests = [json.loads((s / "_manifest.json").read_text()) for s in shards]
+        raise ConfigError(f"step '{name}' has several outputs; name one: " + ", ".join(matches))
+    step = matches[0].split(".")[0]
+    link = run / "artifacts" / matches[0]
+    dirs = artifact_dirs(link)
+    manifests = [read_manifest(d, step) for d in dirs]
     manifest = manifests[0]
-    info = {"artifact": matches[0].removesuffix(".out"), "type": manifest["type"],
-            "kind": manifest["kind"], "path": str(path)}
-    if len(shards) > 1:
-        info["shards"] = len(shards)
+    info = {"artifact": matches[0].removesuffix(".out"), "type": manifest.get("type"),
+            "kind": manifest["kind"], "path": str(link.resolve())}
+    if len(dirs) > 1:
+        info["shards"] = len(dirs)
     rows: list[dict] = []
     if manifest["kind"] == "table":
-        import pyarrow.parquet as pq
-
-        parts = [p for s in shards for p in sorted(s.resolve().glob("part-*.parquet"))]
-        info["rows"] = sum(m.get("num_rows", 0) for m in manifests)
-        info["columns"] = manifest.get("columns") or {
-            f.name: str(f.type) for f in pq.read_schema(parts[0])}
-        for part in parts:
-            if len(rows) >= args.rows:
-                break
-            rows += pq.read_table(part).slice(0, args.rows - len(rows)).to_pylist()
+        more, rows = table_info(dirs, manifests, args.rows, step)
+        info.update(more)
     elif manifest["kind"] == "metrics":
-        info["metrics"] = json.loads((path / "metrics.json").read_text())
+        try:
+            info["metrics"] = json.loads((dirs[0] / "metrics.json").read_text())
+        except (OSError, ValueError) as e:
+            from orchestrator.errors import DataError
+
+            raise DataError(f"{dirs[0] / 'metrics.json'}: {_why(e)}; the cached artifact is damaged",
+                            hint=f"recompute it with rag run RECIPE --force {step}") from None
     else:
-        info["files"] = manifest.get("files")
+        info.update(dir_info(dirs))
+    info["manifest"] = {k: v for k, v in manifest.items() if k not in ("columns", "files", "hashes")}
     if args.json:
         sys.stdout.write(json.dumps({**info, "first_rows": rows}, indent=1, default=str) + "\n")
         return 0
@@ -66,8 +143,10 @@ def main(args) -> int:
     for k, v in info.items():
         if isinstance(v, dict):
             c.print(f"[bold]{k}[/]:")
-            for kk, vv in list(v.items())[:50]:
+            for kk, vv in list(v.items())[:MAX_FILES]:
                 c.print(f"  {kk}: {vv}", soft_wrap=True, markup=False)
+            if len(v) > MAX_FILES:
+                c.print(f"  … {len(v) - MAX_FILES} more")
         else:
             c.print(f"[bold]{k}[/]: {v}", soft_wrap=True)
     for i, row in enumerate(rows):

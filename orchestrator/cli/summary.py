@@ -11,30 +11,40 @@ def _fmt(v) -> str:
     return str(v)
 
 
-SHORT = {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",
-         "match_gold_in_pred": "gold⊂pred", "match_pred_in_gold": "pred⊂gold",
-         "first_char_accuracy": "acc", "rouge_l": "ROUGE-L", "recall@1": "R@1"}
+def shown(values: dict) -> dict[str, str]:
+    """{metric: column label} that a metrics step asks to show, in order.
+
+    The convention (the orchestrator knows no metric names): a metrics artifact may carry
+    ``"display": {"exact_match": "EM", "token_f1": "F1"}``, the metrics to show and their labels
+    in order, and ``"label"``, the row's name. Without ``display``, every numeric value is shown
+    under its own name, in the artifact's order; the file always has them all.
+
+    >>> shown({"label": "dpo", "em": 0.5, "n": 3, "display": {"em": "EM", "gone": "G"}})
+    {'em': 'EM'}
+    >>> shown({"em": 0.5, "n": 3, "ok": True})
+    {'em': 'em', 'n': 'n'}
+    """
+    numeric = {k: k for k, v in values.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    display = values.get("display")
+    if isinstance(display, dict):
+        return {k: str(label) for k, label in display.items() if k in numeric}
+    return numeric
 
 
-def metrics_table(metrics: dict[str, dict], title: str = "results"):
-    """One row per metrics step. Known metrics first, in a fixed order, as many columns as fit a
+def metrics_table(metrics: dict[str, dict], title: str = "results", most: int = 8):
+    """One row per metrics step; the columns its metrics declare (``shown``), as many as fit a
     terminal; metrics.json has them all."""
     from rich.table import Table
 
-    present: list[str] = []
+    columns: dict[str, str] = {}
     for values in metrics.values():
-        for k, v in values.items():
-            if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in present:
-                present.append(k)
-    names = [n for n in SHORT if n in present]
-    names += [n for n in present if n not in SHORT and not n.startswith(
-        ("ndcg", "mrr", "num_", "recall@"))]
-    names = names[:8]
+        for k, label in shown(values).items():
+            columns.setdefault(k, label)
+    names = list(columns)[:most]
     table = Table(title=title)
     table.add_column("step", no_wrap=True)
     for n in names:
-        header = SHORT.get(n, n)
-        table.add_column(header, justify="right", min_width=len(header))
+        table.add_column(columns[n], justify="right", min_width=len(columns[n]))
     for step, values in metrics.items():
         label = values.get("label") or step
         table.add_row(str(label), *[_fmt(values[n]) if n in values else "" for n in names])
@@ -65,20 +75,17 @@ def print_sweep_summary(results) -> None:
              if len({repr(m.get(st)) for m in per_member}) > 1] or list(per_member[0])[-1:]
     columns = []
     for st in steps[:2]:
-        present = [k for k, v in per_member[0].get(st, {}).items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        known = [k for k in SHORT if k in present]
-        columns += [(st, k) for k in (known or present)][:4]
+        labels = shown(per_member[0].get(st, {}))
+        columns += [(st, k, label) for k, label in labels.items()][:4]
     table = Table(title="sweep")
     table.add_column("member")
     table.add_column("overrides")
     table.add_column("state")
-    for st, k in columns:
-        header = f"{st} {SHORT.get(k, k)}"
-        table.add_column(header, justify="right")
+    for st, _, label in columns:
+        table.add_column(f"{st} {label}", justify="right")
     for (member, run, ok), metrics in zip(results, per_member):
         ran = sum(1 for s in run.status["steps"].values() if s.get("state") == "done")
-        cells = [_fmt(metrics.get(st, {}).get(k, "")) for st, k in columns]
+        cells = [_fmt(metrics.get(st, {}).get(k, "")) for st, k, _ in columns]
         table.add_row(str(member.index), " ".join(member.overrides),
                       ("ok" if ok else "failed") + f", {ran} ran", *cells)
     console().print(table)

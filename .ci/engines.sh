@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# CI: install the real engines the executor conformance suite (tests/executors/) runs on:
+# a single-node SLURM cluster (Debian's slurm-wlm + munge, slurmdbd over mariadb-server-core for
+# accounting) and Ray 2.60.0 with submitit in the given Python environment.
+#
+#   .ci/engines.sh [PYTHON]     PYTHON: the interpreter of the venv under test (default python3)
+#
+# Then: RAGLINE_ENGINES=1 python -m pytest -m engines tests/executors
+# (the suite's fixture starts and stops the clusters with tests/engines/{slurm,ray}.sh).
+# Measured on the 2-core CI VM: apt-get about 20 s (18 packages), pip about 20 s.
+# Needs root and apt-get for SLURM; without them only Ray is installed and the SLURM tests skip.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${1:-python3}
+
+# not mariadb-server: it upgrades perl; the -core packages are all slurmdbd needs
+PKGS="slurm-wlm munge slurmdbd mariadb-server-core mariadb-client-core"
+
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  if ! command -v slurmctld >/dev/null || ! command -v slurmdbd >/dev/null; then
+    t0=$SECONDS
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $PKGS >/dev/null \
+      || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive \
+           apt-get install -y -q --no-install-recommends $PKGS >/dev/null; }
+    echo "[engines] apt-get install $PKGS: $((SECONDS - t0))s"
+  fi
+else
+  echo "[engines] not root or no apt-get: SLURM not installed, its tests will skip"
+fi
+
+t0=$SECONDS
+"$PY" -m pip install -q "ray==2.60.0" "submitit>=1.5"
+echo "[engines] pip install ray==2.60.0 submitit: $((SECONDS - t0))s"

@@ -1,0 +1,101 @@
+"""``rag verify``: re-hash cached artifacts in full and compare with what was committed.
+
+A cache hit already checks every file's size and mtime (cheap); verify reads every byte, so it
+also finds a file rewritten with its size and mtime restored, or bit rot.
+"""
+
+from __future__ import annotations
+
+EXAMPLES = """examples:
+  rag verify                         # the entries the latest run used
+  rag verify 20261121-101500         # the entries of one run
+  rag verify --all                   # every entry in the cache
+  rag verify --all --quarantine      # and move damaged ones aside (the next run recomputes them)
+
+exit codes: 0 all intact, 1 something is damaged."""
+
+
+def add_arguments(p) -> None:
+    p.add_argument("run", nargs="?", default=None, help="run directory or name (default: latest)")
+    p.add_argument("--all", action="store_true", help="every entry in the cache")
+    p.add_argument("--quarantine", action="store_true",
+                   help="move damaged entries to the cache's quarantine/ folder")
+    p.add_argument("--runs-dir", default=None)
+
+
+def entry_problem(entry) -> str | None:
+    """Why a committed entry is not what was committed (stat, then content), or None."""
+    from orchestrator.artifacts import rehash
+    from orchestrator.store import changed_file
+
+    changed = changed_file(entry)
+    if changed is not None:
+        return f"artifact changed on disk after commit: {changed}"
+    for name, ref in entry.meta["outputs"].items():
+        dest = entry.path / "outputs" / name
+        try:
+            digest, per_file = rehash(dest, ref["kind"])
+        except OSError as e:
+            return f"outputs/{name}: cannot be read ({e.strerror or e})"
+        if digest == ref.get("content_hash"):
+            continue
+        recorded = _recorded_hashes(dest)
+        bad = [f for f, h in per_file.items() if recorded.get(f) != h]
+        bad += [f for f in recorded if f not in per_file]
+        where = f"outputs/{name}/{bad[0]}" if bad else f"outputs/{name}"
+        return f"content differs from its commit: {where}"
+    return None
+
+
+def _recorded_hashes(dest) -> dict:
+    import json
+
+    try:
+        data = json.loads((dest / "_manifest.json").read_text())
+        return data.get("hashes") or {}
+    except (OSError, ValueError, AttributeError):
+        return {}
+
+
+def target_keys(store, args) -> tuple[list[str], str]:
+    """(keys to verify, what they are) for --all or a run."""
+    from orchestrator.cli.common import find_run, runs_dir
+    from orchestrator.cli.gc import run_keys
+
+    if args.all:
+        return sorted(p.name for p in store.entries()), f"cache {store.root}"
+    run = find_run(runs_dir(args), args.run)
+    return sorted(run_keys(run) or set()), f"run {run}"
+
+
+def main(args) -> int:
+    from orchestrator.cli.common import runs_dir
+    from orchestrator.logs import console
+    from orchestrator.store import Store, read_entry
+
+    store = Store.for_runs(runs_dir(args))
+    keys, what = target_keys(store, args)
+    c = console()
+    ok = missing = 0
+    damaged: list[tuple[str, str, str]] = []
+    for key in keys:
+        entry, problem = read_entry(store.entry_path(key), key)
+        if entry is None and problem == "":
+            missing += 1
+            continue
+        step = entry.meta.get("step", "?") if entry is not None else "?"
+        problem = problem or entry_problem(entry)
+        if problem is None:
+            ok += 1
+            continue
+        damaged.append((key, step, problem))
+        c.print(f"[red]DAMAGED[/] step '{step}' ({key[:12]}): {problem}", soft_wrap=True)
+        if args.quarantine:
+            store.quarantine(key, store.entry_path(key), problem, step)
+    c.print(f"verified {ok + len(damaged)} entries of {what}: {ok} intact, {len(damaged)} damaged"
+            + (f", {missing} not in the cache" if missing else ""), soft_wrap=True)
+    if damaged and not args.quarantine:
+        c.print("  rerun with --quarantine to move them aside; the next run recomputes them")
+    elif damaged:
+        c.print(f"  quarantined {len(damaged)}; the next run recomputes them")
+    return 1 if damaged else 0

@@ -1,0 +1,104 @@
+"""The executor protocol, its task results, and the one failure policy every executor shares.
+
+An executor runs the tasks of one step (a step's shards, or its single task) and reports, per task
+key, what happened::
+
+    class Executor(Protocol):
+        name: str
+        def check_resources(self, steps: list[Step]) -> None   # before anything runs; ConfigError
+        def run(self, step: Step, tasks: list[Task]) -> dict[str, TaskResult]
+        def cancel(self) -> None                             # stop what runs now (Ctrl-C, SIGTERM)
+
+``TaskResult`` is ``Done`` (computed and committed), ``Reused`` (another process committed the key
+meanwhile) or ``Failed(message, log)``. Whatever runs the task (this process, a local worker, a
+SLURM job, a Ray actor) calls ``run_reporting``: the traceback goes to the task's log, the result
+carries one line for the user (and the traceback, shown when ``RAGLINE_FULL_ERROR=1``).
+"""
+
+from __future__ import annotations
+
+import json
+import traceback
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Protocol, Union
+
+from orchestrator.task import Task, one_line, run_task
+
+
+@dataclass(frozen=True)
+class Done:
+    """Computed and committed by this run."""
+
+
+@dataclass(frozen=True)
+class Reused:
+    """Committed by another process while this run waited for the key's lock."""
+
+
+@dataclass(frozen=True)
+class Failed:
+    message: str              # one line for the terminal
+    log: str = ""             # the task's log, holding the traceback
+    traceback: str = ""       # shown on the terminal with RAGLINE_FULL_ERROR=1
+    jobs: list[str] = field(default_factory=list)
+
+
+TaskResult = Union[Done, Reused, Failed]
+
+
+class Executor(Protocol):
+    name: str
+    jobs: dict[str, str]      # task key -> scheduler job id (empty for local processes)
+
+    def check_resources(self, steps: list) -> None: ...
+
+    def run(self, step, tasks: list[Task]) -> dict[str, TaskResult]: ...
+
+    def cancel(self) -> None: ...
+
+
+def run_reporting(task: Task, store, wait_note=None, main_process: bool = True) -> TaskResult:
+    """Run one task; any failure becomes ``Failed`` with the traceback appended to its log.
+
+    KeyboardInterrupt (Ctrl-C, or SIGTERM turned into it) is not a task failure: it propagates.
+    """
+    try:
+        _, reused = run_task(task, store, wait_note=wait_note, main_process=main_process)
+        return Reused() if reused else Done()
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # noqa: BLE001 - any stage failure is reported, not raised
+        tb = traceback.format_exc()
+        if task.log:
+            Path(task.log).parent.mkdir(parents=True, exist_ok=True)
+            with open(task.log, "a") as f:
+                f.write(f"{task.label} failed:\n{tb}")
+        return Failed(one_line(e), task.log, tb)
+
+
+def result_to_json(result: TaskResult) -> dict:
+    """A result as JSON, for a worker process or a cluster job to hand back to the runner."""
+    if isinstance(result, Failed):
+        return {"state": "failed", **asdict(result)}
+    return {"state": "reused" if isinstance(result, Reused) else "done"}
+
+
+def result_from_json(data: dict) -> TaskResult:
+    if data.get("state") == "done":
+        return Done()
+    if data.get("state") == "reused":
+        return Reused()
+    return Failed(data.get("message", "failed"), data.get("log", ""), data.get("traceback", ""))
+
+
+def read_result(path: Path, returncode: int, log: str, what: str = "worker") -> TaskResult:
+    """The result file a worker wrote, or a failure naming the exit code when it wrote none
+    (killed, out of memory, a crash before Python could report)."""
+    try:
+        return result_from_json(json.loads(path.read_text()))
+    except (OSError, ValueError):
+        pass
+    if returncode < 0:
+        return Failed(f"{what} killed by signal {-returncode}", log)
+    return Failed(f"{what} exited with code {returncode} without a result; see its log", log)

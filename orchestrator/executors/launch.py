@@ -1,0 +1,123 @@
+"""Starting a task's processes on a cluster node: one worker, or the ranks of a multi-GPU step.
+
+Shared by the Ray and SLURM executors. Both run a small function *on the node* (a Ray task, a
+SLURM job) that starts ``python -m orchestrator.worker TASK.json`` as the local executor does:
+
+* ``torchrun_argv``: a multi-GPU step is one gang. On each of its nodes one launcher runs
+  ``torchrun --nnodes N --node-rank R --nproc-per-node G --master-addr HOST --master-port P``
+  (part of torch, no extra dependency). torchrun sets RANK, LOCAL_RANK, WORLD_SIZE and
+  MASTER_ADDR for the Trainer, and the worker lets rank 0 alone commit the entry.
+* ``run_worker``: the worker (or torchrun) as a child that dies with its parent
+  (``PR_SET_PDEATHSIG``, so cancelling the Ray task or the SLURM job stops it), output appended
+  to the task's log. With a heartbeat file, it is killed as soon as the driver stops touching the
+  file, and not started at all if the driver is already gone: a driver killed with SIGKILL cannot
+  cancel its jobs, but leaves no work running.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import fnmatch
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HEARTBEAT_EVERY_S = 2.0
+FORWARD_ENV = ("RAGLINE_*", "HF_*", "TRANSFORMERS_*", "TOKENIZERS_PARALLELISM", "PYTHONPATH")
+
+
+def torchrun_argv(task_file: str, nnodes: int, node_rank: int, nproc: int, master: str,
+                  port: int) -> list[str]:
+    """The launcher of one node of a multi-GPU step.
+
+    >>> torchrun_argv("t.json", 2, 1, 4, "node1", 29400)[3:9]
+    ['--nnodes', '2', '--node-rank', '1', '--nproc-per-node', '4']
+    """
+    return [sys.executable, "-m", "torch.distributed.run", "--nnodes", str(nnodes),
+            "--node-rank", str(node_rank), "--nproc-per-node", str(nproc),
+            "--master-addr", master, "--master-port", str(port),
+            "-m", "orchestrator.worker", task_file]
+
+
+def worker_argv(task_file: str) -> list[str]:
+    return [sys.executable, "-m", "orchestrator.worker", task_file]
+
+
+def forwarded_env(patterns=FORWARD_ENV, environ=None) -> dict[str, str]:
+    """The driver's variables a worker on another node should see (names matching ``patterns``).
+
+    >>> forwarded_env(["HF_*"], {"HF_HOME": "/h", "HOME": "/root"})
+    {'HF_HOME': '/h'}
+    """
+    environ = os.environ if environ is None else environ
+    return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+
+
+def _pdeathsig():
+    if not sys.platform.startswith("linux"):
+        return None
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    args = (ctypes.c_int(1), ctypes.c_ulong(int(signal.SIGKILL)), ctypes.c_ulong(0),
+            ctypes.c_ulong(0), ctypes.c_ulong(0))  # PR_SET_PDEATHSIG
+    parent = os.getpid()
+
+    def preexec() -> None:  # between fork and exec: allocate nothing
+        prctl(*args)
+        if os.getppid() != parent:
+            os._exit(1)
+    return preexec
+
+
+def heartbeat_stale(path: str | None, limit_s: float) -> bool:
+    """True when the driver's heartbeat file is missing or older than ``limit_s`` seconds."""
+    if not path:
+        return False
+    try:
+        return time.time() - os.stat(path).st_mtime > limit_s
+    except FileNotFoundError:
+        return True
+
+
+def run_worker(argv: list[str], log_path: str, env: dict, cwd: str | None = None,
+               heartbeat: str | None = None, stale_s: float = 120.0) -> int:
+    """Run ``argv`` to completion on this node; its exit code, or 1 (and a line in the log) when
+    the driver's heartbeat went stale. ``env`` is laid over this node's environment."""
+    if heartbeat_stale(heartbeat, stale_s):
+        _note(log_path, f"the driver is gone (heartbeat {heartbeat} stale): not starting")
+        return 1
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    cwd = cwd if cwd and Path(cwd).is_dir() else None
+    with open(log_path, "ab") as log:
+        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                                env={**os.environ, **env}, preexec_fn=_pdeathsig())
+    try:
+        while True:
+            try:
+                return proc.wait(timeout=HEARTBEAT_EVERY_S)
+            except subprocess.TimeoutExpired:
+                if heartbeat_stale(heartbeat, stale_s):
+                    _note(log_path, f"the driver is gone (heartbeat {heartbeat} stale): stopping")
+                    _stop(proc)
+                    return 1
+    finally:
+        _stop(proc)
+
+
+def _stop(proc: subprocess.Popen, grace_s: float = 10.0) -> None:
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _note(log_path: str, text: str) -> None:
+    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "a") as f:
+        f.write(f"[ragline] {text}\n")

@@ -1,0 +1,239 @@
+"""Who is using the cache: lock holders and live runs (pid, host, heartbeat).
+
+``StoreLock`` is a ``filelock.FileLock`` that writes its holder beside the lock file
+(``<key>.lock.holder``: pid, host, since, what). A blocking acquire logs, every
+``RAGLINE_LOCK_NOTE_S`` seconds (default 30)::
+
+    waiting for retrieve shard 2/8, held by pid 4242 on host gpu3 since 12:01
+
+and breaks the lock when its recorded holder is a dead process on this host (seen dead twice in a
+row): the kernel frees a ``flock`` when its holder dies, so a lock still held then belongs to a
+process that inherited the descriptor, or to a filesystem without ``flock``.
+
+``Lease`` marks a run live for ``rag gc``: ``leases/<host>.<pid>.<rand>.json`` lists the run
+directories; a thread touches the file every ``RAGLINE_LEASE_HEARTBEAT_S`` seconds (default 15).
+A lease is live while its process runs (same host) or its heartbeat is fresh (another host).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+from orchestrator.hashing import key_of
+
+log = logging.getLogger("ragline")
+HOST = socket.gethostname()
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists on this host (a zombie counts as gone)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except OSError:
+        return True
+
+
+def read_json(path: Path) -> dict | None:
+    """A small JSON object, or None when the file is absent, partial or not an object."""
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def _note_interval() -> float:
+    return float(os.environ.get("RAGLINE_LOCK_NOTE_S") or 30)
+
+
+class StoreLock:
+    """A FileLock with holder info and "waiting for ..." lines; usable as a context manager."""
+
+    def __init__(self, path: Path, what: str):
+        from filelock import FileLock
+
+        self.path, self.what = Path(path), what
+        self.holder_path = self.path.with_name(self.path.name + ".holder")
+        self._lock = FileLock(str(self.path))
+
+    def acquire(self, timeout: float | None = None) -> "StoreLock":
+        """Take the lock; ``timeout`` >= 0 raises ``filelock.Timeout`` after that many seconds."""
+        if timeout is not None and timeout >= 0:
+            self._lock.acquire(timeout=timeout)
+        else:
+            self._wait()
+        since = time.time()
+        holder = {"pid": os.getpid(), "host": HOST, "since": since, "what": self.what}
+        try:
+            self.holder_path.write_text(json.dumps(holder))
+        except OSError:
+            pass  # a read-only cache: the holder line is a courtesy
+        return self
+
+    def _wait(self) -> None:
+        from filelock import FileLock, Timeout
+
+        dead_checks = 0
+        while True:
+            try:
+                self._lock.acquire(timeout=_note_interval())
+                return
+            except Timeout:
+                holder = read_json(self.holder_path) or {}
+                log.warning("%s", waiting_line(self.what, holder))
+                dead = holder.get("host") == HOST and isinstance(holder.get("pid"), int) \
+                    and not alive(holder["pid"])
+                dead_checks = dead_checks + 1 if dead else 0
+                if dead_checks >= 2:
+                    log.warning("breaking the lock of %s: its holder pid %s on host %s is gone",
+                                self.what, holder["pid"], HOST)
+                    for p in (self.path, self.holder_path):
+                        p.unlink(missing_ok=True)
+                    self._lock = FileLock(str(self.path))
+                    dead_checks = 0
+
+    def release(self) -> None:
+        holder = read_json(self.holder_path) or {}
+        if holder.get("pid") == os.getpid() and holder.get("host") == HOST:
+            self.holder_path.unlink(missing_ok=True)
+        self._lock.release()
+
+    @property
+    def is_locked(self) -> bool:
+        return self._lock.is_locked
+
+    def __enter__(self) -> "StoreLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def waiting_line(what: str, holder: dict) -> str:
+    """The line a waiting run prints.
+
+    >>> waiting_line("retrieve shard 2/8", {"pid": 4242, "host": "gpu3", "since": 0})[:58]
+    'waiting for retrieve shard 2/8, held by pid 4242 on host g'
+    """
+    if not holder:
+        return f"waiting for {what}, held by another process (no holder recorded yet)"
+    since = time.strftime("%H:%M", time.localtime(holder.get("since") or 0))
+    return f"waiting for {what}, held by pid {holder.get('pid')} on host {holder.get('host')} since {since}"
+
+
+def _heartbeat_s() -> float:
+    return float(os.environ.get("RAGLINE_LEASE_HEARTBEAT_S") or 15)
+
+
+class Lease:
+    """A live run on this cache; see the module docstring."""
+
+    def __init__(self, cache_root: Path, runs_dir: Path):
+        self.root = cache_root
+        self.runs_dir = Path(runs_dir).resolve()
+        self.interval = _heartbeat_s()
+        self.path = cache_root / "leases" / f"{HOST}.{os.getpid()}.{uuid.uuid4().hex[:6]}.json"
+        self.runs: list[str] = []
+        self.started = time.time()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add_run(self, run_path: str | Path) -> None:
+        """A run record (``runs/<recipe>/<time>``) of this process: gc keeps what it uses."""
+        self.runs.append(str(Path(run_path).resolve()))
+        self._write()
+
+    def _write(self) -> None:
+        data = {"pid": os.getpid(), "host": HOST, "started": self.started, "interval": self.interval,
+                "runs_dir": str(self.runs_dir), "runs": self.runs}
+        try:
+            tmp = self.path.with_name(f".{self.path.name}.tmp")
+            tmp.write_text(json.dumps(data))
+            os.replace(tmp, self.path)
+        except OSError:
+            pass  # a read-only cache serves cached runs; nothing of it can be collected either
+
+    def _beat(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                os.utime(self.path)
+            except OSError:
+                pass
+
+    def __enter__(self) -> "Lease":
+        register_runs_dir(self.root, self.runs_dir)
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError:
+            return self
+        self._write()
+        self._thread = threading.Thread(target=self._beat, name="ragline-lease", daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+        self.path.unlink(missing_ok=True)
+
+
+def register_runs_dir(cache_root: Path, runs_dir: Path) -> None:
+    """Remember that ``runs_dir`` uses this cache (``rag gc`` keeps its runs' entries)."""
+    runs_dir = Path(runs_dir).resolve()
+    path = cache_root / "runs-dirs" / f"{key_of(str(runs_dir))[:16]}.json"
+    if path.is_file():
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"path": str(runs_dir)}))
+        os.replace(tmp, path)
+    except OSError:
+        pass
+
+
+def registered_runs_dirs(cache_root: Path) -> list[Path]:
+    base = cache_root / "runs-dirs"
+    out = []
+    for f in sorted(base.glob("*.json")) if base.is_dir() else []:
+        data = read_json(f)
+        if data and isinstance(data.get("path"), str):
+            out.append(Path(data["path"]))
+    return out
+
+
+def live_leases(cache_root: Path) -> list[dict]:
+    """The leases of runs still going (their files; stale ones are left for gc to remove)."""
+    base = cache_root / "leases"
+    out = []
+    now = time.time()
+    for f in sorted(base.glob("*.json")) if base.is_dir() else []:
+        data = read_json(f)
+        if data is None:
+            continue
+        data["file"] = str(f)
+        if data.get("host") == HOST:
+            ok = isinstance(data.get("pid"), int) and alive(data["pid"])
+        else:
+            try:
+                ok = now - f.stat().st_mtime < 4 * float(data.get("interval") or 15)
+            except OSError:
+                ok = False
+        data["live"] = ok
+        out.append(data)
+    return out

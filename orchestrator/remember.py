@@ -1,0 +1,118 @@
+"""The one speed layer: a command's composed and validated recipe, remembered on disk.
+
+Composing with Hydra (~0.3 s), importing stage modules (~0.25 s) and pydantic (~0.1 s) would
+make a no-op rerun cost about a second; with this layer it costs a few file stats. The rule:
+
+    an entry, keyed by (recipe, overrides, -m), is used while every file it was built from (all
+    files under the recipe's config directory, orchestrator/, the stage packages it imported,
+    and the ``__init__.py`` of hydra, omegaconf and pydantic) has the size and mtime it had,
+    and is never written when the config calls a resolver (``${oc.env:…}``, ``${now:…}``).
+
+A damaged entry is a miss. Entries hold plain JSON (members and DAGs), so using one imports
+neither Hydra nor a stage module. Inside one process, validation is memoised per distinct value
+(``functools.lru_cache`` in ``stage_config`` and ``dag``); that memo needs no invalidation.
+"""
+
+from __future__ import annotations
+
+import gc
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+from orchestrator.dag import Dag, StageInfo, Step, Wire, build_dag
+from orchestrator.hashing import key_of
+from orchestrator.recipe import Member, compose
+
+LIBRARIES = ("hydra", "omegaconf", "pydantic")
+FORMAT = 1
+
+
+def _stamp(path: str) -> list:
+    st = os.stat(path)
+    return [path, st.st_size, st.st_mtime_ns]
+
+
+def _files(conf_dir: Path) -> list[str]:
+    """Every file an entry depends on (see the module docstring)."""
+    from orchestrator.registry import REGISTRY
+
+    files = [str(p) for p in sorted(conf_dir.rglob("*")) if p.is_file()]
+    files += [str(p) for p in sorted(Path(__file__).parent.rglob("*.py"))]
+    packages = {spec.fn.__module__.split(".")[0] for spec in REGISTRY.values()}
+    for name, mod in sorted(sys.modules.items()):
+        path = getattr(mod, "__file__", None)
+        if path and name.split(".")[0] in packages:
+            files.append(path)
+    for lib in LIBRARIES:
+        spec = importlib.util.find_spec(lib)
+        if spec is not None and spec.origin:
+            files.append(spec.origin)
+    return files
+
+
+def _entry_path(state_dir: Path, recipe: Path, overrides: list[str], multirun: bool) -> Path:
+    return state_dir / f"{key_of([FORMAT, str(recipe), overrides, multirun])}.json"
+
+
+def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
+    gc.disable()  # decoding a sweep's entry makes many small dicts: collecting them halves the speed
+    try:
+        data = json.loads(path.read_text())
+        if not all(_stamp(f[0]) == f for f in data["files"]):
+            return None
+        members = [Member(recipe, m["overrides"], m["config"], i) for i, m in enumerate(data["members"])]
+        return members, [_dag_from_json(recipe, d) for d in data["dags"]]
+    except (OSError, ValueError, KeyError, TypeError):  # missing, stale or damaged: a miss
+        return None
+    finally:
+        gc.enable()
+
+
+def _write(path: Path, conf_dir: Path, members: list[Member], dags: list[Dag]) -> None:
+    data = {"files": [_stamp(f) for f in _files(conf_dir)],
+            "members": [{"overrides": m.overrides, "config": m.config} for m in members],
+            "dags": [_dag_to_json(d) for d in dags]}
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(data))
+        os.replace(tmp, path)
+    except OSError:  # a read-only runs dir: nothing is remembered, nothing breaks
+        pass
+
+
+def load(recipe: Path, overrides: list[str], multirun: bool,
+         state_dir: Path | None) -> tuple[list[Member], list[Dag]]:
+    """(members, DAGs) of a command: remembered, or composed and validated (then remembered)."""
+    path = _entry_path(state_dir, recipe, overrides, multirun) if state_dir is not None else None
+    hit = _read(path, recipe) if path is not None else None
+    if hit is not None:
+        return hit
+    members = compose(recipe, overrides, multirun)
+    dags = [build_dag(recipe, m.values, m.secrets) for m in members]
+    if path is not None and not any(m.impure or m.secrets for m in members):
+        _write(path, recipe.parent, members, dags)
+    return members, dags
+
+
+def _step_to_json(s: Step) -> dict:
+    return {"name": s.name, "stage": s.stage.__dict__, "config": s.config, "semantic": s.semantic,
+            "inputs": {k: [w.node, w.output] for k, w in s.inputs.items()}, "shards": s.shards,
+            "gpus": s.gpus, "secrets": s.secrets, "notes": s.notes}
+
+
+def _dag_to_json(dag: Dag) -> dict:
+    return {"steps": [_step_to_json(s) for s in dag.steps.values()],
+            "sources": dag.sources, "settings": dag.settings}
+
+
+def _dag_from_json(recipe: Path, data: dict) -> Dag:
+    steps = {}
+    for s in data["steps"]:
+        steps[s["name"]] = Step(s["name"], StageInfo(**s["stage"]), s["config"], s["semantic"],
+                                {k: Wire(*w) for k, w in s["inputs"].items()}, s["shards"], s["gpus"],
+                                s["secrets"], s["notes"])
+    return Dag(recipe, steps, data["sources"], data["settings"])

@@ -1,0 +1,96 @@
+"""Resolve a step's inputs and task keys: the one place that turns wires into Refs and keys.
+
+Used by ``plan`` (what would run, and why) and by the runner (what to run now). A step's inputs
+are its upstream steps' output Refs (or a recipe source's content-hashed Ref); its task keys hash
+{stage, version, semantic config, input content hashes, shard} (``orchestrator.keys``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from orchestrator.artifacts import Ref
+from orchestrator.dag import Dag, Step
+from orchestrator.hashing import SourceMemo, hash_strings
+from orchestrator.keys import material, task_key
+from orchestrator.store import Store
+
+
+@dataclass(frozen=True)
+class TaskKey:
+    """One task of a step: its shard (None: unsharded), key material and key."""
+    shard: tuple[int, int] | None
+    material: dict
+    key: str
+
+
+def source_refs(dag: Dag, memo: SourceMemo, problems: list[str]) -> dict[str, Ref | None]:
+    """Content-hashed Refs of the recipe's sources (None when a source's path is null)."""
+    refs: dict[str, Ref | None] = {}
+    for name, path in dag.sources.items():
+        if path is None:
+            refs[name] = None
+            continue
+        p = Path(path).expanduser()
+        if not p.exists():
+            problems.append(f"source '{name}': {path} does not exist")
+            refs[name] = Ref("file", "", f"missing:{path}", [str(p)], producer=f"source {name}")
+            continue
+        kind = "dir" if p.is_dir() else "file"
+        refs[name] = Ref(kind, "", memo.hash(p), [str(p.resolve())], producer=f"source {name}")
+    return refs
+
+
+def input_refs(step: Step, outputs: dict[str, dict[str, Ref]], sources: dict[str, Ref | None],
+               problems: list[str] | None = None) -> dict[str, Ref | None]:
+    """The Refs feeding ``step`` (None: optional input left out, or upstream not computed yet)."""
+    refs: dict[str, Ref | None] = {}
+    for name, wire in step.inputs.items():
+        if wire.output is None:
+            ref = sources.get(wire.node)
+            if ref is None and not step.stage.inputs[name]["optional"] and problems is not None:
+                problems.append(f"steps.{step.name}.inputs.{name}: source '{wire.node}' has no path; "
+                                f"set it in the recipe or with {wire.node}=PATH-override")
+            refs[name] = ref
+        else:
+            refs[name] = outputs.get(wire.node, {}).get(wire.output)
+    return refs
+
+
+def input_hashes(refs: dict[str, Ref | None]) -> dict[str, str | None]:
+    """Input name -> content hash (None for an input left out)."""
+    return {n: (r.content_hash if r is not None else None) for n, r in refs.items()}
+
+
+def shard_specs(step: Step) -> list[tuple[int, int] | None]:
+    return [None] if step.shards == 1 else [(i, step.shards) for i in range(step.shards)]
+
+
+def step_keys(step: Step, hashes: dict[str, str | None]) -> list[TaskKey]:
+    """The step's tasks (one per shard) with their key material and keys."""
+    out = []
+    for shard in shard_specs(step):
+        mat = material(step.stage.name, step.stage.version, step.semantic, hashes, shard)
+        out.append(TaskKey(shard, mat, task_key(mat)))
+    return out
+
+
+def gather(step: Step, entries: list, store: Store) -> dict[str, Ref]:
+    """Output Refs of a step from its task entries, shards concatenated in order."""
+    if len(entries) == 1:
+        return entries[0].outputs()
+    per = [e.outputs() for e in entries]
+    out = {}
+    for name in step.stage.outputs:
+        parts = [p[name] for p in per]
+        first = parts[0]
+        digest = hash_strings([p.content_hash for p in parts])
+        if first.kind == "table":
+            paths = [x for p in parts for x in p.paths]
+            rows = [x for p in parts for x in p.rows]
+            out[name] = Ref("table", first.type, digest, paths, rows, f"{step.name}.{name}")
+        else:
+            path = store.gather_dir(parts)
+            out[name] = Ref(first.kind, first.type, digest, [str(path)], [], f"{step.name}.{name}")
+    return out

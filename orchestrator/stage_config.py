@@ -1,0 +1,226 @@
+"""Validate a step's config against its stage's config dataclass, before anything runs.
+
+pydantic's ``TypeAdapter`` over the stage's own stdlib dataclass does the checking, in strict
+JSON mode (``"8"`` is not an integer, ``1`` is a fine float, a YAML list is a fine tuple), so a
+config class can say everything it means with ordinary annotations::
+
+    @dataclass
+    class DpoConfig:
+        loss_type: Literal["sigmoid", "ipo", "hinge"] = "sigmoid"    # did-you-mean on a typo
+        epochs: Annotated[int, Field(ge=1)] = 1                      # ranges
+        judge: JudgeConfig | None = None                             # nested sections
+        weights: dict[str, float] = field(default_factory=dict)
+
+        def __post_init__(self):                   # cross-field rules run at plan time too
+            if self.judge is None and self.weights.get("judge"):
+                raise ConfigError("weights.judge needs a judge section")
+
+        def plan_notes(self, resources: dict) -> list[str]:   # optional: shown by `rag plan`
+            return [f"{resources['gpus']} GPU(s) per shard"]
+
+Every failure is one ``ConfigError`` line, ``steps.<step>.<key path>: expected …, got …``, with
+``key`` set so the DAG builder can prefix the recipe's file:line. Results are remembered per
+(config class, canonical JSON of the values): a 1,000-member sweep validates each distinct step
+config once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import re
+import types
+import typing
+from typing import Any
+
+from orchestrator.errors import ConfigError, did_you_mean
+
+MISSING = "???"  # omegaconf.MISSING, without importing omegaconf here
+RESERVED = ("stage", "inputs", "shards", "gpus")
+
+
+class _Invalid(Exception):
+    """A problem at ``path`` (relative to the step's config), before the step name is known."""
+
+    def __init__(self, path: str, text: str, hint: str | None = None):
+        super().__init__(text)
+        self.path, self.text, self.hint = path, text, hint
+
+
+def type_name(tp) -> str:
+    """``int``, ``list[str] | None``, ``one of ['a', 'b']``: a type as a user reads it."""
+    if typing.get_origin(tp) is typing.Annotated:
+        return type_name(typing.get_args(tp)[0])
+    if typing.get_origin(tp) is typing.Literal:
+        return f"one of {list(typing.get_args(tp))}"
+    if typing.get_origin(tp) is None and isinstance(tp, type):
+        return tp.__name__
+    return str(tp).replace("typing.", "")
+
+
+@functools.lru_cache(maxsize=None)
+def _adapter(config_cls: type):
+    from pydantic import TypeAdapter  # ~0.1 s; paid only when a DAG is built, never on a no-op rerun
+
+    return TypeAdapter(config_cls)
+
+
+@functools.lru_cache(maxsize=None)
+def _hints(config_cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(config_cls, include_extras=True)
+
+
+def _nested_class(tp) -> type | None:
+    """The dataclass a value of type ``tp`` is a section of (``J``, ``J | None``), else None."""
+    if typing.get_origin(tp) is typing.Annotated:
+        tp = typing.get_args(tp)[0]
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        found = [a for a in typing.get_args(tp) if dataclasses.is_dataclass(a)]
+        return found[0] if len(found) == 1 else None
+    return tp if isinstance(tp, type) and dataclasses.is_dataclass(tp) else None
+
+
+def _check_keys(config_cls: type, values: dict, prefix: str, reserved: tuple = ()) -> None:
+    """Unknown keys (with did-you-mean) and ``???`` values, in this section and nested ones."""
+    fields = {f.name: f for f in dataclasses.fields(config_cls)}
+    for key in values:
+        if key not in fields:
+            raise _Invalid(f"{prefix}{key}", f"unknown key{did_you_mean(key, list(fields) + list(reserved))}",
+                           hint=f"{config_cls.__name__} has: {', '.join(fields)}")
+    for name, f in fields.items():
+        value = values.get(name, f.default)
+        if isinstance(value, str) and value == MISSING:
+            raise _Invalid(f"{prefix}{name}", f"missing value ({type_name(_hints(config_cls)[name])} required)",
+                           hint="set it in the recipe or on the command line: {where}=...")
+        section = _nested_class(_hints(config_cls)[name])
+        if section is not None and isinstance(values.get(name), dict):
+            _check_keys(section, values[name], f"{prefix}{name}.")
+
+
+_EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
+             "string_type": "a string", "list_type": "a list", "tuple_type": "a list",
+             "dict_type": "a mapping", "dataclass_type": "a mapping"}
+_BOUNDS = {"greater_than_equal": (">=", "ge"), "greater_than": (">", "gt"),
+           "less_than_equal": ("<=", "le"), "less_than": ("<", "lt")}
+
+
+def _describe(err: dict) -> str:
+    """pydantic's error as ``expected …, got …`` (``msg`` for anything unforeseen)."""
+    kind, got, ctx = err["type"], err.get("input"), err.get("ctx") or {}
+    if kind == "value_error":
+        return err["msg"].removeprefix("Value error, ")
+    if kind == "literal_error":
+        choices = re.findall(r"'((?:[^'\\]|\\.)*)'", ctx.get("expected", ""))
+        return f"expected one of {choices}, got {got!r}{did_you_mean(str(got), choices)}"
+    if kind in _BOUNDS:
+        op, name = _BOUNDS[kind]
+        return f"expected a value {op} {ctx.get(name)}, got {got!r}"
+    if kind in _EXPECTED:
+        return f"expected {_EXPECTED[kind]}, got {got!r}"
+    return f"{err['msg'][0].lower()}{err['msg'][1:]}, got {got!r}"
+
+
+def _path(loc: tuple) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+
+
+def _field_names(config_cls: type, seen: set | None = None) -> set[str]:
+    seen = set() if seen is None else seen
+    for name, tp in _hints(config_cls).items():
+        seen.add(name)
+        for arg in [tp, *typing.get_args(tp)]:
+            section = _nested_class(arg)
+            if section is not None and section is not config_cls:
+                _field_names(section, seen)
+    return seen
+
+
+def _first_problem(config_cls: type, errors: list[dict], values: dict) -> _Invalid:
+    """One line for a pydantic ValidationError. When every branch of a union failed (its locs
+    carry branch tags, not field names), report the field with its declared type instead."""
+    first = errors[0]
+    loc = first["loc"]
+    if not loc:
+        return _Invalid("", _describe(first))
+    names = _field_names(config_cls)
+    same_field = [e for e in errors if e["loc"][:1] == loc[:1]]
+    clean = all(isinstance(p, int) or p in names for e in same_field for p in e["loc"])
+    if len(same_field) == 1 or clean:
+        return _Invalid(_path(loc), _describe(first))
+    declared = _hints(config_cls).get(loc[0])
+    return _Invalid(str(loc[0]), f"expected {type_name(declared)}, got {values.get(loc[0])!r}")
+
+
+@functools.lru_cache(maxsize=None)
+def _validated(config_cls: type, canonical: str) -> tuple[dict, Any]:
+    """(plain config dict with defaults, the config object) for canonical JSON of the values."""
+    from pydantic import ValidationError
+
+    values = json.loads(canonical)
+    _check_keys(config_cls, values, "", RESERVED)
+    try:
+        obj = _adapter(config_cls).validate_json(canonical, strict=True)
+    except ValidationError as e:
+        raise _first_problem(config_cls, e.errors(include_url=False), values) from None
+    except ConfigError as e:  # raised by the class's own __post_init__
+        raise _Invalid("", e.message, e.hint) from None
+    except (TypeError, ValueError) as e:  # a __post_init__ that raises outside pydantic's reach
+        raise _Invalid("", str(e)) from None
+    return _adapter(config_cls).dump_python(obj, mode="json"), obj
+
+
+def check_step_config(config_cls: type | None, values: dict, where: str,
+                      canonical: str | None = None) -> tuple[dict, Any]:
+    """(all config fields of a step with defaults filled in, the config object); every value
+    checked and the dataclass built, so its ``__post_init__`` ran. Raises ``ConfigError``.
+
+    ``where`` is the key path used in messages, e.g. ``steps.retrieve``; ``canonical`` is
+    ``canonical_json(values)`` if the caller already has it.
+
+    >>> from dataclasses import dataclass
+    >>> @dataclass
+    ... class Cfg:
+    ...     k: int = 5
+    >>> check_step_config(Cfg, {"k": 3}, "steps.retrieve")[0]
+    {'k': 3}
+    >>> check_step_config(Cfg, {"k": "3"}, "steps.retrieve")
+    Traceback (most recent call last):
+    orchestrator.errors.ConfigError: steps.retrieve.k: expected an integer, got '3'
+    """
+    if config_cls is None:
+        if values:
+            first = next(iter(values))
+            raise ConfigError(f"{where}.{first}: unknown key; this stage takes no config "
+                              f"(reserved keys: {', '.join(RESERVED)})", key=f"{where}.{first}")
+        return {}, None
+    if canonical is None:
+        from orchestrator.hashing import canonical_json
+
+        canonical = canonical_json(values)
+    try:
+        return _validated(config_cls, canonical)
+    except _Invalid as e:
+        key = f"{where}.{e.path}" if e.path else where
+        hint = e.hint.replace("{where}", key) if e.hint else None
+        raise ConfigError(f"{key}: {e.text}", hint=hint, key=key) from None
+
+
+def build_config(config_cls: type, config: dict) -> Any:
+    """The config object a stage receives, from a checked config dict (nested sections become
+    their dataclasses). For executors: ``spec.config_cls(**config)`` would leave them dicts."""
+    from orchestrator.hashing import canonical_json
+
+    return _adapter(config_cls).validate_json(canonical_json(config), strict=True)
+
+
+def plan_notes(obj: Any, resources: dict, where: str) -> list[str]:
+    """The config's own ``plan_notes(resources)`` (see the module docstring), or []; a
+    ``ConfigError`` from it refuses the plan and is located at the step."""
+    hook = getattr(obj, "plan_notes", None)
+    if hook is None:
+        return []
+    try:
+        return [str(n) for n in hook(resources) or []]
+    except ConfigError as e:
+        raise ConfigError(f"{where}: {e.message}", hint=e.hint, key=where) from None

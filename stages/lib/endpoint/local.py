@@ -1,0 +1,153 @@
+"""An in-process model behind the endpoint interface: transformers, or vLLM when it imports.
+
+Adapts the project's generators (:mod:`stages.lib.generate`) to
+:class:`~stages.lib.endpoint.client.Backend`: requests run in chunks and each chunk's replies are
+yielded (and cached by the client) as soon as it is done, so a killed step loses at most one
+chunk. Every reply depends on its request alone, never on its neighbours in a chunk: greedy
+requests are batched; sampled requests (transformers) run one conversation at a time with the
+request's own seed (vLLM takes one seed per request natively).
+
+Log-probabilities of asked tokens are exact here (a teacher-forced pass over prompt + completion
+with transformers; vLLM's top ``top_logprobs`` alternatives). An asked string must be one token.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from orchestrator.api import ConfigError
+from stages.lib.endpoint.config import EndpointConfig
+from stages.lib.endpoint.request import ChatReply, ChatRequest
+
+log = logging.getLogger(__name__)
+
+VLLM_CHUNK = 256
+
+
+def cut_at_stop(text: str, stop: tuple[str, ...]) -> str:
+    """``text`` up to the first stop string (as a server does with ``stop``).
+
+    >>> cut_at_stop("Answer: yes. Why: no", (". ", "\\n"))
+    'Answer: yes'
+    """
+    ends = [text.find(s) for s in stop if s and s in text]
+    return text[:min(ends)] if ends else text
+
+
+def asked_token_ids(tokenizer, asked: tuple[str, ...], model: str) -> dict[str, int]:
+    """Token id of each asked string; a ``ConfigError`` if a string is not exactly one token."""
+    ids = {}
+    for text in asked:
+        enc = tokenizer.encode(text, add_special_tokens=False)
+        if len(enc) != 1:
+            raise ConfigError(f"logprobs_of: {text!r} is {len(enc)} tokens for {model}, not one",
+                              hint="ask for single tokens (the model's special tokens, or a "
+                                   "word with its leading space)")
+        ids[text] = enc[0]
+    return ids
+
+
+class LocalBackend:
+    """A checkpoint directory loaded in this process (``backend``: transformers or vllm)."""
+
+    def __init__(self, cfg: EndpointConfig, device: str = "cpu"):
+        from stages.lib.generate import load_generator
+
+        if not Path(cfg.model).is_dir():
+            raise ConfigError(f"endpoint.model: {cfg.model} is not a checkpoint directory (the "
+                              f"{cfg.backend} backend loads a model in-process)",
+                              hint="give a local model directory, or backend: openai with a "
+                                   "base_url to ask a server")
+        self.cfg, self.model = cfg, cfg.model
+        self.gen = load_generator(cfg.model, backend=cfg.backend, device=device)
+
+    def run(self, requests: list[ChatRequest],
+            on_reply: Callable[[int, ChatReply], None]) -> Iterator[tuple[int, ChatReply]]:
+        for i, reply in self._generate(requests):
+            on_reply(i, reply)
+            yield i, reply
+
+    def _generate(self, requests: list[ChatRequest]) -> Iterator[tuple[int, ChatReply]]:
+        if self.cfg.backend == "vllm":
+            yield from self._run_vllm(requests)
+            return
+        for req in requests:
+            if req.top_p != 1.0 and req.temperature > 0:
+                raise ConfigError(f"the transformers backend samples with top_p=1 only, got "
+                                  f"top_p={req.top_p}", hint="use backend: vllm or a server")
+        greedy = [i for i, r in enumerate(requests) if r.temperature == 0]
+        by_len: dict[int, list[int]] = {}
+        for i in greedy:
+            by_len.setdefault(requests[i].max_tokens, []).append(i)
+        size = self.cfg.batch_size
+        for max_tokens, idx in by_len.items():
+            for start in range(0, len(idx), size):
+                chunk = idx[start:start + size]
+                ids = self.gen.generate_ids([requests[i].messages for i in chunk],
+                                            max_new_tokens=max_tokens, batch_size=size)
+                for i, completions in zip(chunk, ids):
+                    yield i, self._reply(requests[i], completions[:1] * requests[i].n)
+        for i, req in enumerate(requests):
+            if req.temperature > 0:
+                ids = self.gen.generate_ids([req.messages], max_new_tokens=req.max_tokens,
+                                            temperature=req.temperature, n=req.n, seed=req.seed)
+                yield i, self._reply(req, ids[0])
+
+    def _reply(self, req: ChatRequest, completions: list[list[int]]) -> ChatReply:
+        tok = self.gen.tokenizer
+        texts = [cut_at_stop(tok.decode(c, skip_special_tokens=True).strip(), req.stop)
+                 for c in completions]
+        if not req.logprobs_of:
+            return ChatReply(texts)
+        asked = asked_token_ids(tok, req.logprobs_of, self.model)
+        prompt = tok(self.gen.render(req.messages), add_special_tokens=False)["input_ids"]
+        return ChatReply(texts, tokens=[[tok.decode([t]) for t in c] for c in completions],
+                         logprobs=[self._logprobs(prompt, c, asked) for c in completions])
+
+    def _logprobs(self, prompt: list[int], completion: list[int],
+                  asked: dict[str, int]) -> list[dict[str, float]]:
+        """Log-probability of each asked token at each generated position (teacher forcing)."""
+        import torch
+
+        if not completion:
+            return []
+        ids = torch.tensor([prompt + completion], device=self.gen.model.device)
+        with torch.inference_mode():
+            logits = self.gen.model(input_ids=ids).logits[0, len(prompt) - 1:-1]
+        lp = torch.log_softmax(logits.float(), dim=-1)
+        return [{s: float(lp[t, i]) for s, i in asked.items()} for t in range(len(completion))]
+
+    def _run_vllm(self, requests: list[ChatRequest]) -> Iterator[tuple[int, ChatReply]]:
+        """vLLM offline chat in chunks; one ``SamplingParams`` (own seed) per request."""
+        from vllm import SamplingParams
+
+        for start in range(0, len(requests), VLLM_CHUNK):
+            chunk = requests[start:start + VLLM_CHUNK]
+            params = [SamplingParams(n=r.n, temperature=r.temperature, top_p=r.top_p,
+                                     max_tokens=r.max_tokens, seed=r.seed,
+                                     stop=list(r.stop) or None,
+                                     logprobs=self.cfg.top_logprobs if r.logprobs_of else None)
+                      for r in chunk]
+            outs = self.gen.llm.chat([r.messages for r in chunk], sampling_params=params,
+                                     use_tqdm=False, add_generation_prompt=True)
+            for k, (req, out) in enumerate(zip(chunk, outs)):
+                yield start + k, _vllm_reply(req, out)
+
+    def close(self) -> None:
+        self.gen.close()
+
+
+def _vllm_reply(req: ChatRequest, out) -> ChatReply:
+    texts = [o.text.strip() for o in out.outputs]
+    if not req.logprobs_of:
+        return ChatReply(texts)
+    tokens, logprobs = [], []
+    for o in out.outputs:
+        steps = o.logprobs or []
+        by_text = [{lp.decoded_token: lp.logprob for lp in step.values()} for step in steps]
+        tokens.append([next((lp.decoded_token for tid, lp in step.items() if tid == t), "")
+                       for step, t in zip(steps, o.token_ids)])
+        logprobs.append([{s: float(d[s]) for s in req.logprobs_of if s in d} for d in by_text])
+    return ChatReply(texts, tokens=tokens, logprobs=logprobs)

@@ -1,0 +1,92 @@
+"""One chat request and its reply, as plain JSON-able values, and the request's cache key.
+
+A request is everything that decides the answer: model, messages, sampling parameters, seed,
+and which tokens' log-probabilities to report. Its key is the SHA-256 of that, written as
+canonical JSON, so the same question asked again (in this run or after a kill) is found in the
+cache whatever its position in the batch. The server address and the API key are not part of it.
+
+    >>> r = ChatRequest([{"role": "user", "content": "Hi"}], max_tokens=8)
+    >>> request_key("m", r) == request_key("m", ChatRequest([{"role": "user", "content": "Hi"}],
+    ...                                                     max_tokens=8))
+    True
+    >>> request_key("m", r) == request_key("m", ChatRequest(r.messages, max_tokens=8, seed=1))
+    False
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass(frozen=True)
+class ChatRequest:
+    """Chat messages and sampling parameters; ``None`` takes the endpoint config's default.
+
+    ``logprobs_of``: token strings (``"[Relevant]"``, ``" yes"``) whose log-probability is
+    reported at every generated position (see :class:`ChatReply`).
+    """
+
+    messages: list[dict]
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    n: int = 1
+    stop: tuple[str, ...] = ()
+    logprobs_of: tuple[str, ...] = ()
+
+    def resolved(self, cfg) -> "ChatRequest":
+        """This request with every ``None`` replaced by the default in ``cfg`` (EndpointConfig)."""
+        pick = lambda mine, default: default if mine is None else mine  # noqa: E731
+        return ChatRequest(
+            messages=[{"role": m["role"], "content": m["content"]} for m in self.messages],
+            temperature=float(pick(self.temperature, cfg.temperature)),
+            top_p=float(pick(self.top_p, cfg.top_p)),
+            max_tokens=int(pick(self.max_tokens, cfg.max_tokens)),
+            seed=int(pick(self.seed, cfg.seed)), n=int(self.n), stop=tuple(self.stop),
+            logprobs_of=tuple(self.logprobs_of))
+
+
+@dataclass
+class ChatReply:
+    """``n`` completions of one request.
+
+    With ``logprobs_of`` asked: ``tokens[j]`` are completion j's generated tokens and
+    ``logprobs[j][t]`` maps each asked token to its log-probability at position t (the
+    distribution the t-th generated token was drawn from). An HTTP server reports only its
+    ``top_logprobs`` alternatives, so an asked token outside them is absent; local backends
+    report every asked token.
+    """
+
+    texts: list[str]
+    tokens: list[list[str]] | None = None
+    logprobs: list[list[dict[str, float]]] | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def text(self) -> str:
+        return self.texts[0]
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict) -> "ChatReply":
+        return cls(texts=list(data["texts"]), tokens=data.get("tokens"),
+                   logprobs=data.get("logprobs"), meta=data.get("meta") or {})
+
+
+def request_record(model: str, request: ChatRequest) -> dict:
+    """The JSON that identifies a (resolved) request: model + every request field."""
+    body = asdict(request)
+    body["stop"], body["logprobs_of"] = list(request.stop), list(request.logprobs_of)
+    return {"model": model, **body}
+
+
+def request_key(model: str, request: ChatRequest) -> str:
+    """SHA-256 hex of the canonical JSON of :func:`request_record`."""
+    text = json.dumps(request_record(model, request), sort_keys=True, ensure_ascii=False,
+                      separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()

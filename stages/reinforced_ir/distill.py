@@ -1,0 +1,64 @@
+"""Stage ``reinforced_ir.distill``: the generator ranks each training group (listwise teacher).
+
+Seed step: ``generate_retriever_distill_data.py`` (SEEDS §5.3 step 5): the positive and its
+negatives (16 passages, each cut to 512 tokens of the LLM's tokenizer) go into a RankGPT-style
+prompt; the permutation is parsed tolerantly and the group rewritten in the teacher's order with
+scores 1, 1, 1/2, 1/3, … (rules in :mod:`stages.reinforced_ir.rankgpt`). Passages are cut by
+characters here (``max_passage_chars``), which needs no tokenizer for an HTTP endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.api import StageContext, stage
+from stages.lib.endpoint import EndpointConfig
+from stages.reinforced_ir.schemas import RetrieverData
+from stages.schemas import Model
+
+
+def _teacher_llm() -> EndpointConfig:
+    return EndpointConfig(backend="transformers", model="")   # the wired (merged) generator
+
+
+@dataclass
+class DistillConfig:
+    llm: EndpointConfig = field(default_factory=_teacher_llm)
+    max_tokens: int = 300                  # paper: 300, greedy
+    group_size: int = 16                   # paper: positive + 15 negatives
+    max_passage_chars: int = 2000          # about 512 tokens
+    rankgpt_prompt: str = "conf/prompts/reinforced_ir/rankgpt.txt"
+
+
+@stage("reinforced_ir.distill", version=1, shard_by="groups")
+def distill(groups: RetrieverData, cfg: DistillConfig, ctx: StageContext,
+            model: Model | None = None) -> RetrieverData:
+    """Each group reordered by the teacher, with teacher scores."""
+    from stages.lib.endpoint import open_client
+    from stages.reinforced_ir.prompts import local_llm, read_prompt
+    from stages.reinforced_ir.rankgpt import parse_permutation, teacher_order
+    from stages.reinforced_ir.synthesis import fill
+
+    template = read_prompt(cfg.rankgpt_prompt, "distill.rankgpt_prompt")
+    rows = groups.rows()
+    if not rows:
+        return []
+    llm = local_llm(cfg.llm, model, "distill.llm")
+    lists = [(list(r["pos"]) + list(r["neg"]))[:cfg.group_size] for r in rows]
+    asks = [[{"role": "user", "content": fill(
+        template, num=len(ps), query=r["query"],
+        passages="\n".join(f"[{i}] {p[:cfg.max_passage_chars]}" for i, p in enumerate(ps)))}]
+        for r, ps in zip(rows, lists)]
+    with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="distill.llm") as client:
+        replies = client.chat(asks, temperature=0.0, max_tokens=cfg.max_tokens,
+                              progress=lambda it: ctx.progress(it, desc="rank groups"))
+    promoted = 0
+    for row, ps, reply in zip(rows, lists, replies):
+        order = parse_permutation(reply.text, len(ps))
+        promoted += order[0] != 0
+        group = teacher_order(ps, order)
+        row.update(pos=group.pos, neg=group.neg, pos_scores=group.pos_scores,
+                   neg_scores=group.neg_scores)
+    ctx.log.info("distill: %d groups ranked; the teacher put a mined negative first in %d",
+                 len(rows), promoted)
+    return rows

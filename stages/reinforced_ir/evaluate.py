@@ -1,0 +1,80 @@
+"""Stage ``reinforced_ir.evaluate``: retrieval quality of a retriever, with or without the
+generator's augmentation fused into the query.
+
+The original ships metric helpers but no evaluation driver (SEEDS §5.6). Here: each evaluation
+query is embedded (query side) and, when an ``augmented`` table is wired, fused with its greedy
+augmentation, q_final = 0.8·E(q) + 0.2·E(topic prefix + G(q)) (:mod:`stages.reinforced_ir.fusion`),
+then searched over the corpus index; pytrec_eval scores nDCG@k, MAP@k, Recall@k, P@k and MRR@k
+against the queries' ``gold`` passage ids (binary relevance).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.api import DataError, StageContext, stage
+from stages.reinforced_ir.embed import EncoderConfig
+from stages.reinforced_ir.schemas import Augmented
+from stages.schemas import Embeddings, EvalMetrics, Model, Questions
+
+
+@dataclass
+class RetrievalEvalConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    ks: list[int] = field(default_factory=lambda: [1, 10])     # the original's defaults
+    query_weight: float = 0.8              # paper: 0.8 raw + 0.2 augmentation
+    label: str = ""                        # a name for the results table
+
+
+def trec_scores(run: dict, qrels: dict, ks: list[int]) -> dict[str, float]:
+    """Mean nDCG@k, MAP@k, Recall@k, P@k (pytrec_eval) and MRR@k over queries with a relevant
+    document (a query missing from the run scores 0).
+
+    >>> r = trec_scores({"q": {"d1": 2.0, "d2": 1.0}}, {"q": {"d2": 1}}, [1, 2])
+    >>> r["recall@1"], r["recall@2"], r["mrr@2"], round(r["ndcg@2"], 4)
+    (0.0, 1.0, 0.5, 0.6309)
+    """
+    import pytrec_eval
+
+    measures = {f"{m}.{','.join(map(str, ks))}" for m in ("ndcg_cut", "map_cut", "recall", "P")}
+    scored = [q for q, docs in qrels.items() if any(v > 0 for v in docs.values())]
+    per = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
+    out: dict[str, float] = {}
+    for k in ks:
+        for name, key in (("ndcg", "ndcg_cut"), ("map", "map_cut"), ("recall", "recall"), ("p", "P")):
+            out[f"{name}@{k}"] = sum(per.get(q, {}).get(f"{key}_{k}", 0.0) for q in scored) / len(scored)
+        rr = 0.0
+        for q in scored:
+            ranked = sorted(run.get(q, {}).items(), key=lambda kv: -kv[1])[:k]
+            rr += next((1.0 / (i + 1) for i, (d, _) in enumerate(ranked) if qrels[q].get(d, 0) > 0), 0.0)
+        out[f"mrr@{k}"] = rr / len(scored)
+    return out
+
+
+@stage("reinforced_ir.evaluate", version=1)
+def evaluate(queries: Questions, index: Embeddings, encoder: Model,
+             cfg: RetrievalEvalConfig, ctx: StageContext,
+             augmented: Augmented | None = None) -> EvalMetrics:
+    """Retrieval metrics of this retriever (and augmentation) on the evaluation queries."""
+    from stages.lib.search import ShardedIndex
+    from stages.reinforced_ir.embed import SideEncoder, matching_index
+    from stages.reinforced_ir.fusion import fuse
+
+    rows = [r for r in queries.rows() if r["gold"]]
+    if not rows:
+        raise DataError("evaluate: no evaluation query has a gold passage id")
+    enc = SideEncoder(encoder.path, matching_index(cfg.encoder, index.path), ctx.device)
+    q = enc.queries([r["question"] for r in rows])
+    if augmented is not None:
+        aug = {r["id"]: (r["augmentations"] or [""])[0] for r in augmented.rows()}
+        missing = [r["id"] for r in rows if r["id"] not in aug]
+        if missing:
+            raise DataError(f"evaluate: {len(missing)} evaluation queries have no augmentation "
+                            f"(first: {missing[0]}); wire the augment step of these queries")
+        q = fuse(q, enc.augmentations([aug[r["id"]] for r in rows]), cfg.query_weight)
+    scores, ids = ShardedIndex(index.path).search(q, max(cfg.ks))
+    run = {r["id"]: {d: float(s) for d, s in zip(hits, sc)} for r, hits, sc in zip(rows, ids, scores)}
+    qrels = {r["id"]: {str(g): 1 for g in r["gold"]} for r in rows}
+    metrics = trec_scores(run, qrels, sorted(set(cfg.ks)))
+    ctx.log.info("%s: %s", cfg.label or ctx.step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    return {**metrics, "queries": len(rows), "augmented": augmented is not None}

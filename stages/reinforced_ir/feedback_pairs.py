@@ -1,0 +1,75 @@
+"""Stage ``reinforced_ir.feedback``: DPO pairs for the generator from the retriever's feedback.
+
+Seed step: ``generate_llm_dpo_train_data`` (SEEDS §5.3 step 2): embed each query q, its source
+passage d and its sampled augmentations a_k with the current retriever; score
+s_k = <0.8·q + 0.2·a_k, d> against raw = <q, d>; the best and worst augmentations form a pair when
+the best beats the raw query and the 0.95 margin holds (formulas in
+:mod:`stages.reinforced_ir.feedback`). The prompt of a pair is the augmentation prompt itself (the
+original's ``llm_instruct`` mode), so DPO trains exactly the call that inference makes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.api import DataError, StageContext, stage
+from stages.reinforced_ir.embed import EncoderConfig
+from stages.reinforced_ir.schemas import Augmented
+from stages.schemas import Model, Passages, Preferences
+
+
+@dataclass
+class FeedbackConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    query_weight: float = 0.8              # paper: 0.8·q + 0.2·a
+    margin: float = 0.95                   # paper (README): --threshold 0.95
+    require_gain: bool = True              # paper: rule 1 on (max s > raw)
+    task: str = "Given a question, retrieve passages that answer the question."
+    answer_type: str = "answer"
+    augment_prompt: str = "conf/prompts/reinforced_ir/augment.txt"
+
+
+@stage("reinforced_ir.feedback", version=1)
+def feedback(augmented: Augmented, corpus: Passages, encoder: Model, cfg: FeedbackConfig,
+             ctx: StageContext) -> Preferences:
+    """One (chosen, rejected) augmentation pair per query that passes the filter."""
+    import numpy as np
+
+    from stages.reinforced_ir.augment import augment_messages
+    from stages.reinforced_ir.embed import SideEncoder, passage_texts
+    from stages.reinforced_ir.feedback import fused_scores, preference_pair
+    from stages.reinforced_ir.prompts import read_prompt
+
+    template = read_prompt(cfg.augment_prompt, "feedback.augment_prompt")
+    rows = [r for r in augmented.rows() if len(r["augmentations"] or []) >= 2]
+    if not rows:
+        raise DataError("feedback: no query has two augmentations to compare",
+                        hint="sample them with n >= 2 and temperature > 0 in the augment step")
+    by_id = {str(p["id"]): p for p in corpus.rows()}
+    missing = [r["id"] for r in rows if not r["gold"] or str(r["gold"][0]) not in by_id]
+    if missing:
+        raise DataError(f"feedback: {len(missing)} queries name a source passage that is not in "
+                        f"the corpus (first: {missing[0]})")
+    enc = SideEncoder(encoder.path, cfg.encoder, ctx.device)
+    q = enc.queries([r["question"] for r in rows])
+    d = enc.passages(passage_texts([by_id[str(r["gold"][0])] for r in rows], cfg.encoder.passage_template))
+    flat = [a for r in rows for a in r["augmentations"]]
+    a = enc.augmentations(flat)
+    pairs, at = [], 0
+    for i, row in enumerate(rows):
+        k = len(row["augmentations"])
+        scores = fused_scores(q[i], d[i], a[at:at + k], cfg.query_weight)
+        at += k
+        pair = preference_pair(float(np.dot(q[i], d[i])), scores.tolist(), cfg.margin,
+                               cfg.query_weight, cfg.require_gain)
+        augs = row["augmentations"]
+        if pair is None or augs[pair.chosen] == augs[pair.rejected]:
+            continue
+        pairs.append({"id": row["id"], "task": "generator",
+                      "prompt": augment_messages(template, cfg.task, cfg.answer_type, row["question"]),
+                      "chosen": [{"role": "assistant", "content": augs[pair.chosen]}],
+                      "rejected": [{"role": "assistant", "content": augs[pair.rejected]}],
+                      "chosen_score": pair.chosen_score, "rejected_score": pair.rejected_score})
+    ctx.log.info("feedback: %d of %d queries give a pair (margin %.2f, gain rule %s)",
+                 len(pairs), len(rows), cfg.margin, cfg.require_gain)
+    return pairs

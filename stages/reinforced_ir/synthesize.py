@@ -1,0 +1,88 @@
+"""Stage ``reinforced_ir.synthesize``: pseudo queries from the target corpus, with quality control.
+
+Seed step: ``generate_universal_query.py`` (SEEDS §5.3 step 1): shuffle the corpus and keep
+``n_passages`` (15,000 in the paper); for each passage ask the LLM (gpt-4o-mini, T 0.5) for one
+query under a sampled length and style constraint; then ask again, with a 0/1 prompt, whether the
+passage answers the query, and keep the pair when the answer contains "1".
+
+Each query becomes a ``Questions`` row whose ``gold`` is its source passage id (the positive in
+every later step). Every LLM call goes through the shared endpoint client, cached under the step's
+scratch directory: a killed step resumes where it stopped (the original only skipped a dataset
+whose output file already existed). The log reports how many pairs the filter kept.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.api import DataError, StageContext, stage
+from stages.lib.endpoint import EndpointConfig
+from stages.schemas import Model, Passages, Questions
+
+
+def _synth_llm() -> EndpointConfig:
+    return EndpointConfig(backend="openai", model="gpt-4o-mini")   # paper: gpt-4o-mini
+
+
+@dataclass
+class SynthesizeConfig:
+    llm: EndpointConfig = field(default_factory=_synth_llm)
+    temperature: float = 0.5              # paper: 0.5
+    top_p: float = 1.0                    # paper: 1.0
+    n_passages: int = 15000               # paper: 15,000 passages per dataset
+    task: str = "Given a question, retrieve passages that answer the question."
+    query_type: str = "question"          # what to write (claim datasets: "claim")
+    passage_type: str = "passage"
+    quality_control: bool = True          # paper: on
+    query_prompt: str = "conf/prompts/reinforced_ir/query.txt"
+    quality_prompt: str = "conf/prompts/reinforced_ir/quality.txt"
+    max_passage_chars: int = 8000         # paper: the first 8,000 characters
+    query_max_tokens: int = 64            # the query call (paper: 4,096; a query is short)
+    seed: int = 0
+    dataset: str = "synthetic"
+
+
+@stage("reinforced_ir.synthesize", version=1)
+def synthesize(corpus: Passages, cfg: SynthesizeConfig, ctx: StageContext,
+               model: Model | None = None) -> Questions:
+    """Pseudo queries with their source passage as ``gold``."""
+    import random
+
+    from stages.lib.endpoint import open_client
+    from stages.reinforced_ir.prompts import local_llm, read_prompt
+    from stages.reinforced_ir.synthesis import clean_query, constraints, fill, quality_ok
+
+    query_tpl = read_prompt(cfg.query_prompt, "synthesize.query_prompt")
+    quality_tpl = read_prompt(cfg.quality_prompt, "synthesize.quality_prompt")
+    llm = local_llm(cfg.llm, model, "synthesize.llm")
+    rows = corpus.rows()
+    if not rows:
+        raise DataError("synthesize: the corpus is empty")
+    rng = random.Random(cfg.seed)
+    picked = rng.sample(rows, min(cfg.n_passages, len(rows)))
+    texts = [(p.get("title") + "\n" if p.get("title") else "") + p["text"] for p in picked]
+    asks = [[{"role": "user", "content": fill(
+        query_tpl, task=cfg.task, passage=t[:cfg.max_passage_chars], query_type=cfg.query_type,
+        passage_type=cfg.passage_type, **constraints(rng))}] for t in texts]
+
+    with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="synthesize.llm") as client:
+        replies = client.chat(asks, max_tokens=cfg.query_max_tokens, temperature=cfg.temperature,
+                              top_p=cfg.top_p, seed=cfg.seed,
+                              progress=lambda it: ctx.progress(it, desc="synthesize queries"))
+        queries = [clean_query(r.text) for r in replies]
+        keep = [bool(q) for q in queries]
+        if cfg.quality_control:
+            checks = [[{"role": "user", "content": fill(quality_tpl, task=cfg.task, query=q,
+                                                         passage=t[:cfg.max_passage_chars])}]
+                      for q, t in zip(queries, texts)]
+            verdicts = client.chat(checks, max_tokens=4, temperature=0.0,
+                                   progress=lambda it: ctx.progress(it, desc="quality control"))
+            keep = [k and quality_ok(v.text) for k, v in zip(keep, verdicts)]
+
+    out = [{"id": f"pq{i}", "dataset": cfg.dataset, "question": q, "answers": [],
+            "gold": [str(p["id"])]}
+           for i, (p, q, k) in enumerate(zip(picked, queries, keep)) if k]
+    ctx.log.info("synthesize: %d passages, %d queries written, %d kept by quality control (%.0f%%)",
+                 len(picked), sum(bool(q) for q in queries), len(out),
+                 100.0 * len(out) / max(1, len(picked)))
+    return out

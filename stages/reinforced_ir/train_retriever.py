@@ -1,0 +1,118 @@
+"""Stage ``reinforced_ir.train_retriever``: the RLGF update of the retriever.
+
+Seed step: ``finetune/retriever`` (torchrun, SEEDS §5.4–5.5): Contriever, lr 1e-5, 1 epoch,
+batch 16 per device, group size 16 with the teacher re-sort, temperature 0.02, ``m3_kd_loss``,
+answer alignment at temperature 0.05, the norm regulariser, mean pooling, no normalisation.
+The training loop is :mod:`stages.reinforced_ir.bi_encoder`; this file wires it: prepare, resume
+point, train, export.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from orchestrator.api import DataError, StageContext, nonsemantic, stage
+from stages.reinforced_ir.embed import EncoderConfig
+from stages.reinforced_ir.schemas import RetrieverData
+from stages.schemas import Model
+
+
+@dataclass
+class RetrieverTrainConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)
+    lr: float = 1e-5                       # paper: 1e-5
+    epochs: int = 1                        # paper: 1
+    max_steps: int = 0                     # > 0: stop after this many steps
+    batch_size: int = 16                   # queries per step (paper: 16 per device)
+    group_size: int = 16                   # paper: 16 (positive + 15 negatives)
+    temperature: float = 0.02              # paper: 0.02
+    answer_temperature: float = 0.05       # paper: 0.05 (default)
+    loss: Literal["m3_kd", "contrastive"] = "m3_kd"   # paper: m3_kd_loss with distillation
+    warmup_ratio: float = 0.0
+    weight_decay: float = 0.0
+    seed: int = 0
+    save_steps: int = nonsemantic(1000)    # paper: every 1,000 steps
+    logging_steps: int = nonsemantic(10)
+
+
+def _sides(cfg: EncoderConfig):
+    """Apply the query prefix and the augmentation side to a batch's texts."""
+    from stages.reinforced_ir.bi_encoder import Batch
+    from stages.reinforced_ir.fusion import TOPIC_PREFIX
+
+    def apply(batch: Batch) -> Batch:
+        aug = [TOPIC_PREFIX + a for a in batch.augmentations]
+        if cfg.augmentation_side == "query":
+            aug = [cfg.query_prefix + a for a in aug]
+        return Batch([cfg.query_prefix + q for q in batch.queries], batch.passages, aug)
+    return apply
+
+
+def _resume(ckpt, model, optimizer, scheduler) -> int:
+    import torch
+
+    if not ckpt.is_file():
+        return 0
+    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    model.load_state_dict(state["model"])
+    optimizer.load_state_dict(state["optimizer"])
+    scheduler.load_state_dict(state["scheduler"])
+    return int(state["step"])
+
+
+@stage("reinforced_ir.train_retriever", version=1)
+def train_retriever(data: RetrieverData, encoder: Model, cfg: RetrieverTrainConfig,
+                    ctx: StageContext) -> Model:
+    """The encoder after one RLGF update, saved with its tokenizer and ``training_stats.json``."""
+    import json
+
+    import torch
+    from transformers import get_linear_schedule_with_warmup
+
+    from stages.reinforced_ir.bi_encoder import Embedder, batches, step_loss
+
+    rows = [r for r in data.rows() if r["pos"]]
+    if len(rows) < cfg.batch_size:
+        raise DataError(f"train_retriever: {len(rows)} training groups, fewer than batch_size "
+                        f"{cfg.batch_size}", hint="lower steps.<this step>.batch_size")
+    torch.manual_seed(cfg.seed)
+    enc = cfg.encoder
+    embed = Embedder(encoder.path, enc.pooling, enc.normalize, enc.max_length, ctx.device)
+    per_epoch = len(rows) // cfg.batch_size
+    total = cfg.max_steps or per_epoch * cfg.epochs
+    params = [p for p in embed.model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
+    ckpt = ctx.scratch / "checkpoint.pt"
+    step = _resume(ckpt, embed.model, optimizer, scheduler)
+    if step:
+        ctx.log.info("train_retriever: resuming at step %d of %d", step, total)
+    embed.model.train()
+    history, sides = [], _sides(enc)
+    bar = ctx.progress(range(step, total), desc="train retriever")
+    it = (b for e in range(cfg.epochs if not cfg.max_steps else 10**9)
+          for b in batches(rows, cfg.batch_size, cfg.group_size, cfg.seed, e))
+    for _ in range(step):                       # skip what the checkpoint already trained
+        next(it)
+    for step in bar:
+        loss, parts = step_loss(embed, next(it), cfg.group_size, cfg.temperature,
+                                cfg.answer_temperature, cfg.loss, sides)
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        scheduler.step()
+        history.append({"step": step + 1, "loss": loss.item(), **parts})
+        if (step + 1) % cfg.logging_steps == 0 or step + 1 == total:
+            ctx.log.info("step %d/%d loss %.4f (retrieval %.4f, answer %.4f, norm %.4f)",
+                         step + 1, total, loss.item(), parts["retrieval"], parts["answer"], parts["norm"])
+        if (step + 1) % cfg.save_steps == 0 and step + 1 < total:
+            torch.save({"model": embed.model.state_dict(), "optimizer": optimizer.state_dict(),
+                        "scheduler": scheduler.state_dict(), "step": step + 1}, ckpt)
+    out = ctx.new_dir("model")
+    embed.model.save_pretrained(out)
+    embed.tokenizer.save_pretrained(out)
+    (out / "training_stats.json").write_text(json.dumps(
+        {"steps": total, "groups": len(rows), "history": history}, indent=1))
+    return out

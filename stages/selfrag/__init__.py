@@ -1,0 +1,8 @@
+"""Self-RAG (SEEDS §2): a critic distilled from teacher judgments labels instruction data with
+reflection tokens; a generator trained on that data decides when to retrieve and judges its own
+passages and segments; inference uses the tokens' probabilities (adaptive retrieval, per-passage
+scores, a segment-level beam search for long answers).
+
+Pure formulas beside the stages: ``tokens`` (the vocabulary), ``judgments`` (critic outputs to
+tokens), ``assembly`` (the generator's training targets), ``loss_mask`` (paragraph masking),
+``scoring`` (retrieval decision and passage scores), ``beam`` (segment beam search), ``metrics``."""

@@ -1,0 +1,64 @@
+"""Self-RAG's evaluation metrics, named apart from ragline's other match metrics.
+
+``selfrag_match`` is the paper's "accuracy" for PopQA, TriviaQA, PubHealth and ARC-Challenge:
+1 if any gold string occurs in the prediction, case-sensitive, without normalisation. For FEVER /
+PubHealth the prediction's SUPPORTS/REFUTES become true/false first; for ARC the gold is the
+answer key letter.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+
+def selfrag_match(prediction: str, golds: Sequence[str]) -> float:
+    """Gold-in-prediction, case-sensitive.
+
+    >>> selfrag_match("It is Paris, France.", ["Paris"]), selfrag_match("paris", ["Paris"])
+    (1.0, 0.0)
+    """
+    return 1.0 if any(g in prediction for g in golds) else 0.0
+
+
+def fever_prediction(prediction: str) -> str:
+    """SUPPORTS/REFUTES as true/false.
+
+    >>> fever_prediction("SUPPORTS"), fever_prediction("The claim REFUTES it")
+    ('true', 'The claim false it')
+    """
+    return prediction.replace("SUPPORTS", "true").replace("REFUTES", "false")
+
+
+def arc_choice(prediction: str) -> str:
+    """The first option letter the answer names ('' if none).
+
+    >>> arc_choice("B: a plant"), arc_choice("The answer is C."), arc_choice("none")
+    ('B', 'C', '')
+    """
+    match = re.search(r"\b([A-E])\b", prediction)
+    return match.group(1) if match else ""
+
+
+def retrieval_frequency(decisions: Sequence[bool]) -> float:
+    """Fraction of examples that retrieved (the seed divided by the number of keys of its result
+    dict instead of the number of examples).
+
+    >>> retrieval_frequency([True, False, False, True])
+    0.5
+    """
+    return sum(decisions) / len(decisions) if decisions else 0.0
+
+
+def str_em(prediction: str, short_answers: Sequence[Sequence[str]]) -> float:
+    """ALCE's string EM for ASQA: the fraction of QA pairs one of whose short answers appears in
+    the (lowercased, normalised) prediction.
+
+    >>> round(str_em("Born in 1990 in Oslo.", [["1990"], ["Bergen", "Oslo"], ["June"]]), 4)
+    0.6667
+    """
+    from stages.lib.metrics import normalize_answer  # SQuAD normalisation, shared
+
+    text = normalize_answer(prediction)
+    hits = [any(normalize_answer(a) in text for a in pair) for pair in short_answers]
+    return sum(hits) / len(hits) if hits else 0.0

@@ -1,0 +1,142 @@
+"""Bad input is refused before anything runs: one line naming file:line, the key, what was
+expected and what to do; exit 2. Each case is a probe of the fault-injection review (probes 5a,
+5f4, 5m, 5+) or of issue 6 item 6 (every config value checked at plan time)."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import REPO, rag
+
+RECIPE = """\
+ragline:
+  imports: [tests.toy.stages, tests.faults.toy_config_stages]
+steps:
+  load: {stage: toy_gen, n: 4}
+  sft:
+    stage: toy_train
+    inputs: {numbers: load}
+    lr: 0.001
+  dpo:
+    stage: toy_train
+    inputs: {numbers: load}
+    loss_type: sigmoid
+"""
+SFT_LINE, DPO_LINE, LOSS_LINE = 5, 9, 12
+
+
+@pytest.fixture
+def recipe(tmp_path, monkeypatch):
+    path = tmp_path / "conf" / "train.yaml"
+    path.parent.mkdir()
+    path.write_text(RECIPE)
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "runs" / "cache"))
+    return path
+
+
+def plan(recipe, *overrides) -> int:
+    return rag("plan", str(recipe), *overrides, runs=recipe.parent.parent / "runs")
+
+
+def one_error(capsys) -> str:
+    err = capsys.readouterr().err.strip()
+    assert "Traceback" not in err and "internal error" not in err
+    return err.replace("\n", " ")
+
+
+@pytest.mark.parametrize("override, line, message", [
+    ("steps.dpo.loss_type=sigmodi", LOSS_LINE,
+     "steps.dpo.loss_type: expected one of ['sigmoid', 'hinge', 'ipo'], got 'sigmodi' "
+     "(did you mean 'sigmoid'?)"),
+    ("steps.dpo.lr=abc", DPO_LINE, "steps.dpo.lr: expected a number, got 'abc'"),
+    ("steps.dpo.epochs=0", DPO_LINE, "steps.dpo.epochs: expected a value >= 1, got 0"),
+    ("steps.dpo.epochs='2'", DPO_LINE, "steps.dpo.epochs: expected an integer, got '2'"),
+    ("steps.dpo.epochs=1.5", DPO_LINE, "steps.dpo.epochs: expected an integer, got 1.5"),
+    ("steps.dpo.loss_typ=hinge", DPO_LINE,
+     "steps.dpo.loss_typ: unknown key (did you mean 'loss_type'?)"),
+    ("+steps.dpo.judge={model: m, temperature: 5}", DPO_LINE,
+     "steps.dpo.judge.temperature: expected a value <= 2.0, got 5"),
+    ("+steps.dpo.judge={modl: m}", DPO_LINE,
+     "steps.dpo.judge.modl: unknown key (did you mean 'model'?)"),
+    ("steps.dpo.weights={em: high}", DPO_LINE, "steps.dpo.weights.em: expected a number, got 'high'"),
+    ("steps.dpo.weights={judge: 1.0}", DPO_LINE,
+     "steps.dpo: weights.judge is set but there is no judge section; add judge: {model: ...}"),
+    ("steps.sft.lr=[1]", 8, "steps.sft.lr: expected a number, got [1]"),
+])
+def test_every_config_value_is_checked_at_plan_time(recipe, capsys, override, line, message):
+    assert plan(recipe, override) == 2
+    assert f"error: {recipe}:{line}: {message}" in one_error(capsys)
+
+
+def test_wrong_value_is_reported_at_its_own_step_not_at_a_namesake(recipe, capsys):
+    """Review finding: `steps.dpo.lr=abc` used to be reported at the line of sft's `lr`."""
+    assert plan(recipe, "steps.dpo.lr=abc") == 2
+    err = one_error(capsys)
+    assert f"{recipe}:{DPO_LINE}:" in err and f"{recipe}:8:" not in err
+
+
+def test_plan_notes_are_printed_under_the_step(recipe, capsys):
+    assert plan(recipe, "steps.dpo.batch_size=6", "+steps.dpo.gpus=0") == 0
+    out = capsys.readouterr().err  # rag's console is stderr
+    assert "note: 1 epoch(s), 6 rows per device" in out and "note: 1 epoch(s), 8 rows per device" in out
+
+
+def test_plan_notes_can_refuse_a_plan(recipe, capsys):
+    assert plan(recipe, "steps.dpo.batch_size=3", "+steps.dpo.gpus=2") == 2
+    assert (f"{recipe}:{DPO_LINE}: steps.dpo: batch_size 3 does not split over 2 GPUs; "
+            "use a multiple of 2") in one_error(capsys)
+
+
+def test_recipe_settings_are_checked(recipe, capsys):
+    assert plan(recipe, "+ragline.cache={on_code_chang: rerun}") == 2
+    assert "ragline.cache.on_code_chang: unknown key (did you mean 'on_code_change'?)" in one_error(capsys)
+    assert plan(recipe, "+ragline.isolate=sometimes") == 2
+    assert ("ragline.isolate: expected one of ['auto', 'always', 'never'], got 'sometimes'"
+            in one_error(capsys))
+    assert plan(recipe, "+ragline.cache={on_code_change: rerun}") == 0
+
+
+def test_yaml_syntax_error_keeps_file_line_and_column(recipe, capsys):
+    recipe.write_text(RECIPE.replace("load: {stage: toy_gen, n: 4}", "load: {stage: toy_gen, n: 4\n  x: 1"))
+    assert plan(recipe) == 2
+    err = one_error(capsys)
+    assert f"error: {recipe}:5:4: YAML syntax: expected ',' or '}}', but got ':'" in err
+    assert "while parsing a flow mapping" in err
+
+
+def test_yaml_duplicate_key_and_tab(recipe, capsys):
+    recipe.write_text(RECIPE + "\tbad: 1\n")
+    assert plan(recipe) == 2
+    assert f"{recipe}:13:1: YAML syntax:" in one_error(capsys)
+
+
+def test_override_syntax_error_exits_2(recipe, capsys):
+    assert plan(recipe, "steps.load.n=[1,") == 2
+    err = one_error(capsys)
+    assert "override 'steps.load.n=[1,': no viable alternative at input '[1,'" in err
+    assert "key=value" in err
+
+
+def test_stage_module_with_a_syntax_error_exits_2_with_file_and_line(recipe, tmp_path, capsys,
+                                                                     monkeypatch):
+    (tmp_path / "broken_stages.py").write_text("from orchestrator.api import stage\n\ndef oops(:\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert plan(recipe, "ragline.imports=[broken_stages]") == 2
+    assert (f"error: {tmp_path / 'broken_stages.py'}:3: syntax error in a stage module: invalid syntax"
+            in one_error(capsys))
+
+
+def test_stage_module_that_fails_at_import_exits_2_with_file_and_line(recipe, tmp_path, capsys,
+                                                                      monkeypatch):
+    (tmp_path / "failing_stages.py").write_text("import os\n\nLIMIT = int(os.environ['NOPE_NOT_SET'])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert plan(recipe, "ragline.imports=[failing_stages]") == 2
+    assert (f"error: {tmp_path / 'failing_stages.py'}:3: cannot import a stage module: KeyError: 'NOPE_NOT_SET'"
+            in one_error(capsys))
+
+
+def test_executor_settings_are_checked_at_plan_time(recipe, capsys):
+    pytest.importorskip("orchestrator.executors")
+    assert plan(recipe, "+ragline.executor={name: slurm, partiton: gpu}") == 2
+    assert "ragline.executor.partiton:" in one_error(capsys)

@@ -1,0 +1,137 @@
+"""gc never deletes live work: a shared cache with two runs directories, a live run (lease),
+the upstream of --only runs; gc removes what killed runs leave and reports what it could not."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import rag, rag_process
+from tests.faults.faultkit import recipe, status, total
+
+RUN_PY = Path(__file__).resolve().parents[2] / "orchestrator" / "cli" / "run.py"
+
+
+def keys_of(runs: Path) -> set[str]:
+    return {k for s in status(runs)["steps"].values() for k in s["keys"]}
+
+
+def cached(cache: Path) -> set[str]:
+    return {p.name for p in (cache / "objects").glob("*/*") if (p / "_entry.json").is_file()}
+
+
+def dead_pid() -> int:
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid
+
+
+def test_live_lease_and_other_runs_dirs_keep_their_entries(toy, capsys):
+    conf, cache = recipe(toy), toy / "runs" / "cache"
+    runs_a, runs_b = toy / "A", toy / "B"
+    assert rag("run", str(conf), runs=runs_a) == 0
+    assert rag("run", str(conf), "steps.gen.n=4", runs=runs_b) == 0
+    keys_a, keys_b = keys_of(runs_a), keys_of(runs_b)
+    assert keys_a.isdisjoint(keys_b) and cached(cache) == keys_a | keys_b
+    from orchestrator.store import Store
+
+    for key in keys_a | keys_b:  # written a while ago, not while B was running
+        os.utime(cache / "objects" / key[:2] / key, (time.time() - 60, time.time() - 60))
+    with Store(cache).lease(runs_b) as lease:  # B is running
+        lease.add_run((runs_b / "latest").resolve())
+        capsys.readouterr()
+        assert rag("gc", "--keep-runs", "0", runs=runs_a) == 0
+        err = capsys.readouterr().err
+    assert cached(cache) == keys_b
+    assert f"removed 3 entries (" in err
+    assert f"1 live run(s) (pid {os.getpid()}): their plans and everything written since they " \
+           "started are kept" in err
+    # after the run: B's runs dir is registered, so gc from A keeps B's newest runs
+    assert rag("gc", runs=runs_a) == 0
+    assert cached(cache) == keys_b
+    assert "kept what 2 run(s) in 2 runs dir(s) reference (6 keys)" in capsys.readouterr().err
+    assert not list((cache / "leases").glob("*.json"))  # the lease file went with the run
+
+
+@pytest.mark.xfail("lease(" not in RUN_PY.read_text(), strict=True,
+                   reason="rag run does not yet hold a lease on the cache (requests.md)")
+def test_gc_from_another_runs_dir_during_a_live_run(toy):
+    conf, cache = recipe(toy), toy / "runs" / "cache"
+    runs_a, runs_b = toy / "A", toy / "B"
+    assert rag("run", str(conf), "steps.gen.n=4", runs=runs_b) == 0  # B's upstream is cached
+    assert rag("run", str(conf), runs=runs_a) == 0
+    env = {"RAGLINE_CACHE": str(cache), "RAGLINE_LEASE_HEARTBEAT_S": "0.5"}
+    proc = rag_process("run", str(conf), "steps.gen.n=4", "steps.mul.mul=3", "steps.mul.sleep=4",
+                       "--runs-dir", str(runs_b), "--no-progress", env=env)
+    deadline = time.time() + 60
+    while time.time() < deadline and "running stage toy_map" not in (proc.stdout.readline() or ""):
+        pass
+    assert rag("gc", "--keep-runs", "0", runs=runs_a) == 0  # B's gen entry is in B's live plan
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 0, out
+    assert total(runs_b) == 18.0  # (0+1+2+3) * 3
+
+
+def test_only_runs_keep_their_upstream(toy, capsys):
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    time.sleep(0.05)
+    assert rag("run", str(conf), "--only", "total", "steps.total.label=x", runs=runs) == 0
+    assert rag("gc", "--keep-runs", "1", runs=runs) == 0
+    capsys.readouterr()
+    assert rag("run", str(conf), "--only", "total", "steps.total.label=x", runs=runs) == 0
+    assert status(runs)["steps"]["total"]["cache"] == "hit"
+
+
+def test_gc_removes_what_killed_runs_leave(toy, capsys):
+    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
+    assert rag("run", str(conf), runs=runs) == 0
+    pid = dead_pid()
+    import socket
+
+    (cache / "tmp" / f"{'a' * 64}.{pid}.abcd1234").mkdir(parents=True)
+    (cache / "tmp" / "tasks").mkdir(exist_ok=True)
+    (cache / "tmp" / "tasks" / f"{'a' * 64}.{pid}.json").write_text("{}")
+    old_lock = cache / "locks" / f"{'b' * 64}.lock"
+    old_lock.write_text("")
+    (cache / "locks" / f"{'b' * 64}.lock.holder").write_text(json.dumps({"pid": pid}))
+    os.utime(old_lock, (time.time() - 3600, time.time() - 3600))
+    (cache / "leases").mkdir(exist_ok=True)
+    dead_lease = cache / "leases" / f"{socket.gethostname()}.{pid}.abc.json"
+    dead_lease.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "runs": []}))
+    capsys.readouterr()
+    assert rag("gc", "--dry-run", runs=runs) == 0
+    err = capsys.readouterr().err
+    assert ("would remove 0 entries (0.0 MB), 1 temporary directories, 1 task files, "
+            "1 lock files, 1 dead leases") in err
+    assert old_lock.exists()
+    assert rag("gc", runs=runs) == 0
+    assert ("removed 0 entries (0.0 MB), 1 temporary directories, 1 task files, 1 lock files, "
+            "1 dead leases") in capsys.readouterr().err
+    assert not old_lock.exists() and not dead_lease.exists()
+    assert not list((cache / "tmp" / "tasks").iterdir())
+    assert len(list((cache / "locks").glob("*.lock"))) == 3  # the run's own, recent locks stay
+
+
+def test_gc_reports_what_it_could_not_remove(toy, capsys, monkeypatch):
+    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
+    assert rag("run", str(conf), runs=runs) == 0
+    before = cached(cache)
+
+    def read_only(path, ignore_errors=False, onerror=None):
+        onerror(os.rmdir, str(path), (OSError, OSError(30, "Read-only file system"), None))
+
+    monkeypatch.setattr(shutil, "rmtree", read_only)
+    capsys.readouterr()
+    assert rag("gc", "--keep-runs", "0", runs=runs) == 1
+    err = capsys.readouterr().err
+    assert "removed 0 entries (0.0 MB)" in err
+    assert "could not remove 3 (read-only cache?): " in err and ": Read-only file system (+2 more)" in err
+    assert cached(cache) == before

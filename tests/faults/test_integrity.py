@@ -1,0 +1,152 @@
+"""Integrity on every cache hit: a changed, truncated or deleted artifact file is a miss, is
+quarantined and recomputed; committed files are read-only; a --force repair cannot leave
+downstream steps cached on corrupted data; `rag verify` finds what a stat check cannot."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import counts, rag
+from tests.faults.faultkit import (BLOB, artifact_dir, entry_dir, flip_byte, recipe, rewrite_table,
+                                   status, total, truncate, warnings)
+
+PART = "outputs/out/part-00000.parquet"
+
+
+def plan_steps(capsys, *args) -> dict:
+    capsys.readouterr()
+    assert rag("plan", *args, "--json") == 0
+    return {s["step"]: s for s in json.loads(capsys.readouterr().out)["members"][0]["steps"]}
+
+
+def test_committed_files_are_read_only_and_their_stats_recorded(toy):
+    runs = toy / "runs"
+    assert rag("run", str(recipe(toy)), runs=runs) == 0
+    entry = entry_dir(runs, "mul")
+    meta = json.loads((entry / "_entry.json").read_text())
+    st = os.stat(entry / PART)
+    assert meta["files"][PART] == [st.st_size, st.st_mtime_ns]
+    assert meta["files"]["outputs/out"][0] is None  # directories: mtime only
+    assert set(meta["files"]) >= {"outputs/out/_manifest.json", "outputs/out/_preview.jsonl", "_log.txt"}
+    files = [p for p in entry.rglob("*") if p.is_file()]
+    assert len(files) == 5
+    assert all(stat.S_IMODE(os.stat(p).st_mode) & 0o222 == 0 for p in files)  # chmod a-w
+    manifest = json.loads((entry / "outputs/out/_manifest.json").read_text())
+    assert set(manifest["hashes"]) == {"part-00000.parquet"}
+
+
+def test_rewritten_table_is_stale_quarantined_and_recomputed(toy, capsys, caplog):
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    entry = entry_dir(runs, "gen")
+    rewrite_table(entry / PART, 100.0)  # valid Parquet, different numbers
+    steps = plan_steps(capsys, str(conf), "--runs-dir", str(runs))
+    assert steps["gen"]["state"] == "STALE"
+    assert steps["gen"]["cause"] == f"artifact changed on disk after commit: {PART}"
+    cache = toy / "runs" / "cache"
+    assert warnings(caplog) == [
+        f"cache entry {entry.name[:12]} of step 'gen' is not usable: artifact changed on disk after "
+        f"commit: {PART}; moved to {cache}/quarantine/"]
+    quarantined = list((cache / "quarantine").glob(f"{entry.name}.*"))
+    assert len(quarantined) == 1 and (quarantined[0] / PART).is_file()  # kept, not deleted
+    note = json.loads((quarantined[0] / "_quarantine.json").read_text())
+    assert note["step"] == "gen" and note["reason"] == f"artifact changed on disk after commit: {PART}"
+    # the cause stays visible to later plans until the step is recomputed
+    assert plan_steps(capsys, str(conf), "--runs-dir", str(runs))["gen"]["cause"] == \
+        f"artifact changed on disk after commit: {PART}"
+    assert rag("run", str(conf), runs=runs) == 0
+    assert status(runs)["steps"]["gen"]["cache"] == "miss"
+    assert total(runs) == 28.0
+
+
+def test_force_repair_chain_never_leaves_downstream_on_corrupted_data(toy, monkeypatch):
+    """The review's chain: corrupt gen, run with a new mul (it used to read the bad bytes and
+    exit 0 with 11200.0), then --force gen (mul and total used to stay cached on bad data)."""
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0 and total(runs) == 28.0
+    rewrite_table(entry_dir(runs, "gen") / PART, 100.0)
+    monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
+    assert rag("run", str(conf), "steps.mul.mul=4", runs=runs) == 0
+    assert total(runs) == 112.0
+    assert status(runs)["steps"]["gen"]["cache"] == "miss"
+    assert rag("run", str(conf), "steps.mul.mul=4", "--force", "gen", runs=runs) == 0
+    assert total(runs) == 112.0
+    assert {n: s["cache"] for n, s in status(runs)["steps"].items()} == \
+        {"gen": "miss", "mul": "hit", "total": "hit"}
+    assert counts(toy / "count.txt") == {"mul:0": 1}  # mul computed once, on good data
+
+
+def test_truncated_and_deleted_files_are_misses(toy, capsys):
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    truncate(entry_dir(runs, "gen") / PART)
+    (entry_dir(runs, "mul") / PART).unlink()
+    steps = plan_steps(capsys, str(conf), "--runs-dir", str(runs))
+    assert steps["gen"]["cause"] == f"artifact changed on disk after commit: {PART}"
+    assert steps["mul"]["state"] == "STALE"
+    assert rag("run", str(conf), runs=runs) == 0 and total(runs) == 28.0
+
+
+def test_file_deleted_or_added_inside_a_directory_artifact(toy, capsys):
+    runs, conf = toy / "runs", recipe(toy, BLOB)
+    assert rag("run", str(conf), runs=runs) == 0
+    data = artifact_dir(runs, "blob")
+    (data / "1.txt").unlink()
+    cause = plan_steps(capsys, str(conf), "--runs-dir", str(runs))["blob"]["cause"]
+    assert cause == "artifact changed on disk after commit: outputs/out/data/1.txt (deleted)"
+    assert rag("run", str(conf), runs=runs) == 0
+    assert (artifact_dir(runs, "blob") / "1.txt").is_file()
+    (artifact_dir(runs, "blob") / "stray.txt").write_text("9")
+    cause = plan_steps(capsys, str(conf), "--runs-dir", str(runs))["blob"]["cause"]
+    assert cause == "artifact changed on disk after commit: outputs/out/data/ (a file was added or removed)"
+
+
+TASK_PY = Path(__file__).resolve().parents[2] / "orchestrator" / "task.py"
+
+
+@pytest.mark.xfail("check_intact" not in TASK_PY.read_text(), strict=True,
+                   reason="task.py does not yet call Store.check_intact on its inputs (requests.md)")
+def test_stage_that_writes_into_its_input_fails_with_its_name(toy, capsys):
+    runs = toy / "runs"
+    conf = recipe(toy, BLOB.replace("  read: {stage: toy_read_blob, inputs: {blob: blob}}",
+                                    "  mutate: {stage: fault_mutate, inputs: {blob: blob}}"))
+    assert rag("run", str(conf), runs=runs) == 1
+    err = capsys.readouterr().err
+    data = artifact_dir(runs, "blob")
+    assert (f"✗ mutate failed: step 'mutate' (stage 'fault_mutate') wrote into its input 'blob': "
+            f"{data}/0.txt changed; a stage must not modify its inputs (copy them into "
+            "ctx.new_dir() first)") in err
+    steps = plan_steps(capsys, str(conf), "--runs-dir", str(runs))
+    assert steps["blob"]["state"] == "STALE"
+    assert steps["blob"]["cause"] == "artifact changed on disk after commit: outputs/out/data/0.txt"
+
+
+def test_verify_finds_bit_rot_that_keeps_size_and_mtime(toy, capsys):
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    entry = entry_dir(runs, "mul")
+    flip_byte(entry / PART, 4)
+    capsys.readouterr()
+    assert rag("verify", "--runs-dir", str(runs)) == 1
+    err = capsys.readouterr().err
+    assert (f"DAMAGED step 'mul' ({entry.name[:12]}): content differs from its commit: {PART}") in err
+    assert f"verified 3 entries of run {(runs / 'latest').resolve()}: 2 intact, 1 damaged" in err
+    assert "rerun with --quarantine to move them aside; the next run recomputes them" in err
+    assert entry.is_dir()  # reported only
+    assert rag("verify", "--all", "--quarantine", "--runs-dir", str(runs)) == 1
+    assert "quarantined 1; the next run recomputes them" in capsys.readouterr().err
+    assert not entry.exists()
+    assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
+    assert rag("run", str(conf), runs=runs) == 0 and total(runs) == 28.0
+    assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
+
+
+def test_verify_help_has_examples(capsys):
+    assert rag("verify", "--help") == 0
+    out = capsys.readouterr().out
+    assert "rag verify --all --quarantine" in out and "exit codes: 0 all intact, 1 something is damaged" in out

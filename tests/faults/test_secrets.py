@@ -1,0 +1,84 @@
+"""Secrets never land on disk and never enter keys (issue 6 item 8; review probe 9c).
+
+A value read with ``${oc.env:NAME}`` reaches the stage, but the saved config keeps the text
+``${oc.env:NAME}``, and no file under the runs directory or the cache holds the value. Rotating
+the secret recomputes nothing."""
+
+from __future__ import annotations
+
+import json
+import secrets
+
+import pytest
+
+from tests.conftest import REPO, rag
+
+RECIPE = """\
+ragline:
+  imports: [tests.toy.stages, tests.faults.toy_config_stages]
+steps:
+  load: {stage: toy_gen, n: 4}
+  train:
+    stage: toy_train
+    inputs: {numbers: load}
+    api_key: ${oc.env:RAGLINE_TEST_SECRET}
+"""
+
+
+@pytest.fixture
+def recipe(tmp_path, monkeypatch):
+    path = tmp_path / "conf" / "secret.yaml"
+    path.parent.mkdir()
+    path.write_text(RECIPE)
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
+    return path
+
+
+def files_holding(value: str, *roots) -> list[str]:
+    needle = value.encode()
+    return [str(p) for root in roots for p in root.rglob("*")
+            if p.is_file() and not p.is_symlink() and needle in p.read_bytes()]
+
+
+def test_a_planted_secret_is_used_but_written_nowhere(recipe, tmp_path, monkeypatch):
+    planted = f"sk-planted-{secrets.token_hex(8)}"
+    monkeypatch.setenv("RAGLINE_TEST_SECRET", planted)
+    runs = tmp_path / "runs"
+    assert rag("run", str(recipe), runs=runs) == 0
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert status["metrics"]["train"]["has_key"] is True  # the stage got it
+    assert rag("plan", str(recipe), runs=runs) == 0
+    assert files_holding(planted, runs, tmp_path / "cache") == []
+    assert "${oc.env:RAGLINE_TEST_SECRET}" in (runs / "latest" / "config.yaml").read_text()
+
+
+def test_rotating_a_secret_recomputes_nothing(recipe, tmp_path, monkeypatch):
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_TEST_SECRET", "sk-first")
+    assert rag("run", str(recipe), runs=runs) == 0
+    monkeypatch.setenv("RAGLINE_TEST_SECRET", "sk-rotated")
+    assert rag("run", str(recipe), runs=runs) == 0
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert {s["cache"] for s in status["steps"].values()} == {"hit"}
+
+
+def test_secrets_are_found_through_indirection():
+    from omegaconf import OmegaConf
+
+    from orchestrator.secrets import resolve_recording
+
+    cfg = OmegaConf.create({"keys": {"openai": "${oc.env:RAGLINE_TEST_SECRET}"},
+                            "steps": {"judge": {"api_key": "${keys.openai}", "header": "Bearer ${keys.openai}",
+                                                "model": "m"}}})
+    import os
+
+    os.environ["RAGLINE_TEST_SECRET"] = "sk-xyz"
+    try:
+        resolved, found = resolve_recording(cfg)
+    finally:
+        del os.environ["RAGLINE_TEST_SECRET"]
+    assert resolved["steps"]["judge"]["api_key"] == "sk-xyz"
+    assert found == {"keys.openai": "${oc.env:RAGLINE_TEST_SECRET}",
+                     "steps.judge.api_key": "${oc.env:RAGLINE_TEST_SECRET}",
+                     "steps.judge.header": "Bearer ${oc.env:RAGLINE_TEST_SECRET}"}

@@ -1,0 +1,24 @@
+"""Toy stages that misbehave on purpose, for the fault-injection tests."""
+
+from __future__ import annotations
+
+from orchestrator.api import stage
+from tests.toy.stages import Blob, Numbers
+
+
+@stage("fault_mutate", version=1)
+def fault_mutate(blob: Blob) -> Numbers:
+    """Reads its input directory, then appends to one of its files (as a trainer that saves into
+    its input model directory would)."""
+    files = sorted(blob.path.rglob("*.txt"))
+    rows = [{"id": f.stem, "x": float(f.read_text())} for f in files]
+    with open(files[0], "a") as fh:
+        fh.write("0")
+    return rows
+
+
+@stage("fault_add_file", version=1)
+def fault_add_file(blob: Blob) -> Numbers:
+    """Leaves a new file inside its input directory."""
+    (blob.path / "stray.txt").write_text("1")
+    return [{"id": "0", "x": 0.0}]

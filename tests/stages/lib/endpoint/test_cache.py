@@ -1,0 +1,61 @@
+"""The request cache: a record is whole or absent; anything else is a miss, never a wrong answer."""
+
+from __future__ import annotations
+
+import doctest
+import json
+
+from stages.lib.endpoint import ChatReply, ChatRequest, cache as cache_module, request
+from stages.lib.endpoint.cache import RequestCache
+from stages.lib.endpoint.request import request_key, request_record
+
+REQ = ChatRequest([{"role": "user", "content": "Hi"}], temperature=0.0, top_p=1.0, max_tokens=4,
+                  seed=0)
+
+
+def test_doctests():
+    assert doctest.testmod(request).failed == 0
+    assert doctest.testmod(cache_module).failed == 0
+
+
+def test_round_trip_and_layout(tmp_path):
+    cache, key = RequestCache(tmp_path), request_key("m", REQ)
+    assert cache.get(key) is None
+    cache.put(key, request_record("m", REQ), ChatReply(["Hello"], [["Hel", "lo"]],
+                                                       [[{"x": -1.5}, {}]]))
+    got = cache.get(key)
+    assert got.texts == ["Hello"] and got.logprobs == [[{"x": -1.5}, {}]]
+    assert cache.path(key) == tmp_path / key[:2] / f"{key}.json"
+    assert [p.name for p in tmp_path.rglob("*") if p.is_file()] == [f"{key}.json"]   # no temp left
+    assert len(cache) == 1
+
+
+def test_half_written_or_foreign_records_are_misses(tmp_path, caplog):
+    cache, key = RequestCache(tmp_path), request_key("m", REQ)
+    cache.put(key, request_record("m", REQ), ChatReply(["Hello"]))
+    whole = cache.path(key).read_text()
+    cache.path(key).write_text(whole[: len(whole) // 2])            # a torn write (not ours)
+    assert cache.get(key) is None
+    assert "unreadable" in caplog.text
+    other = request_key("m", ChatRequest(REQ.messages, max_tokens=5))
+    cache.path(key).write_text(json.dumps({**json.loads(whole), "key": other}))
+    assert cache.get(key) is None
+    (tmp_path / key[:2] / f"{key}.123.456.tmp").write_text(whole)   # a killed writer's temp file
+    cache.path(key).unlink()
+    assert cache.get(key) is None and len(cache) == 0
+
+
+def test_the_key_ignores_nothing_that_changes_an_answer():
+    base = request_key("m", REQ)
+    changed = [
+        request_key("other-model", REQ),
+        request_key("m", ChatRequest([{"role": "user", "content": "Hi!"}], 0.0, 1.0, 4, 0)),
+        request_key("m", ChatRequest(REQ.messages, 0.5, 1.0, 4, 0)),
+        request_key("m", ChatRequest(REQ.messages, 0.0, 0.9, 4, 0)),
+        request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 8, 0)),
+        request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 1)),
+        request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, n=2)),
+        request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, stop=("\n",))),
+        request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, logprobs_of=("yes",))),
+    ]
+    assert base not in changed and len(set(changed)) == len(changed)

@@ -1,0 +1,50 @@
+"""Decisions and scores on given log-probabilities, computed by hand."""
+
+import doctest
+import math
+
+import pytest
+
+from stages.selfrag import scoring
+from stages.selfrag.scoring import (closed_set_vote, decide_retrieval, passage_score,
+                                    relevance_score, support_score, utility_score)
+from stages.selfrag.tokens import (FULLY, IRRELEVANT, NO_RETRIEVAL, NO_SUPPORT, PARTIALLY, RELEVANT,
+                                   RETRIEVAL, UTILITY)
+
+
+def test_doctests():
+    assert doctest.testmod(scoring).failed == 0
+
+
+def lp(**probs):
+    return {k: math.log(v) for k, v in probs.items()}
+
+
+def test_threshold_on_probability_not_log_ratio():
+    # p(Ret) = 0.15, p(NoRet) = 0.45 → 0.25 > 0.2: retrieve; at 0.3 not
+    logprobs = {RETRIEVAL: math.log(0.15), NO_RETRIEVAL: math.log(0.45)}
+    assert decide_retrieval(logprobs, 0.2) is True
+    assert decide_retrieval(logprobs, 0.3) is False
+    # log ratio: −1.897 / (−1.897 − 0.799) = 0.704 → retrieves at 0.3 and even 0.7 (issue #45)
+    assert decide_retrieval(logprobs, 0.7, rule="log_ratio") is True
+
+
+def test_missing_token_counts_as_minus_100():
+    assert decide_retrieval({NO_RETRIEVAL: math.log(0.9)}, 0.2) is False
+    assert relevance_score({RELEVANT: math.log(0.4)}) == pytest.approx(1.0)
+
+
+def test_three_scores_by_hand():
+    s_rel = relevance_score({RELEVANT: math.log(0.3), IRRELEVANT: math.log(0.1)})
+    assert s_rel == pytest.approx(0.75)
+    s_sup = support_score({FULLY: math.log(0.2), PARTIALLY: math.log(0.4), NO_SUPPORT: math.log(0.4)})
+    assert s_sup == pytest.approx(0.2 + 0.5 * 0.4)
+    s_use = utility_score({t: math.log(p) for t, p in zip(UTILITY, (0.1, 0.1, 0.2, 0.2, 0.4))})
+    assert s_use == pytest.approx(-0.1 - 0.05 + 0 + 0.1 + 0.4)
+    weights = {"rel": 1.0, "sup": 1.0, "use": 0.5}
+    assert passage_score(s_rel, s_sup, s_use, weights) == pytest.approx(0.75 + 0.4 + 0.5 * 0.35)
+    assert utility_score(None) == 0.0 and support_score({}) == 0.0
+
+
+def test_closed_set_sums_per_answer():
+    assert closed_set_vote(["A", "B", "B"], [1.0, 0.6, 0.5]) == "B"
