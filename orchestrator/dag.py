@@ -138,12 +138,9 @@ def build_dag(recipe: Path, cfg: dict, secrets: dict[str, str] | None = None) ->
     try:
         return _build_dag(recipe, cfg, secrets or {})
     except ConfigError as e:
-        if e.key:
-            from orchestrator.where import locate
+        from orchestrator.where import place
 
-            e.message = f"{locate(recipe, e.key)}: {e.message}"
-            e.key = None  # located once, even if a caller builds again
-        raise
+        raise place(e, recipe)
 
 
 def _without(config: dict, paths: list[list[str]]) -> dict:

@@ -23,6 +23,13 @@ def console():
     return _console
 
 
+def escape(text: str) -> str:
+    """``text`` printed as is by the rich console (``[slurm]`` is not a style tag)."""
+    from rich.markup import escape as _escape
+
+    return _escape(str(text))
+
+
 def setup_cli_logging(verbose: bool = False) -> None:
     """WARNING and above to the terminal (INFO with -v); step logs go to files."""
     root = logging.getLogger()

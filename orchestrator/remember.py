@@ -23,8 +23,10 @@ import sys
 from pathlib import Path
 
 from orchestrator.dag import Dag, StageInfo, Step, Wire, build_dag
+from orchestrator.errors import ConfigError
 from orchestrator.hashing import key_of
 from orchestrator.recipe import Member, compose
+from orchestrator.where import place
 
 LIBRARIES = ("hydra", "omegaconf", "pydantic")
 FORMAT = 1
@@ -91,7 +93,10 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
     hit = _read(path, recipe) if path is not None else None
     if hit is not None:
         return hit
-    members = compose(recipe, overrides, multirun)
+    try:
+        members = compose(recipe, overrides, multirun)
+    except ConfigError as e:  # e.g. an interpolation that does not resolve: at its key's line
+        raise place(e, recipe) from None
     dags = [build_dag(recipe, m.values, m.secrets) for m in members]
     if path is not None and not any(m.impure or m.secrets for m in members):
         _write(path, recipe.parent, members, dags)

@@ -24,7 +24,7 @@ from orchestrator.executors import make_executor
 from orchestrator.executors.base import Failed, Reused, TaskResult
 from orchestrator.hashing import SourceMemo
 from orchestrator.history import load_history, save_history
-from orchestrator.logs import console
+from orchestrator.logs import console, escape
 from orchestrator.plan import Plan, plan
 from orchestrator.resolve import gather, input_hashes, input_refs, step_keys
 from orchestrator.rundir import RunDir
@@ -257,8 +257,9 @@ class Runner:
                                                                    f"rag run {recipe} "))
         self.failures.append(Failure(step.name, where, failure.message, failure.log))
         self.run.set_step(step.name, state="failed", error=failure.message, log=failure.log)
-        console().print(f"[red]✗ {where}[/] failed: {failure.message}", soft_wrap=True)
+        console().print(f"[red]✗ {escape(where)}[/] failed: {escape(failure.message)}",
+                        soft_wrap=True)
         if failure.traceback and os.environ.get("RAGLINE_FULL_ERROR") == "1":
             console().print(failure.traceback.rstrip(), soft_wrap=True, markup=False)
         if failure.log:
-            console().print(f"  log: {failure.log}", soft_wrap=True)
+            console().print(f"  log: {escape(failure.log)}", soft_wrap=True)

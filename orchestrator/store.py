@@ -159,7 +159,7 @@ class Store:
         """The one-line failure of a step whose input was damaged in the cache."""
         producer = ref.producer.split(".")[0]
         return (f"step '{step}' input '{input_name}' is damaged in the cache: {changed} changed "
-                f"after it was committed by step '{producer}'; fix: rag run RECIPE --force {producer}")
+                f"after it was committed by step '{producer}'; fix: rerun with --force {producer}")
 
     def quarantine(self, key: str, path: Path, reason: str, step: str) -> None:
         """Move an unusable entry to ``quarantine/`` with a note of why, and warn in one line."""

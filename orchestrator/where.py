@@ -68,3 +68,11 @@ def locate(recipe: Path, key: str) -> str:
         if depth and depth + len(prefix) > best:
             best, where = depth + len(prefix), f"{path}:{line}"
     return where
+
+
+def place(err, recipe: Path):
+    """``err`` (a ``RagError``) with ``file:line: `` of its ``key`` in front, once."""
+    if getattr(err, "key", None):
+        err.message = f"{locate(recipe, err.key)}: {err.message}"
+        err.key = None
+    return err

@@ -15,6 +15,7 @@ from tests.conftest import REPO
 from tests.faults.faultkit import recipe, total
 
 RUNNER_PY = REPO / "orchestrator" / "runner.py"
+DAG_PY = REPO / "orchestrator" / "dag.py"
 STAGES = '''from orchestrator.api import stage
 from tests.toy.stages import Numbers
 
@@ -82,6 +83,17 @@ def test_code_change_without_version_bump_warns_by_default(toy):
     assert total(runs) == 4006.0
     step = plan_add(mods, conf, runs)
     assert (step["state"], step["cause"]) == ("FRESH", "cached")  # the entry has the new code
+
+
+@pytest.mark.xfail("code: str" not in DAG_PY.read_text(), strict=True,
+                   reason="the DAG snapshot does not yet carry the stage's code hash (requests.md)")
+def test_code_change_is_still_flagged_when_the_dag_comes_from_its_snapshot(toy):
+    """The second plan after an edit reads the DAG snapshot and imports no stage module."""
+    mods, conf, runs = setup(toy)
+    run(mods, conf, runs)
+    edit(mods, 1000)
+    assert plan_add(mods, conf, runs)["cause"] == f"cached; {NOTE}"
+    assert plan_add(mods, conf, runs)["cause"] == f"cached; {NOTE}"
 
 
 def test_comment_and_formatting_changes_are_not_code_changes(toy):

@@ -5,6 +5,9 @@ truncated or invalid _entry.json, a deleted _manifest.json, a damaged status.jso
 from __future__ import annotations
 
 import json
+from pathlib import Path
+
+import pytest
 
 from tests.conftest import rag
 from tests.faults.faultkit import (BLOB, artifact_dir, entry_dir, recipe, status, total, truncate,
@@ -146,3 +149,25 @@ def test_show_damaged_manifest_names_the_file(toy, capsys):
     manifest.unlink()
     assert rag("show", "mul", runs=runs) == 1
     assert f"error: {manifest}: missing; the cached artifact is damaged" in capsys.readouterr().err
+
+
+TASK_PY = Path(__file__).resolve().parents[2] / "orchestrator" / "task.py"
+
+
+@pytest.mark.xfail("damage_message" not in TASK_PY.read_text(), strict=True,
+                   reason="task.py does not yet name a damaged input's producer (requests.md)")
+def test_step_failing_on_a_damaged_input_names_the_producer_and_the_fix(toy, capsys):
+    runs = toy / "runs"
+    conf = recipe(toy, """ragline:
+  imports: [tests.toy.stages, tests.faults.toy_faults]
+steps:
+  gen: {stage: toy_gen, n: 8}
+  bad: {stage: fault_damage_input, inputs: {numbers: gen}}
+""")
+    assert rag("run", str(conf), runs=runs) == 1
+    part = artifact_dir(runs, "gen") / "part-00000.parquet"
+    err = capsys.readouterr().err
+    assert (f"✗ bad failed: step 'bad' input 'numbers' is damaged in the cache: {part} changed "
+            "after it was committed by step 'gen'; fix: rerun with --force gen") in err
+    assert rag("run", str(conf), "--force", "gen", runs=runs) == 1  # gen recomputed, bad fails again
+    assert status(runs)["steps"]["gen"]["cache"] == "miss"

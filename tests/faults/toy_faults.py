@@ -22,3 +22,15 @@ def fault_add_file(blob: Blob) -> Numbers:
     """Leaves a new file inside its input directory."""
     (blob.path / "stray.txt").write_text("1")
     return [{"id": "0", "x": 0.0}]
+
+
+@stage("fault_damage_input", version=1)
+def fault_damage_input(numbers: Numbers) -> Numbers:
+    """Its input is damaged while it runs (truncated under it), then it reads it and fails."""
+    import os
+
+    part = numbers.ref.paths[0]
+    os.chmod(part, 0o644)
+    with open(part, "r+b") as f:
+        f.truncate(10)
+    return numbers.rows()

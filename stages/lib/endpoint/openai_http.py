@@ -155,7 +155,9 @@ class OpenAIHttpBackend:
                                             f"JSON: {resp.text[:200]!r}") from None
                 if resp.status_code not in RETRY_STATUS:
                     raise self._fatal(resp.status_code, resp.text)
-                cause, wait_for = f"HTTP {resp.status_code}", resp.headers.get("retry-after")
+                detail = self._scrub(" ".join(resp.text.split()))[:200]
+                cause = f"HTTP {resp.status_code}" + (f" {detail}" if detail else "")
+                wait_for = resp.headers.get("retry-after")
             if attempt == retries:
                 break
             delay = backoff_delay(attempt, wait_for)

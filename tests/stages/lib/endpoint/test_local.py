@@ -70,3 +70,20 @@ def test_local_backend_errors_are_one_line(local_cfg, tmp_path):
     with pytest.raises(ConfigError, match="is not a checkpoint directory"):
         open_client(EndpointConfig(backend="transformers", model=str(tmp_path / "nope")),
                     tmp_path / "c")
+
+
+def test_vllm_output_is_read_into_a_reply():
+    """vLLM itself needs a GPU; its output shapes (vllm/outputs.py CompletionOutput, vllm/logprobs.py
+    Logprob: SampleLogprobs = list[dict[token id, Logprob]]) are rebuilt here to check the reading."""
+    from types import SimpleNamespace as NS
+
+    from stages.lib.endpoint.local import _vllm_reply
+
+    lp = lambda value, text: NS(logprob=value, rank=1, decoded_token=text)  # noqa: E731
+    out = NS(outputs=[NS(text=" Yes ", token_ids=[7, 2],
+                         logprobs=[{7: lp(-0.1, "Yes"), 9: lp(-2.5, "No")},
+                                   {2: lp(-0.01, "</s>"), 7: lp(-6.0, "Yes")}])])
+    reply = _vllm_reply(ChatRequest([], logprobs_of=("No", "Maybe")), out)
+    assert reply.texts == ["Yes"] and reply.tokens == [["Yes", "</s>"]]
+    assert reply.logprobs == [[{"No": -2.5}, {}]]
+    assert _vllm_reply(ChatRequest([]), out).tokens is None

@@ -25,7 +25,7 @@ def test_429_with_retry_after_is_retried_then_succeeds(server, endpoint_cfg, tmp
     assert server.stats()["rejected"] == 2 and server.stats()["served"] == 1
     assert attempts == 3
     assert waited >= 0.8, f"Retry-After 0.4 s twice was not honoured ({waited:.2f} s)"
-    assert "HTTP 429; retry 1/3" in caplog.text
+    assert "HTTP 429 {\"error\": {\"message\": \"injected\"}}; retry 1/3 in 0.4 s" in caplog.text
 
 
 def test_5xx_is_retried_with_backoff_then_gives_up_with_one_line(server, endpoint_cfg, tmp_path):
@@ -34,7 +34,8 @@ def test_5xx_is_retried_with_backoff_then_gives_up_with_one_line(server, endpoin
     with pytest.raises(EndpointError) as err, open_client(endpoint_cfg, tmp_path / "c") as llm:
         llm.chat(HI)
     assert str(err.value).splitlines()[0] == (f"{server.base_url}/chat/completions failed after 3 "
-                                              f"attempts: HTTP 503")
+                                              f'attempts: HTTP 503 {{"error": {{"message": '
+                                              f'"injected"}}}}')
     assert server.stats()["rejected"] == 3
 
 
@@ -105,3 +106,12 @@ def test_parse_choices_keeps_only_asked_tokens_in_the_top_alternatives():
     reply = parse_choices(data, ("No", "Maybe"))
     assert reply.texts == ["Yes"] and reply.tokens == [["Yes"]]
     assert reply.logprobs == [[{"No": -2.4}]]
+
+
+def test_other_4xx_is_not_retried_and_quotes_the_server(server, endpoint_cfg, tmp_path):
+    server.control(fail=[[400, None]])
+    with pytest.raises(EndpointError) as err, open_client(endpoint_cfg, tmp_path / "c") as llm:
+        llm.chat(HI)
+    assert err.value.message == (f'{server.base_url}/chat/completions answered HTTP 400: '
+                                 f'{{"error": {{"message": "injected"}}}}')
+    assert server.stats()["received"] == 1

@@ -1,0 +1,143 @@
+"""Kills and signals mid-run: no worker outlives its run, SIGTERM is Ctrl-C with exit 143, and
+the run record never stays ``running`` (issue 6 item 4; review probes 1 and 2)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from tests.conftest import REPO
+
+SHARDED = """ragline:
+  imports: [tests.toy.stages]
+  executor: {name: local, max_parallel: 2}
+steps:
+  gen: {stage: toy_gen, n: 8}
+  smap: {stage: toy_map, inputs: {numbers: gen}, shards: 2, sleep: 60}
+  total: {stage: toy_sum, inputs: {numbers: smap}}
+"""
+
+IN_PROCESS = """ragline:
+  imports: [tests.toy.stages]
+steps:
+  gen: {stage: toy_gen, n: 8}
+  slow: {stage: toy_map, inputs: {numbers: gen}, sleep: 60}
+  total: {stage: toy_sum, inputs: {numbers: slow}}
+"""
+
+
+def _start(tmp: Path, text: str, *overrides: str) -> tuple[subprocess.Popen, Path]:
+    recipe = tmp / "conf" / "r.yaml"
+    recipe.parent.mkdir(parents=True, exist_ok=True)
+    recipe.write_text(text)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TOY_COUNT_FILE": str(tmp / "count.txt"),
+           "RAGLINE_CACHE": str(tmp / "runs" / "cache"), "RAGLINE_STOP_GRACE_S": "5"}
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(recipe), *overrides,
+                             "--runs-dir", str(tmp / "runs")], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            start_new_session=True)
+    return proc, recipe
+
+
+def _started(tmp: Path, step: str, n: int, timeout: float = 120) -> list[int]:
+    """Pids of the first ``n`` tasks of ``step`` that started (the toy stage logs them)."""
+    count = tmp / "count.txt"
+    end = time.time() + timeout
+    while time.time() < end:
+        lines = count.read_text().splitlines() if count.exists() else []
+        pids = [int(x.split()[2]) for x in lines if x.split()[0] == step]
+        if len(pids) >= n:
+            return pids[:n]
+        time.sleep(0.05)
+    raise AssertionError(f"{n} task(s) of {step} never started")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def _gone(pids: list[int], timeout: float = 15) -> list[int]:
+    end = time.time() + timeout
+    while time.time() < end and any(_alive(p) for p in pids):
+        time.sleep(0.05)
+    return [p for p in pids if _alive(p)]
+
+
+def _status(tmp: Path) -> dict:
+    return json.loads(next((tmp / "runs" / "r").glob("*/status.json")).read_text())
+
+
+def _rag(tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAGLINE_CACHE": str(tmp / "runs" / "cache"),
+           "TOY_COUNT_FILE": str(tmp / "count.txt")}
+    return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=REPO, env=env,
+                          text=True, capture_output=True, timeout=300)
+
+
+def test_sigkill_mid_shard_leaves_no_worker_and_status_shows_the_run(tmp_path):
+    proc, recipe = _start(tmp_path, SHARDED)
+    workers = _started(tmp_path, "smap", 2)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert _gone(workers) == [], "workers outlived a SIGKILLed run"
+    # The killed first run is found, and read as interrupted, not running.
+    out = _rag(tmp_path, "status", "--runs-dir", str(tmp_path / "runs"))
+    assert out.returncode == 0, out.stderr
+    assert "state: interrupted" in out.stderr
+    # The locks died with the workers: a rerun computes the step at once.
+    start = time.time()
+    rerun = _rag(tmp_path, "run", str(recipe), "steps.smap.sleep=0", "--runs-dir",
+                 str(tmp_path / "runs"))
+    assert rerun.returncode == 0, rerun.stderr
+    assert time.time() - start < 60
+    assert "waiting" not in rerun.stderr
+
+
+def test_sigterm_mid_shard_stops_workers_and_records_interrupted(tmp_path):
+    proc, recipe = _start(tmp_path, SHARDED)
+    workers = _started(tmp_path, "smap", 2)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert out.strip().splitlines()[-1] == ("terminated (SIGTERM): finished steps are cached; "
+                                            "rerun the same command to resume")
+    assert _gone(workers, timeout=2) == []
+    status = _status(tmp_path)
+    assert status["state"] == "interrupted"
+    assert status["steps"]["smap"]["state"] == "interrupted"
+    assert not list((tmp_path / "runs" / "cache" / "tmp").glob("*")), "temporary dirs left"
+    rerun = _rag(tmp_path, "run", str(recipe), "steps.smap.sleep=0", "--runs-dir",
+                 str(tmp_path / "runs"))
+    assert rerun.returncode == 0, rerun.stderr
+    assert "waiting" not in rerun.stderr
+
+
+def test_sigterm_during_an_in_process_step(tmp_path):
+    proc, _ = _start(tmp_path, IN_PROCESS)
+    _started(tmp_path, "slow", 1)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    assert "terminated (SIGTERM)" in out
+    status = _status(tmp_path)
+    assert status["state"] == "interrupted" and status["steps"]["slow"]["state"] == "interrupted"
+    assert not list((tmp_path / "runs" / "cache" / "tmp").glob("*")), "temporary dir left"
+
+
+def test_ctrl_c_records_interrupted(tmp_path):
+    proc, _ = _start(tmp_path, SHARDED)
+    workers = _started(tmp_path, "smap", 2)
+    os.killpg(proc.pid, signal.SIGINT)  # a real Ctrl-C reaches the whole foreground group
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 130, out
+    assert "interrupted: finished steps are cached; rerun the same command to resume" in out
+    assert _gone(workers, timeout=2) == []
+    assert _status(tmp_path)["state"] == "interrupted"
