@@ -5,7 +5,7 @@ seed's retriever (SEEDS 0.1; ``generate_passage_embeddings.py`` in the vendored 
 passage text ``title + " " + text``, mean pooling, no normalisation, fp16 on GPU, 512 tokens,
 batch 64. Here each shard is a directory with ``emb.npy`` (row-aligned with the shard's corpus
 rows), ``ids.txt`` and ``meta.json``; a sharded step's output gathers them as ``shard-00000/``,
-``shard-00001/`` ..., which :class:`stages.lib.search.ShardedIndex` searches as one index.
+``shard-00001/`` ..., which :class:`stages.lib.models.search.ShardedIndex` searches as one index.
 """
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ def matching_index(cfg: EncoderConfig, index_dir) -> EncoderConfig:
 
 
 class SideEncoder:
-    """An :class:`stages.lib.encode.Encoder` with the query/passage sides of ``EncoderConfig``."""
+    """An :class:`stages.lib.models.encoders.Encoder` with the query/passage sides of ``EncoderConfig``."""
 
     def __init__(self, model_dir, cfg: EncoderConfig, device: str, progress=None):
         from stages.lib.models.encoders import Encoder
