@@ -71,6 +71,10 @@ class TrainArgs:
     save_total_limit: PositiveInt = nonsemantic(1)
     logging_steps: PositiveInt = nonsemantic(1)
     dataset_num_proc: PositiveInt | None = nonsemantic(None)
+    # for the plan's GPU memory estimate only (plan_notes): a preset such as "llama3-8b", a
+    # checkpoint directory or a config.json (None: no estimate), and the memory of one GPU
+    memory_model: str | None = nonsemantic(None)
+    gpu_memory_gib: PositiveFloat = nonsemantic(80.0)
 
     def __post_init__(self) -> None:
         if self.max_steps == 0:
@@ -85,8 +89,9 @@ class TrainArgs:
         """Notes printed under the step by ``rag plan`` (``resources``: ``gpus``, ``shards``...).
 
         The place for the GPU memory estimate of ``stages/lib/train/memory.py`` (a pure
-        estimator from the model's config and these fields); it may raise ``ConfigError`` to
-        refuse a plan that cannot fit. Until it exists there is nothing to say.
+        estimator from ``memory_model``, ``gpu_memory_gib`` and the precision, LoRA, batch,
+        length and DeepSpeed fields); it may raise ``ConfigError`` to refuse a plan that cannot
+        fit. Until it exists there is nothing to say.
         """
         return []
 

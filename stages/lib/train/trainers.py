@@ -34,7 +34,8 @@ def trl_args(cfg: TrainArgs, setup: RunSetup):
         warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio of total steps
         lr_scheduler_type=cfg.lr_scheduler, weight_decay=cfg.weight_decay, seed=cfg.seed,
         bf16=setup.bf16, fp16=False, use_cpu=setup.device == "cpu",
-        activation_checkpointing=setup.gradient_checkpointing, max_length=cfg.max_length,
+        # the name every transformers 5.x knows (an alias of activation_checkpointing from 5.23)
+        gradient_checkpointing=setup.gradient_checkpointing, max_length=cfg.max_length,
         logging_strategy="steps", logging_steps=cfg.logging_steps,
         save_strategy="steps" if setup.resumable else "no", save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, eval_strategy="no", report_to="none",
