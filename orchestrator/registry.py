@@ -7,14 +7,23 @@ The decorator checks all of that at import time and says how to fix what is wron
 
 Stages are found through the ``ragline.stages`` entry-point group (the ``stages`` package of this
 distribution registers itself there) and through a recipe's ``ragline.imports`` list.
+
+Stage packages and names: an entry-point package holds one subpackage per recipe plus
+``common``. A stage defined in ``<package>.common`` has a plain name (``retrieve``); a stage
+defined in ``<package>.<recipe>`` is named ``<recipe>.<name>`` (``dynamicrag.label``), which
+the decorator checks. So a stage name says which subpackage defines it, and the registry imports
+only the subpackages a recipe's stage names need (:func:`load_stages`, :func:`get_stage`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import importlib
+import importlib.util
 import inspect
 import os
+import pkgutil
 import sys
 import types
 import typing
@@ -84,6 +93,24 @@ def _artifact_type(annotation) -> tuple[type[Artifact] | None, bool]:
     return None, False
 
 
+def _outputs(ret, where: str) -> tuple[dict[str, type[Artifact]], bool]:
+    """({output name: artifact type}, is it a NamedTuple?) of a stage's return annotation."""
+    single, _ = _artifact_type(ret) if ret is not None else (None, False)
+    if single is not None:
+        return {"out": single}, False
+    if not (inspect.isclass(ret) and issubclass(ret, tuple) and hasattr(ret, "_fields")):
+        raise TypeError(f"{where}: the return annotation must be an artifact type or a "
+                        f"NamedTuple of artifact types, got {ret!r}")
+    outputs = {}
+    for fname, fann in typing.get_type_hints(ret).items():
+        cls, _ = _artifact_type(fann)
+        if cls is None:
+            raise TypeError(f"{where}: output field '{fname}' of {ret.__name__} is not an "
+                            "artifact type")
+        outputs[fname] = cls
+    return outputs, True
+
+
 def stage(name: str, *, version: int = 1, shard_by: str | None = None):
     """Register a function as the stage ``name``.
 
@@ -124,23 +151,7 @@ def stage(name: str, *, version: int = 1, shard_by: str | None = None):
             else:
                 raise TypeError(f"{where}: parameter '{pname}: {ann}' is neither an artifact "
                                 "type, a config dataclass nor StageContext")
-        ret = hints.get("return")
-        outputs: dict[str, type[Artifact]] = {}
-        multi = False
-        single, _ = _artifact_type(ret) if ret is not None else (None, False)
-        if single is not None:
-            outputs["out"] = single
-        elif inspect.isclass(ret) and issubclass(ret, tuple) and hasattr(ret, "_fields"):
-            multi = True
-            for fname, fann in typing.get_type_hints(ret).items():
-                cls, _ = _artifact_type(fann)
-                if cls is None:
-                    raise TypeError(f"{where}: output field '{fname}' of {ret.__name__} is not "
-                                    "an artifact type")
-                outputs[fname] = cls
-        else:
-            raise TypeError(f"{where}: the return annotation must be an artifact type or a "
-                            f"NamedTuple of artifact types, got {ret!r}")
+        outputs, multi = _outputs(hints.get("return"), where)
         if shard_by is not None:
             spec = inputs.get(shard_by)
             if spec is None or not issubclass(spec.type, Table):
@@ -151,6 +162,7 @@ def stage(name: str, *, version: int = 1, shard_by: str | None = None):
                 if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
                     raise TypeError(f"{where}: config field '{f.name}' needs a default (use "
                                     "omegaconf.MISSING for a value the recipe must set)")
+        _check_name(name, fn.__module__, where)
         if name in REGISTRY and REGISTRY[name].fn.__qualname__ != fn.__qualname__:
             raise TypeError(f"{where}: the name '{name}' is already registered by "
                             f"{REGISTRY[name].module}")
@@ -166,47 +178,130 @@ _loaded: set[str] = set()
 _packages: set[str] = set()
 
 
-def module_files() -> list[list]:
-    """[path, size, mtime_ns] of every loaded stage module file: a built DAG stays valid while
-    none of them changes."""
-    out = []
-    for name, mod in sorted(sys.modules.items()):
-        path = getattr(mod, "__file__", None)
-        if path and any(name == p or name.startswith(p + ".") for p in _packages):
-            st = os.stat(path)
-            out.append([path, st.st_size, st.st_mtime_ns])
-    return out
+@functools.cache
+def stage_roots() -> tuple[str, ...]:
+    """The packages named by the ``ragline.stages`` entry points (``stages`` for this project)."""
+    from importlib.metadata import entry_points
+
+    return tuple(sorted({ep.value for ep in entry_points(group="ragline.stages")}))
 
 
-def load_stages(imports: list[str] | None = None) -> dict[str, StageSpec]:
-    """Import the stage modules: the ``ragline.stages`` entry points, then ``imports``."""
-    modules = []
-    if "__entry_points__" not in _loaded:
-        from importlib.metadata import entry_points
+def package_of(name: str) -> str:
+    """The stage subpackage a stage name lives in: ``common`` for a plain name, else its prefix.
 
-        modules += [ep.value for ep in entry_points(group="ragline.stages")]
-        _loaded.add("__entry_points__")
-        _packages.update(m.split(".")[0] for m in modules)
-    modules += list(imports or [])
+    >>> package_of("retrieve"), package_of("dynamicrag.label")
+    ('common', 'dynamicrag')
+    """
+    return name.split(".", 1)[0] if "." in name else "common"
+
+
+def _check_name(name: str, module: str, where: str) -> None:
+    """A stage in ``<root>.<recipe>`` must be named ``<recipe>.<name>``; one in ``<root>.common``
+    must have a plain name. Modules outside the entry-point packages may use any name."""
+    parts = module.split(".")
+    if len(parts) < 3 or parts[0] not in stage_roots():
+        return
+    package = parts[1]
+    if package == "common" and "." in name:
+        raise TypeError(f"{where}: a stage in {parts[0]}.common has a plain name; rename it "
+                        f"'{name.split('.', 1)[1]}' or move it to {parts[0]}/{package_of(name)}/")
+    if package != "common" and package_of(name) != package:
+        raise TypeError(f"{where}: a stage in {parts[0]}.{package} must be named "
+                        f"'{package}.<name>'; rename it '{package}.{name.rsplit('.', 1)[-1]}'")
+
+
+def _import(module: str) -> None:
+    if module in _loaded:
+        return
+    try:
+        importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        raise ConfigError(f"cannot import stage module '{module}': {e}",
+                          hint="check ragline.imports in the recipe, or pip install the "
+                               "package that provides it") from None
+    _loaded.add(module)
+    _packages.add(module.split(".")[0])
+
+
+def _import_packages_for(name: str) -> None:
+    """Import the stage subpackage ``name`` needs from every entry-point package that has it;
+    an entry-point module without subpackages (a flat plugin) is imported whole."""
+    for root in stage_roots():
+        _import(root)
+        if not hasattr(sys.modules[root], "__path__"):
+            continue
+        sub = f"{root}.{package_of(name)}"
+        if sub in _loaded or importlib.util.find_spec(sub) is not None:
+            _import(sub)
+
+
+def _import_all_packages() -> None:
+    """Import every stage subpackage of every entry-point package (``rag stages``)."""
+    for root in stage_roots():
+        _import(root)
+        path = getattr(sys.modules[root], "__path__", None)
+        for info in pkgutil.iter_modules(path or []):
+            if info.ispkg:
+                _import(f"{root}.{info.name}")
+
+
+def load_stages(imports: list[str] | None = None,
+                names: list[str] | None = None) -> dict[str, StageSpec]:
+    """Import a recipe's stage modules and return the registry.
+
+    ``imports`` (a recipe's ``ragline.imports``: its own modules) come first; then, for each stage
+    name in ``names`` not yet registered, the subpackage that defines it (:func:`package_of`).
+    Without ``names`` every stage package is imported.
+    """
     if imports and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # a recipe's own stage modules, like a Hydra app's
-    _packages.update(m.rsplit(".", 1)[0] if "." in m else m for m in imports or [])
-    for mod in modules:
-        if mod in _loaded:
-            continue
-        try:
-            importlib.import_module(mod)
-        except ModuleNotFoundError as e:
-            raise ConfigError(f"cannot import stage module '{mod}': {e}",
-                              hint="check ragline.imports in the recipe, or pip install the "
-                                   "package that provides it") from None
-        _loaded.add(mod)
+    for module in imports or []:
+        _import(module)
+    if names is None:
+        _import_all_packages()
+    for name in names or []:
+        if name not in REGISTRY:
+            _import_packages_for(name)
     return REGISTRY
 
 
+def module_files() -> list[list]:
+    """[path, size, mtime_ns] of every loaded module of the packages the registry imported from:
+    a result derived from the registry stays valid while none of them changes."""
+    out = []
+    for path in imported_module_files():
+        st = os.stat(path)
+        out.append([path, st.st_size, st.st_mtime_ns])
+    return out
+
+
+def imported_module_files() -> list[str]:
+    """The files of every loaded module in the packages the registry imported stages from (the
+    stage modules, their formula modules, ``stages.lib`` modules they import), sorted."""
+    out = []
+    for name, mod in sorted(sys.modules.items()):
+        path = getattr(mod, "__file__", None)
+        if path and name.split(".")[0] in _packages:
+            out.append(path)
+    return out
+
+
 def get_stage(name: str, where: str) -> StageSpec:
+    """The registered stage ``name``, importing its package first if needed."""
+    if name not in REGISTRY:
+        _import_packages_for(name)
     spec = REGISTRY.get(name)
     if spec is None:
-        raise ConfigError(f"{where}: unknown stage '{name}'{did_you_mean(name, REGISTRY)}",
-                          hint="`rag stages` lists the registered stages")
+        _import_all_packages()  # so the suggestion can name any stage
+        raise ConfigError(f"{where}: unknown stage '{name}'{_suggest(name)}",
+                          hint="`rag stages` lists the registered stages by package")
     return spec
+
+
+def _suggest(name: str) -> str:
+    """" (did you mean 'dynamicrag.label'?)" for a recipe stage called by its bare name, else the
+    closest registered names."""
+    prefixed = sorted(n for n in REGISTRY if n.rsplit(".", 1)[-1] == name)
+    if prefixed:
+        return f" (did you mean {' or '.join(repr(n) for n in prefixed)}?)"
+    return did_you_mean(name, REGISTRY)

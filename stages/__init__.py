@@ -1,22 +1,30 @@
-"""The RAG stages. Importing this package registers every stage (the ``ragline.stages`` entry
-point names it). One file per stage; pure logic in ``stages/lib``; artifact types in
-``stages/schemas.py``. Heavy libraries are imported inside the stage functions only."""
+"""The RAG stages, one package per recipe (docs/layout.md).
 
-from stages import (  # noqa: F401 - imported to register the stages
-    aggregate,
-    convert,
-    dpo,
-    evaluate,
-    export,
-    index,
-    infer,
-    label,
-    load,
-    pairs,
-    prepare_model,
-    rerank,
-    retrieve,
-    reward,
-    sample,
-    sft,
-)
+* ``stages/common/``: stages two or more recipes use, registered unprefixed (``retrieve``);
+* ``stages/<recipe>/``: one recipe's stages, registered as ``<recipe>.<name>``
+  (``dynamicrag.label``), with the recipe's pure formulas and own artifact types beside them;
+* ``stages/lib/``: code the stages share, by concern (models, train, metrics, data, chat);
+* ``stages/schemas.py``: the artifact types shared by the recipes.
+
+Importing this package registers nothing: the registry imports the stage packages a recipe's
+stage names need (``stages.common`` for unprefixed names, ``stages.<recipe>`` for prefixed ones),
+and each stage package imports its own modules with :func:`import_modules`, so no list of
+modules is kept by hand. Heavy libraries are imported inside the stage functions only.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+
+
+def import_modules(package: str, path: list[str]) -> list[str]:
+    """Import every module of a package (not its subpackages); returns their names, sorted.
+
+    A stage package's ``__init__.py`` calls ``import_modules(__name__, __path__)``, which
+    registers the ``@stage`` functions of every file in that folder.
+    """
+    names = sorted(m.name for m in pkgutil.iter_modules(path) if not m.ispkg)
+    for name in names:
+        importlib.import_module(f"{package}.{name}")
+    return names

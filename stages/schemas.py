@@ -1,4 +1,4 @@
-"""Artifact types of the RAG stages: pyarrow schemas for tables, kinds for directories.
+"""Artifact types shared by the RAG recipes: pyarrow schemas for tables, kinds for directories.
 
 The canonical QA record (DESIGN.md) is one row per question::
 
@@ -7,7 +7,7 @@ The canonical QA record (DESIGN.md) is one row per question::
 Later stages add columns (``trajectories``, ``prediction``) or struct fields inside ``ctxs``
 (``relevant``, ``rerank_score``). A consumer accepts any producer whose schema has at least the
 consumer's columns and struct fields with equal types, so a reranked table feeds anything that
-wants a retrieved one.
+wants a retrieved one. A recipe's own types live in its package (``stages/dynamicrag/schemas.py``).
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ RANKED_CTX = pa.struct([("id", pa.string()), ("title", pa.string()), ("text", pa
                         ("rerank_score", pa.float32())])
 QUESTION_FIELDS = [("id", pa.string()), ("dataset", pa.string()), ("question", pa.string()),
                    ("answers", STR_LIST), ("gold", STR_LIST)]
-TRAJECTORY = pa.struct([("ids", INT_LIST), ("selection", pa.string()), ("response", pa.string())])
+
 
 
 class Passages(Table):
@@ -53,34 +53,10 @@ class Reranked(Table):
     schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(RANKED_CTX))])
 
 
-class BCTargets(Table):
-    """DynamicRAG behaviour-cloning rows: a reranked question and its target id ``sequence``."""
-
-    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(RANKED_CTX)),
-                                          ("sequence", INT_LIST), ("sequence_length", pa.int32())])
-
-
 class Chat(Table):
     """Conversational training examples (TRL's ``messages`` format); ``task`` names the role."""
 
     schema = pa.schema([("id", pa.string()), ("task", pa.string()), ("messages", MESSAGES)])
-
-
-class Trajectories(Table):
-    """Sampled reranker trajectories per question, each with the generator's answer."""
-
-    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(RANKED_CTX)),
-                                          ("trajectories", pa.list_(TRAJECTORY))])
-
-
-class Scored(Table):
-    """Trajectories with one reward per trajectory and its components."""
-
-    schema = pa.schema(QUESTION_FIELDS + [
-        ("ctxs", pa.list_(RANKED_CTX)), ("trajectories", pa.list_(TRAJECTORY)),
-        ("rewards", pa.list_(pa.float32())),
-        ("reward_parts", pa.list_(pa.map_(pa.string(), pa.float32()))),
-    ])
 
 
 class Preferences(Table):

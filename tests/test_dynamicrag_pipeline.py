@@ -11,9 +11,9 @@ import json
 import shutil
 
 import pytest
-from tests.conftest import REPO, rag
 
-from stages.lib.tiny import tiny_causal_lm, tiny_encoder
+from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
+from tests.conftest import REPO, rag
 
 
 def _teach_selections(path):
@@ -88,7 +88,7 @@ steps:
             answer_temperature: 1.0}}
   dpo: {{lora: true, lr: 1.0e-3, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 2048}}
   infer: {{max_new_tokens: 4}}
-  infer_top1: {{stage: infer, inputs: {{questions: retrieve_eval, model: generator}}, mode: topk, k: 1,
+  infer_top1: {{stage: infer_topk, inputs: {{questions: retrieve_eval, model: generator}}, k: 1,
                 max_new_tokens: 4}}
   eval_top1: {{stage: evaluate, inputs: {{predictions: infer_top1}}, name: top-1}}
 """)
@@ -125,7 +125,7 @@ def test_dynamicrag_dag_end_to_end_with_tiny_models(tmp_path, tiny_models, monke
 
 def test_own_data_through_the_three_data_overrides(tmp_path, tiny_models, monkeypatch):
     """A FlashRAG corpus and JSONL question sets with answers and gold ids, no code change."""
-    from stages.lib.synth import make_synthkb, write_synthkb
+    from stages.lib.data.synth import make_synthkb, write_synthkb
 
     encoder, generator = tiny_models
     recipe = _tiny_recipe(tmp_path, encoder, generator)

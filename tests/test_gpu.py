@@ -22,7 +22,7 @@ CONVS = [[{"role": "user", "content": "hello"}],
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from stages.lib.tiny import tiny_causal_lm, tiny_encoder, tiny_seq2seq
+    from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder, tiny_seq2seq
 
     root = tmp_path_factory.mktemp("gpu")
     return {"enc": tiny_encoder(root / "enc"), "lm": tiny_causal_lm(root / "lm"),
@@ -30,7 +30,7 @@ def tiny(tmp_path_factory):
 
 
 def test_encoder_fp16_on_cuda_matches_cpu(tiny):
-    from stages.lib.encode import Encoder
+    from stages.lib.models.encoders import Encoder
 
     texts = ["short", "a longer text about the quick brown fox " * 5, "0 1 2 3"]
     gpu = Encoder(tiny["enc"], device="cuda")
@@ -42,7 +42,7 @@ def test_encoder_fp16_on_cuda_matches_cpu(tiny):
 
 
 def test_generation_on_cuda(tiny):
-    from stages.lib.generate import load_generator
+    from stages.lib.models.generation import load_generator
 
     cpu = load_generator(str(tiny["lm"]), backend="transformers", device="cpu")
     gpu32 = load_generator(str(tiny["lm"]), backend="transformers", device="cuda",
@@ -58,7 +58,7 @@ def test_generation_on_cuda(tiny):
 
 
 def test_exact_search_on_cuda_matches_cpu():
-    from stages.lib.search import exact_search
+    from stages.lib.models.search import exact_search
 
     rng = np.random.default_rng(0)
     emb = rng.standard_normal((5000, 32)).astype(np.float16)
@@ -70,7 +70,7 @@ def test_exact_search_on_cuda_matches_cpu():
 
 
 def test_monot5_on_cuda_matches_cpu(tiny):
-    from stages.lib.relevance import score_relevance
+    from stages.lib.models.relevance import score_relevance
 
     qs, ds = ["who wrote hamlet"] * 3, ["Hamlet by Shakespeare", "the fox", "0 1 2"]
     gpu = score_relevance("monot5", tiny["t5"], qs, ds, device="cuda")
@@ -82,7 +82,7 @@ def test_monot5_on_cuda_matches_cpu(tiny):
 def test_faiss_gpu_when_available():
     import faiss
 
-    from stages.lib.search import exact_search, faiss_search
+    from stages.lib.models.search import exact_search, faiss_search
 
     if not hasattr(faiss, "StandardGpuResources") or faiss.get_num_gpus() == 0:
         pytest.skip("needs faiss with GPU support")

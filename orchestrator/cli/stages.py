@@ -1,10 +1,12 @@
-"""``rag stages``: every registered stage with its inputs, outputs and config fields."""
+"""``rag stages``: every registered stage, grouped by the package that defines it, with its
+inputs, outputs and config fields."""
 
 from __future__ import annotations
 
 EXAMPLES = """examples:
   rag stages                 # all stages
   rag stages retrieve        # one stage, with its docstring
+  rag stages dynamicrag.label
   rag stages --json"""
 
 
@@ -25,6 +27,7 @@ def describe(spec) -> dict:
         fields[name] = {"type": getattr(f.type, "__name__", str(f.type)), "default": default,
                         "in_cache_key": name not in nonsem}
     return {"name": spec.name, "version": spec.version, "module": spec.module,
+            "package": spec.module.rsplit(".", 1)[0],
             "shard_by": spec.shard_by,
             "inputs": {n: {"type": i.type.__name__, "optional": i.optional} for n, i in spec.inputs.items()},
             "outputs": {n: t.__name__ for n, t in spec.outputs.items()},
@@ -46,16 +49,24 @@ def main(args) -> int:
         sys.stdout.write(json.dumps(infos, indent=1, default=str) + "\n")
         return 0
     c = console()
-    for info in infos:
-        shard = f", shardable by {info['shard_by']}" if info["shard_by"] else ""
-        c.print(f"[bold]{info['name']}[/] v{info['version']}{shard}  [dim]{info['module']}[/]")
-        if args.name and info["doc"]:
-            c.print(info["doc"], markup=False)
-        ins = ", ".join(f"{n}: {i['type']}{'?' if i['optional'] else ''}" for n, i in info["inputs"].items())
-        outs = ", ".join(f"{n}: {t}" for n, t in info["outputs"].items())
-        c.print(f"  inputs:  {ins or '-'}", markup=False)
-        c.print(f"  outputs: {outs}", markup=False)
-        for name, f in info["config"].items():
-            note = "" if f["in_cache_key"] else "  (not in cache key)"
-            c.print(f"  {name}: {f['type']} = {f['default']!r}{note}", markup=False)
+    package = None
+    for info in sorted(infos, key=lambda i: (i["package"], i["name"])):
+        if info["package"] != package and not args.name:
+            package = info["package"]
+            c.print(f"\n[bold underline]{package}[/]")
+        _print_stage(c, info, with_doc=bool(args.name))
     return 0
+
+
+def _print_stage(c, info: dict, with_doc: bool) -> None:
+    shard = f", shardable by {info['shard_by']}" if info["shard_by"] else ""
+    c.print(f"[bold]{info['name']}[/] v{info['version']}{shard}  [dim]{info['module']}[/]")
+    if with_doc and info["doc"]:
+        c.print(info["doc"], markup=False)
+    ins = ", ".join(f"{n}: {i['type']}{'?' if i['optional'] else ''}" for n, i in info["inputs"].items())
+    outs = ", ".join(f"{n}: {t}" for n, t in info["outputs"].items())
+    c.print(f"  inputs:  {ins or '-'}", markup=False)
+    c.print(f"  outputs: {outs}", markup=False)
+    for name, f in info["config"].items():
+        note = "" if f["in_cache_key"] else "  (not in cache key)"
+        c.print(f"  {name}: {f['type']} = {f['default']!r}{note}", markup=False)

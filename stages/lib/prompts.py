@@ -1,41 +1,21 @@
-"""DynamicRAG prompts (SEEDS 1.4): one model, two roles, chat messages for both.
+"""Question-answering prompts shared by recipes: passages as a numbered "Retrieved Content"
+block, an answer style per dataset, and the generator's chat messages (SEEDS 1.4, the generator
+role).
 
-* the **reranker** (system :data:`RERANKER_SYSTEM`) reads a query and numbered passages and
-  answers with the identifiers of the passages it needs, ``"[1], [3]"``, or ``"None"``;
 * the **generator** (system :data:`GENERATOR_SYSTEM`) answers the query from the passages it is
-  given, in the answer style of the dataset (:func:`answer_style`).
+  given, in the answer style of the dataset (:func:`answer_style`);
+* one passage format everywhere (:func:`format_docs`): ``"{i}. Topic: {title}\\nContent: {text}"``
+  numbered 1..k in the order given, and one separator (``"Query: {q}"`` + a blank line) in
+  training and inference. The DynamicRAG seeds used "Topic:" for BC/SFT and "Title: {title}."
+  with the *original* ids for DPO sampling and inference, so the model saw a different format at
+  test time.
 
-Fixes relative to the seed code:
-
-* One passage format everywhere (:func:`format_docs`): ``"{i}. Topic: {title}\\nContent: {text}"``
-  numbered 1..k in the order given. The seeds used "Topic:" for BC/SFT and "Title: {title}." with
-  the *original* ids for DPO sampling and inference, so the model saw a different format at test
-  time.
-* One separator: ``"Query: {q}"`` + a blank line in training and inference (the seeds' inference
-  used one newline).
-* :func:`parse_selection` drops out-of-range and repeated ids instead of failing the whole item
-  with an IndexError.
-
-The system prompts are paraphrases of the papers' prompts, not copies.
+The system prompt is a paraphrase of the paper's prompt, not a copy.
 """
 
 from __future__ import annotations
 
 import re
-
-RERANKER_SYSTEM = (
-    "You are an expert at dynamically choosing document identifiers to answer a query.\n"
-    "You will be given documents, each identified by a number in square brackets, "
-    "such as [1], [2].\n"
-    "Output only the identifiers of the documents that contain information needed to answer "
-    "the query.\n"
-    "Stop adding identifiers as soon as the documents you selected together are enough to "
-    "answer the query.\n"
-    'If no document is needed to answer the query, output "None".\n'
-    'Write the identifiers as a comma-separated list, such as [1], [2], or write "None".\n'
-    "Output only the identifiers, without explanations or any other text."
-)
-"""P1: the reranker's system prompt."""
 
 GENERATOR_SYSTEM = (
     "You are an intelligent assistant that answers user queries accurately and concisely using "
@@ -70,9 +50,6 @@ ANSWER_STYLES = {
 PopQA and unknown datasets all use the short-phrase style."""
 
 _ARC = re.compile(r"(^|[^a-z])arc([^a-z]|$)")
-_SELECTION_ID = re.compile(r"\[(\d+)\]")
-
-
 def answer_style(dataset: str) -> str:
     """The answer-style prompt for a dataset name (or an id / file name that contains it).
 
@@ -126,17 +103,6 @@ def format_docs(docs: list[dict], ids: list[int] | None = None) -> str:
     return "Retrieved Content:\n" + "\n".join(entries)
 
 
-def reranker_messages(question: str, docs: list[dict]) -> list[dict]:
-    """Chat messages asking the reranker which of ``docs`` it needs.
-
-    >>> m = reranker_messages("who?", [{"title": "A", "text": "a."}])
-    >>> [x["role"] for x in m], m[1]["content"]
-    (['system', 'user'], 'Query: who?\\n\\nRetrieved Content:\\n1. Topic: A\\nContent: a.')
-    """
-    return [{"role": "system", "content": RERANKER_SYSTEM},
-            {"role": "user", "content": f"Query: {question}\n\n{format_docs(docs)}"}]
-
-
 def generator_messages(question: str, docs: list[dict], dataset: str) -> list[dict]:
     """Chat messages asking the generator to answer from ``docs`` in the dataset's style.
 
@@ -148,26 +114,13 @@ def generator_messages(question: str, docs: list[dict], dataset: str) -> list[di
             {"role": "user", "content": user}]
 
 
-def parse_selection(text: str, num_docs: int) -> list[int]:
-    """Passage ids in a reranker output: ``[k]`` in order, first occurrence kept, 1..num_docs only.
+PASSAGE_FIELDS = ("id", "title", "text", "score")
 
-    >>> parse_selection("[3], [1], [3], [9], [0]", num_docs=5)
-    [3, 1]
-    >>> parse_selection("None", num_docs=5), parse_selection("doc 2", num_docs=5)
-    ([], [])
+
+def passage_fields(doc: dict) -> dict:
+    """A retrieved passage reduced to the fields a prediction keeps.
+
+    >>> passage_fields({"id": "d1", "title": "A", "text": "a.", "score": 0.5, "relevant": True})
+    {'id': 'd1', 'title': 'A', 'text': 'a.', 'score': 0.5}
     """
-    ids: list[int] = []
-    for match in _SELECTION_ID.finditer(text or ""):
-        k = int(match.group(1))
-        if 1 <= k <= num_docs and k not in ids:
-            ids.append(k)
-    return ids
-
-
-def format_selection(ids: list[int]) -> str:
-    """A reranker target: ``"[1], [3]"``, or ``"None"`` for no passage.
-
-    >>> format_selection([1, 3]), format_selection([])
-    ('[1], [3]', 'None')
-    """
-    return ", ".join(f"[{i}]" for i in ids) if ids else "None"
+    return {k: doc.get(k) for k in PASSAGE_FIELDS}

@@ -6,3 +6,7 @@ Pure formulas live beside the stages: ``feedback`` (the retriever-feedback rewar
 margin filter), ``negatives`` (hard-negative mining), ``rankgpt`` (the listwise teacher's
 permutation and scores), ``losses`` (the retriever's training losses, torch), ``fusion`` (the
 fused query embedding used at inference)."""
+
+from stages import import_modules
+
+MODULES = import_modules(__name__, __path__)

@@ -37,7 +37,7 @@ def matching_index(cfg: EncoderConfig, index_dir) -> EncoderConfig:
     passages are always embedded alike)."""
     from dataclasses import replace
 
-    from stages.lib.search import read_meta
+    from stages.lib.models.search import read_meta
 
     meta = read_meta(index_dir)
     return replace(cfg, pooling=meta.get("pooling", cfg.pooling),
@@ -45,10 +45,10 @@ def matching_index(cfg: EncoderConfig, index_dir) -> EncoderConfig:
 
 
 class SideEncoder:
-    """An :class:`stages.lib.encode.Encoder` with the query/passage sides of ``EncoderConfig``."""
+    """An :class:`stages.lib.models.encoders.Encoder` with the query/passage sides of ``EncoderConfig``."""
 
     def __init__(self, model_dir, cfg: EncoderConfig, device: str, progress=None):
-        from stages.lib.encode import Encoder
+        from stages.lib.models.encoders import Encoder
 
         self.cfg, self.progress = cfg, progress
         self.encoder = Encoder(model_dir, pooling=cfg.pooling, normalize=cfg.normalize,

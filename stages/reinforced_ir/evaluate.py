@@ -56,7 +56,7 @@ def evaluate(queries: Questions, index: Embeddings, encoder: Model,
              cfg: RetrievalEvalConfig, ctx: StageContext,
              augmented: Augmented | None = None) -> EvalMetrics:
     """Retrieval metrics of this retriever (and augmentation) on the evaluation queries."""
-    from stages.lib.search import ShardedIndex
+    from stages.lib.models.search import ShardedIndex
     from stages.reinforced_ir.embed import SideEncoder, matching_index
     from stages.reinforced_ir.fusion import fuse
 

@@ -51,7 +51,7 @@ def mine(augmented: Augmented, index: Embeddings, corpus: Passages, encoder: Mod
     """One group per query: positive (its source passage) and mined negatives."""
     import random
 
-    from stages.lib.search import ShardedIndex
+    from stages.lib.models.search import ShardedIndex
     from stages.reinforced_ir.embed import SideEncoder, matching_index, passage_texts
 
     rows = augmented.rows()

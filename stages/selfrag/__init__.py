@@ -6,3 +6,7 @@ scores, a segment-level beam search for long answers).
 Pure formulas beside the stages: ``tokens`` (the vocabulary), ``judgments`` (critic outputs to
 tokens), ``assembly`` (the generator's training targets), ``loss_mask`` (paragraph masking),
 ``scoring`` (retrieval decision and passage scores), ``beam`` (segment beam search), ``metrics``."""
+
+from stages import import_modules
+
+MODULES = import_modules(__name__, __path__)

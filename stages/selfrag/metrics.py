@@ -57,7 +57,7 @@ def str_em(prediction: str, short_answers: Sequence[Sequence[str]]) -> float:
     >>> round(str_em("Born in 1990 in Oslo.", [["1990"], ["Bergen", "Oslo"], ["June"]]), 4)
     0.6667
     """
-    from stages.lib.metrics import normalize_answer  # SQuAD normalisation, shared
+    from stages.lib.metrics.answer import normalize_answer  # SQuAD normalisation, shared
 
     text = normalize_answer(prediction)
     hits = [any(normalize_answer(a) in text for a in pair) for pair in short_answers]

@@ -1,6 +1,6 @@
 """An in-process model behind the endpoint interface: transformers, or vLLM when it imports.
 
-Adapts the project's generators (:mod:`stages.lib.generate`) to
+Adapts the project's generators (:mod:`stages.lib.models.generation`) to
 :class:`~stages.lib.endpoint.client.Backend`: requests run in chunks and each chunk's replies are
 yielded (and cached by the client) as soon as it is done, so a killed step loses at most one
 chunk. Every reply depends on its request alone, never on its neighbours in a chunk: greedy
@@ -53,7 +53,7 @@ class LocalBackend:
     """A checkpoint directory loaded in this process (``backend``: transformers or vllm)."""
 
     def __init__(self, cfg: EndpointConfig, device: str = "cpu"):
-        from stages.lib.generate import load_generator
+        from stages.lib.models.generation import load_generator
 
         if not Path(cfg.model).is_dir():
             raise ConfigError(f"endpoint.model: {cfg.model} is not a checkpoint directory (the "

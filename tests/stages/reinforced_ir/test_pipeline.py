@@ -11,7 +11,7 @@ import shutil
 import pytest
 from tests.conftest import REPO, rag
 
-from stages.lib.tiny import tiny_causal_lm, tiny_encoder
+from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
 
 
 @pytest.fixture(scope="module")

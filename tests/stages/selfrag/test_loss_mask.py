@@ -12,7 +12,7 @@ def test_doctests():
 
 
 def test_two_paragraphs_with_a_real_tokenizer(tmp_path):
-    from stages.lib.tiny import tiny_tokenizer  # noqa: PLC0415 (moves with the layout)
+    from stages.lib.testing.tiny import tiny_tokenizer  # noqa: PLC0415 (moves with the layout)
     from transformers import AutoTokenizer
 
     tiny_tokenizer(tmp_path, ["alpha beta gamma delta", "the answer is paris"])

@@ -174,12 +174,12 @@ def make_handler(gen, name: str, state: State):
 
 
 def main() -> None:
-    from stages.lib.generate import TransformersGenerator
+    from stages.lib.models.generation import TransformersGenerator
 
     model_dir, port_file = sys.argv[1], Path(sys.argv[2])
     name = sys.argv[4] if len(sys.argv) > 4 and sys.argv[3] == "--name" else "tiny"
     if not (Path(model_dir) / "config.json").exists():
-        from stages.lib.tiny import tiny_causal_lm
+        from stages.lib.testing.tiny import tiny_causal_lm
 
         tiny_causal_lm(model_dir, texts=[TEXTS])
     gen = TransformersGenerator(model_dir)

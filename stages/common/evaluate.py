@@ -1,0 +1,114 @@
+"""Stage ``evaluate``: answer metrics (and retrieval metrics when gold passages are known).
+
+Seed step: DynamicRAG ``evaluate.py`` / ``metrics.py`` (SEEDS 1.5), Self-RAG's ``match``
+(SEEDS 2.7). Metrics are picked by name from :data:`stages.lib.metrics.METRICS`; every value is
+a mean over questions on a 0..1 scale:
+
+* ``exact_match``, ``token_f1``: SQuAD EM / F1 on normalized answers, max over golds;
+* ``match_pred_in_gold``: DynamicRAG's "match" (the prediction is a substring of a gold);
+* ``match_gold_in_pred``: Self-RAG's "accuracy" (a gold is a substring of the prediction),
+  here normalized and case-insensitive;
+* ``first_char_accuracy`` (FEVER), ``rouge_l`` (ELI5).
+
+Questions without a gold answer are left out of the answer metrics (as in the seeds) and get
+null per-question scores. When any question has gold passage ids (``gold``), the ranking in
+``ctxs`` is scored with pytrec_eval: ``recall@k``, ``ndcg@k``, ``mrr@k`` for each k in
+``retrieval_k``, averaged over the questions with gold ids.
+
+The metrics also hold ``label`` (``name``, else the step name), ``num_questions``,
+``num_scored`` (questions with a gold answer) and ``avg_selected_docs``, so a results table can
+put rows like "no retrieval", "top-3" and "DynamicRAG" side by side. All values are scalars
+(one table row per evaluation), except ``by_dataset``: when the questions come from several
+datasets (the paper's seven evaluation sets), the same metrics per dataset.
+
+Fixes relative to the seeds: ``token_f1`` is a real token F1 (the seed's ``--metric f1`` zipped
+characters); an empty prediction does not "match" every gold; golds come from ``answers`` for
+every dataset (ASQA's short answers are flattened into ``answers`` by the loader, not chosen by
+file name).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from orchestrator.api import ConfigError, StageContext, stage
+from stages.lib.metrics.answer import METRICS, as_gold_list
+from stages.lib.metrics.retrieval import retrieval_scores
+from stages.schemas import EvalMetrics, PerQuestion, Predictions
+
+
+@dataclass
+class EvaluateConfig:
+    name: str = ""                       # row label in result tables; "" = the step's name
+    metrics: list[str] = field(default_factory=lambda: [
+        "exact_match", "token_f1", "match_pred_in_gold", "match_gold_in_pred"])
+    retrieval_k: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20])
+
+
+class Evaluation(NamedTuple):
+    metrics: EvalMetrics
+    per_question: PerQuestion
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+@stage("evaluate", version=2)
+def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
+    """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
+    unknown = [m for m in cfg.metrics if m not in METRICS]
+    if unknown:
+        raise ConfigError(f"evaluate: unknown metrics {unknown}", hint=f"known: {sorted(METRICS)}")
+    if any(k < 1 for k in cfg.retrieval_k):
+        raise ConfigError(f"evaluate: retrieval_k must be >= 1, got {cfg.retrieval_k}")
+    rows = predictions.rows()
+
+    per_question, num_scored = [], 0
+    for row in rows:
+        prediction = row.get("prediction") or ""
+        golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+        record = {"id": row["id"], "prediction": prediction, "dataset": row.get("dataset") or "",
+                  "num_selected": len(row.get("selected") or [])}
+        for name in cfg.metrics:
+            record[name] = float(METRICS[name](prediction, golds)) if golds else None
+        num_scored += bool(golds)
+        per_question.append(record)
+
+    retrieval_names: list[str] = []
+    with_gold = [i for i, r in enumerate(rows) if r.get("gold")]
+    if with_gold and cfg.retrieval_k:
+        run, qrels = {}, {}
+        for i in with_gold:
+            ranked = list(dict.fromkeys(c["id"] for c in rows[i].get("ctxs") or []
+                                        if c.get("id") is not None))
+            run[str(i)] = {doc: float(len(ranked) - rank) for rank, doc in enumerate(ranked)}
+            qrels[str(i)] = {doc: 1 for doc in rows[i]["gold"]}
+        scores = retrieval_scores(run, qrels, ks=cfg.retrieval_k)
+        retrieval_names = list(scores.mean)
+        for i, record in enumerate(per_question):
+            values = scores.per_query.get(str(i), {})
+            for name in retrieval_names:
+                record[name] = values.get(name)
+
+    metrics = {"label": cfg.name or ctx.step, "num_questions": len(rows),
+               "num_scored": num_scored,
+               "avg_selected_docs": _mean([r["num_selected"] for r in per_question])}
+    for name in cfg.metrics + retrieval_names:
+        metrics[name] = _mean([r[name] for r in per_question if r[name] is not None])
+    if retrieval_names:
+        metrics["num_retrieval_questions"] = len(with_gold)
+    datasets = sorted({r["dataset"] for r in per_question})
+    if len(datasets) > 1:  # several evaluation sets in one run (the paper's seven)
+        metrics["by_dataset"] = {
+            d: {"num_questions": sum(r["dataset"] == d for r in per_question),
+                **{name: _mean([r[name] for r in per_question
+                                if r["dataset"] == d and r[name] is not None])
+                   for name in cfg.metrics + retrieval_names}}
+            for d in datasets}
+    shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
+                      if isinstance(v, float) and k in cfg.metrics + retrieval_names)
+    ctx.log.info("%s: %d questions (%d with gold answers): %s", metrics["label"], len(rows),
+                 metrics["num_scored"], shown or "no scored question")
+    return Evaluation(metrics=metrics, per_question=per_question)

@@ -1,0 +1,87 @@
+"""Stage ``index``: dense passage embeddings, one shard of the corpus per task.
+
+Seed step: the precomputed Contriever-MSMARCO ``wikipedia_embeddings/*`` shards behind every
+seed's retriever (SEEDS 0.1; ``generate_passage_embeddings.py`` in the vendored ``src/``):
+passage text ``title + " " + text``, mean pooling, no normalisation, fp16 on GPU, 512 tokens,
+batch 64. Here each shard is a directory with ``emb.npy`` (row-aligned with the shard's corpus
+rows), ``ids.txt`` and ``meta.json``; a sharded step's output gathers them as ``shard-00000/``,
+``shard-00001/`` ..., which :class:`stages.lib.models.search.ShardedIndex` searches as one index.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
+from stages.schemas import Embeddings, Model, Passages
+
+
+@dataclass
+class IndexConfig:
+    pooling: str = "mean"                   # mean (Contriever, MiniLM) | cls (DPR)
+    normalize: bool = False                 # Contriever: raw inner product; MiniLM, E5: true
+    max_length: int = 512                   # passage tokens (Contriever: 512)
+    dtype: str = "float16"                  # stored embeddings: float16 | float32
+    text_template: str = "{title} {text}"   # Contriever: title + " " + text
+    lowercase: bool = False                 # Contriever's --lowercase
+    batch_size: int = nonsemantic(64)       # Contriever: per_gpu_batch_size 64
+    chunk_rows: int = nonsemantic(65536)    # passages encoded between progress/log lines
+
+
+def passage_text(template: str, row: dict, lowercase: bool = False) -> str:
+    """A corpus row rendered with ``template`` (missing fields are empty).
+
+    >>> passage_text("{title} {text}", {"title": None, "text": "Paris is"})
+    'Paris is'
+    """
+    fields = {k: ("" if v is None else v) for k, v in row.items()}
+    try:
+        text = template.format(**fields).strip()
+    except KeyError as e:
+        raise ConfigError(f"text_template {template!r} names the field {e} that the rows lack; "
+                          f"fields: {sorted(fields)}") from None
+    return text.lower() if lowercase else text
+
+
+@stage("index", version=1, shard_by="corpus")
+def index(corpus: Passages, encoder: Model, cfg: IndexConfig, ctx: StageContext) -> Embeddings:
+    """Encode this shard's passages into ``emb.npy`` + ``ids.txt`` + ``meta.json``."""
+    import time
+
+    import numpy as np
+
+    from stages.lib.models.encoders import Encoder
+    from stages.lib.models.search import DTYPES, EMB_FILE, IDS_FILE, META_FILE
+
+    if cfg.dtype not in DTYPES:
+        raise ConfigError(f"index: dtype must be one of {DTYPES}, got {cfg.dtype!r}")
+    start = time.perf_counter()
+    table = corpus.read()
+    ids = table.column("id").to_pylist()
+    bad = next((i for i in ids if i is None or "\n" in i or "\r" in i), "")
+    if bad != "":
+        raise ConfigError(f"index: passage id {bad!r} is empty or contains a newline")
+    enc = Encoder(encoder.path, pooling=cfg.pooling, normalize=cfg.normalize,
+                  max_length=cfg.max_length, device=ctx.device)
+    out = ctx.new_dir("index")
+    emb = np.lib.format.open_memmap(out / EMB_FILE, mode="w+", dtype=cfg.dtype,
+                                    shape=(table.num_rows, enc.dim))
+    chunks = range(0, table.num_rows, cfg.chunk_rows)
+    for lo in ctx.progress(chunks, desc="encode passages"):
+        rows = table.slice(lo, cfg.chunk_rows).to_pylist()
+        texts = [passage_text(cfg.text_template, r, cfg.lowercase) for r in rows]
+        emb[lo:lo + len(rows)] = enc.encode(texts, batch_size=cfg.batch_size)
+    emb.flush()
+    del emb
+    (out / IDS_FILE).write_text("".join(f"{i}\n" for i in ids), encoding="utf-8")
+    seconds = time.perf_counter() - start
+    meta = {"pooling": cfg.pooling, "normalize": cfg.normalize, "max_length": cfg.max_length,
+            "dtype": cfg.dtype, "text_template": cfg.text_template, "lowercase": cfg.lowercase,
+            "dim": enc.dim, "encoder": getattr(enc.model.config, "model_type", None),
+            "num_rows": table.num_rows, "shard_index": ctx.shard_index,
+            "num_shards": ctx.num_shards}   # no timings: equal inputs give equal bytes
+    (out / META_FILE).write_text(json.dumps(meta, indent=2))
+    ctx.log.info("encoded %d passages (dim %d, %s) in %.1f s (%.1f passages/s)", table.num_rows,
+                 enc.dim, cfg.dtype, seconds, table.num_rows / max(seconds, 1e-9))
+    return out

@@ -1,0 +1,63 @@
+"""Stage ``infer_topk``: answers for evaluation questions from the first ``k`` retrieved passages.
+
+Seed step: DynamicRAG ``top_inference.py`` (SEEDS 1.3 step 14), the plain-RAG baselines of every
+recipe. No reranking: the generator reads the first ``k`` retrieved passages in rank order.
+``k: 0`` is the no-retrieval baseline ("Retrieved Content: None").
+
+Fixes relative to the seeds: the answer style comes from each row's ``dataset`` (the seed matched
+the input *file name*); the generator sees the passages in the training format ("Topic:",
+renumbered), not the "Title: {title}." variant.
+
+Output rows (``Predictions``) keep the passages shown (``ctxs``), their 1-based positions
+(``selected``, here ``1..k``), the same ids formatted ``[1], [2]`` (``selection``) and the
+``prediction``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from annotated_types import Ge
+
+from orchestrator.api import StageContext, nonsemantic, stage
+from stages.lib.prompts import generator_messages, passage_fields
+from stages.schemas import Model, Predictions, Retrieved
+
+
+@dataclass
+class InferTopkConfig:
+    k: Annotated[int, Ge(0)] = 10  # passages given to the generator; 0 = none
+    max_new_tokens: Annotated[int, Ge(1)] = 200     # generator, greedy (paper: 200)
+    dataset: str | None = None           # answer style for all rows; None = each row's dataset
+    backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM, TP=8
+    batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
+
+
+@stage("infer_topk", version=1, shard_by="questions")
+def infer_topk(questions: Retrieved, model: Model, cfg: InferTopkConfig,
+               ctx: StageContext) -> Predictions:
+    """The generator answers each question from its first ``k`` retrieved passages."""
+    from stages.lib.models.generation import load_generator
+
+    rows = questions.rows()
+    if not rows:
+        return []
+    for row in rows:
+        row["ctxs"] = [passage_fields(d) for d in (row.get("ctxs") or [])[:cfg.k]]
+        row["selected"] = list(range(1, len(row["ctxs"]) + 1))
+        row["selection"] = ", ".join(f"[{i}]" for i in row["selected"]) or "None"
+    gen = load_generator(str(model.path), backend=cfg.backend, device=ctx.device)
+    convs = [generator_messages(r["question"], r["ctxs"], _dataset(r, cfg)) for r in rows]
+    answers = gen.chat(convs, max_new_tokens=cfg.max_new_tokens, temperature=0.0,
+                       batch_size=cfg.batch_size,
+                       progress=lambda it: ctx.progress(it, desc="generate"))
+    for row, (answer,) in zip(rows, answers):
+        row["prediction"] = answer
+    ctx.log.info("top-%d: %d questions", cfg.k, len(rows))
+    return rows
+
+
+def _dataset(row: dict, cfg: InferTopkConfig) -> str:
+    """The answer style's dataset name: the config's, else the row's own."""
+    return cfg.dataset if cfg.dataset is not None else (row.get("dataset") or "")

@@ -1,0 +1,140 @@
+"""Stage ``load_data``: the corpus and the train / eval questions, from files or generated.
+
+With no inputs wired, a synthetic knowledge base of fictional entities is generated
+(:mod:`stages.lib.data.synth`): a language model cannot answer its questions from memory, so a recipe
+shows retrieval working on CPU in seconds. With files wired, the readers of
+:mod:`stages.lib.data.loaders` accept DPR ``psgs_w100.tsv``, JSONL, FlashRAG, BEIR and Parquet corpora
+and the question shapes of FlashRAG, DPR, Self-RAG, DynamicRAG, ALCE/ASQA and BEIR (with
+``qrels`` merged into ``gold``).
+
+Questions refer to passages of *their* corpus, so a real corpus needs its questions and real
+questions need their corpus: the stage refuses to mix files with generated data. When only one of
+``train`` / ``eval`` is wired next to a corpus, the other comes out empty (an inference-only or a
+training-only recipe), with a warning in the log.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from orchestrator.api import ConfigError, File, StageContext, stage
+from stages.schemas import CTX, Passages, Questions
+
+
+@dataclass
+class LoadConfig:
+    # synthetic knowledge base (used when no input file is wired)
+    seed: int = 0
+    num_entities: int = 120
+    passages_per_entity: int = 2
+    num_train: int = 200
+    num_eval: int = 50
+    # readers (used for wired files)
+    corpus_format: str | None = None     # dpr | jsonl | flashrag | beir | parquet; None: detect
+    max_passages: int | None = None      # keep the first N passages of the corpus
+    max_train: int | None = None         # keep the first N train questions
+    max_eval: int | None = None          # keep the first N eval questions
+    require_answers: bool = True         # a question without answers is an error
+    min_qrel_score: int = 1              # qrels grade at which a passage counts as gold
+
+
+class LoadOutput(NamedTuple):
+    corpus: Passages
+    train: Questions
+    eval: Questions
+
+
+def _questions_table(rows: list[dict]):
+    """Question rows as a Questions table; ``ctxs`` already in the file is kept, typed."""
+    import pyarrow as pa
+
+    from stages.lib.data.loaders import to_table
+
+    schema = Questions.schema
+    if any("ctxs" in r for r in rows):
+        schema = schema.append(pa.field("ctxs", pa.list_(CTX)))
+    return to_table(rows, schema)
+
+
+def _check_gold(corpus, rows: list[dict], name: str, ctx: StageContext) -> None:
+    """Warn when gold passage ids are missing from the corpus (e.g. cut by max_passages)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    gold = [g for r in rows for g in r["gold"]]
+    if not gold:
+        return
+    found = pc.is_in(pa.array(gold, pa.string()), value_set=corpus["id"])
+    missing = len(gold) - pc.sum(found).as_py()
+    if missing:
+        first = next(g for g, ok in zip(gold, found.to_pylist()) if not ok)
+        ctx.log.warning("%s: %d of %d gold passage ids are not in the corpus (first: %r); "
+                        "retrieval metrics will count them as misses", name, missing, len(gold), first)
+
+
+@stage("load_data", version=1)
+def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
+              train: File | None = None, eval: File | None = None,
+              qrels: File | None = None) -> LoadOutput:
+    """The corpus and the train/eval questions: read from the wired files, or generated."""
+    from stages.lib.data import loaders
+
+    if corpus is None:
+        wired = [n for n, v in (("train", train), ("eval", eval), ("qrels", qrels)) if v is not None]
+        if wired:
+            raise ConfigError(f"step '{ctx.step}': {', '.join(wired)} wired without a corpus; "
+                              "questions refer to passages of their own corpus, so wire "
+                              "inputs.corpus too (or wire nothing to generate a synthetic set)")
+        from stages.lib.data.synth import make_synthkb
+
+        try:
+            kb = make_synthkb(cfg.seed, cfg.num_entities, cfg.passages_per_entity,
+                              cfg.num_train, cfg.num_eval)
+        except ValueError as e:
+            raise ConfigError(f"step '{ctx.step}': {e}") from None
+        ctx.log.info("generated the synthetic knowledge base (seed %d): %d passages about %d "
+                     "fictional entities, %d train and %d eval questions", cfg.seed,
+                     len(kb.passages), len(kb.entities), len(kb.train), len(kb.eval))
+        return LoadOutput(loaders.to_table(kb.passages, Passages.schema),
+                          _questions_table(kb.train), _questions_table(kb.eval))
+
+    if train is None and eval is None:
+        raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions must "
+                          "come with their corpus: wire inputs.train and/or inputs.eval (or wire "
+                          "nothing to generate a synthetic set)")
+    fmt = cfg.corpus_format or loaders.detect_corpus_format(corpus.path)
+    passages = loaders.read_corpus_table(corpus.path, fmt, cfg.max_passages)
+    ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus.path, fmt,
+                 f", first {cfg.max_passages}" if cfg.max_passages else "")
+
+    judged = None
+    if qrels is not None:
+        judged = loaders.read_qrels(qrels.path)
+        ctx.log.info("qrels: %d judged questions from %s", len(judged), qrels.path)
+
+    sets: dict[str, list[dict]] = {}
+    for name, handle, limit in (("train", train, cfg.max_train), ("eval", eval, cfg.max_eval)):
+        if handle is None:
+            ctx.log.warning("%s: no file wired; the %s output is empty", name, name)
+            sets[name] = []
+            continue
+        rows = loaders.read_questions(handle.path, require_answers=cfg.require_answers,
+                                      max_questions=limit)
+        if judged is not None:
+            rows = loaders.merge_qrels(rows, judged, cfg.min_qrel_score)
+            ctx.log.info("%s: %d of %d questions have a relevant passage in the qrels", name,
+                         sum(1 for r in rows if r["gold"]), len(rows))
+        datasets = sorted({r["dataset"] for r in rows})
+        with_ctxs = sum("ctxs" in r for r in rows)
+        ctx.log.info("%s: %d questions from %s (datasets: %s%s)", name, len(rows), handle.path,
+                     ", ".join(datasets[:10]) + (" ..." if len(datasets) > 10 else ""),
+                     f"; {with_ctxs} carry retrieved passages" if with_ctxs else "")
+        _check_gold(passages, rows, name, ctx)
+        sets[name] = rows
+
+    overlap = {r["id"] for r in sets["train"]} & {r["id"] for r in sets["eval"]}
+    if overlap:
+        ctx.log.warning("%d question ids are in both train and eval (first: %r); evaluation "
+                        "results will be optimistic", len(overlap), sorted(overlap)[0])
+    return LoadOutput(passages, _questions_table(sets["train"]), _questions_table(sets["eval"]))

@@ -1,0 +1,80 @@
+"""Stage ``rerank``: an expert relevance label and score for every retrieved passage.
+
+Seed step: DynamicRAG ``reranker.py`` (SEEDS 1.3 step 3): monoT5 reads
+``Query: {question} Document: {text} Relevant:`` (512 tokens, batch 128) and says "true" or
+"false"; the label is stored per passage and the passages stay in retriever order. The labels
+feed the behaviour-cloning targets (stage ``label``) and the generator's oracle context.
+
+Methods (:mod:`stages.lib.models.relevance`): ``monot5`` (the paper's), ``cross_encoder``,
+``causal_lm`` (an instruct LLM asked yes/no) and ``has_answer`` (a gold answer occurs in the
+passage, DPR-style; no model). Each passage gets ``relevant`` (bool) and ``rerank_score``.
+
+Fixes relative to the seed: it reads the ``ctxs`` the retriever wrote (the seed read ``docs``,
+a rename nobody wrote), keeps a score next to the label, and writes once (the seed appended to
+its output file, duplicating rows on every rerun).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
+from stages.schemas import Model, Reranked, Retrieved
+
+
+@dataclass
+class RerankConfig:
+    method: str = "monot5"              # monot5 (paper) | cross_encoder | causal_lm | has_answer
+    # passages labelled and kept per question; sampling and inference read docs[:40] (the seed
+    # labelled all 50 retrieved); None = all
+    num_docs: int | None = 40
+    reorder: bool = False               # sort by rerank_score; false keeps retriever order (paper)
+    threshold: float = 0.5              # label = score > threshold (monoT5: P(true) > P(false))
+    passage_template: str = "{text}"    # the passage as the expert sees it (seed: text only)
+    max_length: int = 512               # expert input tokens (seed: 512)
+    batch_size: int = nonsemantic(128)  # seed: 128
+
+
+@stage("rerank", version=1, shard_by="retrieved")
+def rerank(retrieved: Retrieved, cfg: RerankConfig, ctx: StageContext,
+           model: Model | None = None) -> Reranked:
+    """Label every passage of ``ctxs[:num_docs]`` relevant or not with the expert ``method``."""
+    from stages.lib.models.relevance import METHODS, score_relevance
+
+    if cfg.method not in METHODS:
+        raise ConfigError(f"rerank: method must be one of {METHODS}, got {cfg.method!r}")
+    if cfg.method != "has_answer" and model is None:
+        raise ConfigError(f"rerank: method {cfg.method!r} needs the 'model' input wired "
+                          f"(a monoT5 / cross-encoder / chat checkpoint)",
+                          hint="wire inputs.model, or use method: has_answer")
+    if cfg.num_docs is not None and cfg.num_docs < 1:
+        raise ConfigError(f"rerank: num_docs must be >= 1 or null, got {cfg.num_docs}")
+    rows = retrieved.rows()
+    questions, passages, answers, where = [], [], [], []
+    for r, row in enumerate(rows):
+        row["ctxs"] = list(row.get("ctxs") or [])[:cfg.num_docs]
+        for c, doc in enumerate(row["ctxs"]):
+            fields = {k: ("" if v is None else v) for k, v in doc.items()}
+            try:
+                passages.append(cfg.passage_template.format(**fields))
+            except KeyError as e:
+                raise ConfigError(f"rerank: passage_template {cfg.passage_template!r} names the "
+                                  f"field {e}; passages have {sorted(fields)}") from None
+            questions.append(row["question"])
+            answers.append(list(row.get("answers") or []))
+            where.append((r, c))
+    results = score_relevance(
+        cfg.method, model.path if model is not None else None, questions, passages,
+        answers=answers, batch_size=cfg.batch_size, max_length=cfg.max_length,
+        device=ctx.device, threshold=cfg.threshold,
+        progress=lambda it: ctx.progress(it, desc=f"rerank ({cfg.method})"))
+    for (r, c), (label, score) in zip(where, results):
+        rows[r]["ctxs"][c] = {**rows[r]["ctxs"][c], "relevant": label, "rerank_score": score}
+    if cfg.reorder:
+        for row in rows:
+            row["ctxs"].sort(key=lambda d: -d["rerank_score"])
+    relevant = sum(lab for lab, _ in results)
+    ctx.log.info("%d questions, %d passages: %d relevant (%.1f%%), %d questions with none",
+                 len(rows), len(results), relevant, 100.0 * relevant / max(len(results), 1),
+                 sum(1 for row in rows if not any(d["relevant"] for d in row["ctxs"])))
+    return rows

@@ -1,0 +1,11 @@
+"""DynamicRAG (SEEDS §1): its stages, registered as ``dynamicrag.<name>``, with the recipe's
+pure formulas (``prompts``, ``buckets``, ``pairs_logic``, ``windows``, ``reward_logic``) and its
+own artifact types (``schemas``) beside them. The recipe's DAG is ``conf/dynamicrag/pipeline.yaml``
+and its prompt files are under ``conf/prompts/dynamicrag/``.
+
+Every module in this folder is imported when the package is (the formula modules are light).
+"""
+
+from stages import import_modules
+
+MODULES = import_modules(__name__, __path__)

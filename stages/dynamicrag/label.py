@@ -1,0 +1,65 @@
+"""Stage ``dynamicrag.label``: DynamicRAG behaviour-cloning targets and the SFT / DPO split.
+
+Seed steps: DynamicRAG ``process_training_data.py`` (SEEDS 1.3 step 4) and
+``split_for_sft_dpo.py`` (step 6). The expert labels (``ctxs[i].relevant``, from monoT5 in the
+paper) come from the rerank stage.
+
+Fixes relative to the seeds: the output is a pure function of the input and ``seed`` (the seed
+code shuffled with the global RNG); a bucket length never exceeds the item's number of passages;
+and the stage fails with a clear message when no passage carries a ``relevant`` label.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from orchestrator.api import DataError, StageContext, stage
+from stages.dynamicrag.buckets import bc_targets, split_sft_dpo
+from stages.dynamicrag.schemas import BCTargets
+from stages.schemas import Reranked
+
+
+@dataclass
+class LabelConfig:
+    max_len: int = 15                  # target lengths L = 0..14 (paper)
+    bucket_cap: int = 2000             # BC rows per length bucket (paper)
+    total_cap: int | None = 30000      # BC rows in all (paper: 15 x 2,000); None = bucket caps only
+    n_sft: int = 70000                 # leftover questions for generator SFT (paper); rest -> DPO
+    n_dpo: int | None = None           # cap on DPO questions (None: all the rest, as the paper)
+    seed: int = 0                      # shuffles of the target ids and of the SFT/DPO split
+
+
+class Labelled(NamedTuple):
+    bc: BCTargets      # reranker behaviour-cloning targets
+    sft: Reranked      # questions for generator SFT
+    dpo: Reranked      # questions for DPO trajectory sampling
+
+
+@stage("dynamicrag.label", version=1)
+def label(reranked: Reranked, cfg: LabelConfig, ctx: StageContext) -> Labelled:
+    """Bucketed BC targets from expert relevance labels; other questions split into SFT / DPO."""
+    rows = reranked.rows()
+    labelled = sum(1 for r in rows for c in (r.get("ctxs") or []) if c.get("relevant") is not None)
+    if rows and not labelled:
+        raise DataError("label: no passage has a 'relevant' label (ctxs[].relevant is empty in "
+                        "every row); run the expert reranker on these questions first")
+    split = bc_targets(rows, max_len=cfg.max_len, bucket_cap=cfg.bucket_cap,
+                       total_cap=cfg.total_cap, seed=cfg.seed)
+    sft, dpo = split_sft_dpo(split.normal, n_sft=cfg.n_sft, seed=cfg.seed)
+    if cfg.n_dpo is not None:
+        dpo = dpo[:cfg.n_dpo]
+
+    per_bucket = [0] * cfg.max_len
+    for row in split.bc:
+        per_bucket[row["sequence_length"]] += 1
+    ctx.log.info("relevant passages per question (count: questions): %s",
+                 split.true_count_histogram)
+    ctx.log.info("BC rows per target length 0..%d: %s", cfg.max_len - 1, per_bucket)
+    ctx.log.info("%d questions -> %d BC rows from %d questions; %d left: %d SFT, %d DPO",
+                 len(rows), len(split.bc), len(rows) - len(split.normal), len(split.normal),
+                 len(sft), len(dpo))
+    if not dpo:
+        ctx.log.warning("no question left for DPO sampling: all %d leftover questions went to "
+                        "generator SFT (n_sft = %d)", len(sft), cfg.n_sft)
+    return Labelled(bc=split.bc, sft=sft, dpo=dpo)

@@ -1,0 +1,46 @@
+"""Stage ``dynamicrag.pairs``: DPO preference pairs from scored DynamicRAG trajectories.
+
+Seed step: ``constrcut_dpo.py`` (SEEDS 1.3 step 11). Per question the best trajectory (first
+argmax reward) is preferred over the worst (first argmin); questions with fewer than two
+trajectories or all-equal rewards are skipped. The first ``generator_cap`` qualifying questions
+give generator pairs (gold answer over the worst non-gold response, with the best trajectory's
+passages as context), the rest give reranker pairs (best selection over worst selection, with
+the first ``num_docs`` passages). See :mod:`stages.dynamicrag.pairs_logic`.
+
+Output is TRL's conversational preference format (``prompt`` / ``chosen`` / ``rejected`` message
+lists) instead of LLaMA-Factory Alpaca JSON; ``task`` says which role a pair trains.
+
+Fixes relative to the seeds: the rejected answer comes from the same question (the seed reused a
+stale one from an earlier question, or crashed); a question whose responses all equal a gold
+gives a reranker pair instead; one passage format (``Topic:``) for training and inference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.api import StageContext, stage
+from stages.dynamicrag.pairs_logic import preference_pairs
+from stages.dynamicrag.schemas import Scored
+from stages.schemas import Preferences
+
+
+@dataclass
+class PairsConfig:
+    generator_cap: int = 10000           # first N qualifying questions -> generator pairs (paper)
+    reranker_cap: int | None = None      # at most N reranker pairs (None = all the rest, paper)
+    num_docs: int = 40                   # passages in a reranker prompt (paper: top-40)
+
+
+@stage("dynamicrag.pairs", version=1)
+def pairs(scored: Scored, cfg: PairsConfig, ctx: StageContext) -> Preferences:
+    """Generator pairs for the first ``generator_cap`` questions, reranker pairs for the rest."""
+    rows = scored.rows()
+    split = preference_pairs(rows, generator_cap=cfg.generator_cap, num_docs=cfg.num_docs,
+                             reranker_cap=cfg.reranker_cap)
+    ctx.log.info("%d scored questions -> %d generator pairs, %d reranker pairs; counts by reason: "
+                 "%s", len(rows), len(split.generator), len(split.reranker), split.skipped or "{}")
+    if rows and not split.generator and not split.reranker:
+        ctx.log.warning("no preference pair at all: every question had equal rewards or a "
+                        "single trajectory (sample more trajectories, or at temperature > 0)")
+    return split.generator + split.reranker

@@ -1,0 +1,90 @@
+"""Stage ``dynamicrag.sample``: DynamicRAG reranker trajectories, each answered by the generator.
+
+Seed step: ``sampling_dpo_trajectories.py`` (SEEDS 1.3 step 9): the SFT model, as reranker, reads
+the question and the first 40 passages and samples 8 selections at temperature 0.4 (100 tokens);
+each selection's passages go to the same model, as generator, for one greedy answer (200 tokens).
+The trajectories are then scored (stage ``reward``) and paired for DPO (stage ``pairs``).
+
+Fixes relative to the seed: an out-of-range or repeated id is dropped from the selection instead
+of skipping the whole question (IndexError); the generator sees the selected passages in the one
+passage format used everywhere (the seed switched from "Topic:" to "Title: {title}." with the
+original ids here); no breakpoint before each write; sampling is seeded.
+
+Each output row keeps ``ctxs[:num_docs]`` (the passages the reranker saw, so later prompts built
+from the row match the sampled ones) and ``trajectories``: ``ids`` (1-based positions into
+``ctxs``), ``selection`` (the raw reranker output) and ``response`` (the generator's answer).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
+from stages.dynamicrag.prompts import parse_selection, reranker_messages
+from stages.dynamicrag.schemas import Trajectories
+from stages.lib.prompts import generator_messages
+from stages.schemas import Model, Reranked
+
+
+@dataclass
+class SampleConfig:
+    n: int = 8                           # trajectories per question (paper: 8)
+    temperature: float = 0.4             # reranker sampling temperature (paper: 0.4)
+    max_new_tokens: int = 100            # reranker output tokens (paper: 100)
+    num_docs: int = 40                   # passages shown to the reranker (paper: docs[:40])
+    answer_max_new_tokens: int = 200     # generator output tokens, greedy (paper: 200)
+    answer_temperature: float = 0.0      # 0: greedy answers (paper); > 0 samples them (diversity)
+    backend: str = "auto"                # auto | transformers | vllm (paper: vLLM)
+    seed: int = 0                        # sampling seed (per question, see stages.lib.models.generation)
+    batch_size: int = nonsemantic(16)    # generated rows per forward (transformers backend)
+
+
+@stage("dynamicrag.sample", version=1, shard_by="items")
+def sample(items: Reranked, model: Model, cfg: SampleConfig, ctx: StageContext) -> Trajectories:
+    """``n`` sampled reranker selections per question, each with one greedy generator answer."""
+    from stages.lib.models.generation import load_generator
+
+    if cfg.n < 1 or cfg.num_docs < 1:
+        raise ConfigError(f"sample: n and num_docs must be >= 1 (got n={cfg.n}, "
+                          f"num_docs={cfg.num_docs})")
+    if cfg.temperature <= 0 and cfg.n > 1:
+        ctx.log.warning("sample: temperature %s is greedy: the %d trajectories per question will "
+                        "be identical and carry no preference", cfg.temperature, cfg.n)
+    rows = items.rows()
+    if not rows:
+        return []
+    for row in rows:
+        row["ctxs"] = list(row.get("ctxs") or [])[:cfg.num_docs]
+    gen = load_generator(str(model.path), backend=cfg.backend, device=ctx.device)
+
+    rerank_convs = [reranker_messages(r["question"], r["ctxs"]) for r in rows]
+    selections = gen.chat(rerank_convs, max_new_tokens=cfg.max_new_tokens,
+                          temperature=cfg.temperature, n=cfg.n, seed=cfg.seed,
+                          batch_size=cfg.batch_size,
+                          progress=lambda it: ctx.progress(it, desc="sample selections"))
+
+    ids = [[parse_selection(text, len(r["ctxs"])) for text in texts]
+           for r, texts in zip(rows, selections)]
+    # one greedy answer per distinct (question, selection): equal prompts give equal answers
+    slot: dict[tuple, int] = {}
+    answer_convs = []
+    for q, (r, sels) in enumerate(zip(rows, ids)):
+        for sel in sels:
+            if (q, tuple(sel)) not in slot:
+                slot[q, tuple(sel)] = len(answer_convs)
+                answer_convs.append(generator_messages(
+                    r["question"], [r["ctxs"][i - 1] for i in sel], r.get("dataset") or ""))
+    answers = gen.chat(answer_convs, max_new_tokens=cfg.answer_max_new_tokens,
+                       temperature=cfg.answer_temperature, seed=cfg.seed + 1,
+                       batch_size=cfg.batch_size,
+                       progress=lambda it: ctx.progress(it, desc="answer trajectories"))
+
+    for q, (row, texts, sels) in enumerate(zip(rows, selections, ids)):
+        row["trajectories"] = [{"ids": sel, "selection": text,
+                                "response": answers[slot[q, tuple(sel)]][0]}
+                               for text, sel in zip(texts, sels)]
+    distinct = len(answer_convs) / len(rows)
+    ctx.log.info("%d questions x %d trajectories; %.2f distinct selections per question, "
+                 "%.1f passages selected on average", len(rows), cfg.n, distinct,
+                 sum(len(s) for sels in ids for s in sels) / max(1, len(rows) * cfg.n))
+    return rows

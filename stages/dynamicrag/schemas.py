@@ -1,0 +1,35 @@
+"""DynamicRAG's own artifact types: behaviour-cloning targets, sampled trajectories and their
+rewards. The shared QA types are in :mod:`stages.schemas`."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from orchestrator.api import Table
+from stages.schemas import INT_LIST, QUESTION_FIELDS, RANKED_CTX
+
+TRAJECTORY = pa.struct([("ids", INT_LIST), ("selection", pa.string()), ("response", pa.string())])
+
+
+class BCTargets(Table):
+    """DynamicRAG behaviour-cloning rows: a reranked question and its target id ``sequence``."""
+
+    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(RANKED_CTX)),
+                                          ("sequence", INT_LIST), ("sequence_length", pa.int32())])
+
+
+class Trajectories(Table):
+    """Sampled reranker trajectories per question, each with the generator's answer."""
+
+    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(RANKED_CTX)),
+                                          ("trajectories", pa.list_(TRAJECTORY))])
+
+
+class Scored(Table):
+    """Trajectories with one reward per trajectory and its components."""
+
+    schema = pa.schema(QUESTION_FIELDS + [
+        ("ctxs", pa.list_(RANKED_CTX)), ("trajectories", pa.list_(TRAJECTORY)),
+        ("rewards", pa.list_(pa.float32())),
+        ("reward_parts", pa.list_(pa.map_(pa.string(), pa.float32()))),
+    ])

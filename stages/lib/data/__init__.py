@@ -1,0 +1,1 @@
+"""Data formats: corpus and question loaders, the synthetic knowledge base, LLaMA-Factory export."""

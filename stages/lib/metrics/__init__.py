@@ -1,0 +1,1 @@
+"""Metrics: answer quality (EM, F1, match, ROUGE) and retrieval (pytrec_eval)."""

@@ -1,0 +1,211 @@
+"""Answer-quality metrics for RAG evaluation, as small pure functions.
+
+Every metric has the signature ``metric(prediction: str, golds: list[str]) -> float`` and returns a
+value in [0, 1]; "max over golds" means the best score against any gold answer. ``golds`` may also
+be a single string (it is treated as ``[golds]``, never iterated character by character). Stages
+pick metrics by name from :data:`METRICS`.
+
+The names say what is compared, because the papers reuse the same word for different things
+(SEEDS section 6, "Metric-definition hazards"):
+
+* :func:`match_pred_in_gold` is DynamicRAG's ``match``: the *prediction* is a substring of a gold.
+* :func:`match_gold_in_pred` is Self-RAG's / BERGEN's ``match`` ("accuracy" in the papers): a
+  *gold* is a substring of the prediction.
+* :func:`exact_match` and :func:`token_f1` are SQuAD's EM and F1 on normalized answers.
+
+Fixes relative to the seed code:
+
+* ``token_f1`` is a real per-example token F1 (the DynamicRAG ``--metric f1`` path zipped the
+  characters of the prediction with the gold list).
+* ``match_pred_in_gold`` scores an empty prediction 0 (in DynamicRAG the empty string is a substring
+  of every gold, so a model that says nothing gets full marks).
+* ``rouge_l`` skips empty golds instead of returning 0 for the whole example when any gold is empty.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+_ARTICLES = re.compile(r"\b(a|an|the)\b")
+_PUNCTUATION = set(string.punctuation)
+_rouge_scorer = None
+
+
+def as_gold_list(golds: str | Sequence[str] | None) -> list[str]:
+    """Gold answers as a list of strings: a lone string becomes a one-element list.
+
+    >>> as_gold_list("Paris")
+    ['Paris']
+    >>> as_gold_list(["Paris", None, "paris"])
+    ['Paris', 'paris']
+    >>> as_gold_list(None)
+    []
+    """
+    if golds is None:
+        return []
+    if isinstance(golds, str):
+        return [golds]
+    return [g for g in golds if g is not None]
+
+
+def usable_golds(golds: str | Sequence[str] | None) -> list[str]:
+    """Gold answers that can be scored against: stripped, non-empty; a lone string is one gold.
+
+    >>> usable_golds(["Paris ", "", "  "]), usable_golds("Paris")
+    (['Paris'], ['Paris'])
+    """
+    return [g.strip() for g in as_gold_list(golds) if g.strip()]
+
+
+def normalize_answer(text: str) -> str:
+    """SQuAD normalization: lowercase, drop ASCII punctuation, drop a/an/the, collapse whitespace.
+
+    >>> normalize_answer("The  Eiffel-Tower, in Paris!")
+    'eiffeltower in paris'
+    >>> normalize_answer("An apple a day")
+    'apple day'
+    """
+    text = text.lower()
+    text = "".join(ch for ch in text if ch not in _PUNCTUATION)
+    text = _ARTICLES.sub(" ", text)
+    return " ".join(text.split())
+
+
+def exact_match(prediction: str, golds: str | Sequence[str]) -> float:
+    """1.0 if the normalized prediction equals a normalized gold, else 0.0 (max over golds).
+
+    >>> exact_match("The Beatles.", ["beatles", "Fab Four"])
+    1.0
+    >>> exact_match("Beatles song", ["beatles"])
+    0.0
+    """
+    pred = normalize_answer(prediction)
+    return float(any(pred == normalize_answer(g) for g in as_gold_list(golds)))
+
+
+def _token_f1_single(prediction: str, gold: str) -> float:
+    pred_tokens = normalize_answer(prediction).split()
+    gold_tokens = normalize_answer(gold).split()
+    common = Counter(pred_tokens) & Counter(gold_tokens)
+    num_same = sum(common.values())
+    if num_same == 0:
+        return 0.0
+    precision = num_same / len(pred_tokens)
+    recall = num_same / len(gold_tokens)
+    return 2 * precision * recall / (precision + recall)
+
+
+def token_f1(prediction: str, golds: str | Sequence[str]) -> float:
+    """SQuAD token F1 on normalized answers, max over golds; 0.0 when no token overlaps.
+
+    Tokens are compared as multisets: P = common / |pred|, R = common / |gold|, F1 = 2PR / (P + R).
+    "barack obama was president" vs "barack obama": common = 2, P = 2/4, R = 2/2,
+    F1 = 2 * 0.5 * 1 / 1.5 = 2/3.
+
+    >>> round(token_f1("Barack Obama was president", ["Barack Obama"]), 4)
+    0.6667
+    >>> token_f1("the cat", ["a dog", "cat"])
+    1.0
+    >>> token_f1("", ["cat"])
+    0.0
+    """
+    return max((_token_f1_single(prediction, g) for g in as_gold_list(golds)), default=0.0)
+
+
+def match_pred_in_gold(prediction: str, golds: str | Sequence[str]) -> float:
+    """DynamicRAG ``match``: 1.0 if the prediction is a substring of a gold (case-insensitive).
+
+    The prediction is lowercased, newlines are removed and it is stripped; each gold is lowercased.
+    An empty prediction scores 0.0 (fix: in DynamicRAG ``"" in gold`` is always true).
+
+    >>> match_pred_in_gold("Paris\\n", ["Paris, France"])
+    1.0
+    >>> match_pred_in_gold("Paris is the capital", ["Paris"])
+    0.0
+    >>> match_pred_in_gold("  ", ["Paris"])
+    0.0
+    """
+    pred = prediction.lower().replace("\n", "").strip()
+    if not pred:
+        return 0.0
+    return float(any(pred in g.lower() for g in as_gold_list(golds)))
+
+
+def match_gold_in_pred(prediction: str, golds: str | Sequence[str],
+                       case_sensitive: bool = False) -> float:
+    """Self-RAG / BERGEN ``match`` ("accuracy"): 1.0 if a gold is a substring of the prediction.
+
+    Default (``case_sensitive=False``, BERGEN style): both sides are SQuAD-normalized first, and a
+    gold that normalizes to "" is ignored (it would match everything).
+    ``case_sensitive=True`` reproduces Self-RAG exactly: raw, unnormalized, case-sensitive ``in``.
+
+    >>> match_gold_in_pred("It was the Beatles!", ["beatles"])
+    1.0
+    >>> match_gold_in_pred("It was the Beatles!", ["beatles"], case_sensitive=True)
+    0.0
+    >>> match_gold_in_pred("anything", ["The"])
+    0.0
+    """
+    golds = as_gold_list(golds)
+    if case_sensitive:
+        return float(any(g and g in prediction for g in golds))
+    pred = normalize_answer(prediction)
+    return float(any(g and g in pred for g in map(normalize_answer, golds)))
+
+
+def first_char_accuracy(prediction: str, golds: str | Sequence[str]) -> float:
+    """FEVER accuracy: first character of the stripped prediction equals that of a gold label.
+
+    Compared case-insensitively ("supports" and "SUPPORTS" agree), max over golds (FEVER has one
+    gold label, so this equals DynamicRAG's ``answers[0]`` comparison). Empty prediction -> 0.0.
+
+    >>> first_char_accuracy("  SUPPORTS, because ...", ["SUPPORTS"])
+    1.0
+    >>> first_char_accuracy("refutes", ["NOT ENOUGH INFO"])
+    0.0
+    """
+    pred = prediction.strip()
+    if not pred:
+        return 0.0
+    return float(any(g.strip() and g.strip()[0].lower() == pred[0].lower()
+                     for g in as_gold_list(golds)))
+
+
+def _rouge_l_single(prediction: str, gold: str) -> float:
+    global _rouge_scorer
+    if _rouge_scorer is None:
+        from rouge_score import rouge_scorer
+
+        _rouge_scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    return _rouge_scorer.score(gold, prediction)["rougeL"].fmeasure
+
+
+def rouge_l(prediction: str, golds: str | Sequence[str]) -> float:
+    """ROUGE-L F-measure (``rouge_score``, no stemming), max over golds; 0.0 on empty text.
+
+    LCS of "the cat sat on the mat" and "the cat lay on the mat" is 5 tokens of 6 on both sides,
+    so P = R = F = 5/6.
+
+    >>> round(rouge_l("the cat sat on the mat", ["the cat lay on the mat"]), 4)
+    0.8333
+    >>> rouge_l("", ["anything"])
+    0.0
+    """
+    if not prediction.strip():
+        return 0.0
+    return max((_rouge_l_single(prediction, g) for g in as_gold_list(golds) if g.strip()),
+               default=0.0)
+
+
+METRICS: dict[str, Callable[[str, Sequence[str]], float]] = {
+    "exact_match": exact_match,
+    "token_f1": token_f1,
+    "match_pred_in_gold": match_pred_in_gold,
+    "match_gold_in_pred": match_gold_in_pred,
+    "first_char_accuracy": first_char_accuracy,
+    "rouge_l": rouge_l,
+}
+"""Metric name -> ``fn(prediction, golds) -> float in [0, 1]``."""

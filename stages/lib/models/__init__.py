@@ -1,0 +1,1 @@
+"""Model backends: encoders, generators (transformers, vLLM), relevance scorers, search, packaged models."""

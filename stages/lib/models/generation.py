@@ -1,0 +1,368 @@
+"""Chat generation behind one small interface: transformers (CPU/GPU), vLLM, or an OpenAI API.
+
+Every backend implements::
+
+    Generator.chat(conversations, *, max_new_tokens, temperature=0.0, n=1, seed=0,
+                   batch_size=8, progress=None) -> list[list[str]]
+
+``conversations`` is a list of chats (each a list of ``{"role", "content"}`` dicts rendered
+with the model's own chat template); the result holds ``n`` completions per chat. Temperature 0
+is greedy (``n`` identical copies); temperature > 0 samples ``n`` completions per chat.
+
+Sampling is reproducible *per conversation*: completion ``j`` of conversation ``i`` depends on
+``(seed, i, j)`` only, not on the batch size or the other prompts in the batch (the transformers
+backend draws Gumbel noise from a generator seeded per row and step; vLLM gets one seed per
+request). So ``batch_size`` can stay out of a cache key.
+
+    >>> gen = load_generator("runs/smollm2")                              # doctest: +SKIP
+    >>> gen.chat([[{"role": "user", "content": "Capital of France?"}]],
+    ...          max_new_tokens=16)                                       # doctest: +SKIP
+    [['The capital of France is Paris.']]
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.api import ConfigError
+from stages.lib.chat import plain
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "transformers", "vllm")
+DTYPES = ("auto", "float32", "bfloat16", "float16")
+Conversation = Sequence[dict]
+
+
+class Generator(Protocol):
+    """What every generation backend offers."""
+
+    def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
+             temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
+             progress: Callable | None = None) -> list[list[str]]: ...
+
+
+def _check_args(max_new_tokens: int, temperature: float, n: int) -> None:
+    if max_new_tokens < 1:
+        raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
+    if temperature < 0:
+        raise ConfigError(f"temperature must be >= 0, got {temperature}")
+    if n < 1:
+        raise ConfigError(f"n must be >= 1, got {n}")
+
+
+def _wrap(progress: Callable | None, iterable: Iterable) -> Iterable:
+    return progress(iterable) if progress is not None else iterable
+
+
+def row_seed(seed: int, conversation: int, sample: int, step: int) -> int:
+    """A 63-bit seed for one (conversation, sample, step) cell (splitmix64 mixing).
+
+    >>> row_seed(0, 1, 2, 3) == row_seed(0, 1, 2, 3) != row_seed(0, 1, 2, 4)
+    True
+    """
+    x = 0
+    for part in (seed, conversation, sample, step):
+        x = (x ^ (part & 0xFFFFFFFFFFFFFFFF)) + 0x9E3779B97F4A7C15 & 0xFFFFFFFFFFFFFFFF
+        x = (x ^ (x >> 30)) * 0xBF58476D1CE4E5B9 & 0xFFFFFFFFFFFFFFFF
+        x = (x ^ (x >> 27)) * 0x94D049BB133111EB & 0xFFFFFFFFFFFFFFFF
+        x ^= x >> 31
+    return x & 0x7FFFFFFFFFFFFFFF
+
+
+# ----------------------------------------------------------------------------- transformers
+
+class _GumbelSampler:
+    """A logits processor that turns greedy decoding into per-row seeded sampling.
+
+    argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T) (the Gumbel-max trick);
+    the noise of row r at step t comes from a generator seeded with ``row_seed(seed, conv, j, t)``.
+    """
+
+    def __init__(self, temperature: float, seed: int, rows: list[tuple[int, int]],
+                 prompt_len: int):
+        self.temperature, self.seed = temperature, seed
+        self.rows, self.prompt_len = rows, prompt_len
+
+    def __call__(self, input_ids, scores):
+        import torch
+
+        step = input_ids.shape[1] - self.prompt_len
+        gen = torch.Generator(device=scores.device)
+        noise = torch.empty(scores.shape, dtype=torch.float32, device=scores.device)
+        for r, (conv, j) in enumerate(self.rows):
+            gen.manual_seed(row_seed(self.seed, conv, j, step))
+            noise[r].uniform_(generator=gen)
+        gumbel = -torch.log(-torch.log(noise.clamp_(1e-10, 1.0 - 1e-7)))
+        return scores.float() / self.temperature + gumbel
+
+
+class TransformersGenerator:
+    """Batched ``model.generate`` with left padding and the model's chat template."""
+
+    backend = "transformers"
+
+    def __init__(self, path: str | Path, device: str = "cpu", dtype: str = "auto"):
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        self.path, self.device = str(path), torch.device(device)
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        if dtype == "auto":
+            if self.device.type == "cuda":
+                dtype = "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+            else:
+                dtype = "float32"
+        self.dtype = getattr(torch, dtype)
+        start = time.perf_counter()
+        tok = AutoTokenizer.from_pretrained(self.path)
+        tok.padding_side = "left"
+        if tok.pad_token is None:
+            tok.pad_token = tok.eos_token or tok.unk_token
+        if not tok.chat_template:
+            raise ConfigError(f"{self.path}: the tokenizer has no chat template",
+                              hint="use an instruct/chat checkpoint, or add chat_template.jinja")
+        self.tokenizer = tok
+        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
+        self.model.to(self.device).eval()
+        eos = self.model.generation_config.eos_token_id
+        eos = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
+        if tok.eos_token_id is not None and tok.eos_token_id not in eos:
+            eos.append(tok.eos_token_id)
+        self.eos_ids = eos
+        log.info("loaded %s (%s, %s) in %.1f s", self.path, self.device, dtype,
+                 time.perf_counter() - start)
+
+    def render(self, conversation: Conversation) -> str:
+        """The prompt text of one conversation, ending with the assistant's header."""
+        return self.tokenizer.apply_chat_template(plain(conversation), tokenize=False,
+                                                  add_generation_prompt=True)
+
+    def generate_ids(self, conversations: list[list[dict]], *, max_new_tokens: int,
+                     temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
+                     progress: Callable | None = None) -> list[list[list[int]]]:
+        """The new token ids (eos and padding cut) of ``n`` completions per conversation.
+
+        ``batch_size`` counts generated rows: with n samples a batch holds
+        ``max(1, batch_size // n)`` conversations.
+        """
+        import torch
+        from transformers import GenerationConfig, LogitsProcessorList
+
+        _check_args(max_new_tokens, temperature, n)
+        sample = temperature > 0
+        encoded = [self.tokenizer(self.render(c), add_special_tokens=False)["input_ids"]
+                   for c in conversations]
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        longest = max((len(e) for e in encoded), default=0)
+        if limit and longest + max_new_tokens > limit:
+            log.warning("longest prompt (%d tokens) + max_new_tokens %d exceeds the model's %d "
+                        "positions", longest, max_new_tokens, limit)
+        per_batch = max(1, batch_size // n) if sample else batch_size
+        order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))   # longest first
+        batches = [order[i:i + per_batch] for i in range(0, len(order), per_batch)]
+        config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
+                                  eos_token_id=self.eos_ids,
+                                  pad_token_id=self.tokenizer.pad_token_id)
+        stop = set(self.eos_ids)
+        results: list[list[list[int]]] = [[] for _ in encoded]
+        produced, start = 0, time.perf_counter()
+        with torch.inference_mode():
+            for idx in _wrap(progress, batches):
+                # one row per (conversation, sample j); the n copies of a prompt are sampled
+                # apart by the Gumbel noise of their own seeds
+                rows = [(i, j) for i in idx for j in range(n if sample else 1)]
+                batch = self.tokenizer.pad({"input_ids": [encoded[i] for i, _ in rows]},
+                                           return_tensors="pt").to(self.device)
+                prompt_len = batch["input_ids"].shape[1]
+                processors = LogitsProcessorList()
+                if sample:
+                    processors.append(_GumbelSampler(temperature, seed, rows, prompt_len))
+                out = self.model.generate(**batch, generation_config=config,
+                                          logits_processor=processors)
+                for (i, _), row in zip(rows, out[:, prompt_len:].tolist()):
+                    cut = next((t for t, tok in enumerate(row) if tok in stop), len(row))
+                    results[i].append(row[:cut])
+                    produced += min(cut + 1, len(row))
+        seconds = time.perf_counter() - start
+        log.info("generated %d tokens for %d prompts in %.1f s (%.1f tokens/s)", produced,
+                 len(encoded), seconds, produced / max(seconds, 1e-9))
+        return [r if sample else [list(r[0]) for _ in range(n)] for r in results]
+
+    def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
+             temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
+             progress: Callable | None = None) -> list[list[str]]:
+        ids = self.generate_ids(conversations, max_new_tokens=max_new_tokens,
+                                temperature=temperature, n=n, seed=seed, batch_size=batch_size,
+                                progress=progress)
+        decode = self.tokenizer.decode
+        return [[decode(c, skip_special_tokens=True).strip() for c in convs] for convs in ids]
+
+    def close(self) -> None:
+        """Free the model (and CUDA memory)."""
+        import torch
+
+        self.model = None
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+# ----------------------------------------------------------------------------- vLLM
+
+class VLLMGenerator:
+    """vLLM offline inference; tensor parallel over all visible GPUs by default.
+
+    One ``SamplingParams`` per conversation carries seed ``seed + i``, so each conversation's
+    samples are reproducible whatever the batch (vLLM schedules its own batches: ``batch_size``
+    is ignored).
+    """
+
+    backend = "vllm"
+
+    def __init__(self, path: str | Path, dtype: str = "auto",
+                 tensor_parallel_size: int | None = None,
+                 gpu_memory_utilization: float = 0.9, max_model_len: int | None = None):
+        import torch
+        from vllm import LLM
+
+        if dtype not in DTYPES:
+            raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
+        tp = tensor_parallel_size or max(1, torch.cuda.device_count())
+        start = time.perf_counter()
+        kwargs = dict(model=str(path), tensor_parallel_size=tp, dtype=dtype,
+                      gpu_memory_utilization=gpu_memory_utilization, seed=0)
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        self.llm = LLM(**kwargs)
+        self.path = str(path)
+        log.info("loaded %s with vLLM (tensor_parallel_size=%d) in %.1f s", path, tp,
+                 time.perf_counter() - start)
+
+    def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
+             temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
+             progress: Callable | None = None) -> list[list[str]]:
+        from vllm import SamplingParams
+
+        _check_args(max_new_tokens, temperature, n)
+        if not conversations:
+            return []
+        sample = temperature > 0
+        params = [SamplingParams(n=n if sample else 1, temperature=temperature,
+                                 max_tokens=max_new_tokens, seed=seed + i if sample else None)
+                  for i in range(len(conversations))]
+        start = time.perf_counter()
+        outputs = self.llm.chat([plain(c) for c in conversations], sampling_params=params,
+                                use_tqdm=progress is not None, add_generation_prompt=True)
+        results, produced = [], 0
+        for out in outputs:
+            texts = [o.text.strip() for o in out.outputs]
+            produced += sum(len(o.token_ids) for o in out.outputs)
+            results.append(texts if sample else texts * n)
+        seconds = time.perf_counter() - start
+        log.info("vLLM generated %d tokens for %d prompts in %.1f s (%.1f tokens/s)", produced,
+                 len(conversations), seconds, produced / max(seconds, 1e-9))
+        return results
+
+    def close(self) -> None:
+        self.llm = None
+
+
+# ----------------------------------------------------------------------------- OpenAI API
+
+class OpenAIGenerator:
+    """An OpenAI-compatible chat endpoint (the LLM judge; a vLLM server works too).
+
+    ``batch_size`` requests run concurrently; the client retries transient errors itself.
+    """
+
+    backend = "openai"
+
+    def __init__(self, base_url: str | None, model: str, api_key_env: str = "OPENAI_API_KEY",
+                 max_retries: int = 5, timeout: float = 120.0):
+        try:
+            from openai import OpenAI
+        except ImportError as exc:
+            raise ConfigError("the OpenAI-compatible judge needs the 'openai' package",
+                              hint="pip install 'openai>=1.0' (or pip install ragline[judge])"
+                              ) from exc
+        key = os.environ.get(api_key_env)
+        if not key:
+            raise ConfigError(f"environment variable {api_key_env} is not set (the API key for "
+                              f"{base_url or 'the OpenAI API'})",
+                              hint=f"export {api_key_env}=... before running")
+        self.model = model
+        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=max_retries,
+                             timeout=timeout)
+
+    def _one(self, conv: Conversation, max_new_tokens: int, temperature: float, n: int,
+             seed: int) -> list[str]:
+        texts: list[str] = []
+        while len(texts) < n:   # some compatible servers ignore n > 1
+            resp = self.client.chat.completions.create(
+                model=self.model, messages=plain(conv), max_tokens=max_new_tokens,
+                temperature=temperature, n=n - len(texts), seed=seed + len(texts))
+            got = [(c.message.content or "").strip() for c in resp.choices]
+            if not got:
+                raise RuntimeError(f"{self.model}: the endpoint returned no choices")
+            texts.extend(got)
+        return texts[:n]
+
+    def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
+             temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
+             progress: Callable | None = None) -> list[list[str]]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        _check_args(max_new_tokens, temperature, n)
+        with ThreadPoolExecutor(max_workers=max(1, batch_size)) as pool:
+            futures = [pool.submit(self._one, c, max_new_tokens, temperature, n, seed + i)
+                       for i, c in enumerate(conversations)]
+            return [f.result() for f in _wrap(progress, futures)]
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def openai_generator(base_url: str | None, model: str,
+                     api_key_env: str = "OPENAI_API_KEY") -> OpenAIGenerator:
+    """A :class:`Generator` over an OpenAI-compatible chat endpoint (needs ``openai``)."""
+    return OpenAIGenerator(base_url, model, api_key_env)
+
+
+# ----------------------------------------------------------------------------- choice
+
+def vllm_available() -> bool:
+    """True when vLLM is importable and a CUDA device is visible."""
+    import importlib.util
+
+    if importlib.util.find_spec("vllm") is None:
+        return False
+    import torch
+    return torch.cuda.is_available()
+
+
+def load_generator(path: str, backend: str = "auto", device: str = "cpu",
+                   dtype: str = "auto") -> Generator:
+    """Load the chat model at ``path`` with ``backend`` ("auto", "transformers" or "vllm").
+
+    "auto" picks vLLM when it is installed and ``device`` is CUDA, else transformers.
+    """
+    if backend not in BACKENDS:
+        from orchestrator.errors import did_you_mean
+        raise ConfigError(f"unknown generation backend {backend!r}"
+                          f"{did_you_mean(backend, BACKENDS)}; expected one of {BACKENDS}")
+    if not Path(path).is_dir():
+        raise ConfigError(f"model directory {path} does not exist")
+    on_cuda = str(device).startswith("cuda")
+    if backend == "vllm" or (backend == "auto" and on_cuda and vllm_available()):
+        if not vllm_available():
+            raise ConfigError("backend 'vllm' needs the vllm package and a CUDA device",
+                              hint="pip install vllm on a GPU machine, or set backend: "
+                                   "transformers")
+        return VLLMGenerator(path, dtype=dtype)
+    return TransformersGenerator(path, device=device, dtype=dtype)

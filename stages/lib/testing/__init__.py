@@ -1,0 +1,1 @@
+"""Model builders for tests and the demo: tiny random-init checkpoints."""

@@ -1,0 +1,51 @@
+"""Write the run's result as a plain full checkpoint, LoRA merged (main process only)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+
+def source_dtype(model_dir: Path) -> str:
+    """The dtype the input checkpoint was saved in (``float32`` when it does not say)."""
+    try:
+        cfg = json.loads((model_dir / "config.json").read_text())
+    except (OSError, ValueError):
+        return "float32"
+    value = cfg.get("dtype") or cfg.get("torch_dtype") or "float32"
+    return value if value in ("float32", "bfloat16", "float16") else "float32"
+
+
+def export_checkpoint(staging: Path, model_dir: Path, out_dir: Path, *, lora: bool,
+                      log: logging.Logger, kind: str) -> None:
+    """``out_dir`` gets a full checkpoint in the input's dtype, loadable with
+    ``AutoModelForCausalLM.from_pretrained``; with LoRA the adapter in ``staging`` is merged
+    into a fresh copy of ``model_dir`` and also kept un-merged in ``out_dir/adapter``."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    started = time.perf_counter()
+    dtype_name = source_dtype(model_dir)
+    dtype = getattr(torch, dtype_name)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if lora:
+        from peft import PeftModel
+
+        base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, device_map=None)
+        model = PeftModel.from_pretrained(base, str(staging)).merge_and_unload()
+        adapter = out_dir / "adapter"
+        adapter.mkdir(exist_ok=True)
+        for name in os.listdir(staging):
+            if name.startswith("adapter_"):
+                shutil.copy2(staging / name, adapter / name)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(str(staging), dtype=dtype, device_map=None)
+    model.save_pretrained(str(out_dir))
+    tok_src = staging if (staging / "tokenizer_config.json").is_file() else model_dir
+    AutoTokenizer.from_pretrained(str(tok_src)).save_pretrained(str(out_dir))
+    log.info("%s: saved %s checkpoint (%s) to %s in %.1f s", kind,
+             "merged LoRA" if lora else "full", dtype_name, out_dir, time.perf_counter() - started)

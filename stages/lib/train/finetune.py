@@ -1,0 +1,247 @@
+"""One fine-tuning run in the steps of a torchtune recipe: prepare, build, resume, train, export.
+
+::
+
+    with Finetune("dpo", model_dir, out_dir, cfg, hooks) as ft:
+        tokenizer = ft.prepare()                            # device, precision, tokenizer
+        ft.build_trainer(lambda setup: dpo_trainer(...), len(examples))   # TRL's trainer
+        ft.train()                                          # from the resume point
+        stats = ft.export()                                 # plain checkpoint in out_dir
+
+Every rank of a multi-process launch runs the same steps on the same rows with the same
+``checkpoint_dir``; only the main process (``hooks.is_main``) cleans checkpoints and writes
+``out_dir``, the others wait at barriers and return the same stats.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import math
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.api import ConfigError, DataError
+from stages.lib.train.args import TrainArgs
+from stages.lib.train.checkpoints import (
+    STAGING_DIR,
+    drop_incomplete,
+    finished_state,
+    last_checkpoint,
+)
+from stages.lib.train.export import export_checkpoint
+from stages.lib.train.hooks import TrainHooks
+from stages.lib.train.log_callback import log_callback
+from stages.lib.train.trainers import RunSetup
+
+
+class Finetune:
+    """The state of one run, built up step by step (each method is one phase)."""
+
+    def __init__(self, kind: str, model_dir: str | Path, out_dir: str | Path, cfg: TrainArgs,
+                 hooks: TrainHooks):
+        self.kind, self.cfg, self.hooks, self.log = kind, cfg, hooks, hooks.log
+        self.model_dir, self.out_dir = Path(model_dir), Path(out_dir)
+        self.started = time.perf_counter()
+        self.setup: RunSetup | None = None
+        self.trainer: Any = None
+        self.reference: str | None = None
+        self.num_examples = self.kept = self.trainable = self.total = 0
+        self.weights: Path | None = None
+        self.record: dict[str, Any] = {}
+        self._exit = contextlib.ExitStack()
+
+    def __enter__(self) -> Finetune:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._exit.close()
+
+    def prepare(self):
+        """Device and precision, the checkpoint directory, and the model's tokenizer."""
+        cfg, kind = self.cfg, self.kind
+        if not (self.model_dir / "config.json").is_file():
+            raise ConfigError(f"{kind}: {self.model_dir} is not a Hugging Face checkpoint "
+                              "(no config.json)")
+        if cfg.deepspeed and importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError(f"{kind}: deepspeed={cfg.deepspeed} but deepspeed is not installed",
+                              hint="pip install 'ragline[gpu]'")
+        os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL pings the Hub on init
+        import torch
+        from transformers import AutoTokenizer
+
+        device = self.hooks.device or ("cuda" if torch.cuda.is_available() else "cpu")
+        if device not in ("cuda", "cpu"):
+            raise ConfigError(f"{kind}: device must be 'cuda' or 'cpu', got {device!r}")
+        on_gpu = device == "cuda"
+        if on_gpu and not torch.cuda.is_available():
+            raise ConfigError(f"{kind}: device='cuda' but no CUDA device is visible")
+        ckpt = self.hooks.checkpoint_dir
+        if ckpt is None:
+            ckpt = Path(tempfile.mkdtemp(prefix=f"ragline-{kind}-"))
+            self._exit.callback(shutil.rmtree, ckpt, ignore_errors=True)
+        self.setup = RunSetup(
+            device=device,
+            bf16=cfg.bf16 if cfg.bf16 is not None else on_gpu and torch.cuda.is_bf16_supported(),
+            gradient_checkpointing=on_gpu if cfg.gradient_checkpointing is None
+            else cfg.gradient_checkpointing,
+            checkpoint_dir=Path(ckpt), resumable=self.hooks.checkpoint_dir is not None)
+        tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
+        if not getattr(tokenizer, "chat_template", None):
+            raise ConfigError(f"{kind}: the tokenizer in {self.model_dir} has no chat template; "
+                              "the conversational rows cannot be rendered",
+                              hint="use an instruct/chat checkpoint or add tokenizer.chat_template")
+        return tokenizer
+
+    def build_trainer(self, build: Callable[[RunSetup], tuple[Any, str | None]],
+                      num_examples: int) -> None:
+        """``build(setup) -> (trainer, reference)``; then our logging replaces TRL's bars."""
+        from transformers import PrinterCallback, ProgressCallback
+
+        self._exit.enter_context(quiet_progress_bars())
+        self._exit.callback(self._release)
+        self.trainer, self.reference = build(self.setup)
+        self.trainer.remove_callback(PrinterCallback)
+        self.trainer.remove_callback(ProgressCallback)
+        self.trainer.add_callback(log_callback(self.kind, self.log, self.hooks.progress,
+                                               self.record))
+        for cb in self.hooks.callbacks:
+            self.trainer.add_callback(cb)
+        self.num_examples, self.kept = num_examples, len(self.trainer.train_dataset)
+        params = list(self.trainer.model.parameters())
+        self.trainable = sum(p.numel() for p in params if p.requires_grad)
+        self.total = sum(p.numel() for p in params)
+        if self.kept == 0:
+            raise DataError(f"{self.kind}: every one of the {num_examples} examples was dropped "
+                            f"because its prompt alone fills max_length={self.cfg.max_length}",
+                            hint="raise max_length (or set max_prompt_length for dpo)")
+        if self.hooks.is_main and self.kept < num_examples:
+            self.log.warning("%s: dropped %d of %d examples whose prompt fills max_length=%s",
+                             self.kind, num_examples - self.kept, num_examples,
+                             self.cfg.max_length)
+
+    def resume_point(self) -> Path | None:
+        """The newest complete checkpoint of this run (after the main process dropped
+        half-written ones), or None to start at step 0."""
+        if not self.setup.resumable:
+            return None
+        if self.hooks.is_main:
+            drop_incomplete(self.setup.checkpoint_dir, self.log, self.kind)
+        self.trainer.args.distributed_state.wait_for_everyone()
+        return last_checkpoint(self.setup.checkpoint_dir)
+
+    def train(self) -> None:
+        """Train from the resume point and stage the final weights for :meth:`export`; a run
+        that had finished (it died while exporting) only re-exports its last checkpoint."""
+        resume = self.resume_point()
+        self._log_start(resume)
+        finished = finished_state(resume)
+        if finished is not None:
+            # transformers resumed at the last step still runs one more step
+            if self.hooks.is_main:
+                self.log.info("%s: %s already holds the finished run (step %d); only writing %s",
+                              self.kind, resume.name, finished["global_step"], self.out_dir)
+            self.record.update(start_step=finished["global_step"],
+                               history=finished["log_history"], steps=finished["global_step"],
+                               max_steps=finished["max_steps"], train_runtime=0.0)
+            self.weights = resume
+            return
+        result = self.trainer.train(resume_from_checkpoint=str(resume) if resume else None)
+        state = self.trainer.state
+        self.record.update(history=state.log_history, steps=state.global_step,
+                           max_steps=state.max_steps,
+                           train_runtime=float(result.metrics.get("train_runtime", math.nan)))
+        # save_model gathers DDP/DeepSpeed weights and writes on the main process (the adapter
+        # only, with LoRA); export then turns it into the plain checkpoint
+        self.weights = self.setup.checkpoint_dir / STAGING_DIR
+        self.trainer.save_model(str(self.weights))
+
+    def export(self) -> dict[str, Any]:
+        """Main process: write ``out_dir`` (merged with LoRA); every process: the stats."""
+        barrier = self.trainer.args.distributed_state.wait_for_everyone
+        barrier()
+        if self.hooks.is_main:
+            export_checkpoint(self.weights, self.model_dir, self.out_dir, lora=self.cfg.lora,
+                              log=self.log, kind=self.kind)
+            shutil.rmtree(self.setup.checkpoint_dir / STAGING_DIR, ignore_errors=True)
+        barrier()
+        return self.stats()
+
+    def stats(self) -> dict[str, Any]:
+        """Losses and sizes of the run (every trainer's; DPO adds its reward figures)."""
+        history = self.record["history"]
+        losses = [[h["step"], float(h["loss"])] for h in history if "loss" in h]
+        stats = {
+            "train_loss": sum(v for _, v in losses) / len(losses) if losses else math.nan,
+            "first_loss": losses[0][1] if losses else math.nan,
+            "last_loss": losses[-1][1] if losses else math.nan,
+            "losses": losses, "steps": int(self.record["steps"]),
+            "max_steps": int(self.record["max_steps"]),
+            "resumed_from_step": int(self.record.get("start_step", 0)),
+            "runtime_s": round(time.perf_counter() - self.started, 3),
+            "train_runtime_s": self.record["train_runtime"],
+            "num_examples": self.kept, "dropped_examples": self.num_examples - self.kept,
+            "trainable_params": self.trainable, "total_params": self.total, "lora": self.cfg.lora,
+            "world_size": int(self.trainer.args.world_size), "device": self.setup.device,
+            "bf16": self.setup.bf16, "out_dir": str(self.out_dir)}
+        if self.hooks.is_main:
+            self.log.info("%s: done, %d steps, loss %.4f -> %.4f (mean %.4f), %.1f s; wrote %s",
+                          self.kind, stats["steps"], stats["first_loss"], stats["last_loss"],
+                          stats["train_loss"], stats["runtime_s"], self.out_dir)
+        if any(not math.isfinite(v) for _, v in losses):
+            self.log.warning("%s: non-finite loss values were logged", self.kind)
+        return stats
+
+    def _log_start(self, resume: Path | None) -> None:
+        if not self.hooks.is_main:
+            return
+        cfg = self.cfg
+        self.log.info("%s: %s on %s (%s), %d examples, %s parameters trainable of %s; precision "
+                      "%s, weights %s; reference: %s; %s", self.kind,
+                      f"LoRA r={cfg.lora_r}" if cfg.lora else "full fine-tuning",
+                      self.setup.device, self.model_dir, self.kept, f"{self.trainable:,}",
+                      f"{self.total:,}",
+                      "bf16 autocast" if self.setup.bf16 else "fp32", cfg.dtype,
+                      self.reference or "-",
+                      f"resuming from {resume.name}" if resume else "no checkpoint to resume")
+
+    def _release(self) -> None:
+        """Free the trainer's model and optimizer now (GPU memory for whatever runs next)."""
+        import gc
+
+        import torch
+
+        trainer = self.trainer
+        if trainer is None:
+            return
+        trainer.accelerator.free_memory()
+        trainer.model = trainer.model_wrapped = trainer.optimizer = trainer.lr_scheduler = None
+        if getattr(trainer, "ref_model", None) is not None:
+            trainer.ref_model = None
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+@contextlib.contextmanager
+def quiet_progress_bars():
+    """Silence datasets/transformers tqdm bars (they go to the terminal, not the step log)."""
+    import datasets
+    import transformers
+
+    ds_on = datasets.utils.logging.is_progress_bar_enabled()
+    tf_on = transformers.utils.logging.is_progress_bar_enabled()
+    datasets.utils.logging.disable_progress_bar()
+    transformers.utils.logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if ds_on:
+            datasets.utils.logging.enable_progress_bar()
+        if tf_on:
+            transformers.utils.logging.enable_progress_bar()

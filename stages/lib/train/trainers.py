@@ -1,0 +1,115 @@
+"""Our config -> TRL's: one function builds ``SFTConfig``/``DPOConfig``, two build the trainers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from orchestrator.api import ConfigError
+from stages.lib.train.args import DpoConfig, SftConfig, TrainArgs
+
+
+@dataclass
+class RunSetup:
+    """What :meth:`Finetune.prepare` decided: device, precision, where checkpoints go."""
+
+    device: str
+    bf16: bool
+    gradient_checkpointing: bool
+    checkpoint_dir: Path
+    resumable: bool   # False: a temporary checkpoint_dir, no intermediate checkpoints
+
+
+def trl_args(cfg: TrainArgs, setup: RunSetup):
+    """TRL's ``SFTConfig`` or ``DPOConfig`` (by the type of ``cfg``) for this run."""
+    from trl import DPOConfig as TrlDpoConfig
+    from trl import SFTConfig as TrlSftConfig
+
+    common: dict[str, Any] = dict(
+        output_dir=str(setup.checkpoint_dir), learning_rate=cfg.lr,
+        num_train_epochs=float(cfg.epochs), max_steps=cfg.max_steps,
+        per_device_train_batch_size=cfg.per_device_batch_size,
+        gradient_accumulation_steps=cfg.grad_accum,
+        warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio of total steps
+        lr_scheduler_type=cfg.lr_scheduler, weight_decay=cfg.weight_decay, seed=cfg.seed,
+        bf16=setup.bf16, fp16=False, use_cpu=setup.device == "cpu",
+        # the name every transformers 5.x knows (an alias of activation_checkpointing from 5.23)
+        gradient_checkpointing=setup.gradient_checkpointing, max_length=cfg.max_length,
+        logging_strategy="steps", logging_steps=cfg.logging_steps,
+        save_strategy="steps" if setup.resumable else "no", save_steps=cfg.save_steps,
+        save_total_limit=cfg.save_total_limit, eval_strategy="no", report_to="none",
+        disable_tqdm=True, deepspeed=cfg.deepspeed,
+        model_init_kwargs={"dtype": cfg.dtype, "device_map": None},
+        dataset_num_proc=cfg.dataset_num_proc, dataloader_num_workers=0,
+    )
+    if isinstance(cfg, SftConfig):
+        return TrlSftConfig(**common, completion_only_loss=cfg.loss_on == "completion",
+                            assistant_only_loss=cfg.loss_on == "assistant", packing=False)
+    if isinstance(cfg, DpoConfig):
+        return TrlDpoConfig(**common, beta=cfg.beta, loss_type=[cfg.loss_type],
+                            precompute_ref_log_probs=cfg.precompute_ref_log_probs)
+    raise TypeError(f"no TRL trainer for {type(cfg).__name__}")
+
+
+def peft_config(cfg: TrainArgs):
+    """The LoRA adapter to train, or None for full fine-tuning."""
+    if not cfg.lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=cfg.target_modules, bias="none", task_type="CAUSAL_LM")
+
+
+def sft_trainer(model_dir: Path, examples: list[dict], tokenizer, cfg: SftConfig,
+                setup: RunSetup):
+    """TRL ``SFTTrainer`` on the examples; the model is loaded from ``model_dir``."""
+    from datasets import Dataset
+    from trl import SFTTrainer
+
+    if cfg.loss_on == "assistant":
+        check_assistant_masks(tokenizer, model_dir)
+    trainer = SFTTrainer(model=str(model_dir), args=trl_args(cfg, setup),
+                         train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+                         peft_config=peft_config(cfg))
+    return trainer, None
+
+
+def dpo_trainer(model_dir: Path, examples: list[dict], tokenizer, cfg: DpoConfig,
+                setup: RunSetup):
+    """TRL ``DPOTrainer``; returns it and a sentence saying how the reference is computed."""
+    from datasets import Dataset
+    from trl import DPOTrainer
+
+    trainer = DPOTrainer(model=str(model_dir), ref_model=None, args=trl_args(cfg, setup),
+                         train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
+                         peft_config=peft_config(cfg))
+    if cfg.lora:
+        # TRL keeps no second model: reference log-probs come from the same network with the
+        # (zero-initialised) adapter disabled, i.e. the initial weights.
+        reference = "initial weights via the disabled LoRA adapter (no second copy)"
+    elif cfg.precompute_ref_log_probs:
+        reference = f"frozen copy of {model_dir}, log-probs precomputed before training"
+    else:
+        reference = f"frozen copy of {model_dir} (second model in memory)"
+    return trainer, reference
+
+
+def check_assistant_masks(tokenizer, model_dir: Path) -> None:
+    """``loss_on="assistant"`` needs ``{% generation %}`` markers or a TRL training template."""
+    from trl.chat_template_utils import (
+        get_training_chat_template,
+        has_generation_markers,
+    )
+
+    if has_generation_markers(tokenizer.chat_template):
+        return
+    try:
+        get_training_chat_template(tokenizer)
+    except ValueError as err:
+        raise ConfigError(
+            f"sft: loss_on='assistant' needs a chat template with {{% generation %}} markers; the "
+            f"template of {model_dir} has none and TRL has no training variant for it",
+            hint="use loss_on='completion' (loss on the final assistant turn) or add "
+                 "{% generation %}...{% endgeneration %} around assistant content") from err

@@ -1,0 +1,103 @@
+"""The registry: stage names follow the package rule, a recipe imports only the stage packages
+its names need, and ``rag stages`` groups stages by package."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from dataclasses import dataclass
+
+import pytest
+from tests.conftest import REPO, rag
+
+from orchestrator.api import Table
+from orchestrator.errors import ConfigError
+from orchestrator.registry import REGISTRY, get_stage, package_of, stage
+
+
+class Rows(Table):
+    schema = None
+
+
+@dataclass
+class Cfg:
+    n: int = 1
+
+
+def _fn(module: str):
+    def f(rows: Rows, cfg: Cfg) -> Rows:
+        return rows
+
+    f.__module__ = module
+    f.__qualname__ = f"test_registry_{module.replace('.', '_')}"
+    return f
+
+
+def test_package_of():
+    assert package_of("retrieve") == "common"
+    assert package_of("dynamicrag.label") == "dynamicrag"
+
+
+def test_a_recipe_stage_must_carry_its_recipe_prefix():
+    with pytest.raises(TypeError, match=r"stage 'label' .*: a stage in stages.dynamicrag must be "
+                                        r"named 'dynamicrag.<name>'; rename it 'dynamicrag.label'"):
+        stage("label")(_fn("stages.dynamicrag.newlabel"))
+    with pytest.raises(TypeError, match=r"a stage in stages.selfrag must be named 'selfrag.<name>'"):
+        stage("dynamicrag.critic")(_fn("stages.selfrag.critic"))
+    assert "label" not in REGISTRY and "dynamicrag.critic" not in REGISTRY
+
+
+def test_a_common_stage_has_a_plain_name():
+    with pytest.raises(TypeError, match=r"a stage in stages.common has a plain name; rename it "
+                                        r"'fuse2' or move it to stages/dynamicrag/"):
+        stage("dynamicrag.fuse2")(_fn("stages.common.fuse2"))
+
+
+def test_modules_outside_the_stage_packages_name_freely():
+    name = "test_registry.free"
+    try:
+        stage(name)(_fn("my_project.stages"))
+        assert REGISTRY[name].module == "my_project.stages"
+    finally:
+        REGISTRY.pop(name, None)
+
+
+def _imported_after(code: str) -> dict:
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO)
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_a_recipe_imports_only_the_packages_its_stage_names_need():
+    got = _imported_after(
+        "import json, sys; from orchestrator.registry import load_stages, imported_module_files; "
+        "r = load_stages([], ['dynamicrag.label']); "
+        "print(json.dumps({'common': 'stages.common' in sys.modules, "
+        "'dynamicrag': 'stages.dynamicrag' in sys.modules, 'names': sorted(r), "
+        "'files': imported_module_files()}))")
+    assert got["dynamicrag"] and not got["common"]
+    assert "dynamicrag.label" in got["names"] and "retrieve" not in got["names"]
+    assert any(f.endswith("stages/dynamicrag/label.py") for f in got["files"])
+    got = _imported_after(
+        "import json, sys; from orchestrator.registry import get_stage; get_stage('retrieve', 'x'); "
+        "print(json.dumps({'common': 'stages.common' in sys.modules, "
+        "'dynamicrag': 'stages.dynamicrag' in sys.modules}))")
+    assert got == {"common": True, "dynamicrag": False}
+
+
+def test_an_old_unprefixed_name_suggests_the_recipe_stage():
+    with pytest.raises(ConfigError, match=r"steps.label.stage: unknown stage 'label' \(did you mean "
+                                          r"'dynamicrag.label'"):
+        get_stage("label", "steps.label.stage")
+
+
+def test_rag_stages_groups_by_package(capsys):
+    assert rag("stages") == 0
+    out = capsys.readouterr().err  # the console writes to stderr
+    assert out.index("stages.common") < out.index("retrieve v") < out.index("stages.dynamicrag") \
+        < out.index("dynamicrag.label v")
+    assert rag("stages", "--json") == 0
+    infos = {i["name"]: i for i in json.loads(capsys.readouterr().out)}
+    assert infos["dynamicrag.label"]["package"] == "stages.dynamicrag"
+    assert infos["retrieve"]["package"] == "stages.common"

@@ -1,0 +1,57 @@
+"""``evaluate`` called directly: answer and retrieval metrics, per-question scores."""
+
+
+import pytest
+
+from orchestrator.api import ConfigError
+from stages.common.evaluate import EvaluateConfig, evaluate
+from stages.schemas import EvalMetrics, PerQuestion, Predictions
+
+
+def prediction_row(qid, prediction, answers, gold=(), ctx_ids=(), selected=(), dataset="nq"):
+    return {"id": qid, "dataset": dataset, "question": "q?", "answers": list(answers),
+            "gold": list(gold),
+            "ctxs": [{"id": d, "title": "", "text": "", "score": None} for d in ctx_ids],
+            "selected": list(selected), "selection": "", "prediction": prediction}
+
+
+def test_evaluate(env):
+    table, written, ctx = env
+    rows = [prediction_row("1", "Paris", ["Paris"], gold=["d2"], ctx_ids=["d1", "d2"],
+                           selected=[2]),
+            prediction_row("2", "the city of Rome", ["Rome", "Roma"], ctx_ids=["d3"],
+                           selected=[1, 2, 3], dataset="tqa"),
+            prediction_row("3", "", [], dataset="tqa")]                # no gold: not scored
+    cfg = EvaluateConfig(name="DynamicRAG", retrieval_k=[1, 2])
+    out = evaluate(table(Predictions, rows), cfg, ctx("evaluate"))
+    metrics, per_q = written(EvalMetrics, out.metrics), written(PerQuestion, out.per_question)
+    assert metrics["label"] == "DynamicRAG"
+    assert metrics["num_questions"] == 3 and metrics["num_scored"] == 2
+    assert metrics["exact_match"] == pytest.approx(0.5)
+    # token F1 of q2: pred [city, of, rome] vs [rome]: P 1/3, R 1, F1 0.5
+    assert metrics["token_f1"] == pytest.approx((1 + 0.5) / 2)
+    assert metrics["match_pred_in_gold"] == pytest.approx(0.5)
+    assert metrics["match_gold_in_pred"] == pytest.approx(1.0)
+    assert metrics["avg_selected_docs"] == pytest.approx(4 / 3)
+    # retrieval over question 1 only: d2 at rank 2
+    assert metrics["num_retrieval_questions"] == 1
+    assert metrics["recall@1"] == 0.0 and metrics["recall@2"] == 1.0
+    assert metrics["mrr@2"] == 0.5
+    assert all(not isinstance(v, (dict, list)) for k, v in metrics.items() if k != "by_dataset")
+    assert metrics["by_dataset"]["nq"]["num_questions"] == 1
+    assert metrics["by_dataset"]["tqa"]["exact_match"] == pytest.approx(0.0)
+    assert [r["id"] for r in per_q] == ["1", "2", "3"]
+    assert per_q[2]["exact_match"] is None and per_q[1]["recall@2"] is None
+    assert [(r["dataset"], r["num_selected"]) for r in per_q] == [("nq", 1), ("tqa", 3), ("tqa", 0)]
+    assert per_q[0]["mrr@2"] == 0.5
+
+
+def test_evaluate_without_gold_ids_and_default_label(env):
+    table, written, ctx = env
+    rows = [prediction_row("1", "Paris", ["Paris"], ctx_ids=["d1"])]
+    out = evaluate(table(Predictions, rows), EvaluateConfig(metrics=["rouge_l"]), ctx("eval_nq"))
+    metrics = written(EvalMetrics, out.metrics)
+    assert metrics["label"] == "eval_nq" and metrics["rouge_l"] == 1.0
+    assert "recall@1" not in metrics
+    with pytest.raises(ConfigError, match="unknown metrics"):
+        evaluate(table(Predictions, rows), EvaluateConfig(metrics=["em"]), ctx("e"))

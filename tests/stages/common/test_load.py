@@ -1,0 +1,74 @@
+"""``load_data`` called directly.
+
+Inputs are real handles (files, tables written by the orchestrator's writer) and every output is
+written back through it, so a row that does not fit the declared schema fails here.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.api import ConfigError, DataError, File
+from orchestrator.artifacts import Ref
+from stages.common.load import LoadConfig, load_data
+from stages.lib.data.synth import make_synthkb, write_synthkb
+from stages.schemas import Passages, Questions
+
+
+def file(path):
+    return File(Ref("file", File.type_name(), "hash", [str(path)]))
+
+
+def test_load_synthetic_by_default(env):
+    _, written, ctx = env
+    cfg = LoadConfig(seed=1, num_entities=8, passages_per_entity=2, num_train=10, num_eval=4)
+    out = load_data(cfg, ctx("load"))
+    corpus, train, evals = (written(Passages, out.corpus), written(Questions, out.train),
+                            written(Questions, out.eval))
+    kb = make_synthkb(1, 8, 2, 10, 4)
+    assert corpus == kb.passages and train == kb.train and evals == kb.eval
+
+
+def test_load_files_with_qrels_and_limits(env, tmp_path):
+    _, written, ctx = env
+    paths = write_synthkb(tmp_path / "kb", make_synthkb(0, 8, 2, 10, 4), corpus_format="flashrag")
+    qrels = tmp_path / "qrels.tsv"
+    first_train = json.loads(paths["train"].read_text().splitlines()[0])
+    qrels.write_text(f"query-id\tcorpus-id\tscore\n{first_train['id']}\tkb00003\t1\n")
+    cfg = LoadConfig(max_passages=10, max_train=3)
+    out = load_data(cfg, ctx("load"), corpus=file(paths["corpus"]), train=file(paths["train"]),
+                    eval=file(paths["eval"]), qrels=file(qrels))
+    corpus, train = written(Passages, out.corpus), written(Questions, out.train)
+    assert len(corpus) == 10 and len(train) == 3 and len(written(Questions, out.eval)) == 4
+    assert "kb00003" in train[0]["gold"] and train[0]["gold"][0] == first_train["gold"][0]
+
+
+def test_load_keeps_retrieved_ctxs_and_empty_split(env, tmp_path):
+    _, written, ctx = env
+    corpus = tmp_path / "psgs_w100.tsv"
+    corpus.write_text("id\ttext\ttitle\n1\tParis is the capital.\tParis\n")
+    evals = tmp_path / "nq_eval.jsonl"
+    evals.write_text(json.dumps({"id": "nq_1", "question": "capital?", "answers": ["Paris"],
+                                 "ctxs": [{"id": "1", "title": "Paris", "text": "t", "score": 3}]}) + "\n")
+    out = load_data(LoadConfig(), ctx("load"), corpus=file(corpus), eval=file(evals))
+    rows = written(Questions, out.eval)
+    assert rows[0]["dataset"] == "nq" and rows[0]["ctxs"][0]["score"] == 3.0
+    assert written(Questions, out.train) == []
+
+
+def test_load_refuses_to_mix_files_with_generated_data(env, tmp_path):
+    _, _, ctx = env
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "1", "text": "x"}\n')
+    with pytest.raises(ConfigError, match="questions must come with their corpus"):
+        load_data(LoadConfig(), ctx("load"), corpus=file(corpus))
+    with pytest.raises(ConfigError, match="train wired without a corpus"):
+        load_data(LoadConfig(), ctx("load"), train=file(corpus))
+    with pytest.raises(ConfigError, match="raise num_entities"):
+        load_data(LoadConfig(num_entities=2, num_train=10), ctx("load"))
+    bad = tmp_path / "train.jsonl"
+    bad.write_text('{"question": "q"}\n')
+    with pytest.raises(DataError, match="train.jsonl line 1: missing answers"):
+        load_data(LoadConfig(), ctx("load"), corpus=file(corpus), train=file(bad))

@@ -1,0 +1,40 @@
+"""``index`` then ``retrieve`` on a tiny encoder: exact and faiss search, one and three shards."""
+
+import json
+
+import pytest
+
+from orchestrator.api import ConfigError
+from stages.common.index import IndexConfig
+from stages.common.retrieve import RetrieveConfig, retrieve
+from stages.schemas import Model, Passages, Questions, Retrieved
+from tests.stages.conftest import PASSAGES, QUESTIONS, index_corpus
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_index_and_retrieve_exact_and_sharded(model_env, models):
+    art, ctx = model_env
+    cfg = IndexConfig(normalize=True, dtype="float32", batch_size=8, chunk_rows=16)
+    one = index_corpus(art, ctx, models, cfg)
+    meta = json.loads((one.path / "meta.json").read_text())
+    assert meta["pooling"] == "mean" and meta["normalize"] is True and meta["num_rows"] == 40
+    three = index_corpus(art, ctx, models, cfg, shards=3)
+    args = (art(Questions, QUESTIONS), None, art(Model, str(models["enc"])),
+            art(Passages, PASSAGES))
+    out = {}
+    for name, idx in (("one", one), ("three", three)):
+        for search in ("exact", "faiss"):
+            rows = retrieve(args[0], idx, *args[2:], RetrieveConfig(k=5, search=search),
+                            ctx("retrieve"))
+            out[name, search] = art(Retrieved, rows).rows()
+    first = out["one", "exact"]
+    assert len(first) == len(QUESTIONS) and all(len(r["ctxs"]) == 5 for r in first)
+    for got in out.values():
+        assert [[c["id"] for c in r["ctxs"]] for r in got] == \
+            [[c["id"] for c in r["ctxs"]] for r in first]
+    c = first[0]["ctxs"][0]
+    assert c["text"] == PASSAGES[int(c["id"][1:])]["text"]
+    assert first[0]["ctxs"][0]["score"] >= first[0]["ctxs"][-1]["score"]
+    with pytest.raises(ConfigError, match="pooling='cls' does not match"):
+        retrieve(args[0], one, *args[2:], RetrieveConfig(pooling="cls"), ctx("retrieve"))

@@ -1,0 +1,74 @@
+"""Shared by the stage tests that run tiny models (index, retrieve, rerank, sample, infer): a
+small corpus and questions, the tiny models (built once per session), and ``model_env`` for
+calling a stage directly. Inputs are real handles written with the orchestrator's writer and
+every output is written back through it (schema checked)."""
+
+import logging
+
+import numpy as np
+import pytest
+
+from orchestrator.api import StageContext
+from orchestrator.artifacts import Ref, write_artifact
+from stages.common.index import index
+from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder, tiny_seq2seq
+from stages.schemas import Embeddings, Model, Passages
+
+PASSAGES = [{"id": f"p{i}", "title": f"Entity {i}", "text": f"Entity {i} was born in city {i % 7}."}
+            for i in range(40)]
+QUESTIONS = [{"id": f"q{i}", "dataset": "nq", "question": f"Where was Entity {i} born?",
+              "answers": [f"city {i % 7}"], "gold": [f"p{i}"]} for i in range(0, 40, 5)]
+
+
+
+@pytest.fixture(scope="session")
+def models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("m")
+    texts = [p["text"] for p in PASSAGES] + [q["question"] for q in QUESTIONS]
+    return {"enc": tiny_encoder(root / "enc", texts=texts), "t5": tiny_seq2seq(root / "t5", texts),
+            "lm": tiny_causal_lm(root / "lm", texts=texts)}
+
+
+@pytest.fixture
+def model_env(tmp_path):
+    """(art, ctx): ``art(cls, value)`` makes an input handle; ``ctx(step, shard, num)`` a context."""
+    counter = iter(range(1000))
+
+    def art(cls, value):
+        if cls is Model:   # a source directory: a handle on it, not moved into a cache
+            return Model(Ref("dir", Model.type_name(), "hash", [str(value)]))
+        ref = write_artifact(value, cls, tmp_path / f"a{next(counter)}", "test.x", "key")
+        return cls(ref)
+
+    def ctx(step, shard=0, num=1):
+        return StageContext(step, shard, num, tmp_path / f"work{next(counter)}",
+                            tmp_path / "scratch", logging.getLogger(f"test.{step}"))
+
+    return art, ctx
+
+
+def index_corpus(art, ctx, models, cfg, shards=1):
+    """Index the corpus in ``shards`` tasks and gather them like the runner does."""
+    import os
+
+    corpus = art(Passages, PASSAGES)
+    enc = art(Model, str(models["enc"]))
+    if shards == 1:
+        return art(Embeddings, index(corpus, enc, cfg, ctx("index")))
+    gathered = ctx("gather").workdir / "gathered"
+    gathered.mkdir(parents=True)
+    bounds = np.linspace(0, len(PASSAGES), shards + 1).astype(int)
+    for s in range(shards):
+        part = Passages(corpus.ref, int(bounds[s]), int(bounds[s + 1]))
+        shard = art(Embeddings, index(part, enc, cfg, ctx("index", s, shards)))
+        os.symlink(shard.path, gathered / f"shard-{s:05d}")
+    return Embeddings(write_artifact(str(gathered), Embeddings, gathered.parent / "g", "t.x", "k"))
+
+
+def retrieved_rows(k=6):
+    rows = []
+    for q in QUESTIONS:
+        i = int(q["id"][1:])
+        ctxs = [{**PASSAGES[(i + j) % 40], "score": 1.0 - j / 10} for j in range(k)]
+        rows.append({**q, "ctxs": ctxs})
+    return rows

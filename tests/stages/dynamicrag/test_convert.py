@@ -1,0 +1,52 @@
+"""``dynamicrag.convert`` called directly: reranker BC and generator SFT conversations."""
+
+
+
+from stages.dynamicrag.convert import ConvertConfig, convert
+from stages.dynamicrag.schemas import BCTargets
+from stages.lib.prompts import format_docs
+from stages.schemas import Chat, Reranked
+
+
+def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
+    ctxs = [{"id": f"{qid}-d{i}", "title": f"T{i}", "text": f"text {i}", "score": 1.0 / i,
+             "relevant": r, "rerank_score": None} for i, r in enumerate(labels, start=1)]
+    return {"id": qid, "dataset": dataset, "question": f"question {qid}?", "answers": list(answers),
+            "gold": list(gold), "ctxs": ctxs}
+
+
+def test_convert(env):
+    table, written, ctx = env
+    item = question("a", [False, True, False, True])
+    bc_rows = [{**item, "sequence": [4, 2, 1], "sequence_length": 3},
+               {**item, "sequence": [], "sequence_length": 0},
+               {**item, "sequence": [4], "sequence_length": 1}]       # 4 > num_docs 3: dropped
+    sft_rows = [question("s", [True, False, True], answers=["", " Paris "]),
+                question("x", [True], answers=[" "])]                 # no usable answer: skipped
+    extra = [{"id": "alpaca-1", "task": "alpaca",
+              "messages": [{"role": "user", "content": "hi"},
+                           {"role": "assistant", "content": "hello"}]}]
+    cfg = ConvertConfig(num_docs=3, max_generator_docs=1, seed=0)
+    rows = written(Chat, convert(table(BCTargets, bc_rows),
+                                 table(Reranked, sft_rows), cfg, ctx("convert"),
+                                 extra=table(Chat, extra)))
+    by_id = {r["id"]: r for r in rows}
+    assert sorted(by_id) == ["a:reranker:0", "alpaca-1", "s:generator"]
+    assert [by_id[i]["task"] for i in sorted(by_id)] == ["reranker", "extra", "generator"]
+    rer = by_id["a:reranker:0"]["messages"]
+    assert [m["role"] for m in rer] == ["system", "user", "assistant"]
+    assert rer[2]["content"] == "None"
+    assert rer[1]["content"].endswith(format_docs(item["ctxs"][:3]))
+    gen = by_id["s:generator"]["messages"]
+    assert gen[1]["content"].endswith("Retrieved Content:\n1. Topic: T1\nContent: text 1")
+    assert gen[2] == {"role": "assistant", "content": "Paris"}
+    assert by_id["alpaca-1"]["messages"] == extra[0]["messages"]
+
+
+def test_convert_reranker_target(env):
+    table, written, ctx = env
+    item = question("a", [False, True, False, True])
+    rows = written(Chat, convert(table(BCTargets, [{**item, "sequence": [4, 2, 1],
+                                                    "sequence_length": 3}]),
+                                 table(Reranked, []), ConvertConfig(), ctx("convert")))
+    assert rows[0]["messages"][2]["content"] == "[4], [2], [1]"

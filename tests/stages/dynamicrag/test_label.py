@@ -1,0 +1,37 @@
+"""``dynamicrag.label`` called directly: BC targets and the SFT / DPO split."""
+
+
+import pytest
+
+from orchestrator.api import DataError
+from stages.dynamicrag.label import LabelConfig, label
+from stages.dynamicrag.schemas import BCTargets
+from stages.schemas import Reranked
+
+
+def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
+    ctxs = [{"id": f"{qid}-d{i}", "title": f"T{i}", "text": f"text {i}", "score": 1.0 / i,
+             "relevant": r, "rerank_score": None} for i, r in enumerate(labels, start=1)]
+    return {"id": qid, "dataset": dataset, "question": f"question {qid}?", "answers": list(answers),
+            "gold": list(gold), "ctxs": ctxs}
+
+
+def test_label(env):
+    table, written, ctx = env
+    rows = [question("a", [False, True, False]), question("b", [True, True, True]),
+            question("c", [False, False, False]), question("d", [False, True, False])]
+    cfg = LabelConfig(max_len=3, bucket_cap=1, total_cap=None, n_sft=1, seed=0)
+    out = label(table(Reranked, rows), cfg, ctx("label"))
+    bc = written(BCTargets, out.bc)
+    # a: L=1, L=2; b: 3 true > max L 2; c: L=0 (L=1, 2 full); d: buckets 1, 2 full
+    assert [(r["id"], r["sequence_length"]) for r in bc] == [("a", 1), ("a", 2), ("c", 0)]
+    assert bc[0]["sequence"] == [2] and bc[2]["sequence"] == []
+    sft, dpo = written(Reranked, out.sft), written(Reranked, out.dpo)
+    assert len(sft) == 1 and len(dpo) == 1
+    assert sorted(r["id"] for r in sft + dpo) == ["b", "d"]
+
+
+def test_label_needs_relevance_labels(env):
+    table, _, ctx = env
+    with pytest.raises(DataError, match="relevant"):
+        label(table(Reranked, [question("a", [None, None])]), LabelConfig(), ctx("label"))

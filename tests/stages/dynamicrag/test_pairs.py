@@ -1,0 +1,38 @@
+"""``dynamicrag.pairs`` called directly: generator and reranker preference pairs."""
+
+
+
+from stages.dynamicrag.pairs import PairsConfig, pairs
+from stages.dynamicrag.schemas import Scored
+from stages.schemas import Preferences
+
+
+def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
+    ctxs = [{"id": f"{qid}-d{i}", "title": f"T{i}", "text": f"text {i}", "score": 1.0 / i,
+             "relevant": r, "rerank_score": None} for i, r in enumerate(labels, start=1)]
+    return {"id": qid, "dataset": dataset, "question": f"question {qid}?", "answers": list(answers),
+            "gold": list(gold), "ctxs": ctxs}
+
+
+def trajectories_row(qid, responses, ids, answers=("Paris",)):
+    row = question(qid, [True, False, False], answers=answers)
+    row["trajectories"] = [{"ids": i, "selection": "", "response": r}
+                           for r, i in zip(responses, ids)]
+    return row
+
+
+def test_pairs(env):
+    table, written, ctx = env
+    rows = []
+    for qid, rewards in [("g", [0.9, 0.1]), ("eq", [0.5, 0.5]), ("r", [0.2, 0.8])]:
+        row = trajectories_row(qid, ["Paris", "Lyon"], [[1], [2, 3]])
+        row["rewards"] = rewards
+        row["reward_parts"] = [{}, {}]
+        rows.append(row)
+    out = written(Preferences, pairs(table(Scored, rows), PairsConfig(generator_cap=1),
+                                     ctx("pairs")))
+    assert [(r["id"], r["task"]) for r in out] == [("g", "generator"), ("r", "reranker")]
+    assert out[0]["chosen"] == [{"role": "assistant", "content": "Paris"}]
+    assert out[0]["rejected"] == [{"role": "assistant", "content": "Lyon"}]
+    assert out[1]["chosen"][0]["content"] == "[2], [3]"
+    assert out[1]["rejected"][0]["content"] == "[1]"

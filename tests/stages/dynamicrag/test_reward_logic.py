@@ -1,0 +1,166 @@
+"""DynamicRAG reward components and group scoring (SEEDS 1.3 step 10, with its fixes)."""
+
+import doctest
+
+import pytest
+
+from stages.dynamicrag import reward_logic as reward
+from stages.dynamicrag.reward_logic import (COMPONENTS, PAPER_WEIGHTS, combine, containment_em,
+                                            judge_prompt, length_penalty, make_bertscore,
+                                            parse_judge_score, rouge_l_f, score_group)
+
+EM_LP = {"containment_em": 0.5, "length_penalty": 0.5}
+
+
+def test_doctests():
+    assert doctest.testmod(reward).failed == 0
+
+
+def test_containment_em_both_directions_and_empty():
+    assert containment_em(" Paris ", "it is PARIS") == 1.0
+    assert containment_em("Paris, France", "paris") == 1.0
+    assert containment_em("Paris", "Lyon") == 0.0
+    assert containment_em("", "Paris") == 0.0
+    assert containment_em("Paris", "  ") == 0.0
+
+
+def test_rouge_l_f():
+    # LCS("a b c d", "a c d e") = 3 of 4 on both sides
+    assert rouge_l_f("a b c d", "a c d e") == pytest.approx(0.75)
+    assert rouge_l_f("a", "") == 0.0
+
+
+def test_length_penalty_uses_own_selection():
+    assert [length_penalty(k) for k in range(4)] == [1.0, 0.5, pytest.approx(1 / 3), 0.25]
+    s = score_group("q", ["x"], ["a", "b"], [[], [1, 2, 3]], {"length_penalty": 1.0})
+    assert s.rewards == [1.0, 0.25]     # the seed gave 1/9 to both
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Score: 85", 0.85), ("score:40.", 0.40), ("Relevance: 20\nScore: 70", 0.70),
+    ("Score: 150", 1.0), ("Score: -5", 0.0), ("Score = 55.5", 0.555), ("nothing", 0.0),
+])
+def test_parse_judge_score(text, expected):
+    assert parse_judge_score(text) == pytest.approx(expected)
+
+
+def test_judge_prompt_has_inputs_and_format():
+    p = judge_prompt("Q?", "G", "R")
+    assert "Q?" in p and "Reference answer: G" in p and "Score:" in p
+
+
+def test_combine():
+    parts = {"rouge_l": 0.5, "containment_em": 1.0, "length_penalty": 0.5, "bertscore": 0.0,
+             "judge": 0.75}
+    assert combine(parts, PAPER_WEIGHTS) == pytest.approx(0.2 * (0.5 + 1.0 + 0.5 + 0.0 + 0.75))
+    with pytest.raises(ValueError, match="not computed"):
+        combine({"rouge_l": 1.0}, {"judge": 0.5})
+    with pytest.raises(ValueError, match="unknown"):
+        combine({}, {"fluency": 1.0})
+    with pytest.raises(ValueError, match=">= 0"):
+        combine({}, {"rouge_l": -1.0})
+
+
+def test_score_group_hand_computed_mean_over_golds():
+    # golds "paris" and "paris france"; response "paris" (1 doc), "lyon" (0 docs)
+    # response 0: EM = (1 + 1) / 2 = 1;
+    #   ROUGE-L vs "paris" = 1, vs "paris france" = P 1, R 1/2 -> 2/3
+    #             rouge part = (1 + 2/3) / 2 = 5/6; LP = 1/2
+    # response 1: EM 0, ROUGE 0, LP 1
+    w = {"rouge_l": 0.2, "containment_em": 0.3, "length_penalty": 0.5}
+    s = score_group("q", ["paris", "paris france", " "], ["paris", "lyon"], [[1], []], w)
+    assert s.parts[0] == pytest.approx({"rouge_l": 5 / 6, "containment_em": 1.0,
+                                        "length_penalty": 0.5})
+    assert s.rewards[0] == pytest.approx(0.2 * 5 / 6 + 0.3 + 0.25)
+    assert s.rewards[1] == pytest.approx(0.5)
+
+
+def test_identical_responses_and_no_gold_give_zero():
+    s = score_group("q", ["paris"], ["paris", "paris"], [[1], [1, 2]], EM_LP)
+    assert s.rewards == [0.0, 0.0] and s.parts == [{}, {}]
+    s = score_group("q", ["", "  "], ["paris", "lyon"], [[1], []], EM_LP)
+    assert s.rewards == [0.0, 0.0]
+    assert score_group("q", ["x"], [], [], EM_LP).rewards == []
+
+
+def test_string_gold_is_not_iterated():
+    # gold "paris" as a plain string is one answer: ROUGE-L("paris", "paris") = 1;
+    # iterated as characters p, a, r, i, s every ROUGE-L would be 0
+    s = score_group("q", "paris", ["paris", "lyon"], [[1], [1]], {"rouge_l": 1.0})
+    assert s.rewards == [1.0, 0.0]
+
+
+def test_judge_parsed_and_scaled():
+    calls = []
+
+    def judge(question, gold, response):
+        calls.append((question, gold, response))
+        return "Relevance 20 ... Score: 80" if response == "paris" else "Score: 10"
+
+    s = score_group("capital?", ["paris"], ["paris", "lyon", ""], [[1], [2], []],
+                    {"judge": 1.0}, judge=judge)
+    assert s.rewards == [pytest.approx(0.8), pytest.approx(0.1), 0.0]
+    assert calls == [("capital?", "paris", "paris"), ("capital?", "paris", "lyon")]  # "" not judged
+    numeric = score_group("q", ["g"], ["a", "b"], [[], []], {"judge": 1.0},
+                          judge=lambda q, g, r: 50)
+    assert numeric.rewards == [0.5, 0.5]
+
+
+def test_bertscore_callable_batched_and_clamped():
+    seen = {}
+
+    def fake_bertscore(cands, refs):
+        seen["pairs"] = list(zip(cands, refs))
+        return [0.9 if c == g else -0.2 for c, g in zip(cands, refs)]
+
+    s = score_group("q", ["a", "b"], ["a", "c", ""], [[], [], []], {"bertscore": 1.0},
+                    bertscore=fake_bertscore)
+    assert seen["pairs"] == [("a", "a"), ("a", "b"), ("c", "a"), ("c", "b")]
+    # response "a": (0.9 + -0.2) / 2; a negative fake value is not clamped by score_group itself
+    assert s.rewards[0] == pytest.approx(0.35)
+    assert s.rewards[2] == 0.0
+
+
+def test_nonzero_weight_without_scorer_is_an_error():
+    with pytest.raises(ValueError, match="judge"):
+        score_group("q", ["g"], ["a", "b"], [[], []], {"judge": 0.2})
+    with pytest.raises(ValueError, match="bertscore"):
+        score_group("q", ["g"], ["a", "b"], [[], []], {"bertscore": 0.2})
+    # weight 0: not needed, not computed
+    s = score_group("q", ["g"], ["g", "b"], [[], []], {"judge": 0.0, "containment_em": 1.0})
+    assert "judge" not in s.parts[0]
+
+
+def test_mismatched_lengths():
+    with pytest.raises(ValueError, match="selections"):
+        score_group("q", ["g"], ["a", "b"], [[]], EM_LP)
+
+
+def test_make_bertscore_needs_package():
+    try:
+        import bert_score  # noqa: F401
+    except ImportError:
+        with pytest.raises(ImportError, match="bert-score"):
+            make_bertscore()
+    else:
+        assert callable(make_bertscore())
+
+
+def test_components_and_paper_weights():
+    assert COMPONENTS == ("bertscore", "rouge_l", "containment_em", "length_penalty", "judge")
+    assert sum(PAPER_WEIGHTS.values()) == pytest.approx(1.0)
+
+
+def test_judge_requests_are_exactly_what_score_group_asks():
+    from stages.dynamicrag.reward_logic import judge_requests
+
+    asked = []
+
+    def judge(q, g, r):
+        asked.append((q, g, r))
+        return "Score: 50"
+
+    golds, responses = ["Paris", " ", "paris, france"], ["Paris", "", "Lyon", "Lyon"]
+    score_group("q", golds, responses, [[]] * 4, {"judge": 1.0}, judge=judge)
+    assert asked == judge_requests("q", golds, responses)
+    assert judge_requests("q", golds, ["same", "same"]) == []

@@ -1,0 +1,29 @@
+"""``dynamicrag.sample`` on a tiny model: n trajectories per question, reproducible."""
+
+
+import pytest
+
+from stages.common.rerank import RerankConfig, rerank
+from stages.dynamicrag.sample import SampleConfig, sample
+from stages.dynamicrag.schemas import Trajectories
+from stages.schemas import Model, Reranked, Retrieved
+from tests.stages.conftest import QUESTIONS, retrieved_rows
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def test_sample_trajectories(model_env, models):
+    art, ctx = model_env
+    reranked = art(Reranked, rerank(art(Retrieved, retrieved_rows()),
+                                    RerankConfig(method="has_answer"), ctx("rerank")))
+    cfg = SampleConfig(n=3, max_new_tokens=8, answer_max_new_tokens=6, num_docs=4,
+                       temperature=1.0, batch_size=6)
+    rows = art(Trajectories, sample(reranked, art(Model, str(models["lm"])), cfg,
+                                    ctx("sample"))).rows()
+    assert len(rows) == len(QUESTIONS)
+    for r in rows:
+        assert len(r["ctxs"]) == 4 and len(r["trajectories"]) == 3
+        for t in r["trajectories"]:
+            assert all(1 <= i <= 4 for i in t["ids"]) and isinstance(t["response"], str)
+    again = sample(reranked, art(Model, str(models["lm"])), cfg, ctx("sample"))
+    assert [r["trajectories"] for r in again] == [r["trajectories"] for r in rows]

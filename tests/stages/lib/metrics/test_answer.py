@@ -1,0 +1,99 @@
+"""Answer metrics: hand-computed expectations from the SEEDS definitions (0.2, 1.5, 2.7)."""
+
+import doctest
+
+import pytest
+
+from stages.lib.metrics import answer as metrics
+from stages.lib.metrics.answer import (METRICS, as_gold_list, exact_match, first_char_accuracy,
+                                       match_gold_in_pred, match_pred_in_gold, normalize_answer,
+                                       rouge_l, token_f1)
+
+
+def test_doctests():
+    assert doctest.testmod(metrics).failed == 0
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("The Cat", "cat"),
+    ("  A   an THE  ", ""),
+    ("theater", "theater"),               # whole words only
+    ("U.S.A.", "usa"),
+    ("rock-and-roll!", "rockandroll"),   # punctuation removed, not replaced by a space
+    ("Tab\tand\nnewline", "tab and newline"),
+])
+def test_normalize_answer(text, expected):
+    assert normalize_answer(text) == expected
+
+
+def test_gold_string_is_one_answer():
+    assert as_gold_list("abc") == ["abc"]
+    assert exact_match("abc", "abc") == 1.0
+    assert token_f1("abc", "abc") == 1.0
+
+
+def test_exact_match_max_over_golds():
+    assert exact_match("The Fab Four!", ["Beatles", "fab four"]) == 1.0
+    assert exact_match("Fab Four band", ["Beatles", "fab four"]) == 0.0
+    assert exact_match("x", []) == 0.0
+
+
+def test_token_f1_hand_computed():
+    # pred tokens [new, york, city], gold [new, york]: common 2, P 2/3, R 1, F1 = 0.8
+    assert token_f1("New York City", ["new york"]) == pytest.approx(0.8)
+    # repeated tokens count as a multiset: pred [a1, a1, b], gold [a1, c]: common 1, P 1/3, R 1/2
+    assert token_f1("a1 a1 b", ["a1 c"]) == pytest.approx(2 * (1 / 3) * 0.5 / (1 / 3 + 0.5))
+    # max over golds
+    assert token_f1("paris", ["london", "Paris"]) == 1.0
+    assert token_f1("paris", ["london"]) == 0.0
+    # not the seeds' character zip: a long prediction with the gold inside scores partially
+    assert 0 < token_f1("it is paris of course", ["paris"]) < 1
+
+
+def test_match_pred_in_gold_direction_and_empty():
+    assert match_pred_in_gold("Obama", ["Barack Obama"]) == 1.0
+    assert match_pred_in_gold("Barack Obama", ["Obama"]) == 0.0
+    # the newline is removed, not replaced by a space
+    assert match_pred_in_gold("BARACK\nOBAMA ", ["barack obama"]) == 0.0
+    assert match_pred_in_gold("barack \nobama", ["Barack Obama"]) == 1.0
+    assert match_pred_in_gold("", ["Barack Obama"]) == 0.0   # fix: empty is not a match
+    assert match_pred_in_gold("\n ", ["x"]) == 0.0
+
+
+def test_match_gold_in_pred_normalized_and_case_sensitive():
+    assert match_gold_in_pred("The answer is Barack Obama.", ["barack obama"]) == 1.0
+    assert match_gold_in_pred("The answer is Barack Obama.", ["barack obama"],
+                              case_sensitive=True) == 0.0
+    assert match_gold_in_pred("The answer is Barack Obama.", ["Barack Obama"],
+                              case_sensitive=True) == 1.0
+    assert match_gold_in_pred("The answer is Obama", ["Barack Obama"]) == 0.0
+    assert match_gold_in_pred("anything", ["", "the"]) == 0.0   # empty golds never match
+    assert match_gold_in_pred("anything", [""], case_sensitive=True) == 0.0
+
+
+def test_first_char_accuracy():
+    assert first_char_accuracy("SUPPORTS", ["SUPPORTS"]) == 1.0
+    assert first_char_accuracy(" supports.", ["SUPPORTS"]) == 1.0
+    assert first_char_accuracy("REFUTES", ["SUPPORTS"]) == 0.0
+    assert first_char_accuracy("NEI", ["NOT ENOUGH INFO"]) == 1.0
+    assert first_char_accuracy("", ["SUPPORTS"]) == 0.0
+    assert first_char_accuracy("S", [""]) == 0.0
+
+
+def test_rouge_l_hand_computed():
+    # LCS("a b c d", "a c d e") = [a, c, d] = 3: P = 3/4, R = 3/4, F = 0.75
+    assert rouge_l("a b c d", ["a c d e"]) == pytest.approx(0.75)
+    # pred 2 tokens inside a 4-token gold: P = 1, R = 1/2, F = 2/3; max over golds picks 1.0
+    assert rouge_l("b c", ["a b c d"]) == pytest.approx(2 / 3)
+    assert rouge_l("b c", ["a b c d", "b c"]) == pytest.approx(1.0)
+    assert rouge_l("", ["a"]) == 0.0
+    assert rouge_l("a", ["", "a"]) == 1.0    # an empty gold is skipped, not a zero for the item
+    assert rouge_l("a", [""]) == 0.0
+
+
+def test_metrics_registry():
+    assert set(METRICS) == {"exact_match", "token_f1", "match_pred_in_gold", "match_gold_in_pred",
+                            "first_char_accuracy", "rouge_l"}
+    for fn in METRICS.values():
+        assert fn("Paris", ["Paris"]) == 1.0
+        assert 0.0 <= fn("Lyon", ["Paris"]) <= 1.0

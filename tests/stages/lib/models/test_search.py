@@ -1,0 +1,139 @@
+"""stages.lib.models.search: exact blocked search vs brute force, vs faiss, and sharded merging."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from orchestrator.errors import ConfigError, DataError
+from stages.lib.models.search import (ShardedIndex, exact_search, faiss_search, load_embeddings,
+                                      read_meta, save_embeddings, shard_dirs)
+
+RNG = np.random.default_rng(0)
+EMB = RNG.standard_normal((1000, 16)).astype(np.float32)
+QUERIES = RNG.standard_normal((7, 16)).astype(np.float32)
+IDS = [f"doc{i}" for i in range(len(EMB))]
+
+
+def brute_force(q, emb, k):
+    scores = q @ emb.T
+    idx = np.argsort(-scores, axis=1, kind="stable")[:, :k]
+    return np.take_along_axis(scores, idx, axis=1), idx
+
+
+@pytest.mark.parametrize("block_rows", [1, 64, 333, 5000])
+def test_exact_matches_brute_force(block_rows):
+    scores, idx = exact_search(QUERIES, EMB, k=10, block_rows=block_rows, device="cpu")
+    ref_s, ref_i = brute_force(QUERIES, EMB, 10)
+    np.testing.assert_array_equal(idx, ref_i)
+    np.testing.assert_allclose(scores, ref_s, rtol=1e-5)
+
+
+def test_exact_small_query_block_and_k_beyond_rows():
+    scores, idx = exact_search(QUERIES, EMB[:5], k=50, block_rows=2, query_block=3, device="cpu")
+    assert idx.shape == (7, 5)
+    np.testing.assert_array_equal(idx, brute_force(QUERIES, EMB[:5], 5)[1])
+
+
+def test_exact_ties_go_to_lower_row_and_errors():
+    emb = np.ones((6, 2), dtype=np.float32)
+    _, idx = exact_search(np.ones((1, 2), np.float32), emb, k=3, block_rows=4, device="cpu")
+    assert idx.tolist() == [[0, 1, 2]]
+    with pytest.raises(ValueError, match="shape"):
+        exact_search(np.ones((1, 3), np.float32), emb, k=1)
+
+
+def test_exact_on_float16_memmap(tmp_path):
+    save_embeddings(tmp_path, IDS, EMB, dtype="float16")
+    ids, emb = load_embeddings(tmp_path)
+    assert isinstance(emb, np.memmap) and emb.dtype == np.float16 and ids == IDS
+    _, idx = exact_search(QUERIES, emb, k=5, block_rows=100, device="cpu")
+    np.testing.assert_array_equal(idx, brute_force(QUERIES, emb.astype(np.float32), 5)[1])
+
+
+def test_faiss_flat_agrees_with_exact():
+    pytest.importorskip("faiss")
+    ex_s, ex_i = exact_search(QUERIES, EMB, k=10, device="cpu")
+    fa_s, fa_i = faiss_search(QUERIES, EMB, k=10, factory="Flat")
+    np.testing.assert_array_equal(fa_i, ex_i)
+    np.testing.assert_allclose(fa_s, ex_s, rtol=1e-4)
+
+
+def test_faiss_ivf_with_all_lists_probed_is_exact():
+    pytest.importorskip("faiss")
+    _, fa_i = faiss_search(QUERIES, EMB, k=5, factory="IVF8,Flat", nprobe=8)
+    np.testing.assert_array_equal(fa_i, exact_search(QUERIES, EMB, k=5, device="cpu")[1])
+
+
+def test_faiss_bad_factory_is_a_config_error():
+    pytest.importorskip("faiss")
+    with pytest.raises(ConfigError, match="factory"):
+        faiss_search(QUERIES, EMB, k=5, factory="NoSuchIndex")
+
+
+def _sharded(tmp_path, bounds=(0, 300, 310, 1000)):
+    for n, (a, b) in enumerate(zip(bounds, bounds[1:])):
+        d = save_embeddings(tmp_path / f"shard-{n:05d}", IDS[a:b], EMB[a:b], dtype="float32")
+        (d / "meta.json").write_text(json.dumps({"pooling": "mean", "num_rows": b - a}))
+    return tmp_path
+
+
+@pytest.mark.parametrize("method", ["exact", "faiss"])
+def test_sharded_index_merges_to_the_global_top_k(tmp_path, method):
+    if method == "faiss":
+        pytest.importorskip("faiss")
+    index = ShardedIndex(_sharded(tmp_path))
+    assert len(index.shards) == 3 and len(index) == 1000
+    scores, hits = index.search(QUERIES, k=20, method=method)
+    ref_s, ref_i = brute_force(QUERIES, EMB, 20)
+    assert hits == [[IDS[i] for i in row] for row in ref_i]
+    np.testing.assert_allclose(scores, ref_s, rtol=1e-4)
+    assert index.meta == {"pooling": "mean"}
+
+
+def test_single_directory_index_and_missing_index(tmp_path):
+    save_embeddings(tmp_path / "one", IDS[:10], EMB[:10])
+    assert shard_dirs(tmp_path / "one") == [tmp_path / "one"]
+    _, hits = ShardedIndex(tmp_path / "one").search(QUERIES[:1], k=3)
+    assert len(hits[0]) == 3
+    with pytest.raises(DataError, match="no emb.npy"):
+        ShardedIndex(tmp_path / "empty-not-there")
+
+
+def test_meta_disagreement_and_bad_files(tmp_path):
+    root = _sharded(tmp_path)
+    (root / "shard-00001" / "meta.json").write_text(json.dumps({"pooling": "cls"}))
+    with pytest.raises(DataError, match="pooling"):
+        read_meta(root)
+    with pytest.raises(DataError, match="newline"):
+        save_embeddings(tmp_path / "x", ["a\nb"], EMB[:1])
+    with pytest.raises(ConfigError, match="dtype"):
+        save_embeddings(tmp_path / "x", ["a"], EMB[:1], dtype="int8")
+    (root / "shard-00000" / "ids.txt").write_text("only-one\n")
+    with pytest.raises(DataError, match="ids.txt has 1 ids"):
+        load_embeddings(root / "shard-00000")
+
+
+def test_dimension_mismatch_is_explained(tmp_path):
+    save_embeddings(tmp_path, IDS[:4], EMB[:4])
+    with pytest.raises(DataError, match="dimension 16"):
+        ShardedIndex(tmp_path).search(np.ones((1, 8), np.float32), k=2)
+
+
+def test_faiss_ivf_on_too_few_vectors_is_a_config_error():
+    pytest.importorskip("faiss")
+    with pytest.raises(ConfigError, match="could not train"):
+        faiss_search(QUERIES, EMB[:10], k=5, factory="IVF64,Flat")
+
+
+@pytest.mark.parametrize("method", ["exact", "faiss"])
+def test_an_empty_shard_is_harmless(tmp_path, method):
+    if method == "faiss":
+        pytest.importorskip("faiss")
+    save_embeddings(tmp_path / "shard-00000", [], EMB[:0])
+    save_embeddings(tmp_path / "shard-00001", IDS[:3], EMB[:3])
+    scores, hits = ShardedIndex(tmp_path).search(QUERIES[:2], k=5, method=method)
+    assert [sorted(h) for h in hits] == [IDS[:3], IDS[:3]]
+    assert scores.shape == (2, 3)

@@ -1,0 +1,74 @@
+"""stages/lib/train/args.py: the trainer configs' choices, ranges and cross-field rules."""
+
+from __future__ import annotations
+
+import json
+import re
+import typing
+
+import pytest
+
+from orchestrator.api import ConfigError
+from stages.lib.train.args import DpoConfig, DpoLoss, Scheduler, SftConfig, TrainArgs, validated
+
+
+def test_defaults_are_the_papers_and_shared_fields_are_declared_once():
+    sft, dpo = SftConfig(), DpoConfig()
+    assert (sft.lr, sft.epochs, sft.per_device_batch_size, sft.grad_accum) == (1e-5, 3.0, 2, 2)
+    assert (dpo.lr, dpo.epochs, dpo.per_device_batch_size, dpo.grad_accum) == (5e-6, 1.0, 1, 4)
+    assert (dpo.beta, dpo.loss_type, dpo.tasks) == (0.1, "sigmoid", ["generator", "reranker"])
+    shared = set(TrainArgs.__dataclass_fields__)
+    assert set(SftConfig.__dataclass_fields__) - shared == {"loss_on"}
+    assert set(DpoConfig.__dataclass_fields__) - shared == {
+        "beta", "loss_type", "tasks", "max_prompt_length", "precompute_ref_log_probs"}
+
+
+@pytest.mark.parametrize("cls, values, message", [
+    (DpoConfig, {"loss_type": "sigmodi"}, r"DpoConfig\.loss_type: .*'sigmoid'.*got 'sigmodi'"),
+    (DpoConfig, {"beta": 0}, r"DpoConfig\.beta: Input should be greater than 0, got 0"),
+    (SftConfig, {"warmup_ratio": 1.5}, r"SftConfig\.warmup_ratio: .*less than 1"),
+    (SftConfig, {"lr_scheduler": "cosin"}, r"SftConfig\.lr_scheduler: .*got 'cosin'"),
+    (SftConfig, {"per_device_batch_size": 0}, r"per_device_batch_size: .*greater than or equal to 1"),
+    (SftConfig, {"loss_on": "prompt"}, r"SftConfig\.loss_on: .*'completion'"),
+])
+def test_choices_and_ranges_are_refused_with_the_field_named(cls, values, message):
+    with pytest.raises(ConfigError, match=message):
+        validated(cls(**values))
+
+
+def test_cross_field_rules_run_when_the_config_is_built(tmp_path):
+    with pytest.raises(ConfigError, match=r"max_steps must be -1 \(train by epochs\) or > 0, got 0"):
+        SftConfig(max_steps=0)
+    with pytest.raises(ConfigError, match="epochs must be > 0 when max_steps is -1"):
+        SftConfig(epochs=0)
+    assert SftConfig(epochs=0, max_steps=5).max_steps == 5
+    with pytest.raises(ConfigError, match=r"max_prompt_length \(64\) must be below max_length"):
+        DpoConfig(max_prompt_length=64, max_length=64)
+    with pytest.raises(ConfigError, match="does not exist"):
+        SftConfig(deepspeed=str(tmp_path / "none.json"))
+    zero3 = tmp_path / "z3.json"
+    zero3.write_text(json.dumps({"zero_optimization": {"stage": 3}}))
+    with pytest.raises(ConfigError, match="stage3_gather_16bit_weights_on_model_save"):
+        DpoConfig(deepspeed=str(zero3))
+
+
+def test_validated_returns_an_equal_config_with_numbers_normalised():
+    cfg = validated(DpoConfig(lr=1, beta=0.2, target_modules=["q_proj", "v_proj"]))
+    assert isinstance(cfg, DpoConfig) and cfg.lr == 1.0 and isinstance(cfg.lr, float)
+    assert cfg.target_modules == ["q_proj", "v_proj"] and cfg.beta == 0.2
+
+
+def test_loss_types_match_the_installed_trl():
+    """The Literal is a copy of TRL's list: an upgrade that changes it must fail here."""
+    import dataclasses
+
+    from trl import DPOConfig as TrlDpoConfig
+
+    help_text = {f.name: f for f in dataclasses.fields(TrlDpoConfig)}["loss_type"].metadata["help"]
+    assert set(typing.get_args(DpoLoss)) == set(re.findall(r"`'([a-z_]+)'`", help_text))
+
+
+def test_schedulers_match_the_installed_transformers():
+    from transformers.trainer_utils import SchedulerType
+
+    assert set(typing.get_args(Scheduler)) == {t.value for t in SchedulerType}

@@ -1,0 +1,90 @@
+"""stages/lib/train/sft.py: SFT with TRL on a tiny random model (CPU, a few seconds each)."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from orchestrator.api import ConfigError, DataError
+from stages.lib.train import SftConfig, TrainHooks, sft_train
+from tests.stages.lib.train.conftest import FAST, chat_rows, make_logger, n_changed, state_dict
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")  # 49 s instead of 10 s with 2 threads
+
+
+def test_lora_merges_into_a_plain_checkpoint(tiny_lm, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    logger, handler = make_logger("sft_lora")
+    out = tmp_path / "model"
+    cfg = SftConfig(lora=True, lora_r=8, lora_alpha=16, lora_dropout=0.0, max_steps=8, **FAST)
+    stats = sft_train(tiny_lm, chat_rows(), out, cfg, TrainHooks(log=logger))
+    assert stats["steps"] == 8 and stats["lora"] and stats["loss_on"] == "completion"
+    assert 0 < stats["trainable_params"] < stats["total_params"]
+    assert stats["last_loss"] < stats["first_loss"]
+    step_lines = [m for m in handler.messages if m.startswith("sft step ")]
+    assert len(step_lines) == 8 and "loss" in step_lines[0] and "lr" in step_lines[0]
+    # a plain checkpoint: no PEFT wrapper needed to load it, same parameter names as the input
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    assert not hasattr(model, "peft_config")
+    assert n_changed(state_dict(tiny_lm), model.state_dict()) > 0
+    adapter = json.loads((out / "adapter" / "adapter_config.json").read_text())
+    assert adapter["r"] == 8 and (out / "adapter" / "adapter_model.safetensors").is_file()
+    assert AutoTokenizer.from_pretrained(str(out)).chat_template == \
+        AutoTokenizer.from_pretrained(str(tiny_lm)).chat_template
+
+
+def test_full_finetuning_changes_every_weight(tiny_lm, sft_full):
+    out, stats, messages = sft_full
+    assert stats["steps"] == 6 and not stats["lora"]
+    assert stats["trainable_params"] == stats["total_params"]
+    assert stats["last_loss"] < stats["first_loss"]
+    assert [s for s, _ in stats["losses"]] == [1, 2, 3, 4, 5, 6]
+    before, after = state_dict(tiny_lm), state_dict(out)
+    assert n_changed(before, after) == len(before)
+    assert json.loads((out / "config.json").read_text())["dtype"] == "float32"
+    assert any("full fine-tuning" in m for m in messages)
+
+
+def test_errors_found_before_training(tiny_lm, tmp_path):
+    out = tmp_path / "out"
+    with pytest.raises(DataError, match="empty"):
+        sft_train(tiny_lm, [], out, SftConfig())
+    with pytest.raises(ConfigError, match="generation"):
+        sft_train(tiny_lm, chat_rows(), out, SftConfig(loss_on="assistant"))
+    with pytest.raises(ConfigError, match="warmup_ratio"):
+        sft_train(tiny_lm, chat_rows(), out, SftConfig(warmup_ratio=1.5))
+    with pytest.raises(ConfigError, match="not a Hugging Face checkpoint"):
+        sft_train(tmp_path, chat_rows(), out, SftConfig())
+    with pytest.raises(DataError, match="every one of the 16 examples was dropped"):
+        sft_train(tiny_lm, chat_rows(), out, SftConfig(**{**FAST, "max_length": 4}, max_steps=1))
+    assert not out.exists()
+
+
+GENERATION_TEMPLATE = (
+    "{% for message in messages %}{% if message['role'] == 'assistant' %}"
+    "{{ '<|im_start|>assistant\\n' }}{% generation %}{{ message['content'] + '<|im_end|>' }}"
+    "{% endgeneration %}{{ '\\n' }}{% else %}"
+    "{{ '<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + '\\n' }}"
+    "{% endif %}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}"
+)
+
+
+@pytest.mark.parametrize("loss_on", ["all", "assistant"])
+def test_other_loss_masks(tiny_lm, tmp_path, loss_on):
+    from transformers import AutoTokenizer
+
+    model = tmp_path / "lm"
+    shutil.copytree(tiny_lm, model)
+    if loss_on == "assistant":   # a template with {% generation %} markers
+        tok = AutoTokenizer.from_pretrained(str(model))
+        tok.chat_template = GENERATION_TEMPLATE
+        tok.save_pretrained(str(model))
+    rows = chat_rows(4)
+    rows[0]["messages"] = rows[0]["messages"] + [{"role": "user", "content": "more?"},
+                                                 {"role": "assistant", "content": "[3]"}]
+    stats = sft_train(model, rows, tmp_path / "out",
+                      SftConfig(loss_on=loss_on, max_steps=2, **FAST))
+    assert stats["loss_on"] == loss_on and stats["steps"] == 2 and stats["num_examples"] == 4
