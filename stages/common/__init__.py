@@ -1,7 +1,7 @@
 """Stages two or more recipes use, registered under plain names (``retrieve``, ``sft``).
 
-A stage moves here (``git mv``) the moment a second recipe uses it. Every module in this folder
-is imported when the package is: adding a file is all it takes to add a stage.
+A stage moves here (``git mv``) the moment a second recipe uses it. Every module here that defines
+a stage is imported when the package is: adding a file is all it takes to add a stage.
 """
 
 from stages import import_modules

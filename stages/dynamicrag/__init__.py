@@ -3,7 +3,8 @@ pure formulas (``prompts``, ``buckets``, ``pairs_logic``, ``windows``, ``reward_
 own artifact types (``schemas``) beside them. The recipe's DAG is ``conf/dynamicrag/pipeline.yaml``
 and its prompt files are under ``conf/prompts/dynamicrag/``.
 
-Every module in this folder is imported when the package is (the formula modules are light).
+Importing the package imports every module here that defines a stage (``stages.import_modules``);
+the formula modules come with the stages that use them.
 """
 
 from stages import import_modules
