@@ -109,7 +109,10 @@ class StoreLock:
     def release(self) -> None:
         holder = read_json(self.holder_path) or {}
         if holder.get("pid") == os.getpid() and holder.get("host") == HOST:
-            self.holder_path.unlink(missing_ok=True)
+            try:
+                self.holder_path.unlink(missing_ok=True)
+            except OSError:
+                pass
         self._lock.release()
 
     @property
@@ -189,7 +192,10 @@ class Lease:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=5)
-        self.path.unlink(missing_ok=True)
+        try:
+            self.path.unlink(missing_ok=True)
+        except OSError:
+            pass  # a read-only cache: EROFS even for a file that was never written
 
 
 def register_runs_dir(cache_root: Path, runs_dir: Path) -> None:
