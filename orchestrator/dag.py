@@ -19,6 +19,7 @@ Recipe shape::
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -27,9 +28,9 @@ from orchestrator.artifacts import Artifact, schema_problems
 from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator import hashing
 from orchestrator.hashing import canonical_json
-from orchestrator.registry import StageSpec, get_stage, load_stages
+from orchestrator.registry import SEMANTIC, StageSpec, get_stage, load_stages
 from orchestrator.repeat import expand_repeats
-from orchestrator.stage_config import RESERVED, check_step_config, plan_notes
+from orchestrator.stage_config import RESERVED, check_step_config, nonsemantic_paths, plan_notes
 
 
 @dataclass
@@ -214,7 +215,7 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     values = {k: v for k, v in body.items() if k not in RESERVED}
     config, obj = check_step_config(spec.config_cls, values, where)
     mine = {p[len(where) + 1:]: t for p, t in secrets.items() if p.startswith(where + ".")}
-    hidden = [p.split(".") for p in mine] + [[n] for n in spec.nonsemantic_fields()]
+    hidden = [p.split(".") for p in mine] + [list(p) for p in nonsemantic_paths(spec.config_cls, SEMANTIC)]
     wires = _wires(name, spec, body, steps_cfg, sources)
     shards, gpus = _check_resources(spec, body, where)
     resources = {"gpus": gpus, "shards": shards, "executor": settings.get("executor")}
@@ -223,11 +224,14 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
                 mine, notes), spec
 
 
-def _import_stages(imports: list[str]) -> None:
+def _import_stages(imports: list[str], names: list[str]) -> None:
     """The recipe's stage modules. One that does not import (a syntax error, a bad ``@stage``
     definition, a failing top-level statement) is a recipe error: exit 2, at its file:line."""
     try:
-        load_stages(imports)
+        if "names" in inspect.signature(load_stages).parameters:  # only the packages these need
+            load_stages(imports, names=names)
+        else:
+            load_stages(imports)
     except SyntaxError as e:
         raise ConfigError(f"{e.filename}:{e.lineno}: syntax error in a stage module: {e.msg}",
                           hint="fix the module; `python -m py_compile FILE` shows the same") from None
@@ -248,11 +252,12 @@ def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str]) -> Dag:
 
     cfg = expand_repeats(cfg)
     settings = check_settings(cfg.get("ragline") or {})
-    _import_stages(settings.get("imports") or [])
     steps_cfg = cfg.get("steps")
     if not isinstance(steps_cfg, dict) or not steps_cfg:
         raise ConfigError(f"{recipe}: no 'steps' mapping; a recipe names its steps under steps:",
                           hint="see conf/ for examples")
+    _import_stages(settings.get("imports") or [],
+                   sorted({str(b["stage"]) for b in steps_cfg.values() if isinstance(b, dict) and "stage" in b}))
     sources = {n: _source_path(n, v) for n, v in (cfg.get("sources") or {}).items()}
     clash = set(sources) & set(steps_cfg)
     if clash:

@@ -39,12 +39,14 @@ def _stamp(path: str) -> list:
 
 def _files(conf_dir: Path) -> list[str]:
     """Every file an entry depends on (see the module docstring)."""
-    from orchestrator.registry import REGISTRY
+    from orchestrator import registry
 
     files = [str(p) for p in sorted(conf_dir.rglob("*")) if p.is_file()]
     files += [str(p) for p in sorted(Path(__file__).parent.rglob("*.py"))]
-    packages = {spec.fn.__module__.split(".")[0] for spec in REGISTRY.values()}
-    for name, mod in sorted(sys.modules.items()):
+    if hasattr(registry, "imported_module_files"):  # the registry's own list of what it imported
+        files += registry.imported_module_files()
+    packages = {spec.fn.__module__.split(".")[0] for spec in registry.REGISTRY.values()}
+    for name, mod in sorted(sys.modules.items()):  # and every loaded module of a stage's package
         path = getattr(mod, "__file__", None)
         if path and name.split(".")[0] in packages:
             files.append(path)
@@ -74,7 +76,7 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
 
 
 def _write(path: Path, conf_dir: Path, members: list[Member], dags: list[Dag]) -> None:
-    data = {"files": [_stamp(f) for f in _files(conf_dir)],
+    data = {"files": [_stamp(f) for f in _files(conf_dir) if os.path.exists(f)],
             "members": [{"overrides": m.overrides, "config": m.config} for m in members],
             "dags": [_dag_to_json(d) for d in dags]}
     try:

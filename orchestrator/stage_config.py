@@ -215,6 +215,23 @@ def check_step_config(config_cls: type | None, values: dict, where: str,
         raise ConfigError(f"{key}: {e.text}", hint=hint, key=key) from None
 
 
+@functools.lru_cache(maxsize=None)
+def nonsemantic_paths(config_cls: type | None, semantic_key: str = "ragline_semantic") -> tuple[tuple[str, ...], ...]:
+    """Key paths of the fields marked ``nonsemantic(...)``, nested sections included
+    (``("judge", "max_concurrency")``): they never enter a cache key."""
+    if config_cls is None:
+        return ()
+    out: list[tuple[str, ...]] = []
+    for f in dataclasses.fields(config_cls):
+        if f.metadata.get(semantic_key) is False:
+            out.append((f.name,))
+            continue
+        section = _nested_class(_hints(config_cls)[f.name])
+        if section is not None and section is not config_cls:
+            out += [(f.name, *p) for p in nonsemantic_paths(section, semantic_key)]
+    return tuple(out)
+
+
 def build_config(config_cls: type, config: dict) -> Any:
     """The config object a stage receives, from a checked config dict (nested sections become
     their dataclasses). For executors: ``spec.config_cls(**config)`` would leave them dicts."""

@@ -69,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     args.argv = ["rag", *argv]
+    from rich.markup import escape
+
     from orchestrator.logs import console, setup_cli_logging
 
     # Library progress bars (weights loading, shard writing) would drown the step lines; stages
@@ -82,9 +84,9 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as e:
         if os.environ.get("RAGLINE_FULL_ERROR") == "1":
             raise
-        console().print(f"[red]error:[/] {e.message}", soft_wrap=True)
+        console().print(f"[red]error:[/] {escape(e.message)}", soft_wrap=True)
         if e.hint:
-            console().print(f"  hint: {e.hint}", soft_wrap=True)
+            console().print(f"  hint: {escape(e.hint)}", soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
         console().print("[yellow]interrupted[/]: finished steps are cached; rerun the same command to resume")
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - an internal error: one line unless asked
         if os.environ.get("RAGLINE_FULL_ERROR") == "1":
             raise
-        console().print(f"[red]internal error:[/] {type(e).__name__}: {e}", soft_wrap=True)
+        console().print(f"[red]internal error:[/] {type(e).__name__}: {escape(str(e))}", soft_wrap=True)
         console().print("  set RAGLINE_FULL_ERROR=1 for the traceback")
         return 1
 

@@ -140,3 +140,21 @@ def test_executor_settings_are_checked_at_plan_time(recipe, capsys):
     pytest.importorskip("orchestrator.executors")
     assert plan(recipe, "+ragline.executor={name: slurm, partiton: gpu}") == 2
     assert "ragline.executor.partiton:" in one_error(capsys)
+
+
+def test_nonsemantic_fields_of_nested_sections_stay_out_of_keys(recipe, capsys):
+    import json
+
+    def keys(*overrides):
+        assert rag("plan", str(recipe), "--json", *overrides, runs=recipe.parent.parent / "runs") == 0
+        plan = json.loads(capsys.readouterr().out)
+        return {s["step"]: s["keys"] for s in plan["members"][0]["steps"]}
+
+    base = keys("+steps.dpo.judge={model: m, timeout: 30}")
+    assert keys("+steps.dpo.judge={model: m, timeout: 90}") == base
+    assert keys("+steps.dpo.judge={model: n, timeout: 30}")["dpo"] != base["dpo"]
+
+
+def test_error_text_with_brackets_is_printed_as_written(recipe, capsys):
+    assert plan(recipe, "steps.dpo.loss_type=[a]") == 2
+    assert "got ['a']" in one_error(capsys)

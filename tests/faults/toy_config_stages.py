@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field
 
-from orchestrator.api import ConfigError, Metrics, StageContext, stage
+from orchestrator.api import ConfigError, Metrics, StageContext, nonsemantic, stage
 from tests.toy.stages import Numbers
 
 
@@ -21,6 +21,7 @@ class Report(Metrics):
 class JudgeConfig:
     model: str = "judge-small"
     temperature: Annotated[float, Field(ge=0.0, le=2.0)] = 0.0
+    timeout: float = nonsemantic(30.0)      # cannot change a result: not in the cache key
 
 
 @dataclass
