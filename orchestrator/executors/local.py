@@ -1,8 +1,8 @@
 """The local executor: one worker process per task, GPUs handed out through CUDA_VISIBLE_DEVICES.
 
 Eight shards on eight GPUs with ``gpus: 1`` run as eight workers, each seeing one device; with
-``gpus: 2`` four run at a time on disjoint pairs. A step with ``gpus: N > 1`` and one shard is
-launched under ``accelerate launch --num_processes N`` (data-parallel training; rank 0 commits).
+``gpus: 2`` four run at a time on disjoint pairs. A step with ``gpus: N > 1`` and one shard runs
+as N ranks under ``torchrun --standalone`` (data-parallel training; rank 0 commits).
 On a machine without GPUs, shards run on CPU, ``max_parallel`` at a time (default: one per core),
 with the cores split between them.
 
@@ -19,7 +19,6 @@ import json
 import os
 import queue
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -33,13 +32,6 @@ from orchestrator.executors.gpus import visible_gpus
 from orchestrator.task import Task, one_line
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
-
-
-def free_port() -> int:
-    """A free TCP port: two data-parallel steps at once must not both take accelerate's 29500."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def check_gpus(steps: list, have: list[int]) -> None:
@@ -96,10 +88,11 @@ class LocalExecutor:
         return [gpus[i * g:(i + 1) * g] for i in range(len(gpus) // g)]
 
     def command(self, step, task_file: Path) -> list[str]:
+        """One worker; a multi-GPU step (one shard) as ``gpus`` ranks under torchrun, on a free
+        rendezvous port (``--standalone``), each rank seeing every GPU of the slot."""
         if step.gpus > 1 and step.shards == 1:
-            return [sys.executable, "-m", "accelerate.commands.launch", "--num_processes",
-                    str(step.gpus), "--main_process_port", str(free_port()),
-                    "-m", "orchestrator.worker", str(task_file)]
+            return [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                    "--nproc_per_node", str(step.gpus), "-m", "orchestrator.worker", str(task_file)]
         return [sys.executable, "-m", "orchestrator.worker", str(task_file)]
 
     def run(self, step, tasks: list[Task]) -> dict[str, TaskResult]:
