@@ -17,8 +17,10 @@ def test_recipe_validates(name, tmp_path, monkeypatch, capsys):
     assert rag("plan", f"conf/{name}", "--json", runs=tmp_path / "runs") == 0
     plan = json.loads(capsys.readouterr().out)
     steps = {s["step"] for s in plan["members"][0]["steps"]}
-    assert {"retrieve_train", "rerank", "label", "convert", "sft", "sample", "reward", "dpo",
-            "infer", "evaluate"} <= steps
+    assert steps
+    if name.startswith("dynamicrag"):  # each recipe family has its own DAG
+        assert {"retrieve_train", "rerank", "label", "convert", "sft", "sample", "reward", "dpo",
+                "infer", "evaluate"} <= steps
 
 
 def test_recipe_opens_with_a_comment_and_the_run_command():
