@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
-# CI: install the real engines the executor conformance suite (tests/executors/) runs on:
-# a single-node SLURM cluster (Debian's slurm-wlm + munge, slurmdbd over mariadb-server-core for
-# accounting) and Ray 2.60.0 with submitit in the given Python environment.
+# CI: install the real engines the executor conformance suite (tests/executors/) runs on, then
+# run it: a single-node SLURM cluster (Debian's slurm-wlm + munge, slurmdbd over
+# mariadb-server-core for accounting) and Ray 2.60.0 with submitit in the given Python environment.
 #
 #   .ci/engines.sh [PYTHON]     PYTHON: the interpreter of the venv under test (default python3)
 #
-# Then: RAGLINE_ENGINES=1 python -m pytest -m engines tests/executors
-# (the suite's fixture starts and stops the clusters with tests/engines/{slurm,ray}.sh).
-# Measured on the 2-core CI VM: apt-get about 20 s (18 packages), pip about 20 s.
-# Needs root and apt-get for SLURM; without them only Ray is installed and the SLURM tests skip.
+# The suite's session fixtures start the clusters with tests/engines/{slurm,ray}.sh and stop them
+# by PID at the end (RAGLINE_ENGINES=1). Measured on the 2-core VM: apt-get about 20 s
+# (18 packages), pip about 20 s, the suite about 11 min under a load average of 10.
+# Needs root and apt-get for SLURM; without them only Ray is installed and the SLURM cases skip
+# (pytest -ra lists them with the reason).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${1:-python3}
@@ -31,3 +32,6 @@ fi
 t0=$SECONDS
 "$PY" -m pip install -q "ray==2.60.0" "submitit>=1.5"
 echo "[engines] pip install ray==2.60.0 submitit: $((SECONDS - t0))s"
+
+echo "[engines] RAGLINE_ENGINES=1 pytest -m engines tests/executors"
+RAGLINE_ENGINES=1 "$PY" -m pytest -q -ra -m engines tests/executors

@@ -79,14 +79,22 @@ def ray_cluster():
 
 # -- the conformance recipe, run through the CLI as a separate process (kills, races) ---------------
 
-# executor -> (overrides, environment changes). Local gets two fake GPUs through the environment;
-# Ray and SLURM submit from a "login node" with none: their GPUs are the cluster's (fake ones).
+# executor -> (overrides, environment changes). Local gets two fake GPUs through the environment
+# (and FAKE_DRIVER below); Ray and SLURM submit from a "login node" with none: their GPUs are the
+# cluster's (fake ones too: ray start --num-gpus 2, SLURM gres on /dev/null clones).
 EXECUTORS = {
-    "local": (["executor=local"], {"CUDA_VISIBLE_DEVICES": "0,1", "RAGLINE_FAKE_GPUS": "1"}),
-    "ray": (["executor=ray", "executor.address=auto"], {"CUDA_VISIBLE_DEVICES": None}),
-    "slurm": (["executor=slurm", "executor.time=10", "executor.cpus_per_task=1", "executor.mem_gb=1",
-               "executor.heartbeat_s=8"], {"CUDA_VISIBLE_DEVICES": None}),
+    "local": (["executor=local"], {"CUDA_VISIBLE_DEVICES": "0,1"}),
+    "ray": (["executor=ray", "ragline.executor.address=auto"], {"CUDA_VISIBLE_DEVICES": None}),
+    "slurm": (["executor=slurm", "ragline.executor.time=10", "ragline.executor.cpus_per_task=1",
+               "ragline.executor.mem_gb=1", "ragline.executor.heartbeat_s=8"], {"CUDA_VISIBLE_DEVICES": None}),
 }
+
+
+# The rag CLI for the local executor on a machine without an NVIDIA driver: CUDA_VISIBLE_DEVICES
+# counts only where a driver exists (orchestrator/executors/gpus.py), so the driver check is faked
+# in the runner's process, as tests/test_gpu_assignment.py does in-process.
+FAKE_DRIVER = ("import sys, orchestrator.executors.gpus as g; g.gpu_driver_present = lambda: True; "
+               "from orchestrator.cli import main; sys.exit(main(sys.argv[1:]))")
 
 
 def executor_params():
@@ -117,7 +125,8 @@ class Conformance:
         return env
 
     def argv(self, *extra: str, executor: str | None = None, runs: Path | None = None) -> list[str]:
-        return [sys.executable, "-m", "orchestrator", "run", str(self.recipe),
+        cli = ["-c", FAKE_DRIVER] if (executor or self.executor) == "local" else ["-m", "orchestrator"]
+        return [sys.executable, *cli, "run", str(self.recipe),
                 *EXECUTORS[executor or self.executor][0], f"trace={self.trace}",
                 f"fail={self.fail_file}", *extra, "--runs-dir", str(runs or self.runs)]
 

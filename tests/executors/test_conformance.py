@@ -48,6 +48,21 @@ def reference(tmp_path_factory):
     return _fingerprint(ref)
 
 
+def _check_record(xc: Conformance) -> None:
+    """The run record names the executor, each task's job id (cluster executors) and its log."""
+    status = xc.status()
+    assert status["executor"] == xc.executor
+    for step in ("cpu_map", "gpu_map", "train"):
+        rec = status["steps"][step]
+        logs = rec["log"] if isinstance(rec["log"], list) else [rec["log"]]
+        paths = [p for log in logs for p in ([Path(log)] if Path(log).is_file()
+                                             else sorted(Path(log).glob(f"{step}.shard-*.log")))]
+        assert len(paths) == rec["shards"], (step, rec)
+        assert all(p.stat().st_size > 0 for p in paths)
+        if xc.executor != "local":
+            assert len(rec["jobs"]) == rec["shards"] and all(rec["jobs"]), (step, rec)
+
+
 def _pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
@@ -56,10 +71,11 @@ def _pid_alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").is_dir() and "Z" not in Path(f"/proc/{pid}/stat").read_text().split()[2]
 
 
-def test_same_keys_bytes_and_gpu_assignment(xc, reference):
+def test_same_keys_bytes_gpu_assignment_and_record(xc, reference):
     code, out = xc.run()
     assert code == 0, out
     assert _fingerprint(xc) == reference
+    _check_record(xc)
     traces = xc.traces()
     cpu = [t for t in traces if t["step"] == "cpu_map"]
     gpu = [t for t in traces if t["step"] == "gpu_map"]
@@ -131,19 +147,3 @@ def test_killed_driver_leaves_no_work_running(xc, sig):
                   limit, "the step's SLURM jobs to leave the queue")
     keys = xc.status()["steps"]["cpu_map"]["keys"]
     assert not any(any((xc.cache / "objects").glob(f"*/{k}")) for k in keys)  # nothing half-done committed
-
-
-def test_run_record_names_executor_jobs_and_logs(xc):
-    code, out = xc.run()
-    assert code == 0, out
-    status = xc.status()
-    assert status["executor"] == xc.executor
-    for step in ("cpu_map", "gpu_map", "train"):
-        rec = status["steps"][step]
-        logs = rec["log"] if isinstance(rec["log"], list) else [rec["log"]]
-        paths = [p for log in logs for p in ([Path(log)] if Path(log).is_file()
-                                             else sorted(Path(log).glob(f"{step}.shard-*.log")))]
-        assert len(paths) == rec["shards"], (step, rec)
-        assert all(p.stat().st_size > 0 for p in paths)
-        if xc.executor != "local":
-            assert len(rec["jobs"]) == rec["shards"] and all(rec["jobs"]), (step, rec)
