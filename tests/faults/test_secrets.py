@@ -82,3 +82,13 @@ def test_secrets_are_found_through_indirection():
     assert found == {"keys.openai": "${oc.env:RAGLINE_TEST_SECRET}",
                      "steps.judge.api_key": "${oc.env:RAGLINE_TEST_SECRET}",
                      "steps.judge.header": "Bearer ${oc.env:RAGLINE_TEST_SECRET}"}
+
+
+def test_a_secret_reaches_a_worker_process_without_a_task_file_holding_it(recipe, tmp_path, monkeypatch):
+    planted = f"sk-worker-{secrets.token_hex(8)}"
+    monkeypatch.setenv("RAGLINE_TEST_SECRET", planted)
+    runs = tmp_path / "runs"
+    assert rag("run", str(recipe), "+ragline.executor={name: local, isolate: always}", runs=runs) == 0
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert status["metrics"]["train"]["has_key"] is True
+    assert files_holding(planted, runs, tmp_path / "cache") == []
