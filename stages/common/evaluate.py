@@ -30,7 +30,9 @@ file name).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
+
+from annotated_types import Ge
 
 from orchestrator.api import ConfigError, StageContext, stage
 from stages.lib.metrics.answer import METRICS, as_gold_list
@@ -43,7 +45,30 @@ class EvaluateConfig:
     name: str = ""                       # row label in result tables; "" = the step's name
     metrics: list[str] = field(default_factory=lambda: [
         "exact_match", "token_f1", "match_pred_in_gold", "match_gold_in_pred"])
-    retrieval_k: list[int] = field(default_factory=lambda: [1, 3, 5, 10, 20])
+    retrieval_k: list[Annotated[int, Ge(1)]] = field(default_factory=lambda: [1, 3, 5, 10, 20])
+
+    def __post_init__(self):
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            raise ConfigError(f"metrics: unknown {unknown}", hint=f"known: {sorted(METRICS)}")
+
+
+DISPLAY = {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",
+           "match_gold_in_pred": "gold⊂pred", "match_pred_in_gold": "pred⊂gold",
+           "first_char_accuracy": "acc", "rouge_l": "ROUGE-L", "recall@1": "R@1"}
+"""Result-table columns: metric -> label, in order (at most 8 are shown)."""
+
+
+def display(metrics: dict, configured: list[str]) -> dict[str, str]:
+    """The ``display`` block: known metrics present in :data:`DISPLAY` order, then the other
+    configured metrics under their own names.
+
+    >>> display({"exact_match": 0.5, "token_f1": 0.6, "recall@1": 1.0, "my_metric": 0.2},
+    ...         ["token_f1", "exact_match", "my_metric"])
+    {'exact_match': 'EM', 'token_f1': 'F1', 'recall@1': 'R@1', 'my_metric': 'my_metric'}
+    """
+    shown = {name: label for name, label in DISPLAY.items() if name in metrics}
+    return {**shown, **{n: n for n in configured if n in metrics and n not in shown}}
 
 
 class Evaluation(NamedTuple):
@@ -55,14 +80,9 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-@stage("evaluate", version=2)
+@stage("evaluate", version=3)
 def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
     """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
-    unknown = [m for m in cfg.metrics if m not in METRICS]
-    if unknown:
-        raise ConfigError(f"evaluate: unknown metrics {unknown}", hint=f"known: {sorted(METRICS)}")
-    if any(k < 1 for k in cfg.retrieval_k):
-        raise ConfigError(f"evaluate: retrieval_k must be >= 1, got {cfg.retrieval_k}")
     rows = predictions.rows()
 
     per_question, num_scored = [], 0
@@ -107,6 +127,7 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
                                 if r["dataset"] == d and r[name] is not None])
                    for name in cfg.metrics + retrieval_names}}
             for d in datasets}
+    metrics["display"] = display(metrics, cfg.metrics)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                       if isinstance(v, float) and k in cfg.metrics + retrieval_names)
     ctx.log.info("%s: %d questions (%d with gold answers): %s", metrics["label"], len(rows),

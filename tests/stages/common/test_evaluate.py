@@ -37,7 +37,11 @@ def test_evaluate(env):
     assert metrics["num_retrieval_questions"] == 1
     assert metrics["recall@1"] == 0.0 and metrics["recall@2"] == 1.0
     assert metrics["mrr@2"] == 0.5
-    assert all(not isinstance(v, (dict, list)) for k, v in metrics.items() if k != "by_dataset")
+    assert all(not isinstance(v, (dict, list)) for k, v in metrics.items()
+               if k not in ("by_dataset", "display"))
+    assert metrics["display"] == {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",
+                                  "match_gold_in_pred": "gold⊂pred",
+                                  "match_pred_in_gold": "pred⊂gold", "recall@1": "R@1"}
     assert metrics["by_dataset"]["nq"]["num_questions"] == 1
     assert metrics["by_dataset"]["tqa"]["exact_match"] == pytest.approx(0.0)
     assert [r["id"] for r in per_q] == ["1", "2", "3"]
@@ -53,5 +57,23 @@ def test_evaluate_without_gold_ids_and_default_label(env):
     metrics = written(EvalMetrics, out.metrics)
     assert metrics["label"] == "eval_nq" and metrics["rouge_l"] == 1.0
     assert "recall@1" not in metrics
-    with pytest.raises(ConfigError, match="unknown metrics"):
-        evaluate(table(Predictions, rows), EvaluateConfig(metrics=["em"]), ctx("e"))
+    assert metrics["display"] == {"avg_selected_docs": "docs", "rouge_l": "ROUGE-L"}
+    with pytest.raises(ConfigError, match=r"metrics: unknown \['em'\]"):
+        EvaluateConfig(metrics=["em"])
+
+
+def test_evaluate_config_is_checked_at_plan_time():
+    from orchestrator.stage_config import check_step_config
+
+    with pytest.raises(ConfigError, match=r"steps.eval: metrics: unknown \['em'\]"):
+        check_step_config(EvaluateConfig, {"metrics": ["em"]}, "steps.eval")
+    with pytest.raises(ConfigError, match=r"steps.eval.retrieval_k\[1\]"):
+        check_step_config(EvaluateConfig, {"retrieval_k": [1, 0]}, "steps.eval")
+
+
+def test_display_doctest():
+    import doctest
+
+    from stages.common import evaluate as module
+
+    assert doctest.testmod(module).failed == 0
