@@ -115,35 +115,47 @@ def _is_group(conf_dir: Path, ov) -> bool:
     return (conf_dir / key).is_dir()
 
 
+def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None:
+    """The rules of one value override, shared by both appliers (OmegaConf and plain dicts).
+
+    A stage config field left at its default is not in the YAML, so ``steps.X.field=v`` may set
+    a new key there (``build_dag`` then checks the name against the stage's config).
+    """
+    from hydra.core.override_parser.types import OverrideType
+
+    key = ov.key_or_group
+    parts = key.split(".")
+    in_step = len(parts) == 3 and parts[0] == "steps"
+    if ov.type == OverrideType.DEL and not exists:
+        raise ConfigError(f"override '{text}': no key '{key}' to delete in {recipe.name}")
+    if ov.type == OverrideType.CHANGE and not exists and not in_step:
+        raise ConfigError(f"override '{text}': {recipe.name} has no key '{key}'"
+                          f"{did_you_mean(parts[-1], list(siblings))}", hint=f"to add a new key write +{text}")
+    if ov.type == OverrideType.ADD and exists:
+        raise ConfigError(f"override '{text}': key '{key}' already exists",
+                          hint=f"to change it write {text.lstrip('+')}")
+
+
 def _apply(cfg, ov, text: str, recipe: Path) -> None:
+    """Apply one value override to an OmegaConf config, in place (the exact path)."""
     from hydra.core.override_parser.types import OverrideType
     from omegaconf import OmegaConf, open_dict
 
     key = ov.key_or_group
+    parent, _, leaf = key.rpartition(".")
+    node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
     sentinel = object()
     exists = OmegaConf.select(cfg, key, default=sentinel, throw_on_missing=False) is not sentinel
+    is_dict = node is not None and OmegaConf.is_dict(node)
+    _check_override(ov, text, recipe, exists, node.keys() if is_dict else [])
+    if ov.type == OverrideType.CHANGE and not exists and not is_dict:  # steps.nope.x=1
+        raise ConfigError(f"override '{text}': {recipe.name} has no key '{parent}'",
+                          hint=f"to add a new key write +{text}")
     with open_dict(cfg):
         if ov.type == OverrideType.DEL:
-            if not exists:
-                raise ConfigError(f"override '{text}': no key '{key}' to delete in {recipe.name}")
-            parent, _, leaf = key.rpartition(".")
-            node = OmegaConf.select(cfg, parent) if parent else cfg
             del node[leaf]
-            return
-        parent, _, leaf = key.rpartition(".")
-        node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
-        # A stage config field left at its default is not in the YAML: allow steps.X.field=v
-        # (build_dag then checks the field name against the stage's config, with did-you-mean).
-        in_step = parent.startswith("steps.") and parent.count(".") == 1 and OmegaConf.is_dict(node)
-        if ov.type == OverrideType.CHANGE and not exists and not in_step:
-            siblings = list(node.keys()) if node is not None and OmegaConf.is_dict(node) else []
-            raise ConfigError(
-                f"override '{text}': {recipe.name} has no key '{key}'{did_you_mean(leaf, siblings)}",
-                hint=f"to add a new key write +{text}")
-        if ov.type == OverrideType.ADD and exists:
-            raise ConfigError(f"override '{text}': key '{key}' already exists",
-                              hint=f"to change it write {text.lstrip('+')}")
-        OmegaConf.update(cfg, key, ov.value(), merge=False, force_add=True)
+        else:
+            OmegaConf.update(cfg, key, ov.value(), merge=False, force_add=True)
 
 
 def compose(recipe: Path, overrides: list[str], multirun: bool = False) -> list[Member]:
@@ -223,7 +235,8 @@ def _resolve(cfg) -> tuple[dict, dict[str, str]]:
 
 
 def _apply_plain(config: dict, ov, text: str, recipe: Path) -> dict:
-    """``config`` with one override applied, copying only the dicts along the key's path."""
+    """``config`` with one override applied, copying only the dicts along the key's path (the
+    sweep fast path: same rules as ``_apply``)."""
     from hydra.core.override_parser.types import OverrideType
 
     parts = ov.key_or_group.split(".")
@@ -240,17 +253,9 @@ def _apply_plain(config: dict, ov, text: str, recipe: Path) -> dict:
         node[part] = dict(child)
         node = node[part]
     leaf = parts[-1]
-    in_step = len(parts) == 3 and parts[0] == "steps"
+    _check_override(ov, text, recipe, leaf in node, node)
     if ov.type == OverrideType.DEL:
-        if leaf not in node:
-            raise ConfigError(f"override '{text}': no key '{ov.key_or_group}' to delete in {recipe.name}")
         del node[leaf]
-    elif ov.type == OverrideType.CHANGE and leaf not in node and not in_step:
-        raise ConfigError(f"override '{text}': {recipe.name} has no key '{ov.key_or_group}'"
-                          f"{did_you_mean(leaf, node)}", hint=f"to add a new key write +{text}")
-    elif ov.type == OverrideType.ADD and leaf in node:
-        raise ConfigError(f"override '{text}': key '{ov.key_or_group}' already exists",
-                          hint=f"to change it write {text.lstrip('+')}")
     else:
         node[leaf] = ov.value()
     return root

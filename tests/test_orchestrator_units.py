@@ -190,7 +190,7 @@ def test_step_config_validation_unions_nesting_and_memo():
         check_step_config(U, {"docs": [1, "b"]}, "steps.s")
     assert str(e.value) == "steps.s.docs: expected list[int] | str, got [1, 'b']"
     config, obj = check_step_config(U, {"judge": {"model": "m"}, "tags": ["a"], "weights": {"x": 1}}, "steps.s")
-    assert config == {"docs": "all", "judge": {"model": "m", "temperature": 0.0}, "tags": ["a"],
+    assert config == {"docs": "all", "judge": {"model": "m", "temperature": 0.0, "timeout": 30.0}, "tags": ["a"],
                       "weights": {"x": 1.0}}
     assert isinstance(obj.judge, JudgeConfig) and obj.tags == ("a",)
     again = check_step_config(U, {"weights": {"x": 1}, "tags": ["a"], "judge": {"model": "m"}}, "steps.t")
