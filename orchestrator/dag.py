@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import inspect
 import json
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -238,8 +239,6 @@ def _import_stages(imports: list[str], names: list[str]) -> None:
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - anything a module raises while being imported
-        import traceback
-
         frames = [f for f in traceback.extract_tb(e.__traceback__)
                   if "importlib" not in f.filename and "/orchestrator/" not in f.filename]
         where = f"{frames[0].filename}:{frames[0].lineno}: " if frames else ""  # the module's own line

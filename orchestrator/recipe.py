@@ -10,6 +10,7 @@ applied to the composed config. Each distinct set of group choices is composed o
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import itertools
 import re
@@ -81,8 +82,6 @@ def _parse(text: str):
 def _expand(overrides: list[str], multirun: bool) -> list[list[tuple[str, Any]]]:
     """The members of a sweep: for each, its (override text, parsed override) pairs. Each
     override is parsed once; a sweep's values become element overrides without parsing again."""
-    import dataclasses
-
     from hydra.core.override_parser.types import ValueType
 
     axes = []

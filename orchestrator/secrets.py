@@ -15,6 +15,7 @@ on disk.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from typing import Any
@@ -79,8 +80,6 @@ def redact(config: dict, secrets: dict[str, str]) -> dict:
     """
     if not secrets:
         return config
-    import copy
-
     out = copy.deepcopy(config)
     for path, text in secrets.items():
         node = out

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import sys
+
 EXAMPLES = """examples:
   rag plan conf/dynamicrag_demo.yaml
   rag plan conf/dynamicrag_llama3.yaml steps.retrieve.k=100   # what a change would recompute
@@ -19,9 +22,6 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    import json
-    import sys
-
     from orchestrator.cli.common import load, runs_dir
     from orchestrator.hashing import SourceMemo
     from orchestrator.logs import console
