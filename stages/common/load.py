@@ -73,6 +73,24 @@ def _check_gold(corpus, rows: list[dict], name: str, ctx: StageContext) -> None:
                         "retrieval metrics will count them as misses", name, missing, len(gold), first)
 
 
+def _beir_folder(corpus, eval, qrels, ctx: StageContext):
+    """(corpus, eval questions, qrels) paths; a corpus that is a BEIR folder supplies all three
+    (``corpus.jsonl``, ``queries.jsonl``, ``qrels/test.tsv``) unless eval or qrels are wired."""
+    path = corpus.path
+    if not path.is_dir():
+        return path, (eval.path if eval is not None else None), (qrels.path if qrels is not None else None)
+    parts = {"corpus": path / "corpus.jsonl", "queries": path / "queries.jsonl",
+             "qrels": path / "qrels" / "test.tsv"}
+    missing = [str(p) for p in parts.values() if not p.is_file()]
+    if missing:
+        raise ConfigError(f"step '{ctx.step}': the corpus {path} is a folder but not a BEIR folder: "
+                          f"{missing[0]} is missing",
+                          hint="a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/test.tsv")
+    ctx.log.info("BEIR folder %s: corpus.jsonl, queries.jsonl (eval), qrels/test.tsv", path)
+    return (parts["corpus"], eval.path if eval is not None else parts["queries"],
+            qrels.path if qrels is not None else parts["qrels"])
+
+
 @stage("load_data", version=1)
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
@@ -99,27 +117,29 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
         return LoadOutput(loaders.to_table(kb.passages, Passages.schema),
                           _questions_table(kb.train), _questions_table(kb.eval))
 
-    if train is None and eval is None:
+    corpus_path, eval_path, qrels_path = _beir_folder(corpus, eval, qrels, ctx)
+    if train is None and eval_path is None:
         raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions must "
                           "come with their corpus: wire inputs.train and/or inputs.eval (or wire "
                           "nothing to generate a synthetic set)")
-    fmt = cfg.corpus_format or loaders.detect_corpus_format(corpus.path)
-    passages = loaders.read_corpus_table(corpus.path, fmt, cfg.max_passages)
-    ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus.path, fmt,
+    fmt = cfg.corpus_format or loaders.detect_corpus_format(corpus_path)
+    passages = loaders.read_corpus_table(corpus_path, fmt, cfg.max_passages)
+    ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus_path, fmt,
                  f", first {cfg.max_passages}" if cfg.max_passages else "")
 
     judged = None
-    if qrels is not None:
-        judged = loaders.read_qrels(qrels.path)
-        ctx.log.info("qrels: %d judged questions from %s", len(judged), qrels.path)
+    if qrels_path is not None:
+        judged = loaders.read_qrels(qrels_path)
+        ctx.log.info("qrels: %d judged questions from %s", len(judged), qrels_path)
 
     sets: dict[str, list[dict]] = {}
-    for name, handle, limit in (("train", train, cfg.max_train), ("eval", eval, cfg.max_eval)):
-        if handle is None:
+    train_path = train.path if train is not None else None
+    for name, path, limit in (("train", train_path, cfg.max_train), ("eval", eval_path, cfg.max_eval)):
+        if path is None:
             ctx.log.warning("%s: no file wired; the %s output is empty", name, name)
             sets[name] = []
             continue
-        rows = loaders.read_questions(handle.path, require_answers=cfg.require_answers,
+        rows = loaders.read_questions(path, require_answers=cfg.require_answers,
                                       max_questions=limit)
         if judged is not None:
             rows = loaders.merge_qrels(rows, judged, cfg.min_qrel_score)
@@ -127,7 +147,7 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
                          sum(1 for r in rows if r["gold"]), len(rows))
         datasets = sorted({r["dataset"] for r in rows})
         with_ctxs = sum("ctxs" in r for r in rows)
-        ctx.log.info("%s: %d questions from %s (datasets: %s%s)", name, len(rows), handle.path,
+        ctx.log.info("%s: %d questions from %s (datasets: %s%s)", name, len(rows), path,
                      ", ".join(datasets[:10]) + (" ..." if len(datasets) > 10 else ""),
                      f"; {with_ctxs} carry retrieved passages" if with_ctxs else "")
         _check_gold(passages, rows, name, ctx)

@@ -89,11 +89,22 @@ class LocalBackend:
                                             max_new_tokens=max_tokens, batch_size=size)
                 for i, completions in zip(chunk, ids):
                     yield i, self._reply(requests[i], completions[:1] * requests[i].n)
-        for i, req in enumerate(requests):
-            if req.temperature > 0:
-                ids = self.gen.generate_ids([req.messages], max_new_tokens=req.max_tokens,
-                                            temperature=req.temperature, n=req.n, seed=req.seed)
-                yield i, self._reply(req, ids[0])
+        # sampled requests in batches of equal (temperature, max_tokens, n); each keeps its own
+        # seed, so a reply is the one the request would get alone (the cache stays truthful)
+        groups: dict[tuple, list[int]] = {}
+        for i, r in enumerate(requests):
+            if r.temperature > 0:
+                groups.setdefault((r.temperature, r.max_tokens, r.n), []).append(i)
+        for (temperature, max_tokens, n), idx in groups.items():
+            per = max(1, size // n)
+            for start in range(0, len(idx), per):
+                chunk = idx[start:start + per]
+                ids = self.gen.generate_ids([requests[i].messages for i in chunk],
+                                            max_new_tokens=max_tokens, temperature=temperature,
+                                            n=n, batch_size=size,
+                                            seeds=[requests[i].seed for i in chunk])
+                for i, completions in zip(chunk, ids):
+                    yield i, self._reply(requests[i], completions)
 
     def _reply(self, req: ChatRequest, completions: list[list[int]]) -> ChatReply:
         tok = self.gen.tokenizer

@@ -85,9 +85,9 @@ class _GumbelSampler:
     """
 
     def __init__(self, temperature: float, seed: int, rows: list[tuple[int, int]],
-                 prompt_len: int):
+                 prompt_len: int, seeds: list[int] | None = None):
         self.temperature, self.seed = temperature, seed
-        self.rows, self.prompt_len = rows, prompt_len
+        self.rows, self.prompt_len, self.seeds = rows, prompt_len, seeds
 
     def __call__(self, input_ids, scores):
         import torch
@@ -96,7 +96,10 @@ class _GumbelSampler:
         gen = torch.Generator(device=scores.device)
         noise = torch.empty(scores.shape, dtype=torch.float32, device=scores.device)
         for r, (conv, j) in enumerate(self.rows):
-            gen.manual_seed(row_seed(self.seed, conv, j, step))
+            if self.seeds is None:
+                gen.manual_seed(row_seed(self.seed, conv, j, step))
+            else:   # each conversation its own seed: the draw does not depend on the batch
+                gen.manual_seed(row_seed(self.seeds[conv], 0, j, step))
             noise[r].uniform_(generator=gen)
         gumbel = -torch.log(-torch.log(noise.clamp_(1e-10, 1.0 - 1e-7)))
         return scores.float() / self.temperature + gumbel
@@ -146,11 +149,15 @@ class TransformersGenerator:
 
     def generate_ids(self, conversations: list[list[dict]], *, max_new_tokens: int,
                      temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-                     progress: Callable | None = None) -> list[list[list[int]]]:
+                     progress: Callable | None = None,
+                     seeds: list[int] | None = None) -> list[list[list[int]]]:
         """The new token ids (eos and padding cut) of ``n`` completions per conversation.
 
         ``batch_size`` counts generated rows: with n samples a batch holds
-        ``max(1, batch_size // n)`` conversations.
+        ``max(1, batch_size // n)`` conversations. ``seeds`` (one per conversation) seeds each
+        conversation's samples on their own, so its completions are those it gets alone with
+        ``seed=seeds[i]`` (what a per-request cache needs); without it, ``seed`` and the
+        conversation's position decide.
         """
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
@@ -183,7 +190,8 @@ class TransformersGenerator:
                 prompt_len = batch["input_ids"].shape[1]
                 processors = LogitsProcessorList()
                 if sample:
-                    processors.append(_GumbelSampler(temperature, seed, rows, prompt_len))
+                    processors.append(_GumbelSampler(temperature, seed, rows, prompt_len,
+                                                     seeds=seeds))
                 out = self.model.generate(**batch, generation_config=config,
                                           logits_processor=processors)
                 for (i, _), row in zip(rows, out[:, prompt_len:].tolist()):

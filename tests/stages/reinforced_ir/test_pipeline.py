@@ -36,10 +36,6 @@ def _recipe(tmp_path, encoder, generator):
 defaults:
   - reinforced_ir/pipeline
   - _self_
-ragline:
-  imports: [stages.reinforced_ir.synthesize, stages.reinforced_ir.augment, stages.reinforced_ir.feedback_pairs,
-            stages.reinforced_ir.mine, stages.reinforced_ir.distill, stages.reinforced_ir.train_retriever,
-            stages.reinforced_ir.evaluate]
 sources:
   base_generator: {generator}
   base_retriever: {encoder}
@@ -103,3 +99,47 @@ def test_reinforced_ir_two_rounds_with_tiny_models(tmp_path, tiny_models, monkey
     third = json.loads((runs / "latest" / "status.json").read_text())
     computed = sorted(n for n, s in third["steps"].items() if s["cache"] != "hit")
     assert computed and all(n.endswith("_3") for n in computed), computed
+
+
+def _beir(folder):
+    (folder / "qrels").mkdir(parents=True)
+    docs = [("d1", "Velmora", "Velmora was founded in 1852 by Ardan Velsh."),
+            ("d2", "Kelmaro", "Kelmaro is a river city with a famous bridge."),
+            ("d3", "Zorvia", "The capital of Zorvia is Tessin.")]
+    (folder / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+    (folder / "queries.jsonl").write_text(
+        json.dumps({"_id": "q1", "text": "Who founded Velmora?"}) + "\n"
+        + json.dumps({"_id": "q2", "text": "What is the capital of Zorvia?"}) + "\n")
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td3\t1\n")
+    return folder
+
+
+def test_a_beir_folder_is_one_override(tmp_path, tiny_models, monkeypatch):
+    encoder, generator = tiny_models
+    recipe = _recipe(tmp_path, encoder, generator)
+    beir = _beir(tmp_path / "scifact")
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
+    for step in ("load", "index_base", "eval_base"):
+        assert rag("run", str(recipe), f"data.beir={beir}", "--only", step, "--no-progress", runs=runs) == 0
+    metrics = json.loads((runs / "latest" / "metrics.json").read_text())
+    assert metrics["eval_base"]["queries"] == 2
+    assert 0.0 <= metrics["eval_base"]["recall@10"] <= 1.0
+    assert metrics["eval_base"]["recall@10"] == 1.0     # 3 passages, top 10: every gold is found
+
+
+def test_a_folder_that_is_not_beir_is_refused_with_the_missing_file(tmp_path, tiny_models, monkeypatch):
+    encoder, generator = tiny_models
+    recipe = _recipe(tmp_path, encoder, generator)
+    (tmp_path / "notbeir").mkdir()
+    (tmp_path / "notbeir" / "corpus.jsonl").write_text("")
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
+    code = rag("run", str(recipe), f"data.beir={tmp_path / 'notbeir'}", "--only", "load",
+               "--no-progress", runs=runs)
+    assert code == 1
+    log = "\n".join(p.read_text() for p in (runs / "latest").rglob("*.log"))
+    assert "is a folder but not a BEIR folder" in log and "queries.jsonl is missing" in log
