@@ -75,6 +75,10 @@ defaults:
 sources:
   encoder: {encoder}
   generator: {generator}
+prompts:                  # the shipped prompt files (the test runs in a temporary directory)
+  reranker: {REPO}/conf/prompts/dynamicrag/reranker.yaml
+  generator: {REPO}/conf/prompts/dynamicrag/generator.yaml
+  judge: {REPO}/conf/prompts/dynamicrag/judge.yaml
 hw: {{shards: 2}}
 retrieval: {{k: 4}}
 dynamicrag: {{num_docs: 3}}
@@ -88,7 +92,8 @@ steps:
             answer_temperature: 1.0}}
   dpo: {{lora: true, lr: 1.0e-3, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 2048}}
   infer: {{max_new_tokens: 4}}
-  infer_top1: {{stage: infer_topk, inputs: {{questions: retrieve_eval, model: generator}}, k: 1,
+  infer_top1: {{stage: infer_topk, inputs: {{questions: retrieve_eval, model: generator,
+                                            prompt: generator_prompt}}, k: 1,
                 max_new_tokens: 4}}
   eval_top1: {{stage: evaluate, inputs: {{predictions: infer_top1}}, name: top-1}}
 """)

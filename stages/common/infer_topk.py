@@ -20,8 +20,8 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import StageContext, nonsemantic, stage
-from stages.lib.prompts import generator_messages, passage_fields
+from orchestrator.api import File, StageContext, nonsemantic, stage
+from stages.lib.prompts import generator_messages, load_prompt, passage_fields
 from stages.schemas import Model, Predictions, Retrieved
 
 
@@ -34,11 +34,14 @@ class InferTopkConfig:
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 
-@stage("infer_topk", version=1, shard_by="questions")
-def infer_topk(questions: Retrieved, model: Model, cfg: InferTopkConfig,
+@stage("infer_topk", version=2, shard_by="questions")
+def infer_topk(questions: Retrieved, model: Model, prompt: File, cfg: InferTopkConfig,
                ctx: StageContext) -> Predictions:
-    """The generator answers each question from its first ``k`` retrieved passages."""
+    """The generator answers each question from its first ``k`` retrieved passages, with the
+    generator prompt file ``prompt`` (fields: ``question``, ``passages``, ``style``)."""
     from stages.lib.models.generation import load_generator
+
+    generator = load_prompt(prompt.path)
 
     rows = questions.rows()
     if not rows:
@@ -48,7 +51,8 @@ def infer_topk(questions: Retrieved, model: Model, cfg: InferTopkConfig,
         row["selected"] = list(range(1, len(row["ctxs"]) + 1))
         row["selection"] = ", ".join(f"[{i}]" for i in row["selected"]) or "None"
     gen = load_generator(str(model.path), backend=cfg.backend, device=ctx.device)
-    convs = [generator_messages(r["question"], r["ctxs"], _dataset(r, cfg)) for r in rows]
+    convs = [generator_messages(generator, r["question"], r["ctxs"], _dataset(r, cfg))
+             for r in rows]
     answers = gen.chat(convs, max_new_tokens=cfg.max_new_tokens, temperature=0.0,
                        batch_size=cfg.batch_size,
                        progress=lambda it: ctx.progress(it, desc="generate"))

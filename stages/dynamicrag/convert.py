@@ -23,27 +23,32 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from orchestrator.api import StageContext, stage
+from typing import Annotated
+
+from annotated_types import Ge
+
+from orchestrator.api import File, StageContext, stage
 from stages.dynamicrag.buckets import true_false_ids
 from stages.dynamicrag.prompts import format_selection, reranker_messages
 from stages.dynamicrag.schemas import BCTargets
 from stages.lib.chat import assistant
 from stages.lib.metrics.answer import usable_golds
-from stages.lib.prompts import generator_messages
+from stages.lib.prompts import generator_messages, load_prompt
 from stages.schemas import Chat, Reranked
 
 
 @dataclass
 class ConvertConfig:
-    num_docs: int = 40                 # passages in a reranker prompt (paper: top-40)
-    max_generator_docs: int = 15       # relevant passages in a generator prompt (paper: first 15)
+    num_docs: Annotated[int, Ge(1)] = 40   # passages in a reranker prompt (paper: top-40)
+    max_generator_docs: Annotated[int, Ge(0)] = 15  # relevant passages per generator prompt (paper: 15)
     seed: int = 0                      # shuffle of the combined rows
 
 
-@stage("dynamicrag.convert", version=1)
-def convert(bc: BCTargets, sft: Reranked, cfg: ConvertConfig, ctx: StageContext,
-            extra: Chat | None = None) -> Chat:
+@stage("dynamicrag.convert", version=2)
+def convert(bc: BCTargets, sft: Reranked, reranker_prompt: File, generator_prompt: File,
+            cfg: ConvertConfig, ctx: StageContext, extra: Chat | None = None) -> Chat:
     """Reranker BC + generator SFT (+ extra) chat rows, shuffled."""
+    reranker, generator = load_prompt(reranker_prompt.path), load_prompt(generator_prompt.path)
     out: list[dict] = []
 
     past_window = 0
@@ -53,7 +58,7 @@ def convert(bc: BCTargets, sft: Reranked, cfg: ConvertConfig, ctx: StageContext,
         if any(i > len(docs) for i in sequence):
             past_window += 1
             continue
-        messages = reranker_messages(row["question"], docs)
+        messages = reranker_messages(reranker, row["question"], docs)
         messages.append(assistant(format_selection(sequence)))
         out.append({"id": f"{row['id']}:reranker:{row['sequence_length']}", "task": "reranker",
                     "messages": messages})
@@ -72,7 +77,8 @@ def convert(bc: BCTargets, sft: Reranked, cfg: ConvertConfig, ctx: StageContext,
         ctxs = row.get("ctxs") or []
         true_ids, _ = true_false_ids(ctxs)
         docs = [ctxs[i - 1] for i in true_ids[: cfg.max_generator_docs]]
-        messages = generator_messages(row["question"], docs, row.get("dataset") or row["id"])
+        messages = generator_messages(generator, row["question"], docs,
+                                      row.get("dataset") or row["id"])
         messages.append(assistant(golds[0]))
         out.append({"id": f"{row['id']}:generator", "task": "generator", "messages": messages})
     n_generator = len(out) - n_reranker

@@ -31,9 +31,9 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import StageContext, nonsemantic, stage
+from orchestrator.api import File, StageContext, nonsemantic, stage
 from stages.dynamicrag.prompts import format_selection, parse_selection, reranker_messages
-from stages.lib.prompts import generator_messages, passage_fields
+from stages.lib.prompts import Prompt, generator_messages, load_prompt, passage_fields
 from stages.schemas import Model, Predictions, Retrieved
 
 
@@ -51,11 +51,13 @@ class InferConfig:
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 
-@stage("dynamicrag.infer", version=1, shard_by="questions")
-def infer(questions: Retrieved, model: Model, cfg: InferConfig,
-          ctx: StageContext) -> Predictions:
+@stage("dynamicrag.infer", version=2, shard_by="questions")
+def infer(questions: Retrieved, model: Model, reranker_prompt: File, generator_prompt: File,
+          cfg: InferConfig, ctx: StageContext) -> Predictions:
     """Rerank-then-generate (``dynamic``) or windowed reranking, per question."""
     from stages.lib.models.generation import load_generator
+
+    reranker, generator = load_prompt(reranker_prompt.path), load_prompt(generator_prompt.path)
 
     rows = questions.rows()
     if not rows:
@@ -65,10 +67,10 @@ def infer(questions: Retrieved, model: Model, cfg: InferConfig,
         row["ctxs"] = [passage_fields(d) for d in (row.get("ctxs") or [])[:shown]]
     gen = load_generator(str(model.path), backend=cfg.backend, device=ctx.device)
     if cfg.mode == "dynamic":
-        _select_dynamic(rows, gen, cfg, ctx)
+        _select_dynamic(rows, gen, reranker, cfg, ctx)
     else:
-        _select_windowed(rows, gen, cfg, ctx)
-    convs = [generator_messages(r["question"], [r["ctxs"][i - 1] for i in r["selected"]],
+        _select_windowed(rows, gen, reranker, cfg, ctx)
+    convs = [generator_messages(generator, r["question"], [r["ctxs"][i - 1] for i in r["selected"]],
                                 _dataset(r, cfg)) for r in rows]
     answers = gen.chat(convs, max_new_tokens=cfg.max_new_tokens, temperature=0.0,
                        batch_size=cfg.batch_size,
@@ -86,10 +88,11 @@ def _rerank_kw(cfg: InferConfig) -> dict:
                 seed=cfg.seed, batch_size=cfg.batch_size)
 
 
-def _select_dynamic(rows: list[dict], gen, cfg: InferConfig, ctx: StageContext) -> None:
+def _select_dynamic(rows: list[dict], gen, prompt: Prompt, cfg: InferConfig,
+                    ctx: StageContext) -> None:
     """One reranker call per question over its shown passages; sets ``selection``/``selected``."""
     todo = [r for r in rows if r["ctxs"]]
-    texts = gen.chat([reranker_messages(r["question"], r["ctxs"]) for r in todo],
+    texts = gen.chat([reranker_messages(prompt, r["question"], r["ctxs"]) for r in todo],
                      progress=lambda it: ctx.progress(it, desc="rerank"), **_rerank_kw(cfg))
     for row, (text,) in zip(todo, texts):
         row["selection"] = text
@@ -99,14 +102,15 @@ def _select_dynamic(rows: list[dict], gen, cfg: InferConfig, ctx: StageContext) 
             row["selected"], row["selection"] = [], format_selection([])
 
 
-def _select_windowed(rows: list[dict], gen, cfg: InferConfig, ctx: StageContext) -> None:
+def _select_windowed(rows: list[dict], gen, prompt: Prompt, cfg: InferConfig,
+                     ctx: StageContext) -> None:
     """Windows of ``num_docs`` reranked until at most ``num_docs`` passages survive."""
     from stages.dynamicrag.windows import select_windowed
 
     kw = _rerank_kw(cfg)
     for row in ctx.progress(rows, desc="windowed rerank"):
         def rerank_fn(windows, question=row["question"]):
-            out = gen.chat([reranker_messages(question, w) for w in windows], **kw)
+            out = gen.chat([reranker_messages(prompt, question, w) for w in windows], **kw)
             return [parse_selection(text, len(w)) for (text,), w in zip(out, windows)]
 
         position = {id(d): i for i, d in enumerate(row["ctxs"], start=1)}

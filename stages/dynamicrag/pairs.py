@@ -18,26 +18,33 @@ gives a reranker pair instead; one passage format (``Topic:``) for training and 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
 
-from orchestrator.api import StageContext, stage
+from annotated_types import Ge
+
+from orchestrator.api import File, StageContext, stage
 from stages.dynamicrag.pairs_logic import preference_pairs
+from stages.dynamicrag.prompts import RolePrompts
 from stages.dynamicrag.schemas import Scored
+from stages.lib.prompts import load_prompt
 from stages.schemas import Preferences
 
 
 @dataclass
 class PairsConfig:
-    generator_cap: int = 10000           # first N qualifying questions -> generator pairs (paper)
-    reranker_cap: int | None = None      # at most N reranker pairs (None = all the rest, paper)
-    num_docs: int = 40                   # passages in a reranker prompt (paper: top-40)
+    generator_cap: Annotated[int, Ge(0)] = 10000  # first N qualifying questions -> generator pairs
+    reranker_cap: Annotated[int, Ge(0)] | None = None  # at most N reranker pairs (None: the rest)
+    num_docs: Annotated[int, Ge(1)] = 40  # passages in a reranker prompt (paper: top-40)
 
 
-@stage("dynamicrag.pairs", version=1)
-def pairs(scored: Scored, cfg: PairsConfig, ctx: StageContext) -> Preferences:
+@stage("dynamicrag.pairs", version=2)
+def pairs(scored: Scored, reranker_prompt: File, generator_prompt: File, cfg: PairsConfig,
+          ctx: StageContext) -> Preferences:
     """Generator pairs for the first ``generator_cap`` questions, reranker pairs for the rest."""
     rows = scored.rows()
-    split = preference_pairs(rows, generator_cap=cfg.generator_cap, num_docs=cfg.num_docs,
-                             reranker_cap=cfg.reranker_cap)
+    prompts = RolePrompts(load_prompt(reranker_prompt.path), load_prompt(generator_prompt.path))
+    split = preference_pairs(rows, prompts, generator_cap=cfg.generator_cap,
+                             num_docs=cfg.num_docs, reranker_cap=cfg.reranker_cap)
     ctx.log.info("%d scored questions -> %d generator pairs, %d reranker pairs; counts by reason: "
                  "%s", len(rows), len(split.generator), len(split.reranker), split.skipped or "{}")
     if rows and not split.generator and not split.reranker:

@@ -28,7 +28,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import NamedTuple
 
-from stages.dynamicrag.prompts import format_selection, reranker_messages
+from stages.dynamicrag.prompts import RolePrompts, format_selection, reranker_messages
 from stages.lib.chat import assistant
 from stages.lib.metrics.answer import as_gold_list, normalize_answer
 from stages.lib.prompts import generator_messages
@@ -57,14 +57,15 @@ def _valid_ids(ids, num_docs: int) -> list[int]:
     return [int(i) for i in (ids or []) if 1 <= int(i) <= num_docs]
 
 
-def generator_pair(row: dict, best: int, num_docs: int = 40) -> dict | None:
+def generator_pair(row: dict, best: int, prompts: RolePrompts, num_docs: int = 40) -> dict | None:
     """Generator preference: gold answer over the worst response that is not a gold answer.
 
     >>> row = {"id": "q1", "dataset": "nq", "question": "capital of France?",
     ...        "answers": ["Paris"], "ctxs": [{"title": "France", "text": "Paris is ..."}],
     ...        "trajectories": [{"ids": [1], "response": "Paris."},
     ...                         {"ids": [], "response": "Lyon"}], "rewards": [0.9, 0.1]}
-    >>> pair = generator_pair(row, best=0)
+    >>> from stages.dynamicrag.prompts import shipped_prompts
+    >>> pair = generator_pair(row, best=0, prompts=shipped_prompts())
     >>> pair["chosen"], pair["rejected"]
     ([{'role': 'assistant', 'content': 'Paris'}], [{'role': 'assistant', 'content': 'Lyon'}])
     >>> pair["prompt"][1]["content"].endswith("1. Topic: France\\nContent: Paris is ...")
@@ -86,16 +87,19 @@ def generator_pair(row: dict, best: int, num_docs: int = 40) -> dict | None:
     ids = _valid_ids(trajectories[best]["ids"], len(docs))
     selected = [docs[i - 1] for i in ids]
     return {"id": row["id"], "task": "generator",
-            "prompt": generator_messages(row["question"], selected, row.get("dataset") or ""),
+            "prompt": generator_messages(prompts.generator, row["question"], selected,
+                                         row.get("dataset") or ""),
             "chosen": [assistant(golds[0])], "rejected": [assistant(rejected)]}
 
 
-def reranker_pair(row: dict, best: int, worst: int, num_docs: int = 40) -> dict | None:
+def reranker_pair(row: dict, best: int, worst: int, prompts: RolePrompts,
+                  num_docs: int = 40) -> dict | None:
     """Reranker preference: the best trajectory's selection over the worst one's.
 
     >>> row = {"id": "q1", "question": "q?", "ctxs": [{"title": "A", "text": "a"}] * 3,
     ...        "trajectories": [{"ids": [2]}, {"ids": [1, 3]}]}
-    >>> p = reranker_pair(row, best=0, worst=1)
+    >>> from stages.dynamicrag.prompts import shipped_prompts
+    >>> p = reranker_pair(row, best=0, worst=1, prompts=shipped_prompts())
     >>> p["chosen"][0]["content"], p["rejected"][0]["content"]
     ('[2]', '[1], [3]')
     """
@@ -105,12 +109,12 @@ def reranker_pair(row: dict, best: int, worst: int, num_docs: int = 40) -> dict 
     if chosen == rejected:
         return None
     return {"id": row["id"], "task": "reranker",
-            "prompt": reranker_messages(row["question"], docs),
+            "prompt": reranker_messages(prompts.reranker, row["question"], docs),
             "chosen": [assistant(chosen)], "rejected": [assistant(rejected)]}
 
 
-def preference_pairs(rows: list[dict], generator_cap: int = 10000, num_docs: int = 40,
-                     reranker_cap: int | None = None) -> PairSplit:
+def preference_pairs(rows: list[dict], prompts: RolePrompts, generator_cap: int = 10000,
+                     num_docs: int = 40, reranker_cap: int | None = None) -> PairSplit:
     """Generator and reranker pairs for scored questions, routed in input order.
 
     ``generator_cap = 0`` makes only reranker pairs; ``reranker_cap`` (None = no limit) bounds
@@ -122,7 +126,8 @@ def preference_pairs(rows: list[dict], generator_cap: int = 10000, num_docs: int
     >>> rows = [{"id": f"q{i}", "question": "q?", "answers": ["Paris"], "ctxs": [{"title": "T",
     ...          "text": "x"}], "trajectories": traj, "rewards": r}
     ...         for i, r in enumerate([[0.9, 0.1], [0.3, 0.3], [0.8, 0.2]])]
-    >>> split = preference_pairs(rows, generator_cap=1)
+    >>> from stages.dynamicrag.prompts import shipped_prompts
+    >>> split = preference_pairs(rows, shipped_prompts(), generator_cap=1)
     >>> [p["id"] for p in split.generator], [p["id"] for p in split.reranker], split.skipped
     (['q0'], ['q2'], {'equal_rewards': 1})
     """
@@ -141,7 +146,7 @@ def preference_pairs(rows: list[dict], generator_cap: int = 10000, num_docs: int
             continue
         best, worst = picked
         if len(generator) < generator_cap:
-            pair = generator_pair(row, best, num_docs)
+            pair = generator_pair(row, best, prompts, num_docs)
             if pair is not None:
                 generator.append(pair)
                 continue
@@ -149,7 +154,7 @@ def preference_pairs(rows: list[dict], generator_cap: int = 10000, num_docs: int
         if reranker_cap is not None and len(reranker) >= reranker_cap:
             skipped["reranker_cap"] += 1
             continue
-        pair = reranker_pair(row, best, worst, num_docs)
+        pair = reranker_pair(row, best, worst, prompts, num_docs)
         if pair is None:
             skipped["same_selection"] += 1
             continue

@@ -1,49 +1,59 @@
-"""DynamicRAG's reranker prompt (SEEDS 1.4): the model, as reranker, reads a query and numbered
-passages and answers with the identifiers of the passages it needs, ``"[1], [3]"``, or ``"None"``.
-The generator role's prompt is shared with the top-k baselines: :mod:`stages.lib.prompts`.
+"""DynamicRAG's reranker role (SEEDS 1.4): the model reads a query and numbered passages and
+answers with the identifiers of the passages it needs, ``"[1], [3]"``, or ``"None"``.
+
+The wording is a prompt file, ``conf/prompts/dynamicrag/reranker.yaml`` (and ``generator.yaml``
+for the generator role, shared with the top-k baselines through :mod:`stages.lib.prompts`); this
+module builds the messages and reads the reranker's output format.
 
 Fixes relative to the seed code:
 
-* the reranker sees the passages in the generator's format (:func:`stages.lib.prompts.format_docs`,
-  renumbered 1..k), in training and at inference;
+* one passage format everywhere: ``"{i}. Topic: {title}\\nContent: {text}"`` numbered 1..k in
+  the order given, and one separator (``"Query: {q}"`` + a blank line) in training and inference.
+  The seeds used "Topic:" for BC/SFT and "Title: {title}." with the *original* ids for DPO
+  sampling and inference, so the model saw a different format at test time;
 * :func:`parse_selection` drops out-of-range and repeated ids instead of failing the whole item
   with an IndexError.
-
-The system prompt is a paraphrase of the paper's prompt, not a copy.
 """
 
 from __future__ import annotations
 
 import re
+from pathlib import Path
+from typing import NamedTuple
 
-from stages.lib.prompts import format_docs
-
-RERANKER_SYSTEM = (
-    "You are an expert at dynamically choosing document identifiers to answer a query.\n"
-    "You will be given documents, each identified by a number in square brackets, "
-    "such as [1], [2].\n"
-    "Output only the identifiers of the documents that contain information needed to answer "
-    "the query.\n"
-    "Stop adding identifiers as soon as the documents you selected together are enough to "
-    "answer the query.\n"
-    'If no document is needed to answer the query, output "None".\n'
-    'Write the identifiers as a comma-separated list, such as [1], [2], or write "None".\n'
-    "Output only the identifiers, without explanations or any other text."
-)
-"""P1: the reranker's system prompt."""
+from stages.lib.prompts import Prompt, format_passages, load_prompt, messages
 
 _SELECTION_ID = re.compile(r"\[(\d+)\]")
 
 
-def reranker_messages(question: str, docs: list[dict]) -> list[dict]:
-    """Chat messages asking the reranker which of ``docs`` it needs.
+SHIPPED = Path(__file__).resolve().parents[2] / "conf" / "prompts" / "dynamicrag"
+"""The prompt files shipped with the repository (our wording); recipes wire them as sources."""
 
-    >>> m = reranker_messages("who?", [{"title": "A", "text": "a."}])
+
+class RolePrompts(NamedTuple):
+    """The two roles' prompt files, loaded."""
+
+    reranker: Prompt
+    generator: Prompt
+
+
+def shipped_prompts() -> RolePrompts:
+    """The repository's reranker and generator prompts (for tests and examples)."""
+    return RolePrompts(load_prompt(SHIPPED / "reranker.yaml"), load_prompt(SHIPPED / "generator.yaml"))
+
+
+def reranker_messages(prompt: Prompt, question: str, docs: list[dict]) -> list[dict]:
+    r"""Messages asking the reranker which of ``docs`` it needs (fields: ``question``,
+    ``passages``).
+
+    >>> p = Prompt(user="Query: {question}\n\n{passages}", system="Pick.",
+    ...            passage="{i}. Topic: {title}\nContent: {text}",
+    ...            passages="Retrieved Content:\n{passages}")
+    >>> m = reranker_messages(p, "who?", [{"title": "A", "text": "a."}])
     >>> [x["role"] for x in m], m[1]["content"]
-    (['system', 'user'], 'Query: who?\\n\\nRetrieved Content:\\n1. Topic: A\\nContent: a.')
+    (['system', 'user'], 'Query: who?\n\nRetrieved Content:\n1. Topic: A\nContent: a.')
     """
-    return [{"role": "system", "content": RERANKER_SYSTEM},
-            {"role": "user", "content": f"Query: {question}\n\n{format_docs(docs)}"}]
+    return messages(prompt, question=question, passages=format_passages(prompt, docs))
 
 
 def parse_selection(text: str, num_docs: int) -> list[int]:

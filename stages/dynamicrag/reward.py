@@ -5,15 +5,22 @@ trajectory is a weighted sum of five [0, 1] components, each averaged over the g
 (see :mod:`stages.dynamicrag.reward_logic`): BERTScore F1, ROUGE-L F, containment "EM", length penalty
 1 / (1 + selected passages), and an LLM judge's 0..100 score / 100.
 
-Weights: the paper uses 0.2 for all five. BERTScore needs an extra package (``bert-score`` and a
-RoBERTa-large download) and the judge needs GPT-4o or a local judge model, so both default to 0
-here and the remaining three keep 0.2 each. Weights are relative: they are divided by their sum
-(the defaults become 1/3 each; the paper's setting is all five at 0.2).
+Weights (``weights:``, one per component): the paper uses 0.2 for all five. BERTScore needs an
+extra package (``bert-score`` and a RoBERTa-large download) and the judge needs GPT-4o or a local
+judge model, so both default to 0 here and the remaining three keep 0.2 each. Weights are
+relative: they are divided by their sum (the defaults become 1/3 each).
 
-Judge backends (``judge``): ``none`` (default); ``openai``, an OpenAI-compatible chat endpoint
-(``base_url``, ``model``, key from the environment variable ``api_key_env``; a vLLM or SGLang
-server works too); ``local``, a chat checkpoint directory ``model`` run in-process (transformers,
-or vLLM on a GPU). All judge requests of a shard go out as one batch.
+The judge (``judge:``, an :class:`~stages.lib.endpoint.EndpointConfig` section, needed when
+``weights.judge > 0``) is any LLM endpoint: an OpenAI-compatible server (``backend: openai``,
+``base_url``, ``model``, the key's environment variable ``api_key_env``; vLLM's or SGLang's server
+works too) or a checkpoint run in-process (``backend: transformers`` or ``vllm``). Its prompt is
+the ``judge_prompt`` file (``conf/prompts/dynamicrag/judge.yaml``; fields ``question``, ``gold``,
+``response``). Every request is cached under the step's scratch directory, so a killed step
+resumes without asking twice.
+
+    reward:
+      weights: {bertscore: 0.2, rouge_l: 0.2, containment_em: 0.2, length_penalty: 0.2, judge: 0.2}
+      judge: {backend: openai, model: gpt-4o, api_key_env: OPENAI_API_KEY}
 
 Fixes relative to the seeds: the judge's "Score: N" is parsed and divided by 100 (the seed
 returned a string); the length penalty counts the trajectory's own passages (the seed's was the
@@ -23,75 +30,86 @@ without its scorer is an error, not a silent 0.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import asdict, dataclass, field
+from typing import Annotated
 
-from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
-from stages.dynamicrag.reward_logic import (COMPONENTS, check_weights, judge_prompt, judge_requests,
-                                            make_bertscore, score_group)
+from annotated_types import Ge
+
+from orchestrator.api import ConfigError, File, StageContext, stage
+from stages.dynamicrag.reward_logic import judge_requests, make_bertscore, score_group
 from stages.dynamicrag.schemas import Scored, Trajectories
+from stages.lib.endpoint import EndpointConfig
+from stages.lib.prompts import load_prompt, messages
+
+Weight = Annotated[float, Ge(0)]
+
+
+@dataclass
+class RewardWeights:
+    """Relative weight of each reward component (divided by their sum)."""
+
+    bertscore: Weight = 0.0              # paper 0.2; needs `pip install bert-score`
+    rouge_l: Weight = 0.2                # paper 0.2 ("textual fluency")
+    containment_em: Weight = 0.2         # paper 0.2 ("exact match", really containment)
+    length_penalty: Weight = 0.2         # paper 0.2; 1 / (1 + selected passages)
+    judge: Weight = 0.0                  # paper 0.2 (GPT-4o); needs the `judge` section
 
 
 @dataclass
 class RewardConfig:
-    weight_bertscore: float = 0.0        # paper 0.2; needs `pip install bert-score`
-    weight_rouge_l: float = 0.2          # paper 0.2 ("textual fluency")
-    weight_containment_em: float = 0.2   # paper 0.2 ("exact match", really containment)
-    weight_length_penalty: float = 0.2   # paper 0.2; 1 / (1 + selected passages)
-    weight_judge: float = 0.0            # paper 0.2 (GPT-4o); needs `judge` below
-    judge: Literal["none", "openai", "local"] = "none"
-    base_url: str | None = None          # openai: endpoint (None = api.openai.com)
-    model: str = "gpt-4o"                # openai: model name; local: checkpoint directory
-    api_key_env: str = "OPENAI_API_KEY"  # openai: environment variable holding the key
-    judge_max_tokens: int = 512          # the judge explains, then ends with "Score: N"
+    weights: RewardWeights = field(default_factory=RewardWeights)
+    judge: EndpointConfig | None = None  # the LLM judge; required when weights.judge > 0
+    judge_max_tokens: Annotated[int, Ge(1)] = 512  # the judge explains, then "Score: N"
     bertscore_model: str | None = None   # None = bert-score's default for English (roberta-large)
     bertscore_lang: str = "en"
-    batch_size: int = nonsemantic(16)    # concurrent judge requests / local judge batch
+
+    def __post_init__(self):
+        if sum(asdict(self.weights).values()) <= 0:
+            raise ConfigError("weights: all are 0; set at least one above 0")
+        if self.weights.judge > 0 and self.judge is None:
+            raise ConfigError("weights.judge > 0 but there is no judge section",
+                              hint="add judge: {backend: openai, model: gpt-4o} (any "
+                                   "OpenAI-compatible server), or backend: transformers with a "
+                                   "checkpoint as model; or set weights.judge: 0")
+
+    def normalized_weights(self) -> dict[str, float]:
+        """The weights divided by their sum.
+
+        >>> RewardConfig().normalized_weights()["rouge_l"] == 1 / 3
+        True
+        """
+        raw = asdict(self.weights)
+        total = sum(raw.values())
+        return {name: w / total for name, w in raw.items()}
 
 
-def _weights(cfg: RewardConfig) -> dict[str, float]:
-    raw = {name: getattr(cfg, f"weight_{name}") for name in COMPONENTS}
-    try:
-        check_weights(raw)
-    except ValueError as err:
-        raise ConfigError(f"reward: {err}") from None
-    total = sum(raw.values())
-    if total <= 0:
-        raise ConfigError("reward: all weights are 0; set at least one weight_* above 0")
-    return {name: w / total for name, w in raw.items()}
-
-
-def _judge_replies(cfg: RewardConfig, ctx: StageContext,
+def _judge_replies(cfg: RewardConfig, prompt_file: File | None, ctx: StageContext,
                    requests: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
     """Ask the configured judge about every distinct (question, gold, response) once."""
-    from stages.lib.models.generation import load_generator, openai_generator
+    from stages.lib.endpoint import open_client
 
+    if prompt_file is None:
+        raise ConfigError(f"steps.{ctx.step}: weights.judge > 0 but no judge_prompt input",
+                          hint="wire inputs.judge_prompt to a prompt file "
+                               "(conf/prompts/dynamicrag/judge.yaml)")
+    prompt = load_prompt(prompt_file.path)
     unique = list(dict.fromkeys(requests))
-    if cfg.judge == "openai":
-        judge = openai_generator(cfg.base_url, cfg.model, cfg.api_key_env)
-    else:
-        judge = load_generator(cfg.model, device=ctx.device)
-    ctx.log.info("judge (%s, %s): %d requests", cfg.judge, cfg.model, len(unique))
-    conversations = [[{"role": "user", "content": judge_prompt(*r)}] for r in unique]
-    try:
-        replies = judge.chat(conversations, max_new_tokens=cfg.judge_max_tokens, temperature=0.0,
-                             batch_size=cfg.batch_size,
-                             progress=lambda it: ctx.progress(it, desc="judge"))
-    finally:
-        judge.close()
-    return {r: texts[0] for r, texts in zip(unique, replies)}
+    ctx.log.info("judge (%s, %s): %d requests", cfg.judge.backend, cfg.judge.model, len(unique))
+    conversations = [messages(prompt, question=q, gold=g, response=r) for q, g, r in unique]
+    with open_client(cfg.judge, ctx.scratch / "judge", device=ctx.device,
+                     where=f"steps.{ctx.step}.judge") as llm:
+        replies = llm.chat(conversations, max_tokens=cfg.judge_max_tokens, temperature=0.0,
+                           progress=lambda it: ctx.progress(it, desc="judge"))
+    return {r: reply.text for r, reply in zip(unique, replies)}
 
 
-@stage("dynamicrag.reward", version=1, shard_by="trajectories")
-def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext) -> Scored:
+@stage("dynamicrag.reward", version=2, shard_by="trajectories")
+def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
+           judge_prompt: File | None = None) -> Scored:
     """One reward per trajectory (weighted [0, 1] components) and its parts."""
-    weights = _weights(cfg)
-    if weights["judge"] > 0 and cfg.judge == "none":
-        raise ConfigError("reward: weight_judge > 0 but judge is 'none'",
-                          hint="set judge: openai (with model, api_key_env) or judge: local "
-                               "(model: a chat checkpoint directory), or weight_judge: 0")
-    if weights["judge"] == 0 and cfg.judge != "none":
-        ctx.log.warning("judge '%s' is configured but weight_judge is 0: not called", cfg.judge)
+    weights = cfg.normalized_weights()
+    if weights["judge"] == 0 and cfg.judge is not None:
+        ctx.log.warning("a judge is configured but weights.judge is 0: not called")
     bertscore = None
     if weights["bertscore"] > 0:
         try:
@@ -106,7 +124,7 @@ def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext) -> 
         requests = [req for row in rows for req in judge_requests(
             row["question"], row.get("answers"),
             [t["response"] or "" for t in row.get("trajectories") or []])]
-        replies = _judge_replies(cfg, ctx, requests)
+        replies = _judge_replies(cfg, judge_prompt, ctx, requests)
 
     out, no_signal, total = [], 0, 0.0
     for row in ctx.progress(rows, desc="reward"):

@@ -44,19 +44,6 @@ log = logging.getLogger(__name__)
 COMPONENTS = ("bertscore", "rouge_l", "containment_em", "length_penalty", "judge")
 PAPER_WEIGHTS = {name: 0.2 for name in COMPONENTS}
 
-JUDGE_PROMPT = (
-    "You are grading an answer to a question against a reference answer.\n"
-    "Give up to 20 points for each criterion:\n"
-    "1. Relevance: the answer addresses the question.\n"
-    "2. Factual accuracy: the answer agrees with the reference answer and with known facts.\n"
-    "3. Reasoning: temporal and logical reasoning in the answer are sound.\n"
-    "4. Clarity: the answer is clear and well expressed.\n"
-    "5. Not misleading: the answer contains nothing that could mislead the reader.\n"
-    "Reply with the total on the last line as \"Score: N\" where N is an integer from 0 to 100.\n\n"
-    "Question: {question}\nReference answer: {gold}\nAnswer to grade: {response}"
-)
-"""The judge rubric (paraphrase of the paper's: 5 criteria x 20 points, "Score: N")."""
-
 _SCORE = re.compile(r"score\s*[:=]?\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 
 BertScorer = Callable[[list[str], list[str]], list[float]]
@@ -115,11 +102,6 @@ def parse_judge_score(text: str) -> float:
         log.warning("judge reply has no 'Score: N', scored 0: %r", (text or "")[:200])
         return 0.0
     return min(max(float(matches[-1]), 0.0), 100.0) / 100.0
-
-
-def judge_prompt(question: str, gold: str, response: str) -> str:
-    """The judge's user message for one (question, gold, response)."""
-    return JUDGE_PROMPT.format(question=question, gold=gold, response=response)
 
 
 def make_bertscore(lang: str = "en", model_type: str | None = None,

@@ -18,35 +18,37 @@ from the row match the sampled ones) and ``trajectories``: ``ids`` (1-based posi
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
+from annotated_types import Ge
+
+from orchestrator.api import File, StageContext, nonsemantic, stage
 from stages.dynamicrag.prompts import parse_selection, reranker_messages
 from stages.dynamicrag.schemas import Trajectories
-from stages.lib.prompts import generator_messages
+from stages.lib.prompts import generator_messages, load_prompt
 from stages.schemas import Model, Reranked
 
 
 @dataclass
 class SampleConfig:
-    n: int = 8                           # trajectories per question (paper: 8)
-    temperature: float = 0.4             # reranker sampling temperature (paper: 0.4)
-    max_new_tokens: int = 100            # reranker output tokens (paper: 100)
-    num_docs: int = 40                   # passages shown to the reranker (paper: docs[:40])
-    answer_max_new_tokens: int = 200     # generator output tokens, greedy (paper: 200)
-    answer_temperature: float = 0.0      # 0: greedy answers (paper); > 0 samples them (diversity)
-    backend: str = "auto"                # auto | transformers | vllm (paper: vLLM)
+    n: Annotated[int, Ge(1)] = 8         # trajectories per question (paper: 8)
+    temperature: Annotated[float, Ge(0)] = 0.4  # reranker sampling temperature (paper: 0.4)
+    max_new_tokens: Annotated[int, Ge(1)] = 100  # reranker output tokens (paper: 100)
+    num_docs: Annotated[int, Ge(1)] = 40  # passages shown to the reranker (paper: docs[:40])
+    answer_max_new_tokens: Annotated[int, Ge(1)] = 200  # generator tokens, greedy (paper: 200)
+    answer_temperature: Annotated[float, Ge(0)] = 0.0  # 0: greedy (paper); > 0 samples answers
+    backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM
     seed: int = 0                        # sampling seed (per question, see stages.lib.models.generation)
     batch_size: int = nonsemantic(16)    # generated rows per forward (transformers backend)
 
 
-@stage("dynamicrag.sample", version=1, shard_by="items")
-def sample(items: Reranked, model: Model, cfg: SampleConfig, ctx: StageContext) -> Trajectories:
+@stage("dynamicrag.sample", version=2, shard_by="items")
+def sample(items: Reranked, model: Model, reranker_prompt: File, generator_prompt: File,
+           cfg: SampleConfig, ctx: StageContext) -> Trajectories:
     """``n`` sampled reranker selections per question, each with one greedy generator answer."""
     from stages.lib.models.generation import load_generator
 
-    if cfg.n < 1 or cfg.num_docs < 1:
-        raise ConfigError(f"sample: n and num_docs must be >= 1 (got n={cfg.n}, "
-                          f"num_docs={cfg.num_docs})")
+    reranker, generator = load_prompt(reranker_prompt.path), load_prompt(generator_prompt.path)
     if cfg.temperature <= 0 and cfg.n > 1:
         ctx.log.warning("sample: temperature %s is greedy: the %d trajectories per question will "
                         "be identical and carry no preference", cfg.temperature, cfg.n)
@@ -57,7 +59,7 @@ def sample(items: Reranked, model: Model, cfg: SampleConfig, ctx: StageContext) 
         row["ctxs"] = list(row.get("ctxs") or [])[:cfg.num_docs]
     gen = load_generator(str(model.path), backend=cfg.backend, device=ctx.device)
 
-    rerank_convs = [reranker_messages(r["question"], r["ctxs"]) for r in rows]
+    rerank_convs = [reranker_messages(reranker, r["question"], r["ctxs"]) for r in rows]
     selections = gen.chat(rerank_convs, max_new_tokens=cfg.max_new_tokens,
                           temperature=cfg.temperature, n=cfg.n, seed=cfg.seed,
                           batch_size=cfg.batch_size,
@@ -73,7 +75,7 @@ def sample(items: Reranked, model: Model, cfg: SampleConfig, ctx: StageContext) 
             if (q, tuple(sel)) not in slot:
                 slot[q, tuple(sel)] = len(answer_convs)
                 answer_convs.append(generator_messages(
-                    r["question"], [r["ctxs"][i - 1] for i in sel], r.get("dataset") or ""))
+                    generator, r["question"], [r["ctxs"][i - 1] for i in sel], r.get("dataset") or ""))
     answers = gen.chat(answer_convs, max_new_tokens=cfg.answer_max_new_tokens,
                        temperature=cfg.answer_temperature, seed=cfg.seed + 1,
                        batch_size=cfg.batch_size,

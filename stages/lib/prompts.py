@@ -1,94 +1,134 @@
-"""Question-answering prompts shared by recipes: passages as a numbered "Retrieved Content"
-block, an answer style per dataset, and the generator's chat messages (SEEDS 1.4, the generator
-role).
+"""Prompt files: every prompt template is a file a user can replace (docs/layout.md).
 
-* the **generator** (system :data:`GENERATOR_SYSTEM`) answers the query from the passages it is
-  given, in the answer style of the dataset (:func:`answer_style`);
-* one passage format everywhere (:func:`format_docs`): ``"{i}. Topic: {title}\\nContent: {text}"``
-  numbered 1..k in the order given, and one separator (``"Query: {q}"`` + a blank line) in
-  training and inference. The DynamicRAG seeds used "Topic:" for BC/SFT and "Title: {title}."
-  with the *original* ids for DPO sampling and inference, so the model saw a different format at
-  test time.
+A prompt file is YAML with these keys (only ``user`` is required)::
 
-The system prompt is a paraphrase of the paper's prompt, not a copy.
+    system: |-            # the system message (omitted: none)
+      You are ...
+    user: |-              # the user message, a str.format template: {question}, {passages}, ...
+      Query: {question}
+
+      {passages}
+    passage: "{i}. Topic: {title}\\nContent: {text}"   # one passage, numbered from 1
+    passages: "Retrieved Content:\\n{passages}"        # the passages joined by newlines
+    no_passages: "Retrieved Content: None"              # when no passage is given
+    styles:               # answer style per dataset name ({style}); matched as a whole word
+      fever: Please answer with "SUPPORTS", "REFUTES" or "NEI" based on what you know.
+      default: Please answer the question with a short phrase.
+
+A stage takes the file as a ``File`` input (a recipe source), so the file's content is hashed
+into the cache key of every step that uses it: editing a prompt recomputes exactly those steps.
+The shipped prompts (``conf/prompts/<recipe>/``) are our own wording; released checkpoints can
+be sensitive to the exact training prompt, so give the paper's text as your own file to evaluate
+one.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+import string
+from dataclasses import dataclass, field
+from pathlib import Path
 
-GENERATOR_SYSTEM = (
-    "You are an intelligent assistant that answers user queries accurately and concisely using "
-    "retrieved knowledge. Follow these rules:\n"
-    "1. Task:\n"
-    "   - Answer using the Retrieved Content.\n"
-    "   - If the Retrieved Content is None, answer from your own knowledge.\n"
-    "   - If the information is insufficient or you do not know the answer, say: \"I cannot "
-    "fully answer based on the available information. Please provide more details.\"\n"
-    "2. Requirements:\n"
-    "   - Accuracy: base the answer on the retrieved content.\n"
-    "   - Conciseness: keep the answer short and relevant.\n"
-    "   - Context awareness: make sure the answer addresses the user's query.\n"
-    "3. Input format:\n"
-    "   - Query: the user's query\n"
-    "   - Retrieved Content: the retrieved documents\n"
-    "4. Output format:\n"
-    "   - A clear, well-structured answer to the query.\n"
-    "Always put clarity and reliability first."
-)
-"""P2: the generator's system prompt."""
+from orchestrator.api import ConfigError
+from stages.lib.chat import Message, message
 
-SHORT_PHRASE = "Please answer the question with a short phrase."
-ANSWER_STYLES = {
-    "fever": ('Please answer the question with "SUPPORTS", "REFUTES" or "NEI" '
-              "based on what you know."),
-    "eli5": "Please answer the question with a paragraph.",
-    "arc": "Please answer the following question and output only the answer option.",
-    "short_phrase": SHORT_PHRASE,
-}
-"""The answer-style ("remember") prompts. NQ, HotpotQA, TriviaQA (``tc``), ASQA, 2WikiMQA,
-PopQA and unknown datasets all use the short-phrase style."""
+KEYS = ("system", "user", "passage", "passages", "no_passages", "styles")
+PASSAGE_FIELDS = ("id", "title", "text", "score")
 
-_ARC = re.compile(r"(^|[^a-z])arc([^a-z]|$)")
-def answer_style(dataset: str) -> str:
-    """The answer-style prompt for a dataset name (or an id / file name that contains it).
 
-    Matched case-insensitively by substring: ``fever`` and ``eli5``; ``arc`` only as a whole word
-    (``arc_challenge`` yes, ``ms_marco``/``searchqa`` no). Everything else (nq, hotpotqa,
-    tc/triviaqa, asqa, 2wikimqa, popqa, unknown) gets the short-phrase style.
+@dataclass(frozen=True)
+class Prompt:
+    """A loaded prompt file (see the module docstring for the keys)."""
 
-    >>> answer_style("fever_dev")
-    'Please answer the question with "SUPPORTS", "REFUTES" or "NEI" based on what you know.'
-    >>> answer_style("ARC-Challenge") == ANSWER_STYLES["arc"]
-    True
-    >>> answer_style("ms_marco") == answer_style("nq") == SHORT_PHRASE
-    True
+    user: str
+    system: str | None = None
+    passage: str = "{i}. {title}\n{text}"
+    passages: str = "{passages}"
+    no_passages: str = ""
+    styles: dict[str, str] = field(default_factory=dict)
+    path: str = ""
+
+
+def load_prompt(path: str | Path) -> Prompt:
+    """The prompt file at ``path``; a one-line ``ConfigError`` naming the file and key otherwise."""
+    p = Path(path)
+    st = p.stat() if p.is_file() else None
+    if st is None:
+        raise ConfigError(f"prompt file {path}: not found", hint="see conf/prompts/ for examples")
+    return _load(str(p), st.st_size, st.st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=64)
+def _load(path: str, size: int, mtime_ns: int) -> Prompt:
+    import yaml
+
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        raise ConfigError(f"prompt file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("user"), str):
+        raise ConfigError(f"prompt file {path}: needs a 'user' template (a string)",
+                          hint="keys: " + ", ".join(KEYS))
+    unknown = sorted(set(data) - set(KEYS))
+    if unknown:
+        raise ConfigError(f"prompt file {path}: unknown key {unknown[0]!r}",
+                          hint="keys: " + ", ".join(KEYS))
+    for key in KEYS[:-1]:
+        if key in data and data[key] is not None and not isinstance(data[key], str):
+            raise ConfigError(f"prompt file {path}: '{key}' must be a string")
+    styles = data.get("styles") or {}
+    if not isinstance(styles, dict) or not all(isinstance(v, str) for v in styles.values()):
+        raise ConfigError(f"prompt file {path}: 'styles' must map dataset names to strings")
+    return Prompt(**{k: v for k, v in data.items() if k != "styles"},
+                  styles={str(k): v for k, v in styles.items()}, path=path)
+
+
+def fill(prompt: Prompt, template: str, key: str, **fields) -> str:
+    """``template.format(**fields)``, with a one-line error naming the file, key and placeholder.
+
+    >>> fill(Prompt(user="Q: {question}"), "Q: {question}", "user", question="who?")
+    'Q: who?'
     """
-    name = (dataset or "").lower()
-    if "fever" in name:
-        return ANSWER_STYLES["fever"]
-    if "eli5" in name:
-        return ANSWER_STYLES["eli5"]
-    if _ARC.search(name):
-        return ANSWER_STYLES["arc"]
-    return SHORT_PHRASE
+    try:
+        return template.format(**fields)
+    except (KeyError, IndexError) as e:
+        raise ConfigError(f"prompt file {prompt.path}: '{key}' uses {{{e.args[0]}}}, which this "
+                          f"stage does not fill (it fills: {', '.join(sorted(fields))})") from None
 
 
-def format_docs(docs: list[dict], ids: list[int] | None = None) -> str:
-    """Passages as the "Retrieved Content" block, numbered 1..k in the order given.
+def placeholders(template: str) -> set[str]:
+    """The ``{name}`` fields of a template.
+
+    >>> sorted(placeholders("{style}\\nQuery: {question}"))
+    ['question', 'style']
+    """
+    return {name for _, name, _, _ in string.Formatter().parse(template) if name}
+
+
+def messages(prompt: Prompt, **fields) -> list[Message]:
+    """The system message (if any) and the filled user message."""
+    user = message("user", fill(prompt, prompt.user, "user", **fields))
+    return [message("system", prompt.system), user] if prompt.system else [user]
+
+
+def format_passages(prompt: Prompt, docs: list[dict], ids: list[int] | None = None) -> str:
+    """Passages as one block, numbered 1..k in the order given.
 
     With ``ids`` (1-based positions into ``docs``) only those passages are shown, in that order
-    and renumbered 1..k. No passage gives ``"Retrieved Content: None"``.
+    and renumbered 1..k. No passage gives ``no_passages``.
 
+    >>> p = Prompt(user="", passage="{i}. Topic: {title}\\nContent: {text}",
+    ...            passages="Retrieved Content:\\n{passages}", no_passages="Retrieved Content: None")
     >>> docs = [{"title": "A", "text": "a."}, {"title": "B", "text": "b."},
     ...         {"title": "C", "text": "c."}]
-    >>> print(format_docs(docs, ids=[3, 1]))
+    >>> print(format_passages(p, docs, ids=[3, 1]))
     Retrieved Content:
     1. Topic: C
     Content: c.
     2. Topic: A
     Content: a.
-    >>> format_docs([])
+    >>> format_passages(p, [])
     'Retrieved Content: None'
     """
     if ids is not None:
@@ -97,24 +137,37 @@ def format_docs(docs: list[dict], ids: list[int] | None = None) -> str:
             raise ValueError(f"passage ids {bad} out of range 1..{len(docs)}")
         docs = [docs[i - 1] for i in ids]
     if not docs:
-        return "Retrieved Content: None"
-    entries = [f"{i}. Topic: {d.get('title') or ''}\nContent: {d.get('text') or ''}"
+        return prompt.no_passages
+    entries = [fill(prompt, prompt.passage, "passage", i=i, title=d.get("title") or "",
+                    text=d.get("text") or "", id=d.get("id") or "")
                for i, d in enumerate(docs, start=1)]
-    return "Retrieved Content:\n" + "\n".join(entries)
+    return fill(prompt, prompt.passages, "passages", passages="\n".join(entries))
 
 
-def generator_messages(question: str, docs: list[dict], dataset: str) -> list[dict]:
-    """Chat messages asking the generator to answer from ``docs`` in the dataset's style.
+def answer_style(prompt: Prompt, dataset: str) -> str:
+    """The answer style for a dataset name (or an id / file name that contains it).
 
-    >>> generator_messages("who?", [], "nq")[1]["content"]
-    'Please answer the question with a short phrase.\\nQuery: who?\\n\\nRetrieved Content: None'
+    A style key matches when it occurs in the lowercased name as a whole word (letters around
+    it do not count: ``arc`` matches ``arc_challenge``, not ``ms_marco``); the first match in
+    file order wins; otherwise ``default`` (or "").
+
+    >>> p = Prompt(user="", styles={"fever": "F", "arc": "A", "default": "D"})
+    >>> answer_style(p, "fever_dev"), answer_style(p, "ARC-Challenge"), answer_style(p, "ms_marco")
+    ('F', 'A', 'D')
     """
-    user = f"{answer_style(dataset)}\nQuery: {question}\n\n{format_docs(docs)}"
-    return [{"role": "system", "content": GENERATOR_SYSTEM},
-            {"role": "user", "content": user}]
+    name = (dataset or "").lower()
+    for key, style in prompt.styles.items():
+        if key != "default" and re.search(rf"(^|[^a-z]){re.escape(key.lower())}([^a-z]|$)", name):
+            return style
+    return prompt.styles.get("default", "")
 
 
-PASSAGE_FIELDS = ("id", "title", "text", "score")
+def generator_messages(prompt: Prompt, question: str, docs: list[dict],
+                       dataset: str) -> list[Message]:
+    """Messages asking the generator to answer ``question`` from ``docs`` in the dataset's style
+    (fields: ``question``, ``passages``, ``style``)."""
+    return messages(prompt, question=question, passages=format_passages(prompt, docs),
+                    style=answer_style(prompt, dataset))
 
 
 def passage_fields(doc: dict) -> dict:

@@ -4,6 +4,7 @@ calling a stage directly. Inputs are real handles written with the orchestrator'
 every output is written back through it (schema checked)."""
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -72,3 +73,11 @@ def retrieved_rows(k=6):
         ctxs = [{**PASSAGES[(i + j) % 40], "score": 1.0 - j / 10} for j in range(k)]
         rows.append({**q, "ctxs": ctxs})
     return rows
+
+
+def prompt_file(name: str, recipe: str = "dynamicrag"):
+    """A ``File`` input handle on a shipped prompt file (``conf/prompts/<recipe>/<name>.yaml``)."""
+    from orchestrator.api import File
+
+    path = Path(__file__).resolve().parents[2] / "conf" / "prompts" / recipe / f"{name}.yaml"
+    return File(Ref("file", File.type_name(), "hash", [str(path)]))

@@ -4,8 +4,12 @@
 
 from stages.dynamicrag.convert import ConvertConfig, convert
 from stages.dynamicrag.schemas import BCTargets
-from stages.lib.prompts import format_docs
+from stages.dynamicrag.prompts import shipped_prompts
+from stages.lib.prompts import format_passages
+from tests.stages.conftest import prompt_file
 from stages.schemas import Chat, Reranked
+
+PROMPTS = (prompt_file("reranker"), prompt_file("generator"))
 
 
 def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
@@ -27,8 +31,8 @@ def test_convert(env):
               "messages": [{"role": "user", "content": "hi"},
                            {"role": "assistant", "content": "hello"}]}]
     cfg = ConvertConfig(num_docs=3, max_generator_docs=1, seed=0)
-    rows = written(Chat, convert(table(BCTargets, bc_rows),
-                                 table(Reranked, sft_rows), cfg, ctx("convert"),
+    rows = written(Chat, convert(table(BCTargets, bc_rows), table(Reranked, sft_rows),
+                                 *PROMPTS, cfg, ctx("convert"),
                                  extra=table(Chat, extra)))
     by_id = {r["id"]: r for r in rows}
     assert sorted(by_id) == ["a:reranker:0", "alpaca-1", "s:generator"]
@@ -36,7 +40,8 @@ def test_convert(env):
     rer = by_id["a:reranker:0"]["messages"]
     assert [m["role"] for m in rer] == ["system", "user", "assistant"]
     assert rer[2]["content"] == "None"
-    assert rer[1]["content"].endswith(format_docs(item["ctxs"][:3]))
+    assert rer[1]["content"].endswith(format_passages(shipped_prompts().reranker,
+                                                    item["ctxs"][:3]))
     gen = by_id["s:generator"]["messages"]
     assert gen[1]["content"].endswith("Retrieved Content:\n1. Topic: T1\nContent: text 1")
     assert gen[2] == {"role": "assistant", "content": "Paris"}
@@ -48,5 +53,6 @@ def test_convert_reranker_target(env):
     item = question("a", [False, True, False, True])
     rows = written(Chat, convert(table(BCTargets, [{**item, "sequence": [4, 2, 1],
                                                     "sequence_length": 3}]),
-                                 table(Reranked, []), ConvertConfig(), ctx("convert")))
+                                 table(Reranked, []), *PROMPTS, ConvertConfig(),
+                                 ctx("convert")))
     assert rows[0]["messages"][2]["content"] == "[4], [2], [1]"

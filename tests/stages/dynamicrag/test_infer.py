@@ -4,7 +4,7 @@ import pytest
 
 from stages.dynamicrag.infer import InferConfig, infer
 from stages.schemas import Model, Predictions, Retrieved
-from tests.stages.conftest import QUESTIONS, retrieved_rows
+from tests.stages.conftest import QUESTIONS, prompt_file, retrieved_rows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -15,7 +15,8 @@ def test_infer_modes(model_env, models, mode):
     cfg = InferConfig(mode=mode, num_docs=2, top_n=5, max_new_tokens=5,
                       rerank_max_new_tokens=6, batch_size=4)
     rows = art(Predictions, infer(art(Retrieved, retrieved_rows()), art(Model, str(models["lm"])),
-                                  cfg, ctx("infer"))).rows()
+                                  prompt_file("reranker"), prompt_file("generator"), cfg,
+                                  ctx("infer"))).rows()
     assert len(rows) == len(QUESTIONS)
     for r in rows:
         assert isinstance(r["prediction"], str)

@@ -5,6 +5,8 @@
 from stages.dynamicrag.pairs import PairsConfig, pairs
 from stages.dynamicrag.schemas import Scored
 from stages.schemas import Preferences
+from tests.stages.conftest import prompt_file
+
 
 
 def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
@@ -29,7 +31,8 @@ def test_pairs(env):
         row["rewards"] = rewards
         row["reward_parts"] = [{}, {}]
         rows.append(row)
-    out = written(Preferences, pairs(table(Scored, rows), PairsConfig(generator_cap=1),
+    out = written(Preferences, pairs(table(Scored, rows), prompt_file("reranker"),
+                                     prompt_file("generator"), PairsConfig(generator_cap=1),
                                      ctx("pairs")))
     assert [(r["id"], r["task"]) for r in out] == [("g", "generator"), ("r", "reranker")]
     assert out[0]["chosen"] == [{"role": "assistant", "content": "Paris"}]

@@ -4,8 +4,10 @@
 import pytest
 
 from orchestrator.api import ConfigError
-from stages.dynamicrag.reward import RewardConfig, reward
+from stages.dynamicrag.reward import RewardConfig, RewardWeights, reward
 from stages.dynamicrag.schemas import Scored, Trajectories
+from stages.lib.endpoint import ChatReply, EndpointConfig
+from tests.stages.conftest import prompt_file
 
 
 def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
@@ -36,39 +38,60 @@ def test_reward_default_weights(env):
     assert out[0]["trajectories"][0]["response"] == "Paris"
 
 
-def test_reward_judge_batched_through_generator(env, monkeypatch):
+def _judge_cfg(**weights):
+    return RewardConfig(weights=RewardWeights(**{"rouge_l": 0, "containment_em": 0,
+                                                 "length_penalty": 0, **weights}),
+                        judge=EndpointConfig(backend="openai", model="judge-model"))
+
+
+def test_reward_judge_batched_through_the_endpoint_client(env, monkeypatch):
     table, written, ctx = env
     calls = []
 
-    class FakeJudge:
-        def chat(self, conversations, **kwargs):
-            calls.append(len(conversations))
-            return [["Score: 90" if "Answer to grade: Paris" in c[0]["content"] else "Score: 30"]
-                    for c in conversations]
+    class FakeClient:
+        def __enter__(self):
+            return self
 
-        def close(self):
+        def __exit__(self, *exc):
             pass
 
-    import stages.lib.models.generation as generate
-    monkeypatch.setattr(generate, "openai_generator", lambda *a, **k: FakeJudge())
+        def chat(self, conversations, **kwargs):
+            calls.append((len(conversations), kwargs["max_tokens"]))
+            return [ChatReply(["Score: 90" if "Answer to grade: Paris" in c[-1]["content"]
+                               else "Score: 30"]) for c in conversations]
+
+    import stages.lib.endpoint as endpoint
+    monkeypatch.setattr(endpoint, "open_client", lambda cfg, cache_dir, **kw: FakeClient())
     rows = [trajectories_row("a", ["Paris", "Lyon", "Lyon"], [[1], [2], [3]]),
             trajectories_row("b", ["Rome", "Paris"], [[1], [2]])]
-    cfg = RewardConfig(weight_rouge_l=0, weight_containment_em=0, weight_length_penalty=0,
-                       weight_judge=0.2, judge="openai")
-    out = written(Scored, reward(table(Trajectories, rows), cfg, ctx("reward")))
-    assert calls == [4]          # one batch; the repeated (question a, Paris, Lyon) asked once
+    out = written(Scored, reward(table(Trajectories, rows), _judge_cfg(judge=0.2), ctx("reward"),
+                                 judge_prompt=prompt_file("judge")))
+    assert calls == [(4, 512)]   # one batch; the repeated (question a, Paris, Lyon) asked once
     assert out[0]["rewards"] == pytest.approx([0.9, 0.3, 0.3])
     assert out[1]["rewards"] == pytest.approx([0.3, 0.9])
 
 
 def test_reward_config_errors(env):
     table, _, ctx = env
+    with pytest.raises(ConfigError, match="weights.judge > 0 but there is no judge section"):
+        RewardConfig(weights=RewardWeights(judge=0.2))
+    with pytest.raises(ConfigError, match="weights: all are 0"):
+        RewardConfig(weights=RewardWeights(rouge_l=0, containment_em=0, length_penalty=0))
     rows = table(Trajectories, [trajectories_row("a", ["x", "y"], [[], []])])
-    with pytest.raises(ConfigError, match="judge"):
-        reward(rows, RewardConfig(weight_judge=0.2), ctx("reward"))
-    with pytest.raises(ConfigError, match="all weights are 0"):
-        reward(rows, RewardConfig(weight_rouge_l=0, weight_containment_em=0,
-                                  weight_length_penalty=0), ctx("reward"))
+    with pytest.raises(ConfigError, match="no judge_prompt input"):
+        reward(rows, _judge_cfg(judge=0.2), ctx("reward"))
+
+
+def test_reward_config_is_checked_at_plan_time():
+    from orchestrator.stage_config import check_step_config
+
+    with pytest.raises(ConfigError, match=r"steps.reward.weights.rouge_l"):
+        check_step_config(RewardConfig, {"weights": {"rouge_l": -1}}, "steps.reward")
+    with pytest.raises(ConfigError, match=r"steps.reward.weights.fluency: unknown key"):
+        check_step_config(RewardConfig, {"weights": {"fluency": 1}}, "steps.reward")
+    config, obj = check_step_config(RewardConfig, {"weights": {"judge": 0.2},
+                                                   "judge": {"model": "gpt-4o"}}, "steps.reward")
+    assert obj.judge.backend == "openai" and config["weights"]["judge"] == 0.2
 
 
 @pytest.mark.slow
@@ -78,8 +101,10 @@ def test_reward_local_judge_tiny_model(env, tmp_path):
 
     table, written, ctx = env
     path = tiny_causal_lm(tmp_path / "judge")
-    cfg = RewardConfig(weight_judge=0.5, judge="local", model=str(path), judge_max_tokens=4)
+    cfg = RewardConfig(weights=RewardWeights(judge=0.5), judge_max_tokens=4,
+                       judge=EndpointConfig(backend="transformers", model=str(path)))
     rows = [trajectories_row("a", ["Paris", "Lyon"], [[1], [1, 2, 3]])]
-    out = written(Scored, reward(table(Trajectories, rows), cfg, ctx("reward")))
+    out = written(Scored, reward(table(Trajectories, rows), cfg, ctx("reward"),
+                                 judge_prompt=prompt_file("judge")))
     assert len(out[0]["rewards"]) == 2
     assert all(0.0 <= dict(p)["judge"] <= 1.0 for p in out[0]["reward_parts"])

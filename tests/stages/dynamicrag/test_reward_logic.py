@@ -6,7 +6,7 @@ import pytest
 
 from stages.dynamicrag import reward_logic as reward
 from stages.dynamicrag.reward_logic import (COMPONENTS, PAPER_WEIGHTS, combine, containment_em,
-                                            judge_prompt, length_penalty, make_bertscore,
+                                            length_penalty, make_bertscore,
                                             parse_judge_score, rouge_l_f, score_group)
 
 EM_LP = {"containment_em": 0.5, "length_penalty": 0.5}
@@ -44,9 +44,13 @@ def test_parse_judge_score(text, expected):
     assert parse_judge_score(text) == pytest.approx(expected)
 
 
-def test_judge_prompt_has_inputs_and_format():
-    p = judge_prompt("Q?", "G", "R")
-    assert "Q?" in p and "Reference answer: G" in p and "Score:" in p
+def test_judge_prompt_file_has_inputs_and_format():
+    from stages.dynamicrag.prompts import SHIPPED
+    from stages.lib.prompts import load_prompt, messages
+
+    (m,) = messages(load_prompt(SHIPPED / "judge.yaml"), question="Q?", gold="G", response="R")
+    assert m["role"] == "user"
+    assert "Q?" in m["content"] and "Reference answer: G" in m["content"] and "Score:" in m["content"]
 
 
 def test_combine():

@@ -7,8 +7,9 @@ from stages.common.rerank import RerankConfig, rerank
 from stages.dynamicrag.sample import SampleConfig, sample
 from stages.dynamicrag.schemas import Trajectories
 from stages.schemas import Model, Reranked, Retrieved
-from tests.stages.conftest import QUESTIONS, retrieved_rows
+from tests.stages.conftest import QUESTIONS, prompt_file, retrieved_rows
 
+PROMPTS = (prompt_file("reranker"), prompt_file("generator"))
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
@@ -18,12 +19,12 @@ def test_sample_trajectories(model_env, models):
                                     RerankConfig(method="has_answer"), ctx("rerank")))
     cfg = SampleConfig(n=3, max_new_tokens=8, answer_max_new_tokens=6, num_docs=4,
                        temperature=1.0, batch_size=6)
-    rows = art(Trajectories, sample(reranked, art(Model, str(models["lm"])), cfg,
+    rows = art(Trajectories, sample(reranked, art(Model, str(models["lm"])), *PROMPTS, cfg,
                                     ctx("sample"))).rows()
     assert len(rows) == len(QUESTIONS)
     for r in rows:
         assert len(r["ctxs"]) == 4 and len(r["trajectories"]) == 3
         for t in r["trajectories"]:
             assert all(1 <= i <= 4 for i in t["ids"]) and isinstance(t["response"], str)
-    again = sample(reranked, art(Model, str(models["lm"])), cfg, ctx("sample"))
+    again = sample(reranked, art(Model, str(models["lm"])), *PROMPTS, cfg, ctx("sample"))
     assert [r["trajectories"] for r in again] == [r["trajectories"] for r in rows]
