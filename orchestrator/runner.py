@@ -112,6 +112,7 @@ class Runner:
         needed = set(selected).union(*(dag.upstream(n) for n in selected))
         force = set(opts.force) | dag.downstream(opts.from_)
         planned = self.plan(force)
+        force |= {s.step for s in planned.steps.values() if getattr(s, "forced", False)}
         self.executor.check_resources([s for n, s in dag.steps.items() if n in selected and (
             planned.steps[n].state != "FRESH" or n in force)])
         self._check_sources(planned, needed)

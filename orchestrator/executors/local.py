@@ -89,8 +89,11 @@ class LocalExecutor:
 
     def command(self, step, task_file: Path) -> list[str]:
         """One worker; a multi-GPU step (one shard) as ``gpus`` ranks under torchrun, on a free
-        rendezvous port (``--standalone``), each rank seeing every GPU of the slot."""
-        if step.gpus > 1 and step.shards == 1:
+        rendezvous port (``--standalone``), each rank seeing every GPU of the slot, unless its
+        stage asks for one process over all of them (``multi_gpu="one_process"``: an inference
+        engine with tensor parallelism)."""
+        ranks = getattr(step.stage, "multi_gpu", "ranks") == "ranks"
+        if step.gpus > 1 and step.shards == 1 and ranks:
             return [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     "--nproc_per_node", str(step.gpus), "-m", "orchestrator.worker", str(task_file)]
         return [sys.executable, "-m", "orchestrator.worker", str(task_file)]

@@ -22,8 +22,9 @@ from orchestrator.task import Task, run_task
 IMPORTS = ["tests.toy.stages"]
 
 
-def _step(name: str, shards: int = 1, gpus: int = 0):
-    return SimpleNamespace(name=name, shards=shards, gpus=gpus)
+def _step(name: str, shards: int = 1, gpus: int = 0, multi_gpu: str = "ranks"):
+    return SimpleNamespace(name=name, shards=shards, gpus=gpus,
+                           stage=SimpleNamespace(multi_gpu=multi_gpu))
 
 
 def _task(tmp: Path, stage: str, config: dict, inputs: dict | None = None, key: str = "",
@@ -104,6 +105,14 @@ def test_gpu_slots_are_disjoint(setup, monkeypatch):
     monkeypatch.setattr("orchestrator.executors.gpus.gpu_driver_present", lambda: True)
     assert ex.slots(_step("s", 8, gpus=2)) == [[0, 1], [2, 3]]
     assert ex.slots(_step("s", 8, gpus=0)) == [[], []]  # max_parallel CPU slots
+
+
+def test_multi_gpu_step_runs_as_ranks_or_one_process(setup):
+    _, _, ex = setup
+    ranks = ex.command(_step("train", gpus=2), Path("t.json"))
+    assert ranks[1:5] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node"]
+    one = ex.command(_step("infer", gpus=2, multi_gpu="one_process"), Path("t.json"))
+    assert one[1:] == ["-m", "orchestrator.worker", "t.json"]
 
 
 def test_router_keeps_light_steps_in_process(setup):
