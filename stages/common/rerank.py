@@ -17,38 +17,39 @@ its output file, duplicating rows on every rerun).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Literal
 
-from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
+from annotated_types import Ge
+
+from orchestrator.api import ConfigError, File, StageContext, nonsemantic, stage
 from stages.schemas import Model, Reranked, Retrieved
 
 
 @dataclass
 class RerankConfig:
-    method: str = "monot5"              # monot5 (paper) | cross_encoder | causal_lm | has_answer
+    method: Literal["monot5", "cross_encoder", "causal_lm", "has_answer"] = "monot5"  # paper: monot5
     # passages labelled and kept per question; sampling and inference read docs[:40] (the seed
     # labelled all 50 retrieved); None = all
-    num_docs: int | None = 40
+    num_docs: Annotated[int, Ge(1)] | None = 40
     reorder: bool = False               # sort by rerank_score; false keeps retriever order (paper)
     threshold: float = 0.5              # label = score > threshold (monoT5: P(true) > P(false))
     passage_template: str = "{text}"    # the passage as the expert sees it (seed: text only)
-    max_length: int = 512               # expert input tokens (seed: 512)
+    max_length: Annotated[int, Ge(1)] = 512  # expert input tokens (seed: 512)
     batch_size: int = nonsemantic(128)  # seed: 128
 
 
-@stage("rerank", version=1, shard_by="retrieved")
+@stage("rerank", version=2, shard_by="retrieved")
 def rerank(retrieved: Retrieved, cfg: RerankConfig, ctx: StageContext,
-           model: Model | None = None) -> Reranked:
-    """Label every passage of ``ctxs[:num_docs]`` relevant or not with the expert ``method``."""
-    from stages.lib.models.relevance import METHODS, score_relevance
+           model: Model | None = None, prompt: File | None = None) -> Reranked:
+    """Label every passage of ``ctxs[:num_docs]`` relevant or not with the expert ``method``
+    (``causal_lm`` asks a chat model with the ``prompt`` file, conf/prompts/common/relevance.yaml)."""
+    from stages.lib.models.relevance import score_relevance
+    from stages.lib.prompts import load_prompt
 
-    if cfg.method not in METHODS:
-        raise ConfigError(f"rerank: method must be one of {METHODS}, got {cfg.method!r}")
     if cfg.method != "has_answer" and model is None:
         raise ConfigError(f"rerank: method {cfg.method!r} needs the 'model' input wired "
                           f"(a monoT5 / cross-encoder / chat checkpoint)",
                           hint="wire inputs.model, or use method: has_answer")
-    if cfg.num_docs is not None and cfg.num_docs < 1:
-        raise ConfigError(f"rerank: num_docs must be >= 1 or null, got {cfg.num_docs}")
     rows = retrieved.rows()
     questions, passages, answers, where = [], [], [], []
     for r, row in enumerate(rows):
@@ -67,6 +68,7 @@ def rerank(retrieved: Retrieved, cfg: RerankConfig, ctx: StageContext,
         cfg.method, model.path if model is not None else None, questions, passages,
         answers=answers, batch_size=cfg.batch_size, max_length=cfg.max_length,
         device=ctx.device, threshold=cfg.threshold,
+        prompt=load_prompt(prompt.path) if prompt is not None else None,
         progress=lambda it: ctx.progress(it, desc=f"rerank ({cfg.method})"))
     for (r, c), (label, score) in zip(where, results):
         rows[r]["ctxs"][c] = {**rows[r]["ctxs"][c], "relevant": label, "rerank_score": score}

@@ -24,15 +24,12 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from orchestrator.api import ConfigError
+from stages.lib.prompts import Prompt, messages
 
 log = logging.getLogger(__name__)
 
 METHODS = ("monot5", "cross_encoder", "causal_lm", "has_answer")
 MONOT5_TEMPLATE = "Query: {q} Document: {d} Relevant:"
-JUDGE_SYSTEM = ("You judge whether a passage contains the information needed to answer a "
-                "question. Reply with one word: yes or no.")
-JUDGE_USER = ("Question: {q}\nPassage: {d}\n\nDoes the passage contain the answer to the "
-              "question? Answer yes or no.")
 _TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
 
 
@@ -154,7 +151,8 @@ def _score_cross_encoder(model_dir, questions, passages, batch_size, max_length,
     return scores
 
 
-def _score_causal_lm(model_dir, questions, passages, batch_size, max_length, device, progress):
+def _score_causal_lm(model_dir, questions, passages, batch_size, max_length, device, progress,
+                     prompt):
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -177,8 +175,7 @@ def _score_causal_lm(model_dir, questions, passages, batch_size, max_length, dev
         ids = tok.encode(d, add_special_tokens=False)
         if len(ids) > max_length:   # truncate the passage, never the question or the template
             d = tok.decode(ids[:max_length])
-        msgs = [{"role": "system", "content": JUDGE_SYSTEM},
-                {"role": "user", "content": JUDGE_USER.format(q=q, d=d)}]
+        msgs = messages(prompt, question=q, passage=d)
         prompts.append(tok.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True))
     scores = [0.0] * len(prompts)
     with torch.inference_mode():
@@ -202,13 +199,14 @@ _SCORERS = {"monot5": _score_monot5, "cross_encoder": _score_cross_encoder,
 def score_relevance(method: str, model_dir: str | Path | None, questions: Sequence[str],
                     passages: Sequence[str], answers: Sequence[Sequence[str]] | None = None,
                     batch_size: int = 64, max_length: int = 512, device: str = "cpu",
-                    progress: Callable | None = None,
-                    threshold: float = 0.5) -> list[tuple[bool, float]]:
+                    progress: Callable | None = None, threshold: float = 0.5,
+                    prompt: Prompt | None = None) -> list[tuple[bool, float]]:
     """``(label, score)`` per (question, passage) pair, in input order.
 
     - ``monot5``: seq2seq, P("true") against P("false") at the first decoder step;
     - ``cross_encoder``: sequence classifier, sigmoid (one logit) or softmax class 1;
-    - ``causal_lm``: a chat model asked whether the passage answers; P("yes") against P("no");
+    - ``causal_lm``: a chat model asked whether the passage answers (``prompt``, a prompt file
+      with the fields ``question`` and ``passage``); P("yes") against P("no");
     - ``has_answer``: a gold answer (``answers[i]``, a list) occurs in the passage; 1.0 / 0.0.
 
     Model labels are ``score > threshold``. ``max_length`` caps the model input in tokens (the
@@ -233,10 +231,14 @@ def score_relevance(method: str, model_dir: str | Path | None, questions: Sequen
     if model_dir is None:
         raise ConfigError(f"relevance method {method!r} needs a model directory",
                           hint="wire a Model input to the rerank step, or use method: has_answer")
+    if method == "causal_lm" and prompt is None:
+        raise ConfigError("relevance method 'causal_lm' needs a prompt file",
+                          hint="wire inputs.prompt to conf/prompts/common/relevance.yaml")
     if not passages:
         return []
+    extra = (prompt,) if method == "causal_lm" else ()
     scores = _SCORERS[method](model_dir, list(questions), list(passages), batch_size, max_length,
-                              torch.device(device), progress)
+                              torch.device(device), progress, *extra)
     seconds = time.perf_counter() - start
     log.info("%s scored %d pairs in %.1f s (%.1f pairs/s)", method, len(scores), seconds,
              len(scores) / max(seconds, 1e-9))

@@ -7,7 +7,9 @@ import pytest
 
 from orchestrator.errors import ConfigError
 from stages.lib.models.relevance import MONOT5_TEMPLATE, has_answer, score_relevance
+from stages.lib.prompts import load_prompt
 from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder, tiny_seq2seq
+from tests.conftest import REPO
 
 QUESTIONS = ["who wrote hamlet?", "what is the capital of france?", "the quick brown fox"]
 PASSAGES = ["Hamlet is a tragedy by William Shakespeare.",
@@ -77,13 +79,21 @@ def test_cross_encoder_sigmoid_or_softmax(models, labels):
     assert got[0][1] == pytest.approx(expected.item(), abs=1e-5)
 
 
+JUDGE = load_prompt(REPO / "conf" / "prompts" / "common" / "relevance.yaml")
+
+
 def test_causal_lm_yes_no_judge(models):
-    got = score_relevance("causal_lm", models["lm"], QUESTIONS, PASSAGES, batch_size=2)
+    got = score_relevance("causal_lm", models["lm"], QUESTIONS, PASSAGES, batch_size=2,
+                          prompt=JUDGE)
     _check(got)
-    again = score_relevance("causal_lm", models["lm"], QUESTIONS, PASSAGES, batch_size=3)
+    again = score_relevance("causal_lm", models["lm"], QUESTIONS, PASSAGES, batch_size=3,
+                            prompt=JUDGE)
     np.testing.assert_allclose([s for _, s in got], [s for _, s in again], atol=1e-5)
-    low = score_relevance("causal_lm", models["lm"], QUESTIONS, PASSAGES, threshold=-1.0)
+    low = score_relevance("causal_lm", models["lm"], QUESTIONS, PASSAGES, threshold=-1.0,
+                          prompt=JUDGE)
     assert all(label for label, _ in low)
+    with pytest.raises(ConfigError, match="'causal_lm' needs a prompt file"):
+        score_relevance("causal_lm", models["lm"], QUESTIONS, PASSAGES)
 
 
 def test_has_answer_dpr_style():
