@@ -9,7 +9,8 @@ logprobs/top_logprobs) by running the random-init checkpoint in MODEL_DIR with t
 ``Authorization: Bearer <that key>`` (else 401, like api.openai.com).
 
 Test hooks (JSON): ``GET /stats`` -> served (200 answers), repeats (answers to a body already
-answered), received, in_flight, max_in_flight, rejected; ``POST /control`` with ``fail`` (a list of
+answered), received, active (in a handler), waiting (held by hang_after), in_flight
+(being answered), max_in_flight, rejected; ``POST /control`` with ``fail`` (a list of
 ``[status, retry_after]`` returned to the next requests), ``delay`` (seconds each request is held
 in flight), ``hang_after`` (requests after that many answers wait, unanswered, until /reset);
 ``POST /reset`` clears counters and hooks and lets waiting requests go (with a 503).
@@ -44,7 +45,10 @@ class State:
             self.served, self.received, self.rejected = 0, 0, 0
             self.seen: set[str] = set()
             self.repeats = 0
-            self.in_flight, self.max_in_flight = 0, 0
+            self.in_flight = getattr(self, "in_flight", 0)   # these three survive a reset
+            self.max_in_flight = 0
+            self.active = getattr(self, "active", 0)     # requests in a handler
+            self.waiting = getattr(self, "waiting", 0)   # of which held by hang_after
             self.fail: list = []
             self.delay, self.hang_after = 0.0, None
             self.release = threading.Event()
@@ -55,7 +59,7 @@ class State:
         with self.lock:
             return {"served": self.served, "repeats": self.repeats, "received": self.received,
                     "max_in_flight": self.max_in_flight, "in_flight": self.in_flight,
-                    "rejected": self.rejected}
+                    "active": self.active, "waiting": self.waiting, "rejected": self.rejected}
 
 
 def generate(gen, body: dict) -> dict:
@@ -137,6 +141,15 @@ def make_handler(gen, name: str, state: State):
         def chat(self, raw: bytes, body: dict):
             with state.lock:
                 state.received += 1
+                state.active += 1
+            try:
+                self.answer(raw, body)
+            finally:
+                with state.lock:
+                    state.active -= 1
+
+        def answer(self, raw: bytes, body: dict):
+            with state.lock:
                 fail = state.fail.pop(0) if state.fail else None
                 hang = state.hang_after is not None and state.served >= state.hang_after
                 release = state.release
@@ -151,7 +164,11 @@ def make_handler(gen, name: str, state: State):
                 return self.reply(404, {"error": {"message":
                                                   f"The model `{body.get('model')}` does not exist."}})
             if hang:
+                with state.lock:
+                    state.waiting += 1
                 release.wait(120)
+                with state.lock:
+                    state.waiting -= 1
                 return self.reply(503, {"error": {"message": "released"}})
             with state.lock:
                 state.in_flight += 1

@@ -85,8 +85,11 @@ def test_kill_after_n_calls_then_rerun_asks_exactly_the_rest(server, tmp_path):
     server.control(hang_after=12)            # calls after the 12th wait unanswered: the kill point
     proc = ask_many(server, cache, m, conc)
     try:
-        wait_for(lambda: server.stats()["received"] > server.stats()["served"] >= 12,
-                 what="the client to block on the unanswered calls")
+        def blocked():     # every call in the server is held unanswered; none is being answered
+            stats = server.stats()
+            return stats["served"] >= 12 and stats["active"] == stats["waiting"] > 0
+
+        wait_for(blocked, what="the client to block on the unanswered calls")
         n = server.stats()["served"]
         wait_for(lambda: records(cache) == n, what="the answered calls to be cached")
     finally:
@@ -113,7 +116,7 @@ def test_kill_at_any_moment_repeats_at_most_the_calls_in_flight(server, tmp_path
     wait_for(lambda: server.stats()["served"] >= 8, what="8 answers")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
-    wait_for(lambda: server.stats()["in_flight"] == 0, what="the server to finish the orphans")
+    wait_for(lambda: server.stats()["active"] == 0, what="the server to finish the orphans")
     before = server.stats()["served"]
     kept = records(cache)
     assert before - conc <= kept <= before
