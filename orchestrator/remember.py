@@ -29,7 +29,7 @@ from orchestrator.recipe import Member, compose
 from orchestrator.where import place
 
 LIBRARIES = ("hydra", "omegaconf", "pydantic")
-FORMAT = 1
+FORMAT = 2
 
 
 def _stamp(path: str) -> list:
@@ -106,20 +106,22 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
 
 
 def _step_to_json(s: Step) -> dict:
-    return {"name": s.name, "stage": s.stage.__dict__, "config": s.config, "semantic": s.semantic,
+    return {"name": s.name, "stage": s.stage.name, "config": s.config, "semantic": s.semantic,
             "inputs": {k: [w.node, w.output] for k, w in s.inputs.items()}, "shards": s.shards,
             "gpus": s.gpus, "secrets": s.secrets, "notes": s.notes}
 
 
 def _dag_to_json(dag: Dag) -> dict:
-    return {"steps": [_step_to_json(s) for s in dag.steps.values()],
+    return {"stages": {s.stage.name: s.stage.__dict__ for s in dag.steps.values()},
+            "steps": [_step_to_json(s) for s in dag.steps.values()],
             "sources": dag.sources, "settings": dag.settings}
 
 
 def _dag_from_json(recipe: Path, data: dict) -> Dag:
+    stages = {name: StageInfo(**info) for name, info in data["stages"].items()}
     steps = {}
     for s in data["steps"]:
-        steps[s["name"]] = Step(s["name"], StageInfo(**s["stage"]), s["config"], s["semantic"],
+        steps[s["name"]] = Step(s["name"], stages[s["stage"]], s["config"], s["semantic"],
                                 {k: Wire(*w) for k, w in s["inputs"].items()}, s["shards"], s["gpus"],
                                 s["secrets"], s["notes"])
     return Dag(recipe, steps, data["sources"], data["settings"])
