@@ -56,6 +56,7 @@ class StageInfo:
     inputs: dict[str, dict]  # name -> {kind, type, optional}
     outputs: dict[str, dict]  # name -> {kind, type}
     code: str = ""  # hash of the stage function's source (cache.on_code_change)
+    multi_gpu: str = "ranks"  # a step with gpus: N runs N ranks, or one process that sees N GPUs
 
     @classmethod
     def of(cls, spec: StageSpec) -> "StageInfo":
@@ -63,7 +64,7 @@ class StageInfo:
                    {n: {"kind": i.type.kind, "type": i.type.__name__, "optional": i.optional}
                     for n, i in spec.inputs.items()},
                    {n: {"kind": t.kind, "type": t.__name__} for n, t in spec.outputs.items()},
-                   _code_hash(spec.fn))
+                   _code_hash(spec.fn), getattr(spec, "multi_gpu", "ranks"))
 
 
 @dataclass

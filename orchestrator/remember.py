@@ -29,7 +29,7 @@ from orchestrator.recipe import Member, compose
 from orchestrator.where import place
 
 LIBRARIES = ("hydra", "omegaconf", "pydantic")
-FORMAT = 2
+FORMAT = 3
 
 
 def _stamp(path: str) -> list:
