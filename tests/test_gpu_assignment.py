@@ -43,7 +43,7 @@ def test_cpu_shards_split_the_cores(toy, monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     recipe = toy / "conf" / "env.yaml"
     recipe.write_text("""
-ragline: {imports: [tests.toy.stages], max_parallel: 2}
+ragline: {imports: [tests.toy.stages], executor: {name: local, max_parallel: 2}}
 steps:
   gen: {stage: toy_gen, n: 4}
   env: {stage: toy_env, inputs: {numbers: gen}, shards: 2}
