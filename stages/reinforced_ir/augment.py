@@ -4,15 +4,16 @@ Seed steps: ``generate_generator_data.py`` (sampled: ``dpo_num`` 5 per query at 
 300 tokens, for the retriever-feedback reward) and ``generate_retriever_data.py`` (greedy: one per
 query, T 0, for retriever training and for inference). One stage does both: ``n`` and
 ``temperature`` say which. The prompt asks for a brief {answer_type} of the query in the context
-of the retrieval task (file ``augment_prompt``); the augmentation is stored as generated, and the
-topic prefix is added where it is embedded (``stages.reinforced_ir.fusion``).
+of the retrieval task; the augmentation is stored as generated, and the
+topic prefix is added where it is embedded (``stages.reinforced_ir.fusion``). The prompt is a
+file (``conf/prompts/reinforced_ir/augment.yaml``) wired as an input, so it is in the cache key.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.api import StageContext, stage
+from orchestrator.api import File, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.reinforced_ir.schemas import Augmented
 from stages.schemas import Model, Questions
@@ -31,35 +32,24 @@ class AugmentConfig:
     max_tokens: int = 300                 # paper: 300
     task: str = "Given a question, retrieve passages that answer the question."
     answer_type: str = "answer"           # per dataset in the paper: answer, document, ...
-    augment_prompt: str = "conf/prompts/reinforced_ir/augment.txt"
     seed: int = 0
 
 
-def augment_messages(template: str, task: str, answer_type: str, query: str) -> list[dict]:
-    """The chat turn asking for one augmentation (also the DPO prompt).
-
-    >>> augment_messages("T: {task} Q: {query} ({answer_type})", "t", "answer", "q")
-    [{'role': 'user', 'content': 'T: t Q: q (answer)'}]
-    """
-    from stages.reinforced_ir.synthesis import fill
-
-    return [{"role": "user", "content": fill(template, task=task, answer_type=answer_type,
-                                             query=query)}]
-
-
 @stage("reinforced_ir.augment", version=1, shard_by="queries")
-def augment(queries: Questions, cfg: AugmentConfig, ctx: StageContext,
+def augment(queries: Questions, prompt: File, cfg: AugmentConfig, ctx: StageContext,
             model: Model | None = None) -> Augmented:
     """``n`` augmentations per query (the same seed gives the same samples)."""
     from stages.lib.endpoint import open_client
-    from stages.reinforced_ir.prompts import local_llm, read_prompt
+    from stages.lib.prompts import load_prompt, messages
+    from stages.reinforced_ir.llm import local_llm
 
-    template = read_prompt(cfg.augment_prompt, "augment.augment_prompt")
+    template = load_prompt(prompt.path)
     rows = queries.rows()
     if not rows:
         return []
     llm = local_llm(cfg.llm, model, "augment.llm")
-    asks = [augment_messages(template, cfg.task, cfg.answer_type, r["question"]) for r in rows]
+    asks = [messages(template, task=cfg.task, answer_type=cfg.answer_type, query=r["question"])
+            for r in rows]
     with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="augment.llm") as client:
         replies = client.chat(asks, n=cfg.n, seed=cfg.seed, temperature=cfg.temperature,
                               top_p=cfg.top_p, max_tokens=cfg.max_tokens,

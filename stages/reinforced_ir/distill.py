@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.api import StageContext, stage
+from orchestrator.api import File, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.reinforced_ir.schemas import RetrieverData
 from stages.schemas import Model
@@ -27,28 +27,26 @@ class DistillConfig:
     max_tokens: int = 300                  # paper: 300, greedy
     group_size: int = 16                   # paper: positive + 15 negatives
     max_passage_chars: int = 2000          # about 512 tokens
-    rankgpt_prompt: str = "conf/prompts/reinforced_ir/rankgpt.txt"
 
 
 @stage("reinforced_ir.distill", version=1, shard_by="groups")
-def distill(groups: RetrieverData, cfg: DistillConfig, ctx: StageContext,
+def distill(groups: RetrieverData, prompt: File, cfg: DistillConfig, ctx: StageContext,
             model: Model | None = None) -> RetrieverData:
     """Each group reordered by the teacher, with teacher scores."""
     from stages.lib.endpoint import open_client
-    from stages.reinforced_ir.prompts import local_llm, read_prompt
+    from stages.lib.prompts import load_prompt, messages
+    from stages.reinforced_ir.llm import local_llm
     from stages.reinforced_ir.rankgpt import parse_permutation, teacher_order
-    from stages.reinforced_ir.synthesis import fill
 
-    template = read_prompt(cfg.rankgpt_prompt, "distill.rankgpt_prompt")
+    template = load_prompt(prompt.path)
     rows = groups.rows()
     if not rows:
         return []
     llm = local_llm(cfg.llm, model, "distill.llm")
     lists = [(list(r["pos"]) + list(r["neg"]))[:cfg.group_size] for r in rows]
-    asks = [[{"role": "user", "content": fill(
-        template, num=len(ps), query=r["query"],
-        passages="\n".join(f"[{i}] {p[:cfg.max_passage_chars]}" for i, p in enumerate(ps)))}]
-        for r, ps in zip(rows, lists)]
+    asks = [messages(template, num=len(ps), query=r["query"],
+                     passages="\n".join(f"[{i}] {p[:cfg.max_passage_chars]}" for i, p in enumerate(ps)))
+            for r, ps in zip(rows, lists)]
     with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="distill.llm") as client:
         replies = client.chat(asks, temperature=0.0, max_tokens=cfg.max_tokens,
                               progress=lambda it: ctx.progress(it, desc="rank groups"))

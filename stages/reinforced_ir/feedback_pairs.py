@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.api import DataError, StageContext, stage
+from orchestrator.api import DataError, File, StageContext, stage
 from stages.reinforced_ir.embed import EncoderConfig
 from stages.reinforced_ir.schemas import Augmented
 from stages.schemas import Model, Passages, Preferences
@@ -26,21 +26,19 @@ class FeedbackConfig:
     require_gain: bool = True              # paper: rule 1 on (max s > raw)
     task: str = "Given a question, retrieve passages that answer the question."
     answer_type: str = "answer"
-    augment_prompt: str = "conf/prompts/reinforced_ir/augment.txt"
 
 
 @stage("reinforced_ir.feedback", version=1)
-def feedback(augmented: Augmented, corpus: Passages, encoder: Model, cfg: FeedbackConfig,
-             ctx: StageContext) -> Preferences:
+def feedback(augmented: Augmented, corpus: Passages, encoder: Model, prompt: File,
+             cfg: FeedbackConfig, ctx: StageContext) -> Preferences:
     """One (chosen, rejected) augmentation pair per query that passes the filter."""
     import numpy as np
 
-    from stages.reinforced_ir.augment import augment_messages
+    from stages.lib.prompts import load_prompt, messages
     from stages.reinforced_ir.embed import SideEncoder, passage_texts
     from stages.reinforced_ir.feedback import fused_scores, preference_pair
-    from stages.reinforced_ir.prompts import read_prompt
 
-    template = read_prompt(cfg.augment_prompt, "feedback.augment_prompt")
+    template = load_prompt(prompt.path)
     rows = [r for r in augmented.rows() if len(r["augmentations"] or []) >= 2]
     if not rows:
         raise DataError("feedback: no query has two augmentations to compare",
@@ -66,7 +64,8 @@ def feedback(augmented: Augmented, corpus: Passages, encoder: Model, cfg: Feedba
         if pair is None or augs[pair.chosen] == augs[pair.rejected]:
             continue
         pairs.append({"id": row["id"], "task": "generator",
-                      "prompt": augment_messages(template, cfg.task, cfg.answer_type, row["question"]),
+                      "prompt": messages(template, task=cfg.task, answer_type=cfg.answer_type,
+                                         query=row["question"]),
                       "chosen": [{"role": "assistant", "content": augs[pair.chosen]}],
                       "rejected": [{"role": "assistant", "content": augs[pair.rejected]}],
                       "chosen_score": pair.chosen_score, "rejected_score": pair.rejected_score})

@@ -1,6 +1,6 @@
 """Pseudo-query synthesis (Reinforced-IR step 1) as pure, seeded functions: the length and style
-constraints sampled per passage, the prompts filled from their template files, and the reading
-of the model's query and quality-control answers.
+constraints sampled per passage, and the reading of the model's query and quality-control
+answers (the prompts themselves are files, ``conf/prompts/reinforced_ir/``).
 
 Constraint weights are the original's: length "less than 5 words" ×2, "5 to 10 words" ×5,
 "10 to 15 words" ×4, "at least 15 words" ×1; style "plain and simple" ×4, "common and formal"
@@ -35,17 +35,6 @@ def constraints(rng: random.Random) -> dict[str, str]:
     """
     return {"length": weighted(LENGTHS, rng), "style": weighted(STYLES, rng)}
 
-
-def fill(template: str, **values) -> str:
-    """The template with ``{name}`` fields filled; literal braces elsewhere stay as they are.
-
-    >>> fill("Q: {query} {json}", query="x")
-    'Q: x {json}'
-    """
-    out = template
-    for name, value in values.items():
-        out = out.replace("{" + name + "}", str(value))
-    return out
 
 
 def clean_query(text: str) -> str:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.api import DataError, StageContext, stage
+from orchestrator.api import DataError, File, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Model, Passages, Questions
 
@@ -34,8 +34,6 @@ class SynthesizeConfig:
     query_type: str = "question"          # what to write (claim datasets: "claim")
     passage_type: str = "passage"
     quality_control: bool = True          # paper: on
-    query_prompt: str = "conf/prompts/reinforced_ir/query.txt"
-    quality_prompt: str = "conf/prompts/reinforced_ir/quality.txt"
     max_passage_chars: int = 8000         # paper: the first 8,000 characters
     query_max_tokens: int = 64            # the query call (paper: 4,096; a query is short)
     seed: int = 0
@@ -43,17 +41,17 @@ class SynthesizeConfig:
 
 
 @stage("reinforced_ir.synthesize", version=1)
-def synthesize(corpus: Passages, cfg: SynthesizeConfig, ctx: StageContext,
-               model: Model | None = None) -> Questions:
+def synthesize(corpus: Passages, query_prompt: File, quality_prompt: File,
+               cfg: SynthesizeConfig, ctx: StageContext, model: Model | None = None) -> Questions:
     """Pseudo queries with their source passage as ``gold``."""
     import random
 
     from stages.lib.endpoint import open_client
-    from stages.reinforced_ir.prompts import local_llm, read_prompt
-    from stages.reinforced_ir.synthesis import clean_query, constraints, fill, quality_ok
+    from stages.lib.prompts import load_prompt, messages
+    from stages.reinforced_ir.llm import local_llm
+    from stages.reinforced_ir.synthesis import clean_query, constraints, quality_ok
 
-    query_tpl = read_prompt(cfg.query_prompt, "synthesize.query_prompt")
-    quality_tpl = read_prompt(cfg.quality_prompt, "synthesize.quality_prompt")
+    query_tpl, quality_tpl = load_prompt(query_prompt.path), load_prompt(quality_prompt.path)
     llm = local_llm(cfg.llm, model, "synthesize.llm")
     rows = corpus.rows()
     if not rows:
@@ -61,9 +59,9 @@ def synthesize(corpus: Passages, cfg: SynthesizeConfig, ctx: StageContext,
     rng = random.Random(cfg.seed)
     picked = rng.sample(rows, min(cfg.n_passages, len(rows)))
     texts = [(p.get("title") + "\n" if p.get("title") else "") + p["text"] for p in picked]
-    asks = [[{"role": "user", "content": fill(
-        query_tpl, task=cfg.task, passage=t[:cfg.max_passage_chars], query_type=cfg.query_type,
-        passage_type=cfg.passage_type, **constraints(rng))}] for t in texts]
+    asks = [messages(query_tpl, task=cfg.task, passage=t[:cfg.max_passage_chars],
+                     query_type=cfg.query_type, passage_type=cfg.passage_type, **constraints(rng))
+            for t in texts]
 
     with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="synthesize.llm") as client:
         replies = client.chat(asks, max_tokens=cfg.query_max_tokens, temperature=cfg.temperature,
@@ -72,8 +70,7 @@ def synthesize(corpus: Passages, cfg: SynthesizeConfig, ctx: StageContext,
         queries = [clean_query(r.text) for r in replies]
         keep = [bool(q) for q in queries]
         if cfg.quality_control:
-            checks = [[{"role": "user", "content": fill(quality_tpl, task=cfg.task, query=q,
-                                                         passage=t[:cfg.max_passage_chars])}]
+            checks = [messages(quality_tpl, task=cfg.task, query=q, passage=t[:cfg.max_passage_chars])
                       for q, t in zip(queries, texts)]
             verdicts = client.chat(checks, max_tokens=4, temperature=0.0,
                                    progress=lambda it: ctx.progress(it, desc="quality control"))

@@ -51,8 +51,7 @@ steps:
     quality_control: false
     temperature: 1.0
     query_max_tokens: 8
-    query_prompt: {conf}/prompts/reinforced_ir/query.txt
-  augment_eval_base: {{max_tokens: 6, top_p: 1.0, augment_prompt: {conf}/prompts/reinforced_ir/augment.txt}}
+  augment_eval_base: {{max_tokens: 6, top_p: 1.0}}
 repeat:
   round:
     steps:
