@@ -4,8 +4,9 @@ Adapts the project's generators (:mod:`stages.lib.models.generation`) to
 :class:`~stages.lib.endpoint.client.Backend`: requests run in chunks and each chunk's replies are
 yielded (and cached by the client) as soon as it is done, so a killed step loses at most one
 chunk. Every reply depends on its request alone, never on its neighbours in a chunk: greedy
-requests are batched; sampled requests (transformers) run one conversation at a time with the
-request's own seed (vLLM takes one seed per request natively).
+requests are batched; sampled requests are batched by (temperature, max_tokens, n) with each
+conversation sampled from its own request's seed (transformers: per-row seeded noise; vLLM: one
+``SamplingParams`` seed per request).
 
 Log-probabilities of asked tokens are exact here (a teacher-forced pass over prompt + completion
 with transformers; vLLM's top ``top_logprobs`` alternatives). An asked string must be one token.
