@@ -18,7 +18,9 @@ With one input, this de-duplicates questions and passages only.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from orchestrator.api import StageContext, stage
 from stages.schemas import Retrieved
@@ -27,8 +29,8 @@ from stages.schemas import Retrieved
 @dataclass
 class AggregateConfig:
     method: Literal["interleave", "concat", "rrf"] = "interleave"
-    k: int | None = None     # passages kept per question; None keeps all
-    rrf_k: int = 60          # the reciprocal-rank-fusion constant
+    k: Annotated[int, Ge(1)] | None = None  # passages kept per question; None keeps all
+    rrf_k: Annotated[int, Ge(0)] = 60  # the reciprocal-rank-fusion constant
 
 
 def _doc_key(doc: dict):

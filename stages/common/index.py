@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
 from stages.schemas import Embeddings, Model, Passages
@@ -19,10 +22,10 @@ from stages.schemas import Embeddings, Model, Passages
 
 @dataclass
 class IndexConfig:
-    pooling: str = "mean"                   # mean (Contriever, MiniLM) | cls (DPR)
+    pooling: Literal["mean", "cls"] = "mean"  # mean (Contriever, MiniLM) | cls (DPR)
     normalize: bool = False                 # Contriever: raw inner product; MiniLM, E5: true
-    max_length: int = 512                   # passage tokens (Contriever: 512)
-    dtype: str = "float16"                  # stored embeddings: float16 | float32
+    max_length: Annotated[int, Ge(1)] = 512  # passage tokens (Contriever: 512)
+    dtype: Literal["float16", "float32"] = "float16"  # stored embeddings
     text_template: str = "{title} {text}"   # Contriever: title + " " + text
     lowercase: bool = False                 # Contriever's --lowercase
     batch_size: int = nonsemantic(64)       # Contriever: per_gpu_batch_size 64
@@ -52,10 +55,8 @@ def index(corpus: Passages, encoder: Model, cfg: IndexConfig, ctx: StageContext)
     import numpy as np
 
     from stages.lib.models.encoders import Encoder
-    from stages.lib.models.search import DTYPES, EMB_FILE, IDS_FILE, META_FILE
+    from stages.lib.models.search import EMB_FILE, IDS_FILE, META_FILE
 
-    if cfg.dtype not in DTYPES:
-        raise ConfigError(f"index: dtype must be one of {DTYPES}, got {cfg.dtype!r}")
     start = time.perf_counter()
     table = corpus.read()
     ids = table.column("id").to_pylist()

@@ -15,6 +15,7 @@ A real recipe wires a checkpoint directory as a source instead of running this s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from orchestrator.api import StageContext, stage
 from stages.schemas import Model
@@ -22,7 +23,7 @@ from stages.schemas import Model
 
 @dataclass
 class PrepareModelConfig:
-    package: str = "smollm2"        # minilm | smollm2
+    package: Literal["minilm", "smollm2"] = "smollm2"
 
 
 @stage("prepare_model", version=1)
