@@ -79,6 +79,7 @@ prompts:                  # the shipped prompt files (the test runs in a tempora
   reranker: {REPO}/conf/prompts/dynamicrag/reranker.yaml
   generator: {REPO}/conf/prompts/dynamicrag/generator.yaml
   judge: {REPO}/conf/prompts/dynamicrag/judge.yaml
+  rag: {REPO}/conf/prompts/common/rag.yaml
 hw: {{shards: 2}}
 retrieval: {{k: 4}}
 dynamicrag: {{num_docs: 3}}
