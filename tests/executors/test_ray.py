@@ -71,3 +71,35 @@ def test_attach_sees_the_clusters_gpus(ray_cluster, tmp_path):
         """, tmp_path)
     assert out.splitlines()[0] == "[2]"
     assert "steps.m.gpus: 3 GPU(s) per shard asked for, but no Ray node has that many" in out
+
+
+@pytest.mark.engines
+def test_gang_larger_than_a_node_spans_nodes(ray_cluster, tmp_path):
+    """A second Ray node (2 more fake GPUs) joins the head for this test: a step asking for 4 GPUs
+    runs as one gang of 4 torchrun ranks over both nodes, 2 per node, world size 4."""
+    from tests.executors.conftest import Conformance
+
+    ray_bin = os.path.join(os.path.dirname(sys.executable), "ray")
+    node = subprocess.Popen([ray_bin, "start", "--address=127.0.0.1:6390", "--num-cpus=1",
+                             "--num-gpus=2", "--block", "--disable-usage-stats"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "RAY_AUTH_MODE": "token"},  # the CLI does not detect it
+                            start_new_session=True)
+    try:
+        _in_subprocess("""
+            import time, ray
+            ray.init(address="auto", logging_level="ERROR")
+            end = time.time() + 120
+            while sum(1 for n in ray.nodes() if n["Alive"]) < 2:
+                assert time.time() < end, "second node did not join"
+                time.sleep(0.5)
+            """, tmp_path)
+        xc = Conformance(tmp_path / "xc", "ray")
+        code, out = xc.run("steps.train.gpus=4", "steps.gpu_map.gpus=0")
+        assert code == 0, out
+        train = [t for t in xc.traces() if t["step"] == "train"]
+        assert sorted(t["rank"] for t in train) == ["0", "1", "2", "3"], train
+        assert {t["world"] for t in train} == {"4"} and {t["cvd"] for t in train} == {"0,1"}
+    finally:
+        node.terminate()
+        node.wait(timeout=60)
