@@ -205,7 +205,8 @@ class OpenAIHttpBackend:
             todo = iter(range(len(requests)))
             error: BaseException | None = None
             while True:
-                while error is None and len(pending) < 2 * self.cfg.max_concurrency:
+                # no queue beyond the workers: after a failure nothing new is sent
+                while error is None and len(pending) < self.cfg.max_concurrency:
                     i = next(todo, None)
                     if i is None:
                         break

@@ -11,8 +11,8 @@ logprobs/top_logprobs) by running the random-init checkpoint in MODEL_DIR with t
 Test hooks (JSON): ``GET /stats`` -> served (200 answers), repeats (answers to a body already
 answered), received, active (in a handler), waiting (held by hang_after), in_flight
 (being answered), max_in_flight, rejected; ``POST /control`` with ``fail`` (a list of
-``[status, retry_after]`` returned to the next requests), ``delay`` (seconds each request is held
-in flight), ``hang_after`` (requests after that many answers wait, unanswered, until /reset);
+``[status, retry_after]`` returned to the next requests, ``null`` to answer one normally),
+``delay`` (seconds each request is held in flight), ``hang_after`` (requests after that many answers wait, unanswered, until /reset);
 ``POST /reset`` clears counters and hooks and lets waiting requests go (with a 503).
 """
 

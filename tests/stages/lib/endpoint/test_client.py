@@ -207,3 +207,18 @@ def test_config_as_a_nested_section_is_checked_at_plan_time_with_its_key_path():
         with pytest.raises(ConfigError) as err:
             check_step_config(JudgedConfig, {"judge": values}, "steps.s")
         assert str(err.value).startswith(message)
+
+
+def test_a_failure_mid_batch_keeps_the_answers_that_arrived(server, endpoint_cfg, tmp_path):
+    from stages.lib.endpoint.openai_http import EndpointError
+
+    server.control(fail=[None, None, None, [400, None]])
+    endpoint_cfg.max_concurrency = 1
+    with pytest.raises(EndpointError, match="answered HTTP 400"), \
+            open_client(endpoint_cfg, tmp_path / "cache") as llm:
+        llm.chat(questions(10))
+    assert server.stats()["received"] == 4, "no request may start after the failure"
+    assert records(tmp_path / "cache") == 3
+    with open_client(endpoint_cfg, tmp_path / "cache") as llm:
+        llm.chat(questions(10))
+    assert server.stats()["served"] == 10 and server.stats()["repeats"] == 0
