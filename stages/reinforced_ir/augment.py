@@ -41,7 +41,7 @@ def augment(queries: Questions, prompt: File, cfg: AugmentConfig, ctx: StageCont
     """``n`` augmentations per query (the same seed gives the same samples)."""
     from stages.lib.endpoint import open_client
     from stages.lib.prompts import load_prompt, messages
-    from stages.reinforced_ir.llm import local_llm
+    from stages.lib.endpoint.checkpoint import local_llm
 
     template = load_prompt(prompt.path)
     rows = queries.rows()

@@ -35,7 +35,7 @@ def distill(groups: RetrieverData, prompt: File, cfg: DistillConfig, ctx: StageC
     """Each group reordered by the teacher, with teacher scores."""
     from stages.lib.endpoint import open_client
     from stages.lib.prompts import load_prompt, messages
-    from stages.reinforced_ir.llm import local_llm
+    from stages.lib.endpoint.checkpoint import local_llm
     from stages.reinforced_ir.rankgpt import parse_permutation, teacher_order
 
     template = load_prompt(prompt.path)

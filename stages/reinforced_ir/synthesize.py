@@ -48,7 +48,7 @@ def synthesize(corpus: Passages, query_prompt: File, quality_prompt: File,
 
     from stages.lib.endpoint import open_client
     from stages.lib.prompts import load_prompt, messages
-    from stages.reinforced_ir.llm import local_llm
+    from stages.lib.endpoint.checkpoint import local_llm
     from stages.reinforced_ir.synthesis import clean_query, constraints, quality_ok
 
     query_tpl, quality_tpl = load_prompt(query_prompt.path), load_prompt(quality_prompt.path)

@@ -1,4 +1,5 @@
-"""How this recipe's stages reach an LLM: a wired checkpoint runs in this process."""
+"""A step that wires a checkpoint as its `model` input asks that checkpoint, in this process:
+the endpoint config takes its path as the model (the recipes leave `model` empty)."""
 
 from __future__ import annotations
 
