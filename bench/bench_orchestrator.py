@@ -91,6 +91,43 @@ def gc_cache(work: Path, n: int) -> tuple[Path, Path]:
     return cache, runs
 
 
+def demo_row(work: Path, env: dict, rag: list[str], n: int) -> tuple:
+    """No-op rerun of the 32-step demo-shaped recipe, every artifact file stat-checked."""
+    demo = demo_shaped_recipe(work / "conf" / "demo32.yaml")
+    cmd = rag + ["run", str(demo), "--runs-dir", str(work / "demo-runs"), "--no-progress"]
+    env = {**env, "RAGLINE_CACHE": str(work / "demo-runs" / "cache")}
+    subprocess.run(cmd, env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+    checked = stat_count(work / "demo-runs" / "cache")
+    return (f"no-op rerun, 32 steps, {checked} files+dirs stat-checked", timed(cmd, env, n),
+            REFERENCE["no-op 32"])
+
+
+def gc_rows(work: Path, env: dict, rag: list[str], quick: bool) -> list[tuple]:
+    """rag gc over 10,000 entries: a dry run (scan and decide), then removing half of them."""
+    n = 2000 if quick else 10_000
+    cache, runs = gc_cache(work, n)
+    env = {**env, "RAGLINE_CACHE": str(cache)}
+    cmd = rag + ["gc", "--runs-dir", str(runs)]
+    return [(f"rag gc --dry-run, {n:,} entries", timed(cmd + ["--dry-run"], env, 3), REFERENCE["gc"]),
+            (f"rag gc, {n:,} entries, removing {n // 2:,}", timed(cmd, env, 1), REFERENCE["gc"])]
+
+
+def hashing_row(work: Path, hash_file) -> tuple:
+    """Content hashing throughput, 1 GiB from page cache."""
+    big = work / "big.bin"
+    with open(big, "wb") as f:
+        block = os.urandom(1 << 20)
+        for _ in range(1024):
+            f.write(block)
+    hash_file(big)  # page cache warm
+    t = time.perf_counter()
+    hash_file(big)
+    dt = time.perf_counter() - t
+    return ("content hashing, 1 GiB from page cache (GB/s)", (1 << 30) / dt / 1e9,
+            "sha256 1.42, BLAKE3 3.2, xxh3 6.5, read 7.8")
+
+
 def timed(cmd: list[str], env: dict, n: int) -> float:
     times = []
     for _ in range(n):
@@ -136,15 +173,7 @@ def main() -> None:
     hashing.hash_file = artifacts.hash_file = real
     rows.append(("  bytes hashed by that no-op rerun", float(sum(hashed)), "(target: 0)"))
 
-    demo = demo_shaped_recipe(work / "conf" / "demo32.yaml")
-    demo_cmd = ([rag_bin] if rag_bin else rag) + ["run", str(demo), "--runs-dir", str(work / "demo-runs"),
-                                                  "--no-progress"]
-    demo_env = {**env, "RAGLINE_CACHE": str(work / "demo-runs" / "cache")}
-    subprocess.run(demo_cmd, env=demo_env, cwd=REPO, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
-    checked = stat_count(work / "demo-runs" / "cache")
-    rows.append((f"no-op rerun, 32 steps, {checked} files+dirs stat-checked", timed(demo_cmd, demo_env, n),
-                 REFERENCE["no-op 32"]))
+    rows.append(demo_row(work, env, ([rag_bin] if rag_bin else rag), n))
 
     sweep = ([rag_bin] if rag_bin else rag) + ["plan", str(CHAIN), "-m", "steps.dpo.add=range(0,1000)",
                                                "--runs-dir", str(work / "sweep-runs")]
@@ -160,7 +189,7 @@ def main() -> None:
 
     # Per-step overhead: 200 trivial steps executed in-process (run + write + hash + commit + record).
     recipe = work / "conf" / "long.yaml"
-    recipe.parent.mkdir(parents=True)
+    recipe.parent.mkdir(parents=True, exist_ok=True)
     steps = ["  s0: {stage: toy_gen, n: 4}"]
     steps += [f"  s{i}: {{stage: toy_map, inputs: {{numbers: s{i - 1}}}, add: 1}}" for i in range(1, 200)]
     recipe.write_text("ragline: {imports: [tests.toy.stages]}\nsteps:\n" + "\n".join(steps) + "\n")
@@ -175,28 +204,8 @@ def main() -> None:
     rows.append((f"per executed step, in-process ({ran} steps, incl. write+hash+commit)",
                  total / max(ran, 1), "(target: < 0.05)"))
 
-    # rag gc over 10,000 entries: a dry run (scan and decide), then removing 5,000 of them.
-    gc_n = 2000 if args.quick else 10_000
-    cache, gc_runs = gc_cache(work, gc_n)
-    gc_env = {**env, "RAGLINE_CACHE": str(cache)}
-    gc_cmd = ([rag_bin] if rag_bin else rag) + ["gc", "--runs-dir", str(gc_runs)]
-    rows.append((f"rag gc --dry-run, {gc_n:,} entries", timed(gc_cmd + ["--dry-run"], gc_env, 3),
-                 REFERENCE["gc"]))
-    rows.append((f"rag gc, {gc_n:,} entries, removing {gc_n // 2:,}", timed(gc_cmd, gc_env, 1),
-                 REFERENCE["gc"]))
-
-    # Hashing throughput from page cache.
-    big = work / "big.bin"
-    with open(big, "wb") as f:
-        block = os.urandom(1 << 20)
-        for _ in range(1024):
-            f.write(block)
-    real(big)  # page cache warm
-    t = time.perf_counter()
-    real(big)
-    dt = time.perf_counter() - t
-    rows.append(("content hashing, 1 GiB from page cache (GB/s)", (1 << 30) / dt / 1e9,
-                 "sha256 1.42, BLAKE3 3.2, xxh3 6.5, read 7.8"))
+    rows += gc_rows(work, env, ([rag_bin] if rag_bin else rag), args.quick)
+    rows.append(hashing_row(work, real))
 
     width = max(len(r[0]) for r in rows)
     sys.stdout.write(f"{'figure':<{width}}  {'value':>10}  reference\n")

@@ -207,19 +207,20 @@ def register_runs_dir(cache_root: Path, runs_dir: Path) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"path": str(runs_dir)}))
+        tmp.write_text(json.dumps({"path": str(runs_dir), "host": HOST}))
         os.replace(tmp, path)
     except OSError:
         pass
 
 
-def registered_runs_dirs(cache_root: Path) -> list[Path]:
+def registered_runs_dirs(cache_root: Path) -> list[tuple[Path, str]]:
+    """(runs directory, host that registered it) for every runs directory using this cache."""
     base = cache_root / "runs-dirs"
     out = []
     for f in sorted(base.glob("*.json")) if base.is_dir() else []:
         data = read_json(f)
         if data and isinstance(data.get("path"), str):
-            out.append(Path(data["path"]))
+            out.append((Path(data["path"]), str(data.get("host") or HOST)))
     return out
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -81,13 +82,17 @@ def kept_runs(runs: Path, keep_runs: int, keep_days: float | None) -> list[Path]
 
 def collect(store, runs: Path, args) -> tuple[set[str], list[str], float | None]:
     """(keys to keep, lines saying why, start of the oldest live run or None)."""
-    from orchestrator.leases import live_leases, register_runs_dir, registered_runs_dirs
+    from orchestrator.leases import HOST, live_leases, register_runs_dir, registered_runs_dirs
 
     register_runs_dir(store.root, runs)
     keep: set[str] = set()
     n_runs, dirs = 0, []
-    for runs_dir in registered_runs_dirs(store.root):
+    for runs_dir, host in registered_runs_dirs(store.root):
         if not runs_dir.is_dir():
+            if host != HOST:
+                log.warning("runs dir %s (used by host %s) is not visible here: its runs do not "
+                            "protect their entries; run gc on %s too, or remove %s/runs-dirs/ "
+                            "entries of runs dirs that are gone", runs_dir, host, host, store.root)
             continue
         dirs.append(runs_dir)
         for run in kept_runs(runs_dir, args.keep_runs, args.keep_days):
@@ -191,14 +196,18 @@ def remove(path: Path) -> str | None:
     return errors[0] if errors or path.exists() or path.is_symlink() else None
 
 
-def _size(path: Path) -> int:
+def _size(path: Path | str) -> int:
+    """Bytes of the files under ``path`` (links not followed)."""
     total = 0
-    for root, _, files in os.walk(path):
-        for f in files:
-            try:
-                total += os.lstat(os.path.join(root, f)).st_size
-            except OSError:
-                pass
+    try:
+        with os.scandir(path) as it:
+            for e in it:
+                if e.is_dir(follow_symlinks=False):
+                    total += _size(e.path)
+                else:
+                    total += e.stat(follow_symlinks=False).st_size
+    except OSError:
+        pass
     return total
 
 
@@ -214,14 +223,12 @@ def main(args) -> int:
     removed: dict[str, int] = {}
     failed: list[str] = []
     size = 0
+    if args.dry_run:  # the list on stdout (one path a line, for scripts), the summary on stderr
+        sys.stdout.write("".join(f"{p}\n" for paths in plan.values() for p in paths))
     for kind, paths in plan.items():
         for p in paths:
             bytes_ = _size(p) if kind == "entries" else 0
-            error = None
-            if args.dry_run:
-                console().print(f"  {p}", markup=False)
-            else:
-                error = remove(p)
+            error = None if args.dry_run else remove(p)
             if error is None:
                 removed[kind] = removed.get(kind, 0) + 1
                 size += bytes_
