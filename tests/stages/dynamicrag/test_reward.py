@@ -8,6 +8,7 @@ from stages.dynamicrag.reward import RewardConfig, RewardWeights, reward
 from stages.dynamicrag.schemas import Scored, Trajectories
 from stages.lib.endpoint import ChatReply, EndpointConfig
 from tests.stages.conftest import prompt_file
+from tests.stages.lib.endpoint.conftest import start_server
 
 
 def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
@@ -108,3 +109,35 @@ def test_reward_local_judge_tiny_model(env, tmp_path):
                                  judge_prompt=prompt_file("judge")))
     assert len(out[0]["rewards"]) == 2
     assert all(0.0 <= dict(p)["judge"] <= 1.0 for p in out[0]["reward_parts"])
+
+
+# The judge against a real OpenAI-compatible server on 127.0.0.1 (helper E's test).
+@pytest.fixture(scope="module")
+def judge_server(tmp_path_factory):
+    proc, server = start_server(tmp_path_factory.mktemp("judge") / "lm",
+                                tmp_path_factory.mktemp("server"), key="sk-judge-test")
+    yield server
+    proc.terminate()
+    proc.wait(timeout=30)
+
+
+def test_reward_judge_asks_a_real_server_once_per_triple_and_resumes(env, judge_server,
+                                                                     monkeypatch, tmp_path):
+    """judge: openai against a local OpenAI-compatible server: one request per distinct
+    (question, gold, response); the step rerun (same scratch: a resumed task) asks none."""
+    table, written, ctx = env
+    monkeypatch.setenv("JUDGE_KEY", "sk-judge-test")
+    cfg = RewardConfig(weights=RewardWeights(judge=0.5),
+                       judge=EndpointConfig(base_url=judge_server.base_url, model="tiny",
+                                            api_key_env="JUDGE_KEY", max_tokens=4))
+    rows = [trajectories_row("a", ["Paris", "Lyon", "Lyon"], [[1]] * 3),
+            trajectories_row("b", ["Rome", "Paris"], [[1]] * 2, answers=("Rome", "Roma"))]
+    step = ctx("reward")
+    first = written(Scored, reward(table(Trajectories, rows), cfg, step,
+                                   judge_prompt=prompt_file("judge")))
+    assert judge_server.stats()["served"] == 2 + 4     # a: Paris, Lyon; b: 2 responses x 2 golds
+    again = written(Scored, reward(table(Trajectories, rows), cfg, step,
+                                   judge_prompt=prompt_file("judge")))
+    assert judge_server.stats()["served"] == 6 and judge_server.stats()["repeats"] == 0
+    assert [r["rewards"] for r in again] == [r["rewards"] for r in first]
+    assert not any(b"sk-judge-test" in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
