@@ -12,7 +12,8 @@ Ray sets ``CUDA_VISIBLE_DEVICES`` and the task starts the same ``orchestrator.wo
 as the local executor, so locking, caching and single flight are unchanged. A step with
 ``gpus > 1`` and one shard is a gang: a placement group with one bundle per node (STRICT_PACK on
 one node, STRICT_SPREAD over several when it asks for more GPUs than a node has), one launcher
-task per bundle running torchrun (``orchestrator.executors.launch``); rank 0 commits. A
+task per bundle running torchrun (``orchestrator.executors.launch``); rank 0 commits (a stage
+declared with ``multi_gpu="one_process"`` is one task that sees all the step's GPUs instead). A
 placement group keeps one launch path (the worker under torchrun) for every executor; Ray Train's
 TorchTrainer would run the step as a Ray Train loop with its own checkpointing, a second code path
 for the same training stages.
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
-from orchestrator.executors.launch import FORWARD_ENV, forwarded_env
+from orchestrator.executors.launch import FORWARD_ENV, forwarded_env, runs_as_ranks
 
 log = logging.getLogger("ragline")
 
@@ -182,7 +183,7 @@ class RayExecutor:
             return
         per_node = self.gpus_per_node()
         for step in wanted:
-            if step.shards > 1 or step.gpus == 1:
+            if not runs_as_ranks(step):
                 if step.gpus > max(per_node, default=0):
                     raise ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPU(s) per shard asked for, "
                                       f"but no Ray node has that many (GPUs per node: {per_node})",
@@ -208,7 +209,7 @@ class RayExecutor:
             Path(f"{path}.result").unlink(missing_ok=True)
             files[t.key] = path
         try:
-            if step.gpus > 1 and step.shards == 1:
+            if runs_as_ranks(step):
                 t = tasks[0]
                 refs = {t.key: self._launch_gang(step, t, str(files[t.key]), env, cwd)}
             else:

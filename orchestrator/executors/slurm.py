@@ -14,7 +14,8 @@ processes, for a machine without SLURM).
   ``CUDA_VISIBLE_DEVICES``. Light steps (one shard, no GPU) run in the runner's process.
 * A step with ``gpus > 1`` and one shard is one job on as many nodes as it needs
   (``--nodes N --ntasks-per-node 1 --gpus-per-node G``); each node's task runs torchrun with G
-  ranks (``orchestrator.executors.launch``); rank 0 commits the entry.
+  ranks (``orchestrator.executors.launch``); rank 0 commits the entry. A stage declared with
+  ``multi_gpu="one_process"`` (tensor-parallel inference) gets one job, one process, all G GPUs.
 * Ctrl-C cancels the step's jobs (``scancel``). A driver killed outright cannot cancel them, so
   every job watches a heartbeat file the driver touches every 2 s: a job whose driver is gone
   (heartbeat older than ``heartbeat_s``) kills its worker or does not start it.
@@ -35,7 +36,7 @@ from pathlib import Path
 
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
-from orchestrator.executors.launch import FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env
+from orchestrator.executors.launch import FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env, runs_as_ranks
 from orchestrator.task import one_line
 
 log = logging.getLogger("ragline")
@@ -191,7 +192,7 @@ class SlurmExecutor:
                 raise ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPU(s) asked for, but {where} "
                                   "has no node with GPUs (sinfo gres)",
                                   hint="set ragline.executor.partition to a GPU partition")
-            if step.shards > 1 or step.gpus == 1:
+            if not runs_as_ranks(step):
                 if step.gpus > max(per_node):
                     raise ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPUs per shard asked for, "
                                       f"but the nodes of {where} have at most {max(per_node)}",
@@ -232,7 +233,7 @@ class SlurmExecutor:
             env["CUDA_VISIBLE_DEVICES"] = ""
         common = (env, os.getcwd(), str(beat), self.stale_s)
         try:
-            if step.gpus > 1 and step.shards == 1:
+            if runs_as_ranks(step):
                 nodes, per = gang_nodes(step.gpus, self.gpus_per_node())
                 t = tasks[0]
                 ex = self.submitter(step, folder, nodes, per)

@@ -62,6 +62,9 @@ def test_gpu_steps_are_checked_against_the_partition_not_the_login_node(login_no
         ex.check_resources([_step("index", 5, shards=2)])
     with pytest.raises(ConfigError, match=r"steps.sft.gpus: 6 GPUs do not fill whole nodes"):
         ex.check_resources([_step("sft", 6)])
+    one = SimpleNamespace(name="generate", gpus=8, shards=1, stage=SimpleNamespace(multi_gpu="one_process"))
+    with pytest.raises(ConfigError, match=r"steps.generate.gpus: 8 GPUs per shard .* at most 4"):
+        ex.check_resources([one])                    # one process: all its GPUs on one node
     cpu = SlurmExecutor(login_node, {"name": "slurm", "partition": "cpu"})
     with pytest.raises(ConfigError, match=r"partition 'cpu' has no node with GPUs") as e:
         cpu.check_resources([_step("sft", 1)])
