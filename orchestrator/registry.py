@@ -67,6 +67,7 @@ class StageSpec:
     shard_by: str | None
     multi_output: bool
     doc: str = ""
+    multi_gpu: str = "ranks"
 
     @property
     def module(self) -> str:
@@ -111,19 +112,28 @@ def _outputs(ret, where: str) -> tuple[dict[str, type[Artifact]], bool]:
     return outputs, True
 
 
-def stage(name: str, *, version: int = 1, shard_by: str | None = None):
+MULTI_GPU = ("ranks", "one_process")
+
+
+def stage(name: str, *, version: int = 1, shard_by: str | None = None,
+          multi_gpu: str = "ranks"):
     """Register a function as the stage ``name``.
 
     Args:
         name: the name recipes use in ``stage:``.
         version: bump it by hand when the stage's semantics change; it is part of the cache key.
         shard_by: the table input split into contiguous row ranges when a step sets ``shards: N``.
+        multi_gpu: how a step with ``gpus: N > 1`` runs: ``ranks`` (N processes, one GPU each,
+            data parallel: training) or ``one_process`` (one process that sees all N GPUs: an
+            inference engine with tensor parallelism).
     """
 
     def wrap(fn: Callable) -> Callable:
         where = f"stage '{name}' ({fn.__module__}.{fn.__qualname__})"
         if not isinstance(version, int):
             raise TypeError(f"{where}: version must be an int, got {version!r}")
+        if multi_gpu not in MULTI_GPU:
+            raise TypeError(f"{where}: multi_gpu must be one of {MULTI_GPU}, got {multi_gpu!r}")
         try:
             hints = typing.get_type_hints(fn)
         except Exception as e:  # noqa: BLE001 - an unresolvable annotation is a definition error
@@ -167,7 +177,7 @@ def stage(name: str, *, version: int = 1, shard_by: str | None = None):
             raise TypeError(f"{where}: the name '{name}' is already registered by "
                             f"{REGISTRY[name].module}")
         REGISTRY[name] = StageSpec(name, version, fn, inputs, outputs, config_cls, config_param,
-                                   ctx_param, shard_by, multi, inspect.getdoc(fn) or "")
+                                   ctx_param, shard_by, multi, inspect.getdoc(fn) or "", multi_gpu)
         fn.stage_spec = REGISTRY[name]
         return fn
 
@@ -263,16 +273,6 @@ def load_stages(imports: list[str] | None = None,
         if name not in REGISTRY:
             _import_packages_for(name)
     return REGISTRY
-
-
-def module_files() -> list[list]:
-    """[path, size, mtime_ns] of every loaded module of the packages the registry imported from:
-    a result derived from the registry stays valid while none of them changes."""
-    out = []
-    for path in imported_module_files():
-        st = os.stat(path)
-        out.append([path, st.st_size, st.st_mtime_ns])
-    return out
 
 
 def imported_module_files() -> list[str]:

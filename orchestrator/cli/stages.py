@@ -17,18 +17,55 @@ def add_arguments(p) -> None:
     p.add_argument("--json", action="store_true")
 
 
+_BOUNDS = (("ge", ">="), ("gt", ">"), ("le", "<="), ("lt", "<"))
+
+
+def type_text(tp) -> str:
+    """A config field's type as a user reads it, with its choices and range.
+
+    >>> from typing import Annotated, Literal
+    >>> from annotated_types import Ge
+    >>> type_text(Annotated[int, Ge(1)] | None), type_text(Literal["a", "b"])
+    ('int >= 1 | None', "one of ['a', 'b']")
+    """
+    import types
+    import typing
+
+    from orchestrator.stage_config import type_name
+
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_text(a) for a in typing.get_args(tp))
+    if origin is typing.Annotated:
+        base, *metadata = typing.get_args(tp)
+        return " ".join([type_text(base), *_bounds(metadata)])
+    return "None" if tp is type(None) else type_name(tp)
+
+
+def _bounds(metadata) -> list[str]:
+    """``[">= 1"]`` from ``Ge(1)`` (annotated_types) or ``Field(ge=1)`` (pydantic: its .metadata)."""
+    out = []
+    for m in metadata:
+        for c in [m, *getattr(m, "metadata", [])]:
+            out += [f"{sym} {getattr(c, attr)}" for attr, sym in _BOUNDS
+                    if getattr(c, attr, None) is not None]
+    return out
+
+
 def describe(spec) -> dict:
     import dataclasses
+    import typing
 
     fields = {}
     nonsem = spec.nonsemantic_fields()
+    hints = typing.get_type_hints(spec.config_cls, include_extras=True) if spec.config_cls else {}
     for name, f in spec.config_fields().items():
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        fields[name] = {"type": getattr(f.type, "__name__", str(f.type)), "default": default,
+        fields[name] = {"type": type_text(hints.get(name, f.type)), "default": default,
                         "in_cache_key": name not in nonsem}
     return {"name": spec.name, "version": spec.version, "module": spec.module,
             "package": spec.module.rsplit(".", 1)[0],
-            "shard_by": spec.shard_by,
+            "shard_by": spec.shard_by, "multi_gpu": getattr(spec, "multi_gpu", "ranks"),
             "inputs": {n: {"type": i.type.__name__, "optional": i.optional} for n, i in spec.inputs.items()},
             "outputs": {n: t.__name__ for n, t in spec.outputs.items()},
             "config": fields, "doc": spec.doc}
@@ -60,6 +97,7 @@ def main(args) -> int:
 
 def _print_stage(c, info: dict, with_doc: bool) -> None:
     shard = f", shardable by {info['shard_by']}" if info["shard_by"] else ""
+    shard += ", one process for all its GPUs" if info["multi_gpu"] == "one_process" else ""
     c.print(f"[bold]{info['name']}[/] v{info['version']}{shard}  [dim]{info['module']}[/]")
     if with_doc and info["doc"]:
         c.print(info["doc"], markup=False)

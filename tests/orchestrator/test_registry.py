@@ -101,3 +101,22 @@ def test_rag_stages_groups_by_package(capsys):
     infos = {i["name"]: i for i in json.loads(capsys.readouterr().out)}
     assert infos["dynamicrag.label"]["package"] == "stages.dynamicrag"
     assert infos["retrieve"]["package"] == "stages.common"
+
+
+def test_multi_gpu_mode_is_declared_and_checked():
+    name = "test_registry.tp"
+    try:
+        stage(name, multi_gpu="one_process")(_fn("my_project.tp"))
+        assert REGISTRY[name].multi_gpu == "one_process"
+    finally:
+        REGISTRY.pop(name, None)
+    with pytest.raises(TypeError, match=r"multi_gpu must be one of \('ranks', 'one_process'\), "
+                                        r"got 'tp'"):
+        stage("test_registry.bad", multi_gpu="tp")(_fn("my_project.bad"))
+
+
+def test_rag_stages_shows_choices_and_ranges(capsys):
+    assert rag("stages", "dynamicrag.infer") == 0
+    out = capsys.readouterr().err
+    assert "mode: one of ['dynamic', 'windowed'] = 'dynamic'" in out
+    assert "num_docs: int >= 1 = 40" in out
