@@ -86,8 +86,8 @@ class LocalBackend:
         for max_tokens, idx in by_len.items():
             for start in range(0, len(idx), size):
                 chunk = idx[start:start + size]
-                ids = self.gen.generate_ids([requests[i].messages for i in chunk],
-                                            max_new_tokens=max_tokens, batch_size=size)
+                ids = self._ids([requests[i] for i in chunk], max_new_tokens=max_tokens,
+                                batch_size=size)
                 for i, completions in zip(chunk, ids):
                     yield i, self._reply(requests[i], completions[:1] * requests[i].n)
         # sampled requests in batches of equal (temperature, max_tokens, n); each keeps its own
@@ -100,12 +100,17 @@ class LocalBackend:
             per = max(1, size // n)
             for start in range(0, len(idx), per):
                 chunk = idx[start:start + per]
-                ids = self.gen.generate_ids([requests[i].messages for i in chunk],
-                                            max_new_tokens=max_tokens, temperature=temperature,
-                                            n=n, batch_size=size,
-                                            seeds=[requests[i].seed for i in chunk])
+                ids = self._ids([requests[i] for i in chunk], max_new_tokens=max_tokens,
+                                temperature=temperature, n=n, batch_size=size,
+                                seeds=[requests[i].seed for i in chunk])
                 for i, completions in zip(chunk, ids):
                     yield i, self._reply(requests[i], completions)
+
+    def _ids(self, requests: list[ChatRequest], **kwargs) -> list[list[list[int]]]:
+        """``generate_ids`` for these requests; assistant prefixes are appended to the prompts."""
+        if any(r.prefix for r in requests):
+            kwargs["prefixes"] = [r.prefix for r in requests]
+        return self.gen.generate_ids([r.messages for r in requests], **kwargs)
 
     def _reply(self, req: ChatRequest, completions: list[list[int]]) -> ChatReply:
         tok = self.gen.tokenizer
@@ -114,7 +119,8 @@ class LocalBackend:
         if not req.logprobs_of:
             return ChatReply(texts)
         asked = asked_token_ids(tok, req.logprobs_of, self.model)
-        prompt = tok(self.gen.render(req.messages), add_special_tokens=False)["input_ids"]
+        prompt = tok(self.gen.render(req.messages) + req.prefix,
+                     add_special_tokens=False)["input_ids"]
         return ChatReply(texts, tokens=[[tok.decode([t]) for t in c] for c in completions],
                          logprobs=[self._logprobs(prompt, c, asked) for c in completions])
 
@@ -142,10 +148,17 @@ class LocalBackend:
                                      stop=list(r.stop) or None,
                                      logprobs=self.cfg.top_logprobs if r.logprobs_of else None)
                       for r in chunk]
-            outs = self.gen.llm.chat([r.messages for r in chunk], sampling_params=params,
-                                     use_tqdm=False, add_generation_prompt=True)
-            for k, (req, out) in enumerate(zip(chunk, outs)):
-                yield start + k, _vllm_reply(req, out)
+            for prefixed in (False, True):   # a reply that continues an assistant prefix
+                idx = [k for k, r in enumerate(chunk) if bool(r.prefix) == prefixed]
+                if not idx:
+                    continue
+                convs = [chunk[k].messages + ([{"role": "assistant", "content": chunk[k].prefix}]
+                                              if prefixed else []) for k in idx]
+                outs = self.gen.llm.chat(convs, sampling_params=[params[k] for k in idx],
+                                         use_tqdm=False, add_generation_prompt=not prefixed,
+                                         continue_final_message=prefixed)
+                for k, out in zip(idx, outs):
+                    yield start + k, _vllm_reply(chunk[k], out)
 
     def close(self) -> None:
         self.gen.close()

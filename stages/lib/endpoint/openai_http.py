@@ -93,15 +93,20 @@ class OpenAIHttpBackend:
         return text.replace(self._key, "***") if self._key else text
 
     def _body(self, req: ChatRequest, n: int, seed: int) -> dict:
-        body = {"model": self.model, "messages": req.messages, "max_tokens": req.max_tokens,
+        messages = req.messages
+        if req.prefix:     # vLLM/SGLang: the reply continues the last assistant message
+            messages = [*messages, {"role": "assistant", "content": req.prefix}]
+        body = {"model": self.model, "messages": messages, "max_tokens": req.max_tokens,
                 "temperature": req.temperature, "top_p": req.top_p, "seed": seed, "n": n}
+        if req.prefix:
+            body["continue_final_message"], body["add_generation_prompt"] = True, False
         if req.stop:
             body["stop"] = list(req.stop)
         if req.logprobs_of:
             body["logprobs"], body["top_logprobs"] = True, self.cfg.top_logprobs
         return body
 
-    def _fatal(self, status: int, text: str) -> RagError:
+    def _fatal(self, status: int, text: str, body: dict) -> RagError:
         """The one-line error for a response that retrying cannot fix."""
         detail = self._scrub(" ".join(text.split()))[:300]
         if status in (401, 403):
@@ -123,6 +128,11 @@ class OpenAIHttpBackend:
                 return ConfigError(f"no OpenAI-compatible chat route at {self.url} (HTTP 404)",
                                    hint="base_url is the server root ending in /v1, e.g. "
                                         "http://127.0.0.1:8000/v1")
+            if body.get("continue_final_message"):
+                return ConfigError(f"{self.url} refused a reply that continues an assistant "
+                                   f"prefix (continue_final_message; HTTP {status}: {detail})",
+                                   hint="a prefix needs a vLLM- or SGLang-style server, or "
+                                        "backend: transformers/vllm")
         return EndpointError(f"{self.url} answered HTTP {status}: {detail}")
 
     def _served_models(self) -> list[str] | None:
@@ -154,7 +164,7 @@ class OpenAIHttpBackend:
                         raise EndpointError(f"{self.url} answered 200 with a body that is not "
                                             f"JSON: {resp.text[:200]!r}") from None
                 if resp.status_code not in RETRY_STATUS:
-                    raise self._fatal(resp.status_code, resp.text)
+                    raise self._fatal(resp.status_code, resp.text, body)
                 detail = self._scrub(" ".join(resp.text.split()))[:200]
                 cause = f"HTTP {resp.status_code}" + (f" {detail}" if detail else "")
                 wait_for = resp.headers.get("retry-after")

@@ -26,6 +26,9 @@ class ChatRequest:
 
     ``logprobs_of``: token strings (``"[Relevant]"``, ``" yes"``) whose log-probability is
     reported at every generated position (see :class:`ChatReply`).
+    ``prefix``: assistant text the reply continues (Self-RAG: ``"[Retrieval]<paragraph>...
+    </paragraph>"``); the reply holds only the new text, and log-probabilities are those of the
+    positions generated after the prefix.
     """
 
     messages: list[dict]
@@ -36,6 +39,7 @@ class ChatRequest:
     n: int = 1
     stop: tuple[str, ...] = ()
     logprobs_of: tuple[str, ...] = ()
+    prefix: str = ""
 
     def resolved(self, cfg) -> "ChatRequest":
         """This request with every ``None`` replaced by the default in ``cfg`` (EndpointConfig)."""
@@ -46,7 +50,7 @@ class ChatRequest:
             top_p=float(pick(self.top_p, cfg.top_p)),
             max_tokens=int(pick(self.max_tokens, cfg.max_tokens)),
             seed=int(pick(self.seed, cfg.seed)), n=int(self.n), stop=tuple(self.stop),
-            logprobs_of=tuple(self.logprobs_of))
+            logprobs_of=tuple(self.logprobs_of), prefix=self.prefix)
 
 
 @dataclass
@@ -79,9 +83,12 @@ class ChatReply:
 
 
 def request_record(model: str, request: ChatRequest) -> dict:
-    """The JSON that identifies a (resolved) request: model + every request field."""
+    """The JSON that identifies a (resolved) request: model + every request field (an empty
+    ``prefix`` is left out, so keys of requests without one did not change when it was added)."""
     body = asdict(request)
     body["stop"], body["logprobs_of"] = list(request.stop), list(request.logprobs_of)
+    if not request.prefix:
+        del body["prefix"]
     return {"model": model, **body}
 
 

@@ -3,17 +3,20 @@
     python chat_server.py MODEL_DIR PORT_FILE [--name tiny]
 
 Serves (after building a tiny random-init chat model into MODEL_DIR if it holds none, so the test
-process need not import transformers) ``POST /v1/chat/completions`` (messages, max_tokens, temperature, seed, n, stop,
-logprobs/top_logprobs) by running the random-init checkpoint in MODEL_DIR with transformers, and
-``GET /v1/models``. If ``CHAT_SERVER_KEY`` is set in its environment, requests must carry
-``Authorization: Bearer <that key>`` (else 401, like api.openai.com).
+process need not import transformers) ``POST /v1/chat/completions`` (messages, max_tokens,
+temperature, seed, n, stop, logprobs/top_logprobs, and vLLM's ``continue_final_message``) by
+running the checkpoint with transformers, and ``GET /v1/models``. If ``CHAT_SERVER_KEY`` is set
+in its environment, requests must carry ``Authorization: Bearer <that key>`` (else 401, like
+api.openai.com).
 
 Test hooks (JSON): ``GET /stats`` -> served (200 answers), repeats (answers to a body already
-answered), received, active (in a handler), waiting (held by hang_after), in_flight
-(being answered), max_in_flight, rejected; ``POST /control`` with ``fail`` (a list of
+answered), received, active (in a handler), waiting (held by hang_after), in_flight (being
+answered), max_in_flight, rejected; ``POST /control`` with ``fail`` (a list of
 ``[status, retry_after]`` returned to the next requests, ``null`` to answer one normally),
-``delay`` (seconds each request is held in flight), ``hang_after`` (requests after that many answers wait, unanswered, until /reset);
-``POST /reset`` clears counters and hooks and lets waiting requests go (with a 503).
+``delay`` (seconds each request is held in flight), ``refuse_prefix`` (answer
+``continue_final_message`` with 400, as api.openai.com does), ``hang_after`` (requests after
+that many answers wait, unanswered, until /reset); ``POST /reset`` clears counters and hooks
+and lets waiting requests go (with a 503).
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class State:
             self.active = getattr(self, "active", 0)     # requests in a handler
             self.waiting = getattr(self, "waiting", 0)   # of which held by hang_after
             self.fail: list = []
-            self.delay, self.hang_after = 0.0, None
+            self.delay, self.hang_after, self.refuse_prefix = 0.0, None, False
             self.release = threading.Event()
         if old is not None:
             old.set()
@@ -66,12 +69,15 @@ def generate(gen, body: dict) -> dict:
     """The chat-completions answer for one request body, from the transformers generator."""
     import torch
 
-    tok, messages = gen.tokenizer, body["messages"]
+    tok, messages, prefix, extra = gen.tokenizer, body["messages"], "", {}
+    if body.get("continue_final_message"):     # vLLM's extension: continue the assistant text
+        messages, prefix = messages[:-1], messages[-1]["content"]
+        extra["prefixes"] = [prefix]
     n, k = int(body.get("n") or 1), int(body.get("top_logprobs") or 0)
     ids = gen.generate_ids([messages], max_new_tokens=int(body.get("max_tokens") or 16),
                            temperature=float(body.get("temperature") or 0.0), n=n,
-                           seed=int(body.get("seed") or 0))[0]
-    prompt = tok(gen.render(messages), add_special_tokens=False)["input_ids"]
+                           seed=int(body.get("seed") or 0), **extra)[0]
+    prompt = tok(gen.render(messages) + prefix, add_special_tokens=False)["input_ids"]
     choices = []
     for j, completion in enumerate(ids):
         text = tok.decode(completion, skip_special_tokens=True)
@@ -133,6 +139,7 @@ def make_handler(gen, name: str, state: State):
                     state.fail = list(body.get("fail", state.fail))
                     state.delay = float(body.get("delay", state.delay))
                     state.hang_after = body.get("hang_after", state.hang_after)
+                    state.refuse_prefix = body.get("refuse_prefix", state.refuse_prefix)
                 return self.reply(200, {})
             if self.path != "/v1/chat/completions":
                 return self.reply(404, {"error": {"message": f"no route {self.path}"}})
@@ -163,6 +170,9 @@ def make_handler(gen, name: str, state: State):
             if body.get("model") != name:
                 return self.reply(404, {"error": {"message":
                                                   f"The model `{body.get('model')}` does not exist."}})
+            if state.refuse_prefix and "continue_final_message" in body:
+                return self.reply(400, {"error": {"message": "Unrecognized request argument "
+                                                             "supplied: continue_final_message"}})
             if hang:
                 with state.lock:
                     state.waiting += 1

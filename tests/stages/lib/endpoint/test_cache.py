@@ -57,5 +57,11 @@ def test_the_key_ignores_nothing_that_changes_an_answer():
         request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, n=2)),
         request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, stop=("\n",))),
         request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, logprobs_of=("yes",))),
+        request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, prefix="[Retrieval]")),
     ]
     assert base not in changed and len(set(changed)) == len(changed)
+
+
+def test_keys_of_requests_without_a_prefix_did_not_change_when_it_was_added():
+    assert "prefix" not in request_record("m", REQ)
+    assert request_key("m", REQ) == "c2afb068a583711496e01db3d684d2c4ba25abf330f5698916e9ca734e652ac0"

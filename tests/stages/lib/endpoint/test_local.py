@@ -87,3 +87,4 @@ def test_vllm_output_is_read_into_a_reply():
     assert reply.texts == ["Yes"] and reply.tokens == [["Yes", "</s>"]]
     assert reply.logprobs == [[{"No": -2.5}, {}]]
     assert _vllm_reply(ChatRequest([]), out).tokens is None
+

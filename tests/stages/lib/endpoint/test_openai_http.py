@@ -115,3 +115,13 @@ def test_other_4xx_is_not_retried_and_quotes_the_server(server, endpoint_cfg, tm
     assert err.value.message == (f'{server.base_url}/chat/completions answered HTTP 400: '
                                  f'{{"error": {{"message": "injected"}}}}')
     assert server.stats()["received"] == 1
+
+
+def test_a_server_without_prefix_continuation_says_so_in_one_line(server, endpoint_cfg, tmp_path):
+    server.control(refuse_prefix=True)
+    with pytest.raises(ConfigError) as err, open_client(endpoint_cfg, tmp_path / "c") as llm:
+        llm.chat(HI, prefix="[Retrieval]")
+    assert err.value.message.startswith(f"{server.base_url}/chat/completions refused a reply that "
+                                        f"continues an assistant prefix (continue_final_message;"
+                                        f" HTTP 400: ")
+    assert "vLLM- or SGLang-style server" in err.value.hint
