@@ -51,7 +51,7 @@ def test_paper_recipe_refuses_to_run_without_gpus(tmp_path, monkeypatch, capsys)
 
 
 def test_sweep_plan_of_the_paper_recipe_shares_everything_before_dpo(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
+    monkeypatch.chdir(REPO)  # the recipe's relative paths (conf/deepspeed/...) are from the repo root
     assert rag("plan", str(REPO / "conf" / "dynamicrag_llama3.yaml"), "-m",
                "steps.dpo.beta=0.05,0.1,0.2", "--json", runs=tmp_path / "runs") == 0
     plan = json.loads(capsys.readouterr().out)
