@@ -82,3 +82,20 @@ def xc_train(numbers: Numbers, cfg: XcConfig, ctx: StageContext) -> Numbers:
 def xc_sum(numbers: Numbers, cfg: XcConfig) -> Total:
     rows = numbers.rows()
     return {"sum": float(sum(r["x"] for r in rows)), "count": len(rows)}
+
+
+def _one_process_stage():
+    """``xc_one_process``: a 2-GPU step that must run as ONE process seeing both GPUs (an inference
+    engine with tensor parallelism). Registered when ``@stage`` takes ``multi_gpu``."""
+    import inspect
+
+    if "multi_gpu" not in inspect.signature(stage).parameters:
+        return
+
+    @stage("xc_one_process", version=1, multi_gpu="one_process")
+    def xc_one_process(numbers: Numbers, cfg: XcConfig, ctx: StageContext) -> Numbers:
+        _work(cfg, ctx)
+        return [{"id": r["id"], "x": r["x"] * cfg.mul} for r in numbers.rows()]
+
+
+_one_process_stage()

@@ -120,6 +120,22 @@ def test_racing_runs_compute_each_key_once(xc):
     assert xc.executions("train") == {0: 1}
 
 
+def test_one_process_step_sees_all_its_gpus(xc):
+    """A stage declared ``multi_gpu="one_process"`` with gpus: 2 runs as one process given both."""
+    from orchestrator.registry import load_stages
+
+    if "xc_one_process" not in load_stages(["tests.executors.stages"]):
+        pytest.skip("@stage(multi_gpu=...) is not in the registry yet")
+    step = (f"+steps.tp={{stage: xc_one_process, inputs: {{numbers: source}}, gpus: 2, "
+            f"trace: '{xc.trace}'}}")
+    code, out = xc.run(step, "--only", "source")
+    assert code == 0, out
+    code, out = xc.run(step, "--only", "tp")
+    assert code == 0, out
+    tp = [t for t in xc.traces() if t["step"] == "tp"]
+    assert len(tp) == 1 and tp[0]["cvd"] == "0,1" and tp[0]["rank"] is None, tp
+
+
 def _wait_for(cond, limit: float, what: str):
     end = time.time() + limit
     while time.time() < end:
