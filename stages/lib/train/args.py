@@ -88,12 +88,14 @@ class TrainArgs:
     def plan_notes(self, resources: dict[str, Any]) -> list[str]:
         """Notes printed under the step by ``rag plan`` (``resources``: ``gpus``, ``shards``...).
 
-        The place for the GPU memory estimate of ``stages/lib/train/memory.py`` (a pure
-        estimator from ``memory_model``, ``gpu_memory_gib`` and the precision, LoRA, batch,
-        length and DeepSpeed fields); it may raise ``ConfigError`` to refuse a plan that cannot
-        fit. Until it exists there is nothing to say.
+        The GPU memory per device of one training step (:mod:`stages.lib.train.memory_check`:
+        from ``memory_model``, ``gpu_memory_gib`` and the precision, LoRA, batch, length and
+        DeepSpeed fields); a ``ConfigError`` refuses a plan that cannot fit, naming the setting
+        that would make it fit.
         """
-        return []
+        from stages.lib.train.memory_check import memory_notes
+
+        return memory_notes(self, resources, dpo=isinstance(self, DpoConfig))
 
 
 @dataclass
