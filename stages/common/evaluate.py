@@ -18,13 +18,15 @@ null per-question scores. When any question has gold passage ids (``gold``), the
 The metrics also hold ``label`` (``name``, else the step name), ``num_questions``,
 ``num_scored`` (questions with a gold answer) and ``avg_selected_docs``, so a results table can
 put rows like "no retrieval", "top-3" and "DynamicRAG" side by side. All values are scalars
-(one table row per evaluation), except ``by_dataset``: when the questions come from several
-datasets (the paper's seven evaluation sets), the same metrics per dataset.
+(one table row per evaluation), except ``by_dataset`` and ``macro``: when the questions come
+from several datasets (the paper's seven evaluation sets, one file each), one block per set with
+that set's metrics (``set_metrics``: the paper reports accuracy for FEVER, ROUGE-L for ELI5, EM
+for the others), and ``macro``, the unweighted mean over the sets of each metric.
 
 Fixes relative to the seeds: ``token_f1`` is a real token F1 (the seed's ``--metric f1`` zipped
 characters); an empty prediction does not "match" every gold; golds come from ``answers`` for
-every dataset (ASQA's short answers are flattened into ``answers`` by the loader, not chosen by
-file name).
+every dataset (ASQA's ``qa_pairs`` short answers are flattened into ``answers`` by the loader
+whenever a record has them, even next to ALCE's long-form ``answer``, not chosen by file name).
 """
 
 from __future__ import annotations
@@ -46,9 +48,12 @@ class EvaluateConfig:
     metrics: list[str] = field(default_factory=lambda: [
         "exact_match", "token_f1", "match_pred_in_gold", "match_gold_in_pred"])
     retrieval_k: list[Annotated[int, Ge(1)]] = field(default_factory=lambda: [1, 3, 5, 10, 20])
+    # the metrics of the sets whose name contains a key (fever: [first_char_accuracy]); the
+    # other sets report ``metrics``. Used for the per-set blocks and their macro average.
+    set_metrics: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self):
-        unknown = [m for m in self.metrics if m not in METRICS]
+        unknown = [m for m in _names(self) if m not in METRICS]
         if unknown:
             raise ConfigError(f"metrics: unknown {unknown}", hint=f"known: {sorted(METRICS)}")
 
@@ -80,7 +85,44 @@ def _mean(values: list[float]) -> float | None:
     return sum(values) / len(values) if values else None
 
 
-@stage("evaluate", version=3)
+def _names(cfg: EvaluateConfig) -> list[str]:
+    """Every metric computed per question: ``metrics`` then the per-set ones, once each."""
+    return list(dict.fromkeys(cfg.metrics + [m for ms in cfg.set_metrics.values() for m in ms]))
+
+
+def set_metric_names(dataset: str, cfg: EvaluateConfig) -> list[str]:
+    """The metrics a set reports: the first ``set_metrics`` key in its name, else ``metrics``.
+
+    >>> set_metric_names("fever", EvaluateConfig(set_metrics={"fever": ["first_char_accuracy"]}))
+    ['first_char_accuracy']
+    """
+    return next((ms for key, ms in cfg.set_metrics.items() if key in dataset), cfg.metrics)
+
+
+def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,
+               retrieval_names: list[str]) -> dict:
+    rows = [r for r in per_question if r["dataset"] == dataset]
+    return {"num_questions": len(rows),
+            **{name: _mean([r[name] for r in rows if r[name] is not None])
+               for name in set_metric_names(dataset, cfg) + retrieval_names}}
+
+
+def _macro(blocks: dict[str, dict]) -> dict:
+    """Unweighted mean over the sets of each metric they report (and how many sets did).
+
+    >>> _macro({"nq": {"num_questions": 9, "exact_match": 0.5},
+    ...         "fever": {"num_questions": 1, "first_char_accuracy": 1.0, "exact_match": 0.1}})
+    {'num_sets': 2, 'exact_match': 0.3, 'first_char_accuracy': 1.0}
+    """
+    names = list(dict.fromkeys(k for b in blocks.values() for k in b if k != "num_questions"))
+    out: dict = {"num_sets": len(blocks)}
+    for name in names:
+        values = [b[name] for b in blocks.values() if b.get(name) is not None]
+        out[name] = sum(values) / len(values) if values else None
+    return out
+
+
+@stage("evaluate", version=4)
 def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
     """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
     rows = predictions.rows()
@@ -91,7 +133,7 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
         golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
         record = {"id": row["id"], "prediction": prediction, "dataset": row.get("dataset") or "",
                   "num_selected": len(row.get("selected") or [])}
-        for name in cfg.metrics:
+        for name in _names(cfg):
             record[name] = float(METRICS[name](prediction, golds)) if golds else None
         num_scored += bool(golds)
         per_question.append(record)
@@ -121,12 +163,9 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
         metrics["num_retrieval_questions"] = len(with_gold)
     datasets = sorted({r["dataset"] for r in per_question})
     if len(datasets) > 1:  # several evaluation sets in one run (the paper's seven)
-        metrics["by_dataset"] = {
-            d: {"num_questions": sum(r["dataset"] == d for r in per_question),
-                **{name: _mean([r[name] for r in per_question
-                                if r["dataset"] == d and r[name] is not None])
-                   for name in cfg.metrics + retrieval_names}}
-            for d in datasets}
+        metrics["by_dataset"] = {d: _set_block(d, per_question, cfg, retrieval_names)
+                                 for d in datasets}
+        metrics["macro"] = _macro(metrics["by_dataset"])
     metrics["display"] = display(metrics, cfg.metrics)
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
                       if isinstance(v, float) and k in cfg.metrics + retrieval_names)

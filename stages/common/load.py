@@ -5,7 +5,8 @@ With no inputs wired, a synthetic knowledge base of fictional entities is genera
 shows retrieval working on CPU in seconds. With files wired, the readers of
 :mod:`stages.lib.data.loaders` accept DPR ``psgs_w100.tsv``, JSONL, FlashRAG, BEIR and Parquet corpora
 and the question shapes of FlashRAG, DPR, Self-RAG, DynamicRAG, ALCE/ASQA and BEIR (with
-``qrels`` merged into ``gold``).
+``qrels`` merged into ``gold``). A question input may be a folder with one file per evaluation
+set (the paper's ``eval_data/``): see :mod:`stages.lib.data.question_sets`.
 
 Questions refer to passages of *their* corpus, so a real corpus needs its questions and real
 questions need their corpus: the stage refuses to mix files with generated data. When only one of
@@ -34,7 +35,7 @@ class LoadConfig:
     corpus_format: str | None = None     # dpr | jsonl | flashrag | beir | parquet; None: detect
     max_passages: int | None = None      # keep the first N passages of the corpus
     max_train: int | None = None         # keep the first N train questions
-    max_eval: int | None = None          # keep the first N eval questions
+    max_eval: int | None = None          # keep the first N eval questions (of each set)
     require_answers: bool = True         # a question without answers is an error
     min_qrel_score: int = 1              # qrels grade at which a passage counts as gold
 
@@ -52,6 +53,8 @@ def _questions_table(rows: list[dict]):
     from stages.lib.data.loaders import to_table
 
     schema = Questions.schema
+    if any("retrieved_question" in r for r in rows):   # DynamicRAG's retrieval query
+        schema = schema.append(pa.field("retrieved_question", pa.string()))
     if any("ctxs" in r for r in rows):
         schema = schema.append(pa.field("ctxs", pa.list_(CTX)))
     return to_table(rows, schema)
@@ -97,6 +100,7 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               qrels: File | None = None) -> LoadOutput:
     """The corpus and the train/eval questions: read from the wired files, or generated."""
     from stages.lib.data import loaders
+    from stages.lib.data.question_sets import read_question_sets
 
     if corpus is None:
         wired = [n for n, v in (("train", train), ("eval", eval), ("qrels", qrels)) if v is not None]
@@ -139,8 +143,8 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
             ctx.log.warning("%s: no file wired; the %s output is empty", name, name)
             sets[name] = []
             continue
-        rows = loaders.read_questions(path, require_answers=cfg.require_answers,
-                                      max_questions=limit)
+        rows = read_question_sets(path, require_answers=cfg.require_answers,
+                                  max_questions=limit)
         if judged is not None:
             rows = loaders.merge_qrels(rows, judged, cfg.min_qrel_score)
             ctx.log.info("%s: %d of %d questions have a relevant passage in the qrels", name,

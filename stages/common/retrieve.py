@@ -3,7 +3,13 @@
 Seed step: DynamicRAG ``retriever.py`` (SEEDS 1.3 step 1; the Contriever retriever of SEEDS 0.1
 shared by Self-RAG and RAG-Instruct): the query is encoded like the passages (Contriever: mean
 pooling, 512 tokens, batch 64), searched by exact inner product (faiss flat index), and the top
-``n_docs`` passages become ``ctxs`` (the script keeps 50; the README says 40).
+``n_docs`` passages become ``ctxs`` (the script keeps 50; the README says 40). The query is the
+row's ``retrieved_question`` when it has one (DynamicRAG's training file), else its ``question``
+(``query_template`` formats another one from the row's fields).
+
+Questions that arrive with passages (the evaluation files' ``ctxs``, ASQA's ``docs``, the released
+training file's retrieved docs) keep them as shipped, in their order and number, as the original
+evaluation did; ``shipped_ctxs: replace`` retrieves for them too.
 
 Fixes relative to the seeds: every passage keeps its retrieval ``score`` (Self-RAG's and
 DynamicRAG's copies dropped it, RAG-Instruct's spelled it ``socre``); the query encoder's pooling
@@ -15,6 +21,7 @@ and sharding over questions replaces the 8-process bash loop and its ``aggregate
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from orchestrator.api import ConfigError, DataError, StageContext, nonsemantic, stage
 from stages.schemas import Embeddings, Model, Passages, Questions, Retrieved
@@ -30,7 +37,8 @@ class RetrieveConfig:
     pooling: str | None = None            # must match the index; None = the index's
     normalize: bool | None = None         # must match the index; None = the index's
     max_length: int = 512                 # query tokens (Contriever: question_maxlength 512)
-    query_template: str = "{question}"    # the query text from a question row
+    query_template: str | None = None     # None: the row's retrieved_question if any, else question
+    shipped_ctxs: Literal["keep", "replace"] = "keep"   # rows that arrive with passages keep them
     lowercase: bool = False               # Contriever's --lowercase
     batch_size: int = nonsemantic(64)     # Contriever: per_gpu_batch_size 64
 
@@ -49,7 +57,10 @@ def _resolve(name: str, wanted, meta: dict):
     return wanted
 
 
-def _query_text(template: str, row: dict, lowercase: bool) -> str:
+def _query_text(template: str | None, row: dict, lowercase: bool) -> str:
+    if template is None:
+        text = row.get("retrieved_question") or row["question"]
+        return text.lower() if lowercase else text
     try:
         text = template.format(**{k: ("" if v is None else v) for k, v in row.items()})
     except KeyError as e:
@@ -74,9 +85,14 @@ def retrieve(questions: Questions, index: Embeddings, encoder: Model, corpus: Pa
         raise ConfigError(f"retrieve: k must be >= 1, got {cfg.k}")
     if cfg.search not in ("exact", "faiss"):
         raise ConfigError(f"retrieve: search must be 'exact' or 'faiss', got {cfg.search!r}")
-    rows = questions.rows()
+    rows = all_rows = questions.rows()
+    shipped = [r for r in rows if r.get("ctxs")] if cfg.shipped_ctxs == "keep" else []
+    if shipped:
+        ctx.log.info("%d of %d questions arrive with their passages and keep them "
+                     "(shipped_ctxs: keep)", len(shipped), len(rows))
+        rows = [r for r in rows if not r.get("ctxs")]
     if not rows:
-        return []
+        return shipped
     idx = ShardedIndex(index.path)
     pooling = _resolve("pooling", cfg.pooling, idx.meta)
     normalize = _resolve("normalize", cfg.normalize, idx.meta)
@@ -108,4 +124,7 @@ def retrieve(questions: Questions, index: Embeddings, encoder: Model, corpus: Pa
         ctxs = [{"id": pid, "title": by_id[pid]["title"], "text": by_id[pid]["text"],
                  "score": float(s)} for pid, s in zip(hit_ids, hit_scores)]
         out.append({**row, "ctxs": ctxs})
+    if shipped:   # back in input order
+        order = {r["id"]: i for i, r in enumerate(all_rows)}
+        out = sorted(shipped + out, key=lambda r: order[r["id"]])
     return out

@@ -636,10 +636,14 @@ def _string_list(value: Any, field: str, where: str) -> list[str]:
 
 
 def _answers(rec: dict, where: str) -> tuple[list[str], str | None]:
-    for key in ANSWER_KEYS:
-        if key in rec and rec[key] is not None:
-            return _string_list(rec[key], key, where), key
+    """Golds: ASQA's ``qa_pairs[*].short_answers`` when the record has them (ALCE's ASQA also
+    carries the long-form reference in ``answer``, which must not become the gold), else the
+    first of :data:`ANSWER_KEYS`."""
     pairs = rec.get("qa_pairs")
+    if pairs is None:
+        for key in ANSWER_KEYS:
+            if key in rec and rec[key] is not None:
+                return _string_list(rec[key], key, where), key
     if pairs is not None:
         if not isinstance(pairs, list):
             raise DataError(f"{where}: 'qa_pairs' must be a list of {{short_answers}}, got "
@@ -695,7 +699,8 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
     """One question record in any supported shape → the canonical row.
 
     Returns ``{id, dataset, question, answers, gold}`` plus ``ctxs`` when the record carries
-    retrieved passages (``ctxs``/``docs``/``retrieval_ctxs``/``retrieval_result``). ``where``
+    retrieved passages (``ctxs``/``docs``/``retrieval_ctxs``/``retrieval_result``) and
+    ``retrieved_question`` when it has one (DynamicRAG's retrieval query). ``where``
     prefixes error messages (``"file line N"``).
 
     >>> normalize_question({"Question": "Who?", "qa_pairs": [{"short_answers": ["Al", "Bo"]}],
@@ -733,6 +738,8 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
         dataset = default_dataset if default_dataset is not None else _dataset_from(qid, path)
     row = {"id": qid, "dataset": dataset, "question": question, "answers": answers,
            "gold": _gold(rec, where)}
+    if isinstance(rec.get("retrieved_question"), str) and rec["retrieved_question"].strip():
+        row["retrieved_question"] = rec["retrieved_question"]   # DynamicRAG's retrieval query
     ckey = next((k for k in CTX_KEYS if rec.get(k) is not None), None)
     if ckey is not None:
         row["ctxs"] = _ctxs(rec[ckey], ckey, where)
@@ -745,8 +752,8 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     """Read a question set (JSONL or a JSON array) into canonical rows.
 
     Accepted fields (first match wins): question ← ``question|Question|query|instruction|text``;
-    answers ← ``answers|golden_answers|answer|output`` (string or list) or ASQA
-    ``qa_pairs[*].short_answers``; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
+    answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
+    ``answers|golden_answers|answer|output`` (string or list); ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
     gold passage ids ← ``gold`` (list or str) or DPR ``positive_ctxs[*].passage_id``; id ←
     ``id|_id|qid|q_id`` else the line number; dataset ← ``dataset|source``, else the id prefix
     (``nq_12`` → ``nq``), else the file stem (or its folder when the stem is a split name).

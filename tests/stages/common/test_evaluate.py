@@ -38,7 +38,7 @@ def test_evaluate(env):
     assert metrics["recall@1"] == 0.0 and metrics["recall@2"] == 1.0
     assert metrics["mrr@2"] == 0.5
     assert all(not isinstance(v, (dict, list)) for k, v in metrics.items()
-               if k not in ("by_dataset", "display"))
+               if k not in ("by_dataset", "macro", "display"))
     assert metrics["display"] == {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",
                                   "match_gold_in_pred": "gold⊂pred",
                                   "match_pred_in_gold": "pred⊂gold", "recall@1": "R@1"}
@@ -77,3 +77,24 @@ def test_display_doctest():
     from stages.common import evaluate as module
 
     assert doctest.testmod(module).failed == 0
+
+
+def test_one_block_per_set_with_its_metrics_and_the_macro_average(env):
+    table, written, ctx = env
+    rows = [prediction_row("nq/0", "Paris", ["Paris"]),
+            prediction_row("nq/1", "Rome", ["Paris"]),
+            prediction_row("fever/0", "refutes", ["REFUTES"], dataset="fever"),
+            prediction_row("eli5/0", "the cat sat on the mat", ["the cat lay on the mat"],
+                           dataset="eli5")]
+    cfg = EvaluateConfig(metrics=["exact_match"], set_metrics={
+        "fever": ["first_char_accuracy"], "eli5": ["rouge_l"]})
+    metrics = written(EvalMetrics, evaluate(table(Predictions, rows), cfg, ctx("e")).metrics)
+    assert metrics["by_dataset"] == {
+        "eli5": {"num_questions": 1, "rouge_l": pytest.approx(5 / 6)},
+        "fever": {"num_questions": 1, "first_char_accuracy": 1.0},
+        "nq": {"num_questions": 2, "exact_match": 0.5}}
+    # unweighted over sets: each metric averaged over the sets that report it
+    assert metrics["macro"] == {"num_sets": 3, "exact_match": 0.5,
+                                "first_char_accuracy": 1.0, "rouge_l": pytest.approx(5 / 6)}
+    with pytest.raises(ConfigError, match=r"unknown \['acc'\]"):
+        EvaluateConfig(set_metrics={"fever": ["acc"]})

@@ -72,3 +72,37 @@ def test_load_refuses_to_mix_files_with_generated_data(env, tmp_path):
     bad.write_text('{"question": "q"}\n')
     with pytest.raises(DataError, match="train.jsonl line 1: missing answers"):
         load_data(LoadConfig(), ctx("load"), corpus=file(corpus), train=file(bad))
+
+
+def test_load_a_folder_of_evaluation_sets_in_the_seeds_formats(env, tmp_path):
+    """The paper's layout: eval_data/ with one JSONL per set (NQ with ctxs, FEVER, ELI5, ALCE
+    ASQA with qa_pairs, docs and a long-form answer), and the 150k training file's shape."""
+    _, written, ctx = env
+    corpus = tmp_path / "psgs.jsonl"
+    corpus.write_text(json.dumps({"id": "1", "title": "Hamlet", "text": "A play."}) + "\n")
+    folder = tmp_path / "eval_data"
+    folder.mkdir()
+    sets = {
+        "nq": {"question": "who wrote hamlet", "answers": ["Shakespeare"],
+               "ctxs": [{"id": "9", "title": "Hamlet", "text": "By Shakespeare."}]},
+        "fever": {"question": "Paris is in Italy.", "answers": ["REFUTES"]},
+        "eli5": {"question": "why is the sky blue", "answers": ["Scattering."]},
+        "asqa": {"question": "Who was the first president?", "answer": "A long paragraph.",
+                 "qa_pairs": [{"short_answers": ["George Washington"]}],
+                 "docs": [{"title": "GW", "text": "George Washington ..."}]}}
+    for name, record in sets.items():
+        (folder / f"{name}.jsonl").write_text(json.dumps(record) + "\n")
+    train = tmp_path / "train.jsonl"
+    train.write_text(json.dumps({"id": "nq_1", "question": "Q: who wrote hamlet?",
+                                 "retrieved_question": "who wrote hamlet",
+                                 "answer": ["Shakespeare"]}) + "\n")
+    out = load_data(LoadConfig(), ctx("load"), corpus=file(corpus), train=file(train),
+                    eval=file(folder))
+    evals = {r["id"]: r for r in written(Questions, out.eval)}
+    assert sorted(evals) == ["asqa/1", "eli5/1", "fever/1", "nq/1"]
+    assert {r["dataset"] for r in evals.values()} == {"asqa", "eli5", "fever", "nq"}
+    assert evals["asqa/1"]["answers"] == ["George Washington"]
+    assert [c["title"] for c in evals["asqa/1"]["ctxs"]] == ["GW"]
+    assert [c["id"] for c in evals["nq/1"]["ctxs"]] == ["9"] and evals["fever/1"]["ctxs"] == []
+    (row,) = written(Questions, out.train)
+    assert row["retrieved_question"] == "who wrote hamlet"

@@ -38,3 +38,24 @@ def test_index_and_retrieve_exact_and_sharded(model_env, models):
     assert first[0]["ctxs"][0]["score"] >= first[0]["ctxs"][-1]["score"]
     with pytest.raises(ConfigError, match="pooling='cls' does not match"):
         retrieve(args[0], one, *args[2:], RetrieveConfig(pooling="cls"), ctx("retrieve"))
+
+
+def test_shipped_passages_are_kept_and_retrieved_question_is_the_query(model_env, models):
+    from stages.common.load import _questions_table
+
+    art, ctx = model_env
+    idx = index_corpus(art, ctx, models, IndexConfig(normalize=True, dtype="float32",
+                                                     batch_size=8))
+    shipped = [{"id": None, "title": "Mine", "text": "a shipped passage", "score": None}]
+    rows = [{**QUESTIONS[0], "ctxs": shipped},
+            {**QUESTIONS[1], "retrieved_question": QUESTIONS[2]["question"]}, QUESTIONS[2]]
+    questions = art(Questions, _questions_table(rows))
+    args = (idx, art(Model, str(models["enc"])), art(Passages, PASSAGES))
+    got = art(Retrieved, retrieve(questions, *args, RetrieveConfig(k=3), ctx("r"))).rows()
+    assert [r["id"] for r in got] == [q["id"] for q in QUESTIONS[:3]]
+    assert got[0]["ctxs"] == shipped                       # kept as shipped
+    # question 1 was searched with question 2's text: the same passages
+    assert [c["id"] for c in got[1]["ctxs"]] == [c["id"] for c in got[2]["ctxs"]]
+    again = art(Retrieved, retrieve(questions, *args, RetrieveConfig(k=3, shipped_ctxs="replace"),
+                                    ctx("r"))).rows()
+    assert len(again[0]["ctxs"]) == 3 and again[0]["ctxs"] != shipped

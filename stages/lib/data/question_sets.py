@@ -1,0 +1,71 @@
+"""A question input that is a file, or a folder of evaluation sets (one file per set).
+
+The DynamicRAG evaluation data ships as a folder (``eval_data/nq.jsonl``, ``triviaqa.jsonl``,
+``hotpotqa.jsonl``, ``2wiki.jsonl``, ``fever.jsonl``, ``eli5.jsonl``, ``asqa.jsonl``). A folder is
+read file by file, in name order: each file is one set, and every row's ``dataset`` is the file
+name without extensions (``asqa.jsonl.gz`` -> ``asqa``), as the original inference script chose
+the answer style by file name (a record's own ``dataset`` field is overridden), and its question ids become ``<set>/<id>`` (sets number their questions independently, so bare
+ids would collide; ids from the line number become ``<set>/<line>``). ``max_questions`` applies
+per set. Files whose names start with ``.`` or ``_`` are skipped, as are non-question files
+(anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``).
+
+The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
+its metrics in ``evaluate`` (one block per set and their macro average).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from orchestrator.api import DataError
+from stages.lib.data.loaders import read_questions
+
+log = logging.getLogger(__name__)
+SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+def set_name(path: Path) -> str:
+    """The evaluation set a file holds: its name without extensions, lower-cased.
+
+    >>> set_name(Path("eval_data/NQ.jsonl.gz")), set_name(Path("2wiki.json"))
+    ('nq', '2wiki')
+    """
+    return path.name.split(".")[0].lower()
+
+
+def question_files(folder: Path) -> list[Path]:
+    """The question files of a folder, in name order."""
+    files = []
+    for p in sorted(folder.iterdir()):
+        name = p.name.removesuffix(".gz")
+        if p.is_file() and not p.name.startswith((".", "_")) and name.endswith(SUFFIXES):
+            files.append(p)
+    return files
+
+
+def read_question_sets(path: str | Path, *, require_answers: bool = True,
+                       max_questions: int | None = None) -> list[dict]:
+    """Question rows from a file, or from every question file of a folder (see module doc)."""
+    path = Path(path)
+    if not path.is_dir():
+        return read_questions(path, require_answers=require_answers, max_questions=max_questions)
+    files = question_files(path)
+    if not files:
+        raise DataError(f"{path}: the folder has no question files (expected one "
+                        f"{'/'.join(SUFFIXES)} file per evaluation set)")
+    names = [set_name(f) for f in files]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataError(f"{path}: several files hold the set {twice[0]!r} "
+                        f"({', '.join(f.name for f in files if set_name(f) == twice[0])}); "
+                        "keep one file per evaluation set")
+    rows: list[dict] = []
+    for file, name in zip(files, names):
+        part = read_questions(file, require_answers=require_answers,
+                              max_questions=max_questions, default_dataset=name)
+        for row in part:
+            row["id"], row["dataset"] = f"{name}/{row['id']}", name
+        log.info("%s: %d questions (set %s)", file, len(part), name)
+        rows += part
+    return rows

@@ -1,0 +1,93 @@
+"""A folder of evaluation sets in the seeds' formats (DynamicRAG eval_data/, ALCE ASQA)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.api import DataError
+from stages.lib.data.question_sets import read_question_sets, set_name
+
+LONG = "The first president was George Washington, inaugurated in 1789 in New York."
+
+
+def write(path, records):
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+
+
+@pytest.fixture
+def eval_data(tmp_path):
+    root = tmp_path / "eval_data"
+    root.mkdir()
+    write(root / "nq.jsonl", [
+        {"id": "0", "question": "who wrote hamlet", "answers": ["Shakespeare"],
+         "ctxs": [{"id": "d1", "title": "Hamlet", "text": "Hamlet is a tragedy by Shakespeare."},
+                  {"title": "Globe", "text": "The Globe theatre."}]},
+        {"id": "1", "question": "capital of france", "answers": ["Paris"],
+         "ctxs": [{"id": "d2", "title": "Paris", "text": "Paris is the capital."}]}])
+    write(root / "fever.jsonl", [
+        {"id": "0", "question": "Paris is in Italy.", "answers": ["REFUTES"], "ctxs": []}])
+    write(root / "eli5.jsonl", [
+        {"question": "why is the sky blue", "answers": ["Rayleigh scattering of sunlight."],
+         "ctxs": [{"title": "Sky", "text": "Blue light scatters more."}]}])
+    write(root / "asqa_eval_gtr_top100.jsonl", [
+        {"sample_id": "-123", "question": "Who was the first president?", "answer": LONG,
+         "qa_pairs": [{"question": "of the US?", "short_answers": ["George Washington"]},
+                      {"question": "of France?", "short_answers": ["Louis-Napoleon Bonaparte"]}],
+         "docs": [{"id": "g1", "title": "Washington", "text": "George Washington was ..."}]}])
+    (root / "README.md").write_text("not a question file")
+    (root / ".hidden.jsonl").write_text("{}\n")
+    return root
+
+
+def test_every_set_loads_with_its_golds_and_passages(eval_data):
+    rows = read_question_sets(eval_data)
+    by_id = {r["id"]: r for r in rows}
+    assert [r["id"] for r in rows] == ["asqa_eval_gtr_top100/1", "eli5/1", "fever/0", "nq/0",
+                                       "nq/1"]
+    assert {r["dataset"] for r in rows} == {"asqa_eval_gtr_top100", "eli5", "fever", "nq"}
+    asqa = by_id["asqa_eval_gtr_top100/1"]
+    assert asqa["answers"] == ["George Washington", "Louis-Napoleon Bonaparte"]   # not LONG
+    assert [c["id"] for c in asqa["ctxs"]] == ["g1"]                      # ALCE 'docs'
+    assert by_id["fever/0"]["answers"] == ["REFUTES"] and by_id["fever/0"]["ctxs"] == []
+    assert by_id["eli5/1"]["answers"] == ["Rayleigh scattering of sunlight."]
+    nq = by_id["nq/0"]
+    assert [c["title"] for c in nq["ctxs"]] == ["Hamlet", "Globe"] and nq["ctxs"][1]["id"] is None
+
+
+def test_max_questions_is_per_set(eval_data):
+    rows = read_question_sets(eval_data, max_questions=1)
+    assert [r["id"] for r in rows] == ["asqa_eval_gtr_top100/1", "eli5/1", "fever/0", "nq/0"]
+
+
+def test_a_file_reads_as_before(eval_data):
+    rows = read_question_sets(eval_data / "nq.jsonl")
+    assert [r["id"] for r in rows] == ["0", "1"] and rows[0]["dataset"] == "nq"
+
+
+def test_training_records_keep_retrieved_question(tmp_path):
+    # the released 150k training file's shape: {id, question, retrieved_question, answer}
+    write(tmp_path / "train.jsonl", [
+        {"id": "nq_train_1", "question": "Q: who wrote hamlet?", "retrieved_question":
+         "who wrote hamlet", "answer": ["Shakespeare"]}])
+    (row,) = read_question_sets(tmp_path / "train.jsonl")
+    assert row["retrieved_question"] == "who wrote hamlet" and row["dataset"] == "nq"
+
+
+def test_folder_errors(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataError, match="empty: the folder has no question files"):
+        read_question_sets(tmp_path / "empty")
+    both = tmp_path / "both"
+    both.mkdir()
+    write(both / "nq.jsonl", [{"question": "q", "answers": ["a"]}])
+    write(both / "nq.json", [{"question": "q", "answers": ["a"]}])
+    with pytest.raises(DataError, match="several files hold the set 'nq'"):
+        read_question_sets(both)
+
+
+def test_set_names():
+    from pathlib import Path
+
+    assert set_name(Path("a/TriviaQA.test.jsonl")) == "triviaqa"
