@@ -21,6 +21,13 @@ Fixes relative to the seed code: the generator's rejected answer is taken from *
 (the seed reused a stale value from an earlier question, or crashed when every response equalled
 the gold); such a question gives no generator pair, does not use up a generator slot, and gives a
 reranker pair instead. Selected ids outside the prompt's passages are dropped.
+
+A change of rule, not only a fix (fidelity review P4): the seed's rejected answer is the *first*
+response in trajectory order whose raw text differs from ``answer[0]``, which can be a correct
+answer ("Paris." against the gold "Paris"); here it is the *lowest-reward* response whose
+normalized text matches no gold, so a correct answer is never the rejected one. Responses
+"Paris." / "Lyon" / "Paris" with rewards 0.9 / 0.1 / 0.8 and gold "Paris": the seed rejects
+"Paris.", this code rejects "Lyon".
 """
 
 from __future__ import annotations

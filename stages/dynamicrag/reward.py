@@ -22,6 +22,16 @@ resumes without asking twice.
       weights: {bertscore: 0.2, rouge_l: 0.2, containment_em: 0.2, length_penalty: 0.2, judge: 0.2}
       judge: {backend: openai, model: gpt-4o, api_key_env: OPENAI_API_KEY}
 
+ROUGE-L (``rouge``): ``rouge_score`` (Google's package: lower-cased alphanumeric tokens; the
+default, robust to case and punctuation) or ``pltrdy`` (the PyPI ``rouge`` package the original
+code called: case-sensitive, punctuation kept on tokens, summary-level LCS over "."-split
+sentences; ``pip install rouge``). They disagree: "Paris" against the gold "Paris, France" scores
+0.667 with ``rouge_score`` and 0.0 with ``pltrdy``. The paper recipe uses ``pltrdy``, to train on
+the reward the paper trained on.
+
+BERTScore is rescaled with bert-score's baseline and can go below 0 for unrelated texts; it is
+clamped to [0, 1] here (the seed kept negative values), so every component stays in [0, 1].
+
 Fixes relative to the seeds: the judge's "Score: N" is parsed and divided by 100 (the seed
 returned a string); the length penalty counts the trajectory's own passages (the seed's was the
 constant 1/9); a string gold is one answer (the seed iterated its characters); a weight > 0
@@ -31,7 +41,7 @@ without its scorer is an error, not a silent 0.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from annotated_types import Ge
 
@@ -62,6 +72,7 @@ class RewardConfig:
     judge_max_tokens: Annotated[int, Ge(1)] = 512  # the judge explains, then "Score: N"
     bertscore_model: str | None = None   # None = bert-score's default for English (roberta-large)
     bertscore_lang: str = "en"
+    rouge: Literal["rouge_score", "pltrdy"] = "rouge_score"   # the paper's code: pltrdy (see doc)
 
     def __post_init__(self):
         if sum(asdict(self.weights).values()) <= 0:
@@ -71,6 +82,17 @@ class RewardConfig:
                               hint="add judge: {backend: openai, model: gpt-4o} (any "
                                    "OpenAI-compatible server), or backend: transformers with a "
                                    "checkpoint as model; or set weights.judge: 0")
+
+    def plan_notes(self, resources: dict) -> list[str]:
+        """The weights in use, printed under the step by ``rag plan``.
+
+        >>> RewardConfig().plan_notes({})[0][:60]
+        'reward weights: bertscore 0, rouge_l 0.333, containment_em 0'
+        """
+        weights = ", ".join(f"{k} {v:.3g}" for k, v in self.normalized_weights().items())
+        judge = (f"; judge: {self.judge.backend} {self.judge.model}"
+                 if self.judge is not None and self.weights.judge > 0 else "")
+        return [f"reward weights: {weights} (ROUGE-L: {self.rouge}{judge})"]
 
     def normalized_weights(self) -> dict[str, float]:
         """The weights divided by their sum.
@@ -132,7 +154,8 @@ def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
         responses = [t["response"] or "" for t in trajs]
         score = score_group(row["question"], row.get("answers"), responses,
                             [t["ids"] or [] for t in trajs], weights,
-                            judge=lambda q, g, r: replies[(q, g, r)], bertscore=bertscore)
+                            judge=lambda q, g, r: replies[(q, g, r)], bertscore=bertscore,
+                            rouge=cfg.rouge)
         no_signal += not any(score.parts)
         total += sum(score.rewards)
         out.append({**row, "rewards": score.rewards, "reward_parts": score.parts})

@@ -37,11 +37,12 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import NamedTuple
 
-from stages.lib.metrics.answer import rouge_l, usable_golds
+from stages.lib.metrics.answer import rouge_l, rouge_l_pltrdy, usable_golds
 
 log = logging.getLogger(__name__)
 
 COMPONENTS = ("bertscore", "rouge_l", "containment_em", "length_penalty", "judge")
+ROUGE_IMPLEMENTATIONS = ("rouge_score", "pltrdy")
 PAPER_WEIGHTS = {name: 0.2 for name in COMPONENTS}
 
 _SCORE = re.compile(r"score\s*[:=]?\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
@@ -186,12 +187,15 @@ def judge_requests(question: str, golds: str | Sequence[str] | None,
 
 def score_group(question: str, golds: str | Sequence[str], responses: Sequence[str],
                 selections: Sequence[Sequence[int]], weights: Mapping[str, float],
-                judge: Judge | None = None, bertscore: BertScorer | None = None) -> GroupScore:
+                judge: Judge | None = None, bertscore: BertScorer | None = None,
+                rouge: str = "rouge_score") -> GroupScore:
     """Rewards for the sampled trajectories of one question (see the module docstring).
 
     ``selections[i]`` are the passage ids trajectory i selected (only their count matters).
     Components with weight 0 are not computed; ``judge``/``bertscore`` are required when their
-    weight is > 0. No usable gold, or all responses identical: every reward is 0, parts are empty.
+    weight is > 0. ``rouge`` picks the ROUGE-L implementation: ``rouge_score`` (Google's,
+    lower-cased alphanumeric tokens) or ``pltrdy`` (the PyPI ``rouge`` package the original code
+    used; see :func:`stages.lib.metrics.answer.rouge_l_pltrdy`). No usable gold, or all responses identical: every reward is 0, parts are empty.
 
     Gold "Paris"; responses "Paris" (1 passage) and "Lyon" (3 passages); weights EM 0.5, LP 0.5:
     reward = 0.5 * 1 + 0.5 * 1/2 = 0.75 and 0.5 * 0 + 0.5 * 1/4 = 0.125.
@@ -218,8 +222,11 @@ def score_group(question: str, golds: str | Sequence[str], responses: Sequence[s
     gold_list = usable_golds(golds)
 
     parts: list[dict[str, float]] = [{} for _ in range(n)]
+    if rouge not in ROUGE_IMPLEMENTATIONS:
+        raise ValueError(f"rouge must be one of {ROUGE_IMPLEMENTATIONS}, got {rouge!r}")
     per_gold = {
-        "rouge_l": rouge_l_f,
+        "rouge_l": rouge_l_f if rouge == "rouge_score" else
+        (lambda g, r: rouge_l_pltrdy(r, [g])),
         "containment_em": containment_em,
     }
     for name, fn in per_gold.items():

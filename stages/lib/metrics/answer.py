@@ -200,6 +200,31 @@ def rouge_l(prediction: str, golds: str | Sequence[str]) -> float:
                default=0.0)
 
 
+def rouge_l_pltrdy(prediction: str, golds: str | Sequence[str]) -> float:
+    """ROUGE-L F as the DynamicRAG code computed it: the PyPI ``rouge`` package (pltrdy), max
+    over golds; 0.0 on empty text. Needs ``pip install rouge``.
+
+    Unlike :func:`rouge_l` it is case-sensitive, keeps punctuation on its tokens ("Paris," is
+    not "Paris") and takes the summary-level union LCS over sentences split on ".", so the
+    figures differ: "Paris" vs "Paris, France" is 0.0 here and 0.667 with ``rouge_l``; "The cat
+    sat on the mat. It was happy." vs "the cat lay on the mat" is 0.571 here, 0.667 there.
+
+    >>> round(rouge_l_pltrdy("The cat sat on the mat. It was happy.",
+    ...                      ["the cat lay on the mat"]), 3)                  # doctest: +SKIP
+    0.571
+    """
+    if not prediction.strip():
+        return 0.0
+    try:
+        from rouge import Rouge
+    except ImportError as err:
+        raise ImportError("the DynamicRAG ROUGE-L needs the 'rouge' package: pip install "
+                          "'rouge>=1.0.1' (or choose the rouge_score implementation)") from err
+    scorer = Rouge(metrics=["rouge-l"])
+    return max((scorer.get_scores(prediction, g)[0]["rouge-l"]["f"]
+                for g in as_gold_list(golds) if g.strip()), default=0.0)
+
+
 METRICS: dict[str, Callable[[str, Sequence[str]], float]] = {
     "exact_match": exact_match,
     "token_f1": token_f1,
@@ -207,5 +232,6 @@ METRICS: dict[str, Callable[[str, Sequence[str]], float]] = {
     "match_gold_in_pred": match_gold_in_pred,
     "first_char_accuracy": first_char_accuracy,
     "rouge_l": rouge_l,
+    "rouge_l_pltrdy": rouge_l_pltrdy,
 }
 """Metric name -> ``fn(prediction, golds) -> float in [0, 1]``."""

@@ -168,3 +168,14 @@ def test_judge_requests_are_exactly_what_score_group_asks():
     score_group("q", golds, responses, [[]] * 4, {"judge": 1.0}, judge=judge)
     assert asked == judge_requests("q", golds, responses)
     assert judge_requests("q", golds, ["same", "same"]) == []
+
+
+def test_rouge_implementation_is_a_choice():
+    pytest.importorskip("rouge", reason="pip install rouge (the DynamicRAG ROUGE-L)")
+    from stages.dynamicrag.reward_logic import score_group
+
+    args = ("capital?", ["Paris, France"], ["Paris", "Lyon"], [[1], [2]], {"rouge_l": 1.0})
+    assert score_group(*args).parts[0]["rouge_l"] == pytest.approx(2 / 3)
+    assert score_group(*args, rouge="pltrdy").parts[0]["rouge_l"] == 0.0
+    with pytest.raises(ValueError, match="rouge must be one of"):
+        score_group(*args, rouge="rouge-l")

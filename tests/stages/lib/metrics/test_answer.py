@@ -93,7 +93,23 @@ def test_rouge_l_hand_computed():
 
 def test_metrics_registry():
     assert set(METRICS) == {"exact_match", "token_f1", "match_pred_in_gold", "match_gold_in_pred",
-                            "first_char_accuracy", "rouge_l"}
-    for fn in METRICS.values():
-        assert fn("Paris", ["Paris"]) == 1.0
+                            "first_char_accuracy", "rouge_l", "rouge_l_pltrdy"}
+    import importlib.util
+
+    for name, fn in METRICS.items():
+        if name == "rouge_l_pltrdy" and importlib.util.find_spec("rouge") is None:
+            continue
+        assert fn("Paris", ["Paris"]) == pytest.approx(1.0)   # pltrdy's F carries a 1e-8 epsilon
         assert 0.0 <= fn("Lyon", ["Paris"]) <= 1.0
+
+
+def test_rouge_l_pltrdy_is_the_original_package():
+    pytest.importorskip("rouge", reason="pip install rouge (the DynamicRAG ROUGE-L)")
+    from stages.lib.metrics.answer import METRICS, rouge_l_pltrdy
+
+    # the fidelity review's two examples: pltrdy vs rouge_score
+    assert rouge_l_pltrdy("Paris", ["Paris, France"]) == 0.0
+    assert METRICS["rouge_l"]("Paris", ["Paris, France"]) == pytest.approx(2 / 3)
+    assert rouge_l_pltrdy("The cat sat on the mat. It was happy.",
+                          ["the cat lay on the mat"]) == pytest.approx(4 / 7, abs=1e-6)
+    assert rouge_l_pltrdy("", ["x"]) == 0.0 and rouge_l_pltrdy("x", ["", " "]) == 0.0
