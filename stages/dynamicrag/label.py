@@ -6,7 +6,9 @@ paper) come from the rerank stage.
 
 Fixes relative to the seeds: the output is a pure function of the input and ``seed`` (the seed
 code shuffled with the global RNG); a bucket length never exceeds the item's number of passages;
-and the stage fails with a clear message when no passage carries a ``relevant`` label.
+the stage fails with a clear message when no passage carries a ``relevant`` label; ``n_sft`` may
+be a fraction (own data of any size), and a split that would leave DPO without questions is
+refused here, before any training, naming the setting.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from orchestrator.api import DataError, StageContext, stage
+from orchestrator.api import ConfigError, DataError, StageContext, stage
 from stages.dynamicrag.buckets import bc_targets, split_sft_dpo
 from stages.dynamicrag.schemas import BCTargets
 from stages.schemas import Reranked
@@ -25,7 +27,8 @@ class LabelConfig:
     max_len: int = 15                  # target lengths L = 0..14 (paper)
     bucket_cap: int = 2000             # BC rows per length bucket (paper)
     total_cap: int | None = 30000      # BC rows in all (paper: 15 x 2,000); None = bucket caps only
-    n_sft: int = 70000                 # leftover questions for generator SFT (paper); rest -> DPO
+    n_sft: float = 70000               # leftover questions for generator SFT (paper: 70,000):
+                                       # a count, or a fraction in (0, 1); the rest -> DPO
     n_dpo: int | None = None           # cap on DPO questions (None: all the rest, as the paper)
     seed: int = 0                      # shuffles of the target ids and of the SFT/DPO split
 
@@ -46,8 +49,12 @@ def label(reranked: Reranked, cfg: LabelConfig, ctx: StageContext) -> Labelled:
                         "every row); run the expert reranker on these questions first")
     split = bc_targets(rows, max_len=cfg.max_len, bucket_cap=cfg.bucket_cap,
                        total_cap=cfg.total_cap, seed=cfg.seed)
-    sft, dpo = split_sft_dpo(split.normal, n_sft=cfg.n_sft, seed=cfg.seed)
+    n_sft = sft_count(cfg.n_sft, len(split.normal))
+    sft, dpo = split_sft_dpo(split.normal, n_sft=n_sft, seed=cfg.seed)
     if cfg.n_dpo is not None:
+        if cfg.n_dpo > len(dpo):
+            ctx.log.warning("label: n_dpo %d is more than the %d questions left for DPO; all "
+                            "%d are used", cfg.n_dpo, len(dpo), len(dpo))
         dpo = dpo[:cfg.n_dpo]
 
     per_bucket = [0] * cfg.max_len
@@ -59,7 +66,26 @@ def label(reranked: Reranked, cfg: LabelConfig, ctx: StageContext) -> Labelled:
     ctx.log.info("%d questions -> %d BC rows from %d questions; %d left: %d SFT, %d DPO",
                  len(rows), len(split.bc), len(rows) - len(split.normal), len(split.normal),
                  len(sft), len(dpo))
-    if not dpo:
-        ctx.log.warning("no question left for DPO sampling: all %d leftover questions went to "
-                        "generator SFT (n_sft = %d)", len(sft), cfg.n_sft)
     return Labelled(bc=split.bc, sft=sft, dpo=dpo)
+
+
+def sft_count(n_sft: float, available: int) -> int:
+    """Questions for generator SFT out of ``available``; the rest go to DPO, which must get some.
+
+    A fraction in (0, 1) is rounded; a count larger than what leaves one question for DPO, or a
+    split that leaves none, is refused with the setting to change (before any training runs).
+
+    >>> sft_count(0.75, 30), sft_count(70000, 100000), sft_count(20, 30)
+    (22, 70000, 20)
+    """
+    if n_sft < 0 or (n_sft >= 1 and n_sft != int(n_sft)):
+        raise ConfigError(f"label: n_sft must be a count (>= 1) or a fraction in (0, 1), "
+                          f"got {n_sft}")
+    count = round(n_sft * available) if n_sft < 1 else int(n_sft)
+    if available and count >= available:
+        raise ConfigError(
+            f"label: n_sft = {n_sft:g} sends all {available} questions left after the BC "
+            f"buckets to generator SFT and none to DPO sampling, so the sample step would get "
+            f"no input", hint=f"set steps.label.n_sft below {available} (e.g. a fraction: "
+                              f"n_sft: 0.7)")
+    return count

@@ -35,3 +35,21 @@ def test_label_needs_relevance_labels(env):
     table, _, ctx = env
     with pytest.raises(DataError, match="relevant"):
         label(table(Reranked, [question("a", [None, None])]), LabelConfig(), ctx("label"))
+
+
+def test_split_fractions_and_refusal_of_an_empty_dpo(env):
+    from orchestrator.api import ConfigError
+
+    table, written, ctx = env
+    rows = [question(q, [False, True, True, True]) for q in "abcdefgh"]   # none fits max_len 3
+    cfg = dict(max_len=3, bucket_cap=1, total_cap=None, seed=0)
+    out = label(table(Reranked, rows), LabelConfig(n_sft=0.75, **cfg), ctx("label"))
+    assert (len(written(Reranked, out.sft)), len(written(Reranked, out.dpo))) == (6, 2)
+    # the user's case: n_sft 40 with 30 questions would send none to DPO
+    with pytest.raises(ConfigError, match=r"n_sft = 8 sends all 8 questions .* none to DPO") as e:
+        label(table(Reranked, rows), LabelConfig(n_sft=8, **cfg), ctx("label"))
+    assert "steps.label.n_sft below 8" in e.value.hint
+    with pytest.raises(ConfigError, match="a count .* or a fraction in"):
+        label(table(Reranked, rows), LabelConfig(n_sft=2.5, **cfg), ctx("label"))
+    capped = label(table(Reranked, rows), LabelConfig(n_sft=2, n_dpo=100, **cfg), ctx("label"))
+    assert len(written(Reranked, capped.dpo)) == 6      # clamped, with a warning
