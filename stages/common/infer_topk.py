@@ -4,6 +4,12 @@ Seed step: DynamicRAG ``top_inference.py`` (SEEDS 1.3 step 14), the plain-RAG ba
 recipe. No reranking: the generator reads the first ``k`` retrieved passages in rank order.
 ``k: 0`` is the no-retrieval baseline ("Retrieved Content: None").
 
+The prompt file is an input: the recipes give their fixed-k baselines a standard RAG prompt
+(``conf/prompts/common/rag.yaml``: passages, then the question), so an untrained model is not
+judged through DynamicRAG's generator prompt, which only the DynamicRAG model was trained on; a
+model trained on that prompt (the SFT ablation) gets ``conf/prompts/dynamicrag/generator.yaml``,
+as the seed's ``top_inference.py`` did for every baseline.
+
 Fixes relative to the seeds: the answer style comes from each row's ``dataset`` (the seed matched
 the input *file name*); the generator sees the passages in the training format ("Topic:",
 renumbered), not the "Title: {title}." variant.
