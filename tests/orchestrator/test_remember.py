@@ -1,0 +1,27 @@
+"""The one speed layer: a remembered composition and DAG, valid while its files are unchanged."""
+
+from __future__ import annotations
+
+from orchestrator.recipe import compose
+
+
+def test_remembered_composition_follows_its_files(toy, tmp_path, monkeypatch):
+    """One rule: an entry is used while every file it was built from is unchanged."""
+    import orchestrator.remember as remember
+
+    recipe, state = toy / "conf/chain.yaml", tmp_path / "state"
+    members, dags = remember.load(recipe, ["scale=3"], False, state)
+    calls = []
+    monkeypatch.setattr(remember, "compose", lambda *a: calls.append(a) or compose(*a))
+    again, dags2 = remember.load(recipe, ["scale=3"], False, state)
+    assert calls == [] and again[0].config == members[0].config
+    assert dags2[0].steps["rerank"].config == dags[0].steps["rerank"].config
+    recipe.write_text(recipe.read_text().replace("scale: 1.0", "scale: 1.0\nother: 2"))
+    assert "other" in remember.load(recipe, ["scale=3"], False, state)[0][0].config
+    assert len(calls) == 1
+    (toy / "conf" / "executor" / "local.yaml").touch()  # any file of the config directory
+    os_stat_before = len(calls)
+    remember.load(recipe, ["scale=3"], False, state)
+    assert len(calls) == os_stat_before + 1
+    next(state.glob("*.json")).write_text("{trunc")  # a damaged entry is a miss, not a crash
+    assert remember.load(recipe, ["scale=3"], False, state)[0][0].config["other"] == 2
