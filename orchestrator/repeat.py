@@ -30,11 +30,11 @@ def _ref(ref, round_no: int, local: set[str], first: dict, where: str):
     if node.endswith("@prev"):
         name = node[: -len("@prev")]
         if name not in local:
-            raise ConfigError(f"{where}: '{ref}': '{name}' is not a step of this repeat block")
+            raise ConfigError(f"{where}: '{ref}': '{name}' is not a step of this repeat block", key=where)
         if round_no == 1:
             if name not in first:
                 raise ConfigError(f"{where}: '{ref}' has no value in round 1; add "
-                                  f"first: {{{name}: STEP_OR_SOURCE}} to the repeat block")
+                                  f"first: {{{name}: STEP_OR_SOURCE}} to the repeat block", key=where)
             return first[name]
         return f"{name}_{round_no - 1}{dot}{output}"
     if node in local:
@@ -71,10 +71,10 @@ def expand_repeats(cfg: dict) -> dict:
     for block, body in blocks.items():
         where = f"repeat.{block}"
         if not isinstance(body, dict) or not isinstance(body.get("steps"), dict):
-            raise ConfigError(f"{where}: expected a mapping with 'times' and 'steps'")
+            raise ConfigError(f"{where}: expected a mapping with 'times' and 'steps'", key=where)
         times = body.get("times")
         if not isinstance(times, int) or isinstance(times, bool) or times < 1:
-            raise ConfigError(f"{where}.times: expected an integer >= 1, got {times!r}")
+            raise ConfigError(f"{where}.times: expected an integer >= 1, got {times!r}", key=f"{where}.times")
         local = set(body["steps"])
         first = body.get("first") or {}
         for round_no in range(1, times + 1):
@@ -88,21 +88,22 @@ def expand_repeats(cfg: dict) -> dict:
     clash = set(unrolled) & set(steps)
     if clash:
         raise ConfigError(f"repeat: unrolled step '{sorted(clash)[0]}' clashes with a step of the "
-                          "same name; rename one")
+                          "same name; rename one", key=f"steps.{sorted(clash)[0]}")
 
-    def after(ref):
+    def after(ref, where: str):
         if isinstance(ref, str) and "@last" in ref.partition(".")[0]:
             node, dot, output = ref.partition(".")
             name = node[: -len("@last")]
             if name not in last:
-                raise ConfigError(f"'{ref}': no repeat block has a step '{name}'")
+                raise ConfigError(f"{where}: '{ref}': no repeat block has a step '{name}'", key=where)
             return f"{last[name]}{dot}{output}"
         return ref
 
     out_steps = {}
     for name, step in steps.items():  # execution order comes from the wiring, not this order
         if isinstance(step, dict) and step.get("inputs"):
-            step = {**step, "inputs": {k: after(v) for k, v in step["inputs"].items()}}
+            step = {**step, "inputs": {k: after(v, f"steps.{name}.inputs.{k}")
+                                     for k, v in step["inputs"].items()}}
         out_steps[name] = step
     out_steps.update(unrolled)
     return {**cfg, "steps": out_steps}

@@ -158,3 +158,15 @@ def test_nonsemantic_fields_of_nested_sections_stay_out_of_keys(recipe, capsys):
 def test_error_text_with_brackets_is_printed_as_written(recipe, capsys):
     assert plan(recipe, "steps.dpo.loss_type=[a]") == 2
     assert "got ['a']" in one_error(capsys)
+
+
+def test_repeat_block_errors_are_located(recipe, capsys):
+    recipe.write_text(RECIPE + "repeat:\n  rounds:\n    times: 0\n    steps:\n"
+                      "      more: {stage: toy_map, inputs: {numbers: load}}\n")
+    assert plan(recipe) == 2
+    assert f"{recipe}:15: repeat.rounds.times: expected an integer >= 1, got 0" in one_error(capsys)
+    recipe.write_text(RECIPE + "repeat:\n  rounds:\n    times: 2\n    steps:\n"
+                      "      more: {stage: toy_map, inputs: {numbers: mor@prev}}\n")
+    assert plan(recipe) == 2
+    assert "repeat.rounds.steps.more.inputs.numbers: 'mor@prev': 'mor' is not a step of this repeat block" \
+        in one_error(capsys)
