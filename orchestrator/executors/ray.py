@@ -127,6 +127,7 @@ class RayExecutor:
         self._ray = None
         self._refs: list = []
         self._groups: list = []
+        self._seen_dirs: set[Path] = set()
 
     # -- cluster -------------------------------------------------------------------------------
     def connect(self):
@@ -151,11 +152,15 @@ class RayExecutor:
         return ray
 
     def _check_shared_cache(self) -> None:
-        """Every node must see the cache directory: a probe file written here, read there."""
+        self.check_visible(self.store.root / "tmp", "cache directory", "RAGLINE_CACHE")
+
+    def check_visible(self, probe_dir: Path, what: str, setting: str) -> None:
+        """Every node must see ``probe_dir``: a probe file written here, looked for there."""
+        if probe_dir in self._seen_dirs:
+            return
         ray = self._ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-        probe_dir = self.store.root / "tmp"
         probe_dir.mkdir(parents=True, exist_ok=True)
         token = f".ray-probe-{uuid.uuid4().hex}"
         (probe_dir / token).write_text("")
@@ -168,10 +173,11 @@ class RayExecutor:
         finally:
             (probe_dir / token).unlink(missing_ok=True)
         if blind:
-            raise ConfigError(f"ragline.executor: Ray node(s) {', '.join(blind)} cannot see the cache "
-                              f"directory {self.store.root}; the Ray executor needs it on a "
-                              "filesystem shared by every node",
-                              hint="set RAGLINE_CACHE (and --runs-dir) to a path mounted on all nodes")
+            raise ConfigError(f"ragline.executor: Ray node(s) {', '.join(blind)} cannot see the {what} "
+                              f"{probe_dir.parent if what == 'cache directory' else probe_dir}; the Ray "
+                              "executor needs it on a filesystem shared by every node",
+                              hint=f"set {setting} to a path mounted on all nodes")
+        self._seen_dirs.add(probe_dir)
 
     def gpus_per_node(self) -> list[int]:
         return [int(n["Resources"].get("GPU", 0)) for n in self.connect().nodes() if n.get("Alive")]
@@ -198,6 +204,7 @@ class RayExecutor:
     # -- running -------------------------------------------------------------------------------
     def run(self, step, tasks: list) -> dict[str, TaskResult]:
         ray = self.connect()
+        self.check_visible(Path(tasks[0].log).parent, "run's log directory", "--runs-dir")
         env, cwd = forwarded_env(self.env_patterns), os.getcwd()
         if not step.gpus:  # a task without GPUs must not see the node's
             env["CUDA_VISIBLE_DEVICES"] = ""
