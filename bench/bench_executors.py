@@ -8,7 +8,8 @@ For each executor (local; Ray attached to the running cluster; SLURM single node
 sharded step (``xc_map`` of tests/executors/stages.py, 16 shards of one row each) is rerun with
 ``--force``; the figure is the step's duration from the run record divided by the number of
 shards: the per-task cost of starting, scheduling and collecting a worker. Median of ``--reps``.
-Then a 100-shard step on Ray and on the local executor (wall time of the step). An engine that is
+Then a 100-shard step on Ray and on the local executor, computed once each (its duration from the
+run record, after a run of the source alone). An engine that is
 not running is reported as skipped.
 """
 
@@ -60,7 +61,8 @@ def workdir(path: Path) -> Path:
     return path
 
 
-def step_seconds(root: Path, executor: str, shards: int, force: bool) -> tuple[float, float]:
+def step_seconds(root: Path, executor: str, shards: int, force: bool,
+                 only: str | None = None) -> tuple[float, float]:
     """(duration of the map step from the run record, wall time of the whole command)."""
     recipe = root / f"bench{shards}.yaml"
     if not recipe.exists():
@@ -68,14 +70,15 @@ def step_seconds(root: Path, executor: str, shards: int, force: bool) -> tuple[f
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAGLINE_CACHE": str(root / "cache")}
     env.pop("CUDA_VISIBLE_DEVICES", None)
     cmd = [sys.executable, "-m", "orchestrator", "run", str(recipe), *OVERRIDES[executor],
-           "--runs-dir", str(root / "runs")] + (["--force", "map"] if force else [])
+           "--runs-dir", str(root / "runs")] + (["--force", "map"] if force else []) \
+        + (["--only", only] if only else [])
     t = time.perf_counter()
     r = subprocess.run(cmd, cwd=REPO, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if r.returncode != 0:
         raise RuntimeError(f"{executor}: {' '.join(cmd)} failed:\n{r.stdout[-2000:]}")
     status = json.loads((root / "runs" / "latest" / "status.json").read_text())
-    return float(status["steps"]["map"]["duration"]), wall
+    return float(status["steps"].get("map", {}).get("duration", 0.0)), wall
 
 
 def per_task(root: Path, executor: str, shards: int, reps: int) -> list[float]:
@@ -106,8 +109,8 @@ def main() -> None:
             print(f"\n{args.big}-shard step, wall time of the step:")
             for name in ("local", "ray"):
                 d = workdir(root / f"big-{name}")
-                step_seconds(d, name, args.big, force=False)
-                seconds, _ = step_seconds(d, name, args.big, force=True)
+                step_seconds(d, name, args.big, force=False, only="source")
+                seconds, _ = step_seconds(d, name, args.big, force=False)
                 print(f"  {name:<6} {seconds:7.1f} s")
 
 
