@@ -79,3 +79,46 @@ def test_other_ranks_train_but_do_not_write_the_output(tiny_lm, tmp_path):
     stats = sft_train(tiny_lm, chat_rows(4), tmp_path / "out", cfg, TrainHooks(is_main=False))
     assert stats["steps"] == 1 and stats["num_examples"] == 4
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.slow   # four processes; about a minute on two idle cores
+def test_two_ranks_share_one_scratch_and_resume_together(tiny_lm, tmp_path):
+    """Two CPU processes (gloo DDP) as ``accelerate launch`` would start them: both save into and
+    resume from the one scratch directory; only rank 0 writes its output."""
+    import json
+    import os
+    import socket
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[4]
+    script = Path(__file__).with_name("two_ranks.py")
+
+    def launch(*extra):
+        env = {**os.environ, "PYTHONPATH": str(repo), "OMP_NUM_THREADS": "1"}
+        with socket.socket() as sock:   # a free port (torchrun's default 29500 may be taken)
+            sock.bind(("127.0.0.1", 0))
+            port = str(sock.getsockname()[1])
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node",
+                               "2", "--master_port", port, str(script), str(tiny_lm),
+                               str(tmp_path), *extra], env=env, capture_output=True, text=True,
+                              timeout=600)
+        results = [json.loads(line[7:]) for line in proc.stdout.splitlines()
+                   if line.startswith("RESULT ")]
+        return proc, sorted(results, key=lambda r: r["rank"])
+
+    proc, results = launch("3")
+    assert proc.returncode != 0 and not results
+    assert "simulated crash at step 3" in proc.stdout + proc.stderr
+    ckpt = last_checkpoint(tmp_path / "scratch")
+    assert ckpt.name == "checkpoint-2"
+    assert {p.name for p in ckpt.glob("rng_state_*.pth")} == {"rng_state_0.pth", "rng_state_1.pth"}
+
+    proc, results = launch()
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert [(r["rank"], r["steps"], r["world_size"], r["resumed_from_step"]) for r in results] \
+        == [(0, 4, 2, 2), (1, 4, 2, 2)]
+    assert [s for s, _ in results[0]["losses"]] == [1, 2, 3, 4]
+    assert (tmp_path / "out-rank0" / "config.json").is_file()
+    assert not (tmp_path / "out-rank1").exists()
