@@ -1,0 +1,40 @@
+"""``load_chat``: Alpaca instruction data as Chat rows (the paper's joint SFT data)."""
+
+import json
+
+import pytest
+
+from orchestrator.api import DataError, File
+from orchestrator.artifacts import Ref
+from stages.common.load_chat import LoadChatConfig, load_chat
+from stages.schemas import Chat
+
+
+def file(path):
+    return File(Ref("file", File.type_name(), "hash", [str(path)]))
+
+
+def test_alpaca_records_become_chat_rows(env, tmp_path):
+    _, written, ctx = env
+    path = tmp_path / "alpaca_data_cleaned_system.json"
+    path.write_text(json.dumps([
+        {"instruction": "Give a synonym.", "input": "happy", "output": "glad",
+         "system": "You are a helpful assistant."},
+        {"instruction": "Name a colour.", "input": "", "output": "Blue."},
+        {"instruction": "Count.", "output": "1 2 3"}], indent=1))
+    rows = written(Chat, load_chat(LoadChatConfig(max_rows=2), ctx("alpaca"), data=file(path)))
+    assert [r["task"] for r in rows] == ["alpaca", "alpaca"]
+    assert [m["role"] for m in rows[0]["messages"]] == ["system", "user", "assistant"]
+    assert rows[0]["messages"][1]["content"] == "Give a synonym.\nhappy"
+    assert rows[1]["messages"] == [{"role": "user", "content": "Name a colour."},
+                                   {"role": "assistant", "content": "Blue."}]
+    assert load_chat(LoadChatConfig(), ctx("alpaca")) == []          # nothing wired: no rows
+
+
+def test_bad_records_name_the_line(env, tmp_path):
+    _, _, ctx = env
+    path = tmp_path / "a.jsonl"
+    path.write_text(json.dumps({"instruction": "x", "output": "y"}) + "\n"
+                    + json.dumps({"instruction": "x"}) + "\n")
+    with pytest.raises(DataError, match=r"a.jsonl line 2: 'output' must be a non-empty string"):
+        load_chat(LoadChatConfig(), ctx("alpaca"), data=file(path))
