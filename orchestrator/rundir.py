@@ -111,12 +111,13 @@ class RunDir:
         self.save()
         self._set_latest()
 
-    def interrupt(self, reason: str = "interrupted") -> None:
-        """Ctrl-C or SIGTERM: the run and its running steps are ``interrupted``, not running."""
+    def interrupt(self, reason: str = "interrupted", state: str = "interrupted") -> None:
+        """Ctrl-C or SIGTERM (or an internal error, ``state="failed"``): the run and its running
+        steps are no longer ``running``."""
         for step in self.status["steps"].values():
             if step.get("state") == "running":
                 step["state"] = "interrupted"
-        self.status.update(state="interrupted", finished=time.time(), reason=reason)
+        self.status.update(state=state, finished=time.time(), reason=reason)
         try:
             self.save()
         except OSError:  # a full or read-only disk: readers see the dead pid instead

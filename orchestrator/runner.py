@@ -98,6 +98,10 @@ class Runner:
             self.run.interrupt("terminated (SIGTERM)" if isinstance(e, Terminated) else
                                "interrupted (Ctrl-C)")
             raise
+        except Exception as e:  # an internal error: the record must not stay "running"
+            self.executor.cancel()
+            self.run.interrupt(f"internal error: {type(e).__name__}: {e}", state="failed")
+            raise
         finally:
             save_history(self.runs_dir, self.dag.recipe, self.history)
         self.run.finish(not self.failures)
