@@ -40,7 +40,8 @@ class InferTopkConfig:
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 
-@stage("infer_topk", version=2, shard_by="questions")
+@stage("infer_topk", version=2, shard_by="questions",
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def infer_topk(questions: Retrieved, model: Model, prompt: File, cfg: InferTopkConfig,
                ctx: StageContext) -> Predictions:
     """The generator answers each question from its first ``k`` retrieved passages, with the

@@ -51,7 +51,8 @@ class InferConfig:
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 
-@stage("dynamicrag.infer", version=2, shard_by="questions")
+@stage("dynamicrag.infer", version=2, shard_by="questions",
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def infer(questions: Retrieved, model: Model, reranker_prompt: File, generator_prompt: File,
           cfg: InferConfig, ctx: StageContext) -> Predictions:
     """Rerank-then-generate (``dynamic``) or windowed reranking, per question."""

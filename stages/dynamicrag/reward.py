@@ -125,7 +125,8 @@ def _judge_replies(cfg: RewardConfig, prompt_file: File | None, ctx: StageContex
     return {r: reply.text for r, reply in zip(unique, replies)}
 
 
-@stage("dynamicrag.reward", version=2, shard_by="trajectories")
+@stage("dynamicrag.reward", version=2, shard_by="trajectories",
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
            judge_prompt: File | None = None) -> Scored:
     """One reward per trajectory (weighted [0, 1] components) and its parts."""

