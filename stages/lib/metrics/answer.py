@@ -160,7 +160,9 @@ def first_char_accuracy(prediction: str, golds: str | Sequence[str]) -> float:
     """FEVER accuracy: first character of the stripped prediction equals that of a gold label.
 
     Compared case-insensitively ("supports" and "SUPPORTS" agree), max over golds (FEVER has one
-    gold label, so this equals DynamicRAG's ``answers[0]`` comparison). Empty prediction -> 0.0.
+    gold label). A deliberate difference from DynamicRAG's ``response.strip()[0] ==
+    answers[0][0]``, which is case-sensitive (it scores "supports" against "SUPPORTS" as 0, so
+    this metric can only be higher) and raises on an empty response. Empty prediction -> 0.0.
 
     >>> first_char_accuracy("  SUPPORTS, because ...", ["SUPPORTS"])
     1.0
