@@ -98,13 +98,21 @@ def _check_keys(config_cls: type, values: dict, prefix: str, reserved: tuple = (
             raise _Invalid(f"{prefix}{key}", f"unknown key{did_you_mean(key, list(fields) + list(reserved))}",
                            hint=f"{config_cls.__name__} has: {', '.join(fields)}")
     for name, f in fields.items():
-        value = values.get(name, f.default)
+        value = values[name] if name in values else _default(f)
         if isinstance(value, str) and value == MISSING:
             raise _Invalid(f"{prefix}{name}", f"missing value ({type_name(_hints(config_cls)[name])} required)",
                            hint="set it in the recipe or on the command line: {where}=...")
         section = _nested_class(_hints(config_cls)[name])
-        if section is not None and isinstance(values.get(name), dict):
-            _check_keys(section, values[name], f"{prefix}{name}.")
+        if section is not None and dataclasses.is_dataclass(value) and not isinstance(value, type):
+            value = {s.name: getattr(value, s.name) for s in dataclasses.fields(value)}
+        if section is not None and isinstance(value, dict):
+            _check_keys(section, value, f"{prefix}{name}.")
+
+
+def _default(f: dataclasses.Field):
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 
 _EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",

@@ -32,3 +32,18 @@ def test_step_config_validation_unions_nesting_and_memo():
     assert again[1] is obj  # validated once per distinct value, whatever the key order or step
     built = build_config(TrainConfig, check_step_config(TrainConfig, {"judge": {"model": "j"}}, "steps.x")[0])
     assert isinstance(built.judge, JudgeConfig) and built.judge.model == "j"
+
+
+@dataclass
+class NeedsJudge:
+    judge: JudgeConfig = field(default_factory=lambda: JudgeConfig(model="???"))
+
+
+def test_missing_value_inside_a_default_section_is_reported():
+    from orchestrator.errors import ConfigError
+    from orchestrator.stage_config import check_step_config
+
+    with pytest.raises(ConfigError) as e:
+        check_step_config(NeedsJudge, {}, "steps.reward")
+    assert str(e.value).splitlines()[0] == "steps.reward.judge.model: missing value (str required)"
+    assert check_step_config(NeedsJudge, {"judge": {"model": "m"}}, "steps.reward")[0]["judge"]["model"] == "m"
