@@ -16,6 +16,11 @@ All rows are shuffled with ``seed``.
 Fixes relative to the seeds: one passage format (``Topic:``) for training and inference; a BC
 target that points past the ``num_docs`` passages shown in the prompt is dropped (and counted)
 instead of training on ids the model cannot see.
+
+Follows the paper rather than the original code on one point (fidelity review B5): every
+generator row uses its item's monoT5-relevant passages. In the original, items the BC loop never
+reached (it stops at 30,000 rows) were never given ``true_id``, so most generator SFT rows got
+``Retrieved Content: None``; here no item loses its labels.
 """
 
 from __future__ import annotations

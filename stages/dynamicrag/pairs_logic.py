@@ -28,6 +28,10 @@ answer ("Paris." against the gold "Paris"); here it is the *lowest-reward* respo
 normalized text matches no gold, so a correct answer is never the rejected one. Responses
 "Paris." / "Lyon" / "Paris" with rewards 0.9 / 0.1 / 0.8 and gold "Paris": the seed rejects
 "Paris.", this code rejects "Lyon".
+
+The role prompts P1/P2 are system messages in the pairs, as in SFT and inference; the original's
+LLaMA-Factory DPO files put them in the user turn (fidelity review P5), a train/test mismatch
+this removes.
 """
 
 from __future__ import annotations
