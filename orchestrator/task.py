@@ -8,6 +8,7 @@ stage, write and hash its outputs in a temporary directory, rename it into place
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -83,10 +84,14 @@ def run_task(task: Task, store: Store, wait_note=None,
     """Compute ``task`` unless its key is already cached; returns (entry, was_cached).
 
     A non-main rank of a multi-process task (``main_process=False``) takes no lock and commits
-    nothing: it computes beside the main rank (same scratch directory) and returns (None, False).
+    nothing: it waits until the main rank holds the key's lock, then computes beside it (same
+    scratch directory) and returns (None, False); (None, True) when the main rank found the key
+    cached. So the ranks of a second run never train into the scratch directory of a first.
     """
     spec = load_stages(task.imports)[task.stage]
     if not main_process:
+        if _main_rank_says(store, task) == "cached":
+            return None, True
         _compute(task, spec, store, commit=False)
         return None, False
     lock = store.lock(task.key, what=task.what)
@@ -99,13 +104,39 @@ def run_task(task: Task, store: Store, wait_note=None,
     else:
         lock.acquire()
     try:
-        if not task.force:
-            entry = store.lookup(task.key)
-            if entry is not None:
-                return entry, True
+        entry = None if task.force else store.lookup(task.key)
+        _tell_other_ranks(store, task, "cached" if entry is not None else "compute")
+        if entry is not None:
+            return entry, True
         return _compute(task, spec, store), False
     finally:
         lock.release()
+
+
+def _launch() -> str:
+    """This multi-process launch (torchrun's run id and rendezvous port)."""
+    return f"rank0-{os.environ.get('TORCHELASTIC_RUN_ID', '')}-{os.environ.get('MASTER_PORT', '')}"
+
+
+def _tell_other_ranks(store: Store, task: Task, what: str) -> None:
+    """The main rank's word to the others: ``tmp/<key>.<pid>.rank0-<launch>`` (a tmp name with
+    its pid, so ``rag gc`` keeps it while this rank lives)."""
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        note = store.root / "tmp" / f"{task.key}.{os.getpid()}.{_launch()}"
+        note.parent.mkdir(parents=True, exist_ok=True)
+        tmp = note.with_name(f".{note.name}")
+        tmp.write_text(what)
+        os.replace(tmp, note)
+
+
+def _main_rank_says(store: Store, task: Task) -> str:
+    """Wait for the main rank to hold the key's lock: "compute" or "cached". (If the main rank
+    dies first, the launcher stops this rank too.)"""
+    while True:
+        notes = list((store.root / "tmp").glob(f"{task.key}.*.{_launch()}"))
+        if notes:
+            return notes[0].read_text()
+        time.sleep(0.2)
 
 
 def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | None:

@@ -139,10 +139,23 @@ def test_settings_old_and_new_forms():
         executor_settings({"executor": {"name": "slrum"}})
 
 
-def test_non_main_rank_computes_without_committing(setup):
+def test_non_main_rank_computes_without_committing(setup, monkeypatch):
     tmp, store, _ = setup
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "t1")
+    monkeypatch.setenv("MASTER_PORT", "29999")
     task = _task(tmp, "toy_gen", {"n": 4, "start": 0.0})
-    assert run_task(task, store, main_process=False) == (None, False)
-    assert store.lookup(task.key) is None
-    assert not list((tmp / "cache" / "tmp").glob("*"))
-    assert not (tmp / "cache" / "locks" / f"{task.key}.lock").exists()  # no lock taken
+    result: dict = {}
+    other = threading.Thread(target=lambda: result.update(
+        rank1=run_task(task, store, main_process=False)))
+    other.start()  # waits for the main rank to hold the key
+    time.sleep(0.5)
+    assert other.is_alive() and store.lookup(task.key) is None
+    entry, cached = run_task(task, store)  # the main rank computes and commits
+    other.join(timeout=30)
+    assert entry is not None and not cached
+    assert result["rank1"] == (None, False)  # computed beside it, committed nothing
+    # A later launch whose main rank finds the key cached tells the others so.
+    monkeypatch.setenv("TORCHELASTIC_RUN_ID", "t2")
+    assert run_task(task, store) == (store.lookup(task.key), True)
+    assert run_task(task, store, main_process=False) == (None, True)
