@@ -1,10 +1,10 @@
 """``EndpointConfig``: which LLM to ask and how, as a section nested in a stage's config.
 
     judge:
-      backend: openai                       # openai (any OpenAI-compatible server), transformers, vllm
+      backend: openai                       # openai (any OpenAI-style server), transformers, vllm
       base_url: http://127.0.0.1:8000/v1    # `vllm serve`, SGLang, llama.cpp; null = api.openai.com
-      model: Qwen/Qwen2.5-7B-Instruct       # served model name; a checkpoint dir for transformers/vllm
-      api_key_env: OPENAI_API_KEY           # the *name* of the variable holding the key; null = none
+      model: Qwen/Qwen2.5-7B-Instruct       # served name; a checkpoint dir for transformers/vllm
+      api_key_env: OPENAI_API_KEY           # the *name* of the variable with the key; null = none
 
 The key itself is never a config value: it is read from ``api_key_env`` when the client opens,
 so it never reaches a config file, a cache key, a log or the request cache.
@@ -33,7 +33,7 @@ class EndpointConfig:
     backend: Literal["openai", "transformers", "vllm"] = "openai"
     model: str = "gpt-4o"                # served model name, or a checkpoint directory (local)
     base_url: str | None = None          # openai: server root ending in /v1 (None = api.openai.com)
-    api_key_env: str | None = nonsemantic("OPENAI_API_KEY")  # env var holding the key; None = no key
+    api_key_env: str | None = nonsemantic("OPENAI_API_KEY")  # env var with the key; None: no key
     max_concurrency: Positive = nonsemantic(8)    # requests in flight at once (openai)
     timeout: Annotated[float, Gt(0)] = nonsemantic(120.0)  # seconds per HTTP request
     max_retries: NonNegative = nonsemantic(6)     # on 429, 5xx, connection errors, with backoff
@@ -41,7 +41,7 @@ class EndpointConfig:
     top_p: Annotated[float, Gt(0), Le(1)] = 1.0
     max_tokens: Positive = 512
     seed: int = 0
-    top_logprobs: NonNegative = 20       # alternatives per position when log-probabilities are asked
+    top_logprobs: NonNegative = 20       # alternatives per position when logprobs are asked
     device: str = nonsemantic("auto")    # transformers/vllm: auto = the step's device
     batch_size: Positive = nonsemantic(8)     # transformers: conversations per forward batch
 

@@ -84,7 +84,8 @@ def generate(gen, body: dict) -> dict:
         for s in body.get("stop") or []:
             text = text.split(s)[0]
         choice = {"index": j, "message": {"role": "assistant", "content": text},
-                  "finish_reason": "length" if len(completion) == body.get("max_tokens") else "stop"}
+                  "finish_reason": "length" if len(completion) == body.get("max_tokens")
+                  else "stop"}
         if body.get("logprobs") and completion:
             with torch.inference_mode():
                 logits = gen.model(input_ids=torch.tensor([prompt + completion])).logits
@@ -168,8 +169,8 @@ def make_handler(gen, name: str, state: State):
                 return self.reply(fail[0], {"error": {"message": "injected"}},
                                   {"Retry-After": fail[1]} if fail[1] is not None else None)
             if body.get("model") != name:
-                return self.reply(404, {"error": {"message":
-                                                  f"The model `{body.get('model')}` does not exist."}})
+                missing = f"The model `{body.get('model')}` does not exist."
+                return self.reply(404, {"error": {"message": missing}})
             if state.refuse_prefix and "continue_final_message" in body:
                 return self.reply(400, {"error": {"message": "Unrecognized request argument "
                                                              "supplied: continue_final_message"}})

