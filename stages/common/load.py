@@ -17,7 +17,9 @@ training-only recipe), with a warning in the log.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Annotated, Literal, NamedTuple
+
+from annotated_types import Ge
 
 from orchestrator.api import ConfigError, File, StageContext, stage
 from stages.schemas import CTX, Passages, Questions
@@ -27,15 +29,16 @@ from stages.schemas import CTX, Passages, Questions
 class LoadConfig:
     # synthetic knowledge base (used when no input file is wired)
     seed: int = 0
-    num_entities: int = 120
-    passages_per_entity: int = 2
-    num_train: int = 200
-    num_eval: int = 50
+    num_entities: Annotated[int, Ge(1)] = 120
+    passages_per_entity: Annotated[int, Ge(1)] = 2
+    num_train: Annotated[int, Ge(0)] = 200
+    num_eval: Annotated[int, Ge(0)] = 50
     # readers (used for wired files)
-    corpus_format: str | None = None     # dpr | jsonl | flashrag | beir | parquet; None: detect
-    max_passages: int | None = None      # keep the first N passages of the corpus
-    max_train: int | None = None         # keep the first N train questions
-    max_eval: int | None = None          # keep the first N eval questions (of each set)
+    # the corpus file format; None: detect it
+    corpus_format: Literal["dpr", "jsonl", "flashrag", "beir", "parquet"] | None = None
+    max_passages: Annotated[int, Ge(1)] | None = None  # keep the first N passages of the corpus
+    max_train: Annotated[int, Ge(0)] | None = None  # keep the first N train questions
+    max_eval: Annotated[int, Ge(0)] | None = None  # keep the first N eval questions (of each set)
     require_answers: bool = True         # a question without answers is an error
     min_qrel_score: int = 1              # qrels grade at which a passage counts as gold
 

@@ -21,7 +21,9 @@ and sharding over questions replaces the 8-process bash loop and its ``aggregate
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from orchestrator.api import ConfigError, DataError, StageContext, nonsemantic, stage
 from stages.schemas import Embeddings, Model, Passages, Questions, Retrieved
@@ -29,16 +31,16 @@ from stages.schemas import Embeddings, Model, Passages, Questions, Retrieved
 
 @dataclass
 class RetrieveConfig:
-    k: int = 50                           # passages per question (script: n_docs 50; README: 40)
-    search: str = "exact"                 # exact (blocked inner product) | faiss
+    k: Annotated[int, Ge(1)] = 50  # passages per question (script: n_docs 50; README: 40)
+    search: Literal["exact", "faiss"] = "exact"  # exact (blocked inner product) | faiss
     faiss_factory: str = "Flat"           # faiss index_factory string (Flat = exact, the seeds')
-    nprobe: int = 32                      # IVF lists probed (faiss IVF factories)
+    nprobe: Annotated[int, Ge(1)] = 32  # IVF lists probed (faiss IVF factories)
     faiss_gpu: bool = False               # move the faiss index to the GPUs
-    pooling: str | None = None            # must match the index; None = the index's
+    pooling: Literal["mean", "cls"] | None = None  # must match the index; None = the index's
     normalize: bool | None = None         # must match the index; None = the index's
-    max_length: int = 512                 # query tokens (Contriever: question_maxlength 512)
+    max_length: Annotated[int, Ge(1)] = 512  # query tokens (Contriever: question_maxlength 512)
     query_template: str | None = None     # None: the row's retrieved_question if any, else question
-    shipped_ctxs: Literal["keep", "replace"] = "keep"   # rows that arrive with passages keep them
+    shipped_ctxs: Literal["keep", "replace"] = "keep"  # rows that arrive with passages keep them
     lowercase: bool = False               # Contriever's --lowercase
     batch_size: int = nonsemantic(64)     # Contriever: per_gpu_batch_size 64
 
@@ -81,10 +83,6 @@ def retrieve(questions: Questions, index: Embeddings, encoder: Model, corpus: Pa
     from stages.lib.models.encoders import Encoder
     from stages.lib.models.search import ShardedIndex
 
-    if cfg.k < 1:
-        raise ConfigError(f"retrieve: k must be >= 1, got {cfg.k}")
-    if cfg.search not in ("exact", "faiss"):
-        raise ConfigError(f"retrieve: search must be 'exact' or 'faiss', got {cfg.search!r}")
     rows = all_rows = questions.rows()
     shipped = [r for r in rows if r.get("ctxs")] if cfg.shipped_ctxs == "keep" else []
     if shipped:

@@ -14,7 +14,9 @@ refused here, before any training, naming the setting.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
+
+from annotated_types import Ge
 
 from orchestrator.api import ConfigError, DataError, StageContext, stage
 from stages.dynamicrag.buckets import bc_targets, split_sft_dpo
@@ -24,12 +26,14 @@ from stages.schemas import Reranked
 
 @dataclass
 class LabelConfig:
-    max_len: int = 15                  # target lengths L = 0..14 (paper)
-    bucket_cap: int = 2000             # BC rows per length bucket (paper)
-    total_cap: int | None = 30000      # BC rows in all (paper: 15 x 2,000); None = bucket caps only
-    n_sft: float = 70000               # leftover questions for generator SFT (paper: 70,000):
+    max_len: Annotated[int, Ge(1)] = 15  # target lengths L = 0..14 (paper)
+    bucket_cap: Annotated[int, Ge(1)] = 2000  # BC rows per length bucket (paper)
+    # BC rows in all (paper: 15 x 2,000); None = bucket caps only
+    total_cap: Annotated[int, Ge(1)] | None = 30000
+    n_sft: Annotated[float, Ge(0)] = 70000  # leftover questions for generator SFT (paper: 70,000):
                                        # a count, or a fraction in (0, 1); the rest -> DPO
-    n_dpo: int | None = None           # cap on DPO questions (None: all the rest, as the paper)
+    # cap on DPO questions (None: all the rest, as the paper)
+    n_dpo: Annotated[int, Ge(1)] | None = None
     seed: int = 0                      # shuffles of the target ids and of the SFT/DPO split
 
 
