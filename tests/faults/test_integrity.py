@@ -7,9 +7,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-from pathlib import Path
-
-import pytest
 
 from tests.conftest import counts, rag
 from tests.faults.faultkit import (BLOB, artifact_dir, entry_dir, flip_byte, recipe, rewrite_table,
@@ -106,11 +103,6 @@ def test_file_deleted_or_added_inside_a_directory_artifact(toy, capsys):
     assert cause == "artifact changed on disk after commit: outputs/out/data/ (a file was added or removed)"
 
 
-TASK_PY = Path(__file__).resolve().parents[2] / "orchestrator" / "task.py"
-
-
-@pytest.mark.xfail("check_intact" not in TASK_PY.read_text(), strict=True,
-                   reason="task.py does not yet call Store.check_intact on its inputs (requests.md)")
 def test_stage_that_writes_into_its_input_fails_with_its_name(toy, capsys):
     runs = toy / "runs"
     conf = recipe(toy, BLOB.replace("  read: {stage: toy_read_blob, inputs: {blob: blob}}",
