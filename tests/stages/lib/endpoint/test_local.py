@@ -91,6 +91,30 @@ def test_vllm_output_is_read_into_a_reply():
     assert _vllm_reply(ChatRequest([]), out).tokens is None
 
 
+def test_a_reply_continues_an_assistant_prefix(server, endpoint_cfg, local_cfg, tmp_path):
+    """The tokens after the prefix are those the model generates from rendered prompt + prefix
+    (by hand below); the server continues it the same way (vLLM's continue_final_message)."""
+    import torch
+
+    prefix = "[Retrieval]<paragraph>Paris is the capital of France.</paragraph>"
+    with open_client(local_cfg, tmp_path / "local") as llm:
+        plain, = llm.chat([conv(2)], logprobs_of=("[SEP]",))
+        local, = llm.chat([conv(2)], prefix=prefix, logprobs_of=("[SEP]",))
+        gen = llm.backend.gen
+        ids = gen.tokenizer(gen.render(conv(2)) + prefix, add_special_tokens=False)["input_ids"]
+        with torch.inference_mode():
+            out = gen.model.generate(torch.tensor([ids]), max_new_tokens=5, do_sample=False,
+                                     eos_token_id=gen.eos_ids,
+                                     pad_token_id=gen.tokenizer.pad_token_id)[0, len(ids):]
+    by_hand = out.tolist()
+    cut = next((k for k, t in enumerate(by_hand) if t in gen.eos_ids), len(by_hand))
+    assert local.tokens[0] == [gen.tokenizer.decode([t]) for t in by_hand[:cut]]
+    assert local.tokens != plain.tokens, "the prefix changed nothing"
+    with open_client(endpoint_cfg, tmp_path / "http") as llm:
+        remote, = llm.chat([conv(2)], max_tokens=5, prefix=prefix, logprobs_of=("[SEP]",))
+    assert remote.texts == local.texts and remote.tokens == local.tokens
+
+
 @pytest.mark.vllm
 @pytest.mark.timeout(1200)
 @pytest.mark.skipif(importlib.util.find_spec("vllm") is None,
