@@ -3,9 +3,9 @@
 With no inputs wired, a synthetic knowledge base of fictional entities is generated
 (:mod:`stages.lib.data.synth`): a language model cannot answer its questions from memory, so a recipe
 shows retrieval working on CPU in seconds. With files wired, the readers of
-:mod:`stages.lib.data.loaders` accept DPR ``psgs_w100.tsv``, JSONL, FlashRAG, BEIR and Parquet corpora
-and the question shapes of FlashRAG, DPR, Self-RAG, DynamicRAG, ALCE/ASQA and BEIR (with
-``qrels`` merged into ``gold``). A question input may be a folder with one file per evaluation
+:mod:`stages.lib.data.corpus` and :mod:`stages.lib.data.questions` accept DPR ``psgs_w100.tsv``,
+JSONL, FlashRAG, BEIR and Parquet corpora and the question shapes of FlashRAG, DPR, Self-RAG,
+DynamicRAG, ALCE/ASQA and BEIR (with ``qrels`` merged into ``gold``). A question input may be a folder with one file per evaluation
 set (the paper's ``eval_data/``): see :mod:`stages.lib.data.question_sets`.
 
 Questions refer to passages of *their* corpus, so a real corpus needs its questions and real
@@ -53,7 +53,7 @@ def _questions_table(rows: list[dict]):
     """Question rows as a Questions table; ``ctxs`` already in the file is kept, typed."""
     import pyarrow as pa
 
-    from stages.lib.data.loaders import to_table
+    from stages.lib.data.tables import to_table
 
     schema = Questions.schema
     if any("retrieved_question" in r for r in rows):   # DynamicRAG's retrieval query
@@ -102,7 +102,9 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
               qrels: File | None = None) -> LoadOutput:
     """The corpus and the train/eval questions: read from the wired files, or generated."""
-    from stages.lib.data import loaders
+    from stages.lib.data.corpus import detect_corpus_format, read_corpus_table
+    from stages.lib.data.qrels import merge_qrels, read_qrels
+    from stages.lib.data.tables import to_table
     from stages.lib.data.question_sets import read_question_sets
 
     if corpus is None:
@@ -121,7 +123,7 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
         ctx.log.info("generated the synthetic knowledge base (seed %d): %d passages about %d "
                      "fictional entities, %d train and %d eval questions", cfg.seed,
                      len(kb.passages), len(kb.entities), len(kb.train), len(kb.eval))
-        return LoadOutput(loaders.to_table(kb.passages, Passages.schema),
+        return LoadOutput(to_table(kb.passages, Passages.schema),
                           _questions_table(kb.train), _questions_table(kb.eval))
 
     corpus_path, eval_path, qrels_path = _beir_folder(corpus, eval, qrels, ctx)
@@ -129,14 +131,14 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
         raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions must "
                           "come with their corpus: wire inputs.train and/or inputs.eval (or wire "
                           "nothing to generate a synthetic set)")
-    fmt = cfg.corpus_format or loaders.detect_corpus_format(corpus_path)
-    passages = loaders.read_corpus_table(corpus_path, fmt, cfg.max_passages)
+    fmt = cfg.corpus_format or detect_corpus_format(corpus_path)
+    passages = read_corpus_table(corpus_path, fmt, cfg.max_passages)
     ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus_path, fmt,
                  f", first {cfg.max_passages}" if cfg.max_passages else "")
 
     judged = None
     if qrels_path is not None:
-        judged = loaders.read_qrels(qrels_path)
+        judged = read_qrels(qrels_path)
         ctx.log.info("qrels: %d judged questions from %s", len(judged), qrels_path)
 
     sets: dict[str, list[dict]] = {}
@@ -149,7 +151,7 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
         rows = read_question_sets(path, require_answers=cfg.require_answers,
                                   max_questions=limit)
         if judged is not None:
-            rows = loaders.merge_qrels(rows, judged, cfg.min_qrel_score)
+            rows = merge_qrels(rows, judged, cfg.min_qrel_score)
             ctx.log.info("%s: %d of %d questions have a relevant passage in the qrels", name,
                          sum(1 for r in rows if r["gold"]), len(rows))
         datasets = sorted({r["dataset"] for r in rows})

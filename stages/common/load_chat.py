@@ -53,7 +53,7 @@ def alpaca_messages(rec: object, where: str) -> list[dict]:
 @stage("load_chat", version=1)
 def load_chat(cfg: LoadChatConfig, ctx: StageContext, data: File | None = None) -> Chat:
     """Chat rows from an Alpaca-format file; none when no file is wired."""
-    from stages.lib.data.loaders import iter_json_records
+    from stages.lib.data.files import iter_json_records
 
     if data is None:
         ctx.log.info("no instruction data wired: no rows")

@@ -1,1 +1,2 @@
-"""Data formats: corpus and question loaders, the synthetic knowledge base, LLaMA-Factory export."""
+"""Data formats: corpus, questions and qrels readers (one module each, on shared line/JSON readers
+in ``files``), the synthetic knowledge base, LLaMA-Factory export."""

@@ -19,7 +19,7 @@ import logging
 from pathlib import Path
 
 from orchestrator.api import DataError
-from stages.lib.data.loaders import read_questions
+from stages.lib.data.questions import read_questions
 
 log = logging.getLogger(__name__)
 SUFFIXES = (".jsonl", ".json", ".ndjson")

@@ -263,7 +263,7 @@ def write_synthkb(out_dir: str | Path, kb: SynthKB, corpus_format: str = "jsonl"
     """Write ``corpus.jsonl``, ``train.jsonl`` and ``eval.jsonl`` to ``out_dir``; return their paths.
 
     ``corpus_format`` is ``jsonl`` (``{id, title, text}``) or ``flashrag`` (``{id, contents}`` with
-    ``contents = '"title"\\ntext'``). The loaders read all three back unchanged.
+    ``contents = '"title"\\ntext'``). The readers (:mod:`stages.lib.data.corpus`) read all three back unchanged.
     """
     if corpus_format not in ("jsonl", "flashrag"):
         raise ValueError(f"corpus_format must be 'jsonl' or 'flashrag', got {corpus_format!r}")

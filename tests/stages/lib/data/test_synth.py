@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from stages.lib.data.loaders import read_corpus, read_questions
+from stages.lib.data.corpus import read_corpus
+from stages.lib.data.questions import read_questions
 from stages.lib.data.synth import make_synthkb, write_synthkb
 
 

@@ -1,0 +1,426 @@
+"""Corpus readers: passages ``{id, title, text}`` from DPR ``psgs_w100.tsv`` (``id, text, title``;
+note column 1 is the text), plain JSONL ``{id, title, text}``, FlashRAG JSONL ``{id, contents}``
+(first line of ``contents`` is the title, quotes stripped), BEIR ``corpus.jsonl``
+``{_id, title, text}`` and Parquet.
+
+Big corpora are read with pyarrow (multi-threaded, no per-row Python); rows come back as a
+``pyarrow.Table`` from :func:`read_corpus_table` or as dicts from :func:`read_corpus`. Bad input
+raises ``DataError`` whose one-line message names the file, the line, what was expected and what
+to do.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from orchestrator.api import DataError
+from stages.lib.data.files import (check_file, empty_error, first_line, first_rows,
+                                     iter_json_records, numbered_lines, strip_gz)
+
+log = logging.getLogger(__name__)
+
+CORPUS_FORMATS = ("dpr", "jsonl", "flashrag", "beir", "parquet")
+_FORMAT_ALIASES = {"tsv": "dpr", "psgs_w100": "dpr", "json": "jsonl", "ndjson": "jsonl",
+                   "pq": "parquet"}
+DOC_ID_KEYS = ("id", "_id", "doc_id", "docid", "passage_id")
+
+
+PASSAGE_FIELDS = ("id", "title", "text")
+
+
+def _passage_schema():
+    import pyarrow as pa
+
+    return pa.schema([("id", pa.string()), ("title", pa.string()), ("text", pa.string())])
+
+
+def detect_corpus_format(path: str | Path) -> str:
+    """Name the corpus format of ``path``: one of :data:`CORPUS_FORMATS`.
+
+    ``.parquet`` is Parquet and ``.tsv`` is DPR; JSON files are told apart by their first record:
+    ``contents`` → flashrag, ``_id`` → beir, ``id`` + ``text`` → jsonl.
+    """
+    path = check_file(path)
+    ext = strip_gz(path)
+    if ext in (".parquet", ".pq"):
+        return "parquet"
+    if ext == ".tsv":
+        return "dpr"
+    if ext not in (".jsonl", ".json", ".ndjson"):
+        head = first_line(path)[1].lstrip()
+        if not head:
+            raise empty_error(path, "a corpus: DPR TSV, JSON lines or Parquet")
+        if head[0] not in "[{":
+            if "\t" in head:
+                return "dpr"
+            raise DataError(f"{path} line 1: cannot tell the corpus format from the extension "
+                            f"'{ext or '(none)'}' or the content; expected .tsv (DPR), .jsonl or "
+                            f".parquet; rename the file or set format: to one of "
+                            f"{', '.join(CORPUS_FORMATS)}")
+    for line_no, rec in iter_json_records(path):
+        if not isinstance(rec, dict):
+            raise DataError(f"{path} line {line_no}: expected a JSON object per passage, got "
+                            f"{type(rec).__name__}; write one {{id, title, text}} object per line")
+        if "contents" in rec and "text" not in rec:
+            return "flashrag"
+        if "_id" in rec:
+            return "beir"
+        if "text" in rec or "contents" in rec:
+            return "jsonl"
+        raise DataError(f"{path} line {line_no}: cannot tell the corpus format from the keys "
+                        f"{sorted(rec)}; expected {{id, title, text}}, {{id, contents}} (FlashRAG) or "
+                        "{_id, title, text} (BEIR); rename the keys or set format:")
+    raise empty_error(path, "a corpus")  # pragma: no cover - iter_json_records raises first
+
+
+def _resolve_format(path: Path, format: str | None) -> str:
+    if format is None or format == "auto":
+        return detect_corpus_format(path)
+    fmt = _FORMAT_ALIASES.get(format.lower(), format.lower())
+    if fmt not in CORPUS_FORMATS:
+        from orchestrator.errors import ConfigError, did_you_mean
+
+        raise ConfigError(f"unknown corpus format '{format}'{did_you_mean(format, CORPUS_FORMATS)}; "
+                          f"use one of {', '.join(CORPUS_FORMATS)} or leave it unset to detect it")
+    return fmt
+
+
+def read_corpus_table(path: str | Path, format: str | None = None,
+                      max_passages: int | None = None, check_unique: bool = True):
+    """Read a corpus into a ``pyarrow.Table`` with string columns ``id, title, text``.
+
+    ``format`` forces one of :data:`CORPUS_FORMATS` (``tsv`` and ``json`` are aliases);
+    ``max_passages`` keeps the first N (and stops reading there). ``check_unique`` rejects a
+    corpus whose passage ids repeat (retrieval results could not be mapped back otherwise).
+    """
+    path = check_file(path)
+    fmt = _resolve_format(path, format)
+    if fmt == "dpr":
+        table = _read_dpr(path, max_passages)
+    elif fmt == "parquet":
+        table = _read_parquet(path, max_passages)
+    else:
+        table = _read_json_corpus(path, max_passages)
+    if table.num_rows == 0:
+        raise empty_error(path, "at least one passage")
+    if check_unique:
+        _check_unique_ids(path, fmt, table)
+    log.info("read %d passages from %s (format %s)", table.num_rows, path, fmt)
+    return table
+
+
+def read_corpus(path: str | Path, format: str | None = None,
+                max_passages: int | None = None) -> list[dict]:
+    """Read a corpus as a list of ``{id, title, text}`` dicts (see :func:`read_corpus_table`).
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "psgs_w100.tsv"
+    >>> _ = p.write_text('id\\ttext\\ttitle\\n1\\tAaron is a prophet.\\tAaron\\n')
+    >>> read_corpus(p)
+    [{'id': '1', 'title': 'Aaron', 'text': 'Aaron is a prophet.'}]
+    """
+    return read_corpus_table(path, format, max_passages).to_pylist()
+
+
+def _read_dpr(path: Path, max_passages: int | None):
+    """DPR TSV: ``id, text, title`` (header skipped when its first cell is ``id``)."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    first = next(numbered_lines(path), (0, ""))[1]
+    if not first.strip():
+        raise empty_error(path, "a DPR TSV with columns id, text, title")
+    cells = [c.strip().strip('"') for c in first.rstrip("\r\n").split("\t")]
+    header = cells[0].lower() == "id"
+    if header:
+        names = [c.lower() for c in cells]
+        if "text" not in names:
+            raise DataError(f"{path} line 1: header {cells} has no 'text' column; expected the DPR "
+                            "header id, text, title; fix the header")
+    elif len(cells) in (2, 3):
+        names = ["id", "text", "title"][: len(cells)]
+    else:
+        raise DataError(f"{path} line 1: expected 3 tab-separated columns id, text, title (DPR "
+                        f"psgs_w100.tsv), got {len(cells)}; check the delimiter is a tab")
+    types = {n: pa.string() for n in names}
+
+    def options(threads: bool, handler=None):
+        return dict(
+            read_options=pcsv.ReadOptions(column_names=names, skip_rows=1 if header else 0,
+                                          use_threads=threads, block_size=1 << 24),
+            parse_options=pcsv.ParseOptions(delimiter="\t", invalid_row_handler=handler),
+            convert_options=pcsv.ConvertOptions(column_types=types, strings_can_be_null=False,
+                                                include_columns=[n for n in ("id", "title", "text")
+                                                                 if n in names]),
+        )
+
+    try:
+        if max_passages is None:
+            table = pcsv.read_csv(pa.input_stream(str(path)), **options(True))
+        else:
+            reader = pcsv.open_csv(pa.input_stream(str(path)), **options(False))
+            table = first_rows(reader, max_passages)
+    except (pa.ArrowInvalid, UnicodeDecodeError):
+        raise _locate_tsv_error(path, options) from None
+    if "title" not in table.column_names:
+        table = table.append_column("title", pa.array([""] * table.num_rows, pa.string()))
+    return table.select(["id", "title", "text"])
+
+
+def _locate_tsv_error(path: Path, options) -> DataError:
+    """Re-read single-threaded to learn the line number of the first malformed row."""
+    import pyarrow as pa
+    import pyarrow.csv as pcsv
+
+    bad = []
+
+    def handler(row):
+        bad.append(row)
+        return "error"
+
+    try:
+        for _ in pcsv.open_csv(pa.input_stream(str(path)), **options(False, handler)):
+            pass
+    except pa.ArrowInvalid as err:
+        if bad:
+            row = bad[0]
+            where = f"line {row.number}" if row.number is not None else "a row"
+            snippet = row.text[:60].replace("\t", "\\t")
+            return DataError(f"{path} {where}: expected {row.expected_columns} tab-separated columns "
+                             f"(id, text, title), got {row.actual_columns} ('{snippet}'); fix the "
+                             "row (a stray tab or an unbalanced double quote)")
+        if "utf8" in str(err).lower().replace("-", ""):
+            for _ in numbered_lines(path):  # raises with the line number of the first bad byte
+                pass
+        return DataError(f"{path}: cannot parse as DPR TSV ({str(err).splitlines()[0]}); expected "
+                         "tab-separated id, text, title; fix the file or set format:")
+    return DataError(f"{path}: cannot parse as DPR TSV; expected tab-separated id, text, title")
+
+
+def _read_parquet(path: Path, max_passages: int | None):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pf = pq.ParquetFile(path)
+    names = pf.schema_arrow.names
+    id_col = next((k for k in DOC_ID_KEYS if k in names), None)
+    text_col = next((k for k in ("text", "contents") if k in names), None)
+    if id_col is None or text_col is None:
+        raise DataError(f"{path} row 1: Parquet columns {names} lack an id or text column; "
+                        "expected id, title, text (or _id/doc_id, contents); rename the columns")
+    cols = [id_col, text_col] + (["title"] if "title" in names else [])
+    if max_passages is None:
+        table = pf.read(columns=cols)
+    else:
+        batches, n = [], 0
+        for batch in pf.iter_batches(columns=cols):
+            batches.append(batch)
+            n += batch.num_rows
+            if n >= max_passages:
+                break
+        table = (pa.Table.from_batches(batches).slice(0, max_passages) if batches
+                 else pf.read(columns=cols))
+    try:
+        ids = table[id_col].cast(pa.string())
+        text = table[text_col].cast(pa.string())
+        title = table["title"].cast(pa.string()) if "title" in names else None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+        raise DataError(f"{path} row 1: cannot read the columns as strings ({err}); expected string "
+                        "columns id, title, text") from None
+    if title is None and text_col == "contents":
+        title, text = _split_contents(text)
+    return _assemble(path, ids, title, text, "row")
+
+
+def _split_contents(contents):
+    """FlashRAG ``contents`` → (title, text): first line is the title (quotes stripped).
+
+    A ``contents`` without a newline is all text with an empty title. Vectorised per chunk
+    (a chunk stays under 2 GB, so a 13 GB Wikipedia corpus never overflows a string array).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(contents, pa.Array):
+        contents = pa.chunked_array([contents])
+    titles, texts = [], []
+    for chunk in contents.chunks:
+        chunk = pc.fill_null(chunk, "")
+        parts = pc.split_pattern(chunk, "\n", max_splits=1)
+        start = parts.offsets.to_numpy()[:-1]
+        pieces = pc.list_value_length(parts).to_numpy()  # 2 with a title line, else 1
+        texts.append(parts.values.take(pa.array(start + pieces - 1)))
+        title = pc.utf8_trim_whitespace(parts.values.take(pa.array(start)))
+        title = pc.if_else(pa.array(pieces == 2), title, pa.scalar("", pa.string()))
+        quoted = pc.and_(pc.and_(pc.starts_with(title, '"'), pc.ends_with(title, '"')),
+                         pc.greater_equal(pc.utf8_length(title), 2))
+        titles.append(pc.if_else(quoted, pc.utf8_slice_codeunits(title, 1, -1), title))
+    return (pa.chunked_array(titles, pa.string()), pa.chunked_array(texts, pa.string()))
+
+
+def _assemble(path: Path, ids, title, text, unit: str):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    for name, col in (("id", ids), ("text", text)):
+        nulls = col.null_count
+        if nulls:
+            idx = pc.index(pc.is_null(col), True).as_py()
+            raise DataError(f"{path} {unit} {idx + 1}: passage has no {name}; expected id, title, text "
+                            "on every passage; fill it in or drop the passage")
+    if title is None:
+        title = pa.array([""] * len(ids), pa.string())
+    title = pc.fill_null(title, "")
+    return pa.table({"id": ids, "title": title, "text": text}, schema=_passage_schema())
+
+
+def _first_char(path: Path) -> str:
+    return first_line(path)[1].lstrip()[:1]
+
+
+def _first_record(path: Path) -> Any:
+    records = iter_json_records(path)
+    try:
+        return next(records)[1]
+    finally:
+        records.close()
+
+
+def _read_json_corpus(path: Path, max_passages: int | None):
+    """JSONL corpora: a pyarrow fast path, and a Python path that locates errors exactly."""
+    import pyarrow as pa
+
+    table = _read_json_fast(path, max_passages) if _first_char(path) == "{" else None
+    if table is not None:
+        return table
+    rows = []
+    for line_no, rec in iter_json_records(path):
+        rows.append(passage_from_record(rec, where=f"{path} line {line_no}"))
+        if max_passages is not None and len(rows) >= max_passages:
+            break
+    return pa.Table.from_pylist(rows, schema=_passage_schema())
+
+
+def _read_json_fast(path: Path, max_passages: int | None):
+    """Read JSONL with pyarrow (multi-threaded); None when the Python path must explain a problem.
+
+    Same semantics as :func:`passage_from_record`: ``text`` wins over ``contents``; ``contents``
+    is split into title and text unless the record has its own ``title``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    import pyarrow.json as pjson
+
+    first = _first_record(path)
+    if not isinstance(first, dict):
+        return None
+    keys = ("id", "_id", "title", "text", "contents")  # absent keys read as nulls
+    options = dict(read_options=pjson.ReadOptions(block_size=1 << 24),
+                   parse_options=pjson.ParseOptions(explicit_schema=pa.schema(
+                       [(k, pa.string()) for k in keys]), unexpected_field_behavior="ignore"))
+    try:
+        if max_passages is None:
+            table = pjson.read_json(pa.input_stream(str(path)), **options)
+        elif hasattr(pjson, "open_json"):  # pyarrow >= 17: stream, stop after max_passages
+            reader = pjson.open_json(pa.input_stream(str(path)), **options)
+            table = first_rows(reader, max_passages)
+        else:
+            return None
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None  # mixed types or a syntax error: the Python path explains it
+    n = table.num_rows
+    ids = next((table[k] for k in ("id", "_id") if table[k].null_count == 0), None)
+    if ids is None or n == 0:
+        return None
+    title, text, contents = table["title"], table["text"], table["contents"]
+    if text.null_count == 0:
+        return _assemble(path, ids, title, text, "line")
+    if text.null_count == n and contents.null_count == 0:
+        split_title, split_text = _split_contents(contents)
+        if title.null_count == n:
+            return _assemble(path, ids, split_title, split_text, "line")
+        own = pc.is_valid(title)
+        return _assemble(path, ids, pc.if_else(own, title, split_title),
+                         pc.if_else(own, contents, split_text), "line")
+    return None
+
+
+def passage_from_record(rec: Any, where: str = "passage") -> dict:
+    """One JSON passage record (plain, FlashRAG, BEIR or DPR-ctx shaped) → ``{id, title, text}``.
+
+    >>> passage_from_record({"id": 7, "contents": '"Evan Morris"\\nEvan Morris was a lobbyist.'})
+    {'id': '7', 'title': 'Evan Morris', 'text': 'Evan Morris was a lobbyist.'}
+    """
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: expected a JSON object {{id, title, text}}, got "
+                        f"{type(rec).__name__}; write one passage object per line")
+    pid = next((rec[k] for k in DOC_ID_KEYS if rec.get(k) is not None), None)
+    if pid is None:
+        raise DataError(f"{where}: passage has no id (expected one of {', '.join(DOC_ID_KEYS)}); "
+                        "give every passage a unique id")
+    if not isinstance(pid, (str, int)) or isinstance(pid, bool):
+        raise DataError(f"{where}: passage id must be a string or integer, got "
+                        f"{type(pid).__name__}; fix the id")
+    title, text = title_text(rec, where)
+    return {"id": str(pid), "title": title, "text": text}
+
+
+def title_text(rec: dict, where: str) -> tuple[str, str]:
+    text = rec.get("text")
+    title = rec.get("title")
+    if text is None and isinstance(rec.get("contents"), str):
+        contents = rec["contents"]
+        if title is None and "\n" in contents:
+            title, text = contents.split("\n", 1)
+            title = title.strip()
+            if len(title) >= 2 and title[0] == title[-1] == '"':
+                title = title[1:-1]
+        else:
+            text = contents
+    if text is None:
+        raise DataError(f"{where}: passage has no text (expected 'text' or FlashRAG 'contents'); "
+                        "add the text or drop the passage")
+    if not isinstance(text, str):
+        raise DataError(f"{where}: passage 'text' must be a string, got {type(text).__name__}; "
+                        "fix the record")
+    if title is None:
+        title = ""
+    if not isinstance(title, str):
+        raise DataError(f"{where}: passage 'title' must be a string, got {type(title).__name__}; "
+                        "fix the record")
+    return title, text
+
+
+def _check_unique_ids(path: Path, fmt: str, table) -> None:
+    import pyarrow.compute as pc
+
+    ids = table["id"]
+    if pc.count_distinct(ids).as_py() == table.num_rows:
+        return
+    counts = pc.value_counts(ids)
+    dup = pc.filter(counts, pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
+    where = pc.indices_nonzero(pc.equal(ids, dup).combine_chunks()).to_pylist()[:2]
+    unit = "row" if fmt == "parquet" else "line"
+    first, second = (_record_line(path, fmt, i) for i in where)
+    raise DataError(f"{path} {unit} {second}: passage id '{dup}' repeats (first on {unit} {first}); "
+                    "expected unique passage ids; de-duplicate the corpus")
+
+
+def _record_line(path: Path, fmt: str, index: int) -> int:
+    """The 1-based line (row for Parquet) of the ``index``-th record, skipping blank lines."""
+    if fmt == "parquet":
+        return index + 1
+    seen = -1
+    header = None
+    for line_no, line in numbered_lines(path):
+        if header is None and fmt == "dpr":
+            header = line.split("\t", 1)[0].strip().strip('"').lower() == "id"
+            if header:
+                continue
+        if line.strip():
+            seen += 1
+            if seen == index:
+                return line_no
+    return index + 1  # pragma: no cover - a JSON array: fall back to the record number

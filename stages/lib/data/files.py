@@ -1,0 +1,153 @@
+"""Line and JSON readers shared by the data formats (corpus, questions, qrels): gzip is read
+transparently, every record comes with its line number, and a bad line is a one-line
+``DataError`` naming the file and the line."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import re
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from orchestrator.api import DataError
+
+log = logging.getLogger(__name__)
+
+
+def first_rows(reader, n: int):
+    """The first ``n`` rows of a streaming pyarrow reader, reading no further batch than needed."""
+    import pyarrow as pa
+
+    batches, seen = [], 0
+    for batch in reader:
+        batches.append(batch)
+        seen += batch.num_rows
+        if seen >= n:
+            break
+    return pa.Table.from_batches(batches, reader.schema).slice(0, n)
+
+def strip_gz(path: Path) -> str:
+    """The lower-case suffix of ``path`` ignoring a trailing ``.gz``."""
+    suffixes = [s.lower() for s in path.suffixes]
+    if suffixes and suffixes[-1] == ".gz":
+        suffixes = suffixes[:-1]
+    return suffixes[-1] if suffixes else ""
+
+
+def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
+    """``(line number, text)`` of each line (``\n``-separated, ending kept); a bad byte fails
+    with its line number. Reads ``.gz`` transparently and drops a UTF-8 byte-order mark."""
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rb") as f:
+        for line_no, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as err:
+                raise DataError(f"{path} line {line_no}: not UTF-8 text ({err.reason} at column "
+                                f"{err.start + 1}); re-encode the file as UTF-8") from None
+            yield line_no, (line.lstrip("\ufeff") if line_no == 1 else line)
+
+
+def first_line(path: Path) -> tuple[int, str]:
+    """The first non-blank line, or ``(0, "")`` for an empty file."""
+    lines = numbered_lines(path)
+    try:
+        return next(((n, line) for n, line in lines if line.strip()), (0, ""))
+    finally:
+        lines.close()
+
+
+def check_file(path: str | Path) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"{path}: no such file; check the path in the recipe")
+    if path.is_dir():
+        raise DataError(f"{path}: is a directory, expected a file; point the input at the file itself")
+    return path
+
+
+def empty_error(path: Path, expected: str) -> DataError:
+    return DataError(f"{path} line 1: the file is empty (expected {expected}); "
+                     "check that the file was fully written")
+
+
+def _json_error(path: Path, line: int, err: json.JSONDecodeError) -> DataError:
+    return DataError(f"{path} line {line}: invalid JSON ({err.msg} at column {err.colno}); "
+                     "expected one JSON object per line; fix or remove that line")
+
+
+def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, value)`` for each record of a JSONL file or a JSON array file.
+
+    The layout is sniffed from the first non-blank character (``[`` = array), not the extension:
+    DynamicRAG's ``.json`` files are often JSON lines. JSONL is read one line at a time; blank lines
+    are skipped. For an array, the line number is where the element starts.
+    """
+    path = check_file(path)
+    lines = numbered_lines(path)
+    try:
+        first_line_no, first = next(((n, line) for n, line in lines if line.strip()), (0, ""))
+        if not first_line_no:
+            raise empty_error(path, "JSON lines or a JSON array")
+        if first.lstrip().startswith("["):
+            text = first + "".join(line for _, line in lines)
+            yield from _iter_json_array(path, text, first_line_no)
+            return
+        yield first_line_no, _parse_line(path, first_line_no, first, lines)
+        for line_no, line in lines:
+            if line.strip():
+                yield line_no, _parse_line(path, line_no, line, None)
+    finally:
+        lines.close()
+
+
+def _parse_line(path: Path, line_no: int, line: str, rest) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as err:
+        if rest is not None and line.lstrip().startswith("{"):
+            # The first line is not a whole object: maybe one pretty-printed JSON object.
+            try:
+                whole = json.loads(line + "".join(text for _, text in rest))
+            except json.JSONDecodeError:
+                whole = None
+            if isinstance(whole, dict):
+                keys = ", ".join(list(whole)[:5])
+                raise DataError(
+                    f"{path} line {line_no}: the file is a single JSON object (keys: {keys}); "
+                    "expected JSON lines (one record per line) or a JSON array of records; "
+                    "extract the list of records into its own file") from None
+        raise _json_error(path, line_no, err) from None
+
+
+def _iter_json_array(path: Path, text: str, start_line: int) -> Iterator[tuple[int, Any]]:
+    decoder = json.JSONDecoder()
+    pos = text.index("[") + 1
+    line, counted = start_line, 0
+    n = len(text)
+    ws = re.compile(r"\s*")
+    pos = ws.match(text, pos).end()
+    if pos < n and text[pos] == "]":
+        raise empty_error(path, "at least one record in the JSON array")
+    while True:
+        line += text.count("\n", counted, pos)
+        counted = pos
+        try:
+            value, end = decoder.raw_decode(text, pos)
+        except json.JSONDecodeError as err:
+            raise DataError(f"{path} line {start_line + err.lineno - 1}: invalid JSON ({err.msg} at "
+                            f"column {err.colno}); expected a JSON array of records; "
+                            "fix the record") from None
+        yield line, value
+        pos = ws.match(text, end).end()
+        if pos < n and text[pos] == ",":
+            pos = ws.match(text, pos + 1).end()
+            continue
+        if pos < n and text[pos] == "]":
+            return
+        bad_line = line + text.count("\n", counted, pos)
+        raise DataError(f"{path} line {bad_line}: invalid JSON (expected ',' or ']' after a record "
+                        "of the array); fix the array syntax")

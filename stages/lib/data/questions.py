@@ -1,0 +1,218 @@
+"""Question readers: ``{id, dataset, question, answers: [str], gold: [str]}`` (plus ``ctxs`` when
+the file already carries retrieved passages) from JSONL or a JSON array in the FlashRAG, DPR,
+Self-RAG, DynamicRAG, ALCE/ASQA and BEIR shapes. Bad input raises ``DataError`` naming the file
+and the line::
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "q.jsonl"
+    >>> _ = p.write_text('{"id": "nq_1", "question": "who?", "golden_answers": ["Ann"]}\\n')
+    >>> read_questions(p)
+    [{'id': 'nq_1', 'dataset': 'nq', 'question': 'who?', 'answers': ['Ann'], 'gold': []}]
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from orchestrator.api import DataError
+from stages.lib.data.corpus import DOC_ID_KEYS, title_text
+from stages.lib.data.files import check_file, iter_json_records
+
+log = logging.getLogger(__name__)
+
+# Field names accepted for each canonical field, first match wins.
+QUESTION_KEYS = ("question", "Question", "query", "instruction", "text")
+ANSWER_KEYS = ("answers", "golden_answers", "answer", "output")
+CTX_KEYS = ("ctxs", "docs", "retrieval_ctxs", "retrieval_result")
+ID_KEYS = ("id", "_id", "qid", "q_id")
+DATASET_KEYS = ("dataset", "source")
+# File stems that name a split rather than a dataset (FlashRAG's ``{dataset}/{split}.jsonl``).
+SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
+
+_ID_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)[_\-:]")
+
+
+
+def _dataset_from(qid: str, path: Path | None) -> str:
+    m = _ID_PREFIX.match(qid)
+    if m and m.group(1).lower() not in SPLIT_NAMES | {"q", "id", "query"}:
+        return m.group(1).lower()
+    if path is None:
+        return ""
+    stem = path.name.split(".")[0]
+    if stem.lower() in SPLIT_NAMES and path.parent.name:
+        return path.parent.name
+    return stem
+
+
+def _string_list(value: Any, field: str, where: str) -> list[str]:
+    """A str, a number or a (nested) list of them → a flat list of distinct non-empty strings.
+
+    Nulls inside a list are skipped; other types (dicts, bools) are errors.
+    """
+    out: list[str] = []
+
+    def add(v: Any, depth: int) -> None:
+        if v is None:  # a null inside a list of answers: nothing to add
+            return
+        if isinstance(v, str):
+            if v.strip():
+                out.append(v)
+        elif isinstance(v, (int, float)) and not isinstance(v, bool):
+            out.append(str(v))
+        elif isinstance(v, list) and depth < 2:
+            for item in v:
+                add(item, depth + 1)
+        else:
+            raise DataError(f"{where}: '{field}' must be a string or a list of strings, got "
+                            f"{type(v).__name__}; fix the record")
+
+    add(value, 0)
+    return list(dict.fromkeys(out))
+
+
+def _answers(rec: dict, where: str) -> tuple[list[str], str | None]:
+    """Golds: ASQA's ``qa_pairs[*].short_answers`` when the record has them (ALCE's ASQA also
+    carries the long-form reference in ``answer``, which must not become the gold), else the
+    first of :data:`ANSWER_KEYS`."""
+    pairs = rec.get("qa_pairs")
+    if pairs is None:
+        for key in ANSWER_KEYS:
+            if key in rec and rec[key] is not None:
+                return _string_list(rec[key], key, where), key
+    if pairs is not None:
+        if not isinstance(pairs, list):
+            raise DataError(f"{where}: 'qa_pairs' must be a list of {{short_answers}}, got "
+                            f"{type(pairs).__name__}; fix the record")
+        out: list[str] = []
+        for i, pair in enumerate(pairs):
+            if not isinstance(pair, dict) or "short_answers" not in pair:
+                raise DataError(f"{where}: qa_pairs[{i}] has no 'short_answers' (ASQA format); "
+                                "fix the record")
+            out += _string_list(pair["short_answers"], f"qa_pairs[{i}].short_answers", where)
+        return list(dict.fromkeys(out)), "qa_pairs"
+    return [], None
+
+
+def _ctxs(value: Any, key: str, where: str) -> list[dict]:
+    if not isinstance(value, list):
+        raise DataError(f"{where}: '{key}' must be a list of passages {{id, title, text, score}}, got "
+                        f"{type(value).__name__}; fix the record")
+    out = []
+    for i, c in enumerate(value):
+        here = f"{where} {key}[{i}]"
+        if not isinstance(c, dict):
+            raise DataError(f"{here}: expected a passage object {{id, title, text, score}}, got "
+                            f"{type(c).__name__}; fix the record")
+        title, text = title_text(c, here)
+        pid = next((c[k] for k in DOC_ID_KEYS if c.get(k) is not None), None)
+        score = c.get("score", c.get("socre"))  # RAG-Instruct writes 'socre'
+        if score is not None:
+            try:
+                score = float(score)
+            except (TypeError, ValueError):
+                raise DataError(f"{here}: 'score' must be a number, got {score!r}; "
+                                "fix the record") from None
+        out.append({"id": None if pid is None else str(pid), "title": title, "text": text,
+                    "score": score})
+    return out
+
+
+def _gold(rec: dict, where: str) -> list[str]:
+    if rec.get("gold") is not None:
+        return _string_list(rec["gold"], "gold", where)
+    pos = rec.get("positive_ctxs")
+    if isinstance(pos, list):  # DPR retriever-training JSON
+        ids = [next((c[k] for k in DOC_ID_KEYS if c.get(k) is not None), None)
+               for c in pos if isinstance(c, dict)]
+        return list(dict.fromkeys(str(i) for i in ids if i is not None))
+    return []
+
+
+def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
+                       default_id: str = "", default_dataset: str | None = None,
+                       path: Path | None = None) -> dict:
+    """One question record in any supported shape → the canonical row.
+
+    Returns ``{id, dataset, question, answers, gold}`` plus ``ctxs`` when the record carries
+    retrieved passages (``ctxs``/``docs``/``retrieval_ctxs``/``retrieval_result``) and
+    ``retrieved_question`` when it has one (DynamicRAG's retrieval query). ``where``
+    prefixes error messages (``"file line N"``).
+
+    >>> normalize_question({"Question": "Who?", "qa_pairs": [{"short_answers": ["Al", "Bo"]}],
+    ...                     "docs": [{"title": "T", "text": "x"}]}, where="f line 1", default_id="1")
+    {'id': '1', 'dataset': '', 'question': 'Who?', 'answers': ['Al', 'Bo'], 'gold': [], 'ctxs': [{'id': None, 'title': 'T', 'text': 'x', 'score': None}]}
+    """
+    if not isinstance(rec, dict):
+        raise DataError(f"{where}: expected a JSON object with a question and answers, got "
+                        f"{type(rec).__name__}; write one object per line")
+    qkey = next((k for k in QUESTION_KEYS if k in rec), None)
+    if qkey is None:
+        raise DataError(f"{where}: missing field 'question' (expected one of "
+                        f"{', '.join(QUESTION_KEYS)}); add it or remove the record")
+    question = rec[qkey]
+    if not isinstance(question, str):
+        raise DataError(f"{where}: '{qkey}' must be a string, got {type(question).__name__}; "
+                        "fix the record")
+    if not question.strip():
+        raise DataError(f"{where}: '{qkey}' is empty; write the question or remove the record")
+    answers, akey = _answers(rec, where)
+    if require_answers and not answers:
+        what = "has no non-empty answer" if akey else "missing answers"
+        raise DataError(f"{where}: {what} (expected one of {', '.join(ANSWER_KEYS)} or ASQA "
+                        "qa_pairs[*].short_answers); add answers, or set require_answers: false "
+                        "for questions without gold answers")
+    qid = next((rec[k] for k in ID_KEYS if rec.get(k) is not None), None)
+    if qid is None:
+        qid = default_id
+    elif isinstance(qid, bool) or not isinstance(qid, (str, int)):
+        raise DataError(f"{where}: question id must be a string or integer, got "
+                        f"{type(qid).__name__}; fix the id")
+    qid = str(qid)
+    dataset = next((rec[k] for k in DATASET_KEYS if isinstance(rec.get(k), str) and rec[k]), None)
+    if dataset is None:
+        dataset = default_dataset if default_dataset is not None else _dataset_from(qid, path)
+    row = {"id": qid, "dataset": dataset, "question": question, "answers": answers,
+           "gold": _gold(rec, where)}
+    if isinstance(rec.get("retrieved_question"), str) and rec["retrieved_question"].strip():
+        row["retrieved_question"] = rec["retrieved_question"]   # DynamicRAG's retrieval query
+    ckey = next((k for k in CTX_KEYS if rec.get(k) is not None), None)
+    if ckey is not None:
+        row["ctxs"] = _ctxs(rec[ckey], ckey, where)
+    return row
+
+
+def read_questions(path: str | Path, *, require_answers: bool = True,
+                   max_questions: int | None = None,
+                   default_dataset: str | None = None) -> list[dict]:
+    """Read a question set (JSONL or a JSON array) into canonical rows.
+
+    Accepted fields (first match wins): question ← ``question|Question|query|instruction|text``;
+    answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
+    ``answers|golden_answers|answer|output`` (string or list); ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
+    gold passage ids ← ``gold`` (list or str) or DPR ``positive_ctxs[*].passage_id``; id ←
+    ``id|_id|qid|q_id`` else the line number; dataset ← ``dataset|source``, else the id prefix
+    (``nq_12`` → ``nq``), else the file stem (or its folder when the stem is a split name).
+    Question ids must be unique.
+    """
+    path = check_file(path)
+    rows: list[dict] = []
+    seen: dict[str, int] = {}
+    for line_no, rec in iter_json_records(path):
+        where = f"{path} line {line_no}"
+        row = normalize_question(rec, where=where, require_answers=require_answers,
+                                 default_id=str(line_no), default_dataset=default_dataset, path=path)
+        if row["id"] in seen:
+            raise DataError(f"{where}: question id '{row['id']}' repeats (first on line "
+                            f"{seen[row['id']]}); expected unique ids; de-duplicate the file")
+        seen[row["id"]] = line_no
+        rows.append(row)
+        if max_questions is not None and len(rows) >= max_questions:
+            break
+    with_ctxs = sum("ctxs" in r for r in rows)
+    log.info("read %d questions from %s%s", len(rows), path,
+             f" ({with_ctxs} with retrieved passages)" if with_ctxs else "")
+    return rows

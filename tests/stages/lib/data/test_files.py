@@ -1,0 +1,54 @@
+"""Line and JSON readers: encodings, gzip, byte-order marks, one-line errors (qrels too)."""
+
+from __future__ import annotations
+
+import gzip
+import json
+
+import pytest
+
+from orchestrator.errors import DataError
+from stages.lib.data.corpus import (read_corpus)
+from stages.lib.data.qrels import read_qrels
+from stages.lib.data.questions import read_questions
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def raises(match_all, fn, *args, **kwargs):
+    """Call ``fn`` expecting a DataError whose one-line message contains every string given."""
+    with pytest.raises(DataError) as info:
+        fn(*args, **kwargs)
+    msg = info.value.message
+    assert "\n" not in msg, msg
+    for part in match_all:
+        assert part in msg, f"{part!r} not in {msg!r}"
+    return msg
+
+
+def test_single_pretty_printed_object_is_explained(tmp_path):
+    p = write(tmp_path / "squad.json", json.dumps({"data": [1], "version": "1"}, indent=2))
+    raises(["squad.json line 1", "single JSON object", "data"], read_questions, p)
+
+
+def test_non_utf8_and_qrels_errors(tmp_path):
+    p = tmp_path / "latin.jsonl"
+    p.write_bytes(b'{"question": "a", "answers": ["x"]}\n{"question": "caf\xe9", "answers": ["x"]}\n')
+    raises(["latin.jsonl line 2", "not UTF-8"], read_questions, p)
+    t = tmp_path / "latin.tsv"
+    t.write_bytes(b"id\ttext\ttitle\n1\tok\tT\n2\tcaf\xe9\tT2\n")
+    raises(["latin.tsv line 3", "not UTF-8"], read_corpus, t)
+    g = tmp_path / "q.jsonl.gz"
+    with gzip.open(g, "wt", encoding="utf-8") as f:
+        f.write('\ufeff{"question": "a", "answers": ["x"]}\n')
+    assert read_questions(g)[0]["answers"] == ["x"]  # gzip, byte-order mark
+    q = write(tmp_path / "test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\thigh\n")
+    raises(["test.tsv line 2", "'high' is not a number"], read_qrels, q)
+    q = write(tmp_path / "cols.tsv", "query-id\tcorpus-id\tscore\nq1\td1\n")
+    raises(["cols.tsv line 2", "expected 3 tab-separated columns"], read_qrels, q)
+    raises(["none.tsv", "the file is empty"], read_qrels, write(tmp_path / "none.tsv", ""))
+    raises(["head.tsv", "no relevance judgements"], read_qrels,
+           write(tmp_path / "head.tsv", "query-id\tcorpus-id\tscore\n"))

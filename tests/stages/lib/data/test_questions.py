@@ -1,0 +1,149 @@
+"""Question readers: the field variants of FlashRAG, DPR, Self-RAG, DynamicRAG, ASQA, BEIR."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.errors import DataError
+from stages.lib.data.files import iter_json_records
+from stages.lib.data.questions import normalize_question, read_questions
+
+
+def write(path, text):
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def jsonl(path, records):
+    return write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+
+
+def raises(match_all, fn, *args, **kwargs):
+    """Call ``fn`` expecting a DataError whose one-line message contains every string given."""
+    with pytest.raises(DataError) as info:
+        fn(*args, **kwargs)
+    msg = info.value.message
+    assert "\n" not in msg, msg
+    for part in match_all:
+        assert part in msg, f"{part!r} not in {msg!r}"
+    return msg
+
+
+def test_flashrag_questions_dataset_from_folder(tmp_path):
+    (tmp_path / "nq").mkdir()
+    p = jsonl(tmp_path / "nq" / "test.jsonl", [
+        {"id": "test_0", "question": "who got the first nobel prize in physics",
+         "golden_answers": ["Wilhelm Conrad Röntgen"], "metadata": {}}])
+    assert read_questions(p) == [{"id": "test_0", "dataset": "nq",
+                                  "question": "who got the first nobel prize in physics",
+                                  "answers": ["Wilhelm Conrad Röntgen"], "gold": []}]
+
+
+def test_question_field_variants(tmp_path):
+    p = jsonl(tmp_path / "mixed.jsonl", [
+        {"Question": "q1", "answer": "single"},
+        {"query": "q2", "answers": ["a", "b", "a", ""], "_id": "hotpotqa_5"},
+        {"instruction": "q3", "output": ["x"], "qid": 9, "source": "popqa"},
+        {"question": "q4", "answer": [1871, ["nested"]], "dataset": "triviaqa", "gold": "p7"},
+    ])
+    rows = read_questions(p)
+    assert [r["question"] for r in rows] == ["q1", "q2", "q3", "q4"]
+    assert [r["id"] for r in rows] == ["1", "hotpotqa_5", "9", "4"]
+    assert [r["dataset"] for r in rows] == ["mixed", "hotpotqa", "popqa", "triviaqa"]
+    assert [r["answers"] for r in rows] == [["single"], ["a", "b"], ["x"], ["1871", "nested"]]
+    assert rows[3]["gold"] == ["p7"]
+    assert all("ctxs" not in r for r in rows)
+
+
+def test_asqa_docs_and_retrieved_ctxs(tmp_path):
+    p = jsonl(tmp_path / "asqa_eval_gtr_top100.jsonl", [
+        {"question": "Who played X?", "qa_pairs": [{"short_answers": ["Ann", "Bo"]},
+                                                   {"short_answers": ["Bo", "Cy"]}],
+         "docs": [{"id": "9", "title": "T", "text": "t", "score": "1.5"},
+                  {"title": "U", "text": "u"}]},
+        {"question": "q", "answers": ["a"], "ctxs": [{"id": 3, "title": "V", "text": "v", "socre": 0.5}]},
+        {"question": "q", "answers": ["a"],
+         "retrieval_result": [{"id": "4", "contents": '"W"\nw', "score": 2}]},
+    ])
+    rows = read_questions(p)
+    assert rows[0]["answers"] == ["Ann", "Bo", "Cy"]
+    assert rows[0]["dataset"] == "asqa_eval_gtr_top100"
+    assert rows[0]["ctxs"] == [{"id": "9", "title": "T", "text": "t", "score": 1.5},
+                               {"id": None, "title": "U", "text": "u", "score": None}]
+    assert rows[1]["ctxs"] == [{"id": "3", "title": "V", "text": "v", "score": 0.5}]
+    assert rows[2]["ctxs"] == [{"id": "4", "title": "W", "text": "w", "score": 2.0}]
+
+
+def test_json_array_questions_dynamicrag_json_lines_and_dpr_positive_ctxs(tmp_path):
+    arr = write(tmp_path / "split_0.json",
+                '[\n  {"id": "nq_1", "question": "a", "answer": ["x"]},\n\n'
+                '  {"id": "nq_2",\n   "question": "b", "answer": "y"}\n]\n')
+    rows = read_questions(arr)
+    assert [(r["id"], r["dataset"], r["answers"]) for r in rows] == [("nq_1", "nq", ["x"]),
+                                                                     ("nq_2", "nq", ["y"])]
+    assert [n for n, _ in iter_json_records(arr)] == [2, 4]
+    # a .json file that is really JSON lines (DynamicRAG's rag_training_data.json)
+    lines = jsonl(tmp_path / "rag_training_data.json",
+                  [{"id": "fever_3", "question": "c", "answer": "SUPPORTS"}])
+    assert read_questions(lines)[0]["dataset"] == "fever"
+    dpr = jsonl(tmp_path / "nq-train.jsonl", [
+        {"question": "d", "answers": ["z"], "positive_ctxs": [{"title": "t", "text": "x", "passage_id": "77"}]}])
+    assert read_questions(dpr)[0]["gold"] == ["77"]
+
+
+def test_max_questions_and_unanswered_questions(tmp_path):
+    p = jsonl(tmp_path / "queries.jsonl", [{"_id": "q1", "text": "what?"}, {"_id": "q2", "text": "why?"}])
+    rows = read_questions(p, require_answers=False, max_questions=1, default_dataset="scifact")
+    assert rows == [{"id": "q1", "dataset": "scifact", "question": "what?", "answers": [], "gold": []}]
+
+
+def test_question_errors_name_file_and_line(tmp_path):
+    cases = [
+        ('{"question": "a", "answers": ["x"]}\n{"question": "b", "answers": ["y"]\n',
+         ["line 2", "invalid JSON"]),
+        ('{"question": "a", "answers": ["x"]}\n\n{"answers": ["y"]}\n',
+         ["line 3", "missing field 'question'", "question, Question, query"]),
+        ('{"question": "a"}\n', ["line 1", "missing answers", "require_answers: false"]),
+        ('{"question": "a", "answers": ["", " "]}\n', ["line 1", "has no non-empty answer"]),
+        ('{"question": 5, "answers": ["x"]}\n', ["line 1", "'question' must be a string, got int"]),
+        ('{"question": " ", "answers": ["x"]}\n', ["line 1", "'question' is empty"]),
+        ('{"question": "a", "answers": {"text": "x"}}\n', ["line 1", "'answers' must be a string or a list"]),
+        ('{"question": "a", "answers": [null]}\n', ["line 1", "has no non-empty answer"]),
+        ('{"question": "a", "answers": [true]}\n', ["line 1", "'answers' must be a string or a list"]),
+        ('{"question": "a", "answers": ["x"], "ctxs": "nope"}\n', ["line 1", "'ctxs' must be a list"]),
+        ('{"question": "a", "answers": ["x"], "ctxs": [{"title": "t"}]}\n',
+         ["line 1 ctxs[0]", "passage has no text"]),
+        ('{"question": "a", "answers": ["x"], "ctxs": [{"text": "t", "score": "hi"}]}\n',
+         ["line 1 ctxs[0]", "'score' must be a number"]),
+        ('{"question": "a", "qa_pairs": [{"long_answer": "x"}]}\n', ["line 1", "qa_pairs[0]"]),
+        ('{"question": "a", "answers": ["x"], "id": [1]}\n', ["line 1", "question id must be"]),
+        ('{"id": "1", "question": "a", "answers": ["x"]}\n{"id": "1", "question": "b", "answers": ["y"]}\n',
+         ["line 2", "'1' repeats", "first on line 1"]),
+        ('["question", "answers"]\n', ["line 1", "expected a JSON object"]),
+        ('[{"question": "a", "answers": ["x"]},\n {"question": "b"}\n]', ["line 2", "missing answers"]),
+        ('[{"question": "a", "answers": ["x"]}\n {"question": "b"}]', ["line 2", "expected ',' or ']'"]),
+        ('[\n{"question": "a", "answers": ["x"]},\n{"question": \n}]', ["line 4", "invalid JSON"]),
+        ("", ["line 1", "the file is empty"]),
+        ("[]", ["line 1", "the file is empty"]),
+    ]
+    for i, (text, parts) in enumerate(cases):
+        p = write(tmp_path / f"case{i}.jsonl", text)
+        raises([f"case{i}.jsonl"] + parts, read_questions, p)
+
+
+def test_normalize_question_direct():
+    row = normalize_question({"question": "q", "answers": "a"}, where="x", default_id="7",
+                             default_dataset="d")
+    assert row == {"id": "7", "dataset": "d", "question": "q", "answers": ["a"], "gold": []}
+    with pytest.raises(DataError, match="^rec 3: expected a JSON object"):
+        normalize_question("q", where="rec 3")
+
+
+def test_doctests():
+    import doctest
+
+    from stages.lib.data import questions
+
+    assert doctest.testmod(questions).failed == 0
