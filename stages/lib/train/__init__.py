@@ -13,7 +13,8 @@ Files, one concern each: ``args.py`` (the configs: ``TrainArgs`` and what each t
 ``trainers.py`` (our config -> TRL's config and trainer), ``finetune.py`` (the run's steps:
 prepare, build trainer, resume point, train, export), ``checkpoints.py`` (which checkpoint to
 resume), ``export.py`` (merge LoRA, save), ``log_callback.py`` (step lines in the step's log),
-``memory.py`` (the GPU memory estimate shown by ``rag plan``, when present).
+``vocab.py`` (added tokens, loss left out inside marker spans), ``memory.py`` and
+``memory_check.py`` (the GPU memory estimate shown by ``rag plan``).
 
 Every example is rendered with the model's *own* chat template (``tokenizer.chat_template``),
 the one inference uses, so training and inference cannot drift apart (LLaMA-Factory's most
@@ -43,6 +44,11 @@ Loss masking (SFT ``loss_on``)
     before anything runs.
 ``"all"``
     Loss on every token, system and user turns included.
+
+``masked_spans`` then leaves out of the loss every target token strictly between an open marker
+and the next close marker (Self-RAG: the retrieved text between ``<paragraph>`` and
+``</paragraph>``; the markers stay supervised). ``special_tokens`` adds tokens to the vocabulary
+first (embeddings grow; full fine-tuning only) and ``out_dir/special_tokens.json`` lists their ids.
 
 Resume
 ------

@@ -103,6 +103,28 @@ class SftConfig(TrainArgs):
     """Supervised fine-tuning (TRL ``SFTTrainer``); the shared fields' defaults are the paper's."""
 
     loss_on: Literal["completion", "assistant", "all"] = "completion"   # see stages.lib.train
+    # tokens added to the vocabulary before training (Self-RAG's reflection tokens); embeddings
+    # grow and train with the rest (full fine-tuning); the output saves special_tokens.json
+    special_tokens: list[str] = field(default_factory=list)
+    # [open, close] token pairs: target tokens strictly between an open token and the next close
+    # token get no loss, the two markers do (Self-RAG: ["<paragraph>", "</paragraph>"])
+    masked_spans: list[tuple[str, str]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        TrainArgs.__post_init__(self)
+        for open_token, close_token in self.masked_spans:
+            if not open_token or open_token == close_token:
+                raise ConfigError(f"masked_spans: [{open_token!r}, {close_token!r}] needs two "
+                                  "different, non-empty tokens")
+        if len(set(self.special_tokens)) != len(self.special_tokens):
+            raise ConfigError(f"special_tokens lists a token twice: {self.special_tokens}")
+        if self.special_tokens and self.lora:
+            # TRL's SFT reads the output layer's weight directly (its fused LM head), so a PEFT
+            # wrapper training the new rows would be bypassed or break; Self-RAG trains fully
+            raise ConfigError("special_tokens needs full fine-tuning (lora: false): the new "
+                              "tokens' output rows cannot be trained through a LoRA adapter "
+                              "with TRL's fused LM head",
+                              hint="set lora: false, or add the tokens to the base model first")
 
 
 @dataclass

@@ -7,6 +7,7 @@ import logging
 import os
 import shutil
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 
@@ -21,10 +22,12 @@ def source_dtype(model_dir: Path) -> str:
 
 
 def export_checkpoint(staging: Path, model_dir: Path, out_dir: Path, *, lora: bool,
-                      log: logging.Logger, kind: str) -> None:
+                      log: logging.Logger, kind: str, special_tokens: Sequence[str] = ()) -> None:
     """``out_dir`` gets a full checkpoint in the input's dtype, loadable with
     ``AutoModelForCausalLM.from_pretrained``; with LoRA the adapter in ``staging`` is merged
-    into a fresh copy of ``model_dir`` and also kept un-merged in ``out_dir/adapter``."""
+    into a fresh copy of ``model_dir`` (its embeddings grown to the tokenizer first when tokens
+    were added) and also kept un-merged in ``out_dir/adapter``. Added ``special_tokens`` are
+    listed with their ids in ``out_dir/special_tokens.json``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -32,10 +35,14 @@ def export_checkpoint(staging: Path, model_dir: Path, out_dir: Path, *, lora: bo
     dtype_name = source_dtype(model_dir)
     dtype = getattr(torch, dtype_name)
     out_dir.mkdir(parents=True, exist_ok=True)
+    tok_src = staging if (staging / "tokenizer_config.json").is_file() else model_dir
+    tokenizer = AutoTokenizer.from_pretrained(str(tok_src))
     if lora:
         from peft import PeftModel
 
         base = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, device_map=None)
+        if len(tokenizer) > base.get_input_embeddings().num_embeddings:
+            base.resize_token_embeddings(len(tokenizer))   # the adapter holds the new rows
         model = PeftModel.from_pretrained(base, str(staging)).merge_and_unload()
         adapter = out_dir / "adapter"
         adapter.mkdir(exist_ok=True)
@@ -45,7 +52,9 @@ def export_checkpoint(staging: Path, model_dir: Path, out_dir: Path, *, lora: bo
     else:
         model = AutoModelForCausalLM.from_pretrained(str(staging), dtype=dtype, device_map=None)
     model.save_pretrained(str(out_dir))
-    tok_src = staging if (staging / "tokenizer_config.json").is_file() else model_dir
-    AutoTokenizer.from_pretrained(str(tok_src)).save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    if special_tokens:
+        ids = {t: tokenizer.convert_tokens_to_ids(t) for t in special_tokens}
+        (out_dir / "special_tokens.json").write_text(json.dumps(ids, indent=1))
     log.info("%s: saved %s checkpoint (%s) to %s in %.1f s", kind,
              "merged LoRA" if lora else "full", dtype_name, out_dir, time.perf_counter() - started)

@@ -167,7 +167,8 @@ class Finetune:
         barrier()
         if self.hooks.is_main:
             export_checkpoint(self.weights, self.model_dir, self.out_dir, lora=self.cfg.lora,
-                              log=self.log, kind=self.kind)
+                              log=self.log, kind=self.kind,
+                              special_tokens=getattr(self.cfg, "special_tokens", []))
             shutil.rmtree(self.setup.checkpoint_dir / STAGING_DIR, ignore_errors=True)
         barrier()
         return self.stats()

@@ -11,6 +11,7 @@ from stages.lib.train.examples import sft_examples
 from stages.lib.train.finetune import Finetune
 from stages.lib.train.hooks import TrainHooks
 from stages.lib.train.trainers import sft_trainer
+from stages.lib.train.vocab import add_tokens
 
 
 def sft_train(model_dir: str | Path, rows: Sequence[dict], out_dir: str | Path,
@@ -29,8 +30,9 @@ def sft_train(model_dir: str | Path, rows: Sequence[dict], out_dir: str | Path,
     examples = sft_examples(rows, cfg.loss_on)
     with Finetune("sft", model_dir, out_dir, cfg, hooks or TrainHooks()) as ft:
         tokenizer = ft.prepare()
-        ft.build_trainer(lambda setup: sft_trainer(ft.model_dir, examples, tokenizer, cfg, setup),
-                         len(examples))
+        added = add_tokens(tokenizer, cfg.special_tokens)
+        ft.build_trainer(lambda setup: sft_trainer(ft.model_dir, examples, tokenizer, cfg, setup,
+                                                   added, ft.log), len(examples))
         ft.train()
         stats = ft.export()
-    return {**stats, "loss_on": cfg.loss_on}
+    return {**stats, "loss_on": cfg.loss_on, "special_tokens": added}

@@ -63,16 +63,27 @@ def peft_config(cfg: TrainArgs):
 
 
 def sft_trainer(model_dir: Path, examples: list[dict], tokenizer, cfg: SftConfig,
-                setup: RunSetup):
-    """TRL ``SFTTrainer`` on the examples; the model is loaded from ``model_dir``."""
+                setup: RunSetup, added: dict[str, int] | None = None, log=None):
+    """TRL ``SFTTrainer`` on the examples. The model is loaded from ``model_dir`` (by TRL, or
+    here with its embeddings grown when ``added`` tokens are new); ``masked_spans`` are then
+    applied to the tokenised examples (``log`` says how many were left without a target)."""
     from datasets import Dataset
     from trl import SFTTrainer
 
+    from stages.lib.train.vocab import masked_dataset, resized_model, span_ids
+
     if cfg.loss_on == "assistant":
         check_assistant_masks(tokenizer, model_dir)
-    trainer = SFTTrainer(model=str(model_dir), args=trl_args(cfg, setup),
-                         train_dataset=Dataset.from_list(examples), processing_class=tokenizer,
-                         peft_config=peft_config(cfg))
+    spans = span_ids(tokenizer, cfg.masked_spans)
+    args = trl_args(cfg, setup)   # before loading a model (DeepSpeed ZeRO-3 init)
+    model = resized_model(model_dir, tokenizer, cfg.dtype, cfg.seed) if added else str(model_dir)
+    trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
+                         processing_class=tokenizer, peft_config=peft_config(cfg))
+    if spans:
+        trainer.train_dataset, removed = masked_dataset(trainer.train_dataset, spans)
+        if removed and log is not None:
+            log.warning("sft: %d example(s) have no supervised token outside masked_spans; "
+                        "removed", removed)
     return trainer, None
 
 

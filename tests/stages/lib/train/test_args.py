@@ -18,7 +18,7 @@ def test_defaults_are_the_papers_and_shared_fields_are_declared_once():
     assert (dpo.lr, dpo.epochs, dpo.per_device_batch_size, dpo.grad_accum) == (5e-6, 1.0, 1, 4)
     assert (dpo.beta, dpo.loss_type, dpo.tasks) == (0.1, "sigmoid", ["generator", "reranker"])
     shared = set(TrainArgs.__dataclass_fields__)
-    assert set(SftConfig.__dataclass_fields__) - shared == {"loss_on"}
+    assert set(SftConfig.__dataclass_fields__) - shared == {"loss_on", "special_tokens", "masked_spans"}
     assert set(DpoConfig.__dataclass_fields__) - shared == {
         "beta", "loss_type", "tasks", "max_prompt_length", "precompute_ref_log_probs"}
 
@@ -42,6 +42,10 @@ def test_cross_field_rules_run_when_the_config_is_built(tmp_path):
     with pytest.raises(ConfigError, match="epochs must be > 0 when max_steps is -1"):
         SftConfig(epochs=0)
     assert SftConfig(epochs=0, max_steps=5).max_steps == 5
+    with pytest.raises(ConfigError, match="masked_spans: .* needs two different, non-empty tokens"):
+        SftConfig(masked_spans=[("<p>", "<p>")])
+    with pytest.raises(ConfigError, match="special_tokens lists a token twice"):
+        SftConfig(special_tokens=["[R]", "[R]"])
     with pytest.raises(ConfigError, match=r"max_prompt_length \(64\) must be below max_length"):
         DpoConfig(max_prompt_length=64, max_length=64)
     with pytest.raises(ConfigError, match="does not exist"):

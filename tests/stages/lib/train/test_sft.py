@@ -88,3 +88,36 @@ def test_other_loss_masks(tiny_lm, tmp_path, loss_on):
     stats = sft_train(model, rows, tmp_path / "out",
                       SftConfig(loss_on=loss_on, max_steps=2, **FAST))
     assert stats["loss_on"] == loss_on and stats["steps"] == 2 and stats["num_examples"] == 4
+
+
+def test_added_tokens_and_masked_spans(tiny_lm, tmp_path):
+    """Self-RAG's generator setup: reflection tokens added, retrieved text left out of the loss."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    special = ["[Retrieval]", "<paragraph>", "</paragraph>", "[Relevant]", "[Irrelevant]"]
+    rows = [{"id": f"q{i}", "messages": [
+        {"role": "user", "content": f"Query: question {i}"},
+        {"role": "assistant", "content": f"[Retrieval]<paragraph>Topic t{i} Content c{i}</paragraph>"
+                                         f"{'[Relevant]' if i % 2 else '[Irrelevant]'} [{i % 3 + 1}]"}]}
+        for i in range(8)]
+    with pytest.raises(ConfigError, match="special_tokens needs full fine-tuning"):
+        SftConfig(special_tokens=special, lora=True)
+    cfg = SftConfig(special_tokens=special, masked_spans=[("<paragraph>", "</paragraph>")],
+                    max_steps=3, **FAST)
+    out = tmp_path / "out"
+    stats = sft_train(tiny_lm, rows, out, cfg)
+    before = len(AutoTokenizer.from_pretrained(str(tiny_lm)))
+    ids = json.loads((out / "special_tokens.json").read_text())
+    assert ids == stats["special_tokens"] and sorted(ids.values()) == list(range(before, before + 5))
+    tok = AutoTokenizer.from_pretrained(str(out))
+    assert {t: tok.convert_tokens_to_ids(t) for t in special} == ids
+    model = AutoModelForCausalLM.from_pretrained(str(out))
+    assert model.get_input_embeddings().num_embeddings == len(tok)
+    base = state_dict(tiny_lm)
+    after = model.state_dict()
+    same_shape = {k: v for k, v in base.items() if after[k].shape == v.shape}
+    assert n_changed(same_shape, {k: after[k] for k in same_shape}) == len(same_shape)
+    emb = model.get_input_embeddings().weight
+    rows_new = emb[sorted(ids.values())]
+    assert rows_new.shape[0] == 5 and bool((rows_new.std(dim=0) > 0).any())
+    assert stats["steps"] == 3 and stats["num_examples"] == 8

@@ -1,0 +1,81 @@
+"""Tokens added to a model's vocabulary for training, and the loss left out inside spans.
+
+Self-RAG's generator learns reflection tokens (``[Retrieval]``, ``<paragraph>``, ``[Relevant]``,
+...) and never learns to reproduce the retrieved text between ``<paragraph>`` and
+``</paragraph>``: ``SftConfig.special_tokens`` and ``SftConfig.masked_spans`` say so generically.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from orchestrator.api import ConfigError
+
+IGNORE = -100
+
+
+def add_tokens(tokenizer, tokens: Sequence[str]) -> dict[str, int]:
+    """Add ``tokens`` as special tokens (never split, never merged); returns ``{token: id}``."""
+    if tokens:
+        tokenizer.add_tokens(list(tokens), special_tokens=True)
+    return {t: tokenizer.convert_tokens_to_ids(t) for t in tokens}
+
+
+def span_ids(tokenizer, spans: Sequence[Sequence[str]]) -> list[tuple[int, int]]:
+    """``(open_id, close_id)`` per span; each marker must be one token of the tokenizer."""
+    out = []
+    for pair in spans:
+        ids = []
+        for token in pair:
+            encoded = tokenizer(token, add_special_tokens=False)["input_ids"]
+            if len(encoded) != 1:
+                raise ConfigError(f"sft: masked_spans marker {token!r} is {len(encoded)} tokens of "
+                                  "the tokenizer, not one",
+                                  hint=f"add it to special_tokens: [{token!r}, ...]")
+            ids.append(encoded[0])
+        out.append((ids[0], ids[1]))
+    return out
+
+
+def mask_spans(input_ids: Sequence[int], labels: Sequence[int],
+               spans: Sequence[tuple[int, int]]) -> list[int]:
+    """``labels`` with every target token strictly between an open id and the next close id set
+    to -100; the markers keep their labels. Scanning starts at the first supervised token, so
+    markers inside the prompt change nothing; a span cut off by ``max_length`` masks to the end.
+
+    >>> # prompt [1, 2] | target: 7 <p>=5 8 9 </p>=6 10 <p>=5 11 </p>=6 12
+    >>> ids = [1, 2, 7, 5, 8, 9, 6, 10, 5, 11, 6, 12]
+    >>> mask_spans(ids, [-100, -100] + ids[2:], [(5, 6)])
+    [-100, -100, 7, 5, -100, -100, 6, 10, 5, -100, 6, 12]
+    """
+    out = list(labels)
+    start = next((i for i, label in enumerate(out) if label != IGNORE), len(out))
+    opens, closing = dict(spans), None
+    for i in range(start, len(out)):
+        token = input_ids[i]
+        if closing is None:
+            closing = opens.get(token)
+        elif token == closing:
+            closing = None
+        else:
+            out[i] = IGNORE
+    return out
+
+
+def masked_dataset(dataset, spans: Sequence[tuple[int, int]]):
+    """A tokenised TRL dataset (``input_ids``, ``labels``) with :func:`mask_spans` applied and
+    the examples left without any supervised token removed; returns (dataset, removed)."""
+    masked = dataset.map(lambda ex: {"labels": mask_spans(ex["input_ids"], ex["labels"], spans)})
+    kept = masked.filter(lambda ex: any(label != IGNORE for label in ex["labels"]))
+    return kept, len(masked) - len(kept)
+
+
+def resized_model(model_dir, tokenizer, dtype: str, seed: int):
+    """The model with its embeddings grown to the tokenizer (new rows: the mean of the old ones
+    plus seeded noise, transformers' default)."""
+    from transformers import AutoModelForCausalLM, set_seed
+
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, device_map=None)
+    set_seed(seed)
+    model.resize_token_embeddings(len(tokenizer))
+    return model
