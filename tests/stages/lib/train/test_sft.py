@@ -121,3 +121,18 @@ def test_added_tokens_and_masked_spans(tiny_lm, tmp_path):
     rows_new = emb[sorted(ids.values())]
     assert rows_new.shape[0] == 5 and bool((rows_new.std(dim=0) > 0).any())
     assert stats["steps"] == 3 and stats["num_examples"] == 8
+
+
+@pytest.mark.gpu
+def test_lora_sft_on_cuda_changes_weights(tiny_lm, tmp_path):
+    """Two LoRA SFT steps on the GPU (bf16 where supported): the merged checkpoint differs."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    cfg = SftConfig(lora=True, lr=1e-2, max_steps=2, per_device_batch_size=4, grad_accum=1,
+                    max_length=256)
+    stats = sft_train(tiny_lm, chat_rows(8), tmp_path / "out", cfg,
+                      TrainHooks(checkpoint_dir=tmp_path / "ckpt", device="cuda"))
+    assert stats["steps"] == 2 and stats["device"] == "cuda"
+    assert n_changed(state_dict(tiny_lm), state_dict(tmp_path / "out")) > 0
