@@ -1,0 +1,37 @@
+"""Stage ``selfrag.instructions``: the instruction data Self-RAG's critic and generator learn from
+(C0), as ``Questions`` rows: ``question`` is the instruction, ``answers[0]`` its output.
+
+Questions from the loaded data keep their gold passage ids (the reference teacher needs them);
+``no_retrieval`` extra instructions that need no documents (arithmetic, spelling, counting) are
+mixed in, so a retrieval decision has something to learn and evaluation can show a retrieval
+frequency strictly between 0 and 1. Task families with options or claims (ARC, OBQA, FEVER,
+ASQA) get their task instruction in front (:mod:`stages.selfrag.instructions`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from orchestrator.api import StageContext, stage
+from stages.schemas import Questions
+
+
+@dataclass
+class InstructionsConfig:
+    no_retrieval: int = 0                 # extra instructions that need no documents
+    seed: int = 0
+
+
+@stage("selfrag.instructions", version=1)
+def instructions(questions: Questions, cfg: InstructionsConfig, ctx: StageContext) -> Questions:
+    """Instruction rows (the loaded questions in their task format, plus no-retrieval items)."""
+    from stages.selfrag.instructions import no_retrieval_items, task_instruction
+
+    rows = []
+    for r in questions.rows():
+        choices = r.get("choices") or []
+        rows.append({**{k: r[k] for k in ("id", "dataset", "answers", "gold")},
+                     "question": task_instruction(r.get("dataset") or "", r["question"], choices)})
+    extra = no_retrieval_items(cfg.no_retrieval, cfg.seed)
+    ctx.log.info("instructions: %d from the data, %d that need no retrieval", len(rows), len(extra))
+    return rows + extra

@@ -1,0 +1,119 @@
+"""Stage ``selfrag.judge``: teacher judgments turned into the critic's training rows (Self-RAG's
+C1 + C2 steps).
+
+For each instruction with its retrieved passages, four aspects are judged: retrieval need,
+relevance of each of the first ``top_n`` passages, support of the output by each of them, and
+utility of the output. The teacher is an LLM through the shared endpoint client (the paper used
+GPT-4; any OpenAI-compatible server; every call cached under the step's scratch directory, so a
+killed step resumes without paying twice) or ``reference``, which derives the same labels from
+the gold passage ids and answers (:mod:`stages.selfrag.reference`). Each judgment becomes one
+chat row — the aspect's prompt file filled for the item, answered by the token string — and the
+rows pass the paper's rules (:func:`stages.selfrag.critic_data.critic_rows`: [Relevant] kept
+with probability 0.7, template-breaking rows dropped, shuffled, a dev split).
+
+The instruction is the row's ``question``; its output is ``answers[0]``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal, NamedTuple
+
+from orchestrator.api import DataError, File, StageContext, stage
+from stages.lib.endpoint import EndpointConfig
+from stages.schemas import Chat, Retrieved
+
+
+class CriticData(NamedTuple):
+    train: Chat
+    dev: Chat
+
+
+@dataclass
+class JudgeConfig:
+    teacher: Literal["reference", "llm"] = "llm"
+    llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(model="gpt-4", max_tokens=200))
+    top_n: int = 3                        # passages judged per instruction
+    dev_size: int = 1500                  # paper: the first 1,500 shuffled rows
+    seed: int = 0
+
+
+def _passage(ctx: dict) -> str:
+    return f"{ctx.get('title') or ''}\n{ctx.get('text') or ''}".strip()
+
+
+def judgment_rows(rows: list[dict], top_n: int) -> list[dict]:
+    """One job per (aspect, item[, passage]): the fields its prompt is filled with.
+
+    >>> jobs = judgment_rows([{"id": "q", "question": "Who?", "answers": ["Ann"],
+    ...                        "ctxs": [{"id": "p", "title": "T", "text": "Ann did."}]}], 3)
+    >>> [j["task"] for j in jobs]
+    ['retrieval', 'utility', 'relevance', 'support']
+    """
+    jobs = []
+    for r in rows:
+        inst, out = r["question"], (r.get("answers") or [""])[0]
+        jobs.append({"task": "retrieval", "row": r, "fields": {"instruction": inst}})
+        jobs.append({"task": "utility", "row": r, "fields": {"instruction": inst, "output": out}})
+        for c in list(r.get("ctxs") or [])[:top_n]:
+            ev = _passage(c)
+            jobs.append({"task": "relevance", "row": r, "ctx": c,
+                         "fields": {"instruction": inst, "evidence": ev}})
+            jobs.append({"task": "support", "row": r, "ctx": c,
+                         "fields": {"instruction": inst, "output": out, "evidence": ev}})
+    return jobs
+
+
+def _reference_label(job: dict) -> str:
+    from stages.selfrag import reference
+
+    task, row = job["task"], job["row"]
+    if task == "retrieval":
+        return reference.retrieval_need(row)
+    if task == "utility":
+        return reference.utility(row)
+    return getattr(reference, task)(row, job["ctx"])
+
+
+def _read(task: str, text: str) -> str | None:
+    from stages.selfrag import judgments
+
+    return {"retrieval": judgments.retrieval_token, "utility": judgments.utility_token,
+            "relevance": judgments.relevance_token, "support": judgments.support_token}[task](text)
+
+
+@stage("selfrag.judge", version=1)
+def judge(retrieved: Retrieved, retrieval_prompt: File, relevance_prompt: File,
+          support_prompt: File, utility_prompt: File, cfg: JudgeConfig,
+          ctx: StageContext) -> CriticData:
+    """Critic training rows (train, dev) from the teacher's four judgments."""
+    import random
+
+    from stages.lib.endpoint import open_client
+    from stages.lib.prompts import load_prompt, messages
+    from stages.selfrag.critic_data import critic_rows
+
+    prompts = {"retrieval": load_prompt(retrieval_prompt.path),
+               "relevance": load_prompt(relevance_prompt.path),
+               "support": load_prompt(support_prompt.path), "utility": load_prompt(utility_prompt.path)}
+    rows = retrieved.rows()
+    if not rows:
+        raise DataError("judge: no instruction to judge")
+    jobs = judgment_rows(rows, cfg.top_n)
+    asks = [messages(prompts[j["task"]], **j["fields"]) for j in jobs]
+    if cfg.teacher == "reference":
+        labels = [_reference_label(j) for j in jobs]
+    else:
+        with open_client(cfg.llm, ctx.scratch / "teacher", device=ctx.device,
+                         where="judge.llm") as client:
+            replies = client.chat(asks, progress=lambda it: ctx.progress(it, desc="teacher"))
+        labels = [_read(j["task"], r.text) for j, r in zip(jobs, replies)]
+    judged = [{"id": f"{j['row']['id']}:{j['task']}:{(j.get('ctx') or {}).get('id', '')}",
+               "task": j["task"], "instruction": a[-1]["content"], "input": "", "output": label,
+               "messages": a + [{"role": "assistant", "content": label}]}
+              for j, a, label in zip(jobs, asks, labels) if label is not None]
+    train, dev = critic_rows(judged, random.Random(cfg.seed), cfg.dev_size)
+    ctx.log.info("judge (%s): %d judgments, %d unreadable, %d train and %d dev rows", cfg.teacher,
+                 len(jobs), len(jobs) - len(judged), len(train), len(dev))
+    keep = ("id", "task", "messages")
+    return CriticData([{k: r[k] for k in keep} for r in train], [{k: r[k] for k in keep} for r in dev])

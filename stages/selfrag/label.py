@@ -1,0 +1,115 @@
+"""Stage ``selfrag.label``: the critic's second pass and the generator's training targets
+(Self-RAG's G4 + G6 + G7 steps).
+
+For each item that retrieves, every sentence has its own retrieved passages (from the shared
+``retrieve`` stage run on ``selfrag.split``'s sentence queries). The critic decides, for sentences
+after the first, whether they need new evidence ([Retrieval] / [Continue to Use Evidence] /
+[No Retrieval], given the preceding sentences and the first passage of the previous sentence),
+and judges relevance and support of each of the first ``top_n`` passages. The assembly rules of
+:mod:`stages.selfrag.assembly` (seeded) then write the target with reflection tokens, and the
+drop rules apply. Output: chat rows ``user: instruction`` / ``assistant: target`` for the
+generator's SFT.
+
+Fixes relative to the seed: every row of every job is labelled (the seed split prompts into
+``len // num_jobs`` rows per job and dropped the remainder, and its critic never wrote the last
+partial batch of predictions); see :mod:`stages.selfrag.assembly` for the assembly fixes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.api import File, StageContext, stage
+from stages.lib.endpoint import EndpointConfig
+from stages.schemas import Chat, Model, Retrieved
+from stages.selfrag.schemas import SplitItems
+
+
+@dataclass
+class LabelConfig:
+    llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(backend="transformers", model=""))
+    top_n: int = 10                       # seed: --top_n 10 passages per sentence
+    max_tokens: int = 15                  # seed: 15 tokens, greedy
+    seed: int = 0
+
+
+def _jobs(items: list[dict], by_sentence: dict[str, dict], top_n: int) -> list[tuple]:
+    """(kind, item index, sentence index, passage index, prompt fields) for every critic call."""
+    jobs = []
+    for i, item in enumerate(items):
+        if item["decision"] != "[Retrieval]":
+            continue
+        for k, sentence in enumerate(item["sentences"]):
+            hit = by_sentence.get(f"{item['id']}#{k}")
+            if hit is None:
+                continue
+            if k > 0:
+                prev = by_sentence.get(f"{item['id']}#{k - 1}") or {"ctxs": []}
+                evidence = _text((prev["ctxs"] or [{}])[0]) if prev["ctxs"] else ""
+                jobs.append(("multi", i, k, None, {
+                    "instruction": item["question"], "preceding": " ".join(item["sentences"][:k]),
+                    "evidence": evidence, "sentence": sentence}))
+            for p, c in enumerate(list(hit["ctxs"] or [])[:top_n]):
+                fields = {"instruction": item["question"], "evidence": _text(c), "output": sentence}
+                jobs.append(("relevance", i, k, p, fields))
+                jobs.append(("support", i, k, p, fields))
+    return jobs
+
+
+def _text(c: dict) -> str:
+    return f"{c.get('title') or ''}\n{c.get('text') or ''}".strip()
+
+
+@stage("selfrag.label", version=1, shard_by="items")
+def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prompt: File,
+          support_prompt: File, multi_retrieval_prompt: File, cfg: LabelConfig,
+          ctx: StageContext) -> Chat:
+    """Generator training rows with reflection tokens."""
+    import random
+
+    from stages.lib.endpoint import open_client
+    from stages.lib.endpoint.checkpoint import local_llm
+    from stages.lib.prompts import load_prompt, messages
+    from stages.selfrag.assembly import Judged, Sentence, assemble, fever_labels, keep
+    from stages.selfrag.judgments import relevance_token, retrieval_token, support_token
+
+    rows = items.rows()
+    if not rows:
+        return []
+    prompts = {"relevance": load_prompt(relevance_prompt.path), "support": load_prompt(support_prompt.path),
+               "multi": load_prompt(multi_retrieval_prompt.path)}
+    by_sentence = {r["id"]: r for r in sentences.rows()}
+    jobs = _jobs(rows, by_sentence, cfg.top_n)
+    answers: dict[tuple, str] = {}
+    if jobs:
+        llm = local_llm(cfg.llm, critic, "label.llm")
+        asks = [messages(prompts[kind], **fields) for kind, _, _, _, fields in jobs]
+        with open_client(llm, ctx.scratch / "critic", device=ctx.device, where="label.llm") as client:
+            replies = client.chat(asks, max_tokens=cfg.max_tokens, temperature=0.0,
+                                  progress=lambda it: ctx.progress(it, desc="critic labels"))
+        answers = {job[:4]: r.text for job, r in zip(jobs, replies)}
+    rng = random.Random(cfg.seed * 1_000_003 + ctx.shard_index)
+    out, dropped = [], 0
+    for i, item in enumerate(rows):
+        segs = []
+        for k, text in enumerate(item["sentences"]):
+            hit = by_sentence.get(f"{item['id']}#{k}") or {"ctxs": []}
+            judged = tuple(Judged(c.get("title") or "", c.get("text") or "",
+                                  relevance_token(answers.get(("relevance", i, k, p), "")),
+                                  support_token(answers.get(("support", i, k, p), "")))
+                           for p, c in enumerate(list(hit["ctxs"] or [])[:cfg.top_n]))
+            decision = retrieval_token(answers["multi", i, k, None]) if ("multi", i, k, None) in answers \
+                else "[No Retrieval]"
+            segs.append(Sentence(text, item["skipped"][k], decision, judged))
+        dataset = item.get("dataset") or ""
+        target = assemble((item.get("answers") or [""])[0], segs, item["decision"], item["utility"],
+                          dataset, rng)
+        if target is None or not keep(target, dataset, rng):
+            dropped += 1
+            continue
+        out.append({"id": item["id"], "task": "generator",
+                    "messages": [{"role": "user", "content": item["question"]},
+                                 {"role": "assistant", "content": fever_labels(target)}]})
+    ctx.log.info("label: %d items, %d critic calls, %d targets written, %d dropped by the rules",
+                 len(rows), len(jobs), len(out), dropped)
+    return out

@@ -1,0 +1,107 @@
+"""The data and critic half of the Self-RAG DAG (conf/selfrag/pipeline.yaml) on tiny random-init
+models: reference teacher -> critic SFT -> critic labelling with per-sentence retrieval -> the
+generator's training rows with reflection tokens; a rerun is a no-op."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+from tests.conftest import REPO, rag
+
+from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
+
+
+def _teach(path, steps=200):
+    """A random-init LM says noise, which reads as [No Retrieval] / unreadable everywhere: the
+    labelling half would have nothing to do. Teach the tiny model (plain torch, seconds) to give
+    each critic prompt file's expected kind of answer, so the wiring is exercised for real."""
+    import random
+
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stages.lib.prompts import load_prompt, messages
+
+    torch.set_num_threads(1)
+    tok = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    rng = random.Random(0)
+    fields = {"instruction": "Who founded Velmora?", "output": "Ardan Velsh", "preceding": "",
+              "evidence": "Velmora\nVelmora was founded by Ardan Velsh.", "sentence": "It is old."}
+    answers = {"retrieval": "[Retrieval]", "multi_retrieval": "[Retrieval]",
+               "relevance": "[Relevant]", "support": "[Fully supported]", "utility": "[Utility:5]"}
+    prompts = {k: load_prompt(REPO / "conf" / "prompts" / "selfrag" / f"{k}.yaml") for k in answers}
+    vocab = "The river city was founded in 1852 by a mill and counts members Havenen Brook".split()
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    for _ in range(steps):
+        losses = []
+        for kind in sorted(answers):
+            words = rng.choice(["What is 7 plus 5?", "Who founded Kelmaro?", "Write revlis."])
+            evidence = " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 90)))
+            conv = messages(prompts[kind], **{**fields, "instruction": words, "evidence": evidence})
+            prompt = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
+            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+            t_ids = tok(answers[kind] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+            losses.append(model(input_ids=torch.tensor([p_ids + t_ids]),
+                                labels=torch.tensor([[-100] * len(p_ids) + t_ids])).loss)
+        torch.stack(losses).mean().backward()
+        opt.step()
+        opt.zero_grad()
+    model.save_pretrained(str(path))
+    return path
+
+
+@pytest.fixture(scope="module")
+def tiny_models(tmp_path_factory):
+    root = tmp_path_factory.mktemp("selfrag_models")
+    texts = ["[Retrieval] [No Retrieval] [Relevant] [Irrelevant] [Fully supported] [Utility:5]",
+             "Decide whether reading documents Task instruction: Evidence: Output: What is plus"]
+    # (the critic SFT below runs at a tiny lr so that this behaviour survives its two steps)
+    critic = _teach(tiny_causal_lm(root / "lm", texts))
+    return tiny_encoder(root / "encoder", texts), critic
+
+
+def test_selfrag_data_half_with_tiny_models(tmp_path, tiny_models, monkeypatch):
+    encoder, lm = tiny_models
+    conf = tmp_path / "conf"
+    shutil.copytree(REPO / "conf" / "selfrag", conf / "selfrag")
+    shutil.copytree(REPO / "conf" / "prompts", conf / "prompts")
+    (conf / "tiny.yaml").write_text(f"""
+defaults:
+  - selfrag/pipeline
+  - _self_
+sources: {{encoder: {encoder}, critic_base: {lm}, generator_base: {lm}}}
+retrieval: {{k: 3, normalize: true}}
+steps:
+  load: {{num_entities: 8, num_train: 8, num_eval: 4}}
+  instructions: {{no_retrieval: 4}}
+  judge: {{teacher: reference, dev_size: 4}}
+  critic: {{lora: true, lr: 1.0e-7, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 512}}
+  split: {{max_tokens: 48}}
+  label: {{top_n: 2, max_tokens: 48}}
+""")
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
+    assert rag("run", str(conf / "tiny.yaml"), "--no-progress", runs=runs) == 0
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert status["state"] == "ok"
+    import pyarrow.parquet as pq
+
+    arts = runs / "latest" / "artifacts"
+    judged = pq.read_table(next((arts / "judge.train").glob("*.parquet"))).to_pylist()
+    tasks = {r["task"] for r in judged}
+    assert {"retrieval", "utility", "support"} <= tasks
+    answers = {r["messages"][-1]["content"] for r in judged}
+    assert "[No Retrieval]" in answers and "[Retrieval]" in answers    # the no-retrieval items
+    items = pq.read_table(next((arts / "split.items").glob("*.parquet"))).to_pylist()
+    assert len(items) == 12 and all(r["sentences"] for r in items)
+    assert any(r["decision"] == "[Retrieval]" for r in items)
+    targets = pq.read_table(next((arts / "label.out").glob("*.parquet"))).to_pylist()
+    assert targets and all(r["messages"][1]["content"].endswith("]") for r in targets)
+    assert any("<paragraph>" in r["messages"][1]["content"] for r in targets)
+    assert rag("run", str(conf / "tiny.yaml"), "--no-progress", runs=runs) == 0
+    again = json.loads((runs / "latest" / "status.json").read_text())
+    assert {s["cache"] for s in again["steps"].values()} == {"hit"}
