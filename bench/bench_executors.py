@@ -92,13 +92,14 @@ def main() -> None:
     p.add_argument("--shards", type=int, default=16)
     p.add_argument("--reps", type=int, default=5)
     p.add_argument("--big", type=int, default=100, help="shards of the Ray-vs-local step (0: skip)")
+    p.add_argument("--big-on", default="local,ray", help="executors of the big step")
     args = p.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f}")
     with tempfile.TemporaryDirectory(prefix="bench-exec-") as tmp:
         root = Path(tmp)
         print(f"\nper-task overhead, trivial {args.shards}-shard step, median of {args.reps} "
               "(step duration / shards):")
-        for name in args.executors.split(","):
+        for name in filter(None, args.executors.split(",")):
             if not engine_running(name):
                 print(f"  {name:<6} skipped: not running (tests/engines/{name}.sh start)")
                 continue
@@ -107,7 +108,7 @@ def main() -> None:
                   f"(runs: {', '.join(f'{t * 1000:.0f}' for t in times)} ms)")
         if args.big and engine_running("ray"):
             print(f"\n{args.big}-shard step, wall time of the step:")
-            for name in ("local", "ray"):
+            for name in args.big_on.split(","):
                 d = workdir(root / f"big-{name}")
                 step_seconds(d, name, args.big, force=False, only="source")
                 seconds, _ = step_seconds(d, name, args.big, force=False)
