@@ -1,0 +1,109 @@
+"""Stage ``selfrag.evaluate``: Self-RAG's accuracy and retrieval frequency (SEEDS §2.7).
+
+``selfrag_match`` is the paper's "accuracy" (a gold string occurs in the prediction,
+case-sensitive, no normalisation; :mod:`stages.selfrag.metrics`), named apart from ragline's
+normalised ``match_gold_in_pred``. For FEVER / PubHealth sets the prediction's SUPPORTS/REFUTES
+read as true/false first. ``retrieval_frequency`` is the share of questions for which the model
+retrieved (the ``retrieved`` column of ``selfrag.infer``; for other producers such as
+``infer_topk``, whether any passage was read), per set and overall: the seed divided by the
+number of keys of its results dict instead of the number of questions. The shared answer metrics
+(``metrics``, names of :data:`stages.lib.metrics.answer.METRICS`) are reported beside them, so a
+plain-RAG baseline evaluated here lines up in one results table.
+
+Metrics written: ``label``, ``num_questions``, ``num_scored``, each metric's mean, ``by_dataset``
+(per set: ``num_questions``, the metrics, ``retrieval_frequency``) and the ``display`` block
+(metric -> column label) that result tables read.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from orchestrator.api import ConfigError, StageContext, stage
+from stages.schemas import EvalMetrics, PerQuestion, Predictions
+
+DISPLAY = {"selfrag_match": "match", "retrieval_frequency": "ret. freq",
+           "exact_match": "EM", "token_f1": "F1"}
+"""Result-table columns: metric -> label, in order."""
+
+
+@dataclass
+class SelfragEvaluateConfig:
+    name: str = ""                        # row label in result tables; "" = the step's name
+    metrics: list[str] = field(default_factory=lambda: ["exact_match", "token_f1"])
+    fever_sets: list[str] = field(default_factory=lambda: ["fever", "pubhealth"])
+
+    def __post_init__(self):
+        from stages.lib.metrics.answer import METRICS
+
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            raise ConfigError(f"metrics: unknown {unknown}", hint=f"known: {sorted(METRICS)}")
+
+
+class SelfragEvaluation(NamedTuple):
+    metrics: EvalMetrics
+    per_question: PerQuestion
+
+
+def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
+    """Per-question record: selfrag_match, the shared metrics, whether it retrieved.
+
+    >>> cfg = SelfragEvaluateConfig(metrics=["exact_match"])
+    >>> r = score_row({"id": "q", "dataset": "fever", "prediction": "Yes: SUPPORTS",
+    ...                "answers": ["true"], "ctxs": []}, cfg)
+    >>> r["prediction"], r["selfrag_match"], r["exact_match"], r["retrieved"]
+    ('Yes: true', 1.0, 0.0, False)
+    """
+    from stages.lib.metrics.answer import METRICS, as_gold_list
+    from stages.selfrag.metrics import fever_prediction, selfrag_match
+
+    dataset = row.get("dataset") or ""
+    prediction = row.get("prediction") or ""
+    if any(key in dataset for key in cfg.fever_sets):
+        prediction = fever_prediction(prediction)
+    golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+    retrieved = row.get("retrieved")
+    record = {"id": row["id"], "prediction": prediction, "dataset": dataset,
+              "retrieved": bool(row.get("ctxs")) if retrieved is None else bool(retrieved),
+              "selfrag_match": selfrag_match(prediction, golds) if golds else None}
+    for name in cfg.metrics:
+        record[name] = float(METRICS[name](prediction, golds)) if golds else None
+    return record
+
+
+def summary(records: list[dict], names: list[str]) -> dict:
+    """Means over scored questions and the retrieval frequency over all.
+
+    >>> summary([{"selfrag_match": 1.0, "retrieved": True},
+    ...          {"selfrag_match": 0.0, "retrieved": False},
+    ...          {"selfrag_match": None, "retrieved": True}], ["selfrag_match"])
+    {'num_questions': 3, 'selfrag_match': 0.5, 'retrieval_frequency': 0.6666666666666666}
+    """
+    from stages.selfrag.metrics import retrieval_frequency
+
+    out: dict = {"num_questions": len(records)}
+    for name in names:
+        values = [r[name] for r in records if r[name] is not None]
+        out[name] = sum(values) / len(values) if values else None
+    out["retrieval_frequency"] = retrieval_frequency([r["retrieved"] for r in records])
+    return out
+
+
+@stage("selfrag.evaluate", version=1)
+def evaluate(predictions: Predictions, cfg: SelfragEvaluateConfig,
+             ctx: StageContext) -> SelfragEvaluation:
+    """selfrag_match, the shared answer metrics and the retrieval frequency, per set and overall."""
+    records = [score_row(r, cfg) for r in predictions.rows()]
+    names = ["selfrag_match"] + [m for m in cfg.metrics if m != "selfrag_match"]
+    metrics = {"label": cfg.name or ctx.step,
+               "num_scored": sum(r["selfrag_match"] is not None for r in records),
+               **summary(records, names)}
+    metrics["by_dataset"] = {d: summary([r for r in records if r["dataset"] == d], names)
+                             for d in sorted({r["dataset"] for r in records})}
+    metrics["display"] = {**{k: v for k, v in DISPLAY.items() if k in metrics},
+                          **{m: m for m in cfg.metrics if m not in DISPLAY}}
+    ctx.log.info("%s: %d questions, selfrag_match %s, retrieval frequency %.3f", metrics["label"],
+                 len(records), metrics["selfrag_match"], metrics["retrieval_frequency"] or 0.0)
+    return SelfragEvaluation(metrics=metrics, per_question=records)
