@@ -1,0 +1,161 @@
+"""selfrag.infer and selfrag.evaluate on a tiny LM taught (plain torch, seconds) to emit reflection
+tokens: the retrieval decision (probability rule and the seed's log-ratio rule), per-passage
+scoring, the closed-set vote, no retrieval; expectations computed by hand from what it was taught."""
+
+from __future__ import annotations
+
+import pytest
+import yaml
+from tests.conftest import REPO
+
+from stages.schemas import Model, Predictions, Retrieved
+from stages.selfrag.evaluate import SelfragEvaluateConfig, evaluate
+from stages.selfrag.infer import SelfragInferConfig, infer
+from stages.selfrag.short_form import passage_prefix
+from stages.selfrag.tokens import SPECIAL_TOKENS
+
+VELMORA = {"id": "p1", "title": "Velmora", "text": "Velmora was founded by Ardan Velsh.", "score": 2.0}
+KELMARO = {"id": "p2", "title": "Kelmaro", "text": "Kelmaro is a river town.", "score": 1.0}
+BROOK = {"id": "p3", "title": "Brook", "text": "Brook has a mill.", "score": 0.5}
+OPEN_Q = "Who founded Velmora?"
+SUM_Q = "What is 7 plus 5?"
+CLAIM = "Is the claim true or false? Velmora has a mill."
+# (question, assistant prefix, target): what the tiny model is taught to say
+LESSONS = [
+    (SUM_Q, "", "[No Retrieval]12[Utility:5]"),
+    (OPEN_Q, "", "[Retrieval]"),
+    (CLAIM, "", "[Retrieval]"),
+    (OPEN_Q, passage_prefix(VELMORA["title"], VELMORA["text"]),
+     "[Relevant]Ardan Velsh[Fully supported][Utility:5]"),
+    (OPEN_Q, passage_prefix(KELMARO["title"], KELMARO["text"]),
+     "[Irrelevant]Bram Oster[No support / Contradictory][Utility:1]"),
+    (OPEN_Q, "[No Retrieval]", "Nobody[Utility:1]"),
+    # the claim: one passage says true (score 1 + 1 + 0.5), two say false (1 + 0.5 + 0.25 each)
+    (CLAIM, passage_prefix(VELMORA["title"], VELMORA["text"]),
+     "[Relevant]true[Fully supported][Utility:5]"),
+    (CLAIM, passage_prefix(KELMARO["title"], KELMARO["text"]),
+     "[Relevant]false[Partially supported][Utility:4]"),
+    (CLAIM, passage_prefix(BROOK["title"], BROOK["text"]),
+     "[Relevant]false[Partially supported][Utility:4]"),
+]
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    """A tiny LM with the 15 special tokens added, taught the LESSONS until it says them."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stages.lib.testing.tiny import tiny_causal_lm
+
+    path = tiny_causal_lm(tmp_path_factory.mktemp("selfrag_gen") / "lm",
+                          [q for q, _, _ in LESSONS] + [p["text"] for p in (VELMORA, KELMARO, BROOK)]
+                          + ["Ardan Velsh Bram Oster Nobody true false 12"], hidden_size=64)
+    torch.manual_seed(0)
+    torch.set_num_threads(1)
+    tok = AutoTokenizer.from_pretrained(path)
+    tok.add_tokens(list(SPECIAL_TOKENS), special_tokens=True)
+    model = AutoModelForCausalLM.from_pretrained(path)
+    model.resize_token_embeddings(len(tok))
+    batch = []
+    for question, prefix, target in LESSONS:
+        prompt = tok.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
+                                         add_generation_prompt=True) + prefix
+        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        t_ids = tok(target + tok.eos_token, add_special_tokens=False)["input_ids"]
+        batch.append((torch.tensor([p_ids + t_ids]), torch.tensor([[-100] * len(p_ids) + t_ids])))
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    for _ in range(150):
+        loss = torch.stack([model(input_ids=i, labels=lab).loss for i, lab in batch]).mean()
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+    assert loss.item() < 0.05, f"the tiny generator did not learn its lessons (loss {loss.item()})"
+    model.save_pretrained(str(path))
+    tok.save_pretrained(str(path))
+    return path
+
+
+def _run(model_env, generator, rows, **cfg):
+    art, ctx = model_env
+    cfg = SelfragInferConfig(max_new_tokens=12, **cfg)
+    out = infer(art(Retrieved, rows), art(Model, str(generator)), cfg, ctx("infer"))
+    return {r["id"]: r for r in art(Predictions, out).rows()}, out
+
+
+def _row(qid, question, ctxs, dataset="popqa", answers=("Ardan Velsh",)):
+    return {"id": qid, "dataset": dataset, "question": question, "answers": list(answers),
+            "gold": [], "ctxs": ctxs}
+
+
+def test_adaptive_decision_on_probabilities_and_the_seeds_log_ratio(model_env, generator):
+    rows = [_row("open", OPEN_Q, [VELMORA]), _row("sum", SUM_Q, [VELMORA], answers=["12"])]
+    got, raw = _run(model_env, generator, rows, mode="adaptive_retrieval", ndocs=1)
+    assert got["open"]["retrieved"] and not got["sum"]["retrieved"]
+    assert raw[0]["p_retrieve"] > 0.9 and raw[1]["p_retrieve"] < 0.1
+    assert got["open"]["prediction"] == "Ardan Velsh" and got["open"]["selected"] == [1]
+    assert got["sum"]["prediction"] == "12" and got["sum"]["ctxs"] == []
+    # lp(Ret)/(lp(Ret)+lp(NoRet)) is near 0 when p(Ret) is near 1: the seed's rule inverts (#45)
+    got, _ = _run(model_env, generator, rows, mode="adaptive_retrieval", rule="log_ratio", ndocs=1)
+    assert not got["open"]["retrieved"] and got["sum"]["retrieved"]
+
+
+def test_always_retrieve_scores_each_passage_and_picks_the_best(model_env, generator):
+    got, raw = _run(model_env, generator, [_row("open", OPEN_Q, [KELMARO, VELMORA])],
+                    mode="always_retrieve", ndocs=2)
+    row = got["open"]
+    assert row["retrieved"] and row["selected"] == [2] and row["selection"] == "[2]"
+    assert row["prediction"] == "Ardan Velsh" and [c["id"] for c in row["ctxs"]] == ["p2", "p1"]
+    # Kelmaro: s_rel ≈ 0, s_sup ≈ 0, s_use ≈ -1 -> 0.5·(-1); Velmora: 1 + 1 + 0.5·1
+    assert raw[0]["scores"] == pytest.approx([-0.5, 2.5], abs=0.1)
+
+
+def test_closed_set_sums_scores_per_answer(model_env, generator):
+    rows = [_row("c", CLAIM, [VELMORA, KELMARO, BROOK], dataset="fever", answers=["false"])]
+    got, raw = _run(model_env, generator, rows, mode="always_retrieve", ndocs=3)
+    # true: 1 + 1 + 0.5 = 2.5 (one passage); false: 2 x (1 + 0.5 + 0.5·0.5) = 3.5 -> false wins
+    assert raw[0]["scores"] == pytest.approx([2.5, 1.75, 1.75], abs=0.1)
+    assert got["c"]["prediction"] == "false" and got["c"]["selected"] == [2]
+    got, _ = _run(model_env, generator, rows, mode="always_retrieve", ndocs=3, closed_set=[])
+    assert got["c"]["prediction"] == "true" and got["c"]["selected"] == [1]   # best single passage
+
+
+def test_no_retrieval_mode_and_evaluation(model_env, generator):
+    art, ctx = model_env
+    rows = [_row("open", OPEN_Q, [VELMORA]), _row("sum", SUM_Q, [VELMORA], answers=["12"])]
+    got, raw = _run(model_env, generator, rows, mode="no_retrieval")
+    assert [r["retrieved"] for r in raw] == [False, False]
+    assert got["open"]["prediction"] == "Nobody" and got["sum"]["prediction"] == "12"
+    metrics, per_q = evaluate(art(Predictions, raw), SelfragEvaluateConfig(name="none"),
+                              ctx("evaluate"))
+    assert metrics["selfrag_match"] == 0.5 and metrics["retrieval_frequency"] == 0.0
+    assert metrics["display"]["selfrag_match"] == "match" and metrics["label"] == "none"
+    _, adaptive = _run(model_env, generator, rows, mode="adaptive_retrieval", ndocs=1)
+    metrics, _ = evaluate(art(Predictions, adaptive), SelfragEvaluateConfig(), ctx("evaluate"))
+    assert metrics["selfrag_match"] == 1.0 and metrics["retrieval_frequency"] == 0.5
+    assert metrics["by_dataset"]["popqa"]["retrieval_frequency"] == 0.5
+
+
+def test_evaluate_is_case_sensitive_and_maps_fever_labels(model_env):
+    art, ctx = model_env
+    rows = [{"id": "a", "dataset": "popqa", "question": "q", "answers": ["Paris"], "gold": [],
+             "ctxs": [], "selected": [], "selection": "None", "prediction": "paris"},
+            {"id": "b", "dataset": "pubhealth", "question": "q", "answers": ["true"], "gold": [],
+             "ctxs": [VELMORA], "selected": [1], "selection": "[1]", "prediction": "SUPPORTS"}]
+    metrics, _ = evaluate(art(Predictions, rows), SelfragEvaluateConfig(), ctx("evaluate"))
+    assert metrics["by_dataset"]["popqa"]["selfrag_match"] == 0.0      # case-sensitive
+    assert metrics["by_dataset"]["pubhealth"]["selfrag_match"] == 1.0  # SUPPORTS -> true
+    assert metrics["retrieval_frequency"] == 0.5                       # no `retrieved`: ctxs read
+
+
+def test_seqscore_is_refused_with_a_reason():
+    from orchestrator.api import ConfigError
+
+    with pytest.raises(ConfigError, match="use_seqscore"):
+        SelfragInferConfig(use_seqscore=True)
+
+
+def test_pipeline_lists_the_special_tokens_of_tokens_py():
+    conf = yaml.safe_load((REPO / "conf" / "selfrag" / "pipeline.yaml").read_text())
+    assert tuple(conf["selfrag"]["special_tokens"]) == SPECIAL_TOKENS
+    assert conf["steps"]["generator"]["masked_spans"] == [["<paragraph>", "</paragraph>"]]
