@@ -1,6 +1,7 @@
-"""The data and critic half of the Self-RAG DAG (conf/selfrag/pipeline.yaml) on tiny random-init
-models: reference teacher -> critic SFT -> critic labelling with per-sentence retrieval -> the
-generator's training rows with reflection tokens; a rerun is a no-op."""
+"""The whole Self-RAG DAG (conf/selfrag/pipeline.yaml) on tiny random-init models: reference
+teacher -> critic SFT -> critic labelling with per-sentence retrieval -> the generator's training
+rows with reflection tokens -> generator SFT with the 15 special tokens -> inference with no /
+always / adaptive retrieval and a top-1 RAG baseline -> Self-RAG evaluation; a rerun is a no-op."""
 
 from __future__ import annotations
 
@@ -74,6 +75,7 @@ defaults:
   - _self_
 sources: {{encoder: {encoder}, critic_base: {lm}, generator_base: {lm}}}
 retrieval: {{k: 3, normalize: true}}
+selfrag: {{ndocs: 2, max_new_tokens: 6, eval_no_retrieval: 2}}
 steps:
   load: {{num_entities: 8, num_train: 8, num_eval: 4}}
   instructions: {{no_retrieval: 4}}
@@ -81,6 +83,7 @@ steps:
   critic: {{lora: true, lr: 1.0e-7, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 512}}
   split: {{max_tokens: 48}}
   label: {{top_n: 2, max_tokens: 48}}
+  generator: {{lr: 1.0e-7, max_steps: 2, per_device_batch_size: 2, grad_accum: 1, max_length: 512}}
 """)
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
@@ -102,6 +105,29 @@ steps:
     targets = pq.read_table(next((arts / "label.out").glob("*.parquet"))).to_pylist()
     assert targets and all(r["messages"][1]["content"].endswith("]") for r in targets)
     assert any("<paragraph>" in r["messages"][1]["content"] for r in targets)
+    _check_generator_and_evaluation(runs, arts)
     assert rag("run", str(conf / "tiny.yaml"), "--no-progress", runs=runs) == 0
     again = json.loads((runs / "latest" / "status.json").read_text())
     assert {s["cache"] for s in again["steps"].values()} == {"hit"}
+
+
+def _check_generator_and_evaluation(runs, arts):
+    """The generator checkpoint saves the reflection tokens' ids; every evaluation has metrics."""
+    from transformers import AutoTokenizer
+
+    from stages.selfrag.tokens import SPECIAL_TOKENS
+
+    ids = json.loads((arts / "generator.out" / "special_tokens.json").read_text())
+    assert list(ids) == list(SPECIAL_TOKENS) and len(set(ids.values())) == 15
+    tok = AutoTokenizer.from_pretrained(arts / "generator.out")
+    assert all(tok.convert_tokens_to_ids(t) == i for t, i in ids.items())
+    assert all(len(tok(t, add_special_tokens=False)["input_ids"]) == 1 for t in SPECIAL_TOKENS)
+    metrics = json.loads((runs / "latest" / "metrics.json").read_text())
+    assert {"eval_adaptive", "eval_always", "eval_none", "eval_top1"} <= set(metrics)
+    for name in ("eval_adaptive", "eval_always", "eval_none", "eval_top1"):
+        assert metrics[name]["num_questions"] == 6          # 4 loaded + 2 that need no documents
+        assert 0.0 <= metrics[name]["selfrag_match"] <= 1.0
+    assert metrics["eval_always"]["retrieval_frequency"] == 1.0
+    assert metrics["eval_none"]["retrieval_frequency"] == 0.0
+    assert metrics["eval_top1"]["retrieval_frequency"] == 1.0
+    assert metrics["eval_adaptive"]["label"] == "Self-RAG adaptive retrieval"
