@@ -159,6 +159,9 @@ class SlurmExecutor:
         if self.cluster not in ("slurm", "local", "debug"):
             raise ConfigError(f"ragline.executor.cluster: '{self.cluster}' is not slurm, local or debug",
                               hint="slurm submits with sbatch; local runs the jobs as local processes")
+        if self.cluster == "slurm" and not (shutil.which("sbatch") and shutil.which("sinfo")):
+            raise ConfigError("executor=slurm: no sbatch/sinfo on this machine",
+                              hint="run from a SLURM login node, or set ragline.executor.cluster=local")
         self.array_parallelism = jobs or int(cfg.get("array_parallelism") or 64)
         self.stale_s = float(cfg.get("heartbeat_s") or 120)
         self.env_patterns = [*FORWARD_ENV, *(cfg.get("env") or [])]
@@ -173,9 +176,6 @@ class SlurmExecutor:
             from orchestrator.executors.gpus import visible_gpus
 
             return [len(visible_gpus())]
-        if not shutil.which("sinfo") or not shutil.which("sbatch"):
-            raise ConfigError("executor=slurm: no sbatch/sinfo on this machine",
-                              hint="run from a SLURM login node, or set ragline.executor.cluster=local")
         return partition_gpus(self.cfg.get("partition"))
 
     def check_resources(self, steps: list) -> None:

@@ -108,7 +108,7 @@ def test_without_sbatch_the_error_says_where_to_run(tmp_path, monkeypatch):
 
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(ConfigError, match="no sbatch/sinfo on this machine") as e:
-        SlurmExecutor(Store(tmp_path / "c"), {"name": "slurm"}).check_resources([_step("sft", 2)])
+        SlurmExecutor(Store(tmp_path / "c"), {"name": "slurm"})  # before anything is submitted
     assert "cluster=local" in e.value.hint
 
 
@@ -149,3 +149,18 @@ def test_docs_name_every_key():
     for key in ("partition", "account", "qos", "constraint", "time", "cpus_per_task", "mem_gb",
                 "array_parallelism", "sbatch", "setup", "heartbeat_s", "cluster"):
         assert f"\n{key}:" in text, key
+
+
+def test_cluster_local_runs_the_jobs_as_local_processes(tmp_path):
+    """``cluster: local`` (no SLURM needed): submitit runs the job array as local processes, with
+    the same worker, heartbeat and results; the recipe's CPU steps give the same keys as local."""
+    from tests.executors.conftest import Conformance
+
+    xc = Conformance(tmp_path, "slurm")
+    code, out = xc.run("ragline.executor.cluster=local", "steps.gpu_map.gpus=0", "steps.train.gpus=0")
+    assert code == 0, out
+    status = xc.status()
+    assert status["executor"] == "slurm"
+    assert len(status["steps"]["cpu_map"]["jobs"]) == 4
+    assert xc.executions("cpu_map") == {0: 1, 1: 1, 2: 1, 3: 1}
+    assert status["metrics"]["total"] == {"count": 8, "sum": 64.0}
