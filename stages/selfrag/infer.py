@@ -10,7 +10,10 @@ passage's answer wins, or for closed-set tasks the answer with the highest summe
 self-rag issue #45; see :mod:`stages.selfrag.scoring`).
 
 Every generation goes through the shared endpoint client (cached under the step's scratch, so a
-killed step resumes; backends transformers, vLLM or an OpenAI-style server). Output: the shared
+killed step resumes; backends transformers, vLLM or an OpenAI-style server). Questions of the
+``long_form`` sets (ASQA, ELI5, FactScore) that retrieve get the segment-level beam search
+instead (:mod:`stages.selfrag.long_form`; ``beam_width``, ``max_depth``), the answer citing its
+passages ALCE-style ("... [1] ... [2]"). Output: the shared
 ``Predictions`` columns (``ctxs``: the passages read, ``selected``: the winning one, 1-based) plus
 ``retrieved`` and ``p_retrieve`` (adaptive mode's probability, else null) and the per-passage
 ``scores``.
@@ -18,8 +21,8 @@ killed step resumes; backends transformers, vLLM or an OpenAI-style server). Out
 Fixes relative to the seed: the threshold is applied to probabilities by default; the decision
 reads the asked tokens' log-probabilities directly (the seed raised KeyError when a token was not
 among the returned top log-probs). Not here: ``use_seqscore`` (the endpoint client reports only
-the asked tokens' log-probabilities, not the generated tokens'), and long-form beam search
-(:mod:`stages.selfrag.beam` holds the search; it is not wired into a stage yet).
+the asked tokens' log-probabilities, not the generated tokens'), and the seed's re-decision of
+``[No Retrieval]`` tokens inside a long-form segment.
 """
 
 from __future__ import annotations
@@ -55,6 +58,9 @@ class SelfragInferConfig:
     use_seqscore: bool = False            # not available through the endpoint client (see above)
     max_new_tokens: Annotated[int, Ge(1)] = 100
     closed_set: list[str] = field(default_factory=lambda: ["fever", "arc", "obqa", "pubhealth"])
+    long_form: list[str] = field(default_factory=lambda: ["asqa", "eli5", "factscore"])
+    beam_width: Annotated[int, Ge(1)] = 2     # long form (paper: 2)
+    max_depth: Annotated[int, Ge(1)] = 7      # long form: segments at most (paper README: 7)
     llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(backend="transformers",
                                                                        model=""))
 
@@ -90,8 +96,8 @@ def _messages(row: dict) -> list[dict]:
     return [{"role": "user", "content": row["question"]}]
 
 
-def _requests(rows: list[dict], retrieve: list[bool], cfg: SelfragInferConfig):
-    """All answer generations: (row index, passage index or None, ChatRequest)."""
+def _requests(rows: list[dict], retrieve: list[bool], long: list[bool], cfg: SelfragInferConfig):
+    """All short-form generations: (row index, passage index or None, ChatRequest)."""
     from stages.lib.endpoint import ChatRequest
     from stages.selfrag.short_form import NO_RETRIEVAL_PREFIX, passage_prefix
     from stages.selfrag.tokens import REFLECTION_TOKENS
@@ -99,6 +105,8 @@ def _requests(rows: list[dict], retrieve: list[bool], cfg: SelfragInferConfig):
     jobs = []
     for i, row in enumerate(rows):
         ctxs = list(row.get("ctxs") or [])[:cfg.ndocs]
+        if retrieve[i] and ctxs and long[i]:
+            continue                      # the beam search asks its own generations
         if retrieve[i] and ctxs:
             for p, c in enumerate(ctxs):
                 jobs.append((i, p, ChatRequest(
@@ -110,45 +118,69 @@ def _requests(rows: list[dict], retrieve: list[bool], cfg: SelfragInferConfig):
     return jobs
 
 
+def _short_form(row: dict, answers: list, cfg: SelfragInferConfig) -> dict:
+    """Prediction, selected passage and scores from one row's short-form replies."""
+    from stages.selfrag.short_form import choose, is_closed_set, reply_scores
+    from stages.selfrag.tokens import strip_reflection
+
+    texts = [strip_reflection(r.text) for _, r in answers]
+    if answers[0][0] is None:
+        return {"prediction": texts[0], "retrieved": False, "selected": [], "scores": []}
+    weights = {"rel": cfg.w_rel, "sup": cfg.w_sup, "use": cfg.w_use}
+    scores = [reply_scores((r.tokens or [[]])[0], (r.logprobs or [[]])[0], weights)["score"]
+              for _, r in answers]
+    closed = is_closed_set(row.get("dataset") or "", cfg.closed_set)
+    prediction, best = choose(texts, scores, closed)
+    return {"prediction": prediction, "retrieved": True, "selected": [best + 1], "scores": scores}
+
+
+def _long_form(client, rows: list[dict], todo: list[int], cfg: SelfragInferConfig,
+               ctx: StageContext) -> dict[int, dict]:
+    """The beam search's answer for each row index in ``todo``."""
+    from stages.selfrag.long_form import long_form_answer
+
+    weights = {"rel": cfg.w_rel, "sup": cfg.w_sup, "use": cfg.w_use}
+    out = {}
+    for i in ctx.progress(todo, desc="long form"):
+        answer, cited = long_form_answer(client, _messages(rows[i]), rows[i]["ctxs"][:cfg.ndocs],
+                                         weights, cfg.max_new_tokens, cfg.beam_width,
+                                         cfg.max_depth)
+        out[i] = {"prediction": answer, "retrieved": True, "selected": cited, "scores": []}
+    return out
+
+
 @stage("selfrag.infer", version=1, shard_by="questions", multi_gpu="one_process")
 def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
           ctx: StageContext) -> SelfragPredictions:
     """Self-RAG answers (no / always / adaptive retrieval) with per-passage reflection scores."""
     from stages.lib.endpoint import open_client
     from stages.lib.endpoint.checkpoint import local_llm
-    from stages.selfrag.short_form import choose, is_closed_set, reply_scores
-    from stages.selfrag.tokens import strip_reflection
+    from stages.selfrag.short_form import is_closed_set
 
     rows = questions.rows()
     if not rows:
         return []
     llm = local_llm(cfg.llm, model, "infer.llm")
-    weights = {"rel": cfg.w_rel, "sup": cfg.w_sup, "use": cfg.w_use}
+    long = [is_closed_set(r.get("dataset") or "", cfg.long_form) for r in rows]
     with open_client(llm, ctx.scratch / "generator", device=ctx.device, where="infer.llm") as client:
         decided = _decisions(client, rows, cfg, ctx)
-        jobs = _requests(rows, [d for d, _ in decided], cfg)
+        retrieve = [d for d, _ in decided]
+        jobs = _requests(rows, retrieve, long, cfg)
         replies = client.complete([req for _, _, req in jobs],
                                   progress=lambda it: ctx.progress(it, desc="generate"))
+        todo = [i for i, r in enumerate(rows) if retrieve[i] and long[i] and r.get("ctxs")]
+        answered = _long_form(client, rows, todo, cfg, ctx)
     per_row: dict[int, list] = {}
     for (i, p, _), reply in zip(jobs, replies):
         per_row.setdefault(i, []).append((p, reply))
     out = []
     for i, row in enumerate(rows):
-        answers = [(p, strip_reflection(r.text), r) for p, r in per_row[i]]
-        retrieved = answers[0][0] is not None
-        ctxs = list(row.get("ctxs") or [])[:cfg.ndocs] if retrieved else []
-        scores, selected, prediction = [], [], answers[0][1]
-        if retrieved:
-            scores = [reply_scores((r.tokens or [[]])[0], (r.logprobs or [[]])[0], weights)["score"]
-                      for _, _, r in answers]
-            closed = is_closed_set(row.get("dataset") or "", cfg.closed_set)
-            prediction, best = choose([a for _, a, _ in answers], scores, closed)
-            selected = [best + 1]
+        got = answered[i] if i in answered else _short_form(row, per_row[i], cfg)
+        ctxs = list(row.get("ctxs") or [])[:cfg.ndocs] if got["retrieved"] else []
         out.append({**{k: row.get(k) for k in ("id", "dataset", "question", "answers", "gold")},
                     "ctxs": [{k: c.get(k) for k in ("id", "title", "text", "score")} for c in ctxs],
-                    "selected": selected, "selection": ", ".join(f"[{s}]" for s in selected)
-                    or "None", "prediction": prediction, "retrieved": retrieved,
-                    "p_retrieve": decided[i][1], "scores": scores})
-    ctx.log.info("selfrag.infer (%s): %d questions, %d retrieved, %d generations", cfg.mode,
-                 len(rows), sum(r["retrieved"] for r in out), len(jobs))
+                    "selection": ", ".join(f"[{s}]" for s in got["selected"]) or "None",
+                    "p_retrieve": decided[i][1], **got})
+    ctx.log.info("selfrag.infer (%s): %d questions, %d retrieved (%d long form), %d generations",
+                 cfg.mode, len(rows), sum(r["retrieved"] for r in out), len(answered), len(jobs))
     return out

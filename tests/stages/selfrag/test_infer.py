@@ -20,6 +20,8 @@ BROOK = {"id": "p3", "title": "Brook", "text": "Brook has a mill.", "score": 0.5
 OPEN_Q = "Who founded Velmora?"
 SUM_Q = "What is 7 plus 5?"
 CLAIM = "Is the claim true or false? Velmora has a mill."
+LONG_Q = "Tell me about Velmora."
+FIRST = passage_prefix(VELMORA["title"], VELMORA["text"]) + "[Relevant]Ardan Velsh founded it.[Fully supported]"
 # (question, assistant prefix, target): what the tiny model is taught to say
 LESSONS = [
     (SUM_Q, "", "[No Retrieval]12[Utility:5]"),
@@ -30,13 +32,23 @@ LESSONS = [
     (OPEN_Q, passage_prefix(KELMARO["title"], KELMARO["text"]),
      "[Irrelevant]Bram Oster[No support / Contradictory][Utility:1]"),
     (OPEN_Q, "[No Retrieval]", "Nobody[Utility:1]"),
-    # the claim: one passage says true (score 1 + 1 + 0.5), two say false (1 + 0.5 + 0.25 each)
+    # the claim: one passage says true (score 1 + 1 + 0.5), two say false (1 + 0.5 + 0.25, 1 + 0.5)
     (CLAIM, passage_prefix(VELMORA["title"], VELMORA["text"]),
      "[Relevant]true[Fully supported][Utility:5]"),
     (CLAIM, passage_prefix(KELMARO["title"], KELMARO["text"]),
      "[Relevant]false[Partially supported][Utility:4]"),
     (CLAIM, passage_prefix(BROOK["title"], BROOK["text"]),
-     "[Relevant]false[Partially supported][Utility:4]"),
+     "[Relevant]false[Partially supported][Utility:3]"),
+    # long form: Velmora's segment asks for more evidence; Brook's finishes at once, irrelevant
+    (LONG_Q, "", "[Retrieval]"),
+    (LONG_Q, passage_prefix(VELMORA["title"], VELMORA["text"]),
+     "[Relevant]Ardan Velsh founded it.[Fully supported][Retrieval]"),
+    (LONG_Q, passage_prefix(BROOK["title"], BROOK["text"]),
+     "[Irrelevant]It has a mill.[No support / Contradictory][Utility:1]"),
+    (LONG_Q, FIRST + passage_prefix(VELMORA["title"], VELMORA["text"]),
+     "[Relevant]It is old.[Partially supported][Utility:3]"),
+    (LONG_Q, FIRST + passage_prefix(BROOK["title"], BROOK["text"]),
+     "[Relevant]It has a mill.[Fully supported][Utility:5]"),
 ]
 
 
@@ -65,7 +77,7 @@ def generator(tmp_path_factory):
         t_ids = tok(target + tok.eos_token, add_special_tokens=False)["input_ids"]
         batch.append((torch.tensor([p_ids + t_ids]), torch.tensor([[-100] * len(p_ids) + t_ids])))
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(150):
+    for _ in range(200):
         loss = torch.stack([model(input_ids=i, labels=lab).loss for i, lab in batch]).mean()
         loss.backward()
         opt.step()
@@ -113,11 +125,24 @@ def test_always_retrieve_scores_each_passage_and_picks_the_best(model_env, gener
 def test_closed_set_sums_scores_per_answer(model_env, generator):
     rows = [_row("c", CLAIM, [VELMORA, KELMARO, BROOK], dataset="fever", answers=["false"])]
     got, raw = _run(model_env, generator, rows, mode="always_retrieve", ndocs=3)
-    # true: 1 + 1 + 0.5 = 2.5 (one passage); false: 2 x (1 + 0.5 + 0.5·0.5) = 3.5 -> false wins
-    assert raw[0]["scores"] == pytest.approx([2.5, 1.75, 1.75], abs=0.1)
+    # true: 1 + 1 + 0.5 = 2.5 (one passage); false: (1 + 0.5 + 0.5·0.5) + (1 + 0.5 + 0) = 3.25
+    assert raw[0]["scores"] == pytest.approx([2.5, 1.75, 1.5], abs=0.1)
     assert got["c"]["prediction"] == "false" and got["c"]["selected"] == [2]
     got, _ = _run(model_env, generator, rows, mode="always_retrieve", ndocs=3, closed_set=[])
     assert got["c"]["prediction"] == "true" and got["c"]["selected"] == [1]   # best single passage
+
+
+def test_long_form_beam_search_cites_the_best_path(model_env, generator):
+    rows = [_row("l", LONG_Q, [VELMORA, BROOK], dataset="asqa")]
+    got, raw = _run(model_env, generator, rows, mode="always_retrieve", ndocs=2, beam_width=2,
+                    max_depth=7)
+    # depth 1: Velmora 1 + 1 + 0 (no utility token before its [Retrieval]) = 2, open;
+    #          Brook 0 + 0 + 0.5·(-1) = -0.5, finished.
+    # depth 2 under Velmora: Velmora 1 + 0.75 + 0 -> 2 x 1.75 = 3.5; Brook 1 + 1 + 0.5 -> 2 x 2.5 = 5
+    assert got["l"]["prediction"] == "Ardan Velsh founded it. [1] It has a mill. [2]"
+    assert got["l"]["selected"] == [1, 2] and got["l"]["retrieved"]
+    got, _ = _run(model_env, generator, rows, mode="always_retrieve", ndocs=2, max_depth=1)
+    assert got["l"]["prediction"] == "Ardan Velsh founded it. [1]"          # depth 1 only
 
 
 def test_no_retrieval_mode_and_evaluation(model_env, generator):

@@ -1,0 +1,69 @@
+"""Self-RAG long-form answers (ASQA, ELI5, FactScore): the segment-level beam search of
+:mod:`stages.selfrag.beam` driven by generations through the endpoint client (SEEDS §2.5).
+
+A node's assistant prefix is its segments so far, each ``[Retrieval]<paragraph>…</paragraph>``
+plus what the model generated after it. Expanding a node asks one continuation per passage; a
+continuation is cut where the model emits its next ``[Retrieval]`` (the segment ends there and
+the node can be expanded again) and is finished when it ends without one. Each continuation is
+scored on its own reflection tokens (:func:`stages.selfrag.short_form.reply_scores`, with the
+configured weights and the utility term from the utility tokens); the beam keeps the
+``beam_width`` best products of scores. The answer cites each segment's passage ALCE-style.
+
+Not here (seed behaviour left out): re-deciding ``[No Retrieval]`` tokens inside a segment.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+
+from stages.selfrag.beam import Continuation, Node, beam_search, cited_answer
+from stages.selfrag.short_form import passage_prefix, reply_scores
+from stages.selfrag.tokens import REFLECTION_TOKENS, RETRIEVAL, strip_reflection
+
+
+def cut_segment(tokens: Sequence[str]) -> int | None:
+    """Where a continuation's segment ends: its next ``[Retrieval]`` (None: it finished).
+
+    >>> cut_segment(["[Relevant]", "Paris", "[Fully supported]", "[Retrieval]", "<paragraph>"])
+    3
+    >>> cut_segment(["[Relevant]", "Paris", "[Utility:5]"]) is None
+    True
+    """
+    return next((t for t in range(1, len(tokens)) if tokens[t].strip() == RETRIEVAL), None)
+
+
+def clean_segment(raw: str) -> str:
+    """A segment as a reader sees it: passage, reflection tokens and end marks removed.
+
+    >>> clean_segment("[Retrieval]<paragraph>V\\nVelmora ...</paragraph>[Relevant]It is old.[Fully supported]<|im_end|>")
+    'It is old.'
+    """
+    raw = re.sub(r"<paragraph>.*?</paragraph>", "", raw, flags=re.S)
+    return strip_reflection(re.sub(r"<\|[^|>]*\|>", "", raw))
+
+
+def long_form_answer(client, messages: list[dict], ctxs: Sequence[Mapping],
+                     weights: Mapping[str, float], max_new_tokens: int, beam_width: int,
+                     max_depth: int) -> tuple[str, list[int]]:
+    """The best path's answer with citations, and the 1-based passages it cites."""
+    from stages.lib.endpoint import ChatRequest
+
+    heads = [passage_prefix(c.get("title") or "", c.get("text") or "") for c in ctxs]
+
+    def expand(node: Node) -> list[Continuation]:
+        prefix = "".join(node.segments)
+        asks = [ChatRequest(messages, max_tokens=max_new_tokens, logprobs_of=REFLECTION_TOKENS,
+                            prefix=prefix + head) for head in heads]
+        out = []
+        for p, reply in enumerate(client.complete(asks)):
+            tokens, logprobs = (reply.tokens or [[]])[0], (reply.logprobs or [[]])[0]
+            cut = cut_segment(tokens)
+            score = reply_scores(tokens[:cut], logprobs[:cut], weights)["score"]
+            out.append(Continuation(heads[p] + "".join(tokens[:cut]), p, score, cut is None))
+        return out
+
+    best = beam_search(Node(), expand, beam_width=beam_width, max_depth=max_depth)
+    shown = Node(tuple(clean_segment(s) for s in best.segments), best.citations, best.score)
+    cited = sorted({p + 1 for p in best.citations if p is not None})
+    return cited_answer(shown), cited
