@@ -109,6 +109,11 @@ steps:
     assert rag("run", str(conf / "tiny.yaml"), "--no-progress", runs=runs) == 0
     again = json.loads((runs / "latest" / "status.json").read_text())
     assert {s["cache"] for s in again["steps"].values()} == {"hit"}
+    # a new threshold recomputes adaptive inference and its evaluation only
+    assert rag("run", str(conf / "tiny.yaml"), "selfrag.threshold=0.9", "--no-progress",
+               runs=runs) == 0
+    swept = json.loads((runs / "latest" / "status.json").read_text())["steps"]
+    assert {k for k, s in swept.items() if s["cache"] != "hit"} == {"infer_adaptive", "eval_adaptive"}
 
 
 def _check_generator_and_evaluation(runs, arts):
