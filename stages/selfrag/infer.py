@@ -51,7 +51,7 @@ class SelfragInferConfig:
     mode: Literal["always_retrieve", "no_retrieval", "adaptive_retrieval"] = "adaptive_retrieval"
     threshold: float = 0.2                # paper's δ on p(Ret)/(p(Ret)+p(NoRet))
     rule: Literal["probability", "log_ratio"] = "probability"   # log_ratio: the seed's #45
-    ndocs: Annotated[int, Ge(1)] = 10     # passages per question (paper: 10 PopQA/TQA, 5 ARC/PubHealth)
+    ndocs: Annotated[int, Ge(1)] = 10     # per question (paper: 10 PopQA/TQA, 5 ARC/PubHealth)
     w_rel: float = 1.0
     w_sup: float = 1.0
     w_use: float = 0.5
@@ -162,7 +162,8 @@ def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
         return []
     llm = local_llm(cfg.llm, model, "infer.llm")
     long = [is_closed_set(r.get("dataset") or "", cfg.long_form) for r in rows]
-    with open_client(llm, ctx.scratch / "generator", device=ctx.device, where="infer.llm") as client:
+    scratch = ctx.scratch / "generator"
+    with open_client(llm, scratch, device=ctx.device, where="infer.llm") as client:
         decided = _decisions(client, rows, cfg, ctx)
         retrieve = [d for d, _ in decided]
         jobs = _requests(rows, retrieve, long, cfg)

@@ -36,7 +36,8 @@ def cut_segment(tokens: Sequence[str]) -> int | None:
 def clean_segment(raw: str) -> str:
     """A segment as a reader sees it: passage, reflection tokens and end marks removed.
 
-    >>> clean_segment("[Retrieval]<paragraph>V\\nVelmora ...</paragraph>[Relevant]It is old.[Fully supported]<|im_end|>")
+    >>> clean_segment("[Retrieval]<paragraph>V\\nVelmora ...</paragraph>[Relevant]It is old."
+    ...               "[Fully supported]<|im_end|>")
     'It is old.'
     """
     raw = re.sub(r"<paragraph>.*?</paragraph>", "", raw, flags=re.S)

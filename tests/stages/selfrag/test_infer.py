@@ -1,6 +1,7 @@
 """selfrag.infer and selfrag.evaluate on a tiny LM taught (plain torch, seconds) to emit reflection
 tokens: the retrieval decision (probability rule and the seed's log-ratio rule), per-passage
-scoring, the closed-set vote, no retrieval; expectations computed by hand from what it was taught."""
+scoring, the closed-set vote, no retrieval, the long-form beam search; expectations computed by
+hand from what it was taught."""
 
 from __future__ import annotations
 
@@ -14,14 +15,16 @@ from stages.selfrag.infer import SelfragInferConfig, infer
 from stages.selfrag.short_form import passage_prefix
 from stages.selfrag.tokens import SPECIAL_TOKENS
 
-VELMORA = {"id": "p1", "title": "Velmora", "text": "Velmora was founded by Ardan Velsh.", "score": 2.0}
+VELMORA = {"id": "p1", "title": "Velmora", "text": "Velmora was founded by Ardan Velsh.",
+           "score": 2.0}
 KELMARO = {"id": "p2", "title": "Kelmaro", "text": "Kelmaro is a river town.", "score": 1.0}
 BROOK = {"id": "p3", "title": "Brook", "text": "Brook has a mill.", "score": 0.5}
 OPEN_Q = "Who founded Velmora?"
 SUM_Q = "What is 7 plus 5?"
 CLAIM = "Is the claim true or false? Velmora has a mill."
 LONG_Q = "Tell me about Velmora."
-FIRST = passage_prefix(VELMORA["title"], VELMORA["text"]) + "[Relevant]Ardan Velsh founded it.[Fully supported]"
+FIRST = (passage_prefix(VELMORA["title"], VELMORA["text"])
+         + "[Relevant]Ardan Velsh founded it.[Fully supported]")
 # (question, assistant prefix, target): what the tiny model is taught to say
 LESSONS = [
     (SUM_Q, "", "[No Retrieval]12[Utility:5]"),
@@ -61,7 +64,8 @@ def generator(tmp_path_factory):
     from stages.lib.testing.tiny import tiny_causal_lm
 
     path = tiny_causal_lm(tmp_path_factory.mktemp("selfrag_gen") / "lm",
-                          [q for q, _, _ in LESSONS] + [p["text"] for p in (VELMORA, KELMARO, BROOK)]
+                          [q for q, _, _ in LESSONS]
+                          + [p["text"] for p in (VELMORA, KELMARO, BROOK)]
                           + ["Ardan Velsh Bram Oster Nobody true false 12"], hidden_size=64)
     torch.manual_seed(0)
     torch.set_num_threads(1)
@@ -138,7 +142,8 @@ def test_long_form_beam_search_cites_the_best_path(model_env, generator):
                     max_depth=7)
     # depth 1: Velmora 1 + 1 + 0 (no utility token before its [Retrieval]) = 2, open;
     #          Brook 0 + 0 + 0.5·(-1) = -0.5, finished.
-    # depth 2 under Velmora: Velmora 1 + 0.75 + 0 -> 2 x 1.75 = 3.5; Brook 1 + 1 + 0.5 -> 2 x 2.5 = 5
+    # depth 2 under Velmora: Velmora 1 + 0.75 + 0 -> 2 x 1.75 = 3.5;
+    #                        Brook 1 + 1 + 0.5 -> 2 x 2.5 = 5
     assert got["l"]["prediction"] == "Ardan Velsh founded it. [1] It has a mill. [2]"
     assert got["l"]["selected"] == [1, 2] and got["l"]["retrieved"]
     got, _ = _run(model_env, generator, rows, mode="always_retrieve", ndocs=2, max_depth=1)
