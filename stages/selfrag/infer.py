@@ -65,6 +65,10 @@ class SelfragInferConfig:
                                                                        model=""))
 
     def __post_init__(self):
+        if self.rule == "probability" and not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"threshold: {self.threshold} is not a probability (rule: "
+                              f"probability compares p(Ret)/(p(Ret)+p(NoRet)) with it)",
+                              hint="give a threshold in [0, 1] (paper: 0.2)")
         if self.use_seqscore:
             raise ConfigError("use_seqscore: true is not supported: the endpoint client reports "
                               "only the asked tokens' log-probabilities",

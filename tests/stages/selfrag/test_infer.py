@@ -183,6 +183,9 @@ def test_seqscore_is_refused_with_a_reason():
 
     with pytest.raises(ConfigError, match="use_seqscore"):
         SelfragInferConfig(use_seqscore=True)
+    with pytest.raises(ConfigError, match="threshold: 2.0 is not a probability"):
+        SelfragInferConfig(threshold=2.0)
+    SelfragInferConfig(threshold=2.0, rule="log_ratio")    # a ratio of log-probs may exceed 1
 
 
 def test_pipeline_lists_the_special_tokens_of_tokens_py():
