@@ -7,7 +7,7 @@
 #
 # The suite's session fixtures start the clusters with tests/engines/{slurm,ray}.sh and stop them
 # by PID at the end (RAGLINE_ENGINES=1). Measured on the 2-core VM: apt-get about 20 s
-# (18 packages), pip about 20 s, the suite about 11 min under a load average of 10.
+# (18 packages), pip about 20 s, the suite 6 min at load average 4 (11 min at 10 to 28).
 # Needs root and apt-get for SLURM; without them only Ray is installed and the SLURM cases skip
 # (pytest -ra lists them with the reason).
 set -euo pipefail
