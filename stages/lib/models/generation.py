@@ -1,4 +1,5 @@
-"""Chat generation behind one small interface: transformers (CPU/GPU), vLLM, or an OpenAI API.
+"""Chat generation behind one small interface: transformers (CPU/GPU) or vLLM, in this process
+(an OpenAI-compatible server is asked through the shared endpoint client, stages.lib.endpoint).
 
 Every backend implements::
 
@@ -23,7 +24,6 @@ request per completion). So ``batch_size`` can stay out of a cache key.
 from __future__ import annotations
 
 import logging
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -228,65 +228,7 @@ class TransformersGenerator:
 # VLLMGenerator lives in stages.lib.models.vllm_backend (imported only when chosen).
 
 
-# ----------------------------------------------------------------------------- OpenAI API
-
-class OpenAIGenerator:
-    """An OpenAI-compatible chat endpoint (the LLM judge; a vLLM server works too).
-
-    ``batch_size`` requests run concurrently; the client retries transient errors itself.
-    """
-
-    backend = "openai"
-
-    def __init__(self, base_url: str | None, model: str, api_key_env: str = "OPENAI_API_KEY",
-                 max_retries: int = 5, timeout: float = 120.0):
-        try:
-            from openai import OpenAI
-        except ImportError as exc:
-            raise ConfigError("the OpenAI-compatible judge needs the 'openai' package",
-                              hint="pip install 'openai>=1.0' (or pip install ragline[judge])"
-                              ) from exc
-        key = os.environ.get(api_key_env)
-        if not key:
-            raise ConfigError(f"environment variable {api_key_env} is not set (the API key for "
-                              f"{base_url or 'the OpenAI API'})",
-                              hint=f"export {api_key_env}=... before running")
-        self.model = model
-        self.client = OpenAI(base_url=base_url, api_key=key, max_retries=max_retries,
-                             timeout=timeout)
-
-    def _one(self, conv: Conversation, max_new_tokens: int, temperature: float, n: int,
-             seed: int) -> list[str]:
-        texts: list[str] = []
-        while len(texts) < n:   # some compatible servers ignore n > 1
-            resp = self.client.chat.completions.create(
-                model=self.model, messages=plain(conv), max_tokens=max_new_tokens,
-                temperature=temperature, n=n - len(texts), seed=seed + len(texts))
-            got = [(c.message.content or "").strip() for c in resp.choices]
-            if not got:
-                raise RuntimeError(f"{self.model}: the endpoint returned no choices")
-            texts.extend(got)
-        return texts[:n]
-
-    def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
-             temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-             progress: Callable | None = None) -> list[list[str]]:
-        from concurrent.futures import ThreadPoolExecutor
-
-        _check_args(max_new_tokens, temperature, n)
-        with ThreadPoolExecutor(max_workers=max(1, batch_size)) as pool:
-            futures = [pool.submit(self._one, c, max_new_tokens, temperature, n, seed + i)
-                       for i, c in enumerate(conversations)]
-            return [f.result() for f in _wrap(progress, futures)]
-
-    def close(self) -> None:
-        self.client.close()
-
-
-def openai_generator(base_url: str | None, model: str,
-                     api_key_env: str = "OPENAI_API_KEY") -> OpenAIGenerator:
-    """A :class:`Generator` over an OpenAI-compatible chat endpoint (needs ``openai``)."""
-    return OpenAIGenerator(base_url, model, api_key_env)
+# An OpenAI-compatible server is asked through the shared endpoint client (stages.lib.endpoint).
 
 
 # ----------------------------------------------------------------------------- choice

@@ -9,7 +9,7 @@ import pytest
 
 from orchestrator.errors import ConfigError
 from stages.lib.models.generation import (TransformersGenerator, _GumbelSampler, load_generator,
-                                          openai_generator, row_seed)
+                                          row_seed)
 from stages.lib.testing.tiny import tiny_causal_lm
 
 CONVS = [
@@ -115,10 +115,3 @@ def test_argument_and_backend_errors(gen, lm_dir, tmp_path):
         with pytest.raises(ConfigError, match="pip install vllm"):
             load_generator(str(lm_dir), backend="vllm")
     assert isinstance(load_generator(str(lm_dir), backend="auto"), TransformersGenerator)
-
-
-def test_openai_generator_needs_package_or_key(monkeypatch):
-    monkeypatch.delenv("RAGLINE_TEST_KEY", raising=False)
-    expected = "pip install" if importlib.util.find_spec("openai") is None else "RAGLINE_TEST_KEY"
-    with pytest.raises(ConfigError, match=expected):
-        openai_generator("http://localhost:1/v1", "judge", api_key_env="RAGLINE_TEST_KEY")
