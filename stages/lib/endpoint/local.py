@@ -10,6 +10,9 @@ conversation sampled from its own request's seed (transformers: per-row seeded n
 
 Log-probabilities of asked tokens are exact here (a teacher-forced pass over prompt + completion
 with transformers; vLLM's top ``top_logprobs`` alternatives). An asked string must be one token.
+The generated tokens' own log-probabilities (``token_logprobs``) come from the same pass with
+transformers, and from the sampled token's entry that vLLM always reports (``logprobs=0`` when
+no other token is asked).
 """
 
 from __future__ import annotations
@@ -116,26 +119,37 @@ class LocalBackend:
         tok = self.gen.tokenizer
         texts = [cut_at_stop(tok.decode(c, skip_special_tokens=True).strip(), req.stop)
                  for c in completions]
-        if not req.logprobs_of:
+        if not req.logprobs_of and not req.token_logprobs:
             return ChatReply(texts)
         asked = asked_token_ids(tok, req.logprobs_of, self.model)
         prompt = tok(self.gen.render(req.messages) + req.prefix,
                      add_special_tokens=False)["input_ids"]
-        return ChatReply(texts, tokens=[[tok.decode([t]) for t in c] for c in completions],
-                         logprobs=[self._logprobs(prompt, c, asked) for c in completions])
+        scored = [self._logprobs(prompt, c, asked, ended=len(c) < req.max_tokens)
+                  for c in completions]
+        reply = ChatReply(texts, token_logprobs=[s[1] for s in scored] if req.token_logprobs
+                          else None)
+        if req.logprobs_of:
+            reply.tokens = [[tok.decode([t]) for t in c] for c in completions]
+            reply.logprobs = [s[0] for s in scored]
+        return reply
 
-    def _logprobs(self, prompt: list[int], completion: list[int],
-                  asked: dict[str, int]) -> list[dict[str, float]]:
-        """Log-probability of each asked token at each generated position (teacher forcing)."""
+    def _logprobs(self, prompt: list[int], completion: list[int], asked: dict[str, int],
+                  ended: bool) -> tuple[list[dict[str, float]], list[float]]:
+        """Per generated position, the asked tokens' log-probabilities; and each generated
+        token's own, plus the end-of-sequence token's where the completion ``ended`` on one
+        (teacher forcing). Which end token ended it is not returned by ``generate_ids``: the
+        likeliest of the model's end tokens is taken (the one greedy decoding picks)."""
         import torch
 
-        if not completion:
-            return []
         ids = torch.tensor([prompt + completion], device=self.gen.model.device)
         with torch.inference_mode():
-            logits = self.gen.model(input_ids=ids).logits[0, len(prompt) - 1:-1]
+            logits = self.gen.model(input_ids=ids).logits[0, len(prompt) - 1:]
         lp = torch.log_softmax(logits.float(), dim=-1)
-        return [{s: float(lp[t, i]) for s, i in asked.items()} for t in range(len(completion))]
+        at = [{s: float(lp[t, i]) for s, i in asked.items()} for t in range(len(completion))]
+        own = [float(lp[t, i]) for t, i in enumerate(completion)]
+        if ended and self.gen.eos_ids:
+            own.append(max(float(lp[len(completion), e]) for e in self.gen.eos_ids))
+        return at, own
 
     def _run_vllm(self, requests: list[ChatRequest]) -> Iterator[tuple[int, ChatReply]]:
         """vLLM offline chat in chunks of requests.
@@ -176,17 +190,23 @@ class LocalBackend:
                               max_tokens=req.max_tokens,
                               seed=row_seed(req.seed, 0, j, 0) if sample else None,
                               stop=list(req.stop) or None,
-                              logprobs=self.cfg.top_logprobs if req.logprobs_of else None)
+                              logprobs=self.cfg.top_logprobs if req.logprobs_of
+                              else (0 if req.token_logprobs else None))
 
     def close(self) -> None:
         self.gen.close()
 
 
 def _vllm_reply(req: ChatRequest, completions: list) -> ChatReply:
-    """A reply from vLLM ``CompletionOutput``s (text, token_ids, logprobs per position)."""
+    """A reply from vLLM ``CompletionOutput``s (text, token_ids, logprobs per position: a dict
+    token id -> ``Logprob`` that always holds the sampled token)."""
     texts = [o.text.strip() for o in completions]
+    reply = ChatReply(texts)
+    if req.token_logprobs:
+        reply.token_logprobs = [[float(step[t].logprob) for step, t in
+                                 zip(o.logprobs or [], o.token_ids)] for o in completions]
     if not req.logprobs_of:
-        return ChatReply(texts)
+        return reply
     tokens, logprobs = [], []
     for o in completions:
         steps = o.logprobs or []
@@ -194,4 +214,5 @@ def _vllm_reply(req: ChatRequest, completions: list) -> ChatReply:
         tokens.append([next((lp.decoded_token for tid, lp in step.items() if tid == t), "")
                        for step, t in zip(steps, o.token_ids)])
         logprobs.append([{s: float(d[s]) for s in req.logprobs_of if s in d} for d in by_text])
-    return ChatReply(texts, tokens=tokens, logprobs=logprobs)
+    reply.tokens, reply.logprobs = tokens, logprobs
+    return reply

@@ -60,15 +60,27 @@ def _asked_logprobs(item: dict, asked: tuple[str, ...]) -> dict[str, float]:
     return {tok: found[tok] for tok in asked if tok in found}
 
 
-def parse_choices(data: dict, asked: tuple[str, ...]) -> ChatReply:
-    """A :class:`ChatReply` from a chat-completions response body."""
+def parse_choices(data: dict, asked: tuple[str, ...], own: bool = False) -> ChatReply:
+    """A :class:`ChatReply` from a chat-completions response body; ``own``: read each generated
+    token's log-probability (``choices[].logprobs.content[].logprob``) into ``token_logprobs``.
+
+    >>> body = {"choices": [{"message": {"content": " Paris"}, "logprobs": {"content": [
+    ...     {"token": "Paris", "logprob": -0.5, "top_logprobs": [{"token": "Rome", "logprob": -2.0}]},
+    ...     {"token": ".", "logprob": -0.25, "top_logprobs": []}]}}]}
+    >>> r = parse_choices(body, ("Rome",), own=True)
+    >>> r.texts, r.tokens, r.logprobs, r.token_logprobs
+    (['Paris'], [['Paris', '.']], [[{'Rome': -2.0}, {}]], [[-0.5, -0.25]])
+    """
     choices = data.get("choices") or []
     texts = [((c.get("message") or {}).get("content") or "").strip() for c in choices]
-    if not asked:
-        return ChatReply(texts)
     content = [((c.get("logprobs") or {}).get("content") or []) for c in choices]
-    return ChatReply(texts, tokens=[[it["token"] for it in items] for items in content],
-                     logprobs=[[_asked_logprobs(it, asked) for it in items] for items in content])
+    reply = ChatReply(texts)
+    if own:
+        reply.token_logprobs = [[float(it["logprob"]) for it in items] for items in content]
+    if asked:
+        reply.tokens = [[it["token"] for it in items] for items in content]
+        reply.logprobs = [[_asked_logprobs(it, asked) for it in items] for items in content]
+    return reply
 
 
 class OpenAIHttpBackend:
@@ -104,6 +116,8 @@ class OpenAIHttpBackend:
             body["stop"] = list(req.stop)
         if req.logprobs_of:
             body["logprobs"], body["top_logprobs"] = True, self.cfg.top_logprobs
+        elif req.token_logprobs:
+            body["logprobs"] = True      # the generated tokens' own, no alternatives
         return body
 
     def _fatal(self, status: int, text: str, body: dict) -> RagError:
@@ -181,11 +195,12 @@ class OpenAIHttpBackend:
     def complete(self, req: ChatRequest) -> ChatReply:
         """One request; asks again for the rest when a server returns fewer than ``n`` choices."""
         reply = ChatReply([], tokens=[] if req.logprobs_of else None,
-                          logprobs=[] if req.logprobs_of else None)
+                          logprobs=[] if req.logprobs_of else None,
+                          token_logprobs=[] if req.token_logprobs else None)
         while len(reply.texts) < req.n:
             got = parse_choices(self.post(self._body(req, req.n - len(reply.texts),
                                                      req.seed + len(reply.texts))),
-                                req.logprobs_of)
+                                req.logprobs_of, req.token_logprobs)
             if not got.texts:
                 raise EndpointError(f"{self.url}: the answer for model {self.model!r} has no "
                                     f"choices")
@@ -193,6 +208,8 @@ class OpenAIHttpBackend:
             if req.logprobs_of:
                 reply.tokens += got.tokens
                 reply.logprobs += got.logprobs
+            if req.token_logprobs:
+                reply.token_logprobs += got.token_logprobs
         return reply
 
     def _complete_and_keep(self, i: int, req: ChatRequest, on_reply: OnReply) -> ChatReply:

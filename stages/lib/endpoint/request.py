@@ -1,9 +1,9 @@
 """One chat request and its reply, as plain JSON-able values, and the request's cache key.
 
 A request is everything that decides the answer: model, messages, sampling parameters, seed,
-and which tokens' log-probabilities to report. Its key is the SHA-256 of that, written as
-canonical JSON, so the same question asked again (in this run or after a kill) is found in the
-cache whatever its position in the batch. The server address and the API key are not part of it.
+which tokens' log-probabilities to report, and whether to report the generated tokens' own. Its
+key is the SHA-256 of that, written as canonical JSON, so the same question asked again (in this
+run or after a kill) is found in the cache whatever its position in the batch. The server address and the API key are not part of it.
 
     >>> r = ChatRequest([{"role": "user", "content": "Hi"}], max_tokens=8)
     >>> request_key("m", r) == request_key("m", ChatRequest([{"role": "user", "content": "Hi"}],
@@ -26,6 +26,8 @@ class ChatRequest:
 
     ``logprobs_of``: token strings (``"[Relevant]"``, ``" yes"``) whose log-probability is
     reported at every generated position (see :class:`ChatReply`).
+    ``token_logprobs``: also report each generated token's own log-probability
+    (:attr:`ChatReply.token_logprobs`; Self-RAG's sequence score is their mean).
     ``prefix``: assistant text the reply continues (Self-RAG: ``"[Retrieval]<paragraph>...
     </paragraph>"``); the reply holds only the new text, and log-probabilities are those of the
     positions generated after the prefix.
@@ -40,6 +42,7 @@ class ChatRequest:
     stop: tuple[str, ...] = ()
     logprobs_of: tuple[str, ...] = ()
     prefix: str = ""
+    token_logprobs: bool = False
 
     def resolved(self, cfg) -> "ChatRequest":
         """This request with every ``None`` replaced by the default in ``cfg`` (EndpointConfig)."""
@@ -50,7 +53,8 @@ class ChatRequest:
             top_p=float(pick(self.top_p, cfg.top_p)),
             max_tokens=int(pick(self.max_tokens, cfg.max_tokens)),
             seed=int(pick(self.seed, cfg.seed)), n=int(self.n), stop=tuple(self.stop),
-            logprobs_of=tuple(self.logprobs_of), prefix=self.prefix)
+            logprobs_of=tuple(self.logprobs_of), prefix=self.prefix,
+            token_logprobs=bool(self.token_logprobs))
 
 
 @dataclass
@@ -62,12 +66,19 @@ class ChatReply:
     distribution the t-th generated token was drawn from). An HTTP server reports only its
     ``top_logprobs`` alternatives, so an asked token outside them is absent; local backends
     report every asked token.
+
+    With ``token_logprobs`` asked: ``token_logprobs[j]`` is the log-probability of each token
+    completion j generated, in order, the end-of-sequence token included where the completion
+    ended on one (vLLM counts it among the generated tokens and in ``cumulative_logprob``; the
+    transformers backend adds it although its ``tokens`` leave it out, so this list may be one
+    longer than ``tokens[j]``). A server reports what it puts in ``logprobs.content``.
     """
 
     texts: list[str]
     tokens: list[list[str]] | None = None
     logprobs: list[list[dict[str, float]]] | None = None
     meta: dict = field(default_factory=dict)
+    token_logprobs: list[list[float]] | None = None
 
     @property
     def text(self) -> str:
@@ -79,16 +90,26 @@ class ChatReply:
     @classmethod
     def from_json(cls, data: dict) -> "ChatReply":
         return cls(texts=list(data["texts"]), tokens=data.get("tokens"),
-                   logprobs=data.get("logprobs"), meta=data.get("meta") or {})
+                   logprobs=data.get("logprobs"), meta=data.get("meta") or {},
+                   token_logprobs=data.get("token_logprobs"))
 
 
 def request_record(model: str, request: ChatRequest) -> dict:
     """The JSON that identifies a (resolved) request: model + every request field (an empty
-    ``prefix`` is left out, so keys of requests without one did not change when it was added)."""
+    ``prefix`` and ``token_logprobs: false`` are left out, so keys of requests without them did
+    not change when they were added).
+
+    >>> sorted(request_record("m", ChatRequest([], token_logprobs=True)))[-3:]
+    ['temperature', 'token_logprobs', 'top_p']
+    >>> "token_logprobs" in request_record("m", ChatRequest([]))
+    False
+    """
     body = asdict(request)
     body["stop"], body["logprobs_of"] = list(request.stop), list(request.logprobs_of)
     if not request.prefix:
         del body["prefix"]
+    if not request.token_logprobs:
+        del body["token_logprobs"]
     return {"model": model, **body}
 
 

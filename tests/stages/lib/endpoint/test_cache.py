@@ -58,11 +58,21 @@ def test_the_key_ignores_nothing_that_changes_an_answer():
         request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, stop=("\n",))),
         request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, logprobs_of=("yes",))),
         request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, prefix="[Retrieval]")),
+        request_key("m", ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, token_logprobs=True)),
     ]
     assert base not in changed and len(set(changed)) == len(changed)
 
 
 def test_keys_of_requests_without_a_prefix_did_not_change_when_it_was_added():
     assert "prefix" not in request_record("m", REQ)
+    assert "token_logprobs" not in request_record("m", REQ)     # nor when token_logprobs was
     assert request_key("m", REQ) == ("c2afb068a583711496e01db3d684d2c4"
                                      "ba25abf330f5698916e9ca734e652ac0")
+
+
+def test_token_logprobs_round_trip_through_the_cache(tmp_path):
+    req = ChatRequest(REQ.messages, 0.0, 1.0, 4, 0, token_logprobs=True)
+    cache, key = RequestCache(tmp_path), request_key("m", req)
+    cache.put(key, request_record("m", req), ChatReply(["Hello"], token_logprobs=[[-0.5, -1.25]]))
+    assert cache.get(key).token_logprobs == [[-0.5, -1.25]]
+    assert json.loads(cache.path(key).read_text())["request"]["token_logprobs"] is True

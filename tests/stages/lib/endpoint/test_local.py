@@ -65,6 +65,58 @@ def test_logprobs_of_asked_tokens_agree_with_the_server_top_alternatives(
     assert first in remote.logprobs[0][pos]                   # the chosen token is always there
 
 
+def test_token_logprobs_are_each_generated_tokens_own_and_agree_with_the_server(
+        server, endpoint_cfg, local_cfg, tmp_path):
+    """Greedy: each generated token is the argmax of its position, so its log-probability is that
+    position's maximum of the log-softmax (by hand below); the server's
+    ``logprobs.content[].logprob`` gives the same numbers; the request is cached with them."""
+    import torch
+
+    with open_client(local_cfg, tmp_path / "local") as llm:
+        plain, = llm.chat([conv(3)])
+        local, = llm.chat([conv(3)], token_logprobs=True)
+        assert (llm.asked, llm.cache_hits) == (2, 0)      # token_logprobs is in the key
+        gen = llm.backend.gen
+        prompt = gen.tokenizer(gen.render(conv(3)), add_special_tokens=False)["input_ids"]
+        ids = gen.generate_ids([conv(3)], max_new_tokens=5)[0][0]
+        with torch.inference_mode():
+            lp = torch.log_softmax(gen.model(input_ids=torch.tensor([prompt + ids])).logits[0]
+                                   .float(), dim=-1)[len(prompt) - 1:]
+    assert plain.token_logprobs is None and local.texts == plain.texts
+    assert len(ids) == 5 and len(local.token_logprobs[0]) == 5     # no end token: cut by length
+    assert local.token_logprobs[0] == pytest.approx([float(lp[t].max()) for t in range(5)],
+                                                    abs=1e-5)
+    with open_client(endpoint_cfg, tmp_path / "http") as llm:
+        remote, = llm.chat([conv(3)], max_tokens=5, token_logprobs=True)
+    assert remote.tokens is None and remote.token_logprobs[0] == pytest.approx(
+        local.token_logprobs[0], abs=1e-4)
+    with open_client(local_cfg, tmp_path / "local") as llm:
+        again, = llm.chat([conv(3)], token_logprobs=True)
+        assert (llm.asked, llm.cache_hits) == (0, 1)
+    assert again.token_logprobs == local.token_logprobs
+
+
+def test_a_completion_that_ended_counts_its_end_token(local_cfg, tmp_path):
+    """vLLM counts the end-of-sequence token among the generated ones (token_ids,
+    cumulative_logprob); the transformers backend adds its log-probability where the completion
+    stopped before ``max_tokens``: the likeliest end token at the position after the last one."""
+    import torch
+
+    with open_client(local_cfg, tmp_path / "c") as llm:
+        gen = llm.backend.gen
+        prompt = gen.tokenizer(gen.render(conv(0)), add_special_tokens=False)["input_ids"]
+        completion = gen.tokenizer("Paris", add_special_tokens=False)["input_ids"]
+        asked, own = llm.backend._logprobs(prompt, completion, {}, ended=True)
+        _, cut = llm.backend._logprobs(prompt, completion, {}, ended=False)
+        with torch.inference_mode():
+            lp = torch.log_softmax(gen.model(input_ids=torch.tensor([prompt + completion]))
+                                   .logits[0].float(), dim=-1)
+    end = len(prompt) + len(completion) - 1
+    assert asked == [{}] * len(completion) and own[:-1] == cut and len(cut) == len(completion)
+    assert own[-1] == pytest.approx(max(float(lp[end, e]) for e in gen.eos_ids), abs=1e-6)
+    assert cut[0] == pytest.approx(float(lp[len(prompt) - 1, completion[0]]), abs=1e-6)
+
+
 def test_local_backend_errors_are_one_line(local_cfg, tmp_path):
     with pytest.raises(ConfigError, match=r"is \d+ tokens for .*, not one"), \
             open_client(local_cfg, tmp_path / "c") as llm:
@@ -87,8 +139,10 @@ def test_vllm_output_is_read_into_a_reply():
                                    {2: lp(-0.01, "</s>"), 7: lp(-6.0, "Yes")}])])
     reply = _vllm_reply(ChatRequest([], logprobs_of=("No", "Maybe")), out.outputs)
     assert reply.texts == ["Yes"] and reply.tokens == [["Yes", "</s>"]]
-    assert reply.logprobs == [[{"No": -2.5}, {}]]
+    assert reply.logprobs == [[{"No": -2.5}, {}]] and reply.token_logprobs is None
     assert _vllm_reply(ChatRequest([]), out.outputs).tokens is None
+    own = _vllm_reply(ChatRequest([], token_logprobs=True), out.outputs)
+    assert own.token_logprobs == [[-0.1, -0.01]] and own.tokens is None   # the sampled ones
 
 
 def test_a_reply_continues_an_assistant_prefix(server, endpoint_cfg, local_cfg, tmp_path):
