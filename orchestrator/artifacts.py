@@ -22,6 +22,26 @@ from orchestrator.hashing import hash_file, hash_strings
 
 FORMAT = "ragline-artifact/1"
 PREVIEW_ROWS = 5
+GROUP_ROWS = 65_536          # at most this many rows per Parquet row group
+GROUP_BYTES = 64 * 2**20     # and about this many uncompressed bytes
+
+
+def group_rows(table) -> int:
+    """Rows per Parquet row group for ``table``: 64k rows, fewer when rows are wide.
+
+    A shard or a ``take`` reads whole row groups, so a group bounds what reading one row costs.
+    Depends on the table's content only, so equal tables give equal bytes (and hashes).
+
+    >>> import pyarrow as pa
+    >>> group_rows(pa.table({"x": list(range(10))}))
+    65536
+    >>> group_rows(pa.table({"t": ["x" * 4096] * 100}))
+    16368
+    """
+    if table.num_rows == 0:
+        return GROUP_ROWS
+    per_row = max(1, table.nbytes // table.num_rows)
+    return max(1024, min(GROUP_ROWS, GROUP_BYTES // per_row))
 
 
 @dataclass
@@ -77,34 +97,143 @@ class Table(Artifact):
     def num_rows(self) -> int:
         return self.stop - self.start
 
-    def read(self, columns: list[str] | None = None):
-        """This handle's rows as one ``pyarrow.Table``."""
+    def _spans(self, lo: int, hi: int):
+        """``(path, part_lo, part_hi)`` for each Parquet part overlapping table rows [lo, hi)."""
+        offset = 0
+        for path, n in zip(self.ref.paths, self.ref.rows):
+            a, b = max(lo, offset), min(hi, offset + n)
+            if a < b:
+                yield path, a - offset, b - offset
+            offset += n
+
+    def _empty(self, columns: list[str] | None):
         import pyarrow as pa
         import pyarrow.parquet as pq
 
-        pieces, offset = [], 0
-        for path, n in zip(self.ref.paths, self.ref.rows):
-            lo, hi = max(self.start, offset), min(self.stop, offset + n)
-            if lo < hi:
-                t = pq.read_table(path, columns=columns)
-                pieces.append(t.slice(lo - offset, hi - lo))
-            offset += n
+        schema = pq.read_schema(self.ref.paths[0]) if self.ref.paths else self.schema
+        if columns:
+            schema = pa.schema([schema.field(c) for c in columns])
+        return schema.empty_table()
+
+    def read(self, columns: list[str] | None = None):
+        """This handle's rows as one ``pyarrow.Table``; only the row groups they lie in are read."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pieces = []
+        for path, lo, hi in self._spans(self.start, self.stop):
+            pf = pq.ParquetFile(path)
+            groups, first = row_groups_between(_group_rows(pf), lo, hi)
+            pieces.append(pf.read_row_groups(groups, columns=columns).slice(lo - first, hi - lo))
         if not pieces:
-            schema = pq.read_schema(self.ref.paths[0]) if self.ref.paths else self.schema
-            if columns:
-                schema = pa.schema([schema.field(c) for c in columns])
-            return schema.empty_table()
+            return self._empty(columns)
         return pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
 
     def rows(self, columns: list[str] | None = None) -> list[dict]:
         """This handle's rows as a list of dicts."""
         return self.read(columns).to_pylist()
 
-    def iter_batches(self, batch_size: int = 1024):
-        """Yield lists of row dicts of at most ``batch_size`` rows."""
-        table = self.read()
-        for i in range(0, table.num_rows, batch_size):
-            yield table.slice(i, batch_size).to_pylist()
+    def iter_tables(self, batch_size: int = 65_536, columns: list[str] | None = None):
+        """Yield this handle's rows as ``pyarrow.Table`` pieces of at most ``batch_size`` rows.
+
+        Streams: one row group is in memory at a time (plus the rows carried to the next piece).
+        """
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        carry, held = [], 0
+        for path, lo, hi in self._spans(self.start, self.stop):
+            pf = pq.ParquetFile(path)
+            counts = _group_rows(pf)
+            groups, offset = row_groups_between(counts, lo, hi)
+            for g in groups:
+                a, b = max(lo, offset), min(hi, offset + counts[g])
+                carry.append(pf.read_row_group(g, columns=columns).slice(a - offset, b - a))
+                held += b - a
+                offset += counts[g]
+                while held >= batch_size:
+                    table = pa.concat_tables(carry)
+                    yield table.slice(0, batch_size)
+                    carry, held = [table.slice(batch_size)], held - batch_size
+        if held:
+            yield pa.concat_tables(carry)
+
+    def iter_batches(self, batch_size: int = 1024, columns: list[str] | None = None):
+        """Yield lists of row dicts of at most ``batch_size`` rows (streamed, see ``iter_tables``)."""
+        for table in self.iter_tables(batch_size, columns):
+            yield table.to_pylist()
+
+    def take(self, positions, columns: list[str] | None = None):
+        """The rows at ``positions`` (0-based within this handle, any order, repeats allowed).
+
+        Reads only the row groups that hold one of them, one group at a time, so a few thousand
+        rows of a 21M-row corpus cost a few row groups, not the corpus.
+        """
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pos = np.asarray(positions, dtype=np.int64).reshape(-1)
+        if len(pos) and (pos.min() < 0 or pos.max() >= self.num_rows):
+            raise IndexError(f"take: positions must lie in [0, {self.num_rows}), got "
+                             f"{int(pos.min())}..{int(pos.max())}")
+        wanted = np.unique(pos) + self.start          # sorted table rows
+        pieces = []
+        for path, lo, hi in self._spans(self.start, self.stop):
+            pf = pq.ParquetFile(path)
+            pieces += _take_from_part(pf, _group_rows(pf), wanted, lo, hi,
+                                      _part_offset(self.ref, path), columns)
+        if not pieces:
+            return self._empty(columns)
+        found = pa.concat_tables(pieces)        # the unique rows, sorted
+        return found.take(pa.array(np.searchsorted(wanted, pos + self.start)))
+
+
+def _group_rows(pf) -> list[int]:
+    return [pf.metadata.row_group(i).num_rows for i in range(pf.metadata.num_row_groups)]
+
+
+def _part_offset(ref: Ref, path: str) -> int:
+    offset = 0
+    for p, n in zip(ref.paths, ref.rows):
+        if p == path:
+            return offset
+        offset += n
+    raise KeyError(path)
+
+
+def _take_from_part(pf, counts, wanted, lo, hi, part_offset, columns) -> list:
+    """Rows of ``wanted`` (sorted table rows) inside part rows [lo, hi), group by group."""
+    import numpy as np
+    import pyarrow as pa
+
+    pieces, offset = [], 0
+    for g, n in enumerate(counts):
+        a, b = max(lo, offset), min(hi, offset + n)
+        if a < b:
+            i, j = np.searchsorted(wanted, [a + part_offset, b + part_offset])
+            if i < j:
+                local = wanted[i:j] - part_offset - offset
+                pieces.append(pf.read_row_group(g, columns=columns).take(pa.array(local)))
+        offset += n
+    return pieces
+
+
+def row_groups_between(counts: list[int], lo: int, hi: int) -> tuple[list[int], int]:
+    """(indices of the row groups overlapping rows [lo, hi), first row of the first of them).
+
+    >>> row_groups_between([4, 4, 4], 5, 9)
+    ([1, 2], 4)
+    >>> row_groups_between([4, 4, 4], 0, 4)
+    ([0], 0)
+    """
+    groups, first, offset = [], None, 0
+    for g, n in enumerate(counts):
+        if offset < hi and lo < offset + n:
+            groups.append(g)
+            first = offset if first is None else first
+        offset += n
+    return groups, (lo if first is None else first)
 
 
 class Directory(Artifact):
@@ -148,7 +277,7 @@ def type_problems(consumer, producer, where: str) -> list[str]:
     >>> c = pa.list_(pa.struct([("id", pa.string())]))
     >>> p = pa.list_(pa.struct([("id", pa.string()), ("score", pa.float32())]))
     >>> type_problems(c, p, "ctxs"), type_problems(p, c, "ctxs")
-    ([], ["ctxs.score is missing (expected float)"])
+    ([], ['ctxs.score is missing (expected float)'])
     """
     import pyarrow as pa
 
@@ -237,7 +366,7 @@ def write_artifact(value, cls: type[Artifact], dest: Path, producer: str, key: s
 
         table = _to_table(value, cls, where)
         part = dest / "part-00000.parquet"
-        pq.write_table(table, part, compression="zstd")
+        pq.write_table(table, part, compression="zstd", row_group_size=group_rows(table))
         files = [part]
         rows = [table.num_rows]
         manifest.update(num_rows=table.num_rows,

@@ -47,3 +47,72 @@ def test_write_rejects_rows_of_the_wrong_type(tmp_path):
 def test_ref_roundtrip():
     ref = Ref("table", "m:T", "h", ["/a"], [3], "s.out")
     assert Ref(**ref.to_json()) == ref
+
+
+def _numbers(tmp_path, n, name="t"):
+    rows = [{"id": str(i), "x": float(i)} for i in range(n)]
+    return Numbers(write_artifact(rows, Numbers, tmp_path / name, "step.out", "k"))
+
+
+def test_tables_are_written_in_bounded_row_groups_and_shards_read_only_theirs(tmp_path,
+                                                                           monkeypatch):
+    import pyarrow.parquet as pq
+
+    import orchestrator.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "GROUP_ROWS", 10)
+    monkeypatch.setattr(artifacts, "group_rows", lambda table: 10)
+    table = _numbers(tmp_path, 45)
+    assert pq.ParquetFile(table.ref.paths[0]).metadata.num_row_groups == 5
+    read_groups = []
+    real = pq.ParquetFile.read_row_groups
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups",
+                        lambda self, groups, **kw: read_groups.append(list(groups))
+                        or real(self, groups, **kw))
+    shard = Numbers(table.ref, 12, 27)
+    assert shard.read(["x"]).column("x").to_pylist() == [float(i) for i in range(12, 27)]
+    assert read_groups == [[1, 2]]        # rows 10..29 only
+    assert Numbers(table.ref, 45, 45).read().num_rows == 0
+
+
+def test_iter_batches_streams_one_row_group_at_a_time(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    import orchestrator.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "group_rows", lambda table: 10)
+    table = _numbers(tmp_path, 45)
+    monkeypatch.setattr(pq.ParquetFile, "read_row_groups", None)   # never read whole
+    shard = Numbers(table.ref, 3, 44)
+    batches = list(shard.iter_batches(batch_size=15))
+    assert [len(b) for b in batches] == [15, 15, 11]
+    assert [r["id"] for b in batches for r in b] == [str(i) for i in range(3, 44)]
+    it = shard.iter_tables(batch_size=4, columns=["x"])
+    assert next(it).column("x").to_pylist() == [3.0, 4.0, 5.0, 6.0]   # before reading group 1
+
+
+def test_take_reads_only_the_row_groups_holding_the_positions(tmp_path, monkeypatch):
+    import pyarrow.parquet as pq
+
+    import orchestrator.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "group_rows", lambda table: 10)
+    table = _numbers(tmp_path, 45)
+    groups = []
+    real = pq.ParquetFile.read_row_group
+    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
+                        lambda self, g, **kw: groups.append(g) or real(self, g, **kw))
+    shard = Numbers(table.ref, 5, 45)          # positions are relative to the handle
+    got = shard.take([30, 0, 30, 2], columns=["id"])
+    assert got.column("id").to_pylist() == ["35", "5", "35", "7"]
+    assert got.column_names == ["id"] and sorted(groups) == [0, 3]
+    assert shard.take([]).num_rows == 0
+    with pytest.raises(IndexError, match=r"positions must lie in \[0, 40\)"):
+        shard.take([40])
+
+
+def test_row_group_rule_keeps_hashes_deterministic(tmp_path):
+    a, b = _numbers(tmp_path, 70_000, "a"), _numbers(tmp_path, 70_000, "b")
+    assert a.ref.content_hash == b.ref.content_hash
+    import pyarrow.parquet as pq
+    assert pq.ParquetFile(a.ref.paths[0]).metadata.num_row_groups == 2
