@@ -75,54 +75,98 @@ def _query_text(template: str | None, row: dict, lowercase: bool) -> str:
 def retrieve(questions: Questions, index: Embeddings, encoder: Model, corpus: Passages,
              cfg: RetrieveConfig, ctx: StageContext) -> Retrieved:
     """Encode this shard's questions, search the index, attach the top-k passages as ``ctxs``."""
-    import time
-
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     from stages.lib.models.encoders import Encoder
     from stages.lib.models.search import ShardedIndex
 
-    rows = all_rows = questions.rows()
-    shipped = [r for r in rows if r.get("ctxs")] if cfg.shipped_ctxs == "keep" else []
-    if shipped:
+    table = questions.read()
+    rows = table.to_pylist()
+    has_ctxs = [bool(r.get("ctxs")) and cfg.shipped_ctxs == "keep" for r in rows]
+    if any(has_ctxs):
         ctx.log.info("%d of %d questions arrive with their passages and keep them "
-                     "(shipped_ctxs: keep)", len(shipped), len(rows))
-        rows = [r for r in rows if not r.get("ctxs")]
-    if not rows:
-        return shipped
+                     "(shipped_ctxs: keep)", sum(has_ctxs), len(rows))
+    todo = [r for r, has in zip(rows, has_ctxs) if not has]
+    if not todo:
+        return rows
     idx = ShardedIndex(index.path)
-    pooling = _resolve("pooling", cfg.pooling, idx.meta)
-    normalize = _resolve("normalize", cfg.normalize, idx.meta)
-
-    start = time.perf_counter()
-    enc = Encoder(encoder.path, pooling=pooling, normalize=normalize,
+    enc = Encoder(encoder.path, pooling=_resolve("pooling", cfg.pooling, idx.meta),
+                  normalize=_resolve("normalize", cfg.normalize, idx.meta),
                   max_length=cfg.max_length, device=ctx.device)
-    texts = [_query_text(cfg.query_template, r, cfg.lowercase) for r in rows]
+    texts = [_query_text(cfg.query_template, r, cfg.lowercase) for r in todo]
     query_emb = enc.encode(texts, batch_size=cfg.batch_size,
                            progress=lambda it: ctx.progress(it, desc="encode questions"))
-    scores, hits = idx.search(query_emb, cfg.k, method=cfg.search, factory=cfg.faiss_factory,
-                              nprobe=cfg.nprobe, use_gpu=cfg.faiss_gpu, device=ctx.device)
-    ctx.log.info("searched %d shard(s) for %d questions in %.1f s", len(idx.shards), len(rows),
-                 time.perf_counter() - start)
+    import pyarrow as pa
 
-    # the passages of the hits only: positions of the needed ids in the corpus' id column
-    needed = sorted({pid for h in hits for pid in h})
-    corpus_ids = corpus.read(columns=["id"]).column("id")
-    pos = pc.index_in(pa.array(needed, pa.string()), value_set=corpus_ids).to_pylist()
-    missing = [pid for pid, p in zip(needed, pos) if p is None]
-    if missing:
+    searched = table.filter(pa.array([not h for h in has_ctxs]))
+    out = search_and_attach(searched, query_emb, idx, corpus, cfg, ctx.device, ctx.log)
+    if not any(has_ctxs):
+        return out
+    done = iter(out.to_pylist())      # back in input order, shipped rows as they came
+    return [row if has else next(done) for row, has in zip(rows, has_ctxs)]
+
+
+def search_and_attach(questions, query_emb, idx, corpus: Passages, cfg: RetrieveConfig,
+                      device: str | None, log, chunk: int = 2048):
+    """``questions`` (a ``pyarrow.Table``) with a ``ctxs`` column: the top-k of each query.
+
+    The stage after its question encoder (``bench/bench_scale.py`` times this part): search
+    the index, fetch title and text for the hit passages only (:func:`fetch_passages`), and
+    build ``ctxs`` as Arrow lists, ``chunk`` questions per piece, without a Python object per
+    passage.
+    """
+    import time
+
+    import numpy as np
+    import pyarrow as pa
+
+    from stages.schemas import CTX
+
+    start = time.perf_counter()
+    scores, hits = idx.search_rows(query_emb, cfg.k, method=cfg.search, factory=cfg.faiss_factory,
+                                   nprobe=cfg.nprobe, use_gpu=cfg.faiss_gpu, device=device)
+    log.info("searched %d shard(s) for %d questions in %.1f s", len(idx.shards), len(hits),
+             time.perf_counter() - start)
+    found = hits >= 0
+    unique, inverse = np.unique(hits[found], return_inverse=True)
+    passages = fetch_passages(idx, unique, corpus, log)
+    counts = found.sum(axis=1)
+    ends = np.cumsum(counts)
+    pieces = []
+    for lo in range(0, len(hits), chunk):
+        hi = min(lo + chunk, len(hits))
+        a, b = int(ends[lo] - counts[lo]), int(ends[hi - 1])
+        part = passages.take(pa.array(inverse[a:b]))
+        struct = pa.StructArray.from_arrays(
+            [part.column(n).combine_chunks().cast(pa.string()) for n in ("id", "title", "text")]
+            + [pa.array(scores[lo:hi][found[lo:hi]], pa.float32())], fields=list(CTX))
+        offsets = np.concatenate([[0], np.cumsum(counts[lo:hi])]).astype(np.int32)
+        pieces.append(pa.ListArray.from_arrays(pa.array(offsets), struct, type=pa.list_(CTX)))
+    if "ctxs" in questions.column_names:
+        questions = questions.drop_columns(["ctxs"])
+    return questions.append_column("ctxs", pa.chunked_array(pieces, pa.list_(CTX)))
+
+
+def fetch_passages(idx, rows, corpus: Passages, log):
+    """``id``/``title``/``text`` of the index ``rows`` (sorted, unique), reading only their rows.
+
+    An index that the ``index`` stage built from this corpus is row-aligned with it, so index
+    row r is corpus row r (checked on the ids read back); another index (imported embeddings,
+    a different order) is matched by id through the corpus' id column.
+    """
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = idx.ids().take(pa.array(rows, pa.int64())).cast(pa.string())
+    columns = ["id", "title", "text"]
+    if len(idx.ids()) == corpus.num_rows:
+        got = corpus.take(rows, columns)
+        if pc.all(pc.equal(got.column("id"), ids)).as_py() is not False:
+            return got
+        log.info("the index rows are not in corpus order: passages are looked up by id")
+    pos = pc.index_in(ids, value_set=corpus.read(columns=["id"]).column("id").combine_chunks())
+    if pos.null_count:
+        missing = ids.filter(pos.is_null())
         raise DataError(f"retrieve: {len(missing)} passage ids of the index are not in the "
-                        f"corpus (first: {missing[0]!r}); was the index built from this corpus?")
-    passages = corpus.read(columns=["title", "text"]).take(pa.array(pos, pa.int64())).to_pylist()
-    by_id = dict(zip(needed, passages))
-
-    out = []
-    for row, hit_ids, hit_scores in zip(rows, hits, scores):
-        ctxs = [{"id": pid, "title": by_id[pid]["title"], "text": by_id[pid]["text"],
-                 "score": float(s)} for pid, s in zip(hit_ids, hit_scores)]
-        out.append({**row, "ctxs": ctxs})
-    if shipped:   # back in input order
-        order = {r["id"]: i for i, r in enumerate(all_rows)}
-        out = sorted(shipped + out, key=lambda r: order[r["id"]])
-    return out
+                        f"corpus (first: {missing[0].as_py()!r}); was the index built from this "
+                        f"corpus?")
+    return corpus.take(np.asarray(pos.to_numpy(zero_copy_only=False), np.int64), columns)

@@ -63,6 +63,37 @@ def load_embeddings(directory: str | Path, mmap: bool = True) -> tuple[list[str]
     return ids, emb
 
 
+def read_ids(path: str | Path):
+    """The ids of an ``ids.txt`` as a ``pyarrow.LargeStringArray``, built from the file's bytes.
+
+    No Python string per id: 21M ids cost their bytes plus 8 bytes each, not about 60.
+
+    >>> import tempfile, pathlib
+    >>> p = pathlib.Path(tempfile.mkdtemp()) / "ids.txt"
+    >>> _ = p.write_text("a\\nbc\\n")
+    >>> read_ids(p).to_pylist()
+    ['a', 'bc']
+    """
+    import pyarrow as pa
+
+    data = np.fromfile(path, dtype=np.uint8)
+    if len(data) == 0:
+        return pa.array([], pa.large_string())
+    ends = np.flatnonzero(data == 10)                # one "\\n" after each id
+    if len(data) and (len(ends) == 0 or ends[-1] != len(data) - 1):
+        ends = np.append(ends, len(data))             # no final newline
+    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
+    keep = np.ones(len(data) + 1, dtype=bool)         # drop the newlines (and a "\\r" before one)
+    keep[ends[ends < len(data)]] = False
+    cr = ends[ends > starts] - 1
+    keep[cr[data[cr] == 13]] = False
+    keep = keep[:len(data)]
+    removed = np.concatenate([[0], np.cumsum(~keep)])
+    offsets = np.concatenate([starts - removed[starts], [int(keep.sum())]]).astype(np.int64)
+    return pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets),
+                                            pa.py_buffer(data[keep].tobytes()))
+
+
 def shard_dirs(root: str | Path) -> list[Path]:
     """The shard directories of an index: ``root`` itself, or its sorted ``shard-*`` children."""
     root = Path(root)
@@ -121,19 +152,70 @@ def _merge_topk(scores: np.ndarray, indices: np.ndarray, k: int) -> tuple[np.nda
     return np.take_along_axis(scores, cols, axis=1), np.take_along_axis(indices, cols, axis=1)
 
 
-def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int = 262_144,
+BLOCK_BYTES = 64 * 2**20   # float32 bytes of one block of index rows (exact search)
+
+
+def block_rows_for(dim: int, block_bytes: int = BLOCK_BYTES) -> int:
+    """Index rows per exact-search block: ``block_bytes`` of float32 rows, at least 1024.
+
+    >>> block_rows_for(384)
+    43690
+    """
+    return max(1024, block_bytes // (4 * dim))
+
+
+def release_pages(emb: np.ndarray) -> None:
+    """Drop a memory map's resident pages from this process (they stay in the page cache).
+
+    A scan over a memory-mapped index otherwise leaves every page it touched in the process'
+    resident set, so a worker would show the whole index as its memory; after this it holds one
+    block. No-op for arrays that are not memory maps.
+    """
+    import mmap
+
+    mm = getattr(emb, "_mmap", None)
+    if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
+        mm.madvise(mmap.MADV_DONTNEED)
+
+
+def _knn_cpu(q: np.ndarray, block: np.ndarray, k: int, query_block: int):
+    """Top-``k`` of one float32 block per query on CPU: faiss' BLAS + heap if importable, else numpy."""
+    try:
+        import faiss
+    except ImportError:
+        faiss = None
+    if faiss is not None:
+        s, i = faiss.knn(q, block, k, metric=faiss.METRIC_INNER_PRODUCT)
+        return s, i.astype(np.int64)
+    s_parts, i_parts = [], []
+    for qs in range(0, len(q), query_block):
+        sc = q[qs:qs + query_block] @ block.T
+        if k < sc.shape[1]:
+            part = np.argpartition(-sc, k - 1, axis=1)[:, :k]
+        else:
+            part = np.broadcast_to(np.arange(sc.shape[1]), sc.shape).copy()
+        s_parts.append(np.take_along_axis(sc, part, axis=1))
+        i_parts.append(part.astype(np.int64))
+    return np.concatenate(s_parts), np.concatenate(i_parts)
+
+
+def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int | None = None,
                  query_block: int = 1024, device: str | None = None,
                  progress: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` rows of ``emb`` by inner product with each query.
 
-    ``emb`` may be a memory map: it is read ``block_rows`` rows at a time (each block once).
-    Returns ``(scores, indices)``, both ``(num_queries, min(k, len(emb)))``, best first; ties go
-    to the lower row. ``device`` "cuda" multiplies blocks with torch; None picks CUDA if present.
+    ``emb`` may be a memory map: it is read ``block_rows`` rows at a time (each block once; None:
+    64 MiB of float32 rows) and its pages are released after each block, so memory stays at one
+    block whatever the index size. On CPU each block is searched with faiss (``faiss.knn``, BLAS
+    and a heap) when it is installed, else with numpy. Returns ``(scores, indices)``, both
+    ``(num_queries, min(k, len(emb)))``, best first; ties go to the lower row. ``device`` "cuda"
+    multiplies blocks with torch; None picks CUDA if present.
     """
     q = np.ascontiguousarray(query_emb, dtype=np.float32)
     if q.ndim != 2 or emb.ndim != 2 or q.shape[1] != emb.shape[1]:
         raise ValueError(f"query shape {q.shape} does not match embeddings shape {emb.shape}")
     n, k = emb.shape[0], min(k, emb.shape[0])
+    block_rows = block_rows or block_rows_for(emb.shape[1])
     best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
     best_i = np.zeros((len(q), 0), dtype=np.int64)
     if k <= 0 or len(q) == 0:
@@ -144,24 +226,16 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
         q_dev = torch.from_numpy(q).to(device)
     starts = range(0, n, block_rows)
     for start in (progress(starts) if progress is not None else starts):
-        block = np.asarray(emb[start:start + block_rows])
+        block = np.ascontiguousarray(emb[start:start + block_rows], dtype=np.float32)
         kb = min(k, len(block))
         if device.startswith("cuda"):
-            b = torch.from_numpy(np.ascontiguousarray(block)).to(device).float()
+            b = torch.from_numpy(block).to(device)
             s, i = torch.topk(q_dev @ b.T, kb, dim=1)
             s, i = s.cpu().numpy(), i.cpu().numpy().astype(np.int64)
         else:
-            block = block.astype(np.float32, copy=False)
-            s_parts, i_parts = [], []
-            for qs in range(0, len(q), query_block):
-                sc = q[qs:qs + query_block] @ block.T
-                if kb < sc.shape[1]:
-                    part = np.argpartition(-sc, kb - 1, axis=1)[:, :kb]
-                else:
-                    part = np.broadcast_to(np.arange(sc.shape[1]), sc.shape).copy()
-                s_parts.append(np.take_along_axis(sc, part, axis=1))
-                i_parts.append(part.astype(np.int64))
-            s, i = np.concatenate(s_parts), np.concatenate(i_parts)
+            s, i = _knn_cpu(q, block, kb, query_block)
+        del block
+        release_pages(emb)
         best_s, best_i = _merge_topk(np.concatenate([best_s, s.astype(np.float32)], axis=1),
                                      np.concatenate([best_i, i + start], axis=1), k)
     return best_s, best_i
@@ -258,23 +332,53 @@ class ShardedIndex:
     def __len__(self) -> int:
         return sum(np.load(d / EMB_FILE, mmap_mode="r").shape[0] for d in self.shards)
 
-    def search(self, query_emb: np.ndarray, k: int, method: str = "exact", *,
-               factory: str = "Flat", nprobe: int = 32, ef_search: int = 128,
-               use_gpu: bool = False, device: str | None = None, block_rows: int = 262_144,
-               progress: Callable | None = None) -> tuple[np.ndarray, list[list[str]]]:
+    def ids(self):
+        """Every shard's ids in index row order, as one ``pyarrow.LargeStringArray``."""
+        import pyarrow as pa
+
+        if getattr(self, "_ids", None) is None:
+            parts = []
+            for d in self.shards:
+                ids, rows = read_ids(d / IDS_FILE), np.load(d / EMB_FILE, mmap_mode="r").shape[0]
+                if len(ids) != rows:
+                    raise DataError(f"{d}: {IDS_FILE} has {len(ids)} ids but {EMB_FILE} has "
+                                    f"{rows} rows")
+                parts.append(ids)
+            self._ids = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
+        return self._ids
+
+    def search(self, query_emb: np.ndarray, k: int, method: str = "exact",
+               **options) -> tuple[np.ndarray, list[list[str]]]:
         """``(scores, ids)`` per query, best first, merged over shards.
 
         ``scores`` is ``(num_queries, k')`` float32 with ``-inf`` padding where fewer than k hits
-        exist; ``ids[q]`` lists only the real hits.
+        exist; ``ids[q]`` lists only the real hits. Options as :meth:`search_rows`.
+        """
+        scores, rows = self.search_rows(query_emb, k, method, **options)
+        found = rows >= 0
+        names = self.ids().take(rows[found]).to_pylist()
+        ends = np.cumsum(found.sum(axis=1))
+        return scores, [names[e - c:e] for e, c in zip(ends, found.sum(axis=1))]
+
+    def search_rows(self, query_emb: np.ndarray, k: int, method: str = "exact", *,
+                    factory: str = "Flat", nprobe: int = 32, ef_search: int = 128,
+                    use_gpu: bool = False, device: str | None = None,
+                    block_rows: int | None = None,
+                    progress: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """``(scores, rows)`` per query, best first, merged over shards.
+
+        ``rows`` are index rows (shard after shard, as :meth:`ids`), ``-1`` with a ``-inf``
+        score where fewer than k hits exist. An index built by the ``index`` stage has its rows
+        in corpus order, so a row is also the passage's corpus position.
         """
         if method not in ("exact", "faiss"):
             raise ConfigError(f"search must be 'exact' or 'faiss', got {method!r}")
-        all_s, all_i, all_ids, offset = [], [], [], 0
+        all_s, all_i, offset = [], [], 0
         shards = self.shards if progress is None else progress(self.shards)
         for d in shards:
-            ids, emb = load_embeddings(d, mmap=self.mmap)
-            if emb.shape[1] != query_emb.shape[1]:
-                raise DataError(f"{d}: index dimension {emb.shape[1]} but queries have "
+            emb = np.load(d / EMB_FILE, mmap_mode="r" if self.mmap else None)
+            if emb.ndim != 2 or emb.shape[1] != query_emb.shape[1]:
+                raise DataError(f"{d}: index dimension {emb.shape[-1]} but queries have "
                                 f"{query_emb.shape[1]} (was the index built with this encoder?)")
             if method == "exact":
                 s, i = exact_search(query_emb, emb, k, block_rows=block_rows, device=device)
@@ -283,15 +387,11 @@ class ShardedIndex:
                                     ef_search=ef_search, use_gpu=use_gpu)
             all_s.append(np.where(i < 0, -np.inf, s).astype(np.float32))
             all_i.append(np.where(i < 0, np.iinfo(np.int64).max, i + offset))
-            names = np.empty(i.shape, dtype=object)   # only this shard's hits keep their ids
-            for (r, c), row in np.ndenumerate(i):
-                names[r, c] = ids[row] if row >= 0 else None
-            all_ids.append(names)
-            offset += len(ids)
+            offset += emb.shape[0]
+            del emb
         scores, rows = np.concatenate(all_s, axis=1), np.concatenate(all_i, axis=1)
         cols = _topk_columns(scores, rows, k)
         scores = np.take_along_axis(scores, cols, axis=1)
-        names = np.take_along_axis(np.concatenate(all_ids, axis=1), cols, axis=1)
-        hits = [[n for n, s in zip(nn, ss) if n is not None and np.isfinite(s)]
-                for nn, ss in zip(names, scores)]
-        return scores, hits
+        rows = np.take_along_axis(rows, cols, axis=1)
+        rows[~np.isfinite(scores) | (rows == np.iinfo(np.int64).max)] = -1
+        return scores, rows

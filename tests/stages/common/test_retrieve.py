@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from orchestrator.api import ConfigError
+from orchestrator.api import ConfigError, DataError
 from stages.common.index import IndexConfig
 from stages.common.retrieve import RetrieveConfig, retrieve
 from stages.schemas import Model, Passages, Questions, Retrieved
@@ -59,3 +59,50 @@ def test_shipped_passages_are_kept_and_retrieved_question_is_the_query(model_env
     again = art(Retrieved, retrieve(questions, *args, RetrieveConfig(k=3, shipped_ctxs="replace"),
                                     ctx("r"))).rows()
     assert len(again[0]["ctxs"]) == 3 and again[0]["ctxs"] != shipped
+
+
+def _index_dir(path, ids, emb):
+    from stages.lib.models.search import save_embeddings
+
+    save_embeddings(path, ids, emb, dtype="float32")
+    (path / "meta.json").write_text(json.dumps({"pooling": "mean", "normalize": True}))
+    return path
+
+
+def test_search_and_attach_fetches_only_the_hits_by_row_or_by_id(model_env, tmp_path,
+                                                                   monkeypatch):
+    """No encoder: random embeddings. An index in corpus order is fetched by row; a permuted
+    one (imported embeddings) by id; an id the corpus lacks is a one-line error."""
+    import logging
+
+    import numpy as np
+    import pyarrow as pa
+
+    from stages.common.retrieve import search_and_attach
+    from stages.lib.models.search import ShardedIndex
+
+    art, _ = model_env
+    corpus = art(Passages, PASSAGES)
+    questions = pa.table({"id": ["a", "b"], "question": ["?", "?"]})
+    emb = np.random.default_rng(0).standard_normal((40, 8)).astype(np.float32)
+    emb /= np.linalg.norm(emb, axis=1, keepdims=True)      # each row's best match is itself
+    ids = [p["id"] for p in PASSAGES]
+    log = logging.getLogger("test")
+    cfg = RetrieveConfig(k=3)
+    read = []
+    monkeypatch.setattr(Passages, "read", lambda self, columns=None: read.append(columns))
+    aligned = ShardedIndex(_index_dir(tmp_path / "aligned", ids, emb))
+    got = search_and_attach(questions, emb[[7, 30]], aligned, corpus, cfg, "cpu", log).to_pylist()
+    assert [r["ctxs"][0]["id"] for r in got] == ["p7", "p30"] and read == []   # no column read
+    assert got[0]["ctxs"][0]["text"] == PASSAGES[7]["text"]
+    assert got[0]["ctxs"][0]["score"] >= got[0]["ctxs"][2]["score"]
+    monkeypatch.undo()
+    order = np.random.default_rng(1).permutation(40)
+    permuted = ShardedIndex(_index_dir(tmp_path / "permuted", [ids[i] for i in order],
+                                       emb[order]))
+    again = search_and_attach(questions, emb[[7, 30]], permuted, corpus, cfg, "cpu", log)
+    assert again.to_pylist() == got
+    missing = ShardedIndex(_index_dir(tmp_path / "missing", ["nope"] + ids[1:], emb))
+    with pytest.raises(DataError, match="1 passage ids of the index are not in the corpus "
+                                        r"\(first: 'nope'\)"):
+        search_and_attach(questions, emb[[0, 1]], missing, corpus, RetrieveConfig(k=1), "cpu", log)

@@ -137,3 +137,41 @@ def test_an_empty_shard_is_harmless(tmp_path, method):
     scores, hits = ShardedIndex(tmp_path).search(QUERIES[:2], k=5, method=method)
     assert [sorted(h) for h in hits] == [IDS[:3], IDS[:3]]
     assert scores.shape == (2, 3)
+
+
+def test_exact_without_faiss_uses_numpy(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "faiss", None)       # import faiss raises ImportError
+    scores, idx = exact_search(QUERIES, EMB, k=10, block_rows=333, query_block=4, device="cpu")
+    np.testing.assert_array_equal(idx, brute_force(QUERIES, EMB, 10)[1])
+
+
+def test_ids_are_read_as_one_arrow_array_and_rows_are_index_positions(tmp_path):
+    from stages.lib.models.search import read_ids
+
+    (tmp_path / "ids.txt").write_bytes(b"a\r\n\nb c\n")
+    assert read_ids(tmp_path / "ids.txt").to_pylist() == ["a", "", "b c"]
+    index = ShardedIndex(_sharded(tmp_path / "idx"))
+    assert index.ids().to_pylist() == IDS
+    scores, rows = index.search_rows(QUERIES, k=4)
+    np.testing.assert_array_equal(rows, brute_force(QUERIES, EMB, 4)[1])
+    small = tmp_path / "small"
+    save_embeddings(small, IDS[:2], EMB[:2])
+    scores, rows = ShardedIndex(small).search_rows(QUERIES[:1], k=4)
+    assert rows.shape == (1, 2) and (rows >= 0).all()
+    (small / "ids.txt").write_text("x\n")
+    with pytest.raises(DataError, match="ids.txt has 1 ids but emb.npy has 2 rows"):
+        ShardedIndex(small).search(QUERIES[:1], k=1)
+
+
+def test_exact_search_releases_memory_mapped_pages(tmp_path, monkeypatch):
+    import stages.lib.models.search as search
+
+    save_embeddings(tmp_path, IDS, EMB, dtype="float32")
+    _, emb = load_embeddings(tmp_path)
+    real, released = search.release_pages, []
+    real(emb), real(EMB)                    # a memory map, a plain array (nothing to do)
+    monkeypatch.setattr(search, "release_pages", lambda e: released.append(e is emb))
+    exact_search(QUERIES, emb, k=3, block_rows=250, device="cpu")
+    assert released == [True] * 4          # after each of the 4 blocks
