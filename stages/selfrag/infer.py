@@ -18,10 +18,17 @@ passages ALCE-style ("... [1] ... [2]"). Output: the shared
 ``retrieved`` and ``p_retrieve`` (adaptive mode's probability, else null) and the per-passage
 ``scores``.
 
+``use_seqscore`` adds exp(mean log-probability of the passage's generated tokens) to its score,
+as the seed's flag does (``run_short_form.py`` lines 100-101 and 152-154; the tokens' own
+log-probabilities come from the endpoint client's ``token_logprobs``, each backend's, end token
+included as vLLM counts it). In long form it scores each segment's own tokens (up to its next
+``[Retrieval]``), like the reflection tokens there.
+
 Fixes relative to the seed: the threshold is applied to probabilities by default; the decision
 reads the asked tokens' log-probabilities directly (the seed raised KeyError when a token was not
-among the returned top log-probs). Not here: ``use_seqscore`` (the endpoint client reports only
-the asked tokens' log-probabilities, not the generated tokens'), and the seed's re-decision of
+among the returned top log-probs); in long form ``use_seqscore`` is honoured (the seed's beam
+search calls ``run_step_generation_batch`` without it, ``run_long_form_static.py`` lines 221-224,
+so its flag never reached the score there). Not here: the seed's re-decision of
 ``[No Retrieval]`` tokens inside a long-form segment.
 """
 
@@ -55,7 +62,7 @@ class SelfragInferConfig:
     w_rel: float = 1.0
     w_sup: float = 1.0
     w_use: float = 0.5
-    use_seqscore: bool = False            # not available through the endpoint client (see above)
+    use_seqscore: bool = False            # + exp(mean log-prob of the generated tokens)
     max_new_tokens: Annotated[int, Ge(1)] = 100
     closed_set: list[str] = field(default_factory=lambda: ["fever", "arc", "obqa", "pubhealth"])
     long_form: list[str] = field(default_factory=lambda: ["asqa", "eli5", "factscore"])
@@ -69,11 +76,6 @@ class SelfragInferConfig:
             raise ConfigError(f"threshold: {self.threshold} is not a probability (rule: "
                               f"probability compares p(Ret)/(p(Ret)+p(NoRet)) with it)",
                               hint="give a threshold in [0, 1] (paper: 0.2)")
-        if self.use_seqscore:
-            raise ConfigError("use_seqscore: true is not supported: the endpoint client reports "
-                              "only the asked tokens' log-probabilities",
-                              hint="set use_seqscore: false (the score is w_rel·s_rel + "
-                                   "w_sup·s_sup + w_use·s_use)")
 
 
 def _decisions(client, rows: list[dict], cfg: SelfragInferConfig, ctx: StageContext):
@@ -115,7 +117,8 @@ def _requests(rows: list[dict], retrieve: list[bool], long: list[bool], cfg: Sel
             for p, c in enumerate(ctxs):
                 jobs.append((i, p, ChatRequest(
                     _messages(row), max_tokens=cfg.max_new_tokens, logprobs_of=REFLECTION_TOKENS,
-                    prefix=passage_prefix(c.get("title") or "", c.get("text") or ""))))
+                    prefix=passage_prefix(c.get("title") or "", c.get("text") or ""),
+                    token_logprobs=cfg.use_seqscore)))
         else:
             jobs.append((i, None, ChatRequest(_messages(row), max_tokens=cfg.max_new_tokens,
                                               prefix=NO_RETRIEVAL_PREFIX)))
@@ -131,7 +134,8 @@ def _short_form(row: dict, answers: list, cfg: SelfragInferConfig) -> dict:
     if answers[0][0] is None:
         return {"prediction": texts[0], "retrieved": False, "selected": [], "scores": []}
     weights = {"rel": cfg.w_rel, "sup": cfg.w_sup, "use": cfg.w_use}
-    scores = [reply_scores((r.tokens or [[]])[0], (r.logprobs or [[]])[0], weights)["score"]
+    scores = [reply_scores((r.tokens or [[]])[0], (r.logprobs or [[]])[0], weights,
+                           (r.token_logprobs or [[]])[0] if cfg.use_seqscore else None)["score"]
               for _, r in answers]
     closed = is_closed_set(row.get("dataset") or "", cfg.closed_set)
     prediction, best = choose(texts, scores, closed)
@@ -148,7 +152,7 @@ def _long_form(client, rows: list[dict], todo: list[int], cfg: SelfragInferConfi
     for i in ctx.progress(todo, desc="long form"):
         answer, cited = long_form_answer(client, _messages(rows[i]), rows[i]["ctxs"][:cfg.ndocs],
                                          weights, cfg.max_new_tokens, cfg.beam_width,
-                                         cfg.max_depth)
+                                         cfg.max_depth, cfg.use_seqscore)
         out[i] = {"prediction": answer, "retrieved": True, "selected": cited, "scores": []}
     return out
 

@@ -6,7 +6,8 @@ plus what the model generated after it. Expanding a node asks one continuation p
 continuation is cut where the model emits its next ``[Retrieval]`` (the segment ends there and
 the node can be expanded again) and is finished when it ends without one. Each continuation is
 scored on its own reflection tokens (:func:`stages.selfrag.short_form.reply_scores`, with the
-configured weights and the utility term from the utility tokens); the beam keeps the
+configured weights and the utility term from the utility tokens; with ``use_seqscore`` plus
+exp(mean log-probability of the segment's own tokens)); the beam keeps the
 ``beam_width`` best products of scores. The answer cites each segment's passage ALCE-style.
 
 Not here (seed behaviour left out): re-deciding ``[No Retrieval]`` tokens inside a segment.
@@ -46,7 +47,7 @@ def clean_segment(raw: str) -> str:
 
 def long_form_answer(client, messages: list[dict], ctxs: Sequence[Mapping],
                      weights: Mapping[str, float], max_new_tokens: int, beam_width: int,
-                     max_depth: int) -> tuple[str, list[int]]:
+                     max_depth: int, use_seqscore: bool = False) -> tuple[str, list[int]]:
     """The best path's answer with citations, and the 1-based passages it cites."""
     from stages.lib.endpoint import ChatRequest
 
@@ -55,12 +56,13 @@ def long_form_answer(client, messages: list[dict], ctxs: Sequence[Mapping],
     def expand(node: Node) -> list[Continuation]:
         prefix = "".join(node.segments)
         asks = [ChatRequest(messages, max_tokens=max_new_tokens, logprobs_of=REFLECTION_TOKENS,
-                            prefix=prefix + head) for head in heads]
+                            prefix=prefix + head, token_logprobs=use_seqscore) for head in heads]
         out = []
         for p, reply in enumerate(client.complete(asks)):
             tokens, logprobs = (reply.tokens or [[]])[0], (reply.logprobs or [[]])[0]
             cut = cut_segment(tokens)
-            score = reply_scores(tokens[:cut], logprobs[:cut], weights)["score"]
+            own = (reply.token_logprobs or [[]])[0][:cut] if use_seqscore else None
+            score = reply_scores(tokens[:cut], logprobs[:cut], weights, own)["score"]
             out.append(Continuation(heads[p] + "".join(tokens[:cut]), p, score, cut is None))
         return out
 

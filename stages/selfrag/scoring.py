@@ -20,7 +20,12 @@ Per passage p (the generation after ``[Retrieval]<paragraph>p</paragraph>``):
     s_use = Σ_i u_i·p(Utility:i) / Σ_i p(Utility:i),  u = (−1, −0.5, 0, 0.5, 1)
     score = w_rel·s_rel + w_sup·s_sup + w_use·s_use [+ exp(mean token log-prob)]
 
-s_sup and s_use are 0 where the model produced no support / utility token.
+s_sup and s_use are 0 where the model produced no support / utility token. The last term is the
+seed's ``--use_seqscore``: ``run_short_form.py`` lines 100-101 take
+``seq_score = cumulative_logprob / max(len(token_ids), 1)`` of the passage's generation (vLLM's
+sum of the generated tokens' log-probabilities, end token included) and lines 152-154 add
+``np.exp(seq_score)`` unweighted to the weighted sum; ``run_long_form_static.py`` computes the
+same at lines 34-35 and 90-92 (see :func:`mean_logprob`).
 """
 
 from __future__ import annotations
@@ -105,6 +110,22 @@ def utility_score(logprobs: Mapping[str, float] | None) -> float:
     probs = _probs(logprobs, UTILITY)
     total = sum(probs)
     return sum(u * p for u, p in zip(UTILITY_VALUES, probs)) / total if total > 0 else 0.0
+
+
+def mean_logprob(token_logprobs: Sequence[float]) -> float:
+    """The seed's ``seq_score``: the generated tokens' summed log-probability over their number
+    (at least 1, so no tokens gives 0 and a sequence score exp(0) = 1).
+
+    Tokens with probabilities 0.5, 0.25, 0.5 (end token included): (−0.693 − 1.386 − 0.693) / 3
+    = −0.924, exp(−0.924) = 0.397, the geometric mean of the probabilities.
+
+    >>> m = mean_logprob([math.log(0.5), math.log(0.25), math.log(0.5)])
+    >>> round(m, 3), round(math.exp(m), 3)
+    (-0.924, 0.397)
+    >>> mean_logprob([])
+    0.0
+    """
+    return sum(token_logprobs) / max(len(token_logprobs), 1)
 
 
 def passage_score(s_rel: float, s_sup: float, s_use: float, weights: Mapping[str, float],

@@ -5,15 +5,17 @@ A reply is given as its generated tokens and, per position, the log-probabilitie
 reflection tokens (``ChatReply.tokens[0]`` / ``ChatReply.logprobs[0]``). As in the seed:
 ``s_rel`` is read at generated position 0 (right after ``</paragraph>``); ``s_sup`` at the first
 position that generated a support token and ``s_use`` at the first that generated a utility token,
-0 where the model generated none.
+0 where the model generated none. With ``use_seqscore`` the reply's generated tokens' own
+log-probabilities (``ChatReply.token_logprobs[0]``) add exp(their mean), as the seed does.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
-from stages.selfrag.scoring import (closed_set_vote, passage_score, relevance_score,
-                                    support_score, utility_score)
+from stages.selfrag.scoring import (closed_set_vote, mean_logprob, passage_score,
+                                    relevance_score, support_score, utility_score)
 from stages.selfrag.tokens import (NO_RETRIEVAL, PARAGRAPH_CLOSE, PARAGRAPH_OPEN, RETRIEVAL,
                                    SUPPORT_TOKENS, UTILITY)
 
@@ -42,8 +44,11 @@ def first_position(tokens: Sequence[str], group: Sequence[str]) -> int | None:
 
 
 def reply_scores(tokens: Sequence[str], logprobs: Sequence[Mapping[str, float]],
-                 weights: Mapping[str, float]) -> dict[str, float]:
-    """s_rel, s_sup, s_use and their weighted sum for one passage's reply.
+                 weights: Mapping[str, float],
+                 token_logprobs: Sequence[float] | None = None) -> dict[str, float]:
+    """s_rel, s_sup, s_use and their weighted sum for one passage's reply; with the generated
+    tokens' own log-probabilities (``use_seqscore``) also ``seq`` = exp(their mean), added to
+    the score.
 
     >>> import math
     >>> lp = [{"[Relevant]": math.log(0.6), "[Irrelevant]": math.log(0.2)}, {},
@@ -54,13 +59,19 @@ def reply_scores(tokens: Sequence[str], logprobs: Sequence[Mapping[str, float]],
     >>> s = reply_scores(toks, lp, {"rel": 1.0, "sup": 1.0, "use": 0.5})
     >>> [round(s[k], 4) for k in ("s_rel", "s_sup", "s_use", "score")]   # 0.75 + 0.6 + 0.5·0.5
     [0.75, 0.6, 0.5, 1.6]
+    >>> own = [math.log(0.5), math.log(0.25), math.log(0.5), math.log(1.0)]   # mean −0.693
+    >>> s = reply_scores(toks, lp, {"rel": 1.0, "sup": 1.0, "use": 0.5}, own)
+    >>> round(s["seq"], 4), round(s["score"], 4)                        # 1.6 + exp(−0.693)
+    (0.5, 2.1)
     """
     s_rel = relevance_score(logprobs[0]) if logprobs else 0.0
     sup_at, use_at = first_position(tokens, SUPPORT_TOKENS), first_position(tokens, UTILITY)
     s_sup = support_score(logprobs[sup_at]) if sup_at is not None else 0.0
     s_use = utility_score(logprobs[use_at]) if use_at is not None else 0.0
+    mean = mean_logprob(token_logprobs) if token_logprobs is not None else None
     return {"s_rel": s_rel, "s_sup": s_sup, "s_use": s_use,
-            "score": passage_score(s_rel, s_sup, s_use, weights)}
+            "seq": math.exp(mean) if mean is not None else None,
+            "score": passage_score(s_rel, s_sup, s_use, weights, mean)}
 
 
 def is_closed_set(dataset: str, closed_set: Sequence[str]) -> bool:

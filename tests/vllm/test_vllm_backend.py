@@ -184,3 +184,23 @@ def test_infer_stage_on_vllm(stage_env, lm):
     # greedy reranking and generation in fp32: the same selections and answers
     assert [(r["selected"], r["prediction"]) for r in got] == [
         (r["selected"], r["prediction"]) for r in ref]
+
+
+def test_endpoint_token_logprobs_match_transformers(lm, tmp_path):
+    """The endpoint client's ``token_logprobs`` from backend: vllm (the sampled token's entry,
+    asked with logprobs=0) equal the transformers backend's teacher-forced ones (both fp32,
+    greedy), end token included where a completion stopped on one; cached under their own key."""
+    from stages.lib.endpoint import EndpointConfig, open_client
+
+    replies = {}
+    for backend in ("vllm", "transformers"):
+        cfg = EndpointConfig(backend=backend, model=str(lm), max_tokens=6)
+        with open_client(cfg, tmp_path / backend) as llm:
+            replies[backend] = llm.chat(CONVS, token_logprobs=True)
+            with_asked = llm.chat(CONVS[:1], token_logprobs=True, logprobs_of=("[SEP]",))
+    for got, ref in zip(replies["vllm"], replies["transformers"]):
+        assert got.texts == ref.texts and got.tokens is None
+        assert got.token_logprobs[0] == pytest.approx(ref.token_logprobs[0], abs=1e-3)
+        assert all(v <= 0 for v in got.token_logprobs[0])
+    assert with_asked[0].token_logprobs == replies["transformers"][0].token_logprobs
+    assert len(with_asked[0].tokens[0]) <= len(with_asked[0].token_logprobs[0])

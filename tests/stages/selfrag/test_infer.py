@@ -148,6 +148,9 @@ def test_long_form_beam_search_cites_the_best_path(model_env, generator):
     assert got["l"]["selected"] == [1, 2] and got["l"]["retrieved"]
     got, _ = _run(model_env, generator, rows, mode="always_retrieve", ndocs=2, max_depth=1)
     assert got["l"]["prediction"] == "Ardan Velsh founded it. [1]"          # depth 1 only
+    # use_seqscore adds ≈ 1 (said with certainty) per segment: 3 x 2.75 = 8.25 < 3 x 3.5 = 10.5
+    got, _ = _run(model_env, generator, rows, mode="always_retrieve", ndocs=2, use_seqscore=True)
+    assert got["l"]["prediction"] == "Ardan Velsh founded it. [1] It has a mill. [2]"
 
 
 def test_no_retrieval_mode_and_evaluation(model_env, generator):
@@ -178,11 +181,36 @@ def test_evaluate_is_case_sensitive_and_maps_fever_labels(model_env):
     assert metrics["retrieval_frequency"] == 0.5                       # no `retrieved`: ctxs read
 
 
-def test_seqscore_is_refused_with_a_reason():
+def test_seqscore_adds_exp_of_the_mean_token_logprob_of_each_passage(model_env, generator):
+    """use_seqscore: each passage's score gains exp(mean log-prob of its generated tokens), the
+    end token included; the taught model says its lessons with probability near 1 per token."""
+    import math
+
+    from stages.lib.endpoint import ChatRequest, EndpointConfig, open_client
+    from stages.selfrag.tokens import REFLECTION_TOKENS
+
+    rows = [_row("open", OPEN_Q, [KELMARO, VELMORA])]
+    _, plain = _run(model_env, generator, rows, mode="always_retrieve", ndocs=2)
+    _, seq = _run(model_env, generator, rows, mode="always_retrieve", ndocs=2, use_seqscore=True)
+    cfg = EndpointConfig(backend="transformers", model=str(generator), max_tokens=12)
+    with open_client(cfg, model_env[1]("probe").scratch / "probe") as llm:
+        replies = llm.complete([ChatRequest([{"role": "user", "content": OPEN_Q}],
+                                            logprobs_of=REFLECTION_TOKENS, token_logprobs=True,
+                                            prefix=passage_prefix(p["title"], p["text"]))
+                                for p in (KELMARO, VELMORA)])
+    by_hand = [math.exp(sum(r.token_logprobs[0]) / len(r.token_logprobs[0])) for r in replies]
+    # "[Irrelevant]Bram Oster[No support / Contradictory][Utility:1]" then the end token
+    assert len(replies[0].token_logprobs[0]) == len(replies[0].tokens[0]) + 1
+    assert by_hand == pytest.approx([1.0, 1.0], abs=0.05)
+    assert seq[0]["scores"] == pytest.approx([s + b for s, b in zip(plain[0]["scores"], by_hand)],
+                                             abs=1e-5)
+    assert seq[0]["prediction"] == plain[0]["prediction"] == "Ardan Velsh"
+
+
+def test_threshold_outside_a_probability_is_refused():
     from orchestrator.api import ConfigError
 
-    with pytest.raises(ConfigError, match="use_seqscore"):
-        SelfragInferConfig(use_seqscore=True)
+    SelfragInferConfig(use_seqscore=True)                  # no longer refused at plan time
     with pytest.raises(ConfigError, match="threshold: 2.0 is not a probability"):
         SelfragInferConfig(threshold=2.0)
     SelfragInferConfig(threshold=2.0, rule="log_ratio")    # a ratio of log-probs may exceed 1
@@ -192,3 +220,32 @@ def test_pipeline_lists_the_special_tokens_of_tokens_py():
     conf = yaml.safe_load((REPO / "conf" / "selfrag" / "pipeline.yaml").read_text())
     assert tuple(conf["selfrag"]["special_tokens"]) == SPECIAL_TOKENS
     assert conf["steps"]["generator"]["masked_spans"] == [["<paragraph>", "</paragraph>"]]
+
+
+def test_long_form_seqscore_can_change_the_chosen_segment():
+    """A scripted client: passage 1's segment is more relevant (0.6 vs 0.5) but said with
+    probability 0.1 per token; with use_seqscore exp(mean) = 0.1 vs 0.9 turns the choice."""
+    import math
+
+    from stages.lib.endpoint import ChatReply
+    from stages.selfrag.long_form import long_form_answer
+    from stages.selfrag.tokens import IRRELEVANT, RELEVANT
+
+    class Scripted:
+        asked: list = []
+
+        def complete(self, asks):
+            self.asked += asks
+            return [ChatReply([f"{RELEVANT}{a}"], tokens=[[RELEVANT, a, "."]],
+                              logprobs=[[{RELEVANT: math.log(r), IRRELEVANT: math.log(1 - r)},
+                                         {}, {}]],
+                              token_logprobs=[[math.log(p)] * 4])   # the end token included
+                    for a, r, p in (("Velsh", 0.6, 0.1), ("Oster", 0.5, 0.9))]
+
+    weights = {"rel": 1.0, "sup": 1.0, "use": 0.5}
+    client = Scripted()
+    args = ([{"role": "user", "content": LONG_Q}], [VELMORA, KELMARO], weights, 8, 2, 1)
+    assert long_form_answer(client, *args) == ("Velsh. [1]", [1])          # 0.6 > 0.5
+    assert not any(a.token_logprobs for a in client.asked)
+    assert long_form_answer(client, *args, use_seqscore=True) == ("Oster. [2]", [2])  # 0.7 < 1.4
+    assert all(a.token_logprobs for a in client.asked[2:])
