@@ -58,8 +58,7 @@ def index(corpus: Passages, encoder: Model, cfg: IndexConfig, ctx: StageContext)
     from stages.lib.models.search import EMB_FILE, IDS_FILE, META_FILE
 
     start = time.perf_counter()
-    table = corpus.read()
-    ids = table.column("id").to_pylist()
+    ids = corpus.read(columns=["id"]).column("id").to_pylist()
     bad = next((i for i in ids if i is None or "\n" in i or "\r" in i), "")
     if bad != "":
         raise ConfigError(f"index: passage id {bad!r} is empty or contains a newline")
@@ -67,10 +66,10 @@ def index(corpus: Passages, encoder: Model, cfg: IndexConfig, ctx: StageContext)
                   max_length=cfg.max_length, device=ctx.device)
     out = ctx.new_dir("index")
     emb = np.lib.format.open_memmap(out / EMB_FILE, mode="w+", dtype=cfg.dtype,
-                                    shape=(table.num_rows, enc.dim))
-    chunks = range(0, table.num_rows, cfg.chunk_rows)
-    for lo in ctx.progress(chunks, desc="encode passages"):
-        rows = table.slice(lo, cfg.chunk_rows).to_pylist()
+                                    shape=(len(ids), enc.dim))
+    pieces = corpus.iter_tables(cfg.chunk_rows)   # this shard's rows, a chunk in memory at a time
+    for lo in ctx.progress(range(0, len(ids), cfg.chunk_rows), desc="encode passages"):
+        rows = next(pieces).to_pylist()
         texts = [passage_text(cfg.text_template, r, cfg.lowercase) for r in rows]
         emb[lo:lo + len(rows)] = enc.encode(texts, batch_size=cfg.batch_size)
     emb.flush()
@@ -80,9 +79,9 @@ def index(corpus: Passages, encoder: Model, cfg: IndexConfig, ctx: StageContext)
     meta = {"pooling": cfg.pooling, "normalize": cfg.normalize, "max_length": cfg.max_length,
             "dtype": cfg.dtype, "text_template": cfg.text_template, "lowercase": cfg.lowercase,
             "dim": enc.dim, "encoder": getattr(enc.model.config, "model_type", None),
-            "num_rows": table.num_rows, "shard_index": ctx.shard_index,
+            "num_rows": len(ids), "shard_index": ctx.shard_index,
             "num_shards": ctx.num_shards}   # no timings: equal inputs give equal bytes
     (out / META_FILE).write_text(json.dumps(meta, indent=2))
-    ctx.log.info("encoded %d passages (dim %d, %s) in %.1f s (%.1f passages/s)", table.num_rows,
-                 enc.dim, cfg.dtype, seconds, table.num_rows / max(seconds, 1e-9))
+    ctx.log.info("encoded %d passages (dim %d, %s) in %.1f s (%.1f passages/s)", len(ids),
+                 enc.dim, cfg.dtype, seconds, len(ids) / max(seconds, 1e-9))
     return out
