@@ -19,7 +19,6 @@ Recipe shape::
 from __future__ import annotations
 
 import functools
-import inspect
 import json
 import traceback
 from dataclasses import dataclass, field
@@ -78,6 +77,8 @@ class Step:
     gpus: int = 0
     secrets: dict[str, str] = field(default_factory=dict)  # config key path -> "${oc.env:NAME}"
     notes: list[str] = field(default_factory=list)  # the config's plan_notes(resources)
+    # (input hashes) -> its tasks' keys (``resolve.step_keys``): sweep members share Step objects
+    task_keys: dict = field(default_factory=dict, repr=False, compare=False)
 
 
 @dataclass
@@ -131,19 +132,28 @@ def _source_path(name: str, value) -> str | None:
     raise ConfigError(f"sources.{name}: expected a path or null, got {value!r}", key=f"sources.{name}")
 
 
-def build_dag(recipe: Path, cfg: dict, secrets: dict[str, str] | None = None) -> Dag:
+def build_dag(recipe: Path, cfg: dict, secrets: dict[str, str] | None = None,
+              shared: dict | None = None) -> Dag:
     """Validate a composed recipe and return its DAG in execution order.
 
     ``secrets``: key paths of values read from the environment (``recipe.Member.secrets``); they
-    are left out of the steps' cache keys. A ``ConfigError`` with a ``key`` gets the recipe's
-    file:line in front, looked up only now that it is needed.
+    are left out of the steps' cache keys. ``shared``: one dict passed to every member of a sweep
+    (``build_dags``), so a step body the members share is checked once. A ``ConfigError`` with a
+    ``key`` gets the recipe's file:line in front, looked up only now that it is needed.
     """
     try:
-        return _build_dag(recipe, cfg, secrets or {})
+        return _build_dag(recipe, cfg, secrets or {}, shared)
     except ConfigError as e:
         from orchestrator.where import place
 
         raise place(e, recipe)
+
+
+def build_dags(recipe: Path, members: list) -> list[Dag]:
+    """The DAG of every member of a sweep (``recipe.Member``). Members share the objects of the
+    steps no override touched, so those are checked and serialised once, not once per member."""
+    shared: dict = {}
+    return [build_dag(recipe, m.values, m.secrets, shared) for m in members]
 
 
 def _without(config: dict, paths: list[list[str]]) -> dict:
@@ -226,14 +236,23 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
                 mine, notes), spec
 
 
+def _shared_step(name: str, body, shape: str, shared: dict | None) -> tuple[Step, StageSpec]:
+    """``_step_memo`` of a step body; with ``shared`` (one sweep's), a body object that several
+    members hold is serialised once (the entry keeps the body alive, so its id stays its own)."""
+    if shared is None:
+        return _step_memo(name, canonical_json(body), shape)
+    slot = (id(body), name, shape)
+    hit = shared.get(slot)
+    if hit is None or hit[0] is not body:
+        hit = shared[slot] = (body, *_step_memo(name, canonical_json(body), shape))
+    return hit[1], hit[2]
+
+
 def _import_stages(imports: list[str], names: list[str]) -> None:
     """The recipe's stage modules. One that does not import (a syntax error, a bad ``@stage``
     definition, a failing top-level statement) is a recipe error: exit 2, at its file:line."""
     try:
-        if "names" in inspect.signature(load_stages).parameters:  # only the packages these need
-            load_stages(imports, names=names)
-        else:
-            load_stages(imports)
+        load_stages(imports, names=names)  # only the packages these stage names need
     except SyntaxError as e:
         raise ConfigError(f"{e.filename}:{e.lineno}: syntax error in a stage module: {e.msg}",
                           hint="fix the module; `python -m py_compile FILE` shows the same") from None
@@ -247,7 +266,7 @@ def _import_stages(imports: list[str], names: list[str]) -> None:
                           hint="RAGLINE_FULL_ERROR=1 shows the traceback") from e
 
 
-def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str]) -> Dag:
+def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str], shared: dict | None) -> Dag:
     from orchestrator.settings import check_settings  # pydantic: paid only when a DAG is built
 
     cfg = expand_repeats(cfg)
@@ -268,7 +287,7 @@ def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str]) -> Dag:
     shape = canonical_json([{n: b.get("stage") if isinstance(b, dict) else None for n, b in steps_cfg.items()},
                             sources, secrets, settings.get("executor")])
     for name, body in steps_cfg.items():
-        steps[name], specs[name] = _step_memo(name, canonical_json(body), shape)
+        steps[name], specs[name] = _shared_step(name, body, shape, shared)
     for step in steps.values():  # type-check every edge from a step
         for iname, wire in step.inputs.items():
             _check_edge(step, iname, wire, specs)

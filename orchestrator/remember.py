@@ -22,14 +22,14 @@ import os
 import sys
 from pathlib import Path
 
-from orchestrator.dag import Dag, StageInfo, Step, Wire, build_dag
+from orchestrator.dag import Dag, StageInfo, Step, Wire, build_dags
 from orchestrator.errors import ConfigError
 from orchestrator.hashing import key_of
 from orchestrator.recipe import Member, compose
 from orchestrator.where import place
 
 LIBRARIES = ("hydra", "omegaconf", "pydantic")
-FORMAT = 3
+FORMAT = 4
 
 
 def _stamp(path: str) -> list:
@@ -68,7 +68,7 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
         if not all(_stamp(f[0]) == f for f in data["files"]):
             return None
         members = [Member(recipe, m["overrides"], m["config"], i) for i, m in enumerate(data["members"])]
-        return members, [_dag_from_json(recipe, d) for d in data["dags"]]
+        return members, _dags_from_json(recipe, data)
     except (OSError, ValueError, KeyError, TypeError):  # missing, stale or damaged: a miss
         return None
     finally:
@@ -78,7 +78,7 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
 def _write(path: Path, conf_dir: Path, members: list[Member], dags: list[Dag]) -> None:
     data = {"files": [_stamp(f) for f in _files(conf_dir) if os.path.exists(f)],
             "members": [{"overrides": m.overrides, "config": m.config} for m in members],
-            "dags": [_dag_to_json(d) for d in dags]}
+            **_dags_to_json(dags)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(f".{os.getpid()}.tmp")
@@ -99,7 +99,7 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
         members = compose(recipe, overrides, multirun)
     except ConfigError as e:  # e.g. an interpolation that does not resolve: at its key's line
         raise place(e, recipe) from None
-    dags = [build_dag(recipe, m.values, m.secrets) for m in members]
+    dags = build_dags(recipe, members)
     if path is not None and not any(m.impure or m.secrets for m in members):
         _write(path, recipe.parent, members, dags)
     return members, dags
@@ -111,17 +111,26 @@ def _step_to_json(s: Step) -> dict:
             "gpus": s.gpus, "secrets": s.secrets, "notes": s.notes}
 
 
-def _dag_to_json(dag: Dag) -> dict:
-    return {"stages": {s.stage.name: s.stage.__dict__ for s in dag.steps.values()},
-            "steps": [_step_to_json(s) for s in dag.steps.values()],
-            "sources": dag.sources, "settings": dag.settings}
+def _dags_to_json(dags: list[Dag]) -> dict:
+    """Every distinct step once (sweep members share the Step objects of untouched steps); each
+    DAG lists its steps by index."""
+    index: dict[int, int] = {}
+    steps, stages, out = [], {}, []
+    for dag in dags:
+        for s in dag.steps.values():
+            if id(s) not in index:
+                index[id(s)] = len(steps)
+                steps.append(_step_to_json(s))
+                stages[s.stage.name] = s.stage.__dict__
+        out.append({"steps": [index[id(s)] for s in dag.steps.values()],
+                    "sources": dag.sources, "settings": dag.settings})
+    return {"stages": stages, "steps": steps, "dags": out}
 
 
-def _dag_from_json(recipe: Path, data: dict) -> Dag:
+def _dags_from_json(recipe: Path, data: dict) -> list[Dag]:
     stages = {name: StageInfo(**info) for name, info in data["stages"].items()}
-    steps = {}
-    for s in data["steps"]:
-        steps[s["name"]] = Step(s["name"], stages[s["stage"]], s["config"], s["semantic"],
-                                {k: Wire(*w) for k, w in s["inputs"].items()}, s["shards"], s["gpus"],
-                                s["secrets"], s["notes"])
-    return Dag(recipe, steps, data["sources"], data["settings"])
+    steps = [Step(s["name"], stages[s["stage"]], s["config"], s["semantic"],
+                  {k: Wire(*w) for k, w in s["inputs"].items()}, s["shards"], s["gpus"],
+                  s["secrets"], s["notes"]) for s in data["steps"]]
+    return [Dag(recipe, {steps[i].name: steps[i] for i in d["steps"]}, d["sources"], d["settings"])
+            for d in data["dags"]]

@@ -68,12 +68,17 @@ def shard_specs(step: Step) -> list[tuple[int, int] | None]:
 
 
 def step_keys(step: Step, hashes: dict[str, str | None]) -> list[TaskKey]:
-    """The step's tasks (one per shard) with their key material and keys."""
-    out = []
-    for shard in shard_specs(step):
-        mat = material(step.stage.name, step.stage.version, step.semantic, hashes, shard)
-        out.append(TaskKey(shard, mat, task_key(mat)))
-    return out
+    """The step's tasks (one per shard) with their key material and keys; remembered on the
+    step per distinct ``hashes`` (a sweep plans a shared upstream step once, not per member)."""
+    slot = tuple(hashes.items())
+    known = step.task_keys.get(slot)
+    if known is None:
+        known = []
+        for shard in shard_specs(step):
+            mat = material(step.stage.name, step.stage.version, step.semantic, hashes, shard)
+            known.append(TaskKey(shard, mat, task_key(mat)))
+        step.task_keys[slot] = known
+    return list(known)
 
 
 def gather(step: Step, entries: list, store: Store) -> dict[str, Ref]:

@@ -11,12 +11,15 @@
 
 from __future__ import annotations
 
+import functools
+import json
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge
 
 from orchestrator.errors import ConfigError
+from orchestrator.hashing import canonical_json
 from orchestrator.stage_config import check_step_config
 
 
@@ -44,7 +47,14 @@ def check_settings(values: dict) -> dict:
     """
     if not isinstance(values, dict):
         raise ConfigError(f"ragline: expected a mapping, got {values!r}", key="ragline")
-    checked = check_step_config(Settings, values, "ragline")[0]
+    return _checked(canonical_json(values))
+
+
+@functools.lru_cache(maxsize=256)
+def _checked(canonical: str) -> dict:
+    """``check_settings`` by value: a sweep's members share one ``ragline`` block, checked once."""
+    values = json.loads(canonical)
+    checked = check_step_config(Settings, values, "ragline", canonical)[0]
     _check_executor({k: v for k, v in values.items() if k in ("executor", "isolate", "max_parallel", "slurm")})
     return checked
 

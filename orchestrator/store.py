@@ -29,7 +29,7 @@ import os
 import shutil
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.artifacts import Ref
@@ -47,12 +47,14 @@ class Entry:
     path: Path
     meta: dict
     files: dict | None = None  # relative path -> [size or None for a directory, mtime_ns]
+    refs: dict | None = field(default=None, repr=False, compare=False)  # outputs(), once
 
     def outputs(self) -> dict[str, Ref]:
-        refs = {}
-        for name, r in self.meta["outputs"].items():
-            refs[name] = Ref(**{**r, "paths": [str(self.path / p) for p in r["paths"]]})
-        return refs
+        """The entry's output Refs (made once per Entry: a sweep's members share its lookups)."""
+        if self.refs is None:
+            self.refs = {name: Ref(**{**r, "paths": [str(self.path / p) for p in r["paths"]]})
+                         for name, r in self.meta["outputs"].items()}
+        return dict(self.refs)
 
 
 class Store:
