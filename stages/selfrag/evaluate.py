@@ -10,6 +10,21 @@ number of keys of its results dict instead of the number of questions. The share
 (``metrics``, names of :data:`stages.lib.metrics.answer.METRICS`) are reported beside them, so a
 plain-RAG baseline evaluated here lines up in one results table.
 
+ASQA-style rows (those carrying ``qa_pairs`` and/or long-form references: ``annotations``
+``[].long_answer`` as in ALCE's data, or ``long_answers``) are also scored with ALCE's ``str_em``
+(share of QA pairs whose short answer occurs in the normalised output), ``str_hit`` and
+``rouge_lsum`` (ROUGE-Lsum, best reference), the output cleaned as ALCE does (first line,
+citations removed; :mod:`stages.lib.metrics.alce`, which says where it differs from ALCE). Those
+columns appear only when some row has the references; other rows get null there.
+
+Not computed, and why: ALCE's MAUVE (``compute_mauve``) featurises texts with GPT2-large, and its
+citation recall/precision (``compute_autoais``) runs the 11B NLI model
+``google/t5_xxl_true_nli_mixture``; both are model-hub downloads (GPT2-large 3 GB, T5-XXL 45 GB,
+the latter wanting a large GPU), which this stage does not make. A user who wants them installs
+``mauve-text`` (plus ``torch``/``transformers``, already here) and runs ALCE's ``eval.py
+--mauve --citations`` on this step's predictions, whose answers carry ALCE-style ``[n]``
+citations into the passages listed in ``ctxs`` (ALCE's ``docs``).
+
 Metrics written: ``label``, ``num_questions``, ``num_scored``, each metric's mean, ``by_dataset``
 (per set: ``num_questions``, the metrics, ``retrieval_frequency``) and the ``display`` block
 (metric -> column label) that result tables read.
@@ -24,8 +39,9 @@ from orchestrator.api import ConfigError, StageContext, stage
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 DISPLAY = {"selfrag_match": "match", "retrieval_frequency": "ret. freq",
-           "exact_match": "EM", "token_f1": "F1"}
+           "exact_match": "EM", "token_f1": "F1", "str_em": "str-em", "rouge_lsum": "ROUGE-Lsum"}
 """Result-table columns: metric -> label, in order."""
+ASQA_METRICS = ("str_em", "str_hit", "rouge_lsum")
 
 
 @dataclass
@@ -48,7 +64,8 @@ class SelfragEvaluation(NamedTuple):
 
 
 def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
-    """Per-question record: selfrag_match, the shared metrics, whether it retrieved.
+    """Per-question record: selfrag_match, the shared metrics, whether it retrieved, and ALCE's
+    ASQA metrics (None for a row without ASQA references).
 
     >>> cfg = SelfragEvaluateConfig(metrics=["exact_match"])
     >>> r = score_row({"id": "q", "dataset": "fever", "prediction": "Yes: SUPPORTS",
@@ -56,6 +73,7 @@ def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
     >>> r["prediction"], r["selfrag_match"], r["exact_match"], r["retrieved"]
     ('Yes: true', 1.0, 0.0, False)
     """
+    from stages.lib.metrics.alce import asqa_scores
     from stages.lib.metrics.answer import METRICS, as_gold_list
     from stages.selfrag.metrics import fever_prediction, selfrag_match
 
@@ -70,7 +88,7 @@ def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
               "selfrag_match": selfrag_match(prediction, golds) if golds else None}
     for name in cfg.metrics:
         record[name] = float(METRICS[name](prediction, golds)) if golds else None
-    return record
+    return {**record, **asqa_scores(prediction, row)}
 
 
 def summary(records: list[dict], names: list[str]) -> dict:
@@ -85,7 +103,7 @@ def summary(records: list[dict], names: list[str]) -> dict:
 
     out: dict = {"num_questions": len(records)}
     for name in names:
-        values = [r[name] for r in records if r[name] is not None]
+        values = [r.get(name) for r in records if r.get(name) is not None]
         out[name] = sum(values) / len(values) if values else None
     out["retrieval_frequency"] = retrieval_frequency([r["retrieved"] for r in records])
     return out
@@ -96,7 +114,10 @@ def evaluate(predictions: Predictions, cfg: SelfragEvaluateConfig,
              ctx: StageContext) -> SelfragEvaluation:
     """selfrag_match, the shared answer metrics and the retrieval frequency, per set and overall."""
     records = [score_row(r, cfg) for r in predictions.rows()]
-    names = ["selfrag_match"] + [m for m in cfg.metrics if m != "selfrag_match"]
+    asqa = [m for m in ASQA_METRICS if any(r[m] is not None for r in records)]
+    if not asqa:
+        records = [{k: v for k, v in r.items() if k not in ASQA_METRICS} for r in records]
+    names = ["selfrag_match"] + [m for m in cfg.metrics if m != "selfrag_match"] + asqa
     metrics = {"label": cfg.name or ctx.step,
                "num_scored": sum(r["selfrag_match"] is not None for r in records),
                **summary(records, names)}

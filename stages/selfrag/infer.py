@@ -45,6 +45,11 @@ from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Model, Predictions, Retrieved
 
 
+ASQA_REFERENCES = ("qa_pairs", "annotations", "long_answers")
+"""Question columns passed through to the predictions when present (selfrag.evaluate's ALCE
+metrics read them)."""
+
+
 class SelfragPredictions(Table):
     """``Predictions`` plus whether the model retrieved and adaptive mode's p(Ret)."""
 
@@ -182,11 +187,13 @@ def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
     per_row: dict[int, list] = {}
     for (i, p, _), reply in zip(jobs, replies):
         per_row.setdefault(i, []).append((p, reply))
+    kept = ["id", "dataset", "question", "answers", "gold"] + [
+        k for k in ASQA_REFERENCES if any(k in r for r in rows)]
     out = []
     for i, row in enumerate(rows):
         got = answered[i] if i in answered else _short_form(row, per_row[i], cfg)
         ctxs = list(row.get("ctxs") or [])[:cfg.ndocs] if got["retrieved"] else []
-        out.append({**{k: row.get(k) for k in ("id", "dataset", "question", "answers", "gold")},
+        out.append({**{k: row.get(k) for k in kept},
                     "ctxs": [{k: c.get(k) for k in ("id", "title", "text", "score")} for c in ctxs],
                     "selection": ", ".join(f"[{s}]" for s in got["selected"]) or "None",
                     "p_retrieve": decided[i][1], **got})

@@ -3,7 +3,8 @@
 ``selfrag_match`` is the paper's "accuracy" for PopQA, TriviaQA, PubHealth and ARC-Challenge:
 1 if any gold string occurs in the prediction, case-sensitive, without normalisation. For FEVER /
 PubHealth the prediction's SUPPORTS/REFUTES become true/false first; for ARC the gold is the
-answer key letter.
+answer key letter. ASQA's ALCE metrics (str-em, ROUGE-Lsum) are in
+:mod:`stages.lib.metrics.alce`.
 """
 
 from __future__ import annotations
@@ -49,16 +50,3 @@ def retrieval_frequency(decisions: Sequence[bool]) -> float:
     """
     return sum(decisions) / len(decisions) if decisions else 0.0
 
-
-def str_em(prediction: str, short_answers: Sequence[Sequence[str]]) -> float:
-    """ALCE's string EM for ASQA: the fraction of QA pairs one of whose short answers appears in
-    the (lowercased, normalised) prediction.
-
-    >>> round(str_em("Born in 1990 in Oslo.", [["1990"], ["Bergen", "Oslo"], ["June"]]), 4)
-    0.6667
-    """
-    from stages.lib.metrics.answer import normalize_answer  # SQuAD normalisation, shared
-
-    text = normalize_answer(prediction)
-    hits = [any(normalize_answer(a) in text for a in pair) for pair in short_answers]
-    return sum(hits) / len(hits) if hits else 0.0

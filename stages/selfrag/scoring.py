@@ -63,7 +63,7 @@ def decide_retrieval(logprobs: Mapping[str, float], threshold: float,
     >>> lp = {RETRIEVAL: math.log(0.01), NO_RETRIEVAL: math.log(0.98)}
     >>> decide_retrieval(lp, 0.2)                      # p = 0.0101: no retrieval
     False
-    >>> decide_retrieval(lp, 0.2, rule="log_ratio")    # −4.605 / (−4.605 − 0.020) = 0.996: retrieves
+    >>> decide_retrieval(lp, 0.2, rule="log_ratio")   # −4.605 / (−4.605 − 0.020) = 0.996: retrieve
     True
     """
     if rule == "log_ratio":

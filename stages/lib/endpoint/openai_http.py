@@ -65,7 +65,8 @@ def parse_choices(data: dict, asked: tuple[str, ...], own: bool = False) -> Chat
     token's log-probability (``choices[].logprobs.content[].logprob``) into ``token_logprobs``.
 
     >>> body = {"choices": [{"message": {"content": " Paris"}, "logprobs": {"content": [
-    ...     {"token": "Paris", "logprob": -0.5, "top_logprobs": [{"token": "Rome", "logprob": -2.0}]},
+    ...     {"token": "Paris", "logprob": -0.5,
+    ...      "top_logprobs": [{"token": "Rome", "logprob": -2.0}]},
     ...     {"token": ".", "logprob": -0.25, "top_logprobs": []}]}}]}
     >>> r = parse_choices(body, ("Rome",), own=True)
     >>> r.texts, r.tokens, r.logprobs, r.token_logprobs

@@ -3,7 +3,8 @@
 A request is everything that decides the answer: model, messages, sampling parameters, seed,
 which tokens' log-probabilities to report, and whether to report the generated tokens' own. Its
 key is the SHA-256 of that, written as canonical JSON, so the same question asked again (in this
-run or after a kill) is found in the cache whatever its position in the batch. The server address and the API key are not part of it.
+run or after a kill) is found in the cache whatever its position in the batch. The server address
+and the API key are not part of it.
 
     >>> r = ChatRequest([{"role": "user", "content": "Hi"}], max_tokens=8)
     >>> request_key("m", r) == request_key("m", ChatRequest([{"role": "user", "content": "Hi"}],

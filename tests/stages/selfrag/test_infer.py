@@ -156,12 +156,15 @@ def test_long_form_beam_search_cites_the_best_path(model_env, generator):
 def test_no_retrieval_mode_and_evaluation(model_env, generator):
     art, ctx = model_env
     rows = [_row("open", OPEN_Q, [VELMORA]), _row("sum", SUM_Q, [VELMORA], answers=["12"])]
+    rows[0]["qa_pairs"], rows[1]["qa_pairs"] = [["Nobody"], ["Ardan Velsh"]], None   # ASQA-style
     got, raw = _run(model_env, generator, rows, mode="no_retrieval")
     assert [r["retrieved"] for r in raw] == [False, False]
     assert got["open"]["prediction"] == "Nobody" and got["sum"]["prediction"] == "12"
+    assert got["open"]["qa_pairs"] == [["Nobody"], ["Ardan Velsh"]]     # passed through
     metrics, per_q = evaluate(art(Predictions, raw), SelfragEvaluateConfig(name="none"),
                               ctx("evaluate"))
     assert metrics["selfrag_match"] == 0.5 and metrics["retrieval_frequency"] == 0.0
+    assert metrics["str_em"] == 0.5 and metrics["by_dataset"]["popqa"]["str_em"] == 0.5
     assert metrics["display"]["selfrag_match"] == "match" and metrics["label"] == "none"
     _, adaptive = _run(model_env, generator, rows, mode="adaptive_retrieval", ndocs=1)
     metrics, _ = evaluate(art(Predictions, adaptive), SelfragEvaluateConfig(), ctx("evaluate"))

@@ -38,7 +38,7 @@ def test_missing_token_counts_as_minus_100():
 def test_three_scores_by_hand():
     s_rel = relevance_score({RELEVANT: math.log(0.3), IRRELEVANT: math.log(0.1)})
     assert s_rel == pytest.approx(0.75)
-    s_sup = support_score({FULLY: math.log(0.2), PARTIALLY: math.log(0.4), NO_SUPPORT: math.log(0.4)})
+    s_sup = support_score(lp(**{FULLY: 0.2, PARTIALLY: 0.4, NO_SUPPORT: 0.4}))
     assert s_sup == pytest.approx(0.2 + 0.5 * 0.4)
     s_use = utility_score({t: math.log(p) for t, p in zip(UTILITY, (0.1, 0.1, 0.2, 0.2, 0.4))})
     assert s_use == pytest.approx(-0.1 - 0.05 + 0 + 0.1 + 0.4)
