@@ -3,8 +3,11 @@ the references passed through selfrag.infer's predictions; other sets get no ASQ
 
 from __future__ import annotations
 
+import doctest
+
 import pytest
 
+from stages.selfrag import evaluate as evaluate_module
 from stages.selfrag.evaluate import SelfragEvaluateConfig, evaluate
 from stages.selfrag.infer import SelfragPredictions
 
@@ -19,6 +22,10 @@ ASQA = {"id": "a1", "dataset": "asqa", "question": "When was the tower built?",
                         {"long_answer": "It opened in 1889 after two years."}]}
 POPQA = {**ASQA, "id": "p1", "dataset": "popqa", "answers": ["Paris"], "prediction": "Paris.",
          "qa_pairs": None, "annotations": None}     # selfrag.infer gives every row the columns
+
+
+def test_doctests():
+    assert doctest.testmod(evaluate_module).failed == 0
 
 
 def test_asqa_rows_get_alce_str_em_and_rouge_lsum(model_env):

@@ -99,6 +99,14 @@ def test_n_completions_and_logprobs_of_asked_tokens(server, endpoint_cfg, tmp_pa
         assert all(v <= 0.0 for v in asked.values())
 
 
+def test_doctests():
+    import doctest
+
+    from stages.lib.endpoint import local, openai_http
+
+    assert doctest.testmod(openai_http).failed == 0 and doctest.testmod(local).failed == 0
+
+
 def test_parse_choices_keeps_only_asked_tokens_in_the_top_alternatives():
     data = {"choices": [{"message": {"content": " Yes "}, "logprobs": {"content": [
         {"token": "Yes", "logprob": -0.1,
