@@ -23,11 +23,12 @@ from orchestrator.hashing import hash_file, hash_strings
 FORMAT = "ragline-artifact/1"
 PREVIEW_ROWS = 5
 GROUP_ROWS = 65_536          # at most this many rows per Parquet row group
-GROUP_BYTES = 64 * 2**20     # and about this many uncompressed bytes
+GROUP_BYTES = 16 * 2**20     # and about this many uncompressed bytes
+TAKE_BATCH = 8192            # rows decoded at a time by take / iter_tables
 
 
 def group_rows(table) -> int:
-    """Rows per Parquet row group for ``table``: 64k rows, fewer when rows are wide.
+    """Rows per Parquet row group for ``table``: 64k rows, fewer when rows are wide (16 MiB).
 
     A shard or a ``take`` reads whole row groups, so a group bounds what reading one row costs.
     Depends on the table's content only, so equal tables give equal bytes (and hashes).
@@ -36,7 +37,7 @@ def group_rows(table) -> int:
     >>> group_rows(pa.table({"x": list(range(10))}))
     65536
     >>> group_rows(pa.table({"t": ["x" * 4096] * 100}))
-    16368
+    4092
     """
     if table.num_rows == 0:
         return GROUP_ROWS
@@ -136,7 +137,7 @@ class Table(Artifact):
     def iter_tables(self, batch_size: int = 65_536, columns: list[str] | None = None):
         """Yield this handle's rows as ``pyarrow.Table`` pieces of at most ``batch_size`` rows.
 
-        Streams: one row group is in memory at a time (plus the rows carried to the next piece).
+        Streams: the row groups of the range are decoded ``TAKE_BATCH`` rows at a time.
         """
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -146,11 +147,13 @@ class Table(Artifact):
             pf = pq.ParquetFile(path)
             counts = _group_rows(pf)
             groups, offset = row_groups_between(counts, lo, hi)
-            for g in groups:
-                a, b = max(lo, offset), min(hi, offset + counts[g])
-                carry.append(pf.read_row_group(g, columns=columns).slice(a - offset, b - a))
+            for batch in pf.iter_batches(TAKE_BATCH, row_groups=groups, columns=columns):
+                first, offset = offset, offset + batch.num_rows
+                a, b = max(lo, first), min(hi, offset)
+                if a >= b:
+                    continue
+                carry.append(pa.Table.from_batches([batch.slice(a - first, b - a)]))
                 held += b - a
-                offset += counts[g]
                 while held >= batch_size:
                     table = pa.concat_tables(carry)
                     yield table.slice(0, batch_size)
@@ -166,8 +169,10 @@ class Table(Artifact):
     def take(self, positions, columns: list[str] | None = None):
         """The rows at ``positions`` (0-based within this handle, any order, repeats allowed).
 
-        Reads only the row groups that hold one of them, one group at a time, so a few thousand
-        rows of a 21M-row corpus cost a few row groups, not the corpus.
+        Reads only the row groups that hold one of them, one group at a time, and keeps only the
+        asked rows of each, so a few thousand rows of a 21M-row corpus cost a few row groups, not
+        the corpus. Sorted unique positions come back as they were read (a chunk per row group,
+        no copy); any other order is gathered into one contiguous table.
         """
         import numpy as np
         import pyarrow as pa
@@ -185,8 +190,10 @@ class Table(Artifact):
                                       _part_offset(self.ref, path), columns)
         if not pieces:
             return self._empty(columns)
-        found = pa.concat_tables(pieces)        # the unique rows, sorted
-        return found.take(pa.array(np.searchsorted(wanted, pos + self.start)))
+        found = pa.concat_tables(pieces)        # the unique rows, sorted, a chunk per row group
+        if len(pos) == len(wanted) and bool((np.diff(pos) > 0).all()):
+            return found                         # asked sorted and unique: no copy
+        return found.combine_chunks().take(pa.array(np.searchsorted(wanted, pos + self.start)))
 
 
 def _group_rows(pf) -> list[int]:
@@ -210,11 +217,14 @@ def _take_from_part(pf, counts, wanted, lo, hi, part_offset, columns) -> list:
     pieces, offset = [], 0
     for g, n in enumerate(counts):
         a, b = max(lo, offset), min(hi, offset + n)
-        if a < b:
-            i, j = np.searchsorted(wanted, [a + part_offset, b + part_offset])
-            if i < j:
-                local = wanted[i:j] - part_offset - offset
-                pieces.append(pf.read_row_group(g, columns=columns).take(pa.array(local)))
+        i, j = np.searchsorted(wanted, [a + part_offset, b + part_offset]) if a < b else (0, 0)
+        if i < j:          # the group holds some: decode it a batch at a time, keep those rows
+            local, start = wanted[i:j] - part_offset - offset, 0
+            for batch in pf.iter_batches(TAKE_BATCH, row_groups=[g], columns=columns):
+                u, v = np.searchsorted(local, [start, start + batch.num_rows])
+                if u < v:
+                    pieces.append(pa.Table.from_batches([batch.take(pa.array(local[u:v] - start))]))
+                start += batch.num_rows
         offset += n
     return pieces
 

@@ -118,6 +118,7 @@ def search_and_attach(questions, query_emb, idx, corpus: Passages, cfg: Retrieve
     import numpy as np
     import pyarrow as pa
 
+    from stages.lib.data.tables import take_rows
     from stages.schemas import CTX
 
     start = time.perf_counter()
@@ -127,16 +128,16 @@ def search_and_attach(questions, query_emb, idx, corpus: Passages, cfg: Retrieve
              time.perf_counter() - start)
     found = hits >= 0
     unique, inverse = np.unique(hits[found], return_inverse=True)
-    passages = fetch_passages(idx, unique, corpus, log)
+    passages, where = fetch_passages(idx, unique, corpus, log)
     counts = found.sum(axis=1)
     ends = np.cumsum(counts)
     pieces = []
     for lo in range(0, len(hits), chunk):
         hi = min(lo + chunk, len(hits))
         a, b = int(ends[lo] - counts[lo]), int(ends[hi - 1])
-        part = passages.take(pa.array(inverse[a:b]))
+        part = take_rows(passages, where[inverse[a:b]])
         struct = pa.StructArray.from_arrays(
-            [part.column(n).combine_chunks().cast(pa.string()) for n in ("id", "title", "text")]
+            [part.column(n).combine_chunks() for n in ("id", "title", "text")]
             + [pa.array(scores[lo:hi][found[lo:hi]], pa.float32())], fields=list(CTX))
         offsets = np.concatenate([[0], np.cumsum(counts[lo:hi])]).astype(np.int32)
         pieces.append(pa.ListArray.from_arrays(pa.array(offsets), struct, type=pa.list_(CTX)))
@@ -146,7 +147,9 @@ def search_and_attach(questions, query_emb, idx, corpus: Passages, cfg: Retrieve
 
 
 def fetch_passages(idx, rows, corpus: Passages, log):
-    """``id``/``title``/``text`` of the index ``rows`` (sorted, unique), reading only their rows.
+    """``(passages, where)``: ``id``/``title``/``text`` of the index ``rows`` (sorted, unique),
+    read from the corpus' row groups that hold them only; ``where[j]`` is the row of
+    ``passages`` for ``rows[j]``.
 
     An index that the ``index`` stage built from this corpus is row-aligned with it, so index
     row r is corpus row r (checked on the ids read back); another index (imported embeddings,
@@ -161,7 +164,7 @@ def fetch_passages(idx, rows, corpus: Passages, log):
     if len(idx.ids()) == corpus.num_rows:
         got = corpus.take(rows, columns)
         if pc.all(pc.equal(got.column("id"), ids)).as_py() is not False:
-            return got
+            return got, np.arange(len(rows))
         log.info("the index rows are not in corpus order: passages are looked up by id")
     pos = pc.index_in(ids, value_set=corpus.read(columns=["id"]).column("id").combine_chunks())
     if pos.null_count:
@@ -169,4 +172,6 @@ def fetch_passages(idx, rows, corpus: Passages, log):
         raise DataError(f"retrieve: {len(missing)} passage ids of the index are not in the "
                         f"corpus (first: {missing[0].as_py()!r}); was the index built from this "
                         f"corpus?")
-    return corpus.take(np.asarray(pos.to_numpy(zero_copy_only=False), np.int64), columns)
+    positions, where = np.unique(pos.to_numpy(zero_copy_only=False).astype(np.int64),
+                                 return_inverse=True)
+    return corpus.take(positions, columns), where

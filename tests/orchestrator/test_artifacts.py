@@ -99,9 +99,10 @@ def test_take_reads_only_the_row_groups_holding_the_positions(tmp_path, monkeypa
     monkeypatch.setattr(artifacts, "group_rows", lambda table: 10)
     table = _numbers(tmp_path, 45)
     groups = []
-    real = pq.ParquetFile.read_row_group
-    monkeypatch.setattr(pq.ParquetFile, "read_row_group",
-                        lambda self, g, **kw: groups.append(g) or real(self, g, **kw))
+    real = pq.ParquetFile.iter_batches
+    monkeypatch.setattr(pq.ParquetFile, "iter_batches",
+                        lambda self, *a, row_groups, **kw: groups.extend(row_groups)
+                        or real(self, *a, row_groups=row_groups, **kw))
     shard = Numbers(table.ref, 5, 45)          # positions are relative to the handle
     got = shard.take([30, 0, 30, 2], columns=["id"])
     assert got.column("id").to_pylist() == ["35", "5", "35", "7"]

@@ -28,3 +28,20 @@ def test_doctests():
     from stages.lib.data import tables
 
     assert doctest.testmod(tables).failed == 0
+
+
+def test_take_rows_gathers_across_chunks_without_concatenating_them(monkeypatch):
+    import numpy as np
+    import pyarrow as pa
+
+    from stages.lib.data.tables import take_rows
+
+    table = pa.concat_tables([pa.table({"x": list(range(a, a + 5)), "s": [str(i) for i in
+                                                                          range(a, a + 5)]})
+                              for a in range(0, 20, 5)])
+    monkeypatch.setattr(pa, "concat_arrays", None)   # no whole-column concatenation
+    idx = np.random.default_rng(0).integers(0, 20, 50)
+    got = take_rows(table, idx)
+    assert got.column("x").to_pylist() == idx.tolist()
+    assert got.column("s").to_pylist() == [str(i) for i in idx]
+    assert take_rows(table, []).num_rows == 0 and take_rows(table, []).schema == table.schema
