@@ -115,6 +115,35 @@ def _default(f: dataclasses.Field):
     return f.default_factory() if f.default_factory is not dataclasses.MISSING else None
 
 
+def with_section_defaults(config_cls: type, values: dict, defaults: dict | None = None) -> dict:
+    """``values`` with every nested section given as a partial mapping completed from the
+    section's default: the enclosing default instance's section (``default_factory``), at any
+    depth; a section whose default is None starts from its class's own field defaults. With
+    ``judge: Judge = field(default_factory=lambda: Judge(llm=Llm(model="judge-7b")))``, the
+    recipe's ``judge: {llm: {backend: openai}}`` keeps ``model: judge-7b``, not ``Llm``'s own
+    default model (tests/orchestrator/test_stage_config.py).
+    """
+    out = dict(values)
+    for f in dataclasses.fields(config_cls):
+        given = values.get(f.name)
+        section = _nested_class(_hints(config_cls)[f.name])
+        if section is None or not isinstance(given, dict):
+            continue
+        if defaults is not None and f.name in defaults:
+            base = defaults[f.name]  # the enclosing default instance's section, as a dict
+        else:
+            base = _default(f)
+            base = _as_dict(base) if dataclasses.is_dataclass(base) and not isinstance(base, type) else None
+        base = base if isinstance(base, dict) else None
+        out[f.name] = {**(base or {}), **with_section_defaults(section, given, base)}
+    return out
+
+
+def _as_dict(obj) -> dict:
+    """A dataclass instance as plain JSON data (tuples become lists, as in a recipe)."""
+    return json.loads(json.dumps(dataclasses.asdict(obj), default=str))
+
+
 _EXPECTED = {"int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
              "string_type": "a string", "list_type": "a list", "tuple_type": "a list",
              "dict_type": "a mapping", "dataclass_type": "a mapping"}
@@ -174,8 +203,13 @@ def _validated(config_cls: type, canonical: str) -> tuple[dict, Any]:
     """(plain config dict with defaults, the config object) for canonical JSON of the values."""
     from pydantic import ValidationError
 
-    values = json.loads(canonical)
+    given = json.loads(canonical)
+    values = with_section_defaults(config_cls, given)
     _check_keys(config_cls, values, "", RESERVED)
+    if values != given:  # a nested section given in part: the rest from its default
+        from orchestrator.hashing import canonical_json
+
+        canonical = canonical_json(values)
     try:
         obj = _adapter(config_cls).validate_json(canonical, strict=True)
     except ValidationError as e:

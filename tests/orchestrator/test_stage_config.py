@@ -47,3 +47,62 @@ def test_missing_value_inside_a_default_section_is_reported():
         check_step_config(NeedsJudge, {}, "steps.reward")
     assert str(e.value).splitlines()[0] == "steps.reward.judge.model: missing value (str required)"
     assert check_step_config(NeedsJudge, {"judge": {"model": "m"}}, "steps.reward")[0]["judge"]["model"] == "m"
+
+
+@dataclass
+class Llm:
+    backend: str = "local"
+    model: str = "tiny"
+    temperature: float = 0.0
+
+
+@dataclass
+class Critic:
+    llm: Llm = field(default_factory=lambda: Llm(model="critic-7b"))
+    rounds: int = 1
+
+
+@dataclass
+class Labeler:
+    """Defaults set by the factories differ from the nested classes' own defaults."""
+    llm: Llm = field(default_factory=lambda: Llm(model="labeler-13b", temperature=0.7))
+    critic: Critic = field(default_factory=lambda: Critic(llm=Llm(model="outer-critic"), rounds=3))
+    extra: Critic | None = None
+
+
+def test_partial_nested_section_keeps_the_default_factory_values():
+    from orchestrator.errors import ConfigError
+    from orchestrator.stage_config import check_step_config
+
+    config = check_step_config(Labeler, {"llm": {"backend": "openai"}}, "steps.x")[0]
+    assert config["llm"] == {"backend": "openai", "model": "labeler-13b", "temperature": 0.7}
+    # two levels down: the outer default instance's section, not Critic's own factory
+    config = check_step_config(Labeler, {"critic": {"llm": {"backend": "openai"}}}, "steps.x")[0]
+    assert config["critic"] == {"llm": {"backend": "openai", "model": "outer-critic", "temperature": 0.0},
+                                "rounds": 3}
+    # a section whose default is None starts from its class's defaults, factories included
+    config = check_step_config(Labeler, {"extra": {"llm": {"temperature": 0.2}}}, "steps.x")[0]
+    assert config["extra"] == {"llm": {"backend": "local", "model": "critic-7b", "temperature": 0.2},
+                               "rounds": 1}
+    assert config["llm"]["model"] == "labeler-13b"  # untouched sections keep their factory values
+    # every value is still checked, at its key
+    with pytest.raises(ConfigError) as e:
+        check_step_config(Labeler, {"critic": {"llm": {"temperature": "hot"}}}, "steps.x")
+    assert str(e.value) == "steps.x.critic.llm.temperature: expected a number, got 'hot'"
+    with pytest.raises(ConfigError) as e:
+        check_step_config(Labeler, {"critic": {"llm": {"bakend": "openai"}}}, "steps.x")
+    assert str(e.value).startswith("steps.x.critic.llm.bakend: unknown key")
+
+
+@dataclass
+class NeedsModel:
+    judge: JudgeConfig = field(default_factory=lambda: JudgeConfig(model="???"))
+
+
+def test_partial_section_over_a_missing_default_still_asks_for_it():
+    from orchestrator.errors import ConfigError
+    from orchestrator.stage_config import check_step_config
+
+    with pytest.raises(ConfigError) as e:
+        check_step_config(NeedsModel, {"judge": {"temperature": 0.5}}, "steps.reward")
+    assert str(e.value).splitlines()[0] == "steps.reward.judge.model: missing value (str required)"
