@@ -16,7 +16,7 @@ code (same ``version``) is flagged by the recipe setting ``ragline.cache.on_code
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 from orchestrator.artifacts import Ref
 from orchestrator.dag import Dag
@@ -42,7 +42,7 @@ class StepPlan:
     forced: bool = False  # recompute even if cached: --force/--from, or code changed with on_code_change=rerun
 
     def to_json(self) -> dict:
-        return asdict(self)
+        return {**vars(self), "keys": list(self.keys)}
 
 
 @dataclass
@@ -50,6 +50,8 @@ class Plan:
     steps: dict[str, StepPlan]
     problems: list[str] = field(default_factory=list)  # missing sources: block a run, not a plan
     sources: dict[str, Ref | None] = field(default_factory=dict)  # resolved once, reused by the run
+    entries: dict[str, Entry] = field(default_factory=dict)  # key -> entry found (stat-checked)
+    notes: list[str] = field(default_factory=list)  # e.g. a source found in the project directory
 
     def counts(self) -> dict[str, int]:
         out = {"FRESH": 0, "STALE": 0, "MISSING": 0}
@@ -63,10 +65,12 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
     """Plan every step of ``dag``; reads only small entry files and source stats."""
     force = force or set()
     problems: list[str] = []
-    sources = source_refs(dag, memo, problems)
+    notes: list[str] = []
+    sources = source_refs(dag, memo, problems, notes)
     outputs: dict[str, dict[str, Ref]] = {}
     pending: dict[str, str] = {}  # step -> provisional id, for steps that will run
     steps: dict[str, StepPlan] = {}
+    found: dict[str, Entry] = {}
     for step in dag.steps.values():
         refs = input_refs(step, outputs, sources, problems)
         waiting = [w.node for w in step.inputs.values() if w.node in pending]
@@ -87,6 +91,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
                                         keys, False)
             continue
         entries = [store.lookup(k) for k in keys]
+        found.update((k, e) for k, e in zip(keys, entries) if e is not None)
         cached = sum(e is not None for e in entries)
         changed_code = code_changed(step, entries) if cached == len(keys) else False
         rerun_code = changed_code and code_policy(dag) == "rerun"
@@ -104,7 +109,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
                                 [store.miss_reason(k) for k, e in zip(keys, entries) if e is None])
         steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, cached,
                                     keys, True, step.name in force or rerun_code)
-    return Plan(steps, problems, sources)
+    return Plan(steps, problems, sources, found, notes)
 
 
 def classify(forced: bool, rerun_code: bool, old: dict | None, keys: list[str], mats: list[dict],

@@ -25,18 +25,53 @@ class TaskKey:
     key: str
 
 
-def source_refs(dag: Dag, memo: SourceMemo, problems: list[str]) -> dict[str, Ref | None]:
-    """Content-hashed Refs of the recipe's sources (None when a source's path is null)."""
+def project_dir(recipe: Path) -> Path:
+    """The folder that holds the recipe's ``conf/`` tree (the recipe's own folder when it is
+    not under a folder named ``conf``).
+
+    >>> project_dir(Path("/work/main/conf/dynamicrag/x.yaml")), project_dir(Path("/tmp/r.yaml"))
+    (PosixPath('/work/main'), PosixPath('/tmp'))
+    """
+    for parent in recipe.parents:
+        if parent.name == "conf":
+            return parent.parent
+    return recipe.parent
+
+
+def locate_source(path: str, recipe: Path) -> tuple[Path | None, str]:
+    """(where a source is, or None; what was tried, for a message). A relative path is looked
+    up in the current directory, then in the recipe's project directory (``project_dir``)."""
+    p = Path(path).expanduser()
+    if p.is_absolute():
+        return (p if p.exists() else None), ""
+    here, project = Path.cwd(), project_dir(Path(recipe).resolve())
+    if (here / p).exists():
+        return p, ""
+    if project != here and (project / p).exists():
+        return project / p, (f"not in the current directory ({here}); read from the recipe's "
+                             f"project directory {project}")
+    tried = f"the current directory {here}" + (f" and the recipe's project directory {project}"
+                                               if project != here else "")
+    return None, f"looked in {tried}"
+
+
+def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
+                notes: list[str] | None = None) -> dict[str, Ref | None]:
+    """Content-hashed Refs of the recipe's sources (None when a source's path is null); a
+    source found only in the recipe's project directory gets a line in ``notes``."""
     refs: dict[str, Ref | None] = {}
     for name, path in dag.sources.items():
         if path is None:
             refs[name] = None
             continue
-        p = Path(path).expanduser()
-        if not p.exists():
-            problems.append(f"source '{name}': {path} does not exist")
-            refs[name] = Ref("file", "", f"missing:{path}", [str(p)], producer=f"source {name}")
+        p, tried = locate_source(path, dag.recipe)
+        if p is None:
+            problems.append(f"source '{name}': {path} does not exist" + (f" ({tried})" if tried else ""))
+            refs[name] = Ref("file", "", f"missing:{path}", [str(Path(path).expanduser())],
+                             producer=f"source {name}")
             continue
+        if tried and notes is not None:
+            notes.append(f"source '{name}': {path} {tried}")
         kind = "dir" if p.is_dir() else "file"
         refs[name] = Ref(kind, "", memo.hash(p), [str(p.resolve())], producer=f"source {name}")
     return refs

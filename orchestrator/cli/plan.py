@@ -24,7 +24,7 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     from orchestrator.cli.common import load, runs_dir
     from orchestrator.hashing import SourceMemo
-    from orchestrator.logs import console
+    from orchestrator.logs import console, escape
     from orchestrator.plan import load_history, plan
     from orchestrator.runner import Options, check_selection
     from orchestrator.store import Store
@@ -51,7 +51,7 @@ def main(args) -> int:
     to_run = sum(1 for st in unique.values() if st != "FRESH")
     if args.json:
         out = {"recipe": str(recipe), "members": [
-            {"overrides": m.overrides, "problems": p.problems,
+            {"overrides": m.overrides, "problems": p.problems, "notes": p.notes,
              "steps": [{**s.to_json(), "notes": d.steps[s.step].notes} for s in p.steps.values()]}
             for m, p, d in zip(members, plans, dags)],
             "tasks": total, "unique_tasks": len(unique), "tasks_to_run": to_run}
@@ -73,8 +73,10 @@ def main(args) -> int:
             for note in dag.steps[s.step].notes:  # the step config's plan_notes(resources)
                 table.add_row("", "", "", "", f"[dim]note: {note}[/]")
         console().print(table)
+        for note in p.notes:
+            console().print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
         for problem in p.problems:
-            console().print(f"[red]problem:[/] {problem} (a run would stop here)")
+            console().print(f"[red]problem:[/] {escape(problem)} (a run would stop here)", soft_wrap=True)
     if len(plans) > 20:
         console().print(f"... {len(plans) - 3} more members")
     console().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "

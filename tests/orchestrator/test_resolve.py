@@ -1,0 +1,74 @@
+"""Source paths: a relative path is looked up in the current directory, then in the recipe's
+project directory (the folder holding its conf/ tree); the plan and the error say which."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from tests.conftest import rag
+
+RECIPE = """ragline: {imports: [tests.toy.stages]}
+sources:
+  numbers: data/n.txt
+steps:
+  load: {stage: toy_gen, inputs: {path: numbers}}
+"""
+
+
+@pytest.fixture
+def project(tmp_path, monkeypatch):
+    """(recipe, project dir, an unrelated current directory)."""
+    proj = tmp_path / "proj"
+    (proj / "conf").mkdir(parents=True)
+    (proj / "conf" / "r.yaml").write_text(RECIPE)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
+    return proj / "conf" / "r.yaml", proj.resolve(), Path.cwd()
+
+
+def _plan(recipe: Path, runs: Path, capsys) -> dict:
+    assert rag("plan", str(recipe), "--json", runs=runs) == 0
+    return json.loads(capsys.readouterr().out)["members"][0]
+
+
+def test_relative_source_found_in_the_project_directory(project, tmp_path, capsys):
+    recipe, proj, here = project
+    (proj / "data").mkdir()
+    (proj / "data" / "n.txt").write_text("3\n4\n")
+    plan = _plan(recipe, tmp_path / "runs", capsys)
+    assert plan["problems"] == []
+    assert plan["notes"] == [f"source 'numbers': data/n.txt not in the current directory ({here}); "
+                             f"read from the recipe's project directory {proj}"]
+    assert rag("run", str(recipe), "--no-progress", runs=tmp_path / "runs") == 0
+    status = json.loads((tmp_path / "runs" / "latest" / "status.json").read_text())
+    assert status["steps"]["load"]["state"] == "done"
+
+
+def test_relative_source_in_the_current_directory_comes_first(project, tmp_path, capsys):
+    recipe, proj, here = project
+    for root in (proj, here):
+        (root / "data").mkdir()
+        (root / "data" / "n.txt").write_text("1\n")
+    plan = _plan(recipe, tmp_path / "runs", capsys)
+    assert plan["problems"] == [] and plan["notes"] == []
+
+
+def test_missing_relative_source_names_both_places(project, tmp_path, capsys):
+    recipe, proj, here = project
+    plan = _plan(recipe, tmp_path / "runs", capsys)
+    expected = (f"source 'numbers': data/n.txt does not exist (looked in the current directory "
+                f"{here} and the recipe's project directory {proj})")
+    assert plan["problems"] == [expected]
+    assert rag("run", str(recipe), "--no-progress", runs=tmp_path / "runs") == 2
+    assert expected in capsys.readouterr().err.replace("\n", "")
+
+
+def test_project_dir_is_the_folder_holding_conf():
+    from orchestrator.resolve import project_dir
+
+    assert project_dir(Path("/a/proj/conf/dynamicrag/x.yaml")) == Path("/a/proj")
+    assert project_dir(Path("/a/recipes/x.yaml")) == Path("/a/recipes")
