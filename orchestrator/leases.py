@@ -23,7 +23,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from pathlib import Path
 
 from orchestrator.hashing import key_of
@@ -149,7 +148,7 @@ class Lease:
         self.root = cache_root
         self.runs_dir = Path(runs_dir).resolve()
         self.interval = _heartbeat_s()
-        self.path = cache_root / "leases" / f"{HOST}.{os.getpid()}.{uuid.uuid4().hex[:6]}.json"
+        self.path = cache_root / "leases" / f"{HOST}.{os.getpid()}.{os.urandom(3).hex()}.json"
         self.runs: list[str] = []
         self.started = time.time()
         self._stop = threading.Event()

@@ -36,15 +36,30 @@ def setup_cli_logging(verbose: bool = False) -> None:
     root.setLevel(logging.INFO)
     level = logging.INFO if verbose else logging.WARNING
     if not any(getattr(h, "_ragline", False) for h in root.handlers):
-        from rich.logging import RichHandler
-
-        h = RichHandler(console=console(), show_path=False, show_time=False, level=level)
+        h = _TerminalHandler(level)
         h._ragline = True  # type: ignore[attr-defined]
         # Library warnings (deprecations and the like) go to the step's log file, not the terminal.
         h.addFilter(lambda record: record.name != "py.warnings" or verbose)
         root.addHandler(h)
     for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+class _TerminalHandler(logging.Handler):
+    """rich's RichHandler, made at the first record that reaches the terminal (importing
+    rich.logging costs a run that logs nothing, a no-op rerun, ~10 ms)."""
+
+    def __init__(self, level: int):
+        super().__init__(level)
+        self._rich: logging.Handler | None = None
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._rich is None:
+            from rich.logging import RichHandler
+
+            self._rich = RichHandler(console=console(), show_path=False, show_time=False,
+                                     level=self.level)
+        self._rich.emit(record)
 
 
 @contextmanager

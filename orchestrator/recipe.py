@@ -32,6 +32,7 @@ class Member:
     secrets: dict[str, str] = field(default_factory=dict)  # key path -> "${oc.env:NAME}"
     impure: bool = False  # the config calls a resolver (environment, clock): never remembered
     resolved: dict | None = field(default=None, repr=False)  # with secret values; None: = config
+    text: str | None = field(default=None, repr=False)  # config as config.yaml text, when known
 
     @property
     def values(self) -> dict:

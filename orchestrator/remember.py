@@ -67,7 +67,8 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
         data = json.loads(path.read_text())
         if not all(_stamp(f[0]) == f for f in data["files"]):
             return None
-        members = [Member(recipe, m["overrides"], m["config"], i) for i, m in enumerate(data["members"])]
+        members = [Member(recipe, m["overrides"], m["config"], i, text=m.get("text"))
+                   for i, m in enumerate(data["members"])]
         return members, _dags_from_json(recipe, data)
     except (OSError, ValueError, KeyError, TypeError):  # missing, stale or damaged: a miss
         return None
@@ -77,7 +78,7 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
 
 def _write(path: Path, conf_dir: Path, members: list[Member], dags: list[Dag]) -> None:
     data = {"files": [_stamp(f) for f in _files(conf_dir) if os.path.exists(f)],
-            "members": [{"overrides": m.overrides, "config": m.config} for m in members],
+            "members": [{"overrides": m.overrides, "config": m.config, "text": m.text} for m in members],
             **_dags_to_json(dags)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -100,6 +101,10 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
     except ConfigError as e:  # e.g. an interpolation that does not resolve: at its key's line
         raise place(e, recipe) from None
     dags = build_dags(recipe, members)
+    if len(members) == 1:  # a plain run's config.yaml text, so its no-op rerun never imports yaml
+        from orchestrator.rundir import config_yaml
+
+        members[0].text = config_yaml(members[0].config)
     if path is not None and not any(m.impure or m.secrets for m in members):
         _write(path, recipe.parent, members, dags)
     return members, dags

@@ -60,10 +60,10 @@ class RunDir:
             path = Path(runs_dir) / recipe.stem / f"{stamp}-{n}"
         return path
 
-    def write_config(self, config: dict) -> None:
-        import yaml
-
-        (self.path / "config.yaml").write_text(yaml.safe_dump(config, sort_keys=False))
+    def write_config(self, config: dict, text: str | None = None) -> None:
+        """``config.yaml``; ``text``: ``config_yaml(config)`` when the caller has it already (a
+        remembered composition does, so a no-op rerun never imports yaml)."""
+        (self.path / "config.yaml").write_text(config_yaml(config) if text is None else text)
 
     def write_plan(self, plan_json: dict) -> None:
         _atomic_write(self.path / "plan.json", json.dumps(plan_json, indent=1))
@@ -135,6 +135,17 @@ class RunDir:
 
     def save(self) -> None:
         _atomic_write(self.path / "status.json", json.dumps(self.status, indent=1, default=str))
+
+
+def config_yaml(config: dict) -> str:
+    """The text of a run's ``config.yaml``.
+
+    >>> config_yaml({"steps": {"a": {"stage": "gen", "n": 2}}})
+    'steps:\n  a:\n    stage: gen\n    n: 2\n'
+    """
+    import yaml
+
+    return yaml.safe_dump(config, sort_keys=False)
 
 
 def effective_state(status: dict) -> str:

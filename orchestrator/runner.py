@@ -29,7 +29,7 @@ from orchestrator.plan import Plan, plan
 from orchestrator.resolve import gather, input_hashes, input_refs, step_keys
 from orchestrator.rundir import RunDir
 from orchestrator.secrets import redact
-from orchestrator.store import Store
+from orchestrator.store import Entry, Store
 from orchestrator.task import Task
 
 log = logging.getLogger("ragline")
@@ -77,6 +77,7 @@ class Runner:
         self.failures: list[Failure] = []
         self.outputs: dict[str, dict[str, Ref]] = {}
         self.sources: dict[str, Ref | None] = {}
+        self.planned: dict[str, Entry] = {}  # key -> entry the plan found (every file stat-checked)
 
     def selected(self) -> set[str]:
         return set(self.opts.only) if self.opts.only else set(self.dag.steps)
@@ -113,7 +114,7 @@ class Runner:
         check_selection(dag, opts)
         self.executor = make_executor(self.store, dag.settings, opts.jobs, wait_note=_waiting)
         selected = self.selected()
-        needed = set(selected).union(*(dag.upstream(n) for n in selected))
+        needed = set(selected).union(*(dag.upstream(n) for n in selected)) if opts.only else selected
         force = set(opts.force) | dag.downstream(opts.from_)
         planned = self.plan(force)
         force |= {s.step for s in planned.steps.values() if getattr(s, "forced", False)}
@@ -131,6 +132,7 @@ class Runner:
         except OSError:  # a read-only cache: the source-hash memo is only a speed-up
             log.warning("could not save the source-hash memo under %s", self.store.root)
         self.sources = planned.sources
+        self.planned = dict(planned.entries)
         self.run.write_plan({"problems": planned.problems,
                              "steps": [s.to_json() for s in planned.steps.values()]})
         return planned
@@ -164,9 +166,17 @@ class Runner:
             self._fail(step, step.name, Failed(e.message))
             return False
 
+    def _lookup(self, key: str) -> Entry | None:
+        """A task's entry: the one the plan found and stat-checked, while its ``_entry.json`` is
+        unchanged (one stat); otherwise looked up and checked again."""
+        known = self.planned.pop(key, None)
+        if known is not None and self.store.unchanged(known):
+            return known
+        return self.store.lookup(key)
+
     def _reuse(self, step: Step) -> bool:
         refs = input_refs(step, self.outputs, self.sources)
-        entries = [self.store.lookup(t.key) for t in step_keys(step, input_hashes(refs))]
+        entries = [self._lookup(t.key) for t in step_keys(step, input_hashes(refs))]
         if any(e is None for e in entries):
             return False
         self.outputs[step.name] = gather(step, entries, self.store)
@@ -203,8 +213,9 @@ class Runner:
                 raise DataError(f"step '{step.name}' input '{name}' is empty (0 rows) from "
                                 f"'{ref.producer}'; check that step's log and its inputs")
         tasks = self._tasks(step, refs, force)
-        cached = [] if force else [t for t in tasks if self.store.has(t.key)]
-        todo = [t for t in tasks if t not in cached]
+        found = {} if force else {t.key: e for t in tasks if (e := self._lookup(t.key)) is not None}
+        cached = [t for t in tasks if t.key in found]
+        todo = [t for t in tasks if t.key not in found]
         self.run.set_step(step.name, save=bool(todo), stage=step.stage.name, state="running",
                           shards=len(tasks), keys=[t.key for t in tasks],
                           log=tasks[0].log if len(tasks) == 1 else str(Path(tasks[0].log).parent))
@@ -222,7 +233,7 @@ class Runner:
             self._fail(step, task.label, failure)
         if errors:
             return False
-        entries = [self.store.lookup(t.key) for t in tasks]
+        entries = [found.get(t.key) or self.store.lookup(t.key) for t in tasks]
         if any(e is None for e in entries):
             raise DataError(f"step '{step.name}': a committed entry vanished from the cache "
                             "(removed by gc or by hand?); rerun the same command")

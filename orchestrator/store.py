@@ -28,7 +28,6 @@ import logging
 import os
 import shutil
 import time
-import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +47,7 @@ class Entry:
     meta: dict
     files: dict | None = None  # relative path -> [size or None for a directory, mtime_ns]
     refs: dict | None = field(default=None, repr=False, compare=False)  # outputs(), once
+    stamp: tuple | None = field(default=None, repr=False, compare=False)  # _entry.json as read
 
     def outputs(self) -> dict[str, Ref]:
         """The entry's output Refs (made once per Entry: a sweep's members share its lookups)."""
@@ -85,6 +85,16 @@ class Store:
         if self._seen is not None:
             self._seen[key] = entry
         return entry
+
+    def unchanged(self, entry: Entry) -> bool:
+        """Whether ``entry`` (checked by ``lookup`` earlier in this process) is still the
+        committed one: its ``_entry.json`` is the same file, same size and mtime (a ``--force``
+        elsewhere commits a new one). One stat, where ``lookup`` stats every file again."""
+        try:
+            st = os.stat(entry.path / ENTRY)
+        except OSError:
+            return False
+        return entry.stamp is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == entry.stamp
 
     def has(self, key: str) -> bool:
         return self.lookup(key) is not None
@@ -166,7 +176,7 @@ class Store:
     def quarantine(self, key: str, path: Path, reason: str, step: str) -> None:
         """Move an unusable entry to ``quarantine/`` with a note of why, and warn in one line."""
         self.misses[key] = reason
-        dest = self.root / "quarantine" / f"{key}.{time.strftime('%Y%m%d-%H%M%S')}.{uuid.uuid4().hex[:4]}"
+        dest = self.root / "quarantine" / f"{key}.{time.strftime('%Y%m%d-%H%M%S')}.{os.urandom(2).hex()}"
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, dest)
@@ -191,7 +201,7 @@ class Store:
         return Lease(self.root, Path(runs_dir))
 
     def new_tmp(self, key: str) -> Path:
-        path = self.root / "tmp" / f"{key}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+        path = self.root / "tmp" / f"{key}.{os.getpid()}.{os.urandom(4).hex()}"
         path.mkdir(parents=True)
         return path
 
@@ -217,7 +227,7 @@ class Store:
         final.parent.mkdir(parents=True, exist_ok=True)
         old = None
         if final.exists():  # --force: swap the old entry out, then delete it
-            old = final.with_name(f"{key}.old.{uuid.uuid4().hex[:8]}")
+            old = final.with_name(f"{key}.old.{os.urandom(4).hex()}")
             os.replace(final, old)
         os.replace(tmp, final)
         if old is not None:
@@ -231,7 +241,7 @@ class Store:
         final = self.root / "gather" / digest
         if final.is_dir() and all((final / f"shard-{i:05d}").exists() for i in range(len(parts))):
             return final
-        tmp = self.root / "tmp" / f"gather.{digest}.{uuid.uuid4().hex[:8]}"
+        tmp = self.root / "tmp" / f"gather.{digest}.{os.urandom(4).hex()}"
         tmp.mkdir(parents=True)
         for i, ref in enumerate(parts):
             os.symlink(ref.paths[0], tmp / f"shard-{i:05d}")
@@ -284,7 +294,9 @@ def read_entry(path: Path, key: str) -> tuple[Entry | None, str | None]:
     """(entry, None) when ``_entry.json`` reads; (None, "") when absent; (None, why) when damaged."""
     file = path / ENTRY
     try:
-        text = file.read_text()
+        with open(file, "rb") as f:
+            st = os.fstat(f.fileno())
+            text = f.read().decode()
     except (FileNotFoundError, NotADirectoryError):
         return None, ""
     except (OSError, UnicodeDecodeError) as e:
@@ -296,7 +308,9 @@ def read_entry(path: Path, key: str) -> tuple[Entry | None, str | None]:
     except ValueError as e:
         return None, f"damaged metadata: {file}: {str(e).splitlines()[0]}"
     files = meta.pop("files", None)
-    return Entry(key, path, meta, files if isinstance(files, dict) else None), None
+    entry = Entry(key, path, meta, files if isinstance(files, dict) else None)
+    entry.stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+    return entry, None
 
 
 def file_table(root: Path) -> dict[str, list]:

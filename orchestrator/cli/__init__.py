@@ -33,7 +33,9 @@ exit codes: 0 ok, 1 a step failed, 2 a recipe or usage error.
 set RAGLINE_FULL_ERROR=1 to see tracebacks."""
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The ``rag`` parser; ``only``: with just that subcommand (a command line that names one
+    does not pay for building the other seven)."""
     parser = argparse.ArgumentParser(
         prog="rag", description="ragline: RAG training recipes as typed, cached, resumable DAGs.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -41,6 +43,8 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     parser.subparsers = {}
     for name, (module, help_text) in COMMANDS.items():
+        if only is not None and name != only:
+            continue
         mod = importlib.import_module(f"orchestrator.cli.{module}")
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=mod.EXAMPLES,
                            formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -54,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator.errors import RagError
 
     argv = sys.argv[1:] if argv is None else argv
-    parser = build_parser()
+    parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
     if not argv:
         parser.print_help()
         return 0

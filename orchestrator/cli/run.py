@@ -84,7 +84,7 @@ def _run(args) -> int:
             path = RunDir.new_path(runs, recipe, sweep, member.index)
             run = RunDir(path, recipe, member.overrides, command)
             lease.add_run(run.path)
-            run.write_config(member.config)
+            run.write_config(member.config, member.text)
             if sweep is not None:
                 console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
             ok = Runner(dag, store, runs, run, opts).execute()

@@ -52,6 +52,15 @@ def metrics_table(metrics: dict[str, dict], title: str = "results", most: int = 
 
 
 def print_run_summary(status: dict) -> None:
+    """The steps table; a run where every step was a cache hit (a no-op rerun) gets one line,
+    since the step lines above already say each was cached."""
+    steps = status["steps"].values()
+    c = console()
+    if steps and all(s.get("cache") == "hit" for s in steps):
+        c.print(f"nothing to do: all {len(steps)} steps cached")
+        if status.get("metrics"):
+            c.print(metrics_table(status["metrics"]))
+        return
     from rich.table import Table
 
     table = Table(title=f"run {status['run']}")
