@@ -12,42 +12,25 @@ import shutil
 
 import pytest
 
+from stages.lib.testing.teach import safetensor_weights, teach
 from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
 from tests.conftest import REPO, rag
 
 
-def _teach_selections(path):
+WORDS = "Query: Retrieved Content: Topic: the river city founded year who what".split()
+SELECTIONS = ["[1]", "[2]", "[1], [2]", "[3]", "None", "[2], [3]"]
+
+
+def _selection_lessons(rng):
     """A random-init LM answers with noise, so every sampled trajectory of a question would look
-    alike and earn the same reward: no preference pair, nothing for DPO to learn from. Teach the
-    tiny model (plain torch, a few seconds) to answer any chat with one of a few selections, so
-    sampled trajectories differ and the reward, pairs and DPO steps get real signal."""
-    import random
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    torch.set_num_threads(1)  # a tiny model on a shared 2-core machine: one thread is fastest
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
-    rng = random.Random(0)
-    words = "Query: Retrieved Content: Topic: the river city founded year who what".split()
-    targets = ["[1]", "[2]", "[1], [2]", "[3]", "None", "[2], [3]"]
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(120):
-        losses = []
-        for _ in range(6):
-            user = " ".join(rng.choice(words) for _ in range(rng.randint(5, 200)))
-            prompt = tok.apply_chat_template([{"role": "user", "content": user}], tokenize=False,
-                                             add_generation_prompt=True)
-            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-            t_ids = tok(rng.choice(targets) + "<|im_end|>", add_special_tokens=False)["input_ids"]
-            losses.append(model(input_ids=torch.tensor([p_ids + t_ids]),
-                                labels=torch.tensor([[-100] * len(p_ids) + t_ids])).loss)
-        torch.stack(losses).mean().backward()
-        opt.step()
-        opt.zero_grad()
-    model.save_pretrained(str(path))
-    return path
+    alike and earn the same reward: no preference pair, nothing for DPO to learn from. The tiny
+    model is taught to answer any chat with one of a few selections, so sampled trajectories
+    differ and the reward, pairs and DPO steps get real signal."""
+    lessons = []
+    for _ in range(6):
+        user = " ".join(rng.choice(WORDS) for _ in range(rng.randint(5, 200)))
+        lessons.append(([{"role": "user", "content": user}], "", rng.choice(SELECTIONS)))
+    return lessons
 
 
 @pytest.fixture(scope="module")
@@ -55,14 +38,9 @@ def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("models")
     texts = ["Query: Retrieved Content: Topic: Content: None [1], [2], [3]",
              "What is the capital of Zorvia? Kelmaro was founded in 1852 by Ardan Velsh."]
-    generator = _teach_selections(tiny_causal_lm(root / "generator", texts))
+    generator = tiny_causal_lm(root / "generator", texts)
+    teach(generator, _selection_lessons, steps=120, lr=3e-3)
     return tiny_encoder(root / "encoder", texts), generator
-
-
-def _weights(path):
-    from safetensors.torch import load_file
-
-    return load_file(str(next(path.glob("*.safetensors"))))
 
 
 def _tiny_recipe(tmp_path, encoder, generator):
@@ -116,10 +94,10 @@ def test_dynamicrag_dag_end_to_end_with_tiny_models(tmp_path, tiny_models, monke
     assert metrics["evaluate"]["num_questions"] == 4
     assert "recall@1" in metrics["eval_top1"]  # synthetic questions carry gold passage ids
 
-    base = _weights(generator)
+    base = safetensor_weights(generator)
     arts = runs / "latest" / "artifacts"
-    sft = _weights(arts / "sft.out")
-    dpo = _weights(arts / "dpo.out")
+    sft = safetensor_weights(arts / "sft.out")
+    dpo = safetensor_weights(arts / "dpo.out")
     changed = [k for k in base if k in sft and not (base[k] == sft[k]).all()]
     assert changed, "SFT did not change any weight"
     assert any(not (sft[k] == dpo[k]).all() for k in sft if k in dpo), "DPO did not change any weight"

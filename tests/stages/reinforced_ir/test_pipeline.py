@@ -11,6 +11,7 @@ import shutil
 import pytest
 from tests.conftest import REPO, rag
 
+from stages.lib.testing.teach import safetensor_weights
 from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
 
 
@@ -20,12 +21,6 @@ def tiny_models(tmp_path_factory):
     texts = ["Task: Query: Write a short answer for this query passage question 0 1",
              "Rank the passages below [0] > [1] > [2] identifiers relevant Kelmaro founded 1852"]
     return tiny_encoder(root / "encoder", texts), tiny_causal_lm(root / "generator", texts)
-
-
-def _weights(path):
-    from safetensors.torch import load_file
-
-    return load_file(str(next(path.glob("*.safetensors"))))
 
 
 def _recipe(tmp_path, encoder, generator):
@@ -82,10 +77,11 @@ def test_reinforced_ir_two_rounds_with_tiny_models(tmp_path, tiny_models, monkey
     assert metrics["eval_aug_1"]["augmented"] is True and metrics["eval_1"]["augmented"] is False
 
     arts = runs / "latest" / "artifacts"
-    base_enc, r1, r2 = _weights(encoder), _weights(arts / "retriever_1.out"), _weights(arts / "retriever_2.out")
+    base_enc, r1, r2 = (safetensor_weights(p) for p in (encoder, arts / "retriever_1.out",
+                                                         arts / "retriever_2.out"))
     assert any(not (base_enc[k] == r1[k]).all() for k in base_enc if k in r1), "round 1 retriever unchanged"
     assert any(not (r1[k] == r2[k]).all() for k in r1 if k in r2), "round 2 retriever unchanged"
-    g0, g1 = _weights(generator), _weights(arts / "generator_1.out")
+    g0, g1 = safetensor_weights(generator), safetensor_weights(arts / "generator_1.out")
     assert any(not (g0[k] == g1[k]).all() for k in g0 if k in g1), "DPO did not change the generator"
     stats = json.loads((arts / "retriever_1.out" / "training_stats.json").read_text())
     assert len(stats["history"]) == 3 and all(h["loss"] > 0 for h in stats["history"])

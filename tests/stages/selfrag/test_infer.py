@@ -58,37 +58,16 @@ LESSONS = [
 @pytest.fixture(scope="module")
 def generator(tmp_path_factory):
     """A tiny LM with the 15 special tokens added, taught the LESSONS until it says them."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    from stages.lib.testing.teach import teach
     from stages.lib.testing.tiny import tiny_causal_lm
 
     path = tiny_causal_lm(tmp_path_factory.mktemp("selfrag_gen") / "lm",
                           [q for q, _, _ in LESSONS]
                           + [p["text"] for p in (VELMORA, KELMARO, BROOK)]
                           + ["Ardan Velsh Bram Oster Nobody true false 12"], hidden_size=64)
-    torch.manual_seed(0)
-    torch.set_num_threads(1)
-    tok = AutoTokenizer.from_pretrained(path)
-    tok.add_tokens(list(SPECIAL_TOKENS), special_tokens=True)
-    model = AutoModelForCausalLM.from_pretrained(path)
-    model.resize_token_embeddings(len(tok))
-    batch = []
-    for question, prefix, target in LESSONS:
-        prompt = tok.apply_chat_template([{"role": "user", "content": question}], tokenize=False,
-                                         add_generation_prompt=True) + prefix
-        p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-        t_ids = tok(target + tok.eos_token, add_special_tokens=False)["input_ids"]
-        batch.append((torch.tensor([p_ids + t_ids]), torch.tensor([[-100] * len(p_ids) + t_ids])))
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for _ in range(200):
-        loss = torch.stack([model(input_ids=i, labels=lab).loss for i, lab in batch]).mean()
-        loss.backward()
-        opt.step()
-        opt.zero_grad()
-    assert loss.item() < 0.05, f"the tiny generator did not learn its lessons (loss {loss.item()})"
-    model.save_pretrained(str(path))
-    tok.save_pretrained(str(path))
+    lessons = [([{"role": "user", "content": q}], prefix, target) for q, prefix, target in LESSONS]
+    loss = teach(path, lambda rng: lessons, steps=200, lr=1e-2, add_tokens=SPECIAL_TOKENS)
+    assert loss < 0.05, f"the tiny generator did not learn its lessons (loss {loss})"
     return path
 
 

@@ -11,47 +11,37 @@ import shutil
 import pytest
 from tests.conftest import REPO, rag
 
+from stages.lib.testing.teach import teach
 from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
 
 
-def _teach(path, steps=200):
+CRITIC_ANSWERS = {"retrieval": "[Retrieval]", "multi_retrieval": "[Retrieval]",
+                  "relevance": "[Relevant]", "support": "[Fully supported]",
+                  "utility": "[Utility:5]"}
+
+
+def _critic_lessons():
     """A random-init LM says noise, which reads as [No Retrieval] / unreadable everywhere: the
-    labelling half would have nothing to do. Teach the tiny model (plain torch, seconds) to give
-    each critic prompt file's expected kind of answer, so the wiring is exercised for real."""
-    import random
-
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
+    labelling half would have nothing to do. The tiny model is taught to give each critic prompt
+    file's expected kind of answer, so the wiring is exercised for real."""
     from stages.lib.prompts import load_prompt, messages
 
-    torch.set_num_threads(1)
-    tok = AutoTokenizer.from_pretrained(path)
-    model = AutoModelForCausalLM.from_pretrained(path)
-    rng = random.Random(0)
     fields = {"instruction": "Who founded Velmora?", "output": "Ardan Velsh", "preceding": "",
               "evidence": "Velmora\nVelmora was founded by Ardan Velsh.", "sentence": "It is old."}
-    answers = {"retrieval": "[Retrieval]", "multi_retrieval": "[Retrieval]",
-               "relevance": "[Relevant]", "support": "[Fully supported]", "utility": "[Utility:5]"}
-    prompts = {k: load_prompt(REPO / "conf" / "prompts" / "selfrag" / f"{k}.yaml") for k in answers}
+    prompts = {k: load_prompt(REPO / "conf" / "prompts" / "selfrag" / f"{k}.yaml")
+               for k in CRITIC_ANSWERS}
     vocab = "The river city was founded in 1852 by a mill and counts members Havenen Brook".split()
-    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(steps):
-        losses = []
-        for kind in sorted(answers):
+
+    def lessons(rng):
+        out = []
+        for kind in sorted(CRITIC_ANSWERS):
             words = rng.choice(["What is 7 plus 5?", "Who founded Kelmaro?", "Write revlis."])
             evidence = " ".join(rng.choice(vocab) for _ in range(rng.randint(5, 90)))
             conv = messages(prompts[kind], **{**fields, "instruction": words, "evidence": evidence})
-            prompt = tok.apply_chat_template(conv, tokenize=False, add_generation_prompt=True)
-            p_ids = tok(prompt, add_special_tokens=False)["input_ids"]
-            t_ids = tok(answers[kind] + "<|im_end|>", add_special_tokens=False)["input_ids"]
-            losses.append(model(input_ids=torch.tensor([p_ids + t_ids]),
-                                labels=torch.tensor([[-100] * len(p_ids) + t_ids])).loss)
-        torch.stack(losses).mean().backward()
-        opt.step()
-        opt.zero_grad()
-    model.save_pretrained(str(path))
-    return path
+            out.append((conv, "", CRITIC_ANSWERS[kind]))
+        return out
+
+    return lessons
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +50,8 @@ def tiny_models(tmp_path_factory):
     texts = ["[Retrieval] [No Retrieval] [Relevant] [Irrelevant] [Fully supported] [Utility:5]",
              "Decide whether reading documents Task instruction: Evidence: Output: What is plus"]
     # (the critic SFT below runs at a tiny lr so that this behaviour survives its two steps)
-    critic = _teach(tiny_causal_lm(root / "lm", texts))
+    critic = tiny_causal_lm(root / "lm", texts)
+    teach(critic, _critic_lessons(), steps=200, lr=3e-3)
     return tiny_encoder(root / "encoder", texts), critic
 
 
