@@ -79,10 +79,8 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
             if w.node in pending:
                 hashes[n] = f"pending:{pending[w.node]}:{w.output}"
         tasks = step_keys(step, hashes)
-        mats, keys = [t.material for t in tasks], [t.key for t in tasks]
+        keys = [t.key for t in tasks]
         old = history.get(step.name)
-        names = {n: f"upstream '{w}'" if w.output else f"source '{w.node}'"
-                 for n, w in step.inputs.items()}
         if waiting:
             state = "STALE" if old else "MISSING"
             cause = f"after upstream '{waiting[0]}' runs"
@@ -105,7 +103,10 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
                                         cached, keys, True)
             continue
         pending[step.name] = keys[0]
-        state, cause = classify(step.name in force, rerun_code, old, keys, mats, names, cached,
+        names = {n: f"upstream '{w}'" if w.output else f"source '{w.node}'"
+                 for n, w in step.inputs.items()}
+        state, cause = classify(step.name in force, rerun_code, old, keys, [t.material for t in tasks],
+                                names, cached,
                                 [store.miss_reason(k) for k, e in zip(keys, entries) if e is None])
         steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, cached,
                                     keys, True, step.name in force or rerun_code)
