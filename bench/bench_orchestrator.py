@@ -131,13 +131,16 @@ def hashing_row(work: Path, hash_file) -> tuple:
 CPU: dict[float, float] = {}  # wall median -> CPU seconds (user + sys) of that command, median
 
 
-def timed(cmd: list[str], env: dict, n: int) -> float:
+def timed(cmd: list[str], env: dict, n: int, before_each=None) -> float:
     """Median wall seconds of ``cmd``; its median CPU seconds are kept in ``CPU`` (on a shared,
-    loaded machine wall time mostly measures waiting for a core; CPU time does not)."""
+    loaded machine wall time mostly measures waiting for a core; CPU time does not).
+    ``before_each``: called before every repetition, untimed (e.g. to remove remembered state)."""
     import resource
 
     times, cpus = [], []
     for _ in range(n):
+        if before_each is not None:
+            before_each()
         before = resource.getrusage(resource.RUSAGE_CHILDREN)
         t = time.perf_counter()
         subprocess.run(cmd, env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -158,6 +161,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="ragline-bench-"))
     runs = work / "runs"
     env = {**os.environ, "PYTHONPATH": str(REPO), "RAGLINE_CACHE": str(runs / "cache")}
+    # An installed ragline has compiled bytecode; with PYTHONDONTWRITEBYTECODE set, every module
+    # edited since its .pyc was written would be compiled again on every run, and the figures
+    # would measure the compiler. The first (untimed) run of each command writes the .pyc files.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     rag = [sys.executable, "-m", "orchestrator"]
     rag_bin = shutil.which("rag")
     rows = []
@@ -189,13 +196,9 @@ def main() -> None:
 
     sweep = ([rag_bin] if rag_bin else rag) + ["plan", str(CHAIN), "-m", "steps.dpo.add=range(0,1000)",
                                                "--runs-dir", str(work / "sweep-runs")]
-    cold = []
-    for i in range(3 if not args.quick else 1):
-        shutil.rmtree(work / "sweep-runs", ignore_errors=True)
-        t = time.perf_counter()
-        subprocess.run(sweep, env=env, cwd=REPO, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        cold.append(time.perf_counter() - t)
-    rows.append(("plan 1,000-member sweep (11,000 steps), cold", statistics.median(cold),
+    forget = lambda: shutil.rmtree(work / "sweep-runs", ignore_errors=True)  # noqa: E731
+    rows.append(("plan 1,000-member sweep (11,000 steps), cold",
+                 timed(sweep, env, 3 if not args.quick else 2, before_each=forget),
                  REFERENCE["plan 1000-member sweep"]))
     rows.append(("plan 1,000-member sweep, compose cached", timed(sweep, env, 3), ""))
 
