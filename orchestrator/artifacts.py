@@ -220,7 +220,8 @@ def _take_from_part(pf, counts, wanted, lo, hi, part_offset, columns) -> list:
         i, j = np.searchsorted(wanted, [a + part_offset, b + part_offset]) if a < b else (0, 0)
         if i < j:          # the group holds some: decode it a batch at a time, keep those rows
             local, start = wanted[i:j] - part_offset - offset, 0
-            for batch in pf.iter_batches(TAKE_BATCH, row_groups=[g], columns=columns):
+            for batch in pf.iter_batches(TAKE_BATCH, row_groups=[g], columns=columns,
+                                         use_threads=False):
                 u, v = np.searchsorted(local, [start, start + batch.num_rows])
                 if u < v:
                     pieces.append(pa.Table.from_batches([batch.take(pa.array(local[u:v] - start))]))

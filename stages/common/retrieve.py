@@ -105,7 +105,7 @@ def retrieve(questions: Questions, index: Embeddings, encoder: Model, corpus: Pa
 
 
 def search_and_attach(questions, query_emb, idx, corpus: Passages, cfg: RetrieveConfig,
-                      device: str | None, log, chunk: int = 2048):
+                      device: str | None, log, chunk: int = 256):
     """``questions`` (a ``pyarrow.Table``) with a ``ctxs`` column: the top-k of each query.
 
     The stage after its question encoder (``bench/bench_scale.py`` times this part): search

@@ -79,19 +79,15 @@ def read_ids(path: str | Path):
     data = np.fromfile(path, dtype=np.uint8)
     if len(data) == 0:
         return pa.array([], pa.large_string())
-    ends = np.flatnonzero(data == 10)                # one "\\n" after each id
-    if len(data) and (len(ends) == 0 or ends[-1] != len(data) - 1):
-        ends = np.append(ends, len(data))             # no final newline
-    starts = np.concatenate([[0], ends[:-1] + 1]).astype(np.int64)
-    keep = np.ones(len(data) + 1, dtype=bool)         # drop the newlines (and a "\\r" before one)
-    keep[ends[ends < len(data)]] = False
-    cr = ends[ends > starts] - 1
-    keep[cr[data[cr] == 13]] = False
-    keep = keep[:len(data)]
-    removed = np.concatenate([[0], np.cumsum(~keep)])
-    offsets = np.concatenate([starts - removed[starts], [int(keep.sum())]]).astype(np.int64)
-    return pa.LargeStringArray.from_buffers(len(starts), pa.py_buffer(offsets),
-                                            pa.py_buffer(data[keep].tobytes()))
+    if (data == 13).any():                            # "\\r\\n" line ends
+        data = data[data != 13]
+    if data[-1] != 10:
+        data = np.append(data, np.uint8(10))          # no final newline
+    ends = np.flatnonzero(data == 10)                 # one "\\n" after each id
+    starts = np.concatenate([[0], ends[:-1] + 1])
+    offsets = np.append(starts - np.arange(len(ends)), len(data) - len(ends)).astype(np.int64)
+    return pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets),
+                                            pa.py_buffer(data[data != 10]))
 
 
 def shard_dirs(root: str | Path) -> list[Path]:
