@@ -8,9 +8,12 @@ make a no-op rerun cost about a second; with this layer it costs a few file stat
     and the ``__init__.py`` of hydra, omegaconf and pydantic) has the size and mtime it had,
     and is never written when the config calls a resolver (``${oc.env:…}``, ``${now:…}``).
 
-A damaged entry is a miss. Entries hold plain JSON (members and DAGs), so using one imports
-neither Hydra nor a stage module. Inside one process, validation is memoised per distinct value
-(``functools.lru_cache`` in ``stage_config`` and ``dag``); that memo needs no invalidation.
+A damaged entry is a miss. Entries hold plain JSON (members, each distinct step once, DAGs as
+lists of steps), so using one imports neither Hydra nor a stage module. Inside one process,
+validation is memoised per distinct value (``functools.lru_cache`` in ``stage_config``, ``dag``
+and ``settings``), and what is computed from an immutable object is kept on it (a Step's task
+keys per input hashes, an Entry's output Refs); neither needs invalidation. A single run also
+remembers its config.yaml text, so a no-op rerun imports no yaml.
 """
 
 from __future__ import annotations
