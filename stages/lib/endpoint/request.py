@@ -28,7 +28,7 @@ class ChatRequest:
     ``logprobs_of``: token strings (``"[Relevant]"``, ``" yes"``) whose log-probability is
     reported at every generated position (see :class:`ChatReply`).
     ``token_logprobs``: also report each generated token's own log-probability
-    (:attr:`ChatReply.token_logprobs`; Self-RAG's sequence score is their mean).
+    (:attr:`ChatReply.token_logprobs`; Self-RAG's sequence score is exp of their mean).
     ``prefix``: assistant text the reply continues (Self-RAG: ``"[Retrieval]<paragraph>...
     </paragraph>"``); the reply holds only the new text, and log-probabilities are those of the
     positions generated after the prefix.
