@@ -346,9 +346,10 @@ def _to_table(value, cls: type[Table], where: str):
             return pa.table({**cols, **{n: value.column(n) for n in extra}})
         return value
     if isinstance(value, list):
-        extra_fields = []
-        if value and isinstance(value[0], dict):
-            extra_fields = [k for k in value[0] if k not in schema.names]
+        # extra columns: every key any row has beyond the schema, in order of first appearance
+        # (a loader's optional fields, e.g. ASQA's qa_pairs, may start on any row)
+        extra_fields = list(dict.fromkeys(k for r in value if isinstance(r, dict) for k in r
+                                          if k not in schema.names))
         try:
             table = pa.Table.from_pylist(value, schema=schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:

@@ -37,6 +37,12 @@ def test_write_and_read_table_with_extra_columns_and_shard_ranges(tmp_path):
     assert again.content_hash == ref.content_hash  # same rows, same bytes, same hash
 
 
+def test_extra_columns_are_every_row_keys_not_only_the_first_rows(tmp_path):
+    rows = [{"id": "0", "x": 0.0}, {"id": "1", "x": 1.0, "late": ["a"]}]
+    ref = write_artifact(rows, Numbers, tmp_path / "t", "step.out", "k")
+    assert Numbers(ref).read().column("late").to_pylist() == [None, ["a"]]
+
+
 def test_write_rejects_rows_of_the_wrong_type(tmp_path):
     with pytest.raises(DataError, match="step 'bad' output 'out': rows do not fit Numbers"):
         write_artifact([{"id": "1", "x": "not a number"}], Numbers, tmp_path / "t", "bad.out", "k")

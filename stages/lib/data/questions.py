@@ -144,7 +144,7 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
 
     >>> normalize_question({"Question": "Who?", "qa_pairs": [{"short_answers": ["Al", "Bo"]}],
     ...                     "docs": [{"title": "T", "text": "x"}]}, where="f line 1", default_id="1")
-    {'id': '1', 'dataset': '', 'question': 'Who?', 'answers': ['Al', 'Bo'], 'gold': [], 'ctxs': [{'id': None, 'title': 'T', 'text': 'x', 'score': None}]}
+    {'id': '1', 'dataset': '', 'question': 'Who?', 'answers': ['Al', 'Bo'], 'gold': [], 'qa_pairs': [['Al', 'Bo']], 'long_answers': [], 'ctxs': [{'id': None, 'title': 'T', 'text': 'x', 'score': None}]}
     """
     if not isinstance(rec, dict):
         raise DataError(f"{where}: expected a JSON object with a question and answers, got "
@@ -179,10 +179,29 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
            "gold": _gold(rec, where)}
     if isinstance(rec.get("retrieved_question"), str) and rec["retrieved_question"].strip():
         row["retrieved_question"] = rec["retrieved_question"]   # DynamicRAG's retrieval query
+    if akey == "qa_pairs":   # ASQA: ALCE's str-em and ROUGE-Lsum need both references
+        row.update(_asqa_references(rec, where))
     ckey = next((k for k in CTX_KEYS if rec.get(k) is not None), None)
     if ckey is not None:
         row["ctxs"] = _ctxs(rec[ckey], ckey, where)
     return row
+
+
+def _asqa_references(rec: dict, where: str) -> dict:
+    """ASQA's references kept beside the golds: ``qa_pairs`` as one short-answer list per pair,
+    and ``long_answers`` from ``annotations[].long_answer`` (else the record's string ``answer``).
+
+    >>> _asqa_references({"qa_pairs": [{"short_answers": ["1990"]}, {"short_answers": ["Oslo"]}],
+    ...                   "answer": "In 1990, in Oslo."}, "f line 1")
+    {'qa_pairs': [['1990'], ['Oslo']], 'long_answers': ['In 1990, in Oslo.']}
+    """
+    pairs = [_string_list(p["short_answers"], f"qa_pairs[{i}].short_answers", where)
+             for i, p in enumerate(rec["qa_pairs"])]
+    longs = [a["long_answer"] for a in rec.get("annotations") or []
+             if isinstance(a, dict) and isinstance(a.get("long_answer"), str) and a["long_answer"]]
+    if not longs and isinstance(rec.get("answer"), str) and rec["answer"]:
+        longs = [rec["answer"]]
+    return {"qa_pairs": pairs, "long_answers": longs}
 
 
 def read_questions(path: str | Path, *, require_answers: bool = True,
@@ -192,7 +211,9 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
 
     Accepted fields (first match wins): question ← ``question|Question|query|instruction|text``;
     answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
-    ``answers|golden_answers|answer|output`` (string or list); ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
+    ``answers|golden_answers|answer|output`` (string or list), and for ASQA records ``qa_pairs``
+    (one short-answer list per pair) and ``long_answers`` kept for ALCE's metrics;
+    ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
     gold passage ids ← ``gold`` (list or str) or DPR ``positive_ctxs[*].passage_id``; id ←
     ``id|_id|qid|q_id`` else the line number; dataset ← ``dataset|source``, else the id prefix
     (``nq_12`` → ``nq``), else the file stem (or its folder when the stem is a split name).

@@ -69,6 +69,9 @@ def test_asqa_docs_and_retrieved_ctxs(tmp_path):
     ])
     rows = read_questions(p)
     assert rows[0]["answers"] == ["Ann", "Bo", "Cy"]
+    # ALCE's metrics need the pairs apart and the long-form reference
+    assert rows[0]["qa_pairs"] == [["Ann", "Bo"], ["Bo", "Cy"]]
+    assert rows[0]["long_answers"] == [] and "qa_pairs" not in rows[1]
     assert rows[0]["dataset"] == "asqa_eval_gtr_top100"
     assert rows[0]["ctxs"] == [{"id": "9", "title": "T", "text": "t", "score": 1.5},
                                {"id": None, "title": "U", "text": "u", "score": None}]
@@ -147,3 +150,11 @@ def test_doctests():
     from stages.lib.data import questions
 
     assert doctest.testmod(questions).failed == 0
+
+
+def test_asqa_long_answers_from_annotations_else_answer():
+    rec = {"question": "q", "answer": "Ann did, in 1990.", "qa_pairs": [{"short_answers": ["Ann"]}]}
+    assert normalize_question(rec, where="w")["long_answers"] == ["Ann did, in 1990."]
+    rec["annotations"] = [{"long_answer": "A"}, {"long_answer": ""}, {"long_answer": "B"}]
+    row = normalize_question(rec, where="w")
+    assert row["long_answers"] == ["A", "B"] and row["answers"] == ["Ann"]
