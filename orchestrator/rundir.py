@@ -140,8 +140,11 @@ class RunDir:
 def config_yaml(config: dict) -> str:
     """The text of a run's ``config.yaml``.
 
-    >>> config_yaml({"steps": {"a": {"stage": "gen", "n": 2}}})
-    'steps:\n  a:\n    stage: gen\n    n: 2\n'
+    >>> print(config_yaml({"steps": {"a": {"stage": "gen", "n": 2}}}), end="")
+    steps:
+      a:
+        stage: gen
+        n: 2
     """
     import yaml
 
