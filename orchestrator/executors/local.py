@@ -14,7 +14,6 @@ SIGKILLs what is left.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import queue
@@ -54,6 +53,8 @@ def _pdeathsig_preexec(parent: int):
     imports and allocates nothing (other threads may hold locks at fork time)."""
     if not sys.platform.startswith("linux"):
         return None
+    import ctypes  # here, not at the top: only a worker pays for it
+
     prctl = ctypes.CDLL(None, use_errno=True).prctl
     args = (ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(int(signal.SIGTERM)),
             ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
