@@ -174,15 +174,16 @@ def release_pages(emb: np.ndarray) -> None:
         mm.madvise(mmap.MADV_DONTNEED)
 
 
-def _knn_cpu(q: np.ndarray, block: np.ndarray, k: int, query_block: int):
-    """Top-``k`` of one float32 block per query on CPU: faiss' BLAS + heap if importable, else numpy."""
+def _faiss_or_none():
     try:
         import faiss
     except ImportError:
-        faiss = None
-    if faiss is not None:
-        s, i = faiss.knn(q, block, k, metric=faiss.METRIC_INNER_PRODUCT)
-        return s, i.astype(np.int64)
+        return None
+    return faiss
+
+
+def _knn_numpy(q: np.ndarray, block: np.ndarray, k: int, query_block: int):
+    """Top-``k`` of one float32 block per query (unsorted), with numpy."""
     s_parts, i_parts = [], []
     for qs in range(0, len(q), query_block):
         sc = q[qs:qs + query_block] @ block.T
@@ -203,7 +204,7 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
     ``emb`` may be a memory map: it is read ``block_rows`` rows at a time (each block once; None:
     32 MiB of float32 rows) and its pages are released after each block, so memory stays at one
     block whatever the index size. On CPU each block is searched with faiss (``faiss.knn``, BLAS
-    and a heap) when it is installed, else with numpy. Returns ``(scores, indices)``, both
+    and a heap) and merged into one ``faiss.ResultHeap`` when faiss is installed, else with numpy. Returns ``(scores, indices)``, both
     ``(num_queries, min(k, len(emb)))``, best first; ties go to the lower row. ``device`` "cuda"
     multiplies blocks with torch; None picks CUDA if present.
     """
@@ -217,6 +218,8 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
     if k <= 0 or len(q) == 0:
         return best_s[:, :0], best_i[:, :0]
     device = _auto_device(device)
+    faiss = None if device.startswith("cuda") else _faiss_or_none()
+    heap = faiss.ResultHeap(len(q), k, keep_max=True) if faiss is not None else None
     if device.startswith("cuda"):
         import torch
         q_dev = torch.from_numpy(q).to(device)
@@ -224,16 +227,23 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
     for start in (progress(starts) if progress is not None else starts):
         block = np.ascontiguousarray(emb[start:start + block_rows], dtype=np.float32)
         kb = min(k, len(block))
-        if device.startswith("cuda"):
+        if heap is not None:        # faiss: BLAS + a heap per block, merged into one heap
+            s, i = faiss.knn(q, block, kb, metric=faiss.METRIC_INNER_PRODUCT)
+            heap.add_result(s, i + start)
+        elif device.startswith("cuda"):
             b = torch.from_numpy(block).to(device)
             s, i = torch.topk(q_dev @ b.T, kb, dim=1)
             s, i = s.cpu().numpy(), i.cpu().numpy().astype(np.int64)
         else:
-            s, i = _knn_cpu(q, block, kb, query_block)
+            s, i = _knn_numpy(q, block, kb, query_block)
         del block
         release_pages(emb)
-        best_s, best_i = _merge_topk(np.concatenate([best_s, s.astype(np.float32)], axis=1),
-                                     np.concatenate([best_i, i + start], axis=1), k)
+        if heap is None:
+            best_s, best_i = _merge_topk(np.concatenate([best_s, s.astype(np.float32)], axis=1),
+                                         np.concatenate([best_i, i + start], axis=1), k)
+    if heap is not None:
+        heap.finalize()
+        best_s, best_i = _merge_topk(heap.D, heap.I, k)    # score descending, then row
     return best_s, best_i
 
 
