@@ -1,4 +1,6 @@
-"""GPUs this process may hand to tasks, found without importing torch."""
+"""GPUs: those this process may hand to tasks (found without importing torch), how a step with
+``gpus: N`` runs (one process per shard, or a gang of ranks), and the one check of a GPU step
+against a cluster's nodes that the Ray and SLURM executors share."""
 
 from __future__ import annotations
 
@@ -6,6 +8,9 @@ import os
 import shutil
 import subprocess
 from pathlib import Path
+from collections.abc import Callable
+
+from orchestrator.errors import ConfigError
 
 
 def gpu_driver_present() -> bool:
@@ -29,3 +34,55 @@ def visible_gpus() -> list[int]:
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [int(x) for x in out.split() if x.strip().isdigit()]
+
+
+def runs_as_ranks(step) -> bool:
+    """A multi-GPU step of one shard runs as a gang of ranks (data-parallel training), unless its
+    stage asks for one process that sees all the GPUs (``multi_gpu="one_process"``: an inference
+    engine with tensor parallelism), which is placed like a shard with ``gpus`` GPUs.
+
+    >>> from types import SimpleNamespace as S
+    >>> runs_as_ranks(S(gpus=4, shards=1, stage=S(multi_gpu="ranks"))), runs_as_ranks(S(gpus=4, shards=2))
+    (True, False)
+    >>> runs_as_ranks(S(gpus=4, shards=1, stage=S(multi_gpu="one_process")))
+    False
+    """
+    mode = getattr(getattr(step, "stage", None), "multi_gpu", "ranks")
+    return step.gpus > 1 and step.shards == 1 and mode == "ranks"
+
+
+def check_node_gpus(steps: list, gpus_per_node: Callable[[], list[int]],
+                    split_gang: Callable[[int, list[int]], object],
+                    too_many: Callable[[object, list[int]], ConfigError],
+                    no_gpus: Callable[[object, list[int]], ConfigError] | None = None) -> None:
+    """The GPU steps of ``steps`` against a cluster's GPUs per node (never this machine's: a login
+    node without GPUs submits GPU steps). Asks ``gpus_per_node()`` only when a step wants GPUs.
+
+    * ``no_gpus(step, per_node)`` is raised when no node has a GPU (when given);
+    * a step that runs one process per shard (or one process over all its GPUs) must fit on one
+      node, else ``too_many(step, per_node)`` is raised;
+    * a gang of ranks must be split by ``split_gang(gpus, per_node)``; its ``ConfigError`` is
+      raised again under the step's key.
+
+    >>> from types import SimpleNamespace as S
+    >>> def too_many(step, per_node): return ConfigError(f"{step.name}: over {max(per_node)}")
+    >>> check_node_gpus([S(name="m", gpus=8, shards=4)], lambda: [4, 4], None, too_many)
+    Traceback (most recent call last):
+    orchestrator.errors.ConfigError: m: over 4
+    """
+    wanted = [s for s in steps if s.gpus]
+    if not wanted:
+        return
+    per_node = gpus_per_node()
+    for step in wanted:
+        if no_gpus is not None and not any(per_node):
+            raise no_gpus(step, per_node)
+        if not runs_as_ranks(step):
+            if step.gpus > max(per_node, default=0):
+                raise too_many(step, per_node)
+            continue
+        try:
+            split_gang(step.gpus, per_node)
+        except ConfigError as e:
+            raise ConfigError(f"steps.{step.name}.gpus: {e.message}",
+                              hint="ask for a multiple of a node's GPU count") from None

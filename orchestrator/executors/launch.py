@@ -29,21 +29,6 @@ HEARTBEAT_EVERY_S = 2.0
 FORWARD_ENV = ("RAGLINE_*", "HF_*", "TRANSFORMERS_*", "TOKENIZERS_PARALLELISM", "PYTHONPATH")
 
 
-def runs_as_ranks(step) -> bool:
-    """A multi-GPU step of one shard runs as a gang of ranks (data-parallel training), unless its
-    stage asks for one process that sees all the GPUs (``multi_gpu="one_process"``: an inference
-    engine with tensor parallelism), which is placed like a shard with ``gpus`` GPUs.
-
-    >>> from types import SimpleNamespace as S
-    >>> runs_as_ranks(S(gpus=4, shards=1, stage=S(multi_gpu="ranks"))), runs_as_ranks(S(gpus=4, shards=2))
-    (True, False)
-    >>> runs_as_ranks(S(gpus=4, shards=1, stage=S(multi_gpu="one_process")))
-    False
-    """
-    mode = getattr(getattr(step, "stage", None), "multi_gpu", "ranks")
-    return step.gpus > 1 and step.shards == 1 and mode == "ranks"
-
-
 def torchrun_argv(task_file: str, nnodes: int, node_rank: int, nproc: int, master: str,
                   port: int) -> list[str]:
     """The launcher of one node of a multi-GPU step.

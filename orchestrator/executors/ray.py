@@ -33,7 +33,8 @@ from pathlib import Path
 
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
-from orchestrator.executors.launch import FORWARD_ENV, forwarded_env, runs_as_ranks
+from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks
+from orchestrator.executors.launch import FORWARD_ENV, forwarded_env
 
 log = logging.getLogger("ragline")
 
@@ -107,6 +108,12 @@ def gang_shape(gpus: int, per_node: list[int]) -> list[int]:
             return [size] * n
     raise ConfigError(f"{gpus} GPUs cannot be split into equal groups over the cluster's nodes "
                       f"(GPUs per node: {per_node})")
+
+
+def _too_many_gpus(step, per_node: list[int]) -> ConfigError:
+    return ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPU(s) per shard asked for, but no Ray "
+                       f"node has that many (GPUs per node: {per_node})",
+                       hint=f"lower steps.{step.name}.gpus or add GPU nodes")
 
 
 class RayExecutor:
@@ -184,22 +191,7 @@ class RayExecutor:
 
     def check_resources(self, steps: list) -> None:
         """GPU steps against the cluster's nodes, not this machine's devices."""
-        wanted = [s for s in steps if s.gpus]
-        if not wanted:
-            return
-        per_node = self.gpus_per_node()
-        for step in wanted:
-            if not runs_as_ranks(step):
-                if step.gpus > max(per_node, default=0):
-                    raise ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPU(s) per shard asked for, "
-                                      f"but no Ray node has that many (GPUs per node: {per_node})",
-                                      hint=f"lower steps.{step.name}.gpus or add GPU nodes")
-            else:
-                try:
-                    gang_shape(step.gpus, per_node)
-                except ConfigError as e:
-                    raise ConfigError(f"steps.{step.name}.gpus: {e.message}",
-                                      hint="ask for a multiple of a node's GPU count") from None
+        check_node_gpus(steps, self.gpus_per_node, gang_shape, _too_many_gpus)
 
     # -- running -------------------------------------------------------------------------------
     def run(self, step, tasks: list) -> dict[str, TaskResult]:

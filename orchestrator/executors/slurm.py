@@ -36,7 +36,8 @@ from pathlib import Path
 
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
-from orchestrator.executors.launch import FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env, runs_as_ranks
+from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks, visible_gpus
+from orchestrator.executors.launch import FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env
 from orchestrator.task import one_line
 
 log = logging.getLogger("ragline")
@@ -173,36 +174,26 @@ class SlurmExecutor:
         """GPUs per node where the jobs will run: the partition's, or this machine's for
         ``cluster: local``."""
         if self.cluster != "slurm":
-            from orchestrator.executors.gpus import visible_gpus
-
             return [len(visible_gpus())]
         return partition_gpus(self.cfg.get("partition"))
 
     def check_resources(self, steps: list) -> None:
         """GPU steps against the partition's nodes (``sinfo`` gres), never this machine's devices:
         a login node without GPUs submits GPU steps."""
-        wanted = [s for s in steps if s.gpus]
-        if not wanted:
-            return
-        per_node = self.gpus_per_node()
         part = self.cfg.get("partition")
         where = f"partition '{part}'" if part else "the default partition"
-        for step in wanted:
-            if not any(per_node):
-                raise ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPU(s) asked for, but {where} "
-                                  "has no node with GPUs (sinfo gres)",
-                                  hint="set ragline.executor.partition to a GPU partition")
-            if not runs_as_ranks(step):
-                if step.gpus > max(per_node):
-                    raise ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPUs per shard asked for, "
-                                      f"but the nodes of {where} have at most {max(per_node)}",
-                                      hint=f"lower it: steps.{step.name}.gpus={max(per_node)}")
-            else:
-                try:
-                    gang_nodes(step.gpus, per_node)
-                except ConfigError as e:
-                    raise ConfigError(f"steps.{step.name}.gpus: {e.message}",
-                                      hint="ask for a multiple of a node's GPU count") from None
+
+        def no_gpus(step, per_node: list[int]) -> ConfigError:
+            return ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPU(s) asked for, but {where} "
+                               "has no node with GPUs (sinfo gres)",
+                               hint="set ragline.executor.partition to a GPU partition")
+
+        def too_many(step, per_node: list[int]) -> ConfigError:
+            return ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPUs per shard asked for, "
+                               f"but the nodes of {where} have at most {max(per_node)}",
+                               hint=f"lower it: steps.{step.name}.gpus={max(per_node)}")
+
+        check_node_gpus(steps, self.gpus_per_node, gang_nodes, too_many, no_gpus)
 
     # -- submitting ----------------------------------------------------------------------------
     def submitter(self, step, folder: Path, nodes: int, gpus_per_node: int):

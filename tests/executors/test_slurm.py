@@ -23,7 +23,7 @@ def _step(name: str, gpus: int, shards: int = 1):
 def test_formulas():
     from orchestrator.executors import launch, slurm
 
-    for module in (slurm, launch):
+    for module in (slurm, launch):  # gpus.py: test_gpus.py
         assert doctest.testmod(module).failed == 0
 
 
