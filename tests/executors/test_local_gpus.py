@@ -21,6 +21,7 @@ def _seen(runs) -> dict[str, str]:
 def test_shards_get_disjoint_gpus(toy, monkeypatch, gpus_per_shard):
     visible = "0,1,2,3" if gpus_per_shard == 1 else "4,5,6,7"
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)  # a GPU worker inherits the runner's
     monkeypatch.setattr("orchestrator.executors.gpus.gpu_driver_present", lambda: True)
     recipe = toy / "conf" / "env.yaml"
     recipe.write_text(f"""
