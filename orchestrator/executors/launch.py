@@ -7,6 +7,8 @@ SLURM job) that starts ``python -m orchestrator.worker TASK.json`` as the local 
   ``torchrun --nnodes N --node-rank R --nproc-per-node G --master-addr HOST --master-port P``
   (part of torch, no extra dependency). torchrun sets RANK, LOCAL_RANK, WORLD_SIZE and
   MASTER_ADDR for the Trainer, and the worker lets rank 0 alone commit the entry.
+* ``write_task_files``: the driver hands each task to its node as ``LOG.task.json`` beside the
+  task's log (on the shared filesystem); the worker writes its result to ``LOG.task.json.result``.
 * ``run_worker``: the worker (or torchrun) as a child that dies with its parent
   (``PR_SET_PDEATHSIG``, so cancelling the Ray task or the SLURM job stops it), output appended
   to the task's log. With a heartbeat file, it is killed as soon as the driver stops touching the
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import fnmatch
+import json
 import os
 import signal
 import subprocess
@@ -27,6 +30,26 @@ from pathlib import Path
 
 HEARTBEAT_EVERY_S = 2.0
 FORWARD_ENV = ("RAGLINE_*", "HF_*", "TRANSFORMERS_*", "TOKENIZERS_PARALLELISM", "PYTHONPATH")
+
+
+def write_task_files(tasks: list) -> dict[str, Path]:
+    """Task key -> ``LOG.task.json``, each task written beside its log for the worker on its node;
+    a result file left by an earlier try is removed first."""
+    files = {}
+    for t in tasks:
+        path = Path(t.log).with_suffix(".task.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(t.to_json()))
+        Path(f"{path}.result").unlink(missing_ok=True)
+        files[t.key] = path
+    return files
+
+
+def remove_task_files(files: dict[str, Path]) -> None:
+    """The task files and their results, once the driver has read them (or given up)."""
+    for path in files.values():
+        for f in (path, Path(f"{path}.result")):
+            f.unlink(missing_ok=True)
 
 
 def torchrun_argv(task_file: str, nnodes: int, node_rank: int, nproc: int, master: str,

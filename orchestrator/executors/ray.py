@@ -25,7 +25,6 @@ that does not see it.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import uuid
@@ -34,7 +33,7 @@ from pathlib import Path
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
 from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks
-from orchestrator.executors.launch import FORWARD_ENV, forwarded_env
+from orchestrator.executors.launch import FORWARD_ENV, forwarded_env, remove_task_files, write_task_files
 
 log = logging.getLogger("ragline")
 
@@ -200,13 +199,7 @@ class RayExecutor:
         env, cwd = forwarded_env(self.env_patterns), os.getcwd()
         if not step.gpus:  # a task without GPUs must not see the node's
             env["CUDA_VISIBLE_DEVICES"] = ""
-        files = {}
-        for t in tasks:
-            path = Path(t.log).with_suffix(".task.json")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(json.dumps(t.to_json()))
-            Path(f"{path}.result").unlink(missing_ok=True)
-            files[t.key] = path
+        files = write_task_files(tasks)
         try:
             if runs_as_ranks(step):
                 t = tasks[0]
@@ -226,9 +219,7 @@ class RayExecutor:
         finally:
             self._refs = []
             self._release_groups()
-            for path in files.values():
-                for f in (path, Path(f"{path}.result")):
-                    f.unlink(missing_ok=True)
+            remove_task_files(files)
 
     def _result(self, task, refs: list, task_file: Path) -> TaskResult:
         ray = self._ray

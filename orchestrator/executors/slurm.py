@@ -25,7 +25,6 @@ processes, for a machine without SLURM).
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import re
@@ -37,7 +36,8 @@ from pathlib import Path
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
 from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks, visible_gpus
-from orchestrator.executors.launch import FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env
+from orchestrator.executors.launch import (FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env,
+                                          remove_task_files, write_task_files)
 from orchestrator.task import one_line
 
 log = logging.getLogger("ragline")
@@ -206,15 +206,10 @@ class SlurmExecutor:
     def run(self, step, tasks: list) -> dict[str, TaskResult]:
         folder = Path(tasks[0].log).parent / "slurm"  # submitit's job files, in the run record
         beat = folder / f"heartbeat.{os.getpid()}"
-        files = {}
         try:
             folder.mkdir(parents=True, exist_ok=True)
             beat.touch()
-            for t in tasks:
-                path = Path(t.log).with_suffix(".task.json")
-                path.write_text(json.dumps(t.to_json()))
-                Path(f"{path}.result").unlink(missing_ok=True)
-                files[t.key] = path
+            files = write_task_files(tasks)
         except OSError as e:  # a read-only or full disk: the step fails, the run goes on
             return {t.key: Failed(one_line(e), t.log) for t in tasks}
         stop = threading.Event()
@@ -244,9 +239,7 @@ class SlurmExecutor:
             stop.set()
             self._active = []
             beat.unlink(missing_ok=True)
-            for path in files.values():
-                for f in (path, Path(f"{path}.result")):
-                    f.unlink(missing_ok=True)
+            remove_task_files(files)
 
     def _result(self, job, task, task_file: Path) -> TaskResult:
         try:
