@@ -15,4 +15,4 @@ def test_compose_with_groups_and_interpolation(toy):
     recipe = toy / "conf/chain.yaml"
     cfg = compose(recipe, ["scale=3", "executor=isolated"])[0].config
     assert cfg["steps"]["rerank"]["mul"] == 3  # interpolation resolved after the override
-    assert cfg["ragline"]["isolate"] == "always"  # config group chosen by override
+    assert cfg["ragline"]["executor"]["isolate"] == "always"  # config group chosen by override
