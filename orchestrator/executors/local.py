@@ -27,7 +27,7 @@ from pathlib import Path
 
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
-from orchestrator.executors.gpus import visible_gpus
+from orchestrator.executors.gpus import runs_as_ranks, visible_gpus
 from orchestrator.task import Task, one_line
 
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -93,8 +93,7 @@ class LocalExecutor:
         rendezvous port (``--standalone``), each rank seeing every GPU of the slot, unless its
         stage asks for one process over all of them (``multi_gpu="one_process"``: an inference
         engine with tensor parallelism)."""
-        ranks = getattr(step.stage, "multi_gpu", "ranks") == "ranks"
-        if step.gpus > 1 and step.shards == 1 and ranks:
+        if runs_as_ranks(step):
             return [sys.executable, "-m", "torch.distributed.run", "--standalone",
                     "--nproc_per_node", str(step.gpus), "-m", "orchestrator.worker", str(task_file)]
         return [sys.executable, "-m", "orchestrator.worker", str(task_file)]
