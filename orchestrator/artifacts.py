@@ -31,18 +31,19 @@ def group_rows(table) -> int:
     """Rows per Parquet row group for ``table``: 64k rows, fewer when rows are wide (16 MiB).
 
     A shard or a ``take`` reads whole row groups, so a group bounds what reading one row costs.
-    Depends on the table's content only, so equal tables give equal bytes (and hashes).
+    A power of two from the table's size, so equal rows give equal bytes (and hashes) even when
+    their in-memory layout differs a little (a validity bitmap or not).
 
     >>> import pyarrow as pa
     >>> group_rows(pa.table({"x": list(range(10))}))
     65536
     >>> group_rows(pa.table({"t": ["x" * 4096] * 100}))
-    4092
+    2048
     """
     if table.num_rows == 0:
         return GROUP_ROWS
-    per_row = max(1, table.nbytes // table.num_rows)
-    return max(1024, min(GROUP_ROWS, GROUP_BYTES // per_row))
+    rows = GROUP_BYTES // max(1, table.nbytes // table.num_rows)
+    return max(1024, min(GROUP_ROWS, 1 << max(0, int(rows).bit_length() - 1)))
 
 
 @dataclass
