@@ -76,7 +76,8 @@ def sft_trainer(model_dir: Path, examples: list[dict], tokenizer, cfg: SftConfig
         check_assistant_masks(tokenizer, model_dir)
     spans = span_ids(tokenizer, cfg.masked_spans)
     args = trl_args(cfg, setup)   # before loading a model (DeepSpeed ZeRO-3 init)
-    model = resized_model(model_dir, tokenizer, cfg.dtype, cfg.seed) if added else str(model_dir)
+    model = (resized_model(model_dir, tokenizer, cfg.dtype, cfg.seed, added, cfg.new_token_init)
+             if added else str(model_dir))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                          processing_class=tokenizer, peft_config=peft_config(cfg))
     if spans:

@@ -70,12 +70,40 @@ def masked_dataset(dataset, spans: Sequence[tuple[int, int]]):
     return kept, len(masked) - len(kept)
 
 
-def resized_model(model_dir, tokenizer, dtype: str, seed: int):
-    """The model with its embeddings grown to the tokenizer (new rows: the mean of the old ones
-    plus seeded noise, transformers' default)."""
-    from transformers import AutoModelForCausalLM, set_seed
+def resized_model(model_dir, tokenizer, dtype: str, seed: int, added: dict[str, int] | None = None,
+                  init: str = "mean"):
+    """The model with its embeddings grown to the tokenizer. New rows: the mean of the old ones
+    plus seeded noise (transformers' default, ``init="mean"``), or with ``init="pieces"`` the
+    mean of the rows of the pieces that the model's own tokenizer splits each ``added`` token
+    into (input and, when untied, output embeddings)."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, device_map=None)
     set_seed(seed)
     model.resize_token_embeddings(len(tokenizer))
+    if init == "pieces" and added:
+        base = AutoTokenizer.from_pretrained(str(model_dir))   # without the added tokens
+        pieces = {i: base(t, add_special_tokens=False)["input_ids"] for t, i in added.items()}
+        tables = {e.weight.data_ptr(): e.weight
+                  for e in (model.get_input_embeddings(), model.get_output_embeddings())
+                  if e is not None}                             # a tied pair counts once
+        for weight in tables.values():
+            rows_from_pieces(weight, pieces)
     return model
+
+
+def rows_from_pieces(weight, pieces: dict[int, list[int]]) -> None:
+    """Set each new row ``weight[new]`` to the mean of ``weight[old]`` over its pieces, in place.
+
+    >>> import torch
+    >>> w = torch.tensor([[1.0, 0.0], [0.0, 1.0], [3.0, 3.0], [0.0, 0.0]])
+    >>> rows_from_pieces(w, {3: [0, 2]})       # token 3 was spelled as tokens 0 and 2
+    >>> w[3].tolist()
+    [2.0, 1.5]
+    """
+    import torch
+
+    with torch.no_grad():
+        for new, old in pieces.items():
+            if old:
+                weight[new] = weight[list(old)].mean(dim=0)

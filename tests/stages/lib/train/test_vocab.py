@@ -40,3 +40,23 @@ def test_added_tokens_are_single_tokens_and_spans_are_masked_in_real_token_ids(t
     assert removed == 1 and len(masked) == 1
     kept = [t for t, label in zip(ids, masked[0]["labels"]) if label != IGNORE]
     assert tok.decode(kept) == "[Retrieval]<paragraph></paragraph>[Relevant] yes<paragraph></paragraph>"
+
+
+def test_new_rows_from_pieces_start_as_the_mean_of_their_old_pieces(tiny_lm):
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from stages.lib.train.vocab import resized_model
+
+    base_tok = AutoTokenizer.from_pretrained(str(tiny_lm))
+    pieces = {t: base_tok(t, add_special_tokens=False)["input_ids"] for t in SPECIAL}
+    old = AutoModelForCausalLM.from_pretrained(str(tiny_lm)).get_input_embeddings().weight
+    tok = AutoTokenizer.from_pretrained(str(tiny_lm))
+    added = add_tokens(tok, SPECIAL)
+    model = resized_model(tiny_lm, tok, "float32", 0, added, "pieces")
+    emb = model.get_input_embeddings().weight
+    for token, new_id in added.items():
+        assert torch.allclose(emb[new_id], old[pieces[token]].mean(0))
+    assert not torch.allclose(emb[added["[Retrieval]"]], emb[added["[Relevant]"]])  # told apart
+    mean = resized_model(tiny_lm, tok, "float32", 0, added, "mean").get_input_embeddings().weight
+    assert not torch.allclose(mean[added["[Retrieval]"]], emb[added["[Retrieval]"]])
