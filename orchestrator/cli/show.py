@@ -72,8 +72,9 @@ def table_info(dirs: list[Path], manifests: list[dict], n: int, step: str) -> tu
         try:
             if not info["columns"]:
                 info["columns"] = {f.name: str(f.type) for f in pq.read_schema(part)}
-            if len(rows) < n:
-                rows += pq.read_table(part).slice(0, n - len(rows)).to_pylist()
+            if len(rows) < n:   # the first batch only, not the whole part
+                batch = next(pq.ParquetFile(part).iter_batches(batch_size=n - len(rows)), None)
+                rows += batch.to_pylist() if batch is not None else []
         except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
             raise DataError(f"{part}: {_why(e)}; the cached artifact is damaged",
                             hint=f"recompute it with rag run RECIPE --force {step}") from None
