@@ -31,6 +31,15 @@ def die_with_parent(sig: int = signal.SIGTERM) -> None:
         pass
 
 
+def driver_gone() -> bool:
+    """True when the runner that started this worker died before ``die_with_parent`` ran (the
+    runner names itself in ``RAGLINE_DRIVER_PID``; under torchrun the parent is torchrun)."""
+    driver = os.environ.get("RAGLINE_DRIVER_PID")
+    if not driver or "LOCAL_RANK" in os.environ:
+        return False
+    return os.getppid() != int(driver)
+
+
 def stop_on_sigterm() -> None:
     """SIGTERM (the runner stopping us, our parent gone, a scheduler) behaves like Ctrl-C."""
     def handler(signum, frame):
@@ -48,6 +57,8 @@ def main(argv: list[str], local: bool = True) -> int:
     if local:  # a cluster job keeps its scheduler's own signal handling
         die_with_parent()
         stop_on_sigterm()
+        if driver_gone():
+            return 143
     task_file = Path(argv[0])
     task = Task(**json.loads(task_file.read_text()))
     worker_logging(task.log)

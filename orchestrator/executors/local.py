@@ -6,8 +6,9 @@ as N ranks under ``torchrun --standalone`` (data-parallel training; rank 0 commi
 On a machine without GPUs, shards run on CPU, ``max_parallel`` at a time (default: one per core),
 with the cores split between them.
 
-Workers run in their own process group and die with the runner (``PR_SET_PDEATHSIG``, set before
-exec): a SIGKILLed ``rag run`` leaves no worker holding a GPU or a lock. ``cancel()`` (Ctrl-C,
+Workers run in their own process group and die with the runner (``PR_SET_PDEATHSIG``, which the
+worker sets first thing, exiting if the runner is already gone; set before exec for torchrun): a
+SIGKILLed ``rag run`` leaves no worker holding a GPU or a lock. ``cancel()`` (Ctrl-C,
 SIGTERM) sends SIGTERM to every group, waits ``RAGLINE_STOP_GRACE_S`` (default 10 s) and then
 SIGKILLs what is left.
 """
@@ -150,9 +151,15 @@ class LocalExecutor:
         with self._lock:
             if self._cancelled.is_set():
                 raise OSError("cancelled")
+            # The worker asks for PR_SET_PDEATHSIG itself and exits if RAGLINE_DRIVER_PID is no
+            # longer its parent; a preexec_fn in this threaded process can deadlock the child
+            # between fork and exec (and Popen, holding the lock cancel() needs, with it). Only
+            # torchrun, which is not our worker, still gets the preexec (GPU steps of ranks).
+            preexec = _pdeathsig_preexec(os.getpid()) if runs_as_ranks(step) else None
             proc = subprocess.Popen(self.command(step, task_file), stdout=logf,
-                                    stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                    preexec_fn=_pdeathsig_preexec(os.getpid()))
+                                    stderr=subprocess.STDOUT,
+                                    env={**env, "RAGLINE_DRIVER_PID": str(os.getpid())},
+                                    start_new_session=True, preexec_fn=preexec)
             self._procs.add(proc)
         return proc
 
