@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -131,9 +132,12 @@ class Conformance:
                 f"fail={self.fail_file}", *extra, "--runs-dir", str(runs or self.runs)]
 
     def start(self, *extra: str, executor: str | None = None, runs: Path | None = None):
+        # SIGINT back to its default: a pytest started as a background job (`cmd &` in a
+        # script) leaves it ignored for every child, and the Ctrl-C cases would hang
         return subprocess.Popen(self.argv(*extra, executor=executor, runs=runs), cwd=REPO,
                                 env=self.env(executor), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
+                                stderr=subprocess.STDOUT, text=True,
+                                preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
 
     def run(self, *extra: str, timeout: float = 300) -> tuple[int, str]:
         proc = self.start(*extra)

@@ -40,8 +40,14 @@ def _start(tmp: Path, text: str, *overrides: str) -> tuple[subprocess.Popen, Pat
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(recipe), *overrides,
                              "--runs-dir", str(tmp / "runs")], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+                            start_new_session=True, preexec_fn=_interruptible)
     return proc, recipe
+
+
+def _interruptible() -> None:
+    """Ctrl-C must reach the run even when pytest itself was started as a background job
+    (`cmd &` in a script), which leaves SIGINT ignored for every child."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _started(tmp: Path, step: str, n: int, timeout: float = 120) -> list[int]:
