@@ -1,7 +1,9 @@
 """The generator's training targets (Self-RAG's G7 step), as seeded pure functions.
 
 For an instruction whose initial retrieval decision is [No Retrieval] the target is
-``[No Retrieval]{output}{utility}`` and the item is kept with probability 0.4. Otherwise each
+``[No Retrieval]{output}{utility}`` and the item is kept with probability ``keep_no_retrieval``
+(the seed's 0.4: in its instruction mix most items need no retrieval; a recipe whose mix is
+already balanced keeps them all). Otherwise each
 sentence of the output becomes a segment: the first sentence uses the initial decision, later
 ones the critic's multi-sentence decision; short sentences the splitter marked ``skipped`` are
 appended as they are. A [Retrieval] sentence gets one of its retrieved passages, chosen by
@@ -120,7 +122,8 @@ class Sentence:
 
 
 def assemble(output: str, sentences: Sequence[Sentence], initial: str, utility: str,
-             dataset: str, rng: random.Random) -> str | None:
+             dataset: str, rng: random.Random,
+             keep_no_retrieval: float = KEEP_NO_RETRIEVAL) -> str | None:
     """The target for one item, or None when the item is dropped.
 
     >>> s = [Sentence("Paris is the capital.", passages=(Judged("France", "Paris...", RELEVANT, FULLY),)),
@@ -135,7 +138,8 @@ def assemble(output: str, sentences: Sequence[Sentence], initial: str, utility: 
     if output in ("true", "false") and utility == UTILITY[0]:
         utility = UTILITY[4]
     if initial == NO_RETRIEVAL:
-        return f"{NO_RETRIEVAL}{output}{utility}" if rng.random() > 1 - KEEP_NO_RETRIEVAL else None
+        kept = rng.random() >= 1 - keep_no_retrieval
+        return f"{NO_RETRIEVAL}{output}{utility}" if kept else None
     parts = []
     for i, sentence in enumerate(sentences):
         decision = initial if i == 0 else sentence.decision

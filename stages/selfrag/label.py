@@ -18,6 +18,9 @@ partial batch of predictions); see :mod:`stages.selfrag.assembly` for the assemb
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Interval
 
 from orchestrator.api import File, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
@@ -30,6 +33,8 @@ class LabelConfig:
     llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(backend="transformers", model=""))
     top_n: int = 10                       # seed: --top_n 10 passages per sentence
     max_tokens: int = 15                  # seed: 15 tokens, greedy
+    keep_no_retrieval: Annotated[float, Interval(ge=0, le=1)] = 0.4  # seed: an initial
+    # [No Retrieval] item is kept with probability 0.4 (its instruction mix is mostly such items)
     seed: int = 0
 
 
@@ -103,13 +108,15 @@ def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prom
             segs.append(Sentence(text, item["skipped"][k], decision, judged))
         dataset = item.get("dataset") or ""
         target = assemble((item.get("answers") or [""])[0], segs, item["decision"], item["utility"],
-                          dataset, rng)
+                          dataset, rng, cfg.keep_no_retrieval)
         if target is None or not keep(target, dataset, rng):
             dropped += 1
             continue
         out.append({"id": item["id"], "task": "generator",
                     "messages": [{"role": "user", "content": item["question"]},
                                  {"role": "assistant", "content": fever_labels(target)}]})
-    ctx.log.info("label: %d items, %d critic calls, %d targets written, %d dropped by the rules",
-                 len(rows), len(jobs), len(out), dropped)
+    no_ret = sum(r["messages"][1]["content"].startswith("[No Retrieval]") for r in out)
+    ctx.log.info("label: %d items, %d critic calls, %d targets written (%d start with [Retrieval], "
+                 "%d with [No Retrieval]), %d dropped by the rules",
+                 len(rows), len(jobs), len(out), len(out) - no_ret, no_ret, dropped)
     return out

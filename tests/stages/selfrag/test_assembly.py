@@ -89,6 +89,14 @@ def test_no_retrieval_items_kept_with_probability_04():
     assert 0.37 < kept / 4000 < 0.43
 
 
+def test_keep_no_retrieval_setting_keeps_all_or_none():
+    def target(keep_share, draw):
+        return assemble("out", [], NO_RETRIEVAL, "[Utility:3]", "asqa", Draws(draw), keep_share)
+    assert target(1.0, 0.0) == "[No Retrieval]out[Utility:3]"
+    assert target(0.0, 0.999) is None
+    assert target(0.4, 0.61) is not None and target(0.4, 0.59) is None   # kept iff draw >= 0.6
+
+
 def test_keep_rules():
     assert keep("[Retrieval]x[Utility:5]", "asqa", Draws()) is True
     assert keep(f"{CONTINUE}x", "asqa", Draws()) is False
