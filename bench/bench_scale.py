@@ -14,15 +14,16 @@ What is measured, each run in a fresh subprocess that reports its own peak RSS (
 
 - **bare faiss**: one process loads every index shard into one ``faiss.IndexFlatIP`` and runs
   one ``search`` for all queries. Its seconds are the search call only (load and add reported
-  apart); its memory is the whole index. Run before and after the retrieve runs; the ratio uses
-  the mean of the two.
+  apart); its memory is the whole index. It alternates with the 1-shard retrieve run,
+  ``--repeats`` pairs (2 by default): on this 2-core machine two identical runs differ by up to
+  15%, so the throughput ratio is the median of the pairs' ratios, each pair under the same load.
 - **reading the whole corpus**: the peak RSS of reading the corpus' id, title and text columns,
   which every ``retrieve`` shard did before issue 8 (a reference, not a run).
 - **retrieve, 1 shard / 2 shards**: what a ``retrieve`` task does after its question encoder,
   through the stage's own code (``stages.common.retrieve.search_and_attach``): read the task's
   question rows (``Questions(ref, start, stop)`` with the runner's shard bounds), search every
   index shard (exact search, streamed in 32 MiB blocks whose pages are released), fetch title
-  and text for the hit passages only (``Table.take``), build ``ctxs``, then write the output
+  and text for the hit passages only (``Table.take``; their ids from ``ids.txt`` in chunks), build ``ctxs``, then write the output
   table with the orchestrator's writer, as the runner does (its time is shown, not counted).
   The shards run one after another, each in its own process, so they do not contend.
 
@@ -46,6 +47,7 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -233,6 +235,8 @@ def main() -> None:
     parser.add_argument("--dim", type=int, default=384)
     parser.add_argument("--k", type=int, default=50, help="passages per query (retrieve's default)")
     parser.add_argument("--index-shards", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="pairs of (bare faiss, 1-shard retrieve) runs, alternating")
     parser.add_argument("--workdir", type=Path, default=None, help="default: a temporary folder")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -258,23 +262,31 @@ def report(work: Path, args) -> None:
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"setup {data['setup_s']:.0f} s (not timed)")
     job = {**data, "k": args.k}
-    bare = run_worker({**job, "kind": "faiss"})      # before and after the retrieve runs,
-    whole = run_worker({**job, "kind": "whole"})      # so a load change on the machine shows
-    runs = {}
-    for shards in (1, 2):
-        runs[shards] = []
-        for i in range(shards):
-            lo, hi = i * args.queries // shards, (i + 1) * args.queries // shards
-            runs[shards].append(run_worker({**job, "kind": "retrieve", "start": lo, "stop": hi,
-                                            "out": str(work / f"out-{shards}-{i}")}))
-    bare_after = run_worker({**job, "kind": "faiss"})
+    whole = run_worker({**job, "kind": "whole"})
+
+    def retrieve(shards: int, i: int, tag: str) -> dict:
+        lo, hi = i * args.queries // shards, (i + 1) * args.queries // shards
+        return run_worker({**job, "kind": "retrieve", "start": lo, "stop": hi,
+                           "out": str(work / f"out-{shards}-{i}-{tag}")})
+
+    # bare faiss and the 1-shard retrieve alternate, --repeats times: each pair's ratio sees
+    # the same load on the machine; the ratio reported is the median of the pairs'
+    bares, ones = [], []
+    for r in range(args.repeats):
+        bares.append(run_worker({**job, "kind": "faiss"}))
+        ones.append(retrieve(1, 0, str(r)))
+    runs = {1: [ones[0]], 2: [retrieve(2, i, "0") for i in range(2)]}
     print(f"{'run':<32}{'seconds':>9}{'CPU s':>8}{'queries/s':>11}{'peak RSS MiB':>14}   detail")
-    for when, b in (("before", bare), ("after", bare_after)):
-        print(f"{f'bare faiss IndexFlatIP ({when})':<32}{b['seconds']:>9.1f}{b['cpu_s']:>8.1f}"
-              f"{args.queries / b['seconds']:>11.0f}{b['peak_rss_mib']:>14.0f}   "
-              f"load+add {b['load_s']:.1f} s (not counted)")
-    bare_s = (bare["seconds"] + bare_after["seconds"]) / 2
-    bare_cpu = (bare["cpu_s"] + bare_after["cpu_s"]) / 2
+    for r, b in enumerate(bares):
+        print(f"{f'bare faiss IndexFlatIP (pair {r + 1})':<32}{b['seconds']:>9.1f}"
+              f"{b['cpu_s']:>8.1f}{args.queries / b['seconds']:>11.0f}"
+              f"{b['peak_rss_mib']:>14.0f}   load+add {b['load_s']:.1f} s (not counted)")
+    for r, one in enumerate(ones[1:], start=2):
+        print(f"{f'retrieve 1 shard(s) (pair {r})':<32}{one['seconds']:>9.1f}{one['cpu_s']:>8.1f}"
+              f"{one['rows'] / one['seconds']:>11.0f}{one['peak_rss_mib']:>14.0f}   "
+              f"search {one['search_s']:.1f} s, fetch+ctxs {one['fetch_s']:.1f} s")
+    bare_s = statistics.median(b["seconds"] for b in bares)
+    bare_cpu = statistics.median(b["cpu_s"] for b in bares)
     for shards, parts in runs.items():
         for i, r in enumerate(parts):
             n = r["rows"]
@@ -286,15 +298,18 @@ def report(work: Path, args) -> None:
                   f"fetch+ctxs {r['fetched_rss_mib']:.0f} MiB")
     print(f"{'(reading the whole corpus)':<32}{whole['seconds']:>9.1f}{'':>19}"
           f"{whole['peak_rss_mib']:>14.0f}   what each shard held before issue 8, not a run")
-    one = runs[1][0]
+    one = min(ones, key=lambda r: r["peak_rss_mib"])
     per_shard = max(r["peak_rss_mib"] for r in runs[2])
     print(f"per-shard peak RSS, 2 shards / 1 shard: {per_shard / one['peak_rss_mib']:.2f} "
           f"(target <= 0.6)")
-    print(f"retrieve throughput / bare faiss (mean of before and after), 1 shard: "
-          f"{bare_s / one['seconds']:.2f} (target >= 0.9); 2 shards, summed seconds: "
+    pairs = [b["seconds"] / o["seconds"] for b, o in zip(bares, ones)]
+    print(f"retrieve throughput / bare faiss, 1 shard, per pair: "
+          f"{', '.join(f'{x:.2f}' for x in pairs)}; median {statistics.median(pairs):.2f} "
+          f"(target >= 0.9); 2 shards, summed seconds, against the median bare run: "
           f"{bare_s / sum(r['seconds'] for r in runs[2]):.2f}")
-    print(f"the same in CPU seconds (less sensitive to other load): 1 shard "
-          f"{bare_cpu / one['cpu_s']:.2f}; "
+    cpu_pairs = [b["cpu_s"] / o["cpu_s"] for b, o in zip(bares, ones)]
+    print(f"the same in CPU seconds (less sensitive to other load): 1 shard median "
+          f"{statistics.median(cpu_pairs):.2f}; "
           f"2 shards {bare_cpu / sum(r['cpu_s'] for r in runs[2]):.2f}")
 
 

@@ -129,6 +129,7 @@ def search_and_attach(questions, query_emb, idx, corpus: Passages, cfg: Retrieve
     found = hits >= 0
     unique, inverse = np.unique(hits[found], return_inverse=True)
     passages, where = fetch_passages(idx, unique, corpus, log)
+    pa.default_memory_pool().release_unused()    # the decoded row groups' buffers, freed
     counts = found.sum(axis=1)
     ends = np.cumsum(counts)
     pieces = []
@@ -159,9 +160,9 @@ def fetch_passages(idx, rows, corpus: Passages, log):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    ids = idx.ids().take(pa.array(rows, pa.int64())).cast(pa.string())
+    ids = pa.array(idx.ids_at(rows), pa.string())
     columns = ["id", "title", "text"]
-    if len(idx.ids()) == corpus.num_rows:
+    if len(idx) == corpus.num_rows:
         got = corpus.take(rows, columns)
         if pc.all(pc.equal(got.column("id"), ids)).as_py() is not False:
             return got, np.arange(len(rows))

@@ -165,6 +165,22 @@ def test_ids_are_read_as_one_arrow_array_and_rows_are_index_positions(tmp_path):
         ShardedIndex(small).search(QUERIES[:1], k=1)
 
 
+@pytest.mark.parametrize("chunk_bytes", [1, 2, 5, 64, 1 << 20])
+def test_ids_at_reads_only_the_asked_lines_in_chunks(tmp_path, chunk_bytes):
+    from stages.lib.models.search import read_ids_at
+
+    names = ["a", "", "bb c", "déjà", "x" * 9, "last"]
+    path = tmp_path / "ids.txt"
+    path.write_bytes("\r\n".join(names[:3]).encode() + b"\n" + "\n".join(names[3:]).encode())
+    for rows in ([], [0], [5], [1, 2], [0, 3, 4, 5], list(range(6))):
+        assert read_ids_at(path, rows, chunk_bytes=chunk_bytes) == [names[r] for r in rows]
+    with pytest.raises(DataError, match="has 6 ids, asked for line 6"):
+        read_ids_at(path, [2, 6], chunk_bytes=chunk_bytes)
+    index = ShardedIndex(_sharded(tmp_path / "idx"))              # shards of 300, 10, 690 rows
+    rows = [0, 299, 300, 309, 310, 999]
+    assert index.ids_at(rows) == [IDS[r] for r in rows] == index.ids().take(rows).to_pylist()
+
+
 def test_exact_search_releases_memory_mapped_pages(tmp_path, monkeypatch):
     import stages.lib.models.search as search
 
