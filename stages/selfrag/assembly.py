@@ -2,8 +2,8 @@
 
 For an instruction whose initial retrieval decision is [No Retrieval] the target is
 ``[No Retrieval]{output}{utility}`` and the item is kept with probability ``keep_no_retrieval``
-(the seed's 0.4: in its instruction mix most items need no retrieval; a recipe whose mix is
-already balanced keeps them all). Otherwise each
+(the seed's 0.4, which thins these items out of its instruction mix; a recipe whose mix is
+short of them can keep them all). Otherwise each
 sentence of the output becomes a segment: the first sentence uses the initial decision, later
 ones the critic's multi-sentence decision; short sentences the splitter marked ``skipped`` are
 appended as they are. A [Retrieval] sentence gets one of its retrieved passages, chosen by

@@ -34,7 +34,7 @@ class LabelConfig:
     top_n: int = 10                       # seed: --top_n 10 passages per sentence
     max_tokens: int = 15                  # seed: 15 tokens, greedy
     keep_no_retrieval: Annotated[float, Interval(ge=0, le=1)] = 0.4  # seed: an initial
-    # [No Retrieval] item is kept with probability 0.4 (its instruction mix is mostly such items)
+    # [No Retrieval] item is kept with probability 0.4 (thinning them out of its instruction mix)
     seed: int = 0
 
 
