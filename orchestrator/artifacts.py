@@ -25,6 +25,7 @@ PREVIEW_ROWS = 5
 GROUP_ROWS = 65_536          # at most this many rows per Parquet row group
 GROUP_BYTES = 16 * 2**20     # and about this many uncompressed bytes
 TAKE_BATCH = 8192            # rows decoded at a time by take / iter_tables
+TAKE_THREADS = min(4, os.cpu_count() or 1)   # row groups take decodes at once
 
 
 def group_rows(table) -> int:
@@ -177,7 +178,6 @@ class Table(Artifact):
         """
         import numpy as np
         import pyarrow as pa
-        import pyarrow.parquet as pq
 
         pos = np.asarray(positions, dtype=np.int64).reshape(-1)
         if len(pos) and (pos.min() < 0 or pos.max() >= self.num_rows):
@@ -186,9 +186,8 @@ class Table(Artifact):
         wanted = np.unique(pos) + self.start          # sorted table rows
         pieces = []
         for path, lo, hi in self._spans(self.start, self.stop):
-            pf = pq.ParquetFile(path)
-            pieces += _take_from_part(pf, _group_rows(pf), wanted, lo, hi,
-                                      _part_offset(self.ref, path), columns)
+            pieces += _take_from_part(path, wanted, lo, hi, _part_offset(self.ref, path),
+                                      columns)
         if not pieces:
             return self._empty(columns)
         found = pa.concat_tables(pieces)        # the unique rows, sorted, a chunk per row group
@@ -210,24 +209,52 @@ def _part_offset(ref: Ref, path: str) -> int:
     raise KeyError(path)
 
 
-def _take_from_part(pf, counts, wanted, lo, hi, part_offset, columns) -> list:
-    """Rows of ``wanted`` (sorted table rows) inside part rows [lo, hi), group by group."""
+def _take_from_part(path: str, wanted, lo, hi, part_offset, columns) -> list:
+    """Rows of ``wanted`` (sorted table rows) inside part rows [lo, hi), group by group.
+
+    The groups that hold some of them are decoded on up to ``TAKE_THREADS`` threads (Parquet
+    decoding releases the GIL), each a batch at a time, keeping only the asked rows; the pieces
+    come back in row order. A thread opens its own reader of the file.
+    """
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    readers = threading.local()
+
+    def reader():
+        if getattr(readers, "pf", None) is None:
+            readers.pf = pq.ParquetFile(path)
+        return readers.pf
+
+    jobs, offset = [], 0
+    for g, n in enumerate(_group_rows(reader())):
+        a, b = max(lo, offset), min(hi, offset + n)
+        i, j = np.searchsorted(wanted, [a + part_offset, b + part_offset]) if a < b else (0, 0)
+        if i < j:
+            jobs.append((g, wanted[i:j] - part_offset - offset))
+        offset += n
+    if len(jobs) < 2 or TAKE_THREADS < 2:
+        return [p for job in jobs for p in _take_from_group(reader(), *job, columns)]
+    with ThreadPoolExecutor(min(TAKE_THREADS, len(jobs))) as pool:
+        done = pool.map(lambda job: _take_from_group(reader(), *job, columns), jobs)
+        return [p for pieces in done for p in pieces]
+
+
+def _take_from_group(pf, group: int, local, columns) -> list:
+    """The rows ``local`` (sorted, within the group) of row group ``group``, a batch at a time."""
     import numpy as np
     import pyarrow as pa
 
-    pieces, offset = [], 0
-    for g, n in enumerate(counts):
-        a, b = max(lo, offset), min(hi, offset + n)
-        i, j = np.searchsorted(wanted, [a + part_offset, b + part_offset]) if a < b else (0, 0)
-        if i < j:          # the group holds some: decode it a batch at a time, keep those rows
-            local, start = wanted[i:j] - part_offset - offset, 0
-            for batch in pf.iter_batches(TAKE_BATCH, row_groups=[g], columns=columns,
-                                         use_threads=False):
-                u, v = np.searchsorted(local, [start, start + batch.num_rows])
-                if u < v:
-                    pieces.append(pa.Table.from_batches([batch.take(pa.array(local[u:v] - start))]))
-                start += batch.num_rows
-        offset += n
+    pieces, start = [], 0
+    for batch in pf.iter_batches(TAKE_BATCH, row_groups=[group], columns=columns,
+                                 use_threads=False):
+        u, v = np.searchsorted(local, [start, start + batch.num_rows])
+        if u < v:
+            pieces.append(pa.Table.from_batches([batch.take(pa.array(local[u:v] - start))]))
+        start += batch.num_rows
     return pieces
 
 

@@ -118,6 +118,23 @@ def test_take_reads_only_the_row_groups_holding_the_positions(tmp_path, monkeypa
         shard.take([40])
 
 
+def test_take_decodes_row_groups_on_threads_and_keeps_the_order(tmp_path, monkeypatch):
+    import numpy as np
+
+    import orchestrator.artifacts as artifacts
+
+    monkeypatch.setattr(artifacts, "group_rows", lambda table: 10)
+    table = _numbers(tmp_path, 95)
+    positions = np.random.default_rng(0).integers(0, 95, 60)
+    got = {}
+    for threads in (1, 4):
+        monkeypatch.setattr(artifacts, "TAKE_THREADS", threads)
+        got[threads] = table.take(positions, columns=["id"]).column("id").to_pylist()
+        assert table.take(np.unique(positions)).column("id").to_pylist() == \
+            [str(i) for i in np.unique(positions)]
+    assert got[1] == got[4] == [str(p) for p in positions]
+
+
 def test_row_group_rule_keeps_hashes_deterministic(tmp_path):
     a, b = _numbers(tmp_path, 70_000, "a"), _numbers(tmp_path, 70_000, "b")
     assert a.ref.content_hash == b.ref.content_hash
