@@ -247,9 +247,10 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
     ``emb`` may be a memory map: it is read ``block_rows`` rows at a time (each block once; None:
     128 MiB of float32 rows) and its pages are released after each block, so memory stays at one
     block whatever the index size. On CPU each block is searched with faiss (``faiss.knn``, BLAS
-    and a heap) and merged into one ``faiss.ResultHeap`` when faiss is installed, else with numpy. Returns ``(scores, indices)``, both
-    ``(num_queries, min(k, len(emb)))``, best first; ties go to the lower row. ``device`` "cuda"
-    multiplies blocks with torch; None picks CUDA if present.
+    and a heap) and merged into one ``faiss.ResultHeap`` when faiss is installed, else with
+    numpy. Returns ``(scores, indices)``, both ``(num_queries, min(k, len(emb)))``, best first;
+    ties go to the lower row. ``device`` "cuda" multiplies blocks with torch; None picks CUDA if
+    present.
     """
     q = np.ascontiguousarray(query_emb, dtype=np.float32)
     if q.ndim != 2 or emb.ndim != 2 or q.shape[1] != emb.shape[1]:
