@@ -194,7 +194,7 @@ def block_rows_for(dim: int, block_bytes: int = BLOCK_BYTES) -> int:
     Why 128 MiB and not less: faiss starts each block with empty top-k heaps, so a block of B
     rows costs about k * (1 + ln(B / k)) heap insertions per query, and the whole scan that many
     per block. At 2M x 384-d rows, k = 50, 10k queries, 32 MiB blocks (92 of them) cost 4-9%
-    more CPU than one faiss search over the whole index; 128 MiB blocks (23) cost none
+    more CPU than one faiss search over the whole index; 128 MiB blocks (24) cost none
     measurable (bench/README.md). Memory: one block, released after it is searched.
 
     >>> block_rows_for(384)
