@@ -31,8 +31,8 @@ What "2 shards" means here: ``retrieve`` shards over *questions* (``shard_by="qu
 each shard searches the whole index for its share of the questions. Nothing a shard holds grows
 with the corpus or the index any more (before issue 8 every shard read the corpus' title and text
 columns whole: the "reading the whole corpus" line). What it holds is a floor that does not
-shrink with shards (the interpreter and libraries, one search block, the index's id column, the
-decoder of one row group) plus what is proportional to its questions (hits, their text, the
+shrink with shards (the interpreter and libraries, one search block, the row groups being
+decoded, what the allocators keep) plus what is proportional to its questions (hits, their text, the
 output table), which 2 shards halve. So the 2-shard / 1-shard ratio tends to 0.5 only as the
 per-question part outgrows the floor (more queries, larger k); the figures show both parts.
 
