@@ -187,7 +187,8 @@ def _check_resources(spec: StageSpec, body: dict, where: str) -> tuple[int, int]
     return shards, gpus
 
 
-def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dict) -> dict[str, Wire]:
+def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dict,
+           removed: list[str]) -> dict[str, Wire]:
     where = f"steps.{name}.inputs"
     given = body.get("inputs") or {}
     if not isinstance(given, dict):
@@ -198,8 +199,16 @@ def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dic
             raise ConfigError(f"{where}.{iname}: stage '{spec.name}' has no input "
                               f"'{iname}'{did_you_mean(iname, spec.inputs)}",
                               hint=f"its inputs are: {', '.join(spec.inputs) or 'none'}", key=f"{where}.{iname}")
-        if ref is not None:
-            wires[iname] = _wire(str(ref), steps_cfg, sources, f"{where}.{iname}")
+        if ref is None:
+            continue
+        node = str(ref).partition(".")[0]
+        if node in removed and node not in sources:
+            optional = spec.inputs[iname].optional
+            raise ConfigError(f"{where}.{iname}: '{ref}' is a removed step (steps.{node}: null)",
+                              hint=(f"leave the input out too: {where}.{iname}=null" if optional
+                                    else f"stage '{spec.name}' needs its {iname}: keep step "
+                                    f"'{node}' or wire another"), key=f"{where}.{iname}")
+        wires[iname] = _wire(str(ref), steps_cfg, sources, f"{where}.{iname}")
     for iname, ispec in spec.inputs.items():
         if iname not in wires and not ispec.optional:
             raise ConfigError(f"{where}.{iname}: missing; stage '{spec.name}' needs "
@@ -211,10 +220,12 @@ def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dic
 @functools.lru_cache(maxsize=65536)
 def _step_memo(name: str, body: str, shape: str) -> tuple[Step, StageSpec]:
     """``_build_step`` remembered by value: sweep members share the checks of identical steps.
-    ``shape`` is every step's stage, the sources, the secrets and the executor, as JSON."""
-    stages, sources, secrets, executor = json.loads(shape)
+    ``shape`` is every step's stage, the sources, the secrets, the executor and the removed
+    steps (``steps.X: null``), as JSON."""
+    stages, sources, secrets, executor, removed = json.loads(shape)
     steps_cfg = {n: {"stage": st} for n, st in stages.items()}
-    return _build_step(name, json.loads(body), steps_cfg, sources, secrets, {"executor": executor})
+    return _build_step(name, json.loads(body), steps_cfg, sources, secrets,
+                       {"executor": executor, "removed": removed})
 
 
 def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[str, str],
@@ -228,7 +239,7 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     config, obj = check_step_config(spec.config_cls, values, where)
     mine = {p[len(where) + 1:]: t for p, t in secrets.items() if p.startswith(where + ".")}
     hidden = [p.split(".") for p in mine] + [list(p) for p in nonsemantic_paths(spec.config_cls, SEMANTIC)]
-    wires = _wires(name, spec, body, steps_cfg, sources)
+    wires = _wires(name, spec, body, steps_cfg, sources, settings.get("removed") or [])
     shards, gpus = _check_resources(spec, body, where)
     resources = {"gpus": gpus, "shards": shards, "executor": settings.get("executor")}
     notes = plan_notes(obj, resources, where)
@@ -275,6 +286,9 @@ def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str], shared: dict | 
     if not isinstance(steps_cfg, dict) or not steps_cfg:
         raise ConfigError(f"{recipe}: no 'steps' mapping; a recipe names its steps under steps:",
                           hint="see conf/ for examples")
+    # `steps.X: null` (a recipe variant, or steps.X=null on the command line) removes step X
+    removed = sorted(n for n, b in steps_cfg.items() if b is None)
+    steps_cfg = {n: b for n, b in steps_cfg.items() if b is not None}
     _import_stages(settings.get("imports") or [],
                    sorted({str(b["stage"]) for b in steps_cfg.values() if isinstance(b, dict) and "stage" in b}))
     sources = {n: _source_path(n, v) for n, v in (cfg.get("sources") or {}).items()}
@@ -285,7 +299,7 @@ def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str], shared: dict | 
     steps: dict[str, Step] = {}
     specs: dict[str, StageSpec] = {}
     shape = canonical_json([{n: b.get("stage") if isinstance(b, dict) else None for n, b in steps_cfg.items()},
-                            sources, secrets, settings.get("executor")])
+                            sources, secrets, settings.get("executor"), removed])
     for name, body in steps_cfg.items():
         steps[name], specs[name] = _shared_step(name, body, shape, shared)
     for step in steps.values():  # type-check every edge from a step

@@ -57,11 +57,13 @@ def locate_source(path: str, recipe: Path) -> tuple[Path | None, str]:
 
 def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
                 notes: list[str] | None = None) -> dict[str, Ref | None]:
-    """Content-hashed Refs of the recipe's sources (None when a source's path is null); a
-    source found only in the recipe's project directory gets a line in ``notes``."""
+    """Content-hashed Refs of the recipe's sources (None when a source's path is null, or when
+    no step reads it: it is neither hashed nor required to exist); a source found only in the
+    recipe's project directory gets a line in ``notes``."""
+    read = {w.node for step in dag.steps.values() for w in step.inputs.values() if w.output is None}
     refs: dict[str, Ref | None] = {}
     for name, path in dag.sources.items():
-        if path is None:
+        if path is None or name not in read:
             refs[name] = None
             continue
         p, tried = locate_source(path, dag.recipe)

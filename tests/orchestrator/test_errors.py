@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
@@ -54,6 +55,18 @@ def test_wire_to_missing_output_and_unknown_step(toy, capsys):
     assert rag("plan", str(toy / "conf/chain.yaml"), "steps.dpo.inputs.numbers=reward.outt",
                runs=toy / "runs") == 2
     assert "step 'reward' has no output 'outt' (did you mean 'out'?)" in _err(capsys)
+
+
+def test_a_null_step_is_removed_and_a_wire_to_it_says_so(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.evaluate=null", "--json",
+               runs=toy / "runs") == 0
+    member = json.loads(capsys.readouterr().out)["members"][0]
+    assert [s["step"] for s in member["steps"]][-1] == "dpo"       # evaluate is gone
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.dpo=null", runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "chain.yaml:" in err
+    assert "steps.evaluate.inputs.numbers: 'dpo' is a removed step (steps.dpo: null)" in err
+    assert "stage 'toy_sum' needs its numbers: keep step 'dpo' or wire another" in err
 
 
 def test_type_mismatch_between_steps(toy, capsys):
