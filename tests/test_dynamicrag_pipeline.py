@@ -126,3 +126,43 @@ def test_own_data_through_the_three_data_overrides(tmp_path, tiny_models, monkey
     for name in ("evaluate", "eval_top1"):
         assert {"recall@1", "recall@5", "match_gold_in_pred", "exact_match"} <= set(metrics[name])
     assert metrics["evaluate"]["num_retrieval_questions"] == 4
+
+
+def test_questions_that_ship_their_passages_need_no_index(tmp_path, tiny_models, monkeypatch):
+    """``+dynamicrag=shipped_passages``: every question (as in the released training file and
+    evaluation sets) carries ``ctxs``, so the recipe builds no index, reads no encoder, and
+    the rest of the DAG runs on the shipped passages."""
+    from stages.lib.data.synth import make_synthkb, write_synthkb
+
+    encoder, generator = tiny_models
+    recipe = _tiny_recipe(tmp_path, encoder, generator)
+    shutil.copy(REPO / "conf" / "dynamicrag" / "shipped_passages.yaml",
+                recipe.parent / "dynamicrag")
+    files = write_synthkb(tmp_path / "data", make_synthkb(seed=3, num_entities=8, num_train=16,
+                                                          num_eval=4), corpus_format="jsonl")
+    corpus = [json.loads(line) for line in files["corpus"].read_text().splitlines()]
+    for name in ("train", "eval"):
+        rows = [json.loads(line) for line in files[name].read_text().splitlines()]
+        for i, row in enumerate(rows):           # the gold passage and two others, shipped
+            picked = row["gold"] + [corpus[(i + j) % len(corpus)]["id"] for j in (3, 7)]
+            row["ctxs"] = [{"id": p["id"], "title": p.get("title", ""), "text": p["text"]}
+                           for pid in picked for p in corpus if p["id"] == pid]
+        files[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
+    overrides = ["+dynamicrag=shipped_passages", f"data.corpus={files['corpus']}",
+                 f"data.train_questions={files['train']}", f"data.eval_questions={files['eval']}",
+                 f"sources.encoder={tmp_path / 'no-such-encoder'}"]
+    assert rag("run", str(recipe), *overrides, "--no-progress", runs=runs) == 0
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert "index" not in status["steps"] and {s["state"] for s in status["steps"].values()} == {"done"}
+    import pyarrow.parquet as pq
+
+    arts = runs / "latest" / "artifacts"
+    parts = [f for shard in sorted((arts / "retrieve_eval.out").iterdir())
+             for f in sorted(shard.glob("*.parquet"))]
+    kept = [r for part in parts for r in pq.read_table(part).to_pylist()]
+    assert [len(r["ctxs"]) for r in kept] == [3] * 4 and kept[0]["ctxs"][0]["id"] == kept[0]["gold"][0]
+    metrics = json.loads((runs / "latest" / "metrics.json").read_text())
+    assert metrics["evaluate"]["num_questions"] == 4

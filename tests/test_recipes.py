@@ -30,7 +30,9 @@ def test_recipe_opens_with_a_comment_and_the_run_command():
 
 
 def test_paper_recipe_plans_without_gpus_and_names_missing_paths(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)  # none of the paper's data or models exist here
+    # from the repository root, as the recipe's relative paths (conf/deepspeed/...) expect; none
+    # of the paper's data or models exist there
+    monkeypatch.chdir(REPO)
     recipe = str(REPO / "conf" / "dynamicrag_llama3.yaml")
     assert rag("plan", recipe, "--json", runs=tmp_path / "runs") == 0
     plan = json.loads(capsys.readouterr().out)
@@ -40,6 +42,20 @@ def test_paper_recipe_plans_without_gpus_and_names_missing_paths(tmp_path, monke
     assert any("models/llama3_8b" in p for p in problems)
     shards = {s["step"]: s["shards"] for s in plan["members"][0]["steps"]}
     assert shards["retrieve_train"] == 8 and shards["rerank"] == 8 and shards["sample"] == 8
+
+
+def test_paper_recipe_on_shipped_passages_builds_no_index(tmp_path, monkeypatch, capsys):
+    """The released training file and evaluation sets ship their passages: with
+    +dynamicrag=shipped_passages there is no index step and the encoder is not needed."""
+    monkeypatch.chdir(REPO)
+    recipe = str(REPO / "conf" / "dynamicrag_llama3.yaml")
+    assert rag("plan", recipe, "+dynamicrag=shipped_passages", "--json",
+               runs=tmp_path / "runs") == 0
+    member = json.loads(capsys.readouterr().out)["members"][0]
+    steps = {s["step"] for s in member["steps"]}
+    assert "index" not in steps and {"retrieve_train", "retrieve_eval", "rerank"} <= steps
+    assert not any("contriever" in p for p in member["problems"])
+    assert any("models/llama3_8b" in p for p in member["problems"])
 
 
 def test_paper_recipe_refuses_to_run_without_gpus(tmp_path, monkeypatch, capsys):

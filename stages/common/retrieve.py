@@ -9,7 +9,10 @@ row's ``retrieved_question`` when it has one (DynamicRAG's training file), else 
 
 Questions that arrive with passages (the evaluation files' ``ctxs``, ASQA's ``docs``, the released
 training file's retrieved docs) keep them as shipped, in their order and number, as the original
-evaluation did; ``shipped_ctxs: replace`` retrieves for them too.
+evaluation did; ``shipped_ctxs: replace`` retrieves for them too. When every question ships its
+passages nothing is searched, so ``index``, ``encoder`` and ``corpus`` may be left unwired (a
+recipe then need not build an index at all: ``conf/dynamicrag/shipped_passages.yaml``); a
+question without passages is then a one-line error.
 
 Fixes relative to the seeds: every passage keeps its retrieval ``score`` (Self-RAG's and
 DynamicRAG's copies dropped it, RAG-Instruct's spelled it ``socre``); the query encoder's pooling
@@ -72,8 +75,9 @@ def _query_text(template: str | None, row: dict, lowercase: bool) -> str:
 
 
 @stage("retrieve", version=1, shard_by="questions")
-def retrieve(questions: Questions, index: Embeddings, encoder: Model, corpus: Passages,
-             cfg: RetrieveConfig, ctx: StageContext) -> Retrieved:
+def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
+             index: Embeddings | None = None, encoder: Model | None = None,
+             corpus: Passages | None = None) -> Retrieved:
     """Encode this shard's questions, search the index, attach the top-k passages as ``ctxs``."""
     from stages.lib.models.encoders import Encoder
     from stages.lib.models.search import ShardedIndex
@@ -87,6 +91,15 @@ def retrieve(questions: Questions, index: Embeddings, encoder: Model, corpus: Pa
     todo = [r for r, has in zip(rows, has_ctxs) if not has]
     if not todo:
         return rows
+    unwired = [n for n, v in (("index", index), ("encoder", encoder), ("corpus", corpus))
+               if v is None]
+    if unwired:
+        why = ("shipped_ctxs: replace searches for every question" if cfg.shipped_ctxs == "replace"
+               else f"{len(todo)} of {len(rows)} questions arrive without passages (first: "
+                    f"{todo[0]['id']!r})")
+        raise DataError(f"step '{ctx.step}': {why}, but it has no {' / '.join(unwired)} to "
+                        f"search with; wire inputs.{unwired[0]} (keep the recipe's index step) "
+                        "or give every question its ctxs")
     idx = ShardedIndex(index.path)
     enc = Encoder(encoder.path, pooling=_resolve("pooling", cfg.pooling, idx.meta),
                   normalize=_resolve("normalize", cfg.normalize, idx.meta),

@@ -20,13 +20,13 @@ def test_index_and_retrieve_exact_and_sharded(model_env, models):
     meta = json.loads((one.path / "meta.json").read_text())
     assert meta["pooling"] == "mean" and meta["normalize"] is True and meta["num_rows"] == 40
     three = index_corpus(art, ctx, models, cfg, shards=3)
-    args = (art(Questions, QUESTIONS), None, art(Model, str(models["enc"])),
-            art(Passages, PASSAGES))
+    questions = art(Questions, QUESTIONS)
+    wired = {"encoder": art(Model, str(models["enc"])), "corpus": art(Passages, PASSAGES)}
     out = {}
     for name, idx in (("one", one), ("three", three)):
         for search in ("exact", "faiss"):
-            rows = retrieve(args[0], idx, *args[2:], RetrieveConfig(k=5, search=search),
-                            ctx("retrieve"))
+            rows = retrieve(questions, RetrieveConfig(k=5, search=search), ctx("retrieve"),
+                            index=idx, **wired)
             out[name, search] = art(Retrieved, rows).rows()
     first = out["one", "exact"]
     assert len(first) == len(QUESTIONS) and all(len(r["ctxs"]) == 5 for r in first)
@@ -37,7 +37,7 @@ def test_index_and_retrieve_exact_and_sharded(model_env, models):
     assert c["text"] == PASSAGES[int(c["id"][1:])]["text"]
     assert first[0]["ctxs"][0]["score"] >= first[0]["ctxs"][-1]["score"]
     with pytest.raises(ConfigError, match="pooling='cls' does not match"):
-        retrieve(args[0], one, *args[2:], RetrieveConfig(pooling="cls"), ctx("retrieve"))
+        retrieve(questions, RetrieveConfig(pooling="cls"), ctx("retrieve"), index=one, **wired)
 
 
 def test_shipped_passages_are_kept_and_retrieved_question_is_the_query(model_env, models):
@@ -50,15 +50,38 @@ def test_shipped_passages_are_kept_and_retrieved_question_is_the_query(model_env
     rows = [{**QUESTIONS[0], "ctxs": shipped},
             {**QUESTIONS[1], "retrieved_question": QUESTIONS[2]["question"]}, QUESTIONS[2]]
     questions = art(Questions, _questions_table(rows))
-    args = (idx, art(Model, str(models["enc"])), art(Passages, PASSAGES))
-    got = art(Retrieved, retrieve(questions, *args, RetrieveConfig(k=3), ctx("r"))).rows()
+    wired = {"index": idx, "encoder": art(Model, str(models["enc"])),
+             "corpus": art(Passages, PASSAGES)}
+    got = art(Retrieved, retrieve(questions, RetrieveConfig(k=3), ctx("r"), **wired)).rows()
     assert [r["id"] for r in got] == [q["id"] for q in QUESTIONS[:3]]
     assert got[0]["ctxs"] == shipped                       # kept as shipped
     # question 1 was searched with question 2's text: the same passages
     assert [c["id"] for c in got[1]["ctxs"]] == [c["id"] for c in got[2]["ctxs"]]
-    again = art(Retrieved, retrieve(questions, *args, RetrieveConfig(k=3, shipped_ctxs="replace"),
-                                    ctx("r"))).rows()
+    again = art(Retrieved, retrieve(questions, RetrieveConfig(k=3, shipped_ctxs="replace"),
+                                    ctx("r"), **wired)).rows()
     assert len(again[0]["ctxs"]) == 3 and again[0]["ctxs"] != shipped
+
+
+def test_questions_that_all_ship_passages_need_no_index(model_env):
+    """Nothing to search: no index, encoder or corpus wired. One question without passages
+    is then a one-line error that says what to wire."""
+    from stages.common.load import _questions_table
+
+    art, ctx = model_env
+    shipped = [{"id": "p1", "title": "T", "text": "a shipped passage", "score": 0.5}]
+    rows = [{**q, "ctxs": shipped} for q in QUESTIONS[:3]]
+    got = art(Retrieved, retrieve(art(Questions, _questions_table(rows)), RetrieveConfig(),
+                                  ctx("r"))).rows()
+    assert [r["ctxs"] for r in got] == [shipped] * 3
+    partly = art(Questions, _questions_table(rows[:2] + [QUESTIONS[2]]))
+    with pytest.raises(DataError, match=r"step 'r': 1 of 3 questions arrive without passages "
+                                        rf"\(first: '{QUESTIONS[2]['id']}'\), but it has no "
+                                        r"index / encoder / corpus to search with; wire "
+                                        r"inputs.index"):
+        retrieve(partly, RetrieveConfig(), ctx("r"))
+    with pytest.raises(DataError, match="shipped_ctxs: replace searches for every question"):
+        retrieve(art(Questions, _questions_table(rows)), RetrieveConfig(shipped_ctxs="replace"),
+                 ctx("r"))
 
 
 def _index_dir(path, ids, emb):
