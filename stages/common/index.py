@@ -6,6 +6,9 @@ passage text ``title + " " + text``, mean pooling, no normalisation, fp16 on GPU
 batch 64. Here each shard is a directory with ``emb.npy`` (row-aligned with the shard's corpus
 rows), ``ids.txt`` and ``meta.json``; a sharded step's output gathers them as ``shard-00000/``,
 ``shard-00001/`` ..., which :class:`stages.lib.models.search.ShardedIndex` searches as one index.
+
+The seeds downloaded those embeddings; this stage computes them (for psgs_w100's 21M passages,
+about a GPU-day). Vectors you already have go through ``import_embeddings`` instead.
 """
 
 from __future__ import annotations

@@ -11,7 +11,9 @@ passage, DPR-style; no model). Each passage gets ``relevant`` (bool) and ``reran
 
 Fixes relative to the seed: it reads the ``ctxs`` the retriever wrote (the seed read ``docs``,
 a rename nobody wrote), keeps a score next to the label, and writes once (the seed appended to
-its output file, duplicating rows on every rerun).
+its output file, duplicating rows on every rerun). Only the first ``num_docs`` (40) passages are
+labelled and kept: the seed labelled all 50 retrieved, but its sampling and inference read only
+the first 40, so behaviour cloning, sampling and inference now see the same passages.
 """
 
 from __future__ import annotations

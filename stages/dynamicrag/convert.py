@@ -15,7 +15,10 @@ All rows are shuffled with ``seed``.
 
 Fixes relative to the seeds: one passage format (``Topic:``) for training and inference; a BC
 target that points past the ``num_docs`` passages shown in the prompt is dropped (and counted)
-instead of training on ids the model cannot see.
+instead of training on ids the model cannot see. The answer style of a generator row comes from
+its ``dataset`` (the loader's ``dataset``/``source`` field, else an id prefix such as
+``fever_``, else the file name), where the seed looked for a set's name anywhere in the id: an
+id such as ``12345_fever`` with no ``dataset`` field gets the short-answer style here.
 
 Follows the paper rather than the original code on one point (fidelity review B5): every
 generator row uses its item's monoT5-relevant passages. In the original, items the BC loop never

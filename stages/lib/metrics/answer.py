@@ -210,6 +210,7 @@ def rouge_l_pltrdy(prediction: str, golds: str | Sequence[str]) -> float:
     not "Paris") and takes the summary-level union LCS over sentences split on ".", so the
     figures differ: "Paris" vs "Paris, France" is 0.0 here and 0.667 with ``rouge_l``; "The cat
     sat on the mat. It was happy." vs "the cat lay on the mat" is 0.571 here, 0.667 there.
+    Empty golds are skipped (the seed scored the whole example 0 when any gold was empty).
 
     >>> round(rouge_l_pltrdy("The cat sat on the mat. It was happy.",
     ...                      ["the cat lay on the mat"]), 3)                  # doctest: +SKIP
