@@ -135,9 +135,7 @@ def test_questions_that_ship_their_passages_need_no_index(tmp_path, tiny_models,
     from stages.lib.data.synth import make_synthkb, write_synthkb
 
     encoder, generator = tiny_models
-    recipe = _tiny_recipe(tmp_path, encoder, generator)
-    shutil.copy(REPO / "conf" / "dynamicrag" / "shipped_passages.yaml",
-                recipe.parent / "dynamicrag")
+    recipe = _tiny_recipe(tmp_path, encoder, generator)      # its conf/dynamicrag/ has the variant
     files = write_synthkb(tmp_path / "data", make_synthkb(seed=3, num_entities=8, num_train=16,
                                                           num_eval=4), corpus_format="jsonl")
     corpus = [json.loads(line) for line in files["corpus"].read_text().splitlines()]
