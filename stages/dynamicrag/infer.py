@@ -17,8 +17,8 @@ Fixes relative to the seeds: an out-of-range id is dropped instead of moving the
 "remain" file; the answer style comes from each row's ``dataset`` (the seed matched the input
 *file name*); the generator sees the passages in the training format ("Topic:", renumbered),
 not the "Title: {title}." variant, after its answer style and one newline as in training (the
-seed's inference put a blank line there); the windowed mode maps ids through the window offset (the seed
-could only ever select passages of the first window) and terminates.
+seed's inference put a blank line there); the windowed mode maps ids through the window offset
+(the seed could only ever select passages of the first window) and terminates.
 
 Output rows (``Predictions``) keep the passages shown (``ctxs``), the 1-based positions of the
 passages given to the generator (``selected``), the reranker's raw output (``selection``; for
