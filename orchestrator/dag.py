@@ -28,6 +28,7 @@ from orchestrator.artifacts import Artifact, schema_problems
 from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator import hashing
 from orchestrator.hashing import canonical_json
+from orchestrator.locate import with_recipe_paths
 from orchestrator.registry import SEMANTIC, StageSpec, get_stage, load_stages
 from orchestrator.repeat import expand_repeats
 from orchestrator.stage_config import RESERVED, check_step_config, nonsemantic_paths, plan_notes
@@ -220,12 +221,13 @@ def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dic
 @functools.lru_cache(maxsize=65536)
 def _step_memo(name: str, body: str, shape: str) -> tuple[Step, StageSpec]:
     """``_build_step`` remembered by value: sweep members share the checks of identical steps.
-    ``shape`` is every step's stage, the sources, the secrets, the executor and the removed
-    steps (``steps.X: null``), as JSON."""
-    stages, sources, secrets, executor, removed = json.loads(shape)
+    ``shape`` is every step's stage, the sources, the secrets, the executor, the removed
+    steps (``steps.X: null``), the recipe's path and the current directory, as JSON: the last
+    two place the files a ``recipe_path`` field names, so they are part of what is remembered."""
+    stages, sources, secrets, executor, removed, recipe, _cwd = json.loads(shape)
     steps_cfg = {n: {"stage": st} for n, st in stages.items()}
     return _build_step(name, json.loads(body), steps_cfg, sources, secrets,
-                       {"executor": executor, "removed": removed})
+                       {"executor": executor, "removed": removed, "recipe": Path(recipe)})
 
 
 def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[str, str],
@@ -236,13 +238,14 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
         raise ConfigError(f"{where}: expected a mapping with a 'stage' key", key=where)
     spec = _stage(body["stage"], f"{where}.stage")
     values = {k: v for k, v in body.items() if k not in RESERVED}
+    values, located = with_recipe_paths(spec.config_cls, values, settings["recipe"], where)
     config, obj = check_step_config(spec.config_cls, values, where)
     mine = {p[len(where) + 1:]: t for p, t in secrets.items() if p.startswith(where + ".")}
     hidden = [p.split(".") for p in mine] + [list(p) for p in nonsemantic_paths(spec.config_cls, SEMANTIC)]
     wires = _wires(name, spec, body, steps_cfg, sources, settings.get("removed") or [])
     shards, gpus = _check_resources(spec, body, where)
     resources = {"gpus": gpus, "shards": shards, "executor": settings.get("executor")}
-    notes = plan_notes(obj, resources, where)
+    notes = located + plan_notes(obj, resources, where)
     return Step(name, StageInfo.of(spec), config, _without(config, hidden), wires, shards, gpus,
                 mine, notes), spec
 
@@ -299,7 +302,8 @@ def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str], shared: dict | 
     steps: dict[str, Step] = {}
     specs: dict[str, StageSpec] = {}
     shape = canonical_json([{n: b.get("stage") if isinstance(b, dict) else None for n, b in steps_cfg.items()},
-                            sources, secrets, settings.get("executor"), removed])
+                            sources, secrets, settings.get("executor"), removed,
+                            str(Path(recipe).resolve()), str(Path.cwd())])
     for name, body in steps_cfg.items():
         steps[name], specs[name] = _shared_step(name, body, shape, shared)
     for step in steps.values():  # type-check every edge from a step

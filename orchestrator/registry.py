@@ -35,6 +35,7 @@ from orchestrator.errors import ConfigError, did_you_mean
 
 REGISTRY: dict[str, "StageSpec"] = {}
 SEMANTIC = "ragline_semantic"
+RECIPE_PATH = "ragline_recipe_path"
 
 
 def nonsemantic(default: Any) -> Any:
@@ -45,6 +46,18 @@ def nonsemantic(default: Any) -> Any:
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata={SEMANTIC: False})
     return field(default=default, metadata={SEMANTIC: False})
+
+
+def recipe_path(default: str | None = None) -> Any:
+    """A config field naming a file that steers how a stage runs but not what it outputs (a
+    DeepSpeed config; a model config for ``rag plan``'s memory estimate).
+
+    Left out of the cache key like ``nonsemantic``. A relative value is looked up as sources
+    are, in the current directory and then in the recipe's project directory, and the stage
+    gets it as an absolute path, so the recipe runs from any directory. A file whose content
+    changes the output belongs in ``sources`` and ``inputs`` instead, where it is hashed.
+    """
+    return field(default=default, metadata={SEMANTIC: False, RECIPE_PATH: True})
 
 
 @dataclass

@@ -13,6 +13,7 @@ from pathlib import Path
 from orchestrator.artifacts import Ref
 from orchestrator.dag import Dag, Step
 from orchestrator.hashing import SourceMemo, hash_strings
+from orchestrator.locate import locate_source
 from orchestrator.keys import material, task_key
 from orchestrator.store import Store
 
@@ -23,36 +24,6 @@ class TaskKey:
     shard: tuple[int, int] | None
     material: dict
     key: str
-
-
-def project_dir(recipe: Path) -> Path:
-    """The folder that holds the recipe's ``conf/`` tree (the recipe's own folder when it is
-    not under a folder named ``conf``).
-
-    >>> project_dir(Path("/work/main/conf/dynamicrag/x.yaml")), project_dir(Path("/tmp/r.yaml"))
-    (PosixPath('/work/main'), PosixPath('/tmp'))
-    """
-    for parent in recipe.parents:
-        if parent.name == "conf":
-            return parent.parent
-    return recipe.parent
-
-
-def locate_source(path: str, recipe: Path) -> tuple[Path | None, str]:
-    """(where a source is, or None; what was tried, for a message). A relative path is looked
-    up in the current directory, then in the recipe's project directory (``project_dir``)."""
-    p = Path(path).expanduser()
-    if p.is_absolute():
-        return (p if p.exists() else None), ""
-    here, project = Path.cwd(), project_dir(Path(recipe).resolve())
-    if (here / p).exists():
-        return p, ""
-    if project != here and (project / p).exists():
-        return project / p, (f"not in the current directory ({here}); read from the recipe's "
-                             f"project directory {project}")
-    tried = f"the current directory {here}" + (f" and the recipe's project directory {project}"
-                                               if project != here else "")
-    return None, f"looked in {tried}"
 
 
 def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],

@@ -30,9 +30,9 @@ def test_recipe_opens_with_a_comment_and_the_run_command():
 
 
 def test_paper_recipe_plans_without_gpus_and_names_missing_paths(tmp_path, monkeypatch, capsys):
-    # from the repository root, as the recipe's relative paths (conf/deepspeed/...) expect; none
-    # of the paper's data or models exist there
-    monkeypatch.chdir(REPO)
+    # from another directory: the recipe's relative paths (sources, conf/deepspeed/...) are
+    # found in its project; none of the paper's data or models exist there
+    monkeypatch.chdir(tmp_path)
     recipe = str(REPO / "conf" / "dynamicrag_llama3.yaml")
     assert rag("plan", recipe, "--json", runs=tmp_path / "runs") == 0
     plan = json.loads(capsys.readouterr().out)
@@ -40,8 +40,10 @@ def test_paper_recipe_plans_without_gpus_and_names_missing_paths(tmp_path, monke
     assert any(p.startswith("source 'corpus': data/psgs_w100.tsv does not exist (looked in")
                for p in problems)
     assert any("models/llama3_8b" in p for p in problems)
-    shards = {s["step"]: s["shards"] for s in plan["members"][0]["steps"]}
-    assert shards["retrieve_train"] == 8 and shards["rerank"] == 8 and shards["sample"] == 8
+    steps = {s["step"]: s for s in plan["members"][0]["steps"]}
+    assert steps["retrieve_train"]["shards"] == 8 and steps["sample"]["shards"] == 8
+    assert any(n.startswith("steps.sft.deepspeed: conf/deepspeed/zero3_bf16.json not in the "
+                            "current directory") for n in steps["sft"]["notes"])
 
 
 def test_paper_recipe_on_shipped_passages_builds_no_index(tmp_path, monkeypatch, capsys):
@@ -68,7 +70,7 @@ def test_paper_recipe_refuses_to_run_without_gpus(tmp_path, monkeypatch, capsys)
 
 
 def test_sweep_plan_of_the_paper_recipe_shares_everything_before_dpo(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(REPO)  # the recipe's relative paths (conf/deepspeed/...) are from the repo root
+    monkeypatch.chdir(REPO)
     assert rag("plan", str(REPO / "conf" / "dynamicrag_llama3.yaml"), "-m",
                "steps.dpo.beta=0.05,0.1,0.2", "--json", runs=tmp_path / "runs") == 0
     plan = json.loads(capsys.readouterr().out)

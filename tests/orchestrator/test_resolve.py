@@ -68,7 +68,47 @@ def test_missing_relative_source_names_both_places(project, tmp_path, capsys):
 
 
 def test_project_dir_is_the_folder_holding_conf():
-    from orchestrator.resolve import project_dir
+    from orchestrator.locate import project_dir
 
     assert project_dir(Path("/a/proj/conf/dynamicrag/x.yaml")) == Path("/a/proj")
     assert project_dir(Path("/a/recipes/x.yaml")) == Path("/a/recipes")
+
+
+SETTING_RECIPE = """ragline: {imports: [tests.toy.stages]}
+steps:
+  read: {stage: toy_setting, setting: conf/setting.txt}
+"""
+
+
+def _setting_project(root: Path, text: str) -> Path:
+    (root / "conf").mkdir(parents=True)
+    (root / "conf" / "r.yaml").write_text(SETTING_RECIPE)
+    (root / "conf" / "setting.txt").write_text(text)
+    return root / "conf" / "r.yaml"
+
+
+def test_recipe_path_field_is_found_in_the_project_and_given_absolute(tmp_path, monkeypatch, capsys):
+    """A ``recipe_path`` config field (e.g. sft's deepspeed) is looked up like a source; the
+    stage gets the absolute path, and the plan says where it was read from."""
+    recipe = _setting_project(tmp_path / "proj", "from the project")
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    step = _plan(recipe, tmp_path / "runs", capsys)["steps"][0]
+    assert step["notes"] == [f"steps.read.setting: conf/setting.txt not in the current directory "
+                             f"({Path.cwd()}); read from the recipe's project directory "
+                             f"{(tmp_path / 'proj').resolve()}"]
+    assert rag("run", str(recipe), "--no-progress", runs=tmp_path / "runs") == 0
+    got = json.loads((tmp_path / "runs" / "latest" / "metrics.json").read_text())["read"]
+    assert got == {"path": str((tmp_path / "proj" / "conf" / "setting.txt").resolve()),
+                   "text": "from the project"}
+
+
+def test_recipe_path_lookup_is_not_remembered_across_directories(tmp_path, monkeypatch, capsys):
+    """The same recipe text planned from two directories in one process: each finds its own
+    file (the step-check memo keys on the current directory and the recipe's path)."""
+    for name in ("a", "b"):
+        recipe = _setting_project(tmp_path / name, f"project {name}")
+        monkeypatch.chdir(tmp_path / name)
+        assert rag("run", str(recipe), "--no-progress", runs=tmp_path / name / "runs") == 0
+        got = json.loads((tmp_path / name / "runs" / "latest" / "metrics.json").read_text())
+        assert got["read"]["text"] == f"project {name}"

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from dataclasses import dataclass
 from typing import NamedTuple
 
 import pyarrow as pa
 
-from orchestrator.api import DataError, Directory, File, Metrics, StageContext, Table, nonsemantic, stage
+from orchestrator.api import (DataError, Directory, File, Metrics, StageContext, Table, nonsemantic,
+                              recipe_path, stage)
 
 
 class Numbers(Table):
@@ -132,3 +134,14 @@ def toy_env(numbers: Numbers, ctx: StageContext) -> Words:
     """Records the GPUs and threads each shard's worker was given (tests GPU assignment)."""
     seen = f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')}|{os.environ.get('OMP_NUM_THREADS', '')}"
     return [{"id": f"{ctx.shard_index}:{r['id']}", "word": seen} for r in numbers.rows()]
+
+
+@dataclass
+class SettingConfig:
+    setting: str | None = recipe_path(None)
+
+
+@stage("toy_setting", version=1)
+def toy_setting(cfg: SettingConfig) -> Summary:
+    """The path a ``recipe_path`` field arrives as, and the first line of that file."""
+    return {"path": cfg.setting, "text": Path(cfg.setting).read_text().splitlines()[0]}

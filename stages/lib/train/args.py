@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Gt, Interval
 
-from orchestrator.api import ConfigError, nonsemantic
+from orchestrator.api import ConfigError, nonsemantic, recipe_path
 
 PositiveInt = Annotated[int, Ge(1)]
 PositiveFloat = Annotated[float, Gt(0)]
@@ -66,14 +66,14 @@ class TrainArgs:
     bf16: bool | None = None                 # None: on when a bf16-capable GPU is used
     dtype: Literal["float32", "bfloat16", "float16", "auto"] = "float32"   # weights while training
     gradient_checkpointing: bool | None = nonsemantic(None)   # None: on GPU, off on CPU
-    deepspeed: str | None = nonsemantic(None)     # DeepSpeed JSON config (ZeRO-3 in the paper)
+    deepspeed: str | None = recipe_path(None)     # DeepSpeed JSON config (ZeRO-3 in the paper)
     save_steps: PositiveInt = nonsemantic(500)    # checkpoint interval in optimizer steps (resume)
     save_total_limit: PositiveInt = nonsemantic(1)
     logging_steps: PositiveInt = nonsemantic(1)
     dataset_num_proc: PositiveInt | None = nonsemantic(None)
     # for the plan's GPU memory estimate only (plan_notes): a preset such as "llama3-8b", a
     # checkpoint directory or a config.json (None: no estimate), and the memory of one GPU
-    memory_model: str | None = nonsemantic(None)
+    memory_model: str | None = recipe_path(None)
     gpu_memory_gib: PositiveFloat = nonsemantic(80.0)
 
     def __post_init__(self) -> None:
@@ -159,7 +159,9 @@ class DpoConfig(TrainArgs):
 def check_deepspeed_file(path: str) -> None:
     """The DeepSpeed config must exist, be JSON, and let ZeRO-3 gather the weights on save."""
     if not Path(path).is_file():
-        raise ConfigError(f"deepspeed config {path} does not exist")
+        raise ConfigError(f"deepspeed config {path} does not exist",
+                          hint="a relative path is looked up in the current directory, then in "
+                               "the recipe's project directory (the folder that holds conf/)")
     try:
         ds = json.loads(Path(path).read_text())
     except ValueError as err:
