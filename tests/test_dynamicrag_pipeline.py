@@ -130,8 +130,8 @@ def test_own_data_through_the_three_data_overrides(tmp_path, tiny_models, monkey
 
 def test_questions_that_ship_their_passages_need_no_index(tmp_path, tiny_models, monkeypatch):
     """``+dynamicrag=shipped_passages``: every question (as in the released training file and
-    evaluation sets) carries ``ctxs``, so the recipe builds no index, reads no encoder, and
-    the rest of the DAG runs on the shipped passages."""
+    evaluation sets) carries ``ctxs``, so the recipe builds no index, reads no corpus and no
+    encoder, and the rest of the DAG runs on the shipped passages."""
     from stages.lib.data.synth import make_synthkb, write_synthkb
 
     encoder, generator = tiny_models
@@ -149,7 +149,7 @@ def test_questions_that_ship_their_passages_need_no_index(tmp_path, tiny_models,
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
     monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
-    overrides = ["+dynamicrag=shipped_passages", f"data.corpus={files['corpus']}",
+    overrides = ["+dynamicrag=shipped_passages", f"data.corpus={tmp_path / 'no-such-corpus'}",
                  f"data.train_questions={files['train']}", f"data.eval_questions={files['eval']}",
                  f"sources.encoder={tmp_path / 'no-such-encoder'}"]
     assert rag("run", str(recipe), *overrides, "--no-progress", runs=runs) == 0

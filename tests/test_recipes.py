@@ -56,7 +56,7 @@ def test_paper_recipe_on_shipped_passages_builds_no_index(tmp_path, monkeypatch,
     member = json.loads(capsys.readouterr().out)["members"][0]
     steps = {s["step"] for s in member["steps"]}
     assert "index" not in steps and {"retrieve_train", "retrieve_eval", "rerank"} <= steps
-    assert not any("contriever" in p for p in member["problems"])
+    assert not any("contriever" in p or "psgs_w100" in p for p in member["problems"])
     assert any("models/llama3_8b" in p for p in member["problems"])
 
 

@@ -9,7 +9,10 @@ DynamicRAG, ALCE/ASQA and BEIR (with ``qrels`` merged into ``gold``). A question
 set (the paper's ``eval_data/``): see :mod:`stages.lib.data.question_sets`.
 
 Questions refer to passages of *their* corpus, so a real corpus needs its questions and real
-questions need their corpus: the stage refuses to mix files with generated data. When only one of
+questions need their corpus: the stage refuses to mix files with generated data. The exception:
+questions that all ship their passages (``ctxs``, as DynamicRAG's released files do) may come
+without a corpus, which then comes out empty (reading psgs_w100's 21M passages for nothing
+downstream to read is what ``conf/dynamicrag/shipped_passages.yaml`` avoids). When only one of
 ``train`` / ``eval`` is wired next to a corpus, the other comes out empty (an inference-only or a
 training-only recipe), with a warning in the log.
 """
@@ -21,7 +24,7 @@ from typing import Annotated, Literal, NamedTuple
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, File, StageContext, stage
+from orchestrator.api import ConfigError, DataError, File, StageContext, stage
 from stages.schemas import CTX, Passages, Questions
 
 
@@ -79,6 +82,15 @@ def _check_gold(corpus, rows: list[dict], name: str, ctx: StageContext) -> None:
                         "retrieval metrics will count them as misses", name, missing, len(gold), first)
 
 
+def _check_shipped(rows: list[dict], name: str, ctx: StageContext) -> None:
+    """Without a corpus, every question must carry its passages: nothing could be retrieved."""
+    bare = [r["id"] for r in rows if not r.get("ctxs")]
+    if bare:
+        raise DataError(f"step '{ctx.step}': {len(bare)} of {len(rows)} {name} questions ship no "
+                        f"passages (first: {bare[0]!r}) and no corpus is wired to retrieve them "
+                        "from; wire inputs.corpus, or give every question its ctxs")
+
+
 def _beir_folder(corpus, eval, qrels, ctx: StageContext):
     """(corpus, eval questions, qrels) paths; a corpus that is a BEIR folder supplies all three
     (``corpus.jsonl``, ``queries.jsonl``, ``qrels/test.tsv``) unless eval or qrels are wired."""
@@ -107,12 +119,12 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
     from stages.lib.data.tables import to_table
     from stages.lib.data.question_sets import read_question_sets
 
-    if corpus is None:
-        wired = [n for n, v in (("train", train), ("eval", eval), ("qrels", qrels)) if v is not None]
-        if wired:
-            raise ConfigError(f"step '{ctx.step}': {', '.join(wired)} wired without a corpus; "
-                              "questions refer to passages of their own corpus, so wire "
-                              "inputs.corpus too (or wire nothing to generate a synthetic set)")
+    if corpus is None and train is None and eval is None:
+        if qrels is not None:
+            raise ConfigError(f"step '{ctx.step}': qrels wired without a corpus or questions; "
+                              "qrels judge passages of a corpus for its questions, so wire "
+                              "inputs.corpus and inputs.eval too (or wire nothing to generate a "
+                              "synthetic set)")
         from stages.lib.data.synth import make_synthkb
 
         try:
@@ -126,15 +138,22 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
         return LoadOutput(to_table(kb.passages, Passages.schema),
                           _questions_table(kb.train), _questions_table(kb.eval))
 
-    corpus_path, eval_path, qrels_path = _beir_folder(corpus, eval, qrels, ctx)
-    if train is None and eval_path is None:
-        raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions must "
-                          "come with their corpus: wire inputs.train and/or inputs.eval (or wire "
-                          "nothing to generate a synthetic set)")
-    fmt = cfg.corpus_format or detect_corpus_format(corpus_path)
-    passages = read_corpus_table(corpus_path, fmt, cfg.max_passages)
-    ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus_path, fmt,
-                 f", first {cfg.max_passages}" if cfg.max_passages else "")
+    if corpus is None:   # questions that ship their passages (checked below) need no corpus
+        eval_path = eval.path if eval is not None else None
+        qrels_path = qrels.path if qrels is not None else None
+        passages = None
+        ctx.log.info("no corpus wired: every question must ship its passages (ctxs); the corpus "
+                     "output is empty")
+    else:
+        corpus_path, eval_path, qrels_path = _beir_folder(corpus, eval, qrels, ctx)
+        if train is None and eval_path is None:
+            raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions "
+                              "must come with their corpus: wire inputs.train and/or inputs.eval "
+                              "(or wire nothing to generate a synthetic set)")
+        fmt = cfg.corpus_format or detect_corpus_format(corpus_path)
+        passages = read_corpus_table(corpus_path, fmt, cfg.max_passages)
+        ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus_path,
+                     fmt, f", first {cfg.max_passages}" if cfg.max_passages else "")
 
     judged = None
     if qrels_path is not None:
@@ -159,11 +178,16 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
         ctx.log.info("%s: %d questions from %s (datasets: %s%s)", name, len(rows), path,
                      ", ".join(datasets[:10]) + (" ..." if len(datasets) > 10 else ""),
                      f"; {with_ctxs} carry retrieved passages" if with_ctxs else "")
-        _check_gold(passages, rows, name, ctx)
+        if passages is None:
+            _check_shipped(rows, name, ctx)
+        else:
+            _check_gold(passages, rows, name, ctx)
         sets[name] = rows
 
     overlap = {r["id"] for r in sets["train"]} & {r["id"] for r in sets["eval"]}
     if overlap:
         ctx.log.warning("%d question ids are in both train and eval (first: %r); evaluation "
                         "results will be optimistic", len(overlap), sorted(overlap)[0])
+    if passages is None:
+        passages = to_table([], Passages.schema)
     return LoadOutput(passages, _questions_table(sets["train"]), _questions_table(sets["eval"]))

@@ -64,8 +64,8 @@ def test_load_refuses_to_mix_files_with_generated_data(env, tmp_path):
     corpus.write_text('{"id": "1", "text": "x"}\n')
     with pytest.raises(ConfigError, match="questions must come with their corpus"):
         load_data(LoadConfig(), ctx("load"), corpus=file(corpus))
-    with pytest.raises(ConfigError, match="train wired without a corpus"):
-        load_data(LoadConfig(), ctx("load"), train=file(corpus))
+    with pytest.raises(ConfigError, match="qrels wired without a corpus or questions"):
+        load_data(LoadConfig(), ctx("load"), qrels=file(corpus))
     with pytest.raises(ConfigError, match="raise num_entities"):
         load_data(LoadConfig(num_entities=2, num_train=10), ctx("load"))
     bad = tmp_path / "train.jsonl"
@@ -106,3 +106,24 @@ def test_load_a_folder_of_evaluation_sets_in_the_seeds_formats(env, tmp_path):
     assert [c["id"] for c in evals["nq/1"]["ctxs"]] == ["9"] and evals["fever/1"]["ctxs"] == []
     (row,) = written(Questions, out.train)
     assert row["retrieved_question"] == "who wrote hamlet"
+
+
+def test_questions_that_ship_their_passages_need_no_corpus(env, tmp_path):
+    """Every question carries ctxs (DynamicRAG's released files): no corpus is read, the corpus
+    output is empty; one question without passages is a one-line error naming it."""
+    _, written, ctx = env
+    shipped = {"answers": ["Paris"], "ctxs": [{"id": "7", "title": "Paris", "text": "capital"}]}
+    train = tmp_path / "train.jsonl"
+    train.write_text("".join(json.dumps({"id": f"t{i}", "question": "capital?", **shipped}) + "\n"
+                             for i in range(3)))
+    evals = tmp_path / "eval_data"
+    evals.mkdir()
+    (evals / "nq.jsonl").write_text(json.dumps({"id": "e1", "question": "capital?", **shipped}) + "\n")
+    out = load_data(LoadConfig(), ctx("load"), train=file(train), eval=file(evals))
+    assert written(Passages, out.corpus) == []
+    assert [r["ctxs"][0]["id"] for r in written(Questions, out.train)] == ["7"] * 3
+    assert written(Questions, out.eval)[0]["dataset"] == "nq"
+    (evals / "tqa.jsonl").write_text(json.dumps({"id": "e2", "question": "q", "answers": ["a"]}) + "\n")
+    with pytest.raises(DataError, match=r"^step 'load': 1 of 2 eval questions ship no passages "
+                                        r"\(first: 'tqa/e2'\) and no corpus is wired"):
+        load_data(LoadConfig(), ctx("load"), train=file(train), eval=file(evals))
