@@ -18,7 +18,6 @@ SLURM job) that starts ``python -m orchestrator.worker TASK.json`` as the local 
 
 from __future__ import annotations
 
-import ctypes
 import fnmatch
 import json
 import os
@@ -27,6 +26,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+
+from orchestrator.executors.pdeathsig import bound_to_parent
 
 HEARTBEAT_EVERY_S = 2.0
 FORWARD_ENV = ("RAGLINE_*", "HF_*", "TRANSFORMERS_*", "TOKENIZERS_PARALLELISM", "PYTHONPATH")
@@ -79,21 +80,6 @@ def forwarded_env(patterns=FORWARD_ENV, environ=None) -> dict[str, str]:
     return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
 
 
-def _pdeathsig():
-    if not sys.platform.startswith("linux"):
-        return None
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    args = (ctypes.c_int(1), ctypes.c_ulong(int(signal.SIGKILL)), ctypes.c_ulong(0),
-            ctypes.c_ulong(0), ctypes.c_ulong(0))  # PR_SET_PDEATHSIG
-    parent = os.getpid()
-
-    def preexec() -> None:  # between fork and exec: allocate nothing
-        prctl(*args)
-        if os.getppid() != parent:
-            os._exit(1)
-    return preexec
-
-
 def heartbeat_stale(path: str | None, limit_s: float) -> bool:
     """True when the driver's heartbeat file is missing or older than ``limit_s`` seconds."""
     if not path:
@@ -114,8 +100,8 @@ def run_worker(argv: list[str], log_path: str, env: dict, cwd: str | None = None
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     cwd = cwd if cwd and Path(cwd).is_dir() else None
     with open(log_path, "ab") as log:
-        proc = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
-                                env={**os.environ, **env}, preexec_fn=_pdeathsig())
+        proc = subprocess.Popen(bound_to_parent(argv, signal.SIGKILL), stdout=log,
+                                stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **env})
     try:
         while True:
             try:

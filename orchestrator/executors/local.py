@@ -7,10 +7,10 @@ On a machine without GPUs, shards run on CPU, ``max_parallel`` at a time (defaul
 with the cores split between them.
 
 Workers run in their own process group and die with the runner (``PR_SET_PDEATHSIG``, which the
-worker sets first thing, exiting if the runner is already gone; set before exec for torchrun): a
-SIGKILLed ``rag run`` leaves no worker holding a GPU or a lock. ``cancel()`` (Ctrl-C,
-SIGTERM) sends SIGTERM to every group, waits ``RAGLINE_STOP_GRACE_S`` (default 10 s) and then
-SIGKILLs what is left.
+worker sets first thing, exiting if the runner is already gone; for torchrun a shim sets it and
+then execs torchrun, ``executors/pdeathsig.py``): a SIGKILLed ``rag run`` leaves no worker
+holding a GPU or a lock. ``cancel()`` (Ctrl-C, SIGTERM) sends SIGTERM to every group, waits
+``RAGLINE_STOP_GRACE_S`` (default 10 s) and then SIGKILLs what is left.
 """
 
 from __future__ import annotations
@@ -29,9 +29,8 @@ from pathlib import Path
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
 from orchestrator.executors.gpus import runs_as_ranks, visible_gpus
+from orchestrator.executors.pdeathsig import bound_to_parent
 from orchestrator.task import Task, one_line
-
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
 def check_gpus(steps: list, have: list[int]) -> None:
@@ -47,24 +46,6 @@ def check_gpus(steps: list, have: list[int]) -> None:
         if g > len(have):
             raise ConfigError(f"steps.{name}.gpus: {g} GPUs per shard asked for, only {len(have)} "
                               "visible", hint=f"lower it: steps.{name}.gpus={len(have)}")
-
-
-def _pdeathsig_preexec(parent: int):
-    """Runs in the child between fork and exec: die with the runner, even one SIGKILLed. It
-    imports and allocates nothing (other threads may hold locks at fork time)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    import ctypes  # here, not at the top: only a worker pays for it
-
-    prctl = ctypes.CDLL(None, use_errno=True).prctl
-    args = (ctypes.c_int(PR_SET_PDEATHSIG), ctypes.c_ulong(int(signal.SIGTERM)),
-            ctypes.c_ulong(0), ctypes.c_ulong(0), ctypes.c_ulong(0))
-
-    def preexec() -> None:
-        prctl(*args)
-        if os.getppid() != parent:  # the runner died before prctl took effect
-            os._exit(1)
-    return preexec
 
 
 class LocalExecutor:
@@ -152,14 +133,15 @@ class LocalExecutor:
             if self._cancelled.is_set():
                 raise OSError("cancelled")
             # The worker asks for PR_SET_PDEATHSIG itself and exits if RAGLINE_DRIVER_PID is no
-            # longer its parent; a preexec_fn in this threaded process can deadlock the child
-            # between fork and exec (and Popen, holding the lock cancel() needs, with it). Only
-            # torchrun, which is not our worker, still gets the preexec (GPU steps of ranks).
-            preexec = _pdeathsig_preexec(os.getpid()) if runs_as_ranks(step) else None
-            proc = subprocess.Popen(self.command(step, task_file), stdout=logf,
-                                    stderr=subprocess.STDOUT,
+            # longer its parent (no preexec_fn: in this threaded process it can hang the child
+            # between fork and exec, and Popen, holding the lock cancel() needs, with it).
+            # torchrun, which is not our worker, is started through the pdeathsig shim.
+            argv = self.command(step, task_file)
+            if runs_as_ranks(step):
+                argv = bound_to_parent(argv, signal.SIGTERM)
+            proc = subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT,
                                     env={**env, "RAGLINE_DRIVER_PID": str(os.getpid())},
-                                    start_new_session=True, preexec_fn=preexec)
+                                    start_new_session=True)
             self._procs.add(proc)
         return proc
 
