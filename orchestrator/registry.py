@@ -36,6 +36,7 @@ from orchestrator.errors import ConfigError, did_you_mean
 REGISTRY: dict[str, "StageSpec"] = {}
 SEMANTIC = "ragline_semantic"
 RECIPE_PATH = "ragline_recipe_path"
+NEUTRAL = "ragline_neutral"
 
 
 def nonsemantic(default: Any) -> Any:
@@ -46,6 +47,20 @@ def nonsemantic(default: Any) -> Any:
     if isinstance(default, (list, dict, set)):
         return field(default_factory=lambda: type(default)(default), metadata={SEMANTIC: False})
     return field(default=default, metadata={SEMANTIC: False})
+
+
+def added(default: Any) -> Any:
+    """A field added to a stage that may already have results in users' caches, whose
+    ``default`` keeps what the stage did before the field existed.
+
+    While the field holds ``default`` it stays out of the cache key, so those results stay
+    valid after an upgrade (hours of retrieval are not redone for a new option nobody set);
+    any other value enters the key as usual. A later change of what the default does is a
+    change of the stage: bump its ``version``.
+    """
+    if isinstance(default, (list, dict, set)):
+        return field(default_factory=lambda: type(default)(default), metadata={NEUTRAL: default})
+    return field(default=default, metadata={NEUTRAL: default})
 
 
 def recipe_path(default: str | None = None) -> Any:

@@ -274,6 +274,34 @@ def nonsemantic_paths(config_cls: type | None, semantic_key: str = "ragline_sema
     return tuple(out)
 
 
+def neutral_paths(config_cls: type | None, config: dict,
+                  neutral_key: str = "ragline_neutral") -> list[tuple[str, ...]]:
+    """Key paths of the fields declared ``added(default)`` that hold that default in
+    ``config`` (a checked config dict), nested sections included: they stay out of the key.
+
+    >>> from dataclasses import dataclass, field
+    >>> @dataclass
+    ... class Cfg:
+    ...     k: int = 5
+    ...     rescale: bool = field(default=False, metadata={"ragline_neutral": False})
+    >>> neutral_paths(Cfg, {"k": 5, "rescale": False}), neutral_paths(Cfg, {"k": 5, "rescale": True})
+    ([('rescale',)], [])
+    """
+    if config_cls is None:
+        return []
+    out: list[tuple[str, ...]] = []
+    for f in dataclasses.fields(config_cls):
+        value = config.get(f.name)
+        if neutral_key in f.metadata:
+            if value == json.loads(json.dumps(f.metadata[neutral_key])):  # tuples as lists
+                out.append((f.name,))
+            continue
+        section = _nested_class(_hints(config_cls)[f.name])
+        if section is not None and section is not config_cls and isinstance(value, dict):
+            out += [(f.name, *p) for p in neutral_paths(section, value, neutral_key)]
+    return out
+
+
 def build_config(config_cls: type, config: dict) -> Any:
     """The config object a stage receives, from a checked config dict (nested sections become
     their dataclasses). For executors: ``spec.config_cls(**config)`` would leave them dicts."""
