@@ -29,6 +29,7 @@ from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator import hashing
 from orchestrator.hashing import canonical_json
 from orchestrator.locate import with_recipe_paths
+from orchestrator.secrets import is_credential, keyed
 from orchestrator.registry import NEUTRAL, SEMANTIC, StageSpec, get_stage, load_stages
 from orchestrator.repeat import expand_repeats
 from orchestrator.stage_config import (RESERVED, check_step_config, neutral_paths, nonsemantic_paths,
@@ -73,7 +74,7 @@ class Step:
     name: str
     stage: StageInfo
     config: dict  # every field, defaults filled in, checked; values read from the environment included
-    semantic: dict  # the cache key's config: less nonsemantic, secret and added-at-default fields
+    semantic: dict  # the key's config: less nonsemantic, credential and added-at-default fields
     inputs: dict[str, Wire]
     shards: int = 1
     gpus: int = 0
@@ -242,15 +243,15 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     values, located = with_recipe_paths(spec.config_cls, values, settings["recipe"], where)
     config, obj = check_step_config(spec.config_cls, values, where)
     mine = {p[len(where) + 1:]: t for p, t in secrets.items() if p.startswith(where + ".")}
-    hidden = ([p.split(".") for p in mine]
+    hidden = ([p.split(".") for p in mine if is_credential(p)]
               + [list(p) for p in nonsemantic_paths(spec.config_cls, SEMANTIC)]
               + [list(p) for p in neutral_paths(spec.config_cls, config, NEUTRAL)])
     wires = _wires(name, spec, body, steps_cfg, sources, settings.get("removed") or [])
     shards, gpus = _check_resources(spec, body, where)
     resources = {"gpus": gpus, "shards": shards, "executor": settings.get("executor")}
     notes = located + plan_notes(obj, resources, where)
-    return Step(name, StageInfo.of(spec), config, _without(config, hidden), wires, shards, gpus,
-                mine, notes), spec
+    semantic = keyed(_without(config, hidden), config, mine)   # other env values: as digests
+    return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus, mine, notes), spec
 
 
 def _shared_step(name: str, body, shape: str, shared: dict | None) -> tuple[Step, StageSpec]:

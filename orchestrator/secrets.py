@@ -1,4 +1,4 @@
-"""Values a recipe reads from the environment (``${oc.env:NAME}``): used, never recorded.
+"""Values a recipe reads from the environment (``${oc.env:NAME}``): used, never written down.
 
 An API key written as ``api_key: ${oc.env:OPENAI_API_KEY}`` must reach the stage, but must not
 land in ``config.yaml``, a cache entry, a state file or a cache key (rotating a key must not
@@ -7,10 +7,11 @@ key paths whose values came from the environment, each with a text that reads it
 
     {"steps.reward.api_key": "${oc.env:OPENAI_API_KEY}"}
 
-Saved configs carry that text instead of the value (``redact``), the DAG leaves those keys out
-of cache keys (``Step.secrets``), a worker process turns the text back into the value from its
-own environment (``reveal``), and a composition that read the environment is never remembered
-on disk.
+Saved configs carry that text instead of the value (``redact``). The DAG leaves credentials
+(``is_credential``: ``api_key``, ``token``...) out of cache keys and keys every other such value
+by its digest (``keyed``), so a setting passed through the environment still recomputes what it
+changes. A worker process turns the text back into the value from its own environment
+(``reveal``), and a composition that read the environment is never remembered on disk.
 """
 
 from __future__ import annotations
@@ -22,7 +23,17 @@ from typing import Any
 
 
 def resolve_recording(cfg) -> tuple[dict, dict[str, str]]:
-    """(``OmegaConf.to_container(cfg, resolve=True)``, secrets found in it)."""
+    """(``OmegaConf.to_container(cfg, resolve=True)``, secrets found in it: :func:`find`).
+
+    >>> from omegaconf import OmegaConf
+    >>> os.environ["RAGLINE_DOC_K"] = "run"
+    >>> cfg = OmegaConf.create({"a": "${oc.env:RAGLINE_DOC_K}", "t": "x", "b": "run-${t}",
+    ...                         "c": ["Bearer ${a}"]})
+    >>> resolved, found = resolve_recording(cfg)
+    >>> resolved["b"], found
+    ('run-x', {'a': '${oc.env:RAGLINE_DOC_K}', 'c[0]': 'Bearer ${oc.env:RAGLINE_DOC_K}'})
+    >>> del os.environ["RAGLINE_DOC_K"]
+    """
     from omegaconf import OmegaConf
     from omegaconf.resolvers import oc
 
@@ -36,36 +47,85 @@ def resolve_recording(cfg) -> tuple[dict, dict[str, str]]:
     OmegaConf.register_new_resolver("oc.env", env, replace=True)
     try:
         resolved = OmegaConf.to_container(cfg, resolve=True)
+        if not seen:
+            return resolved, {}
+        return resolved, find(cfg, OmegaConf.to_container(cfg, resolve=False), seen)
     finally:
         OmegaConf.register_new_resolver("oc.env", oc.env, replace=True)
-    if not seen:
-        return resolved, {}
-    raw = OmegaConf.to_container(cfg, resolve=False)
-    return resolved, find(raw, resolved, seen)
 
 
-def find(raw, resolved, seen: dict[str, str], path: str = "") -> dict[str, str]:
-    """Key paths of interpolated string values that contain a value read from the environment.
+def find(node, raw, seen: dict[str, str], path: str = "") -> dict[str, str]:
+    """Key paths of the values whose resolution reads the environment, each with a text that
+    reads it again (the value with what it read replaced by ``${oc.env:NAME}``).
 
-    >>> find({"a": "${oc.env:K}", "b": "x", "c": ["Bearer ${oc.env:K}"]},
-    ...      {"a": "s3cret", "b": "x", "c": ["Bearer s3cret"]}, {"K": "s3cret"})
-    {'a': '${oc.env:K}', 'c[0]': 'Bearer ${oc.env:K}'}
+    ``node`` is the config (an OmegaConf container, with the recording ``oc.env`` registered,
+    which fills ``seen``), ``raw`` the same unresolved. Each interpolated value is resolved on
+    its own, so a value that merely contains the same text as an environment variable
+    (``run-${tag}`` next to ``${oc.env:LBL}`` = ``run``) is not taken for one.
     """
     out: dict[str, str] = {}
-    if isinstance(resolved, dict) and isinstance(raw, dict):
-        for k, v in resolved.items():
-            out.update(find(raw.get(k), v, seen, f"{path}.{k}" if path else str(k)))
-    elif isinstance(resolved, list) and isinstance(raw, list) and len(raw) == len(resolved):
-        for i, v in enumerate(resolved):
-            out.update(find(raw[i], v, seen, f"{path}[{i}]"))
-    elif isinstance(resolved, str) and isinstance(raw, str) and "${" in raw:
-        text = resolved
-        for name, value in seen.items():
-            if value:
-                text = text.replace(value, f"${{oc.env:{name}}}")
-        if text != resolved:
-            out[path] = text
+    if isinstance(raw, dict):
+        for k, v in raw.items():
+            out.update(_find_child(node, k, v, seen, f"{path}.{k}" if path else str(k)))
+    elif isinstance(raw, list):
+        for i, v in enumerate(raw):
+            out.update(_find_child(node, i, v, seen, f"{path}[{i}]"))
     return out
+
+
+def _find_child(node, key, raw, seen: dict[str, str], path: str) -> dict[str, str]:
+    if isinstance(raw, (dict, list)):
+        return find(node[key], raw, seen, path)
+    if not (isinstance(raw, str) and "${" in raw):
+        return {}
+    seen.clear()
+    value = node[key]                       # resolves this value alone, recording env reads
+    if not seen or not isinstance(value, str):
+        return {}
+    text = value
+    for name, read in seen.items():
+        if read:
+            text = text.replace(read, f"${{oc.env:{name}}}")
+    return {path: text}
+
+
+CREDENTIAL = re.compile(r"key|token|secret|passw|auth|credential|cookie", re.IGNORECASE)
+
+
+def is_credential(path: str) -> bool:
+    """Whether a key path names a credential, by its last name (``api_key``, ``hf_token``,
+    ``password``, ``headers.Authorization``): such a value read from the environment stays out
+    of the cache key, so rotating it recomputes nothing.
+
+    >>> [is_credential(p) for p in ("judge.api_key", "steps.s.label", "headers.Authorization")]
+    [True, False, True]
+    """
+    names = [p for p in _parts(path) if isinstance(p, str)]
+    return bool(names) and CREDENTIAL.search(names[-1]) is not None
+
+
+def keyed(semantic: dict, config: dict, secrets: dict[str, str]) -> dict:
+    """``semantic`` (a step's key config, credentials already left out) with every other value
+    read from the environment as a SHA-256 digest of it: changing such a setting recomputes the
+    step, as any setting does, and no file holds its value.
+
+    >>> keyed({"label": "run", "n": 1}, {"label": "run", "n": 1}, {"label": "${oc.env:L}"})
+    {'label': '${oc.env:L} sha256:acba25512100f80b', 'n': 1}
+    """
+    import hashlib
+
+    values = {}
+    for path, text in secrets.items():
+        if is_credential(path):
+            continue
+        node = config
+        try:
+            for p in _parts(path):
+                node = node[p]
+        except (KeyError, IndexError, TypeError):
+            continue
+        values[path] = f"{text} sha256:{hashlib.sha256(str(node).encode()).hexdigest()[:16]}"
+    return redact(semantic, values)
 
 
 def _parts(path: str) -> list:

@@ -1,8 +1,9 @@
-"""Secrets never land on disk and never enter keys (issue 6 item 8; review probe 9c).
+"""Values read from the environment never land on disk (issue 6 item 8; review probe 9c).
 
 A value read with ``${oc.env:NAME}`` reaches the stage, but the saved config keeps the text
 ``${oc.env:NAME}``, and no file under the runs directory or the cache holds the value. Rotating
-the secret recomputes nothing."""
+a credential (``api_key``, ``token``...) recomputes nothing; any other setting read from the
+environment is keyed by its digest, so changing it recomputes the step."""
 
 from __future__ import annotations
 
@@ -92,3 +93,48 @@ def test_a_secret_reaches_a_worker_process_without_a_task_file_holding_it(recipe
     status = json.loads((runs / "latest" / "status.json").read_text())
     assert status["metrics"]["train"]["has_key"] is True
     assert files_holding(planted, runs, tmp_path / "cache") == []
+
+
+TWO_LABELS = """\
+ragline:
+  imports: [tests.toy.stages, tests.faults.toy_config_stages]
+tag: a
+steps:
+  load: {stage: toy_gen, n: 4}
+  s1: {stage: toy_train, inputs: {numbers: load}, judge: {model: "${oc.env:RAGLINE_TEST_MODEL}"}}
+  s2: {stage: toy_train, inputs: {numbers: load}, judge: {model: "run-${tag}"}}
+"""
+
+
+def test_a_value_that_only_contains_an_env_value_is_its_own_setting(tmp_path, monkeypatch):
+    """``run-${tag}`` is not read from the environment because ``RAGLINE_TEST_MODEL=run``: each
+    step gets its own value and its own key (it once shared s1's output)."""
+    recipe = tmp_path / "conf" / "labels.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text(TWO_LABELS)
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("RAGLINE_TEST_MODEL", "run")
+    runs = tmp_path / "runs"
+    assert rag("run", str(recipe), runs=runs) == 0
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert status["metrics"]["s1"]["judge"] == "run" and status["metrics"]["s2"]["judge"] == "run-a"
+    assert status["steps"]["s2"]["cache"] == "miss"
+    assert "model: run-a" in (runs / "latest" / "config.yaml").read_text()
+
+
+def test_a_setting_read_from_the_environment_is_keyed_by_its_digest(tmp_path, monkeypatch):
+    recipe = tmp_path / "conf" / "labels.yaml"
+    recipe.parent.mkdir()
+    recipe.write_text(TWO_LABELS)
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
+    runs = tmp_path / "runs"
+    for model, cache in (("judge-first", "miss"), ("judge-second", "miss"), ("judge-second", "hit")):
+        monkeypatch.setenv("RAGLINE_TEST_MODEL", model)
+        assert rag("run", str(recipe), runs=runs) == 0
+        status = json.loads((runs / "latest" / "status.json").read_text())
+        assert status["steps"]["s1"]["cache"] == cache and status["metrics"]["s1"]["judge"] == model
+        assert status["steps"]["s2"]["cache"] == ("miss" if model == "judge-first" else "hit")
+    held = files_holding("judge-second", runs, tmp_path / "cache")   # the stage reports it, as
+    assert held and {p.rsplit("/", 1)[1] for p in held} == {"metrics.json", "status.json"}  # metrics
