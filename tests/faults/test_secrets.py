@@ -26,14 +26,18 @@ steps:
 """
 
 
-@pytest.fixture
-def recipe(tmp_path, monkeypatch):
+def _recipe(tmp_path, monkeypatch, text: str):
     path = tmp_path / "conf" / "secret.yaml"
     path.parent.mkdir()
-    path.write_text(RECIPE)
+    path.write_text(text)
     monkeypatch.chdir(REPO)
     monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
     return path
+
+
+@pytest.fixture
+def recipe(tmp_path, monkeypatch):
+    return _recipe(tmp_path, monkeypatch, RECIPE)
 
 
 def files_holding(value: str, *roots) -> list[str]:
@@ -109,11 +113,7 @@ steps:
 def test_a_value_that_only_contains_an_env_value_is_its_own_setting(tmp_path, monkeypatch):
     """``run-${tag}`` is not read from the environment because ``RAGLINE_TEST_MODEL=run``: each
     step gets its own value and its own key (it once shared s1's output)."""
-    recipe = tmp_path / "conf" / "labels.yaml"
-    recipe.parent.mkdir()
-    recipe.write_text(TWO_LABELS)
-    monkeypatch.chdir(REPO)
-    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
+    recipe = _recipe(tmp_path, monkeypatch, TWO_LABELS)
     monkeypatch.setenv("RAGLINE_TEST_MODEL", "run")
     runs = tmp_path / "runs"
     assert rag("run", str(recipe), runs=runs) == 0
@@ -124,11 +124,7 @@ def test_a_value_that_only_contains_an_env_value_is_its_own_setting(tmp_path, mo
 
 
 def test_a_setting_read_from_the_environment_is_keyed_by_its_digest(tmp_path, monkeypatch):
-    recipe = tmp_path / "conf" / "labels.yaml"
-    recipe.parent.mkdir()
-    recipe.write_text(TWO_LABELS)
-    monkeypatch.chdir(REPO)
-    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
+    recipe = _recipe(tmp_path, monkeypatch, TWO_LABELS)
     runs = tmp_path / "runs"
     for model, cache in (("judge-first", "miss"), ("judge-second", "miss"), ("judge-second", "hit")):
         monkeypatch.setenv("RAGLINE_TEST_MODEL", model)
