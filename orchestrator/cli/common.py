@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from orchestrator.errors import ConfigError
+from orchestrator.errors import ConfigError, DataError
 
 
 def add_recipe_arguments(p) -> None:
@@ -54,4 +54,16 @@ def find_run(runs: Path, spec: str | None) -> Path:
 
 
 def read_status(run: Path) -> dict:
-    return json.loads((run / "status.json").read_text())
+    """The run's ``status.json``; a damaged one is a one-line error naming it, not a crash."""
+    path = run / "status.json"
+    try:
+        status = json.loads(path.read_text())
+    except (OSError, ValueError) as e:
+        raise DataError(f"{path} is damaged ({type(e).__name__}: {e}); this run's record cannot "
+                        "be read", hint="another run: rag status NAME; the cache itself is "
+                                        "checked by rag verify") from None
+    if not isinstance(status, dict) or not isinstance(status.get("steps"), dict):
+        raise DataError(f"{path} is damaged (not a run record)",
+                        hint="another run: rag status NAME; the cache itself is checked by "
+                             "rag verify")
+    return status

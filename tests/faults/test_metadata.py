@@ -69,6 +69,10 @@ def test_damaged_status_json_does_not_stop_gc_or_verify(toy, capsys, caplog):
     err = capsys.readouterr().err
     assert "kept what 2 run(s) in 1 runs dir(s) reference" in err  # its plan.json still counts
     assert rag("verify", str(first), "--runs-dir", str(runs)) == 0
+    capsys.readouterr()
+    assert rag("status", str(first), runs=runs) == 1              # one line, not a crash
+    err = capsys.readouterr().err
+    assert f"{first}/status.json is damaged (JSONDecodeError: " in err and "internal" not in err
 
 
 def test_damaged_source_memo_is_rebuilt_with_a_warning(toy, caplog):
