@@ -1,9 +1,10 @@
 """Where a key of a composed recipe is written: ``file:line`` for error messages.
 
-Looked up only when an error is raised. The recipe file is searched first, then every other YAML
-file of its config directory (a Hydra config in group ``a/b`` holds keys under ``a.b`` unless its
-``# @package`` header says otherwise). The line of the deepest part of the key that is written
-somewhere wins: ``steps.dpo.lr`` set on the command line is reported at step ``dpo``'s line.
+Looked up only when an error is raised. The recipe file is searched first, then the files its
+``defaults:`` lists compose, and theirs (a Hydra config in group ``a/b`` holds keys under ``a.b``
+unless its ``# @package`` header says otherwise); never a sibling recipe that this one does not
+compose. The line of the deepest part of the key that is written somewhere wins:
+``steps.dpo.lr`` set on the command line is reported at step ``dpo``'s line.
 """
 
 from __future__ import annotations
@@ -43,6 +44,53 @@ def _deepest(text: str, parts: list[str]) -> tuple[int, int]:
     return depth, line
 
 
+def composed(recipe: Path) -> list[Path]:
+    """The recipe and the config files its ``defaults:`` lists name, transitively, in order
+    (``- dynamicrag/pipeline``, ``- executor: local``; ``_self_`` and missing files skipped).
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> (d / "g").mkdir()
+    >>> _ = (d / "r.yaml").write_text("defaults:\\n  - g/a\\n  - x: b\\n  - _self_\\n")
+    >>> _ = (d / "other.yaml").write_text("steps: {}\\n")
+    >>> _ = (d / "g" / "a.yaml").write_text("k: 1\\n")
+    >>> [str(p.relative_to(d)) for p in composed(d / "r.yaml")]
+    ['r.yaml', 'g/a.yaml']
+    """
+    import yaml
+
+    conf_dir, out, todo = recipe.parent, [], [recipe]
+    while todo:
+        path = todo.pop(0)
+        if path in out or not path.is_file():
+            continue
+        out.append(path)
+        try:
+            defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") or []
+        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
+            continue
+        for entry in defaults if isinstance(defaults, list) else []:
+            for name in _default_names(entry):
+                todo += [base / f"{name}.yaml" for base in (conf_dir, path.parent)]
+    return out
+
+
+def _default_names(entry) -> list[str]:
+    """Config names a defaults-list entry stands for: ``g/a`` for ``g/a`` and ``{g: a}``."""
+    def clean(text: str) -> str:
+        for word in ("override ", "optional "):
+            text = text.removeprefix(word)
+        return text.split("@")[0].strip().lstrip("/")
+
+    if isinstance(entry, str):
+        return [] if entry == "_self_" else [clean(entry)]
+    if isinstance(entry, dict):
+        return [f"{clean(str(group))}/{option}" for group, options in entry.items()
+                for option in (options if isinstance(options, list) else [options])
+                if isinstance(option, str)]
+    return []
+
+
 def locate(recipe: Path, key: str) -> str:
     """``file:line`` of ``key`` (dotted) in the recipe's config files, best effort, else the file.
 
@@ -54,7 +102,7 @@ def locate(recipe: Path, key: str) -> str:
     """
     conf_dir = recipe.parent
     parts = key.split(".")
-    files = [recipe] + sorted(p for p in conf_dir.rglob("*.y*ml") if p != recipe)
+    files = composed(recipe)
     best, where = 0, str(recipe)
     for path in files:
         try:

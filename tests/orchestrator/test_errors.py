@@ -187,3 +187,14 @@ def test_missing_required_config_value_names_the_key():
     assert "steps.rerank.model: missing value (str required)" in str(e.value)
     assert "steps.rerank.model=..." in str(e.value)
     assert check_step_config(NeedsModel, {"model": "m"}, "steps.rerank")[0] == {"model": "m", "k": 5}
+
+
+def test_a_key_is_never_located_in_a_sibling_recipe(toy, capsys):
+    """A sibling recipe that writes the key deeper (``steps.sft.ad``) is not composed into this
+    one, so the error points at this recipe's line for step sft, not at the sibling."""
+    conf = toy / "conf"
+    (conf / "sibling.yaml").write_text("steps:\n  sft:\n    ad: 1\n")
+    assert rag("plan", str(conf / "chain.yaml"), "+steps.sft.ad=1", runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "sibling.yaml" not in err and f"{conf / 'chain.yaml'}:" in err
+    assert "steps.sft.ad: unknown key" in err
