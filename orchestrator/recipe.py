@@ -136,6 +136,19 @@ def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None
                           hint=f"to change it write {text.lstrip('+')}")
 
 
+def _no_key(text: str, recipe: Path, parts: list[str], depth: int, siblings: list) -> ConfigError:
+    """Override ``text`` names a key whose part ``parts[depth]`` is not there (``siblings`` are)."""
+    missing = ".".join(parts[:depth + 1])
+    near = did_you_mean(parts[depth], [str(k) for k in siblings])
+    if near:
+        hint = None
+    elif parts[0] == "steps" and depth == 1:
+        hint = f"a new step needs its stage: +{missing}={{stage: NAME}} (rag stages lists them)"
+    else:
+        hint = f"to add a new key write +{text}"
+    return ConfigError(f"override '{text}': {recipe.name} has no key '{missing}'{near}", hint=hint)
+
+
 def _apply(cfg, ov, text: str, recipe: Path) -> None:
     """Apply one value override to an OmegaConf config, in place (the exact path)."""
     from hydra.core.override_parser.types import OverrideType
@@ -147,10 +160,14 @@ def _apply(cfg, ov, text: str, recipe: Path) -> None:
     sentinel = object()
     exists = OmegaConf.select(cfg, key, default=sentinel, throw_on_missing=False) is not sentinel
     is_dict = node is not None and OmegaConf.is_dict(node)
+    if ov.type == OverrideType.CHANGE and not is_dict:  # steps.dpoo.x=1: say where it goes wrong
+        parts, here = key.split("."), cfg
+        for depth, part in enumerate(parts[:-1]):
+            child = here.get(part)                  # here is always a mapping
+            if child is None or not OmegaConf.is_dict(child):
+                raise _no_key(text, recipe, parts, depth, list(here.keys()))
+            here = child
     _check_override(ov, text, recipe, exists, node.keys() if is_dict else [])
-    if ov.type == OverrideType.CHANGE and not exists and not is_dict:  # steps.nope.x=1
-        raise ConfigError(f"override '{text}': {recipe.name} has no key '{parent}'",
-                          hint=f"to add a new key write +{text}")
     with open_dict(cfg):
         if ov.type == OverrideType.DEL:
             del node[leaf]
@@ -174,7 +191,15 @@ def _yaml_error(recipe: Path, e: Exception) -> str:
         context = getattr(e, "context", None)
         return (f"{mark.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax: {problem}"
                 + (f" ({context})" if context else ""))
-    first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+    text = str(e).strip()
+    first = text.splitlines()[0] if text else type(e).__name__
+    options = re.search(r"Available options in '([^']+)':\n((?:\t.*\n?)+)", text)
+    missing = re.search(r"Could not find '[^']*?([^'/]+)'", first)
+    if options:   # a group choice typo: executor=rey
+        names = [n.strip() for n in options.group(2).splitlines() if n.strip()]
+        tried = missing.group(1) if missing else ""
+        first += (f"{did_you_mean(tried, names)}; the options in '{options.group(1)}' are: "
+                  f"{', '.join(names)}")
     return f"{recipe}: {first}"
 
 
@@ -248,8 +273,7 @@ def _apply_plain(config: dict, ov, text: str, recipe: Path) -> dict:
             if ov.type in (OverrideType.ADD, OverrideType.FORCE_ADD) and child is None:
                 child = {}
             else:
-                raise ConfigError(f"override '{text}': {recipe.name} has no key "
-                                  f"'{'.'.join(parts[:depth + 1])}'{did_you_mean(part, node)}")
+                raise _no_key(text, recipe, parts, depth, list(node))
         node[part] = dict(child)
         node = node[part]
     leaf = parts[-1]

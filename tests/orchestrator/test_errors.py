@@ -198,3 +198,23 @@ def test_a_key_is_never_located_in_a_sibling_recipe(toy, capsys):
     err = _err(capsys)
     assert "sibling.yaml" not in err and f"{conf / 'chain.yaml'}:" in err
     assert "steps.sft.ad: unknown key" in err
+
+
+def test_a_group_choice_typo_lists_the_options(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "executor=lokal", runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "Could not find 'executor/lokal' (did you mean 'local'?); the options in 'executor' " \
+           "are: isolated, local, slurm" in err
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_a_mistyped_step_in_an_override_gets_a_suggestion_both_ways(toy, capsys, multirun):
+    """``steps.dpoo.add=3`` (and ``-m steps.dpoo.add=3,4``): did you mean 'dpo'; a truly new
+    step is told it needs a stage, not to write +steps.X.add (which then fails for that)."""
+    sweep = ["-m", "steps.dpoo.add=3,4"] if multirun else ["steps.dpoo.add=3"]
+    assert rag("plan", str(toy / "conf/chain.yaml"), *sweep, runs=toy / "runs") == 2
+    assert "chain.yaml has no key 'steps.dpoo' (did you mean 'dpo'?)" in _err(capsys)
+    assert rag("plan", str(toy / "conf/chain.yaml"), "stepss.dpo.add=3", runs=toy / "runs") == 2
+    assert "has no key 'stepss' (did you mean 'steps'?)" in _err(capsys)
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.brand_new.add=3", runs=toy / "runs") == 2
+    assert "hint: a new step needs its stage: +steps.brand_new={stage: NAME}" in _err(capsys)
