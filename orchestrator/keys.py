@@ -43,8 +43,13 @@ def explain(old: dict, new: dict, input_names: dict[str, str]) -> str:
         if oi.get(name) != ni.get(name):
             causes.append(f"{input_names.get(name, name)} changed")
     if old.get("shard") != new["shard"]:
-        causes.append(f"shards {old.get('shard')} -> {new['shard']}")
+        causes.append(f"shards {_count(old.get('shard'))} -> {_count(new['shard'])}")
     return "; ".join(causes) or "entry missing from the cache (removed by gc?)"
+
+
+def _count(shard) -> int:
+    """How many shards a task's step had: ``[0, 4]`` (shard 0 of 4) -> 4; unsharded -> 1."""
+    return shard[1] if shard else 1
 
 
 def _short(v) -> str:

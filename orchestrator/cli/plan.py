@@ -63,15 +63,16 @@ def main(args) -> int:
     for m, p, dag in zip(members, plans, dags):
         if len(plans) > 20 and m.index >= 3:
             break
-        title = f"{recipe.name}" + (f" [{' '.join(m.overrides)}]" if m.overrides else "")
+        title = escape(f"{recipe.name}" + (f" [{' '.join(m.overrides)}]" if m.overrides else ""))
         table = Table(title=title)
         for col in ("step", "stage", "state", "shards", "why"):
             table.add_column(col)
         for s in p.steps.values():
             shards = f"{s.cached_shards}/{s.shards}" if s.shards > 1 else ""
-            table.add_row(s.step, s.stage, f"[{colors[s.state]}]{s.state}[/]", shards, s.cause)
+            table.add_row(s.step, s.stage, f"[{colors[s.state]}]{s.state}[/]", shards,
+                          escape(s.cause))
             for note in dag.steps[s.step].notes:  # the step config's plan_notes(resources)
-                table.add_row("", "", "", "", f"[dim]note: {note}[/]")
+                table.add_row("", "", "", "", f"[dim]note: {escape(note)}[/]")
         console().print(table)
         for note in p.notes:
             console().print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)

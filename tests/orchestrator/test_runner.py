@@ -134,6 +134,9 @@ def test_plan_states_and_causes(toy, capsys):
                "--json", runs=runs) == 0
     steps = {s["step"]: s for s in json.loads(capsys.readouterr().out)["members"][0]["steps"]}
     assert steps["extra"]["state"] == "MISSING" and steps["extra"]["cause"] == "never computed"
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.retrieve.shards=2", runs=runs) == 0
+    out = capsys.readouterr().err   # the table: overrides in the title, a readable shard cause
+    assert "chain.yaml [steps.retrieve.shards=2]" in out and "shards 4 -> 2" in out
 
 
 def test_source_change_is_detected_and_unchanged_touch_is_not(toy, monkeypatch, capsys):
