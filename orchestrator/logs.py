@@ -8,19 +8,30 @@ from contextlib import contextmanager
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
-_console = None
+_consoles: dict[bool, object] = {}
 
 
 def console():
-    """The shared rich console (stderr), created on first use."""
-    global _console
-    if _console is None:
+    """The rich console for progress, logs and errors (stderr), created on first use."""
+    return _make(stderr=True)
+
+
+def report():
+    """The rich console for what a command reports (stdout): plan tables, ``rag stages``,
+    ``status``, ``show``, result tables; ``rag stages | grep retrieve`` and ``rag plan … >
+    plan.txt`` get them, while progress and errors stay on stderr."""
+    return _make(stderr=False)
+
+
+def _make(stderr: bool):
+    if stderr not in _consoles:
         from rich.console import Console
 
-        # Not a terminal (CI, a log file): 120 columns, so result tables are not cut at 80.
-        _console = Console(stderr=True, highlight=False,
-                           width=None if sys.stderr.isatty() else 120)
-    return _console
+        # Not a terminal (CI, a log file, a pipe): 120 columns, so tables are not cut at 80.
+        stream = sys.stderr if stderr else sys.stdout
+        _consoles[stderr] = Console(stderr=stderr, highlight=False,
+                                    width=None if stream.isatty() else 120)
+    return _consoles[stderr]
 
 
 def escape(text: str) -> str:

@@ -213,7 +213,7 @@ def _size(path: Path | str) -> int:
 
 def main(args) -> int:
     from orchestrator.cli.common import runs_dir
-    from orchestrator.logs import console
+    from orchestrator.logs import report
     from orchestrator.store import Store
 
     runs = runs_dir(args)
@@ -234,7 +234,7 @@ def main(args) -> int:
                 size += bytes_
             else:
                 failed.append(f"{p}: {error}")
-    c = console()
+    c = report()
     verb = "would remove" if args.dry_run else "removed"
     n = removed.get("entries", 0)
     others = ", ".join(f"{v} {k}" for k, v in removed.items() if k != "entries" and v)

@@ -9,7 +9,10 @@ EXAMPLES = """examples:
   rag plan conf/dynamicrag_demo.yaml
   rag plan conf/dynamicrag_llama3.yaml steps.retrieve.k=100   # what a change would recompute
   rag plan conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # shared steps counted once
-  rag plan conf/dynamicrag_demo.yaml --json | jq '.members[0].steps'"""
+  rag plan conf/dynamicrag_demo.yaml --json | jq '.members[0].steps'
+
+exit codes: 0 the plan can run; 2 a recipe error, or a problem a run would stop at (a missing
+source), each printed as "problem:" (the plan is still shown)."""
 
 
 def add_arguments(p) -> None:
@@ -24,7 +27,7 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     from orchestrator.cli.common import load, runs_dir
     from orchestrator.hashing import SourceMemo
-    from orchestrator.logs import console, escape
+    from orchestrator.logs import report, escape
     from orchestrator.plan import load_history, plan
     from orchestrator.runner import Options, check_selection
     from orchestrator.store import Store
@@ -56,7 +59,7 @@ def main(args) -> int:
             for m, p, d in zip(members, plans, dags)],
             "tasks": total, "unique_tasks": len(unique), "tasks_to_run": to_run}
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
-        return 0
+        return 2 if any(p.problems for p in plans) else 0
     from rich.table import Table
 
     colors = {"FRESH": "green", "STALE": "yellow", "MISSING": "red"}
@@ -73,13 +76,15 @@ def main(args) -> int:
                           escape(s.cause))
             for note in dag.steps[s.step].notes:  # the step config's plan_notes(resources)
                 table.add_row("", "", "", "", f"[dim]note: {escape(note)}[/]")
-        console().print(table)
+        report().print(table)
         for note in p.notes:
-            console().print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
+            report().print(f"[dim]note: {escape(note)}[/]", soft_wrap=True)
         for problem in p.problems:
-            console().print(f"[red]problem:[/] {escape(problem)} (a run would stop here)", soft_wrap=True)
+            report().print(f"[red]problem:[/] {escape(problem)} (a run would stop here)", soft_wrap=True)
     if len(plans) > 20:
-        console().print(f"... {len(plans) - 3} more members")
-    console().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "
-                    f"(shared steps counted once), {to_run} to run")
+        report().print(f"... {len(plans) - 3} more members")
+    report().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "
+                   f"(shared steps counted once), {to_run} to run")
+    if any(p.problems for p in plans):   # exit 2, as rag run would: plan works as a CI check
+        return 2
     return 0

@@ -101,7 +101,7 @@ def main(args) -> int:
 
     from orchestrator.cli.common import find_run, runs_dir
     from orchestrator.errors import ConfigError, did_you_mean
-    from orchestrator.logs import console
+    from orchestrator.logs import report
 
     run = find_run(runs_dir(args), args.run)
     links = sorted(p.name for p in (run / "artifacts").glob("*")) if (run / "artifacts").is_dir() else []
@@ -140,7 +140,7 @@ def main(args) -> int:
     if args.json:
         sys.stdout.write(json.dumps({**info, "first_rows": rows}, indent=1, default=str) + "\n")
         return 0
-    c = console()
+    c = report()
     for k, v in info.items():
         if isinstance(v, dict):
             c.print(f"[bold]{k}[/]:")

@@ -75,7 +75,7 @@ def main(args) -> int:
     import json
     import sys
 
-    from orchestrator.logs import console
+    from orchestrator.logs import report
     from orchestrator.registry import get_stage, load_stages
 
     registry = load_stages(args.imports)
@@ -85,7 +85,7 @@ def main(args) -> int:
     if args.json:
         sys.stdout.write(json.dumps(infos, indent=1, default=str) + "\n")
         return 0
-    c = console()
+    c = report()
     package = None
     for info in sorted(infos, key=lambda i: (i["package"], i["name"])):
         if info["package"] != package and not args.name:

@@ -20,7 +20,7 @@ def main(args) -> int:
 
     from orchestrator.cli.common import find_run, read_status, runs_dir
     from orchestrator.cli.summary import print_run_summary
-    from orchestrator.logs import console
+    from orchestrator.logs import report
     from orchestrator.rundir import effective_state
 
     run = find_run(runs_dir(args), args.run)
@@ -33,11 +33,11 @@ def main(args) -> int:
     if args.json:
         sys.stdout.write(json.dumps(status, indent=1) + "\n")
         return 0
-    print_run_summary(status)
-    console().print(f"state: {status['state']}   command: {status['command']}")
+    print_run_summary(status, brief=False)
+    report().print(f"state: {status['state']}   command: {status['command']}")
     if status.get("error"):
-        console().print(f"[red]error:[/] {status['error']}", soft_wrap=True)
+        report().print(f"[red]error:[/] {status['error']}", soft_wrap=True)
     for name, s in status["steps"].items():
         if s.get("state") == "failed":
-            console().print(f"[red]✗ {name}[/]: {s.get('error')}\n  log: {s.get('log')}")
+            report().print(f"[red]✗ {name}[/]: {s.get('error')}\n  log: {s.get('log')}")
     return 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.logs import console
+from orchestrator.logs import report
 
 
 def _fmt(v) -> str:
@@ -51,12 +51,12 @@ def metrics_table(metrics: dict[str, dict], title: str = "results", most: int = 
     return table
 
 
-def print_run_summary(status: dict) -> None:
-    """The steps table; a run where every step was a cache hit (a no-op rerun) gets one line,
-    since the step lines above already say each was cached."""
+def print_run_summary(status: dict, brief: bool = True) -> None:
+    """The steps table; at the end of a run where every step was a cache hit (a no-op rerun,
+    ``brief``) one line, since the step lines above already say each was cached."""
     steps = status["steps"].values()
-    c = console()
-    if steps and all(s.get("cache") == "hit" for s in steps):
+    c = report()
+    if brief and steps and all(s.get("cache") == "hit" for s in steps):
         c.print(f"nothing to do: all {len(steps)} steps cached")
         if status.get("metrics"):
             c.print(metrics_table(status["metrics"]))
@@ -69,7 +69,7 @@ def print_run_summary(status: dict) -> None:
     for name, s in status["steps"].items():
         table.add_row(name, s.get("stage", ""), s.get("state", ""), s.get("cache", ""),
                       str(s.get("shards", "")), _fmt(s.get("duration", "")))
-    c = console()
+    c = report()
     c.print(table)
     if status.get("metrics"):
         c.print(metrics_table(status["metrics"]))
@@ -97,4 +97,4 @@ def print_sweep_summary(results) -> None:
         cells = [_fmt(metrics.get(st, {}).get(k, "")) for st, k, _ in columns]
         table.add_row(str(member.index), " ".join(member.overrides),
                       ("ok" if ok else "failed") + f", {ran} ran", *cells)
-    console().print(table)
+    report().print(table)

@@ -70,12 +70,12 @@ def target_keys(store, args) -> tuple[list[str], str]:
 
 def main(args) -> int:
     from orchestrator.cli.common import runs_dir
-    from orchestrator.logs import console
+    from orchestrator.logs import report
     from orchestrator.store import Store, read_entry
 
     store = Store.for_runs(runs_dir(args))
     keys, what = target_keys(store, args)
-    c = console()
+    c = report()
     ok = missing = 0
     damaged: list[tuple[str, str, str]] = []
     for key in keys:

@@ -78,7 +78,7 @@ def test_wrong_value_is_reported_at_its_own_step_not_at_a_namesake(recipe, capsy
 
 def test_plan_notes_are_printed_under_the_step(recipe, capsys):
     assert plan(recipe, "steps.dpo.batch_size=6", "+steps.dpo.gpus=0") == 0
-    out = capsys.readouterr().err  # rag's console is stderr
+    out = capsys.readouterr().out  # the plan is a report: stdout
     assert "note: 1 epoch(s), 6 rows per device" in out and "note: 1 epoch(s), 8 rows per device" in out
 
 

@@ -89,7 +89,7 @@ def test_read_only_cache_in_a_sharded_step_is_a_step_failure(toy):
     assert out.returncode == 1, out.stderr
     assert "internal error" not in err
     assert re.search(r"✗ smap\[[01]/2\] failed: OSError: \[Errno 30\] Read-only file system", err)
-    assert "1 run(s) failed." in err and "│ smap" in out.stderr  # the summary is printed
+    assert "1 run(s) failed." in err and "│ smap" in out.stdout  # the summary is printed
     status = _status(toy / "runs")
     assert status["state"] == "failed" and status["steps"]["smap"]["state"] == "failed"
 

@@ -125,13 +125,13 @@ def test_verify_finds_bit_rot_that_keeps_size_and_mtime(toy, capsys):
     flip_byte(entry / PART, 4)
     capsys.readouterr()
     assert rag("verify", "--runs-dir", str(runs)) == 1
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert (f"DAMAGED step 'mul' ({entry.name[:12]}): content differs from its commit: {PART}") in err
     assert f"verified 3 entries of run {(runs / 'latest').resolve()}: 2 intact, 1 damaged" in err
     assert "rerun with --quarantine to move them aside; the next run recomputes them" in err
     assert entry.is_dir()  # reported only
     assert rag("verify", "--all", "--quarantine", "--runs-dir", str(runs)) == 1
-    assert "quarantined 1; the next run recomputes them" in capsys.readouterr().err
+    assert "quarantined 1; the next run recomputes them" in capsys.readouterr().out
     assert not entry.exists()
     assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
     assert rag("run", str(conf), runs=runs) == 0 and total(runs) == 28.0

@@ -66,7 +66,7 @@ def test_damaged_status_json_does_not_stop_gc_or_verify(toy, capsys, caplog):
     assert rag("gc", "--keep-runs", "5", runs=runs) == 0
     assert any(w.startswith(f"{first}/status.json is damaged (") and w.endswith("; gc ignores it")
                for w in warnings(caplog))
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "kept what 2 run(s) in 1 runs dir(s) reference" in err  # its plan.json still counts
     assert rag("verify", str(first), "--runs-dir", str(runs)) == 0
     capsys.readouterr()
@@ -106,7 +106,7 @@ def test_show_directory_artifact_lists_files_sizes_and_manifest(toy, capsys):
     assert info["size"] == "12 bytes in 4 file(s)"
     assert info["manifest"]["producer"] == "blob.out" and info["manifest"]["format"] == "ragline-artifact/1"
     assert rag("show", "blob", runs=runs) == 0
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "kind: dir" in err and "  2.txt: 3" in err and "  producer: blob.out" in err
 
 

@@ -94,7 +94,7 @@ def test_an_old_unprefixed_name_suggests_the_recipe_stage():
 
 def test_rag_stages_groups_by_package(capsys):
     assert rag("stages") == 0
-    out = capsys.readouterr().err  # the console writes to stderr
+    out = capsys.readouterr().out  # rag stages reports on stdout
     assert out.index("stages.common") < out.index("retrieve v") < out.index("stages.dynamicrag") \
         < out.index("dynamicrag.label v")
     assert rag("stages", "--json") == 0
@@ -117,6 +117,6 @@ def test_multi_gpu_mode_is_declared_and_checked():
 
 def test_rag_stages_shows_choices_and_ranges(capsys):
     assert rag("stages", "dynamicrag.infer") == 0
-    out = capsys.readouterr().err
+    out = capsys.readouterr().out
     assert "mode: one of ['dynamic', 'windowed'] = 'dynamic'" in out
     assert "num_docs: int >= 1 = 40" in out

@@ -135,7 +135,7 @@ def test_plan_states_and_causes(toy, capsys):
     steps = {s["step"]: s for s in json.loads(capsys.readouterr().out)["members"][0]["steps"]}
     assert steps["extra"]["state"] == "MISSING" and steps["extra"]["cause"] == "never computed"
     assert rag("plan", str(toy / "conf/chain.yaml"), "steps.retrieve.shards=2", runs=runs) == 0
-    out = capsys.readouterr().err   # the table: overrides in the title, a readable shard cause
+    out = capsys.readouterr().out   # the table: overrides in the title, a readable shard cause
     assert "chain.yaml [steps.retrieve.shards=2]" in out and "shards 4 -> 2" in out
 
 
@@ -175,12 +175,12 @@ def test_status_show_dag_stages_gc(toy, capsys):
     assert rag("dag", str(toy / "conf/chain.yaml"), "--format", "mermaid", runs=runs) == 0
     assert "load -->|numbers| retrieve" in capsys.readouterr().out
     assert rag("stages", "toy_map", "--import", "tests.toy.stages") == 0
-    err = capsys.readouterr().err
+    err = capsys.readouterr().out
     assert "shardable by numbers" in err and "sleep: float = 0.0  (not in cache key)" in err
     assert rag("gc", "--dry-run", runs=runs) == 0
-    assert "would remove 0 entries" in capsys.readouterr().err
+    assert "would remove 0 entries" in capsys.readouterr().out
     assert rag("gc", "--keep-runs", "0", runs=runs) == 0
-    assert "removed 14 entries" in capsys.readouterr().err  # 11 steps, 4 shards for one
+    assert "removed 14 entries" in capsys.readouterr().out  # 11 steps, 4 shards for one
     assert not list((runs / "cache" / "objects").glob("*/*"))
 
 
