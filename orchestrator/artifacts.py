@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from orchestrator.errors import DataError
+from orchestrator.errors import DataError, did_you_mean
 from orchestrator.hashing import hash_file, hash_strings
 
 FORMAT = "ragline-artifact/1"
@@ -378,6 +378,13 @@ def _to_table(value, cls: type[Table], where: str):
         # (a loader's optional fields, e.g. ASQA's qa_pairs, may start on any row)
         extra_fields = list(dict.fromkeys(k for r in value if isinstance(r, dict) for k in r
                                           if k not in schema.names))
+        absent = [n for n in schema.names if value and not any(isinstance(r, dict) and n in r
+                                                               for r in value)]
+        if absent:   # from_pylist would fill it with nulls: a misnamed key, silently cached
+            keys = list(dict.fromkeys(k for r in value[:100] if isinstance(r, dict) for k in r))
+            raise DataError(f"{where}: no row has the column '{absent[0]}' that {cls.__name__} "
+                            f"declares{did_you_mean(absent[0], extra_fields)}; the rows have: "
+                            f"{', '.join(keys[:12])}")
         try:
             table = pa.Table.from_pylist(value, schema=schema)
         except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:

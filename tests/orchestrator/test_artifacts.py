@@ -50,6 +50,17 @@ def test_write_rejects_rows_of_the_wrong_type(tmp_path):
         write_artifact(pa.table({"id": ["1"]}), Numbers, tmp_path / "t2", "bad.out", "k")
 
 
+def test_rows_that_never_have_a_declared_column_are_refused_not_filled_with_nulls(tmp_path):
+    """A misnamed key (``y`` for ``x``) was cached as a column of nulls and broke the next
+    step; a column missing from some rows only is still null there."""
+    with pytest.raises(DataError, match=r"^step 'boom' output 'out': no row has the column 'x' "
+                                        r"that Numbers declares; the rows have: id, y$"):
+        write_artifact([{"id": "0", "y": 0.0}], Numbers, tmp_path / "t", "boom.out", "k")
+    assert not list((tmp_path / "t").glob("*.parquet"))
+    ref = write_artifact([{"id": "0", "x": 1.0}, {"id": "1"}], Numbers, tmp_path / "u", "s.out", "k")
+    assert Numbers(ref).read().column("x").to_pylist() == [1.0, None]
+
+
 def test_ref_roundtrip():
     ref = Ref("table", "m:T", "h", ["/a"], [3], "s.out")
     assert Ref(**ref.to_json()) == ref
