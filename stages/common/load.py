@@ -114,10 +114,8 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
               qrels: File | None = None) -> LoadOutput:
     """The corpus and the train/eval questions: read from the wired files, or generated."""
-    from stages.lib.data.corpus import detect_corpus_format, read_corpus_table
-    from stages.lib.data.qrels import merge_qrels, read_qrels
+    from stages.lib.data.qrels import read_qrels
     from stages.lib.data.tables import to_table
-    from stages.lib.data.question_sets import read_question_sets
 
     if corpus is None and train is None and eval is None:
         if qrels is not None:
@@ -125,18 +123,7 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
                               "qrels judge passages of a corpus for its questions, so wire "
                               "inputs.corpus and inputs.eval too (or wire nothing to generate a "
                               "synthetic set)")
-        from stages.lib.data.synth import make_synthkb
-
-        try:
-            kb = make_synthkb(cfg.seed, cfg.num_entities, cfg.passages_per_entity,
-                              cfg.num_train, cfg.num_eval)
-        except ValueError as e:
-            raise ConfigError(f"step '{ctx.step}': {e}") from None
-        ctx.log.info("generated the synthetic knowledge base (seed %d): %d passages about %d "
-                     "fictional entities, %d train and %d eval questions", cfg.seed,
-                     len(kb.passages), len(kb.entities), len(kb.train), len(kb.eval))
-        return LoadOutput(to_table(kb.passages, Passages.schema),
-                          _questions_table(kb.train), _questions_table(kb.eval))
+        return _synthetic(cfg, ctx)
 
     if corpus is None:   # questions that ship their passages (checked below) need no corpus
         eval_path = eval.path if eval is not None else None
@@ -145,44 +132,16 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
         ctx.log.info("no corpus wired: every question must ship its passages (ctxs); the corpus "
                      "output is empty")
     else:
-        corpus_path, eval_path, qrels_path = _beir_folder(corpus, eval, qrels, ctx)
-        if train is None and eval_path is None:
-            raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions "
-                              "must come with their corpus: wire inputs.train and/or inputs.eval "
-                              "(or wire nothing to generate a synthetic set)")
-        fmt = cfg.corpus_format or detect_corpus_format(corpus_path)
-        passages = read_corpus_table(corpus_path, fmt, cfg.max_passages)
-        ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus_path,
-                     fmt, f", first {cfg.max_passages}" if cfg.max_passages else "")
+        passages, eval_path, qrels_path = _read_corpus(cfg, ctx, corpus, train, eval, qrels)
 
     judged = None
     if qrels_path is not None:
         judged = read_qrels(qrels_path)
         ctx.log.info("qrels: %d judged questions from %s", len(judged), qrels_path)
-
-    sets: dict[str, list[dict]] = {}
     train_path = train.path if train is not None else None
-    for name, path, limit in (("train", train_path, cfg.max_train), ("eval", eval_path, cfg.max_eval)):
-        if path is None:
-            ctx.log.warning("%s: no file wired; the %s output is empty", name, name)
-            sets[name] = []
-            continue
-        rows = read_question_sets(path, require_answers=cfg.require_answers,
-                                  max_questions=limit)
-        if judged is not None:
-            rows = merge_qrels(rows, judged, cfg.min_qrel_score)
-            ctx.log.info("%s: %d of %d questions have a relevant passage in the qrels", name,
-                         sum(1 for r in rows if r["gold"]), len(rows))
-        datasets = sorted({r["dataset"] for r in rows})
-        with_ctxs = sum("ctxs" in r for r in rows)
-        ctx.log.info("%s: %d questions from %s (datasets: %s%s)", name, len(rows), path,
-                     ", ".join(datasets[:10]) + (" ..." if len(datasets) > 10 else ""),
-                     f"; {with_ctxs} carry retrieved passages" if with_ctxs else "")
-        if passages is None:
-            _check_shipped(rows, name, ctx)
-        else:
-            _check_gold(passages, rows, name, ctx)
-        sets[name] = rows
+    sets = {name: _read_questions(cfg, ctx, name, path, limit, passages, judged)
+            for name, path, limit in (("train", train_path, cfg.max_train),
+                                      ("eval", eval_path, cfg.max_eval))}
 
     overlap = {r["id"] for r in sets["train"]} & {r["id"] for r in sets["eval"]}
     if overlap:
@@ -191,3 +150,63 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
     if passages is None:
         passages = to_table([], Passages.schema)
     return LoadOutput(passages, _questions_table(sets["train"]), _questions_table(sets["eval"]))
+
+
+def _synthetic(cfg: LoadConfig, ctx: StageContext) -> LoadOutput:
+    """The synthetic knowledge base: nothing wired."""
+    from stages.lib.data.synth import make_synthkb
+    from stages.lib.data.tables import to_table
+
+    try:
+        kb = make_synthkb(cfg.seed, cfg.num_entities, cfg.passages_per_entity,
+                          cfg.num_train, cfg.num_eval)
+    except ValueError as e:
+        raise ConfigError(f"step '{ctx.step}': {e}") from None
+    ctx.log.info("generated the synthetic knowledge base (seed %d): %d passages about %d "
+                 "fictional entities, %d train and %d eval questions", cfg.seed,
+                 len(kb.passages), len(kb.entities), len(kb.train), len(kb.eval))
+    return LoadOutput(to_table(kb.passages, Passages.schema),
+                      _questions_table(kb.train), _questions_table(kb.eval))
+
+
+def _read_corpus(cfg: LoadConfig, ctx: StageContext, corpus: File, train, eval, qrels):
+    """(passages, eval questions' path, qrels' path): a BEIR folder may supply the last two."""
+    from stages.lib.data.corpus import detect_corpus_format, read_corpus_table
+
+    corpus_path, eval_path, qrels_path = _beir_folder(corpus, eval, qrels, ctx)
+    if train is None and eval_path is None:
+        raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions "
+                          "must come with their corpus: wire inputs.train and/or inputs.eval "
+                          "(or wire nothing to generate a synthetic set)")
+    fmt = cfg.corpus_format or detect_corpus_format(corpus_path)
+    passages = read_corpus_table(corpus_path, fmt, cfg.max_passages)
+    ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus_path,
+                 fmt, f", first {cfg.max_passages}" if cfg.max_passages else "")
+    return passages, eval_path, qrels_path
+
+
+def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, passages,
+                    judged) -> list[dict]:
+    """One split's question rows (none without a file), qrels merged, checked against the
+    corpus' ids, or, without a corpus, for shipped passages."""
+    from stages.lib.data.qrels import merge_qrels
+    from stages.lib.data.question_sets import read_question_sets
+
+    if path is None:
+        ctx.log.warning("%s: no file wired; the %s output is empty", name, name)
+        return []
+    rows = read_question_sets(path, require_answers=cfg.require_answers, max_questions=limit)
+    if judged is not None:
+        rows = merge_qrels(rows, judged, cfg.min_qrel_score)
+        ctx.log.info("%s: %d of %d questions have a relevant passage in the qrels", name,
+                     sum(1 for r in rows if r["gold"]), len(rows))
+    datasets = sorted({r["dataset"] for r in rows})
+    with_ctxs = sum("ctxs" in r for r in rows)
+    ctx.log.info("%s: %d questions from %s (datasets: %s%s)", name, len(rows), path,
+                 ", ".join(datasets[:10]) + (" ..." if len(datasets) > 10 else ""),
+                 f"; {with_ctxs} carry retrieved passages" if with_ctxs else "")
+    if passages is None:
+        _check_shipped(rows, name, ctx)
+    else:
+        _check_gold(passages, rows, name, ctx)
+    return rows
