@@ -10,7 +10,8 @@ from orchestrator.errors import ConfigError, DataError
 
 def add_recipe_arguments(p) -> None:
     p.add_argument("recipe", help="recipe path (conf/x.yaml) or a name in ./conf")
-    p.add_argument("overrides", nargs="*", help="Hydra overrides: key=value, +key=value, ~key")
+    p.add_argument("overrides", nargs="*", default=[],   # a default: argparse calls it optional
+                   help="Hydra overrides: key=value, +key=value, ~key")
     p.add_argument("-m", "--multirun", action="store_true",
                    help="sweep: run every combination of comma-separated override values")
     p.add_argument("--runs-dir", default=None, help="where runs and the cache live (default: ./runs)")
@@ -33,6 +34,15 @@ def runs_dir(args, dag=None) -> Path:
     if dag is not None:
         return Path(dag.settings.get("runs_dir") or "runs")
     return Path("runs")
+
+
+def find_sweep(runs: Path, spec: str | None) -> Path | None:
+    """A sweep's directory (``…-sweep/`` holding ``member-0000/``…) from a path or a name."""
+    if not spec:
+        return None
+    hits = [Path(spec)] + sorted(runs.glob(f"*/{spec}"))
+    return next((h for h in reversed(hits) if h.is_dir() and any(h.glob("member-*/status.json"))),
+                None)
 
 
 def find_run(runs: Path, spec: str | None) -> Path:

@@ -218,3 +218,10 @@ def test_a_mistyped_step_in_an_override_gets_a_suggestion_both_ways(toy, capsys,
     assert "has no key 'stepss' (did you mean 'steps'?)" in _err(capsys)
     assert rag("plan", str(toy / "conf/chain.yaml"), "steps.brand_new.add=3", runs=toy / "runs") == 2
     assert "hint: a new step needs its stage: +steps.brand_new={stage: NAME}" in _err(capsys)
+
+
+def test_run_without_a_recipe_asks_for_the_recipe_only(capsys):
+    with pytest.raises(SystemExit) as e:
+        rag("run")
+    assert e.value.code == 2
+    assert capsys.readouterr().err.rstrip().endswith("the following arguments are required: recipe")

@@ -109,6 +109,14 @@ def test_sweep_of_four_shares_upstream(toy, monkeypatch, capsys):
     assert c["dpo:0"] == 4  # four members, four dpo configs
     sweep = sorted((runs / "chain").glob("*-sweep"))[-1]
     assert len(list(sweep.glob("member-*/status.json"))) == 4
+    capsys.readouterr()
+    assert rag("status", sweep.name, "--json", runs=runs) == 0      # the sweep, by its name
+    members = json.loads(capsys.readouterr().out)["members"]
+    assert [m["overrides"] for m in members][:2] == [["steps.dpo.add=0.1", "steps.reward.mul=1"],
+                                                     ["steps.dpo.add=0.1", "steps.reward.mul=2"]]
+    assert {m["state"] for m in members} == {"ok"} and sum(m["ran"] for m in members) > 4
+    assert rag("status", runs=runs) == 0                              # latest: a member of it
+    assert f"rag status {sweep.name} shows every member" in capsys.readouterr().out
 
 
 def test_plan_counts_shared_sweep_steps_once(toy, capsys):
