@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -142,8 +143,10 @@ class Runner:
         problems = [p for p in planned.problems
                     if not p.startswith("steps.") or p.split(".")[1] in needed]
         if problems:
+            named = re.match(r"source '([^']+)'", problems[0])
+            key = f"sources.{named.group(1)}" if named else "KEY"
             raise ConfigError(problems[0], hint="fix the path in the recipe or override it on the "
-                                                "command line (KEY=/path/to/file)")
+                                                f"command line: {key}=/path/to/file")
 
     def _visit(self, step: Step, selected: set[str], force: set[str], failed: set[str]) -> bool:
         """Skip, reuse or run one step; False when it failed or was skipped."""

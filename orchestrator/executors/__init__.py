@@ -52,6 +52,15 @@ def _check(block: dict) -> None:
     if block.get("isolate", "auto") not in ("auto", "always", "never"):
         raise ConfigError(f"ragline.executor.isolate: expected auto, always or never, got "
                           f"{block['isolate']!r}")
+    for key, kinds in (("max_parallel", int), ("array_parallelism", int),
+                       ("cpus_per_task", (int, float)), ("num_cpus", (int, float)),
+                       ("num_gpus", (int, float))):   # Ray takes fractions of a CPU
+        value = block.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kinds)
+                                  or value < 0):
+            expected = "a whole number" if kinds is int else "a number"
+            raise ConfigError(f"ragline.executor.{key}: expected {expected}, 0 or more, got "
+                              f"{value!r}")
 
 
 class Router:

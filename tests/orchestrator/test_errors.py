@@ -102,7 +102,9 @@ def test_missing_source_file_stops_before_running(toy, capsys, monkeypatch):
         "load:      {stage: toy_gen, n: 8}", "load:      {stage: toy_gen, inputs: {path: numbers}}")
         + "\nsources:\n  numbers: /nonexistent/numbers.txt\n")
     assert rag("run", str(recipe), runs=toy / "runs") == 2
-    assert "source 'numbers': /nonexistent/numbers.txt does not exist" in _err(capsys)
+    err = _err(capsys)
+    assert "source 'numbers': /nonexistent/numbers.txt does not exist" in err
+    assert "override it on the command line: sources.numbers=/path/to/file" in err
     assert not (toy / "count.txt").exists()
 
 
@@ -223,3 +225,11 @@ def test_a_mistyped_step_in_an_override_gets_a_suggestion_both_ways(toy, capsys,
 def test_run_without_a_recipe_asks_for_the_recipe_only(capsys):
     assert rag("run") == 2
     assert capsys.readouterr().err.rstrip().endswith("the following arguments are required: recipe")
+
+
+def test_negative_counts_are_refused(toy, capsys):
+    assert rag("plan", str(toy / "conf/chain.yaml"), "ragline.executor.max_parallel=-3",
+               runs=toy / "runs") == 2
+    assert "ragline.executor.max_parallel: expected a whole number, 0 or more, got -3" in _err(capsys)
+    assert rag("gc", "--keep-runs", "-1", runs=toy / "runs") == 2
+    assert "argument --keep-runs: expected 0 or more, got -1" in _err(capsys)
