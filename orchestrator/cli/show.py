@@ -143,6 +143,8 @@ def main(args) -> int:
     c = report()
     for k, v in info.items():
         if isinstance(v, dict):
+            if k == "manifest" and len(manifests) > 1:   # one per shard: the first is shown
+                k = f"manifest (shard 1 of {len(manifests)})"
             c.print(f"[bold]{k}[/]:")
             for kk, vv in list(v.items())[:MAX_FILES]:
                 c.print(f"  {kk}: {vv}", soft_wrap=True, markup=False)

@@ -178,6 +178,8 @@ def test_status_show_dag_stages_gc(toy, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["rows"] == 8 and shown["shards"] == 4 and shown["columns"]["x"] == "double"
     assert shown["first_rows"][0] == {"id": "0", "x": 0.0}
+    assert rag("show", "retrieve", runs=runs) == 0
+    assert "manifest (shard 1 of 4):" in capsys.readouterr().out   # not the whole artifact's
     assert rag("show", "evaluate", "--json", runs=runs) == 0
     assert json.loads(capsys.readouterr().out)["metrics"]["count"] == 8
     assert rag("dag", str(toy / "conf/chain.yaml"), "--format", "mermaid", runs=runs) == 0
