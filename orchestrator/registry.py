@@ -322,7 +322,9 @@ def get_stage(name: str, where: str) -> StageSpec:
     if spec is None:
         _import_all_packages()  # so the suggestion can name any stage
         raise ConfigError(f"{where}: unknown stage '{name}'{_suggest(name)}",
-                          hint="`rag stages` lists the registered stages by package")
+                          hint="`rag stages` lists the registered stages by package; a stage "
+                               "from a recipe's own module needs ragline.imports in the recipe "
+                               "(rag stages --import MODULE)")
     return spec
 
 
