@@ -97,10 +97,14 @@ def collect(store, runs: Path, args) -> tuple[set[str], list[str], float | None]
     """(keys to keep, lines saying why, start of the oldest live run or None)."""
     from orchestrator.leases import HOST, live_leases, register_runs_dir, registered_runs_dirs
 
-    register_runs_dir(store.root, runs)
+    if not args.dry_run:   # a dry run writes nothing, not even this runs dir's registration
+        register_runs_dir(store.root, runs)
+    registered = registered_runs_dirs(store.root)
+    if all(d.resolve() != runs.resolve() for d, _ in registered):
+        registered.append((runs, HOST))
     keep: set[str] = set()
     n_runs, dirs = 0, []
-    for runs_dir, host in registered_runs_dirs(store.root):
+    for runs_dir, host in registered:
         if not runs_dir.is_dir():
             if host != HOST:
                 log.warning("runs dir %s (used by host %s) is not visible here: its runs do not "
@@ -226,7 +230,7 @@ def _size(path: Path | str) -> int:
 
 def main(args) -> int:
     from orchestrator.cli.common import runs_dir
-    from orchestrator.logs import report
+    from orchestrator.logs import console
     from orchestrator.store import Store
 
     runs = runs_dir(args)
@@ -247,7 +251,7 @@ def main(args) -> int:
                 size += bytes_
             else:
                 failed.append(f"{p}: {error}")
-    c = report()
+    c = console()   # stderr: --dry-run's stdout is the list of paths alone, for scripts
     verb = "would remove" if args.dry_run else "removed"
     n = removed.get("entries", 0)
     others = ", ".join(f"{v} {k}" for k, v in removed.items() if k != "entries" and v)

@@ -43,7 +43,7 @@ def test_live_lease_and_other_runs_dirs_keep_their_entries(toy, capsys):
         lease.add_run((runs_b / "latest").resolve())
         capsys.readouterr()
         assert rag("gc", "--keep-runs", "0", runs=runs_a) == 0
-        err = capsys.readouterr().out
+        err = capsys.readouterr().err
     assert cached(cache) == keys_b
     assert f"removed 3 entries (" in err
     assert f"1 live run(s) (pid {os.getpid()}): their plans and everything written since they " \
@@ -51,7 +51,7 @@ def test_live_lease_and_other_runs_dirs_keep_their_entries(toy, capsys):
     # after the run: B's runs dir is registered, so gc from A keeps B's newest runs
     assert rag("gc", runs=runs_a) == 0
     assert cached(cache) == keys_b
-    assert "kept what 2 run(s) in 2 runs dir(s) reference (6 keys)" in capsys.readouterr().out
+    assert "kept what 2 run(s) in 2 runs dir(s) reference (6 keys)" in capsys.readouterr().err
     assert not list((cache / "leases").glob("*.json"))  # the lease file went with the run
 
 
@@ -101,13 +101,13 @@ def test_gc_removes_what_killed_runs_leave(toy, capsys):
     dead_lease.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "runs": []}))
     capsys.readouterr()
     assert rag("gc", "--dry-run", runs=runs) == 0
-    err = capsys.readouterr().out
+    err = capsys.readouterr().err
     assert ("would remove 0 entries (0.0 MB), 1 temporary directories, 1 task files, "
             "1 lock files, 1 dead leases") in err
     assert old_lock.exists()
     assert rag("gc", runs=runs) == 0
     assert ("removed 0 entries (0.0 MB), 1 temporary directories, 1 task files, 1 lock files, "
-            "1 dead leases") in capsys.readouterr().out
+            "1 dead leases") in capsys.readouterr().err
     assert not old_lock.exists() and not dead_lease.exists()
     assert not list((cache / "tmp" / "tasks").iterdir())
     assert len(list((cache / "locks").glob("*.lock"))) == 3  # the run's own, recent locks stay
@@ -124,7 +124,14 @@ def test_gc_reports_what_it_could_not_remove(toy, capsys, monkeypatch):
     monkeypatch.setattr(shutil, "rmtree", read_only)
     capsys.readouterr()
     assert rag("gc", "--keep-runs", "0", runs=runs) == 1
-    err = capsys.readouterr().out
+    err = capsys.readouterr().err
     assert "removed 0 entries (0.0 MB)" in err
     assert "could not remove 3 (read-only cache?): " in err and ": Read-only file system (+2 more)" in err
     assert cached(cache) == before
+
+
+def test_a_dry_run_writes_nothing(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
+    assert rag("gc", "--dry-run", runs=tmp_path / "runs") == 0
+    assert "would remove 0 entries" in capsys.readouterr().err
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == []

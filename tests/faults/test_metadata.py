@@ -66,7 +66,7 @@ def test_damaged_status_json_does_not_stop_gc_or_verify(toy, capsys, caplog):
     assert rag("gc", "--keep-runs", "5", runs=runs) == 0
     assert any(w.startswith(f"{first}/status.json is damaged (") and w.endswith("; gc ignores it")
                for w in warnings(caplog))
-    err = capsys.readouterr().out
+    err = capsys.readouterr().err
     assert "kept what 2 run(s) in 1 runs dir(s) reference" in err  # its plan.json still counts
     assert rag("verify", str(first), "--runs-dir", str(runs)) == 0
     capsys.readouterr()

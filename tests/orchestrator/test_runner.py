@@ -188,9 +188,9 @@ def test_status_show_dag_stages_gc(toy, capsys):
     err = capsys.readouterr().out
     assert "shardable by numbers" in err and "sleep: float = 0.0  (not in cache key)" in err
     assert rag("gc", "--dry-run", runs=runs) == 0
-    assert "would remove 0 entries" in capsys.readouterr().out
+    assert "would remove 0 entries" in capsys.readouterr().err
     assert rag("gc", "--keep-runs", "0", runs=runs) == 0
-    assert "removed 14 entries" in capsys.readouterr().out  # 11 steps, 4 shards for one
+    assert "removed 14 entries" in capsys.readouterr().err  # 11 steps, 4 shards for one
     assert not list((runs / "cache" / "objects").glob("*/*"))
 
 
