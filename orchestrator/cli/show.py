@@ -96,6 +96,14 @@ def dir_info(dirs: list[Path]) -> dict:
     return {"size": f"{total} bytes in {len(files)} file(s)", "files": files}
 
 
+def _step_state(run: Path, step: str) -> dict | None:
+    """The step's record in the run's status.json (None: no such step, or no readable record)."""
+    try:
+        return json.loads((run / "status.json").read_text())["steps"].get(step)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return None
+
+
 def main(args) -> int:
     import sys
 
@@ -108,6 +116,14 @@ def main(args) -> int:
     name = args.step
     matches = [l for l in links if l == name or l == f"{name}.out" or l.startswith(f"{name}.")]
     if len(matches) != 1:
+        step_state = _step_state(run, name)
+        if not matches and step_state and step_state.get("state") in ("failed", "skipped",
+                                                                      "interrupted"):
+            raise ConfigError(f"step '{name}' {step_state['state']} in run {run.name}: it has no "
+                              "output" + (f" ({step_state['error']})" if step_state.get("error")
+                                          else ""),
+                              hint=f"its log: {step_state.get('log')}" if step_state.get("log")
+                              else "rag status shows why")
         if not matches:
             raise ConfigError(f"run {run.name} has no artifact '{name}'"
                               f"{did_you_mean(name, [l.removesuffix('.out') for l in links])}",

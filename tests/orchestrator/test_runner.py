@@ -9,6 +9,10 @@ import pytest
 from tests.conftest import counts, rag
 
 
+def _oneline(text: str) -> str:
+    return " ".join(text.split())
+
+
 def test_full_run_then_noop_rerun_executes_nothing(toy, monkeypatch):
     runs = toy / "runs"
     monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
@@ -87,6 +91,10 @@ def test_failed_shard_is_resumed_alone(toy, monkeypatch, capsys):
     assert status["state"] == "failed"
     assert status["steps"]["retrieve"]["state"] == "failed"
     assert status["steps"]["aggregate"]["state"] == "skipped"
+    assert rag("show", "retrieve", runs=runs) == 2     # says the step failed, and where its log is
+    err = _oneline(capsys.readouterr().err)
+    assert "step 'retrieve' failed in run" in err and "toy failure in retrieve:2" in err
+    assert "hint: its log:" in err
     first = counts(toy / "count.txt")
     assert {k for k in first if k.startswith("retrieve")} == {f"retrieve:{i}" for i in range(4)}
 
