@@ -28,6 +28,26 @@ def load(args):
     return recipe, members, dags
 
 
+def runs_elsewhere(args) -> str | None:
+    """A note when ``./runs`` holds no run of the recipe but the recipe's project directory
+    does (and so, usually, its cache): the command would start from an empty cache."""
+    from orchestrator.locate import project_dir
+    from orchestrator.recipe import find_recipe
+
+    if getattr(args, "runs_dir", None):
+        return None
+    try:
+        recipe = find_recipe(args.recipe).resolve()
+    except ConfigError:
+        return None
+    theirs = project_dir(recipe) / "runs"
+    if (theirs.parent == Path.cwd().resolve() or (Path("runs") / recipe.stem).is_dir()
+            or not (theirs / recipe.stem).is_dir()):
+        return None
+    return (f"./runs has no run of this recipe, but {theirs} has: add --runs-dir {theirs} to "
+            "use them and their cache (otherwise ./runs starts empty)")
+
+
 def runs_dir(args, dag=None) -> Path:
     if getattr(args, "runs_dir", None):
         return Path(args.runs_dir)

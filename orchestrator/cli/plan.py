@@ -25,13 +25,14 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from orchestrator.cli.common import load, runs_dir
+    from orchestrator.cli.common import load, runs_dir, runs_elsewhere
     from orchestrator.hashing import SourceMemo
-    from orchestrator.logs import report, escape
+    from orchestrator.logs import console, escape, report
     from orchestrator.plan import load_history, plan
     from orchestrator.runner import Options, check_selection
     from orchestrator.store import Store
 
+    elsewhere = runs_elsewhere(args)
     recipe, members, dags = load(args)
     runs = runs_dir(args, dags[0])
     store = Store.for_runs(runs)
@@ -85,6 +86,8 @@ def main(args) -> int:
         report().print(f"... {len(plans) - 3} more members")
     report().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "
                    f"(shared steps counted once), {to_run} to run")
+    if elsewhere and str(runs) == "runs":   # neither --runs-dir nor ragline.runs_dir moved it
+        console().print(f"[yellow]note:[/] {escape(elsewhere)}", soft_wrap=True)
     if any(p.problems for p in plans):   # exit 2, as rag run would: plan works as a CI check
         return 2
     return 0

@@ -61,15 +61,18 @@ def _run(args) -> int:
     import time
     from pathlib import Path
 
-    from orchestrator.cli.common import load, runs_dir
+    from orchestrator.cli.common import load, runs_dir, runs_elsewhere
     from orchestrator.cli.summary import print_run_summary, print_sweep_summary
-    from orchestrator.logs import console
+    from orchestrator.logs import console, escape
     from orchestrator.rundir import RunDir, shell_command
     from orchestrator.runner import Options, Runner
     from orchestrator.store import Store
 
+    elsewhere = runs_elsewhere(args)
     recipe, members, dags = load(args)
     runs = runs_dir(args, dags[0])
+    if elsewhere and str(runs) == "runs":   # neither --runs-dir nor ragline.runs_dir moved it
+        console().print(f"[yellow]note:[/] {escape(elsewhere)}", soft_wrap=True)
     store = Store.for_runs(runs)
     command = shell_command(args.argv)
     opts = Options(set(args.only), set(args.from_), set(args.force), args.jobs,

@@ -114,3 +114,26 @@ def test_recipe_path_lookup_is_not_remembered_across_directories(tmp_path, monke
         assert rag("run", str(recipe), "--no-progress", runs=tmp_path / name / "runs") == 0
         got = json.loads((tmp_path / name / "runs" / "latest" / "metrics.json").read_text())
         assert got["read"]["text"] == f"project {name}"
+
+
+def test_a_command_from_elsewhere_says_where_the_recipes_runs_are(project, tmp_path, capsys,
+                                                                  monkeypatch):
+    """Run from the project, then plan from another directory without --runs-dir: the plan
+    would start an empty ./runs, and says where the recipe's runs and cache are."""
+    recipe, proj, here = project
+    (proj / "data").mkdir()
+    (proj / "data" / "n.txt").write_text("3\n4\n")
+    monkeypatch.chdir(proj)
+    from tests.conftest import rag as rag_here
+
+    assert rag_here("run", str(recipe), "--no-progress") == 0
+    monkeypatch.chdir(here)
+    capsys.readouterr()
+    assert rag_here("plan", str(recipe)) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"note: ./runs has no run of this recipe, but {proj / 'runs'} has: add --runs-dir "
+            f"{proj / 'runs'} to use them") in err
+    assert rag_here("plan", str(recipe), "--runs-dir", str(proj / "runs")) == 0
+    assert "./runs has no run of this recipe" not in capsys.readouterr().err
+    assert rag_here("run", str(recipe), "--no-progress") == 0          # rag run says it too
+    assert "./runs has no run of this recipe, but" in capsys.readouterr().err
