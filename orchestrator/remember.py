@@ -3,7 +3,7 @@
 Composing with Hydra (~0.3 s), importing stage modules (~0.25 s) and pydantic (~0.1 s) would
 make a no-op rerun cost about a second; with this layer it costs a few file stats. The rule:
 
-    an entry, keyed by (recipe, overrides, -m), is used while every file it was built from (all
+    an entry, keyed by (recipe, overrides, -m, current directory), is used while every file it was built from (all
     files under the recipe's config directory, orchestrator/, the stage packages it imported,
     and the ``__init__.py`` of hydra, omegaconf and pydantic) has the size and mtime it had,
     and is never written when the config calls a resolver (``${oc.env:…}``, ``${now:…}``).
@@ -61,7 +61,9 @@ def _files(conf_dir: Path) -> list[str]:
 
 
 def _entry_path(state_dir: Path, recipe: Path, overrides: list[str], multirun: bool) -> Path:
-    return state_dir / f"{key_of([FORMAT, str(recipe), overrides, multirun])}.json"
+    """The entry's file; the current directory is part of its key, since relative paths in the
+    recipe (sources, ``recipe_path`` fields) are looked up from it."""
+    return state_dir / f"{key_of([FORMAT, str(recipe), overrides, multirun, os.getcwd()])}.json"
 
 
 def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
