@@ -31,9 +31,10 @@ def project(tmp_path, monkeypatch):
 
 
 def _plan(recipe: Path, runs: Path, capsys) -> dict:
-    rc = rag("plan", str(recipe), "--json", runs=runs)
+    assert rag("plan", str(recipe), "--json", runs=runs) == 0
     member = json.loads(capsys.readouterr().out)["members"][0]
-    assert rc == (2 if member["problems"] else 0)   # a problem a run would stop at: exit 2
+    assert rag("plan", str(recipe), "--check", runs=runs) == (2 if member["problems"] else 0)
+    capsys.readouterr()
     return member
 
 
