@@ -81,3 +81,27 @@ def prompt_file(name: str, recipe: str = "dynamicrag"):
 
     path = Path(__file__).resolve().parents[2] / "conf" / "prompts" / recipe / f"{name}.yaml"
     return File(Ref("file", File.type_name(), "hash", [str(path)]))
+
+
+def fake_endpoint(monkeypatch, answer):
+    """Replace the endpoint client the stages open with one whose ``chat(conversations,
+    **params)`` returns ``[ChatReply([answer(conversation, params)]) ...]``: for testing what a
+    stage asks and does with the replies (the client itself is tested on a real server in
+    tests/stages/lib/endpoint/). Returns the list of calls, ``(len(conversations), params)``."""
+    import stages.lib.endpoint as endpoint
+    from stages.lib.endpoint import ChatReply
+
+    class FakeClient:
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            pass
+
+        def chat(self, conversations, **params):
+            calls.append((len(conversations), params))
+            return [ChatReply([answer(c, params)]) for c in conversations]
+
+    calls: list[tuple[int, dict]] = []
+    monkeypatch.setattr(endpoint, "open_client", lambda cfg, cache_dir, **kw: FakeClient())
+    return calls

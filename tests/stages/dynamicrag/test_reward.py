@@ -6,8 +6,8 @@ import pytest
 from orchestrator.api import ConfigError
 from stages.dynamicrag.reward import RewardConfig, RewardWeights, reward
 from stages.dynamicrag.schemas import Scored, Trajectories
-from stages.lib.endpoint import ChatReply, EndpointConfig
-from tests.stages.conftest import prompt_file
+from stages.lib.endpoint import EndpointConfig
+from tests.stages.conftest import fake_endpoint, prompt_file
 from tests.stages.lib.endpoint.conftest import start_server
 
 
@@ -47,27 +47,14 @@ def _judge_cfg(**weights):
 
 def test_reward_judge_batched_through_the_endpoint_client(env, monkeypatch):
     table, written, ctx = env
-    calls = []
-
-    class FakeClient:
-        def __enter__(self):
-            return self
-
-        def __exit__(self, *exc):
-            pass
-
-        def chat(self, conversations, **kwargs):
-            calls.append((len(conversations), kwargs["max_tokens"]))
-            return [ChatReply(["Score: 90" if "Answer to grade: Paris" in c[-1]["content"]
-                               else "Score: 30"]) for c in conversations]
-
-    import stages.lib.endpoint as endpoint
-    monkeypatch.setattr(endpoint, "open_client", lambda cfg, cache_dir, **kw: FakeClient())
+    calls = fake_endpoint(monkeypatch, lambda conv, params: "Score: 90" if "Answer to grade: "
+                          "Paris" in conv[-1]["content"] else "Score: 30")
     rows = [trajectories_row("a", ["Paris", "Lyon", "Lyon"], [[1], [2], [3]]),
             trajectories_row("b", ["Rome", "Paris"], [[1], [2]])]
     out = written(Scored, reward(table(Trajectories, rows), _judge_cfg(judge=0.2), ctx("reward"),
                                  judge_prompt=prompt_file("judge")))
-    assert calls == [(4, 512)]   # one batch; the repeated (question a, Paris, Lyon) asked once
+    # one batch; the repeated (question a, Paris, Lyon) asked once
+    assert [(n, params["max_tokens"]) for n, params in calls] == [(4, 512)]
     assert out[0]["rewards"] == pytest.approx([0.9, 0.3, 0.3])
     assert out[1]["rewards"] == pytest.approx([0.3, 0.9])
 
