@@ -1,0 +1,161 @@
+"""Stage ``rag_instruct.evaluate``: RAG-Instruct's per-set accuracy (SEEDS §4.6, seed step
+``eval/eval_sglang.py`` + ``eval/scorer.py``, step 7 of §4.3).
+
+Each question is scored by the rule of its set (:mod:`stages.rag_instruct.scorer`): multiple
+choice (``choice_sets``), ConvFinQA's digit match (``numeric_sets``), yes/no
+(``yes_no_sets``), else the open-QA word match; the longest key found in a set's name decides.
+The paper's tables report this accuracy per set and their average over the sets, so the stage
+writes:
+
+* ``accuracy`` per question (1.0 / 0.0; null without a gold answer), with the ``rule`` used and,
+  for multiple choice, the ``choice`` (the predicted letter);
+* ``label``, ``num_questions``, ``num_scored`` (questions with a gold), ``accuracy`` (over all
+  scored questions), the shared answer metrics of ``metrics`` (names of
+  :data:`stages.lib.metrics.answer.METRICS`, computed beside so a row lines up with the other
+  evaluations), ``avg_selected_docs`` (mean number of passages the model was given);
+* ``by_dataset``: per set its ``rule``, ``num_questions``, ``num_scored``, ``correct``,
+  ``accuracy`` and the shared metrics (always present, even for one set);
+* ``macro``: the unweighted mean over the sets of each of those (``num_sets`` beside), the
+  paper's average column;
+* ``display``: the results-table columns (metric -> label).
+
+Differences from the seed, and why:
+
+* The seed's evaluation script also serves the model (SGLang, sampling at temperature 0.5,
+  top-p 0.9) and writes the prompts; here the predictions come from the recipe's inference
+  step, and this stage only scores them.
+* A set matching none of the keys is scored as open QA instead of stopping the run
+  (``ValueError('wrong')`` in the seed); the rule is chosen by a configured key occurring in the
+  set's name, not by the seed's fixed file names.
+* Questions without a gold answer are left out of the accuracy (the seed counts them wrong),
+  and blank golds are ignored.
+* The seed's files of 20 right and 20 wrong examples per set are not written: the per-question
+  table holds every prediction with its score and rule.
+* Smaller scorer differences are listed in :mod:`stages.rag_instruct.scorer`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+from orchestrator.api import ConfigError, StageContext, stage
+from stages.schemas import EvalMetrics, PerQuestion, Predictions
+
+DISPLAY = {"accuracy": "acc", "exact_match": "EM", "token_f1": "F1", "avg_selected_docs": "docs"}
+"""Result-table columns: metric -> label, in order; other configured metrics under their names."""
+
+
+@dataclass
+class RagInstructEvaluateConfig:
+    name: str = ""                        # row label in result tables; "" = the step's name
+    # a set whose name contains one of these keys (ignoring case) is scored with that rule (the
+    # longest key found decides: "pubmedqa" is yes/no, not "medqa"); any other set as open QA
+    choice_sets: list[str] = field(
+        default_factory=lambda: ["openbookqa", "arc", "medqa", "casehold"])
+    numeric_sets: list[str] = field(default_factory=lambda: ["convfinqa"])
+    yes_no_sets: list[str] = field(default_factory=lambda: ["pubmedqa", "pubhealth", "hotpotqa"])
+    metrics: list[str] = field(default_factory=lambda: ["exact_match", "token_f1"])
+
+    def __post_init__(self):
+        from stages.lib.metrics.answer import METRICS
+
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            raise ConfigError(f"metrics: unknown {unknown}", hint=f"known: {sorted(METRICS)}")
+
+
+class RagInstructEvaluation(NamedTuple):
+    metrics: EvalMetrics
+    per_question: PerQuestion
+
+
+def _mean(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return sum(values) / len(values) if values else None
+
+
+def score_row(row: dict, cfg: RagInstructEvaluateConfig) -> dict:
+    """Per-question record: the set's rule, the predicted letter (multiple choice), accuracy and
+    the shared metrics (None without a gold answer).
+
+    >>> cfg = RagInstructEvaluateConfig(metrics=["exact_match"])
+    >>> r = score_row({"id": "q1", "dataset": "arc_challenge", "answers": ["B"], "selected": [0],
+    ...                "question": "Pick:\\nA: red\\nB: blue", "prediction": "It is blue."}, cfg)
+    >>> r["rule"], r["choice"], r["accuracy"], r["exact_match"], r["num_selected"]
+    ('choice', 'B', 1.0, 0.0, 1)
+    """
+    from stages.lib.metrics.answer import METRICS, as_gold_list
+    from stages.rag_instruct.scorer import (
+        CHOICE,
+        option_map,
+        predicted_letter,
+        score,
+        scorer_for,
+    )
+
+    dataset = row.get("dataset") or ""
+    prediction = row.get("prediction") or ""
+    golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+    rule = scorer_for(dataset, cfg)
+    options = option_map(row.get("options"), row.get("question") or "") if rule == CHOICE else {}
+    record = {"id": row["id"], "prediction": prediction, "dataset": dataset, "rule": rule,
+              "choice": predicted_letter(prediction, options) if rule == CHOICE else None,
+              "num_selected": len(row.get("selected") or []),
+              "accuracy": float(score(rule, prediction, golds, options)) if golds else None}
+    for name in cfg.metrics:
+        record[name] = float(METRICS[name](prediction, golds)) if golds else None
+    return record
+
+
+def set_block(records: list[dict], names: list[str]) -> dict:
+    """One set's figures: rule, counts, accuracy, and the mean of each of ``names`` (the shared
+    metrics) over its scored questions.
+
+    >>> b = set_block([{"rule": "open_qa", "accuracy": 1.0, "exact_match": 1.0},
+    ...                {"rule": "open_qa", "accuracy": 0.0, "exact_match": 0.0},
+    ...                {"rule": "open_qa", "accuracy": None, "exact_match": None}],
+    ...               ["exact_match"])
+    >>> b["num_questions"], b["num_scored"], b["correct"], b["accuracy"], b["exact_match"]
+    (3, 2, 1, 0.5, 0.5)
+    """
+    scored = [r["accuracy"] for r in records if r["accuracy"] is not None]
+    return {"rule": records[0]["rule"], "num_questions": len(records), "num_scored": len(scored),
+            "correct": int(sum(scored)), "accuracy": _mean(scored),
+            **{name: _mean([r[name] for r in records]) for name in names}}
+
+
+def macro(blocks: dict[str, dict], names: list[str]) -> dict:
+    """Unweighted mean over the sets of each metric (sets without a value left out).
+
+    >>> macro({"popqa": {"accuracy": 0.5}, "arc": {"accuracy": 1.0}, "x": {"accuracy": None}},
+    ...       ["accuracy"])
+    {'num_sets': 3, 'accuracy': 0.75}
+    """
+    return {"num_sets": len(blocks),
+            **{name: _mean([b[name] for b in blocks.values()]) for name in names}}
+
+
+@stage("rag_instruct.evaluate", version=1)
+def evaluate(predictions: Predictions, cfg: RagInstructEvaluateConfig,
+             ctx: StageContext) -> RagInstructEvaluation:
+    """The paper's accuracy per set (rule by set name), its macro average, and the shared
+    answer metrics beside."""
+    records = [score_row(r, cfg) for r in predictions.rows()]
+    names = ["accuracy", *cfg.metrics]
+    metrics = {"label": cfg.name or ctx.step, "num_questions": len(records),
+               "num_scored": sum(r["accuracy"] is not None for r in records),
+               **{name: _mean([r[name] for r in records]) for name in names},
+               "avg_selected_docs": _mean([r["num_selected"] for r in records])}
+    datasets = sorted({r["dataset"] for r in records})
+    metrics["by_dataset"] = {d: set_block([r for r in records if r["dataset"] == d], cfg.metrics)
+                             for d in datasets}
+    metrics["macro"] = macro(metrics["by_dataset"], names)
+    metrics["display"] = {**{k: v for k, v in DISPLAY.items() if k in metrics},
+                          **{m: m for m in cfg.metrics if m not in DISPLAY}}
+    figures = ", ".join(f"{n} {metrics[n]:.4f}" for n in names if metrics[n] is not None)
+    ctx.log.info("%s: %d questions (%d scored) in %d sets: %s; macro accuracy %s", metrics["label"],
+                 len(records), metrics["num_scored"], len(datasets), figures or "nothing scored",
+                 "n/a" if metrics["macro"]["accuracy"] is None
+                 else f"{metrics['macro']['accuracy']:.4f}")
+    return RagInstructEvaluation(metrics=metrics, per_question=records)
