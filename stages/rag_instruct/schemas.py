@@ -1,0 +1,32 @@
+"""RAG-Instruct's own artifact types. Synthesised examples are ordinary questions (``gold``
+holds their source documents' ids), so the shared ``retrieve`` stage reads them as they are."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from orchestrator.api import Table
+from stages.schemas import CTX, QUESTION_FIELDS
+
+_PARADIGM = [("paradigm", pa.string())]
+
+
+class Exemplars(Table):
+    """Exemplar instructions, each with its paradigm and source documents ``docs`` (D*);
+    ``answers``/``gold`` are the exemplar's own (the ``reference`` teacher reads them)."""
+
+    schema = pa.schema(QUESTION_FIELDS + _PARADIGM + [("docs", pa.list_(CTX))])
+
+
+class Synthesized(Table):
+    """Synthesised examples: ``question`` q*, ``answers`` [a*], ``gold`` the ids of ``docs``
+    (D*), ``example`` the exemplar instruction q* imitates."""
+
+    schema = pa.schema(QUESTION_FIELDS + _PARADIGM + [("example", pa.string()),
+                                                      ("docs", pa.list_(CTX))])
+
+
+class Grounded(Table):
+    """Training examples with the documents they are trained with (``ctxs``: D* and noise)."""
+
+    schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(CTX))] + _PARADIGM)
