@@ -23,6 +23,9 @@ def test_recipe_validates(name, tmp_path, monkeypatch, capsys):
     if name.startswith("dynamicrag"):  # each recipe family has its own DAG
         assert {"retrieve_train", "rerank", "label", "convert", "sft", "sample", "reward", "dpo",
                 "infer", "evaluate"} <= steps
+    if name.startswith("rag_instruct"):
+        assert {"exemplars", "synthesize", "retrieve_noise", "contexts", "format", "sft",
+                "infer_base", "infer", "evaluate_base", "evaluate"} <= steps
 
 
 def test_recipe_opens_with_a_comment_and_the_run_command():
