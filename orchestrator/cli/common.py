@@ -23,7 +23,8 @@ def load(args):
     from orchestrator.recipe import find_recipe
 
     recipe = find_recipe(args.recipe)
-    state = runs_dir(args) / ".state" / "remembered"
+    # remembered only where a runs directory exists: `rag plan` in a fresh directory writes nothing
+    state = runs_dir(args) / ".state" / "remembered" if runs_dir(args).is_dir() else None
     members, dags = remember.load(recipe, list(args.overrides), args.multirun, state)
     return recipe, members, dags
 

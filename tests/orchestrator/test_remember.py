@@ -25,3 +25,17 @@ def test_remembered_composition_follows_its_files(toy, tmp_path, monkeypatch):
     assert len(calls) == os_stat_before + 1
     next(state.glob("*.json")).write_text("{trunc")  # a damaged entry is a miss, not a crash
     assert remember.load(recipe, ["scale=3"], False, state)[0][0].config["other"] == 2
+
+
+def test_plan_in_a_fresh_directory_writes_nothing(toy, tmp_path, monkeypatch, capsys):
+    """`rag plan` / `rag dag` where no runs directory exists leave none behind (nothing is
+    remembered there); once a run has made one, plans are remembered in it."""
+    from tests.conftest import rag
+
+    monkeypatch.chdir(tmp_path)
+    recipe = str(toy / "conf" / "chain.yaml")
+    assert rag("plan", recipe) == 0 and rag("dag", recipe) == 0
+    assert not (tmp_path / "runs").exists()
+    (tmp_path / "runs").mkdir()
+    assert rag("plan", recipe) == 0
+    assert list((tmp_path / "runs" / ".state" / "remembered").glob("*.json"))
