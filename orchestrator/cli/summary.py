@@ -75,6 +75,21 @@ def print_run_summary(status: dict, brief: bool = True) -> None:
         c.print(metrics_table(status["metrics"]))
 
 
+def _member_state(steps: dict, ok: bool) -> str:
+    """A sweep member's state cell: how many steps it computed, or which steps failed.
+
+    >>> _member_state({"a": {"state": "done", "cache": "hit"}, "b": {"state": "done", "cache": "miss"}}, True)
+    'ok, 1 ran'
+    >>> _member_state({"a": {"state": "failed"}, "b": {"state": "skipped"}}, False)
+    'failed: a'
+    """
+    if not ok:
+        failed = [name for name, s in steps.items() if s.get("state") == "failed"]
+        return "failed: " + ", ".join(failed) if failed else "failed"
+    ran = sum(1 for s in steps.values() if s.get("state") == "done" and s.get("cache") != "hit")
+    return f"ok, {ran} ran"
+
+
 def print_sweep_summary(results) -> None:
     """One row per member: its overrides, state, and the metrics that differ between members."""
     from rich.table import Table
@@ -93,8 +108,7 @@ def print_sweep_summary(results) -> None:
     for st, _, label in columns:
         table.add_column(f"{st} {label}", justify="right")
     for (member, run, ok), metrics in zip(results, per_member):
-        ran = sum(1 for s in run.status["steps"].values() if s.get("state") == "done")
         cells = [_fmt(metrics.get(st, {}).get(k, "")) for st, k, _ in columns]
         table.add_row(str(member.index), " ".join(member.overrides),
-                      ("ok" if ok else "failed") + f", {ran} ran", *cells)
+                      _member_state(run.status["steps"], ok), *cells)
     report().print(table)

@@ -127,6 +127,14 @@ def test_sweep_of_four_shares_upstream(toy, monkeypatch, capsys):
     assert f"rag status {sweep.name} shows every member" in capsys.readouterr().out
 
 
+def test_sweep_summary_names_a_members_failed_step(toy, monkeypatch, capsys):
+    monkeypatch.setenv("TOY_FAIL", "dpo:0")
+    assert rag("run", str(toy / "conf/chain.yaml"), "-m", "steps.dpo.add=0.1,0.2",
+               "--no-progress", runs=toy / "runs") == 1
+    out = capsys.readouterr().out
+    assert out.count("failed: dpo") == 2 and " ran" not in out
+
+
 def test_plan_counts_shared_sweep_steps_once(toy, capsys):
     runs = toy / "runs"
     assert rag("plan", str(toy / "conf/chain.yaml"), "-m", "steps.dpo.add=0.1,0.2,0.3,0.4",
