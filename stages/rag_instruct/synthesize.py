@@ -16,7 +16,9 @@ Teachers (``teacher``):
 * ``reference``: no LLM: q* is the exemplar's own question and a* its first gold answer. It
   needs exemplars chosen with ``select: has_answer`` (the documents then fit the paradigm by
   construction) and exists for machines without a capable LLM: measured on the CPU demo's
-  knowledge base, SmolLM2-135M-Instruct wrote no parseable JSON for any of 12 documents.
+  knowledge base, SmolLM2-135M-Instruct wrote no parseable JSON for any of 12 documents. It
+  cannot tell a supporting document from a useless one (both lack the answer), so it suits the
+  answer paradigms, and ``useless_doc`` where the model can know the answer without documents.
 
 The prompts are five files, one per paradigm (``conf/prompts/rag_instruct/``, our own
 wording; fields ``{documents}`` and ``{example}``); replace them with the paper's
