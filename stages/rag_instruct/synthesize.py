@@ -79,7 +79,8 @@ def synthesize(exemplars: Exemplars, useless_doc_prompt: File, single_doc_suppor
                     "question": question, "answers": [answer],
                     "gold": [d["id"] for d in row["docs"] if d.get("id") is not None],
                     "paradigm": row["paradigm"], "example": row["question"], "docs": row["docs"]})
-    kept = {p: sum(r["paradigm"] == p for r in out) for p in dict.fromkeys(r["paradigm"] for r in rows)}
+    paradigms = dict.fromkeys(r["paradigm"] for r in rows)
+    kept = {p: sum(r["paradigm"] == p for r in out) for p in paradigms}
     ctx.log.info("synthesize (%s): %d of %d exemplars gave an example; by paradigm %s",
                  cfg.teacher, len(out), len(rows), kept)
     if not out:
@@ -107,8 +108,9 @@ def _ask(rows: list[dict], prompt_paths: dict[str, str], cfg: SynthesizeConfig,
     asks = [messages(templates[r["paradigm"]], documents=render_documents(r["docs"]),
                      example=r["question"]) for r in rows]
     pairs: list[tuple[str, str] | None] = [None] * len(rows)
-    llm = local_llm(cfg.llm, model, f"{ctx.step}.llm")
-    with open_client(llm, ctx.scratch / "llm", device=ctx.device, where=f"{ctx.step}.llm") as client:
+    where = f"{ctx.step}.llm"
+    llm = local_llm(cfg.llm, model, where)
+    with open_client(llm, ctx.scratch / "llm", device=ctx.device, where=where) as client:
         todo = list(range(len(rows)))
         for attempt in range(cfg.max_attempts):
             if not todo:
