@@ -23,8 +23,11 @@ def load(args):
     from orchestrator.recipe import find_recipe
 
     recipe = find_recipe(args.recipe)
-    # remembered only where a runs directory exists: `rag plan` in a fresh directory writes nothing
-    state = runs_dir(args) / ".state" / "remembered" if runs_dir(args).is_dir() else None
+    # `rag plan` / `rag dag` remember only where a runs directory exists (in a fresh directory
+    # they write nothing); `rag run` makes one anyway, and its first no-op rerun then composes
+    # nothing
+    keep = getattr(args, "command", None) == "run" or runs_dir(args).is_dir()
+    state = runs_dir(args) / ".state" / "remembered" if keep else None
     members, dags = remember.load(recipe, list(args.overrides), args.multirun, state)
     return recipe, members, dags
 

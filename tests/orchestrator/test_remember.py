@@ -39,3 +39,17 @@ def test_plan_in_a_fresh_directory_writes_nothing(toy, tmp_path, monkeypatch, ca
     (tmp_path / "runs").mkdir()
     assert rag("plan", recipe) == 0
     assert list((tmp_path / "runs" / ".state" / "remembered").glob("*.json"))
+
+
+def test_first_run_remembers_its_composition(toy, tmp_path, monkeypatch):
+    """`rag run` in a fresh directory remembers the composition it makes, so its first no-op
+    rerun composes nothing."""
+    import orchestrator.remember as remember
+    from tests.conftest import rag
+
+    recipe, runs = str(toy / "conf" / "chain.yaml"), tmp_path / "fresh" / "runs"
+    assert rag("run", recipe, "--no-progress", runs=runs) == 0
+    calls = []
+    monkeypatch.setattr(remember, "compose", lambda *a: calls.append(a) or compose(*a))
+    assert rag("run", recipe, "--no-progress", runs=runs) == 0
+    assert calls == []
