@@ -36,8 +36,8 @@ from typing import Annotated, NamedTuple
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, StageContext, stage
-from stages.lib.metrics.answer import METRICS, as_gold_list
+from orchestrator.api import StageContext, stage
+from stages.lib.metrics.answer import METRICS, as_gold_list, check_metric_names
 from stages.lib.metrics.retrieval import retrieval_scores
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
@@ -53,9 +53,9 @@ class EvaluateConfig:
     set_metrics: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self):
-        unknown = [m for m in _names(self) if m not in METRICS]
-        if unknown:
-            raise ConfigError(f"metrics: unknown {unknown}", hint=f"known: {sorted(METRICS)}")
+        check_metric_names(self.metrics, where="metrics")
+        for key, names in self.set_metrics.items():
+            check_metric_names(names, where=f"set_metrics.{key}")
 
 
 DISPLAY = {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",

@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from orchestrator.api import ConfigError, StageContext, stage
+from orchestrator.api import StageContext, stage
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 DISPLAY = {"accuracy": "acc", "exact_match": "EM", "token_f1": "F1", "avg_selected_docs": "docs"}
@@ -58,11 +58,9 @@ class RagInstructEvaluateConfig:
     metrics: list[str] = field(default_factory=lambda: ["exact_match", "token_f1"])
 
     def __post_init__(self):
-        from stages.lib.metrics.answer import METRICS
+        from stages.lib.metrics.answer import check_metric_names
 
-        unknown = [m for m in self.metrics if m not in METRICS]
-        if unknown:
-            raise ConfigError(f"metrics: unknown {unknown}", hint=f"known: {sorted(METRICS)}")
+        check_metric_names(self.metrics, where="metrics")
 
 
 class RagInstructEvaluation(NamedTuple):

@@ -35,7 +35,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from orchestrator.api import ConfigError, StageContext, stage
+from orchestrator.api import StageContext, stage
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 DISPLAY = {"selfrag_match": "match", "retrieval_frequency": "ret. freq",
@@ -51,11 +51,9 @@ class SelfragEvaluateConfig:
     fever_sets: list[str] = field(default_factory=lambda: ["fever", "pubhealth"])
 
     def __post_init__(self):
-        from stages.lib.metrics.answer import METRICS
+        from stages.lib.metrics.answer import check_metric_names
 
-        unknown = [m for m in self.metrics if m not in METRICS]
-        if unknown:
-            raise ConfigError(f"metrics: unknown {unknown}", hint=f"known: {sorted(METRICS)}")
+        check_metric_names(self.metrics, where="metrics")
 
 
 class SelfragEvaluation(NamedTuple):

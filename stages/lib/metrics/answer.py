@@ -24,10 +24,13 @@ Fixes relative to the seed code:
 
 from __future__ import annotations
 
+import difflib
 import re
 import string
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+
+from orchestrator.errors import ConfigError
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCTUATION = set(string.punctuation)
@@ -238,3 +241,22 @@ METRICS: dict[str, Callable[[str, Sequence[str]], float]] = {
     "rouge_l_pltrdy": rouge_l_pltrdy,
 }
 """Metric name -> ``fn(prediction, golds) -> float in [0, 1]``."""
+
+
+def check_metric_names(names: Iterable[str], where: str = "metrics") -> None:
+    """Refuse names that are not in :data:`METRICS`: a ``ConfigError`` naming the setting
+    (``where``), the unknown names and the known ones, with the close matches as its hint.
+
+    >>> check_metric_names(["exact_match", "token_f1"])
+    >>> check_metric_names(["rougel"], where="set_metrics.eli5")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    orchestrator.errors.ConfigError: set_metrics.eli5: unknown ['rougel']; known: exact_match, ...
+      hint: did you mean 'rouge_l' for 'rougel'?
+    """
+    unknown = list(dict.fromkeys(n for n in names if n not in METRICS))
+    if not unknown:
+        return
+    close = {n: difflib.get_close_matches(n, METRICS, n=1, cutoff=0.6) for n in unknown}
+    hint = ", ".join(f"'{m[0]}' for '{n}'" for n, m in close.items() if m)
+    raise ConfigError(f"{where}: unknown {unknown}; known: {', '.join(sorted(METRICS))}",
+                      hint=f"did you mean {hint}?" if hint else None)

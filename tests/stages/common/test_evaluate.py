@@ -98,3 +98,11 @@ def test_one_block_per_set_with_its_metrics_and_the_macro_average(env):
                                 "first_char_accuracy": 1.0, "rouge_l": pytest.approx(5 / 6)}
     with pytest.raises(ConfigError, match=r"unknown \['acc'\]"):
         EvaluateConfig(set_metrics={"fever": ["acc"]})
+
+
+def test_an_unknown_set_metric_names_its_set():
+    from orchestrator.stage_config import check_step_config
+
+    with pytest.raises(ConfigError, match=r"^steps.eval: set_metrics.fever: unknown \['acc'\]; "
+                                          r"known: exact_match, first_char_accuracy, "):
+        check_step_config(EvaluateConfig, {"set_metrics": {"fever": ["acc"]}}, "steps.eval")

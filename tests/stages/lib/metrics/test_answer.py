@@ -113,3 +113,19 @@ def test_rouge_l_pltrdy_is_the_original_package():
     assert rouge_l_pltrdy("The cat sat on the mat. It was happy.",
                           ["the cat lay on the mat"]) == pytest.approx(4 / 7, abs=1e-6)
     assert rouge_l_pltrdy("", ["x"]) == 0.0 and rouge_l_pltrdy("x", ["", " "]) == 0.0
+
+
+def test_check_metric_names_says_the_setting_and_the_known_names():
+    from orchestrator.api import ConfigError
+    from stages.lib.metrics.answer import check_metric_names
+
+    check_metric_names(["exact_match", "rouge_l"])   # all known: nothing raised
+    with pytest.raises(ConfigError) as err:
+        check_metric_names(["exact_match", "em", "tokenf1", "em"], where="set_metrics.fever")
+    assert err.value.message == ("set_metrics.fever: unknown ['em', 'tokenf1']; known: "
+                                 + ", ".join(sorted(METRICS)))   # one line
+    assert err.value.hint == "did you mean 'token_f1' for 'tokenf1'?"
+    with pytest.raises(ConfigError) as err:
+        check_metric_names(["bleu"])
+    assert err.value.message.startswith("metrics: unknown ['bleu']; known: exact_match, ")
+    assert err.value.hint is None
