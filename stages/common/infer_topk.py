@@ -14,6 +14,11 @@ Fixes relative to the seeds: the answer style comes from each row's ``dataset`` 
 the input *file name*); the generator sees the passages in the training format ("Topic:",
 renumbered), not the "Title: {title}." variant.
 
+Answers are greedy by default. ``temperature`` > 0 samples one answer per question (nucleus
+``top_p``), seeded: it depends on ``seed`` and the question's position in its shard, so a rerun
+gives the same answers (RAG-Instruct's evaluation: T 0.5, top_p 0.9). The three settings were
+added after results were cached: at their defaults they stay out of the cache key.
+
 Output rows (``Predictions``) keep the passages shown (``ctxs``), their 1-based positions
 (``selected``, here ``1..k``), the same ids formatted ``[1], [2]`` (``selection``) and the
 ``prediction``.
@@ -24,9 +29,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt, Le
 
-from orchestrator.api import File, StageContext, nonsemantic, stage
+from orchestrator.api import File, StageContext, added, nonsemantic, stage
 from stages.lib.prompts import generator_messages, load_prompt, passage_fields
 from stages.schemas import Model, Predictions, Retrieved
 
@@ -34,9 +39,12 @@ from stages.schemas import Model, Predictions, Retrieved
 @dataclass
 class InferTopkConfig:
     k: Annotated[int, Ge(0)] = 10  # passages given to the generator; 0 = none
-    max_new_tokens: Annotated[int, Ge(1)] = 200     # generator, greedy (paper: 200)
+    max_new_tokens: Annotated[int, Ge(1)] = 200     # generator (paper: 200)
     dataset: str | None = None           # answer style for all rows; None = each row's dataset
     backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM, TP=8
+    temperature: Annotated[float, Ge(0)] = added(0.0)   # 0 = greedy; > 0 samples
+    top_p: Annotated[float, Gt(0), Le(1)] = added(1.0)  # nucleus when sampling; 1 = all tokens
+    seed: int = added(0)                 # seeds the samples (temperature > 0)
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 
@@ -60,8 +68,8 @@ def infer_topk(questions: Retrieved, model: Model, prompt: File, cfg: InferTopkC
     gen = load_generator(str(model.path), backend=cfg.backend, device=ctx.device)
     convs = [generator_messages(generator, r["question"], r["ctxs"], _dataset(r, cfg))
              for r in rows]
-    answers = gen.chat(convs, max_new_tokens=cfg.max_new_tokens, temperature=0.0,
-                       batch_size=cfg.batch_size,
+    answers = gen.chat(convs, max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
+                       top_p=cfg.top_p, seed=cfg.seed, batch_size=cfg.batch_size,
                        progress=lambda it: ctx.progress(it, desc="generate"))
     for row, (answer,) in zip(rows, answers):
         row["prediction"] = answer

@@ -4,11 +4,13 @@
 Every backend implements::
 
     Generator.chat(conversations, *, max_new_tokens, temperature=0.0, n=1, seed=0,
-                   batch_size=8, progress=None) -> list[list[str]]
+                   batch_size=8, progress=None, top_p=1.0) -> list[list[str]]
 
 ``conversations`` is a list of chats (each a list of ``{"role", "content"}`` dicts rendered
 with the model's own chat template); the result holds ``n`` completions per chat. Temperature 0
-is greedy (``n`` identical copies); temperature > 0 samples ``n`` completions per chat.
+is greedy (``n`` identical copies); temperature > 0 samples ``n`` completions per chat, from
+the smallest set of likeliest tokens whose probability reaches ``top_p`` (nucleus sampling;
+1.0 = every token).
 
 Sampling is reproducible *per conversation*: completion ``j`` of conversation ``i`` depends on
 ``(seed, i, j)`` only, not on the batch size or the other prompts in the batch (the transformers
@@ -44,14 +46,16 @@ class Generator(Protocol):
 
     def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
              temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-             progress: Callable | None = None) -> list[list[str]]: ...
+             progress: Callable | None = None, top_p: float = 1.0) -> list[list[str]]: ...
 
 
-def _check_args(max_new_tokens: int, temperature: float, n: int) -> None:
+def _check_args(max_new_tokens: int, temperature: float, n: int, top_p: float = 1.0) -> None:
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0:
         raise ConfigError(f"temperature must be >= 0, got {temperature}")
+    if not 0 < top_p <= 1:
+        raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
 
@@ -82,11 +86,13 @@ class _GumbelSampler:
 
     argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T) (the Gumbel-max trick);
     the noise of row r at step t comes from a generator seeded with ``row_seed(seed, conv, j, t)``.
+    With ``top_p`` < 1 the tokens outside the nucleus get -inf first, so the draw is from the
+    renormalised nucleus (as vLLM's ``top_p``, applied after the temperature).
     """
 
     def __init__(self, temperature: float, seed: int, rows: list[tuple[int, int]],
-                 prompt_len: int, seeds: list[int] | None = None):
-        self.temperature, self.seed = temperature, seed
+                 prompt_len: int, seeds: list[int] | None = None, top_p: float = 1.0):
+        self.temperature, self.seed, self.top_p = temperature, seed, top_p
         self.rows, self.prompt_len, self.seeds = rows, prompt_len, seeds
 
     def __call__(self, input_ids, scores):
@@ -102,7 +108,24 @@ class _GumbelSampler:
                 gen.manual_seed(row_seed(self.seeds[conv], 0, j, step))
             noise[r].uniform_(generator=gen)
         gumbel = -torch.log(-torch.log(noise.clamp_(1e-10, 1.0 - 1e-7)))
-        return scores.float() / self.temperature + gumbel
+        scaled = scores.float() / self.temperature
+        return (scaled if self.top_p >= 1 else nucleus(scaled, self.top_p)) + gumbel
+
+
+def nucleus(logits, top_p: float):
+    """``logits`` with -inf outside each row's nucleus: the likeliest tokens, in order, up to
+    and including the one whose cumulative probability reaches ``top_p`` (at least one kept).
+
+    >>> import torch
+    >>> nucleus(torch.log(torch.tensor([[0.1, 0.5, 0.3, 0.1]])), 0.7).exp()
+    tensor([[0.0000, 0.5000, 0.3000, 0.0000]])
+    """
+    import torch
+
+    ordered, order = logits.sort(dim=-1, descending=True)
+    probs = ordered.softmax(dim=-1)
+    drop = probs.cumsum(dim=-1) - probs >= top_p    # the mass ranked above already reaches top_p
+    return logits.masked_fill(drop.scatter(-1, order, drop), -torch.inf)
 
 
 class TransformersGenerator:
@@ -150,7 +173,8 @@ class TransformersGenerator:
     def generate_ids(self, conversations: list[list[dict]], *, max_new_tokens: int,
                      temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
                      progress: Callable | None = None, seeds: list[int] | None = None,
-                     prefixes: list[str] | None = None) -> list[list[list[int]]]:
+                     prefixes: list[str] | None = None,
+                     top_p: float = 1.0) -> list[list[list[int]]]:
         """The new token ids (eos and padding cut) of ``n`` completions per conversation.
 
         ``batch_size`` counts generated rows: with n samples a batch holds
@@ -159,11 +183,12 @@ class TransformersGenerator:
         ``seed=seeds[i]`` (what a per-request cache needs); without it, ``seed`` and the
         conversation's position decide. ``prefixes[i]``: assistant text conversation i's reply
         continues (appended to its rendered prompt); the returned ids are only the new ones.
+        ``top_p`` < 1 samples from the nucleus (see :class:`_GumbelSampler`).
         """
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        _check_args(max_new_tokens, temperature, n)
+        _check_args(max_new_tokens, temperature, n, top_p)
         sample = temperature > 0
         encoded = [self.tokenizer(self.render(c) + (prefixes[k] if prefixes else ""),
                                   add_special_tokens=False)["input_ids"]
@@ -193,7 +218,7 @@ class TransformersGenerator:
                 processors = LogitsProcessorList()
                 if sample:
                     processors.append(_GumbelSampler(temperature, seed, rows, prompt_len,
-                                                     seeds=seeds))
+                                                     seeds=seeds, top_p=top_p))
                 out = self.model.generate(**batch, generation_config=config,
                                           logits_processor=processors)
                 for (i, _), row in zip(rows, out[:, prompt_len:].tolist()):
@@ -207,10 +232,10 @@ class TransformersGenerator:
 
     def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
              temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-             progress: Callable | None = None) -> list[list[str]]:
+             progress: Callable | None = None, top_p: float = 1.0) -> list[list[str]]:
         ids = self.generate_ids(conversations, max_new_tokens=max_new_tokens,
                                 temperature=temperature, n=n, seed=seed, batch_size=batch_size,
-                                progress=progress)
+                                progress=progress, top_p=top_p)
         decode = self.tokenizer.decode
         return [[decode(c, skip_special_tokens=True).strip() for c in convs] for convs in ids]
 

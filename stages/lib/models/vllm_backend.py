@@ -115,15 +115,16 @@ class VLLMGenerator:
 
     def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
              temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-             progress: Callable | None = None) -> list[list[str]]:
+             progress: Callable | None = None, top_p: float = 1.0) -> list[list[str]]:
         from vllm import SamplingParams
 
-        _check_args(max_new_tokens, temperature, n)
+        _check_args(max_new_tokens, temperature, n, top_p)
         if not conversations:
             return []
         sample = temperature > 0
         cells = [(i, j) for i in range(len(conversations)) for j in range(n if sample else 1)]
         params = [SamplingParams(n=1, temperature=temperature, max_tokens=max_new_tokens,
+                                 top_p=top_p if sample else 1.0,
                                  seed=row_seed(seed, i, j, 0) if sample else None)
                   for i, j in cells]
         start = time.perf_counter()

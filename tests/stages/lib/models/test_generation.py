@@ -97,6 +97,19 @@ def test_gumbel_sampler_draws_from_the_tempered_softmax():
     np.testing.assert_allclose(freq, torch.softmax(logits / 0.5, -1).numpy(), atol=0.03)
 
 
+def test_gumbel_sampler_with_top_p_draws_from_the_nucleus():
+    import torch
+
+    logits = torch.tensor([2.0, 1.0, 0.0, -1.0])   # at T 0.5: 0.865, 0.117, 0.016, 0.002
+    rows = [(i, 0) for i in range(4000)]
+    sampler = _GumbelSampler(temperature=0.5, seed=3, rows=rows, prompt_len=0, top_p=0.9)
+    picks = sampler(torch.zeros((len(rows), 1)), logits.repeat(len(rows), 1)).argmax(-1)
+    freq = np.bincount(picks.numpy(), minlength=4) / len(rows)
+    nucleus = torch.softmax(logits[:2] / 0.5, -1).numpy()   # the first two reach 0.9
+    np.testing.assert_allclose(freq, [*nucleus, 0.0, 0.0], atol=0.03)
+    assert freq[2:].sum() == 0
+
+
 def test_row_seed_is_stable_and_spread():
     assert row_seed(0, 1, 2, 3) == row_seed(0, 1, 2, 3)
     assert len({row_seed(0, i, j, 0) for i in range(50) for j in range(8)}) == 400
@@ -107,6 +120,8 @@ def test_argument_and_backend_errors(gen, lm_dir, tmp_path):
         gen.chat(CONVS, max_new_tokens=0)
     with pytest.raises(ConfigError, match="temperature"):
         gen.chat(CONVS, max_new_tokens=1, temperature=-1)
+    with pytest.raises(ConfigError, match=r"top_p must be in \(0, 1\], got 0"):
+        gen.chat(CONVS, max_new_tokens=1, temperature=1.0, top_p=0)
     with pytest.raises(ConfigError, match="did you mean 'vllm'"):
         load_generator(str(lm_dir), backend="vlm")
     with pytest.raises(ConfigError, match="does not exist"):
