@@ -27,7 +27,7 @@ from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Gt, Interval
 
-from orchestrator.api import ConfigError, nonsemantic, recipe_path
+from orchestrator.api import ConfigError, added, nonsemantic, recipe_path
 
 PositiveInt = Annotated[int, Ge(1)]
 PositiveFloat = Annotated[float, Gt(0)]
@@ -57,6 +57,9 @@ class TrainArgs:
     warmup_ratio: Fraction = 0.1             # paper: a fraction of the total optimizer steps
     lr_scheduler: Scheduler = "cosine"       # paper
     weight_decay: Annotated[float, Ge(0)] = 0.0
+    # > 0: this many warmup steps instead of warmup_ratio (DPA-RAG's LLaMA-Factory run: 20)
+    warmup_steps: Annotated[int, Ge(0)] = added(0)
+    adam_beta2: Annotated[float, Interval(gt=0.0, lt=1.0)] = added(0.999)  # DPA-RAG: 0.95
     seed: int = 42
     lora: bool = False                       # paper: full fine-tuning
     lora_r: PositiveInt = 16

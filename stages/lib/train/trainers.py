@@ -31,7 +31,9 @@ def trl_args(cfg: TrainArgs, setup: RunSetup):
         num_train_epochs=float(cfg.epochs), max_steps=cfg.max_steps,
         per_device_train_batch_size=cfg.per_device_batch_size,
         gradient_accumulation_steps=cfg.grad_accum,
-        warmup_steps=float(cfg.warmup_ratio),  # a float in [0, 1) is a ratio of total steps
+        # a float in [0, 1) is a ratio of the total steps, an int a number of steps
+        warmup_steps=cfg.warmup_steps if cfg.warmup_steps > 0 else float(cfg.warmup_ratio),
+        adam_beta2=cfg.adam_beta2,
         lr_scheduler_type=cfg.lr_scheduler, weight_decay=cfg.weight_decay, seed=cfg.seed,
         bf16=setup.bf16, fp16=False, use_cpu=setup.device == "cpu",
         # the name every transformers 5.x knows (an alias of activation_checkpointing from 5.23)

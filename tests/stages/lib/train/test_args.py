@@ -77,3 +77,20 @@ def test_schedulers_match_the_installed_transformers():
     from transformers.trainer_utils import SchedulerType
 
     assert set(typing.get_args(Scheduler)) == {t.value for t in SchedulerType}
+
+
+def test_warmup_steps_and_adam_beta2_reach_trl_and_stay_out_of_old_keys(tmp_path):
+    """DPA-RAG's LLaMA-Factory run warms up for 20 steps with Adam's beta2 0.95; both fields
+    were added later, so at their defaults they leave existing cache keys unchanged."""
+    from orchestrator.stage_config import neutral_paths
+    from stages.lib.train.trainers import RunSetup, trl_args
+
+    setup = RunSetup(device="cpu", bf16=False, gradient_checkpointing=False,
+                     checkpoint_dir=tmp_path, resumable=False)
+    default = trl_args(SftConfig(warmup_ratio=0.05), setup)
+    assert (default.warmup_steps, default.adam_beta2) == (0.05, 0.999)
+    dpa = trl_args(SftConfig(warmup_steps=20, adam_beta2=0.95), setup)
+    assert (dpa.warmup_steps, dpa.adam_beta2) == (20, 0.95)
+    fields = {"warmup_steps": 0, "adam_beta2": 0.999}
+    assert set(neutral_paths(SftConfig, fields)) == {("warmup_steps",), ("adam_beta2",)}
+    assert neutral_paths(SftConfig, {"warmup_steps": 20, "adam_beta2": 0.95}) == []
