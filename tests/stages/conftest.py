@@ -105,3 +105,23 @@ def fake_endpoint(monkeypatch, answer):
     calls: list[tuple[int, dict]] = []
     monkeypatch.setattr(endpoint, "open_client", lambda cfg, cache_dir, **kw: FakeClient())
     return calls
+
+
+def run_recipe(recipe: Path, tmp_path: Path, monkeypatch, *overrides: str) -> Path:
+    """``rag run recipe`` in this process from ``tmp_path``, with its own runs directory and
+    cache; asserts exit 0 and returns the runs directory (pipeline tests)."""
+    from tests.conftest import rag
+
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
+    assert rag("run", str(recipe), *overrides, "--no-progress", runs=runs) == 0
+    return runs
+
+
+def artifact_rows(runs: Path, name: str) -> list[dict]:
+    """The rows of the latest run's table artifact ``name`` (``step.output``)."""
+    import pyarrow.parquet as pq
+
+    path = next((runs / "latest" / "artifacts" / name).glob("*.parquet"))
+    return pq.read_table(path).to_pylist()

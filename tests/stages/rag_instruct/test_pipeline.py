@@ -14,6 +14,7 @@ import pytest
 from stages.lib.testing.teach import safetensor_weights
 from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
 from tests.conftest import REPO, rag
+from tests.stages.conftest import artifact_rows, run_recipe
 
 
 @pytest.fixture(scope="module")
@@ -46,28 +47,19 @@ steps:
     return conf / "tiny.yaml"
 
 
-def _rows(arts, name):
-    import pyarrow.parquet as pq
-
-    return pq.read_table(next((arts / name).glob("*.parquet"))).to_pylist()
-
-
 def test_rag_instruct_pipeline_with_tiny_models(tmp_path, tiny_models, monkeypatch):
     recipe = _recipe(tmp_path, *tiny_models)
-    monkeypatch.chdir(tmp_path)
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
-    assert rag("run", str(recipe), "--no-progress", runs=runs) == 0
+    runs = run_recipe(recipe, tmp_path, monkeypatch)
     arts = runs / "latest" / "artifacts"
 
-    grounded = _rows(arts, "contexts.out")
+    grounded = artifact_rows(runs, "contexts.out")
     assert len(grounded) == 10 and {r["paradigm"] for r in grounded} == {
         "useless_doc", "single_doc_support", "multi_doc_support", "single_doc_answer",
         "multi_doc_answer"}
     for row in grounded:
         got = [c["id"] for c in row["ctxs"]]
         assert set(row["gold"]) <= set(got) and len(got) == max(3, len(row["gold"]))
-    chat = _rows(arts, "format.out")
+    chat = artifact_rows(runs, "format.out")
     assert [r["messages"][1]["content"] for r in chat] == [r["answers"][0] for r in grounded]
     stats = json.loads((arts / "sft.out" / "training_stats.json").read_text())
     assert stats["steps"] == 2 and stats["losses"]
