@@ -26,6 +26,25 @@ def test_recipe_validates(name, tmp_path, monkeypatch, capsys):
     if name.startswith("rag_instruct"):
         assert {"exemplars", "synthesize", "retrieve_noise", "contexts", "format", "sft",
                 "infer_base", "infer", "evaluate_base", "evaluate"} <= steps
+    if name.startswith("dpa_rag"):
+        assert {"preference", "reranker_data", "train_reranker", "prealign", "sft_prealign",
+                "rerank_sft", "generator_data", "sft", "rerank_eval", "infer_base",
+                "infer_reranked", "infer", "evaluate"} <= steps
+        assert ("augment" in steps) == (name == "dpa_rag_llama3.yaml")   # the demo has none
+
+
+def test_dpa_rag_paper_recipe_fits_its_gpus_with_the_papers_reader_settings(tmp_path,
+                                                                            monkeypatch, capsys):
+    """Both reader stages at LLaMA-Factory's settings (ZeRO-3, 4 x 4 x 8, cutoff 8,192): the
+    plan shows the memory estimate under the 80 GiB budget, and the reranker trains as
+    train_bge_joined.py does."""
+    monkeypatch.chdir(REPO)
+    assert rag("plan", "conf/dpa_rag_llama3.yaml", "--json", runs=tmp_path / "runs") == 0
+    steps = {s["step"]: s for s in json.loads(capsys.readouterr().out)["members"][0]["steps"]}
+    for name in ("sft_prealign", "sft"):
+        note = next(n for n in steps[name]["notes"] if n.startswith("GPU memory:"))
+        assert "ZeRO-3 over 8 GPU(s)" in note and "budget 80 GiB" in note
+        assert float(note.split()[2]) < 80
 
 
 def test_recipe_opens_with_a_comment_and_the_run_command():

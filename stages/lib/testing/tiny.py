@@ -120,3 +120,23 @@ def tiny_seq2seq(path: str | Path, texts: list[str] | None = None, seed: int = 0
     )
     T5ForConditionalGeneration(cfg).save_pretrained(str(path))
     return path
+
+
+def tiny_classifier(path: str | Path, texts: list[str] | None = None,
+                    labels: list[str] | None = None, seed: int = 0) -> Path:
+    """Write a 2-layer random-init ``BertForSequenceClassification`` whose classes are ``labels``
+    (``id2label``, in order; default NLI's entailment, neutral, contradiction) to ``path``."""
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    path = Path(path)
+    labels = list(labels or ["entailment", "neutral", "contradiction"])
+    tok = tiny_tokenizer(path, texts)
+    torch.manual_seed(seed)
+    cfg = BertConfig(
+        vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+        num_attention_heads=4, max_position_embeddings=512, pad_token_id=tok.pad_token_id,
+        id2label=dict(enumerate(labels)), label2id={name: i for i, name in enumerate(labels)},
+    )
+    BertForSequenceClassification(cfg).save_pretrained(str(path))
+    return path

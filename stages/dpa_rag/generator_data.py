@@ -1,0 +1,61 @@
+"""Stage ``dpa_rag.generator_data``: the reader's plain SFT rows, read from the aligned
+reranker's top documents.
+
+Seed step: SEEDS 3.2 step 8: after the pre-aligned stage the reader is fine-tuned on each
+training query with its top-3 passages as reranked by the preference-aligned reranker (top-2 for
+WebQSP), the target being the gold answer. The rows use the same prompt file as inference
+(``infer_topk``'s ``prompt``, the recipe's reader prompt), so the model is trained on what it
+is later asked. The target is the first gold answer. Only the queries of ``kinds`` are used
+(default: the original training queries; the paper's SFT set is the plain training set).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge
+
+from orchestrator.api import DataError, File, StageContext, stage
+from stages.lib.chat import assistant
+from stages.schemas import Chat, Retrieved
+
+
+def _original() -> list[str]:
+    return ["original"]
+
+
+@dataclass
+class GeneratorDataConfig:
+    k: Annotated[int, Ge(0)] = 3       # documents per example (paper: top-3; WebQSP: 2)
+    kinds: list[str] = field(default_factory=_original)   # dpa_rag.augment kinds used
+    dataset: str | None = None         # answer style for all rows; None = each row's
+
+
+@stage("dpa_rag.generator_data", version=1)
+def generator_data(reranked: Retrieved, prompt: File, cfg: GeneratorDataConfig,
+                   ctx: StageContext) -> Chat:
+    """One chat row per training query: its first ``k`` documents and question, then its
+    first gold answer."""
+    from stages.lib.prompts import generator_messages, load_prompt, passage_fields
+
+    reader = load_prompt(prompt.path)
+    out, skipped = [], 0
+    rows = reranked.rows()
+    for row in rows:
+        answers = [a for a in row.get("answers") or [] if a.strip()]
+        if (row.get("kind") or "original") not in cfg.kinds or not answers:
+            skipped += 1
+            continue
+        docs = [passage_fields(d) for d in (row.get("ctxs") or [])[:cfg.k]]
+        style = cfg.dataset if cfg.dataset is not None else (row.get("dataset") or "")
+        ask = generator_messages(reader, row["question"], docs, style)
+        out.append({"id": row["id"], "task": "generator",
+                    "messages": [*ask, assistant(answers[0])]})
+    if not out:
+        raise DataError(f"step '{ctx.step}': none of {len(rows)} queries has a gold answer "
+                        f"and a kind in {cfg.kinds}", hint="check the training questions' "
+                                                          "answers, or steps.<this step>.kinds")
+    ctx.log.info("generator data: %d rows, top-%d documents (%d queries left out)", len(out),
+                 cfg.k, skipped)
+    return out

@@ -1,0 +1,88 @@
+"""Stage ``dpa_rag.prealign``: the pre-aligned task that comes before the reader's plain SFT.
+
+Seed step: SEEDS 3.2 step 7 (no released code or template text). For each preference document
+(aligned or unaligned for this reader), the paper shows it among ``k - 1`` random documents of
+the same query's retrieval and asks the reader to judge the knowledge that helps answering, so
+that it learns, implicitly, which knowledge it can use. Here the reader is asked whether the
+document at one position helps answer the question, and the target is the word ``labels``
+gives its outcome ("Yes" for aligned, "No" for unaligned). The question is a prompt file
+(``conf/prompts/dpa_rag/prealign.yaml``, fields ``{question}``, ``{passages}``,
+``{position}``), our own wording: the template was not released, so replace the file (and the
+labels) with the paper's text to reproduce it.
+
+The random documents and the preference document's position are drawn with ``seed``; rows come
+from every query in the knowledge, augmented ones included.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge
+
+from orchestrator.api import DataError, File, StageContext, stage
+from stages.dpa_rag.schemas import Knowledge
+from stages.lib.chat import assistant
+from stages.schemas import Chat
+
+
+def _labels() -> dict[str, str]:
+    return {"aligned": "Yes", "unaligned": "No"}
+
+
+@dataclass
+class PrealignConfig:
+    k: Annotated[int, Ge(1)] = 3      # documents shown (paper: top-k, the SFT's 3)
+    # target per outcome; documents of an outcome not listed are not used (paper: aligned or
+    # unaligned documents)
+    labels: dict[str, str] = field(default_factory=_labels)
+    # documents of each outcome used per query, drawn with the seed; None = all (paper)
+    max_per_outcome: Annotated[int, Ge(1)] | None = None
+    seed: int = 42
+
+
+@stage("dpa_rag.prealign", version=1)
+def prealign(knowledge: Knowledge, prompt: File, cfg: PrealignConfig, ctx: StageContext) -> Chat:
+    """One chat row per preference document: the question over ``k`` documents, then the
+    judgement of the document at ``{position}``."""
+    from stages.lib.prompts import format_passages, load_prompt, messages, passage_fields
+
+    template = load_prompt(prompt.path)
+    by_query: dict[str, list[dict]] = {}
+    for row in knowledge.rows():
+        by_query.setdefault(row["id"], []).append(row)
+    rng = random.Random(cfg.seed)
+    out, counts = [], {}
+    for qid, docs in by_query.items():
+        for pref in _chosen(docs, cfg, rng):
+            others = [d["doc"] for d in docs if d["rank"] != pref["rank"]]
+            shown = rng.sample(others, min(cfg.k - 1, len(others)))
+            position = rng.randint(0, len(shown))
+            shown.insert(position, pref["doc"])
+            passages = format_passages(template, [passage_fields(d) for d in shown])
+            ask = messages(template, question=pref["question"], passages=passages,
+                           position=position + 1)
+            out.append({"id": f"{qid}@{pref['rank']}", "task": "prealign",
+                        "messages": [*ask, assistant(cfg.labels[pref["category"]])]})
+            counts[pref["category"]] = counts.get(pref["category"], 0) + 1
+    if not out:
+        raise DataError(f"step '{ctx.step}': no document of {len(by_query)} queries has an "
+                        f"outcome in labels {sorted(cfg.labels)}",
+                        hint="read more documents per query (preference.n_docs) or add "
+                             "outcomes to labels (both_correct, both_incorrect)")
+    ctx.log.info("prealign: %d rows from %d queries (%s), %d documents each", len(out),
+                 len(by_query), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), cfg.k)
+    return out
+
+
+def _chosen(docs: list[dict], cfg: PrealignConfig, rng: random.Random) -> list[dict]:
+    """The query's documents whose outcome has a label, at most ``max_per_outcome`` of each."""
+    out = []
+    for outcome in cfg.labels:
+        of = [d for d in docs if d["category"] == outcome]
+        if cfg.max_per_outcome is not None and len(of) > cfg.max_per_outcome:
+            of = rng.sample(of, cfg.max_per_outcome)
+        out += of
+    return out

@@ -1,0 +1,105 @@
+"""Stage ``dpa_rag.reranker_data``: the reranker's training rows from the preference knowledge.
+
+Seed step: SEEDS 3.2 step 5, the input of ``train_bge_joined.py``: per query one point-wise pair
+(``classification: {text, label}``, label 1 aligned, 2 unaligned), a pair-wise list of 4
+documents best first (``rank_list``) and contrastive groups of 2 positives and 2 negatives. How
+those rows were built from the preference knowledge was not released; here:
+
+* a query's documents are sorted best first by :func:`stages.dpa_rag.categories.preference_key`;
+* ``positive``: its best ``n_positive`` documents among those the reader is right with
+  (aligned first, then both correct); ``negative``: ``n_negative`` among those it is wrong with,
+  unaligned first, then both incorrect, each kind by retrieval rank: the hard negatives, the
+  ones a reranker of the top-k must push down (a document far down the list that does not help
+  teaches little). The released test file also labels a few both-correct / both-incorrect
+  documents 1 / 2, so the two middle outcomes fill in where a query has too few aligned or
+  unaligned ones; ``strict: true`` uses aligned and unaligned only. A query short of either
+  group is left out (counted in the log);
+* ``rank_list``: the positives then the negatives, best first by
+  :func:`~stages.dpa_rag.categories.preference_key` (4 documents, as released);
+* the point-wise pair is the first positive (label 1) or the first negative picked (label 0),
+  drawn with the seed per query (the seed's class id ``2 - label`` maps 1 -> 1, 2 -> 0).
+
+A ``valid_fraction`` of the original queries (seeded) goes to ``split: valid`` with all their
+augmentations, so no augmented copy of a validation query is trained on.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge, Interval
+
+from orchestrator.api import DataError, StageContext, stage
+from stages.dpa_rag.categories import NEGATIVE, POSITIVE, preference_key
+from stages.dpa_rag.schemas import Knowledge, RerankerData
+
+
+@dataclass
+class RerankerDataConfig:
+    n_positive: Annotated[int, Ge(1)] = 2   # released rows: 2 positive documents
+    n_negative: Annotated[int, Ge(1)] = 2   # released rows: 2 negative documents
+    strict: bool = False                    # true: aligned / unaligned documents only
+    valid_fraction: Annotated[float, Interval(ge=0.0, lt=1.0)] = 0.1  # of the original queries
+    seed: int = 42                          # the seed's seed
+
+
+def query_groups(docs: list[dict], n_positive: int, n_negative: int,
+                 strict: bool) -> tuple[list[dict], list[dict]] | None:
+    """The positive documents (best first) and the negative ones (in the order picked: the
+    unaligned, then the both-incorrect, each by retrieval rank) of one query, or None when it
+    has too few of either.
+
+    >>> docs = [{"category": c, "after_f1": 0.0, "rank": i} for i, c in enumerate(
+    ...     ["both_incorrect", "aligned", "both_incorrect", "both_correct", "unaligned"], 1)]
+    >>> pos, neg = query_groups(docs, 2, 2, strict=False)
+    >>> [(d["category"], d["rank"]) for d in pos + neg]
+    [('aligned', 2), ('both_correct', 4), ('unaligned', 5), ('both_incorrect', 1)]
+    >>> query_groups(docs, 2, 2, strict=True) is None
+    True
+    """
+    good = POSITIVE[:1] if strict else POSITIVE
+    bad = NEGATIVE[::-1][:1] if strict else NEGATIVE[::-1]      # unaligned first
+    pos = sorted((d for d in docs if d["category"] in good), key=preference_key)[:n_positive]
+    neg = sorted((d for d in docs if d["category"] in bad),
+                 key=lambda d: (bad.index(d["category"]), d.get("rank") or 0))[:n_negative]
+    if len(pos) < n_positive or len(neg) < n_negative:
+        return None
+    return pos, neg
+
+
+@stage("dpa_rag.reranker_data", version=1)
+def reranker_data(knowledge: Knowledge, cfg: RerankerDataConfig,
+                  ctx: StageContext) -> RerankerData:
+    """One training row per query with enough positive and negative documents."""
+    by_query: dict[str, list[dict]] = {}
+    for row in knowledge.rows():
+        by_query.setdefault(row["id"], []).append(row)
+    sources = sorted({docs[0]["source_id"] for docs in by_query.values()})
+    pick = random.Random(cfg.seed)
+    valid = set(pick.sample(sources, round(cfg.valid_fraction * len(sources))))
+    out, short = [], 0
+    for qid, docs in by_query.items():
+        groups = query_groups(docs, cfg.n_positive, cfg.n_negative, cfg.strict)
+        if groups is None:
+            short += 1
+            continue
+        pos, neg = groups
+        label = pick.random() < 0.5
+        out.append({"id": qid, "query": docs[0]["question"],
+                    "split": "valid" if docs[0]["source_id"] in valid else "train",
+                    "cls_doc": (pos[0] if label else neg[0])["doc"], "cls_label": int(label),
+                    "rank_list": [d["doc"] for d in pos + sorted(neg, key=preference_key)],
+                    "positive": [d["doc"] for d in pos], "negative": [d["doc"] for d in neg]})
+    if not out:
+        raise DataError(f"step '{ctx.step}': none of {len(by_query)} queries has "
+                        f"{cfg.n_positive} positive and {cfg.n_negative} negative documents",
+                        hint="read more documents per query (preference.n_docs) or lower "
+                             "n_positive / n_negative" + (", or set strict: false"
+                                                          if cfg.strict else ""))
+    train = sum(r["split"] == "train" for r in out)
+    ctx.log.info("reranker data: %d queries -> %d train, %d valid rows; %d left out (fewer than "
+                 "%d positive / %d negative documents)", len(by_query), train, len(out) - train,
+                 short, cfg.n_positive, cfg.n_negative)
+    return out

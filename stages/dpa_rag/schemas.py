@@ -1,0 +1,45 @@
+"""DPA-RAG's own artifact types. Augmented queries are ordinary questions (two more columns), so
+the shared ``retrieve`` stage reads them as they are and passes the extra columns through."""
+
+from __future__ import annotations
+
+import pyarrow as pa
+
+from orchestrator.api import Table
+from stages.schemas import CTX, QUESTION_FIELDS
+
+_SOURCE = [("source_id", pa.string()), ("kind", pa.string())]
+
+
+class Augmented(Table):
+    """Training queries and their augmentations: ``kind`` is ``original`` or the augmentation
+    (``rephrase``, ``complexity``, ``decompose``, ``constraint``, ``sparql``); ``source_id`` the
+    original query's id; ``answers``/``gold`` are the original's."""
+
+    schema = pa.schema(QUESTION_FIELDS + _SOURCE)
+
+
+class Knowledge(Table):
+    """One row per (query, retrieved document): the reader's answer without any document
+    (``before``) and with this document alone (``after``), each scored against the golds, and
+    the outcome ``category``: ``aligned`` (wrong -> right), ``unaligned`` (right -> wrong),
+    ``both_correct`` or ``both_incorrect``. ``rank`` is the document's 1-based retrieval rank."""
+
+    schema = pa.schema(QUESTION_FIELDS + _SOURCE + [
+        ("doc", CTX), ("rank", pa.int32()),
+        ("before", pa.string()), ("before_em", pa.float32()), ("before_f1", pa.float32()),
+        ("after", pa.string()), ("after_em", pa.float32()), ("after_f1", pa.float32()),
+        ("category", pa.string())])
+
+
+class RerankerData(Table):
+    """Reranker training rows, one per query (the released ``train_bge_joined.py`` format with
+    documents as passages, rendered by the training step): ``split`` is ``train`` or ``valid``;
+    ``cls_doc``/``cls_label`` the point-wise pair (1 = aligned, 0 = unaligned); ``rank_list``
+    documents in preference order, best first (pair-wise); ``positive``/``negative`` the
+    contrastive groups. Valid rows carry only the point-wise pair."""
+
+    schema = pa.schema([("id", pa.string()), ("query", pa.string()), ("split", pa.string()),
+                        ("cls_doc", CTX), ("cls_label", pa.int32()),
+                        ("rank_list", pa.list_(CTX)), ("positive", pa.list_(CTX)),
+                        ("negative", pa.list_(CTX))])

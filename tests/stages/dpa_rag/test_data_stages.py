@@ -1,0 +1,129 @@
+"""stages/dpa_rag/reranker_data.py, prealign.py and generator_data.py: the reranker's rows,
+the pre-aligned task and the reader's SFT rows, built from hand-made preference knowledge."""
+
+from __future__ import annotations
+
+import doctest
+
+import pytest
+
+import stages.dpa_rag.reranker_data as reranker_data_module
+from orchestrator.api import DataError
+from stages.dpa_rag.generator_data import GeneratorDataConfig, generator_data
+from stages.dpa_rag.prealign import PrealignConfig, prealign
+from stages.dpa_rag.reranker_data import RerankerDataConfig, reranker_data
+from stages.dpa_rag.schemas import Knowledge
+from stages.schemas import Retrieved
+from tests.stages.conftest import prompt_file
+
+OUTCOMES = ["both_incorrect", "aligned", "unaligned", "both_correct", "both_incorrect",
+            "aligned"]
+
+
+def knowledge(n_queries=10, outcomes=OUTCOMES):
+    rows = []
+    for q in range(n_queries):
+        for rank, outcome in enumerate(outcomes, 1):
+            doc = {"id": f"q{q}d{rank}", "title": f"T{rank}", "text": f"text {q} {rank}",
+                   "score": 1.0 - rank / 10}
+            rows.append({"id": f"q{q}", "dataset": "nq", "question": f"question {q}?",
+                         "answers": [f"answer {q}"], "gold": [], "source_id": f"q{q}",
+                         "kind": "original", "doc": doc, "rank": rank, "before": "b",
+                         "before_em": 0.0, "before_f1": 0.0, "after": "a", "after_em": 0.0,
+                         "after_f1": 0.0, "category": outcome})
+    return rows
+
+
+def test_reranker_data_docstrings():
+    assert doctest.testmod(reranker_data_module).failed == 0
+
+
+def test_reranker_rows_rank_positives_before_negatives(model_env):
+    art, ctx = model_env
+    rows = reranker_data(art(Knowledge, knowledge()), RerankerDataConfig(), ctx("reranker_data"))
+    assert len(rows) == 10 and sum(r["split"] == "valid" for r in rows) == 1
+    r = rows[0]
+    ids = lambda docs: [d["id"][len("q0"):] for d in docs]   # noqa: E731
+    assert ids(r["positive"]) == ["d2", "d6"]                 # the two aligned, by rank
+    assert ids(r["negative"]) == ["d3", "d1"]                 # unaligned, then the hardest
+    assert ids(r["rank_list"]) == ["d2", "d6", "d1", "d3"]    # unaligned last (worst)
+    labels = {row["cls_label"] for row in rows}
+    assert labels == {0, 1}                                   # both classes drawn
+    for row in rows:
+        want = row["positive"][0] if row["cls_label"] == 1 else row["negative"][0]
+        assert row["cls_doc"] == want
+
+
+def test_reranker_rows_fill_in_with_middle_outcomes_unless_strict(model_env):
+    art, ctx = model_env
+    few = ["aligned", "both_correct", "unaligned", "both_incorrect"]
+    loose = reranker_data(art(Knowledge, knowledge(4, few)), RerankerDataConfig(valid_fraction=0),
+                          ctx("reranker_data"))
+    assert len(loose) == 4
+    with pytest.raises(DataError, match=r"(?s)reranker_data'.*none of 4 queries has 2 "
+                                        r"positive and 2 negative.*set strict: false"):
+        reranker_data(art(Knowledge, knowledge(4, few)), RerankerDataConfig(strict=True),
+                      ctx("reranker_data"))
+
+
+def test_augmentations_of_a_validation_query_stay_in_validation(model_env):
+    art, ctx = model_env
+    rows = knowledge(10)
+    rows += [{**r, "id": f"{r['id']}#rephrase", "kind": "rephrase"} for r in knowledge(10)]
+    out = reranker_data(art(Knowledge, rows), RerankerDataConfig(valid_fraction=0.3),
+                        ctx("reranker_data"))
+    split = {r["id"]: r["split"] for r in out}
+    assert sum(s == "valid" for s in split.values()) == 6
+    assert all(split[f"q{q}"] == split[f"q{q}#rephrase"] for q in range(10))
+
+
+def test_prealign_shows_each_preference_document_among_random_ones(model_env):
+    art, ctx = model_env
+    rows = prealign(art(Knowledge, knowledge(3)), prompt_file("prealign", "dpa_rag"),
+                    PrealignConfig(k=3), ctx("prealign"))
+    assert len(rows) == 9                          # 2 aligned + 1 unaligned per query
+    targets = {r["id"]: r["messages"][-1]["content"] for r in rows}
+    assert targets["q0@2"] == "Yes" and targets["q0@3"] == "No"
+    for row in rows:
+        user = row["messages"][0]["content"]
+        qid, rank = row["id"].split("@")
+        position = int(user.split("Does document [")[1][0])
+        blocks = user.split("\n\n")[1].split("\n[")
+        assert len(blocks) == 3                    # k documents
+        assert f"text {qid[1:]} {rank}" in blocks[position - 1]   # the preference document
+    again = prealign(art(Knowledge, knowledge(3)), prompt_file("prealign", "dpa_rag"),
+                     PrealignConfig(k=3), ctx("prealign"))
+    assert again == rows                           # seeded
+
+
+def test_prealign_refuses_knowledge_without_preference_documents(model_env):
+    art, ctx = model_env
+    with pytest.raises(DataError, match=r"prealign'.*no document of 2 queries has an outcome in "
+                                        r"labels \['aligned', 'unaligned'\]"):
+        prealign(art(Knowledge, knowledge(2, ["both_correct", "both_incorrect"])),
+                 prompt_file("prealign", "dpa_rag"), PrealignConfig(), ctx("prealign"))
+
+
+def test_generator_rows_read_the_first_k_documents_of_original_queries(model_env):
+    art, ctx = model_env
+    docs = [{"id": f"d{i}", "title": f"T{i}", "text": f"passage {i}", "score": 0.5}
+            for i in range(5)]
+    rows = [{"id": "q0", "dataset": "nq", "question": "who?", "answers": ["Ann", "Anna"],
+             "gold": [], "ctxs": docs, "kind": "original"},
+            {"id": "q0#sparql", "dataset": "nq", "question": "SELECT ?x", "answers": ["Ann"],
+             "gold": [], "ctxs": docs, "kind": "sparql"}]
+    out = generator_data(art(Retrieved, rows), prompt_file("rag", "common"),
+                         GeneratorDataConfig(k=3), ctx("generator_data"))
+    assert [r["id"] for r in out] == ["q0"]
+    user, answer = out[0]["messages"][-2:]
+    assert answer == {"role": "assistant", "content": "Ann"}
+    assert "passage 2" in user["content"] and "passage 3" not in user["content"]
+
+
+def test_prealign_caps_the_documents_of_each_outcome_and_takes_any_labelled_outcome(model_env):
+    art, ctx = model_env
+    cfg = PrealignConfig(labels={"aligned": "Yes", "both_incorrect": "No"}, max_per_outcome=1)
+    rows = prealign(art(Knowledge, knowledge(3)), prompt_file("prealign", "dpa_rag"), cfg,
+                    ctx("prealign"))
+    targets = [r["messages"][-1]["content"] for r in rows]
+    assert len(rows) == 6 and targets.count("Yes") == 3 and targets.count("No") == 3

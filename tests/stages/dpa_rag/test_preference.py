@@ -1,0 +1,103 @@
+"""stages/dpa_rag/preference.py and categories.py: every (query, document) read by the reader
+with no document and with that document alone, scored, and sorted into the four outcomes.
+
+The reader here is a stand-in that answers from what it is shown (the real generator is tested
+in tests/stages/lib/models/): it names a city when a shown passage states one, and otherwise
+says what it "knows" without documents, right for some questions and wrong for others."""
+
+from __future__ import annotations
+
+import doctest
+import re
+
+import pytest
+
+import stages.dpa_rag.categories as categories
+import stages.lib.models.generation as generation
+from stages.dpa_rag.preference import PreferenceConfig, preference
+from stages.schemas import Model, Retrieved
+from tests.stages.conftest import prompt_file
+
+QUESTIONS = [
+    # the reader knows q0's answer without documents; q1's not
+    {"id": "q0", "dataset": "nq", "question": "Where was Ann born?", "answers": ["Paris"],
+     "gold": [], "ctxs": [
+         {"id": "d1", "title": "Ann", "text": "Ann was born in Rome.", "score": 0.9},
+         {"id": "d2", "title": "Ann", "text": "Ann was born in Paris.", "score": 0.8}]},
+    {"id": "q1", "dataset": "nq", "question": "Where was Bob born?", "answers": ["Oslo"],
+     "gold": [], "ctxs": [
+         {"id": "d3", "title": "Bob", "text": "Bob was born in Oslo.", "score": 0.9},
+         {"id": "d4", "title": "Bob", "text": "Bob likes tea.", "score": 0.7},
+         {"id": "d5", "title": "Bob", "text": "Bob was born in Lima.", "score": 0.6}]},
+]
+KNOWN = {"Ann": "Paris", "Bob": "Cairo"}
+
+
+class Reader:
+    def __init__(self):
+        self.calls = []
+
+    def chat(self, conversations, **params):
+        self.calls.append(params)
+        out = []
+        for conv in conversations:
+            text = conv[-1]["content"]
+            shown = re.search(r"born in (\w+)\.", text)
+            who = re.search(r"Where was (\w+) born", text).group(1)
+            out.append([shown.group(1) if shown else KNOWN[who]])
+        return out
+
+
+@pytest.fixture
+def reader(monkeypatch):
+    r = Reader()
+    monkeypatch.setattr(generation, "load_generator", lambda *a, **kw: r)
+    return r
+
+
+def test_categories_docstrings():
+    assert doctest.testmod(categories).failed == 0
+
+
+def test_each_document_gets_its_outcome(model_env, reader):
+    art, ctx = model_env
+    rows = preference(art(Retrieved, QUESTIONS), art(Model, "unused"),
+                      prompt_file("rag", "common"), PreferenceConfig(n_docs=3), ctx("preference"))
+    got = {r["doc"]["id"]: (r["category"], r["before"], r["after"], r["rank"]) for r in rows}
+    assert got == {
+        "d1": ("unaligned", "Paris", "Rome", 1),        # right without, misled by the document
+        "d2": ("both_correct", "Paris", "Paris", 2),
+        "d3": ("aligned", "Cairo", "Oslo", 1),          # wrong without, right with it
+        "d4": ("both_incorrect", "Cairo", "Cairo", 2),
+        "d5": ("both_incorrect", "Cairo", "Lima", 3)}
+    assert all(r["kind"] == "original" and r["source_id"] == r["id"] for r in rows)
+    d3 = next(r for r in rows if r["doc"]["id"] == "d3")
+    assert (d3["before_em"], d3["after_em"], d3["after_f1"]) == (0.0, 1.0, 1.0)
+    assert reader.calls[0]["temperature"] == 0.0   # greedy, one answer per reading
+
+
+def test_n_docs_limits_the_documents_read_and_augmented_queries_keep_their_source(model_env,
+                                                                                  reader):
+    art, ctx = model_env
+    augmented = [{**QUESTIONS[1], "id": "q1#rephrase", "source_id": "q1", "kind": "rephrase"}]
+    rows = preference(art(Retrieved, augmented), art(Model, "unused"),
+                      prompt_file("rag", "common"), PreferenceConfig(n_docs=2), ctx("preference"))
+    assert [r["doc"]["id"] for r in rows] == ["d3", "d4"]
+    assert {(r["id"], r["source_id"], r["kind"]) for r in rows} == {("q1#rephrase", "q1",
+                                                                     "rephrase")}
+
+
+def test_correct_by_gold_in_answer_for_readers_that_answer_in_sentences(model_env, monkeypatch):
+    class Verbose(Reader):
+        def chat(self, conversations, **params):
+            return [[f"I think it is {a}."] for (a,) in super().chat(conversations, **params)]
+
+    monkeypatch.setattr(generation, "load_generator", lambda *a, **kw: Verbose())
+    art, ctx = model_env
+    strict = preference(art(Retrieved, QUESTIONS[1:]), art(Model, "unused"),
+                        prompt_file("rag", "common"), PreferenceConfig(), ctx("preference"))
+    loose = preference(art(Retrieved, QUESTIONS[1:]), art(Model, "unused"),
+                       prompt_file("rag", "common"),
+                       PreferenceConfig(correct_by="match_gold_in_pred"), ctx("preference"))
+    assert {r["category"] for r in strict} == {"both_incorrect"}
+    assert [r["category"] for r in loose] == ["aligned", "both_incorrect", "both_incorrect"]
