@@ -77,10 +77,6 @@ class LocalBackend:
         if self.cfg.backend == "vllm":
             yield from self._run_vllm(requests)
             return
-        for req in requests:
-            if req.top_p != 1.0 and req.temperature > 0:
-                raise ConfigError(f"the transformers backend samples with top_p=1 only, got "
-                                  f"top_p={req.top_p}", hint="use backend: vllm or a server")
         greedy = [i for i, r in enumerate(requests) if r.temperature == 0]
         by_len: dict[int, list[int]] = {}
         for i in greedy:
@@ -93,18 +89,19 @@ class LocalBackend:
                                 batch_size=size)
                 for i, completions in zip(chunk, ids):
                     yield i, self._reply(requests[i], completions[:1] * requests[i].n)
-        # sampled requests in batches of equal (temperature, max_tokens, n); each keeps its own
-        # seed, so a reply is the one the request would get alone (the cache stays truthful)
+        # sampled requests in batches of equal (temperature, top_p, max_tokens, n); each keeps
+        # its own seed, so a reply is the one the request would get alone (the cache stays
+        # truthful)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             if r.temperature > 0:
-                groups.setdefault((r.temperature, r.max_tokens, r.n), []).append(i)
-        for (temperature, max_tokens, n), idx in groups.items():
+                groups.setdefault((r.temperature, r.top_p, r.max_tokens, r.n), []).append(i)
+        for (temperature, top_p, max_tokens, n), idx in groups.items():
             per = max(1, size // n)
             for start in range(0, len(idx), per):
                 chunk = idx[start:start + per]
                 ids = self._ids([requests[i] for i in chunk], max_new_tokens=max_tokens,
-                                temperature=temperature, n=n, batch_size=size,
+                                temperature=temperature, top_p=top_p, n=n, batch_size=size,
                                 seeds=[requests[i].seed for i in chunk])
                 for i, completions in zip(chunk, ids):
                     yield i, self._reply(requests[i], completions)

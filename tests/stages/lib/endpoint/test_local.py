@@ -117,6 +117,23 @@ def test_a_completion_that_ended_counts_its_end_token(local_cfg, tmp_path):
     assert cut[0] == pytest.approx(float(lp[len(prompt) - 1, completion[0]]), abs=1e-6)
 
 
+def test_nucleus_sampling_is_seeded_and_batched_apart_by_top_p(local_cfg, tmp_path):
+    """top_p < 1 samples from the nucleus (the generator's sampler is tested in
+    tests/stages/lib/models/); requests of another top_p are never batched together, so each
+    reply is the one it would get alone."""
+    alone_cfg = EndpointConfig(**{**local_cfg.__dict__, "batch_size": 1})
+    requests = [ChatRequest(conv(i), temperature=1.0, top_p=0.5 if i % 2 else 1.0, seed=3)
+                for i in range(4)]
+    with open_client(local_cfg, tmp_path / "a") as llm:
+        batched = llm.complete(requests)
+    with open_client(alone_cfg, tmp_path / "b") as llm:
+        alone = [llm.complete([r])[0] for r in requests]
+        full = llm.complete([ChatRequest(r.messages, temperature=1.0, seed=3)
+                             for r in requests[1::2]])
+    assert [r.texts for r in batched] == [r.texts for r in alone]
+    assert [r.texts for r in batched[1::2]] != [r.texts for r in full]   # top_p reached it
+
+
 def test_local_backend_errors_are_one_line(local_cfg, tmp_path):
     with pytest.raises(ConfigError, match=r"is \d+ tokens for .*, not one"), \
             open_client(local_cfg, tmp_path / "c") as llm:
