@@ -2,11 +2,12 @@
 
 Seed (``bge_joined_model.py``): BGE (``AutoModel``) + ``Linear(1024, 2)`` on the [CLS] state of
 the (query, document) pair, logits [unaligned, aligned]. We read the width from the encoder's
-config (``hidden_size``), so any encoder works.
+config (``hidden_size``), so any encoder works, and ``pooling: mean`` reads the mean over the
+pair's tokens instead of the first one, for encoders trained that way (sentence-transformers).
 
 A saved reranker is a directory: the encoder (``save_pretrained``) and its tokenizer, the head
 as ``head.safetensors`` (``weight``, ``bias``) and ``reranker.json`` (``passage_template``,
-``max_length``), so scoring renders and truncates documents exactly as training did.
+``max_length``, ``pooling``), so scoring reads documents exactly as training did.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ class Reranker:
     """The encoder, the head and the tokenizer, on one device; ``logits`` keeps gradients."""
 
     def __init__(self, encoder, head, tokenizer, passage_template: str, max_length: int,
-                 device: str):
+                 device: str, pooling: str = "cls"):
         import inspect
 
         self.encoder, self.head, self.tokenizer = encoder, head, tokenizer
         self.passage_template, self.max_length, self.device = passage_template, max_length, device
+        self.pooling = pooling
         self.accepts = set(inspect.signature(encoder.forward).parameters)
 
     def parameters(self) -> list:
@@ -53,11 +55,17 @@ class Reranker:
         self.head.train(mode)
 
     def embed(self, queries: list[str], passages: list[str]):
-        """First-token last hidden states of the (query, passage) pairs (N × hidden_size)."""
+        """The (query, passage) pairs' vectors (N × hidden_size): the first token's last hidden
+        state (``cls``, the seed's), or the mean over the pair's tokens (``mean``, for encoders
+        trained with mean pooling, such as sentence-transformers' MiniLM)."""
         enc = self.tokenizer(queries, passages, padding=True, truncation=True,
                              max_length=self.max_length, return_tensors="pt").to(self.device)
-        out = self.encoder(**{k: v for k, v in enc.items() if k in self.accepts})
-        return out.last_hidden_state[:, 0]
+        hidden = self.encoder(**{k: v for k, v in enc.items() if k in self.accepts}) \
+            .last_hidden_state
+        if self.pooling == "cls":
+            return hidden[:, 0]
+        mask = enc["attention_mask"].unsqueeze(-1).to(hidden.dtype)
+        return (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
 
     def logits(self, queries: list[str], passages: list[str]):
         """[unaligned, aligned] logits of the pairs (N × 2)."""
@@ -65,7 +73,7 @@ class Reranker:
 
 
 def build(encoder_dir: str | Path, passage_template: str, max_length: int,
-          device: str) -> Reranker:
+          device: str, pooling: str = "cls") -> Reranker:
     """A reranker from an encoder checkpoint with a fresh head (``torch.nn.Linear``'s own
     initialisation, from torch's global RNG: seed it first)."""
     import torch
@@ -74,7 +82,7 @@ def build(encoder_dir: str | Path, passage_template: str, max_length: int,
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
     encoder = AutoModel.from_pretrained(str(encoder_dir)).to(device)
     head = torch.nn.Linear(encoder.config.hidden_size, 2).to(device)
-    return Reranker(encoder, head, tokenizer, passage_template, max_length, device)
+    return Reranker(encoder, head, tokenizer, passage_template, max_length, device, pooling)
 
 
 def save(reranker: Reranker, out: str | Path) -> None:
@@ -88,7 +96,8 @@ def save(reranker: Reranker, out: str | Path) -> None:
     save_file(head, str(out / HEAD_FILE))
     (out / META_FILE).write_text(json.dumps({
         "passage_template": reranker.passage_template, "max_length": reranker.max_length,
-        "labels": ["unaligned", "aligned"], "score": "aligned logit"}, indent=1))
+        "pooling": reranker.pooling, "labels": ["unaligned", "aligned"],
+        "score": "aligned logit"}, indent=1))
 
 
 def load(model_dir: str | Path, device: str) -> Reranker:
@@ -107,7 +116,7 @@ def load(model_dir: str | Path, device: str) -> Reranker:
     head = torch.nn.Linear(encoder.config.hidden_size, 2)
     head.load_state_dict(load_file(str(model_dir / HEAD_FILE)))
     reranker = Reranker(encoder, head.to(device), tokenizer, meta["passage_template"],
-                        int(meta["max_length"]), device)
+                        int(meta["max_length"]), device, meta.get("pooling", "cls"))
     reranker.train(False)
     return reranker
 

@@ -53,6 +53,8 @@ class RerankerTrainConfig:
     temperature: Annotated[float, Gt(0)] = 0.07     # paper: SupConLoss temperature 0.07
     base_temperature: Annotated[float, Gt(0)] = 0.07  # paper: SupConLoss base_temperature 0.07
     passage_template: str = " Title: {title} Content: {text}"   # paper: the document string
+    # paper: the [CLS] state (BGE is trained so); mean: for encoders trained with mean pooling
+    pooling: Literal["cls", "mean"] = "cls"
     # paper: the epoch with the best valid F1 of the aligned class; last: the final weights
     keep: Literal["best_valid_f1", "last"] = "best_valid_f1"
     eval_batch_size: Annotated[int, Ge(1)] = nonsemantic(32)
@@ -84,7 +86,8 @@ def train_reranker(data: RerankerData, model: Model, cfg: RerankerTrainConfig,
     _check_rows(train, valid, names, cfg, ctx.step)
 
     torch.manual_seed(cfg.seed)                 # the head's initialisation, dropout
-    reranker = reranker_model.build(model.path, cfg.passage_template, cfg.max_length, ctx.device)
+    reranker = reranker_model.build(model.path, cfg.passage_template, cfg.max_length, ctx.device,
+                                    cfg.pooling)
     optimizer = torch.optim.AdamW(reranker.parameters(), lr=cfg.lr)
     per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = per_epoch * cfg.epochs

@@ -162,6 +162,18 @@ def test_train_then_rerank(model_env, models, tmp_path, caplog):
                make_ctx(tmp_path, "plain"))
 
 
+def test_mean_pooling_is_saved_with_the_reranker_and_used_when_scoring(model_env, models,
+                                                                      tmp_path):
+    out = train(model_env, models, make_ctx(tmp_path, "mean"), pooling="mean", max_steps=1,
+                keep="last")
+    reranker = reranker_model.load(out, "cpu")
+    assert reranker.pooling == "mean"
+    q, p = ["Where was Entity 1 born?"] * 2, ["Entity 1 was born in city 1.", "short"]
+    mean = reranker.embed(q, p)
+    reranker.pooling = "cls"
+    assert not torch.allclose(mean, reranker.embed(q, p))   # the setting reaches the vectors
+
+
 class _Crash(StageContext):
     """Dies after three training steps (after the checkpoint of step 3)."""
 
