@@ -50,7 +50,11 @@ def preference(retrieved: Retrieved, model: Model, prompt: File, cfg: Preference
     from stages.lib.prompts import generator_messages, load_prompt, passage_fields
 
     reader = load_prompt(prompt.path)
-    rows = [r for r in retrieved.rows() if r.get("answers")]
+    given = retrieved.rows()
+    rows = [r for r in given if r.get("answers")]
+    if len(rows) < len(given):   # nothing to score them against
+        ctx.log.warning("preference: %d of %d queries have no gold answer and are left out",
+                        len(given) - len(rows), len(given))
     if not rows:
         return []
     convs, where = [], []   # where[i] = (row index, document index or None for "before")

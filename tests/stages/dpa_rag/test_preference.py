@@ -77,14 +77,17 @@ def test_each_document_gets_its_outcome(model_env, reader):
 
 
 def test_n_docs_limits_the_documents_read_and_augmented_queries_keep_their_source(model_env,
-                                                                                  reader):
+                                                                                  reader,
+                                                                                  caplog):
     art, ctx = model_env
-    augmented = [{**QUESTIONS[1], "id": "q1#rephrase", "source_id": "q1", "kind": "rephrase"}]
+    augmented = [{**QUESTIONS[1], "id": "q1#rephrase", "source_id": "q1", "kind": "rephrase"},
+                 {**QUESTIONS[0], "id": "q9", "answers": []}]
     rows = preference(art(Retrieved, augmented), art(Model, "unused"),
                       prompt_file("rag", "common"), PreferenceConfig(n_docs=2), ctx("preference"))
     assert [r["doc"]["id"] for r in rows] == ["d3", "d4"]
     assert {(r["id"], r["source_id"], r["kind"]) for r in rows} == {("q1#rephrase", "q1",
                                                                      "rephrase")}
+    assert "1 of 2 queries have no gold answer and are left out" in caplog.text
 
 
 def test_correct_by_gold_in_answer_for_readers_that_answer_in_sentences(model_env, monkeypatch):
