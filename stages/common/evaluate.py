@@ -37,6 +37,7 @@ from typing import Annotated, NamedTuple
 from annotated_types import Ge
 
 from orchestrator.api import StageContext, stage
+from stages.lib.data.set_names import names_set
 from stages.lib.metrics.answer import METRICS, as_gold_list, check_metric_names
 from stages.lib.metrics.retrieval import retrieval_scores
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
@@ -91,12 +92,15 @@ def _names(cfg: EvaluateConfig) -> list[str]:
 
 
 def set_metric_names(dataset: str, cfg: EvaluateConfig) -> list[str]:
-    """The metrics a set reports: the first ``set_metrics`` key in its name, else ``metrics``.
+    """The metrics a set reports: those of the first ``set_metrics`` key that names it (a whole
+    word of its name), else ``metrics``.
 
-    >>> set_metric_names("fever", EvaluateConfig(set_metrics={"fever": ["first_char_accuracy"]}))
-    ['first_char_accuracy']
+    >>> cfg = EvaluateConfig(set_metrics={"fever": ["first_char_accuracy"]})
+    >>> set_metric_names("fever_dev", cfg), set_metric_names("feverous", cfg) == cfg.metrics
+    (['first_char_accuracy'], True)
     """
-    return next((ms for key, ms in cfg.set_metrics.items() if key in dataset), cfg.metrics)
+    return next((ms for key, ms in cfg.set_metrics.items() if names_set(key, dataset)),
+                cfg.metrics)
 
 
 def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,

@@ -25,13 +25,13 @@ one.
 from __future__ import annotations
 
 import functools
-import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.api import ConfigError
 from stages.lib.chat import Message, message
+from stages.lib.data.set_names import names_set
 
 KEYS = ("system", "user", "passage", "passages", "no_passages", "styles")
 PASSAGE_FIELDS = ("id", "title", "text", "score")
@@ -147,17 +147,16 @@ def format_passages(prompt: Prompt, docs: list[dict], ids: list[int] | None = No
 def answer_style(prompt: Prompt, dataset: str) -> str:
     """The answer style for a dataset name (or an id / file name that contains it).
 
-    A style key matches when it occurs in the lowercased name as a whole word (letters around
-    it do not count: ``arc`` matches ``arc_challenge``, not ``ms_marco``); the first match in
-    file order wins; otherwise ``default`` (or "").
+    A style key matches when it names the set (:func:`~stages.lib.data.set_names.names_set`:
+    a whole word of the name, so ``arc`` matches ``arc_challenge``, not ``ms_marco``); the first
+    match in file order wins; otherwise ``default`` (or "").
 
     >>> p = Prompt(user="", styles={"fever": "F", "arc": "A", "default": "D"})
     >>> answer_style(p, "fever_dev"), answer_style(p, "ARC-Challenge"), answer_style(p, "ms_marco")
     ('F', 'A', 'D')
     """
-    name = (dataset or "").lower()
     for key, style in prompt.styles.items():
-        if key != "default" and re.search(rf"(^|[^a-z]){re.escape(key.lower())}([^a-z]|$)", name):
+        if key != "default" and names_set(key, dataset):
             return style
     return prompt.styles.get("default", "")
 

@@ -50,6 +50,8 @@ import difflib
 import re
 from collections.abc import Mapping, Sequence
 
+from stages.lib.data.set_names import names_set
+
 OPEN_QA, CHOICE, NUMERIC, YES_NO = "open_qa", "choice", "numeric", "yes_no"
 RULES = (OPEN_QA, CHOICE, NUMERIC, YES_NO)
 YES_NO_GOLDS = ("yes", "no", "true", "false", "maybe")
@@ -229,20 +231,20 @@ def choice_correct(prediction: str, golds: Sequence[str], options: Mapping[str, 
 
 def scorer_for(dataset: str, cfg) -> str:
     """The rule for a set: that of the longest key of ``cfg.choice_sets``, ``cfg.numeric_sets``,
-    ``cfg.yes_no_sets`` occurring in the set's name, ignoring case (so "pubmedqa" is not taken
-    for "medqa"; on equal lengths in that order); ``open_qa`` when none occurs.
+    ``cfg.yes_no_sets`` that names the set (a whole word of its name, ignoring case: "medqa"
+    does not name "pubmedqa", nor "arc" "msmarco"; on equal lengths in that order); ``open_qa``
+    when none does.
 
     >>> from types import SimpleNamespace
     >>> cfg = SimpleNamespace(choice_sets=["arc", "medqa"], numeric_sets=["convfinqa"],
     ...                       yes_no_sets=["pubmedqa"])
-    >>> [scorer_for(d, cfg) for d in ["arc_challenge", "ConvFinQA_test", "pubmedqa", "popqa"]]
+    >>> [scorer_for(d, cfg) for d in ["arc_challenge", "ConvFinQA_test", "pubmedqa", "msmarco"]]
     ['choice', 'numeric', 'yes_no', 'open_qa']
     """
-    name = (dataset or "").lower()
     found = [(len(key), rule)
              for rule, keys in ((CHOICE, cfg.choice_sets), (NUMERIC, cfg.numeric_sets),
                                 (YES_NO, cfg.yes_no_sets))
-             for key in keys if key and key.lower() in name]
+             for key in keys if names_set(key, dataset)]
     return max(found, key=lambda length_rule: length_rule[0])[1] if found else OPEN_QA
 
 

@@ -36,6 +36,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from orchestrator.api import StageContext, stage
+from stages.lib.data.set_names import names_set
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 DISPLAY = {"selfrag_match": "match", "retrieval_frequency": "ret. freq",
@@ -77,7 +78,7 @@ def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
 
     dataset = row.get("dataset") or ""
     prediction = row.get("prediction") or ""
-    if any(key in dataset for key in cfg.fever_sets):
+    if any(names_set(key, dataset) for key in cfg.fever_sets):
         prediction = fever_prediction(prediction)
     golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
     retrieved = row.get("retrieved")

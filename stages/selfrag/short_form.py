@@ -14,6 +14,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 
+from stages.lib.data.set_names import names_set
 from stages.selfrag.scoring import (closed_set_vote, mean_logprob, passage_score,
                                     relevance_score, support_score, utility_score)
 from stages.selfrag.tokens import (NO_RETRIEVAL, PARAGRAPH_CLOSE, PARAGRAPH_OPEN, RETRIEVAL,
@@ -75,12 +76,12 @@ def reply_scores(tokens: Sequence[str], logprobs: Sequence[Mapping[str, float]],
 
 
 def is_closed_set(dataset: str, closed_set: Sequence[str]) -> bool:
-    """A closed-set task: a ``closed_set`` key occurs in the dataset's name.
+    """A closed-set task: a ``closed_set`` key names the dataset (a whole word of its name).
 
-    >>> is_closed_set("arc_challenge", ["fever", "arc"]), is_closed_set("nq", ["fever", "arc"])
-    (True, False)
+    >>> [is_closed_set(d, ["fever", "arc"]) for d in ("arc_challenge", "nq", "msmarco")]
+    [True, False, False]
     """
-    return any(key in dataset for key in closed_set)
+    return any(names_set(key, dataset) for key in closed_set)
 
 
 def choose(answers: Sequence[str], scores: Sequence[float], closed: bool) -> tuple[str, int]:

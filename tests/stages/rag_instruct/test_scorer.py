@@ -187,11 +187,14 @@ def test_scorer_for_default_keys(dataset, rule):
 
 
 def test_scorer_for_configured_keys_and_ties():
-    cfg = RagInstructEvaluateConfig(choice_sets=["quiz"], numeric_sets=["quiz", "fin"],
+    cfg = RagInstructEvaluateConfig(choice_sets=["quiz"], numeric_sets=["quiz", "finqa"],
                                     yes_no_sets=[])
     assert scorer_for("QUIZ_2024", cfg) == "choice"                  # equal keys: choice first
-    assert scorer_for("finqa", cfg) == "numeric"
+    assert scorer_for("finqa_test", cfg) == "numeric"
     assert scorer_for("pubhealth", cfg) == "open_qa"
+    # a key names a set as a whole word: "arc" is not MS MARCO, "finqa" not "convfinqa2"
+    assert scorer_for("msmarco", RagInstructEvaluateConfig()) == "open_qa"
+    assert scorer_for("convfinqa2", cfg) == "open_qa"
     # the longest key decides: "pubmedqa" holds both "medqa" (choice) and "pubmedqa" (yes/no)
     cfg = RagInstructEvaluateConfig()
     assert scorer_for("pubmedqa", cfg) == "yes_no" and scorer_for("medqa_4options", cfg) == "choice"
