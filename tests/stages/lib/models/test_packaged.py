@@ -96,3 +96,16 @@ def test_smollm2_converted_checkpoint_answers_sensibly(smollm2_dir):
     sampled = gen.chat([[{"role": "user", "content": questions[0]}]], max_new_tokens=8,
                        temperature=0.4, n=2, seed=0)
     assert len(sampled[0]) == 2 and all(sampled[0])
+
+
+def test_the_gguf_loaders_bar_is_hidden_while_loading_and_restored(capsys):
+    pytest.importorskip("gguf")
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    bar = gguf_utils.tqdm
+    with models._no_gguf_bar():
+        list(gguf_utils.tqdm(range(3), desc="Converting and de-quantizing GGUF tensors..."))
+    assert "de-quantizing" not in capsys.readouterr().err
+    assert gguf_utils.tqdm is bar
+    list(gguf_utils.tqdm(range(3), desc="shown again"))
+    assert "shown again" in capsys.readouterr().err
