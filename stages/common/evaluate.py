@@ -37,7 +37,7 @@ from typing import Annotated, NamedTuple
 from annotated_types import Ge
 
 from orchestrator.api import StageContext, stage
-from stages.lib.data.set_names import names_set
+from stages.lib.data.set_names import for_set
 from stages.lib.metrics.answer import METRICS, as_gold_list, check_metric_names
 from stages.lib.metrics.retrieval import retrieval_scores
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
@@ -99,8 +99,7 @@ def set_metric_names(dataset: str, cfg: EvaluateConfig) -> list[str]:
     >>> set_metric_names("fever_dev", cfg), set_metric_names("feverous", cfg) == cfg.metrics
     (['first_char_accuracy'], True)
     """
-    return next((ms for key, ms in cfg.set_metrics.items() if names_set(key, dataset)),
-                cfg.metrics)
+    return for_set(cfg.set_metrics, dataset, cfg.metrics)
 
 
 def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,

@@ -7,6 +7,8 @@ WebQSP), the target being the gold answer. The rows use the same prompt file as 
 (``infer_topk``'s ``prompt``, the recipe's reader prompt), so the model is trained on what it
 is later asked. The target is the first gold answer. Only the queries of ``kinds`` are used
 (default: the original training queries; the paper's SFT set is the plain training set).
+``k_by_set`` gives another number of documents to the sets it names (a key is a whole word of
+the row's ``dataset``), as the paper's top-2 for WebQSP.
 """
 
 from __future__ import annotations
@@ -16,8 +18,9 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from orchestrator.api import DataError, File, StageContext, stage
+from orchestrator.api import DataError, File, StageContext, added, stage
 from stages.lib.chat import assistant
+from stages.lib.data.set_names import for_set
 from stages.schemas import Chat, Retrieved
 
 
@@ -28,6 +31,7 @@ def _original() -> list[str]:
 @dataclass
 class GeneratorDataConfig:
     k: Annotated[int, Ge(0)] = 3       # documents per example (paper: top-3; WebQSP: 2)
+    k_by_set: dict[str, Annotated[int, Ge(0)]] = added({})   # paper: {webqsp: 2}
     kinds: list[str] = field(default_factory=_original)   # dpa_rag.augment kinds used
     dataset: str | None = None         # answer style for all rows; None = each row's
 
@@ -47,7 +51,8 @@ def generator_data(reranked: Retrieved, prompt: File, cfg: GeneratorDataConfig,
         if (row.get("kind") or "original") not in cfg.kinds or not answers:
             skipped += 1
             continue
-        docs = [passage_fields(d) for d in (row.get("ctxs") or [])[:cfg.k]]
+        k = for_set(cfg.k_by_set, row.get("dataset") or "", cfg.k)
+        docs = [passage_fields(d) for d in (row.get("ctxs") or [])[:k]]
         style = cfg.dataset if cfg.dataset is not None else (row.get("dataset") or "")
         ask = generator_messages(reader, row["question"], docs, style)
         out.append({"id": row["id"], "task": "generator",

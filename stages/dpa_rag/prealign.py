@@ -11,7 +11,9 @@ gives its outcome ("Yes" for aligned, "No" for unaligned). The question is a pro
 labels) with the paper's text to reproduce it.
 
 The random documents and the preference document's position are drawn with ``seed``; rows come
-from every query in the knowledge, augmented ones included.
+from every query in the knowledge, augmented ones included. ``k_by_set`` shows another number
+of documents for the sets it names (a key is a whole word of the row's ``dataset``), as the
+paper's top-2 for WebQSP.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from orchestrator.api import DataError, File, StageContext, stage
+from orchestrator.api import DataError, File, StageContext, added, stage
 from stages.dpa_rag.schemas import Knowledge
 from stages.lib.chat import assistant
+from stages.lib.data.set_names import for_set
 from stages.schemas import Chat
 
 
@@ -35,6 +38,7 @@ def _labels() -> dict[str, str]:
 @dataclass
 class PrealignConfig:
     k: Annotated[int, Ge(1)] = 3      # documents shown (paper: top-k, the SFT's 3)
+    k_by_set: dict[str, Annotated[int, Ge(1)]] = added({})   # paper: {webqsp: 2}
     # target per outcome; documents of an outcome not listed are not used (paper: aligned or
     # unaligned documents)
     labels: dict[str, str] = field(default_factory=_labels)
@@ -58,7 +62,8 @@ def prealign(knowledge: Knowledge, prompt: File, cfg: PrealignConfig, ctx: Stage
     for qid, docs in by_query.items():
         for pref in _chosen(docs, cfg, rng):
             others = [d["doc"] for d in docs if d["rank"] != pref["rank"]]
-            shown = rng.sample(others, min(cfg.k - 1, len(others)))
+            k = for_set(cfg.k_by_set, pref.get("dataset") or "", cfg.k)
+            shown = rng.sample(others, min(k - 1, len(others)))
             position = rng.randint(0, len(shown))
             shown.insert(position, pref["doc"])
             passages = format_passages(template, [passage_fields(d) for d in shown])

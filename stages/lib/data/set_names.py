@@ -8,6 +8,10 @@ closed sets and FEVER sets, RAG-Instruct's scoring rules) all match a key to a s
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def names_set(key: str, dataset: str) -> bool:
@@ -24,3 +28,13 @@ def names_set(key: str, dataset: str) -> bool:
     key = key.lower()
     return bool(key) and re.search(rf"(^|[^a-z]){re.escape(key)}([^a-z]|$)",
                                    (dataset or "").lower()) is not None
+
+
+def for_set(table: Mapping[str, T], dataset: str, default: T) -> T:
+    """The value of the first key of ``table`` that names the set ``dataset``, else ``default``
+    (a per-set setting: DPA-RAG's top-2 passages for WebQSP, top-3 elsewhere).
+
+    >>> for_set({"webqsp": 2}, "WebQSP_test", 3), for_set({"webqsp": 2}, "nq", 3)
+    (2, 3)
+    """
+    return next((value for key, value in table.items() if names_set(key, dataset)), default)

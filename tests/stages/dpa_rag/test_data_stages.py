@@ -127,3 +127,25 @@ def test_prealign_caps_the_documents_of_each_outcome_and_takes_any_labelled_outc
                     ctx("prealign"))
     targets = [r["messages"][-1]["content"] for r in rows]
     assert len(rows) == 6 and targets.count("Yes") == 3 and targets.count("No") == 3
+
+
+def test_a_set_named_in_k_by_set_gets_its_own_number_of_documents(model_env):
+    art, ctx = model_env
+    rows = knowledge(2)
+    for row in rows:
+        row["dataset"] = "webqsp" if row["id"] == "q1" else "nq"
+    out = prealign(art(Knowledge, rows), prompt_file("prealign", "dpa_rag"),
+                   PrealignConfig(k=3, k_by_set={"webqsp": 2}), ctx("prealign"))
+    shown = {r["id"]: len(r["messages"][0]["content"].split("\n\n")[1].split("\n[")) for r in out}
+    assert {n for i, n in shown.items() if i.startswith("q0@")} == {3}
+    assert {n for i, n in shown.items() if i.startswith("q1@")} == {2}
+
+    docs = [{"id": f"d{i}", "title": f"T{i}", "text": f"passage {i}", "score": 0.5}
+            for i in range(5)]
+    retrieved = [{"id": f"q{i}", "dataset": name, "question": "who?", "answers": ["Ann"],
+                  "gold": [], "ctxs": docs, "kind": "original"}
+                 for i, name in enumerate(["nq", "WebQSP_train"])]
+    out = generator_data(art(Retrieved, retrieved), prompt_file("rag", "common"),
+                         GeneratorDataConfig(k=3, k_by_set={"webqsp": 2}), ctx("generator_data"))
+    users = [r["messages"][-2]["content"] for r in out]
+    assert "passage 2" in users[0] and "passage 2" not in users[1] and "passage 1" in users[1]

@@ -157,6 +157,13 @@ def test_train_then_rerank(model_env, models, tmp_path, caplog):
     again = rerank(top3, model, RerankConfig(top_k=2), make_ctx(tmp_path, "again"))
     assert [[d["id"] for d in c] for c in again.column("ctxs").to_pylist()] == \
         [[d["id"] for d in r["ctxs"][:2]] for r in rows]     # a reranked input: one rerank_score
+    # a set named in top_k_by_set keeps its own number (the paper's WebQSP: 2)
+    mixed = [{**r, "dataset": "webqsp_test" if i % 2 else "nq"}
+             for i, r in enumerate(retrieved_rows(k=6))]
+    by_set = rerank(art(Retrieved, mixed), model, RerankConfig(top_k=3, top_k_by_set={"webqsp": 2}),
+                    make_ctx(tmp_path, "by_set"))
+    assert [len(c) for c in by_set.column("ctxs").to_pylist()] == \
+        [2 if i % 2 else 3 for i in range(len(mixed))]
     with pytest.raises(ConfigError, match="not a DPA-RAG reranker"):
         rerank(retrieved, art(Model, str(models["enc"])), RerankConfig(),
                make_ctx(tmp_path, "plain"))
