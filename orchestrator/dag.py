@@ -248,7 +248,8 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
               + [list(p) for p in neutral_paths(spec.config_cls, config, NEUTRAL)])
     wires = _wires(name, spec, body, steps_cfg, sources, settings.get("removed") or [])
     shards, gpus = _check_resources(spec, body, where)
-    resources = {"gpus": gpus, "shards": shards, "executor": settings.get("executor")}
+    resources = {"gpus": gpus, "shards": shards, "executor": settings.get("executor"),
+                 "inputs": sorted(wires)}
     notes = located + plan_notes(obj, resources, where)
     semantic = keyed(_without(config, hidden), config, mine)   # other env values: as digests
     return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus, mine, notes), spec

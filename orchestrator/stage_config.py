@@ -18,6 +18,11 @@ config class can say everything it means with ordinary annotations::
         def plan_notes(self, resources: dict) -> list[str]:   # optional: shown by `rag plan`
             return [f"{resources['gpus']} GPU(s) per shard"]
 
+``resources`` holds the step's ``gpus`` (per shard), ``shards``, ``executor`` (the recipe's
+executor settings) and ``inputs`` (the names of the inputs the step wires, sorted: a rule
+between config and inputs, like "a reader endpoint or a wired model, not both", is checked
+here). A ``ConfigError`` raised by ``plan_notes`` refuses the plan at the step.
+
 Every failure is one ``ConfigError`` line, ``steps.<step>.<key path>: expected …, got …``, with
 ``key`` set so the DAG builder can prefix the recipe's file:line. Results are remembered per
 (config class, canonical JSON of the values): a 1,000-member sweep validates each distinct step

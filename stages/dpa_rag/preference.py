@@ -12,6 +12,15 @@ or both incorrect.
 ``match_gold_in_pred`` (a gold answer occurs in the answer), for readers that answer in
 sentences. The reader answers greedily with the recipe's reader prompt (a standard RAG prompt:
 ``conf/prompts/common/rag.yaml``; its ``no_passages`` text stands for the missing document).
+
+The reader is the checkpoint wired as ``model`` (an open reader, run in this process), or
+``reader``, an LLM endpoint (:class:`~stages.lib.endpoint.EndpointConfig`): the paper's
+black-box readers, GPT-3.5 and GPT-4, are only reachable through an API, and their preferences
+are mined by asking it the same conversations (``max_new_tokens`` as ``max_tokens``, greedy;
+each reply cached as it arrives, so a killed step resumes without asking twice). Exactly one of
+the two is given, which ``rag plan`` checks (:mod:`stages.lib.models.reader`); ``reader`` unset
+stays out of the cache key. ``conf/dpa_rag/black_box.yaml`` is the recipe variant.
+
 Queries from ``dpa_rag.augment`` keep their ``source_id`` and ``kind``; plain questions get
 their own id and ``original``.
 """
@@ -23,9 +32,10 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import File, StageContext, nonsemantic, stage
+from orchestrator.api import File, StageContext, added, nonsemantic, stage
 from stages.dpa_rag.categories import category
 from stages.dpa_rag.schemas import Knowledge
+from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Model, Retrieved
 
 
@@ -35,18 +45,28 @@ class PreferenceConfig:
     correct_by: Literal["exact_match", "match_gold_in_pred"] = "exact_match"  # released: em
     max_new_tokens: Annotated[int, Ge(1)] = 20  # the seed's inference command: 20
     dataset: str | None = None              # answer style for all rows; None = each row's
-    backend: Literal["auto", "transformers", "vllm"] = "auto"
+    backend: Literal["auto", "transformers", "vllm"] = "auto"   # the `model` input's
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)
+    # an LLM endpoint as the reader, instead of the `model` input (the paper's GPT-3.5 / GPT-4)
+    reader: EndpointConfig | None = added(None)
+
+    def plan_notes(self, resources: dict) -> list[str]:
+        """``rag plan``: the reader endpoint, if any; refuses both a reader and a wired model,
+        or neither (see :func:`stages.lib.models.reader.reader_notes`)."""
+        from stages.lib.models.reader import reader_notes
+
+        return reader_notes(self.reader, resources)
 
 
 @stage("dpa_rag.preference", version=1, shard_by="retrieved",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
-def preference(retrieved: Retrieved, model: Model, prompt: File, cfg: PreferenceConfig,
-               ctx: StageContext) -> Knowledge:
-    """For each query and each of its first ``n_docs`` documents: the reader's answer without
-    and with the document, their scores, and the document's outcome."""
+def preference(retrieved: Retrieved, prompt: File, cfg: PreferenceConfig, ctx: StageContext,
+               model: Model | None = None) -> Knowledge:
+    """For each query and each of its first ``n_docs`` documents: the reader's answer (``model``,
+    or the ``reader`` endpoint) without and with the document, their scores, and the
+    document's outcome."""
     from stages.lib.metrics.answer import METRICS, exact_match, token_f1
-    from stages.lib.models.generation import load_generator
+    from stages.lib.models.reader import answer
     from stages.lib.prompts import generator_messages, load_prompt, passage_fields
 
     reader = load_prompt(prompt.path)
@@ -66,17 +86,16 @@ def preference(retrieved: Retrieved, model: Model, prompt: File, cfg: Preference
             shown = [] if d is None else [docs[d]]
             convs.append(generator_messages(reader, row["question"], shown, style))
             where.append((r, d))
-    gen = load_generator(str(model.path), backend=cfg.backend, device=ctx.device)
-    answers = gen.chat(convs, max_new_tokens=cfg.max_new_tokens, temperature=0.0,
-                       batch_size=cfg.batch_size,
-                       progress=lambda it: ctx.progress(it, desc="reader"))
+    answers = answer(convs, model=model, reader=cfg.reader, ctx=ctx,
+                     max_new_tokens=cfg.max_new_tokens, temperature=0.0, backend=cfg.backend,
+                     batch_size=cfg.batch_size, desc="reader")
     correct = METRICS[cfg.correct_by]
     before: dict[int, tuple[str, float, float, bool]] = {}
     out, counts = [], {}
-    for (r, d), (answer,) in zip(where, answers):
+    for (r, d), said in zip(where, answers):
         golds = rows[r]["answers"]
-        scored = (answer, exact_match(answer, golds), token_f1(answer, golds),
-                  correct(answer, golds) >= 1.0)
+        scored = (said, exact_match(said, golds), token_f1(said, golds),
+                  correct(said, golds) >= 1.0)
         if d is None:
             before[r] = scored
             continue

@@ -5,100 +5,21 @@ SFT -> the reranker's top documents for the SFT rows -> SFT from the pre-aligned
 three evaluation rows; a rerun is a no-op, and a new reader SFT setting recomputes only what
 reads it. The no-augmentation variant plans without the augmenting and NLI steps.
 
-A random-init reader says noise, which is wrong with or without a document: there would be no
-aligned or unaligned knowledge to train on. So the tiny reader is taught one rule first: with
-no document it says "alpha", with a document it says the colour word the document holds. On a
-corpus of "alpha" and "beta" passages, a question whose gold is "beta" then finds beta documents
-aligned and alpha ones no help; one whose gold is "alpha" finds beta documents unaligned."""
+The models, data and recipe are in conftest.py (the reader is taught to answer from the
+document it is shown, so both aligned and unaligned knowledge exist)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
-import pytest
-
-from stages.lib.testing.teach import safetensor_weights, teach
-from stages.lib.testing.tiny import tiny_causal_lm, tiny_classifier, tiny_encoder
-from tests.conftest import REPO, rag
+from stages.lib.testing.teach import safetensor_weights
+from tests.conftest import rag
 from tests.stages.conftest import artifact_rows, run_recipe
-
-COLOURS = ("alpha", "beta")
-PASSAGES = [{"id": f"p{i}", "title": f"Place {i}", "text": f"Place {i} is {COLOURS[i % 2]}."}
-            for i in range(24)]
-TRAIN = [{"id": f"t{i}", "question": f"Which colour is place {i}?",
-          "answers": [COLOURS[(i // 2) % 2]]} for i in range(8)]
-EVAL = [{"id": f"e{i}", "question": f"Which colour is place {i + 10}?",
-         "answers": [COLOURS[i % 2]]} for i in range(4)]
-
-
-def _reader_lessons():
-    from stages.lib.prompts import generator_messages, load_prompt
-
-    reader = load_prompt(REPO / "conf" / "prompts" / "common" / "rag.yaml")
-
-    def lessons(rng):
-        out = []
-        for _ in range(4):
-            question = rng.choice(TRAIN + EVAL)["question"]
-            docs = rng.sample(PASSAGES, rng.choice([0, 1, 1, 1]))
-            answer = docs[0]["text"].split()[-1].rstrip(".") if docs else "alpha"
-            out.append((generator_messages(reader, question, docs, "nq"), "", answer))
-        return out
-
-    return lessons
-
-
-@pytest.fixture(scope="module")
-def tiny_models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("dpa_rag_models")
-    texts = [p["text"] for p in PASSAGES] + [q["question"] for q in TRAIN]
-    texts += ["Answer the question using the passages below. Question: Answer: Yes No",
-              "Rephrase complexity decompose constraint SPARQL SELECT WHERE document helps"]
-    reader = tiny_causal_lm(root / "lm", texts)
-    teach(reader, _reader_lessons(), steps=400, lr=3e-3)
-    return (tiny_encoder(root / "encoder", texts), reader,
-            tiny_classifier(root / "nli", texts))
-
-
-def _recipe(tmp_path, encoder, lm, nli):
-    conf = tmp_path / "conf"
-    shutil.copytree(REPO / "conf" / "dpa_rag", conf / "dpa_rag")
-    shutil.copytree(REPO / "conf" / "prompts", conf / "prompts")
-    data = tmp_path / "data"
-    data.mkdir()
-    for name, rows in (("corpus", PASSAGES), ("train", TRAIN), ("eval", EVAL)):
-        (data / f"{name}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    (conf / "tiny.yaml").write_text(f"""
-defaults:
-  - dpa_rag/pipeline
-  - _self_
-data: {{corpus: {data}/corpus.jsonl, train_questions: {data}/train.jsonl,
-        eval_questions: {data}/eval.jsonl}}
-sources: {{encoder: {encoder}, base: {lm}, reranker_base: {encoder}, nli: {nli}}}
-retrieval: {{pooling: mean, normalize: true, k: 8, top_k: 2}}
-steps:
-  augment:
-    inputs: {{model: base}}
-    llm: {{backend: transformers, model: ""}}
-    max_tokens: 8
-  preference: {{max_new_tokens: 4}}
-  reranker_data: {{valid_fraction: 0.25}}
-  train_reranker: {{epochs: 1, batch_size: 2, max_length: 64}}
-  sft_prealign: {{lora: true, lr: 1.0e-3, max_steps: 2, per_device_batch_size: 2, grad_accum: 1,
-                  max_length: 512}}
-  sft: {{lora: true, lr: 1.0e-3, max_steps: 2, per_device_batch_size: 2, grad_accum: 1,
-         max_length: 512}}
-  infer_base: {{max_new_tokens: 4}}
-  infer_reranked: {{max_new_tokens: 4}}
-  infer_tuned: {{max_new_tokens: 4}}
-  infer: {{max_new_tokens: 4}}
-""")
-    return conf / "tiny.yaml"
+from tests.stages.dpa_rag.conftest import TRAIN, write_recipe
 
 
 def test_dpa_rag_pipeline_with_tiny_models(tmp_path, tiny_models, monkeypatch):
-    recipe = _recipe(tmp_path, *tiny_models)
+    recipe = write_recipe(tmp_path, *tiny_models)
     runs = run_recipe(recipe, tmp_path, monkeypatch)
     arts = runs / "latest" / "artifacts"
 
@@ -149,7 +70,7 @@ def test_dpa_rag_pipeline_with_tiny_models(tmp_path, tiny_models, monkeypatch):
 
 def test_no_augmentation_variant_plans_without_the_augmenting_steps(tmp_path, tiny_models,
                                                                     monkeypatch, capsys):
-    recipe = _recipe(tmp_path, *tiny_models)
+    recipe = write_recipe(tmp_path, *tiny_models)
     monkeypatch.chdir(tmp_path)
     assert rag("plan", str(recipe), "+dpa_rag=no_augmentation", runs=tmp_path / "runs") == 0
     steps = {line.split()[1] for line in capsys.readouterr().out.splitlines()

@@ -3,7 +3,8 @@ with no document and with that document alone, scored, and sorted into the four 
 
 The reader here is a stand-in that answers from what it is shown (the real generator is tested
 in tests/stages/lib/models/): it names a city when a shown passage states one, and otherwise
-says what it "knows" without documents, right for some questions and wrong for others."""
+says what it "knows" without documents, right for some questions and wrong for others. The
+same stand-in answers as a black-box reader behind an endpoint (``reader``)."""
 
 from __future__ import annotations
 
@@ -14,9 +15,11 @@ import pytest
 
 import stages.dpa_rag.categories as categories
 import stages.lib.models.generation as generation
+from orchestrator.api import ConfigError
 from stages.dpa_rag.preference import PreferenceConfig, preference
+from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Model, Retrieved
-from tests.stages.conftest import prompt_file
+from tests.stages.conftest import fake_endpoint, prompt_file
 
 QUESTIONS = [
     # the reader knows q0's answer without documents; q1's not
@@ -61,8 +64,8 @@ def test_categories_docstrings():
 
 def test_each_document_gets_its_outcome(model_env, reader):
     art, ctx = model_env
-    rows = preference(art(Retrieved, QUESTIONS), art(Model, "unused"),
-                      prompt_file("rag", "common"), PreferenceConfig(n_docs=3), ctx("preference"))
+    rows = preference(art(Retrieved, QUESTIONS), prompt_file("rag", "common"),
+                      PreferenceConfig(n_docs=3), ctx("preference"), model=art(Model, "unused"))
     got = {r["doc"]["id"]: (r["category"], r["before"], r["after"], r["rank"]) for r in rows}
     assert got == {
         "d1": ("unaligned", "Paris", "Rome", 1),        # right without, misled by the document
@@ -82,8 +85,8 @@ def test_n_docs_limits_the_documents_read_and_augmented_queries_keep_their_sourc
     art, ctx = model_env
     augmented = [{**QUESTIONS[1], "id": "q1#rephrase", "source_id": "q1", "kind": "rephrase"},
                  {**QUESTIONS[0], "id": "q9", "answers": []}]
-    rows = preference(art(Retrieved, augmented), art(Model, "unused"),
-                      prompt_file("rag", "common"), PreferenceConfig(n_docs=2), ctx("preference"))
+    rows = preference(art(Retrieved, augmented), prompt_file("rag", "common"),
+                      PreferenceConfig(n_docs=2), ctx("preference"), model=art(Model, "unused"))
     assert [r["doc"]["id"] for r in rows] == ["d3", "d4"]
     assert {(r["id"], r["source_id"], r["kind"]) for r in rows} == {("q1#rephrase", "q1",
                                                                      "rephrase")}
@@ -97,10 +100,39 @@ def test_correct_by_gold_in_answer_for_readers_that_answer_in_sentences(model_en
 
     monkeypatch.setattr(generation, "load_generator", lambda *a, **kw: Verbose())
     art, ctx = model_env
-    strict = preference(art(Retrieved, QUESTIONS[1:]), art(Model, "unused"),
-                        prompt_file("rag", "common"), PreferenceConfig(), ctx("preference"))
-    loose = preference(art(Retrieved, QUESTIONS[1:]), art(Model, "unused"),
-                       prompt_file("rag", "common"),
-                       PreferenceConfig(correct_by="match_gold_in_pred"), ctx("preference"))
+    strict = preference(art(Retrieved, QUESTIONS[1:]), prompt_file("rag", "common"),
+                        PreferenceConfig(), ctx("preference"), model=art(Model, "unused"))
+    loose = preference(art(Retrieved, QUESTIONS[1:]), prompt_file("rag", "common"),
+                       PreferenceConfig(correct_by="match_gold_in_pred"), ctx("preference"),
+                       model=art(Model, "unused"))
     assert {r["category"] for r in strict} == {"both_incorrect"}
     assert [r["category"] for r in loose] == ["aligned", "both_incorrect", "both_incorrect"]
+
+
+def test_a_reader_endpoint_is_asked_the_same_conversations_greedily(model_env, monkeypatch):
+    reader = Reader()
+    calls = fake_endpoint(monkeypatch, lambda conv, params: reader.chat([conv])[0][0])
+    art, ctx = model_env
+    cfg = PreferenceConfig(n_docs=3, max_new_tokens=9,
+                           reader=EndpointConfig(model="gpt-3.5-turbo"))
+    rows = preference(art(Retrieved, QUESTIONS), prompt_file("rag", "common"), cfg,
+                      ctx("preference"))
+    assert {r["doc"]["id"]: r["category"] for r in rows} == {
+        "d1": "unaligned", "d2": "both_correct", "d3": "aligned", "d4": "both_incorrect",
+        "d5": "both_incorrect"}
+    ((asked, params),) = calls
+    assert asked == 2 + 5          # each query with no document, then each document alone
+    assert (params["max_tokens"], params["temperature"]) == (9, 0.0)
+
+
+def test_plan_wants_exactly_one_reader():
+    gpt = EndpointConfig(model="gpt-3.5-turbo")
+    wired, unwired = {"inputs": ["model", "prompt", "retrieved"]}, {"inputs": ["prompt",
+                                                                               "retrieved"]}
+    assert PreferenceConfig(reader=gpt).plan_notes(unwired) == [
+        "reader: openai gpt-3.5-turbo at https://api.openai.com/v1"]
+    assert PreferenceConfig().plan_notes(wired) == []
+    with pytest.raises(ConfigError, match=r"^reader is set and inputs.model is wired"):
+        PreferenceConfig(reader=gpt).plan_notes(wired)
+    with pytest.raises(ConfigError, match=r"^no reader: inputs.model is not wired"):
+        PreferenceConfig().plan_notes(unwired)

@@ -1,0 +1,118 @@
+"""A stage's reader: the checkpoint wired as its ``model`` input, or an LLM behind an endpoint.
+
+Stages whose generator answers conversations (``infer_topk``, ``dpa_rag.preference``) read with
+exactly one of:
+
+- a checkpoint wired as the step's ``model`` input, run in this process by a generator of
+  :mod:`stages.lib.models.generation` (transformers, or vLLM on CUDA), as they always did;
+- the config's ``reader`` section, an :class:`~stages.lib.endpoint.EndpointConfig`: a model
+  that is only reachable through an API (DPA-RAG's black-box readers, GPT-3.5 and GPT-4), any
+  OpenAI-compatible server (``vllm serve``), or a checkpoint run by the endpoint client's own
+  local backends. Every request is cached under the step's scratch directory (``reader/``), so
+  a killed step resumes without asking twice.
+
+``rag plan`` refuses a step that gives both or neither (:func:`reader_notes`, called by the
+configs' ``plan_notes`` with the wired input names); :func:`answer` checks the same at run time.
+
+    from stages.lib.models.reader import answer
+
+    texts = answer(conversations, model=model, reader=cfg.reader, ctx=ctx, max_new_tokens=20)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from orchestrator.api import ConfigError
+
+if TYPE_CHECKING:
+    from orchestrator.api import StageContext
+    from stages.lib.endpoint import EndpointConfig
+    from stages.schemas import Model
+
+
+def _check_one(has_model: bool, reader: EndpointConfig | None, where: str) -> None:
+    """A ``ConfigError`` unless exactly one of the wired ``model`` and ``reader`` is given;
+    ``where`` prefixes the message (the plan adds the step itself)."""
+    if has_model and reader is not None:
+        raise ConfigError(f"{where}reader is set and inputs.model is wired: the step would have "
+                          "two readers",
+                          hint="to ask the reader endpoint, unwire the checkpoint (inputs: "
+                               "{model: null}); to run the checkpoint, set reader: null")
+    if not has_model and reader is None:
+        raise ConfigError(f"{where}no reader: inputs.model is not wired and reader is not set",
+                          hint="wire inputs.model to a checkpoint, or set reader: {backend: "
+                               "openai, model: gpt-4o-mini} (any OpenAI-compatible server, "
+                               "with base_url)")
+
+
+def describe(reader: EndpointConfig) -> str:
+    """The reader endpoint in a few words, for a plan note or a log line (never the key).
+
+    >>> from stages.lib.endpoint import EndpointConfig
+    >>> describe(EndpointConfig(model="gpt-3.5-turbo"))
+    'openai gpt-3.5-turbo at https://api.openai.com/v1'
+    >>> describe(EndpointConfig(backend="transformers", model="runs/reader"))
+    'transformers runs/reader (in this process)'
+    """
+    from stages.lib.endpoint.openai_http import OPENAI_URL
+
+    if reader.backend == "openai":
+        return f"openai {reader.model} at {reader.base_url or OPENAI_URL}"
+    return f"{reader.backend} {reader.model} (in this process)"
+
+
+def reader_notes(reader: EndpointConfig | None, resources: dict) -> list[str]:
+    """``plan_notes`` of a config with a ``reader`` section: a note naming the endpoint, or none
+    for a wired checkpoint; a ``ConfigError`` when the step gives both or neither.
+    ``resources["inputs"]`` is the step's wired input names (without it: no check).
+
+    >>> from stages.lib.endpoint import EndpointConfig
+    >>> reader_notes(EndpointConfig(model="gpt-4o-mini"), {"inputs": ["prompt", "questions"]})
+    ['reader: openai gpt-4o-mini at https://api.openai.com/v1']
+    >>> reader_notes(None, {"inputs": ["model", "prompt", "questions"]})
+    []
+    >>> reader_notes(None, {"inputs": ["prompt", "questions"]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    orchestrator.errors.ConfigError: no reader: inputs.model is not wired and reader is not set
+      hint: wire inputs.model to a checkpoint, or set reader: {backend: openai, ...}...
+    """
+    if "inputs" in resources:
+        _check_one("model" in resources["inputs"], reader, "")
+    if reader is None:
+        return []
+    reader.check("reader")   # a local backend with an empty model fails here, not at run time
+    return [f"reader: {describe(reader)}"]
+
+
+def answer(conversations: Sequence[list[dict]], *, model: Model | None,
+           reader: EndpointConfig | None, ctx: StageContext, max_new_tokens: int,
+           temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, backend: str = "auto",
+           batch_size: int = 16, desc: str = "generate") -> list[str]:
+    """One answer per conversation, from the wired checkpoint ``model`` (a ``Model`` input,
+    ``backend`` and ``batch_size`` as the stages' configs say) or from the ``reader`` endpoint.
+
+    Greedy at ``temperature`` 0; above it, nucleus sampling (``top_p``) seeded by ``seed``: the
+    local generator seeds each conversation by ``seed`` and its position, the endpoint sends
+    ``seed`` with every request (a server that honours it answers the same again).
+    """
+    _check_one(model is not None, reader, f"steps.{ctx.step}: ")
+    progress = lambda it: ctx.progress(it, desc=desc)  # noqa: E731
+    if reader is None:
+        from stages.lib.models.generation import load_generator
+
+        gen = load_generator(str(model.path), backend=backend, device=ctx.device)
+        answers = gen.chat(list(conversations), max_new_tokens=max_new_tokens,
+                           temperature=temperature, top_p=top_p, seed=seed,
+                           batch_size=batch_size, progress=progress)
+        return [first for first, *_ in answers]
+
+    from stages.lib.endpoint import open_client
+
+    ctx.log.info("reader: %s", describe(reader))
+    with open_client(reader, ctx.scratch / "reader", device=ctx.device,
+                     where=f"steps.{ctx.step}.reader") as client:
+        replies = client.chat(conversations, max_tokens=max_new_tokens, temperature=temperature,
+                              top_p=top_p, seed=seed, progress=progress)
+    return [r.text for r in replies]
