@@ -52,13 +52,19 @@ class RunDir:
     def new_path(runs_dir: Path, recipe: Path, sweep: Path | None = None, member: int = 0) -> Path:
         if sweep is not None:
             return sweep / f"member-{member:04d}"
+        # claimed by creating it: two runs started in the same second (two terminals, a
+        # scheduler) get different directories, never one shared by both
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        path = Path(runs_dir) / recipe.stem / stamp
+        parent = Path(runs_dir) / recipe.stem
+        parent.mkdir(parents=True, exist_ok=True)
         n = 1
-        while path.exists():
-            n += 1
-            path = Path(runs_dir) / recipe.stem / f"{stamp}-{n}"
-        return path
+        while True:
+            path = parent / (stamp if n == 1 else f"{stamp}-{n}")
+            try:
+                path.mkdir()
+                return path
+            except FileExistsError:
+                n += 1
 
     def write_config(self, config: dict, text: str | None = None) -> None:
         """``config.yaml``; ``text``: ``config_yaml(config)`` when the caller has it already (a

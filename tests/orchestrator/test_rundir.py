@@ -34,3 +34,12 @@ def test_interrupt_and_latest_set_at_start(tmp_path):
     status = json.loads((run.path / "status.json").read_text())
     assert status["state"] == "interrupted" and status["steps"]["a"]["state"] == "interrupted"
     assert status["reason"] == "terminated (SIGTERM)" and status["pid"] == os.getpid()
+
+
+def test_runs_started_in_the_same_second_get_their_own_directories(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    recipe = tmp_path / "r.yaml"
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: RunDir.new_path(tmp_path / "runs", recipe), range(16)))
+    assert len(set(paths)) == 16 and all(p.is_dir() for p in paths)
