@@ -36,8 +36,7 @@ def trl_args(cfg: TrainArgs, setup: RunSetup):
         adam_beta2=cfg.adam_beta2,
         lr_scheduler_type=cfg.lr_scheduler, weight_decay=cfg.weight_decay, seed=cfg.seed,
         bf16=setup.bf16, fp16=False, use_cpu=setup.device == "cpu",
-        # the name every transformers 5.x knows (an alias of activation_checkpointing from 5.23)
-        gradient_checkpointing=setup.gradient_checkpointing, max_length=cfg.max_length,
+        max_length=cfg.max_length,
         logging_strategy="steps", logging_steps=cfg.logging_steps,
         save_strategy="steps" if setup.resumable else "no", save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, eval_strategy="no", report_to="none",
@@ -45,6 +44,7 @@ def trl_args(cfg: TrainArgs, setup: RunSetup):
         model_init_kwargs={"dtype": cfg.dtype, "device_map": None},
         dataset_num_proc=cfg.dataset_num_proc, dataloader_num_workers=0,
     )
+    common[_checkpointing_name(TrlSftConfig)] = setup.gradient_checkpointing
     if isinstance(cfg, SftConfig):
         return TrlSftConfig(**common, completion_only_loss=cfg.loss_on == "completion",
                             assistant_only_loss=cfg.loss_on == "assistant", packing=False)
@@ -52,6 +52,17 @@ def trl_args(cfg: TrainArgs, setup: RunSetup):
         return TrlDpoConfig(**common, beta=cfg.beta, loss_type=[cfg.loss_type],
                             precompute_ref_log_probs=cfg.precompute_ref_log_probs)
     raise TypeError(f"no TRL trainer for {type(cfg).__name__}")
+
+
+def _checkpointing_name(config_class) -> str:
+    """The training argument that switches activation checkpointing in this transformers.
+
+    transformers 5.23 renamed ``gradient_checkpointing`` to ``activation_checkpointing`` and
+    warns on every use of the old name; older 5.x know only the old one. Setting the new name
+    also sets the old one, which TRL reads.
+    """
+    fields = getattr(config_class, "__dataclass_fields__", {})
+    return "activation_checkpointing" if "activation_checkpointing" in fields else "gradient_checkpointing"
 
 
 def peft_config(cfg: TrainArgs):

@@ -94,3 +94,22 @@ def test_warmup_steps_and_adam_beta2_reach_trl_and_stay_out_of_old_keys(tmp_path
     fields = {"warmup_steps": 0, "adam_beta2": 0.999}
     assert set(neutral_paths(SftConfig, fields)) == {("warmup_steps",), ("adam_beta2",)}
     assert neutral_paths(SftConfig, {"warmup_steps": 20, "adam_beta2": 0.95}) == []
+
+
+@pytest.mark.parametrize("cls", [SftConfig, DpoConfig])
+@pytest.mark.parametrize("on", [True, False])
+def test_checkpointing_reaches_trl_without_the_deprecated_name(tmp_path, cls, on):
+    """transformers 5.23+ warns (FutureWarning) on every use of ``gradient_checkpointing``;
+    the switch goes through the new name where it exists, and TRL (which reads the old one,
+    default True) still sees our value."""
+    import warnings
+
+    from stages.lib.train.trainers import RunSetup, trl_args
+
+    setup = RunSetup(device="cpu", bf16=False, gradient_checkpointing=on,
+                     checkpoint_dir=tmp_path, resumable=False)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("error", message=".*gradient_checkpointing.*")
+        args = trl_args(cls(), setup)
+    assert args.gradient_checkpointing is on
+    assert getattr(args, "activation_checkpointing", on) is on
