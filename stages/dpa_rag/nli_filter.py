@@ -69,8 +69,7 @@ def nli_filter(augmented: Augmented, model: Model, cfg: NliFilterConfig,
         if r["kind"] != "original":
             per_query.setdefault(r["source_id"], {})[r["id"]] = label_of.get(r["id"])
     keep = {i for query in per_query.values() for i in kept(query, cfg.scope)}
-    out = [{**r, "nli": label_of.get(r["id"])} for r in rows
-           if r["kind"] == "original" or r["id"] in keep]
+    out = [r for r in rows if r["kind"] == "original" or r["id"] in keep]
 
     counts = Counter((r["kind"], label_of[r["id"]]) for r in checked)
     by_kind = {k: {lab: n for (kind, lab), n in sorted(counts.items()) if kind == k}
@@ -81,7 +80,18 @@ def nli_filter(augmented: Augmented, model: Model, cfg: NliFilterConfig,
     ctx.log.info("nli_filter: kept %d of %d augmentations of %d queries; per kind %s",
                  sum(left.values()), sum(total.values()), len(originals),
                  {k: f"{left[k]}/{n}" for k, n in total.items()})
-    return out
+    return _with_labels(augmented.read(), {r["id"] for r in out}, label_of)
+
+
+def _with_labels(table, kept_ids: set[str], label_of: dict[str, str]):
+    """The kept rows of ``table`` (every column, extras too) with the ``nli`` column, typed
+    string even when every value is null, so its type does not depend on the data."""
+    import pyarrow as pa
+
+    ids = table.column("id").to_pylist()
+    table = table.filter(pa.array([i in kept_ids for i in ids], type=pa.bool_()))
+    labels = pa.array([label_of.get(i) for i in ids if i in kept_ids], type=pa.string())
+    return table.append_column("nli", labels)
 
 
 def _classify(model_dir, premises: list[str], hypotheses: list[str], cfg: NliFilterConfig,

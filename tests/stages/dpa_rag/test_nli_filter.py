@@ -73,6 +73,18 @@ def test_query_scope_keeps_only_the_originals_of_contradicted_queries(env, class
     assert [(r["id"], r["nli"]) for r in out] == [("q1", None), ("q2", None)]
 
 
+def test_the_label_column_is_text_even_when_every_label_is_null(env, classifiers):
+    """Only originals survive here, so no kept row has a label; the column stays a string
+    column (before, Arrow inferred the null type from the data)."""
+    import pyarrow as pa
+
+    table, _, ctx = env
+    out = nli_filter(table(Augmented, rows()), model_input(classifiers["contradiction"]),
+                     NliFilterConfig(check_kinds=["decompose"]), ctx("nli_filter"))
+    assert out.column("nli").null_count == out.num_rows == 2
+    assert out.schema.field("nli").type == pa.string()
+
+
 def test_augmentation_scope_drops_only_the_contradicting_ones(env, classifiers, caplog):
     with caplog.at_level("INFO"):
         out = run(env, classifiers["contradiction"], check_kinds=["rephrase", "sparql"],
