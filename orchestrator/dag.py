@@ -32,8 +32,8 @@ from orchestrator.locate import with_recipe_paths
 from orchestrator.secrets import is_credential, keyed
 from orchestrator.registry import NEUTRAL, SEMANTIC, StageSpec, get_stage, load_stages
 from orchestrator.repeat import expand_repeats
-from orchestrator.stage_config import (RESERVED, check_step_config, neutral_paths, nonsemantic_paths,
-                                       plan_notes)
+from orchestrator.stage_config import (RESERVED, check_step_config, needed_env, neutral_paths,
+                                       nonsemantic_paths, plan_notes)
 
 
 @dataclass
@@ -80,6 +80,7 @@ class Step:
     gpus: int = 0
     secrets: dict[str, str] = field(default_factory=dict)  # config key path -> "${oc.env:NAME}"
     notes: list[str] = field(default_factory=list)  # the config's plan_notes(resources)
+    env: dict[str, str] = field(default_factory=dict)  # key path -> variable it reads (needed_env)
     # (input hashes) -> its tasks' keys (``resolve.step_keys``): sweep members share Step objects
     task_keys: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -252,7 +253,8 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
                  "inputs": sorted(wires)}
     notes = located + plan_notes(obj, resources, where)
     semantic = keyed(_without(config, hidden), config, mine)   # other env values: as digests
-    return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus, mine, notes), spec
+    return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus, mine, notes,
+                needed_env(obj, where)), spec
 
 
 def _shared_step(name: str, body, shape: str, shared: dict | None) -> tuple[Step, StageSpec]:

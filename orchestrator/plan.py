@@ -16,6 +16,7 @@ code (same ``version``) is flagged by the recipe setting ``ragline.cache.on_code
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass, field
 
 from orchestrator.artifacts import Ref
@@ -82,6 +83,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
         keys = [t.key for t in tasks]
         old = history.get(step.name)
         if waiting:
+            problems += env_problems(step)
             state = "STALE" if old else "MISSING"
             cause = f"after upstream '{waiting[0]}' runs"
             pending[step.name] = keys[0]
@@ -103,6 +105,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
                                         cached, keys, True)
             continue
         pending[step.name] = keys[0]
+        problems += env_problems(step)
         names = {n: f"upstream '{w}'" if w.output else f"source '{w.node}'"
                  for n, w in step.inputs.items()}
         state, cause = classify(step.name in force, rerun_code, old, keys, [t.material for t in tasks],
@@ -111,6 +114,13 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
         steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, cached,
                                     keys, True, step.name in force or rerun_code)
     return Plan(steps, problems, sources, found, notes)
+
+
+def env_problems(step) -> list[str]:
+    """A step that will run and reads an unset (or empty) environment variable: one line each.
+    Checked on every plan (never remembered), only for steps that are not cached."""
+    return [f"{path}: environment variable {name} is not set (step '{step.name}' reads it when "
+            f"it runs)" for path, name in step.env.items() if not os.environ.get(name, "").strip()]
 
 
 def classify(forced: bool, rerun_code: bool, old: dict | None, keys: list[str], mats: list[dict],

@@ -32,7 +32,7 @@ from orchestrator.recipe import Member, compose
 from orchestrator.where import place
 
 LIBRARIES = ("hydra", "omegaconf", "pydantic")
-FORMAT = 4
+FORMAT = 5
 
 
 def _stamp(path: str) -> list:
@@ -118,7 +118,7 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
 def _step_to_json(s: Step) -> dict:
     return {"name": s.name, "stage": s.stage.name, "config": s.config, "semantic": s.semantic,
             "inputs": {k: [w.node, w.output] for k, w in s.inputs.items()}, "shards": s.shards,
-            "gpus": s.gpus, "secrets": s.secrets, "notes": s.notes}
+            "gpus": s.gpus, "secrets": s.secrets, "notes": s.notes, "env": s.env}
 
 
 def _dags_to_json(dags: list[Dag]) -> dict:
@@ -141,6 +141,6 @@ def _dags_from_json(recipe: Path, data: dict) -> list[Dag]:
     stages = {name: StageInfo(**info) for name, info in data["stages"].items()}
     steps = [Step(s["name"], stages[s["stage"]], s["config"], s["semantic"],
                   {k: Wire(*w) for k, w in s["inputs"].items()}, s["shards"], s["gpus"],
-                  s["secrets"], s["notes"]) for s in data["steps"]]
+                  s["secrets"], s["notes"], s["env"]) for s in data["steps"]]
     return [Dag(recipe, {steps[i].name: steps[i] for i in d["steps"]}, d["sources"], d["settings"])
             for d in data["dags"]]

@@ -23,6 +23,10 @@ executor settings) and ``inputs`` (the names of the inputs the step wires, sorte
 between config and inputs, like "a reader endpoint or a wired model, not both", is checked
 here). A ``ConfigError`` raised by ``plan_notes`` refuses the plan at the step.
 
+A config or any section nested in it may also say which environment variables the step reads
+(an API key): ``needed_env(self) -> {key: "NAME"}``. The plan checks them for the steps a run
+computes, each time (they are not part of the config): see :func:`needed_env`.
+
 Every failure is one ``ConfigError`` line, ``steps.<step>.<key path>: expected …, got …``, with
 ``key`` set so the DAG builder can prefix the recipe's file:line. Results are remembered per
 (config class, canonical JSON of the values): a 1,000-member sweep validates each distinct step
@@ -325,3 +329,30 @@ def plan_notes(obj: Any, resources: dict, where: str) -> list[str]:
         return [str(n) for n in hook(resources) or []]
     except ConfigError as e:
         raise ConfigError(f"{where}: {e.message}", hint=e.hint, key=where) from None
+
+
+def needed_env(obj: Any, where: str) -> dict[str, str]:
+    """``{key path: NAME}`` of the environment variables ``obj`` and its nested sections (and
+    lists of sections) say they read through ``needed_env()``.
+
+    >>> @dataclasses.dataclass
+    ... class Judge:
+    ...     key_env: str = "K"
+    ...     def needed_env(self): return {"key_env": self.key_env}
+    >>> @dataclasses.dataclass
+    ... class Cfg:
+    ...     judge: Judge = dataclasses.field(default_factory=Judge)
+    ...     others: list = dataclasses.field(default_factory=lambda: [Judge("A")])
+    >>> needed_env(Cfg(), "steps.reward")
+    {'steps.reward.judge.key_env': 'K', 'steps.reward.others[0].key_env': 'A'}
+    """
+    if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
+        return {}
+    hook = getattr(obj, "needed_env", None)
+    out = {f"{where}.{k}": v for k, v in (hook() if hook else {}).items()}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]
+        for i, item in items:
+            out.update(needed_env(item, f"{where}.{f.name}" + ("" if i is None else f"[{i}]")))
+    return out

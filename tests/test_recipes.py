@@ -16,8 +16,9 @@ def test_recipe_validates(name, tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(REPO)
     rc = rag("plan", f"conf/{name}", "--json", runs=tmp_path / "runs")
     plan = json.loads(capsys.readouterr().out)
-    problems = plan["members"][0]["problems"]   # the paper recipes' data is not in the repo
-    assert rc == 0 and all("does not exist" in p for p in problems)
+    problems = plan["members"][0]["problems"]   # the paper recipes' data is not in the repo,
+    assert rc == 0 and all("does not exist" in p                # and their API keys may be unset
+                           or "environment variable" in p for p in problems)
     steps = {s["step"] for s in plan["members"][0]["steps"]}
     assert steps
     if name.startswith("dynamicrag"):  # each recipe family has its own DAG

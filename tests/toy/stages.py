@@ -5,13 +5,14 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 import pyarrow as pa
 
 from orchestrator.api import (DataError, Directory, File, Metrics, StageContext, Table, nonsemantic,
                               recipe_path, stage)
+from stages.lib.endpoint.config import EndpointConfig
 
 
 class Numbers(Table):
@@ -145,3 +146,16 @@ class SettingConfig:
 def toy_setting(cfg: SettingConfig) -> Summary:
     """The path a ``recipe_path`` field arrives as, and the first line of that file."""
     return {"path": cfg.setting, "text": Path(cfg.setting).read_text().splitlines()[0]}
+
+
+@dataclass
+class AskConfig:
+    llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(model="toy"))
+
+
+@stage("toy_ask", version=1)
+def toy_ask(numbers: Numbers, cfg: AskConfig) -> Summary:
+    """Whether the endpoint's key variable is set when the step runs (tests the plan's check
+    of ``needed_env``; no request is sent)."""
+    return {"key_set": float(bool(os.environ.get(cfg.llm.api_key_env or ""))),
+            "count": float(numbers.num_rows)}

@@ -79,3 +79,17 @@ class EndpointConfig:
         if self.temperature < 0 or not 0 < self.top_p <= 1:
             raise ConfigError(f"{where}need temperature >= 0 and 0 < top_p <= 1, got "
                               f"temperature={self.temperature}, top_p={self.top_p}")
+
+    def needed_env(self) -> dict[str, str]:
+        """The environment variables a client of this endpoint reads: ``{key: NAME}``, checked
+        by ``rag plan`` (a problem) and ``rag run`` (refused before any step) for the steps a run
+        computes, so a missing API key is found before hours of upstream work, not after.
+
+        >>> EndpointConfig(api_key_env="MY_KEY").needed_env()
+        {'api_key_env': 'MY_KEY'}
+        >>> EndpointConfig(backend="vllm", model="m").needed_env(), EndpointConfig(api_key_env=None).needed_env()
+        ({}, {})
+        """
+        if self.backend != "openai" or not self.api_key_env:
+            return {}
+        return {"api_key_env": self.api_key_env}

@@ -1,0 +1,59 @@
+"""An API key that a step will need is checked when the run starts, not when the step is
+reached: ``rag plan`` names the unset variable as a problem (``--check`` exits 2), ``rag run``
+refuses before any step runs, and a step already cached needs no key."""
+
+from __future__ import annotations
+
+import json
+
+from tests.conftest import rag
+
+RECIPE = """\
+ragline:
+  imports: [tests.toy.stages]
+steps:
+  load: {stage: toy_gen, n: 4}
+  ask:
+    stage: toy_ask
+    inputs: {numbers: load}
+    llm: {backend: %s, model: toy, api_key_env: RAGLINE_TEST_KEY}
+"""
+
+
+def recipe(toy, backend="openai"):
+    path = toy / "conf" / "ask.yaml"
+    path.write_text(RECIPE % backend)
+    return str(path)
+
+
+def problems(toy, capsys, path):
+    capsys.readouterr()
+    assert rag("plan", path, "--json", runs=toy / "runs") == 0
+    return json.loads(capsys.readouterr().out)["members"][0]["problems"]
+
+
+def test_an_unset_key_is_a_problem_at_plan_time_and_stops_the_run_before_any_step(
+        toy, capsys, monkeypatch):
+    path = recipe(toy)
+    monkeypatch.delenv("RAGLINE_TEST_KEY", raising=False)
+    assert problems(toy, capsys, path) == [
+        "steps.ask.llm.api_key_env: environment variable RAGLINE_TEST_KEY is not set (step "
+        "'ask' reads it when it runs)"]
+    assert rag("plan", path, "--check", runs=toy / "runs") == 2
+
+    assert rag("run", path, runs=toy / "runs") == 2
+    err = capsys.readouterr().err
+    assert "environment variable RAGLINE_TEST_KEY is not set" in err
+    assert not (toy / "runs" / "cache" / "entries").exists() or not any(
+        (toy / "runs" / "cache" / "entries").rglob("*.json"))   # nothing ran, not even load
+
+
+def test_a_set_key_or_a_cached_step_or_a_local_backend_needs_nothing(toy, capsys, monkeypatch):
+    path = recipe(toy)
+    monkeypatch.setenv("RAGLINE_TEST_KEY", "secret")
+    assert problems(toy, capsys, path) == []
+    assert rag("run", path, runs=toy / "runs") == 0
+    monkeypatch.delenv("RAGLINE_TEST_KEY")
+    assert problems(toy, capsys, path) == []      # 'ask' is cached: the run needs no key
+    assert rag("run", path, runs=toy / "runs") == 0
+    assert problems(toy, capsys, recipe(toy, backend="transformers")) == []
