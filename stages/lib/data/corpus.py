@@ -57,8 +57,8 @@ def detect_corpus_format(path: str | Path) -> str:
                 return "dpr"
             raise DataError(f"{path} line 1: cannot tell the corpus format from the extension "
                             f"'{ext or '(none)'}' or the content; expected .tsv (DPR), .jsonl or "
-                            f".parquet; rename the file or set format: to one of "
-                            f"{', '.join(CORPUS_FORMATS)}")
+                            f".parquet; rename the file or set the load step's corpus_format: to one "
+                            f"of {', '.join(CORPUS_FORMATS)}")
     for line_no, rec in iter_json_records(path):
         if not isinstance(rec, dict):
             raise DataError(f"{path} line {line_no}: expected a JSON object per passage, got "
@@ -71,7 +71,8 @@ def detect_corpus_format(path: str | Path) -> str:
             return "jsonl"
         raise DataError(f"{path} line {line_no}: cannot tell the corpus format from the keys "
                         f"{sorted(rec)}; expected {{id, title, text}}, {{id, contents}} (FlashRAG) or "
-                        "{_id, title, text} (BEIR); rename the keys or set format:")
+                        "{_id, title, text} (BEIR); rename the keys or set the load step's "
+                        "corpus_format:")
     raise empty_error(path, "a corpus")  # pragma: no cover - iter_json_records raises first
 
 
@@ -195,7 +196,8 @@ def _locate_tsv_error(path: Path, options) -> DataError:
             for _ in numbered_lines(path):  # raises with the line number of the first bad byte
                 pass
         return DataError(f"{path}: cannot parse as DPR TSV ({str(err).splitlines()[0]}); expected "
-                         "tab-separated id, text, title; fix the file or set format:")
+                         "tab-separated id, text, title; fix the file or set the load step's "
+                         "corpus_format:")
     return DataError(f"{path}: cannot parse as DPR TSV; expected tab-separated id, text, title")
 
 
@@ -203,7 +205,12 @@ def _read_parquet(path: Path, max_passages: int | None):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pf = pq.ParquetFile(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path}: cannot read as Parquet ({str(e).splitlines()[0]}); a .parquet "
+                        "file must be Parquet: convert it, or name it .jsonl/.tsv (or set the "
+                        "load step's corpus_format:) if it holds JSON lines or DPR TSV") from None
     names = pf.schema_arrow.names
     id_col = next((k for k in DOC_ID_KEYS if k in names), None)
     text_col = next((k for k in ("text", "contents") if k in names), None)

@@ -135,7 +135,14 @@ def test_corpus_errors_name_file_and_line(tmp_path):
     raises(["dup.tsv line 4", "first on line 2"], read_corpus, p)
 
     p = write(tmp_path / "keys.jsonl", '{"name": "x"}\n')
-    raises(["keys.jsonl line 1", "cannot tell the corpus format"], read_corpus, p)
+    raises(["keys.jsonl line 1", "cannot tell the corpus format", "corpus_format:"],
+           read_corpus, p)
+
+    # JSON lines named .parquet (or forced to parquet): the file, what it must be, what to do
+    p = write(tmp_path / "fake.parquet", '{"id": "1", "text": "a"}\n')
+    raises(["fake.parquet: cannot read as Parquet", "name it .jsonl"], read_corpus, p)
+    raises(["fake.jsonl: cannot read as Parquet"], read_corpus,
+           write(tmp_path / "fake.jsonl", '{"id": "1", "text": "a"}\n'), format="parquet")
 
     p = write(tmp_path / "list.jsonl", "[1, 2]\n")
     raises(["list.jsonl line 1", "expected a JSON object"], read_corpus, p)
