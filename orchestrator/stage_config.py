@@ -38,6 +38,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import math
 import re
 import types
 import typing
@@ -116,6 +117,27 @@ def _check_keys(config_cls: type, values: dict, prefix: str, reserved: tuple = (
             value = {s.name: getattr(value, s.name) for s in dataclasses.fields(value)}
         if section is not None and isinstance(value, dict):
             _check_keys(section, value, f"{prefix}{name}.")
+
+
+def _check_finite(value: Any, path: str) -> None:
+    """No ``inf`` or ``nan`` anywhere in a config (pydantic passes ``inf`` through ``Gt(0)``):
+    no setting of ours means "unbounded" by infinity.
+
+    >>> try:
+    ...     _check_finite({"a": [1.0, {"b": float("inf")}]}, "")
+    ... except _Invalid as e:
+    ...     print(e.path, "|", e.text)
+    a[1].b | expected a finite number, got inf
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        raise _Invalid(path, f"expected a finite number, got {value}",
+                       "set a number, or null where the setting allows none")
+    if isinstance(value, dict):
+        for k, v in value.items():
+            _check_finite(v, f"{path}.{k}" if path else str(k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            _check_finite(v, f"{path}[{i}]")
 
 
 def _default(f: dataclasses.Field):
@@ -215,6 +237,7 @@ def _validated(config_cls: type, canonical: str) -> tuple[dict, Any]:
     given = json.loads(canonical)
     values = with_section_defaults(config_cls, given)
     _check_keys(config_cls, values, "", RESERVED)
+    _check_finite(values, "")
     if values != given:  # a nested section given in part: the rest from its default
         from orchestrator.hashing import canonical_json
 

@@ -106,3 +106,15 @@ def test_partial_section_over_a_missing_default_still_asks_for_it():
     with pytest.raises(ConfigError) as e:
         check_step_config(NeedsModel, {"judge": {"temperature": 0.5}}, "steps.reward")
     assert str(e.value).splitlines()[0] == "steps.reward.judge.model: missing value (str required)"
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+def test_infinite_and_nan_numbers_are_refused_with_their_key(value):
+    """pydantic lets ``inf`` through a ``> 0`` range; no setting means "unbounded" by it."""
+    from orchestrator.errors import ConfigError
+    from orchestrator.stage_config import check_step_config
+
+    with pytest.raises(ConfigError) as e:
+        check_step_config(U, {"weights": {"x": 1.0, "y": value}}, "steps.s")
+    assert e.value.message == f"steps.s.weights.y: expected a finite number, got {value}"
+    assert e.value.key == "steps.s.weights.y"
