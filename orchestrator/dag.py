@@ -137,27 +137,28 @@ def _source_path(name: str, value) -> str | None:
 
 
 def build_dag(recipe: Path, cfg: dict, secrets: dict[str, str] | None = None,
-              shared: dict | None = None) -> Dag:
+              shared: dict | None = None, overrides: list[str] | None = None) -> Dag:
     """Validate a composed recipe and return its DAG in execution order.
 
     ``secrets``: key paths of values read from the environment (``recipe.Member.secrets``); they
     are left out of the steps' cache keys. ``shared``: one dict passed to every member of a sweep
     (``build_dags``), so a step body the members share is checked once. A ``ConfigError`` with a
-    ``key`` gets the recipe's file:line in front, looked up only now that it is needed.
+    ``key`` gets the recipe's file:line in front, looked up only now that it is needed (and
+    ``overrides``, the member's command line, say when a value was set there instead).
     """
     try:
         return _build_dag(recipe, cfg, secrets or {}, shared)
     except ConfigError as e:
         from orchestrator.where import place
 
-        raise place(e, recipe)
+        raise place(e, recipe, overrides)
 
 
 def build_dags(recipe: Path, members: list) -> list[Dag]:
     """The DAG of every member of a sweep (``recipe.Member``). Members share the objects of the
     steps no override touched, so those are checked and serialised once, not once per member."""
     shared: dict = {}
-    return [build_dag(recipe, m.values, m.secrets, shared) for m in members]
+    return [build_dag(recipe, m.values, m.secrets, shared, m.overrides) for m in members]
 
 
 def _without(config: dict, paths: list[list[str]]) -> dict:

@@ -52,9 +52,12 @@ def _member(recipe: Path, overrides: list[str], resolved: dict, index: int,
 def find_recipe(spec: str) -> Path:
     """A recipe path from ``conf/x.yaml``, ``x.yaml`` or a bare name looked up in ``./conf``."""
     path = Path(spec)
+    if path.suffix and path.suffix != ".yaml" and path.is_file():  # Hydra reads only .yaml
+        raise ConfigError(f"{spec}: a recipe must be a .yaml file",
+                          hint=f"rename it: mv {spec} {path.with_suffix('.yaml')}")
     candidates = [path, path.with_suffix(".yaml"), Path("conf") / path, Path("conf") / f"{spec}.yaml"]
     for c in candidates:
-        if c.is_file():
+        if c.suffix == ".yaml" and c.is_file():
             return c.resolve()
     known = [p.stem for p in Path("conf").glob("*.yaml")] if Path("conf").is_dir() else []
     raise ConfigError(f"recipe '{spec}' not found{did_you_mean(path.stem, known)}",
@@ -69,15 +72,54 @@ def _parser():
     return OverridesParser.create()
 
 
+_OVERRIDE_KEY = re.compile(r"[+~]{0,2}[\w\-/@:]+(\.[\w\-/@:]+)*")
+_SYNTAX = ("write key=value; with -m, key=a,b,c runs each value (no empty items); quote a "
+           "value holding a comma, bracket or brace: \"key='a,b'\"")
+
+
 def _parse(text: str):
     from hydra.errors import HydraException
 
     try:
         return _parser().parse_override(text)
     except HydraException as e:  # OverrideParseException, and grammar errors raised bare
-        raise ConfigError(f"override '{text}': {str(e).splitlines()[0]}",
-                          hint="Hydra override grammar: key=value, +key=value, ~key, "
-                               "key=a,b (with -m)") from None
+        key, eq, value = text.partition("=")
+        grammar = str(e).splitlines()[0].split(" expecting ")[0]  # not ANTLR's token list
+        what = "a valid value" if eq and _OVERRIDE_KEY.fullmatch(key) else "a valid override"
+        raise ConfigError(f"override '{text}': not {what}{_value_problem(value)}; "
+                          f"Hydra: {grammar}", hint=_SYNTAX) from None
+
+
+def _value_problem(value: str) -> str:
+    """A likely cause of an override value that does not parse, for the message ("" if none).
+
+    >>> _value_problem("0.1,"), _value_problem("{a: 1"), _value_problem("x")
+    (' (an empty item in a comma list?)', " (an unclosed '{'?)", '')
+    """
+    if re.search(r"^,|,\s*,|,\s*$", value):
+        return " (an empty item in a comma list?)"
+    for opening, closing in ("{}", "[]", "()"):
+        if value.count(opening) > value.count(closing):
+            return f" (an unclosed '{opening}'?)"
+    return ""
+
+
+def _check_repeats(parsed: list[tuple[str, Any]], multirun: bool) -> None:
+    """Refuse a key given twice: Hydra would let the last one win without a word (and a sweep
+    would count members that are the same config). ``~key`` then ``+key=...`` replaces a key."""
+    from hydra.core.override_parser.types import OverrideType
+
+    seen: dict[tuple, tuple[str, Any]] = {}
+    for text, ov in parsed:
+        name = (ov.key_or_group, ov.package)
+        first = seen.get(name)
+        if first is not None and not (first[1].type == OverrideType.DEL and ov.type != OverrideType.DEL):
+            key = ov.get_key_element().lstrip("+~")
+            hint = (f"keep one; to sweep more values list them once: {key}=a,b,c" if multirun
+                    else "keep one (the last would win silently)")
+            raise ConfigError(f"override {key} is given twice ('{first[0]}' and '{text}')",
+                              hint=hint)
+        seen[name] = (text, ov)
 
 
 def _expand(overrides: list[str], multirun: bool) -> list[list[tuple[str, Any]]]:
@@ -85,9 +127,10 @@ def _expand(overrides: list[str], multirun: bool) -> list[list[tuple[str, Any]]]
     override is parsed once; a sweep's values become element overrides without parsing again."""
     from hydra.core.override_parser.types import ValueType
 
+    parsed = [(text, _parse(text)) for text in overrides]
+    _check_repeats(parsed, multirun)
     axes = []
-    for text in overrides:
-        ov = _parse(text)
+    for text, ov in parsed:
         if not ov.is_sweep_override():
             axes.append([(text, ov)])
             continue
@@ -183,16 +226,37 @@ def compose(recipe: Path, overrides: list[str], multirun: bool = False) -> list[
     return _compose(recipe, overrides, multirun)
 
 
-def _yaml_error(recipe: Path, e: Exception) -> str:
-    """One line for a Hydra/YAML failure; a YAML syntax error keeps its file, line and column."""
+def _compose_error(recipe: Path, e: Exception) -> ConfigError:
+    """One line for a Hydra/YAML failure: a YAML syntax error keeps its file, line and column,
+    a bad interpolation its key (``place`` adds the key's file:line), a file that is not UTF-8
+    its line and byte."""
+    from omegaconf.errors import OmegaConfBaseException
+
+    causes, cause = [], e
+    while cause is not None and len(causes) < 10:
+        causes.append(cause)
+        cause = cause.__cause__ or cause.__context__
+    for cause in causes:
+        if isinstance(cause, UnicodeDecodeError):
+            return _not_utf8(recipe, cause)
+        if isinstance(cause, OmegaConfBaseException) and getattr(cause, "full_key", None):
+            return _omegaconf_error(cause)
     mark = getattr(e, "problem_mark", None)
     if mark is not None:
         problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
         context = getattr(e, "context", None)
-        return (f"{mark.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax: {problem}"
-                + (f" ({context})" if context else ""))
+        return ConfigError(f"{mark.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax: {problem}"
+                           + (f" ({context})" if context else ""))
     text = str(e).strip()
     first = text.splitlines()[0] if text else type(e).__name__
+    if re.match(r"primary config '[^']*' must be a DictConfig, got ListConfig", first):
+        return ConfigError(f"{recipe}: a recipe must be a mapping (steps:, data:, ...), got a list",
+                           hint="write the recipe's top level as keys (steps:, sources:, ...), "
+                                "not '- ' items; see conf/ for examples")
+    append = re.search(r"Could not override '([^']+)'.*\n.*use (\+\S+)", text)
+    if append and (recipe.parent / append.group(1)).is_dir():  # dpa_rag=x without the +
+        return ConfigError(f"{recipe}: {first}", hint=f"the recipe's defaults list has no "
+                           f"'{append.group(1)}' to change: add it with {append.group(2)}")
     options = re.search(r"Available options in '([^']+)':\n((?:\t.*\n?)+)", text)
     missing = re.search(r"Could not find '[^']*?([^'/]+)'", first)
     if options:   # a group choice typo: executor=rey
@@ -200,7 +264,37 @@ def _yaml_error(recipe: Path, e: Exception) -> str:
         tried = missing.group(1) if missing else ""
         first += (f"{did_you_mean(tried, names)}; the options in '{options.group(1)}' are: "
                   f"{', '.join(names)}")
-    return f"{recipe}: {first}"
+    return ConfigError(f"{recipe}: {first}")
+
+
+def _not_utf8(recipe: Path, e: UnicodeDecodeError) -> ConfigError:
+    """The recipe file (or a file it composes) holding ``e.object``, with the bad byte's line."""
+    from orchestrator.where import composed
+
+    data = bytes(e.object)
+    files = composed(recipe) + sorted(recipe.parent.glob("*/*.yaml"))  # and config groups' files
+    path = next((f for f in files if f.is_file() and f.read_bytes() == data), None)
+    line = data.count(b"\n", 0, e.start) + 1
+    column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
+    where = f"{path}:{line}:{column}" if path else f"{recipe}: a file it composes, line {line}"
+    return ConfigError(f"{where}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start})",
+                       hint="save the file as UTF-8 (a Latin-1 file: iconv -f latin1 -t utf-8)")
+
+
+def _omegaconf_error(e) -> ConfigError:
+    """An OmegaConf error at a key, as ``key: what is wrong``; ``place`` adds the file:line."""
+    from omegaconf.errors import GrammarParseError
+
+    key = getattr(e, "full_key", "") or ""
+    first = str(e).strip().splitlines()[0]
+    value = getattr(e, "value", None)
+    if isinstance(e, GrammarParseError) and isinstance(value, str):
+        unterminated = value.count("${") > value.count("}")
+        what = "unterminated interpolation ${...}" if unterminated else "invalid interpolation"
+        return ConfigError(f"{key + ': ' if key else ''}{what} in {value!r} (OmegaConf: {first})",
+                           hint="close it: ${other.key}; for a literal '${' write '\\${'",
+                           key=key or None)
+    return ConfigError(f"{'key ' + key + ': ' if key else ''}{first}", key=key or None)
 
 
 _RESOLVER = re.compile(r"^\s*[\w.\-]+:")  # ${name:args}: a resolver call, not a key reference
@@ -254,9 +348,7 @@ def _resolve(cfg) -> tuple[dict, dict[str, str]]:
     try:
         return resolve_recording(cfg)
     except OmegaConfBaseException as e:
-        first = str(e).strip().splitlines()[0]
-        key = getattr(e, "full_key", "")
-        raise ConfigError(f"{'key ' + key + ': ' if key else ''}{first}", key=key or None) from None
+        raise _omegaconf_error(e) from None
 
 
 def _apply_plain(config: dict, ov, text: str, recipe: Path) -> dict:
@@ -295,7 +387,7 @@ def _compose_base(recipe: Path, groups: tuple):
         with initialize_config_dir(config_dir=str(recipe.parent), version_base=None):
             return hydra_compose(config_name=recipe.stem, overrides=list(groups))
     except Exception as e:  # noqa: BLE001 - Hydra raises many kinds; all are config errors
-        raise ConfigError(_yaml_error(recipe, e)) from None
+        raise _compose_error(recipe, e) from None
     finally:
         GlobalHydra.instance().clear()
 
@@ -324,6 +416,7 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
                 config = resolved
                 for text, ov in values:
                     config = _apply_plain(config, ov, text, recipe)
+                _check_deleted_steps(config, values)
                 touched = [ov.key_or_group for _, ov in values]
                 mine = {p: t for p, t in secrets.items()
                         if not any(p == k or p.startswith(k + ".") for k in touched)}
@@ -333,9 +426,34 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
         for text, ov in values:
             _apply(cfg, ov, text, recipe)
         resolved, secrets = _resolve(cfg)
+        _check_deleted_steps(resolved, values)
         refs = _interpolation_refs(OmegaConf.to_container(cfg, resolve=False), [])
         out.append(_member(recipe, member, resolved, i, secrets, _impure(refs)))
     return out
+
+
+def _check_deleted_steps(config: dict, values) -> None:
+    """A step deleted by an override (``~steps.load``) that another step still reads: the error
+    names the override, not only the wire (``steps.load: null`` is ``build_dag``'s to report)."""
+    from hydra.core.override_parser.types import OverrideType
+
+    deleted = {ov.key_or_group.split(".")[1]: text for text, ov in values
+               if ov.type == OverrideType.DEL and re.fullmatch(r"steps\.[^.]+", ov.key_or_group)}
+    steps, sources = config.get("steps"), config.get("sources")
+    if not deleted or not isinstance(steps, dict):
+        return
+    gone = {n: t for n, t in deleted.items()
+            if n not in steps and not (isinstance(sources, dict) and n in sources)}
+    for name, body in steps.items():
+        inputs = body.get("inputs") if isinstance(body, dict) else None
+        for iname, ref in (inputs.items() if isinstance(inputs, dict) else []):
+            node = str(ref).partition(".")[0]
+            if ref is not None and node in gone:
+                where = f"steps.{name}.inputs.{iname}"
+                raise ConfigError(f"{where}: reads step '{node}', which the override "
+                                  f"'{gone[node]}' removed",
+                                  hint=f"wire it to another step ({where}=STEP), or remove step "
+                                       f"'{name}' too (~steps.{name})", key=where)
 
 
 def _impure(refs: list[str]) -> bool:

@@ -254,9 +254,12 @@ def _import(module: str) -> None:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as e:
-        raise ConfigError(f"cannot import stage module '{module}': {e}",
-                          hint="check ragline.imports in the recipe, or pip install the "
-                               "package that provides it") from None
+        top = module.split(".")[0]
+        hint = (f"'{top}' is imported from the current directory ({os.getcwd()}): run rag from "
+                f"the folder that holds {top}/ (the recipe's project), or pip install it"
+                if e.name == top else "check ragline.imports in the recipe, or pip install the "
+                                      "package that provides it")
+        raise ConfigError(f"cannot import stage module '{module}': {e}", hint=hint) from None
     _loaded.add(module)
     _packages.add(module.split(".")[0])
 

@@ -104,7 +104,7 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
     try:
         members = compose(recipe, overrides, multirun)
     except ConfigError as e:  # e.g. an interpolation that does not resolve: at its key's line
-        raise place(e, recipe) from None
+        raise place(e, recipe, overrides) from None
     dags = build_dags(recipe, members)
     if len(members) == 1:  # a plain run's config.yaml text, so its no-op rerun never imports yaml
         from orchestrator.rundir import config_yaml

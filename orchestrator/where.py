@@ -4,7 +4,8 @@ Looked up only when an error is raised. The recipe file is searched first, then 
 ``defaults:`` lists compose, and theirs (a Hydra config in group ``a/b`` holds keys under ``a.b``
 unless its ``# @package`` header says otherwise); never a sibling recipe that this one does not
 compose. The line of the deepest part of the key that is written somewhere wins:
-``steps.dpo.lr`` set on the command line is reported at step ``dpo``'s line.
+``steps.dpo.lr`` set on the command line is reported at step ``dpo``'s line. A line that only
+refers to another key (``k: ${retrieval.k}``) is followed to where that key is set (``origin``).
 """
 
 from __future__ import annotations
@@ -24,14 +25,15 @@ def _package(path: Path, conf_dir: Path, text: str) -> list[str]:
     return list(path.parent.relative_to(conf_dir).parts)
 
 
-def _deepest(text: str, parts: list[str]) -> tuple[int, int]:
-    """(how many leading parts of the key are written, 1-based line of the deepest) in YAML."""
+def _deepest(text: str, parts: list[str]) -> tuple[int, int, object]:
+    """(how many leading parts of the key are written, 1-based line of the deepest, its YAML
+    value node) in YAML."""
     import yaml
 
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return 0, 0
+        return 0, 0, None
     depth, line = 0, 0
     for part in parts:
         if not isinstance(node, yaml.MappingNode):
@@ -41,7 +43,7 @@ def _deepest(text: str, parts: list[str]) -> tuple[int, int]:
             break
         depth, line = depth + 1, match[0].start_mark.line + 1
         node = match[1]
-    return depth, line
+    return depth, line, node
 
 
 def composed(recipe: Path) -> list[Path]:
@@ -100,11 +102,16 @@ def locate(recipe: Path, key: str) -> str:
     >>> locate(d / "r.yaml", "steps.dpo.lr") == f"{d / 'r.yaml'}:3"
     True
     """
+    return _written(recipe, key)[1] or str(recipe)
+
+
+def _written(recipe: Path, key: str) -> tuple[int, str | None, object]:
+    """(how many parts of ``key`` are written, ``file:line`` of the deepest or None, its YAML
+    value node): the first composed file that writes the most of the key wins."""
     conf_dir = recipe.parent
     parts = key.split(".")
-    files = composed(recipe)
-    best, where = 0, str(recipe)
-    for path in files:
+    best, where, value = 0, None, None
+    for path in composed(recipe):
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError):
@@ -112,15 +119,77 @@ def locate(recipe: Path, key: str) -> str:
         prefix = _package(path, conf_dir, text)
         if parts[:len(prefix)] != prefix:
             continue
-        depth, line = _deepest(text, parts[len(prefix):])
+        depth, line, node = _deepest(text, parts[len(prefix):])
         if depth and depth + len(prefix) > best:
-            best, where = depth + len(prefix), f"{path}:{line}"
-    return where
+            best, where, value = depth + len(prefix), f"{path}:{line}", node
+    return best, where, value
 
 
-def place(err, recipe: Path):
-    """``err`` (a ``RagError``) with ``file:line: `` of its ``key`` in front, once."""
-    if getattr(err, "key", None):
-        err.message = f"{locate(recipe, err.key)}: {err.message}"
+_REFERENCE = re.compile(r"\$\{\s*([A-Za-z_][\w\-]*(?:\.[\w\-]+)*)\s*\}")  # ${a.b}, no resolver
+
+
+def _set_by(key: str, overrides: list[str]) -> str | None:
+    """The last command-line override that sets ``key`` or a key above it, if any."""
+    parts = key.split(".")
+    for text in reversed(overrides):
+        name = text.partition("=")[0].lstrip("+~")
+        if parts[:len(name.split("."))] == name.split("."):
+            return text
+    return None
+
+
+def origin(recipe: Path, key: str, overrides: list[str] | None = None) -> str | None:
+    """Where the value of ``key`` comes from when its line only refers to another key
+    (``k: ${retrieval.k}``): ``= ${retrieval.k}, set at FILE:LINE`` (references followed to the
+    last one), or ``set by override 'X'``; None when the key is written as a value itself.
+    ``overrides``: the command line's, when the caller knows them.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "r.yaml").write_text("k: 5\\nsteps:\\n  a:\\n    k: ${k}\\n")
+    >>> origin(d / "r.yaml", "steps.a.k") == f"= ${{k}}, set at {d / 'r.yaml'}:1"
+    True
+    >>> origin(d / "r.yaml", "steps.a.k", ["k=6"])
+    "= ${k}, set by override 'k=6'"
+    """
+    import yaml
+
+    overrides = overrides or []
+    if _set_by(key, overrides):
+        return None  # the command line replaced what the files write
+    first, seen = None, {key}
+    while True:
+        depth, where, node = _written(recipe, key)
+        reference = _REFERENCE.fullmatch(node.value.strip()) if (
+            isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str") else None
+        if reference is None:  # a value, or written nowhere (the key's own line then)
+            if first is None or depth < len(key.split(".")):
+                return None
+            return f"= {first}, set at {where}"
+        rest = key.split(".")[depth:]   # ${common.opts} on the line of steps.a.opts: .lr below
+        key = ".".join([reference.group(1), *rest])
+        first = first or "${" + reference.group(1) + "}" + "".join("." + r for r in rest)
+        if key in seen:
+            return None
+        seen.add(key)
+        override = _set_by(key, overrides)
+        if override:
+            return f"= {first}, set by override '{override}'"
+
+
+def place(err, recipe: Path, overrides: list[str] | None = None):
+    """``err`` (a ``RagError``) with ``file:line: `` of its ``key`` in front, once; when that
+    line only refers to another key, where the value comes from follows the key in the message
+    (``steps.r.k (= ${retrieval.k}, set at FILE:LINE): ...``). ``overrides``: the command
+    line's, so a value set there is not blamed on a file."""
+    key = getattr(err, "key", None)
+    if key:
+        source = origin(recipe, key, overrides)
+        message = err.message
+        if source and message.startswith(f"{key}: "):
+            message = f"{key} ({source}){message[len(key):]}"
+        elif source:
+            message = f"{message} ({key} {source})"
+        err.message = f"{locate(recipe, key)}: {message}"
         err.key = None
     return err

@@ -23,9 +23,10 @@ def load(args):
     from orchestrator.recipe import find_recipe
 
     recipe = find_recipe(args.recipe)
-    # `rag plan` / `rag dag` remember only where a runs directory exists (in a fresh directory
-    # they write nothing); `rag run` makes one anyway, and its first no-op rerun then composes
-    # nothing
+    # composed configs are remembered (RUNS/.state/remembered/) by `rag run` always, by `rag plan`
+    # and `rag dag` only where the runs directory exists. `rag plan` of a recipe whose steps read
+    # sources saves their hashes in the cache (RUNS/cache/sources.json, or $RAGLINE_CACHE): in a
+    # fresh directory that creates ./runs, so the next plan remembers too
     keep = getattr(args, "command", None) == "run" or runs_dir(args).is_dir()
     state = runs_dir(args) / ".state" / "remembered" if keep else None
     members, dags = remember.load(recipe, list(args.overrides), args.multirun, state)
