@@ -73,18 +73,22 @@ def find_sweep(runs: Path, spec: str | None) -> Path | None:
 def find_run(runs: Path, spec: str | None) -> Path:
     """A run directory from a path, a run name under runs/<recipe>/, or the latest run."""
     if spec:
-        p = Path(spec)
-        if (p / "status.json").is_file():
-            return p
+        for p in (Path(spec), runs / spec):   # a path, or <recipe>/<time> under the runs dir
+            if (p / "status.json").is_file():
+                return p
         hits = sorted(runs.glob(f"*/{spec}")) + sorted(runs.glob(f"*/*/{spec}"))
         hits = [h for h in hits if (h / "status.json").is_file()]
         if hits:
             return hits[-1]
         raise ConfigError(f"run '{spec}' not found under {runs}/",
-                          hint="`rag status` shows the latest run; runs live in runs/<recipe>/<time>")
+                          hint="`rag status` shows the latest run; name one as <time>, "
+                               "<recipe>/<time> or its path (runs live in runs/<recipe>/<time>)")
     latest = runs / "latest"
     if (latest / "status.json").is_file():
         return latest.resolve()
+    records = list(runs.glob("*/*/status.json")) + list(runs.glob("*/*/member-*/status.json"))
+    if records:   # no `latest` link (a copied runs dir): the run whose record changed last
+        return max(records, key=lambda s: s.stat().st_mtime_ns).parent
     raise ConfigError(f"no run found under {runs}/", hint="start one: rag run conf/dynamicrag_demo.yaml")
 
 

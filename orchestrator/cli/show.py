@@ -127,7 +127,9 @@ def main(args) -> int:
         if not matches:
             raise ConfigError(f"run {run.name} has no artifact '{name}'"
                               f"{did_you_mean(name, [l.removesuffix('.out') for l in links])}",
-                              hint=f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}")
+                              hint=f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}"
+                              if links else "this run recorded no artifacts; rag status lists its "
+                                            "steps, rag show STEP --run NAME reads another run")
         raise ConfigError(f"step '{name}' has several outputs; name one: " + ", ".join(matches))
     step = matches[0].split(".")[0]
     link = run / "artifacts" / matches[0]
