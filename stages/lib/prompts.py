@@ -66,7 +66,11 @@ def _load(path: str, size: int, mtime_ns: int) -> Prompt:
     try:
         data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
-        raise ConfigError(f"prompt file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigError(f"prompt file {path}{at}: not valid YAML ({problem})",
+                          hint="fix the YAML there; see conf/prompts/ for examples") from None
     if not isinstance(data, dict) or not isinstance(data.get("user"), str):
         raise ConfigError(f"prompt file {path}: needs a 'user' template (a string)",
                           hint="keys: " + ", ".join(KEYS))

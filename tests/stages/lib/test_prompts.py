@@ -34,7 +34,6 @@ def test_an_edited_file_is_read_again(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("system: x\n", "needs a 'user' template"),
     ("user: x\nsytem: y\n", "unknown key 'sytem'"),
-    ("user: [a\n", "not valid YAML"),
     ("user: x\nstyles: [a]\n", "'styles' must map dataset names to strings"),
     ("user: x\npassage: 3\n", "'passage' must be a string"),
 ])
@@ -42,6 +41,13 @@ def test_bad_files_are_one_line_errors(tmp_path, text, match):
     path = tmp_path / "bad.yaml"
     path.write_text(text)
     with pytest.raises(ConfigError, match=f"prompt file {path}: {match}"):
+        load_prompt(path)
+
+
+def test_a_yaml_error_names_its_line_and_column(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("system: fine\nuser: [a\n")
+    with pytest.raises(ConfigError, match=f"prompt file {path}:3:1: not valid YAML \\(expected "):
         load_prompt(path)
 
 
