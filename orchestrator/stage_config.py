@@ -355,8 +355,11 @@ def plan_notes(obj: Any, resources: dict, where: str) -> list[str]:
 
 
 def needed_env(obj: Any, where: str) -> dict[str, str]:
-    """``{key path: NAME}`` of the environment variables ``obj`` and its nested sections (and
-    lists of sections) say they read through ``needed_env()``.
+    """``{key path: NAME}`` of the environment variables a step's config says it reads.
+
+    A config (or section) with a ``needed_env()`` method answers for itself and everything in
+    it, so a config whose switch leaves a section unused (``teacher: reference``) returns
+    nothing for it; one without the method is searched through its sections (and lists of them).
 
     >>> @dataclasses.dataclass
     ... class Judge:
@@ -368,11 +371,19 @@ def needed_env(obj: Any, where: str) -> dict[str, str]:
     ...     others: list = dataclasses.field(default_factory=lambda: [Judge("A")])
     >>> needed_env(Cfg(), "steps.reward")
     {'steps.reward.judge.key_env': 'K', 'steps.reward.others[0].key_env': 'A'}
+    >>> @dataclasses.dataclass
+    ... class Switched(Cfg):
+    ...     use_judge: bool = False
+    ...     def needed_env(self): return {"judge.key_env": "K"} if self.use_judge else {}
+    >>> needed_env(Switched(), "steps.reward")
+    {}
     """
     if not dataclasses.is_dataclass(obj) or isinstance(obj, type):
         return {}
     hook = getattr(obj, "needed_env", None)
-    out = {f"{where}.{k}": v for k, v in (hook() if hook else {}).items()}
+    if hook is not None:
+        return {f"{where}.{k}": v for k, v in hook().items()}
+    out: dict[str, str] = {}
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
         items = enumerate(value) if isinstance(value, (list, tuple)) else [(None, value)]

@@ -19,6 +19,8 @@ def test_recipe_validates(name, tmp_path, monkeypatch, capsys):
     problems = plan["members"][0]["problems"]   # the paper recipes' data is not in the repo,
     assert rc == 0 and all("does not exist" in p                # and their API keys may be unset
                            or "environment variable" in p for p in problems)
+    if "demo" in name:   # a demo runs on this machine as it is: no data, key or model missing
+        assert problems == []
     steps = {s["step"] for s in plan["members"][0]["steps"]}
     assert steps
     if name.startswith("dynamicrag"):  # each recipe family has its own DAG

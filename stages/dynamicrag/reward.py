@@ -83,6 +83,12 @@ class RewardConfig:
                                    "OpenAI-compatible server), or backend: transformers with a "
                                    "checkpoint as model; or set weights.judge: 0")
 
+    def needed_env(self) -> dict[str, str]:
+        """The judge endpoint's key, only when the judge is called (weights.judge > 0)."""
+        if self.judge is None or self.weights.judge <= 0:
+            return {}
+        return {f"judge.{k}": v for k, v in self.judge.needed_env().items()}
+
     def plan_notes(self, resources: dict) -> list[str]:
         """The weights in use, printed under the step by ``rag plan``.
 

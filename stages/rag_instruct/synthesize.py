@@ -51,6 +51,12 @@ class SynthesizeConfig:
     max_attempts: Annotated[int, Ge(1)] = 5      # paper: 5 tries for a reply that parses
     seed: int = 0
 
+    def needed_env(self) -> dict[str, str]:
+        """The teacher endpoint's key, only when the teacher is the LLM."""
+        if self.teacher != "llm":
+            return {}
+        return {f"llm.{k}": v for k, v in self.llm.needed_env().items()}
+
 
 @stage("rag_instruct.synthesize", version=1)
 def synthesize(exemplars: Exemplars, useless_doc_prompt: File, single_doc_support_prompt: File,

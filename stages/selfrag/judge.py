@@ -37,6 +37,12 @@ class JudgeConfig:
     dev_size: int = 1500                  # paper: the first 1,500 shuffled rows
     seed: int = 0
 
+    def needed_env(self) -> dict[str, str]:
+        """The teacher endpoint's key, only when the teacher is the LLM."""
+        if self.teacher != "llm":
+            return {}
+        return {f"llm.{k}": v for k, v in self.llm.needed_env().items()}
+
 
 def _passage(ctx: dict) -> str:
     return f"{ctx.get('title') or ''}\n{ctx.get('text') or ''}".strip()

@@ -57,3 +57,24 @@ def test_a_set_key_or_a_cached_step_or_a_local_backend_needs_nothing(toy, capsys
     assert problems(toy, capsys, path) == []      # 'ask' is cached: the run needs no key
     assert rag("run", path, runs=toy / "runs") == 0
     assert problems(toy, capsys, recipe(toy, backend="transformers")) == []
+
+
+def test_a_section_the_config_leaves_unused_needs_no_key():
+    """Demos carry the paper's endpoint sections switched off (teacher: reference, a judge
+    weight of 0): a run must not be refused for their keys."""
+    from orchestrator.stage_config import needed_env
+    from stages.dynamicrag.reward import RewardConfig, RewardWeights
+    from stages.lib.endpoint.config import EndpointConfig
+    from stages.rag_instruct.synthesize import SynthesizeConfig
+    from stages.selfrag.judge import JudgeConfig
+
+    key = {"api_key_env": "OPENAI_API_KEY"}
+    assert needed_env(SynthesizeConfig(teacher="reference"), "s") == {}
+    assert needed_env(SynthesizeConfig(), "s") == {"s.llm.api_key_env": "OPENAI_API_KEY"}
+    assert needed_env(JudgeConfig(teacher="reference"), "j") == {}
+    assert needed_env(JudgeConfig(), "j") == {"j.llm.api_key_env": "OPENAI_API_KEY"}
+    judge = EndpointConfig(model="gpt-4o")
+    assert needed_env(RewardConfig(judge=judge), "r") == {}           # weights.judge is 0
+    assert needed_env(RewardConfig(weights=RewardWeights(judge=0.2), judge=judge), "r") == {
+        "r.judge.api_key_env": "OPENAI_API_KEY"}
+    assert judge.needed_env() == key
