@@ -251,7 +251,9 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     wires = _wires(name, spec, body, steps_cfg, sources, settings.get("removed") or [])
     shards, gpus = _check_resources(spec, body, where)
     resources = {"gpus": gpus, "shards": shards, "executor": settings.get("executor"),
-                 "inputs": sorted(wires)}
+                 # a wire to a source whose path is null feeds nothing: not an input given
+                 "inputs": sorted(n for n, w in wires.items()
+                                  if w.output is not None or sources.get(w.node) is not None)}
     notes = located + plan_notes(obj, resources, where)
     semantic = keyed(_without(config, hidden), config, mine)   # other env values: as digests
     return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus, mine, notes,

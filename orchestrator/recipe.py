@@ -93,14 +93,14 @@ def _parse(text: str):
 def _value_problem(value: str) -> str:
     """A likely cause of an override value that does not parse, for the message ("" if none).
 
-    >>> _value_problem("0.1,"), _value_problem("{a: 1"), _value_problem("x")
-    (' (an empty item in a comma list?)', " (an unclosed '{'?)", '')
+    >>> _value_problem("0.1,"), _value_problem("{a: 1"), _value_problem("[1,"), _value_problem("x")
+    (' (an empty item in a comma list?)', " (an unclosed '{'?)", " (an unclosed '['?)", '')
     """
-    if re.search(r"^,|,\s*,|,\s*$", value):
-        return " (an empty item in a comma list?)"
     for opening, closing in ("{}", "[]", "()"):
         if value.count(opening) > value.count(closing):
             return f" (an unclosed '{opening}'?)"
+    if re.search(r"^,|,\s*,|,\s*$", value):
+        return " (an empty item in a comma list?)"
     return ""
 
 

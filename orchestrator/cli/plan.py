@@ -7,7 +7,7 @@ import sys
 
 EXAMPLES = """examples:
   rag plan conf/dynamicrag_demo.yaml
-  rag plan conf/dynamicrag_llama3.yaml steps.retrieve.k=100   # what a change would recompute
+  rag plan conf/dynamicrag_llama3.yaml retrieval.k=100   # what a change would recompute
   rag plan conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # shared steps counted once
   rag plan conf/dynamicrag_demo.yaml --json | jq '.members[0].steps'
   rag plan conf/dynamicrag_llama3.yaml --check   # in CI: exit 2 if a run would stop (missing data)

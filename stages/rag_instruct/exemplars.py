@@ -64,6 +64,34 @@ class ExemplarsConfig:
             raise ConfigError(f"paradigms: unknown {unknown}" if unknown else
                               "paradigms: empty", hint=f"known: {list(PARADIGMS)}")
 
+    def plan_notes(self, resources: dict) -> list[str]:
+        """``rag plan`` refuses a step that wires both ways in or neither (a ``released`` file
+        from a source with no path, e.g. ``+rag_instruct=released_exemplars`` without
+        ``data.exemplars``, is not wired); ``resources["inputs"]``: the wired input names.
+
+        >>> ExemplarsConfig().plan_notes({"inputs": ["retrieved"]})
+        []
+        >>> ExemplarsConfig().plan_notes({"inputs": []})  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        orchestrator.errors.ConfigError: wire exactly one of inputs.retrieved ... neither is wired
+          hint: to read an exemplar file, give its path: data.exemplars=/path/to/file ...
+        """
+        if "inputs" not in resources:
+            return []
+        wired = {"retrieved", "released"} & set(resources["inputs"])
+        if len(wired) == 1:
+            return []
+        if wired:
+            raise ConfigError(WIRING + "both are wired", hint="set inputs.retrieved: null to read "
+                              "the file, or inputs.released: null to retrieve")
+        raise ConfigError(WIRING + "neither is wired", hint="to read an exemplar file, give its "
+                          "path: data.exemplars=/path/to/file (with +rag_instruct="
+                          "released_exemplars); to retrieve, wire inputs.retrieved")
+
+
+WIRING = ("wire exactly one of inputs.retrieved (retrieved exemplar questions) and "
+          "inputs.released (an exemplar file); ")
+
 
 @stage("rag_instruct.exemplars", version=1)
 def exemplars(cfg: ExemplarsConfig, ctx: StageContext, retrieved: Retrieved | None = None,

@@ -114,7 +114,8 @@ def test_yaml_duplicate_key_and_tab(recipe, capsys):
 def test_override_syntax_error_exits_2(recipe, capsys):
     assert plan(recipe, "steps.load.n=[1,") == 2
     err = one_error(capsys)
-    assert "override 'steps.load.n=[1,': no viable alternative at input '[1,'" in err
+    assert ("override 'steps.load.n=[1,': not a valid value (an unclosed '['?); Hydra: no "
+            "viable alternative at input '[1,'") in err
     assert "key=value" in err
 
 
