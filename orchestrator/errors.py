@@ -2,12 +2,19 @@
 
 The CLI prints ``RagError`` without a traceback (unless ``RAGLINE_FULL_ERROR=1``) and exits with
 ``exit_code``: 2 for a recipe or usage problem found before anything ran, 1 for a step that failed.
+A ``rag run`` whose failed steps all raised ``DataError`` or ``ConfigError`` (bad input found
+while running) exits 2 too: rerunning it unchanged would fail the same way.
 """
 
 from __future__ import annotations
 
 import difflib
+import errno
+import os
 from collections.abc import Iterable
+from pathlib import Path
+
+FULL_DISK_HINT = "free space (e.g. rag gc) and rerun: finished steps are kept"
 
 
 class RagError(Exception):
@@ -43,3 +50,32 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """
     close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def disk_full(exc: BaseException, cache_root: str = "") -> str | None:
+    """The one line for a write that found the disk full (ENOSPC) or the quota spent (EDQUOT),
+    anywhere in ``exc``'s chain, naming where: the file written when it lies outside the cache,
+    else the cache directory; None for any other error.
+
+    >>> disk_full(OSError(errno.ENOSPC, "Error writing bytes to file"), "/c")[:56]
+    'cache directory /c: the disk is full (No space left on d'
+    """
+    full = next((e for e in _chain(exc)
+                 if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)), None)
+    if full is None:
+        return None
+    what = "the disk quota is exceeded" if full.errno == errno.EDQUOT else "the disk is full"
+    line = f"{what} ({os.strerror(full.errno)}); {FULL_DISK_HINT}"
+    name = str(full.filename or "")
+    if name and not (cache_root and Path(name).is_relative_to(cache_root)):
+        return f"{name}: {line}"
+    return f"cache directory {cache_root}: {line}" if cache_root else line
+
+
+def _chain(exc: BaseException | None):
+    """``exc``, then the exception it was raised from (or while handling), and so on."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        yield exc
+        exc = exc.__cause__ or exc.__context__

@@ -5,7 +5,8 @@ runs only what failed or never ran. Each step's tasks go to the executor (``orch
 executors``: light steps in this process, shards and GPU steps in workers or cluster jobs). A
 failed task does not stop its sibling shards (they are cached) nor independent branches; the
 steps that depend on it are skipped. Ctrl-C or SIGTERM stops the workers, releases the locks and
-records the run as ``interrupted``.
+records the run as ``interrupted``. Before any step runs, the cache must be a directory, and
+writable when something is to be computed (a read-only cache serves a run that is all cached).
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Failure:
     shard: str
     message: str
     log: str
+    bad_input: bool = False  # a DataError/ConfigError: rerunning as is fails the same way
 
 
 def check_selection(dag: Dag, opts: Options) -> None:
@@ -65,6 +67,30 @@ def check_selection(dag: Dag, opts: Options) -> None:
                               hint=f"steps: {', '.join(dag.steps)}")
 
 
+def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[str]) -> str:
+    """What to do about a plan problem that stops a run: export an unset variable, or fix a
+    source path, named by the override that gave it when there is one (``data.corpus=...``).
+
+    >>> problem_hint("steps.ask.llm.api_key_env: environment variable K is not set (...)", {},
+    ...              [])[:66]
+    'export K=... before `rag run`, or set steps.ask.llm.api_key_env to'
+    >>> problem_hint("source 'corpus': c.jsonl does not exist", {"corpus": "c.jsonl"},
+    ...              ["data.corpus=c.jsonl"])
+    'fix the path in the recipe or override it on the command line: data.corpus=/path/to/file'
+    """
+    unset = re.match(r"(.+?): environment variable (\S+) is not set", problem)
+    if unset:
+        key, name = unset.groups()
+        return (f"export {name}=... before `rag run`, or set {key} to the variable that holds "
+                "the key (null for a server that needs none)")
+    named = re.search(r"source '([^']+)'", problem)
+    key = f"sources.{named.group(1)}" if named else "KEY"
+    path = sources.get(named.group(1)) if named else None
+    given = [o.partition("=") for o in overrides]
+    key = next((k.lstrip("+~") for k, _, value in given if path and value == path), key)
+    return f"fix the path in the recipe or override it on the command line: {key}=/path/to/file"
+
+
 def _waiting(task: Task) -> None:
     console().print(f"[dim]  {task.label}: another process is computing it; waiting[/]")
 
@@ -72,7 +98,7 @@ def _waiting(task: Task) -> None:
 class Runner:
     def __init__(self, dag: Dag, store: Store, runs_dir: Path, run: RunDir, opts: Options):
         self.dag, self.store, self.runs_dir, self.run, self.opts = dag, store, runs_dir, run, opts
-        self.memo = SourceMemo(store.root / "sources.json")
+        self.memo: SourceMemo | None = None  # read by plan(), once the cache is known usable
         self.history = load_history(runs_dir, dag.recipe)
         self.executor = None  # made by execute(): a missing extra is a ConfigError, recorded
         self.failures: list[Failure] = []
@@ -82,6 +108,11 @@ class Runner:
 
     def selected(self) -> set[str]:
         return set(self.opts.only) if self.opts.only else set(self.dag.steps)
+
+    def failed_on_input(self) -> bool:
+        """Every failed task failed on bad input (a DataError/ConfigError): the user must fix
+        it before a rerun can succeed."""
+        return bool(self.failures) and all(f.bad_input for f in self.failures)
 
     def execute(self) -> bool:
         """Plan, check, run every needed step in order; True when nothing failed."""
@@ -113,20 +144,26 @@ class Runner:
         """Check the selection, plan once, check resources and sources: (selected, needed, force)."""
         dag, opts = self.dag, self.opts
         check_selection(dag, opts)
+        self.store.check_usable(self.runs_dir, probe=False)
         self.executor = make_executor(self.store, dag.settings, opts.jobs, wait_note=_waiting)
         selected = self.selected()
         needed = set(selected).union(*(dag.upstream(n) for n in selected)) if opts.only else selected
         force = set(opts.force) | dag.downstream(opts.from_)
         planned = self.plan(force)
         force |= {s.step for s in planned.steps.values() if getattr(s, "forced", False)}
-        self.executor.check_resources([s for n, s in dag.steps.items() if n in selected and (
-            planned.steps[n].state != "FRESH" or n in force)])
+        to_compute = [s for n, s in dag.steps.items()
+                      if n in selected and (planned.steps[n].state != "FRESH" or n in force)]
+        if to_compute:
+            self.store.check_usable(self.runs_dir)
+        self.executor.check_resources(to_compute)
         self._check_sources(planned, needed)
         self.run.set_run(executor=self.executor.name)
         return selected, needed, force
 
     def plan(self, force: set[str]) -> Plan:
         """The plan at start, computed once and saved with the run (plan.json)."""
+        if self.memo is None:
+            self.memo = SourceMemo(self.store.root / "sources.json")
         planned = plan(self.dag, self.store, self.memo, self.history, force)
         try:
             self.memo.save()
@@ -139,14 +176,13 @@ class Runner:
         return planned
 
     def _check_sources(self, planned: Plan, needed: set[str]) -> None:
-        """Missing sources (and unset source paths of the steps this run needs) stop the run."""
+        """Missing sources, unset source paths and unset environment variables of the steps this
+        run needs stop the run."""
         problems = [p for p in planned.problems
                     if not p.startswith("steps.") or p.split(".")[1] in needed]
         if problems:
-            named = re.match(r"source '([^']+)'", problems[0])
-            key = f"sources.{named.group(1)}" if named else "KEY"
-            raise ConfigError(problems[0], hint="fix the path in the recipe or override it on the "
-                                                f"command line: {key}=/path/to/file")
+            raise ConfigError(problems[0], hint=problem_hint(
+                problems[0], self.dag.sources, self.run.status.get("overrides", [])))
 
     def _visit(self, step: Step, selected: set[str], force: set[str], failed: set[str]) -> bool:
         """Skip, reuse or run one step; False when it failed or was skipped."""
@@ -166,7 +202,8 @@ class Runner:
         try:
             return self._run_step(step, step.name in force)
         except RagError as e:
-            self._fail(step, step.name, Failed(e.message))
+            self._fail(step, step.name,
+                       Failed(e.message, bad_input=isinstance(e, (DataError, ConfigError))))
             return False
 
     def _lookup(self, key: str) -> Entry | None:
@@ -237,9 +274,9 @@ class Runner:
         if errors:
             return False
         entries = [found.get(t.key) or self.store.lookup(t.key) for t in tasks]
-        if any(e is None for e in entries):
-            raise DataError(f"step '{step.name}': a committed entry vanished from the cache "
-                            "(removed by gc or by hand?); rerun the same command")
+        if any(e is None for e in entries):  # not the user's input: a rerun recomputes it
+            raise RagError(f"step '{step.name}': a committed entry vanished from the cache "
+                           "(removed by gc or by hand?); rerun the same command")
         self.outputs[step.name] = gather(step, entries, self.store)
         self._record(step, tasks, todo, cached, results, entries, time.time() - start)
         return True
@@ -274,7 +311,8 @@ class Runner:
         recipe = self.dag.recipe if recipe.startswith("..") else recipe
         failure = replace(failure, message=failure.message.replace("rag run RECIPE ",
                                                                    f"rag run {recipe} "))
-        self.failures.append(Failure(step.name, where, failure.message, failure.log))
+        self.failures.append(Failure(step.name, where, failure.message, failure.log,
+                                     failure.bad_input))
         self.run.set_step(step.name, state="failed", error=failure.message, log=failure.log)
         console().print(f"[red]✗ {escape(where)}[/] failed: {escape(failure.message)}",
                         soft_wrap=True)

@@ -23,15 +23,18 @@ read of artifact bytes; ``rag verify`` re-hashes the content.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
 import shutil
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.artifacts import Ref
+from orchestrator.errors import FULL_DISK_HINT, ConfigError
 from orchestrator.hashing import hash_strings
 from orchestrator.leases import Lease, StoreLock, alive
 
@@ -62,6 +65,7 @@ class Store:
         self.root = Path(root).resolve()
         self._seen: dict[str, Entry | None] | None = None
         self.misses: dict[str, str] = {}  # key -> why its entry was not usable (this process)
+        self._writable = False  # check_usable(probe=True) passed once (a sweep probes once)
 
     def remember_lookups(self) -> None:
         """Memoise lookups from now on (planning many sweep members reads each key once)."""
@@ -70,6 +74,21 @@ class Store:
     @classmethod
     def for_runs(cls, runs_dir: str | Path) -> "Store":
         return cls(os.environ.get("RAGLINE_CACHE") or Path(runs_dir) / "cache")
+
+    def check_usable(self, runs_dir: str | Path, probe: bool = True) -> None:
+        """Refuse (``ConfigError``) a cache root that is not, and cannot be made, a directory;
+        with ``probe``, one where a file cannot be written (read-only, full, no permission).
+        Without ``probe`` a read-only cache still serves a run whose steps are all cached."""
+        if self._writable:
+            return
+        if os.environ.get("RAGLINE_CACHE"):
+            hint = "set RAGLINE_CACHE to a writable directory"
+        else:
+            hint = (f"the cache is {Path(runs_dir) / 'cache'}: point --runs-dir (or "
+                    "ragline.runs_dir in the recipe) at a writable directory, or set RAGLINE_CACHE "
+                    "to one")
+        check_dir(self.root, "cache directory", hint, probe)
+        self._writable = probe
 
     def entry_path(self, key: str) -> Path:
         return self.root / "objects" / key[:2] / key
@@ -285,6 +304,36 @@ class Store:
             if not is_alive or now - path.stat().st_mtime > older_than_s > 0:
                 out.append(path)
         return out
+
+
+def check_dir(path: Path, what: str, hint: str, probe: bool = True) -> None:
+    """Refuse (``ConfigError``: ``<what> <path> is not writable (why)``) a ``path`` that is not a
+    directory and cannot be made one, or (``probe``) in which a small file cannot be written and
+    removed. A full disk gets the hint to free space instead of ``hint``."""
+    path = Path(path).absolute()
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{what} {path} is not writable (it is a file, not a directory)",
+                          hint=hint)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        blocker = next((p for p in path.parents if p.exists() and not p.is_dir()), None)
+        why = f"{blocker} is a file" if blocker else e.strerror or str(e)
+        raise ConfigError(f"{what} {path} is not writable (cannot create it: {why})",
+                          hint=hint) from None
+    if not probe:
+        return
+    try:
+        fd, name = tempfile.mkstemp(prefix=".ragline-probe-", dir=path)
+        try:
+            os.write(fd, b"ragline")
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as e:
+        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        raise ConfigError(f"{what} {path} is not writable ({e.strerror or e})",
+                          hint=FULL_DISK_HINT if full else hint) from None
 
 
 # ---------------------------------------------------------------- integrity of one entry

@@ -3,6 +3,9 @@
 The same function runs in the runner's process (light steps) and in a worker subprocess (shards,
 GPU steps): take the key's lock, reuse the entry if another process made it meanwhile, call the
 stage, write and hash its outputs in a temporary directory, rename it into place.
+
+A stage that breaks its contract (no value for an output, writes into an input) or fails on a
+damaged cache entry raises ``RagError``, not ``DataError``: the user's input is not at fault.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pathlib import Path
 
 from orchestrator.artifacts import Ref, write_artifact
 from orchestrator.context import StageContext
-from orchestrator.errors import DataError, RagError
+from orchestrator.errors import RagError, disk_full
 from orchestrator.registry import load_stages
 from orchestrator.secrets import reveal
 from orchestrator.stage_config import build_config
@@ -170,7 +173,7 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
         refs = {}
         for name, cls in spec.outputs.items():
             if name not in result:
-                raise DataError(f"step '{task.step}' returned no value for output '{name}'")
+                raise RagError(f"step '{task.step}' returned no value for output '{name}'")
             refs[name] = write_artifact(result[name], cls, tmp / "outputs" / name,
                                         f"{task.step}.{name}", task.key)
         duration = time.time() - start
@@ -184,9 +187,9 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
         return entry
     except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
-        damage = None if isinstance(e, DataError) else _damaged_input(task, store)
+        damage = None if isinstance(e, RagError) else _damaged_input(task, store)
         if damage:  # the stage failed on a damaged input: name the producer to recompute
-            raise DataError(damage) from e
+            raise RagError(damage) from e
         raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -200,9 +203,9 @@ def _check_inputs_intact(task: Task, spec, store: Store) -> None:
             continue
         changed = store.check_intact(Ref(**given["ref"]))
         if changed:
-            raise DataError(f"step '{task.step}' (stage '{spec.name}') wrote into its input "
-                            f"'{name}': {changed} changed; a stage must not modify its inputs "
-                            "(copy them into ctx.new_dir() first)")
+            raise RagError(f"step '{task.step}' (stage '{spec.name}') wrote into its input "
+                           f"'{name}': {changed} changed; a stage must not modify its inputs "
+                           "(copy them into ctx.new_dir() first)")
 
 
 def _damaged_input(task: Task, store: Store) -> str | None:
@@ -217,9 +220,12 @@ def _damaged_input(task: Task, store: Store) -> str | None:
     return None
 
 
-def one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException, cache_root: str = "") -> str:
     """The message a user sees for a failed task (no traceback)."""
     if isinstance(exc, RagError):
         return exc.message
+    full = disk_full(exc, cache_root)
+    if full:
+        return full
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0] if text else ''}".rstrip(": ")

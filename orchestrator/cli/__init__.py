@@ -26,10 +26,10 @@ EPILOG = """examples:
   rag run conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # sweep; upstream once
   rag plan conf/dynamicrag_llama3.yaml                   # what would run, and why
   rag status                                             # the latest run
-  rag show retrieve                                      # first rows of a step's output
+  rag show retrieve_eval                                 # first rows of a step's output
   rag <command> --help                                   # examples for each command
 
-exit codes: 0 ok, 1 a step failed, 2 a recipe or usage error.
+exit codes: 0 ok, 1 a step failed, 2 a recipe, usage or input error (fix it, then rerun).
 set RAGLINE_FULL_ERROR=1 to see tracebacks."""
 
 
@@ -55,7 +55,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from orchestrator.errors import RagError
+    from orchestrator.errors import RagError, disk_full
 
     argv = sys.argv[1:] if argv is None else argv
     parser = build_parser(argv[0] if argv and argv[0] in COMMANDS else None)
@@ -98,6 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - an internal error: one line unless asked
         if os.environ.get("RAGLINE_FULL_ERROR") == "1":
             raise
+        full = disk_full(e)  # the run record or a log could not be written: not a bug of ours
+        if full:
+            console().print(f"[red]error:[/] {escape(full)}", soft_wrap=True)
+            return 1
         console().print(f"[red]internal error:[/] {type(e).__name__}: {escape(str(e))}", soft_wrap=True)
         console().print("  set RAGLINE_FULL_ERROR=1 for the traceback")
         return 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import sys
 
 EXAMPLES = """examples:
@@ -47,7 +48,11 @@ def main(args) -> int:
         check_selection(dag, Options(force=set(args.force), from_=set(args.from_)))
         force = set(args.force) | dag.downstream(set(args.from_))
         plans.append(plan(dag, store, memo, history, force))
-    memo.save()
+    try:
+        memo.save()
+    except OSError as e:  # a read-only or misplaced cache: the source-hash memo is a speed-up
+        logging.getLogger("ragline").warning("could not save the source-hash memo under %s (%s)",
+                                             store.root, e.strerror or e)
     unique: dict[str, str] = {}
     total = 0
     for p in plans:

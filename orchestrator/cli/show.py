@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 EXAMPLES = """examples:
-  rag show retrieve                  # the latest run's retrieve output
+  rag show retrieve_eval             # the latest run's retrieve_eval output
   rag show label.bc -n 3             # one output of a multi-output step
   rag show sft                       # a directory (a checkpoint): its files and sizes
   rag show evaluate --run 20261121-101500
-  rag show retrieve --json"""
+  rag show retrieve_eval --json"""
 
 MAX_FILES = 50
 

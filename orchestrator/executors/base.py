@@ -12,7 +12,8 @@ key, what happened::
 ``TaskResult`` is ``Done`` (computed and committed), ``Reused`` (another process committed the key
 meanwhile) or ``Failed(message, log)``. Whatever runs the task (this process, a local worker, a
 SLURM job, a Ray actor) calls ``run_reporting``: the traceback goes to the task's log, the result
-carries one line for the user (and the traceback, shown when ``RAGLINE_FULL_ERROR=1``).
+carries one line for the user (and the traceback, shown when ``RAGLINE_FULL_ERROR=1``), and
+whether the stage refused its input or config (``bad_input``: rerunning as is fails the same way).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, Union
 
+from orchestrator.errors import ConfigError, DataError
 from orchestrator.task import Task, one_line, run_task
 
 
@@ -42,6 +44,7 @@ class Failed:
     log: str = ""             # the task's log, holding the traceback
     traceback: str = ""       # shown on the terminal with RAGLINE_FULL_ERROR=1
     jobs: list[str] = field(default_factory=list)
+    bad_input: bool = False   # a DataError or ConfigError: the user must fix an input first
 
 
 TaskResult = Union[Done, Reused, Failed]
@@ -74,7 +77,8 @@ def run_reporting(task: Task, store, wait_note=None, main_process: bool = True) 
             Path(task.log).parent.mkdir(parents=True, exist_ok=True)
             with open(task.log, "a") as f:
                 f.write(f"{task.label} failed:\n{tb}")
-        return Failed(one_line(e), task.log, tb)
+        return Failed(one_line(e, task.cache_root), task.log, tb,
+                      bad_input=isinstance(e, (DataError, ConfigError)))
 
 
 def result_to_json(result: TaskResult) -> dict:
@@ -89,7 +93,8 @@ def result_from_json(data: dict) -> TaskResult:
         return Done()
     if data.get("state") == "reused":
         return Reused()
-    return Failed(data.get("message", "failed"), data.get("log", ""), data.get("traceback", ""))
+    return Failed(data.get("message", "failed"), data.get("log", ""), data.get("traceback", ""),
+                  bad_input=data.get("bad_input") is True)
 
 
 def read_result(path: Path, returncode: int, log: str, what: str = "worker") -> TaskResult:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import subprocess
+import sys
 from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
 
 CHAIN = """ragline:
   imports: [tests.toy.stages, tests.faults.toy_faults]
@@ -83,3 +90,28 @@ def truncate(path: Path, size: int | None = None) -> None:
 
 def warnings(caplog) -> list[str]:
     return [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+
+
+def can_mount() -> bool:
+    """Root with mount namespaces: a test can make a read-only or a tiny (full) file system."""
+    if not shutil.which("unshare") or os.geteuid() != 0:
+        return False
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
+                          capture_output=True).returncode == 0
+
+
+needs_mount = pytest.mark.skipif(not can_mount(), reason="needs root and mount namespaces")
+
+
+def run_mounted(tmp: Path, mount: str, *args: str, cache: Path | None = None):
+    """``rag run ARGS`` in a private mount namespace prepared by ``mount`` (gone when it exits);
+    ``.err`` is stderr with its lines joined, checked for a traceback or an internal error."""
+    env = {**os.environ, "PYTHONPATH": str(REPO),
+           "RAGLINE_CACHE": str(cache or tmp / "runs" / "cache")}
+    run = " ".join([sys.executable, "-m", "orchestrator", "run", "--no-progress", *args])
+    out = subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                          f"{mount} && exec {run}"], cwd=REPO, env=env, text=True,
+                         capture_output=True, timeout=300)
+    out.err = " ".join(out.stderr.split())
+    assert "internal error" not in out.err and "Traceback" not in out.err, out.stderr
+    return out

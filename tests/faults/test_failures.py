@@ -4,15 +4,13 @@ stuck at ``running`` (issue 6 item 7; review probes 5o, 6c, 6f and the SLURM ext
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from tests.conftest import REPO, rag
+from tests.conftest import rag
+from tests.faults.faultkit import needs_mount, run_mounted
 
 SHARDED = """ragline:
   imports: [tests.toy.stages]
@@ -48,26 +46,6 @@ def _err(capsys) -> str:
     return " ".join(capsys.readouterr().err.split())
 
 
-def _can_mount() -> bool:
-    if not shutil.which("unshare") or os.geteuid() != 0:
-        return False
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "true"],
-                          capture_output=True).returncode == 0
-
-
-needs_mount = pytest.mark.skipif(not _can_mount(), reason="needs root and mount namespaces")
-
-
-def _run_mounted(tmp: Path, mount: str, recipe: Path) -> subprocess.CompletedProcess:
-    """``rag run`` in a private mount namespace prepared by ``mount`` (gone when it exits)."""
-    cache = tmp / "runs" / "cache"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "RAGLINE_CACHE": str(cache)}
-    run = f"exec {sys.executable} -m orchestrator run {recipe} --runs-dir {tmp / 'runs'}"
-    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c",
-                           f"{mount} && {run}"], cwd=REPO, env=env, text=True,
-                          capture_output=True, timeout=300)
-
-
 def test_slurm_executor_without_submitit_names_the_extra(toy, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "submitit", None)  # import submitit -> ImportError
     recipe = _recipe(toy, SHARDED.replace("{name: local, max_parallel: 2}", "{name: slurm}"))
@@ -79,19 +57,16 @@ def test_slurm_executor_without_submitit_names_the_extra(toy, capsys, monkeypatc
 
 
 @needs_mount
-def test_read_only_cache_in_a_sharded_step_is_a_step_failure(toy):
+def test_read_only_cache_is_refused_before_any_step_runs(toy):
     recipe = _recipe(toy, SHARDED)
     assert rag("run", str(recipe), "--only", "gen", runs=toy / "runs") == 0  # gen cached
     cache = toy / "runs" / "cache"
-    out = _run_mounted(toy, f"mount --bind {cache} {cache} && mount -o remount,bind,ro {cache}",
-                       recipe)
+    out = run_mounted(toy, f"mount --bind {cache} {cache} && mount -o remount,bind,ro {cache}",
+                      str(recipe), "--runs-dir", str(toy / "runs"))
     err = " ".join(out.stderr.split())
-    assert out.returncode == 1, out.stderr
-    assert "internal error" not in err
-    assert re.search(r"✗ smap\[[01]/2\] failed: OSError: \[Errno 30\] Read-only file system", err)
-    assert "1 run(s) failed." in err and "│ smap" in out.stdout  # the summary is printed
-    status = _status(toy / "runs")
-    assert status["state"] == "failed" and status["steps"]["smap"]["state"] == "failed"
+    assert out.returncode == 2, out.stderr
+    assert "internal error" not in err and "✗" not in err   # no step started
+    assert re.search(r"cache directory \S+ is not writable \(Read-only file system\)", err)
 
 
 @needs_mount
@@ -100,11 +75,13 @@ def test_full_disk_in_a_sharded_step_is_a_step_failure(toy):
     cache = toy / "runs" / "cache"
     cache.mkdir(parents=True)
     # 256 KiB: gen's table fits; 200 one-row files (a page each) do not.
-    out = _run_mounted(toy, f"mount -t tmpfs -o size=256k tmpfs {cache}", recipe)
+    out = run_mounted(toy, f"mount -t tmpfs -o size=256k tmpfs {cache}", str(recipe),
+                      "--runs-dir", str(toy / "runs"))
     err = " ".join(out.stderr.split())
     assert out.returncode == 1, out.stderr
     assert "internal error" not in err
-    assert re.search(r"✗ blob\[[01]/2\] failed: OSError: \[Errno 28\] No space left on device", err)
+    assert re.search(r"✗ blob\[[01]/2\] failed: cache directory \S+: the disk is full \(No space "
+                     r"left on device\); free space \(e.g. rag gc\) and rerun", err)
     assert "- read skipped (upstream 'blob' failed)" in err
     status = _status(toy / "runs")
     assert status["state"] == "failed" and status["steps"]["blob"]["state"] == "failed"

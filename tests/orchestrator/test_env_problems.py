@@ -44,6 +44,8 @@ def test_an_unset_key_is_a_problem_at_plan_time_and_stops_the_run_before_any_ste
     assert rag("run", path, runs=toy / "runs") == 2
     err = capsys.readouterr().err
     assert "environment variable RAGLINE_TEST_KEY is not set" in err
+    assert ("hint: export RAGLINE_TEST_KEY=... before `rag run`, or set steps.ask.llm.api_key_env "
+            "to the variable that holds the key") in " ".join(err.split())
     assert not (toy / "runs" / "cache" / "entries").exists() or not any(
         (toy / "runs" / "cache" / "entries").rglob("*.json"))   # nothing ran, not even load
 

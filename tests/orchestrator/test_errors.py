@@ -115,14 +115,14 @@ def test_malformed_input_line_names_file_and_line(toy, capsys):
     recipe.write_text(recipe.read_text().replace(
         "load:      {stage: toy_gen, n: 8}", "load:      {stage: toy_gen, inputs: {path: numbers}}")
         + f"\nsources:\n  numbers: {data}\n")
-    assert rag("run", str(recipe), runs=toy / "runs") == 1
+    assert rag("run", str(recipe), runs=toy / "runs") == 2   # bad input: fix it, then rerun
     err = _err(capsys)
     assert f"{data}:3: expected a number, got 'three'" in err
     assert "Traceback" not in err
 
 
 def test_empty_input_table(toy, capsys):
-    assert rag("run", str(toy / "conf/chain.yaml"), "steps.load.n=0", runs=toy / "runs") == 1
+    assert rag("run", str(toy / "conf/chain.yaml"), "steps.load.n=0", runs=toy / "runs") == 2
     err = _err(capsys)
     assert "step 'retrieve' input 'numbers' is empty (0 rows) from 'load.out'" in err
 
