@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -239,7 +240,13 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     """Check one step's stage, config, inputs, shards and GPUs; ask its config for plan notes."""
     where = f"steps.{name}"
     if not isinstance(body, dict) or "stage" not in body:
-        raise ConfigError(f"{where}: expected a mapping with a 'stage' key", key=where)
+        typo = next((f"; did you mean 'stage' for '{k}'?" for k in body
+                     if did_you_mean(str(k), ["stage"])), "") if isinstance(body, dict) else ""
+        raise ConfigError(f"{where}: expected a mapping with a 'stage' key"
+                          + (f"; it has {', '.join(sorted(map(str, body)))}{typo}"
+                             if isinstance(body, dict) and body else ""),
+                          hint=f"a step names its stage: {where}: {{stage: NAME, inputs: ...}}; "
+                               "`rag stages` lists them", key=where)
     spec = _stage(body["stage"], f"{where}.stage")
     values = {k: v for k, v in body.items() if k not in RESERVED}
     values, located = with_recipe_paths(spec.config_cls, values, settings["recipe"], where)
@@ -302,6 +309,13 @@ def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str], shared: dict | 
     # `steps.X: null` (a recipe variant, or steps.X=null on the command line) removes step X
     removed = sorted(n for n, b in steps_cfg.items() if b is None)
     steps_cfg = {n: b for n, b in steps_cfg.items() if b is not None}
+    for section, names in (("steps", steps_cfg), ("sources", cfg.get("sources") or {})):
+        for name in names:
+            if not re.fullmatch(r"[A-Za-z_][\w\-]*", str(name)):   # 'a.b' could never be wired
+                raise ConfigError(f"{section}.{name}: '{name}' cannot be wired as a name (use "
+                                  "letters, digits, _ and -; a '.' reads as STEP.OUTPUT)",
+                                  hint="rename it, e.g. " + re.sub(r"[^\w\-]", "_", str(name)),
+                                  key=f"{section}.{name}")
     _import_stages(settings.get("imports") or [],
                    sorted({str(b["stage"]) for b in steps_cfg.values() if isinstance(b, dict) and "stage" in b}))
     sources = {n: _source_path(n, v) for n, v in (cfg.get("sources") or {}).items()}

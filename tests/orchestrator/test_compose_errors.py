@@ -172,3 +172,20 @@ def test_a_stage_package_missing_from_the_current_directory_says_where_to_run(to
     assert "cannot import stage module 'tests.toy.stages'" in err
     assert f"'tests' is imported from the current directory ({toy})" in err
     assert "run rag from the folder that holds tests/" in err
+
+
+@pytest.mark.parametrize("body, expected", [
+    ("  a.b: {stage: toy_gen, n: 4}\n",
+     "steps.a.b: 'a.b' cannot be wired as a name (use letters, digits, _ and -; a '.' reads as "
+     "STEP.OUTPUT)"),
+    ("  load: {stag: toy_gen, n: 4}\n",
+     "steps.load: expected a mapping with a 'stage' key; it has n, stag; did you mean 'stage' "
+     "for 'stag'?"),
+])
+def test_a_step_name_that_cannot_be_wired_or_a_step_without_its_stage(toy, capsys, body,
+                                                                      expected):
+    recipe = toy / "conf/r.yaml"
+    recipe.write_text("ragline:\n  imports: [tests.toy.stages]\nsteps:\n" + body)
+    assert _plan(toy, recipe) == 2
+    err = _err(capsys)
+    assert expected in err and "hint:" in err
