@@ -105,8 +105,9 @@ def _check_keys(config_cls: type, values: dict, prefix: str, reserved: tuple = (
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     for key in values:
         if key not in fields:
+            step_keys = f"; every step also takes: {', '.join(reserved)}" if reserved else ""
             raise _Invalid(f"{prefix}{key}", f"unknown key{did_you_mean(key, list(fields) + list(reserved))}",
-                           hint=f"{config_cls.__name__} has: {', '.join(fields)}")
+                           hint=f"{config_cls.__name__} has: {', '.join(fields)}{step_keys}")
     for name, f in fields.items():
         value = values[name] if name in values else _default(f)
         if isinstance(value, str) and value == MISSING:

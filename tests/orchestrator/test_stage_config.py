@@ -118,3 +118,14 @@ def test_infinite_and_nan_numbers_are_refused_with_their_key(value):
         check_step_config(U, {"weights": {"x": 1.0, "y": value}}, "steps.s")
     assert e.value.message == f"steps.s.weights.y: expected a finite number, got {value}"
     assert e.value.key == "steps.s.weights.y"
+
+
+def test_an_unknown_key_hint_lists_the_config_and_the_keys_every_step_takes():
+    from orchestrator.errors import ConfigError
+    from orchestrator.stage_config import RESERVED, check_step_config
+
+    with pytest.raises(ConfigError) as e:
+        check_step_config(U, {"shard": 2}, "steps.s")
+    assert e.value.message == "steps.s.shard: unknown key (did you mean 'shards'?)"
+    assert e.value.hint == ("U has: docs, judge, tags, weights; every step also takes: "
+                            + ", ".join(RESERVED))
