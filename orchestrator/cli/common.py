@@ -17,6 +17,26 @@ def add_recipe_arguments(p) -> None:
     p.add_argument("--runs-dir", default=None, help="where runs and the cache live (default: ./runs)")
 
 
+def whole_number(minimum: int, hint: str = ""):
+    """An argparse ``type`` for a whole number >= ``minimum``; ``hint`` follows the refusal.
+
+    >>> whole_number(1)("3"), whole_number(0)("0")
+    (3, 0)
+    """
+    def parse(text: str) -> int:
+        import argparse
+
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}{hint}")
+        return value
+
+    return parse
+
+
 def load(args):
     """(recipe path, members, dags) for the recipe and overrides on the command line."""
     from orchestrator import remember

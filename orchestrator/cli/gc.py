@@ -27,22 +27,11 @@ log = logging.getLogger("ragline")
 STALE_LOCK_S = 60  # a lock file untouched this long, and free, is removed
 
 
-def _count(text: str) -> int:
-    """``--keep-runs``: a whole number, 0 or more."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected 0 or more, got {value}")
-    return value
-
-
 def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true", help="list, do not delete")
-    p.add_argument("--keep-runs", type=_count, default=10, help="runs per recipe to keep (default 10)")
+    from orchestrator.cli.common import whole_number
+
+    p.add_argument("--keep-runs", type=whole_number(0), default=10, help="runs per recipe to keep (default 10)")
     p.add_argument("--keep-days", type=float, default=None, help="also keep runs younger than this")
     p.add_argument("--runs-dir", default=None)
 

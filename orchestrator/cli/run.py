@@ -21,7 +21,7 @@ RUNS_DIR_HINT = "point --runs-dir (or ragline.runs_dir in the recipe) at a writa
 
 
 def add_arguments(p) -> None:
-    from orchestrator.cli.common import add_recipe_arguments
+    from orchestrator.cli.common import add_recipe_arguments, whole_number
 
     add_recipe_arguments(p)
     p.add_argument("--only", action="append", default=[], metavar="STEP",
@@ -30,24 +30,11 @@ def add_arguments(p) -> None:
                    help="recompute this step and everything downstream of it")
     p.add_argument("--force", action="append", default=[], metavar="STEP",
                    help="recompute this step even if cached (downstream reruns only if its output changes)")
-    p.add_argument("-j", "--jobs", type=_jobs, default=0,
+    p.add_argument("-j", "--jobs", type=whole_number(1, "; leave it out for one worker per CPU "
+                                                         "core or GPU slot"), default=0,
                    help="parallel shard workers, 1 or more (default: CPU cores or GPU slots)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO to the terminal")
-
-
-def _jobs(text: str) -> int:
-    """``-j/--jobs``: a whole number, 1 or more (left out: one per core or GPU slot)."""
-    import argparse
-
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}; leave it out for one "
-                                         "worker per CPU core or GPU slot")
-    return value
 
 
 def _terminate(signum, frame):

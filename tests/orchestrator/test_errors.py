@@ -232,4 +232,4 @@ def test_negative_counts_are_refused(toy, capsys):
                runs=toy / "runs") == 2
     assert "ragline.executor.max_parallel: expected a whole number, 0 or more, got -3" in _err(capsys)
     assert rag("gc", "--keep-runs", "-1", runs=toy / "runs") == 2
-    assert "argument --keep-runs: expected 0 or more, got -1" in _err(capsys)
+    assert "argument --keep-runs: must be >= 0, got -1" in _err(capsys)
