@@ -78,6 +78,22 @@ class Artifact:
     def type_name(cls) -> str:
         return f"{cls.__module__}:{cls.__qualname__}"
 
+    @classmethod
+    def check_source(cls, path: Path) -> None:
+        """Refuse a recipe source this type cannot read, with a one-line ``ConfigError`` or
+        ``DataError`` naming the file (a prompt file's YAML, its placeholders).
+
+        ``rag plan`` calls it for every source input of a step that will run, before any step
+        runs, so a bad file is reported before the hours of training upstream of the step that
+        reads it. It runs on every plan: keep it cheap (read a small file, never a corpus).
+        The default accepts anything.
+        """
+
+    @classmethod
+    def checks_sources(cls) -> bool:
+        """Whether this type overrides :meth:`check_source`."""
+        return cls.check_source.__func__ is not Artifact.check_source.__func__
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.ref.producer or self.ref.paths})"
 

@@ -56,7 +56,7 @@ class StageInfo:
     name: str
     version: int
     shard_by: str | None
-    inputs: dict[str, dict]  # name -> {kind, type, optional}
+    inputs: dict[str, dict]  # name -> {kind, type, optional[, check: "module:Class"]}
     outputs: dict[str, dict]  # name -> {kind, type}
     code: str = ""  # hash of the stage function's source (cache.on_code_change)
     multi_gpu: str = "ranks"  # a step with gpus: N runs N ranks, or one process that sees N GPUs
@@ -64,10 +64,18 @@ class StageInfo:
     @classmethod
     def of(cls, spec: StageSpec) -> "StageInfo":
         return cls(spec.name, spec.version, spec.shard_by,
-                   {n: {"kind": i.type.kind, "type": i.type.__name__, "optional": i.optional}
-                    for n, i in spec.inputs.items()},
+                   {n: _input_info(i) for n, i in spec.inputs.items()},
                    {n: {"kind": t.kind, "type": t.__name__} for n, t in spec.outputs.items()},
                    _code_hash(spec.fn), getattr(spec, "multi_gpu", "ranks"))
+
+
+def _input_info(spec) -> dict:
+    """An input's plain-data description; ``check`` names a type whose ``check_source`` the
+    planner calls on a source file (``plan.source_problems``)."""
+    info = {"kind": spec.type.kind, "type": spec.type.__name__, "optional": spec.optional}
+    if spec.type.checks_sources():
+        info["check"] = spec.type.type_name()
+    return info
 
 
 @dataclass

@@ -15,12 +15,15 @@ code (same ``version``) is flagged by the recipe setting ``ragline.cache.on_code
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from orchestrator.artifacts import Ref
 from orchestrator.dag import Dag
+from orchestrator.errors import RagError
 from orchestrator.hashing import SourceMemo
 from orchestrator.history import load_history  # noqa: F401 - cli/plan.py imports it from here
 from orchestrator.keys import explain
@@ -72,6 +75,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
     pending: dict[str, str] = {}  # step -> provisional id, for steps that will run
     steps: dict[str, StepPlan] = {}
     found: dict[str, Entry] = {}
+    checked: dict = {}  # (input type, source hash) -> the first input it failed for, or None
     for step in dag.steps.values():
         refs = input_refs(step, outputs, sources, problems)
         waiting = [w.node for w in step.inputs.values() if w.node in pending]
@@ -83,7 +87,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
         keys = [t.key for t in tasks]
         old = history.get(step.name)
         if waiting:
-            problems += env_problems(step)
+            problems += env_problems(step) + source_problems(step, refs, checked)
             state = "STALE" if old else "MISSING"
             cause = f"after upstream '{waiting[0]}' runs"
             pending[step.name] = keys[0]
@@ -105,7 +109,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
                                         cached, keys, True)
             continue
         pending[step.name] = keys[0]
-        problems += env_problems(step)
+        problems += env_problems(step) + source_problems(step, refs, checked)
         names = {n: f"upstream '{w}'" if w.output else f"source '{w.node}'"
                  for n, w in step.inputs.items()}
         state, cause = classify(step.name in force, rerun_code, old, keys, [t.material for t in tasks],
@@ -121,6 +125,31 @@ def env_problems(step) -> list[str]:
     Checked on every plan (never remembered), only for steps that are not cached."""
     return [f"{path}: environment variable {name} is not set (step '{step.name}' reads it when "
             f"it runs)" for path, name in step.env.items() if not os.environ.get(name, "").strip()]
+
+
+def source_problems(step, refs: dict[str, Ref | None], seen: dict) -> list[str]:
+    """A step that will run and reads a source file its input type refuses (``check_source``:
+    a prompt file's YAML or placeholders): one line each, naming the step's input; a file
+    already refused for the same type (``seen``) is not read again nor explained twice.
+    Checked on every plan, only for steps that are not cached; imports the checking type."""
+    out = []
+    for name, wire in step.inputs.items():
+        check, ref = step.stage.inputs[name].get("check"), refs.get(name)
+        if not check or wire.output is not None or ref is None or ref.content_hash.startswith("missing:"):
+            continue
+        where = f"steps.{step.name}.inputs.{name}"
+        if (check, ref.content_hash) not in seen:
+            seen[check, ref.content_hash] = None
+            module, _, qualname = check.partition(":")
+            try:
+                getattr(importlib.import_module(module), qualname).check_source(Path(ref.paths[0]))
+            except RagError as e:
+                seen[check, ref.content_hash] = where
+                out.append(f"{where} (source '{wire.node}'): {e.message}"
+                           + (f"; {e.hint}" if e.hint else ""))
+        elif seen[check, ref.content_hash]:
+            out.append(f"{where} (source '{wire.node}'): as {seen[check, ref.content_hash]}")
+    return out
 
 
 def classify(forced: bool, rerun_code: bool, old: dict | None, keys: list[str], mats: list[dict],

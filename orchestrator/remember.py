@@ -32,7 +32,7 @@ from orchestrator.recipe import Member, compose
 from orchestrator.where import place
 
 LIBRARIES = ("hydra", "omegaconf", "pydantic")
-FORMAT = 5
+FORMAT = 6
 
 
 def _stamp(path: str) -> list:

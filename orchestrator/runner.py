@@ -83,6 +83,8 @@ def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[s
         key, name = unset.groups()
         return (f"export {name}=... before `rag run`, or set {key} to the variable that holds "
                 "the key (null for a server that needs none)")
+    if re.match(r"steps\.\S+ \(source '[^']+'\): ", problem):  # plan.source_problems: content
+        return "fix that file (or point the source at another), then rerun; `rag plan` lists every such problem"
     named = re.search(r"source '([^']+)'", problem)
     key = f"sources.{named.group(1)}" if named else "KEY"
     path = sources.get(named.group(1)) if named else None

@@ -15,6 +15,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from orchestrator.api import Directory, Metrics, Table
+from stages.lib.prompts import PromptFile
 
 STR_LIST = pa.list_(pa.string())
 INT_LIST = pa.list_(pa.int32())
@@ -89,3 +90,21 @@ class Embeddings(Directory):
 
 class EvalMetrics(Metrics):
     """Named aggregate metrics of one evaluation."""
+
+
+# ---------------------------------------------------------------- prompt files
+# Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
+# refuses any other (stages/lib/prompts.py: PromptFile).
+
+
+class GeneratorPrompt(PromptFile):
+    """A generator's answer prompt (``generator_messages``): the question, the passages shown,
+    and the dataset's answer style from the file's ``styles``."""
+
+    fills = ("question", "passages", "style")
+
+
+class RelevancePrompt(PromptFile):
+    """A pointwise relevance prompt (``rerank`` with an LLM): one question and one passage."""
+
+    fills = ("question", "passage")

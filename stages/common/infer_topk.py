@@ -42,11 +42,11 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge, Gt, Le
 
-from orchestrator.api import File, StageContext, added, nonsemantic, stage
+from orchestrator.api import StageContext, added, nonsemantic, stage
 from stages.lib.data.set_names import for_set
 from stages.lib.endpoint import EndpointConfig
-from stages.lib.prompts import generator_messages, load_prompt, passage_fields
-from stages.schemas import Model, Predictions, Retrieved
+from stages.lib.prompts import generator_messages, passage_fields
+from stages.schemas import GeneratorPrompt, Model, Predictions, Retrieved
 
 
 @dataclass
@@ -73,14 +73,14 @@ class InferTopkConfig:
 
 @stage("infer_topk", version=2, shard_by="questions",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
-def infer_topk(questions: Retrieved, prompt: File, cfg: InferTopkConfig, ctx: StageContext,
+def infer_topk(questions: Retrieved, prompt: GeneratorPrompt, cfg: InferTopkConfig, ctx: StageContext,
                model: Model | None = None) -> Predictions:
     """The generator (``model``, or the ``reader`` endpoint) answers each question from its
     first ``k`` retrieved passages, with the generator prompt file ``prompt`` (fields:
     ``question``, ``passages``, ``style``)."""
     from stages.lib.models.reader import answer
 
-    generator = load_prompt(prompt.path)
+    generator = prompt.load()
 
     rows = questions.rows()
     if not rows:

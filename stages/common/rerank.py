@@ -23,8 +23,8 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, File, StageContext, nonsemantic, stage
-from stages.schemas import Model, Reranked, Retrieved
+from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
+from stages.schemas import Model, RelevancePrompt, Reranked, Retrieved
 
 
 @dataclass
@@ -42,11 +42,10 @@ class RerankConfig:
 
 @stage("rerank", version=2, shard_by="retrieved")
 def rerank(retrieved: Retrieved, cfg: RerankConfig, ctx: StageContext,
-           model: Model | None = None, prompt: File | None = None) -> Reranked:
+           model: Model | None = None, prompt: RelevancePrompt | None = None) -> Reranked:
     """Label every passage of ``ctxs[:num_docs]`` relevant or not with the expert ``method``
     (``causal_lm`` asks a chat model with the ``prompt`` file, conf/prompts/common/relevance.yaml)."""
     from stages.lib.models.relevance import score_relevance
-    from stages.lib.prompts import load_prompt
 
     if cfg.method != "has_answer" and model is None:
         raise ConfigError(f"rerank: method {cfg.method!r} needs the 'model' input wired "
@@ -70,7 +69,7 @@ def rerank(retrieved: Retrieved, cfg: RerankConfig, ctx: StageContext,
         cfg.method, model.path if model is not None else None, questions, passages,
         answers=answers, batch_size=cfg.batch_size, max_length=cfg.max_length,
         device=ctx.device, threshold=cfg.threshold,
-        prompt=load_prompt(prompt.path) if prompt is not None else None,
+        prompt=prompt.load() if prompt is not None else None,
         progress=lambda it: ctx.progress(it, desc=f"rerank ({cfg.method})"))
     for (r, c), (label, score) in zip(where, results):
         rows[r]["ctxs"][c] = {**rows[r]["ctxs"][c], "relevant": label, "rerank_score": score}

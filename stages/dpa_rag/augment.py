@@ -33,8 +33,8 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, File, StageContext, stage
-from stages.dpa_rag.schemas import Augmented
+from orchestrator.api import ConfigError, StageContext, stage
+from stages.dpa_rag.schemas import Augmented, QueryAugmentPrompt
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Model, Questions
 
@@ -83,13 +83,15 @@ def clean_reply(text: str) -> str:
 
 @stage("dpa_rag.augment", version=1, shard_by="queries")
 def augment(queries: Questions, cfg: AugmentConfig, ctx: StageContext,
-            model: Model | None = None, rephrase_prompt: File | None = None,
-            complexity_prompt: File | None = None, decompose_prompt: File | None = None,
-            constraint_prompt: File | None = None, sparql_prompt: File | None = None) -> Augmented:
+            model: Model | None = None, rephrase_prompt: QueryAugmentPrompt | None = None,
+            complexity_prompt: QueryAugmentPrompt | None = None,
+            decompose_prompt: QueryAugmentPrompt | None = None,
+            constraint_prompt: QueryAugmentPrompt | None = None,
+            sparql_prompt: QueryAugmentPrompt | None = None) -> Augmented:
     """Each query and its augmentations of the ``kinds`` asked (the same seed, the same ones)."""
     from stages.lib.endpoint import open_client
     from stages.lib.endpoint.checkpoint import local_llm
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
 
     files = {"rephrase": rephrase_prompt, "complexity": complexity_prompt,
              "decompose": decompose_prompt, "constraint": constraint_prompt,
@@ -101,7 +103,7 @@ def augment(queries: Questions, cfg: AugmentConfig, ctx: StageContext,
                               hint=f"wire inputs.{kind}_prompt to a prompt file "
                                    f"(conf/prompts/dpa_rag/{kind}.yaml), or drop {kind!r} "
                                    "from kinds")
-    templates = {kind: load_prompt(files[kind].path) for kind in cfg.kinds}
+    templates = {kind: files[kind].load() for kind in cfg.kinds}
     rows = queries.rows()
     if not rows:
         return []

@@ -18,10 +18,10 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from orchestrator.api import DataError, File, StageContext, added, stage
+from orchestrator.api import DataError, StageContext, added, stage
 from stages.lib.chat import assistant
 from stages.lib.data.set_names import for_set
-from stages.schemas import Chat, Retrieved
+from stages.schemas import Chat, GeneratorPrompt, Retrieved
 
 
 def _original() -> list[str]:
@@ -37,13 +37,13 @@ class GeneratorDataConfig:
 
 
 @stage("dpa_rag.generator_data", version=1)
-def generator_data(reranked: Retrieved, prompt: File, cfg: GeneratorDataConfig,
+def generator_data(reranked: Retrieved, prompt: GeneratorPrompt, cfg: GeneratorDataConfig,
                    ctx: StageContext) -> Chat:
     """One chat row per training query: its first ``k`` documents and question, then its
     first gold answer."""
-    from stages.lib.prompts import generator_messages, load_prompt, passage_fields
+    from stages.lib.prompts import generator_messages, passage_fields
 
-    reader = load_prompt(prompt.path)
+    reader = prompt.load()
     out, skipped = [], 0
     rows = reranked.rows()
     for row in rows:

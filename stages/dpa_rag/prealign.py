@@ -24,8 +24,8 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from orchestrator.api import DataError, File, StageContext, added, stage
-from stages.dpa_rag.schemas import Knowledge
+from orchestrator.api import DataError, StageContext, added, stage
+from stages.dpa_rag.schemas import Knowledge, PrealignPrompt
 from stages.lib.chat import assistant
 from stages.lib.data.set_names import for_set
 from stages.schemas import Chat
@@ -48,12 +48,12 @@ class PrealignConfig:
 
 
 @stage("dpa_rag.prealign", version=1)
-def prealign(knowledge: Knowledge, prompt: File, cfg: PrealignConfig, ctx: StageContext) -> Chat:
+def prealign(knowledge: Knowledge, prompt: PrealignPrompt, cfg: PrealignConfig, ctx: StageContext) -> Chat:
     """One chat row per preference document: the question over ``k`` documents, then the
     judgement of the document at ``{position}``."""
-    from stages.lib.prompts import format_passages, load_prompt, messages, passage_fields
+    from stages.lib.prompts import format_passages, messages, passage_fields
 
-    template = load_prompt(prompt.path)
+    template = prompt.load()
     by_query: dict[str, list[dict]] = {}
     for row in knowledge.rows():
         by_query.setdefault(row["id"], []).append(row)

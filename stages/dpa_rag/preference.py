@@ -32,11 +32,11 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import File, StageContext, added, nonsemantic, stage
+from orchestrator.api import StageContext, added, nonsemantic, stage
 from stages.dpa_rag.categories import category
 from stages.dpa_rag.schemas import Knowledge
 from stages.lib.endpoint import EndpointConfig
-from stages.schemas import Model, Retrieved
+from stages.schemas import GeneratorPrompt, Model, Retrieved
 
 
 @dataclass
@@ -60,16 +60,16 @@ class PreferenceConfig:
 
 @stage("dpa_rag.preference", version=1, shard_by="retrieved",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
-def preference(retrieved: Retrieved, prompt: File, cfg: PreferenceConfig, ctx: StageContext,
+def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceConfig, ctx: StageContext,
                model: Model | None = None) -> Knowledge:
     """For each query and each of its first ``n_docs`` documents: the reader's answer (``model``,
     or the ``reader`` endpoint) without and with the document, their scores, and the
     document's outcome."""
     from stages.lib.metrics.answer import METRICS, exact_match, token_f1
     from stages.lib.models.reader import answer
-    from stages.lib.prompts import generator_messages, load_prompt, passage_fields
+    from stages.lib.prompts import generator_messages, passage_fields
 
-    reader = load_prompt(prompt.path)
+    reader = prompt.load()
     given = retrieved.rows()
     rows = [r for r in given if r.get("answers")]
     if len(rows) < len(given):   # nothing to score them against

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from orchestrator.api import Table
+from stages.lib.prompts import PromptFile
 from stages.schemas import CTX, QUESTION_FIELDS
 
 _SOURCE = [("source_id", pa.string()), ("kind", pa.string())]
@@ -43,3 +44,21 @@ class RerankerData(Table):
                         ("cls_doc", CTX), ("cls_label", pa.int32()),
                         ("rank_list", pa.list_(CTX)), ("positive", pa.list_(CTX)),
                         ("negative", pa.list_(CTX))])
+
+
+# ---------------------------------------------------------------- prompt files
+# Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
+# refuses any other (stages/lib/prompts.py: PromptFile).
+
+
+class PrealignPrompt(PromptFile):
+    """Pre-alignment: the question, the passages shown, and the 1-based position of the one
+    passage the model is asked about."""
+
+    fills = ("question", "passages", "position")
+
+
+class QueryAugmentPrompt(PromptFile):
+    """A query augmentation (rephrase, complexity, decompose, constraint, SPARQL): the question."""
+
+    fills = ("question",)

@@ -35,14 +35,14 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from orchestrator.api import File, StageContext, stage
+from orchestrator.api import StageContext, stage
 from stages.dynamicrag.buckets import true_false_ids
 from stages.dynamicrag.prompts import format_selection, reranker_messages
-from stages.dynamicrag.schemas import BCTargets
+from stages.dynamicrag.schemas import BCTargets, RerankerPrompt
 from stages.lib.chat import assistant
 from stages.lib.metrics.answer import usable_golds
-from stages.lib.prompts import generator_messages, load_prompt
-from stages.schemas import Chat, Reranked
+from stages.lib.prompts import generator_messages
+from stages.schemas import Chat, GeneratorPrompt, Reranked
 
 
 @dataclass
@@ -53,10 +53,10 @@ class ConvertConfig:
 
 
 @stage("dynamicrag.convert", version=2)
-def convert(bc: BCTargets, sft: Reranked, reranker_prompt: File, generator_prompt: File,
+def convert(bc: BCTargets, sft: Reranked, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
             cfg: ConvertConfig, ctx: StageContext, extra: Chat | None = None) -> Chat:
     """Reranker BC + generator SFT (+ extra) chat rows, shuffled."""
-    reranker, generator = load_prompt(reranker_prompt.path), load_prompt(generator_prompt.path)
+    reranker, generator = reranker_prompt.load(), generator_prompt.load()
     out: list[dict] = []
 
     past_window = 0

@@ -32,10 +32,11 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import File, StageContext, nonsemantic, stage
+from orchestrator.api import StageContext, nonsemantic, stage
 from stages.dynamicrag.prompts import format_selection, parse_selection, reranker_messages
-from stages.lib.prompts import Prompt, generator_messages, load_prompt, passage_fields
-from stages.schemas import Model, Predictions, Retrieved
+from stages.dynamicrag.schemas import RerankerPrompt
+from stages.lib.prompts import Prompt, generator_messages, passage_fields
+from stages.schemas import GeneratorPrompt, Model, Predictions, Retrieved
 
 
 @dataclass
@@ -54,12 +55,12 @@ class InferConfig:
 
 @stage("dynamicrag.infer", version=2, shard_by="questions",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
-def infer(questions: Retrieved, model: Model, reranker_prompt: File, generator_prompt: File,
+def infer(questions: Retrieved, model: Model, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
           cfg: InferConfig, ctx: StageContext) -> Predictions:
     """Rerank-then-generate (``dynamic``) or windowed reranking, per question."""
     from stages.lib.models.generation import load_generator
 
-    reranker, generator = load_prompt(reranker_prompt.path), load_prompt(generator_prompt.path)
+    reranker, generator = reranker_prompt.load(), generator_prompt.load()
 
     rows = questions.rows()
     if not rows:

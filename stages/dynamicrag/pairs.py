@@ -22,12 +22,11 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from orchestrator.api import File, StageContext, stage
+from orchestrator.api import StageContext, stage
 from stages.dynamicrag.pairs_logic import preference_pairs
 from stages.dynamicrag.prompts import RolePrompts
-from stages.dynamicrag.schemas import Scored
-from stages.lib.prompts import load_prompt
-from stages.schemas import Preferences
+from stages.dynamicrag.schemas import RerankerPrompt, Scored
+from stages.schemas import GeneratorPrompt, Preferences
 
 
 @dataclass
@@ -38,11 +37,11 @@ class PairsConfig:
 
 
 @stage("dynamicrag.pairs", version=2)
-def pairs(scored: Scored, reranker_prompt: File, generator_prompt: File, cfg: PairsConfig,
+def pairs(scored: Scored, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt, cfg: PairsConfig,
           ctx: StageContext) -> Preferences:
     """Generator pairs for the first ``generator_cap`` questions, reranker pairs for the rest."""
     rows = scored.rows()
-    prompts = RolePrompts(load_prompt(reranker_prompt.path), load_prompt(generator_prompt.path))
+    prompts = RolePrompts(reranker_prompt.load(), generator_prompt.load())
     split = preference_pairs(rows, prompts, generator_cap=cfg.generator_cap,
                              num_docs=cfg.num_docs, reranker_cap=cfg.reranker_cap)
     ctx.log.info("%d scored questions -> %d generator pairs, %d reranker pairs; counts by reason: "

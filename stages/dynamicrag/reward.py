@@ -45,11 +45,11 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, File, StageContext, stage
+from orchestrator.api import ConfigError, StageContext, stage
 from stages.dynamicrag.reward_logic import judge_requests, make_bertscore, score_group
-from stages.dynamicrag.schemas import Scored, Trajectories
+from stages.dynamicrag.schemas import JudgePrompt, Scored, Trajectories
 from stages.lib.endpoint import EndpointConfig
-from stages.lib.prompts import load_prompt, messages
+from stages.lib.prompts import messages
 
 Weight = Annotated[float, Ge(0)]
 
@@ -111,7 +111,7 @@ class RewardConfig:
         return {name: w / total for name, w in raw.items()}
 
 
-def _judge_replies(cfg: RewardConfig, prompt_file: File | None, ctx: StageContext,
+def _judge_replies(cfg: RewardConfig, prompt_file: JudgePrompt | None, ctx: StageContext,
                    requests: list[tuple[str, str, str]]) -> dict[tuple[str, str, str], str]:
     """Ask the configured judge about every distinct (question, gold, response) once."""
     from stages.lib.endpoint import open_client
@@ -120,7 +120,7 @@ def _judge_replies(cfg: RewardConfig, prompt_file: File | None, ctx: StageContex
         raise ConfigError(f"steps.{ctx.step}: weights.judge > 0 but no judge_prompt input",
                           hint="wire inputs.judge_prompt to a prompt file "
                                "(conf/prompts/dynamicrag/judge.yaml)")
-    prompt = load_prompt(prompt_file.path)
+    prompt = prompt_file.load()
     unique = list(dict.fromkeys(requests))
     ctx.log.info("judge (%s, %s): %d requests", cfg.judge.backend, cfg.judge.model, len(unique))
     conversations = [messages(prompt, question=q, gold=g, response=r) for q, g, r in unique]
@@ -134,7 +134,7 @@ def _judge_replies(cfg: RewardConfig, prompt_file: File | None, ctx: StageContex
 @stage("dynamicrag.reward", version=2, shard_by="trajectories",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
-           judge_prompt: File | None = None) -> Scored:
+           judge_prompt: JudgePrompt | None = None) -> Scored:
     """One reward per trajectory (weighted [0, 1] components) and its parts."""
     weights = cfg.normalized_weights()
     if weights["judge"] == 0 and cfg.judge is not None:

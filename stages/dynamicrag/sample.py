@@ -22,11 +22,11 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import File, StageContext, nonsemantic, stage
+from orchestrator.api import StageContext, nonsemantic, stage
 from stages.dynamicrag.prompts import parse_selection, reranker_messages
-from stages.dynamicrag.schemas import Trajectories
-from stages.lib.prompts import generator_messages, load_prompt
-from stages.schemas import Model, Reranked
+from stages.dynamicrag.schemas import RerankerPrompt, Trajectories
+from stages.lib.prompts import generator_messages
+from stages.schemas import GeneratorPrompt, Model, Reranked
 
 
 @dataclass
@@ -44,12 +44,12 @@ class SampleConfig:
 
 @stage("dynamicrag.sample", version=2, shard_by="items",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
-def sample(items: Reranked, model: Model, reranker_prompt: File, generator_prompt: File,
+def sample(items: Reranked, model: Model, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
            cfg: SampleConfig, ctx: StageContext) -> Trajectories:
     """``n`` sampled reranker selections per question, each with one greedy generator answer."""
     from stages.lib.models.generation import load_generator
 
-    reranker, generator = load_prompt(reranker_prompt.path), load_prompt(generator_prompt.path)
+    reranker, generator = reranker_prompt.load(), generator_prompt.load()
     if cfg.temperature <= 0 and cfg.n > 1:
         ctx.log.warning("sample: temperature %s is greedy: the %d trajectories per question will "
                         "be identical and carry no preference", cfg.temperature, cfg.n)

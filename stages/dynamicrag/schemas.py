@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from orchestrator.api import Table
+from stages.lib.prompts import PromptFile
 from stages.schemas import INT_LIST, QUESTION_FIELDS, RANKED_CTX
 
 TRAJECTORY = pa.struct([("ids", INT_LIST), ("selection", pa.string()), ("response", pa.string())])
@@ -33,3 +34,20 @@ class Scored(Table):
         ("rewards", pa.list_(pa.float32())),
         ("reward_parts", pa.list_(pa.map_(pa.string(), pa.float32()))),
     ])
+
+
+# ---------------------------------------------------------------- prompt files
+# Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
+# refuses any other (stages/lib/prompts.py: PromptFile).
+
+
+class RerankerPrompt(PromptFile):
+    """The reranker's prompt: the question and the numbered candidate passages."""
+
+    fills = ("question", "passages")
+
+
+class JudgePrompt(PromptFile):
+    """The reward's LLM judge: the question, the gold answers and the response to grade."""
+
+    fills = ("question", "gold", "response")

@@ -15,8 +15,11 @@ A prompt file is YAML with these keys (only ``user`` is required)::
       fever: Please answer with "SUPPORTS", "REFUTES" or "NEI" based on what you know.
       default: Please answer the question with a short phrase.
 
-A stage takes the file as a ``File`` input (a recipe source), so the file's content is hashed
-into the cache key of every step that uses it: editing a prompt recomputes exactly those steps.
+A stage takes the file as a :class:`PromptFile` input (a recipe source), so the file's content
+is hashed into the cache key of every step that uses it: editing a prompt recomputes exactly
+those steps. The input's type says which placeholders the stage fills in ``user`` (``fills``),
+so ``rag plan`` refuses a prompt file with bad YAML, an unknown key or a placeholder the stage
+does not fill before any step runs, not when the step that reads it starts hours later.
 The shipped prompts (``conf/prompts/<recipe>/``) are our own wording; released checkpoints can
 be sensitive to the exact training prompt, so give the paper's text as your own file to evaluate
 one.
@@ -29,12 +32,16 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from orchestrator.api import ConfigError
+from typing import ClassVar
+
+from orchestrator.api import ConfigError, File
+from orchestrator.errors import did_you_mean
 from stages.lib.chat import Message, message
 from stages.lib.data.set_names import names_set
 
 KEYS = ("system", "user", "passage", "passages", "no_passages", "styles")
 PASSAGE_FIELDS = ("id", "title", "text", "score")
+FILLED = {"passage": ("i", "title", "text", "id"), "passages": ("passages",)}  # by format_passages
 
 
 @dataclass(frozen=True)
@@ -48,6 +55,7 @@ class Prompt:
     no_passages: str = ""
     styles: dict[str, str] = field(default_factory=dict)
     path: str = ""
+    fills: tuple[str, ...] = ()  # what the stage that loaded it fills in ``user`` (PromptFile)
 
 
 def load_prompt(path: str | Path) -> Prompt:
@@ -71,12 +79,12 @@ def _load(path: str, size: int, mtime_ns: int) -> Prompt:
         problem = getattr(e, "problem", None) or str(e).splitlines()[0]
         raise ConfigError(f"prompt file {path}{at}: not valid YAML ({problem})",
                           hint="fix the YAML there; see conf/prompts/ for examples") from None
+    unknown = sorted(set(data) - set(KEYS)) if isinstance(data, dict) else []
+    if unknown:
+        raise ConfigError(f"prompt file {path}: unknown key {unknown[0]!r}"
+                          f"{did_you_mean(str(unknown[0]), list(KEYS))}", hint="keys: " + ", ".join(KEYS))
     if not isinstance(data, dict) or not isinstance(data.get("user"), str):
         raise ConfigError(f"prompt file {path}: needs a 'user' template (a string)",
-                          hint="keys: " + ", ".join(KEYS))
-    unknown = sorted(set(data) - set(KEYS))
-    if unknown:
-        raise ConfigError(f"prompt file {path}: unknown key {unknown[0]!r}",
                           hint="keys: " + ", ".join(KEYS))
     for key in KEYS[:-1]:
         if key in data and data[key] is not None and not isinstance(data[key], str):
@@ -88,6 +96,56 @@ def _load(path: str, size: int, mtime_ns: int) -> Prompt:
                   styles={str(k): v for k, v in styles.items()}, path=path)
 
 
+class PromptFile(File):
+    """A prompt file input; a subclass names the placeholders its stage fills in ``user``.
+
+    ``rag plan`` calls :meth:`check_source` on the recipe's file before any step runs, and
+    :meth:`load` returns the :class:`Prompt`. A stage that declares a placeholder it never
+    fills is caught when it runs (:func:`messages`), so ``fills`` cannot drift from the code.
+
+    >>> class QuestionPrompt(PromptFile):
+    ...     fills = ("question",)
+    >>> import tempfile
+    >>> with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
+    ...     _ = f.write("user: 'Q: {qestion}'")
+    >>> try:
+    ...     QuestionPrompt.check_source(Path(f.name))
+    ... except ConfigError as e:
+    ...     print(e.message.split(": ", 1)[1])
+    'user' uses {qestion}, which this stage does not fill (it fills: question)
+    >>> Path(f.name).unlink()
+    """
+
+    fills: ClassVar[tuple[str, ...]] = ()
+
+    @classmethod
+    def check_source(cls, path: Path) -> None:
+        check_placeholders(load_prompt(path), cls.fills)
+
+    def load(self) -> Prompt:
+        """The prompt, checked, carrying this type's ``fills``."""
+        prompt = load_prompt(self.path)
+        check_placeholders(prompt, self.fills)
+        return Prompt(**{**prompt.__dict__, "fills": tuple(self.fills)})
+
+
+def check_placeholders(prompt: Prompt, fills: tuple[str, ...]) -> None:
+    """Refuse a template with a ``{name}`` its stage does not fill, or a stray brace
+    (``system``, ``no_passages`` and ``styles`` are used as written, so any brace is fine there).
+    """
+    for key, names in {"user": fills, **FILLED}.items():
+        try:
+            used = placeholders(getattr(prompt, key))
+        except ValueError as e:
+            raise ConfigError(f"prompt file {prompt.path}: '{key}' is not a valid template ({e})",
+                              hint="write {{ and }} for a literal brace") from None
+        extra = sorted(used - set(names))
+        if extra:
+            raise ConfigError(f"prompt file {prompt.path}: '{key}' uses {{{extra[0]}}}, which "
+                              f"this stage does not fill (it fills: {', '.join(names) or 'nothing'})",
+                              hint="use only those placeholders; write {{ and }} for a literal brace")
+
+
 def fill(prompt: Prompt, template: str, key: str, **fields) -> str:
     """``template.format(**fields)``, with a one-line error naming the file, key and placeholder.
 
@@ -96,6 +154,9 @@ def fill(prompt: Prompt, template: str, key: str, **fields) -> str:
     """
     try:
         return template.format(**fields)
+    except ValueError as e:
+        raise ConfigError(f"prompt file {prompt.path}: '{key}' is not a valid template ({e})",
+                          hint="write {{ and }} for a literal brace") from None
     except (KeyError, IndexError) as e:
         raise ConfigError(f"prompt file {prompt.path}: '{key}' uses {{{e.args[0]}}}, which this "
                           f"stage does not fill (it fills: {', '.join(sorted(fields))})") from None
@@ -112,6 +173,10 @@ def placeholders(template: str) -> set[str]:
 
 def messages(prompt: Prompt, **fields) -> list[Message]:
     """The system message (if any) and the filled user message."""
+    unfilled = set(prompt.fills) - set(fields)
+    if unfilled:  # a stage bug: its PromptFile type promises a placeholder it does not fill
+        raise RuntimeError(f"{prompt.path}: the stage declares it fills {sorted(unfilled)} "
+                           f"but passed only {sorted(fields)}: fix its PromptFile.fills")
     user = message("user", fill(prompt, prompt.user, "user", **fields))
     return [message("system", prompt.system), user] if prompt.system else [user]
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from orchestrator.api import Table
+from stages.lib.prompts import PromptFile
 from stages.schemas import CTX, QUESTION_FIELDS
 
 _PARADIGM = [("paradigm", pa.string())]
@@ -30,3 +31,14 @@ class Grounded(Table):
     """Training examples with the documents they are trained with (``ctxs``: D* and noise)."""
 
     schema = pa.schema(QUESTION_FIELDS + [("ctxs", pa.list_(CTX))] + _PARADIGM)
+
+
+# ---------------------------------------------------------------- prompt files
+# Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
+# refuses any other (stages/lib/prompts.py: PromptFile).
+
+
+class SynthesisPrompt(PromptFile):
+    """A paradigm's synthesis prompt: the rendered documents and an exemplar question."""
+
+    fills = ("documents", "example")

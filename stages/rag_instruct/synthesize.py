@@ -32,9 +32,10 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import DataError, File, StageContext, stage
+from orchestrator.api import DataError, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
-from stages.rag_instruct.schemas import Exemplars, Synthesized
+from stages.lib.prompts import Prompt
+from stages.rag_instruct.schemas import Exemplars, Synthesized, SynthesisPrompt
 from stages.schemas import Model
 
 
@@ -59,9 +60,11 @@ class SynthesizeConfig:
 
 
 @stage("rag_instruct.synthesize", version=1)
-def synthesize(exemplars: Exemplars, useless_doc_prompt: File, single_doc_support_prompt: File,
-               multi_doc_support_prompt: File, single_doc_answer_prompt: File,
-               multi_doc_answer_prompt: File, cfg: SynthesizeConfig, ctx: StageContext,
+def synthesize(exemplars: Exemplars, useless_doc_prompt: SynthesisPrompt,
+               single_doc_support_prompt: SynthesisPrompt,
+               multi_doc_support_prompt: SynthesisPrompt,
+               single_doc_answer_prompt: SynthesisPrompt,
+               multi_doc_answer_prompt: SynthesisPrompt, cfg: SynthesizeConfig, ctx: StageContext,
                model: Model | None = None) -> Synthesized:
     """One (q*, a*) per exemplar whose teacher reply is usable."""
     rows = exemplars.rows()
@@ -74,7 +77,7 @@ def synthesize(exemplars: Exemplars, useless_doc_prompt: File, single_doc_suppor
                  "multi_doc_support": multi_doc_support_prompt,
                  "single_doc_answer": single_doc_answer_prompt,
                  "multi_doc_answer": multi_doc_answer_prompt}
-        pairs = _ask(rows, {k: f.path for k, f in files.items()}, cfg, model, ctx)
+        pairs = _ask(rows, {k: f.load() for k, f in files.items()}, cfg, model, ctx)
 
     out = []
     for row, pair in zip(rows, pairs):
@@ -103,14 +106,13 @@ def _reference(rows: list[dict], ctx: StageContext) -> list[tuple[str, str] | No
     return [(r["question"], a[0]) if a else None for r, a in zip(rows, answers)]
 
 
-def _ask(rows: list[dict], prompt_paths: dict[str, str], cfg: SynthesizeConfig,
+def _ask(rows: list[dict], templates: dict[str, Prompt], cfg: SynthesizeConfig,
          model: Model | None, ctx: StageContext) -> list[tuple[str, str] | None]:
     from stages.lib.endpoint import open_client
     from stages.lib.endpoint.checkpoint import local_llm
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
     from stages.rag_instruct.synthesis import parse_reply, render_documents
 
-    templates = {k: load_prompt(p) for k, p in prompt_paths.items()}
     asks = [messages(templates[r["paradigm"]], documents=render_documents(r["docs"]),
                      example=r["question"]) for r in rows]
     pairs: list[tuple[str, str] | None] = [None] * len(rows)

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.api import File, StageContext, stage
+from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
-from stages.reinforced_ir.schemas import Augmented
+from stages.reinforced_ir.schemas import Augmented, AugmentationPrompt
 from stages.schemas import Model, Questions
 
 
@@ -36,14 +36,14 @@ class AugmentConfig:
 
 
 @stage("reinforced_ir.augment", version=1, shard_by="queries")
-def augment(queries: Questions, prompt: File, cfg: AugmentConfig, ctx: StageContext,
+def augment(queries: Questions, prompt: AugmentationPrompt, cfg: AugmentConfig, ctx: StageContext,
             model: Model | None = None) -> Augmented:
     """``n`` augmentations per query (the same seed gives the same samples)."""
     from stages.lib.endpoint import open_client
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
     from stages.lib.endpoint.checkpoint import local_llm
 
-    template = load_prompt(prompt.path)
+    template = prompt.load()
     rows = queries.rows()
     if not rows:
         return []

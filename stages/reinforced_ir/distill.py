@@ -11,9 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.api import File, StageContext, stage
+from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
-from stages.reinforced_ir.schemas import RetrieverData
+from stages.reinforced_ir.schemas import DistillPrompt, RetrieverData
 from stages.schemas import Model
 
 
@@ -30,15 +30,15 @@ class DistillConfig:
 
 
 @stage("reinforced_ir.distill", version=1, shard_by="groups")
-def distill(groups: RetrieverData, prompt: File, cfg: DistillConfig, ctx: StageContext,
+def distill(groups: RetrieverData, prompt: DistillPrompt, cfg: DistillConfig, ctx: StageContext,
             model: Model | None = None) -> RetrieverData:
     """Each group reordered by the teacher, with teacher scores."""
     from stages.lib.endpoint import open_client
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
     from stages.lib.endpoint.checkpoint import local_llm
     from stages.reinforced_ir.rankgpt import parse_permutation, teacher_order
 
-    template = load_prompt(prompt.path)
+    template = prompt.load()
     rows = groups.rows()
     if not rows:
         return []

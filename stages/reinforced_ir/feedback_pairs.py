@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.api import DataError, File, StageContext, stage
+from orchestrator.api import DataError, StageContext, stage
 from stages.reinforced_ir.embed import EncoderConfig
-from stages.reinforced_ir.schemas import Augmented
+from stages.reinforced_ir.schemas import Augmented, AugmentationPrompt
 from stages.schemas import Model, Passages, Preferences
 
 
@@ -29,16 +29,16 @@ class FeedbackConfig:
 
 
 @stage("reinforced_ir.feedback", version=1)
-def feedback(augmented: Augmented, corpus: Passages, encoder: Model, prompt: File,
+def feedback(augmented: Augmented, corpus: Passages, encoder: Model, prompt: AugmentationPrompt,
              cfg: FeedbackConfig, ctx: StageContext) -> Preferences:
     """One (chosen, rejected) augmentation pair per query that passes the filter."""
     import numpy as np
 
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
     from stages.reinforced_ir.embed import SideEncoder, passage_texts
     from stages.reinforced_ir.feedback import fused_scores, preference_pair
 
-    template = load_prompt(prompt.path)
+    template = prompt.load()
     rows = [r for r in augmented.rows() if len(r["augmentations"] or []) >= 2]
     if not rows:
         raise DataError("feedback: no query has two augmentations to compare",

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pyarrow as pa
 
 from orchestrator.api import Table
+from stages.lib.prompts import PromptFile
 from stages.schemas import QUESTION_FIELDS, STR_LIST
 
 FLOAT_LIST = pa.list_(pa.float32())
@@ -24,3 +25,34 @@ class RetrieverData(Table):
     schema = pa.schema([("id", pa.string()), ("query", pa.string()), ("augmentation", pa.string()),
                         ("pos", STR_LIST), ("neg", STR_LIST), ("neg_answer", STR_LIST),
                         ("pos_scores", FLOAT_LIST), ("neg_scores", FLOAT_LIST)])
+
+
+# ---------------------------------------------------------------- prompt files
+# Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
+# refuses any other (stages/lib/prompts.py: PromptFile).
+
+
+class QueryPrompt(PromptFile):
+    """Query synthesis from a passage: the task, the passage, the query and passage types, and
+    a sampled length and style (``synthesis.constraints``)."""
+
+    fills = ("task", "passage", "query_type", "passage_type", "length", "style")
+
+
+class QualityPrompt(PromptFile):
+    """Quality control of a synthetic query: the task, the query and its passage."""
+
+    fills = ("task", "query", "passage")
+
+
+class AugmentationPrompt(PromptFile):
+    """The generator's augmentation of a query (a hypothetical answer): the task, the answer
+    type and the query."""
+
+    fills = ("task", "answer_type", "query")
+
+
+class DistillPrompt(PromptFile):
+    """Listwise teacher ranking: the number of passages, the query and the numbered passages."""
+
+    fills = ("num", "query", "passages")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from orchestrator.api import DataError, File, StageContext, stage
+from orchestrator.api import DataError, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
+from stages.reinforced_ir.schemas import QualityPrompt, QueryPrompt
 from stages.schemas import Model, Passages, Questions
 
 
@@ -41,17 +42,17 @@ class SynthesizeConfig:
 
 
 @stage("reinforced_ir.synthesize", version=1)
-def synthesize(corpus: Passages, query_prompt: File, quality_prompt: File,
+def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: QualityPrompt,
                cfg: SynthesizeConfig, ctx: StageContext, model: Model | None = None) -> Questions:
     """Pseudo queries with their source passage as ``gold``."""
     import random
 
     from stages.lib.endpoint import open_client
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
     from stages.lib.endpoint.checkpoint import local_llm
     from stages.reinforced_ir.synthesis import clean_query, constraints, quality_ok
 
-    query_tpl, quality_tpl = load_prompt(query_prompt.path), load_prompt(quality_prompt.path)
+    query_tpl, quality_tpl = query_prompt.load(), quality_prompt.load()
     llm = local_llm(cfg.llm, model, "synthesize.llm")
     rows = corpus.rows()
     if not rows:

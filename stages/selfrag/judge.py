@@ -19,9 +19,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from orchestrator.api import DataError, File, StageContext, stage
+from orchestrator.api import DataError, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Chat, Retrieved
+from stages.selfrag.schemas import (IsRelPrompt, RetrievalPrompt, SupportPrompt,
+                                    UtilityPrompt)
 
 
 class CriticData(NamedTuple):
@@ -89,19 +91,18 @@ def _read(task: str, text: str) -> str | None:
 
 
 @stage("selfrag.judge", version=1)
-def judge(retrieved: Retrieved, retrieval_prompt: File, relevance_prompt: File,
-          support_prompt: File, utility_prompt: File, cfg: JudgeConfig,
+def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_prompt: IsRelPrompt,
+          support_prompt: SupportPrompt, utility_prompt: UtilityPrompt, cfg: JudgeConfig,
           ctx: StageContext) -> CriticData:
     """Critic training rows (train, dev) from the teacher's four judgments."""
     import random
 
     from stages.lib.endpoint import open_client
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
     from stages.selfrag.critic_data import critic_rows
 
-    prompts = {"retrieval": load_prompt(retrieval_prompt.path),
-               "relevance": load_prompt(relevance_prompt.path),
-               "support": load_prompt(support_prompt.path), "utility": load_prompt(utility_prompt.path)}
+    prompts = {"retrieval": retrieval_prompt.load(), "relevance": relevance_prompt.load(),
+               "support": support_prompt.load(), "utility": utility_prompt.load()}
     rows = retrieved.rows()
     if not rows:
         raise DataError("judge: no instruction to judge")

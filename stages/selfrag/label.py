@@ -22,10 +22,10 @@ from typing import Annotated
 
 from annotated_types import Interval
 
-from orchestrator.api import File, StageContext, stage
+from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Chat, Model, Retrieved
-from stages.selfrag.schemas import SplitItems
+from stages.selfrag.schemas import IsRelPrompt, MultiRetrievalPrompt, SplitItems, SupportPrompt
 
 
 @dataclass
@@ -66,23 +66,23 @@ def _text(c: dict) -> str:
 
 
 @stage("selfrag.label", version=1, shard_by="items")
-def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prompt: File,
-          support_prompt: File, multi_retrieval_prompt: File, cfg: LabelConfig,
+def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prompt: IsRelPrompt,
+          support_prompt: SupportPrompt, multi_retrieval_prompt: MultiRetrievalPrompt, cfg: LabelConfig,
           ctx: StageContext) -> Chat:
     """Generator training rows with reflection tokens."""
     import random
 
     from stages.lib.endpoint import open_client
     from stages.lib.endpoint.checkpoint import local_llm
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
     from stages.selfrag.assembly import Judged, Sentence, assemble, fever_labels, keep
     from stages.selfrag.judgments import relevance_token, retrieval_token, support_token
 
     rows = items.rows()
     if not rows:
         return []
-    prompts = {"relevance": load_prompt(relevance_prompt.path), "support": load_prompt(support_prompt.path),
-               "multi": load_prompt(multi_retrieval_prompt.path)}
+    prompts = {"relevance": relevance_prompt.load(), "support": support_prompt.load(),
+               "multi": multi_retrieval_prompt.load()}
     by_sentence = {r["id"]: r for r in sentences.rows()}
     jobs = _jobs(rows, by_sentence, cfg.top_n)
     answers: dict[tuple, str] = {}

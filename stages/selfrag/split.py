@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
-from orchestrator.api import File, StageContext, stage
+from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Model, Questions
-from stages.selfrag.schemas import SplitItems
+from stages.selfrag.schemas import RetrievalPrompt, SplitItems, UtilityPrompt
 
 
 class Split(NamedTuple):
@@ -29,11 +29,11 @@ class SplitConfig:
 
 
 @stage("selfrag.split", version=1, shard_by="instructions")
-def split(instructions: Questions, critic: Model, retrieval_prompt: File, utility_prompt: File,
+def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPrompt, utility_prompt: UtilityPrompt,
           cfg: SplitConfig, ctx: StageContext) -> Split:
     """Critic decisions per item and the sentence queries to retrieve for."""
     from stages.lib.endpoint import open_client
-    from stages.lib.prompts import load_prompt, messages
+    from stages.lib.prompts import messages
     from stages.lib.endpoint.checkpoint import local_llm
     from stages.selfrag.judgments import retrieval_token, utility_token
     from stages.selfrag.sentences import skipped, split_sentences
@@ -42,7 +42,7 @@ def split(instructions: Questions, critic: Model, retrieval_prompt: File, utilit
     rows = instructions.rows()
     if not rows:
         return Split([], [])
-    ret_p, use_p = load_prompt(retrieval_prompt.path), load_prompt(utility_prompt.path)
+    ret_p, use_p = retrieval_prompt.load(), utility_prompt.load()
     llm = local_llm(cfg.llm, critic, "split.llm")
     outputs = [(r.get("answers") or [""])[0] for r in rows]
     asks = ([messages(ret_p, instruction=r["question"]) for r in rows]

@@ -76,11 +76,24 @@ def retrieved_rows(k=6):
 
 
 def prompt_file(name: str, recipe: str = "dynamicrag"):
-    """A ``File`` input handle on a shipped prompt file (``conf/prompts/<recipe>/<name>.yaml``)."""
+    """An input handle on a shipped prompt file (``conf/prompts/<recipe>/<name>.yaml``), of the
+    prompt type the stages that read it declare (as the runner makes it), so a stage whose type
+    promises a placeholder it does not fill fails here (``PromptFile.fills``)."""
     from orchestrator.api import File
+    from stages.dpa_rag.schemas import PrealignPrompt, QueryAugmentPrompt
+    from stages.dynamicrag.schemas import JudgePrompt, RerankerPrompt
+    from stages.rag_instruct.schemas import SynthesisPrompt
+    from stages.schemas import GeneratorPrompt
 
+    types = {"dynamicrag": {"reranker": RerankerPrompt, "generator": GeneratorPrompt,
+                            "judge": JudgePrompt},
+             "common": {"rag": GeneratorPrompt},
+             "dpa_rag": {"prealign": PrealignPrompt},
+             "rag_instruct": {"wrappers": File}}
+    kind = types.get(recipe, {}).get(name) or {"dpa_rag": QueryAugmentPrompt,
+                                               "rag_instruct": SynthesisPrompt}[recipe]
     path = Path(__file__).resolve().parents[2] / "conf" / "prompts" / recipe / f"{name}.yaml"
-    return File(Ref("file", File.type_name(), "hash", [str(path)]))
+    return kind(Ref("file", kind.type_name(), "hash", [str(path)]))
 
 
 def fake_endpoint(monkeypatch, answer):

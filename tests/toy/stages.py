@@ -13,6 +13,7 @@ import pyarrow as pa
 from orchestrator.api import (DataError, Directory, File, Metrics, StageContext, Table, nonsemantic,
                               recipe_path, stage)
 from stages.lib.endpoint.config import EndpointConfig
+from stages.lib.prompts import PromptFile, messages
 
 
 class Numbers(Table):
@@ -159,3 +160,14 @@ def toy_ask(numbers: Numbers, cfg: AskConfig) -> Summary:
     of ``needed_env``; no request is sent)."""
     return {"key_set": float(bool(os.environ.get(cfg.llm.api_key_env or ""))),
             "count": float(numbers.num_rows)}
+
+
+class ToyPrompt(PromptFile):
+    fills = ("n",)
+
+
+@stage("toy_prompted", version=1)
+def toy_prompted(numbers: Numbers, prompt: ToyPrompt) -> Summary:
+    """The length of the prompt filled with the row count (tests the plan's ``check_source``)."""
+    asked = messages(prompt.load(), n=numbers.num_rows)
+    return {"chars": float(len(asked[-1]["content"]))}

@@ -59,3 +59,20 @@ def test_missing_file_and_unknown_placeholder(tmp_path):
     with pytest.raises(ConfigError, match=r"'user' uses \{query\}, which this stage does not fill "
                                           r"\(it fills: question\)"):
         messages(load_prompt(path), question="q")
+
+
+def test_a_prompt_type_that_declares_a_placeholder_its_stage_never_fills_fails_loudly(tmp_path):
+    """``fills`` cannot drift from the code: every stage's tests would hit this."""
+    from orchestrator.artifacts import Ref
+    from stages.lib.prompts import PromptFile, messages
+
+    class Declared(PromptFile):
+        fills = ("question", "style")
+
+    path = tmp_path / "p.yaml"
+    path.write_text("user: 'Q: {question}'\n")
+    prompt = Declared(Ref("file", "", "h", [str(path)])).load()
+    assert prompt.fills == ("question", "style")
+    with pytest.raises(RuntimeError, match=r"declares it fills \['style'\]"):
+        messages(prompt, question="who?")
+    assert messages(prompt, question="who?", style="short")[-1]["content"] == "Q: who?"
