@@ -28,12 +28,24 @@ import sys
 import types
 import typing
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Callable
 
 from orchestrator.artifacts import Artifact, Table
 from orchestrator.errors import ConfigError, did_you_mean
 
 REGISTRY: dict[str, "StageSpec"] = {}
+
+
+class StageDefinitionError(TypeError):
+    """A ``@stage`` function whose signature or decorator is wrong: raised when its module is
+    imported, naming the stage, its function and what to write instead. ``file`` and ``line``
+    are where the function is defined (its first decorator's line), for a ``file:line:`` prefix."""
+
+    file: str | None = None
+    line: int | None = None
+
+
 SEMANTIC = "ragline_semantic"
 RECIPE_PATH = "ragline_recipe_path"
 NEUTRAL = "ragline_neutral"
@@ -122,22 +134,161 @@ def _artifact_type(annotation) -> tuple[type[Artifact] | None, bool]:
     return None, False
 
 
+def _type_name(annotation) -> str:
+    """An annotation as a reader writes it: ``pyarrow.lib.Table``, ``list[dict]``, ``C``.
+
+    >>> import pathlib
+    >>> _type_name(pathlib.Path), _type_name(list[dict]), _type_name(None)
+    ('pathlib.Path', 'list[dict]', 'None')
+    """
+    if annotation is None or annotation is type(None):
+        return "None"
+    if inspect.isclass(annotation) and typing.get_origin(annotation) is None:
+        module = annotation.__module__
+        return (annotation.__qualname__ if module in ("builtins", "__main__")
+                else f"{module}.{annotation.__qualname__}")
+    return str(annotation).replace("typing.", "")
+
+
+def _what_instead(annotation, role: str) -> str:
+    """For an annotation that is not an artifact type, the artifact type to declare instead:
+    a stage declares the type and gets (``role="input"``) a handle or returns (``"output"``)
+    plain values: rows, a dict, a path."""
+    name = _type_name(annotation).lower()
+    origin = typing.get_origin(annotation) or annotation
+    if "pyarrow" in name or origin in (list, tuple):
+        return ("declare a Table subclass with a pyarrow schema (class Lengths(Table): schema = "
+                "pa.schema([...])) or use one of stages.schemas (Passages, Questions, ...); "
+                + ("the stage gets a handle: .read() is a pyarrow.Table, .rows() a list of dicts"
+                   if role == "input" else "the function still returns list[dict] or a "
+                                           "pyarrow.Table"))
+    if origin is dict:
+        return ("a dict of metrics is a Metrics subclass (class Scores(Metrics): ...)"
+                + ("; the stage gets a handle: .read() is the dict" if role == "input"
+                   else "; the function still returns the dict"))
+    if "path" in name or origin is str:
+        return ("a directory is a Directory subclass (class Notes(Directory): ...), one recipe "
+                "file is File" + ("; the stage gets a handle with .path" if role == "input"
+                                  else "; the function still returns the directory's path"))
+    return "see docs/writing-stages.md (Inputs, Outputs)"
+
+
+def _check_schema(cls: type, where: str, role: str) -> None:
+    """A Table type must declare ``schema = pa.schema([...])``: without one its rows cannot be
+    written (an output) or checked (an input). A subclass that sets ``schema = None`` itself
+    opts out (an untyped table)."""
+    if not issubclass(cls, Table):
+        return
+    declared = any("schema" in vars(c) for c in cls.__mro__
+                   if c is not Table and issubclass(c, Table))
+    schema = cls.schema
+    pa = sys.modules.get("pyarrow")  # a schema can only be a pyarrow.Schema if pyarrow is loaded
+    if schema is None and declared:
+        return
+    if schema is None and cls is Table:
+        raise StageDefinitionError(
+            f"{where}: {role} is the base class Table, which has no schema; declare "
+            "a subclass: class Lengths(Table): schema = pa.schema([(\"id\", "
+            "pa.string()), ...]) (or use one of stages.schemas)")
+    if schema is None:
+        raise StageDefinitionError(
+            f"{where}: {role} {cls.__name__} declares no schema; add schema = "
+            f"pa.schema([(\"id\", pa.string()), ...]) to class {cls.__name__}")
+    if pa is None or not isinstance(schema, pa.Schema):
+        raise StageDefinitionError(
+            f"{where}: {role} {cls.__name__}.schema is a {type(schema).__name__}, "
+            "not a pyarrow.Schema; write schema = pa.schema([(\"id\", pa.string()), "
+            "...]) (pa.schema(...) around a list of (name, type) pairs)")
+
+
 def _outputs(ret, where: str) -> tuple[dict[str, type[Artifact]], bool]:
     """({output name: artifact type}, is it a NamedTuple?) of a stage's return annotation."""
     single, _ = _artifact_type(ret) if ret is not None else (None, False)
     if single is not None:
         return {"out": single}, False
+    if ret is None:
+        raise StageDefinitionError(
+            f"{where}: the return annotation must be an artifact type or a "
+            "NamedTuple of artifact types, and there is none; add one to the def: "
+            "-> Passages (a Table subclass, Directory, File or Metrics subclass)")
     if not (inspect.isclass(ret) and issubclass(ret, tuple) and hasattr(ret, "_fields")):
-        raise TypeError(f"{where}: the return annotation must be an artifact type or a "
-                        f"NamedTuple of artifact types, got {ret!r}")
+        raise StageDefinitionError(
+            f"{where}: the return annotation must be an artifact type or a "
+            f"NamedTuple of artifact types, got {_type_name(ret)}; "
+            f"{_what_instead(ret, 'output')}")
     outputs = {}
     for fname, fann in typing.get_type_hints(ret).items():
         cls, _ = _artifact_type(fann)
         if cls is None:
-            raise TypeError(f"{where}: output field '{fname}' of {ret.__name__} is not an "
-                            "artifact type")
+            raise StageDefinitionError(
+                f"{where}: output field '{fname}' of {ret.__name__} is not an "
+                f"artifact type, got {_type_name(fann)}; every field of an output "
+                f"NamedTuple is one output: {_what_instead(fann, 'output')}")
         outputs[fname] = cls
     return outputs, True
+
+
+def _parameters(fn: Callable, hints: dict, where: str):
+    """(inputs, config class, its parameter, the ctx parameter) of a stage function."""
+    inputs: dict[str, InputSpec] = {}
+    config_cls = config_param = ctx_param = None
+    for pname, param in inspect.signature(fn).parameters.items():
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            star = "*" if param.kind == param.VAR_POSITIONAL else "**"
+            raise StageDefinitionError(
+                f"{where}: '{star}{pname}': a stage takes named parameters only "
+                "(each input, the config, ctx); remove it")
+        ann = hints.get(pname)
+        if ann is None:
+            raise StageDefinitionError(
+                f"{where}: parameter '{pname}' has no type annotation; annotate "
+                "it with an artifact type, the config dataclass or StageContext")
+        cls, optional = _artifact_type(ann)
+        if cls is not None:
+            if optional and param.default is not None:
+                raise StageDefinitionError(
+                    f"{where}: optional input '{pname}' needs '= None' "
+                    f"({pname}: {cls.__name__} | None = None)")
+            _check_schema(cls, where, f"input '{pname}'")
+            inputs[pname] = InputSpec(pname, cls, optional)
+        elif getattr(ann, "__name__", "") == "StageContext":
+            ctx_param = pname
+        elif dataclasses.is_dataclass(ann):
+            if config_cls is not None:
+                raise StageDefinitionError(
+                    f"{where}: two config dataclasses ('{config_param}', "
+                    f"'{pname}'); merge them into one")
+            config_cls, config_param = ann, pname
+        else:
+            own_class = inspect.isclass(ann) and ann.__module__ == fn.__module__
+            what = (f"a config class must be a dataclass: add @dataclass above class "
+                    f"{ann.__name__}" if own_class else _what_instead(ann, "input"))
+            raise StageDefinitionError(
+                f"{where}: parameter '{pname}: {_type_name(ann)}' is neither an "
+                f"artifact type, a config dataclass nor StageContext; {what}")
+    return inputs, config_cls, config_param, ctx_param
+
+
+def _check_shard_by(shard_by: str | None, inputs: dict[str, InputSpec], where: str) -> None:
+    """``shard_by`` names one of the stage's Table inputs."""
+    spec = inputs.get(shard_by) if shard_by is not None else None
+    if shard_by is None or (spec is not None and issubclass(spec.type, Table)):
+        return
+    tables = sorted(n for n, i in inputs.items() if issubclass(i.type, Table))
+    what = (f"'{shard_by}' is a {spec.type.__name__}, not a Table" if spec is not None
+            else f"the function has no parameter '{shard_by}'{did_you_mean(shard_by, tables)}")
+    raise StageDefinitionError(f"{where}: shard_by='{shard_by}' must name a Table input; {what}; "
+                               f"its Table inputs are: {', '.join(tables) or 'none'}")
+
+
+def _check_defaults(config_cls: type | None, where: str) -> None:
+    """Every config field has a default (``MISSING`` for one the recipe must set)."""
+    for f in dataclasses.fields(config_cls) if config_cls is not None else ():
+        if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+            raise StageDefinitionError(
+                f"{where}: config field '{f.name}' of {config_cls.__name__} needs a default "
+                f"({f.name}: {_type_name(f.type)} = ...; or = MISSING, from omegaconf import "
+                "MISSING, for a value the recipe must set)")
 
 
 MULTI_GPU = ("ranks", "one_process")
@@ -157,53 +308,41 @@ def stage(name: str, *, version: int = 1, shard_by: str | None = None,
     """
 
     def wrap(fn: Callable) -> Callable:
+        try:
+            return _register(fn)
+        except StageDefinitionError as e:
+            code = getattr(fn, "__code__", None)
+            e.file, e.line = (code.co_filename, code.co_firstlineno) if code else (None, None)
+            raise
+
+    def _register(fn: Callable) -> Callable:
         where = f"stage '{name}' ({fn.__module__}.{fn.__qualname__})"
         if not isinstance(version, int):
-            raise TypeError(f"{where}: version must be an int, got {version!r}")
+            raise StageDefinitionError(f"{where}: version must be an int, got {version!r}")
         if multi_gpu not in MULTI_GPU:
-            raise TypeError(f"{where}: multi_gpu must be one of {MULTI_GPU}, got {multi_gpu!r}")
+            raise StageDefinitionError(
+                f"{where}: multi_gpu must be one of {MULTI_GPU}, got {multi_gpu!r}")
         try:
             hints = typing.get_type_hints(fn)
         except Exception as e:  # noqa: BLE001 - an unresolvable annotation is a definition error
-            raise TypeError(f"{where}: cannot resolve annotations ({e}); import the types at "
-                            "module level") from None
-        inputs: dict[str, InputSpec] = {}
-        config_cls = config_param = ctx_param = None
-        for pname, param in inspect.signature(fn).parameters.items():
-            ann = hints.get(pname)
-            if ann is None:
-                raise TypeError(f"{where}: parameter '{pname}' has no type annotation; annotate "
-                                "it with an artifact type, the config dataclass or StageContext")
-            cls, optional = _artifact_type(ann)
-            if cls is not None:
-                if optional and param.default is not None:
-                    raise TypeError(f"{where}: optional input '{pname}' needs '= None'")
-                inputs[pname] = InputSpec(pname, cls, optional)
-            elif getattr(ann, "__name__", "") == "StageContext":
-                ctx_param = pname
-            elif dataclasses.is_dataclass(ann):
-                if config_cls is not None:
-                    raise TypeError(f"{where}: two config dataclasses ('{config_param}', "
-                                    f"'{pname}'); merge them into one")
-                config_cls, config_param = ann, pname
-            else:
-                raise TypeError(f"{where}: parameter '{pname}: {ann}' is neither an artifact "
-                                "type, a config dataclass nor StageContext")
+            raise StageDefinitionError(
+                f"{where}: cannot resolve annotations ({e}); import the types at "
+                "module level") from None
+        inputs, config_cls, config_param, ctx_param = _parameters(fn, hints, where)
         outputs, multi = _outputs(hints.get("return"), where)
-        if shard_by is not None:
-            spec = inputs.get(shard_by)
-            if spec is None or not issubclass(spec.type, Table):
-                raise TypeError(f"{where}: shard_by='{shard_by}' must name a Table input; inputs "
-                                f"are {sorted(inputs)}")
-        if config_cls is not None:
-            for f in dataclasses.fields(config_cls):
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                    raise TypeError(f"{where}: config field '{f.name}' needs a default (use "
-                                    "omegaconf.MISSING for a value the recipe must set)")
+        for oname, ocls in outputs.items():
+            _check_schema(ocls, where, "the output" if not multi else f"output '{oname}'")
+        _check_shard_by(shard_by, inputs, where)
+        _check_defaults(config_cls, where)
         _check_name(name, fn.__module__, where)
-        if name in REGISTRY and REGISTRY[name].fn.__qualname__ != fn.__qualname__:
-            raise TypeError(f"{where}: the name '{name}' is already registered by "
-                            f"{REGISTRY[name].module}")
+        taken = REGISTRY.get(name)
+        if taken is not None and (taken.module, taken.fn.__qualname__) != (fn.__module__,
+                                                                             fn.__qualname__):
+            raise StageDefinitionError(
+                f"{where}: the name '{name}' is already registered by "
+                f"{taken.module}.{taken.fn.__qualname__}; give one of them another "
+                "name (a stage of your own: a prefix of your own, e.g. "
+                f"'my.{name.rsplit('.', 1)[-1]}'; `rag stages` lists the names taken)")
         REGISTRY[name] = StageSpec(name, version, fn, inputs, outputs, config_cls, config_param,
                                    ctx_param, shard_by, multi, inspect.getdoc(fn) or "", multi_gpu)
         fn.stage_spec = REGISTRY[name]
@@ -214,6 +353,7 @@ def stage(name: str, *, version: int = 1, shard_by: str | None = None,
 
 _loaded: set[str] = set()
 _packages: set[str] = set()
+_imports: list[str] = []   # the last recipe's ragline.imports, for the unknown-stage hint
 
 
 @functools.cache
@@ -241,11 +381,13 @@ def _check_name(name: str, module: str, where: str) -> None:
         return
     package = parts[1]
     if package == "common" and "." in name:
-        raise TypeError(f"{where}: a stage in {parts[0]}.common has a plain name; rename it "
-                        f"'{name.split('.', 1)[1]}' or move it to {parts[0]}/{package_of(name)}/")
+        raise StageDefinitionError(
+            f"{where}: a stage in {parts[0]}.common has a plain name; rename it "
+            f"'{name.split('.', 1)[1]}' or move it to {parts[0]}/{package_of(name)}/")
     if package != "common" and package_of(name) != package:
-        raise TypeError(f"{where}: a stage in {parts[0]}.{package} must be named "
-                        f"'{package}.<name>'; rename it '{package}.{name.rsplit('.', 1)[-1]}'")
+        raise StageDefinitionError(
+            f"{where}: a stage in {parts[0]}.{package} must be named "
+            f"'{package}.<name>'; rename it '{package}.{name.rsplit('.', 1)[-1]}'")
 
 
 def _import(module: str) -> None:
@@ -254,14 +396,37 @@ def _import(module: str) -> None:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as e:
-        top = module.split(".")[0]
-        hint = (f"'{top}' is imported from the current directory ({os.getcwd()}): run rag from "
-                f"the folder that holds {top}/ (the recipe's project), or pip install it"
-                if e.name == top else "check ragline.imports in the recipe, or pip install the "
-                                      "package that provides it")
-        raise ConfigError(f"cannot import stage module '{module}': {e}", hint=hint) from None
+        raise _not_found(module, e) from None
     _loaded.add(module)
     _packages.add(module.split(".")[0])
+
+
+def _not_found(module: str, e: ModuleNotFoundError) -> ConfigError:
+    """The error for a stage module that is not found: a path or ``.py`` name written for a
+    module name, a typo among the package's modules, or a package not on the path."""
+    top = module.split(".")[0]
+    dotted = module.removesuffix(".py").replace("/", ".").replace("\\", ".").strip(".")
+    if dotted != module:
+        return ConfigError(f"cannot import stage module '{module}': write the module's dotted "
+                           f"name, '{dotted}', not a file name",
+                           hint=f"ragline.imports: [{dotted}] (run rag from the folder that "
+                                f"holds {top.split('/')[0]}/)")
+    parent = module.rpartition(".")[0]
+    if e.name == module and parent:   # the package imports; the module is not in it
+        siblings = [f"{parent}.{m.name}" for m in
+                    pkgutil.iter_modules(getattr(sys.modules.get(parent), "__path__", None) or [])]
+        return ConfigError(f"cannot import stage module '{module}': {parent} has no module "
+                           f"'{module.rpartition('.')[2]}'{did_you_mean(module, siblings)}",
+                           hint=f"its modules are: {', '.join(sorted(siblings)) or 'none'}")
+    if e.name == top:
+        here = [p.name for p in Path.cwd().iterdir() if (p / "__init__.py").is_file()]
+        return ConfigError(
+            f"cannot import stage module '{module}': {e}{did_you_mean(top, here)}",
+            hint=f"'{top}' is imported from the current directory ({os.getcwd()}): run rag from "
+                 f"the folder that holds {top}/ (the recipe's project), or pip install it")
+    return ConfigError(f"cannot import stage module '{module}': {e}",
+                       hint="check ragline.imports in the recipe, or pip install the package "
+                            "that provides it")
 
 
 def _import_packages_for(name: str) -> None:
@@ -296,14 +461,58 @@ def load_stages(imports: list[str] | None = None,
     """
     if imports and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # a recipe's own stage modules, like a Hydra app's
+    _imports[:] = imports or []
     for module in imports or []:
-        _import(module)
+        try:
+            _import(module)
+        except ConfigError as e:
+            e.key = e.key or "ragline.imports"  # the DAG builder puts the recipe's file:line first
+            raise
+    for name in names or []:
+        _check_not_shadowing(name)
     if names is None:
         _import_all_packages()
     for name in names or []:
         if name not in REGISTRY:
             _import_packages_for(name)
     return REGISTRY
+
+
+def _check_not_shadowing(name: str) -> None:
+    """A recipe's own stage may not take a shipped stage's name: which of the two a recipe got
+    would depend on which other stages it uses (the shipped package is imported only for them)."""
+    spec = REGISTRY.get(name)
+    if spec is None or spec.module.split(".")[0] in stage_roots():
+        return
+    shipped = _shipped_names(package_of(name)).get(name)
+    if shipped:
+        raise ConfigError(f"stage '{name}' of {spec.module} has the name of the shipped stage in "
+                          f"{shipped}; rename yours, e.g. @stage(\"my.{name.rsplit('.', 1)[-1]}\")",
+                          hint="a prefix of your own never collides; `rag stages` lists the "
+                               "names taken", key="ragline.imports")
+
+
+@functools.cache
+def _shipped_names(package: str) -> dict[str, str]:
+    """{stage name: module file} of the ``@stage("...")`` lines in each entry-point package's
+    subpackage ``package``, read as text: nothing is imported but the root packages."""
+    import re
+
+    out: dict[str, str] = {}
+    for root in stage_roots():
+        try:
+            found = importlib.util.find_spec(f"{root}.{package}")
+        except (ImportError, ValueError):
+            continue
+        for folder in (found.submodule_search_locations or []) if found else []:
+            for path in sorted(Path(folder).glob("*.py")):
+                try:
+                    text = path.read_text()
+                except (OSError, UnicodeDecodeError):
+                    continue
+                for m in re.finditer(r"^\s*@stage\(\s*[\"']([^\"']+)[\"']", text, re.M):
+                    out.setdefault(m.group(1), f"{root}/{package}/{path.name}")
+    return out
 
 
 def imported_module_files() -> list[str]:
@@ -324,11 +533,63 @@ def get_stage(name: str, where: str) -> StageSpec:
     spec = REGISTRY.get(name)
     if spec is None:
         _import_all_packages()  # so the suggestion can name any stage
-        raise ConfigError(f"{where}: unknown stage '{name}'{_suggest(name)}",
-                          hint="`rag stages` lists the registered stages by package; a stage "
-                               "from a recipe's own module needs ragline.imports in the recipe "
-                               "(rag stages --import MODULE)")
+        hint = ("`rag stages` lists the registered stages by package; a stage from a recipe's "
+                "own module needs ragline.imports in the recipe (rag stages --import MODULE)")
+        empty = _registers_nothing(_imports)
+        nearby = None if empty else _defined_nearby(name)
+        if nearby:
+            hint = (f"{nearby[0]} defines it: add its module to the recipe, ragline: {{imports: "
+                    f"[{nearby[1]}]}}")
+        if empty:
+            found = _defined_in(empty, name)
+            hint = (f"ragline.imports: '{empty}' registers no stage (a package imports its modules "
+                    "only if its __init__.py does); "
+                    + (f"list {found}, which defines '{name}'" if found else
+                       "list the module that defines it") +
+                    f", or end {empty.replace('.', '/')}/__init__.py with: from stages import "
+                    "import_modules; MODULES = import_modules(__name__, __path__)")
+        raise ConfigError(f"{where}: unknown stage '{name}'{_suggest(name)}", hint=hint)
     return spec
+
+
+def _registers_nothing(imports: list[str]) -> str | None:
+    """The first of a recipe's imports that registered no stage (a package whose
+    ``__init__.py`` imports none of its modules), or None."""
+    modules = {spec.module for spec in REGISTRY.values()}
+    for m in imports:
+        if not any(x == m or x.startswith(m + ".") for x in modules):
+            return m
+    return None
+
+
+def _defined_in(package: str, name: str) -> str | None:
+    """The module of ``package`` whose source has ``@stage("name"``, or None."""
+    path = getattr(sys.modules.get(package), "__path__", None)
+    for info in pkgutil.iter_modules(path or []):
+        try:
+            text = (Path(info.module_finder.path) / f"{info.name}.py").read_text()
+        except (OSError, AttributeError, UnicodeDecodeError):
+            continue
+        if f'@stage("{name}"' in text or f"@stage('{name}'" in text:
+            return f"{package}.{info.name}"
+    return None
+
+
+def _defined_nearby(name: str, limit: int = 400) -> tuple[str, str] | None:
+    """(file, module) of a ``.py`` file in the current directory or one folder down whose source
+    has ``@stage("name"``: a recipe's own stage that ragline.imports does not list. At most
+    ``limit`` files are read; None when none is found."""
+    here = Path.cwd()
+    files = [*sorted(here.glob("*.py")), *sorted(here.glob("*/*.py"))][:limit]
+    for path in files:
+        try:
+            text = path.read_text()
+        except (OSError, UnicodeDecodeError):
+            continue
+        if f'@stage("{name}"' in text or f"@stage('{name}'" in text:
+            rel = path.relative_to(here).with_suffix("")
+            return str(path.relative_to(here)), ".".join(rel.parts)
+    return None
 
 
 def _suggest(name: str) -> str:
