@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import difflib
 import functools
 import itertools
 import re
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ConfigError, did_you_mean
+from orchestrator.free_keys import FreeKeys
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Member:
     impure: bool = False  # the config calls a resolver (environment, clock): never remembered
     resolved: dict | None = field(default=None, repr=False)  # with secret values; None: = config
     text: str | None = field(default=None, repr=False)  # config as config.yaml text, when known
+    notes: list[str] = field(default_factory=list)  # e.g. a key of a free section nothing reads
 
     @property
     def values(self) -> dict:
@@ -41,12 +44,13 @@ class Member:
 
 
 def _member(recipe: Path, overrides: list[str], resolved: dict, index: int,
-            secrets: dict[str, str], impure: bool) -> Member:
+            secrets: dict[str, str], impure: bool, notes: list[str]) -> Member:
     from orchestrator.secrets import redact
 
     if not secrets:
-        return Member(recipe, overrides, resolved, index, {}, impure)
-    return Member(recipe, overrides, redact(resolved, secrets), index, secrets, impure, resolved)
+        return Member(recipe, overrides, resolved, index, {}, impure, notes=notes)
+    return Member(recipe, overrides, redact(resolved, secrets), index, secrets, impure, resolved,
+                  notes=notes)
 
 
 def find_recipe(spec: str) -> Path:
@@ -172,8 +176,11 @@ def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None
     if ov.type == OverrideType.DEL and not exists:
         raise ConfigError(f"override '{text}': no key '{key}' to delete in {recipe.name}")
     if ov.type == OverrideType.CHANGE and not exists and not in_step:
+        near = difflib.get_close_matches(parts[-1], [str(s) for s in siblings], n=1, cutoff=0.6)
+        hint = (f"write {'.'.join([*parts[:-1], near[0]])}={text.partition('=')[2]}" if near
+                else f"to add a new key write +{text}")
         raise ConfigError(f"override '{text}': {recipe.name} has no key '{key}'"
-                          f"{did_you_mean(parts[-1], list(siblings))}", hint=f"to add a new key write +{text}")
+                          f"{did_you_mean(parts[-1], list(siblings))}", hint=hint)
     if ov.type == OverrideType.ADD and exists:
         raise ConfigError(f"override '{text}': key '{key}' already exists",
                           hint=f"to change it write {text.lstrip('+')}")
@@ -401,12 +408,15 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
     members = _expand(overrides, multirun)
     bases: dict[tuple, Any] = {}
     views: dict[tuple, tuple] = {}  # groups -> _base_view
+    free: dict[tuple, FreeKeys] = {}  # groups -> what the base's interpolations read
+    typed = {text.partition("=")[0]: text for text in overrides}  # a sweep's key=a,b as given
     out = []
     for i, pairs in enumerate(members):
         member = [t for t, _ in pairs]
         groups = tuple(t for t, ov in pairs if _is_group(recipe.parent, ov))
         if groups not in bases:
             bases[groups] = _compose_base(recipe, groups)
+            free[groups] = FreeKeys(recipe, bases[groups], groups)
         values = [(t, ov) for t, ov in pairs if t not in groups]
         if len(members) > 1:
             if groups not in views:
@@ -416,19 +426,21 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
                 config = resolved
                 for text, ov in values:
                     config = _apply_plain(config, ov, text, recipe)
+                notes = free[groups].check(values, typed)
                 _check_deleted_steps(config, values)
                 touched = [ov.key_or_group for _, ov in values]
                 mine = {p: t for p, t in secrets.items()
                         if not any(p == k or p.startswith(k + ".") for k in touched)}
-                out.append(_member(recipe, member, config, i, mine, _impure(refs)))
+                out.append(_member(recipe, member, config, i, mine, _impure(refs), notes))
                 continue
         cfg = copy.deepcopy(bases[groups]) if len(members) > 1 else bases[groups]
         for text, ov in values:
             _apply(cfg, ov, text, recipe)
+        notes = free[groups].check(values, typed)
         resolved, secrets = _resolve(cfg)
         _check_deleted_steps(resolved, values)
         refs = _interpolation_refs(OmegaConf.to_container(cfg, resolve=False), [])
-        out.append(_member(recipe, member, resolved, i, secrets, _impure(refs)))
+        out.append(_member(recipe, member, resolved, i, secrets, _impure(refs), notes))
     return out
 
 

@@ -72,7 +72,7 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
         data = json.loads(path.read_text())
         if not all(_stamp(f[0]) == f for f in data["files"]):
             return None
-        members = [Member(recipe, m["overrides"], m["config"], i, text=m.get("text"))
+        members = [Member(recipe, m["overrides"], m["config"], i, text=m.get("text"), notes=m["notes"])
                    for i, m in enumerate(data["members"])]
         return members, _dags_from_json(recipe, data)
     except (OSError, ValueError, KeyError, TypeError):  # missing, stale or damaged: a miss
@@ -83,7 +83,8 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
 
 def _write(path: Path, conf_dir: Path, members: list[Member], dags: list[Dag]) -> None:
     data = {"files": [_stamp(f) for f in _files(conf_dir) if os.path.exists(f)],
-            "members": [{"overrides": m.overrides, "config": m.config, "text": m.text} for m in members],
+            "members": [{"overrides": m.overrides, "config": m.config, "text": m.text, "notes": m.notes}
+                        for m in members],
             **_dags_to_json(dags)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -93,6 +93,15 @@ def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[s
     return f"fix the path in the recipe or override it on the command line: {key}=/path/to/file"
 
 
+def _without_only(command: str) -> str:
+    """``command`` less its ``--only STEP`` options.
+
+    >>> _without_only("rag run r.yaml --only a x=1 --only=b --force c")
+    'rag run r.yaml x=1 --force c'
+    """
+    return re.sub(r" --only(?:=| +)\S+", "", command)
+
+
 def _waiting(task: Task) -> None:
     console().print(f"[dim]  {task.label}: another process is computing it; waiting[/]")
 
@@ -159,6 +168,7 @@ class Runner:
             self.store.check_usable(self.runs_dir)
         self.executor.check_resources(to_compute)
         self._check_sources(planned, needed)
+        self._reuse_upstream(selected, needed)
         self.run.set_run(executor=self.executor.name)
         return selected, needed, force
 
@@ -186,6 +196,26 @@ class Runner:
             raise ConfigError(problems[0], hint=problem_hint(
                 problems[0], self.dag.sources, self.run.status.get("overrides", [])))
 
+    def _reuse_upstream(self, selected: set[str], needed: set[str]) -> None:
+        """``--only``: read every upstream step of the selected ones from the cache now, before
+        any step runs; name all that are not cached in one error, with a command that runs them."""
+        missing: list[str] = []
+        for step in self.dag.steps.values():  # in order: a step fed by a missing one is missing
+            if step.name in needed and step.name not in selected and (
+                    any(w.node in missing for w in step.inputs.values()) or not self._reuse(step)):
+                missing.append(step.name)
+        if not missing:
+            return
+        only = ", ".join(sorted(self.opts.only))
+        which = (f"upstream step '{missing[0]}' is" if len(missing) == 1 else
+                 f"upstream steps {', '.join(missing)} are")
+        command = self.opts.command
+        raise ConfigError(f"--only {only}: {which} not cached (--only runs just the selected steps "
+                          "and reads their inputs from the cache)",
+                          hint=f"run {'it' if len(missing) == 1 else 'them'} too: {command} "
+                               + " ".join(f"--only {n}" for n in missing)
+                               + f"; or run without --only: {_without_only(command)}")
+
     def _visit(self, step: Step, selected: set[str], force: set[str], failed: set[str]) -> bool:
         """Skip, reuse or run one step; False when it failed or was skipped."""
         blocked = [w.node for w in step.inputs.values() if w.node in failed]
@@ -194,12 +224,7 @@ class Runner:
                               reason=f"upstream '{blocked[0]}' failed")
             console().print(f"[yellow]-[/] {step.name:<16} skipped (upstream '{blocked[0]}' failed)")
             return False
-        if step.name not in selected:  # --only: upstream must already be cached
-            if not self._reuse(step):
-                raise ConfigError(f"--only {', '.join(sorted(self.opts.only))}: upstream step "
-                                  f"'{step.name}' is not cached",
-                                  hint="run the recipe without --only first, or add --only "
-                                       f"{step.name}")
+        if step.name not in selected:  # --only: read from the cache by _reuse_upstream
             return True
         try:
             return self._run_step(step, step.name in force)

@@ -93,8 +93,9 @@ def _default_names(entry) -> list[str]:
     return []
 
 
-def locate(recipe: Path, key: str) -> str:
+def locate(recipe: Path, key: str, also: list[Path] | None = None) -> str:
     """``file:line`` of ``key`` (dotted) in the recipe's config files, best effort, else the file.
+    ``also``: more files the composition read (a config group chosen on the command line).
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
@@ -102,16 +103,17 @@ def locate(recipe: Path, key: str) -> str:
     >>> locate(d / "r.yaml", "steps.dpo.lr") == f"{d / 'r.yaml'}:3"
     True
     """
-    return _written(recipe, key)[1] or str(recipe)
+    return _written(recipe, key, also)[1] or str(recipe)
 
 
-def _written(recipe: Path, key: str) -> tuple[int, str | None, object]:
+def _written(recipe: Path, key: str,
+             also: list[Path] | None = None) -> tuple[int, str | None, object]:
     """(how many parts of ``key`` are written, ``file:line`` of the deepest or None, its YAML
     value node): the first composed file that writes the most of the key wins."""
     conf_dir = recipe.parent
     parts = key.split(".")
     best, where, value = 0, None, None
-    for path in composed(recipe):
+    for path in composed(recipe) + list(also or []):
         try:
             text = path.read_text()
         except (OSError, UnicodeDecodeError):

@@ -53,6 +53,12 @@ def load(args):
     return recipe, members, dags
 
 
+def recipe_notes(members) -> list[str]:
+    """The composition's notes (a key of a free section that nothing reads), each once: the
+    members of a sweep share most of them."""
+    return list(dict.fromkeys(note for m in members for note in m.notes))
+
+
 def runs_elsewhere(args) -> str | None:
     """A note when ``./runs`` holds no run of the recipe but the recipe's project directory
     does (and so, usually, its cache): the command would start from an empty cache."""

@@ -29,7 +29,7 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from orchestrator.cli.common import load, runs_dir, runs_elsewhere
+    from orchestrator.cli.common import load, recipe_notes, runs_dir, runs_elsewhere
     from orchestrator.hashing import SourceMemo
     from orchestrator.logs import console, escape, report
     from orchestrator.plan import load_history, plan
@@ -63,7 +63,7 @@ def main(args) -> int:
     to_run = sum(1 for st in unique.values() if st != "FRESH")
     if args.json:
         out = {"recipe": str(recipe), "members": [
-            {"overrides": m.overrides, "problems": p.problems, "notes": p.notes,
+            {"overrides": m.overrides, "problems": p.problems, "notes": m.notes + p.notes,
              "steps": [{**s.to_json(), "notes": d.steps[s.step].notes} for s in p.steps.values()]}
             for m, p, d in zip(members, plans, dags)],
             "tasks": total, "unique_tasks": len(unique), "tasks_to_run": to_run}
@@ -92,6 +92,8 @@ def main(args) -> int:
             report().print(f"[red]problem:[/] {escape(problem)} (a run would stop here)", soft_wrap=True)
     if len(plans) > 20:
         report().print(f"... {len(plans) - 3} more members")
+    for note in recipe_notes(members):
+        report().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     report().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "
                    f"(shared steps counted once), {to_run} to run")
     if elsewhere and str(runs) == "runs":   # neither --runs-dir nor ragline.runs_dir moved it

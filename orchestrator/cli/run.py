@@ -99,7 +99,7 @@ def _run(args) -> int:
     import time
     from pathlib import Path
 
-    from orchestrator.cli.common import load, runs_dir, runs_elsewhere
+    from orchestrator.cli.common import load, recipe_notes, runs_dir, runs_elsewhere
     from orchestrator.cli.summary import print_run_summary, print_sweep_summary
     from orchestrator.logs import console, escape
     from orchestrator.rundir import RunDir, shell_command
@@ -108,6 +108,8 @@ def _run(args) -> int:
 
     elsewhere = runs_elsewhere(args)
     recipe, members, dags = load(args)
+    for note in recipe_notes(members):
+        console().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     runs = runs_dir(args, dags[0])
     if elsewhere and str(runs) == "runs":   # neither --runs-dir nor ragline.runs_dir moved it
         console().print(f"[yellow]note:[/] {escape(elsewhere)}", soft_wrap=True)

@@ -70,7 +70,8 @@ def test_from_reruns_step_and_everything_after(toy, monkeypatch):
 def test_only_runs_one_step_and_needs_cached_upstream(toy, monkeypatch, capsys):
     runs = toy / "runs"
     assert rag("run", str(toy / "conf/chain.yaml"), "--only", "dpo", runs=runs) == 2
-    assert "upstream step 'load' is not cached" in capsys.readouterr().err
+    assert ("upstream steps load, retrieve, aggregate, rerank, label, convert, sft, sample, reward "
+            "are not cached") in capsys.readouterr().err
     assert rag("run", str(toy / "conf/chain.yaml"), runs=runs) == 0
     monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
     assert rag("run", str(toy / "conf/chain.yaml"), "--only", "dpo", "steps.dpo.add=3",
