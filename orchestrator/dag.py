@@ -29,9 +29,10 @@ from orchestrator.artifacts import Artifact, schema_problems
 from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator import hashing
 from orchestrator.hashing import canonical_json
-from orchestrator.locate import with_recipe_paths
+from orchestrator.locate import project_dir, with_recipe_paths
 from orchestrator.secrets import is_credential, keyed
-from orchestrator.registry import NEUTRAL, SEMANTIC, StageSpec, get_stage, load_stages
+from orchestrator.registry import (NEUTRAL, SEMANTIC, StageDefinitionError, StageSpec, get_stage,
+                                   load_stages)
 from orchestrator.repeat import expand_repeats
 from orchestrator.stage_config import (RESERVED, check_step_config, needed_env, neutral_paths,
                                        nonsemantic_paths, plan_notes)
@@ -287,20 +288,27 @@ def _shared_step(name: str, body, shape: str, shared: dict | None) -> tuple[Step
     return hit[1], hit[2]
 
 
-def _import_stages(imports: list[str], names: list[str]) -> None:
+def _import_stages(imports: list[str], names: list[str], recipe: Path) -> None:
     """The recipe's stage modules. One that does not import (a syntax error, a bad ``@stage``
     definition, a failing top-level statement) is a recipe error: exit 2, at its file:line."""
-    try:
-        load_stages(imports, names=names)  # only the packages these stage names need
+    try:  # only the packages these stage names need
+        load_stages(imports, names=names, project=str(project_dir(Path(recipe).resolve())))
     except SyntaxError as e:
         raise ConfigError(f"{e.filename}:{e.lineno}: syntax error in a stage module: {e.msg}",
                           hint="fix the module; `python -m py_compile FILE` shows the same") from None
     except ConfigError:
         raise
+    except StageDefinitionError as e:  # a wrong @stage: at the decorated function's line
+        where = f"{e.file}:{e.line}: " if e.file else ""
+        raise ConfigError(f"{where}{e}", hint="fix the @stage definition there "
+                                              "(docs/writing-stages.md)") from e
     except Exception as e:  # noqa: BLE001 - anything a module raises while being imported
         frames = [f for f in traceback.extract_tb(e.__traceback__)
-                  if "importlib" not in f.filename and "/orchestrator/" not in f.filename]
-        where = f"{frames[0].filename}:{frames[0].lineno}: " if frames else ""  # the module's own line
+                  if "importlib" not in f.filename and "/orchestrator/" not in f.filename
+                  and "site-packages" not in f.filename]
+        # the deepest of the stage modules' own frames: a package __init__ that imports the
+        # failing module is the first frame, not the line at fault
+        where = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
         raise ConfigError(f"{where}cannot import a stage module: {type(e).__name__}: {e}",
                           hint="RAGLINE_FULL_ERROR=1 shows the traceback") from e
 
@@ -325,7 +333,8 @@ def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str], shared: dict | 
                                   hint="rename it, e.g. " + re.sub(r"[^\w\-]", "_", str(name)),
                                   key=f"{section}.{name}")
     _import_stages(settings.get("imports") or [],
-                   sorted({str(b["stage"]) for b in steps_cfg.values() if isinstance(b, dict) and "stage" in b}))
+                   sorted({str(b["stage"]) for b in steps_cfg.values() if isinstance(b, dict) and "stage" in b}),
+                   recipe)
     sources = {n: _source_path(n, v) for n, v in (cfg.get("sources") or {}).items()}
     clash = set(sources) & set(steps_cfg)
     if clash:

@@ -354,6 +354,7 @@ def stage(name: str, *, version: int = 1, shard_by: str | None = None,
 _loaded: set[str] = set()
 _packages: set[str] = set()
 _imports: list[str] = []   # the last recipe's ragline.imports, for the unknown-stage hint
+_project: list[str] = []   # the last recipe's project folder, for the not-found hint
 
 
 @functools.cache
@@ -419,11 +420,12 @@ def _not_found(module: str, e: ModuleNotFoundError) -> ConfigError:
                            f"'{module.rpartition('.')[2]}'{did_you_mean(module, siblings)}",
                            hint=f"its modules are: {', '.join(sorted(siblings)) or 'none'}")
     if e.name == top:
-        here = [p.name for p in Path.cwd().iterdir() if (p / "__init__.py").is_file()]
+        folders = list(dict.fromkeys([os.getcwd(), *_project[:1]]))
+        here = [p.name for f in folders for p in Path(f).iterdir() if (p / "__init__.py").is_file()]
         return ConfigError(
             f"cannot import stage module '{module}': {e}{did_you_mean(top, here)}",
-            hint=f"'{top}' is imported from the current directory ({os.getcwd()}): run rag from "
-                 f"the folder that holds {top}/ (the recipe's project), or pip install it")
+            hint=f"'{top}' is looked up in the current directory and the recipe's project folder "
+                 f"({' and '.join(folders)}): put {top}/ there, or pip install it")
     return ConfigError(f"cannot import stage module '{module}': {e}",
                        hint="check ragline.imports in the recipe, or pip install the package "
                             "that provides it")
@@ -451,16 +453,21 @@ def _import_all_packages() -> None:
                 _import(f"{root}.{info.name}")
 
 
-def load_stages(imports: list[str] | None = None,
-                names: list[str] | None = None) -> dict[str, StageSpec]:
+def load_stages(imports: list[str] | None = None, names: list[str] | None = None,
+                project: str | None = None) -> dict[str, StageSpec]:
     """Import a recipe's stage modules and return the registry.
 
-    ``imports`` (a recipe's ``ragline.imports``: its own modules) come first; then, for each stage
-    name in ``names`` not yet registered, the subpackage that defines it (:func:`package_of`).
-    Without ``names`` every stage package is imported.
+    ``imports`` (a recipe's ``ragline.imports``: its own modules) come first, looked up in the
+    current directory, then in the recipe's ``project`` folder (as its sources are), and last on
+    the usual path; then, for each stage name in ``names`` not yet registered, the subpackage
+    that defines it (:func:`package_of`). Without ``names`` every stage package is imported.
     """
     if imports and os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())  # a recipe's own stage modules, like a Hydra app's
+    if imports and project:
+        _project[:] = [project]
+        if project not in sys.path:
+            sys.path.insert(1, project)
     _imports[:] = imports or []
     for module in imports or []:
         try:

@@ -26,6 +26,7 @@ from orchestrator.executors import make_executor
 from orchestrator.executors.base import Failed, Reused, TaskResult
 from orchestrator.hashing import SourceMemo
 from orchestrator.history import load_history, save_history
+from orchestrator.locate import project_dir
 from orchestrator.logs import console, escape
 from orchestrator.plan import Plan, plan
 from orchestrator.resolve import gather, input_hashes, input_refs, step_keys
@@ -268,6 +269,7 @@ class Runner:
                               shard=list(tk.shard or (0, 1)),
                               log=str(self.run.log_path(step.name, tk.shard)), force=force,
                               imports=list(self.dag.settings.get("imports") or []),
+                              project=str(project_dir(Path(self.dag.recipe).resolve())),
                               cache_root=str(self.store.root),
                               show_progress=self.opts.show_progress))
         return tasks

@@ -41,6 +41,7 @@ class Task:
     log: str = ""
     force: bool = False
     imports: list[str] = field(default_factory=list)
+    project: str = ""  # the recipe's project folder, where its own stage modules are looked up too
     cache_root: str = ""
     show_progress: bool = False
     secrets: dict[str, str] = field(default_factory=dict)  # config path -> "${oc.env:NAME}" text
@@ -91,7 +92,7 @@ def run_task(task: Task, store: Store, wait_note=None,
     scratch directory) and returns (None, False); (None, True) when the main rank found the key
     cached. So the ranks of a second run never train into the scratch directory of a first.
     """
-    spec = load_stages(task.imports)[task.stage]
+    spec = load_stages(task.imports, project=task.project)[task.stage]
     if not main_process:
         if _main_rank_says(store, task) == "cached":
             return None, True

@@ -58,6 +58,34 @@ def test_the_docs_own_folder_example_runs_as_written(tmp_path):
     assert states == {"load": "FRESH", "count": "FRESH", "filter": "STALE"}
 
 
+def test_the_example_runs_from_another_folder_and_its_shards_find_the_stage_module(tmp_path):
+    """``ragline.imports`` modules are looked up in the recipe's project folder too (as its
+    sources are), in the ``rag run`` process and in each shard's worker process."""
+    project = tmp_path / "myproject"
+    (project / "mystages").mkdir(parents=True)
+    (project / "mystages" / "__init__.py").write_text("")
+    for name, text in _doc_files().items():
+        (project / name).write_text(text)
+    done = _cli(tmp_path, "run", "myproject/myrecipe.yaml", "--no-progress")
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "count" in done.stdout and "failed" not in done.stdout
+
+
+def test_a_bad_definition_in_a_module_a_package_imports_is_named_at_its_own_line(tmp_path):
+    (tmp_path / "pk").mkdir()
+    (tmp_path / "pk" / "__init__.py").write_text("from pk import nodefault  # noqa\n")
+    (tmp_path / "pk" / "nodefault.py").write_text(
+        "from dataclasses import dataclass\nfrom orchestrator.api import stage\n"
+        "from stages.schemas import Passages\n\n\n@dataclass\nclass C:\n    k: int\n\n\n"
+        "@stage('pk.s')\ndef s(passages: Passages, cfg: C) -> Passages:\n    return []\n")
+    (tmp_path / "r.yaml").write_text("ragline:\n  imports: [pk]\nsteps:\n  a: {stage: pk.s}\n")
+    out = _cli(tmp_path, "plan", "r.yaml")
+    assert out.returncode == 2
+    assert (f"error: {tmp_path}/pk/nodefault.py:11: stage 'pk.s' (pk.nodefault.s): config field "
+            "'k' of C needs a default") in out.stderr
+    assert "hint: fix the @stage definition there (docs/writing-stages.md)" in out.stderr
+
+
 # ------------------------------------------------------------------ @stage definition mistakes
 
 
@@ -183,7 +211,7 @@ def project(tmp_path, monkeypatch):
      "ragline.imports: [nu_pkg.words]"),
     ("nu_pkg.words.py", "write the module's dotted name, 'nu_pkg.words'", None),
     ("nu_pgk.words", "No module named 'nu_pgk' (did you mean 'nu_pkg'?)",
-     "run rag from the folder that holds nu_pgk/"),
+     "put nu_pgk/ there, or pip install it"),
 ])
 def test_an_import_mistake_names_the_recipe_key_and_the_fix(project, module, says, hint):
     with pytest.raises(ConfigError) as e:
