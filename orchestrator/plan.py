@@ -97,7 +97,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
         entries = [store.lookup(k) for k in keys]
         found.update((k, e) for k, e in zip(keys, entries) if e is not None)
         cached = sum(e is not None for e in entries)
-        changed_code = code_changed(step, entries) if cached == len(keys) else False
+        changed_code = code_changed(step, entries) if cached else False  # cached shards' code
         rerun_code = changed_code and code_policy(dag) == "rerun"
         if cached == len(keys) and step.name not in force and not rerun_code:
             outputs[step.name] = gather(step, entries, store)
@@ -115,6 +115,10 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
         state, cause = classify(step.name in force, rerun_code, old, keys, [t.material for t in tasks],
                                 names, cached,
                                 [store.miss_reason(k) for k, e in zip(keys, entries) if e is None])
+        if changed_code and code_policy(dag) == "warn" and step.name not in force:
+            # a resumed step would join shards of the old code to shards of the new
+            cause = f"{cause}; its cached shards: {code_note(step.name)}"
+            log.warning("step '%s': its cached shards: %s", step.name, code_note(step.name))
         steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, cached,
                                     keys, True, step.name in force or rerun_code)
     return Plan(steps, problems, sources, found, notes)

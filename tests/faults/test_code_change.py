@@ -117,3 +117,56 @@ def test_on_code_change_rerun(toy):
     run(mods, conf, runs)
     assert total(runs) == 4006.0
     assert plan_add(mods, conf, runs)["cause"] == "cached"
+
+
+SHARDED = '''import os
+
+from orchestrator.api import StageContext, stage
+from tests.toy.stages import Numbers
+
+
+@stage("cc_add", version=1, shard_by="numbers")
+def cc_add(numbers: Numbers, ctx: StageContext) -> Numbers:
+    if os.environ.get("CC_FAIL") == str(ctx.shard_index):
+        raise RuntimeError("this shard fails")
+    return [{{"id": r["id"], "x": r["x"] + {add}}} for r in numbers.rows()]
+'''
+
+
+def resume_after_an_edit(toy: Path, settings: str) -> tuple[Path, Path, Path]:
+    """Shard 0 of 2 computed by the old code, shard 1 failed; then the stage is edited."""
+    mods, conf, runs = setup(toy, settings)
+    (mods / "ccstages.py").write_text(SHARDED.format(add=1))
+    conf.write_text(conf.read_text().replace("inputs: {numbers: gen}}", "inputs: {numbers: gen}, shards: 2}"))
+    os.environ["CC_FAIL"] = "1"
+    try:
+        failed = rag_cli(mods, "run", str(conf), "--runs-dir", str(runs), "--no-progress")
+    finally:
+        del os.environ["CC_FAIL"]
+    assert failed.returncode == 1, failed.stderr
+    path = mods / "ccstages.py"
+    st = os.stat(path)
+    path.write_text(SHARDED.format(add=1000))
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))
+    for cache in (mods / "__pycache__").glob("*.pyc"):
+        cache.unlink()
+    return mods, conf, runs
+
+
+def test_a_resumed_step_whose_cached_shards_came_from_other_code_is_flagged(toy):
+    mods, conf, runs = resume_after_an_edit(toy, "")
+    step = plan_add(mods, conf, runs)
+    assert (step["state"], step["cause"]) == ("MISSING", f"1/2 shards cached; its cached shards: {NOTE}")
+    out = run(mods, conf, runs)
+    assert f"step 'add': its cached shards: {NOTE}" in " ".join(out.stderr.split())
+    assert total(runs) == 2008.0  # warn: shard 0 (rows 0, 1) +1 is reused beside shard 1's +1000
+
+
+def test_under_rerun_a_resumed_step_recomputes_the_shards_of_other_code(toy):
+    mods, conf, runs = resume_after_an_edit(toy, "\n  cache: {on_code_change: rerun}")
+    step = plan_add(mods, conf, runs)
+    assert (step["state"], step["cause"]) == (
+        "STALE", "code changed since this was computed (cache.on_code_change: rerun)")
+    run(mods, conf, runs)
+    assert total(runs) == 4006.0
+    assert plan_add(mods, conf, runs)["cause"] == "cached"   # the next run is a no-op
