@@ -53,14 +53,14 @@ def main(args) -> int:
     except OSError as e:  # a read-only or misplaced cache: the source-hash memo is a speed-up
         logging.getLogger("ragline").warning("could not save the source-hash memo under %s (%s)",
                                              store.root, e.strerror or e)
-    unique: dict[str, str] = {}
-    total = 0
+    unique: dict[str, bool] = {}  # task key -> will it run (a cached shard of a step that is
+    total = 0                      # not FRESH is reused, unless the step is forced)
     for p in plans:
         for s in p.steps.values():
             for k in s.keys:
                 total += 1
-                unique.setdefault(k, s.state)
-    to_run = sum(1 for st in unique.values() if st != "FRESH")
+                unique.setdefault(k, s.state != "FRESH" and (s.forced or k not in p.entries))
+    to_run = sum(unique.values())
     if args.json:
         out = {"recipe": str(recipe), "members": [
             {"overrides": m.overrides, "problems": p.problems, "notes": m.notes + p.notes,

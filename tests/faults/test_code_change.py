@@ -157,6 +157,8 @@ def test_a_resumed_step_whose_cached_shards_came_from_other_code_is_flagged(toy)
     mods, conf, runs = resume_after_an_edit(toy, "")
     step = plan_add(mods, conf, runs)
     assert (step["state"], step["cause"]) == ("MISSING", f"1/2 shards cached; its cached shards: {NOTE}")
+    plan = json.loads(rag_cli(mods, "plan", str(conf), "--runs-dir", str(runs), "--json").stdout)
+    assert plan["tasks_to_run"] == 2      # add's failed shard and total; add's shard 0 is reused
     out = run(mods, conf, runs)
     assert f"step 'add': its cached shards: {NOTE}" in " ".join(out.stderr.split())
     assert total(runs) == 2008.0  # warn: shard 0 (rows 0, 1) +1 is reused beside shard 1's +1000
