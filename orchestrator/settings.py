@@ -54,7 +54,7 @@ def check_settings(values: dict) -> dict:
 def _checked(canonical: str) -> dict:
     """``check_settings`` by value: a sweep's members share one ``ragline`` block, checked once."""
     values = json.loads(canonical)
-    checked = check_step_config(Settings, values, "ragline", canonical)[0]
+    checked = check_step_config(Settings, values, "ragline", canonical, reserved=())[0]
     _check_executor({k: v for k, v in values.items() if k in ("executor", "isolate", "max_parallel", "slurm")})
     return checked
 

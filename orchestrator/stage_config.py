@@ -231,13 +231,13 @@ def _first_problem(config_cls: type, errors: list[dict], values: dict) -> _Inval
 
 
 @functools.lru_cache(maxsize=None)
-def _validated(config_cls: type, canonical: str) -> tuple[dict, Any]:
+def _validated(config_cls: type, canonical: str, reserved: tuple = RESERVED) -> tuple[dict, Any]:
     """(plain config dict with defaults, the config object) for canonical JSON of the values."""
     from pydantic import ValidationError
 
     given = json.loads(canonical)
     values = with_section_defaults(config_cls, given)
-    _check_keys(config_cls, values, "", RESERVED)
+    _check_keys(config_cls, values, "", reserved)
     _check_finite(values, "")
     if values != given:  # a nested section given in part: the rest from its default
         from orchestrator.hashing import canonical_json
@@ -255,12 +255,13 @@ def _validated(config_cls: type, canonical: str) -> tuple[dict, Any]:
 
 
 def check_step_config(config_cls: type | None, values: dict, where: str,
-                      canonical: str | None = None) -> tuple[dict, Any]:
+                      canonical: str | None = None, reserved: tuple = RESERVED) -> tuple[dict, Any]:
     """(all config fields of a step with defaults filled in, the config object); every value
     checked and the dataclass built, so its ``__post_init__`` ran. Raises ``ConfigError``.
 
     ``where`` is the key path used in messages, e.g. ``steps.retrieve``; ``canonical`` is
-    ``canonical_json(values)`` if the caller already has it.
+    ``canonical_json(values)`` if the caller already has it; ``reserved``, the keys every step
+    takes besides its config (none for a section that is not a step's, such as ``ragline``).
 
     >>> from dataclasses import dataclass
     >>> @dataclass
@@ -283,7 +284,7 @@ def check_step_config(config_cls: type | None, values: dict, where: str,
 
         canonical = canonical_json(values)
     try:
-        return _validated(config_cls, canonical)
+        return _validated(config_cls, canonical, reserved)
     except _Invalid as e:
         key = f"{where}.{e.path}" if e.path else where
         hint = e.hint.replace("{where}", key) if e.hint else None

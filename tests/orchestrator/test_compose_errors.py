@@ -189,3 +189,12 @@ def test_a_step_name_that_cannot_be_wired_or_a_step_without_its_stage(toy, capsy
     assert _plan(toy, recipe) == 2
     err = _err(capsys)
     assert expected in err and "hint:" in err
+
+
+def test_a_typo_in_the_ragline_section_lists_its_keys_not_a_steps(toy, capsys):
+    recipe = toy / "conf/settings.yaml"
+    recipe.write_text(STEPS.replace("  imports:", "  max_paralel: 2\n  imports:"))
+    assert _plan(toy, recipe) == 2
+    err = _err(capsys)
+    assert f"{recipe}:2: ragline.max_paralel: unknown key (did you mean 'max_parallel'?)" in err
+    assert "imports, runs_dir" in err and "every step also takes" not in err
