@@ -170,8 +170,8 @@ def test_a_stage_package_missing_from_the_current_directory_says_where_to_run(to
     assert done.returncode == 2, done.stderr
     err = done.stderr.replace("\n", " ")
     assert "cannot import stage module 'tests.toy.stages'" in err
-    assert f"'tests' is imported from the current directory ({toy})" in err
-    assert "run rag from the folder that holds tests/" in err
+    assert (f"'tests' is looked up in the current directory and the recipe's project folder "
+            f"({toy}): put tests/ there, or pip install it") in err
 
 
 @pytest.mark.parametrize("body, expected", [
