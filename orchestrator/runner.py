@@ -62,10 +62,23 @@ class Failure:
 
 
 def check_selection(dag: Dag, opts: Options) -> None:
+    """Every step named by --only/--from/--force exists, and none of --force/--from is left
+    without effect by --only (a forced step that --only does not select would not run)."""
     for name in opts.only | opts.from_ | opts.force:
         if name not in dag.steps:
             raise ConfigError(f"no step '{name}' in {dag.recipe.name}{did_you_mean(name, dag.steps)}",
                               hint=f"steps: {', '.join(dag.steps)}")
+    if not opts.only:
+        return
+    only = " ".join(f"--only {n}" for n in sorted(opts.only))
+    for name in sorted(opts.force - opts.only):
+        raise ConfigError(f"--force {name}: '{name}' is not among the steps {only} runs, so it "
+                          "would not be recomputed", hint=f"add --only {name}, or leave out --force {name}")
+    for name in sorted(opts.from_):
+        if not dag.downstream({name}) & opts.only:
+            raise ConfigError(f"--from {name}: no step {only} runs is '{name}' or downstream of it, "
+                              "so nothing would be recomputed",
+                              hint=f"add --only {name}, or leave out --from {name}")
 
 
 def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[str]) -> str:

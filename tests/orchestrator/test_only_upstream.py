@@ -61,3 +61,23 @@ def test_only_with_cached_upstream_runs_just_the_selected_step(toy, monkeypatch)
     monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
     assert rag("run", chain, "steps.sft.add=2", "--only", "sft", runs=runs) == 0
     assert counts(toy / "count.txt") == {"sft:0": 1}
+
+
+def test_a_force_or_from_that_only_leaves_without_effect_is_refused(toy, capsys):
+    """--force Y with --only X (Y not selected) used to be ignored in silence."""
+    from tests.conftest import rag
+
+    path = toy / "conf" / "sel.yaml"
+    path.write_text("ragline:\n  imports: [tests.toy.stages]\nsteps:\n  a: {stage: toy_gen, n: 2}\n"
+                    "  b: {stage: toy_map, inputs: {numbers: a}}\n"
+                    "  c: {stage: toy_sum, inputs: {numbers: b}}\n")
+    assert rag("run", str(path), runs=toy / "runs") == 0
+    capsys.readouterr()
+    assert rag("run", str(path), "--only", "c", "--force", "a", runs=toy / "runs") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("--force a: 'a' is not among the steps --only c runs, so it would not be recomputed "
+            "hint: add --only a, or leave out --force a") in err
+    assert rag("run", str(path), "--only", "a", "--from", "b", runs=toy / "runs") == 2
+    assert "--from b: no step --only a runs is 'b' or downstream of it" in " ".join(
+        capsys.readouterr().err.split())
+    assert rag("run", str(path), "--only", "c", "--from", "b", runs=toy / "runs") == 0
