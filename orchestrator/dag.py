@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import json
 import re
+import sysconfig
 import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -303,11 +304,13 @@ def _import_stages(imports: list[str], names: list[str], recipe: Path) -> None:
         raise ConfigError(f"{where}{e}", hint="fix the @stage definition there "
                                               "(docs/writing-stages.md)") from e
     except Exception as e:  # noqa: BLE001 - anything a module raises while being imported
-        frames = [f for f in traceback.extract_tb(e.__traceback__)
-                  if "importlib" not in f.filename and "/orchestrator/" not in f.filename
-                  and "site-packages" not in f.filename]
-        # the deepest of the stage modules' own frames: a package __init__ that imports the
-        # failing module is the first frame, not the line at fault
+        libraries = tuple(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+        every = [f for f in traceback.extract_tb(e.__traceback__)
+                 if "/orchestrator/" not in f.filename and not f.filename.startswith("<")
+                 and "importlib" not in f.filename]
+        frames = [f for f in every if not f.filename.startswith(libraries)] or every
+        # the deepest of the stage modules' own frames (not Python's or a library's): a package
+        # __init__ that imports the failing module is the first frame, not the line at fault
         where = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
         raise ConfigError(f"{where}cannot import a stage module: {type(e).__name__}: {e}",
                           hint="RAGLINE_FULL_ERROR=1 shows the traceback") from e
