@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
 
-from orchestrator.errors import DataError, did_you_mean
+from orchestrator.errors import StageOutputError, did_you_mean
 from orchestrator.hashing import hash_file, hash_strings
 
 FORMAT = "ragline-artifact/1"
@@ -373,11 +373,82 @@ def schema_fingerprint(schema) -> str:
 # ---------------------------------------------------------------- writing outputs
 
 
+def _expects(cls: type[Artifact]) -> str:
+    """The hint for a stage's wrong return value: what its declared output type expects."""
+    head = f"fix the stage's return value: {cls.__name__}"
+    if cls.kind == "table":
+        cols = [f"{f.name} ({f.type})" for f in cls.schema]
+        more = f", ... ({len(cols)} in all)" if len(cols) > 12 else ""
+        return (f"{head} expects a list of row dicts (or a pyarrow.Table) with the columns "
+                f"{', '.join(cols[:12])}{more}")
+    if cls.kind == "metrics":
+        return f"{head} expects a dict of JSON values, e.g. {{\"recall@10\": 0.5}}"
+    if cls.kind == "dir":
+        return f"{head} expects the path of a directory the stage filled: ctx.new_dir(\"name\")"
+    return f"{head} is a {cls.kind}, which a stage cannot output"
+
+
+def _short(value, width: int = 60) -> str:
+    """``repr(value)``, cut to ``width`` characters."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+_CONVERT_ERRORS = (TypeError, ValueError, OverflowError)  # pyarrow's ArrowInvalid is a ValueError
+
+
+def _misfit(rows: list[dict], schema) -> str | None:
+    """``column 'n' (int64): row 0 has 'three' (str)``: the first value of ``rows`` that does not
+    convert to its declared column type, or None. Only called once the whole conversion failed:
+    column by column, then in chunks, then value by value within the failing chunk."""
+    import pyarrow as pa
+
+    def fits(values, type_) -> bool:
+        try:
+            pa.array(values, type=type_)
+        except (pa.ArrowException, *_CONVERT_ERRORS):
+            return False
+        return True
+
+    for f in schema:
+        values = [r.get(f.name) for r in rows]
+        if fits(values, f.type):
+            continue
+        for start in range(0, len(values), 1024):
+            chunk = values[start:start + 1024]
+            if fits(chunk, f.type):
+                continue
+            for i, v in enumerate(chunk, start):
+                if not fits([v], f.type):
+                    return (f"column '{f.name}' ({f.type}): row {i} has {_short(v)} "
+                            f"({type(v).__name__})")
+    return None
+
+
+def _untyped(rows: list[dict], names: list, cls: type[Table]) -> str | None:
+    """The first extra (undeclared) column whose values pyarrow cannot give one type, or None."""
+    import pyarrow as pa
+
+    for name in names:
+        try:
+            pa.array([r.get(name) for r in rows])
+        except (pa.ArrowException, *_CONVERT_ERRORS) as e:
+            return (f"column '{name}' (not declared by {cls.__name__}, so typed from its values) "
+                    f"cannot be typed: {e}")
+    return None
+
+
 def _to_table(value, cls: type[Table], where: str):
-    """Turn a stage's return value (rows or a pyarrow Table) into a Table with ``cls.schema``."""
+    """Turn a stage's return value (rows or a pyarrow Table) into a Table with ``cls.schema``.
+
+    A value that does not fit is the stage's bug, not bad input: ``StageOutputError``."""
     import pyarrow as pa
 
     schema = cls.schema
+
+    def wrong(problem: str) -> StageOutputError:
+        return StageOutputError(where, problem, hint=_expects(cls))
+
     if isinstance(value, pa.Table):
         problems = schema_problems(schema, value.schema)
         if problems:
@@ -385,33 +456,77 @@ def _to_table(value, cls: type[Table], where: str):
             try:
                 cols = {f.name: value.column(f.name).cast(f.type) for f in schema}
             except (KeyError, pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                raise DataError(f"{where}: {problems[0]} (declared by {cls.__name__})") from None
+                raise wrong(f"{problems[0]} (declared by {cls.__name__})") from None
             extra = [n for n in value.column_names if n not in cols]
             return pa.table({**cols, **{n: value.column(n) for n in extra}})
         return value
     if isinstance(value, list):
+        odd = next((i for i, r in enumerate(value) if not isinstance(r, dict)), None)
+        if odd is not None:
+            raise wrong(f"row {odd} is {_short(value[odd])} ({type(value[odd]).__name__}), "
+                        f"not a dict of column values")
         # extra columns: every key any row has beyond the schema, in order of first appearance
         # (a loader's optional fields, e.g. ASQA's qa_pairs, may start on any row)
-        extra_fields = list(dict.fromkeys(k for r in value if isinstance(r, dict) for k in r
-                                          if k not in schema.names))
-        absent = [n for n in schema.names if value and not any(isinstance(r, dict) and n in r
-                                                               for r in value)]
+        extra_fields = list(dict.fromkeys(k for r in value for k in r if k not in schema.names))
+        absent = [n for n in schema.names if value and not any(n in r for r in value)]
         if absent:   # from_pylist would fill it with nulls: a misnamed key, silently cached
-            keys = list(dict.fromkeys(k for r in value[:100] if isinstance(r, dict) for k in r))
-            raise DataError(f"{where}: no row has the column '{absent[0]}' that {cls.__name__} "
-                            f"declares{did_you_mean(absent[0], extra_fields)}; the rows have: "
-                            f"{', '.join(keys[:12])}")
+            keys = list(dict.fromkeys(k for r in value[:100] for k in r))
+            raise wrong(f"no row has the column '{absent[0]}' that {cls.__name__} declares"
+                        f"{did_you_mean(absent[0], extra_fields)}; the rows have: "
+                        f"{', '.join(map(str, keys[:12]))}")
         try:
             table = pa.Table.from_pylist(value, schema=schema)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as e:
-            raise DataError(f"{where}: rows do not fit {cls.__name__}: {e}") from None
+        except (pa.ArrowException, *_CONVERT_ERRORS) as e:
+            raise wrong(f"rows do not fit {cls.__name__}: "
+                        f"{_misfit(value, schema) or e}") from None
         if extra_fields:  # extra columns pass through, typed by inference
-            extra = pa.Table.from_pylist([{k: r.get(k) for k in extra_fields} for r in value])
+            try:
+                extra = pa.Table.from_pylist([{k: r.get(k) for k in extra_fields} for r in value])
+            except (pa.ArrowException, *_CONVERT_ERRORS) as e:
+                raise wrong(_untyped(value, extra_fields, cls) or f"extra columns: {e}") from None
             for name in extra_fields:
                 table = table.append_column(name, extra.column(name))
         return table
-    raise DataError(f"{where}: expected a list of row dicts or a pyarrow.Table for "
-                    f"{cls.__name__}, got {type(value).__name__}")
+    got = "None (does the stage return its rows?)" if value is None else type(value).__name__
+    raise wrong(f"expected a list of row dicts or a pyarrow.Table for {cls.__name__}, got {got}")
+
+
+class _NotJson(TypeError):
+    def __init__(self, value):
+        super().__init__(type(value).__name__)
+        self.value = value
+
+
+def _json_number(value) -> float:
+    """``json.dumps``'s fallback for a metric value: numbers of other types (numpy and torch
+    scalars) as floats; anything else is not a JSON value."""
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        raise _NotJson(value) from None
+
+
+def _metrics_text(value, cls: type[Metrics], where: str) -> str:
+    """A stage's metrics dict as JSON text; a value that is not JSON names its metric."""
+    if not isinstance(value, dict):
+        got = "None (does the stage return its metrics?)" if value is None else type(value).__name__
+        raise StageOutputError(where, f"expected a dict of metrics, got {got}", hint=_expects(cls))
+    try:
+        return json.dumps(value, indent=2, sort_keys=True, default=_json_number)
+    except (TypeError, ValueError) as e:
+        problem = f"metrics are not JSON: {e}"   # e.g. keys that cannot be sorted together
+        for name, metric in value.items():
+            try:
+                json.dumps(metric, default=_json_number)
+            except _NotJson as bad:
+                what = "is" if bad.value is metric else "holds"
+                problem = (f"metric '{name}' {what} a {type(bad.value).__name__}; metrics are "
+                           f"JSON values (numbers, strings, lists, dicts)")
+                break
+            except (TypeError, ValueError) as other:
+                problem = f"metric '{name}' is not JSON: {other}"
+                break
+        raise StageOutputError(where, problem, hint=_expects(cls)) from None
 
 
 def write_artifact(value, cls: type[Artifact], dest: Path, producer: str, key: str) -> Ref:
@@ -439,14 +554,14 @@ def write_artifact(value, cls: type[Artifact], dest: Path, producer: str, key: s
             for row in table.slice(0, PREVIEW_ROWS).to_pylist():
                 f.write(json.dumps(row, default=str, ensure_ascii=False)[:4000] + "\n")
     elif cls.kind == "metrics":
-        if not isinstance(value, dict):
-            raise DataError(f"{where}: expected a dict of metrics, got {type(value).__name__}")
+        text = _metrics_text(value, cls, where)
         path = dest / "metrics.json"
-        path.write_text(json.dumps(value, indent=2, sort_keys=True, default=float))
+        path.write_text(text)
         files, rows = [path], []
     elif cls.kind == "dir":
         if not isinstance(value, (str, os.PathLike)) or not Path(value).is_dir():
-            raise DataError(f"{where}: expected the path of a directory the stage filled, got {value!r}")
+            raise StageOutputError(where, "expected the path of a directory the stage filled, "
+                                          f"got {_short(value)}", hint=_expects(cls))
         src = Path(value)
         data = dest / "data"
         if src.resolve() != data.resolve():
@@ -459,7 +574,8 @@ def write_artifact(value, cls: type[Artifact], dest: Path, producer: str, key: s
         manifest["files"] = {str(p.relative_to(data)): p.stat().st_size for p in files}
         files_for_ref = [data]
     else:
-        raise DataError(f"{where}: cannot write an artifact of kind '{cls.kind}'")
+        raise StageOutputError(where, f"cannot write an artifact of kind '{cls.kind}'",
+                               hint=_expects(cls))
     content_hash, per_file = hash_files(dest, cls.kind, files)
     manifest["content_hash"] = content_hash
     manifest["hashes"] = per_file

@@ -3,7 +3,9 @@
 The CLI prints ``RagError`` without a traceback (unless ``RAGLINE_FULL_ERROR=1``) and exits with
 ``exit_code``: 2 for a recipe or usage problem found before anything ran, 1 for a step that failed.
 A ``rag run`` whose failed steps all raised ``DataError`` or ``ConfigError`` (bad input found
-while running) exits 2 too: rerunning it unchanged would fail the same way.
+while running) exits 2 too: rerunning it unchanged would fail the same way. A stage that returns
+something its declared output type cannot hold raises ``StageOutputError``: its code, not the
+input, must change, and the run exits 1.
 """
 
 from __future__ import annotations
@@ -40,6 +42,30 @@ class ConfigError(RagError):
 
 class DataError(RagError):
     """An input file or table is malformed (names the file and line, or the column)."""
+
+
+class StageOutputError(RagError):
+    """A stage returned a value its declared output type cannot hold: the stage's code is wrong,
+    not its input, so this is never "bad input" (exit 1, unlike ``DataError``).
+
+    ``where`` is ``step 's' output 'out'`` (or ``step 's'``), ``problem`` what is wrong with the
+    value; the task that ran the stage adds the stage's name and module (``of_stage``), so the
+    line says whose code to fix.
+
+    >>> e = StageOutputError("step 's' output 'out'", "metric 'p' is a PosixPath")
+    >>> e.of_stage("my.count", "mystages.words").message
+    "step 's' output 'out' of stage 'my.count' (mystages.words): metric 'p' is a PosixPath"
+    """
+
+    def __init__(self, where: str, problem: str, *, hint: str | None = None, stage: str = ""):
+        self.where, self.problem, self.stage = where, problem, stage
+        super().__init__(f"{where} of {stage}: {problem}" if stage else f"{where}: {problem}",
+                         hint=hint)
+
+    def of_stage(self, name: str, module: str) -> StageOutputError:
+        """The same error, naming the stage that returned the value and its module."""
+        return StageOutputError(self.where, self.problem, hint=self.hint,
+                                stage=f"stage '{name}' ({module})")
 
 
 def did_you_mean(name: str, choices: Iterable[str]) -> str:

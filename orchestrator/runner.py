@@ -358,6 +358,8 @@ class Runner:
         self.run.set_step(step.name, state="failed", error=failure.message, log=failure.log)
         console().print(f"[red]✗ {escape(where)}[/] failed: {escape(failure.message)}",
                         soft_wrap=True)
+        if failure.hint:
+            console().print(f"  hint: {escape(failure.hint)}", soft_wrap=True)
         if failure.traceback and os.environ.get("RAGLINE_FULL_ERROR") == "1":
             console().print(failure.traceback.rstrip(), soft_wrap=True, markup=False)
         if failure.log:

@@ -4,8 +4,10 @@ The same function runs in the runner's process (light steps) and in a worker sub
 GPU steps): take the key's lock, reuse the entry if another process made it meanwhile, call the
 stage, write and hash its outputs in a temporary directory, rename it into place.
 
-A stage that breaks its contract (no value for an output, writes into an input) or fails on a
-damaged cache entry raises ``RagError``, not ``DataError``: the user's input is not at fault.
+A stage that breaks its contract (writes into an input) or fails on a damaged cache entry raises
+``RagError``, and one that returns what its declared outputs cannot hold (a tuple for a
+NamedTuple, rows without a declared column, a metric that is not JSON) ``StageOutputError``,
+naming the stage and its module: not ``DataError``, the user's input is not at fault.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from pathlib import Path
 
 from orchestrator.artifacts import Ref, write_artifact
 from orchestrator.context import StageContext
-from orchestrator.errors import RagError, disk_full
+from orchestrator.errors import RagError, StageOutputError, disk_full
 from orchestrator.registry import load_stages
 from orchestrator.secrets import reveal
 from orchestrator.stage_config import build_config
@@ -167,16 +169,17 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
             value = spec.fn(**kwargs)
             if commit:
                 _check_inputs_intact(task, spec, store)
-            result = value._asdict() if spec.multi_output else {"out": value}
+            result = _named_outputs(value, spec, task.step) if spec.multi_output else {"out": value}
         if not commit:  # a non-main rank: its outputs are the main rank's to write
             shutil.rmtree(tmp, ignore_errors=True)
             return None
         refs = {}
         for name, cls in spec.outputs.items():
-            if name not in result:
-                raise RagError(f"step '{task.step}' returned no value for output '{name}'")
-            refs[name] = write_artifact(result[name], cls, tmp / "outputs" / name,
-                                        f"{task.step}.{name}", task.key)
+            try:
+                refs[name] = write_artifact(result[name], cls, tmp / "outputs" / name,
+                                            f"{task.step}.{name}", task.key)
+            except StageOutputError as e:
+                raise e.of_stage(spec.name, spec.module) from e
         duration = time.time() - start
         if task.log and Path(task.log).is_file():
             shutil.copyfile(task.log, tmp / "_log.txt")
@@ -195,6 +198,49 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _return_type(spec) -> str:
+    """The name of a multi-output stage's NamedTuple class (``Two``)."""
+    import typing
+
+    try:
+        return typing.get_type_hints(spec.fn)["return"].__name__
+    except Exception:  # noqa: BLE001 - it resolved when the stage was registered; be safe
+        return "its NamedTuple"
+
+
+def _build_hint(spec) -> str:
+    build = f"{_return_type(spec)}({', '.join(f'{n}=...' for n in spec.outputs)})"
+    return (f"fix the stage's return value: build it by name, {build}, so no output can get "
+            f"another's value (a dict with exactly the keys {', '.join(spec.outputs)} works too)")
+
+
+def _named_outputs(value, spec, step: str) -> dict:
+    """{output name: value} of what a multi-output stage returned.
+
+    The declared NamedTuple (or any NamedTuple with those fields) is what a stage returns. A dict
+    whose keys are exactly the output names is taken too: like the NamedTuple, it says by name
+    which value is which output. A plain tuple or list is refused: its values would land in
+    outputs by position only, and two outputs of the same type swapped would go unnoticed.
+    """
+    names = list(spec.outputs)
+    if isinstance(value, tuple) and hasattr(value, "_asdict"):
+        fields = value._asdict()
+        if set(names) <= set(fields):
+            return fields
+        got = f"{type(value).__name__} (fields {', '.join(fields) or '(none)'})"
+    elif isinstance(value, dict):
+        if set(value) == set(names):
+            return dict(value)
+        got = f"a dict with the keys {', '.join(map(str, value)) or '(none)'}"
+    else:
+        got = type(value).__name__ if value is not None else "None"
+    ret = _return_type(spec)
+    raise StageOutputError(
+        f"step '{step}'", f"stage '{spec.name}' ({spec.module}) declares {ret} (outputs "
+        f"{', '.join(names)}): return {ret}({', '.join(f'{n}=...' for n in names)}), got {got}",
+        hint=_build_hint(spec))
 
 
 def _check_inputs_intact(task: Task, spec, store: Store) -> None:

@@ -12,8 +12,9 @@ key, what happened::
 ``TaskResult`` is ``Done`` (computed and committed), ``Reused`` (another process committed the key
 meanwhile) or ``Failed(message, log)``. Whatever runs the task (this process, a local worker, a
 SLURM job, a Ray actor) calls ``run_reporting``: the traceback goes to the task's log, the result
-carries one line for the user (and the traceback, shown when ``RAGLINE_FULL_ERROR=1``), and
-whether the stage refused its input or config (``bad_input``: rerunning as is fails the same way).
+carries one line for the user (and the traceback, shown when ``RAGLINE_FULL_ERROR=1``), a
+``RagError``'s hint, and whether the stage refused its input or config (``bad_input``: rerunning
+as is fails the same way; not so a ``StageOutputError``, whose stage's code must change).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, Union
 
-from orchestrator.errors import ConfigError, DataError
+from orchestrator.errors import ConfigError, DataError, RagError
 from orchestrator.task import Task, one_line, run_task
 
 
@@ -45,6 +46,7 @@ class Failed:
     traceback: str = ""       # shown on the terminal with RAGLINE_FULL_ERROR=1
     jobs: list[str] = field(default_factory=list)
     bad_input: bool = False   # a DataError or ConfigError: the user must fix an input first
+    hint: str = ""            # a RagError's next step (e.g. how to fix a stage's return value)
 
 
 TaskResult = Union[Done, Reused, Failed]
@@ -77,8 +79,11 @@ def run_reporting(task: Task, store, wait_note=None, main_process: bool = True) 
             Path(task.log).parent.mkdir(parents=True, exist_ok=True)
             with open(task.log, "a") as f:
                 f.write(f"{task.label} failed:\n{tb}")
+        # a StageOutputError (the stage returned what its outputs cannot hold) is a RagError but
+        # not bad input: the stage's code must change, not its input
         return Failed(one_line(e, task.cache_root), task.log, tb,
-                      bad_input=isinstance(e, (DataError, ConfigError)))
+                      bad_input=isinstance(e, (DataError, ConfigError)),
+                      hint=(e.hint or "") if isinstance(e, RagError) else "")
 
 
 def result_to_json(result: TaskResult) -> dict:
@@ -94,7 +99,7 @@ def result_from_json(data: dict) -> TaskResult:
     if data.get("state") == "reused":
         return Reused()
     return Failed(data.get("message", "failed"), data.get("log", ""), data.get("traceback", ""),
-                  bad_input=data.get("bad_input") is True)
+                  bad_input=data.get("bad_input") is True, hint=str(data.get("hint") or ""))
 
 
 def read_result(path: Path, returncode: int, log: str, what: str = "worker") -> TaskResult:

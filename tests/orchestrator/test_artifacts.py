@@ -8,7 +8,7 @@ import pyarrow as pa
 import pytest
 
 from orchestrator.artifacts import Ref, schema_problems, write_artifact
-from orchestrator.errors import DataError
+from orchestrator.errors import StageOutputError
 from tests.toy.stages import Numbers
 
 
@@ -44,18 +44,26 @@ def test_extra_columns_are_every_row_keys_not_only_the_first_rows(tmp_path):
 
 
 def test_write_rejects_rows_of_the_wrong_type(tmp_path):
-    with pytest.raises(DataError, match="step 'bad' output 'out': rows do not fit Numbers"):
-        write_artifact([{"id": "1", "x": "not a number"}], Numbers, tmp_path / "t", "bad.out", "k")
-    with pytest.raises(DataError, match="column 'x' is missing"):
+    """Rows that do not fit are the stage's bug (StageOutputError, not the DataError of bad
+    input), named down to the column, its type, the row and the value."""
+    with pytest.raises(StageOutputError) as e:
+        write_artifact([{"id": "0", "x": 0.5}, {"id": "1", "x": "not a number"}], Numbers,
+                       tmp_path / "t", "bad.out", "k")
+    assert e.value.message == ("step 'bad' output 'out': rows do not fit Numbers: column 'x' "
+                               "(double): row 1 has 'not a number' (str)")
+    assert e.value.hint == ("fix the stage's return value: Numbers expects a list of row dicts "
+                            "(or a pyarrow.Table) with the columns id (string), x (double)")
+    with pytest.raises(StageOutputError, match="column 'x' is missing"):
         write_artifact(pa.table({"id": ["1"]}), Numbers, tmp_path / "t2", "bad.out", "k")
 
 
 def test_rows_that_never_have_a_declared_column_are_refused_not_filled_with_nulls(tmp_path):
     """A misnamed key (``y`` for ``x``) was cached as a column of nulls and broke the next
     step; a column missing from some rows only is still null there."""
-    with pytest.raises(DataError, match=r"^step 'boom' output 'out': no row has the column 'x' "
-                                        r"that Numbers declares; the rows have: id, y$"):
+    with pytest.raises(StageOutputError) as e:
         write_artifact([{"id": "0", "y": 0.0}], Numbers, tmp_path / "t", "boom.out", "k")
+    assert e.value.message == ("step 'boom' output 'out': no row has the column 'x' that Numbers "
+                               "declares; the rows have: id, y")
     assert not list((tmp_path / "t").glob("*.parquet"))
     ref = write_artifact([{"id": "0", "x": 1.0}, {"id": "1"}], Numbers, tmp_path / "u", "s.out", "k")
     assert Numbers(ref).read().column("x").to_pylist() == [1.0, None]

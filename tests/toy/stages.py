@@ -171,3 +171,52 @@ def toy_prompted(numbers: Numbers, prompt: ToyPrompt) -> Summary:
     """The length of the prompt filled with the row count (tests the plan's ``check_source``)."""
     asked = messages(prompt.load(), n=numbers.num_rows)
     return {"chars": float(len(asked[-1]["content"]))}
+
+
+# ---- stages that return the wrong thing (tests/orchestrator/test_stage_output_errors.py)
+
+
+@dataclass
+class WrongConfig:
+    what: str = "ok"
+
+
+@stage("toy_wrong_rows", version=1, shard_by="numbers")
+def toy_wrong_rows(numbers: Numbers, cfg: WrongConfig) -> Numbers:
+    """Rows that do not fit Numbers, as ``cfg.what`` says: a misnamed column (``misnamed``), a
+    string where a number goes (``mistyped``, the row with x == 2), no return (``none``)."""
+    rows = numbers.rows()
+    if cfg.what == "misnamed":
+        return [{"id": r["id"], "value": r["x"]} for r in rows]
+    if cfg.what == "mistyped":
+        return [{"id": r["id"], "x": "three" if r["x"] == 2 else r["x"]} for r in rows]
+    if cfg.what == "none":
+        return None
+    return rows
+
+
+@stage("toy_wrong_metrics", version=1)
+def toy_wrong_metrics(numbers: Numbers, cfg: WrongConfig) -> Summary:
+    """numpy scalars (which are fine), plus a Path (which is not JSON) when ``cfg.what`` is path."""
+    import numpy as np
+
+    out = {"count": np.int64(numbers.num_rows), "mean": np.float32(1.5)}
+    if cfg.what == "path":
+        out["p"] = Path("/x")
+    return out
+
+
+@stage("toy_wrong_split", version=1)
+def toy_wrong_split(numbers: Numbers, cfg: WrongConfig) -> Split:
+    """Split returned as ``cfg.what`` says: tuple, list, dict, baddict (a misnamed key), or ok."""
+    rows = numbers.rows()
+    low, high = rows[:2], rows[2:]
+    if cfg.what == "tuple":
+        return (low, high)
+    if cfg.what == "list":
+        return [low, high]
+    if cfg.what == "dict":
+        return {"low": low, "high": high}
+    if cfg.what == "baddict":
+        return {"low": low, "hi": high}
+    return Split(low=low, high=high)
