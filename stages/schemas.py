@@ -12,6 +12,8 @@ wants a retrieved one. A recipe's own types live in its package (``stages/dynami
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
 from orchestrator.api import Directory, Metrics, Table
@@ -81,7 +83,19 @@ class PerQuestion(Table):
 
 
 class Model(Directory):
-    """A Hugging Face checkpoint directory (``config.json``, weights, tokenizer)."""
+    """A Hugging Face checkpoint directory (``config.json``, weights, tokenizer).
+
+    A model given as a recipe source is checked by ``rag plan`` before any step runs: a file, a
+    folder without ``config.json`` (a hub cache's root, a GGUF download) or without tokenizer
+    files is one line naming the path (``stages.lib.models.checkpoint``). Which kind of model a
+    step needs is checked when its loader runs."""
+
+    @classmethod
+    def check_source(cls, path: Path) -> None:
+        from stages.lib.models.checkpoint import read_checkpoint
+
+        read_checkpoint(path, "a model checkpoint (a directory with config.json and tokenizer "
+                              "files)")
 
 
 class Embeddings(Directory):

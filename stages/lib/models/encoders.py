@@ -42,6 +42,9 @@ class Encoder:
 
     def __init__(self, model_dir: str | Path, *, pooling: str = "mean", normalize: bool = False,
                  max_length: int = 512, device: str = "cpu", fp16: bool | None = None):
+        from stages.lib.models.checkpoint import check_encoder, empty_vocabulary
+
+        check_encoder(model_dir)   # a one-line error for the wrong kind of model, before loading
         import torch
         from transformers import AutoModel, AutoTokenizer
 
@@ -51,6 +54,7 @@ class Encoder:
         self.device = torch.device(device)
         self.fp16 = (self.device.type == "cuda") if fp16 is None else fp16
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        empty_vocabulary(self.tokenizer, model_dir)
         if self.tokenizer.pad_token is None:
             self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self.tokenizer.padding_side = "right"

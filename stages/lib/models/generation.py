@@ -134,6 +134,14 @@ class TransformersGenerator:
     backend = "transformers"
 
     def __init__(self, path: str | Path, device: str = "cpu", dtype: str = "auto"):
+        from stages.lib.models.checkpoint import (
+            GENERATOR,
+            adapter_load_error,
+            check_generator,
+            empty_vocabulary,
+        )
+
+        _, adapter = check_generator(path)   # the wrong kind of model: one line, before loading
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -148,6 +156,7 @@ class TransformersGenerator:
         self.dtype = getattr(torch, dtype)
         start = time.perf_counter()
         tok = AutoTokenizer.from_pretrained(self.path)
+        empty_vocabulary(tok, self.path)
         tok.padding_side = "left"
         if tok.pad_token is None:
             tok.pad_token = tok.eos_token or tok.unk_token
@@ -155,7 +164,12 @@ class TransformersGenerator:
             raise ConfigError(f"{self.path}: the tokenizer has no chat template",
                               hint="use an instruct/chat checkpoint, or add chat_template.jinja")
         self.tokenizer = tok
-        self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
+        except Exception as e:
+            if adapter is None:
+                raise
+            raise adapter_load_error(self.path, adapter, GENERATOR, e) from e
         self.model.to(self.device).eval()
         eos = self.model.generation_config.eos_token_id
         eos = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
@@ -276,10 +290,24 @@ def load_generator(path: str, backend: str = "auto", device: str = "cpu",
         from orchestrator.errors import did_you_mean
         raise ConfigError(f"unknown generation backend {backend!r}"
                           f"{did_you_mean(backend, BACKENDS)}; expected one of {BACKENDS}")
+    if Path(path).is_file():
+        from stages.lib.models.checkpoint import GENERATOR, read_checkpoint
+
+        read_checkpoint(path, GENERATOR)   # raises: a file, not a checkpoint directory
     if not Path(path).is_dir():
         raise ConfigError(f"model directory {path} does not exist")
     on_cuda = str(device).startswith("cuda")
     if backend == "vllm" or (backend == "auto" and on_cuda and vllm_available()):
+        from stages.lib.models.checkpoint import GENERATOR, check_generator, read_checkpoint
+
+        _, adapter = read_checkpoint(path, GENERATOR)
+        if adapter is not None:
+            raise ConfigError(f"{path} is a LoRA adapter (base model "
+                              f"{adapter.get('base_model_name_or_path')}); the vLLM backend "
+                              "loads full checkpoints only",
+                              hint="wire the merged checkpoint (the sft/dpo step's output "
+                                   "directory), or set backend: transformers")
+        check_generator(path)   # the transformers backend checks in its constructor
         from stages.lib.models.vllm_backend import VLLMGenerator
 
         return VLLMGenerator(path, dtype=dtype)

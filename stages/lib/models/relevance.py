@@ -196,6 +196,21 @@ _SCORERS = {"monot5": _score_monot5, "cross_encoder": _score_cross_encoder,
             "causal_lm": _score_causal_lm}
 
 
+def check_model(method: str, model_dir: str | Path) -> None:
+    """A one-line ``ConfigError`` when ``model_dir`` holds the wrong kind of model for
+    ``method`` (read from its config.json, before anything loads)."""
+    from stages.lib.models import checkpoint
+
+    if method == "monot5":
+        checkpoint.check_seq2seq(model_dir)
+    elif method == "cross_encoder":
+        checkpoint.check_classifier(model_dir)   # a random classification head otherwise
+    elif method == "causal_lm":
+        checkpoint.check_generator(
+            model_dir, "a chat model (a *ForCausalLM checkpoint) for relevance method "
+                       "'causal_lm'", "wire a chat model to the rerank step's model input")
+
+
 def score_relevance(method: str, model_dir: str | Path | None, questions: Sequence[str],
                     passages: Sequence[str], answers: Sequence[Sequence[str]] | None = None,
                     batch_size: int = 64, max_length: int = 512, device: str = "cpu",
@@ -212,8 +227,6 @@ def score_relevance(method: str, model_dir: str | Path | None, questions: Sequen
     Model labels are ``score > threshold``. ``max_length`` caps the model input in tokens (the
     passage alone for ``causal_lm``).
     """
-    import torch
-
     if method not in METHODS:
         from orchestrator.errors import did_you_mean
         raise ConfigError(f"unknown relevance method {method!r}{did_you_mean(method, METHODS)}; "
@@ -234,8 +247,11 @@ def score_relevance(method: str, model_dir: str | Path | None, questions: Sequen
     if method == "causal_lm" and prompt is None:
         raise ConfigError("relevance method 'causal_lm' needs a prompt file",
                           hint="wire inputs.prompt to conf/prompts/common/relevance.yaml")
+    check_model(method, model_dir)
     if not passages:
         return []
+    import torch
+
     extra = (prompt,) if method == "causal_lm" else ()
     scores = _SCORERS[method](model_dir, list(questions), list(passages), batch_size, max_length,
                               torch.device(device), progress, *extra)

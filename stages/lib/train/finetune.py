@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.api import ConfigError, DataError
+from stages.lib.models.checkpoint import check_generator
 from stages.lib.train.args import TrainArgs
 from stages.lib.train.checkpoints import (
     STAGING_DIR,
@@ -65,6 +66,8 @@ class Finetune:
     def prepare(self):
         """Device and precision, the checkpoint directory, and the model's tokenizer."""
         cfg, kind = self.cfg, self.kind
+        check_generator(self.model_dir, needs=f"a causal language model to {kind}-train",
+                        do=f"wire the generator checkpoint to the {kind} step's model input")
         if not (self.model_dir / "config.json").is_file():
             raise ConfigError(f"{kind}: {self.model_dir} is not a Hugging Face checkpoint "
                               "(no config.json)")
