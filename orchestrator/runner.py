@@ -244,7 +244,8 @@ class Runner:
             return self._run_step(step, step.name in force)
         except RagError as e:
             self._fail(step, step.name,
-                       Failed(e.message, bad_input=isinstance(e, (DataError, ConfigError))))
+                       Failed(e.message, bad_input=isinstance(e, (DataError, ConfigError)),
+                              hint=e.hint or ""))
             return False
 
     def _lookup(self, key: str) -> Entry | None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import asdict, dataclass, field
@@ -265,6 +266,28 @@ def _damaged_input(task: Task, store: Store) -> str | None:
         if changed:
             return store.damage_message(task.step, name, ref, changed)
     return None
+
+
+def name_inputs(message: str, inputs: dict[str, dict | None]) -> str:
+    """``message`` with each input's cache path followed by the step output (or source) it
+    holds, so a path deep in the cache says where it came from.
+
+    >>> ref = {"paths": ["/c/objects/ab/cd/data"], "producer": "encoder.out"}
+    >>> name_inputs("/c/objects/ab/cd/data is BertModel", {"model": {"ref": ref}})
+    '/c/objects/ab/cd/data (encoder.out) is BertModel'
+    """
+    for given in inputs.values():
+        ref = (given or {}).get("ref") or {}
+        producer = ref.get("producer") or ""
+        if "." not in producer or producer.startswith("source "):   # a step's output only
+            continue
+        if f"step '{producer.split('.')[0]}'" in message:           # already named
+            continue
+        for path in ref.get("paths") or []:   # the path itself, not a file inside it
+            if path:
+                message = re.sub(re.escape(path) + r"(?![/\w.(])", lambda m: f"{m[0]} ({producer})",
+                                 message, count=1)
+    return message
 
 
 def one_line(exc: BaseException, cache_root: str = "") -> str:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Protocol, Union
 
 from orchestrator.errors import ConfigError, DataError, RagError
-from orchestrator.task import Task, one_line, run_task
+from orchestrator.task import Task, name_inputs, one_line, run_task
 
 
 @dataclass(frozen=True)
@@ -81,7 +81,7 @@ def run_reporting(task: Task, store, wait_note=None, main_process: bool = True) 
                 f.write(f"{task.label} failed:\n{tb}")
         # a StageOutputError (the stage returned what its outputs cannot hold) is a RagError but
         # not bad input: the stage's code must change, not its input
-        return Failed(one_line(e, task.cache_root), task.log, tb,
+        return Failed(name_inputs(one_line(e, task.cache_root), task.inputs), task.log, tb,
                       bad_input=isinstance(e, (DataError, ConfigError)),
                       hint=(e.hint or "") if isinstance(e, RagError) else "")
 
