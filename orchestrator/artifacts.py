@@ -11,6 +11,7 @@ pyarrow is imported lazily: ``rag --help`` never pays for it.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -425,6 +426,27 @@ def _misfit(rows: list[dict], schema) -> str | None:
     return None
 
 
+def _truncated(rows: list[dict], schema) -> str | None:
+    """The first float with a fraction in an integer column: pyarrow's conversion would store
+    1.5 as 1 without a word.
+
+    >>> import pyarrow as pa
+    >>> _truncated([{"n": 2.0}, {"n": 1.5}], pa.schema([("n", pa.int64())]))
+    "column 'n' (int64): row 1 has 1.5 (float), which would be stored as 1"
+    """
+    import pyarrow as pa
+
+    for f in schema:
+        if not pa.types.is_integer(f.type):
+            continue
+        for i, r in enumerate(rows):
+            v = r.get(f.name)
+            if isinstance(v, float) and not v.is_integer():
+                stored = f"would be stored as {int(v)}" if math.isfinite(v) else "is no integer"
+                return f"column '{f.name}' ({f.type}): row {i} has {_short(v)} (float), which {stored}"
+    return None
+
+
 def _untyped(rows: list[dict], names: list, cls: type[Table]) -> str | None:
     """The first extra (undeclared) column whose values pyarrow cannot give one type, or None."""
     import pyarrow as pa
@@ -479,6 +501,9 @@ def _to_table(value, cls: type[Table], where: str):
         except (pa.ArrowException, *_CONVERT_ERRORS) as e:
             raise wrong(f"rows do not fit {cls.__name__}: "
                         f"{_misfit(value, schema) or e}") from None
+        truncated = _truncated(value, schema)
+        if truncated:
+            raise wrong(f"rows do not fit {cls.__name__}: {truncated}")
         if extra_fields:  # extra columns pass through, typed by inference
             try:
                 extra = pa.Table.from_pylist([{k: r.get(k) for k in extra_fields} for r in value])

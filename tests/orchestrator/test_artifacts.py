@@ -7,7 +7,7 @@ import json
 import pyarrow as pa
 import pytest
 
-from orchestrator.artifacts import Ref, schema_problems, write_artifact
+from orchestrator.artifacts import Ref, Table, schema_problems, write_artifact
 from orchestrator.errors import StageOutputError
 from tests.toy.stages import Numbers
 
@@ -55,6 +55,20 @@ def test_write_rejects_rows_of_the_wrong_type(tmp_path):
                             "(or a pyarrow.Table) with the columns id (string), x (double)")
     with pytest.raises(StageOutputError, match="column 'x' is missing"):
         write_artifact(pa.table({"id": ["1"]}), Numbers, tmp_path / "t2", "bad.out", "k")
+
+
+def test_a_fraction_in_an_integer_column_is_refused_not_truncated(tmp_path):
+    """pyarrow stores 1.5 in an int64 column as 1 without a word; 2.0 is a whole number."""
+    class Counts(Table):
+        schema = pa.schema([("id", pa.string()), ("n", pa.int64())])
+
+    ref = write_artifact([{"id": "0", "n": 2.0}], Counts, tmp_path / "ok", "s.out", "k")
+    assert Counts(ref).read().column("n").to_pylist() == [2]
+    with pytest.raises(StageOutputError) as e:
+        write_artifact([{"id": "0", "n": 2}, {"id": "1", "n": 1.5}], Counts, tmp_path / "t",
+                       "s.out", "k")
+    assert e.value.message == ("step 's' output 'out': rows do not fit Counts: column 'n' "
+                               "(int64): row 1 has 1.5 (float), which would be stored as 1")
 
 
 def test_rows_that_never_have_a_declared_column_are_refused_not_filled_with_nulls(tmp_path):
