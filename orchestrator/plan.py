@@ -75,7 +75,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
     pending: dict[str, str] = {}  # step -> provisional id, for steps that will run
     steps: dict[str, StepPlan] = {}
     found: dict[str, Entry] = {}
-    checked: dict = {}  # (input type, source hash) -> the first input it failed for, or None
+    checked: dict = {}  # (input type, source hash) -> the first input it failed for
     for step in dag.steps.values():
         refs = input_refs(step, outputs, sources, problems)
         waiting = [w.node for w in step.inputs.values() if w.node in pending]
@@ -134,26 +134,38 @@ def env_problems(step) -> list[str]:
 def source_problems(step, refs: dict[str, Ref | None], seen: dict) -> list[str]:
     """A step that will run and reads a source file its input type refuses (``check_source``:
     a prompt file's YAML or placeholders): one line each, naming the step's input; a file
-    already refused for the same type (``seen``) is not read again nor explained twice.
-    Checked on every plan, only for steps that are not cached; imports the checking type."""
+    already refused for the same type in this plan (``seen``) is not explained twice. Only
+    steps that are not cached are checked; the checking type's module is imported then."""
     out = []
     for name, wire in step.inputs.items():
         check, ref = step.stage.inputs[name].get("check"), refs.get(name)
         if not check or wire.output is not None or ref is None or ref.content_hash.startswith("missing:"):
             continue
-        where = f"steps.{step.name}.inputs.{name}"
-        if (check, ref.content_hash) not in seen:
-            seen[check, ref.content_hash] = None
-            module, _, qualname = check.partition(":")
-            try:
-                getattr(importlib.import_module(module), qualname).check_source(Path(ref.paths[0]))
-            except RagError as e:
-                seen[check, ref.content_hash] = where
-                out.append(f"{where} (source '{wire.node}'): {e.message}"
-                           + (f"; {e.hint}" if e.hint else ""))
-        elif seen[check, ref.content_hash]:
-            out.append(f"{where} (source '{wire.node}'): as {seen[check, ref.content_hash]}")
+        where, slot = f"steps.{step.name}.inputs.{name}", (check, ref.content_hash)
+        if slot not in _VERDICTS:
+            _VERDICTS[slot] = _verdict(check, Path(ref.paths[0]))
+        if _VERDICTS[slot] is None:
+            continue
+        if slot not in seen:
+            seen[slot] = where
+            out.append(f"{where} (source '{wire.node}'): {_VERDICTS[slot]}")
+        else:
+            out.append(f"{where} (source '{wire.node}'): as {seen[slot]}")
     return out
+
+
+_VERDICTS: dict[tuple[str, str], str | None] = {}  # (type, content hash) -> its problem, or None:
+# content-addressed, so a sweep's members and a second plan in one process check a file once
+
+
+def _verdict(check: str, path: Path) -> str | None:
+    """What type ``check`` ("module:Class") says is wrong with the source at ``path``, or None."""
+    module, _, qualname = check.partition(":")
+    try:
+        getattr(importlib.import_module(module), qualname).check_source(path)
+    except RagError as e:
+        return e.message + (f"; {e.hint}" if e.hint else "")
+    return None
 
 
 def classify(forced: bool, rerun_code: bool, old: dict | None, keys: list[str], mats: list[dict],
