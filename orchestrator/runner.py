@@ -50,6 +50,7 @@ class Options:
     jobs: int = 0
     show_progress: bool = True
     command: str = "rag run"
+    until: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -62,23 +63,62 @@ class Failure:
 
 
 def check_selection(dag: Dag, opts: Options) -> None:
-    """Every step named by --only/--from/--force exists, and none of --force/--from is left
-    without effect by --only (a forced step that --only does not select would not run)."""
-    for name in opts.only | opts.from_ | opts.force:
+    """Every step named by --only/--until/--from/--force exists, --only and --until are not
+    mixed, and none of --force/--from is left without effect by the selection (a forced step
+    that --only or --until does not select would not run)."""
+    for name in opts.only | opts.until | opts.from_ | opts.force:
         if name not in dag.steps:
             raise ConfigError(f"no step '{name}' in {dag.recipe.name}{did_you_mean(name, dag.steps)}",
                               hint=f"steps: {', '.join(dag.steps)}")
-    if not opts.only:
+    if opts.only and opts.until:
+        raise ConfigError("--only and --until select steps in two different ways: --only runs just "
+                          "the named steps, --until runs the named steps and everything upstream",
+                          hint="give one of them")
+    chosen = selection(dag, opts)
+    if chosen is None:
         return
-    only = " ".join(f"--only {n}" for n in sorted(opts.only))
-    for name in sorted(opts.force - opts.only):
-        raise ConfigError(f"--force {name}: '{name}' is not among the steps {only} runs, so it "
-                          "would not be recomputed", hint=f"add --only {name}, or leave out --force {name}")
+    flag = "--only" if opts.only else "--until"
+    named = " ".join(f"{flag} {n}" for n in sorted(opts.only or opts.until))
+    for name in sorted(opts.force - chosen):
+        raise ConfigError(f"--force {name}: '{name}' is not among the steps {named} runs, so it "
+                          "would not be recomputed", hint=f"add {flag} {name}, or leave out --force {name}")
     for name in sorted(opts.from_):
-        if not dag.downstream({name}) & opts.only:
-            raise ConfigError(f"--from {name}: no step {only} runs is '{name}' or downstream of it, "
+        if not dag.downstream({name}) & chosen:
+            raise ConfigError(f"--from {name}: no step {named} runs is '{name}' or downstream of it, "
                               "so nothing would be recomputed",
-                              hint=f"add --only {name}, or leave out --from {name}")
+                              hint=f"add {flag} {name}, or leave out --from {name}")
+
+
+def selection(dag: Dag, opts: Options) -> set[str] | None:
+    """The steps this run computes (when cached: reuses): ``--only``'s, ``--until``'s with all
+    their upstream steps, or None for every step."""
+    if opts.only:
+        return set(opts.only)
+    if opts.until:
+        return set(opts.until).union(*(dag.upstream(n) for n in opts.until))
+    return None
+
+
+def problems_of(problems: list[str], dag: Dag, steps: set[str]) -> list[str]:
+    """The plan problems that stop a run of ``steps``: their own, and those of the sources they
+    read (a missing model that only a later step loads does not stop ``--until index``).
+
+    >>> from types import SimpleNamespace as N
+    >>> dag = N(steps={"index": N(inputs={"corpus": N(node="corpus", output=None)})})
+    >>> problems_of(["source 'corpus': c.tsv does not exist", "source 'generator': g does not "
+    ...              "exist", "steps.sft.inputs.model: source 'generator' has no path"], dag,
+    ...             {"index"})
+    ["source 'corpus': c.tsv does not exist"]
+    """
+    read = {w.node for n in steps for w in dag.steps[n].inputs.values() if w.output is None}
+
+    def stops(problem: str) -> bool:
+        if problem.startswith("steps."):
+            return problem.split(".")[1] in steps
+        source = re.match(r"source '([^']+)'", problem)
+        return source is None or source.group(1) in read
+
+    return [p for p in problems if stops(p)]
 
 
 def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[str]) -> str:
@@ -132,7 +172,8 @@ class Runner:
         self.planned: dict[str, Entry] = {}  # key -> entry the plan found (every file stat-checked)
 
     def selected(self) -> set[str]:
-        return set(self.opts.only) if self.opts.only else set(self.dag.steps)
+        chosen = selection(self.dag, self.opts)
+        return set(self.dag.steps) if chosen is None else chosen
 
     def failed_on_input(self) -> bool:
         """Every failed task failed on bad input (a DataError/ConfigError): the user must fix
@@ -204,8 +245,7 @@ class Runner:
     def _check_sources(self, planned: Plan, needed: set[str]) -> None:
         """Missing sources, unset source paths and unset environment variables of the steps this
         run needs stop the run."""
-        problems = [p for p in planned.problems
-                    if not p.startswith("steps.") or p.split(".")[1] in needed]
+        problems = problems_of(planned.problems, self.dag, needed)
         if problems:
             raise ConfigError(problems[0], hint=problem_hint(
                 problems[0], self.dag.sources, self.run.status.get("overrides", [])))

@@ -12,6 +12,7 @@ EXAMPLES = """examples:
   rag plan conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # shared steps counted once
   rag plan conf/dynamicrag_demo.yaml --json | jq '.members[0].steps'
   rag plan conf/dynamicrag_llama3.yaml --check   # in CI: exit 2 if a run would stop (missing data)
+  rag plan conf/dynamicrag_llama3.yaml --until index   # just the index and what it needs
 
 exit codes: 0 planned (a problem a run would stop at, such as a missing source, is printed as
 "problem:"; with --check it exits 2); 2 a recipe error."""
@@ -26,6 +27,8 @@ def add_arguments(p) -> None:
                    help="exit 2 when a run would stop at a problem (a missing source): for CI")
     p.add_argument("--force", action="append", default=[], metavar="STEP", help="as in rag run")
     p.add_argument("--from", dest="from_", action="append", default=[], metavar="STEP", help="as in rag run")
+    p.add_argument("--until", action="append", default=[], metavar="STEP",
+                   help="as in rag run: only this step and the steps upstream of it")
 
 
 def main(args) -> int:
@@ -33,7 +36,7 @@ def main(args) -> int:
     from orchestrator.hashing import SourceMemo
     from orchestrator.logs import console, escape, report
     from orchestrator.plan import load_history, plan
-    from orchestrator.runner import Options, check_selection
+    from orchestrator.runner import Options, check_selection, selection
     from orchestrator.store import Store
 
     elsewhere = runs_elsewhere(args)
@@ -45,9 +48,10 @@ def main(args) -> int:
     history = load_history(runs, recipe)
     plans = []
     for dag in dags:
-        check_selection(dag, Options(force=set(args.force), from_=set(args.from_)))
+        opts = Options(force=set(args.force), from_=set(args.from_), until=set(args.until))
+        check_selection(dag, opts)
         force = set(args.force) | dag.downstream(set(args.from_))
-        plans.append(plan(dag, store, memo, history, force))
+        plans.append(_only(plan(dag, store, memo, history, force), dag, selection(dag, opts)))
     try:
         memo.save()
     except OSError as e:  # a read-only or misplaced cache: the source-hash memo is a speed-up
@@ -101,3 +105,14 @@ def main(args) -> int:
     if args.check and any(p.problems for p in plans):   # as rag run would stop: a CI check
         return 2
     return 0
+
+
+def _only(planned, dag, chosen: set[str] | None):
+    """The plan of the steps ``--until`` selects (all when None), with the problems a run of
+    just those steps would stop at."""
+    from orchestrator.runner import problems_of
+
+    if chosen is not None:
+        planned.steps = {n: s for n, s in planned.steps.items() if n in chosen}
+        planned.problems = problems_of(planned.problems, dag, chosen)
+    return planned

@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   rag run conf/dynamicrag_llama3.yaml --force rerank         # recompute one step (cut-off downstream)
   rag run conf/dynamicrag_llama3.yaml --from sft             # recompute sft and everything after it
   rag run conf/dynamicrag_llama3.yaml --only evaluate        # one step, upstream must be cached
+  rag run conf/dynamicrag_llama3.yaml --until index          # the index and what it needs, no more
 
 After a failure, rerun the same command: finished steps and shards are reused. A step that
 failed on bad input (exit 2) fails the same way until the input named in its error is fixed."""
@@ -26,6 +27,9 @@ def add_arguments(p) -> None:
     add_recipe_arguments(p)
     p.add_argument("--only", action="append", default=[], metavar="STEP",
                    help="run only this step (repeatable); its inputs must be cached")
+    p.add_argument("--until", action="append", default=[], metavar="STEP",
+                   help="run this step and every step upstream of it, nothing downstream "
+                        "(repeatable)")
     p.add_argument("--from", dest="from_", action="append", default=[], metavar="STEP",
                    help="recompute this step and everything downstream of it")
     p.add_argument("--force", action="append", default=[], metavar="STEP",
@@ -117,7 +121,7 @@ def _run(args) -> int:
     store = Store.for_runs(runs)  # checked by the runner, before the plan reads it
     command = shell_command(args.argv)
     opts = Options(set(args.only), set(args.from_), set(args.force), args.jobs,
-                   not args.no_progress, command)
+                   not args.no_progress, command, until=set(args.until))
     sweep = None
     if len(members) > 1:
         sweep = Path(runs) / recipe.stem / (time.strftime("%Y%m%d-%H%M%S") + "-sweep")
@@ -152,4 +156,20 @@ def _run(args) -> int:
                         soft_wrap=True)
         return 1
     console().print(f"run record: {results[-1][1].path}")
+    if opts.until:
+        _note_steps_left(dags[0], opts)
     return 0
+
+
+def _note_steps_left(dag, opts) -> None:
+    """After ``--until``: which steps did not run, and the command that runs them."""
+    import re
+
+    from orchestrator.logs import console, escape
+    from orchestrator.runner import selection
+
+    left = [n for n in dag.steps if n not in selection(dag, opts)]
+    if left:
+        rest = re.sub(r" --until(?:=| +)\S+", "", opts.command)
+        console().print(f"[yellow]note:[/] --until stopped before {len(left)} downstream step(s): "
+                        f"{escape(', '.join(left))}; to run them: {escape(rest)}", soft_wrap=True)
