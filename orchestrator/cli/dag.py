@@ -57,8 +57,11 @@ def render(dag, fmt: str) -> str:
 def main(args) -> int:
     import sys
 
-    from orchestrator.cli.common import load
+    from orchestrator.cli.common import load, recipe_notes
+    from orchestrator.logs import console, escape
 
-    _, _, dags = load(args)
+    _, members, dags = load(args)
     sys.stdout.write(render(dags[0], args.format) + "\n")
+    for note in recipe_notes(members):   # on stderr: `--format dot | dot` reads stdout
+        console().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     return 0

@@ -154,3 +154,12 @@ def test_a_key_whose_reader_a_variant_removes_is_still_read(toy, capsys):
 def test_shipped_recipes_have_no_unread_keys():
     for recipe in sorted((REPO / "conf").glob("*.yaml")):
         assert compose(recipe, [])[0].notes == [], recipe.name
+
+
+def test_rag_dag_shows_the_note_on_stderr_and_keeps_stdout_a_graph(toy, capsys):
+    recipe = _recipe(toy)
+    assert rag("dag", str(recipe), "--format", "dot") == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("digraph ragline {") and "note:" not in captured.out
+    assert (f"note: {recipe}:7: common.ad is set, but no ${{common.ad}} in the recipe reads it "
+            "(did you mean 'common.add'?)") in " ".join(captured.err.split())
