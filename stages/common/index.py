@@ -6,6 +6,8 @@ passage text ``title + " " + text``, mean pooling, no normalisation, fp16 on GPU
 batch 64. Here each shard is a directory with ``emb.npy`` (row-aligned with the shard's corpus
 rows), ``ids.txt`` and ``meta.json``; a sharded step's output gathers them as ``shard-00000/``,
 ``shard-00001/`` ..., which :class:`stages.lib.models.search.ShardedIndex` searches as one index.
+``meta.json`` also names the encoder (:func:`encoder_identity`), so ``retrieve`` warns when it
+encodes questions with another one.
 
 The seeds downloaded those embeddings; this stage computes them (for psgs_w100's 21M passages,
 about a GPU-day). Vectors you already have go through ``import_embeddings`` instead.
@@ -50,6 +52,25 @@ def passage_text(template: str, row: dict, lowercase: bool = False) -> str:
     return text.lower() if lowercase else text
 
 
+def encoder_identity(encoder: Model) -> dict:
+    """``encoder_name`` and ``encoder_hash`` of an encoder input, as the index's meta.json records
+    them.
+
+    The hash is the input's content hash, which the orchestrator computed already (nothing is
+    read here but config.json); the name is for people: the directory's name (a step's output:
+    the step's), with config.json's ``_name_or_path`` when that says more.
+    """
+    path, ref = encoder.path, encoder.ref
+    name = ref.producer if path.name == "data" and ref.producer else path.name
+    try:
+        origin = json.loads((path / "config.json").read_text()).get("_name_or_path")
+    except (OSError, ValueError, AttributeError):
+        origin = None
+    if origin and not str(origin).endswith(name):
+        name = f"{name} ({origin})"
+    return {"encoder_name": name, "encoder_hash": ref.content_hash}
+
+
 @stage("index", version=1, shard_by="corpus")
 def index(corpus: Passages, encoder: Model, cfg: IndexConfig, ctx: StageContext) -> Embeddings:
     """Encode this shard's passages into ``emb.npy`` + ``ids.txt`` + ``meta.json``."""
@@ -82,6 +103,7 @@ def index(corpus: Passages, encoder: Model, cfg: IndexConfig, ctx: StageContext)
     meta = {"pooling": cfg.pooling, "normalize": cfg.normalize, "max_length": cfg.max_length,
             "dtype": cfg.dtype, "text_template": cfg.text_template, "lowercase": cfg.lowercase,
             "dim": enc.dim, "encoder": getattr(enc.model.config, "model_type", None),
+            **encoder_identity(encoder),
             "num_rows": len(ids), "shard_index": ctx.shard_index,
             "num_shards": ctx.num_shards}   # no timings: equal inputs give equal bytes
     (out / META_FILE).write_text(json.dumps(meta, indent=2))

@@ -16,7 +16,8 @@ question without passages is then a one-line error.
 
 Fixes relative to the seeds: every passage keeps its retrieval ``score`` (Self-RAG's and
 DynamicRAG's copies dropped it, RAG-Instruct's spelled it ``socre``); the query encoder's pooling
-and normalisation are checked against the index's ``meta.json`` instead of silently mismatching;
+and normalisation are checked against the index's ``meta.json`` instead of silently mismatching,
+and a query encoder other than the index's is a warning (a dual encoder sets ``dual_encoder``);
 and sharding over questions replaces the 8-process bash loop and its ``aggregate.py`` (which read
 32 hard-coded split files).
 """
@@ -29,6 +30,7 @@ from typing import Annotated, Literal
 from annotated_types import Ge
 
 from orchestrator.api import ConfigError, DataError, StageContext, nonsemantic, stage
+from stages.common.index import encoder_identity
 from stages.schemas import Embeddings, Model, Passages, Questions, Retrieved
 
 
@@ -46,6 +48,7 @@ class RetrieveConfig:
     shipped_ctxs: Literal["keep", "replace"] = "keep"  # rows that arrive with passages keep them
     lowercase: bool = False               # Contriever's --lowercase
     batch_size: int = nonsemantic(64)     # Contriever: per_gpu_batch_size 64
+    dual_encoder: bool = nonsemantic(False)  # DPR-style: the index's encoder differs: no warning
 
 
 def _resolve(name: str, wanted, meta: dict):
@@ -60,6 +63,21 @@ def _resolve(name: str, wanted, meta: dict):
         raise ConfigError(f"retrieve: {name}={wanted!r} does not match the index, built with "
                           f"{name}={built!r}; set {name}: {built} (or rebuild the index)")
     return wanted
+
+
+def _check_encoder(meta: dict, encoder: Model, cfg: RetrieveConfig, step: str, log) -> None:
+    """Warn when ``encoder`` is not the one the index was built with: not an error, as a dual
+    encoder (DPR) encodes questions with a model of its own. Silent with ``dual_encoder``, and
+    for an index whose meta.json names no encoder (imported embeddings, an older index)."""
+    built = meta.get("encoder_hash")
+    mine = encoder_identity(encoder)
+    if cfg.dual_encoder or built is None or built == mine["encoder_hash"]:
+        return
+    log.warning("step '%s': the index was built with encoder %s [%s] but questions are encoded "
+                "with %s [%s]; wire the same encoder into index and retrieve, or set "
+                "dual_encoder: true if this is a dual encoder on purpose", step,
+                meta.get("encoder_name"), built[:8], mine["encoder_name"],
+                mine["encoder_hash"][:8])
 
 
 def _query_text(template: str | None, row: dict, lowercase: bool) -> str:
@@ -101,6 +119,7 @@ def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
                         f"search with; wire inputs.{unwired[0]} (keep the recipe's index step) "
                         "or give every question its ctxs")
     idx = ShardedIndex(index.path)
+    _check_encoder(idx.meta, encoder, cfg, ctx.step, ctx.log)
     enc = Encoder(encoder.path, pooling=_resolve("pooling", cfg.pooling, idx.meta),
                   normalize=_resolve("normalize", cfg.normalize, idx.meta),
                   max_length=cfg.max_length, device=ctx.device)
