@@ -32,6 +32,10 @@ from stages.dpa_rag.nli import Scope, kept, nli_labels
 from stages.dpa_rag.schemas import Augmented
 from stages.schemas import Model
 
+NLI = ("a 3-way NLI classifier (a *ForSequenceClassification checkpoint labelled entailment, "
+       "neutral, contradiction)")
+PAPER_NLI = "MoritzLaurer/mDeBERTa-v3-base-xnli-multilingual-nli-2mil7"
+
 
 @dataclass
 class NliFilterConfig:
@@ -97,12 +101,18 @@ def _with_labels(table, kept_ids: set[str], label_of: dict[str, str]):
 def _classify(model_dir, premises: list[str], hypotheses: list[str], cfg: NliFilterConfig,
               ctx: StageContext) -> list[str]:
     """The argmax NLI label of each (premise, hypothesis), the model loaded once."""
+    from stages.lib.models.checkpoint import check_classifier, empty_vocabulary
+
+    check_classifier(model_dir, NLI, do=f"wire an NLI checkpoint (paper: {PAPER_NLI})",
+                     hint="an NLI model's config.json lists a *ForSequenceClassification "
+                          "architecture and the labels entailment, neutral, contradiction")
     import torch
     from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
 
     config = AutoConfig.from_pretrained(str(model_dir))
     names = nli_labels(config.id2label, where=f"steps.{ctx.step}: model {model_dir}")
     tok = AutoTokenizer.from_pretrained(str(model_dir))
+    empty_vocabulary(tok, model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(str(model_dir),
                                                                dtype=torch.float32)
     model.to(ctx.device).eval()

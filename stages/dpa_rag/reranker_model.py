@@ -19,6 +19,7 @@ from orchestrator.api import ConfigError
 
 HEAD_FILE = "head.safetensors"
 META_FILE = "reranker.json"
+RERANKER = "a DPA-RAG reranker (a dpa_rag.train_reranker step's output directory)"
 
 
 def render(template: str, doc: dict | None) -> str:
@@ -76,10 +77,16 @@ def build(encoder_dir: str | Path, passage_template: str, max_length: int,
           device: str, pooling: str = "cls") -> Reranker:
     """A reranker from an encoder checkpoint with a fresh head (``torch.nn.Linear``'s own
     initialisation, from torch's global RNG: seed it first)."""
+    from stages.lib.models.checkpoint import check_reranker_encoder, empty_vocabulary
+
+    check_reranker_encoder(encoder_dir, pooling)   # the wrong kind of model: one line, first
     import torch
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(str(encoder_dir))
+    empty_vocabulary(tokenizer, encoder_dir)
+    if tokenizer.pad_token is None:   # a causal LM's (mean pooling): pairs are padded in batches
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
     encoder = AutoModel.from_pretrained(str(encoder_dir)).to(device)
     head = torch.nn.Linear(encoder.config.hidden_size, 2).to(device)
     return Reranker(encoder, head, tokenizer, passage_template, max_length, device, pooling)
@@ -102,15 +109,29 @@ def save(reranker: Reranker, out: str | Path) -> None:
 
 def load(model_dir: str | Path, device: str) -> Reranker:
     """A reranker written by :func:`save`, with its passage template and max length."""
+    from stages.lib.models.checkpoint import (
+        KINDS,
+        check_reranker_encoder,
+        describe,
+        kind_of,
+        read_checkpoint,
+    )
+
+    model_dir = Path(model_dir)
+    do = "wire the model input to a dpa_rag.train_reranker step's output"
+    if not (model_dir / META_FILE).is_file() or not (model_dir / HEAD_FILE).is_file():
+        cfg, _ = read_checkpoint(model_dir, RERANKER)
+        what = f" {describe(cfg)}, {KINDS[kind_of(cfg)]}," if cfg else ""
+        raise ConfigError(f"{model_dir} is{what} not a DPA-RAG reranker (no {META_FILE} / "
+                          f"{HEAD_FILE}): {do}",
+                          hint="dpa_rag.train_reranker writes the encoder, its head and "
+                               f"{META_FILE} to its output directory")
+    meta = json.loads((model_dir / META_FILE).read_text())
+    check_reranker_encoder(model_dir, meta.get("pooling", "cls"), do)
     import torch
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
-    model_dir = Path(model_dir)
-    if not (model_dir / META_FILE).is_file() or not (model_dir / HEAD_FILE).is_file():
-        raise ConfigError(f"{model_dir} is not a DPA-RAG reranker (no {META_FILE} / {HEAD_FILE})",
-                          hint="wire the model input to a dpa_rag.train_reranker step's output")
-    meta = json.loads((model_dir / META_FILE).read_text())
     tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
     encoder = AutoModel.from_pretrained(str(model_dir)).to(device)
     head = torch.nn.Linear(encoder.config.hidden_size, 2)

@@ -70,9 +70,15 @@ class Embedder:
                  device: str):
         import inspect
 
+        from stages.lib.models.checkpoint import check_encoder, empty_vocabulary
+
+        check_encoder(model_dir, pooling)   # the wrong kind of model: one line, before loading
         from transformers import AutoModel, AutoTokenizer
 
         self.tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        empty_vocabulary(self.tokenizer, model_dir)
+        if self.tokenizer.pad_token is None:   # an LLM embedder's: batches are padded
+            self.tokenizer.pad_token = self.tokenizer.eos_token or self.tokenizer.unk_token
         self.model = AutoModel.from_pretrained(str(model_dir)).to(device)
         self.accepts = set(inspect.signature(self.model.forward).parameters)
         self.pooling, self.normalize = pooling, normalize

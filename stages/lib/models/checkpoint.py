@@ -10,9 +10,9 @@ random-init head that "works" silently.
 
 They refuse only what the loader cannot use: a known kind the loader does not take (an encoder
 where a causal LM generates, a seq2seq model where ``AutoModel`` encodes, a model without a
-classification head where a cross-encoder scores), a directory without ``config.json`` or
-without a tokenizer. A checkpoint they cannot classify (no ``architectures``, a custom class)
-is let through to the loader.
+classification head where a cross-encoder scores, a causal LM whose first token is pooled),
+a directory without ``config.json`` or without a tokenizer. A checkpoint they cannot classify
+(no ``architectures``, a custom class) is let through to the loader.
 
     >>> kind_of({"architectures": ["LlamaForCausalLM"], "model_type": "llama"})
     'causal_lm'
@@ -276,32 +276,74 @@ def adapter_load_error(path, adapter: dict, needs: str, exc: BaseException) -> C
                             "merged), or fix base_model_name_or_path to a local checkpoint")
 
 
-def check_encoder(path: str | Path) -> dict:
-    """``config.json`` of a checkpoint about to be loaded with ``AutoModel`` and pooled over
-    ``last_hidden_state`` (:class:`~stages.lib.models.encoders.Encoder`). A seq2seq model or a
-    causal LM's LoRA adapter cannot be (a ``ConfigError``); a causal LM or a classifier can,
-    but is probably the wrong input (a warning: LLM embedders are causal LMs too)."""
-    cfg, adapter = read_checkpoint(path, ENCODER)
+def _check_pooled(path, pooling: str | None, needs: str, do: str, hint: str
+                  ) -> tuple[dict, str]:
+    """``(config, kind)`` of a checkpoint about to be loaded with ``AutoModel`` and pooled over
+    ``last_hidden_state``; a ``ConfigError`` for what cannot be: a seq2seq model (its
+    ``AutoModel`` wants decoder inputs), a causal LM's LoRA adapter, and a causal LM under
+    ``pooling="cls"`` (its first token attends to nothing after it, so the vector ignores the
+    rest of the text). ``hint`` says what to wire instead."""
+    cfg, adapter = read_checkpoint(path, needs)
     if adapter is not None:
         if adapter.get("task_type") == "CAUSAL_LM":
             raise ConfigError(
                 f"{path} is a LoRA adapter for a causal language model (base "
-                f"{adapter.get('base_model_name_or_path')}), not a text encoder; the encoder "
-                f"input needs {ENCODER}",
-                hint="wire the sentence encoder (the demo's: prepare_model package: minilm) to "
-                     "the index/retrieve steps' encoder input")
-        return cfg
+                f"{adapter.get('base_model_name_or_path')}), not a text encoder; this step needs "
+                f"{needs}: {do}", hint=hint)
+        return cfg, "unknown"
     kind = kind_of(cfg)
     if kind == "seq2seq":
-        raise _wrong(path, cfg, kind, ENCODER,
-                     "wire an encoder checkpoint to the encoder input",
+        raise _wrong(path, cfg, kind, needs, do,
                      "the encoder is loaded with AutoModel and pooled over its hidden states; an "
                      "encoder-decoder (T5, monoT5, GTR) is not supported there. monoT5 belongs "
                      "in rerank (method: monot5)")
+    if kind == "causal_lm" and pooling == "cls":
+        raise _wrong(path, cfg, kind, needs,
+                     "pooling: cls reads the first token's state, which a causal model computes "
+                     f"from that token alone; set pooling: mean, or {do}",
+                     "an encoder (BERT, MiniLM, BGE) attends both ways, so its first token reads "
+                     "the whole text; a causal model's first token reads only itself")
+    return cfg, kind
+
+
+def check_encoder(path: str | Path, pooling: str | None = None) -> dict:
+    """``config.json`` of a checkpoint about to be loaded with ``AutoModel`` and pooled over
+    ``last_hidden_state`` (:class:`~stages.lib.models.encoders.Encoder`, Reinforced-IR's
+    ``Embedder``). A seq2seq model, a causal LM's LoRA adapter or, under ``pooling="cls"``, a
+    causal LM cannot be (a ``ConfigError``); a causal LM under mean pooling or a classifier
+    can, but is probably the wrong input (a warning: LLM embedders are causal LMs too)."""
+    cfg, kind = _check_pooled(
+        path, pooling, ENCODER, "wire an encoder checkpoint to the encoder input",
+        "wire the sentence encoder (the demo's: prepare_model package: minilm) to this step's "
+        "encoder input")
     if kind in ("causal_lm", "classifier"):
         log.warning("the encoder %s is %s, %s, not a trained embedding model: its vectors are "
                     "pooled hidden states. If it was wired by mistake, wire the sentence encoder "
                     "to the encoder input", path, describe(cfg), KINDS[kind])
+    return cfg
+
+
+RERANKER_ENCODER = ("an encoder to put the reranker's 2-way head on (encoder-only like "
+                    "BGE/MiniLM/BERT, or a cross-encoder such as bge-reranker, whose own head is "
+                    "dropped)")
+
+
+def check_reranker_encoder(path: str | Path, pooling: str = "cls",
+                           do: str = "wire an encoder checkpoint to the train_reranker step's "
+                                     "model input") -> dict:
+    """``config.json`` of the encoder DPA-RAG's reranker loads with ``AutoModel`` under its own
+    2-way head, pooling the (query, passage) pair's first token (``cls``) or mean. What cannot
+    be is refused as by :func:`check_encoder`; a cross-encoder passes silently (``AutoModel``
+    keeps its encoder and drops its head: the paper starts from bge-reranker-large), a causal
+    LM under mean pooling with a warning."""
+    cfg, kind = _check_pooled(
+        path, pooling, RERANKER_ENCODER, do,
+        "the paper's encoder is bge-reranker-large; the demo's MiniLM (prepare_model package: "
+        "minilm)")
+    if kind == "causal_lm":
+        log.warning("the reranker's encoder %s is %s, %s: its pooled hidden states were not "
+                    "trained to read a (query, passage) pair. If it was wired by mistake, %s",
+                    path, describe(cfg), KINDS[kind], do)
     return cfg
 
 
@@ -320,20 +362,23 @@ def check_seq2seq(path: str | Path) -> dict:
     return cfg
 
 
-def check_classifier(path: str | Path) -> dict:
+def check_classifier(path: str | Path, needs: str = CLASSIFIER, do: str | None = None,
+                     hint: str = "a cross-encoder's config.json lists a "
+                                 "*ForSequenceClassification architecture (e.g. "
+                                 "cross-encoder/ms-marco-MiniLM-L-6-v2)") -> dict:
     """``config.json`` of a checkpoint about to be loaded with
     ``AutoModelForSequenceClassification``; a ``ConfigError`` for a model of a known kind
     without a classification head, which that class would add at random (scores that look
-    fine and mean nothing)."""
-    cfg, _ = read_checkpoint(path, CLASSIFIER)
+    fine and mean nothing). ``needs``, ``do`` and ``hint`` word the error for the calling step;
+    by default rerank's (``do``: wire a cross-encoder, or the rerank method this model fits)."""
+    cfg, _ = read_checkpoint(path, needs)
     kind = kind_of(cfg)
     if kind in ("causal_lm", "encoder", "seq2seq", "base"):
-        use = {"causal_lm": "method: causal_lm", "seq2seq": "method: monot5"}.get(kind)
-        raise _wrong(path, cfg, kind, CLASSIFIER,
-                     "its classification head would be random; wire a cross-encoder"
-                     + (f", or for this model use {use}" if use else ""),
-                     "a cross-encoder's config.json lists a *ForSequenceClassification "
-                     "architecture (e.g. cross-encoder/ms-marco-MiniLM-L-6-v2)")
+        if do is None:
+            use = {"causal_lm": "method: causal_lm", "seq2seq": "method: monot5"}.get(kind)
+            do = "wire a cross-encoder" + (f", or for this model use {use}" if use else "")
+        raise _wrong(path, cfg, kind, needs, f"its classification head would be random; {do}",
+                     hint)
     return cfg
 
 

@@ -44,7 +44,7 @@ class Encoder:
                  max_length: int = 512, device: str = "cpu", fp16: bool | None = None):
         from stages.lib.models.checkpoint import check_encoder, empty_vocabulary
 
-        check_encoder(model_dir)   # a one-line error for the wrong kind of model, before loading
+        check_encoder(model_dir, pooling)   # the wrong kind of model: one line, before loading
         import torch
         from transformers import AutoModel, AutoTokenizer
 
