@@ -103,13 +103,15 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
     if missing:
         raise ConfigError(f"step '{ctx.step}': the corpus {path} is a folder but not a BEIR folder: "
                           f"{missing[0]} is missing",
-                          hint="a BEIR folder holds corpus.jsonl, queries.jsonl and qrels/test.tsv")
+                          hint="point the corpus at one file (join the parts first: cat "
+                               "part*.jsonl > corpus.jsonl), or at a BEIR folder holding "
+                               "corpus.jsonl, queries.jsonl and qrels/test.tsv")
     ctx.log.info("BEIR folder %s: corpus.jsonl, queries.jsonl (eval), qrels/test.tsv", path)
     return (parts["corpus"], eval.path if eval is not None else parts["queries"],
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=1)
+@stage("load_data", version=2)  # 2: TSV docid headers, question_id ids, Tevatron golds
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
               qrels: File | None = None) -> LoadOutput:

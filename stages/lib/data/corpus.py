@@ -48,6 +48,10 @@ def detect_corpus_format(path: str | Path) -> str:
         return "parquet"
     if ext == ".tsv":
         return "dpr"
+    if ext == ".csv":
+        raise DataError(f"{path}: comma-separated corpora are not read; convert it to a TSV "
+                        "(tab-separated, a header line id, text, title) or to JSON lines "
+                        "{id, title, text}")
     if ext not in (".jsonl", ".json", ".ndjson"):
         head = first_line(path)[1].lstrip()
         if not head:
@@ -126,20 +130,24 @@ def read_corpus(path: str | Path, format: str | None = None,
 
 
 def _read_dpr(path: Path, max_passages: int | None):
-    """DPR TSV: ``id, text, title`` (header skipped when its first cell is ``id``)."""
+    """DPR TSV: ``id, text, title``. A first line that names the columns (see
+    :func:`_is_tsv_header`; ``id`` or ``docid``, ``_id``, ...) is a header, in any column order;
+    without one the columns are DPR's ``id, text, title`` (or ``id, text``)."""
     import pyarrow as pa
     import pyarrow.csv as pcsv
 
     first = next(numbered_lines(path), (0, ""))[1]
     if not first.strip():
         raise empty_error(path, "a DPR TSV with columns id, text, title")
-    cells = [c.strip().strip('"') for c in first.rstrip("\r\n").split("\t")]
-    header = cells[0].lower() == "id"
+    cells = _tsv_cells(first)
+    names = [c.lower() for c in cells]
+    header = _is_tsv_header(first)
     if header:
-        names = [c.lower() for c in cells]
         if "text" not in names:
             raise DataError(f"{path} line 1: header {cells} has no 'text' column; expected the DPR "
                             "header id, text, title; fix the header")
+        id_name = next(k for k in DOC_ID_KEYS if k in names)
+        names[names.index(id_name)] = "id"   # docid, _id, ... name the id column too
     elif len(cells) in (2, 3):
         names = ["id", "text", "title"][: len(cells)]
     else:
@@ -165,9 +173,58 @@ def _read_dpr(path: Path, max_passages: int | None):
             table = first_rows(reader, max_passages)
     except (pa.ArrowInvalid, UnicodeDecodeError):
         raise _locate_tsv_error(path, options) from None
+    _check_tsv_values(path, table, header)
     if "title" not in table.column_names:
         table = table.append_column("title", pa.array([""] * table.num_rows, pa.string()))
     return table.select(["id", "title", "text"])
+
+
+def _tsv_cells(line: str) -> list[str]:
+    return [c.strip().strip('"') for c in line.rstrip("\r\n").split("\t")]
+
+
+def _is_tsv_header(line: str) -> bool:
+    """Whether a TSV's first line names its columns: its first cell is an id name
+    (:data:`DOC_ID_KEYS`), or it has an id name and ``text`` among its cells."""
+    names = [c.lower() for c in _tsv_cells(line)]
+    return names[0] in DOC_ID_KEYS or ("text" in names and not set(names).isdisjoint(DOC_ID_KEYS))
+
+
+def _may_hold_newline(col) -> bool:
+    """Whether a string column may hold a newline: a scan of its raw bytes, ten times faster
+    than a search value by value (a chunk's bytes may include values sliced off: only a hint)."""
+    import numpy as np
+
+    return any(np.any(np.frombuffer(chunk.buffers()[2], np.uint8) == ord("\n"))
+               for chunk in col.chunks if chunk.buffers()[2] is not None)
+
+
+def _check_tsv_values(path: Path, table, header: bool) -> None:
+    """Refuse what a TSV reader would otherwise load wrong without a word: lines swallowed by a
+    field that opens a double quote it never closes (a value holding a tab and a newline), and,
+    without a header, title and text in the other order (the title is the longer on most rows)."""
+    import pyarrow.compute as pc
+
+    for name in table.column_names:
+        col = table[name]
+        if not _may_hold_newline(col):
+            continue
+        multi = pc.and_(pc.match_substring(col, "\n"), pc.match_substring(col, "\t"))
+        if pc.any(multi).as_py():
+            index = pc.index(multi, True).as_py()
+            raise DataError(f"{path} line {_record_line(path, 'dpr', index)}: the {name} of passage "
+                            f"{table['id'][index].as_py()!r} runs over the next lines: a field "
+                            "starts with a double quote that is never closed; write a quote inside "
+                            'a quoted field as "", or quote the whole field')
+    if header or "title" not in table.column_names or table.num_rows == 0:
+        return
+    head = table.slice(0, 1000)
+    longer = pc.sum(pc.greater(pc.utf8_length(head["title"]), pc.utf8_length(head["text"]))).as_py()
+    if longer * 2 > head.num_rows:
+        raise DataError(f"{path} line 1: no header, so the columns are read as DPR's id, text, "
+                        f"title, but column 3 (title) is longer than column 2 (text) on {longer} of "
+                        f"the first {head.num_rows} passages; add a header line naming the columns "
+                        "(e.g. id, title, text, tab-separated)")
 
 
 def _locate_tsv_error(path: Path, options) -> DataError:
@@ -188,7 +245,7 @@ def _locate_tsv_error(path: Path, options) -> DataError:
         if bad:
             row = bad[0]
             where = f"line {row.number}" if row.number is not None else "a row"
-            snippet = row.text[:60].replace("\t", "\\t")
+            snippet = repr(row.text[:60])[1:-1]  # tabs and newlines escaped: one line
             return DataError(f"{path} {where}: expected {row.expected_columns} tab-separated columns "
                              f"(id, text, title), got {row.actual_columns} ('{snippet}'); fix the "
                              "row (a stray tab or an unbalanced double quote)")
@@ -423,7 +480,7 @@ def _record_line(path: Path, fmt: str, index: int) -> int:
     header = None
     for line_no, line in numbered_lines(path):
         if header is None and fmt == "dpr":
-            header = line.split("\t", 1)[0].strip().strip('"').lower() == "id"
+            header = _is_tsv_header(line)
             if header:
                 continue
         if line.strip():

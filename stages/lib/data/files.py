@@ -75,6 +75,10 @@ def empty_error(path: Path, expected: str) -> DataError:
 
 
 def _json_error(path: Path, line: int, err: json.JSONDecodeError) -> DataError:
+    if err.msg == "Extra data" and err.doc[err.pos:].strip() == ",":
+        return DataError(f"{path} line {line}: a ',' follows the JSON object; JSON lines are "
+                         "separated by newlines only; remove the trailing commas (or make the file "
+                         "one JSON array [...])")
     return DataError(f"{path} line {line}: invalid JSON ({err.msg} at column {err.colno}); "
                      "expected one JSON object per line; fix or remove that line")
 
@@ -144,7 +148,11 @@ def _iter_json_array(path: Path, text: str, start_line: int) -> Iterator[tuple[i
         yield line, value
         pos = ws.match(text, end).end()
         if pos < n and text[pos] == ",":
-            pos = ws.match(text, pos + 1).end()
+            comma, pos = pos, ws.match(text, pos + 1).end()
+            if pos < n and text[pos] == "]":
+                comma_line = line + text.count("\n", counted, comma)
+                raise DataError(f"{path} line {comma_line}: a ',' after the last record of the "
+                                "array (a trailing comma); JSON allows none; remove that comma")
             continue
         if pos < n and text[pos] == "]":
             return

@@ -7,7 +7,8 @@ name without extensions (``asqa.jsonl.gz`` -> ``asqa``), as the original inferen
 the answer style by file name (a record's own ``dataset`` field is overridden), and its question ids become ``<set>/<id>`` (sets number their questions independently, so bare
 ids would collide; ids from the line number become ``<set>/<line>``). ``max_questions`` applies
 per set. Files whose names start with ``.`` or ``_`` are skipped, as are non-question files
-(anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``).
+(anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``) and subfolders, with a
+warning naming those (a set saved as ``nq.txt`` is not left out unseen).
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
 its metrics in ``evaluate`` (one block per set and their macro average).
@@ -34,14 +35,18 @@ def set_name(path: Path) -> str:
     return path.name.split(".")[0].lower()
 
 
-def question_files(folder: Path) -> list[Path]:
-    """The question files of a folder, in name order."""
-    files = []
+def question_files(folder: Path) -> tuple[list[Path], list[str]]:
+    """The question files of a folder, in name order, and the names of its other entries that
+    are not hidden (``.``, ``_``): a set saved as ``.txt`` or ``.bz2``, a subfolder."""
+    files, others = [], []
     for p in sorted(folder.iterdir()):
-        name = p.name.removesuffix(".gz")
-        if p.is_file() and not p.name.startswith((".", "_")) and name.endswith(SUFFIXES):
+        if p.name.startswith((".", "_")):
+            continue
+        if p.is_file() and p.name.removesuffix(".gz").endswith(SUFFIXES):
             files.append(p)
-    return files
+        else:
+            others.append(p.name + ("/" if p.is_dir() else ""))
+    return files, others
 
 
 def read_question_sets(path: str | Path, *, require_answers: bool = True,
@@ -50,10 +55,15 @@ def read_question_sets(path: str | Path, *, require_answers: bool = True,
     path = Path(path)
     if not path.is_dir():
         return read_questions(path, require_answers=require_answers, max_questions=max_questions)
-    files = question_files(path)
+    files, others = question_files(path)
     if not files:
-        raise DataError(f"{path}: the folder has no question files (expected one "
-                        f"{'/'.join(SUFFIXES)} file per evaluation set)")
+        raise DataError(f"{path}: the folder has no question files (it holds: "
+                        f"{', '.join(others) or 'nothing'}); expected one {'/'.join(SUFFIXES)} "
+                        "file per evaluation set; point the input at a question file, or at a "
+                        "folder of them")
+    if others:   # a set saved as .txt would otherwise be left out without a word
+        log.warning("%s: skipped %s (not question files: one %s file, optionally .gz, per "
+                    "evaluation set)", path, ", ".join(others), "/".join(SUFFIXES))
     names = [set_name(f) for f in files]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:

@@ -27,8 +27,12 @@ log = logging.getLogger(__name__)
 QUESTION_KEYS = ("question", "Question", "query", "instruction", "text")
 ANSWER_KEYS = ("answers", "golden_answers", "answer", "output")
 CTX_KEYS = ("ctxs", "docs", "retrieval_ctxs", "retrieval_result")
-ID_KEYS = ("id", "_id", "qid", "q_id")
+ID_KEYS = ("id", "_id", "qid", "q_id", "question_id", "query_id", "example_id")
 DATASET_KEYS = ("dataset", "source")
+GOLD_KEYS = ("gold", "positive_ctxs", "positive_passages")
+# Every field a record may hold that the reader takes; any other is dropped (and named in a warning).
+READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET_KEYS + GOLD_KEYS
+                      + ("retrieved_question", "qa_pairs", "annotations"))
 # File stems that name a split rather than a dataset (FlashRAG's ``{dataset}/{split}.jsonl``).
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
 
@@ -66,6 +70,11 @@ def _string_list(value: Any, field: str, where: str) -> list[str]:
         elif isinstance(v, list) and depth < 2:
             for item in v:
                 add(item, depth + 1)
+        elif isinstance(v, dict):   # SQuAD's {text, answer_start}, TriviaQA's {value, aliases}
+            raise DataError(f"{where}: '{field}' must be a string or a list of strings, got an "
+                            f"object with keys {', '.join(map(str, v))}; write the answer texts "
+                            "as a list of strings (SQuAD's text list; TriviaQA's value and "
+                            "its aliases)")
         else:
             raise DataError(f"{where}: '{field}' must be a string or a list of strings, got "
                             f"{type(v).__name__}; fix the record")
@@ -124,8 +133,9 @@ def _ctxs(value: Any, key: str, where: str) -> list[dict]:
 def _gold(rec: dict, where: str) -> list[str]:
     if rec.get("gold") is not None:
         return _string_list(rec["gold"], "gold", where)
-    pos = rec.get("positive_ctxs")
-    if isinstance(pos, list):  # DPR retriever-training JSON
+    # DPR retriever-training JSON, Tevatron's positive_passages
+    pos = rec.get("positive_ctxs", rec.get("positive_passages"))
+    if isinstance(pos, list):
         ids = [next((c[k] for k in DOC_ID_KEYS if c.get(k) is not None), None)
                for c in pos if isinstance(c, dict)]
         return list(dict.fromkeys(str(i) for i in ids if i is not None))
@@ -152,7 +162,8 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
     qkey = next((k for k in QUESTION_KEYS if k in rec), None)
     if qkey is None:
         raise DataError(f"{where}: missing field 'question' (expected one of "
-                        f"{', '.join(QUESTION_KEYS)}); add it or remove the record")
+                        f"{', '.join(QUESTION_KEYS)}; the record has {', '.join(map(str, rec))}); "
+                        "add it or rename the field that holds the question")
     question = rec[qkey]
     if not isinstance(question, str):
         raise DataError(f"{where}: '{qkey}' must be a string, got {type(question).__name__}; "
@@ -211,21 +222,26 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
 
     Accepted fields (first match wins): question ← ``question|Question|query|instruction|text``;
     answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
-    ``answers|golden_answers|answer|output`` (string or list), and for ASQA records ``qa_pairs``
-    (one short-answer list per pair) and ``long_answers`` kept for ALCE's metrics;
+    ``answers|golden_answers|answer|output`` (string, number or list), and for ASQA records
+    ``qa_pairs`` (one short-answer list per pair) and ``long_answers`` kept for ALCE's metrics;
     ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
-    gold passage ids ← ``gold`` (list or str) or DPR ``positive_ctxs[*].passage_id``; id ←
-    ``id|_id|qid|q_id`` else the line number; dataset ← ``dataset|source``, else the id prefix
+    gold passage ids ← ``gold`` (list or str) or DPR ``positive_ctxs[*].passage_id`` (Tevatron's
+    ``positive_passages[*].docid``); id ← ``id|_id|qid|q_id|question_id|query_id|example_id``
+    else the line number; dataset ← ``dataset|source``, else the id prefix
     (``nq_12`` → ``nq``), else the file stem (or its folder when the stem is a split name).
-    Question ids must be unique.
+    Question ids must be unique. Any other field is dropped, and named in a warning (a field
+    under a name the reader does not take, such as ``gold_ids``, would be lost without a word).
     """
     path = check_file(path)
     rows: list[dict] = []
     seen: dict[str, int] = {}
+    dropped: dict[str, int] = {}
     for line_no, rec in iter_json_records(path):
         where = f"{path} line {line_no}"
         row = normalize_question(rec, where=where, require_answers=require_answers,
                                  default_id=str(line_no), default_dataset=default_dataset, path=path)
+        for key in rec.keys() - READ_KEYS:
+            dropped[key] = dropped.get(key, 0) + 1
         if row["id"] in seen:
             raise DataError(f"{where}: question id '{row['id']}' repeats (first on line "
                             f"{seen[row['id']]}); expected unique ids; de-duplicate the file")
@@ -233,6 +249,12 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
         rows.append(row)
         if max_questions is not None and len(rows) >= max_questions:
             break
+    if dropped:
+        fields = ", ".join(f"{key} (in {n} of {len(rows)} records)"
+                           for key, n in sorted(dropped.items()))
+        log.warning("%s: field(s) not read, dropped: %s; if one holds the ids, answers or gold "
+                    "passage ids, rename it (ids: %s; answers: %s; gold passage ids: %s)",
+                    path, fields, "|".join(ID_KEYS), "|".join(ANSWER_KEYS), "|".join(GOLD_KEYS))
     with_ctxs = sum("ctxs" in r for r in rows)
     log.info("read %d questions from %s%s", len(rows), path,
              f" ({with_ctxs} with retrieved passages)" if with_ctxs else "")
