@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+from pathlib import Path
 
 EXAMPLES = """examples:
   rag run conf/dynamicrag_demo.yaml                          # CPU demo; a second run is a no-op
@@ -100,14 +101,12 @@ def _silence(c) -> None:
 
 
 def _run(args) -> int:
-    import time
-    from pathlib import Path
-
     from orchestrator.cli.common import load, recipe_notes, runs_dir, runs_elsewhere
     from orchestrator.cli.summary import print_run_summary, print_sweep_summary
+    from orchestrator.errors import ConfigError, DataError, RagError
     from orchestrator.logs import console, escape
     from orchestrator.rundir import RunDir, shell_command
-    from orchestrator.runner import Options, Runner
+    from orchestrator.runner import Options, Runner, check_selection
     from orchestrator.store import Store, check_dir
 
     elsewhere = runs_elsewhere(args)
@@ -123,9 +122,11 @@ def _run(args) -> int:
     opts = Options(set(args.only), set(args.from_), set(args.force), args.jobs,
                    not args.no_progress, command, until=set(args.until))
     sweep = None
-    if len(members) > 1:
-        sweep = Path(runs) / recipe.stem / (time.strftime("%Y%m%d-%H%M%S") + "-sweep")
-        console().print(f"sweep: {len(members)} members -> {sweep}")
+    if args.multirun:   # a sweep, even of one value: its record is where a sweep's is
+        for dag in dags:   # a misnamed --only/--until/--from/--force: no member would run
+            check_selection(dag, opts)
+        sweep = _new_sweep(runs, recipe, command, members)
+        console().print(f"sweep: {len(members)} member{'s' * (len(members) > 1)} -> {sweep}")
     results = []
     must_fix = []  # per failed run: every failure was bad input (a rerun as is fails the same)
     with store.lease(runs) as lease:  # gc keeps what a live run uses
@@ -137,14 +138,31 @@ def _run(args) -> int:
             if sweep is not None:
                 console().print(f"[bold]member {member.index}[/]: {' '.join(member.overrides)}")
             runner = Runner(dag, store, runs, run, opts)
-            ok = runner.execute()
+            try:
+                ok = runner.execute()
+                bad_input = runner.failed_on_input()
+            except RagError as e:   # found before its steps ran (a source, resources)
+                if sweep is None:
+                    raise
+                console().print(f"[red]error:[/] {escape(e.message)}", soft_wrap=True)
+                if e.hint:
+                    console().print(f"  hint: {escape(e.hint)}", soft_wrap=True)
+                ok, bad_input = False, isinstance(e, (ConfigError, DataError))
+            except KeyboardInterrupt:
+                if sweep is not None:
+                    console().print(f"sweep stopped in {path.name}: {len(results)} of "
+                                    f"{len(members)} members finished; rerunning the same "
+                                    "command reuses their steps (in a new sweep directory)",
+                                    soft_wrap=True)
+                raise
             results.append((member, run, ok))
             if not ok:
-                must_fix.append(runner.failed_on_input())
-            if len(members) == 1:
+                must_fix.append(bad_input)
+            if sweep is None:
                 print_run_summary(run.status)
     if sweep is not None:
-        print_sweep_summary(results)
+        print_sweep_summary(sweep, results)
+        return _end_of_sweep(sweep, results, must_fix, args, dags[0], opts)
     failed = [r for r in results if not r[2]]
     if failed and all(must_fix):
         console().print(f"[red]{len(failed)} run(s) failed[/] on bad input: fix the input named "
@@ -159,6 +177,78 @@ def _run(args) -> int:
     if opts.until:
         _note_steps_left(dags[0], opts)
     return 0
+
+
+def _new_sweep(runs, recipe, command: str, members) -> Path:
+    """``runs/<recipe>/<time>-sweep/``, claimed by creating it (two sweeps started in the same
+    second get two), with ``sweep.json``: the command and every member's overrides, so that
+    ``rag status`` names the members an interrupted sweep never started."""
+    import json
+    import time
+
+    parent = Path(runs) / recipe.stem
+    parent.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    n = 1
+    while True:
+        path = parent / (f"{stamp}-sweep" if n == 1 else f"{stamp}-{n}-sweep")
+        try:
+            path.mkdir()
+            break
+        except FileExistsError:
+            n += 1
+    record = {"command": command, "members": [m.overrides for m in members]}
+    (path / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
+    return path
+
+
+def _end_of_sweep(sweep: Path, results, must_fix: list[bool], args, dag, opts) -> int:
+    """The closing lines of a sweep: where its records are; which members failed, the command
+    that resumes them all and the one that reruns one alone. The exit code."""
+    from orchestrator.cli.summary import swept
+    from orchestrator.logs import console, escape
+
+    last = results[-1][1].path.name
+    where = (f"sweep record: {sweep}/member-0000" + (f" … {last}" if last != "member-0000" else "")
+             + f" (one run record per member); rag status {sweep.name} shows this table again")
+    failed = [i for i, (_, _, ok) in enumerate(results) if not ok]
+    if not failed:
+        console().print(escape(where), soft_wrap=True)
+        if opts.until:
+            _note_steps_left(dag, opts)
+        return 0
+    keys = swept([m.overrides for m, _, _ in results])
+    named = []
+    for i in failed[:5]:
+        member, run, _ = results[i]
+        values = ([f"{k}={v[i]}" for k, v in keys.items()] if keys else member.overrides)
+        named.append(f"{run.path.name} ({' '.join(values)})")
+    more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
+    console().print(f"[red]{len(failed)} of {len(results)} members failed[/]: "
+                    f"{escape(', '.join(named) + more)}", soft_wrap=True)
+    first = results[failed[0]][0]
+    if all(must_fix):
+        then = "on bad input: fix the input named above, then rerun the same command"
+    else:
+        then = "rerun the same command to resume"
+    console().print(f"{then} (finished steps of every member are reused):\n  "
+                    f"{escape(opts.command)}\nor rerun one failed member alone:\n  "
+                    f"{escape(_member_command(args, first.overrides))}\n{escape(where)}",
+                    soft_wrap=True)
+    return 2 if all(must_fix) else 1
+
+
+def _member_command(args, overrides: list[str]) -> str:
+    """The command line of a sweep without ``-m`` and with one member's ``overrides`` (a plain
+    run of that member)."""
+    from orchestrator.rundir import shell_command
+
+    words = list(args.argv[1:])
+    for word in [*args.overrides, "-m", "--multirun"]:
+        if word in words:
+            words.remove(word)
+    at = words.index(args.recipe) + 1
+    return shell_command([args.argv[0], *words[:at], *overrides, *words[at:]])
 
 
 def _note_steps_left(dag, opts) -> None:

@@ -18,12 +18,19 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     import json
     import sys
+    from pathlib import Path
 
     from orchestrator.cli.common import find_run, find_sweep, read_status, runs_dir
     from orchestrator.cli.summary import print_run_summary
+    from orchestrator.errors import ConfigError
     from orchestrator.logs import escape, report
     from orchestrator.rundir import effective_state
 
+    if not args.run and not runs_dir(args).is_dir():
+        raise ConfigError(f"no runs directory {runs_dir(args)}/ (looked from {Path.cwd()})",
+                          hint="rag status reads ./runs unless given --runs-dir: pass the "
+                               "--runs-dir (or the recipe's ragline.runs_dir) that rag run used, "
+                               "or start a run: rag run RECIPE")
     sweep = find_sweep(runs_dir(args), args.run)
     if sweep is not None:
         return _sweep_status(sweep, args.json)
@@ -51,37 +58,95 @@ def main(args) -> int:
 
 
 def _sweep_status(sweep, as_json: bool) -> int:
-    """One row per member of a sweep: its overrides, state, and what its steps did."""
+    """One row per member of a sweep: the values swept, its state, the metrics that differ; then
+    the sweep's state, each failed member's error and log, and the command that resumes it."""
     import json
     import sys
 
-    from rich.table import Table
-
-    from orchestrator.cli.common import read_status
+    from orchestrator.cli.summary import member_state, print_sweep_table
     from orchestrator.logs import escape, report
-    from orchestrator.rundir import effective_state
 
-    members = []
-    for path in sorted(sweep.glob("member-*")):
-        status = read_status(path)
-        steps = status["steps"].values()
-        members.append({"member": path.name, "run": str(path),
-                        "overrides": status.get("overrides") or [],
-                        "state": effective_state(status),
-                        "ran": sum(s.get("state") == "done" and s.get("cache") == "miss"
-                                   for s in steps),
-                        "cached": sum(s.get("cache") == "hit" for s in steps),
-                        "failed": sum(s.get("state") == "failed" for s in steps)})
+    members, command = _members(sweep)
+    states = [m["state"] for m in members]
+    state = _sweep_state(states)
     if as_json:
-        sys.stdout.write(json.dumps({"sweep": str(sweep), "members": members}, indent=1) + "\n")
+        listed = [{k: v for k, v in m.items() if k != "steps"} for m in members]
+        sys.stdout.write(json.dumps({"sweep": str(sweep), "state": state, "command": command,
+                                     "members": listed}, indent=1) + "\n")
         return 0
-    table = Table(title=escape(f"sweep {sweep}"))
-    for col in ("member", "overrides", "state", "ran", "cached", "failed"):
-        table.add_column(col, justify="right" if col in ("ran", "cached", "failed") else "left")
-    for m in members:
-        table.add_row(m["member"], escape(" ".join(m["overrides"])), m["state"], str(m["ran"]),
-                      str(m["cached"]), str(m["failed"]))
-    report().print(table)
-    report().print(f"one member's steps: rag status {escape(str(sweep))}/member-0000",
+    rows = [{**m, "state": member_state(m["state"], m["steps"])} for m in members]
+    print_sweep_table(f"sweep {sweep}", rows)
+    counts = {s: states.count(s) for s in dict.fromkeys(states)}
+    line = f"sweep: {state} ({', '.join(f'{n} {s}' for s, n in counts.items())})"
+    if state in ("interrupted", "failed") and command:
+        line += f"; rerun the same command to resume: {command}"
+    report().print(escape(line), soft_wrap=True)
+    failed = [m for m in members if m.get("error")]
+    for m in failed[:5]:
+        report().print(f"[red]✗ {m['member']}[/]: {escape(m['error'])}", soft_wrap=True)
+    if len(failed) > 5:
+        report().print(f"and {len(failed) - 5} more failed members", soft_wrap=True)
+    first = next((m for m in members if m["state"] not in ("ok", "not started")), members[0])
+    report().print(f"one member's steps: rag status {escape(str(sweep))}/{first['member']}",
                    soft_wrap=True)
     return 0
+
+
+def _sweep_state(states: list[str]) -> str:
+    """A sweep's state from its members'.
+
+    >>> _sweep_state(["ok", "interrupted", "not started"]), _sweep_state(["ok", "running", "not started"])
+    ('interrupted', 'running')
+    """
+    if "running" in states:
+        return "running"
+    if "interrupted" in states or "not started" in states:
+        return "interrupted"
+    return "failed" if "failed" in states or "damaged" in states else "ok"
+
+
+def _members(sweep) -> tuple[list[dict], str | None]:
+    """(members, command) of a sweep: each member's record (``state: not started`` for one the
+    sweep never reached, as ``sweep.json`` lists them), and the command that ran it."""
+    import json
+
+    from orchestrator.cli.common import read_status
+    from orchestrator.errors import DataError
+    from orchestrator.rundir import effective_state
+
+    try:
+        record = json.loads((sweep / "sweep.json").read_text())
+        planned, command = list(record["members"]), record.get("command")
+    except (OSError, ValueError, KeyError, TypeError):   # a sweep recorded before sweep.json
+        planned, command = [], None
+    paths = sorted(sweep.glob("member-*"))
+    names = [f"member-{i:04d}" for i in range(len(planned))]
+    names += [p.name for p in paths if p.name not in names]
+    members = []
+    for i, name in enumerate(names):
+        member = {"member": name, "run": None, "overrides": planned[i] if i < len(planned) else [],
+                  "state": "not started", "ran": 0, "cached": 0, "failed": 0, "metrics": {},
+                  "steps": {}}
+        members.append(member)
+        if not (sweep / name / "status.json").exists():
+            continue
+        member["run"] = str(sweep / name)
+        try:
+            status = read_status(sweep / name)
+        except DataError as e:
+            member.update(state="damaged", error=e.message)
+            continue
+        steps = status["steps"]
+        member.update(overrides=status.get("overrides") or member["overrides"],
+                      state=effective_state(status), metrics=status.get("metrics") or {},
+                      steps=steps,
+                      ran=sum(s.get("state") == "done" and s.get("cache") == "miss"
+                              for s in steps.values()),
+                      cached=sum(s.get("cache") == "hit" for s in steps.values()),
+                      failed=sum(s.get("state") == "failed" for s in steps.values()))
+        errors = [f"{n}: {s.get('error')}  log: {s.get('log')}" for n, s in steps.items()
+                  if s.get("state") == "failed"]
+        if status.get("error") or errors:
+            member["error"] = status.get("error") or errors[0]
+        command = command or status.get("command")
+    return members, command

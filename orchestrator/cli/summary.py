@@ -75,40 +75,110 @@ def print_run_summary(status: dict, brief: bool = True) -> None:
         c.print(metrics_table(status["metrics"]))
 
 
-def _member_state(steps: dict, ok: bool) -> str:
-    """A sweep member's state cell: how many steps it computed, or which steps failed.
+def member_state(state: str, steps: dict) -> str:
+    """A sweep member's state cell: how many steps it computed, or where it failed or stopped.
 
-    >>> _member_state({"a": {"state": "done", "cache": "hit"}, "b": {"state": "done", "cache": "miss"}}, True)
+    >>> member_state("ok", {"a": {"state": "done", "cache": "hit"}, "b": {"state": "done", "cache": "miss"}})
     'ok, 1 ran'
-    >>> _member_state({"a": {"state": "failed"}, "b": {"state": "skipped"}}, False)
+    >>> member_state("failed", {"a": {"state": "failed"}, "b": {"state": "skipped"}})
     'failed: a'
+    >>> member_state("failed", {})
+    'failed before its steps ran'
+    >>> member_state("interrupted", {"a": {"state": "done"}, "b": {"state": "interrupted"}})
+    'interrupted: b'
     """
-    if not ok:
+    if state == "ok":
+        ran = sum(1 for s in steps.values() if s.get("state") == "done" and s.get("cache") != "hit")
+        return f"ok, {ran} ran"
+    if state == "failed":
         failed = [name for name, s in steps.items() if s.get("state") == "failed"]
-        return "failed: " + ", ".join(failed) if failed else "failed"
-    ran = sum(1 for s in steps.values() if s.get("state") == "done" and s.get("cache") != "hit")
-    return f"ok, {ran} ran"
+        return "failed: " + ", ".join(failed) if failed else "failed before its steps ran"
+    where = [name for name, s in steps.items() if s.get("state") in ("running", "interrupted")]
+    return f"{state}: {', '.join(where)}" if where else state
 
 
-def print_sweep_summary(results) -> None:
-    """One row per member: its overrides, state, and the metrics that differ between members."""
+def swept(overrides: list[list[str]]) -> dict[str, list[str]]:
+    """{key: each member's value} of the overrides whose value differs between members, in order;
+    {} when the members' overrides do not line up (the table then shows them whole).
+
+    >>> swept([["a=1", "b=x"], ["a=2", "b=x"]])
+    {'a': ['1', '2']}
+    """
+    if len({len(o) for o in overrides}) != 1:
+        return {}
+    out = {}
+    for column in zip(*overrides):
+        if len(set(column)) > 1:
+            keys = {text.partition("=")[0] for text in column}
+            if len(keys) > 1:
+                return {}
+            out[keys.pop()] = [text.partition("=")[2] for text in column]
+    return out
+
+
+def compared(per_member: list[dict]) -> tuple[list[tuple[str, str, str]], list[str]]:
+    """(columns, same): the (step, metric, label) of every shown metric whose value differs
+    between the members that have it (or that fewer than two members have: a sweep of one, a
+    member that failed), and "step label value" of the others.
+
+    >>> compared([{"ev": {"em": 0.5, "n": 3}}, {"ev": {"em": 0.25, "n": 3}}, {}])
+    ([('ev', 'em', 'em')], ['ev n 3'])
+    """
+    candidates: dict[tuple[str, str], str] = {}
+    for metrics in per_member:
+        for step, values in metrics.items():
+            for k, label in shown(values).items():
+                candidates.setdefault((step, k), label)
+    columns, same = [], []
+    for (step, k), label in candidates.items():
+        values = [m[step][k] for m in per_member if k in m.get(step, {})]
+        if len(values) > 1 and len({repr(v) for v in values}) == 1:
+            same.append(f"{step} {label} {_fmt(values[0])}")
+        else:
+            columns.append((step, k, label))
+    return columns, same
+
+
+def print_sweep_table(title: str, rows: list[dict], most: int = 6) -> None:
+    """One row per member: its directory, the values swept, its state, and the metrics that differ
+    between members; then a line naming the metrics that are the same in every member.
+
+    ``rows``: {"member": "member-0000", "overrides": [...], "state": cell text, "metrics": {...}}.
+    """
     from rich.table import Table
 
-    per_member = [run.status.get("metrics", {}) for _, run, _ in results]
-    steps = [st for st in (per_member[0] if per_member else {})
-             if len({repr(m.get(st)) for m in per_member}) > 1] or list(per_member[0])[-1:]
-    columns = []
-    for st in steps[:2]:
-        labels = shown(per_member[0].get(st, {}))
-        columns += [(st, k, label) for k, label in labels.items()][:4]
-    table = Table(title="sweep")
-    table.add_column("member")
-    table.add_column("overrides")
+    from orchestrator.logs import escape
+
+    per_member = [r.get("metrics") or {} for r in rows]
+    columns, same = compared(per_member)
+    keys = swept([r["overrides"] for r in rows]) if len(rows) > 1 else {}
+    table = Table()
+    table.add_column("member", no_wrap=True)
+    for key in keys or ["overrides"]:
+        table.add_column(escape(key))
     table.add_column("state")
-    for st, _, label in columns:
-        table.add_column(f"{st} {label}", justify="right")
-    for (member, run, ok), metrics in zip(results, per_member):
-        cells = [_fmt(metrics.get(st, {}).get(k, "")) for st, k, _ in columns]
-        table.add_row(str(member.index), " ".join(member.overrides),
-                      _member_state(run.status["steps"], ok), *cells)
-    report().print(table)
+    for st, _, label in columns[:most]:
+        table.add_column(escape(f"{st} {label}"), justify="right")
+    for i, (row, metrics) in enumerate(zip(rows, per_member)):
+        values = [v[i] for v in keys.values()] if keys else [" ".join(row["overrides"])]
+        cells = [_fmt(metrics.get(st, {}).get(k, "")) for st, k, _ in columns[:most]]
+        table.add_row(row["member"], *map(escape, values), escape(row["state"]), *cells)
+    c = report()
+    c.print(escape(title), soft_wrap=True)   # a path: a title would wrap to the table's width
+    c.print(table)
+    if same:
+        every = "every member" if all(per_member) else "every member with results"
+        c.print(escape(f"same in {every}: " + ", ".join(same[:most])
+                       + (f" (and {len(same) - most} more)" if len(same) > most else "")),
+                soft_wrap=True)
+    if len(columns) > most:
+        c.print(f"{len(columns) - most} more metrics differ between members: each member's "
+                "metrics.json has them all", soft_wrap=True)
+
+
+def print_sweep_summary(sweep, results) -> None:
+    """The table at the end of a sweep: ``results`` are (member, run, ok) of the members run."""
+    rows = [{"member": run.path.name, "overrides": member.overrides,
+             "state": member_state(run.status.get("state", ""), run.status["steps"]),
+             "metrics": run.status.get("metrics") or {}} for member, run, _ in results]
+    print_sweep_table(f"sweep {sweep}", rows)
