@@ -183,9 +183,19 @@ def place(err, recipe: Path, overrides: list[str] | None = None):
     """``err`` (a ``RagError``) with ``file:line: `` of its ``key`` in front, once; when that
     line only refers to another key, where the value comes from follows the key in the message
     (``steps.r.k (= ${retrieval.k}, set at FILE:LINE): ...``). ``overrides``: the command
-    line's, so a value set there is not blamed on a file."""
+    line's: a value set there is named by its override, not blamed on a file.
+
+    >>> from types import SimpleNamespace as N
+    >>> place(N(key="steps.a.k", message="steps.a.k: expected a number, got 'x'"), Path("r.yaml"),
+    ...       ["steps.a.k=x"]).message
+    "override 'steps.a.k=x': steps.a.k: expected a number, got 'x'"
+    """
     key = getattr(err, "key", None)
-    if key:
+    given = _set_by(key, overrides or []) if key else None
+    if given:   # the command line set it: the file's line is not where to fix it
+        err.message = f"override '{given}': {err.message}"
+        err.key = None
+    elif key:
         source = origin(recipe, key, overrides)
         message = err.message
         if source and message.startswith(f"{key}: "):

@@ -193,13 +193,25 @@ def test_missing_required_config_value_names_the_key():
 
 def test_a_key_is_never_located_in_a_sibling_recipe(toy, capsys):
     """A sibling recipe that writes the key deeper (``steps.sft.ad``) is not composed into this
-    one, so the error points at this recipe's line for step sft, not at the sibling."""
+    one, so the error never points at the sibling; the override that set the key is named."""
     conf = toy / "conf"
     (conf / "sibling.yaml").write_text("steps:\n  sft:\n    ad: 1\n")
     assert rag("plan", str(conf / "chain.yaml"), "+steps.sft.ad=1", runs=toy / "runs") == 2
     err = _err(capsys)
-    assert "sibling.yaml" not in err and f"{conf / 'chain.yaml'}:" in err
-    assert "steps.sft.ad: unknown key" in err
+    assert "sibling.yaml" not in err
+    assert "error: override '+steps.sft.ad=1': steps.sft.ad: unknown key" in err
+
+
+@pytest.mark.parametrize("multirun", [False, True])
+def test_a_bad_value_from_an_override_names_the_override_not_the_recipe_line(toy, capsys,
+                                                                            multirun):
+    """The recipe's line for step dpo is not where ``steps.dpo.add=abc`` is fixed (in a sweep:
+    the member's value)."""
+    values = ["-m", "steps.dpo.add=0.1,abc"] if multirun else ["steps.dpo.add=abc"]
+    assert rag("plan", str(toy / "conf/chain.yaml"), *values, runs=toy / "runs") == 2
+    err = _err(capsys)
+    assert "error: override 'steps.dpo.add=abc': steps.dpo.add: expected a number, got 'abc'" in err
+    assert "chain.yaml:" not in err
 
 
 def test_a_group_choice_typo_lists_the_options(toy, capsys):
