@@ -22,7 +22,7 @@ steps:
     inputs: {numbers: load}
     loss_type: sigmoid
 """
-SFT_LINE, DPO_LINE, LOSS_LINE = 5, 9, 12
+DPO_LINE = 9
 
 
 @pytest.fixture
@@ -46,34 +46,42 @@ def one_error(capsys) -> str:
 
 
 @pytest.mark.parametrize("override, line, message", [
-    ("steps.dpo.loss_type=sigmodi", LOSS_LINE,
+    ("steps.dpo.loss_type=sigmodi", None,
      "steps.dpo.loss_type: expected one of ['sigmoid', 'hinge', 'ipo'], got 'sigmodi' "
      "(did you mean 'sigmoid'?)"),
-    ("steps.dpo.lr=abc", DPO_LINE, "steps.dpo.lr: expected a number, got 'abc'"),
-    ("steps.dpo.epochs=0", DPO_LINE, "steps.dpo.epochs: expected a value >= 1, got 0"),
-    ("steps.dpo.epochs='2'", DPO_LINE, "steps.dpo.epochs: expected an integer, got '2'"),
-    ("steps.dpo.epochs=1.5", DPO_LINE, "steps.dpo.epochs: expected an integer, got 1.5"),
-    ("steps.dpo.loss_typ=hinge", DPO_LINE,
+    ("steps.dpo.lr=abc", None, "steps.dpo.lr: expected a number, got 'abc'"),
+    ("steps.dpo.epochs=0", None, "steps.dpo.epochs: expected a value >= 1, got 0"),
+    ("steps.dpo.epochs='2'", None, "steps.dpo.epochs: expected an integer, got '2'"),
+    ("steps.dpo.epochs=1.5", None, "steps.dpo.epochs: expected an integer, got 1.5"),
+    ("steps.dpo.loss_typ=hinge", None,
      "steps.dpo.loss_typ: unknown key (did you mean 'loss_type'?)"),
-    ("+steps.dpo.judge={model: m, temperature: 5}", DPO_LINE,
+    ("+steps.dpo.judge={model: m, temperature: 5}", None,
      "steps.dpo.judge.temperature: expected a value <= 2.0, got 5"),
-    ("+steps.dpo.judge={modl: m}", DPO_LINE,
+    ("+steps.dpo.judge={modl: m}", None,
      "steps.dpo.judge.modl: unknown key (did you mean 'model'?)"),
-    ("steps.dpo.weights={em: high}", DPO_LINE, "steps.dpo.weights.em: expected a number, got 'high'"),
+    ("steps.dpo.weights={em: high}", None, "steps.dpo.weights.em: expected a number, got 'high'"),
     ("steps.dpo.weights={judge: 1.0}", DPO_LINE,
      "steps.dpo: weights.judge is set but there is no judge section; add judge: {model: ...}"),
-    ("steps.sft.lr=[1]", 8, "steps.sft.lr: expected a number, got [1]"),
+    ("steps.sft.lr=[1]", None, "steps.sft.lr: expected a number, got [1]"),
 ])
 def test_every_config_value_is_checked_at_plan_time(recipe, capsys, override, line, message):
+    """Each is one line naming where to fix it: the override that set the value (line None),
+    or the recipe line of a check across the step's keys."""
     assert plan(recipe, override) == 2
-    assert f"error: {recipe}:{line}: {message}" in one_error(capsys)
+    where = f"override '{override}'" if line is None else f"{recipe}:{line}"
+    assert f"error: {where}: {message}" in one_error(capsys)
 
 
 def test_wrong_value_is_reported_at_its_own_step_not_at_a_namesake(recipe, capsys):
-    """Review finding: `steps.dpo.lr=abc` used to be reported at the line of sft's `lr`."""
+    """Review finding: `steps.dpo.lr=abc` used to be reported at the line of sft's `lr`; a
+    value from the command line is now named by its override, and a file's at its own step."""
     assert plan(recipe, "steps.dpo.lr=abc") == 2
     err = one_error(capsys)
-    assert f"{recipe}:{DPO_LINE}:" in err and f"{recipe}:8:" not in err
+    assert "override 'steps.dpo.lr=abc'" in err and f"{recipe}:8:" not in err
+    recipe.write_text(recipe.read_text().replace("loss_type: sigmoid", "loss_type: sigmoid\n    lr: abc"))
+    assert plan(recipe) == 2
+    err = one_error(capsys)
+    assert f"{recipe}:13: steps.dpo.lr: expected a number" in err and f"{recipe}:8:" not in err
 
 
 def test_plan_notes_are_printed_under_the_step(recipe, capsys):
