@@ -51,6 +51,9 @@ class Options:
     show_progress: bool = True
     command: str = "rag run"
     until: set[str] = field(default_factory=set)
+    # task key -> (run folder, failure) of the tasks that failed in this command: the members
+    # of a sweep share this Options, so a step they share is not computed again after it failed
+    failed: dict[str, tuple[str, Failed]] = field(default_factory=dict)
 
 
 @dataclass
@@ -347,12 +350,15 @@ class Runner:
             label = f"{step.name} ({len(todo)}/{len(tasks)} shards)" if len(tasks) > 1 else step.name
             console().print(f"[cyan]>[/] {label:<16} running stage {step.stage.name}"
                             + (f" on {step.gpus} GPU(s)/shard" if step.gpus else ""))
-        results = self.executor.run(step, todo) if todo else {}
+        before = {t.key: self._failed_before(t) for t in todo if t.key in self.opts.failed}
+        rest = [t for t in todo if t.key not in before]
+        results = {**(self.executor.run(step, rest) if rest else {}), **before}
         jobs = [self.executor.jobs[t.key] for t in todo if t.key in self.executor.jobs]
         if jobs:
             self.run.set_step(step.name, save=False, jobs=jobs)
         errors = [(t, results[t.key]) for t in todo if isinstance(results.get(t.key), Failed)]
         for task, failure in errors:
+            self.opts.failed.setdefault(task.key, (self.run.path.name, failure))
             self._fail(step, task.label, failure)
         if errors:
             return False
@@ -363,6 +369,14 @@ class Runner:
         self.outputs[step.name] = gather(step, entries, self.store)
         self._record(step, tasks, todo, cached, results, entries, time.time() - start)
         return True
+
+    def _failed_before(self, task: Task) -> Failed:
+        """The failure of a task that already failed in this command (an earlier member of the
+        sweep): not computed again; rerunning the command retries it."""
+        where, failure = self.opts.failed[task.key]
+        console().print(f"[yellow]-[/] {task.label}: failed earlier in this command ({where}); "
+                        "not computed again (rerun the command to retry it)")
+        return replace(failure, message=f"(as in {where}) {failure.message}")
 
     def _record(self, step: Step, tasks: list[Task], todo: list[Task], cached: list[Task],
                 results: dict[str, TaskResult], entries: list, duration: float) -> None:

@@ -189,3 +189,23 @@ def test_status_without_a_runs_directory_says_where_it_looked(toy, capsys):
     err = _words(capsys.readouterr().err)
     assert f"error: no runs directory {toy / 'nowhere'}/ (looked from" in err
     assert "pass the --runs-dir (or the recipe's ragline.runs_dir) that rag run used" in err
+
+
+def test_a_shared_step_that_failed_is_not_computed_again_by_the_next_members(toy, monkeypatch,
+                                                                            capsys):
+    """sft is the same in both members (only dpo is swept): when it fails in member-0000, the
+    second member reports that failure instead of spending the hours again; a rerun retries."""
+    runs, chain = toy / "runs", str(toy / "conf/chain.yaml")
+    monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
+    monkeypatch.setenv("TOY_FAIL", "sft:0")
+    assert rag("run", chain, "-m", "steps.dpo.add=0.1,0.2", "--no-progress", runs=runs) == 1
+    assert counts(toy / "count.txt")["sft:0"] == 1
+    err = _words(capsys.readouterr().err)
+    assert ("- sft: failed earlier in this command (member-0000); not computed again (rerun the "
+            "command to retry it)") in err
+    assert "✗ sft failed: (as in member-0000) " in err
+    assert "2 of 2 members failed" in err
+
+    monkeypatch.delenv("TOY_FAIL")
+    assert rag("run", chain, "-m", "steps.dpo.add=0.1,0.2", "--no-progress", runs=runs) == 0
+    assert counts(toy / "count.txt")["sft:0"] == 2    # the rerun retried it, once
