@@ -3,8 +3,8 @@
 Looked up only when an error is raised. The recipe file is searched first, then the files its
 ``defaults:`` lists compose, and theirs (a Hydra config in group ``a/b`` holds keys under ``a.b``
 unless its ``# @package`` header says otherwise); never a sibling recipe that this one does not
-compose. The line of the deepest part of the key that is written somewhere wins:
-``steps.dpo.lr`` set on the command line is reported at step ``dpo``'s line. A line that only
+compose. The line of the deepest part of the key that is written somewhere wins (a key that
+only the command line sets is named by its override instead: :func:`place`). A line that only
 refers to another key (``k: ${retrieval.k}``) is followed to where that key is set (``origin``).
 """
 
