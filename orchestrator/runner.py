@@ -124,6 +124,24 @@ def problems_of(problems: list[str], dag: Dag, steps: set[str]) -> list[str]:
     return [p for p in problems if stops(p)]
 
 
+def sweep_problems(members, dags, store: Store, runs_dir: Path, opts: Options) -> list[str]:
+    """What would stop each member of a sweep before its steps run (a missing source, an unset
+    variable), ``member-NNNN (overrides): problem`` each, found before the first member runs:
+    a path swept to a file that does not exist used to stop its member hours into the sweep.
+    Reads the cache; writes nothing but the source-hash memo."""
+    problems = []
+    memo = SourceMemo(store.root / "sources.json")
+    history = load_history(runs_dir, dags[0].recipe)
+    for member, dag in zip(members, dags):
+        chosen = selection(dag, opts)
+        needed = (set(dag.steps) if chosen is None
+                  else chosen.union(*(dag.upstream(n) for n in chosen)))
+        found = problems_of(plan(dag, store, memo, history, set()).problems, dag, needed)
+        if found:
+            problems.append(f"member-{member.index:04d} ({' '.join(member.overrides)}): {found[0]}")
+    return problems
+
+
 def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[str]) -> str:
     """What to do about a plan problem that stops a run: export an unset variable, or fix a
     source path, named by the override that gave it when there is one (``data.corpus=...``).

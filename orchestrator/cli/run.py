@@ -106,7 +106,7 @@ def _run(args) -> int:
     from orchestrator.errors import ConfigError, DataError, RagError
     from orchestrator.logs import console, escape
     from orchestrator.rundir import RunDir, shell_command
-    from orchestrator.runner import Options, Runner, check_selection
+    from orchestrator.runner import Options, Runner, check_selection, sweep_problems
     from orchestrator.store import Store, check_dir
 
     elsewhere = runs_elsewhere(args)
@@ -125,6 +125,14 @@ def _run(args) -> int:
     if args.multirun:   # a sweep, even of one value: its record is where a sweep's is
         for dag in dags:   # a misnamed --only/--until/--from/--force: no member would run
             check_selection(dag, opts)
+        problems = sweep_problems(members, dags, store, runs, opts) if len(members) > 1 else []
+        if problems:
+            for problem in problems:
+                console().print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+            console().print(f"  hint: {len(problems)} of {len(members)} members would stop before "
+                            "their steps run; fix the value (or leave it out of the sweep), then "
+                            "rerun: nothing ran", soft_wrap=True)
+            return 2
         sweep = _new_sweep(runs, recipe, command, members)
         console().print(f"sweep: {len(members)} member{'s' * (len(members) > 1)} -> {sweep}")
     results = []

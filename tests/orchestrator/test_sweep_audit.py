@@ -104,24 +104,38 @@ def test_a_failed_member_is_named_with_the_commands_that_resume_it(toy, monkeypa
     assert f"one member's steps: rag status {sweep}/member-0002" in out
 
 
-def test_a_member_refused_before_its_steps_does_not_stop_the_others(toy, monkeypatch, capsys):
+def test_a_source_missing_for_one_member_stops_the_sweep_before_any_member_runs(
+        toy, monkeypatch, capsys):
+    """A path swept to a file that does not exist used to stop its member hours into a sweep."""
     runs, recipe = toy / "runs", toy / "conf/file.yaml"
     recipe.write_text(FROM_FILE)
     (toy / "good.txt").write_text("1\n2\n")
     missing = toy / "missing.txt"
     monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
-    assert rag("run", str(recipe), "-m", f"sources.numbers={missing},{toy / 'good.txt'}",
+    assert rag("run", str(recipe), "-m", f"sources.numbers={toy / 'good.txt'},{missing}",
                "--no-progress", runs=runs) == 2
-    assert counts(toy / "count.txt") == {"map:0": 1}    # the second member ran
+    assert counts(toy / "count.txt") == {}    # nothing ran
     err = _words(capsys.readouterr().err)
-    assert f"error: source 'numbers': {missing} does not exist" in err
-    assert f"1 of 2 members failed: member-0000 (sources.numbers={missing})" in err
+    assert (f"error: member-0001 (sources.numbers={missing}): source 'numbers': {missing} does "
+            "not exist") in err
+    assert ("hint: 1 of 2 members would stop before their steps run; fix the value (or leave it "
+            "out of the sweep), then rerun: nothing ran") in err
+    assert _sweeps(runs, "file") == []
+
+
+def test_a_member_refused_before_its_steps_does_not_stop_the_others(toy, monkeypatch, capsys):
+    """A member the executor refuses (a GPU on a machine without one) fails; the others run."""
+    runs, chain = toy / "runs", str(toy / "conf/chain.yaml")
+    monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
+    assert rag("run", chain, "-m", "+steps.evaluate.gpus=1,0", "--no-progress", runs=runs) == 2
+    err = _words(capsys.readouterr().err)
+    assert "1 of 2 members failed: member-0000 (+steps.evaluate.gpus=1)" in err
     assert "on bad input: fix the input named above, then rerun the same command" in err
-    (sweep,) = _sweeps(runs, "file")
+    (sweep,) = _sweeps(runs, "chain")
     assert rag("status", sweep.name, "--json", runs=runs) == 0
     members = json.loads(capsys.readouterr().out)["members"]
     assert [m["state"] for m in members] == ["failed", "ok"]
-    assert members[0]["error"] == f"source 'numbers': {missing} does not exist"
+    assert "GPU" in members[0]["error"]
 
 
 def test_a_misnamed_until_in_a_sweep_stops_before_any_member(toy, capsys):
