@@ -106,9 +106,14 @@ def find_run(runs: Path, spec: str | None) -> Path:
         hits = [h for h in hits if (h / "status.json").is_file()]
         if hits:
             return hits[-1]
+        newest = sorted((p for p in runs.glob("*/*") if p.is_dir() and (
+            (p / "status.json").is_file() or p.name.endswith("-sweep"))),
+            key=lambda p: p.name)[-3:]
+        known = f"; the newest: {', '.join(f'{p.parent.name}/{p.name}' for p in newest)}" if newest else ""
         raise ConfigError(f"run '{spec}' not found under {runs}/",
-                          hint="`rag status` shows the latest run; name one as <time>, "
-                               "<recipe>/<time> or its path (runs live in runs/<recipe>/<time>)")
+                          hint="`rag status` shows the latest run; name one as <time>, <time>-sweep, "
+                               "<recipe>/<time> or its path (runs live in runs/<recipe>/<time>)"
+                               + known)
     latest = runs / "latest"
     if (latest / "status.json").is_file():
         return latest.resolve()

@@ -34,7 +34,9 @@ def test_runs_are_found_by_name_by_recipe_and_time_and_without_latest(toy, capsy
     assert json.loads(capsys.readouterr().out)["steps"]["load"]["state"] == "done"
 
     assert rag("status", "one/nosuch", runs=runs) == 2
-    assert "name one as <time>, <recipe>/<time> or its path" in capsys.readouterr().err
+    err = " ".join(capsys.readouterr().err.split())
+    assert "name one as <time>, <time>-sweep, <recipe>/<time> or its path" in err
+    assert err.endswith(f"; the newest: one/{run.name}")   # names that work, to copy
 
 
 def test_show_of_a_run_without_artifacts_says_so(toy, capsys):
