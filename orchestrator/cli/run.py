@@ -106,7 +106,7 @@ def _run(args) -> int:
     from orchestrator.errors import ConfigError, DataError, RagError
     from orchestrator.logs import console, escape
     from orchestrator.rundir import RunDir, shell_command
-    from orchestrator.runner import Options, Runner, check_selection, sweep_problems
+    from orchestrator.runner import Options, Runner
     from orchestrator.store import Store, check_dir
 
     elsewhere = runs_elsewhere(args)
@@ -123,15 +123,7 @@ def _run(args) -> int:
                    not args.no_progress, command, until=set(args.until))
     sweep = None
     if args.multirun:   # a sweep, even of one value: its record is where a sweep's is
-        for dag in dags:   # a misnamed --only/--until/--from/--force: no member would run
-            check_selection(dag, opts)
-        problems = sweep_problems(members, dags, store, runs, opts) if len(members) > 1 else []
-        if problems:
-            for problem in problems:
-                console().print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
-            console().print(f"  hint: {len(problems)} of {len(members)} members would stop before "
-                            "their steps run; fix the value (or leave it out of the sweep), then "
-                            "rerun: nothing ran", soft_wrap=True)
+        if _sweep_refused(members, dags, store, runs, opts):
             return 2
         sweep = _new_sweep(runs, recipe, command, members)
         console().print(f"sweep: {len(members)} member{'s' * (len(members) > 1)} -> {sweep}")
@@ -171,19 +163,44 @@ def _run(args) -> int:
     if sweep is not None:
         print_sweep_summary(sweep, results)
         return _end_of_sweep(sweep, results, must_fix, args, dags[0], opts)
-    failed = [r for r in results if not r[2]]
-    if failed and all(must_fix):
-        console().print(f"[red]{len(failed)} run(s) failed[/] on bad input: fix the input named "
-                        f"above, then rerun the same command: finished steps are cached\n  "
-                        f"{escape(command)}", soft_wrap=True)
+    return _end_of_run(results[-1][1], results[-1][2], must_fix, dags[0], opts)
+
+
+def _sweep_refused(members, dags, store, runs, opts) -> bool:
+    """Before a sweep starts: a misnamed --only/--until/--from/--force (no member would run) is
+    an error; a member that would stop before its steps run (a missing source) is named, with
+    every other such member, and nothing runs (True)."""
+    from orchestrator.logs import console, escape
+    from orchestrator.runner import check_selection, sweep_problems
+
+    for dag in dags:
+        check_selection(dag, opts)
+    problems = sweep_problems(members, dags, store, runs, opts) if len(members) > 1 else []
+    for problem in problems:
+        console().print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+    if problems:
+        console().print(f"  hint: {len(problems)} of {len(members)} members would stop before "
+                        "their steps run; fix the value (or leave it out of the sweep), then "
+                        "rerun: nothing ran", soft_wrap=True)
+    return bool(problems)
+
+
+def _end_of_run(run, ok: bool, must_fix: list[bool], dag, opts) -> int:
+    """The closing lines of a single run, and its exit code."""
+    from orchestrator.logs import console, escape
+
+    if not ok and all(must_fix):
+        console().print("[red]1 run(s) failed[/] on bad input: fix the input named above, then "
+                        "rerun the same command: finished steps are cached\n  "
+                        f"{escape(opts.command)}", soft_wrap=True)
         return 2
-    if failed:
-        console().print(f"[red]{len(failed)} run(s) failed.[/] Finished steps are cached; resume with:\n  {command}",
-                        soft_wrap=True)
+    if not ok:
+        console().print("[red]1 run(s) failed.[/] Finished steps are cached; resume with:\n  "
+                        f"{escape(opts.command)}", soft_wrap=True)
         return 1
-    console().print(f"run record: {results[-1][1].path}")
+    console().print(f"run record: {run.path}")
     if opts.until:
-        _note_steps_left(dags[0], opts)
+        _note_steps_left(dag, opts)
     return 0
 
 
