@@ -208,7 +208,10 @@ def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dic
     where = f"steps.{name}.inputs"
     given = body.get("inputs") or {}
     if not isinstance(given, dict):
-        raise ConfigError(f"{where}: expected a mapping input: step.output", key=where)
+        raise ConfigError(f"{where}: expected a mapping {{INPUT: STEP, STEP.OUTPUT or SOURCE}}, "
+                          f"got a {type(given).__name__}",
+                          hint=f"{where}: {{{', '.join(f'{n}: ...' for n in spec.inputs)}}}; "
+                               f"`rag stages {spec.name}` says what each input takes", key=where)
     wires = {}
     for iname, ref in given.items():
         if iname not in spec.inputs:
@@ -229,7 +232,12 @@ def _wires(name: str, spec: StageSpec, body: dict, steps_cfg: dict, sources: dic
         if iname not in wires and not ispec.optional:
             raise ConfigError(f"{where}.{iname}: missing; stage '{spec.name}' needs "
                               f"a {ispec.type.__name__} here",
-                              hint=f"add inputs: {{{iname}: STEP.OUTPUT}} to step '{name}'", key=where)
+                              hint=f"add inputs: {{{iname}: "
+                                   + {"file": "SOURCE", "dir": "STEP or SOURCE"}.get(ispec.type.kind, "STEP")
+                                   + f"}} to step '{name}' (STEP.OUTPUT for a step with several "
+                                   "outputs; a SOURCE is a name under sources: with its path); "
+                                   f"`rag stages {spec.name}` says what each input takes",
+                              key=where)
     return wires
 
 
@@ -364,12 +372,25 @@ def _check_edge(step: Step, iname: str, wire: Wire, specs: dict[str, StageSpec])
         if consumer.kind not in ("file", "dir"):
             raise ConfigError(f"{where}: source '{wire.node}' is a path, but stage "
                               f"'{step.stage.name}' expects a {consumer.__name__} table here",
-                              hint="load the file with a loading step and wire its output", key=where)
+                              hint="read the file with a step whose stage takes it as a File input "
+                                   "(`rag stages` lists each stage's inputs) and wire this input to "
+                                   "that step's output", key=where)
         return
-    problems = _edge_problems(consumer, specs[wire.node].outputs[wire.output])
+    producer = specs[wire.node].outputs[wire.output]
+    problems = _edge_problems(consumer, producer)
     if problems:
-        raise ConfigError(f"{where}: '{wire}' does not fit {consumer.__name__}: {problems[0]}"
-                          + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""), key=where)
+        fits = [n if len(s.outputs) == 1 else f"{n}.{o}" for n, s in specs.items()
+                for o, t in s.outputs.items() if issubclass(t, consumer) and n != step.name]
+        raise ConfigError(f"{where}: '{wire}' does not fit {consumer.__name__}"
+                          + (f" (it is {producer.__name__})" if producer.kind == consumer.kind else "")
+                          + f": {problems[0]}"
+                          + (f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""),
+                          hint=(f"a {consumer.__name__} is a file: wire a SOURCE (a name under "
+                                "sources: with its path)" if consumer.kind == "file" else
+                                f"wire an output of type {consumer.__name__}"
+                                + (f": {', '.join(fits)}" if fits else "; no step here writes one"))
+                               + f"; `rag stages {step.stage.name}` says what each input takes",
+                          key=where)
 
 
 def _stage(name, where: str) -> StageSpec:
@@ -386,7 +407,10 @@ def _wire(ref: str, steps_cfg: dict, sources: dict, where: str) -> Wire:
         return Wire(node, None)
     if node not in steps_cfg:
         raise ConfigError(f"{where}: '{ref}' names no step or source"
-                          f"{did_you_mean(node, list(steps_cfg) + list(sources))}", key=where)
+                          f"{did_you_mean(node, list(steps_cfg) + list(sources))}",
+                          hint="wire a step (STEP, or STEP.OUTPUT when it has several outputs) or "
+                               "a source by its bare name (NAME, not sources.NAME); sources here: "
+                               f"{', '.join(sources) or 'none'}", key=where)
     body = steps_cfg[node]
     spec = _stage(body.get("stage") if isinstance(body, dict) else None, f"steps.{node}.stage")
     if not output:
@@ -411,7 +435,8 @@ def _toposort(steps: dict[str, Step], recipe: Path) -> list[str]:
         if not ready:
             cycle = _find_cycle({n: d for n, d in deps.items() if n not in done})
             raise ConfigError(f"{recipe}: the steps form a cycle: {' -> '.join(cycle)}",
-                              hint="a step cannot depend on its own output; break one wire")
+                              hint="a step cannot depend on its own output; break one wire "
+                                   "(`rag dag RECIPE` prints every wire)")
         order.extend(ready)
         done.update(ready)
     return order

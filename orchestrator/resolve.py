@@ -59,7 +59,8 @@ def input_refs(step: Step, outputs: dict[str, dict[str, Ref]], sources: dict[str
             ref = sources.get(wire.node)
             if ref is None and not step.stage.inputs[name]["optional"] and problems is not None:
                 problems.append(f"steps.{step.name}.inputs.{name}: source '{wire.node}' has no path; "
-                                f"set it in the recipe or with {wire.node}=PATH-override")
+                                f"set it under sources: in the recipe, or on the command line: "
+                                f"sources.{wire.node}=PATH")
             refs[name] = ref
         else:
             refs[name] = outputs.get(wire.node, {}).get(wire.output)
