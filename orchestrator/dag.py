@@ -18,6 +18,7 @@ Recipe shape::
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import re
@@ -267,6 +268,7 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
                                "`rag stages` lists them", key=where)
     spec = _stage(body["stage"], f"{where}.stage")
     values = {k: v for k, v in body.items() if k not in RESERVED}
+    _not_an_input(spec, values, where)
     values, located = with_recipe_paths(spec.config_cls, values, settings["recipe"], where)
     config, obj = check_step_config(spec.config_cls, values, where)
     mine = {p[len(where) + 1:]: t for p, t in secrets.items() if p.startswith(where + ".")}
@@ -391,6 +393,17 @@ def _check_edge(step: Step, iname: str, wire: Wire, specs: dict[str, StageSpec])
                                 + (f": {', '.join(fits)}" if fits else "; no step here writes one"))
                                + f"; `rag stages {step.stage.name}` says what each input takes",
                           key=where)
+
+
+def _not_an_input(spec: StageSpec, values: dict, where: str) -> None:
+    """A step key that names one of its stage's inputs (``predictions: infer`` beside ``stage:``)
+    belongs under ``inputs:``; an unknown-key error would not say so."""
+    fields = {f.name for f in dataclasses.fields(spec.config_cls)} if spec.config_cls else set()
+    for key, value in values.items():
+        if key in spec.inputs and key not in fields:
+            raise ConfigError(f"{where}.{key}: '{key}' is an input of stage '{spec.name}', not a "
+                              "config key", hint=f"write it under inputs: {where}: {{inputs: "
+                                                 f"{{{key}: {value}}}}}", key=f"{where}.{key}")
 
 
 def _stage(name, where: str) -> StageSpec:

@@ -195,3 +195,13 @@ def test_a_cycle_points_at_rag_dag(toy, capsys):
     assert rag("plan", str(toy / "conf/chain.yaml"), "steps.load.inputs={}",
                "steps.retrieve.inputs.numbers=dpo", runs=toy / "runs") == 2
     assert "break one wire (`rag dag RECIPE` prints every wire)" in _flat(capsys.readouterr().err)
+
+
+def test_an_input_written_as_a_config_key_is_told_to_go_under_inputs(toy, capsys):
+    recipe = toy / "conf" / "ni.yaml"
+    recipe.write_text("ragline:\n  imports: [tests.toy.stages]\nsteps:\n  load: {stage: toy_gen, n: 4}\n"
+                      "  map: {stage: toy_map, numbers: load}\n")
+    assert rag("plan", str(recipe), runs=toy / "runs") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"error: {recipe}:5: steps.map.numbers: 'numbers' is an input of stage 'toy_map', not "
+            "a config key hint: write it under inputs: steps.map: {inputs: {numbers: load}}") in err
