@@ -301,6 +301,15 @@ def _omegaconf_error(e) -> ConfigError:
         return ConfigError(f"{key + ': ' if key else ''}{what} in {value!r} (OmegaConf: {first})",
                            hint="close it: ${other.key}; for a literal '${' write '\\${'",
                            key=key or None)
+    missing = re.fullmatch(r"Interpolation key '([^']+)' not found", first)
+    if missing:   # often a step copied from a shipped recipe, without the section it reads
+        ref = missing.group(1)
+        section, _, leaf = ref.rpartition(".")
+        define = f"{section}: {{{leaf}: ...}}" if section else f"{ref}: ..."
+        return ConfigError(f"{key + ': ' if key else ''}${{{ref}}} reads a key the recipe does "
+                           "not set", hint=f"set it in the recipe ({define}) or write the value "
+                                           "itself; a step copied from a shipped recipe reads "
+                                           "that recipe's sections", key=key or None)
     return ConfigError(f"{'key ' + key + ': ' if key else ''}{first}", key=key or None)
 
 

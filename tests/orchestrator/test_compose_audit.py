@@ -205,3 +205,14 @@ def test_an_input_written_as_a_config_key_is_told_to_go_under_inputs(toy, capsys
     err = " ".join(capsys.readouterr().err.split())
     assert (f"error: {recipe}:5: steps.map.numbers: 'numbers' is an input of stage 'toy_map', not "
             "a config key hint: write it under inputs: steps.map: {inputs: {numbers: load}}") in err
+
+
+def test_a_reference_to_a_section_the_recipe_lacks_says_what_to_set(toy, capsys):
+    """A step copied from a shipped recipe often reads ${retrieval.k} of a section left behind."""
+    recipe = toy / "conf" / "ik.yaml"
+    recipe.write_text("ragline:\n  imports: [tests.toy.stages]\nsteps:\n  load: {stage: toy_gen, n: 4}\n"
+                      '  map: {stage: toy_map, inputs: {numbers: load}, add: "${common.add}"}\n')
+    assert rag("plan", str(recipe), runs=toy / "runs") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"error: {recipe}:5: steps.map.add: ${{common.add}} reads a key the recipe does not "
+            "set hint: set it in the recipe (common: {add: ...}) or write the value itself") in err
