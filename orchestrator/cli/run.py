@@ -176,8 +176,10 @@ def _sweep_refused(members, dags, store, runs, opts) -> bool:
     for dag in dags:
         check_selection(dag, opts)
     problems = sweep_problems(members, dags, store, runs, opts) if len(members) > 1 else []
-    for problem in problems:
+    for problem in problems[:5]:
         console().print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
+    if len(problems) > 5:
+        console().print(f"[red]error:[/] and {len(problems) - 5} more members", soft_wrap=True)
     if problems:
         console().print(f"  hint: {len(problems)} of {len(members)} members would stop before "
                         "their steps run; fix the value (or leave it out of the sweep), then "
