@@ -128,7 +128,9 @@ def _code_hash(fn) -> str:
 
 
 @functools.lru_cache(maxsize=None)
-def _edge_problems(consumer: type[Artifact], producer: type[Artifact]) -> tuple[str, ...]:
+def edge_problems(consumer: type[Artifact], producer: type[Artifact]) -> tuple[str, ...]:
+    """Why an output of type ``producer`` cannot feed an input of type ``consumer`` (empty: it
+    fits); the wire check of ``build_dag``, and ``rag stages NAME``'s list of producers."""
     if consumer.kind != producer.kind:
         return (f"it is a {producer.kind} ({producer.__name__}), expected a {consumer.kind}",)
     if consumer.kind == "table":
@@ -379,7 +381,7 @@ def _check_edge(step: Step, iname: str, wire: Wire, specs: dict[str, StageSpec])
                                    "that step's output", key=where)
         return
     producer = specs[wire.node].outputs[wire.output]
-    problems = _edge_problems(consumer, producer)
+    problems = edge_problems(consumer, producer)
     if problems:
         fits = [n if len(s.outputs) == 1 else f"{n}.{o}" for n, s in specs.items()
                 for o, t in s.outputs.items() if issubclass(t, consumer) and n != step.name]

@@ -98,12 +98,12 @@ def producers(consumer: type, registry: dict) -> list[str]:
     """The registered stages whose output fits ``consumer`` (the check ``rag plan`` makes on a
     wire), as ``stage`` or ``stage (.output)``: those that write the type itself first (others
     fit by carrying its columns), shared stages before a recipe's, then by name."""
-    from orchestrator.dag import _edge_problems
+    from orchestrator.dag import edge_problems
 
     found = []
     for spec in registry.values():
         fits = [o for o, t in spec.outputs.items()
-                if t.kind == consumer.kind and not _edge_problems(consumer, t)]
+                if t.kind == consumer.kind and not edge_problems(consumer, t)]
         if fits:
             exact = any(issubclass(spec.outputs[o], consumer) for o in fits)
             single = len(spec.outputs) == 1
