@@ -22,6 +22,7 @@ import os
 import shutil
 import tempfile
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -107,6 +108,11 @@ class Finetune:
         from transformers import PrinterCallback, ProgressCallback
 
         self._exit.enter_context(quiet_progress_bars())
+        self._exit.enter_context(warnings.catch_warnings())
+        # PEFT and TRL read model.is_gradient_checkpointing, which transformers 5 deprecates:
+        # once per step, and nothing a user of this stage can change
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                category=FutureWarning)
         self._exit.callback(self._release)
         self.trainer, self.reference = build(self.setup)
         self.trainer.remove_callback(PrinterCallback)
