@@ -23,6 +23,15 @@ Teachers (``teacher``):
 The prompts are five files, one per paradigm (``conf/prompts/rag_instruct/``, our own
 wording; fields ``{documents}`` and ``{example}``); replace them with the paper's
 ``prompt_final.py`` text to reproduce it. The log counts the examples kept per paradigm.
+
+Shardable on ``exemplars`` (``shards: N``; with ``gpus: 1`` each shard runs its own in-process
+teacher): an example depends only on its exemplar, the prompts and the teacher, since every
+request of attempt k carries seed ``seed + k`` whatever its position, and the endpoint answers
+each request alone. Unsharded, a step where no exemplar gives an example (or, with the
+``reference`` teacher, none has a gold answer) fails with a ``DataError``. With shards, such a
+shard is not an error, since the others may give examples: it logs a warning and writes no rows;
+if every shard is empty, the next step refuses its empty input and points to this step's log.
+Each shard's log counts its own exemplars.
 """
 
 from __future__ import annotations
@@ -59,7 +68,7 @@ class SynthesizeConfig:
         return {f"llm.{k}": v for k, v in self.llm.needed_env().items()}
 
 
-@stage("rag_instruct.synthesize", version=1)
+@stage("rag_instruct.synthesize", version=1, shard_by="exemplars")
 def synthesize(exemplars: Exemplars, useless_doc_prompt: SynthesisPrompt,
                single_doc_support_prompt: SynthesisPrompt,
                multi_doc_support_prompt: SynthesisPrompt,
@@ -69,9 +78,12 @@ def synthesize(exemplars: Exemplars, useless_doc_prompt: SynthesisPrompt,
     """One (q*, a*) per exemplar whose teacher reply is usable."""
     rows = exemplars.rows()
     if not rows:
-        raise DataError(f"step '{ctx.step}': no exemplars to synthesise from")
+        return _nothing(ctx, f"step '{ctx.step}': no exemplars to synthesise from")
     if cfg.teacher == "reference":
-        pairs = _reference(rows, ctx)
+        pairs = _reference(rows)
+        if not any(pairs):
+            return _nothing(ctx, f"step '{ctx.step}': teacher 'reference' needs exemplars with "
+                                 "gold answers, and none has one", hint="use teacher: llm")
     else:
         files = {"useless_doc": useless_doc_prompt, "single_doc_support": single_doc_support_prompt,
                  "multi_doc_support": multi_doc_support_prompt,
@@ -93,16 +105,24 @@ def synthesize(exemplars: Exemplars, useless_doc_prompt: SynthesisPrompt,
     ctx.log.info("synthesize (%s): %d of %d exemplars gave an example; by paradigm %s",
                  cfg.teacher, len(out), len(rows), kept)
     if not out:
-        raise DataError(f"step '{ctx.step}': no exemplar gave a usable (q*, a*)",
+        return _nothing(ctx, f"step '{ctx.step}': no exemplar gave a usable (q*, a*)",
                         hint="see the step's log; a small model may not write the JSON reply")
     return out
 
 
-def _reference(rows: list[dict], ctx: StageContext) -> list[tuple[str, str] | None]:
+def _nothing(ctx: StageContext, message: str, hint: str | None = None) -> list[dict]:
+    """No examples: a ``DataError`` for the whole step; one shard of several logs a warning and
+    writes no rows (the other shards may give examples)."""
+    if ctx.num_shards == 1:
+        raise DataError(message, hint=hint)
+    ctx.log.warning("%s in shard %d of %d; it writes no rows", message, ctx.shard_index + 1,
+                    ctx.num_shards)
+    return []
+
+
+def _reference(rows: list[dict]) -> list[tuple[str, str] | None]:
+    """The exemplar's own question and first gold answer; None where it has no answer."""
     answers = [[a for a in (r.get("answers") or []) if a.strip()] for r in rows]
-    if not any(answers):
-        raise DataError(f"step '{ctx.step}': teacher 'reference' needs exemplars with gold "
-                        "answers, and none has one", hint="use teacher: llm")
     return [(r["question"], a[0]) if a else None for r, a in zip(rows, answers)]
 
 

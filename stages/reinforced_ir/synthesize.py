@@ -9,6 +9,12 @@ Each query becomes a ``Questions`` row whose ``gold`` is its source passage id (
 every later step). Every LLM call goes through the shared endpoint client, cached under the step's
 scratch directory: a killed step resumes where it stopped (the original only skipped a dataset
 whose output file already existed). The log reports how many pairs the filter kept.
+
+Not shardable: which passages are asked about is one sample of the whole corpus drawn with
+``seed``, each passage's length and style constraint is the next draw of the same generator, and
+query ids number the picked passages in order, so a shard of the corpus would pick other
+passages. A server is asked ``llm.max_concurrency`` requests at a time (nonsemantic: raise it to
+go faster).
 """
 
 from __future__ import annotations

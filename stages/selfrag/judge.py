@@ -12,6 +12,12 @@ rows pass the paper's rules (:func:`stages.selfrag.critic_data.critic_rows`: [Re
 with probability 0.7, template-breaking rows dropped, shuffled, a dev split).
 
 The instruction is the row's ``question``; its output is ``answers[0]``.
+
+Not shardable, though each judgment depends only on its instruction: the rules that follow
+draw from one seeded generator over all judgments in order, shuffle them all, and take the first
+``dev_size`` as the dev split, so concatenated shards would not be the unsharded output. A
+server teacher is asked ``llm.max_concurrency`` requests at a time (nonsemantic: raise it to go
+faster).
 """
 
 from __future__ import annotations
