@@ -108,7 +108,8 @@ class EvalMetrics(Metrics):
 
 # ---------------------------------------------------------------- prompt files
 # Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
-# refuses any other (stages/lib/prompts.py: PromptFile).
+# refuses any other, and a file whose ``user`` lacks one the type ``needs`` (those without which
+# the stage's result is meaningless; stages/lib/prompts.py: PromptFile).
 
 
 class GeneratorPrompt(PromptFile):
@@ -116,9 +117,21 @@ class GeneratorPrompt(PromptFile):
     and the dataset's answer style from the file's ``styles``."""
 
     fills = ("question", "passages", "style")
+    needs = {"question": "the generator never sees the question it answers",
+             "passages": "the generator never sees the retrieved passages (training and "
+                         "evaluation would measure a closed-book model)"}
+    without = {"passages": "for a no-retrieval (closed-book) baseline keep {passages} and give "
+                           "infer_topk k: 0: {passages} is then the file's no_passages text "
+                           "(empty without that key)"}
+    formats_passages = True
 
 
 class RelevancePrompt(PromptFile):
     """A pointwise relevance prompt (``rerank`` with an LLM): one question and one passage."""
 
     fills = ("question", "passage")
+    needs = {"question": "the LLM never sees the question it judges the passage for",
+             "passage": "the LLM never sees the passage it judges"}
+    without = {name: "to label passages without an LLM, give rerank method: monot5, "
+                     "cross_encoder or has_answer and inputs.prompt: null"
+               for name in ("question", "passage")}

@@ -48,7 +48,8 @@ class RerankerData(Table):
 
 # ---------------------------------------------------------------- prompt files
 # Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
-# refuses any other (stages/lib/prompts.py: PromptFile).
+# refuses any other, and a file whose ``user`` lacks one the type ``needs`` (those without which
+# the stage's result is meaningless; stages/lib/prompts.py: PromptFile).
 
 
 class PrealignPrompt(PromptFile):
@@ -56,9 +57,16 @@ class PrealignPrompt(PromptFile):
     passage the model is asked about."""
 
     fills = ("question", "passages", "position")
+    needs = {"question": "the reader never sees the question the document should help answer",
+             "passages": "the reader never sees the documents",
+             "position": "the reader is not told which document its Yes/No target is about"}
+    formats_passages = True
 
 
 class QueryAugmentPrompt(PromptFile):
     """A query augmentation (rephrase, complexity, decompose, constraint, SPARQL): the question."""
 
     fills = ("question",)
+    needs = {"question": "the LLM never sees the query it rewrites"}
+    without = {"question": "to leave this augmentation out, remove its kind from the augment "
+                           "step's kinds"}

@@ -38,16 +38,25 @@ class Scored(Table):
 
 # ---------------------------------------------------------------- prompt files
 # Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
-# refuses any other (stages/lib/prompts.py: PromptFile).
+# refuses any other, and a file whose ``user`` lacks one the type ``needs`` (those without which
+# the stage's result is meaningless; stages/lib/prompts.py: PromptFile).
 
 
 class RerankerPrompt(PromptFile):
     """The reranker's prompt: the question and the numbered candidate passages."""
 
     fills = ("question", "passages")
+    needs = {"question": "the reranker never sees the question it selects passages for",
+             "passages": "the reranker never sees the candidate passages it selects from"}
+    without = {"passages": "to answer from the first k retrieved passages without a reranker, "
+                           "evaluate with infer_topk (a GeneratorPrompt file)"}
+    formats_passages = True
 
 
 class JudgePrompt(PromptFile):
     """The reward's LLM judge: the question, the gold answers and the response to grade."""
 
     fills = ("question", "gold", "response")
+    needs = {"response": "the judge never sees the response it grades"}
+    without = {"response": "to score without an LLM judge, give the reward step weights.judge: 0 "
+                           "and inputs.judge_prompt: null"}

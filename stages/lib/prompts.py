@@ -17,9 +17,11 @@ A prompt file is YAML with these keys (only ``user`` is required)::
 
 A stage takes the file as a :class:`PromptFile` input (a recipe source), so the file's content
 is hashed into the cache key of every step that uses it: editing a prompt recomputes exactly
-those steps. The input's type says which placeholders the stage fills in ``user`` (``fills``),
-so ``rag plan`` refuses a prompt file with bad YAML, an unknown key or a placeholder the stage
-does not fill before any step runs, not when the step that reads it starts hours later.
+those steps. The input's type says which placeholders the stage fills in ``user`` (``fills``)
+and which of them ``user`` must use (``needs``: a generator prompt without ``{passages}`` trains
+and evaluates a model that never sees the passages), so ``rag plan`` refuses a prompt file with
+bad YAML, an unknown key, a placeholder the stage does not fill or without one it needs before
+any step runs, not when the step that reads it starts hours later.
 The shipped prompts (``conf/prompts/<recipe>/``) are our own wording; released checkpoints can
 be sensitive to the exact training prompt, so give the paper's text as your own file to evaluate
 one.
@@ -32,7 +34,8 @@ import string
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from typing import ClassVar
+from types import MappingProxyType
+from typing import ClassVar, Mapping
 
 from orchestrator.api import ConfigError, File
 from orchestrator.errors import did_you_mean
@@ -97,35 +100,67 @@ def _load(path: str, size: int, mtime_ns: int) -> Prompt:
 
 
 class PromptFile(File):
-    """A prompt file input; a subclass names the placeholders its stage fills in ``user``.
+    """A prompt file input; a subclass names the placeholders its stage fills in ``user``
+    (``fills``) and those ``user`` must use (``needs``).
 
     ``rag plan`` calls :meth:`check_source` on the recipe's file before any step runs, and
     :meth:`load` returns the :class:`Prompt`. A stage that declares a placeholder it never
     fills is caught when it runs (:func:`messages`), so ``fills`` cannot drift from the code.
 
+    ``needs`` maps each placeholder without which the stage's result is meaningless (the
+    generator's ``{passages}``, the judge's ``{response}``) to what is lost without it; it is
+    opt-in per type (default: none) and a subset of ``fills`` (checked when the class is made).
+    ``without`` says, for such a placeholder, what to do instead when leaving it out is meant
+    (a closed-book baseline). With ``formats_passages`` (the stage fills ``{passages}`` with
+    :func:`format_passages`, from the file's ``passage``/``passages``/``no_passages`` keys) a
+    needed ``{passages}`` must also be in the ``passages`` key, where the joined passages go.
+
     >>> class QuestionPrompt(PromptFile):
-    ...     fills = ("question",)
+    ...     fills = ("question", "style")
+    ...     needs = {"question": "the model never sees the question"}
     >>> import tempfile
     >>> with tempfile.NamedTemporaryFile("w", suffix=".yaml", delete=False) as f:
     ...     _ = f.write("user: 'Q: {qestion}'")
-    >>> try:
-    ...     QuestionPrompt.check_source(Path(f.name))
-    ... except ConfigError as e:
-    ...     print(e.message.split(": ", 1)[1])
-    'user' uses {qestion}, which this stage does not fill (it fills: question)
+    >>> def refusal(text):
+    ...     _ = Path(f.name).write_text(text)
+    ...     try:
+    ...         QuestionPrompt.check_source(Path(f.name))
+    ...     except ConfigError as e:
+    ...         return e.message.split(": ", 1)[1]
+    >>> refusal("user: 'Q: {qestion}'")
+    "'user' uses {qestion}, which this stage does not fill (it fills: question, style)"
+    >>> refusal("user: 'Answer briefly. {style}'")
+    "'user' does not use {question}, so the model never sees the question"
     >>> Path(f.name).unlink()
     """
 
     fills: ClassVar[tuple[str, ...]] = ()
+    needs: ClassVar[Mapping[str, str]] = MappingProxyType({})    # placeholder -> what is lost
+    without: ClassVar[Mapping[str, str]] = MappingProxyType({})  # placeholder -> what instead
+    formats_passages: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        stray = [n for n in (*cls.needs, *cls.without) if n not in cls.fills] \
+            + [n for n in cls.without if n not in cls.needs]
+        if stray:   # a stage bug, caught at import: it needs what it never fills
+            raise TypeError(f"{cls.__qualname__}: needs/without name {{{stray[0]}}}, which is not "
+                            f"in its fills {cls.fills} (without: only names in needs)")
 
     @classmethod
     def check_source(cls, path: Path) -> None:
-        check_placeholders(load_prompt(path), cls.fills)
+        cls.check(load_prompt(path))
+
+    @classmethod
+    def check(cls, prompt: Prompt) -> None:
+        """Refuse a placeholder the stage does not fill, then a needed one ``user`` lacks."""
+        check_placeholders(prompt, cls.fills)
+        check_needs(prompt, cls.needs, cls.without, cls.formats_passages)
 
     def load(self) -> Prompt:
         """The prompt, checked, carrying this type's ``fills``."""
         prompt = load_prompt(self.path)
-        check_placeholders(prompt, self.fills)
+        self.check(prompt)
         return Prompt(**{**prompt.__dict__, "fills": tuple(self.fills)})
 
 
@@ -144,6 +179,34 @@ def check_placeholders(prompt: Prompt, fills: tuple[str, ...]) -> None:
             raise ConfigError(f"prompt file {prompt.path}: '{key}' uses {{{extra[0]}}}, which "
                               f"this stage does not fill (it fills: {', '.join(names) or 'nothing'})",
                               hint="use only those placeholders; write {{ and }} for a literal brace")
+
+
+def check_needs(prompt: Prompt, needs: Mapping[str, str],
+                without: Mapping[str, str] = MappingProxyType({}),
+                formats_passages: bool = False) -> None:
+    """Refuse a ``user`` template without a placeholder its stage needs (``PromptFile.needs``:
+    name -> what is lost without it), naming the file, the placeholder and what to do.
+
+    >>> try:
+    ...     check_needs(Prompt(user="Q: {question}", path="gen.yaml"),
+    ...                 {"passages": "the model never sees the passages"})
+    ... except ConfigError as e:
+    ...     print(e.message)
+    prompt file gen.yaml: 'user' does not use {passages}, so the model never sees the passages
+    """
+    used = placeholders(prompt.user)
+    for name, lost in needs.items():
+        if name not in used:
+            instead = f"; {without[name]}" if name in without else ""
+            where = " where the passages go" if name == "passages" and formats_passages else ""
+            raise ConfigError(f"prompt file {prompt.path}: 'user' does not use {{{name}}}, so "
+                              f"{lost}", hint=f"add {{{name}}} to 'user'{where}{instead}")
+    if formats_passages and "passages" in needs and "passages" not in placeholders(prompt.passages):
+        raise ConfigError(f"prompt file {prompt.path}: 'passages' does not use {{passages}} (the "
+                          f"passages joined, put into 'user' as {{passages}}), so "
+                          f"{needs['passages']}",
+                          hint="write e.g. passages: \"Retrieved Content:\\n{passages}\", or leave "
+                               "the key out")
 
 
 def fill(prompt: Prompt, template: str, key: str, **fields) -> str:

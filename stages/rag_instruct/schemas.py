@@ -35,10 +35,13 @@ class Grounded(Table):
 
 # ---------------------------------------------------------------- prompt files
 # Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
-# refuses any other (stages/lib/prompts.py: PromptFile).
+# refuses any other, and a file whose ``user`` lacks one the type ``needs`` (those without which
+# the stage's result is meaningless; stages/lib/prompts.py: PromptFile).
 
 
 class SynthesisPrompt(PromptFile):
     """A paradigm's synthesis prompt: the rendered documents and an exemplar question."""
 
     fills = ("documents", "example")
+    needs = {"documents": "the teacher never sees the documents the synthesized q* and a* must "
+                          "be grounded in"}

@@ -29,7 +29,8 @@ class RetrieverData(Table):
 
 # ---------------------------------------------------------------- prompt files
 # Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
-# refuses any other (stages/lib/prompts.py: PromptFile).
+# refuses any other, and a file whose ``user`` lacks one the type ``needs`` (those without which
+# the stage's result is meaningless; stages/lib/prompts.py: PromptFile).
 
 
 class QueryPrompt(PromptFile):
@@ -37,12 +38,17 @@ class QueryPrompt(PromptFile):
     a sampled length and style (``synthesis.constraints``)."""
 
     fills = ("task", "passage", "query_type", "passage_type", "length", "style")
+    needs = {"passage": "the LLM never sees the passage its query must be answered by"}
 
 
 class QualityPrompt(PromptFile):
     """Quality control of a synthetic query: the task, the query and its passage."""
 
     fills = ("task", "query", "passage")
+    needs = {"query": "the LLM never sees the query it checks",
+             "passage": "the LLM never sees the passage it checks the query against"}
+    without = {name: "to keep every synthetic query unchecked, set synthesize's "
+                     "quality_control: false" for name in ("query", "passage")}
 
 
 class AugmentationPrompt(PromptFile):
@@ -50,9 +56,12 @@ class AugmentationPrompt(PromptFile):
     type and the query."""
 
     fills = ("task", "answer_type", "query")
+    needs = {"query": "the generator never sees the query it augments"}
 
 
 class DistillPrompt(PromptFile):
     """Listwise teacher ranking: the number of passages, the query and the numbered passages."""
 
     fills = ("num", "query", "passages")
+    needs = {"query": "the teacher never sees the query it ranks the passages for",
+             "passages": "the teacher never sees the passages it ranks"}

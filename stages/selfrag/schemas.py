@@ -20,31 +20,40 @@ class SplitItems(Table):
 
 # ---------------------------------------------------------------- prompt files
 # Each type names the placeholders its stage fills in the file's ``user`` template; ``rag plan``
-# refuses any other (stages/lib/prompts.py: PromptFile).
+# refuses any other, and a file whose ``user`` lacks one the type ``needs`` (those without which
+# the stage's result is meaningless; stages/lib/prompts.py: PromptFile).
 
 
 class RetrievalPrompt(PromptFile):
     """The critic's Retrieve question: is retrieval needed for this instruction?"""
 
     fills = ("instruction",)
+    needs = {"instruction": "the critic never sees the instruction it judges"}
 
 
 class UtilityPrompt(PromptFile):
     """The critic's IsUse question: how useful is this output for the instruction?"""
 
     fills = ("instruction", "output")
+    needs = {"instruction": "the critic never sees the instruction the output responds to",
+             "output": "the critic never sees the output it rates"}
 
 
 class IsRelPrompt(PromptFile):
     """The critic's IsRel question: is this evidence relevant to the instruction?"""
 
     fills = ("instruction", "evidence")
+    needs = {"instruction": "the critic never sees the instruction the evidence should be "
+                            "relevant to",
+             "evidence": "the critic never sees the evidence it judges"}
 
 
 class SupportPrompt(PromptFile):
     """The critic's IsSup question: does the evidence support the output?"""
 
     fills = ("instruction", "evidence", "output")
+    needs = {"evidence": "the critic never sees the evidence that should support the output",
+             "output": "the critic never sees the output it checks"}
 
 
 class MultiRetrievalPrompt(PromptFile):
@@ -52,3 +61,5 @@ class MultiRetrievalPrompt(PromptFile):
     evidence retrieved for the previous sentence."""
 
     fills = ("instruction", "preceding", "evidence", "sentence")
+    needs = {"evidence": "the critic never sees the evidence it decides to keep using or not",
+             "sentence": "the critic never sees the sentence it decides retrieval for"}
