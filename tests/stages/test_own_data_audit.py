@@ -135,12 +135,40 @@ def test_fields_the_reader_does_not_take_are_named(tmp_path, caplog):
     assert not caplog.records
 
 
-def test_answers_given_as_an_object_name_its_keys(tmp_path):
-    p = jsonl(tmp_path / "squad.jsonl", [{"id": "s1", "question": "Who won?",
-                                         "answers": {"text": ["Denver"], "answer_start": [3]}}])
+def test_squad_and_triviaqa_answer_objects_are_read(tmp_path):
+    p = jsonl(tmp_path / "squad.jsonl", [
+        {"id": "s1", "question": "Who won?",     # HF squad: the text list, in order, once each
+         "answers": {"text": ["Denver Broncos", "Denver", "Denver Broncos"],
+                     "answer_start": [177, 177, 177]}},
+        {"id": "s2", "question": "Where?",       # the original SQuAD JSON: one object per answer
+         "answers": [{"text": "Santa Clara", "answer_start": 403},
+                     {"text": "Levi's Stadium", "answer_start": 355}]}])
+    assert [r["answers"] for r in read_questions(p)] == [["Denver Broncos", "Denver"],
+                                                         ["Santa Clara", "Levi's Stadium"]]
+    p = jsonl(tmp_path / "triviaqa.jsonl", [   # HF trivia_qa: value, then aliases; normalized_* not
+        {"question_id": "tc_1", "question": "Which city?",
+         "answer": {"aliases": ["Paris", "City of Light", "Paris, France"],
+                    "normalized_aliases": ["paris", "city of light", "paris france"],
+                    "matched_wiki_entity_name": "", "normalized_matched_wiki_entity_name": "",
+                    "normalized_value": "paris", "type": "WikipediaEntity", "value": "Paris"}}])
+    assert read_questions(p) == [{"id": "tc_1", "dataset": "tc", "question": "Which city?",
+                                  "answers": ["Paris", "City of Light", "Paris, France"],
+                                  "gold": []}]
+
+
+def test_answers_given_as_an_unknown_object_name_its_keys_and_the_shapes_read(tmp_path):
+    p = jsonl(tmp_path / "nq.jsonl", [{"id": "n1", "question": "Who won?",
+                                      "answers": {"span": "Denver", "start_token": 3}}])
     msg = refused(read_questions, p)
-    assert msg.startswith(f"{p} line 1: 'answers' must be a string or a list of strings, got an "
-                          "object with keys text, answer_start; write the answer texts")
+    assert msg == (f"{p} line 1: 'answers' is an object with keys span, start_token, not an "
+                   "answer shape the reader knows (it reads strings, lists of strings, SQuAD's "
+                   "{text: [...], answer_start: [...]} and TriviaQA's {value, aliases, "
+                   "normalized_aliases, ...}); write the answer texts as a list of strings")
+    # a SQuAD key next to one it does not have is not SQuAD's shape
+    p = jsonl(tmp_path / "mixed.jsonl", [{"id": "m1", "question": "Who?",
+                                         "answer": {"text": ["A"], "value": "A"}}])
+    assert refused(read_questions, p).startswith(
+        f"{p} line 1: 'answer' is an object with keys text, value, not an answer shape")
 
 
 def test_missing_question_names_the_fields_the_record_has(tmp_path):

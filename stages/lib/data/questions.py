@@ -1,7 +1,7 @@
 """Question readers: ``{id, dataset, question, answers: [str], gold: [str]}`` (plus ``ctxs`` when
 the file already carries retrieved passages) from JSONL or a JSON array in the FlashRAG, DPR,
-Self-RAG, DynamicRAG, ALCE/ASQA and BEIR shapes. Bad input raises ``DataError`` naming the file
-and the line::
+Self-RAG, DynamicRAG, ALCE/ASQA, SQuAD, TriviaQA and BEIR shapes. Bad input raises
+``DataError`` naming the file and the line::
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "q.jsonl"
@@ -52,10 +52,27 @@ def _dataset_from(qid: str, path: Path | None) -> str:
     return stem
 
 
-def _string_list(value: Any, field: str, where: str) -> list[str]:
+# Answer objects the reader takes (any other object is refused, naming these):
+# SQuAD's ``{text, answer_start}`` (HF ``squad``: lists; the original JSON: one object per
+# answer), whose golds are the ``text`` values; TriviaQA's ``{value, aliases, ...}``, whose golds
+# are ``value`` then ``aliases`` (its normalized_*, matched_wiki_entity_name and type are not).
+SQUAD_ANSWER_KEYS = frozenset({"text", "answer_start"})
+TRIVIAQA_ANSWER_KEYS = frozenset({"value", "aliases", "normalized_value", "normalized_aliases",
+                                  "matched_wiki_entity_name",
+                                  "normalized_matched_wiki_entity_name", "type"})
+ANSWER_OBJECTS = ("SQuAD's {text: [...], answer_start: [...]} and TriviaQA's "
+                  "{value, aliases, normalized_aliases, ...}")
+
+
+def _string_list(value: Any, field: str, where: str, *, answers: bool = False) -> list[str]:
     """A str, a number or a (nested) list of them → a flat list of distinct non-empty strings.
 
-    Nulls inside a list are skipped; other types (dicts, bools) are errors.
+    Nulls inside a list are skipped; other types (bools, and dicts unless ``answers`` says the
+    field holds answers: then :func:`_answer_object` reads SQuAD's and TriviaQA's) are errors.
+
+    >>> _string_list({"text": ["Denver", "Denver Broncos", "Denver"], "answer_start": [3, 3, 9]},
+    ...              "answers", "f line 1", answers=True)
+    ['Denver', 'Denver Broncos']
     """
     out: list[str] = []
 
@@ -70,17 +87,36 @@ def _string_list(value: Any, field: str, where: str) -> list[str]:
         elif isinstance(v, list) and depth < 2:
             for item in v:
                 add(item, depth + 1)
-        elif isinstance(v, dict):   # SQuAD's {text, answer_start}, TriviaQA's {value, aliases}
+        elif isinstance(v, dict) and answers:
+            out.extend(_answer_object(v, field, where))
+        elif isinstance(v, dict):
             raise DataError(f"{where}: '{field}' must be a string or a list of strings, got an "
-                            f"object with keys {', '.join(map(str, v))}; write the answer texts "
-                            "as a list of strings (SQuAD's text list; TriviaQA's value and "
-                            "its aliases)")
+                            f"object with keys {', '.join(map(str, v))}; fix the record")
         else:
             raise DataError(f"{where}: '{field}' must be a string or a list of strings, got "
                             f"{type(v).__name__}; fix the record")
 
     add(value, 0)
     return list(dict.fromkeys(out))
+
+
+def _answer_object(obj: dict, field: str, where: str) -> list[str]:
+    """The gold answers of an answer object: SQuAD's ``text`` values, or TriviaQA's ``value``
+    then its ``aliases``; an object of any other shape is refused, naming the shapes read.
+
+    >>> _answer_object({"value": "Paris", "aliases": ["Paris", "City of Light"],
+    ...                 "normalized_aliases": ["paris"], "type": "WikipediaEntity"}, "answer", "f")
+    ['Paris', 'City of Light']
+    """
+    keys = set(map(str, obj))
+    if "text" in keys and keys <= SQUAD_ANSWER_KEYS:
+        return _string_list(obj["text"], f"{field}.text", where)
+    if "value" in keys and keys <= TRIVIAQA_ANSWER_KEYS:
+        return list(dict.fromkeys(_string_list(obj["value"], f"{field}.value", where)
+                                  + _string_list(obj.get("aliases"), f"{field}.aliases", where)))
+    raise DataError(f"{where}: '{field}' is an object with keys {', '.join(map(str, obj))}, "
+                    f"not an answer shape the reader knows (it reads strings, lists of strings, "
+                    f"{ANSWER_OBJECTS}); write the answer texts as a list of strings")
 
 
 def _answers(rec: dict, where: str) -> tuple[list[str], str | None]:
@@ -91,7 +127,7 @@ def _answers(rec: dict, where: str) -> tuple[list[str], str | None]:
     if pairs is None:
         for key in ANSWER_KEYS:
             if key in rec and rec[key] is not None:
-                return _string_list(rec[key], key, where), key
+                return _string_list(rec[key], key, where, answers=True), key
     if pairs is not None:
         if not isinstance(pairs, list):
             raise DataError(f"{where}: 'qa_pairs' must be a list of {{short_answers}}, got "
@@ -222,9 +258,12 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
 
     Accepted fields (first match wins): question ← ``question|Question|query|instruction|text``;
     answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
-    ``answers|golden_answers|answer|output`` (string, number or list), and for ASQA records
-    ``qa_pairs`` (one short-answer list per pair) and ``long_answers`` kept for ALCE's metrics;
-    ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
+    ``answers|golden_answers|answer|output`` (string, number or list; an answer object is read
+    too: SQuAD's ``{text, answer_start}`` gives its ``text`` values, TriviaQA's ``{value,
+    aliases, ...}`` its ``value`` then ``aliases``; any other object is refused), and for ASQA
+    records ``qa_pairs`` (one short-answer list per pair) and ``long_answers`` kept for ALCE's
+    metrics; ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` →
+    ``ctxs``;
     gold passage ids ← ``gold`` (list or str) or DPR ``positive_ctxs[*].passage_id`` (Tevatron's
     ``positive_passages[*].docid``); id ← ``id|_id|qid|q_id|question_id|query_id|example_id``
     else the line number; dataset ← ``dataset|source``, else the id prefix

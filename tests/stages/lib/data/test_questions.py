@@ -112,7 +112,8 @@ def test_question_errors_name_file_and_line(tmp_path):
         ('{"question": "a", "answers": ["", " "]}\n', ["line 1", "has no non-empty answer"]),
         ('{"question": 5, "answers": ["x"]}\n', ["line 1", "'question' must be a string, got int"]),
         ('{"question": " ", "answers": ["x"]}\n', ["line 1", "'question' is empty"]),
-        ('{"question": "a", "answers": {"text": "x"}}\n', ["line 1", "'answers' must be a string or a list"]),
+        ('{"question": "a", "answers": {"span": "x"}}\n',   # SQuAD's and TriviaQA's are read
+         ["line 1", "'answers' is an object with keys span, not an answer shape the reader knows"]),
         ('{"question": "a", "answers": [null]}\n', ["line 1", "has no non-empty answer"]),
         ('{"question": "a", "answers": [true]}\n', ["line 1", "'answers' must be a string or a list"]),
         ('{"question": "a", "answers": ["x"], "ctxs": "nope"}\n', ["line 1", "'ctxs' must be a list"]),
