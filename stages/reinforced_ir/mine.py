@@ -45,7 +45,7 @@ def _negatives(ranked, scores, positive, cfg: MineConfig, rng, texts, corpus_siz
     return keep_negatives(texts[positive], [texts[i] for i in ids], cfg.keep)
 
 
-@stage("reinforced_ir.mine", version=1, shard_by="augmented")
+@stage("reinforced_ir.mine", version=2, shard_by="augmented")
 def mine(augmented: Augmented, index: Embeddings, corpus: Passages, encoder: Model,
          cfg: MineConfig, ctx: StageContext) -> RetrieverData:
     """One group per query: positive (its source passage) and mined negatives."""
@@ -67,9 +67,10 @@ def mine(augmented: Augmented, index: Embeddings, corpus: Passages, encoder: Mod
     q_scores, q_ids = idx.search(enc.queries([r["question"] for r in rows]), k)
     greedy = [(r["augmentations"] or [""])[0] for r in rows]
     a_scores, a_ids = idx.search(enc.augmentations(greedy), k)
-    rng = random.Random(cfg.seed * 1_000_003 + ctx.shard_index)
     out = []
     for i, row in enumerate(rows):
+        # one generator per query, seeded by its id: the same negatives whatever the shard count
+        rng = random.Random(f"{cfg.seed}:{row['id']}")
         gold = str((row["gold"] or [""])[0])
         if gold not in position:
             raise DataError(f"mine: query {row['id']} names source passage {gold!r}, which is not "

@@ -65,7 +65,7 @@ def _text(c: dict) -> str:
     return f"{c.get('title') or ''}\n{c.get('text') or ''}".strip()
 
 
-@stage("selfrag.label", version=1, shard_by="items")
+@stage("selfrag.label", version=2, shard_by="items")
 def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prompt: IsRelPrompt,
           support_prompt: SupportPrompt, multi_retrieval_prompt: MultiRetrievalPrompt, cfg: LabelConfig,
           ctx: StageContext) -> Chat:
@@ -93,9 +93,10 @@ def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prom
             replies = client.chat(asks, max_tokens=cfg.max_tokens, temperature=0.0,
                                   progress=lambda it: ctx.progress(it, desc="critic labels"))
         answers = {job[:4]: r.text for job, r in zip(jobs, replies)}
-    rng = random.Random(cfg.seed * 1_000_003 + ctx.shard_index)
     out, dropped = [], 0
     for i, item in enumerate(rows):
+        # one generator per item, seeded by its id: the same targets whatever the shard count
+        rng = random.Random(f"{cfg.seed}:{item['id']}")
         segs = []
         for k, text in enumerate(item["sentences"]):
             hit = by_sentence.get(f"{item['id']}#{k}") or {"ctxs": []}
