@@ -65,12 +65,13 @@ class Plan:
 
 
 def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
-         force: set[str] | None = None) -> Plan:
-    """Plan every step of ``dag``; reads only small entry files and source stats."""
+         force: set[str] | None = None, overrides: list[str] | None = None) -> Plan:
+    """Plan every step of ``dag``; reads only small entry files and source stats. ``overrides``:
+    the command line's, named by a missing source's problem when one of them set its path."""
     force = force or set()
     problems: list[str] = []
     notes: list[str] = []
-    sources = source_refs(dag, memo, problems, notes)
+    sources = source_refs(dag, memo, problems, notes, overrides)
     outputs: dict[str, dict[str, Ref]] = {}
     pending: dict[str, str] = {}  # step -> provisional id, for steps that will run
     steps: dict[str, StepPlan] = {}

@@ -7,6 +7,7 @@ are its upstream steps' output Refs (or a recipe source's content-hashed Ref); i
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,11 +27,29 @@ class TaskKey:
     key: str
 
 
+_MISSING = re.compile(r"(?:^|: )source '([^']+)': ")
+
+
+def missing_source(problem: str) -> str | None:
+    """The source a plan problem says is missing (``source_refs``), or None for another problem.
+
+    >>> missing_source("conf/r.yaml:7: source 'corpus': c.tsv does not exist (looked in /w)")
+    'corpus'
+    >>> missing_source("steps.index.inputs.corpus: source 'corpus' has no path; set it") is None
+    True
+    """
+    found = _MISSING.search(problem)
+    return found.group(1) if found else None
+
+
 def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
-                notes: list[str] | None = None) -> dict[str, Ref | None]:
+                notes: list[str] | None = None,
+                overrides: list[str] | None = None) -> dict[str, Ref | None]:
     """Content-hashed Refs of the recipe's sources (None when a source's path is null, or when
     no step reads it: it is neither hashed nor required to exist); a source found only in the
-    recipe's project directory gets a line in ``notes``."""
+    recipe's project directory gets a line in ``notes``. A missing one is a problem that starts
+    with where its path is set (``where.set_at``: the recipe's line, or the override of
+    ``overrides``, the command line's, that set it)."""
     read = {w.node for step in dag.steps.values() for w in step.inputs.values() if w.output is None}
     refs: dict[str, Ref | None] = {}
     for name, path in dag.sources.items():
@@ -39,7 +58,11 @@ def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
             continue
         p, tried = locate_source(path, dag.recipe)
         if p is None:
-            problems.append(f"source '{name}': {path} does not exist" + (f" ({tried})" if tried else ""))
+            from orchestrator.where import set_at
+
+            problems.append(f"{set_at(Path(dag.recipe), f'sources.{name}', overrides)}: "
+                            f"source '{name}': {path} does not exist"
+                            + (f" ({tried})" if tried else ""))
             refs[name] = Ref("file", "", f"missing:{path}", [str(Path(path).expanduser())],
                              producer=f"source {name}")
             continue

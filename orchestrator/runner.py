@@ -22,14 +22,14 @@ from pathlib import Path
 from orchestrator.artifacts import Ref
 from orchestrator.dag import Dag, Step
 from orchestrator.errors import ConfigError, DataError, RagError, did_you_mean
-from orchestrator.executors import make_executor
+from orchestrator.executors import executor_settings, make_executor
 from orchestrator.executors.base import Failed, Reused, TaskResult
 from orchestrator.hashing import SourceMemo
 from orchestrator.history import load_history, save_history
 from orchestrator.locate import project_dir
 from orchestrator.logs import console, escape
 from orchestrator.plan import Plan, plan
-from orchestrator.resolve import gather, input_hashes, input_refs, step_keys
+from orchestrator.resolve import gather, input_hashes, input_refs, missing_source, step_keys
 from orchestrator.rundir import RunDir
 from orchestrator.secrets import redact
 from orchestrator.store import Entry, Store
@@ -108,38 +108,113 @@ def problems_of(problems: list[str], dag: Dag, steps: set[str]) -> list[str]:
 
     >>> from types import SimpleNamespace as N
     >>> dag = N(steps={"index": N(inputs={"corpus": N(node="corpus", output=None)})})
-    >>> problems_of(["source 'corpus': c.tsv does not exist", "source 'generator': g does not "
-    ...              "exist", "steps.sft.inputs.model: source 'generator' has no path"], dag,
-    ...             {"index"})
-    ["source 'corpus': c.tsv does not exist"]
+    >>> problems_of(["r.yaml:3: source 'corpus': c.tsv does not exist", "override 'g=x': "
+    ...              "source 'generator': x does not exist", "steps.sft.inputs.model: source "
+    ...              "'generator' has no path"], dag, {"index"})
+    ["r.yaml:3: source 'corpus': c.tsv does not exist"]
     """
     read = {w.node for n in steps for w in dag.steps[n].inputs.values() if w.output is None}
 
     def stops(problem: str) -> bool:
+        source = missing_source(problem)
+        if source is not None:
+            return source in read
         if problem.startswith("steps."):
             return problem.split(".")[1] in steps
-        source = re.match(r"source '([^']+)'", problem)
-        return source is None or source.group(1) in read
+        return True
 
     return [p for p in problems if stops(p)]
 
 
+def computed(dag: Dag, planned: Plan, opts: Options) -> list[Step]:
+    """The steps a run of ``planned`` computes: those it selects that are not cached, or that
+    it forces (``--force``, ``--from``, code changed with ``on_code_change: rerun``)."""
+    chosen = selection(dag, opts)
+    force = set(opts.force) | dag.downstream(opts.from_)
+    return [s for n, s in dag.steps.items() if (chosen is None or n in chosen) and n in planned.steps
+            and (planned.steps[n].state != "FRESH" or planned.steps[n].forced or n in force)]
+
+
+class Admission:
+    """The executor's check of steps before any of them starts (``check_resources``: a step's
+    GPUs against this machine, or the cluster's nodes), the one ``Runner`` makes, as problems:
+    one line per refused step, with its hint. Executors and their verdicts are kept across
+    calls: the members of a sweep share most steps, and a step already checked is not asked
+    about again (nvidia-smi, sinfo). ``connect=False`` (``rag plan``) leaves out an executor
+    whose check would attach to a cluster (Ray)."""
+
+    def __init__(self, store: Store, jobs: int = 0, connect: bool = True):
+        self.store, self.jobs, self.connect = store, jobs, connect
+        self.executors: dict[str, object] = {}  # executor settings -> executor, or its refusal
+        self.verdicts: dict[tuple, str | None] = {}
+
+    def problems(self, dag: Dag, steps: list[Step]) -> list[str]:
+        block = json.dumps(executor_settings(dag.settings), sort_keys=True, default=str)
+        if block not in self.executors:
+            try:
+                self.executors[block] = make_executor(self.store, dag.settings, self.jobs)
+            except ConfigError as e:   # a missing extra (Ray, submitit): every run stops at it
+                self.executors[block] = _line(e)
+        executor = self.executors[block]
+        if isinstance(executor, str):
+            return [executor]
+        if not self.connect and getattr(executor, "connects", False):
+            return []
+        slots = {step.name: (block, step.name, step.gpus, step.shards,
+                             getattr(step.stage, "multi_gpu", "")) for step in steps}
+        unknown = [s for s in steps if slots[s.name] not in self.verdicts]
+        try:   # all at once, as the runner checks them: one nvidia-smi or sinfo when all fit
+            executor.check_resources(unknown)
+            self.verdicts.update((slots[s.name], None) for s in unknown)
+        except ConfigError:   # then one by one, to name every step refused
+            for step in unknown:
+                try:
+                    executor.check_resources([step])
+                    self.verdicts[slots[step.name]] = None
+                except ConfigError as e:
+                    self.verdicts[slots[step.name]] = _line(e)
+        return [v for s in steps if (v := self.verdicts[slots[s.name]])]
+
+
+def _line(err: RagError) -> str:
+    """An error and its hint on one line, as a plan problem."""
+    return err.message + (f"; {err.hint}" if err.hint else "")
+
+
 def sweep_problems(members, dags, store: Store, runs_dir: Path, opts: Options) -> list[str]:
     """What would stop each member of a sweep before its steps run (a missing source, an unset
-    variable), ``member-NNNN (overrides): problem`` each, found before the first member runs:
-    a path swept to a file that does not exist used to stop its member hours into the sweep.
-    Reads the cache; writes nothing but the source-hash memo."""
+    variable, a step the executor refuses: more GPUs than the machine has), ``member-NNNN
+    (overrides): problem`` each, found before the first member runs: a path swept to a file
+    that does not exist, or a GPU count swept past the machine's, used to stop its member hours
+    into the sweep. Reads the cache; writes nothing but the source-hash memo."""
     problems = []
     memo = SourceMemo(store.root / "sources.json")
     history = load_history(runs_dir, dags[0].recipe)
+    admission = Admission(store, opts.jobs)
     for member, dag in zip(members, dags):
         chosen = selection(dag, opts)
         needed = (set(dag.steps) if chosen is None
                   else chosen.union(*(dag.upstream(n) for n in chosen)))
-        found = problems_of(plan(dag, store, memo, history, set()).problems, dag, needed)
+        force = set(opts.force) | dag.downstream(opts.from_)
+        planned = plan(dag, store, memo, history, force, member.overrides)
+        found = (admission.problems(dag, computed(dag, planned, opts))
+                 + problems_of(planned.problems, dag, needed))
         if found:
-            problems.append(f"member-{member.index:04d} ({' '.join(member.overrides)}): {found[0]}")
+            problems.append(f"member-{member.index:04d} ({' '.join(member.overrides)}): "
+                            + _unprefixed(found[0], member.overrides))
     return problems
+
+
+def _unprefixed(problem: str, overrides: list[str]) -> str:
+    """``problem`` less an ``override 'X': `` in front that names one of the member's overrides,
+    which its line already lists.
+
+    >>> _unprefixed("override 'a=x': source 'a': x does not exist", ["b=1", "a=x"])
+    "source 'a': x does not exist"
+    """
+    for text in overrides:
+        problem = problem.removeprefix(f"override '{text}': ")
+    return problem
 
 
 def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[str]) -> str:
@@ -149,8 +224,8 @@ def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[s
     >>> problem_hint("steps.ask.llm.api_key_env: environment variable K is not set (...)", {},
     ...              [])[:66]
     'export K=... before `rag run`, or set steps.ask.llm.api_key_env to'
-    >>> problem_hint("source 'corpus': c.jsonl does not exist", {"corpus": "c.jsonl"},
-    ...              ["data.corpus=c.jsonl"])
+    >>> problem_hint("override 'data.corpus=c.jsonl': source 'corpus': c.jsonl does not exist",
+    ...              {"corpus": "c.jsonl"}, ["data.corpus=c.jsonl"])
     'fix the path in the recipe or override it on the command line: data.corpus=/path/to/file'
     """
     unset = re.match(r"(.+?): environment variable (\S+) is not set", problem)
@@ -160,9 +235,9 @@ def problem_hint(problem: str, sources: dict[str, str | None], overrides: list[s
                 "the key (null for a server that needs none)")
     if re.match(r"steps\.\S+ \(source '[^']+'\): ", problem):  # plan.source_problems: content
         return "fix that file (or point the source at another), then rerun; `rag plan` lists every such problem"
-    named = re.search(r"source '([^']+)'", problem)
-    key = f"sources.{named.group(1)}" if named else "KEY"
-    path = sources.get(named.group(1)) if named else None
+    named = missing_source(problem)
+    key = f"sources.{named}" if named else "KEY"
+    path = sources.get(named) if named else None
     given = [o.partition("=") for o in overrides]
     key = next((k.lstrip("+~") for k, _, value in given if path and value == path), key)
     return f"fix the path in the recipe or override it on the command line: {key}=/path/to/file"
@@ -238,8 +313,7 @@ class Runner:
         force = set(opts.force) | dag.downstream(opts.from_)
         planned = self.plan(force)
         force |= {s.step for s in planned.steps.values() if getattr(s, "forced", False)}
-        to_compute = [s for n, s in dag.steps.items()
-                      if n in selected and (planned.steps[n].state != "FRESH" or n in force)]
+        to_compute = computed(dag, planned, opts)
         if to_compute:
             self.store.check_usable(self.runs_dir)
         self.executor.check_resources(to_compute)
@@ -252,7 +326,8 @@ class Runner:
         """The plan at start, computed once and saved with the run (plan.json)."""
         if self.memo is None:
             self.memo = SourceMemo(self.store.root / "sources.json")
-        planned = plan(self.dag, self.store, self.memo, self.history, force)
+        planned = plan(self.dag, self.store, self.memo, self.history, force,
+                       self.run.status.get("overrides", []))
         try:
             self.memo.save()
         except OSError:  # a read-only cache: the source-hash memo is only a speed-up

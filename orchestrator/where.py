@@ -5,11 +5,14 @@ Looked up only when an error is raised. The recipe file is searched first, then 
 unless its ``# @package`` header says otherwise); never a sibling recipe that this one does not
 compose. The line of the deepest part of the key that is written somewhere wins (a key that
 only the command line sets is named by its override instead: :func:`place`). A line that only
-refers to another key (``k: ${retrieval.k}``) is followed to where that key is set (``origin``).
+refers to another key (``k: ${retrieval.k}``) is followed to where that key is set (``origin``;
+``set_at`` names that place first, as a missing source's problem does). Each file is parsed once
+per version of it.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 
@@ -25,14 +28,41 @@ def _package(path: Path, conf_dir: Path, text: str) -> list[str]:
     return list(path.parent.relative_to(conf_dir).parts)
 
 
-def _deepest(text: str, parts: list[str]) -> tuple[int, int, object]:
-    """(how many leading parts of the key are written, 1-based line of the deepest, its YAML
-    value node) in YAML."""
+def _file(path: Path) -> tuple[str | None, object, object]:
+    """(text, composed YAML node, loaded value) of a config file; Nones for what cannot be
+    read or parsed. Parsed once per version of the file (a sweep's members ask about the same
+    keys of the same files)."""
+    try:
+        stat = path.stat()
+    except OSError:
+        return None, None, None
+    return _parse(str(path), (stat.st_ino, stat.st_mtime_ns, stat.st_size))
+
+
+@functools.lru_cache(maxsize=256)
+def _parse(path: str, version: tuple) -> tuple[str | None, object, object]:
+    """``_file`` of one version of a file (its inode, time and size: an edit is read again)."""
     import yaml
 
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
+        text = Path(path).read_text()
+    except (OSError, UnicodeDecodeError):
+        return None, None, None
+    out: list = [text]
+    for parse in (functools.partial(yaml.compose, Loader=yaml.SafeLoader), yaml.safe_load):
+        try:
+            out.append(parse(text))
+        except yaml.YAMLError:   # a tag safe_load does not know still composes
+            out.append(None)
+    return tuple(out)
+
+
+def _deepest(node, parts: list[str]) -> tuple[int, int, object]:
+    """(how many leading parts of the key are written, 1-based line of the deepest, its YAML
+    value node) in a composed YAML ``node``."""
+    import yaml
+
+    if node is None:
         return 0, 0, None
     depth, line = 0, 0
     for part in parts:
@@ -59,18 +89,14 @@ def composed(recipe: Path) -> list[Path]:
     >>> [str(p.relative_to(d)) for p in composed(d / "r.yaml")]
     ['r.yaml', 'g/a.yaml']
     """
-    import yaml
-
     conf_dir, out, todo = recipe.parent, [], [recipe]
     while todo:
         path = todo.pop(0)
         if path in out or not path.is_file():
             continue
         out.append(path)
-        try:
-            defaults = (yaml.safe_load(path.read_text()) or {}).get("defaults") or []
-        except (OSError, UnicodeDecodeError, yaml.YAMLError, AttributeError):
-            continue
+        data = _file(path)[2]
+        defaults = (data.get("defaults") or []) if isinstance(data, dict) else []
         for entry in defaults if isinstance(defaults, list) else []:
             for name in _default_names(entry):
                 todo += [base / f"{name}.yaml" for base in (conf_dir, path.parent)]
@@ -106,22 +132,23 @@ def locate(recipe: Path, key: str, also: list[Path] | None = None) -> str:
     return _written(recipe, key, also)[1] or str(recipe)
 
 
-def _written(recipe: Path, key: str,
-             also: list[Path] | None = None) -> tuple[int, str | None, object]:
+def _written(recipe: Path, key: str, also: list[Path] | None = None,
+             chosen: list[Path] | None = None) -> tuple[int, str | None, object]:
     """(how many parts of ``key`` are written, ``file:line`` of the deepest or None, its YAML
-    value node): the first composed file that writes the most of the key wins."""
+    value node): the first composed file that writes the most of the key wins. ``chosen``:
+    config group files the command line adds, searched first (last first: Hydra composes them
+    after the recipe's own keys)."""
     conf_dir = recipe.parent
     parts = key.split(".")
     best, where, value = 0, None, None
-    for path in composed(recipe) + list(also or []):
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError):
+    for path in list(reversed(chosen or [])) + composed(recipe) + list(also or []):
+        text, node, _ = _file(path)
+        if text is None:
             continue
         prefix = _package(path, conf_dir, text)
         if parts[:len(prefix)] != prefix:
             continue
-        depth, line, node = _deepest(text, parts[len(prefix):])
+        depth, line, node = _deepest(node, parts[len(prefix):])
         if depth and depth + len(prefix) > best:
             best, where, value = depth + len(prefix), f"{path}:{line}", node
     return best, where, value
@@ -140,6 +167,32 @@ def _set_by(key: str, overrides: list[str]) -> str | None:
     return None
 
 
+def _follow(recipe: Path, key: str, overrides: list[str],
+            chosen: list[Path] | None = None) -> tuple[str | None, str | None, str]:
+    """Follow ``key``'s line while it only refers to another key (``k: ${retrieval.k}``):
+    (the first reference as written, ``${retrieval.k}``, or None when the line holds a value;
+    where the value at the end is set, ``FILE:LINE`` or ``override 'X'``, or None when it is
+    written nowhere or the references go round; the key at the end)."""
+    import yaml
+
+    first, seen = None, {key}
+    while True:
+        depth, where, node = _written(recipe, key, chosen=chosen)
+        reference = _REFERENCE.fullmatch(node.value.strip()) if (
+            isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str") else None
+        if reference is None:  # a value, or written nowhere (the key's own line then)
+            return first, (where if first and depth == len(key.split(".")) else None), key
+        rest = key.split(".")[depth:]   # ${common.opts} on the line of steps.a.opts: .lr below
+        key = ".".join([reference.group(1), *rest])
+        first = first or "${" + reference.group(1) + "}" + "".join("." + r for r in rest)
+        if key in seen:
+            return first, None, key
+        seen.add(key)
+        override = _set_by(key, overrides)
+        if override:
+            return first, f"override '{override}'", key
+
+
 def origin(recipe: Path, key: str, overrides: list[str] | None = None) -> str | None:
     """Where the value of ``key`` comes from when its line only refers to another key
     (``k: ${retrieval.k}``): ``= ${retrieval.k}, set at FILE:LINE`` (references followed to the
@@ -154,29 +207,53 @@ def origin(recipe: Path, key: str, overrides: list[str] | None = None) -> str | 
     >>> origin(d / "r.yaml", "steps.a.k", ["k=6"])
     "= ${k}, set by override 'k=6'"
     """
-    import yaml
-
     overrides = overrides or []
     if _set_by(key, overrides):
         return None  # the command line replaced what the files write
-    first, seen = None, {key}
-    while True:
-        depth, where, node = _written(recipe, key)
-        reference = _REFERENCE.fullmatch(node.value.strip()) if (
-            isinstance(node, yaml.ScalarNode) and node.tag == "tag:yaml.org,2002:str") else None
-        if reference is None:  # a value, or written nowhere (the key's own line then)
-            if first is None or depth < len(key.split(".")):
-                return None
-            return f"= {first}, set at {where}"
-        rest = key.split(".")[depth:]   # ${common.opts} on the line of steps.a.opts: .lr below
-        key = ".".join([reference.group(1), *rest])
-        first = first or "${" + reference.group(1) + "}" + "".join("." + r for r in rest)
-        if key in seen:
-            return None
-        seen.add(key)
-        override = _set_by(key, overrides)
-        if override:
-            return f"= {first}, set by override '{override}'"
+    first, where, final = _follow(recipe, key, overrides)
+    if first is None or where is None:
+        return None
+    return f"= {first}, set {'by' if _set_by(final, overrides) else 'at'} {where}"
+
+
+def set_at(recipe: Path, key: str, overrides: list[str] | None = None) -> str:
+    """Where the value of ``key`` is set, for the front of a message about it: the command
+    line's ``override 'X'`` (of the key, or of the key its line refers to), else ``FILE:LINE``
+    of the line that writes the value, with the key it is written under when that is another
+    key (``sources.corpus: ${data.corpus}``: ``FILE:LINE (data.corpus)``), else the recipe.
+    A config group chosen on the command line (``+variant=x``) is searched too.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "r.yaml").write_text("data:\\n  c: x.txt\\nsources:\\n  c: ${data.c}\\n  d: y\\n")
+    >>> [set_at(d / "r.yaml", "sources.d")[len(str(d)):], set_at(d / "r.yaml", "sources.c")[len(str(d)):]]
+    ['/r.yaml:5', '/r.yaml:2 (data.c)']
+    >>> set_at(d / "r.yaml", "sources.c", ["data.c=z.txt"])
+    "override 'data.c=z.txt'"
+    """
+    overrides = overrides or []
+    given = _set_by(key, overrides)
+    if given:
+        return f"override '{given}'"
+    chosen = _chosen(recipe, overrides)
+    first, where, final = _follow(recipe, key, overrides, chosen)
+    if where is not None and _set_by(final, overrides):
+        return where
+    if first is not None and where is not None:
+        return f"{where} ({final})"
+    return _written(recipe, key, chosen=chosen)[1] or str(recipe)
+
+
+def _chosen(recipe: Path, overrides: list[str]) -> list[Path]:
+    """The files of the config groups the command line chooses (``+variant=x``, ``executor=y``)."""
+    out = []
+    for text in overrides:
+        group, _, option = text.lstrip("+~").partition("=")
+        if group and "." not in group and re.fullmatch(r"[\w\-]+", option):   # not data.corpus=/a/b
+            path = recipe.parent / group / f"{option}.yaml"
+            if path.is_file():
+                out.append(path)
+    return out
 
 
 def place(err, recipe: Path, overrides: list[str] | None = None):

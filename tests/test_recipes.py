@@ -18,7 +18,8 @@ def test_recipe_validates(name, tmp_path, monkeypatch, capsys):
     plan = json.loads(capsys.readouterr().out)
     problems = plan["members"][0]["problems"]   # the paper recipes' data is not in the repo,
     assert rc == 0 and all("does not exist" in p                # and their API keys may be unset
-                           or "environment variable" in p for p in problems)
+                           or "environment variable" in p       # and this machine may lack GPUs
+                           or " per shard asked for, " in p for p in problems)
     if "demo" in name:   # a demo runs on this machine as it is: no data, key or model missing
         assert problems == []
     steps = {s["step"] for s in plan["members"][0]["steps"]}
@@ -66,8 +67,8 @@ def test_paper_recipe_plans_without_gpus_and_names_missing_paths(tmp_path, monke
     assert rag("plan", recipe, "--json", runs=tmp_path / "runs") == 0
     plan = json.loads(capsys.readouterr().out)
     problems = plan["members"][0]["problems"]
-    assert any(p.startswith("source 'corpus': data/psgs_w100.tsv does not exist (looked in")
-               for p in problems)
+    assert any(p.startswith(f"{recipe}:36 (data.corpus): source 'corpus': data/psgs_w100.tsv "
+                            "does not exist (looked in") for p in problems)
     assert any("models/llama3_8b" in p for p in problems)
     steps = {s["step"]: s for s in plan["members"][0]["steps"]}
     assert steps["retrieve_train"]["shards"] == 8 and steps["sample"]["shards"] == 8

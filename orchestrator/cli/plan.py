@@ -14,8 +14,9 @@ EXAMPLES = """examples:
   rag plan conf/dynamicrag_llama3.yaml --check   # in CI: exit 2 if a run would stop (missing data)
   rag plan conf/dynamicrag_llama3.yaml --until index   # just the index and what it needs
 
-exit codes: 0 planned (a problem a run would stop at, such as a missing source, is printed as
-"problem:"; with --check it exits 2); 2 a recipe error."""
+exit codes: 0 planned (a problem a run would stop at, such as a missing source or a step asking
+for more GPUs than this machine has, is printed as "problem:"; with --check it exits 2); 2 a
+recipe error."""
 
 
 def add_arguments(p) -> None:
@@ -24,7 +25,8 @@ def add_arguments(p) -> None:
     add_recipe_arguments(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--check", action="store_true",
-                   help="exit 2 when a run would stop at a problem (a missing source): for CI")
+                   help="exit 2 when a run would stop at a problem (a missing source, more GPUs "
+                        "than the machine has): for CI")
     p.add_argument("--force", action="append", default=[], metavar="STEP", help="as in rag run")
     p.add_argument("--from", dest="from_", action="append", default=[], metavar="STEP", help="as in rag run")
     p.add_argument("--until", action="append", default=[], metavar="STEP",
@@ -33,10 +35,7 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     from orchestrator.cli.common import load, recipe_notes, runs_dir, runs_elsewhere
-    from orchestrator.hashing import SourceMemo
     from orchestrator.logs import console, escape, report
-    from orchestrator.plan import load_history, plan
-    from orchestrator.runner import Options, check_selection, selection
     from orchestrator.store import Store
 
     elsewhere = runs_elsewhere(args)
@@ -44,19 +43,7 @@ def main(args) -> int:
     runs = runs_dir(args, dags[0])
     store = Store.for_runs(runs)
     store.remember_lookups()
-    memo = SourceMemo(store.root / "sources.json")
-    history = load_history(runs, recipe)
-    plans = []
-    for dag in dags:
-        opts = Options(force=set(args.force), from_=set(args.from_), until=set(args.until))
-        check_selection(dag, opts)
-        force = set(args.force) | dag.downstream(set(args.from_))
-        plans.append(_only(plan(dag, store, memo, history, force), dag, selection(dag, opts)))
-    try:
-        memo.save()
-    except OSError as e:  # a read-only or misplaced cache: the source-hash memo is a speed-up
-        logging.getLogger("ragline").warning("could not save the source-hash memo under %s (%s)",
-                                             store.root, e.strerror or e)
+    plans = _plans(args, members, dags, store, runs, recipe)
     unique: dict[str, bool] = {}  # task key -> will it run (a cached shard of a step that is
     total = 0                      # not FRESH is reused, unless the step is forced)
     for p in plans:
@@ -105,6 +92,35 @@ def main(args) -> int:
     if args.check and any(p.problems for p in plans):   # as rag run would stop: a CI check
         return 2
     return 0
+
+
+def _plans(args, members, dags, store, runs, recipe) -> list:
+    """Each member's plan, with the problems a run would stop at: its missing sources (named
+    where their paths are set) and unset variables, and the steps the executor refuses before
+    they start (more GPUs than the machine has: the check ``rag run`` makes; a Ray cluster is
+    not attached to for a plan)."""
+    from orchestrator.hashing import SourceMemo
+    from orchestrator.plan import load_history, plan
+    from orchestrator.runner import Admission, Options, check_selection, computed, selection
+
+    memo = SourceMemo(store.root / "sources.json")
+    history = load_history(runs, recipe)
+    admission = Admission(store, connect=False)
+    plans = []
+    for member, dag in zip(members, dags):
+        opts = Options(force=set(args.force), from_=set(args.from_), until=set(args.until))
+        check_selection(dag, opts)
+        force = set(args.force) | dag.downstream(set(args.from_))
+        planned = _only(plan(dag, store, memo, history, force, member.overrides), dag,
+                        selection(dag, opts))
+        planned.problems = admission.problems(dag, computed(dag, planned, opts)) + planned.problems
+        plans.append(planned)
+    try:
+        memo.save()
+    except OSError as e:  # a read-only or misplaced cache: the source-hash memo is a speed-up
+        logging.getLogger("ragline").warning("could not save the source-hash memo under %s (%s)",
+                                             store.root, e.strerror or e)
+    return plans
 
 
 def _only(planned, dag, chosen: set[str] | None):

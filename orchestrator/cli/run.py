@@ -168,8 +168,9 @@ def _run(args) -> int:
 
 def _sweep_refused(members, dags, store, runs, opts) -> bool:
     """Before a sweep starts: a misnamed --only/--until/--from/--force (no member would run) is
-    an error; a member that would stop before its steps run (a missing source) is named, with
-    every other such member, and nothing runs (True)."""
+    an error; a member that would stop before its steps run (a missing source, a step the
+    executor refuses: more GPUs than the machine has) is named, with every other such member
+    (the first 5 listed), and nothing runs (True)."""
     from orchestrator.logs import console, escape
     from orchestrator.runner import check_selection, sweep_problems
 

@@ -70,6 +70,7 @@ class Router:
         self.inprocess, self.heavy, self.isolate = inprocess, heavy, isolate
         self.name = heavy.name
         self.jobs = heavy.jobs
+        self.connects = getattr(heavy, "connects", False)  # check_resources attaches to a cluster
 
     def in_process(self, step) -> bool:
         if self.isolate == "always":

@@ -117,6 +117,7 @@ def _too_many_gpus(step, per_node: list[int]) -> ConfigError:
 
 class RayExecutor:
     name = "ray"
+    connects = True  # check_resources attaches to (or starts) the cluster: rag plan leaves it out
 
     def __init__(self, store, cfg: dict, jobs: int = 0):
         import importlib.util

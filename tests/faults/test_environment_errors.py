@@ -351,7 +351,8 @@ def test_missing_source_hint_names_the_key_the_user_overrode(toy, capsys):
     recipe = _recipe(toy, FROM_FILE % ("auto", toy / "numbers.txt"))
     assert rag("run", str(recipe), f"data.numbers={missing}", runs=toy / "runs") == 2
     err = _err(capsys)
-    assert f"error: source 'numbers': {missing} does not exist" in err
+    assert (f"error: override 'data.numbers={missing}': source 'numbers': {missing} does not "
+            "exist") in err
     assert ("hint: fix the path in the recipe or override it on the command line: "
             "data.numbers=/path/to/file") in err
     assert rag("run", str(recipe), runs=toy / "runs") == 2   # set in the recipe: its own key

@@ -63,8 +63,8 @@ def test_relative_source_in_the_current_directory_comes_first(project, tmp_path,
 def test_missing_relative_source_names_both_places(project, tmp_path, capsys):
     recipe, proj, here = project
     plan = _plan(recipe, tmp_path / "runs", capsys)
-    expected = (f"source 'numbers': data/n.txt does not exist (looked in the current directory "
-                f"{here} and the recipe's project directory {proj})")
+    expected = (f"{recipe}:3: source 'numbers': data/n.txt does not exist (looked in the current "
+                f"directory {here} and the recipe's project directory {proj})")
     assert plan["problems"] == [expected]
     assert rag("run", str(recipe), "--no-progress", runs=tmp_path / "runs") == 2
     assert expected in capsys.readouterr().err.replace("\n", "")

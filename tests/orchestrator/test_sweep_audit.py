@@ -123,19 +123,20 @@ def test_a_source_missing_for_one_member_stops_the_sweep_before_any_member_runs(
     assert _sweeps(runs, "file") == []
 
 
-def test_a_member_refused_before_its_steps_does_not_stop_the_others(toy, monkeypatch, capsys):
-    """A member the executor refuses (a GPU on a machine without one) fails; the others run."""
+def test_a_member_the_executor_refuses_stops_the_sweep_before_any_member_runs(toy, monkeypatch,
+                                                                               capsys):
+    """A member the executor refuses (a GPU on a machine without one) used to fail only when
+    the sweep reached it; the pre-check makes the executor's own check for every member."""
     runs, chain = toy / "runs", str(toy / "conf/chain.yaml")
     monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
-    assert rag("run", chain, "-m", "+steps.evaluate.gpus=1,0", "--no-progress", runs=runs) == 2
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert rag("run", chain, "-m", "+steps.evaluate.gpus=0,1", "--no-progress", runs=runs) == 2
     err = _words(capsys.readouterr().err)
-    assert "1 of 2 members failed: member-0000 (+steps.evaluate.gpus=1)" in err
-    assert "on bad input: fix the input named above, then rerun the same command" in err
-    (sweep,) = _sweeps(runs, "chain")
-    assert rag("status", sweep.name, "--json", runs=runs) == 0
-    members = json.loads(capsys.readouterr().out)["members"]
-    assert [m["state"] for m in members] == ["failed", "ok"]
-    assert "GPU" in members[0]["error"]
+    assert ("error: member-0001 (+steps.evaluate.gpus=1): steps.evaluate.gpus: 1 GPU(s) per "
+            "shard asked for, but no CUDA GPU is visible on this machine") in err
+    assert "1 of 2 members would stop before their steps run" in err
+    assert counts(toy / "count.txt") == {}    # member-0000 did not run either
+    assert _sweeps(runs, "chain") == []
 
 
 def test_a_misnamed_until_in_a_sweep_stops_before_any_member(toy, capsys):
