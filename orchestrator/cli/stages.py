@@ -88,7 +88,8 @@ def describe(spec) -> dict:
             "package": spec.module.rsplit(".", 1)[0],
             "shard_by": spec.shard_by, "multi_gpu": getattr(spec, "multi_gpu", "ranks"),
             "inputs": {n: {"type": i.type.__name__, "optional": i.optional, "kind": i.type.kind,
-                           "fills": list(getattr(i.type, "fills", ()) or ())}
+                           "fills": list(getattr(i.type, "fills", ()) or ()),
+                           "needs": list(getattr(i.type, "needs", ()) or ())}
                        for n, i in spec.inputs.items()},
             "outputs": {n: t.__name__ for n, t in spec.outputs.items()},
             "config": fields, "doc": spec.doc}
@@ -275,6 +276,8 @@ def _print_wiring(c, info: dict) -> None:
             if i["fills"]:
                 what = ("a prompt YAML file whose `user` may use "
                         + ", ".join("{" + f + "}" for f in i["fills"]))
+                if i["needs"]:
+                    what += " and must use " + ", ".join("{" + f + "}" for f in i["needs"])
             where.append(f"a SOURCE ({what})")
         stages = i.get("from_stages") or []
         if stages:

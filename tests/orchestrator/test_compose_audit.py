@@ -80,7 +80,7 @@ def test_rag_stages_shows_a_shipped_step_at_its_file_and_line(capsys):
 def test_rag_stages_names_the_placeholders_and_the_shipped_files_of_a_prompt_input(capsys):
     out = _stages(capsys, "infer_topk")
     assert ("prompt: GeneratorPrompt  required; a SOURCE (a prompt YAML file whose `user` may "
-            "use {question}, {passages}, {style})") in out
+            "use {question}, {passages}, {style} and must use {question}, {passages})") in out
     assert f"shipped recipes wire: {REPO / 'conf/prompts/common/rag.yaml'}" in out
 
 
