@@ -17,9 +17,10 @@ the input *file name*); the generator sees the passages in the training format (
 renumbered), not the "Title: {title}." variant.
 
 Answers are greedy by default. ``temperature`` > 0 samples one answer per question (nucleus
-``top_p``), seeded: it depends on ``seed`` and the question's position in its shard, so a rerun
-gives the same answers (RAG-Instruct's evaluation: T 0.5, top_p 0.9). The three settings were
-added after results were cached: at their defaults they stay out of the cache key.
+``top_p``), seeded: it depends on ``seed`` and the question's id (not on its position in its
+shard), so a rerun, or a run with another shard count, gives the same answers (RAG-Instruct's
+evaluation: T 0.5, top_p 0.9). The three settings were added after results were cached: at
+their defaults they stay out of the cache key.
 
 The generator is the checkpoint wired as ``model`` (run in this process: ``backend``,
 ``batch_size``) or ``reader``, an LLM endpoint (:class:`~stages.lib.endpoint.EndpointConfig`): a
@@ -71,13 +72,14 @@ class InferTopkConfig:
         return reader_notes(self.reader, resources)
 
 
-@stage("infer_topk", version=2, shard_by="questions",
+@stage("infer_topk", version=3, shard_by="questions",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def infer_topk(questions: Retrieved, prompt: GeneratorPrompt, cfg: InferTopkConfig, ctx: StageContext,
                model: Model | None = None) -> Predictions:
     """The generator (``model``, or the ``reader`` endpoint) answers each question from its
     first ``k`` retrieved passages, with the generator prompt file ``prompt`` (fields:
     ``question``, ``passages``, ``style``)."""
+    from stages.lib.models.generation import id_seed
     from stages.lib.models.reader import answer
 
     generator = prompt.load()
@@ -95,7 +97,8 @@ def infer_topk(questions: Retrieved, prompt: GeneratorPrompt, cfg: InferTopkConf
     answers = answer(convs, model=model, reader=cfg.reader, ctx=ctx,
                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                      top_p=cfg.top_p, seed=cfg.seed, backend=cfg.backend,
-                     batch_size=cfg.batch_size, desc="generate")
+                     batch_size=cfg.batch_size, desc="generate",
+                     seeds=[id_seed(cfg.seed, r["id"]) for r in rows])
     for row, prediction in zip(rows, answers):
         row["prediction"] = prediction
     ctx.log.info("top-%d: %d questions", cfg.k, len(rows))

@@ -49,11 +49,11 @@ class InferConfig:
     max_new_tokens: Annotated[int, Ge(1)] = 200  # generator, greedy (paper: 200)
     dataset: str | None = None           # answer style for all rows; None = each row's dataset
     backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM, TP=8
-    seed: int = 0                        # used when rerank_temperature > 0
+    seed: int = 0                        # used when rerank_temperature > 0 (with each row's id)
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 
-@stage("dynamicrag.infer", version=2, shard_by="questions",
+@stage("dynamicrag.infer", version=3, shard_by="questions",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def infer(questions: Retrieved, model: Model, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
           cfg: InferConfig, ctx: StageContext) -> Predictions:
@@ -88,14 +88,19 @@ def infer(questions: Retrieved, model: Model, reranker_prompt: RerankerPrompt, g
 
 def _rerank_kw(cfg: InferConfig) -> dict:
     return dict(max_new_tokens=cfg.rerank_max_new_tokens, temperature=cfg.rerank_temperature,
-                seed=cfg.seed, batch_size=cfg.batch_size)
+                batch_size=cfg.batch_size)
 
 
 def _select_dynamic(rows: list[dict], gen, prompt: Prompt, cfg: InferConfig,
                     ctx: StageContext) -> None:
-    """One reranker call per question over its shown passages; sets ``selection``/``selected``."""
+    """One reranker call per question over its shown passages; sets ``selection``/``selected``.
+    A sampled selection (``rerank_temperature`` > 0) is seeded by the question's id, not its
+    position in the shard: the same selections whatever the shard count."""
+    from stages.lib.models.generation import id_seed
+
     todo = [r for r in rows if r["ctxs"]]
     texts = gen.chat([reranker_messages(prompt, r["question"], r["ctxs"]) for r in todo],
+                     seeds=[id_seed(cfg.seed, r["id"]) for r in todo],
                      progress=lambda it: ctx.progress(it, desc="rerank"), **_rerank_kw(cfg))
     for row, (text,) in zip(todo, texts):
         row["selection"] = text
@@ -107,13 +112,17 @@ def _select_dynamic(rows: list[dict], gen, prompt: Prompt, cfg: InferConfig,
 
 def _select_windowed(rows: list[dict], gen, prompt: Prompt, cfg: InferConfig,
                      ctx: StageContext) -> None:
-    """Windows of ``num_docs`` reranked until at most ``num_docs`` passages survive."""
+    """Windows of ``num_docs`` reranked until at most ``num_docs`` passages survive. Sampled
+    (``rerank_temperature`` > 0), a question's windows are seeded by its id and their
+    positions, so questions do not share their noise."""
     from stages.dynamicrag.windows import select_windowed
+    from stages.lib.models.generation import id_seed
 
     kw = _rerank_kw(cfg)
     for row in ctx.progress(rows, desc="windowed rerank"):
-        def rerank_fn(windows, question=row["question"]):
-            out = gen.chat([reranker_messages(prompt, question, w) for w in windows], **kw)
+        def rerank_fn(windows, question=row["question"], seed=id_seed(cfg.seed, row["id"])):
+            out = gen.chat([reranker_messages(prompt, question, w) for w in windows], seed=seed,
+                           **kw)
             return [parse_selection(text, len(w)) for (text,), w in zip(out, windows)]
 
         position = {id(d): i for i, d in enumerate(row["ctxs"], start=1)}

@@ -8,7 +8,9 @@ The trajectories are then scored (stage ``reward``) and paired for DPO (stage ``
 Fixes relative to the seed: an out-of-range or repeated id is dropped from the selection instead
 of skipping the whole question (IndexError); the generator sees the selected passages in the one
 passage format used everywhere (the seed switched from "Topic:" to "Title: {title}." with the
-original ids here); no breakpoint before each write; sampling is seeded.
+original ids here); no breakpoint before each write; sampling is seeded, by each question's id
+(:func:`~stages.lib.models.generation.id_seed`), so a question gets the same trajectories
+whatever the shard count.
 
 Each output row keeps ``ctxs[:num_docs]`` (the passages the reranker saw, so later prompts built
 from the row match the sampled ones) and ``trajectories``: ``ids`` (1-based positions into
@@ -38,16 +40,16 @@ class SampleConfig:
     answer_max_new_tokens: Annotated[int, Ge(1)] = 200  # generator tokens, greedy (paper: 200)
     answer_temperature: Annotated[float, Ge(0)] = 0.0  # 0: greedy (paper); > 0 samples answers
     backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM
-    seed: int = 0                        # sampling seed (per question, see stages.lib.models.generation)
+    seed: int = 0                        # sampling seed (with each question's id: id_seed)
     batch_size: int = nonsemantic(16)    # generated rows per forward (transformers backend)
 
 
-@stage("dynamicrag.sample", version=2, shard_by="items",
+@stage("dynamicrag.sample", version=3, shard_by="items",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def sample(items: Reranked, model: Model, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
            cfg: SampleConfig, ctx: StageContext) -> Trajectories:
     """``n`` sampled reranker selections per question, each with one greedy generator answer."""
-    from stages.lib.models.generation import load_generator
+    from stages.lib.models.generation import id_seed, load_generator
 
     reranker, generator = reranker_prompt.load(), generator_prompt.load()
     if cfg.temperature <= 0 and cfg.n > 1:
@@ -61,8 +63,11 @@ def sample(items: Reranked, model: Model, reranker_prompt: RerankerPrompt, gener
     gen = load_generator(str(model.path), backend=cfg.backend, device=ctx.device)
 
     rerank_convs = [reranker_messages(reranker, r["question"], r["ctxs"]) for r in rows]
+    # seeded by the question's id, not its position in this shard: the same trajectories on
+    # 1 GPU or 8
     selections = gen.chat(rerank_convs, max_new_tokens=cfg.max_new_tokens,
-                          temperature=cfg.temperature, n=cfg.n, seed=cfg.seed,
+                          temperature=cfg.temperature, n=cfg.n,
+                          seeds=[id_seed(cfg.seed, r["id"]) for r in rows],
                           batch_size=cfg.batch_size,
                           progress=lambda it: ctx.progress(it, desc="sample selections"))
 
@@ -70,15 +75,18 @@ def sample(items: Reranked, model: Model, reranker_prompt: RerankerPrompt, gener
            for r, texts in zip(rows, selections)]
     # one greedy answer per distinct (question, selection): equal prompts give equal answers
     slot: dict[tuple, int] = {}
-    answer_convs = []
+    answer_convs, answer_seeds = [], []
     for q, (r, sels) in enumerate(zip(rows, ids)):
         for sel in sels:
             if (q, tuple(sel)) not in slot:
                 slot[q, tuple(sel)] = len(answer_convs)
                 answer_convs.append(generator_messages(
                     generator, r["question"], [r["ctxs"][i - 1] for i in sel], r.get("dataset") or ""))
+                # sampled answers (answer_temperature > 0): seeded by the question and the
+                # selection, apart from the selections' seeds (cfg.seed + 1)
+                answer_seeds.append(id_seed(cfg.seed + 1, f"{r['id']}:{list(sel)}"))
     answers = gen.chat(answer_convs, max_new_tokens=cfg.answer_max_new_tokens,
-                       temperature=cfg.answer_temperature, seed=cfg.seed + 1,
+                       temperature=cfg.answer_temperature, seeds=answer_seeds,
                        batch_size=cfg.batch_size,
                        progress=lambda it: ctx.progress(it, desc="answer trajectories"))
 

@@ -92,6 +92,20 @@ def test_seeded_sampling_reproduces(engine):
     assert engine.chat(CONVS[:2], seed=7, **kw) == a[:2]
 
 
+def test_per_conversation_seeds_do_not_depend_on_position(engine):
+    """``seeds=`` (a sharded stage seeds each row by its id): conversation i's completions
+    depend on ``seeds[i]`` only, alone or batched, first or last."""
+    from stages.lib.models.generation import id_seed
+
+    kw = dict(max_new_tokens=8, temperature=1.0, n=3)
+    seeds = [id_seed(0, f"q{i}") for i in range(len(CONVS))]
+    a = engine.chat(CONVS, seeds=seeds, **kw)
+    assert engine.chat(CONVS[::-1], seeds=seeds[::-1], **kw) == a[::-1]
+    assert engine.chat(CONVS[1:], seeds=seeds[1:], **kw) == a[1:]
+    assert [engine.chat([c], seeds=[s], **kw)[0] for c, s in zip(CONVS, seeds)] == a
+    assert any(len(set(c)) > 1 for c in a)             # the n samples are n draws
+
+
 def test_judge_through_vllm(stage_env, lm):
     """The reward stage's LLM judge as an in-process vLLM endpoint (backend: vllm)."""
     from stages.dynamicrag.reward import RewardConfig, RewardWeights, reward

@@ -4,7 +4,7 @@
 Every backend implements::
 
     Generator.chat(conversations, *, max_new_tokens, temperature=0.0, n=1, seed=0,
-                   batch_size=8, progress=None, top_p=1.0) -> list[list[str]]
+                   batch_size=8, progress=None, top_p=1.0, seeds=None) -> list[list[str]]
 
 ``conversations`` is a list of chats (each a list of ``{"role", "content"}`` dicts rendered
 with the model's own chat template); the result holds ``n`` completions per chat. Temperature 0
@@ -17,6 +17,12 @@ Sampling is reproducible *per conversation*: completion ``j`` of conversation ``
 backend draws Gumbel noise from a generator seeded per row and step; vLLM gets one seeded
 request per completion). So ``batch_size`` can stay out of a cache key.
 
+``i`` is a position in the list given, so a sharded stage that passes its shard's rows would
+sample other completions with another shard count. Such a stage passes ``seeds`` instead, one per
+conversation, taken from the row's id (:func:`id_seed`): completion ``j`` of conversation ``i``
+then depends on ``(seeds[i], j)`` only, the same wherever the row lands (both backends seed
+completion ``j`` with ``row_seed(seeds[i], 0, j, ...)``, as the in-process endpoint does).
+
     >>> gen = load_generator("runs/smollm2")                              # doctest: +SKIP
     >>> gen.chat([[{"role": "user", "content": "Capital of France?"}]],
     ...          max_new_tokens=16)                                       # doctest: +SKIP
@@ -25,6 +31,7 @@ request per completion). So ``batch_size`` can stay out of a cache key.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -46,7 +53,8 @@ class Generator(Protocol):
 
     def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
              temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-             progress: Callable | None = None, top_p: float = 1.0) -> list[list[str]]: ...
+             progress: Callable | None = None, top_p: float = 1.0,
+             seeds: Sequence[int] | None = None) -> list[list[str]]: ...
 
 
 def _check_args(max_new_tokens: int, temperature: float, n: int, top_p: float = 1.0) -> None:
@@ -58,6 +66,12 @@ def _check_args(max_new_tokens: int, temperature: float, n: int, top_p: float = 
         raise ConfigError(f"top_p must be in (0, 1], got {top_p}")
     if n < 1:
         raise ConfigError(f"n must be >= 1, got {n}")
+
+
+def _check_seeds(seeds: Sequence[int] | None, conversations: Sequence) -> None:
+    if seeds is not None and len(seeds) != len(conversations):
+        raise ValueError(f"seeds: {len(seeds)} given for {len(conversations)} conversations "
+                         "(one per conversation)")
 
 
 def _wrap(progress: Callable | None, iterable: Iterable) -> Iterable:
@@ -79,13 +93,30 @@ def row_seed(seed: int, conversation: int, sample: int, step: int) -> int:
     return x & 0x7FFFFFFFFFFFFFFF
 
 
+def id_seed(seed: int, row_id: str) -> int:
+    """A 63-bit seed for the row ``row_id`` of a step seeded ``seed``: the first 8 bytes of
+    SHA-256 of ``"{seed}:{row_id}"`` (stable across processes and machines, unlike ``hash``).
+
+    A sharded stage passes ``seeds=[id_seed(cfg.seed, row["id"]) for row in rows]`` to
+    :meth:`Generator.chat`, so a row's samples do not depend on the shard it lands in.
+
+    >>> id_seed(0, "q1")
+    5589877330174476308
+    >>> id_seed(0, "q1") != id_seed(1, "q1") != id_seed(0, "q2")
+    True
+    """
+    digest = hashlib.sha256(f"{seed}:{row_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") & 0x7FFFFFFFFFFFFFFF
+
+
 # ----------------------------------------------------------------------------- transformers
 
 class _GumbelSampler:
     """A logits processor that turns greedy decoding into per-row seeded sampling.
 
     argmax(logits / T + Gumbel noise) is a draw from softmax(logits / T) (the Gumbel-max trick);
-    the noise of row r at step t comes from a generator seeded with ``row_seed(seed, conv, j, t)``.
+    the noise of row r at step t comes from a generator seeded with ``row_seed(seed, conv, j, t)``,
+    or ``row_seed(seeds[conv], 0, j, t)`` when each conversation has its own seed.
     With ``top_p`` < 1 the tokens outside the nucleus get -inf first, so the draw is from the
     renormalised nucleus (as vLLM's ``top_p``, applied after the temperature).
     """
@@ -194,15 +225,17 @@ class TransformersGenerator:
         ``batch_size`` counts generated rows: with n samples a batch holds
         ``max(1, batch_size // n)`` conversations. ``seeds`` (one per conversation) seeds each
         conversation's samples on their own, so its completions are those it gets alone with
-        ``seed=seeds[i]`` (what a per-request cache needs); without it, ``seed`` and the
-        conversation's position decide. ``prefixes[i]``: assistant text conversation i's reply
-        continues (appended to its rendered prompt); the returned ids are only the new ones.
+        ``seed=seeds[i]`` (what a per-request cache, or a stage sharded by rows, needs); without
+        it, ``seed`` and the conversation's position decide. ``prefixes[i]``: assistant text
+        conversation i's reply continues (appended to its rendered prompt); the returned ids are
+        only the new ones.
         ``top_p`` < 1 samples from the nucleus (see :class:`_GumbelSampler`).
         """
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
         _check_args(max_new_tokens, temperature, n, top_p)
+        _check_seeds(seeds, conversations)
         sample = temperature > 0
         encoded = [self.tokenizer(self.render(c) + (prefixes[k] if prefixes else ""),
                                   add_special_tokens=False)["input_ids"]
@@ -246,10 +279,14 @@ class TransformersGenerator:
 
     def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
              temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-             progress: Callable | None = None, top_p: float = 1.0) -> list[list[str]]:
+             progress: Callable | None = None, top_p: float = 1.0,
+             seeds: Sequence[int] | None = None) -> list[list[str]]:
+        """``n`` completions per conversation (see the module docstring); with ``seeds``, those
+        of conversation ``i`` depend on ``seeds[i]``, not on its position (``seed`` unused)."""
         ids = self.generate_ids(conversations, max_new_tokens=max_new_tokens,
                                 temperature=temperature, n=n, seed=seed, batch_size=batch_size,
-                                progress=progress, top_p=top_p)
+                                progress=progress, top_p=top_p,
+                                seeds=None if seeds is None else list(seeds))
         decode = self.tokenizer.decode
         return [[decode(c, skip_special_tokens=True).strip() for c in convs] for convs in ids]
 

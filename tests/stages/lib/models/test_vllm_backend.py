@@ -55,3 +55,40 @@ def test_generation_stages_run_as_one_process_over_their_gpus():
     for name in ("dynamicrag.sample", "dynamicrag.infer", "infer_topk", "dynamicrag.reward"):
         assert get_stage(name, "test").multi_gpu == "one_process", name
     assert get_stage("sft", "test").multi_gpu == "ranks"
+
+
+def test_vllm_requests_are_seeded_per_conversation_with_seeds(monkeypatch):
+    """The seed each vLLM request gets (a fake ``vllm`` module records them; the engine itself:
+    tests/vllm): ``row_seed(seed, i, j, 0)`` by position, or ``row_seed(seeds[i], 0, j, 0)``
+    with ``seeds=``, as the transformers backend's noise and the in-process endpoint."""
+    import sys
+    import types
+
+    from stages.lib.models.generation import row_seed
+    from stages.lib.models.vllm_backend import VLLMGenerator
+
+    class Params:
+        def __init__(self, **kw):
+            self.__dict__.update(kw)
+
+    out = types.SimpleNamespace(outputs=[types.SimpleNamespace(text=" x ", token_ids=[1])])
+    asked = []
+
+    def chat(messages, sampling_params, **kw):
+        asked.append([p.seed for p in sampling_params])
+        return [out for _ in messages]
+
+    monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=Params))
+    gen = object.__new__(VLLMGenerator)
+    gen.llm = types.SimpleNamespace(chat=chat)
+    convs = [[{"role": "user", "content": q}] for q in ("a", "b")]
+    assert gen.chat(convs, max_new_tokens=2, temperature=1.0, n=2, seed=5) == [["x", "x"]] * 2
+    gen.chat(convs, max_new_tokens=2, temperature=1.0, n=2, seeds=[11, 12])
+    gen.chat(convs[1:], max_new_tokens=2, temperature=1.0, n=2, seeds=[12])
+    gen.chat(convs, max_new_tokens=2, seeds=[11, 12])
+    assert asked == [[row_seed(5, i, j, 0) for i in (0, 1) for j in (0, 1)],
+                     [row_seed(s, 0, j, 0) for s in (11, 12) for j in (0, 1)],
+                     [row_seed(12, 0, j, 0) for j in (0, 1)],
+                     [None, None]]                                     # greedy: unseeded
+    with pytest.raises(ValueError, match="seeds: 1 given for 2 conversations"):
+        gen.chat(convs, max_new_tokens=2, temperature=1.0, seeds=[11])
