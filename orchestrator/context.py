@@ -46,7 +46,12 @@ class StageContext:
 
     @property
     def scratch(self) -> Path:
-        """A directory that survives a crash of this task (e.g. trainer checkpoints to resume)."""
+        """A directory that survives a crash of this task (e.g. trainer checkpoints to resume).
+
+        Every shard of a sharded step, under any ``shards:``, gets the same directory (so a
+        request cache kept here is not lost when ``shards:`` changes after a crash): a sharded
+        stage names its files there by content, as the request cache does, never by shard.
+        """
         self._scratch.mkdir(parents=True, exist_ok=True)
         return self._scratch
 

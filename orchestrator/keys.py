@@ -20,6 +20,20 @@ def task_key(mat: dict) -> str:
     return key_of(mat)
 
 
+def scratch_key(mat: dict) -> str:
+    """The key whose scratch directory a task uses: the key of the step's *unsharded* task.
+
+    Every shard of a step, under any ``shards:``, and the unsharded task share it, so a step's
+    request cache survives a change of ``shards:`` after a crash: answered requests are not
+    paid for again. An unsharded task's scratch key is its own key.
+
+    >>> mat = {"stage": "judge", "version": 1, "config": {}, "inputs": {}, "shard": None}
+    >>> scratch_key({**mat, "shard": [0, 2]}) == scratch_key({**mat, "shard": [1, 4]}) == task_key(mat)
+    True
+    """
+    return key_of({**mat, "shard": None})
+
+
 def explain(old: dict, new: dict, input_names: dict[str, str]) -> str:
     """Why ``new`` material differs from ``old``: the first few changes, human-readable.
 

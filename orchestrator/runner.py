@@ -15,6 +15,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +27,7 @@ from orchestrator.executors import executor_settings, make_executor
 from orchestrator.executors.base import Failed, Reused, TaskResult
 from orchestrator.hashing import SourceMemo
 from orchestrator.history import load_history, save_history
+from orchestrator.keys import scratch_key
 from orchestrator.locate import project_dir
 from orchestrator.logs import console, escape
 from orchestrator.plan import Plan, plan
@@ -460,6 +462,8 @@ class Runner:
             raise RagError(f"step '{step.name}': a committed entry vanished from the cache "
                            "(removed by gc or by hand?); rerun the same command")
         self.outputs[step.name] = gather(step, entries, self.store)
+        if len(tasks) > 1 and todo:  # every shard committed: their shared scratch is done with
+            shutil.rmtree(self.store.scratch(scratch_key(tasks[0].material)), ignore_errors=True)
         self._record(step, tasks, todo, cached, results, entries, time.time() - start)
         return True
 

@@ -7,7 +7,9 @@ Layout under the cache root (``runs/cache`` or ``$RAGLINE_CACHE``)::
     tmp/<key>.<pid>.<rand>/    an entry being written; renamed into objects/ when complete
     locks/<key>.lock           single flight: one process computes a key, the others wait
     locks/<key>.lock.holder    who holds it: pid, host, since, what (for "waiting for ..." lines)
-    scratch/<key>/             survives a crash of the task (trainer checkpoints); removed on commit
+    scratch/<key>/             survives a crash of the task (trainer checkpoints, request caches);
+                               removed on commit. A sharded step's shards share the unsharded
+                               task's key here (keys.scratch_key), removed once all have committed
     gather/<hash>/             directory outputs of sharded steps: shard-00000 -> entry links
     quarantine/<key>.<time>/   entries found changed or damaged: moved here, never silently deleted
     leases/<host>.<pid>.….json a live run using this cache (heartbeat: the file's mtime)

@@ -23,6 +23,7 @@ from pathlib import Path
 from orchestrator.artifacts import Ref, write_artifact
 from orchestrator.context import StageContext
 from orchestrator.errors import RagError, StageOutputError, disk_full
+from orchestrator.keys import scratch_key
 from orchestrator.registry import load_stages
 from orchestrator.secrets import reveal
 from orchestrator.stage_config import build_config
@@ -149,7 +150,9 @@ def _main_rank_says(store: Store, task: Task) -> str:
 def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | None:
     tmp = store.new_tmp(task.key)
     step_log = logging.getLogger(f"ragline.step.{task.step}")
-    ctx = StageContext(task.step, task.shard[0], task.shard[1], tmp, store.scratch(task.key),
+    # the shards of a step share its scratch (see keys.scratch_key); an unsharded task has its own
+    scratch = scratch_key(task.material) if task.material.get("shard") else task.key
+    ctx = StageContext(task.step, task.shard[0], task.shard[1], tmp, store.scratch(scratch),
                        step_log, task.gpus, task.show_progress, is_main_process=commit)
     kwargs = _handles(spec, task)
     shard_input = kwargs.get(spec.shard_by) if spec.shard_by else None

@@ -138,6 +138,28 @@ def toy_env(numbers: Numbers, ctx: StageContext) -> Words:
     return [{"id": f"{ctx.shard_index}:{r['id']}", "word": seen} for r in numbers.rows()]
 
 
+@stage("toy_cached_ask", version=1, shard_by="numbers")
+def toy_cached_ask(numbers: Numbers, ctx: StageContext) -> Numbers:
+    """Each row "asks a teacher" once: the answer is kept in ``ctx.scratch`` under a name made
+    from the row's content, as the request cache does; ``TOY_COUNT_FILE`` gets a line per
+    question asked. A task listed in ``TOY_FAIL`` (``step:shard``) fails at its last row, after
+    the others' answers are kept."""
+    me = f"{ctx.step}:{ctx.shard_index}"
+    rows = numbers.rows()
+    out = []
+    for i, r in enumerate(rows):
+        kept = ctx.scratch / f"answer-{r['id']}-{r['x']}.txt"
+        if not kept.exists():
+            if me in os.environ.get("TOY_FAIL", "").split(",") and i == len(rows) - 1:
+                raise RuntimeError(f"toy failure in {me}")
+            if os.environ.get("TOY_COUNT_FILE"):
+                with open(os.environ["TOY_COUNT_FILE"], "a") as f:
+                    f.write(f"ask {r['id']}\n")
+            kept.write_text(str(r["x"] * 10))
+        out.append({"id": r["id"], "x": float(kept.read_text())})
+    return out
+
+
 @dataclass
 class SettingConfig:
     setting: str | None = recipe_path(None)
