@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from orchestrator.artifacts import Ref
+from orchestrator.cpu_fallback import no_gpu_refusal
 from orchestrator.dag import Dag, Step
 from orchestrator.errors import ConfigError, DataError, RagError, did_you_mean
 from orchestrator.executors import executor_settings, make_executor
@@ -150,7 +151,8 @@ class Admission:
         self.executors: dict[str, object] = {}  # executor settings -> executor, or its refusal
         self.verdicts: dict[tuple, str | None] = {}
 
-    def problems(self, dag: Dag, steps: list[Step]) -> list[str]:
+    def problems(self, dag: Dag, steps: list[Step], overrides: list[str] | None = None
+                 ) -> list[str]:
         block = json.dumps(executor_settings(dag.settings), sort_keys=True, default=str)
         if block not in self.executors:
             try:
@@ -175,7 +177,12 @@ class Admission:
                     self.verdicts[slots[step.name]] = None
                 except ConfigError as e:
                     self.verdicts[slots[step.name]] = _line(e)
-        return [v for s in steps if (v := self.verdicts[slots[s.name]])]
+        refused = [v for s in steps if (v := self.verdicts[slots[s.name]])]
+        if refused and getattr(executor, "name", "") == "local":   # as Runner._prepare
+            refusal = no_gpu_refusal(dag.recipe, steps, overrides)
+            if refusal is not None:
+                return [_line(refusal)]
+        return refused
 
 
 def _line(err: RagError) -> str:
@@ -199,7 +206,7 @@ def sweep_problems(members, dags, store: Store, runs_dir: Path, opts: Options) -
                   else chosen.union(*(dag.upstream(n) for n in chosen)))
         force = set(opts.force) | dag.downstream(opts.from_)
         planned = plan(dag, store, memo, history, force, member.overrides)
-        found = (admission.problems(dag, computed(dag, planned, opts))
+        found = (admission.problems(dag, computed(dag, planned, opts), member.overrides)
                  + problems_of(planned.problems, dag, needed))
         if found:
             problems.append(f"member-{member.index:04d} ({' '.join(member.overrides)}): "
@@ -318,7 +325,14 @@ class Runner:
         to_compute = computed(dag, planned, opts)
         if to_compute:
             self.store.check_usable(self.runs_dir)
-        self.executor.check_resources(to_compute)
+        try:
+            self.executor.check_resources(to_compute)
+        except ConfigError:   # no GPU here: one refusal for all such steps, with the CPU overrides
+            refusal = self.executor.name == "local" and no_gpu_refusal(
+                dag.recipe, to_compute, self.run.status.get("overrides", []))
+            if refusal:
+                raise refusal from None
+            raise
         self._check_sources(planned, needed)
         self._reuse_upstream(selected, needed)
         self.run.set_run(executor=self.executor.name)

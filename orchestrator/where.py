@@ -216,6 +216,22 @@ def origin(recipe: Path, key: str, overrides: list[str] | None = None) -> str | 
     return f"= {first}, set {'by' if _set_by(final, overrides) else 'at'} {where}"
 
 
+def value_key(recipe: Path, key: str, overrides: list[str] | None = None) -> str:
+    """The key to change to change ``key``'s value: the last key its line refers to
+    (``gpus: ${hw.gpus}`` -> ``hw.gpus``), else ``key`` itself.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "r.yaml").write_text("hw:\\n  gpus: 1\\nsteps:\\n  a:\\n    gpus: ${hw.gpus}\\n  b:\\n    gpus: 2\\n")
+    >>> value_key(d / "r.yaml", "steps.a.gpus"), value_key(d / "r.yaml", "steps.b.gpus")
+    ('hw.gpus', 'steps.b.gpus')
+    """
+    overrides = overrides or []
+    if _set_by(key, overrides):
+        return key
+    return _follow(recipe, key, overrides, _chosen(recipe, overrides))[2]
+
+
 def set_at(recipe: Path, key: str, overrides: list[str] | None = None) -> str:
     """Where the value of ``key`` is set, for the front of a message about it: the command
     line's ``override 'X'`` (of the key, or of the key its line refers to), else ``FILE:LINE``

@@ -19,7 +19,8 @@ def test_recipe_validates(name, tmp_path, monkeypatch, capsys):
     problems = plan["members"][0]["problems"]   # the paper recipes' data is not in the repo,
     assert rc == 0 and all("does not exist" in p                # and their API keys may be unset
                            or "environment variable" in p       # and this machine may lack GPUs
-                           or " per shard asked for, " in p for p in problems)
+                           or " per shard asked for, " in p       # (one GPU step; several:)
+                           or " steps ask for GPUs (" in p for p in problems)
     if "demo" in name:   # a demo runs on this machine as it is: no data, key or model missing
         assert problems == []
     steps = {s["step"] for s in plan["members"][0]["steps"]}
@@ -95,7 +96,8 @@ def test_paper_recipe_refuses_to_run_without_gpus(tmp_path, monkeypatch, capsys)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert rag("run", str(REPO / "conf" / "dynamicrag_llama3.yaml"), runs=tmp_path / "runs") == 2
     err = capsys.readouterr().err
-    assert "GPU(s) per shard asked for, but no CUDA GPU is visible" in err
+    assert "steps ask for GPUs (" in err and "but no CUDA GPU is visible" in err
+    assert "run on CPU with hw.gpus=0 hw.train_gpus=0" in err
     assert not (tmp_path / "runs" / "cache" / "objects").exists()
 
 

@@ -113,7 +113,8 @@ def _plans(args, members, dags, store, runs, recipe) -> list:
         force = set(args.force) | dag.downstream(set(args.from_))
         planned = _only(plan(dag, store, memo, history, force, member.overrides), dag,
                         selection(dag, opts))
-        planned.problems = admission.problems(dag, computed(dag, planned, opts)) + planned.problems
+        planned.problems = (admission.problems(dag, computed(dag, planned, opts), member.overrides)
+                            + planned.problems)
         plans.append(planned)
     try:
         memo.save()

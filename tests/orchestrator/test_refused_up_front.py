@@ -205,3 +205,45 @@ def test_the_members_of_a_sweep_ask_the_machine_for_its_gpus_once(toy, monkeypat
                          "--check", runs=runs)
     assert code == 0 and "problem:" not in out
     assert len(asked) == 1
+
+
+HW = """\
+ragline:
+  imports: [tests.toy.stages]
+hw:
+  gpus: 1
+  train_gpus: 2
+sources:
+  numbers: {path}
+steps:
+  load:  {{stage: toy_gen, inputs: {{path: numbers}}}}
+  map:   {{stage: toy_map, inputs: {{numbers: load}}, add: 1.0, gpus: "${{hw.gpus}}"}}
+  train: {{stage: toy_map, inputs: {{numbers: map}}, mul: 2.0, gpus: "${{hw.train_gpus}}"}}
+  eval:  {{stage: toy_map, inputs: {{numbers: train}}, add: 0.5, gpus: "${{hw.gpus}}"}}
+"""
+
+
+def test_a_recipe_whose_gpus_are_set_in_one_place_is_refused_once_with_that_place(
+        toy, monkeypatch, capsys):
+    """A paper recipe sets its GPUs under ``hw:`` and its steps read them through ``${hw.gpus}``;
+    on a machine without a GPU it used to be refused one step at a time, each hint naming that
+    step's own key: a run, an override and a rerun per step. Now one refusal names them all and
+    the keys that set them."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
+    numbers = toy / "n.txt"
+    numbers.write_text("1\n2\n")
+    recipe, runs = _recipe(toy, HW, numbers), toy / "runs"
+    fix = "run on CPU with hw.gpus=0 hw.train_gpus=0, or use a GPU machine"
+    code, out, _ = _plan(capsys, recipe, "--check", runs=runs)
+    assert code == 2
+    assert (f"problem: 3 steps ask for GPUs (map, train, eval), but no CUDA GPU is visible on "
+            f"this machine; {fix} (a run would stop here)") in out
+    assert rag("run", recipe, "--no-progress", runs=runs) == 2
+    assert f"hint: {fix}" in _words(capsys.readouterr().err)
+    assert _nothing_ran(toy)
+    # an override already on the command line is the key to set
+    assert rag("run", recipe, "steps.train.gpus=4", "--no-progress", runs=runs) == 2
+    assert "run on CPU with hw.gpus=0 steps.train.gpus=0," in _words(capsys.readouterr().err)
+    assert rag("run", recipe, "hw.gpus=0", "hw.train_gpus=0", "--no-progress", runs=runs) == 0
+    assert set(counts(toy / "count.txt")) == {"map:0", "train:0", "eval:0"}
