@@ -98,4 +98,4 @@ def test_shipped_recipes_plan_with_the_black_box_reader(recipe, variant, extra, 
     for name in ("preference", "infer_base", "infer_reranked"):
         assert steps[name]["notes"] == ["reader: openai gpt-3.5-turbo at https://api.openai.com/v1"]
     assert not [p for p in member["problems"] if "does not exist" not in p   # nor GPUs, here
-                and " per shard asked for, " not in p]
+                and " steps ask for GPUs (" not in p]
