@@ -13,7 +13,7 @@ ragline:
   imports: [tests.toy.stages]
 steps:
   load: {stage: toy_gen, n: 8}
-  ask:  {stage: toy_cached_ask, inputs: {numbers: load}, shards: 2}
+  ask:  {stage: toy_teacher, inputs: {numbers: load}, shards: 2}
   total: {stage: toy_sum, inputs: {numbers: ask}}
 """)
     return str(path)

@@ -138,8 +138,8 @@ def toy_env(numbers: Numbers, ctx: StageContext) -> Words:
     return [{"id": f"{ctx.shard_index}:{r['id']}", "word": seen} for r in numbers.rows()]
 
 
-@stage("toy_cached_ask", version=1, shard_by="numbers")
-def toy_cached_ask(numbers: Numbers, ctx: StageContext) -> Numbers:
+@stage("toy_teacher", version=1, shard_by="numbers")
+def toy_teacher(numbers: Numbers, ctx: StageContext) -> Numbers:
     """Each row "asks a teacher" once: the answer is kept in ``ctx.scratch`` under a name made
     from the row's content, as the request cache does; ``TOY_COUNT_FILE`` gets a line per
     question asked. A task listed in ``TOY_FAIL`` (``step:shard``) fails at its last row, after
