@@ -22,14 +22,14 @@ def no_gpu_refusal(recipe: Path, steps: list, overrides: list[str] | None = None
     error to stop at, before anything runs (the local executor's case: a cluster executor
     checks its own nodes). ``overrides``: the command line's."""
     from orchestrator.executors.gpus import visible_gpus
-    from orchestrator.where import value_key
+    from orchestrator.where import step_key, value_key
 
     wanting = [s for s in steps if s.gpus]
     if not wanting or visible_gpus():
         return None
     keys: list[str] = []
     for step in wanting:
-        key = value_key(Path(recipe), f"steps.{step.name}.gpus", overrides)
+        key = value_key(Path(recipe), f"{step_key(Path(recipe), step.name)}.gpus", overrides)
         if key not in keys:
             keys.append(key)
     hint = f"run on CPU with {' '.join(f'{k}=0' for k in keys)}, or use a GPU machine"

@@ -216,6 +216,27 @@ def origin(recipe: Path, key: str, overrides: list[str] | None = None) -> str | 
     return f"= {first}, set {'by' if _set_by(final, overrides) else 'at'} {where}"
 
 
+def step_key(recipe: Path, name: str) -> str:
+    """The key a step's settings are written under: ``steps.NAME``, or for a step unrolled from
+    a ``repeat:`` block (``augment_2``) the block's template, ``repeat.BLOCK.steps.augment``.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "r.yaml").write_text("repeat:\\n  round:\\n    steps:\\n      augment: {gpus: 1}\\n")
+    >>> step_key(d / "r.yaml", "augment_2"), step_key(d / "r.yaml", "load")
+    ('repeat.round.steps.augment', 'steps.load')
+    """
+    base, _, number = name.rpartition("_")
+    if number.isdigit():
+        for path in composed(recipe):
+            data = _file(path)[2]
+            blocks = data.get("repeat") if isinstance(data, dict) else None
+            for block, body in (blocks.items() if isinstance(blocks, dict) else ()):
+                if isinstance(body, dict) and base in (body.get("steps") or {}):
+                    return f"repeat.{block}.steps.{base}"
+    return f"steps.{name}"
+
+
 def value_key(recipe: Path, key: str, overrides: list[str] | None = None) -> str:
     """The key to change to change ``key``'s value: the last key its line refers to
     (``gpus: ${hw.gpus}`` -> ``hw.gpus``), else ``key`` itself.

@@ -247,3 +247,24 @@ def test_a_recipe_whose_gpus_are_set_in_one_place_is_refused_once_with_that_plac
     assert "run on CPU with hw.gpus=0 steps.train.gpus=0," in _words(capsys.readouterr().err)
     assert rag("run", recipe, "hw.gpus=0", "hw.train_gpus=0", "--no-progress", runs=runs) == 0
     assert set(counts(toy / "count.txt")) == {"map:0", "train:0", "eval:0"}
+
+
+def test_steps_unrolled_from_a_repeat_block_name_the_key_their_template_reads(
+        toy, monkeypatch, capsys):
+    """Reinforced-IR's rounds: ``augment_1, augment_2`` come from one template whose ``gpus``
+    reads ``${hw.gpus}``; the refusal names that key, not ``steps.augment_1.gpus``."""
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    numbers = toy / "n.txt"
+    numbers.write_text("1\n")
+    recipe = _recipe(toy, HW + """\
+repeat:
+  round:
+    times: 2
+    first: {{again: train}}
+    steps:
+      again: {{stage: toy_map, inputs: {{numbers: again@prev}}, gpus: "${{hw.train_gpus}}"}}
+""", numbers)
+    code, out, _ = _plan(capsys, recipe, "hw.gpus=0", "--check", runs=toy / "runs")
+    assert code == 2
+    assert ("3 steps ask for GPUs (train, again_1, again_2), but no CUDA GPU is visible on this "
+            "machine; run on CPU with hw.train_gpus=0, or use a GPU machine") in out
