@@ -72,9 +72,6 @@ class Finetune:
         if not (self.model_dir / "config.json").is_file():
             raise ConfigError(f"{kind}: {self.model_dir} is not a Hugging Face checkpoint "
                               "(no config.json)")
-        if cfg.deepspeed and importlib.util.find_spec("deepspeed") is None:
-            raise ConfigError(f"{kind}: deepspeed={cfg.deepspeed} but deepspeed is not installed",
-                              hint="pip install 'ragline[gpu]'")
         os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")  # TRL pings the Hub on init
         import torch
         from transformers import AutoTokenizer
@@ -85,6 +82,15 @@ class Finetune:
         on_gpu = device == "cuda"
         if on_gpu and not torch.cuda.is_available():
             raise ConfigError(f"{kind}: device='cuda' but no CUDA device is visible")
+        # DeepSpeed partitions GPU memory; a paper recipe tried on a CPU (gpus: 0) trains without
+        # it rather than stopping here, after every step before it, for one more override
+        deepspeed = cfg.deepspeed if on_gpu else None
+        if cfg.deepspeed and not on_gpu:
+            self.log.warning("%s: this step runs on the CPU: deepspeed=%s (a GPU setting) is not "
+                             "used", kind, cfg.deepspeed)
+        if deepspeed and importlib.util.find_spec("deepspeed") is None:
+            raise ConfigError(f"{kind}: deepspeed={deepspeed} but deepspeed is not installed",
+                              hint="pip install 'ragline[gpu]'")
         ckpt = self.hooks.checkpoint_dir
         if ckpt is None:
             ckpt = Path(tempfile.mkdtemp(prefix=f"ragline-{kind}-"))
@@ -94,7 +100,8 @@ class Finetune:
             bf16=cfg.bf16 if cfg.bf16 is not None else on_gpu and torch.cuda.is_bf16_supported(),
             gradient_checkpointing=on_gpu if cfg.gradient_checkpointing is None
             else cfg.gradient_checkpointing,
-            checkpoint_dir=Path(ckpt), resumable=self.hooks.checkpoint_dir is not None)
+            checkpoint_dir=Path(ckpt), resumable=self.hooks.checkpoint_dir is not None,
+            deepspeed=deepspeed)
         tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError(f"{kind}: the tokenizer in {self.model_dir} has no chat template; "

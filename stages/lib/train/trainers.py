@@ -19,6 +19,7 @@ class RunSetup:
     gradient_checkpointing: bool
     checkpoint_dir: Path
     resumable: bool   # False: a temporary checkpoint_dir, no intermediate checkpoints
+    deepspeed: str | None = None   # the DeepSpeed config used (none on a CPU)
 
 
 def trl_args(cfg: TrainArgs, setup: RunSetup):
@@ -40,7 +41,7 @@ def trl_args(cfg: TrainArgs, setup: RunSetup):
         logging_strategy="steps", logging_steps=cfg.logging_steps,
         save_strategy="steps" if setup.resumable else "no", save_steps=cfg.save_steps,
         save_total_limit=cfg.save_total_limit, eval_strategy="no", report_to="none",
-        disable_tqdm=True, deepspeed=cfg.deepspeed,
+        disable_tqdm=True, deepspeed=setup.deepspeed,
         model_init_kwargs={"dtype": cfg.dtype, "device_map": None},
         dataset_num_proc=cfg.dataset_num_proc, dataloader_num_workers=0,
     )

@@ -47,3 +47,19 @@ def test_sft_stage(lm, tmp_path):
 
     other = sft(chat, model, cfg, context(tmp_path, "sft-rank1", is_main=False))
     assert not (other / "training_stats.json").exists() and not (other / "config.json").exists()
+
+
+def test_a_deepspeed_config_is_not_used_on_the_cpu_and_says_so(lm, tmp_path, caplog):
+    """A paper recipe tried on a CPU (gpus: 0) keeps its ZeRO-3 file: the step trains without
+    it, with a warning, instead of stopping on 'deepspeed is not installed' after every step
+    before it."""
+    from tests.conftest import REPO
+
+    chat = Chat(write_artifact(ROWS, Chat, tmp_path / "chat", "test.chat", "key"))
+    model = Model(Ref("dir", Model.type_name(), "h", [str(lm)]))
+    cfg = SftConfig(lr=1e-2, max_steps=1, max_length=64,
+                    deepspeed=str(REPO / "conf" / "deepspeed" / "zero3_bf16.json"))
+    with caplog.at_level(logging.WARNING):
+        out = sft(chat, model, cfg, context(tmp_path, "sft"))
+    assert json.loads((out / "training_stats.json").read_text())["steps"] == 1
+    assert "runs on the CPU: deepspeed=" in caplog.text and "is not used" in caplog.text
