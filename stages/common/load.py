@@ -63,6 +63,11 @@ def _questions_table(rows: list[dict]):
         schema = schema.append(pa.field("retrieved_question", pa.string()))
     if any("ctxs" in r for r in rows):
         schema = schema.append(pa.field("ctxs", pa.list_(CTX)))
+    if any("choices" in r for r in rows):    # ARC / OBQA: the options, in label order
+        schema = schema.append(pa.field("choices", pa.list_(pa.string())))
+    if any("qa_pairs" in r for r in rows):   # ASQA: ALCE's str-em / ROUGE-Lsum references
+        schema = schema.append(pa.field("qa_pairs", pa.list_(pa.list_(pa.string()))))
+        schema = schema.append(pa.field("long_answers", pa.list_(pa.string())))
     return to_table(rows, schema)
 
 
@@ -111,7 +116,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=2)  # 2: TSV docid headers, question_id ids, Tevatron golds
+@stage("load_data", version=3)  # 3: ASQA references and ARC choices kept
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
               qrels: File | None = None) -> LoadOutput:

@@ -25,14 +25,14 @@ log = logging.getLogger(__name__)
 
 # Field names accepted for each canonical field, first match wins.
 QUESTION_KEYS = ("question", "Question", "query", "instruction", "text")
-ANSWER_KEYS = ("answers", "golden_answers", "answer", "output")
+ANSWER_KEYS = ("answers", "golden_answers", "answer", "output", "answerKey")   # ARC: answerKey
 CTX_KEYS = ("ctxs", "docs", "retrieval_ctxs", "retrieval_result")
-ID_KEYS = ("id", "_id", "qid", "q_id", "question_id", "query_id", "example_id")
+ID_KEYS = ("id", "_id", "qid", "q_id", "question_id", "query_id", "example_id", "sample_id")
 DATASET_KEYS = ("dataset", "source")
 GOLD_KEYS = ("gold", "positive_ctxs", "positive_passages")
 # Every field a record may hold that the reader takes; any other is dropped (and named in a warning).
 READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET_KEYS + GOLD_KEYS
-                      + ("retrieved_question", "qa_pairs", "annotations"))
+                      + ("retrieved_question", "qa_pairs", "annotations", "choices"))
 # File stems that name a split rather than a dataset (FlashRAG's ``{dataset}/{split}.jsonl``).
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
 
@@ -178,6 +178,20 @@ def _gold(rec: dict, where: str) -> list[str]:
     return []
 
 
+def _choices(value: Any, where: str) -> list[str]:
+    """Multiple-choice options in order: a list of strings, or ARC's ``{"text": [...],
+    "label": [...]}`` (the labels are the letters A, B, ... the gold ``answerKey`` names).
+
+    >>> _choices({"text": ["cold", "warm"], "label": ["A", "B"]}, "f line 1")
+    ['cold', 'warm']
+    """
+    texts = value.get("text") if isinstance(value, dict) else value
+    if not isinstance(texts, list) or not all(isinstance(t, (str, int, float)) for t in texts):
+        raise DataError(f"{where}: 'choices' must be a list of strings or ARC's "
+                        f"{{text: [...], label: [...]}}, got {str(value)[:60]!r}; fix the record")
+    return [str(t) for t in texts]
+
+
 def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
                        default_id: str = "", default_dataset: str | None = None,
                        path: Path | None = None) -> dict:
@@ -228,6 +242,8 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
         row["retrieved_question"] = rec["retrieved_question"]   # DynamicRAG's retrieval query
     if akey == "qa_pairs":   # ASQA: ALCE's str-em and ROUGE-Lsum need both references
         row.update(_asqa_references(rec, where))
+    if rec.get("choices") is not None:   # ARC / OBQA: the options the task instruction lists
+        row["choices"] = _choices(rec["choices"], where)
     ckey = next((k for k in CTX_KEYS if rec.get(k) is not None), None)
     if ckey is not None:
         row["ctxs"] = _ctxs(rec[ckey], ckey, where)

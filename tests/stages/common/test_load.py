@@ -104,6 +104,9 @@ def test_load_a_folder_of_evaluation_sets_in_the_seeds_formats(env, tmp_path):
     assert evals["asqa/1"]["answers"] == ["George Washington"]
     assert [c["title"] for c in evals["asqa/1"]["ctxs"]] == ["GW"]
     assert [c["id"] for c in evals["nq/1"]["ctxs"]] == ["9"] and evals["fever/1"]["ctxs"] == []
+    # ASQA's references reach the table (ALCE's str-em / ROUGE-Lsum read them downstream)
+    assert evals["asqa/1"]["qa_pairs"] == [["George Washington"]]
+    assert evals["asqa/1"]["long_answers"] == ["A long paragraph."]
     (row,) = written(Questions, out.train)
     assert row["retrieved_question"] == "who wrote hamlet"
 
@@ -127,3 +130,18 @@ def test_questions_that_ship_their_passages_need_no_corpus(env, tmp_path):
     with pytest.raises(DataError, match=r"^step 'load': 1 of 2 eval questions ship no passages "
                                         r"\(first: 'tqa/e2'\) and no corpus is wired"):
         load_data(LoadConfig(), ctx("load"), train=file(train), eval=file(evals))
+
+
+def test_arc_answer_keys_and_choices_load(env, tmp_path):
+    """Self-RAG's ARC-Challenge file: the gold is ``answerKey`` (a letter) and the options are
+    ``choices: {text, label}``; both reach the table (the task instruction lists the options)."""
+    _, written, ctx = env
+    folder = tmp_path / "eval_data"
+    folder.mkdir()
+    (folder / "arc_challenge_processed.jsonl").write_text(json.dumps(
+        {"id": "Mercury_1", "question": "Which is warmer?", "answerKey": "B",
+         "choices": {"text": ["ice", "fire"], "label": ["A", "B"]},
+         "ctxs": [{"id": "1", "title": "Fire", "text": "Fire is hot."}]}) + "\n")
+    out = load_data(LoadConfig(), ctx("load"), eval=file(folder))
+    (row,) = written(Questions, out.eval)
+    assert row["answers"] == ["B"] and row["choices"] == ["ice", "fire"]

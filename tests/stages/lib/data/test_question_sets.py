@@ -44,10 +44,10 @@ def eval_data(tmp_path):
 def test_every_set_loads_with_its_golds_and_passages(eval_data):
     rows = read_question_sets(eval_data)
     by_id = {r["id"]: r for r in rows}
-    assert [r["id"] for r in rows] == ["asqa_eval_gtr_top100/1", "eli5/1", "fever/0", "nq/0",
+    assert [r["id"] for r in rows] == ["asqa_eval_gtr_top100/-123", "eli5/1", "fever/0", "nq/0",
                                        "nq/1"]
     assert {r["dataset"] for r in rows} == {"asqa_eval_gtr_top100", "eli5", "fever", "nq"}
-    asqa = by_id["asqa_eval_gtr_top100/1"]
+    asqa = by_id["asqa_eval_gtr_top100/-123"]
     assert asqa["answers"] == ["George Washington", "Louis-Napoleon Bonaparte"]   # not LONG
     assert [c["id"] for c in asqa["ctxs"]] == ["g1"]                      # ALCE 'docs'
     assert by_id["fever/0"]["answers"] == ["REFUTES"] and by_id["fever/0"]["ctxs"] == []
@@ -58,7 +58,7 @@ def test_every_set_loads_with_its_golds_and_passages(eval_data):
 
 def test_max_questions_is_per_set(eval_data):
     rows = read_question_sets(eval_data, max_questions=1)
-    assert [r["id"] for r in rows] == ["asqa_eval_gtr_top100/1", "eli5/1", "fever/0", "nq/0"]
+    assert [r["id"] for r in rows] == ["asqa_eval_gtr_top100/-123", "eli5/1", "fever/0", "nq/0"]
 
 
 def test_a_file_reads_as_before(eval_data):
