@@ -10,6 +10,7 @@ original's ``llm_instruct`` mode), so DPO trains exactly the call that inference
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 
 from orchestrator.api import DataError, StageContext, stage
@@ -53,15 +54,17 @@ def feedback(augmented: Augmented, corpus: Passages, encoder: Model, prompt: Aug
     d = enc.passages(passage_texts([by_id[str(r["gold"][0])] for r in rows], cfg.encoder.passage_template))
     flat = [a for r in rows for a in r["augmentations"]]
     a = enc.augmentations(flat)
-    pairs, at = [], 0
+    pairs, at, dropped = [], 0, Counter()
     for i, row in enumerate(rows):
         k = len(row["augmentations"])
         scores = fused_scores(q[i], d[i], a[at:at + k], cfg.query_weight)
         at += k
-        pair = preference_pair(float(np.dot(q[i], d[i])), scores.tolist(), cfg.margin,
-                               cfg.query_weight, cfg.require_gain)
+        raw = float(np.dot(q[i], d[i]))
+        pair = preference_pair(raw, scores.tolist(), cfg.margin, cfg.query_weight,
+                               cfg.require_gain)
         augs = row["augmentations"]
         if pair is None or augs[pair.chosen] == augs[pair.rejected]:
+            dropped[_why_dropped(raw, scores.tolist(), pair, cfg)] += 1
             continue
         pairs.append({"id": row["id"], "task": "generator",
                       "prompt": messages(template, task=cfg.task, answer_type=cfg.answer_type,
@@ -69,6 +72,24 @@ def feedback(augmented: Augmented, corpus: Passages, encoder: Model, prompt: Aug
                       "chosen": [{"role": "assistant", "content": augs[pair.chosen]}],
                       "rejected": [{"role": "assistant", "content": augs[pair.rejected]}],
                       "chosen_score": pair.chosen_score, "rejected_score": pair.rejected_score})
-    ctx.log.info("feedback: %d of %d queries give a pair (margin %.2f, gain rule %s)",
-                 len(pairs), len(rows), cfg.margin, cfg.require_gain)
+    ctx.log.info("feedback: %d of %d queries give a pair (margin %.2f, gain rule %s); dropped: %s",
+                 len(pairs), len(rows), cfg.margin, cfg.require_gain, dict(dropped) or "none")
+    if not pairs:   # the DPO step would stop on an empty input without saying why
+        raise DataError(f"feedback: none of the {len(rows)} queries gives a DPO pair "
+                        f"(dropped: {dict(dropped)})",
+                        hint="the retriever scores every augmentation alike (an untrained or "
+                             "tiny retriever does): check the augmentations in the augment "
+                             "step's output; margin and require_gain set the filter (paper: "
+                             "0.95, true)")
     return pairs
+
+
+def _why_dropped(raw: float, scores: list[float], pair, cfg: FeedbackConfig) -> str:
+    """Which rule dropped a query, for the log: the first that fails, in the filter's order."""
+    if raw == 0:
+        return "raw score 0"
+    if pair is not None:
+        return "chosen and rejected are the same text"
+    if cfg.require_gain and not max(scores) > raw:
+        return "no augmentation beats the raw query"
+    return f"margin {cfg.margin}"

@@ -86,4 +86,11 @@ def mine(augmented: Augmented, index: Embeddings, corpus: Passages, encoder: Mod
             "pos_scores": [], "neg_scores": []})
     ctx.log.info("mine: %d groups, %.1f negatives on average (rule %s, top %d)", len(out),
                  sum(len(r["neg"]) for r in out) / max(1, len(out)), cfg.rule, k)
+    empty = sum(not r["neg"] for r in out)
+    if empty:
+        ctx.log.warning("mine: %d of %d groups have no negative (the retriever's training leaves "
+                        "them out): rule %s found none, and the fallback ranks %d-%d are past "
+                        "the end of the %d searched; on a small corpus lower fallback_lo and "
+                        "fallback_hi", empty, len(out), cfg.rule, cfg.fallback_lo,
+                        cfg.fallback_hi, k)
     return out

@@ -86,7 +86,13 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
     out = [{"id": f"pq{i}", "dataset": cfg.dataset, "question": q, "answers": [],
             "gold": [str(p["id"])]}
            for i, (p, q, k) in enumerate(zip(picked, queries, keep)) if k]
+    written = sum(bool(q) for q in queries)
     ctx.log.info("synthesize: %d passages, %d queries written, %d kept by quality control (%.0f%%)",
-                 len(picked), sum(bool(q) for q in queries), len(out),
-                 100.0 * len(out) / max(1, len(picked)))
+                 len(picked), written, len(out), 100.0 * len(out) / max(1, len(picked)))
+    if not out:   # every later step would stop on an empty input without saying why
+        why = (f"quality control rejected all {written}" if written and cfg.quality_control
+               else "the LLM wrote no usable query")
+        raise DataError(f"synthesize: no pseudo query kept of {len(picked)} passages: {why}",
+                        hint="check the LLM's replies in the step's log and scratch cache; "
+                             "quality control keeps a query when the verdict contains '1'")
     return out

@@ -61,7 +61,7 @@ def _resume(ckpt, model, optimizer, scheduler) -> int:
     return int(state["step"])
 
 
-@stage("reinforced_ir.train_retriever", version=1)
+@stage("reinforced_ir.train_retriever", version=2)
 def train_retriever(data: RetrieverData, encoder: Model, cfg: RetrieverTrainConfig,
                     ctx: StageContext) -> Model:
     """The encoder after one RLGF update, saved with its tokenizer and ``training_stats.json``."""
@@ -72,10 +72,25 @@ def train_retriever(data: RetrieverData, encoder: Model, cfg: RetrieverTrainConf
 
     from stages.reinforced_ir.bi_encoder import Embedder, batches, step_loss
 
-    rows = [r for r in data.rows() if r["pos"]]
+    rows = data.rows()
+    usable = [r for r in rows if r["pos"] and r["neg"]]
+    if len(usable) < len(rows):
+        # a group without negatives has no ranking to learn, and would be shorter than the
+        # others (the loss indexes each query's group at r·G + i: later targets would shift)
+        ctx.log.warning("train_retriever: %d of %d groups have no positive or no negative and "
+                        "are left out", len(rows) - len(usable), len(rows))
+    if not usable and rows:
+        raise DataError(f"train_retriever: none of the {len(rows)} groups has a negative passage "
+                        f"(the mine step found none)",
+                        hint="on a small corpus, lower the mine step's fallback_lo/fallback_hi "
+                             "(ranks 30-200 in the paper) to ranks the corpus has")
+    rows = usable
     if len(rows) < cfg.batch_size:
         raise DataError(f"train_retriever: {len(rows)} training groups, fewer than batch_size "
-                        f"{cfg.batch_size}", hint="lower steps.<this step>.batch_size")
+                        f"{cfg.batch_size} (a batch is whole: the last partial one is dropped, as "
+                        f"in the paper)",
+                        hint=f"lower batch_size of step '{ctx.step}' (in a repeat block: "
+                             f"repeat.<block>.steps.<step>.batch_size), or synthesize more queries")
     torch.manual_seed(cfg.seed)
     enc = cfg.encoder
     embed = Embedder(encoder.path, enc.pooling, enc.normalize, enc.max_length, ctx.device)
