@@ -39,7 +39,7 @@ def contexts(synthesized: Synthesized, retrieved: Retrieved, cfg: ContextsConfig
     """Examples with ``ctxs``: D* and noise, ``n_docs`` in all."""
     ranked = {r["id"]: r.get("ctxs") or [] for r in retrieved.rows()}
     rng = random.Random(cfg.seed)
-    out, short = [], 0
+    out, short, ranks = [], 0, 0
     for row in synthesized.rows():
         if row["id"] not in ranked:
             raise DataError(f"step '{ctx.step}': example {row['id']!r} has no retrieved "
@@ -48,9 +48,16 @@ def contexts(synthesized: Synthesized, retrieved: Retrieved, cfg: ContextsConfig
         docs = training_documents(row["docs"], ranked[row["id"]], cfg.n_docs, cfg.noise_from,
                                   rng, cfg.shuffle)
         short += len(docs) < cfg.n_docs
+        ranks = max(ranks, len(ranked[row["id"]]))
         out.append({**{k: row[k] for k in ("id", "dataset", "question", "answers", "gold",
                                             "paradigm")},
                     "ctxs": [{**d, "score": d.get("score")} for d in docs]})
     ctx.log.info("contexts: %d examples, %d documents each (noise from rank %d); %d with fewer",
                  len(out), cfg.n_docs, cfg.noise_from + 1, short)
+    if short:   # silently fewer documents would train on another task than the paper's
+        ctx.log.warning("contexts: %d of %d examples have fewer than %d documents: at most %d "
+                        "passages were retrieved per question, noise is drawn from rank %d on; "
+                        "on a small corpus lower noise_from (rag_instruct.noise_from) below the "
+                        "retrieval depth (retrieval.noise_k)", short, len(out), cfg.n_docs, ranks,
+                        cfg.noise_from + 1)
     return out

@@ -236,3 +236,17 @@ def test_wrapper_file_errors(tmp_path):
                    "document_styles: ['{text}']\n")
     with pytest.raises(ConfigError, match="'no_documents' must be a template with"):
         wrappers.load_wrappers(bad)
+
+
+def test_contexts_warn_when_the_retrieval_is_too_shallow_for_the_noise(env, caplog):
+    # the paper's noise from ranks 201-250 on a corpus of 40 passages: D* alone, said loudly
+    table, written, ctx = env
+    ranked = [{"id": "a", "dataset": "synthkb", "question": "q", "answers": ["x"], "gold": [],
+               "ctxs": [doc(i) for i in range(40)]}]
+    with caplog.at_level("WARNING"):
+        out = written(Grounded, contexts(table(Synthesized, [synthesized("a", ["d3"])]),
+                                         table(Retrieved, ranked), ContextsConfig(),
+                                         ctx("contexts")))
+    assert ids(out[0]["ctxs"]) == ["d3"]
+    assert "1 of 1 examples have fewer than 10 documents: at most 40 passages" in caplog.text
+    assert "lower noise_from" in caplog.text
