@@ -70,8 +70,10 @@ class RewardConfig:
     weights: RewardWeights = field(default_factory=RewardWeights)
     judge: EndpointConfig | None = None  # the LLM judge; required when weights.judge > 0
     judge_max_tokens: Annotated[int, Ge(1)] = 512  # the judge explains, then "Score: N"
-    bertscore_model: str | None = None   # None = bert-score's default for English (roberta-large)
+    bertscore_model: str | None = None   # None = bert-score's default for English (roberta-large);
+    # a model name, or a local checkpoint directory (named after its model: models/roberta-large)
     bertscore_lang: str = "en"
+    bertscore_rescale: bool = True       # bert-score's baseline rescaling (the seed's setting)
     rouge: Literal["rouge_score", "pltrdy"] = "rouge_score"   # the paper's code: pltrdy (see doc)
 
     def __post_init__(self):
@@ -131,6 +133,27 @@ def _judge_replies(cfg: RewardConfig, prompt_file: JudgePrompt | None, ctx: Stag
     return {r: reply.text for r, reply in zip(unique, replies)}
 
 
+def _bertscore(cfg: RewardConfig, ctx: StageContext):
+    """The BERTScore scorer, its model loaded now: a missing package or model is a one-line
+    error before any scoring, not a hub traceback."""
+    where = f"steps.{ctx.step}"
+    try:
+        return make_bertscore(lang=cfg.bertscore_lang, model_type=cfg.bertscore_model,
+                              rescale_with_baseline=cfg.bertscore_rescale, device=ctx.device)
+    except ImportError as err:
+        raise ConfigError(f"{where}: {err}") from None
+    except ValueError as err:
+        raise ConfigError(f"{where}.bertscore_model: {err}") from None
+    except OSError as err:
+        model = cfg.bertscore_model or f"bert-score's default for {cfg.bertscore_lang!r}"
+        raise ConfigError(
+            f"{where}.bertscore_model: cannot load the BERTScore model {model} "
+            f"({str(err).splitlines()[0]})",
+            hint=f"without network, download it once (roberta-large for English) and set "
+                 f"{where}.bertscore_model to the local folder, named after the model "
+                 f"(models/roberta-large); or set {where}.weights.bertscore=0") from None
+
+
 @stage("dynamicrag.reward", version=2, shard_by="trajectories",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
@@ -141,11 +164,7 @@ def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
         ctx.log.warning("a judge is configured but weights.judge is 0: not called")
     bertscore = None
     if weights["bertscore"] > 0:
-        try:
-            bertscore = make_bertscore(lang=cfg.bertscore_lang, model_type=cfg.bertscore_model,
-                                       device=ctx.device)
-        except ImportError as err:
-            raise ConfigError(f"reward: {err}") from None
+        bertscore = _bertscore(cfg, ctx)
 
     rows = trajectories.rows()
     replies: dict[tuple[str, str, str], str] = {}

@@ -32,9 +32,11 @@ Fixes relative to the seed code (each would have made the reward wrong or crash)
 
 from __future__ import annotations
 
+import json
 import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import NamedTuple
 
 from stages.lib.metrics.answer import rouge_l, rouge_l_pltrdy, usable_golds
@@ -107,22 +109,63 @@ def parse_judge_score(text: str) -> float:
 
 def make_bertscore(lang: str = "en", model_type: str | None = None,
                    rescale_with_baseline: bool = True, device: str | None = None) -> BertScorer:
-    """A batched BERTScore-F1 scorer (needs ``pip install bert-score``), clamped to [0, 1]."""
+    """A batched BERTScore-F1 scorer (needs ``pip install bert-score``), clamped to [0, 1].
+
+    The model is loaded once, here, so that a missing model fails before any scoring (and not
+    once per question: ``bert_score.score`` reloads it on every call). ``model_type`` is a model
+    name bert-score knows (None: its default for ``lang``, roberta-large for English) or a local
+    checkpoint directory (a compute node without network): see :func:`bertscore_options`.
+    Raises ImportError without the package, OSError or ValueError when the model cannot be used.
+    """
     try:
         import bert_score
     except ImportError as err:
         raise ImportError("the bertscore reward needs the bert-score package: "
                           "pip install 'ragline[bertscore]' (or set its weight to 0)") from err
 
+    options = bertscore_options(lang, model_type, rescale_with_baseline)
+    scorer = bert_score.BERTScorer(device=device, **options)
+
     def score(candidates: list[str], references: list[str]) -> list[float]:
         if not candidates:
             return []
-        _, _, f1 = bert_score.score(candidates, references, lang=lang, model_type=model_type,
-                                    rescale_with_baseline=rescale_with_baseline, device=device,
-                                    verbose=False)
+        _, _, f1 = scorer.score(candidates, references, verbose=False)
         return [min(max(float(x), 0.0), 1.0) for x in f1]
 
     return score
+
+
+def bertscore_options(lang: str, model_type: str | None, rescale: bool) -> dict:
+    """``bert_score.BERTScorer`` arguments for a model name or a local checkpoint directory.
+
+    bert-score keys its layer choice and its rescaling baseline by model *name*
+    (``roberta-large``: layer 17, ``rescale_baseline/en/roberta-large.tsv``); given a directory
+    it would fail on the layer and silently skip the rescaling. A directory named after a model
+    bert-score knows (``models/roberta-large``, a downloaded copy) gets that model's layer and
+    baseline, so the reward is the paper's; any other directory uses its last layer and, with
+    ``rescale`` on, is an error (there is no baseline to rescale with).
+    """
+    options = {"lang": lang, "model_type": model_type, "rescale_with_baseline": rescale}
+    if model_type is None or not Path(model_type).is_dir():
+        return options
+    import bert_score
+    from bert_score.utils import model2layers
+
+    path = Path(model_type)
+    options["model_type"] = str(path)
+    if path.name in model2layers:
+        options["num_layers"] = model2layers[path.name]
+    else:
+        config = json.loads((path / "config.json").read_text())
+        options["num_layers"] = config.get("num_hidden_layers") or config["num_layers"]
+    if rescale:
+        baseline = Path(bert_score.__file__).parent / "rescale_baseline" / lang / f"{path.name}.tsv"
+        if not baseline.is_file():
+            raise ValueError(f"BERTScore model {path}: bert-score has no rescaling baseline for "
+                             f"'{path.name}' ({lang}); name the folder after the model it holds "
+                             "(e.g. roberta-large), or set bertscore_rescale: false")
+        options["baseline_path"] = str(baseline)
+    return options
 
 
 def check_weights(weights: Mapping[str, float]) -> dict[str, float]:

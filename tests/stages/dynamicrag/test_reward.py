@@ -128,3 +128,17 @@ def test_reward_judge_asks_a_real_server_once_per_triple_and_resumes(env, judge_
     assert judge_server.stats()["served"] == 6 and judge_server.stats()["repeats"] == 0
     assert [r["rewards"] for r in again] == [r["rewards"] for r in first]
     assert not any(b"sk-judge-test" in p.read_bytes() for p in tmp_path.rglob("*") if p.is_file())
+
+
+def test_reward_bertscore_model_that_cannot_load_is_a_one_line_error(env, tmp_path):
+    """A BERTScore model that cannot be loaded (here a folder without weights; on a node
+    without network, roberta-large from the hub) stops the step naming its key."""
+    pytest.importorskip("bert_score")
+    table, _, ctx = env
+    broken = tmp_path / "roberta-large"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "roberta", "num_hidden_layers": 24}')
+    cfg = RewardConfig(weights=RewardWeights(bertscore=0.2), bertscore_model=str(broken))
+    rows = table(Trajectories, [trajectories_row("a", ["Paris", "Lyon"], [[1], [2]])])
+    with pytest.raises(ConfigError, match=r"steps.reward.bertscore_model: cannot load"):
+        reward(rows, cfg, ctx("reward"))

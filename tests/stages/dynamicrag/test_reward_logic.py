@@ -140,14 +140,48 @@ def test_mismatched_lengths():
         score_group("q", ["g"], ["a", "b"], [[]], EM_LP)
 
 
-def test_make_bertscore_needs_package():
+def test_make_bertscore_needs_package(tmp_path):
     try:
         import bert_score  # noqa: F401
     except ImportError:
         with pytest.raises(ImportError, match="bert-score"):
             make_bertscore()
-    else:
-        assert callable(make_bertscore())
+    else:   # the model loads once, here: a tiny local encoder (no hub download in tests)
+        score = make_bertscore(model_type=str(_tiny_bert(tmp_path / "tiny-bert")),
+                               rescale_with_baseline=False)
+        assert [round(x, 3) for x in score(["Paris"], ["Paris"])] == [1.0]
+
+
+def _tiny_bert(path):
+    import json
+
+    from stages.lib.testing.tiny import tiny_encoder
+
+    tiny_encoder(path, ["Paris Lyon"])
+    config = json.loads((path / "tokenizer_config.json").read_text())
+    config["model_max_length"] = 512          # bert-score truncates to it
+    (path / "tokenizer_config.json").write_text(json.dumps(config))
+    return path
+
+
+def test_bertscore_options_for_a_local_checkpoint(tmp_path):
+    """bert-score keys its layer and rescaling baseline by model name: a local copy named after
+    its model gets both (the paper's reward offline); another folder gets its last layer, and
+    asking to rescale it is an error rather than bert-score's silent skip."""
+    pytest.importorskip("bert_score")
+    from stages.dynamicrag.reward_logic import bertscore_options
+
+    assert bertscore_options("en", None, True) == {"lang": "en", "model_type": None,
+                                                   "rescale_with_baseline": True}
+    copy = tmp_path / "roberta-large"
+    copy.mkdir()
+    (copy / "config.json").write_text('{"num_hidden_layers": 24}')
+    opts = bertscore_options("en", str(copy), True)
+    assert opts["num_layers"] == 17 and opts["baseline_path"].endswith("en/roberta-large.tsv")
+    tiny = _tiny_bert(tmp_path / "tiny-bert")
+    assert bertscore_options("en", str(tiny), False)["num_layers"] == 2
+    with pytest.raises(ValueError, match="bertscore_rescale: false"):
+        bertscore_options("en", str(tiny), True)
 
 
 def test_components_and_paper_weights():
