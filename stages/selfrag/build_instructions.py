@@ -5,7 +5,10 @@ Questions from the loaded data keep their gold passage ids (the reference teache
 ``no_retrieval`` extra instructions that need no documents (arithmetic, spelling, counting) are
 mixed in, so a retrieval decision has something to learn and evaluation can show a retrieval
 frequency strictly between 0 and 1. Task families with options or claims (ARC, OBQA, FEVER,
-ASQA) get their task instruction in front (:mod:`stages.selfrag.instructions`).
+ASQA; a set matches by name as everywhere: ``arc_challenge_processed`` is ARC) get their task
+instruction in front (:mod:`stages.selfrag.instructions`). A row's other columns are kept: the
+passages an evaluation set ships (``ctxs``) are then read as shipped by ``retrieve``, and ASQA's
+references reach ``selfrag.evaluate``.
 """
 
 from __future__ import annotations
@@ -22,7 +25,7 @@ class InstructionsConfig:
     seed: int = 0
 
 
-@stage("selfrag.instructions", version=1)
+@stage("selfrag.instructions", version=2)  # 2: columns kept, sets by name
 def instructions(questions: Questions, cfg: InstructionsConfig, ctx: StageContext) -> Questions:
     """Instruction rows (the loaded questions in their task format, plus no-retrieval items)."""
     from stages.selfrag.instructions import no_retrieval_items, task_instruction
@@ -30,8 +33,10 @@ def instructions(questions: Questions, cfg: InstructionsConfig, ctx: StageContex
     rows = []
     for r in questions.rows():
         choices = r.get("choices") or []
-        rows.append({**{k: r[k] for k in ("id", "dataset", "answers", "gold")},
-                     "question": task_instruction(r.get("dataset") or "", r["question"], choices)})
+        # every other column passes through: shipped ``ctxs`` (read as shipped, as the paper's
+        # evaluation does), ASQA's ``qa_pairs`` / ``long_answers`` (its ALCE metrics)
+        rows.append({**r, "question": task_instruction(r.get("dataset") or "", r["question"],
+                                                       choices)})
     extra = no_retrieval_items(cfg.no_retrieval, cfg.seed)
     ctx.log.info("instructions: %d from the data, %d that need no retrieval", len(rows), len(extra))
     return rows + extra

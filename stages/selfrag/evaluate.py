@@ -49,7 +49,7 @@ ASQA_METRICS = ("str_em", "str_hit", "rouge_lsum")
 class SelfragEvaluateConfig:
     name: str = ""                        # row label in result tables; "" = the step's name
     metrics: list[str] = field(default_factory=lambda: ["exact_match", "token_f1"])
-    fever_sets: list[str] = field(default_factory=lambda: ["fever", "pubhealth"])
+    fever_sets: list[str] = field(default_factory=lambda: ["fever", "pubhealth", "health_claims"])
 
     def __post_init__(self):
         from stages.lib.metrics.answer import check_metric_names

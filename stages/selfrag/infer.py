@@ -69,7 +69,8 @@ class SelfragInferConfig:
     w_use: float = 0.5
     use_seqscore: bool = False            # + exp(mean log-prob of the generated tokens)
     max_new_tokens: Annotated[int, Ge(1)] = 100
-    closed_set: list[str] = field(default_factory=lambda: ["fever", "arc", "obqa", "pubhealth"])
+    closed_set: list[str] = field(default_factory=lambda: [   # health_claims: PubHealth's file
+        "fever", "arc", "obqa", "pubhealth", "health_claims"])
     long_form: list[str] = field(default_factory=lambda: ["asqa", "eli5", "factscore"])
     beam_width: Annotated[int, Ge(1)] = 2     # long form (paper: 2)
     max_depth: Annotated[int, Ge(1)] = 7      # long form: segments at most (paper README: 7)

@@ -11,10 +11,15 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping, Sequence
 
+from stages.lib.data.set_names import for_set
+
 TASK_INSTRUCTIONS = {
     "arc": "Choose the best answer among the options A, B, C and D.",
     "obqa": "Choose the best answer among the options A, B, C and D.",
     "fever": "Is the following claim true or false? Answer true or false.",
+    # PubHealth: the paper runs it as the fever task; its released file is health_claims_*.jsonl
+    "pubhealth": "Is the following claim true or false? Answer true or false.",
+    "health_claims": "Is the following claim true or false? Answer true or false.",
     "asqa": ("Answer the question. It may be ambiguous and have several correct answers; if so, "
              "give a long answer that covers each of them."),
 }
@@ -28,8 +33,13 @@ def task_instruction(dataset: str, question: str, choices: Sequence[str] = (),
     'Choose the best answer among the options A, B, C and D.\\n\\n## Input:\\n\\nWhich is a metal?\\nA: wood\\nB: iron\\nC: glass\\nD: salt'
     >>> task_instruction("nq", "Who founded Velmora?")
     'Who founded Velmora?'
+
+    A set named by its file (``arc_challenge_processed``) gets its family's instruction:
+
+    >>> task_instruction("arc_challenge_processed", "Which?").startswith("Choose the best")
+    True
     """
-    head = instructions.get(dataset)
+    head = for_set(instructions, dataset, None)
     body = question + "".join(f"\n{chr(65 + i)}: {c}" for i, c in enumerate(choices))
     return f"{head}\n\n## Input:\n\n{body}" if head else body
 

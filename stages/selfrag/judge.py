@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, NamedTuple
 
-from orchestrator.api import DataError, StageContext, stage
+from orchestrator.api import ConfigError, DataError, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Chat, Retrieved
 from stages.selfrag.schemas import (IsRelPrompt, RetrievalPrompt, SupportPrompt,
@@ -128,5 +128,10 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
     train, dev = critic_rows(judged, random.Random(cfg.seed), cfg.dev_size)
     ctx.log.info("judge (%s): %d judgments, %d unreadable, %d train and %d dev rows", cfg.teacher,
                  len(jobs), len(jobs) - len(judged), len(train), len(dev))
+    if dev and not train:
+        raise ConfigError(f"steps.{ctx.step}.dev_size: the dev split ({cfg.dev_size}) takes all "
+                          f"{len(dev)} usable judgments, leaving no training row for the critic",
+                          hint=f"judge more instructions, or lower steps.{ctx.step}.dev_size "
+                               f"below {len(dev)} (the paper takes 1500 of many thousand)")
     keep = ("id", "task", "messages")
     return CriticData([{k: r[k] for k in keep} for r in train], [{k: r[k] for k in keep} for r in dev])
