@@ -1,0 +1,168 @@
+"""The Reinforced-IR *paper* recipe (conf/reinforced_ir_llama3.yaml) run as a researcher would on
+a laptop before booking the cluster: `rag run` on the shipped file with overrides for what a CPU
+and tiny random-init models force, every other paper setting kept (2 rounds, 5 sampled
+augmentations at T 0.9 / top-p 0.9, the 0.8/0.2 fusion, Contriever's mean pooling without
+normalisation, bge's CLS + instruction for mining, quality control of the synthetic queries,
+DPO with LoRA r 32 / alpha 64 / beta 0.1, group size 16, the m3 KD loss at temperature 0.02).
+
+The synthesis LLM (gpt-4o-mini in the paper) is a real OpenAI-compatible HTTP server on
+127.0.0.1 (tests/stages/lib/endpoint/chat_server.py) running a tiny model taught the quality
+control rule "a passage about a river answers, one about a mountain does not", so the filter's
+effect is visible: every kept query comes from a river passage.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+
+import pytest
+from tests.conftest import REPO, rag
+from tests.stages.conftest import artifact_rows
+from tests.stages.lib.endpoint.conftest import SERVER_KEY, start_server
+
+from stages.lib.testing.teach import safetensor_weights, teach
+from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
+
+pytestmark = pytest.mark.paper   # about 20-40 s each: CI runs them (pytest -m paper)
+
+PLACES = [(f"d{i}", f"Place {i}", f"Place {i} lies by the {'river' if i % 2 else 'mountain'} "
+           f"and was founded in {1800 + i}.") for i in range(24)]
+QUERIES = [(f"q{i}", f"Which place by the river was founded in {1800 + i}?") for i in range(1, 12, 3)]
+
+
+def _beir(folder):
+    (folder / "qrels").mkdir(parents=True)
+    (folder / "corpus.jsonl").write_text("".join(
+        json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in PLACES))
+    (folder / "queries.jsonl").write_text("".join(
+        json.dumps({"_id": i, "text": q}) + "\n" for i, q in QUERIES))
+    (folder / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(
+        f"{i}\td{i[1:]}\t1\n" for i, _ in QUERIES))
+    return folder
+
+
+def _teacher_lessons():
+    """The synthesis LLM's two calls, on the shipped prompts: a query for a passage, and the
+    0/1 quality verdict (1 for a river passage, 0 for a mountain one)."""
+    from stages.lib.prompts import load_prompt, messages
+    from stages.reinforced_ir.synthesis import constraints
+
+    prompts = REPO / "conf" / "prompts" / "reinforced_ir"
+    query, quality = load_prompt(prompts / "query.yaml"), load_prompt(prompts / "quality.yaml")
+    task = "Given a scientific claim, retrieve documents that support or refute the claim."
+
+    def lessons(rng):
+        out = []
+        for _ in range(4):
+            _, title, text = rng.choice(PLACES)
+            passage, river = f"{title}\n{text}", "river" in text
+            asked = rng.choice(["When was the place founded?", "Who founded the place?"])
+            out.append((messages(query, task=task, passage=passage, query_type="claim",
+                                 passage_type="passage", **constraints(rng)), "", asked))
+            out.append((messages(quality, task=task, query=asked, passage=passage), "",
+                        "1" if river else "0"))
+        return out
+
+    return lessons
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory):
+    """One run of the paper recipe on tiny models; returns (runs dir, models, overrides)."""
+    root = tmp_path_factory.mktemp("rir_paper")
+    texts = [t for _, _, t in PLACES] + [q for _, q in QUERIES] + [
+        "Task: Query: Passage: Reply with 1 if it does and 0 Write one claim that this answers",
+        "Rank the passages below [0] > [1] > [2] identifiers relevant Generate the topic about"]
+    encoder, generator = tiny_encoder(root / "encoder", texts), tiny_causal_lm(root / "lm", texts)
+    teacher = tiny_causal_lm(root / "teacher", texts)
+    teach(teacher, _teacher_lessons(), steps=300, lr=3e-3)
+    beir = _beir(root / "scifact")
+    proc, server = start_server(teacher, root, SERVER_KEY)
+    overrides = [
+        f"data.beir={beir}",                                    # paths: data and models
+        f"models.generator={generator}", f"models.retriever={encoder}", f"models.miner={encoder}",
+        "hw.shards=1", "hw.gpus=0", "hw.train_gpus=0",          # no GPUs
+        "engine=transformers",                                  # vLLM needs a GPU
+        f"steps.synthesize.llm.base_url={server.base_url}",     # the local server for gpt-4o-mini
+        "steps.synthesize.llm.model=tiny",
+        "steps.synthesize.n_passages=16",                       # sizes (paper: 15,000 passages,
+        "steps.synthesize.query_max_tokens=12",                 # 300 generated tokens)
+        "steps.augment_eval_base.max_tokens=8",
+        "repeat.round.steps.augment.max_tokens=8",
+        "repeat.round.steps.augment_greedy.max_tokens=8",
+        "repeat.round.steps.augment_eval.max_tokens=8",
+        "repeat.round.steps.distill.max_tokens=8",
+        "repeat.round.steps.generator.max_length=512",
+        "repeat.round.steps.retriever.batch_size=2",            # paper: 16 (of ~15k queries)
+        # a random-init retriever embeds every text in about the same direction: no augmentation
+        # clears the paper's 0.95 margin, so no DPO pair would exist
+        "repeat.round.steps.feedback.margin=1.0", "repeat.round.steps.feedback.require_gain=false",
+        # the paper's fallback window (ranks 30-200) is past the end of a 24-passage corpus
+        "repeat.round.steps.mine.fallback_lo=2", "repeat.round.steps.mine.fallback_hi=24",
+    ]
+    runs = root / "runs"
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.chdir(root)
+        mp.setenv("RAGLINE_CACHE", str(runs / "cache"))
+        mp.setenv("OPENAI_API_KEY", SERVER_KEY)
+        code = rag("run", str(REPO / "conf" / "reinforced_ir_llama3.yaml"), *overrides,
+                   "--no-progress", runs=runs)
+    finally:
+        mp.undo()
+        proc.terminate()
+        proc.wait(timeout=30)
+    assert code == 0, "\n".join(p.read_text()[-3000:] for p in (runs / "latest" / "logs").glob("*.log"))
+    return runs, (encoder, generator), overrides
+
+
+def test_paper_recipe_runs_every_round_and_writes_its_metrics(paper_run):
+    runs, _, _ = paper_run
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert status["state"] == "ok"
+    metrics = json.loads((runs / "latest" / "metrics.json").read_text())
+    for name in ("eval_base", "eval_base_aug", "eval_1", "eval_aug_1", "eval_2", "eval_aug_2"):
+        assert metrics[name]["queries"] == len(QUERIES)
+        assert 0.0 <= metrics[name]["ndcg@10"] <= 1.0
+    assert metrics["eval_aug_2"]["augmented"] is True and metrics["eval_2"]["augmented"] is False
+
+
+def test_quality_control_keeps_the_queries_the_teacher_accepts(paper_run):
+    runs, _, _ = paper_run
+    kept = artifact_rows(runs, "synthesize.out")
+    river = {i for i, _, t in PLACES if "river" in t}
+    assert kept and all(r["gold"][0] in river for r in kept), "a rejected query was kept"
+    log = (runs / "latest" / "logs" / "synthesize.log").read_text()
+    assert f"16 passages, 16 queries written, {len(kept)} kept by quality control" in log
+    assert len(kept) < 16, "quality control dropped nothing"
+
+
+def test_the_paper_settings_reach_the_steps(paper_run):
+    runs, _, _ = paper_run
+    arts = runs / "latest" / "artifacts"
+    augmented = artifact_rows(runs, "augment_1.out")
+    assert all(len(r["augmentations"]) == 5 for r in augmented)        # dpo_num 5
+    groups = artifact_rows(runs, "mine_1.out")
+    assert groups and max(len(g["neg"]) for g in groups) == 15         # keep 15 negatives
+    stats = json.loads((arts / "retriever_1.out" / "training_stats.json").read_text())
+    assert stats["history"] and all(h["loss"] > 0 for h in stats["history"])
+    adapter = json.loads((arts / "generator_1.out" / "adapter" / "adapter_config.json").read_text())
+    assert (adapter["r"], adapter["lora_alpha"]) == (32, 64)          # paper: LoRA r 32, alpha 64
+    config = (runs / "latest" / "config.yaml").read_text()
+    assert "query_type: claim" in config and "warmup_ratio: 0.0" in config
+
+
+def test_both_rounds_train_the_generator_and_the_retriever(paper_run):
+    runs, (encoder, generator), _ = paper_run
+    arts = runs / "latest" / "artifacts"
+    e0, r1, r2 = (safetensor_weights(p) for p in (encoder, arts / "retriever_1.out",
+                                                   arts / "retriever_2.out"))
+    assert any(not (e0[k] == r1[k]).all() for k in e0 if k in r1), "round 1 retriever unchanged"
+    assert any(not (r1[k] == r2[k]).all() for k in r1 if k in r2), "round 2 retriever unchanged"
+    g0, g1, g2 = (safetensor_weights(p) for p in (generator, arts / "generator_1.out",
+                                                   arts / "generator_2.out"))
+    assert any(not (g0[k] == g1[k]).all() for k in g0 if k in g1), "round 1 DPO changed nothing"
+    assert any(not (g1[k] == g2[k]).all() for k in g1 if k in g2), "round 2 DPO changed nothing"
+    dpo = json.loads((arts / "generator_1.out" / "training_stats.json").read_text())
+    assert dpo["lora"] and dpo["num_examples"] > 0 and dpo["steps"] >= 1      # 1 epoch, batch 4
