@@ -75,6 +75,25 @@ def rag(*args: str, runs: Path | None = None) -> int:
     return main(argv)
 
 
+def run_paper_recipe(root: Path, recipe: str, overrides: list[str], server, api_key: str) -> Path:
+    """``rag run conf/RECIPE OVERRIDES`` from ``root`` with its own cache and the endpoint's key
+    set, then ``server`` (the test chat server's process) stopped; the runs directory. A failed
+    run fails the calling fixture with the tail of every step's log."""
+    runs = root / "runs"
+    mp = pytest.MonkeyPatch()
+    try:
+        mp.chdir(root)
+        mp.setenv("RAGLINE_CACHE", str(runs / "cache"))
+        mp.setenv("OPENAI_API_KEY", api_key)
+        code = rag("run", str(REPO / "conf" / recipe), *overrides, "--no-progress", runs=runs)
+    finally:
+        mp.undo()
+        server.terminate()
+        server.wait(timeout=30)
+    assert code == 0, "\n".join(p.read_text()[-3000:] for p in (runs / "latest" / "logs").glob("*.log"))
+    return runs
+
+
 def rag_process(*args: str, cwd: Path = REPO, env: dict | None = None, **kw) -> subprocess.Popen:
     """Start the CLI as a separate process (for kills and concurrency)."""
     full_env = {**os.environ, "PYTHONPATH": str(REPO), **(env or {})}

@@ -18,7 +18,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import REPO, rag
+from tests.conftest import run_paper_recipe
 from tests.stages.conftest import artifact_rows
 from tests.stages.dpa_rag.conftest import EVAL, PASSAGES, TRAIN, _reader_lessons
 from tests.stages.lib.endpoint.conftest import SERVER_KEY, start_server
@@ -71,19 +71,7 @@ def paper_run(tmp_path_factory):
         "steps.sft_prealign.per_device_batch_size=2", "steps.sft.per_device_batch_size=2",
         "steps.sft_prealign.grad_accum=1", "steps.sft.grad_accum=1",
     ]
-    runs = root / "runs"
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.chdir(root)
-        mp.setenv("RAGLINE_CACHE", str(runs / "cache"))
-        mp.setenv("OPENAI_API_KEY", SERVER_KEY)
-        code = rag("run", str(REPO / "conf" / "dpa_rag_llama3.yaml"), *overrides,
-                   "--no-progress", runs=runs)
-    finally:
-        mp.undo()
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert code == 0, "\n".join(p.read_text()[-3000:] for p in (runs / "latest" / "logs").glob("*.log"))
+    runs = run_paper_recipe(root, "dpa_rag_llama3.yaml", overrides, proc, SERVER_KEY)
     return runs, reader, reranker
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from tests.conftest import REPO, rag
+from tests.conftest import REPO, run_paper_recipe
 from tests.stages.conftest import artifact_rows
 from tests.stages.lib.endpoint.conftest import SERVER_KEY, start_server
 
@@ -93,19 +93,7 @@ def paper_run(tmp_path_factory):
         # noise from ranks 201-250 of a 40-passage corpus: there are none
         "retrieval.noise_k=40", "rag_instruct.noise_from=12",
     ]
-    runs = root / "runs"
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.chdir(root)
-        mp.setenv("RAGLINE_CACHE", str(runs / "cache"))
-        mp.setenv("OPENAI_API_KEY", SERVER_KEY)
-        code = rag("run", str(REPO / "conf" / "rag_instruct_llama3.yaml"), *overrides,
-                   "--no-progress", runs=runs)
-    finally:
-        mp.undo()
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert code == 0, "\n".join(p.read_text()[-3000:] for p in (runs / "latest" / "logs").glob("*.log"))
+    runs = run_paper_recipe(root, "rag_instruct_llama3.yaml", overrides, proc, SERVER_KEY)
     return runs, base
 
 

@@ -14,10 +14,9 @@ effect is visible: every kept query comes from a river passage.
 from __future__ import annotations
 
 import json
-import random
 
 import pytest
-from tests.conftest import REPO, rag
+from tests.conftest import REPO, run_paper_recipe
 from tests.stages.conftest import artifact_rows
 from tests.stages.lib.endpoint.conftest import SERVER_KEY, start_server
 
@@ -101,19 +100,7 @@ def paper_run(tmp_path_factory):
         # the paper's fallback window (ranks 30-200) is past the end of a 24-passage corpus
         "repeat.round.steps.mine.fallback_lo=2", "repeat.round.steps.mine.fallback_hi=24",
     ]
-    runs = root / "runs"
-    mp = pytest.MonkeyPatch()
-    try:
-        mp.chdir(root)
-        mp.setenv("RAGLINE_CACHE", str(runs / "cache"))
-        mp.setenv("OPENAI_API_KEY", SERVER_KEY)
-        code = rag("run", str(REPO / "conf" / "reinforced_ir_llama3.yaml"), *overrides,
-                   "--no-progress", runs=runs)
-    finally:
-        mp.undo()
-        proc.terminate()
-        proc.wait(timeout=30)
-    assert code == 0, "\n".join(p.read_text()[-3000:] for p in (runs / "latest" / "logs").glob("*.log"))
+    runs = run_paper_recipe(root, "reinforced_ir_llama3.yaml", overrides, proc, SERVER_KEY)
     return runs, (encoder, generator), overrides
 
 
