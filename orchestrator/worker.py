@@ -61,6 +61,10 @@ def main(argv: list[str], local: bool = True) -> int:
             return 143
     task_file = Path(argv[0])
     task = Task(**json.loads(task_file.read_text()))
+    if not task.gpus:   # a SLURM job or Ray task: its scheduler, not the driver, chose the GPUs
+        from orchestrator.executors.gpus import visible_gpus
+
+        task.gpus = visible_gpus()
     worker_logging(task.log)
     rank = int(os.environ.get("RANK", "0"))
     try:

@@ -18,13 +18,15 @@ def gpu_driver_present() -> bool:
     return Path("/proc/driver/nvidia/gpus").is_dir() or any(Path("/dev").glob("nvidia[0-9]*"))
 
 
-def visible_gpus() -> list[int]:
+def visible_gpus() -> list[int | str]:
     """GPU ids this process may use: ``CUDA_VISIBLE_DEVICES`` (only where a GPU driver is
     present: on a machine without one, ``CUDA_VISIBLE_DEVICES=0`` names no real device), else
-    what ``nvidia-smi`` lists."""
+    what ``nvidia-smi`` lists. Entries are indices, or the ``GPU-``/``MIG-`` UUIDs CUDA also
+    accepts (container runtimes and MIG set those), kept as given."""
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
-        ids = [int(x) for x in env.split(",") if x.strip().isdigit()]
+        ids = [int(x) if x.isdigit() else x for x in (p.strip() for p in env.split(","))
+               if x.isdigit() or x.startswith(("GPU-", "MIG-"))]
         return ids if ids and gpu_driver_present() else []
     if not shutil.which("nvidia-smi"):
         return []

@@ -77,3 +77,50 @@ def test_ray_messages_without_a_cluster(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match=r"^steps\.train\.gpus: 3 GPUs cannot be split") as e:
         ex.check_resources([_step("train", 3)])
     assert e.value.hint == "ask for a multiple of a node's GPU count"
+
+
+def test_gpu_uuids_in_cuda_visible_devices_count_as_gpus(monkeypatch):
+    """Container runtimes and MIG name GPUs by UUID; they were dropped, so every GPU step was
+    refused with "no CUDA GPU is visible"."""
+    monkeypatch.setattr(gpus, "gpu_driver_present", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-5b1c, MIG-2f0a,1,")
+    assert gpus.visible_gpus() == ["GPU-5b1c", "MIG-2f0a", 1]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert gpus.visible_gpus() == []
+
+
+def test_a_cluster_worker_takes_the_gpus_its_scheduler_set(monkeypatch, tmp_path):
+    """A SLURM job or Ray task arrives with ``gpus: []`` (the scheduler, not the driver, picks
+    them) and CUDA_VISIBLE_DEVICES set: the step's context must see them, or every GPU step of
+    a cluster run trained on the CPU."""
+    from orchestrator import worker
+    from orchestrator.executors import base
+
+    seen = {}
+    monkeypatch.setattr(gpus, "gpu_driver_present", lambda: True)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")
+    monkeypatch.setattr(base, "run_reporting",
+                        lambda task, store, main_process: seen.setdefault("gpus", task.gpus))
+    monkeypatch.setattr(base, "result_to_json", lambda result: {})
+    monkeypatch.setattr("orchestrator.logs.worker_logging", lambda path: None)
+    task_file = tmp_path / "task.json"
+    task_file.write_text(_task_json(tmp_path))
+    worker.main([str(task_file)], local=False)
+    assert seen["gpus"] == [2, 3]
+
+
+def _task_json(tmp_path) -> str:
+    import dataclasses
+    import json
+
+    from orchestrator.task import Task
+
+    fields = {f.name: f for f in dataclasses.fields(Task)}
+    values = {n: f.default for n, f in fields.items()
+              if f.default is not dataclasses.MISSING}
+    values.update({n: f.default_factory() for n, f in fields.items()
+                   if f.default_factory is not dataclasses.MISSING})
+    for n in fields:
+        values.setdefault(n, str(tmp_path / n))
+    values["gpus"] = []
+    return json.dumps(values)
