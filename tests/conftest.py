@@ -75,6 +75,20 @@ def rag(*args: str, runs: Path | None = None) -> int:
     return main(argv)
 
 
+def plan_checker(recipe: str, tmp_path: Path, monkeypatch, capsys):
+    """``check(*overrides) -> (exit code, stdout + stderr)`` of ``rag plan RECIPE ... --check``
+    run from the repository with a cache of its own under ``tmp_path``."""
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "runs" / "cache"))
+
+    def check(*overrides: str) -> tuple[int, str]:
+        capsys.readouterr()
+        code = rag("plan", recipe, *overrides, "--check", runs=tmp_path / "runs")
+        captured = capsys.readouterr()
+        return code, captured.out + captured.err
+    return check
+
+
 def run_paper_recipe(root: Path, recipe: str, overrides: list[str], server, api_key: str) -> Path:
     """``rag run conf/RECIPE OVERRIDES`` from ``root`` with its own cache and the endpoint's key
     set, then ``server`` (the test chat server's process) stopped; the runs directory. A failed

@@ -12,8 +12,11 @@ file (``conf/prompts/reinforced_ir/augment.yaml``) wired as an input, so it is i
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from orchestrator.api import StageContext, stage
+from annotated_types import Ge
+
+from orchestrator.api import StageContext, added, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.reinforced_ir.schemas import Augmented, AugmentationPrompt
 from stages.schemas import Model, Questions
@@ -26,13 +29,16 @@ def _gen_llm() -> EndpointConfig:
 @dataclass
 class AugmentConfig:
     llm: EndpointConfig = field(default_factory=_gen_llm)
-    n: int = 5                            # paper: dpo_num 5 (1 with temperature 0 for greedy)
-    temperature: float = 0.9              # paper: 0.9 (greedy steps: 0)
+    n: Annotated[int, Ge(1)] = 5            # paper: dpo_num 5 (1 with temperature 0 for greedy)
+    temperature: Annotated[float, Ge(0)] = 0.9  # paper: 0.9 (greedy steps: 0)
     top_p: float = 0.9                    # paper: 0.9
-    max_tokens: int = 300                 # paper: 300
+    max_tokens: Annotated[int, Ge(1)] = 300  # paper: 300
     task: str = "Given a question, retrieve passages that answer the question."
     answer_type: str = "answer"           # per dataset in the paper: answer, document, ...
     seed: int = 0
+    # only queries with a gold passage id: the evaluation scores no other, and a BEIR folder's
+    # queries.jsonl holds every split (SciFact: 1,109 queries, 300 judged in qrels/test.tsv)
+    judged_only: bool = added(False)
 
 
 @stage("reinforced_ir.augment", version=1, shard_by="queries")
@@ -45,6 +51,13 @@ def augment(queries: Questions, prompt: AugmentationPrompt, cfg: AugmentConfig, 
 
     template = prompt.load()
     rows = queries.rows()
+    if cfg.judged_only:
+        judged = [r for r in rows if r.get("gold")]
+        if len(judged) < len(rows):
+            ctx.log.info("augment: %d of %d queries have no gold passage id (not judged in the "
+                         "qrels) and are left out (judged_only)", len(rows) - len(judged),
+                         len(rows))
+        rows = judged
     if not rows:
         return []
     llm = local_llm(cfg.llm, model, "augment.llm")

@@ -10,6 +10,9 @@ characters here (``max_passage_chars``), which needs no tokenizer for an HTTP en
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge
 
 from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
@@ -24,9 +27,9 @@ def _teacher_llm() -> EndpointConfig:
 @dataclass
 class DistillConfig:
     llm: EndpointConfig = field(default_factory=_teacher_llm)
-    max_tokens: int = 300                  # paper: 300, greedy
-    group_size: int = 16                   # paper: positive + 15 negatives
-    max_passage_chars: int = 2000          # about 512 tokens
+    max_tokens: Annotated[int, Ge(1)] = 300  # paper: 300, greedy
+    group_size: Annotated[int, Ge(1)] = 16  # paper: positive + 15 negatives
+    max_passage_chars: Annotated[int, Ge(1)] = 2000  # about 512 tokens
 
 
 @stage("reinforced_ir.distill", version=1, shard_by="groups")

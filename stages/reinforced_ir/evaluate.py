@@ -60,9 +60,15 @@ def evaluate(queries: Questions, index: Embeddings, encoder: Model,
     from stages.reinforced_ir.embed import SideEncoder, matching_index
     from stages.reinforced_ir.fusion import fuse
 
-    rows = [r for r in queries.rows() if r["gold"]]
+    given = queries.rows()
+    rows = [r for r in given if r["gold"]]
     if not rows:
-        raise DataError("evaluate: no evaluation query has a gold passage id")
+        raise DataError(f"evaluate: none of the {len(given)} evaluation queries has a gold "
+                        f"passage id", hint="give qrels (data.qrels, or a BEIR folder's "
+                                            "qrels/test.tsv) or `gold` ids in the queries file")
+    if len(rows) < len(given):
+        ctx.log.info("evaluate: %d of %d queries have no gold passage id (not judged in the "
+                     "qrels) and are not scored", len(given) - len(rows), len(given))
     enc = SideEncoder(encoder.path, matching_index(cfg.encoder, index.path), ctx.device)
     q = enc.queries([r["question"] for r in rows])
     if augmented is not None:

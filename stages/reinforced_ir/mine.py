@@ -15,6 +15,9 @@ used the query search's).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge
 
 from orchestrator.api import DataError, StageContext, stage
 from stages.reinforced_ir.embed import EncoderConfig
@@ -26,13 +29,13 @@ from stages.schemas import Embeddings, Model, Passages
 @dataclass
 class MineConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    top_k: int = 2000                      # paper: top 2,000
+    top_k: Annotated[int, Ge(1)] = 2000     # paper: top 2,000
     rule: Rule = "95neg"                   # paper: 95neg
-    pool: int = 50                         # candidates before de-duplication (paper: 50)
-    keep: int = 15                         # negatives kept (paper: 15)
+    pool: Annotated[int, Ge(1)] = 50        # candidates before de-duplication (paper: 50)
+    keep: Annotated[int, Ge(1)] = 15        # negatives kept (paper: 15)
     ratio: float = 0.95                    # the 95neg threshold
-    fallback_lo: int = 30                  # fallback sampling window, ranks 30..200 (paper)
-    fallback_hi: int = 200
+    fallback_lo: Annotated[int, Ge(0)] = 30  # fallback sampling window, ranks 30..200 (paper)
+    fallback_hi: Annotated[int, Ge(0)] = 200
     seed: int = 0
 
 

@@ -20,6 +20,9 @@ go faster).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
+
+from annotated_types import Ge
 
 from orchestrator.api import DataError, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
@@ -34,15 +37,15 @@ def _synth_llm() -> EndpointConfig:
 @dataclass
 class SynthesizeConfig:
     llm: EndpointConfig = field(default_factory=_synth_llm)
-    temperature: float = 0.5              # paper: 0.5
+    temperature: Annotated[float, Ge(0)] = 0.5  # paper: 0.5
     top_p: float = 1.0                    # paper: 1.0
-    n_passages: int = 15000               # paper: 15,000 passages per dataset
+    n_passages: Annotated[int, Ge(1)] = 15000  # paper: 15,000 passages per dataset
     task: str = "Given a question, retrieve passages that answer the question."
     query_type: str = "question"          # what to write (claim datasets: "claim")
     passage_type: str = "passage"
     quality_control: bool = True          # paper: on
-    max_passage_chars: int = 8000         # paper: the first 8,000 characters
-    query_max_tokens: int = 64            # the query call (paper: 4,096; a query is short)
+    max_passage_chars: Annotated[int, Ge(1)] = 8000  # paper: the first 8,000 characters
+    query_max_tokens: Annotated[int, Ge(1)] = 64  # the query call (paper: 4,096; a query is short)
     seed: int = 0
     dataset: str = "synthetic"
 

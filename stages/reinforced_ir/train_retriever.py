@@ -10,7 +10,9 @@ point, train, export.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from orchestrator.api import DataError, StageContext, nonsemantic, stage
 from stages.reinforced_ir.embed import EncoderConfig
@@ -22,18 +24,18 @@ from stages.schemas import Model
 class RetrieverTrainConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
     lr: float = 1e-5                       # paper: 1e-5
-    epochs: int = 1                        # paper: 1
-    max_steps: int = 0                     # > 0: stop after this many steps
-    batch_size: int = 16                   # queries per step (paper: 16 per device)
-    group_size: int = 16                   # paper: 16 (positive + 15 negatives)
+    epochs: Annotated[int, Ge(1)] = 1       # paper: 1
+    max_steps: Annotated[int, Ge(0)] = 0    # > 0: stop after this many steps
+    batch_size: Annotated[int, Ge(1)] = 16  # queries per step (paper: 16 per device)
+    group_size: Annotated[int, Ge(1)] = 16  # paper: 16 (positive + 15 negatives)
     temperature: float = 0.02              # paper: 0.02
     answer_temperature: float = 0.05       # paper: 0.05 (default)
     loss: Literal["m3_kd", "contrastive"] = "m3_kd"   # paper: m3_kd_loss with distillation
     warmup_ratio: float = 0.0
     weight_decay: float = 0.0
     seed: int = 0
-    save_steps: int = nonsemantic(1000)    # paper: every 1,000 steps
-    logging_steps: int = nonsemantic(10)
+    save_steps: Annotated[int, Ge(1)] = nonsemantic(1000)  # paper: every 1,000 steps
+    logging_steps: Annotated[int, Ge(1)] = nonsemantic(10)
 
 
 def _sides(cfg: EncoderConfig):
@@ -49,19 +51,46 @@ def _sides(cfg: EncoderConfig):
     return apply
 
 
-def _resume(ckpt, model, optimizer, scheduler) -> int:
+def _save(ckpt, model, optimizer, scheduler, step: int, history: list[dict]) -> None:
+    """A checkpoint a rerun resumes from as if never stopped: the weights, optimizer and
+    schedule, the step, the loss history so far, and the RNG states (the encoder trains with
+    dropout, so the next steps' masks come from them)."""
+    import torch
+
+    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+             "scheduler": scheduler.state_dict(), "step": step, "history": list(history),
+             "rng": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        state["cuda_rng"] = torch.cuda.get_rng_state_all()
+    partial = ckpt.with_name(ckpt.name + ".partial")   # renamed into place: a kill while
+    torch.save(state, partial)                         # saving leaves the last whole one
+    partial.replace(ckpt)
+
+
+def _resume(ckpt, model, optimizer, scheduler, log) -> tuple[int, list[dict]]:
+    """(step, history) of the checkpoint at ``ckpt``, its states loaded; (0, []) without one,
+    or with one that cannot be read (logged: the training starts over)."""
     import torch
 
     if not ckpt.is_file():
-        return 0
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
+        return 0, []
+    try:
+        state = torch.load(ckpt, map_location="cpu", weights_only=False)
+    except Exception as e:   # torch raises RuntimeError, EOFError, pickle errors, ...
+        log.warning("train_retriever: the checkpoint %s cannot be read (%s: %s); training "
+                    "starts over", ckpt, type(e).__name__, str(e).splitlines()[0][:120])
+        return 0, []
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    return int(state["step"])
+    if "rng" in state:
+        torch.set_rng_state(state["rng"])
+    if "cuda_rng" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    return int(state["step"]), list(state.get("history") or [])
 
 
-@stage("reinforced_ir.train_retriever", version=2)
+@stage("reinforced_ir.train_retriever", version=3)
 def train_retriever(data: RetrieverData, encoder: Model, cfg: RetrieverTrainConfig,
                     ctx: StageContext) -> Model:
     """The encoder after one RLGF update, saved with its tokenizer and ``training_stats.json``."""
@@ -100,11 +129,11 @@ def train_retriever(data: RetrieverData, encoder: Model, cfg: RetrieverTrainConf
     optimizer = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total), total)
     ckpt = ctx.scratch / "checkpoint.pt"
-    step = _resume(ckpt, embed.model, optimizer, scheduler)
+    step, history = _resume(ckpt, embed.model, optimizer, scheduler, ctx.log)
     if step:
         ctx.log.info("train_retriever: resuming at step %d of %d", step, total)
     embed.model.train()
-    history, sides = [], _sides(enc)
+    sides = _sides(enc)
     bar = ctx.progress(range(step, total), desc="train retriever")
     it = (b for e in range(cfg.epochs if not cfg.max_steps else 10**9)
           for b in batches(rows, cfg.batch_size, cfg.group_size, cfg.seed, e))
@@ -123,8 +152,7 @@ def train_retriever(data: RetrieverData, encoder: Model, cfg: RetrieverTrainConf
             ctx.log.info("step %d/%d loss %.4f (retrieval %.4f, answer %.4f, norm %.4f)",
                          step + 1, total, loss.item(), parts["retrieval"], parts["answer"], parts["norm"])
         if (step + 1) % cfg.save_steps == 0 and step + 1 < total:
-            torch.save({"model": embed.model.state_dict(), "optimizer": optimizer.state_dict(),
-                        "scheduler": scheduler.state_dict(), "step": step + 1}, ckpt)
+            _save(ckpt, embed.model, optimizer, scheduler, step + 1, history)
     out = ctx.new_dir("model")
     embed.model.save_pretrained(out)
     embed.tokenizer.save_pretrained(out)

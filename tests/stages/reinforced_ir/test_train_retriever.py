@@ -6,6 +6,7 @@ IndexError): it is now left out, and a step where no group has a negative says w
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 
 import pytest
 
@@ -55,3 +56,87 @@ def test_too_few_groups_for_a_batch_names_the_step(model_env, models):
         train_retriever(art(RetrieverData, _groups(1, lambda i: 3)), art(Model, models["enc"]),
                         _cfg(), ctx("retriever_2"))
     assert "step 'retriever_2'" in err.value.hint
+
+
+def test_a_resumed_training_gives_the_uninterrupted_result(model_env, models, monkeypatch):
+    """Killed after a checkpoint and rerun, the step trains to the same weights and writes the
+    whole loss history. Before, the checkpoint held no RNG state (the encoder trains with
+    dropout: the resumed steps drew other masks, other weights) and the history restarted at
+    the resume step."""
+    import json
+
+    import torch
+    from safetensors.torch import load_file
+
+    from stages.reinforced_ir import bi_encoder
+
+    art, ctx = model_env
+    rows = _groups(6, lambda i: 3)
+    cfg = replace(_cfg(save_steps=2, logging_steps=1), max_steps=4)
+    whole = train_retriever(art(RetrieverData, rows), art(Model, models["enc"]), cfg,
+                            ctx("retriever_1"))
+    for leftover in (ctx("x").scratch).glob("*"):      # the finished run's checkpoint: not ours
+        leftover.unlink()
+
+    calls = {"n": 0}
+    real = bi_encoder.step_loss
+
+    def dies_at_step_3(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt("killed")
+        return real(*args, **kw)
+
+    monkeypatch.setattr(bi_encoder, "step_loss", dies_at_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train_retriever(art(RetrieverData, rows), art(Model, models["enc"]), cfg,
+                        ctx("retriever_1"))
+    assert (ctx("x").scratch / "checkpoint.pt").is_file()
+    monkeypatch.setattr(bi_encoder, "step_loss", real)
+    torch.manual_seed(1234)                              # a fresh process: another RNG state
+    resumed = train_retriever(art(RetrieverData, rows), art(Model, models["enc"]), cfg,
+                              ctx("retriever_1"))
+    a, b = load_file(whole / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    history = json.loads((resumed / "training_stats.json").read_text())["history"]
+    assert [h["step"] for h in history] == [1, 2, 3, 4]
+    assert history == json.loads((whole / "training_stats.json").read_text())["history"]
+
+
+def test_a_checkpoint_cut_short_by_a_kill_is_not_fatal(model_env, models, monkeypatch, caplog):
+    """``kill -9`` while the checkpoint was being written left a truncated ``checkpoint.pt``
+    that every rerun failed to load (``PytorchStreamReader failed reading zip archive``), so
+    the step could never finish. A checkpoint is now written beside and renamed into place, and
+    one that cannot be read is logged and the training starts over."""
+    import torch
+    from safetensors.torch import load_file
+
+    art, ctx = model_env
+    rows = _groups(6, lambda i: 3)
+    cfg = replace(_cfg(save_steps=2, logging_steps=1), max_steps=4)
+    whole = train_retriever(art(RetrieverData, rows), art(Model, models["enc"]), cfg,
+                            ctx("retriever_1"))
+    ckpt = ctx("x").scratch / "checkpoint.pt"
+    ckpt.write_bytes(b"PK\x03\x04 cut short")                # what the kill left
+    with caplog.at_level(logging.WARNING):
+        again = train_retriever(art(RetrieverData, rows), art(Model, models["enc"]), cfg,
+                                ctx("retriever_1"))
+    assert "cannot be read" in caplog.text and "training starts over" in caplog.text
+    a, b = load_file(whole / "model.safetensors"), load_file(again / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+    # a kill during the save itself leaves the previous checkpoint whole
+    real_save = torch.save
+
+    def killed_while_saving(obj, path):
+        with open(path, "wb") as f:
+            f.write(b"PK\x03\x04 half")
+        raise KeyboardInterrupt("killed")
+
+    ckpt.unlink()
+    monkeypatch.setattr(torch, "save", killed_while_saving)
+    with pytest.raises(KeyboardInterrupt):
+        train_retriever(art(RetrieverData, rows), art(Model, models["enc"]), cfg,
+                        ctx("retriever_1"))
+    monkeypatch.setattr(torch, "save", real_save)
+    assert not ckpt.exists()
