@@ -104,7 +104,10 @@ def exemplars(cfg: ExemplarsConfig, ctx: StageContext, retrieved: Retrieved | No
     if released is not None:
         rows = _read_released(released)
     else:
-        rows = _from_retrieved(retrieved.rows(), cfg, ctx)
+        given = retrieved.rows()
+        rows = _from_retrieved(given, cfg, ctx)
+        if not rows:
+            _refuse_none_fit(given, cfg, ctx)
     if not rows:
         raise DataError(f"step '{ctx.step}': no exemplar has documents that fit its paradigm",
                         hint="check the retrieved passages, or use select: relevance")
@@ -129,9 +132,35 @@ def _from_retrieved(rows: list[dict], cfg: ExemplarsConfig, ctx: StageContext) -
         out.append({**{k: row.get(k) for k in ("id", "dataset", "question", "answers", "gold")},
                     "paradigm": paradigm, "docs": docs})
     if skipped:
-        ctx.log.info("exemplars: %d without documents that fit their paradigm (select: %s)",
-                     skipped, cfg.select)
+        no_answer = sum(not _answers(r) for r in rows) if cfg.select == "has_answer" else 0
+        ctx.log.info("exemplars: %d without documents that fit their paradigm (select: %s%s)",
+                     skipped, cfg.select,
+                     f"; {no_answer} of {len(rows)} exemplars have no gold answer" if no_answer
+                     else "")
     return out
+
+
+def _answers(row: dict) -> list[str]:
+    """The row's non-blank gold answers.
+
+    >>> _answers({"answers": ["Velmora", " "]}), _answers({"answers": None})
+    (['Velmora'], [])
+    """
+    return [a for a in row.get("answers") or [] if a.strip()]
+
+
+def _refuse_none_fit(rows: list[dict], cfg: ExemplarsConfig, ctx: StageContext) -> None:
+    """The cause when no retrieved exemplar is kept, where it is not the documents: no rows, or
+    ``select: has_answer`` over exemplar instructions without gold answers."""
+    if not rows:
+        raise DataError(f"step '{ctx.step}': no exemplar instructions (its input "
+                        f"retrieved has no rows)", hint="check data.train_questions")
+    if cfg.select == "has_answer" and not any(_answers(r) for r in rows):
+        raise DataError(f"step '{ctx.step}': select: has_answer needs the exemplar "
+                        f"instructions' gold answers, and none of the {len(rows)} has one",
+                        hint="give each question `answers` in data.train_questions, or set "
+                             f"steps.{ctx.step}.select=relevance with steps.synthesize."
+                             "teacher=llm (the reference teacher needs answers too)")
 
 
 def _fitting(candidates: list[dict], answers: list[str], paradigm: str,

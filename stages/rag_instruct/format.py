@@ -19,8 +19,9 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass
 
-from orchestrator.api import DataError, File, StageContext, stage
+from orchestrator.api import DataError, StageContext, stage
 from stages.lib.chat import assistant, message
+from stages.rag_instruct.schemas import WrapperFile
 from stages.schemas import Chat, Retrieved
 
 
@@ -30,7 +31,7 @@ class FormatConfig:
 
 
 @stage("rag_instruct.format", version=1)
-def format_examples(examples: Retrieved, wrappers: File, cfg: FormatConfig,
+def format_examples(examples: Retrieved, wrappers: WrapperFile, cfg: FormatConfig,
                     ctx: StageContext) -> Chat:
     """One chat row per example: the wrapped prompt, then the answer."""
     from stages.rag_instruct.wrappers import load_wrappers, render

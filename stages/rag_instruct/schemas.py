@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import pyarrow as pa
 
-from orchestrator.api import Table
+from pathlib import Path
+
+from orchestrator.api import File, Table
 from stages.lib.prompts import PromptFile
 from stages.schemas import CTX, QUESTION_FIELDS
 
@@ -45,3 +47,15 @@ class SynthesisPrompt(PromptFile):
     fills = ("documents", "example")
     needs = {"documents": "the teacher never sees the documents the synthesized q* and a* must "
                           "be grounded in"}
+
+
+class WrapperFile(File):
+    """The training wrappers (``conf/prompts/rag_instruct/wrappers.yaml``): ``rag plan`` reads
+    and checks the file before any step runs (keys, each template's placeholders), so a typo
+    stops the run at once, not after synthesis and retrieval (``wrappers.load_wrappers``)."""
+
+    @classmethod
+    def check_source(cls, path: Path) -> None:
+        from stages.rag_instruct.wrappers import load_wrappers
+
+        load_wrappers(path)

@@ -250,3 +250,26 @@ def test_contexts_warn_when_the_retrieval_is_too_shallow_for_the_noise(env, capl
     assert ids(out[0]["ctxs"]) == ["d3"]
     assert "1 of 1 examples have fewer than 10 documents: at most 40 passages" in caplog.text
     assert "lower noise_from" in caplog.text
+
+
+def test_exemplars_by_has_answer_without_any_gold_answer_say_so(env, caplog):
+    # exemplar instructions without answers (the pipeline's load allows them): the cause was
+    # reported as "no exemplar has documents that fit its paradigm", with a hint to
+    # select: relevance, which the reference teacher then refuses for the same missing answers
+    table, _, ctx = env
+    rows = [{**retrieved_row(f"q{i}", "Velmora", {0}), "answers": []} for i in range(4)]
+    with pytest.raises(DataError, match=r"step 'exemplars': select: has_answer needs the "
+                                        r"exemplar instructions' gold answers, and none of the 4 "
+                                        r"has one") as e:
+        exemplars(ExemplarsConfig(select="has_answer", paradigms=["single_doc_answer"]),
+                  ctx("exemplars"), retrieved=table(Retrieved, rows))
+    assert "give each question `answers` in data.train_questions" in e.value.hint
+    with pytest.raises(DataError, match=r"step 'exemplars': no exemplar instructions"):
+        exemplars(ExemplarsConfig(), ctx("exemplars"), retrieved=table(Retrieved, []))
+    # some without answers: kept ones are counted, and the log says how many lack an answer
+    rows[0] = retrieved_row("q0", "Velmora", {0})
+    with caplog.at_level("INFO"):
+        exemplars(ExemplarsConfig(select="has_answer", paradigms=["single_doc_answer"]),
+                  ctx("exemplars"), retrieved=table(Retrieved, rows))
+    assert "3 without documents that fit their paradigm (select: has_answer; 3 of 4 exemplars " \
+           "have no gold answer)" in caplog.text
