@@ -30,6 +30,7 @@ from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Chat, Retrieved
 from stages.selfrag.schemas import (IsRelPrompt, RetrievalPrompt, SupportPrompt,
                                     UtilityPrompt)
+from stages.selfrag.tokens import RELEVANT
 
 
 class CriticData(NamedTuple):
@@ -78,6 +79,51 @@ def judgment_rows(rows: list[dict], top_n: int) -> list[dict]:
     return jobs
 
 
+def without_gold(rows: list[dict]) -> tuple[int, int]:
+    """(instructions from the data, those of them without gold passage ids): what the
+    ``reference`` teacher labels from. The added no-retrieval items need none.
+
+    >>> without_gold([{"dataset": "nq", "gold": ["p1"]}, {"dataset": "nq", "gold": []},
+    ...               {"dataset": "no_retrieval", "gold": []}])
+    (2, 1)
+    """
+    data = [r for r in rows if r.get("dataset") != "no_retrieval"]
+    return len(data), sum(not r.get("gold") for r in data)
+
+
+def check_gold(rows: list[dict], ctx: StageContext) -> None:
+    """DataError when no instruction from the data has gold passage ids (the reference teacher
+    would call every one [No Retrieval] and every passage [Irrelevant]: the critic would learn
+    never to retrieve); a warning when some lack them."""
+    data, missing = without_gold(rows)
+    if data and missing == data:
+        raise DataError(f"steps.{ctx.step}: teacher: reference needs gold passage ids, and none of "
+                        f"the {data} instructions from the data has any (column 'gold'); it "
+                        f"would label every one [No Retrieval] and every passage [Irrelevant]",
+                        hint="give the training questions a 'gold' list of corpus passage ids, "
+                             f"or set steps.{ctx.step}.teacher: llm")
+    if missing:
+        ctx.log.warning("judge: %d of %d instructions from the data have no gold passage ids; the "
+                        "reference teacher labels them [No Retrieval]", missing, data)
+
+
+def label_counts(judged: list[dict]) -> str:
+    """Each aspect's labels with their counts, for the log.
+
+    >>> label_counts([{"task": "relevance", "output": "[Relevant]"},
+    ...               {"task": "relevance", "output": "[Irrelevant]"},
+    ...               {"task": "relevance", "output": "[Relevant]"}])
+    'relevance: [Relevant] 2, [Irrelevant] 1'
+    """
+    from collections import Counter
+
+    by_task: dict[str, Counter] = {}
+    for row in judged:
+        by_task.setdefault(row["task"], Counter())[row["output"]] += 1
+    return "; ".join(f"{task}: " + ", ".join(f"{label} {n}" for label, n in counts.most_common())
+                     for task, counts in by_task.items())
+
+
 def _reference_label(job: dict) -> str:
     from stages.selfrag import reference
 
@@ -112,6 +158,8 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
     rows = retrieved.rows()
     if not rows:
         raise DataError("judge: no instruction to judge")
+    if cfg.teacher == "reference":
+        check_gold(rows, ctx)
     jobs = judgment_rows(rows, cfg.top_n)
     asks = [messages(prompts[j["task"]], **j["fields"]) for j in jobs]
     if cfg.teacher == "reference":
@@ -126,8 +174,16 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
                "messages": a + [{"role": "assistant", "content": label}]}
               for j, a, label in zip(jobs, asks, labels) if label is not None]
     train, dev = critic_rows(judged, random.Random(cfg.seed), cfg.dev_size)
-    ctx.log.info("judge (%s): %d judgments, %d unreadable, %d train and %d dev rows", cfg.teacher,
-                 len(jobs), len(jobs) - len(judged), len(train), len(dev))
+    ctx.log.info("judge (%s): %d judgments, %d unreadable, %d dropped by the paper's rules "
+                 "([Relevant] kept with probability 0.7, '### Response:' in the text), %d train "
+                 "and %d dev rows", cfg.teacher, len(jobs), len(jobs) - len(judged),
+                 len(judged) - len(train) - len(dev), len(train), len(dev))
+    ctx.log.info("judge: labels %s", label_counts(judged))
+    relevance = [r["output"] for r in judged if r["task"] == "relevance"]
+    if cfg.teacher == "reference" and relevance and RELEVANT not in relevance:
+        ctx.log.warning("judge: none of the %d retrieved passages judged is a gold passage: the "
+                        "critic learns only [Irrelevant]; check that 'gold' holds ids of the "
+                        "corpus's passages", len(relevance))
     if dev and not train:
         raise ConfigError(f"steps.{ctx.step}.dev_size: the dev split ({cfg.dev_size}) takes all "
                           f"{len(dev)} usable judgments, leaving no training row for the critic",

@@ -66,4 +66,13 @@ def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPro
                                 "gold": list(r.get("gold") or [])})
     ctx.log.info("split: %d items, %d to retrieve for (%d sentence queries)", len(items),
                  sum(r["decision"] == RETRIEVAL for r in items), len(queries))
+    data = [r for r in items if r.get("dataset") != "no_retrieval"]
+    if data and not any(r["decision"] == RETRIEVAL for r in data):
+        # a shard may legitimately hold only items that need no documents, so not an error
+        # here; but when every shard says so, retrieve_sentences has no query and fails
+        ctx.log.warning("split: the critic chose [No Retrieval] for all %d items from the data "
+                        "here: if it does so everywhere, retrieve_sentences gets no query and "
+                        "the generator never learns [Retrieval]; train the critic more "
+                        "(steps.critic.max_steps, epochs) or check the judge's labels in its log",
+                        len(data))
     return Split(items, queries)

@@ -50,3 +50,47 @@ def test_a_dev_split_that_takes_every_judgment_names_dev_size(env):
         judge(table(Retrieved, rows), _prompt(RetrievalPrompt, "retrieval"),
               _prompt(IsRelPrompt, "relevance"), _prompt(SupportPrompt, "support"),
               _prompt(UtilityPrompt, "utility"), JudgeConfig(teacher="reference"), ctx("judge"))
+
+
+def _judge(table, ctx, rows, **cfg):
+    return judge(table(Retrieved, rows), _prompt(RetrievalPrompt, "retrieval"),
+                 _prompt(IsRelPrompt, "relevance"), _prompt(SupportPrompt, "support"),
+                 _prompt(UtilityPrompt, "utility"), JudgeConfig(teacher="reference", **cfg),
+                 ctx("judge"))
+
+
+def test_the_reference_teacher_refuses_data_without_gold_ids(env):
+    """Own data without 'gold' used to pass: every instruction [No Retrieval], every passage
+    [Irrelevant], and a critic that never retrieves."""
+    import doctest
+
+    import stages.selfrag.judge as judge_module
+    from orchestrator.api import DataError
+
+    table, _, ctx = env
+    rows = [{"id": f"q{i}", "dataset": "nq", "question": f"Who founded town {i}?",
+             "answers": ["Ardan"], "gold": [],
+             "ctxs": [{"id": "1", "title": "T", "text": "Ardan founded it.", "score": None}]}
+            for i in range(6)]
+    extra = [{"id": "nr0", "dataset": "no_retrieval", "question": "What is 2 plus 2?",
+              "answers": ["4"], "gold": [], "ctxs": []}]
+    with pytest.raises(DataError, match=r"teacher: reference needs gold passage ids, and none "
+                                        r"of the 6 instructions from the data has any"):
+        _judge(table, ctx, rows + extra, dev_size=1)
+    assert doctest.testmod(judge_module).failed == 0
+
+
+def test_the_reference_teacher_warns_when_no_passage_is_gold(env, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO)
+    table, _, ctx = env
+    rows = [{"id": f"q{i}", "dataset": "nq", "question": f"Who founded town {i}?",
+             "answers": ["Ardan"], "gold": ["kb9"] if i else [],
+             "ctxs": [{"id": "1", "title": "T", "text": "Ardan founded it.", "score": None}]}
+            for i in range(6)]
+    _judge(table, ctx, rows, dev_size=1)
+    assert "1 of 6 instructions from the data have no gold passage ids" in caplog.text
+    assert "none of the 6 retrieved passages judged is a gold passage" in caplog.text
+    assert "relevance: [Irrelevant] 6" in caplog.text
+    assert "24 judgments, 0 unreadable, 0 dropped by the paper's rules" in caplog.text

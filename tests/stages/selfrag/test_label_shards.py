@@ -37,3 +37,29 @@ def test_label_two_shards_give_the_unsharded_targets(model_env):
     halves = _run(model_env, rows[:20], 0, 2) + _run(model_env, rows[20:], 1, 2)
     assert 0 < len(whole) < 40            # the rules kept some items and dropped others
     assert halves == whole
+
+
+def test_split_warns_when_the_critic_never_retrieves(model_env, monkeypatch, caplog):
+    """An undertrained critic that answers [No Retrieval] for every item used to surface only
+    as "retrieve_sentences input 'questions' is empty"; split now says why and what to do."""
+    from stages.schemas import Questions
+    from stages.selfrag.schemas import RetrievalPrompt, UtilityPrompt
+    from stages.selfrag.split import SplitConfig, split
+    from tests.stages.conftest import fake_endpoint
+
+    fake_endpoint(monkeypatch, lambda conversation, params: "[No Retrieval]")
+    art, ctx = model_env
+    rows = [{"id": f"q{i}", "dataset": "synthkb", "question": f"Who founded town {i}?",
+             "answers": [f"Ardan founded town {i} in the year 1852."], "gold": ["p1"]}
+            for i in range(3)]
+    out = split(art(Questions, rows), art(Model, "unused-critic"),
+                _prompt(RetrievalPrompt, "retrieval"), _prompt(UtilityPrompt, "utility"),
+                SplitConfig(), ctx("split"))
+    assert out.queries == [] and len(out.items) == 3
+    assert "the critic chose [No Retrieval] for all 3 items from the data" in caplog.text
+    caplog.clear()
+    no_ret = [{**r, "dataset": "no_retrieval"} for r in rows]   # nothing to retrieve: no warning
+    split(art(Questions, no_ret), art(Model, "unused-critic"),
+          _prompt(RetrievalPrompt, "retrieval"), _prompt(UtilityPrompt, "utility"),
+          SplitConfig(), ctx("split"))
+    assert "the critic chose" not in caplog.text
