@@ -24,7 +24,8 @@ from typing import Annotated
 
 from annotated_types import Ge
 
-from orchestrator.api import DataError, StageContext, added, stage
+from orchestrator.api import ConfigError, DataError, StageContext, added, stage
+from stages.dpa_rag.categories import ORDER
 from stages.dpa_rag.schemas import Knowledge, PrealignPrompt
 from stages.lib.chat import assistant
 from stages.lib.data.set_names import for_set
@@ -45,6 +46,39 @@ class PrealignConfig:
     # documents of each outcome used per query, drawn with the seed; None = all (paper)
     max_per_outcome: Annotated[int, Ge(1)] | None = None
     seed: int = 42
+
+    def __post_init__(self):
+        # an outcome no document has (a typo: ``both_incorect``) would silently leave its
+        # documents out, and the reader would learn one answer only
+        check_labels(self.labels)
+
+
+def check_labels(labels: dict[str, str]) -> None:
+    """ConfigError unless ``labels`` maps outcomes of :data:`~stages.dpa_rag.categories.ORDER`
+    to non-empty targets.
+
+    >>> check_labels({"aligned": "Yes", "both_incorrect": "No"})
+    >>> try:
+    ...     check_labels({"aligned": "Yes", "unalinged": "No"})
+    ... except ConfigError as e:
+    ...     print(e.args[0])
+    labels: unknown outcome 'unalinged' (did you mean 'unaligned'?)
+    """
+    import difflib
+
+    if not labels:
+        raise ConfigError("labels: empty; no document would be used",
+                          hint=f"map outcomes to targets, e.g. {_labels()} (outcomes: "
+                               f"{', '.join(ORDER)})")
+    for outcome, target in labels.items():
+        if outcome not in ORDER:
+            close = difflib.get_close_matches(outcome, ORDER, n=1)
+            raise ConfigError(f"labels: unknown outcome {outcome!r}"
+                              + (f" (did you mean {close[0]!r}?)" if close else ""),
+                              hint=f"outcomes: {', '.join(ORDER)}")
+        if not str(target).strip():
+            raise ConfigError(f"labels.{outcome}: empty target",
+                              hint="give the word the reader should answer, e.g. Yes or No")
 
 
 @stage("dpa_rag.prealign", version=1)
@@ -79,6 +113,13 @@ def prealign(knowledge: Knowledge, prompt: PrealignPrompt, cfg: PrealignConfig, 
                              "outcomes to labels (both_correct, both_incorrect)")
     ctx.log.info("prealign: %d rows from %d queries (%s), %d documents each", len(out),
                  len(by_query), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), cfg.k)
+    targets = {cfg.labels[k] for k in counts}
+    if len(set(cfg.labels.values())) > 1 and len(targets) == 1:
+        missing = sorted(k for k in cfg.labels if k not in counts)
+        ctx.log.warning("prealign: every row's target is %r: no document has the outcome %s, so "
+                        "the pre-aligned reader learns one answer only (read more documents per "
+                        "query, or add outcomes to labels)", next(iter(targets)),
+                        " or ".join(missing))
     return out
 
 

@@ -149,3 +149,25 @@ def test_a_set_named_in_k_by_set_gets_its_own_number_of_documents(model_env):
                          GeneratorDataConfig(k=3, k_by_set={"webqsp": 2}), ctx("generator_data"))
     users = [r["messages"][-2]["content"] for r in out]
     assert "passage 2" in users[0] and "passage 2" not in users[1] and "passage 1" in users[1]
+
+
+def test_prealign_refuses_a_label_for_an_outcome_that_does_not_exist():
+    """A typo'd outcome (``both_incorect``) used to be accepted: its documents were silently
+    left out and every row's target was "Yes"."""
+    import stages.dpa_rag.prealign as prealign_module
+    from orchestrator.api import ConfigError
+
+    with pytest.raises(ConfigError, match=r"labels: unknown outcome 'both_incorect' \(did you "
+                                          r"mean 'both_incorrect'\?\)"):
+        PrealignConfig(labels={"aligned": "Yes", "both_incorect": "No"})
+    with pytest.raises(ConfigError, match="labels: empty"):
+        PrealignConfig(labels={})
+    assert doctest.testmod(prealign_module).failed == 0
+
+
+def test_prealign_warns_when_every_target_is_the_same(model_env, caplog):
+    art, ctx = model_env
+    rows = prealign(art(Knowledge, knowledge(2, ["aligned", "both_correct"])),
+                    prompt_file("prealign", "dpa_rag"), PrealignConfig(), ctx("prealign"))
+    assert {r["messages"][-1]["content"] for r in rows} == {"Yes"}
+    assert "every row's target is 'Yes': no document has the outcome unaligned" in caplog.text
