@@ -3,9 +3,9 @@ holds their source documents' ids), so the shared ``retrieve`` stage reads them 
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from pathlib import Path
+
+import pyarrow as pa
 
 from orchestrator.api import File, Table
 from stages.lib.prompts import PromptFile
