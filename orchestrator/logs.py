@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import logging
+import re
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+_WARNING = re.compile(r"\S+ \S+ WARNING (\S+): (.*)")  # a WARNING line written with FORMAT
 _consoles: dict[bool, object] = {}
 
 
@@ -95,3 +97,25 @@ def worker_logging(path: str | Path) -> None:
     """A worker process logs to its task file (its stdout/stderr are redirected there too)."""
     logging.basicConfig(level=logging.INFO, format=FORMAT, stream=sys.stderr)
     logging.captureWarnings(True)
+
+
+def logged_warnings(path: str | Path, start: int = 0) -> list[str]:
+    """The distinct WARNING messages (first lines) a task's log holds from byte ``start`` on, in
+    order; Python's own warnings (``py.warnings``: deprecations) left out, as on the terminal.
+
+    >>> import tempfile
+    >>> log = Path(tempfile.mkdtemp()) / "t.log"
+    >>> _ = log.write_text("2024-05-01 10:00:00,000 INFO ragline: starts\\n"
+    ...                    "2024-05-01 10:00:01,000 WARNING ragline.step.a: 3 rows left out\\n"
+    ...                    "2024-05-01 10:00:02,000 WARNING ragline.step.a: 3 rows left out\\n")
+    >>> logged_warnings(log)
+    ['3 rows left out']
+    """
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            text = f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return []
+    found = (_WARNING.fullmatch(line) for line in text.splitlines())
+    return list(dict.fromkeys(m.group(2) for m in found if m and m.group(1) != "py.warnings"))

@@ -30,7 +30,7 @@ from orchestrator.hashing import SourceMemo
 from orchestrator.history import load_history, save_history
 from orchestrator.keys import scratch_key
 from orchestrator.locate import project_dir
-from orchestrator.logs import console, escape
+from orchestrator.logs import console, escape, logged_warnings
 from orchestrator.plan import Plan, plan
 from orchestrator.resolve import gather, input_hashes, input_refs, missing_source, step_keys
 from orchestrator.rundir import RunDir
@@ -39,6 +39,7 @@ from orchestrator.store import Entry, Store
 from orchestrator.task import Task
 
 log = logging.getLogger("ragline")
+ECHOED_WARNINGS = 20  # a step's distinct worker warnings echoed to the terminal, at most
 
 
 class Terminated(KeyboardInterrupt):
@@ -261,6 +262,14 @@ def _without_only(command: str) -> str:
     return re.sub(r" --only(?:=| +)\S+", "", command)
 
 
+def _size(path: str) -> int:
+    """The size of a log file, 0 when there is none yet."""
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
 def _waiting(task: Task) -> None:
     console().print(f"[dim]  {task.label}: another process is computing it; waiting[/]")
 
@@ -461,7 +470,12 @@ class Runner:
                             + (f" on {step.gpus} GPU(s)/shard" if step.gpus else ""))
         before = {t.key: self._failed_before(t) for t in todo if t.key in self.opts.failed}
         rest = [t for t in todo if t.key not in before]
+        # a worker's log records reach no terminal: its warnings are echoed once it is done (an
+        # in-process task's already went to the terminal's log handler)
+        workers = [] if self.executor.in_process(step) else rest
+        sizes = {t.key: _size(t.log) for t in workers}
         results = {**(self.executor.run(step, rest) if rest else {}), **before}
+        self._echo_warnings(step, workers, sizes)
         jobs = [self.executor.jobs[t.key] for t in todo if t.key in self.executor.jobs]
         if jobs:
             self.run.set_step(step.name, save=False, jobs=jobs)
@@ -480,6 +494,22 @@ class Runner:
             shutil.rmtree(self.store.scratch(scratch_key(tasks[0].material)), ignore_errors=True)
         self._record(step, tasks, todo, cached, results, entries, time.time() - start)
         return True
+
+    def _echo_warnings(self, step: Step, tasks: list[Task], sizes: dict[str, int]) -> None:
+        """Each distinct WARNING of the tasks' logs (written since ``sizes``), once, with how
+        many shards logged it; at most ``ECHOED_WARNINGS``, then where the rest are."""
+        counts: dict[str, int] = {}
+        for task in tasks:
+            for message in logged_warnings(task.log, sizes[task.key]):
+                counts[message] = counts.get(message, 0) + 1
+        for message, n in list(counts.items())[:ECHOED_WARNINGS]:
+            shards = f" ({n} of {len(tasks)} shards)" if len(tasks) > 1 else ""
+            console().print(f"[yellow]![/] {escape(step.name)}: warning: {escape(message)}{shards}",
+                            soft_wrap=True)
+        if len(counts) > ECHOED_WARNINGS:
+            where = tasks[0].log if len(tasks) == 1 else Path(tasks[0].log).parent
+            console().print(f"[yellow]![/] {escape(step.name)}: … "
+                            f"{len(counts) - ECHOED_WARNINGS} more in {escape(where)}", soft_wrap=True)
 
     def _failed_before(self, task: Task) -> Failed:
         """The failure of a task that already failed in this command (an earlier member of the
