@@ -15,6 +15,7 @@ import difflib
 import functools
 import itertools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -165,14 +166,16 @@ def _is_group(conf_dir: Path, ov) -> bool:
 def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None:
     """The rules of one value override, shared by both appliers (OmegaConf and plain dicts).
 
-    A stage config field left at its default is not in the YAML, so ``steps.X.field=v`` may set
-    a new key there (``build_dag`` then checks the name against the stage's config).
+    A stage config field left at its default is not in the YAML, so ``steps.X.field=v`` (and
+    ``repeat.B.steps.X.field=v``) may set a new key there (``build_dag`` then checks the name
+    against the stage's config).
     """
     from hydra.core.override_parser.types import OverrideType
 
     key = ov.key_or_group
     parts = key.split(".")
-    in_step = len(parts) == 3 and parts[0] == "steps"
+    in_step = ((len(parts) == 3 and parts[0] == "steps")      # or a repeat block's template step:
+               or (len(parts) == 5 and parts[0] == "repeat" and parts[2] == "steps"))
     if ov.type == OverrideType.DEL and not exists:
         raise ConfigError(f"override '{text}': no key '{key}' to delete in {recipe.name}")
     if ov.type == OverrideType.CHANGE and not exists and not in_step:
@@ -186,9 +189,21 @@ def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None
                           hint=f"to change it write {text.lstrip('+')}")
 
 
-def _no_key(text: str, recipe: Path, parts: list[str], depth: int, siblings: list) -> ConfigError:
-    """Override ``text`` names a key whose part ``parts[depth]`` is not there (``siblings`` are)."""
+def _no_key(text: str, recipe: Path, parts: list[str], depth: int, siblings: list,
+            repeat=None) -> ConfigError:
+    """Override ``text`` names a key whose part ``parts[depth]`` is not there (``siblings`` are);
+    ``repeat``: the config's ``repeat:`` blocks, whose unrolled steps (``generator_1``) are
+    set through their template."""
     missing = ".".join(parts[:depth + 1])
+    template = _unrolled(repeat, parts[1]) if parts[0] == "steps" and depth == 1 else None
+    if template is not None:
+        value = text.partition("=")[2]
+        where = ".".join([template, *parts[2:]])
+        block = template.split(".")[1]
+        return ConfigError(f"override '{text}': step '{parts[1]}' is unrolled from the repeat "
+                           f"block '{block}', whose steps are set for every round at once, "
+                           f"under {template}",
+                           hint=f"write {where}{'=' + value if value else ''} (every round)")
     near = did_you_mean(parts[depth], [str(k) for k in siblings])
     if near:
         hint = None
@@ -197,6 +212,23 @@ def _no_key(text: str, recipe: Path, parts: list[str], depth: int, siblings: lis
     else:
         hint = f"to add a new key write +{text}"
     return ConfigError(f"override '{text}': {recipe.name} has no key '{missing}'{near}", hint=hint)
+
+
+def _unrolled(repeat, name: str) -> str | None:
+    """``repeat.BLOCK.steps.BASE`` when step ``name`` (``generator_1``) is unrolled from a
+    ``repeat:`` block (a plain or an OmegaConf mapping) with a step ``BASE``, else None.
+
+    >>> _unrolled({"round": {"steps": {"generator": {}}}}, "generator_1"), _unrolled({}, "g_1")
+    ('repeat.round.steps.generator', None)
+    """
+    base, _, number = name.rpartition("_")
+    if not (base and number.isdigit() and isinstance(repeat, Mapping)):
+        return None
+    for block, body in repeat.items():
+        steps = body.get("steps") if isinstance(body, Mapping) else None
+        if isinstance(steps, Mapping) and base in steps:
+            return f"repeat.{block}.steps.{base}"
+    return None
 
 
 def _apply(cfg, ov, text: str, recipe: Path) -> None:
@@ -215,7 +247,7 @@ def _apply(cfg, ov, text: str, recipe: Path) -> None:
         for depth, part in enumerate(parts[:-1]):
             child = here.get(part)                  # here is always a mapping
             if child is None or not OmegaConf.is_dict(child):
-                raise _no_key(text, recipe, parts, depth, list(here.keys()))
+                raise _no_key(text, recipe, parts, depth, list(here.keys()), cfg.get("repeat"))
             here = child
     _check_override(ov, text, recipe, exists, node.keys() if is_dict else [])
     with open_dict(cfg):
@@ -381,7 +413,7 @@ def _apply_plain(config: dict, ov, text: str, recipe: Path) -> dict:
             if ov.type in (OverrideType.ADD, OverrideType.FORCE_ADD) and child is None:
                 child = {}
             else:
-                raise _no_key(text, recipe, parts, depth, list(node))
+                raise _no_key(text, recipe, parts, depth, list(node), config.get("repeat"))
         node[part] = dict(child)
         node = node[part]
     leaf = parts[-1]

@@ -53,9 +53,10 @@ RESERVED = ("stage", "inputs", "shards", "gpus")
 class _Invalid(Exception):
     """A problem at ``path`` (relative to the step's config), before the step name is known."""
 
-    def __init__(self, path: str, text: str, hint: str | None = None):
+    def __init__(self, path: str, text: str, hint: str | None = None, named: str | None = None):
         super().__init__(text)
         self.path, self.text, self.hint = path, text, hint
+        self.named = named  # the one field a message about the whole config names, if any
 
 
 def type_name(tp) -> str:
@@ -214,13 +215,30 @@ def _field_names(config_cls: type, seen: set | None = None) -> set[str]:
     return seen
 
 
+def _about(config_cls: type, text: str, hint: str | None = None) -> _Invalid:
+    """A problem with the whole config (its ``__post_init__`` refused it), blamed on the one
+    field its message names, if it names one (``epochs must be > 0``: ``epochs``).
+
+    >>> @dataclasses.dataclass
+    ... class Cfg:
+    ...     lr: float = 1.0
+    ...     max_steps: int = -1
+    ...     epochs: int = 1
+    >>> [_about(Cfg, t).named for t in ("epochs must be > 0", "epochs and max_steps are 0", "no")]
+    ['epochs', None, None]
+    """
+    named = [f.name for f in dataclasses.fields(config_cls)
+             if re.search(rf"(?<![\w.]){re.escape(f.name)}(?!\w)", text)]
+    return _Invalid("", text, hint, named[0] if len(named) == 1 else None)
+
+
 def _first_problem(config_cls: type, errors: list[dict], values: dict) -> _Invalid:
     """One line for a pydantic ValidationError. When every branch of a union failed (its locs
     carry branch tags, not field names), report the field with its declared type instead."""
     first = errors[0]
     loc = first["loc"]
-    if not loc:
-        return _Invalid("", _describe(first))
+    if not loc:   # a ValueError of the class's own __post_init__
+        return _about(config_cls, _describe(first))
     names = _field_names(config_cls)
     same_field = [e for e in errors if e["loc"][:1] == loc[:1]]
     clean = all(isinstance(p, int) or p in names for e in same_field for p in e["loc"])
@@ -248,9 +266,9 @@ def _validated(config_cls: type, canonical: str, reserved: tuple = RESERVED) -> 
     except ValidationError as e:
         raise _first_problem(config_cls, e.errors(include_url=False), values) from None
     except ConfigError as e:  # raised by the class's own __post_init__
-        raise _Invalid("", e.message, e.hint) from None
+        raise _about(config_cls, e.message, e.hint) from None
     except (TypeError, ValueError) as e:  # a __post_init__ that raises outside pydantic's reach
-        raise _Invalid("", str(e)) from None
+        raise _about(config_cls, str(e)) from None
     return _adapter(config_cls).dump_python(obj, mode="json"), obj
 
 
@@ -288,7 +306,9 @@ def check_step_config(config_cls: type | None, values: dict, where: str,
     except _Invalid as e:
         key = f"{where}.{e.path}" if e.path else where
         hint = e.hint.replace("{where}", key) if e.hint else None
-        raise ConfigError(f"{key}: {e.text}", hint=hint, key=key) from None
+        # a message about the whole config that names one field is located at that field
+        raise ConfigError(f"{key}: {e.text}", hint=hint,
+                          key=f"{where}.{e.named}" if e.named else key) from None
 
 
 @functools.lru_cache(maxsize=None)

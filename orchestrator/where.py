@@ -305,17 +305,53 @@ def place(err, recipe: Path, overrides: list[str] | None = None):
     "override 'steps.a.k=x': steps.a.k: expected a number, got 'x'"
     """
     key = getattr(err, "key", None)
-    given = _set_by(key, overrides or []) if key else None
+    written = _template_key(recipe, key) if key else None   # where the key is written and set
+    given = (_set_by(written, overrides or []) or _named_below(written, err.message, overrides or [])
+             if key else None)
     if given:   # the command line set it: the file's line is not where to fix it
         err.message = f"override '{given}': {err.message}"
         err.key = None
     elif key:
-        source = origin(recipe, key, overrides)
+        source = origin(recipe, written, overrides)
         message = err.message
         if source and message.startswith(f"{key}: "):
             message = f"{key} ({source}){message[len(key):]}"
         elif source:
             message = f"{message} ({key} {source})"
-        err.message = f"{locate(recipe, key)}: {message}"
+        err.message = f"{locate(recipe, written)}: {message}"
         err.key = None
     return err
+
+
+def _template_key(recipe: Path, key: str) -> str:
+    """``key`` as written: a key of a step unrolled from a ``repeat:`` block
+    (``steps.augment_2.n``) is its template's (``repeat.round.steps.augment.n``), which the
+    files write and the command line overrides; any other key as is."""
+    parts = key.split(".")
+    if len(parts) < 2 or parts[0] != "steps":
+        return key
+    return ".".join([step_key(recipe, parts[1]), *parts[2:]])
+
+
+def _named_below(key: str, message: str, overrides: list[str]) -> str | None:
+    """The last override that sets a key of the step ``key`` is in, under ``key``, that
+    ``message`` names (a part of its path after the step's, as a word): a config's own
+    ``__post_init__`` refuses the whole step, ``steps.sft: epochs must be > 0``, and
+    ``steps.sft.epochs=0`` set it.
+
+    >>> _named_below("steps.sft", "steps.sft: epochs must be > 0", ["steps.sft.lr=1", "steps.sft.epochs=0"])
+    'steps.sft.epochs=0'
+    >>> _named_below("steps.sft", "steps.sft: epochs must be > 0", ["steps.sft.lr=1"]) is None
+    True
+    """
+    parts = key.split(".")
+    step = parts[:4] if parts[0] == "repeat" else parts[:2]
+    if step[0] not in ("steps", "repeat"):
+        return None
+    for text in reversed(overrides):
+        name = text.partition("=")[0].lstrip("+~").split(".")
+        if name[:len(parts)] == parts and any(
+                re.search(rf"(?<![\w.]){re.escape(part)}(?!\w)", message)
+                for part in name[len(step):]):
+            return text
+    return None

@@ -60,7 +60,7 @@ def one_error(capsys) -> str:
     ("+steps.dpo.judge={modl: m}", None,
      "steps.dpo.judge.modl: unknown key (did you mean 'model'?)"),
     ("steps.dpo.weights={em: high}", None, "steps.dpo.weights.em: expected a number, got 'high'"),
-    ("steps.dpo.weights={judge: 1.0}", DPO_LINE,
+    ("steps.dpo.weights={judge: 1.0}", None,   # __post_init__'s check names the field set
      "steps.dpo: weights.judge is set but there is no judge section; add judge: {model: ...}"),
     ("steps.sft.lr=[1]", None, "steps.sft.lr: expected a number, got [1]"),
 ])
@@ -91,7 +91,13 @@ def test_plan_notes_are_printed_under_the_step(recipe, capsys):
 
 
 def test_plan_notes_can_refuse_a_plan(recipe, capsys):
+    """The refusal is about the whole step: blamed on the override of a key it names, else on
+    the step's line."""
     assert plan(recipe, "steps.dpo.batch_size=3", "+steps.dpo.gpus=2") == 2
+    assert ("override 'steps.dpo.batch_size=3': steps.dpo: batch_size 3 does not split over 2 "
+            "GPUs; use a multiple of 2") in one_error(capsys)
+    recipe.write_text(RECIPE.replace("loss_type: sigmoid", "loss_type: sigmoid\n    batch_size: 3"))
+    assert plan(recipe, "+steps.dpo.gpus=2") == 2
     assert (f"{recipe}:{DPO_LINE}: steps.dpo: batch_size 3 does not split over 2 GPUs; "
             "use a multiple of 2") in one_error(capsys)
 

@@ -129,3 +129,62 @@ def test_an_unknown_key_hint_lists_the_config_and_the_keys_every_step_takes():
     assert e.value.message == "steps.s.shard: unknown key (did you mean 'shards'?)"
     assert e.value.hint == ("U has: docs, judge, tags, weights; every step also takes: "
                             + ", ".join(RESERVED))
+
+
+@dataclass
+class Schedule:
+    max_steps: int = -1
+    epochs: int = 1
+
+    def __post_init__(self):
+        from orchestrator.errors import ConfigError
+
+        if self.max_steps == 0:
+            raise ConfigError("max_steps must be -1 or > 0, got 0")
+        if self.max_steps == -1 and self.epochs < 1:
+            raise ValueError(f"epochs must be > 0 when max_steps is -1, got {self.epochs}")
+
+
+def test_a_post_init_error_is_keyed_at_the_one_field_it_names():
+    """So that the recipe line of that field, or the override that set it, is blamed; a message
+    naming several fields (or none) stays at the step."""
+    from orchestrator.errors import ConfigError
+    from orchestrator.stage_config import check_step_config
+
+    with pytest.raises(ConfigError) as e:
+        check_step_config(Schedule, {"max_steps": 0}, "steps.s")
+    assert (e.value.key, e.value.message) == (
+        "steps.s.max_steps", "steps.s: max_steps must be -1 or > 0, got 0")
+    with pytest.raises(ConfigError) as e:
+        check_step_config(Schedule, {"epochs": 0}, "steps.s")
+    assert e.value.key == "steps.s"
+
+
+POST_INIT_RECIPE = """\
+ragline:
+  imports: [tests.toy.stages, tests.faults.toy_config_stages]
+steps:
+  load: {stage: toy_gen, n: 4}
+  train:
+    stage: toy_train
+    inputs: {numbers: load}
+    WEIGHTS
+"""
+
+
+def test_a_post_init_error_blames_the_override_that_set_a_field_it_names(toy, capsys):
+    """toy_train's __post_init__: ``weights.judge is set but there is no judge section``."""
+    from tests.conftest import rag
+
+    recipe = toy / "conf" / "post_init.yaml"
+    recipe.write_text(POST_INIT_RECIPE.replace("WEIGHTS", "lr: 0.1"))
+    capsys.readouterr()
+    assert rag("plan", str(recipe), "steps.train.lr=0.2", "+steps.train.weights={judge: 1.0}",
+               runs=toy / "runs") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert ("error: override '+steps.train.weights={judge: 1.0}': steps.train: weights.judge is "
+            "set but there is no judge section") in err
+    recipe.write_text(POST_INIT_RECIPE.replace("WEIGHTS", "weights: {judge: 1.0}"))
+    assert rag("plan", str(recipe), "steps.train.lr=0.2", runs=toy / "runs") == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"error: {recipe}:5: steps.train: weights.judge is set" in err   # the step's line
