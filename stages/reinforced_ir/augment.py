@@ -41,7 +41,8 @@ class AugmentConfig:
     judged_only: bool = added(False)
 
 
-@stage("reinforced_ir.augment", version=1, shard_by="queries")
+@stage("reinforced_ir.augment", version=1, shard_by="queries",
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def augment(queries: Questions, prompt: AugmentationPrompt, cfg: AugmentConfig, ctx: StageContext,
             model: Model | None = None) -> Augmented:
     """``n`` augmentations per query (the same seed gives the same samples)."""

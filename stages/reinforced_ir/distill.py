@@ -32,7 +32,8 @@ class DistillConfig:
     max_passage_chars: Annotated[int, Ge(1)] = 2000  # about 512 tokens
 
 
-@stage("reinforced_ir.distill", version=1, shard_by="groups")
+@stage("reinforced_ir.distill", version=1, shard_by="groups",
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def distill(groups: RetrieverData, prompt: DistillPrompt, cfg: DistillConfig, ctx: StageContext,
             model: Model | None = None) -> RetrieverData:
     """Each group reordered by the teacher, with teacher scores."""

@@ -50,7 +50,8 @@ class SynthesizeConfig:
     dataset: str = "synthetic"
 
 
-@stage("reinforced_ir.synthesize", version=1)
+@stage("reinforced_ir.synthesize", version=1,
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: QualityPrompt,
                cfg: SynthesizeConfig, ctx: StageContext, model: Model | None = None) -> Questions:
     """Pseudo queries with their source passage as ``gold``."""

@@ -142,7 +142,8 @@ def _read(task: str, text: str) -> str | None:
             "relevance": judgments.relevance_token, "support": judgments.support_token}[task](text)
 
 
-@stage("selfrag.judge", version=1)
+@stage("selfrag.judge", version=1,
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_prompt: IsRelPrompt,
           support_prompt: SupportPrompt, utility_prompt: UtilityPrompt, cfg: JudgeConfig,
           ctx: StageContext) -> CriticData:

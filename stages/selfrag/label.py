@@ -65,7 +65,8 @@ def _text(c: dict) -> str:
     return f"{c.get('title') or ''}\n{c.get('text') or ''}".strip()
 
 
-@stage("selfrag.label", version=2, shard_by="items")
+@stage("selfrag.label", version=2, shard_by="items",
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prompt: IsRelPrompt,
           support_prompt: SupportPrompt, multi_retrieval_prompt: MultiRetrievalPrompt, cfg: LabelConfig,
           ctx: StageContext) -> Chat:

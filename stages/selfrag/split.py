@@ -28,7 +28,8 @@ class SplitConfig:
     min_sentence_chars: int = 30          # seed: shorter sentences are not retrieved for (> 2 sentences)
 
 
-@stage("selfrag.split", version=1, shard_by="instructions")
+@stage("selfrag.split", version=1, shard_by="instructions",
+       multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPrompt, utility_prompt: UtilityPrompt,
           cfg: SplitConfig, ctx: StageContext) -> Split:
     """Critic decisions per item and the sentence queries to retrieve for."""

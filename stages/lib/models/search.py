@@ -239,6 +239,21 @@ def _knn_numpy(q: np.ndarray, block: np.ndarray, k: int, query_block: int):
     return np.concatenate(s_parts), np.concatenate(i_parts)
 
 
+def _knn_torch(q_dev, block: np.ndarray, k: int, query_block: int):
+    """Top-``k`` of one float32 block per query, with torch on the device of the queries
+    ``q_dev``: ``query_block`` queries at a time, so the device holds one ``query_block`` x
+    block score matrix (150k queries x a 128 MiB block would be 26 GB)."""
+    import torch
+
+    b = torch.from_numpy(block).to(q_dev.device)
+    s_parts, i_parts = [], []
+    for qs in range(0, len(q_dev), query_block):
+        s, i = torch.topk(q_dev[qs:qs + query_block] @ b.T, k, dim=1)
+        s_parts.append(s.cpu().numpy())
+        i_parts.append(i.cpu().numpy().astype(np.int64))
+    return np.concatenate(s_parts), np.concatenate(i_parts)
+
+
 def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int | None = None,
                  query_block: int = 1024, device: str | None = None,
                  progress: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -250,7 +265,8 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
     and a heap) and merged into one ``faiss.ResultHeap`` when faiss is installed, else with
     numpy. Returns ``(scores, indices)``, both ``(num_queries, min(k, len(emb)))``, best first;
     ties go to the lower row. ``device`` "cuda" multiplies blocks with torch; None picks CUDA if
-    present.
+    present. On CUDA, and with numpy, ``query_block`` queries are scored against a block at a
+    time.
     """
     q = np.ascontiguousarray(query_emb, dtype=np.float32)
     if q.ndim != 2 or emb.ndim != 2 or q.shape[1] != emb.shape[1]:
@@ -275,9 +291,7 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
             s, i = faiss.knn(q, block, kb, metric=faiss.METRIC_INNER_PRODUCT)
             heap.add_result(s, i + start)
         elif device.startswith("cuda"):
-            b = torch.from_numpy(block).to(device)
-            s, i = torch.topk(q_dev @ b.T, kb, dim=1)
-            s, i = s.cpu().numpy(), i.cpu().numpy().astype(np.int64)
+            s, i = _knn_torch(q_dev, block, kb, query_block)
         else:
             s, i = _knn_numpy(q, block, kb, query_block)
         del block
@@ -334,8 +348,15 @@ def build_faiss_index(emb: np.ndarray, factory: str = "Flat", use_gpu: bool = Fa
 
 
 def _set_search_params(index, nprobe: int, ef_search: int) -> None:
+    """``nprobe``/``efSearch`` on ``index`` and every index inside it, where it has them.
+
+    A faiss built with GPU support sets them with its ``GpuParameterSpace``, whatever the index:
+    ``index_cpu_to_all_gpus`` over several GPUs returns an ``IndexReplicas`` (a CPU class) of
+    GPU indexes, whose ``nprobe`` only the GPU parameter space knows; on a CPU index it does
+    what ``ParameterSpace`` does.
+    """
     faiss = _import_faiss()
-    params = faiss.GpuParameterSpace() if "Gpu" in type(index).__name__ else faiss.ParameterSpace()
+    params = getattr(faiss, "GpuParameterSpace", faiss.ParameterSpace)()
     for name, value in (("nprobe", nprobe), ("efSearch", ef_search)):
         try:
             params.set_index_parameter(index, name, value)

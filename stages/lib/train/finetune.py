@@ -37,7 +37,7 @@ from stages.lib.train.checkpoints import (
     last_checkpoint,
 )
 from stages.lib.train.export import export_checkpoint
-from stages.lib.train.hooks import TrainHooks
+from stages.lib.train.hooks import TrainHooks, single_process_launch
 from stages.lib.train.log_callback import log_callback
 from stages.lib.train.trainers import RunSetup
 
@@ -91,6 +91,8 @@ class Finetune:
         if deepspeed and importlib.util.find_spec("deepspeed") is None:
             raise ConfigError(f"{kind}: deepspeed={deepspeed} but deepspeed is not installed",
                               hint="pip install 'ragline[gpu]'")
+        if deepspeed:   # gpus: 1 runs in-process: no launcher set the rank variables
+            self._exit.enter_context(single_process_launch())
         ckpt = self.hooks.checkpoint_dir
         if ckpt is None:
             ckpt = Path(tempfile.mkdtemp(prefix=f"ragline-{kind}-"))
@@ -129,9 +131,7 @@ class Finetune:
         for cb in self.hooks.callbacks:
             self.trainer.add_callback(cb)
         self.num_examples, self.kept = num_examples, len(self.trainer.train_dataset)
-        params = list(self.trainer.model.parameters())
-        self.trainable = sum(p.numel() for p in params if p.requires_grad)
-        self.total = sum(p.numel() for p in params)
+        self.trainable, self.total = param_counts(self.trainer.model.parameters())
         if self.kept == 0:
             raise DataError(f"{self.kind}: every one of the {num_examples} examples was dropped "
                             f"because its prompt alone fills max_length={self.cfg.max_length}",
@@ -243,6 +243,24 @@ class Finetune:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def param_counts(params) -> tuple[int, int]:
+    """(trainable, total) numbers of parameters. Under DeepSpeed ZeRO-3 a parameter holds only
+    its rank's partition (``numel()`` is 0) and ``ds_numel`` is its full size.
+
+    >>> import torch
+    >>> frozen = torch.nn.Parameter(torch.zeros(0), requires_grad=False)
+    >>> frozen.ds_numel = 6                                 # as ZeRO-3 partitions it
+    >>> param_counts([torch.nn.Parameter(torch.zeros(2, 2)), frozen])
+    (4, 10)
+    """
+    trainable = total = 0
+    for p in params:
+        n = getattr(p, "ds_numel", p.numel())
+        total += n
+        trainable += n if p.requires_grad else 0
+    return trainable, total
 
 
 @contextlib.contextmanager

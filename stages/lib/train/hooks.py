@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
-from collections.abc import Callable
+import socket
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,6 +17,44 @@ ProgressFn = Callable[[int, int], None]
 def launcher_rank() -> int:
     """Global rank set by ``accelerate launch``/``torchrun`` (0 without a launcher)."""
     return int(os.environ.get("RANK", "0"))
+
+
+@contextlib.contextmanager
+def single_process_launch(environ=os.environ) -> Iterator[None]:
+    """The ``torch.distributed`` variables of a world of one, while a run that no launcher
+    started is inside (restored on exit); a process a launcher started keeps its own.
+
+    A step with ``gpus: 1`` runs in-process, without ``torchrun``; DeepSpeed, missing any of
+    ``RANK``/``LOCAL_RANK``/``WORLD_SIZE``/``MASTER_ADDR``/``MASTER_PORT``, looks for an MPI
+    launcher instead (and fails without ``mpi4py``).
+
+    >>> env = {}
+    >>> with single_process_launch(env):
+    ...     sorted(env), env["WORLD_SIZE"]
+    (['LOCAL_RANK', 'MASTER_ADDR', 'MASTER_PORT', 'RANK', 'WORLD_SIZE'], '1')
+    >>> env
+    {}
+    """
+    if any(k in environ for k in ("RANK", "LOCAL_RANK", "WORLD_SIZE")):
+        yield   # torchrun / accelerate launch set the rest
+        return
+    single = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "1", "MASTER_ADDR": "127.0.0.1"}
+    added = {k: v for k, v in single.items() if k not in environ}
+    if "MASTER_PORT" not in environ:
+        added["MASTER_PORT"] = str(free_port())
+    environ.update(added)
+    try:
+        yield
+    finally:
+        for k in added:
+            environ.pop(k, None)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a rendezvous of one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @dataclass

@@ -7,6 +7,7 @@ Self-RAG's generator learns reflection tokens (``[Retrieval]``, ``<paragraph>``,
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 from orchestrator.api import ConfigError
@@ -84,12 +85,32 @@ def resized_model(model_dir, tokenizer, dtype: str, seed: int, added: dict[str, 
     if init == "pieces" and added:
         base = AutoTokenizer.from_pretrained(str(model_dir))   # without the added tokens
         pieces = {i: base(t, add_special_tokens=False)["input_ids"] for t, i in added.items()}
-        tables = {e.weight.data_ptr(): e.weight
-                  for e in (model.get_input_embeddings(), model.get_output_embeddings())
-                  if e is not None}                             # a tied pair counts once
-        for weight in tables.values():
-            rows_from_pieces(weight, pieces)
+        embeddings_from_pieces(model, pieces)
     return model
+
+
+def embeddings_from_pieces(model, pieces: dict[int, list[int]]) -> None:
+    """:func:`rows_from_pieces` on the input and, when untied, output embeddings of ``model``.
+
+    Under DeepSpeed ZeRO-3 (``from_pretrained`` after the training arguments) each rank holds
+    one partition of a weight: the whole weight is gathered for the write, which rank 0 makes
+    (every rank computes the same rows) and which is partitioned again on exit.
+    """
+    tables = {id(e.weight): e.weight
+              for e in (model.get_input_embeddings(), model.get_output_embeddings())
+              if e is not None}                                 # a tied pair counts once
+    for weight in tables.values():
+        with _gathered(weight):
+            rows_from_pieces(weight, pieces)
+
+
+def _gathered(weight):
+    """The whole of a ZeRO-3 partitioned ``weight`` while inside; nothing to do otherwise."""
+    if not hasattr(weight, "ds_id"):   # DeepSpeed marks the parameters it partitions
+        return contextlib.nullcontext()
+    import deepspeed
+
+    return deepspeed.zero.GatheredParameters([weight], modifier_rank=0)
 
 
 def rows_from_pieces(weight, pieces: dict[int, list[int]]) -> None:
