@@ -14,7 +14,10 @@ questions that all ship their passages (``ctxs``, as DynamicRAG's released files
 without a corpus, which then comes out empty (reading psgs_w100's 21M passages for nothing
 downstream to read is what ``conf/dynamicrag/shipped_passages.yaml`` avoids). When only one of
 ``train`` / ``eval`` is wired next to a corpus, the other comes out empty (an inference-only or a
-training-only recipe), with a warning in the log.
+training-only recipe), with a warning in the log. A recipe that says which sets it reads
+(``required: [train, eval]``) turns that warning into an error at ``load`` naming the data key
+left null (``data.eval_questions``), instead of an "input is empty" failure steps later, and a
+set it does not read (Reinforced-IR's ``train``) into a plain log line.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Annotated, Literal, NamedTuple
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, DataError, File, StageContext, stage
+from orchestrator.api import ConfigError, DataError, File, StageContext, nonsemantic, stage
 from stages.schemas import CTX, Passages, Questions
 
 
@@ -44,6 +47,10 @@ class LoadConfig:
     max_eval: Annotated[int, Ge(0)] | None = None  # keep the first N eval questions (of each set)
     require_answers: bool = True         # a question without answers is an error
     min_qrel_score: int = 1              # qrels grade at which a passage counts as gold
+    # the question sets the recipe reads downstream: with files wired, one of them without a file
+    # is an error, any other is left empty with a log line; None: either may come out empty,
+    # with a warning
+    required: list[Literal["train", "eval"]] | None = nonsemantic(None)
 
 
 class LoadOutput(NamedTuple):
@@ -132,20 +139,28 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
                               "synthetic set)")
         return _synthetic(cfg, ctx)
 
+    train_path = train.path if train is not None else None
     if corpus is None:   # questions that ship their passages (checked below) need no corpus
         eval_path = eval.path if eval is not None else None
         qrels_path = qrels.path if qrels is not None else None
+    else:
+        corpus_path, eval_path, qrels_path = _beir_folder(corpus, eval, qrels, ctx)
+        if train_path is None and eval_path is None:
+            raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions "
+                              "must come with their corpus: wire inputs.train and/or inputs.eval "
+                              "(or wire nothing to generate a synthetic set)")
+    _check_required(cfg, ctx, {"train": train_path, "eval": eval_path})
+    if corpus is None:
         passages = None
         ctx.log.info("no corpus wired: every question must ship its passages (ctxs); the corpus "
                      "output is empty")
     else:
-        passages, eval_path, qrels_path = _read_corpus(cfg, ctx, corpus, train, eval, qrels)
+        passages = _read_corpus(cfg, ctx, corpus_path)
 
     judged = None
     if qrels_path is not None:
         judged = read_qrels(qrels_path)
         ctx.log.info("qrels: %d judged questions from %s", len(judged), qrels_path)
-    train_path = train.path if train is not None else None
     sets = {name: _read_questions(cfg, ctx, name, path, limit, passages, judged)
             for name, path, limit in (("train", train_path, cfg.max_train),
                                       ("eval", eval_path, cfg.max_eval))}
@@ -176,20 +191,28 @@ def _synthetic(cfg: LoadConfig, ctx: StageContext) -> LoadOutput:
                       _questions_table(kb.train), _questions_table(kb.eval))
 
 
-def _read_corpus(cfg: LoadConfig, ctx: StageContext, corpus: File, train, eval, qrels):
-    """(passages, eval questions' path, qrels' path): a BEIR folder may supply the last two."""
+def _check_required(cfg: LoadConfig, ctx: StageContext, paths: dict) -> None:
+    """Refuse, before the corpus is read, a set the recipe reads (``required``) that has no file
+    while others do: a data key left null, which would fail steps later as an empty input."""
+    missing = [name for name in cfg.required or [] if paths[name] is None]
+    if missing:
+        name, required = missing[0], ", ".join(cfg.required)
+        raise ConfigError(f"step '{ctx.step}': no {name} questions: data.{name}_questions is null "
+                          f"(inputs.{name} has no file) while other data files are set, and this "
+                          f"recipe reads them (steps.{ctx.step}.required: [{required}]); set "
+                          f"data.{name}_questions=PATH (a question file, or a folder of sets), or "
+                          "set every data path to null for the synthetic set")
+
+
+def _read_corpus(cfg: LoadConfig, ctx: StageContext, corpus_path):
+    """The passages of the corpus file."""
     from stages.lib.data.corpus import detect_corpus_format, read_corpus_table
 
-    corpus_path, eval_path, qrels_path = _beir_folder(corpus, eval, qrels, ctx)
-    if train is None and eval_path is None:
-        raise ConfigError(f"step '{ctx.step}': a corpus is wired but no questions; questions "
-                          "must come with their corpus: wire inputs.train and/or inputs.eval "
-                          "(or wire nothing to generate a synthetic set)")
     fmt = cfg.corpus_format or detect_corpus_format(corpus_path)
     passages = read_corpus_table(corpus_path, fmt, cfg.max_passages)
     ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus_path,
                  fmt, f", first {cfg.max_passages}" if cfg.max_passages else "")
-    return passages, eval_path, qrels_path
+    return passages
 
 
 def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, passages,
@@ -200,7 +223,11 @@ def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, 
     from stages.lib.data.question_sets import read_question_sets
 
     if path is None:
-        ctx.log.warning("%s: no file wired; the %s output is empty", name, name)
+        if cfg.required is None:   # the recipe does not say whether it reads this set
+            ctx.log.warning("%s: no file wired; the %s output is empty", name, name)
+        else:                      # a set it reads was checked by _check_required
+            ctx.log.info("%s: no file wired, and the recipe reads none (required: [%s]); the %s "
+                         "output is empty", name, ", ".join(cfg.required), name)
         return []
     rows = read_question_sets(path, require_answers=cfg.require_answers, max_questions=limit)
     if judged is not None:

@@ -4,18 +4,19 @@
 Questions from the loaded data keep their gold passage ids (the reference teacher needs them);
 ``no_retrieval`` extra instructions that need no documents (arithmetic, spelling, counting) are
 mixed in, so a retrieval decision has something to learn and evaluation can show a retrieval
-frequency strictly between 0 and 1. Task families with options or claims (ARC, OBQA, FEVER,
-ASQA; a set matches by name as everywhere: ``arc_challenge_processed`` is ARC) get their task
-instruction in front (:mod:`stages.selfrag.instructions`). A row's other columns are kept: the
-passages an evaluation set ships (``ctxs``) are then read as shipped by ``retrieve``, and ASQA's
-references reach ``selfrag.evaluate``.
+frequency strictly between 0 and 1; their ids are ``nr0``, ``nr1``, ..., and a loaded question
+with one of those ids is refused (rows are matched by id downstream). Task families with options
+or claims (ARC, OBQA, FEVER, ASQA; a set matches by name as everywhere: ``arc_challenge_processed``
+is ARC) get their task instruction in front (:mod:`stages.selfrag.instructions`). A row's other
+columns are kept: the passages an evaluation set ships (``ctxs``) are then read as shipped by
+``retrieve``, and ASQA's references reach ``selfrag.evaluate``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from orchestrator.api import StageContext, stage
+from orchestrator.api import DataError, StageContext, stage
 from stages.schemas import Questions
 
 
@@ -38,5 +39,11 @@ def instructions(questions: Questions, cfg: InstructionsConfig, ctx: StageContex
         rows.append({**r, "question": task_instruction(r.get("dataset") or "", r["question"],
                                                        choices)})
     extra = no_retrieval_items(cfg.no_retrieval, cfg.seed)
+    taken = {r["id"] for r in rows} & {r["id"] for r in extra}
+    if taken:   # label and evaluation match rows by id: a shared one would mix two items
+        raise DataError(f"step '{ctx.step}': question id {sorted(taken)[0]!r} of the loaded data "
+                        f"is also the id of a generated no-retrieval instruction (nr0 to "
+                        f"nr{cfg.no_retrieval - 1}); give that question another id in its file, "
+                        f"or set steps.{ctx.step}.no_retrieval: 0")
     ctx.log.info("instructions: %d from the data, %d that need no retrieval", len(rows), len(extra))
     return rows + extra

@@ -46,8 +46,9 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
-                raise DataError(f"{path} line {line_no}: not UTF-8 text ({err.reason} at column "
-                                f"{err.start + 1}); re-encode the file as UTF-8") from None
+                raise DataError(f"{path} line {line_no}: not UTF-8 text (byte "
+                                f"0x{raw[err.start]:02X} at column {err.start + 1}: {err.reason}); "
+                                "re-encode the file as UTF-8") from None
             yield line_no, (line.lstrip("\ufeff") if line_no == 1 else line)
 
 
@@ -74,12 +75,36 @@ def empty_error(path: Path, expected: str) -> DataError:
                      "check that the file was fully written")
 
 
+def _json_problem(err: json.JSONDecodeError, unit: str = "line") -> str:
+    """What is wrong with the JSON and where, in words that read cleanly: json's own message
+    (without the dangling "at" of "Invalid control character at"), or plainer words for a
+    trailing comma, a string left open, a raw tab and a value cut off where the ``unit`` ends."""
+    doc, pos, column = err.doc, err.pos, err.colno
+    here = doc[pos:pos + 1]
+    if here in ("}", "]") and doc[:pos].rstrip().endswith(","):
+        return f"a trailing ',' before the '{here}' at column {column}, which JSON does not allow"
+    if err.msg.startswith("Unterminated string"):
+        return f"the string that opens at column {column} never closes"
+    if err.msg.startswith("Invalid control character") and here in ("\n", "\r"):
+        return (f"a string still open at the end of the line, column {column}: its closing quote "
+                "is missing, or it holds a raw line break, which must be written \\n")
+    if err.msg.startswith("Invalid control character"):
+        return (f"a raw control character U+{ord(here):04X} in a string at column {column}, "
+                "which JSON does not allow: escape it, a tab as \\t")
+    if not doc[pos:].strip():
+        return f"the {unit} ends inside the JSON value: the record is cut off"
+    if err.msg == "Extra data":
+        return f"more text after the JSON value at column {column}"
+    msg = err.msg.removesuffix(" at")   # "Expecting value", "Invalid \\escape", ...
+    return f"{msg[0].lower()}{msg[1:]} at column {column}"
+
+
 def _json_error(path: Path, line: int, err: json.JSONDecodeError) -> DataError:
     if err.msg == "Extra data" and err.doc[err.pos:].strip() == ",":
         return DataError(f"{path} line {line}: a ',' follows the JSON object; JSON lines are "
                          "separated by newlines only; remove the trailing commas (or make the file "
                          "one JSON array [...])")
-    return DataError(f"{path} line {line}: invalid JSON ({err.msg} at column {err.colno}); "
+    return DataError(f"{path} line {line}: invalid JSON ({_json_problem(err)}); "
                      "expected one JSON object per line; fix or remove that line")
 
 
@@ -142,9 +167,9 @@ def _iter_json_array(path: Path, text: str, start_line: int) -> Iterator[tuple[i
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
-            raise DataError(f"{path} line {start_line + err.lineno - 1}: invalid JSON ({err.msg} at "
-                            f"column {err.colno}); expected a JSON array of records; "
-                            "fix the record") from None
+            raise DataError(f"{path} line {start_line + err.lineno - 1}: invalid JSON "
+                            f"({_json_problem(err, 'file')}); expected a JSON array of "
+                            "records; fix the record") from None
         yield line, value
         pos = ws.match(text, end).end()
         if pos < n and text[pos] == ",":

@@ -145,3 +145,44 @@ def test_arc_answer_keys_and_choices_load(env, tmp_path):
     out = load_data(LoadConfig(), ctx("load"), eval=file(folder))
     (row,) = written(Questions, out.eval)
     assert row["answers"] == ["B"] and row["choices"] == ["ice", "fire"]
+
+
+def test_a_required_set_without_a_file_names_its_data_key_before_the_corpus_is_read(env, tmp_path):
+    """Self-RAG with data.eval_questions left null used to warn here and fail a step later with
+    "input 'questions' is empty" naming no data key."""
+    _, _, ctx = env
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "1", "text": "x"\n')     # never read: the refusal comes first
+    train = tmp_path / "train.jsonl"
+    train.write_text('{"id": "q1", "question": "q", "answers": ["a"]}\n')
+    with pytest.raises(ConfigError) as info:
+        load_data(LoadConfig(required=["train", "eval"]), ctx("load"), corpus=file(corpus),
+                  train=file(train))
+    msg = info.value.message
+    assert "\n" not in msg
+    assert msg.startswith("step 'load': no eval questions: data.eval_questions is null")
+    assert "steps.load.required: [train, eval]" in msg
+    assert "set data.eval_questions=PATH" in msg
+
+
+def test_a_set_the_recipe_does_not_read_is_no_warning(env, tmp_path, caplog):
+    """Reinforced-IR on a BEIR folder wires no train questions (it synthesises its own): that
+    is a log line, not a warning; a recipe that does not say what it reads keeps the warning."""
+    import logging
+
+    caplog.set_level(logging.INFO)
+    _, written, ctx = env
+    beir = tmp_path / "scifact"
+    (beir / "qrels").mkdir(parents=True)
+    (beir / "corpus.jsonl").write_text('{"_id": "d1", "title": "T", "text": "x"}\n')
+    (beir / "queries.jsonl").write_text('{"_id": "q1", "text": "what?"}\n')
+    (beir / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    out = load_data(LoadConfig(require_answers=False, required=["eval"]), ctx("load"),
+                    corpus=file(beir))
+    assert len(written(Questions, out.eval)) == 1 and written(Questions, out.train) == []
+    train_lines = [r for r in caplog.records if r.getMessage().startswith("train:")]
+    assert [r.levelname for r in train_lines] == ["INFO"]
+    assert "the recipe reads none (required: [eval])" in train_lines[0].getMessage()
+    caplog.clear()
+    load_data(LoadConfig(require_answers=False), ctx("load"), corpus=file(beir))
+    assert [r.levelname for r in caplog.records if r.getMessage().startswith("train:")] == ["WARNING"]

@@ -76,3 +76,16 @@ def test_no_augmentation_variant_plans_without_the_augmenting_steps(tmp_path, ti
     steps = {line.split()[1] for line in capsys.readouterr().out.splitlines()
              if line.startswith("│")}
     assert "preference" in steps and not steps & {"augment", "nli_filter"}
+
+
+def test_result_labels_name_the_top_k_the_reader_reads():
+    """The evaluation rows said "retriever top-3" whatever retrieval.top_k was."""
+    from orchestrator.recipe import compose
+    from tests.conftest import REPO
+
+    for recipe in ("dpa_rag_demo.yaml", "dpa_rag_llama3.yaml"):
+        steps = compose(REPO / "conf" / recipe, ["retrieval.top_k=5"])[0].config["steps"]
+        assert steps["evaluate_base"]["name"] == "retriever top-5, base reader"
+        assert steps["evaluate_tuned"]["name"] == "retriever top-5, DPA-RAG reader"
+    steps = compose(REPO / "conf" / "dpa_rag_demo.yaml", [])[0].config["steps"]
+    assert steps["evaluate_base"]["name"] == "retriever top-3, base reader"   # cache keys kept

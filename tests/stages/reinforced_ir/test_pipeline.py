@@ -123,6 +123,10 @@ def test_a_beir_folder_is_one_override(tmp_path, tiny_models, monkeypatch):
     assert metrics["eval_base"]["queries"] == 2
     assert 0.0 <= metrics["eval_base"]["recall@10"] <= 1.0
     assert metrics["eval_base"]["recall@10"] == 1.0     # 3 passages, top 10: every gold is found
+    # no train questions is this recipe's design (synthesize makes its own): not a warning
+    load_log = next(runs.rglob("logs/load.log")).read_text()
+    assert "train: no file wired, and the recipe reads none" in load_log
+    assert "WARNING" not in load_log
 
 
 def test_a_folder_that_is_not_beir_is_refused_with_the_missing_file(tmp_path, tiny_models, monkeypatch):

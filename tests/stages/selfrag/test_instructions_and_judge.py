@@ -94,3 +94,22 @@ def test_the_reference_teacher_warns_when_no_passage_is_gold(env, caplog):
     assert "none of the 6 retrieved passages judged is a gold passage" in caplog.text
     assert "relevance: [Irrelevant] 6" in caplog.text
     assert "24 judgments, 0 unreadable, 0 dropped by the paper's rules" in caplog.text
+
+
+def test_a_question_id_of_a_generated_no_retrieval_item_is_refused(env):
+    """The no-retrieval items are ``nr0``, ``nr1``, ...: a loaded question called ``nr1`` used
+    to pass, two rows with one id, which label and evaluation then matched as one."""
+    from orchestrator.api import DataError
+
+    table, written, ctx = env
+    rows = [{"id": i, "dataset": "nq", "question": "Who founded Velmora?", "answers": ["Ardan"],
+             "gold": []} for i in ("q0", "nr1")]
+    with pytest.raises(DataError) as info:
+        instructions(table(Questions, rows), InstructionsConfig(no_retrieval=3),
+                     ctx("eval_instructions"))
+    assert ("step 'eval_instructions': question id 'nr1' of the loaded data is also the id of a "
+            "generated no-retrieval instruction (nr0 to nr2)") in info.value.message
+    assert "steps.eval_instructions.no_retrieval: 0" in info.value.message
+    out = written(Questions, instructions(table(Questions, rows), InstructionsConfig(no_retrieval=1),
+                                          ctx("instructions")))
+    assert [r["id"] for r in out] == ["q0", "nr1", "nr0"]   # no clash with nr0 alone

@@ -52,3 +52,44 @@ def test_non_utf8_and_qrels_errors(tmp_path):
     raises(["none.tsv", "the file is empty"], read_qrels, write(tmp_path / "none.tsv", ""))
     raises(["head.tsv", "no relevance judgements"], read_qrels,
            write(tmp_path / "head.tsv", "query-id\tcorpus-id\tscore\n"))
+
+
+BAD_LINES = [   # (the line after a good first one, what the message says); "at at column" was
+    # json's own "Invalid control character at" / "Unterminated string starting at" + " at column"
+    (b'{"id": "2", "q": "a",}\n', "a trailing ',' before the '}' at column 22, which JSON does "
+                                  "not allow"),
+    (b'{"id": "2", "q": "abc\n', "a string still open at the end of the line, column 22: its "
+                                 "closing quote is missing, or it holds a raw line break"),
+    (b'{"id": "2", "q": "abc', "the string that opens at column 18 never closes"),
+    (b'{"id": "2"} {"id": "3"}\n', "more text after the JSON value at column 13"),
+    (b'{"id": "2", "q": "a\tb"}\n', "a raw control character U+0009 in a string at column 20, "
+                                    "which JSON does not allow: escape it, a tab as \\t"),
+    (b'{"id": "2", "q": \n', "the line ends inside the JSON value: the record is cut off"),
+    (b'{"id" "2"}\n', "expecting ':' delimiter at column 7"),
+    (b'{"id": "2", "q": "caf\xe9"}\n', "not UTF-8 text (byte 0xE9 at column 22: invalid "
+                                      "continuation byte)"),
+]
+
+
+@pytest.mark.parametrize("line, expected", BAD_LINES)
+def test_malformed_json_lines_read_cleanly(tmp_path, line, expected):
+    from stages.lib.data.files import iter_json_records
+
+    p = tmp_path / "bad.jsonl"
+    p.write_bytes(b'{"id": "1"}\n' + line)
+    msg = raises(["bad.jsonl line 2: ", expected], list, iter_json_records(p))
+    assert " at at " not in msg and "(Expecting" not in msg, msg
+
+
+def test_malformed_json_arrays_read_cleanly(tmp_path):
+    from stages.lib.data.files import iter_json_records
+
+    p = write(tmp_path / "bad.json", '[{"id": "1"},\n {"id": "2", "q": "abc\n"}]\n')
+    raises(["bad.json line 2: invalid JSON (a string still open at the end of the line, column 23"],
+           list, iter_json_records(p))
+    p = write(tmp_path / "cut.json", '[{"id": "1"},\n {"id": "2", "q": ')
+    raises(["cut.json line 2: invalid JSON (the file ends inside the JSON value: the record is "
+            "cut off)"], list, iter_json_records(p))
+    p = write(tmp_path / "comma.json", '[{"id": "1"},\n {"id": "2",\n }]')
+    raises(["comma.json line 3: invalid JSON (a trailing ',' before the '}' at column 2, which "
+            "JSON does not allow)"], list, iter_json_records(p))
