@@ -56,6 +56,14 @@ def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
         if path is None or name not in read:
             refs[name] = None
             continue
+        if not str(path).strip():   # ``data.x=''``: would read the current directory
+            from orchestrator.where import set_at
+
+            problems.append(f"{set_at(Path(dag.recipe), f'sources.{name}', overrides)}: "
+                            f"source '{name}': the path is empty; set a path, or null to leave "
+                            "it out")
+            refs[name] = Ref("file", "", "missing:", [""], producer=f"source {name}")
+            continue
         p, tried = locate_source(path, dag.recipe)
         if p is None:
             from orchestrator.where import set_at

@@ -70,6 +70,19 @@ def test_missing_relative_source_names_both_places(project, tmp_path, capsys):
     assert expected in capsys.readouterr().err.replace("\n", "")
 
 
+def test_an_empty_source_path_is_refused_not_read_as_the_current_directory(project, tmp_path,
+                                                                         capsys):
+    """``sources.numbers=''`` (say ``data.eval_questions=''``) once read the current directory."""
+    recipe, _, _ = project
+    expected = ("override 'sources.numbers=''': source 'numbers': the path is empty; set a path, "
+                "or null to leave it out")
+    assert rag("plan", str(recipe), "sources.numbers=''", "--check", runs=tmp_path / "runs") == 2
+    assert expected in " ".join(capsys.readouterr().out.split())
+    assert rag("run", str(recipe), "sources.numbers=''", "--no-progress",
+               runs=tmp_path / "runs") == 2
+    assert expected in " ".join(capsys.readouterr().err.split())
+
+
 def test_project_dir_is_the_folder_holding_conf():
     from orchestrator.locate import project_dir
 
