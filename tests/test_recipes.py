@@ -109,3 +109,24 @@ def test_sweep_plan_of_the_paper_recipe_shares_everything_before_dpo(tmp_path, m
     tasks_per_member = plan["tasks"] // 3
     # dpo, infer (8 shards) and evaluate differ per member; everything else is shared
     assert plan["unique_tasks"] == tasks_per_member + 2 * (1 + 8 + 1)
+
+
+@pytest.mark.parametrize("name", [n for n in RECIPES if n.endswith("_demo.yaml")
+                                  and not n.startswith("reinforced_ir")])   # reads no train set
+def test_own_data_without_eval_questions_stops_at_load(name, tmp_path, monkeypatch):
+    """Every demo's own-data line with data.eval_questions forgotten is refused at load, naming
+    the key, before the corpus is read: not a warning there and an "input is empty" failure
+    steps later (each recipe's load says which question sets it reads)."""
+    (tmp_path / "corpus.jsonl").write_text('{"id": "p1", "title": "T", "text": "Velmora."}\n')
+    (tmp_path / "train.jsonl").write_text(json.dumps(
+        {"id": "q1", "question": "Who?", "answers": ["Ardan"], "gold": ["p1"]}) + "\n")
+    monkeypatch.chdir(REPO)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
+    code = rag("run", f"conf/{name}", f"data.corpus={tmp_path / 'corpus.jsonl'}",
+               f"data.train_questions={tmp_path / 'train.jsonl'}", "--only", "load",
+               "--no-progress", runs=runs)
+    log = (runs / "latest" / "logs" / "load.log").read_text()
+    assert code == 2, log
+    assert "step 'load': no eval questions: data.eval_questions is null" in log
+    assert "corpus: " not in log     # refused before the corpus was read

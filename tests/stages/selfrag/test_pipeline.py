@@ -128,21 +128,3 @@ def _check_generator_and_evaluation(runs, arts):
     assert metrics["eval_none"]["retrieval_frequency"] == 0.0
     assert metrics["eval_top1"]["retrieval_frequency"] == 1.0
     assert metrics["eval_adaptive"]["label"] == "Self-RAG adaptive retrieval"
-
-
-def test_own_data_without_eval_questions_stops_at_load_naming_the_key(tmp_path, monkeypatch):
-    """The demo's own-data line with data.eval_questions forgotten: a refusal at load that names
-    the key, not a warning there and an "input 'questions' is empty" failure a step later."""
-    (tmp_path / "corpus.jsonl").write_text('{"id": "p1", "title": "T", "text": "Velmora."}\n')
-    (tmp_path / "train.jsonl").write_text(json.dumps(
-        {"id": "q1", "question": "Who?", "answers": ["Ardan"], "gold": ["p1"]}) + "\n")
-    monkeypatch.chdir(REPO)
-    runs = tmp_path / "runs"
-    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
-    code = rag("run", "conf/selfrag_demo.yaml", f"data.corpus={tmp_path / 'corpus.jsonl'}",
-               f"data.train_questions={tmp_path / 'train.jsonl'}", "--until", "eval_instructions",
-               "--no-progress", runs=runs)
-    assert code == 2
-    log = (runs / "latest" / "logs" / "load.log").read_text()
-    assert "step 'load': no eval questions: data.eval_questions is null" in log
-    assert not (runs / "latest" / "logs" / "eval_instructions.log").exists()
