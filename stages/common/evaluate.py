@@ -21,7 +21,9 @@ put rows like "no retrieval", "top-3" and "DynamicRAG" side by side. All values 
 (one table row per evaluation), except ``by_dataset`` and ``macro``: when the questions come
 from several datasets (the paper's seven evaluation sets, one file each), one block per set with
 that set's metrics (``set_metrics``: the paper reports accuracy for FEVER, ROUGE-L for ELI5, EM
-for the others), and ``macro``, the unweighted mean over the sets of each metric.
+for the others) and its ``avg_selected_docs`` (a set may read its own number of passages, as
+DPA-RAG's WebQSP reads 2, and DynamicRAG picks a number per question), and ``macro``, the
+unweighted mean over the sets of each metric.
 
 Fixes relative to the seeds: ``token_f1`` is a real token F1 (the seed's ``--metric f1`` zipped
 characters); an empty prediction does not "match" every gold; golds come from ``answers`` for
@@ -106,6 +108,7 @@ def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,
                retrieval_names: list[str]) -> dict:
     rows = [r for r in per_question if r["dataset"] == dataset]
     return {"num_questions": len(rows),
+            "avg_selected_docs": _mean([r["num_selected"] for r in rows]),
             **{name: _mean([r[name] for r in rows if r[name] is not None])
                for name in set_metric_names(dataset, cfg) + retrieval_names}}
 
@@ -125,7 +128,7 @@ def _macro(blocks: dict[str, dict]) -> dict:
     return out
 
 
-@stage("evaluate", version=4)
+@stage("evaluate", version=5)   # 5: avg_selected_docs per set
 def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
     """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
     rows = predictions.rows()

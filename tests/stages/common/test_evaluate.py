@@ -81,21 +81,22 @@ def test_display_doctest():
 
 def test_one_block_per_set_with_its_metrics_and_the_macro_average(env):
     table, written, ctx = env
-    rows = [prediction_row("nq/0", "Paris", ["Paris"]),
-            prediction_row("nq/1", "Rome", ["Paris"]),
-            prediction_row("fever/0", "refutes", ["REFUTES"], dataset="fever"),
+    rows = [prediction_row("nq/0", "Paris", ["Paris"], selected=[1]),
+            prediction_row("nq/1", "Rome", ["Paris"], selected=[1, 2]),   # a set's docs: its mean
+            prediction_row("fever/0", "refutes", ["REFUTES"], dataset="fever", selected=[1, 2, 3]),
             prediction_row("eli5/0", "the cat sat on the mat", ["the cat lay on the mat"],
-                           dataset="eli5")]
+                           dataset="eli5", selected=[2, 1])]
     cfg = EvaluateConfig(metrics=["exact_match"], set_metrics={
         "fever": ["first_char_accuracy"], "eli5": ["rouge_l"]})
     metrics = written(EvalMetrics, evaluate(table(Predictions, rows), cfg, ctx("e")).metrics)
     assert metrics["by_dataset"] == {
-        "eli5": {"num_questions": 1, "rouge_l": pytest.approx(5 / 6)},
-        "fever": {"num_questions": 1, "first_char_accuracy": 1.0},
-        "nq": {"num_questions": 2, "exact_match": 0.5}}
+        "eli5": {"num_questions": 1, "avg_selected_docs": 2.0, "rouge_l": pytest.approx(5 / 6)},
+        "fever": {"num_questions": 1, "avg_selected_docs": 3.0, "first_char_accuracy": 1.0},
+        "nq": {"num_questions": 2, "avg_selected_docs": 1.5, "exact_match": 0.5}}
     # unweighted over sets: each metric averaged over the sets that report it
-    assert metrics["macro"] == {"num_sets": 3, "exact_match": 0.5,
-                                "first_char_accuracy": 1.0, "rouge_l": pytest.approx(5 / 6)}
+    assert metrics["macro"] == {"num_sets": 3, "avg_selected_docs": pytest.approx(13 / 6),
+                                "exact_match": 0.5, "first_char_accuracy": 1.0,
+                                "rouge_l": pytest.approx(5 / 6)}
     with pytest.raises(ConfigError, match=r"unknown \['acc'\]"):
         EvaluateConfig(set_metrics={"fever": ["acc"]})
 

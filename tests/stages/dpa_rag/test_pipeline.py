@@ -79,13 +79,18 @@ def test_no_augmentation_variant_plans_without_the_augmenting_steps(tmp_path, ti
 
 
 def test_result_labels_name_the_top_k_the_reader_reads():
-    """The evaluation rows said "retriever top-3" whatever retrieval.top_k was."""
+    """The evaluation rows said "retriever top-3" whatever retrieval.top_k was, and the paper
+    recipe's did not say that WebQSP reads 2 (its per-set block shows the docs read)."""
     from orchestrator.recipe import compose
     from tests.conftest import REPO
 
-    for recipe in ("dpa_rag_demo.yaml", "dpa_rag_llama3.yaml"):
+    for recipe, read in (("dpa_rag_demo.yaml", "top-5"),
+                         ("dpa_rag_llama3.yaml", "top-5 (WebQSP: top-2)")):   # top_k_by_set
         steps = compose(REPO / "conf" / recipe, ["retrieval.top_k=5"])[0].config["steps"]
-        assert steps["evaluate_base"]["name"] == "retriever top-5, base reader"
-        assert steps["evaluate_tuned"]["name"] == "retriever top-5, DPA-RAG reader"
+        assert steps["evaluate_base"]["name"] == f"retriever {read}, base reader"
+        assert steps["evaluate_tuned"]["name"] == f"retriever {read}, DPA-RAG reader"
+    steps = compose(REPO / "conf" / "dpa_rag_llama3.yaml",
+                    ["retrieval.top_k_by_set.webqsp=1"])[0].config["steps"]
+    assert steps["evaluate_base"]["name"] == "retriever top-3 (WebQSP: top-1), base reader"
     steps = compose(REPO / "conf" / "dpa_rag_demo.yaml", [])[0].config["steps"]
     assert steps["evaluate_base"]["name"] == "retriever top-3, base reader"   # cache keys kept
