@@ -93,7 +93,11 @@ def main(argv: list[str] | None = None) -> int:
             console().print(f"  hint: {escape(e.hint)}", soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
-        console().print("[yellow]interrupted[/]: finished steps are cached; rerun the same command to resume")
+        if args.command == "run":
+            console().print("[yellow]interrupted[/]: finished steps are cached; rerun the same "
+                            "command to resume")
+        else:   # plan, status, show, gc, verify run no step: there is nothing to resume
+            console().print(f"[yellow]interrupted[/]: rag {args.command} stopped")
         return 130
     except Exception as e:  # noqa: BLE001 - an internal error: one line unless asked
         if os.environ.get("RAGLINE_FULL_ERROR") == "1":

@@ -106,6 +106,13 @@ def find_run(runs: Path, spec: str | None) -> Path:
         hits = [h for h in hits if (h / "status.json").is_file()]
         if hits:
             return hits[-1]
+        sweep = find_sweep(runs, spec)
+        if sweep is not None:   # `rag show X --run SWEEP`, `rag verify SWEEP`: which member?
+            members = sorted(p.parent.name for p in sweep.glob("member-*/status.json"))
+            raise ConfigError(f"'{spec}' is a sweep of {len(members)} run(s), not one run: name "
+                              f"one of its members ({sweep.name}/{members[0]}"
+                              + (f" … {members[-1]}" if len(members) > 1 else "") + ")",
+                              hint=f"rag status {spec} lists the members and their values")
         newest = sorted((p for p in runs.glob("*/*") if p.is_dir() and (
             (p / "status.json").is_file() or p.name.endswith("-sweep"))),
             key=lambda p: p.name)[-3:]
@@ -114,6 +121,11 @@ def find_run(runs: Path, spec: str | None) -> Path:
                           hint="`rag status` shows the latest run; name one as <time>, <time>-sweep, "
                                "<recipe>/<time> or its path (runs live in runs/<recipe>/<time>)"
                                + known)
+    if not runs.is_dir():
+        raise ConfigError(f"no runs directory {runs}/ (looked from {Path.cwd()})",
+                          hint="runs are read from ./runs unless --runs-dir is given: pass the "
+                               "--runs-dir (or the recipe's ragline.runs_dir) that rag run used, "
+                               "or start a run: rag run RECIPE")
     latest = runs / "latest"
     if (latest / "status.json").is_file():
         return latest.resolve()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 EXAMPLES = """examples:
   rag dag conf/dynamicrag_demo.yaml
-  rag dag conf/dynamicrag_llama3.yaml --format mermaid > dag.md
+  rag dag conf/dynamicrag_llama3.yaml --format mermaid > dag.mmd   # for mermaid-cli (mmdc)
   rag dag conf/dynamicrag_llama3.yaml --format dot | dot -Tpng > dag.png"""
 
 
@@ -12,7 +12,8 @@ def add_arguments(p) -> None:
     from orchestrator.cli.common import add_recipe_arguments
 
     add_recipe_arguments(p)
-    p.add_argument("--format", choices=["text", "mermaid", "dot"], default="text")
+    p.add_argument("--format", choices=["text", "mermaid", "dot"], default="text",
+                   help="text (default): a line per step; mermaid or dot: a graph")
 
 
 def render(dag, fmt: str) -> str:
@@ -29,8 +30,8 @@ def render(dag, fmt: str) -> str:
             outs = ", ".join(f"{o}:{t['type']}" for o, t in step.stage.outputs.items())
             lines.append(f"{name} [{step.stage.name}{'; ' + ', '.join(extra) if extra else ''}]"
                          f"  in: {ins or '-'}  out: {outs}")
-        for name, path in dag.sources.items():
-            lines.append(f"source {name}: {path}")
+        for name, path in dag.sources.items():   # None: the recipe leaves the path unset
+            lines.append(f"source {name}: {'(no path set)' if path is None else path}")
         return "\n".join(lines)
     if fmt == "mermaid":
         lines.append("flowchart LR")
@@ -62,6 +63,10 @@ def main(args) -> int:
 
     _, members, dags = load(args)
     sys.stdout.write(render(dags[0], args.format) + "\n")
+    if len(dags) > 1:   # -m: one DAG is drawn, and the user is told which
+        console().print(f"[yellow]note:[/] drawn for member 0 of {len(dags)} "
+                        f"({escape(' '.join(members[0].overrides))}); to draw another, give its "
+                        "overrides without -m", soft_wrap=True)
     for note in recipe_notes(members):   # on stderr: `--format dot | dot` reads stdout
         console().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     return 0

@@ -32,8 +32,27 @@ def add_arguments(p) -> None:
     from orchestrator.cli.common import whole_number
 
     p.add_argument("--keep-runs", type=whole_number(0), default=10, help="runs per recipe to keep (default 10)")
-    p.add_argument("--keep-days", type=float, default=None, help="also keep runs younger than this")
-    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--keep-days", type=days, default=None, metavar="DAYS",
+                   help="also keep runs younger than this many days (0 or more)")
+    p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
+
+
+def days(text: str) -> float:
+    """An argparse ``type``: a number of days, 0 or more (not nan, not inf).
+
+    >>> days("30"), days("0.5")
+    (30.0, 0.5)
+    """
+    import argparse
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of days, got {text!r}") from None
+    if not math.isfinite(value) or value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number of days, 0 or more, got {text!r}")
+    return value
 
 
 def run_keys(run: Path) -> set[str] | None:
@@ -86,7 +105,9 @@ def collect(store, runs: Path, args) -> tuple[set[str], list[str], float | None]
     """(keys to keep, lines saying why, start of the oldest live run or None)."""
     from orchestrator.leases import HOST, live_leases, register_runs_dir, registered_runs_dirs
 
-    if not args.dry_run:   # a dry run writes nothing, not even this runs dir's registration
+    # a dry run writes nothing, not even this runs dir's registration; nor does gc where there
+    # is no runs directory (a mistyped --runs-dir is not created, with a cache in it)
+    if not args.dry_run and runs.is_dir():
         register_runs_dir(store.root, runs)
     registered = registered_runs_dirs(store.root)
     if all(d.resolve() != runs.resolve() for d, _ in registered):
@@ -219,7 +240,7 @@ def _size(path: Path | str) -> int:
 
 def main(args) -> int:
     from orchestrator.cli.common import runs_dir
-    from orchestrator.logs import console
+    from orchestrator.logs import console, escape
     from orchestrator.store import Store
 
     runs = runs_dir(args)
@@ -248,6 +269,10 @@ def main(args) -> int:
             soft_wrap=True)
     for line in why:
         c.print(f"  {line}", soft_wrap=True)
+    if not runs.is_dir():
+        c.print(f"[yellow]note:[/] no runs directory {escape(str(runs))}/ (looked from "
+                f"{escape(str(Path.cwd()))}), so no run of it keeps an entry; if rag run wrote "
+                "its runs elsewhere, pass that --runs-dir", soft_wrap=True)
     if failed:
         c.print(f"[red]could not remove {len(failed)}[/] (read-only cache?): {failed[0]}"
                 + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""), soft_wrap=True)

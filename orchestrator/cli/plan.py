@@ -41,6 +41,12 @@ def main(args) -> int:
     elsewhere = runs_elsewhere(args)
     recipe, members, dags = load(args)
     runs = runs_dir(args, dags[0])
+    if runs.exists() and not runs.is_dir():   # as rag run refuses it (not two "damaged" warnings)
+        from orchestrator.cli.run import RUNS_DIR_HINT
+        from orchestrator.errors import ConfigError
+
+        raise ConfigError(f"runs directory {runs.absolute()} is a file, not a directory",
+                          hint=RUNS_DIR_HINT)
     store = Store.for_runs(runs)
     store.remember_lookups()
     plans = _plans(args, members, dags, store, runs, recipe)

@@ -106,7 +106,7 @@ def _run(args) -> int:
     from orchestrator.errors import ConfigError, DataError, RagError
     from orchestrator.logs import console, escape
     from orchestrator.rundir import RunDir, shell_command
-    from orchestrator.runner import Options, Runner
+    from orchestrator.runner import Options, Runner, check_selection
     from orchestrator.store import Store, check_dir
 
     elsewhere = runs_elsewhere(args)
@@ -116,11 +116,15 @@ def _run(args) -> int:
     runs = runs_dir(args, dags[0])
     if elsewhere and str(runs) == "runs":   # neither --runs-dir nor ragline.runs_dir moved it
         console().print(f"[yellow]note:[/] {escape(elsewhere)}", soft_wrap=True)
-    check_dir(runs, "runs directory", RUNS_DIR_HINT)
-    store = Store.for_runs(runs)  # checked by the runner, before the plan reads it
     command = shell_command(args.argv)
     opts = Options(set(args.only), set(args.from_), set(args.force), args.jobs,
                    not args.no_progress, command, until=set(args.until))
+    for dag in dags:
+        # a misnamed --only/--until/--from/--force is refused before a run record exists: a
+        # record of it would become `latest` and count as a run in gc --keep-runs
+        check_selection(dag, opts)
+    check_dir(runs, "runs directory", RUNS_DIR_HINT)
+    store = Store.for_runs(runs)  # checked by the runner, before the plan reads it
     sweep = None
     if args.multirun:   # a sweep, even of one value: its record is where a sweep's is
         if _sweep_refused(members, dags, store, runs, opts):

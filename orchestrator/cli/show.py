@@ -10,18 +10,22 @@ EXAMPLES = """examples:
   rag show retrieve_eval             # the latest run's retrieve_eval output
   rag show label.bc -n 3             # one output of a multi-output step
   rag show sft                       # a directory (a checkpoint): its files and sizes
-  rag show evaluate --run 20261121-101500
+  rag show evaluate.metrics --run 20261121-101500   # a run by name (default: the latest)
   rag show retrieve_eval --json"""
 
 MAX_FILES = 50
 
 
 def add_arguments(p) -> None:
+    from orchestrator.cli.common import whole_number
+
     p.add_argument("step", help="STEP or STEP.OUTPUT")
-    p.add_argument("--run", default=None, help="run directory or name (default: latest)")
-    p.add_argument("--runs-dir", default=None)
-    p.add_argument("-n", "--rows", type=int, default=5, help="rows to print (default 5)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--run", default=None,
+                   help="run directory or name, or a sweep's member (default: the latest run)")
+    p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
+    p.add_argument("-n", "--rows", type=whole_number(0), default=5,
+                   help="rows to print, 0 or more (default 5)")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def artifact_dirs(path: Path) -> list[Path]:
@@ -96,6 +100,15 @@ def dir_info(dirs: list[Path]) -> dict:
     return {"size": f"{total} bytes in {len(files)} file(s)", "files": files}
 
 
+def matching(links: list[str], name: str) -> list[str]:
+    """The artifact links (``STEP.OUTPUT``) that ``rag show NAME`` names.
+
+    >>> matching(["load.corpus", "load.train", "sft.out"], "load"), matching(["sft.out"], "sft")
+    (['load.corpus', 'load.train'], ['sft.out'])
+    """
+    return [l for l in links if l == name or l == f"{name}.out" or l.startswith(f"{name}.")]
+
+
 def _step_state(run: Path, step: str) -> dict | None:
     """The step's record in the run's status.json (None: no such step, or no readable record)."""
     try:
@@ -104,17 +117,27 @@ def _step_state(run: Path, step: str) -> dict | None:
         return None
 
 
+def _command(run: Path) -> str:
+    """The command that made ``run`` (from its record), or a generic one."""
+    try:
+        command = json.loads((run / "status.json").read_text()).get("command")
+    except (OSError, ValueError, AttributeError):
+        command = None
+    return command if isinstance(command, str) and command else "rag run RECIPE"
+
+
 def main(args) -> int:
+    import shlex
     import sys
 
     from orchestrator.cli.common import find_run, runs_dir
-    from orchestrator.errors import ConfigError, did_you_mean
-    from orchestrator.logs import report
+    from orchestrator.errors import ConfigError, DataError, did_you_mean
+    from orchestrator.logs import escape, report
 
     run = find_run(runs_dir(args), args.run)
     links = sorted(p.name for p in (run / "artifacts").glob("*")) if (run / "artifacts").is_dir() else []
     name = args.step
-    matches = [l for l in links if l == name or l == f"{name}.out" or l.startswith(f"{name}.")]
+    matches = matching(links, name)
     if len(matches) != 1:
         step_state = _step_state(run, name)
         if not matches and step_state and step_state.get("state") in ("failed", "skipped",
@@ -130,10 +153,18 @@ def main(args) -> int:
                               hint=f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}"
                               if links else "this run recorded no artifacts; rag status lists its "
                                             "steps, rag show STEP --run NAME reads another run")
-        raise ConfigError(f"step '{name}' has several outputs; name one: " + ", ".join(matches))
+        raise ConfigError(f"step '{name}' has several outputs; name one: " + ", ".join(matches),
+                          hint=f"rag show {matches[0]}"
+                               + (f" --run {shlex.quote(args.run)}" if args.run else ""))
     step = matches[0].split(".")[0]
     link = run / "artifacts" / matches[0]
     dirs = artifact_dirs(link)
+    if not all(d.is_dir() for d in dirs):   # not damaged: its cache entry is gone as a whole
+        raise DataError(f"{matches[0].removesuffix('.out')} of run {run.name} is no longer in the "
+                        f"cache (removed by rag gc, or the cache moved): "
+                        f"{next(d for d in dirs if not d.is_dir())}",
+                        hint="recompute it by rerunning the run's command (its other steps are "
+                             f"reused): {_command(run)}")
     manifests = [read_manifest(d, step) for d in dirs]
     manifest = manifests[0]
     info = {"artifact": matches[0].removesuffix(".out"), "type": manifest.get("type"),
@@ -148,8 +179,6 @@ def main(args) -> int:
         try:
             info["metrics"] = json.loads((dirs[0] / "metrics.json").read_text())
         except (OSError, ValueError) as e:
-            from orchestrator.errors import DataError
-
             raise DataError(f"{dirs[0] / 'metrics.json'}: {_why(e)}; the cached artifact is damaged",
                             hint=f"recompute it with rag run RECIPE --force {step}") from None
     else:
@@ -169,7 +198,7 @@ def main(args) -> int:
             if len(v) > MAX_FILES:
                 c.print(f"  … {len(v) - MAX_FILES} more")
         else:
-            c.print(f"[bold]{k}[/]: {v}", soft_wrap=True)
+            c.print(f"[bold]{k}[/]: {escape(str(v))}", soft_wrap=True)
     for i, row in enumerate(rows):
         text = json.dumps(row, default=str, ensure_ascii=False)
         c.print(f"row {i}: " + (text if len(text) < 600 else text[:600] + " …"),

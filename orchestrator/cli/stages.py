@@ -21,7 +21,7 @@ def add_arguments(p) -> None:
     p.add_argument("name", nargs="?", help="one stage")
     p.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
                    help="also import stages from this module")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
 
 
 def type_text(tp) -> str:

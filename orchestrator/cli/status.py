@@ -11,26 +11,20 @@ EXAMPLES = """examples:
 
 def add_arguments(p) -> None:
     p.add_argument("run", nargs="?", help="run directory or name (default: the latest run)")
-    p.add_argument("--runs-dir", default=None, help="default: ./runs")
-    p.add_argument("--json", action="store_true", help="print status.json")
+    p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
+    p.add_argument("--json", action="store_true",
+                   help="machine-readable: the run's status.json (a sweep: its members)")
 
 
 def main(args) -> int:
     import json
     import sys
-    from pathlib import Path
 
     from orchestrator.cli.common import find_run, find_sweep, read_status, runs_dir
     from orchestrator.cli.summary import print_run_summary
-    from orchestrator.errors import ConfigError
     from orchestrator.logs import escape, report
     from orchestrator.rundir import effective_state
 
-    if not args.run and not runs_dir(args).is_dir():
-        raise ConfigError(f"no runs directory {runs_dir(args)}/ (looked from {Path.cwd()})",
-                          hint="rag status reads ./runs unless given --runs-dir: pass the "
-                               "--runs-dir (or the recipe's ragline.runs_dir) that rag run used, "
-                               "or start a run: rag run RECIPE")
     sweep = find_sweep(runs_dir(args), args.run)
     if sweep is not None:
         return _sweep_status(sweep, args.json)
@@ -45,12 +39,18 @@ def main(args) -> int:
         sys.stdout.write(json.dumps(status, indent=1) + "\n")
         return 0
     print_run_summary(status, brief=False)
-    report().print(f"state: {status['state']}   command: {status['command']}")
+    # escaped: a command or an error may hold brackets (ragline.imports=[a.b]) that rich would
+    # read as markup and drop
+    report().print(f"state: {escape(status['state'])}   command: {escape(str(status['command']))}",
+                   soft_wrap=True)
+    if status["state"] == "interrupted":
+        report().print("rerun that command to resume: finished steps are reused", soft_wrap=True)
     if status.get("error"):
-        report().print(f"[red]error:[/] {status['error']}", soft_wrap=True)
+        report().print(f"[red]error:[/] {escape(str(status['error']))}", soft_wrap=True)
     for name, s in status["steps"].items():
         if s.get("state") == "failed":
-            report().print(f"[red]✗ {name}[/]: {s.get('error')}\n  log: {s.get('log')}")
+            report().print(f"[red]✗ {escape(name)}[/]: {escape(str(s.get('error')))}\n  log: "
+                           f"{escape(str(s.get('log')))}", soft_wrap=True)
     if run.parent.name.endswith("-sweep"):
         report().print(f"a member of sweep {escape(str(run.parent))}: rag status "
                        f"{escape(run.parent.name)} shows every member", soft_wrap=True)

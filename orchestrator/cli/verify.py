@@ -12,15 +12,16 @@ EXAMPLES = """examples:
   rag verify --all                   # every entry in the cache
   rag verify --all --quarantine      # and move damaged ones aside (the next run recomputes them)
 
-exit codes: 0 all intact, 1 something is damaged."""
+exit codes: 0 all intact, 1 something is damaged, 2 a usage error (such as no such run)."""
 
 
 def add_arguments(p) -> None:
-    p.add_argument("run", nargs="?", default=None, help="run directory or name (default: latest)")
+    p.add_argument("run", nargs="?", default=None,
+                   help="run directory or name, or a sweep's member (default: the latest run)")
     p.add_argument("--all", action="store_true", help="every entry in the cache")
     p.add_argument("--quarantine", action="store_true",
                    help="move damaged entries to the cache's quarantine/ folder")
-    p.add_argument("--runs-dir", default=None)
+    p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
 
 
 def entry_problem(entry) -> str | None:
