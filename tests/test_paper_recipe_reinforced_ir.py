@@ -59,8 +59,8 @@ def _teacher_lessons():
             asked = rng.choice(["When was the place founded?", "Who founded the place?"])
             out.append((messages(query, task=task, passage=passage, query_type="claim",
                                  passage_type="passage", **constraints(rng)), "", asked))
-            out.append((messages(quality, task=task, query=asked, passage=passage), "",
-                        "1" if river else "0"))
+            out.append((messages(quality, task=task, query=asked, passage=passage,
+                                 relation="supports or refutes"), "", "1" if river else "0"))
         return out
 
     return lessons
@@ -72,6 +72,7 @@ def paper_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("rir_paper")
     texts = [t for _, _, t in PLACES] + [q for _, q in QUERIES] + [
         "Task: Query: Passage: Reply with 1 if it does and 0 Write one claim that this answers",
+        "Decide whether the passage supports or refutes the query",
         "Rank the passages below [0] > [1] > [2] identifiers relevant Generate the topic about"]
     encoder, generator = tiny_encoder(root / "encoder", texts), tiny_causal_lm(root / "lm", texts)
     teacher = tiny_causal_lm(root / "teacher", texts)
@@ -138,6 +139,7 @@ def test_the_paper_settings_reach_the_steps(paper_run):
     assert (adapter["r"], adapter["lora_alpha"]) == (32, 64)          # paper: LoRA r 32, alpha 64
     config = (runs / "latest" / "config.yaml").read_text()
     assert "query_type: claim" in config and "warmup_ratio: 0.0" in config
+    assert "stance: random" in config and "repetition_penalty: 1.1" in config
 
 
 def test_both_rounds_train_the_generator_and_the_retriever(paper_run):

@@ -7,6 +7,12 @@ query, T 0, for retriever training and for inference). One stage does both: ``n`
 of the retrieval task; the augmentation is stored as generated, and the
 topic prefix is added where it is embedded (``stages.reinforced_ir.fusion``). The prompt is a
 file (``conf/prompts/reinforced_ir/augment.yaml``) wired as an input, so it is in the cache key.
+
+``repetition_penalty``: the original samples the generator with vLLM's ``repetition_penalty``
+1.1 (its ``LLMInstructAgent`` default); unset here (None) no penalty is asked, and the requests,
+their cached answers and the output are those from before the setting existed (version 1).
+With the vLLM and transformers backends and a vLLM-style server it is applied; api.openai.com
+refuses it (``stages.lib.endpoint``).
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt
 
-from orchestrator.api import StageContext, added, stage
+from orchestrator.api import ConfigError, StageContext, added, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.reinforced_ir.schemas import Augmented, AugmentationPrompt
 from stages.schemas import Model, Questions
@@ -39,6 +45,14 @@ class AugmentConfig:
     # only queries with a gold passage id: the evaluation scores no other, and a BEIR folder's
     # queries.jsonl holds every split (SciFact: 1,109 queries, 300 judged in qrels/test.tsv)
     judged_only: bool = added(False)
+    # vLLM's penalty on tokens already in the prompt or reply (paper: 1.1); None/1.0: none
+    repetition_penalty: Annotated[float, Gt(0)] | None = added(None)
+
+    def __post_init__(self):
+        p = self.repetition_penalty
+        if p is not None and not p > 0:
+            raise ConfigError(f"repetition_penalty: expected a value > 0 (1.0 = no penalty), "
+                              f"got {p}", hint="the paper samples with 1.1; or leave it unset")
 
 
 @stage("reinforced_ir.augment", version=1, shard_by="queries",
@@ -67,6 +81,7 @@ def augment(queries: Questions, prompt: AugmentationPrompt, cfg: AugmentConfig, 
     with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="augment.llm") as client:
         replies = client.chat(asks, n=cfg.n, seed=cfg.seed, temperature=cfg.temperature,
                               top_p=cfg.top_p, max_tokens=cfg.max_tokens,
+                              repetition_penalty=cfg.repetition_penalty,
                               progress=lambda it: ctx.progress(it, desc="augment"))
     for row, reply in zip(rows, replies):
         row["augmentations"] = [t.strip() for t in reply.texts]

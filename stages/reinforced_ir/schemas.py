@@ -35,16 +35,18 @@ class RetrieverData(Table):
 
 class QueryPrompt(PromptFile):
     """Query synthesis from a passage: the task, the passage, the query and passage types, and
-    a sampled length and style (``synthesis.constraints``)."""
+    a sampled length, style and relation (``synthesis.constraints``: what the passage does to
+    the query, "answers", "supports" or "refutes")."""
 
-    fills = ("task", "passage", "query_type", "passage_type", "length", "style")
+    fills = ("task", "passage", "query_type", "passage_type", "relation", "length", "style")
     needs = {"passage": "the LLM never sees the passage its query must be answered by"}
 
 
 class QualityPrompt(PromptFile):
-    """Quality control of a synthetic query: the task, the query and its passage."""
+    """Quality control of a synthetic query: the task, the query, its passage, and what the
+    passage must do to it (``synthesis.quality_relation``: "answers", "supports or refutes")."""
 
-    fills = ("task", "query", "passage")
+    fills = ("task", "query", "passage", "relation")
     needs = {"query": "the LLM never sees the query it checks",
              "passage": "the LLM never sees the passage it checks the query against"}
     without = {name: "to keep every synthetic query unchecked, set synthesize's "

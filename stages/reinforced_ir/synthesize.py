@@ -5,6 +5,13 @@ Seed step: ``generate_universal_query.py`` (SEEDS §5.3 step 1): shuffle the cor
 query under a sampled length and style constraint; then ask again, with a 0/1 prompt, whether the
 passage answers the query, and keep the pair when the answer contains "1".
 
+Claim datasets (``stance``): the original asks SciFact's, FEVER's and Climate-FEVER's passages,
+at random per passage, for a claim the passage supports or one it refutes (``stance: random``;
+ArguAna: always refutes, ``stance: refutes``), with claim lengths (10 to 15 words ×5, at least 15
+×2) instead of the question lengths (``stages.reinforced_ir.synthesis``). The query prompt gets
+the stance as ``{relation}`` ("answers" for questions), so a prompt file must use it to ask for
+a stance; one without it still serves questions.
+
 Each query becomes a ``Questions`` row whose ``gold`` is its source passage id (the positive in
 every later step). Every LLM call goes through the shared endpoint client, cached under the step's
 scratch directory: a killed step resumes where it stopped (the original only skipped a dataset
@@ -15,18 +22,23 @@ Not shardable: which passages are asked about is one sample of the whole corpus 
 query ids number the picked passages in order, so a shard of the corpus would pick other
 passages. A server is asked ``llm.max_concurrency`` requests at a time (nonsemantic: raise it to
 go faster).
+
+Version 1 still: with ``stance: none`` (the default) the draws and the rendered prompts are
+those from before stances existed (the shipped prompt says "answers" through ``{relation}``),
+so every request, its cached answer and the output are unchanged.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Annotated
+from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import DataError, StageContext, stage
+from orchestrator.api import ConfigError, DataError, StageContext, added, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.reinforced_ir.schemas import QualityPrompt, QueryPrompt
+from stages.reinforced_ir.synthesis import STANCES
 from stages.schemas import Model, Passages, Questions
 
 
@@ -43,11 +55,21 @@ class SynthesizeConfig:
     task: str = "Given a question, retrieve passages that answer the question."
     query_type: str = "question"          # what to write (claim datasets: "claim")
     passage_type: str = "passage"
+    # claims: "random" asks each passage for a claim it supports or refutes, drawn per passage
+    # (paper: SciFact, FEVER, Climate-FEVER); "supports"/"refutes" always that (paper: ArguAna,
+    # refutes); any of them draws claim lengths. "none": a question the passage answers
+    stance: Literal["none", "supports", "refutes", "random"] = added("none")
     quality_control: bool = True          # paper: on
     max_passage_chars: Annotated[int, Ge(1)] = 8000  # paper: the first 8,000 characters
     query_max_tokens: Annotated[int, Ge(1)] = 64  # the query call (paper: 4,096; a query is short)
     seed: int = 0
     dataset: str = "synthetic"
+
+    def __post_init__(self):
+        if self.stance not in STANCES:
+            raise ConfigError(f"stance: {self.stance!r} is not one of {', '.join(STANCES)}",
+                              hint="none for questions; random for claim datasets (the paper's "
+                                   "SciFact, FEVER, Climate-FEVER); refutes for ArguAna")
 
 
 @stage("reinforced_ir.synthesize", version=1,
@@ -60,9 +82,16 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
     from stages.lib.endpoint import open_client
     from stages.lib.prompts import messages
     from stages.lib.endpoint.checkpoint import local_llm
-    from stages.reinforced_ir.synthesis import clean_query, constraints, quality_ok
+    from stages.reinforced_ir.synthesis import (clean_query, constraints, quality_ok,
+                                                quality_relation)
 
     query_tpl, quality_tpl = query_prompt.load(), quality_prompt.load()
+    if cfg.stance != "none":
+        _check_relation(query_tpl, cfg, "Write one {query_type} that this {passage_type} "
+                                        "{relation}.", "query.yaml")
+        if cfg.quality_control:
+            _check_relation(quality_tpl, cfg, "Decide whether the passage {relation} the query.",
+                            "quality.yaml")
     llm = local_llm(cfg.llm, model, "synthesize.llm")
     rows = corpus.rows()
     if not rows:
@@ -71,7 +100,8 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
     picked = rng.sample(rows, min(cfg.n_passages, len(rows)))
     texts = [(p.get("title") + "\n" if p.get("title") else "") + p["text"] for p in picked]
     asks = [messages(query_tpl, task=cfg.task, passage=t[:cfg.max_passage_chars],
-                     query_type=cfg.query_type, passage_type=cfg.passage_type, **constraints(rng))
+                     query_type=cfg.query_type, passage_type=cfg.passage_type,
+                     **constraints(rng, cfg.stance))
             for t in texts]
 
     with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="synthesize.llm") as client:
@@ -81,7 +111,9 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
         queries = [clean_query(r.text) for r in replies]
         keep = [bool(q) for q in queries]
         if cfg.quality_control:
-            checks = [messages(quality_tpl, task=cfg.task, query=q, passage=t[:cfg.max_passage_chars])
+            relation = quality_relation(cfg.stance)
+            checks = [messages(quality_tpl, task=cfg.task, query=q, relation=relation,
+                               passage=t[:cfg.max_passage_chars])
                       for q, t in zip(queries, texts)]
             verdicts = client.chat(checks, max_tokens=4, temperature=0.0,
                                    progress=lambda it: ctx.progress(it, desc="quality control"))
@@ -100,3 +132,15 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
                         hint="check the LLM's replies in the step's log and scratch cache; "
                              "quality control keeps a query when the verdict contains '1'")
     return out
+
+
+def _check_relation(template, cfg: SynthesizeConfig, example: str, shipped: str) -> None:
+    """Refuse a prompt file that cannot say the stance: its user message lacks ``{relation}``."""
+    from stages.lib.prompts import placeholders
+
+    if "relation" not in placeholders(template.user):
+        raise ConfigError(f"prompt file {template.path}: 'user' does not use {{relation}}, so "
+                          f"stance: {cfg.stance} cannot say whether the passage supports or "
+                          f"refutes the {cfg.query_type}",
+                          hint=f"add it, e.g. '{example}' (conf/prompts/reinforced_ir/"
+                               f"{shipped}); or set stance: none")

@@ -4,9 +4,12 @@ Adapts the project's generators (:mod:`stages.lib.models.generation`) to
 :class:`~stages.lib.endpoint.client.Backend`: requests run in chunks and each chunk's replies are
 yielded (and cached by the client) as soon as it is done, so a killed step loses at most one
 chunk. Every reply depends on its request alone, never on its neighbours in a chunk: greedy
-requests are batched; sampled requests are batched by (temperature, max_tokens, n) with each
-conversation sampled from its own request's seed (transformers: per-row seeded noise; vLLM: one
-``SamplingParams`` seed per request).
+requests are batched by (max_tokens, repetition_penalty); sampled requests are batched by
+(temperature, top_p, max_tokens, n, repetition_penalty) with each conversation sampled from its
+own request's seed (transformers: per-row seeded noise; vLLM: one ``SamplingParams`` seed per
+request). A repetition penalty is vLLM's ``SamplingParams(repetition_penalty=...)``, and with
+transformers a logits processor that skips each row's left padding
+(:func:`stages.lib.models.generation.penalize`).
 
 Log-probabilities of asked tokens are exact here (a teacher-forced pass over prompt + completion
 with transformers; vLLM's top ``top_logprobs`` alternatives). An asked string must be one token.
@@ -78,38 +81,44 @@ class LocalBackend:
             yield from self._run_vllm(requests)
             return
         greedy = [i for i, r in enumerate(requests) if r.temperature == 0]
-        by_len: dict[int, list[int]] = {}
+        by_len: dict[tuple, list[int]] = {}
         for i in greedy:
-            by_len.setdefault(requests[i].max_tokens, []).append(i)
+            by_len.setdefault((requests[i].max_tokens, requests[i].repetition_penalty),
+                              []).append(i)
         size = self.cfg.batch_size
-        for max_tokens, idx in by_len.items():
+        for (max_tokens, penalty), idx in by_len.items():
             for start in range(0, len(idx), size):
                 chunk = idx[start:start + size]
                 ids = self._ids([requests[i] for i in chunk], max_new_tokens=max_tokens,
-                                batch_size=size)
+                                batch_size=size, repetition_penalty=penalty)
                 for i, completions in zip(chunk, ids):
                     yield i, self._reply(requests[i], completions[:1] * requests[i].n)
-        # sampled requests in batches of equal (temperature, top_p, max_tokens, n); each keeps
-        # its own seed, so a reply is the one the request would get alone (the cache stays
-        # truthful)
+        # sampled requests in batches of equal (temperature, top_p, max_tokens, n, repetition
+        # penalty); each keeps its own seed, so a reply is the one the request would get alone
+        # (the cache stays truthful)
         groups: dict[tuple, list[int]] = {}
         for i, r in enumerate(requests):
             if r.temperature > 0:
-                groups.setdefault((r.temperature, r.top_p, r.max_tokens, r.n), []).append(i)
-        for (temperature, top_p, max_tokens, n), idx in groups.items():
+                groups.setdefault((r.temperature, r.top_p, r.max_tokens, r.n,
+                                   r.repetition_penalty), []).append(i)
+        for (temperature, top_p, max_tokens, n, penalty), idx in groups.items():
             per = max(1, size // n)
             for start in range(0, len(idx), per):
                 chunk = idx[start:start + per]
                 ids = self._ids([requests[i] for i in chunk], max_new_tokens=max_tokens,
                                 temperature=temperature, top_p=top_p, n=n, batch_size=size,
-                                seeds=[requests[i].seed for i in chunk])
+                                seeds=[requests[i].seed for i in chunk],
+                                repetition_penalty=penalty)
                 for i, completions in zip(chunk, ids):
                     yield i, self._reply(requests[i], completions)
 
     def _ids(self, requests: list[ChatRequest], **kwargs) -> list[list[list[int]]]:
-        """``generate_ids`` for these requests; assistant prefixes are appended to the prompts."""
+        """``generate_ids`` for these requests; assistant prefixes are appended to the prompts
+        (a ``repetition_penalty`` of None is not passed: the generator's signature is as before)."""
         if any(r.prefix for r in requests):
             kwargs["prefixes"] = [r.prefix for r in requests]
+        if kwargs.get("repetition_penalty") is None:
+            kwargs.pop("repetition_penalty", None)
         return self.gen.generate_ids([r.messages for r in requests], **kwargs)
 
     def _reply(self, req: ChatRequest, completions: list[list[int]]) -> ChatReply:
@@ -188,7 +197,8 @@ class LocalBackend:
                               seed=row_seed(req.seed, 0, j, 0) if sample else None,
                               stop=list(req.stop) or None,
                               logprobs=self.cfg.top_logprobs if req.logprobs_of
-                              else (0 if req.token_logprobs else None))
+                              else (0 if req.token_logprobs else None),
+                              repetition_penalty=req.repetition_penalty or 1.0)  # 1.0: vLLM's none
 
     def close(self) -> None:
         self.gen.close()

@@ -119,6 +119,10 @@ class OpenAIHttpBackend:
             body["logprobs"], body["top_logprobs"] = True, self.cfg.top_logprobs
         elif req.token_logprobs:
             body["logprobs"] = True      # the generated tokens' own, no alternatives
+        if req.repetition_penalty is not None:
+            # a vLLM/SGLang sampling extension, sent only when set: hosted OpenAI rejects
+            # request fields it does not know (HTTP 400, see _fatal)
+            body["repetition_penalty"] = req.repetition_penalty
         return body
 
     def _fatal(self, status: int, text: str, body: dict) -> RagError:
@@ -148,6 +152,12 @@ class OpenAIHttpBackend:
                                    f"prefix (continue_final_message; HTTP {status}: {detail})",
                                    hint="a prefix needs a vLLM- or SGLang-style server, or "
                                         "backend: transformers/vllm")
+            if "repetition_penalty" in body:
+                return ConfigError(f"{self.url} refused a request with repetition_penalty "
+                                   f"(HTTP {status}: {detail})",
+                                   hint="hosted OpenAI does not accept repetition_penalty: ask a "
+                                        "vLLM- or SGLang-style server, use backend: "
+                                        "transformers/vllm, or leave repetition_penalty unset")
         return EndpointError(f"{self.url} answered HTTP {status}: {detail}")
 
     def _served_models(self) -> list[str] | None:

@@ -1,10 +1,10 @@
 """One chat request and its reply, as plain JSON-able values, and the request's cache key.
 
-A request is everything that decides the answer: model, messages, sampling parameters, seed,
-which tokens' log-probabilities to report, and whether to report the generated tokens' own. Its
-key is the SHA-256 of that, written as canonical JSON, so the same question asked again (in this
-run or after a kill) is found in the cache whatever its position in the batch. The server address
-and the API key are not part of it.
+A request is everything that decides the answer: model, messages, sampling parameters (the
+repetition penalty among them), seed, which tokens' log-probabilities to report, and whether to
+report the generated tokens' own. Its key is the SHA-256 of that, written as canonical JSON, so
+the same question asked again (in this run or after a kill) is found in the cache whatever its
+position in the batch. The server address and the API key are not part of it.
 
     >>> r = ChatRequest([{"role": "user", "content": "Hi"}], max_tokens=8)
     >>> request_key("m", r) == request_key("m", ChatRequest([{"role": "user", "content": "Hi"}],
@@ -20,6 +20,8 @@ import hashlib
 import json
 from dataclasses import asdict, dataclass, field
 
+from orchestrator.api import ConfigError
+
 
 @dataclass(frozen=True)
 class ChatRequest:
@@ -32,6 +34,11 @@ class ChatRequest:
     ``prefix``: assistant text the reply continues (Self-RAG: ``"[Retrieval]<paragraph>...
     </paragraph>"``); the reply holds only the new text, and log-probabilities are those of the
     positions generated after the prefix.
+    ``repetition_penalty``: vLLM's (and transformers') multiplicative penalty on the logits of
+    every token already in the prompt or the reply (a logit l becomes l / p if l > 0, else
+    l * p); ``None`` sends none, and 1.0 (no penalty) resolves to ``None``, the same request.
+    It changes the sampled or greedy tokens, not the reported log-probabilities (the model's
+    own). Hosted OpenAI rejects the field; vLLM and SGLang servers accept it.
     """
 
     messages: list[dict]
@@ -44,6 +51,14 @@ class ChatRequest:
     logprobs_of: tuple[str, ...] = ()
     prefix: str = ""
     token_logprobs: bool = False
+    repetition_penalty: float | None = None
+
+    def __post_init__(self):
+        p = self.repetition_penalty
+        if p is not None and (isinstance(p, bool) or not (isinstance(p, (int, float)) and p > 0)):
+            raise ConfigError(f"repetition_penalty must be a number > 0 (1.0 = no penalty), "
+                              f"got {p!r}", hint="vLLM's usual values are 1.0 to 1.2 (the "
+                                                 "Reinforced-IR paper: 1.1); or leave it unset")
 
     def resolved(self, cfg) -> "ChatRequest":
         """This request with every ``None`` replaced by the default in ``cfg`` (EndpointConfig)."""
@@ -55,7 +70,9 @@ class ChatRequest:
             max_tokens=int(pick(self.max_tokens, cfg.max_tokens)),
             seed=int(pick(self.seed, cfg.seed)), n=int(self.n), stop=tuple(self.stop),
             logprobs_of=tuple(self.logprobs_of), prefix=self.prefix,
-            token_logprobs=bool(self.token_logprobs))
+            token_logprobs=bool(self.token_logprobs),
+            repetition_penalty=None if self.repetition_penalty in (None, 1.0)
+            else float(self.repetition_penalty))
 
 
 @dataclass
@@ -97,13 +114,16 @@ class ChatReply:
 
 def request_record(model: str, request: ChatRequest) -> dict:
     """The JSON that identifies a (resolved) request: model + every request field (an empty
-    ``prefix`` and ``token_logprobs: false`` are left out, so keys of requests without them did
-    not change when they were added).
+    ``prefix``, ``token_logprobs: false`` and ``repetition_penalty: None`` are left out, so keys
+    of requests without them did not change when they were added).
 
     >>> sorted(request_record("m", ChatRequest([], token_logprobs=True)))[-3:]
     ['temperature', 'token_logprobs', 'top_p']
     >>> "token_logprobs" in request_record("m", ChatRequest([]))
     False
+    >>> [request_record("m", ChatRequest([], repetition_penalty=p)).get("repetition_penalty")
+    ...  for p in (None, 1.1)]
+    [None, 1.1]
     """
     body = asdict(request)
     body["stop"], body["logprobs_of"] = list(request.stop), list(request.logprobs_of)
@@ -111,6 +131,8 @@ def request_record(model: str, request: ChatRequest) -> dict:
         del body["prefix"]
     if not request.token_logprobs:
         del body["token_logprobs"]
+    if request.repetition_penalty is None:
+        del body["repetition_penalty"]
     return {"model": model, **body}
 
 

@@ -57,7 +57,11 @@ class Generator(Protocol):
              seeds: Sequence[int] | None = None) -> list[list[str]]: ...
 
 
-def _check_args(max_new_tokens: int, temperature: float, n: int, top_p: float = 1.0) -> None:
+def _check_args(max_new_tokens: int, temperature: float, n: int, top_p: float = 1.0,
+                repetition_penalty: float | None = None) -> None:
+    if repetition_penalty is not None and not repetition_penalty > 0:
+        raise ConfigError(f"repetition_penalty must be > 0 (1.0 = no penalty), got "
+                          f"{repetition_penalty}")
     if max_new_tokens < 1:
         raise ConfigError(f"max_new_tokens must be >= 1, got {max_new_tokens}")
     if temperature < 0:
@@ -143,6 +147,37 @@ class _GumbelSampler:
         return (scaled if self.top_p >= 1 else nucleus(scaled, self.top_p)) + gumbel
 
 
+def penalize(scores, input_ids, starts: Sequence[int], penalty: float):
+    """``scores`` with vLLM's (and CTRL's) repetition penalty: the logit l of every token that
+    occurs in row r's ``input_ids[r, starts[r]:]`` (prompt and reply so far, without the left
+    padding before ``starts[r]``) becomes l / penalty if l > 0, else l * penalty.
+
+    transformers' own ``RepetitionPenaltyLogitsProcessor`` also penalises the padding token of
+    a padded row (often the end token), so a reply would depend on its neighbours in the batch.
+
+    >>> import torch
+    >>> penalize(torch.tensor([[2.0, -1.0, 0.5]]), torch.tensor([[2, 0, 1]]), [1], 2.0)
+    tensor([[ 1.0000, -2.0000,  0.5000]])
+    """
+    import torch
+
+    seen = torch.zeros(scores.shape, dtype=torch.bool, device=scores.device)
+    for r, start in enumerate(starts):
+        seen[r, input_ids[r, start:]] = True
+    return torch.where(seen, torch.where(scores > 0, scores / penalty, scores * penalty), scores)
+
+
+class _RepetitionPenalty:
+    """A logits processor applying :func:`penalize` (before any sampling processor, as vLLM
+    applies its penalties before the temperature)."""
+
+    def __init__(self, penalty: float, starts: list[int]):
+        self.penalty, self.starts = penalty, starts
+
+    def __call__(self, input_ids, scores):
+        return penalize(scores, input_ids, self.starts, self.penalty)
+
+
 def nucleus(logits, top_p: float):
     """``logits`` with -inf outside each row's nucleus: the likeliest tokens, in order, up to
     and including the one whose cumulative probability reaches ``top_p`` (at least one kept).
@@ -219,7 +254,8 @@ class TransformersGenerator:
                      temperature: float = 0.0, n: int = 1, seed: int = 0, batch_size: int = 8,
                      progress: Callable | None = None, seeds: list[int] | None = None,
                      prefixes: list[str] | None = None,
-                     top_p: float = 1.0) -> list[list[list[int]]]:
+                     top_p: float = 1.0,
+                     repetition_penalty: float | None = None) -> list[list[list[int]]]:
         """The new token ids (eos and padding cut) of ``n`` completions per conversation.
 
         ``batch_size`` counts generated rows: with n samples a batch holds
@@ -230,11 +266,14 @@ class TransformersGenerator:
         conversation i's reply continues (appended to its rendered prompt); the returned ids are
         only the new ones.
         ``top_p`` < 1 samples from the nucleus (see :class:`_GumbelSampler`).
+        ``repetition_penalty`` (None: none asked, the model's generation config decides as
+        before) penalises the tokens already in each row's prompt and reply (:func:`penalize`,
+        vLLM's rule), greedy or sampled; transformers' own penalty is then turned off.
         """
         import torch
         from transformers import GenerationConfig, LogitsProcessorList
 
-        _check_args(max_new_tokens, temperature, n, top_p)
+        _check_args(max_new_tokens, temperature, n, top_p, repetition_penalty)
         _check_seeds(seeds, conversations)
         sample = temperature > 0
         encoded = [self.tokenizer(self.render(c) + (prefixes[k] if prefixes else ""),
@@ -251,6 +290,8 @@ class TransformersGenerator:
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
                                   eos_token_id=self.eos_ids,
                                   pad_token_id=self.tokenizer.pad_token_id)
+        if repetition_penalty is not None:   # ours (padding skipped) instead of transformers'
+            config.repetition_penalty = 1.0
         stop = set(self.eos_ids)
         results: list[list[list[int]]] = [[] for _ in encoded]
         produced, start = 0, time.perf_counter()
@@ -263,6 +304,9 @@ class TransformersGenerator:
                                            return_tensors="pt").to(self.device)
                 prompt_len = batch["input_ids"].shape[1]
                 processors = LogitsProcessorList()
+                if repetition_penalty is not None:
+                    processors.append(_RepetitionPenalty(
+                        repetition_penalty, [prompt_len - len(encoded[i]) for i, _ in rows]))
                 if sample:
                     processors.append(_GumbelSampler(temperature, seed, rows, prompt_len,
                                                      seeds=seeds, top_p=top_p))

@@ -4,10 +4,10 @@
 
 Serves (after building a tiny random-init chat model into MODEL_DIR if it holds none, so the test
 process need not import transformers) ``POST /v1/chat/completions`` (messages, max_tokens,
-temperature, seed, n, stop, logprobs/top_logprobs, and vLLM's ``continue_final_message``) by
-running the checkpoint with transformers, and ``GET /v1/models``. If ``CHAT_SERVER_KEY`` is set
-in its environment, requests must carry ``Authorization: Bearer <that key>`` (else 401, like
-api.openai.com).
+temperature, seed, n, stop, logprobs/top_logprobs, and vLLM's ``continue_final_message`` and
+``repetition_penalty``) by running the checkpoint with transformers, and ``GET /v1/models``. If
+``CHAT_SERVER_KEY`` is set in its environment, requests must carry ``Authorization: Bearer <that
+key>`` (else 401, like api.openai.com).
 
 Test hooks (JSON): ``GET /stats`` -> served (200 answers), repeats (answers to a body already
 answered), received, active (in a handler), waiting (held by hang_after), in_flight (being
@@ -73,6 +73,8 @@ def generate(gen, body: dict) -> dict:
     if body.get("continue_final_message"):     # vLLM's extension: continue the assistant text
         messages, prefix = messages[:-1], messages[-1]["content"]
         extra["prefixes"] = [prefix]
+    if body.get("repetition_penalty") is not None:   # vLLM's extension
+        extra["repetition_penalty"] = float(body["repetition_penalty"])
     n, k = int(body.get("n") or 1), int(body.get("top_logprobs") or 0)
     ids = gen.generate_ids([messages], max_new_tokens=int(body.get("max_tokens") or 16),
                            temperature=float(body.get("temperature") or 0.0), n=n,
