@@ -32,6 +32,15 @@ the reward the paper trained on.
 BERTScore is rescaled with bert-score's baseline and can go below 0 for unrelated texts; it is
 clamped to [0, 1] here (the seed kept negative values), so every component stays in [0, 1].
 
+The judge is asked greedily (temperature 0, at most ``judge_max_tokens``), with the prompt file's
+messages only; the original called GPT-4o at the API's default temperature with the system
+message "You are a helpful Assistant." (add ``system:`` to the prompt file for it). A greedy
+judge keeps a cached reward what a rerun would compute.
+
+pltrdy's ROUGE-L is asked ``get_scores(response, gold)``, the original reward's order (its
+evaluation used the other order; the two differ on texts of several sentences), and scores 0
+where pltrdy raises on a response of sentence marks only, as the original's ``try`` did.
+
 Fixes relative to the seeds: the judge's "Score: N" is parsed and divided by 100 (the seed
 returned a string); the length penalty counts the trajectory's own passages (the seed's was the
 constant 1/9); a string gold is one answer (the seed iterated its characters); a weight > 0

@@ -39,7 +39,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-from stages.lib.metrics.answer import rouge_l, rouge_l_pltrdy, usable_golds
+from stages.lib.metrics.answer import pltrdy_rouge_l_f, rouge_l, usable_golds
 
 log = logging.getLogger(__name__)
 
@@ -268,8 +268,10 @@ def score_group(question: str, golds: str | Sequence[str], responses: Sequence[s
     if rouge not in ROUGE_IMPLEMENTATIONS:
         raise ValueError(f"rouge must be one of {ROUGE_IMPLEMENTATIONS}, got {rouge!r}")
     per_gold = {
+        # pltrdy: utils.compute_rouge_score's get_scores(response, gold), the order the
+        # original reward used (its evaluation used the other: rouge_l_pltrdy)
         "rouge_l": rouge_l_f if rouge == "rouge_score" else
-        (lambda g, r: rouge_l_pltrdy(r, [g])),
+        (lambda g, r: pltrdy_rouge_l_f(r, g) if r.strip() else 0.0),
         "containment_em": containment_em,
     }
     for name, fn in per_gold.items():

@@ -205,9 +205,34 @@ def rouge_l(prediction: str, golds: str | Sequence[str]) -> float:
                default=0.0)
 
 
+def pltrdy_rouge_l_f(hypothesis: str, reference: str) -> float:
+    """pltrdy's ``Rouge().get_scores(hypothesis, reference)`` ROUGE-L F (the PyPI ``rouge``
+    package); 0.0 where it raises, for a text of sentence marks only ("...", which it splits
+    into no sentence), as the DynamicRAG reward's ``try/except`` did.
+
+    The order matters: its summary-level LCS is not symmetric over multi-sentence texts
+    ("falls sat the was far it happy. clouds rain falls." against "falls cat it clouds sat."
+    gives 0.429 one way and 0.286 the other).
+
+    >>> round(pltrdy_rouge_l_f("falls sat the was far it happy. clouds rain falls.",
+    ...                        "falls cat it clouds sat."), 3)           # doctest: +SKIP
+    0.429
+    """
+    try:
+        from rouge import Rouge
+    except ImportError as err:
+        raise ImportError("the DynamicRAG ROUGE-L needs the 'rouge' package: pip install "
+                          "'rouge>=1.0.1' (or choose the rouge_score implementation)") from err
+    try:
+        return Rouge(metrics=["rouge-l"]).get_scores(hypothesis, reference)[0]["rouge-l"]["f"]
+    except ValueError:   # "Collections must contain at least 1 sentence"
+        return 0.0
+
+
 def rouge_l_pltrdy(prediction: str, golds: str | Sequence[str]) -> float:
-    """ROUGE-L F as the DynamicRAG code computed it: the PyPI ``rouge`` package (pltrdy), max
-    over golds; 0.0 on empty text. Needs ``pip install rouge``.
+    """ROUGE-L F as the DynamicRAG evaluation computed it: the PyPI ``rouge`` package
+    (pltrdy), ``get_scores(gold, prediction)`` in that order (``metrics.rouge``; see
+    :func:`pltrdy_rouge_l_f`), max over golds; 0.0 on empty text. Needs ``pip install rouge``.
 
     Unlike :func:`rouge_l` it is case-sensitive, keeps punctuation on its tokens ("Paris," is
     not "Paris") and takes the summary-level union LCS over sentences split on ".", so the
@@ -221,14 +246,8 @@ def rouge_l_pltrdy(prediction: str, golds: str | Sequence[str]) -> float:
     """
     if not prediction.strip():
         return 0.0
-    try:
-        from rouge import Rouge
-    except ImportError as err:
-        raise ImportError("the DynamicRAG ROUGE-L needs the 'rouge' package: pip install "
-                          "'rouge>=1.0.1' (or choose the rouge_score implementation)") from err
-    scorer = Rouge(metrics=["rouge-l"])
-    return max((scorer.get_scores(prediction, g)[0]["rouge-l"]["f"]
-                for g in as_gold_list(golds) if g.strip()), default=0.0)
+    return max((pltrdy_rouge_l_f(g, prediction) for g in as_gold_list(golds) if g.strip()),
+               default=0.0)
 
 
 METRICS: dict[str, Callable[[str, Sequence[str]], float]] = {

@@ -213,3 +213,16 @@ def test_rouge_implementation_is_a_choice():
     assert score_group(*args, rouge="pltrdy").parts[0]["rouge_l"] == 0.0
     with pytest.raises(ValueError, match="rouge must be one of"):
         score_group(*args, rouge="rouge-l")
+
+
+def test_pltrdy_reward_keeps_the_rewards_order_and_scores_a_response_of_periods_0():
+    """utils.compute_rouge_score: get_scores(response, gold), 0 where pltrdy raises (a response
+    of periods only made the reward step fail)."""
+    pytest.importorskip("rouge", reason="pip install rouge (the DynamicRAG ROUGE-L)")
+    from stages.dynamicrag.reward_logic import score_group
+
+    gold, response = "falls cat it clouds sat.", "falls sat the was far it happy. clouds rain falls."
+    parts = score_group("q", [gold], [response, "...", "x"], [[1], [1], [1]], {"rouge_l": 1.0},
+                        rouge="pltrdy").parts
+    assert parts[0]["rouge_l"] == pytest.approx(3 / 7, abs=1e-6)   # get_scores(response, gold)
+    assert parts[1]["rouge_l"] == 0.0

@@ -115,6 +115,24 @@ def test_rouge_l_pltrdy_is_the_original_package():
     assert rouge_l_pltrdy("", ["x"]) == 0.0 and rouge_l_pltrdy("x", ["", " "]) == 0.0
 
 
+def test_rouge_l_pltrdy_asks_in_the_evaluations_order_and_survives_a_text_of_periods():
+    """DynamicRAG's metrics.rouge calls get_scores(gold, prediction); pltrdy's summary-level
+    LCS is not symmetric over several sentences, and we called it the other way round. A
+    prediction of periods only made pltrdy raise ("at least 1 sentence") and stopped the step."""
+    pytest.importorskip("rouge", reason="pip install rouge (the DynamicRAG ROUGE-L)")
+    from rouge import Rouge
+
+    from stages.lib.metrics.answer import pltrdy_rouge_l_f, rouge_l_pltrdy
+
+    prediction = "falls cat it clouds sat."
+    gold = "falls sat the was far it happy. clouds rain falls."
+    original = Rouge(metrics=["rouge-l"]).get_scores(gold, prediction)[0]["rouge-l"]["f"]
+    assert original == pytest.approx(3 / 7, abs=1e-6)
+    assert rouge_l_pltrdy(prediction, [gold]) == pytest.approx(original)
+    assert pltrdy_rouge_l_f(prediction, gold) == pytest.approx(2 / 7, abs=1e-6)  # other order
+    assert rouge_l_pltrdy("...", ["x"]) == 0.0 and rouge_l_pltrdy("x", ["..."]) == 0.0
+
+
 def test_check_metric_names_says_the_setting_and_the_known_names():
     from orchestrator.api import ConfigError
     from stages.lib.metrics.answer import check_metric_names
