@@ -15,6 +15,7 @@ import difflib
 import functools
 import itertools
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,17 +58,43 @@ def _member(recipe: Path, overrides: list[str], resolved: dict, index: int,
 def find_recipe(spec: str) -> Path:
     """A recipe path from ``conf/x.yaml``, ``x.yaml`` or a bare name looked up in ``./conf``."""
     path = Path(spec)
+    known = [p.stem for p in Path("conf").glob("*.yaml")] if Path("conf").is_dir() else []
+    listed = f"; recipes in conf/: {', '.join(sorted(known))}" if known else ""
     if path.suffix and path.suffix != ".yaml" and path.is_file():  # Hydra reads only .yaml
-        raise ConfigError(f"{spec}: a recipe must be a .yaml file",
-                          hint=f"rename it: mv {spec} {path.with_suffix('.yaml')}")
+        _not_yaml(spec, path, listed)
     candidates = [path, path.with_suffix(".yaml"), Path("conf") / path, Path("conf") / f"{spec}.yaml"]
     for c in candidates:
         if c.suffix == ".yaml" and c.is_file():
             return c.resolve()
-    known = [p.stem for p in Path("conf").glob("*.yaml")] if Path("conf").is_dir() else []
+    if path.is_file():   # a file without a suffix
+        _not_yaml(spec, path, listed)
     raise ConfigError(f"recipe '{spec}' not found{did_you_mean(path.stem, known)}",
-                      hint="give a path like conf/dynamicrag_demo.yaml" +
-                           (f"; recipes in conf/: {', '.join(sorted(known))}" if known else ""))
+                      hint="give a path like conf/dynamicrag_demo.yaml" + listed)
+
+
+def _not_yaml(spec: str, path: Path, listed: str) -> None:
+    """Refuse a recipe file Hydra cannot read for its suffix: a YAML file under another name
+    (``.yml``, or no suffix and a YAML mapping inside) is to be renamed; any other file (a stage
+    module, a JSON or text file) is not a recipe at all."""
+    if path.suffix.lower() in (".yml", ".yaml") or (not path.suffix and _yaml_mapping(path)):
+        raise ConfigError(f"{spec}: a recipe must be a .yaml file",
+                          hint=f"rename it: mv {spec} {path.with_suffix('.yaml')}")
+    what = f"a {path.suffix} file" if path.suffix else "a file without a suffix"
+    also = ("; a stage module is listed under ragline.imports: in a recipe"
+            if path.suffix == ".py" else "")
+    raise ConfigError(f"{spec}: not a recipe: a recipe is a YAML file (conf/NAME.yaml), this "
+                      f"is {what}{also}",
+                      hint="give a recipe like conf/dynamicrag_demo.yaml" + listed)
+
+
+def _yaml_mapping(path: Path) -> bool:
+    """Whether ``path`` holds a YAML mapping (a recipe written to a file without a suffix)."""
+    import yaml
+
+    try:
+        return isinstance(yaml.safe_load(path.read_text()), dict)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return False
 
 
 @functools.lru_cache(maxsize=1)
@@ -86,13 +113,18 @@ def _parse(text: str):
     from hydra.errors import HydraException
 
     try:
-        return _parser().parse_override(text)
+        ov = _parser().parse_override(text)
     except HydraException as e:  # OverrideParseException, and grammar errors raised bare
         key, eq, value = text.partition("=")
         grammar = str(e).splitlines()[0].split(" expecting ")[0]  # not ANTLR's token list
         what = "a valid value" if eq and _OVERRIDE_KEY.fullmatch(key) else "a valid override"
         raise ConfigError(f"override '{text}': not {what}{_value_problem(value)}; "
                           f"Hydra: {grammar}", hint=_SYNTAX) from None
+    if not ov.key_or_group:   # '=1' parses, with an empty key that reads as the config folder
+        raise ConfigError(f"override '{text}': no key before the '='; expected KEY=VALUE",
+                          hint="write the key to set, e.g. steps.NAME.FIELD=VALUE (a key "
+                               "from an unset shell variable, $KEY=1, comes out empty)")
+    return ov
 
 
 def _value_problem(value: str) -> str:
@@ -143,10 +175,29 @@ def _expand(overrides: list[str], multirun: bool) -> list[list[tuple[str, Any]]]
             raise ConfigError(f"override '{text}' is a sweep; add -m to run every value",
                               hint=f"rag run RECIPE -m {text}")
         key = ov.get_key_element()
+        _check_sweep_repeats(text, key, ov)
         axes.append([(f"{key}={s}", dataclasses.replace(ov, value_type=ValueType.ELEMENT, _value=v,
                                                       input_line=f"{key}={s}"))
                      for v, s in zip(ov.sweep_iterator(), ov.sweep_string_iterator())])
     return [list(combo) for combo in itertools.product(*axes)]
+
+
+def _check_sweep_repeats(text: str, key: str, ov) -> None:
+    """Refuse a sweep that lists a value twice (``a=0.1,0.1``): it would run the same member
+    twice. Values are compared as parsed, with their type (``1`` and ``1.0`` differ)."""
+    seen: dict[tuple, str] = {}
+    repeated: list[str] = []
+    for value, shown in zip(ov.sweep_iterator(), ov.sweep_string_iterator()):
+        same = (type(value).__name__, repr(value))
+        if same not in seen:
+            seen[same] = shown
+        elif not repeated:
+            first = seen[same]
+            repeated.append(f"'{shown}'" if shown == first else f"'{shown}' (= '{first}')")
+    if repeated:
+        raise ConfigError(f"override '{text}': the sweep lists the value {repeated[0]} twice; "
+                          "it would run the same member twice",
+                          hint=f"remove the repeat: {key}={','.join(seen.values())}")
 
 
 def expand_sweep(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -160,7 +211,25 @@ def expand_sweep(overrides: list[str], multirun: bool) -> list[list[str]]:
 
 def _is_group(conf_dir: Path, ov) -> bool:
     key = ov.key_or_group
-    return (conf_dir / key).is_dir()
+    return bool(key) and (conf_dir / key).is_dir()
+
+
+def _check_group_value(conf_dir: Path, text: str, ov) -> None:
+    """A config group override names an option (``executor=local``), not a number: Hydra's
+    own message (``Got int``) names neither the override nor the options."""
+    from hydra.core.override_parser.types import OverrideType
+
+    value = ov.value()
+    if ov.type == OverrideType.DEL or isinstance(value, (str, list)):
+        return
+    group, folder = ov.key_or_group, conf_dir / ov.key_or_group
+    options = sorted(p.stem for p in folder.glob("*.yaml"))
+    got = "null" if value is None else _a(type(value).__name__)
+    raise ConfigError(f"override '{text}': {group} is a config group; expected the name of one "
+                      f"of its options, got {got}",
+                      hint=f"write {group}=OPTION (options in {folder.name}/: "
+                           f"{', '.join(options) or 'none'})"
+                           + (f"; to drop the group write ~{group}" if value is None else ""))
 
 
 def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None:
@@ -180,13 +249,41 @@ def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None
         raise ConfigError(f"override '{text}': no key '{key}' to delete in {recipe.name}")
     if ov.type == OverrideType.CHANGE and not exists and not in_step:
         near = difflib.get_close_matches(parts[-1], [str(s) for s in siblings], n=1, cutoff=0.6)
-        hint = (f"write {'.'.join([*parts[:-1], near[0]])}={text.partition('=')[2]}" if near
-                else f"to add a new key write +{text}")
+        value = text.partition('=')[2]
+        if not value:   # `key=` sets '': +key= would add an empty key, rarely what was meant
+            hint = _empty_value_hint(parts, near[0] if near else None)
+        elif near:
+            hint = f"write {'.'.join([*parts[:-1], near[0]])}={value}"
+        else:
+            hint = f"to add a new key write +{text}"
         raise ConfigError(f"override '{text}': {recipe.name} has no key '{key}'"
                           f"{did_you_mean(parts[-1], list(siblings))}", hint=hint)
     if ov.type == OverrideType.ADD and exists:
         raise ConfigError(f"override '{text}': key '{key}' already exists",
                           hint=f"to change it write {text.lstrip('+')}")
+
+
+def _empty_value_hint(parts: list[str], near: str | None) -> str:
+    """The hint for ``key=`` (an empty value) on a key the config lacks: what the empty value
+    means and the likely intent (the close key, or a new step's stage).
+
+    >>> _empty_value_hint(["steps", "x"], None)
+    "an empty value sets '' (an empty string), not a step; to add a step write +steps.x.stage=NAME (rag stages lists the stages)"
+    >>> _empty_value_hint(["steps", "dpoo"], "dpo")
+    "an empty value sets '' (an empty string), not a step; to remove step 'dpo' write steps.dpo=null"
+    """
+    key = ".".join(parts)
+    if parts[0] == "steps" and len(parts) == 2:
+        if near:
+            return (f"an empty value sets '' (an empty string), not a step; to remove step "
+                    f"'{near}' write steps.{near}=null")
+        return (f"an empty value sets '' (an empty string), not a step; to add a step write "
+                f"+{key}.stage=NAME (rag stages lists the stages)")
+    if near:
+        close = ".".join([*parts[:-1], near])
+        return f"{close}= sets it to '' (an empty string), {close}=null to null"
+    return (f"an empty value sets '' (an empty string), {key}=null sets null; to add the key "
+            f"write +{key}=VALUE")
 
 
 def _no_key(text: str, recipe: Path, parts: list[str], depth: int, siblings: list,
@@ -289,13 +386,19 @@ def _compose_error(recipe: Path, e: Exception) -> ConfigError:
     text = str(e).strip()
     first = text.splitlines()[0] if text else type(e).__name__
     if re.match(r"primary config '[^']*' must be a DictConfig, got ListConfig", first):
-        return ConfigError(f"{recipe}: a recipe must be a mapping (steps:, data:, ...), got a list",
+        first_line = _first_line(recipe.read_text()) if recipe.is_file() else None
+        shown = f" (line {first_line[0]}: {first_line[1]!r})" if first_line else ""
+        return ConfigError(f"{recipe}: a recipe must be a mapping (steps:, data:, ...), got a "
+                           f"list{shown}",
                            hint="write the recipe's top level as keys (steps:, sources:, ...), "
                                 "not '- ' items; see conf/ for examples")
     append = re.search(r"Could not override '([^']+)'.*\n.*use (\+\S+)", text)
     if append and (recipe.parent / append.group(1)).is_dir():  # dpa_rag=x without the +
         return ConfigError(f"{recipe}: {first}", hint=f"the recipe's defaults list has no "
                            f"'{append.group(1)}' to change: add it with {append.group(2)}")
+    unknown = re.match(r"In '([^']+)': Could not load '([^']+)'", first)
+    if unknown:   # defaults: [nope]
+        return _unknown_default(recipe, unknown.group(1), unknown.group(2))
     options = re.search(r"Available options in '([^']+)':\n((?:\t.*\n?)+)", text)
     missing = re.search(r"Could not find '[^']*?([^'/]+)'", first)
     if options:   # a group choice typo: executor=rey
@@ -304,6 +407,27 @@ def _compose_error(recipe: Path, e: Exception) -> ConfigError:
         first += (f"{did_you_mean(tried, names)}; the options in '{options.group(1)}' are: "
                   f"{', '.join(names)}")
     return ConfigError(f"{recipe}: {first}")
+
+
+def _unknown_default(recipe: Path, parent: str, name: str) -> ConfigError:
+    """A defaults-list entry ``name`` of config ``parent`` (a name relative to the recipe's
+    folder) that is no config there: at the entry's line, with the configs that are."""
+    from orchestrator.where import default_entry
+
+    conf_dir = recipe.parent
+    file = conf_dir / f"{parent}.yaml"
+    folder = (conf_dir / name).parent
+    where = default_entry(file, name.rpartition("/")[2]) or str(file)
+    configs = sorted(p.stem for p in folder.glob("*.yaml") if p != file)
+    groups = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
+    stem = name.rpartition("/")[2]
+    shown = f"{folder.relative_to(conf_dir)}/" if folder != conf_dir else f"{conf_dir.name}/"
+    choices = ", ".join(configs) or "none"
+    if groups:
+        choices += f"; groups (written - GROUP: OPTION): {', '.join(groups)}"
+    return ConfigError(f"{where}: defaults: '{name}' is not a config in {shown} (no {stem}.yaml)"
+                       f"{did_you_mean(stem, configs + groups)}",
+                       hint=f"name a config there: {choices}")
 
 
 def _not_utf8(recipe: Path, e: UnicodeDecodeError) -> ConfigError:
@@ -431,9 +555,11 @@ def _compose_base(recipe: Path, groups: tuple):
     from hydra.core.global_hydra import GlobalHydra
 
     GlobalHydra.instance().clear()
-    try:
-        with initialize_config_dir(config_dir=str(recipe.parent), version_base=None):
-            return hydra_compose(config_name=recipe.stem, overrides=list(groups))
+    try:   # Hydra's warnings (a defaults list without _self_) name its own files, not the recipe
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"hydra\.")
+            with initialize_config_dir(config_dir=str(recipe.parent), version_base=None):
+                return hydra_compose(config_name=recipe.stem, overrides=list(groups))
     except Exception as e:  # noqa: BLE001 - Hydra raises many kinds; all are config errors
         raise _compose_error(recipe, e) from None
     finally:
@@ -455,6 +581,9 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
     for i, pairs in enumerate(members):
         member = [t for t, _ in pairs]
         groups = tuple(t for t, ov in pairs if _is_group(recipe.parent, ov))
+        for text, ov in pairs:
+            if text in groups:
+                _check_group_value(recipe.parent, text, ov)
         if groups not in bases:
             bases[groups] = _compose_base(recipe, groups)
             free[groups] = FreeKeys(recipe, bases[groups], groups)
@@ -468,6 +597,7 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
                 for text, ov in values:
                     config = _apply_plain(config, ov, text, recipe)
                 notes = free[groups].check(values, typed)
+                _check_steps(recipe, config)
                 _check_deleted_steps(config, values)
                 touched = [ov.key_or_group for _, ov in values]
                 mine = {p: t for p, t in secrets.items()
@@ -479,10 +609,103 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
             _apply(cfg, ov, text, recipe)
         notes = free[groups].check(values, typed)
         resolved, secrets = _resolve(cfg)
+        _check_steps(recipe, resolved)
         _check_deleted_steps(resolved, values)
         refs = _interpolation_refs(OmegaConf.to_container(cfg, resolve=False), [])
         out.append(_member(recipe, member, resolved, i, secrets, _impure(refs), notes))
     return out
+
+
+def _check_steps(recipe: Path, config: dict) -> None:
+    """Refuse a config whose ``steps:`` is not a mapping of steps, saying which case it is: the
+    file is empty or not a mapping, ``steps:`` is missing, empty, a list or a scalar. Steps may
+    also come from ``repeat:`` blocks (``expand_repeats``), so no steps is fine with those."""
+    steps = config.get("steps")
+    if isinstance(steps, dict) and steps:
+        return
+    if steps is None or steps == {}:
+        if config.get("repeat"):
+            return
+        if "steps" in config:
+            raise ConfigError("steps: is empty; a recipe needs at least one step",
+                              hint="add one under steps:, e.g." + _steps_example([]), key="steps")
+        raise _no_steps(recipe, config)
+    if isinstance(steps, list):
+        first = steps[0] if steps else None
+        items = isinstance(first, dict) and len(first) == 1 and isinstance(
+            next(iter(first.values())), dict)     # - load: {stage: x}: one mapping per item
+        raise ConfigError(f"steps: is a list ({_shown(steps)}); steps are a mapping "
+                          "NAME: {stage: STAGE, ...}",
+                          hint=("drop the '- ' in front of each step" if items else
+                                "write each step as NAME: {stage: STAGE}") + ", e.g."
+                               + _steps_example(steps), key="steps")
+    raise ConfigError(f"steps: is {_a(type(steps).__name__)} ({_shown(steps)}), not a mapping "
+                      "of steps NAME: {stage: STAGE, ...}",
+                      hint="write each step under steps:, e.g." + _steps_example([]), key="steps")
+
+
+def _a(word: str) -> str:
+    return f"{'an' if word[:1] in 'aeiou' else 'a'} {word}"
+
+
+def _shown(value, width: int = 40) -> str:
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 3] + "..."
+
+
+def _steps_example(steps) -> str:
+    """Two lines of a ``steps:`` mapping, named after the first item of a list of steps.
+
+    >>> print(_steps_example(["load"]))
+    <BLANKLINE>
+          steps:
+            load: {stage: STAGE, ...}
+    """
+    first = steps[0] if isinstance(steps, list) and steps else None
+    if isinstance(first, dict) and len(first) == 1:
+        first = next(iter(first))
+    name = first if isinstance(first, str) and re.fullmatch(r"[A-Za-z_][\w\-]*", first) else "load"
+    return f"\n      steps:\n        {name}: {{stage: STAGE, ...}}"
+
+
+def _first_line(text: str) -> tuple[int, str] | None:
+    """(1-based number, text) of the first line that is not blank or a comment."""
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip() and not line.lstrip().startswith("#"):
+            return number, line.strip()
+    return None
+
+
+def _no_steps(recipe: Path, config: dict) -> ConfigError:
+    """The composed config has no ``steps:``: the recipe file is empty, holds something else
+    than a mapping (``hello``: Hydra makes that a key), or its keys lack ``steps:``."""
+    import yaml
+
+    try:
+        text = recipe.read_text()
+        data = yaml.safe_load(text)
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        text, data = "", {}
+    first = _first_line(text)
+    example = _steps_example([])
+    if first is None and not config:
+        return ConfigError(f"{recipe}: the file is empty; a recipe names its steps under steps:",
+                           hint="write them (conf/ has recipes to copy), e.g." + example)
+    if data is not None and not isinstance(data, dict) and first is not None:
+        return ConfigError(f"{recipe}:{first[0]}: a recipe must be a mapping (steps:, data:, "
+                           f"...), got {_a(type(data).__name__)}: {first[1]!r}",
+                           hint="write the recipe's top level as keys, e.g." + example)
+    keys = [str(k) for k in config]
+    near = difflib.get_close_matches("steps", keys, n=1, cutoff=0.6)
+    if near:
+        from orchestrator.where import locate
+
+        return ConfigError(f"{locate(recipe, near[0])}: no steps: in the recipe; '{near[0]}:' "
+                           "looks like a misspelled steps:",
+                           hint=f"rename '{near[0]}:' to 'steps:'")
+    has = f"its keys: {', '.join(keys)}" if keys else "it sets no keys"
+    return ConfigError(f"{recipe}: no steps: in the recipe ({has}); a recipe names its steps "
+                       "under steps:", hint="add them (conf/ has recipes to copy), e.g." + example)
 
 
 def _check_deleted_steps(config: dict, values) -> None:

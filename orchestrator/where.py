@@ -119,6 +119,32 @@ def _default_names(entry) -> list[str]:
     return []
 
 
+def default_entry(path: Path, name: str) -> str | None:
+    """``file:line`` of the entry of ``path``'s ``defaults:`` list that names config ``name``
+    (``- name``, ``- g/name``, ``- g: name``), or None.
+
+    >>> import tempfile
+    >>> d = Path(tempfile.mkdtemp())
+    >>> _ = (d / "r.yaml").write_text("defaults:\\n  - _self_\\n  - nope\\n")
+    >>> default_entry(d / "r.yaml", "nope") == f"{d / 'r.yaml'}:3"
+    True
+    """
+    import yaml
+
+    node = _file(path)[1]
+    if not isinstance(node, yaml.MappingNode):
+        return None
+    entries = next((v for k, v in node.value if getattr(k, "value", None) == "defaults"), None)
+    for entry in entries.value if isinstance(entries, yaml.SequenceNode) else []:
+        scalars = [entry] if isinstance(entry, yaml.ScalarNode) else [
+            v for _, v in entry.value] if isinstance(entry, yaml.MappingNode) else []
+        for scalar in scalars:
+            text = str(getattr(scalar, "value", ""))
+            if any(n.rpartition("/")[2] == name for n in _default_names(text) + [text]):
+                return f"{path}:{scalar.start_mark.line + 1}"
+    return None
+
+
 def locate(recipe: Path, key: str, also: list[Path] | None = None) -> str:
     """``file:line`` of ``key`` (dotted) in the recipe's config files, best effort, else the file.
     ``also``: more files the composition read (a config group chosen on the command line).
