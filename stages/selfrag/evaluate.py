@@ -2,8 +2,9 @@
 
 ``selfrag_match`` is the paper's "accuracy" (a gold string occurs in the prediction,
 case-sensitive, no normalisation; :mod:`stages.selfrag.metrics`), named apart from ragline's
-normalised ``match_gold_in_pred``. For FEVER / PubHealth sets the prediction's SUPPORTS/REFUTES
-read as true/false first. ``retrieval_frequency`` is the share of questions for which the model
+normalised ``match_gold_in_pred``. For FEVER / PubHealth sets a prediction containing SUPPORTS
+(checked first) or REFUTES is replaced as a whole by "true" or "false" (the seed's
+``run_short_form.py`` lines 345-348). ``retrieval_frequency`` is the share of questions for which the model
 retrieved (the ``retrieved`` column of ``selfrag.infer``; for other producers such as
 ``infer_topk``, whether any passage was read), per set and overall: the seed divided by the
 number of keys of its results dict instead of the number of questions. The shared answer metrics
@@ -70,7 +71,7 @@ def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
     >>> r = score_row({"id": "q", "dataset": "fever", "prediction": "Yes: SUPPORTS",
     ...                "answers": ["true"], "ctxs": []}, cfg)
     >>> r["prediction"], r["selfrag_match"], r["exact_match"], r["retrieved"]
-    ('Yes: true', 1.0, 0.0, False)
+    ('true', 1.0, 1.0, False)
     """
     from stages.lib.metrics.alce import asqa_scores
     from stages.lib.metrics.answer import METRICS, as_gold_list
@@ -108,7 +109,7 @@ def summary(records: list[dict], names: list[str]) -> dict:
     return out
 
 
-@stage("selfrag.evaluate", version=1)
+@stage("selfrag.evaluate", version=2)   # 2: FEVER labels replace the whole prediction
 def evaluate(predictions: Predictions, cfg: SelfragEvaluateConfig,
              ctx: StageContext) -> SelfragEvaluation:
     """selfrag_match, the shared answer metrics and the retrieval frequency, per set and overall."""

@@ -12,11 +12,20 @@ self-rag issue #45; see :mod:`stages.selfrag.scoring`).
 Every generation goes through the shared endpoint client (cached under the step's scratch, so a
 killed step resumes; backends transformers, vLLM or an OpenAI-style server). Questions of the
 ``long_form`` sets (ASQA, ELI5, FactScore) that retrieve get the segment-level beam search
-instead (:mod:`stages.selfrag.long_form`; ``beam_width``, ``max_depth``), the answer citing its
-passages ALCE-style ("... [1] ... [2]"). Output: the shared
+instead (:mod:`stages.selfrag.long_form`; ``beam_width``, ``max_depth`` = at most that many
+segments, ``long_form_w_use``), the answer citing its passages ALCE-style ("... [1] ... [2]");
+those that do not retrieve keep their answer up to its first blank line, line breaks kept (ALCE
+scores the first line). Output: the shared
 ``Predictions`` columns (``ctxs``: the passages read, ``selected``: the winning one, 1-based) plus
 ``retrieved`` and ``p_retrieve`` (adaptive mode's probability, else null) and the per-passage
 ``scores``.
+
+Weights as the seed's: short form ``w_use`` 1.0 (``run_short_form.py`` line 285's default; the
+README's short-form commands do not set it), long form ``long_form_w_use`` 0.5 (the README's
+long-form default; ``run_long_form_static.py`` line 364 passes 0.5). ``max_new_tokens`` applies
+per generation; ``long_form_max_new_tokens`` and ``closed_set_max_new_tokens`` (None: the same)
+set the long-form (README: 300, ASQA / FactScore, per segment) and closed-set (README: 50, ARC /
+PubHealth) values.
 
 ``use_seqscore`` adds exp(mean log-probability of the passage's generated tokens) to its score,
 as the seed's flag does (``run_short_form.py`` lines 100-101 and 152-154; the tokens' own
@@ -66,14 +75,18 @@ class SelfragInferConfig:
     ndocs: Annotated[int, Ge(1)] = 10     # per question (paper: 10 PopQA/TQA, 5 ARC/PubHealth)
     w_rel: float = 1.0
     w_sup: float = 1.0
-    w_use: float = 0.5
+    w_use: float = 1.0                    # short form (the seed's run_short_form.py default)
+    long_form_w_use: float = 0.5          # long form (the seed's README / run_long_form_static)
     use_seqscore: bool = False            # + exp(mean log-prob of the generated tokens)
     max_new_tokens: Annotated[int, Ge(1)] = 100
+    long_form_max_new_tokens: Annotated[int, Ge(1)] | None = None   # None: max_new_tokens
+    closed_set_max_new_tokens: Annotated[int, Ge(1)] | None = None  # None: max_new_tokens
     closed_set: list[str] = field(default_factory=lambda: [   # health_claims: PubHealth's file
         "fever", "arc", "obqa", "pubhealth", "health_claims"])
     long_form: list[str] = field(default_factory=lambda: ["asqa", "eli5", "factscore"])
     beam_width: Annotated[int, Ge(1)] = 2     # long form (paper: 2)
-    max_depth: Annotated[int, Ge(1)] = 7      # long form: segments at most (paper README: 7)
+    max_depth: Annotated[int, Ge(1)] = 6      # long form: segments at most (the seed's
+                                              # --max_depth 7 makes 6: stages/selfrag/beam.py)
     llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(backend="transformers",
                                                                        model=""))
 
@@ -104,6 +117,17 @@ def _decisions(client, rows: list[dict], cfg: SelfragInferConfig, ctx: StageCont
     return out
 
 
+def _max_tokens(row: dict, long: bool, cfg: SelfragInferConfig) -> int:
+    """The generation length for a row's set: long form, closed set or the rest."""
+    from stages.selfrag.short_form import is_closed_set
+
+    if long:
+        return cfg.long_form_max_new_tokens or cfg.max_new_tokens
+    if is_closed_set(row.get("dataset") or "", cfg.closed_set):
+        return cfg.closed_set_max_new_tokens or cfg.max_new_tokens
+    return cfg.max_new_tokens
+
+
 def _messages(row: dict) -> list[dict]:
     return [{"role": "user", "content": row["question"]}]
 
@@ -117,28 +141,33 @@ def _requests(rows: list[dict], retrieve: list[bool], long: list[bool], cfg: Sel
     jobs = []
     for i, row in enumerate(rows):
         ctxs = list(row.get("ctxs") or [])[:cfg.ndocs]
+        max_tokens = _max_tokens(row, long[i], cfg)
         if retrieve[i] and ctxs and long[i]:
             continue                      # the beam search asks its own generations
         if retrieve[i] and ctxs:
             for p, c in enumerate(ctxs):
                 jobs.append((i, p, ChatRequest(
-                    _messages(row), max_tokens=cfg.max_new_tokens, logprobs_of=REFLECTION_TOKENS,
+                    _messages(row), max_tokens=max_tokens, logprobs_of=REFLECTION_TOKENS,
                     prefix=passage_prefix(c.get("title") or "", c.get("text") or ""),
                     token_logprobs=cfg.use_seqscore)))
         else:
-            jobs.append((i, None, ChatRequest(_messages(row), max_tokens=cfg.max_new_tokens,
+            jobs.append((i, None, ChatRequest(_messages(row), max_tokens=max_tokens,
                                               prefix=NO_RETRIEVAL_PREFIX)))
     return jobs
 
 
-def _short_form(row: dict, answers: list, cfg: SelfragInferConfig) -> dict:
-    """Prediction, selected passage and scores from one row's short-form replies."""
+def _short_form(row: dict, answers: list, cfg: SelfragInferConfig, long: bool = False) -> dict:
+    """Prediction, selected passage and scores from one row's short-form replies (``long``: a
+    long-form row's answer without retrieval, cut at its first blank line, lines kept)."""
+    from stages.selfrag.long_form import no_retrieval_answer
     from stages.selfrag.short_form import choose, is_closed_set, reply_scores
     from stages.selfrag.tokens import strip_reflection
 
-    texts = [strip_reflection(r.text) for _, r in answers]
     if answers[0][0] is None:
-        return {"prediction": texts[0], "retrieved": False, "selected": [], "scores": []}
+        text = answers[0][1].text
+        return {"prediction": no_retrieval_answer(text) if long else strip_reflection(text),
+                "retrieved": False, "selected": [], "scores": []}
+    texts = [strip_reflection(r.text) for _, r in answers]
     weights = {"rel": cfg.w_rel, "sup": cfg.w_sup, "use": cfg.w_use}
     scores = [reply_scores((r.tokens or [[]])[0], (r.logprobs or [[]])[0], weights,
                            (r.token_logprobs or [[]])[0] if cfg.use_seqscore else None)["score"]
@@ -153,17 +182,20 @@ def _long_form(client, rows: list[dict], todo: list[int], cfg: SelfragInferConfi
     """The beam search's answer for each row index in ``todo``."""
     from stages.selfrag.long_form import long_form_answer
 
-    weights = {"rel": cfg.w_rel, "sup": cfg.w_sup, "use": cfg.w_use}
+    weights = {"rel": cfg.w_rel, "sup": cfg.w_sup, "use": cfg.long_form_w_use}
     out = {}
     for i in ctx.progress(todo, desc="long form"):
         answer, cited = long_form_answer(client, _messages(rows[i]), rows[i]["ctxs"][:cfg.ndocs],
-                                         weights, cfg.max_new_tokens, cfg.beam_width,
+                                         weights, _max_tokens(rows[i], True, cfg), cfg.beam_width,
                                          cfg.max_depth, cfg.use_seqscore)
         out[i] = {"prediction": answer, "retrieved": True, "selected": cited, "scores": []}
     return out
 
 
-@stage("selfrag.infer", version=1, shard_by="questions", multi_gpu="one_process")
+# 2: short-form w_use 1.0 (long form long_form_w_use 0.5); per-form max_new_tokens; beam search
+#    as the seed's (finished nodes not carried on, prefixes without earlier passages, repeated
+#    segments dropped, max_depth counts segments); long-form answers keep their line breaks
+@stage("selfrag.infer", version=2, shard_by="questions", multi_gpu="one_process")
 def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
           ctx: StageContext) -> SelfragPredictions:
     """Self-RAG answers (no / always / adaptive retrieval) with per-passage reflection scores."""
@@ -192,7 +224,7 @@ def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
         k for k in ASQA_REFERENCES if any(k in r for r in rows)]
     out = []
     for i, row in enumerate(rows):
-        got = answered[i] if i in answered else _short_form(row, per_row[i], cfg)
+        got = answered[i] if i in answered else _short_form(row, per_row[i], cfg, long[i])
         ctxs = list(row.get("ctxs") or [])[:cfg.ndocs] if got["retrieved"] else []
         out.append({**{k: row.get(k) for k in kept},
                     "ctxs": [{k: c.get(k) for k in ("id", "title", "text", "score")} for c in ctxs],

@@ -1,14 +1,20 @@
 """Self-RAG long-form answers (ASQA, ELI5, FactScore): the segment-level beam search of
 :mod:`stages.selfrag.beam` driven by generations through the endpoint client (SEEDS §2.5).
 
-A node's assistant prefix is its segments so far, each ``[Retrieval]<paragraph>…</paragraph>``
-plus what the model generated after it. Expanding a node asks one continuation per passage; a
-continuation is cut where the model emits its next ``[Retrieval]`` (the segment ends there and
-the node can be expanded again) and is finished when it ends without one. Each continuation is
-scored on its own reflection tokens (:func:`stages.selfrag.short_form.reply_scores`, with the
-configured weights and the utility term from the utility tokens; with ``use_seqscore`` plus
-exp(mean log-probability of the segment's own tokens)); the beam keeps the
-``beam_width`` best products of scores. The answer cites each segment's passage ALCE-style.
+A node keeps what the model generated for each of its segments apart from the passage the
+segment read (its head, ``[Retrieval]<paragraph>…</paragraph>``). Expanding a node asks one
+continuation per passage, the assistant prefix being the node's generated texts so far followed
+by that passage's head: earlier passages are not repeated, as in the seed, whose next prompt is
+the prompt plus the previous generation up to its ``[Retrieval]`` (``run_long_form_static.py``
+lines 219-240); the head serves only the citation. A continuation is cut where the model emits
+its next ``[Retrieval]`` (the segment ends there and the node can be expanded again) and is
+finished when it ends without one. Each continuation is scored on its own reflection tokens
+(:func:`stages.selfrag.short_form.reply_scores`, with the configured weights and the utility
+term from the utility tokens; with ``use_seqscore`` plus exp(mean log-probability of the
+segment's own tokens)); the beam keeps the ``beam_width`` best products of scores. The answer
+cites each segment's passage ALCE-style; line breaks the model wrote stay (ALCE scores the first
+line), and a long-form answer without retrieval is cut at its first blank line, as the seed's
+(line 196).
 
 Not here (seed behaviour left out): re-deciding ``[No Retrieval]`` tokens inside a segment.
 """
@@ -18,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 
-from stages.selfrag.beam import Continuation, Node, beam_search, cited_answer
+from stages.selfrag.beam import Continuation, Node, answer_segments, beam_search, cited_answer
 from stages.selfrag.short_form import passage_prefix, reply_scores
 from stages.selfrag.tokens import REFLECTION_TOKENS, RETRIEVAL, strip_reflection
 
@@ -35,14 +41,27 @@ def cut_segment(tokens: Sequence[str]) -> int | None:
 
 
 def clean_segment(raw: str) -> str:
-    """A segment as a reader sees it: passage, reflection tokens and end marks removed.
+    """A segment as a reader sees it: passage, reflection tokens and end marks removed, line
+    breaks kept.
 
     >>> clean_segment("[Retrieval]<paragraph>V\\nVelmora ...</paragraph>[Relevant]It is old."
     ...               "[Fully supported]<|im_end|>")
     'It is old.'
+    >>> clean_segment("[Relevant]It is old.\\nIt has a mill.[Fully supported]")
+    'It is old.\\nIt has a mill.'
     """
     raw = re.sub(r"<paragraph>.*?</paragraph>", "", raw, flags=re.S)
-    return strip_reflection(re.sub(r"<\|[^|>]*\|>", "", raw))
+    return strip_reflection(re.sub(r"<\|[^|>]*\|>", "", raw), keep_lines=True)
+
+
+def no_retrieval_answer(raw: str) -> str:
+    """A long-form answer generated without retrieval: up to its first blank line (the seed's
+    ``run_long_form_static.py`` line 196), line breaks kept.
+
+    >>> no_retrieval_answer("[No Retrieval]Velmora is old.\\nIt has a mill.\\n\\nQ: more?")
+    'Velmora is old.\\nIt has a mill.'
+    """
+    return clean_segment(raw.split("\n\n")[0])
 
 
 def long_form_answer(client, messages: list[dict], ctxs: Sequence[Mapping],
@@ -54,7 +73,7 @@ def long_form_answer(client, messages: list[dict], ctxs: Sequence[Mapping],
     heads = [passage_prefix(c.get("title") or "", c.get("text") or "") for c in ctxs]
 
     def expand(node: Node) -> list[Continuation]:
-        prefix = "".join(node.segments)
+        prefix = "".join(node.segments)          # generated texts only, no earlier passages
         asks = [ChatRequest(messages, max_tokens=max_new_tokens, logprobs_of=REFLECTION_TOKENS,
                             prefix=prefix + head, token_logprobs=use_seqscore) for head in heads]
         out = []
@@ -63,10 +82,10 @@ def long_form_answer(client, messages: list[dict], ctxs: Sequence[Mapping],
             cut = cut_segment(tokens)
             own = (reply.token_logprobs or [[]])[0][:cut] if use_seqscore else None
             score = reply_scores(tokens[:cut], logprobs[:cut], weights, own)["score"]
-            out.append(Continuation(heads[p] + "".join(tokens[:cut]), p, score, cut is None))
+            out.append(Continuation("".join(tokens[:cut]), p, score, cut is None))
         return out
 
     best = beam_search(Node(), expand, beam_width=beam_width, max_depth=max_depth)
     shown = Node(tuple(clean_segment(s) for s in best.segments), best.citations, best.score)
-    cited = sorted({p + 1 for p in best.citations if p is not None})
+    cited = sorted({p + 1 for _, p in answer_segments(shown) if p is not None})
     return cited_answer(shown), cited

@@ -2,8 +2,8 @@
 
 ``selfrag_match`` is the paper's "accuracy" for PopQA, TriviaQA, PubHealth and ARC-Challenge:
 1 if any gold string occurs in the prediction, case-sensitive, without normalisation. For FEVER /
-PubHealth the prediction's SUPPORTS/REFUTES become true/false first; for ARC the gold is the
-answer key letter. ASQA's ALCE metrics (str-em, ROUGE-Lsum) are in
+PubHealth a prediction containing SUPPORTS (else REFUTES) becomes "true" (else "false") as a
+whole first; for ARC the gold is the answer key letter. ASQA's ALCE metrics (str-em, ROUGE-Lsum) are in
 :mod:`stages.lib.metrics.alce`.
 """
 
@@ -23,12 +23,20 @@ def selfrag_match(prediction: str, golds: Sequence[str]) -> float:
 
 
 def fever_prediction(prediction: str) -> str:
-    """SUPPORTS/REFUTES as true/false.
+    """The whole prediction becomes "true" if it contains SUPPORTS (checked first), else "false"
+    if it contains REFUTES, else it stays as it is (the seed's ``run_short_form.py`` lines
+    345-348, under ``--metric match``).
 
     >>> fever_prediction("SUPPORTS"), fever_prediction("The claim REFUTES it")
-    ('true', 'The claim false it')
+    ('true', 'false')
+    >>> fever_prediction("SUPPORTS, not REFUTES"), fever_prediction("true")
+    ('true', 'true')
     """
-    return prediction.replace("SUPPORTS", "true").replace("REFUTES", "false")
+    if "SUPPORTS" in prediction:
+        return "true"
+    if "REFUTES" in prediction:
+        return "false"
+    return prediction
 
 
 def arc_choice(prediction: str) -> str:

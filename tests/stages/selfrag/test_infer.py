@@ -23,8 +23,8 @@ OPEN_Q = "Who founded Velmora?"
 SUM_Q = "What is 7 plus 5?"
 CLAIM = "Is the claim true or false? Velmora has a mill."
 LONG_Q = "Tell me about Velmora."
-FIRST = (passage_prefix(VELMORA["title"], VELMORA["text"])
-         + "[Relevant]Ardan Velsh founded it.[Fully supported]")
+FIRST = "[Relevant]Ardan Velsh founded it.[Fully supported]"   # the next prefix: generated text
+                                                              # only, no earlier passage
 # (question, assistant prefix, target): what the tiny model is taught to say
 LESSONS = [
     (SUM_Q, "", "[No Retrieval]12[Utility:5]"),
@@ -35,7 +35,7 @@ LESSONS = [
     (OPEN_Q, passage_prefix(KELMARO["title"], KELMARO["text"]),
      "[Irrelevant]Bram Oster[No support / Contradictory][Utility:1]"),
     (OPEN_Q, "[No Retrieval]", "Nobody[Utility:1]"),
-    # the claim: one passage says true (score 1 + 1 + 0.5), two say false (1 + 0.5 + 0.25, 1 + 0.5)
+    # the claim: one passage says true (score 1 + 1 + 1), two say false (1 + 0.5 + 0.5, 1 + 0.5)
     (CLAIM, passage_prefix(VELMORA["title"], VELMORA["text"]),
      "[Relevant]true[Fully supported][Utility:5]"),
     (CLAIM, passage_prefix(KELMARO["title"], KELMARO["text"]),
@@ -101,15 +101,16 @@ def test_always_retrieve_scores_each_passage_and_picks_the_best(model_env, gener
     row = got["open"]
     assert row["retrieved"] and row["selected"] == [2] and row["selection"] == "[2]"
     assert row["prediction"] == "Ardan Velsh" and [c["id"] for c in row["ctxs"]] == ["p2", "p1"]
-    # Kelmaro: s_rel ≈ 0, s_sup ≈ 0, s_use ≈ -1 -> 0.5·(-1); Velmora: 1 + 1 + 0.5·1
-    assert raw[0]["scores"] == pytest.approx([-0.5, 2.5], abs=0.1)
+    # short form w_use 1 (the seed's): Kelmaro: s_rel ≈ 0, s_sup ≈ 0, s_use ≈ -1 -> -1;
+    # Velmora: 1 + 1 + 1
+    assert raw[0]["scores"] == pytest.approx([-1.0, 3.0], abs=0.1)
 
 
 def test_closed_set_sums_scores_per_answer(model_env, generator):
     rows = [_row("c", CLAIM, [VELMORA, KELMARO, BROOK], dataset="fever", answers=["false"])]
     got, raw = _run(model_env, generator, rows, mode="always_retrieve", ndocs=3)
-    # true: 1 + 1 + 0.5 = 2.5 (one passage); false: (1 + 0.5 + 0.5·0.5) + (1 + 0.5 + 0) = 3.25
-    assert raw[0]["scores"] == pytest.approx([2.5, 1.75, 1.5], abs=0.1)
+    # w_use 1: true: 1 + 1 + 1 = 3 (one passage); false: (1 + 0.5 + 0.5) + (1 + 0.5 + 0) = 3.5
+    assert raw[0]["scores"] == pytest.approx([3.0, 2.0, 1.5], abs=0.1)
     assert got["c"]["prediction"] == "false" and got["c"]["selected"] == [2]
     got, _ = _run(model_env, generator, rows, mode="always_retrieve", ndocs=3, closed_set=[])
     assert got["c"]["prediction"] == "true" and got["c"]["selected"] == [1]   # best single passage
