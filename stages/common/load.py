@@ -72,6 +72,10 @@ def _questions_table(rows: list[dict]):
         schema = schema.append(pa.field("ctxs", pa.list_(CTX)))
     if any("choices" in r for r in rows):    # ARC / OBQA: the options, in label order
         schema = schema.append(pa.field("choices", pa.list_(pa.string())))
+    for name, kind in (("context", pa.string()), ("instruction", pa.string()),
+                       ("previous_question", pa.list_(pa.string()))):
+        if any(name in r for r in rows):   # a set's own inputs (RAG-Instruct: PubMedQA, ConvFinQA)
+            schema = schema.append(pa.field(name, kind))
     if any("qa_pairs" in r for r in rows):   # ASQA: ALCE's str-em / ROUGE-Lsum references
         schema = schema.append(pa.field("qa_pairs", pa.list_(pa.list_(pa.string()))))
         schema = schema.append(pa.field("long_answers", pa.list_(pa.string())))
@@ -123,7 +127,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=3)  # 3: ASQA references and ARC choices kept
+@stage("load_data", version=4)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
               qrels: File | None = None) -> LoadOutput:

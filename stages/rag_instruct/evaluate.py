@@ -4,6 +4,8 @@
 Each question is scored by the rule of its set (:mod:`stages.rag_instruct.scorer`): multiple
 choice (``choice_sets``), ConvFinQA's digit match (``numeric_sets``), yes/no
 (``yes_no_sets``), else the open-QA word match; the longest key found in a set's name decides.
+A multiple-choice row's options are its ``options``, else its ``choices`` (the loader's, in
+letter order), else the option lines of its question.
 The paper's tables report this accuracy per set and their average over the sets, so the stage
 writes:
 
@@ -54,7 +56,9 @@ class RagInstructEvaluateConfig:
     choice_sets: list[str] = field(
         default_factory=lambda: ["openbookqa", "arc", "medqa", "casehold"])
     numeric_sets: list[str] = field(default_factory=lambda: ["convfinqa"])
-    yes_no_sets: list[str] = field(default_factory=lambda: ["pubmedqa", "pubhealth", "hotpotqa"])
+    # PubHealth under its own name or the seed's file name (health_claims_processed)
+    yes_no_sets: list[str] = field(
+        default_factory=lambda: ["pubmedqa", "pubhealth", "health_claims", "hotpotqa"])
     metrics: list[str] = field(default_factory=lambda: ["exact_match", "token_f1"])
 
     def __post_init__(self):
@@ -96,7 +100,8 @@ def score_row(row: dict, cfg: RagInstructEvaluateConfig) -> dict:
     prediction = row.get("prediction") or ""
     golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
     rule = scorer_for(dataset, cfg)
-    options = option_map(row.get("options"), row.get("question") or "") if rule == CHOICE else {}
+    options = (option_map(row.get("options") or row.get("choices"), row.get("question") or "")
+               if rule == CHOICE else {})
     record = {"id": row["id"], "prediction": prediction, "dataset": dataset, "rule": rule,
               "choice": predicted_letter(prediction, options) if rule == CHOICE else None,
               "num_selected": len(row.get("selected") or []),

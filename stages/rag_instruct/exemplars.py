@@ -6,7 +6,8 @@ instruction datasets (ShareGPT, Alpaca, WizardLM, ...) and retrieves each one's 
 by relevance; no code for that step was released, only a 100-row sample
 (``data_gen/examplar_data/data.json``: ``{context, source, example_question, task}``).
 ``select_from_data`` then samples up to 4,200 exemplars per task and keeps only the first
-document of the single-document tasks.
+document of the ``normal1_2`` and ``normal1_3`` tasks (single-document support, useless document;
+``generate_data.py`` lines 119-121); every other task keeps all the documents it comes with.
 
 Two ways in, exactly one wired:
 
@@ -48,6 +49,10 @@ from stages.rag_instruct.paradigms import (
 )
 from stages.rag_instruct.schemas import Exemplars
 from stages.schemas import Retrieved
+
+# the released tasks cut to their first document, as the seed's select_from_data cuts
+# normal1_2 / normal1_3; the others keep every document they come with
+FIRST_DOC_ONLY = ("single_doc_support", "useless_doc")
 
 
 @dataclass
@@ -93,7 +98,7 @@ WIRING = ("wire exactly one of inputs.retrieved (retrieved exemplar questions) a
           "inputs.released (an exemplar file); ")
 
 
-@stage("rag_instruct.exemplars", version=1)
+@stage("rag_instruct.exemplars", version=2)  # 2: released docs cut as the seed
 def exemplars(cfg: ExemplarsConfig, ctx: StageContext, retrieved: Retrieved | None = None,
               released: File | None = None) -> Exemplars:
     """Exemplars with a paradigm and source documents, at most ``per_paradigm`` of each."""
@@ -200,7 +205,8 @@ def _read_released(released: File) -> list[dict]:
         docs = [_doc(d, f"{where} context[{j}]") for j, d in enumerate(rec.get("context") or [])]
         if not docs:
             raise DataError(f"{where}: 'context' has no documents")
-        docs = docs[:PARADIGMS[paradigm].max_docs]
+        if paradigm in FIRST_DOC_ONLY:
+            docs = docs[:1]
         out.append({"id": f"ex{len(out)}", "dataset": str(rec.get("source") or "exemplars"),
                     "question": question, "answers": [], "gold": [d["id"] for d in docs],
                     "paradigm": paradigm, "docs": docs})

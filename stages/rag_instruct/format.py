@@ -7,11 +7,12 @@ the documents as numbered lines, an example without documents in the plain
 ``### Instruction / ### Response`` form; the user turn is the wrapped prompt, the assistant
 turn the answer, and the loss is on the answer only (the ``sft`` stage's default).
 
-Fixes relative to the seed: documents are rendered from their text in a numbering style drawn at
-random (``[i]``, ``i.``, none), which is what the seed's code meant to do for document objects
-but did not (it concatenated the objects to strings); the draws are seeded. The wrappers are a
-file (``conf/prompts/rag_instruct/wrappers.yaml``, our own wording) a user can replace with the
-paper's text. Each row's ``task`` is its paradigm, so the SFT summary counts them.
+Documents are rendered from their text in a numbering style drawn at random from the wrapper
+file's ``document_styles``; the shipped file lists one, ``[i] text``, what the seed ran (its
+documents are strings, always numbered so; its branch for document objects, which draws ``[i]``,
+``i.`` or no number, fails on them). Fixes relative to the seed: the draws are seeded. The
+wrappers are a file (``conf/prompts/rag_instruct/wrappers.yaml``, our own wording) a user can
+replace with the paper's text. Each row's ``task`` is its paradigm, so the SFT summary counts them.
 """
 
 from __future__ import annotations

@@ -25,14 +25,23 @@ log = logging.getLogger(__name__)
 
 # Field names accepted for each canonical field, first match wins.
 QUESTION_KEYS = ("question", "Question", "query", "instruction", "text")
-ANSWER_KEYS = ("answers", "golden_answers", "answer", "output", "answerKey")   # ARC: answerKey
+# ARC: answerKey; RAG-Instruct's evaluation files: golds (its scorer's field) and, for MedQA and
+# OpenBookQA, answer_idx (the right option's letter; taken first when the record has options)
+ANSWER_KEYS = ("answers", "golden_answers", "answer", "output", "answerKey", "golds", "answer_idx")
 CTX_KEYS = ("ctxs", "docs", "retrieval_ctxs", "retrieval_result")
 ID_KEYS = ("id", "_id", "qid", "q_id", "question_id", "query_id", "example_id", "sample_id")
 DATASET_KEYS = ("dataset", "source")
 GOLD_KEYS = ("gold", "positive_ctxs", "positive_passages")
-# Every field a record may hold that the reader takes; any other is dropped (and named in a warning).
+CHOICE_KEYS = ("choices", "options")    # ARC's choices; MedQA / OpenBookQA's options
+# A set's own inputs, kept on the row under their names when they are text: RAG-Instruct's
+# evaluation gives ConvFinQA its task instruction, its table and text (``context``) and the
+# conversation so far (``previous_question``), and PubMedQA its abstract (``context``).
+TEXT_KEYS = ("context", "instruction")
+TEXT_LIST_KEYS = ("previous_question",)
+# Every field a record may hold that the reader takes; any other (and a set input of another
+# shape, such as HotpotQA's list ``context``) is dropped, and named in a warning.
 READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET_KEYS + GOLD_KEYS
-                      + ("retrieved_question", "qa_pairs", "annotations", "choices"))
+                      + CHOICE_KEYS + ("retrieved_question", "qa_pairs", "annotations"))
 # File stems that name a split rather than a dataset (FlashRAG's ``{dataset}/{split}.jsonl``).
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
 
@@ -122,8 +131,12 @@ def _answer_object(obj: dict, field: str, where: str) -> list[str]:
 def _answers(rec: dict, where: str) -> tuple[list[str], str | None]:
     """Golds: ASQA's ``qa_pairs[*].short_answers`` when the record has them (ALCE's ASQA also
     carries the long-form reference in ``answer``, which must not become the gold), else the
-    first of :data:`ANSWER_KEYS`."""
+    first of :data:`ANSWER_KEYS`. A multiple-choice record with options and ``answer_idx``
+    (MedQA, OpenBookQA: its ``answer`` is the option's text) has the letter as its gold, as
+    RAG-Instruct's evaluation sets it (``eval/eval_sglang.py``)."""
     pairs = rec.get("qa_pairs")
+    if rec.get("answer_idx") is not None and rec.get("options") is not None:
+        return _string_list(rec["answer_idx"], "answer_idx", where), "answer_idx"
     if pairs is None:
         for key in ANSWER_KEYS:
             if key in rec and rec[key] is not None:
@@ -178,18 +191,46 @@ def _gold(rec: dict, where: str) -> list[str]:
     return []
 
 
-def _choices(value: Any, where: str) -> list[str]:
-    """Multiple-choice options in order: a list of strings, or ARC's ``{"text": [...],
-    "label": [...]}`` (the labels are the letters A, B, ... the gold ``answerKey`` names).
+def _choices(value: Any, where: str, key: str = "choices") -> list[str]:
+    """Multiple-choice options in order: a list of strings, ARC's ``{"text": [...],
+    "label": [...]}`` (the labels are the letters A, B, ... the gold ``answerKey`` names), or
+    MedQA / OpenBookQA's ``{"A": text, "B": text, ...}`` (letters from A, without a gap).
 
     >>> _choices({"text": ["cold", "warm"], "label": ["A", "B"]}, "f line 1")
     ['cold', 'warm']
+    >>> _choices({"B": "warm", "A": "cold"}, "f line 1", "options")
+    ['cold', 'warm']
     """
+    if isinstance(value, dict) and set(value) != {"text", "label"}:
+        letters = sorted(map(str, value))
+        if letters != [chr(ord("A") + i) for i in range(len(letters))]:
+            raise DataError(f"{where}: '{key}' as an object must map the letters A, B, ... "
+                            f"(from A, without a gap) to the options' texts, got the keys "
+                            f"{', '.join(letters)}; fix the record")
+        value = [value[k] for k in sorted(value, key=str)]
     texts = value.get("text") if isinstance(value, dict) else value
     if not isinstance(texts, list) or not all(isinstance(t, (str, int, float)) for t in texts):
-        raise DataError(f"{where}: 'choices' must be a list of strings or ARC's "
-                        f"{{text: [...], label: [...]}}, got {str(value)[:60]!r}; fix the record")
+        raise DataError(f"{where}: '{key}' must be a list of strings, ARC's "
+                        f"{{text: [...], label: [...]}} or {{A: text, B: text, ...}}, got "
+                        f"{str(value)[:60]!r}; fix the record")
     return [str(t) for t in texts]
+
+
+def _set_inputs(rec: dict, qkey: str) -> dict:
+    """The set's own inputs the record carries in the shapes read (:data:`TEXT_KEYS` as
+    strings, :data:`TEXT_LIST_KEYS` as lists of strings); ``instruction`` only when it is not
+    the question. Another shape is left out (the reader then names the field as dropped).
+
+    >>> _set_inputs({"question": "And 2008?", "instruction": "Use the table.",
+    ...              "context": "2008: 12", "previous_question": ["2007? 10"]}, "question")
+    {'context': '2008: 12', 'instruction': 'Use the table.', 'previous_question': ['2007? 10']}
+    >>> _set_inputs({"question": "q", "context": [["Title", ["a sentence"]]]}, "question")
+    {}
+    """
+    out = {k: rec[k] for k in TEXT_KEYS if k != qkey and isinstance(rec.get(k), str)}
+    out.update({k: rec[k] for k in TEXT_LIST_KEYS if isinstance(rec.get(k), list)
+                and all(isinstance(v, str) for v in rec[k])})
+    return out
 
 
 def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
@@ -199,7 +240,9 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
 
     Returns ``{id, dataset, question, answers, gold}`` plus ``ctxs`` when the record carries
     retrieved passages (``ctxs``/``docs``/``retrieval_ctxs``/``retrieval_result``) and
-    ``retrieved_question`` when it has one (DynamicRAG's retrieval query). ``where``
+    ``retrieved_question`` when it has one (DynamicRAG's retrieval query), ``choices`` (the
+    options in letter order) from ``choices`` or ``options``, and the set inputs
+    ``context``, ``instruction`` and ``previous_question`` (:func:`_set_inputs`). ``where``
     prefixes error messages (``"file line N"``).
 
     >>> normalize_question({"Question": "Who?", "qa_pairs": [{"short_answers": ["Al", "Bo"]}],
@@ -242,8 +285,10 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
         row["retrieved_question"] = rec["retrieved_question"]   # DynamicRAG's retrieval query
     if akey == "qa_pairs":   # ASQA: ALCE's str-em and ROUGE-Lsum need both references
         row.update(_asqa_references(rec, where))
-    if rec.get("choices") is not None:   # ARC / OBQA: the options the task instruction lists
-        row["choices"] = _choices(rec["choices"], where)
+    okey = next((k for k in CHOICE_KEYS if rec.get(k) is not None), None)
+    if okey is not None:   # ARC / OBQA / MedQA: the options the task instruction lists
+        row["choices"] = _choices(rec[okey], where, okey)
+    row.update(_set_inputs(rec, qkey))
     ckey = next((k for k in CTX_KEYS if rec.get(k) is not None), None)
     if ckey is not None:
         row["ctxs"] = _ctxs(rec[ckey], ckey, where)
@@ -278,8 +323,11 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     too: SQuAD's ``{text, answer_start}`` gives its ``text`` values, TriviaQA's ``{value,
     aliases, ...}`` its ``value`` then ``aliases``; any other object is refused), and for ASQA
     records ``qa_pairs`` (one short-answer list per pair) and ``long_answers`` kept for ALCE's
-    metrics; ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` →
-    ``ctxs``;
+    metrics; a record with ``options`` and ``answer_idx`` (MedQA, OpenBookQA) has that letter
+    as its gold, and ``golds`` is read last but one; ``retrieved_question`` kept;
+    ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``; ``choices|options`` →
+    ``choices``; ``context``, ``instruction`` (when not the question) and
+    ``previous_question`` kept in the shapes :func:`_set_inputs` reads;
     gold passage ids ← ``gold`` (list or str) or DPR ``positive_ctxs[*].passage_id`` (Tevatron's
     ``positive_passages[*].docid``); id ← ``id|_id|qid|q_id|question_id|query_id|example_id``
     else the line number; dataset ← ``dataset|source``, else the id prefix
@@ -295,7 +343,7 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
         where = f"{path} line {line_no}"
         row = normalize_question(rec, where=where, require_answers=require_answers,
                                  default_id=str(line_no), default_dataset=default_dataset, path=path)
-        for key in rec.keys() - READ_KEYS:
+        for key in rec.keys() - READ_KEYS - row.keys():
             dropped[key] = dropped.get(key, 0) + 1
         if row["id"] in seen:
             raise DataError(f"{where}: question id '{row['id']}' repeats (first on line "

@@ -147,6 +147,33 @@ def test_arc_answer_keys_and_choices_load(env, tmp_path):
     assert row["answers"] == ["B"] and row["choices"] == ["ice", "fire"]
 
 
+def test_a_sets_own_inputs_reach_the_table(env, tmp_path):
+    """RAG-Instruct's evaluation files: PubMedQA's abstract (``context``), ConvFinQA's
+    ``instruction`` / ``context`` / ``previous_question`` and OpenBookQA's ``options`` reach the
+    eval table (``rag_instruct.eval_inputs`` builds the original's prompts from them); the
+    table used to keep a fixed set of columns and dropped them."""
+    _, written, ctx = env
+    folder = tmp_path / "eval_data"
+    folder.mkdir()
+    ctxs = [{"id": "1", "title": "T", "text": "x"}]
+    (folder / "pubmedqa.jsonl").write_text(json.dumps(
+        {"id": "p1", "question": "Does it?", "answers": ["yes"], "context": "An abstract.",
+         "ctxs": ctxs}) + "\n")
+    (folder / "convfinqa.jsonl").write_text(json.dumps(
+        {"id": "c1", "question": "And then?", "answers": ["3"], "context": "a table",
+         "instruction": "Compute.", "previous_question": ["Q1? A1"], "ctxs": ctxs}) + "\n")
+    (folder / "openbookqa.jsonl").write_text(json.dumps(
+        {"id": "o1", "question": "Which?", "answer_idx": "B", "options": {"A": "ice", "B": "fire"},
+         "ctxs": ctxs}) + "\n")
+    out = load_data(LoadConfig(), ctx("load"), eval=file(folder))
+    rows = {r["dataset"]: r for r in written(Questions, out.eval)}
+    assert rows["pubmedqa"]["context"] == "An abstract."
+    assert (rows["convfinqa"]["instruction"], rows["convfinqa"]["previous_question"]) == (
+        "Compute.", ["Q1? A1"])
+    assert rows["openbookqa"]["choices"] == ["ice", "fire"]
+    assert rows["openbookqa"]["answers"] == ["B"]
+
+
 def test_a_required_set_without_a_file_names_its_data_key_before_the_corpus_is_read(env, tmp_path):
     """Self-RAG with data.eval_questions left null used to warn here and fail a step later with
     "input 'questions' is empty" naming no data key."""

@@ -93,13 +93,19 @@ def test_exemplars_read_the_released_sample_format(env, tmp_path):
          "source": "sharegpt", "example_question": "Explain the tides.", "task": "Single-Doc Answer"},
         {"context": [{"id": 21, "title": "C", "text": "c text", "socre": 2.0}],
          "source": "alpaca", "example_question": "Name a river.", "task": "normal2_1_v1"},
+        {"context": [{"id": 31, "title": "D", "text": "d"}, {"id": 32, "title": "E", "text": "e"}],
+         "source": "lmsys", "example_question": "Why?", "task": "Single-Doc Support"},
+        {"context": [{"id": 41, "title": "F", "text": "f"}, {"id": 42, "title": "G", "text": "g"}],
+         "source": "lmsys", "example_question": "Who?", "task": "normal1_3_v1"},
     ]
     path = tmp_path / "data.json"
     path.write_text(json.dumps(sample))
     out = written(Exemplars, exemplars(ExemplarsConfig(), ctx("exemplars"),
                                        released=file_input(path)))
-    assert [r["paradigm"] for r in out] == ["single_doc_answer", "multi_doc_answer"]
-    assert ids(out[0]["docs"]) == ["11"]            # a single-document task keeps the first
+    assert [r["paradigm"] for r in out] == ["single_doc_answer", "multi_doc_answer",
+                                            "single_doc_support", "useless_doc"]
+    # the seed cuts only normal1_2 / normal1_3 (support, useless) to their first document
+    assert [ids(r["docs"]) for r in out] == [["11", "12"], ["21"], ["31"], ["41"]]
     assert out[0]["docs"][0]["score"] == pytest.approx(1.5) and out[0]["dataset"] == "sharegpt"
     path.write_text(json.dumps([{**sample[0], "task": "summarise"}]))
     with pytest.raises(DataError, match=r"data.json line 1: unknown task 'summarise'"):
@@ -220,6 +226,8 @@ def test_format_draws_wrappers_and_keeps_the_answer(env):
     users = [r["messages"][0]["content"] for r in out]
     assert [r["messages"][1]["content"] for r in out[:2]] == ["A0", "A1"]
     assert all("One." in u and "Two." in u for u in users[:30])
+    # numbered as the seed ran (string documents) and as the evaluation prompt reads them
+    assert all("[1] One.\n[2] Two." in u for u in users[:30])
     assert len({u.split("\n")[0] for u in users[:30]}) >= 5      # the wrappers vary
     assert users[-1] == "### Instruction:\nWho is 0?\n\n### Response:"
     assert out[0]["task"] == "useless_doc"

@@ -96,3 +96,30 @@ def test_unknown_metric_is_a_config_error():
         RagInstructEvaluateConfig(metrics=["exact_match", "bleu"])
     with pytest.raises(ConfigError, match=r"steps.eval: metrics: unknown \['bleu'\]"):
         check_step_config(RagInstructEvaluateConfig, {"metrics": ["bleu"]}, "steps.eval")
+
+
+def test_pubhealth_under_the_seeds_file_name_is_a_true_false_set(model_env):
+    """The seed names PubHealth's file health_claims_processed: yes/no scoring, and the
+    evaluation prompt asks for true or false."""
+    from pathlib import Path
+
+    from stages.lib.prompts import generator_messages, load_prompt
+
+    art, ctx = model_env
+    _, per_q = evaluate(art(Predictions, [row("hc1", "health_claims_processed", ["false"],
+                                              "False.")]),
+                        RagInstructEvaluateConfig(), ctx("evaluate"))
+    assert (per_q[0]["rule"], per_q[0]["accuracy"]) == ("yes_no", 1.0)
+    prompt = load_prompt(Path(__file__).resolve().parents[3] / "conf/prompts/rag_instruct/eval.yaml")
+    (msg,) = generator_messages(prompt, "Vitamin C cures colds.", [], "health_claims_processed")
+    assert "true or false: Vitamin C cures colds." in msg["content"]
+
+
+def test_the_loaders_choices_are_the_options(model_env):
+    """A row whose options came as ``choices`` (ARC, OpenBookQA, MedQA through the loader) is
+    scored against them when its question does not list them."""
+    art, ctx = model_env
+    rows = [{**row("o1", "openbookqa", ["B"], "They take in carbon dioxide.", "Which gas?"),
+             "choices": ["oxygen", "carbon dioxide"]}]
+    _, per_q = evaluate(art(Predictions, rows), RagInstructEvaluateConfig(), ctx("evaluate"))
+    assert (per_q[0]["choice"], per_q[0]["accuracy"]) == ("B", 1.0)

@@ -159,3 +159,50 @@ def test_asqa_long_answers_from_annotations_else_answer():
     rec["annotations"] = [{"long_answer": "A"}, {"long_answer": ""}, {"long_answer": "B"}]
     row = normalize_question(rec, where="w")
     assert row["long_answers"] == ["A", "B"] and row["answers"] == ["Ann"]
+
+
+def test_rag_instruct_golds_and_answer_idx_are_read(tmp_path):
+    """RAG-Instruct's evaluation files: its scorer reads ``golds``; MedQA / OpenBookQA carry the
+    option's text in ``answer`` and its letter in ``answer_idx``, which is the gold."""
+    p = jsonl(tmp_path / "eval.jsonl", [
+        {"id": "w1", "question": "Who?", "golds": ["Ann", "Ann B."]},
+        {"id": "m1", "question": "Which drug?", "answer": "aspirin", "answer_idx": "B",
+         "options": {"A": "heparin", "B": "aspirin", "C": "warfarin"}},
+        {"id": "m2", "question": "Which?", "answer_idx": "A"},
+        {"id": "n1", "question": "Where?", "answers": ["Oslo"], "golds": ["Bergen"]},
+    ])
+    rows = {r["id"]: r for r in read_questions(p)}
+    assert rows["w1"]["answers"] == ["Ann", "Ann B."]
+    assert rows["m1"]["answers"] == ["B"]
+    assert rows["m1"]["choices"] == ["heparin", "aspirin", "warfarin"]
+    assert rows["m2"]["answers"] == ["A"]
+    assert rows["n1"]["answers"] == ["Oslo"]        # the existing keys still come first
+
+
+def test_options_by_letter_become_choices_and_a_gap_is_refused(tmp_path):
+    p = jsonl(tmp_path / "openbookqa.jsonl", [
+        {"question": "Q?", "answer_idx": "D",
+         "options": {"D": "four", "B": "two", "A": "one", "C": "three"}}])
+    assert read_questions(p)[0]["choices"] == ["one", "two", "three", "four"]
+    bad = jsonl(tmp_path / "medqa.jsonl", [
+        {"question": "Q?", "answer_idx": "A", "options": {"A": "one", "C": "three"}}])
+    raises(["line 1", "'options'", "A, C"], read_questions, bad)
+
+
+def test_set_inputs_kept_and_other_shapes_named_as_dropped(tmp_path, caplog):
+    """ConvFinQA's instruction, context and previous questions and PubMedQA's context stay on
+    the row; HotpotQA's list-shaped ``context`` does not, and the warning names it."""
+    p = jsonl(tmp_path / "sets.jsonl", [
+        {"id": "c1", "question": "And 2009?", "answers": ["12"], "instruction": "Use the table.",
+         "context": "year | revenue", "previous_question": ["What in 2008? 10"]},
+        {"id": "h1", "question": "Who?", "answers": ["Ann"], "context": [["T", ["s."]]]},
+        {"id": "i1", "instruction": "Name the capital of Norway.", "answers": ["Oslo"]},
+    ])
+    rows = {r["id"]: r for r in read_questions(p)}
+    assert {k: rows["c1"][k] for k in ("instruction", "context", "previous_question")} == {
+        "instruction": "Use the table.", "context": "year | revenue",
+        "previous_question": ["What in 2008? 10"]}
+    assert "context" not in rows["h1"]
+    assert rows["i1"]["question"] == "Name the capital of Norway."
+    assert "instruction" not in rows["i1"]
+    assert "context (in 1 of 3 records)" in caplog.text
