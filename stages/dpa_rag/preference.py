@@ -4,13 +4,20 @@ Seed step: SEEDS 3.2 step 2 (no released code; the released validation and test 
 was stored: ``{question, reference, ctx, before: {answer, em, f1}, after: {answer, em, f1},
 category}``). The reader LLM, the model the recipe aligns to, answers every query once with no
 document and once with each of its first ``n_docs`` retrieved documents alone. Each answer is
-scored against the golds (exact match and token F1, as stored in the released files), and the
+scored against the golds (``em`` and token F1, as stored in the released files), and the
 document gets its outcome (:mod:`stages.dpa_rag.categories`): aligned, unaligned, both correct
 or both incorrect.
 
-"Correct" is ``correct_by``: ``exact_match`` (the released files' ``em``, default) or
-``match_gold_in_pred`` (a gold answer occurs in the answer), for readers that answer in
-sentences. The reader answers greedily with the recipe's reader prompt (a standard RAG prompt:
+"Correct" is ``correct_by``: ``match_gold_in_pred`` (a normalised gold answer occurs in the
+normalised answer; default) or ``exact_match`` (SQuAD's EM: the answer is a gold). The released
+files' ``em`` behaves as the former: of their 80 answers (40 rows, ``before`` and ``after``) it
+agrees with ``match_gold_in_pred`` on all 80 and with SQuAD's exact match on 72 only; "Queen
+Elizabeth II" for the gold "Elizabeth II", "Edappadi K. Palaniswami" for "K. Palaniswami" or
+"The first time LeBron James went to the finals was in 2007." for "2007" have ``em`` 1. The stored
+``before_em`` / ``after_em`` columns stay SQuAD's exact match whatever ``correct_by`` is;
+``before_f1`` / ``after_f1`` are SQuAD's token F1, which matches the released ``f1`` on all 80
+answers (the reranker's rows use them: :func:`stages.dpa_rag.categories.side`). The reader
+answers greedily with the recipe's reader prompt (a standard RAG prompt:
 ``conf/prompts/common/rag.yaml``; its ``no_passages`` text stands for the missing document).
 
 The reader is the checkpoint wired as ``model`` (an open reader, run in this process), or
@@ -42,7 +49,8 @@ from stages.schemas import GeneratorPrompt, Model, Retrieved
 @dataclass
 class PreferenceConfig:
     n_docs: Annotated[int, Ge(1)] = 100     # documents read per query (paper: DPR top-100)
-    correct_by: Literal["exact_match", "match_gold_in_pred"] = "exact_match"  # released: em
+    # released files' "em": the gold occurs in the answer (80/80 answers; SQuAD EM: 72/80)
+    correct_by: Literal["exact_match", "match_gold_in_pred"] = "match_gold_in_pred"
     max_new_tokens: Annotated[int, Ge(1)] = 20  # the seed's inference command: 20
     dataset: str | None = None              # answer style for all rows; None = each row's
     backend: Literal["auto", "transformers", "vllm"] = "auto"   # the `model` input's

@@ -1,20 +1,23 @@
 """Stage ``dpa_rag.reranker_data``: the reranker's training rows from the preference knowledge.
 
 Seed step: SEEDS 3.2 step 5, the input of ``train_bge_joined.py``: per query one point-wise pair
-(``classification: {text, label}``, label 1 aligned, 2 unaligned), a pair-wise list of 4
+(``classification: {text, label}``, label 1 positive, 2 negative), a pair-wise list of 4
 documents best first (``rank_list``) and contrastive groups of 2 positives and 2 negatives. How
 those rows were built from the preference knowledge was not released; here:
 
-* a query's documents are sorted best first by :func:`stages.dpa_rag.categories.preference_key`;
-* ``positive``: its best ``n_positive`` documents among those the reader is right with
-  (aligned first, then both correct); ``negative``: ``n_negative`` among those it is wrong with,
-  unaligned first, then both incorrect, each kind by retrieval rank: the hard negatives, the
+* each document's side is :func:`stages.dpa_rag.categories.side`: aligned documents are
+  positive, unaligned ones negative, and a both-correct or both-incorrect document is positive
+  when it raises the answer's token F1 (``after_f1 > before_f1``), negative when it lowers it,
+  unused when it leaves it as it was. The released labelled rows
+  (``data/example_valid_dataset.jsonl``, ``data/example_test_dataset.jsonl``) follow this rule in
+  all 40 rows, both-correct rows labelled negative and both-incorrect rows labelled positive
+  among them; ``strict: true`` uses aligned and unaligned documents only;
+* ``positive``: a query's best ``n_positive`` positive documents, best first by
+  :func:`stages.dpa_rag.categories.preference_key`; ``negative``: ``n_negative`` negative
+  ones, the unaligned first, then the others, each by retrieval rank: the hard negatives, the
   ones a reranker of the top-k must push down (a document far down the list that does not help
-  teaches little). The released test file also labels a few both-correct / both-incorrect
-  documents 1 / 2, so the two middle outcomes fill in where a query has too few aligned or
-  unaligned ones; ``strict: true`` uses aligned and unaligned only. A query short of either
-  group is left out (counted in the log);
-* ``rank_list``: the positives then the negatives, best first by
+  teaches little). A query short of either group is left out (counted in the log);
+* ``rank_list``: the positives then the negatives, each group best first by
   :func:`~stages.dpa_rag.categories.preference_key` (4 documents, as released);
 * the point-wise pair is the first positive (label 1) or the first negative picked (label 0),
   drawn with the seed per query (the seed's class id ``2 - label`` maps 1 -> 1, 2 -> 0).
@@ -32,7 +35,7 @@ from typing import Annotated
 from annotated_types import Ge, Interval
 
 from orchestrator.api import DataError, StageContext, stage
-from stages.dpa_rag.categories import NEGATIVE, POSITIVE, preference_key
+from stages.dpa_rag.categories import preference_key, side
 from stages.dpa_rag.schemas import Knowledge, RerankerData
 
 
@@ -48,28 +51,31 @@ class RerankerDataConfig:
 def query_groups(docs: list[dict], n_positive: int, n_negative: int,
                  strict: bool) -> tuple[list[dict], list[dict]] | None:
     """The positive documents (best first) and the negative ones (in the order picked: the
-    unaligned, then the both-incorrect, each by retrieval rank) of one query, or None when it
-    has too few of either.
+    unaligned, then the others, each by retrieval rank) of one query, or None when it has too
+    few of either. Sides by :func:`~stages.dpa_rag.categories.side`.
 
-    >>> docs = [{"category": c, "after_f1": 0.0, "rank": i} for i, c in enumerate(
-    ...     ["both_incorrect", "aligned", "both_incorrect", "both_correct", "unaligned"], 1)]
+    >>> docs = [{"category": c, "before_f1": b, "after_f1": a, "rank": i} for i, (c, b, a) in
+    ...     enumerate([("both_incorrect", 0.0, 0.5), ("aligned", 0.0, 1.0),
+    ...                ("both_correct", 1.0, 0.4), ("both_correct", 0.5, 1.0),
+    ...                ("unaligned", 1.0, 0.0), ("both_incorrect", 0.0, 0.0)], 1)]
     >>> pos, neg = query_groups(docs, 2, 2, strict=False)
     >>> [(d["category"], d["rank"]) for d in pos + neg]
-    [('aligned', 2), ('both_correct', 4), ('unaligned', 5), ('both_incorrect', 1)]
+    [('aligned', 2), ('both_correct', 4), ('unaligned', 5), ('both_correct', 3)]
     >>> query_groups(docs, 2, 2, strict=True) is None
     True
     """
-    good = POSITIVE[:1] if strict else POSITIVE
-    bad = NEGATIVE[::-1][:1] if strict else NEGATIVE[::-1]      # unaligned first
-    pos = sorted((d for d in docs if d["category"] in good), key=preference_key)[:n_positive]
-    neg = sorted((d for d in docs if d["category"] in bad),
-                 key=lambda d: (bad.index(d["category"]), d.get("rank") or 0))[:n_negative]
+    if strict:
+        docs = [d for d in docs if d["category"] in ("aligned", "unaligned")]
+    sides = [side(d) for d in docs]
+    pos = sorted((d for d, s in zip(docs, sides) if s > 0), key=preference_key)[:n_positive]
+    neg = sorted((d for d, s in zip(docs, sides) if s < 0),
+                 key=lambda d: (d["category"] != "unaligned", d.get("rank") or 0))[:n_negative]
     if len(pos) < n_positive or len(neg) < n_negative:
         return None
     return pos, neg
 
 
-@stage("dpa_rag.reranker_data", version=1)
+@stage("dpa_rag.reranker_data", version=2)
 def reranker_data(knowledge: Knowledge, cfg: RerankerDataConfig,
                   ctx: StageContext) -> RerankerData:
     """One training row per query with enough positive and negative documents."""
@@ -92,6 +98,7 @@ def reranker_data(knowledge: Knowledge, cfg: RerankerDataConfig,
                     "cls_doc": (pos[0] if label else neg[0])["doc"], "cls_label": int(label),
                     "rank_list": [d["doc"] for d in pos + sorted(neg, key=preference_key)],
                     "positive": [d["doc"] for d in pos], "negative": [d["doc"] for d in neg]})
+    ctx.log.info("reranker data: documents by side: %s", _sides_text(by_query, cfg.strict))
     if not out:
         raise DataError(f"step '{ctx.step}': none of {len(by_query)} queries has "
                         f"{cfg.n_positive} positive and {cfg.n_negative} negative documents",
@@ -103,3 +110,21 @@ def reranker_data(knowledge: Knowledge, cfg: RerankerDataConfig,
                  "%d positive / %d negative documents)", len(by_query), train, len(out) - train,
                  short, cfg.n_positive, cfg.n_negative)
     return out
+
+
+def _sides_text(by_query: dict[str, list[dict]], strict: bool) -> str:
+    """How many documents are positive, negative or unused, and how many of the first two are
+    middle outcomes (for the log).
+
+    >>> docs = [{"category": c, "before_f1": b, "after_f1": a} for c, b, a in [
+    ...     ("aligned", 0, 1), ("both_correct", 1, .5), ("both_incorrect", 0, 0)]]
+    >>> _sides_text({"q": docs}, strict=False)
+    'positive 1 (0 middle), negative 1 (1 middle), unused 1'
+    """
+    count = {1: [0, 0], -1: [0, 0], 0: [0, 0]}
+    for docs in by_query.values():
+        for d in docs:
+            middle = d["category"] not in ("aligned", "unaligned")
+            count[0 if strict and middle else side(d)][middle] += 1
+    return (f"positive {sum(count[1])} ({count[1][1]} middle), negative {sum(count[-1])} "
+            f"({count[-1][1]} middle), unused {sum(count[0])}")

@@ -36,7 +36,7 @@ class Knowledge(Table):
 class RerankerData(Table):
     """Reranker training rows, one per query (the released ``train_bge_joined.py`` format with
     documents as passages, rendered by the training step): ``split`` is ``train`` or ``valid``;
-    ``cls_doc``/``cls_label`` the point-wise pair (1 = aligned, 0 = unaligned); ``rank_list``
+    ``cls_doc``/``cls_label`` the point-wise pair (1 = positive, 0 = negative); ``rank_list``
     documents in preference order, best first (pair-wise); ``positive``/``negative`` the
     contrastive groups. Valid rows carry only the point-wise pair."""
 

@@ -2,11 +2,12 @@
 preference knowledge with three objectives weighted per step by MGDA-UB.
 
 Seed step: ``train_bge_joined.py`` (SEEDS §3.2 step 5): BGE + a 2-way head on [CLS]
-(:mod:`stages.dpa_rag.reranker_model`), AdamW lr 1e-5 with no scheduler, batch 4, 10 epochs,
+(:mod:`stages.dpa_rag.reranker_model`), AdamW lr 1e-5 (eps 1e-6, no weight decay: the
+defaults of the seed's ``transformers.AdamW``) with no scheduler, batch 4, 10 epochs,
 seed 42, 512 tokens, all three losses (:mod:`stages.dpa_rag.losses`) combined as Σ α_i·L_i with
 α from the min-norm solver (:mod:`stages.dpa_rag.mgda`) on the losses' gradients w.r.t. the
 encoder (not the head), α held constant. After each epoch: precision / recall / F1 of the
-aligned class on the train and valid rows' point-wise pairs; the epoch with the best valid F1 is
+positive class on the train and valid rows' point-wise pairs; the epoch with the best valid F1 is
 kept. Documents are rendered ``" Title: {title} Content: {text}"`` as the seed's strings were.
 
 Fixes relative to the seed:
@@ -55,7 +56,7 @@ class RerankerTrainConfig:
     passage_template: str = " Title: {title} Content: {text}"   # paper: the document string
     # paper: the [CLS] state (BGE is trained so); mean: for encoders trained with mean pooling
     pooling: Literal["cls", "mean"] = "cls"
-    # paper: the epoch with the best valid F1 of the aligned class; last: the final weights
+    # paper: the epoch with the best valid F1 of the positive class; last: the final weights
     keep: Literal["best_valid_f1", "last"] = "best_valid_f1"
     eval_batch_size: Annotated[int, Ge(1)] = nonsemantic(32)
     logging_steps: Annotated[int, Ge(1)] = nonsemantic(10)
@@ -68,7 +69,7 @@ class RerankerTrainConfig:
             raise ConfigError(f"losses: {self.losses} names a loss twice")
 
 
-@stage("dpa_rag.train_reranker", version=1)
+@stage("dpa_rag.train_reranker", version=2)
 def train_reranker(data: RerankerData, model: Model, cfg: RerankerTrainConfig,
                    ctx: StageContext) -> Model:
     """The aligned reranker (encoder + head, see ``reranker_model``) trained from the encoder
@@ -88,7 +89,7 @@ def train_reranker(data: RerankerData, model: Model, cfg: RerankerTrainConfig,
     torch.manual_seed(cfg.seed)                 # the head's initialisation, dropout
     reranker = reranker_model.build(model.path, cfg.passage_template, cfg.max_length, ctx.device,
                                     cfg.pooling)
-    optimizer = torch.optim.AdamW(reranker.parameters(), lr=cfg.lr)
+    optimizer = _optimizer(reranker.parameters(), cfg.lr)
     per_epoch = math.ceil(len(train) / cfg.batch_size)
     total = per_epoch * cfg.epochs
     if cfg.max_steps:
@@ -286,8 +287,19 @@ def _gram(grads: list) -> list[list[float]]:
     return m.cpu().tolist()
 
 
+def _optimizer(params, lr: float):
+    """The seed's optimiser: ``transformers.AdamW(model.parameters(), lr=...)``
+    (train_bge_joined.py) at that class's defaults, eps 1e-6 and no weight decay (torch's AdamW
+    defaults are eps 1e-8 and weight decay 0.01). One difference is left: transformers adds eps
+    before the bias correction, so its effective eps is eps / sqrt(1 - 0.999^t) (31 x 1e-6 at
+    step 1, 1.26 x 1e-6 at step 1,000)."""
+    import torch
+
+    return torch.optim.AdamW(params, lr=lr, eps=1e-6, weight_decay=0.0)
+
+
 def _evaluate(reranker, rows: list[dict], cfg: RerankerTrainConfig, ctx: StageContext) -> dict:
-    """Precision, recall and F1 of the aligned class (1) on the rows' point-wise pairs, the
+    """Precision, recall and F1 of the positive class (1) on the rows' point-wise pairs, the
     prediction being the larger logit; an undefined ratio (0/0) is 0."""
     from stages.dpa_rag.reranker_model import predict_logits, render
 

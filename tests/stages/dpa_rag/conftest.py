@@ -1,12 +1,20 @@
-"""Shared by the DPA-RAG pipeline tests: a tiny corpus of "alpha" and "beta" places, training
-and evaluation questions, the tiny models (an encoder, the taught reader, an NLI classifier;
-built once per session) and ``write_recipe``, the DAG of conf/dpa_rag/pipeline.yaml on them.
+"""Shared by the DPA-RAG pipeline tests: a tiny corpus of "alpha", "beta" and "gamma" places,
+training and evaluation questions, the tiny models (an encoder, the taught reader, an NLI
+classifier; built once per session) and ``write_recipe``, the DAG of conf/dpa_rag/pipeline.yaml
+on them.
 
 A random-init reader says noise, which is wrong with or without a document: there would be no
 aligned or unaligned knowledge to train on. So the tiny reader is taught one rule first: with
-no document it says "alpha", with a document it says the colour word the document holds. On a
-corpus of "alpha" and "beta" passages, a question whose gold is "beta" then finds beta documents
-aligned and alpha ones no help; one whose gold is "alpha" finds beta documents unaligned."""
+no document it says "alpha beta", with a document the colour word the document holds. A gold
+is correct when it occurs in the answer (``dpa_rag.preference``'s default) and the reranker's
+sides follow the change in the answer's token F1 (:func:`stages.dpa_rag.categories.side`), so
+on these passages:
+
+* a question whose gold is "alpha" or "beta" is answered right without a document, at F1 2/3:
+  the documents of its colour make the answer exact (both correct, F1 up: positive), the others
+  make it wrong (unaligned: negative). These queries give the reranker its rows;
+* a question whose gold is "gamma" is answered wrong without a document: its gamma documents
+  are aligned, the others leave it wrong at F1 0 (both incorrect, unchanged: unused)."""
 
 from __future__ import annotations
 
@@ -19,11 +27,12 @@ from stages.lib.testing.teach import teach
 from stages.lib.testing.tiny import tiny_causal_lm, tiny_classifier, tiny_encoder
 from tests.conftest import REPO
 
-COLOURS = ("alpha", "beta")
-PASSAGES = [{"id": f"p{i}", "title": f"Place {i}", "text": f"Place {i} is {COLOURS[i % 2]}."}
+COLOURS = ("alpha", "beta", "gamma")
+UNKNOWN = "alpha beta"    # the reader's answer without a document
+PASSAGES = [{"id": f"p{i}", "title": f"Place {i}", "text": f"Place {i} is {COLOURS[i % 3]}."}
             for i in range(24)]
 TRAIN = [{"id": f"t{i}", "question": f"Which colour is place {i}?",
-          "answers": [COLOURS[(i // 2) % 2]]} for i in range(8)]
+          "answers": [COLOURS[i % 3]]} for i in range(8)]
 EVAL = [{"id": f"e{i}", "question": f"Which colour is place {i + 10}?",
          "answers": [COLOURS[i % 2]]} for i in range(4)]
 
@@ -38,7 +47,7 @@ def _reader_lessons():
         for _ in range(4):
             question = rng.choice(TRAIN + EVAL)["question"]
             docs = rng.sample(PASSAGES, rng.choice([0, 1, 1, 1]))
-            answer = docs[0]["text"].split()[-1].rstrip(".") if docs else "alpha"
+            answer = docs[0]["text"].split()[-1].rstrip(".") if docs else UNKNOWN
             out.append((generator_messages(reader, question, docs, "nq"), "", answer))
         return out
 

@@ -16,21 +16,28 @@ from stages.dpa_rag.schemas import Knowledge
 from stages.schemas import Retrieved
 from tests.stages.conftest import prompt_file
 
-OUTCOMES = ["both_incorrect", "aligned", "unaligned", "both_correct", "both_incorrect",
-            "aligned"]
+# an outcome alone: the answer's token F1 before and after as the outcome has it at its
+# plainest (a middle outcome: unchanged, so not used for the reranker); or (outcome, before
+# F1, after F1)
+F1 = {"aligned": (0.0, 1.0), "unaligned": (1.0, 0.0), "both_correct": (1.0, 1.0),
+      "both_incorrect": (0.0, 0.0)}
+OUTCOMES = [("both_incorrect", 0.5, 0.0), "aligned", "unaligned", "both_correct",
+            "both_incorrect", "aligned"]
 
 
 def knowledge(n_queries=10, outcomes=OUTCOMES):
     rows = []
     for q in range(n_queries):
         for rank, outcome in enumerate(outcomes, 1):
+            outcome, before_f1, after_f1 = (outcome, *F1[outcome]) if isinstance(outcome, str) \
+                else outcome
             doc = {"id": f"q{q}d{rank}", "title": f"T{rank}", "text": f"text {q} {rank}",
                    "score": 1.0 - rank / 10}
             rows.append({"id": f"q{q}", "dataset": "nq", "question": f"question {q}?",
                          "answers": [f"answer {q}"], "gold": [], "source_id": f"q{q}",
                          "kind": "original", "doc": doc, "rank": rank, "before": "b",
-                         "before_em": 0.0, "before_f1": 0.0, "after": "a", "after_em": 0.0,
-                         "after_f1": 0.0, "category": outcome})
+                         "before_em": 0.0, "before_f1": before_f1, "after": "a",
+                         "after_em": 0.0, "after_f1": after_f1, "category": outcome})
     return rows
 
 
@@ -45,7 +52,7 @@ def test_reranker_rows_rank_positives_before_negatives(model_env):
     r = rows[0]
     ids = lambda docs: [d["id"][len("q0"):] for d in docs]   # noqa: E731
     assert ids(r["positive"]) == ["d2", "d6"]                 # the two aligned, by rank
-    assert ids(r["negative"]) == ["d3", "d1"]                 # unaligned, then the hardest
+    assert ids(r["negative"]) == ["d3", "d1"]                 # unaligned, then F1 lowered
     assert ids(r["rank_list"]) == ["d2", "d6", "d1", "d3"]    # unaligned last (worst)
     labels = {row["cls_label"] for row in rows}
     assert labels == {0, 1}                                   # both classes drawn
@@ -54,9 +61,28 @@ def test_reranker_rows_rank_positives_before_negatives(model_env):
         assert row["cls_doc"] == want
 
 
+def test_middle_outcomes_take_the_side_of_their_f1_change(model_env):
+    """The released labelled rows: a both-correct document that lowers the answer's F1 is a
+    negative, a both-incorrect one that raises it a positive; one that leaves it is unused."""
+    art, ctx = model_env
+    outcomes = ["unaligned", ("both_correct", 1.0, 0.4), ("both_incorrect", 0.0, 0.5),
+                "aligned", ("both_correct", 0.5, 0.5), "both_incorrect"]
+    (row,) = reranker_data(art(Knowledge, knowledge(1, outcomes)),
+                           RerankerDataConfig(valid_fraction=0), ctx("reranker_data"))
+    ids = lambda docs: [d["id"][len("q0"):] for d in docs]   # noqa: E731
+    assert ids(row["positive"]) == ["d4", "d3"]               # aligned, then F1 raised
+    assert ids(row["negative"]) == ["d1", "d2"]               # unaligned, then F1 lowered
+    assert ids(row["rank_list"]) == ["d4", "d3", "d2", "d1"]  # each group best first
+    unchanged = ["aligned", ("both_incorrect", 0.0, 0.5), "unaligned", "both_correct",
+                 "both_incorrect"]
+    with pytest.raises(DataError, match="none of 1 queries has 2 positive and 2 negative"):
+        reranker_data(art(Knowledge, knowledge(1, unchanged)), RerankerDataConfig(),
+                      ctx("reranker_data"))
+
+
 def test_reranker_rows_fill_in_with_middle_outcomes_unless_strict(model_env):
     art, ctx = model_env
-    few = ["aligned", "both_correct", "unaligned", "both_incorrect"]
+    few = ["aligned", ("both_correct", 0.5, 1.0), "unaligned", ("both_incorrect", 0.5, 0.0)]
     loose = reranker_data(art(Knowledge, knowledge(4, few)), RerankerDataConfig(valid_fraction=0),
                           ctx("reranker_data"))
     assert len(loose) == 4

@@ -93,7 +93,7 @@ def test_n_docs_limits_the_documents_read_and_augmented_queries_keep_their_sourc
     assert "1 of 2 queries have no gold answer and are left out" in caplog.text
 
 
-def test_correct_by_gold_in_answer_for_readers_that_answer_in_sentences(model_env, monkeypatch):
+def test_correct_by_gold_in_answer_by_default_for_readers_that_answer_in_sentences(model_env, monkeypatch):
     class Verbose(Reader):
         def chat(self, conversations, **params):
             return [[f"I think it is {a}."] for (a,) in super().chat(conversations, **params)]
@@ -101,10 +101,10 @@ def test_correct_by_gold_in_answer_for_readers_that_answer_in_sentences(model_en
     monkeypatch.setattr(generation, "load_generator", lambda *a, **kw: Verbose())
     art, ctx = model_env
     strict = preference(art(Retrieved, QUESTIONS[1:]), prompt_file("rag", "common"),
-                        PreferenceConfig(), ctx("preference"), model=art(Model, "unused"))
+                        PreferenceConfig(correct_by="exact_match"), ctx("preference"),
+                        model=art(Model, "unused"))
     loose = preference(art(Retrieved, QUESTIONS[1:]), prompt_file("rag", "common"),
-                       PreferenceConfig(correct_by="match_gold_in_pred"), ctx("preference"),
-                       model=art(Model, "unused"))
+                       PreferenceConfig(), ctx("preference"), model=art(Model, "unused"))
     assert {r["category"] for r in strict} == {"both_incorrect"}
     assert [r["category"] for r in loose] == ["aligned", "both_incorrect", "both_incorrect"]
 

@@ -67,6 +67,24 @@ def test_config_defaults_are_the_papers_and_choices_are_checked():
         RerankerTrainConfig(losses=["cls", "cls"])
 
 
+def test_the_optimiser_is_the_seeds_transformers_adamw(model_env, models, tmp_path,
+                                                      monkeypatch):
+    """train_bge_joined.py: ``transformers.AdamW(model.parameters(), lr=...)``, whose defaults
+    are eps 1e-6 and no weight decay (torch's AdamW: 1e-8 and 0.01)."""
+    made = []
+
+    class Spy(torch.optim.AdamW):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            made.append(self.defaults)
+
+    monkeypatch.setattr(torch.optim, "AdamW", Spy)
+    train(model_env, models, make_ctx(tmp_path, "opt"), max_steps=1, keep="last")
+    (got,) = made
+    assert (got["lr"], got["betas"], got["eps"], got["weight_decay"]) == \
+        (1e-5, (0.9, 0.999), 1e-6, 0.0)
+
+
 class _Fake:
     """A stand-in reranker: any two modules called encoder and head."""
 
