@@ -11,7 +11,10 @@ gives its outcome ("Yes" for aligned, "No" for unaligned). The question is a pro
 labels) with the paper's text to reproduce it.
 
 The random documents and the preference document's position are drawn with ``seed``; rows come
-from every query in the knowledge, augmented ones included. ``k_by_set`` shows another number
+from every query in the knowledge, augmented ones included. ``per_query: 1`` keeps one
+preference document per query, drawn at random among its labelled ones, as the paper describes
+the stage (SEEDS 3.2 step 7: "for each query, one preference document and k - 1 random ones");
+the default, every labelled document, gives the reader more rows from the same knowledge. ``k_by_set`` shows another number
 of documents for the sets it names (a key is a whole word of the row's ``dataset``), as the
 paper's top-2 for WebQSP.
 """
@@ -45,6 +48,9 @@ class PrealignConfig:
     labels: dict[str, str] = field(default_factory=_labels)
     # documents of each outcome used per query, drawn with the seed; None = all (paper)
     max_per_outcome: Annotated[int, Ge(1)] | None = None
+    # preference documents per query, drawn with the seed after max_per_outcome; None = all
+    # (paper: 1)
+    per_query: Annotated[int, Ge(1)] | None = added(None)
     seed: int = 42
 
     def __post_init__(self):
@@ -83,8 +89,8 @@ def check_labels(labels: dict[str, str]) -> None:
 
 @stage("dpa_rag.prealign", version=1)
 def prealign(knowledge: Knowledge, prompt: PrealignPrompt, cfg: PrealignConfig, ctx: StageContext) -> Chat:
-    """One chat row per preference document: the question over ``k`` documents, then the
-    judgement of the document at ``{position}``."""
+    """One chat row per preference document (at most ``per_query`` of a query): the question
+    over ``k`` documents, then the judgement of the document at ``{position}``."""
     from stages.lib.prompts import format_passages, messages, passage_fields
 
     template = prompt.load()
@@ -124,11 +130,15 @@ def prealign(knowledge: Knowledge, prompt: PrealignPrompt, cfg: PrealignConfig, 
 
 
 def _chosen(docs: list[dict], cfg: PrealignConfig, rng: random.Random) -> list[dict]:
-    """The query's documents whose outcome has a label, at most ``max_per_outcome`` of each."""
+    """The query's documents whose outcome has a label, at most ``max_per_outcome`` of each
+    and ``per_query`` in all (a random draw, kept in the order of ``labels``)."""
     out = []
     for outcome in cfg.labels:
         of = [d for d in docs if d["category"] == outcome]
         if cfg.max_per_outcome is not None and len(of) > cfg.max_per_outcome:
             of = rng.sample(of, cfg.max_per_outcome)
         out += of
+    if cfg.per_query is not None and len(out) > cfg.per_query:
+        keep = set(rng.sample(range(len(out)), cfg.per_query))
+        out = [d for i, d in enumerate(out) if i in keep]
     return out

@@ -197,3 +197,18 @@ def test_prealign_warns_when_every_target_is_the_same(model_env, caplog):
                     prompt_file("prealign", "dpa_rag"), PrealignConfig(), ctx("prealign"))
     assert {r["messages"][-1]["content"] for r in rows} == {"Yes"}
     assert "every row's target is 'Yes': no document has the outcome unaligned" in caplog.text
+
+
+def test_prealign_per_query_keeps_one_preference_document_of_each_query(model_env):
+    """The paper's pre-aligned stage: one preference document per query (seeded draw)."""
+    art, ctx = model_env
+    cfg = PrealignConfig(k=3, per_query=1)
+    rows = prealign(art(Knowledge, knowledge(4)), prompt_file("prealign", "dpa_rag"), cfg,
+                    ctx("prealign"))
+    queries = [r["id"].split("@")[0] for r in rows]
+    assert sorted(queries) == ["q0", "q1", "q2", "q3"]
+    assert rows == prealign(art(Knowledge, knowledge(4)), prompt_file("prealign", "dpa_rag"),
+                            cfg, ctx("prealign"))
+    everything = prealign(art(Knowledge, knowledge(4)), prompt_file("prealign", "dpa_rag"),
+                          PrealignConfig(k=3), ctx("prealign"))
+    assert {r["id"] for r in rows} < {r["id"] for r in everything}
