@@ -10,7 +10,10 @@ turn the answer, and the loss is on the answer only (the ``sft`` stage's default
 Documents are rendered from their text in a numbering style drawn at random from the wrapper
 file's ``document_styles``; the shipped file lists one, ``[i] text``, what the seed ran (its
 documents are strings, always numbered so; its branch for document objects, which draws ``[i]``,
-``i.`` or no number, fails on them). Fixes relative to the seed: the draws are seeded. The
+``i.`` or no number, fails on them). Fixes relative to the seed: the draws are seeded.
+Difference: each example's wrapper is drawn once, here, so every SFT epoch trains on the same
+prompt; the seed draws it in its DataLoader's ``collate_fn``, anew in each epoch (the ``sft``
+stage trains on fixed rows; conf/rag_instruct_llama3.yaml notes it at ``epochs``). The
 wrappers are a file (``conf/prompts/rag_instruct/wrappers.yaml``, our own wording) a user can
 replace with the paper's text. Each row's ``task`` is its paradigm, so the SFT summary counts them.
 """

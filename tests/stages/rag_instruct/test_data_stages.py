@@ -176,6 +176,22 @@ def test_synthesize_prompt_shows_documents_and_exemplar(env, monkeypatch):
     assert "several of the documents" in seen[0]          # the multi-document prompt
 
 
+def test_synthesize_prompts_ask_for_english_and_a_detailed_answer(env, monkeypatch):
+    # the seed (prompt_final.py, every paradigm) asks for an English q* and a* and an answer that
+    # is accurate, detailed and comprehensive; the shipped prompts say so in our own words
+    table, _, ctx = env
+    seen = []
+    fake_endpoint(monkeypatch, lambda conv, params: seen.append(conv[-1]["content"])
+                  or '{"q*": "q", "a*": "a"}')
+    synthesize(table(Exemplars, [exemplar(p, p) for p in PARADIGM_NAMES]), **PROMPTS,
+               cfg=SynthesizeConfig(), ctx=ctx("synthesize"))
+    assert len(seen) == len(PARADIGM_NAMES)
+    for text in seen:
+        flat = " ".join(text.split())
+        assert "and its answer, a*, both in English" in flat, flat
+        assert "a detailed, complete response" in flat, flat
+
+
 def test_synthesize_nothing_usable_is_an_error(env, monkeypatch):
     table, _, ctx = env
     with pytest.raises(DataError, match="teacher 'reference' needs exemplars with gold answers"):
