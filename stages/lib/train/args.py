@@ -117,6 +117,11 @@ class SftConfig(TrainArgs):
     # [open, close] token pairs: target tokens strictly between an open token and the next close
     # token get no loss, the two markers do (Self-RAG: ["<paragraph>", "</paragraph>"])
     masked_spans: list[tuple[str, str]] = field(default_factory=list)
+    # how an optimizer step's loss averages its micro-batches: "tokens", every supervised token
+    # of the step weighs the same (TRL's and transformers' default); "micro_batch", each
+    # micro-batch's own token mean weighs the same, as a training loop that backpropagates
+    # ``model(...).loss`` per micro-batch (RAG-Instruct's train_rag_sft.py, older transformers)
+    loss_average: Literal["tokens", "micro_batch"] = added("tokens")
 
     def __post_init__(self) -> None:
         TrainArgs.__post_init__(self)

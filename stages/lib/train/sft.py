@@ -35,4 +35,5 @@ def sft_train(model_dir: str | Path, rows: Sequence[dict], out_dir: str | Path,
                                                    added, ft.log), len(examples))
         ft.train()
         stats = ft.export()
-    return {**stats, "loss_on": cfg.loss_on, "special_tokens": added}
+    return {**stats, "loss_on": cfg.loss_on, "loss_average": cfg.loss_average,
+            "special_tokens": added}

@@ -94,6 +94,11 @@ def sft_trainer(model_dir: Path, examples: list[dict], tokenizer, cfg: SftConfig
              if added else str(model_dir))
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                          processing_class=tokenizer, peft_config=peft_config(cfg))
+    if cfg.loss_average == "micro_batch":
+        # Without loss kwargs the Trainer counts no tokens over the step: TRL's SFT loss is
+        # then each micro-batch's own token mean, which the Trainer divides by the
+        # accumulation steps (and DDP/DeepSpeed average over ranks)
+        trainer.model_accepts_loss_kwargs = False
     if spans:
         trainer.train_dataset, removed = masked_dataset(trainer.train_dataset, spans)
         if removed and log is not None:

@@ -19,7 +19,8 @@ def test_defaults_are_the_papers_and_shared_fields_are_declared_once():
     assert (dpo.beta, dpo.loss_type, dpo.tasks) == (0.1, "sigmoid", ["generator", "reranker"])
     shared = set(TrainArgs.__dataclass_fields__)
     assert set(SftConfig.__dataclass_fields__) - shared == {"loss_on", "special_tokens",
-                                                            "new_token_init", "masked_spans"}
+                                                            "new_token_init", "masked_spans",
+                                                            "loss_average"}
     assert set(DpoConfig.__dataclass_fields__) - shared == {
         "beta", "loss_type", "tasks", "max_prompt_length", "precompute_ref_log_probs"}
 

@@ -136,3 +136,25 @@ def test_lora_sft_on_cuda_changes_weights(tiny_lm, tmp_path):
                       TrainHooks(checkpoint_dir=tmp_path / "ckpt", device="cuda"))
     assert stats["steps"] == 2 and stats["device"] == "cuda"
     assert n_changed(state_dict(tiny_lm), state_dict(tmp_path / "out")) > 0
+
+
+def test_loss_average_weighs_tokens_or_micro_batches(tiny_lm, tmp_path):
+    """One optimizer step over a 1-token answer and a long one, a micro-batch each: by default
+    the step's loss is the mean over both answers' tokens; with ``loss_average: micro_batch``
+    it is the mean of the two micro-batches' own means (RAG-Instruct's training loop)."""
+    rows = chat_rows(2)
+    rows[0]["messages"][-1]["content"] = "[1]"
+    rows[1]["messages"][-1]["content"] = " ".join(f"word{i} [{i % 3 + 1}]" for i in range(12))
+    one = dict(lr=1e-2, per_device_batch_size=1, max_length=96, warmup_ratio=0.0, max_steps=1)
+
+    def first_loss(examples, name, **cfg):
+        stats = sft_train(tiny_lm, examples, tmp_path / name, SftConfig(**one, **cfg))
+        return stats["losses"][0][1], stats
+
+    alone = [first_loss([row], f"alone{i}", grad_accum=1)[0] for i, row in enumerate(rows)]
+    tokens, stats = first_loss(rows, "tokens", grad_accum=2)
+    micro, micro_stats = first_loss(rows, "micro", grad_accum=2, loss_average="micro_batch")
+    assert stats["loss_average"] == "tokens" and micro_stats["loss_average"] == "micro_batch"
+    assert micro == pytest.approx(sum(alone) / 2, rel=1e-3)
+    assert abs(tokens - alone[1]) < abs(micro - alone[1])   # the long answer's tokens dominate
+    assert tokens != pytest.approx(micro, rel=1e-3)
