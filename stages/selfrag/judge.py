@@ -11,7 +11,8 @@ chat row — the aspect's prompt file filled for the item, answered by the token
 rows pass the paper's rules (:func:`stages.selfrag.critic_data.critic_rows`: [Relevant] kept
 with probability 0.7, template-breaking rows dropped, shuffled, a dev split).
 
-The instruction is the row's ``question``; its output is ``answers[0]``.
+The instruction is the row's ``question``; its output is ``answers[0]``, judged whole: the support
+prompt's preceding sentences are ``None``, as ``selfrag.label`` fills them for a first sentence.
 
 Not shardable, though each judgment depends only on its instruction: the rules that follow
 draw from one seeded generator over all judgments in order, shuffle them all, and take the first
@@ -30,6 +31,7 @@ from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Chat, Retrieved
 from stages.selfrag.schemas import (IsRelPrompt, RetrievalPrompt, SupportPrompt,
                                     UtilityPrompt)
+from stages.selfrag.sentences import NONE
 from stages.selfrag.tokens import RELEVANT
 
 
@@ -74,8 +76,10 @@ def judgment_rows(rows: list[dict], top_n: int) -> list[dict]:
             ev = _passage(c)
             jobs.append({"task": "relevance", "row": r, "ctx": c,
                          "fields": {"instruction": inst, "evidence": ev}})
+            # the output is judged whole: no sentence precedes it
             jobs.append({"task": "support", "row": r, "ctx": c,
-                         "fields": {"instruction": inst, "output": out, "evidence": ev}})
+                         "fields": {"instruction": inst, "preceding": NONE, "output": out,
+                                    "evidence": ev}})
     return jobs
 
 

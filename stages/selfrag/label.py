@@ -4,11 +4,25 @@
 For each item that retrieves, every sentence has its own retrieved passages (from the shared
 ``retrieve`` stage run on ``selfrag.split``'s sentence queries). The critic decides, for sentences
 after the first, whether they need new evidence ([Retrieval] / [Continue to Use Evidence] /
-[No Retrieval], given the preceding sentences and the first passage of the previous sentence),
-and judges relevance and support of each of the first ``top_n`` passages. The assembly rules of
-:mod:`stages.selfrag.assembly` (seeded) then write the target with reflection tokens, and the
-drop rules apply. Output: chat rows ``user: instruction`` / ``assistant: target`` for the
-generator's SFT.
+[No Retrieval]), and judges relevance and support of each of the first ``top_n`` passages. The
+assembly rules of :mod:`stages.selfrag.assembly` (seeded) then write the target with reflection
+tokens, and the drop rules apply. Output: chat rows ``user: instruction`` / ``assistant: target``
+for the generator's SFT.
+
+What each critic prompt is filled with, as the seed's ``create_retrieval_data.py`` and
+``create_prompt_data.py`` build it (``data_creation/generator``):
+
+* multi-sentence decision (sentence k > 0): the task input (the instruction without its task
+  boilerplate, :func:`stages.selfrag.split.task_input`), the preceding sentences, the sentence,
+  and as evidence the first passage of the *initial* retrieval — one search per item for its
+  instruction and whole output (the ``initial`` input), the same passage for every sentence of
+  the item (:func:`evidence`), not the passages retrieved for the previous sentence;
+* relevance of a passage: the instruction and the passage;
+* support of sentence k by a passage: the instruction, the preceding sentences
+  (:func:`preceding`), the sentence and the passage.
+
+A missing value (the first sentence's preceding sentences, an item the initial retrieval found
+nothing for) is written ``None``, as the seed's prompts print it.
 
 An item whose utility judgment ``selfrag.split`` could not read (``utility`` None) is dropped
 before any critic call, as the seed's postprocessing skips it; the log counts them.
@@ -29,6 +43,8 @@ from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Chat, Model, Retrieved
 from stages.selfrag.schemas import IsRelPrompt, MultiRetrievalPrompt, SplitItems, SupportPrompt
+from stages.selfrag.sentences import NONE, preceding
+from stages.selfrag.split import task_input
 
 
 @dataclass
@@ -41,7 +57,26 @@ class LabelConfig:
     seed: int = 0
 
 
-def _jobs(items: list[dict], by_sentence: dict[str, dict], top_n: int) -> list[tuple]:
+def _text(c: dict) -> str:
+    return f"{c.get('title') or ''}\n{c.get('text') or ''}".strip()
+
+
+def evidence(initial: dict | None) -> str:
+    """The evidence of an item's multi-sentence decisions: the first passage of its initial
+    retrieval (instruction + whole output), ``title\\ntext``; ``None`` without one.
+
+    >>> evidence({"id": "q1", "ctxs": [{"title": "Velmora", "text": "A river city."},
+    ...                                {"title": "Brook", "text": "A mill."}]})
+    'Velmora\\nA river city.'
+    >>> evidence({"id": "q2", "ctxs": []}), evidence(None)
+    ('None', 'None')
+    """
+    ctxs = list((initial or {}).get("ctxs") or [])
+    return _text(ctxs[0]) if ctxs else NONE
+
+
+def _jobs(items: list[dict], by_sentence: dict[str, dict], initial: dict[str, dict],
+          top_n: int) -> list[tuple]:
     """(kind, item index, sentence index, passage index, prompt fields) for every critic call."""
     jobs = []
     for i, item in enumerate(items):
@@ -51,27 +86,26 @@ def _jobs(items: list[dict], by_sentence: dict[str, dict], top_n: int) -> list[t
             hit = by_sentence.get(f"{item['id']}#{k}")
             if hit is None:
                 continue
+            before = preceding(item["sentences"], k)
             if k > 0:
-                prev = by_sentence.get(f"{item['id']}#{k - 1}") or {"ctxs": []}
-                evidence = _text((prev["ctxs"] or [{}])[0]) if prev["ctxs"] else ""
                 jobs.append(("multi", i, k, None, {
-                    "instruction": item["question"], "preceding": " ".join(item["sentences"][:k]),
-                    "evidence": evidence, "sentence": sentence}))
+                    "instruction": task_input(item["question"]), "preceding": before,
+                    "evidence": evidence(initial.get(item["id"])), "sentence": sentence}))
             for p, c in enumerate(list(hit["ctxs"] or [])[:top_n]):
-                fields = {"instruction": item["question"], "evidence": _text(c), "output": sentence}
-                jobs.append(("relevance", i, k, p, fields))
-                jobs.append(("support", i, k, p, fields))
+                jobs.append(("relevance", i, k, p, {"instruction": item["question"],
+                                                    "evidence": _text(c)}))
+                jobs.append(("support", i, k, p, {"instruction": item["question"],
+                                                  "preceding": before, "evidence": _text(c),
+                                                  "output": sentence}))
     return jobs
 
 
-def _text(c: dict) -> str:
-    return f"{c.get('title') or ''}\n{c.get('text') or ''}".strip()
-
-
-@stage("selfrag.label", version=3, shard_by="items",
+@stage("selfrag.label", version=4,  # 4: initial retrieval's evidence, preceding sentences
+       shard_by="items",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
-def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prompt: IsRelPrompt,
-          support_prompt: SupportPrompt, multi_retrieval_prompt: MultiRetrievalPrompt, cfg: LabelConfig,
+def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: Model,
+          relevance_prompt: IsRelPrompt, support_prompt: SupportPrompt,
+          multi_retrieval_prompt: MultiRetrievalPrompt, cfg: LabelConfig,
           ctx: StageContext) -> Chat:
     """Generator training rows with reflection tokens."""
     import random
@@ -88,7 +122,7 @@ def label(items: SplitItems, sentences: Retrieved, critic: Model, relevance_prom
     prompts = {"relevance": relevance_prompt.load(), "support": support_prompt.load(),
                "multi": multi_retrieval_prompt.load()}
     by_sentence = {r["id"]: r for r in sentences.rows()}
-    jobs = _jobs(rows, by_sentence, cfg.top_n)
+    jobs = _jobs(rows, by_sentence, {r["id"]: r for r in initial.rows()}, cfg.top_n)
     answers: dict[tuple, str] = {}
     if jobs:
         llm = local_llm(cfg.llm, critic, "label.llm")

@@ -49,16 +49,17 @@ class IsRelPrompt(PromptFile):
 
 
 class SupportPrompt(PromptFile):
-    """The critic's IsSup question: does the evidence support the output?"""
+    """The critic's IsSup question: does the evidence support the output (one sentence of a
+    response, after its preceding sentences)?"""
 
-    fills = ("instruction", "evidence", "output")
+    fills = ("instruction", "preceding", "evidence", "output")
     needs = {"evidence": "the critic never sees the evidence that should support the output",
              "output": "the critic never sees the output it checks"}
 
 
 class MultiRetrievalPrompt(PromptFile):
     """The critic's Retrieve question for a later sentence, given the preceding ones and the
-    evidence retrieved for the previous sentence."""
+    evidence first retrieved for the instruction and its whole output."""
 
     fills = ("instruction", "preceding", "evidence", "sentence")
     needs = {"evidence": "the critic never sees the evidence it decides to keep using or not",

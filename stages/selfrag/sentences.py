@@ -9,6 +9,7 @@ import re
 
 _BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(])")
 MIN_CHARS = 30
+NONE = "None"   # a missing critic prompt value, as the seed's prompts print Python's None
 
 
 def split_sentences(text: str) -> list[str]:
@@ -32,3 +33,15 @@ def skipped(sentences: list[str], min_chars: int = MIN_CHARS) -> list[bool]:
     if len(sentences) <= 2:
         return [False] * len(sentences)
     return [len(s) < min_chars for s in sentences]
+
+
+def preceding(sentences: list[str], k: int) -> str:
+    """The sentences before sentence ``k``, joined by spaces (skipped short ones included, as
+    the seed's ``" ".join(splitted_output[:sent_idx])``); ``None`` for the first sentence.
+
+    >>> preceding(["Velmora is a city.", "Ok.", "It was founded in 1852."], 2)
+    'Velmora is a city. Ok.'
+    >>> preceding(["Velmora is a city."], 0)
+    'None'
+    """
+    return " ".join(sentences[:k]) or NONE

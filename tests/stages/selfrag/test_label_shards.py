@@ -23,7 +23,8 @@ def _prompt(kind: type[File], name: str):
 def _run(model_env, rows: list[dict], shard: int, num: int) -> list[dict]:
     art, ctx = model_env
     # items that start with [No Retrieval] need no critic call: only the random rules act
-    return label(art(SplitItems, rows), art(Retrieved, []), art(Model, "unused-critic"),
+    return label(art(SplitItems, rows), art(Retrieved, []), art(Retrieved, []),
+                 art(Model, "unused-critic"),
                  _prompt(IsRelPrompt, "relevance"), _prompt(SupportPrompt, "support"),
                  _prompt(MultiRetrievalPrompt, "multi_retrieval"), LabelConfig(),
                  ctx("label", shard, num))

@@ -26,7 +26,7 @@ def _critic_lessons():
     file's expected kind of answer, so the wiring is exercised for real."""
     from stages.lib.prompts import load_prompt, messages
 
-    fields = {"instruction": "Who founded Velmora?", "output": "Ardan Velsh", "preceding": "",
+    fields = {"instruction": "Who founded Velmora?", "output": "Ardan Velsh", "preceding": "None",
               "evidence": "Velmora\nVelmora was founded by Ardan Velsh.", "sentence": "It is old."}
     prompts = {k: load_prompt(REPO / "conf" / "prompts" / "selfrag" / f"{k}.yaml")
                for k in CRITIC_ANSWERS}

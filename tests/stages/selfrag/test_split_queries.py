@@ -76,7 +76,8 @@ def test_label_drops_items_whose_utility_is_unreadable(model_env, caplog):
              "utility": None if i % 2 else "[Utility:5]", "sentences": [str(i)],
              "skipped": [False]} for i in range(6)]
     with caplog.at_level(logging.INFO):
-        out = label(art(SplitItems, rows), art(Retrieved, []), art(Model, "unused-critic"),
+        out = label(art(SplitItems, rows), art(Retrieved, []), art(Retrieved, []),
+                    art(Model, "unused-critic"),
                     _prompt(IsRelPrompt, "relevance"), _prompt(SupportPrompt, "support"),
                     _prompt(MultiRetrievalPrompt, "multi_retrieval"),
                     LabelConfig(keep_no_retrieval=1.0), ctx("label"))
