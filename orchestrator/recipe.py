@@ -399,6 +399,11 @@ def _compose_error(recipe: Path, e: Exception) -> ConfigError:
     unknown = re.match(r"In '([^']+)': Could not load '([^']+)'", first)
     if unknown:   # defaults: [nope]
         return _unknown_default(recipe, unknown.group(1), unknown.group(2))
+    group_entry = re.match(r"In '([^']+)': Could not find '([^']+)/([^'/]+)'", first)
+    if group_entry:   # defaults: [executr: local] or [executor: locall], not executor=locall
+        found = _unknown_group_entry(recipe, *group_entry.groups())
+        if found is not None:
+            return found
     options = re.search(r"Available options in '([^']+)':\n((?:\t.*\n?)+)", text)
     missing = re.search(r"Could not find '[^']*?([^'/]+)'", first)
     if options:   # a group choice typo: executor=rey
@@ -428,6 +433,51 @@ def _unknown_default(recipe: Path, parent: str, name: str) -> ConfigError:
     return ConfigError(f"{where}: defaults: '{name}' is not a config in {shown} (no {stem}.yaml)"
                        f"{did_you_mean(stem, configs + groups)}",
                        hint=f"name a config there: {choices}")
+
+
+def _unknown_group_entry(recipe: Path, parent: str, group: str,
+                         option: str) -> ConfigError | None:
+    """A defaults-list entry ``- GROUP: OPTION`` of config ``parent`` whose group folder or
+    option file is not in the recipe's folder: at the entry's line, with the groups (or the
+    group's options) there and the closest one. None when no entry of ``parent`` names
+    ``option`` (the choice came from the command line: ``executor=locall``)."""
+    from orchestrator.where import default_entry
+
+    conf_dir = recipe.parent
+    where = default_entry(conf_dir / f"{parent}.yaml", option)
+    if where is None:
+        return None
+    folder = conf_dir / group
+    written = group.rpartition("/")[2]
+    shown = f"{conf_dir.name}/"
+    if folder.is_dir():
+        options = sorted(p.stem for p in folder.glob("*.yaml"))
+        near = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
+        return ConfigError(f"{where}: defaults: '{written}: {option}': config group {group}/ "
+                           f"has no option '{option}' (no {group}/{option}.yaml)"
+                           f"{did_you_mean(option, options)}; expected one of: "
+                           f"{', '.join(options) or 'none'}",
+                           hint=f"write - {written}: {near[0] if near else 'OPTION'}")
+    parent_dir = folder.parent
+    groups = sorted(p.name for p in parent_dir.iterdir()
+                    if p.is_dir() and any(p.glob("*.yaml"))) if parent_dir.is_dir() else []
+    near = difflib.get_close_matches(written, groups, n=1, cutoff=0.6)
+    inside = f"{parent_dir.relative_to(conf_dir)}/" if parent_dir != conf_dir else shown
+    if groups:
+        expected = f"expected a config group there: {', '.join(groups)}"
+    else:
+        expected = f"{inside} has no config groups (folders of .yaml files) at all"
+    if near:
+        hint = f"write - {near[0]}: {option}"
+    elif groups:
+        hint = f"write - GROUP: {option} with a group in {inside}"
+    else:   # a recipe copied out of conf/ alone
+        hint = (f"config groups are folders next to the recipe ({conf_dir}); keep the recipe "
+                "in a conf/ folder that holds them (e.g. copy the project's conf/ folder, not "
+                "the recipe alone)")
+    return ConfigError(f"{where}: defaults: '{written}: {option}': no config group '{written}' "
+                       f"in {inside} (no folder {group}/){did_you_mean(written, groups)}; "
+                       f"{expected}", hint=hint)
 
 
 def _not_utf8(recipe: Path, e: UnicodeDecodeError) -> ConfigError:
