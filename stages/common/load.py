@@ -60,7 +60,9 @@ class LoadOutput(NamedTuple):
 
 
 def _questions_table(rows: list[dict]):
-    """Question rows as a Questions table; ``ctxs`` already in the file is kept, typed."""
+    """Question rows as a Questions table; ``ctxs`` already in the file is kept, typed: a
+    question that ships none has a null ``ctxs`` (``retrieve`` searches for it), one that ships
+    an empty list keeps ``[]`` (shipped with no passages)."""
     import pyarrow as pa
 
     from stages.lib.data.tables import to_table
@@ -79,7 +81,7 @@ def _questions_table(rows: list[dict]):
     if any("qa_pairs" in r for r in rows):   # ASQA: ALCE's str-em / ROUGE-Lsum references
         schema = schema.append(pa.field("qa_pairs", pa.list_(pa.list_(pa.string()))))
         schema = schema.append(pa.field("long_answers", pa.list_(pa.string())))
-    return to_table(rows, schema)
+    return to_table(rows, schema, keep_null=("ctxs",))
 
 
 def _check_gold(corpus, rows: list[dict], name: str, ctx: StageContext) -> None:
@@ -99,8 +101,9 @@ def _check_gold(corpus, rows: list[dict], name: str, ctx: StageContext) -> None:
 
 
 def _check_shipped(rows: list[dict], name: str, ctx: StageContext) -> None:
-    """Without a corpus, every question must carry its passages: nothing could be retrieved."""
-    bare = [r["id"] for r in rows if not r.get("ctxs")]
+    """Without a corpus, every question must carry its passages (an empty list: shipped with
+    none, answered without passages): nothing could be retrieved."""
+    bare = [r["id"] for r in rows if r.get("ctxs") is None]
     if bare:
         raise DataError(f"step '{ctx.step}': {len(bare)} of {len(rows)} {name} questions ship no "
                         f"passages (first: {bare[0]!r}) and no corpus is wired to retrieve them "
@@ -127,7 +130,8 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=4)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
+@stage("load_data", version=5)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
+# 5: a question that ships no ctxs has a null ctxs, one shipped with ctxs: [] keeps []
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
               qrels: File | None = None) -> LoadOutput:
@@ -240,9 +244,11 @@ def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, 
                      sum(1 for r in rows if r["gold"]), len(rows))
     datasets = sorted({r["dataset"] for r in rows})
     with_ctxs = sum("ctxs" in r for r in rows)
-    ctx.log.info("%s: %d questions from %s (datasets: %s%s)", name, len(rows), path,
+    empty = sum(r.get("ctxs") == [] for r in rows)
+    ctx.log.info("%s: %d questions from %s (datasets: %s%s%s)", name, len(rows), path,
                  ", ".join(datasets[:10]) + (" ..." if len(datasets) > 10 else ""),
-                 f"; {with_ctxs} carry retrieved passages" if with_ctxs else "")
+                 f"; {with_ctxs} carry retrieved passages" if with_ctxs else "",
+                 f", {empty} of them an empty list (ctxs: [])" if empty else "")
     if passages is None:
         _check_shipped(rows, name, ctx)
     else:

@@ -9,10 +9,14 @@ row's ``retrieved_question`` when it has one (DynamicRAG's training file), else 
 
 Questions that arrive with passages (the evaluation files' ``ctxs``, ASQA's ``docs``, the released
 training file's retrieved docs) keep them as shipped, in their order and number, as the original
-evaluation did; ``shipped_ctxs: replace`` retrieves for them too. When every question ships its
-passages nothing is searched, so ``index``, ``encoder`` and ``corpus`` may be left unwired (a
-recipe then need not build an index at all: ``conf/dynamicrag/shipped_passages.yaml``); a
-question without passages is then a one-line error.
+evaluation did; ``shipped_ctxs: replace`` retrieves for them too. A question that ships an empty
+list (``ctxs: []``) shipped its passages too, none of them: it keeps none (answered without
+passages, as the original evaluation would have) rather than being quietly filled from this index
+while its neighbours keep the shipped ones, with a warning that counts such questions and names
+``shipped_ctxs: replace``; a question with no ``ctxs`` at all (null) is searched. When every
+question ships its passages nothing is searched, so ``index``, ``encoder`` and ``corpus`` may be
+left unwired (a recipe then need not build an index at all:
+``conf/dynamicrag/shipped_passages.yaml``); a question without passages is then a one-line error.
 
 Fixes relative to the seeds: every passage keeps its retrieval ``score`` (Self-RAG's and
 DynamicRAG's copies dropped it, RAG-Instruct's spelled it ``socre``); the query encoder's pooling
@@ -45,7 +49,7 @@ class RetrieveConfig:
     normalize: bool | None = None         # must match the index; None = the index's
     max_length: Annotated[int, Ge(1)] = 512  # query tokens (Contriever: question_maxlength 512)
     query_template: str | None = None     # None: the row's retrieved_question if any, else question
-    shipped_ctxs: Literal["keep", "replace"] = "keep"  # rows that arrive with passages keep them
+    shipped_ctxs: Literal["keep", "replace"] = "keep"  # rows that ship ctxs keep them (even [])
     lowercase: bool = False               # Contriever's --lowercase
     batch_size: int = nonsemantic(64)     # Contriever: per_gpu_batch_size 64
     dual_encoder: bool = nonsemantic(False)  # DPR-style: the index's encoder differs: no warning
@@ -102,10 +106,16 @@ def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
 
     table = questions.read()
     rows = table.to_pylist()
-    has_ctxs = [bool(r.get("ctxs")) and cfg.shipped_ctxs == "keep" for r in rows]
+    has_ctxs = [r.get("ctxs") is not None and cfg.shipped_ctxs == "keep" for r in rows]
     if any(has_ctxs):
         ctx.log.info("%d of %d questions arrive with their passages and keep them "
                      "(shipped_ctxs: keep)", sum(has_ctxs), len(rows))
+    empty = [r["id"] for r, has in zip(rows, has_ctxs) if has and not r["ctxs"]]
+    if empty:
+        ctx.log.warning("step '%s': %d of %d questions ship an empty passage list (ctxs: [], "
+                        "first: %r) and keep it: they are answered without passages; set "
+                        "steps.%s.shipped_ctxs: replace to retrieve for every question",
+                        ctx.step, len(empty), len(rows), empty[0], ctx.step)
     todo = [r for r, has in zip(rows, has_ctxs) if not has]
     if not todo:
         return rows

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 
-def to_table(rows: list[dict], schema):
+def to_table(rows: list[dict], schema, keep_null: tuple[str, ...] = ()):
     """Rows → a ``pyarrow.Table`` with exactly ``schema``'s columns (extra keys dropped).
 
-    Missing list columns become ``[]``, other missing columns null.
+    Missing list columns become ``[]``, other missing columns null; a list column named in
+    ``keep_null`` stays null where a row lacks it (``ctxs``: none shipped, unlike ``[]``).
 
     >>> import pyarrow as pa
     >>> to_table([{"id": "1", "extra": 0}], pa.schema([("id", pa.string()),
@@ -15,7 +16,8 @@ def to_table(rows: list[dict], schema):
     """
     import pyarrow as pa
 
-    list_fields = [f.name for f in schema if pa.types.is_list(f.type) or pa.types.is_large_list(f.type)]
+    list_fields = [f.name for f in schema if f.name not in keep_null
+                   and (pa.types.is_list(f.type) or pa.types.is_large_list(f.type))]
     if list_fields:
         rows = [{**r, **{k: [] for k in list_fields if r.get(k) is None}} for r in rows]
     return pa.Table.from_pylist(rows, schema=schema)
