@@ -26,8 +26,11 @@ a directory without ``config.json`` or without a tokenizer. A checkpoint they ca
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
+import os
+import re
 from pathlib import Path
 
 from orchestrator.api import ConfigError
@@ -263,6 +266,82 @@ def _check_generator_adapter(path, adapter: dict, needs: str, do: str) -> None:
         log.warning("%s is a LoRA adapter: its base model %s is read from adapter_config.json, "
                     "outside this step's inputs (a change to it does not rerun the step); "
                     "wire a merged checkpoint (the sft/dpo step's output) instead", path, base)
+    else:
+        adapter_base_cached_only(path, adapter, needs)   # a hub id nothing can download: now
+
+
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?")
+
+
+def _hf_offline() -> bool:
+    """HF_HUB_OFFLINE (or TRANSFORMERS_OFFLINE) set, now or when huggingface_hub was imported."""
+    from huggingface_hub import constants
+
+    return bool(constants.HF_HUB_OFFLINE) or any(
+        os.environ.get(name, "").strip().upper() in ("1", "ON", "YES", "TRUE")
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE"))
+
+
+def _in_hf_cache(repo_id: str) -> bool:
+    """Whether the local Hugging Face cache holds ``repo_id``'s config.json."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(repo_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - an id the cache cannot name: not cached
+        return False
+
+
+@functools.lru_cache(maxsize=4)
+def _hub_reachable(endpoint: str, timeout: float = 3.0) -> bool:
+    """One request to the Hub with a short timeout and no retries (huggingface_hub's own
+    session, so proxies apply); any HTTP answer counts as reachable. Asked once per process."""
+    from huggingface_hub import get_session
+
+    try:
+        get_session().head(endpoint, timeout=timeout, follow_redirects=False)
+    except Exception as e:  # noqa: BLE001 - DNS, refused, timeout, proxy: all "unreachable"
+        log.debug("the Hugging Face Hub at %s is unreachable: %s", endpoint, e)
+        return False
+    return True
+
+
+def adapter_base_cached_only(path, adapter: dict, needs: str) -> bool:
+    """Whether a LoRA adapter's base model (``base_model_name_or_path``) is to be read from
+    the local Hugging Face cache only (the loaders' ``local_files_only``): a Hub id, cached,
+    while the Hub is offline (HF_HUB_OFFLINE) or unreachable. A local directory, or a Hub id
+    the Hub can serve: False. A one-line ``ConfigError``, before anything loads, for a base
+    that is neither a directory nor a Hub id, and for a Hub id neither cached nor reachable
+    (huggingface_hub would otherwise retry for about half a minute, then fail).
+    """
+    from huggingface_hub import constants
+
+    base = adapter.get("base_model_name_or_path")
+    if not base or Path(base).is_dir():
+        return False
+    named = (f"{path} is a LoRA adapter whose base model {base!r} (adapter_config.json "
+             "base_model_name_or_path)")
+    fix = (f"point base_model_name_or_path in {Path(path) / 'adapter_config.json'} at a local "
+           "copy of the base (a directory with config.json), or wire a merged checkpoint (the "
+           "sft/dpo step's output directory)")
+    if not _HUB_ID.fullmatch(base) or ".." in base:
+        raise ConfigError(f"{named} is not a directory here, nor a Hugging Face Hub id; this "
+                          f"step needs {needs}", hint=fix)
+    offline = _hf_offline()
+    if not offline and _hub_reachable(constants.ENDPOINT):
+        return False
+    if _in_hf_cache(base):
+        log.info("%s: the Hub is %s; its base model %s is read from the local Hugging Face "
+                 "cache", path, "offline (HF_HUB_OFFLINE)" if offline else "unreachable", base)
+        return True
+    why = ("HF_HUB_OFFLINE is set" if offline else
+           f"the Hugging Face Hub ({constants.ENDPOINT}) cannot be reached")
+    raise ConfigError(f"{named} is a Hub id, not a local directory, and is not in the local "
+                      f"Hugging Face cache; {why}, so nothing can be downloaded; this step "
+                      f"needs {needs}",
+                      hint=f"{fix}; or fill this machine's Hugging Face cache (HF_HOME) "
+                           f"where there is network (hf download {base}) and run with "
+                           "HF_HUB_OFFLINE=1")
 
 
 def adapter_load_error(path, adapter: dict, needs: str, exc: BaseException) -> ConfigError:

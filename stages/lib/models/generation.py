@@ -202,6 +202,7 @@ class TransformersGenerator:
     def __init__(self, path: str | Path, device: str = "cpu", dtype: str = "auto"):
         from stages.lib.models.checkpoint import (
             GENERATOR,
+            adapter_base_cached_only,
             adapter_load_error,
             check_generator,
             empty_vocabulary,
@@ -230,8 +231,11 @@ class TransformersGenerator:
             raise ConfigError(f"{self.path}: the tokenizer has no chat template",
                               hint="use an instruct/chat checkpoint, or add chat_template.jinja")
         self.tokenizer = tok
+        # a Hub-id base, cached, with the Hub offline or unreachable: no retries, the cache
+        cached_only = adapter is not None and adapter_base_cached_only(path, adapter, GENERATOR)
         try:
-            self.model = AutoModelForCausalLM.from_pretrained(self.path, dtype=self.dtype)
+            self.model = AutoModelForCausalLM.from_pretrained(
+                self.path, dtype=self.dtype, **({"local_files_only": True} if cached_only else {}))
         except Exception as e:
             if adapter is None:
                 raise
