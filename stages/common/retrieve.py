@@ -93,6 +93,11 @@ def _query_text(template: str | None, row: dict, lowercase: bool) -> str:
     except KeyError as e:
         raise ConfigError(f"retrieve: query_template {template!r} names the field {e} that the "
                           f"question rows lack; fields: {sorted(row)}") from None
+    except IndexError:
+        raise DataError(f"retrieve: query_template {template!r} indexes a list that question "
+                        f"{row.get('id')!r} has too few items in",
+                        hint="give every question the fields its template reads (e.g. a "
+                             "non-empty answers list), or change query_template") from None
     return text.lower() if lowercase else text
 
 

@@ -129,3 +129,18 @@ def test_search_and_attach_fetches_only_the_hits_by_row_or_by_id(model_env, tmp_
     with pytest.raises(DataError, match="1 passage ids of the index are not in the corpus "
                                         r"\(first: 'nope'\)"):
         search_and_attach(questions, emb[[0, 1]], missing, corpus, RetrieveConfig(k=1), "cpu", log)
+
+
+def test_query_template_errors_name_the_field_or_the_question():
+    """A template over a missing field is a config error; one indexing an empty list names the
+    question (it raised a bare IndexError from str.format)."""
+    from orchestrator.api import ConfigError, DataError
+    from stages.common.retrieve import _query_text
+
+    row = {"id": "q7", "question": "Who?", "answers": []}
+    assert _query_text("{question} {answers}", {**row, "answers": ["Ann"]}, False) == "Who? ['Ann']"
+    assert _query_text("{question} {answers[0]}", {**row, "answers": ["Ann"]}, True) == "who? ann"
+    with pytest.raises(ConfigError, match="names the field 'output'"):
+        _query_text("{output}", row, False)
+    with pytest.raises(DataError, match=r"indexes a list that question 'q7' has too few items"):
+        _query_text("{question} {answers[0]}", row, False)
