@@ -5,6 +5,14 @@ negatives (16 passages, each cut to 512 tokens of the LLM's tokenizer) go into a
 prompt; the permutation is parsed tolerantly and the group rewritten in the teacher's order with
 scores 1, 1, 1/2, 1/3, … (rules in :mod:`stages.reinforced_ir.rankgpt`). Passages are cut by
 characters here (``max_passage_chars``), which needs no tokenizer for an HTTP endpoint.
+
+``repetition_penalty``: the original ranks with its instruct generator's ``generate``
+(``LLMInstructAgent``, README ``--model_type llm_instruct``), whose vLLM ``repetition_penalty``
+defaults to 1.1 and is not overridden by the distill step, so the teacher's greedy ranking is
+generated under that penalty. Unset here (None) no penalty is asked, and the requests, their
+cached answers and the output are those from before the setting existed (version 1). With the
+vLLM and transformers backends and a vLLM-style server it is applied; api.openai.com refuses it
+(``stages.lib.endpoint``).
 """
 
 from __future__ import annotations
@@ -12,9 +20,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt
 
-from orchestrator.api import StageContext, stage
+from orchestrator.api import ConfigError, StageContext, added, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.reinforced_ir.schemas import DistillPrompt, RetrieverData
 from stages.schemas import Model
@@ -30,6 +38,15 @@ class DistillConfig:
     max_tokens: Annotated[int, Ge(1)] = 300  # paper: 300, greedy
     group_size: Annotated[int, Ge(1)] = 16  # paper: positive + 15 negatives
     max_passage_chars: Annotated[int, Ge(1)] = 2000  # about 512 tokens
+    # vLLM's penalty on tokens already in the prompt or reply (paper: 1.1, its instruct
+    # generator's default); None/1.0: none
+    repetition_penalty: Annotated[float, Gt(0)] | None = added(None)
+
+    def __post_init__(self):
+        p = self.repetition_penalty
+        if p is not None and not p > 0:
+            raise ConfigError(f"repetition_penalty: expected a value > 0 (1.0 = no penalty), "
+                              f"got {p}", hint="the paper ranks with 1.1; or leave it unset")
 
 
 @stage("reinforced_ir.distill", version=1, shard_by="groups",
@@ -53,6 +70,7 @@ def distill(groups: RetrieverData, prompt: DistillPrompt, cfg: DistillConfig, ct
             for r, ps in zip(rows, lists)]
     with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="distill.llm") as client:
         replies = client.chat(asks, temperature=0.0, max_tokens=cfg.max_tokens,
+                              repetition_penalty=cfg.repetition_penalty,
                               progress=lambda it: ctx.progress(it, desc="rank groups"))
     promoted = 0
     for row, ps, reply in zip(rows, lists, replies):
