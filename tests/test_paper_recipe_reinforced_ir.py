@@ -2,7 +2,8 @@
 a laptop before booking the cluster: `rag run` on the shipped file with overrides for what a CPU
 and tiny random-init models force, every other paper setting kept (2 rounds, 5 sampled
 augmentations at T 0.9 / top-p 0.9, the 0.8/0.2 fusion, Contriever's mean pooling without
-normalisation, bge's CLS + instruction for mining, quality control of the synthetic queries,
+normalisation, bge's CLS + instruction for mining, few-shot examples in the query synthesis
+prompt and quality control of the synthetic queries, the teacher's repetition penalty 1.1,
 DPO with LoRA r 32 / alpha 64 / beta 0.1, group size 16, the m3 KD loss at temperature 0.02).
 
 The synthesis LLM (gpt-4o-mini in the paper) is a real OpenAI-compatible HTTP server on
@@ -22,6 +23,7 @@ from tests.stages.lib.endpoint.conftest import SERVER_KEY, start_server
 
 from stages.lib.testing.teach import safetensor_weights, teach
 from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
+from stages.reinforced_ir.synthesis import load_examples
 
 pytestmark = pytest.mark.paper   # about 20-40 s each: CI runs them (pytest -m paper)
 
@@ -42,13 +44,16 @@ def _beir(folder):
 
 
 def _teacher_lessons():
-    """The synthesis LLM's two calls, on the shipped prompts: a query for a passage, and the
-    0/1 quality verdict (1 for a river passage, 0 for a mountain one)."""
+    """The synthesis LLM's two calls, on the prompts the paper recipe wires: a query for a
+    passage (with the few-shot examples), and the 0/1 quality verdict (1 for a river passage,
+    0 for a mountain one)."""
     from stages.lib.prompts import load_prompt, messages
-    from stages.reinforced_ir.synthesis import constraints
+    from stages.reinforced_ir.synthesis import constraints, load_examples, render_examples
 
     prompts = REPO / "conf" / "prompts" / "reinforced_ir"
-    query, quality = load_prompt(prompts / "query.yaml"), load_prompt(prompts / "quality.yaml")
+    query = load_prompt(prompts / "query_fewshot.yaml")
+    quality = load_prompt(prompts / "quality.yaml")
+    shots = render_examples(load_examples(prompts / "query_examples.yaml"), "claim", "passage")
     task = "Given a scientific claim, retrieve documents that support or refute the claim."
 
     def lessons(rng):
@@ -58,7 +63,8 @@ def _teacher_lessons():
             passage, river = f"{title}\n{text}", "river" in text
             asked = rng.choice(["When was the place founded?", "Who founded the place?"])
             out.append((messages(query, task=task, passage=passage, query_type="claim",
-                                 passage_type="passage", **constraints(rng)), "", asked))
+                                 passage_type="passage", examples=shots, **constraints(rng)),
+                        "", asked))
             out.append((messages(quality, task=task, query=asked, passage=passage,
                                  relation="supports or refutes"), "", "1" if river else "0"))
         return out
@@ -75,7 +81,10 @@ def paper_run(tmp_path_factory):
         "Decide whether the passage supports or refutes the query",
         "Rank the passages below [0] > [1] > [2] identifiers relevant Generate the topic about"]
     encoder, generator = tiny_encoder(root / "encoder", texts), tiny_causal_lm(root / "lm", texts)
-    teacher = tiny_causal_lm(root / "teacher", texts)
+    # the teacher's tokenizer also knows the few-shot examples' words, so that its query
+    # prompts (about 1,500 characters of examples) stay short enough to learn the filter rule
+    shots = load_examples(REPO / "conf" / "prompts" / "reinforced_ir" / "query_examples.yaml")
+    teacher = tiny_causal_lm(root / "teacher", texts + [t for item in shots.items for t in item])
     teach(teacher, _teacher_lessons(), steps=300, lr=3e-3)
     beir = _beir(root / "scifact")
     proc, server = start_server(teacher, root, SERVER_KEY)
@@ -140,6 +149,7 @@ def test_the_paper_settings_reach_the_steps(paper_run):
     config = (runs / "latest" / "config.yaml").read_text()
     assert "query_type: claim" in config and "warmup_ratio: 0.0" in config
     assert "stance: random" in config and "repetition_penalty: 1.1" in config
+    assert "query_fewshot.yaml" in config and "query_examples.yaml" in config   # few-shot
 
 
 def test_both_rounds_train_the_generator_and_the_retriever(paper_run):

@@ -3,9 +3,11 @@ the source passage id), so the shared retrieval and evaluation stages read them 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
-from orchestrator.api import Table
+from orchestrator.api import File, Table
 from stages.lib.prompts import PromptFile
 from stages.schemas import QUESTION_FIELDS, STR_LIST
 
@@ -34,11 +36,13 @@ class RetrieverData(Table):
 
 
 class QueryPrompt(PromptFile):
-    """Query synthesis from a passage: the task, the passage, the query and passage types, and
-    a sampled length, style and relation (``synthesis.constraints``: what the passage does to
-    the query, "answers", "supports" or "refutes")."""
+    """Query synthesis from a passage: the task, the passage, the query and passage types, a
+    sampled length, style and relation (``synthesis.constraints``: what the passage does to
+    the query, "answers", "supports" or "refutes"), and the few-shot examples block
+    (``{examples}``: only with synthesize's ``examples`` input, which then requires it)."""
 
-    fills = ("task", "passage", "query_type", "passage_type", "relation", "length", "style")
+    fills = ("task", "passage", "query_type", "passage_type", "relation", "length", "style",
+             "examples")
     needs = {"passage": "the LLM never sees the passage its query must be answered by"}
 
 
@@ -67,3 +71,20 @@ class DistillPrompt(PromptFile):
     fills = ("num", "query", "passages")
     needs = {"query": "the teacher never sees the query it ranks the passages for",
              "passages": "the teacher never sees the passages it ranks"}
+
+
+class QueryExamples(File):
+    """Few-shot examples for query synthesis (``conf/prompts/reinforced_ir/query_examples.yaml``:
+    passages with the query written for each; ``synthesis.load_examples``). ``rag plan`` reads
+    and checks the file before any step runs."""
+
+    @classmethod
+    def check_source(cls, path: Path) -> None:
+        from stages.reinforced_ir.synthesis import load_examples
+
+        load_examples(path)
+
+    def load(self):
+        from stages.reinforced_ir.synthesis import load_examples
+
+        return load_examples(self.path)

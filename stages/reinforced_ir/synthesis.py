@@ -13,12 +13,18 @@ for a claim it supports or one it refutes (ArguAna: always one it refutes). Per 
 come in the original's order: length, style, then the stance. The stance reaches the prompt as
 ``{relation}``, the verb saying what the passage does to the query: ``answers`` (a question),
 ``supports`` or ``refutes`` (a claim).
+
+Few-shot examples (optional, as the original's ``use_examples=True``): a file of passages with
+the query written for each (``load_examples``), rendered as one block into the query prompt's
+``{examples}`` (``render_examples``); they add no draw.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 
 LENGTHS = {"less than 5 words": 2, "5 to 10 words": 5, "10 to 15 words": 4, "at least 15 words": 1}
 STYLES = {"plain and simple": 4, "common and formal": 4, "casual and informal": 2,
@@ -99,3 +105,107 @@ def quality_ok(text: str) -> bool:
     (True, False, True)
     """
     return "1" in text
+
+
+# ---------------------------------------------------------------- few-shot examples
+# The original's query prompt (get_query_generation_prompt with use_examples=True, as
+# generate_universal_query.py calls it) shows three example passages with the query written for
+# each, the same three for every passage of a dataset, after the constraints and before the
+# output instruction. Here they are a file (synthesize's optional ``examples`` input, e.g.
+# conf/prompts/reinforced_ir/query_examples.yaml) rendered into the query prompt's {examples}.
+
+EXAMPLE_KEYS = ("header", "example", "examples")
+EXAMPLE_FIELDS = ("i", "passage", "query", "query_type", "passage_type")
+DEFAULT_HEADER = "Examples:"
+DEFAULT_EXAMPLE = "Example {i}\nPassage:\n```\n{passage}\n```\nThe {query_type}: {query}"
+
+
+@dataclass(frozen=True)
+class Examples:
+    """A loaded examples file: ``items`` are (passage, query) pairs, shown in file order."""
+
+    items: tuple[tuple[str, str], ...]
+    header: str = DEFAULT_HEADER
+    example: str = DEFAULT_EXAMPLE
+    path: str = ""
+
+
+def load_examples(path: str | Path) -> Examples:
+    """The few-shot examples file at ``path``; a one-line ``ConfigError`` naming the file (and
+    the example) otherwise. Keys: ``examples`` (a non-empty list of ``{passage, query}``), and
+    optionally ``header`` (the line before them) and ``example`` (one example, a template with
+    {i} (from 1), {passage}, {query}, {query_type}, {passage_type}; it must use {passage} and
+    {query})."""
+    import yaml
+
+    from orchestrator.api import ConfigError
+    from stages.lib.prompts import placeholders
+
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"examples file {path}: not found",
+                          hint="see conf/prompts/reinforced_ir/query_examples.yaml")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"examples file {path}{at}: not valid YAML "
+                          f"({getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("examples"), list) \
+            or not data["examples"]:
+        raise ConfigError(f"examples file {path}: needs 'examples', a non-empty list of "
+                          f"{{passage, query}}", hint="keys: " + ", ".join(EXAMPLE_KEYS))
+    unknown = sorted(set(data) - set(EXAMPLE_KEYS))
+    if unknown:
+        raise ConfigError(f"examples file {path}: unknown key {unknown[0]!r}",
+                          hint="keys: " + ", ".join(EXAMPLE_KEYS))
+    for key in ("header", "example"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"examples file {path}: '{key}' must be a string")
+    example = data.get("example", DEFAULT_EXAMPLE)
+    try:
+        used = placeholders(example)
+    except ValueError as e:
+        raise ConfigError(f"examples file {path}: 'example' is not a valid template ({e})",
+                          hint="write {{ and }} for a literal brace") from None
+    extra = sorted(used - set(EXAMPLE_FIELDS))
+    if extra:
+        raise ConfigError(f"examples file {path}: 'example' uses {{{extra[0]}}}, which is not "
+                          f"filled (it fills: {', '.join(EXAMPLE_FIELDS)})",
+                          hint="write {{ and }} for a literal brace")
+    lacking = [(n, shown) for n, shown in (("passage", "passages"), ("query", "queries"))
+               if n not in used]
+    if lacking:
+        raise ConfigError(f"examples file {path}: 'example' does not use {{{lacking[0][0]}}}, "
+                          f"so the LLM never sees the examples' {lacking[0][1]}",
+                          hint="add it, e.g. '" + DEFAULT_EXAMPLE.replace("\n", "\\n") + "'")
+    items = []
+    for n, item in enumerate(data["examples"], start=1):
+        if not isinstance(item, dict) or set(item) != {"passage", "query"} or not all(
+                isinstance(item[k], str) and item[k].strip() for k in ("passage", "query")):
+            raise ConfigError(f"examples file {path}: example {n}: expected exactly 'passage' "
+                              f"and 'query', each a non-empty string")
+        items.append((item["passage"].strip(), item["query"].strip()))
+    return Examples(tuple(items), data.get("header", DEFAULT_HEADER), example, str(path))
+
+
+def render_examples(examples: Examples, query_type: str, passage_type: str) -> str:
+    """The examples as one block for the query prompt's {examples}: the header, then each
+    example (numbered from 1) separated by a blank line. The texts are shown as written (a
+    brace in a passage is text, not a placeholder).
+
+    >>> print(render_examples(Examples((("Velmora lies on the Tarn.", "Which river runs by "
+    ...                                  "Velmora?"),)), "question", "passage"))
+    Examples:
+    Example 1
+    Passage:
+    ```
+    Velmora lies on the Tarn.
+    ```
+    The question: Which river runs by Velmora?
+    """
+    shown = [examples.example.format(i=i, passage=p, query=q, query_type=query_type,
+                                     passage_type=passage_type)
+             for i, (p, q) in enumerate(examples.items, start=1)]
+    return "\n".join(([examples.header] if examples.header else []) + ["\n\n".join(shown)])

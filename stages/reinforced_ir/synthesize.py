@@ -23,9 +23,20 @@ query ids number the picked passages in order, so a shard of the corpus would pi
 passages. A server is asked ``llm.max_concurrency`` requests at a time (nonsemantic: raise it to
 go faster).
 
+Few-shot examples (``examples``, an optional input): the original shows the LLM three example
+passages with the query written for each (``get_query_generation_prompt(...,
+use_examples=True)``, the same three for every passage of a dataset, taken from that dataset).
+Wire a file of examples (``conf/prompts/reinforced_ir/query_examples.yaml``: our own, for
+scientific claims; replace it with examples of your corpus) and a query prompt with
+``{examples}`` (``query_fewshot.yaml``), where the rendered block goes
+(``synthesis.render_examples``); the paper recipe does. One without the other is refused before
+any request. No draw is added: the length, style and stance asked of each passage are the same
+with or without examples.
+
 Version 1 still: with ``stance: none`` (the default) the draws and the rendered prompts are
 those from before stances existed (the shipped prompt says "answers" through ``{relation}``),
-so every request, its cached answer and the output are unchanged.
+so every request, its cached answer and the output are unchanged; without ``examples`` (an
+input left unwired stays out of the cache key) the same holds.
 """
 
 from __future__ import annotations
@@ -37,7 +48,7 @@ from annotated_types import Ge
 
 from orchestrator.api import ConfigError, DataError, StageContext, added, stage
 from stages.lib.endpoint import EndpointConfig
-from stages.reinforced_ir.schemas import QualityPrompt, QueryPrompt
+from stages.reinforced_ir.schemas import QualityPrompt, QueryExamples, QueryPrompt
 from stages.reinforced_ir.synthesis import STANCES
 from stages.schemas import Model, Passages, Questions
 
@@ -75,7 +86,8 @@ class SynthesizeConfig:
 @stage("reinforced_ir.synthesize", version=1,
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: QualityPrompt,
-               cfg: SynthesizeConfig, ctx: StageContext, model: Model | None = None) -> Questions:
+               cfg: SynthesizeConfig, ctx: StageContext, model: Model | None = None,
+               examples: QueryExamples | None = None) -> Questions:
     """Pseudo queries with their source passage as ``gold``."""
     import random
 
@@ -83,9 +95,12 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
     from stages.lib.prompts import messages
     from stages.lib.endpoint.checkpoint import local_llm
     from stages.reinforced_ir.synthesis import (clean_query, constraints, quality_ok,
-                                                quality_relation)
+                                                quality_relation, render_examples)
 
     query_tpl, quality_tpl = query_prompt.load(), quality_prompt.load()
+    shots = examples.load() if examples is not None else None
+    _check_examples(query_tpl, shots)
+    block = render_examples(shots, cfg.query_type, cfg.passage_type) if shots else ""
     if cfg.stance != "none":
         _check_relation(query_tpl, cfg, "Write one {query_type} that this {passage_type} "
                                         "{relation}.", "query.yaml")
@@ -101,7 +116,7 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
     texts = [(p.get("title") + "\n" if p.get("title") else "") + p["text"] for p in picked]
     asks = [messages(query_tpl, task=cfg.task, passage=t[:cfg.max_passage_chars],
                      query_type=cfg.query_type, passage_type=cfg.passage_type,
-                     **constraints(rng, cfg.stance))
+                     examples=block, **constraints(rng, cfg.stance))
             for t in texts]
 
     with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="synthesize.llm") as client:
@@ -132,6 +147,26 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
                         hint="check the LLM's replies in the step's log and scratch cache; "
                              "quality control keeps a query when the verdict contains '1'")
     return out
+
+
+def _check_examples(template, shots) -> None:
+    """Refuse examples the query prompt would not show, and a prompt that promises examples
+    (uses ``{examples}``) when none are wired: either way the LLM would be asked something
+    other than what the recipe says."""
+    from stages.lib.prompts import placeholders
+
+    uses = "examples" in placeholders(template.user)
+    if shots is not None and not uses:
+        raise ConfigError(f"prompt file {template.path}: 'user' does not use {{examples}}, so "
+                          f"the few-shot examples of {shots.path} would never be shown",
+                          hint="use conf/prompts/reinforced_ir/query_fewshot.yaml (or add "
+                               "{examples} to 'user'); or leave synthesize's examples input out")
+    if shots is None and uses:
+        raise ConfigError(f"prompt file {template.path}: 'user' uses {{examples}}, but synthesize "
+                          f"has no examples input",
+                          hint="wire one: steps.synthesize.inputs.examples (a source such as "
+                               "conf/prompts/reinforced_ir/query_examples.yaml, as "
+                               "conf/reinforced_ir_llama3.yaml does); or use query.yaml")
 
 
 def _check_relation(template, cfg: SynthesizeConfig, example: str, shipped: str) -> None:
