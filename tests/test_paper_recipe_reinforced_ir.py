@@ -53,7 +53,8 @@ def _teacher_lessons():
     prompts = REPO / "conf" / "prompts" / "reinforced_ir"
     query = load_prompt(prompts / "query_fewshot.yaml")
     quality = load_prompt(prompts / "quality.yaml")
-    shots = render_examples(load_examples(prompts / "query_examples.yaml"), "claim", "passage")
+    shots = render_examples(load_examples(prompts / "query_examples.yaml"), "scientific claim",
+                            "document")
     task = "Given a scientific claim, retrieve documents that support or refute the claim."
 
     def lessons(rng):
@@ -62,8 +63,8 @@ def _teacher_lessons():
             _, title, text = rng.choice(PLACES)
             passage, river = f"{title}\n{text}", "river" in text
             asked = rng.choice(["When was the place founded?", "Who founded the place?"])
-            out.append((messages(query, task=task, passage=passage, query_type="claim",
-                                 passage_type="passage", examples=shots, **constraints(rng)),
+            out.append((messages(query, task=task, passage=passage, query_type="scientific claim",
+                                 passage_type="document", examples=shots, **constraints(rng)),
                         "", asked))
             out.append((messages(quality, task=task, query=asked, passage=passage,
                                  relation="supports or refutes"), "", "1" if river else "0"))
@@ -147,7 +148,8 @@ def test_the_paper_settings_reach_the_steps(paper_run):
     adapter = json.loads((arts / "generator_1.out" / "adapter" / "adapter_config.json").read_text())
     assert (adapter["r"], adapter["lora_alpha"]) == (32, 64)          # paper: LoRA r 32, alpha 64
     config = (runs / "latest" / "config.yaml").read_text()
-    assert "query_type: claim" in config and "warmup_ratio: 0.0" in config
+    assert "query_type: scientific claim" in config and "passage_type: document" in config
+    assert "warmup_ratio: 0.0" in config
     assert "stance: random" in config and "repetition_penalty: 1.1" in config
     assert "query_fewshot.yaml" in config and "query_examples.yaml" in config   # few-shot
 

@@ -175,8 +175,8 @@ def test_the_paper_recipe_asks_claims_with_a_stance_and_samples_with_the_penalty
         return expand_repeats(compose(REPO / "conf" / recipe, [])[0].config)["steps"]
 
     paper, demo = steps("reinforced_ir_llama3.yaml"), steps("reinforced_ir_demo.yaml")
-    assert (paper["synthesize"]["query_type"], paper["synthesize"]["stance"]) == ("claim",
-                                                                                   "random")
+    assert (paper["synthesize"]["query_type"], paper["synthesize"]["passage_type"],
+            paper["synthesize"]["stance"]) == ("scientific claim", "document", "random")
     # every augmentation: sampled, greedy, for evaluation (the original's generator default)
     augments = [n for n in paper if n.startswith("augment")]
     assert len(augments) == 7     # eval_base + 3 per round
