@@ -444,7 +444,7 @@ def _unknown_group_entry(recipe: Path, parent: str, group: str,
     from orchestrator.where import default_entry
 
     conf_dir = recipe.parent
-    where = default_entry(conf_dir / f"{parent}.yaml", option)
+    where = default_entry(conf_dir / f"{parent}.yaml", option, group=group.rpartition("/")[2])
     if where is None:
         return None
     folder = conf_dir / group

@@ -119,14 +119,17 @@ def _default_names(entry) -> list[str]:
     return []
 
 
-def default_entry(path: Path, name: str) -> str | None:
+def default_entry(path: Path, name: str, group: str | None = None) -> str | None:
     """``file:line`` of the entry of ``path``'s ``defaults:`` list that names config ``name``
-    (``- name``, ``- g/name``, ``- g: name``), or None.
+    (``- name``, ``- g/name``, ``- g: name``; with ``group``, only ``- group: name``), or None.
 
     >>> import tempfile
     >>> d = Path(tempfile.mkdtemp())
     >>> _ = (d / "r.yaml").write_text("defaults:\\n  - _self_\\n  - nope\\n")
     >>> default_entry(d / "r.yaml", "nope") == f"{d / 'r.yaml'}:3"
+    True
+    >>> _ = (d / "g.yaml").write_text("defaults:\\n  - executor: local\\n  - hw: local\\n")
+    >>> default_entry(d / "g.yaml", "local", group="hw") == f"{d / 'g.yaml'}:3"
     True
     """
     import yaml
@@ -136,13 +139,24 @@ def default_entry(path: Path, name: str) -> str | None:
         return None
     entries = next((v for k, v in node.value if getattr(k, "value", None) == "defaults"), None)
     for entry in entries.value if isinstance(entries, yaml.SequenceNode) else []:
-        scalars = [entry] if isinstance(entry, yaml.ScalarNode) else [
-            v for _, v in entry.value] if isinstance(entry, yaml.MappingNode) else []
+        if isinstance(entry, yaml.ScalarNode):   # - name, - g/name
+            in_group = str(entry.value).rpartition("/")[0].rpartition("/")[2]
+            scalars = [entry] if group is None or in_group == group else []
+        elif isinstance(entry, yaml.MappingNode):   # - g: name
+            scalars = [v for k, v in entry.value if group is None or _group_key(k) == group]
+        else:
+            scalars = []
         for scalar in scalars:
             text = str(getattr(scalar, "value", ""))
             if any(n.rpartition("/")[2] == name for n in _default_names(text) + [text]):
                 return f"{path}:{scalar.start_mark.line + 1}"
     return None
+
+
+def _group_key(key) -> str:
+    """The group a defaults entry's key names: ``override hw@ragline: x`` -> ``hw``."""
+    text = str(getattr(key, "value", "")).removeprefix("override ").strip()
+    return text.partition("@")[0].rpartition("/")[2]
 
 
 def locate(recipe: Path, key: str, also: list[Path] | None = None) -> str:

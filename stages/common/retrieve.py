@@ -101,7 +101,8 @@ def _query_text(template: str | None, row: dict, lowercase: bool) -> str:
     return text.lower() if lowercase else text
 
 
-@stage("retrieve", version=1, shard_by="questions")
+# 2: a question shipped with ctxs: [] keeps it (it was searched)
+@stage("retrieve", version=2, shard_by="questions")
 def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
              index: Embeddings | None = None, encoder: Model | None = None,
              corpus: Passages | None = None) -> Retrieved:
@@ -117,10 +118,11 @@ def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
                      "(shipped_ctxs: keep)", sum(has_ctxs), len(rows))
     empty = [r["id"] for r, has in zip(rows, has_ctxs) if has and not r["ctxs"]]
     if empty:
-        ctx.log.warning("step '%s': %d of %d questions ship an empty passage list (ctxs: [], "
-                        "first: %r) and keep it: they are answered without passages; set "
+        ctx.log.warning("step '%s': %d of %d questions%s ship an empty passage list (ctxs: "
+                        "[], first: %r) and keep it: they are answered without passages; set "
                         "steps.%s.shipped_ctxs: replace to retrieve for every question",
-                        ctx.step, len(empty), len(rows), empty[0], ctx.step)
+                        ctx.step, len(empty), len(rows),
+                        " of this shard" if ctx.num_shards > 1 else "", empty[0], ctx.step)
     todo = [r for r, has in zip(rows, has_ctxs) if not has]
     if not todo:
         return rows

@@ -14,9 +14,9 @@ The random documents and the preference document's position are drawn with ``see
 from every query in the knowledge, augmented ones included. ``per_query: 1`` keeps one
 preference document per query, drawn at random among its labelled ones, as the paper describes
 the stage (SEEDS 3.2 step 7: "for each query, one preference document and k - 1 random ones");
-the default, every labelled document, gives the reader more rows from the same knowledge. ``k_by_set`` shows another number
-of documents for the sets it names (a key is a whole word of the row's ``dataset``), as the
-paper's top-2 for WebQSP.
+the default, every labelled document, gives the reader more rows from the same knowledge.
+``k_by_set`` shows another number of documents for the sets it names (a key is a whole word of
+the row's ``dataset``), as the paper's top-2 for WebQSP.
 """
 
 from __future__ import annotations
@@ -46,7 +46,8 @@ class PrealignConfig:
     # target per outcome; documents of an outcome not listed are not used (paper: aligned or
     # unaligned documents)
     labels: dict[str, str] = field(default_factory=_labels)
-    # documents of each outcome used per query, drawn with the seed; None = all (paper)
+    # documents of each outcome used per query, drawn with the seed; None = all (the paper
+    # caps no outcome)
     max_per_outcome: Annotated[int, Ge(1)] | None = None
     # preference documents per query, drawn with the seed after max_per_outcome; None = all
     # (paper: 1)

@@ -57,3 +57,14 @@ def test_a_choice_from_the_command_line_keeps_the_override_message(toy, capsys):
     _plan(toy, toy / "conf/chain.yaml", "executor=lokal")
     err = capsys.readouterr().err
     assert "chain.yaml:6" not in err and "(did you mean 'local'?)" in err
+
+
+def test_the_line_blamed_is_the_entry_of_the_misspelled_group(toy, capsys):
+    """Two entries with the same option ('local'): the error points at the one whose group is
+    unknown, not at the first that names the option."""
+    recipe = toy / "conf/r.yaml"
+    recipe.write_text("defaults:\n  - _self_\n  - executor: local\n  - hw: local\n\nragline:\n"
+                      "  imports: [tests.toy.stages]\n\nsteps:\n  load: {stage: toy_gen, n: 8}\n")
+    _plan(toy, recipe)
+    err = capsys.readouterr().err
+    assert f"error: {recipe}:4: defaults: 'hw: local': no config group 'hw'" in err

@@ -313,6 +313,10 @@ def adapter_base_cached_only(path, adapter: dict, needs: str) -> bool:
     the Hub can serve: False. A one-line ``ConfigError``, before anything loads, for a base
     that is neither a directory nor a Hub id, and for a Hub id neither cached nor reachable
     (huggingface_hub would otherwise retry for about half a minute, then fail).
+
+    Only the transformers generator acts on a True answer (``local_files_only``); vLLM and the
+    trainers load such a base as before, so with the Hub unreachable they still wait on its
+    retries before reading the cache (HF_HUB_OFFLINE=1 avoids that).
     """
     from huggingface_hub import constants
 

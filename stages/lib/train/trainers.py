@@ -80,7 +80,9 @@ def sft_trainer(model_dir: Path, examples: list[dict], tokenizer, cfg: SftConfig
                 setup: RunSetup, added: dict[str, int] | None = None, log=None):
     """TRL ``SFTTrainer`` on the examples. The model is loaded from ``model_dir`` (by TRL, or
     here with its embeddings grown when ``added`` tokens are new); ``masked_spans`` are then
-    applied to the tokenised examples (``log`` says how many were left without a target)."""
+    applied to the tokenised examples (``log`` says how many were left without a target).
+    ``cfg.loss_average: micro_batch`` makes each micro-batch's own token mean the unit the
+    optimizer step averages (TRL's default averages the step's tokens)."""
     from datasets import Dataset
     from trl import SFTTrainer
 
