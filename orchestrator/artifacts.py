@@ -137,7 +137,6 @@ class Table(Artifact):
 
     def read(self, columns: list[str] | None = None):
         """This handle's rows as one ``pyarrow.Table``; only the row groups they lie in are read."""
-        import pyarrow as pa
         import pyarrow.parquet as pq
 
         pieces = []
@@ -147,7 +146,7 @@ class Table(Artifact):
             pieces.append(pf.read_row_groups(groups, columns=columns).slice(lo - first, hi - lo))
         if not pieces:
             return self._empty(columns)
-        return pa.concat_tables(pieces) if len(pieces) > 1 else pieces[0]
+        return concat(pieces) if len(pieces) > 1 else pieces[0]
 
     def rows(self, columns: list[str] | None = None) -> list[dict]:
         """This handle's rows as a list of dicts."""
@@ -174,11 +173,11 @@ class Table(Artifact):
                 carry.append(pa.Table.from_batches([batch.slice(a - first, b - a)]))
                 held += b - a
                 while held >= batch_size:
-                    table = pa.concat_tables(carry)
+                    table = concat(carry)
                     yield table.slice(0, batch_size)
                     carry, held = [table.slice(batch_size)], held - batch_size
         if held:
-            yield pa.concat_tables(carry)
+            yield concat(carry)
 
     def iter_batches(self, batch_size: int = 1024, columns: list[str] | None = None):
         """Yield lists of row dicts of at most ``batch_size`` rows (streamed, see ``iter_tables``)."""
@@ -207,10 +206,21 @@ class Table(Artifact):
                                       columns)
         if not pieces:
             return self._empty(columns)
-        found = pa.concat_tables(pieces)        # the unique rows, sorted, a chunk per row group
+        found = concat(pieces)                  # the unique rows, sorted, a chunk per row group
         if len(pos) == len(wanted) and bool((np.diff(pos) > 0).all()):
             return found                         # asked sorted and unique: no copy
         return found.combine_chunks().take(pa.array(np.searchsorted(wanted, pos + self.start)))
+
+
+def concat(pieces: list):
+    """Row pieces of one table (row groups, or parts its shards wrote) as one ``pyarrow.Table``.
+
+    A pass-through column that was null in every row of one shard is typed ``null`` in that
+    part and, say, ``list<struct>`` in another: the null type is promoted, not refused.
+    """
+    import pyarrow as pa
+
+    return pa.concat_tables(pieces, promote_options="default")
 
 
 def _group_rows(pf) -> list[int]:

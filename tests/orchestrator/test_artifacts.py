@@ -183,3 +183,20 @@ def test_equal_rows_with_a_different_memory_layout_give_the_same_hash(tmp_path):
     b = write_artifact(pa.table({"id": with_bitmap, "x": pa.array([1.0] * 3000)}), Numbers,
                        tmp_path / "b", "s.o", "k")
     assert a.content_hash == b.content_hash
+
+
+def test_parts_whose_pass_through_column_typed_differently_read_as_one_table(tmp_path):
+    """Two shards' parts of one output: in one, an extra column is null in every row (Arrow
+    types it null), in the other it holds lists. Reading, streaming and taking across both
+    parts promote the null type instead of raising ArrowInvalid ('Schema at index 1 was
+    different')."""
+    a = write_artifact([{"id": "0", "x": 0.0, "ctxs": None}, {"id": "1", "x": 1.0, "ctxs": None}],
+                       Numbers, tmp_path / "a", "s.out", "k")
+    b = write_artifact([{"id": "2", "x": 2.0, "ctxs": [{"t": "p"}]}], Numbers, tmp_path / "b",
+                       "s.out", "k")
+    ref = Ref("table", a.type, "h", a.paths + b.paths, a.rows + b.rows, "s.out")
+    whole = Numbers(ref)
+    assert whole.read().column("ctxs").to_pylist() == [None, None, [{"t": "p"}]]
+    assert [r["ctxs"] for t in whole.iter_tables(2) for r in t.to_pylist()] == [
+        None, None, [{"t": "p"}]]
+    assert whole.take([2, 0]).column("ctxs").to_pylist() == [[{"t": "p"}], None]
