@@ -169,16 +169,27 @@ def check_placeholders(prompt: Prompt, fills: tuple[str, ...]) -> None:
     (``system``, ``no_passages`` and ``styles`` are used as written, so any brace is fine there).
     """
     for key, names in {"user": fills, **FILLED}.items():
-        try:
-            used = placeholders(getattr(prompt, key))
-        except ValueError as e:
-            raise ConfigError(f"prompt file {prompt.path}: '{key}' is not a valid template ({e})",
-                              hint="write {{ and }} for a literal brace") from None
-        extra = sorted(used - set(names))
-        if extra:
-            raise ConfigError(f"prompt file {prompt.path}: '{key}' uses {{{extra[0]}}}, which "
-                              f"this stage does not fill (it fills: {', '.join(names) or 'nothing'})",
-                              hint="use only those placeholders; write {{ and }} for a literal brace")
+        template_fields(getattr(prompt, key), names, f"prompt file {prompt.path}: '{key}'")
+
+
+def template_fields(text: str, names, where: str) -> set[str]:
+    """The ``{name}`` placeholders of ``text``, each one of ``names``; a one-line
+    ``ConfigError`` starting with ``where`` for a stray brace or a name that is not filled.
+
+    >>> sorted(template_fields("{passage} -> {query}", ("passage", "query", "i"), "file: 'x'"))
+    ['passage', 'query']
+    """
+    try:
+        used = placeholders(text)
+    except ValueError as e:
+        raise ConfigError(f"{where} is not a valid template ({e})",
+                          hint="write {{ and }} for a literal brace") from None
+    extra = sorted(used - set(names))
+    if extra:
+        raise ConfigError(f"{where} uses {{{extra[0]}}}, which this stage does not fill (it "
+                          f"fills: {', '.join(names) or 'nothing'})",
+                          hint="use only those placeholders; write {{ and }} for a literal brace")
+    return used
 
 
 def check_needs(prompt: Prompt, needs: Mapping[str, str],

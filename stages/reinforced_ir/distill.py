@@ -22,8 +22,9 @@ from typing import Annotated
 
 from annotated_types import Ge, Gt
 
-from orchestrator.api import ConfigError, StageContext, added, stage
+from orchestrator.api import StageContext, added, stage
 from stages.lib.endpoint import EndpointConfig
+from stages.lib.endpoint.request import check_repetition_penalty
 from stages.reinforced_ir.schemas import DistillPrompt, RetrieverData
 from stages.schemas import Model
 
@@ -43,10 +44,7 @@ class DistillConfig:
     repetition_penalty: Annotated[float, Gt(0)] | None = added(None)
 
     def __post_init__(self):
-        p = self.repetition_penalty
-        if p is not None and not p > 0:
-            raise ConfigError(f"repetition_penalty: expected a value > 0 (1.0 = no penalty), "
-                              f"got {p}", hint="the paper ranks with 1.1; or leave it unset")
+        check_repetition_penalty(self.repetition_penalty)   # NaN too (plan time checks > 0)
 
 
 @stage("reinforced_ir.distill", version=1, shard_by="groups",

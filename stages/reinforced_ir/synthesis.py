@@ -139,7 +139,7 @@ def load_examples(path: str | Path) -> Examples:
     import yaml
 
     from orchestrator.api import ConfigError
-    from stages.lib.prompts import placeholders
+    from stages.lib.prompts import template_fields
 
     p = Path(path)
     if not p.is_file():
@@ -164,16 +164,7 @@ def load_examples(path: str | Path) -> Examples:
         if key in data and not isinstance(data[key], str):
             raise ConfigError(f"examples file {path}: '{key}' must be a string")
     example = data.get("example", DEFAULT_EXAMPLE)
-    try:
-        used = placeholders(example)
-    except ValueError as e:
-        raise ConfigError(f"examples file {path}: 'example' is not a valid template ({e})",
-                          hint="write {{ and }} for a literal brace") from None
-    extra = sorted(used - set(EXAMPLE_FIELDS))
-    if extra:
-        raise ConfigError(f"examples file {path}: 'example' uses {{{extra[0]}}}, which is not "
-                          f"filled (it fills: {', '.join(EXAMPLE_FIELDS)})",
-                          hint="write {{ and }} for a literal brace")
+    used = template_fields(example, EXAMPLE_FIELDS, f"examples file {path}: 'example'")
     lacking = [(n, shown) for n, shown in (("passage", "passages"), ("query", "queries"))
                if n not in used]
     if lacking:

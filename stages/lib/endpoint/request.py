@@ -54,11 +54,7 @@ class ChatRequest:
     repetition_penalty: float | None = None
 
     def __post_init__(self):
-        p = self.repetition_penalty
-        if p is not None and (isinstance(p, bool) or not (isinstance(p, (int, float)) and p > 0)):
-            raise ConfigError(f"repetition_penalty must be a number > 0 (1.0 = no penalty), "
-                              f"got {p!r}", hint="vLLM's usual values are 1.0 to 1.2 (the "
-                                                 "Reinforced-IR paper: 1.1); or leave it unset")
+        check_repetition_penalty(self.repetition_penalty)
 
     def resolved(self, cfg) -> "ChatRequest":
         """This request with every ``None`` replaced by the default in ``cfg`` (EndpointConfig)."""
@@ -110,6 +106,22 @@ class ChatReply:
         return cls(texts=list(data["texts"]), tokens=data.get("tokens"),
                    logprobs=data.get("logprobs"), meta=data.get("meta") or {},
                    token_logprobs=data.get("token_logprobs"))
+
+
+def check_repetition_penalty(p) -> None:
+    """A one-line ``ConfigError`` unless ``p`` is None (unset) or a number > 0 (NaN is not).
+
+    >>> check_repetition_penalty(1.1)
+    >>> try:
+    ...     check_repetition_penalty(0)
+    ... except ConfigError as e:
+    ...     print(e.args[0])
+    repetition_penalty: expected a number > 0 (1.0 = no penalty), got 0
+    """
+    if p is not None and (isinstance(p, bool) or not (isinstance(p, (int, float)) and p > 0)):
+        raise ConfigError(f"repetition_penalty: expected a number > 0 (1.0 = no penalty), "
+                          f"got {p!r}", hint="vLLM's usual values are 1.0 to 1.2 (the "
+                                             "Reinforced-IR paper: 1.1); or leave it unset")
 
 
 def request_record(model: str, request: ChatRequest) -> dict:

@@ -37,6 +37,6 @@ def test_the_penalty_reaches_every_request_and_is_not_sent_unset(model_env, monk
 def test_a_penalty_that_is_not_above_0_is_refused_naming_the_key(bad):
     with pytest.raises(ConfigError) as err:
         AugmentConfig(repetition_penalty=bad)
-    assert err.value.message == (f"repetition_penalty: expected a value > 0 (1.0 = no penalty), "
-                                 f"got {bad}")
+    assert err.value.message == (f"repetition_penalty: expected a number > 0 (1.0 = no "
+                                 f"penalty), got {bad!r}")
     assert "1.1" in err.value.hint

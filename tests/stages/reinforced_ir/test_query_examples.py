@@ -121,7 +121,7 @@ def test_the_examples_file_is_rendered_as_written(tmp_path):
     ("examples: [{passage: p, query: ''}]\n",
      "example 1: expected exactly 'passage' and 'query', each a non-empty string"),
     ("example: '{passage} {answer}'\nexamples: [{passage: p, query: q}]\n",
-     "'example' uses {answer}, which is not filled"),
+     "'example' uses {answer}, which this stage does not fill"),
     ("example: 'Passage: {passage}'\nexamples: [{passage: p, query: q}]\n",
      "'example' does not use {query}, so the LLM never sees the examples' queries"),
     ("example: 'Passage: {passage'\nexamples: [{passage: p, query: q}]\n",

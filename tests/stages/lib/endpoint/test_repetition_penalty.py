@@ -40,8 +40,8 @@ def test_without_a_penalty_the_key_is_byte_identical_to_before_and_1_0_is_the_sa
 
 @pytest.mark.parametrize("bad", [0, -1.1, math.nan, "1.1", True])
 def test_a_penalty_that_is_not_above_0_is_a_one_line_error(bad):
-    with pytest.raises(ConfigError, match=r"^repetition_penalty must be a number > 0 \(1\.0 = no "
-                                          r"penalty\), got ") as err:
+    with pytest.raises(ConfigError, match=r"^repetition_penalty: expected a number > 0 \(1\.0 = "
+                                          r"no penalty\), got ") as err:
         ChatRequest(HI, repetition_penalty=bad)
     assert "\n" not in err.value.message and "1.1" in err.value.hint
 
