@@ -87,9 +87,9 @@ def paper_run(tmp_path_factory):
         "engine=transformers",                                    # vLLM needs a GPU
         f"steps.synthesize.llm.base_url={server.base_url}",       # the local server for GPT-4o
         "steps.synthesize.llm.model=tiny",
-        "steps.synthesize.max_tokens=64",                         # sizes (paper: 4,096 and 500
-        "steps.infer_base.max_new_tokens=8", "steps.infer.max_new_tokens=8",   # tokens, 3
-        "steps.sft.epochs=1", "steps.sft.grad_accum=1", "steps.sft.max_length=1024",  # epochs)
+        "steps.synthesize.max_tokens=64",                         # sizes (paper: 4,096 and
+        "steps.infer_base.max_new_tokens=8", "steps.infer.max_new_tokens=8",   # 500 tokens; the
+        "steps.sft.grad_accum=1", "steps.sft.max_length=1024",    # paper's 3 epochs are kept)
         # noise from ranks 201-250 of a 40-passage corpus: there are none
         "retrieval.noise_k=40", "rag_instruct.noise_from=12",
     ]
@@ -134,5 +134,10 @@ def test_sft_trains_the_whole_model(paper_run):
     arts = runs / "latest" / "artifacts"
     stats = json.loads((arts / "sft.out" / "training_stats.json").read_text())
     assert not stats["lora"] and stats["steps"] >= 1
+    # the paper's 3 epochs, each example in a wrapper drawn anew: 3 blocks of rows, in order
+    examples, rows = artifact_rows(runs, "contexts.out"), artifact_rows(runs, "format.out")
+    assert len(rows) == 3 * len(examples) == stats["num_examples"] and not stats["shuffle"]
+    assert [r["id"].rsplit("#", 1)[1] for r in rows] == sorted(
+        str(e) for e in range(3) for _ in examples)
     before, after = safetensor_weights(base), safetensor_weights(arts / "sft.out")
     assert any(not (before[k] == after[k]).all() for k in before if k in after)

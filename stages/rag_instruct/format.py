@@ -11,19 +11,26 @@ Documents are rendered from their text in a numbering style drawn at random from
 file's ``document_styles``; the shipped file lists one, ``[i] text``, what the seed ran (its
 documents are strings, always numbered so; its branch for document objects, which draws ``[i]``,
 ``i.`` or no number, fails on them). Fixes relative to the seed: the draws are seeded.
-Difference: each example's wrapper is drawn once, here, so every SFT epoch trains on the same
-prompt; the seed draws it in its DataLoader's ``collate_fn``, anew in each epoch (the ``sft``
-stage trains on fixed rows; conf/rag_instruct_llama3.yaml notes it at ``epochs``). The
-wrappers are a file (``conf/prompts/rag_instruct/wrappers.yaml``, our own wording) a user can
-replace with the paper's text. Each row's ``task`` is its paradigm, so the SFT summary counts them.
+
+The seed draws the wrapper in its DataLoader's ``collate_fn``, so each SFT epoch shows an
+example in a fresh wrapper. ``epochs: E`` does the same with fixed rows: E blocks of rows, one
+per epoch, each holding every example once (id ``<id>#<epoch>``) in its own draw and in its
+own seeded order, for an ``sft`` step that trains one pass over them in row order
+(``epochs: 1, shuffle: false``; the paper recipe sets the three together). ``epochs: 1`` (the
+default) is one block in the input's order, for an ``sft`` step that shuffles and repeats it. The wrappers are a file
+(``conf/prompts/rag_instruct/wrappers.yaml``, our own wording) a user can replace with the
+paper's text. Each row's ``task`` is its paradigm, so the SFT summary counts them.
 """
 
 from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Annotated
 
-from orchestrator.api import DataError, StageContext, stage
+from annotated_types import Ge
+
+from orchestrator.api import DataError, StageContext, added, stage
 from stages.lib.chat import assistant, message
 from stages.rag_instruct.schemas import WrapperFile
 from stages.schemas import Chat, Retrieved
@@ -32,23 +39,31 @@ from stages.schemas import Chat, Retrieved
 @dataclass
 class FormatConfig:
     seed: int = 42
+    # blocks of rows, one per SFT epoch, each with its own wrapper draws and order (see above)
+    epochs: Annotated[int, Ge(1)] = added(1)
 
 
 @stage("rag_instruct.format", version=1)
 def format_examples(examples: Retrieved, wrappers: WrapperFile, cfg: FormatConfig,
                     ctx: StageContext) -> Chat:
-    """One chat row per example: the wrapped prompt, then the answer."""
+    """One chat row per example and epoch: the wrapped prompt, then the answer."""
     from stages.rag_instruct.wrappers import load_wrappers, render
 
     w = load_wrappers(wrappers.path)
+    rows = examples.rows()
+    for row in rows:
+        if not any(a.strip() for a in row.get("answers") or []):
+            raise DataError(f"step '{ctx.step}': example {row['id']!r} has no answer")
     rng = random.Random(cfg.seed)
     out = []
-    for row in examples.rows():
-        answers = [a for a in row.get("answers") or [] if a.strip()]
-        if not answers:
-            raise DataError(f"step '{ctx.step}': example {row['id']!r} has no answer")
-        prompt = render(w, row["question"], row.get("ctxs") or [], rng)
-        out.append({"id": row["id"], "task": row.get("paradigm") or "rag_instruct",
-                    "messages": [message("user", prompt), assistant(answers[0])]})
-    ctx.log.info("format: %d chat rows, %d wrappers", len(out), len(w.wrappers))
+    for epoch in range(cfg.epochs):
+        block = rows if cfg.epochs == 1 else rng.sample(rows, len(rows))
+        for row in block:
+            answer = next(a for a in row["answers"] if a.strip())
+            prompt = render(w, row["question"], row.get("ctxs") or [], rng)
+            out.append({"id": row["id"] if cfg.epochs == 1 else f"{row['id']}#{epoch}",
+                        "task": row.get("paradigm") or "rag_instruct",
+                        "messages": [message("user", prompt), assistant(answer)]})
+    ctx.log.info("format: %d chat rows (%d example(s) x %d epoch(s)), %d wrappers", len(out),
+                 len(rows), cfg.epochs, len(w.wrappers))
     return out

@@ -122,6 +122,10 @@ class SftConfig(TrainArgs):
     # micro-batch's own token mean weighs the same, as a training loop that backpropagates
     # ``model(...).loss`` per micro-batch (RAG-Instruct's train_rag_sft.py, older transformers)
     loss_average: Literal["tokens", "micro_batch"] = added("tokens")
+    # false: train on the rows in the order they come, epoch after epoch (a data step that
+    # lays out its epochs itself, as rag_instruct.format's epochs; transformers' "sequential"
+    # sampler); true: a fresh seeded shuffle each epoch
+    shuffle: bool = added(True)
 
     def __post_init__(self) -> None:
         TrainArgs.__post_init__(self)

@@ -36,4 +36,4 @@ def sft_train(model_dir: str | Path, rows: Sequence[dict], out_dir: str | Path,
         ft.train()
         stats = ft.export()
     return {**stats, "loss_on": cfg.loss_on, "loss_average": cfg.loss_average,
-            "special_tokens": added}
+            "shuffle": cfg.shuffle, "special_tokens": added}

@@ -48,7 +48,8 @@ def trl_args(cfg: TrainArgs, setup: RunSetup):
     common[_checkpointing_name(TrlSftConfig)] = setup.gradient_checkpointing
     if isinstance(cfg, SftConfig):
         return TrlSftConfig(**common, completion_only_loss=cfg.loss_on == "completion",
-                            assistant_only_loss=cfg.loss_on == "assistant", packing=False)
+                            assistant_only_loss=cfg.loss_on == "assistant", packing=False,
+                            train_sampling_strategy="random" if cfg.shuffle else "sequential")
     if isinstance(cfg, DpoConfig):
         return TrlDpoConfig(**common, beta=cfg.beta, loss_type=[cfg.loss_type],
                             precompute_ref_log_probs=cfg.precompute_ref_log_probs)

@@ -249,6 +249,33 @@ def test_format_draws_wrappers_and_keeps_the_answer(env):
     assert out[0]["task"] == "useless_doc"
 
 
+def test_format_epochs_draw_each_epoch_anew_in_its_own_order(env):
+    """The seed draws an example's wrapper each time it is batched: ``epochs: 3`` writes three
+    blocks, one per SFT epoch, each holding every example once, in its own shuffled order and
+    its own draws (for an sft step with ``epochs: 1, shuffle: false``); seeded."""
+    table, written, ctx = env
+    rows = [{"id": f"e{i}", "dataset": "s", "question": f"Who is {i}?", "answers": [f"A{i}"],
+             "gold": [], "ctxs": [doc(1, "One.")], "paradigm": "useless_doc"} for i in range(30)]
+
+    def run(**cfg):
+        return written(Chat, format_examples(table(Grounded, rows),
+                                             prompt_file("wrappers", "rag_instruct"),
+                                             FormatConfig(**cfg), ctx("format")))
+
+    once, three = run(), run(epochs=3)
+    assert [r["id"] for r in once] == [f"e{i}" for i in range(30)]   # epochs: 1 as before
+    assert len(three) == 90 and three == run(epochs=3)
+    blocks = [three[e * 30:(e + 1) * 30] for e in range(3)]
+    for e, block in enumerate(blocks):
+        assert sorted(r["id"] for r in block) == sorted(f"e{i}#{e}" for i in range(30))
+    orders = [[r["id"].split("#")[0] for r in block] for block in blocks]
+    assert orders[0] != orders[1] != orders[2]
+    prompt = {r["id"]: r["messages"][0]["content"] for r in three}
+    redrawn = sum(len({prompt[f"e{i}#{e}"] for e in range(3)}) > 1 for i in range(30))
+    assert redrawn >= 20     # seven wrappers: P(the same three times) = 1/49 per example
+    assert all(r["messages"][1]["content"] == f"A{r['id'][1:].split('#')[0]}" for r in three)
+
+
 def test_wrapper_file_errors(tmp_path):
     bad = tmp_path / "w.yaml"
     bad.write_text("wrappers: ['{documents} only']\nno_documents: '{question}'\n"

@@ -20,7 +20,7 @@ def test_defaults_are_the_papers_and_shared_fields_are_declared_once():
     shared = set(TrainArgs.__dataclass_fields__)
     assert set(SftConfig.__dataclass_fields__) - shared == {"loss_on", "special_tokens",
                                                             "new_token_init", "masked_spans",
-                                                            "loss_average"}
+                                                            "loss_average", "shuffle"}
     assert set(DpoConfig.__dataclass_fields__) - shared == {
         "beta", "loss_type", "tasks", "max_prompt_length", "precompute_ref_log_probs"}
 
@@ -94,6 +94,11 @@ def test_warmup_steps_and_adam_beta2_reach_trl_and_stay_out_of_old_keys(tmp_path
     assert (dpa.warmup_steps, dpa.adam_beta2) == (20, 0.95)
     fields = {"warmup_steps": 0, "adam_beta2": 0.999}
     assert set(neutral_paths(SftConfig, fields)) == {("warmup_steps",), ("adam_beta2",)}
+    # shuffle (rag_instruct.format's epoch blocks) came later too: its default keeps old keys
+    assert trl_args(SftConfig(), setup).train_sampling_strategy == "random"
+    assert trl_args(SftConfig(shuffle=False), setup).train_sampling_strategy == "sequential"
+    assert neutral_paths(SftConfig, {"shuffle": True}) == [("shuffle",)]
+    assert neutral_paths(SftConfig, {"shuffle": False}) == []
     assert neutral_paths(SftConfig, {"warmup_steps": 20, "adam_beta2": 0.95}) == []
 
 
