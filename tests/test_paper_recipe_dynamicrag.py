@@ -16,12 +16,12 @@ encoder.
 from __future__ import annotations
 
 import json
-import os
-import sys
 
 import pytest
 
 from tests.conftest import rag
+from tests.stages.conftest import artifact_rows
+from tests.stages.lib.endpoint.conftest import start_server
 
 pytestmark = pytest.mark.paper   # about 20-40 s each: CI runs them (pytest -m paper)
 
@@ -140,45 +140,14 @@ def paper_folder(tmp_path_factory):
     return root
 
 
-def start_chat_server(model, folder, name: str, key: str):
-    """The repository's OpenAI-compatible test server (``chat_server.py``) serving ``model`` as
-    ``name``, with its API key; (process, server handle)."""
-    import subprocess
-    import time
-
-    from tests.conftest import REPO
-    from tests.stages.lib.endpoint.conftest import Server
-
-    port_file = folder / "port"
-    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1", "CHAT_SERVER_KEY": key}
-    script = REPO / "tests" / "stages" / "lib" / "endpoint" / "chat_server.py"
-    with open(folder / "server.log", "w") as log:
-        proc = subprocess.Popen([sys.executable, str(script), str(model), str(port_file),
-                                 "--name", name], env=env, stdout=subprocess.DEVNULL, stderr=log)
-    deadline = time.monotonic() + 120
-    while not port_file.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise RuntimeError(f"chat server did not start: {(folder / 'server.log').read_text()}")
-        time.sleep(0.1)
-    return proc, Server(int(port_file.read_text()))
-
-
 @pytest.fixture(scope="module")
 def judge_server(paper_folder, tmp_path_factory):
     """The OpenAI-compatible test server answering as gpt-4o with the taught tiny model."""
-    proc, server = start_chat_server(paper_folder / "models" / "llama3_8b",
-                                     tmp_path_factory.mktemp("judge_server"), "gpt-4o",
-                                     "sk-tiny-judge")
+    proc, server = start_server(paper_folder / "models" / "llama3_8b",
+                                tmp_path_factory.mktemp("judge_server"), "sk-tiny-judge", "gpt-4o")
     yield server
     proc.terminate()
     proc.wait(timeout=30)
-
-
-def _rows(folder):
-    import pyarrow.parquet as pq
-
-    return [r for f in sorted(folder.rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
 
 
 def test_dynamicrag_paper_recipe_on_cpu_with_tiny_models(paper_folder, judge_server, tmp_path,
@@ -202,7 +171,7 @@ def test_dynamicrag_paper_recipe_on_cpu_with_tiny_models(paper_folder, judge_ser
     arts = runs / "latest" / "artifacts"
 
     # the Alpaca rows reached SFT, beside the reranker BC and generator rows
-    sft_rows = _rows(arts / "convert.out")
+    sft_rows = artifact_rows(runs, "convert.out")
     assert {r["task"] for r in sft_rows} == {"reranker", "generator", "extra"}
     alpaca = [r for r in sft_rows if r["task"] == "extra"]
     assert sorted(r["messages"][-1]["content"] for r in alpaca) == sorted(a["output"] for a in ALPACA)
@@ -211,18 +180,18 @@ def test_dynamicrag_paper_recipe_on_cpu_with_tiny_models(paper_folder, judge_ser
     assert stats["tasks"]["extra"] == len(ALPACA)
 
     # training items without passages were searched; those that ship them kept them
-    retrieved = {r["id"]: r for r in _rows(arts / "retrieve_train.out")}
+    retrieved = {r["id"]: r for r in artifact_rows(runs, "retrieve_train.out")}
     assert len(retrieved["nq_0"]["ctxs"]) == 6 and len(retrieved["tc_1"]["ctxs"]) == 12
 
     # the reward used all five components, the judge through the endpoint
-    scored = [r for r in _rows(arts / "reward.out") if any(r["reward_parts"])]
+    scored = [r for r in artifact_rows(runs, "reward.out") if any(r["reward_parts"])]
     assert scored, "no question had a preference signal"
     parts = [dict(p) for r in scored for p in r["reward_parts"]]      # a map column: pairs
     assert all(set(p) == {"bertscore", "rouge_l", "containment_em", "length_penalty", "judge"}
                for p in parts)
     assert any(p["judge"] > 0 for p in parts) and any(p["bertscore"] > 0 for p in parts)
     assert judge_server.stats()["served"] > 0
-    assert _rows(arts / "pairs.out"), "no preference pair reached DPO"
+    assert artifact_rows(runs, "pairs.out"), "no preference pair reached DPO"
 
     # one metrics block per evaluation set (their own metrics), and the macro average
     metrics = json.loads((runs / "latest" / "metrics.json").read_text())["evaluate"]
@@ -233,7 +202,7 @@ def test_dynamicrag_paper_recipe_on_cpu_with_tiny_models(paper_folder, judge_ser
     assert {"rouge_l_pltrdy", "rouge_l"} <= set(by_set["eli5_eval_bm25_top100"])
     assert {"exact_match", "rouge_l_pltrdy"} <= set(by_set["asqa_eval_gtr_top100"])
     assert "exact_match" in by_set["nq_test"]
-    predictions = _rows(arts / "infer.out")
+    predictions = artifact_rows(runs, "infer.out")
     assert len(predictions) == sum(SETS.values())
     asqa = [p for p in predictions if p["dataset"] == "asqa_eval_gtr_top100"]
     assert asqa and all(p["answers"] for p in asqa)          # golds from qa_pairs

@@ -17,7 +17,8 @@ import json
 import pytest
 
 from tests.conftest import REPO, rag
-from tests.test_paper_recipe_dynamicrag import start_chat_server
+from tests.stages.conftest import artifact_rows
+from tests.stages.lib.endpoint.conftest import start_server
 
 pytestmark = pytest.mark.paper   # about 20-40 s each: CI runs them (pytest -m paper)
 
@@ -97,18 +98,11 @@ def paper_folder(tmp_path_factory):
 @pytest.fixture(scope="module")
 def teacher_server(paper_folder, tmp_path_factory):
     """The OpenAI-compatible test server answering as gpt-4 with the taught tiny model."""
-    proc, server = start_chat_server(paper_folder / "models" / "llama2_7b",
-                                     tmp_path_factory.mktemp("teacher_server"), "gpt-4",
-                                     "sk-tiny-teacher")
+    proc, server = start_server(paper_folder / "models" / "llama2_7b",
+                                tmp_path_factory.mktemp("teacher_server"), "sk-tiny-teacher", "gpt-4")
     yield server
     proc.terminate()
     proc.wait(timeout=30)
-
-
-def _rows(folder):
-    import pyarrow.parquet as pq
-
-    return [r for f in sorted(folder.rglob("*.parquet")) for r in pq.read_table(f).to_pylist()]
 
 
 def test_selfrag_paper_recipe_on_cpu_with_tiny_models(paper_folder, teacher_server, tmp_path,
@@ -129,7 +123,7 @@ def test_selfrag_paper_recipe_on_cpu_with_tiny_models(paper_folder, teacher_serv
 
     # the teacher was asked through the endpoint; the critic trained on its four judgments
     assert teacher_server.stats()["served"] > 0
-    judged = _rows(arts / "judge.train")
+    judged = artifact_rows(runs, "judge.train")
     assert {"retrieval", "relevance", "support", "utility"} <= {r["task"] for r in judged}
     base = safetensor_weights(paper_folder / "models" / "llama2_7b")
     critic = safetensor_weights(arts / "critic.out")
@@ -138,7 +132,7 @@ def test_selfrag_paper_recipe_on_cpu_with_tiny_models(paper_folder, teacher_serv
     assert sum(stats["tasks"].values()) == len(judged)
 
     # the critic labelled the generator data; the generator trained with the 15 tokens
-    targets = _rows(arts / "label.out")
+    targets = artifact_rows(runs, "label.out")
     assert targets and any("<paragraph>" in r["messages"][-1]["content"] for r in targets)
     ids = json.loads((arts / "generator.out" / "special_tokens.json").read_text())
     assert list(ids) == list(SPECIAL_TOKENS) and len(set(ids.values())) == 15
@@ -149,7 +143,7 @@ def test_selfrag_paper_recipe_on_cpu_with_tiny_models(paper_folder, teacher_serv
     records = [json.loads(line) for f in (paper_folder / "data" / "eval_data").iterdir()
                for line in f.read_text().splitlines()]
     shipped = {r["question"]: [c["id"] for c in r.get("ctxs") or r["docs"]] for r in records}
-    evaluated = _rows(arts / "retrieve_eval.out")
+    evaluated = artifact_rows(runs, "retrieve_eval.out")
     assert len(evaluated) == sum(SETS.values())
     for row in evaluated:
         question = row["question"].split("## Input:\n\n")[-1].split("\nA: ")[0]   # ARC: options

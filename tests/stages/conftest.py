@@ -133,8 +133,9 @@ def run_recipe(recipe: Path, tmp_path: Path, monkeypatch, *overrides: str) -> Pa
 
 
 def artifact_rows(runs: Path, name: str) -> list[dict]:
-    """The rows of the latest run's table artifact ``name`` (``step.output``)."""
+    """The rows of the latest run's table artifact ``name`` (``step.output``), every part."""
     import pyarrow.parquet as pq
 
-    path = next((runs / "latest" / "artifacts" / name).glob("*.parquet"))
-    return pq.read_table(path).to_pylist()
+    parts = sorted((runs / "latest" / "artifacts" / name).rglob("*.parquet"))
+    assert parts, f"{name}: no Parquet part"
+    return [row for part in parts for row in pq.read_table(part).to_pylist()]

@@ -47,15 +47,18 @@ class Server:
         self._call("/reset", {})
 
 
-def start_server(model: Path, folder: Path, key: str | None = None):
+def start_server(model: Path, folder: Path, key: str | None = None, name: str | None = None):
+    """The OpenAI-compatible test server (``chat_server.py``) serving ``model`` (as ``name``,
+    the model id clients ask for, when given), with API key ``key`` if any: (process, handle)."""
     port_file = folder / "port"
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     env.pop("CHAT_SERVER_KEY", None)
     if key:
         env["CHAT_SERVER_KEY"] = key
     proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("chat_server.py")),
-                             str(model), str(port_file)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=open(folder / "server.log", "w"))
+                             str(model), str(port_file), *(["--name", name] if name else [])],
+                            env=env, stdout=subprocess.DEVNULL,
+                            stderr=open(folder / "server.log", "w"))
     deadline = time.monotonic() + 120
     while not port_file.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
