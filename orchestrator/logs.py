@@ -30,8 +30,9 @@ def _make(stderr: bool):
         from rich.console import Console
 
         # Not a terminal (CI, a log file, a pipe): 120 columns, so tables are not cut at 80.
+        # No emoji codes: "pipeline.yaml:100:" is a file and line, not ":100:" (a 💯 sign).
         stream = sys.stderr if stderr else sys.stdout
-        _consoles[stderr] = Console(stderr=stderr, highlight=False,
+        _consoles[stderr] = Console(stderr=stderr, highlight=False, emoji=False,
                                     width=None if stream.isatty() else 120)
     return _consoles[stderr]
 

@@ -120,3 +120,14 @@ def test_rag_stages_shows_choices_and_ranges(capsys):
     out = capsys.readouterr().out
     assert "mode: one of ['dynamic', 'windowed'] = 'dynamic'" in out
     assert "num_docs: int >= 1 = 40" in out
+
+
+def test_rag_stages_prints_a_file_and_line_as_written(capsys):
+    """``pipeline.yaml:100:`` stays a file and line (rich read ``:100:`` as an emoji code)."""
+    from tests.conftest import REPO
+
+    lines = (REPO / "conf" / "rag_instruct" / "pipeline.yaml").read_text().splitlines()
+    line = lines.index("  format:") + 1          # 100 when this test was written
+    assert rag("stages", "rag_instruct.format") == 0
+    out = capsys.readouterr().out
+    assert f"conf/rag_instruct/pipeline.yaml:{line}:" in out and "\U0001f4af" not in out
