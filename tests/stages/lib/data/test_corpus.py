@@ -9,32 +9,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from orchestrator.errors import ConfigError, DataError
+from orchestrator.errors import ConfigError
 from stages.lib.data.corpus import (detect_corpus_format, passage_from_record, read_corpus,
                                     read_corpus_table)
+from tests.stages.lib.data.files_helpers import jsonl, raises, write
 
 PASSAGE = [{"id": "1", "title": "Aaron", "text": 'Aaron ( or ; "Ahärôn") is a prophet.'},
            {"id": "2", "title": "Moses", "text": "Moses led the Israelites."}]
-
-
-def write(path, text):
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def jsonl(path, records):
-    return write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
-
-
-def raises(match_all, fn, *args, **kwargs):
-    """Call ``fn`` expecting a DataError whose one-line message contains every string given."""
-    with pytest.raises(DataError) as info:
-        fn(*args, **kwargs)
-    msg = info.value.message
-    assert "\n" not in msg, msg
-    for part in match_all:
-        assert part in msg, f"{part!r} not in {msg!r}"
-    return msg
 
 
 def test_dpr_tsv_with_header_column_order_and_quotes(tmp_path):

@@ -7,26 +7,10 @@ import json
 
 import pytest
 
-from orchestrator.errors import DataError
-from stages.lib.data.corpus import (read_corpus)
+from stages.lib.data.corpus import read_corpus
 from stages.lib.data.qrels import read_qrels
 from stages.lib.data.questions import read_questions
-
-
-def write(path, text):
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def raises(match_all, fn, *args, **kwargs):
-    """Call ``fn`` expecting a DataError whose one-line message contains every string given."""
-    with pytest.raises(DataError) as info:
-        fn(*args, **kwargs)
-    msg = info.value.message
-    assert "\n" not in msg, msg
-    for part in match_all:
-        assert part in msg, f"{part!r} not in {msg!r}"
-    return msg
+from tests.stages.lib.data.files_helpers import raises, write
 
 
 def test_single_pretty_printed_object_is_explained(tmp_path):

@@ -2,18 +2,8 @@
 
 from __future__ import annotations
 
-import json
-
 from stages.lib.data.qrels import merge_qrels, read_qrels
-
-
-def write(path, text):
-    path.write_text(text, encoding="utf-8")
-    return path
-
-
-def jsonl(path, records):
-    return write(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records))
+from tests.stages.lib.data.files_helpers import write
 
 
 def test_qrels_merge(tmp_path):
