@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from orchestrator.api import ConfigError
-from orchestrator.artifacts import Ref
 from stages.reinforced_ir.schemas import QualityPrompt, QueryPrompt
 from stages.reinforced_ir.synthesis import CLAIM_LENGTHS, LENGTHS, STYLES, constraints, weighted
 from stages.reinforced_ir.synthesize import SynthesizeConfig, synthesize
 from stages.schemas import Passages
 from tests.conftest import REPO, plan_checker
 from tests.stages.conftest import PASSAGES, fake_endpoint
-
-PROMPTS = REPO / "conf" / "prompts" / "reinforced_ir"
+from tests.stages.reinforced_ir.synthesize_helpers import PROMPTS, file_input, sent_prompts
 
 # the shipped query prompt as a question dataset saw it before stances existed
 QUESTION_PROMPT = """Task: Given a question, retrieve passages that answer the question.
@@ -38,27 +35,6 @@ Rules:
 - Length: {length}.
 - Style: {style}.
 Reply with the question only, as plain text, without any explanation."""
-
-
-def _prompt(cls, path: Path):
-    return cls(Ref("file", cls.type_name(), "hash", [str(path)]))
-
-
-def _asked(model_env, monkeypatch, cfg, query_prompt=PROMPTS / "query.yaml"):
-    """The query prompts synthesize sends (quality control keeps every query)."""
-    art, ctx = model_env
-    calls = []
-
-    def answer(conversation, params):
-        if params["max_tokens"] == 4:
-            return "1"
-        calls.append(conversation[-1]["content"])
-        return "Entity 3 was born in a city."
-
-    fake_endpoint(monkeypatch, answer)
-    synthesize(art(Passages, PASSAGES), _prompt(QueryPrompt, query_prompt),
-               _prompt(QualityPrompt, PROMPTS / "quality.yaml"), cfg, ctx("synthesize"))
-    return calls
 
 
 def test_claim_draws_follow_the_original_order_and_weights():
@@ -86,7 +62,7 @@ def test_claim_draws_follow_the_original_order_and_weights():
 
 def test_claim_prompts_ask_supported_or_refuted_and_question_prompts_are_unchanged(
         model_env, monkeypatch):
-    claims = _asked(model_env, monkeypatch, SynthesizeConfig(
+    claims = sent_prompts(model_env, monkeypatch, SynthesizeConfig(
         n_passages=12, query_type="claim", passage_type="document", stance="random"))
     said = Counter("document supports." in c or "document refutes." in c for c in claims)
     assert said == {True: 12}, claims[0]
@@ -95,7 +71,7 @@ def test_claim_prompts_ask_supported_or_refuted_and_question_prompts_are_unchang
                for c in claims)
     assert all("Write one claim that this document" in c for c in claims)
 
-    questions = _asked(model_env, monkeypatch, SynthesizeConfig(n_passages=12))
+    questions = sent_prompts(model_env, monkeypatch, SynthesizeConfig(n_passages=12))
     rng = random.Random(0)                    # synthesize's draws, replayed
     picked = rng.sample(PASSAGES, 12)
     expected = []
@@ -113,10 +89,10 @@ def test_a_query_prompt_without_relation_serves_questions_and_refuses_a_stance(
     old = tmp_path / "my_query.yaml"
     old.write_text("user: |-\n  {task}\n  {passage}\n  One {query_type} this {passage_type} "
                    "answers, {length}, {style}.\n")
-    asked = _asked(model_env, monkeypatch, SynthesizeConfig(n_passages=3), old)
+    asked = sent_prompts(model_env, monkeypatch, SynthesizeConfig(n_passages=3), old)
     assert len(asked) == 3 and all("answers" in a for a in asked)
     with pytest.raises(ConfigError) as err:
-        _asked(model_env, monkeypatch, SynthesizeConfig(n_passages=3, stance="random"), old)
+        sent_prompts(model_env, monkeypatch, SynthesizeConfig(n_passages=3, stance="random"), old)
     assert err.value.message == (f"prompt file {old}: 'user' does not use {{relation}}, so "
                                  f"stance: random cannot say whether the passage supports or "
                                  f"refutes the question")
@@ -137,8 +113,8 @@ def test_quality_control_of_a_claim_asks_supports_or_refutes(model_env, monkeypa
 
     fake_endpoint(monkeypatch, answer)
     for stance in ("random", "none"):
-        synthesize(art(Passages, PASSAGES), _prompt(QueryPrompt, PROMPTS / "query.yaml"),
-                   _prompt(QualityPrompt, PROMPTS / "quality.yaml"),
+        synthesize(art(Passages, PASSAGES), file_input(QueryPrompt, PROMPTS / "query.yaml"),
+                   file_input(QualityPrompt, PROMPTS / "quality.yaml"),
                    SynthesizeConfig(n_passages=4, stance=stance), ctx(f"synthesize_{stance}"))
     claim_checks, question_checks = checks[:4], checks[4:]
     assert all("Decide whether the passage supports or refutes the query well enough" in c
@@ -149,8 +125,8 @@ def test_quality_control_of_a_claim_asks_supports_or_refutes(model_env, monkeypa
     old = tmp_path / "my_quality.yaml"       # a user's check written before {relation}
     old.write_text("user: |-\n  {task} {query} {passage}: does it answer? 1 or 0\n")
     with pytest.raises(ConfigError, match=r"my_quality.yaml: 'user' does not use \{relation\}"):
-        synthesize(art(Passages, PASSAGES), _prompt(QueryPrompt, PROMPTS / "query.yaml"),
-                   _prompt(QualityPrompt, old), SynthesizeConfig(n_passages=4, stance="random"),
+        synthesize(art(Passages, PASSAGES), file_input(QueryPrompt, PROMPTS / "query.yaml"),
+                   file_input(QualityPrompt, old), SynthesizeConfig(n_passages=4, stance="random"),
                    ctx("synthesize_old"))
 
 

@@ -9,44 +9,19 @@ the demo's synthesize step is keyed as before."""
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 
 from orchestrator.api import ConfigError
-from orchestrator.artifacts import Ref
-from stages.reinforced_ir.schemas import QualityPrompt, QueryExamples, QueryPrompt
+from stages.reinforced_ir.schemas import QueryExamples
 from stages.reinforced_ir.synthesis import (Examples, constraints, load_examples,
                                             render_examples)
-from stages.reinforced_ir.synthesize import SynthesizeConfig, synthesize
-from stages.schemas import Passages
+from stages.reinforced_ir.synthesize import SynthesizeConfig
 from tests.conftest import REPO
-from tests.stages.conftest import PASSAGES, fake_endpoint
+from tests.stages.conftest import PASSAGES
+from tests.stages.reinforced_ir.synthesize_helpers import PROMPTS, sent_prompts
 
-PROMPTS = REPO / "conf" / "prompts" / "reinforced_ir"
 EXAMPLES = PROMPTS / "query_examples.yaml"
-
-
-def _file(cls, path: Path):
-    return cls(Ref("file", cls.type_name(), "hash", [str(path)]))
-
-
-def _asked(model_env, monkeypatch, cfg, query_prompt, examples=None):
-    """The query prompts synthesize sends (quality control keeps every query)."""
-    art, ctx = model_env
-    calls = []
-
-    def answer(conversation, params):
-        if params["max_tokens"] == 4:
-            return "1"
-        calls.append(conversation[-1]["content"])
-        return "Entity 3 was born in a city."
-
-    fake_endpoint(monkeypatch, answer)
-    synthesize(art(Passages, PASSAGES), _file(QueryPrompt, query_prompt),
-               _file(QualityPrompt, PROMPTS / "quality.yaml"), cfg, ctx("synthesize"),
-               examples=None if examples is None else _file(QueryExamples, examples))
-    return calls
 
 
 def test_every_query_request_shows_the_examples_before_the_output_instruction(
@@ -56,8 +31,8 @@ def test_every_query_request_shows_the_examples_before_the_output_instruction(
     shots = load_examples(EXAMPLES)
     assert len(shots.items) == 3                     # the original shows three
     block = render_examples(shots, "claim", "document")
-    with_shots = _asked(model_env, monkeypatch, cfg, PROMPTS / "query_fewshot.yaml", EXAMPLES)
-    without = _asked(model_env, monkeypatch, cfg, PROMPTS / "query.yaml")
+    with_shots = sent_prompts(model_env, monkeypatch, cfg, PROMPTS / "query_fewshot.yaml", EXAMPLES)
+    without = sent_prompts(model_env, monkeypatch, cfg, PROMPTS / "query.yaml")
     assert len(with_shots) == len(without) == 6
     for asked, plain in zip(with_shots, without):
         assert asked.count(block) == 1
@@ -75,7 +50,7 @@ def test_without_examples_the_requests_are_those_from_before(model_env, monkeypa
     their cached answers) are word for word those of before."""
     from tests.stages.reinforced_ir.test_claims import QUESTION_PROMPT
 
-    asked = _asked(model_env, monkeypatch, SynthesizeConfig(n_passages=5), PROMPTS / "query.yaml")
+    asked = sent_prompts(model_env, monkeypatch, SynthesizeConfig(n_passages=5), PROMPTS / "query.yaml")
     rng = random.Random(0)
     picked = rng.sample(PASSAGES, 5)
     assert asked == [QUESTION_PROMPT.format(passage=f"{p['title']}\n{p['text']}",
@@ -86,13 +61,13 @@ def test_examples_and_a_prompt_without_room_for_them_are_refused_before_any_requ
         model_env, monkeypatch):
     cfg = SynthesizeConfig(n_passages=3)
     with pytest.raises(ConfigError) as err:
-        _asked(model_env, monkeypatch, cfg, PROMPTS / "query.yaml", EXAMPLES)
+        sent_prompts(model_env, monkeypatch, cfg, PROMPTS / "query.yaml", EXAMPLES)
     assert err.value.message == (f"prompt file {PROMPTS / 'query.yaml'}: 'user' does not use "
                                  f"{{examples}}, so the few-shot examples of {EXAMPLES} would "
                                  f"never be shown")
     assert "query_fewshot.yaml" in err.value.hint
     with pytest.raises(ConfigError) as err:
-        _asked(model_env, monkeypatch, cfg, PROMPTS / "query_fewshot.yaml")
+        sent_prompts(model_env, monkeypatch, cfg, PROMPTS / "query_fewshot.yaml")
     assert err.value.message == (f"prompt file {PROMPTS / 'query_fewshot.yaml'}: 'user' uses "
                                  f"{{examples}}, but synthesize has no examples input")
     assert "steps.synthesize.inputs.examples" in err.value.hint
