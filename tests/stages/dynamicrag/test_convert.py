@@ -1,22 +1,14 @@
 """``dynamicrag.convert`` called directly: reranker BC and generator SFT conversations."""
 
-
-
 from stages.dynamicrag.convert import ConvertConfig, convert
-from stages.dynamicrag.schemas import BCTargets
 from stages.dynamicrag.prompts import shipped_prompts
+from stages.dynamicrag.schemas import BCTargets
 from stages.lib.prompts import format_passages
-from tests.stages.conftest import prompt_file
 from stages.schemas import Chat, Reranked
+from tests.stages.conftest import prompt_file
+from tests.stages.dynamicrag.rows import question
 
 PROMPTS = (prompt_file("reranker"), prompt_file("generator"))
-
-
-def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
-    ctxs = [{"id": f"{qid}-d{i}", "title": f"T{i}", "text": f"text {i}", "score": 1.0 / i,
-             "relevant": r, "rerank_score": None} for i, r in enumerate(labels, start=1)]
-    return {"id": qid, "dataset": dataset, "question": f"question {qid}?", "answers": list(answers),
-            "gold": list(gold), "ctxs": ctxs}
 
 
 def test_convert(env):

@@ -7,13 +7,7 @@ from orchestrator.api import DataError
 from stages.dynamicrag.label import LabelConfig, label
 from stages.dynamicrag.schemas import BCTargets
 from stages.schemas import Reranked
-
-
-def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
-    ctxs = [{"id": f"{qid}-d{i}", "title": f"T{i}", "text": f"text {i}", "score": 1.0 / i,
-             "relevant": r, "rerank_score": None} for i, r in enumerate(labels, start=1)]
-    return {"id": qid, "dataset": dataset, "question": f"question {qid}?", "answers": list(answers),
-            "gold": list(gold), "ctxs": ctxs}
+from tests.stages.dynamicrag.rows import question
 
 
 def test_label(env):

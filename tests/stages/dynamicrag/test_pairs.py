@@ -1,26 +1,10 @@
 """``dynamicrag.pairs`` called directly: generator and reranker preference pairs."""
 
-
-
 from stages.dynamicrag.pairs import PairsConfig, pairs
 from stages.dynamicrag.schemas import Scored
 from stages.schemas import Preferences
 from tests.stages.conftest import prompt_file
-
-
-
-def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
-    ctxs = [{"id": f"{qid}-d{i}", "title": f"T{i}", "text": f"text {i}", "score": 1.0 / i,
-             "relevant": r, "rerank_score": None} for i, r in enumerate(labels, start=1)]
-    return {"id": qid, "dataset": dataset, "question": f"question {qid}?", "answers": list(answers),
-            "gold": list(gold), "ctxs": ctxs}
-
-
-def trajectories_row(qid, responses, ids, answers=("Paris",)):
-    row = question(qid, [True, False, False], answers=answers)
-    row["trajectories"] = [{"ids": i, "selection": "", "response": r}
-                           for r, i in zip(responses, ids)]
-    return row
+from tests.stages.dynamicrag.rows import trajectories_row
 
 
 def test_pairs(env):

@@ -8,21 +8,8 @@ from stages.dynamicrag.reward import RewardConfig, RewardWeights, reward
 from stages.dynamicrag.schemas import Scored, Trajectories
 from stages.lib.endpoint import EndpointConfig
 from tests.stages.conftest import fake_endpoint, prompt_file
+from tests.stages.dynamicrag.rows import trajectories_row
 from tests.stages.lib.endpoint.conftest import start_server
-
-
-def question(qid, labels, answers=("Paris",), dataset="nq", gold=()):
-    ctxs = [{"id": f"{qid}-d{i}", "title": f"T{i}", "text": f"text {i}", "score": 1.0 / i,
-             "relevant": r, "rerank_score": None} for i, r in enumerate(labels, start=1)]
-    return {"id": qid, "dataset": dataset, "question": f"question {qid}?", "answers": list(answers),
-            "gold": list(gold), "ctxs": ctxs}
-
-
-def trajectories_row(qid, responses, ids, answers=("Paris",)):
-    row = question(qid, [True, False, False], answers=answers)
-    row["trajectories"] = [{"ids": i, "selection": "", "response": r}
-                           for r, i in zip(responses, ids)]
-    return row
 
 
 def test_reward_default_weights(env):
