@@ -99,7 +99,8 @@ def paper_folder(tmp_path_factory):
 def teacher_server(paper_folder, tmp_path_factory):
     """The OpenAI-compatible test server answering as gpt-4 with the taught tiny model."""
     proc, server = start_server(paper_folder / "models" / "llama2_7b",
-                                tmp_path_factory.mktemp("teacher_server"), "sk-tiny-teacher", "gpt-4")
+                                tmp_path_factory.mktemp("teacher_server"), "sk-tiny-teacher",
+                                "gpt-4")
     yield server
     proc.terminate()
     proc.wait(timeout=30)

@@ -16,10 +16,10 @@ The seed draws the wrapper in its DataLoader's ``collate_fn``, so each SFT epoch
 example in a fresh wrapper. ``epochs: E`` does the same with fixed rows: E blocks of rows, one
 per epoch, each holding every example once (id ``<id>#<epoch>``) in its own draw and in its
 own seeded order, for an ``sft`` step that trains one pass over them in row order
-(``epochs: 1, shuffle: false``; the paper recipe sets the three together). ``epochs: 1`` (the
-default) is one block in the input's order, for an ``sft`` step that shuffles and repeats it. The wrappers are a file
-(``conf/prompts/rag_instruct/wrappers.yaml``, our own wording) a user can replace with the
-paper's text. Each row's ``task`` is its paradigm, so the SFT summary counts them.
+(``epochs: 1, shuffle: false``; the paper recipe sets all three). ``epochs: 1`` (the default)
+is one block in the input's order, for an ``sft`` step that shuffles and repeats it. The
+wrappers are a file (``conf/prompts/rag_instruct/wrappers.yaml``, our own wording) a user can
+replace with the paper's text. Each row's ``task`` is its paradigm, so the SFT summary counts them.
 """
 
 from __future__ import annotations
