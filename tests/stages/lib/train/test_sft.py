@@ -164,7 +164,7 @@ def test_shuffle_false_trains_the_rows_in_their_order(tiny_lm, tmp_path):
     """``shuffle: false`` is a data step's own epoch layout (rag_instruct.format's ``epochs``):
     step i trains row i. Each step's loss is the loss of its row alone (lr so small the weights
     barely move); the default draws the rows in a seeded shuffle."""
-    rows = chat_rows(4)
+    rows = chat_rows(3)
     for i, row in enumerate(rows):
         row["messages"][-1]["content"] = " ".join(f"word{j} [{j % 3 + 1}]" for j in range(i + 1))
     one = dict(lr=1e-9, per_device_batch_size=1, grad_accum=1, max_length=96, warmup_ratio=0.0)
@@ -174,8 +174,8 @@ def test_shuffle_false_trains_the_rows_in_their_order(tiny_lm, tmp_path):
         return [loss for _, loss in stats["losses"]]
 
     alone = [losses([row], f"alone{i}", max_steps=1)[0] for i, row in enumerate(rows)]
-    in_order = losses(rows, "in_order", max_steps=4, shuffle=False)
-    shuffled = losses(rows, "shuffled", max_steps=4)
+    in_order = losses(rows, "in_order", max_steps=3, shuffle=False)
+    shuffled = losses(rows, "shuffled", max_steps=3)
     assert in_order == pytest.approx(alone, rel=1e-4)
     assert sorted(shuffled) == pytest.approx(sorted(alone), rel=1e-4)
     assert shuffled != pytest.approx(alone, rel=1e-4)   # seed 42 draws another order
