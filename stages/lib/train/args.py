@@ -127,6 +127,16 @@ class SftConfig(TrainArgs):
     # sampler); true: a fresh seeded shuffle each epoch
     shuffle: bool = added(True)
 
+    def plan_notes(self, resources: dict[str, Any]) -> list[str]:
+        """The memory estimate; and, with ``shuffle: false`` over several epochs, that every
+        epoch repeats one order (a data step's epoch blocks want ``epochs: 1``)."""
+        notes = TrainArgs.plan_notes(self, resources)
+        if not self.shuffle and self.max_steps == -1 and self.epochs != 1:
+            notes.append(f"shuffle: false with epochs: {self.epochs:g}: every epoch trains the "
+                         "rows in the same order; for rows laid out one block per epoch "
+                         "(rag_instruct.format epochs) set epochs: 1")
+        return notes
+
     def __post_init__(self) -> None:
         TrainArgs.__post_init__(self)
         for open_token, close_token in self.masked_spans:

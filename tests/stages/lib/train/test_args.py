@@ -119,3 +119,15 @@ def test_checkpointing_reaches_trl_without_the_deprecated_name(tmp_path, cls, on
         args = trl_args(cls(), setup)
     assert args.gradient_checkpointing is on
     assert getattr(args, "activation_checkpointing", on) is on
+
+
+def test_plan_notes_a_fixed_order_repeated_over_epochs():
+    """``shuffle: false`` is for rows laid out one block per epoch (rag_instruct.format's
+    ``epochs``), trained once: over several epochs every epoch would repeat one order."""
+    def notes(**cfg):
+        return " ".join(SftConfig(**cfg).plan_notes({"gpus": 0}))
+
+    assert "every epoch trains the rows in the same order" in notes(shuffle=False, epochs=3)
+    assert "same order" not in notes(shuffle=False, epochs=1)
+    assert "same order" not in notes(shuffle=False, epochs=3, max_steps=10)
+    assert "same order" not in notes(epochs=3)
