@@ -38,6 +38,7 @@ from stages.lib.train.checkpoints import (
 )
 from stages.lib.train.export import export_checkpoint
 from stages.lib.train.hooks import TrainHooks, single_process_launch
+from stages.lib.train.lm_head import labelled_positions_only
 from stages.lib.train.log_callback import log_callback
 from stages.lib.train.trainers import RunSetup
 
@@ -122,6 +123,8 @@ class Finetune:
         # once per step, and nothing a user of this stage can change
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
                                 category=FutureWarning)
+        if self.setup.device == "cpu":   # TRL's LM head would also score the unlabelled prompt
+            self._exit.enter_context(labelled_positions_only())
         self._exit.callback(self._release)
         self.trainer, self.reference = build(self.setup)
         self.trainer.remove_callback(PrinterCallback)
