@@ -105,6 +105,8 @@ class Finetune:
             else cfg.gradient_checkpointing,
             checkpoint_dir=Path(ckpt), resumable=self.hooks.checkpoint_dir is not None,
             deepspeed=deepspeed)
+        if not on_gpu:   # TRL's LM head would also project the prompt's unlabelled positions
+            self._exit.enter_context(labelled_positions_only())
         tokenizer = AutoTokenizer.from_pretrained(str(self.model_dir))
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError(f"{kind}: the tokenizer in {self.model_dir} has no chat template; "
@@ -123,8 +125,6 @@ class Finetune:
         # once per step, and nothing a user of this stage can change
         warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
                                 category=FutureWarning)
-        if self.setup.device == "cpu":   # TRL's LM head would also score the unlabelled prompt
-            self._exit.enter_context(labelled_positions_only())
         self._exit.callback(self._release)
         self.trainer, self.reference = build(self.setup)
         self.trainer.remove_callback(PrinterCallback)
