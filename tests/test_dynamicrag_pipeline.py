@@ -83,6 +83,7 @@ steps:
     return conf / "tiny.yaml"
 
 
+@pytest.mark.slow   # every shard in a worker, twice: about 60 s; CI runs it (.ci/slow.sh)
 def test_dynamicrag_dag_end_to_end_with_tiny_models(tmp_path, tiny_models, monkeypatch):
     encoder, generator = tiny_models
     recipe = _tiny_recipe(tmp_path, encoder, generator)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 
+@pytest.mark.slow   # a worker per step, about 18 s on 2 cores; CI runs it (.ci/slow.sh)
 def test_isolated_executor_runs_every_step_in_a_worker(toy):
     from tests.conftest import rag
 

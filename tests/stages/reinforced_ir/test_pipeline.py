@@ -62,6 +62,7 @@ repeat:
     return conf / "tiny.yaml"
 
 
+@pytest.mark.slow   # about 15 s on 2 cores; CI runs it (.ci/slow.sh)
 def test_reinforced_ir_two_rounds_with_tiny_models(tmp_path, tiny_models, monkeypatch):
     encoder, generator = tiny_models
     recipe = _recipe(tmp_path, encoder, generator)

@@ -55,6 +55,7 @@ def tiny_models(tmp_path_factory):
     return tiny_encoder(root / "encoder", texts), critic
 
 
+@pytest.mark.slow   # about 30 s with its models on 2 cores; CI runs it (.ci/slow.sh)
 def test_selfrag_data_half_with_tiny_models(tmp_path, tiny_models, monkeypatch):
     encoder, lm = tiny_models
     conf = tmp_path / "conf"
