@@ -15,10 +15,12 @@ COMMANDS = {
     "plan": ("plan", "show what a run would do: each step FRESH / STALE / MISSING and why"),
     "status": ("status", "show the steps of a run: state, duration, cache hit/miss"),
     "show": ("show", "show an artifact of a run: type, schema, rows, first rows"),
+    "report": ("report", "the metrics of runs or a sweep as one table (terminal, Markdown, CSV, JSON)"),
     "dag": ("dag", "print a recipe's DAG as text, mermaid or dot"),
     "stages": ("stages", "list registered stages with inputs, outputs and config fields"),
     "gc": ("gc", "remove cache entries no recent run references"),
     "verify": ("verify", "re-hash cached artifacts and report (or quarantine) damaged ones"),
+    "env": ("env", "versions of the packages ragline needs, its extras, GPUs, cache and space"),
 }
 
 EPILOG = """examples:
@@ -27,6 +29,8 @@ EPILOG = """examples:
   rag plan conf/dynamicrag_llama3.yaml                   # what would run, and why
   rag status                                             # the latest run
   rag show retrieve_eval                                 # first rows of a step's output
+  rag report --format markdown                           # the latest run's results, to paste
+  rag env                                                # versions, extras, GPUs: for a bug report
   rag <command> --help                                   # examples for each command
 
 exit codes: 0 ok, 1 a step failed, 2 a recipe, usage or input error (fix it, then rerun).

@@ -1,0 +1,251 @@
+"""``rag report``: the metrics of one or more runs, or of a sweep's members, as one table: in the
+terminal, or as Markdown, CSV or JSON to paste into a paper or load into pandas.
+
+One row per metrics step of each run, and one more per block of numbers a step nests in its
+metrics (a stage that scores several evaluation sets writes one block per set): the ``block``
+column names it. A step's metrics file says which metrics it shows, under which labels
+(``display``, see :func:`orchestrator.cli.summary.shown`); ``--all`` shows every number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+EXAMPLES = """examples:
+  rag report                                    # the latest run's results
+  rag report --format markdown > results.md     # the same as a Markdown table
+  rag report 20261204-101500 20261204-120000    # two runs, one row per run and step
+  rag report 20261204-101500-sweep --format csv > sweep.csv   # a sweep: the swept values as columns
+  rag report --all                              # every number each step wrote, not only those it shows
+  rag report --metrics EM,F1 --steps eval_top5,evaluate
+
+exit codes: 0 ok, 2 no such run, step or metric, or no metrics in the runs named."""
+
+FORMATS = ("table", "markdown", "csv", "json")
+
+
+def add_arguments(p) -> None:
+    p.add_argument("runs", nargs="*", metavar="RUN",
+                   help="runs or sweeps by name or path (default: the latest run)")
+    p.add_argument("--format", choices=FORMATS, default="table",
+                   help="table (the terminal), markdown, csv or json (full precision)")
+    p.add_argument("--all", action="store_true",
+                   help="every number the steps wrote, under its own name")
+    p.add_argument("--metrics", default=None,
+                   help="comma-separated metrics to show, by name or label (EM or exact_match)")
+    p.add_argument("--steps", default=None, help="comma-separated steps to show")
+    p.add_argument("--digits", type=int, default=3,
+                   help="decimals in the table and Markdown (default 3)")
+    p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
+
+
+@dataclass
+class Source:
+    """One run's metrics: ``name`` is how the table names it, ``values`` the swept settings."""
+
+    name: str
+    metrics: dict
+    values: dict[str, str] = field(default_factory=dict)
+
+
+def blocks(metrics: dict, path: str = "", display=None):
+    """``(path, numbers, display)`` for a step's metrics and for every dict nested in them
+    (``display`` aside): a nested block without a ``display`` of its own takes its parent's.
+
+    >>> m = {"em": 0.5, "display": {"em": "EM"}, "by_dataset": {"nq": {"em": 0.25}}, "macro": {"em": 0.25}}
+    >>> [(p, n, d) for p, n, d in blocks(m)]
+    [('', {'em': 0.5}, {'em': 'EM'}), ('by_dataset.nq', {'em': 0.25}, {'em': 'EM'}), ('macro', {'em': 0.25}, {'em': 'EM'})]
+    """
+    display = metrics.get("display") if isinstance(metrics.get("display"), dict) else display
+    numbers = {k: v for k, v in metrics.items()
+               if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    if numbers:
+        yield path, numbers, display
+    for k, v in metrics.items():
+        if isinstance(v, dict) and k != "display":
+            yield from blocks(v, f"{path}.{k}" if path else k, display)
+
+
+def columns_and_rows(sources: list[Source], every: bool = False) -> tuple[dict[str, str], list[dict]]:
+    """``(columns, rows)``: {metric: header} in order of first appearance (the step's labels,
+    or every number under its own name with ``every``), and one row per (run, step, block).
+
+    >>> s = Source("r", {"ev": {"label": "top-5", "em": 0.5, "n": 3, "display": {"em": "EM"}}})
+    >>> columns_and_rows([s])
+    ({'em': 'EM'}, [{'run': 'r', 'step': 'ev', 'label': 'top-5', 'block': '', 'values': {'em': 0.5}}])
+    >>> columns_and_rows([s], every=True)[0]
+    {'em': 'em', 'n': 'n'}
+    """
+    from orchestrator.cli.summary import shown
+
+    columns: dict[str, str] = {}
+    rows = []
+    for source in sources:
+        for step, metrics in source.metrics.items():
+            if not isinstance(metrics, dict):
+                continue
+            for path, numbers, display in blocks(metrics):
+                picked = ({k: k for k in numbers} if every
+                          else shown({**numbers, "display": display}))
+                for k, label in picked.items():
+                    columns.setdefault(k, label)
+                if picked:
+                    rows.append({"run": source.name, "step": step,
+                                 "label": str(metrics.get("label") or step), "block": path,
+                                 "values": {k: numbers[k] for k in picked}})
+    return columns, rows
+
+
+def pick(wanted: str, choices: dict[str, str], what: str, hint: str) -> list[str]:
+    """The keys of ``choices`` ({key: label}) that the comma-separated ``wanted`` names, by key or
+    label, in its order; a name that is neither is a one-line error with the closest one.
+
+    >>> pick("F1,exact_match", {"exact_match": "EM", "token_f1": "F1"}, "metric", "")
+    ['token_f1', 'exact_match']
+    """
+    from orchestrator.errors import ConfigError, did_you_mean
+
+    by_name = {**{label: key for key, label in choices.items()}, **{key: key for key in choices}}
+    out = []
+    for name in (n.strip() for n in wanted.split(",") if n.strip()):
+        if name not in by_name:
+            listed = ", ".join(dict.fromkeys(choices.values()))
+            raise ConfigError(f"no {what} '{name}' in these runs{did_you_mean(name, by_name)}; "
+                              f"they have: {listed}", hint=hint)
+        out.append(by_name[name])
+    return list(dict.fromkeys(out))
+
+
+def sources(args) -> list[Source]:
+    """The runs named on the command line (a sweep: each of its members, with the values it
+    swept), or the latest run."""
+    from orchestrator.cli.common import find_run, find_sweep, read_status, runs_dir
+    from orchestrator.cli.summary import swept
+
+    runs = runs_dir(args)
+    out: list[Source] = []
+    for spec in args.runs or [None]:
+        sweep = find_sweep(runs, spec)
+        if sweep is None:
+            run = find_run(runs, spec)
+            out.append(Source(_name(run, runs), read_status(run).get("metrics") or {}))
+            continue
+        members = sorted(p.parent for p in sweep.glob("member-*/status.json"))
+        statuses = [read_status(m) for m in members]
+        keys = swept([s.get("overrides") or [] for s in statuses]) if len(members) > 1 else {}
+        for i, (member, status) in enumerate(zip(members, statuses)):
+            out.append(Source(_name(member, runs), status.get("metrics") or {},
+                              {k: v[i] for k, v in keys.items()}))
+    return out
+
+
+def _name(run: Path, runs: Path) -> str:
+    """A run as ``rag status`` accepts it: its path under the runs directory, else its path."""
+    try:
+        return str(run.resolve().relative_to(runs.resolve()))
+    except ValueError:
+        return str(run)
+
+
+def main(args) -> int:
+    import sys
+
+    from orchestrator.errors import ConfigError
+    from orchestrator.logs import console, escape
+
+    found = sources(args)
+    empty = [s.name for s in found if not s.metrics]
+    if len(empty) == len(found):
+        raise ConfigError(f"no metrics in {', '.join(empty)}: no step wrote a metrics artifact "
+                          "(yet)", hint="rag status shows the run's steps; a run has metrics "
+                                        "once a step that scores (evaluate) has finished")
+    for name in empty:
+        console().print(f"{escape(name)}: no metrics (yet); left out", soft_wrap=True)
+    columns, rows = columns_and_rows(found, args.all)
+    hint = "rag report --all lists every metric the steps wrote"
+    if args.steps:
+        steps = pick(args.steps, {r["step"]: r["step"] for r in rows}, "step with metrics",
+                     "rag report without --steps shows every step with metrics")
+        rows = [r for r in rows if r["step"] in steps]
+    if args.metrics:
+        keys = pick(args.metrics, columns, "metric", hint)
+        columns = {k: columns[k] for k in keys}
+        rows = [r for r in rows if any(k in r["values"] for k in keys)]
+    if not rows:
+        raise ConfigError(f"none of the steps {args.steps} has the metrics {args.metrics}",
+                          hint="rag report --all shows which step has which")
+    table = flat(found, columns, rows)
+    if args.format == "json":
+        import json
+
+        sys.stdout.write(json.dumps(table, indent=1) + "\n")
+    elif args.format == "csv":
+        import csv
+
+        writer = csv.DictWriter(sys.stdout, fieldnames=list(table[0]), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(table)
+    elif args.format == "markdown":
+        sys.stdout.write(markdown(table, set(columns.values()), args.digits))
+    else:
+        _print_table(table, set(columns.values()), args.digits)
+    return 0
+
+
+def flat(found: list[Source], columns: dict[str, str], rows: list[dict]) -> list[dict]:
+    """The rows as ``{column: value}``, each with the same columns: ``run`` when there are
+    several runs, the swept settings, ``step``, ``label`` and ``block`` where any row has one,
+    then the metrics under their headers ("" where a row has none)."""
+    swept_keys = list(dict.fromkeys(k for s in found for k in s.values))
+    values_of = {s.name: s.values for s in found}
+    show_run = len({r["run"] for r in rows}) > 1
+    show_label = any(r["label"] != r["step"] for r in rows)
+    show_block = any(r["block"] for r in rows)
+    out = []
+    for r in rows:
+        row = {"run": r["run"]} if show_run else {}
+        row.update({k: values_of[r["run"]].get(k, "") for k in swept_keys})
+        row["step"] = r["step"]
+        if show_label:
+            row["label"] = r["label"]
+        if show_block:
+            row["block"] = r["block"]
+        row.update({label: r["values"].get(k, "") for k, label in columns.items()})
+        out.append(row)
+    return out
+
+
+def _cell(value, digits: int) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def markdown(table: list[dict], numeric: set[str], digits: int = 3) -> str:
+    """A GitHub Markdown table; metric columns right-aligned, ``|`` in a cell escaped.
+
+    >>> print(markdown([{"step": "ev", "EM": 0.5}], {"EM"}), end="")
+    | step | EM |
+    |---|---:|
+    | ev | 0.500 |
+    """
+    heads = list(table[0])
+    lines = ["| " + " | ".join(heads) + " |",
+             "|" + "|".join("---:" if h in numeric else "---" for h in heads) + "|"]
+    for row in table:
+        cells = (_cell(row[h], digits).replace("|", "\\|") for h in heads)
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _print_table(table: list[dict], numeric: set[str], digits: int) -> None:
+    from rich.table import Table
+
+    from orchestrator.logs import escape, report
+
+    out = Table(title="results")
+    for h in table[0]:
+        out.add_column(escape(h), justify="right" if h in numeric else "left",
+                       no_wrap=h not in numeric)
+    for row in table:
+        out.add_row(*(escape(_cell(v, digits)) for v in row.values()))
+    report().print(out)

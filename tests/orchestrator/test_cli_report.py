@@ -1,0 +1,104 @@
+"""``rag report``: a run's metrics, several runs' and a sweep's members', as a table, Markdown,
+CSV or JSON, read from real run records of the toy chain; and its refusals."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+
+import pytest
+
+from tests.conftest import rag
+
+
+def _run(toy, *overrides: str) -> None:
+    assert rag("run", str(toy / "conf/chain.yaml"), *overrides, "--no-progress",
+               runs=toy / "runs") == 0
+
+
+def _report(toy, capsys, *args: str) -> tuple[int, str, str]:
+    capsys.readouterr()
+    code = rag("report", *args, "--runs-dir", str(toy / "runs"))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_the_latest_run_as_csv_and_markdown(toy, capsys):
+    _run(toy)
+    code, out, _ = _report(toy, capsys, "--format", "csv")
+    assert code == 0
+    # toy_sum writes sum, count and the label "chain"; no display: every number is shown,
+    # in full precision
+    (row,) = csv.DictReader(io.StringIO(out))
+    assert list(row) == ["step", "label", "count", "sum"]
+    assert (row["step"], row["label"], row["count"]) == ("evaluate", "chain", "8")
+    assert float(row["sum"]) == pytest.approx(40.8) and row["sum"] != "40.8"
+    code, out, _ = _report(toy, capsys, "--format", "markdown", "--digits", "1")
+    assert out == ("| step | label | count | sum |\n|---|---|---:|---:|\n"
+                   "| evaluate | chain | 8 | 40.8 |\n")
+
+
+def test_two_runs_side_by_side(toy, capsys):
+    _run(toy)
+    _run(toy, "steps.dpo.add=0.2")
+    first, second = sorted(p.name for p in (toy / "runs" / "chain").iterdir() if p.is_dir())
+    code, out, _ = _report(toy, capsys, first, second, "--format", "json", "--metrics", "sum")
+    assert code == 0
+    assert json.loads(out) == [
+        {"run": f"chain/{first}", "step": "evaluate", "label": "chain", "sum": pytest.approx(40.8)},
+        {"run": f"chain/{second}", "step": "evaluate", "label": "chain", "sum": pytest.approx(41.6)}]
+
+
+def test_a_sweep_has_a_row_per_member_with_the_swept_value(toy, capsys):
+    _run(toy, "-m", "steps.dpo.add=0.1,0.2")
+    (sweep,) = (toy / "runs" / "chain").glob("*-sweep")
+    code, out, _ = _report(toy, capsys, sweep.name, "--format", "csv")
+    assert code == 0
+    rows = list(csv.DictReader(io.StringIO(out)))
+    assert [(r["run"], r["steps.dpo.add"], round(float(r["sum"]), 6)) for r in rows] == [
+        (f"chain/{sweep.name}/member-0000", "0.1", 40.8),
+        (f"chain/{sweep.name}/member-0001", "0.2", 41.6)]
+    code, out, _ = _report(toy, capsys, sweep.name)          # the terminal table
+    assert "steps.dpo.add" in out and "41.600" in out
+
+
+def test_an_unknown_metric_or_step_is_one_line_with_the_closest_name(toy, capsys):
+    _run(toy)
+    code, _, err = _report(toy, capsys, "--metrics", "summ")
+    assert code == 2
+    assert "error: no metric 'summ' in these runs (did you mean 'sum'?); they have: count, sum" in err
+    code, _, err = _report(toy, capsys, "--steps", "evaluat")
+    assert code == 2
+    assert "no step with metrics 'evaluat' in these runs (did you mean 'evaluate'?)" in err
+
+
+def test_a_run_without_metrics_is_named(toy, capsys):
+    (toy / "conf" / "short.yaml").write_text(
+        "ragline: {imports: [tests.toy.stages]}\nsteps:\n  load: {stage: toy_gen, n: 2}\n")
+    assert rag("run", str(toy / "conf/short.yaml"), "--no-progress", runs=toy / "runs") == 0
+    code, _, err = _report(toy, capsys)
+    assert code == 2
+    assert "error: no metrics in short/" in err
+    assert "no step wrote a metrics artifact (yet)" in err
+
+
+def test_a_step_that_scores_several_sets_has_a_row_per_set_under_its_labels():
+    """The evaluate stage's metrics with several evaluation sets (by_dataset + macro): each
+    block is a row, shown under the step's display labels."""
+    from orchestrator.cli.report import Source, columns_and_rows, flat, markdown
+
+    metrics = {"evaluate": {
+        "label": "DynamicRAG", "exact_match": 0.5, "num_questions": 4,
+        "display": {"exact_match": "EM"},
+        "by_dataset": {"nq": {"exact_match": 0.75, "num_questions": 2},
+                       "hotpotqa": {"exact_match": 0.25, "num_questions": 2}},
+        "macro": {"exact_match": 0.5}}}
+    found = [Source("r", metrics)]
+    columns, rows = columns_and_rows(found)
+    assert markdown(flat(found, columns, rows), set(columns.values())) == (
+        "| step | label | block | EM |\n|---|---|---|---:|\n"
+        "| evaluate | DynamicRAG |  | 0.500 |\n"
+        "| evaluate | DynamicRAG | by_dataset.nq | 0.750 |\n"
+        "| evaluate | DynamicRAG | by_dataset.hotpotqa | 0.250 |\n"
+        "| evaluate | DynamicRAG | macro | 0.500 |\n")
