@@ -547,9 +547,11 @@ def _metrics_text(value, cls: type[Metrics], where: str) -> str:
         got = "None (does the stage return its metrics?)" if value is None else type(value).__name__
         raise StageOutputError(where, f"expected a dict of metrics, got {got}", hint=_expects(cls))
     try:
-        return json.dumps(value, indent=2, sort_keys=True, default=_json_number)
+        # in the stage's order, not sorted: a ``display`` block lists the columns to show in
+        # order (orchestrator.cli.summary.shown), and a reader sees the metrics as written
+        return json.dumps(value, indent=2, default=_json_number)
     except (TypeError, ValueError) as e:
-        problem = f"metrics are not JSON: {e}"   # e.g. keys that cannot be sorted together
+        problem = f"metrics are not JSON: {e}"
         for name, metric in value.items():
             try:
                 json.dumps(metric, default=_json_number)

@@ -28,15 +28,15 @@ def test_the_latest_run_as_csv_and_markdown(toy, capsys):
     _run(toy)
     code, out, _ = _report(toy, capsys, "--format", "csv")
     assert code == 0
-    # toy_sum writes sum, count and the label "chain"; no display: every number is shown,
-    # in full precision
+    # toy_sum writes sum, count and the label "chain"; no display: every number is shown, in
+    # the order written, in full precision
     (row,) = csv.DictReader(io.StringIO(out))
-    assert list(row) == ["step", "label", "count", "sum"]
+    assert list(row) == ["step", "label", "sum", "count"]
     assert (row["step"], row["label"], row["count"]) == ("evaluate", "chain", "8")
     assert float(row["sum"]) == pytest.approx(40.8) and row["sum"] != "40.8"
     code, out, _ = _report(toy, capsys, "--format", "markdown", "--digits", "1")
-    assert out == ("| step | label | count | sum |\n|---|---|---:|---:|\n"
-                   "| evaluate | chain | 8 | 40.8 |\n")
+    assert out == ("| step | label | sum | count |\n|---|---|---:|---:|\n"
+                   "| evaluate | chain | 40.8 | 8 |\n")
 
 
 def test_two_runs_side_by_side(toy, capsys):
@@ -67,7 +67,7 @@ def test_an_unknown_metric_or_step_is_one_line_with_the_closest_name(toy, capsys
     _run(toy)
     code, _, err = _report(toy, capsys, "--metrics", "summ")
     assert code == 2
-    assert "error: no metric 'summ' in these runs (did you mean 'sum'?); they have: count, sum" in err
+    assert "error: no metric 'summ' in these runs (did you mean 'sum'?); they have: sum, count" in err
     code, _, err = _report(toy, capsys, "--steps", "evaluat")
     assert code == 2
     assert "no step with metrics 'evaluat' in these runs (did you mean 'evaluate'?)" in err

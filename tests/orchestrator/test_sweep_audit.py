@@ -184,7 +184,7 @@ def test_a_sweep_of_one_value_is_recorded_as_a_sweep(toy, capsys):
     assert [p.name for p in sweep.glob("member-*")] == ["member-0000"]
     captured = capsys.readouterr()
     assert f"sweep: 1 member -> {sweep}" in captured.err
-    assert "│ member-0000 │ steps.dpo.add=0.7 │ ok, 11 ran │ 8 │ 45.600 │" in _words(captured.out)
+    assert "│ member-0000 │ steps.dpo.add=0.7 │ ok, 11 ran │ 45.600 │ 8 │" in _words(captured.out)  # as written: sum, count
 
 
 def test_two_sweeps_started_in_the_same_second_get_two_directories(toy, monkeypatch):

@@ -50,6 +50,20 @@ def test_evaluate(env):
     assert per_q[0]["mrr@2"] == 0.5
 
 
+def test_the_per_set_metrics_are_displayed_for_the_rows_of_their_sets(env):
+    """FEVER's accuracy is in its block and the macro average only; its label is in ``display``
+    (which the blocks share), so a row per set shows it; the top-level row has no such value."""
+    table, written, ctx = env
+    rows = [prediction_row("1", "Paris", ["Paris"]),
+            prediction_row("2", "SUPPORTS it is", ["SUPPORTS"], dataset="fever_dev")]
+    cfg = EvaluateConfig(retrieval_k=[], set_metrics={"fever": ["first_char_accuracy"]})
+    metrics = written(EvalMetrics, evaluate(table(Predictions, rows), cfg, ctx("ev")).metrics)
+    assert metrics["by_dataset"]["fever_dev"]["first_char_accuracy"] == 1.0
+    assert "first_char_accuracy" not in metrics
+    assert metrics["display"]["first_char_accuracy"] == "acc"
+    assert list(metrics["display"])[:3] == ["avg_selected_docs", "exact_match", "token_f1"]
+
+
 def test_evaluate_without_gold_ids_and_default_label(env):
     table, written, ctx = env
     rows = [prediction_row("1", "Paris", ["Paris"], ctx_ids=["d1"])]
