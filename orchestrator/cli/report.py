@@ -26,6 +26,8 @@ FORMATS = ("table", "markdown", "csv", "json")
 
 
 def add_arguments(p) -> None:
+    from orchestrator.cli.common import whole_number
+
     p.add_argument("runs", nargs="*", metavar="RUN",
                    help="runs or sweeps by name or path (default: the latest run)")
     p.add_argument("--format", choices=FORMATS, default="table",
@@ -35,7 +37,7 @@ def add_arguments(p) -> None:
     p.add_argument("--metrics", default=None,
                    help="comma-separated metrics to show, by name or label (EM or exact_match)")
     p.add_argument("--steps", default=None, help="comma-separated steps to show")
-    p.add_argument("--digits", type=int, default=3,
+    p.add_argument("--digits", type=whole_number(0), default=3,
                    help="decimals in the table and Markdown (default 3)")
     p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
 

@@ -82,7 +82,9 @@ def prepare_smollm2(out_dir: str | Path) -> Path:
 
     The GGUF tensors are de-quantized by ``transformers`` and copied into a plain
     ``LlamaForCausalLM`` (no quantization config left behind); the tokenizer is rebuilt from the
-    GGUF vocabulary and saved with the model's ChatML chat template. Takes ~20 s on 2 CPU cores.
+    GGUF vocabulary and saved with the model's ChatML chat template. Takes 20-30 s on 2 CPU cores
+    (29.7 s in the demo of 2026-12-04: transformers parses the GGUF file once for the tokenizer,
+    once for the config and once for the weights).
     """
     start = time.perf_counter()
     gguf_path = package_file(*SMOLLM2_PACKAGE)   # before the heavy imports: fail fast
