@@ -130,9 +130,11 @@ def main(args) -> int:
     info["stages"] = stage_packages()
     info["requirements"] = rows
     broken = [r for r in rows if r["group"] == "core" and not r["ok"]]
+    torch = next((r["installed"] or "" for r in rows if r["name"] == "torch"), "")
+    info["cpu_torch_with_gpus"] = bool(info["gpus"]) and torch.endswith("+cpu")
     if args.json:
         sys.stdout.write(json.dumps(info, indent=1) + "\n")
-        return 1 if broken else 0
+        return 1 if broken or info["cpu_torch_with_gpus"] else 0
 
     c = report()
     gpus = info["gpus"]
@@ -158,7 +160,12 @@ def main(args) -> int:
         c.print(f"[red]✗[/] {escape(r['name'])} {escape(r['installed'] or 'is not installed')}"
                 f", ragline needs {escape(r['name'] + r['needs'])}: pip install "
                 f"'{escape(r['name'] + r['needs'])}'", soft_wrap=True)
-    return 1 if broken else 0
+    if info["cpu_torch_with_gpus"]:
+        c.print(f"[red]✗[/] torch {escape(torch)} is a CPU-only build on a machine with "
+                f"{len(gpus)} GPU(s): a model put on a GPU fails there; install a CUDA build of "
+                "torch (the default torch wheel on PyPI for Linux x86_64, or pytorch.org's CUDA "
+                "index)", soft_wrap=True)
+    return 1 if broken or info["cpu_torch_with_gpus"] else 0
 
 
 def _print_requirements(rows: list[dict], extras: list[str]) -> None:

@@ -4,6 +4,7 @@ against a cluster's nodes that the Ray and SLURM executors share."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -36,6 +37,38 @@ def visible_gpus() -> list[int | str]:
     except (OSError, subprocess.TimeoutExpired):
         return []
     return [int(x) for x in out.split() if x.strip().isdigit()]
+
+
+def cpu_only_torch() -> str | None:
+    """The installed torch's version when it is a CPU-only build (``2.13.0+cpu``), else None
+    (a CUDA build, or no torch). Read from its metadata: torch is not imported."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("torch")
+    except PackageNotFoundError:
+        return None
+    return installed if installed.endswith("+cpu") else None
+
+
+_WARNED: list[str] = []   # the CPU-only torch warned about in this process
+
+
+def warn_cpu_only_torch(steps: tuple[str, ...], gpus: int) -> None:
+    """Warn, once per process (a run, a sweep, a plan), that GPU steps will meet a CPU-only
+    torch: they would fail only at their first CUDA call, after their data is read and their
+    model loaded. A warning, not a refusal: a stage may use the GPUs without torch."""
+    version = cpu_only_torch()
+    if version is None or _WARNED:
+        return
+    _WARNED.append(version)
+    named = ", ".join(steps[:3]) + (f" and {len(steps) - 3} more" if len(steps) > 3 else "")
+    who = f"steps {named} ask" if len(steps) > 1 else f"step {named} asks"
+    logging.getLogger("ragline").warning(
+        "%s for GPUs and this machine shows %d, but the installed torch %s is a CPU-only "
+        "build: a model put on a GPU fails there; install a CUDA build of torch (the default "
+        "torch wheel on PyPI for Linux x86_64, or pytorch.org's CUDA index) and check with "
+        "rag env", who, gpus, version)
 
 
 def runs_as_ranks(step) -> bool:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
-from orchestrator.executors.gpus import runs_as_ranks, visible_gpus
+from orchestrator.executors.gpus import runs_as_ranks, visible_gpus, warn_cpu_only_torch
 from orchestrator.executors.pdeathsig import bound_to_parent
 from orchestrator.task import Task, one_line
 
@@ -61,7 +61,9 @@ class LocalExecutor:
 
     def check_resources(self, steps: list) -> None:
         if any(s.gpus for s in steps):
-            check_gpus(steps, visible_gpus())
+            have = visible_gpus()
+            check_gpus(steps, have)
+            warn_cpu_only_torch(tuple(s.name for s in steps if s.gpus), len(have))
 
     def slots(self, step) -> list[list[int]]:
         """Disjoint GPU sets, one per concurrently running shard; CPU: ``max_parallel`` empty sets."""
