@@ -15,7 +15,7 @@ from pathlib import Path
 EXAMPLES = """examples:
   rag report                                    # the latest run's results
   rag report --format markdown > results.md     # the same as a Markdown table
-  rag report 20261204-101500 20261204-120000    # two runs, one row per run and step
+  rag report 20261204-101500 20261204-120000    # two runs, with the overrides that differ
   rag report 20261204-101500-sweep --format csv > sweep.csv   # a sweep: the swept values as columns
   rag report --all                              # every number each step wrote, not only those it shows
   rag report --metrics EM,F1 --steps eval_top5,evaluate
@@ -44,7 +44,8 @@ def add_arguments(p) -> None:
 
 @dataclass
 class Source:
-    """One run's metrics: ``name`` is how the table names it, ``values`` the swept settings."""
+    """One run's metrics: ``name`` is how the table names it, ``values`` the settings (overrides)
+    that differ between the runs reported."""
 
     name: str
     metrics: dict
@@ -120,26 +121,34 @@ def pick(wanted: str, choices: dict[str, str], what: str, hint: str) -> list[str
 
 
 def sources(args) -> list[Source]:
-    """The runs named on the command line (a sweep: each of its members, with the values it
-    swept), or the latest run."""
+    """The runs named on the command line (a sweep: each of its members), or the latest run;
+    each with the overrides whose value is not the same in all of them."""
     from orchestrator.cli.common import find_run, find_sweep, read_status, runs_dir
-    from orchestrator.cli.summary import swept
 
     runs = runs_dir(args)
-    out: list[Source] = []
+    found: list[tuple[Path, dict]] = []
     for spec in args.runs or [None]:
         sweep = find_sweep(runs, spec)
-        if sweep is None:
-            run = find_run(runs, spec)
-            out.append(Source(_name(run, runs), read_status(run).get("metrics") or {}))
-            continue
-        members = sorted(p.parent for p in sweep.glob("member-*/status.json"))
-        statuses = [read_status(m) for m in members]
-        keys = swept([s.get("overrides") or [] for s in statuses]) if len(members) > 1 else {}
-        for i, (member, status) in enumerate(zip(members, statuses)):
-            out.append(Source(_name(member, runs), status.get("metrics") or {},
-                              {k: v[i] for k, v in keys.items()}))
-    return out
+        members = (sorted(p.parent for p in sweep.glob("member-*/status.json")) if sweep
+                   else [find_run(runs, spec)])
+        found += [(run, read_status(run)) for run in members]
+    values = differing([status.get("overrides") or [] for _, status in found])
+    return [Source(_name(run, runs), status.get("metrics") or {}, v)
+            for (run, status), v in zip(found, values)]
+
+
+def differing(overrides: list[list[str]]) -> list[dict[str, str]]:
+    """Per run, ``{key: value}`` of the overrides whose value is not the same in every run
+    ("" where a run leaves the key at the recipe's value), so runs made with different
+    settings show them side by side, as a sweep's members show what they swept.
+
+    >>> differing([["a=1", "b=x"], ["a=2", "b=x"], ["b=x"]])
+    [{'a': '1'}, {'a': '2'}, {'a': ''}]
+    """
+    parsed = [dict(o.partition("=")[::2] for o in run) for run in overrides]
+    keys = list(dict.fromkeys(k for run in parsed for k in run))
+    keys = [k for k in keys if len({run.get(k, "") for run in parsed}) > 1]
+    return [{k: run.get(k, "") for k in keys} for run in parsed]
 
 
 def _name(run: Path, runs: Path) -> str:
@@ -197,9 +206,9 @@ def main(args) -> int:
 
 def flat(found: list[Source], columns: dict[str, str], rows: list[dict]) -> list[dict]:
     """The rows as ``{column: value}``, each with the same columns: ``run`` when there are
-    several runs, the swept settings, ``step``, ``label`` and ``block`` where any row has one,
-    then the metrics under their headers ("" where a row has none)."""
-    swept_keys = list(dict.fromkeys(k for s in found for k in s.values))
+    several runs, the settings that differ between them, ``step``, ``label`` and ``block``
+    where any row has one, then the metrics under their headers ("" where a row has none)."""
+    settings = list(dict.fromkeys(k for s in found for k in s.values))
     values_of = {s.name: s.values for s in found}
     show_run = len({r["run"] for r in rows}) > 1
     show_label = any(r["label"] != r["step"] for r in rows)
@@ -207,7 +216,7 @@ def flat(found: list[Source], columns: dict[str, str], rows: list[dict]) -> list
     out = []
     for r in rows:
         row = {"run": r["run"]} if show_run else {}
-        row.update({k: values_of[r["run"]].get(k, "") for k in swept_keys})
+        row.update({k: values_of[r["run"]].get(k, "") for k in settings})
         row["step"] = r["step"]
         if show_label:
             row["label"] = r["label"]
@@ -247,7 +256,7 @@ def _print_table(table: list[dict], numeric: set[str], digits: int) -> None:
     out = Table(title="results")
     for h in table[0]:
         out.add_column(escape(h), justify="right" if h in numeric else "left",
-                       no_wrap=h not in numeric)
+                       min_width=len(h) if h in numeric else None, overflow="fold")
     for row in table:
         out.add_row(*(escape(_cell(v, digits)) for v in row.values()))
     report().print(out)

@@ -39,15 +39,18 @@ def test_the_latest_run_as_csv_and_markdown(toy, capsys):
                    "| evaluate | chain | 40.8 | 8 |\n")
 
 
-def test_two_runs_side_by_side(toy, capsys):
+def test_two_runs_side_by_side_with_the_setting_that_differs(toy, capsys):
     _run(toy)
     _run(toy, "steps.dpo.add=0.2")
     first, second = sorted(p.name for p in (toy / "runs" / "chain").iterdir() if p.is_dir())
     code, out, _ = _report(toy, capsys, first, second, "--format", "json", "--metrics", "sum")
     assert code == 0
+    # the setting the second run changed is a column ("" for the first: the recipe's value)
     assert json.loads(out) == [
-        {"run": f"chain/{first}", "step": "evaluate", "label": "chain", "sum": pytest.approx(40.8)},
-        {"run": f"chain/{second}", "step": "evaluate", "label": "chain", "sum": pytest.approx(41.6)}]
+        {"run": f"chain/{first}", "steps.dpo.add": "", "step": "evaluate", "label": "chain",
+         "sum": pytest.approx(40.8)},
+        {"run": f"chain/{second}", "steps.dpo.add": "0.2", "step": "evaluate", "label": "chain",
+         "sum": pytest.approx(41.6)}]
 
 
 def test_a_sweep_has_a_row_per_member_with_the_swept_value(toy, capsys):
