@@ -17,7 +17,8 @@ EXAMPLES = """examples:
   rag env --json > env.json   # for a bug report
   rag env --runs-dir /scratch/runs   # the cache and free space there
 
-exit codes: 0 ok, 1 a core requirement is missing or too old (the line says what to install)."""
+exit codes: 0 ok, 1 a core requirement is missing or too old, or torch is a CPU-only build on a
+machine with GPUs (the line says what to install)."""
 
 DIST = "ragline"
 
@@ -119,6 +120,7 @@ def main(args) -> int:
     from importlib.metadata import PackageNotFoundError, metadata, requires
 
     from orchestrator.cli.common import runs_dir
+    from orchestrator.executors.gpus import CUDA_TORCH, cpu_only_torch
     from orchestrator.logs import escape, report
 
     info = machine(runs_dir(args))
@@ -130,8 +132,8 @@ def main(args) -> int:
     info["stages"] = stage_packages()
     info["requirements"] = rows
     broken = [r for r in rows if r["group"] == "core" and not r["ok"]]
-    torch = next((r["installed"] or "" for r in rows if r["name"] == "torch"), "")
-    info["cpu_torch_with_gpus"] = bool(info["gpus"]) and torch.endswith("+cpu")
+    cpu_torch = cpu_only_torch() if info["gpus"] else None
+    info["cpu_torch_with_gpus"] = cpu_torch is not None
     if args.json:
         sys.stdout.write(json.dumps(info, indent=1) + "\n")
         return 1 if broken or info["cpu_torch_with_gpus"] else 0
@@ -160,11 +162,10 @@ def main(args) -> int:
         c.print(f"[red]✗[/] {escape(r['name'])} {escape(r['installed'] or 'is not installed')}"
                 f", ragline needs {escape(r['name'] + r['needs'])}: pip install "
                 f"'{escape(r['name'] + r['needs'])}'", soft_wrap=True)
-    if info["cpu_torch_with_gpus"]:
-        c.print(f"[red]✗[/] torch {escape(torch)} is a CPU-only build on a machine with "
-                f"{len(gpus)} GPU(s): a model put on a GPU fails there; install a CUDA build of "
-                "torch (the default torch wheel on PyPI for Linux x86_64, or pytorch.org's CUDA "
-                "index)", soft_wrap=True)
+    if cpu_torch:
+        c.print(f"[red]✗[/] torch {escape(cpu_torch)} is a CPU-only build on a machine with "
+                f"{len(gpus)} GPU(s): a model put on a GPU fails there; {CUDA_TORCH}",
+                soft_wrap=True)
     return 1 if broken or info["cpu_torch_with_gpus"] else 0
 
 

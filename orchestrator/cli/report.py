@@ -35,7 +35,8 @@ def add_arguments(p) -> None:
     p.add_argument("--all", action="store_true",
                    help="every number the steps wrote, under its own name")
     p.add_argument("--metrics", default=None,
-                   help="comma-separated metrics to show, by name or label (EM or exact_match)")
+                   help="comma-separated metrics to show, by name or label (EM or exact_match), "
+                        "shown or not")
     p.add_argument("--steps", default=None, help="comma-separated steps to show")
     p.add_argument("--digits", type=whole_number(0), default=3,
                    help="decimals in the table and Markdown (default 3)")
@@ -173,7 +174,10 @@ def main(args) -> int:
                                         "once a step that scores (evaluate) has finished")
     for name in empty:
         console().print(f"{escape(name)}: no metrics (yet); left out", soft_wrap=True)
-    columns, rows = columns_and_rows(found, args.all)
+    columns, rows = columns_and_rows(found, args.all or bool(args.metrics))
+    if args.metrics and not args.all:   # any metric may be named; under the step's label if any
+        labels, _ = columns_and_rows(found)
+        columns = {k: labels.get(k, k) for k in columns}
     hint = "rag report --all lists every metric the steps wrote"
     if args.steps:
         steps = pick(args.steps, {r["step"]: r["step"] for r in rows}, "step with metrics",

@@ -52,6 +52,8 @@ def cpu_only_torch() -> str | None:
 
 
 _WARNED: list[str] = []   # the CPU-only torch warned about in this process
+CUDA_TORCH = ("install a CUDA build of torch (the default torch wheel on PyPI for Linux x86_64, "
+              "or pytorch.org's CUDA index)")
 
 
 def warn_cpu_only_torch(steps: tuple[str, ...], gpus: int) -> None:
@@ -66,9 +68,8 @@ def warn_cpu_only_torch(steps: tuple[str, ...], gpus: int) -> None:
     who = f"steps {named} ask" if len(steps) > 1 else f"step {named} asks"
     logging.getLogger("ragline").warning(
         "%s for GPUs and this machine shows %d, but the installed torch %s is a CPU-only "
-        "build: a model put on a GPU fails there; install a CUDA build of torch (the default "
-        "torch wheel on PyPI for Linux x86_64, or pytorch.org's CUDA index) and check with "
-        "rag env", who, gpus, version)
+        "build: a model put on a GPU fails there; %s and check with rag env", who, gpus,
+        version, CUDA_TORCH)
 
 
 def runs_as_ranks(step) -> bool:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from types import SimpleNamespace as S
 
-from orchestrator.cli import env as env_cli
 from orchestrator.executors import gpus as gpus_module
 from orchestrator.executors import local
 from tests.conftest import rag
@@ -54,9 +53,7 @@ def test_cpu_only_torch_reads_the_installed_version(monkeypatch):
 
 
 def test_rag_env_flags_a_cpu_only_torch_beside_gpus(monkeypatch, capsys):
-    real = env_cli.installed_version
-    monkeypatch.setattr(env_cli, "installed_version",
-                        lambda name: "2.13.0+cpu" if name == "torch" else real(name))
+    monkeypatch.setattr(gpus_module, "cpu_only_torch", lambda: "2.13.0+cpu")
     monkeypatch.setattr(gpus_module, "visible_gpus", lambda: [0, 1, 2, 3])
     assert rag("env") == 1
     out = " ".join(capsys.readouterr().out.split())

@@ -105,3 +105,16 @@ def test_a_step_that_scores_several_sets_has_a_row_per_set_under_its_labels():
         "| evaluate | DynamicRAG | by_dataset.nq | 0.750 |\n"
         "| evaluate | DynamicRAG | by_dataset.hotpotqa | 0.250 |\n"
         "| evaluate | DynamicRAG | macro | 0.500 |\n")
+
+
+def test_metrics_picks_any_metric_by_name_or_label(tmp_path, capsys):
+    """A step shows EM and F1 (its display) but wrote recall@5 too: --metrics names either."""
+    run = tmp_path / "runs" / "demo" / "20261204-120000"
+    run.mkdir(parents=True)
+    run.joinpath("status.json").write_text(json.dumps({"run": str(run), "steps": {}, "metrics": {
+        "evaluate": {"label": "DynamicRAG", "exact_match": 0.5, "token_f1": 0.75,
+                     "recall@5": 1.0, "display": {"exact_match": "EM", "token_f1": "F1"}}}}))
+    code, out, _ = _report(tmp_path, capsys, "--format", "csv")
+    assert code == 0 and out.splitlines()[0] == "step,label,EM,F1"
+    code, out, _ = _report(tmp_path, capsys, "--metrics", "recall@5,EM", "--format", "csv")
+    assert code == 0 and out.splitlines() == ["step,label,recall@5,EM", "evaluate,DynamicRAG,1.0,0.5"]
