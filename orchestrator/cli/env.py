@@ -2,7 +2,8 @@
 
 The versions of every package ragline declares (its own metadata: the core requirements and
 each extra), which extras are complete, the GPUs a run would use, the CPUs and memory, where
-the runs and the cache live and the space left there, and the stage packages registered. It
+the runs and the cache live and the space left there, the stage packages registered and which
+executors can run here. It
 imports none of the packages it lists (their versions come from their metadata), so it takes
 under a second (0.5 s measured on 2 cores).
 """
@@ -13,7 +14,7 @@ import os
 from collections.abc import Callable
 
 EXAMPLES = """examples:
-  rag env                 # versions, extras, GPUs, cache
+  rag env                 # versions, extras, GPUs, executors, cache
   rag env --json > env.json   # for a bug report
   rag env --runs-dir /scratch/runs   # the cache and free space there
 
@@ -103,6 +104,22 @@ def machine(runs_dir) -> dict:
     }
 
 
+def executors() -> dict[str, str]:
+    """Each executor and whether it can run here: ``ray`` needs the ``ray`` package, ``slurm``
+    needs ``submitit`` and ``sbatch`` on the PATH (a cluster's login node)."""
+    import shutil
+
+    ray, submitit = installed_version("ray"), installed_version("submitit")
+    sbatch = shutil.which("sbatch")
+    return {
+        "local": "ready",
+        "ray": f"ready (ray {ray})" if ray else "needs ray: pip install -e '.[ray]'",
+        "slurm": (f"ready (submitit {submitit}, {sbatch})" if submitit and sbatch else
+                  "needs submitit: pip install -e '.[slurm]'" if not submitit else
+                  f"submitit {submitit}, but no sbatch on the PATH: run from a SLURM login node"),
+    }
+
+
 def stage_packages() -> list[str]:
     """The ``ragline.stages`` entry points (``name = module``), found without importing them."""
     from importlib.metadata import entry_points
@@ -130,6 +147,7 @@ def main(args) -> int:
     except PackageNotFoundError:
         extras, rows = [], []
     info["stages"] = stage_packages()
+    info["executors"] = executors()
     info["requirements"] = rows
     broken = [r for r in rows if r["group"] == "core" and not r["ok"]]
     cpu_torch = cpu_only_torch() if info["gpus"] else None
@@ -154,6 +172,8 @@ def main(args) -> int:
     for k, v in sorted(info["ragline_env"].items()):
         c.print(escape(f"  {k}={v}"), soft_wrap=True)
     c.print(escape("stages: " + (", ".join(info["stages"]) or "none registered")), soft_wrap=True)
+    c.print(escape("executors: " + "; ".join(f"{k} {v}" for k, v in info["executors"].items())),
+            soft_wrap=True)
     if not rows:
         c.print("requirements: unknown (ragline is not installed as a package: pip install -e .)")
         return 0

@@ -37,3 +37,17 @@ def test_an_incomplete_extra_names_what_it_lacks(monkeypatch, capsys):
     assert rag("env") == 0                                 # an extra is optional
     out = " ".join(capsys.readouterr().out.split())
     assert "lacks ray>=2.60: pip install -e '.[ray]'" in out
+
+
+def test_executors_say_what_each_needs(monkeypatch):
+    real = env_cli.installed_version
+    monkeypatch.setattr("shutil.which", lambda name: None)
+    monkeypatch.setattr(env_cli, "installed_version",
+                        lambda name: {"ray": None, "submitit": "1.5.2"}.get(name, real(name)))
+    assert env_cli.executors() == {
+        "local": "ready", "ray": "needs ray: pip install -e '.[ray]'",
+        "slurm": "submitit 1.5.2, but no sbatch on the PATH: run from a SLURM login node"}
+    monkeypatch.setattr("shutil.which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(env_cli, "installed_version", lambda name: "2.60.0" if name == "ray" else "1.5.2")
+    assert env_cli.executors() == {"local": "ready", "ray": "ready (ray 2.60.0)",
+                                   "slurm": "ready (submitit 1.5.2, /usr/bin/sbatch)"}
