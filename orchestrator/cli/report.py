@@ -252,15 +252,46 @@ def markdown(table: list[dict], numeric: set[str], digits: int = 3) -> str:
     return "\n".join(lines) + "\n"
 
 
+def column_blocks(widths: dict[str, int], numeric: set[str], room: int) -> list[list[str]]:
+    """The table's columns split into blocks that each fit ``room`` characters, as pandas prints
+    a wide frame: every block repeats the text columns (step, label, the overrides) and takes as
+    many metric columns, in order, as fit. ``widths`` is each column's widest cell or header; a
+    rich table adds 3 characters per column (padding and rule) and 1 for its left edge.
+
+    >>> w = {"step": 8, "EM": 5, "F1": 5, "R@1": 5, "R@5": 5}
+    >>> column_blocks(w, {"EM", "F1", "R@1", "R@5"}, room=40)
+    [['step', 'EM', 'F1', 'R@1'], ['step', 'R@5']]
+    >>> column_blocks(w, {"EM", "F1", "R@1", "R@5"}, room=200)
+    [['step', 'EM', 'F1', 'R@1', 'R@5']]
+    """
+    keys = [h for h in widths if h not in numeric]
+    base = 1 + sum(widths[h] + 3 for h in keys)
+    out: list[list[str]] = []
+    used = room
+    for h in (h for h in widths if h in numeric):
+        if used + widths[h] + 3 > room and (not out or len(out[-1]) > len(keys)):
+            out.append(list(keys))
+            used = base
+        out[-1].append(h)
+        used += widths[h] + 3
+    return out or [keys]
+
+
 def _print_table(table: list[dict], numeric: set[str], digits: int) -> None:
     from rich.table import Table
 
     from orchestrator.logs import escape, report
 
-    out = Table(title="results")
-    for h in table[0]:
-        out.add_column(escape(h), justify="right" if h in numeric else "left",
-                       min_width=len(h) if h in numeric else None, overflow="fold")
-    for row in table:
-        out.add_row(*(escape(_cell(v, digits)) for v in row.values()))
-    report().print(out)
+    console = report()
+    cells = [{h: _cell(v, digits) for h, v in row.items()} for row in table]
+    widths = {h: max([len(h)] + [len(row[h]) for row in cells]) for h in table[0]}
+    parts = column_blocks(widths, numeric, console.width)
+    for n, heads in enumerate(parts, 1):
+        title = "results" if len(parts) == 1 else f"results ({n}/{len(parts)})"
+        out = Table(title=title)
+        for h in heads:
+            out.add_column(escape(h), justify="right" if h in numeric else "left",
+                           min_width=len(h) if h in numeric else None, overflow="fold")
+        for row in cells:
+            out.add_row(*(escape(row[h]) for h in heads))
+        console.print(out)

@@ -118,3 +118,26 @@ def test_metrics_picks_any_metric_by_name_or_label(tmp_path, capsys):
     assert code == 0 and out.splitlines()[0] == "step,label,EM,F1"
     code, out, _ = _report(tmp_path, capsys, "--metrics", "recall@5,EM", "--format", "csv")
     assert code == 0 and out.splitlines() == ["step,label,recall@5,EM", "evaluate,DynamicRAG,1.0,0.5"]
+
+
+def test_a_table_wider_than_the_terminal_is_split_into_blocks_of_whole_columns(tmp_path, capsys):
+    """``--all`` over pytrec_eval's metrics is wider than 120 columns (the width when stdout is
+    not a terminal): the table comes in blocks that each fit, every block with the step and
+    label, every metric whole in one of them (rich alone squeezed the step into 2-character
+    slivers and cut the last columns off)."""
+    run = tmp_path / "runs" / "demo" / "20261204-120000"
+    run.mkdir(parents=True)
+    metrics = {f"{m}@{k}": 0.5 for k in (1, 3, 5, 10, 20) for m in ("recall", "ndcg", "mrr")}
+    run.joinpath("status.json").write_text(json.dumps({"run": str(run), "steps": {}, "metrics": {
+        "eval_no_retrieval": {"label": "no retrieval", "exact_match": 0.25, **metrics},
+        "evaluate": {"label": "DynamicRAG (SFT+DPO)", "exact_match": 0.75, **metrics}}}))
+    code, out, _ = _report(tmp_path, capsys, "--all")
+    assert code == 0
+    lines = out.splitlines()
+    assert max(len(line) for line in lines) <= 120
+    titles = [line.strip() for line in lines if line.strip().startswith("results")]
+    assert len(titles) > 1 and titles[0] == f"results (1/{len(titles)})"
+    for name in ("exact_match", *metrics):
+        assert sum(f" {name} " in line for line in lines) == 1, name     # one header, whole
+    assert sum("│ evaluate " in line for line in lines) == len(titles)   # the step in every block
+    assert sum("DynamicRAG (SFT+DPO)" in line for line in lines) == len(titles)
