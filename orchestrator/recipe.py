@@ -56,20 +56,57 @@ def _member(recipe: Path, overrides: list[str], resolved: dict, index: int,
 
 
 def find_recipe(spec: str) -> Path:
-    """A recipe path from ``conf/x.yaml``, ``x.yaml`` or a bare name looked up in ``./conf``."""
+    """A recipe path from ``conf/x.yaml``, ``x.yaml`` or a bare name looked up in ``./conf``,
+    then among the shipped recipes (:func:`shipped_recipe`), so ``rag run dynamicrag_demo`` and
+    ``rag run conf/dynamicrag_demo.yaml`` work from a folder of one's own data."""
     path = Path(spec)
-    known = [p.stem for p in Path("conf").glob("*.yaml")] if Path("conf").is_dir() else []
-    listed = f"; recipes in conf/: {', '.join(sorted(known))}" if known else ""
+    known = sorted({p.stem for p in Path("conf").glob("*.yaml")}) if Path("conf").is_dir() else []
+    listed = f"; recipes in conf/: {', '.join(known)}" if known else ""
     if path.suffix and path.suffix != ".yaml" and path.is_file():  # Hydra reads only .yaml
         _not_yaml(spec, path, listed)
-    candidates = [path, path.with_suffix(".yaml"), Path("conf") / path, Path("conf") / f"{spec}.yaml"]
-    for c in candidates:
-        if c.suffix == ".yaml" and c.is_file():
-            return c.resolve()
+    found = _yaml_in(Path("."), spec) or shipped_recipe(spec)
+    if found is not None:
+        return found.resolve()
     if path.is_file():   # a file without a suffix
         _not_yaml(spec, path, listed)
-    raise ConfigError(f"recipe '{spec}' not found{did_you_mean(path.stem, known)}",
+    conf = shipped_conf()
+    shipped = sorted(p.stem for p in conf.glob("*.yaml")) if conf else []
+    if shipped and conf.resolve() != Path("conf").resolve():
+        listed += f"; shipped recipes ({conf}): {', '.join(shipped)}"
+    raise ConfigError(f"recipe '{spec}' not found{did_you_mean(path.stem, known + shipped)}",
                       hint="give a path like conf/dynamicrag_demo.yaml" + listed)
+
+
+def _yaml_in(root: Path, spec: str) -> Path | None:
+    """``spec`` as a .yaml file under ``root``: the path as given (with or without ``.yaml``),
+    or a name in ``root/conf``."""
+    path = Path(spec)
+    for c in (root / path, root / path.with_suffix(".yaml"), root / "conf" / path,
+              root / "conf" / f"{spec}.yaml"):
+        if c.suffix == ".yaml" and c.is_file():
+            return c
+    return None
+
+
+def shipped_conf() -> Path | None:
+    """The ``conf/`` folder beside the installed ``stages`` package (the repository's, for a
+    ``pip install -e`` checkout), found without importing the stages; None for a wheel, which
+    ships no recipes."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("stages")
+    origin = Path(spec.origin) if spec is not None and spec.origin else None
+    conf = origin.parent.parent / "conf" if origin else None
+    return conf if conf is not None and conf.is_dir() else None
+
+
+def shipped_recipe(spec: str) -> Path | None:
+    """``spec`` among the shipped recipes when it is a relative path or name that the current
+    directory does not hold (``conf/dynamicrag_demo.yaml`` or ``dynamicrag_demo``), else None."""
+    conf = shipped_conf()
+    if conf is None or Path(spec).is_absolute() or _yaml_in(Path("."), spec) is not None:
+        return None
+    return _yaml_in(conf.parent, spec)
 
 
 def _not_yaml(spec: str, path: Path, listed: str) -> None:

@@ -9,7 +9,7 @@ from orchestrator.errors import ConfigError, DataError
 
 
 def add_recipe_arguments(p) -> None:
-    p.add_argument("recipe", help="recipe path (conf/x.yaml) or a name in ./conf")
+    p.add_argument("recipe", help="recipe path (conf/x.yaml) or a name in ./conf or the shipped conf/")
     p.add_argument("overrides", nargs="*", default=[],   # a default: argparse calls it optional
                    help="Hydra overrides: key=value, +key=value, ~key")
     p.add_argument("-m", "--multirun", action="store_true",
@@ -57,6 +57,17 @@ def recipe_notes(members) -> list[str]:
     """The composition's notes (a key of a free section that nothing reads), each once: the
     members of a sweep share most of them."""
     return list(dict.fromkeys(note for m in members for note in m.notes))
+
+
+def shipped_note(args) -> str | None:
+    """A note when the recipe named is not in the current directory and the shipped one of
+    that name is used (``rag run dynamicrag_demo`` from a folder of one's own data)."""
+    from orchestrator.recipe import shipped_recipe
+
+    found = shipped_recipe(args.recipe)
+    if found is None:
+        return None
+    return f"no recipe {args.recipe} in {Path.cwd()}: running the shipped {found.resolve()}"
 
 
 def runs_elsewhere(args) -> str | None:

@@ -34,7 +34,8 @@ def add_arguments(p) -> None:
 
 
 def main(args) -> int:
-    from orchestrator.cli.common import load, recipe_notes, runs_dir, runs_elsewhere
+    from orchestrator.cli.common import (load, recipe_notes, runs_dir, runs_elsewhere,
+                                         shipped_note)
     from orchestrator.logs import console, escape, report
     from orchestrator.store import Store
 
@@ -89,7 +90,7 @@ def main(args) -> int:
             report().print(f"[red]problem:[/] {escape(problem)} (a run would stop here)", soft_wrap=True)
     if len(plans) > 20:
         report().print(f"... {len(plans) - 3} more members")
-    for note in recipe_notes(members):
+    for note in filter(None, [shipped_note(args), *recipe_notes(members)]):
         report().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     report().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "
                    f"(shared steps counted once), {to_run} to run")

@@ -101,7 +101,8 @@ def _silence(c) -> None:
 
 
 def _run(args) -> int:
-    from orchestrator.cli.common import load, recipe_notes, runs_dir, runs_elsewhere
+    from orchestrator.cli.common import (load, recipe_notes, runs_dir, runs_elsewhere,
+                                         shipped_note)
     from orchestrator.cli.summary import print_run_summary, print_sweep_summary
     from orchestrator.errors import ConfigError, DataError, RagError
     from orchestrator.logs import console, escape
@@ -111,7 +112,7 @@ def _run(args) -> int:
 
     elsewhere = runs_elsewhere(args)
     recipe, members, dags = load(args)
-    for note in recipe_notes(members):
+    for note in filter(None, [shipped_note(args), *recipe_notes(members)]):
         console().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     runs = runs_dir(args, dags[0])
     if elsewhere and str(runs) == "runs":   # neither --runs-dir nor ragline.runs_dir moved it
