@@ -16,6 +16,7 @@ COMMANDS = {
     "status": ("status", "show the steps of a run: state, duration, cache hit/miss"),
     "show": ("show", "show an artifact of a run: type, schema, rows, first rows"),
     "report": ("report", "the metrics of runs or a sweep as one table (terminal, Markdown, CSV, JSON)"),
+    "config": ("config", "print the composed recipe, a section, or a step's every setting"),
     "dag": ("dag", "print a recipe's DAG as text, mermaid or dot"),
     "stages": ("stages", "list registered stages with inputs, outputs and config fields"),
     "gc": ("gc", "remove cache entries no recent run references"),
@@ -27,6 +28,7 @@ EPILOG = """examples:
   rag run conf/dynamicrag_demo.yaml                      # run (or resume) the CPU demo
   rag run conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # sweep; upstream once
   rag plan conf/dynamicrag_llama3.yaml                   # what would run, and why
+  rag config conf/dynamicrag_llama3.yaml --step dpo      # a step's every setting, defaults marked
   rag status                                             # the latest run
   rag show retrieve_eval                                 # first rows of a step's output
   rag report --format markdown                           # the latest run's results, to paste
