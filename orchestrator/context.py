@@ -34,14 +34,20 @@ class StageContext:
 
     @property
     def device(self) -> str:
-        """``"cuda"`` when this task was given a GPU and torch sees one, else ``"cpu"``."""
+        """``"cuda"`` when this task was given GPUs, ``"cpu"`` when it was given none.
+
+        A task given GPUs whose torch sees no CUDA device (a CPU-only build, or a node whose
+        driver torch cannot use) is refused here, before the stage loads a model: it used to run
+        on the CPU without a word, where an 8-GPU training step would take days. On Ray and
+        SLURM nodes this is the first place that can tell."""
         if self._device is None:
             self._device = "cpu"
             if self.gpus:
                 import torch
 
-                if torch.cuda.is_available():
-                    self._device = "cuda"
+                if not torch.cuda.is_available():
+                    raise _no_cuda(self.step, self.gpus, torch.__version__)
+                self._device = "cuda"
         return self._device
 
     @property
@@ -86,6 +92,23 @@ class StageContext:
         if bar is not None:
             bar.close()
 
+
+
+def _no_cuda(step: str, gpus: list, version: str):
+    """The refusal of a task given ``gpus`` whose torch sees no CUDA device."""
+    import os
+
+    from orchestrator.errors import RagError
+    from orchestrator.executors.gpus import CUDA_TORCH
+
+    cpu_only = version.endswith("+cpu")
+    why = (f"torch {version} is a CPU-only build" if cpu_only else
+           f"torch {version} sees no CUDA device (CUDA_VISIBLE_DEVICES="
+           f"{os.environ.get('CUDA_VISIBLE_DEVICES', '')!r}; is the driver loaded? nvidia-smi)")
+    return RagError(f"step '{step}' was given GPU(s) {', '.join(map(str, gpus))} but {why}, so "
+                    "it cannot use them (refused rather than run on the CPU)",
+                    hint=(CUDA_TORCH if cpu_only else "fix the node's driver or CUDA_VISIBLE_DEVICES")
+                    + f"; or run it on the CPU with steps.{step}.gpus=0")
 
 
 def visible_gpus() -> list[int]:

@@ -184,7 +184,7 @@ def main(args) -> int:
                 f"'{escape(r['name'] + r['needs'])}'", soft_wrap=True)
     if cpu_torch:
         c.print(f"[red]✗[/] torch {escape(cpu_torch)} is a CPU-only build on a machine with "
-                f"{len(gpus)} GPU(s): a model put on a GPU fails there; {CUDA_TORCH}",
+                f"{len(gpus)} GPU(s): a step that puts a model on them is refused; {CUDA_TORCH}",
                 soft_wrap=True)
     return 1 if broken or info["cpu_torch_with_gpus"] else 0
 

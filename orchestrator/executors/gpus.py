@@ -68,7 +68,8 @@ def warn_cpu_only_torch(steps: tuple[str, ...], gpus: int) -> None:
     who = f"steps {named} ask" if len(steps) > 1 else f"step {named} asks"
     logging.getLogger("ragline").warning(
         "%s for GPUs and this machine shows %d, but the installed torch %s is a CPU-only "
-        "build: a model put on a GPU fails there; %s and check with rag env", who, gpus,
+        "build: a step that puts a model on its GPUs is refused when it starts; %s and check "
+        "with rag env", who, gpus,
         version, CUDA_TORCH)
 
 
