@@ -67,13 +67,15 @@ def step_view(dag, member, name: str) -> tuple[dict, list[str]]:
     """(``{stage, inputs, shards, gpus, config}`` of step ``name``, the config fields the recipe
     does not set, which take the stage's default)."""
     from orchestrator.errors import ConfigError, did_you_mean
+    from orchestrator.repeat import expand_repeats
     from orchestrator.secrets import redact
 
     if name not in dag.steps:
         raise ConfigError(f"{dag.recipe.name}: no step '{name}'{did_you_mean(name, dag.steps)}; "
                           f"steps: {', '.join(dag.steps)}")
     step = dag.steps[name]
-    written = (member.config.get("steps") or {}).get(name) or {}
+    # what the recipe wrote for it: a round of a repeat block (generator_2) has its template's
+    written = (expand_repeats(member.config).get("steps") or {}).get(name) or {}
     view = {"stage": f"{step.stage.name} v{step.stage.version}",
             "inputs": {k: str(w) for k, w in step.inputs.items()},
             "shards": step.shards, "gpus": step.gpus,

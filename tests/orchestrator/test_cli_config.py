@@ -69,3 +69,17 @@ def test_an_unknown_key_or_step_is_one_line_with_the_closest_name(toy, capsys):
     code, _, err = _config(toy, capsys, "--step", "dop")
     assert code == 2
     assert "error: chain.yaml: no step 'dop' (did you mean 'dpo'?); steps: load, retrieve," in err
+
+
+def test_a_round_of_a_repeat_block_shows_what_its_template_sets(toy, capsys):
+    (toy / "conf" / "rounds.yaml").write_text(
+        "ragline: {imports: [tests.toy.stages]}\n"
+        "steps:\n  load: {stage: toy_gen, n: 2}\n"
+        "repeat:\n  round:\n    times: 2\n    first: {train: load}\n"
+        "    steps:\n      train: {stage: toy_map, inputs: {numbers: train@prev}, add: 1.0}\n")
+    capsys.readouterr()
+    assert rag("config", str(toy / "conf/rounds.yaml"), "--step", "train_2") == 0
+    assert capsys.readouterr().out == (
+        "stage: toy_map v1\ninputs:\n  numbers: train_1.out\nshards: 1\ngpus: 0\n"
+        "config:\n  add: 1.0\n  mul: 1.0  # the stage's default\n"
+        "  sleep: 0.0  # the stage's default\n")
