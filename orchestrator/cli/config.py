@@ -84,18 +84,19 @@ def step_view(dag, member, name: str) -> tuple[dict, list[str]]:
 
 
 def _yaml(value) -> str:
-    r"""``value`` as YAML; a single value as itself (no ``...`` document end).
+    r"""``value`` as YAML, written as a run's ``config.yaml`` is; a single value as itself (no
+    ``...`` document end).
 
     >>> _yaml({"k": [1, 2]}), _yaml(0.1), _yaml("conf/x.yaml"), _yaml(None)
     ('k:\n- 1\n- 2\n', '0.1\n', 'conf/x.yaml\n', 'null\n')
     """
     import json
 
-    import yaml
+    from orchestrator.rundir import config_yaml
 
     if not isinstance(value, (dict, list)):
         return (value if isinstance(value, str) else json.dumps(value)) + "\n"
-    return yaml.safe_dump(value, sort_keys=False, allow_unicode=True, default_flow_style=False)
+    return config_yaml(value)
 
 
 def step_yaml(view: dict, defaults: list[str]) -> str:
@@ -134,18 +135,24 @@ def main(args) -> int:
     note = shipped_note(args)
     if note:   # on stderr: stdout is the config, for a file or jq
         console().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
-    for n, (member, dag) in enumerate(zip(members, dags)):
-        if len(members) > 1:
-            sys.stdout.write(f"{'' if n == 0 else chr(10)}# member {n} of {len(members)}: "
-                             f"{' '.join(member.overrides)}\n")
-        if args.step:
-            view, defaults = step_view(dag, member, args.step)
-            text = (json.dumps({**view, "defaults": defaults}, indent=1) + "\n"
-                    if args.format == "json" else step_yaml(view, defaults))
+    shown = []
+    for member, dag in zip(members, dags):
+        if args.step:   # (view, the fields at the stage's default)
+            shown.append(step_view(dag, member, args.step))
         else:
-            value = member.config if args.key is None else select(member.config, args.key,
-                                                                  recipe.name)
-            text = (json.dumps(value, indent=1) + "\n" if args.format == "json"
-                    else _yaml(value))
-        sys.stdout.write(text)
+            shown.append((member.config if args.key is None
+                          else select(member.config, args.key, recipe.name), None))
+    if args.format == "json":   # one document: a sweep is a list of {overrides, config}
+        docs = [value if defaults is None else {**value, "defaults": defaults}
+                for value, defaults in shown]
+        whole = docs[0] if len(docs) == 1 else [
+            {"overrides": m.overrides, "config": d} for m, d in zip(members, docs)]
+        sys.stdout.write(json.dumps(whole, indent=1) + "\n")
+        return 0
+    for n, (member, (value, defaults)) in enumerate(zip(members, shown)):
+        if len(members) > 1:   # a blank line between members, a comment line naming each
+            blank = "\n" if n else ""
+            sys.stdout.write(f"{blank}# member {n} of {len(members)}: "
+                             f"{' '.join(member.overrides)}\n")
+        sys.stdout.write(_yaml(value) if defaults is None else step_yaml(value, defaults))
     return 0

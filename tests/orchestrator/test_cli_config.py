@@ -30,6 +30,15 @@ def test_the_composed_recipe_with_overrides_and_interpolations_resolved(toy, cap
     assert (code, out) == (0, "4\n")
 
 
+def test_it_prints_what_the_run_records_as_its_config(toy, capsys):
+    code, printed, _ = _config(toy, capsys, "scale=3", "steps.dpo.add=0.2")
+    assert code == 0
+    assert rag("run", str(toy / "conf/chain.yaml"), "scale=3", "steps.dpo.add=0.2",
+               "--no-progress", runs=toy / "runs") == 0
+    (record,) = (toy / "runs" / "chain").glob("*/config.yaml")
+    assert record.read_text() == printed
+
+
 def test_a_step_with_every_field_and_the_defaults_marked(toy, capsys):
     code, out, _ = _config(toy, capsys, "steps.dpo.mul=2", "--step", "dpo")
     assert code == 0
@@ -47,6 +56,12 @@ def test_a_sweep_prints_each_member(toy, capsys):
     assert code == 0
     assert out == ("# member 0 of 2: steps.dpo.add=1\n1\n\n"
                    "# member 1 of 2: steps.dpo.add=2\n2\n")
+    code, out, _ = _config(toy, capsys, "-m", "steps.dpo.add=1,2", "--step", "dpo",
+                           "--format", "json")                 # one JSON document, for jq
+    assert code == 0
+    assert [(m["overrides"], m["config"]["config"]["add"], m["config"]["defaults"])
+            for m in json.loads(out)] == [(["steps.dpo.add=1"], 1.0, ["mul", "sleep"]),
+                                          (["steps.dpo.add=2"], 2.0, ["mul", "sleep"])]
 
 
 def test_a_value_read_from_the_environment_is_never_printed(toy, capsys, monkeypatch):
