@@ -51,8 +51,11 @@ class FreeKeys:
 
     def chosen(self) -> list[Path]:
         """The files of the config groups chosen on the command line (``+variant=x``)."""
+        from orchestrator.locate import config_path
+
         options = [text.lstrip("+~").partition("=") for text in self.groups]
-        return [self.recipe.parent / group / f"{option}.yaml" for group, _, option in options]
+        return [config_path(self.recipe, f"{group}/{option}.yaml")
+                for group, _, option in options]
 
     def check(self, values, typed: dict[str, str]) -> list[str]:
         """The notes of a member with value overrides ``values`` (text, parsed); a key that an

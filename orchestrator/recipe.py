@@ -23,6 +23,7 @@ from typing import Any
 
 from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator.free_keys import FreeKeys
+from orchestrator.locate import config_dirs, config_path, shipped_conf
 
 
 @dataclass
@@ -86,18 +87,6 @@ def _yaml_in(root: Path, spec: str) -> Path | None:
         if c.suffix == ".yaml" and c.is_file():
             return c
     return None
-
-
-def shipped_conf() -> Path | None:
-    """The ``conf/`` folder beside the installed ``stages`` package (the repository's, for a
-    ``pip install -e`` checkout), found without importing the stages; None for a wheel, which
-    ships no recipes."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("stages")
-    origin = Path(spec.origin) if spec is not None and spec.origin else None
-    conf = origin.parent.parent / "conf" if origin else None
-    return conf if conf is not None and conf.is_dir() else None
 
 
 def shipped_recipe(spec: str) -> Path | None:
@@ -246,12 +235,12 @@ def expand_sweep(overrides: list[str], multirun: bool) -> list[list[str]]:
     return [[text for text, _ in member] for member in _expand(overrides, multirun)]
 
 
-def _is_group(conf_dir: Path, ov) -> bool:
+def _is_group(recipe: Path, ov) -> bool:
     key = ov.key_or_group
-    return bool(key) and (conf_dir / key).is_dir()
+    return bool(key) and config_path(recipe, key).is_dir()
 
 
-def _check_group_value(conf_dir: Path, text: str, ov) -> None:
+def _check_group_value(recipe: Path, text: str, ov) -> None:
     """A config group override names an option (``executor=local``), not a number: Hydra's
     own message (``Got int``) names neither the override nor the options."""
     from hydra.core.override_parser.types import OverrideType
@@ -259,7 +248,7 @@ def _check_group_value(conf_dir: Path, text: str, ov) -> None:
     value = ov.value()
     if ov.type == OverrideType.DEL or isinstance(value, (str, list)):
         return
-    group, folder = ov.key_or_group, conf_dir / ov.key_or_group
+    group, folder = ov.key_or_group, config_path(recipe, ov.key_or_group)
     options = sorted(p.stem for p in folder.glob("*.yaml"))
     got = "null" if value is None else _a(type(value).__name__)
     raise ConfigError(f"override '{text}': {group} is a config group; expected the name of one "
@@ -430,7 +419,7 @@ def _compose_error(recipe: Path, e: Exception) -> ConfigError:
                            hint="write the recipe's top level as keys (steps:, sources:, ...), "
                                 "not '- ' items; see conf/ for examples")
     append = re.search(r"Could not override '([^']+)'.*\n.*use (\+\S+)", text)
-    if append and (recipe.parent / append.group(1)).is_dir():  # dpa_rag=x without the +
+    if append and config_path(recipe, append.group(1)).is_dir():  # dpa_rag=x without the +
         return ConfigError(f"{recipe}: {first}", hint=f"the recipe's defaults list has no "
                            f"'{append.group(1)}' to change: add it with {append.group(2)}")
     unknown = re.match(r"In '([^']+)': Could not load '([^']+)'", first)
@@ -451,23 +440,45 @@ def _compose_error(recipe: Path, e: Exception) -> ConfigError:
     return ConfigError(f"{recipe}: {first}")
 
 
+def _in_dirs(recipe: Path, folder: str) -> tuple[list[str], list[str]]:
+    """(config names, group names) in ``folder`` (relative, "" for the top) of every one of
+    the recipe's :func:`config_dirs`, merged as Hydra's search path merges them; the shipped
+    recipes at the top of the shipped ``conf/`` are recipes, not configs to compose, and are
+    not offered."""
+    configs, groups = set(), set()
+    for i, d in enumerate(config_dirs(recipe)):
+        here = d / folder
+        if here.is_dir():
+            if i == 0 or folder:
+                configs |= {p.stem for p in here.glob("*.yaml")}
+            groups |= {p.name for p in here.iterdir() if p.is_dir() and any(p.glob("*.yaml"))}
+    return sorted(configs), sorted(groups)
+
+
+def _folder_shown(recipe: Path, folder: str) -> str:
+    """``folder`` (relative, "" for the top) as a message names it: ``conf/``, ``executor/``,
+    followed by the shipped ``conf/`` when that is searched too."""
+    dirs = config_dirs(recipe)
+    shown = f"{folder}/" if folder else f"{dirs[0].name}/"
+    return shown + (f" (or the shipped {dirs[1] / folder})" if len(dirs) > 1 else "")
+
+
 def _unknown_default(recipe: Path, parent: str, name: str) -> ConfigError:
     """A defaults-list entry ``name`` of config ``parent`` (a name relative to the recipe's
-    folder) that is no config there: at the entry's line, with the configs that are."""
+    folder) that is no config there nor in the shipped ``conf/``: at the entry's line, with the
+    configs that are."""
     from orchestrator.where import default_entry
 
-    conf_dir = recipe.parent
-    file = conf_dir / f"{parent}.yaml"
-    folder = (conf_dir / name).parent
-    where = default_entry(file, name.rpartition("/")[2]) or str(file)
-    configs = sorted(p.stem for p in folder.glob("*.yaml") if p != file)
-    groups = sorted(p.name for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []
-    stem = name.rpartition("/")[2]
-    shown = f"{folder.relative_to(conf_dir)}/" if folder != conf_dir else f"{conf_dir.name}/"
+    file = config_path(recipe, f"{parent}.yaml")
+    folder, _, stem = name.rpartition("/")
+    where = default_entry(file, stem) or str(file)
+    configs, groups = _in_dirs(recipe, folder)
+    configs = [c for c in configs if c != parent]
     choices = ", ".join(configs) or "none"
     if groups:
         choices += f"; groups (written - GROUP: OPTION): {', '.join(groups)}"
-    return ConfigError(f"{where}: defaults: '{name}' is not a config in {shown} (no {stem}.yaml)"
+    return ConfigError(f"{where}: defaults: '{name}' is not a config in "
+                       f"{_folder_shown(recipe, folder)} (no {stem}.yaml)"
                        f"{did_you_mean(stem, configs + groups)}",
                        hint=f"name a config there: {choices}")
 
@@ -475,45 +486,42 @@ def _unknown_default(recipe: Path, parent: str, name: str) -> ConfigError:
 def _unknown_group_entry(recipe: Path, parent: str, group: str,
                          option: str) -> ConfigError | None:
     """A defaults-list entry ``- GROUP: OPTION`` of config ``parent`` whose group folder or
-    option file is not in the recipe's folder: at the entry's line, with the groups (or the
-    group's options) there and the closest one. None when no entry of ``parent`` names
-    ``option`` (the choice came from the command line: ``executor=locall``)."""
+    option file is neither in the recipe's folder nor in the shipped ``conf/``: at the entry's
+    line, with the groups (or the group's options) there and the closest one. None when no
+    entry of ``parent`` names ``option`` (the choice came from the command line:
+    ``executor=locall``)."""
     from orchestrator.where import default_entry
 
-    conf_dir = recipe.parent
-    where = default_entry(conf_dir / f"{parent}.yaml", option, group=group.rpartition("/")[2])
+    written = group.rpartition("/")[2]
+    where = default_entry(config_path(recipe, f"{parent}.yaml"), option, group=written)
     if where is None:
         return None
-    folder = conf_dir / group
-    written = group.rpartition("/")[2]
-    shown = f"{conf_dir.name}/"
-    if folder.is_dir():
-        options = sorted(p.stem for p in folder.glob("*.yaml"))
+    options, _ = _in_dirs(recipe, group)
+    if config_path(recipe, group).is_dir():
         near = difflib.get_close_matches(option, options, n=1, cutoff=0.6)
         return ConfigError(f"{where}: defaults: '{written}: {option}': config group {group}/ "
                            f"has no option '{option}' (no {group}/{option}.yaml)"
                            f"{did_you_mean(option, options)}; expected one of: "
                            f"{', '.join(options) or 'none'}",
                            hint=f"write - {written}: {near[0] if near else 'OPTION'}")
-    parent_dir = folder.parent
-    groups = sorted(p.name for p in parent_dir.iterdir()
-                    if p.is_dir() and any(p.glob("*.yaml"))) if parent_dir.is_dir() else []
+    inside = group.rpartition("/")[0]
+    _, groups = _in_dirs(recipe, inside)
     near = difflib.get_close_matches(written, groups, n=1, cutoff=0.6)
-    inside = f"{parent_dir.relative_to(conf_dir)}/" if parent_dir != conf_dir else shown
+    shown = _folder_shown(recipe, inside)
     if groups:
         expected = f"expected a config group there: {', '.join(groups)}"
     else:
-        expected = f"{inside} has no config groups (folders of .yaml files) at all"
+        expected = f"{shown} has no config groups (folders of .yaml files) at all"
     if near:
         hint = f"write - {near[0]}: {option}"
     elif groups:
-        hint = f"write - GROUP: {option} with a group in {inside}"
-    else:   # a recipe copied out of conf/ alone
-        hint = (f"config groups are folders next to the recipe ({conf_dir}); keep the recipe "
-                "in a conf/ folder that holds them (e.g. copy the project's conf/ folder, not "
-                "the recipe alone)")
+        hint = f"write - GROUP: {option} with a group in {shown}"
+    else:   # a recipe copied out of conf/ alone, with no shipped conf/ (a wheel)
+        hint = (f"config groups are folders next to the recipe ({recipe.parent}); keep the "
+                "recipe in a conf/ folder that holds them (e.g. copy the project's conf/ "
+                "folder, not the recipe alone)")
     return ConfigError(f"{where}: defaults: '{written}: {option}': no config group '{written}' "
-                       f"in {inside} (no folder {group}/){did_you_mean(written, groups)}; "
+                       f"in {shown} (no folder {group}/){did_you_mean(written, groups)}; "
                        f"{expected}", hint=hint)
 
 
@@ -522,7 +530,8 @@ def _not_utf8(recipe: Path, e: UnicodeDecodeError) -> ConfigError:
     from orchestrator.where import composed
 
     data = bytes(e.object)
-    files = composed(recipe) + sorted(recipe.parent.glob("*/*.yaml"))  # and config groups' files
+    files = composed(recipe) + sorted(p for d in config_dirs(recipe)   # and config groups' files
+                                      for p in d.glob("*/*.yaml"))
     path = next((f for f in files if f.is_file() and f.read_bytes() == data), None)
     line = data.count(b"\n", 0, e.start) + 1
     column = e.start - (data.rfind(b"\n", 0, e.start) + 1) + 1
@@ -646,11 +655,27 @@ def _compose_base(recipe: Path, groups: tuple):
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=UserWarning, module=r"hydra\.")
             with initialize_config_dir(config_dir=str(recipe.parent), version_base=None):
-                return hydra_compose(config_name=recipe.stem, overrides=list(groups))
+                return hydra_compose(config_name=recipe.stem,
+                                     overrides=_search_path(recipe) + list(groups))
     except Exception as e:  # noqa: BLE001 - Hydra raises many kinds; all are config errors
         raise _compose_error(recipe, e) from None
     finally:
         GlobalHydra.instance().clear()
+
+
+def _search_path(recipe: Path) -> list[str]:
+    """Hydra's override adding the shipped ``conf/`` behind the recipe's own folder
+    (:func:`config_dirs`), or none.
+
+    >>> _search_path(shipped_conf() / "dynamicrag_demo.yaml")
+    []
+    >>> _search_path(Path("/tmp/mine/my.yaml")) == [f"hydra.searchpath=['file://{shipped_conf()}']"]
+    True
+    """
+    extra = config_dirs(recipe)[1:]
+    quoted = ", ".join("'file://" + str(d).replace("\\", "\\\\").replace("'", "\\'") + "'"
+                       for d in extra)
+    return [f"hydra.searchpath=[{quoted}]"] if extra else []
 
 
 def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]:
@@ -667,10 +692,10 @@ def _compose(recipe: Path, overrides: list[str], multirun: bool) -> list[Member]
     out = []
     for i, pairs in enumerate(members):
         member = [t for t, _ in pairs]
-        groups = tuple(t for t, ov in pairs if _is_group(recipe.parent, ov))
+        groups = tuple(t for t, ov in pairs if _is_group(recipe, ov))
         for text, ov in pairs:
             if text in groups:
-                _check_group_value(recipe.parent, text, ov)
+                _check_group_value(recipe, text, ov)
         if groups not in bases:
             bases[groups] = _compose_base(recipe, groups)
             free[groups] = FreeKeys(recipe, bases[groups], groups)

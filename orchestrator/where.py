@@ -16,15 +16,17 @@ import functools
 import re
 from pathlib import Path
 
+from orchestrator.locate import config_dirs, config_path
 
-def _package(path: Path, conf_dir: Path, text: str) -> list[str]:
-    """The key prefix a Hydra config file's content lives under."""
+
+def _package(path: Path, conf_dirs: list[Path], text: str) -> list[str]:
+    """The key prefix a Hydra config file's content lives under: its ``# @package`` header, or
+    its folder under the config directory that holds it."""
     header = re.search(r"^#\s*@package\s+(\S+)", text, re.M)
     if header:
         name = header.group(1)
         return [] if name == "_global_" else name.split(".")
-    if path.parent == conf_dir:
-        return []
+    conf_dir = next((d for d in conf_dirs if path.is_relative_to(d)), path.parent)
     return list(path.parent.relative_to(conf_dir).parts)
 
 
@@ -89,7 +91,7 @@ def composed(recipe: Path) -> list[Path]:
     >>> [str(p.relative_to(d)) for p in composed(d / "r.yaml")]
     ['r.yaml', 'g/a.yaml']
     """
-    conf_dir, out, todo = recipe.parent, [], [recipe]
+    out, todo = [], [recipe]
     while todo:
         path = todo.pop(0)
         if path in out or not path.is_file():
@@ -99,7 +101,7 @@ def composed(recipe: Path) -> list[Path]:
         defaults = (data.get("defaults") or []) if isinstance(data, dict) else []
         for entry in defaults if isinstance(defaults, list) else []:
             for name in _default_names(entry):
-                todo += [base / f"{name}.yaml" for base in (conf_dir, path.parent)]
+                todo += [config_path(recipe, f"{name}.yaml"), path.parent / f"{name}.yaml"]
     return out
 
 
@@ -178,14 +180,14 @@ def _written(recipe: Path, key: str, also: list[Path] | None = None,
     value node): the first composed file that writes the most of the key wins. ``chosen``:
     config group files the command line adds, searched first (last first: Hydra composes them
     after the recipe's own keys)."""
-    conf_dir = recipe.parent
+    conf_dirs = config_dirs(recipe)
     parts = key.split(".")
     best, where, value = 0, None, None
     for path in list(reversed(chosen or [])) + composed(recipe) + list(also or []):
         text, node, _ = _file(path)
         if text is None:
             continue
-        prefix = _package(path, conf_dir, text)
+        prefix = _package(path, conf_dirs, text)
         if parts[:len(prefix)] != prefix:
             continue
         depth, line, node = _deepest(node, parts[len(prefix):])
@@ -327,7 +329,7 @@ def _chosen(recipe: Path, overrides: list[str]) -> list[Path]:
     for text in overrides:
         group, _, option = text.lstrip("+~").partition("=")
         if group and "." not in group and re.fullmatch(r"[\w\-]+", option):   # not data.corpus=/a/b
-            path = recipe.parent / group / f"{option}.yaml"
+            path = config_path(recipe, f"{group}/{option}.yaml")
             if path.is_file():
                 out.append(path)
     return out

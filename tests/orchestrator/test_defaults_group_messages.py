@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import shutil
 
+from orchestrator.locate import shipped_conf
 from tests.conftest import rag
+
+SHIPPED = shipped_conf()
 
 
 def _plan(toy, recipe, *overrides) -> str:
@@ -25,8 +28,8 @@ def test_a_misspelled_group_names_the_line_the_groups_and_the_closest(toy, capsy
     recipe = _plan(toy, _recipe(toy, "executr: local"))
     err = capsys.readouterr().err
     assert (f"error: {recipe}:3: defaults: 'executr: local': no config group 'executr' in conf/ "
-            "(no folder executr/) (did you mean 'executor'?); expected a config group there: "
-            "executor\n") in err
+            f"(or the shipped {SHIPPED}) (no folder executr/) (did you mean 'executor'?); "
+            "expected a config group there: dpa_rag, dynamicrag, executor, ") in err
     assert "hint: write - executor: local" in err
     assert "Could not find" not in err
 
@@ -36,11 +39,25 @@ def test_a_misspelled_option_names_the_line_the_options_and_the_closest(toy, cap
     err = capsys.readouterr().err
     assert (f"error: {recipe}:3: defaults: 'executor: locall': config group executor/ has no "
             "option 'locall' (no executor/locall.yaml) (did you mean 'local'?); expected one "
-            "of: isolated, local, slurm\n") in err
+            "of: isolated, local, ray, slurm\n") in err   # the toy's options and the shipped ones
     assert "hint: write - executor: local" in err
 
 
-def test_a_recipe_copied_without_its_groups_is_told_to_keep_them_together(toy, capsys, tmp_path):
+def test_a_recipe_copied_without_its_groups_composes_with_the_shipped_ones(toy, tmp_path):
+    """Groups missing next to the recipe are looked up in the shipped conf/ (Hydra's search
+    path), as a shipped recipe copied into a folder of one's own needs (rag cp)."""
+    alone = tmp_path / "alone"
+    alone.mkdir()
+    shutil.copy(toy / "conf/chain.yaml", alone / "chain.yaml")
+    assert rag("plan", str(alone / "chain.yaml"), runs=toy / "runs") == 0
+
+
+def test_without_shipped_groups_a_recipe_alone_is_told_to_keep_them_together(
+        toy, capsys, tmp_path, monkeypatch):
+    """Installed from a wheel (no shipped conf/), a recipe copied out of its conf/ alone."""
+    import orchestrator.locate as locate
+
+    monkeypatch.setattr(locate, "shipped_conf", lambda: None)
     alone = tmp_path / "alone"
     alone.mkdir()
     recipe = alone / "chain.yaml"

@@ -218,7 +218,7 @@ def test_a_group_choice_typo_lists_the_options(toy, capsys):
     assert rag("plan", str(toy / "conf/chain.yaml"), "executor=lokal", runs=toy / "runs") == 2
     err = _err(capsys)
     assert "Could not find 'executor/lokal' (did you mean 'local'?); the options in 'executor' " \
-           "are: isolated, local, slurm" in err
+           "are: isolated, local, ray, slurm" in err   # the toy's and the shipped conf/'s
 
 
 @pytest.mark.parametrize("multirun", [False, True])

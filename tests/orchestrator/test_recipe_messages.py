@@ -7,6 +7,7 @@ import shutil
 import warnings
 
 import pytest
+from orchestrator.locate import shipped_conf
 from tests.conftest import REPO, rag
 
 
@@ -111,9 +112,10 @@ def test_an_unknown_defaults_entry_names_its_line_and_the_choices(toy, capsys, e
         assert _plan(toy, recipe) == 2
     err = _err(capsys)
     assert [str(w.message) for w in caught if "hydra" in w.filename] == []
-    assert (f"{recipe}:{line}: defaults: '{name}' is not a config in conf/ (no {name}.yaml)"
-            f"{near}") in err
-    assert "hint: name a config there: chain; groups (written - GROUP: OPTION): executor" in err
+    assert (f"{recipe}:{line}: defaults: '{name}' is not a config in conf/ (or the shipped "
+            f"{shipped_conf()}) (no {name}.yaml){near}") in err
+    assert ("hint: name a config there: chain; groups (written - GROUP: OPTION): dpa_rag, "
+            "dynamicrag, executor, ") in err
 
 
 @pytest.mark.parametrize("override, hint", [

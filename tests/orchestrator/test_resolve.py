@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from tests.conftest import rag
+from tests.conftest import REPO, rag
 
 RECIPE = """ragline: {imports: [tests.toy.stages]}
 sources:
@@ -60,11 +60,12 @@ def test_relative_source_in_the_current_directory_comes_first(project, tmp_path,
     assert plan["problems"] == [] and plan["notes"] == []
 
 
-def test_missing_relative_source_names_both_places(project, tmp_path, capsys):
+def test_missing_relative_source_names_every_place(project, tmp_path, capsys):
     recipe, proj, here = project
     plan = _plan(recipe, tmp_path / "runs", capsys)
     expected = (f"{recipe}:3: source 'numbers': data/n.txt does not exist (looked in the current "
-                f"directory {here} and the recipe's project directory {proj})")
+                f"directory {here}, the recipe's project directory {proj} and the shipped "
+                f"project {REPO})")
     assert plan["problems"] == [expected]
     assert rag("run", str(recipe), "--no-progress", runs=tmp_path / "runs") == 2
     assert expected in capsys.readouterr().err.replace("\n", "")
