@@ -3,10 +3,12 @@
 Composing with Hydra (~0.3 s), importing stage modules (~0.25 s) and pydantic (~0.1 s) would
 make a no-op rerun cost about a second; with this layer it costs a few file stats. The rule:
 
-    an entry, keyed by (recipe, overrides, -m, current directory), is used while every file it was built from (all
-    files under the recipe's config directory, orchestrator/, the stage packages it imported,
-    and the ``__init__.py`` of hydra, omegaconf and pydantic) has the size and mtime it had,
-    and is never written when the config calls a resolver (``${oc.env:…}``, ``${now:…}``).
+    an entry, keyed by (recipe, overrides, -m, current directory), is used while every file it
+    was built from (the .yaml and .json files under the recipe's config directories, but not
+    the runs, cache and venv folders a recipe's own folder may hold; orchestrator/, the stage
+    packages it imported, and the ``__init__.py`` of hydra, omegaconf and pydantic) has the
+    size and mtime it had, and is never written when the config calls a resolver
+    (``${oc.env:…}``, ``${now:…}``).
 
 A damaged entry is a miss. Entries hold plain JSON (members, each distinct step once, DAGs as
 lists of steps), so using one imports neither Hydra nor a stage module. Inside one process,
@@ -28,6 +30,7 @@ from pathlib import Path
 from orchestrator.dag import Dag, StageInfo, Step, Wire, build_dags
 from orchestrator.errors import ConfigError
 from orchestrator.hashing import key_of
+from orchestrator.locate import config_dirs
 from orchestrator.recipe import Member, compose
 from orchestrator.where import place
 
@@ -40,11 +43,30 @@ def _stamp(path: str) -> list:
     return [path, st.st_size, st.st_mtime_ns]
 
 
-def _files(conf_dir: Path) -> list[str]:
+CONFIG_SUFFIXES = (".yaml", ".json")   # Hydra's configs; DeepSpeed configs a field names
+
+
+def _config_files(recipe: Path, skip: set[Path]) -> list[str]:
+    """The config files under the recipe's config directories (its folder, the shipped
+    ``conf/``), without hidden folders, virtual environments and the folders in ``skip``: a
+    recipe kept beside its ``runs/`` would otherwise depend on every run record, which each
+    run changes, and one beside a venv on thousands of files."""
+    files = []
+    for conf_dir in config_dirs(recipe):
+        for root, dirs, names in os.walk(conf_dir):
+            dirs[:] = sorted(d for d in dirs if not d.startswith(".") and d != "__pycache__"
+                             and Path(root, d).resolve() not in skip
+                             and not os.path.exists(os.path.join(root, d, "pyvenv.cfg")))
+            files += [os.path.join(root, n) for n in sorted(names)
+                      if n.endswith(CONFIG_SUFFIXES)]
+    return files
+
+
+def _files(recipe: Path, skip: set[Path]) -> list[str]:
     """Every file an entry depends on (see the module docstring)."""
     from orchestrator import registry
 
-    files = [str(p) for p in sorted(conf_dir.rglob("*")) if p.is_file()]
+    files = _config_files(recipe, skip)
     files += [str(p) for p in sorted(Path(__file__).parent.rglob("*.py"))]
     if hasattr(registry, "imported_module_files"):  # the registry's own list of what it imported
         files += registry.imported_module_files()
@@ -81,8 +103,9 @@ def _read(path: Path, recipe: Path) -> tuple[list[Member], list[Dag]] | None:
         gc.enable()
 
 
-def _write(path: Path, conf_dir: Path, members: list[Member], dags: list[Dag]) -> None:
-    data = {"files": [_stamp(f) for f in _files(conf_dir) if os.path.exists(f)],
+def _write(path: Path, recipe: Path, members: list[Member], dags: list[Dag],
+           skip: set[Path]) -> None:
+    data = {"files": [_stamp(f) for f in _files(recipe, skip) if os.path.exists(f)],
             "members": [{"overrides": m.overrides, "config": m.config, "text": m.text, "notes": m.notes}
                         for m in members],
             **_dags_to_json(dags)}
@@ -112,7 +135,9 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
 
         members[0].text = config_yaml(members[0].config)
     if path is not None and not any(m.impure or m.secrets for m in members):
-        _write(path, recipe.parent, members, dags)
+        runs = state_dir.parent.parent       # RUNS/.state/remembered
+        cache = Path(os.environ.get("RAGLINE_CACHE") or runs / "cache")
+        _write(path, recipe, members, dags, skip={runs.resolve(), cache.resolve()})
     return members, dags
 
 
