@@ -17,6 +17,7 @@ COMMANDS = {
     "show": ("show", "show an artifact of a run: type, schema, rows, first rows"),
     "report": ("report", "the metrics of runs or a sweep as one table (terminal, Markdown, CSV, JSON)"),
     "config": ("config", "print the composed recipe, a section, or a step's every setting"),
+    "cp": ("cp", "copy a shipped recipe (and its prompts) into a folder of one's own, to edit"),
     "dag": ("dag", "print a recipe's DAG as text, mermaid or dot"),
     "stages": ("stages", "list registered stages with inputs, outputs and config fields"),
     "gc": ("gc", "remove cache entries no recent run references"),
@@ -29,6 +30,7 @@ EPILOG = """examples:
   rag run conf/dynamicrag_llama3.yaml -m steps.dpo.beta=0.05,0.1,0.2   # sweep; upstream once
   rag plan conf/dynamicrag_llama3.yaml                   # what would run, and why
   rag config conf/dynamicrag_llama3.yaml --step dpo      # a step's every setting, defaults marked
+  rag cp dynamicrag_demo mine.yaml --with-files          # a recipe and its prompts, to edit
   rag status                                             # the latest run
   rag show retrieve_eval                                 # first rows of a step's output
   rag report --format markdown                           # the latest run's results, to paste
@@ -41,7 +43,7 @@ set RAGLINE_FULL_ERROR=1 to see tracebacks."""
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The ``rag`` parser; ``only``: with just that subcommand (a command line that names one
-    does not pay for building the other seven)."""
+    does not pay for building the others)."""
     parser = argparse.ArgumentParser(
         prog="rag", description="ragline: RAG training recipes as typed, cached, resumable DAGs.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
