@@ -44,9 +44,9 @@ def load(args):
 
     recipe = find_recipe(args.recipe)
     # composed configs are remembered (RUNS/.state/remembered/) by `rag run` always, by `rag plan`
-    # and `rag dag` only where the runs directory exists. `rag plan` of a recipe whose steps read
-    # sources saves their hashes in the cache (RUNS/cache/sources.json, or $RAGLINE_CACHE): in a
-    # fresh directory that creates ./runs, so the next plan remembers too
+    # and `rag dag` only where the runs directory exists; `rag plan` saves the hashes of the
+    # sources it read in the cache (RUNS/cache/sources.json, or $RAGLINE_CACHE) only where that
+    # exists: a plan in a fresh directory writes nothing
     keep = getattr(args, "command", None) == "run" or runs_dir(args).is_dir()
     state = runs_dir(args) / ".state" / "remembered" if keep else None
     members, dags = remember.load(recipe, list(args.overrides), args.multirun, state)

@@ -123,6 +123,8 @@ def _plans(args, members, dags, store, runs, recipe) -> list:
         planned.problems = (admission.problems(dag, computed(dag, planned, opts), member.overrides)
                             + planned.problems)
         plans.append(planned)
+    if not store.root.is_dir():   # a plan in a fresh directory leaves nothing behind (no ./runs)
+        return plans
     try:
         memo.save()
     except OSError as e:  # a read-only or misplaced cache: the source-hash memo is a speed-up

@@ -29,12 +29,15 @@ def test_remembered_composition_follows_its_files(toy, tmp_path, monkeypatch):
 
 def test_plan_in_a_fresh_directory_writes_nothing(toy, tmp_path, monkeypatch, capsys):
     """`rag plan` / `rag dag` where no runs directory exists leave none behind (nothing is
-    remembered there); once a run has made one, plans are remembered in it."""
-    from tests.conftest import rag
+    remembered there, and a recipe that reads sources does not save their hashes); once a run
+    has made one, plans are remembered in it."""
+    from tests.conftest import REPO, rag
 
     monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("RAGLINE_CACHE")
     recipe = str(toy / "conf" / "chain.yaml")
     assert rag("plan", recipe) == 0 and rag("dag", recipe) == 0
+    assert rag("plan", str(REPO / "conf" / "dynamicrag_demo.yaml")) == 0   # 4 prompt sources
     assert not (tmp_path / "runs").exists()
     (tmp_path / "runs").mkdir()
     assert rag("plan", recipe) == 0
