@@ -31,9 +31,10 @@ def project_dir(recipe: Path) -> Path:
 
 @functools.lru_cache(maxsize=1)
 def shipped_conf() -> Path | None:
-    """The ``conf/`` folder beside the installed ``stages`` package (the repository's, for a
-    ``pip install -e`` checkout), found without importing the stages; None for a wheel, which
-    ships no recipes."""
+    """The ``conf/`` folder beside the installed ``stages`` package: the repository's for a
+    ``pip install -e`` checkout, the one a wheel installs into site-packages otherwise; found
+    without importing the stages. None when there is none (a ``stages`` package of one's own
+    that shadows ragline's)."""
     import importlib.util
 
     spec = importlib.util.find_spec("stages")

@@ -516,7 +516,7 @@ def _unknown_group_entry(recipe: Path, parent: str, group: str,
         hint = f"write - {near[0]}: {option}"
     elif groups:
         hint = f"write - GROUP: {option} with a group in {shown}"
-    else:   # a recipe copied out of conf/ alone, with no shipped conf/ (a wheel)
+    else:   # a recipe copied out of conf/ alone, with no shipped conf/ to fall back on
         hint = (f"config groups are folders next to the recipe ({recipe.parent}); keep the "
                 "recipe in a conf/ folder that holds them (e.g. copy the project's conf/ "
                 "folder, not the recipe alone)")

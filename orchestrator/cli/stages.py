@@ -115,7 +115,7 @@ def producers(consumer: type, registry: dict) -> list[str]:
 
 def _conf_dir(module: str) -> Path | None:
     """The ``conf/`` folder of the project that holds a stage's module (the repository's, for
-    the shipped stages), or None (an installed wheel ships no recipes)."""
+    the shipped stages; the one a wheel installs beside them), or None."""
     import sys
 
     file = getattr(sys.modules.get(module), "__file__", None)

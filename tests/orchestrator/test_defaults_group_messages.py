@@ -54,7 +54,7 @@ def test_a_recipe_copied_without_its_groups_composes_with_the_shipped_ones(toy, 
 
 def test_without_shipped_groups_a_recipe_alone_is_told_to_keep_them_together(
         toy, capsys, tmp_path, monkeypatch):
-    """Installed from a wheel (no shipped conf/), a recipe copied out of its conf/ alone."""
+    """With no shipped conf/ to fall back on, a recipe copied out of its conf/ alone."""
     import orchestrator.locate as locate
 
     monkeypatch.setattr(locate, "shipped_conf", lambda: None)
