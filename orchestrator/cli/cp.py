@@ -87,7 +87,7 @@ def _target(recipe: Path, dest: str) -> Path:
     path = Path(dest)
     if path.suffix == ".yaml":
         return path
-    if path.suffix and not path.is_dir():
+    if (path.suffix or path.exists()) and not path.is_dir():
         raise ConfigError(f"rag cp: destination '{dest}' is neither a folder nor a .yaml file",
                           hint=f"name the copy {path.with_suffix('.yaml')}, or give a folder")
     return path / recipe.name
@@ -116,13 +116,17 @@ def main(args) -> int:
         raise ConfigError(f"rag cp: would overwrite {', '.join(there[:3])}"
                           + (f" and {len(there) - 3} more" if len(there) > 3 else ""),
                           hint="add --force to overwrite them, or copy to another folder")
-    for src, dst in copies:
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(src, dst)
-    text = target.read_text()
+    text = recipe.read_text()
     if text.startswith(HEADER):   # a copy of a copy: its line names the copy it came from
         text = text.partition("\n")[2]
-    target.write_text(f"{HEADER}{recipe} by rag cp (ragline {__version__})\n" + text)
+    try:
+        for src, dst in copies:
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, dst)
+        target.write_text(f"{HEADER}{recipe} by rag cp (ragline {__version__})\n" + text)
+    except OSError as e:
+        raise ConfigError(f"rag cp: cannot write {e.filename or target}: "
+                          f"{e.strerror or e}", hint="copy to a folder you can write") from None
 
     out = report()
     out.print(f"{escape(str(recipe))} -> {escape(str(target))}", soft_wrap=True, highlight=False)

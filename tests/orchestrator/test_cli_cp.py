@@ -74,6 +74,11 @@ def test_nothing_is_overwritten_without_force(tmp_path, monkeypatch, capsys):
     assert mine.read_text().partition("\n")[2] == SHIPPED.read_text()
     assert rag("cp", "dynamicrag_demo", "mine.txt") == 2
     assert "destination 'mine.txt' is neither a folder nor a .yaml file" in _out(capsys)
+    (tmp_path / "NOTES").write_text("x")
+    assert rag("cp", "dynamicrag_demo", "NOTES") == 2      # a file, not a folder to copy into
+    assert "destination 'NOTES' is neither a folder nor a .yaml file" in _out(capsys)
+    assert rag("cp", "dynamicrag_demo", "NOTES/x.yaml") == 2
+    assert "error: rag cp: cannot write NOTES" in _out(capsys)
     assert rag("cp", "dynamicrag_dmeo") == 2
     assert "recipe 'dynamicrag_dmeo' not found (did you mean 'dynamicrag_demo'?)" in _out(capsys)
 
