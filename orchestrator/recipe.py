@@ -248,12 +248,12 @@ def _check_group_value(recipe: Path, text: str, ov) -> None:
     value = ov.value()
     if ov.type == OverrideType.DEL or isinstance(value, (str, list)):
         return
-    group, folder = ov.key_or_group, config_path(recipe, ov.key_or_group)
-    options = sorted(p.stem for p in folder.glob("*.yaml"))
+    group = ov.key_or_group
+    options = _in_dirs(recipe, group)[0]
     got = "null" if value is None else _a(type(value).__name__)
     raise ConfigError(f"override '{text}': {group} is a config group; expected the name of one "
                       f"of its options, got {got}",
-                      hint=f"write {group}=OPTION (options in {folder.name}/: "
+                      hint=f"write {group}=OPTION (options in {group}/: "
                            f"{', '.join(options) or 'none'})"
                            + (f"; to drop the group write ~{group}" if value is None else ""))
 
@@ -473,7 +473,7 @@ def _unknown_default(recipe: Path, parent: str, name: str) -> ConfigError:
     folder, _, stem = name.rpartition("/")
     where = default_entry(file, stem) or str(file)
     configs, groups = _in_dirs(recipe, folder)
-    configs = [c for c in configs if c != parent]
+    configs = [c for c in configs if f"{folder}/{c}".lstrip("/") != parent]   # not itself
     choices = ", ".join(configs) or "none"
     if groups:
         choices += f"; groups (written - GROUP: OPTION): {', '.join(groups)}"

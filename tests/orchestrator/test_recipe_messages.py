@@ -32,7 +32,7 @@ def test_a_group_override_that_is_not_an_option_name_lists_the_options(toy, caps
     err = _err(capsys)
     assert ("override 'executor=1': executor is a config group; expected the name of one of its "
             "options, got an int") in err
-    assert "options in executor/: isolated, local, slurm" in err
+    assert "options in executor/: isolated, local, ray, slurm" in err
 
 
 @pytest.mark.parametrize("name, text, what", [
