@@ -35,7 +35,7 @@ def read_files(recipe: Path, config) -> list[tuple[str, Path]]:
     ``config`` that names a file under a ``conf/`` folder it composes from (its own, the
     shipped one): its prompts and DeepSpeed configs, not its data. A path with ``..`` in it is
     left out: its copy would land outside the copy's folder."""
-    from orchestrator.locate import config_dirs, locate_source
+    from orchestrator.locate import config_dirs
 
     confs = [d for d in config_dirs(recipe) if d.name == "conf"]
     found = {}
@@ -43,10 +43,10 @@ def read_files(recipe: Path, config) -> list[tuple[str, Path]]:
         path = Path(value)
         if path.is_absolute() or ".." in path.parts or not path.suffix:
             continue
-        where, _ = locate_source(value, recipe)
-        if (where is not None and where.is_file()
-                and any(where.resolve().is_relative_to(d) for d in confs)):
-            found[value] = where.resolve()
+        for conf in confs:   # conf/prompts/x.yaml names the file under the project of a conf/
+            where = conf.parent / path
+            if where.is_file() and where.resolve().is_relative_to(conf):
+                found.setdefault(value, where.resolve())
     return sorted(found.items())
 
 

@@ -39,6 +39,9 @@ def test_with_files_the_copy_reads_its_own_prompts(tmp_path, monkeypatch, capsys
                        *(f"conf/prompts/dynamicrag/{n}.yaml" for n in ("generator", "judge",
                                                                       "reranker"))]
     assert (tmp_path / prompts[0]).read_text() == (REPO / prompts[0]).read_text()
+    (tmp_path / prompts[0]).write_text("edited")   # again, over the copies: from the shipped ones
+    assert rag("cp", "dynamicrag_demo", "mine.yaml", "--with-files", "--force") == 0
+    assert (tmp_path / prompts[0]).read_text() == (REPO / prompts[0]).read_text()
     (tmp_path / "elsewhere").mkdir()
     monkeypatch.chdir(tmp_path / "elsewhere")   # from elsewhere, the prompts beside the copy
     found, _ = locate_source("conf/prompts/common/rag.yaml", tmp_path / "mine.yaml")
