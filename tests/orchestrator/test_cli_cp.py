@@ -52,15 +52,19 @@ def test_with_files_the_copy_reads_its_own_prompts(tmp_path, monkeypatch, capsys
     assert "read from the shipped project" not in _out(capsys)
 
 
-def test_a_config_group_of_ones_own_wins_over_the_shipped_one(tmp_path, monkeypatch, capsys):
+def test_a_config_or_group_of_ones_own_wins_over_the_shipped_one(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     assert rag("cp", "dynamicrag_demo") == 0
     (tmp_path / "executor").mkdir()
     (tmp_path / "executor" / "local.yaml").write_text(
         "# @package ragline.executor\nname: local\nisolate: never\nmax_parallel: 1\n")
+    copy = tmp_path / "dynamicrag_demo.yaml"
+    copy.write_text(copy.read_text().replace("\n  k: 5\n", "\n  k: 7\n"))   # retrieval.k
     capsys.readouterr()
     assert rag("config", "dynamicrag_demo.yaml", "--key", "ragline.executor.isolate") == 0
     assert capsys.readouterr().out == "never\n"
+    assert rag("config", "dynamicrag_demo.yaml", "--key", "retrieval.k") == 0
+    assert capsys.readouterr().out == "7\n"
     assert rag("config", "dynamicrag_demo.yaml", "executor=ray", "--key",
                "ragline.executor.name") == 0   # an option only the shipped group has
     assert capsys.readouterr().out == "ray\n"
