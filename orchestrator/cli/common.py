@@ -67,7 +67,8 @@ def shipped_note(args) -> str | None:
     found = shipped_recipe(args.recipe)
     if found is None:
         return None
-    return f"no recipe {args.recipe} in {Path.cwd()}: using the shipped {found.resolve()}"
+    return (f"no recipe {args.recipe} in {Path.cwd()}: using the shipped {found.resolve()} "
+            f"(rag cp {found.stem} copies it here, to edit)")
 
 
 def runs_elsewhere(args) -> str | None:

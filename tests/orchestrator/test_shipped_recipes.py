@@ -18,7 +18,8 @@ def test_a_shipped_recipe_is_found_from_a_folder_of_ones_own(tmp_path, monkeypat
     assert find_recipe("conf/dynamicrag_demo.yaml") == shipped
     assert rag("plan", "dynamicrag_demo", runs=tmp_path / "runs") == 0
     out = capsys.readouterr().out.replace("\n", " ")
-    assert f"note: no recipe dynamicrag_demo in {tmp_path}: using the shipped {shipped}" in out
+    assert (f"note: no recipe dynamicrag_demo in {tmp_path}: using the shipped {shipped} "
+            "(rag cp dynamicrag_demo copies it here, to edit)") in out
     assert "32 to run" in out
 
 
