@@ -109,9 +109,9 @@ def main(args) -> int:
                           hint="give another file name or folder")
     files = read_files(recipe, compose(recipe, [])[0].config) if args.with_files else []
     home = project_dir(target.resolve())   # where the copy looks for the relative paths it names
-    copies = [(recipe, target)] + [(src, home / written) for written, src in files
-                                   if (home / written).resolve() != src]   # not onto itself
-    there = [str(dst) for _, dst in copies if dst.exists()]
+    copies = [(src, home / written) for written, src in files
+              if (home / written).resolve() != src]   # not onto itself
+    there = [str(dst) for dst in [target, *(dst for _, dst in copies)] if dst.exists()]
     if there and not args.force:
         raise ConfigError(f"rag cp: would overwrite {', '.join(there[:3])}"
                           + (f" and {len(there) - 3} more" if len(there) > 3 else ""),
@@ -123,6 +123,7 @@ def main(args) -> int:
         for src, dst in copies:
             dst.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, dst)
+        target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(f"{HEADER}{recipe} by rag cp (ragline {__version__})\n" + text)
     except OSError as e:
         raise ConfigError(f"rag cp: cannot write {e.filename or target}: "
@@ -130,7 +131,7 @@ def main(args) -> int:
 
     out = report()
     out.print(f"{escape(str(recipe))} -> {escape(str(target))}", soft_wrap=True, highlight=False)
-    for src, dst in copies[1:]:
+    for src, dst in copies:
         out.print(f"{escape(str(src))} -> {escape(str(dst))}", soft_wrap=True, highlight=False)
     shipped = shipped_conf()
     if shipped is not None and shipped != target.resolve().parent:
