@@ -284,6 +284,8 @@ class Runner:
         self.outputs: dict[str, dict[str, Ref]] = {}
         self.sources: dict[str, Ref | None] = {}
         self.planned: dict[str, Entry] = {}  # key -> entry the plan found (every file stat-checked)
+        # the step column of the progress lines: as wide as the longest step name
+        self.width = max([16] + [len(name) for name in dag.steps])
 
     def selected(self) -> set[str]:
         chosen = selection(self.dag, self.opts)
@@ -397,7 +399,7 @@ class Runner:
         if blocked:
             self.run.set_step(step.name, stage=step.stage.name, state="skipped",
                               reason=f"upstream '{blocked[0]}' failed")
-            console().print(f"[yellow]-[/] {step.name:<16} skipped (upstream '{blocked[0]}' failed)")
+            console().print(f"[yellow]-[/] {step.name:<{self.width}} skipped (upstream '{blocked[0]}' failed)")
             return False
         if step.name not in selected:  # --only: read from the cache by _reuse_upstream
             return True
@@ -465,8 +467,8 @@ class Runner:
                           log=tasks[0].log if len(tasks) == 1 else str(Path(tasks[0].log).parent))
         start = time.time()
         if todo:
-            label = f"{step.name} ({len(todo)}/{len(tasks)} shards)" if len(tasks) > 1 else step.name
-            console().print(f"[cyan]>[/] {label:<16} running stage {step.stage.name}"
+            console().print(f"[cyan]>[/] {step.name:<{self.width}} running stage {step.stage.name}"
+                            + (f" ({len(todo)}/{len(tasks)} shards)" if len(tasks) > 1 else "")
                             + (f" on {step.gpus} GPU(s)/shard" if step.gpus else ""))
         before = {t.key: self._failed_before(t) for t in todo if t.key in self.opts.failed}
         rest = [t for t in todo if t.key not in before]
@@ -540,9 +542,9 @@ class Runner:
             if ref.kind == "metrics":
                 self.run.add_metrics(step.name, json.loads(Path(ref.paths[0]).read_text()))
         if todo:
-            console().print(f"[green]✓[/] {step.name:<16} done in {duration:.1f}s")
+            console().print(f"[green]✓[/] {step.name:<{self.width}} done in {duration:.1f}s")
         else:
-            console().print(f"[dim]✓ {step.name:<16} cached[/]")
+            console().print(f"[dim]✓ {step.name:<{self.width}} cached[/]")
 
     def _fail(self, step: Step, where: str, failure: Failed) -> None:
         recipe = os.path.relpath(self.dag.recipe)

@@ -256,3 +256,25 @@ steps:
     (toy / "count.txt").unlink()
     assert rag("run", str(recipe), "rounds=4", runs=runs) == 0
     assert set(counts(toy / "count.txt")) == {"augment_4:0", "model_4:0"}  # rounds 1-3 cached
+
+
+def test_progress_lines_keep_one_column_for_long_step_names(toy, capsys):
+    """Before: names were padded to 16 characters, so ``augment_eval_base running stage …``
+    (Reinforced-IR's demo) and ``retrieve (4/4 shards) running stage …`` broke the column the
+    other lines kept. The column is now as wide as the longest step name; shards go after the
+    stage."""
+    long = "a_step_name_of_23_chars"
+    recipe = toy / "conf" / "long.yaml"
+    recipe.write_text("defaults: [chain, _self_]\n"
+                      f"steps: {{{long}: {{stage: toy_map, inputs: {{numbers: dpo}}}}}}\n")
+    capsys.readouterr()
+    assert rag("run", str(recipe), "--no-progress", runs=toy / "runs") == 0
+    lines = [line for line in capsys.readouterr().err.splitlines()
+             if line[:2] in ("> ", "✓ ")]
+    column = {line.index(" running stage ") for line in lines if " running stage " in line}
+    column |= {line.index(" done in ") for line in lines if " done in " in line}
+    assert column == {2 + len(long)}, lines
+    assert "> retrieve" + " " * (len(long) - 7) + "running stage toy_map (4/4 shards)" in lines
+    assert rag("run", str(recipe), "--no-progress", runs=toy / "runs") == 0
+    cached = [line for line in capsys.readouterr().err.splitlines() if line.endswith(" cached")]
+    assert len(cached) == 12 and {line.index(" cached") for line in cached} == {2 + len(long)}
