@@ -462,10 +462,10 @@ class Runner:
         found = {} if force else {t.key: e for t in tasks if (e := self._lookup(t.key)) is not None}
         cached = [t for t in tasks if t.key in found]
         todo = [t for t in tasks if t.key not in found]
-        self.run.set_step(step.name, save=bool(todo), stage=step.stage.name, state="running",
-                          shards=len(tasks), keys=[t.key for t in tasks],
-                          log=tasks[0].log if len(tasks) == 1 else str(Path(tasks[0].log).parent))
         start = time.time()
+        self.run.set_step(step.name, save=bool(todo), stage=step.stage.name, state="running",
+                          started=round(start, 3), shards=len(tasks), keys=[t.key for t in tasks],
+                          log=tasks[0].log if len(tasks) == 1 else str(Path(tasks[0].log).parent))
         if todo:
             console().print(f"[cyan]>[/] {step.name:<{self.width}} running stage {step.stage.name}"
                             + (f" ({len(todo)}/{len(tasks)} shards)" if len(tasks) > 1 else "")

@@ -68,11 +68,29 @@ def print_run_summary(status: dict, brief: bool = True) -> None:
         table.add_column(col, justify="right" if col in ("shards", "seconds") else "left")
     for name, s in status["steps"].items():
         table.add_row(name, s.get("stage", ""), s.get("state", ""), s.get("cache", ""),
-                      str(s.get("shards", "")), _fmt(s.get("duration", "")))
+                      str(s.get("shards", "")), _seconds(s))
     c = report()
     c.print(table)
     if status.get("metrics"):
         c.print(metrics_table(status["metrics"]))
+
+
+def _seconds(step: dict, now: float | None = None) -> str:
+    """A step's seconds cell: its duration once done; for a step still running, the seconds
+    since it started so far.
+
+    >>> _seconds({"state": "done", "duration": 41.25})
+    '41.250'
+    >>> _seconds({"state": "running", "started": 1000.0}, now=1041.4)
+    '41 so far'
+    >>> _seconds({"state": "interrupted", "started": 1000.0})
+    ''
+    """
+    import time
+
+    if step.get("state") == "running" and isinstance(step.get("started"), (int, float)):
+        return f"{(now or time.time()) - step['started']:.0f} so far"
+    return _fmt(step.get("duration", ""))
 
 
 def member_state(state: str, steps: dict) -> str:

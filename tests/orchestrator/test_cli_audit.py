@@ -200,6 +200,25 @@ def test_status_prints_the_command_as_it_was_run_and_how_to_resume(toy, capsys):
     assert "rerun that command to resume: finished steps are reused" in out
 
 
+def test_status_of_a_running_run_gives_the_running_steps_seconds_so_far(toy, capsys):
+    """Before: the seconds cell of the step still running was empty, so `rag status` during a
+    long run did not say how long its current step had been going."""
+    import re
+    import time
+
+    runs = toy / "runs"
+    _fake_run(runs / "chain" / "20260101-000000", state="running",
+              steps={"load": {"stage": "toy_gen", "state": "done", "cache": "miss",
+                              "duration": 1.5, "started": time.time() - 90},
+                     "sft": {"stage": "toy_map", "state": "running", "started": time.time() - 75}})
+    assert rag("status", runs=runs) == 0
+    rows = {row.split("│")[1].strip(): [cell.strip() for cell in row.split("│")[2:-1]]
+            for row in capsys.readouterr().out.splitlines() if row.count("│") == 7}
+    assert rows["load"] == ["toy_gen", "done", "miss", "", "1.500"]
+    assert rows["sft"][:2] == ["toy_map", "running"]
+    assert re.fullmatch(r"(75|76|77) so far", rows["sft"][-1]), rows
+
+
 @pytest.mark.parametrize("command", ["verify", "gc", "status"])
 def test_ctrl_c_in_a_command_that_runs_no_step(command, toy, monkeypatch, capsys):
     """Before: every command said "finished steps are cached; rerun the same command to

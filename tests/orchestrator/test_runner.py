@@ -22,6 +22,8 @@ def test_full_run_then_noop_rerun_executes_nothing(toy, monkeypatch):
     assert len(first) == 12  # 4 retrieve shards + 8 unsharded toy_map steps
     status = json.loads((runs / "latest" / "status.json").read_text())
     assert status["state"] == "ok"
+    assert all(status["started"] <= s["started"] <= status["finished"]    # rag status: "so far"
+               for s in status["steps"].values())
     assert status["metrics"]["evaluate"]["sum"] == pytest.approx(40.8)
     assert json.loads((runs / "latest" / "metrics.json").read_text())["evaluate"]["count"] == 8
 
