@@ -95,6 +95,8 @@ def sft_trainer(model_dir: Path, examples: list[dict], tokenizer, cfg: SftConfig
     args = trl_args(cfg, setup)   # before loading a model (DeepSpeed ZeRO-3 init)
     model = (resized_model(model_dir, tokenizer, cfg.dtype, cfg.seed, added, cfg.new_token_init)
              if added else str(model_dir))
+    if added:
+        args.model_init_kwargs = None   # loaded here already (TRL would warn they are ignored)
     trainer = SFTTrainer(model=model, args=args, train_dataset=Dataset.from_list(examples),
                          processing_class=tokenizer, peft_config=peft_config(cfg))
     if cfg.loss_average == "micro_batch":

@@ -90,8 +90,10 @@ def test_other_loss_masks(tiny_lm, tmp_path, loss_on):
     assert stats["loss_on"] == loss_on and stats["steps"] == 2 and stats["num_examples"] == 4
 
 
-def test_added_tokens_and_masked_spans(tiny_lm, tmp_path):
-    """Self-RAG's generator setup: reflection tokens added, retrieved text left out of the loss."""
+def test_added_tokens_and_masked_spans(tiny_lm, tmp_path, caplog):
+    """Self-RAG's generator setup: reflection tokens added, retrieved text left out of the loss.
+    The model grown here is handed to TRL loaded, without TRL's warning that the loading
+    arguments it was also given are ignored (the Self-RAG demo printed it)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     special = ["[Retrieval]", "<paragraph>", "</paragraph>", "[Relevant]", "[Irrelevant]"]
@@ -106,6 +108,7 @@ def test_added_tokens_and_masked_spans(tiny_lm, tmp_path):
                     max_steps=3, **FAST)
     out = tmp_path / "out"
     stats = sft_train(tiny_lm, rows, out, cfg)
+    assert not [r.getMessage() for r in caplog.records if "model_init_kwargs" in r.getMessage()]
     before = len(AutoTokenizer.from_pretrained(str(tiny_lm)))
     ids = json.loads((out / "special_tokens.json").read_text())
     assert ids == stats["special_tokens"] and sorted(ids.values()) == list(range(before, before + 5))
