@@ -277,6 +277,23 @@ def column_blocks(widths: dict[str, int], numeric: set[str], room: int) -> list[
     return out or [keys]
 
 
+def common_folder(names: list[str]) -> str:
+    """The folder that every run of ``names`` lies under ("" when they share none, or name one
+    run), which the terminal table says once in its title instead of on every row.
+
+    >>> common_folder(["demo/20261205-071457-sweep/member-0000", "demo/20261205-071457-sweep/member-0001"])
+    'demo/20261205-071457-sweep'
+    >>> common_folder(["demo/20261201-101500", "demo/20261202-090000"]), common_folder(["a/x", "b/y"])
+    ('demo', '')
+    """
+    import os.path
+
+    if len(set(names)) < 2:
+        return ""
+    folder = os.path.commonpath(names)
+    return os.path.dirname(folder) if folder in names else folder
+
+
 def _print_table(table: list[dict], numeric: set[str], digits: int) -> None:
     from rich.table import Table
 
@@ -284,10 +301,15 @@ def _print_table(table: list[dict], numeric: set[str], digits: int) -> None:
 
     console = report()
     cells = [{h: _cell(v, digits) for h, v in row.items()} for row in table]
+    folder = common_folder([row["run"] for row in cells]) if "run" in cells[0] else ""
+    for row in cells:    # a sweep's members as member-0000, …, under the sweep named once
+        if folder:
+            row["run"] = row["run"][len(folder) + 1:]
     widths = {h: max([len(h)] + [len(row[h]) for row in cells]) for h in table[0]}
     parts = column_blocks(widths, numeric, console.width)
     for n, heads in enumerate(parts, 1):
         title = "results" if len(parts) == 1 else f"results ({n}/{len(parts)})"
+        title += f" of runs in {folder}/" if folder else ""
         out = Table(title=title)
         for h in heads:
             out.add_column(escape(h), justify="right" if h in numeric else "left",

@@ -64,6 +64,12 @@ def test_a_sweep_has_a_row_per_member_with_the_swept_value(toy, capsys):
         (f"chain/{sweep.name}/member-0001", "0.2", 41.6)]
     code, out, _ = _report(toy, capsys, sweep.name)          # the terminal table
     assert "steps.dpo.add" in out and "41.600" in out
+    # the sweep named once in the title, each member by its own name (the whole path wrapped
+    # onto two lines per row at 120 columns in the demo's sweep)
+    assert f"results of runs in chain/{sweep.name}/" in out
+    rows = [line.split("│")[1:3] for line in out.splitlines() if line.count("│") > 3]
+    assert [[cell.strip() for cell in row] for row in rows] == [["member-0000", "0.1"],
+                                                                 ["member-0001", "0.2"]]
 
 
 def test_an_unknown_metric_or_step_is_one_line_with_the_closest_name(toy, capsys):
