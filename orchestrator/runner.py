@@ -399,7 +399,8 @@ class Runner:
         if blocked:
             self.run.set_step(step.name, stage=step.stage.name, state="skipped",
                               reason=f"upstream '{blocked[0]}' failed")
-            console().print(f"[yellow]-[/] {step.name:<{self.width}} skipped (upstream '{blocked[0]}' failed)")
+            console().print(f"[yellow]-[/] {step.name:<{self.width}} skipped "
+                            f"(upstream '{blocked[0]}' failed)")
             return False
         if step.name not in selected:  # --only: read from the cache by _reuse_upstream
             return True

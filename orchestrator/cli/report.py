@@ -285,12 +285,17 @@ def common_folder(names: list[str]) -> str:
     'demo/20261205-071457-sweep'
     >>> common_folder(["demo/20261201-101500", "demo/20261202-090000"]), common_folder(["a/x", "b/y"])
     ('demo', '')
+    >>> common_folder(["demo/20261201-101500", "/elsewhere/runs/demo/20261202-090000"])
+    ''
     """
     import os.path
 
     if len(set(names)) < 2:
         return ""
-    folder = os.path.commonpath(names)
+    try:
+        folder = os.path.commonpath(names)
+    except ValueError:   # a run under the runs directory beside one named by its absolute path
+        return ""
     return os.path.dirname(folder) if folder in names else folder
 
 
