@@ -287,6 +287,8 @@ def common_folder(names: list[str]) -> str:
     ('demo', '')
     >>> common_folder(["demo/20261201-101500", "/elsewhere/runs/demo/20261202-090000"])
     ''
+    >>> common_folder(["/tmp/runs/demo/20261201-101500", "/home/me/runs/demo/20261202-090000"])
+    ''
     """
     import os.path
 
@@ -296,7 +298,8 @@ def common_folder(names: list[str]) -> str:
         folder = os.path.commonpath(names)
     except ValueError:   # a run under the runs directory beside one named by its absolute path
         return ""
-    return os.path.dirname(folder) if folder in names else folder
+    folder = os.path.dirname(folder) if folder in names else folder
+    return "" if folder == os.path.dirname(folder) else folder   # the root is no common folder
 
 
 def _print_table(table: list[dict], numeric: set[str], digits: int) -> None:
@@ -307,8 +310,8 @@ def _print_table(table: list[dict], numeric: set[str], digits: int) -> None:
     console = report()
     cells = [{h: _cell(v, digits) for h, v in row.items()} for row in table]
     folder = common_folder([row["run"] for row in cells]) if "run" in cells[0] else ""
-    for row in cells:    # a sweep's members as member-0000, …, under the sweep named once
-        if folder:
+    if folder:   # a sweep's members as member-0000, …, under the sweep named once
+        for row in cells:
             row["run"] = row["run"][len(folder) + 1:]
     widths = {h: max([len(h)] + [len(row[h]) for row in cells]) for h in table[0]}
     parts = column_blocks(widths, numeric, console.width)
