@@ -35,6 +35,7 @@ def main(args) -> int:
         for s in status["steps"].values():
             if s.get("state") == "running":
                 s["state"] = "interrupted"
+    _count_committed_shards(status, args.runs_dir or _runs_of(run))
     if args.json:
         sys.stdout.write(json.dumps(status, indent=1) + "\n")
         return 0
@@ -55,6 +56,29 @@ def main(args) -> int:
         report().print(f"a member of sweep {escape(str(run.parent))}: rag status "
                        f"{escape(run.parent.name)} shows every member", soft_wrap=True)
     return 0
+
+
+def _runs_of(run) -> str:
+    """The runs directory a run directory was written under (``runs/<recipe>/<name>``, or
+    ``runs/<recipe>/<name>-sweep/member-NNNN``): the nearest one holding the cache."""
+    for parent in list(run.resolve().parents)[1:3]:
+        if (parent / "cache").is_dir():
+            return str(parent)
+    return str(run.resolve().parents[1])
+
+
+def _count_committed_shards(status: dict, runs) -> None:
+    """Set ``shards_done`` on each sharded step still running (or interrupted): how many of its
+    shards are committed to the cache so far. A resume reuses those. Only the entry's marker
+    file is looked at: nothing is hashed, and a status read changes nothing in the cache."""
+    from orchestrator.store import ENTRY, Store
+
+    store = None
+    for s in status["steps"].values():
+        keys = s.get("keys") or []
+        if s.get("state") in ("running", "interrupted") and len(keys) > 1:
+            store = store or Store.for_runs(runs)
+            s["shards_done"] = sum((store.entry_path(k) / ENTRY).is_file() for k in keys)
 
 
 def _sweep_status(sweep, as_json: bool) -> int:

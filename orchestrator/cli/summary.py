@@ -68,11 +68,25 @@ def print_run_summary(status: dict, brief: bool = True) -> None:
         table.add_column(col, justify="right" if col in ("shards", "seconds") else "left")
     for name, s in status["steps"].items():
         table.add_row(name, s.get("stage", ""), s.get("state", ""), s.get("cache", ""),
-                      str(s.get("shards", "")), _seconds(s))
+                      _shards(s), _seconds(s))
     c = report()
     c.print(table)
     if status.get("metrics"):
         c.print(metrics_table(status["metrics"]))
+
+
+def _shards(step: dict) -> str:
+    """A step's shards cell: how many; for a sharded step not finished, how many of them are
+    committed so far (``rag status`` counts them).
+
+    >>> _shards({"state": "done", "shards": 4})
+    '4'
+    >>> _shards({"state": "running", "shards": 4, "shards_done": 3})
+    '3/4 done'
+    """
+    if "shards_done" in step:
+        return f"{step['shards_done']}/{step.get('shards', '?')} done"
+    return str(step.get("shards", ""))
 
 
 def _seconds(step: dict, now: float | None = None) -> str:

@@ -219,6 +219,34 @@ def test_status_of_a_running_run_gives_the_running_steps_seconds_so_far(toy, cap
     assert re.fullmatch(r"(75|76|77) so far", rows["sft"][-1]), rows
 
 
+def test_status_of_an_unfinished_sharded_step_counts_its_committed_shards(toy, capsys):
+    """Before: the shards cell of a sharded step still running (or interrupted) said only how
+    many shards it had, not how many were done, which a resume would reuse."""
+    import shutil
+
+    from orchestrator.store import Store
+
+    runs = toy / "runs"
+    assert rag("run", str(toy / "conf/chain.yaml"), "--until", "retrieve", runs=runs) == 0
+    path = next(runs.glob("chain/*/status.json"))
+    status = json.loads(path.read_text())
+    step = status["steps"]["retrieve"]
+    assert len(step["keys"]) == 4
+    shutil.rmtree(Store.for_runs(runs).entry_path(step["keys"][2]))  # one shard not yet committed
+    status["state"] = step["state"] = "running"
+    status["pid"] = 2 ** 22 + 7   # a process that is gone: the run reads interrupted
+    path.write_text(json.dumps(status))
+    capsys.readouterr()
+
+    assert rag("status", runs=runs) == 0
+    rows = {row.split("│")[1].strip(): [cell.strip() for cell in row.split("│")[2:-1]]
+            for row in capsys.readouterr().out.splitlines() if row.count("│") == 7}
+    assert (rows["retrieve"][1], rows["retrieve"][3]) == ("interrupted", "3/4 done"), rows
+    assert rows["load"][3] == "1"
+    assert rag("status", "--json", runs=runs) == 0
+    assert json.loads(capsys.readouterr().out)["steps"]["retrieve"]["shards_done"] == 3
+
+
 @pytest.mark.parametrize("command", ["verify", "gc", "status"])
 def test_ctrl_c_in_a_command_that_runs_no_step(command, toy, monkeypatch, capsys):
     """Before: every command said "finished steps are cached; rerun the same command to
