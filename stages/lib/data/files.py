@@ -1,6 +1,6 @@
-"""Line and JSON readers shared by the data formats (corpus, questions, qrels): gzip is read
-transparently, every record comes with its line number, and a bad line is a one-line
-``DataError`` naming the file and the line."""
+"""Line, JSON and Parquet readers shared by the data formats (corpus, questions, qrels): gzip
+is read transparently, every record comes with its line (row) number, and a bad line is a
+one-line ``DataError`` naming the file and the line."""
 
 from __future__ import annotations
 
@@ -131,6 +131,32 @@ def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
                 yield line_no, _parse_line(path, line_no, line, None)
     finally:
         lines.close()
+
+
+def iter_parquet_records(path: str | Path, what: str = "records") -> Iterator[tuple[int, dict]]:
+    """Yield ``(row number, record)`` for each row of a Parquet file, read a batch at a time.
+
+    A null value is left out of its record, as a key a JSON line does not have (Parquet gives
+    every row every column: a set exported with an optional field has nulls where it is absent).
+    """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = check_file(path)
+    try:
+        pf = pq.ParquetFile(path)
+    except (pa.ArrowInvalid, OSError) as e:
+        raise DataError(f"{path}: cannot read as Parquet ({str(e).splitlines()[0]}); a .parquet "
+                        f"file must be Parquet: convert it, or name it .jsonl if it holds "
+                        "JSON lines") from None
+    if pf.metadata.num_rows == 0:
+        raise DataError(f"{path}: the Parquet file has no rows (expected {what}); check that the "
+                        "file was fully written")
+    row_no = 0
+    for batch in pf.iter_batches(batch_size=1024):
+        for rec in batch.to_pylist():
+            row_no += 1
+            yield row_no, {k: v for k, v in rec.items() if v is not None}
 
 
 def _parse_line(path: Path, line_no: int, line: str, rest) -> Any:

@@ -7,7 +7,7 @@ name without extensions (``asqa.jsonl.gz`` -> ``asqa``), as the original inferen
 the answer style by file name (a record's own ``dataset`` field is overridden), and its question ids become ``<set>/<id>`` (sets number their questions independently, so bare
 ids would collide; ids from the line number become ``<set>/<line>``). ``max_questions`` applies
 per set. Files whose names start with ``.`` or ``_`` are skipped, as are non-question files
-(anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``) and subfolders, with a
+(anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``, and ``.parquet``) and subfolders, with a
 warning naming those (a set saved as ``nq.txt`` is not left out unseen).
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
@@ -23,7 +23,7 @@ from orchestrator.api import DataError
 from stages.lib.data.questions import read_questions
 
 log = logging.getLogger(__name__)
-SUFFIXES = (".jsonl", ".json", ".ndjson")
+SUFFIXES = (".jsonl", ".json", ".ndjson", ".parquet", ".pq")
 
 
 def set_name(path: Path) -> str:

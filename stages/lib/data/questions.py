@@ -1,7 +1,7 @@
 """Question readers: ``{id, dataset, question, answers: [str], gold: [str]}`` (plus ``ctxs`` when
-the file already carries retrieved passages) from JSONL or a JSON array in the FlashRAG, DPR,
-Self-RAG, DynamicRAG, ALCE/ASQA, SQuAD, TriviaQA and BEIR shapes. Bad input raises
-``DataError`` naming the file and the line::
+the file already carries retrieved passages) from JSONL, a JSON array or Parquet (a Hugging Face
+dataset saved with ``to_parquet``) in the FlashRAG, DPR, Self-RAG, DynamicRAG, ALCE/ASQA, SQuAD,
+TriviaQA and BEIR shapes. Bad input raises ``DataError`` naming the file and the line (row)::
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "q.jsonl"
@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator.api import DataError
 from stages.lib.data.corpus import DOC_ID_KEYS, title_text
-from stages.lib.data.files import check_file, iter_json_records
+from stages.lib.data.files import check_file, iter_json_records, iter_parquet_records, strip_gz
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET
                       + CHOICE_KEYS + ("retrieved_question", "qa_pairs", "annotations"))
 # File stems that name a split rather than a dataset (FlashRAG's ``{dataset}/{split}.jsonl``).
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
+
+PARQUET_SUFFIXES = (".parquet", ".pq")
+TABLE_TEXT_SUFFIXES = (".csv", ".tsv")   # refused with how to convert: a cell holds no list
 
 _ID_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)[_\-:]")
 
@@ -315,7 +318,7 @@ def _asqa_references(rec: dict, where: str) -> dict:
 def read_questions(path: str | Path, *, require_answers: bool = True,
                    max_questions: int | None = None,
                    default_dataset: str | None = None) -> list[dict]:
-    """Read a question set (JSONL or a JSON array) into canonical rows.
+    """Read a question set (JSONL, a JSON array or Parquet) into canonical rows.
 
     Accepted fields (first match wins): question ← ``question|Question|query|instruction|text``;
     answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
@@ -336,17 +339,25 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     under a name the reader does not take, such as ``gold_ids``, would be lost without a word).
     """
     path = check_file(path)
+    parquet = strip_gz(path) in PARQUET_SUFFIXES
+    if strip_gz(path) in TABLE_TEXT_SUFFIXES:
+        raise DataError(f"{path}: a {strip_gz(path)} question file is not read (a cell cannot "
+                        "hold a list of answers or passages); expected JSON lines, a JSON array "
+                        "or Parquet; convert it, e.g. with pandas: read_csv(...).to_json('q.jsonl', "
+                        "orient='records', lines=True)")
+    unit = "row" if parquet else "line"
+    records = iter_parquet_records(path, "questions") if parquet else iter_json_records(path)
     rows: list[dict] = []
     seen: dict[str, int] = {}
     dropped: dict[str, int] = {}
-    for line_no, rec in iter_json_records(path):
-        where = f"{path} line {line_no}"
+    for line_no, rec in records:
+        where = f"{path} {unit} {line_no}"
         row = normalize_question(rec, where=where, require_answers=require_answers,
                                  default_id=str(line_no), default_dataset=default_dataset, path=path)
         for key in rec.keys() - READ_KEYS - row.keys():
             dropped[key] = dropped.get(key, 0) + 1
         if row["id"] in seen:
-            raise DataError(f"{where}: question id '{row['id']}' repeats (first on line "
+            raise DataError(f"{where}: question id '{row['id']}' repeats (first on {unit} "
                             f"{seen[row['id']]}); expected unique ids; de-duplicate the file")
         seen[row["id"]] = line_no
         rows.append(row)

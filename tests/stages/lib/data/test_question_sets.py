@@ -91,3 +91,15 @@ def test_set_names():
     from pathlib import Path
 
     assert set_name(Path("a/TriviaQA.test.jsonl")) == "triviaqa"
+
+
+def test_a_set_saved_as_parquet_is_one_of_the_folder(eval_data):
+    """Before: ``triviaqa.parquet`` was skipped as "not a question file"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.Table.from_pylist([{"question": "q", "answer": ["Ann"], "id": "7"}]),
+                   eval_data / "triviaqa.parquet")
+    rows = read_question_sets(eval_data)
+    assert [(r["id"], r["dataset"], r["answers"]) for r in rows if r["dataset"] == "triviaqa"] \
+        == [("triviaqa/7", "triviaqa", ["Ann"])]

@@ -185,3 +185,45 @@ def test_set_inputs_kept_and_other_shapes_named_as_dropped(tmp_path, caplog):
     assert rows["i1"]["question"] == "Name the capital of Norway."
     assert "instruction" not in rows["i1"]
     assert "context (in 1 of 3 records)" in caplog.text
+
+
+def test_parquet_questions_read_as_their_json_lines(tmp_path):
+    """Before: a question set saved as Parquet (a Hugging Face dataset's ``to_parquet``, the
+    format the hub serves) failed at line 1 with "invalid JSON", and a folder of sets skipped it."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [
+        {"id": "nq_1", "question": "who?", "answer": ["Ann", "Ann B."], "gold": None,
+         "ctxs": [{"id": "3", "title": "T", "text": "t", "score": 1.5}]},
+        {"id": "nq_2", "question": "when?", "answer": ["1871"], "gold": "p7",
+         "ctxs": [{"id": "4", "title": "U", "text": "u", "score": 0.5}]},
+    ]
+    pq.write_table(pa.Table.from_pylist(records), tmp_path / "nq.parquet", row_group_size=1)
+    # the JSON lines have no "gold" where Parquet has a null
+    as_json = jsonl(tmp_path / "nq.jsonl", [{k: v for k, v in r.items() if v is not None}
+                                            for r in records])
+    rows = read_questions(tmp_path / "nq.parquet")
+    assert rows == read_questions(as_json)
+    assert rows[0]["answers"] == ["Ann", "Ann B."] and rows[1]["gold"] == ["p7"]
+    assert rows[1]["ctxs"] == [{"id": "4", "title": "U", "text": "u", "score": 0.5}]
+
+    pq.write_table(pa.Table.from_pylist([{"question": "a", "answer": ["x"]},
+                                         {"question": "b", "answer": None}]),
+                   tmp_path / "bad.parquet")
+    raises([f"{tmp_path / 'bad.parquet'} row 2: "], read_questions, tmp_path / "bad.parquet")
+    pq.write_table(pa.table({"question": pa.array([], pa.string())}), tmp_path / "empty.parquet")
+    raises([f"{tmp_path / 'empty.parquet'}: the Parquet file has no rows (expected questions)"],
+           read_questions, tmp_path / "empty.parquet")
+    write(tmp_path / "fake.parquet", '{"question": "a"}\n')
+    raises([f"{tmp_path / 'fake.parquet'}: cannot read as Parquet ("],
+           read_questions, tmp_path / "fake.parquet")
+
+
+def test_a_csv_question_file_is_refused_with_how_to_convert_it(tmp_path):
+    """Before: "q.csv line 1: invalid JSON (expecting value at column 1)", which names the
+    symptom, not that CSV is not a question format."""
+    p = write(tmp_path / "q.csv", "question,answer\nwho,me\n")
+    raises([f"{p}: a .csv question file is not read (a cell cannot hold a list of answers or "
+            "passages); expected JSON lines, a JSON array or Parquet; convert it, e.g. with "
+            "pandas"], read_questions, p)
