@@ -6,10 +6,11 @@ Alpaca instruction data jointly (``alpaca_data_cleaned_system.json`` in LLaMA-Fa
 ``extra`` input; with no file wired (``data: null``) it outputs no rows, so a recipe can keep the
 step and switch the data on with one override.
 
-Records (JSON array or JSON lines) follow LLaMA-Factory's Alpaca columns: ``instruction`` (the
-prompt), optional ``input`` (appended after a newline, as LLaMA-Factory does), ``output`` (the
-answer), optional ``system``. Each becomes ``[system], user, assistant`` with ``task`` set to
-``task`` (default ``alpaca``) and id ``<task>-<line>``. ``max_rows`` keeps the first N.
+Records (JSON array, JSON lines, or Parquet as the Hugging Face Hub serves Alpaca) follow
+LLaMA-Factory's Alpaca columns: ``instruction`` (the prompt), optional ``input`` (appended after a
+newline, as LLaMA-Factory does), ``output`` (the answer), optional ``system``. Each becomes
+``[system], user, assistant`` with ``task`` set to ``task`` (default ``alpaca``) and id
+``<task>-<line>`` (``<task>-<row>`` for Parquet). ``max_rows`` keeps the first N.
 """
 
 from __future__ import annotations
@@ -53,15 +54,16 @@ def alpaca_messages(rec: object, where: str) -> list[dict]:
 @stage("load_chat", version=1)
 def load_chat(cfg: LoadChatConfig, ctx: StageContext, data: File | None = None) -> Chat:
     """Chat rows from an Alpaca-format file; none when no file is wired."""
-    from stages.lib.data.files import iter_json_records
+    from stages.lib.data.files import iter_records
 
     if data is None:
         ctx.log.info("no instruction data wired: no rows")
         return []
     rows = []
-    for line_no, rec in iter_json_records(data.path):
+    unit, records = iter_records(data.path, "instruction records")
+    for line_no, rec in records:
         rows.append({"id": f"{cfg.task}-{line_no}", "task": cfg.task,
-                     "messages": alpaca_messages(rec, f"{data.path} line {line_no}")})
+                     "messages": alpaca_messages(rec, f"{data.path} {unit} {line_no}")})
         if cfg.max_rows is not None and len(rows) >= cfg.max_rows:
             break
     ctx.log.info("%d %s rows from %s", len(rows), cfg.task, data.path)

@@ -133,6 +133,24 @@ def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
         lines.close()
 
 
+PARQUET_SUFFIXES = (".parquet", ".pq")
+
+
+def iter_records(path: str | Path, what: str) -> tuple[str, Iterator[tuple[int, Any]]]:
+    """``(unit, records)`` of a file of ``what`` (``"questions"``): ``"row"`` and its Parquet
+    rows for a ``.parquet``/``.pq`` file, else ``"line"`` and its JSON records. A CSV or TSV
+    file is refused with how to convert it (a cell holds no list of answers or passages)."""
+    path = check_file(path)
+    suffix = strip_gz(path)
+    if suffix in (".csv", ".tsv"):
+        raise DataError(f"{path}: {what} are read from JSON lines, a JSON array or Parquet, not "
+                        f"{suffix} (a cell cannot hold a list); convert the file, e.g. with "
+                        "pandas: read_csv(...).to_json('out.jsonl', orient='records', lines=True)")
+    if suffix in PARQUET_SUFFIXES:
+        return "row", iter_parquet_records(path, what)
+    return "line", iter_json_records(path)
+
+
 def iter_parquet_records(path: str | Path, what: str = "records") -> Iterator[tuple[int, dict]]:
     """Yield ``(row number, record)`` for each row of a Parquet file, read a batch at a time.
 

@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator.api import DataError
 from stages.lib.data.corpus import DOC_ID_KEYS, title_text
-from stages.lib.data.files import check_file, iter_json_records, iter_parquet_records, strip_gz
+from stages.lib.data.files import check_file, iter_records
 
 log = logging.getLogger(__name__)
 
@@ -44,9 +44,6 @@ READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET
                       + CHOICE_KEYS + ("retrieved_question", "qa_pairs", "annotations"))
 # File stems that name a split rather than a dataset (FlashRAG's ``{dataset}/{split}.jsonl``).
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
-
-PARQUET_SUFFIXES = (".parquet", ".pq")
-TABLE_TEXT_SUFFIXES = (".csv", ".tsv")   # refused with how to convert: a cell holds no list
 
 _ID_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)[_\-:]")
 
@@ -339,14 +336,7 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     under a name the reader does not take, such as ``gold_ids``, would be lost without a word).
     """
     path = check_file(path)
-    parquet = strip_gz(path) in PARQUET_SUFFIXES
-    if strip_gz(path) in TABLE_TEXT_SUFFIXES:
-        raise DataError(f"{path}: a {strip_gz(path)} question file is not read (a cell cannot "
-                        "hold a list of answers or passages); expected JSON lines, a JSON array "
-                        "or Parquet; convert it, e.g. with pandas: read_csv(...).to_json('q.jsonl', "
-                        "orient='records', lines=True)")
-    unit = "row" if parquet else "line"
-    records = iter_parquet_records(path, "questions") if parquet else iter_json_records(path)
+    unit, records = iter_records(path, "questions")
     rows: list[dict] = []
     seen: dict[str, int] = {}
     dropped: dict[str, int] = {}

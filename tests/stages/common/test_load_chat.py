@@ -38,3 +38,22 @@ def test_bad_records_name_the_line(env, tmp_path):
                     + json.dumps({"instruction": "x"}) + "\n")
     with pytest.raises(DataError, match=r"a.jsonl line 2: 'output' must be a non-empty string"):
         load_chat(LoadChatConfig(), ctx("alpaca"), data=file(path))
+
+
+def test_alpaca_as_the_hub_serves_it_in_parquet(env, tmp_path):
+    """Before: the Hub's Alpaca (``train-00000-of-00001.parquet``: instruction, input, output,
+    text) failed at line 1 with "invalid JSON"."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, written, ctx = env
+    records = [{"instruction": "Give a synonym.", "input": "happy", "output": "glad",
+                "text": "Below is an instruction ..."},
+               {"instruction": "Name a colour.", "input": "", "output": ""}]
+    path = tmp_path / "train-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist(records), path)
+    with pytest.raises(DataError, match=r"train-00000-of-00001.parquet row 2: 'output' must be"):
+        load_chat(LoadChatConfig(), ctx("alpaca"), data=file(path))
+    rows = written(Chat, load_chat(LoadChatConfig(max_rows=1), ctx("alpaca"), data=file(path)))
+    assert [(r["id"], r["messages"][0]["content"]) for r in rows] == [
+        ("alpaca-1", "Give a synonym.\nhappy")]

@@ -224,6 +224,5 @@ def test_a_csv_question_file_is_refused_with_how_to_convert_it(tmp_path):
     """Before: "q.csv line 1: invalid JSON (expecting value at column 1)", which names the
     symptom, not that CSV is not a question format."""
     p = write(tmp_path / "q.csv", "question,answer\nwho,me\n")
-    raises([f"{p}: a .csv question file is not read (a cell cannot hold a list of answers or "
-            "passages); expected JSON lines, a JSON array or Parquet; convert it, e.g. with "
-            "pandas"], read_questions, p)
+    raises([f"{p}: questions are read from JSON lines, a JSON array or Parquet, not .csv (a cell "
+            "cannot hold a list); convert the file, e.g. with pandas"], read_questions, p)
