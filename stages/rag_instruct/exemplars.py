@@ -11,10 +11,10 @@ document of the ``normal1_2`` and ``normal1_3`` tasks (single-document support, 
 
 Two ways in, exactly one wired:
 
-* ``released``: a file in the sample's format (JSON array or JSON lines). ``task`` may be the
-  paradigm's name, the seed's prompt key (``normal1_1``, ``normal1_1_v1``) or the file's words
-  ("Single-Doc Answer"); ``context`` entries are ``{id, title, text}`` objects (``socre`` read
-  as ``score``) or plain strings.
+* ``released``: a file in the sample's format (JSON array, JSON lines or Parquet). ``task`` may
+  be the paradigm's name, the seed's prompt key (``normal1_1``, ``normal1_1_v1``) or the file's
+  words ("Single-Doc Answer"); ``context`` entries are ``{id, title, text}`` objects (``socre``
+  read as ``score``) or plain strings.
 * ``retrieved``: questions with their retrieved passages (the shared ``retrieve`` stage over the
   exemplar instructions). Each gets a paradigm from ``paradigms`` in turn (shuffled once by
   ``seed``) and its documents by ``select``:
@@ -187,11 +187,12 @@ def _fitting(candidates: list[dict], answers: list[str], paradigm: str,
 
 
 def _read_released(released: File) -> list[dict]:
-    from stages.lib.data.files import iter_json_records
+    from stages.lib.data.files import iter_records
 
     out = []
-    for line_no, rec in iter_json_records(released.path):
-        where = f"{released.path} line {line_no}"
+    unit, records = iter_records(released.path, "released RAG-Instruct records")
+    for line_no, rec in records:
+        where = f"{released.path} {unit} {line_no}"
         if not isinstance(rec, dict):
             raise DataError(f"{where}: expected an object with example_question, task, context")
         paradigm = paradigm_of(str(rec.get("task") or ""))

@@ -324,3 +324,25 @@ def test_exemplars_by_has_answer_without_any_gold_answer_say_so(env, caplog):
                   ctx("exemplars"), retrieved=table(Retrieved, rows))
     assert "3 without documents that fit their paradigm (select: has_answer; 3 of 4 exemplars " \
            "have no gold answer)" in caplog.text
+
+
+def test_exemplars_read_the_released_sample_as_parquet(env, tmp_path):
+    """The Hub serves the released data as Parquet too; its nested nulls (a document without a
+    score, where another has one) read as absent."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, written, ctx = env
+    sample = [
+        {"context": [{"id": 11, "title": "A", "text": "a text", "socre": "1.5"}],
+         "source": "sharegpt", "example_question": "Explain the tides.", "task": "Single-Doc Answer"},
+        {"context": [{"id": 31, "title": "D", "text": "d"}, {"id": 32, "title": "E", "text": "e"}],
+         "source": "lmsys", "example_question": "Why?", "task": "Single-Doc Support"},
+    ]
+    path = tmp_path / "train.parquet"
+    pq.write_table(pa.Table.from_pylist(sample), path)
+    out = written(Exemplars, exemplars(ExemplarsConfig(), ctx("exemplars"),
+                                       released=file_input(path)))
+    assert [(r["paradigm"], ids(r["docs"])) for r in out] == [("single_doc_answer", ["11"]),
+                                                              ("single_doc_support", ["31"])]
+    assert out[0]["docs"][0]["score"] == pytest.approx(1.5) and out[1]["docs"][0]["score"] is None
