@@ -26,12 +26,14 @@ log = logging.getLogger(__name__)
 # Field names accepted for each canonical field, first match wins.
 QUESTION_KEYS = ("question", "Question", "query", "instruction", "text")
 # ARC: answerKey; RAG-Instruct's evaluation files: golds (its scorer's field) and, for MedQA and
-# OpenBookQA, answer_idx (the right option's letter; taken first when the record has options)
-ANSWER_KEYS = ("answers", "golden_answers", "answer", "output", "answerKey", "golds", "answer_idx")
+# OpenBookQA, answer_idx (the right option's letter; taken first when the record has options);
+# AutoRAG's qa.parquet: generation_gt
+ANSWER_KEYS = ("answers", "golden_answers", "answer", "output", "answerKey", "golds",
+               "generation_gt", "answer_idx")
 CTX_KEYS = ("ctxs", "docs", "retrieval_ctxs", "retrieval_result")
 ID_KEYS = ("id", "_id", "qid", "q_id", "question_id", "query_id", "example_id", "sample_id")
 DATASET_KEYS = ("dataset", "source")
-GOLD_KEYS = ("gold", "positive_ctxs", "positive_passages")
+GOLD_KEYS = ("gold", "positive_ctxs", "positive_passages", "retrieval_gt")
 CHOICE_KEYS = ("choices", "options")    # ARC's choices; MedQA / OpenBookQA's options
 # A set's own inputs, kept on the row under their names when they are text: RAG-Instruct's
 # evaluation gives ConvFinQA its task instruction, its table and text (``context``) and the
@@ -46,11 +48,19 @@ READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
 
 _ID_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)[_\-:]")
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 
 
 
 def _dataset_from(qid: str, path: Path | None) -> str:
-    m = _ID_PREFIX.match(qid)
+    """The dataset of a record without one: its id's prefix, else the file's name.
+
+    >>> _dataset_from("nq_12", None), _dataset_from("train_3", Path("data/hotpotqa/train.jsonl"))
+    ('nq', 'hotpotqa')
+    >>> _dataset_from("d0f2a6b8-1c3e-4f5a-9b7c-2e4d6f8a0b1c", Path("qa.parquet"))   # AutoRAG's uuid4
+    'qa'
+    """
+    m = None if _UUID.match(qid) else _ID_PREFIX.match(qid)
     if m and m.group(1).lower() not in SPLIT_NAMES | {"q", "id", "query"}:
         return m.group(1).lower()
     if path is None:
@@ -182,6 +192,8 @@ def _ctxs(value: Any, key: str, where: str) -> list[dict]:
 def _gold(rec: dict, where: str) -> list[str]:
     if rec.get("gold") is not None:
         return _string_list(rec["gold"], "gold", where)
+    if rec.get("retrieval_gt") is not None:   # AutoRAG: a list of lists of doc ids, all relevant
+        return _string_list(rec["retrieval_gt"], "retrieval_gt", where)
     # DPR retriever-training JSON, Tevatron's positive_passages
     pos = rec.get("positive_ctxs", rec.get("positive_passages"))
     if isinstance(pos, list):
@@ -319,19 +331,20 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
 
     Accepted fields (first match wins): question ← ``question|Question|query|instruction|text``;
     answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
-    ``answers|golden_answers|answer|output`` (string, number or list; an answer object is read
-    too: SQuAD's ``{text, answer_start}`` gives its ``text`` values, TriviaQA's ``{value,
-    aliases, ...}`` its ``value`` then ``aliases``; any other object is refused), and for ASQA
-    records ``qa_pairs`` (one short-answer list per pair) and ``long_answers`` kept for ALCE's
-    metrics; a record with ``options`` and ``answer_idx`` (MedQA, OpenBookQA) has that letter
-    as its gold, and ``golds`` is read last but one; ``retrieved_question`` kept;
+    ``answers|golden_answers|answer|output|answerKey|golds|generation_gt`` (string, number or
+    list; an answer object is read too: SQuAD's ``{text, answer_start}`` gives its ``text``
+    values, TriviaQA's ``{value, aliases, ...}`` its ``value`` then ``aliases``; any other object
+    is refused), and for ASQA records ``qa_pairs`` (one short-answer list per pair) and
+    ``long_answers`` kept for ALCE's metrics; a record with ``options`` and ``answer_idx``
+    (MedQA, OpenBookQA) has that letter as its gold; ``retrieved_question`` kept;
     ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``; ``choices|options`` →
     ``choices``; ``context``, ``instruction`` (when not the question) and
     ``previous_question`` kept in the shapes :func:`_set_inputs` reads;
-    gold passage ids ← ``gold`` (list or str) or DPR ``positive_ctxs[*].passage_id`` (Tevatron's
-    ``positive_passages[*].docid``); id ← ``id|_id|qid|q_id|question_id|query_id|example_id``
-    else the line number; dataset ← ``dataset|source``, else the id prefix
-    (``nq_12`` → ``nq``), else the file stem (or its folder when the stem is a split name).
+    gold passage ids ← ``gold`` (list or str), AutoRAG's ``retrieval_gt`` (lists of ids) or DPR
+    ``positive_ctxs[*].passage_id`` (Tevatron's ``positive_passages[*].docid``);
+    id ← ``id|_id|qid|q_id|question_id|query_id|example_id`` else the line number;
+    dataset ← ``dataset|source``, else the id prefix (``nq_12`` → ``nq``; not a UUID's first
+    group), else the file stem (or its folder when the stem is a split name).
     Question ids must be unique. Any other field is dropped, and named in a warning (a field
     under a name the reader does not take, such as ``gold_ids``, would be lost without a word).
     """

@@ -214,3 +214,32 @@ def test_a_set_the_recipe_does_not_read_is_no_warning(env, tmp_path, caplog):
     caplog.clear()
     load_data(LoadConfig(require_answers=False), ctx("load"), corpus=file(beir))
     assert [r.levelname for r in caplog.records if r.getMessage().startswith("train:")] == ["WARNING"]
+
+
+def test_autorag_parquet_files_load_as_they_are(env, tmp_path):
+    """AutoRAG's ``corpus.parquet`` (doc_id, contents, metadata) and ``qa.parquet`` (qid a uuid4,
+    query, retrieval_gt: lists of doc ids, generation_gt): before, a question file could not be
+    Parquet, ``generation_gt`` was no answer field and a uuid's first group became the dataset."""
+    import datetime
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    _, written, ctx = env
+    when = datetime.datetime(2024, 1, 1)
+    pq.write_table(pa.Table.from_pylist([
+        {"doc_id": "d-1", "contents": "Paris is the capital of France.",
+         "metadata": {"last_modified_datetime": when}},
+        {"doc_id": "d-2", "contents": "Berlin is the capital of Germany.",
+         "metadata": {"last_modified_datetime": when}}]), tmp_path / "corpus.parquet")
+    qid = "d0f2a6b8-1c3e-4f5a-9b7c-2e4d6f8a0b1c"
+    pq.write_table(pa.Table.from_pylist([
+        {"qid": qid, "query": "capital of france?", "retrieval_gt": [["d-1"]],
+         "generation_gt": ["Paris"]}]), tmp_path / "qa.parquet")
+    out = load_data(LoadConfig(), ctx("load"), corpus=file(tmp_path / "corpus.parquet"),
+                    eval=file(tmp_path / "qa.parquet"))
+    assert [(p["id"], p["text"]) for p in written(Passages, out.corpus)][0] == (
+        "d-1", "Paris is the capital of France.")
+    (row,) = written(Questions, out.eval)
+    assert (row["id"], row["dataset"], row["question"], row["answers"], row["gold"]) == (
+        qid, "qa", "capital of france?", ["Paris"], ["d-1"])
