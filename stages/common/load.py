@@ -112,20 +112,35 @@ def _check_shipped(rows: list[dict], name: str, ctx: StageContext) -> None:
 
 def _beir_folder(corpus, eval, qrels, ctx: StageContext):
     """(corpus, eval questions, qrels) paths; a corpus that is a BEIR folder supplies all three
-    (``corpus.jsonl``, ``queries.jsonl``, ``qrels/test.tsv``) unless eval or qrels are wired."""
+    (``corpus.jsonl``, ``queries.jsonl``, each possibly ``.gz`` as the Hugging Face Hub serves
+    them, and ``qrels/test.tsv``) unless eval or qrels are wired."""
     path = corpus.path
     if not path.is_dir():
         return path, (eval.path if eval is not None else None), (qrels.path if qrels is not None else None)
-    parts = {"corpus": path / "corpus.jsonl", "queries": path / "queries.jsonl",
-             "qrels": path / "qrels" / "test.tsv"}
-    missing = [str(p) for p in parts.values() if not p.is_file()]
+
+    def part(name: str) -> Path:
+        return next((p for p in (path / name, path / f"{name}.gz") if p.is_file()), path / name)
+
+    parts = {"corpus": part("corpus.jsonl")}
+    if eval is None:
+        parts["queries"] = part("queries.jsonl")
+    if qrels is None:
+        parts["qrels"] = path / "qrels" / "test.tsv"
+    missing = [p for p in parts.values() if not p.is_file()]
+    if missing and missing[0] == parts.get("qrels") and (path / "qrels").is_dir():
+        splits = sorted(q.name for q in (path / "qrels").glob("*.tsv"))
+        raise ConfigError(f"step '{ctx.step}': the BEIR folder {path} has no qrels/test.tsv "
+                          f"(qrels/ holds: {', '.join(splits) or 'nothing'})",
+                          hint="wire the load step's qrels input to the split to evaluate on "
+                               f"({path / 'qrels' / (splits or ['dev.tsv'])[0]})")
     if missing:
         raise ConfigError(f"step '{ctx.step}': the corpus {path} is a folder but not a BEIR folder: "
                           f"{missing[0]} is missing",
                           hint="point the corpus at one file (join the parts first: cat "
                                "part*.jsonl > corpus.jsonl), or at a BEIR folder holding "
                                "corpus.jsonl, queries.jsonl and qrels/test.tsv")
-    ctx.log.info("BEIR folder %s: corpus.jsonl, queries.jsonl (eval), qrels/test.tsv", path)
+    ctx.log.info("BEIR folder %s: %s", path, ", ".join(f"{p.relative_to(path)} ({name})"
+                                                       for name, p in parts.items()))
     return (parts["corpus"], eval.path if eval is not None else parts["queries"],
             qrels.path if qrels is not None else parts["qrels"])
 

@@ -243,3 +243,29 @@ def test_autorag_parquet_files_load_as_they_are(env, tmp_path):
     (row,) = written(Questions, out.eval)
     assert (row["id"], row["dataset"], row["question"], row["answers"], row["gold"]) == (
         qid, "qa", "capital of france?", ["Paris"], ["d-1"])
+
+
+def test_a_beir_folder_as_the_hub_serves_it_and_one_without_test_qrels(env, tmp_path):
+    """The Hub's BeIR repositories ship ``corpus.jsonl.gz`` and ``queries.jsonl.gz``, which a
+    BEIR folder did not accept; MS MARCO's qrels/ holds dev.tsv only, and a qrels file wired
+    beside the folder still required its test.tsv."""
+    import gzip
+
+    _, written, ctx = env
+    beir = tmp_path / "msmarco"
+    (beir / "qrels").mkdir(parents=True)
+    with gzip.open(beir / "corpus.jsonl.gz", "wt") as f:
+        f.write('{"_id": "d1", "title": "T", "text": "x"}\n{"_id": "d2", "title": "U", "text": "y"}\n')
+    with gzip.open(beir / "queries.jsonl.gz", "wt") as f:
+        f.write('{"_id": "q1", "text": "what?"}\n')
+    (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")
+    with pytest.raises(ConfigError) as err:
+        load_data(LoadConfig(require_answers=False), ctx("load"), corpus=file(beir))
+    assert str(err.value.message) == (f"step 'load': the BEIR folder {beir} has no qrels/test.tsv "
+                                      "(qrels/ holds: dev.tsv)")
+    assert f"wire the load step's qrels input to the split to evaluate on ({beir}/qrels/dev.tsv)" \
+        in err.value.hint
+    out = load_data(LoadConfig(require_answers=False), ctx("load"), corpus=file(beir),
+                    qrels=file(beir / "qrels" / "dev.tsv"))
+    assert [p["id"] for p in written(Passages, out.corpus)] == ["d1", "d2"]
+    assert [(q["id"], q["gold"]) for q in written(Questions, out.eval)] == [("q1", ["d2"])]
