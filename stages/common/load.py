@@ -118,7 +118,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
     if not path.is_dir():
         return path, (eval.path if eval is not None else None), (qrels.path if qrels is not None else None)
 
-    def part(name: str) -> Path:
+    def part(name: str):
         return next((p for p in (path / name, path / f"{name}.gz") if p.is_file()), path / name)
 
     parts = {"corpus": part("corpus.jsonl")}
