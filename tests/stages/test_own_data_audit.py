@@ -162,8 +162,9 @@ def test_answers_given_as_an_unknown_object_name_its_keys_and_the_shapes_read(tm
     msg = refused(read_questions, p)
     assert msg == (f"{p} line 1: 'answers' is an object with keys span, start_token, not an "
                    "answer shape the reader knows (it reads strings, lists of strings, SQuAD's "
-                   "{text: [...], answer_start: [...]} and TriviaQA's {value, aliases, "
-                   "normalized_aliases, ...}); write the answer texts as a list of strings")
+                   "{text: [...], answer_start: [...]}, TriviaQA's {value, aliases, "
+                   "normalized_aliases, ...} and KILT's {answer, provenance}); write the answer "
+                   "texts as a list of strings")
     # a SQuAD key next to one it does not have is not SQuAD's shape
     p = jsonl(tmp_path / "mixed.jsonl", [{"id": "m1", "question": "Who?",
                                          "answer": {"text": ["A"], "value": "A"}}])
@@ -172,10 +173,10 @@ def test_answers_given_as_an_unknown_object_name_its_keys_and_the_shapes_read(tm
 
 
 def test_missing_question_names_the_fields_the_record_has(tmp_path):
-    p = jsonl(tmp_path / "kilt.jsonl", [{"id": "k1", "input": "Who?", "output": [{"answer": "x"}]}])
+    p = jsonl(tmp_path / "own.jsonl", [{"id": "k1", "prompt": "Who?", "output": ["x"]}])
     msg = refused(read_questions, p)
     assert msg.startswith(f"{p} line 1: missing field 'question'")
-    assert "the record has id, input, output" in msg
+    assert "the record has id, prompt, output" in msg
 
 
 def test_folder_of_sets_names_what_it_skips(tmp_path, caplog):
@@ -188,8 +189,8 @@ def test_folder_of_sets_names_what_it_skips(tmp_path, caplog):
         rows = read_question_sets(folder)
     assert [r["id"] for r in rows] == ["nq/t0", "nq/t1"]
     assert [r.getMessage() for r in caplog.records] == [
-        f"{folder}: skipped tqa.txt (not question files: one .jsonl/.json/.ndjson file, optionally "
-        ".gz, per evaluation set)"]
+        f"{folder}: skipped tqa.txt (not question files: one JSON file (.jsonl/.json/.ndjson, "
+        "optionally .gz) or Parquet file (.parquet/.pq) per evaluation set)"]
     nested = tmp_path / "flashrag"
     (nested / "nq").mkdir(parents=True)
     jsonl(nested / "nq" / "test.jsonl", QUESTIONS)

@@ -20,10 +20,12 @@ import logging
 from pathlib import Path
 
 from orchestrator.api import DataError
+from stages.lib.data.files import PARQUET_SUFFIXES
 from stages.lib.data.questions import read_questions
 
 log = logging.getLogger(__name__)
-SUFFIXES = (".jsonl", ".json", ".ndjson", ".parquet", ".pq")
+JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")   # optionally .gz
+ONE_FILE = "one JSON file (.jsonl/.json/.ndjson, optionally .gz) or Parquet file (.parquet/.pq)"
 
 
 def set_name(path: Path) -> str:
@@ -42,7 +44,8 @@ def question_files(folder: Path) -> tuple[list[Path], list[str]]:
     for p in sorted(folder.iterdir()):
         if p.name.startswith((".", "_")):
             continue
-        if p.is_file() and p.name.removesuffix(".gz").endswith(SUFFIXES):
+        json_file = p.name.removesuffix(".gz").endswith(JSON_SUFFIXES)
+        if p.is_file() and (json_file or p.name.endswith(PARQUET_SUFFIXES)):
             files.append(p)
         else:
             others.append(p.name + ("/" if p.is_dir() else ""))
@@ -58,12 +61,11 @@ def read_question_sets(path: str | Path, *, require_answers: bool = True,
     files, others = question_files(path)
     if not files:
         raise DataError(f"{path}: the folder has no question files (it holds: "
-                        f"{', '.join(others) or 'nothing'}); expected one {'/'.join(SUFFIXES)} "
-                        "file per evaluation set; point the input at a question file, or at a "
-                        "folder of them")
+                        f"{', '.join(others) or 'nothing'}); expected {ONE_FILE} per evaluation "
+                        "set; point the input at a question file, or at a folder of them")
     if others:   # a set saved as .txt would otherwise be left out without a word
-        log.warning("%s: skipped %s (not question files: one %s file, optionally .gz, per "
-                    "evaluation set)", path, ", ".join(others), "/".join(SUFFIXES))
+        log.warning("%s: skipped %s (not question files: %s per evaluation set)", path,
+                    ", ".join(others), ONE_FILE)
     names = [set_name(f) for f in files]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:

@@ -1,7 +1,7 @@
 """Question readers: ``{id, dataset, question, answers: [str], gold: [str]}`` (plus ``ctxs`` when
 the file already carries retrieved passages) from JSONL, a JSON array or Parquet (a Hugging Face
 dataset saved with ``to_parquet``) in the FlashRAG, DPR, Self-RAG, DynamicRAG, ALCE/ASQA, SQuAD,
-TriviaQA and BEIR shapes. Bad input raises ``DataError`` naming the file and the line (row)::
+TriviaQA, KILT and BEIR shapes. Bad input raises ``DataError`` naming the file and the line (row)::
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "q.jsonl"
@@ -24,7 +24,7 @@ from stages.lib.data.files import check_file, iter_records
 log = logging.getLogger(__name__)
 
 # Field names accepted for each canonical field, first match wins.
-QUESTION_KEYS = ("question", "Question", "query", "instruction", "text")
+QUESTION_KEYS = ("question", "Question", "query", "instruction", "text", "input")   # KILT: input
 # ARC: answerKey; RAG-Instruct's evaluation files: golds (its scorer's field) and, for MedQA and
 # OpenBookQA, answer_idx (the right option's letter; taken first when the record has options);
 # AutoRAG's qa.parquet: generation_gt
@@ -79,8 +79,11 @@ SQUAD_ANSWER_KEYS = frozenset({"text", "answer_start"})
 TRIVIAQA_ANSWER_KEYS = frozenset({"value", "aliases", "normalized_value", "normalized_aliases",
                                   "matched_wiki_entity_name",
                                   "normalized_matched_wiki_entity_name", "type"})
-ANSWER_OBJECTS = ("SQuAD's {text: [...], answer_start: [...]} and TriviaQA's "
-                  "{value, aliases, normalized_aliases, ...}")
+# KILT's ``output`` entries: ``{answer, provenance, meta}``, an entry with provenance only adds
+# no answer (provenance names Wikipedia pages, not passages: it is not read as gold ids)
+KILT_ANSWER_KEYS = frozenset({"answer", "provenance", "meta"})
+ANSWER_OBJECTS = ("SQuAD's {text: [...], answer_start: [...]}, TriviaQA's "
+                  "{value, aliases, normalized_aliases, ...} and KILT's {answer, provenance}")
 
 
 def _string_list(value: Any, field: str, where: str, *, answers: bool = False) -> list[str]:
@@ -120,12 +123,15 @@ def _string_list(value: Any, field: str, where: str, *, answers: bool = False) -
 
 
 def _answer_object(obj: dict, field: str, where: str) -> list[str]:
-    """The gold answers of an answer object: SQuAD's ``text`` values, or TriviaQA's ``value``
-    then its ``aliases``; an object of any other shape is refused, naming the shapes read.
+    """The gold answers of an answer object: SQuAD's ``text`` values, TriviaQA's ``value``
+    then its ``aliases``, or KILT's ``answer``; an object of any other shape is refused, naming
+    the shapes read.
 
     >>> _answer_object({"value": "Paris", "aliases": ["Paris", "City of Light"],
     ...                 "normalized_aliases": ["paris"], "type": "WikipediaEntity"}, "answer", "f")
     ['Paris', 'City of Light']
+    >>> _answer_object({"answer": "Paris", "provenance": [{"wikipedia_id": "22989"}]}, "output", "f")
+    ['Paris']
     """
     keys = set(map(str, obj))
     if "text" in keys and keys <= SQUAD_ANSWER_KEYS:
@@ -133,6 +139,8 @@ def _answer_object(obj: dict, field: str, where: str) -> list[str]:
     if "value" in keys and keys <= TRIVIAQA_ANSWER_KEYS:
         return list(dict.fromkeys(_string_list(obj["value"], f"{field}.value", where)
                                   + _string_list(obj.get("aliases"), f"{field}.aliases", where)))
+    if keys and keys <= KILT_ANSWER_KEYS:
+        return _string_list(obj.get("answer"), f"{field}.answer", where)
     raise DataError(f"{where}: '{field}' is an object with keys {', '.join(map(str, obj))}, "
                     f"not an answer shape the reader knows (it reads strings, lists of strings, "
                     f"{ANSWER_OBJECTS}); write the answer texts as a list of strings")
@@ -329,12 +337,13 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
                    default_dataset: str | None = None) -> list[dict]:
     """Read a question set (JSONL, a JSON array or Parquet) into canonical rows.
 
-    Accepted fields (first match wins): question ← ``question|Question|query|instruction|text``;
+    Accepted fields (first match wins): question ←
+    ``question|Question|query|instruction|text|input``;
     answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
     ``answers|golden_answers|answer|output|answerKey|golds|generation_gt`` (string, number or
     list; an answer object is read too: SQuAD's ``{text, answer_start}`` gives its ``text``
-    values, TriviaQA's ``{value, aliases, ...}`` its ``value`` then ``aliases``; any other object
-    is refused), and for ASQA records ``qa_pairs`` (one short-answer list per pair) and
+    values, TriviaQA's ``{value, aliases, ...}`` its ``value`` then ``aliases``, KILT's
+    ``{answer, provenance}`` its ``answer``; any other object is refused), and for ASQA records ``qa_pairs`` (one short-answer list per pair) and
     ``long_answers`` kept for ALCE's metrics; a record with ``options`` and ``answer_idx``
     (MedQA, OpenBookQA) has that letter as its gold; ``retrieved_question`` kept;
     ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``; ``choices|options`` →

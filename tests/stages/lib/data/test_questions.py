@@ -226,3 +226,23 @@ def test_a_csv_question_file_is_refused_with_how_to_convert_it(tmp_path):
     p = write(tmp_path / "q.csv", "question,answer\nwho,me\n")
     raises([f"{p}: questions are read from JSON lines, a JSON array or Parquet, not .csv (a cell "
             "cannot hold a list); convert the file, e.g. with pandas"], read_questions, p)
+
+
+def test_kilt_records(tmp_path):
+    """KILT (``nq-dev-kilt.jsonl``, ``fever-dev-kilt.jsonl``; BERGEN's kilt_* sets): the question
+    is ``input`` and the answers the ``answer`` of each ``output`` entry; an entry with
+    provenance only adds none. Before: "missing field 'question'"."""
+    p = jsonl(tmp_path / "nq-dev-kilt.jsonl", [
+        {"id": "-2020245128281318765", "input": "who sings does he love me with reba",
+         "output": [{"answer": "Linda Davis",
+                     "provenance": [{"wikipedia_id": "8484486", "title": "Does He Love You",
+                                     "start_paragraph_id": 1, "end_paragraph_id": 1}]},
+                    {"answer": "Linda Davis"},
+                    {"provenance": [{"wikipedia_id": "8484486", "title": "Does He Love You"}]}],
+         "meta": {}},
+        {"id": "3", "input": "Nikolaj Coster-Waldau worked with the Fox Broadcasting Company.",
+         "output": [{"answer": "SUPPORTS"}]}])
+    rows = read_questions(p)
+    assert [(r["id"], r["dataset"], r["question"][:9], r["answers"], r["gold"]) for r in rows] == [
+        ("-2020245128281318765", "nq-dev-kilt", "who sings", ["Linda Davis"], []),
+        ("3", "nq-dev-kilt", "Nikolaj C", ["SUPPORTS"], [])]
