@@ -131,8 +131,8 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
         splits = sorted(q.name for q in (path / "qrels").glob("*.tsv"))
         raise ConfigError(f"step '{ctx.step}': the BEIR folder {path} has no qrels/test.tsv "
                           f"(qrels/ holds: {', '.join(splits) or 'nothing'})",
-                          hint="wire the load step's qrels input to the split to evaluate on "
-                               f"({path / 'qrels' / (splits or ['dev.tsv'])[0]})")
+                          hint=f"set data.qrels={path / 'qrels' / (splits or ['dev.tsv'])[0]} (the "
+                               f"step's inputs.qrels) to evaluate on that split")
     if missing:
         raise ConfigError(f"step '{ctx.step}': the corpus {path} is a folder but not a BEIR folder: "
                           f"{missing[0]} is missing",

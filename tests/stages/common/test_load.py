@@ -263,8 +263,8 @@ def test_a_beir_folder_as_the_hub_serves_it_and_one_without_test_qrels(env, tmp_
         load_data(LoadConfig(require_answers=False), ctx("load"), corpus=file(beir))
     assert str(err.value.message) == (f"step 'load': the BEIR folder {beir} has no qrels/test.tsv "
                                       "(qrels/ holds: dev.tsv)")
-    assert f"wire the load step's qrels input to the split to evaluate on ({beir}/qrels/dev.tsv)" \
-        in err.value.hint
+    assert err.value.hint == (f"set data.qrels={beir}/qrels/dev.tsv (the step's inputs.qrels) to "
+                              "evaluate on that split")
     out = load_data(LoadConfig(require_answers=False), ctx("load"), corpus=file(beir),
                     qrels=file(beir / "qrels" / "dev.tsv"))
     assert [p["id"] for p in written(Passages, out.corpus)] == ["d1", "d2"]
