@@ -1,7 +1,8 @@
 """Corpus readers: passages ``{id, title, text}`` from DPR ``psgs_w100.tsv`` (``id, text, title``;
 note column 1 is the text), plain JSONL ``{id, title, text}``, FlashRAG JSONL ``{id, contents}``
 (first line of ``contents`` is the title, quotes stripped), BEIR ``corpus.jsonl``
-``{_id, title, text}`` and Parquet.
+``{_id, title, text}`` and Parquet (AutoRAG's ``corpus.parquet``: ``doc_id``, ``contents``, all
+text, and ``metadata``).
 
 Big corpora are read with pyarrow (multi-threaded, no per-row Python); rows come back as a
 ``pyarrow.Table`` from :func:`read_corpus_table` or as dicts from :func:`read_corpus`. Bad input
@@ -293,7 +294,10 @@ def _read_parquet(path: Path, max_passages: int | None):
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         raise DataError(f"{path} row 1: cannot read the columns as strings ({err}); expected string "
                         "columns id, title, text") from None
-    if title is None and text_col == "contents":
+    # FlashRAG's contents start with the title line; AutoRAG's corpus.parquet (doc_id, contents,
+    # metadata) holds chunks of text whose first line is no title
+    autorag = id_col == "doc_id" and "metadata" in names
+    if title is None and text_col == "contents" and not autorag:
         title, text = _split_contents(text)
     return _assemble(path, ids, title, text, "row")
 

@@ -230,7 +230,7 @@ def test_autorag_parquet_files_load_as_they_are(env, tmp_path):
     pq.write_table(pa.Table.from_pylist([
         {"doc_id": "d-1", "contents": "Paris is the capital of France.",
          "metadata": {"last_modified_datetime": when}},
-        {"doc_id": "d-2", "contents": "Berlin is the capital of Germany.",
+        {"doc_id": "d-2", "contents": "Berlin is the capital\nof Germany.",
          "metadata": {"last_modified_datetime": when}}]), tmp_path / "corpus.parquet")
     qid = "d0f2a6b8-1c3e-4f5a-9b7c-2e4d6f8a0b1c"
     pq.write_table(pa.Table.from_pylist([
@@ -238,8 +238,9 @@ def test_autorag_parquet_files_load_as_they_are(env, tmp_path):
          "generation_gt": ["Paris"]}]), tmp_path / "qa.parquet")
     out = load_data(LoadConfig(), ctx("load"), corpus=file(tmp_path / "corpus.parquet"),
                     eval=file(tmp_path / "qa.parquet"))
-    assert [(p["id"], p["text"]) for p in written(Passages, out.corpus)][0] == (
-        "d-1", "Paris is the capital of France.")
+    assert [(p["id"], p["title"], p["text"]) for p in written(Passages, out.corpus)] == [
+        ("d-1", "", "Paris is the capital of France."),
+        ("d-2", "", "Berlin is the capital\nof Germany.")]   # a chunk's first line is no title
     (row,) = written(Questions, out.eval)
     assert (row["id"], row["dataset"], row["question"], row["answers"], row["gold"]) == (
         qid, "qa", "capital of france?", ["Paris"], ["d-1"])
