@@ -7,8 +7,8 @@ name without extensions (``asqa.jsonl.gz`` -> ``asqa``), as the original inferen
 the answer style by file name (a record's own ``dataset`` field is overridden), and its question ids become ``<set>/<id>`` (sets number their questions independently, so bare
 ids would collide; ids from the line number become ``<set>/<line>``). ``max_questions`` applies
 per set. Files whose names start with ``.`` or ``_`` are skipped, as are non-question files
-(anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``, and ``.parquet``) and subfolders, with a
-warning naming those (a set saved as ``nq.txt`` is not left out unseen).
+(anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``, and ``.parquet``/``.pq``)
+and subfolders, with a warning naming those (a set saved as ``nq.txt`` is not left out unseen).
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
 its metrics in ``evaluate`` (one block per set and their macro average).

@@ -48,7 +48,7 @@ READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
 
 _ID_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)[_\-:]")
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
 
 
 
@@ -57,7 +57,7 @@ def _dataset_from(qid: str, path: Path | None) -> str:
 
     >>> _dataset_from("nq_12", None), _dataset_from("train_3", Path("data/hotpotqa/train.jsonl"))
     ('nq', 'hotpotqa')
-    >>> _dataset_from("d0f2a6b8-1c3e-4f5a-9b7c-2e4d6f8a0b1c", Path("qa.parquet"))   # AutoRAG's uuid4
+    >>> _dataset_from("d0f2a6b8-1c3e-4f5a-9b7c-2e4d6f8a0b1c", Path("qa.parquet"))   # a uuid4
     'qa'
     """
     m = None if _UUID.match(qid) else _ID_PREFIX.match(qid)
@@ -130,7 +130,7 @@ def _answer_object(obj: dict, field: str, where: str) -> list[str]:
     >>> _answer_object({"value": "Paris", "aliases": ["Paris", "City of Light"],
     ...                 "normalized_aliases": ["paris"], "type": "WikipediaEntity"}, "answer", "f")
     ['Paris', 'City of Light']
-    >>> _answer_object({"answer": "Paris", "provenance": [{"wikipedia_id": "22989"}]}, "output", "f")
+    >>> _answer_object({"answer": "Paris", "provenance": [{"wikipedia_id": "2"}]}, "output", "f")
     ['Paris']
     """
     keys = set(map(str, obj))
@@ -338,22 +338,22 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     """Read a question set (JSONL, a JSON array or Parquet) into canonical rows.
 
     Accepted fields (first match wins): question ←
-    ``question|Question|query|instruction|text|input``;
-    answers ← ASQA ``qa_pairs[*].short_answers`` when present, else
+    ``question|Question|query|instruction|text|input``; answers ← ASQA
+    ``qa_pairs[*].short_answers`` when present, else
     ``answers|golden_answers|answer|output|answerKey|golds|generation_gt`` (string, number or
     list; an answer object is read too: SQuAD's ``{text, answer_start}`` gives its ``text``
     values, TriviaQA's ``{value, aliases, ...}`` its ``value`` then ``aliases``, KILT's
-    ``{answer, provenance}`` its ``answer``; any other object is refused), and for ASQA records ``qa_pairs`` (one short-answer list per pair) and
-    ``long_answers`` kept for ALCE's metrics; a record with ``options`` and ``answer_idx``
-    (MedQA, OpenBookQA) has that letter as its gold; ``retrieved_question`` kept;
-    ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``; ``choices|options`` →
-    ``choices``; ``context``, ``instruction`` (when not the question) and
-    ``previous_question`` kept in the shapes :func:`_set_inputs` reads;
-    gold passage ids ← ``gold`` (list or str), AutoRAG's ``retrieval_gt`` (lists of ids) or DPR
-    ``positive_ctxs[*].passage_id`` (Tevatron's ``positive_passages[*].docid``);
-    id ← ``id|_id|qid|q_id|question_id|query_id|example_id`` else the line number;
-    dataset ← ``dataset|source``, else the id prefix (``nq_12`` → ``nq``; not a UUID's first
-    group), else the file stem (or its folder when the stem is a split name).
+    ``{answer, provenance}`` its ``answer``; any other object is refused), and for ASQA records
+    ``qa_pairs`` (one short-answer list per pair) and ``long_answers`` kept for ALCE's metrics;
+    a record with ``options`` and ``answer_idx`` (MedQA, OpenBookQA) has that letter as its
+    gold; ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
+    ``choices|options`` → ``choices``; ``context``, ``instruction`` (when not the question) and
+    ``previous_question`` kept in the shapes :func:`_set_inputs` reads; gold passage ids ←
+    ``gold`` (list or str), AutoRAG's ``retrieval_gt`` (lists of ids) or DPR
+    ``positive_ctxs[*].passage_id`` (Tevatron's ``positive_passages[*].docid``); id ←
+    ``id|_id|qid|q_id|question_id|query_id|example_id`` else the line number; dataset ←
+    ``dataset|source``, else the id prefix (``nq_12`` → ``nq``; not a UUID's first group), else
+    the file stem (or its folder when the stem is a split name).
     Question ids must be unique. Any other field is dropped, and named in a warning (a field
     under a name the reader does not take, such as ``gold_ids``, would be lost without a word).
     """

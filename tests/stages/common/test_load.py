@@ -256,7 +256,8 @@ def test_a_beir_folder_as_the_hub_serves_it_and_one_without_test_qrels(env, tmp_
     beir = tmp_path / "msmarco"
     (beir / "qrels").mkdir(parents=True)
     with gzip.open(beir / "corpus.jsonl.gz", "wt") as f:
-        f.write('{"_id": "d1", "title": "T", "text": "x"}\n{"_id": "d2", "title": "U", "text": "y"}\n')
+        f.write('{"_id": "d1", "title": "T", "text": "x"}\n'
+                '{"_id": "d2", "title": "U", "text": "y"}\n')
     with gzip.open(beir / "queries.jsonl.gz", "wt") as f:
         f.write('{"_id": "q1", "text": "what?"}\n')
     (beir / "qrels" / "dev.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td2\t1\n")

@@ -335,7 +335,8 @@ def test_exemplars_read_the_released_sample_as_parquet(env, tmp_path):
     _, written, ctx = env
     sample = [
         {"context": [{"id": 11, "title": "A", "text": "a text", "socre": "1.5"}],
-         "source": "sharegpt", "example_question": "Explain the tides.", "task": "Single-Doc Answer"},
+         "source": "sharegpt", "example_question": "Explain the tides.",
+         "task": "Single-Doc Answer"},
         {"context": [{"id": 31, "title": "D", "text": "d"}, {"id": 32, "title": "E", "text": "e"}],
          "source": "lmsys", "example_question": "Why?", "task": "Single-Doc Support"},
     ]
