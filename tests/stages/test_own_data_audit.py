@@ -190,7 +190,8 @@ def test_folder_of_sets_names_what_it_skips(tmp_path, caplog):
     assert [r["id"] for r in rows] == ["nq/t0", "nq/t1"]
     assert [r.getMessage() for r in caplog.records] == [
         f"{folder}: skipped tqa.txt (not question files: one JSON file (.jsonl/.json/.ndjson, "
-        "optionally .gz) or Parquet file (.parquet/.pq) per evaluation set)"]
+        "optionally .gz), Parquet file (.parquet/.pq) or saved dataset folder (save_to_disk) per "
+        "evaluation set)"]
     nested = tmp_path / "flashrag"
     (nested / "nq").mkdir(parents=True)
     jsonl(nested / "nq" / "test.jsonl", QUESTIONS)

@@ -1,6 +1,6 @@
-"""Line, JSON and Parquet readers shared by the data formats (corpus, questions, qrels): gzip
-is read transparently, every record comes with its line (row) number, and a bad line is a
-one-line ``DataError`` naming the file and the line."""
+"""Line, JSON, Parquet and saved-dataset readers shared by the data formats (corpus, questions,
+qrels): gzip is read transparently, every record comes with its line (row) number, and a bad
+line is a one-line ``DataError`` naming the file and the line."""
 
 from __future__ import annotations
 
@@ -137,9 +137,13 @@ PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def iter_records(path: str | Path, what: str) -> tuple[str, Iterator[tuple[int, Any]]]:
-    """``(unit, records)`` of a file of ``what`` (``"questions"``): ``"row"`` and its Parquet
-    rows for a ``.parquet``/``.pq`` file, else ``"line"`` and its JSON records. A CSV or TSV
-    file is refused with how to convert it (a cell holds no list of answers or passages)."""
+    """``(unit, records)`` of a file of ``what`` (``"questions"``): ``"row"`` and its rows for a
+    ``.parquet``/``.pq`` file or a Hugging Face dataset folder (``save_to_disk``), else
+    ``"line"`` and its JSON records. A CSV or TSV file is refused with how to convert it (a
+    cell holds no list of answers or passages)."""
+    files = saved_dataset_files(Path(path))
+    if files is not None:
+        return "row", iter_arrow_records(Path(path), files, what)
     path = check_file(path)
     suffix = strip_gz(path)
     if suffix in (".csv", ".tsv"):
@@ -149,6 +153,53 @@ def iter_records(path: str | Path, what: str) -> tuple[str, Iterator[tuple[int, 
     if suffix in PARQUET_SUFFIXES:
         return "row", iter_parquet_records(path, what)
     return "line", iter_json_records(path)
+
+
+def saved_dataset_files(path: Path) -> list[Path] | None:
+    """The Arrow files of a Hugging Face dataset folder written by ``save_to_disk`` (its
+    ``state.json`` lists them), or None when ``path`` is no such folder. A ``DatasetDict`` folder
+    (``dataset_dict.json``, a subfolder per split) is refused, naming its splits."""
+    if not path.is_dir():
+        return None
+    if (path / "dataset_dict.json").is_file():
+        splits = sorted(p.name for p in path.iterdir() if (p / "state.json").is_file())
+        raise DataError(f"{path}: a Hugging Face DatasetDict folder (splits: "
+                        f"{', '.join(splits) or 'none'}); expected one split; point the input at "
+                        f"one split's folder, e.g. {path / (splits or ['test'])[0]}")
+    state = path / "state.json"
+    if not state.is_file():
+        return None
+    try:
+        files = [path / f["filename"] for f in json.loads(state.read_text())["_data_files"]]
+    except (ValueError, KeyError, TypeError):
+        raise DataError(f"{state}: not the state file of a saved dataset (expected a "
+                        "_data_files list); save the dataset again with save_to_disk") from None
+    missing = [f.name for f in files if not f.is_file()]
+    if missing:
+        raise DataError(f"{path}: {missing[0]} is listed in state.json but missing; copy the "
+                        "whole folder, or save the dataset again with save_to_disk")
+    return files
+
+
+def iter_arrow_records(path: Path, files: list[Path], what: str) -> Iterator[tuple[int, dict]]:
+    """Yield ``(row number, record)`` for each row of a saved dataset's Arrow files (Arrow IPC
+    streams), nulls left out as for Parquet (:func:`iter_parquet_records`)."""
+    import pyarrow as pa
+
+    row_no = 0
+    for file in files:
+        with pa.memory_map(str(file)) as source:
+            try:
+                reader = pa.ipc.open_stream(source)
+            except pa.ArrowInvalid as e:
+                raise DataError(f"{file}: cannot read as an Arrow stream ({e}); save the dataset "
+                                "again with save_to_disk") from None
+            for batch in reader:
+                for rec in batch.to_pylist():
+                    row_no += 1
+                    yield row_no, {k: v for k, v in rec.items() if v is not None}
+    if row_no == 0:
+        raise DataError(f"{path}: the saved dataset has no rows (expected {what})")
 
 
 def iter_parquet_records(path: str | Path, what: str = "records") -> Iterator[tuple[int, dict]]:

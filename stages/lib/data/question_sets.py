@@ -8,7 +8,9 @@ the answer style by file name (a record's own ``dataset`` field is overridden), 
 ids would collide; ids from the line number become ``<set>/<line>``). ``max_questions`` applies
 per set. Files whose names start with ``.`` or ``_`` are skipped, as are non-question files
 (anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``, and ``.parquet``/``.pq``)
-and subfolders, with a warning naming those (a set saved as ``nq.txt`` is not left out unseen).
+and subfolders other than a Hugging Face dataset's ``save_to_disk`` folder, with a warning naming
+those (a set saved as ``nq.txt`` is not left out unseen). A question input may also be one such
+saved dataset folder itself (one split of a ``DatasetDict``).
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
 its metrics in ``evaluate`` (one block per set and their macro average).
@@ -20,12 +22,13 @@ import logging
 from pathlib import Path
 
 from orchestrator.api import DataError
-from stages.lib.data.files import PARQUET_SUFFIXES
+from stages.lib.data.files import PARQUET_SUFFIXES, saved_dataset_files
 from stages.lib.data.questions import read_questions
 
 log = logging.getLogger(__name__)
 JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")   # optionally .gz
-ONE_FILE = "one JSON file (.jsonl/.json/.ndjson, optionally .gz) or Parquet file (.parquet/.pq)"
+ONE_FILE = ("one JSON file (.jsonl/.json/.ndjson, optionally .gz), Parquet file (.parquet/.pq) or "
+            "saved dataset folder (save_to_disk)")
 
 
 def set_name(path: Path) -> str:
@@ -45,7 +48,8 @@ def question_files(folder: Path) -> tuple[list[Path], list[str]]:
         if p.name.startswith((".", "_")):
             continue
         json_file = p.name.removesuffix(".gz").endswith(JSON_SUFFIXES)
-        if p.is_file() and (json_file or p.name.endswith(PARQUET_SUFFIXES)):
+        if (p.is_file() and (json_file or p.name.endswith(PARQUET_SUFFIXES))
+                or (p / "state.json").is_file()):   # a dataset's save_to_disk folder
             files.append(p)
         else:
             others.append(p.name + ("/" if p.is_dir() else ""))
@@ -56,7 +60,7 @@ def read_question_sets(path: str | Path, *, require_answers: bool = True,
                        max_questions: int | None = None) -> list[dict]:
     """Question rows from a file, or from every question file of a folder (see module doc)."""
     path = Path(path)
-    if not path.is_dir():
+    if not path.is_dir() or saved_dataset_files(path) is not None:
         return read_questions(path, require_answers=require_answers, max_questions=max_questions)
     files, others = question_files(path)
     if not files:

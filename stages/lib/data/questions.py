@@ -19,7 +19,7 @@ from typing import Any
 
 from orchestrator.api import DataError
 from stages.lib.data.corpus import DOC_ID_KEYS, title_text
-from stages.lib.data.files import check_file, iter_records
+from stages.lib.data.files import iter_records
 
 log = logging.getLogger(__name__)
 
@@ -357,7 +357,7 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     Question ids must be unique. Any other field is dropped, and named in a warning (a field
     under a name the reader does not take, such as ``gold_ids``, would be lost without a word).
     """
-    path = check_file(path)
+    path = Path(path)
     unit, records = iter_records(path, "questions")
     rows: list[dict] = []
     seen: dict[str, int] = {}

@@ -103,3 +103,38 @@ def test_a_set_saved_as_parquet_is_one_of_the_folder(eval_data):
     rows = read_question_sets(eval_data)
     assert [(r["id"], r["dataset"], r["answers"]) for r in rows if r["dataset"] == "triviaqa"] \
         == [("triviaqa/7", "triviaqa", ["Ann"])]
+
+
+def test_saved_hugging_face_datasets(tmp_path, eval_data):
+    """A question input may be a dataset saved with ``save_to_disk`` (one split), and a folder of
+    sets may hold such folders; a DatasetDict folder is refused, naming its splits. Before: "the
+    folder has no question files (it holds: data-00000-of-00001.arrow, ...)"."""
+    import datasets
+
+    nq = datasets.DatasetDict({
+        "validation": datasets.Dataset.from_list([{"id": "1", "question": "who?", "answer": ["Ann"]},
+                                                  {"id": "2", "question": "when?",
+                                                   "answer": ["1871"]}]),
+        "train": datasets.Dataset.from_list([{"question": "q", "answer": ["a"]}])})
+    nq.save_to_disk(str(tmp_path / "nq_open"))
+    with pytest.raises(DataError) as err:
+        read_question_sets(tmp_path / "nq_open")
+    assert err.value.message == (
+        f"{tmp_path / 'nq_open'}: a Hugging Face DatasetDict folder (splits: train, validation); "
+        f"expected one split; point the input at one split's folder, e.g. "
+        f"{tmp_path / 'nq_open' / 'train'}")
+    rows = read_question_sets(tmp_path / "nq_open" / "validation")
+    assert [(r["id"], r["dataset"], r["answers"]) for r in rows] == [
+        ("1", "nq_open", ["Ann"]), ("2", "nq_open", ["1871"])]   # the split's folder names no set
+
+    nq["validation"].save_to_disk(str(eval_data / "triviaqa"))
+    rows = read_question_sets(eval_data)
+    assert [(r["id"], r["dataset"]) for r in rows if r["dataset"] == "triviaqa"] == [
+        ("triviaqa/1", "triviaqa"), ("triviaqa/2", "triviaqa")]
+
+    (eval_data / "triviaqa" / "data-00000-of-00001.arrow").unlink()
+    with pytest.raises(DataError) as err:
+        read_question_sets(eval_data)
+    assert err.value.message == (f"{eval_data / 'triviaqa'}: data-00000-of-00001.arrow is listed in "
+                                 "state.json but missing; copy the whole folder, or save the "
+                                 "dataset again with save_to_disk")
