@@ -57,3 +57,33 @@ def test_alpaca_as_the_hub_serves_it_in_parquet(env, tmp_path):
     rows = written(Chat, load_chat(LoadChatConfig(max_rows=1), ctx("alpaca"), data=file(path)))
     assert [(r["id"], r["messages"][0]["content"]) for r in rows] == [
         ("alpaca-1", "Give a synonym.\nhappy")]
+
+
+def test_sharegpt_and_chat_messages_records(env, tmp_path):
+    """LLaMA-Factory's ShareGPT (``conversations`` of ``{from, value}``) and chat ``messages``
+    (TRL, OpenAI, most chat sets on the Hub), beside Alpaca in one file. Before: "'instruction'
+    must be a non-empty string"."""
+    _, written, ctx = env
+    path = tmp_path / "mix.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in [
+        {"conversations": [{"from": "human", "value": "Hi"}, {"from": "gpt", "value": "Hello."},
+                           {"from": "human", "value": "2+2?"}, {"from": "gpt", "value": "4"}],
+         "system": "Be brief."},
+        {"messages": [{"role": "user", "content": "Name a colour."},
+                      {"role": "assistant", "content": "Blue."}]},
+        {"instruction": "Count.", "output": "1 2 3"}]) + "\n")
+    rows = written(Chat, load_chat(LoadChatConfig(), ctx("alpaca"), data=file(path)))
+    assert [[m["role"] for m in r["messages"]] for r in rows] == [
+        ["system", "user", "assistant", "user", "assistant"], ["user", "assistant"],
+        ["user", "assistant"]]
+    assert rows[0]["messages"][0]["content"] == "Be brief." and rows[1]["id"] == "alpaca-2"
+
+    turns = [{"from": "human", "value": "x"}, {"from": "function_call", "value": "{}"}]
+    path.write_text(json.dumps({"conversations": turns}) + "\n")
+    with pytest.raises(DataError, match=r"mix.jsonl line 1: conversations\[1\] must be \{from, "
+                                        r"value\} with from one of human, user, gpt"):
+        load_chat(LoadChatConfig(), ctx("alpaca"), data=file(path))
+    path.write_text(json.dumps({"messages": [{"role": "user", "content": "x"}]}) + "\n")
+    with pytest.raises(DataError, match=r"mix.jsonl line 1: the conversation must end with a "
+                                        r"non-empty assistant turn \(it ends with 'user'\)"):
+        load_chat(LoadChatConfig(), ctx("alpaca"), data=file(path))
