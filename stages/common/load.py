@@ -41,7 +41,7 @@ class LoadConfig:
     num_eval: Annotated[int, Ge(0)] = 50
     # readers (used for wired files)
     # the corpus file format; None: detect it
-    corpus_format: Literal["dpr", "jsonl", "flashrag", "beir", "parquet"] | None = None
+    corpus_format: Literal["dpr", "jsonl", "flashrag", "beir", "parquet", "dataset"] | None = None
     max_passages: Annotated[int, Ge(1)] | None = None  # keep the first N passages of the corpus
     max_train: Annotated[int, Ge(0)] | None = None  # keep the first N train questions
     max_eval: Annotated[int, Ge(0)] | None = None  # keep the first N eval questions (of each set)
@@ -114,8 +114,10 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
     """(corpus, eval questions, qrels) paths; a corpus that is a BEIR folder supplies all three
     (``corpus.jsonl``, ``queries.jsonl``, each possibly ``.gz`` as the Hugging Face Hub serves
     them, and ``qrels/test.tsv``) unless eval or qrels are wired."""
+    from stages.lib.data.files import saved_dataset_files
+
     path = corpus.path
-    if not path.is_dir():
+    if not path.is_dir() or saved_dataset_files(path) is not None:   # a file, or save_to_disk's
         return path, (eval.path if eval is not None else None), (qrels.path if qrels is not None else None)
 
     def part(name: str):

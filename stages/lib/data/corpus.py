@@ -1,8 +1,9 @@
 """Corpus readers: passages ``{id, title, text}`` from DPR ``psgs_w100.tsv`` (``id, text, title``;
 note column 1 is the text), plain JSONL ``{id, title, text}``, FlashRAG JSONL ``{id, contents}``
 (first line of ``contents`` is the title, quotes stripped), BEIR ``corpus.jsonl``
-``{_id, title, text}`` and Parquet (AutoRAG's ``corpus.parquet``: ``doc_id``, ``contents``, all
-text, and ``metadata``).
+``{_id, title, text}``, Parquet (AutoRAG's ``corpus.parquet``: ``doc_id``, ``contents``, all
+text, and ``metadata``) and a Hugging Face dataset's ``save_to_disk`` folder (format ``dataset``,
+the same columns as Parquet).
 
 Big corpora are read with pyarrow (multi-threaded, no per-row Python); rows come back as a
 ``pyarrow.Table`` from :func:`read_corpus_table` or as dicts from :func:`read_corpus`. Bad input
@@ -18,11 +19,12 @@ from typing import Any
 
 from orchestrator.api import DataError
 from stages.lib.data.files import (check_file, empty_error, first_line, first_rows,
-                                     iter_json_records, numbered_lines, strip_gz)
+                                     iter_json_records, numbered_lines, saved_dataset_files,
+                                     strip_gz)
 
 log = logging.getLogger(__name__)
 
-CORPUS_FORMATS = ("dpr", "jsonl", "flashrag", "beir", "parquet")
+CORPUS_FORMATS = ("dpr", "jsonl", "flashrag", "beir", "parquet", "dataset")
 _FORMAT_ALIASES = {"tsv": "dpr", "psgs_w100": "dpr", "json": "jsonl", "ndjson": "jsonl",
                    "pq": "parquet"}
 DOC_ID_KEYS = ("id", "_id", "doc_id", "docid", "passage_id")
@@ -43,6 +45,8 @@ def detect_corpus_format(path: str | Path) -> str:
     ``.parquet`` is Parquet and ``.tsv`` is DPR; JSON files are told apart by their first record:
     ``contents`` → flashrag, ``_id`` → beir, ``id`` + ``text`` → jsonl.
     """
+    if saved_dataset_files(Path(path)) is not None:
+        return "dataset"
     path = check_file(path)
     ext = strip_gz(path)
     if ext in (".parquet", ".pq"):
@@ -101,14 +105,16 @@ def read_corpus_table(path: str | Path, format: str | None = None,
     ``max_passages`` keeps the first N (and stops reading there). ``check_unique`` rejects a
     corpus whose passage ids repeat (retrieval results could not be mapped back otherwise).
     """
-    path = check_file(path)
+    path = Path(path)
     fmt = _resolve_format(path, format)
-    if fmt == "dpr":
-        table = _read_dpr(path, max_passages)
+    if fmt == "dataset":
+        table = _read_saved_dataset(path, max_passages)
+    elif fmt == "dpr":
+        table = _read_dpr(check_file(path), max_passages)
     elif fmt == "parquet":
-        table = _read_parquet(path, max_passages)
+        table = _read_parquet(check_file(path), max_passages)
     else:
-        table = _read_json_corpus(path, max_passages)
+        table = _read_json_corpus(check_file(path), max_passages)
     if table.num_rows == 0:
         raise empty_error(path, "at least one passage")
     if check_unique:
@@ -270,12 +276,7 @@ def _read_parquet(path: Path, max_passages: int | None):
                         "file must be Parquet: convert it, or name it .jsonl/.tsv (or set the "
                         "load step's corpus_format:) if it holds JSON lines or DPR TSV") from None
     names = pf.schema_arrow.names
-    id_col = next((k for k in DOC_ID_KEYS if k in names), None)
-    text_col = next((k for k in ("text", "contents") if k in names), None)
-    if id_col is None or text_col is None:
-        raise DataError(f"{path} row 1: Parquet columns {names} lack an id or text column; "
-                        "expected id, title, text (or _id/doc_id, contents); rename the columns")
-    cols = [id_col, text_col] + (["title"] if "title" in names else [])
+    cols = _passage_columns(path, names, "Parquet")
     if max_passages is None:
         table = pf.read(columns=cols)
     else:
@@ -287,6 +288,47 @@ def _read_parquet(path: Path, max_passages: int | None):
                 break
         table = (pa.Table.from_batches(batches).slice(0, max_passages) if batches
                  else pf.read(columns=cols))
+    return _table_passages(path, table, names)
+
+
+def _read_saved_dataset(path: Path, max_passages: int | None):
+    """A Hugging Face dataset's ``save_to_disk`` folder: its Arrow files, memory-mapped."""
+    import pyarrow as pa
+
+    files = saved_dataset_files(path)
+    if files is None:
+        raise DataError(f"{path}: not a dataset saved with save_to_disk (no state.json); point "
+                        "the corpus at such a folder, or set the load step's corpus_format: to "
+                        "the file's format")
+    tables = []
+    for file in files:
+        try:
+            tables.append(pa.ipc.open_stream(pa.memory_map(str(file))).read_all())
+        except pa.ArrowInvalid as e:
+            raise DataError(f"{file}: cannot read as an Arrow stream ({e}); save the dataset "
+                            "again with save_to_disk") from None
+    table = pa.concat_tables(tables)
+    names = table.schema.names
+    table = table.select(_passage_columns(path, names, "dataset"))
+    return _table_passages(path, table if max_passages is None else table.slice(0, max_passages),
+                           names)
+
+
+def _passage_columns(path: Path, names: list[str], what: str) -> list[str]:
+    """The id, text (or FlashRAG's contents) and title columns of a table with ``names``."""
+    id_col = next((k for k in DOC_ID_KEYS if k in names), None)
+    text_col = next((k for k in ("text", "contents") if k in names), None)
+    if id_col is None or text_col is None:
+        raise DataError(f"{path} row 1: {what} columns {names} lack an id or text column; "
+                        "expected id, title, text (or _id/doc_id, contents); rename the columns")
+    return [id_col, text_col] + (["title"] if "title" in names else [])
+
+
+def _table_passages(path: Path, table, names: list[str]):
+    """The passage table of the columns ``_passage_columns`` chose (``table`` holds just those)."""
+    import pyarrow as pa
+
+    id_col, text_col = table.schema.names[:2]
     try:
         ids = table[id_col].cast(pa.string())
         text = table[text_col].cast(pa.string())
@@ -470,15 +512,16 @@ def _check_unique_ids(path: Path, fmt: str, table) -> None:
     counts = pc.value_counts(ids)
     dup = pc.filter(counts, pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
     where = pc.indices_nonzero(pc.equal(ids, dup).combine_chunks()).to_pylist()[:2]
-    unit = "row" if fmt == "parquet" else "line"
+    unit = "row" if fmt in ("parquet", "dataset") else "line"
     first, second = (_record_line(path, fmt, i) for i in where)
     raise DataError(f"{path} {unit} {second}: passage id '{dup}' repeats (first on {unit} {first}); "
                     "expected unique passage ids; de-duplicate the corpus")
 
 
 def _record_line(path: Path, fmt: str, index: int) -> int:
-    """The 1-based line (row for Parquet) of the ``index``-th record, skipping blank lines."""
-    if fmt == "parquet":
+    """The 1-based line (row for Parquet and a saved dataset) of the ``index``-th record,
+    skipping blank lines."""
+    if fmt in ("parquet", "dataset"):
         return index + 1
     seen = -1
     header = None

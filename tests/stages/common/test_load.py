@@ -271,3 +271,18 @@ def test_a_beir_folder_as_the_hub_serves_it_and_one_without_test_qrels(env, tmp_
                     qrels=file(beir / "qrels" / "dev.tsv"))
     assert [p["id"] for p in written(Passages, out.corpus)] == ["d1", "d2"]
     assert [(q["id"], q["gold"]) for q in written(Questions, out.eval)] == [("q1", ["d2"])]
+
+
+def test_a_saved_dataset_corpus_is_no_beir_folder(env, tmp_path):
+    """A corpus folder written by ``save_to_disk`` loads as a corpus; before: "the corpus … is a
+    folder but not a BEIR folder: …/corpus.jsonl is missing"."""
+    import datasets
+
+    _, written, ctx = env
+    datasets.Dataset.from_list([{"id": "d1", "title": "T", "text": "x"}]).save_to_disk(
+        str(tmp_path / "corpus"))
+    (tmp_path / "q.jsonl").write_text(json.dumps({"question": "q", "answers": ["x"],
+                                                  "gold": ["d1"]}) + "\n")
+    out = load_data(LoadConfig(), ctx("load"), corpus=file(tmp_path / "corpus"),
+                    eval=file(tmp_path / "q.jsonl"))
+    assert written(Passages, out.corpus) == [{"id": "d1", "title": "T", "text": "x"}]

@@ -160,3 +160,21 @@ def test_doctests():
     from stages.lib.data import corpus
 
     assert doctest.testmod(corpus).failed == 0
+
+
+def test_a_saved_hugging_face_dataset_is_a_corpus(tmp_path):
+    """A corpus saved with ``save_to_disk`` (the columns a Parquet corpus may have) reads from
+    its Arrow files; before, a folder was a corpus only as a BEIR folder."""
+    import datasets
+
+    datasets.Dataset.from_list([{"docid": 7, "title": "A", "text": "alpha", "url": "u"},
+                                {"docid": 8, "title": "B", "text": "beta", "url": "v"},
+                                {"docid": 7, "title": "C", "text": "gamma", "url": "w"}]
+                               ).save_to_disk(str(tmp_path / "wiki"))
+    assert detect_corpus_format(tmp_path / "wiki") == "dataset"
+    assert read_corpus(tmp_path / "wiki", max_passages=2) == [
+        {"id": "7", "title": "A", "text": "alpha"}, {"id": "8", "title": "B", "text": "beta"}]
+    raises([f"{tmp_path / 'wiki'} row 3: passage id '7' repeats (first on row 1)"],
+           read_corpus, tmp_path / "wiki")
+    raises([f"{tmp_path}: not a dataset saved with save_to_disk (no state.json)"],
+           read_corpus, tmp_path, format="dataset")
