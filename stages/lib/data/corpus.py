@@ -19,8 +19,8 @@ from typing import Any
 
 from orchestrator.api import DataError
 from stages.lib.data.files import (check_file, empty_error, first_line, first_rows,
-                                     iter_json_records, numbered_lines, saved_dataset_files,
-                                     strip_gz)
+                                     iter_json_records, numbered_lines, open_arrow_stream,
+                                     saved_dataset_files, strip_gz)
 
 log = logging.getLogger(__name__)
 
@@ -300,14 +300,7 @@ def _read_saved_dataset(path: Path, max_passages: int | None):
         raise DataError(f"{path}: not a dataset saved with save_to_disk (no state.json); point "
                         "the corpus at such a folder, or set the load step's corpus_format: to "
                         "the file's format")
-    tables = []
-    for file in files:
-        try:
-            tables.append(pa.ipc.open_stream(pa.memory_map(str(file))).read_all())
-        except pa.ArrowInvalid as e:
-            raise DataError(f"{file}: cannot read as an Arrow stream ({e}); save the dataset "
-                            "again with save_to_disk") from None
-    table = pa.concat_tables(tables)
+    table = pa.concat_tables([open_arrow_stream(file).read_all() for file in files])
     names = table.schema.names
     table = table.select(_passage_columns(path, names, "dataset"))
     return _table_passages(path, table if max_passages is None else table.slice(0, max_passages),

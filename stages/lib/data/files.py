@@ -170,7 +170,12 @@ def saved_dataset_files(path: Path) -> list[Path] | None:
     if not state.is_file():
         return None
     try:
-        files = [path / f["filename"] for f in json.loads(state.read_text())["_data_files"]]
+        text = state.read_text()
+    except OSError as e:
+        raise DataError(f"{state}: cannot read it ({e.strerror}); make the saved dataset's folder "
+                        "readable") from None
+    try:
+        files = [path / f["filename"] for f in json.loads(text)["_data_files"]]
     except (ValueError, KeyError, TypeError):
         raise DataError(f"{state}: not the state file of a saved dataset (expected a "
                         "_data_files list); save the dataset again with save_to_disk") from None
@@ -181,23 +186,26 @@ def saved_dataset_files(path: Path) -> list[Path] | None:
     return files
 
 
+def open_arrow_stream(file: Path):
+    """A reader of one of a saved dataset's Arrow files (an Arrow IPC stream, memory-mapped)."""
+    import pyarrow as pa
+
+    try:
+        return pa.ipc.open_stream(pa.memory_map(str(file)))
+    except pa.ArrowInvalid as e:
+        raise DataError(f"{file}: cannot read as an Arrow stream ({e}); save the dataset again "
+                        "with save_to_disk") from None
+
+
 def iter_arrow_records(path: Path, files: list[Path], what: str) -> Iterator[tuple[int, dict]]:
     """Yield ``(row number, record)`` for each row of a saved dataset's Arrow files (Arrow IPC
     streams), nulls left out as for Parquet (:func:`iter_parquet_records`)."""
-    import pyarrow as pa
-
     row_no = 0
     for file in files:
-        with pa.memory_map(str(file)) as source:
-            try:
-                reader = pa.ipc.open_stream(source)
-            except pa.ArrowInvalid as e:
-                raise DataError(f"{file}: cannot read as an Arrow stream ({e}); save the dataset "
-                                "again with save_to_disk") from None
-            for batch in reader:
-                for rec in batch.to_pylist():
-                    row_no += 1
-                    yield row_no, {k: v for k, v in rec.items() if v is not None}
+        for batch in open_arrow_stream(file):
+            for rec in batch.to_pylist():
+                row_no += 1
+                yield row_no, {k: v for k, v in rec.items() if v is not None}
     if row_no == 0:
         raise DataError(f"{path}: the saved dataset has no rows (expected {what})")
 

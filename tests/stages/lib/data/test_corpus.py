@@ -178,3 +178,6 @@ def test_a_saved_hugging_face_dataset_is_a_corpus(tmp_path):
            read_corpus, tmp_path / "wiki")
     raises([f"{tmp_path}: not a dataset saved with save_to_disk (no state.json)"],
            read_corpus, tmp_path, format="dataset")
+    (tmp_path / "wiki" / "data-00000-of-00001.arrow").write_bytes(b"not arrow at all")
+    raises([f"{tmp_path / 'wiki' / 'data-00000-of-00001.arrow'}: cannot read as an Arrow stream (",
+            "save the dataset again with save_to_disk"], read_corpus, tmp_path / "wiki")

@@ -138,3 +138,34 @@ def test_saved_hugging_face_datasets(tmp_path, eval_data):
     assert err.value.message == (f"{eval_data / 'triviaqa'}: data-00000-of-00001.arrow is listed in "
                                  "state.json but missing; copy the whole folder, or save the "
                                  "dataset again with save_to_disk")
+
+    (eval_data / "triviaqa" / "state.json").write_text("{}")
+    with pytest.raises(DataError) as err:
+        read_question_sets(eval_data)
+    assert err.value.message == (f"{eval_data / 'triviaqa' / 'state.json'}: not the state file of "
+                                 "a saved dataset (expected a _data_files list); save the dataset "
+                                 "again with save_to_disk")
+
+
+def test_an_unreadable_saved_dataset_is_a_one_line_error(tmp_path, monkeypatch):
+    """Before: Python's PermissionError from reading state.json (tests run as root, where a mode
+    of 000 does not stop a read: the read is made to fail instead)."""
+    import pathlib
+
+    import datasets
+
+    datasets.Dataset.from_list([{"question": "q", "answer": ["a"]}]).save_to_disk(
+        str(tmp_path / "nq"))
+    state = tmp_path / "nq" / "state.json"
+    read_text = pathlib.Path.read_text
+
+    def denied(self, *args, **kwargs):
+        if self == state:
+            raise PermissionError(13, "Permission denied", str(self))
+        return read_text(self, *args, **kwargs)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", denied)
+    with pytest.raises(DataError) as err:
+        read_question_sets(tmp_path / "nq")
+    assert err.value.message == (f"{state}: cannot read it (Permission denied); make the saved "
+                                 "dataset's folder readable")
