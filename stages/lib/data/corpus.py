@@ -18,8 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.api import DataError
-from stages.lib.data.files import (check_file, empty_error, first_line, first_rows,
-                                     iter_json_records, numbered_lines, open_arrow_stream,
+from stages.lib.data.files import (arrow_batches, check_file, empty_error, first_line,
+                                     first_rows, iter_json_records, numbered_lines,
                                      saved_dataset_files, strip_gz)
 
 log = logging.getLogger(__name__)
@@ -300,7 +300,10 @@ def _read_saved_dataset(path: Path, max_passages: int | None):
         raise DataError(f"{path}: not a dataset saved with save_to_disk (no state.json); point "
                         "the corpus at such a folder, or set the load step's corpus_format: to "
                         "the file's format")
-    table = pa.concat_tables([open_arrow_stream(file).read_all() for file in files])
+    batches = [b for file in files for b in arrow_batches(file)]
+    if not batches:
+        raise DataError(f"{path}: the saved dataset has no rows (expected at least one passage)")
+    table = pa.Table.from_batches(batches)
     names = table.schema.names
     table = table.select(_passage_columns(path, names, "dataset"))
     return _table_passages(path, table if max_passages is None else table.slice(0, max_passages),

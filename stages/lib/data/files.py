@@ -186,13 +186,14 @@ def saved_dataset_files(path: Path) -> list[Path] | None:
     return files
 
 
-def open_arrow_stream(file: Path):
-    """A reader of one of a saved dataset's Arrow files (an Arrow IPC stream, memory-mapped)."""
+def arrow_batches(file: Path) -> Iterator:
+    """The record batches of one of a saved dataset's Arrow files (an Arrow IPC stream,
+    memory-mapped); a file that is not one, or is cut short, is a ``DataError`` naming it."""
     import pyarrow as pa
 
     try:
-        return pa.ipc.open_stream(pa.memory_map(str(file)))
-    except pa.ArrowInvalid as e:
+        yield from pa.ipc.open_stream(pa.memory_map(str(file)))
+    except (pa.ArrowInvalid, OSError) as e:
         raise DataError(f"{file}: cannot read as an Arrow stream ({e}); save the dataset again "
                         "with save_to_disk") from None
 
@@ -202,7 +203,7 @@ def iter_arrow_records(path: Path, files: list[Path], what: str) -> Iterator[tup
     streams), nulls left out as for Parquet (:func:`iter_parquet_records`)."""
     row_no = 0
     for file in files:
-        for batch in open_arrow_stream(file):
+        for batch in arrow_batches(file):
             for rec in batch.to_pylist():
                 row_no += 1
                 yield row_no, {k: v for k, v in rec.items() if v is not None}

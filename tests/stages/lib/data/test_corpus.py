@@ -178,6 +178,12 @@ def test_a_saved_hugging_face_dataset_is_a_corpus(tmp_path):
            read_corpus, tmp_path / "wiki")
     raises([f"{tmp_path}: not a dataset saved with save_to_disk (no state.json)"],
            read_corpus, tmp_path, format="dataset")
-    (tmp_path / "wiki" / "data-00000-of-00001.arrow").write_bytes(b"not arrow at all")
-    raises([f"{tmp_path / 'wiki' / 'data-00000-of-00001.arrow'}: cannot read as an Arrow stream (",
-            "save the dataset again with save_to_disk"], read_corpus, tmp_path / "wiki")
+    arrow = tmp_path / "wiki" / "data-00000-of-00001.arrow"
+    arrow.write_bytes(arrow.read_bytes()[:-200])   # cut short (a copy that stopped)
+    raises([f"{arrow}: cannot read as an Arrow stream (", "save the dataset again with "
+            "save_to_disk"], read_corpus, tmp_path / "wiki")
+    arrow.write_bytes(b"not arrow at all")
+    raises([f"{arrow}: cannot read as an Arrow stream ("], read_corpus, tmp_path / "wiki")
+    datasets.Dataset.from_list([]).save_to_disk(str(tmp_path / "empty"))
+    raises([f"{tmp_path / 'empty'}: the saved dataset has no rows"], read_corpus,
+           tmp_path / "empty", format="dataset")
