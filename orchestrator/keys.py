@@ -41,6 +41,8 @@ def explain(old: dict, new: dict, input_names: dict[str, str]) -> str:
     >>> new = {"stage": "dpo", "version": 1, "config": {"beta": 0.05}, "inputs": {"pairs": "a"}, "shard": None}
     >>> explain(old, new, {"pairs": "pairs"})
     'config: beta 0.1 -> 0.05'
+    >>> explain(old, {**old, "inputs": {"pairs": "missing:p.jsonl"}}, {"pairs": "source 'pairs'"})
+    "source 'pairs' missing"
     """
     causes = []
     if old.get("stage") != new["stage"]:
@@ -55,7 +57,8 @@ def explain(old: dict, new: dict, input_names: dict[str, str]) -> str:
     oi, ni = old.get("inputs") or {}, new["inputs"]
     for name in sorted(set(oi) | set(ni)):
         if oi.get(name) != ni.get(name):
-            causes.append(f"{input_names.get(name, name)} changed")
+            gone = str(ni.get(name)).startswith("missing:")   # resolve.source_refs' mark
+            causes.append(f"{input_names.get(name, name)} {'missing' if gone else 'changed'}")
     if old.get("shard") != new["shard"]:
         causes.append(f"shards {_count(old.get('shard'))} -> {_count(new['shard'])}")
     return "; ".join(causes) or "entry missing from the cache (removed by gc?)"

@@ -184,6 +184,10 @@ def test_source_change_is_detected_and_unchanged_touch_is_not(toy, monkeypatch, 
     assert rag("plan", str(recipe), "--json", runs=runs) == 0
     steps = {s["step"]: s for s in json.loads(capsys.readouterr().out)["members"][0]["steps"]}
     assert steps["load"]["state"] == "STALE" and steps["load"]["cause"] == "source 'numbers' changed"
+    data.unlink()   # a source gone since the run: the row says so, as the plan's problem line does
+    rag("plan", str(recipe), "--json", runs=runs)
+    steps = {s["step"]: s for s in json.loads(capsys.readouterr().out)["members"][0]["steps"]}
+    assert steps["load"]["cause"] == "source 'numbers' missing"
 
 
 def test_status_show_dag_stages_gc(toy, capsys):
