@@ -147,6 +147,17 @@ def find_run(runs: Path, spec: str | None) -> Path:
     raise ConfigError(f"no run found under {runs}/", hint="start one: rag run conf/dynamicrag_demo.yaml")
 
 
+def newest_run_with(runs: Path, has) -> str | None:
+    """The newest run under ``runs`` (sweep members too) for which ``has(run_dir)`` is true, as
+    ``rag status`` names it (``<recipe>/<time>``), or None. For a hint when the latest run lacks
+    what a command reads: a run refused before its first step is the latest one too."""
+    records = list(runs.glob("*/*/status.json")) + list(runs.glob("*/*/member-*/status.json"))
+    for record in sorted(records, key=lambda s: s.stat().st_mtime_ns, reverse=True):
+        if has(record.parent):
+            return record.parent.relative_to(runs).as_posix()
+    return None
+
+
 def read_status(run: Path) -> dict:
     """The run's ``status.json``; a damaged one is a one-line error naming it, not a crash."""
     path = run / "status.json"

@@ -160,18 +160,32 @@ def _name(run: Path, runs: Path) -> str:
         return str(run)
 
 
+def _has_metrics(run: Path) -> bool:
+    import json
+
+    try:
+        return bool(json.loads((run / "status.json").read_text()).get("metrics"))
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
 def main(args) -> int:
     import sys
 
+    from orchestrator.cli.common import newest_run_with, runs_dir
     from orchestrator.errors import ConfigError
     from orchestrator.logs import console, escape
 
     found = sources(args)
     empty = [s.name for s in found if not s.metrics]
     if len(empty) == len(found):
+        hint = ("rag status shows the run's steps; a run has metrics once a step that scores "
+                "(evaluate) has finished")
+        other = None if args.runs else newest_run_with(runs_dir(args), _has_metrics)
+        if other:
+            hint = f"the newest run with metrics: rag report {other}"
         raise ConfigError(f"no metrics in {', '.join(empty)}: no step wrote a metrics artifact "
-                          "(yet)", hint="rag status shows the run's steps; a run has metrics "
-                                        "once a step that scores (evaluate) has finished")
+                          "(yet)", hint=hint)
     for name in empty:
         console().print(f"{escape(name)}: no metrics (yet); left out", soft_wrap=True)
     columns, rows = columns_and_rows(found, args.all or bool(args.metrics))

@@ -130,7 +130,7 @@ def main(args) -> int:
     import shlex
     import sys
 
-    from orchestrator.cli.common import find_run, runs_dir
+    from orchestrator.cli.common import find_run, newest_run_with, runs_dir
     from orchestrator.errors import ConfigError, DataError, did_you_mean
     from orchestrator.logs import escape, report
 
@@ -140,19 +140,24 @@ def main(args) -> int:
     matches = matching(links, name)
     if len(matches) != 1:
         step_state = _step_state(run, name)
+        # the latest run stopped early (or was refused): an older run may have the artifact
+        other = None if matches or args.run else newest_run_with(
+            runs_dir(args), lambda r: matching([p.name for p in (r / "artifacts").glob("*")], name))
+        elsewhere = f"the newest run that has it: rag show {name} --run {other}"
         if not matches and step_state and step_state.get("state") in ("failed", "skipped",
                                                                       "interrupted"):
             raise ConfigError(f"step '{name}' {step_state['state']} in run {run.name}: it has no "
                               "output" + (f" ({step_state['error']})" if step_state.get("error")
                                           else ""),
                               hint=f"its log: {step_state.get('log')}" if step_state.get("log")
-                              else "rag status shows why")
+                              else elsewhere if other else "rag status shows why")
         if not matches:
+            hint = (f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}" if links
+                    else "this run recorded no artifacts; rag status lists its steps, "
+                         "rag show STEP --run NAME reads another run")
             raise ConfigError(f"run {run.name} has no artifact '{name}'"
                               f"{did_you_mean(name, [l.removesuffix('.out') for l in links])}",
-                              hint=f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}"
-                              if links else "this run recorded no artifacts; rag status lists its "
-                                            "steps, rag show STEP --run NAME reads another run")
+                              hint=elsewhere if other else hint)
         raise ConfigError(f"step '{name}' has several outputs; name one: " + ", ".join(matches),
                           hint=f"rag show {matches[0]}"
                                + (f" --run {shlex.quote(args.run)}" if args.run else ""))

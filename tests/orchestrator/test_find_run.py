@@ -49,3 +49,24 @@ def test_show_of_a_run_without_artifacts_says_so(toy, capsys):
     assert rag("show", "lod", runs=runs) == 2
     err = capsys.readouterr().err.replace("\n", " ")
     assert "has no artifact 'lod'" in err and "this run recorded no artifacts" in err
+
+
+def test_after_a_failed_run_show_and_report_name_the_newest_run_that_has_what_they_read(
+        toy, capsys, monkeypatch):
+    """A run that stopped early is the latest one; the results a user came for are in an older
+    run, which the hint names as a command to copy."""
+    recipe, runs = toy / "conf" / "chain.yaml", toy / "runs"
+    assert rag("run", str(recipe), runs=runs) == 0
+    good = (runs / "latest").resolve()
+    monkeypatch.setenv("TOY_FAIL", "retrieve:0")
+    assert rag("run", str(recipe), "steps.load.n=9", runs=runs) != 0
+    capsys.readouterr()
+    assert rag("show", "dpo", runs=runs) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"hint: the newest run that has it: rag show dpo --run chain/{good.name}" in err
+    assert rag("report", "--runs-dir", str(runs)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert f"hint: the newest run with metrics: rag report chain/{good.name}" in err
+    assert rag("report", f"chain/{good.name}", "--runs-dir", str(runs)) == 0   # the hint works
+    assert rag("show", "nosuch", runs=runs) == 2                  # nothing has it: the old hint
+    assert "hint: artifacts: load" in " ".join(capsys.readouterr().err.split())
