@@ -287,8 +287,9 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
     if require_answers and not answers:
         what = "has no non-empty answer" if akey else "missing answers"
         raise DataError(f"{where}: {what} (expected one of {', '.join(ANSWER_KEYS)} or ASQA "
-                        "qa_pairs[*].short_answers); add answers, or set require_answers: false "
-                        "for questions without gold answers")
+                        "qa_pairs[*].short_answers); add answers, or, for questions without gold "
+                        "answers, set require_answers: false on the step that loads them (in "
+                        "the shipped recipes: steps.load.require_answers=false)")
     qid = next((rec[k] for k in ID_KEYS if rec.get(k) is not None), None)
     if qid is None:
         qid = default_id

@@ -87,7 +87,7 @@ def test_question_errors_name_file_and_line(tmp_path):
          ["line 2", "invalid JSON"]),
         ('{"question": "a", "answers": ["x"]}\n\n{"answers": ["y"]}\n',
          ["line 3", "missing field 'question'", "question, Question, query"]),
-        ('{"question": "a"}\n', ["line 1", "missing answers", "require_answers: false"]),
+        ('{"question": "a"}\n', ["line 1", "missing answers", "steps.load.require_answers=false"]),
         ('{"question": "a", "answers": ["", " "]}\n', ["line 1", "has no non-empty answer"]),
         ('{"question": 5, "answers": ["x"]}\n', ["line 1", "'question' must be a string, got int"]),
         ('{"question": " ", "answers": ["x"]}\n', ["line 1", "'question' is empty"]),
