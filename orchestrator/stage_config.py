@@ -201,7 +201,13 @@ def _describe(err: dict) -> str:
 
 
 def _path(loc: tuple) -> str:
-    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".")
+    """A pydantic error location as a key path (a mapping's bad key is named by the key itself).
+
+    >>> _path(("ctxs", 0, "id")), _path(("fields", "qestion", "[key]"))
+    ('ctxs[0].id', 'fields.qestion')
+    """
+    return "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc
+                   if p != "[key]").lstrip(".")
 
 
 def _field_names(config_cls: type, seen: set | None = None) -> set[str]:

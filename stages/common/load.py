@@ -27,7 +27,9 @@ from typing import Annotated, Literal, NamedTuple
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, DataError, File, StageContext, nonsemantic, stage
+from orchestrator.api import (ConfigError, DataError, File, StageContext, added, nonsemantic,
+                              stage)
+from stages.lib.data.fields import PassageField, QuestionField
 from stages.schemas import CTX, Passages, Questions
 
 
@@ -46,6 +48,10 @@ class LoadConfig:
     max_train: Annotated[int, Ge(0)] | None = None  # keep the first N train questions
     max_eval: Annotated[int, Ge(0)] | None = None  # keep the first N eval questions (of each set)
     require_answers: bool = True         # a question without answers is an error
+    # fields under names the readers do not know, {reader's name: file's name} (as
+    # LLaMA-Factory's dataset `columns`), e.g. BERGEN's {question: content, answers: label}
+    question_fields: dict[QuestionField, str] = added({})
+    passage_fields: dict[PassageField, str] = added({})   # e.g. {text: content}
     min_qrel_score: int = 1              # qrels grade at which a passage counts as gold
     # the question sets the recipe reads downstream: with files wired, one of them without a file
     # is an error, any other is left empty with a log line; None: either may come out empty,
@@ -234,7 +240,7 @@ def _read_corpus(cfg: LoadConfig, ctx: StageContext, corpus_path):
     from stages.lib.data.corpus import detect_corpus_format, read_corpus_table
 
     fmt = cfg.corpus_format or detect_corpus_format(corpus_path)
-    passages = read_corpus_table(corpus_path, fmt, cfg.max_passages)
+    passages = read_corpus_table(corpus_path, fmt, cfg.max_passages, fields=cfg.passage_fields)
     ctx.log.info("corpus: %d passages from %s (format %s%s)", passages.num_rows, corpus_path,
                  fmt, f", first {cfg.max_passages}" if cfg.max_passages else "")
     return passages
@@ -254,7 +260,8 @@ def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, 
             ctx.log.info("%s: no file wired, and the recipe reads none (required: [%s]); the %s "
                          "output is empty", name, ", ".join(cfg.required), name)
         return []
-    rows = read_question_sets(path, require_answers=cfg.require_answers, max_questions=limit)
+    rows = read_question_sets(path, require_answers=cfg.require_answers, max_questions=limit,
+                              fields=cfg.question_fields)
     if judged is not None:
         rows = merge_qrels(rows, judged, cfg.min_qrel_score)
         ctx.log.info("%s: %d of %d questions have a relevant passage in the qrels", name,

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.api import DataError
+from stages.lib.data.fields import check_mapped, file_column, renamed, visible_columns
 from stages.lib.data.files import (arrow_batches, check_file, empty_error, first_line,
                                      first_rows, iter_json_records, numbered_lines,
                                      saved_dataset_files, strip_gz)
@@ -98,23 +99,32 @@ def _resolve_format(path: Path, format: str | None) -> str:
 
 
 def read_corpus_table(path: str | Path, format: str | None = None,
-                      max_passages: int | None = None, check_unique: bool = True):
+                      max_passages: int | None = None, check_unique: bool = True,
+                      fields: dict[str, str] | None = None):
     """Read a corpus into a ``pyarrow.Table`` with string columns ``id, title, text``.
 
     ``format`` forces one of :data:`CORPUS_FORMATS` (``tsv`` and ``json`` are aliases);
     ``max_passages`` keeps the first N (and stops reading there). ``check_unique`` rejects a
     corpus whose passage ids repeat (retrieval results could not be mapped back otherwise).
+    ``fields`` maps columns under other names (``{"text": "content"}``,
+    :mod:`stages.lib.data.fields`); DPR TSV has its fixed columns.
     """
     path = Path(path)
     fmt = _resolve_format(path, format)
+    fields = fields or {}
     if fmt == "dataset":
-        table = _read_saved_dataset(path, max_passages)
+        table = _read_saved_dataset(path, max_passages, fields)
     elif fmt == "dpr":
+        if fields:
+            from orchestrator.errors import ConfigError
+
+            raise ConfigError(f"{path}: passage_fields do not apply to a DPR TSV corpus (its "
+                              "columns are id, text, title in that order); leave them unset")
         table = _read_dpr(check_file(path), max_passages)
     elif fmt == "parquet":
-        table = _read_parquet(check_file(path), max_passages)
+        table = _read_parquet(check_file(path), max_passages, fields)
     else:
-        table = _read_json_corpus(check_file(path), max_passages)
+        table = _read_json_corpus(check_file(path), max_passages, fields)
     if table.num_rows == 0:
         raise empty_error(path, "at least one passage")
     if check_unique:
@@ -265,7 +275,7 @@ def _locate_tsv_error(path: Path, options) -> DataError:
     return DataError(f"{path}: cannot parse as DPR TSV; expected tab-separated id, text, title")
 
 
-def _read_parquet(path: Path, max_passages: int | None):
+def _read_parquet(path: Path, max_passages: int | None, fields: dict[str, str]):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -275,23 +285,26 @@ def _read_parquet(path: Path, max_passages: int | None):
         raise DataError(f"{path}: cannot read as Parquet ({str(e).splitlines()[0]}); a .parquet "
                         "file must be Parquet: convert it, or name it .jsonl/.tsv (or set the "
                         "load step's corpus_format:) if it holds JSON lines or DPR TSV") from None
-    names = pf.schema_arrow.names
-    cols = _passage_columns(path, names, "Parquet")
+    check_mapped(dict.fromkeys(pf.schema_arrow.names), fields, ("id", "text"), str(path),
+                 "passage_fields")
+    names = visible_columns(pf.schema_arrow.names, fields)
+    cols = _passage_columns(path, names, "Parquet", fields)
+    read = [file_column(c, fields) for c in cols]
     if max_passages is None:
-        table = pf.read(columns=cols)
+        table = pf.read(columns=read)
     else:
         batches, n = [], 0
-        for batch in pf.iter_batches(columns=cols):
+        for batch in pf.iter_batches(columns=read):
             batches.append(batch)
             n += batch.num_rows
             if n >= max_passages:
                 break
         table = (pa.Table.from_batches(batches).slice(0, max_passages) if batches
-                 else pf.read(columns=cols))
-    return _table_passages(path, table, names)
+                 else pf.read(columns=read))
+    return _table_passages(path, table.rename_columns(cols), names)
 
 
-def _read_saved_dataset(path: Path, max_passages: int | None):
+def _read_saved_dataset(path: Path, max_passages: int | None, fields: dict[str, str]):
     """A Hugging Face dataset's ``save_to_disk`` folder: its Arrow files, memory-mapped."""
     import pyarrow as pa
 
@@ -304,19 +317,27 @@ def _read_saved_dataset(path: Path, max_passages: int | None):
     if not batches:
         raise DataError(f"{path}: the saved dataset has no rows (expected at least one passage)")
     table = pa.Table.from_batches(batches)
-    names = table.schema.names
-    table = table.select(_passage_columns(path, names, "dataset"))
+    check_mapped(dict.fromkeys(table.schema.names), fields, ("id", "text"), str(path),
+                 "passage_fields")
+    names = visible_columns(table.schema.names, fields)
+    cols = _passage_columns(path, names, "dataset", fields)
+    table = table.select([file_column(c, fields) for c in cols]).rename_columns(cols)
     return _table_passages(path, table if max_passages is None else table.slice(0, max_passages),
                            names)
 
 
-def _passage_columns(path: Path, names: list[str], what: str) -> list[str]:
-    """The id, text (or FlashRAG's contents) and title columns of a table with ``names``."""
+def _passage_columns(path: Path, names: list[str], what: str,
+                     fields: dict[str, str] | None = None) -> list[str]:
+    """The id, text (or FlashRAG's contents) and title columns of a table with ``names`` (as
+    the reader sees them: ``fields`` mapped)."""
     id_col = next((k for k in DOC_ID_KEYS if k in names), None)
     text_col = next((k for k in ("text", "contents") if k in names), None)
     if id_col is None or text_col is None:
-        raise DataError(f"{path} row 1: {what} columns {names} lack an id or text column; "
-                        "expected id, title, text (or _id/doc_id, contents); rename the columns")
+        mapped = f" (passage_fields: {fields})" if fields else ""
+        raise DataError(f"{path} row 1: {what} columns {names}{mapped} lack an id or text "
+                        "column; expected id, title, text (or _id/doc_id, contents); rename the "
+                        "columns, or map them with the load step's passage_fields "
+                        "(steps.load.passage_fields={text: COLUMN})")
     return [id_col, text_col] + (["title"] if "title" in names else [])
 
 
@@ -394,22 +415,25 @@ def _first_record(path: Path) -> Any:
         records.close()
 
 
-def _read_json_corpus(path: Path, max_passages: int | None):
+def _read_json_corpus(path: Path, max_passages: int | None, fields: dict[str, str]):
     """JSONL corpora: a pyarrow fast path, and a Python path that locates errors exactly."""
     import pyarrow as pa
 
-    table = _read_json_fast(path, max_passages) if _first_char(path) == "{" else None
+    table = _read_json_fast(path, max_passages, fields) if _first_char(path) == "{" else None
     if table is not None:
         return table
     rows = []
     for line_no, rec in iter_json_records(path):
-        rows.append(passage_from_record(rec, where=f"{path} line {line_no}"))
+        where = f"{path} line {line_no}"
+        if fields:
+            check_mapped(rec, fields, ("id", "text"), where, "passage_fields")
+        rows.append(passage_from_record(renamed(rec, fields), where=where))
         if max_passages is not None and len(rows) >= max_passages:
             break
     return pa.Table.from_pylist(rows, schema=_passage_schema())
 
 
-def _read_json_fast(path: Path, max_passages: int | None):
+def _read_json_fast(path: Path, max_passages: int | None, fields: dict[str, str]):
     """Read JSONL with pyarrow (multi-threaded); None when the Python path must explain a problem.
 
     Same semantics as :func:`passage_from_record`: ``text`` wins over ``contents``; ``contents``
@@ -423,9 +447,12 @@ def _read_json_fast(path: Path, max_passages: int | None):
     if not isinstance(first, dict):
         return None
     keys = ("id", "_id", "title", "text", "contents")  # absent keys read as nulls
+    read = [file_column(k, fields) for k in keys]
+    if len(set(read)) < len(read):   # a mapping onto another reader name: the Python path
+        return None
     options = dict(read_options=pjson.ReadOptions(block_size=1 << 24),
                    parse_options=pjson.ParseOptions(explicit_schema=pa.schema(
-                       [(k, pa.string()) for k in keys]), unexpected_field_behavior="ignore"))
+                       [(k, pa.string()) for k in read]), unexpected_field_behavior="ignore"))
     try:
         if max_passages is None:
             table = pjson.read_json(pa.input_stream(str(path)), **options)
@@ -436,6 +463,8 @@ def _read_json_fast(path: Path, max_passages: int | None):
             return None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # mixed types or a syntax error: the Python path explains it
+    reader_name = dict(zip(read, keys))
+    table = table.rename_columns([reader_name[n] for n in table.column_names])
     n = table.num_rows
     ids = next((table[k] for k in ("id", "_id") if table[k].null_count == 0), None)
     if ids is None or n == 0:

@@ -57,11 +57,14 @@ def question_files(folder: Path) -> tuple[list[Path], list[str]]:
 
 
 def read_question_sets(path: str | Path, *, require_answers: bool = True,
-                       max_questions: int | None = None) -> list[dict]:
-    """Question rows from a file, or from every question file of a folder (see module doc)."""
+                       max_questions: int | None = None,
+                       fields: dict[str, str] | None = None) -> list[dict]:
+    """Question rows from a file, or from every question file of a folder (see module doc);
+    ``fields`` maps fields under other names (:mod:`stages.lib.data.fields`)."""
     path = Path(path)
     if not path.is_dir() or saved_dataset_files(path) is not None:
-        return read_questions(path, require_answers=require_answers, max_questions=max_questions)
+        return read_questions(path, require_answers=require_answers, max_questions=max_questions,
+                              fields=fields)
     files, others = question_files(path)
     if not files:
         raise DataError(f"{path}: the folder has no question files (it holds: "
@@ -79,7 +82,7 @@ def read_question_sets(path: str | Path, *, require_answers: bool = True,
     rows: list[dict] = []
     for file, name in zip(files, names):
         part = read_questions(file, require_answers=require_answers,
-                              max_questions=max_questions, default_dataset=name)
+                              max_questions=max_questions, default_dataset=name, fields=fields)
         for row in part:
             row["id"], row["dataset"] = f"{name}/{row['id']}", name
         log.info("%s: %d questions (set %s)", file, len(part), name)

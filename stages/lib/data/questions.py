@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator.api import DataError
 from stages.lib.data.corpus import DOC_ID_KEYS, title_text
+from stages.lib.data.fields import check_mapped, renamed
 from stages.lib.data.files import iter_records
 
 log = logging.getLogger(__name__)
@@ -276,7 +277,8 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
     if qkey is None:
         raise DataError(f"{where}: missing field 'question' (expected one of "
                         f"{', '.join(QUESTION_KEYS)}; the record has {', '.join(map(str, rec))}); "
-                        "add it or rename the field that holds the question")
+                        "add it, or name the field that holds the question in the load "
+                        "step's question_fields (steps.load.question_fields={question: FIELD})")
     question = rec[qkey]
     if not isinstance(question, str):
         raise DataError(f"{where}: '{qkey}' must be a string, got {type(question).__name__}; "
@@ -287,9 +289,9 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
     if require_answers and not answers:
         what = "has no non-empty answer" if akey else "missing answers"
         raise DataError(f"{where}: {what} (expected one of {', '.join(ANSWER_KEYS)} or ASQA "
-                        "qa_pairs[*].short_answers); add answers, or, for questions without gold "
-                        "answers, set require_answers: false on the step that loads them (in "
-                        "the shipped recipes: steps.load.require_answers=false)")
+                        "qa_pairs[*].short_answers); add answers, name the field that holds "
+                        "them (steps.load.question_fields={answers: FIELD}), or, for questions "
+                        "without gold answers, set steps.load.require_answers=false")
     qid = next((rec[k] for k in ID_KEYS if rec.get(k) is not None), None)
     if qid is None:
         qid = default_id
@@ -335,7 +337,8 @@ def _asqa_references(rec: dict, where: str) -> dict:
 
 def read_questions(path: str | Path, *, require_answers: bool = True,
                    max_questions: int | None = None,
-                   default_dataset: str | None = None) -> list[dict]:
+                   default_dataset: str | None = None,
+                   fields: dict[str, str] | None = None) -> list[dict]:
     """Read a question set (JSONL, a JSON array or Parquet) into canonical rows.
 
     Accepted fields (first match wins): question ←
@@ -356,7 +359,9 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     ``dataset|source``, else the id prefix (``nq_12`` → ``nq``; not a UUID's first group), else
     the file stem (or its folder when the stem is a split name).
     Question ids must be unique. Any other field is dropped, and named in a warning (a field
-    under a name the reader does not take, such as ``gold_ids``, would be lost without a word).
+    under a name the reader does not take, such as ``gold_ids``, would be lost without a word),
+    unless ``fields`` maps it to one the reader takes (``{"gold": "gold_ids"}``, see
+    :mod:`stages.lib.data.fields`).
     """
     path = Path(path)
     unit, records = iter_records(path, "questions")
@@ -365,6 +370,10 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     dropped: dict[str, int] = {}
     for line_no, rec in records:
         where = f"{path} {unit} {line_no}"
+        if fields:
+            check_mapped(rec, fields, ("question", "answers") if require_answers else
+                         ("question",), where, "question_fields")
+            rec = renamed(rec, fields)
         row = normalize_question(rec, where=where, require_answers=require_answers,
                                  default_id=str(line_no), default_dataset=default_dataset, path=path)
         for key in rec.keys() - READ_KEYS - row.keys():
@@ -380,7 +389,8 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
         fields = ", ".join(f"{key} (in {n} of {len(rows)} records)"
                            for key, n in sorted(dropped.items()))
         log.warning("%s: field(s) not read, dropped: %s; if one holds the ids, answers or gold "
-                    "passage ids, rename it (ids: %s; answers: %s; gold passage ids: %s)",
+                    "passage ids, rename it, or map it with the load step's question_fields "
+                    "(ids: %s; answers: %s; gold passage ids: %s)",
                     path, fields, "|".join(ID_KEYS), "|".join(ANSWER_KEYS), "|".join(GOLD_KEYS))
     with_ctxs = sum("ctxs" in r for r in rows)
     log.info("read %d questions from %s%s", len(rows), path,

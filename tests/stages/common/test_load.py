@@ -286,3 +286,82 @@ def test_a_saved_dataset_corpus_is_no_beir_folder(env, tmp_path):
     out = load_data(LoadConfig(), ctx("load"), corpus=file(tmp_path / "corpus"),
                     eval=file(tmp_path / "q.jsonl"))
     assert written(Passages, out.corpus) == [{"id": "d1", "title": "T", "text": "x"}]
+
+
+BERGEN_QUESTIONS = [{"id": "q1", "content": "capital of france?", "label": ["Paris"],
+                     "question": "a field the mapping overrides"},
+                    {"id": "q2", "content": "capital of germany?", "label": ["Berlin"]}]
+BERGEN_PASSAGES = [{"id": "d1", "content": "Paris is the capital of France.", "text": "stale"},
+                   {"id": "d2", "content": "Berlin is the capital of Germany.", "text": "stale"}]
+
+
+@pytest.mark.parametrize("kind", ["jsonl", "parquet", "dataset"])
+def test_fields_under_other_names_load_through_the_recipes_mapping(env, tmp_path, kind):
+    """BERGEN's files (question in ``content``, answers in ``label``; passage text in
+    ``content``) were refused ("missing field 'question'"), and the only way was a conversion
+    script. The load step's ``question_fields`` / ``passage_fields`` map them, as LLaMA-Factory's
+    ``columns`` do; the mapped field wins over one the file has under the reader's name."""
+    _, written, ctx = env
+    if kind == "jsonl":
+        corpus, questions = tmp_path / "corpus.jsonl", tmp_path / "dev.jsonl"
+        corpus.write_text("".join(json.dumps(p) + "\n" for p in BERGEN_PASSAGES))
+        questions.write_text("".join(json.dumps(q) + "\n" for q in BERGEN_QUESTIONS))
+    elif kind == "parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        corpus, questions = tmp_path / "corpus.parquet", tmp_path / "dev.parquet"
+        pq.write_table(pa.Table.from_pylist(BERGEN_PASSAGES), corpus)
+        pq.write_table(pa.Table.from_pylist(BERGEN_QUESTIONS), questions)
+    else:
+        import datasets
+
+        corpus, questions = tmp_path / "corpus", tmp_path / "dev"
+        datasets.Dataset.from_list(BERGEN_PASSAGES).save_to_disk(str(corpus))
+        datasets.Dataset.from_list(BERGEN_QUESTIONS).save_to_disk(str(questions))
+    cfg = LoadConfig(question_fields={"question": "content", "answers": "label"},
+                     passage_fields={"text": "content"})
+    out = load_data(cfg, ctx("load"), corpus=file(corpus), eval=file(questions))
+    assert [(p["id"], p["text"]) for p in written(Passages, out.corpus)] == [
+        ("d1", "Paris is the capital of France."), ("d2", "Berlin is the capital of Germany.")]
+    assert [(q["id"], q["question"], q["answers"]) for q in written(Questions, out.eval)] == [
+        ("q1", "capital of france?", ["Paris"]), ("q2", "capital of germany?", ["Berlin"])]
+    with pytest.raises(DataError, match="missing answers.*"
+                                        r"steps\.load\.question_fields=\{answers: FIELD\}"):
+        load_data(LoadConfig(), ctx("load"), corpus=file(corpus), eval=file(questions))
+
+
+def test_a_mapping_to_a_field_the_file_lacks_names_the_mapping(env, tmp_path):
+    _, written, ctx = env
+    corpus, questions = tmp_path / "corpus.jsonl", tmp_path / "dev.jsonl"
+    corpus.write_text("".join(json.dumps(p) + "\n" for p in BERGEN_PASSAGES))
+    questions.write_text("".join(json.dumps(q) + "\n" for q in BERGEN_QUESTIONS))
+    with pytest.raises(DataError) as err:
+        load_data(LoadConfig(question_fields={"question": "contents"}), ctx("load"),
+                  corpus=file(corpus), eval=file(questions))
+    assert err.value.message == (
+        f"{questions} line 1: no field 'contents', which the load step's question_fields maps "
+        "question to (the record has id, content, label, question); fix the mapping or the record")
+    with pytest.raises(DataError, match=r"corpus\.jsonl line 1: no field 'body', which the load "
+                                        "step's passage_fields maps text to"):
+        load_data(LoadConfig(passage_fields={"text": "body"}), ctx("load"), corpus=file(corpus),
+                  eval=file(questions))
+    tsv = tmp_path / "psgs_w100.tsv"
+    tsv.write_text("id\ttext\ttitle\n1\tParis is the capital.\tParis\n")
+    with pytest.raises(ConfigError, match="passage_fields do not apply to a DPR TSV corpus"):
+        load_data(LoadConfig(passage_fields={"text": "content"}), ctx("load"), corpus=file(tsv),
+                  eval=file(questions))
+
+
+def test_the_field_mappings_are_checked_and_leave_old_cache_keys_alone():
+    """A misspelt name is refused with the names a mapping may use; unset, the two settings
+    stay out of the cache key, so a load cached before they existed is still a hit."""
+    from orchestrator.stage_config import check_step_config, neutral_paths
+
+    with pytest.raises(ConfigError) as err:
+        check_step_config(LoadConfig, {"question_fields": {"qestion": "content"}}, "steps.load")
+    assert err.value.message.startswith("steps.load.question_fields.qestion: expected one of "
+                                        "['id', 'question', 'answers'")
+    assert "(did you mean 'question'?)" in err.value.message
+    config, _ = check_step_config(LoadConfig, {}, "steps.load")
+    assert {("question_fields",), ("passage_fields",)} <= set(neutral_paths(LoadConfig, config))
