@@ -126,41 +126,49 @@ def _command(run: Path) -> str:
     return command if isinstance(command, str) and command else "rag run RECIPE"
 
 
-def main(args) -> int:
+def _not_one(args, run: Path, links: list[str], matches: list[str]):
+    """The error for a name that matches no artifact of ``run`` (or several)."""
     import shlex
+
+    from orchestrator.cli.common import newest_run_with, runs_dir
+    from orchestrator.errors import ConfigError, did_you_mean
+
+    name = args.step
+    if matches:
+        return ConfigError(f"step '{name}' has several outputs; name one: " + ", ".join(matches),
+                           hint=f"rag show {matches[0]}"
+                                + (f" --run {shlex.quote(args.run)}" if args.run else ""))
+    # the latest run stopped early (or was refused): an older run may have the artifact
+    other = None if args.run else newest_run_with(
+        runs_dir(args), lambda r: matching([p.name for p in (r / "artifacts").glob("*")], name))
+    elsewhere = f"the newest run that has it: rag show {name} --run {other}"
+    step_state = _step_state(run, name)
+    if step_state and step_state.get("state") in ("failed", "skipped", "interrupted"):
+        return ConfigError(f"step '{name}' {step_state['state']} in run {run.name}: it has no "
+                           "output" + (f" ({step_state['error']})" if step_state.get("error")
+                                       else ""),
+                           hint=f"its log: {step_state.get('log')}" if step_state.get("log")
+                           else elsewhere if other else "rag status shows why")
+    hint = (f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}" if links
+            else "this run recorded no artifacts; rag status lists its steps, "
+                 "rag show STEP --run NAME reads another run")
+    return ConfigError(f"run {run.name} has no artifact '{name}'"
+                       f"{did_you_mean(name, [l.removesuffix('.out') for l in links])}",
+                       hint=elsewhere if other else hint)
+
+
+def main(args) -> int:
     import sys
 
-    from orchestrator.cli.common import find_run, newest_run_with, runs_dir
-    from orchestrator.errors import ConfigError, DataError, did_you_mean
+    from orchestrator.cli.common import find_run, runs_dir
+    from orchestrator.errors import DataError
     from orchestrator.logs import escape, report
 
     run = find_run(runs_dir(args), args.run)
     links = sorted(p.name for p in (run / "artifacts").glob("*")) if (run / "artifacts").is_dir() else []
-    name = args.step
-    matches = matching(links, name)
+    matches = matching(links, args.step)
     if len(matches) != 1:
-        step_state = _step_state(run, name)
-        # the latest run stopped early (or was refused): an older run may have the artifact
-        other = None if matches or args.run else newest_run_with(
-            runs_dir(args), lambda r: matching([p.name for p in (r / "artifacts").glob("*")], name))
-        elsewhere = f"the newest run that has it: rag show {name} --run {other}"
-        if not matches and step_state and step_state.get("state") in ("failed", "skipped",
-                                                                      "interrupted"):
-            raise ConfigError(f"step '{name}' {step_state['state']} in run {run.name}: it has no "
-                              "output" + (f" ({step_state['error']})" if step_state.get("error")
-                                          else ""),
-                              hint=f"its log: {step_state.get('log')}" if step_state.get("log")
-                              else elsewhere if other else "rag status shows why")
-        if not matches:
-            hint = (f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}" if links
-                    else "this run recorded no artifacts; rag status lists its steps, "
-                         "rag show STEP --run NAME reads another run")
-            raise ConfigError(f"run {run.name} has no artifact '{name}'"
-                              f"{did_you_mean(name, [l.removesuffix('.out') for l in links])}",
-                              hint=elsewhere if other else hint)
-        raise ConfigError(f"step '{name}' has several outputs; name one: " + ", ".join(matches),
-                          hint=f"rag show {matches[0]}"
-                               + (f" --run {shlex.quote(args.run)}" if args.run else ""))
+        raise _not_one(args, run, links, matches)
     step = matches[0].split(".")[0]
     link = run / "artifacts" / matches[0]
     dirs = artifact_dirs(link)
