@@ -25,7 +25,6 @@ from orchestrator.artifacts import Ref
 from orchestrator.dag import Dag
 from orchestrator.errors import RagError
 from orchestrator.hashing import SourceMemo
-from orchestrator.history import load_history  # noqa: F401 - cli/plan.py imports it from here
 from orchestrator.keys import explain
 from orchestrator.resolve import gather, input_hashes, input_refs, source_refs, step_keys
 from orchestrator.store import Entry, Store

@@ -336,6 +336,7 @@ class Runner:
         to_compute = computed(dag, planned, opts)
         if to_compute:
             self.store.check_usable(self.runs_dir)
+            self._estimate(planned, to_compute)
         try:
             self.executor.check_resources(to_compute)
         except ConfigError:   # no GPU here: one refusal for all such steps, with the CPU overrides
@@ -348,6 +349,17 @@ class Runner:
         self._reuse_upstream(selected, needed)
         self.run.set_run(executor=self.executor.name)
         return selected, needed, force
+
+    def _estimate(self, planned: Plan, to_compute: list[Step]) -> None:
+        """One line before the first step: how long the steps to run took when they last ran."""
+        from orchestrator.estimate import about, last_seconds
+
+        seconds, never = last_seconds([planned], self.history, {s.name for s in to_compute})
+        if seconds >= 1:
+            console().print(f"[dim]{len(to_compute)} step(s) to run: about {about(seconds)} by "
+                            "their last runs here"
+                            + (f", more for {', '.join(never[:3])}" if never else "") + "[/]",
+                            soft_wrap=True)
 
     def plan(self, force: set[str]) -> Plan:
         """The plan at start, computed once and saved with the run (plan.json)."""
@@ -530,7 +542,11 @@ class Runner:
             hit = "hit"
         else:
             hit = "miss" if not cached and not waited else "partial"
-        self.history[step.name] = {"key": tasks[0].key, "material": tasks[0].material}
+        last = (self.history.get(step.name) or {}).get("seconds")
+        if hit == "miss":   # every shard computed now: rag plan's estimate of a rerun
+            last = round(duration, 1)
+        self.history[step.name] = {"key": tasks[0].key, "material": tasks[0].material,
+                                   **({"seconds": last} if last is not None else {})}
         self.run.set_step(step.name, save=bool(todo), state="cached" if hit == "hit" else "done",
                           cache=hit, duration=round(duration, 3), shards=len(tasks),
                           cached_shards=len(cached))

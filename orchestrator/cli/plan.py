@@ -36,6 +36,8 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     from orchestrator.cli.common import (load, recipe_notes, runs_dir, runs_elsewhere,
                                          shipped_note)
+    from orchestrator.estimate import last_seconds, to_run as runs_task
+    from orchestrator.history import load_history
     from orchestrator.logs import console, escape, report
     from orchestrator.store import Store
 
@@ -50,21 +52,25 @@ def main(args) -> int:
                           hint=RUNS_DIR_HINT)
     store = Store.for_runs(runs)
     store.remember_lookups()
-    plans = _plans(args, members, dags, store, runs, recipe)
-    unique: dict[str, bool] = {}  # task key -> will it run (a cached shard of a step that is
-    total = 0                      # not FRESH is reused, unless the step is forced)
+    history = load_history(runs, recipe)
+    plans = _plans(args, members, dags, store, history)
+
+    unique: dict[str, bool] = {}  # task key -> will it run
+    total = 0
     for p in plans:
         for s in p.steps.values():
             for k in s.keys:
                 total += 1
-                unique.setdefault(k, s.state != "FRESH" and (s.forced or k not in p.entries))
+                unique.setdefault(k, runs_task(s, p, k))
     to_run = sum(unique.values())
+    seconds, never = last_seconds(plans, history)
     if args.json:
         out = {"recipe": str(recipe), "members": [
             {"overrides": m.overrides, "problems": p.problems, "notes": m.notes + p.notes,
              "steps": [{**s.to_json(), "notes": d.steps[s.step].notes} for s in p.steps.values()]}
             for m, p, d in zip(members, plans, dags)],
-            "tasks": total, "unique_tasks": len(unique), "tasks_to_run": to_run}
+            "tasks": total, "unique_tasks": len(unique), "tasks_to_run": to_run,
+            "last_seconds": round(seconds, 1), "never_ran_here": never}
         sys.stdout.write(json.dumps(out, indent=1) + "\n")
         return 2 if args.check and any(p.problems for p in plans) else 0
     from rich.table import Table
@@ -93,7 +99,8 @@ def main(args) -> int:
     for note in filter(None, [shipped_note(args), *recipe_notes(members)]):
         report().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     report().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "
-                   f"(shared steps counted once), {to_run} to run")
+                   f"(shared steps counted once), {to_run} to run"
+                   + _estimate(seconds, never, to_run))
     if elsewhere and str(runs) == "runs":   # neither --runs-dir nor ragline.runs_dir moved it
         console().print(f"[yellow]note:[/] {escape(elsewhere)}", soft_wrap=True)
     if args.check and any(p.problems for p in plans):   # as rag run would stop: a CI check
@@ -101,17 +108,30 @@ def main(args) -> int:
     return 0
 
 
-def _plans(args, members, dags, store, runs, recipe) -> list:
+def _estimate(seconds: float, never: list[str], to_run: int) -> str:
+    """The summary line's estimate: the last time these steps ran here, and those that never did.
+
+    >>> _estimate(412.0, [], 9), _estimate(412.0, ["dpo"], 9), _estimate(0.0, ["dpo"], 1)
+    ('; about 6 min 52 s by their last runs here', '; about 6 min 52 s by their last runs here, more for dpo (never ran here)', '')
+    """
+    from orchestrator.estimate import about
+
+    if not to_run or (not seconds and never):
+        return ""
+    more = f", more for {', '.join(never[:3])}{' …' if len(never) > 3 else ''} (never ran here)"
+    return f"; about {about(seconds)} by their last runs here" + (more if never else "")
+
+
+def _plans(args, members, dags, store, history: dict) -> list:
     """Each member's plan, with the problems a run would stop at: its missing sources (named
     where their paths are set) and unset variables, and the steps the executor refuses before
     they start (more GPUs than the machine has: the check ``rag run`` makes; a Ray cluster is
     not attached to for a plan)."""
     from orchestrator.hashing import SourceMemo
-    from orchestrator.plan import load_history, plan
+    from orchestrator.plan import plan
     from orchestrator.runner import Admission, Options, check_selection, computed, selection
 
     memo = SourceMemo(store.root / "sources.json")
-    history = load_history(runs, recipe)
     admission = Admission(store, connect=False)
     plans = []
     for member, dag in zip(members, dags):
