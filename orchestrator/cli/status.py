@@ -36,6 +36,7 @@ def main(args) -> int:
             if s.get("state") == "running":
                 s["state"] = "interrupted"
     _count_committed_shards(status, args.runs_dir or _runs_of(run))
+    _last_seconds(status, args.runs_dir or _runs_of(run))
     if args.json:
         sys.stdout.write(json.dumps(status, indent=1) + "\n")
         return 0
@@ -79,6 +80,22 @@ def _count_committed_shards(status: dict, runs) -> None:
         if s.get("state") in ("running", "interrupted") and len(keys) > 1:
             store = store or Store.for_runs(runs)
             s["shards_done"] = sum((store.entry_path(k) / ENTRY).is_file() for k in keys)
+
+
+def _last_seconds(status: dict, runs) -> None:
+    """Set ``last_seconds`` on each step still running: how long it took the last time it ran
+    to the end in this runs directory (the runner's history), to read "so far" against."""
+    from pathlib import Path
+
+    from orchestrator.history import load_history
+
+    running = [s for s in status["steps"].values() if s.get("state") == "running"]
+    if running and status.get("recipe"):
+        history = load_history(Path(runs), Path(status["recipe"]))
+        for name, s in status["steps"].items():
+            last = (history.get(name) or {}).get("seconds")
+            if s.get("state") == "running" and isinstance(last, (int, float)):
+                s["last_seconds"] = last
 
 
 def _sweep_status(sweep, as_json: bool) -> int:

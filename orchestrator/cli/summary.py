@@ -97,13 +97,17 @@ def _seconds(step: dict, now: float | None = None) -> str:
     '41.250'
     >>> _seconds({"state": "running", "started": 1000.0}, now=1041.4)
     '41 so far'
+    >>> _seconds({"state": "running", "started": 1000.0, "last_seconds": 243.9}, now=1041.4)
+    '41 so far (last run: 244)'
     >>> _seconds({"state": "interrupted", "started": 1000.0})
     ''
     """
     import time
 
     if step.get("state") == "running" and isinstance(step.get("started"), (int, float)):
-        return f"{(now or time.time()) - step['started']:.0f} so far"
+        last = step.get("last_seconds")
+        return (f"{(now or time.time()) - step['started']:.0f} so far"
+                + (f" (last run: {last:.0f})" if isinstance(last, (int, float)) else ""))
     return _fmt(step.get("duration", ""))
 
 

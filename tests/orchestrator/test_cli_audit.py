@@ -271,3 +271,25 @@ def test_every_option_of_every_command_has_help():
                for name, sub in parser.subparsers.items() for a in sub._actions
                if a.option_strings and a.help in (None, "") and not isinstance(a, argparse._HelpAction)]
     assert missing == []
+
+
+def test_status_of_a_running_step_gives_the_seconds_of_its_last_run_beside_so_far(toy, capsys):
+    """"75 so far" alone did not say whether the step was nearly done; the runner's history
+    keeps how long the step took the last time it ran to the end in this runs directory."""
+    import os
+    import re
+    import time
+
+    runs = toy / "runs"
+    assert rag("run", str(toy / "conf/chain.yaml"), "steps.retrieve.sleep=1.0", runs=runs) == 0
+    path = next(runs.glob("chain/*/status.json"))
+    status = json.loads(path.read_text())
+    status["state"], status["pid"] = "running", os.getpid()   # this process: alive
+    status["steps"]["retrieve"].update(state="running", started=time.time() - 75)
+    path.write_text(json.dumps(status))
+    capsys.readouterr()
+    assert rag("status", runs=runs) == 0
+    rows = {row.split("│")[1].strip(): [cell.strip() for cell in row.split("│")[2:-1]]
+            for row in capsys.readouterr().out.splitlines() if row.count("│") == 7}
+    found = re.fullmatch(r"(75|76|77) so far \(last run: (\d+)\)", rows["retrieve"][-1])
+    assert found and int(found.group(2)) >= 1, rows   # 4 shards of 1 s each: a lower bound
