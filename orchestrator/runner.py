@@ -191,13 +191,15 @@ def _line(err: RagError) -> str:
     return err.message + (f"; {err.hint}" if err.hint else "")
 
 
-def sweep_problems(members, dags, store: Store, runs_dir: Path, opts: Options) -> list[str]:
+def sweep_problems(members, dags, store: Store, runs_dir: Path, opts: Options
+                   ) -> tuple[list[str], list[Plan]]:
     """What would stop each member of a sweep before its steps run (a missing source, an unset
     variable, a step the executor refuses: more GPUs than the machine has), ``member-NNNN
     (overrides): problem`` each, found before the first member runs: a path swept to a file
     that does not exist, or a GPU count swept past the machine's, used to stop its member hours
-    into the sweep. Reads the cache; writes nothing but the source-hash memo."""
-    problems = []
+    into the sweep; and each member's plan, cut to the steps it would compute. Reads the cache;
+    writes nothing but the source-hash memo."""
+    problems, plans = [], []
     memo = SourceMemo(store.root / "sources.json")
     history = load_history(runs_dir, dags[0].recipe)
     admission = Admission(store, opts.jobs)
@@ -207,12 +209,14 @@ def sweep_problems(members, dags, store: Store, runs_dir: Path, opts: Options) -
                   else chosen.union(*(dag.upstream(n) for n in chosen)))
         force = set(opts.force) | dag.downstream(opts.from_)
         planned = plan(dag, store, memo, history, force, member.overrides)
-        found = (admission.problems(dag, computed(dag, planned, opts), member.overrides)
+        steps = computed(dag, planned, opts)
+        found = (admission.problems(dag, steps, member.overrides)
                  + problems_of(planned.problems, dag, needed))
         if found:
             problems.append(f"member-{member.index:04d} ({' '.join(member.overrides)}): "
                             + _unprefixed(found[0], member.overrides))
-    return problems
+        plans.append(replace(planned, steps={s.name: planned.steps[s.name] for s in steps}))
+    return problems, plans
 
 
 def _unprefixed(problem: str, overrides: list[str]) -> str:

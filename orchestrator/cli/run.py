@@ -128,10 +128,12 @@ def _run(args) -> int:
     store = Store.for_runs(runs)  # checked by the runner, before the plan reads it
     sweep = None
     if args.multirun:   # a sweep, even of one value: its record is where a sweep's is
-        if _sweep_refused(members, dags, store, runs, opts):
+        refused, estimate = _sweep_refused(members, dags, store, runs, opts)
+        if refused:
             return 2
         sweep = _new_sweep(runs, recipe, command, members)
-        console().print(f"sweep: {len(members)} member{'s' * (len(members) > 1)} -> {sweep}")
+        console().print(f"sweep: {len(members)} member{'s' * (len(members) > 1)} -> {sweep}"
+                        f"{estimate}", soft_wrap=True)
     results = []
     must_fix = []  # per failed run: every failure was bad input (a rerun as is fails the same)
     with store.lease(runs) as lease:  # gc keeps what a live run uses
@@ -171,17 +173,22 @@ def _run(args) -> int:
     return _end_of_run(results[-1][1], results[-1][2], must_fix, dags[0], opts)
 
 
-def _sweep_refused(members, dags, store, runs, opts) -> bool:
+def _sweep_refused(members, dags, store, runs, opts) -> tuple[bool, str]:
     """Before a sweep starts: a misnamed --only/--until/--from/--force (no member would run) is
     an error; a member that would stop before its steps run (a missing source, a step the
     executor refuses: more GPUs than the machine has) is named, with every other such member
-    (the first 5 listed), and nothing runs (True)."""
+    (the first 5 listed), and nothing runs (True). Else (False, how long the sweep's steps took
+    when they last ran here, its shared steps counted once: "" when none did)."""
+    from orchestrator.estimate import about, last_seconds
+    from orchestrator.history import load_history
     from orchestrator.logs import console, escape
     from orchestrator.runner import check_selection, sweep_problems
 
     for dag in dags:
         check_selection(dag, opts)
-    problems = sweep_problems(members, dags, store, runs, opts) if len(members) > 1 else []
+    if len(members) == 1:
+        return False, ""
+    problems, plans = sweep_problems(members, dags, store, runs, opts)
     for problem in problems[:5]:
         console().print(f"[red]error:[/] {escape(problem)}", soft_wrap=True)
     if len(problems) > 5:
@@ -190,7 +197,12 @@ def _sweep_refused(members, dags, store, runs, opts) -> bool:
         console().print(f"  hint: {len(problems)} of {len(members)} members would stop before "
                         "their steps run; fix the value (or leave it out of the sweep), then "
                         "rerun: nothing ran", soft_wrap=True)
-    return bool(problems)
+        return True, ""
+    seconds, never = last_seconds(plans, load_history(runs, dags[0].recipe))
+    if seconds < 1:
+        return False, ""
+    return False, (f"; about {about(seconds)} by the last runs of its steps here"
+                   + (f", more for {', '.join(never[:3])}" if never else ""))
 
 
 def _end_of_run(run, ok: bool, must_fix: list[bool], dag, opts) -> int:
