@@ -62,3 +62,16 @@ def about(seconds: float) -> str:
     if seconds < 3600:
         return f"{seconds // 60} min {seconds % 60} s"
     return f"{seconds // 3600} h {seconds % 3600 // 60} min"
+
+
+def said(seconds: float, never: list[str]) -> str:
+    """The estimate as the commands print it; "" when the steps to run took under a second
+    (or none ran here before).
+
+    >>> said(412.0, []), said(412.0, ["dpo", "a", "b", "c"]), said(0.2, ["dpo"])
+    ('about 6 min 52 s by their last runs here', 'about 6 min 52 s by their last runs here, more for dpo, a, b … (never ran here)', '')
+    """
+    if seconds < 1:
+        return ""
+    more = f", more for {', '.join(never[:3])}{' …' if len(never) > 3 else ''} (never ran here)"
+    return f"about {about(seconds)} by their last runs here" + (more if never else "")

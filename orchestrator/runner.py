@@ -356,14 +356,11 @@ class Runner:
 
     def _estimate(self, planned: Plan, to_compute: list[Step]) -> None:
         """One line before the first step: how long the steps to run took when they last ran."""
-        from orchestrator.estimate import about, last_seconds
+        from orchestrator.estimate import last_seconds, said
 
-        seconds, never = last_seconds([planned], self.history, {s.name for s in to_compute})
-        if seconds >= 1:
-            console().print(f"[dim]{len(to_compute)} step(s) to run: about {about(seconds)} by "
-                            "their last runs here"
-                            + (f", more for {', '.join(never[:3])}" if never else "") + "[/]",
-                            soft_wrap=True)
+        estimate = said(*last_seconds([planned], self.history, {s.name for s in to_compute}))
+        if estimate:
+            console().print(f"[dim]{len(to_compute)} step(s) to run: {estimate}[/]", soft_wrap=True)
 
     def plan(self, force: set[str]) -> Plan:
         """The plan at start, computed once and saved with the run (plan.json)."""

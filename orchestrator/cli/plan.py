@@ -36,7 +36,7 @@ def add_arguments(p) -> None:
 def main(args) -> int:
     from orchestrator.cli.common import (load, recipe_notes, runs_dir, runs_elsewhere,
                                          shipped_note)
-    from orchestrator.estimate import last_seconds, to_run as runs_task
+    from orchestrator.estimate import last_seconds, said, to_run as runs_task
     from orchestrator.history import load_history
     from orchestrator.logs import console, escape, report
     from orchestrator.store import Store
@@ -98,28 +98,15 @@ def main(args) -> int:
         report().print(f"... {len(plans) - 3} more members")
     for note in filter(None, [shipped_note(args), *recipe_notes(members)]):
         report().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
+    estimate = said(seconds, never) if to_run else ""
     report().print(f"{len(plans)} member(s), {total} tasks, {len(unique)} distinct "
                    f"(shared steps counted once), {to_run} to run"
-                   + _estimate(seconds, never, to_run))
+                   + (f"; {estimate}" if estimate else ""))
     if elsewhere and str(runs) == "runs":   # neither --runs-dir nor ragline.runs_dir moved it
         console().print(f"[yellow]note:[/] {escape(elsewhere)}", soft_wrap=True)
     if args.check and any(p.problems for p in plans):   # as rag run would stop: a CI check
         return 2
     return 0
-
-
-def _estimate(seconds: float, never: list[str], to_run: int) -> str:
-    """The summary line's estimate: the last time these steps ran here, and those that never did.
-
-    >>> _estimate(412.0, [], 9), _estimate(412.0, ["dpo"], 9), _estimate(0.0, ["dpo"], 1)
-    ('; about 6 min 52 s by their last runs here', '; about 6 min 52 s by their last runs here, more for dpo (never ran here)', '')
-    """
-    from orchestrator.estimate import about
-
-    if not to_run or (not seconds and never):
-        return ""
-    more = f", more for {', '.join(never[:3])}{' …' if len(never) > 3 else ''} (never ran here)"
-    return f"; about {about(seconds)} by their last runs here" + (more if never else "")
 
 
 def _plans(args, members, dags, store, history: dict) -> list:

@@ -179,7 +179,7 @@ def _sweep_refused(members, dags, store, runs, opts) -> tuple[bool, str]:
     executor refuses: more GPUs than the machine has) is named, with every other such member
     (the first 5 listed), and nothing runs (True). Else (False, how long the sweep's steps took
     when they last ran here, its shared steps counted once: "" when none did)."""
-    from orchestrator.estimate import about, last_seconds
+    from orchestrator.estimate import last_seconds, said
     from orchestrator.history import load_history
     from orchestrator.logs import console, escape
     from orchestrator.runner import check_selection, sweep_problems
@@ -198,11 +198,8 @@ def _sweep_refused(members, dags, store, runs, opts) -> tuple[bool, str]:
                         "their steps run; fix the value (or leave it out of the sweep), then "
                         "rerun: nothing ran", soft_wrap=True)
         return True, ""
-    seconds, never = last_seconds(plans, load_history(runs, dags[0].recipe))
-    if seconds < 1:
-        return False, ""
-    return False, (f"; about {about(seconds)} by the last runs of its steps here"
-                   + (f", more for {', '.join(never[:3])}" if never else ""))
+    estimate = said(*last_seconds(plans, load_history(runs, dags[0].recipe)))
+    return False, f"; {estimate}" if estimate else ""
 
 
 def _end_of_run(run, ok: bool, must_fix: list[bool], dag, opts) -> int:

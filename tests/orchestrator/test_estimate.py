@@ -58,4 +58,4 @@ def test_a_sweep_is_sized_before_its_first_member_with_shared_steps_once(toy, ca
                "--no-progress", runs=runs) == 0
     header = next(line for line in capsys.readouterr().err.splitlines()
                   if line.startswith("sweep: 2 members -> "))
-    assert header.endswith(" by the last runs of its steps here") and "; about " in header
+    assert header.endswith(" by their last runs here") and "; about " in header
