@@ -51,11 +51,9 @@ def last_seconds(plans, history: dict, only: set[str] | None = None) -> tuple[fl
 def about(seconds: float) -> str:
     """A duration to read at a glance.
 
-    >>> about(0.2), about(7.4), about(412), about(3 * 3600 + 25 * 60 + 9)
-    ('under 1 s', '7 s', '6 min 52 s', '3 h 25 min')
+    >>> about(7.4), about(412), about(3 * 3600 + 25 * 60 + 9)
+    ('7 s', '6 min 52 s', '3 h 25 min')
     """
-    if seconds < 0.5:
-        return "under 1 s"
     seconds = round(seconds)
     if seconds < 60:
         return f"{seconds} s"

@@ -386,12 +386,12 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
         if max_questions is not None and len(rows) >= max_questions:
             break
     if dropped:
-        fields = ", ".join(f"{key} (in {n} of {len(rows)} records)"
+        listed = ", ".join(f"{key} (in {n} of {len(rows)} records)"
                            for key, n in sorted(dropped.items()))
         log.warning("%s: field(s) not read, dropped: %s; if one holds the ids, answers or gold "
                     "passage ids, rename it, or map it with the load step's question_fields "
                     "(ids: %s; answers: %s; gold passage ids: %s)",
-                    path, fields, "|".join(ID_KEYS), "|".join(ANSWER_KEYS), "|".join(GOLD_KEYS))
+                    path, listed, "|".join(ID_KEYS), "|".join(ANSWER_KEYS), "|".join(GOLD_KEYS))
     with_ctxs = sum("ctxs" in r for r in rows)
     log.info("read %d questions from %s%s", len(rows), path,
              f" ({with_ctxs} with retrieved passages)" if with_ctxs else "")
