@@ -189,9 +189,9 @@ def test_folder_of_sets_names_what_it_skips(tmp_path, caplog):
         rows = read_question_sets(folder)
     assert [r["id"] for r in rows] == ["nq/t0", "nq/t1"]
     assert [r.getMessage() for r in caplog.records] == [
-        f"{folder}: skipped tqa.txt (not question files: one JSON file (.jsonl/.json/.ndjson, "
-        "optionally .gz), Parquet file (.parquet/.pq) or saved dataset folder (save_to_disk) per "
-        "evaluation set)"]
+        f"{folder}: skipped tqa.txt (not question files: one JSON, CSV or TSV file "
+        "(.jsonl/.json/.ndjson/.csv/.tsv, optionally .gz), Parquet file (.parquet/.pq) or saved "
+        "dataset folder (save_to_disk) per evaluation set)"]
     nested = tmp_path / "flashrag"
     (nested / "nq").mkdir(parents=True)
     jsonl(nested / "nq" / "test.jsonl", QUESTIONS)

@@ -134,22 +134,23 @@ def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
 
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
+DELIMITED_SUFFIXES = (".csv", ".tsv")   # optionally .gz
 
 
 def iter_records(path: str | Path, what: str) -> tuple[str, Iterator[tuple[int, Any]]]:
     """``(unit, records)`` of a file of ``what`` (``"questions"``): ``"row"`` and its rows for a
     ``.parquet``/``.pq`` file or a Hugging Face dataset folder (``save_to_disk``), else
-    ``"line"`` and its JSON records. A CSV or TSV file is refused with how to convert it (a
-    cell holds no list of answers or passages)."""
+    ``"line"`` and its records: a ``.csv``/``.tsv`` file's rows (DPR's question files or a table
+    with a header, :mod:`stages.lib.data.delimited`), any other file's JSON records."""
     files = saved_dataset_files(Path(path))
     if files is not None:
         return "row", iter_arrow_records(Path(path), files, what)
     path = check_file(path)
     suffix = strip_gz(path)
-    if suffix in (".csv", ".tsv"):
-        raise DataError(f"{path}: {what} are read from JSON lines, a JSON array or Parquet, not "
-                        f"{suffix} (a cell cannot hold a list); convert the file, e.g. with "
-                        "pandas: read_csv(...).to_json('out.jsonl', orient='records', lines=True)")
+    if suffix in DELIMITED_SUFFIXES:
+        from stages.lib.data.delimited import iter_delimited_records
+
+        return "line", iter_delimited_records(path, what)
     if suffix in PARQUET_SUFFIXES:
         return "row", iter_parquet_records(path, what)
     return "line", iter_json_records(path)

@@ -7,7 +7,8 @@ name without extensions (``asqa.jsonl.gz`` -> ``asqa``), as the original inferen
 the answer style by file name (a record's own ``dataset`` field is overridden), and its question ids become ``<set>/<id>`` (sets number their questions independently, so bare
 ids would collide; ids from the line number become ``<set>/<line>``). ``max_questions`` applies
 per set. Files whose names start with ``.`` or ``_`` are skipped, as are non-question files
-(anything but ``.jsonl``, ``.json``, ``.ndjson``, optionally ``.gz``, and ``.parquet``/``.pq``)
+(anything but ``.jsonl``, ``.json``, ``.ndjson``, ``.csv``, ``.tsv``, optionally ``.gz``, and
+``.parquet``/``.pq``)
 and subfolders other than a Hugging Face dataset's ``save_to_disk`` folder, with a warning naming
 those (a set saved as ``nq.txt`` is not left out unseen). A question input may also be one such
 saved dataset folder itself (one split of a ``DatasetDict``).
@@ -22,13 +23,13 @@ import logging
 from pathlib import Path
 
 from orchestrator.api import DataError
-from stages.lib.data.files import PARQUET_SUFFIXES, saved_dataset_files
+from stages.lib.data.files import DELIMITED_SUFFIXES, PARQUET_SUFFIXES, saved_dataset_files
 from stages.lib.data.questions import read_questions
 
 log = logging.getLogger(__name__)
-JSON_SUFFIXES = (".jsonl", ".json", ".ndjson")   # optionally .gz
-ONE_FILE = ("one JSON file (.jsonl/.json/.ndjson, optionally .gz), Parquet file (.parquet/.pq) or "
-            "saved dataset folder (save_to_disk)")
+TEXT_SUFFIXES = (".jsonl", ".json", ".ndjson") + DELIMITED_SUFFIXES   # optionally .gz
+ONE_FILE = ("one JSON, CSV or TSV file (.jsonl/.json/.ndjson/.csv/.tsv, optionally .gz), Parquet "
+            "file (.parquet/.pq) or saved dataset folder (save_to_disk)")
 
 
 def set_name(path: Path) -> str:
@@ -47,8 +48,8 @@ def question_files(folder: Path) -> tuple[list[Path], list[str]]:
     for p in sorted(folder.iterdir()):
         if p.name.startswith((".", "_")):
             continue
-        json_file = p.name.removesuffix(".gz").endswith(JSON_SUFFIXES)
-        if (p.is_file() and (json_file or p.name.endswith(PARQUET_SUFFIXES))
+        text_file = p.name.removesuffix(".gz").endswith(TEXT_SUFFIXES)
+        if (p.is_file() and (text_file or p.name.endswith(PARQUET_SUFFIXES))
                 or (p / "state.json").is_file()):   # a dataset's save_to_disk folder
             files.append(p)
         else:

@@ -1,7 +1,8 @@
 """Question readers: ``{id, dataset, question, answers: [str], gold: [str]}`` (plus ``ctxs`` when
-the file already carries retrieved passages) from JSONL, a JSON array or Parquet (a Hugging Face
-dataset saved with ``to_parquet``) in the FlashRAG, DPR, Self-RAG, DynamicRAG, ALCE/ASQA, SQuAD,
-TriviaQA, KILT and BEIR shapes. Bad input raises ``DataError`` naming the file and the line (row)::
+the file already carries retrieved passages) from JSONL, a JSON array, Parquet (a Hugging Face
+dataset saved with ``to_parquet``) or CSV/TSV (DPR's ``*.qa.csv``, a table with a header) in the
+FlashRAG, DPR, Self-RAG, DynamicRAG, ALCE/ASQA, SQuAD, TriviaQA, KILT and BEIR shapes. Bad input
+raises ``DataError`` naming the file and the line (row)::
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "q.jsonl"
@@ -339,7 +340,8 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
                    max_questions: int | None = None,
                    default_dataset: str | None = None,
                    fields: dict[str, str] | None = None) -> list[dict]:
-    """Read a question set (JSONL, a JSON array or Parquet) into canonical rows.
+    """Read a question set (JSONL, a JSON array, Parquet, CSV/TSV: DPR's ``*.qa.csv`` or a table
+    with a header, :mod:`stages.lib.data.delimited`) into canonical rows.
 
     Accepted fields (first match wins): question ←
     ``question|Question|query|instruction|text|input``; answers ← ASQA

@@ -221,14 +221,6 @@ def test_parquet_questions_read_as_their_json_lines(tmp_path):
            read_questions, tmp_path / "fake.parquet")
 
 
-def test_a_csv_question_file_is_refused_with_how_to_convert_it(tmp_path):
-    """Before: "q.csv line 1: invalid JSON (expecting value at column 1)", which names the
-    symptom, not that CSV is not a question format."""
-    p = write(tmp_path / "q.csv", "question,answer\nwho,me\n")
-    raises([f"{p}: questions are read from JSON lines, a JSON array or Parquet, not .csv (a cell "
-            "cannot hold a list); convert the file, e.g. with pandas"], read_questions, p)
-
-
 def test_kilt_records(tmp_path):
     """KILT (``nq-dev-kilt.jsonl``, ``fever-dev-kilt.jsonl``; BERGEN's kilt_* sets): the question
     is ``input`` and the answers the ``answer`` of each ``output`` entry; an entry with
