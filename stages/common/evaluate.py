@@ -13,7 +13,10 @@ a mean over questions on a 0..1 scale:
 Questions without a gold answer are left out of the answer metrics (as in the seeds) and get
 null per-question scores. When any question has gold passage ids (``gold``), the ranking in
 ``ctxs`` is scored with pytrec_eval: ``recall@k``, ``ndcg@k``, ``mrr@k`` for each k in
-``retrieval_k``, averaged over the questions with gold ids.
+``retrieval_k``, averaged over the questions with gold ids. Without gold ids, DPR's top-k
+retrieval accuracy (``answer_recall_k``, off by default; :mod:`stages.lib.metrics.answer_in_passages`)
+scores the passages by whether a gold answer occurs in their text: ``answer_recall@k``, averaged
+over the questions with gold answers.
 
 The metrics also hold ``label`` (``name``, else the step name), ``num_questions``,
 ``num_scored`` (questions with a gold answer) and ``avg_selected_docs``, so a results table can
@@ -38,9 +41,10 @@ from typing import Annotated, NamedTuple
 
 from annotated_types import Ge
 
-from orchestrator.api import StageContext, stage
+from orchestrator.api import StageContext, added, stage
 from stages.lib.data.set_names import for_set
 from stages.lib.metrics.answer import METRICS, as_gold_list, check_metric_names
+from stages.lib.metrics.answer_in_passages import answer_recall
 from stages.lib.metrics.retrieval import retrieval_scores
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
@@ -51,6 +55,9 @@ class EvaluateConfig:
     metrics: list[str] = field(default_factory=lambda: [
         "exact_match", "token_f1", "match_pred_in_gold", "match_gold_in_pred"])
     retrieval_k: list[Annotated[int, Ge(1)]] = field(default_factory=lambda: [1, 3, 5, 10, 20])
+    # DPR's top-k accuracy, for questions without gold passage ids (NQ, TriviaQA): the share
+    # with a gold answer in the text of one of their first k passages; [1, 5, 20] as DPR
+    answer_recall_k: list[Annotated[int, Ge(1)]] = added([])
     # the metrics of the sets whose name contains a key (fever: [first_char_accuracy]); the
     # other sets report ``metrics``. Used for the per-set blocks and their macro average.
     set_metrics: dict[str, list[str]] = field(default_factory=dict)
@@ -63,7 +70,8 @@ class EvaluateConfig:
 
 DISPLAY = {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",
            "match_gold_in_pred": "gold⊂pred", "match_pred_in_gold": "pred⊂gold",
-           "first_char_accuracy": "acc", "rouge_l": "ROUGE-L", "recall@1": "R@1"}
+           "first_char_accuracy": "acc", "rouge_l": "ROUGE-L", "recall@1": "R@1",
+           "answer_recall@5": "A@5", "answer_recall@20": "A@20"}
 """Result-table columns: metric -> label, in order (at most 8 are shown)."""
 
 
@@ -128,6 +136,24 @@ def _macro(blocks: dict[str, dict]) -> dict:
     return out
 
 
+def _answer_recall(rows: list[dict], per_question: list[dict], cfg: EvaluateConfig,
+                   log) -> list[str]:
+    """Add ``answer_recall@k`` to each question's record; the names added, or none when
+    ``answer_recall_k`` is empty or no question has passages (a run without retrieval)."""
+    if not cfg.answer_recall_k:
+        return []
+    if not any(row.get("ctxs") for row in rows):
+        log.info("answer_recall_k is set, but no question has passages: not computed")
+        return []
+    names = [f"answer_recall@{k}" for k in cfg.answer_recall_k]
+    for row, record in zip(rows, per_question):
+        golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+        texts = [c.get("text") or "" for c in row.get("ctxs") or []]
+        record.update(answer_recall(golds, texts, cfg.answer_recall_k) if golds
+                      else dict.fromkeys(names))
+    return names
+
+
 @stage("evaluate", version=6)   # 5: avg_selected_docs per set; 6: per-set metrics displayed
 def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
     """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
@@ -160,6 +186,7 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
             for name in retrieval_names:
                 record[name] = values.get(name)
 
+    retrieval_names += _answer_recall(rows, per_question, cfg, ctx.log)
     metrics = {"label": cfg.name or ctx.step, "num_questions": len(rows),
                "num_scored": num_scored,
                "avg_selected_docs": _mean([r["num_selected"] for r in per_question])}

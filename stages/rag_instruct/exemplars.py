@@ -171,7 +171,7 @@ def _refuse_none_fit(rows: list[dict], cfg: ExemplarsConfig, ctx: StageContext) 
 def _fitting(candidates: list[dict], answers: list[str], paradigm: str,
              rng: random.Random) -> list[dict]:
     """The documents of a paradigm chosen by has_answer (see the module docstring)."""
-    from stages.lib.models.relevance import has_answer
+    from stages.lib.metrics.answer_in_passages import has_answer
 
     p = PARADIGMS[paradigm]
     answering = [has_answer(answers, f"{d.get('title') or ''} {d['text']}") for d in candidates]

@@ -17,50 +17,18 @@ Every method returns one ``(label, score)`` per pair, in input order::
 from __future__ import annotations
 
 import logging
-import re
 import time
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 from orchestrator.api import ConfigError
+from stages.lib.metrics.answer_in_passages import has_answer
 from stages.lib.prompts import Prompt, messages
 
 log = logging.getLogger(__name__)
 
 METHODS = ("monot5", "cross_encoder", "causal_lm", "has_answer")
 MONOT5_TEMPLATE = "Query: {q} Document: {d} Relevant:"
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
-
-
-# ----------------------------------------------------------------------------- has_answer
-
-def answer_tokens(text: str) -> list[str]:
-    """DPR-style tokens: NFD-normalised, lowercased word runs and single punctuation marks.
-
-    >>> answer_tokens("U.S. Army's 1st")
-    ['u', '.', 's', '.', 'army', "'", 's', '1st']
-    """
-    return _TOKEN.findall(unicodedata.normalize("NFD", text).lower())
-
-
-def has_answer(answers: Sequence[str], text: str) -> bool:
-    """True when some answer's token sequence occurs contiguously in ``text`` (DPR has_answer).
-
-    >>> has_answer(["the Beatles"], "Yesterday was recorded by The Beatles in 1965.")
-    True
-    >>> has_answer(["Beat"], "Yesterday was recorded by The Beatles in 1965.")
-    False
-    """
-    tokens = answer_tokens(text)
-    for answer in answers:
-        ans = answer_tokens(answer)
-        if not ans:
-            continue
-        for i in range(len(tokens) - len(ans) + 1):
-            if tokens[i:i + len(ans)] == ans:
-                return True
-    return False
 
 
 # ----------------------------------------------------------------------------- model helpers

@@ -121,3 +121,45 @@ def test_an_unknown_set_metric_names_its_set():
     with pytest.raises(ConfigError, match=r"^steps.eval: set_metrics.fever: unknown \['acc'\]; "
                                           r"known: exact_match, first_char_accuracy, "):
         check_step_config(EvaluateConfig, {"set_metrics": {"fever": ["acc"]}}, "steps.eval")
+
+
+def test_answer_recall_scores_passages_without_gold_ids(env):
+    """DPR's top-k accuracy: a gold answer in the text of one of the first k passages; a
+    question without answers is left out, one without passages scores 0."""
+    table, written, ctx = env
+    texts = {"d1": "Marie Curie won two Nobel prizes.", "d2": "Wilhelm Röntgen won in 1901.",
+             "d3": "Rome is the capital of Italy."}
+
+    def row(qid, answers, ctx_ids, dataset):
+        r = prediction_row(qid, "x", answers, ctx_ids=ctx_ids, dataset=dataset)
+        for c in r["ctxs"]:
+            c["text"] = texts[c["id"]]
+        return r
+
+    rows = [row("1", ["Röntgen"], ["d1", "d2"], "nq-test"), row("2", ["Roma"], ["d3"], "nq-test"),
+            row("3", ["Rome"], ["d3", "d1"], "trivia-test"), row("4", [], ["d1"], "trivia-test"),
+            row("5", ["Paris"], [], "trivia-test")]
+    cfg = EvaluateConfig(metrics=["exact_match"], answer_recall_k=[1, 5])
+    out = evaluate(table(Predictions, rows), cfg, ctx("eval_dpr"))
+    metrics, per_q = written(EvalMetrics, out.metrics), written(PerQuestion, out.per_question)
+    assert [r["answer_recall@1"] for r in per_q] == [0.0, 0.0, 1.0, None, 0.0]
+    assert [r["answer_recall@5"] for r in per_q] == [1.0, 0.0, 1.0, None, 0.0]
+    assert metrics["answer_recall@1"] == pytest.approx(1 / 4)
+    assert metrics["answer_recall@5"] == pytest.approx(2 / 4)
+    assert metrics["by_dataset"]["trivia-test"]["answer_recall@5"] == pytest.approx(1 / 2)
+    assert metrics["macro"]["answer_recall@5"] == pytest.approx((1 / 2 + 1 / 2) / 2)
+    assert metrics["display"]["answer_recall@5"] == "A@5"
+    assert "recall@1" not in metrics      # no gold ids: pytrec_eval's metrics stay out
+
+
+def test_answer_recall_is_off_by_default_and_skipped_without_passages(env):
+    table, written, ctx = env
+    rows = [prediction_row("1", "Paris", ["Paris"], ctx_ids=["d1"])]
+    metrics = written(EvalMetrics, evaluate(table(Predictions, rows), EvaluateConfig(),
+                                            ctx("ev")).metrics)
+    assert not any(k.startswith("answer_recall") for k in metrics)
+    no_passages = [prediction_row("1", "Paris", ["Paris"])]      # the no-retrieval baseline
+    cfg = EvaluateConfig(answer_recall_k=[1])
+    metrics = written(EvalMetrics, evaluate(table(Predictions, no_passages), cfg,
+                                            ctx("ev")).metrics)
+    assert "answer_recall@1" not in metrics

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from orchestrator.errors import ConfigError
-from stages.lib.models.relevance import MONOT5_TEMPLATE, has_answer, score_relevance
+from stages.lib.metrics.answer_in_passages import has_answer
+from stages.lib.models.relevance import MONOT5_TEMPLATE, score_relevance
 from stages.lib.prompts import load_prompt
 from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder, tiny_seq2seq
 from tests.conftest import REPO
