@@ -14,9 +14,9 @@ Questions without a gold answer are left out of the answer metrics (as in the se
 null per-question scores. When any question has gold passage ids (``gold``), the ranking in
 ``ctxs`` is scored with pytrec_eval: ``recall@k``, ``ndcg@k``, ``mrr@k`` for each k in
 ``retrieval_k``, averaged over the questions with gold ids. Without gold ids, DPR's top-k
-retrieval accuracy (``answer_recall_k``, off by default; :mod:`stages.lib.metrics.answer_in_passages`)
-scores the passages by whether a gold answer occurs in their text: ``answer_recall@k``, averaged
-over the questions with gold answers.
+retrieval accuracy (``answer_recall_k``, off by default;
+:mod:`stages.lib.metrics.answer_in_passages`) scores the passages by whether a gold answer occurs
+in their text: ``answer_recall@k``, averaged over the questions with gold answers.
 
 The metrics also hold ``label`` (``name``, else the step name), ``num_questions``,
 ``num_scored`` (questions with a gold answer) and ``avg_selected_docs``, so a results table can

@@ -57,6 +57,7 @@ def iter_delimited_records(path: Path, what: str) -> Iterator[tuple[int, dict[st
     if not first_no:
         raise empty_error(path, f"{what}: a header row, or {DPR_LAYOUT}")
     delimiter = "\t" if "\t" in first else ","
+    kind = "TSV" if delimiter == "\t" else "CSV"
     reader = csv.reader((line for _, line in numbered_lines(path)), delimiter=delimiter,
                         strict=True)
     header: list[str] | None = None
@@ -76,8 +77,8 @@ def iter_delimited_records(path: Path, what: str) -> Iterator[tuple[int, dict[st
     except csv.Error as err:
         problem = ("a quoted cell opens and never closes" if "end of data" in str(err)
                    else str(err))
-        raise DataError(f"{path} line {start}: cannot read as "
-                        f"{'TSV' if delimiter == chr(9) else 'CSV'} ({problem}); fix that line") from None
+        raise DataError(f"{path} line {start}: cannot read as {kind} ({problem}); "
+                        "fix that line") from None
     if not rows:
         raise DataError(f"{path}: a header row ({', '.join(header or [])}) and no {what} after "
                         f"it; expected one row per record, or {DPR_LAYOUT}")
