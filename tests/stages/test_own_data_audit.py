@@ -215,3 +215,28 @@ def test_corpus_folder_hint_says_to_point_at_one_file(env, tmp_path):
     out = load_data(LoadConfig(), ctx("load"), corpus=file(parts / "part1.jsonl"),
                     train=file(train))
     assert [r["id"] for r in written(Questions, out.train)] == ["t0", "t1", "t2"]
+
+
+def test_a_folder_of_one_datasets_splits_is_not_read_as_sets(tmp_path):
+    """FlashRAG's nq/{train,dev,test}.jsonl (and the Hub's validation-00000-of-00001.parquet)
+    are splits of one dataset: read as sets they put the training questions into the
+    evaluation, and its average. Before: three sets, train, dev and test."""
+    flashrag = tmp_path / "nq"
+    flashrag.mkdir()
+    for split in ("train", "dev", "test"):
+        jsonl(flashrag / f"{split}.jsonl", [{"id": f"{split}_0", "question": "q",
+                                             "golden_answers": ["a"]}])
+    msg = refused(read_question_sets, flashrag)
+    assert msg == (f"{flashrag}: the folder holds split files (dev.jsonl, test.jsonl, train.jsonl), "
+                   "the splits of one dataset, not one file per evaluation set; point the input "
+                   f"at the split to read, e.g. {flashrag / 'test.jsonl'}")
+    hub = tmp_path / "nq_open"
+    hub.mkdir()
+    for split in ("train", "validation"):
+        jsonl(hub / f"{split}-00000-of-00001.jsonl", QUESTIONS[:1])
+    assert refused(read_question_sets, hub).endswith(
+        f"e.g. {hub / 'validation-00000-of-00001.jsonl'}")
+    (flashrag / "train.jsonl").unlink()
+    (flashrag / "dev.jsonl").unlink()
+    rows = read_question_sets(flashrag)      # one split: the set is named after its folder
+    assert [(r["id"], r["dataset"]) for r in rows] == [("nq/test_0", "nq")]

@@ -4,14 +4,21 @@ The DynamicRAG evaluation data ships as a folder (``eval_data/nq.jsonl``, ``triv
 ``hotpotqa.jsonl``, ``2wiki.jsonl``, ``fever.jsonl``, ``eli5.jsonl``, ``asqa.jsonl``). A folder is
 read file by file, in name order: each file is one set, and every row's ``dataset`` is the file
 name without extensions (``asqa.jsonl.gz`` -> ``asqa``), as the original inference script chose
-the answer style by file name (a record's own ``dataset`` field is overridden), and its question ids become ``<set>/<id>`` (sets number their questions independently, so bare
-ids would collide; ids from the line number become ``<set>/<line>``). ``max_questions`` applies
+the answer style by file name (a record's own ``dataset`` field is overridden), and its question
+ids become ``<set>/<id>`` (sets number their questions independently, so bare ids would collide;
+ids from the line number become ``<set>/<line>``). ``max_questions`` applies
 per set. Files whose names start with ``.`` or ``_`` are skipped, as are non-question files
 (anything but ``.jsonl``, ``.json``, ``.ndjson``, ``.csv``, ``.tsv``, optionally ``.gz``, and
 ``.parquet``/``.pq``)
 and subfolders other than a Hugging Face dataset's ``save_to_disk`` folder, with a warning naming
 those (a set saved as ``nq.txt`` is not left out unseen). A question input may also be one such
 saved dataset folder itself (one split of a ``DatasetDict``).
+
+A file named after a split (``test.jsonl``; the Hub's ``validation-00000-of-00001.parquet``) is
+one split of one dataset, not a set: FlashRAG keeps ``nq/train.jsonl``, ``nq/dev.jsonl`` and
+``nq/test.jsonl`` side by side, and reading that folder as three sets would evaluate on the
+training questions too, and average them in. A folder with several such files is refused, naming
+them; a lone one is the set named after its folder (``nq/test.jsonl`` -> ``nq``).
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
 its metrics in ``evaluate`` (one block per set and their macro average).
@@ -20,11 +27,12 @@ its metrics in ``evaluate`` (one block per set and their macro average).
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from orchestrator.api import DataError
 from stages.lib.data.files import DELIMITED_SUFFIXES, PARQUET_SUFFIXES, saved_dataset_files
-from stages.lib.data.questions import read_questions
+from stages.lib.data.questions import SPLIT_NAMES, read_questions
 
 log = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".jsonl", ".json", ".ndjson") + DELIMITED_SUFFIXES   # optionally .gz
@@ -39,6 +47,19 @@ def set_name(path: Path) -> str:
     ('nq', '2wiki')
     """
     return path.name.split(".")[0].lower()
+
+
+EVAL_SPLITS = ("test", "validation", "dev", "val", "valid", "eval")   # the one an error suggests
+_SHARD = re.compile(r"-\d{5}-of-\d{5}$")   # the Hub's data files: train-00000-of-00002
+
+
+def is_split(name: str) -> bool:
+    """Whether a set name is a split's (``test``, ``validation-00000-of-00001``), not a set's.
+
+    >>> [is_split(n) for n in ("test", "validation-00000-of-00001", "nq-test", "nq")]
+    [True, True, False, False]
+    """
+    return _SHARD.sub("", name) in SPLIT_NAMES
 
 
 def question_files(folder: Path) -> tuple[list[Path], list[str]]:
@@ -75,6 +96,15 @@ def read_question_sets(path: str | Path, *, require_answers: bool = True,
         log.warning("%s: skipped %s (not question files: %s per evaluation set)", path,
                     ", ".join(others), ONE_FILE)
     names = [set_name(f) for f in files]
+    splits = [f for f, name in zip(files, names) if is_split(name)]
+    if len(splits) > 1:
+        held = [_SHARD.sub("", set_name(f)) for f in splits]
+        pick = next((splits[held.index(n)] for n in EVAL_SPLITS if n in held), splits[0])
+        raise DataError(f"{path}: the folder holds split files "
+                        f"({', '.join(f.name for f in splits)}), the splits of one dataset, not "
+                        f"one file per evaluation set; point the input at the split to read, "
+                        f"e.g. {pick}")
+    names = [path.name.lower() if is_split(name) else name for name in names]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         raise DataError(f"{path}: several files hold the set {twice[0]!r} "
