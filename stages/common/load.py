@@ -4,9 +4,10 @@ With no inputs wired, a synthetic knowledge base of fictional entities is genera
 (:mod:`stages.lib.data.synth`): a language model cannot answer its questions from memory, so a recipe
 shows retrieval working on CPU in seconds. With files wired, the readers of
 :mod:`stages.lib.data.corpus` and :mod:`stages.lib.data.questions` accept DPR ``psgs_w100.tsv``,
-JSONL, FlashRAG, BEIR and Parquet corpora and the question shapes of FlashRAG, DPR, Self-RAG,
-DynamicRAG, ALCE/ASQA and BEIR (with ``qrels`` merged into ``gold``). A question input may be a folder with one file per evaluation
-set (the paper's ``eval_data/``): see :mod:`stages.lib.data.question_sets`.
+JSONL, FlashRAG, BEIR and Parquet corpora and the question shapes of FlashRAG, DPR (its
+``*.qa.csv`` files too), Self-RAG, DynamicRAG, ALCE/ASQA and BEIR (with ``qrels`` merged into
+``gold``). A question input may be a folder with one file per evaluation set (the paper's
+``eval_data/``): see :mod:`stages.lib.data.question_sets`.
 
 Questions refer to passages of *their* corpus, so a real corpus needs its questions and real
 questions need their corpus: the stage refuses to mix files with generated data. The exception:
