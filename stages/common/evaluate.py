@@ -186,24 +186,24 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
             for name in retrieval_names:
                 record[name] = values.get(name)
 
-    retrieval_names += _answer_recall(rows, per_question, cfg, ctx.log)
+    passage_names = retrieval_names + _answer_recall(rows, per_question, cfg, ctx.log)
     metrics = {"label": cfg.name or ctx.step, "num_questions": len(rows),
                "num_scored": num_scored,
                "avg_selected_docs": _mean([r["num_selected"] for r in per_question])}
-    for name in cfg.metrics + retrieval_names:
+    for name in cfg.metrics + passage_names:
         metrics[name] = _mean([r[name] for r in per_question if r[name] is not None])
     if retrieval_names:
         metrics["num_retrieval_questions"] = len(with_gold)
     datasets = sorted({r["dataset"] for r in per_question})
     if len(datasets) > 1:  # several evaluation sets in one run (the paper's seven)
-        metrics["by_dataset"] = {d: _set_block(d, per_question, cfg, retrieval_names)
+        metrics["by_dataset"] = {d: _set_block(d, per_question, cfg, passage_names)
                                  for d in datasets}
         metrics["macro"] = _macro(metrics["by_dataset"])
     # the per-set metrics (FEVER's accuracy, ELI5's ROUGE-L) are in the blocks only: their
     # labels too, so that a table row per set (rag report) shows them
     metrics["display"] = display({**metrics.get("macro", {}), **metrics}, _names(cfg))
     shown = ", ".join(f"{k} {v:.4f}" for k, v in metrics.items()
-                      if isinstance(v, float) and k in cfg.metrics + retrieval_names)
+                      if isinstance(v, float) and k in cfg.metrics + passage_names)
     ctx.log.info("%s: %d questions (%d with gold answers): %s", metrics["label"], len(rows),
                  metrics["num_scored"], shown or "no scored question")
     return Evaluation(metrics=metrics, per_question=per_question)

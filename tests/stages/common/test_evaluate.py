@@ -150,6 +150,7 @@ def test_answer_recall_scores_passages_without_gold_ids(env):
     assert metrics["macro"]["answer_recall@5"] == pytest.approx((1 / 2 + 1 / 2) / 2)
     assert metrics["display"]["answer_recall@5"] == "A@5"
     assert "recall@1" not in metrics      # no gold ids: pytrec_eval's metrics stay out
+    assert "num_retrieval_questions" not in metrics
 
 
 def test_answer_recall_is_off_by_default_and_skipped_without_passages(env):
