@@ -10,7 +10,8 @@
   pandas' ``['a', 'b']``) is that list, any other cell its text; an empty cell is left out, as
   a field the record does not have.
 
-The delimiter is a tab when the first line holds one, else a comma, whatever the file's
+The delimiter is a tab when the first line holds one, else a semicolon when it holds one and no
+comma (Excel's CSV where the decimal mark is a comma), else a comma, whatever the file's
 extension (DPR's ``.qa.csv`` files are tab-separated). Quoting is the ``csv`` module's (a cell in
 double quotes may hold the delimiter or a line break). Lines are numbered as in the file.
 """
@@ -56,8 +57,8 @@ def iter_delimited_records(path: Path, what: str) -> Iterator[tuple[int, dict[st
     first_no, first = first_line(path)
     if not first_no:
         raise empty_error(path, f"{what}: a header row, or {DPR_LAYOUT}")
-    delimiter = "\t" if "\t" in first else ","
-    kind = "TSV" if delimiter == "\t" else "CSV"
+    delimiter = "\t" if "\t" in first else ";" if ";" in first and "," not in first else ","
+    kind = {"\t": "TSV", ";": "semicolon-separated CSV"}.get(delimiter, "CSV")
     reader = csv.reader((line for _, line in numbered_lines(path)), delimiter=delimiter,
                         strict=True)
     header: list[str] | None = None

@@ -64,6 +64,11 @@ def test_a_table_with_a_header_as_pandas_writes_it(tmp_path, caplog):
     assert "dropped: note (in 1 of 2 records)" in caplog.text
     tsv = write(tmp_path / "mine.tsv", "question\tanswers\tgold\nq\t[\"a\"]\t['p1', 'p2']\n")
     assert read_questions(tsv)[0]["gold"] == ["p1", "p2"]
+    # Excel where the decimal mark is a comma: semicolons, a byte-order mark, CRLF line ends
+    excel = tmp_path / "excel.csv"
+    excel.write_bytes("\ufeffquestion;answers\r\n\"two\r\nlines?\";\"1,5\"\r\n".encode())
+    assert [(r["id"], r["question"], r["answers"]) for r in read_questions(excel)] == [
+        ("2", "two\r\nlines?", ["1,5"])]
 
 
 def test_an_alpaca_table_feeds_the_sft_mix(tmp_path):
