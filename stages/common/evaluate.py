@@ -44,8 +44,8 @@ from annotated_types import Ge
 from orchestrator.api import StageContext, added, stage
 from stages.lib.data.set_names import for_set
 from stages.lib.metrics.answer import METRICS, as_gold_list, check_metric_names
-from stages.lib.metrics.answer_in_passages import answer_recall
-from stages.lib.metrics.retrieval import retrieval_scores
+from stages.lib.metrics.passage_scores import (answer_recall_scores, gold_passage_scores,
+                                               macro_average, mean)
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 
@@ -92,10 +92,6 @@ class Evaluation(NamedTuple):
     per_question: PerQuestion
 
 
-def _mean(values: list[float]) -> float | None:
-    return sum(values) / len(values) if values else None
-
-
 def _names(cfg: EvaluateConfig) -> list[str]:
     """Every metric computed per question: ``metrics`` then the per-set ones, once each."""
     return list(dict.fromkeys(cfg.metrics + [m for ms in cfg.set_metrics.values() for m in ms]))
@@ -116,42 +112,9 @@ def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,
                retrieval_names: list[str]) -> dict:
     rows = [r for r in per_question if r["dataset"] == dataset]
     return {"num_questions": len(rows),
-            "avg_selected_docs": _mean([r["num_selected"] for r in rows]),
-            **{name: _mean([r[name] for r in rows if r[name] is not None])
+            "avg_selected_docs": mean([r["num_selected"] for r in rows]),
+            **{name: mean([r[name] for r in rows if r[name] is not None])
                for name in set_metric_names(dataset, cfg) + retrieval_names}}
-
-
-def _macro(blocks: dict[str, dict]) -> dict:
-    """Unweighted mean over the sets of each metric they report (and how many sets did).
-
-    >>> _macro({"nq": {"num_questions": 9, "exact_match": 0.5},
-    ...         "fever": {"num_questions": 1, "first_char_accuracy": 1.0, "exact_match": 0.1}})
-    {'num_sets': 2, 'exact_match': 0.3, 'first_char_accuracy': 1.0}
-    """
-    names = list(dict.fromkeys(k for b in blocks.values() for k in b if k != "num_questions"))
-    out: dict = {"num_sets": len(blocks)}
-    for name in names:
-        values = [b[name] for b in blocks.values() if b.get(name) is not None]
-        out[name] = sum(values) / len(values) if values else None
-    return out
-
-
-def _answer_recall(rows: list[dict], per_question: list[dict], cfg: EvaluateConfig,
-                   log) -> list[str]:
-    """Add ``answer_recall@k`` to each question's record; the names added, or none when
-    ``answer_recall_k`` is empty or no question has passages (a run without retrieval)."""
-    if not cfg.answer_recall_k:
-        return []
-    if not any(row.get("ctxs") for row in rows):
-        log.info("answer_recall_k is set, but no question has passages: not computed")
-        return []
-    names = [f"answer_recall@{k}" for k in cfg.answer_recall_k]
-    for row, record in zip(rows, per_question):
-        golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
-        texts = [c.get("text") or "" for c in row.get("ctxs") or []]
-        record.update(answer_recall(golds, texts, cfg.answer_recall_k) if golds
-                      else dict.fromkeys(names))
-    return names
 
 
 @stage("evaluate", version=6)   # 5: avg_selected_docs per set; 6: per-set metrics displayed
@@ -170,35 +133,21 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
         num_scored += bool(golds)
         per_question.append(record)
 
-    retrieval_names: list[str] = []
-    with_gold = [i for i, r in enumerate(rows) if r.get("gold")]
-    if with_gold and cfg.retrieval_k:
-        run, qrels = {}, {}
-        for i in with_gold:
-            ranked = list(dict.fromkeys(c["id"] for c in rows[i].get("ctxs") or []
-                                        if c.get("id") is not None))
-            run[str(i)] = {doc: float(len(ranked) - rank) for rank, doc in enumerate(ranked)}
-            qrels[str(i)] = {doc: 1 for doc in rows[i]["gold"]}
-        scores = retrieval_scores(run, qrels, ks=cfg.retrieval_k)
-        retrieval_names = list(scores.mean)
-        for i, record in enumerate(per_question):
-            values = scores.per_query.get(str(i), {})
-            for name in retrieval_names:
-                record[name] = values.get(name)
-
-    passage_names = retrieval_names + _answer_recall(rows, per_question, cfg, ctx.log)
+    retrieval_names = gold_passage_scores(rows, per_question, cfg.retrieval_k)
+    passage_names = retrieval_names + answer_recall_scores(rows, per_question,
+                                                           cfg.answer_recall_k, ctx.log)
     metrics = {"label": cfg.name or ctx.step, "num_questions": len(rows),
                "num_scored": num_scored,
-               "avg_selected_docs": _mean([r["num_selected"] for r in per_question])}
+               "avg_selected_docs": mean([r["num_selected"] for r in per_question])}
     for name in cfg.metrics + passage_names:
-        metrics[name] = _mean([r[name] for r in per_question if r[name] is not None])
+        metrics[name] = mean([r[name] for r in per_question if r[name] is not None])
     if retrieval_names:
-        metrics["num_retrieval_questions"] = len(with_gold)
+        metrics["num_retrieval_questions"] = sum(bool(r.get("gold")) for r in rows)
     datasets = sorted({r["dataset"] for r in per_question})
     if len(datasets) > 1:  # several evaluation sets in one run (the paper's seven)
         metrics["by_dataset"] = {d: _set_block(d, per_question, cfg, passage_names)
                                  for d in datasets}
-        metrics["macro"] = _macro(metrics["by_dataset"])
+        metrics["macro"] = macro_average(metrics["by_dataset"])
     # the per-set metrics (FEVER's accuracy, ELI5's ROUGE-L) are in the blocks only: their
     # labels too, so that a table row per set (rag report) shows them
     metrics["display"] = display({**metrics.get("macro", {}), **metrics}, _names(cfg))

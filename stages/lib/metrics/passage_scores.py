@@ -1,0 +1,75 @@
+"""Scores of the passages each question was given (its ``ctxs``, in rank order), shared by
+``evaluate`` (after generation) and ``evaluate_retrieval`` (the retriever alone).
+
+Each function adds its per-question values to the records of ``per_question`` (one per row, in
+the same order) and returns the names it added, so that the caller averages them: pytrec_eval's
+recall/nDCG/MRR@k against gold passage ids (:mod:`stages.lib.metrics.retrieval`), and DPR's
+top-k accuracy against the gold answers (:mod:`stages.lib.metrics.answer_in_passages`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from stages.lib.metrics.answer import as_gold_list
+from stages.lib.metrics.answer_in_passages import answer_recall
+from stages.lib.metrics.retrieval import retrieval_scores
+
+
+def gold_passage_scores(rows: list[dict], per_question: list[dict],
+                        ks: Sequence[int]) -> list[str]:
+    """``recall@k``, ``ndcg@k``, ``mrr@k`` of the questions with gold passage ids (``gold``);
+    none when no question has any, or ``ks`` is empty. Other questions get None."""
+    with_gold = [i for i, r in enumerate(rows) if r.get("gold")]
+    if not (with_gold and ks):
+        return []
+    run, qrels = {}, {}
+    for i in with_gold:
+        ranked = list(dict.fromkeys(c["id"] for c in rows[i].get("ctxs") or []
+                                    if c.get("id") is not None))
+        run[str(i)] = {doc: float(len(ranked) - rank) for rank, doc in enumerate(ranked)}
+        qrels[str(i)] = {doc: 1 for doc in rows[i]["gold"]}
+    scores = retrieval_scores(run, qrels, ks=ks)
+    names = list(scores.mean)
+    for i, record in enumerate(per_question):
+        values = scores.per_query.get(str(i), {})
+        for name in names:
+            record[name] = values.get(name)
+    return names
+
+
+def answer_recall_scores(rows: list[dict], per_question: list[dict], ks: Sequence[int],
+                         log) -> list[str]:
+    """``answer_recall@k`` of the questions with gold answers (others get None); none when
+    ``ks`` is empty or no question has passages (a run without retrieval)."""
+    if not ks:
+        return []
+    if not any(row.get("ctxs") for row in rows):
+        log.info("answer_recall_k is set, but no question has passages: not computed")
+        return []
+    names = [f"answer_recall@{k}" for k in ks]
+    for row, record in zip(rows, per_question):
+        golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+        texts = [c.get("text") or "" for c in row.get("ctxs") or []]
+        record.update(answer_recall(golds, texts, ks) if golds else dict.fromkeys(names))
+    return names
+
+
+def mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def macro_average(blocks: dict[str, dict]) -> dict:
+    """Unweighted mean over the sets of each metric they report (and how many sets did).
+
+    >>> macro_average({"nq": {"num_questions": 9, "exact_match": 0.5},
+    ...                "fever": {"num_questions": 1, "first_char_accuracy": 1.0,
+    ...                          "exact_match": 0.1}})
+    {'num_sets': 2, 'exact_match': 0.3, 'first_char_accuracy': 1.0}
+    """
+    names = list(dict.fromkeys(k for b in blocks.values() for k in b if k != "num_questions"))
+    out: dict = {"num_sets": len(blocks)}
+    for name in names:
+        values = [b[name] for b in blocks.values() if b.get(name) is not None]
+        out[name] = mean(values)
+    return out
