@@ -82,3 +82,15 @@ def test_the_readme_command_scores_the_demo_retriever(tmp_path, monkeypatch):
     assert metrics["answer_recall@5"] > 0.5
     steps = json.loads((run / "status.json").read_text())["steps"]
     assert set(steps) == {"load", "encoder", "index", "retrieve_eval", "retrieval_eval"}
+    # the README's sweep of k: the index is reused, each member retrieves and scores
+    assert rag("run", str(REPO / "conf" / "dynamicrag_demo.yaml"), "--until", "retrieval_eval",
+               STEP, "-m", "retrieval.k=1,3") == 0
+    sweep = sorted((tmp_path / "runs" / "dynamicrag_demo").glob("*-sweep"))[-1]
+    got = {}
+    for member in sorted(sweep.glob("member-*")):
+        status = json.loads((member / "status.json").read_text())["steps"]
+        assert status["index"]["cache"] == "hit"
+        scores = json.loads((member / "artifacts" / "retrieval_eval.out" / "metrics.json")
+                            .read_text())
+        got[member.name] = (status["retrieval_eval"]["cache"], scores["avg_passages"])
+    assert list(got.values()) == [("miss", 1.0), ("miss", 3.0)]   # k=1, k=3: each its own
