@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator.api import DataError
 from stages.lib.data.corpus import DOC_ID_KEYS, title_text
 from stages.lib.data.fields import check_mapped, renamed
-from stages.lib.data.files import iter_records
+from stages.lib.data.files import DELIMITED_SUFFIXES, iter_records, strip_gz
 
 log = logging.getLogger(__name__)
 
@@ -376,6 +376,11 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
             check_mapped(rec, fields, ("question", "answers") if require_answers else
                          ("question",), where, "question_fields")
             rec = renamed(rec, fields)
+        if not rows and strip_gz(path) in DELIMITED_SUFFIXES and not rec.keys() & READ_KEYS:
+            raise DataError(f"{path} line 1: read as the header ({', '.join(rec)}), which names "
+                            "no field the reader takes; add a header row such as "
+                            "question,answers (or map the columns with the load step's "
+                            "question_fields)")
         row = normalize_question(rec, where=where, require_answers=require_answers,
                                  default_id=str(line_no), default_dataset=default_dataset, path=path)
         for key in rec.keys() - READ_KEYS - row.keys():

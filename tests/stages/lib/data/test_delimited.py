@@ -104,8 +104,9 @@ BAD = [
      "column once"),
     ("header_only.csv", "question,answers\n\n",
      ": a header row (question, answers) and no questions after it"),
-    ("no_header.csv", "who,me\nwhat,you\n",      # the first row is taken as the header
-     " line 2: missing field 'question' (expected one of question, "),
+    ("no_header.csv", "who wrote hamlet,Shakespeare\nwhat,you\n",   # the first row: a header
+     " line 1: read as the header (who wrote hamlet, Shakespeare), which names no field the "
+     "reader takes; add a header row such as question,answers"),
 ]
 
 
