@@ -7,7 +7,8 @@ shows retrieval working on CPU in seconds. With files wired, the readers of
 JSONL, FlashRAG, BEIR and Parquet corpora and the question shapes of FlashRAG, DPR (its
 ``*.qa.csv`` files too), Self-RAG, DynamicRAG, ALCE/ASQA and BEIR (with ``qrels`` merged into
 ``gold``). A question input may be a folder with one file per evaluation set (the paper's
-``eval_data/``): see :mod:`stages.lib.data.question_sets`.
+``eval_data/``), a dataset's folder of splits (read from ``train_split`` / ``eval_split``), or a
+folder of those (FlashRAG's datasets folder): see :mod:`stages.lib.data.question_sets`.
 
 Questions refer to passages of *their* corpus, so a real corpus needs its questions and real
 questions need their corpus: the stage refuses to mix files with generated data. The exception:
@@ -33,6 +34,8 @@ from orchestrator.api import (ConfigError, DataError, File, StageContext, added,
 from stages.lib.data.fields import PassageField, QuestionField
 from stages.schemas import CTX, Passages, Questions
 
+Split = Literal["train", "test", "validation", "dev", "val", "valid", "eval"]
+
 
 @dataclass
 class LoadConfig:
@@ -48,6 +51,10 @@ class LoadConfig:
     max_passages: Annotated[int, Ge(1)] | None = None  # keep the first N passages of the corpus
     max_train: Annotated[int, Ge(0)] | None = None  # keep the first N train questions
     max_eval: Annotated[int, Ge(0)] | None = None  # keep the first N eval questions (of each set)
+    # the split read from a dataset's folder of splits (FlashRAG's nq/{train,dev,test}.jsonl, a
+    # saved DatasetDict); None: train for training, test (else validation, dev, ...) for eval
+    train_split: Split | None = added(None)
+    eval_split: Split | None = added(None)
     require_answers: bool = True         # a question without answers is an error
     # fields under names the readers do not know, {reader's name: file's name} (as
     # LLaMA-Factory's dataset `columns`), e.g. BERGEN's {question: content, answers: label}
@@ -154,8 +161,10 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=5)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
+@stage("load_data", version=6)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
 # 5: a question that ships no ctxs has a null ctxs, one shipped with ctxs: [] keeps []
+# 6: a folder of splits is one set, named after it, read from one split; a folder of sets may hold
+# such folders (steps downstream stay cached where the tables come out the same)
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
               qrels: File | None = None) -> LoadOutput:
@@ -252,7 +261,7 @@ def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, 
     """One split's question rows (none without a file), qrels merged, checked against the
     corpus' ids, or, without a corpus, for shipped passages."""
     from stages.lib.data.qrels import merge_qrels
-    from stages.lib.data.question_sets import read_question_sets
+    from stages.lib.data.question_sets import EVAL_SPLITS, TRAIN_SPLITS, read_question_sets
 
     if path is None:
         if cfg.required is None:   # the recipe does not say whether it reads this set
@@ -261,8 +270,10 @@ def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, 
             ctx.log.info("%s: no file wired, and the recipe reads none (required: [%s]); the %s "
                          "output is empty", name, ", ".join(cfg.required), name)
         return []
+    split = cfg.train_split if name == "train" else cfg.eval_split
+    splits = (split,) if split else TRAIN_SPLITS if name == "train" else EVAL_SPLITS
     rows = read_question_sets(path, require_answers=cfg.require_answers, max_questions=limit,
-                              fields=cfg.question_fields)
+                              fields=cfg.question_fields, splits=splits)
     if judged is not None:
         rows = merge_qrels(rows, judged, cfg.min_qrel_score)
         ctx.log.info("%s: %d of %d questions have a relevant passage in the qrels", name,

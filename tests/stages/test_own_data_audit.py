@@ -24,6 +24,10 @@ PASSAGES = [{"id": f"p{i}", "title": f"Title {i}", "text": f"Passage {i} says th
 QUESTIONS = [{"id": f"t{i}", "question": f"What is {i}?", "answers": [f"A{i}"]} for i in range(3)]
 
 
+def file(path):
+    return File(Ref("file", File.type_name(), "hash", [str(path)]))
+
+
 def write(path, text):
     path.write_text(text, encoding="utf-8")
     return path
@@ -192,11 +196,11 @@ def test_folder_of_sets_names_what_it_skips(tmp_path, caplog):
         f"{folder}: skipped tqa.txt (not question files: one JSON, CSV or TSV file "
         "(.jsonl/.json/.ndjson/.csv/.tsv, optionally .gz), Parquet file (.parquet/.pq) or saved "
         "dataset folder (save_to_disk) per evaluation set)"]
-    nested = tmp_path / "flashrag"
-    (nested / "nq").mkdir(parents=True)
-    jsonl(nested / "nq" / "test.jsonl", QUESTIONS)
+    nested = tmp_path / "nested"     # sets one folder down, not a dataset's splits
+    (nested / "sets").mkdir(parents=True)
+    jsonl(nested / "sets" / "nq.jsonl", QUESTIONS)
     msg = refused(read_question_sets, nested)
-    assert msg.startswith(f"{nested}: the folder has no question files (it holds: nq/)")
+    assert msg.startswith(f"{nested}: the folder has no question files (it holds: sets/)")
 
 
 def test_corpus_folder_hint_says_to_point_at_one_file(env, tmp_path):
@@ -217,26 +221,73 @@ def test_corpus_folder_hint_says_to_point_at_one_file(env, tmp_path):
     assert [r["id"] for r in written(Questions, out.train)] == ["t0", "t1", "t2"]
 
 
-def test_a_folder_of_one_datasets_splits_is_not_read_as_sets(tmp_path):
+def test_a_folder_of_one_datasets_splits_is_one_set_read_from_one_split(tmp_path, caplog):
     """FlashRAG's nq/{train,dev,test}.jsonl (and the Hub's validation-00000-of-00001.parquet)
     are splits of one dataset: read as sets they put the training questions into the
-    evaluation, and its average. Before: three sets, train, dev and test."""
+    evaluation, and its average. Before session 28: three sets, train, dev and test; then a
+    refusal naming the split files. Now the evaluation split is read (test, else validation,
+    dev, ...), or the one asked for, and the log names it."""
     flashrag = tmp_path / "nq"
     flashrag.mkdir()
     for split in ("train", "dev", "test"):
         jsonl(flashrag / f"{split}.jsonl", [{"id": f"{split}_0", "question": "q",
                                              "golden_answers": ["a"]}])
-    msg = refused(read_question_sets, flashrag)
-    assert msg == (f"{flashrag}: the folder holds split files (dev.jsonl, test.jsonl, train.jsonl), "
-                   "the splits of one dataset, not one file per evaluation set; point the input "
-                   f"at the split to read, e.g. {flashrag / 'test.jsonl'}")
+    with caplog.at_level(logging.INFO, logger="stages.lib.data.question_sets"):
+        rows = read_question_sets(flashrag)
+    assert [(r["id"], r["dataset"]) for r in rows] == [("nq/test_0", "nq")]
+    assert f"{flashrag}: reading the test split (the folder also holds dev, train)" in caplog.text
+    rows = read_question_sets(flashrag, splits=["train"])
+    assert [(r["id"], r["dataset"]) for r in rows] == [("nq/train_0", "nq")]
     hub = tmp_path / "nq_open"
     hub.mkdir()
     for split in ("train", "validation"):
         jsonl(hub / f"{split}-00000-of-00001.jsonl", QUESTIONS[:1])
-    assert refused(read_question_sets, hub).endswith(
-        f"e.g. {hub / 'validation-00000-of-00001.jsonl'}")
+    rows = read_question_sets(hub)
+    assert [(r["id"], r["dataset"]) for r in rows] == [("nq_open/t0", "nq_open")]
+    assert refused(read_question_sets, hub, splits=["test"]) == (
+        f"{hub}: no test split (the dataset's splits: train, validation); name the split to "
+        "read with the load step's eval_split or train_split, or leave the dataset out of the "
+        "input folder, or point the input at one split's file")
     (flashrag / "train.jsonl").unlink()
     (flashrag / "dev.jsonl").unlink()
     rows = read_question_sets(flashrag)      # one split: the set is named after its folder
     assert [(r["id"], r["dataset"]) for r in rows] == [("nq/test_0", "nq")]
+
+
+def test_flashrag_root_folder_is_a_folder_of_sets(env, tmp_path):
+    """FlashRAG's datasets folder holds one folder of splits per dataset (and the corpus in its
+    own folder): each dataset is a set, read from its test split where it has one, else its
+    dev split (HotpotQA ships none with answers); training reads each train split;
+    ``eval_split`` forces one. Before: "the folder has no question files (it holds: hotpotqa/,
+    nq/, retrieval-corpus/)"."""
+    _, written, ctx = env
+    root = tmp_path / "FlashRAG_datasets"
+    splits = {"nq": ("train", "dev", "test"), "hotpotqa": ("train", "dev"), "popqa": ("test",)}
+    for name, held in splits.items():
+        (root / name).mkdir(parents=True)
+        for split in held:
+            jsonl(root / name / f"{split}.jsonl", [
+                {"id": f"{split}_{i}", "question": f"{name} {split} {i}?",
+                 "golden_answers": ["a"], "metadata": {}} for i in range(2)])
+    (root / "retrieval-corpus").mkdir()
+    corpus = file(jsonl(root / "retrieval-corpus" / "wiki18_100w.jsonl",
+                        [{"id": "1", "contents": "Title\nText"}]))
+
+    out = load_data(LoadConfig(max_eval=1), ctx("load"), corpus=corpus, eval=file(root))
+    assert [(r["id"], r["dataset"]) for r in written(Questions, out.eval)] == [
+        ("hotpotqa/dev_0", "hotpotqa"), ("nq/test_0", "nq"), ("popqa/test_0", "popqa")]
+    dev = load_data(LoadConfig(eval_split="dev"), ctx("load"), corpus=corpus,
+                    eval=file(root / "nq"))
+    assert [r["id"] for r in written(Questions, dev.eval)] == ["nq/dev_0", "nq/dev_1"]
+    (root / "popqa" / "train.jsonl").write_text((root / "popqa" / "test.jsonl").read_text())
+    out = load_data(LoadConfig(), ctx("load"), corpus=corpus, train=file(root))
+    assert [r["id"] for r in written(Questions, out.train)] == [
+        f"{name}/test_{i}" if name == "popqa" else f"{name}/train_{i}"
+        for name in ("hotpotqa", "nq", "popqa") for i in range(2)]
+    (root / "popqa" / "train.jsonl").unlink()
+    with pytest.raises(DataError) as info:
+        load_data(LoadConfig(), ctx("load"), corpus=corpus, train=file(root))
+    assert info.value.message == (
+        f"{root / 'popqa'}: no train split (the dataset's splits: test); name the split to read "
+        "with the load step's eval_split or train_split, or leave the dataset out of the input "
+        "folder, or point the input at one split's file")

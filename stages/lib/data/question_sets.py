@@ -2,7 +2,7 @@
 
 The DynamicRAG evaluation data ships as a folder (``eval_data/nq.jsonl``, ``triviaqa.jsonl``,
 ``hotpotqa.jsonl``, ``2wiki.jsonl``, ``fever.jsonl``, ``eli5.jsonl``, ``asqa.jsonl``). A folder is
-read file by file, in name order: each file is one set, and every row's ``dataset`` is the file
+read set by set, in name order: each file is one set, and every row's ``dataset`` is the file
 name without extensions (``asqa.jsonl.gz`` -> ``asqa``), as the original inference script chose
 the answer style by file name (a record's own ``dataset`` field is overridden), and its question
 ids become ``<set>/<id>`` (sets number their questions independently, so bare ids would collide;
@@ -10,15 +10,22 @@ ids from the line number become ``<set>/<line>``). ``max_questions`` applies
 per set. Files whose names start with ``.`` or ``_`` are skipped, as are non-question files
 (anything but ``.jsonl``, ``.json``, ``.ndjson``, ``.csv``, ``.tsv``, optionally ``.gz``, and
 ``.parquet``/``.pq``)
-and subfolders other than a Hugging Face dataset's ``save_to_disk`` folder, with a warning naming
-those (a set saved as ``nq.txt`` is not left out unseen). A question input may also be one such
-saved dataset folder itself (one split of a ``DatasetDict``).
+and subfolders other than a Hugging Face dataset's ``save_to_disk`` folder or a dataset's folder
+of splits (below), with a warning naming those (a set saved as ``nq.txt`` is not left out
+unseen). A question input may also be one such saved dataset folder itself.
 
 A file named after a split (``test.jsonl``; the Hub's ``validation-00000-of-00001.parquet``) is
-one split of one dataset, not a set: FlashRAG keeps ``nq/train.jsonl``, ``nq/dev.jsonl`` and
-``nq/test.jsonl`` side by side, and reading that folder as three sets would evaluate on the
-training questions too, and average them in. A folder with several such files is refused, naming
-them; a lone one is the set named after its folder (``nq/test.jsonl`` -> ``nq``).
+one split of one dataset, not a set. FlashRAG keeps ``nq/train.jsonl``, ``nq/dev.jsonl`` and
+``nq/test.jsonl`` side by side, and its root folder holds one such folder per dataset
+(``nq/``, ``triviaqa/``, ``hotpotqa/``, ...); a ``DatasetDict`` saved with ``save_to_disk`` is a
+folder of split folders. Reading the splits as sets would evaluate on the training questions too,
+and average them in. So a folder of splits is one set, named after the folder
+(``nq/test.jsonl`` -> ``nq``), read from one split: the first of ``splits`` that it holds
+(evaluation: test, else validation, dev, ...; training: train), and a folder of such folders is a
+folder of sets, one per dataset. The split read is logged when the folder holds others; a folder
+without any of ``splits`` is refused, naming the splits it has. A split in several files
+(``train-00000-of-00002``, ``train-00001-of-00002``) is read file by file, its question ids
+prefixed with the file's number when there are several (``nq_open/1-17``).
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
 its metrics in ``evaluate`` (one block per set and their macro average).
@@ -28,6 +35,7 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
 from orchestrator.api import DataError
@@ -38,6 +46,9 @@ log = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".jsonl", ".json", ".ndjson") + DELIMITED_SUFFIXES   # optionally .gz
 ONE_FILE = ("one JSON, CSV or TSV file (.jsonl/.json/.ndjson/.csv/.tsv, optionally .gz), Parquet "
             "file (.parquet/.pq) or saved dataset folder (save_to_disk)")
+EVAL_SPLITS = ("test", "validation", "dev", "val", "valid", "eval")   # evaluation's, in order
+TRAIN_SPLITS = ("train",)
+_SHARD = re.compile(r"-\d{5}-of-\d{5}$")   # the Hub's data files: train-00000-of-00002
 
 
 def set_name(path: Path) -> str:
@@ -49,25 +60,35 @@ def set_name(path: Path) -> str:
     return path.name.split(".")[0].lower()
 
 
-EVAL_SPLITS = ("test", "validation", "dev", "val", "valid", "eval")   # the one an error suggests
-_SHARD = re.compile(r"-\d{5}-of-\d{5}$")   # the Hub's data files: train-00000-of-00002
+def split_of(path: Path) -> str | None:
+    """The split a file or saved dataset folder holds, by its name, or None for a set's file.
 
-
-def is_split(name: str) -> bool:
-    """Whether a set name is a split's (``test``, ``validation-00000-of-00001``), not a set's.
-
-    >>> [is_split(n) for n in ("test", "validation-00000-of-00001", "nq-test", "nq")]
-    [True, True, False, False]
+    >>> [split_of(Path(n)) for n in ("test.jsonl", "validation-00000-of-00001.parquet",
+    ...                              "nq-test.qa.csv", "nq.jsonl")]
+    ['test', 'validation', None, None]
     """
-    return _SHARD.sub("", name) in SPLIT_NAMES
+    name = _SHARD.sub("", set_name(path))
+    return name if name in SPLIT_NAMES else None
+
+
+def pick_split(held: Sequence[str], splits: Sequence[str]) -> str | None:
+    """The split to read: the first of ``splits`` among those ``held``, else None.
+
+    >>> pick_split(["dev", "test", "train"], ("test", "validation", "dev"))
+    'test'
+    >>> pick_split(["dev", "train"], ("test", "validation", "dev")), pick_split(["dev"], ["train"])
+    ('dev', None)
+    """
+    return next((s for s in splits if s in held), None)
 
 
 def question_files(folder: Path) -> tuple[list[Path], list[str]]:
     """The question files of a folder, in name order, and the names of its other entries that
-    are not hidden (``.``, ``_``): a set saved as ``.txt`` or ``.bz2``, a subfolder."""
+    are not hidden (``.``, ``_``): a set saved as ``.txt`` or ``.bz2``, a subfolder. A saved
+    dataset's folder is a question file; a ``DatasetDict``'s ``dataset_dict.json`` is neither."""
     files, others = [], []
     for p in sorted(folder.iterdir()):
-        if p.name.startswith((".", "_")):
+        if p.name.startswith((".", "_")) or p.name == "dataset_dict.json":
             continue
         text_file = p.name.removesuffix(".gz").endswith(TEXT_SUFFIXES)
         if (p.is_file() and (text_file or p.name.endswith(PARQUET_SUFFIXES))
@@ -78,44 +99,78 @@ def question_files(folder: Path) -> tuple[list[Path], list[str]]:
     return files, others
 
 
-def read_question_sets(path: str | Path, *, require_answers: bool = True,
-                       max_questions: int | None = None,
-                       fields: dict[str, str] | None = None) -> list[dict]:
-    """Question rows from a file, or from every question file of a folder (see module doc);
-    ``fields`` maps fields under other names (:mod:`stages.lib.data.fields`)."""
-    path = Path(path)
-    if not path.is_dir() or saved_dataset_files(path) is not None:
-        return read_questions(path, require_answers=require_answers, max_questions=max_questions,
-                              fields=fields)
-    files, others = question_files(path)
-    if not files:
-        raise DataError(f"{path}: the folder has no question files (it holds: "
+def find_sets(folder: Path, splits: Sequence[str]) -> list[tuple[str, list[Path]]]:
+    """The sets of a folder, in name order: ``(name, files)``, files being one set's file or the
+    files of the split read from a folder of splits (see module doc)."""
+    files, others = question_files(folder)
+    found = [(set_name(f), [f]) for f in files if split_of(f) is None]
+    if len(found) < len(files):   # the folder itself is one dataset's splits
+        found.append((folder.name.lower(), _split_files(folder, files, splits)))
+    skipped = []
+    for name in others:
+        sub = folder / name.rstrip("/")
+        sub_files = question_files(sub)[0] if name.endswith("/") else []
+        if any(split_of(f) for f in sub_files):   # a dataset's folder of splits
+            found.append((sub.name.lower(), _split_files(sub, sub_files, splits)))
+        else:
+            skipped.append(name)
+    if not found:
+        raise DataError(f"{folder}: the folder has no question files (it holds: "
                         f"{', '.join(others) or 'nothing'}); expected {ONE_FILE} per evaluation "
                         "set; point the input at a question file, or at a folder of them")
-    if others:   # a set saved as .txt would otherwise be left out without a word
-        log.warning("%s: skipped %s (not question files: %s per evaluation set)", path,
-                    ", ".join(others), ONE_FILE)
-    names = [set_name(f) for f in files]
-    splits = [f for f, name in zip(files, names) if is_split(name)]
-    if len(splits) > 1:
-        held = [_SHARD.sub("", set_name(f)) for f in splits]
-        pick = next((splits[held.index(n)] for n in EVAL_SPLITS if n in held), splits[0])
-        raise DataError(f"{path}: the folder holds split files "
-                        f"({', '.join(f.name for f in splits)}), the splits of one dataset, not "
-                        f"one file per evaluation set; point the input at the split to read, "
-                        f"e.g. {pick}")
-    names = [path.name.lower() if is_split(name) else name for name in names]
+    if skipped:   # a set saved as .txt would otherwise be left out without a word
+        log.warning("%s: skipped %s (not question files: %s per evaluation set)", folder,
+                    ", ".join(skipped), ONE_FILE)
+    names = [name for name, _ in found]
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
-        raise DataError(f"{path}: several files hold the set {twice[0]!r} "
-                        f"({', '.join(f.name for f in files if set_name(f) == twice[0])}); "
+        held = [str(f.relative_to(folder)) for n, fs in found if n == twice[0] for f in fs]
+        raise DataError(f"{folder}: several files hold the set {twice[0]!r} ({', '.join(held)}); "
                         "keep one file per evaluation set")
+    return sorted(found)
+
+
+def _split_files(folder: Path, files: list[Path], splits: Sequence[str]) -> list[Path]:
+    """The files of the split to read from a dataset's folder of splits."""
+    held = sorted({s for s in map(split_of, files) if s})
+    pick = pick_split(held, splits)
+    if pick is None:
+        raise DataError(f"{folder}: no {' / '.join(splits)} split (the dataset's splits: "
+                        f"{', '.join(held)}); name the split to read with the load step's "
+                        "eval_split or train_split, or leave the dataset out of the input folder, "
+                        "or point the input at one split's file")
+    if len(held) > 1:
+        log.info("%s: reading the %s split (the folder also holds %s)", folder, pick,
+                 ", ".join(s for s in held if s != pick))
+    return [f for f in files if split_of(f) == pick]
+
+
+def read_question_sets(path: str | Path, *, require_answers: bool = True,
+                       max_questions: int | None = None,
+                       fields: dict[str, str] | None = None,
+                       splits: Sequence[str] = EVAL_SPLITS) -> list[dict]:
+    """Question rows from a file, or from every set of a folder (see module doc); ``splits``:
+    which split a folder of splits is read from, the first it holds; ``fields`` maps fields
+    under other names (:mod:`stages.lib.data.fields`)."""
+    path = Path(path)
+    dataset_dict = (path / "dataset_dict.json").is_file()
+    if not path.is_dir() or not dataset_dict and saved_dataset_files(path) is not None:
+        return read_questions(path, require_answers=require_answers, max_questions=max_questions,
+                              fields=fields)
     rows: list[dict] = []
-    for file, name in zip(files, names):
-        part = read_questions(file, require_answers=require_answers,
-                              max_questions=max_questions, default_dataset=name, fields=fields)
-        for row in part:
-            row["id"], row["dataset"] = f"{name}/{row['id']}", name
-        log.info("%s: %d questions (set %s)", file, len(part), name)
+    for name, files in find_sets(path, splits):
+        part: list[dict] = []
+        for number, file in enumerate(files):
+            left = None if max_questions is None else max_questions - len(part)
+            if left == 0:
+                break
+            got = read_questions(file, require_answers=require_answers, max_questions=left,
+                                 default_dataset=name, fields=fields)
+            prefix = f"{name}/{number}-" if len(files) > 1 else f"{name}/"
+            for row in got:
+                row["id"], row["dataset"] = prefix + row["id"], name
+            part += got
+        log.info("%s: %d questions (set %s)", files[0] if len(files) == 1 else files[0].parent,
+                 len(part), name)
         rows += part
     return rows

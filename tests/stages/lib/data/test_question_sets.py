@@ -107,8 +107,10 @@ def test_a_set_saved_as_parquet_is_one_of_the_folder(eval_data):
 
 def test_saved_hugging_face_datasets(tmp_path, eval_data):
     """A question input may be a dataset saved with ``save_to_disk`` (one split), and a folder of
-    sets may hold such folders; a DatasetDict folder is refused, naming its splits. Before: "the
-    folder has no question files (it holds: data-00000-of-00001.arrow, ...)"."""
+    sets may hold such folders; a DatasetDict folder is one set, read from its evaluation split
+    (or the split asked for). Before: "the folder has no question files (it holds:
+    data-00000-of-00001.arrow, ...)"; then, until the split choice, a refusal naming the
+    splits."""
     import datasets
 
     nq = datasets.DatasetDict({
@@ -117,12 +119,11 @@ def test_saved_hugging_face_datasets(tmp_path, eval_data):
                                                    "answer": ["1871"]}]),
         "train": datasets.Dataset.from_list([{"question": "q", "answer": ["a"]}])})
     nq.save_to_disk(str(tmp_path / "nq_open"))
-    with pytest.raises(DataError) as err:
-        read_question_sets(tmp_path / "nq_open")
-    assert err.value.message == (
-        f"{tmp_path / 'nq_open'}: a Hugging Face DatasetDict folder (splits: train, validation); "
-        f"expected one split; point the input at one split's folder, e.g. "
-        f"{tmp_path / 'nq_open' / 'train'}")
+    rows = read_question_sets(tmp_path / "nq_open")
+    assert [(r["id"], r["dataset"]) for r in rows] == [("nq_open/1", "nq_open"),
+                                                        ("nq_open/2", "nq_open")]
+    rows = read_question_sets(tmp_path / "nq_open", splits=["train"])
+    assert [(r["id"], r["question"]) for r in rows] == [("nq_open/1", "q")]   # line 1 of train
     rows = read_question_sets(tmp_path / "nq_open" / "validation")
     assert [(r["id"], r["dataset"], r["answers"]) for r in rows] == [
         ("1", "nq_open", ["Ann"]), ("2", "nq_open", ["1871"])]   # the split's folder names no set
@@ -169,3 +170,33 @@ def test_an_unreadable_saved_dataset_is_a_one_line_error(tmp_path, monkeypatch):
         read_question_sets(tmp_path / "nq")
     assert err.value.message == (f"{state}: cannot read it (Permission denied); make the saved "
                                  "dataset's folder readable")
+
+
+def test_a_split_in_several_files_is_read_whole(tmp_path):
+    """The Hub's larger splits come in numbered files (train-00000-of-00002, ...): the split read
+    is all of them, in order, ids prefixed with the file's number (line numbers repeat across
+    files), and ``max_questions`` counts across them."""
+    hub = tmp_path / "nq_open"
+    hub.mkdir()
+    for n in range(2):
+        write(hub / f"train-0000{n}-of-00002.jsonl",
+              [{"question": f"q{n}{i}", "answer": ["a"]} for i in range(2)])
+    write(hub / "validation-00000-of-00001.jsonl", [{"question": "v", "answer": ["a"]}])
+    rows = read_question_sets(hub, splits=["train"])
+    assert [(r["id"], r["question"]) for r in rows] == [
+        ("nq_open/0-1", "q00"), ("nq_open/0-2", "q01"), ("nq_open/1-1", "q10"),
+        ("nq_open/1-2", "q11")]
+    assert [r["id"] for r in read_question_sets(hub, splits=["train"], max_questions=3)] == [
+        "nq_open/0-1", "nq_open/0-2", "nq_open/1-1"]
+    assert [r["id"] for r in read_question_sets(hub)] == ["nq_open/1"]   # validation
+
+
+def test_a_set_file_and_a_dataset_folder_of_one_name_are_refused(tmp_path):
+    root = tmp_path / "eval_data"
+    (root / "nq").mkdir(parents=True)
+    write(root / "nq.jsonl", [{"question": "q", "answers": ["a"]}])
+    write(root / "nq" / "test.jsonl", [{"question": "q", "answers": ["a"]}])
+    with pytest.raises(DataError) as err:
+        read_question_sets(root)
+    assert err.value.message == (f"{root}: several files hold the set 'nq' (nq.jsonl, "
+                                 "nq/test.jsonl); keep one file per evaluation set")
