@@ -22,10 +22,12 @@ folder of split folders. Reading the splits as sets would evaluate on the traini
 and average them in. So a folder of splits is one set, named after the folder
 (``nq/test.jsonl`` -> ``nq``), read from one split: the first of ``splits`` that it holds
 (evaluation: test, else validation, dev, ...; training: train), and a folder of such folders is a
-folder of sets, one per dataset. The split read is logged when the folder holds others; a folder
-without any of ``splits`` is refused, naming the splits it has. A split in several files
+folder of sets, one per dataset. The split read is logged when the folder holds others; a
+folder without any of ``splits`` is refused, naming the splits it has. A split in several files
 (``train-00000-of-00002``, ``train-00001-of-00002``) is read file by file, its question ids
-prefixed with the file's number when there are several (``nq_open/1-17``).
+prefixed with the file's number when there are several (``nq_open/1-17``). A set read for
+evaluation whose name says train (DPR's ``nq-train.qa.csv`` beside ``nq-test.qa.csv``) is read,
+with a warning.
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
 its metrics in ``evaluate`` (one block per set and their macro average).
@@ -41,6 +43,7 @@ from pathlib import Path
 from orchestrator.api import DataError
 from stages.lib.data.files import DELIMITED_SUFFIXES, PARQUET_SUFFIXES, saved_dataset_files
 from stages.lib.data.questions import SPLIT_NAMES, read_questions
+from stages.lib.data.set_names import names_set
 
 log = logging.getLogger(__name__)
 TEXT_SUFFIXES = (".jsonl", ".json", ".ndjson") + DELIMITED_SUFFIXES   # optionally .gz
@@ -122,6 +125,12 @@ def find_sets(folder: Path, splits: Sequence[str]) -> list[tuple[str, list[Path]
         log.warning("%s: skipped %s (not question files: %s per evaluation set)", folder,
                     ", ".join(skipped), ONE_FILE)
     names = [name for name, _ in found]
+    if "train" not in splits:   # evaluation: DPR's nq-train.qa.csv beside nq-test.qa.csv
+        trained = [n for n in names if names_set("train", n)]
+        if trained:
+            log.warning("%s: %s named like training data, yet evaluated as a set of its own and "
+                        "averaged in; move it out of the folder if it is a training split",
+                        folder, ", ".join(trained) + (" is" if len(trained) == 1 else " are"))
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         held = [str(f.relative_to(folder)) for n, fs in found if n == twice[0] for f in fs]

@@ -200,3 +200,25 @@ def test_a_set_file_and_a_dataset_folder_of_one_name_are_refused(tmp_path):
         read_question_sets(root)
     assert err.value.message == (f"{root}: several files hold the set 'nq' (nq.jsonl, "
                                  "nq/test.jsonl); keep one file per evaluation set")
+
+
+def test_a_set_named_like_training_data_is_named_in_a_warning(tmp_path, caplog):
+    """DPR's question files keep the split in their names (nq-train.qa.csv, nq-test.qa.csv):
+    a folder of them, read for evaluation, would score the training questions as a set and
+    average them in, without a word."""
+    import logging
+
+    root = tmp_path / "qas"
+    root.mkdir()
+    for name in ("nq-train", "nq-test"):
+        (root / f"{name}.qa.csv").write_text(f"{name} question?\t['a']\n")
+    with caplog.at_level(logging.WARNING, logger="stages.lib.data.question_sets"):
+        rows = read_question_sets(root)
+    assert [r["dataset"] for r in rows] == ["nq-test", "nq-train"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{root}: nq-train is named like training data, yet evaluated as a set of its own and "
+        "averaged in; move it out of the folder if it is a training split"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="stages.lib.data.question_sets"):
+        read_question_sets(root, splits=["train"])
+    assert caplog.records == []
