@@ -56,6 +56,16 @@ def labels(names: list[str]) -> dict[str, str]:
     return {n: f"{short[n.split('@')[0]]}@{n.split('@')[1]}" for n in (recalls + top)[:8]}
 
 
+def means(per_question: list[dict], names: list[str]) -> dict[str, float | None]:
+    """Each metric's mean over the questions that have it (None where none has).
+
+    >>> means([{"recall@1": 1.0}, {"recall@1": 0.0, "answer_recall@1": 1.0}],
+    ...       ["recall@1", "answer_recall@1", "ndcg@1"])
+    {'recall@1': 0.5, 'answer_recall@1': 1.0, 'ndcg@1': None}
+    """
+    return {n: mean([r[n] for r in per_question if r.get(n) is not None]) for n in names}
+
+
 @stage("evaluate_retrieval", version=1)
 def evaluate_retrieval(retrieved: Retrieved, cfg: EvaluateRetrievalConfig,
                        ctx: StageContext) -> EvalMetrics:
@@ -72,15 +82,12 @@ def evaluate_retrieval(retrieved: Retrieved, cfg: EvaluateRetrievalConfig,
                "avg_passages": mean([len(r.get("ctxs") or []) for r in rows])}
     if gold_names:
         metrics["num_gold_questions"] = sum(bool(r.get("gold")) for r in rows)
-    for name in names:
-        metrics[name] = mean([r[name] for r in per_question if r.get(name) is not None])
+    metrics.update(means(per_question, names))
     datasets = sorted({r["dataset"] for r in per_question})
     if len(datasets) > 1:
-        metrics["by_dataset"] = {
-            d: {"num_questions": sum(r["dataset"] == d for r in per_question),
-                **{n: mean([r[n] for r in per_question
-                            if r["dataset"] == d and r.get(n) is not None]) for n in names}}
-            for d in datasets}
+        in_set = {d: [r for r in per_question if r["dataset"] == d] for d in datasets}
+        metrics["by_dataset"] = {d: {"num_questions": len(qs), **means(qs, names)}
+                                 for d, qs in in_set.items()}
         metrics["macro"] = macro_average(metrics["by_dataset"])
     metrics["display"] = labels(names)
     ctx.log.info("%s: %d questions: %s", metrics["label"], len(rows),
