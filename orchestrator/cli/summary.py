@@ -31,6 +31,27 @@ def shown(values: dict) -> dict[str, str]:
     return numeric
 
 
+def nested_note(metrics: dict[str, dict], run: str = "") -> str:
+    """The line under the end-of-run table when steps nest blocks of numbers (a stage that
+    scores several evaluation sets writes one block per set, and their macro average), which
+    that table leaves out: how many, and the command that shows them; "" when none.
+
+    >>> nested_note({"ev": {"em": 0.5, "display": {"em": "EM"}, "by_dataset": {
+    ...     "nq": {"em": 0.4}, "fever": {"em": 0.6}}, "macro": {"em": 0.5}}}, "runs/r/1")
+    '3 nested rows not shown (by_dataset.nq, by_dataset.fever, macro): rag report runs/r/1'
+    >>> nested_note({"ev": {"em": 0.5}})
+    ''
+    """
+    from orchestrator.cli.report import blocks
+
+    paths = [path for values in metrics.values() if isinstance(values, dict)
+             for path, _, _ in blocks(values) if path]
+    if not paths:
+        return ""
+    listed = ", ".join(paths[:3]) + (", …" if len(paths) > 3 else "")
+    return f"{len(paths)} nested rows not shown ({listed}): rag report {run}".rstrip()
+
+
 def metrics_table(metrics: dict[str, dict], title: str = "results", most: int = 8):
     """One row per metrics step; the columns its metrics declare (``shown``), as many as fit a
     terminal; metrics.json has them all."""
@@ -59,7 +80,7 @@ def print_run_summary(status: dict, brief: bool = True) -> None:
     if brief and steps and all(s.get("cache") == "hit" for s in steps):
         c.print(f"nothing to do: all {len(steps)} steps cached")
         if status.get("metrics"):
-            c.print(metrics_table(status["metrics"]))
+            _print_metrics(c, status)
         return
     from rich.table import Table
 
@@ -72,7 +93,15 @@ def print_run_summary(status: dict, brief: bool = True) -> None:
     c = report()
     c.print(table)
     if status.get("metrics"):
-        c.print(metrics_table(status["metrics"]))
+        _print_metrics(c, status)
+
+
+def _print_metrics(console, status: dict) -> None:
+    """The results table, and the line that counts the nested rows it leaves out."""
+    console.print(metrics_table(status["metrics"]))
+    note = nested_note(status["metrics"], str(status.get("run") or ""))
+    if note:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
 
 
 def _shards(step: dict) -> str:

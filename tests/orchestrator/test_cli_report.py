@@ -147,3 +147,30 @@ def test_a_table_wider_than_the_terminal_is_split_into_blocks_of_whole_columns(t
         assert sum(f" {name} " in line for line in lines) == 1, name     # one header, whole
     assert sum("│ evaluate " in line for line in lines) == len(titles)   # the step in every block
     assert sum("DynamicRAG (SFT+DPO)" in line for line in lines) == len(titles)
+
+
+def test_the_end_of_run_table_names_the_per_set_rows_it_leaves_out(tmp_path, capsys):
+    """The table at the end of ``rag run`` has one row per metrics step: a step that scores
+    several evaluation sets showed its pooled figures only, with no word of the per-set blocks
+    and their macro average. A line now counts them and gives the command that shows them,
+    which works from anywhere (the run's path)."""
+    from orchestrator.cli.summary import print_run_summary
+
+    run = tmp_path / "runs" / "demo" / "20261205-120000"
+    run.mkdir(parents=True)
+    status = {"run": str(run), "steps": {"evaluate": {"stage": "evaluate", "state": "done",
+                                                      "cache": "miss", "duration": 1.0}},
+              "metrics": {"evaluate": {"exact_match": 0.5, "display": {"exact_match": "EM"},
+                                       "by_dataset": {"nq": {"exact_match": 0.75},
+                                                      "hotpotqa": {"exact_match": 0.25}},
+                                       "macro": {"exact_match": 0.5}}}}
+    run.joinpath("status.json").write_text(json.dumps(status))
+    capsys.readouterr()
+    print_run_summary(status)
+    line = capsys.readouterr().out.splitlines()[-1]
+    assert line == ("3 nested rows not shown (by_dataset.nq, by_dataset.hotpotqa, macro): "
+                    f"rag report {run}")
+    assert rag(*line.split(": ", 1)[1].split()[1:]) == 0
+    assert "by_dataset.hotpotqa" in capsys.readouterr().out
+    print_run_summary({**status, "metrics": {"evaluate": {"exact_match": 0.5}}})
+    assert "nested rows" not in capsys.readouterr().out
