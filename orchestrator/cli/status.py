@@ -116,7 +116,7 @@ def _sweep_status(sweep, as_json: bool) -> int:
                                      "members": listed}, indent=1) + "\n")
         return 0
     rows = [{**m, "state": member_state(m["state"], m["steps"])} for m in members]
-    print_sweep_table(f"sweep {sweep}", rows)
+    print_sweep_table(f"sweep {sweep}", rows, sweep=str(sweep))
     counts = {s: states.count(s) for s in dict.fromkeys(states)}
     line = f"sweep: {state} ({', '.join(f'{n} {s}' for s, n in counts.items())})"
     if state in ("interrupted", "failed") and command:

@@ -204,9 +204,10 @@ def compared(per_member: list[dict]) -> tuple[list[tuple[str, str, str]], list[s
     return columns, same
 
 
-def print_sweep_table(title: str, rows: list[dict], most: int = 6) -> None:
+def print_sweep_table(title: str, rows: list[dict], most: int = 6, sweep: str = "") -> None:
     """One row per member: its directory, the values swept, its state, and the metrics that differ
-    between members; then a line naming the metrics that are the same in every member.
+    between members; then a line naming the metrics that are the same in every member, and one
+    counting each member's nested rows (per evaluation set) that ``rag report SWEEP`` shows.
 
     ``rows``: {"member": "member-0000", "overrides": [...], "state": cell text, "metrics": {...}}.
     """
@@ -239,6 +240,9 @@ def print_sweep_table(title: str, rows: list[dict], most: int = 6) -> None:
     if len(columns) > most:
         c.print(f"{len(columns) - most} more metrics differ between members: each member's "
                 "metrics.json has them all", soft_wrap=True)
+    note = nested_note(next((m for m in per_member if m), {}), sweep)
+    if note:
+        c.print(escape(f"each member: {note}"), soft_wrap=True)
 
 
 def print_sweep_summary(sweep, results) -> None:
@@ -246,4 +250,4 @@ def print_sweep_summary(sweep, results) -> None:
     rows = [{"member": run.path.name, "overrides": member.overrides,
              "state": member_state(run.status.get("state", ""), run.status["steps"]),
              "metrics": run.status.get("metrics") or {}} for member, run, _ in results]
-    print_sweep_table(f"sweep {sweep}", rows)
+    print_sweep_table(f"sweep {sweep}", rows, sweep=str(sweep))

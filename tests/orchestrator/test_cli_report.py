@@ -174,3 +174,18 @@ def test_the_end_of_run_table_names_the_per_set_rows_it_leaves_out(tmp_path, cap
     assert "by_dataset.hotpotqa" in capsys.readouterr().out
     print_run_summary({**status, "metrics": {"evaluate": {"exact_match": 0.5}}})
     assert "nested rows" not in capsys.readouterr().out
+
+
+def test_the_sweep_table_names_each_members_per_set_rows(capsys):
+    from orchestrator.cli.summary import print_sweep_table
+
+    metrics = {"evaluate": {"exact_match": 0.5, "by_dataset": {"nq": {"exact_match": 0.75},
+                                                               "fever": {"exact_match": 0.25}}}}
+    rows = [{"member": f"member-000{i}", "overrides": [f"retrieval.k={k}"], "state": "done",
+             "metrics": metrics} for i, k in enumerate((1, 3))]
+    capsys.readouterr()
+    print_sweep_table("sweep runs/demo/20261205-120000-sweep", rows,
+                      sweep="runs/demo/20261205-120000-sweep")
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        "each member: 2 nested rows not shown (by_dataset.nq, by_dataset.fever): rag report "
+        "runs/demo/20261205-120000-sweep")
