@@ -254,7 +254,7 @@ def test_a_folder_of_one_datasets_splits_is_one_set_read_from_one_split(tmp_path
     assert [(r["id"], r["dataset"]) for r in rows] == [("nq/test_0", "nq")]
 
 
-def test_flashrag_root_folder_is_a_folder_of_sets(env, tmp_path):
+def test_flashrag_root_folder_is_a_folder_of_sets(env, tmp_path, caplog):
     """FlashRAG's datasets folder holds one folder of splits per dataset (and the corpus in its
     own folder): each dataset is a set, read from its test split where it has one, else its
     dev split (HotpotQA ships none with answers); training reads each train split;
@@ -273,9 +273,14 @@ def test_flashrag_root_folder_is_a_folder_of_sets(env, tmp_path):
     corpus = file(jsonl(root / "retrieval-corpus" / "wiki18_100w.jsonl",
                         [{"id": "1", "contents": "Title\nText"}]))
 
-    out = load_data(LoadConfig(max_eval=1), ctx("load"), corpus=corpus, eval=file(root))
+    with caplog.at_level(logging.WARNING, logger="stages.lib.data"):
+        out = load_data(LoadConfig(max_eval=1), ctx("load"), corpus=corpus, eval=file(root))
     assert [(r["id"], r["dataset"]) for r in written(Questions, out.eval)] == [
         ("hotpotqa/dev_0", "hotpotqa"), ("nq/test_0", "nq"), ("popqa/test_0", "popqa")]
+    # FlashRAG's metadata field is named once for the folder, not once per set
+    (dropped,) = [r.getMessage() for r in caplog.records if "not read" in r.getMessage()]
+    assert dropped.startswith(f"{root} (sets hotpotqa, nq, popqa): field(s) not read, dropped: "
+                              "metadata (in 3 of 3 records)")
     dev = load_data(LoadConfig(eval_split="dev"), ctx("load"), corpus=corpus,
                     eval=file(root / "nq"))
     assert [r["id"] for r in written(Questions, dev.eval)] == ["nq/dev_0", "nq/dev_1"]

@@ -27,7 +27,8 @@ folder without any of ``splits`` is refused, naming the splits it has. A split i
 (``train-00000-of-00002``, ``train-00001-of-00002``) is read file by file, its question ids
 prefixed with the file's number when there are several (``nq_open/1-17``). A set read for
 evaluation whose name says train (DPR's ``nq-train.qa.csv`` beside ``nq-test.qa.csv``) is read,
-with a warning.
+with a warning. Fields the reader does not take are named in one warning for the whole folder
+(FlashRAG's ``metadata`` would otherwise be named once per set).
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
 its metrics in ``evaluate`` (one block per set and their macro average).
@@ -42,7 +43,7 @@ from pathlib import Path
 
 from orchestrator.api import DataError
 from stages.lib.data.files import DELIMITED_SUFFIXES, PARQUET_SUFFIXES, saved_dataset_files
-from stages.lib.data.questions import SPLIT_NAMES, read_questions
+from stages.lib.data.questions import SPLIT_NAMES, read_questions, warn_dropped
 from stages.lib.data.set_names import names_set
 
 log = logging.getLogger(__name__)
@@ -167,14 +168,17 @@ def read_question_sets(path: str | Path, *, require_answers: bool = True,
         return read_questions(path, require_answers=require_answers, max_questions=max_questions,
                               fields=fields)
     rows: list[dict] = []
+    dropped: dict[str, int] = {}
+    dropped_in: list[str] = []   # the sets with a field not read
     for name, files in find_sets(path, splits):
         part: list[dict] = []
+        before = sum(dropped.values())
         for number, file in enumerate(files):
             left = None if max_questions is None else max_questions - len(part)
             if left == 0:
                 break
             got = read_questions(file, require_answers=require_answers, max_questions=left,
-                                 default_dataset=name, fields=fields)
+                                 default_dataset=name, fields=fields, dropped_counts=dropped)
             prefix = f"{name}/{number}-" if len(files) > 1 else f"{name}/"
             for row in got:
                 row["id"], row["dataset"] = prefix + row["id"], name
@@ -182,4 +186,7 @@ def read_question_sets(path: str | Path, *, require_answers: bool = True,
         log.info("%s: %d questions (set %s)", files[0] if len(files) == 1 else files[0].parent,
                  len(part), name)
         rows += part
+        if sum(dropped.values()) > before:
+            dropped_in.append(name)
+    warn_dropped(f"{path} (sets {', '.join(dropped_in)})", dropped, len(rows))
     return rows

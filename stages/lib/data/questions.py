@@ -336,10 +336,23 @@ def _asqa_references(rec: dict, where: str) -> dict:
     return {"qa_pairs": pairs, "long_answers": longs}
 
 
+def warn_dropped(where: str, dropped: dict[str, int], records: int) -> None:
+    """The warning that names the fields a reader dropped (a field holding the ids, answers or
+    gold passage ids under a name the reader does not take would be lost without a word)."""
+    if not dropped:
+        return
+    listed = ", ".join(f"{key} (in {n} of {records} records)" for key, n in sorted(dropped.items()))
+    log.warning("%s: field(s) not read, dropped: %s; if one holds the ids, answers or gold "
+                "passage ids, rename it, or map it with the load step's question_fields "
+                "(ids: %s; answers: %s; gold passage ids: %s)",
+                where, listed, "|".join(ID_KEYS), "|".join(ANSWER_KEYS), "|".join(GOLD_KEYS))
+
+
 def read_questions(path: str | Path, *, require_answers: bool = True,
                    max_questions: int | None = None,
                    default_dataset: str | None = None,
-                   fields: dict[str, str] | None = None) -> list[dict]:
+                   fields: dict[str, str] | None = None,
+                   dropped_counts: dict[str, int] | None = None) -> list[dict]:
     """Read a question set (JSONL, a JSON array, Parquet, CSV/TSV: DPR's ``*.qa.csv`` or a table
     with a header, :mod:`stages.lib.data.delimited`) into canonical rows.
 
@@ -363,7 +376,8 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     Question ids must be unique. Any other field is dropped, and named in a warning (a field
     under a name the reader does not take, such as ``gold_ids``, would be lost without a word),
     unless ``fields`` maps it to one the reader takes (``{"gold": "gold_ids"}``, see
-    :mod:`stages.lib.data.fields`).
+    :mod:`stages.lib.data.fields`). With ``dropped_counts``, the dropped fields are counted
+    into it, for the caller to name in one warning (:func:`warn_dropped`), instead.
     """
     path = Path(path)
     unit, records = iter_records(path, "questions")
@@ -392,13 +406,11 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
         rows.append(row)
         if max_questions is not None and len(rows) >= max_questions:
             break
-    if dropped:
-        listed = ", ".join(f"{key} (in {n} of {len(rows)} records)"
-                           for key, n in sorted(dropped.items()))
-        log.warning("%s: field(s) not read, dropped: %s; if one holds the ids, answers or gold "
-                    "passage ids, rename it, or map it with the load step's question_fields "
-                    "(ids: %s; answers: %s; gold passage ids: %s)",
-                    path, listed, "|".join(ID_KEYS), "|".join(ANSWER_KEYS), "|".join(GOLD_KEYS))
+    if dropped_counts is None:
+        warn_dropped(str(path), dropped, len(rows))
+    else:   # a folder of sets warns once for all its files
+        for key, n in dropped.items():
+            dropped_counts[key] = dropped_counts.get(key, 0) + n
     with_ctxs = sum("ctxs" in r for r in rows)
     log.info("read %d questions from %s%s", len(rows), path,
              f" ({with_ctxs} with retrieved passages)" if with_ctxs else "")
