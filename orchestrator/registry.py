@@ -453,6 +453,26 @@ def _import_all_packages() -> None:
                 _import(f"{root}.{info.name}")
 
 
+def search_path(path: list[str], cwd: str, project: str | None) -> list[str]:
+    """``sys.path`` for a recipe's own modules: the current directory (first, unless it is on
+    the path already), then the recipe's project folder right after it, then the rest. The
+    project folder never comes before the current directory: with ``PYTHONPATH`` naming the
+    current directory, it went ahead of it, and a ``stages.py`` there hid the shipped package.
+
+    >>> search_path(["/venv/bin", "/repo", "/site"], "/repo", "/repo/toy")
+    ['/venv/bin', '/repo', '/repo/toy', '/site']
+    >>> search_path(["/venv/bin", "/site"], "/repo", "/repo/toy")
+    ['/repo', '/repo/toy', '/venv/bin', '/site']
+    >>> search_path(["/repo", "/site"], "/repo", None)
+    ['/repo', '/site']
+    """
+    path = path if cwd in path else [cwd, *path]
+    if project is None or project in path:
+        return list(path)
+    at = path.index(cwd) + 1
+    return [*path[:at], project, *path[at:]]
+
+
 def load_stages(imports: list[str] | None = None, names: list[str] | None = None,
                 project: str | None = None) -> dict[str, StageSpec]:
     """Import a recipe's stage modules and return the registry.
@@ -462,12 +482,10 @@ def load_stages(imports: list[str] | None = None, names: list[str] | None = None
     the usual path; then, for each stage name in ``names`` not yet registered, the subpackage
     that defines it (:func:`package_of`). Without ``names`` every stage package is imported.
     """
-    if imports and os.getcwd() not in sys.path:
-        sys.path.insert(0, os.getcwd())  # a recipe's own stage modules, like a Hydra app's
+    if imports:   # a recipe's own stage modules, like a Hydra app's
+        sys.path[:] = search_path(sys.path, os.getcwd(), project)
     if imports and project:
         _project[:] = [project]
-        if project not in sys.path:
-            sys.path.insert(1, project)
     _imports[:] = imports or []
     for module in imports or []:
         try:

@@ -7,6 +7,7 @@ import json
 import subprocess
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 from tests.conftest import REPO, rag
@@ -131,3 +132,22 @@ def test_rag_stages_prints_a_file_and_line_as_written(capsys):
     assert rag("stages", "rag_instruct.format") == 0
     out = capsys.readouterr().out
     assert f"conf/rag_instruct/pipeline.yaml:{line}:" in out and "\U0001f4af" not in out
+
+
+def test_a_recipe_with_its_own_modules_runs_with_the_repository_on_pythonpath(tmp_path):
+    """The installed ``rag`` script, run from the repository with ``PYTHONPATH`` naming it (as
+    bench/bench_orchestrator.py runs it): the toy recipe's project folder, ``tests/toy``, went
+    onto the path ahead of the repository, and its ``stages.py`` hid the shipped ``stages``
+    package: "cannot import stage module 'tests.toy.stages': No module named 'stages.lib';
+    'stages' is not a package"."""
+    import os
+    import shutil
+
+    script = shutil.which("rag", path=str(Path(sys.executable).parent))
+    if script is None:
+        pytest.skip("no rag script beside this Python (the project is not installed)")
+    env = {**os.environ, "PYTHONPATH": str(REPO), "RAGLINE_CACHE": str(tmp_path / "cache")}
+    done = subprocess.run([script, "run", "tests/toy/conf/chain.yaml", "--runs-dir",
+                           str(tmp_path / "runs"), "--no-progress", "--until", "retrieve"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
