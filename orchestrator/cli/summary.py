@@ -39,9 +39,13 @@ def nested_note(metrics: dict[str, dict], run: str = "") -> str:
     >>> nested_note({"ev": {"em": 0.5, "display": {"em": "EM"}, "by_dataset": {
     ...     "nq": {"em": 0.4}, "fever": {"em": 0.6}}, "macro": {"em": 0.5}}}, "runs/r/1")
     '3 nested rows not shown (by_dataset.nq, by_dataset.fever, macro): rag report runs/r/1'
+    >>> nested_note({"ev": {"macro": {"em": 0.5}}}, "My Drive/runs/r/1")
+    "1 nested row not shown (macro): rag report 'My Drive/runs/r/1'"
     >>> nested_note({"ev": {"em": 0.5}})
     ''
     """
+    import shlex
+
     from orchestrator.cli.report import blocks
 
     paths = [path for values in metrics.values() if isinstance(values, dict)
@@ -49,7 +53,9 @@ def nested_note(metrics: dict[str, dict], run: str = "") -> str:
     if not paths:
         return ""
     listed = ", ".join(paths[:3]) + (", …" if len(paths) > 3 else "")
-    return f"{len(paths)} nested rows not shown ({listed}): rag report {run}".rstrip()
+    command = f"rag report {shlex.quote(run)}" if run else "rag report"
+    rows = "1 nested row" if len(paths) == 1 else f"{len(paths)} nested rows"
+    return f"{rows} not shown ({listed}): {command}"
 
 
 def metrics_table(metrics: dict[str, dict], title: str = "results", most: int = 8):
