@@ -161,10 +161,11 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=6)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
+@stage("load_data", version=7)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
 # 5: a question that ships no ctxs has a null ctxs, one shipped with ctxs: [] keeps []
 # 6: a folder of splits is one set, named after it, read from one split; a folder of sets may hold
 # such folders (steps downstream stay cached where the tables come out the same)
+# 7: of files named after one dataset's splits (nq-dev, nq-test), one split is read
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: File | None = None, eval: File | None = None,
               qrels: File | None = None) -> LoadOutput:

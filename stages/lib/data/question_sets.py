@@ -25,10 +25,18 @@ and average them in. So a folder of splits is one set, named after the folder
 folder of sets, one per dataset. The split read is logged when the folder holds others; a
 folder without any of ``splits`` is refused, naming the splits it has. A split in several files
 (``train-00000-of-00002``, ``train-00001-of-00002``) is read file by file, its question ids
-prefixed with the file's number when there are several (``nq_open/1-17``). A set read for
-evaluation whose name says train (DPR's ``nq-train.qa.csv`` beside ``nq-test.qa.csv``) is read,
-with a warning. Fields the reader does not take are named in one warning for the whole folder
-(FlashRAG's ``metadata`` would otherwise be named once per set).
+prefixed with the file's number when there are several (``nq_open/1-17``).
+
+A folder of sets may also keep each dataset's splits side by side, under names that end with
+the split (DPR's ``nq-train.qa.csv``, ``nq-dev.qa.csv``, ``nq-test.qa.csv``,
+``trivia-test.qa.csv``, ``webq-test.qa.csv``). Where one dataset has several such files, only
+the split picked as above is read (``nq-test`` for evaluation, ``nq-train`` for training), under
+its own name, and the others are named in a warning as left out. A set with one file
+(``webq-test``, ``fever_dev``) is read whatever its name says; one read for evaluation whose name
+says train (``nq-train`` alone) is read with a warning, as is one read for training whose
+name ends with another split (``webq-test``). Fields the reader does not take are
+named in one warning for the whole folder (FlashRAG's ``metadata`` would otherwise be named
+once per set).
 
 The dataset name then picks each set's answer style at inference (fever, eli5, ...) and groups
 its metrics in ``evaluate`` (one block per set and their macro average).
@@ -53,6 +61,7 @@ ONE_FILE = ("one JSON, CSV or TSV file (.jsonl/.json/.ndjson/.csv/.tsv, optional
 EVAL_SPLITS = ("test", "validation", "dev", "val", "valid", "eval")   # evaluation's, in order
 TRAIN_SPLITS = ("train",)
 _SHARD = re.compile(r"-\d{5}-of-\d{5}$")   # the Hub's data files: train-00000-of-00002
+_SPLIT_END = re.compile(r"^(.+?)[-_](train|dev|test|validation|val|valid|eval)$")
 
 
 def set_name(path: Path) -> str:
@@ -73,6 +82,16 @@ def split_of(path: Path) -> str | None:
     """
     name = _SHARD.sub("", set_name(path))
     return name if name in SPLIT_NAMES else None
+
+
+def split_at_end(name: str) -> tuple[str, str] | None:
+    """``(dataset, split)`` of a set whose name ends with a split (DPR's ``nq-test``), else None.
+
+    >>> split_at_end("nq-test"), split_at_end("nq_open_validation"), split_at_end("nq")
+    (('nq', 'test'), ('nq_open', 'validation'), None)
+    """
+    m = _SPLIT_END.match(name)
+    return (m.group(1), m.group(2)) if m else None
 
 
 def pick_split(held: Sequence[str], splits: Sequence[str]) -> str | None:
@@ -125,19 +144,53 @@ def find_sets(folder: Path, splits: Sequence[str]) -> list[tuple[str, list[Path]
     if skipped:   # a set saved as .txt would otherwise be left out without a word
         log.warning("%s: skipped %s (not question files: %s per evaluation set)", folder,
                     ", ".join(skipped), ONE_FILE)
+    found = _one_split_per_dataset(folder, found, splits)
     names = [name for name, _ in found]
-    if "train" not in splits:   # evaluation: DPR's nq-train.qa.csv beside nq-test.qa.csv
+    if "train" not in splits:   # evaluation: a training split alone (nq-train)
         trained = [n for n in names if names_set("train", n)]
         if trained:
             log.warning("%s: %s named like training data, yet evaluated as a set of its own and "
                         "averaged in; move it out of the folder if it is a training split",
                         folder, ", ".join(trained) + (" is" if len(trained) == 1 else " are"))
+    else:   # training: an evaluation split alone (webq-test)
+        held_out = [n for n in names if (parts := split_at_end(n)) and parts[1] not in splits]
+        if held_out:
+            log.warning("%s: %s named like evaluation data, yet read as training questions; move "
+                        "it out of the folder if it is a test or dev split", folder,
+                        ", ".join(held_out) + (" is" if len(held_out) == 1 else " are"))
     twice = sorted({n for n in names if names.count(n) > 1})
     if twice:
         held = [str(f.relative_to(folder)) for n, fs in found if n == twice[0] for f in fs]
         raise DataError(f"{folder}: several files hold the set {twice[0]!r} ({', '.join(held)}); "
                         "keep one file per evaluation set")
     return sorted(found)
+
+
+def _one_split_per_dataset(folder: Path, found: list, splits: Sequence[str]) -> list:
+    """``found`` less the sets that are another split of a dataset with several (``nq-dev`` and
+    ``nq-train`` beside ``nq-test``), named in a warning."""
+    held: dict[str, dict[str, list[str]]] = {}   # dataset -> split -> set names
+    for name, _ in found:
+        if parts := split_at_end(name):
+            held.setdefault(parts[0], {}).setdefault(parts[1], []).append(name)
+    left_out, kept = [], []
+    for dataset, by_split in sorted(held.items()):
+        if len(by_split) < 2:
+            continue
+        pick = pick_split(list(by_split), splits)
+        if pick is None:
+            raise DataError(f"{folder}: no {' / '.join(splits)} split of {dataset} (its files: "
+                            f"{', '.join(n for ns in by_split.values() for n in ns)}); name the "
+                            "split to read with the load step's eval_split or train_split, or "
+                            "leave the dataset's files out of the input folder")
+        kept += by_split[pick]
+        left_out += [n for s, ns in by_split.items() if s != pick for n in ns]
+    if left_out:
+        log.warning("%s: left out %s, other splits of the datasets of %s (one split per "
+                    "dataset is read, the first held of %s; the load step's eval_split or "
+                    "train_split names another)", folder,
+                    ", ".join(sorted(left_out)), ", ".join(sorted(kept)), " / ".join(splits))
+    return [(name, files) for name, files in found if name not in left_out]
 
 
 def _split_files(folder: Path, files: list[Path], splits: Sequence[str]) -> list[Path]:

@@ -203,22 +203,58 @@ def test_a_set_file_and_a_dataset_folder_of_one_name_are_refused(tmp_path):
 
 
 def test_a_set_named_like_training_data_is_named_in_a_warning(tmp_path, caplog):
-    """DPR's question files keep the split in their names (nq-train.qa.csv, nq-test.qa.csv):
-    a folder of them, read for evaluation, would score the training questions as a set and
-    average them in, without a word."""
+    """A training split alone in an evaluation folder (DPR's nq-train.qa.csv, its test file
+    elsewhere) is scored as a set and averaged in: it is read, and named in a warning."""
     import logging
 
     root = tmp_path / "qas"
     root.mkdir()
-    for name in ("nq-train", "nq-test"):
+    for name in ("nq-train", "webq-test"):
         (root / f"{name}.qa.csv").write_text(f"{name} question?\t['a']\n")
     with caplog.at_level(logging.WARNING, logger="stages.lib.data.question_sets"):
         rows = read_question_sets(root)
-    assert [r["dataset"] for r in rows] == ["nq-test", "nq-train"]
+    assert [r["dataset"] for r in rows] == ["nq-train", "webq-test"]
     assert [r.getMessage() for r in caplog.records] == [
         f"{root}: nq-train is named like training data, yet evaluated as a set of its own and "
         "averaged in; move it out of the folder if it is a training split"]
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="stages.lib.data.question_sets"):
+        read_question_sets(root, splits=["train"])   # and an evaluation split read for training
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{root}: webq-test is named like evaluation data, yet read as training questions; move "
+        "it out of the folder if it is a test or dev split"]
+
+
+def test_one_split_of_each_dataset_is_read_from_a_folder_of_split_named_files(tmp_path, caplog):
+    """DPR's qas folder keeps every dataset's splits side by side (nq-train, nq-dev, nq-test,
+    trivia-dev, trivia-test, webq-test): evaluation reads one split of each dataset, the test
+    split where there is one, not dev and test averaged in as two sets (and train as a third)."""
+    import logging
+
+    root = tmp_path / "qas"
+    root.mkdir()
+    names = ("nq-train", "nq-dev", "nq-test", "trivia_dev", "trivia_validation", "webq-test",
+             "fever_dev")
+    for name in names:
+        (root / f"{name}.qa.csv").write_text(f"{name} question?\t['a']\n")
+    with caplog.at_level(logging.WARNING, logger="stages.lib.data.question_sets"):
+        rows = read_question_sets(root)
+    assert [r["dataset"] for r in rows] == ["fever_dev", "nq-test", "trivia_validation",
+                                            "webq-test"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{root}: left out nq-dev, nq-train, trivia_dev, other splits of the datasets of "
+        "nq-test, trivia_validation (one split per dataset is read, the first held of test / "
+        "validation / dev / val / valid / eval; the load step's eval_split or train_split names "
+        "another)"]
+    assert [r["dataset"] for r in read_question_sets(root, splits=["dev"])] == [
+        "fever_dev", "nq-dev", "trivia_dev", "webq-test"]
+    with pytest.raises(DataError) as err:
         read_question_sets(root, splits=["train"])
-    assert caplog.records == []
+    assert err.value.message == (
+        f"{root}: no train split of trivia (its files: trivia_dev, trivia_validation); name the "
+        "split to read with the load step's eval_split or train_split, or leave the dataset's "
+        "files out of the input folder")
+    (root / "trivia_dev.qa.csv").unlink()
+    (root / "trivia_validation.qa.csv").unlink()
+    assert [r["dataset"] for r in read_question_sets(root, splits=["train"])] == [
+        "fever_dev", "nq-train", "webq-test"]
