@@ -32,7 +32,7 @@ from annotated_types import Ge
 from orchestrator.api import (ConfigError, DataError, File, StageContext, added, nonsemantic,
                               stage)
 from stages.lib.data.fields import PassageField, QuestionField
-from stages.schemas import CTX, Passages, Questions
+from stages.schemas import Passages, Questions
 
 Split = Literal["train", "test", "validation", "dev", "val", "valid", "eval"]
 
@@ -73,55 +73,32 @@ class LoadOutput(NamedTuple):
     eval: Questions
 
 
-def _questions_table(rows: list[dict]):
-    """Question rows as a Questions table; ``ctxs`` already in the file is kept, typed: a
-    question that ships none has a null ``ctxs`` (``retrieve`` searches for it), one that ships
-    an empty list keeps ``[]`` (shipped with no passages)."""
-    import pyarrow as pa
-
-    from stages.lib.data.tables import to_table
-
-    schema = Questions.schema
-    if any("retrieved_question" in r for r in rows):   # DynamicRAG's retrieval query
-        schema = schema.append(pa.field("retrieved_question", pa.string()))
-    if any("ctxs" in r for r in rows):
-        schema = schema.append(pa.field("ctxs", pa.list_(CTX)))
-    if any("choices" in r for r in rows):    # ARC / OBQA: the options, in label order
-        schema = schema.append(pa.field("choices", pa.list_(pa.string())))
-    for name, kind in (("context", pa.string()), ("instruction", pa.string()),
-                       ("previous_question", pa.list_(pa.string()))):
-        if any(name in r for r in rows):   # a set's own inputs (RAG-Instruct: PubMedQA, ConvFinQA)
-            schema = schema.append(pa.field(name, kind))
-    if any("qa_pairs" in r for r in rows):   # ASQA: ALCE's str-em / ROUGE-Lsum references
-        schema = schema.append(pa.field("qa_pairs", pa.list_(pa.list_(pa.string()))))
-        schema = schema.append(pa.field("long_answers", pa.list_(pa.string())))
-    return to_table(rows, schema, keep_null=("ctxs",))
-
-
-def _check_gold(corpus, rows: list[dict], name: str, ctx: StageContext) -> None:
+def _check_gold(corpus, table, name: str, ctx: StageContext) -> None:
     """Warn when gold passage ids are missing from the corpus (e.g. cut by max_passages)."""
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    gold = [g for r in rows for g in r["gold"]]
-    if not gold:
+    gold = pc.list_flatten(table.column("gold"))
+    if not len(gold):
         return
-    found = pc.is_in(pa.array(gold, pa.string()), value_set=corpus["id"])
+    found = pc.is_in(gold, value_set=corpus["id"])
     missing = len(gold) - pc.sum(found).as_py()
     if missing:
-        first = next(g for g, ok in zip(gold, found.to_pylist()) if not ok)
+        first = gold.filter(pc.invert(found))[0].as_py()
         ctx.log.warning("%s: %d of %d gold passage ids are not in the corpus (first: %r); "
                         "retrieval metrics will count them as misses", name, missing, len(gold), first)
 
 
-def _check_shipped(rows: list[dict], name: str, ctx: StageContext) -> None:
+def _check_shipped(table, name: str, ctx: StageContext) -> None:
     """Without a corpus, every question must carry its passages (an empty list: shipped with
     none, answered without passages): nothing could be retrieved."""
-    bare = [r["id"] for r in rows if r.get("ctxs") is None]
-    if bare:
-        raise DataError(f"step '{ctx.step}': {len(bare)} of {len(rows)} {name} questions ship no "
-                        f"passages (first: {bare[0]!r}) and no corpus is wired to retrieve them "
-                        "from; wire inputs.corpus, or give every question its ctxs")
+    import pyarrow.compute as pc
+
+    ids = table.column("id")
+    bare = ids.filter(pc.is_null(table.column("ctxs"))) if "ctxs" in table.column_names else ids
+    if len(bare):
+        raise DataError(f"step '{ctx.step}': {len(bare)} of {len(ids)} {name} questions ship no "
+                        f"passages (first: {bare[0].as_py()!r}) and no corpus is wired to "
+                        "retrieve them from; wire inputs.corpus, or give every question its ctxs")
 
 
 def _beir_folder(corpus, eval, qrels, ctx: StageContext):
@@ -207,17 +184,19 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
             for name, path, limit in (("train", train_path, cfg.max_train),
                                       ("eval", eval_path, cfg.max_eval))}
 
-    overlap = {r["id"] for r in sets["train"]} & {r["id"] for r in sets["eval"]}
+    train_ids, eval_ids = (set(sets[name].column("id").to_pylist()) for name in ("train", "eval"))
+    overlap = train_ids & eval_ids
     if overlap:
         ctx.log.warning("%d question ids are in both train and eval (first: %r); evaluation "
                         "results will be optimistic", len(overlap), sorted(overlap)[0])
     if passages is None:
         passages = to_table([], Passages.schema)
-    return LoadOutput(passages, _questions_table(sets["train"]), _questions_table(sets["eval"]))
+    return LoadOutput(passages, sets["train"], sets["eval"])
 
 
 def _synthetic(cfg: LoadConfig, ctx: StageContext) -> LoadOutput:
     """The synthetic knowledge base: nothing wired."""
+    from stages.lib.data.question_table import questions_table
     from stages.lib.data.synth import make_synthkb
     from stages.lib.data.tables import to_table
 
@@ -230,7 +209,7 @@ def _synthetic(cfg: LoadConfig, ctx: StageContext) -> LoadOutput:
                  "fictional entities, %d train and %d eval questions", cfg.seed,
                  len(kb.passages), len(kb.entities), len(kb.train), len(kb.eval))
     return LoadOutput(to_table(kb.passages, Passages.schema),
-                      _questions_table(kb.train), _questions_table(kb.eval))
+                      questions_table(kb.train), questions_table(kb.eval))
 
 
 def _check_required(cfg: LoadConfig, ctx: StageContext, paths: dict) -> None:
@@ -258,11 +237,16 @@ def _read_corpus(cfg: LoadConfig, ctx: StageContext, corpus_path):
 
 
 def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, passages,
-                    judged) -> list[dict]:
-    """One split's question rows (none without a file), qrels merged, checked against the
-    corpus' ids, or, without a corpus, for shipped passages."""
+                    judged):
+    """One split's questions as a table (empty without a file), qrels merged, checked against
+    the corpus' ids, or, without a corpus, for shipped passages. Rows are converted to Arrow a
+    batch at a time as they are read (a 150k-question training file with 40 passages each
+    would take several times its size as Python objects)."""
+    import pyarrow.compute as pc
+
     from stages.lib.data.qrels import merge_qrels
-    from stages.lib.data.question_sets import EVAL_SPLITS, TRAIN_SPLITS, read_question_sets
+    from stages.lib.data.question_sets import EVAL_SPLITS, TRAIN_SPLITS, iter_question_sets
+    from stages.lib.data.question_table import questions_table, questions_table_in_batches
 
     if path is None:
         if cfg.required is None:   # the recipe does not say whether it reads this set
@@ -270,24 +254,28 @@ def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, 
         else:                      # a set it reads was checked by _check_required
             ctx.log.info("%s: no file wired, and the recipe reads none (required: [%s]); the %s "
                          "output is empty", name, ", ".join(cfg.required), name)
-        return []
+        return questions_table([])
     split = cfg.train_split if name == "train" else cfg.eval_split
     splits = (split,) if split else TRAIN_SPLITS if name == "train" else EVAL_SPLITS
-    rows = read_question_sets(path, require_answers=cfg.require_answers, max_questions=limit,
+    rows = iter_question_sets(path, require_answers=cfg.require_answers, max_questions=limit,
                               fields=cfg.question_fields, splits=splits)
     if judged is not None:
         rows = merge_qrels(rows, judged, cfg.min_qrel_score)
+    table = questions_table_in_batches(rows)
+    if judged is not None:
         ctx.log.info("%s: %d of %d questions have a relevant passage in the qrels", name,
-                     sum(1 for r in rows if r["gold"]), len(rows))
-    datasets = sorted({r["dataset"] for r in rows})
-    with_ctxs = sum("ctxs" in r for r in rows)
-    empty = sum(r.get("ctxs") == [] for r in rows)
-    ctx.log.info("%s: %d questions from %s (datasets: %s%s%s)", name, len(rows), path,
+                     pc.sum(pc.greater(pc.list_value_length(table.column("gold")), 0)).as_py() or 0,
+                     table.num_rows)
+    datasets = sorted(pc.unique(table.column("dataset")).to_pylist())
+    shipped = table.column("ctxs") if "ctxs" in table.column_names else None
+    with_ctxs = 0 if shipped is None else len(shipped) - shipped.null_count
+    empty = 0 if shipped is None else pc.sum(pc.equal(pc.list_value_length(shipped), 0)).as_py()
+    ctx.log.info("%s: %d questions from %s (datasets: %s%s%s)", name, table.num_rows, path,
                  ", ".join(datasets[:10]) + (" ..." if len(datasets) > 10 else ""),
                  f"; {with_ctxs} carry retrieved passages" if with_ctxs else "",
                  f", {empty} of them an empty list (ctxs: [])" if empty else "")
     if passages is None:
-        _check_shipped(rows, name, ctx)
+        _check_shipped(table, name, ctx)
     else:
-        _check_gold(passages, rows, name, ctx)
-    return rows
+        _check_gold(passages, table, name, ctx)
+    return table

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from orchestrator.api import DataError
@@ -54,16 +54,15 @@ def read_qrels(path: str | Path) -> dict[str, dict[str, int]]:
 
 
 def merge_qrels(questions: Iterable[dict], qrels: dict[str, dict[str, int]],
-                min_score: int = 1) -> list[dict]:
-    """Add the ids of passages judged relevant (grade >= ``min_score``) to each question's ``gold``.
+                min_score: int = 1) -> Iterator[dict]:
+    """Add the ids of passages judged relevant (grade >= ``min_score``) to each question's ``gold``,
+    a question at a time (the load step converts a large file as it is read).
 
     Existing gold ids are kept first; question rows are copied, not modified.
 
-    >>> merge_qrels([{"id": "q1", "gold": ["d1"]}], {"q1": {"d7": 1, "d8": 0}})
+    >>> list(merge_qrels([{"id": "q1", "gold": ["d1"]}], {"q1": {"d7": 1, "d8": 0}}))
     [{'id': 'q1', 'gold': ['d1', 'd7']}]
     """
-    out = []
     for q in questions:
         rel = [d for d, g in qrels.get(q["id"], {}).items() if g >= min_score]
-        out.append({**q, "gold": list(dict.fromkeys(list(q.get("gold") or []) + rel))})
-    return out
+        yield {**q, "gold": list(dict.fromkeys(list(q.get("gold") or []) + rel))}

@@ -46,12 +46,12 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from orchestrator.api import DataError
 from stages.lib.data.files import DELIMITED_SUFFIXES, PARQUET_SUFFIXES, saved_dataset_files
-from stages.lib.data.questions import SPLIT_NAMES, read_questions, warn_dropped
+from stages.lib.data.questions import SPLIT_NAMES, iter_questions, warn_dropped
 from stages.lib.data.set_names import names_set
 
 log = logging.getLogger(__name__)
@@ -215,31 +215,41 @@ def read_question_sets(path: str | Path, *, require_answers: bool = True,
     """Question rows from a file, or from every set of a folder (see module doc); ``splits``:
     which split a folder of splits is read from, the first it holds; ``fields`` maps fields
     under other names (:mod:`stages.lib.data.fields`)."""
+    return list(iter_question_sets(path, require_answers=require_answers,
+                                   max_questions=max_questions, fields=fields, splits=splits))
+
+
+def iter_question_sets(path: str | Path, *, require_answers: bool = True,
+                       max_questions: int | None = None,
+                       fields: dict[str, str] | None = None,
+                       splits: Sequence[str] = EVAL_SPLITS) -> Iterator[dict]:
+    """:func:`read_question_sets` a row at a time (a large training file need not be held
+    whole as Python objects)."""
     path = Path(path)
     dataset_dict = (path / "dataset_dict.json").is_file()
     if not path.is_dir() or not dataset_dict and saved_dataset_files(path) is not None:
-        return read_questions(path, require_answers=require_answers, max_questions=max_questions,
-                              fields=fields)
-    rows: list[dict] = []
+        yield from iter_questions(path, require_answers=require_answers,
+                                  max_questions=max_questions, fields=fields)
+        return
+    total = 0
     dropped: dict[str, int] = {}
     dropped_in: list[str] = []   # the sets with a field not read
     for name, files in find_sets(path, splits):
-        part: list[dict] = []
+        count = 0
         before = sum(dropped.values())
         for number, file in enumerate(files):
-            left = None if max_questions is None else max_questions - len(part)
+            left = None if max_questions is None else max_questions - count
             if left == 0:
                 break
-            got = read_questions(file, require_answers=require_answers, max_questions=left,
-                                 default_dataset=name, fields=fields, dropped_counts=dropped)
             prefix = f"{name}/{number}-" if len(files) > 1 else f"{name}/"
-            for row in got:
+            for row in iter_questions(file, require_answers=require_answers, max_questions=left,
+                                      default_dataset=name, fields=fields, dropped_counts=dropped):
                 row["id"], row["dataset"] = prefix + row["id"], name
-            part += got
+                count += 1
+                yield row
         log.info("%s: %d questions (set %s)", files[0] if len(files) == 1 else files[0].parent,
-                 len(part), name)
-        rows += part
+                 count, name)
+        total += count
         if sum(dropped.values()) > before:
             dropped_in.append(name)
-    warn_dropped(f"{path} (sets {', '.join(dropped_in)})", dropped, len(rows))
-    return rows
+    warn_dropped(f"{path} (sets {', '.join(dropped_in)})", dropped, total)

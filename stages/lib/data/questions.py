@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterator
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -379,18 +381,31 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     :mod:`stages.lib.data.fields`). With ``dropped_counts``, the dropped fields are counted
     into it, for the caller to name in one warning (:func:`warn_dropped`), instead.
     """
+    return list(iter_questions(path, require_answers=require_answers,
+                               max_questions=max_questions, default_dataset=default_dataset,
+                               fields=fields, dropped_counts=dropped_counts))
+
+
+def iter_questions(path: str | Path, *, require_answers: bool = True,
+                   max_questions: int | None = None,
+                   default_dataset: str | None = None,
+                   fields: dict[str, str] | None = None,
+                   dropped_counts: dict[str, int] | None = None) -> Iterator[dict]:
+    """:func:`read_questions` a row at a time, so that a caller can convert a large file (the
+    DynamicRAG training file's 150,000 questions with 40 passages each) without holding it
+    whole as Python objects; the warnings and the count are logged once the file is read."""
     path = Path(path)
     unit, records = iter_records(path, "questions")
-    rows: list[dict] = []
+    count = with_ctxs = 0
     seen: dict[str, int] = {}
     dropped: dict[str, int] = {}
-    for line_no, rec in records:
+    for line_no, rec in islice(records, max_questions):   # every record is a row, or an error
         where = f"{path} {unit} {line_no}"
         if fields:
             check_mapped(rec, fields, ("question", "answers") if require_answers else
                          ("question",), where, "question_fields")
             rec = renamed(rec, fields)
-        if not rows and strip_gz(path) in DELIMITED_SUFFIXES and not rec.keys() & READ_KEYS:
+        if not count and strip_gz(path) in DELIMITED_SUFFIXES and not rec.keys() & READ_KEYS:
             raise DataError(f"{path} line 1: read as the header ({', '.join(rec)}), which names "
                             "no field the reader takes; add a header row such as "
                             "question,answers (or map the columns with the load step's "
@@ -403,15 +418,13 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
             raise DataError(f"{where}: question id '{row['id']}' repeats (first on {unit} "
                             f"{seen[row['id']]}); expected unique ids; de-duplicate the file")
         seen[row["id"]] = line_no
-        rows.append(row)
-        if max_questions is not None and len(rows) >= max_questions:
-            break
+        count += 1
+        with_ctxs += "ctxs" in row
+        yield row
     if dropped_counts is None:
-        warn_dropped(str(path), dropped, len(rows))
+        warn_dropped(str(path), dropped, count)
     else:   # a folder of sets warns once for all its files
         for key, n in dropped.items():
             dropped_counts[key] = dropped_counts.get(key, 0) + n
-    with_ctxs = sum("ctxs" in r for r in rows)
-    log.info("read %d questions from %s%s", len(rows), path,
+    log.info("read %d questions from %s%s", count, path,
              f" ({with_ctxs} with retrieved passages)" if with_ctxs else "")
-    return rows

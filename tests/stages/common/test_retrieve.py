@@ -41,7 +41,7 @@ def test_index_and_retrieve_exact_and_sharded(model_env, models):
 
 
 def test_shipped_passages_are_kept_and_retrieved_question_is_the_query(model_env, models):
-    from stages.common.load import _questions_table
+    from stages.lib.data.question_table import questions_table as _questions_table
 
     art, ctx = model_env
     idx = index_corpus(art, ctx, models, IndexConfig(normalize=True, dtype="float32",
@@ -65,7 +65,7 @@ def test_shipped_passages_are_kept_and_retrieved_question_is_the_query(model_env
 def test_questions_that_all_ship_passages_need_no_index(model_env):
     """Nothing to search: no index, encoder or corpus wired. One question without passages
     is then a one-line error that says what to wire."""
-    from stages.common.load import _questions_table
+    from stages.lib.data.question_table import questions_table as _questions_table
 
     art, ctx = model_env
     shipped = [{"id": "p1", "title": "T", "text": "a shipped passage", "score": 0.5}]

@@ -13,7 +13,8 @@ import pytest
 from orchestrator.api import DataError, File
 from orchestrator.artifacts import Ref
 from stages.common.index import IndexConfig
-from stages.common.load import LoadConfig, _questions_table, load_data
+from stages.common.load import LoadConfig, load_data
+from stages.lib.data.question_table import questions_table as _questions_table
 from stages.common.retrieve import RetrieveConfig, retrieve
 from stages.schemas import Model, Passages, Questions, Retrieved
 from tests.stages.conftest import PASSAGES, QUESTIONS, index_corpus
@@ -76,3 +77,7 @@ def test_an_index_does_not_fill_an_empty_shipped_list_unless_replace(model_env, 
     again = art(Retrieved, retrieve(questions, RetrieveConfig(k=3, shipped_ctxs="replace"),
                                     ctx("r"), **wired)).rows()
     assert [len(r["ctxs"]) for r in again] == [3, 3, 3]
+    searched_first = art(Questions, _questions_table([rows[2], rows[0], rows[1]]))
+    got = art(Retrieved, retrieve(searched_first, RetrieveConfig(k=3), ctx("r"), **wired)).rows()
+    assert [(r["id"], len(r["ctxs"])) for r in got] == [   # back in the input's order
+        (QUESTIONS[2]["id"], 3), (QUESTIONS[0]["id"], 1), (QUESTIONS[1]["id"], 0)]

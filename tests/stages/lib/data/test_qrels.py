@@ -13,7 +13,7 @@ def test_qrels_merge(tmp_path):
     trec = write(tmp_path / "qrels.trec", "q1 0 d9 1\n")
     assert read_qrels(trec) == {"q1": {"d9": 1}}
     rows = [{"id": "q1", "gold": []}, {"id": "q2", "gold": ["d0"]}, {"id": "q3", "gold": []}]
-    merged = merge_qrels(rows, qrels)
+    merged = list(merge_qrels(rows, qrels))
     assert [r["gold"] for r in merged] == [["d1"], ["d0", "d3"], []]
     assert rows[0]["gold"] == []  # not modified
 

@@ -81,6 +81,15 @@ def test_max_questions_and_unanswered_questions(tmp_path):
     assert rows == [{"id": "q1", "dataset": "scifact", "question": "what?", "answers": [], "gold": []}]
 
 
+def test_max_questions_zero_reads_none_and_lines_past_the_limit_are_not_read(tmp_path):
+    """``max_eval: 0`` is no question (one file gave its first), and a record past the limit,
+    even a broken one, is not parsed."""
+    p = tmp_path / "q.jsonl"
+    p.write_text('{"question": "a", "answers": ["x"]}\n{"question": broken\n')
+    assert read_questions(p, max_questions=0) == []
+    assert [r["question"] for r in read_questions(p, max_questions=1)] == ["a"]
+
+
 def test_question_errors_name_file_and_line(tmp_path):
     cases = [
         ('{"question": "a", "answers": ["x"]}\n{"question": "b", "answers": ["y"]\n',
