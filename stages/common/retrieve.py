@@ -110,27 +110,37 @@ def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
     from stages.lib.models.encoders import Encoder
     from stages.lib.models.search import ShardedIndex
 
-    table = questions.read()
-    rows = table.to_pylist()
-    has_ctxs = [r.get("ctxs") is not None and cfg.shipped_ctxs == "keep" for r in rows]
-    if any(has_ctxs):
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    table = questions.read()   # shipped passages stay Arrow (150k x 40 of them in DynamicRAG's
+    total = table.num_rows     # training file: several times their size as Python objects)
+    if "ctxs" in table.column_names and cfg.shipped_ctxs == "keep":
+        has = pc.is_valid(table.column("ctxs"))
+    else:
+        has = pa.chunked_array([pa.array([False] * total, pa.bool_())])
+    kept = pc.sum(has).as_py() or 0
+    if kept:
         ctx.log.info("%d of %d questions arrive with their passages and keep them "
-                     "(shipped_ctxs: keep)", sum(has_ctxs), len(rows))
-    empty = [r["id"] for r, has in zip(rows, has_ctxs) if has and not r["ctxs"]]
-    if empty:
-        ctx.log.warning("step '%s': %d of %d questions%s ship an empty passage list (ctxs: "
-                        "[], first: %r) and keep it: they are answered without passages; set "
-                        "steps.%s.shipped_ctxs: replace to retrieve for every question",
-                        ctx.step, len(empty), len(rows),
-                        " of this shard" if ctx.num_shards > 1 else "", empty[0], ctx.step)
-    todo = [r for r, has in zip(rows, has_ctxs) if not has]
-    if not todo:
-        return rows
+                     "(shipped_ctxs: keep)", kept, total)
+        none = pc.and_(has, pc.equal(pc.list_value_length(table.column("ctxs")), 0))
+        empty = table.column("id").filter(pc.fill_null(none, False))
+        if len(empty):
+            ctx.log.warning("step '%s': %d of %d questions%s ship an empty passage list (ctxs: "
+                            "[], first: %r) and keep it: they are answered without passages; "
+                            "set steps.%s.shipped_ctxs: replace to retrieve for every question",
+                            ctx.step, len(empty), total,
+                            " of this shard" if ctx.num_shards > 1 else "", empty[0].as_py(),
+                            ctx.step)
+    if kept == total:
+        return table
+    searched = table.filter(pc.invert(has))
+    todo = searched.to_pylist()   # questions without passages: small rows
     unwired = [n for n, v in (("index", index), ("encoder", encoder), ("corpus", corpus))
                if v is None]
     if unwired:
         why = ("shipped_ctxs: replace searches for every question" if cfg.shipped_ctxs == "replace"
-               else f"{len(todo)} of {len(rows)} questions arrive without passages (first: "
+               else f"{len(todo)} of {total} questions arrive without passages (first: "
                     f"{todo[0]['id']!r})")
         raise DataError(f"step '{ctx.step}': {why}, but it has no {' / '.join(unwired)} to "
                         f"search with; wire inputs.{unwired[0]} (keep the recipe's index step) "
@@ -143,14 +153,23 @@ def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
     texts = [_query_text(cfg.query_template, r, cfg.lowercase) for r in todo]
     query_emb = enc.encode(texts, batch_size=cfg.batch_size,
                            progress=lambda it: ctx.progress(it, desc="encode questions"))
+    out = search_and_attach(searched, query_emb, idx, corpus, cfg, ctx.device, ctx.log)
+    return _in_input_order(table.filter(has), has, out) if kept else out
+
+
+def _in_input_order(shipped, has, searched):
+    """The rows that kept their shipped passages and the ``searched`` ones, back in the input's
+    order (``has``: which input rows are shipped ones)."""
+    import numpy as np
     import pyarrow as pa
 
-    searched = table.filter(pa.array([not h for h in has_ctxs]))
-    out = search_and_attach(searched, query_emb, idx, corpus, cfg, ctx.device, ctx.log)
-    if not any(has_ctxs):
-        return out
-    done = iter(out.to_pylist())      # back in input order, shipped rows as they came
-    return [row if has else next(done) for row, has in zip(rows, has_ctxs)]
+    from stages.lib.data.tables import take_rows
+
+    mask = has.to_numpy(zero_copy_only=False)
+    both = pa.concat_tables([shipped.select(searched.column_names).cast(searched.schema),
+                             searched])
+    where = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
+    return take_rows(both, np.argsort(where))
 
 
 def search_and_attach(questions, query_emb, idx, corpus: Passages, cfg: RetrieveConfig,
