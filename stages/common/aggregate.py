@@ -100,18 +100,70 @@ def merge_retrieved(inputs: list[list[dict]], method: str = "interleave", k: int
     return [{**row, "ctxs": fuse(lists[qid], method, k, rrf_k)} for qid, row in first.items()]
 
 
+BATCH_ROWS = 2_000   # question rows held as Python objects at a time (40 passages each)
+
+
 @stage("aggregate", version=1)
 def aggregate(primary: Retrieved, cfg: AggregateConfig, ctx: StageContext,
               secondary: Retrieved | None = None) -> Retrieved:
-    """Questions merged by id across retrievers; passages fused and de-duplicated."""
-    inputs = [primary.rows()] + ([secondary.rows()] if secondary is not None else [])
-    sizes = [len(rows) for rows in inputs]
-    before = sum(len(r.get("ctxs") or []) for rows in inputs for r in rows)
-    out = merge_retrieved(inputs, cfg.method, cfg.k, cfg.rrf_k)
-    after = sum(len(r["ctxs"]) for r in out)
+    """Questions merged by id across retrievers; passages fused and de-duplicated.
+
+    A batch of questions at a time: the DynamicRAG training set (150k questions with 40
+    passages each) would take several times its size as Python objects at once. A question
+    whose id comes more than once is merged from all its rows, where it first appears."""
+    import pyarrow as pa
+
+    inputs = [primary] + ([secondary] if secondary is not None else [])
+    repeated = _repeated_ids(inputs)
+    merged = {}
+    if repeated:   # few, usually none: their rows, in input order, merged whole
+        lists = [[r for batch in t.iter_batches(BATCH_ROWS) for r in batch if r["id"] in repeated]
+                 for t in inputs]
+        merged = {row["id"]: row for row in merge_retrieved(lists, cfg.method, cfg.k, cfg.rrf_k)}
+    schema = _output_schema(inputs)
+    pieces, before, after = [], 0, 0
+    for table in inputs:
+        for batch in table.iter_batches(BATCH_ROWS):
+            out = []
+            for row in batch:
+                before += len(row.get("ctxs") or [])
+                if row["id"] in repeated:
+                    row = merged.pop(row["id"], None)   # its first appearance only
+                    if row is None:
+                        continue
+                else:
+                    row = {**row, "ctxs": fuse([list(row.get("ctxs") or [])], cfg.method, cfg.k,
+                                               cfg.rrf_k)}
+                after += len(row["ctxs"])
+                out.append(row)
+            pieces.append(pa.Table.from_pylist(out, schema=schema))
+    result = pa.concat_tables(pieces) if pieces else schema.empty_table()
+    sizes = [t.num_rows for t in inputs]
     ctx.log.info("aggregate (%s%s): %s question rows -> %d questions; %d passages -> %d",
                  cfg.method, f", k={cfg.k}" if cfg.k else "", " + ".join(map(str, sizes)),
-                 len(out), before, after)
-    if sum(sizes) > len(out):
-        ctx.log.info("%d question rows shared an id and were merged", sum(sizes) - len(out))
-    return out
+                 result.num_rows, before, after)
+    if sum(sizes) > result.num_rows:
+        ctx.log.info("%d question rows shared an id and were merged", sum(sizes) - result.num_rows)
+    return result
+
+
+def _repeated_ids(inputs: list) -> set[str]:
+    """The question ids that come more than once, within an input or across them."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ids = pa.chunked_array([chunk for t in inputs for chunk in t.read(["id"]).column("id").chunks],
+                           pa.string())
+    counts = pc.value_counts(ids)
+    return set(counts.filter(pc.greater(counts.field("counts"), 1)).field("values").to_pylist())
+
+
+def _output_schema(inputs: list):
+    """``Retrieved``'s columns, then the other columns of the inputs (``retrieved_question``,
+    ...) as they are typed there."""
+    import pyarrow as pa
+
+    extra = pa.unify_schemas([pa.schema([f for f in t.stored_schema()
+                                         if f.name not in Retrieved.schema.names])
+                              for t in inputs], promote_options="default")
+    return pa.schema(list(Retrieved.schema) + list(extra))

@@ -54,3 +54,29 @@ def test_aggregate_stage_two_retrievers(env):
     rrf = written(Retrieved, aggregate(primary, AggregateConfig(method="rrf"), ctx("aggregate"),
                                        secondary))
     assert rrf[0]["ctxs"][0]["id"] == "c"  # ranked 3rd and 1st: the best fused rank
+
+
+@pytest.mark.parametrize("method", ["interleave", "concat", "rrf"])
+def test_aggregate_a_batch_at_a_time_is_merge_retrieved_of_all_rows(env, monkeypatch, method):
+    """The stage converts a batch of questions at a time (150k questions with 40 passages each
+    would not fit as Python objects at once): a question id repeated in another batch, or in the
+    other input, is still merged where it first appears, and columns beyond ``Retrieved``'s
+    (``retrieved_question``) pass through."""
+    import stages.common.aggregate as agg
+
+    monkeypatch.setattr(agg, "BATCH_ROWS", 1)
+    table, written, ctx = env
+    primary_rows = [{**retrieved("q1", ["a", "b"]), "retrieved_question": "rq1"},
+                    {**retrieved("q2", ["c", "c"]), "retrieved_question": "rq2"},
+                    {**retrieved("q1", ["d", "a"]), "retrieved_question": "rq1 again"}]
+    secondary_rows = [retrieved("q3", ["e"]), retrieved("q2", ["f", "c"])]
+    out = written(Retrieved, aggregate(table(Retrieved, primary_rows),
+                                       AggregateConfig(method=method, k=3), ctx("aggregate"),
+                                       table(Retrieved, secondary_rows)))
+    expected = merge_retrieved([primary_rows, secondary_rows], method, k=3)
+    def shown(rows):   # scores are stored as float32
+        return [(r["id"], r.get("retrieved_question"),
+                 [(d["id"], round(d["score"], 5)) for d in r["ctxs"]]) for r in rows]
+
+    assert shown(out) == shown(expected)
+    assert [r["retrieved_question"] for r in out] == ["rq1", "rq2", None]
