@@ -132,8 +132,8 @@ def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
                             ctx.step, len(empty), total,
                             " of this shard" if ctx.num_shards > 1 else "", empty[0].as_py(),
                             ctx.step)
-    if kept == total:
-        return table
+    if kept == total:          # nothing to search (an empty shard has no ctxs column: rows)
+        return table if total else []
     searched = table.filter(pc.invert(has))
     todo = searched.to_pylist()   # questions without passages: small rows
     unwired = [n for n, v in (("index", index), ("encoder", encoder), ("corpus", corpus))

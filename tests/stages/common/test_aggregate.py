@@ -80,3 +80,9 @@ def test_aggregate_a_batch_at_a_time_is_merge_retrieved_of_all_rows(env, monkeyp
 
     assert shown(out) == shown(expected)
     assert [r["retrieved_question"] for r in out] == ["rq1", "rq2", None]
+
+
+def test_aggregate_of_no_questions_is_an_empty_table(env):
+    table, written, ctx = env
+    assert written(Retrieved, aggregate(table(Retrieved, []), AggregateConfig(),
+                                        ctx("aggregate"))) == []

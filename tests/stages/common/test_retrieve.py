@@ -73,6 +73,8 @@ def test_questions_that_all_ship_passages_need_no_index(model_env):
     got = art(Retrieved, retrieve(art(Questions, _questions_table(rows)), RetrieveConfig(),
                                   ctx("r"))).rows()
     assert [r["ctxs"] for r in got] == [shipped] * 3
+    assert art(Retrieved, retrieve(art(Questions, _questions_table([])), RetrieveConfig(),
+                                   ctx("r"))).rows() == []   # an empty shard
     partly = art(Questions, _questions_table(rows[:2] + [QUESTIONS[2]]))
     with pytest.raises(DataError, match=r"step 'r': 1 of 3 questions arrive without passages "
                                         rf"\(first: '{QUESTIONS[2]['id']}'\), but it has no "
