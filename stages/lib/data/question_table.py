@@ -1,9 +1,10 @@
 """Question rows as a ``Questions`` table, converted a batch of rows at a time.
 
 DynamicRAG's released training file holds 150,000 questions with 40 retrieved passages each
-(5.48 GB of JSON lines). Held whole as Python objects and then converted, it took about 3.9
-times its size in memory at the peak; converted a batch at a time while it is read, only one
-batch is ever Python objects, and the peak is about the Arrow table (``bench/bench_load.py``).
+(5.48 GB of JSON lines). Held whole as Python objects and then converted, a file of that shape
+took 3.1-3.9 times its size in memory at the peak; converted a batch at a time while it is read,
+only one batch is ever Python objects, and the peak is about 1.3 times the file, mostly the Arrow
+table itself (``bench/bench_load.py``, figures in bench/README.md).
 
 Columns beyond ``Questions``' own are added when some row has them (``ctxs``,
 ``retrieved_question``, ARC's ``choices``, ...), in one fixed order, so a batch without them
