@@ -22,9 +22,10 @@ What is measured, each run in a fresh subprocess that reports its own peak RSS (
 - **retrieve, 1 shard / 2 shards**: what a ``retrieve`` task does after its question encoder,
   through the stage's own code (``stages.common.retrieve.search_and_attach``): read the task's
   question rows (``Questions(ref, start, stop)`` with the runner's shard bounds), search every
-  index shard (exact search, streamed in 128 MiB blocks whose pages are released), fetch title
-  and text for the hit passages only (``Table.take``; their ids from ``ids.txt`` in chunks), build ``ctxs``, then write the output
-  table with the orchestrator's writer, as the runner does (its time is shown, not counted).
+  index shard (exact search: one faiss scan of each float32 shard while a thread releases the
+  pages read), fetch title and text for the hit passages only (``Table.take``; their ids cut
+  from ``ids.txt`` in chunks), build ``ctxs``, then write the output table with the
+  orchestrator's writer, as the runner does (its time is shown, not counted).
   The shards run one after another, each in its own process, so they do not contend.
 
 What "2 shards" means here: ``retrieve`` shards over *questions* (``shard_by="questions"``);

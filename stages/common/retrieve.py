@@ -228,7 +228,7 @@ def fetch_passages(idx, rows, corpus: Passages, log):
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    ids = pa.array(idx.ids_at(rows), pa.string())
+    ids = idx.ids_at(rows).cast(pa.string())
     columns = ["id", "title", "text"]
     if len(idx) == corpus.num_rows:
         got = corpus.take(rows, columns)

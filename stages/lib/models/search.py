@@ -5,8 +5,10 @@ passage) and ``ids.txt`` (one passage id per line, row-aligned). A sharded index
 shards as ``shard-00000/``, ``shard-00001/`` ... inside one directory; :class:`ShardedIndex`
 searches each shard and merges the per-shard top-k.
 
-Exact search reads the memory-mapped matrix in row blocks, so a 21M x 768 float16 index (32 GB)
-is searched without loading it whole; on CUDA the blocks are multiplied with torch.
+Exact search never loads the memory-mapped matrix whole, so a 21M x 768 float16 index (32 GB)
+is searched in a worker that holds about one block of it. A float32 index is searched in one
+faiss scan while a thread drops the pages already read; float16 (converted block by block), CUDA
+(blocks multiplied with torch) and an index the page cache cannot hold are read in row blocks.
 
     >>> q = np.array([[1.0, 0.0]], dtype=np.float32)
     >>> emb = np.array([[0.1, 0.0], [0.9, 0.1], [0.5, 0.5]], dtype=np.float32)
@@ -18,7 +20,9 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -90,41 +94,65 @@ def read_ids(path: str | Path):
                                             pa.py_buffer(data[data != 10]))
 
 
-def read_ids_at(path: str | Path, rows, chunk_bytes: int = 32 * 2**20) -> list[str]:
-    """The ids on lines ``rows`` (sorted, unique, 0-based) of an ``ids.txt``, read in chunks.
+def read_ids_at(path: str | Path, rows, chunk_bytes: int = 4 * 2**20):
+    """The ids on lines ``rows`` (sorted, unique, 0-based) of an ``ids.txt``, read in chunks, as
+    a ``pyarrow.LargeStringArray``.
 
     Memory is one chunk plus the ids asked for, whatever the file's size: a retrieve shard
     that needs the ids of its hits no longer holds the whole id column (21M ids of psgs_w100:
-    about 380 MB in every shard).
+    about 380 MB in every shard). The lines are cut out with numpy, without a Python string per
+    id (500,000 of 2,000,000 ids: 0.1 s and 28 MiB, where a list of strings took 0.5 s and
+    57 MiB that the process kept).
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "ids.txt"
     >>> _ = p.write_bytes(b"a\\r\\nbc\\nd")
-    >>> read_ids_at(p, [0, 2], chunk_bytes=3)
+    >>> read_ids_at(p, [0, 2], chunk_bytes=3).to_pylist()
     ['a', 'd']
     """
+    import pyarrow as pa
+
     rows = np.asarray(rows, dtype=np.int64)
-    out: list[str] = []
+    pieces: list = []
     line, tail, at = 0, b"", 0
     with open(path, "rb") as f:
         while at < len(rows):
             block = f.read(chunk_bytes)
-            data = tail + block
+            data = tail + block if tail else block
             if not block:                              # last line without a newline
                 data += b"\n"
-            ends = np.flatnonzero(np.frombuffer(data, dtype=np.uint8) == 10)
-            stop = np.searchsorted(rows, line + len(ends))
-            for r in rows[at:stop]:
-                k = int(r - line)
-                start = int(ends[k - 1]) + 1 if k else 0
-                out.append(data[start:int(ends[k])].rstrip(b"\r").decode("utf-8"))
-            at, line = int(stop), line + len(ends)
+            buf = np.frombuffer(data, dtype=np.uint8)
+            ends = np.flatnonzero(buf == 10)
+            stop = int(np.searchsorted(rows, line + len(ends)))
+            if at < stop:
+                pieces.append(_lines_at(buf, ends, rows[at:stop] - line))
+            at, line = stop, line + len(ends)
             tail = data[int(ends[-1]) + 1:] if len(ends) else data
             if not block:
                 break
     if at < len(rows):
         raise DataError(f"{path}: has {line} ids, asked for line {int(rows[at])}")
+    out = pa.concat_arrays(pieces) if pieces else pa.array([], pa.large_string())
+    try:
+        out.validate(full=True)
+    except pa.ArrowInvalid as exc:
+        raise DataError(f"{path}: an id is not valid UTF-8 ({exc})") from exc
     return out
+
+
+def _lines_at(buf: np.ndarray, ends: np.ndarray, lines: np.ndarray):
+    """Lines ``lines`` of the bytes ``buf``, whose newlines are at ``ends``, as one
+    ``pyarrow.LargeStringArray`` (a line's final "\\r" dropped)."""
+    import pyarrow as pa
+
+    stop = ends[lines]
+    start = np.where(lines > 0, ends[np.maximum(lines - 1, 0)] + 1, 0)
+    stop = stop - ((stop > start) & (buf[np.maximum(stop - 1, 0)] == 13))
+    offsets = np.zeros(len(lines) + 1, dtype=np.int64)
+    np.cumsum(stop - start, out=offsets[1:])
+    gather = np.repeat(start - offsets[:-1], stop - start) + np.arange(offsets[-1])
+    return pa.LargeStringArray.from_buffers(len(lines), pa.py_buffer(offsets),
+                                            pa.py_buffer(buf[gather]))
 
 
 def shard_dirs(root: str | Path) -> list[Path]:
@@ -194,8 +222,9 @@ def block_rows_for(dim: int, block_bytes: int = BLOCK_BYTES) -> int:
     Why 128 MiB and not less: faiss starts each block with empty top-k heaps, so a block of B
     rows costs about k * (1 + ln(B / k)) heap insertions per query, and the whole scan that many
     per block. At 2M x 384-d rows, k = 50, 10k queries, 32 MiB blocks (92 of them) cost 4-9%
-    more CPU than one faiss search over the whole index; 128 MiB blocks (24) cost none
-    measurable (bench/README.md). Memory: one block, released after it is searched.
+    more CPU than one faiss search over the whole index, and 128 MiB blocks (24) about 3% on a
+    faster machine (bench/README.md), which is why a float32 index is scanned at once
+    (:func:`exact_search`). Memory: one block, released after it is searched.
 
     >>> block_rows_for(384)
     87381
@@ -215,6 +244,68 @@ def release_pages(emb: np.ndarray) -> None:
     mm = getattr(emb, "_mmap", None)
     if mm is not None and hasattr(mm, "madvise") and hasattr(mmap, "MADV_DONTNEED"):
         mm.madvise(mmap.MADV_DONTNEED)
+
+
+RELEASE_EVERY_S = 0.05   # how often pages_released drops the pages a scan has read
+
+
+@contextmanager
+def pages_released(emb: np.ndarray, every: float = RELEASE_EVERY_S) -> Iterator[None]:
+    """While the body runs, a thread calls :func:`release_pages` on ``emb`` every ``every``
+    seconds, and once more at the end.
+
+    For one long native call that reads a whole memory map (``faiss.knn`` releases the GIL while
+    it searches): the process then holds the pages read in the last ``every`` seconds, not the
+    whole index (2M x 384 float32, 2.9 GiB: a peak of 110 MiB for the whole search). Dropping a
+    page the call still reads is safe: the map is read-only and backed by the file, so the page
+    is mapped again from the page cache. No thread for an array that is not a memory map.
+    """
+    if getattr(emb, "_mmap", None) is None:
+        yield
+        return
+    done = threading.Event()
+
+    def release_until_done() -> None:
+        while not done.wait(every):
+            release_pages(emb)
+
+    thread = threading.Thread(target=release_until_done, name="release-pages", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+        release_pages(emb)
+
+
+def _page_cache_holds(nbytes: int) -> bool:
+    """Whether ``nbytes`` fit in this machine's available memory (``MemAvailable``), so that a
+    file of that size read more than once is read from the page cache, not from the disk."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return nbytes <= int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return False
+
+
+SCAN_QUERIES = 4096   # faiss' own query block (distance_compute_blas_query_bs): one scan each
+
+
+def _knn_one_scan(q: np.ndarray, emb: np.ndarray, k: int, faiss, progress: Callable | None):
+    """Top-``k`` of the whole float32 ``emb`` per query with ``faiss.knn``, ``SCAN_QUERIES``
+    queries per call (each call reads ``emb`` once, as faiss' own loop would), while
+    :func:`pages_released` keeps the memory map's resident pages few."""
+    s_parts, i_parts = [], []
+    starts = range(0, len(q), SCAN_QUERIES)
+    with pages_released(emb):
+        for lo in (progress(starts) if progress is not None else starts):
+            s, i = faiss.knn(q[lo:lo + SCAN_QUERIES], emb, k, metric=faiss.METRIC_INNER_PRODUCT)
+            s_parts.append(s)
+            i_parts.append(i)
+    return _merge_topk(np.concatenate(s_parts), np.concatenate(i_parts), k)
 
 
 def _faiss_or_none():
@@ -259,27 +350,40 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
                  progress: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` rows of ``emb`` by inner product with each query.
 
-    ``emb`` may be a memory map: it is read ``block_rows`` rows at a time (each block once; None:
-    128 MiB of float32 rows) and its pages are released after each block, so memory stays at one
-    block whatever the index size. On CPU each block is searched with faiss (``faiss.knn``, BLAS
-    and a heap) and merged into one ``faiss.ResultHeap`` when faiss is installed, else with
-    numpy. Returns ``(scores, indices)``, both ``(num_queries, min(k, len(emb)))``, best first;
-    ties go to the lower row. ``device`` "cuda" multiplies blocks with torch; None picks CUDA if
-    present. On CUDA, and with numpy, ``query_block`` queries are scored against a block at a
-    time.
+    Returns ``(scores, indices)``, both ``(num_queries, min(k, len(emb)))``, best first; ties go
+    to the lower row. Memory stays at about one block of ``emb`` whatever its size, when it is
+    a memory map:
+
+    - On CPU with faiss installed, a float32 ``emb`` is searched by ``faiss.knn`` over all its
+      rows at once (:func:`_knn_one_scan`; as fast as a faiss ``IndexFlatIP`` holding it) while
+      a thread drops the pages already read (:func:`pages_released`). Where there are more
+      than ``SCAN_QUERIES`` queries, each batch reads ``emb`` once, so this needs the page cache
+      to hold ``emb``; where it cannot, ``emb`` is read in blocks as below.
+    - Otherwise ``emb`` is read ``block_rows`` rows at a time (each block once; None: 128 MiB
+      of float32 rows), converted to float32, and its pages are released after each block. A
+      block is searched with ``faiss.knn`` and merged into one ``faiss.ResultHeap``; without
+      faiss, with numpy; with ``device`` "cuda" (None picks CUDA if present), with torch. On
+      CUDA, and with numpy, ``query_block`` queries are scored against a block at a time.
+
+    Passing ``block_rows`` asks for blocks.
     """
     q = np.ascontiguousarray(query_emb, dtype=np.float32)
     if q.ndim != 2 or emb.ndim != 2 or q.shape[1] != emb.shape[1]:
         raise ValueError(f"query shape {q.shape} does not match embeddings shape {emb.shape}")
     n, k = emb.shape[0], min(k, emb.shape[0])
-    block_rows = block_rows or block_rows_for(emb.shape[1])
     best_s = np.full((len(q), 0), -np.inf, dtype=np.float32)
     best_i = np.zeros((len(q), 0), dtype=np.int64)
     if k <= 0 or len(q) == 0:
         return best_s[:, :0], best_i[:, :0]
     device = _auto_device(device)
     faiss = None if device.startswith("cuda") else _faiss_or_none()
+    one_scan = (len(q) <= SCAN_QUERIES or getattr(emb, "_mmap", None) is None
+                or _page_cache_holds(emb.nbytes))
+    if (faiss is not None and block_rows is None and emb.dtype == np.float32
+            and emb.flags.c_contiguous and one_scan):
+        return _knn_one_scan(q, emb, k, faiss, progress)
     heap = faiss.ResultHeap(len(q), k, keep_max=True) if faiss is not None else None
+    block_rows = block_rows or block_rows_for(emb.shape[1])
     if device.startswith("cuda"):
         import torch
         q_dev = torch.from_numpy(q).to(device)
@@ -418,18 +522,21 @@ class ShardedIndex:
             self._ids = pa.concat_arrays(parts) if len(parts) > 1 else parts[0]
         return self._ids
 
-    def ids_at(self, rows) -> list[str]:
-        """The ids of index ``rows`` (sorted, unique; shard after shard as :meth:`ids`), read
-        shard by shard without keeping any shard's whole id column."""
+    def ids_at(self, rows):
+        """The ids of index ``rows`` (sorted, unique; shard after shard as :meth:`ids`) as a
+        ``pyarrow.LargeStringArray``, read shard by shard without keeping any shard's whole id
+        column."""
+        import pyarrow as pa
+
         rows = np.asarray(rows, dtype=np.int64)
-        out, offset = [], 0
+        parts, offset = [], 0
         for d in self.shards:
             n = np.load(d / EMB_FILE, mmap_mode="r").shape[0]
             lo, hi = np.searchsorted(rows, [offset, offset + n])
             if lo < hi:
-                out += read_ids_at(d / IDS_FILE, rows[lo:hi] - offset)
+                parts.append(read_ids_at(d / IDS_FILE, rows[lo:hi] - offset))
             offset += n
-        return out
+        return pa.concat_arrays(parts) if parts else pa.array([], pa.large_string())
 
     def search(self, query_emb: np.ndarray, k: int, method: str = "exact",
                **options) -> tuple[np.ndarray, list[list[str]]]:

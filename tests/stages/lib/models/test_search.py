@@ -173,12 +173,18 @@ def test_ids_at_reads_only_the_asked_lines_in_chunks(tmp_path, chunk_bytes):
     path = tmp_path / "ids.txt"
     path.write_bytes("\r\n".join(names[:3]).encode() + b"\n" + "\n".join(names[3:]).encode())
     for rows in ([], [0], [5], [1, 2], [0, 3, 4, 5], list(range(6))):
-        assert read_ids_at(path, rows, chunk_bytes=chunk_bytes) == [names[r] for r in rows]
+        got = read_ids_at(path, rows, chunk_bytes=chunk_bytes)
+        assert got.to_pylist() == [names[r] for r in rows]
     with pytest.raises(DataError, match="has 6 ids, asked for line 6"):
         read_ids_at(path, [2, 6], chunk_bytes=chunk_bytes)
+    (tmp_path / "bad.txt").write_bytes(b"ok\n\xff\xfe\n")
+    with pytest.raises(DataError, match="bad.txt: an id is not valid UTF-8"):
+        read_ids_at(tmp_path / "bad.txt", [0, 1], chunk_bytes=chunk_bytes)
     index = ShardedIndex(_sharded(tmp_path / "idx"))              # shards of 300, 10, 690 rows
     rows = [0, 299, 300, 309, 310, 999]
-    assert index.ids_at(rows) == [IDS[r] for r in rows] == index.ids().take(rows).to_pylist()
+    expected = [IDS[r] for r in rows]
+    assert index.ids_at(rows).to_pylist() == expected == index.ids().take(rows).to_pylist()
+    assert index.ids_at([]).to_pylist() == []
 
 
 def test_exact_search_releases_memory_mapped_pages(tmp_path, monkeypatch):
@@ -191,3 +197,52 @@ def test_exact_search_releases_memory_mapped_pages(tmp_path, monkeypatch):
     monkeypatch.setattr(search, "release_pages", lambda e: released.append(e is emb))
     exact_search(QUERIES, emb, k=3, block_rows=250, device="cpu")
     assert released == [True] * 4          # after each of the 4 blocks
+
+
+def test_float32_memory_map_is_searched_in_one_scan_per_query_batch(tmp_path, monkeypatch):
+    """A float32 index is read by faiss.knn whole (no block heaps restarted), SCAN_QUERIES
+    queries per call, while pages_released drops its pages; its answer is the blocks' answer."""
+    import stages.lib.models.search as search
+
+    pytest.importorskip("faiss")
+    save_embeddings(tmp_path, IDS, EMB, dtype="float32")
+    _, emb = load_embeddings(tmp_path)
+    tied = np.concatenate([QUERIES, np.zeros((1, 16), np.float32)])     # every score 0: ties
+    blocks = exact_search(tied, emb, k=10, block_rows=128, device="cpu")
+    monkeypatch.setattr(search, "SCAN_QUERIES", 3)                      # 3 calls for 8 queries
+    calls = []
+    real_knn = search._knn_one_scan
+    monkeypatch.setattr(search, "_knn_one_scan", lambda *a: calls.append(1) or real_knn(*a))
+    scores, rows = exact_search(tied, emb, k=10, device="cpu")
+    assert calls == [1]
+    np.testing.assert_array_equal(rows, blocks[1])
+    np.testing.assert_allclose(scores, blocks[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(rows[:-1], brute_force(QUERIES, EMB, 10)[1])
+    assert rows[-1].tolist() == list(range(10))                         # ties: lower rows first
+    # float16, or more query batches than the page cache could serve: blocks, as before
+    monkeypatch.setattr(search, "_page_cache_holds", lambda nbytes: False)
+    exact_search(tied, emb, k=10, device="cpu")
+    exact_search(tied[:3], emb.astype(np.float16), k=10, device="cpu")
+    assert calls == [1]
+    exact_search(tied[:3], emb, k=10, device="cpu")                     # one batch: one scan
+    assert calls == [1, 1]
+
+
+def test_pages_released_drops_pages_while_the_body_runs_and_once_after(tmp_path, monkeypatch):
+    import time
+
+    import stages.lib.models.search as search
+
+    save_embeddings(tmp_path, IDS, EMB, dtype="float32")
+    _, emb = load_embeddings(tmp_path)
+    released = []
+    monkeypatch.setattr(search, "release_pages", lambda e: released.append(e is emb))
+    with search.pages_released(emb, every=0.01):
+        time.sleep(0.2)
+    during = len(released)
+    assert during >= 5 and all(released)                 # about 20 in 0.2 s, the last at exit
+    time.sleep(0.05)
+    assert len(released) == during                       # the thread has stopped
+    with search.pages_released(EMB, every=0.01):         # not a memory map: no thread
+        time.sleep(0.05)
+    assert len(released) == during
