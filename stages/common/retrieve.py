@@ -41,7 +41,7 @@ from stages.schemas import Embeddings, Model, Passages, Questions, Retrieved
 @dataclass
 class RetrieveConfig:
     k: Annotated[int, Ge(1)] = 50  # passages per question (script: n_docs 50; README: 40)
-    search: Literal["exact", "faiss"] = "exact"  # exact (blocked inner product) | faiss
+    search: Literal["exact", "faiss"] = "exact"  # exact (inner product, every row) | faiss
     faiss_factory: str = "Flat"           # faiss index_factory string (Flat = exact, the seeds')
     nprobe: Annotated[int, Ge(1)] = 32  # IVF lists probed (faiss IVF factories)
     faiss_gpu: bool = False               # move the faiss index to the GPUs

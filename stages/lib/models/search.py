@@ -1,4 +1,4 @@
-"""Dense top-k search over saved embeddings: exact blocked inner product, or faiss.
+"""Dense top-k search over saved embeddings: exact inner product (one scan or blocks), or faiss.
 
 On disk an index shard is a directory with ``emb.npy`` (float16 or float32, one row per
 passage) and ``ids.txt`` (one passage id per line, row-aligned). A sharded index step gathers its
