@@ -5,10 +5,11 @@
 
 Setup (not timed): a synthetic corpus of ``--passages`` passages (about 100 words of random
 vocabulary each, like psgs_w100) written as a ``Passages`` table by the orchestrator's writer (so
-in its bounded Parquet row groups), random unit-length ``--dim``-d float32 embeddings written in
-the ``index`` stage's artifact format (``shard-00000/``... with ``emb.npy``, ``ids.txt``,
-``meta.json``; ``--index-shards`` of them, 2 by default, as an ``index`` step with ``shards: 2``
-writes them) and ``--queries`` random query vectors. No encoder runs anywhere.
+in its bounded Parquet row groups), random unit-length ``--dim``-d embeddings (``--dtype``,
+float32 by default; the ``index`` stage's default is float16) written in the ``index`` stage's
+artifact format (``shard-00000/``... with ``emb.npy``, ``ids.txt``, ``meta.json``;
+``--index-shards`` of them, 2 by default, as an ``index`` step with ``shards: 2`` writes them)
+and ``--queries`` random query vectors. No encoder runs anywhere.
 
 What is measured, each run in a fresh subprocess that reports its own peak RSS (``VmHWM``):
 
@@ -102,7 +103,8 @@ def corpus_table(n: int, seed: int = 0):
     return pa.table({k: pa.chunked_array(v, pa.string()) for k, v in chunks.items()})
 
 
-def write_index(root: Path, n: int, dim: int, shards: int, seed: int = 1) -> None:
+def write_index(root: Path, n: int, dim: int, shards: int, dtype: str = "float32",
+                seed: int = 1) -> None:
     """Random unit vectors in the ``index`` stage's artifact format, ``shards`` shard dirs."""
     import numpy as np
 
@@ -111,7 +113,7 @@ def write_index(root: Path, n: int, dim: int, shards: int, seed: int = 1) -> Non
         lo, hi = s * n // shards, (s + 1) * n // shards
         d = root / f"shard-{s:05d}"
         d.mkdir(parents=True)
-        emb = np.lib.format.open_memmap(d / "emb.npy", mode="w+", dtype="float32",
+        emb = np.lib.format.open_memmap(d / "emb.npy", mode="w+", dtype=dtype,
                                         shape=(hi - lo, dim))
         for a in range(0, hi - lo, 262_144):
             block = rng.standard_normal((min(262_144, hi - lo - a), dim), dtype=np.float32)
@@ -119,7 +121,7 @@ def write_index(root: Path, n: int, dim: int, shards: int, seed: int = 1) -> Non
         emb.flush()
         del emb
         (d / "ids.txt").write_text("".join(f"p{i}\n" for i in range(lo, hi)))
-        meta = {"pooling": "mean", "normalize": True, "dtype": "float32", "dim": dim,
+        meta = {"pooling": "mean", "normalize": True, "dtype": dtype, "dim": dim,
                 "num_rows": hi - lo, "shard_index": s, "num_shards": shards}
         (d / "meta.json").write_text(json.dumps(meta))
 
@@ -133,7 +135,7 @@ def setup(work: Path, args) -> dict:
     start = time.perf_counter()
     corpus = write_artifact(corpus_table(args.passages), Passages, work / "corpus",
                             "load.corpus", "bench")
-    write_index(work / "index", args.passages, args.dim, args.index_shards)
+    write_index(work / "index", args.passages, args.dim, args.index_shards, args.dtype)
     q = np.random.default_rng(2).standard_normal((args.queries, args.dim), dtype=np.float32)
     np.save(work / "queries.npy", q / np.linalg.norm(q, axis=1, keepdims=True))
     rows = [{"id": f"q{i}", "dataset": "bench", "question": f"question {i}", "answers": [],
@@ -162,7 +164,7 @@ def worker_faiss(job: dict) -> dict:
         if index is None:
             index = faiss.IndexFlatIP(emb.shape[1])
         for a in range(0, len(emb), 262_144):
-            index.add(np.ascontiguousarray(emb[a:a + 262_144]))
+            index.add(np.ascontiguousarray(emb[a:a + 262_144], dtype=np.float32))
     loaded, cpu = time.perf_counter(), time.process_time()
     index.search(q, job["k"])
     return {"load_s": loaded - start, "seconds": time.perf_counter() - loaded,
@@ -234,6 +236,9 @@ def main() -> None:
     parser.add_argument("--passages", type=int, default=2_000_000)
     parser.add_argument("--queries", type=int, default=10_000)
     parser.add_argument("--dim", type=int, default=384)
+    parser.add_argument("--dtype", choices=["float32", "float16"], default="float32",
+                        help="the index's storage; float16 (the index stage's default) is "
+                             "searched in blocks converted to float32, bare faiss gets float32")
     parser.add_argument("--k", type=int, default=50, help="passages per query (retrieve's default)")
     parser.add_argument("--index-shards", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=2,
@@ -258,7 +263,7 @@ def main() -> None:
 def report(work: Path, args) -> None:
     data = setup(work, args)
     print(f"{args.passages:,} passages ({data['corpus_mib']:.0f} MiB Parquet), "
-          f"{args.dim}-d float32 index in {args.index_shards} shard dirs "
+          f"{args.dim}-d {args.dtype} index in {args.index_shards} shard dirs "
           f"({data['index_mib']:.0f} MiB), {args.queries:,} queries, k={args.k}, "
           f"OMP_NUM_THREADS={os.environ.get('OMP_NUM_THREADS', 'unset')}, "
           f"setup {data['setup_s']:.0f} s (not timed)")
