@@ -199,6 +199,12 @@ class Table(Artifact):
         for table in self.iter_tables(batch_size, columns):
             yield table.to_pylist()
 
+    def iter_rows(self, batch_size: int = 1024, columns: list[str] | None = None):
+        """Yield this handle's rows as dicts, ``batch_size`` of them converted at a time, so a
+        loop over a large table holds one batch as Python objects (``rows()`` holds them all)."""
+        for rows in self.iter_batches(batch_size, columns):
+            yield from rows
+
     def take(self, positions, columns: list[str] | None = None):
         """The rows at ``positions`` (0-based within this handle, any order, repeats allowed).
 

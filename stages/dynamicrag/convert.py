@@ -60,7 +60,7 @@ def convert(bc: BCTargets, sft: Reranked, reranker_prompt: RerankerPrompt, gener
     out: list[dict] = []
 
     past_window = 0
-    for row in bc.rows():
+    for row in bc.iter_rows():   # streamed: only the chat rows are held whole
         docs = (row.get("ctxs") or [])[: cfg.num_docs]
         sequence = list(row.get("sequence") or [])
         if any(i > len(docs) for i in sequence):
@@ -77,7 +77,7 @@ def convert(bc: BCTargets, sft: Reranked, reranker_prompt: RerankerPrompt, gener
                         past_window, cfg.num_docs)
 
     no_answer = 0
-    for row in sft.rows():
+    for row in sft.iter_rows():
         golds = usable_golds(row.get("answers"))
         if not golds:
             no_answer += 1
@@ -96,7 +96,7 @@ def convert(bc: BCTargets, sft: Reranked, reranker_prompt: RerankerPrompt, gener
 
     n_extra = 0
     if extra is not None:
-        for row in extra.rows():
+        for row in extra.iter_rows():
             out.append({"id": row["id"], "task": "extra", "messages": row["messages"]})
             n_extra += 1
 

@@ -130,6 +130,9 @@ def test_iter_batches_streams_one_row_group_at_a_time(tmp_path, monkeypatch):
     assert [r["id"] for b in batches for r in b] == [str(i) for i in range(3, 44)]
     it = shard.iter_tables(batch_size=4, columns=["x"])
     assert next(it).column("x").to_pylist() == [3.0, 4.0, 5.0, 6.0]   # before reading group 1
+    rows = shard.iter_rows(batch_size=15)       # the same rows, a dict at a time
+    assert next(rows) == {"id": "3", "x": 3.0}
+    assert [next(rows)] + list(rows) == shard.rows()[1:]
 
 
 def test_take_reads_only_the_row_groups_holding_the_positions(tmp_path, monkeypatch):

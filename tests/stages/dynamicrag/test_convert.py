@@ -1,5 +1,7 @@
 """``dynamicrag.convert`` called directly: reranker BC and generator SFT conversations."""
 
+import pytest
+
 from stages.dynamicrag.convert import ConvertConfig, convert
 from stages.dynamicrag.prompts import shipped_prompts
 from stages.dynamicrag.schemas import BCTargets
@@ -11,7 +13,9 @@ from tests.stages.dynamicrag.rows import question
 PROMPTS = (prompt_file("reranker"), prompt_file("generator"))
 
 
-def test_convert(env):
+def test_convert(env, monkeypatch):
+    from orchestrator.artifacts import Table
+
     table, written, ctx = env
     item = question("a", [False, True, False, True])
     bc_rows = [{**item, "sequence": [4, 2, 1], "sequence_length": 3},
@@ -23,9 +27,12 @@ def test_convert(env):
               "messages": [{"role": "user", "content": "hi"},
                            {"role": "assistant", "content": "hello"}]}]
     cfg = ConvertConfig(num_docs=3, max_generator_docs=1, seed=0)
-    rows = written(Chat, convert(table(BCTargets, bc_rows), table(Reranked, sft_rows),
-                                 *PROMPTS, cfg, ctx("convert"),
-                                 extra=table(Chat, extra)))
+    inputs = table(BCTargets, bc_rows), table(Reranked, sft_rows)
+    with monkeypatch.context() as m:    # its inputs are streamed: the released file's 100,000
+        # BC and SFT questions with 40 passages each are never all Python rows at once
+        m.setattr(Table, "rows", lambda *a, **k: pytest.fail("convert read a whole input"))
+        out = convert(*inputs, *PROMPTS, cfg, ctx("convert"), extra=table(Chat, extra))
+    rows = written(Chat, out)
     by_id = {r["id"]: r for r in rows}
     assert sorted(by_id) == ["a:reranker:0", "alpaca-1", "s:generator"]
     assert [by_id[i]["task"] for i in sorted(by_id)] == ["reranker", "extra", "generator"]
