@@ -170,3 +170,38 @@ def test_questions_that_ship_their_passages_need_no_index(tmp_path, tiny_models,
     assert [len(r["ctxs"]) for r in kept] == [3] * 4 and kept[0]["ctxs"][0]["id"] == kept[0]["gold"][0]
     metrics = json.loads((runs / "latest" / "metrics.json").read_text())
     assert metrics["evaluate"]["num_questions"] == 4
+
+
+def _cuda():
+    try:
+        import torch
+    except ImportError:
+        return None
+    return torch if torch.cuda.is_available() else None
+
+
+@pytest.mark.gpu   # bash .ci/gpu.sh: about a minute on one GPU (not yet run: no GPU lent so far)
+@pytest.mark.skipif(_cuda() is None, reason="needs a CUDA device")
+def test_dynamicrag_dag_on_one_gpu(tmp_path, tiny_models, monkeypatch):
+    """The whole DAG with ``hw.gpus=1 hw.train_gpus=1``, as the paper recipe runs on a GPU node:
+    two shards of each sharded step share the one GPU (one after the other), and SFT, DPO,
+    sampling and inference run on CUDA, in bf16 where the GPU has it."""
+    encoder, generator = tiny_models
+    recipe = _tiny_recipe(tmp_path, encoder, generator, isolate="always")
+    monkeypatch.chdir(tmp_path)
+    runs = tmp_path / "runs"
+    monkeypatch.setenv("RAGLINE_CACHE", str(runs / "cache"))
+    assert rag("run", str(recipe), "hw.gpus=1", "hw.train_gpus=1", "--no-progress",
+               runs=runs) == 0
+    status = json.loads((runs / "latest" / "status.json").read_text())
+    assert {s["state"] for s in status["steps"].values()} == {"done"}
+    logs = runs / "latest" / "logs"
+    precision = "bf16 autocast" if _cuda().cuda.is_bf16_supported() else "precision fp32"
+    for step in ("sft", "dpo"):
+        text = (logs / f"{step}.log").read_text()
+        assert f"{step}: LoRA r=" in text and " on cuda " in text and precision in text, text
+    for log in [*logs.glob("sample.shard-*.log"), logs / "infer_top1.log"]:
+        assert "(cuda," in log.read_text(), log.read_text()      # the generator's load line
+    base = safetensor_weights(generator)
+    sft = safetensor_weights(runs / "latest" / "artifacts" / "sft.out")
+    assert any(k in sft and not (base[k] == sft[k]).all() for k in base)
