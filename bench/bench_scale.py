@@ -61,13 +61,14 @@ sys.path.insert(0, str(REPO))
 WORDS_PER_PASSAGE, CHARS_PER_PASSAGE, TITLE_CHARS = 100, 580, 24
 
 
-def rss_mib() -> float:
-    """Peak resident memory of this process so far, MiB: ``VmHWM`` of /proc/self/status.
+def rss_mib(field: str = "VmHWM") -> float:
+    """Peak resident memory of this process so far, MiB: ``VmHWM`` of /proc/self/status
+    (``field="VmRSS"``: what it holds now).
 
     Not ``ru_maxrss``: after fork + exec it still holds the parent's size at the fork.
     """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -206,6 +207,7 @@ def worker_retrieve(job: dict) -> dict:
         out = search_rows(*a, **kw)
         timed["search_s"] = time.perf_counter() - t
         timed["search_rss_mib"] = rss_mib()
+        timed["floor_mib"] = rss_mib("VmRSS")   # held once the search returned, before a fetch
         return out
 
     idx.search_rows = timed_search
@@ -217,6 +219,7 @@ def worker_retrieve(job: dict) -> dict:
     return {"seconds": done - start, "cpu_s": cpu, "search_s": timed["search_s"],
             "fetch_s": done - start - timed["search_s"], "write_s": time.perf_counter() - done,
             "imports_rss_mib": imports_rss, "search_rss_mib": timed["search_rss_mib"],
+            "floor_mib": timed["floor_mib"],
             "fetched_rss_mib": fetched_rss, "rows": out.num_rows}
 
 
@@ -301,13 +304,18 @@ def report(work: Path, args) -> None:
                   f"search {r['search_s']:.1f} s, fetch+ctxs {r['fetch_s']:.1f} s, "
                   f"write {r['write_s']:.1f} s (not counted); peak RSS after imports "
                   f"{r['imports_rss_mib']:.0f}, search {r['search_rss_mib']:.0f}, "
-                  f"fetch+ctxs {r['fetched_rss_mib']:.0f} MiB")
+                  f"fetch+ctxs {r['fetched_rss_mib']:.0f} MiB; held after the search "
+                  f"{r['floor_mib']:.0f} MiB")
     print(f"{'(reading the whole corpus)':<32}{whole['seconds']:>9.1f}{'':>19}"
           f"{whole['peak_rss_mib']:>14.0f}   what each shard held before issue 8, not a run")
     one = min(ones, key=lambda r: r["peak_rss_mib"])
     per_shard = max(r["peak_rss_mib"] for r in runs[2])
     print(f"per-shard peak RSS, 2 shards / 1 shard: {per_shard / one['peak_rss_mib']:.2f} "
           f"(target <= 0.6)")
+    two = max(runs[2], key=lambda r: r["peak_rss_mib"])
+    above = [r["peak_rss_mib"] - r["floor_mib"] for r in (two, one)]
+    print(f"above what a shard held once its search returned (interpreter, libraries, queries, "
+          f"hits): {above[0]:.0f} / {above[1]:.0f} MiB = {above[0] / above[1]:.2f}")
     pairs = [b["seconds"] / o["seconds"] for b, o in zip(bares, ones)]
     print(f"retrieve throughput / bare faiss, 1 shard, per pair: "
           f"{', '.join(f'{x:.2f}' for x in pairs)}; median {statistics.median(pairs):.2f} "
