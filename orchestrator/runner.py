@@ -399,12 +399,13 @@ class Runner:
         only = ", ".join(sorted(self.opts.only))
         which = (f"upstream step '{missing[0]}' is" if len(missing) == 1 else
                  f"upstream steps {', '.join(missing)} are")
-        command = self.opts.command
+        without = _without_only(self.opts.command)
+        until = " ".join(f"--until {n}" for n in sorted(self.opts.only))
         raise ConfigError(f"--only {only}: {which} not cached (--only runs just the selected steps "
                           "and reads their inputs from the cache)",
-                          hint=f"run {'it' if len(missing) == 1 else 'them'} too: {command} "
-                               + " ".join(f"--only {n}" for n in missing)
-                               + f"; or run without --only: {_without_only(command)}")
+                          hint=f"run {'it' if len(missing) == 1 else 'them'} too: {without} "
+                               f"{until} (cached steps are reused); or run without --only: "
+                               f"{without}")
 
     def _visit(self, step: Step, selected: set[str], force: set[str], failed: set[str]) -> bool:
         """Skip, reuse or run one step; False when it failed or was skipped."""

@@ -15,7 +15,7 @@ def _err(capsys) -> str:
 
 def _hint_command(err: str) -> list[str]:
     """The arguments of the 'run them too' command in an error's hint (without the 'rag')."""
-    command = err.split("run them too: ")[1].split("; or run without --only: ")[0]
+    command = err.split("run them too: ")[1].split(" (cached steps are reused)")[0]
     return shlex.split(command)[1:]
 
 
@@ -31,9 +31,8 @@ def test_only_names_every_uncached_upstream_step_before_any_step_runs(toy, monke
     assert ("error: --only evaluate, retrieve: upstream steps aggregate, rerank, label, convert, "
             "sft, sample, reward, dpo are not cached (--only runs just the selected steps and "
             "reads their inputs from the cache)") in err
-    assert (f"hint: run them too: rag run {chain} --only retrieve --only evaluate --runs-dir "
-            f"{runs} --only aggregate --only rerank --only label --only convert --only sft "
-            "--only sample --only reward --only dpo; "
+    assert (f"hint: run them too: rag run {chain} --runs-dir {runs} --until evaluate --until "
+            "retrieve (cached steps are reused); "
             f"or run without --only: rag run {chain} --runs-dir {runs}") in err
     assert counts(toy / "count.txt") == {}  # nothing ran
     status = json.loads((runs / "latest" / "status.json").read_text())
@@ -50,9 +49,9 @@ def test_one_uncached_upstream_step_is_named_alone(toy, capsys):
     assert rag("run", chain, "steps.dpo.add=3", "--only", "evaluate", runs=runs) == 2
     err = _err(capsys)
     assert "error: --only evaluate: upstream step 'dpo' is not cached" in err
-    assert (f"hint: run it too: rag run {chain} steps.dpo.add=3 --only evaluate --runs-dir {runs} "
-            f"--only dpo; or run without --only: rag run {chain} steps.dpo.add=3 --runs-dir "
-            f"{runs}") in err
+    assert (f"hint: run it too: rag run {chain} steps.dpo.add=3 --runs-dir {runs} --until "
+            "evaluate (cached steps are reused); or run without --only: rag run "
+            f"{chain} steps.dpo.add=3 --runs-dir {runs}") in err
 
 
 def test_only_with_cached_upstream_runs_just_the_selected_step(toy, monkeypatch):
