@@ -113,6 +113,33 @@ def test_gc_removes_what_killed_runs_leave(toy, capsys):
     assert len(list((cache / "locks").glob("*.lock"))) == 3  # the run's own, recent locks stay
 
 
+def test_a_dry_run_leaves_a_stale_lock_stale_where_taking_it_truncates(toy, monkeypatch, capsys):
+    """filelock 3.12 and 4.1 (the newest for Python 3.10) truncate a lock file when they take
+    it; gc's probe of whether a lock is held used to leave it touched, so the gc that followed
+    a dry run kept it for another minute."""
+    import filelock
+
+    class Truncating(filelock.FileLock):
+        def acquire(self, *args, **kwargs):
+            held = super().acquire(*args, **kwargs)
+            os.truncate(self.lock_file, 0)
+            return held
+
+    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
+    assert rag("run", str(conf), runs=runs) == 0
+    old_lock = cache / "locks" / f"{'c' * 64}.lock"
+    old_lock.write_text("")
+    os.utime(old_lock, (time.time() - 3600, time.time() - 3600))
+    mtime = old_lock.stat().st_mtime_ns
+    monkeypatch.setattr(filelock, "FileLock", Truncating)
+    capsys.readouterr()
+    assert rag("gc", "--dry-run", runs=runs) == 0
+    assert "1 lock files" in capsys.readouterr().err
+    assert old_lock.stat().st_mtime_ns == mtime
+    assert rag("gc", runs=runs) == 0
+    assert "1 lock files" in capsys.readouterr().err and not old_lock.exists()
+
+
 def test_gc_reports_what_it_could_not_remove(toy, capsys, monkeypatch):
     runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
     assert rag("run", str(conf), runs=runs) == 0
