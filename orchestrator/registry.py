@@ -135,7 +135,7 @@ def _artifact_type(annotation) -> tuple[type[Artifact] | None, bool]:
 
 
 def _type_name(annotation) -> str:
-    """An annotation as a reader writes it: ``pyarrow.lib.Table``, ``list[dict]``, ``C``.
+    """An annotation as a reader writes it: ``pyarrow.Table``, ``list[dict]``, ``C``.
 
     >>> import pathlib
     >>> _type_name(pathlib.Path), _type_name(list[dict]), _type_name(None)
@@ -144,10 +144,26 @@ def _type_name(annotation) -> str:
     if annotation is None or annotation is type(None):
         return "None"
     if inspect.isclass(annotation) and typing.get_origin(annotation) is None:
-        module = annotation.__module__
+        module = _public_module(annotation)
         return (annotation.__qualname__ if module in ("builtins", "__main__")
                 else f"{module}.{annotation.__qualname__}")
     return str(annotation).replace("typing.", "")
+
+
+def _public_module(cls) -> str:
+    """The shortest prefix of ``cls.__module__`` that offers ``cls`` under its name, as a reader
+    imports it: ``pathlib`` for ``pathlib._local.Path`` (Python 3.13).
+
+    >>> import json
+    >>> json.JSONDecodeError.__module__, _public_module(json.JSONDecodeError)
+    ('json.decoder', 'json')
+    """
+    parts = cls.__module__.split(".")
+    for n in range(1, len(parts)):
+        module = sys.modules.get(".".join(parts[:n]))
+        if module is not None and getattr(module, cls.__qualname__, None) is cls:
+            return module.__name__
+    return cls.__module__
 
 
 def _what_instead(annotation, role: str) -> str:

@@ -143,7 +143,7 @@ def _define(kind: str):
                   "types, and there is none; add one to the def: -> Passages"),
     ("list_param", "parameter 'rows: list[dict]' is neither an artifact type, a config dataclass "
                    "nor StageContext; declare a Table subclass with a pyarrow schema"),
-    ("pyarrow_return", "got pyarrow.lib.Table; declare a Table subclass with a pyarrow schema"),
+    ("pyarrow_return", "got pyarrow.Table; declare a Table subclass with a pyarrow schema"),
     ("not_dataclass", "a config class must be a dataclass: add @dataclass above class Plain"),
     ("no_default", "config field 'k' of NoDefault needs a default (k: int = ...; or = MISSING, "
                    "from omegaconf import MISSING"),

@@ -75,10 +75,28 @@ def empty_error(path: Path, expected: str) -> DataError:
                      "check that the file was fully written")
 
 
+def _at_bracket(err: json.JSONDecodeError) -> json.JSONDecodeError:
+    """A trailing comma's error placed where Python before 3.13 places it, at the bracket that
+    follows the comma (3.13 says "Illegal trailing comma ..." at the comma itself), so that
+    the messages and their line numbers read the same on every Python.
+
+    >>> doc = '{"a": 1,\\n}'
+    >>> err = json.JSONDecodeError("Illegal trailing comma before end of object", doc, 7)
+    >>> moved = _at_bracket(err)
+    >>> moved.lineno, moved.colno, doc[moved.pos]
+    (2, 1, '}')
+    """
+    if not err.msg.startswith("Illegal trailing comma") or err.doc[err.pos:err.pos + 1] != ",":
+        return err   # another error, or moved already
+    rest = err.doc[err.pos + 1:]
+    return json.JSONDecodeError(err.msg, err.doc, err.pos + 1 + len(rest) - len(rest.lstrip()))
+
+
 def _json_problem(err: json.JSONDecodeError, unit: str = "line") -> str:
     """What is wrong with the JSON and where, in words that read cleanly: json's own message
     (without the dangling "at" of "Invalid control character at"), or plainer words for a
     trailing comma, a string left open, a raw tab and a value cut off where the ``unit`` ends."""
+    err = _at_bracket(err)
     doc, pos, column = err.doc, err.pos, err.colno
     here = doc[pos:pos + 1]
     if here in ("}", "]") and doc[:pos].rstrip().endswith(","):
@@ -272,6 +290,7 @@ def _iter_json_array(path: Path, text: str, start_line: int) -> Iterator[tuple[i
         try:
             value, end = decoder.raw_decode(text, pos)
         except json.JSONDecodeError as err:
+            err = _at_bracket(err)
             raise DataError(f"{path} line {start_line + err.lineno - 1}: invalid JSON "
                             f"({_json_problem(err, 'file')}); expected a JSON array of "
                             "records; fix the record") from None
