@@ -46,10 +46,10 @@ def requirements(requires: list[str], extras: list[str],
     version satisfies the need.
 
     >>> have = {"torch": "2.13.0+cpu", "trl": "0.19.0"}.get
-    >>> for r in requirements(["torch>=2.3", "trl>=1.6", 'ray>=2.60; extra == "ray"'], ["ray"], have):
+    >>> for r in requirements(["torch>=2.6", "trl>=1.9", 'ray>=2.60; extra == "ray"'], ["ray"], have):
     ...     print(r["group"], r["name"], r["needs"], r["installed"], r["ok"])
-    core torch >=2.3 2.13.0+cpu True
-    core trl >=1.6 0.19.0 False
+    core torch >=2.6 2.13.0+cpu True
+    core trl >=1.9 0.19.0 False
     ray ray >=2.60 None False
     """
     from packaging.requirements import Requirement

@@ -37,7 +37,7 @@ def rag_cli(mods: Path, *args: str) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def setup(toy: Path, settings: str = "") -> tuple[Path, Path, Path]:
+def project(toy: Path, settings: str = "") -> tuple[Path, Path, Path]:
     mods = toy / "mods"
     mods.mkdir()
     (mods / "ccstages.py").write_text(STAGES.format(add=1))
@@ -66,7 +66,7 @@ def run(mods: Path, conf: Path, runs: Path, *args: str) -> subprocess.CompletedP
 
 
 def test_code_change_without_version_bump_warns_by_default(toy):
-    mods, conf, runs = setup(toy)
+    mods, conf, runs = project(toy)
     run(mods, conf, runs)
     assert total(runs) == 10.0  # (0+1+2+3) + 4*1
     edit(mods, 1000)
@@ -83,7 +83,7 @@ def test_code_change_without_version_bump_warns_by_default(toy):
 
 def test_code_change_is_still_flagged_when_the_dag_comes_from_its_snapshot(toy):
     """The second plan after an edit reads the DAG snapshot and imports no stage module."""
-    mods, conf, runs = setup(toy)
+    mods, conf, runs = project(toy)
     run(mods, conf, runs)
     edit(mods, 1000)
     assert plan_add(mods, conf, runs)["cause"] == f"cached; {NOTE}"
@@ -91,7 +91,7 @@ def test_code_change_is_still_flagged_when_the_dag_comes_from_its_snapshot(toy):
 
 
 def test_comment_and_formatting_changes_are_not_code_changes(toy):
-    mods, conf, runs = setup(toy)
+    mods, conf, runs = project(toy)
     run(mods, conf, runs)
     path = mods / "ccstages.py"
     path.write_text(path.read_text().replace("    return", "    # a comment\n    return"))
@@ -100,7 +100,7 @@ def test_comment_and_formatting_changes_are_not_code_changes(toy):
 
 
 def test_on_code_change_ignore(toy):
-    mods, conf, runs = setup(toy, "\n  cache: {on_code_change: ignore}")
+    mods, conf, runs = project(toy, "\n  cache: {on_code_change: ignore}")
     run(mods, conf, runs)
     edit(mods, 1000)
     step = plan_add(mods, conf, runs)
@@ -108,7 +108,7 @@ def test_on_code_change_ignore(toy):
 
 
 def test_on_code_change_rerun(toy):
-    mods, conf, runs = setup(toy, "\n  cache: {on_code_change: rerun}")
+    mods, conf, runs = project(toy, "\n  cache: {on_code_change: rerun}")
     run(mods, conf, runs)
     edit(mods, 1000)
     step = plan_add(mods, conf, runs)
@@ -135,7 +135,7 @@ def cc_add(numbers: Numbers, ctx: StageContext) -> Numbers:
 
 def resume_after_an_edit(toy: Path, settings: str) -> tuple[Path, Path, Path]:
     """Shard 0 of 2 computed by the old code, shard 1 failed; then the stage is edited."""
-    mods, conf, runs = setup(toy, settings)
+    mods, conf, runs = project(toy, settings)
     (mods / "ccstages.py").write_text(SHARDED.format(add=1))
     conf.write_text(conf.read_text().replace("inputs: {numbers: gen}}", "inputs: {numbers: gen}, shards: 2}"))
     os.environ["CC_FAIL"] = "1"

@@ -27,7 +27,7 @@ def test_a_core_requirement_too_old_is_exit_1_with_what_to_install(monkeypatch, 
                         lambda name: "0.19.0" if name == "trl" else real(name))
     assert rag("env") == 1
     out = " ".join(capsys.readouterr().out.split())
-    assert "✗ trl 0.19.0, ragline needs trl>=1.6: pip install 'trl>=1.6'" in out
+    assert "✗ trl 0.19.0, ragline needs trl>=1.9: pip install 'trl>=1.9'" in out
 
 
 def test_an_incomplete_extra_names_what_it_lacks(monkeypatch, capsys):
