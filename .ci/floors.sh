@@ -4,8 +4,8 @@
 # floors allow (uv's `--resolution lowest-direct`; what those need in turn at its newest that
 # fits), and the default test run must pass there too. A floor raised in pyproject.toml is one
 # this run showed to be needed; one that cannot be met as declared fails here, not on a user's
-# machine. About 3 GB of wheels (the floor torch from PyPI is a CUDA build); reused when it
-# exists.
+# machine. About 3 GB of wheels (the floor torch from PyPI is a CUDA build). The venv is reused
+# when it exists; remove it after lowering a floor, as versions already installed are kept.
 #   RAGLINE_FLOORS_VENV=/path  where the venv lives (default .ci-venv-floors in the clone)
 set -euo pipefail
 cd "$(dirname "$0")/.."
