@@ -6,6 +6,8 @@ also finds a file rewritten with its size and mtime restored, or bit rot.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 EXAMPLES = """examples:
   rag verify                         # the entries the latest run used
   rag verify 20261121-101500         # the entries of one run
@@ -58,15 +60,42 @@ def _recorded_hashes(dest) -> dict:
         return {}
 
 
-def target_keys(store, args) -> tuple[list[str], str]:
-    """(keys to verify, what they are) for --all or a run."""
+def target_keys(store, args) -> tuple[list[str], str, set[str]]:
+    """(keys to verify, what they are, the keys a run computed or reused) for --all or a run."""
     from orchestrator.cli.common import find_run, runs_dir
     from orchestrator.cli.gc import run_keys
 
     if args.all:
-        return sorted(p.name for p in store.entries()), f"cache {store.root}"
+        return sorted(p.name for p in store.entries()), f"cache {store.root}", set()
     run = find_run(runs_dir(args), args.run)
-    return sorted(run_keys(run) or set()), f"run {run}"
+    return sorted(run_keys(run) or set()), f"run {run}", used_keys(run)
+
+
+def used_keys(run: Path) -> set[str]:
+    """The keys of the steps a run computed or reused (``status.json``: done or cached)."""
+    import json
+
+    try:
+        steps = json.loads((run / "status.json").read_text()).get("steps") or {}
+        return {k for s in steps.values() if s.get("state") in ("done", "cached")
+                for k in s.get("keys") or []}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+
+
+def absent_words(removed: int, never: int) -> str:
+    """What the summary line says of a run's keys that have no cache entry.
+
+    >>> absent_words(0, 0)
+    ''
+    >>> absent_words(0, 3)
+    ', 3 never computed (the run stopped before them)'
+    >>> absent_words(2, 0)
+    ', 2 no longer in the cache (removed by rag gc, or the cache moved)'
+    """
+    return ((f", {removed} no longer in the cache (removed by rag gc, or the cache moved)"
+             if removed else "")
+            + (f", {never} never computed (the run stopped before them)" if never else ""))
 
 
 def main(args) -> int:
@@ -75,14 +104,15 @@ def main(args) -> int:
     from orchestrator.store import Store, read_entry
 
     store = Store.for_runs(runs_dir(args))
-    keys, what = target_keys(store, args)
+    keys, what, used = target_keys(store, args)
     c = report()
-    ok = missing = 0
+    ok = 0
+    gone: list[str] = []
     damaged: list[tuple[str, str, str]] = []
     for key in keys:
         entry, problem = read_entry(store.entry_path(key), key)
         if entry is None and problem == "":
-            missing += 1
+            gone.append(key)
             continue
         step = entry.meta.get("step", "?") if entry is not None else "?"
         problem = problem or entry_problem(entry)
@@ -94,7 +124,8 @@ def main(args) -> int:
         if args.quarantine:
             store.quarantine(key, store.entry_path(key), problem, step)
     c.print(f"verified {ok + len(damaged)} entries of {what}: {ok} intact, {len(damaged)} damaged"
-            + (f", {missing} not in the cache" if missing else ""), soft_wrap=True)
+            + absent_words(sum(k in used for k in gone), sum(k not in used for k in gone)),
+            soft_wrap=True)
     if damaged and not args.quarantine:
         c.print("  rerun with --quarantine to move them aside; the next run recomputes them")
     elif damaged:

@@ -142,3 +142,22 @@ def test_verify_help_has_examples(capsys):
     assert rag("verify", "--help") == 0
     out = capsys.readouterr().out
     assert "rag verify --all --quarantine" in out and "exit codes: 0 all intact, 1 something is damaged" in out
+
+
+def test_verify_tells_keys_a_run_never_computed_from_keys_removed_since(toy, capsys):
+    """Before: both were "N not in the cache", so a run that stopped at its first step read as
+    if its work had been lost."""
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), "--only", "total", runs=runs) == 2   # upstream not cached
+    capsys.readouterr()
+    assert rag("verify", "--runs-dir", str(runs)) == 0
+    assert (f"verified 0 entries of run {(runs / 'latest').resolve()}: 0 intact, 0 damaged, "
+            "1 never computed (the run stopped before them)") in capsys.readouterr().out
+    assert rag("run", str(conf), runs=runs) == 0
+    flip_byte(entry_dir(runs, "mul") / PART, 4)
+    assert rag("verify", "--all", "--quarantine", "--runs-dir", str(runs)) == 1
+    capsys.readouterr()
+    assert rag("verify", "--runs-dir", str(runs)) == 0
+    assert (f"verified 2 entries of run {(runs / 'latest').resolve()}: 2 intact, 0 damaged, "
+            "1 no longer in the cache (removed by rag gc, or the cache moved)"
+            ) in capsys.readouterr().out
