@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from orchestrator.recipe import compose
 
 
@@ -77,3 +79,21 @@ def test_a_recipe_beside_its_runs_stays_remembered(toy, tmp_path, monkeypatch):
     monkeypatch.setattr(remember, "compose", lambda *a: calls.append(a) or compose(*a))
     assert rag("run", recipe, "scale=2", "--no-progress", runs=runs) == 0
     assert calls == []
+
+
+@pytest.mark.parametrize("resolver", ["${oc.env:TOY_NOTE,chain}", "${now:%Y-%m-%d}"])
+def test_nothing_is_remembered_when_the_config_reads_the_environment_or_the_clock(
+        resolver, toy, tmp_path):
+    """The same command can compose to another config when the environment or the clock moves,
+    so its composition is never remembered; without the resolver, it is."""
+    from tests.conftest import rag
+
+    recipe, runs = toy / "conf" / "chain.yaml", tmp_path / "runs"
+    plain = recipe.read_text()
+    recipe.write_text(plain.replace("scale: 1.0", f"scale: 1.0\nnote: '{resolver}'"))
+    for _ in range(2):
+        assert rag("run", str(recipe), "--no-progress", runs=runs) == 0
+    assert not list((runs / ".state" / "remembered").glob("*.json"))
+    recipe.write_text(plain)
+    assert rag("run", str(recipe), "--no-progress", runs=runs) == 0
+    assert list((runs / ".state" / "remembered").glob("*.json"))
