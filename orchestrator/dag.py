@@ -144,7 +144,12 @@ def edge_problems(consumer: type[Artifact], producer: type[Artifact]) -> tuple[s
 
 def _source_path(name: str, value) -> str | None:
     if isinstance(value, dict):
-        value = value.get("path")
+        extra = sorted(set(value) - {"path"})
+        if extra or "path" not in value:
+            what = f"unknown key '{extra[0]}'" if extra else "no 'path' key"
+            raise ConfigError(f"sources.{name}: {what}; a source is a path, or {{path: PATH}}",
+                              key=f"sources.{name}")
+        value = value["path"]
     if value is None or isinstance(value, str):
         return value
     raise ConfigError(f"sources.{name}: expected a path or null, got {value!r}", key=f"sources.{name}")

@@ -79,8 +79,21 @@ def run_keys(run: Path) -> set[str] | None:
     return keys if found else None
 
 
+def used_keys(run: Path) -> set[str]:
+    """The keys of the steps a run computed or reused (``status.json``: done or cached)."""
+    try:
+        steps = json.loads((run / "status.json").read_text()).get("steps") or {}
+        return {k for s in steps.values() if s.get("state") in ("done", "cached")
+                for k in s.get("keys") or []}
+    except (OSError, ValueError, AttributeError, TypeError):
+        return set()
+
+
 def kept_runs(runs: Path, keep_runs: int, keep_days: float | None) -> list[Path]:
-    """The newest ``keep_runs`` run records of each recipe under ``runs`` (plus the young ones)."""
+    """The newest ``keep_runs`` run records of each recipe under ``runs`` that computed or reused
+    a step (plus the young ones, and the runs in between). A run refused before its first step
+    counts for none, so ten refused attempts in a row do not push out the run that computed
+    something."""
     records = [p.parent for p in runs.glob("*/*/status.json")]
     records += [p.parent for p in runs.glob("*/*/member-*/status.json")]
     records += [p.parent for p in runs.glob("*/*/plan.json") if not (p.parent / "status.json").exists()]
@@ -95,9 +108,11 @@ def kept_runs(runs: Path, keep_runs: int, keep_days: float | None) -> list[Path]
     now, out = time.time(), []
     for items in by_recipe.values():
         items.sort(key=lambda t: t[0], reverse=True)
-        for i, (mtime, run) in enumerate(items):
-            if i < keep_runs or (keep_days is not None and now - mtime < keep_days * 86400):
+        counted = 0
+        for mtime, run in items:
+            if counted < keep_runs or (keep_days is not None and now - mtime < keep_days * 86400):
                 out.append(run)
+            counted += bool(used_keys(run))
     return out
 
 

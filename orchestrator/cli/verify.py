@@ -6,8 +6,6 @@ also finds a file rewritten with its size and mtime restored, or bit rot.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 EXAMPLES = """examples:
   rag verify                         # the entries the latest run used
   rag verify 20261121-101500         # the entries of one run
@@ -63,24 +61,12 @@ def _recorded_hashes(dest) -> dict:
 def target_keys(store, args) -> tuple[list[str], str, set[str]]:
     """(keys to verify, what they are, the keys a run computed or reused) for --all or a run."""
     from orchestrator.cli.common import find_run, runs_dir
-    from orchestrator.cli.gc import run_keys
+    from orchestrator.cli.gc import run_keys, used_keys
 
     if args.all:
         return sorted(p.name for p in store.entries()), f"cache {store.root}", set()
     run = find_run(runs_dir(args), args.run)
     return sorted(run_keys(run) or set()), f"run {run}", used_keys(run)
-
-
-def used_keys(run: Path) -> set[str]:
-    """The keys of the steps a run computed or reused (``status.json``: done or cached)."""
-    import json
-
-    try:
-        steps = json.loads((run / "status.json").read_text()).get("steps") or {}
-        return {k for s in steps.values() if s.get("state") in ("done", "cached")
-                for k in s.get("keys") or []}
-    except (OSError, ValueError, AttributeError, TypeError):
-        return set()
 
 
 def absent_words(removed: int, never: int) -> str:

@@ -55,6 +55,22 @@ def test_live_lease_and_other_runs_dirs_keep_their_entries(toy, capsys):
     assert not list((cache / "leases").glob("*.json"))  # the lease file went with the run
 
 
+def test_runs_refused_before_their_first_step_do_not_count_as_kept_runs(toy, capsys):
+    """Before: each refused attempt wrote a run record that took one of --keep-runs' places, so
+    a few typos in a row let gc remove what the last good run computed."""
+    conf, cache, runs = recipe(toy), toy / "runs" / "cache", toy / "runs"
+    assert rag("run", str(conf), runs=runs) == 0
+    good = keys_of(runs)
+    wired = "steps.gen={stage: toy_gen, inputs: {path: numbers}}"
+    for _ in range(3):   # a source that does not exist: refused once the run has its record
+        assert rag("run", str(conf), wired, "+sources.numbers=/nonexistent/n.txt", runs=runs) == 2
+    assert len(list((runs / "c").glob("*/status.json"))) == 4
+    capsys.readouterr()
+    assert rag("gc", "--keep-runs", "1", runs=runs) == 0
+    assert cached(cache) == good
+    assert "removed 0 entries" in capsys.readouterr().err
+
+
 def test_gc_from_another_runs_dir_during_a_live_run(toy):
     conf, cache = recipe(toy), toy / "runs" / "cache"
     runs_a, runs_b = toy / "A", toy / "B"

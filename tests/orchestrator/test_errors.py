@@ -108,6 +108,22 @@ def test_missing_source_file_stops_before_running(toy, capsys, monkeypatch):
     assert not (toy / "count.txt").exists()
 
 
+@pytest.mark.parametrize("value, what", [("{pth: data.txt}", "unknown key 'pth'"),
+                                         ("{}", "no 'path' key")])
+def test_a_source_mapping_with_a_misspelled_key_is_refused(value, what, toy, capsys):
+    """Before: {pth: …} read as "no path", so the recipe's own source was used without a word."""
+    recipe = toy / "conf/chain.yaml"
+    recipe.write_text(recipe.read_text().replace(
+        "load:      {stage: toy_gen, n: 8}", "load:      {stage: toy_gen, inputs: {path: numbers}}")
+        + "\nsources:\n  numbers: null\n")
+    assert rag("plan", str(recipe), f"sources.numbers={value}", runs=toy / "runs") == 2
+    assert (f"error: override 'sources.numbers={value}': sources.numbers: {what}; a source is a "
+            "path, or {path: PATH}") in _err(capsys)
+    data = toy / "numbers.txt"
+    data.write_text("1\n2\n")
+    assert rag("plan", str(recipe), f"sources.numbers={{path: {data}}}", runs=toy / "runs") == 0
+
+
 def test_malformed_input_line_names_file_and_line(toy, capsys):
     data = toy / "numbers.txt"
     data.write_text("1\n2\nthree\n")
