@@ -41,21 +41,30 @@ exit codes: 0 ok, 1 a step failed, 2 a recipe, usage or input error (fix it, the
 set RAGLINE_FULL_ERROR=1 to see tracebacks."""
 
 
+class OneLineErrors(argparse.ArgumentParser):
+    """A usage error is one line that names the help to read, not the usage block first."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` shows the usage)\n")
+
+
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     """The ``rag`` parser; ``only``: with just that subcommand (a command line that names one
     does not pay for building the others)."""
-    parser = argparse.ArgumentParser(
+    parser = OneLineErrors(
         prog="rag", description="ragline: RAG training recipes as typed, cached, resumable DAGs.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
     parser.add_argument("--version", action="version", version=f"ragline {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=OneLineErrors)
     parser.subparsers = {}
     for name, (module, help_text) in COMMANDS.items():
         if only is not None and name != only:
             continue
         mod = importlib.import_module(f"orchestrator.cli.{module}")
+        # no abbreviations: `rag status --run X` would be read as --runs-dir X, and `--forc`
+        # would pass, then be written into the commands our hints print
         p = sub.add_parser(name, help=help_text, description=help_text, epilog=mod.EXAMPLES,
-                           formatter_class=argparse.RawDescriptionHelpFormatter)
+                           formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False)
         mod.add_arguments(p)
         p.set_defaults(func=mod.main, command=name)
         parser.subparsers[name] = p

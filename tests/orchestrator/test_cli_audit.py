@@ -293,3 +293,17 @@ def test_status_of_a_running_step_gives_the_seconds_of_its_last_run_beside_so_fa
             for row in capsys.readouterr().out.splitlines() if row.count("│") == 7}
     found = re.fullmatch(r"(75|76|77) so far \(last run: (\d+)\)", rows["retrieve"][-1])
     assert found and int(found.group(2)) >= 1, rows   # 4 shards of 1 s each: a lower bound
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["status", "--run", "20260101-000000"], "rag status: error: unrecognized arguments: --run"),
+    (["run", "r.yaml", "--unti", "load"], "rag run: error: unrecognized arguments: --unti load"),
+    (["gc", "--keep-runs", "-1"], "rag gc: error: argument --keep-runs: must be >= 0, got -1"),
+])
+def test_usage_errors_are_one_line_and_take_no_abbreviation(argv, message, capsys):
+    """Before: `rag status --run X` was read as --runs-dir X ('no runs directory X/'), `--unti`
+    and `--forc` passed and were copied into the hints we print, and each usage error came
+    after a usage block of 2 to 5 lines."""
+    assert rag(*argv) == 2
+    err = capsys.readouterr().err
+    assert err == f"{message} (`rag {argv[0]} --help` shows the usage)\n"

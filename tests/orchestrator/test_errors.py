@@ -252,7 +252,8 @@ def test_a_mistyped_step_in_an_override_gets_a_suggestion_both_ways(toy, capsys,
 
 def test_run_without_a_recipe_asks_for_the_recipe_only(capsys):
     assert rag("run") == 2
-    assert capsys.readouterr().err.rstrip().endswith("the following arguments are required: recipe")
+    assert capsys.readouterr().err == ("rag run: error: the following arguments are required: recipe "
+                                       "(`rag run --help` shows the usage)\n")
 
 
 def test_negative_counts_are_refused(toy, capsys):
