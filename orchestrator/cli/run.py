@@ -206,14 +206,17 @@ def _end_of_run(run, ok: bool, must_fix: list[bool], dag, opts) -> int:
     """The closing lines of a single run, and its exit code."""
     from orchestrator.logs import console, escape
 
+    if not ok:
+        again = _resume_command(run, dag, opts)
+        same = "the same command" if again == opts.command else "this command"
     if not ok and all(must_fix):
         console().print("[red]1 run(s) failed[/] on bad input: fix the input named above, then "
-                        "rerun the same command: finished steps are cached\n  "
-                        f"{escape(opts.command)}", soft_wrap=True)
+                        f"rerun {same}: finished steps are cached\n  {escape(again)}",
+                        soft_wrap=True)
         return 2
     if not ok:
         console().print("[red]1 run(s) failed.[/] Finished steps are cached; resume with:\n  "
-                        f"{escape(opts.command)}", soft_wrap=True)
+                        f"{escape(again)}", soft_wrap=True)
         return 1
     console().print(f"run record: {run.path}")
     if opts.until:
@@ -293,15 +296,27 @@ def _member_command(args, overrides: list[str]) -> str:
     return shell_command([args.argv[0], *words[:at], *overrides, *words[at:]])
 
 
-def _note_steps_left(dag, opts) -> None:
-    """After ``--until``: which steps did not run, and the command that runs them."""
-    import re
+def _resume_command(run, dag, opts) -> str:
+    """The command that resumes a failed run: the same one, unless it forced steps that this
+    run finished (``--force``/``--from``), which it would recompute again."""
+    from orchestrator.cli.rest import rest_command, still_forced
 
+    if not (opts.force or opts.from_):
+        return opts.command
+    done = {n for n, s in run.status["steps"].items() if s.get("state") in ("done", "cached")}
+    return rest_command(opts.command, *still_forced(dag, opts.force, opts.from_, done), False)
+
+
+def _note_steps_left(dag, opts) -> None:
+    """After ``--until``: which steps did not run, and the command that runs them (without
+    recomputing what this run's ``--force``/``--from`` already recomputed)."""
+    from orchestrator.cli.rest import rest_command, still_forced
     from orchestrator.logs import console, escape
     from orchestrator.runner import selection
 
-    left = [n for n in dag.steps if n not in selection(dag, opts)]
+    ran = selection(dag, opts)
+    left = [n for n in dag.steps if n not in ran]
     if left:
-        rest = re.sub(r" --until(?:=| +)\S+", "", opts.command)
-        console().print(f"[yellow]note:[/] --until stopped before {len(left)} downstream step(s): "
+        rest = rest_command(opts.command, *still_forced(dag, opts.force, opts.from_, ran), True)
+        console().print(f"[yellow]note:[/] --until stopped before {len(left)} step(s): "
                         f"{escape(', '.join(left))}; to run them: {escape(rest)}", soft_wrap=True)

@@ -21,7 +21,7 @@ def test_until_runs_the_step_and_its_upstream_then_names_what_is_left(toy, monke
     assert {k.split(":")[0] for k in ran} == {"retrieve", "aggregate", "rerank", "label",
                                               "convert", "sft"}
     out = _out(capsys)
-    assert ("note: --until stopped before 4 downstream step(s): sample, reward, dpo, evaluate; "
+    assert ("note: --until stopped before 4 step(s): sample, reward, dpo, evaluate; "
             f"to run them: rag run {chain} --runs-dir {runs}") in out
 
     (toy / "count.txt").unlink()
@@ -65,3 +65,29 @@ def test_until_in_a_sweep_computes_the_shared_upstream_once(toy, monkeypatch, ca
     ran = counts(toy / "count.txt")
     assert ran["label:0"] == 1 and ran["sft:0"] == 2
     assert not any(k.startswith(("sample", "dpo", "evaluate")) for k in ran)
+
+
+def test_the_rest_after_from_and_until_recomputes_only_what_is_left(toy, monkeypatch, capsys):
+    """Before: the note kept `--from rerank`, so its command recomputed rerank and label again;
+    a failed run's resume command did the same with every finished forced step."""
+    runs, chain = toy / "runs", str(toy / "conf/chain.yaml")
+    monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
+    assert rag("run", chain, runs=runs) == 0
+    (toy / "count.txt").unlink()
+    assert rag("run", chain, "--from", "rerank", "--until", "label", runs=runs) == 0
+    assert {k.split(":")[0] for k in counts(toy / "count.txt")} == {"rerank", "label"}
+    out = _out(capsys)
+    rest = out.split("to run them: ")[1].split(" --from convert")[0] + " --from convert"
+    assert rest == f"rag run {chain} --runs-dir {runs} --from convert"
+
+    (toy / "count.txt").unlink()
+    monkeypatch.setenv("TOY_FAIL", "dpo:0")   # the rest fails at dpo, after convert … reward
+    assert rag(*shlex.split(rest)[1:]) == 1
+    assert {k.split(":")[0] for k in counts(toy / "count.txt")} == {"convert", "sft", "sample",
+                                                                       "reward", "dpo"}
+    again = _out(capsys).split("resume with: ")[1].split(" --from dpo")[0] + " --from dpo"
+    assert again == f"rag run {chain} --runs-dir {runs} --from dpo"
+    (toy / "count.txt").unlink()
+    monkeypatch.delenv("TOY_FAIL")
+    assert rag(*shlex.split(again)[1:]) == 0
+    assert {k.split(":")[0] for k in counts(toy / "count.txt")} == {"dpo"}
