@@ -311,26 +311,32 @@ def _import_stages(imports: list[str], names: list[str], recipe: Path) -> None:
     definition, a failing top-level statement) is a recipe error: exit 2, at its file:line."""
     try:  # only the packages these stage names need
         load_stages(imports, names=names, project=str(project_dir(Path(recipe).resolve())))
-    except SyntaxError as e:
-        raise ConfigError(f"{e.filename}:{e.lineno}: syntax error in a stage module: {e.msg}",
-                          hint="fix the module; `python -m py_compile FILE` shows the same") from None
     except ConfigError:
         raise
-    except StageDefinitionError as e:  # a wrong @stage: at the decorated function's line
-        where = f"{e.file}:{e.line}: " if e.file else ""
-        raise ConfigError(f"{where}{e}", hint="fix the @stage definition there "
-                                              "(docs/writing-stages.md)") from e
     except Exception as e:  # noqa: BLE001 - anything a module raises while being imported
-        libraries = tuple(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))
-        every = [f for f in traceback.extract_tb(e.__traceback__)
-                 if "/orchestrator/" not in f.filename and not f.filename.startswith("<")
-                 and "importlib" not in f.filename]
-        frames = [f for f in every if not f.filename.startswith(libraries)] or every
-        # the deepest of the stage modules' own frames (not Python's or a library's): a package
-        # __init__ that imports the failing module is the first frame, not the line at fault
-        where = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
-        raise ConfigError(f"{where}cannot import a stage module: {type(e).__name__}: {e}",
-                          hint="RAGLINE_FULL_ERROR=1 shows the traceback") from e
+        raise stage_import_error(e) from (None if isinstance(e, SyntaxError) else e)
+
+
+def stage_import_error(e: Exception) -> ConfigError:
+    """The error for a stage module that failed to import, at the module's own file:line (not
+    Python's or a library's): a syntax error, a wrong ``@stage``, or what its code raised."""
+    if isinstance(e, SyntaxError):
+        return ConfigError(f"{e.filename}:{e.lineno}: syntax error in a stage module: {e.msg}",
+                           hint="fix the module; `python -m py_compile FILE` shows the same")
+    if isinstance(e, StageDefinitionError):  # a wrong @stage: at the decorated function's line
+        where = f"{e.file}:{e.line}: " if e.file else ""
+        return ConfigError(f"{where}{e}", hint="fix the @stage definition there "
+                                               "(docs/writing-stages.md)")
+    libraries = tuple(sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib"))
+    every = [f for f in traceback.extract_tb(e.__traceback__)
+             if "/orchestrator/" not in f.filename and not f.filename.startswith("<")
+             and "importlib" not in f.filename]
+    frames = [f for f in every if not f.filename.startswith(libraries)] or every
+    # the deepest of the stage modules' own frames (not Python's or a library's): a package
+    # __init__ that imports the failing module is the first frame, not the line at fault
+    where = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+    return ConfigError(f"{where}cannot import a stage module: {type(e).__name__}: {e}",
+                       hint="RAGLINE_FULL_ERROR=1 shows the traceback")
 
 
 def _build_dag(recipe: Path, cfg: dict, secrets: dict[str, str], shared: dict | None) -> Dag:

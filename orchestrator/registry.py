@@ -410,6 +410,12 @@ def _check_name(name: str, module: str, where: str) -> None:
 def _import(module: str) -> None:
     if module in _loaded:
         return
+    dotted = module.removesuffix(".py").replace("/", ".").replace("\\", ".").strip(".")
+    if module.startswith(".") or not all(part.isidentifier() for part in dotted.split(".")):
+        # (a file name with a valid dotted form is _not_found's case, below)
+        raise ConfigError(f"cannot import stage module '{module}': not a module name",
+                          hint="write it as an import statement names it, from the folder you "
+                               "run rag in: my_stages, or my_project.stages")
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as e:

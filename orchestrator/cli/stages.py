@@ -210,10 +210,17 @@ def main(args) -> int:
     import json
     import sys
 
+    from orchestrator.dag import stage_import_error
+    from orchestrator.errors import ConfigError
     from orchestrator.logs import report
     from orchestrator.registry import get_stage, load_stages
 
-    registry = load_stages(args.imports)
+    try:
+        registry = load_stages(args.imports)
+    except ConfigError:
+        raise
+    except Exception as e:  # noqa: BLE001 - what a module of --import raised: its file:line
+        raise stage_import_error(e) from None
     specs = [get_stage(args.name, "rag stages")] if args.name else \
         [registry[n] for n in sorted(registry)]
     infos = [describe(s) for s in specs]

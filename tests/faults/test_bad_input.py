@@ -151,6 +151,24 @@ def test_stage_module_that_fails_at_import_exits_2_with_file_and_line(recipe, tm
             in one_error(capsys))
 
 
+@pytest.mark.parametrize("module, message", [
+    ("broken_stages", "{tmp}/broken_stages.py:3: syntax error in a stage module: invalid syntax"),
+    ("failing_stages", "{tmp}/failing_stages.py:3: cannot import a stage module: KeyError: "
+                       "'NOPE_NOT_SET'"),
+    ("", "cannot import stage module '': not a module name"),
+    (".foo", "cannot import stage module '.foo': not a module name"),
+])
+def test_rag_stages_import_reports_a_module_as_rag_plan_does(module, message, tmp_path, capsys,
+                                                             monkeypatch):
+    """Before: `rag stages --import` printed these as internal errors (exit 1), or Python's
+    ValueError / TypeError for '' and '.foo', where `rag plan` named the file and line."""
+    (tmp_path / "broken_stages.py").write_text("from orchestrator.api import stage\n\ndef oops(:\n")
+    (tmp_path / "failing_stages.py").write_text("import os\n\nLIMIT = int(os.environ['NOPE_NOT_SET'])\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert rag("stages", "--import", module) == 2
+    assert f"error: {message.format(tmp=tmp_path)}" in one_error(capsys)
+
+
 def test_executor_settings_are_checked_at_plan_time(recipe, capsys):
     pytest.importorskip("orchestrator.executors")
     assert plan(recipe, "+ragline.executor={name: slurm, partiton: gpu}") == 2
