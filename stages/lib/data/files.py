@@ -43,6 +43,9 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
     opener = gzip.open if path.suffix.lower() == ".gz" else open
     with opener(path, "rb") as f:
         for line_no, raw in enumerate(f, 1):
+            kind = binary_kind(raw, path.name) if line_no == 1 else None
+            if kind is not None:   # the suffix says how a file is read
+                raise DataError(f"{path}: {kind}")
             try:
                 line = raw.decode("utf-8")
             except UnicodeDecodeError as err:
@@ -50,6 +53,21 @@ def numbered_lines(path: Path) -> Iterator[tuple[int, str]]:
                                 f"0x{raw[err.start]:02X} at column {err.start + 1}: {err.reason}); "
                                 "re-encode the file as UTF-8") from None
             yield line_no, (line.lstrip("\ufeff") if line_no == 1 else line)
+
+
+def binary_kind(head: bytes, name: str) -> str | None:
+    """What a readable binary file is that its name sends to a text reader, and what to do.
+
+    >>> binary_kind(b"PAR1\\x15\\x04", "corpus.jsonl")
+    'a Parquet file, not text; name it corpus.parquet'
+    >>> binary_kind(b"\\x1f\\x8b\\x08", "corpus.jsonl"), binary_kind(b'{"id": 1}', "c.jsonl")
+    ('gzip-compressed, not text; name it corpus.jsonl.gz', None)
+    """
+    if head.startswith(b"PAR1"):
+        return f"a Parquet file, not text; name it {Path(name).stem}.parquet"
+    if head.startswith(b"\x1f\x8b"):
+        return f"gzip-compressed, not text; name it {name}.gz"
+    return None
 
 
 def first_line(path: Path) -> tuple[int, str]:

@@ -77,3 +77,20 @@ def test_malformed_json_arrays_read_cleanly(tmp_path):
     p = write(tmp_path / "comma.json", '[{"id": "1"},\n {"id": "2",\n }]')
     raises(["comma.json line 3: invalid JSON (a trailing ',' before the '}' at column 2, which "
             "JSON does not allow)"], list, iter_json_records(p))
+
+
+def test_a_parquet_or_gzip_file_under_a_text_name_is_named_for_what_it_is(tmp_path):
+    """Before: "line 1: not UTF-8 text …; re-encode the file as UTF-8", which cannot help."""
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from stages.lib.data.files import iter_json_records
+
+    pq.write_table(pa.table({"id": ["1"]}), tmp_path / "corpus.jsonl")
+    raises([f"{tmp_path / 'corpus.jsonl'}: a Parquet file, not text; name it corpus.parquet"],
+           list, iter_json_records(tmp_path / "corpus.jsonl"))
+    (tmp_path / "q.jsonl").write_bytes(gzip.compress(b'{"id": "1"}\n'))
+    raises([f"{tmp_path / 'q.jsonl'}: gzip-compressed, not text; name it q.jsonl.gz"],
+           list, iter_json_records(tmp_path / "q.jsonl"))
