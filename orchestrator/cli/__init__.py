@@ -37,7 +37,8 @@ EPILOG = """examples:
   rag env                                                # versions, extras, GPUs: for a bug report
   rag <command> --help                                   # examples for each command
 
-exit codes: 0 ok, 1 a step failed, 2 a recipe, usage or input error (fix it, then rerun).
+exit codes: 0 ok, 1 a step failed (or a record or cached file is damaged), 2 a recipe, usage or
+input error (fix it, then rerun).
 set RAGLINE_FULL_ERROR=1 to see tracebacks."""
 
 

@@ -172,10 +172,16 @@ def main(args) -> int:
     step = matches[0].split(".")[0]
     link = run / "artifacts" / matches[0]
     dirs = artifact_dirs(link)
-    if not all(d.is_dir() for d in dirs):   # not damaged: its cache entry is gone as a whole
+    gone = next((d for d in dirs if not d.is_dir()), None)
+    entry = next((p.parent for p in (gone.parents if gone else []) if p.name == "outputs"), None)
+    if entry is not None and (entry / "_entry.json").is_file():   # the entry is there: damaged
+        raise DataError(f"{matches[0].removesuffix('.out')} of run {run.name}: {gone} is missing "
+                        "from its cache entry; the cached artifact is damaged",
+                        hint="rerun the run's command: it sets the damaged entry aside and "
+                             f"recomputes it (its other steps are reused): {_command(run)}")
+    if gone is not None:   # its cache entry is gone as a whole
         raise DataError(f"{matches[0].removesuffix('.out')} of run {run.name} is no longer in the "
-                        f"cache (removed by rag gc, or the cache moved): "
-                        f"{next(d for d in dirs if not d.is_dir())}",
+                        f"cache (removed by rag gc, or the cache moved): {gone}",
                         hint="recompute it by rerunning the run's command (its other steps are "
                              f"reused): {_command(run)}")
     manifests = [read_manifest(d, step) for d in dirs]

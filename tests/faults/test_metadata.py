@@ -151,6 +151,26 @@ def test_show_damaged_manifest_names_the_file(toy, capsys):
     assert f"error: {manifest}: missing; the cached artifact is damaged" in capsys.readouterr().err
 
 
+def test_show_of_an_output_folder_removed_from_its_entry_says_damaged_not_gc(toy, capsys):
+    """Before: "… is no longer in the cache (removed by rag gc, or the cache moved)", though the
+    entry was there and rag verify called it damaged."""
+    import shutil
+
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    out = artifact_dir(runs, "mul")
+    for p in [out, *out.rglob("*")]:
+        writable(p)
+    shutil.rmtree(out)
+    capsys.readouterr()
+    assert rag("show", "mul", runs=runs) == 1
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"error: mul of run {(runs / 'latest').resolve().name}: {out} is missing from its "
+            "cache entry; the cached artifact is damaged hint: rerun the run's command: it sets "
+            "the damaged entry aside and recomputes it") in err
+    assert rag("run", str(conf), runs=runs) == 0 and status(runs)["steps"]["mul"]["cache"] == "miss"
+
+
 def test_step_failing_on_a_damaged_input_names_the_producer_and_the_fix(toy, capsys):
     runs = toy / "runs"
     conf = recipe(toy, """ragline:
