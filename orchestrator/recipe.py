@@ -14,7 +14,9 @@ import dataclasses
 import difflib
 import functools
 import itertools
+import os
 import re
+import shlex
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -199,7 +201,8 @@ def _expand(overrides: list[str], multirun: bool) -> list[list[tuple[str, Any]]]
             continue
         if not multirun:
             raise ConfigError(f"override '{text}' is a sweep; add -m to run every value",
-                              hint=f"rag run RECIPE -m {text}")
+                              hint=f"add -m before the overrides, quoted for the shell: "
+                                   f"-m {shlex.quote(text)}")
         key = ov.get_key_element()
         _check_sweep_repeats(text, key, ov)
         axes.append([(f"{key}={s}", dataclasses.replace(ov, value_type=ValueType.ELEMENT, _value=v,
@@ -280,6 +283,10 @@ def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None
             hint = _empty_value_hint(parts, near[0] if near else None)
         elif near:
             hint = f"write {'.'.join([*parts[:-1], near[0]])}={value}"
+        elif len(parts) == 1:   # a new top-level key does nothing unless the recipe reads it
+            where = os.path.relpath(recipe)
+            hint = (f"rag config {recipe if where.startswith('..') else where} lists its keys; a "
+                    f"new one (+{text}) is used only where the recipe reads it, as ${{{key}}}")
         else:
             hint = f"to add a new key write +{text}"
         raise ConfigError(f"override '{text}': {recipe.name} has no key '{key}'"
@@ -562,6 +569,25 @@ def _omegaconf_error(e) -> ConfigError:
                            "not set", hint=f"set it in the recipe ({define}) or write the value "
                                            "itself; a step copied from a shipped recipe reads "
                                            "that recipe's sections", key=key or None)
+    at = f"{key}: " if key else ""
+    unset = re.search(r"Environment variable '([^']+)' not found", first)
+    if unset:
+        var = unset.group(1)
+        return ConfigError(f"{at}${{oc.env:{var}}} reads the environment variable {var}, which is "
+                           "not set", hint=f"export {var}=VALUE before running rag, or give it a "
+                                           f"default: ${{oc.env:{var},DEFAULT}}", key=key or None)
+    if first.startswith("Recursive interpolation detected"):
+        return ConfigError(f"{at}the value refers to itself (OmegaConf: {first})",
+                           hint="write the value itself, or a reference to another key",
+                           key=key or None)
+    unknown = re.fullmatch(r"Unsupported interpolation type (\S+)", first)
+    if unknown:
+        from omegaconf.basecontainer import BaseContainer
+
+        known = sorted(getattr(BaseContainer, "_resolvers", {}))   # OmegaConf lists none publicly
+        return ConfigError(f"{at}no resolver '{unknown.group(1)}' in ${{{unknown.group(1)}:…}}"
+                           f"{did_you_mean(unknown.group(1), known)}",
+                           hint=f"the resolvers here: {', '.join(known)}", key=key or None)
     return ConfigError(f"{'key ' + key + ': ' if key else ''}{first}", key=key or None)
 
 

@@ -152,8 +152,34 @@ def test_gpu_asked_for_where_none_exists(toy, capsys, monkeypatch):
 
 
 def test_sweep_value_without_multirun(toy, capsys):
+    """The hint was `rag run RECIPE -m steps.dpo.add=range(1,3)`: for `rag plan` too, with
+    RECIPE to fill in and parentheses the shell cannot take unquoted."""
     assert rag("run", str(toy / "conf/chain.yaml"), "steps.dpo.add=1,2", runs=toy / "runs") == 2
     assert "is a sweep; add -m" in _err(capsys)
+    assert rag("plan", str(toy / "conf/chain.yaml"), "steps.dpo.add=range(1,3)") == 2
+    assert ("hint: add -m before the overrides, quoted for the shell: "
+            "-m 'steps.dpo.add=range(1,3)'") in _err(capsys)
+
+
+@pytest.mark.parametrize("override, message", [
+    ("steps.sft.add=${oc.env:RAGLINE_TEST_UNSET}",
+     "steps.sft.add: ${oc.env:RAGLINE_TEST_UNSET} reads the environment variable "
+     "RAGLINE_TEST_UNSET, which is not set hint: export RAGLINE_TEST_UNSET=VALUE before running "
+     "rag, or give it a default: ${oc.env:RAGLINE_TEST_UNSET,DEFAULT}"),
+    ("scale=${scale}", "scale: the value refers to itself (OmegaConf: Recursive interpolation "
+                       "detected) hint: write the value itself, or a reference to another key"),
+    ("steps.sft.add=${oc.evn:X}", "steps.sft.add: no resolver 'oc.evn' in ${oc.evn:…} (did you "
+                                  "mean 'oc.env'?) hint: the resolvers here: "),
+    ("foo=1", "chain.yaml has no key 'foo' hint: rag config "),
+])
+def test_interpolation_and_new_key_errors_say_what_to_do(override, message, toy, capsys,
+                                                         monkeypatch):
+    """Before: OmegaConf's own words ("KeyError raised while resolving interpolation", "Recursive
+    interpolation detected", "Unsupported interpolation type oc.evn") with no hint; and foo=1
+    hinted +foo=1, which then failed as a key nothing reads."""
+    monkeypatch.delenv("RAGLINE_TEST_UNSET", raising=False)
+    assert rag("plan", str(toy / "conf/chain.yaml"), override, runs=toy / "runs") == 2
+    assert message in " ".join(_err(capsys).split())
 
 
 def test_recipe_not_found(toy, capsys):
