@@ -66,7 +66,7 @@ class SourceMemo:
         self.memo: dict[str, list] = {}
         try:
             memo = json.loads(path.read_text())
-        except FileNotFoundError:
+        except (FileNotFoundError, NotADirectoryError):   # (a cache at a file: refused later)
             return
         except (OSError, ValueError) as e:
             log.warning("%s is damaged (%s); source files will be hashed again", path,

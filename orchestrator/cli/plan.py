@@ -54,6 +54,10 @@ def main(args) -> int:
     store.remember_lookups()
     history = load_history(runs, recipe)
     plans = _plans(args, members, dags, store, history)
+    if args.check:   # the cache a run would write to (checked only here: a plan writes nothing)
+        problem = _cache_problem(store, runs)
+        if problem:
+            plans[0].problems.append(problem)
 
     unique: dict[str, bool] = {}  # task key -> will it run
     total = 0
@@ -107,6 +111,26 @@ def main(args) -> int:
     if args.check and any(p.problems for p in plans):   # as rag run would stop: a CI check
         return 2
     return 0
+
+
+def _cache_problem(store, runs) -> str | None:
+    """Why a run could not write to the cache (as ``rag run`` would refuse it), or None; what the
+    probe had to create is removed again."""
+    from orchestrator.errors import ConfigError
+
+    root = store.root.absolute()
+    made = [p for p in [root, *root.parents] if not p.exists()]   # the deepest first
+    try:
+        store.check_usable(runs)
+    except ConfigError as e:
+        return f"{e.message}; {e.hint}" if e.hint else e.message
+    finally:
+        for path in made:
+            try:
+                path.rmdir()
+            except OSError:
+                break
+    return None
 
 
 def _plans(args, members, dags, store, history: dict) -> list:

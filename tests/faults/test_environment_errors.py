@@ -88,6 +88,22 @@ def test_cache_at_a_file_is_refused_before_any_step_without_a_damage_warning(toy
     assert status["state"] == "failed" and "is not writable" in status["error"]
 
 
+def test_plan_check_refuses_a_cache_a_run_would_refuse_and_leaves_nothing(toy, capsys,
+                                                                           monkeypatch):
+    """Before: `rag plan --check` exited 0 where `rag run` stopped at once."""
+    (toy / "a_file").write_text("")
+    monkeypatch.setenv("RAGLINE_CACHE", str(toy / "a_file" / "cache"))
+    assert rag("plan", str(_recipe(toy)), "--check", runs=toy / "runs") == 2
+    captured = capsys.readouterr()
+    out = " ".join((captured.out + captured.err).split())
+    assert (f"problem: cache directory {toy / 'a_file' / 'cache'} is not writable (cannot create "
+            f"it: {toy / 'a_file'} is a file); set RAGLINE_CACHE to a writable directory") in out
+    assert "damaged" not in out
+    monkeypatch.setenv("RAGLINE_CACHE", str(toy / "new" / "cache"))
+    assert rag("plan", str(_recipe(toy)), "--check", runs=toy / "runs") == 0
+    assert not (toy / "new").exists()   # the probe's folders are gone again
+
+
 def test_cache_under_a_file_names_the_file_in_the_way(toy, capsys, monkeypatch):
     (toy / "a_file").write_text("")
     monkeypatch.setenv("RAGLINE_CACHE", str(toy / "a_file" / "cache"))
