@@ -460,9 +460,15 @@ def _toposort(steps: dict[str, Step], recipe: Path) -> list[str]:
         ready = [n for n in steps if n not in done and deps[n] <= done]
         if not ready:
             cycle = _find_cycle({n: d for n, d in deps.items() if n not in done})
-            raise ConfigError(f"{recipe}: the steps form a cycle: {' -> '.join(cycle)}",
-                              hint="a step cannot depend on its own output; break one wire "
-                                   "(`rag dag RECIPE` prints every wire)")
+            # the first step of the cycle in recipe order reads a later one: likely the wire
+            # to fix, and the one whose file:line (or override) place() puts in front
+            first, then = cycle[0], cycle[1]
+            iname = next(i for i, w in steps[first].inputs.items() if w.node == then)
+            key = f"steps.{first}.inputs.{iname}"
+            raise ConfigError(f"{key}: the steps form a cycle: {' -> '.join(cycle)} (each reads "
+                              "the next)", key=key,
+                              hint=f"a step cannot read its own output, even through other "
+                                   f"steps: wire {key} to a step that does not read {first}")
         order.extend(ready)
         done.update(ready)
     return order

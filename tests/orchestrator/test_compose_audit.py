@@ -193,10 +193,16 @@ def test_a_source_without_a_path_names_the_override_that_sets_it(myrag, capsys):
             "the recipe, or on the command line: sources.rag_prompt=PATH") in out
 
 
-def test_a_cycle_points_at_rag_dag(toy, capsys):
+def test_a_cycle_names_the_wire_that_closes_it_and_where_it_was_set(toy, capsys):
+    """Before: the recipe's path and a hint to run `rag dag RECIPE`, which failed the same way;
+    the override that made the cycle was not named."""
     assert rag("plan", str(toy / "conf/chain.yaml"), "steps.load.inputs={}",
                "steps.retrieve.inputs.numbers=dpo", runs=toy / "runs") == 2
-    assert "break one wire (`rag dag RECIPE` prints every wire)" in _flat(capsys.readouterr().err)
+    assert ("error: override 'steps.retrieve.inputs.numbers=dpo': steps.retrieve.inputs.numbers: "
+            "the steps form a cycle: retrieve -> dpo -> reward -> sample -> sft -> convert -> "
+            "label -> rerank -> aggregate -> retrieve (each reads the next) hint: a step cannot "
+            "read its own output, even through other steps: wire steps.retrieve.inputs.numbers "
+            "to a step that does not read retrieve") in _flat(capsys.readouterr().err)
 
 
 def test_an_input_written_as_a_config_key_is_told_to_go_under_inputs(toy, capsys):
