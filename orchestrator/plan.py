@@ -94,7 +94,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
             steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, 0,
                                         keys, False)
             continue
-        entries = [store.lookup(k) for k in keys]
+        entries = [store.lookup(k, step.name) for k in keys]
         found.update((k, e) for k, e in zip(keys, entries) if e is not None)
         cached = sum(e is not None for e in entries)
         changed_code = code_changed(step, entries) if cached else False  # cached shards' code

@@ -426,17 +426,17 @@ class Runner:
                               hint=e.hint or ""))
             return False
 
-    def _lookup(self, key: str) -> Entry | None:
+    def _lookup(self, key: str, step: str) -> Entry | None:
         """A task's entry: the one the plan found and stat-checked, while its ``_entry.json`` is
         unchanged (one stat); otherwise looked up and checked again."""
         known = self.planned.pop(key, None)
         if known is not None and self.store.unchanged(known):
             return known
-        return self.store.lookup(key)
+        return self.store.lookup(key, step)
 
     def _reuse(self, step: Step) -> bool:
         refs = input_refs(step, self.outputs, self.sources)
-        entries = [self._lookup(t.key) for t in step_keys(step, input_hashes(refs))]
+        entries = [self._lookup(t.key, step.name) for t in step_keys(step, input_hashes(refs))]
         if any(e is None for e in entries):
             return False
         self.outputs[step.name] = gather(step, entries, self.store)
@@ -474,7 +474,8 @@ class Runner:
                 raise DataError(f"step '{step.name}' input '{name}' is empty (0 rows) from "
                                 f"'{ref.producer}'; check that step's log and its inputs")
         tasks = self._tasks(step, refs, force)
-        found = {} if force else {t.key: e for t in tasks if (e := self._lookup(t.key)) is not None}
+        found = {} if force else {t.key: e for t in tasks
+                                  if (e := self._lookup(t.key, step.name)) is not None}
         cached = [t for t in tasks if t.key in found]
         todo = [t for t in tasks if t.key not in found]
         start = time.time()
@@ -502,7 +503,7 @@ class Runner:
             self._fail(step, task.label, failure)
         if errors:
             return False
-        entries = [found.get(t.key) or self.store.lookup(t.key) for t in tasks]
+        entries = [found.get(t.key) or self.store.lookup(t.key, step.name) for t in tasks]
         if any(e is None for e in entries):  # not the user's input: a rerun recomputes it
             raise RagError(f"step '{step.name}': a committed entry vanished from the cache "
                            "(removed by gc or by hand?); rerun the same command")

@@ -97,12 +97,13 @@ class Store:
 
     # ------------------------------------------------------------ lookups, checked on every hit
 
-    def lookup(self, key: str) -> Entry | None:
+    def lookup(self, key: str, step: str = "") -> Entry | None:
         """The committed entry of ``key``, or None. A damaged or changed entry is a miss: it is
-        quarantined and ``miss_reason(key)`` says why."""
+        quarantined and ``miss_reason(key)`` says why; ``step`` names it in the warning when
+        its own metadata cannot."""
         if self._seen is not None and key in self._seen:
             return self._seen[key]
-        entry = self._lookup(key)
+        entry = self._lookup(key, step)
         if self._seen is not None:
             self._seen[key] = entry
         return entry
@@ -120,7 +121,7 @@ class Store:
     def has(self, key: str) -> bool:
         return self.lookup(key) is not None
 
-    def _lookup(self, key: str) -> Entry | None:
+    def _lookup(self, key: str, step: str) -> Entry | None:
         path = self.entry_path(key)
         for _ in range(2):  # a second look when a concurrent --force swapped the entry meanwhile
             entry, problem = read_entry(path, key)
@@ -134,7 +135,7 @@ class Store:
             again, _ = read_entry(path, key)
             if entry is None or again is None or again.meta == entry.meta:
                 break
-        self.quarantine(key, path, problem, entry.meta.get("step", "") if entry else "")
+        self.quarantine(key, path, problem, (entry.meta.get("step", "") if entry else "") or step)
         return None
 
     def miss_reason(self, key: str) -> str | None:

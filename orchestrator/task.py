@@ -112,7 +112,7 @@ def run_task(task: Task, store: Store, wait_note=None,
     else:
         lock.acquire()
     try:
-        entry = None if task.force else store.lookup(task.key)
+        entry = None if task.force else store.lookup(task.key, task.step)
         _tell_other_ranks(store, task, "cached" if entry is not None else "compute")
         if entry is not None:
             return entry, True

@@ -30,7 +30,7 @@ def test_truncated_entry_json_is_a_miss_naming_the_file(toy, capsys, caplog):
         why = str(e)
     reason = f"damaged metadata: {entry}/_entry.json: {why}"
     assert plan_cause(capsys, conf, runs, "gen") == ("STALE", reason)
-    assert warnings(caplog) == [f"cache entry {entry.name[:12]} of a step is not usable: {reason}; "
+    assert warnings(caplog) == [f"cache entry {entry.name[:12]} of step 'gen' is not usable: {reason}; "
                                 f"moved to {runs / 'cache'}/quarantine/"]
     assert rag("run", str(conf), runs=runs) == 0
     assert status(runs)["steps"]["gen"]["cache"] == "miss" and total(runs) == 28.0
