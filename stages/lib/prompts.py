@@ -127,8 +127,9 @@ class PromptFile(File):
     ...         QuestionPrompt.check_source(Path(f.name))
     ...     except ConfigError as e:
     ...         return e.message.split(": ", 1)[1]
-    >>> refusal("user: 'Q: {qestion}'")
-    "'user' uses {qestion}, which this stage does not fill (it fills: question, style)"
+    >>> print(refusal("user: 'Q: {qestion}'").replace(" (it", "\\n(it"))
+    'user' uses {qestion}, which this stage does not fill (did you mean 'question'?)
+    (it fills: question, style)
     >>> refusal("user: 'Answer briefly. {style}'")
     "'user' does not use {question}, so the model never sees the question"
     >>> Path(f.name).unlink()
@@ -186,8 +187,9 @@ def template_fields(text: str, names, where: str) -> set[str]:
                           hint="write {{ and }} for a literal brace") from None
     extra = sorted(used - set(names))
     if extra:
-        raise ConfigError(f"{where} uses {{{extra[0]}}}, which this stage does not fill (it "
-                          f"fills: {', '.join(names) or 'nothing'})",
+        near = did_you_mean(extra[0], list(names))
+        raise ConfigError(f"{where} uses {{{extra[0]}}}, which this stage does not fill"
+                          f"{near} (it fills: {', '.join(names) or 'nothing'})",
                           hint="use only those placeholders; write {{ and }} for a literal brace")
     return used
 
