@@ -137,7 +137,7 @@ def main(args) -> int:
         console().print(f"[yellow]note:[/] {escape(note)}", soft_wrap=True)
     shown = []
     for member, dag in zip(members, dags):
-        if args.step:   # (view, the fields at the stage's default)
+        if args.step is not None:   # (view, the fields at the stage's default)
             shown.append(step_view(dag, member, args.step))
         else:
             shown.append((member.config if args.key is None

@@ -62,7 +62,12 @@ def target_keys(store, args) -> tuple[list[str], str, set[str]]:
     """(keys to verify, what they are, the keys a run computed or reused) for --all or a run."""
     from orchestrator.cli.common import find_run, runs_dir
     from orchestrator.cli.gc import run_keys, used_keys
+    from orchestrator.errors import ConfigError
 
+    if args.all and args.run:
+        raise ConfigError(f"name a run ({args.run}) or --all, not both",
+                          hint="rag verify RUN checks the entries that run used; rag verify --all "
+                               "every entry in the cache")
     if args.all:
         return sorted(p.name for p in store.entries()), f"cache {store.root}", set()
     run = find_run(runs_dir(args), args.run)

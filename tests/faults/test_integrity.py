@@ -134,6 +134,8 @@ def test_verify_finds_bit_rot_that_keeps_size_and_mtime(toy, capsys):
     assert "quarantined 1; the next run recomputes them" in capsys.readouterr().out
     assert not entry.exists()
     assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
+    assert rag("verify", "--all", "no-such-run", "--runs-dir", str(runs)) == 2   # was ignored
+    assert "error: name a run (no-such-run) or --all, not both" in capsys.readouterr().err
     assert rag("run", str(conf), runs=runs) == 0 and total(runs) == 28.0
     assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
 

@@ -84,6 +84,8 @@ def test_an_unknown_key_or_step_is_one_line_with_the_closest_name(toy, capsys):
     code, _, err = _config(toy, capsys, "--step", "dop")
     assert code == 2
     assert "error: chain.yaml: no step 'dop' (did you mean 'dpo'?); steps: load, retrieve," in err
+    code, _, err = _config(toy, capsys, "--step", "")   # was the whole recipe, exit 0
+    assert code == 2 and "error: chain.yaml: no step ''; steps: load, retrieve," in err
 
 
 def test_a_round_of_a_repeat_block_shows_what_its_template_sets(toy, capsys):
