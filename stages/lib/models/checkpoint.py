@@ -135,10 +135,10 @@ def _no_config(path: Path, needs: str) -> ConfigError:
         what = f"one is below it, in {below}"
         hint = f"wire that directory instead: {below}"
     else:
-        what = "it is not a Hugging Face checkpoint"
+        what = ""
         hint = "wire a directory written by save_pretrained (config.json, weights, tokenizer)"
-    return ConfigError(f"{path}: no config.json, so it is not a model checkpoint ({what}); "
-                       f"this step needs {needs}", hint=hint)
+    return ConfigError(f"{path}: no config.json, so it is not a model checkpoint"
+                       f"{f' ({what})' if what else ''}; this step needs {needs}", hint=hint)
 
 
 _VOCAB_NAMES = ("tokenizer.json", "merges.txt")
@@ -187,8 +187,10 @@ def read_checkpoint(path: str | Path, needs: str) -> tuple[dict, dict | None]:
     """
     p = Path(path)
     if p.is_file():
+        here = p.name == "config.json" or (p.parent / "config.json").is_file()
         raise ConfigError(f"{p} is a file, not a checkpoint directory; this step needs {needs}",
-                          hint=f"wire the directory that holds config.json (here: {p.parent}?)")
+                          hint=f"wire the directory that holds config.json" +
+                               (f": {p.parent}" if here else " (written by save_pretrained)"))
     if not p.is_dir():
         return {}, None
     adapter = None

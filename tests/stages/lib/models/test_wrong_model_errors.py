@@ -177,7 +177,8 @@ def test_directory_without_config_json(tiny, tmp_path):
     empty.mkdir()
     with pytest.raises(ConfigError) as err:
         check_seq2seq(empty)
-    assert "it is not a Hugging Face checkpoint" in _one_line(err)
+    assert _one_line(err).startswith(f"{empty}: no config.json, so it is not a model "
+                                     "checkpoint; this step needs ")   # said once, not twice
 
 
 def test_a_file_is_not_a_checkpoint_directory(tiny):
@@ -188,6 +189,11 @@ def test_a_file_is_not_a_checkpoint_directory(tiny):
     assert str(tiny["lm"]) in err.value.hint
     with pytest.raises(ConfigError, match="is a file, not a checkpoint directory"):
         Encoder(tiny["enc"] / "config.json")
+    data = tiny["lm"].parent / "corpus.jsonl"   # beside no config.json: no folder to suggest
+    data.write_text("{}\n")
+    with pytest.raises(ConfigError) as err:
+        load_generator(str(data), backend="transformers")
+    assert err.value.hint == "wire the directory that holds config.json (written by save_pretrained)"
 
 
 def _without_tokenizer(src, dst):
