@@ -189,7 +189,7 @@ def read_checkpoint(path: str | Path, needs: str) -> tuple[dict, dict | None]:
     if p.is_file():
         here = p.name == "config.json" or (p.parent / "config.json").is_file()
         raise ConfigError(f"{p} is a file, not a checkpoint directory; this step needs {needs}",
-                          hint=f"wire the directory that holds config.json" +
+                          hint="wire the directory that holds config.json" +
                                (f": {p.parent}" if here else " (written by save_pretrained)"))
     if not p.is_dir():
         return {}, None
