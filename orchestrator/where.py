@@ -349,7 +349,11 @@ def place(err, recipe: Path, overrides: list[str] | None = None):
     key = getattr(err, "key", None)
     written = _template_key(recipe, key) if key else None   # where the key is written and set
     given = (_set_by(written, overrides or []) or _named_below(written, err.message, overrides or [])
-             if key else None)
+             or _added_by(written, overrides or []) if key else None)
+    if key and written != key and err.message.startswith(f"{key}: "):   # a repeat round's step:
+        step = key.split(".")[1]                                           # named as written
+        err.message = f"{written} (step {step}){err.message[len(key):]}"
+        key = written
     if given:   # the command line set it: the file's line is not where to fix it
         err.message = f"override '{given}': {err.message}"
         err.key = None
@@ -373,6 +377,24 @@ def _template_key(recipe: Path, key: str) -> str:
     if len(parts) < 2 or parts[0] != "steps":
         return key
     return ".".join([step_key(recipe, parts[1]), *parts[2:]])
+
+
+def _added_by(key: str, overrides: list[str]) -> str | None:
+    """The last override that added the step ``key`` is in (``+steps.new.stage=…``): the recipe
+    has no line for that step, so the override is where to fix it.
+
+    >>> _added_by("steps.new.inputs.x", ["steps.sft.lr=1", "+steps.new.stage=evaluate"])
+    '+steps.new.stage=evaluate'
+    >>> _added_by("steps.sft.inputs.x", ["steps.sft.lr=1"]) is None
+    True
+    """
+    parts = key.split(".")
+    for text in reversed(overrides):
+        name = text.partition("=")[0]
+        if parts[0] == "steps" and name.startswith("+") and \
+                name.lstrip("+").split(".")[:2] == parts[:2]:
+            return text
+    return None
 
 
 def _named_below(key: str, message: str, overrides: list[str]) -> str | None:

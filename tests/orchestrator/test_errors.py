@@ -288,3 +288,11 @@ def test_negative_counts_are_refused(toy, capsys):
     assert "ragline.executor.max_parallel: expected a whole number, 0 or more, got -3" in _err(capsys)
     assert rag("gc", "--keep-runs", "-1", runs=toy / "runs") == 2
     assert "argument --keep-runs: must be >= 0, got -1" in _err(capsys)
+
+
+def test_a_step_added_on_the_command_line_is_blamed_on_its_override(toy, capsys):
+    """Before: the error was put at the recipe's `steps:` line, where nothing of the step is."""
+    assert rag("plan", str(toy / "conf/chain.yaml"), "+steps.new.stage=toy_map",
+               runs=toy / "runs") == 2
+    assert ("error: override '+steps.new.stage=toy_map': steps.new.inputs.numbers: missing; "
+            "stage 'toy_map' needs a Numbers here") in _err(capsys)

@@ -45,16 +45,17 @@ def test_a_template_field_at_its_default_is_overridden_without_plus(toy, capsys)
     assert _plan(toy, capsys, "-m", "repeat.rounds.steps.model.mul=2,3")[0] == 0   # a sweep too
     code, err = _plan(toy, capsys, "repeat.rounds.steps.model.mull=3")
     assert code == 2
-    assert ("override 'repeat.rounds.steps.model.mull=3': steps.model_1.mull: unknown key "
-            "(did you mean 'mul'?)") in err
+    assert ("override 'repeat.rounds.steps.model.mull=3': repeat.rounds.steps.model.mull (step "
+            "model_1): unknown key (did you mean 'mul'?)") in err   # named as written
 
 
 def test_a_bad_template_value_is_blamed_on_the_override_or_its_line(toy, capsys):
     recipe = toy / "conf" / "rounds.yaml"
     code, err = _plan(toy, capsys, "repeat.rounds.steps.augment.add=x")
     assert code == 2
-    assert ("error: override 'repeat.rounds.steps.augment.add=x': steps.augment_1.add: expected a "
-            "number, got 'x'") in err
+    assert ("error: override 'repeat.rounds.steps.augment.add=x': repeat.rounds.steps.augment.add "
+            "(step augment_1): expected a number, got 'x'") in err
     code, err = _plan(toy, capsys, add="x")
     assert code == 2
-    assert f"error: {recipe}:7: steps.augment_1.add: expected a number, got 'x'" in err
+    assert (f"error: {recipe}:7: repeat.rounds.steps.augment.add (step augment_1): expected a "
+            "number, got 'x'") in err
