@@ -116,8 +116,21 @@ def find_run(runs: Path, spec: str | None) -> Path:
                 return p
         hits = sorted(runs.glob(f"*/{spec}")) + sorted(runs.glob(f"*/*/{spec}"))
         hits = [h for h in hits if (h / "status.json").is_file()]
+        if len(hits) > 1:   # member-0000 of several sweeps: which one is not ours to guess
+            names = [h.relative_to(runs).as_posix() for h in hits]
+            raise ConfigError(f"'{spec}' names {len(hits)} runs under {runs}/: "
+                              f"{', '.join(names[-3:])}" + (" …" if len(hits) > 3 else ""),
+                              hint=f"name one by its path below {runs}/, e.g. {names[-1]}")
         if hits:
-            return hits[-1]
+            return hits[0]
+        head, _, member = spec.rpartition("/")
+        sweep = find_sweep(runs, head) if head and member.startswith("member-") else None
+        if sweep is not None:   # SWEEP/member-0005 of a sweep that has fewer members
+            members = sorted(p.parent.name for p in sweep.glob("member-*/status.json"))
+            raise ConfigError(f"sweep {sweep.name} has no run {member}; its members: "
+                              + (f"{members[0]} … {members[-1]}" if len(members) > 1
+                                 else ", ".join(members) or "none started"),
+                              hint=f"rag status {sweep.name} lists them with their values")
         sweep = find_sweep(runs, spec)
         if sweep is not None:   # `rag show X --run SWEEP`, `rag verify SWEEP`: which member?
             members = sorted(p.parent.name for p in sweep.glob("member-*/status.json"))

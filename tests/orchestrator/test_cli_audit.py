@@ -58,6 +58,22 @@ def test_show_and_verify_of_a_sweep_name_its_members(toy, capsys):
     assert rag("verify", f"{sweep.name}/member-0001", "--runs-dir", str(runs)) == 0  # as said
 
 
+def test_a_member_name_that_several_sweeps_hold_is_refused_not_guessed(toy, capsys):
+    """Before: `--run member-0000` took the newest sweep's member without saying which, and
+    SWEEP/member-0005 of a 2-member sweep was 'not found' with no word of its members."""
+    runs = toy / "runs"
+    for stamp in ("20260101-000000", "20260102-000000"):
+        for i in range(2):
+            _fake_run(runs / "chain" / f"{stamp}-sweep" / f"member-000{i}")
+    assert rag("verify", "member-0000", "--runs-dir", str(runs)) == 2
+    assert (f"error: 'member-0000' names 2 runs under {runs}/: chain/20260101-000000-sweep/"
+            "member-0000, chain/20260102-000000-sweep/member-0000 hint: name one by its path "
+            f"below {runs}/, e.g. chain/20260102-000000-sweep/member-0000") in _err(capsys)
+    assert rag("verify", "20260102-000000-sweep/member-0005", "--runs-dir", str(runs)) == 2
+    assert ("error: sweep 20260102-000000-sweep has no run member-0005; its members: member-0000 "
+            "… member-0001 hint: rag status 20260102-000000-sweep lists them") in _err(capsys)
+
+
 @pytest.mark.parametrize("command", [("show", "load"), ("verify",), ("status",)])
 def test_without_a_runs_directory_each_command_says_where_it_looked(command, toy, capsys):
     """Before: `rag show` / `rag verify` said "no run found under nowhere/" (only `rag status`
