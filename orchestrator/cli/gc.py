@@ -66,7 +66,9 @@ def run_keys(run: Path) -> set[str] | None:
         except FileNotFoundError:
             continue
         except (OSError, ValueError) as e:
-            log.warning("%s is damaged (%s); gc ignores it", path, str(e).splitlines()[0])
+            other = "plan.json" if name == "status.json" else "status.json"
+            log.warning("%s is damaged (%s); the run's keys are read from its %s only", path,
+                        str(e).splitlines()[0], other)
             continue
         steps = data.get("steps") if isinstance(data, dict) else None
         items = steps.values() if isinstance(steps, dict) else steps if isinstance(steps, list) else []

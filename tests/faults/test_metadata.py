@@ -64,7 +64,8 @@ def test_damaged_status_json_does_not_stop_gc_or_verify(toy, capsys, caplog):
     truncate(first / "status.json", 30)
     caplog.clear()
     assert rag("gc", "--keep-runs", "5", runs=runs) == 0
-    assert any(w.startswith(f"{first}/status.json is damaged (") and w.endswith("; gc ignores it")
+    assert any(w.startswith(f"{first}/status.json is damaged (") and w.endswith(
+        "; the run's keys are read from its plan.json only")
                for w in warnings(caplog))
     err = capsys.readouterr().err
     assert "kept what 2 run(s) in 1 runs dir(s) reference" in err  # its plan.json still counts
