@@ -112,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
         return e.exit_code
     except KeyboardInterrupt:
         if args.command == "run":
-            console().print("[yellow]interrupted[/]: finished steps are cached; rerun the same "
-                            "command to resume")
+            from orchestrator.cli.run import resume_words
+
+            console().print(f"[yellow]interrupted[/]: {resume_words(args)}", soft_wrap=True)
         else:   # plan, status, show, gc, verify run no step: there is nothing to resume
             console().print(f"[yellow]interrupted[/]: rag {args.command} stopped")
         return 130

@@ -63,12 +63,23 @@ def main(args) -> int:
     try:
         return _run(args)
     except Terminated:
-        console().print("[yellow]terminated[/] (SIGTERM): finished steps are cached; rerun the "
-                        "same command to resume")
+        console().print(f"[yellow]terminated[/] (SIGTERM): {resume_words(args)}", soft_wrap=True)
         return 143
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
+
+
+def resume_words(args) -> str:
+    """How to resume an interrupted ``rag run``: the same command, or (after ``--force`` or
+    ``--from``) the one that does not recompute the forced steps it finished."""
+    from orchestrator.logs import escape
+    from orchestrator.rundir import shell_command
+
+    again = getattr(args, "resume", None)
+    if again is None or again == shell_command(args.argv):
+        return "finished steps are cached; rerun the same command to resume"
+    return f"finished steps are cached; resume with: {escape(again)}"
 
 
 def _go_on_without_closed_pipes() -> None:
@@ -156,6 +167,8 @@ def _run(args) -> int:
                     console().print(f"  hint: {escape(e.hint)}", soft_wrap=True)
                 ok, bad_input = False, isinstance(e, (ConfigError, DataError))
             except KeyboardInterrupt:
+                if sweep is None and (opts.force or opts.from_):   # for the closing line
+                    args.resume = _resume_command(run, dag, opts)
                 if sweep is not None:
                     console().print(f"sweep stopped in {path.name}: {len(results)} of "
                                     f"{len(members)} members finished; rerunning the same "

@@ -147,3 +147,15 @@ def test_ctrl_c_records_interrupted(tmp_path):
     assert "interrupted: finished steps are cached; rerun the same command to resume" in out
     assert _gone(workers, timeout=2) == []
     assert _status(tmp_path)["state"] == "interrupted"
+
+
+def test_an_interrupted_from_run_resumes_without_recomputing_what_it_finished(tmp_path):
+    """Before: 'rerun the same command to resume', whose --from gen recomputed gen again."""
+    proc, _ = _start(tmp_path, IN_PROCESS, "--from", "gen")
+    _started(tmp_path, "slow", 1)
+    os.kill(proc.pid, signal.SIGTERM)
+    out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 143, out
+    last = out.strip().splitlines()[-1]
+    assert last.startswith("terminated (SIGTERM): finished steps are cached; resume with: "), out
+    assert last.endswith(f"--runs-dir {tmp_path / 'runs'} --from slow"), last
