@@ -385,14 +385,15 @@ def _added_by(key: str, overrides: list[str]) -> str | None:
 
     >>> _added_by("steps.new.inputs.x", ["steps.sft.lr=1", "+steps.new.stage=evaluate"])
     '+steps.new.stage=evaluate'
-    >>> _added_by("steps.sft.inputs.x", ["steps.sft.lr=1"]) is None
+    >>> _added_by("steps.sft.inputs.x", ["steps.sft.lr=1", "+steps.sft.gpus=2"]) is None
     True
     """
     parts = key.split(".")
-    for text in reversed(overrides):
+    step = parts[:2]
+    for text in reversed(overrides):   # +steps.X.stage: a new step (an existing one has a stage)
         name = text.partition("=")[0]
         if parts[0] == "steps" and name.startswith("+") and \
-                name.lstrip("+").split(".")[:2] == parts[:2]:
+                name.lstrip("+").split(".") in (step, [*step, "stage"]):
             return text
     return None
 
