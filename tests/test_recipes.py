@@ -68,7 +68,7 @@ def test_paper_recipe_plans_without_gpus_and_names_missing_paths(tmp_path, monke
     assert rag("plan", recipe, "--json", runs=tmp_path / "runs") == 0
     plan = json.loads(capsys.readouterr().out)
     problems = plan["members"][0]["problems"]
-    assert any(p.startswith(f"{recipe}:36 (data.corpus): source 'corpus': data/psgs_w100.tsv "
+    assert any(p.startswith(f"{recipe}:38 (data.corpus): source 'corpus': data/psgs_w100.tsv "
                             "does not exist (looked in") for p in problems)
     assert any("models/llama3_8b" in p for p in problems)
     steps = {s["step"]: s for s in plan["members"][0]["steps"]}

@@ -24,10 +24,12 @@ def plan(tmp_path, monkeypatch, capsys):
 @pytest.mark.parametrize("override, key, got", [
     ("steps.synthesize.n_passages=0", "steps.synthesize.n_passages", "0"),
     ("steps.synthesize.n_passages=-3", "steps.synthesize.n_passages", "-3"),
-    ("repeat.round.steps.augment.n=0", "steps.augment_1.n", "0"),
-    ("repeat.round.steps.mine.keep=0", "steps.mine_1.keep", "0"),
-    ("repeat.round.steps.retriever.batch_size=0", "steps.retriever_1.batch_size", "0"),
-    ("repeat.round.steps.distill.group_size=0", "steps.distill_1.group_size", "0"),
+    ("repeat.round.steps.augment.n=0", "repeat.round.steps.augment.n (step augment_1)", "0"),
+    ("repeat.round.steps.mine.keep=0", "repeat.round.steps.mine.keep (step mine_1)", "0"),
+    ("repeat.round.steps.retriever.batch_size=0",
+     "repeat.round.steps.retriever.batch_size (step retriever_1)", "0"),
+    ("repeat.round.steps.distill.group_size=0",
+     "repeat.round.steps.distill.group_size (step distill_1)", "0"),
 ])
 def test_out_of_range_sizes_are_refused_by_the_plan(plan, override, key, got):
     code, out = plan(override)

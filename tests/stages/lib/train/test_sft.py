@@ -56,7 +56,7 @@ def test_errors_found_before_training(tiny_lm, tmp_path):
         sft_train(tiny_lm, chat_rows(), out, SftConfig(loss_on="assistant"))
     with pytest.raises(ConfigError, match="warmup_ratio"):
         sft_train(tiny_lm, chat_rows(), out, SftConfig(warmup_ratio=1.5))
-    with pytest.raises(ConfigError, match="not a Hugging Face checkpoint"):
+    with pytest.raises(ConfigError, match="no config.json, so it is not a model checkpoint; "):
         sft_train(tmp_path, chat_rows(), out, SftConfig())
     with pytest.raises(DataError, match="every one of the 16 examples was dropped"):
         sft_train(tiny_lm, chat_rows(), out, SftConfig(**{**FAST, "max_length": 4}, max_steps=1))
