@@ -31,7 +31,9 @@ def add_arguments(p) -> None:
     p.add_argument("--dry-run", action="store_true", help="list, do not delete")
     from orchestrator.cli.common import whole_number
 
-    p.add_argument("--keep-runs", type=whole_number(0), default=10, help="runs per recipe to keep (default 10)")
+    p.add_argument("--keep-runs", type=whole_number(0), default=10,
+                   help="runs per recipe to keep (default 10; a run refused before its first "
+                        "step does not count)")
     p.add_argument("--keep-days", type=days, default=None, metavar="DAYS",
                    help="also keep runs younger than this many days (0 or more)")
     p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
