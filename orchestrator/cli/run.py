@@ -167,8 +167,9 @@ def _run(args) -> int:
                     console().print(f"  hint: {escape(e.hint)}", soft_wrap=True)
                 ok, bad_input = False, isinstance(e, (ConfigError, DataError))
             except KeyboardInterrupt:
-                if sweep is None and (opts.force or opts.from_):   # for the closing line
+                if sweep is None and (opts.force or opts.from_):   # closing line, rag status
                     args.resume = _resume_command(run, dag, opts)
+                    _record_resume(run, args.resume, opts)
                 if sweep is not None:
                     console().print(f"sweep stopped in {path.name}: {len(results)} of "
                                     f"{len(members)} members finished; rerunning the same "
@@ -222,6 +223,7 @@ def _end_of_run(run, ok: bool, must_fix: list[bool], dag, opts) -> int:
     if not ok:
         again = _resume_command(run, dag, opts)
         same = "the same command" if again == opts.command else "this command"
+        _record_resume(run, again, opts)
     if not ok and all(must_fix):
         console().print("[red]1 run(s) failed[/] on bad input: fix the input named above, then "
                         f"rerun {same}: finished steps are cached\n  {escape(again)}",
@@ -318,6 +320,16 @@ def _resume_command(run, dag, opts) -> str:
         return opts.command
     done = {n for n, s in run.status["steps"].items() if s.get("state") in ("done", "cached")}
     return rest_command(opts.command, *still_forced(dag, opts.force, opts.from_, done), False)
+
+
+def _record_resume(run, again: str, opts) -> None:
+    """Keep the resume command in the run record when it is not the run's own, for `rag status`
+    (which has no DAG to work it out)."""
+    if again != opts.command:
+        try:
+            run.set_run(resume=again)
+        except OSError:   # a full disk: the closing line still says it
+            pass
 
 
 def _note_steps_left(dag, opts) -> None:

@@ -45,7 +45,10 @@ def main(args) -> int:
     # read as markup and drop
     report().print(f"state: {escape(status['state'])}   command: {escape(str(status['command']))}",
                    soft_wrap=True)
-    if status["state"] == "interrupted":
+    if status.get("resume") and status["state"] in ("interrupted", "failed"):
+        report().print(f"resume with: {escape(str(status['resume']))} (the command less what it "
+                       "forced and finished)", soft_wrap=True)
+    elif status["state"] == "interrupted":
         report().print("rerun that command to resume: finished steps are reused", soft_wrap=True)
     if status.get("error"):
         report().print(f"[red]error:[/] {escape(str(status['error']))}", soft_wrap=True)

@@ -159,3 +159,5 @@ def test_an_interrupted_from_run_resumes_without_recomputing_what_it_finished(tm
     last = out.strip().splitlines()[-1]
     assert last.startswith("terminated (SIGTERM): finished steps are cached; resume with: "), out
     assert last.endswith(f"--runs-dir {tmp_path / 'runs'} --from slow"), last
+    out = _rag(tmp_path, "status", "--runs-dir", str(tmp_path / "runs"))
+    assert f"resume with: {last.split('resume with: ')[1]} (the command less" in out.stdout

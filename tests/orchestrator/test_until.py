@@ -87,6 +87,8 @@ def test_the_rest_after_from_and_until_recomputes_only_what_is_left(toy, monkeyp
                                                                        "reward", "dpo"}
     again = _out(capsys).split("resume with: ")[1].split(" --from dpo")[0] + " --from dpo"
     assert again == f"rag run {chain} --runs-dir {runs} --from dpo"
+    assert rag("status", runs=runs) == 0   # the record keeps it: status has no DAG to derive it
+    assert f"resume with: {again} (the command less what it forced and finished)" in _out(capsys)
     (toy / "count.txt").unlink()
     monkeypatch.delenv("TOY_FAIL")
     assert rag(*shlex.split(again)[1:]) == 0
