@@ -294,6 +294,11 @@ def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None
     if ov.type == OverrideType.ADD and exists:
         raise ConfigError(f"override '{text}': key '{key}' already exists",
                           hint=f"to change it write {text.lstrip('+')}")
+    if ov.type == OverrideType.ADD and len(parts) == 2 and parts[0] == "steps" \
+            and ov.value() is None:   # steps.X=null removes a step; +steps.X=null removes none
+        raise ConfigError(f"override '{text}': there is no step '{parts[1]}' to remove"
+                          f"{did_you_mean(parts[1], [str(s) for s in siblings])}",
+                          hint=f"steps.STEP=null removes a step (no '+'); {parts[1]} is not one")
 
 
 def _empty_value_hint(parts: list[str], near: str | None) -> str:

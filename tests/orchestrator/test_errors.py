@@ -296,3 +296,10 @@ def test_a_step_added_on_the_command_line_is_blamed_on_its_override(toy, capsys)
                runs=toy / "runs") == 2
     assert ("error: override '+steps.new.stage=toy_map': steps.new.inputs.numbers: missing; "
             "stage 'toy_map' needs a Numbers here") in _err(capsys)
+
+
+def test_adding_a_null_step_is_refused_with_the_step_meant(toy, capsys):
+    """Before: +steps.evalute=null was taken without a word and removed nothing."""
+    assert rag("plan", str(toy / "conf/chain.yaml"), "+steps.evalute=null", runs=toy / "runs") == 2
+    assert ("error: override '+steps.evalute=null': there is no step 'evalute' to remove (did you "
+            "mean 'evaluate'?)") in _err(capsys)
