@@ -459,9 +459,11 @@ def _toposort(steps: dict[str, Step], recipe: Path) -> list[str]:
     while len(order) < len(steps):
         ready = [n for n in steps if n not in done and deps[n] <= done]
         if not ready:
-            cycle = _find_cycle({n: d for n, d in deps.items() if n not in done})
-            # the first step of the cycle in recipe order reads a later one: likely the wire
+            cycle = _find_cycle({n: d for n, d in deps.items() if n not in done})[:-1]
+            # begun at its first step in recipe order, which reads a later one: likely the wire
             # to fix, and the one whose file:line (or override) place() puts in front
+            at = min(range(len(cycle)), key=lambda i: list(steps).index(cycle[i]))
+            cycle = cycle[at:] + cycle[:at] + [cycle[at]]
             first, then = cycle[0], cycle[1]
             iname = next(i for i, w in steps[first].inputs.items() if w.node == then)
             key = f"steps.{first}.inputs.{iname}"

@@ -407,11 +407,16 @@ def _check_name(name: str, module: str, where: str) -> None:
             f"'{package}.<name>'; rename it '{package}.{name.rsplit('.', 1)[-1]}'")
 
 
+def _dotted(module: str) -> str:
+    """A module name as the dotted name it was likely meant as (``my/stages.py``: ``my.stages``)."""
+    return module.removesuffix(".py").replace("/", ".").replace("\\", ".").strip(".")
+
+
 def _import(module: str) -> None:
     if module in _loaded:
         return
-    dotted = module.removesuffix(".py").replace("/", ".").replace("\\", ".").strip(".")
-    if module.startswith(".") or not all(part.isidentifier() for part in dotted.split(".")):
+    parts = _dotted(module).split(".")
+    if module.startswith(".") or not all(part.isidentifier() for part in parts):
         # (a file name with a valid dotted form is _not_found's case, below)
         raise ConfigError(f"cannot import stage module '{module}': not a module name",
                           hint="write it as an import statement names it, from the folder you "
@@ -428,7 +433,7 @@ def _not_found(module: str, e: ModuleNotFoundError) -> ConfigError:
     """The error for a stage module that is not found: a path or ``.py`` name written for a
     module name, a typo among the package's modules, or a package not on the path."""
     top = module.split(".")[0]
-    dotted = module.removesuffix(".py").replace("/", ".").replace("\\", ".").strip(".")
+    dotted = _dotted(module)
     if dotted != module:
         return ConfigError(f"cannot import stage module '{module}': write the module's dotted "
                            f"name, '{dotted}', not a file name",

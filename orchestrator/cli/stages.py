@@ -220,7 +220,7 @@ def main(args) -> int:
     except ConfigError:
         raise
     except Exception as e:  # noqa: BLE001 - what a module of --import raised: its file:line
-        raise stage_import_error(e) from None
+        raise stage_import_error(e) from (None if isinstance(e, SyntaxError) else e)
     specs = [get_stage(args.name, "rag stages")] if args.name else \
         [registry[n] for n in sorted(registry)]
     infos = [describe(s) for s in specs]

@@ -224,3 +224,16 @@ def test_a_reference_to_a_section_the_recipe_lacks_says_what_to_set(toy, capsys)
     err = " ".join(capsys.readouterr().err.split())
     assert (f"error: {recipe}:5: steps.map.add: ${{common.add}} reads a key the recipe does not "
             "set hint: set it in the recipe (common: {add: ...}) or write the value itself") in err
+
+
+def test_a_cycle_begins_at_its_first_step_in_recipe_order(toy, capsys):
+    """A step listed before the cycle that reads it made the search enter the cycle at `b`, and
+    blame b's wire, though `a`, written first, is the one that reads a later step."""
+    recipe = toy / "conf" / "cyc.yaml"
+    recipe.write_text("ragline:\n  imports: [tests.toy.stages]\nsteps:\n"
+                      "  z: {stage: toy_sum, inputs: {numbers: b}}\n"
+                      "  a: {stage: toy_map, inputs: {numbers: b}}\n"
+                      "  b: {stage: toy_map, inputs: {numbers: a}}\n")
+    assert rag("plan", str(recipe), runs=toy / "runs") == 2
+    assert (f"error: {recipe}:5: steps.a.inputs.numbers: the steps form a cycle: a -> b -> a"
+            in _flat(capsys.readouterr().err))
