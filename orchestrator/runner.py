@@ -32,6 +32,7 @@ from orchestrator.keys import scratch_key
 from orchestrator.locate import project_dir
 from orchestrator.logs import console, escape, logged_warnings
 from orchestrator.plan import Plan, plan
+from orchestrator.rest import rest_command, still_forced
 from orchestrator.resolve import gather, input_hashes, input_refs, missing_source, step_keys
 from orchestrator.rundir import RunDir
 from orchestrator.secrets import redact
@@ -550,9 +551,11 @@ class Runner:
             last = round(duration, 1)
         self.history[step.name] = {"key": tasks[0].key, "material": tasks[0].material,
                                    **({"seconds": last} if last is not None else {})}
-        self.run.set_step(step.name, save=bool(todo), state="cached" if hit == "hit" else "done",
+        self.run.set_step(step.name, save=False, state="cached" if hit == "hit" else "done",
                           cache=hit, duration=round(duration, 3), shards=len(tasks),
                           cached_shards=len(cached))
+        if self._keep_resume() or todo:
+            self.run.save()
         if not todo:  # the log of the run that computed it, kept with the cache entry
             logs = [str(e.path / "_log.txt") for e in entries if (e.path / "_log.txt").is_file()]
             if logs:
@@ -565,6 +568,23 @@ class Runner:
             console().print(f"[green]✓[/] {step.name:<{self.width}} done in {duration:.1f}s")
         else:
             console().print(f"[dim]✓ {step.name:<{self.width}} cached[/]")
+
+    def _keep_resume(self) -> bool:
+        """After a step of a ``--force``/``--from`` run finishes: the command that resumes the
+        run without recomputing what it finished, kept in the run record at once (a SIGKILLed
+        run has no later chance to say it). True when it changed. A sweep member's resume is
+        the sweep's own command, unchanged."""
+        opts = self.opts
+        if not (opts.force or opts.from_) or self.run.path.name.startswith("member-"):
+            return False
+        done = {n for n, s in self.run.status["steps"].items()
+                if s.get("state") in ("done", "cached")}
+        again = rest_command(opts.command, *still_forced(self.dag, opts.force, opts.from_, done),
+                             False)
+        if again == self.run.status.get("resume", opts.command):
+            return False
+        self.run.status["resume"] = again
+        return True
 
     def _fail(self, step: Step, where: str, failure: Failed) -> None:
         recipe = os.path.relpath(self.dag.recipe)

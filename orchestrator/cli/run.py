@@ -167,9 +167,8 @@ def _run(args) -> int:
                     console().print(f"  hint: {escape(e.hint)}", soft_wrap=True)
                 ok, bad_input = False, isinstance(e, (ConfigError, DataError))
             except KeyboardInterrupt:
-                if sweep is None and (opts.force or opts.from_):   # closing line, rag status
-                    args.resume = _resume_command(run, dag, opts)
-                    _record_resume(run, args.resume, opts)
+                if sweep is None:   # the closing line: less what --force/--from finished
+                    args.resume = run.status.get("resume", opts.command)
                 if sweep is not None:
                     console().print(f"sweep stopped in {path.name}: {len(results)} of "
                                     f"{len(members)} members finished; rerunning the same "
@@ -220,10 +219,9 @@ def _end_of_run(run, ok: bool, must_fix: list[bool], dag, opts) -> int:
     """The closing lines of a single run, and its exit code."""
     from orchestrator.logs import console, escape
 
-    if not ok:
-        again = _resume_command(run, dag, opts)
+    if not ok:   # the runner kept it as steps finished: less what --force/--from finished
+        again = run.status.get("resume", opts.command)
         same = "the same command" if again == opts.command else "this command"
-        _record_resume(run, again, opts)
     if not ok and all(must_fix):
         console().print("[red]1 run(s) failed[/] on bad input: fix the input named above, then "
                         f"rerun {same}: finished steps are cached\n  {escape(again)}",
@@ -311,31 +309,10 @@ def _member_command(args, overrides: list[str]) -> str:
     return shell_command([args.argv[0], *words[:at], *overrides, *words[at:]])
 
 
-def _resume_command(run, dag, opts) -> str:
-    """The command that resumes a failed run: the same one, unless it forced steps that this
-    run finished (``--force``/``--from``), which it would recompute again."""
-    from orchestrator.cli.rest import rest_command, still_forced
-
-    if not (opts.force or opts.from_):
-        return opts.command
-    done = {n for n, s in run.status["steps"].items() if s.get("state") in ("done", "cached")}
-    return rest_command(opts.command, *still_forced(dag, opts.force, opts.from_, done), False)
-
-
-def _record_resume(run, again: str, opts) -> None:
-    """Keep the resume command in the run record when it is not the run's own, for `rag status`
-    (which has no DAG to work it out)."""
-    if again != opts.command:
-        try:
-            run.set_run(resume=again)
-        except OSError:   # a full disk: the closing line still says it
-            pass
-
-
 def _note_steps_left(dag, opts) -> None:
     """After ``--until``: which steps did not run, and the command that runs them (without
     recomputing what this run's ``--force``/``--from`` already recomputed)."""
-    from orchestrator.cli.rest import rest_command, still_forced
+    from orchestrator.rest import rest_command, still_forced
     from orchestrator.logs import console, escape
     from orchestrator.runner import selection
 

@@ -161,3 +161,17 @@ def test_an_interrupted_from_run_resumes_without_recomputing_what_it_finished(tm
     assert last.endswith(f"--runs-dir {tmp_path / 'runs'} --from slow"), last
     out = _rag(tmp_path, "status", "--runs-dir", str(tmp_path / "runs"))
     assert f"resume with: {last.split('resume with: ')[1]} (the command less" in out.stdout
+
+
+def test_a_sigkilled_from_run_still_says_how_to_resume(tmp_path):
+    """Before: a run killed outright recorded no resume command (it was written on the way
+    out), so `rag status` said to rerun the command, whose --from gen recomputed gen."""
+    proc, _ = _start(tmp_path, IN_PROCESS, "--from", "gen")
+    _started(tmp_path, "slow", 1)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    out = _rag(tmp_path, "status", "--runs-dir", str(tmp_path / "runs"))
+    assert "state: interrupted" in out.stdout, out.stdout
+    again = out.stdout.split("resume with: ")[1].split(" (the command less")[0]
+    assert again.endswith(f"--runs-dir {tmp_path / 'runs'} --from slow"), again
+    assert "--from gen" not in again
