@@ -74,19 +74,39 @@ def target_keys(store, args) -> tuple[list[str], str, set[str]]:
     return sorted(run_keys(run) or set()), f"run {run}", used_keys(run)
 
 
-def absent_words(removed: int, never: int) -> str:
+def absent_words(removed: int, never: int, quarantined: int = 0) -> str:
     """What the summary line says of a run's keys that have no cache entry.
 
     >>> absent_words(0, 0)
     ''
     >>> absent_words(0, 3)
     ', 3 never computed (the run stopped before them)'
-    >>> absent_words(2, 0)
-    ', 2 no longer in the cache (removed by rag gc, or the cache moved)'
+    >>> absent_words(2, 0, 1)
+    ', 1 in quarantine (found damaged; the next run recomputes it), 2 no longer in the cache \
+(removed by rag gc, or the cache moved)'
     """
-    return ((f", {removed} no longer in the cache (removed by rag gc, or the cache moved)"
-             if removed else "")
+    return ((f", {quarantined} in quarantine (found damaged; the next run recomputes "
+             f"{'it' if quarantined == 1 else 'them'})" if quarantined else "")
+            + (f", {removed} no longer in the cache (removed by rag gc, or the cache moved)"
+               if removed else "")
             + (f", {never} never computed (the run stopped before them)" if never else ""))
+
+
+def quarantine_words(store) -> str:
+    """After ``--all``: the entries moved aside as damaged that are still in ``quarantine/``."""
+    qdir = store.root / "quarantine"
+    n = sum(1 for p in qdir.iterdir() if p.is_dir()) if qdir.is_dir() else 0
+    if not n:
+        return ""
+    return (f"; {n} more in {qdir} (moved aside as damaged, never used again; rag gc removes "
+            f"{'it' if n == 1 else 'them'})")
+
+
+def _absent(store, gone: list[str], used: set[str]) -> str:
+    """The summary's words for a run's keys that have no entry: quarantined, removed, never."""
+    quarantined = {k for k in gone if store.miss_reason(k) is not None}
+    removed = sum(k in used and k not in quarantined for k in gone)
+    return absent_words(removed, sum(k not in used for k in gone), len(quarantined))
 
 
 def main(args) -> int:
@@ -115,7 +135,7 @@ def main(args) -> int:
         if args.quarantine:
             store.quarantine(key, store.entry_path(key), problem, step)
     c.print(f"verified {ok + len(damaged)} entries of {what}: {ok} intact, {len(damaged)} damaged"
-            + absent_words(sum(k in used for k in gone), sum(k not in used for k in gone)),
+            + (quarantine_words(store) if args.all else _absent(store, gone, used)),
             soft_wrap=True)
     if damaged and not args.quarantine:
         c.print("  rerun with --quarantine to move them aside; the next run recomputes them")

@@ -161,5 +161,13 @@ def test_verify_tells_keys_a_run_never_computed_from_keys_removed_since(toy, cap
     capsys.readouterr()
     assert rag("verify", "--runs-dir", str(runs)) == 0
     assert (f"verified 2 entries of run {(runs / 'latest').resolve()}: 2 intact, 0 damaged, "
-            "1 no longer in the cache (removed by rag gc, or the cache moved)"
-            ) in capsys.readouterr().out
+            "1 in quarantine (found damaged; the next run recomputes it)"   # was: "removed by
+            ) in capsys.readouterr().out                                     # rag gc"
+    assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
+    assert (f"verified 2 entries of cache {runs / 'cache'}: 2 intact, 0 damaged; 1 more in "
+            f"{runs / 'cache' / 'quarantine'} (moved aside as damaged, never used again; rag gc "
+            "removes it)") in capsys.readouterr().out
+    assert rag("gc", "--runs-dir", str(runs)) == 0
+    capsys.readouterr()
+    assert rag("verify", "--runs-dir", str(runs)) == 0
+    assert ", 1 no longer in the cache (removed by rag gc" in capsys.readouterr().out
