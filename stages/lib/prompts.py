@@ -30,6 +30,7 @@ one.
 from __future__ import annotations
 
 import functools
+import re
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -156,7 +157,11 @@ class PromptFile(File):
     def check(cls, prompt: Prompt) -> None:
         """Refuse a placeholder the stage does not fill, then a needed one ``user`` lacks."""
         check_placeholders(prompt, cls.fills)
-        check_needs(prompt, cls.needs, cls.without, cls.formats_passages)
+        try:
+            check_needs(prompt, cls.needs, cls.without, cls.formats_passages)
+        except ConfigError as e:   # the line of the template that lacks it
+            key = "passages" if "'passages' does not use" in e.message else "user"
+            raise _at_line(e, prompt.path, key, None) from None
 
     def load(self) -> Prompt:
         """The prompt, checked, carrying this type's ``fills``."""
@@ -170,7 +175,59 @@ def check_placeholders(prompt: Prompt, fills: tuple[str, ...]) -> None:
     (``system``, ``no_passages`` and ``styles`` are used as written, so any brace is fine there).
     """
     for key, names in {"user": fills, **FILLED}.items():
-        template_fields(getattr(prompt, key), names, f"prompt file {prompt.path}: '{key}'")
+        text = getattr(prompt, key)
+        try:
+            template_fields(text, names, f"prompt file {prompt.path}: '{key}'")
+        except ConfigError as e:   # the line inside the file, for an editor to jump to
+            try:
+                bad = "{" + sorted(placeholders(text) - set(names))[0]
+            except ValueError:
+                bad = None
+            raise _at_line(e, prompt.path, key, bad) from None
+
+
+def _at_line(e: ConfigError, path: str, key: str, bad: str | None) -> ConfigError:
+    """``e`` with ``prompt file PATH:`` made ``PATH:LINE:`` (see :func:`template_line`)."""
+    try:
+        line = template_line(Path(path).read_text(encoding="utf-8"), key, bad)
+    except (OSError, UnicodeDecodeError):
+        line = None
+    if line is None:
+        return e
+    return ConfigError(e.message.replace(f"prompt file {path}:", f"prompt file {path}:{line}:", 1),
+                       hint=e.hint)
+
+
+def template_line(text: str, key: str, bad: str | None) -> int | None:
+    """The line (from 1) of the prompt file ``text`` where its top-level ``key`` goes wrong: the
+    first line of the key's value that holds ``bad`` (the start of a placeholder, ``"{anwser"``),
+    or with ``bad`` None the first line that is not a valid template by itself; else the key's
+    own line. None when ``key`` is not written at the top of a line.
+
+    >>> text = "system: Be brief.\\nuser: |-\\n  Q: {question}\\n  A: {anwser}\\npassage: '{i}'\\n"
+    >>> template_line(text, "user", "{anwser")
+    4
+    >>> template_line("user: 'Q: {q'\\n", "user", None)
+    1
+    >>> template_line(text, "user", None), template_line(text, "passages", None)
+    (2, None)
+    """
+    lines = text.splitlines()
+    start = next((i for i, line in enumerate(lines) if re.match(rf"{key}\s*:", line)), None)
+    if start is None:
+        return None
+    end = next((i for i in range(start + 1, len(lines)) if re.match(r"[^\s#]", lines[i])),
+               len(lines))
+    for i in range(start, end):
+        body = lines[i].split(":", 1)[1] if i == start else lines[i]
+        if bad is not None and bad in body:
+            return i + 1
+        if bad is None:
+            try:
+                placeholders(body)
+            except ValueError:
+                return i + 1
+    return start + 1
 
 
 def template_fields(text: str, names, where: str) -> set[str]:

@@ -44,7 +44,7 @@ def test_a_placeholder_the_stage_does_not_fill_stops_the_plan_and_the_run(toy, c
     path = recipe(toy, "user: 'Count: {count}'\n")
     prompt = toy / "conf" / "prompt.yaml"
     assert problems(toy, capsys, path) == [
-        f"steps.second.inputs.prompt (source 'prompt'): prompt file {prompt}: 'user' uses "
+        f"steps.second.inputs.prompt (source 'prompt'): prompt file {prompt}:1: 'user' uses "
         "{count}, which this stage does not fill (it fills: n); use only those placeholders; "
         "write {{ and }} for a literal brace",
         "steps.first.inputs.prompt (source 'prompt'): as steps.second.inputs.prompt"]
@@ -68,7 +68,7 @@ def test_yaml_errors_unknown_keys_and_stray_braces_are_named(toy, capsys):
     cases = {
         "user: |\n  a\n b: c\n": f"prompt file {prompt}:3:2: not valid YAML",
         "usr: 'Count: {n}'\n": f"prompt file {prompt}: unknown key 'usr' (did you mean 'user'?)",
-        "user: 'Count: {n'\n": f"prompt file {prompt}: 'user' is not a valid template",
+        "user: 'Count: {n'\n": f"prompt file {prompt}:1: 'user' is not a valid template",
         "user: 'x'\npassage: '{i}. {body}'\n": "'passage' uses {body}, which this stage does "
                                                "not fill (it fills: i, title, text, id)",
     }

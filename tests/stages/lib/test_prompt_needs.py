@@ -38,7 +38,7 @@ def test_a_generator_prompt_without_passages_is_refused_naming_the_file_and_plac
     path = tmp_path / "gen.yaml"
     path.write_text(NO_PASSAGES)
     err = refusal(GeneratorPrompt, path)
-    assert err.message == (f"prompt file {path}: 'user' does not use {{passages}}, so the "
+    assert err.message == (f"prompt file {path}:1: 'user' does not use {{passages}}, so the "
                            "generator never sees the retrieved passages (training and evaluation "
                            "would measure a closed-book model)")
     assert err.hint == GENERATOR_HINT
@@ -48,7 +48,7 @@ def test_a_generator_prompt_without_the_question_is_refused(tmp_path):
     path = tmp_path / "gen.yaml"
     path.write_text("user: 'Answer from these: {passages}'\n")
     err = refusal(GeneratorPrompt, path)
-    assert err.message == (f"prompt file {path}: 'user' does not use {{question}}, so the "
+    assert err.message == (f"prompt file {path}:1: 'user' does not use {{question}}, so the "
                            "generator never sees the question it answers")
     assert err.hint == "add {question} to 'user'"
 
@@ -57,7 +57,7 @@ def test_a_passages_key_that_drops_the_passages_is_refused(tmp_path):
     path = tmp_path / "gen.yaml"
     path.write_text("user: 'Q: {question}\\n{passages}'\npassages: 'Retrieved Content:'\n")
     err = refusal(GeneratorPrompt, path)
-    assert err.message.startswith(f"prompt file {path}: 'passages' does not use {{passages}} (the "
+    assert err.message.startswith(f"prompt file {path}:2: 'passages' does not use {{passages}} (the "
                                   "passages joined, put into 'user' as {passages}), so the "
                                   "generator never sees the retrieved passages")
     assert err.hint.startswith('write e.g. passages: "Retrieved Content:\\n{passages}"')
@@ -96,7 +96,7 @@ def test_each_type_names_what_is_lost_and_other_types_refuse_theirs(tmp_path):
         path = tmp_path / f"{cls.__name__}.yaml"
         path.write_text(text)
         err = refusal(cls, path)
-        assert err.message == f"prompt file {path}: 'user' does not use {{{name}}}, so {lost}"
+        assert err.message == f"prompt file {path}:1: 'user' does not use {{{name}}}, so {lost}"
         assert err.hint.startswith(f"add {{{name}}} to 'user'")
     assert "weights.judge: 0" in refusal(JudgePrompt, tmp_path / "JudgePrompt.yaml").hint
 
@@ -125,16 +125,16 @@ def test_rag_plan_refuses_a_generator_prompt_without_passages(tmp_path, monkeypa
     capsys.readouterr()
     assert rag("plan", str(recipe), "--json", runs=runs) == 0
     assert json.loads(capsys.readouterr().out)["members"][0]["problems"] == [
-        f"steps.top3.inputs.prompt (source 'prompt'): prompt file {prompt}: 'user' does not use "
+        f"steps.top3.inputs.prompt (source 'prompt'): prompt file {prompt}:1: 'user' does not use "
         "{passages}, so the generator never sees the retrieved passages (training and evaluation "
         f"would measure a closed-book model); {GENERATOR_HINT}"]
     assert rag("plan", str(recipe), "--check", runs=runs) == 2
     out = " ".join(capsys.readouterr().out.split())
-    assert f"problem: steps.top3.inputs.prompt (source 'prompt'): prompt file {prompt}: 'user' " \
+    assert f"problem: steps.top3.inputs.prompt (source 'prompt'): prompt file {prompt}:1: 'user' " \
            "does not use {passages}" in out
     assert rag("run", str(recipe), runs=runs) == 2      # refused before any step runs
     err = " ".join(capsys.readouterr().err.split())
-    assert f"prompt file {prompt}: 'user' does not use {{passages}}" in err
+    assert f"prompt file {prompt}:1: 'user' does not use {{passages}}" in err
     assert not (runs / "cache" / "entries").exists() or not any(
         (runs / "cache" / "entries").rglob("*.json"))
 
