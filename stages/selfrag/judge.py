@@ -1,9 +1,11 @@
 """Stage ``selfrag.judge``: teacher judgments turned into the critic's training rows (Self-RAG's
 C1 + C2 steps).
 
-For each instruction with its retrieved passages, four aspects are judged: retrieval need,
-relevance of each of the first ``top_n`` passages, support of the output by each of them, and
-utility of the output. The teacher is an LLM through the shared endpoint client (the paper used
+For each instruction with its retrieved passages, five aspects are judged: retrieval need,
+relevance of each of the first ``top_n`` passages, support of the output by each of them,
+utility of the output, and, for each sentence of the output after the first, what it needs
+([Retrieval] / [Continue to Use Evidence] / [No Retrieval]: the seed's three-way
+multi-sentence task, which ``selfrag.label`` asks the critic). The teacher is an LLM through the shared endpoint client (the paper used
 GPT-4; any OpenAI-compatible server; every call cached under the step's scratch directory, so a
 killed step resumes without paying twice) or ``reference``, which derives the same labels from
 the gold passage ids and answers (:mod:`stages.selfrag.reference`). Each judgment becomes one
@@ -11,8 +13,13 @@ chat row — the aspect's prompt file filled for the item, answered by the token
 rows pass the paper's rules (:func:`stages.selfrag.critic_data.critic_rows`: [Relevant] kept
 with probability 0.7, template-breaking rows dropped, shuffled, a dev split).
 
-The instruction is the row's ``question``; its output is ``answers[0]``, judged whole: the support
-prompt's preceding sentences are ``None``, as ``selfrag.label`` fills them for a first sentence.
+The instruction is the row's ``question``; its output is ``answers[0]``. Support is judged for
+the output whole: the support prompt's preceding sentences are ``None``, as ``selfrag.label``
+fills them for a first sentence (the seed judged support sentence by sentence, each sentence
+with passages retrieved for it; we judge against the instruction's passages, one search per
+instruction). A later sentence's decision is asked as ``selfrag.label`` asks it: the task
+input, the sentences before it, and the instruction's first passage as the evidence. A teacher
+reply that names no valid decision is dropped, as the seed's combine step drops it.
 
 Not shardable, though each judgment depends only on its instruction: the rules that follow
 draw from one seeded generator over all judgments in order, shuffle them all, and take the first
@@ -29,9 +36,10 @@ from typing import Literal, NamedTuple
 from orchestrator.api import ConfigError, DataError, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Chat, Retrieved
-from stages.selfrag.schemas import (IsRelPrompt, RetrievalPrompt, SupportPrompt,
-                                    UtilityPrompt)
-from stages.selfrag.sentences import NONE
+from stages.selfrag.schemas import (IsRelPrompt, MultiRetrievalPrompt, RetrievalPrompt,
+                                    SupportPrompt, UtilityPrompt)
+from stages.selfrag.sentences import NONE, preceding, split_sentences
+from stages.selfrag.split import task_input
 from stages.selfrag.tokens import RELEVANT
 
 
@@ -66,12 +74,24 @@ def judgment_rows(rows: list[dict], top_n: int) -> list[dict]:
     ...                        "ctxs": [{"id": "p", "title": "T", "text": "Ann did."}]}], 3)
     >>> [j["task"] for j in jobs]
     ['retrieval', 'utility', 'relevance', 'support']
+    >>> jobs = judgment_rows([{"id": "q", "question": "Who?", "answers": ["Ann. She did."],
+    ...                        "ctxs": []}], 3)
+    >>> [j["task"] for j in jobs], jobs[-1]["fields"]["preceding"]
+    (['retrieval', 'utility', 'multi_retrieval'], 'Ann.')
     """
     jobs = []
     for r in rows:
         inst, out = r["question"], (r.get("answers") or [""])[0]
         jobs.append({"task": "retrieval", "row": r, "fields": {"instruction": inst}})
         jobs.append({"task": "utility", "row": r, "fields": {"instruction": inst, "output": out}})
+        sentences, ctxs = split_sentences(out), list(r.get("ctxs") or [])
+        first = _passage(ctxs[0]) if ctxs else NONE
+        for k in range(1, len(sentences)):
+            jobs.append({"task": "multi_retrieval", "row": r, "ctx": ctxs[0] if ctxs else None,
+                         "tag": f"s{k}",   # the row id's last part: the sentence, not a passage
+                         "fields": {"instruction": task_input(inst),
+                                    "preceding": preceding(sentences, k), "evidence": first,
+                                    "sentence": sentences[k]}})
         for c in list(r.get("ctxs") or [])[:top_n]:
             ev = _passage(c)
             jobs.append({"task": "relevance", "row": r, "ctx": c,
@@ -136,22 +156,27 @@ def _reference_label(job: dict) -> str:
         return reference.retrieval_need(row)
     if task == "utility":
         return reference.utility(row)
+    if task == "multi_retrieval":
+        return reference.sentence_need(row, job["ctx"])
     return getattr(reference, task)(row, job["ctx"])
 
 
 def _read(task: str, text: str) -> str | None:
     from stages.selfrag import judgments
 
-    return {"retrieval": judgments.retrieval_token, "utility": judgments.utility_token,
-            "relevance": judgments.relevance_token, "support": judgments.support_token}[task](text)
+    if task in ("retrieval", "multi_retrieval"):
+        return judgments.teacher_retrieval_token(text, three_way=task == "multi_retrieval")
+    return {"utility": judgments.utility_token, "relevance": judgments.relevance_token,
+            "support": judgments.support_token}[task](text)
 
 
-@stage("selfrag.judge", version=1,
+@stage("selfrag.judge", version=2,  # 2: later sentences' decisions; unreadable replies dropped
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_prompt: IsRelPrompt,
-          support_prompt: SupportPrompt, utility_prompt: UtilityPrompt, cfg: JudgeConfig,
+          support_prompt: SupportPrompt, utility_prompt: UtilityPrompt,
+          multi_retrieval_prompt: MultiRetrievalPrompt, cfg: JudgeConfig,
           ctx: StageContext) -> CriticData:
-    """Critic training rows (train, dev) from the teacher's four judgments."""
+    """Critic training rows (train, dev) from the teacher's five judgments."""
     import random
 
     from stages.lib.endpoint import open_client
@@ -159,7 +184,8 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
     from stages.selfrag.critic_data import critic_rows
 
     prompts = {"retrieval": retrieval_prompt.load(), "relevance": relevance_prompt.load(),
-               "support": support_prompt.load(), "utility": utility_prompt.load()}
+               "support": support_prompt.load(), "utility": utility_prompt.load(),
+               "multi_retrieval": multi_retrieval_prompt.load()}
     rows = retrieved.rows()
     if not rows:
         raise DataError("judge: no instruction to judge")
@@ -174,7 +200,8 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
                          where="judge.llm") as client:
             replies = client.chat(asks, progress=lambda it: ctx.progress(it, desc="teacher"))
         labels = [_read(j["task"], r.text) for j, r in zip(jobs, replies)]
-    judged = [{"id": f"{j['row']['id']}:{j['task']}:{(j.get('ctx') or {}).get('id', '')}",
+    judged = [{"id": f"{j['row']['id']}:{j['task']}:"
+                     f"{j.get('tag') or (j.get('ctx') or {}).get('id', '')}",
                "task": j["task"], "instruction": a[-1]["content"], "input": "", "output": label,
                "messages": a + [{"role": "assistant", "content": label}]}
               for j, a, label in zip(jobs, asks, labels) if label is not None]

@@ -1,13 +1,16 @@
 """Critic (or teacher) outputs normalised to reflection tokens, as the seed's postprocessing
-reads them. Each returns None when the output cannot be read, and the caller drops the item.
+reads them. Each returns None when the output cannot be read, and the caller drops the item,
+except :func:`retrieval_token`, which reads a critic's unclear decision as [No Retrieval]. A
+teacher's retrieval judgments are read strictly (:func:`teacher_retrieval_token`): the seed's
+combine step drops those it cannot read rather than train the critic on a guess.
 """
 
 from __future__ import annotations
 
 import re
 
-from stages.selfrag.tokens import (FULLY, IRRELEVANT, NO_RETRIEVAL, RELEVANT, RETRIEVE_TOKENS,
-                                   RETRIEVAL, SUPPORT_TOKENS, UTILITY)
+from stages.selfrag.tokens import (CONTINUE, FULLY, IRRELEVANT, NO_RETRIEVAL, RELEVANT,
+                                   RETRIEVE_TOKENS, RETRIEVAL, SUPPORT_TOKENS, UTILITY)
 
 
 def utility_token(pred: str) -> str | None:
@@ -37,6 +40,32 @@ def retrieval_token(pred: str) -> str:
     if text.strip("[]") == "Yes":
         return RETRIEVAL
     return NO_RETRIEVAL
+
+
+def teacher_retrieval_token(pred: str, three_way: bool) -> str | None:
+    """A teacher's retrieval judgment, or None when it gives none (the row is dropped, as the
+    seed's ``combine_chat_gpt_reward.py`` drops it). For the instruction alone (``three_way``
+    False): [Retrieval] or [No Retrieval], or the seed's Yes / No; for a later sentence
+    (``three_way``): one of the three tokens.
+
+    >>> teacher_retrieval_token("Yes, it helps.", False), teacher_retrieval_token("??", False)
+    ('[Retrieval]', None)
+    >>> teacher_retrieval_token("[Continue to Use Evidence]", False)
+    >>> teacher_retrieval_token("[Continue to Use Evidence]", True)
+    '[Continue to Use Evidence]'
+    >>> teacher_retrieval_token("No", True), teacher_retrieval_token("[No Retrieval]", True)
+    (None, '[No Retrieval]')
+    """
+    text = (pred or "").strip()
+    allowed = RETRIEVE_TOKENS if three_way else (RETRIEVAL, NO_RETRIEVAL)
+    found = [token for token in allowed if token in text]
+    if len(found) == 1:
+        return found[0]
+    if found or three_way or CONTINUE in text:
+        return None
+    if "Yes" in text:
+        return RETRIEVAL
+    return NO_RETRIEVAL if "No" in text else None
 
 
 def relevance_token(pred: str) -> str | None:

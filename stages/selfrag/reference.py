@@ -6,7 +6,10 @@ of an LLM (for data with gold passage ids and answers, such as the CPU demo's kn
 * support of the output by a passage: [Fully supported] when a gold answer occurs in it
   (normalised), [Partially supported] when the passage is relevant without it, else
   [No support / Contradictory];
-* utility: [Utility:5] — the output is the gold answer itself.
+* utility: [Utility:5] — the output is the gold answer itself;
+* what a later sentence of the output needs: [No Retrieval] for an item without gold
+  passages, [Continue to Use Evidence] when the evidence already retrieved (the instruction's
+  first passage) is a gold passage, else [Retrieval].
 """
 
 from __future__ import annotations
@@ -14,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from stages.lib.metrics.answer import normalize_answer
-from stages.selfrag.tokens import (FULLY, IRRELEVANT, NO_RETRIEVAL, NO_SUPPORT, PARTIALLY,
-                                   RELEVANT, RETRIEVAL, UTILITY)
+from stages.selfrag.tokens import (CONTINUE, FULLY, IRRELEVANT, NO_RETRIEVAL, NO_SUPPORT,
+                                   PARTIALLY, RELEVANT, RETRIEVAL, UTILITY)
 
 
 def retrieval_need(item: Mapping) -> str:
@@ -58,3 +61,18 @@ def utility(item: Mapping) -> str:
     '[Utility:5]'
     """
     return UTILITY[4]
+
+
+def sentence_need(item: Mapping, evidence: Mapping | None) -> str:
+    """What a later sentence needs, from the gold passages: none for an item without them; the
+    evidence already retrieved (the instruction's first passage) when it is gold; else more.
+
+    >>> item = {"gold": ["kb1"]}
+    >>> sentence_need(item, {"id": "kb1"}), sentence_need(item, {"id": "kb2"})
+    ('[Continue to Use Evidence]', '[Retrieval]')
+    >>> sentence_need({"gold": []}, None)
+    '[No Retrieval]'
+    """
+    if retrieval_need(item) == NO_RETRIEVAL:
+        return NO_RETRIEVAL
+    return CONTINUE if evidence and relevance(item, evidence) == RELEVANT else RETRIEVAL

@@ -14,7 +14,8 @@ from orchestrator.artifacts import Ref
 from stages.schemas import Questions, Retrieved
 from stages.selfrag.build_instructions import InstructionsConfig, instructions
 from stages.selfrag.judge import JudgeConfig, judge
-from stages.selfrag.schemas import IsRelPrompt, RetrievalPrompt, SupportPrompt, UtilityPrompt
+from stages.selfrag.schemas import (IsRelPrompt, MultiRetrievalPrompt, RetrievalPrompt,
+                                    SupportPrompt, UtilityPrompt)
 
 PROMPTS = Path(__file__).resolve().parents[3] / "conf" / "prompts" / "selfrag"
 
@@ -49,13 +50,15 @@ def test_a_dev_split_that_takes_every_judgment_names_dev_size(env):
     with pytest.raises(ConfigError, match="dev_size"):
         judge(table(Retrieved, rows), _prompt(RetrievalPrompt, "retrieval"),
               _prompt(IsRelPrompt, "relevance"), _prompt(SupportPrompt, "support"),
-              _prompt(UtilityPrompt, "utility"), JudgeConfig(teacher="reference"), ctx("judge"))
+              _prompt(UtilityPrompt, "utility"), _prompt(MultiRetrievalPrompt, "multi_retrieval"),
+              JudgeConfig(teacher="reference"), ctx("judge"))
 
 
 def _judge(table, ctx, rows, **cfg):
     return judge(table(Retrieved, rows), _prompt(RetrievalPrompt, "retrieval"),
                  _prompt(IsRelPrompt, "relevance"), _prompt(SupportPrompt, "support"),
-                 _prompt(UtilityPrompt, "utility"), JudgeConfig(teacher="reference", **cfg),
+                 _prompt(UtilityPrompt, "utility"), _prompt(MultiRetrievalPrompt, "multi_retrieval"),
+                 JudgeConfig(teacher="reference", **cfg),
                  ctx("judge"))
 
 
@@ -113,3 +116,36 @@ def test_a_question_id_of_a_generated_no_retrieval_item_is_refused(env):
     out = written(Questions, instructions(table(Questions, rows), InstructionsConfig(no_retrieval=1),
                                           ctx("instructions")))
     assert [r["id"] for r in out] == ["q0", "nr1", "nr0"]   # no clash with nr0 alone
+
+
+def test_the_critic_learns_what_a_later_sentence_needs(env):
+    """Before: the judge made rows for four tasks, so the critic never saw the three-way
+    multi-sentence question that `selfrag.label` asks it for every sentence after the first."""
+    table, written, ctx = env
+    gold = {"id": "1", "title": "T", "text": "Ardan founded it.", "score": None}
+    other = {"id": "2", "title": "U", "text": "A mill.", "score": None}
+    rows = [{"id": f"q{i}", "dataset": "asqa", "question": f"Who founded town {i}?",
+             "answers": ["Ardan founded it. He came from the north. He stayed."], "gold": ["1"],
+             "ctxs": [gold if i % 2 else other]} for i in range(4)]
+    train, dev = _judge(table, ctx, rows, dev_size=0)
+    multi = sorted((r["id"], r["messages"][-1]["content"]) for r in train + dev
+                   if r["task"] == "multi_retrieval")
+    assert multi == [(f"q{i}:multi_retrieval:s{k}",
+                      "[Continue to Use Evidence]" if i % 2 else "[Retrieval]")
+                     for i in range(4) for k in (1, 2)]
+    asked = next(r for r in train if r["id"] == "q1:multi_retrieval:s2")["messages"][0]["content"]
+    assert "Preceding sentences: Ardan founded it. He came from the north." in asked
+    assert "Next sentence: He stayed." in asked and "Evidence: T\nArdan founded it." in asked
+
+
+def test_a_teacher_reply_without_a_valid_decision_is_dropped():
+    """Before: any reply the reader could not place became a [No Retrieval] training row; the
+    seed's combine step drops it."""
+    from stages.selfrag.judge import _read
+
+    assert _read("retrieval", "I cannot tell.") is None
+    assert _read("retrieval", "[Continue to Use Evidence]") is None   # not an answer here
+    assert _read("multi_retrieval", "Yes") is None
+    assert _read("multi_retrieval", "Rating: [Continue to Use Evidence]") == \
+        "[Continue to Use Evidence]"
+    assert _read("retrieval", "Need retrieval?: [No]") == "[No Retrieval]"
