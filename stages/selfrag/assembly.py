@@ -13,8 +13,9 @@ appended as they are. A [Retrieval] sentence gets one of its retrieved passages,
     [Retrieval]<paragraph>{title}\\n{text}</paragraph>[Irrelevant]{sentence}
 
 The utility token ends the output. For nq/fever/wow a relevant passage judged [No support] is
-relabelled [Irrelevant]. Drop rules (:func:`keep`): NQ outputs containing [No Retrieval] are
-dropped with probability 0.5, outputs starting with [Continue to Use Evidence] always.
+relabelled [Irrelevant]. Drop rules (:func:`keep`, for items that start with [Retrieval]): NQ
+outputs containing [No Retrieval] are dropped with probability 0.5, outputs starting with
+[Continue to Use Evidence] always.
 
 Fixes relative to the seed (``data_creation/generator/postprocess_data.py``), each named where it
 is applied:
@@ -155,14 +156,21 @@ def assemble(output: str, sentences: Sequence[Sentence], initial: str, utility: 
     return "".join(parts) + utility if parts else None
 
 
-def keep(target: str, dataset: str, rng: random.Random) -> bool:
-    """The final drop rules.
+def keep(target: str, dataset: str, rng: random.Random, initial: str = RETRIEVAL) -> bool:
+    """The final drop rules, for the targets of items whose ``initial`` decision is
+    [Retrieval]: an item that starts with [No Retrieval] was thinned once, by
+    :func:`assemble`'s ``keep_no_retrieval`` (the seed's NQ rule is in its retrieval branch).
 
     >>> keep("[Continue to Use Evidence]x[Utility:5]", "asqa", random.Random(0))
     False
-    >>> keep("[No Retrieval]x[Utility:5]", "nq", random.Random(0))      # 0.844 > 0.5: dropped
+    >>> keep("[Retrieval]<paragraph>p</paragraph>[Irrelevant]x[No Retrieval]y[Utility:5]", "nq",
+    ...      random.Random(0))                                      # 0.844 > 0.5: dropped
     False
+    >>> keep("[No Retrieval]x[Utility:5]", "nq", random.Random(0), NO_RETRIEVAL)
+    True
     """
+    if initial == NO_RETRIEVAL:
+        return True
     if target.startswith(CONTINUE):
         return False
     return not (dataset == "nq" and NO_RETRIEVAL in target and rng.random() > NQ_DROP_NO_RETRIEVAL)

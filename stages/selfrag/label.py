@@ -100,7 +100,7 @@ def _jobs(items: list[dict], by_sentence: dict[str, dict], initial: dict[str, di
     return jobs
 
 
-@stage("selfrag.label", version=4,  # 4: initial retrieval's evidence, preceding sentences
+@stage("selfrag.label", version=5,  # 5: NQ's [No Retrieval] items thinned once, not twice
        shard_by="items",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: Model,
@@ -151,7 +151,7 @@ def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: M
         dataset = item.get("dataset") or ""
         target = assemble((item.get("answers") or [""])[0], segs, item["decision"], item["utility"],
                           dataset, rng, cfg.keep_no_retrieval)
-        if target is None or not keep(target, dataset, rng):
+        if target is None or not keep(target, dataset, rng, item["decision"]):
             dropped += 1
             continue
         out.append({"id": item["id"], "task": "generator",

@@ -109,3 +109,14 @@ def test_normalisers_match_the_seed_readings():
     assert utility_token("5") == "[Utility:5]" and utility_token("") is None
     assert support_token("No support / Contradictory") == NO_SUPPORT and support_token("3") is None
     assert relevance_token("[Irrelevant]") == IRRELEVANT and relevance_token("Relevant") == RELEVANT
+
+
+def test_nq_items_that_start_without_retrieval_are_thinned_once():
+    """Before: an NQ item the critic did not retrieve for was kept with probability 0.4 and
+    then dropped again with probability 0.5 (the seed's NQ rule is in its retrieval branch only),
+    so 0.2 of them were kept."""
+    rng, kept = random.Random(11), 0
+    for _ in range(4000):
+        target = assemble("out", [], NO_RETRIEVAL, "[Utility:3]", "nq", rng)
+        kept += target is not None and keep(target, "nq", rng, NO_RETRIEVAL)
+    assert 0.37 < kept / 4000 < 0.43
