@@ -97,6 +97,16 @@ def test_the_augmenting_llm_and_the_nli_filter_ran(paper_run):
     assert {"aligned", "unaligned"} <= {r["category"] for r in knowledge}
 
 
+def test_the_readers_sft_set_holds_the_kept_augmentations(paper_run):
+    """The README: "Please merge your augmentation data" into the SFT set; it read the
+    original queries only."""
+    runs, _, _ = paper_run
+    kept = {r["id"] for r in artifact_rows(runs, "nli_filter.out")
+            if any(a.strip() for a in r["answers"] or [])}
+    sft = {r["id"] for r in artifact_rows(runs, "generator_data.out")}
+    assert sft == kept and sft - {r["id"] for r in TRAIN}, "no augmented query in the SFT set"
+
+
 def test_the_reranker_and_both_reader_stages_train(paper_run):
     runs, reader, reranker = paper_run
     arts = runs / "latest" / "artifacts"

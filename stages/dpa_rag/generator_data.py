@@ -6,7 +6,10 @@ training query with its top-3 passages as reranked by the preference-aligned rer
 WebQSP), the target being the gold answer. The rows use the same prompt file as inference
 (``infer_topk``'s ``prompt``, the recipe's reader prompt), so the model is trained on what it
 is later asked. The target is the first gold answer. Only the queries of ``kinds`` are used
-(default: the original training queries; the paper's SFT set is the plain training set).
+(a row without ``kind`` is ``original``; default: the original queries only). The README's SFT
+data is the original queries "w/o data augmentation", with "Please merge your augmentation
+data": the paper recipe (conf/dpa_rag_llama3.yaml) feeds the NLI-kept augmented set and lists
+every kind.
 ``k_by_set`` gives another number of documents to the sets it names (a key is a whole word of
 the row's ``dataset``), as the paper's top-2 for WebQSP.
 """

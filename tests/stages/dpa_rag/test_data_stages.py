@@ -144,6 +144,12 @@ def test_generator_rows_read_the_first_k_documents_of_original_queries(model_env
     user, answer = out[0]["messages"][-2:]
     assert answer == {"role": "assistant", "content": "Ann"}
     assert "passage 2" in user["content"] and "passage 3" not in user["content"]
+    # the paper recipe's kinds (the README: "merge your augmentation data"): every query
+    out = generator_data(art(Retrieved, rows), prompt_file("rag", "common"),
+                         GeneratorDataConfig(k=3, kinds=["original", "sparql"]),
+                         ctx("generator_data"))
+    assert [r["id"] for r in out] == ["q0", "q0#sparql"]
+    assert "SELECT ?x" in out[1]["messages"][-2]["content"]
 
 
 def test_prealign_caps_the_documents_of_each_outcome_and_takes_any_labelled_outcome(model_env):

@@ -94,3 +94,28 @@ def test_result_labels_name_the_top_k_the_reader_reads():
     assert steps["evaluate_base"]["name"] == "retriever top-3 (WebQSP: top-1), base reader"
     steps = compose(REPO / "conf" / "dpa_rag_demo.yaml", [])[0].config["steps"]
     assert steps["evaluate_base"]["name"] == "retriever top-3, base reader"   # cache keys kept
+
+
+def test_the_paper_recipe_fine_tunes_the_reader_on_the_augmented_queries_too():
+    """The README's SFT data is "w/o data augmentation" with "Please merge your augmentation
+    data": the paper recipe's SFT set is the NLI-kept augmented set, every kind. It was
+    load.train, the original queries only. The ablation and the demo keep the originals."""
+    from orchestrator.recipe import compose
+    from stages.dpa_rag.augment import KINDS
+    from tests.conftest import REPO
+
+    def steps(recipe, *overrides):
+        return compose(REPO / "conf" / recipe, list(overrides))[0].config["steps"]
+
+    paper = steps("dpa_rag_llama3.yaml")
+    assert paper["retrieve_sft"]["inputs"]["questions"] == "nli_filter"
+    assert paper["retrieve_sft"]["inputs"] == {**paper["retrieve_train"]["inputs"]}   # one task
+    assert sorted(paper["generator_data"]["kinds"]) == sorted(["original", *KINDS])
+    for ablation in (steps("dpa_rag_llama3.yaml", "+dpa_rag=no_augmentation"),
+                     steps("dpa_rag_demo.yaml")):
+        assert ablation["augment"] is None and ablation["nli_filter"] is None
+        assert ablation["retrieve_sft"]["inputs"]["questions"] == "load.train"
+    assert "kinds" not in steps("dpa_rag_demo.yaml")["generator_data"]   # demo: keys as before
+    for both in (steps("dpa_rag_llama3.yaml", "+dpa_rag=black_box"),
+                 steps("dpa_rag_llama3.yaml", "+dpa_rag=[no_augmentation,black_box]")):
+        assert both["retrieve_sft"] is None and both["generator_data"] is None
