@@ -38,7 +38,11 @@ reads the asked tokens' log-probabilities directly (the seed raised KeyError whe
 among the returned top log-probs); in long form ``use_seqscore`` is honoured (the seed's beam
 search calls ``run_step_generation_batch`` without it, ``run_long_form_static.py`` lines 221-224,
 so its flag never reached the score there). Not here: the seed's re-decision of
-``[No Retrieval]`` tokens inside a long-form segment.
+``[No Retrieval]`` tokens inside a long-form segment; and its long-form pre-check
+(``run_long_form_static.py``, ``call_model_beam_batch``): it first generates 25 tokens greedily
+and retrieves *whenever they lack* ``[Retrieval]``, applying the threshold only when they hold
+it (an inverted test; the spec reads it as "retrieve iff ``[Retrieval]`` appears and the ratio
+passes"). Long-form questions decide here as short-form ones do, by the threshold alone.
 """
 
 from __future__ import annotations
