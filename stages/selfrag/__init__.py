@@ -4,7 +4,8 @@ passages and segments; inference uses the tokens' probabilities (adaptive retrie
 scores, a segment-level beam search for long answers).
 
 Pure formulas beside the stages: ``tokens`` (the vocabulary), ``judgments`` (critic outputs to
-tokens), ``assembly`` (the generator's training targets), ``loss_mask`` (paragraph masking),
+tokens), ``assembly`` (the generator's training targets; passage text is masked from the loss
+by the shared ``sft`` stage's ``masked_spans``, :func:`stages.lib.train.vocab.mask_spans`),
 ``scoring`` (retrieval decision and passage scores), ``beam`` (segment beam search), ``metrics``."""
 
 from stages import import_modules

@@ -1,14 +1,10 @@
-"""Paragraph loss mask on a really tokenised example with two paragraphs."""
+"""The generator's paragraph loss mask (the ``sft`` stage's ``masked_spans``, as the Self-RAG
+pipeline sets it) on a really tokenised example with two paragraphs: each ``<paragraph>`` pairs
+with the next ``</paragraph>``, so what lies between two passages keeps its loss (the seed's
+``finetune.py`` masked from the first opening to the last closing token)."""
 
-import doctest
-
-from stages.selfrag import loss_mask
-from stages.selfrag.loss_mask import IGNORE, all_masked, paragraph_labels
+from stages.lib.train.vocab import IGNORE, mask_spans, span_ids
 from stages.selfrag.tokens import PARAGRAPH_CLOSE, PARAGRAPH_OPEN, SPECIAL_TOKENS
-
-
-def test_doctests():
-    assert doctest.testmod(loss_mask).failed == 0
 
 
 def test_two_paragraphs_with_a_real_tokenizer(tmp_path):
@@ -24,19 +20,15 @@ def test_two_paragraphs_with_a_real_tokenizer(tmp_path):
               "[Retrieval]<paragraph>gamma delta</paragraph>[Irrelevant]is paris[Utility:5]")
     prompt_ids = tok(prompt, add_special_tokens=False)["input_ids"]
     ids = prompt_ids + tok(target, add_special_tokens=False)["input_ids"]
-    open_id, close_id = tok.convert_tokens_to_ids([PARAGRAPH_OPEN, PARAGRAPH_CLOSE])
-    labels = paragraph_labels(ids, len(prompt_ids), open_id, close_id)
+    spans = span_ids(tok, [[PARAGRAPH_OPEN, PARAGRAPH_CLOSE]])
+    n = len(prompt_ids)
+    labels = mask_spans(ids, [IGNORE] * n + ids[n:], spans)
 
-    supervised = tok.decode([t for t, l in zip(ids, labels) if l != IGNORE])
-    masked_in_target = tok.decode([t for t, l in zip(ids[len(prompt_ids):], labels[len(prompt_ids):]) if l == IGNORE])
+    supervised = tok.decode([t for t, label in zip(ids, labels) if label != IGNORE])
+    masked_in_target = tok.decode([t for t, label in zip(ids[n:], labels[n:]) if label == IGNORE])
     assert "alpha" not in supervised and "gamma" not in supervised
     assert masked_in_target.replace(" ", "") == "alphabetagammadelta"
-    for kept in ("[Retrieval]", "<paragraph>", "</paragraph>", "[Relevant]", "the answer", "is paris", "[Utility:5]"):
+    for kept in ("[Retrieval]", "<paragraph>", "</paragraph>", "[Relevant]", "the answer",
+                 "[Fully supported]", "is paris", "[Utility:5]"):
         assert kept in supervised
-    assert labels[:len(prompt_ids)] == [IGNORE] * len(prompt_ids)
-
-
-def test_all_masked_examples_are_detected():
-    labels = paragraph_labels([5, 1, 2, 6], 0, open_id=5, close_id=6)
-    assert labels == [5, IGNORE, IGNORE, 6] and not all_masked(labels)
-    assert all_masked(paragraph_labels([1, 2], 2, 5, 6))
+    assert labels[:n] == [IGNORE] * n
