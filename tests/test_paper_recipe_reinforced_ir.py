@@ -3,8 +3,9 @@ a laptop before booking the cluster: `rag run` on the shipped file with override
 and tiny random-init models force, every other paper setting kept (2 rounds, 5 sampled
 augmentations at T 0.9 / top-p 0.9, the 0.8/0.2 fusion, Contriever's mean pooling without
 normalisation, bge's CLS + instruction for mining, few-shot examples in the query synthesis
-prompt and quality control of the synthetic queries, the teacher's repetition penalty 1.1,
-DPO with LoRA r 32 / alpha 64 / beta 0.1, group size 16, the m3 KD loss at temperature 0.02).
+prompt and quality control of the synthetic queries sampled as the query (T 0.5), the teacher's
+repetition penalty 1.1, DPO with LoRA r 32 / alpha 64 / dropout 0 / beta 0.1 and a linear
+schedule, SciFact's answer type "answer", group size 16, the m3 KD loss at temperature 0.02).
 
 The synthesis LLM (gpt-4o-mini in the paper) is a real OpenAI-compatible HTTP server on
 127.0.0.1 (tests/stages/lib/endpoint/chat_server.py) running a tiny model taught the quality
@@ -147,9 +148,11 @@ def test_the_paper_settings_reach_the_steps(paper_run):
     assert stats["history"] and all(h["loss"] > 0 for h in stats["history"])
     adapter = json.loads((arts / "generator_1.out" / "adapter" / "adapter_config.json").read_text())
     assert (adapter["r"], adapter["lora_alpha"]) == (32, 64)          # paper: LoRA r 32, alpha 64
+    assert adapter["lora_dropout"] == 0.0                             # LLaMA-Factory's default
     config = (runs / "latest" / "config.yaml").read_text()
     assert "query_type: scientific claim" in config and "passage_type: document" in config
-    assert "warmup_ratio: 0.0" in config
+    assert "warmup_ratio: 0.0" in config and "lr_scheduler: linear" in config
+    assert "answer_type: answer" in config and "quality_temperature: 0.5" in config
     assert "stance: random" in config and "repetition_penalty: 1.1" in config
     assert "query_fewshot.yaml" in config and "query_examples.yaml" in config   # few-shot
 

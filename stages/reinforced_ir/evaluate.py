@@ -5,7 +5,9 @@ The original ships metric helpers but no evaluation driver (SEEDS §5.6). Here: 
 query is embedded (query side) and, when an ``augmented`` table is wired, fused with its greedy
 augmentation, q_final = 0.8·E(q) + 0.2·E(topic prefix + G(q)) (:mod:`stages.reinforced_ir.fusion`),
 then searched over the corpus index; pytrec_eval scores nDCG@k, MAP@k, Recall@k, P@k and MRR@k
-against the queries' ``gold`` passage ids (binary relevance).
+against the queries' ``gold`` passage ids (binary relevance: the load step keeps the ids graded at
+least its ``min_qrel_score``, not the grades; the original's pytrec_eval takes the qrels as
+given, so on graded qrels such as TREC-COVID's and NFCorpus' its nDCG differs, the rest not).
 """
 
 from __future__ import annotations

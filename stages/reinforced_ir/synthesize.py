@@ -3,7 +3,8 @@
 Seed step: ``generate_universal_query.py`` (SEEDS §5.3 step 1): shuffle the corpus and keep
 ``n_passages`` (15,000 in the paper); for each passage ask the LLM (gpt-4o-mini, T 0.5) for one
 query under a sampled length and style constraint; then ask again, with a 0/1 prompt, whether the
-passage answers the query, and keep the pair when the answer contains "1".
+passage answers the query (the original samples it as the query, T 0.5, max_tokens 4,096),
+and keep the pair when the answer contains "1".
 
 Claim datasets (``stance``): the original asks SciFact's, FEVER's and Climate-FEVER's passages,
 at random per passage, for a claim the passage supports or one it refutes (``stance: random``;
@@ -36,7 +37,11 @@ with or without examples.
 Version 1 still: with ``stance: none`` (the default) the draws and the rendered prompts are
 those from before stances existed (the shipped prompt says "answers" through ``{relation}``),
 so every request, its cached answer and the output are unchanged; without ``examples`` (an
-input left unwired stays out of the cache key) the same holds.
+input left unwired stays out of the cache key) the same holds. The quality check's
+``quality_temperature`` and ``quality_max_tokens`` default to the values it always used (0.0
+and 4; the paper's check reuses the query call's T 0.5 and max_tokens, as the paper recipe
+sets); it now also sends ``top_p`` and ``seed`` (the query call's), which change no greedy
+verdict.
 """
 
 from __future__ import annotations
@@ -71,6 +76,10 @@ class SynthesizeConfig:
     # refutes); any of them draws claim lengths. "none": a question the passage answers
     stance: Literal["none", "supports", "refutes", "random"] = added("none")
     quality_control: bool = True          # paper: on
+    # the 0/1 check's sampling: 0.0 and 4 tokens (a digit); the paper reuses the query call's
+    # temperature (0.5) and max_tokens (conf/reinforced_ir_llama3.yaml sets them so)
+    quality_temperature: Annotated[float, Ge(0)] = added(0.0)
+    quality_max_tokens: Annotated[int, Ge(1)] = added(4)
     max_passage_chars: Annotated[int, Ge(1)] = 8000  # paper: the first 8,000 characters
     query_max_tokens: Annotated[int, Ge(1)] = 64  # the query call (paper: 4,096; a query is short)
     seed: int = 0
@@ -130,7 +139,9 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
             checks = [messages(quality_tpl, task=cfg.task, query=q, relation=relation,
                                passage=t[:cfg.max_passage_chars])
                       for q, t in zip(queries, texts)]
-            verdicts = client.chat(checks, max_tokens=4, temperature=0.0,
+            verdicts = client.chat(checks, max_tokens=cfg.quality_max_tokens,
+                                   temperature=cfg.quality_temperature, top_p=cfg.top_p,
+                                   seed=cfg.seed,
                                    progress=lambda it: ctx.progress(it, desc="quality control"))
             keep = [k and quality_ok(v.text) for k, v in zip(keep, verdicts)]
 
