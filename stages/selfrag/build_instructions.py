@@ -7,7 +7,8 @@ mixed in, so a retrieval decision has something to learn and evaluation can show
 frequency strictly between 0 and 1; their ids are ``nr0``, ``nr1``, ..., and a loaded question
 with one of those ids is refused (rows are matched by id downstream). Task families with options
 or claims (ARC, OBQA, FEVER, ASQA; a set matches by name as everywhere: ``arc_challenge_processed``
-is ARC) get their task instruction in front (:mod:`stages.selfrag.instructions`). A row's other
+is ARC) get their task instruction in front, as the ``task_instructions`` file words it
+(:mod:`stages.selfrag.instructions`). A row's other
 columns are kept: the passages an evaluation set ships (``ctxs``) are then read as shipped by
 ``retrieve``, and ASQA's references reach ``selfrag.evaluate``.
 """
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 
 from orchestrator.api import DataError, StageContext, stage
 from stages.schemas import Questions
+from stages.selfrag.schemas import TaskInstructions
 
 
 @dataclass
@@ -26,18 +28,20 @@ class InstructionsConfig:
     seed: int = 0
 
 
-@stage("selfrag.instructions", version=2)  # 2: columns kept, sets by name
-def instructions(questions: Questions, cfg: InstructionsConfig, ctx: StageContext) -> Questions:
+@stage("selfrag.instructions", version=3)  # 3: the task instructions from a file
+def instructions(questions: Questions, task_instructions: TaskInstructions,
+                 cfg: InstructionsConfig, ctx: StageContext) -> Questions:
     """Instruction rows (the loaded questions in their task format, plus no-retrieval items)."""
     from stages.selfrag.instructions import no_retrieval_items, task_instruction
 
+    heads = task_instructions.load()
     rows = []
     for r in questions.rows():
         choices = r.get("choices") or []
         # every other column passes through: shipped ``ctxs`` (read as shipped, as the paper's
         # evaluation does), ASQA's ``qa_pairs`` / ``long_answers`` (its ALCE metrics)
         rows.append({**r, "question": task_instruction(r.get("dataset") or "", r["question"],
-                                                       choices)})
+                                                       choices, heads)})
     extra = no_retrieval_items(cfg.no_retrieval, cfg.seed)
     taken = {r["id"] for r in rows} & {r["id"] for r in extra}
     if taken:   # label and evaluation match rows by id: a shared one would mix two items

@@ -2,41 +2,63 @@
 
 Task families: open QA (the question as it is), ARC/OBQA (options A–D after the stem), FEVER
 (a claim to call true or false), ASQA (an ambiguous question wanting a long answer), and
-instructions that need no retrieval at all. The wording of the task instructions is our own; a
-user reproducing the paper gives its TASK_INST text through ``task_instructions``.
+instructions that need no retrieval at all. The task instructions' wording is a file
+(``conf/prompts/selfrag/task_instructions.yaml``, :func:`read_task_instructions`): ours ships;
+a user reproducing the paper gives its TASK_INST text as their own file.
 """
 
 from __future__ import annotations
 
 import random
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 from stages.lib.data.set_names import for_set
 
-TASK_INSTRUCTIONS = {
-    "arc": "Choose the best answer among the options A, B, C and D.",
-    "obqa": "Choose the best answer among the options A, B, C and D.",
-    "fever": "Is the following claim true or false? Answer true or false.",
-    # PubHealth: the paper runs it as the fever task; its released file is health_claims_*.jsonl
-    "pubhealth": "Is the following claim true or false? Answer true or false.",
-    "health_claims": "Is the following claim true or false? Answer true or false.",
-    "asqa": ("Answer the question. It may be ambiguous and have several correct answers; if so, "
-             "give a long answer that covers each of them."),
-}
+
+def read_task_instructions(path: str | Path) -> dict[str, str]:
+    """The task instructions file at ``path``: set-name words mapped to the instruction text;
+    a one-line ``ConfigError`` naming the file (and the key) otherwise."""
+    import yaml
+
+    from orchestrator.api import ConfigError
+
+    hint = "see conf/prompts/selfrag/task_instructions.yaml"
+    p = Path(path)
+    if not p.is_file():
+        raise ConfigError(f"task instructions file {path}: not found", hint=hint)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
+        raise ConfigError(f"task instructions file {path}{at}: not valid YAML "
+                          f"({getattr(e, 'problem', None) or str(e).splitlines()[0]})",
+                          hint=hint) from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"task instructions file {path}: expected a mapping of task family "
+                          f"(a set's name) to its instruction, got {type(data).__name__}",
+                          hint=hint)
+    for key, text in data.items():
+        if not isinstance(text, str) or not text.strip():
+            raise ConfigError(f"task instructions file {path}: '{key}' must be a non-empty "
+                              f"string (its instruction), got {text!r}", hint=hint)
+    return {str(k): v for k, v in data.items()}
 
 
-def task_instruction(dataset: str, question: str, choices: Sequence[str] = (),
-                     instructions: Mapping[str, str] = TASK_INSTRUCTIONS) -> str:
+def task_instruction(dataset: str, question: str, choices: Sequence[str],
+                     instructions: Mapping[str, str]) -> str:
     """The instruction text for one item of a task family (open QA: the question itself).
 
-    >>> task_instruction("arc", "Which is a metal?", ["wood", "iron", "glass", "salt"])
-    'Choose the best answer among the options A, B, C and D.\\n\\n## Input:\\n\\nWhich is a metal?\\nA: wood\\nB: iron\\nC: glass\\nD: salt'
-    >>> task_instruction("nq", "Who founded Velmora?")
+    >>> arc = {"arc": "Pick one."}
+    >>> task_instruction("arc", "Which is a metal?", ["wood", "iron", "glass", "salt"], arc)
+    'Pick one.\\n\\n## Input:\\n\\nWhich is a metal?\\nA: wood\\nB: iron\\nC: glass\\nD: salt'
+    >>> task_instruction("nq", "Who founded Velmora?", [], arc)
     'Who founded Velmora?'
 
     A set named by its file (``arc_challenge_processed``) gets its family's instruction:
 
-    >>> task_instruction("arc_challenge_processed", "Which?").startswith("Choose the best")
+    >>> task_instruction("arc_challenge_processed", "Which?", [], arc).startswith("Pick one.")
     True
     """
     head = for_set(instructions, dataset, None)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyarrow as pa
 
-from orchestrator.api import Table
+from orchestrator.api import File, Table
 from stages.lib.prompts import PromptFile
 from stages.schemas import QUESTION_FIELDS, STR_LIST
 
@@ -16,6 +18,23 @@ class SplitItems(Table):
     schema = pa.schema(QUESTION_FIELDS + [("decision", pa.string()), ("utility", pa.string()),
                                           ("sentences", STR_LIST),
                                           ("skipped", pa.list_(pa.bool_()))])
+
+
+class TaskInstructions(File):
+    """The task instructions file (``conf/prompts/selfrag/task_instructions.yaml``: a task
+    family's name to its instruction; :func:`stages.selfrag.instructions.read_task_instructions`).
+    ``rag plan`` reads and checks it before any step runs."""
+
+    @classmethod
+    def check_source(cls, path: Path) -> None:
+        from stages.selfrag.instructions import read_task_instructions
+
+        read_task_instructions(path)
+
+    def load(self) -> dict[str, str]:
+        from stages.selfrag.instructions import read_task_instructions
+
+        return read_task_instructions(self.path)
 
 
 # ---------------------------------------------------------------- prompt files

@@ -15,13 +15,16 @@ from stages.schemas import Questions, Retrieved
 from stages.selfrag.build_instructions import InstructionsConfig, instructions
 from stages.selfrag.judge import JudgeConfig, judge
 from stages.selfrag.schemas import (IsRelPrompt, MultiRetrievalPrompt, RetrievalPrompt,
-                                    SupportPrompt, UtilityPrompt)
+                                    SupportPrompt, TaskInstructions, UtilityPrompt)
 
 PROMPTS = Path(__file__).resolve().parents[3] / "conf" / "prompts" / "selfrag"
 
 
 def _prompt(kind, name: str):
     return kind(Ref("file", kind.type_name(), "hash", [str(PROMPTS / f"{name}.yaml")]))
+
+
+HEADS = _prompt(TaskInstructions, "task_instructions")
 
 
 def test_shipped_passages_and_references_pass_through(env):
@@ -33,7 +36,7 @@ def test_shipped_passages_and_references_pass_through(env):
              "answers": ["true"], "gold": [], "ctxs": ctxs},
             {"id": "arc/0", "dataset": "arc_challenge_processed", "question": "Which?",
              "answers": ["A"], "gold": [], "ctxs": ctxs}]
-    out = written(Questions, instructions(table(Retrieved, rows), InstructionsConfig(),
+    out = written(Questions, instructions(table(Retrieved, rows), HEADS, InstructionsConfig(),
                                           ctx("eval_instructions")))
     assert [r["ctxs"][0]["id"] for r in out] == ["7", "7", "7"]
     assert out[0]["question"] == "When?"
@@ -108,12 +111,13 @@ def test_a_question_id_of_a_generated_no_retrieval_item_is_refused(env):
     rows = [{"id": i, "dataset": "nq", "question": "Who founded Velmora?", "answers": ["Ardan"],
              "gold": []} for i in ("q0", "nr1")]
     with pytest.raises(DataError) as info:
-        instructions(table(Questions, rows), InstructionsConfig(no_retrieval=3),
+        instructions(table(Questions, rows), HEADS, InstructionsConfig(no_retrieval=3),
                      ctx("eval_instructions"))
     assert ("step 'eval_instructions': question id 'nr1' of the loaded data is also the id of a "
             "generated no-retrieval instruction (nr0 to nr2)") in info.value.message
     assert "steps.eval_instructions.no_retrieval: 0" in info.value.message
-    out = written(Questions, instructions(table(Questions, rows), InstructionsConfig(no_retrieval=1),
+    out = written(Questions, instructions(table(Questions, rows), HEADS,
+                                          InstructionsConfig(no_retrieval=1),
                                           ctx("instructions")))
     assert [r["id"] for r in out] == ["q0", "nr1", "nr0"]   # no clash with nr0 alone
 
@@ -149,3 +153,28 @@ def test_a_teacher_reply_without_a_valid_decision_is_dropped():
     assert _read("multi_retrieval", "Rating: [Continue to Use Evidence]") == \
         "[Continue to Use Evidence]"
     assert _read("retrieval", "Need retrieval?: [No]") == "[No Retrieval]"
+
+
+def test_the_task_instructions_are_a_file_a_user_can_replace(env, tmp_path):
+    """Before: the wording was a dict in the code, and the docstring named a `task_instructions`
+    setting that did not exist, so the paper's TASK_INST text could not be given."""
+    from orchestrator.api import ConfigError
+    from stages.selfrag.instructions import read_task_instructions
+
+    table, written, ctx = env
+    own = tmp_path / "inst.yaml"
+    own.write_text("fever: Is the following statement correct or not? Say true or false.\n")
+    rows = [{"id": "f/0", "dataset": "fever_dev", "question": "Paris is in Peru.",
+             "answers": ["false"], "gold": []}]
+    heads = TaskInstructions(Ref("file", TaskInstructions.type_name(), "h", [str(own)]))
+    out = written(Questions, instructions(table(Questions, rows), heads, InstructionsConfig(),
+                                          ctx("instructions")))
+    assert out[0]["question"] == ("Is the following statement correct or not? Say true or "
+                                  "false.\n\n## Input:\n\nParis is in Peru.")
+    own.write_text("fever: [true, false]\n")
+    with pytest.raises(ConfigError, match=rf"task instructions file {own}: 'fever' must be a "
+                                          r"non-empty string \(its instruction\)"):
+        read_task_instructions(own)
+    own.write_text("fever: 'a\n")
+    with pytest.raises(ConfigError, match=rf"task instructions file {own}:\d+:\d+: not valid YAML"):
+        TaskInstructions.check_source(own)
