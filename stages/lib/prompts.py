@@ -73,16 +73,9 @@ def load_prompt(path: str | Path) -> Prompt:
 
 @functools.lru_cache(maxsize=64)
 def _load(path: str, size: int, mtime_ns: int) -> Prompt:
-    import yaml
+    from stages.lib.yaml_file import read_yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
-        raise ConfigError(f"prompt file {path}{at}: not valid YAML ({problem})",
-                          hint="fix the YAML there; see conf/prompts/ for examples") from None
+    data = read_yaml(path, "prompt file", "fix the YAML there; see conf/prompts/ for examples")
     unknown = sorted(set(data) - set(KEYS)) if isinstance(data, dict) else []
     if unknown:
         raise ConfigError(f"prompt file {path}: unknown key {unknown[0]!r}"

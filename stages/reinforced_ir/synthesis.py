@@ -136,22 +136,15 @@ def load_examples(path: str | Path) -> Examples:
     optionally ``header`` (the line before them) and ``example`` (one example, a template with
     {i} (from 1), {passage}, {query}, {query_type}, {passage_type}; it must use {passage} and
     {query})."""
-    import yaml
-
     from orchestrator.api import ConfigError
     from stages.lib.prompts import template_fields
+    from stages.lib.yaml_file import read_yaml
 
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"examples file {path}: not found",
                           hint="see conf/prompts/reinforced_ir/query_examples.yaml")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"examples file {path}{at}: not valid YAML "
-                          f"({getattr(e, 'problem', None) or str(e).splitlines()[0]})") from None
+    data = read_yaml(p, "examples file")
     if not isinstance(data, dict) or not isinstance(data.get("examples"), list) \
             or not data["examples"]:
         raise ConfigError(f"examples file {path}: needs 'examples', a non-empty list of "

@@ -19,22 +19,14 @@ from stages.lib.data.set_names import for_set
 def read_task_instructions(path: str | Path) -> dict[str, str]:
     """The task instructions file at ``path``: set-name words mapped to the instruction text;
     a one-line ``ConfigError`` naming the file (and the key) otherwise."""
-    import yaml
-
     from orchestrator.api import ConfigError
+    from stages.lib.yaml_file import read_yaml
 
     hint = "see conf/prompts/selfrag/task_instructions.yaml"
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"task instructions file {path}: not found", hint=hint)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        at = f":{mark.line + 1}:{mark.column + 1}" if mark is not None else ""
-        raise ConfigError(f"task instructions file {path}{at}: not valid YAML "
-                          f"({getattr(e, 'problem', None) or str(e).splitlines()[0]})",
-                          hint=hint) from None
+    data = read_yaml(p, "task instructions file", hint)
     if not isinstance(data, dict):
         raise ConfigError(f"task instructions file {path}: expected a mapping of task family "
                           f"(a set's name) to its instruction, got {type(data).__name__}",
