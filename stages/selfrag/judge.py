@@ -13,13 +13,15 @@ chat row — the aspect's prompt file filled for the item, answered by the token
 rows pass the paper's rules (:func:`stages.selfrag.critic_data.critic_rows`: [Relevant] kept
 with probability 0.7, template-breaking rows dropped, shuffled, a dev split).
 
-The instruction is the row's ``question``; its output is ``answers[0]``. Support is judged for
-the output whole: the support prompt's preceding sentences are ``None``, as ``selfrag.label``
-fills them for a first sentence (the seed judged support sentence by sentence, each sentence
-with passages retrieved for it; we judge against the instruction's passages, one search per
-instruction). A later sentence's decision is asked as ``selfrag.label`` asks it: the task
-input, the sentences before it, and the instruction's first passage as the evidence. A teacher
-reply that names no valid decision is dropped, as the seed's combine step drops it.
+The instruction is the row's ``question``; its output is ``answers[0]``, split into sentences as
+``selfrag.split`` splits it. Support is judged sentence by sentence, each with the sentences
+before it (``None`` for the first), as the seed's critic data and ``selfrag.label`` have it; the
+seed judged each sentence against passages retrieved for that sentence, here against the
+instruction's passages (one search per instruction). A later sentence's decision is asked as
+``selfrag.label`` asks it: the task input, the sentences before it, and the instruction's first
+passage as the evidence. The ``reference`` teacher's support reads the item's gold answers, so
+it gives every sentence of an item the item's verdict. A teacher reply that names no valid
+decision is dropped, as the seed's combine step drops it.
 
 Not shardable, though each judgment depends only on its instruction: the rules that follow
 draw from one seeded generator over all judgments in order, shuffle them all, and take the first
@@ -78,6 +80,13 @@ def judgment_rows(rows: list[dict], top_n: int) -> list[dict]:
     ...                        "ctxs": []}], 3)
     >>> [j["task"] for j in jobs], jobs[-1]["fields"]["preceding"]
     (['retrieval', 'utility', 'multi_retrieval'], 'Ann.')
+
+    Support is asked per sentence, with the sentences before it:
+
+    >>> jobs = judgment_rows([{"id": "q", "question": "Who?", "answers": ["Ann. She did."],
+    ...                        "ctxs": [{"id": "p", "title": "T", "text": "Ann did."}]}], 3)
+    >>> [(j["fields"]["preceding"], j["fields"]["output"]) for j in jobs if j["task"] == "support"]
+    [('None', 'Ann.'), ('Ann.', 'She did.')]
     """
     jobs = []
     for r in rows:
@@ -85,6 +94,7 @@ def judgment_rows(rows: list[dict], top_n: int) -> list[dict]:
         jobs.append({"task": "retrieval", "row": r, "fields": {"instruction": inst}})
         jobs.append({"task": "utility", "row": r, "fields": {"instruction": inst, "output": out}})
         sentences, ctxs = split_sentences(out), list(r.get("ctxs") or [])
+        sentences = sentences if len(sentences) > 1 else [out]   # one: the output as it is
         first = _passage(ctxs[0]) if ctxs else NONE
         for k in range(1, len(sentences)):
             jobs.append({"task": "multi_retrieval", "row": r, "ctx": ctxs[0] if ctxs else None,
@@ -92,14 +102,15 @@ def judgment_rows(rows: list[dict], top_n: int) -> list[dict]:
                          "fields": {"instruction": task_input(inst),
                                     "preceding": preceding(sentences, k), "evidence": first,
                                     "sentence": sentences[k]}})
-        for c in list(r.get("ctxs") or [])[:top_n]:
+        for c in ctxs[:top_n]:
             ev = _passage(c)
             jobs.append({"task": "relevance", "row": r, "ctx": c,
                          "fields": {"instruction": inst, "evidence": ev}})
-            # the output is judged whole: no sentence precedes it
-            jobs.append({"task": "support", "row": r, "ctx": c,
-                         "fields": {"instruction": inst, "preceding": NONE, "output": out,
-                                    "evidence": ev}})
+            for k, sentence in enumerate(sentences):   # as selfrag.label asks it
+                jobs.append({"task": "support", "row": r, "ctx": c,
+                             **({"tag": f"s{k}:{c.get('id', '')}"} if k else {}),
+                             "fields": {"instruction": inst, "preceding": preceding(sentences, k),
+                                        "output": sentence, "evidence": ev}})
     return jobs
 
 
@@ -170,7 +181,7 @@ def _read(task: str, text: str) -> str | None:
             "support": judgments.support_token}[task](text)
 
 
-@stage("selfrag.judge", version=2,  # 2: later sentences' decisions; unreadable replies dropped
+@stage("selfrag.judge", version=2,  # 2: per sentence; unreadable replies dropped
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_prompt: IsRelPrompt,
           support_prompt: SupportPrompt, utility_prompt: UtilityPrompt,

@@ -137,6 +137,10 @@ def test_the_critic_learns_what_a_later_sentence_needs(env):
     assert multi == [(f"q{i}:multi_retrieval:s{k}",
                       "[Continue to Use Evidence]" if i % 2 else "[Retrieval]")
                      for i in range(4) for k in (1, 2)]
+    support = sorted(r["id"] for r in train + dev if r["task"] == "support")
+    assert support == sorted(f"q{i}:support:{tag}" for i in range(4)    # before: one per item
+                             for tag in ("1" if i % 2 else "2", "s1:1" if i % 2 else "s1:2",
+                                         "s2:1" if i % 2 else "s2:2"))
     asked = next(r for r in train if r["id"] == "q1:multi_retrieval:s2")["messages"][0]["content"]
     assert "Preceding sentences: Ardan founded it. He came from the north." in asked
     assert "Next sentence: He stayed." in asked and "Evidence: T\nArdan founded it." in asked

@@ -109,8 +109,8 @@ def test_support_prompt_shows_the_preceding_sentences(model_env, monkeypatch):
 
 
 def test_judge_fills_the_support_prompts_preceding_sentences_with_none():
-    """The teacher judges whole outputs: no sentence precedes them (the seed's critic data has
-    the first-sentence template, without preceding sentences)."""
+    """A one-sentence output is judged as it is, and nothing precedes it (the seed's critic data
+    has the first-sentence template, without preceding sentences)."""
     from stages.selfrag.judge import judgment_rows
 
     jobs = judgment_rows([{"id": "q", "question": "Who?", "answers": ["Ann"],
