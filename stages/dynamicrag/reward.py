@@ -163,7 +163,7 @@ def _bertscore(cfg: RewardConfig, ctx: StageContext):
                  f"(models/roberta-large); or set {where}.weights.bertscore=0") from None
 
 
-@stage("dynamicrag.reward", version=2, shard_by="trajectories",
+@stage("dynamicrag.reward", version=3, shard_by="trajectories",  # 3: a bare-number judge reply
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
            judge_prompt: JudgePrompt | None = None) -> Scored:

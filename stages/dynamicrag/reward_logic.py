@@ -28,6 +28,9 @@ Fixes relative to the seed code (each would have made the reward wrong or crash)
 * ``containment_em`` is 0 when either side is empty (``"" in r`` is always true).
 * BERTScore and the judge are used only when their weight is non-zero, and a non-zero weight
   without a scorer is an error rather than a silent 0.
+
+Not as the seed: G holds each gold answer once (the load step keeps distinct strings), where
+the seed averaged over every entry of its answer list, so a string listed twice weighed twice.
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ ROUGE_IMPLEMENTATIONS = ("rouge_score", "pltrdy")
 PAPER_WEIGHTS = {name: 0.2 for name in COMPONENTS}
 
 _SCORE = re.compile(r"score\s*[:=]?\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
+_BARE = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*\.?\s*")   # the whole reply is the number
 
 BertScorer = Callable[[list[str], list[str]], list[float]]
 """``bertscore(candidates, references) -> F1 per pair`` (batched)."""
@@ -93,14 +97,19 @@ def length_penalty(num_selected: int) -> float:
 
 
 def parse_judge_score(text: str) -> float:
-    """The last "Score: N" in a judge reply, clamped to 0..100 and divided by 100; 0.0 if none.
+    """The last "Score: N" in a judge reply, or a reply that is only the number (the paper's
+    rubric ends with "Score: ", so its judge answers "85"), clamped to 0..100 and divided by 100;
+    0.0 if none.
 
     >>> parse_judge_score("Relevance 20 ... Score: 85."), parse_judge_score("Score: 120")
     (0.85, 1.0)
-    >>> parse_judge_score("no number here")
-    0.0
+    >>> parse_judge_score(" 85."), parse_judge_score("no number here")
+    (0.85, 0.0)
     """
     matches = _SCORE.findall(text or "")
+    bare = _BARE.fullmatch(text or "")
+    if bare:
+        matches = [bare.group(1)]
     if not matches:
         log.warning("judge reply has no 'Score: N', scored 0: %r", (text or "")[:200])
         return 0.0

@@ -70,7 +70,9 @@ def _score_monot5(model_dir, questions, passages, batch_size, max_length, device
     from transformers import AutoModelForSeq2SeqLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(model_dir))
-    model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir), dtype=_dtype(device))
+    # float32 on a GPU too, as the seed's reranker.py loads it: T5 overflows in float16, and a
+    # label near 0.5 could flip (the cross-encoder and LLM methods run in float16 on a GPU)
+    model = AutoModelForSeq2SeqLM.from_pretrained(str(model_dir), dtype=torch.float32)
     model.to(device).eval()
     true_id, false_id = _first_token(tok, "true"), _first_token(tok, "false")
     if true_id == false_id:

@@ -39,6 +39,9 @@ def test_length_penalty_uses_own_selection():
 @pytest.mark.parametrize("text, expected", [
     ("Score: 85", 0.85), ("score:40.", 0.40), ("Relevance: 20\nScore: 70", 0.70),
     ("Score: 150", 1.0), ("Score: -5", 0.0), ("Score = 55.5", 0.555), ("nothing", 0.0),
+    # the paper's rubric ends with "Score: ", so its judge may reply with the number alone
+    # (before: 0.0, with a warning only); a number inside a sentence is still no score
+    ("85", 0.85), ("85.\n", 0.85), ("It deserves 85", 0.0),
 ])
 def test_parse_judge_score(text, expected):
     assert parse_judge_score(text) == pytest.approx(expected)
