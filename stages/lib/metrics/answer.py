@@ -20,6 +20,10 @@ Fixes relative to the seed code:
 * ``match_pred_in_gold`` scores an empty prediction 0 (in DynamicRAG the empty string is a substring
   of every gold, so a model that says nothing gets full marks).
 * ``rouge_l`` skips empty golds instead of returning 0 for the whole example when any gold is empty.
+
+Not as SQuAD: a gold that SQuAD's normalization empties (an option letter "A", the word "The")
+is compared with articles kept, on both sides (:func:`normalized_pair`); SQuAD's script would
+count an empty prediction as an exact match of "A", and a correct "A" as F1 0.
 """
 
 from __future__ import annotations
@@ -63,18 +67,35 @@ def usable_golds(golds: str | Sequence[str] | None) -> list[str]:
     return [g.strip() for g in as_gold_list(golds) if g.strip()]
 
 
-def normalize_answer(text: str) -> str:
-    """SQuAD normalization: lowercase, drop ASCII punctuation, drop a/an/the, collapse whitespace.
+def normalize_answer(text: str, articles: bool = True) -> str:
+    """SQuAD normalization: lowercase, drop ASCII punctuation, drop a/an/the (unless
+    ``articles`` is False), collapse whitespace.
 
     >>> normalize_answer("The  Eiffel-Tower, in Paris!")
     'eiffeltower in paris'
-    >>> normalize_answer("An apple a day")
-    'apple day'
+    >>> normalize_answer("An apple a day"), normalize_answer("An apple a day", articles=False)
+    ('apple day', 'an apple a day')
     """
     text = text.lower()
     text = "".join(ch for ch in text if ch not in _PUNCTUATION)
-    text = _ARTICLES.sub(" ", text)
+    if articles:
+        text = _ARTICLES.sub(" ", text)
     return " ".join(text.split())
+
+
+def normalized_pair(prediction: str, gold: str) -> tuple[str, str]:
+    """(prediction, gold) normalized for comparison: SQuAD's :func:`normalize_answer`, or, for
+    a gold it leaves empty (the option letter "A", an article), lowercase without punctuation
+    and with articles kept, on both sides.
+
+    >>> normalized_pair("The Beatles!", "beatles"), normalized_pair("(A) the cat", "A")
+    (('beatles', 'beatles'), ('a the cat', 'a'))
+    """
+    squad = normalize_answer(gold)
+    if squad or not gold.strip():
+        return normalize_answer(prediction), squad
+    kept = [normalize_answer(t, articles=False) for t in (prediction, gold)]
+    return kept[0], kept[1]
 
 
 def exact_match(prediction: str, golds: str | Sequence[str]) -> float:
@@ -84,14 +105,16 @@ def exact_match(prediction: str, golds: str | Sequence[str]) -> float:
     1.0
     >>> exact_match("Beatles song", ["beatles"])
     0.0
+    >>> exact_match("", ["A"]), exact_match("A.", ["A"])   # SQuAD's script: 1.0 and 1.0
+    (0.0, 1.0)
     """
-    pred = normalize_answer(prediction)
-    return float(any(pred == normalize_answer(g) for g in as_gold_list(golds)))
+    return float(any(p == g for p, g in (normalized_pair(prediction, g)
+                                         for g in as_gold_list(golds))))
 
 
 def _token_f1_single(prediction: str, gold: str) -> float:
-    pred_tokens = normalize_answer(prediction).split()
-    gold_tokens = normalize_answer(gold).split()
+    pred, gold = normalized_pair(prediction, gold)
+    pred_tokens, gold_tokens = pred.split(), gold.split()
     common = Counter(pred_tokens) & Counter(gold_tokens)
     num_same = sum(common.values())
     if num_same == 0:
@@ -112,8 +135,8 @@ def token_f1(prediction: str, golds: str | Sequence[str]) -> float:
     0.6667
     >>> token_f1("the cat", ["a dog", "cat"])
     1.0
-    >>> token_f1("", ["cat"])
-    0.0
+    >>> token_f1("", ["cat"]), token_f1("A", ["A"])    # SQuAD's script: 0.0 and 0.0
+    (0.0, 1.0)
     """
     return max((_token_f1_single(prediction, g) for g in as_gold_list(golds)), default=0.0)
 
@@ -141,22 +164,28 @@ def match_gold_in_pred(prediction: str, golds: str | Sequence[str],
                        case_sensitive: bool = False) -> float:
     """Self-RAG / BERGEN ``match`` ("accuracy"): 1.0 if a gold is a substring of the prediction.
 
-    Default (``case_sensitive=False``, BERGEN style): both sides are SQuAD-normalized first, and a
-    gold that normalizes to "" is ignored (it would match everything).
+    Default (``case_sensitive=False``, BERGEN style): both sides are SQuAD-normalized first. A
+    gold that SQuAD's normalization empties (the option letter "A") must occur as a whole word
+    of the prediction normalized with articles kept (:func:`normalized_pair`): as a substring
+    it would match nearly every answer.
     ``case_sensitive=True`` reproduces Self-RAG exactly: raw, unnormalized, case-sensitive ``in``.
 
     >>> match_gold_in_pred("It was the Beatles!", ["beatles"])
     1.0
     >>> match_gold_in_pred("It was the Beatles!", ["beatles"], case_sensitive=True)
     0.0
-    >>> match_gold_in_pred("anything", ["The"])
-    0.0
+    >>> match_gold_in_pred("A) red", ["A"]), match_gold_in_pred("The answer is B", ["A"])
+    (1.0, 0.0)
     """
     golds = as_gold_list(golds)
     if case_sensitive:
         return float(any(g and g in prediction for g in golds))
-    pred = normalize_answer(prediction)
-    return float(any(g and g in pred for g in map(normalize_answer, golds)))
+    for gold in golds:
+        pred, norm = normalized_pair(prediction, gold)
+        if norm and (norm in pred if normalize_answer(gold) else
+                     re.search(rf"\b{re.escape(norm)}\b", pred)):
+            return 1.0
+    return 0.0
 
 
 def first_char_accuracy(prediction: str, golds: str | Sequence[str]) -> float:
