@@ -291,11 +291,12 @@ class TransformersGenerator:
         per_batch = max(1, batch_size // n) if sample else batch_size
         order = sorted(range(len(encoded)), key=lambda i: (-len(encoded[i]), i))   # longest first
         batches = [order[i:i + per_batch] for i in range(0, len(order), per_batch)]
+        # repetition_penalty 1.0 always: ours (padding skipped) applies a requested one, and an
+        # unset field would be filled from the model's own generation_config.json (Qwen2.5's
+        # sets 1.05), so "no penalty" would differ from vLLM's
         config = GenerationConfig(max_new_tokens=max_new_tokens, do_sample=False, num_beams=1,
-                                  eos_token_id=self.eos_ids,
+                                  eos_token_id=self.eos_ids, repetition_penalty=1.0,
                                   pad_token_id=self.tokenizer.pad_token_id)
-        if repetition_penalty is not None:   # ours (padding skipped) instead of transformers'
-            config.repetition_penalty = 1.0
         stop = set(self.eos_ids)
         results: list[list[list[int]]] = [[] for _ in encoded]
         produced, start = 0, time.perf_counter()

@@ -130,3 +130,22 @@ def test_argument_and_backend_errors(gen, lm_dir, tmp_path):
         with pytest.raises(ConfigError, match="pip install vllm"):
             load_generator(str(lm_dir), backend="vllm")
     assert isinstance(load_generator(str(lm_dir), backend="auto"), TransformersGenerator)
+
+
+def test_the_models_own_repetition_penalty_does_not_leak_into_greedy_answers(lm_dir, tmp_path):
+    """Before: with no penalty asked, transformers filled the field from the checkpoint's
+    generation_config.json (Qwen2.5-Instruct's says 1.05), so greedy answers differed from
+    vLLM's, which applies none."""
+    import shutil
+
+    from transformers import GenerationConfig
+
+    penalised = tmp_path / "llama"
+    shutil.copytree(lm_dir, penalised)
+    GenerationConfig(repetition_penalty=3.0).save_pretrained(penalised)
+    plain = load_generator(str(lm_dir), backend="transformers")
+    other = load_generator(str(penalised), backend="transformers")
+    assert other.model.generation_config.repetition_penalty == 3.0
+    for conv in CONVS:
+        assert other.generate_ids([conv], max_new_tokens=12) == \
+            plain.generate_ids([conv], max_new_tokens=12)
