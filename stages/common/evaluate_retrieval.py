@@ -66,7 +66,7 @@ def means(per_question: list[dict], names: list[str]) -> dict[str, float | None]
     return {n: mean([r[n] for r in per_question if r.get(n) is not None]) for n in names}
 
 
-@stage("evaluate_retrieval", version=1)
+@stage("evaluate_retrieval", version=2)  # 2: id-less, repeated ids keep ranks
 def evaluate_retrieval(retrieved: Retrieved, cfg: EvaluateRetrievalConfig,
                        ctx: StageContext) -> EvalMetrics:
     """Retrieval metrics of the passages each question was given, overall and per set."""

@@ -109,7 +109,7 @@ def summary(records: list[dict], names: list[str]) -> dict:
     return out
 
 
-@stage("selfrag.evaluate", version=2)   # 2: FEVER labels replace the whole prediction
+@stage("selfrag.evaluate", version=3)   # 2: FEVER labels replace the prediction; 3: EM of "A"
 def evaluate(predictions: Predictions, cfg: SelfragEvaluateConfig,
              ctx: StageContext) -> SelfragEvaluation:
     """selfrag_match, the shared answer metrics and the retrieval frequency, per set and overall."""

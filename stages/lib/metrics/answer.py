@@ -219,6 +219,8 @@ def _rouge_l_single(prediction: str, gold: str) -> float:
 
 def rouge_l(prediction: str, golds: str | Sequence[str]) -> float:
     """ROUGE-L F-measure (``rouge_score``, no stemming), max over golds; 0.0 on empty text.
+    rouge_score's tokenizer keeps only ``[a-z0-9]`` runs, so text in other scripts scores 0.0
+    even when identical, and accented words split ("Müller": "m", "ller"); English only.
 
     LCS of "the cat sat on the mat" and "the cat lay on the mat" is 5 tokens of 6 on both sides,
     so P = R = F = 5/6.

@@ -25,8 +25,7 @@ def gold_passage_scores(rows: list[dict], per_question: list[dict],
         return []
     run, qrels = {}, {}
     for i in with_gold:
-        ranked = list(dict.fromkeys(c["id"] for c in rows[i].get("ctxs") or []
-                                    if c.get("id") is not None))
+        ranked = ranked_ids(rows[i].get("ctxs") or [])
         run[str(i)] = {doc: float(len(ranked) - rank) for rank, doc in enumerate(ranked)}
         qrels[str(i)] = {doc: 1 for doc in rows[i]["gold"]}
     scores = retrieval_scores(run, qrels, ks=ks)
@@ -36,6 +35,25 @@ def gold_passage_scores(rows: list[dict], per_question: list[dict],
         for name in names:
             record[name] = values.get(name)
     return names
+
+
+def ranked_ids(ctxs: Sequence[dict]) -> list[str]:
+    """The passages' ids in rank order, for a run: a passage without an id, or repeating an
+    earlier one, keeps its rank under a placeholder that is never gold (dropping it would move
+    every later passage up a rank).
+
+    >>> ranked_ids([{"id": None}, {"id": "d1"}, {"id": "d1"}, {"id": "d2"}])
+    ['(no id, rank 1)', 'd1', '(d1 again, rank 3)', 'd2']
+    """
+    out: list[str] = []
+    for rank, c in enumerate(ctxs, 1):
+        doc = c.get("id")
+        if doc is None:
+            doc = f"(no id, rank {rank})"
+        elif str(doc) in out:
+            doc = f"({doc} again, rank {rank})"
+        out.append(str(doc))
+    return out
 
 
 def answer_recall_scores(rows: list[dict], per_question: list[dict], ks: Sequence[int],
@@ -60,7 +78,8 @@ def mean(values: list[float]) -> float | None:
 
 
 def macro_average(blocks: dict[str, dict]) -> dict:
-    """Unweighted mean over the sets of each metric they report (and how many sets did).
+    """Unweighted mean of each metric over the sets that report it (a set without a value is
+    left out, not counted as 0); ``num_sets`` counts every set.
 
     >>> macro_average({"nq": {"num_questions": 9, "exact_match": 0.5},
     ...                "fever": {"num_questions": 1, "first_char_accuracy": 1.0,

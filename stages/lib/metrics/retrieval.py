@@ -32,10 +32,12 @@ def truncate_run(run: Mapping[str, Mapping[str, float]], k: int) -> dict[str, di
 
     >>> truncate_run({"q": {"a": 1.0, "b": 1.0, "c": 3.0}}, 2)
     {'q': {'c': 3.0, 'b': 1.0}}
+    >>> truncate_run({"q": {9: 1.0, 10: 1.0}}, 1)     # ids compared as the strings they become
+    {'q': {'9': 1.0}}
     """
     out = {}
     for qid, docs in run.items():
-        ranked = sorted(docs.items(), key=lambda kv: (kv[1], kv[0]), reverse=True)[:k]
+        ranked = sorted(docs.items(), key=lambda kv: (kv[1], str(kv[0])), reverse=True)[:k]
         out[qid] = {str(d): float(s) for d, s in ranked}
     return out
 

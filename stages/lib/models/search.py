@@ -350,8 +350,10 @@ def exact_search(query_emb: np.ndarray, emb: np.ndarray, k: int, block_rows: int
                  progress: Callable | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-``k`` rows of ``emb`` by inner product with each query.
 
-    Returns ``(scores, indices)``, both ``(num_queries, min(k, len(emb)))``, best first; ties go
-    to the lower row. Memory stays at about one block of ``emb`` whatever its size, when it is
+    Returns ``(scores, indices)``, both ``(num_queries, min(k, len(emb)))``, best first. Among
+    rows tied at the k-th score, faiss's one scan keeps the lower rows; the blocked searches
+    and the numpy and torch paths may keep others (deterministic for one path and block size,
+    not across them). Memory stays at about one block of ``emb`` whatever its size, when it is
     a memory map:
 
     - On CPU with faiss installed, a float32 ``emb`` is searched by ``faiss.knn`` over all its
