@@ -14,7 +14,9 @@ it fit. The arithmetic is :mod:`stages.lib.train.memory`; this module only reads
 * activation checkpointing from ``gradient_checkpointing`` (None: on, as on every GPU);
 * tokens per micro-step: ``per_device_batch_size x max_length`` (DPO: twice, chosen and
   rejected), plus DPO's frozen reference copy with full fine-tuning unless its log-probs are
-  precomputed.
+  precomputed;
+* the logits: in tiles when the installed TRL has its fused LM head (1.16 and later,
+  :func:`trl_fused_lm_head`), else whole.
 """
 
 from __future__ import annotations
@@ -40,6 +42,19 @@ def deepspeed_settings(path: str | None) -> tuple[int, bool]:
     return stage, half
 
 
+def trl_fused_lm_head() -> bool:
+    """Whether the installed TRL trains through its fused LM head, which never holds the whole
+    logits (1.16 and later); read from the package's metadata, without importing it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    try:
+        return Version(version("trl")) >= Version("1.16")
+    except (PackageNotFoundError, ValueError):
+        return False
+
+
 def estimate_args(cfg: Any, gpus: int, *, dpo: bool) -> dict:
     """The :func:`~stages.lib.train.memory.estimate` keywords for a training config."""
     stage, half = deepspeed_settings(cfg.deepspeed)
@@ -53,7 +68,7 @@ def estimate_args(cfg: Any, gpus: int, *, dpo: bool) -> dict:
         activation_checkpointing=cfg.gradient_checkpointing is not False,
         lora_r=cfg.lora_r if cfg.lora else None,
         reference_model=dpo and not cfg.lora and not cfg.precompute_ref_log_probs,
-        sequences_per_example=2 if dpo else 1)
+        sequences_per_example=2 if dpo else 1, fused_lm_head=trl_fused_lm_head())
 
 
 def fixes_for(cfg: Any) -> list[tuple[str, dict]]:
@@ -82,7 +97,8 @@ def memory_notes(cfg: Any, resources: dict[str, Any], *, dpo: bool) -> list[str]
     args = estimate_args(cfg, gpus, dpo=dpo)
     est = estimate(shape, **args)
     where = (f"ZeRO-{args['zero_stage']}" if args["zero_stage"] else "no ZeRO") + \
-        f" over {gpus} GPU(s), {args['precision']} precision"
+        f" over {gpus} GPU(s), {args['precision']} precision, " + \
+        ("logits in tiles (TRL's fused LM head)" if args["fused_lm_head"] else "whole logits")
     note = f"GPU memory: {est.describe()}; {where}; budget {cfg.gpu_memory_gib:g} GiB"
     if est.fits(cfg.gpu_memory_gib):
         return [note]

@@ -13,6 +13,13 @@ from stages.lib.train.memory_check import deepspeed_settings, estimate_args, mem
 REPO_ZERO3 = "conf/deepspeed/zero3_bf16.json"
 
 
+@pytest.fixture(autouse=True)
+def whole_logits(monkeypatch):
+    """The cases below are worked by hand with whole logits (a TRL before 1.16, as the floors
+    job installs); the fused LM head has its own test."""
+    monkeypatch.setattr("stages.lib.train.memory_check.trl_fused_lm_head", lambda: False)
+
+
 def cfg(**kw):
     base = dict(memory_model="llama3-8b", gpu_memory_gib=80.0, deepspeed=None, dtype="float32",
                 per_device_batch_size=2, max_length=8192, gradient_checkpointing=None,
@@ -36,7 +43,7 @@ def test_settings_from_the_config(tmp_path):
     sft = estimate_args(cfg(), 8, dpo=False)
     assert sft == dict(precision="fp32", zero_stage=0, gpus=8, batch=2, seq_len=8192,
                        activation_checkpointing=True, lora_r=None, reference_model=False,
-                       sequences_per_example=1)
+                       sequences_per_example=1, fused_lm_head=False)
     dpo = estimate_args(cfg(dtype="bfloat16", per_device_batch_size=1), 8, dpo=True)
     assert (dpo["precision"], dpo["reference_model"], dpo["sequences_per_example"]) == (
         "bf16", True, 2)
@@ -52,14 +59,15 @@ def test_paper_sft_with_zero3_fits_and_says_so(monkeypatch):
     monkeypatch.chdir(REPO)
     (note,) = memory_notes(cfg(deepspeed=REPO_ZERO3), {"gpus": 8}, dpo=False)
     assert note.startswith("GPU memory: 46.1 GiB per GPU (weights 1.9")
-    assert "ZeRO-3 over 8 GPU(s), mixed precision; budget 80 GiB" in note
+    assert "ZeRO-3 over 8 GPU(s), mixed precision, whole logits; budget 80 GiB" in note
 
 
 def test_plain_data_parallel_8b_is_refused_with_the_fix():
     with pytest.raises(ConfigError) as err:
         memory_notes(cfg(), {"gpus": 8}, dpo=False)
     assert "training would not fit: GPU memory: " in err.value.message
-    assert "no ZeRO over 8 GPU(s), fp32 precision; budget 80 GiB" in err.value.message
+    assert "no ZeRO over 8 GPU(s), fp32 precision, whole logits; budget 80 GiB" in \
+        err.value.message
     assert "set deepspeed: conf/deepspeed/zero2_bf16.json (ZeRO-2)" in err.value.hint
 
 
@@ -98,3 +106,24 @@ def test_the_training_configs_call_it(monkeypatch):
         DpoConfig(memory_model="llama3-8b").plan_notes({"gpus": 8})
     dpo = DpoConfig(memory_model="llama3-8b", deepspeed=REPO_ZERO3, max_length=8192)
     assert "reference 1.9" in dpo.plan_notes({"gpus": 8})[0]
+
+
+def test_with_trls_fused_lm_head_the_paper_dpo_fits_at_zero1(monkeypatch, tmp_path):
+    """Before: the estimate counted the whole logits (19.6 GiB at 16k tokens) that TRL 1.16's
+    fused LM head never holds, so `rag plan` refused DPO at ZeRO-1 (91.3 GiB), which fits."""
+    ds = tmp_path / "zero1.json"
+    ds.write_text(json.dumps({"bf16": {"enabled": "auto"}, "zero_optimization": {"stage": 1}}))
+    dpo = cfg(deepspeed=str(ds), per_device_batch_size=1)
+    with pytest.raises(ConfigError, match="91.3 GiB per GPU"):
+        memory_notes(dpo, {"gpus": 8}, dpo=True)
+    monkeypatch.setattr("stages.lib.train.memory_check.trl_fused_lm_head", lambda: True)
+    (note,) = memory_notes(dpo, {"gpus": 8}, dpo=True)
+    assert note.startswith("GPU memory: 73.0 GiB per GPU") and "logits 3.0" in note
+    assert "logits in tiles (TRL's fused LM head)" in note
+    monkeypatch.undo()    # the real reading, from the installed TRL's metadata
+    import importlib.metadata
+
+    from packaging.version import Version
+
+    from stages.lib.train.memory_check import trl_fused_lm_head
+    assert trl_fused_lm_head() == (Version(importlib.metadata.version("trl")) >= Version("1.16"))
