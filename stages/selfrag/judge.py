@@ -5,11 +5,11 @@ For each instruction with its retrieved passages, five aspects are judged: retri
 relevance of each of the first ``top_n`` passages, support of the output by each of them,
 utility of the output, and, for each sentence of the output after the first, what it needs
 ([Retrieval] / [Continue to Use Evidence] / [No Retrieval]: the seed's three-way
-multi-sentence task, which ``selfrag.label`` asks the critic). The teacher is an LLM through the shared endpoint client (the paper used
-GPT-4; any OpenAI-compatible server; every call cached under the step's scratch directory, so a
-killed step resumes without paying twice) or ``reference``, which derives the same labels from
-the gold passage ids and answers (:mod:`stages.selfrag.reference`). Each judgment becomes one
-chat row — the aspect's prompt file filled for the item, answered by the token string — and the
+multi-sentence task, which ``selfrag.label`` asks the critic). The teacher is an LLM through the
+shared endpoint client (the paper used GPT-4; any OpenAI-compatible server; every call cached
+under the step's scratch directory, so a killed step resumes without paying twice) or
+``reference``, which derives the same labels from the gold passage ids and answers
+(:mod:`stages.selfrag.reference`). Each judgment becomes one chat row — the aspect's prompt file filled for the item, answered by the token string — and the
 rows pass the paper's rules (:func:`stages.selfrag.critic_data.critic_rows`: [Relevant] kept
 with probability 0.7, template-breaking rows dropped, shuffled, a dev split).
 

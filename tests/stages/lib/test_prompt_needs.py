@@ -57,8 +57,8 @@ def test_a_passages_key_that_drops_the_passages_is_refused(tmp_path):
     path = tmp_path / "gen.yaml"
     path.write_text("user: 'Q: {question}\\n{passages}'\npassages: 'Retrieved Content:'\n")
     err = refusal(GeneratorPrompt, path)
-    assert err.message.startswith(f"prompt file {path}:2: 'passages' does not use {{passages}} (the "
-                                  "passages joined, put into 'user' as {passages}), so the "
+    assert err.message.startswith(f"prompt file {path}:2: 'passages' does not use {{passages}} "
+                                  "(the passages joined, put into 'user' as {passages}), so the "
                                   "generator never sees the retrieved passages")
     assert err.hint.startswith('write e.g. passages: "Retrieved Content:\\n{passages}"')
 

@@ -60,9 +60,9 @@ def test_a_dev_split_that_takes_every_judgment_names_dev_size(env):
 def _judge(table, ctx, rows, **cfg):
     return judge(table(Retrieved, rows), _prompt(RetrievalPrompt, "retrieval"),
                  _prompt(IsRelPrompt, "relevance"), _prompt(SupportPrompt, "support"),
-                 _prompt(UtilityPrompt, "utility"), _prompt(MultiRetrievalPrompt, "multi_retrieval"),
-                 JudgeConfig(teacher="reference", **cfg),
-                 ctx("judge"))
+                 _prompt(UtilityPrompt, "utility"),
+                 _prompt(MultiRetrievalPrompt, "multi_retrieval"),
+                 JudgeConfig(teacher="reference", **cfg), ctx("judge"))
 
 
 def test_the_reference_teacher_refuses_data_without_gold_ids(env):
