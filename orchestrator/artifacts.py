@@ -95,6 +95,19 @@ class Artifact:
         """Whether this type overrides :meth:`check_source`."""
         return cls.check_source.__func__ is not Artifact.check_source.__func__
 
+    @classmethod
+    def key_names(cls, path: Path) -> list[str]:
+        """The parts of a recipe source's path that its stage reads besides the content (a
+        question file's set name comes from its file name): they join the content hash in the
+        step's key, so the same bytes under another name are another key. Default: none.
+        """
+        return []
+
+    @classmethod
+    def names_in_key(cls) -> bool:
+        """Whether this type overrides :meth:`key_names`."""
+        return cls.key_names.__func__ is not Artifact.key_names.__func__
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.ref.producer or self.ref.paths})"
 

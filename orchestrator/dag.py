@@ -74,10 +74,13 @@ class StageInfo:
 
 def _input_info(spec) -> dict:
     """An input's plain-data description; ``check`` names a type whose ``check_source`` the
-    planner calls on a source file (``plan.source_problems``)."""
+    planner calls on a source file (``plan.source_problems``), ``names`` one whose
+    ``key_names`` join a source's hash in the step's key (``resolve.input_hashes``)."""
     info = {"kind": spec.type.kind, "type": spec.type.__name__, "optional": spec.optional}
     if spec.type.checks_sources():
         info["check"] = spec.type.type_name()
+    if spec.type.names_in_key():
+        info["names"] = spec.type.type_name()
     return info
 
 

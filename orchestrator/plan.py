@@ -79,7 +79,7 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
     for step in dag.steps.values():
         refs = input_refs(step, outputs, sources, problems)
         waiting = [w.node for w in step.inputs.values() if w.node in pending]
-        hashes = input_hashes(refs)
+        hashes = input_hashes(refs, step)
         for n, w in step.inputs.items():
             if w.node in pending:
                 hashes[n] = f"pending:{pending[w.node]}:{w.output}"

@@ -98,9 +98,21 @@ def input_refs(step: Step, outputs: dict[str, dict[str, Ref]], sources: dict[str
     return refs
 
 
-def input_hashes(refs: dict[str, Ref | None]) -> dict[str, str | None]:
-    """Input name -> content hash (None for an input left out)."""
-    return {n: (r.content_hash if r is not None else None) for n, r in refs.items()}
+def input_hashes(refs: dict[str, Ref | None], step: Step | None = None) -> dict[str, str | None]:
+    """Input name -> content hash (None for an input left out). A source read by an input whose
+    type names parts of its path (``Artifact.key_names``: a question file's set name comes from
+    its file name) hashes those names too, so renaming the file is another key."""
+    out = {n: (r.content_hash if r is not None else None) for n, r in refs.items()}
+    for n, r in refs.items():
+        named = step.stage.inputs.get(n, {}).get("names") if step is not None else None
+        if named and r is not None and step.inputs[n].output is None and r.paths:
+            import importlib
+
+            module, _, qualname = named.partition(":")
+            names = getattr(importlib.import_module(module), qualname).key_names(Path(r.paths[0]))
+            if names:
+                out[n] = hash_strings([r.content_hash, *names])
+    return out
 
 
 def shard_specs(step: Step) -> list[tuple[int, int] | None]:

@@ -437,7 +437,7 @@ class Runner:
 
     def _reuse(self, step: Step) -> bool:
         refs = input_refs(step, self.outputs, self.sources)
-        entries = [self._lookup(t.key, step.name) for t in step_keys(step, input_hashes(refs))]
+        entries = [self._lookup(t.key, step.name) for t in step_keys(step, input_hashes(refs, step))]
         if any(e is None for e in entries):
             return False
         self.outputs[step.name] = gather(step, entries, self.store)
@@ -445,7 +445,7 @@ class Runner:
 
     def _tasks(self, step: Step, refs: dict[str, Ref | None], force: bool) -> list[Task]:
         tasks = []
-        for tk in step_keys(step, input_hashes(refs)):
+        for tk in step_keys(step, input_hashes(refs, step)):
             inputs = {}
             for name, ref in refs.items():
                 if ref is None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 
-from orchestrator.api import Directory, Metrics, Table
+from orchestrator.api import Directory, File, Metrics, Table
 from stages.lib.prompts import PromptFile
 
 STR_LIST = pa.list_(pa.string())
@@ -96,6 +96,26 @@ class Model(Directory):
 
         read_checkpoint(path, "a model checkpoint (a directory with config.json and tokenizer "
                               "files)")
+
+
+class QuestionFile(File):
+    """A question file or folder (``load_data``'s train and eval): a set without a ``dataset``
+    field is named after its file, or its folder for a file named after a split
+    (``hotpotqa/train.jsonl``), so those names are part of the step's key: the same bytes
+    renamed are read again, under their new set name.
+
+    >>> QuestionFile.key_names(Path("data/arc_challenge.jsonl"))
+    ['arc_challenge']
+    >>> QuestionFile.key_names(Path("data/hotpotqa/train.jsonl"))
+    ['train', 'hotpotqa']
+    """
+
+    @classmethod
+    def key_names(cls, path: Path) -> list[str]:
+        from stages.lib.data.questions import SPLIT_NAMES
+
+        stem = path.name.split(".")[0]
+        return [stem, path.parent.name] if stem.lower() in SPLIT_NAMES else [stem]
 
 
 class Embeddings(Directory):

@@ -32,7 +32,7 @@ from annotated_types import Ge
 from orchestrator.api import (ConfigError, DataError, File, StageContext, added, nonsemantic,
                               stage)
 from stages.lib.data.fields import PassageField, QuestionField
-from stages.schemas import Passages, Questions
+from stages.schemas import Passages, QuestionFile, Questions
 
 Split = Literal["train", "test", "validation", "dev", "val", "valid", "eval"]
 
@@ -144,7 +144,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
 # such folders (steps downstream stay cached where the tables come out the same)
 # 7: of files named after one dataset's splits (nq-dev, nq-test), one split is read
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
-              train: File | None = None, eval: File | None = None,
+              train: QuestionFile | None = None, eval: QuestionFile | None = None,
               qrels: File | None = None) -> LoadOutput:
     """The corpus and the train/eval questions: read from the wired files, or generated."""
     from stages.lib.data.qrels import read_qrels
