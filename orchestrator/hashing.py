@@ -54,7 +54,9 @@ def key_of(obj: Any) -> str:
 
 
 class SourceMemo:
-    """Remembers ``path -> (size, mtime_ns, hash)`` so an unchanged source file is never re-read.
+    """Remembers ``path -> (size, mtime_ns, ctime_ns, hash)`` so an unchanged source file is never
+    re-read. The change time is the kernel's: an edit that puts the size and modification time
+    back (``touch -r``) still moves it, so the file is read again.
 
     A directory source (a model checkpoint) hashes as the ordered list of its files' relative
     paths and hashes, each file memoised the same way.
@@ -73,16 +75,16 @@ class SourceMemo:
                         str(e).splitlines()[0])
             return
         if isinstance(memo, dict):
-            self.memo = {k: v for k, v in memo.items() if isinstance(v, list) and len(v) == 3}
+            self.memo = {k: v for k, v in memo.items() if isinstance(v, list) and len(v) == 4}
 
     def file_hash(self, path: Path) -> str:
         st = path.stat()
         key = str(path)
         hit = self.memo.get(key)
-        if hit and hit[0] == st.st_size and hit[1] == st.st_mtime_ns:
-            return hit[2]
+        if hit and hit[:3] == [st.st_size, st.st_mtime_ns, st.st_ctime_ns]:
+            return hit[3]
         digest = hash_file(path)
-        self.memo[key] = [st.st_size, st.st_mtime_ns, digest]
+        self.memo[key] = [st.st_size, st.st_mtime_ns, st.st_ctime_ns, digest]
         self.changed = True
         return digest
 

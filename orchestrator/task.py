@@ -248,7 +248,10 @@ def _named_outputs(value, spec, step: str) -> dict:
 
 
 def _check_inputs_intact(task: Task, spec, store: Store) -> None:
-    """A stage that wrote into one of its (cached, read-only) inputs fails with its name."""
+    """A stage that wrote into one of its (cached, read-only) inputs fails with its name; so
+    does a step whose source file changed while it ran (its key holds the content planned, and
+    the stage may have read either)."""
+    _check_sources_unchanged(task, store)
     for name, given in task.inputs.items():
         if given is None:
             continue
@@ -257,6 +260,30 @@ def _check_inputs_intact(task: Task, spec, store: Store) -> None:
             raise RagError(f"step '{task.step}' (stage '{spec.name}') wrote into its input "
                            f"'{name}': {changed} changed; a stage must not modify its inputs "
                            "(copy them into ctx.new_dir() first)")
+
+
+def _check_sources_unchanged(task: Task, store: Store) -> None:
+    """Refuse to commit a result under a key whose source content is no longer the file's:
+    each source input is hashed again (stat calls only, unless a file changed)."""
+    from orchestrator.hashing import SourceMemo
+
+    memo = None
+    for name, given in task.inputs.items():
+        ref = Ref(**given["ref"]) if given is not None else None
+        if ref is None or not ref.producer.startswith("source ") or \
+                ref.content_hash.startswith("missing:") or not ref.paths:
+            continue
+        memo = memo or SourceMemo(store.root / "sources.json")
+        try:
+            now = memo.hash(ref.paths[0])
+        except OSError as e:
+            now = f"unreadable ({e.strerror or e})"
+        if now != ref.content_hash:
+            raise RagError(f"step '{task.step}': its {ref.producer} ({ref.paths[0]}) changed "
+                           f"after this run planned it, so the step's result is not kept (its "
+                           f"key holds the content planned; the stage may have read the new "
+                           f"one); rerun to compute it from the file as it is now",
+                           hint="leave a source alone while a run reads it")
 
 
 def _damaged_input(task: Task, store: Store) -> str | None:

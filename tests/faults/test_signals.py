@@ -175,3 +175,51 @@ def test_a_sigkilled_from_run_still_says_how_to_resume(tmp_path):
     again = out.stdout.split("resume with: ")[1].split(" (the command less")[0]
     assert again.endswith(f"--runs-dir {tmp_path / 'runs'} --from slow"), again
     assert "--from gen" not in again
+
+
+LATE_READ = """ragline:
+  imports: [tests.toy.stages]
+sources:
+  prompt: %s
+steps:
+  gen: {stage: toy_gen, n: 2}
+  slow: {stage: toy_map, inputs: {numbers: gen}, sleep: 4}
+  late: {stage: toy_prompted, inputs: {numbers: slow, prompt: prompt}}
+"""
+
+
+def test_a_source_edited_while_the_run_goes_on_is_not_cached_under_its_old_content(tmp_path):
+    """Before: sources were hashed when the run was planned and read by the stage later, so a
+    file edited in between was cached under the old content's key, and a later run with the old
+    content got the new content's result (rag verify: intact)."""
+    prompt = tmp_path / "prompt.yaml"
+    prompt.write_text("user: 'Count: {n}'\n")
+    proc, recipe = _start(tmp_path, LATE_READ % prompt)
+    _started(tmp_path, "slow", 1)
+    prompt.write_text("user: 'A much longer prompt now: {n}'\n")
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert f"step 'late': its source prompt ({prompt}) changed after this run planned it" in \
+        " ".join(out.split())
+    prompt.write_text("user: 'Count: {n}'\n")     # back to the planned content: none was kept
+    rerun = _rag(tmp_path, "run", str(recipe), "steps.slow.sleep=0", "--runs-dir",
+                 str(tmp_path / "runs"))
+    assert rerun.returncode == 0, rerun.stderr
+    metrics = json.loads((tmp_path / "runs" / "latest" / "metrics.json").read_text())
+    assert metrics["late"]["chars"] == len("Count: 2")
+
+
+def test_an_edit_that_keeps_size_and_mtime_is_still_seen(tmp_path):
+    """Before: the source memo compared size and mtime only, so `touch -r` hid an edit."""
+    from orchestrator.hashing import SourceMemo
+
+    f = tmp_path / "a.txt"
+    f.write_text("1234")
+    memo = SourceMemo(tmp_path / "memo.json")
+    before = memo.hash(f)
+    st = f.stat()
+    time.sleep(0.01)
+    f.write_text("5678")
+    os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
+    assert f.stat().st_mtime_ns == st.st_mtime_ns and f.stat().st_size == st.st_size
+    assert memo.hash(f) != before
