@@ -23,11 +23,12 @@ from pathlib import Path
 from orchestrator.artifacts import Ref, write_artifact
 from orchestrator.context import StageContext
 from orchestrator.errors import RagError, StageOutputError, disk_full
+from orchestrator.hashing import hash_strings
 from orchestrator.keys import scratch_key
 from orchestrator.registry import load_stages
 from orchestrator.secrets import reveal
 from orchestrator.stage_config import build_config
-from orchestrator.store import Entry, Store
+from orchestrator.store import Entry, Store, read_entry
 
 log = logging.getLogger("ragline")
 
@@ -255,11 +256,35 @@ def _check_inputs_intact(task: Task, spec, store: Store) -> None:
     for name, given in task.inputs.items():
         if given is None:
             continue
+        replaced = _recommitted(Ref(**given["ref"]), store)
+        if replaced:
+            raise RagError(f"step '{task.step}': its input '{name}' ({replaced}'s output) was "
+                           f"computed again by another command (--force) while the step ran, "
+                           f"so its result is not kept (it may have read either version); "
+                           f"rerun to compute it from the output as it is now")
         changed = store.check_intact(Ref(**given["ref"]))
         if changed:
             raise RagError(f"step '{task.step}' (stage '{spec.name}') wrote into its input "
                            f"'{name}': {changed} changed; a stage must not modify its inputs "
                            "(copy them into ctx.new_dir() first)")
+
+
+def _recommitted(ref: Ref, store: Store) -> str | None:
+    """The producing step of an upstream output whose cache entries now hold another content
+    than ``ref`` says (``--force`` recommits a key in place), else None."""
+    step, _, output = ref.producer.partition(".")
+    keys = store.keys_of(ref) if output else []
+    hashes = []
+    for key in keys:
+        entry, _ = read_entry(store.entry_path(key), key)
+        out = (entry.meta.get("outputs") or {}).get(output) if entry is not None else None
+        if out is None:
+            return None     # gone or damaged: check_intact says so
+        hashes.append(out.get("content_hash", ""))
+    if not hashes:
+        return None
+    now = hashes[0] if len(hashes) == 1 else hash_strings(hashes)
+    return step if now != ref.content_hash else None
 
 
 def _check_sources_unchanged(task: Task, store: Store) -> None:

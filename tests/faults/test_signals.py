@@ -223,3 +223,33 @@ def test_an_edit_that_keeps_size_and_mtime_is_still_seen(tmp_path):
     os.utime(f, ns=(st.st_atime_ns, st.st_mtime_ns))
     assert f.stat().st_mtime_ns == st.st_mtime_ns and f.stat().st_size == st.st_size
     assert memo.hash(f) != before
+
+
+RECOMMITTED = """ragline:
+  imports: [tests.toy.stages]
+steps:
+  gen: {stage: toy_random, n: 4}
+  slow: {stage: toy_map, inputs: {numbers: gen}, sleep: 4}
+  mul: {stage: toy_map, inputs: {numbers: gen}, mul: 2}
+"""
+
+
+def test_an_input_recomputed_by_another_commands_force_is_not_mixed_in(tmp_path):
+    """Before: `--force gen` in a second command recommitted gen's key in place while a run was
+    using it, so that run's later steps read the new numbers under the old content's hash and
+    exited 0 with outputs of two versions mixed."""
+    runs = str(tmp_path / "runs")
+    (tmp_path / "conf").mkdir()
+    recipe = tmp_path / "conf" / "r.yaml"
+    recipe.write_text(RECOMMITTED)
+    assert _rag(tmp_path, "run", str(recipe), "steps.slow.sleep=0", "--runs-dir", runs
+                ).returncode == 0
+    proc, _ = _start(tmp_path, RECOMMITTED, "steps.slow.add=1")
+    _started(tmp_path, "slow", 1)
+    forced = _rag(tmp_path, "run", str(recipe), "--force", "gen", "--until", "gen",
+                  "--runs-dir", runs)
+    assert forced.returncode == 0, forced.stderr
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "(gen's output) was computed again by another command (--force) while the step ran" \
+        in " ".join(out.split())

@@ -52,6 +52,15 @@ def toy_gen(cfg: GenConfig, path: File | None = None) -> Numbers:
     return [{"id": str(i), "x": cfg.start + i} for i in range(cfg.n)]
 
 
+@stage("toy_random", version=1)
+def toy_random(cfg: GenConfig) -> Numbers:
+    """``n`` random numbers, different on every run: a stage that does not reproduce (tests of
+    ``--force`` recommitting a key another run is reading)."""
+    import random
+
+    return [{"id": str(i), "x": random.random()} for i in range(cfg.n)]
+
+
 @dataclass
 class MapConfig:
     add: float = 0.0
