@@ -480,9 +480,13 @@ class Runner:
         cached = [t for t in tasks if t.key in found]
         todo = [t for t in tasks if t.key not in found]
         start = time.time()
+        # a sharded step's scratch (its request cache) is named by the unsharded key: recorded,
+        # so that rag gc keeps it with the run (keys.scratch_key)
+        shared = {"scratch": scratch_key(tasks[0].material)} if len(tasks) > 1 else {}
         self.run.set_step(step.name, save=bool(todo), stage=step.stage.name, state="running",
                           started=round(start, 3), shards=len(tasks), keys=[t.key for t in tasks],
-                          log=tasks[0].log if len(tasks) == 1 else str(Path(tasks[0].log).parent))
+                          log=tasks[0].log if len(tasks) == 1 else str(Path(tasks[0].log).parent),
+                          **shared)
         if todo:
             console().print(f"[cyan]>[/] {step.name:<{self.width}} running stage {step.stage.name}"
                             + (f" ({len(todo)}/{len(tasks)} shards)" if len(tasks) > 1 else "")

@@ -79,6 +79,8 @@ def run_keys(run: Path) -> set[str] | None:
                 continue  # a plan's provisional keys (after an upstream step runs) name nothing
             if isinstance(step.get("keys"), list):
                 keys.update(k for k in step["keys"] if isinstance(k, str))
+            if isinstance(step.get("scratch"), str):   # a sharded step's request cache
+                keys.add(step["scratch"])
         found = True
     return keys if found else None
 

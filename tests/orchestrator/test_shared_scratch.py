@@ -40,3 +40,19 @@ def test_changing_shards_after_a_crash_asks_only_what_was_never_answered(toy, mo
     assert not scratch.exists() or not any(scratch.iterdir())
     assert rag("run", recipe, "steps.ask.shards=3", runs=runs) == 0
     assert _asked(count) == ["7"]               # a no-op: the step's outputs are cached
+
+
+def test_rag_gc_keeps_a_failed_sharded_steps_request_cache(toy, monkeypatch):
+    """Before: gc kept a scratch directory only under a task key its runs named, and a sharded
+    step's scratch is named by the unsharded key, so a default `rag gc` after a failure removed
+    the answers already paid for."""
+    runs, count = toy / "runs", toy / "count.txt"
+    recipe = _recipe(toy)
+    monkeypatch.setenv("TOY_COUNT_FILE", str(count))
+    monkeypatch.setenv("TOY_FAIL", "ask:1")
+    assert rag("run", recipe, runs=runs) == 1
+    assert rag("gc", runs=runs) == 0
+    monkeypatch.delenv("TOY_FAIL")
+    count.unlink()
+    assert rag("run", recipe, runs=runs) == 0
+    assert _asked(count) == ["7"]               # before: 4 to 7 asked again
