@@ -102,6 +102,51 @@ def quarantine_words(store) -> str:
             f"{'it' if n == 1 else 'them'})")
 
 
+def dependents(metas: dict[str, dict], hashes: set[str]) -> list[tuple[str, str]]:
+    """(key, step) of every entry computed, directly or not, from an output whose content hash
+    is in ``hashes`` (its task material's inputs name it), in ``metas``' order.
+
+    >>> metas = {"k2": {"step": "mul", "material": {"inputs": {"numbers": "h1"}},
+    ...                 "outputs": {"out": {"content_hash": "h2"}}},
+    ...          "k3": {"step": "total", "material": {"inputs": {"numbers": "h2"}},
+    ...                 "outputs": {"out": {"content_hash": "h3"}}},
+    ...          "k4": {"step": "other", "material": {"inputs": {"numbers": "h9"}}}}
+    >>> dependents(metas, {"h1"})
+    [('k2', 'mul'), ('k3', 'total')]
+    """
+    found: dict[str, str] = {}
+    hashes = set(hashes)
+    grew = True
+    while grew:
+        grew = False
+        for key, meta in metas.items():
+            inputs = ((meta.get("material") or {}).get("inputs") or {}).values()
+            if key not in found and hashes & {h for h in inputs if isinstance(h, str)}:
+                found[key] = str(meta.get("step", "?"))
+                hashes |= {o.get("content_hash", "") for o in (meta.get("outputs") or {}).values()}
+                grew = True
+    return [(k, found[k]) for k in metas if k in found]
+
+
+def _dependents_note(store, hashes: set[str], damaged_steps: list[str]) -> str:
+    """The line naming the entries computed from damaged outputs ("" when none)."""
+    from orchestrator.store import read_entry
+
+    metas = {}
+    for path in store.entries():
+        entry, _ = read_entry(path, path.name)
+        if entry is not None:
+            metas[path.name] = entry.meta
+    found = dependents(metas, hashes)
+    if not found:
+        return ""
+    steps = list(dict.fromkeys(step for _, step in found))
+    again = " ".join(f"--from {s}" for s in dict.fromkeys(damaged_steps))
+    return (f"  {len(found)} entries were computed from the damaged outputs (steps "
+            f"{', '.join(steps)}): if the damage came first, their results are wrong too; "
+            f"recompute them: rag run RECIPE {again}")
+
+
 def _absent(store, gone: list[str], used: set[str]) -> str:
     """The summary's words for a run's keys that have no entry: quarantined, removed, never."""
     quarantined = {k for k in gone if store.miss_reason(k) is not None}
@@ -120,6 +165,7 @@ def main(args) -> int:
     ok = 0
     gone: list[str] = []
     damaged: list[tuple[str, str, str]] = []
+    hashes: set[str] = set()    # the damaged entries' output content hashes
     for key in keys:
         entry, problem = read_entry(store.entry_path(key), key)
         if entry is None and problem == "":
@@ -131,6 +177,8 @@ def main(args) -> int:
             ok += 1
             continue
         damaged.append((key, step, problem))
+        if entry is not None:
+            hashes |= {o.get("content_hash", "") for o in entry.meta["outputs"].values()}
         c.print(f"[red]DAMAGED[/] step '{step}' ({key[:12]}): {problem}", soft_wrap=True)
         if args.quarantine:
             store.quarantine(key, store.entry_path(key), problem, step)
@@ -141,4 +189,7 @@ def main(args) -> int:
         c.print("  rerun with --quarantine to move them aside; the next run recomputes them")
     elif damaged:
         c.print(f"  quarantined {len(damaged)}; the next run recomputes them")
+    note = _dependents_note(store, hashes, [step for _, step, _ in damaged]) if damaged else ""
+    if note:   # a stat check cannot see bit rot: steps after it may have read the damage
+        c.print(note, soft_wrap=True)
     return 1 if damaged else 0
