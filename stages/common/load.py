@@ -138,16 +138,19 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=7)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
+@stage("load_data", version=8)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
 # 5: a question that ships no ctxs has a null ctxs, one shipped with ctxs: [] keeps []
 # 6: a folder of splits is one set, named after it, read from one split; a folder of sets may hold
 # such folders (steps downstream stay cached where the tables come out the same)
 # 7: of files named after one dataset's splits (nq-dev, nq-test), one split is read
+# 8: a file's set is its name unless the id prefix names a known set (not ARC's Mercury_...);
+# an option letter (answerKey) is the gold before answer text; a JSON array's id-less elements
+# are numbered 1, 2, ... (not by line)
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: QuestionFile | None = None, eval: QuestionFile | None = None,
               qrels: File | None = None) -> LoadOutput:
     """The corpus and the train/eval questions: read from the wired files, or generated."""
-    from stages.lib.data.qrels import read_qrels
+    from stages.lib.data.qrels import qrels_mismatch, read_qrels
     from stages.lib.data.tables import to_table
 
     if corpus is None and train is None and eval is None:
@@ -184,14 +187,42 @@ def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
             for name, path, limit in (("train", train_path, cfg.max_train),
                                       ("eval", eval_path, cfg.max_eval))}
 
-    train_ids, eval_ids = (set(sets[name].column("id").to_pylist()) for name in ("train", "eval"))
-    overlap = train_ids & eval_ids
-    if overlap:
-        ctx.log.warning("%d question ids are in both train and eval (first: %r); evaluation "
-                        "results will be optimistic", len(overlap), sorted(overlap)[0])
+    if judged is not None:
+        ids = [i for name in ("train", "eval") for i in sets[name].column("id").to_pylist()]
+        mismatch = qrels_mismatch(judged, ids, f"qrels {qrels_path}",
+                                  cut=cfg.max_train is not None or cfg.max_eval is not None)
+        if mismatch:
+            ctx.log.warning("%s", mismatch)
+    _warn_overlap(sets["train"], sets["eval"], ctx)
     if passages is None:
         passages = to_table([], Passages.schema)
     return LoadOutput(passages, sets["train"], sets["eval"])
+
+
+def shared_questions(train: list[tuple[str, str]], eval: list[tuple[str, str]]) -> list[str]:
+    """The ids of the evaluation questions that are training questions too: the same id and the
+    same question. The text counts, not the id alone: a file without ids numbers its questions
+    1, 2, ... (a question table does not say which ids a file gave), so two such files share ids
+    but no question; the question alone would flag a rephrased set's repeats across ids, which
+    is another check.
+
+    >>> shared_questions([("1", "Who?"), ("2", "When?")], [("1", "Where?"), ("2", "When?")])
+    ['2']
+    """
+    seen = set(train)
+    return sorted(qid for qid, question in eval if (qid, question) in seen)
+
+
+def _warn_overlap(train, eval, ctx: StageContext) -> None:
+    """Warn when evaluation questions are training questions too (:func:`shared_questions`)."""
+    def pairs(table):
+        return list(zip(table.column("id").to_pylist(), table.column("question").to_pylist()))
+
+    shared = shared_questions(pairs(train), pairs(eval))
+    if shared:
+        ctx.log.warning("%d questions are in both train and eval, with the same id and question "
+                        "(first: %r); evaluation results will be optimistic", len(shared),
+                        shared[0])
 
 
 def _synthetic(cfg: LoadConfig, ctx: StageContext) -> LoadOutput:

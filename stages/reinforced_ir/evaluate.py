@@ -28,6 +28,13 @@ class RetrievalEvalConfig:
     label: str = ""                        # a name for the results table
 
 
+NO_GOLD_HINT = ("give qrels (data.qrels, or a BEIR folder's qrels/test.tsv) or `gold` ids in "
+                "the queries file; if qrels were given, they judge none of these queries: the "
+                "qrels' query ids must be the questions' ids (field id, _id, qid, ...; a file "
+                "without ids numbers its questions 1, 2, ...), and the load step's warning "
+                "shows an id of each side")
+
+
 def trec_scores(run: dict, qrels: dict, ks: list[int]) -> dict[str, float]:
     """Mean nDCG@k, MAP@k, Recall@k, P@k (pytrec_eval) and MRR@k over queries with a relevant
     document (a query missing from the run scores 0).
@@ -66,8 +73,7 @@ def evaluate(queries: Questions, index: Embeddings, encoder: Model,
     rows = [r for r in given if r["gold"]]
     if not rows:
         raise DataError(f"evaluate: none of the {len(given)} evaluation queries has a gold "
-                        f"passage id", hint="give qrels (data.qrels, or a BEIR folder's "
-                                            "qrels/test.tsv) or `gold` ids in the queries file")
+                        f"passage id", hint=NO_GOLD_HINT)
     if len(rows) < len(given):
         ctx.log.info("evaluate: %d of %d queries have no gold passage id (not judged in the "
                      "qrels) and are not scored", len(given) - len(rows), len(given))

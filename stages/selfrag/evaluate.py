@@ -4,10 +4,13 @@
 case-sensitive, no normalisation; :mod:`stages.selfrag.metrics`), named apart from ragline's
 normalised ``match_gold_in_pred``. For FEVER / PubHealth sets a prediction containing SUPPORTS
 (checked first) or REFUTES is replaced as a whole by "true" or "false" (the seed's
-``run_short_form.py`` lines 345-348). ``retrieval_frequency`` is the share of questions for which the model
-retrieved (the ``retrieved`` column of ``selfrag.infer``; for other producers such as
-``infer_topk``, whether any passage was read), per set and overall: the seed divided by the
-number of keys of its results dict instead of the number of questions. The shared answer metrics
+``run_short_form.py`` lines 345-348), and so is a gold: the seed's processed files hold
+true / false, KILT's FEVER (``output: [{answer: "REFUTES"}]``) the labels, which no mapped
+prediction could match (NOT ENOUGH INFO stays as it is, on both sides).
+``retrieval_frequency`` is the share of questions for which the model retrieved (the
+``retrieved`` column of ``selfrag.infer``; for other producers such as ``infer_topk``, whether
+any passage was read), per set and overall: the seed divided by the number of keys of its
+results dict instead of the number of questions. The shared answer metrics
 (``metrics``, names of :data:`stages.lib.metrics.answer.METRICS`) are reported beside them, so a
 plain-RAG baseline evaluated here lines up in one results table.
 
@@ -72,6 +75,9 @@ def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
     ...                "answers": ["true"], "ctxs": []}, cfg)
     >>> r["prediction"], r["selfrag_match"], r["exact_match"], r["retrieved"]
     ('true', 1.0, 1.0, False)
+    >>> score_row({"id": "q", "dataset": "fever", "prediction": "REFUTES",      # KILT's golds
+    ...            "answers": ["REFUTES"]}, cfg)["selfrag_match"]
+    1.0
     """
     from stages.lib.metrics.alce import asqa_scores
     from stages.lib.metrics.answer import METRICS, as_gold_list
@@ -79,9 +85,10 @@ def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
 
     dataset = row.get("dataset") or ""
     prediction = row.get("prediction") or ""
-    if any(names_set(key, dataset) for key in cfg.fever_sets):
-        prediction = fever_prediction(prediction)
     golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+    if any(names_set(key, dataset) for key in cfg.fever_sets):   # SUPPORTS/REFUTES: true/false
+        prediction = fever_prediction(prediction)
+        golds = list(dict.fromkeys(fever_prediction(g) for g in golds))
     retrieved = row.get("retrieved")
     record = {"id": row["id"], "prediction": prediction, "dataset": dataset,
               "retrieved": bool(row.get("ctxs")) if retrieved is None else bool(retrieved),
@@ -109,7 +116,8 @@ def summary(records: list[dict], names: list[str]) -> dict:
     return out
 
 
-@stage("selfrag.evaluate", version=3)   # 2: FEVER labels replace the prediction; 3: EM of "A"
+@stage("selfrag.evaluate", version=4)   # 2: FEVER labels replace the prediction; 3: EM of "A"
+# 4: FEVER golds given as SUPPORTS / REFUTES (KILT) become true / false, as the prediction does
 def evaluate(predictions: Predictions, cfg: SelfragEvaluateConfig,
              ctx: StageContext) -> SelfragEvaluation:
     """selfrag_match, the shared answer metrics and the retrieval frequency, per set and overall."""

@@ -155,7 +155,7 @@ def test_squad_and_triviaqa_answer_objects_are_read(tmp_path):
                     "normalized_aliases": ["paris", "city of light", "paris france"],
                     "matched_wiki_entity_name": "", "normalized_matched_wiki_entity_name": "",
                     "normalized_value": "paris", "type": "WikipediaEntity", "value": "Paris"}}])
-    assert read_questions(p) == [{"id": "tc_1", "dataset": "tc", "question": "Which city?",
+    assert read_questions(p) == [{"id": "tc_1", "dataset": "triviaqa", "question": "Which city?",
                                   "answers": ["Paris", "City of Light", "Paris, France"],
                                   "gold": []}]
 

@@ -147,9 +147,11 @@ def _json_error(path: Path, line: int, err: json.JSONDecodeError) -> DataError:
 def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
     """Yield ``(line number, value)`` for each record of a JSONL file or a JSON array file.
 
-    The layout is sniffed from the first non-blank character (``[`` = array), not the extension:
-    DynamicRAG's ``.json`` files are often JSON lines. JSONL is read one line at a time; blank lines
-    are skipped. For an array, the line number is where the element starts.
+    The layout is sniffed from the first non-blank character (``[`` = array, :func:`json_array`),
+    not the extension: DynamicRAG's ``.json`` files are often JSON lines. JSONL is read one line at
+    a time; blank lines are skipped. For an array, the line number is where the element starts
+    (every element of a one-line array is on line 1: a reader numbering records without an id
+    numbers an array's elements instead).
     """
     path = check_file(path)
     lines = numbered_lines(path)
@@ -171,6 +173,21 @@ def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
 
 PARQUET_SUFFIXES = (".parquet", ".pq")
 DELIMITED_SUFFIXES = (".csv", ".tsv")   # optionally .gz
+
+
+def json_array(path: Path) -> bool:
+    """Whether :func:`iter_records` reads ``path`` as one JSON array (its first non-blank
+    character is ``[``), not as JSON lines, a table or a saved dataset.
+
+    >>> import tempfile
+    >>> p = Path(tempfile.mkdtemp()) / "q.json"
+    >>> _ = p.write_text('\\n [{"question": "a"}, {"question": "b"}]')
+    >>> json_array(p), json_array(p.with_name("q.csv"))
+    (True, False)
+    """
+    if not path.is_file() or strip_gz(path) in DELIMITED_SUFFIXES + PARQUET_SUFFIXES:
+        return False
+    return first_line(path)[1].lstrip().startswith("[")
 
 
 def iter_records(path: str | Path, what: str) -> tuple[str, Iterator[tuple[int, Any]]]:

@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from orchestrator.api import DataError
@@ -66,3 +66,38 @@ def merge_qrels(questions: Iterable[dict], qrels: dict[str, dict[str, int]],
     for q in questions:
         rel = [d for d, g in qrels.get(q["id"], {}).items() if g >= min_score]
         yield {**q, "gold": list(dict.fromkeys(list(q.get("gold") or []) + rel))}
+
+
+def qrels_mismatch(qrels: dict[str, dict[str, int]], question_ids: Sequence[str],
+                   where: str, *, cut: bool = False) -> str | None:
+    """The warning for qrels that judge none or few of the questions, else None. Their query ids
+    must be the questions' ids, so qrels written for other ids (a file without ids numbers its
+    questions 1, 2, ...) add no gold in silence. "Few": under half of the qrels' query ids and
+    under half of the questions match (a BEIR folder's queries.jsonl holds every split's
+    queries and its qrels/test.tsv judges some of them, but every qrels id matches), not
+    reported when a limit ``cut`` the questions (max_eval: the first N need not be judged).
+
+    >>> print(qrels_mismatch({"q1": {"d1": 1}, "q2": {"d2": 1}}, ["1", "2", "3"], "test.tsv"))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    test.tsv: none of the 2 query ids of the qrels is the id of one of the 3 questions (qrels:
+    'q1', ...; questions: '1', ...): no question gets a gold passage id from them; give the
+    questions the qrels' query ids (field id, _id, qid, ...), or give qrels for the questions' ids
+    >>> qrels_mismatch({"q1": {"d1": 1}}, ["q1", "q2", "q3"], "test.tsv") is None   # all judged
+    True
+    >>> qrels_mismatch({"q1": {}, "q2": {}, "q3": {}}, ["q1", "4", "5"], "t")[:62]
+    't: only 1 of the 3 query ids of the qrels are ids of the 3 que'
+    """
+    ids = set(question_ids)
+    matched = sum(q in ids for q in qrels)
+    if not ids or (matched and (cut or matched * 2 >= len(qrels) or matched * 2 >= len(ids))):
+        return None
+    examples = (f"qrels: {next(q for q in qrels if q not in ids)!r}, ...; questions: "
+                f"{next(q for q in question_ids if q not in qrels)!r}, ...")
+    what, gets = ((f"none of the {len(qrels)} query ids of the qrels is the id of one of",
+                   "no question gets a")
+                  if not matched else
+                  (f"only {matched} of the {len(qrels)} query ids of the qrels are ids of",
+                   f"{len(ids) - matched} questions get no"))
+    return (f"{where}: {what} the {len(ids)} questions ({examples}): {gets} gold passage id "
+            "from them; give the questions the qrels' query ids (field id, _id, qid, ...), or "
+            "give qrels for the questions' ids")

@@ -23,14 +23,15 @@ from typing import Any
 from orchestrator.api import DataError
 from stages.lib.data.corpus import DOC_ID_KEYS, title_text
 from stages.lib.data.fields import check_mapped, renamed
-from stages.lib.data.files import DELIMITED_SUFFIXES, iter_records, strip_gz
+from stages.lib.data.files import DELIMITED_SUFFIXES, iter_records, json_array, strip_gz
 
 log = logging.getLogger(__name__)
 
 # Field names accepted for each canonical field, first match wins.
 QUESTION_KEYS = ("question", "Question", "query", "instruction", "text", "input")   # KILT: input
 # ARC: answerKey; RAG-Instruct's evaluation files: golds (its scorer's field) and, for MedQA and
-# OpenBookQA, answer_idx (the right option's letter; taken first when the record has options);
+# OpenBookQA, answer_idx (the right option's letter; a letter key is taken first when the record
+# has choices or options: _answers);
 # AutoRAG's qa.parquet: generation_gt
 ANSWER_KEYS = ("answers", "golden_answers", "answer", "output", "answerKey", "golds",
                "generation_gt", "answer_idx")
@@ -39,6 +40,8 @@ ID_KEYS = ("id", "_id", "qid", "q_id", "question_id", "query_id", "example_id", 
 DATASET_KEYS = ("dataset", "source")
 GOLD_KEYS = ("gold", "positive_ctxs", "positive_passages", "retrieval_gt")
 CHOICE_KEYS = ("choices", "options")    # ARC's choices; MedQA / OpenBookQA's options
+LETTER_KEYS = ("answerKey", "answer_idx")   # the right option's letter: the gold when there are
+                                            # options (ARC: answerKey; MedQA / OBQA: answer_idx)
 # A set's own inputs, kept on the row under their names when they are text: RAG-Instruct's
 # evaluation gives ConvFinQA its task instruction, its table and text (``context``) and the
 # conversation so far (``previous_question``), and PubMedQA its abstract (``context``).
@@ -51,21 +54,35 @@ READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET
 # File stems that name a split rather than a dataset (FlashRAG's ``{dataset}/{split}.jsonl``).
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
 
-_ID_PREFIX = re.compile(r"^([A-Za-z][A-Za-z0-9]*)[_\-:]")
-_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$", re.I)
-
+_ID_PREFIX = re.compile(r"^([A-Za-z0-9]+)[_\-:]")
+# Id prefixes read as a set's name (DynamicRAG's training file: ``nq_…``, ``hotpotqa_…``; SEEDS
+# §1.2), the sets the recipes' per-set rules name (answer styles, metrics, closed and FEVER sets,
+# RAG-Instruct's scoring, DPA-RAG's top-k) and their common short names. Any other prefix names no
+# set: ARC's ``Mercury_SC_…`` / ``MCAS_…``, TriviaQA's ``tc_`` / ``qb_`` / ``sfq_`` (DynamicRAG's
+# ``tc`` too: its style is the default one), WebQSP's ``WebQTest-0``, a UUID's first group.
+KNOWN_SETS = frozenset({
+    "nq", "tqa", "triviaqa", "hotpotqa", "2wikimultihopqa", "2wiki", "2wikimqa", "musique",
+    "bamboogle", "popqa", "fever", "eli5", "asqa", "wow", "trex", "zsre", "squad", "msmarco",
+    "webqsp", "webq", "webquestions", "arc", "obqa", "openbookqa", "pubhealth", "medqa",
+    "pubmedqa", "convfinqa", "casehold", "strategyqa", "factscore"})
 
 
 def _dataset_from(qid: str, path: Path | None) -> str:
-    """The dataset of a record without one: its id's prefix, else the file's name.
+    """The dataset of a record without one: its id's prefix when that names a known set
+    (:data:`KNOWN_SETS`), else the file's name (its folder's when the file is named after a
+    split), so that one file is one set whatever its ids look like.
 
     >>> _dataset_from("nq_12", None), _dataset_from("train_3", Path("data/hotpotqa/train.jsonl"))
     ('nq', 'hotpotqa')
+    >>> _dataset_from("Mercury_SC_41570", Path("arc_challenge.jsonl"))   # ARC's own ids
+    'arc_challenge'
+    >>> [_dataset_from(i, Path("triviaqa-dev.jsonl")) for i in ("tc_0", "sfq_2")]
+    ['triviaqa-dev', 'triviaqa-dev']
     >>> _dataset_from("d0f2a6b8-1c3e-4f5a-9b7c-2e4d6f8a0b1c", Path("qa.parquet"))   # a uuid4
     'qa'
     """
-    m = None if _UUID.match(qid) else _ID_PREFIX.match(qid)
-    if m and m.group(1).lower() not in SPLIT_NAMES | {"q", "id", "query"}:
+    m = _ID_PREFIX.match(qid)
+    if m and m.group(1).lower() in KNOWN_SETS:
         return m.group(1).lower()
     if path is None:
         return ""
@@ -153,12 +170,22 @@ def _answer_object(obj: dict, field: str, where: str) -> list[str]:
 def _answers(rec: dict, where: str) -> tuple[list[str], str | None]:
     """Golds: ASQA's ``qa_pairs[*].short_answers`` when the record has them (ALCE's ASQA also
     carries the long-form reference in ``answer``, which must not become the gold), else the
-    first of :data:`ANSWER_KEYS`. A multiple-choice record with options and ``answer_idx``
-    (MedQA, OpenBookQA: its ``answer`` is the option's text) has the letter as its gold, as
-    RAG-Instruct's evaluation sets it (``eval/eval_sglang.py``)."""
+    first of :data:`ANSWER_KEYS`. A multiple-choice record (``choices`` or ``options``) with a
+    letter key (:data:`LETTER_KEYS`: ARC's ``answerKey``, MedQA / OpenBookQA's ``answer_idx``)
+    has the letter as its gold, whatever text ``answers`` / ``answer`` hold beside it, as
+    RAG-Instruct's evaluation (``eval/eval_sglang.py``) and Self-RAG's score the option letter.
+
+    >>> _answers({"choices": ["cold", "warm"], "answers": ["warm"], "answerKey": "B"}, "f")
+    (['B'], 'answerKey')
+    >>> _answers({"answers": ["warm"], "answerKey": "B"}, "f")   # no options: the first key
+    (['warm'], 'answers')
+    """
     pairs = rec.get("qa_pairs")
-    if rec.get("answer_idx") is not None and rec.get("options") is not None:
-        return _string_list(rec["answer_idx"], "answer_idx", where), "answer_idx"
+    if any(rec.get(k) is not None for k in CHOICE_KEYS):
+        for key in LETTER_KEYS:
+            letters = _string_list(rec.get(key), key, where)
+            if letters:
+                return letters, key
     if pairs is None:
         for key in ANSWER_KEYS:
             if key in rec and rec[key] is not None:
@@ -366,15 +393,17 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     values, TriviaQA's ``{value, aliases, ...}`` its ``value`` then ``aliases``, KILT's
     ``{answer, provenance}`` its ``answer``; any other object is refused), and for ASQA records
     ``qa_pairs`` (one short-answer list per pair) and ``long_answers`` kept for ALCE's metrics;
-    a record with ``options`` and ``answer_idx`` (MedQA, OpenBookQA) has that letter as its
-    gold; ``retrieved_question`` kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``;
-    ``choices|options`` → ``choices``; ``context``, ``instruction`` (when not the question) and
+    a record with ``choices``/``options`` and ``answerKey``/``answer_idx`` (ARC, MedQA,
+    OpenBookQA) has that letter as its gold, before any answer text; ``retrieved_question``
+    kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``; ``choices|options`` →
+    ``choices``; ``context``, ``instruction`` (when not the question) and
     ``previous_question`` kept in the shapes :func:`_set_inputs` reads; gold passage ids ←
     ``gold`` (list or str), AutoRAG's ``retrieval_gt`` (lists of ids) or DPR
     ``positive_ctxs[*].passage_id`` (Tevatron's ``positive_passages[*].docid``); id ←
-    ``id|_id|qid|q_id|question_id|query_id|example_id`` else the line number; dataset ←
-    ``dataset|source``, else the id prefix (``nq_12`` → ``nq``; not a UUID's first group), else
-    the file stem (or its folder when the stem is a split name).
+    ``id|_id|qid|q_id|question_id|query_id|example_id`` else the line (row) number, for a JSON
+    array the element's index (1, 2, ...); dataset ← ``dataset|source``, else the id prefix when
+    it names a known set (``nq_12`` → ``nq``, :data:`KNOWN_SETS`; not ARC's
+    ``Mercury_SC_41570``), else the file stem (or its folder when the stem is a split name).
     Question ids must be unique. Any other field is dropped, and named in a warning (a field
     under a name the reader does not take, such as ``gold_ids``, would be lost without a word),
     unless ``fields`` maps it to one the reader takes (``{"gold": "gold_ids"}``, see
@@ -396,11 +425,15 @@ def iter_questions(path: str | Path, *, require_answers: bool = True,
     whole as Python objects; the warnings and the count are logged once the file is read."""
     path = Path(path)
     unit, records = iter_records(path, "questions")
+    # a record without an id is numbered by its line (row), an array's element by its index: a
+    # one-line array has every element on line 1
+    array = json_array(path)
     count = with_ctxs = 0
-    seen: dict[str, int] = {}
+    seen: dict[str, str] = {}
     dropped: dict[str, int] = {}
-    for line_no, rec in islice(records, max_questions):   # every record is a row, or an error
-        where = f"{path} {unit} {line_no}"
+    for index, (line_no, rec) in enumerate(islice(records, max_questions), 1):
+        where = f"{path} {unit} {line_no}"     # every record is a row, or an error
+        at = f"{unit} {line_no}" + (f", element {index}" if array else "")
         if fields:
             check_mapped(rec, fields, ("question", "answers") if require_answers else
                          ("question",), where, "question_fields")
@@ -411,13 +444,14 @@ def iter_questions(path: str | Path, *, require_answers: bool = True,
                             "question,answers (or map the columns with the load step's "
                             "question_fields)")
         row = normalize_question(rec, where=where, require_answers=require_answers,
-                                 default_id=str(line_no), default_dataset=default_dataset, path=path)
+                                 default_id=str(index if array else line_no),
+                                 default_dataset=default_dataset, path=path)
         for key in rec.keys() - READ_KEYS - row.keys():
             dropped[key] = dropped.get(key, 0) + 1
         if row["id"] in seen:
-            raise DataError(f"{where}: question id '{row['id']}' repeats (first on {unit} "
+            raise DataError(f"{path} {at}: question id '{row['id']}' repeats (first on "
                             f"{seen[row['id']]}); expected unique ids; de-duplicate the file")
-        seen[row["id"]] = line_no
+        seen[row["id"]] = at
         count += 1
         with_ctxs += "ctxs" in row
         yield row

@@ -365,3 +365,61 @@ def test_the_field_mappings_are_checked_and_leave_old_cache_keys_alone():
     assert "(did you mean 'question'?)" in err.value.message
     config, _ = check_step_config(LoadConfig, {}, "steps.load")
     assert {("question_fields",), ("passage_fields",)} <= set(neutral_paths(LoadConfig, config))
+
+
+def test_train_and_eval_overlap_is_the_same_id_and_question(env, tmp_path, caplog):
+    """Two files without ids share the ids 1, 2, ...: that warned "N question ids are in both
+    train and eval ... evaluation results will be optimistic" for any two such files. A question
+    counts as in both now when its id and its text are."""
+    import logging
+
+    _, _, ctx = env
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "d1", "text": "x"}\n')
+    train, evals = tmp_path / "train.jsonl", tmp_path / "eval.jsonl"
+    train.write_text("".join(json.dumps({"question": f"train {i}?", "answers": ["a"]}) + "\n"
+                             for i in range(3)))
+    evals.write_text("".join(json.dumps({"question": q, "answers": ["a"]}) + "\n"
+                             for q in ("eval 0?", "train 1?")))
+    caplog.set_level(logging.INFO)
+    load_data(LoadConfig(), ctx("load"), corpus=file(corpus), train=file(train), eval=file(evals))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert warned == ["1 questions are in both train and eval, with the same id and question "
+                      "(first: '2'); evaluation results will be optimistic"]
+    caplog.clear()
+    evals.write_text(json.dumps({"question": "eval 0?", "answers": ["a"]}) + "\n")
+    load_data(LoadConfig(), ctx("load"), corpus=file(corpus), train=file(train), eval=file(evals))
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []
+
+
+def test_qrels_that_judge_none_of_the_questions_warn(env, tmp_path, caplog):
+    """qrels for other ids than the questions' (here: a file without ids, numbered 1, 2, ...)
+    gave no gold in silence: an INFO line "0 of 52 questions have a relevant passage", then
+    Reinforced-IR's "none of the 52 evaluation queries has a gold passage id". Now a warning
+    names both sides' ids; qrels that judge some of a BEIR folder's queries do not warn."""
+    import logging
+
+    _, written, ctx = env
+    corpus = tmp_path / "c.jsonl"
+    corpus.write_text('{"id": "d1", "text": "x"}\n{"id": "d2", "text": "y"}\n')
+    evals = tmp_path / "eval.jsonl"
+    evals.write_text("".join(json.dumps({"question": f"q {i}?", "answers": ["a"]}) + "\n"
+                             for i in range(4)))
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\nq2\td2\t1\n")
+    caplog.set_level(logging.INFO)
+    cfg = LoadConfig(required=["eval"])       # no train set: no warning for it
+    out = load_data(cfg, ctx("load"), corpus=file(corpus), eval=file(evals), qrels=file(qrels))
+    assert all(not r["gold"] for r in written(Questions, out.eval))
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"
+              and r.getMessage().startswith("qrels")]
+    assert warned == [f"qrels {qrels}: none of the 2 query ids of the qrels is the id of one of "
+                      "the 4 questions (qrels: 'q1', ...; questions: '1', ...): no question gets "
+                      "a gold passage id from them; give the questions the qrels' query ids "
+                      "(field id, _id, qid, ...), or give qrels for the questions' ids"]
+    caplog.clear()
+    evals.write_text("".join(json.dumps({"id": f"q{i}", "question": f"q {i}?", "answers": ["a"]})
+                             + "\n" for i in range(4)))   # q1 and q2 judged, q0 and q3 not
+    out = load_data(cfg, ctx("load"), corpus=file(corpus), eval=file(evals), qrels=file(qrels))
+    assert [r["gold"] for r in written(Questions, out.eval)] == [[], ["d1"], ["d2"], []]
+    assert [r for r in caplog.records if r.levelname == "WARNING"] == []

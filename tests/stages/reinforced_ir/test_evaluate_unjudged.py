@@ -1,6 +1,7 @@
 """``reinforced_ir.evaluate`` scores the queries with a gold passage id; those without (a BEIR
 ``queries.jsonl`` holds every split, only the test qrels' are judged) were left out without a
-word. The log now counts them, and a set with none judged names what to give."""
+word. The log now counts them, and a set with none judged names what to give, and that given
+qrels' query ids must be the questions' ids."""
 
 from __future__ import annotations
 
@@ -39,3 +40,6 @@ def test_unjudged_queries_are_counted_in_the_log(model_env, models, caplog):
         evaluate(art(Questions, _queries(set())), idx, art(Model, models["enc"]), cfg,
                  ctx("eval_1"))
     assert "qrels" in e.value.hint
+    # qrels given for other ids gave this hint too, as if none had been given
+    assert "if qrels were given, they judge none of these queries: the qrels' query ids must " \
+           "be the questions' ids" in e.value.hint

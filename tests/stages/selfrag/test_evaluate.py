@@ -55,3 +55,21 @@ def test_without_asqa_rows_there_are_no_asqa_columns(model_env):
                               ctx("evaluate"))
     assert "str_em" not in metrics and "str_em" not in metrics["display"]
     assert all("rouge_lsum" not in r for r in per_q)
+
+
+def test_kilt_fever_golds_are_scored_as_true_and_false(model_env):
+    """KILT's FEVER (``output: [{answer: "REFUTES"}]``) loads with the gold "REFUTES"; the
+    prediction became "false" but the gold stayed, so every FEVER answer scored 0. The golds
+    are mapped as the prediction is; NOT ENOUGH INFO stays as it is on both sides."""
+    art, ctx = model_env
+    rows = [{**POPQA, "id": i, "dataset": "fever-dev-kilt", "answers": [gold], "prediction": pred,
+             "qa_pairs": None, "annotations": None}
+            for i, gold, pred in (("f1", "REFUTES", "REFUTES"), ("f2", "SUPPORTS", "SUPPORTS"),
+                                  ("f3", "SUPPORTS", "REFUTES"),
+                                  ("f4", "NOT ENOUGH INFO", "NOT ENOUGH INFO"),
+                                  ("f5", "true", "SUPPORTS"))]   # the seed's files: true/false
+    metrics, per_q = evaluate(art(SelfragPredictions, rows), SelfragEvaluateConfig(),
+                              ctx("evaluate"))
+    assert [r["selfrag_match"] for r in per_q] == [1.0, 1.0, 0.0, 1.0, 1.0]
+    assert [r["exact_match"] for r in per_q] == [1.0, 1.0, 0.0, 1.0, 1.0]
+    assert metrics["selfrag_match"] == pytest.approx(0.8)

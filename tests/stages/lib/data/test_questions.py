@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from orchestrator.errors import DataError
@@ -248,3 +250,62 @@ def test_kilt_records(tmp_path):
     assert [(r["id"], r["dataset"], r["question"][:9], r["answers"], r["gold"]) for r in rows] == [
         ("-2020245128281318765", "nq-dev-kilt", "who sings", ["Linda Davis"], []),
         ("3", "nq-dev-kilt", "Nikolaj C", ["SUPPORTS"], [])]
+
+
+def test_a_file_is_one_set_whatever_prefixes_its_ids_have(tmp_path):
+    """A file's set was its ids' prefix: ARC's real ids made sets mercury, mcas, ..., TriviaQA's
+    tc / qb / sfq ..., WebQSP's webqtest. A prefix now names a set only when it is a known set's
+    name, as in DynamicRAG's training file (``nq_…``, ``hotpotqa_…``)."""
+    arc = jsonl(tmp_path / "arc_challenge.jsonl", [
+        {"id": i, "question": "Which?", "answerKey": "A", "choices": ["x", "y"]}
+        for i in ("Mercury_SC_41570", "MCAS_2009_5_651", "NYSEDREGENTS_2015_8_12")])
+    tqa = jsonl(tmp_path / "triviaqa-dev.jsonl", [
+        {"question_id": i, "question": f"Who {i}?", "answer": {"value": "A", "aliases": ["A"]}}
+        for i in ("tc_0", "qb_1", "sfq_2", "odql_3")])
+    webq = jsonl(tmp_path / "webqsp.jsonl", [{"id": "WebQTest-0", "question": "q", "answers": "a"}])
+    dyn = jsonl(tmp_path / "rag_training_data.json", [
+        {"id": i, "question": "q", "answer": "a"} for i in ("nq_1", "hotpotqa_2", "fever_3",
+                                                            "2wikimultihopqa_4", "eli5-5")])
+    assert {r["dataset"] for r in read_questions(arc)} == {"arc_challenge"}
+    assert {r["dataset"] for r in read_questions(tqa)} == {"triviaqa-dev"}
+    assert [r["dataset"] for r in read_questions(webq)] == ["webqsp"]
+    assert [r["dataset"] for r in read_questions(dyn)] == ["nq", "hotpotqa", "fever",
+                                                           "2wikimultihopqa", "eli5"]
+
+
+def test_an_option_letter_is_the_gold_before_the_options_text(tmp_path):
+    """A multiple-choice record with the option's text in ``answers`` and its letter in
+    ``answerKey`` was scored against the text (``answers`` comes first in ANSWER_KEYS); only
+    MedQA's ``answer_idx`` was taken first. With options, the letter key now wins; without,
+    the keys' order stands."""
+    p = jsonl(tmp_path / "arc.jsonl", [
+        {"id": "a1", "question": "Who?", "choices": ["Ann", "Bo"], "answerKey": "B",
+         "answers": ["Bo"]},
+        {"id": "a2", "question": "Who?", "options": {"A": "Ann", "B": "Bo"}, "answer_idx": "A",
+         "answers": "Ann"},
+        {"id": "a3", "question": "Who?", "choices": ["Ann", "Bo"], "answerKey": "",
+         "answers": ["Bo"]},                               # an empty letter: the text
+        {"id": "a4", "question": "Who?", "answerKey": "B", "answers": ["Bo"]}])
+    assert [r["answers"] for r in read_questions(p)] == [["B"], ["A"], ["Bo"], ["Bo"]]
+
+
+def test_a_json_array_without_ids_numbers_its_elements(tmp_path):
+    """A one-line JSON array without ids failed with "question id '1' repeats": an element
+    without an id was numbered by the line it starts on. It is numbered by its index now, in a
+    pretty-printed array too; JSON lines keep their line numbers, and errors still name the
+    line, a repeated id in an array its element too."""
+    recs = [{"question": q, "answers": ["x"]} for q in ("a", "b", "c")]
+    compact = write(tmp_path / "compact.json", json.dumps(recs))
+    pretty = write(tmp_path / "pretty.json", json.dumps(recs, indent=1))
+    lines = write(tmp_path / "lines.jsonl",
+                  "\n".join(json.dumps(r) for r in recs[:2]) + "\n\n" + json.dumps(recs[2]))
+    assert [r["id"] for r in read_questions(compact)] == ["1", "2", "3"]
+    assert [r["id"] for r in read_questions(pretty)] == ["1", "2", "3"]
+    assert [r["id"] for r in read_questions(lines)] == ["1", "2", "4"]
+    twice = write(tmp_path / "twice.json",
+                  json.dumps([{"id": "q", **recs[0]}, {"id": "q", **recs[1]}]))
+    assert raises(["repeats"], read_questions, twice) == (
+        f"{twice} line 1, element 2: question id 'q' repeats (first on line 1, element 1); "
+        "expected unique ids; de-duplicate the file")
+    bad = write(tmp_path / "bad.json", '[{"question": "a", "answers": ["x"]}, {"question": "b"}]')
+    raises([f"{bad} line 1: missing answers"], read_questions, bad)
