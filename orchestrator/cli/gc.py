@@ -243,8 +243,24 @@ def remove(path: Path) -> str | None:
         finally:
             lock.release()
         return None
+    if path.is_dir() and not path.is_symlink() and path.parent.parent.name == "objects":
+        # an entry is moved aside in one step first: a gc killed while deleting leaves no half
+        # entry behind (a folder without _entry.json that nothing lists), and a second gc at the
+        # same time finds it gone, not an error
+        aside = path.parents[2] / "tmp" / f"{path.name}.{os.getpid()}.gc"
+        try:
+            aside.parent.mkdir(exist_ok=True)
+            os.rename(path, aside)
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            return f"{path}: {e.strerror or e}"
+        path = aside
     if path.is_dir() and not path.is_symlink():
-        shutil.rmtree(path, onerror=lambda fn, p, e: errors.append(f"{p}: {e[1].strerror or e[1]}"))
+        def failed(fn, p, e) -> None:
+            if not isinstance(e[1], FileNotFoundError):   # gone already: another gc's work
+                errors.append(f"{p}: {e[1].strerror or e[1]}")
+        shutil.rmtree(path, onerror=failed)
     else:
         try:
             path.unlink()

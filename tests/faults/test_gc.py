@@ -164,7 +164,11 @@ def test_gc_reports_what_it_could_not_remove(toy, capsys, monkeypatch):
     def read_only(path, ignore_errors=False, onerror=None):
         onerror(os.rmdir, str(path), (OSError, OSError(30, "Read-only file system"), None))
 
+    def no_rename(src, dst):     # an entry is moved aside before it is deleted
+        raise OSError(30, "Read-only file system")
+
     monkeypatch.setattr(shutil, "rmtree", read_only)
+    monkeypatch.setattr(os, "rename", no_rename)
     capsys.readouterr()
     assert rag("gc", "--keep-runs", "0", runs=runs) == 1
     err = capsys.readouterr().err
@@ -178,3 +182,38 @@ def test_a_dry_run_writes_nothing(tmp_path, monkeypatch, capsys):
     assert rag("gc", "--dry-run", runs=tmp_path / "runs") == 0
     assert "would remove 0 entries" in capsys.readouterr().err
     assert [p for p in tmp_path.rglob("*") if p.is_file()] == []
+
+
+def test_an_entry_is_removed_whole_or_not_at_all_and_twice_is_no_error(toy, capsys):
+    """Before: a gc killed while deleting a large entry left a folder without _entry.json that
+    no later gc or verify saw, and two gcs at once each reported the other's deletions as
+    failures (exit 1)."""
+    from orchestrator.cli.gc import remove
+
+    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
+    assert rag("run", str(conf), runs=runs) == 0
+    entry = next(p for p in (cache / "objects").glob("*/*") if (p / "_entry.json").is_file())
+    assert remove(entry) is None and not entry.exists()
+    assert not list((cache / "tmp").glob(f"{entry.name}.*"))   # the moved-aside copy is gone too
+    assert remove(entry) is None                                # a second gc: already gone
+
+
+def test_a_gc_killed_while_deleting_leaves_no_half_entry(toy, monkeypatch):
+    from orchestrator.cli.gc import remove
+
+    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
+    assert rag("run", str(conf), runs=runs) == 0
+    entry = next(p for p in (cache / "objects").glob("*/*") if (p / "_entry.json").is_file())
+
+    def killed(path, ignore_errors=False, onerror=None):   # _entry.json went first, then a kill
+        (Path(path) / "_entry.json").unlink()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(shutil, "rmtree", killed)
+    try:
+        remove(entry)
+    except KeyboardInterrupt:
+        pass
+    assert not entry.exists()        # before: a folder without _entry.json, listed by nothing
+    aside = list((cache / "tmp").glob(f"{entry.name}.{os.getpid()}.gc"))
+    assert aside                     # what a later gc removes once this process is gone
