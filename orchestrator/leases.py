@@ -201,8 +201,8 @@ def register_runs_dir(cache_root: Path, runs_dir: Path) -> None:
     """Remember that ``runs_dir`` uses this cache (``rag gc`` keeps its runs' entries)."""
     runs_dir = Path(runs_dir).resolve()
     path = cache_root / "runs-dirs" / f"{key_of(str(runs_dir))[:16]}.json"
-    if path.is_file():
-        return
+    if path.is_file() and isinstance((read_json(path) or {}).get("path"), str):
+        return   # (a damaged one is written again: until then gc removes no entry)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -221,6 +221,29 @@ def registered_runs_dirs(cache_root: Path) -> list[tuple[Path, str]]:
         if data and isinstance(data.get("path"), str):
             out.append((Path(data["path"]), str(data.get("host") or HOST)))
     return out
+
+
+STALE_DAMAGED_LEASE_S = 86400   # a lease unreadable for a day belongs to no run still going
+
+
+def unreadable(cache_root: Path) -> tuple[list[Path], list[Path]]:
+    """(files that hide what gc must keep, damaged leases old enough to remove): registrations
+    of runs directories and leases of live runs that cannot be read (partial, damaged). While
+    one of the first is there, nobody can say which entries its runs use."""
+    hiding, stale = [], []
+    now = time.time()
+    for sub in ("runs-dirs", "leases"):
+        base = cache_root / sub
+        for f in sorted(base.glob("*.json")) if base.is_dir() else []:
+            data = read_json(f)
+            if data is not None and (sub == "leases" or isinstance(data.get("path"), str)):
+                continue
+            try:
+                old = sub == "leases" and now - f.stat().st_mtime > STALE_DAMAGED_LEASE_S
+            except OSError:
+                continue
+            (stale if old else hiding).append(f)
+    return hiding, stale
 
 
 def live_leases(cache_root: Path) -> list[dict]:

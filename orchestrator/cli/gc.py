@@ -271,6 +271,19 @@ def remove(path: Path) -> str | None:
     return errors[0] if errors or path.exists() or path.is_symlink() else None
 
 
+def _unreadable_records(store, plan: dict[str, list[Path]]) -> list[Path]:
+    """Damaged runs-dir registrations and lease files: while one hides what it protects, no
+    entry or scratch directory is removed (``plan`` changed in place); a lease unreadable for a
+    day joins the dead leases. Returns the files that hide something."""
+    from orchestrator.leases import unreadable
+
+    hiding, stale = unreadable(store.root)
+    plan["dead leases"] += stale
+    if hiding:
+        plan["entries"], plan["scratch directories"] = [], []
+    return hiding
+
+
 def _size(path: Path | str) -> int:
     """Bytes of the files under ``path`` (links not followed)."""
     total = 0
@@ -295,6 +308,7 @@ def main(args) -> int:
     store = Store.for_runs(runs)
     keep, why, oldest_live = collect(store, runs, args)
     plan = doomed(store, keep, oldest_live)
+    hiding = _unreadable_records(store, plan)
     removed: dict[str, int] = {}
     failed: list[str] = []
     size = 0
@@ -321,6 +335,12 @@ def main(args) -> int:
         c.print(f"[yellow]note:[/] no runs directory {escape(str(runs))}/ (looked from "
                 f"{escape(str(Path.cwd()))}), so no run of it keeps an entry; if rag run wrote "
                 "its runs elsewhere, pass that --runs-dir", soft_wrap=True)
+    if hiding:
+        c.print(f"[yellow]warning:[/] {escape(str(hiding[0]))} cannot be read"
+                + (f" (and {len(hiding) - 1} more)" if len(hiding) > 1 else "")
+                + ": it registers a runs directory or a live run whose entries are unknown, so "
+                "no entry was removed; a rag run from that runs directory writes it again, or "
+                "delete it if no such run matters", soft_wrap=True)
     if failed:
         c.print(f"[red]could not remove {len(failed)}[/] (read-only cache?): {failed[0]}"
                 + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""), soft_wrap=True)

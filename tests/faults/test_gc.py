@@ -217,3 +217,34 @@ def test_a_gc_killed_while_deleting_leaves_no_half_entry(toy, monkeypatch):
     assert not entry.exists()        # before: a folder without _entry.json, listed by nothing
     aside = list((cache / "tmp").glob(f"{entry.name}.{os.getpid()}.gc"))
     assert aside                     # what a later gc removes once this process is gone
+
+
+def test_a_damaged_registration_or_lease_keeps_every_entry_and_says_so(toy, capsys):
+    """Before: gc skipped an unreadable runs-dir registration or live-run lease without a word,
+    and removed the entries they protect (a live run's input among them)."""
+    conf, cache = recipe(toy), toy / "runs" / "cache"
+    runs_a, runs_b = toy / "A", toy / "B"
+    assert rag("run", str(conf), runs=runs_a) == 0
+    assert rag("run", str(conf), "steps.gen.n=4", runs=runs_b) == 0
+    keys_b = keys_of(runs_b)
+    (registration,) = [f for f in (cache / "runs-dirs").glob("*.json")
+                       if json.loads(f.read_text())["path"] == str(runs_b.resolve())]
+    registration.write_text('{"path": "/tr')          # truncated
+    capsys.readouterr()
+    assert rag("gc", "--keep-runs", "0", runs=runs_a) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert keys_b <= cached(cache)
+    assert f"warning: {registration} cannot be read: it registers a runs directory or a live " \
+           "run whose entries are unknown, so no entry was removed" in err
+    assert rag("run", str(conf), "steps.gen.n=4", runs=runs_b) == 0   # registers B again
+    capsys.readouterr()
+    assert rag("gc", "--keep-runs", "0", runs=runs_a) == 0
+    assert "cannot be read" not in capsys.readouterr().err and not cached(cache)
+    assert rag("run", str(conf), "steps.gen.n=4", runs=runs_b) == 0
+    lease = cache / "leases" / "x.json"
+    lease.write_text('{"pid": 12')                    # a live run's lease, truncated
+    assert rag("gc", "--keep-runs", "0", runs=runs_b) == 0
+    assert keys_b <= cached(cache) and lease.exists()
+    os.utime(lease, (time.time() - 2 * 86400, time.time() - 2 * 86400))
+    assert rag("gc", "--keep-runs", "0", runs=runs_b) == 0   # a day old: no run still going
+    assert not lease.exists()
