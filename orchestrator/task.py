@@ -264,9 +264,10 @@ def _check_inputs_intact(task: Task, spec, store: Store) -> None:
                            f"rerun to compute it from the output as it is now")
         changed = store.check_intact(Ref(**given["ref"]))
         if changed:
-            raise RagError(f"step '{task.step}' (stage '{spec.name}') wrote into its input "
-                           f"'{name}': {changed} changed; a stage must not modify its inputs "
-                           "(copy them into ctx.new_dir() first)")
+            raise RagError(f"step '{task.step}' (stage '{spec.name}'): its input '{name}' "
+                           f"changed while the step ran ({changed}): a stage must not modify "
+                           "its inputs (copy them into ctx.new_dir() first), nor may anything "
+                           "else change the cache during a run")
 
 
 def _recommitted(ref: Ref, store: Store) -> str | None:

@@ -110,9 +110,11 @@ def test_stage_that_writes_into_its_input_fails_with_its_name(toy, capsys):
     assert rag("run", str(conf), runs=runs) == 1
     err = capsys.readouterr().err
     data = artifact_dir(runs, "blob")
-    assert (f"✗ mutate failed: step 'mutate' (stage 'fault_mutate') wrote into its input 'blob': "
-            f"{data}/0.txt changed; a stage must not modify its inputs (copy them into "
-            "ctx.new_dir() first)") in err
+    # before: "wrote into its input", also when another process had changed it
+    assert (f"✗ mutate failed: step 'mutate' (stage 'fault_mutate'): its input 'blob' changed "
+            f"while the step ran ({data}/0.txt): a stage must not modify its inputs (copy them "
+            "into ctx.new_dir() first), nor may anything else change the cache during a run"
+            ) in " ".join(err.split())
     steps = plan_steps(capsys, str(conf), "--runs-dir", str(runs))
     assert steps["blob"]["state"] == "STALE"
     assert steps["blob"]["cause"] == "artifact changed on disk after commit: outputs/out/data/0.txt"
