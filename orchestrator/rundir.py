@@ -35,8 +35,10 @@ def _atomic_write(path: Path, text: str) -> None:
 
 
 class RunDir:
-    def __init__(self, path: Path, recipe: Path, overrides: list[str], command: str):
+    def __init__(self, path: Path, recipe: Path, overrides: list[str], command: str,
+                 runs: Path | None = None):
         self.path = path
+        self.runs = runs  # artifact links into a cache inside it are relative: mv runs keeps them
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
         self.status = {"run": str(path), "recipe": str(recipe), "overrides": overrides,
@@ -97,10 +99,22 @@ class RunDir:
         if ref.kind == "table" and len(ref.paths) > 1:
             link.mkdir()
             for i, part in enumerate(ref.paths):
-                os.symlink(Path(part).parent, link / f"shard-{i:05d}")
+                os.symlink(self._target(Path(part).parent, link), link / f"shard-{i:05d}")
             return
         target = Path(ref.paths[0]) if ref.kind == "dir" else Path(ref.paths[0]).parent
-        os.symlink(target, link)
+        os.symlink(self._target(target, links), link)
+
+    def _target(self, target: Path, where: Path) -> str:
+        """``target`` relative to the link's folder ``where`` when both lie in the runs
+        directory (its default ``cache/``), so the runs directory can be moved whole; else
+        absolute (a cache elsewhere, ``$RAGLINE_CACHE``, stays where it is)."""
+        if self.runs is not None:
+            runs = os.path.realpath(self.runs)
+            real = os.path.realpath(target)
+            if real.startswith(runs + os.sep) and \
+                    os.path.realpath(where).startswith(runs + os.sep):
+                return os.path.relpath(real, os.path.realpath(where))
+        return str(target)
 
     def add_metrics(self, step: str, values: dict) -> None:
         self.status["metrics"][step] = values

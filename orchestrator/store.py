@@ -18,9 +18,11 @@ Layout under the cache root (``runs/cache`` or ``$RAGLINE_CACHE``)::
 An entry directory exists only once every output is written and hashed, so a killed task leaves
 nothing that looks complete. ``_entry.json`` records the size and mtime_ns of every file (and the
 mtime_ns of every directory) of the entry, and committed files are made read-only. A lookup
-stats them all: any difference (deleted, truncated, rewritten, a file added to a directory) makes
-the entry a miss and moves it to ``quarantine/``. That costs a few stat calls per entry, never a
-read of artifact bytes; ``rag verify`` re-hashes the content.
+stats them all: a file deleted, added or of another size makes the entry a miss and moves it to
+``quarantine/``. That costs a few stat calls per entry, never a read of artifact bytes. Where
+only mtimes differ (a copy without timestamps, a touch) the entry is hashed again once
+(``recheck.py``): the same content is kept and its new stats recorded, any other is quarantined.
+``rag verify`` re-hashes every entry.
 """
 
 from __future__ import annotations
@@ -126,7 +128,7 @@ class Store:
         for _ in range(2):  # a second look when a concurrent --force swapped the entry meanwhile
             entry, problem = read_entry(path, key)
             if problem is None:
-                problem = changed_file(entry)
+                problem = self.recheck(entry, changed_file(entry))
                 if problem is None:
                     return entry
                 problem = f"artifact changed on disk after commit: {problem}"
@@ -166,11 +168,35 @@ class Store:
                     self.quarantine(key, path, problem, "")
                     return str(path / ENTRY)
                 return str(path)  # the entry is gone (quarantined or removed meanwhile)
-            changed = changed_file(entry)
+            changed = self.recheck(entry, changed_file(entry))
             if changed is not None:
                 self.quarantine(key, path, f"artifact changed on disk after commit: {changed}",
                                  entry.meta.get("step", ""))
                 return str(path / changed)
+        return None
+
+    def recheck(self, entry: Entry, changed: str | None) -> str | None:
+        """``changed`` (``changed_file``'s answer) unless only timestamps changed: then the entry
+        is re-hashed (``orchestrator/recheck.py``), its stat table recorded again and None
+        returned; when its content differs too, the first file that changed."""
+        if changed is None or entry.files is None or changed.endswith("(deleted)"):
+            return changed
+        from orchestrator.recheck import content_problem, restamp
+
+        now = file_table(entry.path)
+        problem = content_problem(entry, now)
+        if problem is not None:
+            return problem
+        kept = "recorded" if restamp(entry, now, self.root / "tmp") else "not recorded (read-only)"
+        entry.files = now
+        try:
+            st = os.stat(entry.path / ENTRY)
+            entry.stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            pass
+        log.warning("cache entry %s of step '%s': its files have new timestamps (a copy or a "
+                    "touch: %s), and their content, hashed again, is the committed one: kept "
+                    "(timestamps %s)", entry.key[:12], entry.meta.get("step", "?"), changed, kept)
         return None
 
     def keys_of(self, ref: Ref) -> list[str]:
@@ -181,7 +207,8 @@ class Store:
             p = Path(p)
             targets = [p]
             if p.is_relative_to(gather):
-                targets = [Path(os.readlink(s)) for s in sorted(p.iterdir()) if s.is_symlink()]
+                targets = [Path(os.path.normpath(s.parent / os.readlink(s)))
+                           for s in sorted(p.iterdir()) if s.is_symlink()]
             for t in targets:
                 if t.is_relative_to(objects):
                     parts = t.relative_to(objects).parts
@@ -261,12 +288,13 @@ class Store:
         """One directory whose ``shard-0000k`` entries link to the shards' directory outputs."""
         digest = hash_strings([r.content_hash for r in parts])
         final = self.root / "gather" / digest
-        if final.is_dir() and all((final / f"shard-{i:05d}").exists() for i in range(len(parts))):
-            return final
+        if final.is_dir() and all(_link_to(final / f"shard-{i:05d}", r.paths[0])
+                                  for i, r in enumerate(parts)):
+            return final    # links made here (older ones were absolute: made again)
         tmp = self.root / "tmp" / f"gather.{digest}.{os.urandom(4).hex()}"
         tmp.mkdir(parents=True)
-        for i, ref in enumerate(parts):
-            os.symlink(ref.paths[0], tmp / f"shard-{i:05d}")
+        for i, ref in enumerate(parts):   # relative: the cache can be moved whole
+            os.symlink(os.path.relpath(ref.paths[0], final), tmp / f"shard-{i:05d}")
         final.parent.mkdir(parents=True, exist_ok=True)
         if final.is_dir():  # links to entries that were quarantined and recomputed: replace
             shutil.rmtree(final, ignore_errors=True)
@@ -307,6 +335,13 @@ class Store:
             if not is_alive or now - path.stat().st_mtime > older_than_s > 0:
                 out.append(path)
         return out
+
+
+def _link_to(link: Path, target: str) -> bool:
+    try:
+        return os.readlink(link) == os.path.relpath(target, link.parent)
+    except OSError:
+        return False
 
 
 def check_dir(path: Path, what: str, hint: str, probe: bool = True) -> None:

@@ -150,7 +150,7 @@ def _run(args) -> int:
     with store.lease(runs) as lease:  # gc keeps what a live run uses
         for member, dag in zip(members, dags):
             path = RunDir.new_path(runs, recipe, sweep, member.index)
-            run = RunDir(path, recipe, member.overrides, command)
+            run = RunDir(path, recipe, member.overrides, command, runs)
             lease.add_run(run.path)
             run.write_config(member.config, member.text)
             if sweep is not None:

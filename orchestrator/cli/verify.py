@@ -24,13 +24,17 @@ def add_arguments(p) -> None:
     p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
 
 
-def entry_problem(entry) -> str | None:
-    """Why a committed entry is not what was committed (stat, then content), or None."""
+def entry_problem(store, entry) -> str | None:
+    """Why a committed entry is not what was committed (stat, then content), or None. An
+    entry whose timestamps alone changed (a copy, a touch) is re-hashed and kept."""
     from orchestrator.artifacts import rehash
     from orchestrator.store import changed_file
 
     changed = changed_file(entry)
     if changed is not None:
+        changed = store.recheck(entry, changed)
+        if changed is None:
+            return None     # re-hashed in full by the recheck
         return f"artifact changed on disk after commit: {changed}"
     for name, ref in entry.meta["outputs"].items():
         dest = entry.path / "outputs" / name
@@ -172,7 +176,7 @@ def main(args) -> int:
             gone.append(key)
             continue
         step = entry.meta.get("step", "?") if entry is not None else "?"
-        problem = problem or entry_problem(entry)
+        problem = problem or entry_problem(store, entry)
         if problem is None:
             ok += 1
             continue

@@ -100,7 +100,7 @@ def test_file_deleted_or_added_inside_a_directory_artifact(toy, capsys):
     assert (artifact_dir(runs, "blob") / "1.txt").is_file()
     (artifact_dir(runs, "blob") / "stray.txt").write_text("9")
     cause = plan_steps(capsys, str(conf), "--runs-dir", str(runs))["blob"]["cause"]
-    assert cause == "artifact changed on disk after commit: outputs/out/data/ (a file was added or removed)"
+    assert cause == "artifact changed on disk after commit: outputs/out/data/stray.txt (added)"
 
 
 def test_stage_that_writes_into_its_input_fails_with_its_name(toy, capsys):
