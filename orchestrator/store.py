@@ -290,7 +290,7 @@ class Store:
         final = self.root / "gather" / digest
         if final.is_dir() and all(_link_to(final / f"shard-{i:05d}", r.paths[0])
                                   for i, r in enumerate(parts)):
-            return final    # links made here (older ones were absolute: made again)
+            return final    # a moved cache's absolute links point elsewhere: remade
         tmp = self.root / "tmp" / f"gather.{digest}.{os.urandom(4).hex()}"
         tmp.mkdir(parents=True)
         for i, ref in enumerate(parts):   # relative: the cache can be moved whole
@@ -338,8 +338,10 @@ class Store:
 
 
 def _link_to(link: Path, target: str) -> bool:
+    """Whether ``link`` points at ``target``: relatively, or by its path (gather directories
+    made before their links were relative, still right where the cache has not moved)."""
     try:
-        return os.readlink(link) == os.path.relpath(target, link.parent)
+        return os.readlink(link) in (os.path.relpath(target, link.parent), target)
     except OSError:
         return False
 
