@@ -117,7 +117,7 @@ def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,
                for name in set_metric_names(dataset, cfg) + retrieval_names}}
 
 
-@stage("evaluate", version=7)   # 6: per-set metrics displayed; 7: letter golds, ranks
+@stage("evaluate", version=8)   # 6: per-set metrics; 7: letter golds, ranks; 8: picked letter
 def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
     """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
     rows = predictions.rows()

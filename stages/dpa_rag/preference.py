@@ -66,7 +66,7 @@ class PreferenceConfig:
         return reader_notes(self.reader, resources)
 
 
-@stage("dpa_rag.preference", version=1, shard_by="retrieved",
+@stage("dpa_rag.preference", version=2, shard_by="retrieved",  # 2: option-letter golds
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceConfig, ctx: StageContext,
                model: Model | None = None) -> Knowledge:

@@ -139,7 +139,7 @@ def macro(blocks: dict[str, dict], names: list[str]) -> dict:
             **{name: _mean([b[name] for b in blocks.values()]) for name in names}}
 
 
-@stage("rag_instruct.evaluate", version=2)  # 2: EM/F1 of option letters
+@stage("rag_instruct.evaluate", version=3)  # 2: EM/F1 of option letters; 3: F1 of the picked letter
 def evaluate(predictions: Predictions, cfg: RagInstructEvaluateConfig,
              ctx: StageContext) -> RagInstructEvaluation:
     """The paper's accuracy per set (rule by set name), its macro average, and the shared

@@ -116,7 +116,7 @@ def summary(records: list[dict], names: list[str]) -> dict:
     return out
 
 
-@stage("selfrag.evaluate", version=4)   # 2: FEVER labels replace the prediction; 3: EM of "A"
+@stage("selfrag.evaluate", version=5)  # 2: FEVER labels replace it; 3: EM of "A"; 5: picked letter
 # 4: FEVER golds given as SUPPORTS / REFUTES (KILT) become true / false, as the prediction does
 def evaluate(predictions: Predictions, cfg: SelfragEvaluateConfig,
              ctx: StageContext) -> SelfragEvaluation:

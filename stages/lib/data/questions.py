@@ -181,11 +181,12 @@ def _answers(rec: dict, where: str) -> tuple[list[str], str | None]:
     (['warm'], 'answers')
     """
     pairs = rec.get("qa_pairs")
-    if any(rec.get(k) is not None for k in CHOICE_KEYS):
+    choices = next((rec[k] for k in CHOICE_KEYS if rec.get(k) is not None), None)
+    if choices is not None:
         for key in LETTER_KEYS:
             letters = _string_list(rec.get(key), key, where)
             if letters:
-                return letters, key
+                return [_option_letter(x, choices, key, where) for x in letters], key
     if pairs is None:
         for key in ANSWER_KEYS:
             if key in rec and rec[key] is not None:
@@ -242,9 +243,28 @@ def _gold(rec: dict, where: str) -> list[str]:
     return []
 
 
+def _option_letter(letter: str, choices: Any, key: str, where: str) -> str:
+    """The letter (A, B, ...) under which the prompts show the option ``letter`` names. ARC
+    labels its options with ``label``, which on some items numbers them ("1" to "4", as the
+    seed's ``arc.py`` remaps): the gold is then the letter at that label's place.
+
+    >>> choices = {"text": ["wood", "iron"], "label": ["1", "2"]}
+    >>> _option_letter("2", choices, "answerKey", "f"), _option_letter("B", ["a", "b"], "k", "f")
+    ('B', 'B')
+    """
+    labels = choices.get("label") if isinstance(choices, dict) else None
+    if not isinstance(labels, list):
+        return letter
+    labels = [str(x) for x in labels]
+    if letter not in labels:
+        raise DataError(f"{where}: '{key}' is {letter!r}, which is none of the options' labels "
+                        f"({', '.join(labels)}); fix the record")
+    return chr(ord("A") + labels.index(letter))
+
+
 def _choices(value: Any, where: str, key: str = "choices") -> list[str]:
     """Multiple-choice options in order: a list of strings, ARC's ``{"text": [...],
-    "label": [...]}`` (the labels are the letters A, B, ... the gold ``answerKey`` names), or
+    "label": [...]}`` (the gold ``answerKey`` names a label: :func:`_option_letter`), or
     MedQA / OpenBookQA's ``{"A": text, "B": text, ...}`` (letters from A, without a gap).
 
     >>> _choices({"text": ["cold", "warm"], "label": ["A", "B"]}, "f line 1")

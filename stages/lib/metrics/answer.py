@@ -23,7 +23,11 @@ Fixes relative to the seed code:
 
 Not as SQuAD: a gold that SQuAD's normalization empties (an option letter "A", the word "The")
 is compared with articles kept, on both sides (:func:`normalized_pair`); SQuAD's script would
-count an empty prediction as an exact match of "A", and a correct "A" as F1 0.
+count an empty prediction as an exact match of "A", and a correct "A" as F1 0. A gold that is an
+option letter ("A" to "Z", "(B)", "C.") scores F1 and :func:`match_gold_in_pred` on the letter
+the answer picks (:func:`picked_letter`), 1 or 0: as tokens or substrings, the article "a" in
+"B: a plant" matched the gold "A", and the "c" of "carbon" the gold "C". EM still asks the answer
+to be the letter alone.
 """
 
 from __future__ import annotations
@@ -37,6 +41,8 @@ from collections.abc import Callable, Iterable, Sequence
 from orchestrator.errors import ConfigError
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+_OPTION_GOLD = re.compile(r"\(?([A-Z])[.):]?")
+_PICKED = re.compile(r"(?<![\w'’])(?![AI] [a-z])([A-Z])(?![\w'’])")
 _PUNCTUATION = set(string.punctuation)
 _rouge_scorer = None
 
@@ -98,6 +104,35 @@ def normalized_pair(prediction: str, gold: str) -> tuple[str, str]:
     return kept[0], kept[1]
 
 
+def option_letter(gold: str) -> str | None:
+    """The option letter a gold is ("B", "(B)", "B." or "B)"), else None.
+
+    >>> option_letter("(B)"), option_letter("B."), option_letter("Bonn"), option_letter("a")
+    ('B', 'B', None, None)
+    """
+    found = _OPTION_GOLD.fullmatch(gold.strip())
+    return found.group(1) if found else None
+
+
+def picked_letter(prediction: str) -> str | None:
+    """The first option letter an answer names: a capital letter standing alone that is not
+    the article "A" or the pronoun "I" before a word ("A plant", "I think").
+
+    >>> picked_letter("B: a plant"), picked_letter("I think (C), not A"), picked_letter("A.")
+    ('B', 'C', 'A')
+    >>> picked_letter("It is a mammal."), picked_letter("A plant")
+    (None, None)
+    """
+    found = _PICKED.search(prediction)
+    return found.group(1) if found else None
+
+
+def _same_option(prediction: str, gold: str) -> float | None:
+    """1.0 / 0.0 when ``gold`` is an option letter (the answer picks it or not), else None."""
+    letter = option_letter(gold)
+    return None if letter is None else float(picked_letter(prediction) == letter)
+
+
 def exact_match(prediction: str, golds: str | Sequence[str]) -> float:
     """1.0 if the normalized prediction equals a normalized gold, else 0.0 (max over golds).
 
@@ -107,12 +142,17 @@ def exact_match(prediction: str, golds: str | Sequence[str]) -> float:
     0.0
     >>> exact_match("", ["A"]), exact_match("A.", ["A"])   # SQuAD's script: 1.0 and 1.0
     (0.0, 1.0)
+    >>> exact_match("", ["."]), exact_match("(B) iron", ["B"])   # an empty gold matches nothing
+    (0.0, 0.0)
     """
-    return float(any(p == g for p, g in (normalized_pair(prediction, g)
-                                         for g in as_gold_list(golds))))
+    return float(any(g and p == g for p, g in (normalized_pair(prediction, g)
+                                               for g in as_gold_list(golds))))
 
 
 def _token_f1_single(prediction: str, gold: str) -> float:
+    same = _same_option(prediction, gold)
+    if same is not None:
+        return same
     pred, gold = normalized_pair(prediction, gold)
     pred_tokens, gold_tokens = pred.split(), gold.split()
     common = Counter(pred_tokens) & Counter(gold_tokens)
@@ -136,6 +176,8 @@ def token_f1(prediction: str, golds: str | Sequence[str]) -> float:
     >>> token_f1("the cat", ["a dog", "cat"])
     1.0
     >>> token_f1("", ["cat"]), token_f1("A", ["A"])    # SQuAD's script: 0.0 and 0.0
+    (0.0, 1.0)
+    >>> token_f1("B: a plant", ["A"]), token_f1("(B) iron", ["B"])   # option letters: picked?
     (0.0, 1.0)
     """
     return max((_token_f1_single(prediction, g) for g in as_gold_list(golds)), default=0.0)
@@ -165,9 +207,10 @@ def match_gold_in_pred(prediction: str, golds: str | Sequence[str],
     """Self-RAG / BERGEN ``match`` ("accuracy"): 1.0 if a gold is a substring of the prediction.
 
     Default (``case_sensitive=False``, BERGEN style): both sides are SQuAD-normalized first. A
-    gold that SQuAD's normalization empties (the option letter "A") must occur as a whole word
-    of the prediction normalized with articles kept (:func:`normalized_pair`): as a substring
-    it would match nearly every answer.
+    gold that is an option letter must be the letter the answer picks (:func:`picked_letter`):
+    as a substring it would match nearly every answer. Another gold that SQuAD's normalization
+    empties ("The") must occur as a whole word of the prediction normalized with articles kept
+    (:func:`normalized_pair`).
     ``case_sensitive=True`` reproduces Self-RAG exactly: raw, unnormalized, case-sensitive ``in``.
 
     >>> match_gold_in_pred("It was the Beatles!", ["beatles"])
@@ -176,11 +219,18 @@ def match_gold_in_pred(prediction: str, golds: str | Sequence[str],
     0.0
     >>> match_gold_in_pred("A) red", ["A"]), match_gold_in_pred("The answer is B", ["A"])
     (1.0, 0.0)
+    >>> match_gold_in_pred("B: a plant", ["A"]), match_gold_in_pred("B: carbon", ["C"])
+    (0.0, 0.0)
     """
     golds = as_gold_list(golds)
     if case_sensitive:
         return float(any(g and g in prediction for g in golds))
     for gold in golds:
+        same = _same_option(prediction, gold)
+        if same is not None:
+            if same:
+                return 1.0
+            continue
         pred, norm = normalized_pair(prediction, gold)
         if norm and (norm in pred if normalize_answer(gold) else
                      re.search(rf"\b{re.escape(norm)}\b", pred)):

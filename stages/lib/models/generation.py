@@ -270,9 +270,9 @@ class TransformersGenerator:
         conversation i's reply continues (appended to its rendered prompt); the returned ids are
         only the new ones.
         ``top_p`` < 1 samples from the nucleus (see :class:`_GumbelSampler`).
-        ``repetition_penalty`` (None: none asked, the model's generation config decides as
-        before) penalises the tokens already in each row's prompt and reply (:func:`penalize`,
-        vLLM's rule), greedy or sampled; transformers' own penalty is then turned off.
+        ``repetition_penalty`` (None: no penalty, whatever the checkpoint's generation config
+        says) penalises the tokens already in each row's prompt and reply (:func:`penalize`,
+        vLLM's rule), greedy or sampled; transformers' own penalty is always turned off.
         """
         import torch
         from transformers import GenerationConfig, LogitsProcessorList

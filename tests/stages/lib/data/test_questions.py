@@ -289,6 +289,24 @@ def test_an_option_letter_is_the_gold_before_the_options_text(tmp_path):
     assert [r["answers"] for r in read_questions(p)] == [["B"], ["A"], ["Bo"], ["Bo"]]
 
 
+def test_arc_numbered_labels_become_the_letters_the_prompts_show(tmp_path):
+    """Some ARC items label their options "1".."4" (the seed's arc.py remaps them); the gold
+    stayed "2" while every prompt and scorer shows the options as A-D, so the right answer
+    could never score. A key that is none of the labels is refused, naming the record."""
+    p = jsonl(tmp_path / "arc_challenge.jsonl", [
+        {"id": "n1", "question": "Which?", "answerKey": "2",
+         "choices": {"text": ["wood", "iron"], "label": ["1", "2"]}},
+        {"id": "n2", "question": "Which?", "answerKey": "A",
+         "choices": {"text": ["wood", "iron"], "label": ["A", "B"]}}])
+    assert [r["answers"] for r in read_questions(p)] == [["B"], ["A"]]
+    bad = jsonl(tmp_path / "bad.jsonl", [{"id": "n3", "question": "Which?", "answerKey": "3",
+                                          "choices": {"text": ["a", "b"], "label": ["1", "2"]}}])
+    with pytest.raises(DataError) as e:
+        list(read_questions(bad))
+    assert "line 1" in e.value.message and ("'answerKey' is '3', which is none of the options' "
+                                            "labels (1, 2); fix the record") in e.value.message
+
+
 def test_a_json_array_without_ids_numbers_its_elements(tmp_path):
     """A one-line JSON array without ids failed with "question id '1' repeats": an element
     without an id was numbered by the line it starts on. It is numbered by its index now, in a
