@@ -90,7 +90,10 @@ def restamp(entry, now: dict[str, list], tmp_dir: Path) -> bool:
         tmp.mkdir()
         (tmp / ENTRY).write_text(json.dumps({**entry.meta, "files": now}, indent=1))
         os.chmod(tmp / ENTRY, 0o444)
-        make_read_only(entry.path, now)
+        try:
+            make_read_only(entry.path, now)
+        except OSError:
+            pass    # files of another user in a shared cache: their mode is theirs to keep
         os.replace(tmp / ENTRY, entry.path / ENTRY)
         return True
     except OSError:

@@ -181,23 +181,49 @@ class Store:
         returned; when its content differs too, the first file that changed."""
         if changed is None or entry.files is None or changed.endswith("(deleted)"):
             return changed
-        from orchestrator.recheck import content_problem, restamp
+        from orchestrator.recheck import content_problem
 
-        now = file_table(entry.path)
-        problem = content_problem(entry, now)
+        try:
+            now = file_table(entry.path)
+            problem = content_problem(entry, now)
+        except OSError as e:   # removed meanwhile (a gc), unreadable: a miss, as any change
+            return f"{changed} (cannot be read again: {e.strerror or e})"
         if problem is not None:
             return problem
-        kept = "recorded" if restamp(entry, now, self.root / "tmp") else "not recorded (read-only)"
+        kept = self._restamp(entry, now)
         entry.files = now
-        try:
-            st = os.stat(entry.path / ENTRY)
-            entry.stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
-        except OSError:
-            pass
         log.warning("cache entry %s of step '%s': its files have new timestamps (a copy or a "
                     "touch: %s), and their content, hashed again, is the committed one: kept "
                     "(timestamps %s)", entry.key[:12], entry.meta.get("step", "?"), changed, kept)
         return None
+
+    def _restamp(self, entry: Entry, now: dict) -> str:
+        """Record ``now`` as ``entry``'s stat table, under the key's lock and only while
+        ``_entry.json`` is still the file the lookup read (a ``--force`` elsewhere commits
+        under the same lock): "recorded", or "not recorded: why"."""
+        from filelock import Timeout
+
+        from orchestrator.recheck import restamp
+
+        try:
+            lock = self.lock(entry.key, f"key {entry.key[:12]} (re-stamp)").acquire(timeout=0)
+        except Timeout:
+            return "not recorded: another process holds its key"
+        except OSError:
+            return "not recorded: the cache is read-only"
+        try:
+            st = os.stat(entry.path / ENTRY)
+            if (st.st_ino, st.st_size, st.st_mtime_ns) != entry.stamp:
+                return "not recorded: the entry was committed again meanwhile"
+            if not restamp(entry, now, self.root / "tmp"):
+                return "not recorded: the cache is read-only"
+            st = os.stat(entry.path / ENTRY)
+            entry.stamp = (st.st_ino, st.st_size, st.st_mtime_ns)
+            return "recorded"
+        except OSError as e:
+            return f"not recorded: {e.strerror or e}"
+        finally:
+            lock.release()
 
     def keys_of(self, ref: Ref) -> list[str]:
         """The keys of the entries that hold ``ref``'s files (gathered shards: one per shard)."""
@@ -288,8 +314,8 @@ class Store:
         """One directory whose ``shard-0000k`` entries link to the shards' directory outputs."""
         digest = hash_strings([r.content_hash for r in parts])
         final = self.root / "gather" / digest
-        if final.is_dir() and all(_link_to(final / f"shard-{i:05d}", r.paths[0])
-                                  for i, r in enumerate(parts)):
+        if final.is_dir() and all(_in_cache(final / f"shard-{i:05d}", self.root)
+                                  for i in range(len(parts))):
             return final    # a moved cache's absolute links point elsewhere: remade
         tmp = self.root / "tmp" / f"gather.{digest}.{os.urandom(4).hex()}"
         tmp.mkdir(parents=True)
@@ -337,13 +363,12 @@ class Store:
         return out
 
 
-def _link_to(link: Path, target: str) -> bool:
-    """Whether ``link`` points at ``target``: relatively, or by its path (gather directories
-    made before their links were relative, still right where the cache has not moved)."""
-    try:
-        return os.readlink(link) in (os.path.relpath(target, link.parent), target)
-    except OSError:
-        return False
+def _in_cache(link: Path, root: Path) -> bool:
+    """Whether ``link`` leads to something under ``root``: a gather directory's links point at
+    entries holding the content its name hashes (another step's entries of the same content
+    serve too); a copied cache's absolute links lead into the old one."""
+    target = os.path.realpath(link)
+    return target.startswith(str(root) + os.sep) and os.path.exists(target)
 
 
 def check_dir(path: Path, what: str, hint: str, probe: bool = True) -> None:

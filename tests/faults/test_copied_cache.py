@@ -119,3 +119,58 @@ def test_runs_dir_moved_whole_keeps_its_run_records(toy, monkeypatch, capsys, ca
     caplog.clear()
     assert rag("run", str(conf), "--force", "read", runs=moved) == 0 and warnings(caplog) == []
     assert rag("show", "blob", "--run", first, "--runs-dir", str(moved)) == 0
+
+
+def test_an_entry_that_cannot_be_read_again_is_a_miss_not_a_crash(toy, monkeypatch, caplog):
+    """The re-hash reads every byte: an entry moved away meanwhile (a gc) or unreadable raised
+    out of the lookup ("internal error: FileNotFoundError")."""
+    import orchestrator.recheck as recheck
+
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    later(entry_dir(runs, "gen") / PART)
+
+    def gone(dest, kind):
+        raise FileNotFoundError(2, "No such file or directory")
+    monkeypatch.setattr(recheck, "rehash", gone)
+    caplog.clear()
+    assert rag("run", str(conf), runs=runs) == 0 and total(runs) == 28.0
+    assert status(runs)["steps"]["gen"]["cache"] == "miss"
+    assert (f"after commit: {PART} (cannot be read again: No such file or directory); moved to"
+            ) in warnings(caplog)[0]
+
+
+def test_new_stats_are_recorded_only_under_the_key_and_over_the_file_read(toy, caplog):
+    """A --force elsewhere commits under the key's lock: the re-stamp takes that lock too, and
+    writes nothing once ``_entry.json`` is another file than the lookup read (it wrote the old
+    entry's metadata over the new entry's bytes, which the next lookup then quarantined)."""
+    import orchestrator.recheck as recheck
+    from orchestrator.store import Store
+
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    gen = entry_dir(runs, "gen")
+    store = Store(runs / "cache")
+    later(gen / PART)
+    with store.lock(gen.name):
+        caplog.clear()
+        assert store.lookup(gen.name, "gen") is not None
+    assert "(timestamps not recorded: another process holds its key)" in warnings(caplog)[0]
+    real = recheck.content_problem
+
+    def recommitted_meanwhile(entry, now):
+        text = (gen / "_entry.json").read_text()
+        os.rename(gen / "_entry.json", toy / "old_entry.json")
+        (gen / "_entry.json").write_text(text)     # another file: what a commit leaves
+        written.append(os.stat(gen / "_entry.json").st_ino)
+        return real(entry, now)
+    written: list[int] = []
+    recheck.content_problem = recommitted_meanwhile
+    try:
+        caplog.clear()
+        assert Store(runs / "cache").lookup(gen.name, "gen") is not None
+    finally:
+        recheck.content_problem = real
+    assert "(timestamps not recorded: the entry was committed again meanwhile)" in \
+        warnings(caplog)[0]
+    assert os.stat(gen / "_entry.json").st_ino == written[0]   # the other file, left alone
