@@ -226,24 +226,42 @@ def registered_runs_dirs(cache_root: Path) -> list[tuple[Path, str]]:
 STALE_DAMAGED_LEASE_S = 86400   # a lease unreadable for a day belongs to no run still going
 
 
-def unreadable(cache_root: Path) -> tuple[list[Path], list[Path]]:
-    """(files that hide what gc must keep, damaged leases old enough to remove): registrations
-    of runs directories and leases of live runs that cannot be read (partial, damaged). While
-    one of the first is there, nobody can say which entries its runs use."""
+def unreadable(cache_root: Path, own: Path | None = None) -> tuple[list[Path], list[Path]]:
+    """(files that hide what gc must keep, damaged leases to remove): registrations of runs
+    directories and leases of live runs that cannot be read (partial, damaged). While one of the
+    first is there, nobody can say which entries its runs use. The registration of ``own`` (the
+    runs directory gc was given, whose runs it reads anyway) hides nothing; a lease is dead when
+    unreadable for a day, or when its name's pid on this host is gone."""
     hiding, stale = [], []
     now = time.time()
+    mine = f"{key_of(str(Path(own).resolve()))[:16]}.json" if own is not None else None
     for sub in ("runs-dirs", "leases"):
         base = cache_root / sub
         for f in sorted(base.glob("*.json")) if base.is_dir() else []:
             data = read_json(f)
             if data is not None and (sub == "leases" or isinstance(data.get("path"), str)):
                 continue
+            if sub == "runs-dirs" and f.name == mine:
+                continue
             try:
-                old = sub == "leases" and now - f.stat().st_mtime > STALE_DAMAGED_LEASE_S
+                old = sub == "leases" and (now - f.stat().st_mtime > STALE_DAMAGED_LEASE_S
+                                           or _dead_here(f.name))
             except OSError:
                 continue
             (stale if old else hiding).append(f)
     return hiding, stale
+
+
+def _dead_here(lease_name: str) -> bool:
+    """Whether a lease file's name (``<host>.<pid>.<rand>.json``) names a pid of this host that
+    is gone.
+
+    >>> _dead_here(f"{HOST}.{os.getpid()}.ab12cd.json"), _dead_here("elsewhere.1.ab12cd.json")
+    (False, False)
+    """
+    parts = lease_name.rsplit(".", 3)
+    return (len(parts) == 4 and parts[0] == HOST and parts[1].isdigit()
+            and not alive(int(parts[1])))
 
 
 def live_leases(cache_root: Path) -> list[dict]:

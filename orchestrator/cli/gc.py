@@ -254,7 +254,7 @@ def remove(path: Path) -> str | None:
         except FileNotFoundError:
             return None
         except OSError as e:
-            return f"{path}: {e.strerror or e}"
+            return e.strerror or str(e)
         path = aside
     if path.is_dir() and not path.is_symlink():
         def failed(fn, p, e) -> None:
@@ -271,13 +271,13 @@ def remove(path: Path) -> str | None:
     return errors[0] if errors or path.exists() or path.is_symlink() else None
 
 
-def _unreadable_records(store, plan: dict[str, list[Path]]) -> list[Path]:
+def _unreadable_records(store, plan: dict[str, list[Path]], runs: Path) -> list[Path]:
     """Damaged runs-dir registrations and lease files: while one hides what it protects, no
-    entry or scratch directory is removed (``plan`` changed in place); a lease unreadable for a
-    day joins the dead leases. Returns the files that hide something."""
+    entry or scratch directory is removed (``plan`` changed in place); a dead run's damaged
+    lease joins the dead leases. Returns the files that hide something."""
     from orchestrator.leases import unreadable
 
-    hiding, stale = unreadable(store.root)
+    hiding, stale = unreadable(store.root, runs)
     plan["dead leases"] += stale
     if hiding:
         plan["entries"], plan["scratch directories"] = [], []
@@ -308,7 +308,7 @@ def main(args) -> int:
     store = Store.for_runs(runs)
     keep, why, oldest_live = collect(store, runs, args)
     plan = doomed(store, keep, oldest_live)
-    hiding = _unreadable_records(store, plan)
+    hiding = _unreadable_records(store, plan, runs)
     removed: dict[str, int] = {}
     failed: list[str] = []
     size = 0
@@ -339,8 +339,9 @@ def main(args) -> int:
         c.print(f"[yellow]warning:[/] {escape(str(hiding[0]))} cannot be read"
                 + (f" (and {len(hiding) - 1} more)" if len(hiding) > 1 else "")
                 + ": it registers a runs directory or a live run whose entries are unknown, so "
-                "no entry was removed; a rag run from that runs directory writes it again, or "
-                "delete it if no such run matters", soft_wrap=True)
+                f"no entry {'would be' if args.dry_run else 'was'} removed; a rag run from that "
+                "runs directory writes it again, or delete it if no such run matters",
+                soft_wrap=True)
     if failed:
         c.print(f"[red]could not remove {len(failed)}[/] (read-only cache?): {failed[0]}"
                 + (f" (+{len(failed) - 1} more)" if len(failed) > 1 else ""), soft_wrap=True)

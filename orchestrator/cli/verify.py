@@ -96,10 +96,16 @@ def absent_words(removed: int, never: int, quarantined: int = 0) -> str:
             + (f", {never} never computed (the run stopped before them)" if never else ""))
 
 
-def quarantine_words(store) -> str:
-    """After ``--all``: the entries moved aside as damaged that are still in ``quarantine/``."""
+def in_quarantine(store) -> int:
+    """How many entries ``quarantine/`` holds."""
     qdir = store.root / "quarantine"
-    n = sum(1 for p in qdir.iterdir() if p.is_dir()) if qdir.is_dir() else 0
+    return sum(1 for p in qdir.iterdir() if p.is_dir()) if qdir.is_dir() else 0
+
+
+def quarantine_words(store, n: int) -> str:
+    """After ``--all``: the ``n`` entries moved aside as damaged before this command that are
+    still in ``quarantine/``."""
+    qdir = store.root / "quarantine"
     if not n:
         return ""
     return (f"; {n} more in {qdir} (moved aside as damaged, never used again; rag gc removes "
@@ -117,36 +123,75 @@ def dependents(metas: dict[str, dict], hashes: set[str]) -> list[tuple[str, str]
     ...          "k4": {"step": "other", "material": {"inputs": {"numbers": "h9"}}}}
     >>> dependents(metas, {"h1"})
     [('k2', 'mul'), ('k3', 'total')]
+
+    A step that reads a sharded step names the shards' hash together (:func:`gathered`)::
+
+    >>> from orchestrator.hashing import hash_strings
+    >>> shards = {f"s{i}": {"step": "mul", "material": {"inputs": {"numbers": "h1"},
+    ...                                               "shard": [i, 2]},
+    ...                     "outputs": {"out": {"content_hash": f"m{i}"}}} for i in (0, 1)}
+    >>> total = {"step": "total", "material": {"inputs": {"numbers": hash_strings(["m0", "m1"])}}}
+    >>> dependents({**shards, "k3": total}, {"m1"})
+    [('k3', 'total')]
     """
     found: dict[str, str] = {}
     hashes = set(hashes)
+    together = gathered(metas)
     grew = True
     while grew:
         grew = False
         for key, meta in metas.items():
-            inputs = ((meta.get("material") or {}).get("inputs") or {}).values()
-            if key not in found and hashes & {h for h in inputs if isinstance(h, str)}:
+            inputs = {h for h in ((meta.get("material") or {}).get("inputs") or {}).values()
+                      if isinstance(h, str)}
+            inputs |= {part for h in inputs for part in together.get(h, ())}
+            if key not in found and hashes & inputs:
                 found[key] = str(meta.get("step", "?"))
                 hashes |= {o.get("content_hash", "") for o in (meta.get("outputs") or {}).values()}
                 grew = True
     return [(k, found[k]) for k in metas if k in found]
 
 
-def _dependents_note(store, hashes: set[str], damaged_steps: list[str]) -> str:
-    """The line naming the entries computed from damaged outputs ("" when none)."""
+def gathered(metas: dict[str, dict]) -> dict[str, set[str]]:
+    """``{hash of a sharded step's output as its readers name it: its shards' hashes}``, for
+    every step whose shards are all in ``metas`` (``resolve.gather`` hashes them in order)."""
+    from orchestrator.hashing import hash_strings
+    from orchestrator.keys import scratch_key
+
+    groups: dict[tuple, dict[int, dict]] = {}
+    for meta in metas.values():
+        material = meta.get("material") or {}
+        shard = material.get("shard")
+        if isinstance(shard, list) and len(shard) == 2 and shard[1] > 1:
+            groups.setdefault((scratch_key(material), shard[1]), {})[shard[0]] = \
+                meta.get("outputs") or {}
+    out: dict[str, set[str]] = {}
+    for (_, n), shards in groups.items():
+        if sorted(shards) != list(range(n)):
+            continue
+        for name in shards[0]:
+            parts = [str((shards[i].get(name) or {}).get("content_hash", "")) for i in range(n)]
+            out[hash_strings(parts)] = set(parts)
+    return out
+
+
+def _dependents_note(store, hashes: set[str], damaged_steps: list[str],
+                     damaged_metas: dict[str, dict]) -> str:
+    """The line naming the entries computed from damaged outputs ("" when none); the damaged
+    entries' own metadata is given, since ``--quarantine`` has moved them."""
     from orchestrator.store import read_entry
 
-    metas = {}
+    metas = dict(damaged_metas)
     for path in store.entries():
         entry, _ = read_entry(path, path.name)
         if entry is not None:
             metas[path.name] = entry.meta
-    found = dependents(metas, hashes)
+    found = [(k, step) for k, step in dependents(metas, hashes) if k not in damaged_metas]
     if not found:
         return ""
     steps = list(dict.fromkeys(step for _, step in found))
     again = " ".join(f"--from {s}" for s in dict.fromkeys(damaged_steps))
-    return (f"  {len(found)} entries were computed from the damaged outputs (steps "
+    were = "entry was" if len(found) == 1 else "entries were"
+    return (f"  {len(found)} {were} computed from the damaged outputs (steps "
             f"{', '.join(steps)}): if the damage came first, their results are wrong too; "
             f"recompute them: rag run RECIPE {again}")
 
@@ -155,7 +200,8 @@ def _absent(store, gone: list[str], used: set[str]) -> str:
     """The summary's words for a run's keys that have no entry: quarantined, removed, never."""
     quarantined = {k for k in gone if store.miss_reason(k) is not None}
     removed = sum(k in used and k not in quarantined for k in gone)
-    return absent_words(removed, sum(k not in used for k in gone), len(quarantined))
+    never = sum(k not in used and k not in quarantined for k in gone)
+    return absent_words(removed, never, len(quarantined))
 
 
 def main(args) -> int:
@@ -170,6 +216,8 @@ def main(args) -> int:
     gone: list[str] = []
     damaged: list[tuple[str, str, str]] = []
     hashes: set[str] = set()    # the damaged entries' output content hashes
+    metas: dict[str, dict] = {}   # and their metadata
+    held = in_quarantine(store) if args.all else 0    # before this command adds to it
     for key in keys:
         entry, problem = read_entry(store.entry_path(key), key)
         if entry is None and problem == "":
@@ -183,17 +231,19 @@ def main(args) -> int:
         damaged.append((key, step, problem))
         if entry is not None:
             hashes |= {o.get("content_hash", "") for o in entry.meta["outputs"].values()}
+            metas[key] = entry.meta
         c.print(f"[red]DAMAGED[/] step '{step}' ({key[:12]}): {problem}", soft_wrap=True)
         if args.quarantine:
             store.quarantine(key, store.entry_path(key), problem, step)
     c.print(f"verified {ok + len(damaged)} entries of {what}: {ok} intact, {len(damaged)} damaged"
-            + (quarantine_words(store) if args.all else _absent(store, gone, used)),
+            + (quarantine_words(store, held) if args.all else _absent(store, gone, used)),
             soft_wrap=True)
     if damaged and not args.quarantine:
         c.print("  rerun with --quarantine to move them aside; the next run recomputes them")
     elif damaged:
         c.print(f"  quarantined {len(damaged)}; the next run recomputes them")
-    note = _dependents_note(store, hashes, [step for _, step, _ in damaged]) if damaged else ""
+    note = _dependents_note(store, hashes, [step for _, step, _ in damaged], metas) \
+        if damaged else ""
     if note:   # a stat check cannot see bit rot: steps after it may have read the damage
         c.print(note, soft_wrap=True)
     return 1 if damaged else 0

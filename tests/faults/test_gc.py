@@ -248,3 +248,50 @@ def test_a_damaged_registration_or_lease_keeps_every_entry_and_says_so(toy, caps
     os.utime(lease, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     assert rag("gc", "--keep-runs", "0", runs=runs_b) == 0   # a day old: no run still going
     assert not lease.exists()
+
+
+def test_own_damaged_registration_and_a_dead_runs_damaged_lease_hide_nothing(toy, capsys):
+    """A dry run read the given runs directory's own damaged registration as hiding entries
+    ("would remove 0 entries ... no entry was removed") while the real gc, which writes it again
+    first, removed them; a damaged lease whose name's pid is gone on this host blocked gc for a
+    day."""
+    from orchestrator.leases import HOST
+
+    conf, cache = recipe(toy), toy / "runs" / "cache"
+    runs_a, runs_b = toy / "A", toy / "B"
+    assert rag("run", str(conf), runs=runs_a) == 0
+    assert rag("run", str(conf), "steps.gen.n=4", runs=runs_b) == 0
+    shutil.rmtree(runs_b)
+    (own,) = [f for f in (cache / "runs-dirs").glob("*.json")
+              if json.loads(f.read_text())["path"] == str(runs_a.resolve())]
+    own.write_text('{"path": "/tr')
+    capsys.readouterr()
+    assert rag("gc", "--dry-run", "--keep-runs", "0", runs=runs_a) == 0
+    dry = capsys.readouterr()
+    assert "cannot be read" not in dry.err and "would remove 6 entries" in dry.err
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    lease = cache / "leases" / f"{HOST}.{dead.pid}.abcdef.json"
+    lease.write_text('{"pid": 12')
+    assert rag("gc", "--keep-runs", "0", runs=runs_a) == 0
+    err = " ".join(capsys.readouterr().err.split())
+    assert "cannot be read" not in err and "removed 6 entries" in err and not lease.exists()
+
+
+def test_an_entry_that_cannot_be_moved_aside_is_named_once(toy, monkeypatch, capsys):
+    import errno
+
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    real = os.rename
+
+    def read_only(src, dst):   # what a read-only objects/ab/ gives
+        if "/objects/" in str(src):
+            raise PermissionError(errno.EACCES, "Permission denied")
+        return real(src, dst)
+    monkeypatch.setattr(os, "rename", read_only)
+    capsys.readouterr()
+    rag("gc", "--keep-runs", "0", runs=runs)
+    err = " ".join(capsys.readouterr().err.split())
+    head = err.split("could not remove 3 (read-only cache?): ")[1].split(" (+2 more)")[0]
+    assert head.endswith(": Permission denied") and head.count("/objects/") == 1

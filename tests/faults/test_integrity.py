@@ -136,7 +136,7 @@ def test_verify_finds_bit_rot_that_keeps_size_and_mtime(toy, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "quarantined 1; the next run recomputes them" in out
     # before: nothing said that total was computed from mul's damaged bytes, and stays cached
-    assert ("1 entries were computed from the damaged outputs (steps total): if the damage came "
+    assert ("1 entry was computed from the damaged outputs (steps total): if the damage came "
             "first, their results are wrong too; recompute them: rag run RECIPE --from mul") in out
     assert not entry.exists()
     assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
@@ -177,3 +177,49 @@ def test_verify_tells_keys_a_run_never_computed_from_keys_removed_since(toy, cap
     capsys.readouterr()
     assert rag("verify", "--runs-dir", str(runs)) == 0
     assert ", 1 no longer in the cache (removed by rag gc" in capsys.readouterr().out
+
+
+SHARDED = CHAIN_SHARDED = """ragline:
+  imports: [tests.toy.stages, tests.faults.toy_faults]
+steps:
+  gen: {stage: toy_gen, n: 8}
+  mul: {stage: toy_map, inputs: {numbers: gen}, shards: 2}
+  total: {stage: toy_sum, inputs: {numbers: mul}}
+"""
+
+
+def test_verify_names_dependents_through_a_sharded_step(toy, capsys):
+    """A step that reads a sharded step records the shards' hash together, which matched no
+    single shard: a damaged shard of mul named no dependent (total stayed cached on its bytes),
+    and a damaged gen named mul's shards but not total."""
+    runs, conf = toy / "runs", recipe(toy, SHARDED)
+    assert rag("run", str(conf), runs=runs) == 0
+    shard = (runs / "latest" / "artifacts" / "mul.out" / "shard-00001").resolve()
+    flip_byte(shard / "part-00000.parquet", 4)
+    capsys.readouterr()
+    assert rag("verify", "--all", "--quarantine", "--runs-dir", str(runs)) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "verified 4 entries of cache" in out and "1 damaged" in out
+    assert "more in" not in out     # was: "1 more in quarantine", the entry it had just moved
+    assert ("1 entry was computed from the damaged outputs (steps total): if the damage came "
+            "first, their results are wrong too; recompute them: rag run RECIPE --from mul") in out
+    assert rag("run", str(conf), runs=runs) == 0
+    flip_byte(entry_dir(runs, "gen") / PART, 4)
+    assert rag("verify", "--all", "--runs-dir", str(runs)) == 1
+    out = " ".join(capsys.readouterr().out.split())
+    assert "3 entries were computed from the damaged outputs (steps mul, total)" in out
+    assert "; 1 more in" in out     # the shard quarantined above
+
+
+def test_a_quarantined_key_the_run_never_reached_is_counted_once(toy, capsys):
+    """It was counted "in quarantine" and "never computed" both: 4 keys for a run of 3."""
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    flip_byte(entry_dir(runs, "total") / "outputs/out/metrics.json", 3)
+    assert rag("verify", "--all", "--quarantine", "--runs-dir", str(runs)) == 1
+    assert rag("run", str(conf), "--until", "mul", runs=runs) == 0
+    capsys.readouterr()
+    assert rag("verify", "--runs-dir", str(runs)) == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert ": 2 intact, 0 damaged, 1 in quarantine (found damaged; the next run recomputes it)" \
+        in out and "never computed" not in out
