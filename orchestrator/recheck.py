@@ -7,7 +7,7 @@ entry, so the next run computed everything again. On a stat mismatch the entry i
 
 - each artifact is hashed again and must give the content hash it was committed with (a rewrite,
   even with its size and mtime put back, still differs: ``rag verify`` finds those);
-- each artifact's ``_manifest.json`` must name that hash;
+- each artifact's ``_manifest.json`` must name that hash and each file's own;
 - the entry must hold the same files, each of the size committed (the log and the preview, which
   no step reads, are checked by size only).
 
@@ -70,7 +70,8 @@ def _artifact_problem(dest: Path, out: dict, files: dict) -> str | None:
         except (OSError, ValueError):
             return "_manifest.json"
     if digest == out.get("content_hash"):
-        if manifest_rel in files and manifest.get("content_hash") != digest:
+        if manifest_rel in files and (manifest.get("content_hash") != digest
+                                      or manifest.get("hashes") != per_file):
             return "_manifest.json"
         return None
     recorded = manifest.get("hashes") or {}
