@@ -72,7 +72,7 @@ class InferTopkConfig:
         return reader_notes(self.reader, resources)
 
 
-@stage("infer_topk", version=3, shard_by="questions",
+@stage("infer_topk", version=4, shard_by="questions",  # 4: a question's options shown
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def infer_topk(questions: Retrieved, prompt: GeneratorPrompt, cfg: InferTopkConfig, ctx: StageContext,
                model: Model | None = None) -> Predictions:
@@ -92,8 +92,8 @@ def infer_topk(questions: Retrieved, prompt: GeneratorPrompt, cfg: InferTopkConf
         row["ctxs"] = [passage_fields(d) for d in (row.get("ctxs") or [])[:k]]
         row["selected"] = list(range(1, len(row["ctxs"]) + 1))
         row["selection"] = ", ".join(f"[{i}]" for i in row["selected"]) or "None"
-    convs = [generator_messages(generator, r["question"], r["ctxs"], _dataset(r, cfg))
-             for r in rows]
+    convs = [generator_messages(generator, r["question"], r["ctxs"], _dataset(r, cfg),
+                                r.get("choices") or []) for r in rows]
     answers = answer(convs, model=model, reader=cfg.reader, ctx=ctx,
                      max_new_tokens=cfg.max_new_tokens, temperature=cfg.temperature,
                      top_p=cfg.top_p, seed=cfg.seed, backend=cfg.backend,

@@ -53,7 +53,7 @@ class InferConfig:
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 
-@stage("dynamicrag.infer", version=3, shard_by="questions",
+@stage("dynamicrag.infer", version=4, shard_by="questions",  # 4: options shown
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def infer(questions: Retrieved, model: Model, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
           cfg: InferConfig, ctx: StageContext) -> Predictions:
@@ -74,7 +74,7 @@ def infer(questions: Retrieved, model: Model, reranker_prompt: RerankerPrompt, g
     else:
         _select_windowed(rows, gen, reranker, cfg, ctx)
     convs = [generator_messages(generator, r["question"], [r["ctxs"][i - 1] for i in r["selected"]],
-                                _dataset(r, cfg)) for r in rows]
+                                _dataset(r, cfg), r.get("choices") or []) for r in rows]
     answers = gen.chat(convs, max_new_tokens=cfg.max_new_tokens, temperature=0.0,
                        batch_size=cfg.batch_size,
                        progress=lambda it: ctx.progress(it, desc="generate"))

@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from types import MappingProxyType
-from typing import ClassVar, Mapping
+from typing import ClassVar, Mapping, Sequence
 
 from orchestrator.api import ConfigError, File
 from orchestrator.errors import did_you_mean
@@ -339,29 +339,55 @@ def format_passages(prompt: Prompt, docs: list[dict], ids: list[int] | None = No
     return fill(prompt, prompt.passages, "passages", passages="\n".join(entries))
 
 
-def answer_style(prompt: Prompt, dataset: str) -> str:
+def answer_style(prompt: Prompt, dataset: str, options: bool = False) -> str:
     """The answer style for a dataset name (or an id / file name that contains it).
 
     A style key matches when it names the set (:func:`~stages.lib.data.set_names.names_set`:
     a whole word of the name, so ``arc`` matches ``arc_challenge``, not ``ms_marco``); the first
-    match in file order wins; otherwise ``default`` (or "").
+    match in file order wins; otherwise, for a question with ``options``, the ``choices`` style,
+    else ``default`` (or "").
 
-    >>> p = Prompt(user="", styles={"fever": "F", "arc": "A", "default": "D"})
+    >>> p = Prompt(user="", styles={"fever": "F", "arc": "A", "choices": "C", "default": "D"})
     >>> answer_style(p, "fever_dev"), answer_style(p, "ARC-Challenge"), answer_style(p, "ms_marco")
     ('F', 'A', 'D')
+    >>> answer_style(p, "medqa", options=True), answer_style(p, "medqa")
+    ('C', 'D')
     """
     for key, style in prompt.styles.items():
-        if key != "default" and names_set(key, dataset):
+        if key not in ("default", "choices") and names_set(key, dataset):
             return style
+    if options and "choices" in prompt.styles:
+        return prompt.styles["choices"]
     return prompt.styles.get("default", "")
 
 
-def generator_messages(prompt: Prompt, question: str, docs: list[dict],
-                       dataset: str) -> list[Message]:
-    """Messages asking the generator to answer ``question`` from ``docs`` in the dataset's style
-    (fields: ``question``, ``passages``, ``style``)."""
-    return messages(prompt, question=question, passages=format_passages(prompt, docs),
-                    style=answer_style(prompt, dataset))
+def with_options(question: str, choices: Sequence[str]) -> str:
+    """The question with its options after it, one line each, lettered from A (the letters
+    the loader makes the golds of multiple-choice records).
+
+    >>> with_options("Which is a metal?", ["wood", "iron"])
+    'Which is a metal?\\nA: wood\\nB: iron'
+    >>> with_options("Which?", [])
+    'Which?'
+    """
+    return question + "".join(f"\n{chr(ord('A') + i)}: {c}" for i, c in enumerate(choices))
+
+
+def generator_messages(prompt: Prompt, question: str, docs: list[dict], dataset: str,
+                       choices: Sequence[str] = ()) -> list[Message]:
+    """Messages asking the generator to answer ``question`` (with its ``choices`` after it,
+    when it has options) from ``docs`` in the dataset's style (fields: ``question``,
+    ``passages``, ``style``).
+
+    >>> p = Prompt(user="{style} {question}", styles={"choices": "Give the letter.", "default": ""})
+    >>> print(generator_messages(p, "Which?", [], "medqa", ["wood", "iron"])[-1]["content"])
+    Give the letter. Which?
+    A: wood
+    B: iron
+    """
+    return messages(prompt, question=with_options(question, choices),
+                    passages=format_passages(prompt, docs),
+                    style=answer_style(prompt, dataset, options=bool(choices)))
 
 
 def passage_fields(doc: dict) -> dict:

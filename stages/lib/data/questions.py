@@ -22,6 +22,7 @@ from typing import Any
 
 from orchestrator.api import DataError
 from stages.lib.data.corpus import DOC_ID_KEYS, title_text
+from stages.lib.data.delimited import list_cell
 from stages.lib.data.fields import check_mapped, renamed
 from stages.lib.data.files import DELIMITED_SUFFIXES, iter_records, json_array, strip_gz
 
@@ -32,9 +33,11 @@ QUESTION_KEYS = ("question", "Question", "query", "instruction", "text", "input"
 # ARC: answerKey; RAG-Instruct's evaluation files: golds (its scorer's field) and, for MedQA and
 # OpenBookQA, answer_idx (the right option's letter; a letter key is taken first when the record
 # has choices or options: _answers);
-# AutoRAG's qa.parquet: generation_gt
+# AutoRAG's qa.parquet: generation_gt; PopQA's Hugging Face release: possible_answers (a JSON
+# list written as a string: _string_list decodes it), last, so that a file with any other key
+# reads as before
 ANSWER_KEYS = ("answers", "golden_answers", "answer", "output", "answerKey", "golds",
-               "generation_gt", "answer_idx")
+               "generation_gt", "answer_idx", "possible_answers")
 CTX_KEYS = ("ctxs", "docs", "retrieval_ctxs", "retrieval_result")
 ID_KEYS = ("id", "_id", "qid", "q_id", "question_id", "query_id", "example_id", "sample_id")
 DATASET_KEYS = ("dataset", "source")
@@ -112,12 +115,22 @@ def _string_list(value: Any, field: str, where: str, *, answers: bool = False) -
 
     Nulls inside a list are skipped; other types (bools, and dicts unless ``answers`` says the
     field holds answers: then :func:`_answer_object` reads SQuAD's and TriviaQA's) are errors.
+    An answers value that is a string holding a list of strings (PopQA's Hugging Face
+    ``possible_answers``: JSON; pandas' ``['a', 'b']`` too, :func:`list_cell`) is that list.
 
     >>> _string_list({"text": ["Denver", "Denver Broncos", "Denver"], "answer_start": [3, 3, 9]},
     ...              "answers", "f line 1", answers=True)
     ['Denver', 'Denver Broncos']
+    >>> _string_list('["politician", "political leader"]', "possible_answers", "f", answers=True)
+    ['politician', 'political leader']
+    >>> _string_list("[1, 2]", "answers", "f", answers=True)   # not a list of strings: the text
+    ['[1, 2]']
     """
     out: list[str] = []
+    if answers and isinstance(value, str):
+        decoded = list_cell(value)
+        if decoded is not None and all(isinstance(v, str) for v in decoded):
+            value = decoded
 
     def add(v: Any, depth: int) -> None:
         if v is None:  # a null inside a list of answers: nothing to add
@@ -172,25 +185,32 @@ def _answers(rec: dict, where: str) -> tuple[list[str], str | None]:
     carries the long-form reference in ``answer``, which must not become the gold), else the
     first of :data:`ANSWER_KEYS`. A multiple-choice record (``choices`` or ``options``) with a
     letter key (:data:`LETTER_KEYS`: ARC's ``answerKey``, MedQA / OpenBookQA's ``answer_idx``)
-    has the letter as its gold, whatever text ``answers`` / ``answer`` hold beside it, as
-    RAG-Instruct's evaluation (``eval/eval_sglang.py``) and Self-RAG's score the option letter.
+    has the letter as its gold (:func:`_option_letter`), whatever text ``answers`` / ``answer``
+    hold beside it, as RAG-Instruct's evaluation (``eval/eval_sglang.py``) and Self-RAG's score
+    the option letter; one without a letter key has the letter of the option its text gold
+    names, if any (:func:`_text_letters`).
 
     >>> _answers({"choices": ["cold", "warm"], "answers": ["warm"], "answerKey": "B"}, "f")
     (['B'], 'answerKey')
+    >>> _answers({"choices": ["cold", "warm"], "answers": ["Warm"]}, "f")
+    (['B'], 'answers')
     >>> _answers({"answers": ["warm"], "answerKey": "B"}, "f")   # no options: the first key
     (['warm'], 'answers')
     """
     pairs = rec.get("qa_pairs")
-    choices = next((rec[k] for k in CHOICE_KEYS if rec.get(k) is not None), None)
-    if choices is not None:
+    ckey = next((k for k in CHOICE_KEYS if rec.get(k) is not None), None)
+    if ckey is not None:
         for key in LETTER_KEYS:
             letters = _string_list(rec.get(key), key, where)
             if letters:
-                return [_option_letter(x, choices, key, where) for x in letters], key
+                return [_option_letter(x, rec[ckey], key, where, ckey) for x in letters], key
     if pairs is None:
         for key in ANSWER_KEYS:
             if key in rec and rec[key] is not None:
-                return _string_list(rec[key], key, where, answers=True), key
+                answers = _string_list(rec[key], key, where, answers=True)
+                if ckey is not None:
+                    answers = _text_letters(answers, _choices(rec[ckey], where, ckey))
+                return answers, key
     if pairs is not None:
         if not isinstance(pairs, list):
             raise DataError(f"{where}: 'qa_pairs' must be a list of {{short_answers}}, got "
@@ -243,23 +263,62 @@ def _gold(rec: dict, where: str) -> list[str]:
     return []
 
 
-def _option_letter(letter: str, choices: Any, key: str, where: str) -> str:
+def _option_letter(letter: str, choices: Any, key: str, where: str,
+                   ckey: str = "choices") -> str:
     """The letter (A, B, ...) under which the prompts show the option ``letter`` names. ARC
     labels its options with ``label``, which on some items numbers them ("1" to "4", as the
-    seed's ``arc.py`` remaps): the gold is then the letter at that label's place.
+    seed's ``arc.py`` remaps): the gold is then the letter at that label's place. Options
+    without labels (a list, ``{A: text, ...}``) are named by their letter, in either case; a
+    letter past the last option, or a number (counted from 0 or from 1?), is refused.
 
     >>> choices = {"text": ["wood", "iron"], "label": ["1", "2"]}
-    >>> _option_letter("2", choices, "answerKey", "f"), _option_letter("B", ["a", "b"], "k", "f")
+    >>> _option_letter("2", choices, "answerKey", "f"), _option_letter("b", ["a", "b"], "k", "f")
     ('B', 'B')
+    >>> try:
+    ...     _option_letter("1", ["a", "b"], "answer_idx", "f line 3")
+    ... except DataError as e:
+    ...     print(e.message.split(" (")[0])
+    f line 3: 'answer_idx' is '1', a number, not an option's letter
     """
     labels = choices.get("label") if isinstance(choices, dict) else None
-    if not isinstance(labels, list):
-        return letter
-    labels = [str(x) for x in labels]
-    if letter not in labels:
-        raise DataError(f"{where}: '{key}' is {letter!r}, which is none of the options' labels "
-                        f"({', '.join(labels)}); fix the record")
-    return chr(ord("A") + labels.index(letter))
+    if isinstance(labels, list):
+        labels = [str(x) for x in labels]
+        if letter not in labels:
+            raise DataError(f"{where}: '{key}' is {letter!r}, which is none of the options' "
+                            f"labels ({', '.join(labels)}); fix the record")
+        return chr(ord("A") + labels.index(letter))
+    n = len(_choices(choices, where, ckey))
+    valid = [chr(ord("A") + i) for i in range(n)]
+    named = f"A to {valid[-1]}" if n > 1 else "A" if n else "none: the options are empty"
+    gold = letter.strip().upper()
+    if re.fullmatch(r"[+-]?\d+(\.\d*)?", gold):
+        raise DataError(f"{where}: '{key}' is {letter!r}, a number, not an option's letter "
+                        f"(whether it counts from 0 or from 1 is unclear); write the right "
+                        f"option's letter ({named}) in '{key}'")
+    if gold not in valid:
+        raise DataError(f"{where}: '{key}' is {letter!r}, not the letter of one of the "
+                        f"{n} options in '{ckey}' ({named}); write the right option's letter "
+                        f"in '{key}', or fix the options")
+    return gold
+
+
+def _text_letters(golds: list[str], texts: list[str]) -> list[str]:
+    """The golds of a record with options and no letter key: the letters of the options whose
+    text a gold is (after strip; the same case first, else any case); when no gold is an
+    option's text, the golds as they are.
+
+    >>> _text_letters([" Iron", "Fe"], ["wood", "iron"]), _text_letters(["steel"], ["wood"])
+    (['B'], ['steel'])
+    """
+    keys = [t.strip() for t in texts]
+    folded = [k.casefold() for k in keys]
+    letters = []
+    for gold in (g.strip() for g in golds):
+        if gold in keys:
+            letters.append(chr(ord("A") + keys.index(gold)))
+        elif gold.casefold() in folded:
+            letters.append(chr(ord("A") + folded.index(gold.casefold())))
+    return list(dict.fromkeys(letters)) or golds
 
 
 def _choices(value: Any, where: str, key: str = "choices") -> list[str]:
@@ -408,13 +467,16 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     Accepted fields (first match wins): question ←
     ``question|Question|query|instruction|text|input``; answers ← ASQA
     ``qa_pairs[*].short_answers`` when present, else
-    ``answers|golden_answers|answer|output|answerKey|golds|generation_gt`` (string, number or
-    list; an answer object is read too: SQuAD's ``{text, answer_start}`` gives its ``text``
-    values, TriviaQA's ``{value, aliases, ...}`` its ``value`` then ``aliases``, KILT's
-    ``{answer, provenance}`` its ``answer``; any other object is refused), and for ASQA records
-    ``qa_pairs`` (one short-answer list per pair) and ``long_answers`` kept for ALCE's metrics;
-    a record with ``choices``/``options`` and ``answerKey``/``answer_idx`` (ARC, MedQA,
-    OpenBookQA) has that letter as its gold, before any answer text; ``retrieved_question``
+    ``answers|golden_answers|answer|output|answerKey|golds|generation_gt|answer_idx|``
+    ``possible_answers`` (string, number or list, or a string holding a list of strings, as
+    PopQA's Hugging Face ``possible_answers``; an answer object is read too: SQuAD's
+    ``{text, answer_start}`` gives its ``text`` values, TriviaQA's ``{value, aliases, ...}``
+    its ``value`` then ``aliases``, KILT's ``{answer, provenance}`` its ``answer``; any other
+    object is refused), and for ASQA records ``qa_pairs`` (one short-answer list per pair) and
+    ``long_answers`` kept for ALCE's metrics; a record with ``choices``/``options`` and
+    ``answerKey``/``answer_idx`` (ARC, MedQA, OpenBookQA) has that letter as its gold, before
+    any answer text (a letter past the options, or a number, is refused), one without such a
+    letter the letter of the option its answer text is, if any; ``retrieved_question``
     kept; ``ctxs|docs|retrieval_ctxs|retrieval_result`` → ``ctxs``; ``choices|options`` →
     ``choices``; ``context``, ``instruction`` (when not the question) and
     ``previous_question`` kept in the shapes :func:`_set_inputs` reads; gold passage ids ←

@@ -42,7 +42,13 @@ from orchestrator.errors import ConfigError
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _OPTION_GOLD = re.compile(r"\(?([A-Z])[.):]?")
-_PICKED = re.compile(r"(?<![\w'’])(?![AI] [a-z])([A-Z])(?![\w'’])")
+# "A" and "I" before a lowercase word are the article and the pronoun ("A plant", "I think"),
+# unless the word says something of a letter ("A is correct", "A and not B")
+_OF_A_LETTER = "is|was|and|or|but|because|since|as|seems|would|should|could|not|only|also|so"
+_SAID = re.compile(r"(?i:answer)(?:\s+is)?\s*[:\-]?\s*\(?([A-Z])(?![\w'’])")
+_ALONE = re.compile(r"\W*\(?([A-Za-z])\)?\W*")
+_PICKED = re.compile(r"\(([A-Za-z])\)|(?<![\w'’])(?![AI] (?!(?:" + _OF_A_LETTER
+                     + r")\b)[a-z])([A-Z])(?![\w'’])")
 _PUNCTUATION = set(string.punctuation)
 _rouge_scorer = None
 
@@ -115,16 +121,26 @@ def option_letter(gold: str) -> str | None:
 
 
 def picked_letter(prediction: str) -> str | None:
-    """The first option letter an answer names: a capital letter standing alone that is not
-    the article "A" or the pronoun "I" before a word ("A plant", "I think").
+    """The option letter an answer names: the letter after "answer is" / "Answer:"; else the
+    answer's only character, in any case ("b", "(c)"); else the first letter in parentheses, in
+    any case, or capital letter standing alone, that is not the article "A" or the pronoun "I"
+    before a word ("A plant", "I think"; "A is correct" and "A and not B" name A).
 
     >>> picked_letter("B: a plant"), picked_letter("I think (C), not A"), picked_letter("A.")
     ('B', 'C', 'A')
     >>> picked_letter("It is a mammal."), picked_letter("A plant")
     (None, None)
+    >>> picked_letter("The answer is A and not B"), picked_letter("Answer: D"), picked_letter("b")
+    ('A', 'D', 'B')
+    >>> picked_letter("A is correct"), picked_letter("(a) wood"), picked_letter("")
+    ('A', 'A', None)
     """
+    for pattern in (_SAID.search, _ALONE.fullmatch):
+        found = pattern(prediction)
+        if found:
+            return found.group(1).upper()
     found = _PICKED.search(prediction)
-    return found.group(1) if found else None
+    return (found.group(1) or found.group(2)).upper() if found else None
 
 
 def _same_option(prediction: str, gold: str) -> float | None:

@@ -284,9 +284,9 @@ def test_an_option_letter_is_the_gold_before_the_options_text(tmp_path):
         {"id": "a2", "question": "Who?", "options": {"A": "Ann", "B": "Bo"}, "answer_idx": "A",
          "answers": "Ann"},
         {"id": "a3", "question": "Who?", "choices": ["Ann", "Bo"], "answerKey": "",
-         "answers": ["Bo"]},                               # an empty letter: the text
+         "answers": ["Bo"]},             # an empty letter: the text, an option's: its letter
         {"id": "a4", "question": "Who?", "answerKey": "B", "answers": ["Bo"]}])
-    assert [r["answers"] for r in read_questions(p)] == [["B"], ["A"], ["Bo"], ["Bo"]]
+    assert [r["answers"] for r in read_questions(p)] == [["B"], ["A"], ["B"], ["Bo"]]
 
 
 def test_arc_numbered_labels_become_the_letters_the_prompts_show(tmp_path):
@@ -305,6 +305,74 @@ def test_arc_numbered_labels_become_the_letters_the_prompts_show(tmp_path):
         list(read_questions(bad))
     assert "line 1" in e.value.message and ("'answerKey' is '3', which is none of the options' "
                                             "labels (1, 2); fix the record") in e.value.message
+
+
+def test_letter_golds_of_unlabelled_options_are_checked(tmp_path):
+    """Options as a list or as {A: text, ...}: the letter gold passed unchecked, so "b", an
+    index (0- or 1-based?) or a letter past the options made a gold no answer could match. A
+    letter is upper-cased now; a number or a letter past the options is refused, naming the
+    record; ARC's labels still name their options."""
+    p = jsonl(tmp_path / "obqa.jsonl", [
+        {"id": "l1", "question": "Which?", "options": ["wood", "iron"], "answerKey": "b"},
+        {"id": "l2", "question": "Which?", "options": {"A": "wood", "B": "iron"},
+         "answer_idx": " a "},
+        {"id": "l3", "question": "Which?", "answerKey": "2",
+         "choices": {"text": ["wood", "iron"], "label": ["1", "2"]}}])
+    assert [r["answers"] for r in read_questions(p)] == [["B"], ["A"], ["B"]]
+    cases = [
+        ({"options": {"A": "wood", "B": "iron"}, "answer_idx": 1},
+         ["'answer_idx' is '1', a number, not an option's letter",
+          "write the right option's letter (A to B) in 'answer_idx'"]),
+        ({"choices": ["wood", "iron", "salt"], "answerKey": "0"},
+         ["'answerKey' is '0', a number", "(A to C)"]),
+        ({"options": ["wood", "iron"], "answerKey": "F"},
+         ["'answerKey' is 'F', not the letter of one of the 2 options in 'options' (A to B)",
+          "write the right option's letter in 'answerKey', or fix the options"]),
+        ({"choices": ["wood", "iron"], "answerKey": "iron"}, ["'answerKey' is 'iron'"]),
+    ]
+    for i, (fields, parts) in enumerate(cases):
+        bad = jsonl(tmp_path / f"bad{i}.jsonl", [{"id": "ok", "question": "Q?", "answers": "x"},
+                                                 {"id": "b", "question": "Which?", **fields}])
+        raises([f"bad{i}.jsonl line 2: "] + parts, read_questions, bad)
+
+
+def test_a_text_gold_that_is_an_option_becomes_its_letter(tmp_path):
+    """A record with options and its gold as the option's text (no letter key) kept the text,
+    so a scorer that reads the option letter could never count it right. A gold that is an
+    option's text (after strip, in any case) is now that option's letter; one that is no
+    option's text stays as it is, as does a record without options."""
+    p = jsonl(tmp_path / "mc.jsonl", [
+        {"id": "t1", "question": "Which?", "choices": ["wood", "iron", "salt"],
+         "answers": ["iron"]},
+        {"id": "t2", "question": "Which?", "options": {"A": "Wood", "B": "Iron"},
+         "answer": " wood ", "golds": ["B"]},
+        {"id": "t3", "question": "Which?", "choices": ["wood", "iron"], "answers": ["steel"]},
+        {"id": "t4", "question": "Which?", "answers": ["iron"]},
+        {"id": "t5", "question": "Which?", "choices": ["wood", "iron"],
+         "answers": ["Fe", "iron"]}])
+    assert [r["answers"] for r in read_questions(p)] == [["B"], ["A"], ["steel"], ["iron"],
+                                                        ["B"]]
+
+
+def test_popqa_possible_answers_a_json_string_is_its_list(tmp_path, caplog):
+    """PopQA's Hugging Face release writes ``possible_answers`` as a JSON list in a string: the
+    file was refused (missing answers), and mapping the field as the message advised gave one
+    gold with the brackets, which no answer matches. The string is now read as its list, and
+    ``possible_answers`` is an answers field (after the others, which still win)."""
+    rec = {"id": 4222362, "question": "What is George Rankin's occupation?",
+           "possible_answers": '["politician", "political leader"]', "obj": "politician"}
+    p = jsonl(tmp_path / "popqa.jsonl", [rec])
+    want = ["politician", "political leader"]
+    assert read_questions(p)[0]["answers"] == want
+    assert "dropped: obj (in 1 of 1 records);" in caplog.text      # possible_answers is read
+    assert read_questions(p, fields={"answers": "possible_answers"})[0]["answers"] == want
+    q = jsonl(tmp_path / "popqa_longtail.jsonl", [
+        {**rec, "id": "1", "answers": ["politician"]},             # another key still wins
+        {"id": "2", "question": "Q?", "answers": "['a', 'b']"},    # pandas' list, too
+        {"id": "3", "question": "Q?", "answers": "[citation needed]"},
+        {"id": "4", "question": "Q?", "answers": "[1, 2]"}])       # not strings: the text
+    assert [r["answers"] for r in read_questions(q)] == [
+        ["politician"], ["a", "b"], ["[citation needed]"], ["[1, 2]"]]
 
 
 def test_a_json_array_without_ids_numbers_its_elements(tmp_path):
