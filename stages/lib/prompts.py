@@ -363,14 +363,16 @@ def answer_style(prompt: Prompt, dataset: str, options: bool = False) -> str:
 
 def with_options(question: str, choices: Sequence[str]) -> str:
     """The question with its options after it, one line each, lettered from A (the letters
-    the loader makes the golds of multiple-choice records).
+    the loader makes the golds of multiple-choice records); a question that lists them already
+    (RAG-Instruct's ``eval_inputs`` writes them in) as it is.
 
     >>> with_options("Which is a metal?", ["wood", "iron"])
     'Which is a metal?\\nA: wood\\nB: iron'
-    >>> with_options("Which?", [])
-    'Which?'
+    >>> with_options("Which?", []), with_options("Which?\\nA: wood", ["wood"])
+    ('Which?', 'Which?\\nA: wood')
     """
-    return question + "".join(f"\n{chr(ord('A') + i)}: {c}" for i, c in enumerate(choices))
+    listed = "".join(f"\n{chr(ord('A') + i)}: {c}" for i, c in enumerate(choices))
+    return question if question.endswith(listed) else question + listed
 
 
 def generator_messages(prompt: Prompt, question: str, docs: list[dict], dataset: str,

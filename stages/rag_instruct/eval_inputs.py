@@ -12,9 +12,12 @@ by set name: :func:`stages.lib.data.set_names.names_set`):
   ``context`` (the report's table and text), the earlier questions of the conversation
   (``previous_question``, one a line) and the question, under the seed's section headers
   (:func:`conversation_question`, lines 119-129). The retrieved passages stay.
-* ``choice_sets`` (ARC, OpenBookQA, MedQA): the options follow the question, one line each,
-  ``A: text`` (:func:`with_options`, lines 148-202); the answer style of the prompt file asks
-  for a letter.
+* ``choice_sets`` (ARC, OpenBookQA also as ``obqa``, MedQA): the options follow the question,
+  one line each, ``A: text`` (:func:`with_options`, lines 148-202); the answer style of the
+  prompt file asks for a letter. A row of any other set that has ``choices`` and only option
+  letters as golds (:func:`stages.rag_instruct.scorer.letter_golds`) gets its options too, as
+  ``rag_instruct.evaluate`` scores it as multiple choice (its answer style: the prompt file's
+  for its set's name, else its ``choices`` style where the answering step is given the options).
 
 Rows of other sets, and rows that lack the field a rule needs (a PubMedQA row without
 ``context``, a multiple-choice row without ``choices``), pass unchanged; the log counts the rows
@@ -35,6 +38,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.api import StageContext, stage
 from stages.lib.data.set_names import names_set
+from stages.lib.prompts import with_options
 from stages.schemas import Retrieved
 
 
@@ -43,18 +47,7 @@ class EvalInputsConfig:
     # a set whose name contains one of these keys as a whole word (ignoring case) gets that rule
     own_context_sets: list[str] = field(default_factory=lambda: ["pubmedqa"])
     conversation_sets: list[str] = field(default_factory=lambda: ["convfinqa"])
-    choice_sets: list[str] = field(default_factory=lambda: ["openbookqa", "arc", "medqa"])
-
-
-def with_options(question: str, choices: Sequence[str]) -> str:
-    """The question with its options after it, one line each, lettered from A.
-
-    >>> with_options("Which is a metal?", ["wood", "iron"])
-    'Which is a metal?\\nA: wood\\nB: iron'
-    >>> with_options("Which?", [])
-    'Which?'
-    """
-    return question + "".join(f"\n{chr(ord('A') + i)}: {c}" for i, c in enumerate(choices))
+    choice_sets: list[str] = field(default_factory=lambda: ["openbookqa", "obqa", "arc", "medqa"])
 
 
 def conversation_question(question: str, instruction: str, context: str,
@@ -96,6 +89,26 @@ def _named(keys: Sequence[str], dataset: str) -> bool:
     return any(names_set(key, dataset) for key in keys)
 
 
+def _multiple_choice(row: dict, cfg: EvalInputsConfig) -> bool:
+    """A row with ``choices`` whose set a ``choice_sets`` key names, or whose golds are all
+    option letters.
+
+    >>> cfg = EvalInputsConfig()
+    >>> [_multiple_choice({"dataset": d, "choices": ["x", "y"], "answers": ["B"]}, cfg)
+    ...  for d in ("obqa", "my_quiz")]
+    [True, True]
+    >>> _multiple_choice({"dataset": "nq", "choices": ["x", "y"], "answers": ["x"]}, cfg)
+    False
+    """
+    from stages.lib.metrics.answer import as_gold_list
+    from stages.rag_instruct.scorer import letter_golds, option_map
+
+    if not row.get("choices"):
+        return False
+    return (_named(cfg.choice_sets, row.get("dataset") or "")
+            or letter_golds(as_gold_list(row.get("answers")), option_map(row["choices"])))
+
+
 def eval_input(row: dict, cfg: EvalInputsConfig) -> tuple[dict, str | None]:
     """``(row, rule)``: the row as the seed's evaluation asks it, and the rule that rewrote it
     (None: unchanged).
@@ -110,6 +123,8 @@ def eval_input(row: dict, cfg: EvalInputsConfig) -> tuple[dict, str | None]:
     'Q?\\nA: x\\nB: y'
     >>> eval_input({"dataset": "medqa", "question": "Q?"}, cfg)[1] is None   # no choices
     True
+    >>> eval_input({"dataset": "obqa_test", "question": "Q?", "choices": ["x", "y"]}, cfg)[1]
+    'options'
     """
     dataset = row.get("dataset") or ""
     if _named(cfg.own_context_sets, dataset) and isinstance(row.get("context"), str):
@@ -118,12 +133,13 @@ def eval_input(row: dict, cfg: EvalInputsConfig) -> tuple[dict, str | None]:
         question = conversation_question(row["question"], row.get("instruction") or "",
                                          row["context"], row.get("previous_question") or [])
         return {**row, "question": question}, "conversation"
-    if _named(cfg.choice_sets, dataset) and row.get("choices"):
+    if _multiple_choice(row, cfg):
         return {**row, "question": with_options(row["question"], row["choices"])}, "options"
     return row, None
 
 
-@stage("rag_instruct.eval_inputs", version=1)
+# 2: obqa is a choice set, and a row with choices and letter golds gets its options anywhere
+@stage("rag_instruct.eval_inputs", version=2)
 def eval_inputs(questions: Retrieved, cfg: EvalInputsConfig, ctx: StageContext) -> Retrieved:
     """Each evaluation question with the inputs its set gets in the paper's evaluation: PubMedQA
     its own abstract, ConvFinQA its context and conversation, multiple choice its options."""

@@ -4,8 +4,11 @@
 Each question is scored by the rule of its set (:mod:`stages.rag_instruct.scorer`): multiple
 choice (``choice_sets``), ConvFinQA's digit match (``numeric_sets``), yes/no
 (``yes_no_sets``), else the open-QA word match; the longest key found in a set's name decides.
-A multiple-choice row's options are its ``options``, else its ``choices`` (the loader's, in
-letter order), else the option lines of its question.
+A row that has ``options`` or ``choices`` and only option letters as golds is multiple choice
+whatever its set's name (:func:`stages.rag_instruct.scorer.letter_golds`): a letter gold "A"
+under the open-QA rule would match the article "a". A multiple-choice row's options are its
+``options``, else its ``choices`` (the loader's, in letter order), else the option lines of its
+question.
 The paper's tables report this accuracy per set and their average over the sets, so the stage
 writes:
 
@@ -28,7 +31,8 @@ Differences from the seed, and why:
   step, and this stage only scores them.
 * A set matching none of the keys is scored as open QA instead of stopping the run
   (``ValueError('wrong')`` in the seed); the rule is chosen by a configured key occurring in the
-  set's name, not by the seed's fixed file names.
+  set's name, not by the seed's fixed file names, and a row with options and letter golds is
+  multiple choice under any name (the seed knows its multiple-choice sets by file name only).
 * Questions without a gold answer are left out of the accuracy (the seed counts them wrong),
   and blank golds are ignored.
 * The seed's files of 20 right and 20 wrong examples per set are not written: the per-question
@@ -54,7 +58,7 @@ class RagInstructEvaluateConfig:
     # a set whose name contains one of these keys (ignoring case) is scored with that rule (the
     # longest key found decides: "pubmedqa" is yes/no, not "medqa"); any other set as open QA
     choice_sets: list[str] = field(
-        default_factory=lambda: ["openbookqa", "arc", "medqa", "casehold"])
+        default_factory=lambda: ["openbookqa", "obqa", "arc", "medqa", "casehold"])
     numeric_sets: list[str] = field(default_factory=lambda: ["convfinqa"])
     # PubHealth under its own name or the seed's file name (health_claims_processed)
     yes_no_sets: list[str] = field(
@@ -86,10 +90,18 @@ def score_row(row: dict, cfg: RagInstructEvaluateConfig) -> dict:
     ...                "question": "Pick:\\nA: red\\nB: blue", "prediction": "It is blue."}, cfg)
     >>> r["rule"], r["choice"], r["accuracy"], r["exact_match"], r["num_selected"]
     ('choice', 'B', 1.0, 0.0, 1)
+
+    A set no key names, with options and a letter gold, is multiple choice all the same:
+
+    >>> r = score_row({"id": "q2", "dataset": "my_quiz", "answers": ["A"], "question": "Q?",
+    ...                "choices": ["a plant", "iron"], "prediction": "B: a plant is not"}, cfg)
+    >>> r["rule"], r["choice"], r["accuracy"]
+    ('choice', 'B', 0.0)
     """
     from stages.lib.metrics.answer import METRICS, as_gold_list
     from stages.rag_instruct.scorer import (
         CHOICE,
+        letter_golds,
         option_map,
         predicted_letter,
         score,
@@ -99,9 +111,11 @@ def score_row(row: dict, cfg: RagInstructEvaluateConfig) -> dict:
     dataset = row.get("dataset") or ""
     prediction = row.get("prediction") or ""
     golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+    given = row.get("options") or row.get("choices")
     rule = scorer_for(dataset, cfg)
-    options = (option_map(row.get("options") or row.get("choices"), row.get("question") or "")
-               if rule == CHOICE else {})
+    if rule != CHOICE and letter_golds(golds, option_map(given)):
+        rule = CHOICE                     # options and a letter gold: whatever the set's name
+    options = option_map(given, row.get("question") or "") if rule == CHOICE else {}
     record = {"id": row["id"], "prediction": prediction, "dataset": dataset, "rule": rule,
               "choice": predicted_letter(prediction, options) if rule == CHOICE else None,
               "num_selected": len(row.get("selected") or []),
@@ -139,7 +153,8 @@ def macro(blocks: dict[str, dict], names: list[str]) -> dict:
             **{name: _mean([b[name] for b in blocks.values()]) for name in names}}
 
 
-@stage("rag_instruct.evaluate", version=3)  # 2: EM/F1 of option letters; 3: F1 of the picked letter
+@stage("rag_instruct.evaluate", version=4)  # 2: EM/F1 of option letters; 3: F1 of the picked letter
+# 4: obqa is a choice set, as is any row with options and letter golds; empty output picks none
 def evaluate(predictions: Predictions, cfg: RagInstructEvaluateConfig,
              ctx: StageContext) -> RagInstructEvaluation:
     """The paper's accuracy per set (rule by set name), its macro average, and the shared

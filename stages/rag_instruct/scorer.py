@@ -6,7 +6,8 @@ The paper scores every evaluation set with one of four rules, chosen by the set'
 * ``open_qa`` (2WIKI, TriviaQA, WebQuestions, MuSiQue, PopQA): correct when a lowercased gold
   occurs in the lowercased output as a whole "word": preceded by a non-word character or the
   start, followed by a non-word character or the end (:func:`word_match`).
-* ``choice`` (OpenBookQA, ARC-Challenge, MedQA, CaseHOLD): the output is cut to what follows
+* ``choice`` (OpenBookQA, ARC-Challenge, MedQA, CaseHOLD; also any row whose options are given
+  and whose golds are all option letters, :func:`letter_golds`): the output is cut to what follows
   ``## Response:`` when that marker is present; the predicted letter is the *first* standalone
   letter A-N / a-n (after ``is ``, a non-word character or the start, the article ``a``/``A``
   followed by a space excluded); without one, the option whose text occurs latest in the
@@ -41,6 +42,10 @@ Where this differs from the seed, and why:
 * Options with an empty text take no part in the fallbacks (the seed pads a missing option D
   with "", which "occurs" at the end of every output and so always won the second fallback).
 * A row with no letter hit and no options predicts nothing (``None``, wrong); the seed crashes.
+* An empty output (nothing but whitespace after ``## Response:`` or in all) predicts nothing
+  (``None``, wrong). In the seed the ``difflib`` fallback picks the last option for it (every
+  ratio is 0 and the last of equals wins), so an empty answer earned credit on every question
+  whose gold is the last option; here it earns none, as an answer that names no option should.
 * CaseHOLD is a multiple-choice set here; the seed's scorer has no rule for it (it raises).
 """
 
@@ -201,8 +206,15 @@ def predicted_letter(output: str, options: Mapping[str, str]) -> str | None:
     'B'
     >>> predicted_letter("a guess", {}) is None
     True
+
+    An empty output picks nothing (the seed's fallback gave it the last option):
+
+    >>> predicted_letter(" \\n", opts) is None, predicted_letter("### Response:  ", opts) is None
+    (True, True)
     """
     text = response_text(output)
+    if not text.strip():
+        return None
     hit = _LETTER.search(text)
     if hit:
         return hit.group(1)
@@ -217,6 +229,21 @@ def predicted_letter(output: str, options: Mapping[str, str]) -> str | None:
         if ratio >= best_ratio:
             best, best_ratio = letter, ratio
     return best
+
+
+def letter_golds(golds: Sequence[str] | None, options: Mapping[str, str]) -> bool:
+    """Whether a row is a multiple-choice one by its own fields: it has options and each of its
+    (non-blank) golds, compared as written, is one of their letters. Such a row gets the
+    ``choice`` rule whatever its set's name (a set ``obqa`` or ``my_quiz`` not among the keys).
+
+    >>> opts = {"A": "wood", "B": "iron"}
+    >>> letter_golds(["B"], opts), letter_golds(["iron"], opts), letter_golds(["C"], opts)
+    (True, False, False)
+    >>> letter_golds(["A"], {}), letter_golds([], opts), letter_golds(["B", " "], opts)
+    (False, False, True)
+    """
+    golds = _golds(golds)
+    return bool(options) and bool(golds) and all(g in options for g in golds)
 
 
 def choice_correct(prediction: str, golds: Sequence[str], options: Mapping[str, str]) -> bool:

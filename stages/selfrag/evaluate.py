@@ -2,11 +2,15 @@
 
 ``selfrag_match`` is the paper's "accuracy" (a gold string occurs in the prediction,
 case-sensitive, no normalisation; :mod:`stages.selfrag.metrics`), named apart from ragline's
-normalised ``match_gold_in_pred``. For FEVER / PubHealth sets a prediction containing SUPPORTS
-(checked first) or REFUTES is replaced as a whole by "true" or "false" (the seed's
-``run_short_form.py`` lines 345-348), and so is a gold: the seed's processed files hold
-true / false, KILT's FEVER (``output: [{answer: "REFUTES"}]``) the labels, which no mapped
-prediction could match (NOT ENOUGH INFO stays as it is, on both sides).
+normalised ``match_gold_in_pred``. For FEVER / PubHealth sets, and for ``selfrag_match`` only, a
+prediction containing SUPPORTS (checked first) or REFUTES is replaced as a whole by "true" or
+"false" (the seed's ``run_short_form.py`` lines 345-348), and so is a gold: the seed's processed
+files hold true / false, KILT's FEVER (``output: [{answer: "REFUTES"}]``) the labels, which no
+mapped prediction could match (NOT ENOUGH INFO stays as it is, on both sides). The rewrite is
+case-sensitive, as the seed's ("supports" stays as it is). The shared metrics below, and the
+per-question ``prediction``, see the prediction and the golds as they are, so they agree with
+the other evaluations' (``evaluate``, ``rag_instruct.evaluate``) on the same rows: a "supports"
+against the gold SUPPORTS is an exact match there, and "SUPPORTS" against the gold "true" is not.
 ``retrieval_frequency`` is the share of questions for which the model retrieved (the
 ``retrieved`` column of ``selfrag.infer``; for other producers such as ``infer_topk``, whether
 any passage was read), per set and overall: the seed divided by the number of keys of its
@@ -67,17 +71,19 @@ class SelfragEvaluation(NamedTuple):
 
 
 def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
-    """Per-question record: selfrag_match, the shared metrics, whether it retrieved, and ALCE's
-    ASQA metrics (None for a row without ASQA references).
+    """Per-question record: selfrag_match (FEVER sets: on the labels rewritten to true / false),
+    the shared metrics (on the prediction and golds as they are), whether it retrieved, and
+    ALCE's ASQA metrics (None for a row without ASQA references).
 
     >>> cfg = SelfragEvaluateConfig(metrics=["exact_match"])
     >>> r = score_row({"id": "q", "dataset": "fever", "prediction": "Yes: SUPPORTS",
     ...                "answers": ["true"], "ctxs": []}, cfg)
     >>> r["prediction"], r["selfrag_match"], r["exact_match"], r["retrieved"]
-    ('true', 1.0, 1.0, False)
-    >>> score_row({"id": "q", "dataset": "fever", "prediction": "REFUTES",      # KILT's golds
-    ...            "answers": ["REFUTES"]}, cfg)["selfrag_match"]
-    1.0
+    ('Yes: SUPPORTS', 1.0, 0.0, False)
+    >>> r = score_row({"id": "q", "dataset": "fever", "prediction": "supports",  # KILT's golds
+    ...                "answers": ["SUPPORTS"]}, cfg)
+    >>> r["selfrag_match"], r["exact_match"]        # "supports" is not rewritten: the seed's
+    (0.0, 1.0)
     """
     from stages.lib.metrics.alce import asqa_scores
     from stages.lib.metrics.answer import METRICS, as_gold_list
@@ -86,13 +92,14 @@ def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
     dataset = row.get("dataset") or ""
     prediction = row.get("prediction") or ""
     golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+    match_prediction, match_golds = prediction, golds
     if any(names_set(key, dataset) for key in cfg.fever_sets):   # SUPPORTS/REFUTES: true/false
-        prediction = fever_prediction(prediction)
-        golds = list(dict.fromkeys(fever_prediction(g) for g in golds))
+        match_prediction = fever_prediction(prediction)
+        match_golds = list(dict.fromkeys(fever_prediction(g) for g in golds))
     retrieved = row.get("retrieved")
     record = {"id": row["id"], "prediction": prediction, "dataset": dataset,
               "retrieved": bool(row.get("ctxs")) if retrieved is None else bool(retrieved),
-              "selfrag_match": selfrag_match(prediction, golds) if golds else None}
+              "selfrag_match": selfrag_match(match_prediction, match_golds) if golds else None}
     for name in cfg.metrics:
         record[name] = float(METRICS[name](prediction, golds)) if golds else None
     return {**record, **asqa_scores(prediction, row)}
@@ -116,8 +123,10 @@ def summary(records: list[dict], names: list[str]) -> dict:
     return out
 
 
-@stage("selfrag.evaluate", version=5)  # 2: FEVER labels replace it; 3: EM of "A"; 5: picked letter
+@stage("selfrag.evaluate", version=6)  # 2: FEVER labels replace it; 3: EM of "A"; 5: picked letter
 # 4: FEVER golds given as SUPPORTS / REFUTES (KILT) become true / false, as the prediction does
+# 6: that rewrite is for selfrag_match only; the shared metrics see the prediction and golds as
+#    they are
 def evaluate(predictions: Predictions, cfg: SelfragEvaluateConfig,
              ctx: StageContext) -> SelfragEvaluation:
     """selfrag_match, the shared answer metrics and the retrieval frequency, per set and overall."""

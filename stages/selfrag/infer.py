@@ -85,8 +85,9 @@ class SelfragInferConfig:
     max_new_tokens: Annotated[int, Ge(1)] = 100
     long_form_max_new_tokens: Annotated[int, Ge(1)] | None = None   # None: max_new_tokens
     closed_set_max_new_tokens: Annotated[int, Ge(1)] | None = None  # None: max_new_tokens
+    # a key names a set as a whole word of its name (openbookqa_processed_retrieved, medqa_test_en)
     closed_set: list[str] = field(default_factory=lambda: [   # health_claims: PubHealth's file
-        "fever", "arc", "obqa", "pubhealth", "health_claims"])
+        "fever", "arc", "obqa", "openbookqa", "medqa", "pubhealth", "health_claims"])
     long_form: list[str] = field(default_factory=lambda: ["asqa", "eli5", "factscore"])
     beam_width: Annotated[int, Ge(1)] = 2     # long form (paper: 2)
     max_depth: Annotated[int, Ge(1)] = 6      # long form: segments at most (the seed's
@@ -199,7 +200,8 @@ def _long_form(client, rows: list[dict], todo: list[int], cfg: SelfragInferConfi
 # 2: short-form w_use 1.0 (long form long_form_w_use 0.5); per-form max_new_tokens; beam search
 #    as the seed's (finished nodes not carried on, prefixes without earlier passages, repeated
 #    segments dropped, max_depth counts segments); long-form answers keep their line breaks
-@stage("selfrag.infer", version=2, shard_by="questions", multi_gpu="one_process")
+# 3: OpenBookQA under its full name and MedQA are closed sets (the summed-score vote)
+@stage("selfrag.infer", version=3, shard_by="questions", multi_gpu="one_process")
 def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
           ctx: StageContext) -> SelfragPredictions:
     """Self-RAG answers (no / always / adaptive retrieval) with per-passage reflection scores."""

@@ -3,13 +3,14 @@
 ``selfrag_match`` is the paper's "accuracy" for PopQA, TriviaQA, PubHealth and ARC-Challenge:
 1 if any gold string occurs in the prediction, case-sensitive, without normalisation. For FEVER /
 PubHealth a prediction containing SUPPORTS (else REFUTES) becomes "true" (else "false") as a
-whole first; for ARC the gold is the answer key letter. ASQA's ALCE metrics (str-em, ROUGE-Lsum) are in
+whole first; for ARC the gold is the answer key letter, matched as a substring as the seed does
+(so any capital letter counts: "Answer: D" matches the gold "A"; ragline's normalised metrics
+beside it read the picked letter instead). ASQA's ALCE metrics (str-em, ROUGE-Lsum) are in
 :mod:`stages.lib.metrics.alce`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Sequence
 
 
@@ -37,16 +38,6 @@ def fever_prediction(prediction: str) -> str:
     if "REFUTES" in prediction:
         return "false"
     return prediction
-
-
-def arc_choice(prediction: str) -> str:
-    """The first option letter the answer names ('' if none).
-
-    >>> arc_choice("B: a plant"), arc_choice("The answer is C."), arc_choice("none")
-    ('B', 'C', '')
-    """
-    match = re.search(r"\b([A-E])\b", prediction)
-    return match.group(1) if match else ""
 
 
 def retrieval_frequency(decisions: Sequence[bool]) -> float:

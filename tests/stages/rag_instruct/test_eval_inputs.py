@@ -83,6 +83,7 @@ def test_the_model_sees_the_inputs_and_evaluate_reads_the_options(model_env, mon
     assert "[1] Aspirin lowered fever in 40 of 50 patients." in seen["pm1"]
     assert "a retrieved passage" not in seen["pm1"]
     assert "\nA: oxygen\nB: carbon dioxide\nC: helium" in seen["ob1"]
+    assert seen["ob1"].count("A: oxygen") == 1   # infer_topk lists options the row lists already
     assert "### Previous Questions and Answers:\nIn 2008? 10" in seen["cf1"]
     rows = {r["id"]: r for r in predictions.rows()}
     assert rows["ob1"]["choices"] == ["oxygen", "carbon dioxide", "helium"]
@@ -94,3 +95,23 @@ def test_the_model_sees_the_inputs_and_evaluate_reads_the_options(model_env, mon
                               ctx("evaluate"))
     ob1 = next(r for r in per_q if r["id"] == "ob1")
     assert (ob1["rule"], ob1["choice"], ob1["accuracy"]) == ("choice", "B", 1.0)
+
+
+def test_obqa_and_rows_with_letter_golds_get_their_options_and_a_letter_style():
+    """Before: a set named ``obqa`` (OpenBookQA's short name, the loader's and Self-RAG's) got
+    neither its options nor the prompt's option style, although its gold is a letter."""
+    from stages.lib.prompts import answer_style, load_prompt
+    from stages.rag_instruct.eval_inputs import eval_input
+
+    cfg, choices = EvalInputsConfig(), ["wood", "iron"]
+    for dataset in ("obqa", "obqa_test", "my_quiz"):
+        row, rule = eval_input(q("x", dataset, "Which is a metal?", ["B"], choices=choices), cfg)
+        assert (rule, row["question"]) == ("options", "Which is a metal?\nA: wood\nB: iron")
+        assert row["choices"] == choices
+    # options but a text gold, and a letter gold without options: not multiple choice
+    row = q("n", "nq", "Which is a metal?", ["iron"], choices=choices)
+    assert eval_input(row, cfg) == (row, None)
+    assert eval_input(q("m", "my_quiz", "Which?", ["A"]), cfg)[1] is None
+    prompt = load_prompt(EVAL_PROMPT)
+    letter = answer_style(prompt, "openbookqa")
+    assert "letter" in letter and answer_style(prompt, "obqa") == letter

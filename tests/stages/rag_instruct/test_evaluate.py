@@ -123,3 +123,37 @@ def test_the_loaders_choices_are_the_options(model_env):
              "choices": ["oxygen", "carbon dioxide"]}]
     _, per_q = evaluate(art(Predictions, rows), RagInstructEvaluateConfig(), ctx("evaluate"))
     assert (per_q[0]["choice"], per_q[0]["accuracy"]) == ("B", 1.0)
+
+
+@pytest.mark.parametrize("dataset", ["obqa", "obqa_test", "my_quiz"])
+def test_a_row_with_options_and_a_letter_gold_is_multiple_choice(model_env, dataset):
+    """Before: a set named ``obqa`` (the loader's and Self-RAG's name for OpenBookQA), or any
+    set no key names, was scored as open QA, where the letter gold "A" word-matches the article
+    "a" in an answer that picks B."""
+    art, ctx = model_env
+    choices = ["a plant", "iron", "glass", "salt"]
+    rows = [{**row("x1", dataset, ["A"], "B: a plant is not it, iron is", "Which is a metal?"),
+             "choices": choices},
+            {**row("x2", dataset, ["B"], "B: iron", "Which is a metal?"), "choices": choices}]
+    metrics, per_q = evaluate(art(Predictions, rows), RagInstructEvaluateConfig(),
+                              ctx("evaluate"))
+    assert [(r["rule"], r["choice"], r["accuracy"]) for r in per_q] == [
+        ("choice", "B", 0.0), ("choice", "B", 1.0)]
+    assert metrics["by_dataset"][dataset]["rule"] == "choice"
+
+
+def test_a_row_without_options_or_with_a_text_gold_keeps_its_sets_rule(model_env):
+    art, ctx = model_env
+    rows = [row("n1", "my_quiz", ["A"], "a plant"),                       # no options
+            {**row("n2", "nq", ["iron"], "It is iron."), "choices": ["wood", "iron"]},
+            {**row("n3", "pubhealth", ["true"], "True."), "choices": ["true", "false"]}]
+    _, per_q = evaluate(art(Predictions, rows), RagInstructEvaluateConfig(), ctx("evaluate"))
+    assert [(r["rule"], r["accuracy"]) for r in per_q] == [
+        ("open_qa", 1.0), ("open_qa", 1.0), ("yes_no", 1.0)]
+
+
+def test_an_empty_answer_is_wrong_even_on_the_last_option(model_env):
+    art, ctx = model_env
+    rows = [row("e1", "arc_challenge", ["C"], "  ", GASES)]
+    _, per_q = evaluate(art(Predictions, rows), RagInstructEvaluateConfig(), ctx("evaluate"))
+    assert (per_q[0]["choice"], per_q[0]["accuracy"]) == (None, 0.0)

@@ -10,6 +10,7 @@ from stages.rag_instruct import scorer
 from stages.rag_instruct.evaluate import RagInstructEvaluateConfig
 from stages.rag_instruct.scorer import (
     choice_correct,
+    letter_golds,
     numeric_correct,
     open_qa_correct,
     option_map,
@@ -103,6 +104,24 @@ def test_empty_option_texts_take_no_part():
     assert predicted_letter("nothing here", {"A": "paris", "D": ""}) == "A"
 
 
+@pytest.mark.parametrize("output", ["", "   ", "\n\t", "### Response:", "## Response:  \n"])
+def test_an_empty_output_picks_no_option(output):
+    """Before: every difflib ratio of an empty output is 0 and the last of equals won, so an
+    empty answer predicted the last option and was right on every last-option gold (as in the
+    seed; a deliberate deviation here)."""
+    assert predicted_letter(output, GASES) is None
+    assert not choice_correct(output, ["C"], GASES)
+    assert not score("choice", output, ["C"], GASES)
+
+
+def test_letter_golds_need_options_and_only_option_letters():
+    assert letter_golds(["B"], GASES) and letter_golds(["A", "C"], GASES)
+    assert not letter_golds(["D"], GASES)                  # not an option of this row
+    assert not letter_golds(["B", "carbon dioxide"], GASES)
+    assert not letter_golds(["b"], GASES)                  # compared as written, as the rule
+    assert not letter_golds(["A"], {}) and not letter_golds(None, GASES)
+
+
 def test_no_letter_and_no_options_predicts_nothing():
     assert predicted_letter("nothing here", {}) is None
     assert not choice_correct("nothing here", ["A"], {})
@@ -176,6 +195,7 @@ def test_yes_no_other_golds_use_the_open_qa_rule():
 
 @pytest.mark.parametrize("dataset, rule", [
     ("openbookqa_processed_retrieved", "choice"), ("arc_challenge_processed", "choice"),
+    ("obqa", "choice"), ("obqa_test", "choice"),                     # OpenBookQA's short name
     ("medqa_test_en_retrieved", "choice"), ("casehold", "choice"),
     ("ConvFinQA_test_retrieved", "numeric"), ("pubmedqa_test_retrieved", "yes_no"),
     ("pubhealth", "yes_no"), ("hotpotqa", "yes_no"),

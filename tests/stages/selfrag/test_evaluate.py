@@ -71,5 +71,29 @@ def test_kilt_fever_golds_are_scored_as_true_and_false(model_env):
     metrics, per_q = evaluate(art(SelfragPredictions, rows), SelfragEvaluateConfig(),
                               ctx("evaluate"))
     assert [r["selfrag_match"] for r in per_q] == [1.0, 1.0, 0.0, 1.0, 1.0]
-    assert [r["exact_match"] for r in per_q] == [1.0, 1.0, 0.0, 1.0, 1.0]
+    # the shared EM compares the texts as written: "SUPPORTS" is not the gold "true" there
+    assert [r["exact_match"] for r in per_q] == [1.0, 1.0, 0.0, 1.0, 0.0]
     assert metrics["selfrag_match"] == pytest.approx(0.8)
+
+
+def test_the_shared_metrics_see_fever_labels_as_written(model_env):
+    """The case-sensitive SUPPORTS -> true rewrite is the seed's, for selfrag_match only: the
+    normalised shared metrics score "supports" against the gold SUPPORTS (and "Refutes" against
+    REFUTES) as the common evaluate and rag_instruct.evaluate do, not against "true"."""
+    from stages.lib.metrics.answer import METRICS
+
+    art, ctx = model_env
+    cases = (("SUPPORTS", "supports"), ("REFUTES", "Refutes"), ("SUPPORTS", "Supports."),
+             ("REFUTES", "REFUTES"), ("SUPPORTS", "REFUTES"))
+    rows = [{**POPQA, "id": f"f{i}", "dataset": "fever_dev", "answers": [gold], "prediction": pred,
+             "qa_pairs": None, "annotations": None} for i, (gold, pred) in enumerate(cases)]
+    names = ["exact_match", "token_f1", "match_gold_in_pred"]
+    metrics, per_q = evaluate(art(SelfragPredictions, rows), SelfragEvaluateConfig(metrics=names),
+                              ctx("evaluate"))
+    assert [r["selfrag_match"] for r in per_q] == [0.0, 0.0, 0.0, 1.0, 0.0]   # the paper's
+    for name in names:
+        assert [r[name] for r in per_q] == [1.0, 1.0, 1.0, 1.0, 0.0], name
+        assert [r[name] for r in per_q] == [float(METRICS[name](p, [g])) for g, p in cases]
+    assert [r["prediction"] for r in per_q] == [p for _, p in cases]
+    assert metrics["exact_match"] == pytest.approx(0.8)
+    assert metrics["selfrag_match"] == pytest.approx(0.2)

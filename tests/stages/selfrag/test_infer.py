@@ -116,6 +116,18 @@ def test_closed_set_sums_scores_per_answer(model_env, generator):
     assert got["c"]["prediction"] == "true" and got["c"]["selected"] == [1]   # best single passage
 
 
+def test_openbookqa_and_medqa_are_closed_sets_by_default(model_env, generator):
+    """Before: the default closed sets named OpenBookQA only as ``obqa``, and MedQA not at all,
+    so ``openbookqa_processed_retrieved`` and ``medqa_test_en_retrieved`` took the best single
+    passage's answer instead of the summed-score vote."""
+    rows = [_row(d, CLAIM, [VELMORA, KELMARO, BROOK], dataset=d, answers=["false"])
+            for d in ("openbookqa_processed_retrieved", "medqa_test_en_retrieved", "obqa", "nq")]
+    got, _ = _run(model_env, generator, rows, mode="always_retrieve", ndocs=3)
+    assert {d: got[d]["prediction"] for d in got} == {
+        "openbookqa_processed_retrieved": "false", "medqa_test_en_retrieved": "false",
+        "obqa": "false", "nq": "true"}
+
+
 def test_long_form_beam_search_cites_the_best_path(model_env, generator):
     rows = [_row("l", LONG_Q, [VELMORA, BROOK], dataset="asqa")]
     got, raw = _run(model_env, generator, rows, mode="always_retrieve", ndocs=2, beam_width=2,

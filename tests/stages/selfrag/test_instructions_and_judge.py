@@ -182,3 +182,22 @@ def test_the_task_instructions_are_a_file_a_user_can_replace(env, tmp_path):
     own.write_text("fever: 'a\n")
     with pytest.raises(ConfigError, match=rf"task instructions file {own}:\d+:\d+: not valid YAML"):
         TaskInstructions.check_source(own)
+
+
+@pytest.mark.parametrize("dataset, head", [
+    ("openbookqa", "Choose the best answer among the options A, B, C and D."),
+    ("openbookqa_processed_retrieved", "Choose the best answer among the options A, B, C and D."),
+    ("obqa", "Choose the best answer among the options A, B, C and D."),
+    ("medqa", "Choose the best answer among the options."),
+    ("medqa_test_en_retrieved", "Choose the best answer among the options."),
+    ("pubmedqa", None)])                         # "medqa" is not a whole word of "pubmedqa"
+def test_the_shipped_file_gives_openbookqa_and_medqa_their_instruction(dataset, head):
+    """Before: the shipped file keyed only ``arc`` and ``obqa``, so OpenBookQA under its full
+    name and MedQA got their options with no instruction asking for a choice. MedQA has five
+    options (A-E), so its instruction names no letters."""
+    from stages.selfrag.instructions import read_task_instructions, task_instruction
+
+    heads = read_task_instructions(PROMPTS / "task_instructions.yaml")
+    text = task_instruction(dataset, "Which is a metal?", ["wood", "iron"], heads)
+    body = "Which is a metal?\nA: wood\nB: iron"
+    assert text == (f"{head}\n\n## Input:\n\n{body}" if head else body)

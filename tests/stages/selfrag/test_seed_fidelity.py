@@ -98,7 +98,9 @@ def test_fever_labels_replace_the_whole_prediction():
     assert evaluate.stage_spec.version >= 2
     r = score_row({"id": "h", "dataset": "health_claims", "prediction": "Verdict: REFUTES",
                    "answers": ["false"], "ctxs": []}, SelfragEvaluateConfig(metrics=["exact_match"]))
-    assert r["prediction"] == "false" and r["exact_match"] == 1.0
+    # the rewrite is selfrag_match's only: the shared EM and the row's prediction are as written
+    assert r["selfrag_match"] == 1.0
+    assert r["prediction"] == "Verdict: REFUTES" and r["exact_match"] == 0.0
 
 
 # 3a. depth
