@@ -65,9 +65,9 @@ def _artifact_problem(dest: Path, out: dict, files: dict) -> str | None:
     manifest_rel = os.path.relpath(dest / "_manifest.json", dest.parent.parent)
     manifest: dict = {}
     if manifest_rel in files:
-        try:
+        try:   # unreadable (removed meanwhile: a gc): raised, and said as such by the caller
             manifest = json.loads((dest / "_manifest.json").read_text())
-        except (OSError, ValueError):
+        except ValueError:
             return "_manifest.json"
     if digest == out.get("content_hash"):
         if manifest_rel in files and (manifest.get("content_hash") != digest

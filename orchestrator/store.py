@@ -248,6 +248,24 @@ class Store:
         return (f"step '{step}' input '{input_name}' is damaged in the cache: {changed} changed "
                 f"after it was committed by step '{producer}'; fix: rerun with --force {producer}")
 
+    def set_aside(self, key: str, entry: Entry | None, reason: str, step: str) -> None:
+        """``quarantine`` for a command that found ``entry`` damaged (``rag verify``): under
+        the key's lock, and only while ``_entry.json`` is still the file it read, so a
+        ``--force`` committed meanwhile is not moved aside for the old entry's damage."""
+        from filelock import Timeout
+
+        try:
+            lock = self.lock(key, f"key {key[:12]} (quarantine)").acquire(timeout=0)
+        except (Timeout, OSError):
+            log.warning("cache entry %s of step '%s' is damaged (%s) but another process is "
+                        "computing its key: left in place", key[:12], step, reason)
+            return
+        try:
+            if entry is None or self.unchanged(entry):
+                self.quarantine(key, self.entry_path(key), reason, step)
+        finally:
+            lock.release()
+
     def quarantine(self, key: str, path: Path, reason: str, step: str) -> None:
         """Move an unusable entry to ``quarantine/`` with a note of why, and warn in one line."""
         self.misses[key] = reason
@@ -353,12 +371,16 @@ class Store:
                 continue
             parts = path.name.split(".")
             pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+            try:
+                age = now - path.stat().st_mtime
+            except FileNotFoundError:
+                continue  # committed or removed meanwhile
             if parts[0] == "gather" and len(parts) > 2:
                 pid = None  # gather.<digest>.<rand>: short-lived, no pid; removed when old
-                if now - path.stat().st_mtime < 3600:
+                if age < 3600:
                     continue
             is_alive = pid is not None and alive(pid)
-            if not is_alive or now - path.stat().st_mtime > older_than_s > 0:
+            if not is_alive or age > older_than_s > 0:
                 out.append(path)
         return out
 

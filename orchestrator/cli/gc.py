@@ -57,8 +57,11 @@ def days(text: str) -> float:
     return value
 
 
-def run_keys(run: Path) -> set[str] | None:
-    """Every key a run's record and plan name (None when neither can be read)."""
+def run_keys(run: Path, provisional: bool = False, scratch: bool = True) -> set[str] | None:
+    """Every key a run's record and plan name (None when neither can be read): with
+    ``provisional``, also the keys a plan names for the steps after a step that runs (a live run
+    reuses their entries when that step gives the same content again); without ``scratch``, not
+    the sharded steps' request caches (which are no entries)."""
     keys: set[str] = set()
     found = False
     for name in ("status.json", "plan.json"):
@@ -75,11 +78,11 @@ def run_keys(run: Path) -> set[str] | None:
         steps = data.get("steps") if isinstance(data, dict) else None
         items = steps.values() if isinstance(steps, dict) else steps if isinstance(steps, list) else []
         for step in items:
-            if not isinstance(step, dict) or step.get("final") is False:
+            if not isinstance(step, dict) or (step.get("final") is False and not provisional):
                 continue  # a plan's provisional keys (after an upstream step runs) name nothing
             if isinstance(step.get("keys"), list):
                 keys.update(k for k in step["keys"] if isinstance(k, str))
-            if isinstance(step.get("scratch"), str):   # a sharded step's request cache
+            if scratch and isinstance(step.get("scratch"), str):   # a sharded step's requests
                 keys.add(step["scratch"])
         found = True
     return keys if found else None
@@ -149,14 +152,21 @@ def collect(store, runs: Path, args) -> tuple[set[str], list[str], float | None]
                 keep |= keys
                 n_runs += 1
     live = [lease for lease in live_leases(store.root) if lease["live"]]
+    planning = []
     for lease in live:
         for run in lease.get("runs") or []:
-            keep |= run_keys(Path(run)) or set()
+            keep |= run_keys(Path(run), provisional=True) or set()
+            if not (Path(run) / "plan.json").is_file():
+                planning.append(lease)
     oldest = min((float(lease.get("started") or 0) for lease in live), default=None)
     why = [f"kept what {n_runs} run(s) in {len(dirs)} runs dir(s) reference ({len(keep)} keys)"]
     if live:
         why.append(f"{len(live)} live run(s) (pid {', '.join(str(x.get('pid')) for x in live)}): "
                    "their plans and everything written since they started are kept")
+    if planning:   # its lookups (re-hashes of copied entries among them) have not named its keys
+        why.append(f"a live run (pid {planning[0].get('pid')}) is still planning, so every entry "
+                   "is kept: run gc again once it has started its steps")
+        oldest = 0.0
     return keep, why, oldest
 
 
@@ -171,8 +181,11 @@ def doomed(store, keep: set[str], oldest_live: float | None) -> dict[str, list[P
     for p in store.entries():
         if p.name in keep:
             continue
-        if oldest_live is not None and os.stat(p).st_mtime >= oldest_live - 0.05:
-            continue  # written while a live run was going: it may still need it
+        try:
+            if oldest_live is not None and os.stat(p).st_mtime >= oldest_live - 0.05:
+                continue  # written while a live run was going: it may still need it
+        except FileNotFoundError:
+            continue  # moved meanwhile (a quarantine, a --force swap)
         out["entries"].append(p)
     out["temporary directories"] = store.stale_tmp()
     for f in (root / "tmp" / "tasks").glob("*") if (root / "tmp" / "tasks").is_dir() else []:
@@ -185,11 +198,19 @@ def doomed(store, keep: set[str], oldest_live: float | None) -> dict[str, list[P
                          if sub == "quarantine" or (p.name not in keep and oldest_live is None)]
     if (root / "gather").is_dir():
         out["broken gather directories"] = [
-            p for p in (root / "gather").iterdir()
-            if not any(p.iterdir()) or any(not link.exists() for link in p.iterdir())]
+            p for p in (root / "gather").iterdir() if _broken_gather(p)]
     out["lock files"] = stale_locks(root / "locks")
     out["dead leases"] = [Path(x["file"]) for x in live_leases(root) if not x["live"]]
     return out
+
+
+def _broken_gather(path: Path) -> bool:
+    """A gather directory that is empty or has a link to nothing (not one remade meanwhile)."""
+    try:
+        links = list(path.iterdir())
+    except FileNotFoundError:
+        return False
+    return not links or any(not link.exists() for link in links)
 
 
 def stale_locks(locks: Path) -> list[Path]:

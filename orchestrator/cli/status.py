@@ -30,6 +30,7 @@ def main(args) -> int:
         return _sweep_status(sweep, args.json)
     run = find_run(runs_dir(args), args.run)
     status = read_status(run)
+    status["run"] = str(run)   # where it is read from (a runs dir moved whole keeps its records)
     status["state"] = effective_state(status)  # a killed run reads interrupted, not running
     if status["state"] == "interrupted":
         for s in status["steps"].values():

@@ -52,6 +52,22 @@ def entry_problem(store, entry) -> str | None:
     return None
 
 
+def checked(store, key: str) -> tuple:
+    """(entry, why it is damaged or None) of ``key``; (None, "") when it has none. An entry
+    committed again while it was read (a ``--force`` elsewhere) is checked again as it is now,
+    not reported damaged for the new bytes under the old metadata."""
+    from orchestrator.store import read_entry
+
+    for _ in range(3):
+        entry, problem = read_entry(store.entry_path(key), key)
+        if entry is None:
+            return entry, problem
+        problem = entry_problem(store, entry)
+        if problem is None or store.unchanged(entry):
+            break
+    return entry, problem
+
+
 def _recorded_hashes(dest) -> dict:
     import json
 
@@ -75,7 +91,7 @@ def target_keys(store, args) -> tuple[list[str], str, set[str]]:
     if args.all:
         return sorted(p.name for p in store.entries()), f"cache {store.root}", set()
     run = find_run(runs_dir(args), args.run)
-    return sorted(run_keys(run) or set()), f"run {run}", used_keys(run)
+    return sorted(run_keys(run, scratch=False) or set()), f"run {run}", used_keys(run)
 
 
 def absent_words(removed: int, never: int, quarantined: int = 0) -> str:
@@ -207,7 +223,7 @@ def _absent(store, gone: list[str], used: set[str]) -> str:
 def main(args) -> int:
     from orchestrator.cli.common import runs_dir
     from orchestrator.logs import report
-    from orchestrator.store import Store, read_entry
+    from orchestrator.store import Store
 
     store = Store.for_runs(runs_dir(args))
     keys, what, used = target_keys(store, args)
@@ -219,12 +235,11 @@ def main(args) -> int:
     metas: dict[str, dict] = {}   # and their metadata
     held = in_quarantine(store) if args.all else 0    # before this command adds to it
     for key in keys:
-        entry, problem = read_entry(store.entry_path(key), key)
+        entry, problem = checked(store, key)
         if entry is None and problem == "":
             gone.append(key)
             continue
         step = entry.meta.get("step", "?") if entry is not None else "?"
-        problem = problem or entry_problem(store, entry)
         if problem is None:
             ok += 1
             continue
@@ -234,7 +249,7 @@ def main(args) -> int:
             metas[key] = entry.meta
         c.print(f"[red]DAMAGED[/] step '{step}' ({key[:12]}): {problem}", soft_wrap=True)
         if args.quarantine:
-            store.quarantine(key, store.entry_path(key), problem, step)
+            store.set_aside(key, entry, problem, step)
     c.print(f"verified {ok + len(damaged)} entries of {what}: {ok} intact, {len(damaged)} damaged"
             + (quarantine_words(store, held) if args.all else _absent(store, gone, used)),
             soft_wrap=True)
