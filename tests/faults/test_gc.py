@@ -295,3 +295,28 @@ def test_an_entry_that_cannot_be_moved_aside_is_named_once(toy, monkeypatch, cap
     err = " ".join(capsys.readouterr().err.split())
     head = err.split("could not remove 3 (read-only cache?): ")[1].split(" (+2 more)")[0]
     assert head.endswith(": Permission denied") and head.count("/objects/") == 1
+
+
+def test_a_live_run_still_planning_or_forcing_keeps_what_it_will_reuse(toy, capsys):
+    """A live run named only the keys its plan had written: while it was still planning
+    (re-hashing copied entries) gc removed every older entry, and a plan's provisional keys
+    (the steps after a forced one, reused when it gives the same content) were not kept."""
+    from orchestrator.store import Store
+
+    conf, runs = recipe(toy), toy / "runs"
+    assert rag("run", str(conf), runs=runs) == 0
+    store, live = Store(toy / "runs" / "cache"), runs / "c" / "live-run"
+    live.mkdir(parents=True)
+    before = set(p.name for p in store.entries())
+    with store.lease(runs) as lease:
+        lease.add_run(live)                               # no plan.json yet: still planning
+        capsys.readouterr()
+        assert rag("gc", "--keep-runs", "0", runs=runs) == 0
+        err = " ".join(capsys.readouterr().err.split())
+        assert "is still planning, so every entry is kept" in err
+        assert set(p.name for p in store.entries()) == before
+        plan = [{"step": "gen", "keys": sorted(before)[:1], "final": True},
+                {"step": "mul", "keys": sorted(before)[1:], "final": False}]
+        (live / "plan.json").write_text(json.dumps({"steps": plan}))
+        assert rag("gc", "--keep-runs", "0", runs=runs) == 0
+        assert set(p.name for p in store.entries()) == before   # provisional keys kept too

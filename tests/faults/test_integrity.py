@@ -223,3 +223,28 @@ def test_a_quarantined_key_the_run_never_reached_is_counted_once(toy, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert ": 2 intact, 0 damaged, 1 in quarantine (found damaged; the next run recomputes it)" \
         in out and "never computed" not in out
+
+
+def test_verify_checks_an_entry_committed_again_while_it_read_it(toy, capsys, monkeypatch):
+    """A --force committed while verify re-hashed the entry: verify called the new, intact entry
+    damaged (old metadata, new bytes), quarantined it and said its dependents were wrong."""
+    from orchestrator.cli import verify
+
+    runs, conf = toy / "runs", recipe(toy)
+    assert rag("run", str(conf), runs=runs) == 0
+    gen = entry_dir(runs, "gen")
+    real, calls = verify.entry_problem, []
+
+    def force_meanwhile(store, entry):
+        calls.append(entry.key)
+        if entry.key == gen.name and calls.count(gen.name) == 1:
+            text = (gen / "_entry.json").read_text()
+            os.rename(gen / "_entry.json", toy / "old.json")
+            (gen / "_entry.json").write_text(text)        # what a commit leaves: another file
+            return "content differs from its commit: outputs/out"
+        return real(store, entry)
+    monkeypatch.setattr(verify, "entry_problem", force_meanwhile)
+    capsys.readouterr()
+    assert rag("verify", "--all", "--quarantine", "--runs-dir", str(runs)) == 0
+    assert "3 intact, 0 damaged" in capsys.readouterr().out and gen.is_dir()
+    assert calls.count(gen.name) == 2
