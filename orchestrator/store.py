@@ -355,9 +355,18 @@ class Store:
         if not base.is_dir():
             return
         for prefix in base.iterdir():
-            for path in prefix.iterdir():
-                if (path / ENTRY).is_file():
+            for path in prefix.iterdir():   # not <key>.old.<rand>: a --force deleting it
+                if "." not in path.name and (path / ENTRY).is_file():
                     yield path
+
+    def replaced(self) -> list[Path]:
+        """Entries a ``--force`` swapped out (``<key>.old.<rand>``) that were not deleted (the
+        process was killed between the swap and the delete, or is deleting them now)."""
+        base = self.root / "objects"
+        if not base.is_dir():
+            return []
+        return [path for prefix in base.iterdir() for path in prefix.iterdir()
+                if ".old." in path.name]
 
     def stale_tmp(self, older_than_s: float = 0) -> list[Path]:
         """Temporary directories whose writer process is gone (or older than the limit)."""

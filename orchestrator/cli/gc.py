@@ -177,7 +177,8 @@ def doomed(store, keep: set[str], oldest_live: float | None) -> dict[str, list[P
     root = store.root
     out: dict[str, list[Path]] = {"entries": [], "temporary directories": [], "task files": [],
                                   "quarantined entries": [], "lock files": [], "dead leases": [],
-                                  "broken gather directories": [], "scratch directories": []}
+                                  "broken gather directories": [], "scratch directories": [],
+                                  "replaced entries": store.replaced()}
     for p in store.entries():
         if p.name in keep:
             continue

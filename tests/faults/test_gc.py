@@ -320,3 +320,19 @@ def test_a_live_run_still_planning_or_forcing_keeps_what_it_will_reuse(toy, caps
         (live / "plan.json").write_text(json.dumps({"steps": plan}))
         assert rag("gc", "--keep-runs", "0", runs=runs) == 0
         assert set(p.name for p in store.entries()) == before   # provisional keys kept too
+
+
+def test_an_entry_a_force_swapped_out_is_garbage_not_an_entry(toy, capsys):
+    """``<key>.old.<rand>``, what a --force killed between its swap and its delete leaves, was
+    listed as an entry: rag verify --all could call it damaged while it was being deleted."""
+    conf, runs = recipe(toy), toy / "runs"
+    assert rag("run", str(conf), runs=runs) == 0
+    cache = runs / "cache"
+    entry = next((cache / "objects").glob("*/*"))
+    old = entry.with_name(f"{entry.name}.old.1a2b3c4d")
+    shutil.copytree(entry, old)
+    capsys.readouterr()
+    assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
+    assert "verified 3 entries" in capsys.readouterr().out
+    assert rag("gc", runs=runs) == 0
+    assert "1 replaced entries" in " ".join(capsys.readouterr().err.split()) and not old.exists()
