@@ -130,7 +130,7 @@ def quarantine_words(store, n: int) -> str:
 
 def dependents(metas: dict[str, dict], hashes: set[str]) -> list[tuple[str, str]]:
     """(key, step) of every entry computed, directly or not, from an output whose content hash
-    is in ``hashes`` (its task material's inputs name it), in ``metas``' order.
+    is in ``hashes`` (its task material's inputs name it), nearest first, then by step and key.
 
     >>> metas = {"k2": {"step": "mul", "material": {"inputs": {"numbers": "h1"}},
     ...                 "outputs": {"out": {"content_hash": "h2"}}},
@@ -150,21 +150,21 @@ def dependents(metas: dict[str, dict], hashes: set[str]) -> list[tuple[str, str]
     >>> dependents({**shards, "k3": total}, {"m1"})
     [('k3', 'total')]
     """
-    found: dict[str, str] = {}
-    hashes = set(hashes)
-    together = gathered(metas)
-    grew = True
-    while grew:
-        grew = False
+    found: dict[str, tuple[int, str]] = {}   # key -> (steps away from the damage, step)
+    hashes, together, depth = set(hashes), gathered(metas), 0
+    while True:
+        depth, grown = depth + 1, set()
         for key, meta in metas.items():
             inputs = {h for h in ((meta.get("material") or {}).get("inputs") or {}).values()
                       if isinstance(h, str)}
             inputs |= {part for h in inputs for part in together.get(h, ())}
             if key not in found and hashes & inputs:
-                found[key] = str(meta.get("step", "?"))
-                hashes |= {o.get("content_hash", "") for o in (meta.get("outputs") or {}).values()}
-                grew = True
-    return [(k, found[k]) for k in metas if k in found]
+                found[key] = (depth, str(meta.get("step", "?")))
+                grown |= {o.get("content_hash", "") for o in (meta.get("outputs") or {}).values()}
+        if not grown - hashes:
+            break
+        hashes |= grown
+    return [(k, step) for k, (_, step) in sorted(found.items(), key=lambda x: (x[1], x[0]))]
 
 
 def gathered(metas: dict[str, dict]) -> dict[str, set[str]]:
