@@ -23,8 +23,7 @@ import shutil
 from pathlib import Path
 
 from orchestrator.artifacts import rehash
-
-ENTRY = "_entry.json"
+from orchestrator.store import ENTRY, make_read_only   # (store imports this module lazily)
 
 
 def content_problem(entry, now: dict[str, list]) -> str | None:
@@ -83,12 +82,9 @@ def restamp(entry, now: dict[str, list], tmp_dir: Path) -> bool:
     """Write ``entry``'s ``_entry.json`` again with the stat table ``now`` (the content was
     checked), through a file in ``tmp_dir`` renamed into place. False when it cannot be written
     (a read-only cache): the entry is still used, and re-hashed on the next lookup."""
-    from orchestrator.store import make_read_only
-
-    tmp_dir.mkdir(parents=True, exist_ok=True)
     tmp = tmp_dir / f"{entry.key}.{os.getpid()}.{os.urandom(4).hex()}"
     try:
-        tmp.mkdir()
+        tmp.mkdir(parents=True)
         (tmp / ENTRY).write_text(json.dumps({**entry.meta, "files": now}, indent=1))
         os.chmod(tmp / ENTRY, 0o444)
         try:
