@@ -138,7 +138,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=8)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
+@stage("load_data", version=9)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
 # 5: a question that ships no ctxs has a null ctxs, one shipped with ctxs: [] keeps []
 # 6: a folder of splits is one set, named after it, read from one split; a folder of sets may hold
 # such folders (steps downstream stay cached where the tables come out the same)
@@ -146,6 +146,8 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
 # 8: a file's set is its name unless the id prefix names a known set (not ARC's Mercury_...);
 # an option letter (answerKey) is the gold before answer text; a JSON array's id-less elements
 # are numbered 1, 2, ... (not by line)
+# 9: ARC's numbered labels become letters, a text gold its option's letter, a letter past the
+# options is refused; PopQA's possible_answers (a JSON list in a string) are its golds
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: QuestionFile | None = None, eval: QuestionFile | None = None,
               qrels: File | None = None) -> LoadOutput:
