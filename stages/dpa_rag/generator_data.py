@@ -39,7 +39,7 @@ class GeneratorDataConfig:
     dataset: str | None = None         # answer style for all rows; None = each row's
 
 
-@stage("dpa_rag.generator_data", version=1)
+@stage("dpa_rag.generator_data", version=2)  # 2: a question's options listed
 def generator_data(reranked: Retrieved, prompt: GeneratorPrompt, cfg: GeneratorDataConfig,
                    ctx: StageContext) -> Chat:
     """One chat row per training query: its first ``k`` documents and question, then its
@@ -57,7 +57,7 @@ def generator_data(reranked: Retrieved, prompt: GeneratorPrompt, cfg: GeneratorD
         k = for_set(cfg.k_by_set, row.get("dataset") or "", cfg.k)
         docs = [passage_fields(d) for d in (row.get("ctxs") or [])[:k]]
         style = cfg.dataset if cfg.dataset is not None else (row.get("dataset") or "")
-        ask = generator_messages(reader, row["question"], docs, style)
+        ask = generator_messages(reader, row["question"], docs, style, row.get("choices") or [])
         out.append({"id": row["id"], "task": "generator",
                     "messages": [*ask, assistant(answers[0])]})
     if not out:

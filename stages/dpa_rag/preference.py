@@ -66,7 +66,7 @@ class PreferenceConfig:
         return reader_notes(self.reader, resources)
 
 
-@stage("dpa_rag.preference", version=2, shard_by="retrieved",  # 2: option-letter golds
+@stage("dpa_rag.preference", version=3, shard_by="retrieved",  # 2: letter golds; 3: options
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceConfig, ctx: StageContext,
                model: Model | None = None) -> Knowledge:
@@ -92,7 +92,8 @@ def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceCon
         row["ctxs"] = docs
         for d in [None, *range(len(docs))]:
             shown = [] if d is None else [docs[d]]
-            convs.append(generator_messages(reader, row["question"], shown, style))
+            convs.append(generator_messages(reader, row["question"], shown, style,
+                                            row.get("choices") or []))
             where.append((r, d))
     answers = answer(convs, model=model, reader=cfg.reader, ctx=ctx,
                      max_new_tokens=cfg.max_new_tokens, temperature=0.0, backend=cfg.backend,

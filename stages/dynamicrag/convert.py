@@ -52,7 +52,7 @@ class ConvertConfig:
     seed: int = 0                      # shuffle of the combined rows
 
 
-@stage("dynamicrag.convert", version=2)
+@stage("dynamicrag.convert", version=3)  # 3: generator rows list a question's options
 def convert(bc: BCTargets, sft: Reranked, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
             cfg: ConvertConfig, ctx: StageContext, extra: Chat | None = None) -> Chat:
     """Reranker BC + generator SFT (+ extra) chat rows, shuffled."""
@@ -86,7 +86,7 @@ def convert(bc: BCTargets, sft: Reranked, reranker_prompt: RerankerPrompt, gener
         true_ids, _ = true_false_ids(ctxs)
         docs = [ctxs[i - 1] for i in true_ids[: cfg.max_generator_docs]]
         messages = generator_messages(generator, row["question"], docs,
-                                      row.get("dataset") or row["id"])
+                                      row.get("dataset") or row["id"], row.get("choices") or [])
         messages.append(assistant(golds[0]))
         out.append({"id": f"{row['id']}:generator", "task": "generator", "messages": messages})
     n_generator = len(out) - n_reranker

@@ -36,7 +36,7 @@ class PairsConfig:
     num_docs: Annotated[int, Ge(1)] = 40  # passages in a reranker prompt (paper: top-40)
 
 
-@stage("dynamicrag.pairs", version=2)
+@stage("dynamicrag.pairs", version=3)  # 3: generator prompts list a question's options
 def pairs(scored: Scored, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt, cfg: PairsConfig,
           ctx: StageContext) -> Preferences:
     """Generator pairs for the first ``generator_cap`` questions, reranker pairs for the rest."""

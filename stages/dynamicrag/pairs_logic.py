@@ -99,7 +99,7 @@ def generator_pair(row: dict, best: int, prompts: RolePrompts, num_docs: int = 4
     selected = [docs[i - 1] for i in ids]
     return {"id": row["id"], "task": "generator",
             "prompt": generator_messages(prompts.generator, row["question"], selected,
-                                         row.get("dataset") or ""),
+                                         row.get("dataset") or "", row.get("choices") or []),
             "chosen": [assistant(golds[0])], "rejected": [assistant(rejected)]}
 
 

@@ -44,7 +44,7 @@ class SampleConfig:
     batch_size: int = nonsemantic(16)    # generated rows per forward (transformers backend)
 
 
-@stage("dynamicrag.sample", version=3, shard_by="items",
+@stage("dynamicrag.sample", version=4, shard_by="items",  # 4: answers see a question's options
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def sample(items: Reranked, model: Model, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
            cfg: SampleConfig, ctx: StageContext) -> Trajectories:
@@ -81,7 +81,8 @@ def sample(items: Reranked, model: Model, reranker_prompt: RerankerPrompt, gener
             if (q, tuple(sel)) not in slot:
                 slot[q, tuple(sel)] = len(answer_convs)
                 answer_convs.append(generator_messages(
-                    generator, r["question"], [r["ctxs"][i - 1] for i in sel], r.get("dataset") or ""))
+                    generator, r["question"], [r["ctxs"][i - 1] for i in sel],
+                    r.get("dataset") or "", r.get("choices") or []))
                 # sampled answers (answer_temperature > 0): seeded by the question and the
                 # selection, apart from the selections' seeds (cfg.seed + 1)
                 answer_seeds.append(id_seed(cfg.seed + 1, f"{r['id']}:{list(sel)}"))

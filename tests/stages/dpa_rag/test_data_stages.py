@@ -152,6 +152,18 @@ def test_generator_rows_read_the_first_k_documents_of_original_queries(model_env
     assert "SELECT ?x" in out[1]["messages"][-2]["content"]
 
 
+def test_generator_rows_of_a_multiple_choice_question_list_its_options(model_env):
+    art, ctx = model_env
+    rows = [{"id": "q0", "dataset": "arc", "question": "Which is a metal?", "answers": ["B"],
+             "gold": [], "choices": ["wood", "iron"], "kind": "original",
+             "ctxs": [{"id": "d0", "title": "T", "text": "Iron is a metal.", "score": 0.5}]}]
+    (out,) = generator_data(art(Retrieved, rows), prompt_file("rag", "common"),
+                            GeneratorDataConfig(k=1), ctx("generator_data"))
+    user, answer = out["messages"][-2:]
+    assert "Which is a metal?\nA: wood\nB: iron" in user["content"]
+    assert answer == {"role": "assistant", "content": "B"}
+
+
 def test_prealign_caps_the_documents_of_each_outcome_and_takes_any_labelled_outcome(model_env):
     art, ctx = model_env
     cfg = PrealignConfig(labels={"aligned": "Yes", "both_incorrect": "No"}, max_per_outcome=1)

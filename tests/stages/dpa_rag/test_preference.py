@@ -125,6 +125,20 @@ def test_a_reader_endpoint_is_asked_the_same_conversations_greedily(model_env, m
     assert (params["max_tokens"], params["temperature"]) == (9, 0.0)
 
 
+def test_a_multiple_choice_question_is_read_with_its_options(model_env, monkeypatch):
+    asked = []
+    reader = Reader()
+    monkeypatch.setattr(generation, "load_generator", lambda *a, **kw: reader)
+    monkeypatch.setattr(reader, "chat", lambda convs, **kw: asked.extend(convs) or
+                        [["A"] for _ in convs])
+    art, ctx = model_env
+    row = {**QUESTIONS[0], "dataset": "arc", "answers": ["A"], "choices": ["Paris", "Rome"]}
+    preference(art(Retrieved, [row]), prompt_file("rag", "common"), PreferenceConfig(),
+               ctx("preference"), model=art(Model, "unused"))
+    assert len(asked) == 3 and all("Where was Ann born?\nA: Paris\nB: Rome"
+                                   in conv[-1]["content"] for conv in asked)
+
+
 def test_plan_wants_exactly_one_reader():
     gpt = EndpointConfig(model="gpt-3.5-turbo")
     wired, unwired = {"inputs": ["model", "prompt", "retrieved"]}, {"inputs": ["prompt",

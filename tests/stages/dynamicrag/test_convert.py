@@ -55,3 +55,13 @@ def test_convert_reranker_target(env):
                                  table(Reranked, []), *PROMPTS, ConvertConfig(),
                                  ctx("convert")))
     assert rows[0]["messages"][2]["content"] == "[4], [2], [1]"
+
+
+def test_convert_generator_row_lists_a_questions_options(env):
+    table, written, ctx = env
+    item = {**question("m", [True, False], answers=["B"]), "choices": ["iron", "wood"]}
+    rows = written(Chat, convert(table(BCTargets, []), table(Reranked, [item]), *PROMPTS,
+                                 ConvertConfig(), ctx("convert")))
+    (gen,) = [r["messages"] for r in rows if r["task"] == "generator"]
+    assert f"{item['question']}\nA: iron\nB: wood" in gen[1]["content"]
+    assert gen[2] == {"role": "assistant", "content": "B"}

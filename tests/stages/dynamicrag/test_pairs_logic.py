@@ -41,6 +41,15 @@ def test_generator_pair_uses_chosen_selection_and_worst_non_gold_response():
     assert pair["rejected"] == [{"role": "assistant", "content": "Nice"}]
 
 
+def test_generator_pair_shows_a_questions_options_as_inference_does():
+    row = {**scored("q", ["A", "B"], [[1], [2]], [0.9, 0.1], answers=("A",), dataset="arc"),
+           "choices": ["iron", "wood"]}
+    prompt = generator_pair(row, 0, PROMPTS)["prompt"]
+    assert prompt == generator_messages(PROMPTS.generator, "question q", [CTXS[0]], "arc",
+                                        ["iron", "wood"])
+    assert "question q\nA: iron\nB: wood" in prompt[-1]["content"]
+
+
 def test_generator_pair_none_when_every_response_is_a_gold():
     row = scored("q", ["Paris", "paris."], [[1], [2]], [0.9, 0.1])
     assert generator_pair(row, 0, PROMPTS) is None

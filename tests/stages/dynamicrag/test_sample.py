@@ -28,3 +28,25 @@ def test_sample_trajectories(model_env, models):
             assert all(1 <= i <= 4 for i in t["ids"]) and isinstance(t["response"], str)
     again = sample(reranked, art(Model, str(models["lm"])), *PROMPTS, cfg, ctx("sample"))
     assert [r["trajectories"] for r in again] == [r["trajectories"] for r in rows]
+
+
+def test_answers_of_a_multiple_choice_question_see_its_options(model_env, monkeypatch):
+    import stages.lib.models.generation as generation
+
+    class Recorder:                      # selects passage 1; answers "A"
+        def __init__(self):
+            self.asked = []
+
+        def chat(self, convs, n=1, **kw):
+            self.asked.append(convs)
+            return [["[1]"] * n for _ in convs]
+
+    gen = Recorder()
+    monkeypatch.setattr(generation, "load_generator", lambda *a, **kw: gen)
+    art, ctx = model_env
+    row = {**retrieved_rows()[0], "dataset": "arc", "answers": ["A"], "choices": ["iron", "wood"]}
+    sample(art(Reranked, [row]), art(Model, "unused"), *PROMPTS, SampleConfig(n=2),
+           ctx("sample"))
+    selections, answers = gen.asked
+    assert f"{row['question']}\nA: iron\nB: wood" in answers[0][-1]["content"]
+    assert "A: iron" not in selections[0][-1]["content"]    # the reranker's prompt as before
