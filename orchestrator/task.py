@@ -169,6 +169,7 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
                 kwargs[spec.config_param] = build_config(spec.config_cls, config)
             if spec.ctx_param:
                 kwargs[spec.ctx_param] = ctx
+            _check_inputs_current(task, store, started=False)
             step_log.info("%s: stage %s v%d starts (key %s)", task.label, spec.name, spec.version,
                           task.key[:12])
             value = spec.fn(**kwargs)
@@ -253,21 +254,31 @@ def _check_inputs_intact(task: Task, spec, store: Store) -> None:
     does a step whose source file changed while it ran (its key holds the content planned, and
     the stage may have read either)."""
     _check_sources_unchanged(task, store)
+    _check_inputs_current(task, store, started=True)
     for name, given in task.inputs.items():
         if given is None:
             continue
-        replaced = _recommitted(Ref(**given["ref"]), store)
-        if replaced:
-            raise RagError(f"step '{task.step}': its input '{name}' ({replaced}'s output) was "
-                           f"computed again by another command (--force) while the step ran, "
-                           f"so its result is not kept (it may have read either version); "
-                           f"rerun to compute it from the output as it is now")
         changed = store.check_intact(Ref(**given["ref"]))
         if changed:
             raise RagError(f"step '{task.step}' (stage '{spec.name}'): its input '{name}' "
                            f"changed while the step ran ({changed}): a stage must not modify "
                            "its inputs (copy them into ctx.new_dir() first), nor may anything "
                            "else change the cache during a run")
+
+
+def _check_inputs_current(task: Task, store: Store, started: bool) -> None:
+    """Refuse a step whose input another command computed again (``--force`` recommits a key in
+    place): before the stage starts, so no work is spent on an output that would not be kept,
+    and again before its result is committed."""
+    for name, given in task.inputs.items():
+        replaced = _recommitted(Ref(**given["ref"]), store) if given is not None else None
+        if not replaced:
+            continue
+        when = ("while the step ran, so its result is not kept (it may have read either "
+                "version)" if started else "after this run planned the step, so it did not start")
+        raise RagError(f"step '{task.step}': its input '{name}' ({replaced}'s output) was "
+                       f"computed again by another command (--force) {when}; rerun to compute "
+                       f"it from the output as it is now")
 
 
 def _recommitted(ref: Ref, store: Store) -> str | None:

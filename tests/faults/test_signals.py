@@ -253,3 +253,31 @@ def test_an_input_recomputed_by_another_commands_force_is_not_mixed_in(tmp_path)
     assert proc.returncode == 1, out
     assert "(gen's output) was computed again by another command (--force) while the step ran" \
         in " ".join(out.split())
+
+
+def test_a_step_whose_input_was_recomputed_by_another_command_does_not_start(tmp_path):
+    """Before: a step that started after another command's `--force` of its input ran to the
+    end (hours, for training) and was refused only when it came to commit."""
+    text = RECOMMITTED.replace("inputs: {numbers: gen}, sleep: 4", "inputs: {numbers: base}, "
+                               "sleep: 4").replace("steps:\n", "steps:\n  base: {stage: toy_gen, "
+                                                                "n: 2}\n")
+    runs = str(tmp_path / "runs")
+    (tmp_path / "conf").mkdir()
+    recipe = tmp_path / "conf" / "r.yaml"
+    recipe.write_text(text)
+    assert _rag(tmp_path, "run", str(recipe), "steps.slow.sleep=0", "--runs-dir", runs
+                ).returncode == 0
+    (tmp_path / "count.txt").unlink()
+    # slow's 8 s leave the forced run (a process start and gen) ample time on a loaded machine
+    proc, _ = _start(tmp_path, text, "steps.slow.add=1", "steps.slow.sleep=8", "steps.mul.mul=3")
+    _started(tmp_path, "slow", 1)           # mul (gen's reader) is planned, not started
+    forced = _rag(tmp_path, "run", str(recipe), "--force", "gen", "--until", "gen",
+                  "--runs-dir", runs)
+    assert forced.returncode == 0, forced.stderr
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    assert "step 'mul': its input 'numbers' (gen's output) was computed again by another " \
+           "command (--force) after this run planned the step, so it did not start" \
+        in " ".join(out.split())
+    assert [line.split()[0] for line in (tmp_path / "count.txt").read_text().splitlines()
+            ] == ["slow"]              # mul's stage never ran in the second run
