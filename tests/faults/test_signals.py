@@ -234,25 +234,32 @@ steps:
 """
 
 
+def _force_gen_during_a_run(tmp: Path, text: str, *overrides: str) -> str:
+    """Run the recipe once; start it again with ``overrides`` and, once its step 'slow' has
+    started, compute 'gen' again in a second command (--force). The first run's output."""
+    runs = str(tmp / "runs")
+    (tmp / "conf").mkdir()
+    recipe = tmp / "conf" / "r.yaml"
+    recipe.write_text(text)
+    assert _rag(tmp, "run", str(recipe), "steps.slow.sleep=0", "--runs-dir", runs
+                ).returncode == 0
+    (tmp / "count.txt").unlink()
+    proc, _ = _start(tmp, text, *overrides)
+    _started(tmp, "slow", 1)
+    forced = _rag(tmp, "run", str(recipe), "--force", "gen", "--until", "gen", "--runs-dir", runs)
+    assert forced.returncode == 0, forced.stderr
+    out, _ = proc.communicate(timeout=120)
+    assert proc.returncode == 1, out
+    return " ".join(out.split())
+
+
 def test_an_input_recomputed_by_another_commands_force_is_not_mixed_in(tmp_path):
     """Before: `--force gen` in a second command recommitted gen's key in place while a run was
     using it, so that run's later steps read the new numbers under the old content's hash and
     exited 0 with outputs of two versions mixed."""
-    runs = str(tmp_path / "runs")
-    (tmp_path / "conf").mkdir()
-    recipe = tmp_path / "conf" / "r.yaml"
-    recipe.write_text(RECOMMITTED)
-    assert _rag(tmp_path, "run", str(recipe), "steps.slow.sleep=0", "--runs-dir", runs
-                ).returncode == 0
-    proc, _ = _start(tmp_path, RECOMMITTED, "steps.slow.add=1")
-    _started(tmp_path, "slow", 1)
-    forced = _rag(tmp_path, "run", str(recipe), "--force", "gen", "--until", "gen",
-                  "--runs-dir", runs)
-    assert forced.returncode == 0, forced.stderr
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 1, out
+    out = _force_gen_during_a_run(tmp_path, RECOMMITTED, "steps.slow.add=1")
     assert "(gen's output) was computed again by another command (--force) while the step ran" \
-        in " ".join(out.split())
+        in out
 
 
 def test_a_step_whose_input_was_recomputed_by_another_command_does_not_start(tmp_path):
@@ -261,23 +268,11 @@ def test_a_step_whose_input_was_recomputed_by_another_command_does_not_start(tmp
     text = RECOMMITTED.replace("inputs: {numbers: gen}, sleep: 4", "inputs: {numbers: base}, "
                                "sleep: 4").replace("steps:\n", "steps:\n  base: {stage: toy_gen, "
                                                                 "n: 2}\n")
-    runs = str(tmp_path / "runs")
-    (tmp_path / "conf").mkdir()
-    recipe = tmp_path / "conf" / "r.yaml"
-    recipe.write_text(text)
-    assert _rag(tmp_path, "run", str(recipe), "steps.slow.sleep=0", "--runs-dir", runs
-                ).returncode == 0
-    (tmp_path / "count.txt").unlink()
-    # slow's 8 s leave the forced run (a process start and gen) ample time on a loaded machine
-    proc, _ = _start(tmp_path, text, "steps.slow.add=1", "steps.slow.sleep=8", "steps.mul.mul=3")
-    _started(tmp_path, "slow", 1)           # mul (gen's reader) is planned, not started
-    forced = _rag(tmp_path, "run", str(recipe), "--force", "gen", "--until", "gen",
-                  "--runs-dir", runs)
-    assert forced.returncode == 0, forced.stderr
-    out, _ = proc.communicate(timeout=120)
-    assert proc.returncode == 1, out
+    # slow (base's reader) sleeps 8 s: time for the forced run on a loaded machine, while mul
+    # (gen's reader) is planned and not started
+    out = _force_gen_during_a_run(tmp_path, text, "steps.slow.add=1", "steps.slow.sleep=8",
+                                  "steps.mul.mul=3")
     assert "step 'mul': its input 'numbers' (gen's output) was computed again by another " \
-           "command (--force) after this run planned the step, so it did not start" \
-        in " ".join(out.split())
+           "command (--force) after this run planned the step, so it did not start" in out
     assert [line.split()[0] for line in (tmp_path / "count.txt").read_text().splitlines()
             ] == ["slow"]              # mul's stage never ran in the second run
