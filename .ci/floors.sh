@@ -13,7 +13,11 @@ venv="${RAGLINE_FLOORS_VENV:-.ci-venv-floors}"
 tools=.ci-venv-uv
 [[ -x "$tools/bin/uv" ]] || { python3 -m venv "$tools" && "$tools/bin/pip" install -q uv; }
 [[ -x "$venv/bin/python" ]] || "$tools/bin/uv" venv -q --seed -p python3 "$venv"
-VIRTUAL_ENV="$PWD/$venv" "$tools/bin/uv" pip install -q --resolution lowest-direct -e ".[demo,dev]"
+# --compile-bytecode: uv writes no .pyc files (pip does), and where PYTHONDONTWRITEBYTECODE is set
+# Python does not write them either, so every process the tests start compiled pandas, pyarrow
+# and the rest from source: the floors run took 911 s against 515 s for the same tests
+VIRTUAL_ENV="$PWD/$venv" "$tools/bin/uv" pip install -q --compile-bytecode --resolution lowest-direct \
+  -e ".[demo,dev]"
 "$venv/bin/python" - <<'PY'
 from importlib.metadata import version
 print("ci/floors:", ", ".join(f"{n} {version(n)}" for n in (
