@@ -6,9 +6,11 @@ make a no-op rerun cost about a second; with this layer it costs a few file stat
     an entry, keyed by (recipe, overrides, -m, current directory), is used while every file it
     was built from (the .yaml and .json files under the recipe's config directories, but not
     the runs, cache and venv folders a recipe's own folder may hold; orchestrator/, the stage
-    packages it imported, and the ``__init__.py`` of hydra, omegaconf and pydantic) has the
-    size and mtime it had, and is never written when the config calls a resolver
-    (``${oc.env:…}``, ``${now:…}``).
+    packages it imported, the ``__init__.py`` of hydra, omegaconf and pydantic, and the folder
+    that holds those libraries, whose mtime moves whenever a package there is installed,
+    upgraded or removed: a stage's plan notes may read an installed version, as the GPU memory
+    estimate reads TRL's) has the size and mtime it had, and is never written when the config
+    calls a resolver (``${oc.env:…}``, ``${now:…}``).
 
 A damaged entry is a miss. Entries hold plain JSON (members, each distinct step once, DAGs as
 lists of steps), so using one imports neither Hydra nor a stage module. Inside one process,
@@ -35,7 +37,7 @@ from orchestrator.recipe import Member, compose
 from orchestrator.where import place
 
 LIBRARIES = ("hydra", "omegaconf", "pydantic")
-FORMAT = 6
+FORMAT = 7   # 7: the libraries' folder is stamped
 
 
 def _stamp(path: str) -> list:
@@ -79,6 +81,9 @@ def _files(recipe: Path, skip: set[Path]) -> list[str]:
         spec = importlib.util.find_spec(lib)
         if spec is not None and spec.origin:
             files.append(spec.origin)
+            site = str(Path(spec.origin).parent.parent)   # site-packages, or where it lies
+            if site not in files:
+                files.append(site)
     return files
 
 

@@ -97,3 +97,29 @@ def test_nothing_is_remembered_when_the_config_reads_the_environment_or_the_cloc
     recipe.write_text(plain)
     assert rag("run", str(recipe), "--no-progress", runs=runs) == 0
     assert list((runs / ".state" / "remembered").glob("*.json"))
+
+
+def test_a_package_installed_or_upgraded_beside_the_libraries_is_a_miss(toy, tmp_path,
+                                                                         monkeypatch):
+    """Before: the plan notes of a remembered recipe outlived a `pip install -U trl`, so
+    `rag plan` showed the GPU memory estimate of the TRL that was there before."""
+    import os
+
+    import orchestrator.remember as remember
+
+    site = tmp_path / "site"
+    (site / "fakelib").mkdir(parents=True)
+    (site / "fakelib" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(site))
+    monkeypatch.setattr(remember, "LIBRARIES", (*remember.LIBRARIES, "fakelib"))
+    recipe, state = toy / "conf/chain.yaml", tmp_path / "state"
+    remember.load(recipe, [], False, state)
+    calls = []
+    monkeypatch.setattr(remember, "compose", lambda *a: calls.append(a) or compose(*a))
+    remember.load(recipe, [], False, state)
+    assert calls == []
+    (site / "trl-1.16.0.dist-info").mkdir()         # what an upgrade does beside the others
+    st = site.stat()
+    os.utime(site, ns=(st.st_atime_ns, st.st_mtime_ns + 10**9))   # past coarse mtime clocks
+    remember.load(recipe, [], False, state)
+    assert len(calls) == 1
