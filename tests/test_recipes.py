@@ -130,3 +130,31 @@ def test_own_data_without_eval_questions_stops_at_load(name, tmp_path, monkeypat
     assert code == 2, log
     assert "step 'load': no eval questions: data.eval_questions is null" in log
     assert "corpus: " not in log     # refused before the corpus was read
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused_lm_head", "whole_logits"])
+def test_the_memory_figures_the_readme_and_recipes_quote_are_what_rag_plan_prints(
+        tmp_path, monkeypatch, capsys, request, fused):
+    """README and conf/dynamicrag_llama3.yaml quote `rag plan`'s GPU memory estimate with TRL's
+    fused LM head (1.16 and later) and with whole logits (older TRL): both must be the plan's."""
+    import stages.lib.train.memory_check as memory_check
+
+    readme = " ".join((REPO / "README.md").read_text().split())
+    dynamicrag = " ".join((REPO / "conf" / "dynamicrag_llama3.yaml").read_text()
+                          .replace("#", " ").split())
+    quoted = {   # recipe, step: (with the fused LM head, with whole logits), where quoted
+        ("rag_instruct_llama3", "sft"): ("52.9", "60.6", readme),
+        ("dpa_rag_llama3", "sft"): ("35.1", "74.7", readme),
+        ("dynamicrag_llama3", "sft"): ("27.8", "46.1", dynamicrag)}
+    from orchestrator import dag
+
+    monkeypatch.setattr(memory_check, "trl_fused_lm_head", lambda: fused)
+    dag._step_memo.cache_clear()     # steps (and their notes) built earlier in this process,
+    request.addfinalizer(dag._step_memo.cache_clear)   # and those built here, for later tests
+    monkeypatch.chdir(REPO)
+    for (recipe, step), (with_fused, whole, text) in quoted.items():
+        assert rag("plan", f"conf/{recipe}.yaml", "--json", runs=tmp_path / "runs") == 0
+        steps = {s["step"]: s for s in json.loads(capsys.readouterr().out)["members"][0]["steps"]}
+        note = next(n for n in steps[step]["notes"] if n.startswith("GPU memory:"))
+        assert note.split()[2] == (with_fused if fused else whole), (recipe, note)
+        assert f"{with_fused} GiB" in text and f"{whole} GiB" in text, recipe
