@@ -1,7 +1,8 @@
 """Content hashes: xxh3-128 of file bytes, and a size+mtime memo so unchanged sources are not re-read.
 
 xxh3-128 hashes several times faster than sha256 (bench/README.md has the figures), so hashing a
-new artifact is close to the cost of reading it. Cache keys themselves are sha256 of small canonical JSON.
+new artifact is close to the cost of reading it. Cache keys themselves are sha256 of small
+canonical JSON.
 """
 
 from __future__ import annotations
