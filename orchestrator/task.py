@@ -197,6 +197,8 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
         return entry
     except Exception as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if not isinstance(e, RagError):   # it may have read an input as --force swapped it
+            _check_inputs_current(task, store, started=True, failure=e)
         damage = None if isinstance(e, RagError) else _damaged_input(task, store)
         if damage:  # the stage failed on a damaged input: name the producer to recompute
             raise RagError(damage) from e
@@ -266,16 +268,24 @@ def _check_inputs_intact(task: Task, spec, store: Store) -> None:
                            "else change the cache during a run")
 
 
-def _check_inputs_current(task: Task, store: Store, started: bool) -> None:
+def _check_inputs_current(task: Task, store: Store, started: bool,
+                          failure: Exception | None = None) -> None:
     """Refuse a step whose input another command computed again (``--force`` recommits a key in
     place): before the stage starts, so no work is spent on an output that would not be kept,
-    and again before its result is committed."""
+    again before its result is committed, and when the stage failed (reading a file as it was
+    swapped fails with a bare FileNotFoundError): the failure is named, not blamed."""
     for name, given in task.inputs.items():
         replaced = _recommitted(Ref(**given["ref"]), store) if given is not None else None
         if not replaced:
             continue
-        when = ("while the step ran, so its result is not kept (it may have read either "
-                "version)" if started else "after this run planned the step, so it did not start")
+        if failure is not None:
+            when = (f"while the step ran, and the stage failed meanwhile "
+                    f"({type(failure).__name__}: {str(failure)[:200]})")
+        elif started:
+            when = ("while the step ran, so its result is not kept (it may have read either "
+                    "version)")
+        else:
+            when = "after this run planned the step, so it did not start"
         raise RagError(f"step '{task.step}': its input '{name}' ({replaced}'s output) was "
                        f"computed again by another command (--force) {when}; rerun to compute "
                        f"it from the output as it is now")

@@ -31,12 +31,13 @@ steps:
 """
 
 
-def _start(tmp: Path, text: str, *overrides: str) -> tuple[subprocess.Popen, Path]:
+def _start(tmp: Path, text: str, *overrides: str, fail: str = "") -> tuple[subprocess.Popen, Path]:
     recipe = tmp / "conf" / "r.yaml"
     recipe.parent.mkdir(parents=True, exist_ok=True)
     recipe.write_text(text)
     env = {**os.environ, "PYTHONPATH": str(REPO), "TOY_COUNT_FILE": str(tmp / "count.txt"),
-           "RAGLINE_CACHE": str(tmp / "runs" / "cache"), "RAGLINE_STOP_GRACE_S": "5"}
+           "RAGLINE_CACHE": str(tmp / "runs" / "cache"), "RAGLINE_STOP_GRACE_S": "5",
+           "TOY_FAIL": fail}
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(recipe), *overrides,
                              "--runs-dir", str(tmp / "runs")], cwd=REPO, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -234,9 +235,10 @@ steps:
 """
 
 
-def _force_gen_during_a_run(tmp: Path, text: str, *overrides: str) -> str:
-    """Run the recipe once; start it again with ``overrides`` and, once its step 'slow' has
-    started, compute 'gen' again in a second command (--force). The first run's output."""
+def _force_gen_during_a_run(tmp: Path, text: str, *overrides: str, fail: str = "") -> str:
+    """Run the recipe once; start it again with ``overrides`` (and ``TOY_FAIL=fail``) and, once
+    its step 'slow' has started, compute 'gen' again in a second command (--force). The second
+    run's output."""
     runs = str(tmp / "runs")
     (tmp / "conf").mkdir()
     recipe = tmp / "conf" / "r.yaml"
@@ -244,7 +246,7 @@ def _force_gen_during_a_run(tmp: Path, text: str, *overrides: str) -> str:
     assert _rag(tmp, "run", str(recipe), "steps.slow.sleep=0", "--runs-dir", runs
                 ).returncode == 0
     (tmp / "count.txt").unlink()
-    proc, _ = _start(tmp, text, *overrides)
+    proc, _ = _start(tmp, text, *overrides, fail=fail)
     _started(tmp, "slow", 1)
     forced = _rag(tmp, "run", str(recipe), "--force", "gen", "--until", "gen", "--runs-dir", runs)
     assert forced.returncode == 0, forced.stderr
@@ -276,3 +278,12 @@ def test_a_step_whose_input_was_recomputed_by_another_command_does_not_start(tmp
            "command (--force) after this run planned the step, so it did not start" in out
     assert [line.split()[0] for line in (tmp_path / "count.txt").read_text().splitlines()
             ] == ["slow"]              # mul's stage never ran in the second run
+
+
+def test_a_stage_that_fails_as_its_input_is_recomputed_says_so(tmp_path):
+    """Before: a stage that read an input as another command's --force swapped it failed with
+    a bare FileNotFoundError, and nothing said that the input had been recomputed."""
+    out = _force_gen_during_a_run(tmp_path, RECOMMITTED, "steps.slow.add=1", fail="slow:0:late")
+    assert "step 'slow': its input 'numbers' (gen's output) was computed again by another " \
+           "command (--force) while the step ran, and the stage failed meanwhile " \
+           "(FileNotFoundError: toy: no such file after sleeping in slow:0)" in out

@@ -73,7 +73,8 @@ def toy_map(numbers: Numbers, cfg: MapConfig, ctx: StageContext) -> Numbers:
     """x -> x * mul + add, row by row; shardable.
 
     Test hooks from the environment: ``TOY_COUNT_FILE`` gets a line per execution;
-    ``TOY_FAIL`` lists ``step:shard`` tasks that raise.
+    ``TOY_FAIL`` lists ``step:shard`` tasks that raise, and ``step:shard:late`` ones that raise
+    FileNotFoundError after their ``sleep``.
     """
     me = f"{ctx.step}:{ctx.shard_index}"
     if os.environ.get("TOY_COUNT_FILE"):
@@ -87,6 +88,8 @@ def toy_map(numbers: Numbers, cfg: MapConfig, ctx: StageContext) -> Numbers:
         out.append({"id": r["id"], "x": r["x"] * cfg.mul + cfg.add})
     if cfg.sleep:
         time.sleep(cfg.sleep)
+    if f"{me}:late" in os.environ.get("TOY_FAIL", "").split(","):
+        raise FileNotFoundError(f"toy: no such file after sleeping in {me}")
     ctx.log.info("mapped %d rows", len(out))
     return out
 
