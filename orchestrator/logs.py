@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import logging
+import os
 import re
 import sys
 from contextlib import contextmanager
@@ -35,6 +37,36 @@ def _make(stderr: bool):
         _consoles[stderr] = Console(stderr=stderr, highlight=False, emoji=False,
                                     width=None if stream.isatty() else 120)
     return _consoles[stderr]
+
+
+def quiet_when_closed(note: str | None = None) -> None:
+    """Once the reader of stdout or stderr is gone (``rag stages | grep -q retrieve``, ``rag run
+    … | head``), that console goes quiet and the command goes on: rich's default is to exit 1
+    at the next line, which left a run's record ``running`` and made a reader that stops early
+    look like a failure. ``note`` is said on stderr when stdout closes."""
+    for c in (console(), report()):
+        c.on_broken_pipe = functools.partial(_silence, c, note)
+
+
+def _silence(c, note: str | None) -> None:
+    """Quiet console ``c`` whose pipe is closed; its stream now writes to /dev/null, so the
+    bytes still buffered in it do not fail again when Python exits."""
+    c.quiet = True
+    quiet_stream(c.file)
+    if note and c is not console():
+        console().print(f"[yellow]note:[/] {note}")
+
+
+def quiet_stream(stream) -> None:
+    """Point ``stream``'s file descriptor at /dev/null (its reader has gone)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        try:
+            os.dup2(devnull, stream.fileno())
+        finally:
+            os.close(devnull)
+    except (OSError, ValueError):  # not a real file (a test's capture): nothing is left buffered
+        pass
 
 
 def escape(text: str) -> str:

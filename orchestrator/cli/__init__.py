@@ -93,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
     args.argv = ["rag", *argv]
     from rich.markup import escape
 
-    from orchestrator.logs import console, setup_cli_logging
+    from orchestrator.logs import console, quiet_stream, quiet_when_closed, setup_cli_logging
 
     # Library progress bars (weights loading, shard writing) would drown the step lines; stages
     # show their own progress through ctx.progress. Set HF_HUB_DISABLE_PROGRESS_BARS=0 to see them.
@@ -101,8 +101,13 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
     setup_cli_logging(getattr(args, "verbose", False))
+    quiet_when_closed("stdout is closed (its reader exited); the run goes on, `rag status` shows "
+                      "it" if args.command == "run" else None)
     try:
         return int(args.func(args) or 0)
+    except BrokenPipeError:  # what is printed without rich (JSON): its reader stopped early
+        quiet_stream(sys.stdout)
+        return 0
     except RagError as e:
         if os.environ.get("RAGLINE_FULL_ERROR") == "1":
             raise

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-import os
 from pathlib import Path
 
 EXAMPLES = """examples:
@@ -59,7 +57,6 @@ def main(args) -> int:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (an embedding program): leave its handlers alone
         previous = None
-    _go_on_without_closed_pipes()
     try:
         return _run(args)
     except Terminated:
@@ -80,35 +77,6 @@ def resume_words(args) -> str:
     if again is None or again == shell_command(args.argv):
         return "finished steps are cached; rerun the same command to resume"
     return f"finished steps are cached; resume with: {escape(again)}"
-
-
-def _go_on_without_closed_pipes() -> None:
-    """``rag run … | head``: once the reader of stdout or stderr is gone, that console goes quiet
-    and the run goes on (rich's default is to exit 1 at the next line, leaving the record
-    ``running``). The steps' logs and the run record are files, still written."""
-    from orchestrator.logs import console, report
-
-    for c in (console(), report()):
-        c.on_broken_pipe = functools.partial(_silence, c)
-
-
-def _silence(c) -> None:
-    """Quiet console ``c`` whose pipe is closed; its stream now writes to /dev/null, so the
-    bytes still buffered in it do not fail again when Python exits."""
-    from orchestrator.logs import console
-
-    c.quiet = True
-    try:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        try:
-            os.dup2(devnull, c.file.fileno())
-        finally:
-            os.close(devnull)
-    except (OSError, ValueError):  # not a real file (a test's capture): nothing is left buffered
-        pass
-    if c is not console():
-        console().print("[yellow]note:[/] stdout is closed (its reader exited); the run goes on, "
-                        "`rag status` shows it")
 
 
 def _run(args) -> int:
