@@ -37,11 +37,13 @@ def _atomic_write(path: Path, text: str) -> None:
 class RunDir:
     def __init__(self, path: Path, recipe: Path, overrides: list[str], command: str,
                  runs: Path | None = None):
-        self.path = path
+        # absolute: the record's paths (the run, each step's log) read the same from any
+        # directory, and a worker started elsewhere (SLURM, Ray) finds its log
+        self.path = Path(os.path.abspath(path))
         self.runs = runs  # artifact links into a cache inside it are relative: mv runs keeps them
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
-        self.status = {"run": str(path), "recipe": str(recipe), "overrides": overrides,
+        self.status = {"run": str(self.path), "recipe": str(recipe), "overrides": overrides,
                        "command": command, "state": "running", "started": time.time(),
                        "finished": None, "pid": os.getpid(), "host": socket.gethostname(),
                        "steps": {}, "metrics": {}}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 from orchestrator.errors import ConfigError, DataError
@@ -91,6 +92,18 @@ def runs_elsewhere(args) -> str | None:
             "use them and their cache (otherwise ./runs starts empty)")
 
 
+def rag_command(words: str, runs: Path) -> str:
+    """A ``rag …`` command to suggest, as the user can run it: with ``--runs-dir`` when the runs
+    are not in ./runs (a hint without it fails with "not found under runs/").
+
+    >>> rag_command("rag status 1-sweep", Path("runs")), rag_command("rag status x", Path("my r"))
+    ('rag status 1-sweep', "rag status x --runs-dir 'my r'")
+    """
+    if Path(runs) == Path("runs"):
+        return words
+    return f"{words} --runs-dir {shlex.quote(str(runs))}"
+
+
 def runs_dir(args, dag=None) -> Path:
     if getattr(args, "runs_dir", None):
         return Path(args.runs_dir)
@@ -130,22 +143,26 @@ def find_run(runs: Path, spec: str | None) -> Path:
             raise ConfigError(f"sweep {sweep.name} has no run {member}; its members: "
                               + (f"{members[0]} … {members[-1]}" if len(members) > 1
                                  else ", ".join(members) or "none started"),
-                              hint=f"rag status {sweep.name} lists them with their values")
+                              hint=f"{rag_command(f'rag status {sweep.name}', runs)} lists "
+                                   "them with their values")
         sweep = find_sweep(runs, spec)
         if sweep is not None:   # `rag show X --run SWEEP`, `rag verify SWEEP`: which member?
             members = sorted(p.parent.name for p in sweep.glob("member-*/status.json"))
             raise ConfigError(f"'{spec}' is a sweep of {len(members)} run(s), not one run: name "
                               f"one of its members ({sweep.name}/{members[0]}"
                               + (f" … {members[-1]}" if len(members) > 1 else "") + ")",
-                              hint=f"rag status {spec} lists the members and their values")
+                              hint=f"{rag_command(f'rag status {spec}', runs)} lists the "
+                                   "members and their values")
         newest = sorted((p for p in runs.glob("*/*") if p.is_dir() and (
             (p / "status.json").is_file() or p.name.endswith("-sweep"))),
             key=lambda p: p.name)[-3:]
         known = f"; the newest: {', '.join(f'{p.parent.name}/{p.name}' for p in newest)}" if newest else ""
+        elsewhere = ("; runs are read from ./runs unless --runs-dir is given: pass the one "
+                     "rag run used" if runs == Path("runs") else "")
         raise ConfigError(f"run '{spec}' not found under {runs}/",
                           hint="`rag status` shows the latest run; name one as <time>, <time>-sweep, "
                                "<recipe>/<time> or its path (runs live in runs/<recipe>/<time>)"
-                               + known)
+                               + known + elsewhere)
     if not runs.is_dir():
         raise ConfigError(f"no runs directory {runs}/ (looked from {Path.cwd()})",
                           hint="runs are read from ./runs unless --runs-dir is given: pass the "
@@ -157,7 +174,8 @@ def find_run(runs: Path, spec: str | None) -> Path:
     records = list(runs.glob("*/*/status.json")) + list(runs.glob("*/*/member-*/status.json"))
     if records:   # no `latest` link (a copied runs dir): the run whose record changed last
         return max(records, key=lambda s: s.stat().st_mtime_ns).parent
-    raise ConfigError(f"no run found under {runs}/", hint="start one: rag run conf/dynamicrag_demo.yaml")
+    raise ConfigError(f"no run found under {runs}/",
+                      hint="start one: " + rag_command("rag run conf/dynamicrag_demo.yaml", runs))
 
 
 def newest_run_with(runs: Path, has) -> str | None:

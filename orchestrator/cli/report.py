@@ -172,7 +172,7 @@ def _has_metrics(run: Path) -> bool:
 def main(args) -> int:
     import sys
 
-    from orchestrator.cli.common import newest_run_with, runs_dir
+    from orchestrator.cli.common import newest_run_with, rag_command, runs_dir
     from orchestrator.errors import ConfigError
     from orchestrator.logs import console, escape
 
@@ -183,7 +183,8 @@ def main(args) -> int:
                 "(evaluate) has finished")
         other = None if args.runs else newest_run_with(runs_dir(args), _has_metrics)
         if other:
-            hint = f"the newest run with metrics: rag report {other}"
+            hint = ("the newest run with metrics: "
+                    + rag_command(f"rag report {other}", runs_dir(args)))
         raise ConfigError(f"no metrics in {', '.join(empty)}: no step wrote a metrics artifact "
                           "(yet)", hint=hint)
     for name in empty:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 EXAMPLES = """examples:
@@ -212,7 +213,7 @@ def _new_sweep(runs, recipe, command: str, members) -> Path:
     import json
     import time
 
-    parent = Path(runs) / recipe.stem
+    parent = Path(os.path.abspath(runs)) / recipe.stem   # the sweep's paths read from anywhere
     parent.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
     n = 1
@@ -234,9 +235,12 @@ def _end_of_sweep(sweep: Path, results, must_fix: list[bool], args, dag, opts) -
     from orchestrator.cli.summary import swept
     from orchestrator.logs import console, escape
 
+    from orchestrator.cli.common import rag_command, runs_dir
+
     last = results[-1][1].path.name
+    again = rag_command(f"rag status {sweep.name}", runs_dir(args, dag))
     where = (f"sweep record: {sweep}/member-0000" + (f" … {last}" if last != "member-0000" else "")
-             + f" (one run record per member); rag status {sweep.name} shows this table again")
+             + f" (one run record per member); {again} shows this table again")
     failed = [i for i, (_, _, ok) in enumerate(results) if not ok]
     if not failed:
         console().print(escape(where), soft_wrap=True)

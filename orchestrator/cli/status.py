@@ -20,7 +20,7 @@ def main(args) -> int:
     import json
     import sys
 
-    from orchestrator.cli.common import find_run, find_sweep, read_status, runs_dir
+    from orchestrator.cli.common import find_run, find_sweep, rag_command, read_status, runs_dir
     from orchestrator.cli.summary import print_run_summary
     from orchestrator.logs import escape, report
     from orchestrator.rundir import effective_state
@@ -29,6 +29,8 @@ def main(args) -> int:
     if sweep is not None:
         return _sweep_status(sweep, args.json)
     run = find_run(runs_dir(args), args.run)
+    if args.run is None and run.parent.name.endswith("-sweep"):   # the latest run was a sweep:
+        return _sweep_status(run.parent, args.json)        # its state, not its last member's
     status = read_status(run)
     status["run"] = str(run)   # where it is read from (a runs dir moved whole keeps its records)
     status["state"] = effective_state(status)  # a killed run reads interrupted, not running
@@ -55,11 +57,13 @@ def main(args) -> int:
         report().print(f"[red]error:[/] {escape(str(status['error']))}", soft_wrap=True)
     for name, s in status["steps"].items():
         if s.get("state") == "failed":
-            report().print(f"[red]✗ {escape(name)}[/]: {escape(str(s.get('error')))}\n  log: "
-                           f"{escape(str(s.get('log')))}", soft_wrap=True)
+            log = f"\n  log: {escape(str(s['log']))}" if s.get("log") else ""
+            report().print(f"[red]✗ {escape(name)}[/]: {escape(str(s.get('error')))}{log}",
+                           soft_wrap=True)
     if run.parent.name.endswith("-sweep"):
-        report().print(f"a member of sweep {escape(str(run.parent))}: rag status "
-                       f"{escape(run.parent.name)} shows every member", soft_wrap=True)
+        again = rag_command(f"rag status {run.parent.name}", runs_dir(args))
+        report().print(f"a member of sweep {escape(str(run.parent))}: {escape(again)} shows "
+                       "every member", soft_wrap=True)
     return 0
 
 

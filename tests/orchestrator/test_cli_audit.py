@@ -54,7 +54,8 @@ def test_show_and_verify_of_a_sweep_name_its_members(toy, capsys):
         err = _err(capsys)
         assert (f"error: '{sweep.name}' is a sweep of 2 run(s), not one run: name one of its "
                 f"members ({sweep.name}/member-0000 … member-0001)") in err
-        assert f"hint: rag status {sweep.name} lists the members" in err
+        # with the --runs-dir given: the hint runs as written
+        assert f"hint: rag status {sweep.name} --runs-dir {runs} lists the members" in err
     assert rag("verify", f"{sweep.name}/member-0001", "--runs-dir", str(runs)) == 0  # as said
 
 
@@ -71,7 +72,8 @@ def test_a_member_name_that_several_sweeps_hold_is_refused_not_guessed(toy, caps
             f"below {runs}/, e.g. chain/20260102-000000-sweep/member-0000") in _err(capsys)
     assert rag("verify", "20260102-000000-sweep/member-0005", "--runs-dir", str(runs)) == 2
     assert ("error: sweep 20260102-000000-sweep has no run member-0005; its members: member-0000 "
-            "… member-0001 hint: rag status 20260102-000000-sweep lists them") in _err(capsys)
+            f"… member-0001 hint: rag status 20260102-000000-sweep --runs-dir {runs} lists them"
+            ) in _err(capsys)
 
 
 @pytest.mark.parametrize("command", [("show", "load"), ("verify",), ("status",)])

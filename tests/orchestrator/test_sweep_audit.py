@@ -54,7 +54,7 @@ def test_the_closing_table_shows_the_swept_values_the_differing_metrics_and_the_
     assert "evaluate count ┃" not in out          # 8 in every member: a line, not a column
     assert "same in every member: evaluate count 8" in out
     assert (f"sweep record: {sweep}/member-0000 … member-0003 (one run record per member); "
-            f"rag status {sweep.name} shows this table again") in err
+            f"rag status {sweep.name} --runs-dir {runs} shows this table again") in err
     assert "run record:" not in err                # it named the last member only
 
 
