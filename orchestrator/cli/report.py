@@ -9,6 +9,8 @@ column names it. A step's metrics file says which metrics it shows, under which 
 
 from __future__ import annotations
 
+import json
+
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,23 +135,63 @@ def sources(args) -> list[Source]:
         members = (sorted(p.parent for p in sweep.glob("member-*/status.json")) if sweep
                    else [find_run(runs, spec)])
         found += [(run, read_status(run)) for run in members]
-    values = differing([status.get("overrides") or [] for _, status in found])
+    found = list({run.resolve(): (run, status) for run, status in found}.values())  # X X: once
+    values = differing([status.get("overrides") or [] for _, status in found],
+                       [_config(run) for run, _ in found])
     return [Source(_name(run, runs), status.get("metrics") or {}, v)
             for (run, status), v in zip(found, values)]
 
 
-def differing(overrides: list[list[str]]) -> list[dict[str, str]]:
-    """Per run, ``{key: value}`` of the overrides whose value is not the same in every run
-    ("" where a run leaves the key at the recipe's value), so runs made with different
-    settings show them side by side, as a sweep's members show what they swept.
+def differing(overrides: list[list[str]], configs: list[dict]) -> list[dict[str, str]]:
+    """Per run, ``{key: value}`` of the overridden keys whose value in the runs' configs is not
+    the same in every run, so runs made with different settings show them side by side, as a
+    sweep's members show what they swept. A value is the override as typed, or where a run did
+    not override the key, its config's value ("?" where its config has none): an override that
+    sets the recipe's own value is no difference, and a run of another recipe shows its value.
 
-    >>> differing([["a=1", "b=x"], ["a=2", "b=x"], ["b=x"]])
-    [{'a': '1'}, {'a': '2'}, {'a': ''}]
+    >>> cfgs = [{"a": 1, "b": "x"}, {"a": 2, "b": "x"}, {"a": 3, "b": "x"}]
+    >>> differing([["a=1", "b=x"], ["a=2", "b=x"], ["b=x"]], cfgs)
+    [{'a': '1'}, {'a': '2'}, {'a': '3'}]
+    >>> differing([["a=1"], []], [{"a": 1}, {"a": 1}])      # the recipe's value set again
+    [{}, {}]
     """
-    parsed = [dict(o.partition("=")[::2] for o in run) for run in overrides]
+    parsed = [dict(o.lstrip("+~").partition("=")[::2] for o in run) for run in overrides]
     keys = list(dict.fromkeys(k for run in parsed for k in run))
-    keys = [k for k in keys if len({run.get(k, "") for run in parsed}) > 1]
-    return [{k: run.get(k, "") for k in keys} for run in parsed]
+    values = [{k: _at(config, k) for k in keys} for config in configs]
+    keys = [k for k in keys if len({json.dumps(v[k], sort_keys=True, default=str)
+                                    for v in values}) > 1]
+    return [{k: run[k] if k in run else _shown(value[k]) for k in keys}
+            for run, value in zip(parsed, values)]
+
+
+_MISSING = object()
+
+
+def _at(config: dict, key: str):
+    """The value at dotted ``key`` in a run's config (``_MISSING`` when it has none)."""
+    value = config
+    for part in key.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return _MISSING
+        value = value[part]
+    return value
+
+
+def _shown(value) -> str:
+    if value is _MISSING:
+        return "?"
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def _config(run: Path) -> dict:
+    """A run's ``config.yaml`` as a dict ({} when it cannot be read)."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def _name(run: Path, runs: Path) -> str:

@@ -47,9 +47,10 @@ def test_two_runs_side_by_side_with_the_setting_that_differs(toy, capsys):
     first, second = sorted(p.name for p in (toy / "runs" / "chain").iterdir() if p.is_dir())
     code, out, _ = _report(toy, capsys, first, second, "--format", "json", "--metrics", "sum")
     assert code == 0
-    # the setting the second run changed is a column ("" for the first: the recipe's value)
+    # the setting the second run changed is a column (the first's: the recipe's value, read
+    # from its config; it was "", which read as "unknown")
     assert json.loads(out) == [
-        {"run": f"chain/{first}", "steps.dpo.add": "", "step": "evaluate", "label": "chain",
+        {"run": f"chain/{first}", "steps.dpo.add": "0.1", "step": "evaluate", "label": "chain",
          "sum": pytest.approx(40.8)},
         {"run": f"chain/{second}", "steps.dpo.add": "0.2", "step": "evaluate", "label": "chain",
          "sum": pytest.approx(41.6)}]
@@ -191,3 +192,16 @@ def test_the_sweep_table_names_each_members_per_set_rows(capsys):
     assert capsys.readouterr().out.splitlines()[-1] == (
         "each member: 2 nested rows not shown (by_dataset.nq, by_dataset.fever): rag report "
         "runs/demo/20261205-120000-sweep")
+
+
+def test_an_override_that_sets_the_recipes_own_value_is_no_difference(toy, capsys):
+    """Before: the override text was compared, so `steps.dpo.add=0.1` (the recipe's value)
+    made a column, blank for the run that left it alone; a run named twice came twice."""
+    _run(toy)
+    _run(toy, "steps.dpo.add=0.1")
+    first, second = sorted(p.name for p in (toy / "runs" / "chain").iterdir() if p.is_dir())
+    code, out, _ = _report(toy, capsys, first, second, second, "--format", "json")
+    assert code == 0
+    rows = json.loads(out)
+    assert [r["run"] for r in rows] == [f"chain/{first}", f"chain/{second}"]
+    assert all("steps.dpo.add" not in r for r in rows)
