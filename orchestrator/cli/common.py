@@ -98,8 +98,10 @@ def rag_command(words: str, runs: Path) -> str:
 
     >>> rag_command("rag status 1-sweep", Path("runs")), rag_command("rag status x", Path("my r"))
     ('rag status 1-sweep', "rag status x --runs-dir 'my r'")
+    >>> rag_command("rag run a.yaml --runs-dir R", Path("R"))     # a recorded command has it
+    'rag run a.yaml --runs-dir R'
     """
-    if Path(runs) == Path("runs"):
+    if Path(runs) == Path("runs") or " --runs-dir" in f" {words}":
         return words
     return f"{words} --runs-dir {shlex.quote(str(runs))}"
 

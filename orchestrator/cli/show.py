@@ -42,7 +42,8 @@ def artifact_dirs(path: Path) -> list[Path]:
     return out
 
 
-def read_manifest(d: Path, step: str) -> dict:
+def read_manifest(d: Path, fix: str) -> dict:
+    """The artifact's ``_manifest.json``; ``fix``: the command that recomputes it, for the hint."""
     from orchestrator.errors import DataError
 
     path = d / "_manifest.json"
@@ -53,8 +54,7 @@ def read_manifest(d: Path, step: str) -> dict:
         return data
     except (OSError, ValueError) as e:
         raise DataError(f"{path}: {_why(e)}; the cached artifact is damaged",
-                        hint=f"`rag verify` checks the cache; recompute it with rag run RECIPE "
-                             f"--force {step}") from None
+                        hint=f"`rag verify` checks the cache; recompute it with {fix}") from None
 
 
 def _why(e: Exception) -> str:
@@ -64,7 +64,7 @@ def _why(e: Exception) -> str:
     return f"{type(e).__name__}: {text[0] if text else ''}"
 
 
-def table_info(dirs: list[Path], manifests: list[dict], n: int, step: str) -> tuple[dict, list]:
+def table_info(dirs: list[Path], manifests: list[dict], n: int, fix: str) -> tuple[dict, list]:
     import pyarrow.parquet as pq
 
     from orchestrator.errors import DataError
@@ -81,7 +81,7 @@ def table_info(dirs: list[Path], manifests: list[dict], n: int, step: str) -> tu
                 rows += batch.to_pylist() if batch is not None else []
         except Exception as e:  # noqa: BLE001 - pyarrow raises several kinds for a bad file
             raise DataError(f"{part}: {_why(e)}; the cached artifact is damaged",
-                            hint=f"recompute it with rag run RECIPE --force {step}") from None
+                            hint=f"recompute it with {fix}") from None
     return info, rows
 
 
@@ -109,21 +109,66 @@ def matching(links: list[str], name: str) -> list[str]:
     return [l for l in links if l == name or l == f"{name}.out" or l.startswith(f"{name}.")]
 
 
+def _record(run: Path) -> dict:
+    """The run's status.json ({} when it cannot be read: the callers fall back to generic text)."""
+    try:
+        record = json.loads((run / "status.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return record if isinstance(record, dict) else {}
+
+
 def _step_state(run: Path, step: str) -> dict | None:
     """The step's record in the run's status.json (None: no such step, or no readable record)."""
     try:
-        return json.loads((run / "status.json").read_text())["steps"].get(step)
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        state = _record(run)["steps"].get(step)
+    except (KeyError, TypeError, AttributeError):
         return None
+    return state if isinstance(state, dict) else None
 
 
 def _command(run: Path) -> str:
     """The command that made ``run`` (from its record), or a generic one."""
-    try:
-        command = json.loads((run / "status.json").read_text()).get("command")
-    except (OSError, ValueError, AttributeError):
-        command = None
+    command = _record(run).get("command")
     return command if isinstance(command, str) and command else "rag run RECIPE"
+
+
+def _with_runs_dir(args, command: str) -> str:
+    """``command`` as a hint prints it: with the ``--runs-dir`` the user passed, so that,
+    pasted, it reads the same runs (``common.rag_command``)."""
+    from orchestrator.cli.common import rag_command, runs_dir
+
+    return rag_command(command, runs_dir(args))
+
+
+def _status_command(args) -> str:
+    """``rag status`` of the run ``rag show`` read, as a hint prints it."""
+    import shlex
+
+    return _with_runs_dir(args, "rag status" + (f" {shlex.quote(args.run)}" if args.run else ""))
+
+
+def _unfinished(args, run: Path, step: str):
+    """The error for a step of a run still going that has not written its output yet (running,
+    or not started), or None. A record left ``running`` by a killed run is not one of them."""
+    from orchestrator.errors import ConfigError
+    from orchestrator.rundir import effective_state
+
+    record = _record(run)
+    if not record or effective_state(record) != "running":
+        return None
+    state = _step_state(run, step)
+    if state is not None and state.get("state") == "running":
+        return ConfigError(f"step '{step}' is still running in run {run.name}: its output is not "
+                           "written yet", hint=f"{_status_command(args)} shows its progress")
+    try:
+        planned = {s.get("step") for s in json.loads((run / "plan.json").read_text())["steps"]}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        planned = set()
+    if state is None and step in planned:
+        return ConfigError(f"step '{step}' has not started yet in run {run.name}, which is still "
+                           "running", hint=f"{_status_command(args)} shows its progress")
+    return None
 
 
 def _not_one(args, run: Path, links: list[str], matches: list[str]):
@@ -136,25 +181,77 @@ def _not_one(args, run: Path, links: list[str], matches: list[str]):
     name = args.step
     if matches:
         return ConfigError(f"step '{name}' has several outputs; name one: " + ", ".join(matches),
-                           hint=f"rag show {matches[0]}"
-                                + (f" --run {shlex.quote(args.run)}" if args.run else ""))
+                           hint=_with_runs_dir(args, f"rag show {matches[0]}" + (
+                               f" --run {shlex.quote(args.run)}" if args.run else "")))
+    step = name.split(".")[0]
+    unfinished = _unfinished(args, run, step)
+    if unfinished is not None:
+        return unfinished
     # the latest run stopped early (or was refused): an older run may have the artifact
     other = None if args.run else newest_run_with(
         runs_dir(args), lambda r: matching([p.name for p in (r / "artifacts").glob("*")], name))
-    elsewhere = f"the newest run that has it: rag show {name} --run {other}"
-    step_state = _step_state(run, name)
-    if step_state and step_state.get("state") in ("failed", "skipped", "interrupted"):
-        return ConfigError(f"step '{name}' {step_state['state']} in run {run.name}: it has no "
+    elsewhere = other and "the newest run that has it: " + _with_runs_dir(
+        args, f"rag show {name} --run {shlex.quote(other)}")
+    step_state = _step_state(run, step) or {}
+    state = "interrupted" if step_state.get("state") == "running" else step_state.get("state")
+    if state in ("failed", "skipped", "interrupted"):   # running: the run was killed
+        return ConfigError(f"step '{step}' {state} in run {run.name}: it has no "
                            "output" + (f" ({step_state['error']})" if step_state.get("error")
                                        else ""),
                            hint=f"its log: {step_state.get('log')}" if step_state.get("log")
-                           else elsewhere if other else "rag status shows why")
+                           else elsewhere or f"{_status_command(args)} shows why")
     hint = (f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}" if links
-            else "this run recorded no artifacts; rag status lists its steps, "
-                 "rag show STEP --run NAME reads another run")
+            else f"this run recorded no artifacts; {_status_command(args)} lists its steps, "
+                 f"{_with_runs_dir(args, 'rag show STEP --run NAME')} reads another run")
     return ConfigError(f"run {run.name} has no artifact '{name}'"
                        f"{did_you_mean(name, [l.removesuffix('.out') for l in links])}",
-                       hint=elsewhere if other else hint)
+                       hint=elsewhere or hint)
+
+
+def _entry_of(d: Path) -> tuple[Path, str] | None:
+    """(cache root, key) of the cache entry that holds the artifact directory ``d`` (resolved),
+    or None when ``d`` is not in a cache's ``objects/``.
+
+    >>> _entry_of(Path("/c/objects/ab/abcd/outputs/out")), _entry_of(Path("/elsewhere/out"))
+    ((PosixPath('/c'), 'abcd'), None)
+    """
+    parts = d.parts
+    for i in range(len(parts) - 3, 0, -1):
+        if parts[i] == "objects" and len(parts[i + 1]) == 2 and \
+                parts[i + 2].startswith(parts[i + 1]):
+            return Path(*parts[:i]), parts[i + 2]
+    return None
+
+
+def check_cached(args, run: Path, art: str, step: str, dirs: list[Path]) -> None:
+    """Check the cache entries behind ``dirs`` as every cache hit does (``Store.lookup``: the
+    size and mtime of each file; a damaged entry is quarantined with a warning). A DataError
+    when one is damaged, in quarantine, or gone (``rag gc``, a moved cache)."""
+    from orchestrator.errors import DataError
+    from orchestrator.store import Store
+
+    redo = ("recompute it by rerunning the run's command (its other steps are reused): "
+            + _with_runs_dir(args, _command(run)))
+    for d in dirs:
+        where = _entry_of(d)
+        found = None
+        if where is not None:
+            store, key = Store(where[0]), where[1]
+            found = store.lookup(key, step)
+            if found is None and key in store.misses:   # found damaged now
+                raise DataError(f"{art} of run {run.name} is damaged in the cache "
+                                f"({store.misses[key]}); not shown", hint=redo)
+            reason = store.miss_reason(key) if found is None else None
+            if reason:
+                raise DataError(f"{art} of run {run.name} is in the cache's quarantine, not in "
+                                f"the cache: it was found damaged ({reason})", hint=redo)
+        if found is not None and not d.is_dir():   # the entry is there, without this output
+            raise DataError(f"{art} of run {run.name}: {d} is missing from its cache entry; the "
+                            "cached artifact is damaged", hint="recompute it with "
+                            + _with_runs_dir(args, f"rag run RECIPE --force {step}"))
+        if not d.is_dir():   # its cache entry is gone as a whole
+            raise DataError(f"{art} of run {run.name} is no longer in the cache (removed by rag "
+                            f"gc, or the cache moved): {d}", hint=redo)
 
 
 def main(args) -> int:
@@ -172,19 +269,9 @@ def main(args) -> int:
     step = matches[0].split(".")[0]
     link = run / "artifacts" / matches[0]
     dirs = artifact_dirs(link)
-    gone = next((d for d in dirs if not d.is_dir()), None)
-    entry = next((p.parent for p in (gone.parents if gone else []) if p.name == "outputs"), None)
-    if entry is not None and (entry / "_entry.json").is_file():   # the entry is there: damaged
-        raise DataError(f"{matches[0].removesuffix('.out')} of run {run.name}: {gone} is missing "
-                        "from its cache entry; the cached artifact is damaged",
-                        hint="rerun the run's command: it sets the damaged entry aside and "
-                             f"recomputes it (its other steps are reused): {_command(run)}")
-    if gone is not None:   # its cache entry is gone as a whole
-        raise DataError(f"{matches[0].removesuffix('.out')} of run {run.name} is no longer in the "
-                        f"cache (removed by rag gc, or the cache moved): {gone}",
-                        hint="recompute it by rerunning the run's command (its other steps are "
-                             f"reused): {_command(run)}")
-    manifests = [read_manifest(d, step) for d in dirs]
+    check_cached(args, run, matches[0].removesuffix(".out"), step, dirs)
+    fix = _with_runs_dir(args, f"rag run RECIPE --force {step}")
+    manifests = [read_manifest(d, fix) for d in dirs]
     manifest = manifests[0]
     info = {"artifact": matches[0].removesuffix(".out"), "type": manifest.get("type"),
             "kind": manifest["kind"], "path": str(link.resolve())}
@@ -192,14 +279,14 @@ def main(args) -> int:
         info["shards"] = len(dirs)
     rows: list[dict] = []
     if manifest["kind"] == "table":
-        more, rows = table_info(dirs, manifests, args.rows, step)
+        more, rows = table_info(dirs, manifests, args.rows, fix)
         info.update(more)
     elif manifest["kind"] == "metrics":
         try:
             info["metrics"] = json.loads((dirs[0] / "metrics.json").read_text())
         except (OSError, ValueError) as e:
             raise DataError(f"{dirs[0] / 'metrics.json'}: {_why(e)}; the cached artifact is damaged",
-                            hint=f"recompute it with rag run RECIPE --force {step}") from None
+                            hint=f"recompute it with {fix}") from None
     else:
         info.update(dir_info(dirs))
     info["manifest"] = {k: v for k, v in manifest.items() if k not in ("columns", "files", "hashes")}
@@ -209,9 +296,10 @@ def main(args) -> int:
     c = report()
     for k, v in info.items():
         if isinstance(v, dict):
-            if k == "manifest" and len(manifests) > 1:   # one per shard: the first is shown
-                k = f"manifest (shard 1 of {len(manifests)})"
-            c.print(f"[bold]{k}[/]:")
+            if k == "manifest" and len(manifests) > 1:   # one per shard: the first is shown,
+                # labelled as a run labels its tasks (0-based: mul[1/2] is the second of two)
+                k = f"manifest (of the first shard, {step}[0/{len(manifests)}])"
+            c.print(f"[bold]{escape(k)}[/]:")
             for kk, vv in list(v.items())[:MAX_FILES]:
                 c.print(f"  {kk}: {vv}", soft_wrap=True, markup=False)
             if len(v) > MAX_FILES:
