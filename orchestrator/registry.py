@@ -424,6 +424,11 @@ def _import(module: str) -> None:
     try:
         importlib.import_module(module)
     except ModuleNotFoundError as e:
+        if parts[0] in stage_roots():
+            raise ConfigError(f"cannot import stage module '{module}': '{parts[0]}' is the name "
+                              f"of the installed stage package ({e})",
+                              hint=f"rename your module or folder '{parts[0]}' (my_{parts[0]}, "
+                                   f"say) and ragline.imports with it") from None
         raise _not_found(module, e) from None
     _loaded.add(module)
     _packages.add(module.split(".")[0])
@@ -510,6 +515,8 @@ def load_stages(imports: list[str] | None = None, names: list[str] | None = None
     that defines it (:func:`package_of`). Without ``names`` every stage package is imported.
     """
     if imports:   # a recipe's own stage modules, like a Hydra app's
+        for root in stage_roots():   # first: a stages.py beside the recipe must not hide them
+            importlib.import_module(root)
         sys.path[:] = search_path(sys.path, os.getcwd(), project)
     if imports and project:
         _project[:] = [project]
