@@ -165,6 +165,9 @@ def find_run(runs: Path, spec: str | None) -> Path:
                           hint="`rag status` shows the latest run; name one as <time>, <time>-sweep, "
                                "<recipe>/<time> or its path (runs live in runs/<recipe>/<time>)"
                                + known + elsewhere)
+    if runs.exists() and not runs.is_dir():
+        raise ConfigError(f"runs directory {runs} is a file, not a directory",
+                          hint="pass the --runs-dir that rag run used")
     if not runs.is_dir():
         raise ConfigError(f"no runs directory {runs}/ (looked from {Path.cwd()})",
                           hint="runs are read from ./runs unless --runs-dir is given: pass the "

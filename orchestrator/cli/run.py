@@ -107,6 +107,10 @@ def _run(args) -> int:
     check_dir(runs, "runs directory", RUNS_DIR_HINT)
     store = Store.for_runs(runs)  # checked by the runner, before the plan reads it
     sweep = None
+    if args.multirun and not args.overrides:
+        raise ConfigError("-m (a sweep) needs at least one override with comma-separated values",
+                          hint="e.g. rag run RECIPE -m steps.dpo.beta=0.05,0.1; without -m it is "
+                               "one run")
     if args.multirun:   # a sweep, even of one value: its record is where a sweep's is
         refused, estimate = _sweep_refused(members, dags, store, runs, opts)
         if refused:
@@ -192,12 +196,12 @@ def _end_of_run(run, ok: bool, must_fix: list[bool], dag, opts) -> int:
         again = run.status.get("resume", opts.command)
         same = "the same command" if again == opts.command else "this command"
     if not ok and all(must_fix):
-        console().print("[red]1 run(s) failed[/] on bad input: fix the input named above, then "
+        console().print("[red]the run failed[/] on bad input: fix the input named above, then "
                         f"rerun {same}: finished steps are cached\n  {escape(again)}",
                         soft_wrap=True)
         return 2
     if not ok:
-        console().print("[red]1 run(s) failed.[/] Finished steps are cached; resume with:\n  "
+        console().print("[red]the run failed.[/] Finished steps are cached; resume with:\n  "
                         f"{escape(again)}", soft_wrap=True)
         return 1
     console().print(f"run record: {run.path}")

@@ -11,6 +11,8 @@ EXAMPLES = """examples:
 
 def add_arguments(p) -> None:
     p.add_argument("run", nargs="?", help="run directory or name (default: the latest run)")
+    p.add_argument("--run", dest="run_option", default=None, metavar="RUN",
+                   help="the same, as rag show and rag verify spell it")
     p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
     p.add_argument("--json", action="store_true",
                    help="machine-readable: the run's status.json (a sweep: its members)")
@@ -25,6 +27,7 @@ def main(args) -> int:
     from orchestrator.logs import escape, report
     from orchestrator.rundir import effective_state
 
+    args.run = args.run or getattr(args, "run_option", None)
     sweep = find_sweep(runs_dir(args), args.run)
     if sweep is not None:
         return _sweep_status(sweep, args.json)

@@ -311,7 +311,7 @@ def test_bad_input_in_a_step_exits_2_and_says_to_fix_it(toy, capsys, isolate):
     assert rag("run", str(recipe), runs=toy / "runs") == 2
     err = _err(capsys)
     assert f"✗ load failed: {data}:2: expected a number, got 'abc'" in err
-    assert ("1 run(s) failed on bad input: fix the input named above, then rerun the same "
+    assert ("the run failed on bad input: fix the input named above, then rerun the same "
             "command: finished steps are cached") in err
     assert "resume with" not in err
     assert "✓ mul done" in err   # the independent branch ran and is kept
@@ -327,7 +327,7 @@ def test_bad_input_and_a_crash_together_keep_the_resume_wording(toy, capsys, mon
     assert rag("run", str(_recipe(toy, FROM_FILE % ("always", data))), runs=toy / "runs") == 1
     err = _err(capsys)
     assert "✗ mul failed: RuntimeError: toy failure in mul:0" in err
-    assert "1 run(s) failed. Finished steps are cached; resume with:" in err
+    assert "the run failed. Finished steps are cached; resume with:" in err
 
 
 def test_a_crash_alone_keeps_exit_1(toy, capsys, monkeypatch):

@@ -54,3 +54,20 @@ def test_a_failed_step_without_a_log_prints_no_empty_log_line(toy, capsys):
     assert rag("status", runs=toy / "runs") == 0
     out = _words(capsys)
     assert "✗ mul: its input is empty" in out and "log:" not in out
+
+
+def test_small_cli_edges(toy, capsys):
+    """Before: `rag status --run X` was an unknown argument (show and verify spell it so), a
+    runs directory that is a file was 'no runs directory', `-m` without an override ran a sweep
+    of one empty member, and a failed single run said '1 run(s) failed'."""
+    runs = toy / "runs"
+    assert rag("run", str(toy / "conf/chain.yaml"), "--no-progress", runs=runs) == 0
+    name = json.loads((runs / "latest" / "status.json").read_text())["run"]
+    assert rag("status", "--run", name, runs=runs) == 0
+    capsys.readouterr()
+    (toy / "afile").write_text("")
+    assert rag("status", "--runs-dir", str(toy / "afile")) == 2
+    assert f"runs directory {toy / 'afile'} is a file, not a directory" in _words(capsys)
+    assert rag("run", str(toy / "conf/chain.yaml"), "-m", runs=runs) == 2
+    assert "-m (a sweep) needs at least one override with comma-separated values" in \
+        _words(capsys)

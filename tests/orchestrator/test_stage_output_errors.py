@@ -58,7 +58,7 @@ def _check_failed_run(toy: Path, lines: list[str], failed: str, message: str, hi
     wording, and the run record; gen and ok done and kept."""
     at = lines.index(f"✗ {failed} failed: {message}")
     assert lines[at + 1] == hint
-    assert "1 run(s) failed. Finished steps are cached; resume with:" in lines
+    assert "the run failed. Finished steps are cached; resume with:" in lines
     assert not any("bad input" in line for line in lines)
     assert not any("Traceback" in line for line in lines)
     status = _status(toy)
@@ -146,7 +146,7 @@ def test_a_stage_refusing_its_input_is_still_bad_input(toy, capsys):
     assert rag("run", str(recipe), "--no-progress", runs=toy / "runs") == 2
     lines = _lines(capsys)
     assert f"✗ load failed: {data}:2: expected a number, got 'abc'" in lines
-    assert any(line.startswith("1 run(s) failed on bad input") for line in lines)
+    assert any(line.startswith("the run failed on bad input") for line in lines)
 
 
 # ------------------------------------------------------------------ the writer itself
