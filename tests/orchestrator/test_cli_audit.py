@@ -314,12 +314,12 @@ def test_status_of_a_running_step_gives_the_seconds_of_its_last_run_beside_so_fa
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["status", "--run", "20260101-000000"], "rag status: error: unrecognized arguments: --run"),
+    (["status", "--runs", "20260101-000000"], "rag status: error: unrecognized arguments: --runs"),
     (["run", "r.yaml", "--unti", "load"], "rag run: error: unrecognized arguments: --unti load"),
     (["gc", "--keep-runs", "-1"], "rag gc: error: argument --keep-runs: must be >= 0, got -1"),
 ])
 def test_usage_errors_are_one_line_and_take_no_abbreviation(argv, message, capsys):
-    """Before: `rag status --run X` was read as --runs-dir X ('no runs directory X/'), `--unti`
+    """Before: `rag status --runs X` was read as --runs-dir X ('no runs directory X/'), `--unti`
     and `--forc` passed and were copied into the hints we print, and each usage error came
     after a usage block of 2 to 5 lines."""
     assert rag(*argv) == 2
