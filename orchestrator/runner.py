@@ -31,12 +31,12 @@ from orchestrator.history import load_history, save_history
 from orchestrator.keys import scratch_key
 from orchestrator.locate import project_dir
 from orchestrator.logs import console, escape, logged_warnings
-from orchestrator.plan import Plan, plan
-from orchestrator.rest import rest_command, still_forced
+from orchestrator.plan import Plan, code_changed, plan
+from orchestrator.rest import earlier_try, rest_command, still_forced
 from orchestrator.resolve import gather, input_hashes, input_refs, missing_source, step_keys
 from orchestrator.rundir import RunDir
 from orchestrator.secrets import redact
-from orchestrator.store import Entry, Store
+from orchestrator.store import ENTRY, Entry, Store
 from orchestrator.task import Task
 
 log = logging.getLogger("ragline")
@@ -289,6 +289,11 @@ class Runner:
         self.outputs: dict[str, dict[str, Ref]] = {}
         self.sources: dict[str, Ref | None] = {}
         self.planned: dict[str, Entry] = {}  # key -> entry the plan found (every file stat-checked)
+        # the failed or interrupted run this one resumes, and the keys of its forced steps that
+        # it recomputed (rest.earlier_try); the forced step running now, to record the same
+        self.earlier: tuple[str, dict[str, list[str]]] = ("", {})
+        self.forcing: tuple[str, list[str], dict[str, tuple | None]] | None = None
+        self.skipped: dict[str, str] = {}  # a skipped step -> the failed step that caused it
         # the step column of the progress lines: as wide as the longest step name
         self.width = max([16] + [len(name) for name in dag.steps])
 
@@ -315,6 +320,7 @@ class Runner:
                     failed.add(step.name)
         except KeyboardInterrupt as e:
             self.executor.cancel()
+            self._note_recomputed()
             self.run.interrupt("terminated (SIGTERM)" if isinstance(e, Terminated) else
                                "interrupted (Ctrl-C)")
             raise
@@ -352,6 +358,8 @@ class Runner:
             raise
         self._check_sources(planned, needed)
         self._reuse_upstream(selected, needed)
+        if (opts.force or opts.from_) and not self.run.path.name.startswith("member-"):
+            self.earlier = earlier_try(self.run.path, opts.command)
         self.run.set_run(executor=self.executor.name)
         return selected, needed, force
 
@@ -412,16 +420,20 @@ class Runner:
         """Skip, reuse or run one step; False when it failed or was skipped."""
         blocked = [w.node for w in step.inputs.values() if w.node in failed]
         if blocked:
-            self.run.set_step(step.name, stage=step.stage.name, state="skipped",
-                              reason=f"upstream '{blocked[0]}' failed")
-            console().print(f"[yellow]-[/] {step.name:<{self.width}} skipped "
-                            f"(upstream '{blocked[0]}' failed)")
+            up = blocked[0]
+            cause = self.skipped.get(up)
+            self.skipped[step.name] = cause or up
+            reason = (f"upstream '{up}' failed" if cause is None
+                      else f"upstream '{up}' skipped because '{cause}' failed")
+            self.run.set_step(step.name, stage=step.stage.name, state="skipped", reason=reason)
+            console().print(f"[yellow]-[/] {step.name:<{self.width}} skipped ({reason})")
             return False
         if step.name not in selected:  # --only: read from the cache by _reuse_upstream
             return True
         try:
             return self._run_step(step, step.name in force)
         except RagError as e:
+            self._note_recomputed()
             self._fail(step, step.name,
                        Failed(e.message, bad_input=isinstance(e, (DataError, ConfigError)),
                               hint=e.hint or ""))
@@ -469,14 +481,10 @@ class Runner:
 
     def _run_step(self, step: Step, force: bool) -> bool:
         refs = input_refs(step, self.outputs, self.sources)
-        for name, ref in refs.items():
-            if (ref is not None and ref.kind == "table" and ref.num_rows == 0
-                    and not step.stage.inputs[name]["optional"]):
-                raise DataError(f"step '{step.name}' input '{name}' is empty (0 rows) from "
-                                f"'{ref.producer}'; check that step's log and its inputs")
         tasks = self._tasks(step, refs, force)
-        found = {} if force else {t.key: e for t in tasks
-                                  if (e := self._lookup(t.key, step.name)) is not None}
+        self._check_not_empty(step, refs, tasks)
+        found = self._kept(step, tasks) if force else {
+            t.key: e for t in tasks if (e := self._lookup(t.key, step.name)) is not None}
         cached = [t for t in tasks if t.key in found]
         todo = [t for t in tasks if t.key not in found]
         start = time.time()
@@ -493,6 +501,8 @@ class Runner:
                             + (f" on {step.gpus} GPU(s)/shard" if step.gpus else ""))
         before = {t.key: self._failed_before(t) for t in todo if t.key in self.opts.failed}
         rest = [t for t in todo if t.key not in before]
+        if force:   # what it recommits is kept by the resume, should it stop part way
+            self.forcing = (step.name, list(found), {t.key: self._stamp(t.key) for t in todo})
         # a worker's log records reach no terminal: its warnings are echoed once it is done (an
         # in-process task's already went to the terminal's log handler)
         workers = [] if self.executor.in_process(step) else rest
@@ -503,6 +513,9 @@ class Runner:
         if jobs:
             self.run.set_step(step.name, save=False, jobs=jobs)
         errors = [(t, results[t.key]) for t in todo if isinstance(results.get(t.key), Failed)]
+        if errors:
+            self._note_recomputed()
+        self.forcing = None
         for task, failure in errors:
             self.opts.failed.setdefault(task.key, (self.run.path.name, failure))
             self._fail(step, task.label, failure)
@@ -517,6 +530,59 @@ class Runner:
             shutil.rmtree(self.store.scratch(scratch_key(tasks[0].material)), ignore_errors=True)
         self._record(step, tasks, todo, cached, results, entries, time.time() - start)
         return True
+
+    def _check_not_empty(self, step: Step, refs: dict[str, Ref | None], tasks: list[Task]
+                         ) -> None:
+        """A required table input with no rows stops the step before it starts (recorded with
+        its stage and shards, as a failed step is), naming the log of the step that wrote it."""
+        for name, ref in refs.items():
+            if (ref is None or ref.kind != "table" or ref.num_rows != 0
+                    or step.stage.inputs[name]["optional"]):
+                continue
+            self.run.set_step(step.name, save=False, stage=step.stage.name, shards=len(tasks),
+                              keys=[t.key for t in tasks])
+            logs = self.run.status["steps"].get(step.inputs[name].node, {}).get("log") or []
+            logs = [logs] if isinstance(logs, str) else logs
+            where = (f" ({logs[0]}{f' and {len(logs) - 1} more' if len(logs) > 1 else ''})"
+                     if logs else "")
+            raise DataError(f"step '{step.name}' input '{name}' is empty (0 rows) from "
+                            f"'{ref.producer}'; check that step's log{where} and its inputs")
+
+    def _kept(self, step: Step, tasks: list[Task]) -> dict[str, Entry]:
+        """The entries of a forced step that the failed or interrupted run this one resumes
+        recomputed and committed before it stopped (``self.earlier``), with the same code:
+        kept, as a plain resume keeps a partial step's shards. The rest are recomputed."""
+        name, recomputed = self.earlier
+        keep = set(recomputed.get(step.name, ()))
+        found = {t.key: e for t in tasks if t.key in keep
+                 and (e := self._lookup(t.key, step.name)) is not None
+                 and not code_changed(step, [e])}
+        if found:
+            console().print(f"[dim]  {step.name}: {len(found)} of {len(tasks)} shards kept: run "
+                            f"{name} of this command recomputed them before it stopped[/]",
+                            soft_wrap=True)
+        return found
+
+    def _stamp(self, key: str) -> tuple | None:
+        """The identity of ``key``'s committed ``_entry.json`` (None: none): another after a
+        commit (``Store.commit`` moves a new entry into place)."""
+        try:
+            st = (self.store.entry_path(key) / ENTRY).stat()
+        except OSError:
+            return None
+        return st.st_ino, st.st_mtime_ns
+
+    def _note_recomputed(self) -> None:
+        """After the forced step running now failed in a shard or was interrupted: record the
+        keys it recomputed (kept ones included) and committed, for the run that resumes it."""
+        if self.forcing is None:
+            return
+        name, kept, stamps = self.forcing
+        self.forcing = None
+        done = kept + [k for k, before in stamps.items()
+                       if (now := self._stamp(k)) is not None and now != before]
+        if done:
+            self.run.set_step(name, save=False, recomputed=done)
 
     def _echo_warnings(self, step: Step, tasks: list[Task], sizes: dict[str, int]) -> None:
         """Each distinct WARNING of the tasks' logs (written since ``sizes``), once, with how
