@@ -491,6 +491,8 @@ class Runner:
         # a sharded step's scratch (its request cache) is named by the unsharded key: recorded,
         # so that rag gc keeps it with the run (keys.scratch_key)
         shared = {"scratch": scratch_key(tasks[0].material)} if len(tasks) > 1 else {}
+        if force:   # its old entries are being replaced: rag status counts the new ones only
+            shared["kept"] = list(found)
         self.run.set_step(step.name, save=bool(todo), stage=step.stage.name, state="running",
                           started=round(start, 3), shards=len(tasks), keys=[t.key for t in tasks],
                           log=tasks[0].log if len(tasks) == 1 else str(Path(tasks[0].log).parent),

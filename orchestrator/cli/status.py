@@ -80,17 +80,30 @@ def _runs_of(run) -> str:
 
 
 def _count_committed_shards(status: dict, runs) -> None:
-    """Set ``shards_done`` on each sharded step still running (or interrupted): how many of its
-    shards are committed to the cache so far. A resume reuses those. Only the entry's marker
-    file is looked at: nothing is hashed, and a status read changes nothing in the cache."""
+    """Set ``shards_done`` on each sharded step still running, interrupted or failed: how many
+    of its shards are committed to the cache so far. A resume reuses those. Of a forced step
+    (``kept`` recorded), only the entries committed since it started and those it kept count:
+    the older ones are being replaced. Only the entry's marker file is looked at: nothing is
+    hashed, and a status read changes nothing in the cache."""
     from orchestrator.store import ENTRY, Store
 
     store = None
     for s in status["steps"].values():
         keys = s.get("keys") or []
-        if s.get("state") in ("running", "interrupted") and len(keys) > 1:
+        if s.get("state") in ("running", "interrupted", "failed") and len(keys) > 1:
             store = store or Store.for_runs(runs)
-            s["shards_done"] = sum((store.entry_path(k) / ENTRY).is_file() for k in keys)
+            since = s.get("started") if "kept" in s else None
+            s["shards_done"] = sum(_committed(store.entry_path(k) / ENTRY, since)
+                                   or k in s.get("kept", ()) for k in keys)
+
+
+def _committed(marker, since: float | None) -> bool:
+    """Whether an entry's marker file exists (and, with ``since``, was written after it)."""
+    try:
+        written = marker.stat().st_mtime
+    except OSError:
+        return False
+    return since is None or written >= since
 
 
 def _last_seconds(status: dict, runs) -> None:

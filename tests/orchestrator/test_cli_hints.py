@@ -71,3 +71,30 @@ def test_small_cli_edges(toy, capsys):
     assert rag("run", str(toy / "conf/chain.yaml"), "-m", runs=runs) == 2
     assert "-m (a sweep) needs at least one override with comma-separated values" in \
         _words(capsys)
+
+
+def test_status_of_a_forced_sharded_step_counts_only_what_it_committed(toy, capsys):
+    """Before: a step under --force showed '4/4 done' before any shard finished (the entries it
+    was replacing counted), and a failed sharded step showed no count."""
+    import time
+
+    from orchestrator.store import ENTRY, Store
+
+    runs = toy / "runs"
+    assert rag("run", str(toy / "conf/chain.yaml"), "--until", "retrieve", runs=runs) == 0
+    path = next(runs.glob("chain/*/status.json"))
+    status = json.loads(path.read_text())
+    step = status["steps"]["retrieve"]
+    step.update(state="running", started=time.time() + 5, kept=[step["keys"][3]])
+    status["state"], status["pid"] = "failed", 2 ** 22 + 7
+    path.write_text(json.dumps(status))
+    marker = Store.for_runs(runs).entry_path(step["keys"][0]) / ENTRY
+    later = time.time() + 10
+    os.utime(marker, (later, later))                  # shard 0 recommitted since it started
+    capsys.readouterr()
+    assert rag("status", "--json", runs=runs) == 0
+    assert json.loads(capsys.readouterr().out)["steps"]["retrieve"]["shards_done"] == 2
+    step["state"] = "failed"
+    path.write_text(json.dumps(status))
+    assert rag("status", "--json", runs=runs) == 0
+    assert json.loads(capsys.readouterr().out)["steps"]["retrieve"]["shards_done"] == 2
