@@ -36,7 +36,7 @@ from orchestrator.rest import earlier_try, rest_command, still_forced
 from orchestrator.resolve import gather, input_hashes, input_refs, missing_source, step_keys
 from orchestrator.rundir import RunDir
 from orchestrator.secrets import redact
-from orchestrator.store import ENTRY, Entry, Store
+from orchestrator.store import Entry, Store
 from orchestrator.task import Task
 
 log = logging.getLogger("ragline")
@@ -504,7 +504,7 @@ class Runner:
         before = {t.key: self._failed_before(t) for t in todo if t.key in self.opts.failed}
         rest = [t for t in todo if t.key not in before]
         if force:   # what it recommits is kept by the resume, should it stop part way
-            self.forcing = (step.name, list(found), {t.key: self._stamp(t.key) for t in todo})
+            self.forcing = (step.name, list(found), {t.key: self.store.stamp(t.key) for t in todo})
         # a worker's log records reach no terminal: its warnings are echoed once it is done (an
         # in-process task's already went to the terminal's log handler)
         workers = [] if self.executor.in_process(step) else rest
@@ -565,15 +565,6 @@ class Runner:
                             soft_wrap=True)
         return found
 
-    def _stamp(self, key: str) -> tuple | None:
-        """The identity of ``key``'s committed ``_entry.json`` (None: none): another after a
-        commit (``Store.commit`` moves a new entry into place)."""
-        try:
-            st = (self.store.entry_path(key) / ENTRY).stat()
-        except OSError:
-            return None
-        return st.st_ino, st.st_mtime_ns
-
     def _note_recomputed(self) -> None:
         """After the forced step running now failed in a shard or was interrupted: record the
         keys it recomputed (kept ones included) and committed, for the run that resumes it."""
@@ -582,7 +573,7 @@ class Runner:
         name, kept, stamps = self.forcing
         self.forcing = None
         done = kept + [k for k, before in stamps.items()
-                       if (now := self._stamp(k)) is not None and now != before]
+                       if (now := self.store.stamp(k)) is not None and now != before]
         if done:
             self.run.set_step(name, save=False, recomputed=done)
 

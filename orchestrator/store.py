@@ -114,11 +114,12 @@ class Store:
         """Whether ``entry`` (checked by ``lookup`` earlier in this process) is still the
         committed one: its ``_entry.json`` is the same file, same size and mtime (a ``--force``
         elsewhere commits a new one). One stat, where ``lookup`` stats every file again."""
-        try:
-            st = os.stat(entry.path / ENTRY)
-        except OSError:
-            return False
-        return entry.stamp is not None and (st.st_ino, st.st_size, st.st_mtime_ns) == entry.stamp
+        return entry.stamp is not None and entry_stamp(entry.path) == entry.stamp
+
+    def stamp(self, key: str) -> tuple | None:
+        """The identity of ``key``'s committed ``_entry.json`` (what ``Entry.stamp`` holds as
+        read), or None when there is none: a commit changes it."""
+        return entry_stamp(self.entry_path(key))
 
     def has(self, key: str) -> bool:
         return self.lookup(key) is not None
@@ -433,6 +434,30 @@ def check_dir(path: Path, what: str, hint: str, probe: bool = True) -> None:
 
 
 # ---------------------------------------------------------------- integrity of one entry
+
+
+def entry_of(d: Path) -> tuple[Path, str] | None:
+    """(cache root, key) of the cache entry that holds the artifact directory ``d`` (resolved),
+    or None when ``d`` is not in a cache's ``objects/``.
+
+    >>> entry_of(Path("/c/objects/ab/abcd/outputs/out")), entry_of(Path("/elsewhere/out"))
+    ((PosixPath('/c'), 'abcd'), None)
+    """
+    parts = d.parts
+    for i in range(len(parts) - 3, 0, -1):
+        if parts[i] == "objects" and len(parts[i + 1]) == 2 and \
+                parts[i + 2].startswith(parts[i + 1]):
+            return Path(*parts[:i]), parts[i + 2]
+    return None
+
+
+def entry_stamp(path: Path) -> tuple | None:
+    """(inode, size, mtime) of the ``_entry.json`` in entry folder ``path``; None: none."""
+    try:
+        st = os.stat(path / ENTRY)
+    except OSError:
+        return None
+    return st.st_ino, st.st_size, st.st_mtime_ns
 
 
 def read_entry(path: Path, key: str) -> tuple[Entry | None, str | None]:

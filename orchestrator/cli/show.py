@@ -208,32 +208,17 @@ def _not_one(args, run: Path, links: list[str], matches: list[str]):
                        hint=elsewhere or hint)
 
 
-def _entry_of(d: Path) -> tuple[Path, str] | None:
-    """(cache root, key) of the cache entry that holds the artifact directory ``d`` (resolved),
-    or None when ``d`` is not in a cache's ``objects/``.
-
-    >>> _entry_of(Path("/c/objects/ab/abcd/outputs/out")), _entry_of(Path("/elsewhere/out"))
-    ((PosixPath('/c'), 'abcd'), None)
-    """
-    parts = d.parts
-    for i in range(len(parts) - 3, 0, -1):
-        if parts[i] == "objects" and len(parts[i + 1]) == 2 and \
-                parts[i + 2].startswith(parts[i + 1]):
-            return Path(*parts[:i]), parts[i + 2]
-    return None
-
-
 def check_cached(args, run: Path, art: str, step: str, dirs: list[Path]) -> None:
     """Check the cache entries behind ``dirs`` as every cache hit does (``Store.lookup``: the
     size and mtime of each file; a damaged entry is quarantined with a warning). A DataError
     when one is damaged, in quarantine, or gone (``rag gc``, a moved cache)."""
     from orchestrator.errors import DataError
-    from orchestrator.store import Store
+    from orchestrator.store import Store, entry_of
 
     redo = ("recompute it by rerunning the run's command (its other steps are reused): "
             + _with_runs_dir(args, _command(run)))
     for d in dirs:
-        where = _entry_of(d)
+        where = entry_of(d)
         found = None
         if where is not None:
             store, key = Store(where[0]), where[1]
