@@ -275,15 +275,17 @@ def main(args) -> int:
     else:
         info.update(dir_info(dirs))
     info["manifest"] = {k: v for k, v in manifest.items() if k not in ("columns", "files", "hashes")}
+    if len(manifests) > 1:   # one per shard: the first is shown (its num_rows is its own)
+        info["manifest"]["shard"] = f"{step}[0/{len(manifests)}]"
     if args.json:
         sys.stdout.write(json.dumps({**info, "first_rows": rows}, indent=1, default=str) + "\n")
         return 0
     c = report()
     for k, v in info.items():
         if isinstance(v, dict):
-            if k == "manifest" and len(manifests) > 1:   # one per shard: the first is shown,
-                # labelled as a run labels its tasks (0-based: mul[1/2] is the second of two)
-                k = f"manifest (of the first shard, {step}[0/{len(manifests)}])"
+            if k == "manifest" and len(manifests) > 1:   # labelled as a run labels its tasks
+                # (0-based: mul[1/2] is the second of two)
+                k = f"manifest (of the first shard, {v.pop('shard')})"
             c.print(f"[bold]{escape(k)}[/]:")
             for kk, vv in list(v.items())[:MAX_FILES]:
                 c.print(f"  {kk}: {vv}", soft_wrap=True, markup=False)

@@ -59,8 +59,10 @@ def nested_note(metrics: dict[str, dict], run: str = "") -> str:
 
 
 def metrics_table(metrics: dict[str, dict], title: str = "results", most: int = 8):
-    """One row per metrics step; the columns its metrics declare (``shown``), as many as fit a
-    terminal; metrics.json has them all."""
+    """One row per metrics step, named by its step (``rag report --steps`` and ``rag show``
+    take that name) and, when a step's metrics carry a ``label`` other than its name, by that
+    label beside it; the columns its metrics declare (``shown``), at most ``most``;
+    metrics.json has them all."""
     from rich.table import Table
 
     columns: dict[str, str] = {}
@@ -68,13 +70,17 @@ def metrics_table(metrics: dict[str, dict], title: str = "results", most: int = 
         for k, label in shown(values).items():
             columns.setdefault(k, label)
     names = list(columns)[:most]
+    labels = {step: str(values.get("label") or step) for step, values in metrics.items()}
+    named = any(label != step for step, label in labels.items())
     table = Table(title=title)
     table.add_column("step", no_wrap=True)
+    if named:
+        table.add_column("label")
     for n in names:
         table.add_column(columns[n], justify="right", min_width=len(columns[n]))
     for step, values in metrics.items():
-        label = values.get("label") or step
-        table.add_row(str(label), *[_fmt(values[n]) if n in values else "" for n in names])
+        cells = [_fmt(values[n]) if n in values else "" for n in names]
+        table.add_row(step, *([labels[step]] if named else []), *cells)
     return table
 
 

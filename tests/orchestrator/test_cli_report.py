@@ -205,3 +205,24 @@ def test_an_override_that_sets_the_recipes_own_value_is_no_difference(toy, capsy
     rows = json.loads(out)
     assert [r["run"] for r in rows] == [f"chain/{first}", f"chain/{second}"]
     assert all("steps.dpo.add" not in r for r in rows)
+
+
+def test_the_results_table_names_each_row_by_its_step_and_its_label(capsys):
+    """The end-of-run results table headed its first column "step" but filled it with each
+    metrics block's label ("top-1 RAG"), a name no command takes: ``rag show`` and ``rag report
+    --steps`` need the step's name. It now shows the step, and the label beside it when one
+    differs."""
+    from orchestrator.cli.summary import metrics_table
+    from orchestrator.logs import report
+
+    metrics = {"eval_top1": {"label": "top-1 RAG", "em": 0.25, "display": {"em": "EM"}},
+               "evaluate": {"label": "evaluate", "em": 0.5, "display": {"em": "EM"}}}
+    capsys.readouterr()
+    report().print(metrics_table(metrics))
+    lines = capsys.readouterr().out.splitlines()
+    header = next(line for line in lines if " EM " in line)
+    assert header.split()[1:4] == ["step", "┃", "label"]
+    row = next(line for line in lines if "eval_top1" in line)
+    assert row.split("│")[1:4] == [" eval_top1 ", " top-1 RAG ", " 0.250 "]
+    report().print(metrics_table({"evaluate": {"em": 0.5, "display": {"em": "EM"}}}))
+    assert "label" not in capsys.readouterr().out

@@ -202,6 +202,8 @@ def test_status_show_dag_stages_gc(toy, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["rows"] == 8 and shown["shards"] == 4 and shown["columns"]["x"] == "double"
     assert shown["first_rows"][0] == {"id": "0", "x": 0.0}
+    # the manifest is the first shard's (its rows, 2, are that shard's): the JSON says so too
+    assert shown["manifest"]["num_rows"] == 2 and shown["manifest"]["shard"] == "retrieve[0/4]"
     assert rag("show", "retrieve", runs=runs) == 0
     assert "manifest (of the first shard, retrieve[0/4]):" in capsys.readouterr().out  # as labelled
     assert rag("show", "evaluate", "--json", runs=runs) == 0
