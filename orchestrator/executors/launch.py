@@ -80,6 +80,20 @@ def forwarded_env(patterns=FORWARD_ENV, environ=None) -> dict[str, str]:
     return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
 
 
+def without_credentials(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
+    """(``env`` less its credentials, their names). A SLURM job's arguments are pickled into
+    submitit's job files, which stay in the run record; ``sbatch`` exports the submitting
+    process' environment, so a credential reaches the job from there and is never written down.
+
+    >>> without_credentials({"HF_TOKEN": "hf_x", "HF_HOME": "/h", "RAGLINE_JUDGE_KEY": "sk-1"})
+    ({'HF_HOME': '/h'}, ['HF_TOKEN', 'RAGLINE_JUDGE_KEY'])
+    """
+    from orchestrator.secrets import is_credential
+
+    names = sorted(k for k in env if is_credential(k))
+    return {k: v for k, v in env.items() if k not in names}, names
+
+
 def heartbeat_stale(path: str | None, limit_s: float) -> bool:
     """True when the driver's heartbeat file is missing or older than ``limit_s`` seconds."""
     if not path:
@@ -91,12 +105,19 @@ def heartbeat_stale(path: str | None, limit_s: float) -> bool:
 
 
 def run_worker(argv: list[str], log_path: str, env: dict, cwd: str | None = None,
-               heartbeat: str | None = None, stale_s: float = 120.0) -> int:
+               heartbeat: str | None = None, stale_s: float = 120.0,
+               expected: list[str] = ()) -> int:
     """Run ``argv`` to completion on this node; its exit code, or 1 (and a line in the log) when
-    the driver's heartbeat went stale. ``env`` is laid over this node's environment."""
+    the driver's heartbeat went stale. ``env`` is laid over this node's environment, which
+    should hold the ``expected`` variables (credentials not sent: ``without_credentials``)."""
     if heartbeat_stale(heartbeat, stale_s):
         _note(log_path, f"the driver is gone (heartbeat {heartbeat} stale): not starting")
         return 1
+    missing = [name for name in expected if name not in os.environ]
+    if missing:
+        _note(log_path, f"{', '.join(missing)} set where rag run ran but not in this job's "
+              "environment (credentials are not written into job files; the cluster's sbatch "
+              "does not export the submitter's environment?): a stage that needs them fails")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     cwd = cwd if cwd and Path(cwd).is_dir() else None
     with open(log_path, "ab") as log:

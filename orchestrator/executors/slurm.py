@@ -37,7 +37,8 @@ from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
 from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks, visible_gpus
 from orchestrator.executors.launch import (FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env,
-                                          remove_task_files, write_task_files)
+                                          remove_task_files, without_credentials,
+                                          write_task_files)
 from orchestrator.task import one_line
 
 log = logging.getLogger("ragline")
@@ -129,15 +130,15 @@ def _heartbeat(path: Path, stop: threading.Event) -> None:
 
 
 def run_shard_job(task_file: str, log_path: str, env: dict, cwd: str, heartbeat: str,
-                  stale_s: float) -> int:
+                  stale_s: float, expected: list[str]) -> int:
     """Body of one array task on a compute node: the worker process, same as local."""
     from orchestrator.executors.launch import run_worker, worker_argv
 
-    return run_worker(worker_argv(task_file), log_path, env, cwd, heartbeat, stale_s)
+    return run_worker(worker_argv(task_file), log_path, env, cwd, heartbeat, stale_s, expected)
 
 
 def run_gang_job(task_file: str, log_path: str, env: dict, cwd: str, heartbeat: str,
-                 stale_s: float, nproc: int) -> int:
+                 stale_s: float, expected: list[str], nproc: int) -> int:
     """Body of one node's task of a multi-GPU job: torchrun with ``nproc`` ranks on this node."""
     import submitit
 
@@ -146,7 +147,7 @@ def run_gang_job(task_file: str, log_path: str, env: dict, cwd: str, heartbeat: 
     job = submitit.JobEnvironment()
     port = 20000 + int(str(job.job_id).split("_")[0]) % 20000
     argv = torchrun_argv(task_file, job.num_nodes, job.node, nproc, job.hostnames[0], port)
-    return run_worker(argv, log_path, env, cwd, heartbeat, stale_s)
+    return run_worker(argv, log_path, env, cwd, heartbeat, stale_s, expected)
 
 
 class SlurmExecutor:
@@ -214,10 +215,12 @@ class SlurmExecutor:
             return {t.key: Failed(one_line(e), t.log) for t in tasks}
         stop = threading.Event()
         threading.Thread(target=_heartbeat, args=(beat, stop), daemon=True).start()
-        env = forwarded_env(self.env_patterns)
+        # what the jobs get is pickled into their files in the run record: no credential's
+        # value (sbatch exports the submitting process' environment, credentials included)
+        env, expected = without_credentials(forwarded_env(self.env_patterns))
         if not step.gpus:  # sbatch exports the submitting shell's variables: hide its GPUs
             env["CUDA_VISIBLE_DEVICES"] = ""
-        common = (env, os.getcwd(), str(beat), self.stale_s)
+        common = (env, os.getcwd(), str(beat), self.stale_s, expected)
         try:
             if runs_as_ranks(step):
                 nodes, per = gang_nodes(step.gpus, self.gpus_per_node())

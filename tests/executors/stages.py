@@ -44,7 +44,8 @@ def _trace(cfg: XcConfig, ctx: StageContext) -> None:
     line = {"step": ctx.step, "shard": ctx.shard_index, "pid": os.getpid(),
             "host": socket.gethostname(), "cvd": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "rank": os.environ.get("RANK"), "world": os.environ.get("WORLD_SIZE"),
-            "job": os.environ.get("SLURM_JOB_ID"), "time": time.time()}
+            "job": os.environ.get("SLURM_JOB_ID"), "time": time.time(),
+            "token": os.environ.get("RAGLINE_TEST_TOKEN")}   # a credential reaches the worker
     with open(cfg.trace, "a") as f:
         f.write(json.dumps(line) + "\n")
 

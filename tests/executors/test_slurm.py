@@ -157,8 +157,19 @@ def test_cluster_local_runs_the_jobs_as_local_processes(tmp_path):
     from tests.executors.conftest import Conformance
 
     xc = Conformance(tmp_path, "slurm")
-    code, out = xc.run("ragline.executor.cluster=local", "steps.gpu_map.gpus=0", "steps.train.gpus=0")
+    secret = "hf_SECRET-credential-value-7731"   # a token in the driver's environment
+    os.environ["RAGLINE_TEST_TOKEN"] = secret
+    try:
+        code, out = xc.run("ragline.executor.cluster=local", "steps.gpu_map.gpus=0",
+                           "steps.train.gpus=0")
+    finally:
+        del os.environ["RAGLINE_TEST_TOKEN"]
     assert code == 0, out
+    # it reaches the jobs from the environment sbatch exports, never through submitit's job
+    # files, which stay in the run record (they held every RAGLINE_* and HF_* value)
+    assert {t["token"] for t in xc.traces() if t["step"] == "cpu_map"} == {secret}
+    assert not [p for p in xc.runs.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert any(xc.runs.rglob("*_submitted.pkl"))
     status = xc.status()
     assert status["executor"] == "slurm"
     assert len(status["steps"]["cpu_map"]["jobs"]) == 4
