@@ -32,7 +32,7 @@ from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator import hashing
 from orchestrator.hashing import canonical_json
 from orchestrator.locate import project_dir, with_recipe_paths
-from orchestrator.secrets import is_credential, keyed
+from orchestrator.secrets import is_credential, keyed, literal_credentials
 from orchestrator.registry import (NEUTRAL, SEMANTIC, StageDefinitionError, StageSpec, get_stage,
                                    load_stages)
 from orchestrator.repeat import expand_repeats
@@ -282,6 +282,7 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     values, located = with_recipe_paths(spec.config_cls, values, settings["recipe"], where)
     config, obj = check_step_config(spec.config_cls, values, where)
     mine = {p[len(where) + 1:]: t for p, t in secrets.items() if p.startswith(where + ".")}
+    _no_literal_credential(config, mine, where)
     hidden = ([p.split(".") for p in mine if is_credential(p)]
               + [list(p) for p in nonsemantic_paths(spec.config_cls, SEMANTIC)]
               + [list(p) for p in neutral_paths(spec.config_cls, config, NEUTRAL)])
@@ -295,6 +296,19 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     semantic = keyed(_without(config, hidden), config, mine)   # other env values: as digests
     return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus, mine, notes,
                 needed_env(obj, where)), spec
+
+
+def _no_literal_credential(config: dict, mine: dict[str, str], where: str) -> None:
+    """Refuse a secret written as a value (``api_key: sk-...``), without echoing it."""
+    found = literal_credentials(config, mine)
+    if found:
+        key = f"{where}.{found[0]}"
+        name = found[0].rsplit(".", 1)[-1].upper()
+        raise ConfigError(f"{key}: a credential written as a value; it would be saved in the "
+                          "run record and the cache, and be part of the cache key",
+                          hint=f"read it from the environment: {found[0].rsplit('.', 1)[-1]}: "
+                               f"${{oc.env:{name}}}, and export {name} before rag run",
+                          key=key)
 
 
 def _shared_step(name: str, body, shape: str, shared: dict | None) -> tuple[Step, StageSpec]:

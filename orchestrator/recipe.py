@@ -277,10 +277,14 @@ def _check_override(ov, text: str, recipe: Path, exists: bool, siblings) -> None
     if ov.type == OverrideType.DEL and not exists:
         raise ConfigError(f"override '{text}': no key '{key}' to delete in {recipe.name}")
     if ov.type == OverrideType.CHANGE and not exists and not in_step:
+        from orchestrator.secrets import masked
+
         near = difflib.get_close_matches(parts[-1], [str(s) for s in siblings], n=1, cutoff=0.6)
-        value = text.partition('=')[2]
+        value, text = text.partition('=')[2], masked(text)   # a key given: quoted as ***
         if not value:   # `key=` sets '': +key= would add an empty key, rarely what was meant
             hint = _empty_value_hint(parts, near[0] if near else None)
+        elif near and masked(f"{parts[-1]}=v") != f"{parts[-1]}=v":   # api_key -> api_key_env
+            hint = f"write {'.'.join([*parts[:-1], near[0]])}=NAME, the variable that holds it"
         elif near:
             hint = f"write {'.'.join([*parts[:-1], near[0]])}={value}"
         elif len(parts) == 1:   # a new top-level key does nothing unless the recipe reads it
@@ -375,7 +379,8 @@ def _apply(cfg, ov, text: str, recipe: Path) -> None:
     parent, _, leaf = key.rpartition(".")
     node = OmegaConf.select(cfg, parent, default=None) if parent else cfg
     sentinel = object()
-    exists = OmegaConf.select(cfg, key, default=sentinel, throw_on_missing=False) is not sentinel
+    exists = OmegaConf.select(cfg, key, default=sentinel, throw_on_missing=False,  # replaced:
+                              throw_on_resolution_failure=False) is not sentinel  # not resolved
     is_dict = node is not None and OmegaConf.is_dict(node)
     if ov.type == OverrideType.CHANGE and not is_dict:  # steps.dpoo.x=1: say where it goes wrong
         parts, here = key.split("."), cfg

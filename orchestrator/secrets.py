@@ -104,6 +104,48 @@ def is_credential(path: str) -> bool:
     return bool(names) and CREDENTIAL.search(names[-1]) is not None
 
 
+# the names that hold a secret itself (not max_tokens, tokenizer, api_key_env: a variable's name)
+LITERAL_SECRET = re.compile(r"(?:^|_)(?:api_?key|token|secret|password|passwd|credentials?)$",
+                            re.IGNORECASE)
+
+
+def literal_credentials(config, secrets: dict[str, str], path: str = "") -> list[str]:
+    """Key paths under ``config`` (a step's resolved config) whose name says they hold a secret
+    itself (``api_key``, ``hf_token``, ``password``) and whose value is written in the recipe
+    or an override, not read from the environment (``secrets``, relative paths): such a value
+    would land in the run record and the cache, and be part of the cache key.
+
+    >>> literal_credentials({"api_key": "sk-1", "max_tokens": 5, "llm": {"hf_token": ""},
+    ...                      "api_key_env": "K", "b": {"password": "${oc.env:P}"}},
+    ...                     {"b.password": "${oc.env:P}"})
+    ['api_key']
+    """
+    found: list[str] = []
+    items = config.items() if isinstance(config, dict) else (
+        enumerate(config) if isinstance(config, list) else ())
+    for k, v in items:
+        sub = f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}" if path else str(k)
+        if isinstance(v, (dict, list)):
+            found += literal_credentials(v, secrets, sub)
+        elif (isinstance(v, str) and v and sub not in secrets and isinstance(k, str)
+              and LITERAL_SECRET.search(k)):
+            found.append(sub)
+    return found
+
+
+def masked(override: str) -> str:
+    """An override as messages quote it: the value of a key that holds a secret (or the name of
+    the variable holding one, which a user may have given the key itself) as ``***``.
+
+    >>> masked("steps.j.llm.api_key_env=sk-abc"), masked("steps.j.max_tokens=5")
+    ('steps.j.llm.api_key_env=***', 'steps.j.max_tokens=5')
+    """
+    key, eq, _ = override.partition("=")
+    name = key.rsplit(".", 1)[-1]
+    return f"{key}=***" if eq and (LITERAL_SECRET.search(name) or name.endswith("key_env")) \
+        else override
+
+
 def keyed(semantic: dict, config: dict, secrets: dict[str, str]) -> dict:
     """``semantic`` (a step's key config, credentials already left out) with every other value
     read from the environment as a SHA-256 digest of it: changing such a setting recomputes the

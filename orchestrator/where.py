@@ -355,7 +355,9 @@ def place(err, recipe: Path, overrides: list[str] | None = None):
         err.message = f"{written} (step {step}){err.message[len(key):]}"
         key = written
     if given:   # the command line set it: the file's line is not where to fix it
-        err.message = f"override '{given}': {err.message}"
+        from orchestrator.secrets import masked
+
+        err.message = f"override '{masked(given)}': {err.message}"
         err.key = None
     elif key:
         source = origin(recipe, written, overrides)

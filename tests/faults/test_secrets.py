@@ -134,3 +134,21 @@ def test_a_setting_read_from_the_environment_is_keyed_by_its_digest(tmp_path, mo
         assert status["steps"]["s2"]["cache"] == ("miss" if model == "judge-first" else "hit")
     held = files_holding("judge-second", runs, tmp_path / "cache")   # the stage reports it, as
     assert held and {p.rsplit("/", 1)[1] for p in held} == {"metrics.json", "status.json"}  # metrics
+
+
+def test_a_credential_written_as_a_value_is_refused_without_echoing_it(recipe, tmp_path, capsys):
+    """``steps.train.api_key=sk-...`` (or ``api_key: sk-...`` in the recipe) was saved in eight
+    files, the cache's ``_entry.json`` among them, and keyed (rotating it recomputed the step).
+    It is refused before anything is written, in a line that names the key, not the value."""
+    runs = tmp_path / "runs"
+    literal = f"sk-literal-{secrets.token_hex(8)}"
+    capsys.readouterr()
+    assert rag("run", str(recipe), f"steps.train.api_key={literal}", runs=runs) == 2
+    out = capsys.readouterr()
+    text = out.out + out.err
+    assert "steps.train.api_key: a credential written as a value" in text
+    assert "api_key: ${oc.env:API_KEY}" in text and literal not in text
+    assert files_holding(literal, tmp_path) == []
+    recipe.write_text(recipe.read_text().replace("${oc.env:RAGLINE_TEST_SECRET}", literal))
+    assert rag("plan", str(recipe), runs=runs) == 2
+    assert literal not in capsys.readouterr().err

@@ -66,10 +66,9 @@ class EndpointConfig:
         if self.base_url and not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"{where}base_url: {self.base_url!r} is not an http(s) URL",
                               hint="e.g. http://127.0.0.1:8000/v1")
-        if self.api_key_env is not None and (not self.api_key_env.replace("_", "").isalnum()
-                                             or self.api_key_env.startswith("sk")):
+        if self.api_key_env is not None and not _is_variable_name(self.api_key_env):
             raise ConfigError(f"{where}api_key_env must be the NAME of an environment variable "
-                              f"(like OPENAI_API_KEY), not the key itself")
+                              "in capitals (like OPENAI_API_KEY), not the key itself")
         for name, low in (("max_concurrency", 1), ("max_tokens", 1), ("max_retries", 0),
                           ("top_logprobs", 0), ("batch_size", 1)):
             if getattr(self, name) < low:
@@ -93,3 +92,15 @@ class EndpointConfig:
         if self.backend != "openai" or not self.api_key_env:
             return {}
         return {"api_key_env": self.api_key_env}
+
+
+def _is_variable_name(text: str) -> bool:
+    """Whether ``text`` reads as an environment variable's name: capitals, digits and ``_``,
+    as keys never are (``sk-...``, ``gsk_...``, ``hf_...`` hold small letters or dashes).
+
+    >>> [_is_variable_name(t) for t in ("OPENAI_API_KEY", "K2", "gsk_LIT5Abc", "hf_x", "2X")]
+    [True, True, False, False, False]
+    """
+    import re
+
+    return re.fullmatch(r"[A-Z_][A-Z0-9_]{0,99}", text) is not None

@@ -175,10 +175,11 @@ def test_api_key_is_never_written(server, endpoint_cfg, tmp_path, caplog, monkey
 def test_config_refuses_a_pasted_key_without_echoing_it():
     from orchestrator.api import ConfigError
 
-    with pytest.raises(ConfigError) as err:
-        EndpointConfig(api_key_env="sk-abc123")
-    assert str(err.value) == ("api_key_env must be the NAME of an environment variable (like "
-                              "OPENAI_API_KEY), not the key itself")
+    for pasted in ("sk-abc123", "gsk_LITKEY5Abc", "hf_AbCdEf123"):   # Groq's and HF's shapes
+        with pytest.raises(ConfigError) as err:                       # passed before
+            EndpointConfig(api_key_env=pasted)
+        assert str(err.value) == ("api_key_env must be the NAME of an environment variable in "
+                                  "capitals (like OPENAI_API_KEY), not the key itself")
     cfg = EndpointConfig()
     cfg.max_concurrency = 0
     with pytest.raises(ConfigError, match="^judge.max_concurrency must be >= 1, got 0$"):
