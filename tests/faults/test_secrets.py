@@ -152,3 +152,13 @@ def test_a_credential_written_as_a_value_is_refused_without_echoing_it(recipe, t
     recipe.write_text(recipe.read_text().replace("${oc.env:RAGLINE_TEST_SECRET}", literal))
     assert rag("plan", str(recipe), runs=runs) == 2
     assert literal not in capsys.readouterr().err
+
+
+def test_an_override_replaces_an_unset_variable_without_reading_it(recipe, tmp_path, monkeypatch):
+    """The recipe reads RAGLINE_TEST_SECRET, unset here; the command line reads the key from
+    another variable. Applying the override resolved the old value first: "internal error:
+    InterpolationResolutionError", exit 1."""
+    monkeypatch.delenv("RAGLINE_TEST_SECRET", raising=False)
+    monkeypatch.setenv("RAGLINE_TEST_OTHER", "sk-other")
+    override = "steps.train.api_key=${oc.env:RAGLINE_TEST_OTHER}"
+    assert rag("run", str(recipe), override, runs=tmp_path / "runs") == 0
