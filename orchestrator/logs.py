@@ -87,7 +87,16 @@ def setup_cli_logging(verbose: bool = False) -> None:
         # Library warnings (deprecations and the like) go to the step's log file, not the terminal.
         h.addFilter(lambda record: record.name != "py.warnings" or verbose)
         root.addHandler(h)
-    for noisy in ("httpx", "urllib3", "filelock", "datasets", "fsspec"):
+    quiet_libraries()
+
+
+NOISY = ("httpx", "urllib3", "filelock", "datasets", "fsspec")
+"""Libraries that log a line per HTTP request or lock (with the URL) at INFO."""
+
+
+def quiet_libraries() -> None:
+    """WARNING and above only from :data:`NOISY`, in the driver and in every worker."""
+    for noisy in NOISY:
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
@@ -130,6 +139,7 @@ def worker_logging(path: str | Path) -> None:
     """A worker process logs to its task file (its stdout/stderr are redirected there too)."""
     logging.basicConfig(level=logging.INFO, format=FORMAT, stream=sys.stderr)
     logging.captureWarnings(True)
+    quiet_libraries()   # a line per request, with its URL, in a sharded step's log otherwise
 
 
 def logged_warnings(path: str | Path, start: int = 0) -> list[str]:
