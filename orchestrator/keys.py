@@ -49,10 +49,9 @@ def explain(old: dict, new: dict, input_names: dict[str, str]) -> str:
         causes.append(f"stage {old.get('stage')} -> {new['stage']}")
     if old.get("version") != new["version"]:
         causes.append(f"code version {old.get('version')} -> {new['version']}")
-    oc, nc = old.get("config") or {}, new["config"]
-    changed = [k for k in sorted(set(oc) | set(nc)) if oc.get(k) != nc.get(k)]
+    changed = changed_leaves(old.get("config") or {}, new["config"])
     if changed:
-        shown = ", ".join(f"{k} {_short(oc.get(k))} -> {_short(nc.get(k))}" for k in changed[:3])
+        shown = ", ".join(f"{k} {_short(a)} -> {_short(b)}" for k, a, b in changed[:3])
         causes.append("config: " + shown + (f" (+{len(changed) - 3} more)" if len(changed) > 3 else ""))
     oi, ni = old.get("inputs") or {}, new["inputs"]
     for name in sorted(set(oi) | set(ni)):
@@ -62,6 +61,26 @@ def explain(old: dict, new: dict, input_names: dict[str, str]) -> str:
     if old.get("shard") != new["shard"]:
         causes.append(f"shards {_count(old.get('shard'))} -> {_count(new['shard'])}")
     return "; ".join(causes) or "entry missing from the cache (removed by gc?)"
+
+
+def changed_leaves(old: dict, new: dict, prefix: str = "") -> list[tuple[str, object, object]]:
+    """``(key path, old value, new value)`` of each setting that differs, nested sections
+    followed down to the setting that changed (a section shown whole said nothing: ``judge
+    {'backend': 'openai', 'mode... -> {'backend': 'openai', 'mode...``).
+
+    >>> changed_leaves({"judge": {"model": "a", "n": 1}, "k": 5}, {"judge": {"model": "b", "n": 1}})
+    [('judge.model', 'a', 'b'), ('k', 5, None)]
+    """
+    out = []
+    for k in sorted(set(old) | set(new), key=str):
+        a, b = old.get(k), new.get(k)
+        if a == b:
+            continue
+        if isinstance(a, dict) and isinstance(b, dict):
+            out += changed_leaves(a, b, f"{prefix}{k}.")
+        else:
+            out.append((f"{prefix}{k}", a, b))
+    return out
 
 
 def _count(shard) -> int:
