@@ -41,6 +41,7 @@ class RunDir:
         # directory, and a worker started elsewhere (SLURM, Ray) finds its log
         self.path = Path(os.path.abspath(path))
         self.runs = runs  # artifact links into a cache inside it are relative: mv runs keeps them
+        self._real_runs: str | None = None   # realpath of runs, made once
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
         self.status = {"run": str(self.path), "recipe": str(recipe), "overrides": overrides,
@@ -100,22 +101,27 @@ class RunDir:
             shutil.rmtree(link)
         if ref.kind == "table" and len(ref.paths) > 1:
             link.mkdir()
+            real_link = os.path.realpath(link)   # once, not per shard
             for i, part in enumerate(ref.paths):
-                os.symlink(self._target(Path(part).parent, link), link / f"shard-{i:05d}")
+                os.symlink(self._target(Path(part).parent, link, real_link),
+                           link / f"shard-{i:05d}")
             return
         target = Path(ref.paths[0]) if ref.kind == "dir" else Path(ref.paths[0]).parent
         os.symlink(self._target(target, links), link)
 
-    def _target(self, target: Path, where: Path) -> str:
-        """``target`` relative to the link's folder ``where`` when both lie in the runs
-        directory (its default ``cache/``), so the runs directory can be moved whole; else
-        absolute (a cache elsewhere, ``$RAGLINE_CACHE``, stays where it is)."""
+    def _target(self, target: Path, where: Path, real_where: str | None = None) -> str:
+        """``target`` relative to the link's folder ``where`` (``real_where``: its realpath,
+        when known) when both lie in the runs directory (its default ``cache/``), so the runs
+        directory can be moved whole; else absolute (a cache elsewhere, ``$RAGLINE_CACHE``,
+        stays where it is)."""
         if self.runs is not None:
-            runs = os.path.realpath(self.runs)
+            if self._real_runs is None:
+                self._real_runs = os.path.realpath(self.runs)
+            runs = self._real_runs
             real = os.path.realpath(target)
-            if real.startswith(runs + os.sep) and \
-                    os.path.realpath(where).startswith(runs + os.sep):
-                return os.path.relpath(real, os.path.realpath(where))
+            real_where = real_where or os.path.realpath(where)
+            if real.startswith(runs + os.sep) and real_where.startswith(runs + os.sep):
+                return os.path.relpath(real, real_where)
         return str(target)
 
     def add_metrics(self, step: str, values: dict) -> None:

@@ -457,8 +457,9 @@ class Runner:
 
     def _tasks(self, step: Step, refs: dict[str, Ref | None], force: bool) -> list[Task]:
         tasks = []
-        for tk in step_keys(step, input_hashes(refs, step)):
-            inputs = {}
+        as_json = {name: ref.to_json() for name, ref in refs.items() if ref is not None}
+        for tk in step_keys(step, input_hashes(refs, step)):   # the tasks share each input's
+            inputs = {}                                          # JSON (read, never changed)
             for name, ref in refs.items():
                 if ref is None:
                     inputs[name] = None
@@ -467,7 +468,7 @@ class Runner:
                 if tk.shard and name == step.stage.shard_by:
                     n, (i, k) = ref.num_rows, tk.shard
                     start, stop = i * n // k, (i + 1) * n // k
-                inputs[name] = {"ref": ref.to_json(), "start": start, "stop": stop}
+                inputs[name] = {"ref": as_json[name], "start": start, "stop": stop}
             tasks.append(Task(step=step.name, stage=step.stage.name,
                               config=redact(step.config, step.secrets), secrets=step.secrets,
                               inputs=inputs, key=tk.key, material=tk.material,

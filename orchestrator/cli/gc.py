@@ -15,6 +15,7 @@ import logging
 import os
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 EXAMPLES = """examples:
@@ -217,30 +218,35 @@ def _broken_gather(path: Path) -> bool:
 def stale_locks(locks: Path) -> list[Path]:
     """Lock files nobody holds, untouched for a minute.
 
-    Whether one is held is asked by taking it. Some filelock versions (3.12 and 4.1, the newest
-    for Python 3.10; not 4.3) truncate the file when they take it, which makes it look touched;
-    its times are put back, so that ``gc --dry-run`` changes nothing and the ``gc`` after it
-    still sees the lock as stale.
+    Whether one is held is asked by taking it, as filelock takes it (``flock``) but without
+    truncating the file, so ``gc --dry-run`` changes nothing and the ``gc`` after it still sees
+    the lock as stale (some filelock versions truncate it); and without filelock's own
+    bookkeeping, which was two thirds of gc's time on a cache of 8,000 entries (a lock file
+    each).
     """
-    from filelock import FileLock, Timeout
+    import fcntl
 
     out = []
     now = time.time()
-    for f in sorted(locks.glob("*.lock")) if locks.is_dir() else []:
+    with os.scandir(locks) if locks.is_dir() else nullcontext(()) as found:
+        names = sorted(e.name for e in found if e.name.endswith(".lock"))
+    for name in names:
+        f = locks / name
         try:
-            before = f.stat()
-            if now - before.st_mtime < STALE_LOCK_S:
+            if now - f.stat().st_mtime < STALE_LOCK_S:
                 continue
-            lock = FileLock(str(f))
-            lock.acquire(timeout=0)
-        except (Timeout, OSError):
+            fd = os.open(f, os.O_RDWR)
+        except OSError:
             continue
         try:
-            os.utime(f, ns=(before.st_atime_ns, before.st_mtime_ns))
-        except OSError:
-            pass
-        lock.release()
-        out.append(f)
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:   # held
+            continue
+        else:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            out.append(f)
+        finally:
+            os.close(fd)
     return out
 
 

@@ -187,8 +187,9 @@ def _config(run: Path) -> dict:
     """A run's ``config.yaml`` as a dict ({} when it cannot be read)."""
     import yaml
 
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)   # libyaml: 8x faster a config
     try:
-        config = yaml.safe_load((run / "config.yaml").read_text())
+        config = yaml.load((run / "config.yaml").read_text(), Loader=loader)
     except (OSError, yaml.YAMLError):
         return {}
     return config if isinstance(config, dict) else {}

@@ -336,3 +336,22 @@ def test_an_entry_a_force_swapped_out_is_garbage_not_an_entry(toy, capsys):
     assert "verified 3 entries" in capsys.readouterr().out
     assert rag("gc", runs=runs) == 0
     assert "1 replaced entries" in " ".join(capsys.readouterr().err.split()) and not old.exists()
+
+
+def test_a_lock_another_process_holds_is_not_stale_however_old(toy, capsys):
+    """gc asks whether a lock is held by taking it as filelock does (flock): one held is kept,
+    whatever its age; released, it is removed."""
+    import filelock
+
+    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
+    assert rag("run", str(conf), runs=runs) == 0
+    old_lock = cache / "locks" / f"{'d' * 64}.lock"
+    held = filelock.FileLock(str(old_lock))
+    held.acquire()
+    os.utime(old_lock, (time.time() - 3600, time.time() - 3600))
+    capsys.readouterr()
+    assert rag("gc", "--dry-run", runs=runs) == 0
+    assert str(old_lock) not in capsys.readouterr().out
+    held.release()
+    assert rag("gc", "--dry-run", runs=runs) == 0
+    assert str(old_lock) in capsys.readouterr().out.splitlines()
