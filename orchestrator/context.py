@@ -17,7 +17,8 @@ class StageContext:
 
     def __init__(self, step: str, shard_index: int, num_shards: int, workdir: Path,
                  scratch: Path, log: logging.Logger, gpus: list[int] | None = None,
-                 show_progress: bool = False, is_main_process: bool = True):
+                 show_progress: bool = False, is_main_process: bool = True,
+                 answers: Path | None = None):
         self.step = step
         self.shard_index = shard_index
         self.num_shards = num_shards
@@ -31,6 +32,7 @@ class StageContext:
         # reports only where this is True.
         self.is_main_process = is_main_process
         self._device: str | None = None
+        self._answers = answers
 
     @property
     def device(self) -> str:
@@ -60,6 +62,16 @@ class StageContext:
         """
         self._scratch.mkdir(parents=True, exist_ok=True)
         return self._scratch
+
+    @property
+    def answers(self) -> Path:
+        """The cache's folder of paid answers (``<cache>/answers``), shared by every step, sweep
+        member and run: a remote LLM endpoint's replies kept by request (the endpoint client
+        does this), so a request paid for once is not asked again when another setting of the
+        step changes. ``rag gc`` removes answers unused for ``--keep-answers-days`` (30)."""
+        path = self._answers if self._answers is not None else self._scratch / "answers"
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def new_dir(self, name: str = "out") -> Path:
         """A fresh empty directory for a directory output."""

@@ -10,6 +10,8 @@ Layout under the cache root (``runs/cache`` or ``$RAGLINE_CACHE``)::
     scratch/<key>/             survives a crash of the task (trainer checkpoints, request caches);
                                removed on commit. A sharded step's shards share the unsharded
                                task's key here (keys.scratch_key), removed once all have committed
+    answers/<endpoint>/        paid LLM answers by request, shared by every step (rag gc removes
+                               those unused for --keep-answers-days)
     gather/<hash>/             directory outputs of sharded steps: shard-00000 -> entry links
     quarantine/<key>.<time>/   entries found changed or damaged: moved here, never silently deleted
     leases/<host>.<pid>.….json a live run using this cache (heartbeat: the file's mtime)
@@ -311,6 +313,10 @@ class Store:
 
     def scratch(self, key: str) -> Path:
         return self.root / "scratch" / key
+
+    def answers(self) -> Path:
+        """Paid LLM answers, by endpoint and request, shared by every step (``ctx.answers``)."""
+        return self.root / "answers"
 
     def commit(self, tmp: Path, key: str, meta: dict) -> Entry:
         """Record every file's size and mtime, make the files read-only, write ``_entry.json``

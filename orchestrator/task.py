@@ -154,7 +154,8 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
     # the shards of a step share its scratch (see keys.scratch_key); an unsharded task has its own
     scratch = scratch_key(task.material) if task.material.get("shard") else task.key
     ctx = StageContext(task.step, task.shard[0], task.shard[1], tmp, store.scratch(scratch),
-                       step_log, task.gpus, task.show_progress, is_main_process=commit)
+                       step_log, task.gpus, task.show_progress, is_main_process=commit,
+                       answers=store.answers())
     kwargs = _handles(spec, task)
     shard_input = kwargs.get(spec.shard_by) if spec.shard_by else None
     start = time.time()

@@ -22,6 +22,7 @@ EXAMPLES = """examples:
   rag gc --dry-run             # what would be removed, and how much space
   rag gc --keep-runs 5         # keep what the 5 newest runs of each recipe use
   rag gc --keep-days 30        # also keep what runs of the last 30 days use
+  rag gc --keep-answers-days 90   # keep paid LLM answers used in the last 90 days
   RAGLINE_CACHE=/shared/cache rag gc --runs-dir runsA   # a shared cache: runs dirs of all users count"""
 
 log = logging.getLogger("ragline")
@@ -37,6 +38,9 @@ def add_arguments(p) -> None:
                         "step does not count)")
     p.add_argument("--keep-days", type=days, default=None, metavar="DAYS",
                    help="also keep runs younger than this many days (0 or more)")
+    p.add_argument("--keep-answers-days", type=days, default=30, metavar="DAYS",
+                   help="paid LLM answers (answers/) unused this many days are removed "
+                        "(default 30; a cached answer is used whenever a step asks it again)")
     p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
 
 
@@ -171,7 +175,8 @@ def collect(store, runs: Path, args) -> tuple[set[str], list[str], float | None]
     return keep, why, oldest
 
 
-def doomed(store, keep: set[str], oldest_live: float | None) -> dict[str, list[Path]]:
+def doomed(store, keep: set[str], oldest_live: float | None,
+           answers_days: float = 30) -> dict[str, list[Path]]:
     """What gc removes, by kind."""
     from orchestrator.leases import alive, live_leases
 
@@ -202,8 +207,23 @@ def doomed(store, keep: set[str], oldest_live: float | None) -> dict[str, list[P
         out["broken gather directories"] = [
             p for p in (root / "gather").iterdir() if _broken_gather(p)]
     out["lock files"] = stale_locks(root / "locks")
+    out["unused answers"] = unused_answers(store.answers(), answers_days)
     out["dead leases"] = [Path(x["file"]) for x in live_leases(root) if not x["live"]]
     return out
+
+
+def unused_answers(folder: Path, days_: float) -> list[Path]:
+    """The answer files under ``folder`` (``answers/<endpoint>/<ab>/<request>.json``) neither
+    written nor read for ``days_`` days: the endpoint client touches an answer it serves."""
+    cutoff = time.time() - days_ * 86400
+    out = []
+    for f in folder.glob("*/*/*.json") if folder.is_dir() else ():
+        try:
+            if f.stat().st_mtime < cutoff:
+                out.append(f)
+        except FileNotFoundError:
+            continue
+    return sorted(out)
 
 
 def _broken_gather(path: Path) -> bool:
@@ -335,7 +355,7 @@ def main(args) -> int:
     runs = runs_dir(args)
     store = Store.for_runs(runs)
     keep, why, oldest_live = collect(store, runs, args)
-    plan = doomed(store, keep, oldest_live)
+    plan = doomed(store, keep, oldest_live, args.keep_answers_days)
     hiding = _unreadable_records(store, plan, runs)
     removed: dict[str, int] = {}
     failed: list[str] = []

@@ -11,8 +11,8 @@ reproduce it. Only the kinds listed in ``kinds`` are asked, and each needs its p
 
 The LLM (``llm``) is a server (default: OpenAI's ``gpt-3.5-turbo``, the key read from the
 variable named by ``llm.api_key_env``, ``OPENAI_API_KEY``) or a checkpoint wired as ``model``
-and run in process (``llm.backend: transformers`` or ``vllm``). Every call is cached under the
-step's scratch directory, so a killed step resumes without asking twice.
+and run in process (``llm.backend: transformers`` or ``vllm``). Every call is cached
+(``docs/llm-endpoint.md``), so a killed step resumes without asking twice.
 
 The paper gives no temperature: we send 1.0, what the OpenAI API uses when a call sets none
 (so most likely what the paper's calls got), which also varies the wording; a rerun gets the
@@ -113,7 +113,8 @@ def augment(queries: Questions, cfg: AugmentConfig, ctx: StageContext,
             for row in rows for kind in cfg.kinds]
     where = f"steps.{ctx.step}.llm"
     llm = local_llm(cfg.llm, model, where)
-    with open_client(llm, ctx.scratch / "llm", device=ctx.device, where=where) as client:
+    with open_client(llm, ctx.scratch / "llm", device=ctx.device,
+                     answers=ctx.answers, where=where) as client:
         replies = iter(client.chat(asks, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
                                    seed=cfg.seed,
                                    progress=lambda it: ctx.progress(it, desc="augment")))

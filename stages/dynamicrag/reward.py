@@ -15,8 +15,10 @@ The judge (``judge:``, an :class:`~stages.lib.endpoint.EndpointConfig` section, 
 ``base_url``, ``model``, the key's environment variable ``api_key_env``; vLLM's or SGLang's server
 works too) or a checkpoint run in-process (``backend: transformers`` or ``vllm``). Its prompt is
 the ``judge_prompt`` file (``conf/prompts/dynamicrag/judge.yaml``; fields ``question``, ``gold``,
-``response``). Every request is cached under the step's scratch directory, so a killed step
-resumes without asking twice.
+``response``). Every request is cached (a server's answers in the cache's ``answers/``, shared by
+steps; see ``docs/llm-endpoint.md``), so a killed step resumes without asking twice. When more than 5 % of the judge's replies carry no "Score: N"
+(empty replies, replies cut off at ``judge_max_tokens``) the step fails in one line rather than
+scoring them 0; fewer are scored 0, with one warning line.
 
     reward:
       weights: {bertscore: 0.2, rouge_l: 0.2, containment_em: 0.2, length_penalty: 0.2, judge: 0.2}
@@ -54,8 +56,9 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, StageContext, stage
-from stages.dynamicrag.reward_logic import judge_requests, make_bertscore, score_group
+from orchestrator.api import ConfigError, RagError, StageContext, stage
+from stages.dynamicrag.reward_logic import (judge_requests, judge_score, judge_unscored,
+                                            make_bertscore, score_group)
 from stages.dynamicrag.schemas import JudgePrompt, Scored, Trajectories
 from stages.lib.endpoint import EndpointConfig
 from stages.lib.prompts import messages
@@ -135,10 +138,21 @@ def _judge_replies(cfg: RewardConfig, prompt_file: JudgePrompt | None, ctx: Stag
     unique = list(dict.fromkeys(requests))
     ctx.log.info("judge (%s, %s): %d requests", cfg.judge.backend, cfg.judge.model, len(unique))
     conversations = [messages(prompt, question=q, gold=g, response=r) for q, g, r in unique]
-    with open_client(cfg.judge, ctx.scratch / "judge", device=ctx.device,
+    with open_client(cfg.judge, ctx.scratch / "judge", device=ctx.device, answers=ctx.answers,
                      where=f"steps.{ctx.step}.judge") as llm:
         replies = llm.chat(conversations, max_tokens=cfg.judge_max_tokens, temperature=0.0,
                            progress=lambda it: ctx.progress(it, desc="judge"))
+    summary, too_many = judge_unscored([reply.text for reply in replies])
+    if too_many:
+        cut = sum("length" in (reply.meta.get("finish_reasons") or ()) for reply in replies
+                  if judge_score(reply.text) is None)
+        raise RagError(f"steps.{ctx.step}.judge: {summary}: check judge_max_tokens / the server",
+                       hint=f"{cut} of them were cut off at judge_max_tokens "
+                            f"({cfg.judge_max_tokens}): raise it" if cut else
+                       "the judge must end its reply with 'Score: N'; a server's empty replies "
+                       "are not cached, so a rerun asks them again")
+    if summary:
+        ctx.log.warning("judge: %s; they score 0", summary)
     return {r: reply.text for r, reply in zip(unique, replies)}
 
 
@@ -163,7 +177,9 @@ def _bertscore(cfg: RewardConfig, ctx: StageContext):
                  f"(models/roberta-large); or set {where}.weights.bertscore=0") from None
 
 
-@stage("dynamicrag.reward", version=3, shard_by="trajectories",  # 3: a bare-number judge reply
+# 3: a bare-number judge reply; 4: judge replies mostly without a score fail the step (they
+# scored 0 and were committed)
+@stage("dynamicrag.reward", version=4, shard_by="trajectories",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
            judge_prompt: JudgePrompt | None = None) -> Scored:

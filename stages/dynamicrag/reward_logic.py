@@ -28,6 +28,8 @@ Fixes relative to the seed code (each would have made the reward wrong or crash)
 * ``containment_em`` is 0 when either side is empty (``"" in r`` is always true).
 * BERTScore and the judge are used only when their weight is non-zero, and a non-zero weight
   without a scorer is an error rather than a silent 0.
+* A judge whose replies mostly carry no score (empty, cut off at ``max_tokens``) fails the step
+  (:func:`judge_unscored`) instead of scoring every response 0.
 
 Not as the seed: G holds each gold answer once (the load step keeps distinct strings), where
 the seed averaged over every entry of its answer list, so a string listed twice weighed twice.
@@ -36,7 +38,6 @@ the seed averaged over every entry of its answer list, so a string listed twice 
 from __future__ import annotations
 
 import json
-import logging
 import re
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -44,11 +45,12 @@ from typing import NamedTuple
 
 from stages.lib.metrics.answer import pltrdy_rouge_l_f, rouge_l, usable_golds
 
-log = logging.getLogger(__name__)
 
 COMPONENTS = ("bertscore", "rouge_l", "containment_em", "length_penalty", "judge")
 ROUGE_IMPLEMENTATIONS = ("rouge_score", "pltrdy")
 PAPER_WEIGHTS = {name: 0.2 for name in COMPONENTS}
+MAX_UNSCORED = 0.05
+"""The share of judge replies without a score above which the reward step fails."""
 
 _SCORE = re.compile(r"score\s*[:=]?\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
 _BARE = re.compile(r"\s*(-?\d+(?:\.\d+)?)\s*\.?\s*")   # the whole reply is the number
@@ -96,24 +98,53 @@ def length_penalty(num_selected: int) -> float:
     return 1.0 / (1.0 + num_selected)
 
 
-def parse_judge_score(text: str) -> float:
+def judge_score(text: str) -> float | None:
     """The last "Score: N" in a judge reply, or a reply that is only the number (the paper's
     rubric ends with "Score: ", so its judge answers "85"), clamped to 0..100 and divided by 100;
-    0.0 if none.
+    None if there is none.
 
-    >>> parse_judge_score("Relevance 20 ... Score: 85."), parse_judge_score("Score: 120")
-    (0.85, 1.0)
-    >>> parse_judge_score(" 85."), parse_judge_score("no number here")
-    (0.85, 0.0)
+    >>> judge_score("Relevance 20 ... Score: 85."), judge_score("Score: 120"), judge_score(" 85.")
+    (0.85, 1.0, 0.85)
+    >>> judge_score("no number here"), judge_score("")
+    (None, None)
     """
     matches = _SCORE.findall(text or "")
     bare = _BARE.fullmatch(text or "")
     if bare:
         matches = [bare.group(1)]
     if not matches:
-        log.warning("judge reply has no 'Score: N', scored 0: %r", (text or "")[:200])
-        return 0.0
+        return None
     return min(max(float(matches[-1]), 0.0), 100.0) / 100.0
+
+
+def parse_judge_score(text: str) -> float:
+    """:func:`judge_score`, 0.0 for a reply without a score (:func:`judge_unscored` counts them).
+
+    >>> parse_judge_score("Score: 85"), parse_judge_score("no number here")
+    (0.85, 0.0)
+    """
+    score = judge_score(text)
+    return 0.0 if score is None else score
+
+
+def judge_unscored(texts: Sequence[str],
+                   max_share: float | None = None) -> tuple[str | None, bool]:
+    """``(summary, too_many)`` for the judge replies without a score (:func:`judge_score`):
+    the summary is None when every reply has one; too many is more than ``max_share`` of them
+    (None: :data:`MAX_UNSCORED`).
+
+    >>> judge_unscored(["Score: 80", "", "Score: 10"])         # 1 of 3 > 5 %
+    ("1 of 3 replies had no 'Score: N' (e.g. '')", True)
+    >>> judge_unscored(["Score: 80"] * 39 + ["I cannot say."])  # 1 of 40 <= 5 %
+    ("1 of 40 replies had no 'Score: N' (e.g. 'I cannot say.')", False)
+    >>> judge_unscored(["85"])
+    (None, False)
+    """
+    bad = [t for t in texts if judge_score(t) is None]
+    if not bad:
+        return None, False
+    return (f"{len(bad)} of {len(texts)} replies had no 'Score: N' (e.g. {bad[0][:80]!r})",
+            len(bad) > (MAX_UNSCORED if max_share is None else max_share) * len(texts))
 
 
 def make_bertscore(lang: str = "en", model_type: str | None = None,

@@ -10,8 +10,8 @@ and asked for up to 4,096 tokens.
 Teachers (``teacher``):
 
 * ``llm``: an LLM through the shared endpoint client (``llm``: a server such as GPT-4o or
-  ``vllm serve``; or a checkpoint wired as ``model`` run in process), each call cached under the
-  step's scratch directory, so a killed step resumes without asking twice. Each new attempt
+  ``vllm serve``; or a checkpoint wired as ``model`` run in process), each call cached
+  (``docs/llm-endpoint.md``), so a killed step resumes without asking twice. Each new attempt
   uses the next seed, so a cached unreadable reply is not simply read back.
 * ``reference``: no LLM: q* is the exemplar's own question and a* its first gold answer. It
   needs exemplars chosen with ``select: has_answer`` (the documents then fit the paradigm by
@@ -139,7 +139,8 @@ def _ask(rows: list[dict], templates: dict[str, Prompt], cfg: SynthesizeConfig,
     pairs: list[tuple[str, str] | None] = [None] * len(rows)
     where = f"{ctx.step}.llm"
     llm = local_llm(cfg.llm, model, where)
-    with open_client(llm, ctx.scratch / "llm", device=ctx.device, where=where) as client:
+    with open_client(llm, ctx.scratch / "llm", device=ctx.device,
+                     answers=ctx.answers, where=where) as client:
         todo = list(range(len(rows)))
         for attempt in range(cfg.max_attempts):
             if not todo:

@@ -14,8 +14,8 @@ the stance as ``{relation}`` ("answers" for questions), so a prompt file must us
 a stance; one without it still serves questions.
 
 Each query becomes a ``Questions`` row whose ``gold`` is its source passage id (the positive in
-every later step). Every LLM call goes through the shared endpoint client, cached under the step's
-scratch directory: a killed step resumes where it stopped (the original only skipped a dataset
+every later step). Every LLM call goes through the shared endpoint client, cached
+(``docs/llm-endpoint.md``): a killed step resumes where it stopped (the original only skipped a dataset
 whose output file already existed). The log reports how many pairs the filter kept.
 
 Not shardable: which passages are asked about is one sample of the whole corpus drawn with
@@ -128,7 +128,8 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
                      examples=block, **constraints(rng, cfg.stance))
             for t in texts]
 
-    with open_client(llm, ctx.scratch / "llm", device=ctx.device, where="synthesize.llm") as client:
+    with open_client(llm, ctx.scratch / "llm", device=ctx.device,
+                     answers=ctx.answers, where="synthesize.llm") as client:
         replies = client.chat(asks, max_tokens=cfg.query_max_tokens, temperature=cfg.temperature,
                               top_p=cfg.top_p, seed=cfg.seed,
                               progress=lambda it: ctx.progress(it, desc="synthesize queries"))

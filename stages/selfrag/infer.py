@@ -9,7 +9,7 @@ passage's answer wins, or for closed-set tasks the answer with the highest summe
 (``rule: log_ratio`` is the seed code's ratio of log-probabilities, which retrieves nearly always,
 self-rag issue #45; see :mod:`stages.selfrag.scoring`).
 
-Every generation goes through the shared endpoint client (cached under the step's scratch, so a
+Every generation goes through the shared endpoint client (cached: ``docs/llm-endpoint.md``, so a
 killed step resumes; backends transformers, vLLM or an OpenAI-style server). Questions of the
 ``long_form`` sets (ASQA, ELI5, FactScore) that retrieve get the segment-level beam search
 instead (:mod:`stages.selfrag.long_form`; ``beam_width``, ``max_depth`` = at most that many
@@ -215,7 +215,8 @@ def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
     llm = local_llm(cfg.llm, model, "infer.llm")
     long = [is_closed_set(r.get("dataset") or "", cfg.long_form) for r in rows]
     scratch = ctx.scratch / "generator"
-    with open_client(llm, scratch, device=ctx.device, where="infer.llm") as client:
+    with open_client(llm, scratch, device=ctx.device,
+                     answers=ctx.answers, where="infer.llm") as client:
         decided = _decisions(client, rows, cfg, ctx)
         retrieve = [d for d, _ in decided]
         jobs = _requests(rows, retrieve, long, cfg)

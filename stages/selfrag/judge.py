@@ -7,7 +7,7 @@ utility of the output, and, for each sentence of the output after the first, wha
 ([Retrieval] / [Continue to Use Evidence] / [No Retrieval]: the seed's three-way
 multi-sentence task, which ``selfrag.label`` asks the critic). The teacher is an LLM through the
 shared endpoint client (the paper used GPT-4; any OpenAI-compatible server; every call cached
-under the step's scratch directory, so a killed step resumes without paying twice) or
+(``docs/llm-endpoint.md``), so a killed step resumes without paying twice) or
 ``reference``, which derives the same labels from the gold passage ids and answers
 (:mod:`stages.selfrag.reference`). Each judgment becomes one chat row — the aspect's prompt file filled for the item, answered by the token string — and the
 rows pass the paper's rules (:func:`stages.selfrag.critic_data.critic_rows`: [Relevant] kept
@@ -207,7 +207,7 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
     if cfg.teacher == "reference":
         labels = [_reference_label(j) for j in jobs]
     else:
-        with open_client(cfg.llm, ctx.scratch / "teacher", device=ctx.device,
+        with open_client(cfg.llm, ctx.scratch / "teacher", device=ctx.device, answers=ctx.answers,
                          where="judge.llm") as client:
             replies = client.chat(asks, progress=lambda it: ctx.progress(it, desc="teacher"))
         labels = [_read(j["task"], r.text) for j, r in zip(jobs, replies)]

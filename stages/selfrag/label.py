@@ -127,7 +127,8 @@ def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: M
     if jobs:
         llm = local_llm(cfg.llm, critic, "label.llm")
         asks = [messages(prompts[kind], **fields) for kind, _, _, _, fields in jobs]
-        with open_client(llm, ctx.scratch / "critic", device=ctx.device, where="label.llm") as client:
+        with open_client(llm, ctx.scratch / "critic", device=ctx.device,
+                         answers=ctx.answers, where="label.llm") as client:
             replies = client.chat(asks, max_tokens=cfg.max_tokens, temperature=0.0,
                                   progress=lambda it: ctx.progress(it, desc="critic labels"))
         answers = {job[:4]: r.text for job, r in zip(jobs, replies)}

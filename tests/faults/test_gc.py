@@ -355,3 +355,24 @@ def test_a_lock_another_process_holds_is_not_stale_however_old(toy, capsys):
     held.release()
     assert rag("gc", "--dry-run", runs=runs) == 0
     assert str(old_lock) in capsys.readouterr().out.splitlines()
+
+
+def test_gc_removes_paid_answers_unused_for_keep_answers_days(toy, capsys):
+    """answers/ (a server's answers, shared by every step) is no run's entry: gc removes the
+    answers neither written nor served for --keep-answers-days (30), and keeps the rest."""
+    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
+    assert rag("run", str(conf), runs=runs) == 0
+    folder = cache / "answers" / "127.0.0.1-8000-v1-abcd1234" / "ab"
+    folder.mkdir(parents=True)
+    old, fresh = folder / f"ab{'1' * 62}.json", folder / f"ab{'2' * 62}.json"
+    for f in (old, fresh):
+        f.write_text("{}")
+    os.utime(old, (time.time() - 40 * 86400, time.time() - 40 * 86400))
+    capsys.readouterr()
+    assert rag("gc", "--dry-run", runs=runs) == 0
+    out = capsys.readouterr()
+    assert out.out.splitlines() == [str(old)] and "1 unused answers" in out.err
+    assert rag("gc", "--keep-answers-days", "50", runs=runs) == 0
+    assert old.exists()
+    assert rag("gc", runs=runs) == 0
+    assert not old.exists() and fresh.exists()

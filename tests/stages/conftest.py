@@ -98,7 +98,8 @@ def prompt_file(name: str, recipe: str = "dynamicrag"):
 
 def fake_endpoint(monkeypatch, answer):
     """Replace the endpoint client the stages open with one whose ``chat(conversations,
-    **params)`` returns ``[ChatReply([answer(conversation, params)]) ...]``: for testing what a
+    **params)`` returns ``[ChatReply([answer(conversation, params)]) ...]`` (a ChatReply
+    ``answer`` returns is taken as it is, finish reasons and all): for testing what a
     stage asks and does with the replies (the client itself is tested on a real server in
     tests/stages/lib/endpoint/). Returns the list of calls, ``(len(conversations), params)``."""
     import stages.lib.endpoint as endpoint
@@ -113,7 +114,8 @@ def fake_endpoint(monkeypatch, answer):
 
         def chat(self, conversations, **params):
             calls.append((len(conversations), params))
-            return [ChatReply([answer(c, params)]) for c in conversations]
+            replies = [answer(c, params) for c in conversations]
+            return [r if isinstance(r, ChatReply) else ChatReply([r]) for r in replies]
 
     calls: list[tuple[int, dict]] = []
     monkeypatch.setattr(endpoint, "open_client", lambda cfg, cache_dir, **kw: FakeClient())

@@ -106,8 +106,9 @@ def test_per_conversation_seeds_do_not_depend_on_position(engine):
     assert any(len(set(c)) > 1 for c in a)             # the n samples are n draws
 
 
-def test_judge_through_vllm(stage_env, lm):
+def test_judge_through_vllm(stage_env, lm, monkeypatch):
     """The reward stage's LLM judge as an in-process vLLM endpoint (backend: vllm)."""
+    monkeypatch.setattr("stages.dynamicrag.reward_logic.MAX_UNSCORED", 1.0)   # a random judge
     from stages.dynamicrag.reward import RewardConfig, RewardWeights, reward
     from stages.dynamicrag.schemas import Scored, Trajectories
     from stages.lib.endpoint import EndpointConfig

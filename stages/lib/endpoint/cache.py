@@ -24,11 +24,18 @@ log = logging.getLogger(__name__)
 
 
 class RequestCache:
-    """``get(key)`` / ``put(key, request_record, reply)`` over a directory; thread-safe."""
+    """``get(key)`` / ``put(key, request_record, reply)`` over a directory; thread-safe.
 
-    def __init__(self, root: str | Path):
+    ``earlier``: another cache read when this one misses (the step's own scratch, where answers
+    were kept before they were shared); a hit there is copied here. ``touch``: a hit sets the
+    file's mtime, which ``rag gc`` reads as the answer's last use.
+    """
+
+    def __init__(self, root: str | Path, earlier: "RequestCache | None" = None,
+                 touch: bool = False):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
+        self.earlier, self.touch = earlier, touch
         self._lock = threading.Lock()
         self._made: set[str] = set()
 
@@ -42,12 +49,24 @@ class RequestCache:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("key") != key:
                 raise ValueError(f"holds key {data.get('key')!r}")
-            return ChatReply.from_json(data["reply"])
+            reply = ChatReply.from_json(data["reply"])
+            if self.touch:
+                os.utime(path)
+            return reply
         except FileNotFoundError:
-            return None
+            return self._from_earlier(key)
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             log.warning("request cache: ignoring unreadable %s (%s); asking again", path, err)
             return None
+
+    def _from_earlier(self, key: str) -> ChatReply | None:
+        if self.earlier is None or not self.earlier.path(key).is_file():
+            return None
+        data = json.loads(self.earlier.path(key).read_text(encoding="utf-8"))
+        reply = self.earlier.get(key)
+        if reply is not None:
+            self.put(key, data.get("request") or {}, reply)
+        return reply
 
     def put(self, key: str, record: dict, reply: ChatReply) -> None:
         """Write one record atomically (temp file, fsync, rename)."""

@@ -34,8 +34,9 @@ class EndpointConfig:
     model: str = "gpt-4o"                # served model name, or a checkpoint directory (local)
     base_url: str | None = None          # openai: server root ending in /v1 (None = api.openai.com)
     api_key_env: str | None = nonsemantic("OPENAI_API_KEY")  # env var with the key; None: no key
-    max_concurrency: Positive = nonsemantic(8)    # requests in flight at once (openai)
-    timeout: Annotated[float, Gt(0)] = nonsemantic(120.0)  # seconds per HTTP request
+    max_concurrency: Positive = nonsemantic(8)    # requests in flight at once (openai), per shard
+    timeout: Annotated[float, Gt(0)] = nonsemantic(120.0)  # seconds without data from the server
+    # (each connect and each read), not a total: a server sending a byte now and then holds it
     max_retries: NonNegative = nonsemantic(6)     # on 429, 5xx, connection errors, with backoff
     temperature: Annotated[float, Ge(0)] = 0.0   # request defaults (a request may override)
     top_p: Annotated[float, Gt(0), Le(1)] = 1.0

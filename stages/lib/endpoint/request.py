@@ -86,6 +86,9 @@ class ChatReply:
     ended on one (vLLM counts it among the generated tokens and in ``cumulative_logprob``; the
     transformers backend adds it although its ``tokens`` leave it out, so this list may be one
     longer than ``tokens[j]``). A server reports what it puts in ``logprobs.content``.
+
+    ``meta["finish_reasons"]`` (HTTP server): why each completion ended, as the server said
+    (``stop``, ``length`` = cut at ``max_tokens``, ``content_filter``, or None).
     """
 
     texts: list[str]
@@ -97,6 +100,29 @@ class ChatReply:
     @property
     def text(self) -> str:
         return self.texts[0]
+
+    @property
+    def unanswered(self) -> bool:
+        """A server sent no answer: it reported how each completion ended (``meta
+        ["finish_reasons"]``, HTTP backends), none was cut off at ``max_tokens``, and no
+        completion holds text or a token (``content: ""`` or a null message, what a failing
+        server or proxy sends). The client returns such a reply but never caches it.
+
+        Not unanswered: a completion cut off with no visible text (a model that spent
+        ``max_tokens`` on whitespace or hidden reasoning: asking again would repeat it), and an
+        in-process model's empty completion (its answer).
+
+        >>> stop = {"finish_reasons": ["stop"]}
+        >>> ChatReply([""], meta=stop).unanswered, ChatReply(["a"], meta=stop).unanswered
+        (True, False)
+        >>> cut = {"finish_reasons": ["length"]}
+        >>> ChatReply([""], meta=cut).unanswered, ChatReply([""]).unanswered
+        (False, False)
+        """
+        reasons = self.meta.get("finish_reasons")
+        return reasons is not None and "length" not in reasons and not (
+            any(t.strip() for t in self.texts) or any(self.tokens or ())
+            or any(self.token_logprobs or ()))
 
     def to_json(self) -> dict:
         return asdict(self)

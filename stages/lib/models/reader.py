@@ -8,8 +8,8 @@ exactly one of:
 - the config's ``reader`` section, an :class:`~stages.lib.endpoint.EndpointConfig`: a model
   that is only reachable through an API (DPA-RAG's black-box readers, GPT-3.5 and GPT-4), any
   OpenAI-compatible server (``vllm serve``), or a checkpoint run by the endpoint client's own
-  local backends. Every request is cached under the step's scratch directory (``reader/``), so
-  a killed step resumes without asking twice.
+  local backends. Every request is cached (``docs/llm-endpoint.md``: a server's answers are
+  shared by steps), so a killed step resumes without asking twice.
 
 ``rag plan`` refuses a step that gives both or neither (:func:`reader_notes`, called by the
 configs' ``plan_notes`` with the wired input names); :func:`answer` checks the same at run time.
@@ -114,7 +114,7 @@ def answer(conversations: Sequence[list[dict]], *, model: Model | None,
     from stages.lib.endpoint import open_client
 
     ctx.log.info("reader: %s", describe(reader))
-    with open_client(reader, ctx.scratch / "reader", device=ctx.device,
+    with open_client(reader, ctx.scratch / "reader", device=ctx.device, answers=ctx.answers,
                      where=f"steps.{ctx.step}.reader") as client:
         replies = client.chat(conversations, max_tokens=max_new_tokens, temperature=temperature,
                               top_p=top_p, seed=seed, progress=progress)

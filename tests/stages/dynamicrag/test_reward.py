@@ -70,9 +70,12 @@ def test_reward_config_is_checked_at_plan_time():
 
 
 @pytest.mark.slow
-def test_reward_local_judge_tiny_model(env, tmp_path):
-    """The real in-process judge path with a random tiny model: replies without a score -> 0."""
+def test_reward_local_judge_tiny_model(env, tmp_path, monkeypatch):
+    """The real in-process judge path with a random tiny model: replies without a score -> 0
+    (allowed here: a step fails when more than 5% of its judge replies have no score)."""
     from stages.lib.testing.tiny import tiny_causal_lm
+
+    monkeypatch.setattr("stages.dynamicrag.reward_logic.MAX_UNSCORED", 1.0)
 
     table, written, ctx = env
     path = tiny_causal_lm(tmp_path / "judge")
@@ -101,6 +104,7 @@ def test_reward_judge_asks_a_real_server_once_per_triple_and_resumes(env, judge_
     (question, gold, response); the step rerun (same scratch: a resumed task) asks none."""
     table, written, ctx = env
     monkeypatch.setenv("JUDGE_KEY", "sk-judge-test")
+    monkeypatch.setattr("stages.dynamicrag.reward_logic.MAX_UNSCORED", 1.0)   # a random judge
     cfg = RewardConfig(weights=RewardWeights(judge=0.5),
                        judge=EndpointConfig(base_url=judge_server.base_url, model="tiny",
                                             api_key_env="JUDGE_KEY", max_tokens=4))
@@ -129,3 +133,29 @@ def test_reward_bertscore_model_that_cannot_load_is_a_one_line_error(env, tmp_pa
     rows = table(Trajectories, [trajectories_row("a", ["Paris", "Lyon"], [[1], [2]])])
     with pytest.raises(ConfigError, match=r"steps.reward.bertscore_model: cannot load"):
         reward(rows, cfg, ctx("reward"))
+
+
+def test_a_judge_answer_is_paid_once_across_steps_with_other_settings(env, judge_server,
+                                                                     monkeypatch, tmp_path):
+    """The answers of a server were kept in the step's scratch, named by its cache key, and
+    deleted when it committed: changing a reward weight (or sweeping one) asked every judge
+    request again, answers a failed run had bought included. They are now kept in the cache's
+    ``answers/`` folder by server and request, shared by steps, sweep members and runs."""
+    import logging
+
+    from orchestrator.api import StageContext
+
+    table, written, _ = env
+    monkeypatch.setenv("JUDGE_KEY", "sk-judge-test")
+    monkeypatch.setattr("stages.dynamicrag.reward_logic.MAX_UNSCORED", 1.0)   # a random judge
+    judge = EndpointConfig(base_url=judge_server.base_url, model="tiny", api_key_env="JUDGE_KEY",
+                           max_tokens=4)
+    rows = table(Trajectories, [trajectories_row("a", ["Paris", "Lyon"], [[1]] * 2)])
+    served = judge_server.stats()["served"]
+    for i, weight in enumerate((0.5, 0.25)):    # two cache keys: two scratch folders
+        ctx = StageContext("reward", 0, 1, tmp_path / f"work{i}", tmp_path / f"scratch{i}",
+                           logging.getLogger("test.reward"), answers=tmp_path / "answers")
+        reward(rows, RewardConfig(weights=RewardWeights(judge=weight), judge=judge), ctx,
+               judge_prompt=prompt_file("judge"))
+        assert judge_server.stats()["served"] == served + 2      # asked by the first only
+    assert len(list((tmp_path / "answers").glob("127.0.0.1-*/*/*.json"))) == 2

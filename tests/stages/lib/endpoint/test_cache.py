@@ -76,3 +76,23 @@ def test_token_logprobs_round_trip_through_the_cache(tmp_path):
     cache.put(key, request_record("m", req), ChatReply(["Hello"], token_logprobs=[[-0.5, -1.25]]))
     assert cache.get(key).token_logprobs == [[-0.5, -1.25]]
     assert json.loads(cache.path(key).read_text())["request"]["token_logprobs"] is True
+
+
+def test_a_shared_cache_marks_an_answer_used_and_takes_a_steps_earlier_answers(tmp_path):
+    """``answers/`` is read first; a hit sets the file's mtime (rag gc removes answers unused
+    for 30 days); a miss there is looked up in the step's own cache (answers kept before they
+    were shared) and copied over, so upgrading mid-run pays nothing twice."""
+    import os
+
+    from stages.lib.endpoint.cache import RequestCache
+    from stages.lib.endpoint.request import ChatReply
+
+    step = RequestCache(tmp_path / "scratch")
+    step.put("ab" + "1" * 62, {"messages": []}, ChatReply(["kept"]))
+    shared = RequestCache(tmp_path / "answers", earlier=step, touch=True)
+    assert shared.get("ab" + "1" * 62).texts == ["kept"]
+    copied = shared.path("ab" + "1" * 62)
+    assert copied.is_file()
+    os.utime(copied, (1_000_000, 1_000_000))
+    assert shared.get("ab" + "1" * 62).texts == ["kept"] and copied.stat().st_mtime > 1_000_000
+    assert shared.get("cd" + "2" * 62) is None
