@@ -53,13 +53,15 @@ def describe(reader: EndpointConfig) -> str:
     >>> from stages.lib.endpoint import EndpointConfig
     >>> describe(EndpointConfig(model="gpt-3.5-turbo"))
     'openai gpt-3.5-turbo at https://api.openai.com/v1'
+    >>> describe(EndpointConfig(model="m", base_url="http://u:pw@10.0.0.5:8000/v1"))
+    'openai m at http://u:***@10.0.0.5:8000/v1'
     >>> describe(EndpointConfig(backend="transformers", model="runs/reader"))
     'transformers runs/reader (in this process)'
     """
-    from stages.lib.endpoint.openai_http import OPENAI_URL
+    from stages.lib.endpoint.openai_http import OPENAI_URL, redact_url
 
-    if reader.backend == "openai":
-        return f"openai {reader.model} at {reader.base_url or OPENAI_URL}"
+    if reader.backend == "openai":   # a password in base_url is not shown (plan notes, logs)
+        return f"openai {reader.model} at {redact_url(reader.base_url or OPENAI_URL)}"
     return f"{reader.backend} {reader.model} (in this process)"
 
 
