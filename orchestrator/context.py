@@ -18,7 +18,7 @@ class StageContext:
     def __init__(self, step: str, shard_index: int, num_shards: int, workdir: Path,
                  scratch: Path, log: logging.Logger, gpus: list[int] | None = None,
                  show_progress: bool = False, is_main_process: bool = True,
-                 answers: Path | None = None):
+                 answers: Path | None = None, forced: bool = False):
         self.step = step
         self.shard_index = shard_index
         self.num_shards = num_shards
@@ -33,6 +33,9 @@ class StageContext:
         self.is_main_process = is_main_process
         self._device: str | None = None
         self._answers = answers
+        # recomputed on purpose (--force, --from): a stage asks its LLM server again rather
+        # than reading the answers other steps share (``answers``; open_client's refresh)
+        self.forced = forced
 
     @property
     def device(self) -> str:

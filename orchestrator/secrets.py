@@ -105,8 +105,10 @@ def is_credential(path: str) -> bool:
 
 
 # the names that hold a secret itself (not max_tokens, tokenizer, api_key_env: a variable's name)
-LITERAL_SECRET = re.compile(r"(?:^|_)(?:api_?key|token|secret|password|passwd|credentials?)$",
-                            re.IGNORECASE)
+LITERAL_SECRET = re.compile(r"(?:^|_)(?:api_?key|openai_key|access_key|secret_key|private_key|"
+                            r"token|secret|password|passwd|credentials?|auth|authorization|"
+                            r"cookie)$", re.IGNORECASE)
+PLACEHOLDERS = {"empty", "none", "null", "dummy", "unused", "-"}   # vLLM's api_key: EMPTY, ...
 
 
 def literal_credentials(config, secrets: dict[str, str], path: str = "") -> list[str]:
@@ -116,9 +118,10 @@ def literal_credentials(config, secrets: dict[str, str], path: str = "") -> list
     would land in the run record and the cache, and be part of the cache key.
 
     >>> literal_credentials({"api_key": "sk-1", "max_tokens": 5, "llm": {"hf_token": ""},
-    ...                      "api_key_env": "K", "b": {"password": "${oc.env:P}"}},
+    ...                      "api_key_env": "K", "b": {"password": "${oc.env:P}"},
+    ...                      "headers": {"Authorization": "Bearer x"}, "v": {"api_key": "EMPTY"}},
     ...                     {"b.password": "${oc.env:P}"})
-    ['api_key']
+    ['api_key', 'headers.Authorization']
     """
     found: list[str] = []
     items = config.items() if isinstance(config, dict) else (
@@ -127,8 +130,8 @@ def literal_credentials(config, secrets: dict[str, str], path: str = "") -> list
         sub = f"{path}[{k}]" if isinstance(k, int) else f"{path}.{k}" if path else str(k)
         if isinstance(v, (dict, list)):
             found += literal_credentials(v, secrets, sub)
-        elif (isinstance(v, str) and v and sub not in secrets and isinstance(k, str)
-              and LITERAL_SECRET.search(k)):
+        elif (isinstance(v, str) and v.strip().lower() not in PLACEHOLDERS | {""}
+              and sub not in secrets and isinstance(k, str) and LITERAL_SECRET.search(k)):
             found.append(sub)
     return found
 

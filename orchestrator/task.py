@@ -155,7 +155,7 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
     scratch = scratch_key(task.material) if task.material.get("shard") else task.key
     ctx = StageContext(task.step, task.shard[0], task.shard[1], tmp, store.scratch(scratch),
                        step_log, task.gpus, task.show_progress, is_main_process=commit,
-                       answers=store.answers())
+                       answers=store.answers(), forced=bool(task.force))
     kwargs = _handles(spec, task)
     shard_input = kwargs.get(spec.shard_by) if spec.shard_by else None
     start = time.time()

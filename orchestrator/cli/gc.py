@@ -215,14 +215,15 @@ def doomed(store, keep: set[str], oldest_live: float | None,
 def unused_answers(folder: Path, days_: float) -> list[Path]:
     """The answer files under ``folder`` (``answers/<endpoint>/<ab>/<request>.json``) neither
     written nor read for ``days_`` days: the endpoint client touches an answer it serves."""
-    cutoff = time.time() - days_ * 86400
+    cutoff, day_ago = time.time() - days_ * 86400, time.time() - 86400
     out = []
-    for f in folder.glob("*/*/*.json") if folder.is_dir() else ():
-        try:
-            if f.stat().st_mtime < cutoff:
-                out.append(f)
+    for f in folder.glob("*/*/*") if folder.is_dir() else ():
+        try:   # a .tmp a killed writer left, a day old, is no answer
+            mtime = f.stat().st_mtime
         except FileNotFoundError:
             continue
+        if (f.suffix == ".json" and mtime < cutoff) or (f.suffix == ".tmp" and mtime < day_ago):
+            out.append(f)
     return sorted(out)
 
 

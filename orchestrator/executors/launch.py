@@ -85,12 +85,13 @@ def without_credentials(env: dict[str, str]) -> tuple[dict[str, str], list[str]]
     submitit's job files, which stay in the run record; ``sbatch`` exports the submitting
     process' environment, so a credential reaches the job from there and is never written down.
 
-    >>> without_credentials({"HF_TOKEN": "hf_x", "HF_HOME": "/h", "RAGLINE_JUDGE_KEY": "sk-1"})
-    ({'HF_HOME': '/h'}, ['HF_TOKEN', 'RAGLINE_JUDGE_KEY'])
+    >>> without_credentials({"HF_TOKEN": "hf_x", "TOKENIZERS_PARALLELISM": "false",
+    ...                      "HF_TOKEN_PATH": "/t", "RAGLINE_JUDGE_KEY": "sk-1"})
+    ({'TOKENIZERS_PARALLELISM': 'false', 'HF_TOKEN_PATH': '/t'}, ['HF_TOKEN', 'RAGLINE_JUDGE_KEY'])
     """
-    from orchestrator.secrets import is_credential
+    from orchestrator.secrets import LITERAL_SECRET
 
-    names = sorted(k for k in env if is_credential(k))
+    names = sorted(k for k in env if LITERAL_SECRET.search(k) or k.upper().endswith("_KEY"))
     return {k: v for k, v in env.items() if k not in names}, names
 
 

@@ -114,7 +114,7 @@ def augment(queries: Questions, cfg: AugmentConfig, ctx: StageContext,
     where = f"steps.{ctx.step}.llm"
     llm = local_llm(cfg.llm, model, where)
     with open_client(llm, ctx.scratch / "llm", device=ctx.device,
-                     answers=ctx.answers, where=where) as client:
+                     answers=ctx.answers, refresh=ctx.forced, where=where) as client:
         replies = iter(client.chat(asks, temperature=cfg.temperature, max_tokens=cfg.max_tokens,
                                    seed=cfg.seed,
                                    progress=lambda it: ctx.progress(it, desc="augment")))

@@ -56,7 +56,7 @@ from typing import Annotated, Literal
 
 from annotated_types import Ge
 
-from orchestrator.api import ConfigError, RagError, StageContext, stage
+from orchestrator.api import ConfigError, RagError, StageContext, nonsemantic, stage
 from stages.dynamicrag.reward_logic import (judge_requests, judge_score, judge_unscored,
                                             make_bertscore, score_group)
 from stages.dynamicrag.schemas import JudgePrompt, Scored, Trajectories
@@ -82,6 +82,9 @@ class RewardConfig:
     weights: RewardWeights = field(default_factory=RewardWeights)
     judge: EndpointConfig | None = None  # the LLM judge; required when weights.judge > 0
     judge_max_tokens: Annotated[int, Ge(1)] = 512  # the judge explains, then "Score: N"
+    # the share of a shard's judge replies that may carry no score (they score 0); above it
+    # the step fails (None: reward_logic.MAX_UNSCORED, 0.05); it decides no reward value
+    judge_max_unscored: float | None = nonsemantic(None)
     bertscore_model: str | None = None   # None = bert-score's default for English (roberta-large);
     # a model name, or a local checkpoint directory (named after its model: models/roberta-large)
     bertscore_lang: str = "en"
@@ -138,19 +141,24 @@ def _judge_replies(cfg: RewardConfig, prompt_file: JudgePrompt | None, ctx: Stag
     unique = list(dict.fromkeys(requests))
     ctx.log.info("judge (%s, %s): %d requests", cfg.judge.backend, cfg.judge.model, len(unique))
     conversations = [messages(prompt, question=q, gold=g, response=r) for q, g, r in unique]
-    with open_client(cfg.judge, ctx.scratch / "judge", device=ctx.device, answers=ctx.answers,
+    with open_client(cfg.judge, ctx.scratch / "judge", device=ctx.device,
+                     answers=ctx.answers, refresh=ctx.forced,
                      where=f"steps.{ctx.step}.judge") as llm:
         replies = llm.chat(conversations, max_tokens=cfg.judge_max_tokens, temperature=0.0,
                            progress=lambda it: ctx.progress(it, desc="judge"))
-    summary, too_many = judge_unscored([reply.text for reply in replies])
+    summary, too_many = judge_unscored([reply.text for reply in replies], cfg.judge_max_unscored)
     if too_many:
-        cut = sum("length" in (reply.meta.get("finish_reasons") or ()) for reply in replies
-                  if judge_score(reply.text) is None)
+        unscored = [reply for reply in replies if judge_score(reply.text) is None]
+        cut = sum("length" in (reply.meta.get("finish_reasons") or ()) for reply in unscored)
+        empty = sum(reply.unanswered for reply in unscored)
+        allow = f"or let them score 0: steps.{ctx.step}.judge_max_unscored=0.5"
         raise RagError(f"steps.{ctx.step}.judge: {summary}: check judge_max_tokens / the server",
                        hint=f"{cut} of them were cut off at judge_max_tokens "
-                            f"({cfg.judge_max_tokens}): raise it" if cut else
-                       "the judge must end its reply with 'Score: N'; a server's empty replies "
-                       "are not cached, so a rerun asks them again")
+                            f"({cfg.judge_max_tokens}): raise it, {allow}" if cut else
+                       f"{empty} were empty (not cached: a rerun asks them again); the others "
+                       f"are cached: fix the judge's prompt or model, {allow}" if empty else
+                       f"the judge must end its reply with 'Score: N': fix its prompt or model "
+                       f"(its replies are cached; --force asks again), {allow}")
     if summary:
         ctx.log.warning("judge: %s; they score 0", summary)
     return {r: reply.text for r, reply in zip(unique, replies)}

@@ -140,7 +140,7 @@ def _ask(rows: list[dict], templates: dict[str, Prompt], cfg: SynthesizeConfig,
     where = f"{ctx.step}.llm"
     llm = local_llm(cfg.llm, model, where)
     with open_client(llm, ctx.scratch / "llm", device=ctx.device,
-                     answers=ctx.answers, where=where) as client:
+                     answers=ctx.answers, refresh=ctx.forced, where=where) as client:
         todo = list(range(len(rows)))
         for attempt in range(cfg.max_attempts):
             if not todo:

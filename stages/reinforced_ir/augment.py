@@ -77,7 +77,7 @@ def augment(queries: Questions, prompt: AugmentationPrompt, cfg: AugmentConfig, 
     asks = [messages(template, task=cfg.task, answer_type=cfg.answer_type, query=r["question"])
             for r in rows]
     with open_client(llm, ctx.scratch / "llm", device=ctx.device,
-                     answers=ctx.answers, where="augment.llm") as client:
+                     answers=ctx.answers, refresh=ctx.forced, where="augment.llm") as client:
         replies = client.chat(asks, n=cfg.n, seed=cfg.seed, temperature=cfg.temperature,
                               top_p=cfg.top_p, max_tokens=cfg.max_tokens,
                               repetition_penalty=cfg.repetition_penalty,

@@ -67,7 +67,7 @@ def distill(groups: RetrieverData, prompt: DistillPrompt, cfg: DistillConfig, ct
                      passages="\n".join(f"[{i}] {p[:cfg.max_passage_chars]}" for i, p in enumerate(ps)))
             for r, ps in zip(rows, lists)]
     with open_client(llm, ctx.scratch / "llm", device=ctx.device,
-                     answers=ctx.answers, where="distill.llm") as client:
+                     answers=ctx.answers, refresh=ctx.forced, where="distill.llm") as client:
         replies = client.chat(asks, temperature=0.0, max_tokens=cfg.max_tokens,
                               repetition_penalty=cfg.repetition_penalty,
                               progress=lambda it: ctx.progress(it, desc="rank groups"))

@@ -129,7 +129,7 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
             for t in texts]
 
     with open_client(llm, ctx.scratch / "llm", device=ctx.device,
-                     answers=ctx.answers, where="synthesize.llm") as client:
+                     answers=ctx.answers, refresh=ctx.forced, where="synthesize.llm") as client:
         replies = client.chat(asks, max_tokens=cfg.query_max_tokens, temperature=cfg.temperature,
                               top_p=cfg.top_p, seed=cfg.seed,
                               progress=lambda it: ctx.progress(it, desc="synthesize queries"))

@@ -216,7 +216,7 @@ def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
     long = [is_closed_set(r.get("dataset") or "", cfg.long_form) for r in rows]
     scratch = ctx.scratch / "generator"
     with open_client(llm, scratch, device=ctx.device,
-                     answers=ctx.answers, where="infer.llm") as client:
+                     answers=ctx.answers, refresh=ctx.forced, where="infer.llm") as client:
         decided = _decisions(client, rows, cfg, ctx)
         retrieve = [d for d, _ in decided]
         jobs = _requests(rows, retrieve, long, cfg)

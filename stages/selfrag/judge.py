@@ -207,7 +207,8 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
     if cfg.teacher == "reference":
         labels = [_reference_label(j) for j in jobs]
     else:
-        with open_client(cfg.llm, ctx.scratch / "teacher", device=ctx.device, answers=ctx.answers,
+        with open_client(cfg.llm, ctx.scratch / "teacher", device=ctx.device,
+                         answers=ctx.answers, refresh=ctx.forced,
                          where="judge.llm") as client:
             replies = client.chat(asks, progress=lambda it: ctx.progress(it, desc="teacher"))
         labels = [_read(j["task"], r.text) for j, r in zip(jobs, replies)]

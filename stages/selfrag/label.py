@@ -128,7 +128,7 @@ def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: M
         llm = local_llm(cfg.llm, critic, "label.llm")
         asks = [messages(prompts[kind], **fields) for kind, _, _, _, fields in jobs]
         with open_client(llm, ctx.scratch / "critic", device=ctx.device,
-                         answers=ctx.answers, where="label.llm") as client:
+                         answers=ctx.answers, refresh=ctx.forced, where="label.llm") as client:
             replies = client.chat(asks, max_tokens=cfg.max_tokens, temperature=0.0,
                                   progress=lambda it: ctx.progress(it, desc="critic labels"))
         answers = {job[:4]: r.text for job, r in zip(jobs, replies)}

@@ -69,7 +69,7 @@ def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPro
     asks = ([messages(ret_p, instruction=r["question"]) for r in rows]
             + [messages(use_p, instruction=r["question"], output=o) for r, o in zip(rows, outputs)])
     with open_client(llm, ctx.scratch / "critic", device=ctx.device,
-                     answers=ctx.answers, where="split.llm") as client:
+                     answers=ctx.answers, refresh=ctx.forced, where="split.llm") as client:
         replies = client.chat(asks, max_tokens=cfg.max_tokens, temperature=0.0,
                               progress=lambda it: ctx.progress(it, desc="critic decisions"))
     n = len(rows)

@@ -365,13 +365,15 @@ def test_gc_removes_paid_answers_unused_for_keep_answers_days(toy, capsys):
     folder = cache / "answers" / "127.0.0.1-8000-v1-abcd1234" / "ab"
     folder.mkdir(parents=True)
     old, fresh = folder / f"ab{'1' * 62}.json", folder / f"ab{'2' * 62}.json"
-    for f in (old, fresh):
+    left = folder / f"ab{'3' * 62}.123.456.tmp"    # a writer killed before its rename
+    for f in (old, fresh, left):
         f.write_text("{}")
     os.utime(old, (time.time() - 40 * 86400, time.time() - 40 * 86400))
+    os.utime(left, (time.time() - 2 * 86400, time.time() - 2 * 86400))
     capsys.readouterr()
     assert rag("gc", "--dry-run", runs=runs) == 0
     out = capsys.readouterr()
-    assert out.out.splitlines() == [str(old)] and "1 unused answers" in out.err
+    assert out.out.splitlines() == [str(old), str(left)] and "2 unused answers" in out.err
     assert rag("gc", "--keep-answers-days", "50", runs=runs) == 0
     assert old.exists()
     assert rag("gc", runs=runs) == 0

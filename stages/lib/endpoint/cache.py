@@ -27,15 +27,17 @@ class RequestCache:
     """``get(key)`` / ``put(key, request_record, reply)`` over a directory; thread-safe.
 
     ``earlier``: another cache read when this one misses (the step's own scratch, where answers
-    were kept before they were shared); a hit there is copied here. ``touch``: a hit sets the
-    file's mtime, which ``rag gc`` reads as the answer's last use.
+    were kept before they were shared); an answer there is copied here (an empty one is not).
+    ``touch``: a hit sets the file's mtime, which ``rag gc`` reads as the answer's last use.
+    ``refresh`` (a forced step): this cache is written but not read; ``earlier`` is read and
+    written (what this forced attempt has asked, for its resume).
     """
 
     def __init__(self, root: str | Path, earlier: "RequestCache | None" = None,
-                 touch: bool = False):
+                 touch: bool = False, refresh: bool = False):
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
-        self.earlier, self.touch = earlier, touch
+        self.earlier, self.touch, self.refresh = earlier, touch, refresh
         self._lock = threading.Lock()
         self._made: set[str] = set()
 
@@ -44,32 +46,44 @@ class RequestCache:
 
     def get(self, key: str) -> ChatReply | None:
         """The cached reply for ``key``, or None (missing or unreadable)."""
+        if self.refresh:
+            return self.earlier.get(key) if self.earlier is not None else None
+        found = self._read(key)
+        if found is not None:
+            if self.touch:
+                try:
+                    os.utime(self.path(key))
+                except OSError:   # another user's answer in a shared cache: read, not marked
+                    pass
+            return found[0]
+        found = self.earlier._read(key) if self.earlier is not None else None
+        if found is None or found[0].unanswered:
+            return None
+        self.put(key, found[1], found[0])
+        return found[0]
+
+    def _read(self, key: str) -> tuple[ChatReply, dict] | None:
+        """(reply, request record) of ``key``; None when missing or unreadable (logged)."""
         path = self.path(key)
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
             if data.get("key") != key:
                 raise ValueError(f"holds key {data.get('key')!r}")
-            reply = ChatReply.from_json(data["reply"])
-            if self.touch:
-                os.utime(path)
-            return reply
+            return ChatReply.from_json(data["reply"]), data.get("request") or {}
         except FileNotFoundError:
-            return self._from_earlier(key)
+            return None
         except (ValueError, KeyError, TypeError, AttributeError) as err:
             log.warning("request cache: ignoring unreadable %s (%s); asking again", path, err)
             return None
 
-    def _from_earlier(self, key: str) -> ChatReply | None:
-        if self.earlier is None or not self.earlier.path(key).is_file():
-            return None
-        data = json.loads(self.earlier.path(key).read_text(encoding="utf-8"))
-        reply = self.earlier.get(key)
-        if reply is not None:
-            self.put(key, data.get("request") or {}, reply)
-        return reply
-
     def put(self, key: str, record: dict, reply: ChatReply) -> None:
-        """Write one record atomically (temp file, fsync, rename)."""
+        """Write one record atomically (temp file, fsync, rename); with ``refresh`` into
+        ``earlier`` too."""
+        self._write(key, record, reply)
+        if self.refresh and self.earlier is not None:
+            self.earlier._write(key, record, reply)
+
+    def _write(self, key: str, record: dict, reply: ChatReply) -> None:
         folder = self.root / key[:2]
         if key[:2] not in self._made:
             folder.mkdir(exist_ok=True)

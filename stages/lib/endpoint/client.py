@@ -3,7 +3,7 @@
     from stages.lib.endpoint import EndpointConfig, open_client
 
     with open_client(cfg.judge, ctx.scratch / "judge", device=ctx.device,
-                     answers=ctx.answers) as llm:
+                     answers=ctx.answers, refresh=ctx.forced) as llm:
         replies = llm.chat(conversations, max_tokens=512,
                            progress=lambda it: ctx.progress(it, desc="judge"))
     texts = [r.text for r in replies]
@@ -95,13 +95,14 @@ class EndpointClient:
     """Cached, resumable chat requests over one :class:`Backend`."""
 
     def __init__(self, cfg: EndpointConfig, cache_dir: str | Path, backend: Backend,
-                 answers: str | Path | None = None):
+                 answers: str | Path | None = None, refresh: bool = False):
         self.cfg, self.backend = cfg, backend
         if answers is None:
             self.cache = RequestCache(cache_dir)
-        else:   # shared by every step; the step's own cache (answers from before) read too
-            earlier = RequestCache(cache_dir) if Path(cache_dir).is_dir() else None
-            self.cache = RequestCache(answers, earlier=earlier, touch=True)
+        else:   # shared by every step; the step's own cache (answers from before) read too;
+            # a forced step asks again (reading only what this attempt asked: its resume)
+            earlier = RequestCache(cache_dir) if refresh or Path(cache_dir).is_dir() else None
+            self.cache = RequestCache(answers, earlier=earlier, touch=True, refresh=refresh)
         self.cache_hits = 0     # requests answered from the cache, over this client's life
         self.asked = 0          # requests sent to the backend (each once, retries not counted)
         self.empty = 0          # a server's empty replies (never cached), over this client's life
@@ -163,7 +164,8 @@ class EndpointClient:
         model = self.backend.model
         if empty:
             log.warning("%s: %d of %d replies were empty (the server sent no text), not cached: "
-                        "a rerun asks them again", model, empty, len(replies))
+                        "the step, if it is computed again, asks them again", model, empty,
+                        len(replies))
         for line in finish_warnings(reasons, len(replies)):
             log.warning("%s: %s", model, line)
 
@@ -185,7 +187,8 @@ class EndpointClient:
 
 
 def open_client(cfg: EndpointConfig, cache_dir: str | Path, device: str = "cpu",
-                where: str = "endpoint", answers: str | Path | None = None) -> EndpointClient:
+                where: str = "endpoint", answers: str | Path | None = None,
+                refresh: bool = False) -> EndpointClient:
     """Check ``cfg`` and open its backend; ``cache_dir`` holds the request cache.
 
     ``device`` is the step's device (``ctx.device``), used by local backends when
@@ -193,6 +196,8 @@ def open_client(cfg: EndpointConfig, cache_dir: str | Path, device: str = "cpu",
     ``answers`` (a stage passes ``ctx.answers``): where a server's (``openai``) answers are kept
     instead, under :func:`endpoint_folder`, shared by every step, sweep member and run, so a
     paid request is asked once even when another setting of the step changes its cache key.
+    ``refresh`` (a stage passes ``ctx.forced``): a step recomputed with ``--force``/``--from``
+    asks the server again, and its answers replace the shared ones.
     """
     cfg.check(where)
     if cfg.backend == "openai":
@@ -200,7 +205,7 @@ def open_client(cfg: EndpointConfig, cache_dir: str | Path, device: str = "cpu",
 
         backend: Backend = OpenAIHttpBackend(cfg)
         shared = None if answers is None else Path(answers) / endpoint_folder(backend.base_url)
-        return EndpointClient(cfg, cache_dir, backend, answers=shared)
+        return EndpointClient(cfg, cache_dir, backend, answers=shared, refresh=refresh)
     from stages.lib.endpoint.local import LocalBackend
 
     backend = LocalBackend(cfg, device=device if cfg.device == "auto" else cfg.device)

@@ -224,7 +224,7 @@ class OpenAIHttpBackend:
         if req.stop:
             body["stop"] = list(req.stop)
         if req.logprobs_of:
-            body["logprobs"], body["top_logprobs"] = True, self.cfg.top_logprobs
+            body["logprobs"], body["top_logprobs"] = True, req.top_logprobs or self.cfg.top_logprobs
         elif req.token_logprobs:
             body["logprobs"] = True      # the generated tokens' own, no alternatives
         if req.repetition_penalty is not None:

@@ -52,6 +52,7 @@ class ChatRequest:
     prefix: str = ""
     token_logprobs: bool = False
     repetition_penalty: float | None = None
+    top_logprobs: int | None = None   # alternatives per position; resolved only with logprobs_of
 
     def __post_init__(self):
         check_repetition_penalty(self.repetition_penalty)
@@ -68,7 +69,11 @@ class ChatRequest:
             logprobs_of=tuple(self.logprobs_of), prefix=self.prefix,
             token_logprobs=bool(self.token_logprobs),
             repetition_penalty=None if self.repetition_penalty in (None, 1.0)
-            else float(self.repetition_penalty))
+            else float(self.repetition_penalty),
+            # how many alternatives are reported decides which asked tokens a reply holds: part
+            # of the request (and of its key: answers are shared by steps), when any are asked
+            top_logprobs=int(pick(self.top_logprobs, cfg.top_logprobs)) if self.logprobs_of
+            else None)
 
 
 @dataclass
@@ -162,6 +167,8 @@ def request_record(model: str, request: ChatRequest) -> dict:
     >>> [request_record("m", ChatRequest([], repetition_penalty=p)).get("repetition_penalty")
     ...  for p in (None, 1.1)]
     [None, 1.1]
+    >>> request_record("m", ChatRequest([], logprobs_of=("a",), top_logprobs=5))["top_logprobs"]
+    5
     """
     body = asdict(request)
     body["stop"], body["logprobs_of"] = list(request.stop), list(request.logprobs_of)
@@ -171,6 +178,8 @@ def request_record(model: str, request: ChatRequest) -> dict:
         del body["token_logprobs"]
     if request.repetition_penalty is None:
         del body["repetition_penalty"]
+    if request.top_logprobs is None:
+        del body["top_logprobs"]
     return {"model": model, **body}
 
 

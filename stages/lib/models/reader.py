@@ -116,7 +116,8 @@ def answer(conversations: Sequence[list[dict]], *, model: Model | None,
     from stages.lib.endpoint import open_client
 
     ctx.log.info("reader: %s", describe(reader))
-    with open_client(reader, ctx.scratch / "reader", device=ctx.device, answers=ctx.answers,
+    with open_client(reader, ctx.scratch / "reader", device=ctx.device,
+                     answers=ctx.answers, refresh=ctx.forced,
                      where=f"steps.{ctx.step}.reader") as client:
         replies = client.chat(conversations, max_tokens=max_new_tokens, temperature=temperature,
                               top_p=top_p, seed=seed, progress=progress)

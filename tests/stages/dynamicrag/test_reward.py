@@ -159,3 +159,10 @@ def test_a_judge_answer_is_paid_once_across_steps_with_other_settings(env, judge
                judge_prompt=prompt_file("judge"))
         assert judge_server.stats()["served"] == served + 2      # asked by the first only
     assert len(list((tmp_path / "answers").glob("127.0.0.1-*/*/*.json"))) == 2
+    # --force (ctx.forced) asks the server again; its answers replace the shared ones
+    ctx = StageContext("reward", 0, 1, tmp_path / "work2", tmp_path / "scratch2",
+                       logging.getLogger("test.reward"), answers=tmp_path / "answers",
+                       forced=True)
+    reward(rows, RewardConfig(weights=RewardWeights(judge=0.5), judge=judge), ctx,
+           judge_prompt=prompt_file("judge"))
+    assert judge_server.stats()["served"] == served + 4

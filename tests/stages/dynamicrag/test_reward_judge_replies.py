@@ -56,7 +56,25 @@ def test_replies_cut_off_at_judge_max_tokens_say_so_in_the_hint(env, monkeypatch
                judge_prompt=prompt_file("judge"))
     assert err.value.message.startswith("steps.reward.judge: 4 of 4 replies had no 'Score: N' "
                                         "(e.g. 'The response is mostly right because')")
-    assert err.value.hint == "4 of them were cut off at judge_max_tokens (512): raise it"
+    assert err.value.hint == ("4 of them were cut off at judge_max_tokens (512): raise it, or "
+                              "let them score 0: steps.reward.judge_max_unscored=0.5")
+
+
+def test_the_share_of_unscored_replies_allowed_is_a_setting(env, monkeypatch):
+    """The 5% is per shard (a small shard fails on one reply): judge_max_unscored lets a
+    recipe allow more, each scoring 0, without recomputing a finished step (nonsemantic)."""
+    table, written, ctx = env
+    fake_judge(monkeypatch, lambda conv: ("I cannot grade this.", "stop")
+               if "grade: Lyon" in conv[-1]["content"] else ("Score: 70", "stop"))
+    with pytest.raises(RagError, match="the judge must end its reply with 'Score: N'"):
+        reward(table(Trajectories, rows(2)), judge_cfg(), ctx("reward"),
+               judge_prompt=prompt_file("judge"))
+    from dataclasses import replace
+
+    out = written(Scored, reward(table(Trajectories, rows(2)),
+                                 replace(judge_cfg(), judge_max_unscored=0.5), ctx("reward"),
+                                 judge_prompt=prompt_file("judge")))
+    assert [r["rewards"] for r in out] == [pytest.approx([0.7, 0.0])] * 2
 
 
 def test_a_few_unscored_replies_score_0_with_one_warning_line(env, monkeypatch, caplog):

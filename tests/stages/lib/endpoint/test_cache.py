@@ -96,3 +96,41 @@ def test_a_shared_cache_marks_an_answer_used_and_takes_a_steps_earlier_answers(t
     os.utime(copied, (1_000_000, 1_000_000))
     assert shared.get("ab" + "1" * 62).texts == ["kept"] and copied.stat().st_mtime > 1_000_000
     assert shared.get("cd" + "2" * 62) is None
+
+
+def test_a_forced_step_asks_again_and_an_unreadable_or_empty_earlier_answer_is_no_hit(tmp_path):
+    """refresh (a step recomputed with --force/--from): the shared answers are not read, what
+    it asks replaces them, and its own scratch holds its progress for a resume. A record in a
+    step's scratch that does not parse, or an empty answer kept there, is a miss, not a crash
+    (the step's cache was read without a guard) or an answer served from then on."""
+    from stages.lib.endpoint.cache import RequestCache
+    from stages.lib.endpoint.request import ChatReply
+
+    key, other, empty = "ab" + "1" * 62, "cd" + "2" * 62, "ef" + "3" * 62
+    RequestCache(tmp_path / "answers").put(key, {}, ChatReply(["old"]))
+    forced = RequestCache(tmp_path / "answers", earlier=RequestCache(tmp_path / "scratch"),
+                          touch=True, refresh=True)
+    assert forced.get(key) is None
+    forced.put(key, {}, ChatReply(["new"]))
+    assert forced.get(key).texts == ["new"]                      # a resumed forced attempt
+    assert RequestCache(tmp_path / "answers").get(key).texts == ["new"]
+
+    step = RequestCache(tmp_path / "step")
+    step.path(other).parent.mkdir(parents=True)
+    step.path(other).write_bytes(b"\xff{not json")
+    step.put(empty, {}, ChatReply([""], meta={"finish_reasons": ["stop"]}))
+    shared = RequestCache(tmp_path / "answers", earlier=step, touch=True)
+    assert shared.get(other) is None and shared.get(empty) is None
+    assert not shared.path(empty).exists()
+
+
+def test_how_many_alternatives_are_reported_is_part_of_a_logprobs_request():
+    """top_logprobs decides which asked tokens a reply holds; answers are shared by steps, so
+    a step asking with another top_logprobs must not be served the old reply."""
+    from stages.lib.endpoint import EndpointConfig
+
+    ask = ChatRequest([{"role": "user", "content": "Hi"}], logprobs_of=("[Relevant]",))
+    keys = {request_key("m", ask.resolved(EndpointConfig(top_logprobs=k))) for k in (5, 20)}
+    assert len(keys) == 2
+    plain = {request_key("m", REQ.resolved(EndpointConfig(top_logprobs=k))) for k in (5, 20)}
+    assert len(plain) == 1 and plain == {request_key("m", REQ.resolved(EndpointConfig()))}

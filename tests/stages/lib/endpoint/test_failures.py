@@ -124,8 +124,8 @@ def test_an_empty_reply_is_returned_counted_and_not_cached_so_a_rerun_asks_again
     assert replies[0].meta == {"finish_reasons": ["stop"]}
     assert records(tmp_path / "c") == 0
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
-    assert warnings == ["m: 2 of 2 replies were empty (the server sent no text), not cached: a "
-                        "rerun asks them again"]
+    assert warnings == ["m: 2 of 2 replies were empty (the server sent no text), not cached: "
+                        "the step, if it is computed again, asks them again"]
     state.answer = lambda n, body: (200, completion("Score: 70"), {})
     with open_client(cfg_for(base_url), tmp_path / "c") as llm:
         assert [r.text for r in llm.chat(questions(2))] == ["Score: 70", "Score: 70"]
