@@ -146,7 +146,12 @@ def _parse(text: str):
         key, eq, value = text.partition("=")
         grammar = str(e).splitlines()[0].split(" expecting ")[0]  # not ANTLR's token list
         what = "a valid value" if eq and _OVERRIDE_KEY.fullmatch(key) else "a valid override"
-        raise ConfigError(f"override '{text}': not {what}{_value_problem(value)}; "
+        from orchestrator.secrets import masked
+
+        shown = masked(text)   # a pasted key is not echoed (nor Hydra's quote of it)
+        if shown != text:
+            value, grammar = "", "the value of a credential is not shown"
+        raise ConfigError(f"override '{shown}': not {what}{_value_problem(value)}; "
                           f"Hydra: {grammar}", hint=_SYNTAX) from None
     if not ov.key_or_group:   # '=1' parses, with an empty key that reads as the config folder
         raise ConfigError(f"override '{text}': no key before the '='; expected KEY=VALUE",
@@ -200,9 +205,11 @@ def _expand(overrides: list[str], multirun: bool) -> list[list[tuple[str, Any]]]
             axes.append([(text, ov)])
             continue
         if not multirun:
-            raise ConfigError(f"override '{text}' is a sweep; add -m to run every value",
-                              hint=f"add -m before the overrides, quoted for the shell: "
-                                   f"-m {shlex.quote(text)}")
+            from orchestrator.secrets import masked
+
+            raise ConfigError(f"override '{masked(text)}' is a sweep; add -m to run every "
+                              "value", hint=f"add -m before the overrides, quoted for the "
+                                            f"shell: -m {shlex.quote(masked(text))}")
         key = ov.get_key_element()
         _check_sweep_repeats(text, key, ov)
         axes.append([(f"{key}={s}", dataclasses.replace(ov, value_type=ValueType.ELEMENT, _value=v,

@@ -342,7 +342,10 @@ class Runner:
         selected = self.selected()
         needed = set(selected).union(*(dag.upstream(n) for n in selected)) if opts.only else selected
         force = set(opts.force) | dag.downstream(opts.from_)
+        mark = time.monotonic()
         planned = self.plan(force)
+        if computed(dag, planned, opts) and self.store.recheck_before(mark):
+            planned = self.plan(force)   # a sweep member that computes: its inputs checked anew
         force |= {s.step for s in planned.steps.values() if getattr(s, "forced", False)}
         to_compute = computed(dag, planned, opts)
         if to_compute:

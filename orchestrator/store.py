@@ -72,7 +72,10 @@ class Store:
     def __init__(self, root: str | Path):
         self.root = Path(root).resolve()
         self._seen: dict[str, Entry | None] | None = None
-        self._checked: dict[str, Entry] = {}   # entries whose files this process stat-checked
+        # entries whose files this process stat-checked, and when: trusted while their
+        # _entry.json is unchanged, if checked since ``trusted_since`` (recheck_before)
+        self._checked: dict[str, tuple[Entry, float]] = {}
+        self.trusted_since = 0.0
         self._gathered: set[str] = set()       # gather directories this process checked
         self.misses: dict[str, str] = {}  # key -> why its entry was not usable (this process)
         self._quarantined: dict[str, list[Path]] | None = None   # key -> folders, listed once
@@ -112,15 +115,23 @@ class Store:
         its own metadata cannot."""
         if self._seen is not None and key in self._seen:
             return self._seen[key]
-        known = self._checked.get(key)   # checked file by file once: trusted while its
-        if known is not None and self.unchanged(known):   # _entry.json is (a sweep's members
-            return known                                  # share their upstream entries)
+        known, when = self._checked.get(key, (None, 0.0))   # checked file by file once:
+        if known is not None and when >= self.trusted_since and self.unchanged(known):
+            return known    # trusted while its _entry.json is (a sweep's members share them)
         entry = self._lookup(key, step)
         if entry is not None:
-            self._checked[key] = entry
+            self._checked[key] = (entry, time.monotonic())
         if self._seen is not None:
             self._seen[key] = entry
         return entry
+
+    def recheck_before(self, mark: float) -> bool:
+        """Check file by file again the entries last checked before ``mark`` (``time.monotonic``):
+        a sweep member that computes something looks at its inputs afresh, so damage done since
+        an earlier member checked them is found (and the damaged entry recomputed) before its
+        stages run; a no-op member trusts them. Whether any was checked before ``mark``."""
+        self.trusted_since = mark
+        return any(when < mark for _, when in self._checked.values())
 
     def unchanged(self, entry: Entry) -> bool:
         """Whether ``entry`` (checked by ``lookup`` earlier in this process) is still the

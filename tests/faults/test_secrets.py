@@ -162,3 +162,15 @@ def test_an_override_replaces_an_unset_variable_without_reading_it(recipe, tmp_p
     monkeypatch.setenv("RAGLINE_TEST_OTHER", "sk-other")
     override = "steps.train.api_key=${oc.env:RAGLINE_TEST_OTHER}"
     assert rag("run", str(recipe), override, runs=tmp_path / "runs") == 0
+
+
+@pytest.mark.parametrize("override", ["steps.train.api_key=c2stTElUQkFTRTY0S0VZ==",
+                                      "steps.train.api_key=sk-LIT,comma99"],
+                         ids=["unparsable", "a-sweep"])
+def test_a_key_hydra_cannot_parse_or_reads_as_a_sweep_is_not_echoed(recipe, tmp_path, capsys,
+                                                                    override):
+    capsys.readouterr()
+    assert rag("run", str(recipe), override, runs=tmp_path / "runs") == 2
+    out = capsys.readouterr()
+    assert "steps.train.api_key=***" in out.err
+    assert override.split("=", 1)[1].split(",")[0][:10] not in out.out + out.err

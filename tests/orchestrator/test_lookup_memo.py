@@ -26,3 +26,24 @@ def test_an_entry_is_checked_file_by_file_once_while_its_record_is_unchanged(toy
     assert rag("run", str(conf), "--force", "sft", runs=runs) == 0
     checked.clear()
     assert store.lookup(key) is not None and checked == [key]
+
+
+def test_a_sweep_member_that_computes_checks_its_inputs_anew(toy):
+    """A member with steps to run asks for the entries an earlier member checked to be checked
+    again (recheck_before): a file deleted meanwhile is found, the entry quarantined and its
+    step recomputed by that member, as before the memo; a no-op member trusts them."""
+    import time
+
+    from orchestrator.store import Store
+
+    runs, conf = toy / "runs", toy / "conf" / "chain.yaml"
+    assert rag("run", str(conf), runs=runs) == 0
+    key = json.loads((runs / "latest" / "status.json").read_text())["steps"]["sft"]["keys"][0]
+    store = Store.for_runs(runs)
+    entry = store.lookup(key)
+    part = next(p for p in entry.path.rglob("*.parquet"))
+    part.chmod(0o644)
+    part.unlink()
+    assert store.lookup(key) is entry                     # trusted: a no-op member
+    assert store.recheck_before(time.monotonic())         # a member that computes
+    assert store.lookup(key) is None and "(deleted)" in store.miss_reason(key)
