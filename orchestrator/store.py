@@ -360,7 +360,7 @@ class Store:
         """One directory whose ``shard-0000k`` entries link to the shards' directory outputs."""
         digest = hash_strings([r.content_hash for r in parts])
         final = self.root / "gather" / digest
-        if digest in self._gathered:   # checked (or made) by this process: a sweep's members
+        if digest in self._gathered:   # checked by this process already: a sweep's members
             return final               # gather the same shards, each link a realpath
         if final.is_dir() and all(_in_cache(final / f"shard-{i:05d}", self.root)
                                   for i in range(len(parts))):

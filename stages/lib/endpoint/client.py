@@ -16,7 +16,8 @@ arrives. A step killed after 60,000 of 100,000 calls therefore resumes at call 6
 Identical requests in one batch are asked once.
 
 A server's empty reply (:attr:`ChatReply.unanswered`: ``content: ""`` or a null message, and
-not cut off at ``max_tokens``) is returned but not cached, so a rerun asks it again; replies
+not cut off at ``max_tokens``) is returned but not cached, so the step, computed again, asks it
+again; replies
 that did not end by themselves (``finish_reason`` ``length``: cut off at ``max_tokens``;
 ``content_filter``) are cached as they are. Each kind is counted and logged as one warning
 per batch. On Ctrl-C or SIGTERM (``KeyboardInterrupt``) the backend stops its requests at once;
@@ -137,7 +138,7 @@ class EndpointClient:
         todo_keys, todo_reqs = list(todo), list(todo.values())
 
         def keep(i: int, reply: ChatReply) -> None:
-            if not reply.unanswered:     # no answer: a rerun asks again
+            if not reply.unanswered:     # no answer: asked again if recomputed
                 self.cache.put(todo_keys[i], request_record(self.backend.model, todo_reqs[i]),
                                reply)
 
