@@ -32,7 +32,7 @@ from orchestrator.errors import ConfigError, did_you_mean
 from orchestrator import hashing
 from orchestrator.hashing import canonical_json
 from orchestrator.locate import project_dir, with_recipe_paths
-from orchestrator.secrets import is_credential, keyed, literal_credentials
+from orchestrator.secrets import is_credential, keyed, literal_credentials, unsaid
 from orchestrator.registry import (NEUTRAL, SEMANTIC, StageDefinitionError, StageSpec, get_stage,
                                    load_stages)
 from orchestrator.repeat import expand_repeats
@@ -280,8 +280,14 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     values = {k: v for k, v in body.items() if k not in RESERVED}
     _not_an_input(spec, values, where)
     values, located = with_recipe_paths(spec.config_cls, values, settings["recipe"], where)
-    config, obj = check_step_config(spec.config_cls, values, where)
     mine = {p[len(where) + 1:]: t for p, t in secrets.items() if p.startswith(where + ".")}
+    try:
+        config, obj = check_step_config(spec.config_cls, values, where)
+    except ConfigError as e:   # it may quote a value read from the environment: show its name
+        if not mine:
+            raise
+        raise ConfigError(unsaid(e.message, values, mine), key=e.key,
+                          hint=e.hint and unsaid(e.hint, values, mine)) from None
     _no_literal_credential(config, mine, where)
     hidden = ([p.split(".") for p in mine if is_credential(p)]
               + [list(p) for p in nonsemantic_paths(spec.config_cls, SEMANTIC)]

@@ -149,6 +149,33 @@ def masked(override: str) -> str:
         else override
 
 
+def unsaid(message: str, config: dict, secrets: dict[str, str]) -> str:
+    """``message`` with each value read from the environment (``secrets``, relative to
+    ``config``) replaced by the text that reads it: a validation error quotes the value it
+    refuses, and a value from the environment may be a password in a URL. A value of under 6
+    characters is replaced only where the message quotes it.
+
+    >>> unsaid("base_url: 'u:pw-12@host' is not an http(s) URL; n: got '3'",
+    ...        {"j": {"base_url": "u:pw-12@host"}, "n": "3"},
+    ...        {"j.base_url": "${oc.env:URL}", "n": "${oc.env:N}"})
+    "base_url: '${oc.env:URL}' is not an http(s) URL; n: got '${oc.env:N}'"
+    """
+    for path, text in secrets.items():
+        node = config
+        try:
+            for p in _parts(path):
+                node = node[p]
+        except (KeyError, IndexError, TypeError):
+            continue
+        value = str(node)
+        if len(value) >= 6:
+            message = message.replace(value, text)
+        elif value:
+            for q in "'\"":
+                message = message.replace(f"{q}{value}{q}", f"{q}{text}{q}")
+    return message
+
+
 def keyed(semantic: dict, config: dict, secrets: dict[str, str]) -> dict:
     """``semantic`` (a step's key config, credentials already left out) with every other value
     read from the environment as a SHA-256 digest of it: changing such a setting recomputes the

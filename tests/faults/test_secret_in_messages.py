@@ -1,0 +1,39 @@
+"""A value read from the environment that a step's config refuses is named by the text that
+reads it (``${oc.env:NAME}``), never quoted: such a value may be a password inside a URL
+(secrets audit F16: ``base_url: 'proxyuser:PW@host/v1' is not an http(s) URL``)."""
+
+from __future__ import annotations
+
+import secrets
+
+from tests.conftest import rag
+from tests.faults.test_secrets import _recipe
+
+RECIPE = """\
+ragline:
+  imports: [tests.toy.stages, tests.faults.toy_config_stages]
+steps:
+  load: {stage: toy_gen, n: 4}
+  train:
+    stage: toy_train
+    inputs: {numbers: load}
+    lr: ${oc.env:RAGLINE_TEST_LR}
+"""
+
+
+def test_a_refused_value_from_the_environment_is_named_not_quoted(tmp_path, monkeypatch, capsys):
+    recipe = _recipe(tmp_path, monkeypatch, RECIPE)
+    planted = f"notanumber-{secrets.token_hex(8)}"
+    monkeypatch.setenv("RAGLINE_TEST_LR", planted)
+    capsys.readouterr()
+    assert rag("plan", str(recipe), runs=tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "steps.train.lr: expected a number, got '${oc.env:RAGLINE_TEST_LR}'" in err
+    assert planted not in err
+    # the same value given on the command line
+    monkeypatch.setenv("RAGLINE_TEST_LR", "0.1")
+    monkeypatch.setenv("RAGLINE_TEST_OTHER", planted)
+    assert rag("plan", str(recipe), "steps.train.lr=${oc.env:RAGLINE_TEST_OTHER}",
+               runs=tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "got '${oc.env:RAGLINE_TEST_OTHER}'" in err and planted not in err
