@@ -161,11 +161,8 @@ def unsaid(message: str, config: dict, secrets: dict[str, str]) -> str:
     "base_url: '${oc.env:URL}' is not an http(s) URL; n: got '${oc.env:N}'"
     """
     for path, text in secrets.items():
-        node = config
-        try:
-            for p in _parts(path):
-                node = node[p]
-        except (KeyError, IndexError, TypeError):
+        node = _at(config, path)
+        if node is _ABSENT:
             continue
         value = str(node)
         if len(value) >= 6:
@@ -188,16 +185,25 @@ def keyed(semantic: dict, config: dict, secrets: dict[str, str]) -> dict:
 
     values = {}
     for path, text in secrets.items():
-        if is_credential(path):
-            continue
-        node = config
-        try:
-            for p in _parts(path):
-                node = node[p]
-        except (KeyError, IndexError, TypeError):
+        node = _at(config, path)
+        if is_credential(path) or node is _ABSENT:
             continue
         values[path] = f"{text} sha256:{hashlib.sha256(str(node).encode()).hexdigest()[:16]}"
     return redact(semantic, values)
+
+
+_ABSENT = object()
+
+
+def _at(config, path: str):
+    """The value at a key path (``a.b[0]``) of ``config``, or ``_ABSENT``."""
+    node = config
+    try:
+        for p in _parts(path):
+            node = node[p]
+    except (KeyError, IndexError, TypeError):
+        return _ABSENT
+    return node
 
 
 def _parts(path: str) -> list:
