@@ -238,5 +238,19 @@ def reveal(config: dict, secrets: dict[str, str]) -> dict:
         return config
     from omegaconf import OmegaConf
 
-    values = {p: OmegaConf.create({"v": t}).v for p, t in secrets.items()}
+    values = {}
+    for path, text in secrets.items():
+        try:
+            values[path] = OmegaConf.create({"v": text}).v
+        except Exception:  # noqa: BLE001 - an unset variable: OmegaConf wraps the KeyError
+            import socket
+
+            from orchestrator.errors import ConfigError
+
+            unset = [n for n in re.findall(r"\$\{oc\.env:([A-Za-z_]\w*)", text)
+                     if n not in os.environ]
+            raise ConfigError(f"{path}: environment variable {', '.join(unset) or text} is not "
+                              f"set where this step runs ({socket.gethostname()})",
+                              hint="set it in the workers' environment (the executor's env: "
+                                   "list forwards the driver's)") from None
     return redact(config, values)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -78,6 +79,25 @@ def forwarded_env(patterns=FORWARD_ENV, environ=None) -> dict[str, str]:
     """
     environ = os.environ if environ is None else environ
     return {k: v for k, v in environ.items() if any(fnmatch.fnmatchcase(k, p) for p in patterns)}
+
+
+ENV_READ = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
+
+
+def step_env_names(step) -> list[str]:
+    """The variables a step reads: named in its config (``api_key_env``: ``needed_env``) or read
+    by it (``${oc.env:NAME}``, which its worker resolves from its own environment). A worker on
+    another node gets them from the driver, where ``rag run`` checked them.
+
+    >>> from types import SimpleNamespace as S
+    >>> step_env_names(S(env={"judge.api_key_env": "JUDGE_KEY"},
+    ...                  secrets={"base_url": "http://${oc.env:HOST}:${oc.env:PORT}/v1"}))
+    ['HOST', 'JUDGE_KEY', 'PORT']
+    """
+    names = set(step.env.values())
+    for text in step.secrets.values():
+        names.update(ENV_READ.findall(text))
+    return sorted(names)
 
 
 def without_credentials(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:

@@ -37,7 +37,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
 from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks, visible_gpus
 from orchestrator.executors.launch import (FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env,
-                                          remove_task_files, without_credentials,
+                                          remove_task_files, step_env_names, without_credentials,
                                           write_task_files)
 from orchestrator.task import one_line
 
@@ -218,6 +218,10 @@ class SlurmExecutor:
         # what the jobs get is pickled into their files in the run record: no credential's
         # value (sbatch exports the submitting process' environment, credentials included)
         env, expected = without_credentials(forwarded_env(self.env_patterns))
+        # nor a value the step reads from the environment: the job's log says if one is missing
+        reads = [n for n in step_env_names(step) if n in os.environ]
+        env = {k: v for k, v in env.items() if k not in reads}
+        expected = sorted({*expected, *reads})
         if not step.gpus:  # sbatch exports the submitting shell's variables: hide its GPUs
             env["CUDA_VISIBLE_DEVICES"] = ""
         common = (env, os.getcwd(), str(beat), self.stale_s, expected)

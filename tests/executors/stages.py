@@ -36,6 +36,8 @@ class XcConfig:
     trace: str = nonsemantic("")      # append one JSON line per execution here
     fail: str = nonsemantic("")       # a file; while it lists "step:shard", that task raises
     sleep: float = nonsemantic(0.0)   # seconds of work per task (kills, races)
+    api_key: str = ""                 # a credential (never keyed): traced, so the tests see
+                                      # a value read from the driver's environment arrive
 
 
 def _trace(cfg: XcConfig, ctx: StageContext) -> None:
@@ -45,7 +47,8 @@ def _trace(cfg: XcConfig, ctx: StageContext) -> None:
             "host": socket.gethostname(), "cvd": os.environ.get("CUDA_VISIBLE_DEVICES"),
             "rank": os.environ.get("RANK"), "world": os.environ.get("WORLD_SIZE"),
             "job": os.environ.get("SLURM_JOB_ID"), "time": time.time(),
-            "token": os.environ.get("RAGLINE_TEST_TOKEN")}   # a credential reaches the worker
+            "token": os.environ.get("RAGLINE_TEST_TOKEN"),   # a credential reaches the worker
+            "api_key": cfg.api_key or None}
     with open(cfg.trace, "a") as f:
         f.write(json.dumps(line) + "\n")
 

@@ -103,3 +103,21 @@ def test_gang_larger_than_a_node_spans_nodes(ray_cluster, tmp_path):
     finally:
         node.terminate()
         node.wait(timeout=60)
+
+
+@pytest.mark.engines
+def test_a_variable_the_step_reads_reaches_a_node_started_elsewhere(ray_cluster, tmp_path):
+    """The cluster was started before the variable was set, as on nodes started by hand: a
+    step reading ``${oc.env:NAME}`` (or naming it as ``api_key_env``) gets it from the driver,
+    whatever its name; it failed in the worker with "environment variable ... is not set"."""
+    from tests.executors.conftest import Conformance
+
+    xc = Conformance(tmp_path, "ray")
+    os.environ["XC_JUDGE_VALUE"] = "sk-xc-judge-5521"
+    try:
+        code, out = xc.run("steps.gpu_map.gpus=0", "steps.train.gpus=0",
+                           "steps.cpu_map.api_key=${oc.env:XC_JUDGE_VALUE}")
+    finally:
+        del os.environ["XC_JUDGE_VALUE"]
+    assert code == 0, out
+    assert {t["api_key"] for t in xc.traces() if t["step"] == "cpu_map"} == {"sk-xc-judge-5521"}

@@ -158,19 +158,24 @@ def test_cluster_local_runs_the_jobs_as_local_processes(tmp_path):
 
     xc = Conformance(tmp_path, "slurm")
     secret = "hf_SECRET-credential-value-7731"   # a token in the driver's environment
-    os.environ["RAGLINE_TEST_TOKEN"] = secret
+    read = "value-the-step-reads-4410"    # a RAGLINE_* value (forwarded) the step's config reads
+    os.environ["RAGLINE_TEST_TOKEN"], os.environ["RAGLINE_XC_VALUE"] = secret, read
     try:
         code, out = xc.run("ragline.executor.cluster=local", "steps.gpu_map.gpus=0",
-                           "steps.train.gpus=0")
+                           "steps.train.gpus=0", "steps.cpu_map.api_key=${oc.env:RAGLINE_XC_VALUE}")
     finally:
-        del os.environ["RAGLINE_TEST_TOKEN"]
+        del os.environ["RAGLINE_TEST_TOKEN"], os.environ["RAGLINE_XC_VALUE"]
     assert code == 0, out
-    # it reaches the jobs from the environment sbatch exports, never through submitit's job
+    # they reach the jobs from the environment sbatch exports, never through submitit's job
     # files, which stay in the run record (they held every RAGLINE_* and HF_* value)
-    assert {t["token"] for t in xc.traces() if t["step"] == "cpu_map"} == {secret}
+    cpu_map = [t for t in xc.traces() if t["step"] == "cpu_map"]
+    assert {t["token"] for t in cpu_map} == {secret} and {t["api_key"] for t in cpu_map} == {read}
     assert not [p for p in xc.runs.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
     assert any(xc.runs.rglob("*_submitted.pkl"))
     status = xc.status()
+    # nor does a value a step reads from the environment land in that step's job files
+    assert not [p for job in status["steps"]["cpu_map"]["jobs"]
+                for p in xc.runs.rglob(f"slurm/{job}/*") if read.encode() in p.read_bytes()]
     assert status["executor"] == "slurm"
     assert len(status["steps"]["cpu_map"]["jobs"]) == 4
     assert xc.executions("cpu_map") == {0: 1, 1: 1, 2: 1, 3: 1}

@@ -37,3 +37,17 @@ def test_a_refused_value_from_the_environment_is_named_not_quoted(tmp_path, monk
                runs=tmp_path / "runs") == 2
     err = capsys.readouterr().err
     assert "got '${oc.env:RAGLINE_TEST_OTHER}'" in err and planted not in err
+
+
+def test_a_worker_without_the_variable_says_which_one(monkeypatch):
+    """A worker on a node whose environment lacks a variable the step reads: one line naming
+    it, not OmegaConf's "InterpolationResolutionError: KeyError raised while resolving"."""
+    import pytest
+
+    from orchestrator.errors import ConfigError
+    from orchestrator.secrets import reveal
+
+    monkeypatch.delenv("RAGLINE_TEST_UNSET", raising=False)
+    with pytest.raises(ConfigError, match=r"^judge.api_key: environment variable "
+                                          r"RAGLINE_TEST_UNSET is not set where this step runs"):
+        reveal({"judge": {"api_key": ""}}, {"judge.api_key": "${oc.env:RAGLINE_TEST_UNSET}"})
