@@ -68,6 +68,24 @@ class Ref:
     def num_rows(self) -> int:
         return sum(self.rows)
 
+    def covering(self, start: int, stop: int | None) -> Ref:
+        """This Ref less the parts that hold none of rows ``[start, stop)``: what a shard of a
+        step reads of a gathered table (its content hash stays the whole table's).
+
+        >>> r = Ref("table", "m:T", "h", ["a", "b", "c"], rows=[4, 0, 4])
+        >>> r.covering(2, 6).paths, r.covering(4, 8).paths, r.covering(0, None).paths
+        (['a', 'c'], ['c'], ['a', 'b', 'c'])
+        """
+        if stop is None or len(self.rows) != len(self.paths) or len(self.paths) < 2:
+            return self
+        keep, at = [], 0
+        for i, n in enumerate(self.rows):
+            if n and at < stop and at + n > start:
+                keep.append(i)
+            at += n
+        return Ref(self.kind, self.type, self.content_hash, [self.paths[i] for i in keep],
+                   [self.rows[i] for i in keep], self.producer)
+
 
 class Artifact:
     """Base of the artifact types. ``kind`` says how the runner stores it."""

@@ -75,6 +75,7 @@ class Store:
         # entries whose files this process stat-checked, and when: trusted while their
         # _entry.json is unchanged, if checked since ``trusted_since`` (recheck_before)
         self._checked: dict[str, tuple[Entry, float]] = {}
+        self._outputs: dict[str, tuple] = {}   # key -> (stamp, {output: content hash})
         self.trusted_since = 0.0
         self._gathered: set[str] = set()       # gather directories this process checked
         self.misses: dict[str, str] = {}  # key -> why its entry was not usable (this process)
@@ -143,6 +144,27 @@ class Store:
         """The identity of ``key``'s committed ``_entry.json`` (what ``Entry.stamp`` holds as
         read), or None when there is none: a commit changes it."""
         return entry_stamp(self.entry_path(key))
+
+    def output_hash(self, key: str, output: str) -> str | None:
+        """The content hash of ``output`` in ``key``'s committed entry, or None (no entry, a
+        damaged one, no such output). ``_entry.json`` is read again only when it is another
+        file than last time (one stat): every shard of a step asks this of each entry it reads.
+        """
+        file = f"{self.root}{os.sep}objects{os.sep}{key[:2]}{os.sep}{key}{os.sep}{ENTRY}"
+        try:
+            st = os.stat(file)
+        except OSError:
+            return None
+        known = self._outputs.get(key)
+        if known is None or known[0] != (st.st_ino, st.st_size, st.st_mtime_ns):
+            entry, _ = read_entry(self.entry_path(key), key)
+            if entry is None:
+                return None
+            outputs = entry.meta.get("outputs") or {}
+            known = (entry.stamp, {n: (o.get("content_hash", "") if isinstance(o, dict) else "")
+                                   for n, o in outputs.items()})
+            self._outputs[key] = known
+        return known[1].get(output)
 
     def has(self, key: str) -> bool:
         return self.lookup(key) is not None
