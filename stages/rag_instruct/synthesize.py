@@ -4,8 +4,9 @@ under its paradigm from its source documents, imitating the exemplar instruction
 Seed step: ``data_gen/generate_data.py`` (SEEDS 4.3 step 3): the paradigm's prompt is filled
 with the documents (``[i]: text``, from 0) and the exemplar; GPT-4o answers with JSON
 ``{"q*": ..., "a*": ...}``; a reply that does not parse is asked again, up to 5 times, and an
-exemplar that never parses is dropped. The seed sent no temperature (the API's default, 1.0)
-and asked for up to 4,096 tokens.
+exemplar that never parses is dropped. The seed sent neither a temperature (the API's default,
+1.0) nor a token limit (``generate_data.py`` calls ``gpt.call(content)`` with no arguments; its
+``retry_call``, which would ask for 4,096, is never called); ``max_tokens`` is a cap of ours.
 
 Teachers (``teacher``):
 
@@ -57,7 +58,7 @@ class SynthesizeConfig:
     teacher: Literal["llm", "reference"] = "llm"
     llm: EndpointConfig = field(default_factory=_synth_llm)
     temperature: Annotated[float, Ge(0)] = 1.0   # the seed sends none: the API default, 1.0
-    max_tokens: Annotated[int, Ge(1)] = 4096     # paper: 4,096
+    max_tokens: Annotated[int, Ge(1)] = 4096     # ours: the seed sends no limit
     max_attempts: Annotated[int, Ge(1)] = 5      # paper: 5 tries for a reply that parses
     seed: int = 0
 

@@ -301,6 +301,9 @@ def _parse_line(path: Path, line_no: int, line: str, rest) -> Any:
                 whole = json.loads(line + "".join(text for _, text in rest))
             except json.JSONDecodeError:
                 whole = None
+            if isinstance(whole, dict) and whole and all(isinstance(v, list)
+                                                         for v in whole.values()):
+                return whole    # an object of sets ({name: [records]}): the reader decides
             if isinstance(whole, dict):
                 keys = ", ".join(list(whole)[:5])
                 raise DataError(

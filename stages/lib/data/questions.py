@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator
-from itertools import islice
+from itertools import chain, islice
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +40,7 @@ ANSWER_KEYS = ("answers", "golden_answers", "answer", "output", "answerKey", "go
                "generation_gt", "answer_idx", "possible_answers")
 CTX_KEYS = ("ctxs", "docs", "retrieval_ctxs", "retrieval_result")
 ID_KEYS = ("id", "_id", "qid", "q_id", "question_id", "query_id", "example_id", "sample_id")
-DATASET_KEYS = ("dataset", "source")
+DATASET_KEYS = ("dataset", "source", "dataset_name")   # dataset_name: Self-RAG's training data
 GOLD_KEYS = ("gold", "positive_ctxs", "positive_passages", "retrieval_gt")
 CHOICE_KEYS = ("choices", "options")    # ARC's choices; MedQA / OpenBookQA's options
 LETTER_KEYS = ("answerKey", "answer_idx")   # the right option's letter: the gold when there are
@@ -506,16 +506,11 @@ def iter_questions(path: str | Path, *, require_answers: bool = True,
     DynamicRAG training file's 150,000 questions with 40 passages each) without holding it
     whole as Python objects; the warnings and the count are logged once the file is read."""
     path = Path(path)
-    unit, records = iter_records(path, "questions")
-    # a record without an id is numbered by its line (row), an array's element by its index: a
-    # one-line array has every element on line 1
-    array = json_array(path)
     count = with_ctxs = 0
     seen: dict[str, str] = {}
     dropped: dict[str, int] = {}
-    for index, (line_no, rec) in enumerate(islice(records, max_questions), 1):
-        where = f"{path} {unit} {line_no}"     # every record is a row, or an error
-        at = f"{unit} {line_no}" + (f", element {index}" if array else "")
+    for at, rec, default_id, dataset in islice(_located(path, default_dataset), max_questions):
+        where = f"{path} {at}"     # every record is a row, or an error
         if fields:
             check_mapped(rec, fields, ("question", "answers") if require_answers else
                          ("question",), where, "question_fields")
@@ -526,8 +521,7 @@ def iter_questions(path: str | Path, *, require_answers: bool = True,
                             "question,answers (or map the columns with the load step's "
                             "question_fields)")
         row = normalize_question(rec, where=where, require_answers=require_answers,
-                                 default_id=str(index if array else line_no),
-                                 default_dataset=default_dataset, path=path)
+                                 default_id=default_id, default_dataset=dataset, path=path)
         for key in rec.keys() - READ_KEYS - row.keys():
             dropped[key] = dropped.get(key, 0) + 1
         if row["id"] in seen:
@@ -544,3 +538,40 @@ def iter_questions(path: str | Path, *, require_answers: bool = True,
             dropped_counts[key] = dropped_counts.get(key, 0) + n
     log.info("read %d questions from %s%s", count, path,
              f" ({with_ctxs} with retrieved passages)" if with_ctxs else "")
+
+
+def _located(path: Path, default_dataset: str | None) -> Iterator[tuple[str, Any, str, str | None]]:
+    """``(where in the file, record, its default id, its default dataset)`` for each record.
+
+    A record without an id is numbered by its line (row), an array's element by its index (a
+    one-line array has every element on line 1). A JSON file holding one object of sets,
+    ``{"popqa_longtail_w_gs": [...], "health_claims_processed": [...]}`` (RAG-Instruct's
+    evaluation file), gives each set's records that set's name as their dataset (unless a
+    record names its own) and ids ``NAME_1``, ``NAME_2``... when they have none.
+    """
+    unit, records = iter_records(path, "questions")
+    array = json_array(path)
+    first = next(records, None)
+    if first is None:
+        return
+    line_no, rec = first
+    if not array and _sets_of(rec) is not None and next(records, None) is None:
+        for name, items in rec.items():
+            for i, item in enumerate(items, 1):
+                yield f"set '{name}' element {i}", item, f"{name}_{i}", name
+        return
+    for index, (line_no, rec) in enumerate(chain([first], records), 1):
+        at = f"{unit} {line_no}" + (f", element {index}" if array else "")
+        yield at, rec, str(index if array else line_no), default_dataset
+
+
+def _sets_of(rec: Any) -> dict | None:
+    """``rec`` when it is an object of sets (every value a list, no question field), else None.
+
+    >>> _sets_of({"popqa": [{"question": "q"}], "arc": []}) is not None, _sets_of({"q": "a"})
+    (True, None)
+    """
+    if (isinstance(rec, dict) and rec and not rec.keys() & set(QUESTION_KEYS)
+            and all(isinstance(v, list) for v in rec.values())):
+        return rec
+    return None

@@ -379,7 +379,7 @@ def test_a_json_array_without_ids_numbers_its_elements(tmp_path):
     """A one-line JSON array without ids failed with "question id '1' repeats": an element
     without an id was numbered by the line it starts on. It is numbered by its index now, in a
     pretty-printed array too; JSON lines keep their line numbers, and errors still name the
-    line, a repeated id in an array its element too."""
+    line, and in an array its element too."""
     recs = [{"question": q, "answers": ["x"]} for q in ("a", "b", "c")]
     compact = write(tmp_path / "compact.json", json.dumps(recs))
     pretty = write(tmp_path / "pretty.json", json.dumps(recs, indent=1))
@@ -394,4 +394,4 @@ def test_a_json_array_without_ids_numbers_its_elements(tmp_path):
         f"{twice} line 1, element 2: question id 'q' repeats (first on line 1, element 1); "
         "expected unique ids; de-duplicate the file")
     bad = write(tmp_path / "bad.json", '[{"question": "a", "answers": ["x"]}, {"question": "b"}]')
-    raises([f"{bad} line 1: missing answers"], read_questions, bad)
+    raises([f"{bad} line 1, element 2: missing answers"], read_questions, bad)

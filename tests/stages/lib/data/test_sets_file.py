@@ -1,0 +1,49 @@
+"""A JSON file holding one object of sets (RAG-Instruct's ``eval_data.json``:
+``{source: [items]}``) is read as the sets it holds; it was refused with "missing field
+'question' (... the record has popqa_longtail_w_gs, health_claims_processed)"."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from orchestrator.api import DataError
+from stages.lib.data.questions import read_questions
+
+
+def test_an_object_of_sets_reads_each_set_under_its_name(tmp_path):
+    path = tmp_path / "eval_data.json"
+    path.write_text(json.dumps({
+        "popqa_longtail_w_gs": [{"question": "Who is X?", "golds": ["Y"],
+                                 "ctxs": [{"id": "1", "title": "t", "text": "Y is X"}]},
+                                {"question": "Who is Z?", "golds": ["W"]}],
+        "health_claims_processed": [{"question": "Cats fly.", "golds": ["false"],
+                                     "source": "pubhealth"}]}, indent=1))
+    rows = read_questions(path)
+    assert [(r["id"], r["dataset"]) for r in rows] == [
+        ("popqa_longtail_w_gs_1", "popqa_longtail_w_gs"),
+        ("popqa_longtail_w_gs_2", "popqa_longtail_w_gs"),
+        ("health_claims_processed_1", "pubhealth")]      # a record's own set name wins
+    assert rows[0]["ctxs"][0]["text"] == "Y is X" and rows[1]["answers"] == ["W"]
+
+
+def test_a_bad_record_in_a_set_is_named_by_set_and_element(tmp_path):
+    path = tmp_path / "eval_data.json"
+    path.write_text(json.dumps({"arc": [{"question": "a", "golds": ["A"]}, {"golds": ["B"]}]}))
+    with pytest.raises(DataError, match=r"eval_data.json set 'arc' element 2: missing field "
+                                        r"'question'"):
+        read_questions(path)
+
+
+def test_one_json_object_that_is_a_question_is_still_a_question(tmp_path):
+    path = tmp_path / "one.jsonl"
+    path.write_text(json.dumps({"question": "q", "answers": ["a"], "tags": ["x"]}) + "\n")
+    assert [r["question"] for r in read_questions(path)] == ["q"]
+
+
+def test_self_rag_training_records_name_their_set_as_dataset_name(tmp_path):
+    path = tmp_path / "train.jsonl"
+    path.write_text(json.dumps({"instruction": "Is it?", "output": "yes", "id": "x_1",
+                                "dataset_name": "fever"}) + "\n")
+    assert read_questions(path)[0]["dataset"] == "fever"
