@@ -66,6 +66,9 @@ def paper_run(tmp_path_factory):
         "steps.augment.llm.model=tiny", "+steps.augment.max_tokens=12",   # gpt-3.5-turbo
         "retrieval.k=8",                                          # sizes (paper: top-100, 10
         "steps.train_reranker.epochs=2", "steps.train_reranker.max_length=64",  # epochs, and
+        # the random tiny encoders rank this corpus well enough to mine reranker rows with
+        # plain passage text; DPR's pair text ([SEP]) left too few (no validation rows)
+        "retrieval.text_template='{title} {text}'",
         "steps.sft_prealign.max_length=512", "steps.sft.max_length=512",        # 8,192 tokens)
         "steps.sft_prealign.epochs=1", "steps.sft.epochs=1",
         "steps.sft_prealign.per_device_batch_size=2", "steps.sft.per_device_batch_size=2",

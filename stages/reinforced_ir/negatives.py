@@ -12,7 +12,11 @@ removes copies of the positive and duplicates and keeps at most 15.
 Fixes relative to the original (``data_generation/utils.py``): the same rule is applied to the
 search of the *augmentation* with that search's own scores (the original thresholded the
 augmentation's ranks with the query search's scores), and a corpus with fewer than 200 passages
-samples what there is instead of raising.
+samples what there is instead of raising. The augmentation's negatives (``neg_answer``, read
+only by a retriever trained with ``answer_inbatch``, off in the paper) differ from the original's
+in two more ways: the augmentation is embedded as a query (the miner's ``augmentation_side``; the
+original encoded it as a passage, without the instruction), and when the rule finds no start they
+come from ranks 30–200 as the query's do (the original drew 50 passages from the whole corpus).
 """
 
 from __future__ import annotations

@@ -18,7 +18,8 @@ from stages.lib.testing.tiny import tiny_causal_lm, tiny_encoder
 @pytest.fixture(scope="module")
 def tiny_models(tmp_path_factory):
     root = tmp_path_factory.mktemp("rir_models")
-    texts = ["Task: Query: Write a short answer for this query passage question 0 1",
+    texts = ["Task: Query: For the query above, within this retrieval task, give a brief answer "
+             "passage question 0 1",
              "Rank the passages below [0] > [1] > [2] identifiers relevant Kelmaro founded 1852"]
     return tiny_encoder(root / "encoder", texts), tiny_causal_lm(root / "generator", texts)
 
