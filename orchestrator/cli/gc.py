@@ -20,7 +20,7 @@ from pathlib import Path
 
 EXAMPLES = """examples:
   rag gc --dry-run             # what would be removed, and how much space
-  rag gc --keep-runs 5         # keep what the 5 newest runs of each recipe use
+  rag gc --keep-runs 5         # keep what the 5 newest runs (a sweep: one) of each recipe use
   rag gc --keep-days 30        # also keep what runs of the last 30 days use
   rag gc --keep-answers-days 90   # keep paid LLM answers used in the last 90 days
   RAGLINE_CACHE=/shared/cache rag gc --runs-dir runsA   # a shared cache: runs dirs of all users count"""
@@ -34,8 +34,8 @@ def add_arguments(p) -> None:
     from orchestrator.cli.common import whole_number
 
     p.add_argument("--keep-runs", type=whole_number(0), default=10,
-                   help="runs per recipe to keep (default 10; a run refused before its first "
-                        "step does not count)")
+                   help="runs per recipe to keep (default 10; a sweep counts as one run; a "
+                        "run refused before its first step does not count)")
     p.add_argument("--keep-days", type=days, default=None, metavar="DAYS",
                    help="also keep runs younger than this many days (0 or more)")
     p.add_argument("--keep-answers-days", type=days, default=30, metavar="DAYS",
@@ -105,28 +105,34 @@ def used_keys(run: Path) -> set[str]:
 
 def kept_runs(runs: Path, keep_runs: int, keep_days: float | None) -> list[Path]:
     """The newest ``keep_runs`` run records of each recipe under ``runs`` that computed or reused
-    a step (plus the young ones, and the runs in between). A run refused before its first step
-    counts for none, so ten refused attempts in a row do not push out the run that computed
-    something."""
+    a step (plus the young ones, and the runs in between). A sweep is one run: its members are
+    kept or let go together (a 50-member sweep let go of the outputs of its 40 oldest members,
+    every model it trained but ten). A run refused before its first step counts for none, so
+    ten refused attempts in a row do not push out the run that computed something."""
     records = [p.parent for p in runs.glob("*/*/status.json")]
     records += [p.parent for p in runs.glob("*/*/member-*/status.json")]
     records += [p.parent for p in runs.glob("*/*/plan.json") if not (p.parent / "status.json").exists()]
-    by_recipe: dict[str, list[tuple[float, Path]]] = {}
+    groups: dict[Path, list[tuple[float, Path]]] = {}   # a run, or a sweep: its records
     for run in records:
         try:
             mtime = max(os.stat(run / n).st_mtime for n in ("status.json", "plan.json")
                         if (run / n).exists())
         except (OSError, ValueError):
             continue
-        by_recipe.setdefault(run.relative_to(runs).parts[0], []).append((mtime, run))
+        groups.setdefault(run.parent if run.name.startswith("member-") else run,
+                          []).append((mtime, run))
+    by_recipe: dict[str, list[tuple[float, list[Path]]]] = {}
+    for group, items in groups.items():
+        by_recipe.setdefault(group.relative_to(runs).parts[0], []).append(
+            (max(m for m, _ in items), [r for _, r in items]))
     now, out = time.time(), []
     for items in by_recipe.values():
         items.sort(key=lambda t: t[0], reverse=True)
         counted = 0
-        for mtime, run in items:
+        for mtime, members in items:
             if counted < keep_runs or (keep_days is not None and now - mtime < keep_days * 86400):
-                out.append(run)
-            counted += bool(used_keys(run))
+                out.extend(members)
+            counted += any(used_keys(run) for run in members)
     return out
 
 
