@@ -4,6 +4,8 @@ its files and sizes; with the manifest it was written with."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 EXAMPLES = """examples:
@@ -86,17 +88,26 @@ def table_info(dirs: list[Path], manifests: list[dict], n: int, fix: str) -> tup
 
 
 def dir_info(dirs: list[Path]) -> dict:
-    """Files (relative to the artifact's ``data/``, prefixed by shard) and their sizes."""
+    """Files (relative to the artifact's ``data/``, prefixed by shard) and their sizes, in path
+    order (walked with strings: an 80,000-file artifact took 2.4 s as ``Path`` objects)."""
     files: dict[str, int] = {}
     total = 0
     for i, d in enumerate(dirs):
-        data = d / "data"
-        for p in sorted(data.rglob("*")):
-            if p.is_file():
-                size = p.stat().st_size
-                total += size
-                prefix = f"shard-{i:05d}/" if len(dirs) > 1 else ""
-                files[prefix + str(p.relative_to(data))] = size
+        data = str(d / "data")
+        prefix = f"shard-{i:05d}/" if len(dirs) > 1 else ""
+        found = []
+        for root, _, names in os.walk(data):
+            for name in names:
+                full = os.path.join(root, name)
+                try:
+                    st = os.stat(full)
+                except OSError:
+                    continue
+                if stat.S_ISREG(st.st_mode):
+                    found.append((full[len(data) + 1:].split(os.sep), st.st_size))
+        for parts, size in sorted(found):
+            total += size
+            files[prefix + "/".join(parts)] = size
     return {"size": f"{total} bytes in {len(files)} file(s)", "files": files}
 
 
