@@ -8,7 +8,9 @@ frequency strictly between 0 and 1; their ids are ``nr0``, ``nr1``, ..., and a l
 with one of those ids is refused (rows are matched by id downstream). Task families with options
 or claims (ARC, OBQA, FEVER, ASQA; a set matches by name as everywhere: ``arc_challenge_processed``
 is ARC) get their task instruction in front, as the ``task_instructions`` file words it
-(:mod:`stages.selfrag.instructions`). A row's other
+(:mod:`stages.selfrag.instructions`), unless the instruction already carries one: the seed's own
+instruction data (``{instruction, output, input, topic, id, dataset_name}``, ``instruction`` =
+its task instruction + ``"## Input:\n\n"`` + the item) is taken as it is. A row's other
 columns are kept: the passages an evaluation set ships (``ctxs``) are then read as shipped by
 ``retrieve``, and ASQA's references reach ``selfrag.evaluate``.
 """
@@ -28,7 +30,9 @@ class InstructionsConfig:
     seed: int = 0
 
 
-@stage("selfrag.instructions", version=3)  # 3: the task instructions from a file
+# 3: the task instructions from a file
+# 4: an instruction that already holds "## Input:\n\n" (the seed's data) gets no second one
+@stage("selfrag.instructions", version=4)
 def instructions(questions: Questions, task_instructions: TaskInstructions,
                  cfg: InstructionsConfig, ctx: StageContext) -> Questions:
     """Instruction rows (the loaded questions in their task format, plus no-retrieval items)."""

@@ -5,9 +5,11 @@ generation per passage of the first ``ndocs``, each continuing
 ``[Retrieval]<paragraph>title\\ntext</paragraph>``, scored by its reflection tokens; the best
 passage's answer wins, or for closed-set tasks the answer with the highest summed score), and
 ``adaptive_retrieval``: the first generated position's log-probabilities of ``[Retrieval]`` and
-``[No Retrieval]`` decide, by the paper's rule p(Ret)/(p(Ret)+p(NoRet)) > threshold
-(``rule: log_ratio`` is the seed code's ratio of log-probabilities, which retrieves nearly always,
-self-rag issue #45; see :mod:`stages.selfrag.scoring`).
+``[No Retrieval]`` decide, by p(Ret)/(p(Ret)+p(NoRet)) > threshold, as the seed's long-form
+code and SEEDS §2.5 write it (the paper, §3.3, normalises over all three Retrieve tokens, so
+also over ``[Continue to Use Evidence]``; the two differ only where that token is likely at the
+first position), or ``rule: log_ratio``, the seed's short-form ratio of log-probabilities, which
+retrieves nearly always (self-rag issue #45; see :mod:`stages.selfrag.scoring`).
 
 Every generation goes through the shared endpoint client (cached: ``docs/llm-endpoint.md``, so a
 killed step resumes; backends transformers, vLLM or an OpenAI-style server). Questions of the
@@ -20,9 +22,11 @@ scores the first line). Output: the shared
 ``retrieved`` and ``p_retrieve`` (adaptive mode's probability, else null) and the per-passage
 ``scores``.
 
-Weights as the seed's: short form ``w_use`` 1.0 (``run_short_form.py`` line 285's default; the
-README's short-form commands do not set it), long form ``long_form_w_use`` 0.5 (the README's
-long-form default; ``run_long_form_static.py`` line 364 passes 0.5). ``max_new_tokens`` applies
+Weights as the seed's code: short form ``w_use`` 1.0 (``run_short_form.py`` line 285's default;
+the README's short-form commands do not set it), long form ``long_form_w_use`` 0.5 (the README's
+default; ``run_long_form_static.py`` line 364 passes 0.5). The paper (§4.2) states 1.0 / 1.0 /
+0.5 as its default for every task, so short form's ``w_use`` follows the code, not the paper:
+``w_use=0.5`` gives the paper's. ``max_new_tokens`` applies
 per generation; ``long_form_max_new_tokens`` and ``closed_set_max_new_tokens`` (None: the same)
 set the long-form (README: 300, ASQA / FactScore, per segment) and closed-set (README: 50, ARC /
 PubHealth) values.
@@ -33,16 +37,22 @@ log-probabilities come from the endpoint client's ``token_logprobs``, each backe
 included as vLLM counts it). In long form it scores each segment's own tokens (up to its next
 ``[Retrieval]``), like the reflection tokens there.
 
+Long-form questions in adaptive mode first get the seed's pre-check (``run_long_form_static.py``
+lines 170-189 at 1fcdc42): ``long_form_precheck_tokens`` (25, the seed's) tokens generated
+greedily, and retrieval iff the pre-check's text up to its first blank line holds
+``[Retrieval]`` *and* the first position's p(Ret)/(p(Ret)+p(NoRet)) passes the threshold (the
+rule above); 0 decides by the threshold alone, as short form does. The seed's pinned vLLM
+0.2.6 decodes with ``skip_special_tokens=True`` by default, which drops the reflection tokens
+(special tokens of its tokenizer) from the text, so run as pinned its text test could not see
+``[Retrieval]`` and the seed never retrieved here; we read the text with the reflection tokens
+kept (the generated tokens' pieces), the evident intent.
+
 Fixes relative to the seed: the threshold is applied to probabilities by default; the decision
 reads the asked tokens' log-probabilities directly (the seed raised KeyError when a token was not
 among the returned top log-probs); in long form ``use_seqscore`` is honoured (the seed's beam
 search calls ``run_step_generation_batch`` without it, ``run_long_form_static.py`` lines 221-224,
 so its flag never reached the score there). Not here: the seed's re-decision of
-``[No Retrieval]`` tokens inside a long-form segment; and its long-form pre-check
-(``run_long_form_static.py``, ``call_model_beam_batch``): it first generates 25 tokens greedily
-and retrieves *whenever they lack* ``[Retrieval]``, applying the threshold only when they hold
-it (an inverted test; the spec reads it as "retrieve iff ``[Retrieval]`` appears and the ratio
-passes"). Long-form questions decide here as short-form ones do, by the threshold alone.
+``[No Retrieval]`` tokens inside a long-form segment.
 """
 
 from __future__ import annotations
@@ -74,13 +84,15 @@ class SelfragPredictions(Table):
 @dataclass
 class SelfragInferConfig:
     mode: Literal["always_retrieve", "no_retrieval", "adaptive_retrieval"] = "adaptive_retrieval"
-    threshold: float = 0.2                # paper's δ on p(Ret)/(p(Ret)+p(NoRet))
+    threshold: float = 0.2                # δ on p(Ret)/(p(Ret)+p(NoRet)) (paper: 0.2)
     rule: Literal["probability", "log_ratio"] = "probability"   # log_ratio: the seed's #45
-    ndocs: Annotated[int, Ge(1)] = 10     # per question (paper: 10 PopQA/TQA, 5 ARC/PubHealth)
+    ndocs: Annotated[int, Ge(1)] = 10     # per question (the README: 10 PopQA; 5 ARC,
+                                          # PubHealth, ASQA, FactScore)
     w_rel: float = 1.0
     w_sup: float = 1.0
-    w_use: float = 1.0                    # short form (the seed's run_short_form.py default)
-    long_form_w_use: float = 0.5          # long form (the seed's README / run_long_form_static)
+    w_use: float = 1.0                    # short form: run_short_form.py's default
+                                          # (the paper's stated default: 0.5)
+    long_form_w_use: float = 0.5          # long form (the paper, the README, run_long_form_static)
     use_seqscore: bool = False            # + exp(mean log-prob of the generated tokens)
     max_new_tokens: Annotated[int, Ge(1)] = 100
     long_form_max_new_tokens: Annotated[int, Ge(1)] | None = None   # None: max_new_tokens
@@ -92,6 +104,9 @@ class SelfragInferConfig:
     beam_width: Annotated[int, Ge(1)] = 2     # long form (paper: 2)
     max_depth: Annotated[int, Ge(1)] = 6      # long form: segments at most (the seed's
                                               # --max_depth 7 makes 6: stages/selfrag/beam.py)
+    # adaptive long form: greedy pre-check length; retrieve iff its text holds [Retrieval] and
+    # the threshold passes (the seed's 25); 0: the threshold alone, as short form
+    long_form_precheck_tokens: Annotated[int, Ge(0)] = 25
     llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(backend="transformers",
                                                                        model=""))
 
@@ -102,8 +117,13 @@ class SelfragInferConfig:
                               hint="give a threshold in [0, 1] (paper: 0.2)")
 
 
-def _decisions(client, rows: list[dict], cfg: SelfragInferConfig, ctx: StageContext):
-    """Per row: (retrieve?, p(Ret) or None)."""
+def _decisions(client, rows: list[dict], long: list[bool], cfg: SelfragInferConfig,
+               ctx: StageContext):
+    """Per row: (retrieve?, p(Ret) or None). Adaptive mode reads the first generated position; a
+    long-form row's request is the pre-check (``long_form_precheck_tokens`` greedy tokens),
+    whose text must also ask for retrieval (:func:`stages.selfrag.long_form.precheck_retrieves`).
+    """
+    from stages.selfrag.long_form import precheck_retrieves
     from stages.selfrag.scoring import decide_retrieval, retrieval_probability
     from stages.selfrag.tokens import NO_RETRIEVAL, RETRIEVAL
 
@@ -111,14 +131,20 @@ def _decisions(client, rows: list[dict], cfg: SelfragInferConfig, ctx: StageCont
         return [(cfg.mode == "always_retrieve", None)] * len(rows)
     from stages.lib.endpoint import ChatRequest
 
-    asks = [ChatRequest(_messages(r), max_tokens=1, logprobs_of=(RETRIEVAL, NO_RETRIEVAL))
-            for r in rows]
+    pre = [lg and cfg.long_form_precheck_tokens > 0 for lg in long]
+    asks = [ChatRequest(_messages(r), max_tokens=cfg.long_form_precheck_tokens if p else 1,
+                        temperature=0.0 if p else None, logprobs_of=(RETRIEVAL, NO_RETRIEVAL))
+            for r, p in zip(rows, pre)]
     replies = client.complete(asks, progress=lambda it: ctx.progress(it, desc="decide"))
     out = []
-    for reply in replies:
+    for p, reply in zip(pre, replies):
         lp = (reply.logprobs or [[{}]])[0]
         lp = lp[0] if lp else {}
-        out.append((decide_retrieval(lp, cfg.threshold, cfg.rule), retrieval_probability(lp)))
+        yes = decide_retrieval(lp, cfg.threshold, cfg.rule)
+        if p:   # the text with its reflection tokens: the generated tokens' pieces
+            yes = yes and precheck_retrieves("".join(reply.tokens[0]) if reply.tokens
+                                             else reply.text)
+        out.append((yes, retrieval_probability(lp)))
     return out
 
 
@@ -201,7 +227,8 @@ def _long_form(client, rows: list[dict], todo: list[int], cfg: SelfragInferConfi
 #    as the seed's (finished nodes not carried on, prefixes without earlier passages, repeated
 #    segments dropped, max_depth counts segments); long-form answers keep their line breaks
 # 3: OpenBookQA under its full name and MedQA are closed sets (the summed-score vote)
-@stage("selfrag.infer", version=3, shard_by="questions", multi_gpu="one_process")
+# 4: adaptive long form: the seed's 25-token pre-check must hold [Retrieval] as well
+@stage("selfrag.infer", version=4, shard_by="questions", multi_gpu="one_process")
 def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
           ctx: StageContext) -> SelfragPredictions:
     """Self-RAG answers (no / always / adaptive retrieval) with per-passage reflection scores."""
@@ -217,7 +244,7 @@ def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
     scratch = ctx.scratch / "generator"
     with open_client(llm, scratch, device=ctx.device,
                      answers=ctx.answers, refresh=ctx.forced, where="infer.llm") as client:
-        decided = _decisions(client, rows, cfg, ctx)
+        decided = _decisions(client, rows, long, cfg, ctx)
         retrieve = [d for d, _ in decided]
         jobs = _requests(rows, retrieve, long, cfg)
         replies = client.complete([req for _, _, req in jobs],

@@ -38,6 +38,11 @@ def read_task_instructions(path: str | Path) -> dict[str, str]:
     return {str(k): v for k, v in data.items()}
 
 
+INPUT_MARK = "## Input:\n\n"
+"""What ends a task instruction in the seed's data (``TASK_INST[task] + "## Input:\\n\\n" +
+item``, ``data_creation/process_data/*.py``) and in ours (after a blank line)."""
+
+
 def task_instruction(dataset: str, question: str, choices: Sequence[str],
                      instructions: Mapping[str, str]) -> str:
     """The instruction text for one item of a task family (open QA: the question itself).
@@ -52,10 +57,18 @@ def task_instruction(dataset: str, question: str, choices: Sequence[str],
 
     >>> task_instruction("arc_challenge_processed", "Which?", [], arc).startswith("Pick one.")
     True
+
+    An instruction that already carries a task instruction (the seed's own data, whose
+    ``instruction`` is ``TASK_INST + "## Input:\\n\\n" + item``) gets no second one:
+
+    >>> task_instruction("arc_easy", "Choose.## Input:\\n\\nWhich is a metal?\\nA: wood", [], arc)
+    'Choose.## Input:\\n\\nWhich is a metal?\\nA: wood'
     """
-    head = for_set(instructions, dataset, None)
     body = question + "".join(f"\n{chr(65 + i)}: {c}" for i, c in enumerate(choices))
-    return f"{head}\n\n## Input:\n\n{body}" if head else body
+    if INPUT_MARK in question:
+        return body
+    head = for_set(instructions, dataset, None)
+    return f"{head}\n\n{INPUT_MARK}{body}" if head else body
 
 
 def no_retrieval_items(n: int, seed: int) -> list[dict]:

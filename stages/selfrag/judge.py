@@ -9,9 +9,23 @@ multi-sentence task, which ``selfrag.label`` asks the critic). The teacher is an
 shared endpoint client (the paper used GPT-4; any OpenAI-compatible server; every call cached
 (``docs/llm-endpoint.md``), so a killed step resumes without paying twice) or
 ``reference``, which derives the same labels from the gold passage ids and answers
-(:mod:`stages.selfrag.reference`). Each judgment becomes one chat row — the aspect's prompt file filled for the item, answered by the token string — and the
-rows pass the paper's rules (:func:`stages.selfrag.critic_data.critic_rows`: [Relevant] kept
-with probability 0.7, template-breaking rows dropped, shuffled, a dev split).
+(:mod:`stages.selfrag.reference`). Each judgment becomes one chat row — the aspect's prompt file
+filled for the item, answered by the token string — and the rows pass the paper's rules
+(:func:`stages.selfrag.critic_data.critic_rows`: [Relevant] kept with probability 0.7,
+template-breaking rows dropped, shuffled, a dev split).
+
+Teacher and critic prompts: the LLM teacher is asked the critic's prompt file unless the
+aspect's ``teacher_*`` input is wired (the pipeline's ``prompts.teacher_*``, null by default).
+The seed kept them apart: GPT-4 got few-shot prompts asking for a rating and an explanation
+(``data_creation/critic/gpt4_reward/chatgpt_*.py``), and the critic was trained on short
+zero-shot instruction / input pairs (``combine_chat_gpt_reward.py``). Give your teacher files to
+reproduce that: the teacher's reply is read for its label (a token, Yes / No, or a rating, as
+:mod:`stages.selfrag.judgments` reads it) and the critic's row keeps the critic's prompt. The
+critic's row is a chat (the whole prompt file as the user turn), rendered by the critic's chat
+template (``conf/selfrag/alpaca.jinja``: ``### Instruction:\\n{prompt}\\n\\n### Response:\\n``);
+the seed's critic text was ``### Instruction:\\n{aspect instruction}\\n\\n### Input:\\n{fields}
+\\n\\n### Response:{label}`` (``train_special_tokens.py``). ragline trains and asks its critic
+the same way, so it is self-consistent, but not the seed's layout.
 
 The instruction is the row's ``question``; its output is ``answers[0]``, split into sentences as
 ``selfrag.split`` splits it. Support is judged sentence by sentence, each with the sentences
@@ -181,22 +195,49 @@ def _read(task: str, text: str) -> str | None:
             "support": judgments.support_token}[task](text)
 
 
-@stage("selfrag.judge", version=2,  # 2: per sentence; unreadable replies dropped
+def _teacher_labels(jobs: list[dict], asks: list, teacher: dict, cfg: JudgeConfig,
+                    ctx: StageContext) -> list[str | None]:
+    """Each job's label: the reference rules', or the LLM teacher's reply to the aspect's teacher
+    prompt (``teacher[task]``, or None: the critic's prompt ``asks``) read as a token."""
+    from stages.lib.endpoint import open_client
+    from stages.lib.prompts import messages
+
+    if cfg.teacher == "reference":
+        return [_reference_label(j) for j in jobs]
+    asks = [messages(teacher[j["task"]], **j["fields"]) if teacher[j["task"]] else a
+            for j, a in zip(jobs, asks)]
+    with open_client(cfg.llm, ctx.scratch / "teacher", device=ctx.device,
+                     answers=ctx.answers, refresh=ctx.forced, where="judge.llm") as client:
+        replies = client.chat(asks, progress=lambda it: ctx.progress(it, desc="teacher"))
+    return [_read(j["task"], r.text) for j, r in zip(jobs, replies)]
+
+
+# 2: per sentence; unreadable replies dropped
+# 3: a later sentence's task input also without the seed's "TASK_INST## Input:\n\n" boilerplate
+@stage("selfrag.judge", version=3,
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_prompt: IsRelPrompt,
           support_prompt: SupportPrompt, utility_prompt: UtilityPrompt,
           multi_retrieval_prompt: MultiRetrievalPrompt, cfg: JudgeConfig,
-          ctx: StageContext) -> CriticData:
-    """Critic training rows (train, dev) from the teacher's five judgments."""
+          ctx: StageContext, teacher_retrieval_prompt: RetrievalPrompt | None = None,
+          teacher_relevance_prompt: IsRelPrompt | None = None,
+          teacher_support_prompt: SupportPrompt | None = None,
+          teacher_utility_prompt: UtilityPrompt | None = None,
+          teacher_multi_retrieval_prompt: MultiRetrievalPrompt | None = None) -> CriticData:
+    """Critic training rows (train, dev) from the teacher's five judgments (``teacher_*``: the
+    LLM teacher's own prompt for an aspect; unwired, it gets the critic's)."""
     import random
 
-    from stages.lib.endpoint import open_client
     from stages.lib.prompts import messages
     from stages.selfrag.critic_data import critic_rows
 
     prompts = {"retrieval": retrieval_prompt.load(), "relevance": relevance_prompt.load(),
                "support": support_prompt.load(), "utility": utility_prompt.load(),
                "multi_retrieval": multi_retrieval_prompt.load()}
+    teacher = {k: f.load() if f is not None else None for k, f in (
+        ("retrieval", teacher_retrieval_prompt), ("relevance", teacher_relevance_prompt),
+        ("support", teacher_support_prompt), ("utility", teacher_utility_prompt),
+        ("multi_retrieval", teacher_multi_retrieval_prompt))}
     rows = retrieved.rows()
     if not rows:
         raise DataError("judge: no instruction to judge")
@@ -204,14 +245,7 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
         check_gold(rows, ctx)
     jobs = judgment_rows(rows, cfg.top_n)
     asks = [messages(prompts[j["task"]], **j["fields"]) for j in jobs]
-    if cfg.teacher == "reference":
-        labels = [_reference_label(j) for j in jobs]
-    else:
-        with open_client(cfg.llm, ctx.scratch / "teacher", device=ctx.device,
-                         answers=ctx.answers, refresh=ctx.forced,
-                         where="judge.llm") as client:
-            replies = client.chat(asks, progress=lambda it: ctx.progress(it, desc="teacher"))
-        labels = [_read(j["task"], r.text) for j, r in zip(jobs, replies)]
+    labels = _teacher_labels(jobs, asks, teacher, cfg, ctx)
     judged = [{"id": f"{j['row']['id']}:{j['task']}:"
                      f"{j.get('tag') or (j.get('ctx') or {}).get('id', '')}",
                "task": j["task"], "instruction": a[-1]["content"], "input": "", "output": label,

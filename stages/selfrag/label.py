@@ -100,7 +100,9 @@ def _jobs(items: list[dict], by_sentence: dict[str, dict], initial: dict[str, di
     return jobs
 
 
-@stage("selfrag.label", version=5,  # 5: NQ's [No Retrieval] items thinned once, not twice
+# 5: NQ's [No Retrieval] items thinned once, not twice
+# 6: the task input also without the seed's "TASK_INST## Input:\n\n" boilerplate
+@stage("selfrag.label", version=6,
        shard_by="items",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: Model,

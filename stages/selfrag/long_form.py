@@ -54,6 +54,21 @@ def clean_segment(raw: str) -> str:
     return strip_reflection(re.sub(r"<\|[^|>]*\|>", "", raw), keep_lines=True)
 
 
+def precheck_retrieves(text: str) -> bool:
+    """Whether a long-form pre-check's text asks for retrieval: ``[Retrieval]`` in it up to its
+    first blank line (the seed's ``run_long_form_static.py`` lines 176-178: no token, no
+    retrieval; with it, the threshold decides).
+
+    >>> precheck_retrieves("[Retrieval]<paragraph>")
+    True
+    >>> precheck_retrieves("[No Retrieval]Velmora is old. It has a mill.")
+    False
+    >>> precheck_retrieves("[No Retrieval]Velmora is old.\\n\\n[Retrieval]")   # after a blank line
+    False
+    """
+    return RETRIEVAL in text.split("\n\n")[0]
+
+
 def no_retrieval_answer(raw: str) -> str:
     """A long-form answer generated without retrieval: up to its first blank line (the seed's
     ``run_long_form_static.py`` line 196), line breaks kept.

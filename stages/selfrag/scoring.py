@@ -4,9 +4,14 @@ Inputs are dicts token → log-probability at one generated position (a token th
 return counts as log-probability −100, as in the seed). Probabilities are renormalised within each
 token group.
 
-Retrieval decision (adaptive mode), the paper's rule on *probabilities*:
+Retrieval decision (adaptive mode), on *probabilities*:
 
     retrieve  iff  p(Ret) / (p(Ret) + p(NoRet)) > δ          (δ = 0.2)
+
+as the seed's long-form code (``run_long_form_static.py`` lines 183-189) and SEEDS §2.5 write
+it. The paper (§3.3) normalises p(Retrieve=Yes) "over all output tokens in Retrieve", so its
+denominator also holds p(Continue) of ``[Continue to Use Evidence]``; the two agree where that
+token's probability at the first position is negligible.
 
 The seed's short-form code compared a ratio of *log*-probabilities,
 lp(Ret) / (lp(Ret) + lp(NoRet)), which is large exactly when p(Ret) is small: with δ = 0.2 it

@@ -5,8 +5,8 @@ output split into sentences, and one retrieval query per sentence of the items t
 step the original scripts lacked.
 
 The query's instruction is the task input alone: a task item's instruction boilerplate (what
-precedes ``## Input:``, :func:`stages.selfrag.instructions.task_instruction`) is left out, as
-the seed's ``create_retrieval_data.py`` does, so the retriever sees the question, not the task
+precedes ``## Input:``, ours or the seed's own data's, :func:`task_input`) is left out, as the
+seed's ``create_retrieval_data.py`` does, so the retriever sees the question, not the task
 description. An item whose utility judgment cannot be read keeps ``utility`` None and gets no
 query: ``selfrag.label`` drops it (the seed's postprocessing skips such an item).
 """
@@ -19,16 +19,18 @@ from typing import NamedTuple
 from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
 from stages.schemas import Model, Questions
+from stages.selfrag.instructions import INPUT_MARK
 from stages.selfrag.schemas import RetrievalPrompt, SplitItems, UtilityPrompt
 
 
-INPUT_MARK = "\n\n## Input:\n\n"   # stages.selfrag.instructions.task_instruction's separator
-
-
 def task_input(instruction: str) -> str:
-    """The instruction without a task item's boilerplate: what follows ``## Input:``.
+    """The instruction without a task item's boilerplate: what follows ``## Input:`` and its blank
+    line, with or without a blank line before it (ours has one, the seed's data none: its
+    ``create_retrieval_data.py`` lines 68-70 split on ``"## Input:\\n\\n"`` alone).
 
     >>> task_input("Is the following claim true or false?\\n\\n## Input:\\n\\nParis is in Peru.")
+    'Paris is in Peru.'
+    >>> task_input("Is the statement correct or not?## Input:\\n\\nParis is in Peru.")   # seed's
     'Paris is in Peru.'
     >>> task_input("Who founded Velmora?")          # open QA: the question as it is
     'Who founded Velmora?'
@@ -48,7 +50,8 @@ class SplitConfig:
     min_sentence_chars: int = 30          # seed: shorter sentences are not retrieved for (> 2 sentences)
 
 
-@stage("selfrag.split", version=2, shard_by="instructions",
+# 3: the seed's "TASK_INST## Input:\n\n" boilerplate (no blank line before) is left out too
+@stage("selfrag.split", version=3, shard_by="instructions",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPrompt, utility_prompt: UtilityPrompt,
           cfg: SplitConfig, ctx: StageContext) -> Split:
