@@ -109,11 +109,12 @@ class SftConfig(TrainArgs):
     # tokens added to the vocabulary before training (Self-RAG's reflection tokens); embeddings
     # grow and train with the rest (full fine-tuning); the output saves special_tokens.json
     special_tokens: list[str] = field(default_factory=list)
-    # the new rows' start: "mean" of all embeddings (transformers' resize default) or "pieces",
-    # the mean of the rows of the pieces the old tokenizer splits the token into, so that
-    # [Retrieval] and [No Retrieval] differ from step 0 (a short budget cannot pull 15 near-equal
-    # rows apart: Adam moves each weight about lr per step)
-    new_token_init: Literal["mean", "pieces"] = "mean"
+    # the new rows' start: "mean", drawn around the mean of all embeddings (transformers' resize
+    # default since 4.46); "normal", N(0, initializer_range), what resizing did before (the
+    # Self-RAG seed's pinned 4.36); or "pieces", the mean of the rows of the pieces the old
+    # tokenizer splits the token into, so that [Retrieval] and [No Retrieval] differ from step 0
+    # (a short budget cannot pull 15 near-equal rows apart: Adam moves each weight about lr a step)
+    new_token_init: Literal["mean", "normal", "pieces"] = "mean"
     # [open, close] token pairs: target tokens strictly between an open token and the next close
     # token get no loss, the two markers do (Self-RAG: ["<paragraph>", "</paragraph>"])
     masked_spans: list[tuple[str, str]] = field(default_factory=list)

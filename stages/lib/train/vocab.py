@@ -74,14 +74,15 @@ def masked_dataset(dataset, spans: Sequence[tuple[int, int]]):
 def resized_model(model_dir, tokenizer, dtype: str, seed: int, added: dict[str, int] | None = None,
                   init: str = "mean"):
     """The model with its embeddings grown to the tokenizer. New rows: the mean of the old ones
-    plus seeded noise (transformers' default, ``init="mean"``), or with ``init="pieces"`` the
-    mean of the rows of the pieces that the model's own tokenizer splits each ``added`` token
-    into (input and, when untied, output embeddings)."""
+    plus seeded noise (transformers' default, ``init="mean"``), seeded N(0, initializer_range)
+    (``init="normal"``, transformers before 4.46), or with ``init="pieces"`` the mean of the rows
+    of the pieces that the model's own tokenizer splits each ``added`` token into (input and,
+    when untied, output embeddings)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, device_map=None)
     set_seed(seed)
-    model.resize_token_embeddings(len(tokenizer))
+    model.resize_token_embeddings(len(tokenizer), mean_resizing=init != "normal")
     if init == "pieces" and added:
         base = AutoTokenizer.from_pretrained(str(model_dir))   # without the added tokens
         pieces = {i: base(t, add_special_tokens=False)["input_ids"] for t, i in added.items()}
