@@ -394,6 +394,9 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
                         "fix the record")
     if not question.strip():
         raise DataError(f"{where}: '{qkey}' is empty; write the question or remove the record")
+    extra = rec.get("input") if qkey == "instruction" else None   # Alpaca's / Tulu's input
+    if isinstance(extra, str) and extra.strip() and extra.strip() not in question:
+        question = f"{question}\n{extra}"   # as load_chat and LLaMA-Factory join them
     answers, akey = _answers(rec, where)
     if require_answers and not answers:
         what = "has no non-empty answer" if akey else "missing answers"
@@ -465,7 +468,8 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     with a header, :mod:`stages.lib.data.delimited`) into canonical rows.
 
     Accepted fields (first match wins): question ←
-    ``question|Question|query|instruction|text|input``; answers ← ASQA
+    ``question|Question|query|instruction|text|input`` (an ``instruction`` with a non-empty
+    ``input``, as Alpaca's, is the two on two lines); answers ← ASQA
     ``qa_pairs[*].short_answers`` when present, else
     ``answers|golden_answers|answer|output|answerKey|golds|generation_gt|answer_idx|``
     ``possible_answers`` (string, number or list, or a string holding a list of strings, as

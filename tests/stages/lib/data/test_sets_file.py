@@ -47,3 +47,13 @@ def test_self_rag_training_records_name_their_set_as_dataset_name(tmp_path):
     path.write_text(json.dumps({"instruction": "Is it?", "output": "yes", "id": "x_1",
                                 "dataset_name": "fever"}) + "\n")
     assert read_questions(path)[0]["dataset"] == "fever"
+
+
+def test_an_alpaca_records_input_joins_its_instruction(tmp_path):
+    """``{instruction, input, output}`` (Alpaca, Tulu): the input was dropped without a word."""
+    path = tmp_path / "alpaca.jsonl"
+    recs = [{"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+            {"instruction": "Name a colour.", "input": "", "output": "red"}]
+    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
+    assert [r["question"] for r in read_questions(path)] == [
+        "Translate to French.\nGood morning", "Name a colour."]
