@@ -25,7 +25,8 @@ Fixes relative to the seed code (each would have made the reward wrong or crash)
 * The judge's answer is parsed to a number and divided by 100; the seed returned the raw string
   (TypeError on ``0.2 * str``), and on 0..100 it would have swamped the [0, 1] components.
 * Gold answers are a list; a plain string gold is one answer (the seed iterated its characters).
-* ``containment_em`` is 0 when either side is empty (``"" in r`` is always true).
+* ``containment_em`` is 0 for a whitespace-only response: the seed stripped it to "" after
+  its emptiness test, and ``"" in r`` is always true (an empty one it already scored 0).
 * BERTScore and the judge are used only when their weight is non-zero, and a non-zero weight
   without a scorer is an error rather than a silent 0.
 * A judge whose replies mostly carry no score (empty, cut off at ``max_tokens``) fails the step

@@ -304,8 +304,11 @@ def rouge_l(prediction: str, golds: str | Sequence[str]) -> float:
 
 def pltrdy_rouge_l_f(hypothesis: str, reference: str) -> float:
     """pltrdy's ``Rouge().get_scores(hypothesis, reference)`` ROUGE-L F (the PyPI ``rouge``
-    package); 0.0 where it raises, for a text of sentence marks only ("...", which it splits
-    into no sentence), as the DynamicRAG reward's ``try/except`` did.
+    package); 0.0 for a text of sentence marks only ("...", which it splits into no sentence),
+    as the DynamicRAG reward's ``try/except`` did. The package rebuilds each LCS recursively, one
+    call per word of both sentences, so two long sentences (about 1,000 words without a ".")
+    pass Python's recursion limit: the seed's bare ``except`` scored them 0, the evaluation's
+    crashed; here the limit is raised for that call and the score computed.
 
     The order matters: its summary-level LCS is not symmetric over multi-sentence texts
     ("falls sat the was far it happy. clouds rain falls." against "falls cat it clouds sat."
@@ -320,10 +323,23 @@ def pltrdy_rouge_l_f(hypothesis: str, reference: str) -> float:
     except ImportError as err:
         raise ImportError("the DynamicRAG ROUGE-L needs the 'rouge' package: pip install "
                           "'rouge>=1.0.1' (or choose the rouge_score implementation)") from err
-    try:
+    import sys
+
+    def score() -> float:
         return Rouge(metrics=["rouge-l"]).get_scores(hypothesis, reference)[0]["rouge-l"]["f"]
+
+    try:
+        return score()
     except ValueError:   # "Collections must contain at least 1 sentence"
         return 0.0
+    except RecursionError:
+        depth = len(hypothesis.split()) + len(reference.split()) + 1000
+        old = sys.getrecursionlimit()
+        sys.setrecursionlimit(max(old, depth))
+        try:
+            return score()
+        finally:
+            sys.setrecursionlimit(old)
 
 
 def rouge_l_pltrdy(prediction: str, golds: str | Sequence[str]) -> float:
