@@ -144,8 +144,10 @@ def _json_error(path: Path, line: int, err: json.JSONDecodeError) -> DataError:
                      "expected one JSON object per line; fix or remove that line")
 
 
-def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
-    """Yield ``(line number, value)`` for each record of a JSONL file or a JSON array file.
+def iter_json_records(path: str | Path, sets: bool = False) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line number, value)`` for each record of a JSONL file or a JSON array file;
+    with ``sets``, a file that is one JSON object of lists (``{name: [records]}``, over many
+    lines) is one record, for the reader to split (others refuse a one-object file).
 
     The layout is sniffed from the first non-blank character (``[`` = array, :func:`json_array`),
     not the extension: DynamicRAG's ``.json`` files are often JSON lines. JSONL is read one line at
@@ -163,7 +165,7 @@ def iter_json_records(path: str | Path) -> Iterator[tuple[int, Any]]:
             text = first + "".join(line for _, line in lines)
             yield from _iter_json_array(path, text, first_line_no)
             return
-        yield first_line_no, _parse_line(path, first_line_no, first, lines)
+        yield first_line_no, _parse_line(path, first_line_no, first, lines, sets)
         for line_no, line in lines:
             if line.strip():
                 yield line_no, _parse_line(path, line_no, line, None)
@@ -190,7 +192,8 @@ def json_array(path: Path) -> bool:
     return first_line(path)[1].lstrip().startswith("[")
 
 
-def iter_records(path: str | Path, what: str) -> tuple[str, Iterator[tuple[int, Any]]]:
+def iter_records(path: str | Path, what: str,
+                 sets: bool = False) -> tuple[str, Iterator[tuple[int, Any]]]:
     """``(unit, records)`` of a file of ``what`` (``"questions"``): ``"row"`` and its rows for a
     ``.parquet``/``.pq`` file or a Hugging Face dataset folder (``save_to_disk``), else
     ``"line"`` and its records: a ``.csv``/``.tsv`` file's rows (DPR's question files or a table
@@ -206,7 +209,7 @@ def iter_records(path: str | Path, what: str) -> tuple[str, Iterator[tuple[int, 
         return "line", iter_delimited_records(path, what)
     if suffix in PARQUET_SUFFIXES:
         return "row", iter_parquet_records(path, what)
-    return "line", iter_json_records(path)
+    return "line", iter_json_records(path, sets)
 
 
 def saved_dataset_files(path: Path) -> list[Path] | None:
@@ -291,7 +294,7 @@ def iter_parquet_records(path: str | Path, what: str = "records") -> Iterator[tu
             yield row_no, {k: v for k, v in rec.items() if v is not None}
 
 
-def _parse_line(path: Path, line_no: int, line: str, rest) -> Any:
+def _parse_line(path: Path, line_no: int, line: str, rest, sets: bool = False) -> Any:
     try:
         return json.loads(line)
     except json.JSONDecodeError as err:
@@ -301,9 +304,9 @@ def _parse_line(path: Path, line_no: int, line: str, rest) -> Any:
                 whole = json.loads(line + "".join(text for _, text in rest))
             except json.JSONDecodeError:
                 whole = None
-            if isinstance(whole, dict) and whole and all(isinstance(v, list)
-                                                         for v in whole.values()):
-                return whole    # an object of sets ({name: [records]}): the reader decides
+            if sets and isinstance(whole, dict) and whole and all(isinstance(v, list)
+                                                                  for v in whole.values()):
+                return whole    # an object of sets ({name: [records]}): the reader asked for it
             if isinstance(whole, dict):
                 keys = ", ".join(list(whole)[:5])
                 raise DataError(

@@ -395,8 +395,8 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
     if not question.strip():
         raise DataError(f"{where}: '{qkey}' is empty; write the question or remove the record")
     extra = rec.get("input") if qkey == "instruction" else None   # Alpaca's / Tulu's input
-    if isinstance(extra, str) and extra.strip() and extra.strip() not in question:
-        question = f"{question}\n{extra}"   # as load_chat and LLaMA-Factory join them
+    if isinstance(extra, str) and extra.strip() and not question.rstrip().endswith(extra.strip()):
+        question = f"{question}\n{extra}"   # as load_chat joins them (unless already there)
     answers, akey = _answers(rec, where)
     if require_answers and not answers:
         what = "has no non-empty answer" if akey else "missing answers"
@@ -469,7 +469,8 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
 
     Accepted fields (first match wins): question ←
     ``question|Question|query|instruction|text|input`` (an ``instruction`` with a non-empty
-    ``input``, as Alpaca's, is the two on two lines); answers ← ASQA
+    ``input``, as Alpaca's, is the two on two lines, unless the instruction ends with it);
+    answers ← ASQA
     ``qa_pairs[*].short_answers`` when present, else
     ``answers|golden_answers|answer|output|answerKey|golds|generation_gt|answer_idx|``
     ``possible_answers`` (string, number or list, or a string holding a list of strings, as
@@ -550,10 +551,11 @@ def _located(path: Path, default_dataset: str | None) -> Iterator[tuple[str, Any
     A record without an id is numbered by its line (row), an array's element by its index (a
     one-line array has every element on line 1). A JSON file holding one object of sets,
     ``{"popqa_longtail_w_gs": [...], "health_claims_processed": [...]}`` (RAG-Instruct's
-    evaluation file), gives each set's records that set's name as their dataset (unless a
-    record names its own) and ids ``NAME_1``, ``NAME_2``... when they have none.
+    evaluation file), gives each set's records that set's name as their dataset (over a
+    record's own ``source``, as the seed's loader does) and ids ``NAME_1``, ``NAME_2``... when
+    they have none.
     """
-    unit, records = iter_records(path, "questions")
+    unit, records = iter_records(path, "questions", sets=True)
     array = json_array(path)
     first = next(records, None)
     if first is None:
@@ -562,7 +564,9 @@ def _located(path: Path, default_dataset: str | None) -> Iterator[tuple[str, Any
     if not array and _sets_of(rec) is not None and next(records, None) is None:
         for name, items in rec.items():
             for i, item in enumerate(items, 1):
-                yield f"set '{name}' element {i}", item, f"{name}_{i}", name
+                named = ({**{k: v for k, v in item.items() if k not in DATASET_KEYS},
+                          "dataset": name} if isinstance(item, dict) else item)
+                yield f"set '{name}' element {i}", named, f"{name}_{i}", name
         return
     for index, (line_no, rec) in enumerate(chain([first], records), 1):
         at = f"{unit} {line_no}" + (f", element {index}" if array else "")

@@ -24,7 +24,7 @@ def test_an_object_of_sets_reads_each_set_under_its_name(tmp_path):
     assert [(r["id"], r["dataset"]) for r in rows] == [
         ("popqa_longtail_w_gs_1", "popqa_longtail_w_gs"),
         ("popqa_longtail_w_gs_2", "popqa_longtail_w_gs"),
-        ("health_claims_processed_1", "pubhealth")]      # a record's own set name wins
+        ("health_claims_processed_1", "health_claims_processed")]   # the key, as the seed
     assert rows[0]["ctxs"][0]["text"] == "Y is X" and rows[1]["answers"] == ["W"]
 
 
@@ -53,7 +53,21 @@ def test_an_alpaca_records_input_joins_its_instruction(tmp_path):
     """``{instruction, input, output}`` (Alpaca, Tulu): the input was dropped without a word."""
     path = tmp_path / "alpaca.jsonl"
     recs = [{"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
-            {"instruction": "Name a colour.", "input": "", "output": "red"}]
+            {"instruction": "Name a colour.", "input": "", "output": "red"},
+            {"instruction": "Write the past tense of the verb given.", "input": "give",
+             "output": "gave"},          # an input inside the instruction's words is still read
+            {"instruction": "Is it true?\n\n## Input:\n\nCats fly.", "input": "Cats fly.",
+             "output": "no"}]            # one the instruction already ends with: once
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert [r["question"] for r in read_questions(path)] == [
-        "Translate to French.\nGood morning", "Name a colour."]
+        "Translate to French.\nGood morning", "Name a colour.",
+        "Write the past tense of the verb given.\ngive", "Is it true?\n\n## Input:\n\nCats fly."]
+
+
+def test_other_readers_still_refuse_a_file_of_one_json_object(tmp_path):
+    from stages.lib.data.files import iter_json_records
+
+    path = tmp_path / "corpus.json"
+    path.write_text(json.dumps({"data": [{"id": "1", "text": "t"}]}, indent=1))
+    with pytest.raises(DataError, match="the file is a single JSON object \\(keys: data\\)"):
+        list(iter_json_records(path))
