@@ -152,24 +152,30 @@ def masked(override: str) -> str:
 def unsaid(message: str, config: dict, secrets: dict[str, str]) -> str:
     """``message`` with each value read from the environment (``secrets``, relative to
     ``config``) replaced by the text that reads it: a validation error quotes the value it
-    refuses, and a value from the environment may be a password in a URL. A value of under 6
-    characters is replaced only where the message quotes it.
+    refuses, and a value from the environment may be a password in a URL. Quoted forms are
+    replaced (``repr``, as messages quote, and plain quotes), longest value first; a value of 8
+    characters or more wherever it appears, escaped or not.
 
-    >>> unsaid("base_url: 'u:pw-12@host' is not an http(s) URL; n: got '3'",
+    >>> unsaid("base_url: 'u:pw-12@host' is not an http(s) URL; n: got '3', not 3.5",
     ...        {"j": {"base_url": "u:pw-12@host"}, "n": "3"},
     ...        {"j.base_url": "${oc.env:URL}", "n": "${oc.env:N}"})
-    "base_url: '${oc.env:URL}' is not an http(s) URL; n: got '${oc.env:N}'"
+    "base_url: '${oc.env:URL}' is not an http(s) URL; n: got '${oc.env:N}', not 3.5"
+    >>> pw = "pass\\word-42"                     # a backslash: repr escapes it
+    >>> print(unsaid("got " + repr(pw), {"k": pw}, {"k": "${oc.env:K}"}))
+    got '${oc.env:K}'
     """
+    found = []
     for path, text in secrets.items():
         node = _at(config, path)
-        if node is _ABSENT:
-            continue
-        value = str(node)
-        if len(value) >= 6:
-            message = message.replace(value, text)
-        elif value:
-            for q in "'\"":
-                message = message.replace(f"{q}{value}{q}", f"{q}{text}{q}")
+        if node is not _ABSENT and str(node):
+            found.append((str(node), text))
+    for value, text in sorted(found, key=lambda vt: -len(vt[0])):
+        pairs = [(repr(value), repr(text)), (f"'{value}'", f"'{text}'"),
+                 (f'"{value}"', f'"{text}"')]
+        if len(value) >= 8:
+            pairs += [(repr(value)[1:-1], text), (value, text)]
+        for old, new in pairs:
+            message = message.replace(old, new)
     return message
 
 
@@ -249,8 +255,11 @@ def reveal(config: dict, secrets: dict[str, str]) -> dict:
 
             unset = [n for n in re.findall(r"\$\{oc\.env:([A-Za-z_]\w*)", text)
                      if n not in os.environ]
-            raise ConfigError(f"{path}: environment variable {', '.join(unset) or text} is not "
-                              f"set where this step runs ({socket.gethostname()})",
+            if not unset:
+                raise ConfigError(f"{path}: {text} cannot be read again where this step runs "
+                                  f"({socket.gethostname()})") from None
+            raise ConfigError(f"{path}: environment variable {', '.join(unset)} is not set "
+                              f"where this step runs ({socket.gethostname()})",
                               hint="set it in the workers' environment (the executor's env: "
                                    "list forwards the driver's)") from None
     return redact(config, values)

@@ -30,6 +30,12 @@ def test_a_refused_value_from_the_environment_is_named_not_quoted(tmp_path, monk
     err = capsys.readouterr().err
     assert "steps.train.lr: expected a number, got '${oc.env:RAGLINE_TEST_LR}'" in err
     assert planted not in err
+    # a backslash and both quotes: messages quote the value escaped (repr)
+    odd = f"pa\\ss'wo\"rd-{secrets.token_hex(4)}"
+    monkeypatch.setenv("RAGLINE_TEST_LR", odd)
+    assert rag("plan", str(recipe), runs=tmp_path / "runs") == 2
+    err = capsys.readouterr().err
+    assert "${oc.env:RAGLINE_TEST_LR}" in err and odd[-8:] not in err
     # the same value given on the command line
     monkeypatch.setenv("RAGLINE_TEST_LR", "0.1")
     monkeypatch.setenv("RAGLINE_TEST_OTHER", planted)
@@ -51,3 +57,14 @@ def test_a_worker_without_the_variable_says_which_one(monkeypatch):
     with pytest.raises(ConfigError, match=r"^judge.api_key: environment variable "
                                           r"RAGLINE_TEST_UNSET is not set where this step runs"):
         reveal({"judge": {"api_key": ""}}, {"judge.api_key": "${oc.env:RAGLINE_TEST_UNSET}"})
+
+
+def test_a_text_that_fails_for_another_reason_does_not_blame_a_set_variable():
+    import pytest
+
+    from orchestrator.errors import ConfigError
+    from orchestrator.secrets import reveal
+
+    with pytest.raises(ConfigError) as err:
+        reveal({"a": ""}, {"a": "${oc.env:HOME}/x/${nowhere}"})
+    assert "cannot be read again" in err.value.message and "not set" not in err.value.message
