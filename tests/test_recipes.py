@@ -4,6 +4,7 @@ refuses to run there with a message that says why."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from tests.conftest import REPO, rag
@@ -68,8 +69,10 @@ def test_paper_recipe_plans_without_gpus_and_names_missing_paths(tmp_path, monke
     assert rag("plan", recipe, "--json", runs=tmp_path / "runs") == 0
     plan = json.loads(capsys.readouterr().out)
     problems = plan["members"][0]["problems"]
-    assert any(p.startswith(f"{recipe}:38 (data.corpus): source 'corpus': data/psgs_w100.tsv "
-                            "does not exist (looked in") for p in problems)
+    line = next(i for i, text in enumerate(Path(recipe).read_text().splitlines(), 1)
+                if text.startswith("  corpus: data/psgs_w100.tsv"))
+    assert any(p.startswith(f"{recipe}:{line} (data.corpus): source 'corpus': "
+                            "data/psgs_w100.tsv does not exist (looked in") for p in problems)
     assert any("models/llama3_8b" in p for p in problems)
     steps = {s["step"]: s for s in plan["members"][0]["steps"]}
     assert steps["retrieve_train"]["shards"] == 8 and steps["sample"]["shards"] == 8

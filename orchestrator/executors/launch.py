@@ -100,21 +100,6 @@ def step_env_names(step) -> list[str]:
     return sorted(names)
 
 
-def without_credentials(env: dict[str, str]) -> tuple[dict[str, str], list[str]]:
-    """(``env`` less its credentials, their names). A SLURM job's arguments are pickled into
-    submitit's job files, which stay in the run record; ``sbatch`` exports the submitting
-    process' environment, so a credential reaches the job from there and is never written down.
-
-    >>> without_credentials({"HF_TOKEN": "hf_x", "TOKENIZERS_PARALLELISM": "false",
-    ...                      "HF_TOKEN_PATH": "/t", "RAGLINE_JUDGE_KEY": "sk-1"})
-    ({'TOKENIZERS_PARALLELISM': 'false', 'HF_TOKEN_PATH': '/t'}, ['HF_TOKEN', 'RAGLINE_JUDGE_KEY'])
-    """
-    from orchestrator.secrets import LITERAL_SECRET
-
-    names = sorted(k for k in env if LITERAL_SECRET.search(k) or k.upper().endswith("_KEY"))
-    return {k: v for k, v in env.items() if k not in names}, names
-
-
 def heartbeat_stale(path: str | None, limit_s: float) -> bool:
     """True when the driver's heartbeat file is missing or older than ``limit_s`` seconds."""
     if not path:
@@ -127,23 +112,27 @@ def heartbeat_stale(path: str | None, limit_s: float) -> bool:
 
 def run_worker(argv: list[str], log_path: str, env: dict, cwd: str | None = None,
                heartbeat: str | None = None, stale_s: float = 120.0,
-               expected: list[str] = ()) -> int:
+               expected: list[str] = (), defaults: dict | None = None) -> int:
     """Run ``argv`` to completion on this node; its exit code, or 1 (and a line in the log) when
     the driver's heartbeat went stale. ``env`` is laid over this node's environment, which
-    should hold the ``expected`` variables (credentials not sent: ``without_credentials``)."""
+    should hold the ``expected`` variables (a SLURM job's, sent by name only);
+    ``defaults`` fill in the variables this node lacks (what a step reads: a node's own HOME or
+    PATH stays its own)."""
     if heartbeat_stale(heartbeat, stale_s):
         _note(log_path, f"the driver is gone (heartbeat {heartbeat} stale): not starting")
         return 1
     missing = [name for name in expected if name not in os.environ]
     if missing:
         _note(log_path, f"{', '.join(missing)} set where rag run ran but not in this job's "
-              "environment (credentials are not written into job files; the cluster's sbatch "
-              "does not export the submitter's environment?): a stage that needs them fails")
+              "environment (no value is written into job files; the cluster's sbatch does "
+              "not export the submitter's environment? sbatch: [--export=ALL] asks it to): a "
+              "stage that needs them fails")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     cwd = cwd if cwd and Path(cwd).is_dir() else None
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(bound_to_parent(argv, signal.SIGKILL), stdout=log,
-                                stderr=subprocess.STDOUT, cwd=cwd, env={**os.environ, **env})
+                                stderr=subprocess.STDOUT, cwd=cwd,
+                                env={**(defaults or {}), **os.environ, **env})
     try:
         while True:
             try:

@@ -48,11 +48,12 @@ def _import_ray():
     return ray
 
 
-def _run_shard(task_file: str, log_path: str, env: dict, cwd: str) -> int:
+def _run_shard(task_file: str, log_path: str, env: dict, cwd: str,
+               defaults: dict | None = None) -> int:
     """Body of a shard's Ray task, on a worker node: the worker process, same as local."""
     from orchestrator.executors.launch import run_worker, worker_argv
 
-    return run_worker(worker_argv(task_file), log_path, env, cwd)
+    return run_worker(worker_argv(task_file), log_path, env, cwd, defaults=defaults)
 
 
 def _node_address() -> tuple[str, int]:
@@ -68,12 +69,13 @@ def _node_address() -> tuple[str, int]:
 
 
 def _run_rank_group(task_file: str, log_path: str, env: dict, cwd: str, nnodes: int,
-                    node_rank: int, nproc: int, master: str, port: int) -> int:
+                    node_rank: int, nproc: int, master: str, port: int,
+                    defaults: dict | None = None) -> int:
     """Body of one node's launcher task of a gang: torchrun with ``nproc`` ranks on this node."""
     from orchestrator.executors.launch import run_worker, torchrun_argv
 
     argv = torchrun_argv(task_file, nnodes, node_rank, nproc, master, port)
-    return run_worker(argv, log_path, env, cwd)
+    return run_worker(argv, log_path, env, cwd, defaults=defaults)
 
 
 def _sees(path: str, token: str) -> tuple[str, bool]:
@@ -198,21 +200,21 @@ class RayExecutor:
     def run(self, step, tasks: list) -> dict[str, TaskResult]:
         ray = self.connect()
         self.check_visible(Path(tasks[0].log).parent, "run's log directory", "--runs-dir")
-        # what the step reads from the environment too: a node started elsewhere lacks it
-        env = forwarded_env([*self.env_patterns, *step_env_names(step)])
-        cwd = os.getcwd()
+        env, cwd = forwarded_env(self.env_patterns), os.getcwd()
+        # what the step reads from the environment, for a node started elsewhere that lacks it
+        defaults = {k: v for k, v in forwarded_env(step_env_names(step)).items() if k not in env}
         if not step.gpus:  # a task without GPUs must not see the node's
             env["CUDA_VISIBLE_DEVICES"] = ""
         files = write_task_files(tasks)
         try:
             if runs_as_ranks(step):
                 t = tasks[0]
-                refs = {t.key: self._launch_gang(step, t, str(files[t.key]), env, cwd)}
+                refs = {t.key: self._launch_gang(step, t, str(files[t.key]), env, cwd, defaults)}
             else:
                 remote = ray.remote(num_cpus=self.cpus_per_task, num_gpus=step.gpus,
                                     max_retries=0)(_run_shard)
                 refs = {t.key: [remote.options(name=f"ragline:{t.label}").remote(
-                            str(files[t.key]), t.log, env, cwd)] for t in tasks}
+                            str(files[t.key]), t.log, env, cwd, defaults)] for t in tasks}
             self._refs = [r for rs in refs.values() for r in rs]
             for key, rs in refs.items():
                 self.jobs[key] = ",".join(r.task_id().hex() for r in rs)
@@ -237,7 +239,8 @@ class RayExecutor:
             return result
         return read_result(Path(f"{task_file}.result"), code, task.log, "ray task")
 
-    def _launch_gang(self, step, task, task_file: str, env: dict, cwd: str) -> list:
+    def _launch_gang(self, step, task, task_file: str, env: dict, cwd: str,
+                     defaults: dict) -> list:
         ray = self._ray
         from ray.util.placement_group import placement_group
         from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -257,7 +260,7 @@ class RayExecutor:
         launcher = ray.remote(max_retries=0)(_run_rank_group)
         return [launcher.options(name=f"ragline:{task.label}:node{i}",
                                  **in_bundle(i, num_cpus=self.cpus_per_task, num_gpus=g)).remote(
-                    task_file, task.log, env, cwd, len(sizes), i, g, master, port)
+                    task_file, task.log, env, cwd, len(sizes), i, g, master, port, defaults)
                 for i, g in enumerate(sizes)]
 
     def _release_groups(self) -> None:

@@ -37,7 +37,7 @@ from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
 from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks, visible_gpus
 from orchestrator.executors.launch import (FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env,
-                                          remove_task_files, step_env_names, without_credentials,
+                                          remove_task_files, step_env_names,
                                           write_task_files)
 from orchestrator.task import one_line
 
@@ -215,15 +215,12 @@ class SlurmExecutor:
             return {t.key: Failed(one_line(e), t.log) for t in tasks}
         stop = threading.Event()
         threading.Thread(target=_heartbeat, args=(beat, stop), daemon=True).start()
-        # what the jobs get is pickled into their files in the run record: no credential's
-        # value (sbatch exports the submitting process' environment, credentials included)
-        env, expected = without_credentials(forwarded_env(self.env_patterns))
-        # nor a value the step reads from the environment: the job's log says if one is missing
-        reads = [n for n in step_env_names(step) if n in os.environ]
-        env = {k: v for k, v in env.items() if k not in reads}
-        expected = sorted({*expected, *reads})
-        if not step.gpus:  # sbatch exports the submitting shell's variables: hide its GPUs
-            env["CUDA_VISIBLE_DEVICES"] = ""
+        # the jobs get RAGLINE_*, HF_*, the env: list and what the step reads from the
+        # environment sbatch exports; their arguments, pickled into job files kept in the run
+        # record, hold the names only (no value is written down): the log names any missing
+        expected = sorted({*forwarded_env(self.env_patterns),
+                           *(n for n in step_env_names(step) if n in os.environ)})
+        env = {} if step.gpus else {"CUDA_VISIBLE_DEVICES": ""}   # hide the login node's GPUs
         common = (env, os.getcwd(), str(beat), self.stale_s, expected)
         try:
             if runs_as_ranks(step):

@@ -170,12 +170,10 @@ def test_cluster_local_runs_the_jobs_as_local_processes(tmp_path):
     # files, which stay in the run record (they held every RAGLINE_* and HF_* value)
     cpu_map = [t for t in xc.traces() if t["step"] == "cpu_map"]
     assert {t["token"] for t in cpu_map} == {secret} and {t["api_key"] for t in cpu_map} == {read}
-    assert not [p for p in xc.runs.rglob("*") if p.is_file() and secret.encode() in p.read_bytes()]
+    assert not [p for p in xc.runs.rglob("*") if p.is_file()
+                and (secret.encode() in p.read_bytes() or read.encode() in p.read_bytes())]
     assert any(xc.runs.rglob("*_submitted.pkl"))
     status = xc.status()
-    # nor does a value a step reads from the environment land in that step's job files
-    assert not [p for job in status["steps"]["cpu_map"]["jobs"]
-                for p in xc.runs.rglob(f"slurm/{job}/*") if read.encode() in p.read_bytes()]
     assert status["executor"] == "slurm"
     assert len(status["steps"]["cpu_map"]["jobs"]) == 4
     assert xc.executions("cpu_map") == {0: 1, 1: 1, 2: 1, 3: 1}

@@ -10,7 +10,8 @@ from tests.conftest import rag
 
 
 def _statuses(runs):
-    return [json.loads(p.read_text()) for p in sorted(runs.glob("chain/*-sweep/member-*/status.json"))]
+    return [json.loads(p.read_text())
+            for p in sorted(runs.glob("chain/*-sweep/member-*/status.json"))]
 
 
 def test_gc_keeps_every_member_of_a_kept_sweep(toy, capsys):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from orchestrator.api import stage
+from orchestrator.api import StageContext, stage
 from tests.toy.stages import Blob, Numbers
 
 
@@ -34,3 +34,18 @@ def fault_damage_input(numbers: Numbers) -> Numbers:
     with open(part, "r+b") as f:
         f.truncate(10)
     return numbers.rows()
+
+
+@stage("fault_rewrite_last_part", version=1, shard_by="numbers")
+def fault_rewrite_last_part(numbers: Numbers, ctx: StageContext) -> Numbers:
+    """Shard 0 rewrites the input part holding the last rows, which only the last shard reads,
+    with other values (a valid table: that shard reads it without an error)."""
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    rows = numbers.rows()
+    if ctx.shard_index == 0:
+        last = numbers.ref.paths[-1]
+        table = pq.read_table(last)
+        pq.write_table(table.set_column(1, "x", pc.multiply(table["x"], 100.0)), last)
+    return rows
