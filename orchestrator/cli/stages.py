@@ -98,7 +98,8 @@ def describe(spec) -> dict:
 def producers(consumer: type, registry: dict) -> list[str]:
     """The registered stages whose output fits ``consumer`` (the check ``rag plan`` makes on a
     wire), as ``stage`` or ``stage (.output)``: those that write the type itself first (others
-    fit by carrying its columns), shared stages before a recipe's, then by name."""
+    fit by carrying its columns), shared stages before a recipe's, those of the type's own
+    module before others (a project's stages beside its types), then by name."""
     from orchestrator.dag import edge_problems
 
     found = []
@@ -109,7 +110,8 @@ def producers(consumer: type, registry: dict) -> list[str]:
             exact = any(issubclass(spec.outputs[o], consumer) for o in fits)
             single = len(spec.outputs) == 1
             name = spec.name if single else f"{spec.name} ({', '.join('.' + o for o in fits)})"
-            found.append(((not exact, "." in spec.name, spec.name), name))
+            beside = spec.module == consumer.__module__
+            found.append(((not exact, "." in spec.name, not beside, spec.name), name))
     return [name for _, name in sorted(found)]
 
 
