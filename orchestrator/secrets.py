@@ -82,10 +82,10 @@ def _find_child(node, key, raw, seen: dict[str, str], path: str) -> dict[str, st
     value = node[key]                       # resolves this value alone, recording env reads
     if not seen or not isinstance(value, str):
         return {}
-    text = value
+    text = value.replace("${", "\\${")    # a literal ${ (written \${) stays literal
     for name, read in seen.items():
         if read:
-            text = text.replace(read, f"${{oc.env:{name}}}")
+            text = text.replace(read.replace("${", "\\${"), f"${{oc.env:{name}}}")
     return {path: text}
 
 
@@ -164,19 +164,21 @@ def unsaid(message: str, config: dict, secrets: dict[str, str]) -> str:
     >>> print(unsaid("got " + repr(pw), {"k": pw}, {"k": "${oc.env:K}"}))
     got '${oc.env:K}'
     """
-    found = []
+    forms: dict[str, str] = {}
     for path, text in secrets.items():
         node = _at(config, path)
-        if node is not _ABSENT and str(node):
-            found.append((str(node), text))
-    for value, text in sorted(found, key=lambda vt: -len(vt[0])):
-        pairs = [(repr(value), repr(text)), (f"'{value}'", f"'{text}'"),
-                 (f'"{value}"', f'"{text}"')]
+        value = str(node) if node is not _ABSENT else ""
+        if not value:
+            continue
+        forms.update({repr(value): repr(text), f"'{value}'": f"'{text}'",
+                      f'"{value}"': f'"{text}"'})
         if len(value) >= 8:
-            pairs += [(repr(value)[1:-1], text), (value, text)]
-        for old, new in pairs:
-            message = message.replace(old, new)
-    return message
+            forms.update({repr(value)[1:-1]: text, value: text})
+    if not forms:
+        return message
+    # one pass, longest form first: a replacement is never searched again
+    pattern = "|".join(re.escape(f) for f in sorted(forms, key=len, reverse=True))
+    return re.sub(pattern, lambda m: forms[m.group(0)], message)
 
 
 def keyed(semantic: dict, config: dict, secrets: dict[str, str]) -> dict:

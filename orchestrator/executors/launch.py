@@ -82,6 +82,10 @@ def forwarded_env(patterns=FORWARD_ENV, environ=None) -> dict[str, str]:
 
 
 ENV_READ = re.compile(r"\$\{oc\.env:([A-Za-z_][A-Za-z0-9_]*)")
+# a node's own: a step reading one gets the node's value (a path under HOME, a TMPDIR), where
+# any other variable it reads is the driver's value, the one its cache key holds
+NODE_LOCAL = ("HOME", "PATH", "USER", "LOGNAME", "SHELL", "PWD", "TMPDIR", "HOSTNAME", "LANG",
+              "LD_*", "CUDA_*", "SLURM_*")
 
 
 def step_env_names(step) -> list[str]:
@@ -100,6 +104,19 @@ def step_env_names(step) -> list[str]:
     return sorted(names)
 
 
+def read_env(reads: list[str], environ=None) -> tuple[dict[str, str], dict[str, str]]:
+    """The driver's values of the variables a step reads (``step_env_names``), as (those to lay
+    over a node's environment: the values its cache key holds, those to fill in only where a node
+    lacks them: the node-local ones, :data:`NODE_LOCAL`).
+
+    >>> read_env(["JUDGE_URL", "HOME", "UNSET"], {"JUDGE_URL": "http://j", "HOME": "/d"})
+    ({'JUDGE_URL': 'http://j'}, {'HOME': '/d'})
+    """
+    local = [n for n in reads if any(fnmatch.fnmatchcase(n, p) for p in NODE_LOCAL)]
+    return (forwarded_env([n for n in reads if n not in local], environ),
+            forwarded_env(local, environ))
+
+
 def heartbeat_stale(path: str | None, limit_s: float) -> bool:
     """True when the driver's heartbeat file is missing or older than ``limit_s`` seconds."""
     if not path:
@@ -116,8 +133,8 @@ def run_worker(argv: list[str], log_path: str, env: dict, cwd: str | None = None
     """Run ``argv`` to completion on this node; its exit code, or 1 (and a line in the log) when
     the driver's heartbeat went stale. ``env`` is laid over this node's environment, which
     should hold the ``expected`` variables (a SLURM job's, sent by name only);
-    ``defaults`` fill in the variables this node lacks (what a step reads: a node's own HOME or
-    PATH stays its own)."""
+    ``defaults`` fill in the variables this node lacks (the node-local ones a step reads: a
+    node's own HOME or PATH stays its own)."""
     if heartbeat_stale(heartbeat, stale_s):
         _note(log_path, f"the driver is gone (heartbeat {heartbeat} stale): not starting")
         return 1
@@ -125,8 +142,8 @@ def run_worker(argv: list[str], log_path: str, env: dict, cwd: str | None = None
     if missing:
         _note(log_path, f"{', '.join(missing)} set where rag run ran but not in this job's "
               "environment (no value is written into job files; the cluster's sbatch does "
-              "not export the submitter's environment? sbatch: [--export=ALL] asks it to): a "
-              "stage that needs them fails")
+              "not export the submitter's environment? ragline.executor.sbatch: {export: ALL} "
+              "asks it to): a stage that needs them fails")
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     cwd = cwd if cwd and Path(cwd).is_dir() else None
     with open(log_path, "ab") as log:

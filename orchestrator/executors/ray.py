@@ -33,8 +33,8 @@ from pathlib import Path
 from orchestrator.errors import ConfigError
 from orchestrator.executors.base import Failed, TaskResult, read_result
 from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks
-from orchestrator.executors.launch import (FORWARD_ENV, forwarded_env, remove_task_files,
-                                          step_env_names, write_task_files)
+from orchestrator.executors.launch import (FORWARD_ENV, forwarded_env, read_env,
+                                          remove_task_files, step_env_names, write_task_files)
 
 log = logging.getLogger("ragline")
 
@@ -200,9 +200,10 @@ class RayExecutor:
     def run(self, step, tasks: list) -> dict[str, TaskResult]:
         ray = self.connect()
         self.check_visible(Path(tasks[0].log).parent, "run's log directory", "--runs-dir")
-        env, cwd = forwarded_env(self.env_patterns), os.getcwd()
-        # what the step reads from the environment, for a node started elsewhere that lacks it
-        defaults = {k: v for k, v in forwarded_env(step_env_names(step)).items() if k not in env}
+        # what the step reads from the environment goes too (a node started elsewhere lacks
+        # it): the driver's value, which the cache key holds; a node-local one only if missing
+        driver, defaults = read_env(step_env_names(step))
+        env, cwd = {**forwarded_env(self.env_patterns), **driver}, os.getcwd()
         if not step.gpus:  # a task without GPUs must not see the node's
             env["CUDA_VISIBLE_DEVICES"] = ""
         files = write_task_files(tasks)

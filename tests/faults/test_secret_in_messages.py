@@ -68,3 +68,27 @@ def test_a_text_that_fails_for_another_reason_does_not_blame_a_set_variable():
     with pytest.raises(ConfigError) as err:
         reveal({"a": ""}, {"a": "${oc.env:HOME}/x/${nowhere}"})
     assert "cannot be read again" in err.value.message and "not set" not in err.value.message
+
+
+def test_a_literal_dollar_brace_stays_literal_on_the_worker(monkeypatch):
+    """``\\${...}`` in a recipe is a literal ``${...}``; the text a worker resolves again kept it
+    live: ``${oc.env:TAG}-\\${oc.env:PW}`` resolved the password there."""
+    from omegaconf import OmegaConf
+
+    from orchestrator.secrets import resolve_recording, reveal
+
+    monkeypatch.setenv("RAGLINE_TEST_TAG", "t1")
+    monkeypatch.setenv("RAGLINE_TEST_PW", "pw-value")
+    cfg = OmegaConf.create({"a": "${oc.env:RAGLINE_TEST_TAG}-\\${oc.env:RAGLINE_TEST_PW}"})
+    resolved, found = resolve_recording(cfg)
+    assert resolved["a"] == "t1-${oc.env:RAGLINE_TEST_PW}"
+    assert reveal({"a": ""}, found) == {"a": "t1-${oc.env:RAGLINE_TEST_PW}"}
+
+
+def test_unsaid_replaces_the_longest_value_first_and_once():
+    from orchestrator.secrets import unsaid
+
+    message = "got '/data/ckpt-long1' (ckpt-long1)"
+    config = {"a": "/data/ckpt-long1", "b": "ckpt-long1"}
+    texts = {"a": "${oc.env:ROOT}/${oc.env:CKPT}", "b": "${oc.env:CKPT}"}
+    assert unsaid(message, config, texts) == "got '${oc.env:ROOT}/${oc.env:CKPT}' (${oc.env:CKPT})"
