@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from orchestrator.api import StageContext, stage
 from tests.toy.stages import Blob, Numbers
 
@@ -47,5 +49,6 @@ def fault_rewrite_last_part(numbers: Numbers, ctx: StageContext) -> Numbers:
     if ctx.shard_index == 0:
         last = numbers.ref.paths[-1]
         table = pq.read_table(last)
+        os.chmod(last, 0o644)           # committed files are read-only
         pq.write_table(table.set_column(1, "x", pc.multiply(table["x"], 100.0)), last)
     return rows

@@ -395,8 +395,10 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
     if not question.strip():
         raise DataError(f"{where}: '{qkey}' is empty; write the question or remove the record")
     extra = rec.get("input") if qkey == "instruction" else None   # Alpaca's / Tulu's input
-    if isinstance(extra, str) and extra.strip() and not question.rstrip().endswith(extra.strip()):
-        question = f"{question}\n{extra}"   # as load_chat joins them (unless already there)
+    held = question.strip() == (extra or "").strip() or \
+        question.rstrip().endswith("\n" + (extra or "").strip())   # its own last line already
+    if isinstance(extra, str) and extra.strip() and not held:
+        question = f"{question}\n{extra}"   # as load_chat joins them
     answers, akey = _answers(rec, where)
     if require_answers and not answers:
         what = "has no non-empty answer" if akey else "missing answers"
@@ -469,7 +471,7 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
 
     Accepted fields (first match wins): question ←
     ``question|Question|query|instruction|text|input`` (an ``instruction`` with a non-empty
-    ``input``, as Alpaca's, is the two on two lines, unless the instruction ends with it);
+    ``input``, as Alpaca's, is the two on two lines, unless it is the instruction's last line);
     answers ← ASQA
     ``qa_pairs[*].short_answers`` when present, else
     ``answers|golden_answers|answer|output|answerKey|golds|generation_gt|answer_idx|``

@@ -57,11 +57,14 @@ def test_an_alpaca_records_input_joins_its_instruction(tmp_path):
             {"instruction": "Write the past tense of the verb given.", "input": "give",
              "output": "gave"},          # an input inside the instruction's words is still read
             {"instruction": "Is it true?\n\n## Input:\n\nCats fly.", "input": "Cats fly.",
-             "output": "no"}]            # one the instruction already ends with: once
+             "output": "no"},            # the instruction's last line already: once
+            {"instruction": "Convert this binary number to base 10", "input": "10",
+             "output": "2"}]             # an input the instruction ends with by chance
     path.write_text("".join(json.dumps(r) + "\n" for r in recs))
     assert [r["question"] for r in read_questions(path)] == [
         "Translate to French.\nGood morning", "Name a colour.",
-        "Write the past tense of the verb given.\ngive", "Is it true?\n\n## Input:\n\nCats fly."]
+        "Write the past tense of the verb given.\ngive", "Is it true?\n\n## Input:\n\nCats fly.",
+        "Convert this binary number to base 10\n10"]
 
 
 def test_other_readers_still_refuse_a_file_of_one_json_object(tmp_path):
