@@ -7,18 +7,11 @@ from __future__ import annotations
 import secrets
 
 from tests.conftest import rag
+from tests.faults.test_secrets import RECIPE as SECRET_RECIPE
 from tests.faults.test_secrets import _recipe
 
-RECIPE = """\
-ragline:
-  imports: [tests.toy.stages, tests.faults.toy_config_stages]
-steps:
-  load: {stage: toy_gen, n: 4}
-  train:
-    stage: toy_train
-    inputs: {numbers: load}
-    lr: ${oc.env:RAGLINE_TEST_LR}
-"""
+RECIPE = SECRET_RECIPE.replace("api_key: ${oc.env:RAGLINE_TEST_SECRET}",
+                               "lr: ${oc.env:RAGLINE_TEST_LR}")
 
 
 def test_a_refused_value_from_the_environment_is_named_not_quoted(tmp_path, monkeypatch, capsys):
