@@ -354,6 +354,23 @@ def _size(path: Path | str) -> int:
     return total
 
 
+def _forget_gone_sources(store, dry_run: bool) -> int:
+    """Drop the remembered hashes of source files that no longer exist (``sources.json`` grows
+    with every file of every directory source ever read, and every run and shard loads it)."""
+    from orchestrator.hashing import SourceMemo
+
+    memo = SourceMemo(store.root / "sources.json")
+    gone = memo.prune()
+    if gone and not dry_run:
+        try:
+            memo.save()
+        except OSError as e:
+            log.warning("could not rewrite %s (%s); it keeps %d rows of files that are gone",
+                        memo.path, e.strerror or e, gone)
+            return 0
+    return gone
+
+
 def main(args) -> int:
     from orchestrator.cli.common import runs_dir
     from orchestrator.logs import console, escape
@@ -378,6 +395,9 @@ def main(args) -> int:
                 size += bytes_
             else:
                 failed.append(f"{p}: {error}")
+    forgotten = _forget_gone_sources(store, args.dry_run)
+    if forgotten:
+        removed["source memo rows"] = forgotten
     c = console()   # stderr: --dry-run's stdout is the list of paths alone, for scripts
     verb = "would remove" if args.dry_run else "removed"
     n = removed.get("entries", 0)
