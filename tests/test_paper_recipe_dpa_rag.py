@@ -64,11 +64,10 @@ def paper_run(tmp_path_factory):
         "engine=transformers",                                    # vLLM needs a GPU
         f"steps.augment.llm.base_url={server.base_url}",          # the local server for
         "steps.augment.llm.model=tiny", "+steps.augment.max_tokens=12",   # gpt-3.5-turbo
-        "retrieval.k=8",                                          # sizes (paper: top-100, 10
+        "retrieval.k=24",                                         # sizes (paper: top-100, 10
+        # (every passage: random tiny encoders rank `title [SEP] text` too poorly to mine
+        # reranker rows from a top-8)
         "steps.train_reranker.epochs=2", "steps.train_reranker.max_length=64",  # epochs, and
-        # the random tiny encoders rank this corpus well enough to mine reranker rows with
-        # plain passage text; DPR's pair text ([SEP]) left too few (no validation rows)
-        "retrieval.text_template='{title} {text}'",
         "steps.sft_prealign.max_length=512", "steps.sft.max_length=512",        # 8,192 tokens)
         "steps.sft_prealign.epochs=1", "steps.sft.epochs=1",
         "steps.sft_prealign.per_device_batch_size=2", "steps.sft.per_device_batch_size=2",
@@ -132,3 +131,11 @@ def test_webqsp_reads_two_documents_and_the_others_three(paper_run):
     read = {r["id"]: r for r in artifact_rows(runs, "infer.out")}
     assert len(read) == len(EVAL) + len(WEBQSP)
     assert all(len(r["ctxs"]) == (2 if r["dataset"] == "webqsp" else 3) for r in read.values())
+
+
+def test_passages_are_indexed_as_dpr_encodes_them(paper_run):
+    """The paper recipe's index encodes a passage as DPR's pair, ``title [SEP] text``."""
+    runs, _, _ = paper_run
+    metas = list((runs / "latest" / "artifacts" / "index.out").resolve().rglob("meta.json"))
+    assert metas and {json.loads(m.read_text())["text_template"] for m in metas} == \
+        {"{title} [SEP] {text}"}
