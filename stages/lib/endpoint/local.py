@@ -236,6 +236,7 @@ class LocalBackend:
                               max_tokens=req.max_tokens,
                               seed=row_seed(req.seed, 0, j, 0) if sample else None,
                               stop=list(req.stop) or None,
+                              stop_token_ids=self.gen.stop_token_ids or None,
                               logprobs=self.cfg.top_logprobs if req.logprobs_of
                               else (0 if req.token_logprobs else None),
                               repetition_penalty=req.repetition_penalty or 1.0)  # 1.0: vLLM's none

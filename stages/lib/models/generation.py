@@ -212,6 +212,8 @@ class TransformersGenerator:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        from stages.lib.models.turns import stop_ids
+
         self.path, self.device = str(path), torch.device(device)
         if dtype not in DTYPES:
             raise ConfigError(f"dtype must be one of {DTYPES}, got {dtype!r}")
@@ -241,11 +243,8 @@ class TransformersGenerator:
                 raise
             raise adapter_load_error(self.path, adapter, GENERATOR, e) from e
         self.model.to(self.device).eval()
-        eos = self.model.generation_config.eos_token_id
-        eos = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
-        if tok.eos_token_id is not None and tok.eos_token_id not in eos:
-            eos.append(tok.eos_token_id)
-        self.eos_ids = eos
+        # EOS, and the template's end of turn (a base checkpoint's EOS is another token)
+        self.eos_ids = stop_ids(self.model.generation_config.eos_token_id, tok)
         log.info("loaded %s (%s, %s) in %.1f s", self.path, self.device, dtype,
                  time.perf_counter() - start)
 

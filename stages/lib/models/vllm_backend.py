@@ -83,6 +83,16 @@ def engine_kwargs(path: str | Path, *, dtype: str, cuda_devices: int,
     return kwargs
 
 
+def template_stop_ids(llm) -> list[int]:
+    """The chat template's end-of-turn id, when it is not the model's EOS (vLLM stops on EOS
+    and on ``generation_config``'s ids): see :mod:`stages.lib.models.turns`."""
+    from stages.lib.models.turns import end_of_turn_id
+
+    tokenizer = llm.get_tokenizer()
+    eot = end_of_turn_id(tokenizer)
+    return [] if eot is None or eot == tokenizer.eos_token_id else [eot]
+
+
 class VLLMGenerator:
     """vLLM offline inference behind the :class:`~stages.lib.models.generation.Generator` API.
 
@@ -91,6 +101,7 @@ class VLLMGenerator:
     """
 
     backend = "vllm"
+    stop_token_ids: list[int] = []   # set by __init__: the template's end of turn, if not EOS
 
     def __init__(self, path: str | Path, dtype: str = "auto",
                  tensor_parallel_size: int | None = None, gpu_memory_utilization: float = 0.9,
@@ -113,6 +124,7 @@ class VLLMGenerator:
         start = time.perf_counter()
         self.llm = LLM(**kwargs)
         self.path = str(path)
+        self.stop_token_ids = template_stop_ids(self.llm)
         log.info("loaded %s with vLLM (%s, tensor_parallel_size=%d) in %.1f s", path,
                  "CUDA" if cuda else "CPU", kwargs["tensor_parallel_size"],
                  time.perf_counter() - start)
@@ -135,7 +147,8 @@ class VLLMGenerator:
 
         params = [SamplingParams(n=1, temperature=temperature, max_tokens=max_new_tokens,
                                  top_p=top_p if sample else 1.0,
-                                 seed=request_seed(i, j) if sample else None)
+                                 seed=request_seed(i, j) if sample else None,
+                                 stop_token_ids=self.stop_token_ids or None)
                   for i, j in cells]
         start = time.perf_counter()
         outputs = self.llm.chat([plain(conversations[i]) for i, _ in cells],

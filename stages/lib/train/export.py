@@ -51,6 +51,7 @@ def export_checkpoint(staging: Path, model_dir: Path, out_dir: Path, *, lora: bo
                 shutil.copy2(staging / name, adapter / name)
     else:
         model = AutoModelForCausalLM.from_pretrained(str(staging), dtype=dtype, device_map=None)
+    stop_at_end_of_turn(model, tokenizer, log, kind)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     if special_tokens:
@@ -58,3 +59,21 @@ def export_checkpoint(staging: Path, model_dir: Path, out_dir: Path, *, lora: bo
         (out_dir / "special_tokens.json").write_text(json.dumps(ids, indent=1))
     log.info("%s: saved %s checkpoint (%s) to %s in %.1f s", kind,
              "merged LoRA" if lora else "full", dtype_name, out_dir, time.perf_counter() - started)
+
+
+def stop_at_end_of_turn(model, tokenizer, log: logging.Logger, kind: str) -> None:
+    """Make the chat template's end-of-turn token a stop token of the saved checkpoint (its
+    ``generation_config.eos_token_id``) when it is not one yet: a base model given a template
+    was trained to end its answers with it (see :mod:`stages.lib.models.turns`)."""
+    from stages.lib.models.turns import end_of_turn_id
+
+    config = model.generation_config
+    eos = config.eos_token_id
+    ids = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
+    eot = end_of_turn_id(tokenizer)
+    if eot is None or eot in ids:
+        return
+    config.eos_token_id = ids + [eot]
+    log.info("%s: the chat template ends a turn with %s (id %d), not EOS: added to the saved "
+             "generation_config's eos_token_id %s", kind, tokenizer.convert_ids_to_tokens(eot),
+             eot, config.eos_token_id)

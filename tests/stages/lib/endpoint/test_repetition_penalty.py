@@ -167,10 +167,12 @@ def test_vllm_gets_it_in_sampling_params(monkeypatch):
     monkeypatch.setitem(sys.modules, "vllm", types.SimpleNamespace(SamplingParams=Params))
     backend = object.__new__(LocalBackend)
     backend.cfg = EndpointConfig(backend="vllm", model="m")
+    backend.gen = types.SimpleNamespace(stop_token_ids=[7])   # the template's end of turn
     params = [backend._params(ChatRequest(conv(1), temperature=t, repetition_penalty=p)
                               .resolved(backend.cfg), 0)
               for t, p in ((0.9, 1.1), (0.0, 1.1), (0.9, None), (0.9, 1.0))]
     assert [p.repetition_penalty for p in params] == [1.1, 1.1, 1.0, 1.0]
+    assert {tuple(p.stop_token_ids) for p in params} == {(7,)}
 
 
 @pytest.mark.vllm
