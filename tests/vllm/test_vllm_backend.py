@@ -9,6 +9,9 @@ small CPU machine, so one engine serves the generator-level tests and each stage
 from __future__ import annotations
 
 import importlib.util
+import json
+import logging
+import re
 
 import pytest
 
@@ -219,3 +222,26 @@ def test_endpoint_token_logprobs_match_transformers(lm, tmp_path):
         assert all(v <= 0 for v in got.token_logprobs[0])
     assert with_asked[0].token_logprobs == replies["transformers"][0].token_logprobs
     assert len(with_asked[0].tokens[0]) <= len(with_asked[0].token_logprobs[0])
+
+
+# A base checkpoint given a chat template stops at the template's end of turn
+# (``stop_token_ids``) even where its generation_config lists only the base EOS (a model trained
+# elsewhere): tests/stages/lib/models/test_end_of_turn.py
+def test_vllm_stops_a_base_model_at_the_templates_end_of_turn(tmp_path, caplog):
+    from tests.stages.lib.models.test_end_of_turn import QUESTION, trained_base_model
+
+    out, tok = trained_base_model(tmp_path, hidden_size=256)   # vLLM's CPU kernels: head_dim 64
+    config_file = out / "generation_config.json"
+    config = json.loads(config_file.read_text())
+    config["eos_token_id"] = tok.eos_token_id        # as a model trained elsewhere: base EOS only
+    config_file.write_text(json.dumps(config))
+    assert TransformersGenerator(out).chat([QUESTION], max_new_tokens=12) == [["Paris"]]
+    engine = load_generator(str(out), backend="vllm")
+    try:
+        assert engine.stop_token_ids == [tok.convert_tokens_to_ids("<|im_end|>")]
+        with caplog.at_level(logging.INFO):
+            assert engine.chat([QUESTION], max_new_tokens=12) == [["Paris"]]
+        produced = re.search(r"vLLM generated (\d+) tokens", caplog.text)
+        assert produced and int(produced[1]) <= 3, caplog.text   # Paris, <|im_end|>; not 12
+    finally:
+        engine.close()
