@@ -77,17 +77,74 @@ def resized_model(model_dir, tokenizer, dtype: str, seed: int, added: dict[str, 
     plus seeded noise (transformers' default, ``init="mean"``), seeded N(0, initializer_range)
     (``init="normal"``, transformers before 4.46), or with ``init="pieces"`` the mean of the rows
     of the pieces that the model's own tokenizer splits each ``added`` token into (input and,
-    when untied, output embeddings)."""
+    when untied, output embeddings).
+
+    A matrix never shrinks: a checkpoint padded beyond its tokenizer (Qwen2.5: 151,936 rows for
+    151,665 tokens; Phi-3) keeps its rows, and the added tokens take padding rows, which were
+    never trained; those rows, and any the resizing made from an average that counted them, are
+    drawn again as ``init`` says from the rows of the model's own tokens (:func:`new_rows`).
+    Without padding the rows are transformers' own draw, as before.
+    """
     from transformers import AutoModelForCausalLM, AutoTokenizer, set_seed
 
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, device_map=None)
     set_seed(seed)
-    model.resize_token_embeddings(len(tokenizer), mean_resizing=init != "normal")
+    rows = model.get_input_embeddings().num_embeddings
+    base = AutoTokenizer.from_pretrained(str(model_dir))   # without the added tokens
+    model.resize_token_embeddings(max(len(tokenizer), rows), mean_resizing=init != "normal")
     if init == "pieces" and added:
-        base = AutoTokenizer.from_pretrained(str(model_dir))   # without the added tokens
         pieces = {i: base(t, add_special_tokens=False)["input_ids"] for t, i in added.items()}
         embeddings_from_pieces(model, pieces)
+    elif rows > len(base):   # padded: ids past the model's own tokens are new to it
+        new_rows(model, sorted(i for i in (added or {}).values() if i >= len(base)),
+                 len(base), init)
     return model
+
+
+def new_rows(model, ids: list[int], known: int, init: str) -> None:
+    """:func:`draw_rows` on the input and, when untied, output embeddings of ``model`` (the
+    output layer's bias, if any: the mean of the known rows' for ``"mean"``, 0 otherwise)."""
+    std = getattr(model.config.get_text_config(), "initializer_range", None) or 0.02
+    for weight in _tables(model).values():
+        with _gathered(weight):
+            draw_rows(weight, ids, known, init, std)
+    bias = getattr(model.get_output_embeddings(), "bias", None)
+    if bias is not None and ids:
+        import torch
+
+        with _gathered(bias), torch.no_grad():
+            bias[ids] = bias[:known].float().mean().to(bias.dtype) if init == "mean" else 0.0
+
+
+def draw_rows(weight, ids: list[int], known: int, init: str = "mean", std: float = 0.02) -> None:
+    """Set rows ``ids`` of ``weight`` in place from rows ``[0, known)``, the model's own tokens:
+    ``"mean"``, their mean plus noise of 1e-9 times their covariance (transformers'
+    ``mean_resizing``; the mean alone when that covariance is singular); ``"normal"``,
+    N(0, ``std``). The other rows are left as they are.
+
+    >>> import torch
+    >>> w = torch.tensor([[1.0, 0.0], [3.0, 2.0], [7.0, 7.0], [7.0, 7.0]])   # 2 padding rows
+    >>> draw_rows(w, [2], known=2)
+    >>> w.tolist()
+    [[1.0, 0.0], [3.0, 2.0], [2.0, 1.0], [7.0, 7.0]]
+    """
+    import torch
+
+    if not ids:
+        return
+    with torch.no_grad():
+        if init == "normal":
+            drawn = torch.randn(len(ids), weight.shape[1], dtype=torch.float32) * std
+        else:
+            old = weight[:known].float()
+            mean = old.mean(dim=0)
+            covariance = 1e-9 * (old - mean).T @ (old - mean) / known
+            if torch.distributions.constraints.positive_definite.check(covariance).all():
+                normal = torch.distributions.MultivariateNormal(mean, covariance_matrix=covariance)
+                drawn = normal.sample((len(ids),))
+            else:
+                drawn = mean.expand(len(ids), -1)
+        weight[ids] = drawn.to(device=weight.device, dtype=weight.dtype)
 
 
 def embeddings_from_pieces(model, pieces: dict[int, list[int]]) -> None:
@@ -97,12 +154,16 @@ def embeddings_from_pieces(model, pieces: dict[int, list[int]]) -> None:
     one partition of a weight: the whole weight is gathered for the write, which rank 0 makes
     (every rank computes the same rows) and which is partitioned again on exit.
     """
-    tables = {id(e.weight): e.weight
-              for e in (model.get_input_embeddings(), model.get_output_embeddings())
-              if e is not None}                                 # a tied pair counts once
-    for weight in tables.values():
+    for weight in _tables(model).values():
         with _gathered(weight):
             rows_from_pieces(weight, pieces)
+
+
+def _tables(model) -> dict:
+    """The input and output embedding weights by ``id``: a tied pair counts once."""
+    return {id(e.weight): e.weight
+            for e in (model.get_input_embeddings(), model.get_output_embeddings())
+            if e is not None}
 
 
 def _gathered(weight):
