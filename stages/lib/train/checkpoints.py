@@ -1,8 +1,11 @@
 """The trainer's ``checkpoint-<step>/`` directories in a run's scratch: which one to resume.
 
 The scratch directory belongs to one task key (the key covers the config and the inputs'
-content), so every checkpoint in it comes from the same run: no fingerprint is needed, only
-care for a checkpoint half-written when the run died.
+content), so every checkpoint in it comes from the same config; but not from the same shape:
+the key leaves out resources, so a run that died on 2 GPUs and is rerun on 1 would resume with
+another effective batch, schedule and data position. ``run_shape.json`` records the shape
+(processes, batch, accumulation, DeepSpeed) and checkpoints of another shape are dropped
+(:func:`drop_other_shape`). A checkpoint half-written when the run died is dropped too.
 """
 
 from __future__ import annotations
@@ -49,6 +52,30 @@ def drop_incomplete(checkpoint_dir: Path, log: logging.Logger, kind: str) -> Non
                         kind, path.name)
             shutil.rmtree(path, ignore_errors=True)
     shutil.rmtree(checkpoint_dir / STAGING_DIR, ignore_errors=True)
+
+
+def drop_other_shape(checkpoint_dir: Path, shape: dict, log: logging.Logger, kind: str) -> None:
+    """Main process, before training: delete the checkpoints a run of another ``shape`` wrote
+    (resuming them would mix two runs: 2 steps of batch 4 then 6 of batch 2), then record
+    ``shape`` as this run's."""
+    record = checkpoint_dir / "run_shape.json"
+    try:
+        before = json.loads(record.read_text())
+    except (OSError, ValueError):
+        before = None
+    found = checkpoints(checkpoint_dir)
+    if found and before is not None and before != shape:
+        changed = ", ".join(f"{k} {before.get(k)} -> {v}" for k, v in shape.items()
+                            if before.get(k) != v)
+        log.warning("%s: the checkpoints in %s were written by a run of another shape (%s): "
+                    "starting again from step 0, as resuming would mix the two runs", kind,
+                    checkpoint_dir, changed)
+        for _, path in found:
+            shutil.rmtree(path, ignore_errors=True)
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    tmp = record.with_suffix(".tmp")
+    tmp.write_text(json.dumps(shape))
+    tmp.replace(record)
 
 
 def finished_state(checkpoint: Path | None) -> dict | None:

@@ -33,6 +33,7 @@ from stages.lib.train.args import TrainArgs
 from stages.lib.train.checkpoints import (
     STAGING_DIR,
     drop_incomplete,
+    drop_other_shape,
     finished_state,
     last_checkpoint,
 )
@@ -54,7 +55,7 @@ class Finetune:
         self.setup: RunSetup | None = None
         self.trainer: Any = None
         self.reference: str | None = None
-        self.num_examples = self.kept = self.trainable = self.total = 0
+        self.num_examples = self.kept = self.cut = self.trainable = self.total = 0
         self.weights: Path | None = None
         self.record: dict[str, Any] = {}
         self._exit = contextlib.ExitStack()
@@ -143,6 +144,12 @@ class Finetune:
             self.log.warning("%s: dropped %d of %d examples whose prompt fills max_length=%s",
                              self.kind, num_examples - self.kept, num_examples,
                              self.cfg.max_length)
+        self.cut = answers_cut(self.trainer.train_dataset, self.cfg.max_length)
+        if self.hooks.is_main and self.cut:
+            self.log.warning("%s: %d of %d examples are longer than max_length=%s and are "
+                             "trained with the end of their answer cut off (no end-of-turn "
+                             "token): raise max_length, or shorten their prompts",
+                             self.kind, self.cut, self.kept, self.cfg.max_length)
 
     def resume_point(self) -> Path | None:
         """The newest complete checkpoint of this run (after the main process dropped
@@ -151,6 +158,10 @@ class Finetune:
             return None
         if self.hooks.is_main:
             drop_incomplete(self.setup.checkpoint_dir, self.log, self.kind)
+            shape = {"processes": int(self.trainer.args.world_size),
+                     "per_device_batch_size": self.cfg.per_device_batch_size,
+                     "grad_accum": self.cfg.grad_accum, "deepspeed": self.setup.deepspeed}
+            drop_other_shape(self.setup.checkpoint_dir, shape, self.log, self.kind)
         self.trainer.args.distributed_state.wait_for_everyone()
         return last_checkpoint(self.setup.checkpoint_dir)
 
@@ -206,6 +217,7 @@ class Finetune:
             "runtime_s": round(time.perf_counter() - self.started, 3),
             "train_runtime_s": self.record["train_runtime"],
             "num_examples": self.kept, "dropped_examples": self.num_examples - self.kept,
+            "answers_cut": self.cut,
             "trainable_params": self.trainable, "total_params": self.total, "lora": self.cfg.lora,
             "world_size": int(self.trainer.args.world_size), "device": self.setup.device,
             "bf16": self.setup.bf16, "out_dir": str(self.out_dir)}
@@ -246,6 +258,38 @@ class Finetune:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def answers_cut(dataset, max_length: int | None) -> int:
+    """Tokenised examples whose answer ``max_length`` cuts (TRL keeps a long row's start): an
+    SFT row truncated to ``max_length`` tokens (one exactly that long counts too), a DPO pair
+    whose prompt and longer answer exceed it. Lengths are read from Arrow, not as lists.
+
+    >>> from datasets import Dataset
+    >>> answers_cut(Dataset.from_dict({"input_ids": [[1, 2, 3], [1, 2]]}), 3)
+    1
+    >>> pairs = {"prompt_ids": [[1, 2], [1]], "chosen_ids": [[3], [3]],
+    ...          "rejected_ids": [[4, 5], [4]]}
+    >>> answers_cut(Dataset.from_dict(pairs), 3), answers_cut(Dataset.from_dict(pairs), None)
+    (1, 0)
+    """
+    import pyarrow.compute as pc
+
+    columns = set(dataset.column_names)
+    if max_length is None or not ({"input_ids"} <= columns or
+                                  {"prompt_ids", "chosen_ids", "rejected_ids"} <= columns):
+        return 0
+    pairs = "chosen_ids" in columns
+    names = ["prompt_ids", "chosen_ids", "rejected_ids"] if pairs else ["input_ids"]
+    cut = 0
+    for batch in dataset.select_columns(names).with_format("arrow").iter(batch_size=4096):
+        lengths = [pc.list_value_length(batch[n]) for n in names]
+        if pairs:
+            longest = pc.add(lengths[0], pc.max_element_wise(lengths[1], lengths[2]))
+            cut += pc.sum(pc.greater(longest, max_length)).as_py() or 0
+        else:
+            cut += pc.sum(pc.greater_equal(lengths[0], max_length)).as_py() or 0
+    return cut
 
 
 def param_counts(params) -> tuple[int, int]:

@@ -55,5 +55,10 @@ def log_callback(kind: str, log: logging.Logger, progress: ProgressFn | None, re
         def on_step_end(self, args, state, control, **kwargs):
             if progress is not None and state.is_world_process_zero:
                 progress(state.global_step, state.max_steps)
+            if state.global_step >= state.max_steps:
+                # the last step's loss is logged whatever logging_steps says (the stats' last
+                # loss; with logging_steps above the run's steps no loss was logged at all)
+                control.should_log = True
+            return control
 
     return LogCallback()
