@@ -190,26 +190,34 @@ def gathered(metas: dict[str, dict]) -> dict[str, set[str]]:
     return out
 
 
-def _dependents_note(store, hashes: set[str], damaged_steps: list[str],
-                     damaged_metas: dict[str, dict]) -> str:
-    """The line naming the entries computed from damaged outputs ("" when none); the damaged
-    entries' own metadata is given, since ``--quarantine`` has moved them."""
+def _dependents(store, hashes: set[str], damaged_steps: list[str],
+                damaged_metas: dict[str, dict], quarantine: bool) -> str:
+    """The line naming the entries computed from damaged outputs ("" when none); with
+    ``quarantine`` they are moved aside too: their results may hold the damage, and once the
+    damaged entry is recomputed to its old content they would be hits again (the damaged
+    entries' own metadata is given, since ``--quarantine`` has moved them)."""
     from orchestrator.store import read_entry
 
-    metas = dict(damaged_metas)
+    metas, entries = dict(damaged_metas), {}
     for path in store.entries():
         entry, _ = read_entry(path, path.name)
         if entry is not None:
-            metas[path.name] = entry.meta
+            metas[path.name], entries[path.name] = entry.meta, entry
     found = [(k, step) for k, step in dependents(metas, hashes) if k not in damaged_metas]
     if not found:
         return ""
     steps = list(dict.fromkeys(step for _, step in found))
-    again = " ".join(f"--from {s}" for s in dict.fromkeys(damaged_steps))
+    origin = ", ".join(dict.fromkeys(damaged_steps))
     were = "entry was" if len(found) == 1 else "entries were"
-    return (f"  {len(found)} {were} computed from the damaged outputs (steps "
-            f"{', '.join(steps)}): if the damage came first, their results are wrong too; "
-            f"recompute them: rag run RECIPE {again}")
+    head = f"  {len(found)} {were} computed from the damaged outputs (steps {', '.join(steps)})"
+    if quarantine:
+        for key, step in found:
+            store.set_aside(key, entries.get(key), f"computed from the damaged output of step "
+                            f"'{origin}'", step)
+        return f"{head}: their results may hold the damage, so they were quarantined too"
+    again = " ".join(f"--from {s}" for s in dict.fromkeys(damaged_steps))
+    return (f"{head}: if the damage came first, their results are wrong too; recompute them: "
+            f"rag run RECIPE {again}, or rerun with --quarantine")
 
 
 def _absent(store, gone: list[str], used: set[str]) -> str:
@@ -257,8 +265,8 @@ def main(args) -> int:
         c.print("  rerun with --quarantine to move them aside; the next run recomputes them")
     elif damaged:
         c.print(f"  quarantined {len(damaged)}; the next run recomputes them")
-    note = _dependents_note(store, hashes, [step for _, step, _ in damaged], metas) \
-        if damaged else ""
+    note = _dependents(store, hashes, [step for _, step, _ in damaged], metas,
+                       args.quarantine) if damaged else ""
     if note:   # a stat check cannot see bit rot: steps after it may have read the damage
         c.print(note, soft_wrap=True)
     return 1 if damaged else 0

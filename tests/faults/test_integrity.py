@@ -135,10 +135,11 @@ def test_verify_finds_bit_rot_that_keeps_size_and_mtime(toy, capsys):
     assert rag("verify", "--all", "--quarantine", "--runs-dir", str(runs)) == 1
     out = " ".join(capsys.readouterr().out.split())
     assert "quarantined 1; the next run recomputes them" in out
-    # before: nothing said that total was computed from mul's damaged bytes, and stays cached
-    assert ("1 entry was computed from the damaged outputs (steps total): if the damage came "
-            "first, their results are wrong too; recompute them: rag run RECIPE --from mul") in out
-    assert not entry.exists()
+    # before: nothing said that total was computed from mul's damaged bytes, and then it
+    # stayed cached: recomputing mul gives its old content, so total was a hit on wrong bytes
+    assert ("1 entry was computed from the damaged outputs (steps total): their results may "
+            "hold the damage, so they were quarantined too") in out
+    assert not entry.exists() and not entry_dir(runs, "total").exists()
     assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
     assert rag("verify", "--all", "no-such-run", "--runs-dir", str(runs)) == 2   # was ignored
     assert "error: name a run (no-such-run) or --all, not both" in capsys.readouterr().err
@@ -166,17 +167,17 @@ def test_verify_tells_keys_a_run_never_computed_from_keys_removed_since(toy, cap
     assert rag("verify", "--all", "--quarantine", "--runs-dir", str(runs)) == 1
     capsys.readouterr()
     assert rag("verify", "--runs-dir", str(runs)) == 0
-    assert (f"verified 2 entries of run {(runs / 'latest').resolve()}: 2 intact, 0 damaged, "
-            "1 in quarantine (found damaged; the next run recomputes it)"   # was: "removed by
-            ) in capsys.readouterr().out                                     # rag gc"
+    assert (f"verified 1 entries of run {(runs / 'latest').resolve()}: 1 intact, 0 damaged, "
+            "2 in quarantine (found damaged; the next run recomputes them)"   # was: "removed
+            ) in capsys.readouterr().out                                # by rag gc"; and total
     assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
-    assert (f"verified 2 entries of cache {runs / 'cache'}: 2 intact, 0 damaged; 1 more in "
+    assert (f"verified 1 entries of cache {runs / 'cache'}: 1 intact, 0 damaged; 2 more in "
             f"{runs / 'cache' / 'quarantine'} (moved aside as damaged, never used again; rag gc "
-            "removes it)") in capsys.readouterr().out
+            "removes them)") in capsys.readouterr().out
     assert rag("gc", "--runs-dir", str(runs)) == 0
     capsys.readouterr()
     assert rag("verify", "--runs-dir", str(runs)) == 0
-    assert ", 1 no longer in the cache (removed by rag gc" in capsys.readouterr().out
+    assert ", 2 no longer in the cache (removed by rag gc" in capsys.readouterr().out
 
 
 SHARDED = CHAIN_SHARDED = """ragline:
@@ -201,14 +202,16 @@ def test_verify_names_dependents_through_a_sharded_step(toy, capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert "verified 4 entries of cache" in out and "1 damaged" in out
     assert "more in" not in out     # was: "1 more in quarantine", the entry it had just moved
-    assert ("1 entry was computed from the damaged outputs (steps total): if the damage came "
-            "first, their results are wrong too; recompute them: rag run RECIPE --from mul") in out
+    assert ("1 entry was computed from the damaged outputs (steps total): their results may "
+            "hold the damage, so they were quarantined too") in out
     assert rag("run", str(conf), runs=runs) == 0
     flip_byte(entry_dir(runs, "gen") / PART, 4)
     assert rag("verify", "--all", "--runs-dir", str(runs)) == 1
     out = " ".join(capsys.readouterr().out.split())
-    assert "3 entries were computed from the damaged outputs (steps mul, total)" in out
-    assert "; 1 more in" in out     # the shard quarantined above
+    assert ("3 entries were computed from the damaged outputs (steps mul, total): if the damage "
+            "came first, their results are wrong too; recompute them: rag run RECIPE --from gen, "
+            "or rerun with --quarantine") in out
+    assert "; 2 more in" in out     # the shard and total, quarantined above
 
 
 def test_a_quarantined_key_the_run_never_reached_is_counted_once(toy, capsys):
