@@ -8,17 +8,22 @@
 
 and breaks the lock when its recorded holder is a dead process on this host (seen dead twice in a
 row): the kernel frees a ``flock`` when its holder dies, so a lock still held then belongs to a
-process that inherited the descriptor, or to a filesystem without ``flock``.
+process that inherited the descriptor, or to a filesystem without ``flock``. "This host" is the
+host name and the PID namespace (:data:`PLACE`): containers that share a host name have their
+own pids, and a pid of another one says nothing here.
 
 ``Lease`` marks a run live for ``rag gc``: ``leases/<host>.<pid>.<rand>.json`` lists the run
 directories; a thread touches the file every ``RAGLINE_LEASE_HEARTBEAT_S`` seconds (default 15).
-A lease is live while its process runs (same host) or its heartbeat is fresh (another host).
+A lease is live while its process runs (same host) or its heartbeat is fresh (another host);
+``rag gc`` keeps what a run on another host uses for an hour after its heartbeat stops (a
+suspended process, a paused VM), then lets it go.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import socket
 import threading
@@ -29,6 +34,51 @@ from orchestrator.hashing import key_of
 
 log = logging.getLogger("ragline")
 HOST = socket.gethostname()
+
+
+def _place() -> str:
+    """This host and PID namespace: where a pid means this process table. Two containers
+    sharing a hostname (``--network host``) have their own tables: a pid there is not one here.
+    """
+    try:
+        return f"{HOST}~{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return HOST
+
+
+PLACE = _place()
+PLACE_ID = key_of(PLACE)[:8]   # in file names: <what>.<pid>.<rand>-<PLACE_ID>
+LEASE_GRACE_S = 3600   # gc keeps what a silent run on another host uses this long (suspended?)
+
+
+def here(record: dict) -> bool:
+    """Whether a holder or lease record was written in this host's PID namespace (records
+    written before they named it: by host name).
+
+    >>> here({"where": PLACE, "host": "x"}), here({"where": "elsewhere~1"}), here({"host": HOST})
+    (True, False, True)
+    """
+    return record.get("where") == PLACE if "where" in record else record.get("host") == HOST
+
+
+def pid_of_here(name: str) -> int | None:
+    """The pid in a file name ``<...>.<pid>.<rand>[-<place id>]`` when the name was made in this
+    PID namespace (or names none: made before names carried it), else None.
+
+    >>> pid_of_here(f"k.12.ab-{PLACE_ID}"), pid_of_here("k.12.ab"), pid_of_here("k.12.ab-0000")
+    (12, 12, None)
+    """
+    parts = name.split(".")
+    if len(parts) < 3 or not parts[-2].isdigit():
+        return None
+    _, _, place = parts[-1].partition("-")
+    return int(parts[-2]) if place in ("", PLACE_ID) else None
+
+
+def tmp_name(key: str) -> str:
+    """A temporary directory's name for ``key``, made by this process (``rag gc`` tells from it
+    whether its writer is still running here)."""
+    return f"{key}.{os.getpid()}.{os.urandom(4).hex()}-{PLACE_ID}"
 
 
 def alive(pid: int) -> bool:
@@ -76,7 +126,8 @@ class StoreLock:
         else:
             self._wait()
         since = time.time()
-        holder = {"pid": os.getpid(), "host": HOST, "since": since, "what": self.what}
+        holder = {"pid": os.getpid(), "host": HOST, "where": PLACE, "since": since,
+                  "what": self.what}
         try:
             self.holder_path.write_text(json.dumps(holder))
         except OSError:
@@ -94,7 +145,7 @@ class StoreLock:
             except Timeout:
                 holder = read_json(self.holder_path) or {}
                 log.warning("%s", waiting_line(self.what, holder))
-                dead = holder.get("host") == HOST and isinstance(holder.get("pid"), int) \
+                dead = here(holder) and isinstance(holder.get("pid"), int) \
                     and not alive(holder["pid"])
                 dead_checks = dead_checks + 1 if dead else 0
                 if dead_checks >= 2:
@@ -107,7 +158,7 @@ class StoreLock:
 
     def release(self) -> None:
         holder = read_json(self.holder_path) or {}
-        if holder.get("pid") == os.getpid() and holder.get("host") == HOST:
+        if holder.get("pid") == os.getpid() and here(holder):
             try:
                 self.holder_path.unlink(missing_ok=True)
             except OSError:
@@ -148,7 +199,8 @@ class Lease:
         self.root = cache_root
         self.runs_dir = Path(runs_dir).resolve()
         self.interval = _heartbeat_s()
-        self.path = cache_root / "leases" / f"{HOST}.{os.getpid()}.{os.urandom(3).hex()}.json"
+        self.path = (cache_root / "leases" /
+                     f"{HOST}.{os.getpid()}.{os.urandom(3).hex()}-{PLACE_ID}.json")
         self.runs: list[str] = []
         self.started = time.time()
         self._stop = threading.Event()
@@ -160,8 +212,8 @@ class Lease:
         self._write()
 
     def _write(self) -> None:
-        data = {"pid": os.getpid(), "host": HOST, "started": self.started, "interval": self.interval,
-                "runs_dir": str(self.runs_dir), "runs": self.runs}
+        data = {"pid": os.getpid(), "host": HOST, "where": PLACE, "started": self.started,
+                "interval": self.interval, "runs_dir": str(self.runs_dir), "runs": self.runs}
         try:
             tmp = self.path.with_name(f".{self.path.name}.tmp")
             tmp.write_text(json.dumps(data))
@@ -253,15 +305,18 @@ def unreadable(cache_root: Path, own: Path | None = None) -> tuple[list[Path], l
 
 
 def _dead_here(lease_name: str) -> bool:
-    """Whether a lease file's name (``<host>.<pid>.<rand>.json``) names a pid of this host that
-    is gone.
+    """Whether a lease file's name (``<host>.<pid>.<rand>-<place id>.json``) names a pid of this
+    host's PID namespace that is gone.
 
-    >>> _dead_here(f"{HOST}.{os.getpid()}.ab12cd.json"), _dead_here("elsewhere.1.ab12cd.json")
+    >>> _dead_here(f"{HOST}.{os.getpid()}.ab12cd-{PLACE_ID}.json")
+    False
+    >>> _dead_here("elsewhere.1.ab12cd.json"), _dead_here(f"{HOST}.1.ab12cd-00000000.json")
     (False, False)
     """
-    parts = lease_name.rsplit(".", 3)
-    return (len(parts) == 4 and parts[0] == HOST and parts[1].isdigit()
-            and not alive(int(parts[1])))
+    stem = lease_name[:-len(".json")] if lease_name.endswith(".json") else lease_name
+    host = stem.rsplit(".", 2)[0]
+    pid = pid_of_here(stem)
+    return host == HOST and pid is not None and not alive(pid)
 
 
 def live_leases(cache_root: Path) -> list[dict]:
@@ -274,13 +329,17 @@ def live_leases(cache_root: Path) -> list[dict]:
         if data is None:
             continue
         data["file"] = str(f)
-        if data.get("host") == HOST:
+        data["silent_s"] = 0.0
+        if here(data):
             ok = isinstance(data.get("pid"), int) and alive(data["pid"])
-        else:
-            try:
-                ok = now - f.stat().st_mtime < 4 * float(data.get("interval") or 15)
+        else:   # another host: its heartbeat; one silent longer (suspended, a VM paused, an
+            try:   # NFS stall) keeps what it uses for LEASE_GRACE_S, then it is let go
+                silent = now - f.stat().st_mtime
             except OSError:
-                ok = False
+                silent = math.inf
+            beat = 4 * float(data.get("interval") or 15)
+            ok = silent < max(beat, LEASE_GRACE_S)
+            data["silent_s"] = silent if silent >= beat else 0.0
         data["live"] = ok
         out.append(data)
     return out

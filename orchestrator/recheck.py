@@ -23,6 +23,7 @@ import shutil
 from pathlib import Path
 
 from orchestrator.artifacts import rehash
+from orchestrator.leases import tmp_name
 from orchestrator.store import ENTRY, make_read_only   # (store imports this module lazily)
 
 
@@ -82,7 +83,7 @@ def restamp(entry, now: dict[str, list], tmp_dir: Path) -> bool:
     """Write ``entry``'s ``_entry.json`` again with the stat table ``now`` (the content was
     checked), through a file in ``tmp_dir`` renamed into place. False when it cannot be written
     (a read-only cache): the entry is still used, and re-hashed on the next lookup."""
-    tmp = tmp_dir / f"{entry.key}.{os.getpid()}.{os.urandom(4).hex()}"
+    tmp = tmp_dir / tmp_name(entry.key)
     try:
         tmp.mkdir(parents=True)
         (tmp / ENTRY).write_text(json.dumps({**entry.meta, "files": now}, indent=1))

@@ -44,11 +44,12 @@ from pathlib import Path
 from orchestrator.artifacts import Ref
 from orchestrator.errors import FULL_DISK_HINT, ConfigError
 from orchestrator.hashing import hash_strings
-from orchestrator.leases import Lease, StoreLock, alive
+from orchestrator.leases import LEASE_GRACE_S, Lease, StoreLock, alive, pid_of_here, tmp_name
 
 log = logging.getLogger("ragline")
 ENTRY = "_entry.json"
 QUARANTINE_NOTE = "_quarantine.json"
+HASHED_AFTER_FAILURE = "hashed again after step"   # check_content's quarantine reasons say so
 
 
 @dataclass
@@ -223,6 +224,35 @@ class Store:
                 return str(path / changed)
         return None
 
+    def check_content(self, ref: Ref, step: str) -> tuple[str, str, bool] | None:
+        """``check_intact`` with every file of the entries holding ``ref`` hashed again, so a
+        change that kept each size and mtime (bit rot, a rewrite put back) is found too: it
+        reads every byte, so only a step that failed as damaged bytes make a reader fail asks.
+        (the file that differs, the step that committed it, whether its entry was moved to
+        ``quarantine/``), or None. ``step`` (the reader) names who found it."""
+        from orchestrator.recheck import content_problem
+
+        for key in self.keys_of(ref):
+            path = self.entry_path(key)
+            entry, _ = read_entry(path, key)
+            if entry is None or entry.files is None:
+                continue    # gone, or damaged metadata: the stat check (check_intact) says so
+            try:
+                problem = content_problem(entry, file_table(path))
+            except OSError as e:   # a bad sector is damage; anything else is not ours to judge
+                if e.errno != errno.EIO:
+                    continue
+                rel = os.path.relpath(e.filename, path) if e.filename else "outputs"
+                problem = f"{rel} (unreadable: {e.strerror})"
+            if problem is None:
+                continue
+            producer = entry.meta.get("step", "") or ref.producer.split(".")[0]
+            self.set_aside(key, entry, f"artifact changed on disk after commit: {problem} "
+                                       f"({HASHED_AFTER_FAILURE} '{step}' failed reading it)",
+                           producer)
+            return str(path / problem), producer, self.stamp(key) != entry.stamp
+        return None
+
     def recheck(self, entry: Entry, changed: str | None) -> str | None:
         """``changed`` (``changed_file``'s answer) unless only timestamps changed: then the entry
         is re-hashed (``orchestrator/recheck.py``), its stat table recorded again and None
@@ -340,7 +370,7 @@ class Store:
         return Lease(self.root, Path(runs_dir))
 
     def new_tmp(self, key: str) -> Path:
-        path = self.root / "tmp" / f"{key}.{os.getpid()}.{os.urandom(4).hex()}"
+        path = self.root / "tmp" / tmp_name(key)
         path.mkdir(parents=True)
         return path
 
@@ -432,7 +462,7 @@ class Store:
             if path.name == "tasks":
                 continue
             parts = path.name.split(".")
-            pid = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else None
+            pid = pid_of_here(path.name)
             try:
                 age = now - path.stat().st_mtime
             except FileNotFoundError:
@@ -441,6 +471,8 @@ class Store:
                 pid = None  # gather.<digest>.<rand>: short-lived, no pid; removed when old
                 if age < 3600:
                     continue
+            elif pid is None and len(parts) > 2 and age < LEASE_GRACE_S:
+                continue  # another host's (or PID namespace's) writer: it may still run
             is_alive = pid is not None and alive(pid)
             if not is_alive or age > older_than_s > 0:
                 out.append(path)

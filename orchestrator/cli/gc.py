@@ -138,7 +138,13 @@ def kept_runs(runs: Path, keep_runs: int, keep_days: float | None) -> list[Path]
 
 def collect(store, runs: Path, args) -> tuple[set[str], list[str], float | None]:
     """(keys to keep, lines saying why, start of the oldest live run or None)."""
-    from orchestrator.leases import HOST, live_leases, register_runs_dir, registered_runs_dirs
+    from orchestrator.leases import (
+        HOST,
+        LEASE_GRACE_S,
+        live_leases,
+        register_runs_dir,
+        registered_runs_dirs,
+    )
 
     # a dry run writes nothing, not even this runs dir's registration; nor does gc where there
     # is no runs directory (a mistyped --runs-dir is not created, with a cache in it)
@@ -174,6 +180,10 @@ def collect(store, runs: Path, args) -> tuple[set[str], list[str], float | None]
     if live:
         why.append(f"{len(live)} live run(s) (pid {', '.join(str(x.get('pid')) for x in live)}): "
                    "their plans and everything written since they started are kept")
+    for lease in (x for x in live if x.get("silent_s")):
+        why.append(f"run pid {lease.get('pid')} on host {lease.get('host')} has been silent for "
+                   f"{lease['silent_s']:.0f} s (suspended?): what it uses is kept until it has "
+                   f"been silent for {LEASE_GRACE_S // 60} min")
     if planning:   # its lookups (re-hashes of copied entries among them) have not named its keys
         why.append(f"a live run (pid {planning[0].get('pid')}) is still planning, so every entry "
                    "is kept: run gc again once it has started its steps")
