@@ -286,8 +286,8 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     except ConfigError as e:   # it may quote a value read from the environment: show its name
         if not mine:
             raise
-        raise ConfigError(unsaid(e.message, values, mine), key=e.key,
-                          hint=e.hint and unsaid(e.hint, values, mine)) from None
+        raise ConfigError(unsaid(e.message, values, mine) + _env_is_text(e, where, values, mine),
+                          key=e.key, hint=e.hint and unsaid(e.hint, values, mine)) from None
     _no_literal_credential(config, mine, where)
     hidden = ([p.split(".") for p in mine if is_credential(p)]
               + [list(p) for p in nonsemantic_paths(spec.config_cls, SEMANTIC)]
@@ -302,6 +302,34 @@ def _build_step(name: str, body, steps_cfg: dict, sources: dict, secrets: dict[s
     semantic = keyed(_without(config, hidden), config, mine)   # other env values: as digests
     return Step(name, StageInfo.of(spec), config, semantic, wires, shards, gpus, mine, notes,
                 needed_env(obj, where)), spec
+
+
+_NOT_TEXT = re.compile(r": expected (an integer|a number|a finite number|true or false), got ")
+
+
+def _env_is_text(err: ConfigError, where: str, values: dict, mine: dict[str, str]) -> str:
+    """What to add to a type error about a setting read whole from the environment
+    (``mul: ${oc.env:MUL}``): a variable is text, so a number field refuses ``'2'``; OmegaConf's
+    ``oc.decode`` parses it (``${oc.decode:${oc.env:MUL}}``). "" for any other error.
+
+    >>> e = ConfigError("steps.m.mul: expected a number, got '${oc.env:MUL}'", key="steps.m.mul")
+    >>> _env_is_text(e, "steps.m", {"mul": "2"}, {"mul": "${oc.env:MUL}"})
+    '; the environment gives text: write ${oc.decode:${oc.env:MUL}} to read it as a number'
+    """
+    rel = (err.key or "").removeprefix(where + ".")
+    read = mine.get(rel, "")
+    kind = _NOT_TEXT.search(err.message)
+    if not kind or not isinstance(values.get(rel), str) or \
+            not re.fullmatch(r"\$\{oc\.env:[^{}]+\}", read):
+        return ""
+    what = kind[1].replace("finite ", "")
+    text = values[rel].strip()
+    parses = {"an integer": r"[-+]?\d+", "a number": r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?",
+              "true or false": r"(?i:true|false)"}[what]
+    name = read[len("${oc.env:"):-1].split(",")[0]
+    if not re.fullmatch(parses, text):   # (its value is not quoted: it may be a secret)
+        return f"; the environment variable {name} holds text that is not {what}"
+    return f"; the environment gives text: write ${{oc.decode:{read}}} to read it as {what}"
 
 
 def _no_literal_credential(config: dict, mine: dict[str, str], where: str) -> None:

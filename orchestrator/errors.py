@@ -78,24 +78,92 @@ def did_you_mean(name: str, choices: Iterable[str]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def disk_full(exc: BaseException, cache_root: str = "") -> str | None:
-    """The one line for a write that found the disk full (ENOSPC) or the quota spent (EDQUOT),
-    anywhere in ``exc``'s chain, naming where: the file written when it lies outside the cache,
-    else the cache directory; None for any other error.
+_NO_ROOM = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",
+            errno.EFBIG: "a file reached the file-size limit of ulimit -f"}
+OTHER_DISK_HINT = ("free space on that disk and rerun: finished steps are kept (rag gc frees only "
+                   "the cache's disk)")
+FILE_SIZE_HINT = "raise the limit (ulimit -f unlimited) and rerun: finished steps are kept"
+
+
+def disk_full(exc: BaseException, cache_root: str = "", runs_dir: str = "") -> str | None:
+    """The one line for a write that found the disk full (ENOSPC), the quota spent (EDQUOT) or
+    the file-size limit reached (EFBIG, ``ulimit -f``), anywhere in ``exc``'s chain, naming
+    where: the cache directory when the file written lies in it (or none is known), the runs
+    directory and the file when it lies there, else the file; None for any other error.
+    ``rag gc`` is suggested only where it frees the full disk: the cache's.
 
     >>> disk_full(OSError(errno.ENOSPC, "Error writing bytes to file"), "/c")[:56]
     'cache directory /c: the disk is full (No space left on d'
+    >>> disk_full(OSError(errno.EFBIG, "File too large"), "/c")
+    'cache directory /c: a file reached the file-size limit of ulimit -f (File too large); \
+raise the limit (ulimit -f unlimited) and rerun: finished steps are kept'
     """
-    full = next((e for e in _chain(exc)
-                 if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT)), None)
+    full = next((e for e in _chain(exc) if isinstance(e, OSError) and e.errno in _NO_ROOM), None)
     if full is None:
         return None
-    what = "the disk quota is exceeded" if full.errno == errno.EDQUOT else "the disk is full"
-    line = f"{what} ({os.strerror(full.errno)}); {FULL_DISK_HINT}"
-    name = str(full.filename or "")
-    if name and not (cache_root and Path(name).is_relative_to(cache_root)):
-        return f"{name}: {line}"
-    return f"cache directory {cache_root}: {line}" if cache_root else line
+    what = f"{_NO_ROOM[full.errno]} ({os.strerror(full.errno)})"
+    name = str(full.filename or written_file(full) or "")
+    if not name and runs_dir and cache_root and not same_disk(runs_dir, cache_root):
+        name = _fuller(runs_dir, cache_root)   # no file known: the disk with less room left
+    # a file too large is named even in the cache: that file, not the disk, hit the limit
+    in_cache = not name or (_under(name, cache_root) and full.errno != errno.EFBIG)
+    if full.errno == errno.EFBIG:
+        hint = FILE_SIZE_HINT
+    elif in_cache or same_disk(name, cache_root):
+        hint = FULL_DISK_HINT
+    else:
+        hint = OTHER_DISK_HINT
+    if in_cache:
+        return f"cache directory {cache_root}: {what}; {hint}" if cache_root else f"{what}; {hint}"
+    if _under(name, runs_dir):
+        writing = f" writing {name}" if name != str(runs_dir) else ""
+        return f"runs directory {runs_dir}: {what}{writing}; {hint}"
+    return f"{name}: {what}; {hint}"
+
+
+def _under(path: str, folder: str) -> bool:
+    return bool(folder) and Path(path).absolute().is_relative_to(Path(folder).absolute())
+
+
+def written_file(exc: BaseException) -> str | None:
+    """The file a write that raised ``exc`` was writing, when its OSError names none: a
+    ``Path.write_text`` whose closing flush fails does not. Its traceback's innermost
+    ``pathlib`` frame holds the path as ``self``."""
+    from pathlib import PurePath
+
+    found, tb = None, exc.__traceback__
+    while tb is not None:
+        frame = tb.tb_frame
+        here = frame.f_locals.get("self") if frame.f_code.co_filename.endswith("pathlib.py") \
+            else None
+        found = str(here) if isinstance(here, PurePath) else found
+        tb = tb.tb_next
+    return found
+
+
+def _fuller(runs_dir: str, cache_root: str) -> str:
+    """``runs_dir`` when its disk has less room left than the cache's, else "" (the cache)."""
+    try:
+        room = [os.statvfs(p).f_bavail * os.statvfs(p).f_frsize for p in (runs_dir, cache_root)]
+    except OSError:
+        return ""
+    return str(runs_dir) if room[0] < room[1] else ""
+
+
+def same_disk(path: str, other: str) -> bool:
+    """Whether ``path`` and ``other`` (or the nearest folders above them that exist) lie on one
+    file system; False when either is unknown."""
+    if not path or not other:
+        return False
+    devices = []
+    for p in (Path(path).absolute(), Path(other).absolute()):
+        while not p.exists() and p != p.parent:
+            p = p.parent
+        try:
+            devices.append(os.stat(p).st_dev)
+        except OSError:
+            return False
+    return devices[0] == devices[1]
 
 
 def _chain(exc: BaseException | None):

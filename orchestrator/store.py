@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.artifacts import Ref
-from orchestrator.errors import FULL_DISK_HINT, ConfigError
+from orchestrator.errors import FULL_DISK_HINT, OTHER_DISK_HINT, ConfigError, same_disk
 from orchestrator.hashing import hash_strings
 from orchestrator.leases import LEASE_GRACE_S, Lease, StoreLock, alive, pid_of_here, tmp_name
 
@@ -490,7 +490,8 @@ def _in_cache(link: Path, root: Path) -> bool:
 def check_dir(path: Path, what: str, hint: str, probe: bool = True) -> None:
     """Refuse (``ConfigError``: ``<what> <path> is not writable (why)``) a ``path`` that is not a
     directory and cannot be made one, or (``probe``) in which a small file cannot be written and
-    removed. A full disk gets the hint to free space instead of ``hint``."""
+    removed. A full disk gets the hint to free space instead of ``hint`` (with ``rag gc`` only
+    where the cache is on that disk)."""
     path = Path(path).absolute()
     if path.exists() and not path.is_dir():
         raise ConfigError(f"{what} {path} is not writable (it is a file, not a directory)",
@@ -512,9 +513,12 @@ def check_dir(path: Path, what: str, hint: str, probe: bool = True) -> None:
             os.close(fd)
             os.unlink(name)
     except OSError as e:
-        full = e.errno in (errno.ENOSPC, errno.EDQUOT)
+        if e.errno in (errno.ENOSPC, errno.EDQUOT):   # rag gc frees the cache's disk only
+            cache = os.environ.get("RAGLINE_CACHE") or path / "cache"   # (Store.for_runs)
+            hint = FULL_DISK_HINT if what == "cache directory" or same_disk(str(path), str(cache)) \
+                else OTHER_DISK_HINT
         raise ConfigError(f"{what} {path} is not writable ({e.strerror or e})",
-                          hint=FULL_DISK_HINT if full else hint) from None
+                          hint=hint) from None
 
 
 # ---------------------------------------------------------------- integrity of one entry

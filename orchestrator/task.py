@@ -12,6 +12,7 @@ naming the stage and its module: not ``DataError``, the user's input is not at f
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import re
@@ -28,7 +29,7 @@ from orchestrator.keys import scratch_key
 from orchestrator.registry import load_stages
 from orchestrator.secrets import reveal
 from orchestrator.stage_config import build_config
-from orchestrator.store import Entry, Store
+from orchestrator.store import HASHED_AFTER_FAILURE, QUARANTINE_NOTE, Entry, Store
 
 log = logging.getLogger("ragline")
 
@@ -200,7 +201,7 @@ def _compute(task: Task, spec, store: Store, commit: bool = True) -> Entry | Non
         shutil.rmtree(tmp, ignore_errors=True)
         if not isinstance(e, RagError):   # it may have read an input as --force swapped it
             _check_inputs_current(task, store, started=True, failure=e)
-        damage = None if isinstance(e, RagError) else _damaged_input(task, store)
+        damage = None if isinstance(e, RagError) else _damaged_input(task, store, e)
         if damage:  # the stage failed on a damaged input: name the producer to recompute
             raise RagError(damage) from e
         raise
@@ -265,11 +266,40 @@ def _check_inputs_intact(task: Task, spec, store: Store) -> None:
         if name == spec.shard_by:   # a shard checks the parts it read, not every shard's
             ref = ref.covering(given.get("start", 0), given.get("stop"))
         changed = store.check_intact(ref)
+        found = _found_damaged(store, ref) if changed else None
+        if found:   # another task that failed reading it found it damaged and set it aside
+            raise RagError(_set_aside_line(task, name, ref, found, "so its result is not kept"))
         if changed:
             raise RagError(f"step '{task.step}' (stage '{spec.name}'): its input '{name}' "
                            f"changed while the step ran ({changed}): a stage must not modify "
                            "its inputs (copy them into ctx.new_dir() first), nor may anything "
                            "else change the cache during a run")
+
+
+def _found_damaged(store: Store, ref: Ref) -> str | None:
+    """Why an entry holding ``ref`` is gone, when a step that failed reading it found its
+    content damaged (``Store.check_content``): another shard of a step whose shards share an
+    input part, say. None for any other change (a stage that wrote into its input)."""
+    import json
+
+    for key in store.keys_of(ref):
+        if store.entry_path(key).exists():
+            continue
+        notes = (store.root / "quarantine").glob(f"{key}.*/{QUARANTINE_NOTE}")
+        for note in sorted(notes, reverse=True):
+            try:
+                reason = json.loads(note.read_text())["reason"]
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            if HASHED_AFTER_FAILURE in reason:
+                return reason
+    return None
+
+
+def _set_aside_line(task: Task, name: str, ref: Ref, found: str, then: str) -> str:
+    return (f"step '{task.step}': its input '{name}' ({ref.producer}) was found damaged in the "
+            f"cache while the step ran ({found}), {then}; rerun: step "
+            f"'{ref.producer.split('.')[0]}' is computed again")
 
 
 def _check_inputs_current(task: Task, store: Store, started: bool,
@@ -336,16 +366,78 @@ def _check_sources_unchanged(task: Task, store: Store) -> None:
                            hint="leave a source alone while a run reads it")
 
 
-def _damaged_input(task: Task, store: Store) -> str | None:
-    """The message for the first input found damaged in the cache, or None."""
+def _damaged_input(task: Task, store: Store, failure: Exception | None = None) -> str | None:
+    """The message for the first input found damaged in the cache, or None. Its files' stats
+    are checked (a few stat calls); when the stage failed as reading damaged bytes fails
+    (``may_be_damage``: a corrupt Parquet page gives ``OSError: Unexpected end of stream``),
+    the entries it read are hashed again too, since a change that kept every size and mtime
+    passes the stat check, and a rerun would fail the same way forever. A damaged entry is
+    moved to ``quarantine/``, so the rerun computes its step again."""
     for name, given in task.inputs.items():
         if given is None:
             continue
         ref = Ref(**given["ref"])
         changed = store.check_intact(ref)
+        found = _found_damaged(store, ref) if changed else None
+        if found:
+            return _set_aside_line(task, name, ref, found, "and the stage failed meanwhile")
         if changed:
             return store.damage_message(task.step, name, ref, changed)
+    if failure is None or not may_be_damage(failure):
+        return None
+    for name, given in task.inputs.items():
+        if given is None:
+            continue   # (a shard hashes the parts it read, not every shard's)
+        ref = Ref(**given["ref"]).covering(given.get("start", 0), given.get("stop"))
+        found = store.check_content(ref, task.step)
+        if found is None:
+            continue
+        file, producer, moved = found
+        fix = (f"it was moved to quarantine, so a rerun computes step '{producer}' again" if moved
+               else f"fix: rerun with --force {producer}")
+        return (f"step '{task.step}' input '{name}' is damaged in the cache: {file} differs from "
+                f"what step '{producer}' committed (hashed again after the stage failed: "
+                f"{_short(failure)}); {fix}")
     return None
+
+
+def may_be_damage(exc: BaseException) -> bool:
+    """Whether ``exc`` (or an exception it was raised from) is what reading damaged bytes
+    raises: a decoder's OSError (no errno: pyarrow's ``Unexpected end of stream``, Pillow's
+    truncated image) or EIO, EOFError, UnicodeDecodeError, a JSON, pickle or zlib error, or
+    pyarrow's own (ArrowInvalid, ArrowException). A stage's own bug (a KeyError, a plain
+    ValueError) or a file it did not find costs no re-hash.
+
+    >>> may_be_damage(OSError("Unexpected end of stream")), may_be_damage(KeyError("x"))
+    (True, False)
+    >>> may_be_damage(FileNotFoundError(errno.ENOENT, "No such file", "/data/model.bin"))
+    False
+    """
+    import json
+    import pickle
+    import sys
+    import zlib
+
+    kinds: tuple = (EOFError, UnicodeDecodeError, json.JSONDecodeError, pickle.UnpicklingError,
+                    zlib.error)
+    pa = sys.modules.get("pyarrow")
+    if pa is not None:
+        kinds += (pa.ArrowException,)
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, OSError) and exc.errno in (None, errno.EIO):
+            return True
+        if isinstance(exc, kinds) and not isinstance(exc, (MemoryError, NotImplementedError)):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False
+
+
+def _short(exc: BaseException) -> str:
+    """``Type: first line`` of an exception, cut at 200 characters."""
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:200] if text else ''}".rstrip(": ")
 
 
 def name_inputs(message: str, inputs: dict[str, dict | None]) -> str:

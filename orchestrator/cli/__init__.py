@@ -126,13 +126,22 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # noqa: BLE001 - an internal error: one line unless asked
         if os.environ.get("RAGLINE_FULL_ERROR") == "1":
             raise
-        full = disk_full(e)  # the run record or a log could not be written: not a bug of ours
+        full = disk_full(e, *_folders(args))  # the run record or a log: not a bug of ours
         if full:
             console().print(f"[red]error:[/] {escape(full)}", soft_wrap=True)
             return 1
         console().print(f"[red]internal error:[/] {type(e).__name__}: {escape(str(e))}", soft_wrap=True)
         console().print("  set RAGLINE_FULL_ERROR=1 for the traceback")
         return 1
+
+
+def _folders(args) -> tuple[str, str]:
+    """(cache directory, runs directory) as the command line and the environment give them,
+    for a full disk's line (a recipe's ragline.runs_dir is not read again here)."""
+    from orchestrator.cli.common import runs_dir
+
+    runs = runs_dir(args).absolute()
+    return str(os.environ.get("RAGLINE_CACHE") or runs / "cache"), str(runs)
 
 
 if __name__ == "__main__":

@@ -110,5 +110,22 @@ def read_result(path: Path, returncode: int, log: str, what: str = "worker") -> 
     except (OSError, ValueError):
         pass
     if returncode < 0:
-        return Failed(f"{what} killed by signal {-returncode}", log)
+        return Failed(f"{what} killed by signal {_signal_words(-returncode)}", log)
     return Failed(f"{what} exited with code {returncode} without a result; see its log", log)
+
+
+def _signal_words(number: int) -> str:
+    """A signal as a failure names it; SIGKILL, what the kernel's out-of-memory killer sends,
+    says where to look.
+
+    >>> _signal_words(9), _signal_words(11)
+    ('9 (SIGKILL: out of memory? see dmesg or journalctl -k)', '11 (SIGSEGV)')
+    """
+    import signal
+
+    try:
+        name = signal.Signals(number).name
+    except ValueError:
+        return str(number)
+    oom = ": out of memory? see dmesg or journalctl -k" if number == signal.SIGKILL else ""
+    return f"{number} ({name}{oom})"

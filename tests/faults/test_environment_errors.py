@@ -268,8 +268,9 @@ def test_full_disk_outside_a_step_is_one_line_not_an_internal_error(toy, capsys,
     monkeypatch.setattr(RunDir, "write_config", full)
     assert rag("run", str(_recipe(toy)), runs=toy / "runs") == 1
     err = _err(capsys)
-    assert "error: " in err and "config.yaml: the disk is full (No space left on device); " \
-        f"{FULL_HINT}" in err
+    runs = toy / "runs"
+    assert f"error: runs directory {runs}: the disk is full (No space left on device) writing " \
+        f"{runs}/" in err and f"/config.yaml; {FULL_HINT}" in err   # cache on that disk: gc
 
 
 @needs_mount
