@@ -196,9 +196,9 @@ def _end_of_run(run, ok: bool, must_fix: list[bool], dag, opts) -> int:
         again = run.status.get("resume", opts.command)
         same = "the same command" if again == opts.command else "this command"
     if not ok and all(must_fix):
-        console().print("[red]the run failed[/] on bad input: fix the input named above, then "
-                        f"rerun {same}: finished steps are cached\n  {escape(again)}",
-                        soft_wrap=True)
+        console().print("[red]the run failed[/] on bad input: fix the input or setting named "
+                        f"above, then rerun {same} (with the setting changed, if it is one): "
+                        f"finished steps are cached\n  {escape(again)}", soft_wrap=True)
         return 2
     if not ok:
         console().print("[red]the run failed.[/] Finished steps are cached; resume with:\n  "
@@ -262,7 +262,7 @@ def _end_of_sweep(sweep: Path, results, must_fix: list[bool], args, dag, opts) -
                     f"{escape(', '.join(named) + more)}", soft_wrap=True)
     first = results[failed[0]][0]
     if all(must_fix):
-        then = "on bad input: fix the input named above, then rerun the same command"
+        then = "on bad input: fix the input or setting named above, then rerun"
     else:
         then = "rerun the same command to resume"
     console().print(f"{then} (finished steps of every member are reused):\n  "

@@ -312,8 +312,9 @@ def test_bad_input_in_a_step_exits_2_and_says_to_fix_it(toy, capsys, isolate):
     assert rag("run", str(recipe), runs=toy / "runs") == 2
     err = _err(capsys)
     assert f"✗ load failed: {data}:2: expected a number, got 'abc'" in err
-    assert ("the run failed on bad input: fix the input named above, then rerun the same "
-            "command: finished steps are cached") in err
+    assert ("the run failed on bad input: fix the input or setting named above, then rerun the "
+            "same command (with the setting changed, if it is one): finished steps are cached"
+            ) in err
     assert "resume with" not in err
     assert "✓ mul done" in err   # the independent branch ran and is kept
     data.write_text("1\n2\n")

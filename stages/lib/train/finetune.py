@@ -233,6 +233,13 @@ class Finetune:
         if not self.hooks.is_main:
             return
         cfg = self.cfg
+        rows = cfg.per_device_batch_size * cfg.grad_accum * max(self.trainer.args.world_size, 1)
+        over = epochs_of_steps(cfg.max_steps, rows, self.kept)
+        if over > 2 * cfg.epochs:
+            self.log.warning("%s: max_steps=%d over %d examples (%d a step) is %.1f epochs, where "
+                             "epochs is %g: max_steps wins (a budget set for other data?); set "
+                             "max_steps: -1 to train by epochs", self.kind, cfg.max_steps,
+                             self.kept, rows, over, cfg.epochs)
         self.log.info("%s: %s on %s (%s), %d examples, %s parameters trainable of %s; precision "
                       "%s, weights %s; reference: %s; %s", self.kind,
                       f"LoRA r={cfg.lora_r}" if cfg.lora else "full fine-tuning",
@@ -258,6 +265,16 @@ class Finetune:
         gc.collect()
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
+
+
+def epochs_of_steps(max_steps: int, rows_per_step: int, examples: int) -> float:
+    """The epochs ``max_steps`` optimizer steps make over ``examples`` (0 when training by
+    epochs: ``max_steps`` -1).
+
+    >>> epochs_of_steps(60, 4, 12), epochs_of_steps(-1, 4, 12)
+    (20.0, 0.0)
+    """
+    return max_steps * rows_per_step / examples if max_steps > 0 and examples else 0.0
 
 
 def answers_cut(dataset, max_length: int | None) -> int:
