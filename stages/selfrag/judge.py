@@ -262,6 +262,11 @@ def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_pro
         ctx.log.warning("judge: none of the %d retrieved passages judged is a gold passage: the "
                         "critic learns only [Irrelevant]; check that 'gold' holds ids of the "
                         "corpus's passages", len(relevance))
+    if train and len(dev) > len(train) / 4:   # the paper: 1,500 of many thousand
+        ctx.log.warning("judge: the dev split (dev_size %d) holds %d of the %d usable judgments "
+                        "(%.0f%%), which the critic does not train on; lower "
+                        "steps.%s.dev_size on data this small", cfg.dev_size, len(dev),
+                        len(dev) + len(train), 100 * len(dev) / (len(dev) + len(train)), ctx.step)
     if dev and not train:
         raise ConfigError(f"steps.{ctx.step}.dev_size: the dev split ({cfg.dev_size}) takes all "
                           f"{len(dev)} usable judgments, leaving no training row for the critic",
