@@ -65,6 +65,9 @@ class LoadConfig:
     # is an error, any other is left empty with a log line; None: either may come out empty,
     # with a warning
     required: list[Literal["train", "eval"]] | None = nonsemantic(None)
+    # the sets the recipe scores against gold passage ids ('gold', or qrels): one in which no
+    # question has any is refused here, not at its evaluate step after every other step
+    require_gold: list[Literal["train", "eval"]] = nonsemantic([])
 
 
 class LoadOutput(NamedTuple):
@@ -309,6 +312,13 @@ def _read_questions(cfg: LoadConfig, ctx: StageContext, name: str, path, limit, 
                  ", ".join(datasets[:10]) + (" ..." if len(datasets) > 10 else ""),
                  f"; {with_ctxs} carry retrieved passages" if with_ctxs else "",
                  f", {empty} of them an empty list (ctxs: [])" if empty else "")
+    if name in cfg.require_gold and not pc.any(pc.greater(
+            pc.list_value_length(table.column("gold")), 0)).as_py():
+        raise DataError(f"{path}: none of its {table.num_rows} {name} questions has a gold "
+                        f"passage id, which this recipe scores retrieval against (steps."
+                        f"{ctx.step}.require_gold: [{name}])",
+                        hint="give qrels (data.qrels, or a BEIR folder's qrels/test.tsv) or "
+                             "`gold` ids (ids of the corpus's passages) in the questions file")
     if passages is None:
         _check_shipped(table, name, ctx)
     else:
