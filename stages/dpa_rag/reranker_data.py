@@ -16,7 +16,8 @@ those rows were built from the preference knowledge was not released; here:
   :func:`stages.dpa_rag.categories.preference_key`; ``negative``: ``n_negative`` negative
   ones, the unaligned first, then the others, each by retrieval rank: the hard negatives, the
   ones a reranker of the top-k must push down (a document far down the list that does not help
-  teaches little). A query short of either group is left out (counted in the log);
+  teaches little). A query short of either group is left out (counted in the log by cause: no
+  positive, no negative, too few; a WARNING when under a quarter of the queries give a row);
 * ``rank_list``: the positives then the negatives, each group best first by
   :func:`~stages.dpa_rag.categories.preference_key` (4 documents, as released);
 * the point-wise pair is the first positive (label 1) or the first negative picked (label 0),
@@ -99,17 +100,71 @@ def reranker_data(knowledge: Knowledge, cfg: RerankerDataConfig,
                     "rank_list": [d["doc"] for d in pos + sorted(neg, key=preference_key)],
                     "positive": [d["doc"] for d in pos], "negative": [d["doc"] for d in neg]})
     ctx.log.info("reranker data: documents by side: %s", _sides_text(by_query, cfg.strict))
+    short_by = _short_by(by_query, cfg)
     if not out:
         raise DataError(f"step '{ctx.step}': none of {len(by_query)} queries has "
-                        f"{cfg.n_positive} positive and {cfg.n_negative} negative documents",
-                        hint="read more documents per query (preference.n_docs) or lower "
-                             "n_positive / n_negative" + (", or set strict: false"
-                                                          if cfg.strict else ""))
+                        f"{cfg.n_positive} positive and {cfg.n_negative} negative documents: "
+                        f"{_short_text(short_by, cfg)}", hint=_none_hint(short_by, cfg, ctx))
     train = sum(r["split"] == "train" for r in out)
-    ctx.log.info("reranker data: %d queries -> %d train, %d valid rows; %d left out (fewer than "
-                 "%d positive / %d negative documents)", len(by_query), train, len(out) - train,
-                 short, cfg.n_positive, cfg.n_negative)
+    if len(out) * 4 < len(by_query):
+        ctx.log.warning("%s: only %d of %d queries give the reranker a row (%d train, %d valid): "
+                        "%s; more rows come from %s", ctx.step, len(out), len(by_query), train,
+                        len(out) - train, _short_text(short_by, cfg), MORE)
+    else:
+        ctx.log.info("reranker data: %d queries -> %d train, %d valid rows; %d left out (fewer "
+                     "than %d positive / %d negative documents)", len(by_query), train,
+                     len(out) - train, short, cfg.n_positive, cfg.n_negative)
     return out
+
+
+MORE = ("more questions the reader gets wrong without documents (only they can have an aligned, "
+        "positive document) and more documents per query (retrieval.k, which sets "
+        "steps.preference.n_docs)")
+
+
+def _short_by(by_query: dict[str, list[dict]], cfg: RerankerDataConfig) -> dict[str, int]:
+    """Why queries are left out, in counts: ``no_positive`` (``right``: of them, the ones the
+    reader answered right without documents, so none of their documents is aligned),
+    ``no_negative`` (``wrong``: of them, the ones it answered wrong without, so none is
+    unaligned), and ``few``: both sides, but fewer than ``n_positive`` / ``n_negative``.
+
+    >>> q = lambda *cs: [{"category": c, "before_f1": 0.5, "after_f1": 0.5} for c in cs]
+    >>> _short_by({"a": q("both_correct", "unaligned"), "b": q("aligned"),
+    ...            "c": q("aligned", "unaligned")}, RerankerDataConfig())
+    {'no_positive': 1, 'right': 1, 'no_negative': 1, 'wrong': 1, 'few': 1}
+    """
+    count = dict.fromkeys(("no_positive", "right", "no_negative", "wrong", "few"), 0)
+    for docs in by_query.values():
+        used = [d for d in docs if d["category"] in ("aligned", "unaligned")] if cfg.strict \
+            else docs
+        sides = [side(d) for d in used]
+        pos, neg = sides.count(1), sides.count(-1)
+        right = any(d["category"] in ("both_correct", "unaligned") for d in docs)
+        count["no_positive"] += not pos
+        count["right"] += not pos and right
+        count["no_negative"] += not neg
+        count["wrong"] += not neg and not right
+        count["few"] += bool(pos and neg) and (pos < cfg.n_positive or neg < cfg.n_negative)
+    return count
+
+
+def _short_text(c: dict[str, int], cfg: RerankerDataConfig) -> str:
+    """The counts of :func:`_short_by` in words (for the log and the error)."""
+    return (f"{c['no_positive']} had no positive document ({c['right']} of them answered right "
+            f"without documents, so none can be aligned), {c['no_negative']} no negative "
+            f"({c['wrong']} answered wrong without, so none can be unaligned), {c['few']} had "
+            f"both sides but fewer than {cfg.n_positive} positive / {cfg.n_negative} negative")
+
+
+def _none_hint(c: dict[str, int], cfg: RerankerDataConfig, ctx: StageContext) -> str:
+    """What can help when no query gives a row: lowering n_positive / n_negative only where some
+    query has documents on both sides."""
+    strict = ", or set strict: false (middle outcomes count too)" if cfg.strict else ""
+    if not c["few"]:
+        return ("no query has both a positive and a negative document, so lowering "
+                f"n_positive / n_negative cannot help; rows come from {MORE}{strict}")
+    return (f"{c['few']} queries have both sides, too few of one: lower "
+            f"steps.{ctx.step}.n_positive / n_negative (to 1), or give {MORE}{strict}")
 
 
 def _sides_text(by_query: dict[str, list[dict]], strict: bool) -> str:

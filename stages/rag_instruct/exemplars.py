@@ -33,6 +33,7 @@ the second); the sampling is seeded.
 
 from __future__ import annotations
 
+import logging
 import random
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
@@ -106,25 +107,54 @@ def exemplars(cfg: ExemplarsConfig, ctx: StageContext, retrieved: Retrieved | No
         raise ConfigError(f"step '{ctx.step}': wire exactly one of inputs.retrieved (retrieved "
                           "exemplar questions) and inputs.released (an exemplar file)",
                           hint=f"set steps.{ctx.step}.inputs.retrieved: null to read the file")
+    given: list[dict] = []
     if released is not None:
         rows = _read_released(released)
     else:
         given = retrieved.rows()
-        rows = _from_retrieved(given, cfg, ctx)
+        rows = _from_retrieved(given, cfg)
         if not rows:
             _refuse_none_fit(given, cfg, ctx)
     if not rows:
         raise DataError(f"step '{ctx.step}': no exemplar has documents that fit its paradigm",
                         hint="check the retrieved passages, or use select: relevance")
     out = cap_per_paradigm(rows, cfg.per_paradigm, cfg.seed)
-    counts = {p: sum(r["paradigm"] == p for r in out) for p in PARADIGMS}
-    ctx.log.info("exemplars: %d of %d kept, by paradigm %s", len(out), len(rows), counts)
+    _report(out, rows, given, cfg, ctx)
     return out
 
 
-def _from_retrieved(rows: list[dict], cfg: ExemplarsConfig, ctx: StageContext) -> list[dict]:
+def _report(out: list[dict], rows: list[dict], given: list[dict], cfg: ExemplarsConfig,
+            ctx: StageContext) -> None:
+    """One log line: how many exemplars of the input were kept (``out``), by paradigm, and why
+    the others were not: no retrieved document fits their paradigm (``given`` -> ``rows``; a
+    WARNING, with the settings that help, when that is over a quarter of them) or the
+    ``per_paradigm`` cap (``rows`` -> ``out``)."""
+    total = len(given) if given else len(rows)
+    counts = {p: sum(r["paradigm"] == p for r in out) for p in PARADIGMS}
+    unfit, capped = (len(given) - len(rows)) if given else 0, len(rows) - len(out)
+    why = f"; {capped} over the cap per_paradigm: {cfg.per_paradigm}" if capped else ""
+    if unfit:
+        no_answer = sum(not _answers(r) for r in given) if cfg.select == "has_answer" else 0
+        why += (f"; {unfit} had no retrieved document that fits their paradigm (select: "
+                f"{cfg.select}" + (f"; {no_answer} of {total} have no gold answer" if no_answer
+                                   else "") + ")")
+    warn = unfit * 4 > total
+    if warn:
+        most = max(len(r.get("ctxs") or []) for r in given)
+        why += (f": to keep more, retrieve more candidate documents per exemplar (retrieval."
+                f"exemplar_k; each had at most {most} here)" +
+                (f", give exemplar questions whose answers the corpus holds, or set steps."
+                 f"{ctx.step}.select=relevance (with steps.synthesize.teacher=llm: the reference "
+                 "teacher answers with the gold)" if cfg.select == "has_answer" else ""))
+    ctx.log.log(logging.WARNING if warn else logging.INFO, "%s: %d of %d kept, by paradigm %s%s",
+                ctx.step, len(out), total, counts, why)
+
+
+def _from_retrieved(rows: list[dict], cfg: ExemplarsConfig) -> list[dict]:
+    """The exemplars with their paradigm's documents; one without any is left out (counted by
+    :func:`_report`)."""
     rng = random.Random(cfg.seed)
-    out, skipped = [], 0
+    out = []
     for row, paradigm in zip(rows, assign(len(rows), cfg.paradigms, cfg.seed)):
         candidates = list(row.get("ctxs") or [])
         if cfg.select == "has_answer":
@@ -132,16 +162,9 @@ def _from_retrieved(rows: list[dict], cfg: ExemplarsConfig, ctx: StageContext) -
         else:
             docs = candidates[:doc_count(paradigm, len(candidates), rng)]
         if not docs:
-            skipped += 1
             continue
         out.append({**{k: row.get(k) for k in ("id", "dataset", "question", "answers", "gold")},
                     "paradigm": paradigm, "docs": docs})
-    if skipped:
-        no_answer = sum(not _answers(r) for r in rows) if cfg.select == "has_answer" else 0
-        ctx.log.info("exemplars: %d without documents that fit their paradigm (select: %s%s)",
-                     skipped, cfg.select,
-                     f"; {no_answer} of {len(rows)} exemplars have no gold answer" if no_answer
-                     else "")
     return out
 
 

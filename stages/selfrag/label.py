@@ -100,6 +100,35 @@ def _jobs(items: list[dict], by_sentence: dict[str, dict], initial: dict[str, di
     return jobs
 
 
+def _warn_one_retrieval_class(items: SplitItems, cfg: LabelConfig, ctx: StageContext) -> None:
+    """A WARNING when no generator target of the whole step can start with [No Retrieval]: the
+    critic chose [Retrieval] for every item with a readable utility, or ``keep_no_retrieval`` is
+    0. Read from the whole table, not this shard's rows (a shard may hold only items that
+    retrieve: the demo's made-up no-retrieval instructions come last), so shard 0 says it once.
+    ``selfrag.split`` warns for the opposite case."""
+    from stages.selfrag.tokens import NO_RETRIEVAL
+
+    whole = [r for r in type(items)(items.ref).rows(["dataset", "decision", "utility"])
+             if r["utility"] is not None]
+    no_ret = sum(r["decision"] == NO_RETRIEVAL for r in whole)
+    made_up = sum(r["dataset"] == "no_retrieval" for r in whole)
+    then = ("so no generator target starts with [No Retrieval]: the generator never learns it "
+            "and adaptive retrieval will always retrieve, like always-retrieve")
+    if whole and not no_ret:
+        ctx.log.warning(
+            "%s: the critic chose [Retrieval] for all %d items (all shards%s), %s; %s", ctx.step,
+            len(whole), f"; {made_up} of them made-up instructions that need no documents"
+            if made_up else "", then,
+            "train the critic more (steps.critic.max_steps, epochs) or check the judge's labels "
+            "in its log" if made_up else "mix in instructions that need no documents (steps."
+            "instructions.no_retrieval, the demo's 60; 0 leaves them out) or train the critic "
+            "more (steps.critic.max_steps, epochs)")
+    elif no_ret and cfg.keep_no_retrieval == 0:
+        ctx.log.warning("%s: keep_no_retrieval is 0: it drops all %d items the critic chose "
+                        "[No Retrieval] for, %s; raise steps.%s.keep_no_retrieval (paper: 0.4)",
+                        ctx.step, no_ret, then, ctx.step)
+
+
 # 5: NQ's [No Retrieval] items thinned once, not twice
 # 6: the task input also without the seed's "TASK_INST## Input:\n\n" boilerplate
 @stage("selfrag.label", version=6,
@@ -118,6 +147,8 @@ def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: M
     from stages.selfrag.assembly import Judged, Sentence, assemble, fever_labels, keep
     from stages.selfrag.judgments import relevance_token, retrieval_token, support_token
 
+    if ctx.shard_index == 0:
+        _warn_one_retrieval_class(items, cfg, ctx)
     rows = items.rows()
     if not rows:
         return []

@@ -322,7 +322,8 @@ def test_exemplars_by_has_answer_without_any_gold_answer_say_so(env, caplog):
     with caplog.at_level("INFO"):
         exemplars(ExemplarsConfig(select="has_answer", paradigms=["single_doc_answer"]),
                   ctx("exemplars"), retrieved=table(Retrieved, rows))
-    assert "3 without documents that fit their paradigm (select: has_answer; 3 of 4 exemplars " \
+    assert "1 of 4 kept, by paradigm" in caplog.text
+    assert "; 3 had no retrieved document that fits their paradigm (select: has_answer; 3 of 4 " \
            "have no gold answer)" in caplog.text
 
 
