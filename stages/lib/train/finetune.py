@@ -292,7 +292,7 @@ def answers_cut(dataset, max_length: int | None) -> int:
     """
     import pyarrow.compute as pc
 
-    columns = set(dataset.column_names)
+    columns = set(getattr(dataset, "column_names", None) or ())   # (not tokenised: 0)
     if max_length is None or not ({"input_ids"} <= columns or
                                   {"prompt_ids", "chosen_ids", "rejected_ids"} <= columns):
         return 0
