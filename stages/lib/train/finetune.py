@@ -235,7 +235,7 @@ class Finetune:
         cfg = self.cfg
         rows = cfg.per_device_batch_size * cfg.grad_accum * max(self.trainer.args.world_size, 1)
         over = epochs_of_steps(cfg.max_steps, rows, self.kept)
-        if over > 2 * cfg.epochs:
+        if over > 3 * cfg.epochs:   # (the demos' own budgets stay under it: DPO 2.7 for 1)
             self.log.warning("%s: max_steps=%d over %d examples (%d a step) is %.1f epochs, where "
                              "epochs is %g: max_steps wins (a budget set for other data?); set "
                              "max_steps: -1 to train by epochs", self.kind, cfg.max_steps,

@@ -88,10 +88,10 @@ def test_a_step_budget_far_above_the_epochs_set_beside_it_is_warned(tiny_lm, tmp
     questions that was 20 epochs where the recipe said 2, and nothing said so."""
     logger, handler = make_logger("budget")
     sft_train(tiny_lm, chat_rows(4), tmp_path / "o",
-              SftConfig(max_steps=6, **dict(FAST, epochs=1)), TrainHooks(log=logger))
-    assert any("sft: max_steps=6 over 4 examples (2 a step) is 3.0 epochs, where epochs is 1: "
+              SftConfig(max_steps=8, **dict(FAST, epochs=1)), TrainHooks(log=logger))
+    assert any("sft: max_steps=8 over 4 examples (2 a step) is 4.0 epochs, where epochs is 1: "
                "max_steps wins" in m for m in handler.messages), handler.messages
     logger, handler = make_logger("budget_ok")
     sft_train(tiny_lm, chat_rows(4), tmp_path / "p",
-              SftConfig(max_steps=2, **dict(FAST, epochs=1)), TrainHooks(log=logger))
+              SftConfig(max_steps=6, **dict(FAST, epochs=1)), TrainHooks(log=logger))
     assert not any("max_steps wins" in m for m in handler.messages)
