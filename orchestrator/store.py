@@ -50,6 +50,7 @@ log = logging.getLogger("ragline")
 ENTRY = "_entry.json"
 QUARANTINE_NOTE = "_quarantine.json"
 HASHED_AFTER_FAILURE = "hashed again after step"   # check_content's quarantine reasons say so
+QUARANTINE_WAIT_S = 10.0   # set_aside waits this long for a key's lock (a move takes ms)
 
 
 @dataclass
@@ -327,11 +328,14 @@ class Store:
     def set_aside(self, key: str, entry: Entry | None, reason: str, step: str) -> None:
         """``quarantine`` for a command that found ``entry`` damaged (``rag verify``): under
         the key's lock, and only while ``_entry.json`` is still the file it read, so a
-        ``--force`` committed meanwhile is not moved aside for the old entry's damage."""
+        ``--force`` committed meanwhile is not moved aside for the old entry's damage. The lock
+        is waited for a few seconds: two shards that read the same damaged part both set it
+        aside, and the second must see the first's move, not report the entry as left."""
         from filelock import Timeout
 
         try:
-            lock = self.lock(key, f"key {key[:12]} (quarantine)").acquire(timeout=0)
+            lock = self.lock(key, f"key {key[:12]} (quarantine)").acquire(
+                timeout=QUARANTINE_WAIT_S)
         except (Timeout, OSError):
             log.warning("cache entry %s of step '%s' is damaged (%s) but another process is "
                         "computing its key: left in place", key[:12], step, reason)
