@@ -373,18 +373,9 @@ def _damaged_input(task: Task, store: Store, failure: Exception | None = None) -
     the entries it read are hashed again too, since a change that kept every size and mtime
     passes the stat check, and a rerun would fail the same way forever. A damaged entry is
     moved to ``quarantine/``, so the rerun computes its step again."""
-    for name, given in task.inputs.items():
-        if given is None:
-            continue
-        ref = Ref(**given["ref"])
-        changed = store.check_intact(ref)
-        found = _found_damaged(store, ref) if changed else None
-        if found:
-            return _set_aside_line(task, name, ref, found, "and the stage failed meanwhile")
-        if changed:
-            return store.damage_message(task.step, name, ref, changed)
-    if failure is None or not may_be_damage(failure):
-        return None
+    line = _stat_damage(task, store)
+    if line is not None or failure is None or not may_be_damage(failure):
+        return line
     for name, given in task.inputs.items():
         if given is None:
             continue   # (a shard hashes the parts it read, not every shard's)
@@ -398,6 +389,21 @@ def _damaged_input(task: Task, store: Store, failure: Exception | None = None) -
         return (f"step '{task.step}' input '{name}' is damaged in the cache: {file} differs from "
                 f"what step '{producer}' committed (hashed again after the stage failed: "
                 f"{_short(failure)}); {fix}")
+    return _stat_damage(task, store)   # another shard moved the entry aside while this hashed
+
+
+def _stat_damage(task: Task, store: Store) -> str | None:
+    """The message for the first input whose files' stats changed (a few stat calls), or None."""
+    for name, given in task.inputs.items():
+        if given is None:
+            continue
+        ref = Ref(**given["ref"])
+        changed = store.check_intact(ref)
+        found = _found_damaged(store, ref) if changed else None
+        if found:
+            return _set_aside_line(task, name, ref, found, "and the stage failed meanwhile")
+        if changed:
+            return store.damage_message(task.step, name, ref, changed)
     return None
 
 
