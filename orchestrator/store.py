@@ -320,10 +320,17 @@ class Store:
         return list(keys)
 
     def damage_message(self, step: str, input_name: str, ref: Ref, changed: str) -> str:
-        """The one-line failure of a step whose input was damaged in the cache."""
+        """The one-line failure of a step whose input was damaged in the cache. When its entry
+        is no longer in the cache (``check_intact`` moved it to ``quarantine/``, or another
+        process had), a plain rerun computes the producer again: no ``--force`` is needed."""
         producer = ref.producer.split(".")[0]
+        if any(not self.entry_path(key).exists() for key in self.keys_of(ref)):
+            fix = (f"it is no longer in the cache (see quarantine/), so a rerun computes step "
+                   f"'{producer}' again")
+        else:
+            fix = f"fix: rerun with --force {producer}"
         return (f"step '{step}' input '{input_name}' is damaged in the cache: {changed} changed "
-                f"after it was committed by step '{producer}'; fix: rerun with --force {producer}")
+                f"after it was committed by step '{producer}'; {fix}")
 
     def set_aside(self, key: str, entry: Entry | None, reason: str, step: str) -> None:
         """``quarantine`` for a command that found ``entry`` damaged (``rag verify``): under
