@@ -68,6 +68,21 @@ def checked(store, key: str) -> tuple:
     return entry, problem
 
 
+def _manifest_step(store, key: str) -> str:
+    """The step that committed ``key``, read from its outputs' manifests when its
+    ``_entry.json`` (which names it) cannot be read; "?" when no manifest says."""
+    import json
+
+    for manifest in sorted(store.entry_path(key).glob("outputs/*/_manifest.json")):
+        try:
+            producer = json.loads(manifest.read_text()).get("producer")
+        except (OSError, ValueError, AttributeError):
+            continue
+        if isinstance(producer, str) and producer.split(".")[0]:
+            return producer.split(".")[0]
+    return "?"
+
+
 def _recorded_hashes(dest) -> dict:
     import json
 
@@ -247,7 +262,7 @@ def main(args) -> int:
         if entry is None and problem == "":
             gone.append(key)
             continue
-        step = entry.meta.get("step", "?") if entry is not None else "?"
+        step = entry.meta.get("step", "?") if entry is not None else _manifest_step(store, key)
         if problem is None:
             ok += 1
             continue
