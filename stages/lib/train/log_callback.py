@@ -40,11 +40,11 @@ def log_callback(kind: str, log: logging.Logger, progress: ProgressFn | None, re
                 return
             scheduler = getattr(args.lr_scheduler_type, "value", args.lr_scheduler_type)
             log.info("%s: %d optimizer steps (%s), batch %d x accum %d x %d process(es), "
-                     "lr %.3g %s, warmup %s", kind, state.max_steps,
+                     "lr %.3g %s, warmup %d step(s)", kind, state.max_steps,
                      f"resuming at step {state.global_step}" if state.global_step
                      else "from step 0", args.per_device_train_batch_size,
                      args.gradient_accumulation_steps, max(args.world_size, 1),
-                     args.learning_rate, scheduler, args.warmup_steps)
+                     args.learning_rate, scheduler, args.get_warmup_steps(state.max_steps))
 
         def on_log(self, args, state, control, logs=None, **kwargs):
             logs = logs or {}
