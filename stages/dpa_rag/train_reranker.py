@@ -174,7 +174,10 @@ def _check_rows(train: list[dict], valid: list[dict], names: list[str],
                              "valid_fraction (rows of the queries it holds out are 'valid')")
     if len(train) < cfg.batch_size:
         raise DataError(f"{where}: {len(train)} training rows, fewer than batch_size "
-                        f"{cfg.batch_size}", hint=f"lower steps.{step}.batch_size")
+                        f"{cfg.batch_size}",
+                        hint=f"lower steps.{step}.batch_size to {len(train)} or less; with so few "
+                             "rows, more training questions help more (the step that builds the "
+                             "RerankerData warned why it made few rows, if it did)")
     if cfg.keep == "best_valid_f1" and not valid:
         raise DataError(f"{where}: keep: best_valid_f1 needs valid rows (split == 'valid'); "
                         f"there are none", hint=f"set steps.{step}.keep: last")

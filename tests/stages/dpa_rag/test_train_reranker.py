@@ -239,3 +239,6 @@ def test_data_errors_name_the_step_and_the_setting(model_env, models, tmp_path, 
         train(model_env, models, make_ctx(tmp_path, "bad"), rows=rows, **cfg)
     assert "step 'bad'" in str(err.value)
     assert "steps.bad." in err.value.hint or "valid_fraction" in err.value.hint
+    if "fewer than batch_size" in match:   # the size that fits, and the better remedy
+        assert "steps.bad.batch_size to 3 or less" in err.value.hint
+        assert "more training questions help more" in err.value.hint
