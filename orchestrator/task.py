@@ -409,15 +409,20 @@ def _stat_damage(task: Task, store: Store) -> str | None:
 
 def may_be_damage(exc: BaseException) -> bool:
     """Whether ``exc`` (or an exception it was raised from) is what reading damaged bytes
-    raises: a decoder's OSError (no errno: pyarrow's ``Unexpected end of stream``, Pillow's
-    truncated image) or EIO, EOFError, UnicodeDecodeError, a JSON, pickle or zlib error, or
-    pyarrow's own (ArrowInvalid, ArrowException). A stage's own bug (a KeyError, a plain
-    ValueError) or a file it did not find costs no re-hash.
+    raises: a decoder's plain OSError (no errno: pyarrow's ``Unexpected end of stream``,
+    Pillow's truncated image) or EIO, EOFError, UnicodeDecodeError, a JSON, pickle or zlib
+    error, or a pyarrow error that names a file format (``Parquet magic bytes not found``).
+    Costs no re-hash: a stage's own bug (a KeyError, a plain ValueError, pyarrow's ``Could not
+    convert``), a file it did not find, an OSError subclass (TimeoutError, ConnectionError, a
+    requests error) and transformers' "Can't load ..." (a missing file, said as an OSError).
 
     >>> may_be_damage(OSError("Unexpected end of stream")), may_be_damage(KeyError("x"))
     (True, False)
     >>> may_be_damage(FileNotFoundError(errno.ENOENT, "No such file", "/data/model.bin"))
     False
+    >>> may_be_damage(TimeoutError("the judge did not answer")), may_be_damage(OSError(
+    ...     "Can't load tokenizer for 'm'. ... does not appear to have a file named x"))
+    (False, False)
     """
     import json
     import pickle
@@ -427,17 +432,26 @@ def may_be_damage(exc: BaseException) -> bool:
     kinds: tuple = (EOFError, UnicodeDecodeError, json.JSONDecodeError, pickle.UnpicklingError,
                     zlib.error)
     pa = sys.modules.get("pyarrow")
-    if pa is not None:
-        kinds += (pa.ArrowException,)
     seen: set[int] = set()
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
-        if isinstance(exc, OSError) and exc.errno in (None, errno.EIO):
+        if isinstance(exc, OSError) and (exc.errno == errno.EIO or (
+                exc.errno is None and type(exc) is OSError and not _NOT_FOUND.search(str(exc)))):
             return True
         if isinstance(exc, kinds) and not isinstance(exc, (MemoryError, NotImplementedError)):
             return True
+        if pa is not None and isinstance(exc, pa.ArrowException) and _FORMAT.search(str(exc)):
+            return True
         exc = exc.__cause__ or exc.__context__
     return False
+
+
+# an OSError that says a file is missing or unreachable (transformers' loaders), not damaged
+_NOT_FOUND = re.compile(r"can't load|couldn't connect|does not appear to have|not a valid model "
+                        r"identifier|is not a local folder|no such file|not found", re.I)
+# a pyarrow error raised while decoding a file (not while converting a stage's own values)
+_FORMAT = re.compile(r"parquet|thrift|magic bytes|footer|corrupt|malformed|decompress|base64|"
+                     r"end of stream|flatbuffer|\bipc\b|deserializ|invalid data", re.I)
 
 
 def _short(exc: BaseException) -> str:
