@@ -233,8 +233,9 @@ class Finetune:
         if not self.hooks.is_main:
             return
         cfg = self.cfg
-        rows = cfg.per_device_batch_size * cfg.grad_accum * max(self.trainer.args.world_size, 1)
-        over = epochs_of_steps(cfg.max_steps, rows, self.kept)
+        batch = cfg.per_device_batch_size * max(self.trainer.args.world_size, 1)
+        rows = batch * cfg.grad_accum
+        over = epochs_of_steps(cfg.max_steps, batch, cfg.grad_accum, self.kept)
         if over > 3 * cfg.epochs:   # (the demos' own budgets stay under it: DPO 2.7 for 1)
             self.log.warning("%s: max_steps=%d over %d examples (%d a step) is %.1f epochs, where "
                              "epochs is %g: max_steps wins (a budget set for other data?); set "
@@ -267,14 +268,22 @@ class Finetune:
             torch.cuda.empty_cache()
 
 
-def epochs_of_steps(max_steps: int, rows_per_step: int, examples: int) -> float:
+def epochs_of_steps(max_steps: int, batch: int, accum: int, examples: int) -> float:
     """The epochs ``max_steps`` optimizer steps make over ``examples`` (0 when training by
-    epochs: ``max_steps`` -1).
+    epochs: ``max_steps`` -1), counted as the Trainer counts them: an epoch is its batches of
+    ``batch`` rows (all processes together; the last one may be short) in steps of ``accum``.
 
-    >>> epochs_of_steps(60, 4, 12), epochs_of_steps(-1, 4, 12)
-    (20.0, 0.0)
+    5 examples in batches of 4 make 2 steps an epoch, so 6 steps are 3 epochs (not 6 x 4 / 5):
+
+    >>> epochs_of_steps(6, 4, 1, 5), epochs_of_steps(60, 4, 1, 12), epochs_of_steps(-1, 4, 1, 12)
+    (3.0, 20.0, 0.0)
+    >>> epochs_of_steps(4, 8, 1, 1), epochs_of_steps(10, 2, 4, 12)   # 6 batches: 2 steps an epoch
+    (4.0, 5.0)
     """
-    return max_steps * rows_per_step / examples if max_steps > 0 and examples else 0.0
+    if max_steps <= 0 or not examples:
+        return 0.0
+    per_epoch = max(1, math.ceil(math.ceil(examples / batch) / accum))
+    return max_steps / per_epoch
 
 
 def answers_cut(dataset, max_length: int | None) -> int:
