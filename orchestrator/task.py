@@ -26,6 +26,7 @@ from orchestrator.context import StageContext
 from orchestrator.errors import RagError, StageOutputError, disk_full
 from orchestrator.hashing import hash_strings
 from orchestrator.keys import scratch_key
+from orchestrator.leases import PLACE_ID
 from orchestrator.registry import load_stages
 from orchestrator.secrets import reveal
 from orchestrator.stage_config import build_config
@@ -124,15 +125,18 @@ def run_task(task: Task, store: Store, wait_note=None,
 
 
 def _launch() -> str:
-    """This multi-process launch (torchrun's run id and rendezvous port)."""
-    return f"rank0-{os.environ.get('TORCHELASTIC_RUN_ID', '')}-{os.environ.get('MASTER_PORT', '')}"
+    """This multi-process launch (torchrun's run id and rendezvous port), with no ``.`` or
+    ``-`` (a tmp name's separators)."""
+    launch = f"rank0_{os.environ.get('TORCHELASTIC_RUN_ID', '')}_{os.environ.get('MASTER_PORT', '')}"
+    return re.sub(r"[^A-Za-z0-9_]", "_", launch)
 
 
 def _tell_other_ranks(store: Store, task: Task, what: str) -> None:
-    """The main rank's word to the others: ``tmp/<key>.<pid>.rank0-<launch>`` (a tmp name with
-    its pid, so ``rag gc`` keeps it while this rank lives)."""
+    """The main rank's word to the others: ``tmp/<key>.<pid>.<launch>-<place id>``, a tmp name
+    (``leases.tmp_name``), so ``rag gc`` keeps it exactly while this rank lives. The other ranks,
+    on any host, find it by key and launch."""
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        note = store.root / "tmp" / f"{task.key}.{os.getpid()}.{_launch()}"
+        note = store.root / "tmp" / f"{task.key}.{os.getpid()}.{_launch()}-{PLACE_ID}"
         note.parent.mkdir(parents=True, exist_ok=True)
         tmp = note.with_name(f".{note.name}")
         tmp.write_text(what)
@@ -143,7 +147,7 @@ def _main_rank_says(store: Store, task: Task) -> str:
     """Wait for the main rank to hold the key's lock: "compute" or "cached". (If the main rank
     dies first, the launcher stops this rank too.)"""
     while True:
-        notes = list((store.root / "tmp").glob(f"{task.key}.*.{_launch()}"))
+        notes = list((store.root / "tmp").glob(f"{task.key}.*.{_launch()}-*"))
         if notes:
             return notes[0].read_text()
         time.sleep(0.2)
