@@ -103,9 +103,13 @@ class SourceMemo:
                 parts += [f"{rel}/{name}" if rel else name, self.file_hash(f"{root}/{name}")]
         return hash_strings(parts)
 
-    def prune(self) -> int:
-        """Forget the files that no longer exist (``rag gc``); the number forgotten."""
-        gone = [key for key in self.memo if not os.path.exists(key)]
+    def prune(self, here_only: bool = False) -> int:
+        """Forget the files that no longer exist (``rag gc``); the number forgotten. With
+        ``here_only`` (a cache that other hosts use too), only those whose folder exists here:
+        a path under a folder this host lacks may be another host's file (node-local disk), and
+        forgetting it would have that host read it whole again."""
+        gone = [key for key in self.memo if not os.path.exists(key)
+                and (not here_only or os.path.isdir(os.path.dirname(key)))]
         for key in gone:
             del self.memo[key]
         self.changed = self.changed or bool(gone)

@@ -366,11 +366,14 @@ def _size(path: Path | str) -> int:
 
 def _forget_gone_sources(store, dry_run: bool) -> int:
     """Drop the remembered hashes of source files that no longer exist (``sources.json`` grows
-    with every file of every directory source ever read, and every run and shard loads it)."""
+    with every file of every directory source ever read, and every run and shard loads it).
+    In a cache that runs dirs of other hosts use, a file whose folder this host lacks is kept."""
     from orchestrator.hashing import SourceMemo
+    from orchestrator.leases import HOST, registered_runs_dirs
 
+    shared = any(host != HOST for _, host in registered_runs_dirs(store.root))
     memo = SourceMemo(store.root / "sources.json")
-    gone = memo.prune()
+    gone = memo.prune(here_only=shared)
     if gone and not dry_run:
         try:
             memo.save()
