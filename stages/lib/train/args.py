@@ -21,11 +21,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from annotated_types import Ge, Gt, Interval
+from pydantic import BeforeValidator
 
 from orchestrator.api import ConfigError, added, nonsemantic, recipe_path
 
@@ -61,6 +63,26 @@ DPO_LOSSES_LEFT_OUT = {
 }
 
 
+def left_out(reasons: dict[str, str], choices: tuple):
+    """A validator that refuses a choice ragline leaves out with why, before the Literal's
+    check (whose "expected one of" said nothing of why a valid transformers/TRL name is refused).
+
+    >>> check = left_out(DPO_LOSSES_LEFT_OUT, ("sigmoid", "ipo"))
+    >>> check("sigmoid")
+    'sigmoid'
+    >>> check("robust")
+    Traceback (most recent call last):
+    ...
+    ValueError: 'robust' is not offered here: it is the sigmoid loss when label_smoothing is 0, the value ragline leaves it at; choose one of ['sigmoid', 'ipo']
+    """
+    def check(value):
+        if isinstance(value, str) and value in reasons:
+            raise ValueError(f"{value!r} is not offered here: it {reasons[value]}; choose one of "
+                             f"{list(choices)}")
+        return value
+    return check
+
+
 @dataclass
 class TrainArgs:
     """Hyper-parameters shared by every trainer (SFT, DPO and future critic/retriever ones)."""
@@ -72,7 +94,8 @@ class TrainArgs:
     grad_accum: PositiveInt = 2              # paper (SFT)
     max_length: Annotated[int, Ge(2)] | None = 8192   # paper's cutoff_len; longer rows keep their start
     warmup_ratio: Fraction = 0.1             # paper: a fraction of the total optimizer steps
-    lr_scheduler: Scheduler = "cosine"       # paper
+    lr_scheduler: Annotated[Scheduler, BeforeValidator(
+        left_out(SCHEDULERS_LEFT_OUT, typing.get_args(Scheduler)))] = "cosine"   # paper
     weight_decay: Annotated[float, Ge(0)] = 0.0
     # > 0: this many warmup steps instead of warmup_ratio (DPA-RAG's LLaMA-Factory run: 20)
     warmup_steps: Annotated[int, Ge(0)] = added(0)
@@ -182,7 +205,8 @@ class DpoConfig(TrainArgs):
     per_device_batch_size: PositiveInt = 1   # paper (DPO)
     grad_accum: PositiveInt = 4              # paper (DPO)
     beta: PositiveFloat = 0.1                # paper
-    loss_type: DpoLoss = "sigmoid"           # paper
+    loss_type: Annotated[DpoLoss, BeforeValidator(
+        left_out(DPO_LOSSES_LEFT_OUT, typing.get_args(DpoLoss)))] = "sigmoid"   # paper
     tasks: list[str] = field(default_factory=lambda: ["generator", "reranker"])  # roles kept
     max_prompt_length: PositiveInt | None = None   # keep only the prompt's last N tokens
     precompute_ref_log_probs: bool = False   # score the data with the reference once, then free it
