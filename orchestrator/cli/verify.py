@@ -20,7 +20,8 @@ def add_arguments(p) -> None:
                    help="run directory or name, or a sweep's member (default: the latest run)")
     p.add_argument("--all", action="store_true", help="every entry in the cache")
     p.add_argument("--quarantine", action="store_true",
-                   help="move damaged entries to the cache's quarantine/ folder")
+                   help="move damaged entries, and the entries computed from them, to the "
+                        "cache's quarantine/ folder")
     p.add_argument("--runs-dir", default=None, help="where rag run wrote its runs (default: ./runs)")
 
 
@@ -109,8 +110,9 @@ def target_keys(store, args) -> tuple[list[str], str, set[str]]:
     return sorted(run_keys(run, scratch=False) or set()), f"run {run}", used_keys(run)
 
 
-def absent_words(removed: int, never: int, quarantined: int = 0) -> str:
-    """What the summary line says of a run's keys that have no cache entry.
+def absent_words(removed: int, never: int, quarantined: int = 0, with_it: int = 0) -> str:
+    """What the summary line says of a run's keys that have no cache entry (``with_it``: of
+    the ``quarantined``, those moved as computed from a damaged entry, not found damaged).
 
     >>> absent_words(0, 0)
     ''
@@ -119,8 +121,12 @@ def absent_words(removed: int, never: int, quarantined: int = 0) -> str:
     >>> absent_words(2, 0, 1)
     ', 1 in quarantine (found damaged; the next run recomputes it), 2 no longer in the cache \
 (removed by rag gc, or the cache moved)'
+    >>> absent_words(0, 0, 3, 2)
+    ', 3 in quarantine (1 found damaged, 2 computed from it; the next run recomputes them)'
     """
-    return ((f", {quarantined} in quarantine (found damaged; the next run recomputes "
+    found = quarantined - with_it
+    why = f"{found} found damaged, {with_it} computed from it" if with_it else "found damaged"
+    return ((f", {quarantined} in quarantine ({why}; the next run recomputes "
              f"{'it' if quarantined == 1 else 'them'})" if quarantined else "")
             + (f", {removed} no longer in the cache (removed by rag gc, or the cache moved)"
                if removed else "")
@@ -227,20 +233,24 @@ def _dependents(store, hashes: set[str], damaged_steps: list[str],
     head = f"  {len(found)} {were} computed from the damaged outputs (steps {', '.join(steps)})"
     if quarantine:
         for key, step in found:
-            store.set_aside(key, entries.get(key), f"computed from the damaged output of step "
-                            f"'{origin}'", step)
+            store.set_aside(key, entries.get(key), f"{COMPUTED_FROM} '{origin}'", step)
         return f"{head}: their results may hold the damage, so they were quarantined too"
     again = " ".join(f"--from {s}" for s in dict.fromkeys(damaged_steps))
     return (f"{head}: if the damage came first, their results are wrong too; recompute them: "
             f"rag run RECIPE {again}, or rerun with --quarantine")
 
 
+COMPUTED_FROM = "computed from the damaged output of step"   # a dependent's quarantine reason
+
+
 def _absent(store, gone: list[str], used: set[str]) -> str:
     """The summary's words for a run's keys that have no entry: quarantined, removed, never."""
-    quarantined = {k for k in gone if store.miss_reason(k) is not None}
+    reasons = {k: store.miss_reason(k) for k in gone}
+    quarantined = {k for k, why in reasons.items() if why is not None}
     removed = sum(k in used and k not in quarantined for k in gone)
     never = sum(k not in used and k not in quarantined for k in gone)
-    return absent_words(removed, never, len(quarantined))
+    with_it = sum(reasons[k].startswith(COMPUTED_FROM) for k in quarantined)
+    return absent_words(removed, never, len(quarantined), with_it)
 
 
 def main(args) -> int:

@@ -168,8 +168,8 @@ def test_verify_tells_keys_a_run_never_computed_from_keys_removed_since(toy, cap
     capsys.readouterr()
     assert rag("verify", "--runs-dir", str(runs)) == 0
     assert (f"verified 1 entries of run {(runs / 'latest').resolve()}: 1 intact, 0 damaged, "
-            "2 in quarantine (found damaged; the next run recomputes them)"   # was: "removed
-            ) in capsys.readouterr().out                                # by rag gc"; and total
+            "2 in quarantine (1 found damaged, 1 computed from it; the next run recomputes "
+            "them)") in capsys.readouterr().out   # was: "removed by rag gc"; total moved too
     assert rag("verify", "--all", "--runs-dir", str(runs)) == 0
     assert (f"verified 1 entries of cache {runs / 'cache'}: 1 intact, 0 damaged; 2 more in "
             f"{runs / 'cache' / 'quarantine'} (moved aside as damaged, never used again; rag gc "
