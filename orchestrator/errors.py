@@ -134,8 +134,9 @@ def written_file(exc: BaseException) -> str | None:
     found, tb = None, exc.__traceback__
     while tb is not None:
         frame = tb.tb_frame
-        here = frame.f_locals.get("self") if frame.f_code.co_filename.endswith("pathlib.py") \
-            else None
+        name = frame.f_code.co_filename   # pathlib.py; from Python 3.13 a package, pathlib/
+        in_pathlib = name.endswith("pathlib.py") or f"{os.sep}pathlib{os.sep}" in name
+        here = frame.f_locals.get("self") if in_pathlib else None
         found = str(here) if isinstance(here, PurePath) else found
         tb = tb.tb_next
     return found

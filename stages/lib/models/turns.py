@@ -38,16 +38,28 @@ def end_of_turn_id(tokenizer) -> int | None:
     return next((i for i in after if i in special), None)
 
 
+def as_id_list(eos) -> list[int]:
+    """``generation_config.eos_token_id`` (an id, a list of ids or None) as a list.
+
+    >>> as_id_list(None), as_id_list(2), as_id_list((2, 7))
+    ([], [2], [2, 7])
+    """
+    return list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
+
+
 def stop_ids(eos, tokenizer) -> list[int]:
     """The ids generation stops on: ``eos`` (an id, a list of ids or None, as
     ``generation_config.eos_token_id``), the tokenizer's EOS and the template's end of turn.
 
-    >>> class Tok:                     # a base EOS (0) and a template ending turns with id 2
+    >>> class Tok:                     # a base EOS (0), no chat template
     ...     eos_token_id, chat_template = 0, None
     >>> stop_ids(None, Tok()), stop_ids([0, 5], Tok())
     ([0], [0, 5])
+
+    (With a template that ends turns with another token, its id comes last: tested with a
+    ChatML tokenizer in ``tests/stages/lib/models/``.)
     """
-    ids = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
+    ids = as_id_list(eos)
     for extra in (tokenizer.eos_token_id, end_of_turn_id(tokenizer)):
         if extra is not None and extra not in ids:
             ids.append(extra)

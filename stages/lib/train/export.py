@@ -65,11 +65,10 @@ def stop_at_end_of_turn(model, tokenizer, log: logging.Logger, kind: str) -> Non
     """Make the chat template's end-of-turn token a stop token of the saved checkpoint (its
     ``generation_config.eos_token_id``) when it is not one yet: a base model given a template
     was trained to end its answers with it (see :mod:`stages.lib.models.turns`)."""
-    from stages.lib.models.turns import end_of_turn_id
+    from stages.lib.models.turns import as_id_list, end_of_turn_id
 
     config = model.generation_config
-    eos = config.eos_token_id
-    ids = list(eos) if isinstance(eos, (list, tuple)) else ([] if eos is None else [eos])
+    ids = as_id_list(config.eos_token_id)
     eot = end_of_turn_id(tokenizer)
     if eot is None or eot in ids:
         return
