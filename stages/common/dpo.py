@@ -28,7 +28,7 @@ from stages.schemas import Model, Preferences
 __all__ = ["DpoConfig", "dpo"]
 
 
-@stage("dpo", version=1)
+@stage("dpo", version=2)  # 2: a template's end of turn in the saved generation_config
 def dpo(pairs: Preferences, model: Model, cfg: DpoConfig, ctx: StageContext) -> Model:
     """DPO of ``model`` on the pairs of the roles in ``tasks``; returns a full checkpoint."""
     rows = pairs.rows()

@@ -72,7 +72,7 @@ class InferTopkConfig:
         return reader_notes(self.reader, resources)
 
 
-@stage("infer_topk", version=4, shard_by="questions",  # 4: a question's options shown
+@stage("infer_topk", version=5, shard_by="questions",  # 5: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def infer_topk(questions: Retrieved, prompt: GeneratorPrompt, cfg: InferTopkConfig, ctx: StageContext,
                model: Model | None = None) -> Predictions:

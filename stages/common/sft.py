@@ -28,7 +28,7 @@ from stages.schemas import Chat, Model
 __all__ = ["SftConfig", "sft"]
 
 
-@stage("sft", version=1)
+@stage("sft", version=2)  # 2: a template's end of turn in generation_config; padded vocab kept
 def sft(data: Chat, model: Model, cfg: SftConfig, ctx: StageContext) -> Model:
     """Fine-tune ``model`` on the chat rows; returns a full checkpoint (LoRA merged if used)."""
     rows = data.rows()

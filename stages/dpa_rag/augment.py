@@ -81,7 +81,7 @@ def clean_reply(text: str) -> str:
     return text
 
 
-@stage("dpa_rag.augment", version=1, shard_by="queries",
+@stage("dpa_rag.augment", version=2, shard_by="queries",  # 2: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def augment(queries: Questions, cfg: AugmentConfig, ctx: StageContext,
             model: Model | None = None, rephrase_prompt: QueryAugmentPrompt | None = None,

@@ -66,7 +66,7 @@ class PreferenceConfig:
         return reader_notes(self.reader, resources)
 
 
-@stage("dpa_rag.preference", version=3, shard_by="retrieved",  # 2: letter golds; 3: options
+@stage("dpa_rag.preference", version=4, shard_by="retrieved",  # 4: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceConfig, ctx: StageContext,
                model: Model | None = None) -> Knowledge:

@@ -53,7 +53,7 @@ class InferConfig:
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 
-@stage("dynamicrag.infer", version=4, shard_by="questions",  # 4: options shown
+@stage("dynamicrag.infer", version=5, shard_by="questions",  # 5: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def infer(questions: Retrieved, model: Model, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
           cfg: InferConfig, ctx: StageContext) -> Predictions:

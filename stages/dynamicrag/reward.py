@@ -187,7 +187,7 @@ def _bertscore(cfg: RewardConfig, ctx: StageContext):
 
 # 3: a bare-number judge reply; 4: judge replies mostly without a score fail the step (they
 # scored 0 and were committed)
-@stage("dynamicrag.reward", version=4, shard_by="trajectories",
+@stage("dynamicrag.reward", version=5, shard_by="trajectories",  # 5: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
            judge_prompt: JudgePrompt | None = None) -> Scored:

@@ -44,7 +44,7 @@ class SampleConfig:
     batch_size: int = nonsemantic(16)    # generated rows per forward (transformers backend)
 
 
-@stage("dynamicrag.sample", version=4, shard_by="items",  # 4: answers see a question's options
+@stage("dynamicrag.sample", version=5, shard_by="items",  # 5: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def sample(items: Reranked, model: Model, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt,
            cfg: SampleConfig, ctx: StageContext) -> Trajectories:

@@ -69,7 +69,7 @@ class SynthesizeConfig:
         return {f"llm.{k}": v for k, v in self.llm.needed_env().items()}
 
 
-@stage("rag_instruct.synthesize", version=1, shard_by="exemplars",
+@stage("rag_instruct.synthesize", version=2, shard_by="exemplars",  # 2: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def synthesize(exemplars: Exemplars, useless_doc_prompt: SynthesisPrompt,
                single_doc_support_prompt: SynthesisPrompt,

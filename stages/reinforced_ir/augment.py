@@ -53,7 +53,7 @@ class AugmentConfig:
         check_repetition_penalty(self.repetition_penalty)   # NaN too (plan time checks > 0)
 
 
-@stage("reinforced_ir.augment", version=1, shard_by="queries",
+@stage("reinforced_ir.augment", version=2, shard_by="queries",  # 2: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def augment(queries: Questions, prompt: AugmentationPrompt, cfg: AugmentConfig, ctx: StageContext,
             model: Model | None = None) -> Augmented:

@@ -47,7 +47,7 @@ class DistillConfig:
         check_repetition_penalty(self.repetition_penalty)   # NaN too (plan time checks > 0)
 
 
-@stage("reinforced_ir.distill", version=1, shard_by="groups",
+@stage("reinforced_ir.distill", version=2, shard_by="groups",  # 2: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def distill(groups: RetrieverData, prompt: DistillPrompt, cfg: DistillConfig, ctx: StageContext,
             model: Model | None = None) -> RetrieverData:

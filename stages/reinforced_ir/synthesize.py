@@ -92,7 +92,7 @@ class SynthesizeConfig:
                                    "SciFact, FEVER, Climate-FEVER); refutes for ArguAna")
 
 
-@stage("reinforced_ir.synthesize", version=1,
+@stage("reinforced_ir.synthesize", version=2,  # 2: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: QualityPrompt,
                cfg: SynthesizeConfig, ctx: StageContext, model: Model | None = None,

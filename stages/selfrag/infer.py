@@ -228,7 +228,8 @@ def _long_form(client, rows: list[dict], todo: list[int], cfg: SelfragInferConfi
 #    segments dropped, max_depth counts segments); long-form answers keep their line breaks
 # 3: OpenBookQA under its full name and MedQA are closed sets (the summed-score vote)
 # 4: adaptive long form: the seed's 25-token pre-check must hold [Retrieval] as well
-@stage("selfrag.infer", version=4, shard_by="questions", multi_gpu="one_process")
+# version 5: generation stops at a chat template's end of turn
+@stage("selfrag.infer", version=5, shard_by="questions", multi_gpu="one_process")
 def infer(questions: Retrieved, model: Model, cfg: SelfragInferConfig,
           ctx: StageContext) -> SelfragPredictions:
     """Self-RAG answers (no / always / adaptive retrieval) with per-passage reflection scores."""

@@ -214,7 +214,7 @@ def _teacher_labels(jobs: list[dict], asks: list, teacher: dict, cfg: JudgeConfi
 
 # 2: per sentence; unreadable replies dropped
 # 3: a later sentence's task input also without the seed's "TASK_INST## Input:\n\n" boilerplate
-@stage("selfrag.judge", version=3,
+@stage("selfrag.judge", version=4,  # 4: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def judge(retrieved: Retrieved, retrieval_prompt: RetrievalPrompt, relevance_prompt: IsRelPrompt,
           support_prompt: SupportPrompt, utility_prompt: UtilityPrompt,

@@ -131,7 +131,7 @@ def _warn_one_retrieval_class(items: SplitItems, cfg: LabelConfig, ctx: StageCon
 
 # 5: NQ's [No Retrieval] items thinned once, not twice
 # 6: the task input also without the seed's "TASK_INST## Input:\n\n" boilerplate
-@stage("selfrag.label", version=6,
+@stage("selfrag.label", version=7,  # 7: stops at end of turn
        shard_by="items",
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: Model,

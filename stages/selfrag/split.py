@@ -51,7 +51,7 @@ class SplitConfig:
 
 
 # 3: the seed's "TASK_INST## Input:\n\n" boilerplate (no blank line before) is left out too
-@stage("selfrag.split", version=3, shard_by="instructions",
+@stage("selfrag.split", version=4, shard_by="instructions",  # 4: stops at end of turn
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def split(instructions: Questions, critic: Model, retrieval_prompt: RetrievalPrompt, utility_prompt: UtilityPrompt,
           cfg: SplitConfig, ctx: StageContext) -> Split:
