@@ -11,7 +11,8 @@ a mean over questions on a 0..1 scale:
 * ``first_char_accuracy`` (FEVER), ``rouge_l`` (ELI5).
 
 Questions without a gold answer are left out of the answer metrics (as in the seeds) and get
-null per-question scores. When any question has gold passage ids (``gold``), the ranking in
+null per-question scores; golds are compared stripped of surrounding spaces (" Paris " is
+"Paris"), blank ones dropped. When any question has gold passage ids (``gold``), the ranking in
 ``ctxs`` is scored with pytrec_eval: ``recall@k``, ``ndcg@k``, ``mrr@k`` for each k in
 ``retrieval_k``, averaged over the questions with gold ids. Without gold ids, DPR's top-k
 retrieval accuracy (``answer_recall_k``, off by default;
@@ -26,7 +27,13 @@ from several datasets (the paper's seven evaluation sets, one file each), one bl
 that set's metrics (``set_metrics``: the paper reports accuracy for FEVER, ROUGE-L for ELI5, EM
 for the others) and its ``avg_selected_docs`` (a set may read its own number of passages, as
 DPA-RAG's WebQSP reads 2, and DynamicRAG picks a number per question), and ``macro``, the
-unweighted mean over the sets of each metric.
+unweighted mean over the sets of each metric. With ``set_metrics``, each top-level figure of
+``metrics`` is the mean over the questions of the sets that report it (:func:`top_level_means`):
+the top-level EM of the paper's seven sets is that of the sets it scores with EM, without
+FEVER's labels and ELI5's long answers, which their blocks score with accuracy and ROUGE-L;
+null when no set reports it. A run of one set that ``set_metrics`` scores otherwise gets its block too. A ``k``
+larger than the most passages a question has is scored on the passages there are, with a
+warning in the step's log (R@20 of a 5-passage run is its R@5).
 
 Fixes relative to the seeds: ``token_f1`` is a real token F1 (the seed's ``--metric f1`` zipped
 characters); an empty prediction does not "match" every gold; golds come from ``answers`` for
@@ -43,9 +50,8 @@ from annotated_types import Ge
 
 from orchestrator.api import StageContext, added, stage
 from stages.lib.data.set_names import for_set
-from stages.lib.metrics.answer import METRICS, as_gold_list, check_metric_names
-from stages.lib.metrics.passage_scores import (answer_recall_scores, gold_passage_scores,
-                                               macro_average, mean)
+from stages.lib.metrics.answer import METRICS, check_metric_names, usable_golds
+from stages.lib.metrics.passage_scores import macro_average, mean, score_passages
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 
@@ -108,6 +114,24 @@ def set_metric_names(dataset: str, cfg: EvaluateConfig) -> list[str]:
     return for_set(cfg.set_metrics, dataset, cfg.metrics)
 
 
+def top_level_means(per_question: list[dict], cfg: EvaluateConfig) -> dict[str, float | None]:
+    """Each of ``cfg.metrics`` averaged over the scored questions of the sets that report it
+    (:func:`set_metric_names`), not over every question: a set that ``set_metrics`` scores
+    with accuracy adds no EM to the top-level EM. None where no set reports a metric.
+
+    >>> cfg = EvaluateConfig(metrics=["exact_match"],
+    ...                      set_metrics={"fever": ["first_char_accuracy"]})
+    >>> top_level_means([{"dataset": "nq", "exact_match": 1.0},
+    ...                  {"dataset": "nq", "exact_match": None},        # no gold answer
+    ...                  {"dataset": "fever", "exact_match": 0.0}], cfg)
+    {'exact_match': 1.0}
+    """
+    reports = {d: set_metric_names(d, cfg) for d in {r["dataset"] for r in per_question}}
+    return {name: mean([r[name] for r in per_question
+                        if name in reports[r["dataset"]] and r[name] is not None])
+            for name in cfg.metrics}
+
+
 def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,
                retrieval_names: list[str]) -> dict:
     rows = [r for r in per_question if r["dataset"] == dataset]
@@ -117,7 +141,9 @@ def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,
                for name in set_metric_names(dataset, cfg) + retrieval_names}}
 
 
-@stage("evaluate", version=8)   # 6: per-set metrics; 7: letter golds, ranks; 8: picked letter
+@stage("evaluate", version=9)   # 6: per-set metrics; 7: letter golds, ranks; 8: picked letter
+# 9: quoted letters and the pronoun "I" read right; DPR's tokens for answer_recall; golds
+#    stripped; with set_metrics, top-level metrics over the sets that report them
 def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
     """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
     rows = predictions.rows()
@@ -125,7 +151,7 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
     per_question, num_scored = [], 0
     for row in rows:
         prediction = row.get("prediction") or ""
-        golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+        golds = usable_golds(row.get("answers"))
         record = {"id": row["id"], "prediction": prediction, "dataset": row.get("dataset") or "",
                   "num_selected": len(row.get("selected") or [])}
         for name in _names(cfg):
@@ -133,18 +159,21 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
         num_scored += bool(golds)
         per_question.append(record)
 
-    retrieval_names = gold_passage_scores(rows, per_question, cfg.retrieval_k)
-    passage_names = retrieval_names + answer_recall_scores(rows, per_question,
-                                                           cfg.answer_recall_k, ctx.log)
+    retrieval_names, recall_names = score_passages(rows, per_question, cfg.retrieval_k,
+                                                   cfg.answer_recall_k, ctx.log)
+    passage_names = retrieval_names + recall_names
     metrics = {"label": cfg.name or ctx.step, "num_questions": len(rows),
                "num_scored": num_scored,
-               "avg_selected_docs": mean([r["num_selected"] for r in per_question])}
-    for name in cfg.metrics + passage_names:
+               "avg_selected_docs": mean([r["num_selected"] for r in per_question]),
+               **top_level_means(per_question, cfg)}
+    for name in passage_names:
         metrics[name] = mean([r[name] for r in per_question if r[name] is not None])
     if retrieval_names:
         metrics["num_retrieval_questions"] = sum(bool(r.get("gold")) for r in rows)
     datasets = sorted({r["dataset"] for r in per_question})
-    if len(datasets) > 1:  # several evaluation sets in one run (the paper's seven)
+    # several evaluation sets in one run (the paper's seven), or one that set_metrics scores
+    # with metrics of its own, which are in its block only
+    if len(datasets) > 1 or any(set_metric_names(d, cfg) != cfg.metrics for d in datasets):
         metrics["by_dataset"] = {d: _set_block(d, per_question, cfg, passage_names)
                                  for d in datasets}
         metrics["macro"] = macro_average(metrics["by_dataset"])

@@ -7,9 +7,11 @@ reports of passages: pytrec_eval's recall/nDCG/MRR@k against gold passage ids, f
 that have them (``retrieval_k``), and DPR's top-k accuracy against the gold answers
 (``answer_recall_k``, on here by default: the figure DPR, Contriever and Atlas report for NQ
 and TriviaQA, whose questions name no gold passage). Several evaluation sets get a block each
-and their macro average, as in ``evaluate``. A step of one's own, added to the DynamicRAG demo
-on the command line and run with what it needs, the retrieval chain and no language model
-(10.8 s from an empty cache on 2 cores, 2026-12-05)::
+and their macro average, as in ``evaluate``. A ``k`` larger than the most passages a question
+has is scored on the passages there are (R@20 of a 5-passage run is its R@5), with a warning
+in the step's log. A step of one's own, added to the DynamicRAG demo on the command line and
+run with what it needs, the retrieval chain and no language model (10.8 s from an empty cache
+on 2 cores, 2026-12-05)::
 
     rag run conf/dynamicrag_demo.yaml --until retrieval_eval \\
         '+steps.retrieval_eval={stage: evaluate_retrieval, inputs: {retrieved: retrieve_eval.out}}'
@@ -23,8 +25,7 @@ from typing import Annotated
 from annotated_types import Ge
 
 from orchestrator.api import ConfigError, DataError, StageContext, stage
-from stages.lib.metrics.passage_scores import (answer_recall_scores, gold_passage_scores,
-                                               macro_average, mean)
+from stages.lib.metrics.passage_scores import macro_average, mean, score_passages
 from stages.schemas import EvalMetrics, Retrieved
 
 
@@ -66,14 +67,16 @@ def means(per_question: list[dict], names: list[str]) -> dict[str, float | None]
     return {n: mean([r[n] for r in per_question if r.get(n) is not None]) for n in names}
 
 
-@stage("evaluate_retrieval", version=2)  # 2: id-less, repeated ids keep ranks
+@stage("evaluate_retrieval", version=3)  # 2: id-less, repeated ids keep ranks
+# 3: answer_recall tokenises as DPR's SimpleTokenizer (accented words stay whole)
 def evaluate_retrieval(retrieved: Retrieved, cfg: EvaluateRetrievalConfig,
                        ctx: StageContext) -> EvalMetrics:
     """Retrieval metrics of the passages each question was given, overall and per set."""
     rows = retrieved.rows()
     per_question = [{"dataset": r.get("dataset") or ""} for r in rows]
-    gold_names = gold_passage_scores(rows, per_question, cfg.retrieval_k)
-    names = gold_names + answer_recall_scores(rows, per_question, cfg.answer_recall_k, ctx.log)
+    gold_names, recall_names = score_passages(rows, per_question, cfg.retrieval_k,
+                                              cfg.answer_recall_k, ctx.log)
+    names = gold_names + recall_names
     if not names:
         raise DataError(f"step '{ctx.step}': nothing to score: of {len(rows)} questions, none "
                         "has both passages (ctxs) and gold passage ids (gold) or gold answers",

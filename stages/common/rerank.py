@@ -40,7 +40,7 @@ class RerankConfig:
     batch_size: int = nonsemantic(128)  # seed: 128
 
 
-@stage("rerank", version=2, shard_by="retrieved")
+@stage("rerank", version=3, shard_by="retrieved")  # 3: has_answer tokenises as DPR
 def rerank(retrieved: Retrieved, cfg: RerankConfig, ctx: StageContext,
            model: Model | None = None, prompt: RelevancePrompt | None = None) -> Reranked:
     """Label every passage of ``ctxs[:num_docs]`` relevant or not with the expert ``method``

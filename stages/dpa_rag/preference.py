@@ -66,7 +66,7 @@ class PreferenceConfig:
         return reader_notes(self.reader, resources)
 
 
-@stage("dpa_rag.preference", version=4, shard_by="retrieved",  # 4: stops at end of turn
+@stage("dpa_rag.preference", version=4, shard_by="retrieved",  # 4: end of turn; quoted letters
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceConfig, ctx: StageContext,
                model: Model | None = None) -> Knowledge:

@@ -139,7 +139,7 @@ def eval_input(row: dict, cfg: EvalInputsConfig) -> tuple[dict, str | None]:
 
 
 # 2: obqa is a choice set, and a row with choices and letter golds gets its options anywhere
-@stage("rag_instruct.eval_inputs", version=2)
+@stage("rag_instruct.eval_inputs", version=3)  # 3: letter golds stripped
 def eval_inputs(questions: Retrieved, cfg: EvalInputsConfig, ctx: StageContext) -> Retrieved:
     """Each evaluation question with the inputs its set gets in the paper's evaluation: PubMedQA
     its own abstract, ConvFinQA its context and conversation, multiple choice its options."""

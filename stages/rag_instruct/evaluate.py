@@ -34,7 +34,8 @@ Differences from the seed, and why:
   set's name, not by the seed's fixed file names, and a row with options and letter golds is
   multiple choice under any name (the seed knows its multiple-choice sets by file name only).
 * Questions without a gold answer are left out of the accuracy (the seed counts them wrong),
-  and blank golds are ignored.
+  blank golds are ignored, and golds are stripped of surrounding spaces (the seed's gold
+  " Paris " does not match "It was Paris.").
 * The seed's files of 20 right and 20 wrong examples per set are not written: the per-question
   table holds every prediction with its score and rule.
 * Smaller scorer differences are listed in :mod:`stages.rag_instruct.scorer`.
@@ -98,7 +99,7 @@ def score_row(row: dict, cfg: RagInstructEvaluateConfig) -> dict:
     >>> r["rule"], r["choice"], r["accuracy"]
     ('choice', 'B', 0.0)
     """
-    from stages.lib.metrics.answer import METRICS, as_gold_list
+    from stages.lib.metrics.answer import METRICS, usable_golds
     from stages.rag_instruct.scorer import (
         CHOICE,
         letter_golds,
@@ -110,7 +111,7 @@ def score_row(row: dict, cfg: RagInstructEvaluateConfig) -> dict:
 
     dataset = row.get("dataset") or ""
     prediction = row.get("prediction") or ""
-    golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+    golds = usable_golds(row.get("answers"))    # stripped, as the scorer compares them
     given = row.get("options") or row.get("choices")
     rule = scorer_for(dataset, cfg)
     if rule != CHOICE and letter_golds(golds, option_map(given)):
@@ -153,8 +154,9 @@ def macro(blocks: dict[str, dict], names: list[str]) -> dict:
             **{name: _mean([b[name] for b in blocks.values()]) for name in names}}
 
 
-@stage("rag_instruct.evaluate", version=4)  # 2: EM/F1 of option letters; 3: F1 of the picked letter
+@stage("rag_instruct.evaluate", version=5)  # 2: EM/F1 of option letters; 3: F1 of the picked letter
 # 4: obqa is a choice set, as is any row with options and letter golds; empty output picks none
+# 5: golds stripped; the shared metrics read quoted letters ('B') and skip the pronoun "I"
 def evaluate(predictions: Predictions, cfg: RagInstructEvaluateConfig,
              ctx: StageContext) -> RagInstructEvaluation:
     """The paper's accuracy per set (rule by set name), its macro average, and the shared

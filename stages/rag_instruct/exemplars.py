@@ -99,7 +99,7 @@ WIRING = ("wire exactly one of inputs.retrieved (retrieved exemplar questions) a
           "inputs.released (an exemplar file); ")
 
 
-@stage("rag_instruct.exemplars", version=2)  # 2: released docs cut as the seed
+@stage("rag_instruct.exemplars", version=3)  # 3: has_answer tokenises as DPR
 def exemplars(cfg: ExemplarsConfig, ctx: StageContext, retrieved: Retrieved | None = None,
               released: File | None = None) -> Exemplars:
     """Exemplars with a paradigm and source documents, at most ``per_paradigm`` of each."""

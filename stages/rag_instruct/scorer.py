@@ -38,7 +38,8 @@ Where this differs from the seed, and why:
   (:func:`scorer_for`); the seed compares against a fixed list of its own file names.
 * Blank golds are dropped (the seed's regex makes an empty gold match every output), and a row
   with no gold left is not scored (the stage leaves it out of the accuracy; the seed counts it
-  wrong).
+  wrong). Golds are stripped of surrounding spaces (the seed's gold " Paris " does not
+  match "It was Paris.").
 * Options with an empty text take no part in the fallbacks (the seed pads a missing option D
   with "", which "occurs" at the end of every output and so always won the second fallback).
 * A row with no letter hit and no options predicts nothing (``None``, wrong); the seed crashes.
@@ -82,9 +83,14 @@ def word_match(text: str, gold: str) -> bool:
 
 
 def _golds(golds: str | Sequence[str] | None) -> list[str]:
+    """The golds compared: stripped of surrounding spaces, blank ones dropped.
+
+    >>> _golds([" Paris ", "", None, "  "]), _golds("B")
+    (['Paris'], ['B'])
+    """
     if golds is None:
         return []
-    return [g for g in ([golds] if isinstance(golds, str) else golds) if g and g.strip()]
+    return [g.strip() for g in ([golds] if isinstance(golds, str) else golds) if g and g.strip()]
 
 
 def open_qa_correct(prediction: str, golds: Sequence[str]) -> bool:

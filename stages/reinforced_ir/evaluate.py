@@ -13,8 +13,11 @@ given, so on graded qrels such as TREC-COVID's and NFCorpus' its nDCG differs, t
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Annotated
 
-from orchestrator.api import DataError, StageContext, stage
+from annotated_types import Ge
+
+from orchestrator.api import ConfigError, DataError, StageContext, stage
 from stages.reinforced_ir.embed import EncoderConfig
 from stages.reinforced_ir.schemas import Augmented
 from stages.schemas import Embeddings, EvalMetrics, Model, Questions
@@ -23,9 +26,15 @@ from stages.schemas import Embeddings, EvalMetrics, Model, Questions
 @dataclass
 class RetrievalEvalConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    ks: list[int] = field(default_factory=lambda: [1, 10])     # the original's defaults
+    # the cutoffs k of every metric (the original's defaults); each >= 1, checked by rag plan
+    ks: list[Annotated[int, Ge(1)]] = field(default_factory=lambda: [1, 10])
     query_weight: float = 0.8              # paper: 0.8 raw + 0.2 augmentation
     label: str = ""                        # a name for the results table
+
+    def __post_init__(self):
+        if not self.ks:
+            raise ConfigError("ks is empty, so there is no cutoff to score at",
+                              hint="give one k or more, as the original's ks: [1, 10]")
 
 
 NO_GOLD_HINT = ("give qrels (data.qrels, or a BEIR folder's qrels/test.tsv) or `gold` ids in "
@@ -37,30 +46,39 @@ NO_GOLD_HINT = ("give qrels (data.qrels, or a BEIR folder's qrels/test.tsv) or `
 
 def trec_scores(run: dict, qrels: dict, ks: list[int]) -> dict[str, float]:
     """Mean nDCG@k, MAP@k, Recall@k, P@k (pytrec_eval) and MRR@k over queries with a relevant
-    document (a query missing from the run scores 0).
+    document (a query missing from the run scores 0). Every metric ranks equal scores as
+    trec_eval does, by docid descending, MRR too (the run cut by ``truncate_run`` of
+    :mod:`stages.lib.metrics.retrieval`). The original's ``evaluate_mrr`` kept the retriever's
+    order on ties, so on tied scores its MRR@1 could be 1 where its P@1 and Recall@1 were 0.
 
     >>> r = trec_scores({"q": {"d1": 2.0, "d2": 1.0}}, {"q": {"d2": 1}}, [1, 2])
     >>> r["recall@1"], r["recall@2"], r["mrr@2"], round(r["ndcg@2"], 4)
     (0.0, 1.0, 0.5, 0.6309)
+    >>> r = trec_scores({"q": {"d1": 0.9, "d2": 0.9}}, {"q": {"d1": 1}}, [1])   # tied: d2 first
+    >>> r["p@1"], r["recall@1"], r["mrr@1"]
+    (0.0, 0.0, 0.0)
     """
     import pytrec_eval
+
+    from stages.lib.metrics.retrieval import truncate_run
 
     measures = {f"{m}.{','.join(map(str, ks))}" for m in ("ndcg_cut", "map_cut", "recall", "P")}
     scored = [q for q, docs in qrels.items() if any(v > 0 for v in docs.values())]
     per = pytrec_eval.RelevanceEvaluator(qrels, measures).evaluate(run)
     out: dict[str, float] = {}
     for k in ks:
-        for name, key in (("ndcg", "ndcg_cut"), ("map", "map_cut"), ("recall", "recall"), ("p", "P")):
-            out[f"{name}@{k}"] = sum(per.get(q, {}).get(f"{key}_{k}", 0.0) for q in scored) / len(scored)
-        rr = 0.0
-        for q in scored:
-            ranked = sorted(run.get(q, {}).items(), key=lambda kv: -kv[1])[:k]
-            rr += next((1.0 / (i + 1) for i, (d, _) in enumerate(ranked) if qrels[q].get(d, 0) > 0), 0.0)
-        out[f"mrr@{k}"] = rr / len(scored)
+        for name, key in (("ndcg", "ndcg_cut"), ("map", "map_cut"), ("recall", "recall"),
+                          ("p", "P")):
+            out[f"{name}@{k}"] = sum(per.get(q, {}).get(f"{key}_{k}", 0.0)
+                                     for q in scored) / len(scored)
+        top = truncate_run({q: run.get(q, {}) for q in scored}, k)
+        out[f"mrr@{k}"] = sum(
+            next((1.0 / rank for rank, d in enumerate(top[q], 1) if qrels[q].get(d, 0) > 0), 0.0)
+            for q in scored) / len(scored)
     return out
 
 
-@stage("reinforced_ir.evaluate", version=1)
+@stage("reinforced_ir.evaluate", version=2)  # 2: MRR breaks score ties as trec_eval, by docid
 def evaluate(queries: Questions, index: Embeddings, encoder: Model,
              cfg: RetrievalEvalConfig, ctx: StageContext,
              augmented: Augmented | None = None) -> EvalMetrics:
@@ -87,8 +105,10 @@ def evaluate(queries: Questions, index: Embeddings, encoder: Model,
                             f"(first: {missing[0]}); wire the augment step of these queries")
         q = fuse(q, enc.augmentations([aug[r["id"]] for r in rows]), cfg.query_weight)
     scores, ids = ShardedIndex(index.path).search(q, max(cfg.ks))
-    run = {r["id"]: {d: float(s) for d, s in zip(hits, sc)} for r, hits, sc in zip(rows, ids, scores)}
+    run = {r["id"]: {d: float(s) for d, s in zip(hits, sc)}
+           for r, hits, sc in zip(rows, ids, scores)}
     qrels = {r["id"]: {str(g): 1 for g in r["gold"]} for r in rows}
     metrics = trec_scores(run, qrels, sorted(set(cfg.ks)))
-    ctx.log.info("%s: %s", cfg.label or ctx.step, ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
+    ctx.log.info("%s: %s", cfg.label or ctx.step,
+                 ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
     return {**metrics, "queries": len(rows), "augmented": augmented is not None}

@@ -11,6 +11,9 @@ case-sensitive, as the seed's ("supports" stays as it is). The shared metrics be
 per-question ``prediction``, see the prediction and the golds as they are, so they agree with
 the other evaluations' (``evaluate``, ``rag_instruct.evaluate``) on the same rows: a "supports"
 against the gold SUPPORTS is an exact match there, and "SUPPORTS" against the gold "true" is not.
+Every metric, ``selfrag_match`` too, sees the golds stripped of surrounding spaces, blank ones
+dropped, as the other evaluations do (the seed does not strip: its gold " Paris " is in no
+answer).
 ``retrieval_frequency`` is the share of questions for which the model retrieved (the
 ``retrieved`` column of ``selfrag.infer``; for other producers such as ``infer_topk``, whether
 any passage was read), per set and overall: the seed divided by the number of keys of its
@@ -84,14 +87,17 @@ def score_row(row: dict, cfg: SelfragEvaluateConfig) -> dict:
     ...                "answers": ["SUPPORTS"]}, cfg)
     >>> r["selfrag_match"], r["exact_match"]        # "supports" is not rewritten: the seed's
     (0.0, 1.0)
+    >>> score_row({"id": "q", "prediction": "It was Paris.", "answers": [" Paris "]},
+    ...           cfg)["selfrag_match"]                  # golds are stripped (the seed's not)
+    1.0
     """
     from stages.lib.metrics.alce import asqa_scores
-    from stages.lib.metrics.answer import METRICS, as_gold_list
+    from stages.lib.metrics.answer import METRICS, usable_golds
     from stages.selfrag.metrics import fever_prediction, selfrag_match
 
     dataset = row.get("dataset") or ""
     prediction = row.get("prediction") or ""
-    golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+    golds = usable_golds(row.get("answers"))    # stripped: " Paris " is in "It was Paris."
     match_prediction, match_golds = prediction, golds
     if any(names_set(key, dataset) for key in cfg.fever_sets):   # SUPPORTS/REFUTES: true/false
         match_prediction = fever_prediction(prediction)
@@ -123,10 +129,12 @@ def summary(records: list[dict], names: list[str]) -> dict:
     return out
 
 
-@stage("selfrag.evaluate", version=6)  # 2: FEVER labels replace it; 3: EM of "A"; 5: picked letter
+@stage("selfrag.evaluate", version=7)  # 2: FEVER labels replace it; 3: EM of "A"; 5: picked letter
 # 4: FEVER golds given as SUPPORTS / REFUTES (KILT) become true / false, as the prediction does
 # 6: that rewrite is for selfrag_match only; the shared metrics see the prediction and golds as
 #    they are
+# 7: golds stripped of surrounding spaces; the shared metrics read quoted letters ('B') and
+#    skip the pronoun "I"
 def evaluate(predictions: Predictions, cfg: SelfragEvaluateConfig,
              ctx: StageContext) -> SelfragEvaluation:
     """selfrag_match, the shared answer metrics and the retrieval frequency, per set and overall."""

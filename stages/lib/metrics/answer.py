@@ -42,13 +42,20 @@ from orchestrator.errors import ConfigError
 
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _OPTION_GOLD = re.compile(r"\(?([A-Z])[.):]?")
-# "A" and "I" before a lowercase word are the article and the pronoun ("A plant", "I think"),
-# unless the word says something of a letter ("A is correct", "A and not B")
+# "A" before a lowercase word is the article ("A plant"), unless the word says something of a
+# letter ("A is correct", "A and not B"); "I" before one is the pronoun ("I think", "I would
+# choose B", "I was"), unless the word is "is" ("I is correct": "I is" is not English)
 _OF_A_LETTER = "is|was|and|or|but|because|since|as|seems|would|should|could|not|only|also|so"
-_SAID = re.compile(r"(?i:answer)(?:\s+is)?\s*[:\-]?\s*\(?([A-Z])(?![\w'’])")
+_NOT_PRONOUN = r"(?!I (?!is\b)[a-z])"
+_NOT_A_WORD = r"(?!A (?!(?:" + _OF_A_LETTER + r")\b)[a-z])" + _NOT_PRONOUN
+# a capital in single quotes, straight or curly ('B', ‘B’); a quote beside a letter is otherwise
+# an apostrophe ("O'Brien", "I'd"), and the letter no option
+_QUOTED = r"(?<!\w)['‘]([A-Z])['’](?!\w)"
+_SAID = re.compile(r"(?i:answer)(?:\s+is)?\s*[:\-]?\s*(?:" + _QUOTED + r"|\(?" + _NOT_PRONOUN
+                   + r"([A-Z])(?![\w'’]))")
 _ALONE = re.compile(r"\W*\(?([A-Za-z])\)?\W*")
-_PICKED = re.compile(r"\(([A-Za-z])\)|(?<![\w'’])(?![AI] (?!(?:" + _OF_A_LETTER
-                     + r")\b)[a-z])([A-Z])(?![\w'’])")
+_PICKED = re.compile(r"\(([A-Za-z])\)|" + _QUOTED + r"|(?<![\w'’])" + _NOT_A_WORD
+                     + r"([A-Z])(?![\w'’])")
 _PUNCTUATION = set(string.punctuation)
 _rouge_scorer = None
 
@@ -123,8 +130,9 @@ def option_letter(gold: str) -> str | None:
 def picked_letter(prediction: str) -> str | None:
     """The option letter an answer names: the letter after "answer is" / "Answer:"; else the
     answer's only character, in any case ("b", "(c)"); else the first letter in parentheses, in
-    any case, or capital letter standing alone, that is not the article "A" or the pronoun "I"
-    before a word ("A plant", "I think"; "A is correct" and "A and not B" name A).
+    any case, capital in single quotes ('B', ‘B’), or capital standing alone, that is not the
+    article "A" or the pronoun "I" before a word ("A plant", "I think", "I would choose B";
+    "A is correct" and "A and not B" name A, "I is correct" names I).
 
     >>> picked_letter("B: a plant"), picked_letter("I think (C), not A"), picked_letter("A.")
     ('B', 'C', 'A')
@@ -134,13 +142,16 @@ def picked_letter(prediction: str) -> str | None:
     ('A', 'D', 'B')
     >>> picked_letter("A is correct"), picked_letter("(a) wood"), picked_letter("")
     ('A', 'A', None)
+    >>> picked_letter("The answer is 'B'"), picked_letter("It is ‘C’."), picked_letter("O'B")
+    ('B', 'C', None)
+    >>> picked_letter("I would choose B."), picked_letter("Answer: I think D"), picked_letter("I")
+    ('B', 'D', 'I')
     """
-    for pattern in (_SAID.search, _ALONE.fullmatch):
+    for pattern in (_SAID.search, _ALONE.fullmatch, _PICKED.search):
         found = pattern(prediction)
         if found:
-            return found.group(1).upper()
-    found = _PICKED.search(prediction)
-    return (found.group(1) or found.group(2)).upper() if found else None
+            return next(letter for letter in found.groups() if letter).upper()
+    return None
 
 
 def _same_option(prediction: str, gold: str) -> float | None:

@@ -6,27 +6,38 @@ both are NFD-normalised and lower-cased; top-k accuracy is the share of question
 passage among their first k. Contriever, Atlas and FlashRAG (``retrieval_recall``) report it
 the same way for NQ and TriviaQA, whose files carry answers but no gold passages.
 
-Tokens here are word runs and single punctuation marks (Python's ``\\w``), DPR's own tokenizer
-up to how it groups combining marks, which both sides share after NFD. As DPR, the passage text
-is matched, not its title.
+Tokens are DPR's (``dpr/utils/tokenizers.py``, ``SimpleTokenizer``, as Contriever and FlashRAG
+use it): runs of letters, digits and combining marks (``[\\p{L}\\p{N}\\p{M}]+``) and single
+other characters that are neither separators nor control characters (``[^\\p{Z}\\p{C}]``),
+matched with the ``regex`` module on the NFD-normalised text, each token lowercased. So an
+accented word stays one token ("Röntgen" is ``röntgen`` with its combining mark inside: the
+unaccented alias "Pele" does not match "Pelé", nor "del" the end of "Gödel"), and "_" is a
+token of its own ("foo" matches "foo_bar"). As DPR, the passage text is matched, not its title;
+unlike DPR, an answer with no token matches nothing (DPR's empty answer matched every passage).
 """
 
 from __future__ import annotations
 
-import re
 import unicodedata
 from collections.abc import Sequence
 
-_TOKEN = re.compile(r"\w+|[^\w\s]", re.UNICODE)
+import regex
+
+# DPR's SimpleTokenizer: ALPHA_NUM | NON_WS, with its flags
+_TOKEN = regex.compile(r"([\p{L}\p{N}\p{M}]+)|([^\p{Z}\p{C}])",
+                       flags=regex.IGNORECASE | regex.UNICODE | regex.MULTILINE)
 
 
 def answer_tokens(text: str) -> list[str]:
-    """DPR-style tokens: NFD-normalised, lowercased word runs and single punctuation marks.
+    """DPR's tokens: the NFD-normalised text's runs of letters, digits and combining marks, and
+    its single other non-space characters, each lowercased (``words(uncased=True)``).
 
-    >>> answer_tokens("U.S. Army's 1st")
-    ['u', '.', 's', '.', 'army', "'", 's', '1st']
+    >>> answer_tokens("U.S. Army's 1st foo_bar")
+    ['u', '.', 's', '.', 'army', "'", 's', '1st', 'foo', '_', 'bar']
+    >>> [unicodedata.normalize("NFC", t) for t in answer_tokens("Röntgen")]   # one token
+    ['röntgen']
     """
-    return _TOKEN.findall(unicodedata.normalize("NFD", text).lower())
+    return [found.group().lower() for found in _TOKEN.finditer(unicodedata.normalize("NFD", text))]
 
 
 def has_answer(answers: Sequence[str], text: str) -> bool:
@@ -36,6 +47,8 @@ def has_answer(answers: Sequence[str], text: str) -> bool:
     True
     >>> has_answer(["Beat"], "Yesterday was recorded by The Beatles in 1965.")
     False
+    >>> has_answer(["Pele"], "Pelé scored 1,000 goals."), has_answer(["Pelé"], "PELÉ scored.")
+    (False, True)
     """
     tokens = answer_tokens(text)
     for answer in answers:

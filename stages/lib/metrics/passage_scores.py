@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from stages.lib.metrics.answer import as_gold_list
+from stages.lib.metrics.answer import usable_golds
 from stages.lib.metrics.answer_in_passages import answer_recall
 from stages.lib.metrics.retrieval import retrieval_scores
 
@@ -67,10 +67,43 @@ def answer_recall_scores(rows: list[dict], per_question: list[dict], ks: Sequenc
         return []
     names = [f"answer_recall@{k}" for k in ks]
     for row, record in zip(rows, per_question):
-        golds = [g for g in as_gold_list(row.get("answers")) if g.strip()]
+        golds = usable_golds(row.get("answers"))
         texts = [c.get("text") or "" for c in row.get("ctxs") or []]
         record.update(answer_recall(golds, texts, ks) if golds else dict.fromkeys(names))
     return names
+
+
+def ks_beyond_passages(rows: list[dict], settings: dict[str, Sequence[int]]) -> str | None:
+    """A warning naming, for each setting, the ks larger than the most passages (``ctxs``) a
+    question has: a figure at such a k (``recall@20``, ``answer_recall@20``) scores the passages
+    there are, as trec_eval and DPR do, so R@20 of a 5-passage run is its R@5, whatever its
+    label suggests. None when every k fits or no question has a passage.
+
+    >>> print(ks_beyond_passages([{"ctxs": [{}] * 5}, {"ctxs": []}],
+    ...                          {"retrieval_k": [1, 5, 10, 20], "answer_recall_k": [5]}))
+    retrieval_k 10, 20: more than the most passages a question has (5); @k scores those 5
+    """
+    most = max((len(r.get("ctxs") or []) for r in rows), default=0)
+    over = {name: sorted({k for k in ks if k > most}) for name, ks in settings.items()}
+    named = ", ".join(f"{name} {', '.join(map(str, ks))}" for name, ks in over.items() if ks)
+    if not (most and named):
+        return None
+    return f"{named}: more than the most passages a question has ({most}); @k scores those {most}"
+
+
+def score_passages(rows: list[dict], per_question: list[dict], retrieval_k: Sequence[int],
+                   answer_recall_k: Sequence[int], log) -> tuple[list[str], list[str]]:
+    """Gold-passage scores at ``retrieval_k`` and answer recall at ``answer_recall_k`` written
+    into ``per_question`` (:func:`gold_passage_scores`, :func:`answer_recall_scores`), with one
+    warning on ``log`` when a k that was scored exceeds the passages a question has
+    (:func:`ks_beyond_passages`): the names of each kind of score written."""
+    gold_names = gold_passage_scores(rows, per_question, retrieval_k)
+    recall_names = answer_recall_scores(rows, per_question, answer_recall_k, log)
+    beyond = ks_beyond_passages(rows, {"retrieval_k": retrieval_k if gold_names else [],
+                                       "answer_recall_k": answer_recall_k if recall_names else []})
+    if beyond:   # R@20 of a 5-passage run is its R@5
+        log.warning("%s", beyond)
+    return gold_names, recall_names
 
 
 def mean(values: list[float]) -> float | None:

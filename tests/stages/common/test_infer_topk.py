@@ -120,8 +120,8 @@ def test_sampling_settings_at_their_defaults_keep_the_key():
 
     # the key infer_topk had before temperature, top_p, seed and reader existed (at the current
     # version: v3 seeds sampled answers by the question's id, not its position in the shard; v4
-    # shows a question's options)
-    before = task_key(material("infer_topk", 4, {"k": 10, "max_new_tokens": 200, "dataset": None,
+    # shows a question's options; v5 stops at a chat template's end of turn)
+    before = task_key(material("infer_topk", 5, {"k": 10, "max_new_tokens": 200, "dataset": None,
                                                  "backend": "auto"}, HASHES, None))
     assert _key() == _key(temperature=0.0, top_p=1.0, seed=0, reader=None, k_by_set={}) == before
     assert _key(k_by_set={"webqsp": 2}) != before
