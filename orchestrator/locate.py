@@ -29,6 +29,22 @@ def project_dir(recipe: Path) -> Path:
     return recipe.parent
 
 
+def cache_root(runs: str | Path, env: dict | None = None) -> Path:
+    """The cache directory of the runs directory ``runs``: ``$RAGLINE_CACHE`` when set (``env``:
+    ``os.environ`` unless given), else ``RUNS/cache``. A ``~`` in it is the home folder, as in a
+    source's path: the shell leaves it as is in quotes, and a folder named ``~`` would be made.
+
+    >>> cache_root("runs", {}), cache_root("runs", {"RAGLINE_CACHE": "/c"})
+    (PosixPath('runs/cache'), PosixPath('/c'))
+    >>> cache_root("runs", {"RAGLINE_CACHE": "~/c"}) == Path.home() / "c"
+    True
+    """
+    import os
+
+    named = (os.environ if env is None else env).get("RAGLINE_CACHE")
+    return Path(named).expanduser() if named else Path(runs) / "cache"
+
+
 @functools.lru_cache(maxsize=1)
 def shipped_conf() -> Path | None:
     """The ``conf/`` folder beside the installed ``stages`` package: the repository's for a

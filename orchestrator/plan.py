@@ -64,10 +64,15 @@ class Plan:
 
 
 def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
-         force: set[str] | None = None, overrides: list[str] | None = None) -> Plan:
+         force: set[str] | None = None, overrides: list[str] | None = None,
+         done: dict[str, str] | None = None) -> Plan:
     """Plan every step of ``dag``; reads only small entry files and source stats. ``overrides``:
-    the command line's, named by a missing source's problem when one of them set its path."""
+    the command line's, named by a missing source's problem when one of them set its path.
+    ``done``: task key -> the run (an earlier member of this sweep) that recomputed it for
+    ``--force``/``--from`` in this command; a forced step whose keys are all there is not
+    forced again (its entry is the one that run committed): a sweep recomputes it once."""
     force = force or set()
+    done = done or {}
     problems: list[str] = []
     notes: list[str] = []
     sources = source_refs(dag, memo, problems, notes, overrides)
@@ -99,9 +104,12 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
         cached = sum(e is not None for e in entries)
         changed_code = code_changed(step, entries) if cached else False  # cached shards' code
         rerun_code = changed_code and code_policy(dag) == "rerun"
-        if cached == len(keys) and step.name not in force and not rerun_code:
+        once = step.name in force and all(k in done for k in keys)
+        forced = step.name in force and not once
+        if cached == len(keys) and not forced and not rerun_code:
             outputs[step.name] = gather(step, entries, store)
-            cause = "cached"
+            cause = f"cached: recomputed once in this sweep, by {done[keys[0]]}" if once else (
+                "cached")
             if changed_code and code_policy(dag) == "warn":
                 cause = f"cached; {code_note(step.name)}"
                 log.warning("step '%s': %s", step.name, code_note(step.name))
@@ -112,15 +120,15 @@ def plan(dag: Dag, store: Store, memo: SourceMemo, history: dict,
         problems += env_problems(step) + source_problems(step, refs, checked)
         names = {n: f"upstream '{w}'" if w.output else f"source '{w.node}'"
                  for n, w in step.inputs.items()}
-        state, cause = classify(step.name in force, rerun_code, old, keys, [t.material for t in tasks],
+        state, cause = classify(forced, rerun_code, old, keys, [t.material for t in tasks],
                                 names, cached,
                                 [store.miss_reason(k) for k, e in zip(keys, entries) if e is None])
-        if changed_code and code_policy(dag) == "warn" and step.name not in force:
+        if changed_code and code_policy(dag) == "warn" and not forced:
             # a resumed step would join shards of the old code to shards of the new
             cause = f"{cause}; its cached shards: {code_note(step.name)}"
             log.warning("step '%s': its cached shards: %s", step.name, code_note(step.name))
         steps[step.name] = StepPlan(step.name, step.stage.name, state, cause, step.shards, cached,
-                                    keys, True, step.name in force or rerun_code)
+                                    keys, True, forced or rerun_code)
     return Plan(steps, problems, sources, found, notes)
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 from orchestrator.dag import Dag, StageInfo, Step, Wire, build_dags
 from orchestrator.errors import ConfigError
 from orchestrator.hashing import key_of
-from orchestrator.locate import config_dirs
+from orchestrator.locate import cache_root, config_dirs
 from orchestrator.recipe import Member, compose
 from orchestrator.where import place
 
@@ -141,7 +141,7 @@ def load(recipe: Path, overrides: list[str], multirun: bool,
         members[0].text = config_yaml(members[0].config)
     if path is not None and not any(m.impure or m.secrets for m in members):
         runs = state_dir.parent.parent       # RUNS/.state/remembered
-        cache = Path(os.environ.get("RAGLINE_CACHE") or runs / "cache")
+        cache = cache_root(runs)
         _write(path, recipe, members, dags, skip={runs.resolve(), cache.resolve()})
     return members, dags
 

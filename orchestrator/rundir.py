@@ -45,7 +45,8 @@ class RunDir:
         self.path.mkdir(parents=True, exist_ok=True)
         (self.path / "logs").mkdir(exist_ok=True)
         self.status = {"run": str(self.path), "recipe": str(recipe), "overrides": overrides,
-                       "command": command, "state": "running", "started": time.time(),
+                       "command": command, "cwd": os.getcwd(), "state": "running",
+                       "started": time.time(),
                        "finished": None, "pid": os.getpid(), "host": socket.gethostname(),
                        "steps": {}, "metrics": {}}
         (self.path / "overrides.txt").write_text("".join(f"{o}\n" for o in overrides))

@@ -59,6 +59,10 @@ class Options:
     # task key -> (run folder, failure) of the tasks that failed in this command: the members
     # of a sweep share this Options, so a step they share is not computed again after it failed
     failed: dict[str, tuple[str, Failed]] = field(default_factory=dict)
+    # task key -> run folder of the tasks --force/--from recomputed and committed in this
+    # command: a later member of the sweep reuses them, so that every member reads the same
+    # upstream output (a stage that does not reproduce its bytes gives another each time)
+    recomputed: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -74,10 +78,14 @@ def check_selection(dag: Dag, opts: Options) -> None:
     """Every step named by --only/--until/--from/--force exists, --only and --until are not
     mixed, and none of --force/--from is left without effect by the selection (a forced step
     that --only or --until does not select would not run)."""
-    for name in opts.only | opts.until | opts.from_ | opts.force:
-        if name not in dag.steps:
-            raise ConfigError(f"no step '{name}' in {dag.recipe.name}{did_you_mean(name, dag.steps)}",
-                              hint=f"steps: {', '.join(dag.steps)}")
+    flags = {"--only": opts.only, "--until": opts.until, "--from": opts.from_,
+             "--force": opts.force}
+    for flag, names in flags.items():
+        for name in sorted(names):
+            if name not in dag.steps:
+                raise ConfigError(f"no step '{name}' in {dag.recipe.name}"
+                                  + not_a_step(flag, name, dag.steps),
+                                  hint=f"{flag} takes one of the steps: {', '.join(dag.steps)}")
     if opts.only and opts.until:
         raise ConfigError("--only and --until select steps in two different ways: --only runs just "
                           "the named steps, --until runs the named steps and everything upstream",
@@ -95,6 +103,21 @@ def check_selection(dag: Dag, opts: Options) -> None:
             raise ConfigError(f"--from {name}: no step {named} runs is '{name}' or downstream of it, "
                               "so nothing would be recomputed",
                               hint=f"add {flag} {name}, or leave out --from {name}")
+
+
+def not_a_step(flag: str, name: str, steps) -> str:
+    """What follows "no step NAME" for ``flag NAME``: the step meant, or, for several steps
+    joined by commas (as ``rag report --steps`` takes them), how to name several.
+
+    >>> not_a_step("--only", "reward,dpo", ["reward", "dpo"])
+    ': --only takes one step; repeat it: --only reward --only dpo'
+    >>> not_a_step("--force", "rewrd", ["reward", "dpo"])
+    " (did you mean 'reward'?)"
+    """
+    parts = [part.strip() for part in name.split(",")]
+    if len(parts) > 1 and all(part in steps for part in parts):
+        return f": {flag} takes one step; repeat it: " + " ".join(f"{flag} {p}" for p in parts)
+    return did_you_mean(name, steps)
 
 
 def selection(dag: Dag, opts: Options) -> set[str] | None:
@@ -133,11 +156,12 @@ def problems_of(problems: list[str], dag: Dag, steps: set[str]) -> list[str]:
 
 def computed(dag: Dag, planned: Plan, opts: Options) -> list[Step]:
     """The steps a run of ``planned`` computes: those it selects that are not cached, or that
-    it forces (``--force``, ``--from``, code changed with ``on_code_change: rerun``)."""
+    it forces (``--force``, ``--from``, code changed with ``on_code_change: rerun``; the plan
+    was made with them, and a forced step that an earlier member of the sweep recomputed is
+    FRESH in it)."""
     chosen = selection(dag, opts)
-    force = set(opts.force) | dag.downstream(opts.from_)
     return [s for n, s in dag.steps.items() if (chosen is None or n in chosen) and n in planned.steps
-            and (planned.steps[n].state != "FRESH" or planned.steps[n].forced or n in force)]
+            and (planned.steps[n].state != "FRESH" or planned.steps[n].forced)]
 
 
 class Admission:
@@ -379,7 +403,7 @@ class Runner:
         if self.memo is None:
             self.memo = SourceMemo(self.store.root / "sources.json")
         planned = plan(self.dag, self.store, self.memo, self.history, force,
-                       self.run.status.get("overrides", []))
+                       self.run.status.get("overrides", []), self.opts.recomputed)
         try:
             self.memo.save()
         except OSError:  # a read-only cache: the source-hash memo is only a speed-up
@@ -487,7 +511,7 @@ class Runner:
         refs = input_refs(step, self.outputs, self.sources)
         tasks = self._tasks(step, refs, force)
         self._check_not_empty(step, refs, tasks)
-        found = self._kept(step, tasks) if force else {
+        found = {**self._kept(step, tasks), **self._recomputed_here(step, tasks)} if force else {
             t.key: e for t in tasks if (e := self._lookup(t.key, step.name)) is not None}
         cached = [t for t in tasks if t.key in found]
         todo = [t for t in tasks if t.key not in found]
@@ -522,6 +546,10 @@ class Runner:
         if errors:
             self._note_recomputed()
         self.forcing = None
+        if force:   # recomputed once in this command: a later member of a sweep reuses them
+            for task in tasks:
+                if not isinstance(results.get(task.key), Failed):
+                    self.opts.recomputed.setdefault(task.key, self.run.path.name)
         for task, failure in errors:
             self.opts.failed.setdefault(task.key, (self.run.path.name, failure))
             self._fail(step, task.label, failure)
@@ -567,6 +595,19 @@ class Runner:
             console().print(f"[dim]  {step.name}: {len(found)} of {len(tasks)} shards kept: run "
                             f"{name} of this command recomputed them before it stopped[/]",
                             soft_wrap=True)
+        return found
+
+    def _recomputed_here(self, step: Step, tasks: list[Task]) -> dict[str, Entry]:
+        """The entries of a forced step that an earlier member of this sweep recomputed and
+        committed (``Options.recomputed``): reused, not recomputed again, so that every member
+        is built on the same output of the step."""
+        found = {t.key: e for t in tasks if t.key in self.opts.recomputed
+                 and (e := self._lookup(t.key, step.name)) is not None}
+        if found:
+            who = self.opts.recomputed[next(iter(found))]
+            shards = f" {len(found)} of {len(tasks)} shards" if len(tasks) > 1 else ""
+            console().print(f"[dim]  {step.name}:{shards} recomputed once in this command "
+                            f"(--force/--from), by {who}: reused[/]", soft_wrap=True)
         return found
 
     def _note_recomputed(self) -> None:

@@ -67,6 +67,7 @@ def _check_executor(values: dict) -> None:
         return
     try:
         executor_settings(values)
-    except ConfigError as e:
-        e.key = e.key or "ragline.executor"
+    except ConfigError as e:   # placed at the key it names (an override, a group file's line)
+        named = e.message.partition(":")[0]
+        e.key = e.key or (named if named.startswith("ragline.executor.") else "ragline.executor")
         raise

@@ -90,7 +90,9 @@ class Store:
 
     @classmethod
     def for_runs(cls, runs_dir: str | Path) -> "Store":
-        return cls(os.environ.get("RAGLINE_CACHE") or Path(runs_dir) / "cache")
+        from orchestrator.locate import cache_root
+
+        return cls(cache_root(runs_dir))
 
     def check_usable(self, runs_dir: str | Path, probe: bool = True) -> None:
         """Refuse (``ConfigError``) a cache root that is not, and cannot be made, a directory;
@@ -525,7 +527,9 @@ def check_dir(path: Path, what: str, hint: str, probe: bool = True) -> None:
             os.unlink(name)
     except OSError as e:
         if e.errno in (errno.ENOSPC, errno.EDQUOT):   # rag gc frees the cache's disk only
-            cache = os.environ.get("RAGLINE_CACHE") or path / "cache"   # (Store.for_runs)
+            from orchestrator.locate import cache_root
+
+            cache = cache_root(path)   # (Store.for_runs)
             hint = FULL_DISK_HINT if what == "cache directory" or same_disk(str(path), str(cache)) \
                 else OTHER_DISK_HINT
         raise ConfigError(f"{what} {path} is not writable ({e.strerror or e})",

@@ -43,10 +43,51 @@ set RAGLINE_FULL_ERROR=1 to see tracebacks."""
 
 
 class OneLineErrors(argparse.ArgumentParser):
-    """A usage error is one line that names the help to read, not the usage block first."""
+    """A usage error is one line that names the help to read, not the usage block first, and
+    the option or subcommand meant when one was mistyped."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message} (`{self.prog} --help` shows the usage)\n")
+        meant = did_you_mean(message, list(self._option_string_actions))
+        self.exit(2, f"{self.prog}: error: {message} ({meant}`{self.prog} --help` shows the "
+                     "usage)\n")
+
+
+def did_you_mean(message: str, options: list[str]) -> str:
+    """``"did you mean X? "`` for argparse's error ``message`` when it names an unknown option
+    close to one of ``options``, or an invalid choice (a subcommand) close to a valid one;
+    else "".
+
+    >>> did_you_mean("unrecognized arguments: --runs /r --onyl a", ["--runs-dir", "--only"])
+    'did you mean --runs-dir and --only? '
+    >>> did_you_mean("unrecognized arguments: --dryrun=1 x", ["--dry-run", "-n"])
+    'did you mean --dry-run? '
+    >>> did_you_mean("unrecognized arguments: --runs", ["--run", "--runs-dir", "--json"])
+    'did you mean --run or --runs-dir? '
+    >>> did_you_mean("argument COMMAND: invalid choice: 'stat' (choose from 'run', 'status')", [])
+    'did you mean status? '
+    >>> did_you_mean("unrecognized arguments: --zzz", ["--only"])
+    ''
+    """
+    import difflib
+    import re
+
+    if message.startswith("unrecognized arguments: "):
+        words = message.removeprefix("unrecognized arguments: ").split()
+        typed = [w.partition("=")[0] for w in words if w.startswith("-") and len(w) > 2]
+        choices = [o for o in options if o.startswith("--")]
+    else:
+        invalid = re.search(r"invalid choice: '?([^' ]*)'? \(choose from (.*)\)$", message)
+        if invalid is None:
+            return ""
+        typed = [invalid.group(1)]
+        choices = [c.strip(" '") for c in invalid.group(2).split(",")]
+    meant = []
+    for word in typed:   # the closest, and the one it abbreviates (--runs: --run, --runs-dir)
+        close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
+        close += [c for c in choices if c.startswith(word) and c not in close]
+        if close:
+            meant.append(" or ".join(close[:2]))
+    return f"did you mean {' and '.join(dict.fromkeys(meant))}? " if meant else ""
 
 
 def build_parser(only: str | None = None) -> argparse.ArgumentParser:
@@ -139,9 +180,10 @@ def _folders(args) -> tuple[str, str]:
     """(cache directory, runs directory) as the command line and the environment give them,
     for a full disk's line (a recipe's ragline.runs_dir is not read again here)."""
     from orchestrator.cli.common import runs_dir
+    from orchestrator.locate import cache_root
 
     runs = runs_dir(args).absolute()
-    return str(os.environ.get("RAGLINE_CACHE") or runs / "cache"), str(runs)
+    return str(cache_root(runs)), str(runs)
 
 
 if __name__ == "__main__":

@@ -9,12 +9,21 @@ from pathlib import Path
 from orchestrator.errors import ConfigError, DataError
 
 
-def add_recipe_arguments(p) -> None:
+SWEEP_HELP = {   # what -m does, by the subcommand that takes it
+    "run": "sweep: run every combination of comma-separated override values",
+    "plan": "sweep: plan every combination of comma-separated override values (shared steps "
+            "counted once)",
+    "config": "sweep: print the recipe of every combination of comma-separated override values",
+    "dag": "sweep: compose every combination of comma-separated override values, draw the "
+           "first",
+}
+
+
+def add_recipe_arguments(p, command: str = "run") -> None:
     p.add_argument("recipe", help="recipe path (conf/x.yaml) or a name in ./conf or the shipped conf/")
     p.add_argument("overrides", nargs="*", default=[],   # a default: argparse calls it optional
                    help="Hydra overrides: key=value, +key=value, ~key")
-    p.add_argument("-m", "--multirun", action="store_true",
-                   help="sweep: run every combination of comma-separated override values")
+    p.add_argument("-m", "--multirun", action="store_true", help=SWEEP_HELP[command])
     p.add_argument("--runs-dir", default=None, help="where runs and the cache live (default: ./runs)")
 
 
@@ -106,11 +115,51 @@ def rag_command(words: str, runs: Path) -> str:
     return f"{words} --runs-dir {shlex.quote(str(runs))}"
 
 
+def from_here(command: str, started_in: str | None, here: str) -> str:
+    """A recorded ``command`` as it runs from the folder ``here``: after ``cd`` to the folder
+    it was started in (``started_in``, None for a record that does not say) when that is
+    another, so that its recipe, ``--runs-dir`` and data paths mean what they meant.
+
+    >>> from_here("rag run r.yaml --runs-dir R", "/tmp/proj", "/tmp/proj")
+    'rag run r.yaml --runs-dir R'
+    >>> from_here("rag run r.yaml", "/tmp/my proj", "/"), from_here("rag run r.yaml", None, "/")
+    ("cd '/tmp/my proj' && rag run r.yaml", 'rag run r.yaml')
+    """
+    import os.path
+
+    if not started_in or os.path.realpath(started_in) == os.path.realpath(here):
+        return command
+    return f"cd {shlex.quote(started_in)} && {command}"
+
+
+def sweep_of(run: Path) -> Path | None:
+    """The sweep directory that ``run`` is a member of, or None.
+
+    >>> sweep_of(Path("runs/chain/20261207-090354-sweep/member-0002"))
+    PosixPath('runs/chain/20261207-090354-sweep')
+    >>> sweep_of(Path("runs/chain/20261207-090354")) is None
+    True
+    """
+    if run.name.startswith("member-") and run.parent.name.endswith("-sweep"):
+        return run.parent
+    return None
+
+
 def runs_dir(args, dag=None) -> Path:
+    """The runs directory: ``--runs-dir``, else the recipe's ``ragline.runs_dir`` (of ``dag``),
+    else ``runs``. A ``~`` is the home folder, as in a source's path: the shell leaves it as is
+    after ``--runs-dir=`` and YAML never expands it.
+
+    >>> from types import SimpleNamespace as N
+    >>> runs_dir(N(runs_dir=None)), runs_dir(N(runs_dir="~/r")) == Path.home() / "r"
+    (PosixPath('runs'), True)
+    >>> runs_dir(N(), N(settings={"runs_dir": "~/rd"})) == Path.home() / "rd"
+    True
+    """
     if getattr(args, "runs_dir", None):
-        return Path(args.runs_dir)
+        return Path(args.runs_dir).expanduser()
     if dag is not None:
-        return Path(dag.settings.get("runs_dir") or "runs")
+        return Path(dag.settings.get("runs_dir") or "runs").expanduser()
     return Path("runs")
 
 

@@ -20,7 +20,7 @@ exit codes: 0 ok, 2 a recipe error, or no such key or step."""
 def add_arguments(p) -> None:
     from orchestrator.cli.common import add_recipe_arguments
 
-    add_recipe_arguments(p)
+    add_recipe_arguments(p, "config")
     which = p.add_mutually_exclusive_group()
     which.add_argument("--key", default=None,
                        help="a dotted path in the composed recipe (retrieval, steps.sft.lr)")

@@ -11,7 +11,7 @@ EXAMPLES = """examples:
 def add_arguments(p) -> None:
     from orchestrator.cli.common import add_recipe_arguments
 
-    add_recipe_arguments(p)
+    add_recipe_arguments(p, "dag")
     p.add_argument("--format", choices=["text", "mermaid", "dot"], default="text",
                    help="text (default): a line per step; mermaid or dot: a graph")
 

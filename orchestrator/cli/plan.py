@@ -22,7 +22,7 @@ recipe error."""
 def add_arguments(p) -> None:
     from orchestrator.cli.common import add_recipe_arguments
 
-    add_recipe_arguments(p)
+    add_recipe_arguments(p, "plan")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--check", action="store_true",
                    help="exit 2 when a run would stop at a problem (a missing source, more GPUs "
@@ -145,12 +145,15 @@ def _plans(args, members, dags, store, history: dict) -> list:
     memo = SourceMemo(store.root / "sources.json")
     admission = Admission(store, connect=False)
     plans = []
+    forcing: dict[str, str] = {}   # task key -> the member that --force/--from recompute it in
     for member, dag in zip(members, dags):
         opts = Options(force=set(args.force), from_=set(args.from_), until=set(args.until))
         check_selection(dag, opts)
         force = set(args.force) | dag.downstream(set(args.from_))
         planned = _only(plan(dag, store, memo, history, force, member.overrides), dag,
                         selection(dag, opts))
+        if args.multirun:
+            _forced_once(planned, forcing, f"member-{member.index:04d}")
         planned.problems = (admission.problems(dag, computed(dag, planned, opts), member.overrides)
                             + planned.problems)
         plans.append(planned)
@@ -162,6 +165,31 @@ def _plans(args, members, dags, store, history: dict) -> list:
         logging.getLogger("ragline").warning("could not save the source-hash memo under %s (%s)",
                                              store.root, e.strerror or e)
     return plans
+
+
+def _forced_once(planned, forcing: dict[str, str], member: str) -> None:
+    """A sweep recomputes a forced step that its members share once, in the first member that
+    reaches it (as ``rag run -m`` does): in a later member it is not forced, and its cause
+    names that member. ``forcing``: task key -> member, updated with ``planned``'s.
+
+    >>> from types import SimpleNamespace as N
+    >>> def one():
+    ...     return N(steps={"gen": N(state="STALE", cause="forced (--force/--from)", forced=True,
+    ...                              final=True, keys=["k1"])})
+    >>> forcing = {}
+    >>> first, second = one(), one()
+    >>> _forced_once(first, forcing, "member-0000"); _forced_once(second, forcing, "member-0001")
+    >>> first.steps["gen"].forced, second.steps["gen"].forced, second.steps["gen"].cause
+    (True, False, 'forced: recomputed once in this sweep, by member-0000')
+    """
+    for s in planned.steps.values():
+        if not (s.forced and s.final):
+            continue
+        if all(k in forcing for k in s.keys):
+            s.forced = False
+            s.cause = f"forced: recomputed once in this sweep, by {forcing[s.keys[0]]}"
+        else:
+            forcing.update((k, member) for k in s.keys if k not in forcing)
 
 
 def _only(planned, dag, chosen: set[str] | None):

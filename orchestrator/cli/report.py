@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 EXAMPLES = """examples:
-  rag report                                    # the latest run's results
+  rag report                                    # the latest run's results (a sweep's: each member)
   rag report --format markdown > results.md     # the same as a Markdown table
   rag report 20261204-101500 20261204-120000    # two runs, with the overrides that differ
   rag report 20261204-101500-sweep --format csv > sweep.csv   # a sweep: the swept values as columns
@@ -31,7 +31,8 @@ def add_arguments(p) -> None:
     from orchestrator.cli.common import whole_number
 
     p.add_argument("runs", nargs="*", metavar="RUN",
-                   help="runs or sweeps by name or path (default: the latest run)")
+                   help="runs or sweeps by name or path (default: the latest run; when that "
+                        "was a sweep, its members)")
     p.add_argument("--format", choices=FORMATS, default="table",
                    help="table (the terminal), markdown, csv or json (full precision)")
     p.add_argument("--all", action="store_true",
@@ -124,14 +125,17 @@ def pick(wanted: str, choices: dict[str, str], what: str, hint: str) -> list[str
 
 
 def sources(args) -> list[Source]:
-    """The runs named on the command line (a sweep: each of its members), or the latest run;
-    each with the overrides whose value is not the same in all of them."""
-    from orchestrator.cli.common import find_run, find_sweep, read_status, runs_dir
+    """The runs named on the command line (a sweep: each of its members), or the latest run
+    (when that was a sweep: each of its members, as ``rag status`` shows it, not its last
+    member alone); each with the overrides whose value is not the same in all of them."""
+    from orchestrator.cli.common import find_run, find_sweep, read_status, runs_dir, sweep_of
 
     runs = runs_dir(args)
     found: list[tuple[Path, dict]] = []
     for spec in args.runs or [None]:
         sweep = find_sweep(runs, spec)
+        if sweep is None and spec is None:
+            sweep = sweep_of(find_run(runs, None))
         members = (sorted(p.parent for p in sweep.glob("member-*/status.json")) if sweep
                    else [find_run(runs, spec)])
         found += [(run, read_status(run)) for run in members]

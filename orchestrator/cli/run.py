@@ -228,7 +228,7 @@ def _new_sweep(runs, recipe, command: str, members) -> Path:
             break
         except FileExistsError:
             n += 1
-    record = {"command": command, "members": [m.overrides for m in members]}
+    record = {"command": command, "cwd": os.getcwd(), "members": [m.overrides for m in members]}
     (path / "sweep.json").write_text(json.dumps(record, indent=1) + "\n")
     return path
 

@@ -144,6 +144,17 @@ def _command(run: Path) -> str:
     return command if isinstance(command, str) and command else "rag run RECIPE"
 
 
+def _rerun(args, run: Path) -> str:
+    """The command that made ``run``, as it reruns from here: after a ``cd`` to the folder it
+    ran in when that is another (its relative paths meant that folder), else with the
+    ``--runs-dir`` the user passed."""
+    from orchestrator.cli.common import from_here
+
+    command = _command(run)
+    there = from_here(command, _record(run).get("cwd"), os.getcwd())
+    return there if there != command else _with_runs_dir(args, command)
+
+
 def _with_runs_dir(args, command: str) -> str:
     """``command`` as a hint prints it: with the ``--runs-dir`` the user passed, so that,
     pasted, it reads the same runs (``common.rag_command``)."""
@@ -219,6 +230,28 @@ def _not_one(args, run: Path, links: list[str], matches: list[str]):
                        hint=elsewhere or hint)
 
 
+def _name_the_member(args, run: Path) -> None:
+    """When the latest run, read for want of ``--run``, is a member of a sweep (its last one):
+    a line on stderr that names it with its values, and how to read another member. One run's
+    artifact is shown, not the sweep's (as ``rag status`` would show it): the others are a
+    ``--run`` away, and a step the members share has the same output in each."""
+    import shlex
+
+    from orchestrator.cli.common import sweep_of
+    from orchestrator.logs import console, escape
+
+    sweep = sweep_of(run)
+    if sweep is None:
+        return
+    overrides = _record(run).get("overrides") or []
+    values = f" ({' '.join(map(str, overrides))})" if overrides else ""
+    other = _with_runs_dir(args, f"rag show {shlex.quote(args.step)} --run "
+                                 f"{shlex.quote(sweep.name)}/member-0000")
+    other = f"; another member: {other}" if run.name != "member-0000" else ""
+    console().print(f"[yellow]note:[/] the latest run is a sweep: this is its member "
+                    f"{escape(f'{sweep.name}/{run.name}{values}{other}')}", soft_wrap=True)
+
+
 def check_cached(args, run: Path, art: str, step: str, dirs: list[Path]) -> None:
     """Check the cache entries behind ``dirs`` as every cache hit does (``Store.lookup``: the
     size and mtime of each file; a damaged entry is quarantined with a warning). A DataError
@@ -227,7 +260,7 @@ def check_cached(args, run: Path, art: str, step: str, dirs: list[Path]) -> None
     from orchestrator.store import Store, entry_of
 
     redo = ("recompute it by rerunning the run's command (its other steps are reused): "
-            + _with_runs_dir(args, _command(run)))
+            + _rerun(args, run))
     for d in dirs:
         where = entry_of(d)
         found = None
@@ -258,6 +291,8 @@ def main(args) -> int:
     from orchestrator.logs import escape, report
 
     run = find_run(runs_dir(args), args.run)
+    if args.run is None:
+        _name_the_member(args, run)
     links = sorted(p.name for p in (run / "artifacts").glob("*")) if (run / "artifacts").is_dir() else []
     matches = matching(links, args.step)
     if len(matches) != 1:

@@ -20,9 +20,11 @@ def add_arguments(p) -> None:
 
 def main(args) -> int:
     import json
+    import os
     import sys
 
-    from orchestrator.cli.common import find_run, find_sweep, rag_command, read_status, runs_dir
+    from orchestrator.cli.common import (find_run, find_sweep, from_here, rag_command,
+                                         read_status, runs_dir)
     from orchestrator.cli.summary import print_run_summary
     from orchestrator.logs import escape, report
     from orchestrator.rundir import effective_state
@@ -41,18 +43,21 @@ def main(args) -> int:
         for s in status["steps"].values():
             if s.get("state") == "running":
                 s["state"] = "interrupted"
-    _count_committed_shards(status, args.runs_dir or _runs_of(run))
-    _last_seconds(status, args.runs_dir or _runs_of(run))
+    runs = runs_dir(args) if args.runs_dir else _runs_of(run)
+    _count_committed_shards(status, runs)
+    _last_seconds(status, runs)
     if args.json:
         sys.stdout.write(json.dumps(status, indent=1) + "\n")
         return 0
     print_run_summary(status, brief=False)
     # escaped: a command or an error may hold brackets (ragline.imports=[a.b]) that rich would
-    # read as markup and drop
-    report().print(f"state: {escape(status['state'])}   command: {escape(str(status['command']))}",
+    # read as markup and drop. From another folder: with a cd to the one the run started in
+    command = from_here(str(status["command"]), status.get("cwd"), os.getcwd())
+    report().print(f"state: {escape(status['state'])}   command: {escape(command)}",
                    soft_wrap=True)
     if status.get("resume") and status["state"] in ("interrupted", "failed"):
-        report().print(f"resume with: {escape(str(status['resume']))} (the command less what it "
+        resume = from_here(str(status["resume"]), status.get("cwd"), os.getcwd())
+        report().print(f"resume with: {escape(resume)} (the command less what it "
                        "forced and finished)", soft_wrap=True)
     elif status["state"] == "interrupted":
         report().print("rerun that command to resume: finished steps are reused", soft_wrap=True)
@@ -126,12 +131,14 @@ def _sweep_status(sweep, as_json: bool) -> int:
     """One row per member of a sweep: the values swept, its state, the metrics that differ; then
     the sweep's state, each failed member's error and log, and the command that resumes it."""
     import json
+    import os
     import sys
 
+    from orchestrator.cli.common import from_here
     from orchestrator.cli.summary import member_state, print_sweep_table
     from orchestrator.logs import escape, report
 
-    members, command = _members(sweep)
+    members, command, started_in = _members(sweep)
     states = [m["state"] for m in members]
     state = _sweep_state(states)
     if as_json:
@@ -144,7 +151,8 @@ def _sweep_status(sweep, as_json: bool) -> int:
     counts = {s: states.count(s) for s in dict.fromkeys(states)}
     line = f"sweep: {state} ({', '.join(f'{n} {s}' for s, n in counts.items())})"
     if state in ("interrupted", "failed") and command:
-        line += f"; rerun the same command to resume: {command}"
+        line += ("; rerun the same command to resume: "
+                 + from_here(command, started_in, os.getcwd()))
     report().print(escape(line), soft_wrap=True)
     failed = [m for m in members if m.get("error")]
     for m in failed[:5]:
@@ -170,9 +178,10 @@ def _sweep_state(states: list[str]) -> str:
     return "failed" if "failed" in states or "damaged" in states else "ok"
 
 
-def _members(sweep) -> tuple[list[dict], str | None]:
-    """(members, command) of a sweep: each member's record (``state: not started`` for one the
-    sweep never reached, as ``sweep.json`` lists them), and the command that ran it."""
+def _members(sweep) -> tuple[list[dict], str | None, str | None]:
+    """(members, command, folder) of a sweep: each member's record (``state: not started`` for
+    one the sweep never reached, as ``sweep.json`` lists them), the command that ran it, and
+    the folder it ran in (None for a record that does not say)."""
     import json
 
     from orchestrator.cli.common import read_status
@@ -182,8 +191,9 @@ def _members(sweep) -> tuple[list[dict], str | None]:
     try:
         record = json.loads((sweep / "sweep.json").read_text())
         planned, command = list(record["members"]), record.get("command")
-    except (OSError, ValueError, KeyError, TypeError):   # a sweep recorded before sweep.json
-        planned, command = [], None
+        started_in = record.get("cwd")
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):   # none (an old sweep)
+        planned, command, started_in = [], None, None
     paths = sorted(sweep.glob("member-*"))
     names = [f"member-{i:04d}" for i in range(len(planned))]
     names += [p.name for p in paths if p.name not in names]
@@ -214,4 +224,5 @@ def _members(sweep) -> tuple[list[dict], str | None]:
         if status.get("error") or errors:
             member["error"] = status.get("error") or errors[0]
         command = command or status.get("command")
-    return members, command
+        started_in = started_in or status.get("cwd")
+    return members, command, started_in

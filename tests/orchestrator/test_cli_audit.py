@@ -314,14 +314,16 @@ def test_status_of_a_running_step_gives_the_seconds_of_its_last_run_beside_so_fa
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["status", "--runs", "20260101-000000"], "rag status: error: unrecognized arguments: --runs"),
-    (["run", "r.yaml", "--unti", "load"], "rag run: error: unrecognized arguments: --unti load"),
-    (["gc", "--keep-runs", "-1"], "rag gc: error: argument --keep-runs: must be >= 0, got -1"),
+    (["status", "--runs", "20260101-000000"],
+     "rag status: error: unrecognized arguments: --runs (did you mean --run or --runs-dir? "),
+    (["run", "r.yaml", "--unti", "load"],
+     "rag run: error: unrecognized arguments: --unti load (did you mean --until? "),
+    (["gc", "--keep-runs", "-1"], "rag gc: error: argument --keep-runs: must be >= 0, got -1 ("),
 ])
 def test_usage_errors_are_one_line_and_take_no_abbreviation(argv, message, capsys):
     """Before: `rag status --runs X` was read as --runs-dir X ('no runs directory X/'), `--unti`
     and `--forc` passed and were copied into the hints we print, and each usage error came
-    after a usage block of 2 to 5 lines."""
+    after a usage block of 2 to 5 lines. A mistyped option is refused, with the one meant."""
     assert rag(*argv) == 2
     err = capsys.readouterr().err
-    assert err == f"{message} (`rag {argv[0]} --help` shows the usage)\n"
+    assert err == f"{message}`rag {argv[0]} --help` shows the usage)\n"
