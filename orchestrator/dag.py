@@ -386,6 +386,10 @@ def stage_import_error(e: Exception) -> ConfigError:
     # the deepest of the stage modules' own frames (not Python's or a library's): a package
     # __init__ that imports the failing module is the first frame, not the line at fault
     where = f"{frames[-1].filename}:{frames[-1].lineno}: " if frames else ""
+    if isinstance(e, ModuleNotFoundError) and e.name:   # what the module imports is missing
+        return ConfigError(f"{where}a stage module imports '{e.name}', which is not installed",
+                           hint=f"pip install the package that provides "
+                                f"'{e.name.split('.')[0]}', in the environment rag runs in")
     return ConfigError(f"{where}cannot import a stage module: {type(e).__name__}: {e}",
                        hint="RAGLINE_FULL_ERROR=1 shows the traceback")
 

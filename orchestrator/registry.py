@@ -429,14 +429,19 @@ def _import(module: str) -> None:
                               f"of the installed stage package ({e})",
                               hint=f"rename your module or folder '{parts[0]}' (my_{parts[0]}, "
                                    f"say) and ragline.imports with it") from None
-        raise _not_found(module, e) from None
+        missing = _not_found(module, e)
+        if missing is None:   # the module imports a package that is not installed: at its line
+            raise
+        raise missing from None
     _loaded.add(module)
     _packages.add(module.split(".")[0])
 
 
-def _not_found(module: str, e: ModuleNotFoundError) -> ConfigError:
+def _not_found(module: str, e: ModuleNotFoundError) -> ConfigError | None:
     """The error for a stage module that is not found: a path or ``.py`` name written for a
-    module name, a typo among the package's modules, or a package not on the path."""
+    module name, a typo among the package's modules, or a package not on the path; None when
+    the module was found and what it imports was not (``dag.stage_import_error`` names the
+    module's line)."""
     top = module.split(".")[0]
     dotted = _dotted(module)
     if dotted != module:
@@ -458,6 +463,8 @@ def _not_found(module: str, e: ModuleNotFoundError) -> ConfigError:
             f"cannot import stage module '{module}': {e}{did_you_mean(top, here)}",
             hint=f"'{top}' is looked up in the current directory and the recipe's project folder "
                  f"({' and '.join(folders)}): put {top}/ there, or pip install it")
+    if importlib.util.find_spec(top) is not None:
+        return None
     return ConfigError(f"cannot import stage module '{module}': {e}",
                        hint="check ragline.imports in the recipe, or pip install the package "
                             "that provides it")

@@ -661,7 +661,9 @@ class Runner:
                                    **({"seconds": last} if last is not None else {})}
         self.run.set_step(step.name, save=False, state="cached" if hit == "hit" else "done",
                           cache=hit, duration=round(duration, 3), shards=len(tasks),
-                          cached_shards=len(cached))
+                          cached_shards=len(cached), **({"waited": waited} if waited else {}))
+        if not waited:   # (a resumed run's step that waited the first time)
+            self.run.status["steps"][step.name].pop("waited", None)
         if self._keep_resume() or todo:
             self.run.save()
         if not todo:  # the log of the run that computed it, kept with the cache entry

@@ -41,7 +41,7 @@ def render(dag, fmt: str) -> str:
             label = step.stage.name + (f" x{step.shards}" if step.shards > 1 else "")
             lines.append(f"  {name}[\"{name}<br/>{label}\"]")
             for iname, w in step.inputs.items():
-                lines.append(f"  {w.node} -->|{iname}| {name}")
+                lines.append(f"  {w.node} -->|{edge_label(dag, w, iname)}| {name}")
         return "\n".join(lines)
     lines.append("digraph ragline {\n  rankdir=LR;")
     for name in dag.sources:
@@ -50,9 +50,30 @@ def render(dag, fmt: str) -> str:
         label = step.stage.name + (f" x{step.shards}" if step.shards > 1 else "")
         lines.append(f'  "{name}" [shape=box, label="{name}\\n{label}"];')
         for iname, w in step.inputs.items():
-            lines.append(f'  "{w.node}" -> "{name}" [label="{iname}"];')
+            lines.append(f'  "{w.node}" -> "{name}" [label="{edge_label(dag, w, iname)}"];')
     lines.append("}")
     return "\n".join(lines)
+
+
+def edge_label(dag, wire, input_name: str) -> str:
+    """An edge's label: the input it feeds, after the output it reads when its producer has
+    several and it is named otherwise (``dpo→items``: ``label`` gives bc, sft and dpo; the input
+    name alone hid which).
+
+    >>> from types import SimpleNamespace as NS
+    >>> label = NS(stage=NS(outputs={"bc": 0, "sft": 0, "dpo": 0}))
+    >>> dag = NS(steps={"label": label, "gen": NS(stage=NS(outputs={"out": 0}))})
+    >>> Wire = lambda node, output: NS(node=node, output=output)
+    >>> edge_label(dag, Wire("label", "dpo"), "items"), edge_label(dag, Wire("label", "bc"), "bc")
+    ('dpo→items', 'bc')
+    >>> edge_label(dag, Wire("gen", "out"), "x")
+    'x'
+    """
+    producer = dag.steps.get(wire.node)
+    if (wire.output in (None, input_name) or producer is None
+            or len(producer.stage.outputs) < 2):
+        return input_name
+    return f"{wire.output}→{input_name}"
 
 
 def main(args) -> int:

@@ -84,13 +84,31 @@ def metrics_table(metrics: dict[str, dict], title: str = "results", most: int = 
     return table
 
 
+def nothing_done_line(steps: dict[str, dict]) -> str:
+    """The last line of a run whose steps were all cache hits: a no-op rerun, or a run that
+    waited while another process computed them (its step lines said "done in 3.0s").
+
+    >>> nothing_done_line({"a": {"cache": "hit"}, "b": {"cache": "hit"}})
+    'nothing to do: all 2 steps cached'
+    >>> nothing_done_line({"a": {"cache": "hit"}, "b": {"cache": "hit", "waited": 1}})
+    'nothing computed here: all 2 steps cached, 1 of them (b) computed by another process \
+while this run waited'
+    """
+    waited = [name for name, s in steps.items() if s.get("waited")]
+    if not waited:
+        return f"nothing to do: all {len(steps)} steps cached"
+    named = ", ".join(waited[:5]) + (", ..." if len(waited) > 5 else "")
+    return (f"nothing computed here: all {len(steps)} steps cached, {len(waited)} of them "
+            f"({named}) computed by another process while this run waited")
+
+
 def print_run_summary(status: dict, brief: bool = True) -> None:
     """The steps table; at the end of a run where every step was a cache hit (a no-op rerun,
     ``brief``) one line, since the step lines above already say each was cached."""
     steps = status["steps"].values()
     c = report()
     if brief and steps and all(s.get("cache") == "hit" for s in steps):
-        c.print(f"nothing to do: all {len(steps)} steps cached")
+        c.print(nothing_done_line(status["steps"]))
         if status.get("metrics"):
             _print_metrics(c, status)
         return

@@ -1,0 +1,61 @@
+"""Three unclear outputs a CLI audit found (audit_cli42, findings 8, 10 and 11):
+
+- a stage module of one's own that imports a package that is not installed was blamed on the
+  recipe's ``ragline.imports`` line, not on the module's line that imports it;
+- a run that waited while another process computed every step ended with "nothing to do: all
+  N steps cached", after step lines that said "done in 3.0s";
+- ``rag dag --format dot|mermaid`` labelled an edge with the input's name only, hiding which
+  of its producer's outputs it reads (``label`` -> ``sample`` is ``label.dpo``).
+"""
+
+from __future__ import annotations
+
+import time
+
+from tests.conftest import REPO, rag, rag_process
+from tests.faults.faultkit import recipe
+
+SLOW = """ragline:
+  imports: [tests.toy.stages]
+steps:
+  gen: {stage: toy_gen, n: 4}
+  mul: {stage: toy_map, inputs: {numbers: gen}, sleep: 3}
+  total: {stage: toy_sum, inputs: {numbers: mul}}
+"""
+
+
+def test_a_missing_package_is_named_at_the_stage_modules_line(tmp_path, capsys, monkeypatch):
+    (tmp_path / "my_stages42.py").write_text('"""Stages."""\nimport numpy_nope  # noqa\n')
+    (tmp_path / "r.yaml").write_text("ragline: {imports: [my_stages42]}\nsteps:\n"
+                                     "  a: {stage: toy_gen}\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    assert rag("run", "r.yaml", "--runs-dir", str(tmp_path / "runs")) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert (f"error: {tmp_path / 'my_stages42.py'}:2: a stage module imports 'numpy_nope', "
+            "which is not installed") in err, err
+    assert "pip install the package that provides 'numpy_nope'" in err
+
+
+def test_a_run_that_only_waited_says_another_process_computed(toy, capsys):
+    runs, conf = toy / "runs", recipe(toy, SLOW)
+    first = rag_process("run", str(conf), "--runs-dir", str(runs))
+    deadline = time.time() + 60
+    while not list((runs / "cache" / "locks").glob("*.lock")) and time.time() < deadline:
+        time.sleep(0.1)
+    time.sleep(1.0)   # the first run holds mul's lock now (gen takes no time)
+    assert rag("run", str(conf), runs=runs) == 0
+    assert first.wait(timeout=120) == 0
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert ("nothing computed here: all 3 steps cached, 2 of them (mul, total) computed by "
+            "another process while this run waited") in said, said
+
+
+def test_dag_edges_name_the_output_of_a_producer_with_several(capsys):
+    conf = str(REPO / "conf" / "dynamicrag_demo.yaml")
+    assert rag("dag", conf, "--format", "dot") == 0
+    dot = capsys.readouterr().out
+    assert '"label" -> "sample" [label="dpo→items"];' in dot
+    assert '"label" -> "convert" [label="bc"];' in dot
+    assert rag("dag", conf, "--format", "mermaid") == 0
+    assert "label -->|dpo→items| sample" in capsys.readouterr().out
