@@ -431,8 +431,11 @@ def _compose_error(recipe: Path, e: Exception) -> ConfigError:
     if mark is not None:
         problem = getattr(e, "problem", None) or str(e).strip().splitlines()[0]
         context = getattr(e, "context", None)
+        tab = "'\\t'" in problem   # PyYAML names a tab as '\t'
         return ConfigError(f"{mark.name}:{mark.line + 1}:{mark.column + 1}: YAML syntax: {problem}"
-                           + (f" ({context})" if context else ""))
+                           + (f" ({context})" if context else ""),
+                           hint="YAML indents with spaces, never tabs: replace the tab at that "
+                                "line with spaces" if tab else None)
     text = str(e).strip()
     first = text.splitlines()[0] if text else type(e).__name__
     if re.match(r"primary config '[^']*' must be a DictConfig, got ListConfig", first):

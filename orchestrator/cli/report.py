@@ -226,8 +226,9 @@ def main(args) -> int:
     found = sources(args)
     empty = [s.name for s in found if not s.metrics]
     if len(empty) == len(found):
-        hint = ("rag status shows the run's steps; a run has metrics once a step that scores "
-                "(evaluate) has finished")
+        shown = f"rag status {found[0].name}" if len(found) == 1 else "rag status"
+        hint = (f"{rag_command(shown, runs_dir(args))} shows the run's steps; a run has metrics "
+                "once a step that scores (evaluate) has finished")
         other = None if args.runs else newest_run_with(runs_dir(args), _has_metrics)
         if other:
             hint = ("the newest run with metrics: "

@@ -219,8 +219,8 @@ def _members(sweep) -> tuple[list[dict], str | None, str | None]:
                               for s in steps.values()),
                       cached=sum(s.get("cache") == "hit" for s in steps.values()),
                       failed=sum(s.get("state") == "failed" for s in steps.values()))
-        errors = [f"{n}: {s.get('error')}  log: {s.get('log')}" for n, s in steps.items()
-                  if s.get("state") == "failed"]
+        errors = [f"{n}: {s.get('error')}" + (f"  log: {s['log']}" if s.get("log") else "")
+                  for n, s in steps.items() if s.get("state") == "failed"]
         if status.get("error") or errors:
             member["error"] = status.get("error") or errors[0]
         command = command or status.get("command")

@@ -59,3 +59,33 @@ def test_dag_edges_name_the_output_of_a_producer_with_several(capsys):
     assert '"label" -> "convert" [label="bc"];' in dot
     assert rag("dag", conf, "--format", "mermaid") == 0
     assert "label -->|dpo→items| sample" in capsys.readouterr().out
+
+
+def test_a_tab_in_a_recipe_is_named_with_what_to_do(toy, capsys):
+    conf = toy / "conf" / "tabs.yaml"
+    conf.write_text("ragline:\n  imports: [tests.toy.stages]\nsteps:\n\tgen: {stage: toy_gen}\n")
+    assert rag("run", str(conf), runs=toy / "runs") == 2
+    err = capsys.readouterr().err
+    assert f"{conf}:4:1: YAML syntax: found character '\\t'" in err, err
+    assert "hint: YAML indents with spaces, never tabs" in err
+
+
+def test_report_without_metrics_names_the_run_and_runs_dir_in_its_hint(toy, capsys):
+    runs, conf = toy / "elsewhere", recipe(toy, SLOW.replace("sleep: 3", "sleep: 0"))
+    assert rag("run", str(conf), "--until", "gen", "--runs-dir", str(runs)) == 0
+    capsys.readouterr()
+    assert rag("report", "--runs-dir", str(runs)) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    run = next((runs / "c").iterdir())
+    assert f"hint: rag status c/{run.name} --runs-dir {runs} shows the run's steps" in err, err
+
+
+def test_a_failed_sweep_member_with_no_log_prints_no_empty_log_field(toy, capsys):
+    runs, conf = toy / "runs", recipe(toy, SLOW.replace("sleep: 3", "sleep: 0"))
+    assert rag("run", str(conf), "-m", "steps.gen.n=0,2", runs=runs) == 2   # an empty input
+    capsys.readouterr()
+    assert rag("status", "--runs-dir", str(runs)) == 0
+    out = capsys.readouterr().out
+    failed = [line for line in out.splitlines() if line.startswith("✗ member-0000")]
+    assert failed and "is empty (0 rows)" in failed[0], out
+    assert not failed[0].rstrip().endswith("log:"), failed[0]
