@@ -78,7 +78,7 @@ def trec_scores(run: dict, qrels: dict, ks: list[int]) -> dict[str, float]:
     return out
 
 
-@stage("reinforced_ir.evaluate", version=2)  # 2: MRR breaks score ties as trec_eval, by docid
+@stage("reinforced_ir.evaluate", version=2)  # 2: MRR ties as trec_eval; label, display
 def evaluate(queries: Questions, index: Embeddings, encoder: Model,
              cfg: RetrievalEvalConfig, ctx: StageContext,
              augmented: Augmented | None = None) -> EvalMetrics:
@@ -111,4 +111,19 @@ def evaluate(queries: Questions, index: Embeddings, encoder: Model,
     metrics = trec_scores(run, qrels, sorted(set(cfg.ks)))
     ctx.log.info("%s: %s", cfg.label or ctx.step,
                  ", ".join(f"{k} {v:.3f}" for k, v in metrics.items()))
-    return {**metrics, "queries": len(rows), "augmented": augmented is not None}
+    return {"label": cfg.label or ctx.step, **metrics, "queries": len(rows),
+            "augmented": augmented is not None, "display": display(cfg.ks)}
+
+
+def display(ks: list[int]) -> dict[str, str]:
+    """The results table's columns (the README's): nDCG, Recall and MRR at the largest k, and
+    Recall@1 when 1 is among the ks; metrics.json has every figure.
+
+    >>> display([1, 10])
+    {'ndcg@10': 'nDCG@10', 'recall@10': 'Recall@10', 'recall@1': 'Recall@1', 'mrr@10': 'MRR@10'}
+    """
+    k = max(ks)
+    shown = {f"ndcg@{k}": f"nDCG@{k}", f"recall@{k}": f"Recall@{k}"}
+    if 1 in ks and k != 1:
+        shown["recall@1"] = "Recall@1"
+    return {**shown, f"mrr@{k}": f"MRR@{k}"}
