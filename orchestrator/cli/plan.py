@@ -13,6 +13,7 @@ EXAMPLES = """examples:
   rag plan conf/dynamicrag_demo.yaml --json | jq '.members[0].steps'
   rag plan conf/dynamicrag_llama3.yaml --check   # in CI: exit 2 if a run would stop (missing data)
   rag plan conf/dynamicrag_llama3.yaml --until index   # just the index and what it needs
+  rag plan conf/dynamicrag_demo.yaml --only dpo   # just dpo, if what it reads is cached
 
 exit codes: 0 planned (a problem a run would stop at, such as a missing source or a step asking
 for more GPUs than this machine has, is printed as "problem:"; with --check it exits 2); 2 a
@@ -31,6 +32,9 @@ def add_arguments(p) -> None:
     p.add_argument("--from", dest="from_", action="append", default=[], metavar="STEP", help="as in rag run")
     p.add_argument("--until", action="append", default=[], metavar="STEP",
                    help="as in rag run: only this step and the steps upstream of it")
+    p.add_argument("--only", action="append", default=[], metavar="STEP",
+                   help="as in rag run: just this step, its upstream steps read from the cache "
+                        "(a problem names those that are not cached)")
 
 
 def main(args) -> int:
@@ -147,11 +151,14 @@ def _plans(args, members, dags, store, history: dict) -> list:
     plans = []
     forcing: dict[str, str] = {}   # task key -> the member that --force/--from recompute it in
     for member, dag in zip(members, dags):
-        opts = Options(force=set(args.force), from_=set(args.from_), until=set(args.until))
+        opts = Options(force=set(args.force), from_=set(args.from_), until=set(args.until),
+                       only=set(args.only))
         check_selection(dag, opts)
         force = set(args.force) | dag.downstream(set(args.from_))
-        planned = _only(plan(dag, store, memo, history, force, member.overrides), dag,
-                        selection(dag, opts))
+        planned = plan(dag, store, memo, history, force, member.overrides)
+        uncached = _uncached_upstream(planned, dag, opts.only)
+        planned = _only(planned, dag, selection(dag, opts))
+        planned.problems = uncached + planned.problems
         if args.multirun:
             _forced_once(planned, forcing, f"member-{member.index:04d}")
         planned.problems = (admission.problems(dag, computed(dag, planned, opts), member.overrides)
@@ -190,6 +197,20 @@ def _forced_once(planned, forcing: dict[str, str], member: str) -> None:
             s.cause = f"forced: recomputed once in this sweep, by {forcing[s.keys[0]]}"
         else:
             forcing.update((k, member) for k in s.keys if k not in forcing)
+
+
+def _uncached_upstream(planned, dag, only: set[str]) -> list[str]:
+    """``--only``: the problem a run would stop at when a step upstream of the selected ones is
+    not cached (``rag run --only`` reads them from the cache), or none."""
+    needed = set().union(*(dag.upstream(n) for n in only)) - only
+    missing = [n for n in dag.steps if n in needed and planned.steps[n].state != "FRESH"]
+    if not missing:
+        return []
+    which = (f"upstream step '{missing[0]}' is" if len(missing) == 1
+             else f"upstream steps {', '.join(missing)} are")
+    until = " ".join(f"--until {n}" for n in sorted(only))
+    return [f"--only {', '.join(sorted(only))}: {which} not cached (--only runs just the "
+            f"selected steps); run them first with {until}"]
 
 
 def _only(planned, dag, chosen: set[str] | None):

@@ -89,3 +89,19 @@ def test_a_failed_sweep_member_with_no_log_prints_no_empty_log_field(toy, capsys
     failed = [line for line in out.splitlines() if line.startswith("✗ member-0000")]
     assert failed and "is empty (0 rows)" in failed[0], out
     assert not failed[0].rstrip().endswith("log:"), failed[0]
+
+
+def test_plan_previews_an_only_run(toy, capsys):
+    """``rag plan`` took --force/--from/--until "as in rag run" but not --only (audit 12h)."""
+    runs, conf = toy / "runs", recipe(toy, SLOW.replace("sleep: 3", "sleep: 0"))
+    assert rag("plan", str(conf), "--only", "total", "--check", runs=runs) == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert ("problem: --only total: upstream steps gen, mul are not cached (--only runs just the "
+            "selected steps); run them first with --until total") in out, out
+    assert rag("run", str(conf), "--until", "mul", runs=runs) == 0
+    capsys.readouterr()
+    assert rag("plan", str(conf), "--only", "total", "--json", runs=runs) == 0
+    import json
+    planned = json.loads(capsys.readouterr().out)
+    assert [s["step"] for s in planned["members"][0]["steps"]] == ["total"], planned
+    assert not planned["members"][0].get("problems"), planned
