@@ -116,8 +116,10 @@ def _run(args) -> int:
         if refused:
             return 2
         sweep = _new_sweep(runs, recipe, command, members)
+        one = (" (no override lists two or more values, comma-separated: one run, kept as a "
+               "sweep)" if len(members) == 1 else "")
         console().print(f"sweep: {len(members)} member{'s' * (len(members) > 1)} -> {sweep}"
-                        f"{estimate}", soft_wrap=True)
+                        f"{estimate}{one}", soft_wrap=True)
     results = []
     must_fix = []  # per failed run: every failure was bad input (a rerun as is fails the same)
     with store.lease(runs) as lease:  # gc keeps what a live run uses

@@ -105,3 +105,12 @@ def test_plan_previews_an_only_run(toy, capsys):
     planned = json.loads(capsys.readouterr().out)
     assert [s["step"] for s in planned["members"][0]["steps"]] == ["total"], planned
     assert not planned["members"][0].get("problems"), planned
+
+
+def test_a_sweep_of_one_value_says_it_is_one_run(toy, capsys):
+    """``-m steps.gen.n=5`` ran a 1-member sweep without a word (audit 12b)."""
+    runs, conf = toy / "runs", recipe(toy, SLOW.replace("sleep: 3", "sleep: 0"))
+    assert rag("run", str(conf), "-m", "steps.gen.n=3", runs=runs) == 0
+    said = " ".join("".join(capsys.readouterr()).split())
+    assert ("sweep: 1 member -> " in said and "(no override lists two or more values, "
+            "comma-separated: one run, kept as a sweep)") in said, said
