@@ -33,7 +33,7 @@ def test_a_reader_that_finds_the_lock_held_by_another_mover_reports_the_move(toy
     def first_shard() -> None:   # holds the key's lock while it moves the entry aside
         with other.lock(gen.name, "first shard"):
             held.set()
-            time.sleep(0.5)
+            time.sleep(2.0)   # the reader hashes a tiny part meanwhile (milliseconds)
             other.quarantine(gen.name, gen, "damaged (first shard)", "gen")
 
     thread = threading.Thread(target=first_shard)
