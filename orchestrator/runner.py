@@ -387,7 +387,9 @@ class Runner:
         self._reuse_upstream(selected, needed)
         if (opts.force or opts.from_) and not self.run.path.name.startswith("member-"):
             self.earlier = earlier_try(self.run.path, opts.command)
-        self.run.set_run(executor=self.executor.name)
+        # every step this run will visit, in order: rag status lists those not reached yet
+        self.run.set_run(executor=self.executor.name, planned_steps={
+            n: s.stage.name for n, s in dag.steps.items() if n in needed})
         return selected, needed, force
 
     def _estimate(self, planned: Plan, to_compute: list[Step]) -> None:

@@ -43,6 +43,7 @@ def main(args) -> int:
         for s in status["steps"].values():
             if s.get("state") == "running":
                 s["state"] = "interrupted"
+    _not_reached(status)
     runs = runs_dir(args) if args.runs_dir else _runs_of(run)
     _count_committed_shards(status, runs)
     _last_seconds(status, runs)
@@ -73,6 +74,26 @@ def main(args) -> int:
         report().print(f"a member of sweep {escape(str(run.parent))}: {escape(again)} shows "
                        "every member", soft_wrap=True)
     return 0
+
+
+def _not_reached(status: dict) -> None:
+    """Add, in the run's order, the planned steps a running or interrupted run has not reached
+    yet: ``pending`` while it runs, ``not started`` once it stopped. A failed run lists its
+    steps not run as ``skipped`` already.
+
+    >>> s = {"state": "running", "planned_steps": {"a": "gen", "b": "map"},
+    ...      "steps": {"a": {"stage": "gen", "state": "running"}}}
+    >>> _not_reached(s); s["steps"]["b"]
+    {'stage': 'map', 'state': 'pending'}
+    """
+    if status.get("state") not in ("running", "interrupted"):
+        return
+    planned = status.get("planned_steps") or {}
+    state = "pending" if status["state"] == "running" else "not started"
+    steps = status["steps"]
+    status["steps"] = {name: steps.get(name) or {"stage": stage, "state": state}
+                       for name, stage in planned.items()}
+    status["steps"].update((n, s) for n, s in steps.items() if n not in planned)
 
 
 def _runs_of(run) -> str:
