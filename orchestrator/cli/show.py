@@ -283,6 +283,22 @@ def check_cached(args, run: Path, art: str, step: str, dirs: list[Path]) -> None
                             f"gc, or the cache moved): {d}", hint=redo)
 
 
+def _tidy(value):
+    """A value as ``rag show`` prints it: floats to 12 significant digits, which drops the
+    binary noise of a sum and keeps every digit a metric has (``--json`` keeps them all).
+
+    >>> _tidy({"sum": 40.800000000000004, "per_set": [0.1 + 0.2, 3], "name": "nq"})
+    {'sum': 40.8, 'per_set': [0.3, 3], 'name': 'nq'}
+    """
+    if isinstance(value, float):
+        return float(f"{value:.12g}")
+    if isinstance(value, dict):
+        return {k: _tidy(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_tidy(v) for v in value]
+    return value
+
+
 def main(args) -> int:
     import sys
 
@@ -334,7 +350,7 @@ def main(args) -> int:
                 k = f"manifest (of the first shard, {v.pop('shard')})"
             c.print(f"[bold]{escape(k)}[/]:")
             for kk, vv in list(v.items())[:MAX_FILES]:
-                c.print(f"  {kk}: {vv}", soft_wrap=True, markup=False)
+                c.print(f"  {kk}: {_tidy(vv)}", soft_wrap=True, markup=False)
             if len(v) > MAX_FILES:
                 c.print(f"  … {len(v) - MAX_FILES} more")
         else:
