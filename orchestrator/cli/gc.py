@@ -27,10 +27,15 @@ EXAMPLES = """examples:
 
 log = logging.getLogger("ragline")
 STALE_LOCK_S = 60  # a lock file untouched this long, and free, is removed
+# empty bookkeeping files: --dry-run counts them in its summary, its list leaves them out (a
+# cache used for a while has hundreds of lock files, which drowned the entries it would remove)
+HOUSEKEEPING = ("lock files", "task files", "dead leases")
 
 
 def add_arguments(p) -> None:
-    p.add_argument("--dry-run", action="store_true", help="list, do not delete")
+    p.add_argument("--dry-run", action="store_true",
+                   help="list on stdout what would be removed, do not delete (lock, task and "
+                        "lease files are only counted)")
     from orchestrator.cli.common import whole_number
 
     p.add_argument("--keep-runs", type=whole_number(0), default=10,
@@ -398,7 +403,8 @@ def main(args) -> int:
     failed: list[str] = []
     size = 0
     if args.dry_run:  # the list on stdout (one path a line, for scripts), the summary on stderr
-        sys.stdout.write("".join(f"{p}\n" for paths in plan.values() for p in paths))
+        sys.stdout.write("".join(f"{p}\n" for kind, paths in plan.items() for p in paths
+                                 if kind not in HOUSEKEEPING))
     for kind, paths in plan.items():
         for p in paths:
             bytes_ = _size(p) if kind == "entries" else 0
