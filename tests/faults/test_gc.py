@@ -99,19 +99,27 @@ def test_only_runs_keep_their_upstream(toy, capsys):
     assert status(runs)["steps"]["total"]["cache"] == "hit"
 
 
-def test_gc_removes_what_killed_runs_leave(toy, capsys):
-    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
-    assert rag("run", str(conf), runs=runs) == 0
+def leftovers(cache) -> tuple[int, Path, Path]:
+    """What a killed run leaves in a cache: a temporary entry directory, a task file and an
+    hour-old lock file, all of a dead process: (its pid, the directory, the lock file)."""
     pid = dead_pid()
-    import socket
-
-    (cache / "tmp" / f"{'a' * 64}.{pid}.abcd1234").mkdir(parents=True)
+    left = cache / "tmp" / f"{'a' * 64}.{pid}.abcd1234"
+    left.mkdir(parents=True)
     (cache / "tmp" / "tasks").mkdir(exist_ok=True)
     (cache / "tmp" / "tasks" / f"{'a' * 64}.{pid}.json").write_text("{}")
     old_lock = cache / "locks" / f"{'b' * 64}.lock"
     old_lock.write_text("")
     (cache / "locks" / f"{'b' * 64}.lock.holder").write_text(json.dumps({"pid": pid}))
     os.utime(old_lock, (time.time() - 3600, time.time() - 3600))
+    return pid, left, old_lock
+
+
+def test_gc_removes_what_killed_runs_leave(toy, capsys):
+    runs, conf, cache = toy / "runs", recipe(toy), toy / "runs" / "cache"
+    assert rag("run", str(conf), runs=runs) == 0
+    import socket
+
+    pid, _, old_lock = leftovers(cache)
     (cache / "leases").mkdir(exist_ok=True)
     dead_lease = cache / "leases" / f"{socket.gethostname()}.{pid}.abc.json"
     dead_lease.write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "runs": []}))

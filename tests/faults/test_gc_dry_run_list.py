@@ -5,26 +5,14 @@ session 42, item 12g)."""
 
 from __future__ import annotations
 
-import json
-import os
-import time
-
 from tests.conftest import rag
-from tests.faults.test_gc import dead_pid, recipe
+from tests.faults.test_gc import leftovers, recipe
 
 
 def test_a_dry_run_lists_data_and_counts_lock_files(toy, capsys):
     runs, cache = toy / "runs", toy / "runs" / "cache"
     assert rag("run", str(recipe(toy)), runs=runs) == 0
-    pid = dead_pid()
-    left = cache / "tmp" / f"{'a' * 64}.{pid}.abcd1234"
-    left.mkdir(parents=True)
-    (cache / "tmp" / "tasks").mkdir(exist_ok=True)
-    (cache / "tmp" / "tasks" / f"{'a' * 64}.{pid}.json").write_text("{}")
-    old_lock = cache / "locks" / f"{'b' * 64}.lock"
-    old_lock.write_text("")
-    (cache / "locks" / f"{'b' * 64}.lock.holder").write_text(json.dumps({"pid": pid}))
-    os.utime(old_lock, (time.time() - 3600, time.time() - 3600))
+    _, left, _ = leftovers(cache)
     capsys.readouterr()
     assert rag("gc", "--dry-run", runs=runs) == 0
     captured = capsys.readouterr()
