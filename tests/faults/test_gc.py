@@ -45,7 +45,7 @@ def test_live_lease_and_other_runs_dirs_keep_their_entries(toy, capsys):
         assert rag("gc", "--keep-runs", "0", runs=runs_a) == 0
         err = capsys.readouterr().err
     assert cached(cache) == keys_b
-    assert f"removed 3 entries (" in err
+    assert "removed 3 entries (" in err
     assert f"1 live run(s) (pid {os.getpid()}): their plans and everything written since they " \
            "started are kept" in err
     # after the run: B's runs dir is registered, so gc from A keeps B's newest runs
