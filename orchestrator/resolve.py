@@ -52,6 +52,7 @@ def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
     ``overrides``, the command line's, that set it)."""
     read = {w.node for step in dag.steps.values() for w in step.inputs.values() if w.output is None}
     refs: dict[str, Ref | None] = {}
+    elsewhere: dict[str, list[tuple]] = {}  # where found instead -> [(source, path)]
     for name, path in dag.sources.items():
         if path is None or name not in read:
             refs[name] = None
@@ -74,10 +75,16 @@ def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
             refs[name] = Ref("file", "", f"missing:{path}", [str(Path(path).expanduser())],
                              producer=f"source {name}")
             continue
-        if tried and notes is not None:
-            notes.append(f"source '{name}': {path} {tried}")
+        if tried:
+            elsewhere.setdefault(tried, []).append((name, path))
         kind = "dir" if p.is_dir() else "file"
         refs[name] = Ref(kind, "", memo.hash(p), [str(p.resolve())], producer=f"source {name}")
+    for tried, found in elsewhere.items() if notes is not None else ():
+        if len(found) == 1:
+            notes.append(f"source '{found[0][0]}': {found[0][1]} {tried}")
+        else:   # one line for all the sources read from one other folder
+            names = ", ".join(f"'{name}'" for name, _ in found)
+            notes.append(f"{len(found)} sources {tried.replace('; read', ', read', 1)}: {names}")
     return refs
 
 
