@@ -12,8 +12,12 @@ a mean over questions on a 0..1 scale:
 
 Questions without a gold answer are left out of the answer metrics (as in the seeds) and get
 null per-question scores; golds are compared stripped of surrounding spaces (" Paris " is
-"Paris"), blank ones dropped. When any question has gold passage ids (``gold``), the ranking in
-``ctxs`` is scored with pytrec_eval: ``recall@k``, ``ndcg@k``, ``mrr@k`` for each k in
+"Paris"), blank ones dropped. The passage metrics score the passages the generator read, in the
+order it read them (:func:`~stages.lib.metrics.passage_scores.passages_read`: ``selected``, the
+reranker's choice of DynamicRAG or a top-k run's first k; ``ctxs`` when a row has no
+``selected``), so a DynamicRAG row's R@1 is its reranker's, not its retriever's; a run in which
+no question read a passage gets none. When any question has gold passage ids (``gold``), they
+are scored with pytrec_eval: ``recall@k``, ``ndcg@k``, ``mrr@k`` for each k in
 ``retrieval_k``, averaged over the questions with gold ids. Without gold ids, DPR's top-k
 retrieval accuracy (``answer_recall_k``, off by default;
 :mod:`stages.lib.metrics.answer_in_passages`) scores the passages by whether a gold answer occurs
@@ -51,7 +55,8 @@ from annotated_types import Ge
 from orchestrator.api import StageContext, added, stage
 from stages.lib.data.set_names import for_set
 from stages.lib.metrics.answer import METRICS, check_metric_names, usable_golds
-from stages.lib.metrics.passage_scores import macro_average, mean, score_passages
+from stages.lib.metrics.passage_scores import (macro_average, mean, passages_read,
+                                               score_passages)
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 
@@ -141,9 +146,10 @@ def _set_block(dataset: str, per_question: list[dict], cfg: EvaluateConfig,
                for name in set_metric_names(dataset, cfg) + retrieval_names}}
 
 
-@stage("evaluate", version=9)   # 6: per-set metrics; 7: letter golds, ranks; 8: picked letter
+@stage("evaluate", version=10)   # 6: per-set metrics; 7: letter golds, ranks; 8: picked letter
 # 9: quoted letters and the pronoun "I" read right; DPR's tokens for answer_recall; golds
 #    stripped; with set_metrics, top-level metrics over the sets that report them
+# 10: passages scored as the generator read them (``selected``); none scored without retrieval
 def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -> Evaluation:
     """Mean answer metrics, retrieval metrics when gold ids exist, and per-question scores."""
     rows = predictions.rows()
@@ -159,8 +165,13 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
         num_scored += bool(golds)
         per_question.append(record)
 
-    retrieval_names, recall_names = score_passages(rows, per_question, cfg.retrieval_k,
-                                                   cfg.answer_recall_k, ctx.log)
+    retrieved = any(row.get("ctxs") for row in rows)   # without retrieval, R@1 is no 0: none
+    if not retrieved and (cfg.retrieval_k or cfg.answer_recall_k):
+        ctx.log.info("no question has passages (a run without retrieval): no passage metrics")
+    read = [{**row, "ctxs": passages_read(row)} for row in rows]   # what the generator read
+    retrieval_names, recall_names = score_passages(
+        read, per_question, cfg.retrieval_k if retrieved else [],
+        cfg.answer_recall_k if retrieved else [], ctx.log)
     passage_names = retrieval_names + recall_names
     metrics = {"label": cfg.name or ctx.step, "num_questions": len(rows),
                "num_scored": num_scored,

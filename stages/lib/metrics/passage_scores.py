@@ -16,6 +16,24 @@ from stages.lib.metrics.answer_in_passages import answer_recall
 from stages.lib.metrics.retrieval import retrieval_scores
 
 
+def passages_read(row: dict) -> list[dict]:
+    """The passages a question's generator read, in the order it read them: those of
+    ``selected`` (1-based positions in ``ctxs``: DynamicRAG's reranker's choice, a top-k run's
+    first k) when the row has that field, else all of ``ctxs``. A position outside ``ctxs`` is
+    skipped.
+
+    >>> ctxs = [{"id": "d1"}, {"id": "d2"}, {"id": "d3"}]
+    >>> [c["id"] for c in passages_read({"ctxs": ctxs, "selected": [3, 1, 9]})]
+    ['d3', 'd1']
+    >>> [c["id"] for c in passages_read({"ctxs": ctxs})]
+    ['d1', 'd2', 'd3']
+    """
+    ctxs = row.get("ctxs") or []
+    if row.get("selected") is None:
+        return list(ctxs)
+    return [ctxs[i - 1] for i in row["selected"] if 0 < i <= len(ctxs)]
+
+
 def gold_passage_scores(rows: list[dict], per_question: list[dict],
                         ks: Sequence[int]) -> list[str]:
     """``recall@k``, ``ndcg@k``, ``mrr@k`` of the questions with gold passage ids (``gold``);

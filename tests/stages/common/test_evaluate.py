@@ -8,7 +8,10 @@ from stages.common.evaluate import EvaluateConfig, evaluate
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 
-def prediction_row(qid, prediction, answers, gold=(), ctx_ids=(), selected=(), dataset="nq"):
+def prediction_row(qid, prediction, answers, gold=(), ctx_ids=(), selected=None, dataset="nq"):
+    """A row of ``Predictions``; by default its generator read every passage, in order (as
+    ``infer_topk`` records it)."""
+    selected = range(1, len(ctx_ids) + 1) if selected is None else selected
     return {"id": qid, "dataset": dataset, "question": "q?", "answers": list(answers),
             "gold": list(gold),
             "ctxs": [{"id": d, "title": "", "text": "", "score": None} for d in ctx_ids],
@@ -33,10 +36,10 @@ def test_evaluate(env):
     assert metrics["match_pred_in_gold"] == pytest.approx(0.5)
     assert metrics["match_gold_in_pred"] == pytest.approx(1.0)
     assert metrics["avg_selected_docs"] == pytest.approx(4 / 3)
-    # retrieval over question 1 only: d2 at rank 2
+    # retrieval over question 1 only: its generator read d2 (selected [2]), the gold, first
     assert metrics["num_retrieval_questions"] == 1
-    assert metrics["recall@1"] == 0.0 and metrics["recall@2"] == 1.0
-    assert metrics["mrr@2"] == 0.5
+    assert metrics["recall@1"] == 1.0 and metrics["recall@2"] == 1.0
+    assert metrics["mrr@2"] == 1.0
     assert all(not isinstance(v, (dict, list)) for k, v in metrics.items()
                if k not in ("by_dataset", "macro", "display"))
     assert metrics["display"] == {"avg_selected_docs": "docs", "exact_match": "EM", "token_f1": "F1",
@@ -47,7 +50,7 @@ def test_evaluate(env):
     assert [r["id"] for r in per_q] == ["1", "2", "3"]
     assert per_q[2]["exact_match"] is None and per_q[1]["recall@2"] is None
     assert [(r["dataset"], r["num_selected"]) for r in per_q] == [("nq", 1), ("tqa", 3), ("tqa", 0)]
-    assert per_q[0]["mrr@2"] == 0.5
+    assert per_q[0]["mrr@2"] == 1.0
 
 
 def test_the_per_set_metrics_are_displayed_for_the_rows_of_their_sets(env):

@@ -23,7 +23,7 @@ def prediction_row(qid, prediction, answers, dataset="nq", ctxs=(), gold=()):
     return {"id": qid, "dataset": dataset, "question": "q?", "answers": list(answers),
             "gold": list(gold), "ctxs": [{"id": f"d{i}", "title": "", "text": text,
                                           "score": None} for i, text in enumerate(ctxs)],
-            "selected": [], "selection": "", "prediction": prediction}
+            "selected": list(range(1, len(ctxs) + 1)), "selection": "", "prediction": prediction}
 
 
 # -- 1: a letter in single quotes is the letter the answer picks -------------------------------
