@@ -45,16 +45,24 @@ class EvaluateRetrievalConfig:
 
 def labels(names: list[str]) -> dict[str, str]:
     """The result-table columns: each k's recall and answer recall (``R@5``, ``A@20``), then
-    nDCG and MRR at the largest k, at most 8 in all.
+    nDCG and MRR at the largest k, at most 8 in all: the recalls give way, so that nDCG and MRR
+    are always shown (``metrics.json`` has every one).
 
     >>> list(labels(["recall@1", "ndcg@1", "mrr@1", "recall@5", "ndcg@5", "mrr@5",
     ...              "answer_recall@5"]).values())
     ['R@1', 'R@5', 'A@5', 'nDCG@5', 'MRR@5']
+    >>> ks = [1, 3, 5, 10, 20]
+    >>> list(labels([f"{m}@{k}" for m in ("recall", "ndcg", "mrr") for k in ks]
+    ...             + [f"answer_recall@{k}" for k in (1, 5, 20)]).values())
+    ['R@1', 'R@3', 'R@5', 'R@10', 'R@20', 'A@1', 'nDCG@20', 'MRR@20']
     """
     short = {"recall": "R", "answer_recall": "A", "ndcg": "nDCG", "mrr": "MRR"}
     recalls = [n for n in names if n.split("@")[0] in ("recall", "answer_recall")]
-    top = [n for n in names if n.split("@")[0] in ("ndcg", "mrr")][-2:]
-    return {n: f"{short[n.split('@')[0]]}@{n.split('@')[1]}" for n in (recalls + top)[:8]}
+    ranked = [n for n in names if n.split("@")[0] in ("ndcg", "mrr")]
+    largest = max((int(n.split("@")[1]) for n in ranked), default=0)
+    top = [n for n in ranked if int(n.split("@")[1]) == largest]
+    shown = recalls[:8 - len(top)] + top
+    return {n: f"{short[n.split('@')[0]]}@{n.split('@')[1]}" for n in shown}
 
 
 def means(per_question: list[dict], names: list[str]) -> dict[str, float | None]:
@@ -67,8 +75,9 @@ def means(per_question: list[dict], names: list[str]) -> dict[str, float | None]
     return {n: mean([r[n] for r in per_question if r.get(n) is not None]) for n in names}
 
 
-@stage("evaluate_retrieval", version=3)  # 2: id-less, repeated ids keep ranks
+@stage("evaluate_retrieval", version=4)  # 2: id-less, repeated ids keep ranks
 # 3: answer_recall tokenises as DPR's SimpleTokenizer (accented words stay whole)
+# 4: nDCG and MRR always among the columns shown
 def evaluate_retrieval(retrieved: Retrieved, cfg: EvaluateRetrievalConfig,
                        ctx: StageContext) -> EvalMetrics:
     """Retrieval metrics of the passages each question was given, overall and per set."""
