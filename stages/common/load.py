@@ -141,7 +141,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=10)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
+@stage("load_data", version=11)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
 # 5: a question that ships no ctxs has a null ctxs, one shipped with ctxs: [] keeps []
 # 6: a folder of splits is one set, named after it, read from one split; a folder of sets may hold
 # such folders (steps downstream stay cached where the tables come out the same)
@@ -153,6 +153,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
 # options is refused; PopQA's possible_answers (a JSON list in a string) are its golds
 # 10: an Alpaca record's input joins its instruction; dataset_name names the set; a JSON object
 # of sets ({name: [records]}) is read as those sets
+# 11: a dataset/source that is no set name (a URL) does not name the set; paragraph_text read
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: QuestionFile | None = None, eval: QuestionFile | None = None,
               qrels: File | None = None) -> LoadOutput:

@@ -22,6 +22,7 @@ from stages.lib.data.fields import check_mapped, file_column, renamed, visible_c
 from stages.lib.data.files import (arrow_batches, check_file, empty_error, first_line,
                                      first_rows, iter_json_records, numbered_lines,
                                      saved_dataset_files, strip_gz)
+from stages.lib.data.surrogates import check_encodable
 
 log = logging.getLogger(__name__)
 
@@ -461,8 +462,11 @@ def _read_json_fast(path: Path, max_passages: int | None, fields: dict[str, str]
             table = first_rows(reader, max_passages)
         else:
             return None
+        # pyarrow's JSON reader does not check UTF-8: a Latin-1 byte would be cached as a
+        # string no later step can decode
+        table.validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-        return None  # mixed types or a syntax error: the Python path explains it
+        return None  # mixed types, a syntax error, bad UTF-8: the Python path names the line
     reader_name = dict(zip(read, keys))
     table = table.rename_columns([reader_name[n] for n in table.column_names])
     n = table.num_rows
@@ -503,8 +507,19 @@ def passage_from_record(rec: Any, where: str = "passage") -> dict:
 
 
 def title_text(rec: dict, where: str) -> tuple[str, str]:
+    """A passage record's (title, text): ``text``, else FlashRAG's ``contents`` (its first line
+    the title when the record has none), else ``paragraph_text`` (the RAG-Instruct evaluation
+    sets' passages, which the seed's evaluation reads the same way).
+
+    >>> title_text({"title": "A", "paragraph_text": "Alpha is one."}, "eval.json set 1")
+    ('A', 'Alpha is one.')
+    >>> title_text({"contents": '"Alpha"\\nAlpha is one.'}, "corpus.jsonl line 1")
+    ('Alpha', 'Alpha is one.')
+    """
     text = rec.get("text")
     title = rec.get("title")
+    if text is None and rec.get("contents") is None:
+        text = rec.get("paragraph_text")
     if text is None and isinstance(rec.get("contents"), str):
         contents = rec["contents"]
         if title is None and "\n" in contents:
@@ -515,8 +530,8 @@ def title_text(rec: dict, where: str) -> tuple[str, str]:
         else:
             text = contents
     if text is None:
-        raise DataError(f"{where}: passage has no text (expected 'text' or FlashRAG 'contents'); "
-                        "add the text or drop the passage")
+        raise DataError(f"{where}: passage has no text (expected 'text', FlashRAG 'contents' or "
+                        "'paragraph_text'); add the text or drop the passage")
     if not isinstance(text, str):
         raise DataError(f"{where}: passage 'text' must be a string, got {type(text).__name__}; "
                         "fix the record")
@@ -525,6 +540,7 @@ def title_text(rec: dict, where: str) -> tuple[str, str]:
     if not isinstance(title, str):
         raise DataError(f"{where}: passage 'title' must be a string, got {type(title).__name__}; "
                         "fix the record")
+    check_encodable({"title": title, "text": text}, where)
     return title, text
 
 

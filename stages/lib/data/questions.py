@@ -25,6 +25,7 @@ from stages.lib.data.corpus import DOC_ID_KEYS, title_text
 from stages.lib.data.delimited import list_cell
 from stages.lib.data.fields import check_mapped, renamed
 from stages.lib.data.files import DELIMITED_SUFFIXES, iter_records, json_array, strip_gz
+from stages.lib.data.surrogates import check_encodable
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +69,17 @@ KNOWN_SETS = frozenset({
     "bamboogle", "popqa", "fever", "eli5", "asqa", "wow", "trex", "zsre", "squad", "msmarco",
     "webqsp", "webq", "webquestions", "arc", "obqa", "openbookqa", "pubhealth", "medqa",
     "pubmedqa", "convfinqa", "casehold", "strategyqa", "factscore"})
+
+
+def _set_name(value: Any) -> bool:
+    """Whether a record's ``dataset``/``source`` value names a set: a short word such as ``nq``
+    or ``health_claims``, not a URL or a sentence (TruthfulQA's ``source`` is the page each
+    answer came from: taken as a set name, every question was a set of its own).
+
+    >>> [_set_name(v) for v in ("nq", "hotpot-qa.dev", "https://en.wikipedia.org/wiki/A", "")]
+    [True, True, False, False]
+    """
+    return isinstance(value, str) and re.fullmatch(r"[\w.\-]{1,64}", value) is not None
 
 
 def _dataset_from(qid: str, path: Path | None) -> str:
@@ -413,7 +425,7 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
         raise DataError(f"{where}: question id must be a string or integer, got "
                         f"{type(qid).__name__}; fix the id")
     qid = str(qid)
-    dataset = next((rec[k] for k in DATASET_KEYS if isinstance(rec.get(k), str) and rec[k]), None)
+    dataset = next((rec[k] for k in DATASET_KEYS if _set_name(rec.get(k))), None)
     if dataset is None:
         dataset = default_dataset if default_dataset is not None else _dataset_from(qid, path)
     row = {"id": qid, "dataset": dataset, "question": question, "answers": answers,
@@ -429,6 +441,7 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
     ckey = next((k for k in CTX_KEYS if rec.get(k) is not None), None)
     if ckey is not None:
         row["ctxs"] = _ctxs(rec[ckey], ckey, where)
+    check_encodable(row, where)
     return row
 
 
