@@ -27,8 +27,9 @@ def test_a_copied_recipe_composes_and_plans_in_a_folder_of_ones_own(tmp_path, mo
     assert rag("plan", "dynamicrag_demo.yaml", runs=tmp_path / "runs") == 0
     out = _out(capsys)
     assert "32 to run" in out and "using the shipped" not in out   # the copy, not the original
-    assert ("source 'rag_prompt': conf/prompts/common/rag.yaml not in the current directory "
-            f"({tmp_path}); read from the shipped project {REPO}") in out
+    assert (f"4 sources not in the current directory ({tmp_path}), read from the shipped "
+            f"project {REPO}: 'reranker_prompt', 'generator_prompt', 'judge_prompt', "
+            "'rag_prompt'") in out
 
 
 def test_with_files_the_copy_reads_its_own_prompts(tmp_path, monkeypatch, capsys):
