@@ -96,7 +96,12 @@ class SourceMemo:
             return self.file_hash(path)
         parts = []
         top = str(path)
-        for root, dirs, files in os.walk(top):   # strings, not Path: 20,000 files in 0.1 s
+        # strings, not Path: 20,000 files in 0.1 s. Links to folders are followed, as the readers
+        # follow them (a folder of sets made of links), unless one leads back up (a loop)
+        for root, dirs, files in os.walk(top, followlinks=True):
+            if _loops_back(root, top):
+                dirs[:] = []
+                continue
             dirs.sort()
             rel = root[len(top) + 1:]
             for name in sorted(files):
@@ -123,6 +128,28 @@ class SourceMemo:
         tmp.write_text(json.dumps(self.memo))
         os.replace(tmp, self.path)
         self.changed = False
+
+
+def _loops_back(folder: str, top: str) -> bool:
+    """Whether ``folder``, met in a walk of ``top`` that follows links, is one of the folders
+    above it on the way down, or holds ``top`` (a link to ``..``): walking it would never end.
+
+    >>> import os, tempfile
+    >>> top = os.path.join(tempfile.mkdtemp(), "sets")
+    >>> os.makedirs(os.path.join(top, "nq"))
+    >>> os.symlink("..", os.path.join(top, "up"))
+    >>> _loops_back(os.path.join(top, "nq"), top), _loops_back(os.path.join(top, "up"), top)
+    (False, True)
+    """
+    real = os.path.realpath(folder)
+    if folder != top and (os.path.realpath(top) + os.sep).startswith(real + os.sep):
+        return True
+    parent = os.path.dirname(folder)
+    while len(parent) >= len(top):
+        if os.path.realpath(parent) == real:
+            return True
+        parent = os.path.dirname(parent)
+    return False
 
 
 def stage_code_hash(fn) -> str:

@@ -151,7 +151,7 @@ def _parse(text: str):
         shown = masked(text)   # a pasted key is not echoed (nor Hydra's quote of it)
         if shown != text:
             value, grammar = "", "the value of a credential is not shown"
-        raise ConfigError(f"override '{shown}': not {what}{_value_problem(value)}; "
+        raise ConfigError(f"override '{shown}': not {what}{_value_problem(value, key)}; "
                           f"Hydra: {grammar}", hint=_SYNTAX) from None
     if not ov.key_or_group:   # '=1' parses, with an empty key that reads as the config folder
         raise ConfigError(f"override '{text}': no key before the '='; expected KEY=VALUE",
@@ -160,12 +160,17 @@ def _parse(text: str):
     return ov
 
 
-def _value_problem(value: str) -> str:
+def _value_problem(value: str, key: str = "key") -> str:
     """A likely cause of an override value that does not parse, for the message ("" if none).
 
     >>> _value_problem("0.1,"), _value_problem("{a: 1"), _value_problem("[1,"), _value_problem("x")
     (' (an empty item in a comma list?)', " (an unclosed '{'?)", " (an unclosed '['?)", '')
+    >>> print(_value_problem("~/data/c.jsonl", "data.corpus"))
+     (a '~' must be quoted: "data.corpus='~/data/c.jsonl'"; a path's ~ is then your home folder)
     """
+    if "~" in value and "'" not in value:   # the shell leaves ~ alone after "key="
+        return (f" (a '~' must be quoted: \"{key}='{value}'\"; a path's ~ is then your home "
+                "folder)")
     for opening, closing in ("{}", "[]", "()"):
         if value.count(opening) > value.count(closing):
             return f" (an unclosed '{opening}'?)"

@@ -7,6 +7,7 @@ are its upstream steps' output Refs (or a recipe source's content-hashed Ref); i
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,14 +72,29 @@ def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
 
             problems.append(f"{set_at(Path(dag.recipe), f'sources.{name}', overrides)}: "
                             f"source '{name}': {path} does not exist"
-                            + (f" ({tried})" if tried else ""))
+                            + (f" ({tried})" if tried else "")
+                            + ("; a $ is not expanded in a path: write ${oc.env:NAME}"
+                               if "$" in str(path) else ""))
             refs[name] = Ref("file", "", f"missing:{path}", [str(Path(path).expanduser())],
                              producer=f"source {name}")
             continue
         if tried:
             elsewhere.setdefault(tried, []).append((name, path))
         kind = "dir" if p.is_dir() else "file"
-        refs[name] = Ref(kind, "", memo.hash(p), [str(p.resolve())], producer=f"source {name}")
+        try:
+            digest = memo.hash(p)
+        except FileNotFoundError as e:   # a broken link in a folder, or a file removed meanwhile
+            from orchestrator.where import set_at
+
+            problems.append(f"{set_at(Path(dag.recipe), f'sources.{name}', overrides)}: "
+                            f"source '{name}': {e.filename} cannot be read (a broken link, or a "
+                            "file removed while it was read); remove it or point it at a file")
+            refs[name] = Ref(kind, "", f"missing:{path}", [str(Path(path).expanduser())],
+                             producer=f"source {name}")
+            continue
+        # the path as the user wrote it, made absolute, links kept: a set is named after the
+        # file's name, and a Hugging Face Hub snapshot links each file to a blob without a suffix
+        refs[name] = Ref(kind, "", digest, [os.path.abspath(p)], producer=f"source {name}")
     for tried, found in elsewhere.items() if notes is not None else ():
         if len(found) == 1:
             notes.append(f"source '{found[0][0]}': {found[0][1]} {tried}")

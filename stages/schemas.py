@@ -98,6 +98,33 @@ class Model(Directory):
                               "files)")
 
 
+class OneFile(File):
+    """One file, never a folder (a qrels file, a list of ids): ``rag plan`` refuses a folder
+    given as its source before any step runs, naming what the folder holds, where the stage
+    would only have failed once it ran.
+
+    >>> import tempfile
+    >>> folder = Path(tempfile.mkdtemp())
+    >>> (folder / "test.tsv").write_text("q1\\tp1\\t1\\n") and None
+    >>> OneFile.check_source(folder)
+    Traceback (most recent call last):
+    ...
+    orchestrator.errors.ConfigError: ... is a folder, expected one file (it holds test.tsv); \
+point the source at the file itself
+    """
+
+    @classmethod
+    def check_source(cls, path: Path) -> None:
+        from orchestrator.api import ConfigError
+
+        if path.is_dir():
+            held = sorted(p.name for p in path.iterdir())
+            listed = ", ".join(held[:5]) + (f" and {len(held) - 5} more" if len(held) > 5 else "")
+            raise ConfigError(f"{path} is a folder, expected one file"
+                              + (f" (it holds {listed})" if held else " (an empty one)")
+                              + "; point the source at the file itself")
+
+
 class QuestionFile(File):
     """A question file or folder (``load_data``'s train and eval): a set without a ``dataset``
     field is named after its file, or its folder for a file named after a split

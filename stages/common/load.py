@@ -32,7 +32,7 @@ from annotated_types import Ge
 from orchestrator.api import (ConfigError, DataError, File, StageContext, added, nonsemantic,
                               stage)
 from stages.lib.data.fields import PassageField, QuestionField
-from stages.schemas import Passages, QuestionFile, Questions
+from stages.schemas import OneFile, Passages, QuestionFile, Questions
 
 Split = Literal["train", "test", "validation", "dev", "val", "valid", "eval"]
 
@@ -156,7 +156,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
 # 11: a dataset/source that is no set name (a URL) does not name the set; paragraph_text read
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: QuestionFile | None = None, eval: QuestionFile | None = None,
-              qrels: File | None = None) -> LoadOutput:
+              qrels: OneFile | None = None) -> LoadOutput:
     """The corpus and the train/eval questions: read from the wired files, or generated."""
     from stages.lib.data.qrels import qrels_mismatch, read_qrels
     from stages.lib.data.tables import to_table
