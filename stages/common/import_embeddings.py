@@ -4,12 +4,13 @@ For users who already encoded their corpus, e.g. the Contriever-MSMARCO embeddin
 behind the seeds' retriever (SEEDS 0.1, ``wikipedia_embeddings/passages_*``: pickles of
 ``(ids, embeddings)``, which we do not load: convert each once with ``numpy.save``). Inputs:
 
-- ``vectors``: a ``.npy`` or ``.safetensors`` file, or a directory of them read in name order,
-  each a ``(rows, dim)`` float16/float32 matrix (safetensors: the file's only tensor, or the one
-  named by ``tensor``). ``.npy`` files are memory-mapped and safetensors read in slices, so a
-  32 GB matrix is copied a chunk at a time.
+- ``vectors``: a ``.npy`` or ``.safetensors`` file, or a directory of them read in natural
+  name order (``emb_2`` before ``emb_10``), each a ``(rows, dim)`` float16/float32 matrix
+  (safetensors: the file's only tensor, or the one named by ``tensor``). ``.npy`` files are
+  memory-mapped and safetensors read in slices, so a 32 GB matrix is copied a chunk at a time.
 - ``ids``: a text file with one passage id per line, row-aligned with the vectors (file after
-  file).
+  file; the log lists the files in the order read, with their rows). Empty lines at the end are
+  not ids; an empty line before an id is refused.
 - ``corpus``: the passages; every id must be one of them.
 
 The output is the ``index`` stage's artifact: ``shard-00000/``, ``shard-00001/``, ... (one per
@@ -25,6 +26,7 @@ A stage of its own rather than an option of ``index``: it has no encoder, runs a
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
@@ -32,7 +34,7 @@ from typing import Annotated, Literal
 from annotated_types import Ge
 
 from orchestrator.api import DataError, File, StageContext, nonsemantic, stage
-from stages.schemas import Embeddings, Passages
+from stages.schemas import Embeddings, OneFile, Passages
 
 SUFFIXES = (".npy", ".safetensors")
 PICKLES = (".pkl", ".pickle", ".pt", ".pth", ".bin")
@@ -48,9 +50,26 @@ class ImportEmbeddingsConfig:
     chunk_rows: int = nonsemantic(262_144)    # rows copied at a time
 
 
+def natural_key(name: str) -> tuple:
+    """A file name's sort key in which a number counts as one: shards written ``emb_0`` ...
+    ``emb_11`` sort in the order they were written (in plain name order ``emb_10`` came before
+    ``emb_2``, and the rows paired with the wrong ids without an error). The name itself breaks
+    a tie (``emb_01``, ``emb_1``).
+
+    >>> sorted(["emb_10.npy", "emb_2.npy", "emb_1.npy", "passages_00"], key=natural_key)
+    ['emb_1.npy', 'emb_2.npy', 'emb_10.npy', 'passages_00']
+    """
+    parts = re.split(r"(\d+)", name)
+    return [int(p) if i % 2 else p for i, p in enumerate(parts)], name
+
+
 def vector_files(path: Path) -> list[Path]:
-    """The vector files of a ``vectors`` input (a file, or a directory's files in name order)."""
-    files = sorted(p for p in path.iterdir() if p.is_file()) if path.is_dir() else [path]
+    """The vector files of a ``vectors`` input (a file, or a directory's files in natural name
+    order, :func:`natural_key`)."""
+    files = [path]
+    if path.is_dir():
+        files = sorted((f for f in path.iterdir() if f.is_file()),
+                       key=lambda f: natural_key(f.name))
     for f in files:
         if f.suffix.lower() in PICKLES:
             raise DataError(f"{f}: pickles are refused: convert with numpy.save "
@@ -138,8 +157,10 @@ def _first_duplicate(ids):
     return counts.filter(pc.greater(counts.field("counts"), 1))[0]["values"].as_py()
 
 
-@stage("import_embeddings", version=1)
-def import_embeddings(vectors: File, ids: File, corpus: Passages, cfg: ImportEmbeddingsConfig,
+# 2: a folder's vector files in natural name order (emb_2 before emb_10; the ids paired with
+# another file's rows); a byte-order mark and trailing empty lines of the ids file are dropped
+@stage("import_embeddings", version=2)
+def import_embeddings(vectors: File, ids: OneFile, corpus: Passages, cfg: ImportEmbeddingsConfig,
                       ctx: StageContext) -> Embeddings:
     """Copy the vectors into index shards (one per file) with their ids and ``meta.json``."""
     import numpy as np
@@ -148,7 +169,10 @@ def import_embeddings(vectors: File, ids: File, corpus: Passages, cfg: ImportEmb
 
     mats = [Matrix(f, cfg.tensor) for f in vector_files(vectors.path)]
     dim = check_matrices(mats, cfg.dim)
-    all_ids = read_ids(ids.path)
+    # the ids pair with the rows in this order: the log says it, for the user to check
+    ctx.log.info("vector files in the order read (rows): %s",
+                 ", ".join(f"{m.path.name} ({m.shape[0]})" for m in mats))
+    all_ids = read_ids(ids.path, written_by_hand=True)
     counts = [m.shape[0] for m in mats]
     check_ids(all_ids, counts, ids.path, corpus)
     out, start = ctx.new_dir("index"), 0

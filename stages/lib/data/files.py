@@ -62,12 +62,51 @@ def binary_kind(head: bytes, name: str) -> str | None:
     'a Parquet file, not text; name it corpus.parquet'
     >>> binary_kind(b"\\x1f\\x8b\\x08", "corpus.jsonl"), binary_kind(b'{"id": 1}', "c.jsonl")
     ('gzip-compressed, not text; name it corpus.jsonl.gz', None)
+    >>> binary_kind(b"BZh91AY&SY", "q.jsonl.bz2")
+    'bzip2-compressed, not text; decompress it (bunzip2 -k q.jsonl.bz2) and point the input at ...'
     """
     if head.startswith(b"PAR1"):
         return f"a Parquet file, not text; name it {Path(name).stem}.parquet"
     if head.startswith(b"\x1f\x8b"):
         return f"gzip-compressed, not text; name it {name}.gz"
+    for magic, kind, unpack, suffix in COMPRESSED:
+        if re.match(magic, head):
+            # re-encoding, the advice for a bad byte, cannot help a compressed file
+            return f"{kind}, not text; {_unpack_advice(name, unpack, suffix)}"
     return None
+
+
+# Compressions the readers do not open (gzip they do): the file's first bytes, what it is, the
+# command that unpacks it and its suffix. bzip2's "BZh" is followed by its block size and a
+# block's (or the end's) magic, so that a text line starting "BZh" is not taken for one.
+COMPRESSED = ((rb"BZh[1-9](1AY&SY|\x17rE8P\x90)", "bzip2-compressed", "bunzip2 -k", ".bz2"),
+              (rb"\xfd7zXZ\x00", "xz-compressed", "unxz -k", ".xz"),
+              (rb"\x28\xb5\x2f\xfd", "zstd-compressed", "unzstd", ".zst"),
+              (rb"PK\x03\x04", "a zip archive", "unzip", ".zip"))
+
+
+def _unpack_advice(name: str, unpack: str, suffix: str) -> str:
+    """How to make a compressed file readable: unpack it, or recompress it with gzip (the
+    unpacking commands want the file to carry its compression's suffix).
+
+    >>> _unpack_advice("q.jsonl.xz", "unxz -k", ".xz")
+    'decompress it (unxz -k q.jsonl.xz) and point the input at q.jsonl, or gzip that (gzip -k ...'
+    >>> _unpack_advice("q.jsonl", "unxz -k", ".xz")
+    'rename it q.jsonl.xz, decompress it (unxz -k q.jsonl.xz) and point the input at q.jsonl, ...'
+    >>> _unpack_advice("corpus.zip", "unzip", ".zip")
+    'decompress it (unzip corpus.zip) and point the input at the file inside, or gzip that ...'
+    """
+    packed, file, rename = name, name, ""
+    if suffix == ".zip":
+        file = "FILE"
+    elif name.lower().endswith(suffix):
+        file = name[:-len(suffix)]
+    else:
+        packed = f"{name}{suffix}"
+        rename = f"rename it {packed}, "
+    inner = "the file inside" if suffix == ".zip" else file
+    return (f"{rename}decompress it ({unpack} {packed}) and point the input at {inner}, or gzip "
+            f"that (gzip -k {file} gives {file}.gz, which is read as is)")
 
 
 def first_line(path: Path) -> tuple[int, str]:
@@ -142,6 +181,18 @@ def _json_error(path: Path, line: int, err: json.JSONDecodeError) -> DataError:
                          "one JSON array [...])")
     return DataError(f"{path} line {line}: invalid JSON ({_json_problem(err)}); "
                      "expected one JSON object per line; fix or remove that line")
+
+
+def _nan_is_null(token: str) -> float | None:
+    """How the readers take the tokens JSON lacks but Python's ``json.dumps`` writes: ``NaN``,
+    a float missing value (pandas'), is null, a missing value, as a Parquet NaN is
+    (:func:`present`); read as a number it became the gold answer "nan". ``Infinity`` stays a
+    float.
+
+    >>> json.loads('{"answer": NaN, "score": -Infinity}', parse_constant=_nan_is_null)
+    {'answer': None, 'score': -inf}
+    """
+    return None if token == "NaN" else float(token)
 
 
 def iter_json_records(path: str | Path, sets: bool = False) -> Iterator[tuple[int, Any]]:
@@ -255,15 +306,26 @@ def arrow_batches(file: Path) -> Iterator:
                         "with save_to_disk") from None
 
 
+def present(rec: dict) -> dict:
+    """A table row's values less its nulls and float NaNs, the two ways a table marks a missing
+    value (pyarrow keeps a NaN that a table was given; read as a value it became the answer
+    "nan"), as keys a JSON line does not have.
+
+    >>> present({"id": "q1", "answer": float("nan"), "gold": None, "score": 0.5})
+    {'id': 'q1', 'score': 0.5}
+    """
+    return {k: v for k, v in rec.items() if v is not None and not (isinstance(v, float) and v != v)}
+
+
 def iter_arrow_records(path: Path, files: list[Path], what: str) -> Iterator[tuple[int, dict]]:
     """Yield ``(row number, record)`` for each row of a saved dataset's Arrow files (Arrow IPC
-    streams), nulls left out as for Parquet (:func:`iter_parquet_records`)."""
+    streams), nulls and NaNs left out as for Parquet (:func:`iter_parquet_records`)."""
     row_no = 0
     for file in files:
         for batch in arrow_batches(file):
             for rec in batch.to_pylist():
                 row_no += 1
-                yield row_no, {k: v for k, v in rec.items() if v is not None}
+                yield row_no, present(rec)
     if row_no == 0:
         raise DataError(f"{path}: the saved dataset has no rows (expected {what})")
 
@@ -272,7 +334,8 @@ def iter_parquet_records(path: str | Path, what: str = "records") -> Iterator[tu
     """Yield ``(row number, record)`` for each row of a Parquet file, read a batch at a time.
 
     A null value is left out of its record, as a key a JSON line does not have (Parquet gives
-    every row every column: a set exported with an optional field has nulls where it is absent).
+    every row every column: a set exported with an optional field has nulls where it is absent),
+    and so is a float NaN, pandas' missing value (:func:`present`).
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -291,17 +354,18 @@ def iter_parquet_records(path: str | Path, what: str = "records") -> Iterator[tu
     for batch in pf.iter_batches(batch_size=1024):
         for rec in batch.to_pylist():
             row_no += 1
-            yield row_no, {k: v for k, v in rec.items() if v is not None}
+            yield row_no, present(rec)
 
 
 def _parse_line(path: Path, line_no: int, line: str, rest, sets: bool = False) -> Any:
     try:
-        return json.loads(line)
+        return json.loads(line, parse_constant=_nan_is_null)
     except json.JSONDecodeError as err:
         if rest is not None and line.lstrip().startswith("{"):
             # The first line is not a whole object: maybe one pretty-printed JSON object.
             try:
-                whole = json.loads(line + "".join(text for _, text in rest))
+                whole = json.loads(line + "".join(text for _, text in rest),
+                                   parse_constant=_nan_is_null)
             except json.JSONDecodeError:
                 whole = None
             if sets and isinstance(whole, dict) and whole and all(isinstance(v, list)
@@ -317,7 +381,7 @@ def _parse_line(path: Path, line_no: int, line: str, rest, sets: bool = False) -
 
 
 def _iter_json_array(path: Path, text: str, start_line: int) -> Iterator[tuple[int, Any]]:
-    decoder = json.JSONDecoder()
+    decoder = json.JSONDecoder(parse_constant=_nan_is_null)
     pos = text.index("[") + 1
     line, counted = start_line, 0
     n = len(text)

@@ -145,8 +145,8 @@ def _string_list(value: Any, field: str, where: str, *, answers: bool = False) -
             value = decoded
 
     def add(v: Any, depth: int) -> None:
-        if v is None:  # a null inside a list of answers: nothing to add
-            return
+        if v is None or (isinstance(v, float) and v != v):  # a null, or NaN (a Parquet list's
+            return                                           # missing value): nothing to add
         if isinstance(v, str):
             if v.strip():
                 out.append(v)

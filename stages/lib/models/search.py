@@ -67,24 +67,36 @@ def load_embeddings(directory: str | Path, mmap: bool = True) -> tuple[list[str]
     return ids, emb
 
 
-def read_ids(path: str | Path):
+def read_ids(path: str | Path, written_by_hand: bool = False):
     """The ids of an ``ids.txt`` as a ``pyarrow.LargeStringArray``, built from the file's bytes.
 
-    No Python string per id: 21M ids cost their bytes plus 8 bytes each, not about 60.
+    No Python string per id: 21M ids cost their bytes plus 8 bytes each, not about 60. With
+    ``written_by_hand`` (a file the user gives, as ``import_embeddings``' ids), a UTF-8
+    byte-order mark is dropped (it is no part of the first id), empty lines at the end are not
+    ids and an empty line before an id is a ``DataError`` naming it
+    (:func:`_without_blank_lines`); an index's own ``ids.txt`` is read as written, as
+    :func:`read_ids_at` reads it.
 
     >>> import tempfile, pathlib
     >>> p = pathlib.Path(tempfile.mkdtemp()) / "ids.txt"
     >>> _ = p.write_text("a\\nbc\\n")
     >>> read_ids(p).to_pylist()
     ['a', 'bc']
+    >>> _ = p.write_bytes("\\ufeffa\\r\\nbc\\r\\n\\r\\n".encode())
+    >>> read_ids(p, written_by_hand=True).to_pylist()
+    ['a', 'bc']
     """
     import pyarrow as pa
 
     data = np.fromfile(path, dtype=np.uint8)
-    if len(data) == 0:
-        return pa.array([], pa.large_string())
+    if written_by_hand and data[:3].tobytes() == b"\xef\xbb\xbf":
+        data = data[3:]
     if (data == 13).any():                            # "\\r\\n" line ends
         data = data[data != 13]
+    if written_by_hand:
+        data = _without_blank_lines(data, path)
+    if len(data) == 0:
+        return pa.array([], pa.large_string())
     if data[-1] != 10:
         data = np.append(data, np.uint8(10))          # no final newline
     ends = np.flatnonzero(data == 10)                 # one "\\n" after each id
@@ -92,6 +104,32 @@ def read_ids(path: str | Path):
     offsets = np.append(starts - np.arange(len(ends)), len(data) - len(ends)).astype(np.int64)
     return pa.LargeStringArray.from_buffers(len(ends), pa.py_buffer(offsets),
                                             pa.py_buffer(data[data != 10]))
+
+
+def _without_blank_lines(data: np.ndarray, path: str | Path) -> np.ndarray:
+    """The bytes of a hand-written id file (``\\r`` removed) less its trailing empty lines, which
+    an editor may leave and which hold no id; an empty line before the last id is refused,
+    naming it, since every later id would pair with the row before its own.
+
+    >>> ids = np.frombuffer(b"a\\nb\\n\\n\\n", dtype=np.uint8)
+    >>> _without_blank_lines(ids, "ids.txt").tobytes()
+    b'a\\nb\\n'
+    >>> _without_blank_lines(np.frombuffer(b"a\\n\\nb\\n", dtype=np.uint8), "ids.txt")
+    Traceback (most recent call last):
+    orchestrator.errors.DataError: ids.txt line 2: an empty line, expected one passage id per ...
+    """
+    filled = np.flatnonzero(data != 10)
+    if len(filled) == 0:
+        return data[:0]
+    data = data[:filled[-1] + 2]                      # up to the last id's "\\n", if it has one
+    blank = np.flatnonzero((data[1:] == 10) & (data[:-1] == 10)) + 1
+    if data[0] == 10:
+        blank = np.concatenate([[0], blank])
+    if len(blank):
+        line = int(np.count_nonzero(data[:blank[0]] == 10)) + 1
+        raise DataError(f"{path} line {line}: an empty line, expected one passage id per line, "
+                        "row-aligned with the vectors; remove it, or write the id of that row")
+    return data
 
 
 def read_ids_at(path: str | Path, rows, chunk_bytes: int = 4 * 2**20):

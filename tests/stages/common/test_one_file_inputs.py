@@ -29,3 +29,26 @@ def test_a_qrels_folder_is_refused_by_the_plan(tmp_path, monkeypatch, capsys):
             "expected one file (it holds test.tsv); point the source at the file itself") in out
     assert rag("plan", *args, "data.qrels=qrels/test.tsv", "--check",
                runs=tmp_path / "runs") == 0
+
+
+IMPORT = """sources: {vectors: vec.npy, ids: idsdir}
+steps:
+  load: {stage: load_data, num_entities: 5, num_train: 2, num_eval: 2}
+  imp: {stage: import_embeddings, inputs: {vectors: vectors, ids: ids, corpus: load.corpus}}
+"""
+
+
+def test_an_ids_folder_is_refused_by_the_plan(tmp_path, monkeypatch, capsys):
+    """import_embeddings' ids given a folder failed in the stage with a bare IsADirectoryError,
+    and the run was not marked as bad input."""
+    import numpy as np
+
+    (tmp_path / "r.yaml").write_text(IMPORT)
+    np.save(tmp_path / "vec.npy", np.zeros((3, 4), np.float32))
+    (tmp_path / "idsdir").mkdir()
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("RAGLINE_CACHE", str(tmp_path / "cache"))
+    assert rag("plan", "r.yaml", "--check", runs=tmp_path / "runs") == 2
+    out = " ".join(capsys.readouterr().out.split())
+    assert (f"steps.imp.inputs.ids (source 'ids'): {tmp_path / 'idsdir'} is a folder, expected "
+            "one file (an empty one); point the source at the file itself") in out
