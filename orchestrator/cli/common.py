@@ -163,6 +163,23 @@ def runs_dir(args, dag=None) -> Path:
     return Path("runs")
 
 
+def run_order(name: str) -> tuple:
+    """A run or sweep folder's name as a key that sorts in the order they were started: the
+    second of a second (``<time>-2``, ``<time>-2-sweep``) after the first, which plain name
+    order puts the other way round ("-2" before "-s").
+
+    >>> sorted(["20261207-120000-2-sweep", "20261207-120000-sweep", "20261207-115959"],
+    ...        key=run_order)
+    ['20261207-115959', '20261207-120000-sweep', '20261207-120000-2-sweep']
+    """
+    import re
+
+    found = re.fullmatch(r"(\d{8}-\d{6})(?:-(\d+))?(-sweep)?", name)
+    if found is None:
+        return (name, 0)
+    return (found.group(1), int(found.group(2) or 1))
+
+
 def find_sweep(runs: Path, spec: str | None) -> Path | None:
     """A sweep's directory (``…-sweep/`` holding ``member-0000/``…) from a path or a name."""
     if not spec:
@@ -206,7 +223,7 @@ def find_run(runs: Path, spec: str | None) -> Path:
                                    "members and their values")
         newest = sorted((p for p in runs.glob("*/*") if p.is_dir() and (
             (p / "status.json").is_file() or p.name.endswith("-sweep"))),
-            key=lambda p: p.name)[-3:]
+            key=lambda p: run_order(p.name))[-3:]
         known = f"; the newest: {', '.join(f'{p.parent.name}/{p.name}' for p in newest)}" if newest else ""
         elsewhere = ("; runs are read from ./runs unless --runs-dir is given: pass the one "
                      "rag run used" if runs == Path("runs") else "")

@@ -10,6 +10,7 @@ import shutil
 
 import pytest
 
+from orchestrator.cli.common import run_order
 from tests.conftest import counts, rag
 from tests.faults.faultkit import recipe
 
@@ -33,7 +34,7 @@ def _member_totals(runs, sweep) -> list[float]:
 
 
 def _newest_sweep(runs, name: str):
-    return sorted((runs / name).glob("*-sweep"))[-1]
+    return sorted((runs / name).glob("*-sweep"), key=lambda p: run_order(p.name))[-1]
 
 
 def test_force_in_a_sweep_recomputes_a_shared_step_once_for_every_member(toy, capsys):

@@ -8,6 +8,7 @@ import shlex
 import signal
 import time
 
+from orchestrator.cli.common import run_order
 from tests.conftest import counts, rag, rag_process
 
 WRONG = """\
@@ -37,7 +38,7 @@ def _words(text: str) -> str:
 
 
 def _sweeps(runs, recipe: str = "chain") -> list:
-    return sorted((runs / recipe).glob("*-sweep"))
+    return sorted((runs / recipe).glob("*-sweep"), key=lambda p: run_order(p.name))
 
 
 def test_the_closing_table_shows_the_swept_values_the_differing_metrics_and_the_records(toy, capsys):
@@ -98,8 +99,8 @@ def test_a_failed_member_is_named_with_the_commands_that_resume_it(toy, monkeypa
     assert rag("status", sweep.name, runs=runs) == 0
     out = _words(capsys.readouterr().out)
     assert "sweep: failed (2 ok, 2 failed); rerun the same command to resume: rag run" in out
-    assert (f"✗ member-0002: wrong: step 'wrong' output 'out' of stage 'toy_wrong_rows' "
-            f"(tests.toy.stages): no row has the column 'x'") in out
+    assert ("✗ member-0002: wrong: step 'wrong' output 'out' of stage 'toy_wrong_rows' "
+            "(tests.toy.stages): no row has the column 'x'") in out
     assert f"log: {sweep}/member-0002/logs/wrong.log" in out
     assert f"one member's steps: rag status {sweep}/member-0002" in out
 
@@ -193,8 +194,8 @@ def test_two_sweeps_started_in_the_same_second_get_two_directories(toy, monkeypa
     for values in ("steps.dpo.add=0.1,0.2", "steps.dpo.add=0.3,0.4"):
         assert rag("run", str(toy / "conf/chain.yaml"), "-m", values, "--no-progress",
                    runs=runs) == 0
-    assert [s.name for s in _sweeps(runs)] == ["20260101-000000-2-sweep", "20260101-000000-sweep"]
-    for sweep, value in zip(_sweeps(runs), ("0.3", "0.1")):
+    assert [s.name for s in _sweeps(runs)] == ["20260101-000000-sweep", "20260101-000000-2-sweep"]
+    for sweep, value in zip(_sweeps(runs), ("0.1", "0.3")):   # in the order they started
         assert json.loads((sweep / "sweep.json").read_text())["members"][0] == [
             f"steps.dpo.add={value}"]
 
