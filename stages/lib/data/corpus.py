@@ -348,9 +348,9 @@ def _table_passages(path: Path, table, names: list[str]):
 
     id_col, text_col = table.schema.names[:2]
     try:
-        ids = table[id_col].cast(pa.string())
-        text = table[text_col].cast(pa.string())
-        title = table["title"].cast(pa.string()) if "title" in names else None
+        ids = _nan_as_null(table[id_col]).cast(pa.string())
+        text = _nan_as_null(table[text_col]).cast(pa.string())
+        title = _nan_as_null(table["title"]).cast(pa.string()) if "title" in names else None
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
         raise DataError(f"{path} row 1: cannot read the columns as strings ({err}); expected string "
                         "columns id, title, text") from None
@@ -360,6 +360,22 @@ def _table_passages(path: Path, table, names: list[str]):
     if title is None and text_col == "contents" and not autorag:
         title, text = _split_contents(text)
     return _assemble(path, ids, title, text, "row")
+
+
+def _nan_as_null(column):
+    """A float column's NaNs as nulls, the missing values they stand for (pandas writes a
+    missing cell of a float column as NaN; cast to text it was the title "nan").
+
+    >>> import pyarrow as pa
+    >>> _nan_as_null(pa.chunked_array([[1.5, float("nan")]])).cast(pa.string()).to_pylist()
+    ['1.5', None]
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if not pa.types.is_floating(column.type):
+        return column
+    return pc.if_else(pc.is_nan(column), pa.scalar(None, column.type), column)
 
 
 def _split_contents(contents):

@@ -94,3 +94,17 @@ def test_a_text_line_starting_bzh_is_text(tmp_path):
     first id starts "BZh" is still read as text."""
     p = write(tmp_path / "psgs.tsv", "BZh91\tsome text\tTitle\n")
     assert read_corpus(p)[0]["id"] == "BZh91"
+
+
+def test_a_nan_in_a_parquet_corpus_column_is_a_missing_value(tmp_path):
+    """Data audit 43, finding 4 (the corpus's Parquet path): a float title column's NaN was the
+    title "nan"; a NaN text is named as a passage without text."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    p = tmp_path / "corpus.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "title": [1.0, float("nan")],
+                             "text": ["x", "y"]}), p)
+    assert [r["title"] for r in read_corpus(p)] == ["1", ""]   # as Arrow casts 1.0
+    pq.write_table(pa.table({"id": ["a", "b"], "text": [1.0, float("nan")]}), p)
+    raises(["corpus.parquet row 2: passage has no text"], read_corpus, p)
