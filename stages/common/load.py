@@ -153,7 +153,8 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
 # options is refused; PopQA's possible_answers (a JSON list in a string) are its golds
 # 10: an Alpaca record's input joins its instruction; dataset_name names the set; a JSON object
 # of sets ({name: [records]}) is read as those sets
-# 11: a dataset/source that is no set name (a URL) does not name the set; paragraph_text read
+# 11: a dataset/source that is no set name (a URL) does not name the set; paragraph_text read;
+# a NaN (JSON, Parquet) is a missing value, not the text "nan"
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: QuestionFile | None = None, eval: QuestionFile | None = None,
               qrels: OneFile | None = None) -> LoadOutput:
