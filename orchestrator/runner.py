@@ -203,7 +203,8 @@ class Admission:
                     self.verdicts[slots[step.name]] = None
                 except ConfigError as e:
                     self.verdicts[slots[step.name]] = _line(e)
-        refused = [v for s in steps if (v := self.verdicts[slots[s.name]])]
+        # a partition-wide refusal (sinfo) is the same line for every step: said once
+        refused = list(dict.fromkeys(v for s in steps if (v := self.verdicts[slots[s.name]])))
         if refused and getattr(executor, "name", "") == "local":   # as Runner._prepare
             refusal = no_gpu_refusal(dag.recipe, steps, overrides)
             if refusal is not None:
@@ -539,6 +540,7 @@ class Runner:
         # in-process task's already went to the terminal's log handler)
         workers = [] if self.executor.in_process(step) else rest
         sizes = {t.key: _size(t.log) for t in workers}
+        self.executor.on_submitted = self._record_jobs(step, todo)
         results = {**(self.executor.run(step, rest) if rest else {}), **before}
         self._echo_warnings(step, workers, sizes)
         jobs = [self.executor.jobs[t.key] for t in todo if t.key in self.executor.jobs]
@@ -697,6 +699,15 @@ class Runner:
             return False
         self.run.status["resume"] = again
         return True
+
+    def _record_jobs(self, step: Step, todo: list[Task]):
+        """The executor's ``on_submitted``: the step's job ids saved in status.json as soon as
+        they are submitted, not when the step ends: after a killed driver, the record names
+        the jobs still running (to scancel), which share their name with other runs' jobs."""
+        def record(ids: dict[str, str]) -> None:
+            jobs = [self.executor.jobs[t.key] for t in todo if t.key in self.executor.jobs]
+            self.run.set_step(step.name, jobs=jobs)
+        return record
 
     def _fail(self, step: Step, where: str, failure: Failed) -> None:
         recipe = os.path.relpath(self.dag.recipe)

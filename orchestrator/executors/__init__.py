@@ -61,6 +61,31 @@ def _check(block: dict) -> None:
             expected = "a whole number" if kinds is int else "a number"
             raise ConfigError(f"ragline.executor.{key}: expected {expected}, 0 or more, got "
                               f"{value!r}")
+    if name == "slurm":
+        _check_slurm(block)
+
+
+def _check_slurm(block: dict) -> None:
+    """The job settings sbatch would refuse mid-run, refused before any step runs (and by
+    ``rag plan --check``): ``time`` in a form sbatch takes, ``mem_gb`` a number above 0."""
+    from orchestrator.executors.slurm import time_minutes
+
+    for key in ("time", "timeout_min"):
+        if block.get(key) is None:
+            continue
+        try:
+            time_minutes(block[key])
+        except ValueError:
+            raise ConfigError(f"ragline.executor.{key}: {block[key]!r} is not minutes, MM:SS, "
+                              "HH:MM:SS or D-HH:MM:SS",
+                              hint=f"e.g. ragline.executor.{key}=8:00:00 (8 hours) or 480 "
+                                   "(minutes)") from None
+    mem = block.get("mem_gb")
+    if mem is not None and (isinstance(mem, bool) or not isinstance(mem, (int, float))
+                            or mem <= 0):
+        raise ConfigError(f"ragline.executor.mem_gb: expected a number of GB above 0, got {mem!r}",
+                          hint="e.g. ragline.executor.mem_gb=32, or null for the partition's "
+                               "default")
 
 
 class Router:
@@ -71,6 +96,14 @@ class Router:
         self.name = heavy.name
         self.jobs = heavy.jobs
         self.connects = getattr(heavy, "connects", False)  # check_resources attaches to a cluster
+
+    @property
+    def on_submitted(self):
+        return getattr(self.heavy, "on_submitted", None)
+
+    @on_submitted.setter
+    def on_submitted(self, callback) -> None:   # the runner's: job ids to the run record
+        self.heavy.on_submitted = callback
 
     def in_process(self, step) -> bool:
         if self.isolate == "always":

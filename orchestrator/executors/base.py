@@ -8,6 +8,12 @@ key, what happened::
         def check_resources(self, steps: list[Step]) -> None   # before anything runs; ConfigError
         def run(self, step: Step, tasks: list[Task]) -> dict[str, TaskResult]
         def cancel(self) -> None                             # stop what runs now (Ctrl-C, SIGTERM)
+        jobs: dict[str, str]                                 # task key -> scheduler job id
+        on_submitted: Callable[[dict[str, str]], None] | None  # set by the runner
+
+An executor that hands tasks to a scheduler calls ``report_submitted(self, {key: job_id})`` as
+soon as they are submitted: the ids land in ``jobs`` and the runner's ``on_submitted`` writes
+them to the run record while the jobs run, so a killed driver's jobs can still be cancelled.
 
 ``TaskResult`` is ``Done`` (computed and committed), ``Reused`` (another process committed the key
 meanwhile) or ``Failed(message, log)``. Whatever runs the task (this process, a local worker, a
@@ -20,7 +26,9 @@ as is fails the same way; not so a ``StageOutputError``, whose stage's code must
 from __future__ import annotations
 
 import json
+import logging
 import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Protocol, Union
@@ -55,12 +63,36 @@ TaskResult = Union[Done, Reused, Failed]
 class Executor(Protocol):
     name: str
     jobs: dict[str, str]      # task key -> scheduler job id (empty for local processes)
+    on_submitted: Callable[[dict[str, str]], None] | None   # the runner's; report_submitted
 
     def check_resources(self, steps: list) -> None: ...
 
     def run(self, step, tasks: list[Task]) -> dict[str, TaskResult]: ...
 
     def cancel(self) -> None: ...
+
+
+def report_submitted(executor, ids: dict[str, str]) -> None:
+    """Task key -> job id of tasks just submitted: kept in ``executor.jobs`` and passed to the
+    runner's ``executor.on_submitted`` at once (it saves them in status.json), not when the
+    step ends: a driver killed meanwhile leaves the ids of the jobs still to cancel.
+
+    >>> from types import SimpleNamespace
+    >>> seen = []
+    >>> ex = SimpleNamespace(jobs={}, on_submitted=seen.append)
+    >>> report_submitted(ex, {"k1": "471_0", "k2": "471_1"})
+    >>> ex.jobs["k2"], seen
+    ('471_1', [{'k1': '471_0', 'k2': '471_1'}])
+    """
+    executor.jobs.update(ids)
+    callback = getattr(executor, "on_submitted", None)
+    if callback is None or not ids:
+        return
+    try:
+        callback(dict(ids))
+    except OSError as e:   # a full disk must not stop jobs already running; the step end retries
+        logging.getLogger("ragline").warning("could not record job ids %s (%s)",
+                                             ", ".join(ids.values()), e.strerror or e)
 
 
 def run_reporting(task: Task, store, wait_note=None, main_process: bool = True) -> TaskResult:

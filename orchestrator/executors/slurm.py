@@ -19,6 +19,10 @@ processes, for a machine without SLURM).
 * Ctrl-C cancels the step's jobs (``scancel``). A driver killed outright cannot cancel them, so
   every job watches a heartbeat file the driver touches every 2 s: a job whose driver is gone
   (heartbeat older than ``heartbeat_s``) kills its worker or does not start it.
+* Before any step, the partition and ``cpus_per_task``/``mem_gb``/``time`` are checked against
+  ``sinfo``; a job sbatch still refuses fails its step as bad input; a job pending for a reason
+  SLURM never clears is cancelled; a job that dies outside the stage is named by its state, exit
+  code and stderr. Job ids reach the run record at submission (``report_submitted``).
 * The job runs the same worker as the local executor, so locking, caching and single flight are
   unchanged; the cache directory must be on a filesystem every node shares.
 """
@@ -31,10 +35,11 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 
-from orchestrator.errors import ConfigError
-from orchestrator.executors.base import Failed, TaskResult, read_result
+from orchestrator.errors import ConfigError, did_you_mean
+from orchestrator.executors.base import Failed, TaskResult, read_result, report_submitted
 from orchestrator.executors.gpus import check_node_gpus, runs_as_ranks, visible_gpus
 from orchestrator.executors.launch import (FORWARD_ENV, HEARTBEAT_EVERY_S, forwarded_env,
                                           remove_task_files, step_env_names,
@@ -45,14 +50,21 @@ log = logging.getLogger("ragline")
 
 
 def time_minutes(value) -> int:
-    """SLURM's time formats (or plain minutes) in minutes.
+    """SLURM's time formats (or plain minutes) in minutes; ValueError for anything else.
 
     >>> time_minutes(90), time_minutes("1-02:00:00"), time_minutes("45:00"), time_minutes("2:30:00")
     (90, 1560, 45, 150)
+    >>> time_minutes("8h")
+    Traceback (most recent call last):
+    ValueError: '8h' is not minutes, MM:SS, HH:MM:SS or D-HH:MM:SS
     """
-    if isinstance(value, int) or str(value).isdigit():
-        return int(value)
-    text = str(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    text = str(value).strip()
+    # D-HH, D-HH:MM, D-HH:MM:SS, MM, MM:SS, HH:MM:SS (sbatch --time); a typo (8h, 1:2:3:4) is
+    # refused here rather than by sbatch, mid-run
+    if not re.fullmatch(r"(\d+-)?\d+(:\d+){0,2}", text) or isinstance(value, (bool, float)):
+        raise ValueError(f"{value!r} is not minutes, MM:SS, HH:MM:SS or D-HH:MM:SS")
     days, _, rest = text.rpartition("-")
     parts = [int(p) for p in rest.split(":")]
     if len(parts) == 3:
@@ -78,22 +90,63 @@ def gres_gpus(gres: str) -> int:
     return total
 
 
-def partition_gpus(partition: str | None) -> list[int]:
-    """GPUs per node of ``partition`` (the default partition when None), from ``sinfo``."""
-    argv = ["sinfo", "-h", "-N", "-o", "%N|%G|%P"]
-    if partition:
-        argv += ["-p", partition]
+SINFO_FORMAT = "%N|%G|%P|%c|%m|%l"   # node, gres, partition (* the default), CPUs, MB, MaxTime
+
+
+def sinfo_text() -> str:
+    """Every node of every partition (hidden ones too), one ``SINFO_FORMAT`` line each."""
+    argv = ["sinfo", "-h", "-N", "-a", "-o", SINFO_FORMAT]
     try:
-        out = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60, check=True).stdout
     except (OSError, subprocess.SubprocessError) as e:
         raise ConfigError(f"executor=slurm: cannot ask SLURM for its nodes (sinfo: {e})",
                           hint="run on a machine with the SLURM client commands") from None
-    per_node: dict[str, int] = {}
-    for line in out.splitlines():
-        node, gres, part = line.split("|")
-        if partition or part.endswith("*"):
-            per_node[node] = max(per_node.get(node, 0), gres_gpus(gres))
-    return list(per_node.values())
+
+
+def _number(text: str) -> int | None:
+    m = re.match(r"\d+", text.strip())
+    return int(m.group()) if m else None
+
+
+def read_sinfo(text: str, partition: str | None) -> tuple[str | None, list[dict], list[str]]:
+    """(the partition's name, its nodes, every partition's name) from ``sinfo`` lines in
+    ``SINFO_FORMAT``; the default partition (marked ``*``) when ``partition`` is None. A node's
+    ``max_min`` is its partition's MaxTime in minutes (None: no limit); a field sinfo left out
+    is None (not checked).
+
+    >>> text = "n1|gpu:2|debug*|2|24105|infinite\\nn2|(null)|cpu|64|256000|2-00:00:00"
+    >>> read_sinfo(text, None)[0], read_sinfo(text, "cpu")[1]
+    ('debug', [{'node': 'n2', 'gpus': 0, 'cpus': 64, 'mem_mb': 256000, 'max_min': 2880}])
+    >>> read_sinfo(text, "gpu")[1:]
+    ([], ['debug', 'cpu'])
+    """
+    names: list[str] = []
+    found: str | None = None
+    nodes: dict[str, dict] = {}
+    for line in text.splitlines():
+        fields = (line.split("|") + [""] * 6)[:6]
+        node, gres, part, cpus, mem, limit = fields
+        name = part.strip().rstrip("*")
+        if not name:
+            continue
+        names += [name] if name not in names else []
+        if not (name == partition or (partition is None and part.strip().endswith("*"))):
+            continue
+        found = name
+        try:
+            max_min = None if limit.strip() in ("", "infinite", "UNLIMITED", "n/a") \
+                else time_minutes(limit.strip())
+        except ValueError:
+            max_min = None
+        old = nodes.get(node, {})
+        nodes[node] = {"node": node, "gpus": max(old.get("gpus", 0), gres_gpus(gres)),
+                       "cpus": _number(cpus), "mem_mb": _number(mem), "max_min": max_min}
+    return found, list(nodes.values()), names
+
+
+def partition_gpus(partition: str | None) -> list[int]:
+    """GPUs per node of ``partition`` (the default partition when None), from ``sinfo``."""
+    return [n["gpus"] for n in read_sinfo(sinfo_text(), partition)[1]]
 
 
 def gang_nodes(gpus: int, per_node: list[int]) -> tuple[int, int]:
@@ -168,21 +221,32 @@ class SlurmExecutor:
         self.stale_s = float(cfg.get("heartbeat_s") or 120)
         self.env_patterns = [*FORWARD_ENV, *(cfg.get("env") or [])]
         self.jobs: dict[str, str] = {}
+        self.on_submitted = None   # the runner's: job ids to the run record (report_submitted)
         self._active: list = []
+        self._sinfo: str | None = None
 
     # -- checks --------------------------------------------------------------------------------
+    def nodes(self) -> tuple[str | None, list[dict], list[str]]:
+        """``read_sinfo`` of the configured partition, asked once per executor."""
+        if self._sinfo is None:
+            self._sinfo = sinfo_text()
+        return read_sinfo(self._sinfo, self.cfg.get("partition"))
+
     def gpus_per_node(self) -> list[int]:
         """GPUs per node where the jobs will run: the partition's, or this machine's for
         ``cluster: local``."""
         if self.cluster != "slurm":
             return [len(visible_gpus())]
-        return partition_gpus(self.cfg.get("partition"))
+        return [n["gpus"] for n in self.nodes()[1]]
 
     def check_resources(self, steps: list) -> None:
-        """GPU steps against the partition's nodes (``sinfo`` gres), never this machine's devices:
-        a login node without GPUs submits GPU steps."""
+        """The partition and the job settings against its nodes (``sinfo``), then GPU steps
+        against them, never this machine's devices: a login node without GPUs submits GPU
+        steps."""
         part = self.cfg.get("partition")
         where = f"partition '{part}'" if part else "the default partition"
+        if steps and self.cluster == "slurm":
+            check_partition(self.cfg, *self.nodes())
 
         def no_gpus(step, per_node: list[int]) -> ConfigError:
             return ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPU(s) asked for, but {where} "
@@ -215,27 +279,17 @@ class SlurmExecutor:
             return {t.key: Failed(one_line(e), t.log) for t in tasks}
         stop = threading.Event()
         threading.Thread(target=_heartbeat, args=(beat, stop), daemon=True).start()
-        # the jobs get RAGLINE_*, HF_*, the env: list and what the step reads from the
-        # environment sbatch exports; their arguments, pickled into job files kept in the run
-        # record, hold the names only (no value is written down): the log names any missing
-        expected = sorted({*forwarded_env(self.env_patterns),
-                           *(n for n in step_env_names(step) if n in os.environ)})
-        env = {} if step.gpus else {"CUDA_VISIBLE_DEVICES": ""}   # hide the login node's GPUs
-        common = (env, os.getcwd(), str(beat), self.stale_s, expected)
         try:
-            if runs_as_ranks(step):
-                nodes, per = gang_nodes(step.gpus, self.gpus_per_node())
-                t = tasks[0]
-                ex = self.submitter(step, folder, nodes, per)
-                self._active = [ex.submit(run_gang_job, str(files[t.key]), t.log, *common, per)]
-            else:
-                ex = self.submitter(step, folder, 1, step.gpus)
-                with ex.batch():  # one job array
-                    for t in tasks:
-                        self._active.append(ex.submit(run_shard_job, str(files[t.key]), t.log, *common))
-            for job, t in zip(self._active, tasks):
-                self.jobs[t.key] = str(job.job_id)
-            return {t.key: self._result(job, t, files[t.key]) for job, t in zip(self._active, tasks)}
+            try:
+                self._submit(step, tasks, files, folder, str(beat))
+            except SUBMIT_ERRORS as e:   # sbatch refused: this step fails, independent ones run
+                return {t.key: refused(e, self.cfg) for t in tasks}
+            report_submitted(self, {t.key: str(j.job_id) for j, t in zip(self._active, tasks)})
+            never = self._wait(step)
+            if never:   # pending for a reason SLURM never clears: stop waiting, say which setting
+                self.cancel()
+            return {t.key: never if never and not job.done() else self._result(job, t, files[t.key])
+                    for job, t in zip(self._active, tasks)}
         except KeyboardInterrupt:
             self.cancel()
             raise
@@ -245,16 +299,57 @@ class SlurmExecutor:
             beat.unlink(missing_ok=True)
             remove_task_files(files)
 
+    def _submit(self, step, tasks: list, files: dict, folder: Path, beat: str) -> None:
+        """The step's tasks as one job array, or one job of ranks, into ``self._active``."""
+        # the jobs get RAGLINE_*, HF_*, the env: list and what the step reads from the
+        # environment sbatch exports; their arguments, pickled into job files kept in the run
+        # record, hold the names only (no value is written down): the log names any missing
+        expected = sorted({*forwarded_env(self.env_patterns),
+                           *(n for n in step_env_names(step) if n in os.environ)})
+        env = {} if step.gpus else {"CUDA_VISIBLE_DEVICES": ""}   # hide the login node's GPUs
+        common = (env, os.getcwd(), beat, self.stale_s, expected)
+        if runs_as_ranks(step):
+            nodes, per = gang_nodes(step.gpus, self.gpus_per_node())
+            t = tasks[0]
+            ex = self.submitter(step, folder, nodes, per)
+            self._active = [ex.submit(run_gang_job, str(files[t.key]), t.log, *common, per)]
+            return
+        ex = self.submitter(step, folder, 1, step.gpus)
+        jobs = []
+        with ex.batch():  # one job array
+            for t in tasks:
+                jobs.append(ex.submit(run_shard_job, str(files[t.key]), t.log, *common))
+        self._active = jobs
+
+    def _wait(self, step) -> Failed | None:
+        """Until every job is done. Every ``POLL_S`` squeue says why those not started wait: a
+        reason SLURM never clears ends the wait (its failure returned); any other is logged
+        every ``NOTE_S`` (a job that cannot start used to leave ``rag run`` silent forever)."""
+        polled = noted = time.monotonic()
+        while not all(job.done() for job in self._active):
+            time.sleep(1)
+            if self.cluster != "slurm" or time.monotonic() - polled < POLL_S:
+                continue
+            polled = time.monotonic()
+            ids = sorted({str(job.job_id).split("_")[0] for job in self._active})
+            verdict, reason, pending = pending_verdict(squeue_lines(ids))
+            if verdict == "never":
+                return pending_failure(reason, self.cfg, step.name)
+            if pending and time.monotonic() - noted >= NOTE_S:
+                noted = time.monotonic()
+                log.warning("%s: waiting: %d SLURM job(s) pending (%s)", step.name, pending, reason)
+        return None
+
     def _result(self, job, task, task_file: Path) -> TaskResult:
+        what = f"SLURM job {job.job_id}"
         try:
             code = max(job.results())
-        except Exception as e:  # noqa: BLE001 - a job killed, timed out, preempted or failed
-            result = read_result(Path(f"{task_file}.result"), 1, task.log, f"SLURM job {job.job_id}")
+        except Exception:  # noqa: BLE001 - a job killed, timed out, preempted or failed
+            result = read_result(Path(f"{task_file}.result"), 1, task.log, what)
             if isinstance(result, Failed) and "without a result" in result.message:
-                line = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
-                return Failed(f"SLURM job {job.job_id} failed: {line}", task.log)
+                return job_failure(job, task.log, self.cfg)
             return result
-        return read_result(Path(f"{task_file}.result"), code, task.log, f"SLURM job {job.job_id}")
+        return read_result(Path(f"{task_file}.result"), code, task.log, what)
 
     def cancel(self) -> None:
         """Ctrl-C or SIGTERM: scancel this run's jobs."""
@@ -263,6 +358,234 @@ class SlurmExecutor:
                 job.cancel(check=False)
             except Exception:  # noqa: BLE001 - already gone
                 pass
+
+
+# -- what went wrong, in words ----------------------------------------------------------------
+POLL_S = 30        # squeue for pending jobs' reasons: every 30 s, light on slurmctld
+NOTE_S = 180       # a "waiting: N jobs pending" line every 3 minutes while they wait
+# SLURM's pending reasons that never clear by themselves -> the setting behind them
+NEVER_STARTS = {"PartitionTimeLimit": "time", "PartitionNodeLimit": "partition",
+                "PartitionConfig": "partition", "BadConstraints": "constraint",
+                "InvalidAccount": "account", "InvalidQOS": "qos"}
+
+
+def _never_setting(reason: str) -> str | None:
+    if "MaxWallDuration" in reason:   # QOSMaxWallDurationPerJobLimit, AssocMaxWall...
+        return "time"
+    return NEVER_STARTS.get(reason)
+
+
+def _array_size(job_id: str) -> int:
+    """Array tasks in one squeue id: ``12_[0-3,7%4]`` is 5.
+
+    >>> _array_size("12_3"), _array_size("12_[0-3,7%4]"), _array_size("12_[5]")
+    (1, 5, 1)
+    """
+    m = re.search(r"\[([^\]%]*)", job_id)
+    if not m:
+        return 1
+    count = 0
+    for part in m.group(1).split(","):
+        first, _, last = part.partition("-")
+        count += int(last) - int(first) + 1 if last else 1
+    return count
+
+
+def pending_verdict(lines: list[str]) -> tuple[str, str, int]:
+    """(verdict, reason, pending tasks) from ``squeue -h -o '%i|%T|%r'`` lines: ``never`` when
+    a pending job waits for a reason SLURM never clears (``reason`` is that one), ``waiting``
+    when jobs are pending for another reason (the most common), ``""`` when none pend.
+
+    >>> pending_verdict(["7_[2-3%4]|PENDING|PartitionTimeLimit", "7_0|RUNNING|None"])
+    ('never', 'PartitionTimeLimit', 2)
+    >>> pending_verdict(["7_[1-3%4]|PENDING|Resources", "8|PENDING|Priority"])
+    ('waiting', 'Resources', 4)
+    >>> pending_verdict(["7_0|RUNNING|None"])
+    ('', '', 0)
+    """
+    counts: dict[str, int] = {}
+    for line in lines:
+        fields = line.strip().split("|")
+        if len(fields) == 3 and fields[1] == "PENDING":
+            counts[fields[2]] = counts.get(fields[2], 0) + _array_size(fields[0])
+    pending = sum(counts.values())
+    for reason in counts:
+        if _never_setting(reason):
+            return "never", reason, pending
+    if not counts:
+        return "", "", 0
+    return "waiting", max(counts, key=lambda r: counts[r]), pending
+
+
+def squeue_lines(job_ids: list[str]) -> list[str]:
+    """squeue's ``id|state|reason`` lines of these jobs; none when squeue fails (asked again
+    at the next poll)."""
+    argv = ["squeue", "-h", "-j", ",".join(job_ids), "-o", "%i|%T|%r"]
+    try:
+        return subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return []
+
+
+def pending_failure(reason: str, cfg: dict, step: str) -> Failed:
+    """A job SLURM will never start, as a failure naming the setting behind ``reason``."""
+    key = _never_setting(reason) or "partition"
+    value = cfg.get(key) if key != "time" else cfg.get("time") or cfg.get("timeout_min") or 1440
+    if key == "partition" and reason in ("PartitionNodeLimit", "PartitionConfig"):
+        asked = (f"ragline.executor.partition={value or '(default)'}: its limits refuse the "
+                 f"resources asked for (cpus_per_task, mem_gb, steps.{step}.gpus)")
+    else:
+        asked = f"ragline.executor.{key}={value}"
+    return Failed(f"SLURM will never start the job: pending for {reason} ({asked}); cancelled",
+                  bad_input=True, hint=f"change ragline.executor.{key} (see sinfo, sacctmgr "
+                                       "show qos/assoc) and rerun")
+
+
+SUBMIT_ERRORS: tuple = (subprocess.CalledProcessError, OSError)
+try:   # sbatch's refusal, as submitit raises it
+    from submitit.core.utils import FailedJobError, FailedSubmissionError
+
+    SUBMIT_ERRORS = (FailedJobError, FailedSubmissionError, *SUBMIT_ERRORS)
+except ImportError:   # SlurmExecutor refuses to start without submitit
+    pass
+
+
+def sbatch_error(text: str) -> str:
+    """The line of sbatch's stderr that says why.
+
+    >>> sbatch_error("sbatch: error: Batch job submission failed: Invalid partition name")
+    'Batch job submission failed: Invalid partition name'
+    >>> sbatch_error("sbatch: warning: x\\nsbatch: error: invalid partition specified: nope\\n")
+    'invalid partition specified: nope'
+    """
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    errors = [ln for ln in lines if "error" in ln.lower()] or lines or ["(no message)"]
+    return re.sub(r"^sbatch: error: ", "", errors[-1])
+
+
+def refused(e: BaseException, cfg: dict) -> Failed:
+    """sbatch refused a job (a bad partition, more CPUs than a node has): bad input, the step
+    fails and the run goes on; a scheduler that could not be reached is not the input's fault."""
+    text = str(getattr(e, "stderr", "") or e)
+    line = sbatch_error(text)
+    transient = re.search(r"temporarily|timed? ?out|unable to contact|try again|connection",
+                          text, re.I)
+    return Failed(f"sbatch refused the job: {line}", bad_input=not transient,
+                  hint="rerun when slurmctld answers (scontrol ping)" if transient else
+                  "check ragline.executor.partition, cpus_per_task, mem_gb, time, constraint, "
+                  "account, qos and sbatch (sinfo shows the nodes)")
+
+
+def stderr_reason(text: str) -> str:
+    """The last line of a job's stderr that says something: a Python exception's line before
+    any other, never submitit's separators or srun's "Exited with exit code".
+
+    >>> stderr_reason("Traceback (most recent call last):\\nImportError: no orchestrator\\n"
+    ...               "srun: error: vm: task 0: Exited with exit code 1\\n-----\\n")
+    'ImportError: no orchestrator'
+    >>> stderr_reason("slurmstepd: error: *** JOB 5 CANCELLED AT 12:00 DUE TO TIME LIMIT ***")
+    'slurmstepd: error: *** JOB 5 CANCELLED AT 12:00 DUE TO TIME LIMIT ***'
+    """
+    lines = [ln.strip() for ln in text.splitlines()]
+    lines = [ln for ln in lines if ln and not re.fullmatch(r"[-=_*]+", ln)
+             and "Exited with exit code" not in ln]
+    errors = [ln for ln in lines if re.match(r"([\w.]+\.)?\w*(Error|Exception|Interrupt)\b", ln)]
+    return (errors or lines or [""])[-1][:300]
+
+
+def job_state(job) -> tuple[str, str]:
+    """(state, exit code) of a finished job from ``sacct``; submitit's state when sacct cannot
+    say (no accounting)."""
+    argv = ["sacct", "-n", "-P", "-j", str(job.job_id), "-o", "JobID,State,ExitCode"]
+    try:
+        out = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout
+    except (OSError, subprocess.SubprocessError):
+        out = ""
+    for line in out.splitlines():
+        fields = line.split("|")
+        if len(fields) == 3 and fields[0] == str(job.job_id):
+            return fields[1].split()[0], fields[2]
+    try:
+        return str(job.state), ""
+    except Exception:  # noqa: BLE001 - submitit's watcher: any failure means "unknown"
+        return "UNKNOWN", ""
+
+
+def job_failure(job, log_path: str, cfg: dict) -> Failed:
+    """A job that ended without the worker's result (its setup failed, ragline did not import
+    on the node, the time limit, scancel): its state, exit code and stderr's last word, and a
+    log that exists (submitit's stderr file when the task's own log was never written)."""
+    err = Path(job.paths.stderr)
+    try:
+        text = err.read_text(errors="replace")
+    except OSError:
+        text = ""
+    state, code = job_state(job) if "slurm" in type(job).__name__.lower() else ("FAILED", "")
+    reason = stderr_reason(text)
+    what = f"SLURM job {job.job_id}"
+    limit = cfg.get("time") or cfg.get("timeout_min") or 1440
+    if state == "TIMEOUT" or "timed-out" in text or "DUE TO TIME LIMIT" in text:
+        message = f"{what} hit its time limit (ragline.executor.time={limit})"
+        hint = "raise ragline.executor.time, or split the step into more shards"
+    elif state == "OUT_OF_MEMORY":
+        message = f"{what} ran out of memory (ragline.executor.mem_gb={cfg.get('mem_gb')})"
+        hint = "raise ragline.executor.mem_gb"
+    else:
+        exit_code = f", exit code {code.split(':')[0]}" if code and code != "0:0" else ""
+        message = (f"{what} {state}{exit_code} before the worker reported: "
+                   + (reason or "its stderr is empty (a setup line failed?)"))
+        hint = "see the job's stderr; ragline.executor.setup runs first in every job"
+    log_file = log_path if log_path and Path(log_path).is_file() else str(err)
+    return Failed(message, log_file, hint=hint)
+
+
+def check_partition(cfg: dict, name: str | None, nodes: list[dict], names: list[str]) -> None:
+    """The partition exists, and a job's cpus_per_task, mem_gb and time fit its nodes: sbatch
+    would refuse them, or SLURM leave the jobs pending forever.
+
+    >>> n = [{"node": "n1", "gpus": 2, "cpus": 2, "mem_mb": 24105, "max_min": 60}]
+    >>> check_partition({"cpus_per_task": 2, "time": 60}, "debug", n, ["debug"])   # fits
+    >>> check_partition({"cpus_per_task": 8}, "debug", n, ["debug"])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    orchestrator.errors.ConfigError: ragline.executor.cpus_per_task: 8 CPUs per job asked ...
+      hint: lower it: ragline.executor.cpus_per_task=2
+    """
+    part = cfg.get("partition")
+    if not nodes:
+        have = ", ".join(names) or "none"
+        if part:
+            raise ConfigError(f"ragline.executor.partition: no partition '{part}' on this "
+                              f"cluster (have: {have}){did_you_mean(str(part), names)}",
+                              hint="set ragline.executor.partition to one of them (sinfo)")
+        raise ConfigError(f"ragline.executor.partition: not set, and this cluster has no default "
+                          f"partition (have: {have})",
+                          hint="set ragline.executor.partition to one of them (sinfo)")
+    where = f"partition '{name}'" if part else f"the default partition '{name}'"
+    cpus = int(cfg.get("cpus_per_task") or 1)
+    most = max((n["cpus"] for n in nodes if n["cpus"]), default=None)
+    if most is not None and cpus > most:
+        raise ConfigError(f"ragline.executor.cpus_per_task: {cpus} CPUs per job asked for, but "
+                          f"the nodes of {where} have at most {most}",
+                          hint=f"lower it: ragline.executor.cpus_per_task={most}")
+    mem_mb = max((n["mem_mb"] for n in nodes if n["mem_mb"]), default=None)
+    if cfg.get("mem_gb") and mem_mb is not None and float(cfg["mem_gb"]) * 1024 > mem_mb:
+        raise ConfigError(f"ragline.executor.mem_gb: {cfg['mem_gb']} GB per job asked for, but "
+                          f"the nodes of {where} have at most {mem_mb // 1024} GB",
+                          hint=f"lower it: ragline.executor.mem_gb={max(mem_mb // 1024, 1)}")
+    limits = [n["max_min"] for n in nodes]
+    minutes = time_minutes(cfg.get("time") or cfg.get("timeout_min") or 1440)
+    if limits and None not in limits and minutes > max(limits):
+        raise ConfigError(f"ragline.executor.time: {minutes} minutes asked for, but {where} "
+                          f"allows at most {max(limits)} (its MaxTime)",
+                          hint=f"lower it: ragline.executor.time={max(limits)}")
+
+
+# submitit asks SLURM for SIGUSR2 this long before the time limit (its default, 90 s, stopped a
+# time=2 job after 27 s). The worker cannot checkpoint, so the signal only ends a job that would
+# be killed anyway, with a clear "timed-out" in its stderr; kept short so a job gets nearly all
+# its time. A preemption's USR2 (not timed) still makes submitit requeue the job, whose rerun
+# reuses the shards already committed. sbatch: {signal: USR2@120} overrides it.
+SIGNAL_DELAY_S = 30
 
 
 def sbatch_parameters(cfg: dict, step: str, nodes: int, gpus_per_node: int,
@@ -277,7 +600,8 @@ def sbatch_parameters(cfg: dict, step: str, nodes: int, gpus_per_node: int,
     params = dict(name=f"ragline-{step}",
                   timeout_min=time_minutes(cfg.get("time") or cfg.get("timeout_min") or 1440),
                   cpus_per_task=int(cfg.get("cpus_per_task") or 1), nodes=nodes, tasks_per_node=1,
-                  slurm_array_parallelism=array_parallelism)
+                  slurm_array_parallelism=array_parallelism,
+                  slurm_signal_delay_s=SIGNAL_DELAY_S)
     if gpus_per_node:
         params["gpus_per_node"] = gpus_per_node
     if cfg.get("mem_gb"):
