@@ -41,9 +41,15 @@ def add_arguments(p) -> None:
     p.add_argument("-v", "--verbose", action="store_true", help="log INFO to the terminal")
 
 
+# SIGTERM was received: Ray's ray.get turns the handler's Terminated into a plain
+# KeyboardInterrupt, which must still end as SIGTERM does (exit 143, not Ctrl-C's 130)
+_signalled: list[int] = []
+
+
 def _terminate(signum, frame):
     from orchestrator.runner import Terminated
 
+    _signalled.append(signum)
     raise Terminated()
 
 
@@ -54,13 +60,16 @@ def main(args) -> int:
     from orchestrator.logs import console
     from orchestrator.runner import Terminated
 
+    _signalled.clear()
     try:
         previous = signal.signal(signal.SIGTERM, _terminate)
     except ValueError:  # not the main thread (an embedding program): leave its handlers alone
         previous = None
     try:
         return _run(args)
-    except Terminated:
+    except KeyboardInterrupt as e:
+        if not isinstance(e, Terminated) and not _signalled:
+            raise   # Ctrl-C: the CLI's "interrupted", exit 130
         console().print(f"[yellow]terminated[/] (SIGTERM): {resume_words(args)}", soft_wrap=True)
         return 143
     finally:

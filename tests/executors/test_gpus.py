@@ -67,7 +67,7 @@ def test_ray_messages_without_a_cluster(tmp_path, monkeypatch):
     from orchestrator.store import Store
 
     ex = RayExecutor(Store(tmp_path / "cache"), {"address": "local"})
-    monkeypatch.setattr(ex, "gpus_per_node", lambda: [2, 2])
+    monkeypatch.setattr(ex, "node_resources", lambda: [(64.0, 2), (64.0, 2)])  # (CPUs, GPUs)
     ex.check_resources([_step("train", 4), _step("m", 2, shards=4)])
     with pytest.raises(ConfigError) as e:
         ex.check_resources([_step("m", 3, shards=4)])
