@@ -19,6 +19,7 @@ from types import SimpleNamespace as S
 import pytest
 
 from tests.executors.conftest import REPO, Conformance
+from tests.executors.test_slurm_audit43 import _jobs_while_running
 
 # the conformance recipe on a private Ray cluster without GPUs, and without GPU steps
 PRIVATE = ["ragline.executor.address=local", "ragline.executor.num_gpus=0",
@@ -69,7 +70,8 @@ def test_sigterm_during_a_ray_step_ends_as_terminated(tmp_path):
     """Executor audit 43, finding 4: SIGTERM to ``rag run ... executor=ray`` while a shard ran
     killed the driver outright (Ray's handler, installed by ray.init, replaced ragline's: a
     crash banner, exit 1, the record left "running"). It must end as with the local executor:
-    "terminated (SIGTERM)", exit 143, the run interrupted, its Ray tasks (workers) stopped."""
+    "terminated (SIGTERM)", exit 143, the run interrupted, its Ray tasks (workers) stopped.
+    Finding 7: its Ray task ids were in status.json only once the step ended."""
     pytest.importorskip("ray")
     xc = Conformance(tmp_path, "ray")
     proc = _start(xc, "steps.cpu_map.sleep=120")
@@ -78,6 +80,8 @@ def test_sigterm_during_a_ray_step_ends_as_terminated(tmp_path):
         assert proc.poll() is None and time.time() < end, _finish(proc, 60)
         time.sleep(0.5)
     time.sleep(1)   # inside ray.get now
+    # and the Ray task ids are in the record already, not only once the step ends (finding 7)
+    assert len(_jobs_while_running(xc, proc)) == 4
     proc.send_signal(signal.SIGTERM)
     out = _finish(proc, 120)
     assert proc.returncode == 143, out
