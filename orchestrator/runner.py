@@ -338,16 +338,16 @@ class Runner:
         except RagError as e:  # nothing ran: the record says why
             self.run.set_run(state="failed", error=e.message, finished=time.time())
             raise
+        except KeyboardInterrupt as e:   # e.g. while a cluster executor connects
+            self._interrupted(e)
+            raise
         failed: set[str] = set()
         try:
             for step in self.dag.steps.values():
                 if step.name in needed and not self._visit(step, selected, force, failed):
                     failed.add(step.name)
         except KeyboardInterrupt as e:
-            self.executor.cancel()
-            self._note_recomputed()
-            self.run.interrupt("terminated (SIGTERM)" if isinstance(e, Terminated) else
-                               "interrupted (Ctrl-C)")
+            self._interrupted(e)
             raise
         except Exception as e:  # an internal error: the record must not stay "running"
             self.executor.cancel()
@@ -357,6 +357,14 @@ class Runner:
             save_history(self.runs_dir, self.dag.recipe, self.history)
         self.run.finish(not self.failures)
         return not self.failures
+
+    def _interrupted(self, e: KeyboardInterrupt) -> None:
+        """Ctrl-C or SIGTERM: the executor's tasks cancelled, the record interrupted."""
+        if self.executor is not None:
+            self.executor.cancel()
+        self._note_recomputed()
+        self.run.interrupt("terminated (SIGTERM)" if isinstance(e, Terminated) else
+                           "interrupted (Ctrl-C)")
 
     def _prepare(self) -> tuple[set[str], set[str], set[str]]:
         """Check the selection, plan once, check resources and sources: (selected, needed, force)."""
