@@ -77,19 +77,5 @@ def main(argv: list[str], local: bool = True) -> int:
     return 1 if isinstance(result, Failed) else 0
 
 
-def run_logged(task_file: str) -> int:
-    """``main`` with stdout and stderr appended to the task's log (for jobs of a cluster
-    scheduler, whose own output files would otherwise hold the log)."""
-    import contextlib
-
-    log_path = json.loads(Path(task_file).read_text())["log"]
-    Path(log_path).parent.mkdir(parents=True, exist_ok=True)
-    with open(log_path, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        root = logging.getLogger()
-        for h in list(root.handlers):
-            root.removeHandler(h)
-        return main([task_file], local=False)
-
-
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))
