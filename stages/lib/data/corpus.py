@@ -347,13 +347,17 @@ def _table_passages(path: Path, table, names: list[str]):
     import pyarrow as pa
 
     id_col, text_col = table.schema.names[:2]
-    try:
-        ids = _nan_as_null(table[id_col]).cast(pa.string())
-        text = _nan_as_null(table[text_col]).cast(pa.string())
-        title = _nan_as_null(table["title"]).cast(pa.string()) if "title" in names else None
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
-        raise DataError(f"{path} row 1: cannot read the columns as strings ({err}); expected string "
-                        "columns id, title, text") from None
+
+    def text_of(name: str):
+        try:
+            return _nan_as_null(table[name]).cast(pa.string())
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as err:
+            raise DataError(f"{path}: column '{name}' is {table[name].type}, which cannot be read "
+                            f"as text ({str(err).splitlines()[0]}); expected string columns id, "
+                            "title, text") from None
+
+    ids, text = text_of(id_col), text_of(text_col)
+    title = text_of("title") if "title" in names else None
     # FlashRAG's contents start with the title line; AutoRAG's corpus.parquet (doc_id, contents,
     # metadata) holds chunks of text whose first line is no title
     autorag = id_col == "doc_id" and "metadata" in names

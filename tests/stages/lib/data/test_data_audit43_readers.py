@@ -60,3 +60,16 @@ def test_rag_instruct_passages_under_paragraph_text_are_read(tmp_path):
          "ctxs": [{"title": "A", "paragraph_text": "Alpha is one."}]}]}))
     (row,) = read_questions(path)
     assert (row["ctxs"][0]["title"], row["ctxs"][0]["text"]) == ("A", "Alpha is one.")
+
+
+def test_a_parquet_column_that_is_not_text_is_named(tmp_path):
+    """A lesser note of data audit 43: a list-typed text column gave "row 1: cannot read the
+    columns as strings", naming neither the column nor its type."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "corpus.parquet"
+    pq.write_table(pa.table({"id": ["a", "b"], "text": [["x"], ["y"]]}), path)
+    with pytest.raises(DataError, match=r"corpus.parquet: column 'text' is list<element: string>, "
+                                        r"which cannot be read as text"):
+        read_corpus(path)
