@@ -92,9 +92,7 @@ def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
             refs[name] = Ref(kind, "", f"missing:{path}", [str(Path(path).expanduser())],
                              producer=f"source {name}")
             continue
-        # the path as the user wrote it, made absolute, links kept: a set is named after the
-        # file's name, and a Hugging Face Hub snapshot links each file to a blob without a suffix
-        refs[name] = Ref(kind, "", digest, [os.path.abspath(p)], producer=f"source {name}")
+        refs[name] = Ref(kind, "", digest, [as_written(p)], producer=f"source {name}")
     for tried, found in elsewhere.items() if notes is not None else ():
         if len(found) == 1:
             notes.append(f"source '{found[0][0]}': {found[0][1]} {tried}")
@@ -102,6 +100,27 @@ def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
             names = ", ".join(f"'{name}'" for name, _ in found)
             notes.append(f"{len(found)} sources {tried.replace('; read', ', read', 1)}: {names}")
     return refs
+
+
+def as_written(path: Path) -> str:
+    """A source's path as the user wrote it, made absolute, its links kept: a set is named after
+    the file's own name, and a Hugging Face Hub snapshot links each file to a blob without a
+    suffix. Only what comes before a ``..`` is resolved, as the system resolves it: the parent
+    of a linked folder is the parent of its target (``os.path.abspath`` would drop the link and
+    its ``..`` as text, and read another file than the one hashed).
+
+    >>> import os, tempfile
+    >>> root = Path(tempfile.mkdtemp()).resolve()
+    >>> os.makedirs(root / "real" / "sub"); os.symlink(root / "real" / "sub", root / "link")
+    >>> [as_written(root / p)[len(str(root)):] for p in ("link/x.jsonl", "link/../x.jsonl")]
+    ['/link/x.jsonl', '/real/x.jsonl']
+    """
+    path = path if path.is_absolute() else Path.cwd() / path
+    if ".." in path.parts:
+        last = len(path.parts) - 1 - path.parts[::-1].index("..")
+        path = Path(os.path.realpath(Path(*path.parts[:last + 1]))).joinpath(
+            *path.parts[last + 1:])
+    return os.path.normpath(path)
 
 
 def input_refs(step: Step, outputs: dict[str, dict[str, Ref]], sources: dict[str, Ref | None],

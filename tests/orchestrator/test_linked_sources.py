@@ -75,3 +75,20 @@ def test_a_broken_link_in_a_data_folder_is_a_problem_naming_the_source(tmp_path,
     out = " ".join(capsys.readouterr().out.split())
     assert ("source 'eval_questions': " f"{tmp_path / 'sets' / 'old.jsonl'} cannot be read (a "
             "broken link") in out, out
+
+
+def test_a_parent_of_a_linked_folder_is_its_targets_parent(tmp_path, monkeypatch):
+    """Review 43, finding 1: ``link/../corpus.jsonl`` was made absolute by text (the link and
+    its ``..`` dropped), so the stage read ``./corpus.jsonl`` or found no file, while the plan
+    had hashed the file the system resolves: the target's parent's."""
+    recipe = _setup(tmp_path, monkeypatch)
+    (tmp_path / "corpus.jsonl").unlink()   # no file at the path the text suggests
+    (tmp_path / "disk" / "sub").mkdir(parents=True)
+    (tmp_path / "disk" / "corpus.jsonl").write_text(
+        '{"id": "p1", "title": "A", "text": "Alpha is one."}\n')
+    (tmp_path / "disk" / "nq.jsonl").write_text(json.dumps(QUESTION) + "\n")
+    os.symlink(tmp_path / "disk" / "sub", tmp_path / "link")
+    assert rag("run", recipe, "data.corpus=link/../corpus.jsonl",
+               "data.eval_questions=link/../nq.jsonl", "--no-progress",
+               runs=tmp_path / "runs") == 0
+    assert [r["dataset"] for r in _eval_rows(tmp_path)] == ["nq"]
