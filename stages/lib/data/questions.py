@@ -71,15 +71,21 @@ KNOWN_SETS = frozenset({
     "pubmedqa", "convfinqa", "casehold", "strategyqa", "factscore"})
 
 
-def _set_name(value: Any) -> bool:
-    """Whether a record's ``dataset``/``source`` value names a set: a short word such as ``nq``
-    or ``health_claims``, not a URL or a sentence (TruthfulQA's ``source`` is the page each
-    answer came from: taken as a set name, every question was a set of its own).
+def _set_name(value: Any, key: str) -> bool:
+    """Whether a record's ``dataset``, ``dataset_name`` or ``source`` value names its set. Any
+    text does in the first two (``mmlu:anatomy``, ``kilt_tasks/nq``); a ``source`` only when it
+    is a short name (RAG-Instruct's ``pubhealth``), not a URL or a sentence: TruthfulQA's
+    ``source`` is the page each answer came from, and taken as a set name every question was a
+    set of its own.
 
-    >>> [_set_name(v) for v in ("nq", "hotpot-qa.dev", "https://en.wikipedia.org/wiki/A", "")]
-    [True, True, False, False]
+    >>> [_set_name(v, "source") for v in ("pubhealth", "https://en.wikipedia.org/wiki/A", " ")]
+    [True, False, False]
+    >>> _set_name("mmlu:anatomy", "dataset"), _set_name("", "dataset")
+    (True, False)
     """
-    return isinstance(value, str) and re.fullmatch(r"[\w.\-]{1,64}", value) is not None
+    if not isinstance(value, str) or not value.strip():
+        return False
+    return key != "source" or re.fullmatch(r"[^\s/:]{1,64}", value) is not None
 
 
 def _dataset_from(qid: str, path: Path | None) -> str:
@@ -425,7 +431,7 @@ def normalize_question(rec: Any, *, where: str, require_answers: bool = True,
         raise DataError(f"{where}: question id must be a string or integer, got "
                         f"{type(qid).__name__}; fix the id")
     qid = str(qid)
-    dataset = next((rec[k] for k in DATASET_KEYS if _set_name(rec.get(k))), None)
+    dataset = next((rec[k] for k in DATASET_KEYS if _set_name(rec.get(k), k)), None)
     if dataset is None:
         dataset = default_dataset if default_dataset is not None else _dataset_from(qid, path)
     row = {"id": qid, "dataset": dataset, "question": question, "answers": answers,

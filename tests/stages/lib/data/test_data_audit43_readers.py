@@ -73,3 +73,14 @@ def test_a_parquet_column_that_is_not_text_is_named(tmp_path):
     with pytest.raises(DataError, match=r"corpus.parquet: column 'text' is list<element: string>, "
                                         r"which cannot be read as text"):
         read_corpus(path)
+
+
+def test_a_dataset_field_names_its_set_whatever_its_characters(tmp_path):
+    """Review 43, finding 2: the URL rule for ``source`` was applied to ``dataset`` too, so a
+    file of ``mmlu:anatomy`` and ``mmlu:astronomy`` records became one set named after the
+    file, without a word."""
+    path = tmp_path / "mixed.jsonl"
+    path.write_text("".join(json.dumps({"id": f"q{i}", "question": "?", "answers": ["a"],
+                                        "dataset": name}) + "\n"
+                            for i, name in enumerate(["mmlu:anatomy", "kilt_tasks/nq"])))
+    assert [r["dataset"] for r in read_questions(path)] == ["mmlu:anatomy", "kilt_tasks/nq"]
