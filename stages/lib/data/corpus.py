@@ -22,7 +22,7 @@ from stages.lib.data.fields import check_mapped, file_column, renamed, visible_c
 from stages.lib.data.files import (arrow_batches, check_file, empty_error, first_line,
                                      first_rows, iter_json_records, numbered_lines,
                                      saved_dataset_files, strip_gz)
-from stages.lib.data.surrogates import check_encodable
+from stages.lib.data.surrogates import check_texts
 
 log = logging.getLogger(__name__)
 
@@ -560,7 +560,7 @@ def title_text(rec: dict, where: str) -> tuple[str, str]:
     if not isinstance(title, str):
         raise DataError(f"{where}: passage 'title' must be a string, got {type(title).__name__}; "
                         "fix the record")
-    check_encodable({"title": title, "text": text}, where)
+    check_texts({"title": title, "text": text}, where)
     return title, text
 
 
