@@ -167,15 +167,19 @@ def _value_problem(value: str, key: str = "key") -> str:
     (' (an empty item in a comma list?)', " (an unclosed '{'?)", " (an unclosed '['?)", '')
     >>> print(_value_problem("~/data/c.jsonl", "data.corpus"))
      (a '~' must be quoted: "data.corpus='~/data/c.jsonl'"; a path's ~ is then your home folder)
+    >>> print(_value_problem("~/a.jsonl,~/b.jsonl", "data.corpus"))   # a sweep stays two values
+     (a '~' must be quoted: "data.corpus='~/a.jsonl','~/b.jsonl'"; a path's ~ is then your home \
+folder)
     """
-    if "~" in value and "'" not in value:   # the shell leaves ~ alone after "key="
-        return (f" (a '~' must be quoted: \"{key}='{value}'\"; a path's ~ is then your home "
-                "folder)")
     for opening, closing in ("{}", "[]", "()"):
         if value.count(opening) > value.count(closing):
             return f" (an unclosed '{opening}'?)"
     if re.search(r"^,|,\s*,|,\s*$", value):
         return " (an empty item in a comma list?)"
+    if "~" in value and "'" not in value:   # the shell leaves ~ alone after "key="
+        quoted = re.sub(r"(~[^,\[\]{}\s]*)", r"'\1'", value)   # each path, the commas kept
+        return (f" (a '~' must be quoted: \"{key}={quoted}\"; a path's ~ is then your home "
+                "folder)")
     return ""
 
 
