@@ -118,15 +118,16 @@ def _without_blank_lines(data: np.ndarray, path: str | Path) -> np.ndarray:
     Traceback (most recent call last):
     orchestrator.errors.DataError: ids.txt line 2: an empty line, expected one passage id per ...
     """
-    filled = np.flatnonzero(data != 10)
-    if len(filled) == 0:
+    # memory: boolean temporaries of the file's size and the newlines' positions, never an
+    # index of every byte (21M ids: 740 MB more)
+    last = len(data) - int(np.argmax(data[::-1] != 10)) if (data != 10).any() else 0
+    if last == 0:
         return data[:0]
-    data = data[:filled[-1] + 2]                      # up to the last id's "\\n", if it has one
-    blank = np.flatnonzero((data[1:] == 10) & (data[:-1] == 10)) + 1
-    if data[0] == 10:
-        blank = np.concatenate([[0], blank])
+    data = data[:last + 1]                            # up to the last id's "\\n", if it has one
+    ends = np.flatnonzero(data == 10)
+    blank = ends[np.diff(ends, prepend=-1) == 1]      # a "\\n" right after another, or first
     if len(blank):
-        line = int(np.count_nonzero(data[:blank[0]] == 10)) + 1
+        line = int(np.searchsorted(ends, blank[0])) + 1
         raise DataError(f"{path} line {line}: an empty line, expected one passage id per line, "
                         "row-aligned with the vectors; remove it, or write the id of that row")
     return data
