@@ -276,6 +276,7 @@ class RayExecutor:
         """Every node must see ``probe_dir``: a probe file written here, looked for there."""
         if probe_dir in self._seen_dirs:
             return
+        _raised.clear()   # what an earlier run's SIGTERM raised is no signal to this wait
         ray = self._ray
         from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
@@ -350,6 +351,7 @@ class RayExecutor:
 
     # -- running -------------------------------------------------------------------------------
     def run(self, step, tasks: list) -> dict[str, TaskResult]:
+        _raised.clear()   # a SIGTERM met outside a wait has been raised as itself already
         ray = self.connect()
         self.check_visible(Path(tasks[0].log).parent, "run's log directory", "--runs-dir")
         # what the step reads from the environment goes too (a node started elsewhere lacks
