@@ -171,7 +171,7 @@ def evaluate(predictions: Predictions, cfg: EvaluateConfig, ctx: StageContext) -
     read = [{**row, "ctxs": passages_read(row)} for row in rows]   # what the generator read
     retrieval_names, recall_names = score_passages(
         read, per_question, cfg.retrieval_k if retrieved else [],
-        cfg.answer_recall_k if retrieved else [], ctx.log)
+        cfg.answer_recall_k if retrieved else [], ctx.log, retrieved)
     passage_names = retrieval_names + recall_names
     metrics = {"label": cfg.name or ctx.step, "num_questions": len(rows),
                "num_scored": num_scored,

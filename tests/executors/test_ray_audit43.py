@@ -79,7 +79,7 @@ def test_sigterm_during_a_ray_step_ends_as_terminated(tmp_path):
     while not any(t["step"] == "cpu_map" for t in xc.traces()):
         assert proc.poll() is None and time.time() < end, _finish(proc, 60)
         time.sleep(0.5)
-    time.sleep(1)   # inside ray.get now
+    time.sleep(1)   # inside the wait (ray.wait) now
     # and the Ray task ids are in the record already, not only once the step ends (finding 7)
     assert len(_jobs_while_running(xc, proc)) == 4
     proc.send_signal(signal.SIGTERM)

@@ -75,12 +75,13 @@ def ranked_ids(ctxs: Sequence[dict]) -> list[str]:
 
 
 def answer_recall_scores(rows: list[dict], per_question: list[dict], ks: Sequence[int],
-                         log) -> list[str]:
+                         log, retrieved: bool | None = None) -> list[str]:
     """``answer_recall@k`` of the questions with gold answers (others get None); none when
-    ``ks`` is empty or no question has passages (a run without retrieval)."""
+    ``ks`` is empty or no question has passages (a run without retrieval; ``retrieved`` says
+    so when ``rows`` hold the passages read, which may be none of those retrieved)."""
     if not ks:
         return []
-    if not any(row.get("ctxs") for row in rows):
+    if not (any(row.get("ctxs") for row in rows) if retrieved is None else retrieved):
         log.info("answer_recall_k is set, but no question has passages: not computed")
         return []
     names = [f"answer_recall@{k}" for k in ks]
@@ -110,13 +111,14 @@ def ks_beyond_passages(rows: list[dict], settings: dict[str, Sequence[int]]) -> 
 
 
 def score_passages(rows: list[dict], per_question: list[dict], retrieval_k: Sequence[int],
-                   answer_recall_k: Sequence[int], log) -> tuple[list[str], list[str]]:
+                   answer_recall_k: Sequence[int], log,
+                   retrieved: bool | None = None) -> tuple[list[str], list[str]]:
     """Gold-passage scores at ``retrieval_k`` and answer recall at ``answer_recall_k`` written
     into ``per_question`` (:func:`gold_passage_scores`, :func:`answer_recall_scores`), with one
     warning on ``log`` when a k that was scored exceeds the passages a question has
     (:func:`ks_beyond_passages`): the names of each kind of score written."""
     gold_names = gold_passage_scores(rows, per_question, retrieval_k)
-    recall_names = answer_recall_scores(rows, per_question, answer_recall_k, log)
+    recall_names = answer_recall_scores(rows, per_question, answer_recall_k, log, retrieved)
     beyond = ks_beyond_passages(rows, {"retrieval_k": retrieval_k if gold_names else [],
                                        "answer_recall_k": answer_recall_k if recall_names else []})
     if beyond:   # R@20 of a 5-passage run is its R@5

@@ -36,3 +36,11 @@ def test_a_run_without_retrieval_gets_no_passage_metrics(env):
     metrics = _metrics(env, rows, retrieval_k=[1, 3], answer_recall_k=[1])
     assert not [k for k in metrics if "recall" in k or "mrr" in k or "ndcg" in k], metrics
     assert metrics["exact_match"] == 1.0
+
+
+def test_a_reranker_that_chose_nothing_scores_zero_in_both_recalls(env):
+    """Review 43, item 10: when every question had passages but read none, R@k was 0 while
+    answer recall was "not computed: no question has passages"."""
+    rows = [prediction_row("1", "Paris", ["Paris"], gold=["d1"], ctx_ids=["d1"], selected=[])]
+    metrics = _metrics(env, rows, retrieval_k=[1], answer_recall_k=[1])
+    assert metrics["recall@1"] == 0.0 and metrics["answer_recall@1"] == 0.0
