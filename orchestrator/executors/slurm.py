@@ -19,10 +19,11 @@ processes, for a machine without SLURM).
 * Ctrl-C cancels the step's jobs (``scancel``). A driver killed outright cannot cancel them, so
   every job watches a heartbeat file the driver touches every 2 s: a job whose driver is gone
   (heartbeat older than ``heartbeat_s``) kills its worker or does not start it.
-* Before any step, the partition and ``cpus_per_task``/``mem_gb``/``time`` are checked against
-  ``sinfo``; a job sbatch still refuses fails its step as bad input; a job pending for a reason
-  SLURM never clears is cancelled; a job that dies outside the stage is named by its state, exit
-  code and stderr. Job ids reach the run record at submission (``report_submitted``).
+* Before any step, the partition (each of a list, ``gpu,gpu-long``; ``sbatch: {partition: X}``
+  when set) and ``cpus_per_task``/``mem_gb``/``time`` are checked against ``sinfo``; a job
+  sbatch still refuses fails its step as bad input; a job pending for a reason SLURM never clears
+  is cancelled; a job that dies outside the stage is named by its state, exit code and stderr.
+  Job ids reach the run record at submission (``report_submitted``).
 * The job runs the same worker as the local executor, so locking, caching and single flight are
   unchanged; the cache directory must be on a filesystem every node shares.
 """
@@ -76,6 +77,47 @@ def time_minutes(value) -> int:
     return int(days or 0) * 1440 + h * 60 + m + (1 if s else 0)
 
 
+def job_time(cfg: dict):
+    """A job's time limit as set (``time``, the older ``timeout_min``, else a day), unparsed:
+    messages quote it as written.
+
+    >>> job_time({"time": "2:00:00", "timeout_min": 30}), job_time({"timeout_min": 30})
+    ('2:00:00', 30)
+    >>> job_time({})
+    1440
+    """
+    return cfg.get("time") or cfg.get("timeout_min") or 1440
+
+
+def partition_setting(cfg: dict) -> tuple[str, str | None]:
+    """(the setting, its value) that gives sbatch its partition: ``sbatch: {partition: X}``
+    (or the older ``extra``) wins over ``partition``, as in the job script submitit writes.
+    The value may list several partitions (``gpu,gpu-long``); None: the default partition.
+
+    >>> partition_setting({"partition": "gpu"})
+    ('ragline.executor.partition', 'gpu')
+    >>> partition_setting({"partition": "gpu", "sbatch": {"partition": "long"}})
+    ('ragline.executor.sbatch.partition', 'long')
+    >>> partition_setting({})
+    ('ragline.executor.partition', None)
+    """
+    for key in ("sbatch", "extra"):
+        value = (cfg.get(key) or {}).get("partition")
+        if value:
+            return f"ragline.executor.{key}.partition", str(value)
+    value = cfg.get("partition")
+    return "ragline.executor.partition", str(value) if value else None
+
+
+def listed(partition: str | None) -> list[str]:
+    """The partitions of one ``--partition`` value (sbatch takes a comma-separated list).
+
+    >>> listed("gpu, gpu-long"), listed(None)
+    (['gpu', 'gpu-long'], [])
+    """
+    return [p.strip() for p in (partition or "").split(",") if p.strip()]
+
+
 def gres_gpus(gres: str) -> int:
     """GPUs in one node's ``sinfo %G`` gres string.
 
@@ -109,19 +151,23 @@ def _number(text: str) -> int | None:
 
 
 def read_sinfo(text: str, partition: str | None) -> tuple[str | None, list[dict], list[str]]:
-    """(the partition's name, its nodes, every partition's name) from ``sinfo`` lines in
-    ``SINFO_FORMAT``; the default partition (marked ``*``) when ``partition`` is None. A node's
-    ``max_min`` is its partition's MaxTime in minutes (None: no limit); a field sinfo left out
-    is None (not checked).
+    """(the partitions found, joined by commas; their nodes; every partition's name) from
+    ``sinfo`` lines in ``SINFO_FORMAT``. ``partition`` may list several (``gpu,gpu-long``: the
+    job runs on whichever starts it first); the default partition (marked ``*``) when None. A
+    node's ``max_min`` is its partition's MaxTime in minutes (None: no limit; the largest when
+    it is in several); a field sinfo left out is None (not checked).
 
     >>> text = "n1|gpu:2|debug*|2|24105|infinite\\nn2|(null)|cpu|64|256000|2-00:00:00"
     >>> read_sinfo(text, None)[0], read_sinfo(text, "cpu")[1]
     ('debug', [{'node': 'n2', 'gpus': 0, 'cpus': 64, 'mem_mb': 256000, 'max_min': 2880}])
     >>> read_sinfo(text, "gpu")[1:]
     ([], ['debug', 'cpu'])
+    >>> read_sinfo(text, "cpu,debug,gpu")[0], len(read_sinfo(text, "cpu,debug")[1])
+    ('debug,cpu', 2)
     """
     names: list[str] = []
-    found: str | None = None
+    wanted = listed(partition)
+    found: list[str] = []
     nodes: dict[str, dict] = {}
     for line in text.splitlines():
         fields = (line.split("|") + [""] * 6)[:6]
@@ -130,18 +176,21 @@ def read_sinfo(text: str, partition: str | None) -> tuple[str | None, list[dict]
         if not name:
             continue
         names += [name] if name not in names else []
-        if not (name == partition or (partition is None and part.strip().endswith("*"))):
+        if not (name in wanted or (not wanted and part.strip().endswith("*"))):
             continue
-        found = name
+        found += [name] if name not in found else []
         try:
             max_min = None if limit.strip() in ("", "infinite", "UNLIMITED", "n/a") \
                 else time_minutes(limit.strip())
         except ValueError:
             max_min = None
-        old = nodes.get(node, {})
+        old = nodes.get(node, {"max_min": 0})
+        if old["max_min"] is None or max_min is None:   # a node in several partitions: the
+            max_min = None                               # longest MaxTime lets a job through
         nodes[node] = {"node": node, "gpus": max(old.get("gpus", 0), gres_gpus(gres)),
-                       "cpus": _number(cpus), "mem_mb": _number(mem), "max_min": max_min}
-    return found, list(nodes.values()), names
+                       "cpus": _number(cpus), "mem_mb": _number(mem),
+                       "max_min": max_min if max_min is None else max(max_min, old["max_min"])}
+    return ",".join(found) or None, list(nodes.values()), names
 
 
 def partition_gpus(partition: str | None) -> list[int]:
@@ -224,13 +273,15 @@ class SlurmExecutor:
         self.on_submitted = None   # the runner's: job ids to the run record (report_submitted)
         self._active: list = []
         self._sinfo: str | None = None
+        self._started: set[str] = set()   # job ids squeue showed started at the last poll
+        self._reason = ""                 # the pending reason SLURM never clears, if one
 
     # -- checks --------------------------------------------------------------------------------
     def nodes(self) -> tuple[str | None, list[dict], list[str]]:
         """``read_sinfo`` of the configured partition, asked once per executor."""
         if self._sinfo is None:
             self._sinfo = sinfo_text()
-        return read_sinfo(self._sinfo, self.cfg.get("partition"))
+        return read_sinfo(self._sinfo, partition_setting(self.cfg)[1])
 
     def gpus_per_node(self) -> list[int]:
         """GPUs per node where the jobs will run: the partition's, or this machine's for
@@ -243,7 +294,7 @@ class SlurmExecutor:
         """The partition and the job settings against its nodes (``sinfo``), then GPU steps
         against them, never this machine's devices: a login node without GPUs submits GPU
         steps."""
-        part = self.cfg.get("partition")
+        setting, part = partition_setting(self.cfg)
         where = f"partition '{part}'" if part else "the default partition"
         if steps and self.cluster == "slurm":
             check_partition(self.cfg, *self.nodes())
@@ -251,7 +302,7 @@ class SlurmExecutor:
         def no_gpus(step, per_node: list[int]) -> ConfigError:
             return ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPU(s) asked for, but {where} "
                                "has no node with GPUs (sinfo gres)",
-                               hint="set ragline.executor.partition to a GPU partition")
+                               hint=f"set {setting} to a GPU partition")
 
         def too_many(step, per_node: list[int]) -> ConfigError:
             return ConfigError(f"steps.{step.name}.gpus: {step.gpus} GPUs per shard asked for, "
@@ -288,7 +339,7 @@ class SlurmExecutor:
             never = self._wait(step)
             if never:   # pending for a reason SLURM never clears: stop waiting, say which setting
                 self.cancel()
-            return {t.key: never if never and not job.done() else self._result(job, t, files[t.key])
+            return {t.key: self._outcome(job, t, files[t.key], never)
                     for job, t in zip(self._active, tasks)}
         except KeyboardInterrupt:
             self.cancel()
@@ -332,13 +383,27 @@ class SlurmExecutor:
                 continue
             polled = time.monotonic()
             ids = sorted({str(job.job_id).split("_")[0] for job in self._active})
-            verdict, reason, pending = pending_verdict(squeue_lines(ids))
+            lines = squeue_lines(ids)
+            self._started = started_ids(lines)
+            several = len(listed(partition_setting(self.cfg)[1]))
+            verdict, reason, pending = pending_verdict(lines, several)
             if verdict == "never":
-                return pending_failure(reason, self.cfg, step.name)
+                self._reason = reason
+                return pending_failure(reason, self.cfg)
             if pending and time.monotonic() - noted >= NOTE_S:
                 noted = time.monotonic()
                 log.warning("%s: waiting: %d SLURM job(s) pending (%s)", step.name, pending, reason)
         return None
+
+    def _outcome(self, job, task, task_file: Path, never: Failed | None) -> TaskResult:
+        """A job's result; after the jobs were cancelled for a reason SLURM never clears
+        (``never``), a job not done is that failure, or, if it was running at the last poll,
+        cancelled with the others (it did start)."""
+        if never is None or job.done():
+            return self._result(job, task, task_file)
+        if str(job.job_id) in self._started:
+            return pending_failure(self._reason, self.cfg, started=str(job.job_id))
+        return never
 
     def _result(self, job, task, task_file: Path) -> TaskResult:
         what = f"SLURM job {job.job_id}"
@@ -363,15 +428,27 @@ class SlurmExecutor:
 # -- what went wrong, in words ----------------------------------------------------------------
 POLL_S = 30        # squeue for pending jobs' reasons: every 30 s, light on slurmctld
 NOTE_S = 180       # a "waiting: N jobs pending" line every 3 minutes while they wait
-# SLURM's pending reasons that never clear by themselves -> the setting behind them
-NEVER_STARTS = {"PartitionTimeLimit": "time", "PartitionNodeLimit": "partition",
-                "PartitionConfig": "partition", "BadConstraints": "constraint",
+# SLURM's pending reasons that never clear by themselves -> the setting behind them. Not
+# PartitionNodeLimit ("can also indicate that required nodes are DOWN or DRAINED") nor
+# PartitionConfig ("not available now"): both clear when the nodes come back, so they wait
+NEVER_STARTS = {"PartitionTimeLimit": "time", "BadConstraints": "constraint",
                 "InvalidAccount": "account", "InvalidQOS": "qos"}
 
 
-def _never_setting(reason: str) -> str | None:
+def _never_setting(reason: str, partitions: int = 1) -> str | None:
+    """The setting behind a pending reason that never clears; None for one that may.
+
+    >>> _never_setting("PartitionTimeLimit"), _never_setting("PartitionNodeLimit")
+    ('time', None)
+    >>> _never_setting("PartitionTimeLimit", partitions=2) is None
+    True
+    """
     if "MaxWallDuration" in reason:   # QOSMaxWallDurationPerJobLimit, AssocMaxWall...
         return "time"
+    if partitions > 1 and reason.startswith("Partition"):
+        # squeue shows the reason of the last partition tried: another listed one may take the
+        # job (check_partition already refused a time over every listed MaxTime)
+        return None
     return NEVER_STARTS.get(reason)
 
 
@@ -391,10 +468,11 @@ def _array_size(job_id: str) -> int:
     return count
 
 
-def pending_verdict(lines: list[str]) -> tuple[str, str, int]:
+def pending_verdict(lines: list[str], partitions: int = 1) -> tuple[str, str, int]:
     """(verdict, reason, pending tasks) from ``squeue -h -o '%i|%T|%r'`` lines: ``never`` when
     a pending job waits for a reason SLURM never clears (``reason`` is that one), ``waiting``
     when jobs are pending for another reason (the most common), ``""`` when none pend.
+    ``partitions``: how many the jobs list (``_never_setting``).
 
     >>> pending_verdict(["7_[2-3%4]|PENDING|PartitionTimeLimit", "7_0|RUNNING|None"])
     ('never', 'PartitionTimeLimit', 2)
@@ -410,11 +488,23 @@ def pending_verdict(lines: list[str]) -> tuple[str, str, int]:
             counts[fields[2]] = counts.get(fields[2], 0) + _array_size(fields[0])
     pending = sum(counts.values())
     for reason in counts:
-        if _never_setting(reason):
+        if _never_setting(reason, partitions):
             return "never", reason, pending
     if not counts:
         return "", "", 0
     return "waiting", max(counts, key=lambda r: counts[r]), pending
+
+
+def started_ids(lines: list[str]) -> set[str]:
+    """The jobs of ``squeue -h -o '%i|%T|%r'`` lines that are no longer pending (running,
+    completing): the array tasks that started.
+
+    >>> sorted(started_ids(["7_[2-3%4]|PENDING|PartitionTimeLimit", "7_0|RUNNING|None",
+    ...                     "7_1|COMPLETING|None"]))
+    ['7_0', '7_1']
+    """
+    fields = [line.strip().split("|") for line in lines]
+    return {f[0] for f in fields if len(f) == 3 and f[1] != "PENDING"}
 
 
 def squeue_lines(job_ids: list[str]) -> list[str]:
@@ -427,18 +517,23 @@ def squeue_lines(job_ids: list[str]) -> list[str]:
         return []
 
 
-def pending_failure(reason: str, cfg: dict, step: str) -> Failed:
-    """A job SLURM will never start, as a failure naming the setting behind ``reason``."""
+def pending_failure(reason: str, cfg: dict, started: str = "") -> Failed:
+    """A job SLURM will never start, as a failure naming the setting behind ``reason``; with
+    ``started`` (a job id), that job of the same step, which had started and was cancelled
+    with the others.
+
+    >>> pending_failure("InvalidQOS", {"qos": "big"}).message
+    'SLURM will never start the job: pending for InvalidQOS (ragline.executor.qos=big); cancelled'
+    >>> pending_failure("PartitionTimeLimit", {}, started="7_0").message  # doctest: +ELLIPSIS
+    'SLURM job 7_0 was cancelled after it started: other jobs of its step were pending for ...'
+    """
     key = _never_setting(reason) or "partition"
-    value = cfg.get(key) if key != "time" else cfg.get("time") or cfg.get("timeout_min") or 1440
-    if key == "partition" and reason in ("PartitionNodeLimit", "PartitionConfig"):
-        asked = (f"ragline.executor.partition={value or '(default)'}: its limits refuse the "
-                 f"resources asked for (cpus_per_task, mem_gb, steps.{step}.gpus)")
-    else:
-        asked = f"ragline.executor.{key}={value}"
-    return Failed(f"SLURM will never start the job: pending for {reason} ({asked}); cancelled",
-                  bad_input=True, hint=f"change ragline.executor.{key} (see sinfo, sacctmgr "
-                                       "show qos/assoc) and rerun")
+    asked = f"ragline.executor.{key}={job_time(cfg) if key == 'time' else cfg.get(key)}"
+    message = (f"SLURM job {started} was cancelled after it started: other jobs of its step "
+               f"were pending for {reason} ({asked}), which SLURM never clears" if started else
+               f"SLURM will never start the job: pending for {reason} ({asked}); cancelled")
+    return Failed(message, bad_input=True, hint=f"change ragline.executor.{key} (see sinfo, "
+                                                "sacctmgr show qos/assoc) and rerun")
 
 
 SUBMIT_ERRORS: tuple = (subprocess.CalledProcessError, OSError)
@@ -523,7 +618,7 @@ def job_failure(job, log_path: str, cfg: dict) -> Failed:
     state, code = job_state(job) if "slurm" in type(job).__name__.lower() else ("FAILED", "")
     reason = stderr_reason(text)
     what = f"SLURM job {job.job_id}"
-    limit = cfg.get("time") or cfg.get("timeout_min") or 1440
+    limit = job_time(cfg)
     if state == "TIMEOUT" or "timed-out" in text or "DUE TO TIME LIMIT" in text:
         message = f"{what} hit its time limit (ragline.executor.time={limit})"
         hint = "raise ragline.executor.time, or split the step into more shards"
@@ -541,7 +636,8 @@ def job_failure(job, log_path: str, cfg: dict) -> Failed:
 
 def check_partition(cfg: dict, name: str | None, nodes: list[dict], names: list[str]) -> None:
     """The partition exists, and a job's cpus_per_task, mem_gb and time fit its nodes: sbatch
-    would refuse them, or SLURM leave the jobs pending forever.
+    would refuse them, or SLURM leave the jobs pending forever. With several partitions listed,
+    each must exist, and the job must fit the largest node and MaxTime of any of them.
 
     >>> n = [{"node": "n1", "gpus": 2, "cpus": 2, "mem_mb": 24105, "max_min": 60}]
     >>> check_partition({"cpus_per_task": 2, "time": 60}, "debug", n, ["debug"])   # fits
@@ -550,17 +646,10 @@ def check_partition(cfg: dict, name: str | None, nodes: list[dict], names: list[
     orchestrator.errors.ConfigError: ragline.executor.cpus_per_task: 8 CPUs per job asked ...
       hint: lower it: ragline.executor.cpus_per_task=2
     """
-    part = cfg.get("partition")
-    if not nodes:
-        have = ", ".join(names) or "none"
-        if part:
-            raise ConfigError(f"ragline.executor.partition: no partition '{part}' on this "
-                              f"cluster (have: {have}){did_you_mean(str(part), names)}",
-                              hint="set ragline.executor.partition to one of them (sinfo)")
-        raise ConfigError(f"ragline.executor.partition: not set, and this cluster has no default "
-                          f"partition (have: {have})",
-                          hint="set ragline.executor.partition to one of them (sinfo)")
+    setting, part = partition_setting(cfg)
+    check_partition_names(setting, part, bool(nodes), names)
     where = f"partition '{name}'" if part else f"the default partition '{name}'"
+    where = f"partitions '{name}'" if "," in str(name) else where
     cpus = int(cfg.get("cpus_per_task") or 1)
     most = max((n["cpus"] for n in nodes if n["cpus"]), default=None)
     if most is not None and cpus > most:
@@ -573,11 +662,34 @@ def check_partition(cfg: dict, name: str | None, nodes: list[dict], names: list[
                           f"the nodes of {where} have at most {mem_mb // 1024} GB",
                           hint=f"lower it: ragline.executor.mem_gb={max(mem_mb // 1024, 1)}")
     limits = [n["max_min"] for n in nodes]
-    minutes = time_minutes(cfg.get("time") or cfg.get("timeout_min") or 1440)
+    minutes = time_minutes(job_time(cfg))
     if limits and None not in limits and minutes > max(limits):
         raise ConfigError(f"ragline.executor.time: {minutes} minutes asked for, but {where} "
                           f"allows at most {max(limits)} (its MaxTime)",
                           hint=f"lower it: ragline.executor.time={max(limits)}")
+
+
+def check_partition_names(setting: str, partition: str | None, found: bool,
+                          names: list[str]) -> None:
+    """Every partition ``partition`` lists is one of ``names``; with none listed, that
+    ``sinfo`` found a default one (``found``). ``setting`` is where the value came from.
+
+    >>> check_partition_names("ragline.executor.partition", "gpu,cpu", True, ["gpu", "cpu"])
+    >>> check_partition_names("ragline.executor.sbatch.partition", "gpu,gpx", True, ["gpu"])
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    orchestrator.errors.ConfigError: ragline.executor.sbatch.partition: no partition 'gpx' ...
+      hint: set ragline.executor.sbatch.partition to one of them (sinfo)
+    """
+    have = ", ".join(names) or "none"
+    for part in listed(partition):
+        if part not in names:
+            raise ConfigError(f"{setting}: no partition '{part}' on this cluster (have: {have})"
+                              f"{did_you_mean(part, names)}",
+                              hint=f"set {setting} to one of them (sinfo)")
+    if not listed(partition) and not found:
+        raise ConfigError(f"{setting}: not set, and this cluster has no default partition "
+                          f"(have: {have})", hint=f"set {setting} to one of them (sinfo)")
 
 
 # submitit asks SLURM for SIGUSR2 this long before the time limit (its default, 90 s, stopped a
@@ -598,7 +710,7 @@ def sbatch_parameters(cfg: dict, step: str, nodes: int, gpus_per_node: int,
     ('gpu', 120, 2, 8, {'exclude': 'n3'})
     """
     params = dict(name=f"ragline-{step}",
-                  timeout_min=time_minutes(cfg.get("time") or cfg.get("timeout_min") or 1440),
+                  timeout_min=time_minutes(job_time(cfg)),
                   cpus_per_task=int(cfg.get("cpus_per_task") or 1), nodes=nodes, tasks_per_node=1,
                   slurm_array_parallelism=array_parallelism,
                   slurm_signal_delay_s=SIGNAL_DELAY_S)
