@@ -83,12 +83,14 @@ def source_refs(dag: Dag, memo: SourceMemo, problems: list[str],
         kind = "dir" if p.is_dir() else "file"
         try:
             digest = memo.hash(p)
-        except FileNotFoundError as e:   # a broken link in a folder, or a file removed meanwhile
+        except OSError as e:   # a broken link in a folder, a file removed meanwhile, no access
             from orchestrator.where import set_at
 
+            why = ("a broken link, or a file removed while it was read"
+                   if isinstance(e, FileNotFoundError) else e.strerror or type(e).__name__)
             problems.append(f"{set_at(Path(dag.recipe), f'sources.{name}', overrides)}: "
-                            f"source '{name}': {e.filename} cannot be read (a broken link, or a "
-                            "file removed while it was read); remove it or point it at a file")
+                            f"source '{name}': {e.filename} cannot be read ({why}); fix or "
+                            "remove it, or point the source elsewhere")
             refs[name] = Ref(kind, "", f"missing:{path}", [str(Path(path).expanduser())],
                              producer=f"source {name}")
             continue

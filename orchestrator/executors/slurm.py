@@ -193,11 +193,6 @@ def read_sinfo(text: str, partition: str | None) -> tuple[str | None, list[dict]
     return ",".join(found) or None, list(nodes.values()), names
 
 
-def partition_gpus(partition: str | None) -> list[int]:
-    """GPUs per node of ``partition`` (the default partition when None), from ``sinfo``."""
-    return [n["gpus"] for n in read_sinfo(sinfo_text(), partition)[1]]
-
-
 def gang_nodes(gpus: int, per_node: list[int]) -> tuple[int, int]:
     """(nodes, GPUs per node) for one multi-GPU job.
 

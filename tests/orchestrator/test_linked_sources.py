@@ -77,6 +77,26 @@ def test_a_broken_link_in_a_data_folder_is_a_problem_naming_the_source(tmp_path,
             "broken link") in out, out
 
 
+def test_an_unreadable_file_in_a_data_folder_is_a_problem_naming_the_source(tmp_path, monkeypatch,
+                                                                            capsys):
+    """A file the plan cannot open (no permission) stopped rag plan with "internal error:
+    PermissionError"; it is a problem naming the source, as a broken link is."""
+    from orchestrator import hashing
+
+    recipe = _setup(tmp_path, monkeypatch)
+    (tmp_path / "sets").mkdir()
+    (tmp_path / "sets" / "tqa.jsonl").write_text(json.dumps(QUESTION) + "\n")
+
+    def refused(path, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr(hashing, "hash_file", refused)   # root reads a chmod 000 file anyway
+    assert rag("plan", recipe, "data.corpus=corpus.jsonl", "data.eval_questions=sets",
+               runs=tmp_path / "runs") == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{tmp_path / 'sets' / 'tqa.jsonl'} cannot be read (Permission denied)" in out, out
+
+
 def test_a_parent_of_a_linked_folder_is_its_targets_parent(tmp_path, monkeypatch):
     """Review 43, finding 1: ``link/../corpus.jsonl`` was made absolute by text (the link and
     its ``..`` dropped), so the stage read ``./corpus.jsonl`` or found no file, while the plan
