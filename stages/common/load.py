@@ -141,7 +141,7 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
             qrels.path if qrels is not None else parts["qrels"])
 
 
-@stage("load_data", version=11)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
+@stage("load_data", version=12)  # 3: ASQA references and ARC choices kept; 4: options, set inputs
 # 5: a question that ships no ctxs has a null ctxs, one shipped with ctxs: [] keeps []
 # 6: a folder of splits is one set, named after it, read from one split; a folder of sets may hold
 # such folders (steps downstream stay cached where the tables come out the same)
@@ -155,6 +155,8 @@ def _beir_folder(corpus, eval, qrels, ctx: StageContext):
 # of sets ({name: [records]}) is read as those sets
 # 11: a dataset/source that is no set name (a URL) does not name the set; paragraph_text read;
 # a NaN (JSON, Parquet) is a missing value, not the text "nan"
+# 12: a JSONL corpus's id is each record's first id key present on the fast path too (it took the
+# first key present on every record: _id over a record's own id); a JSON list of strings is read
 def load_data(cfg: LoadConfig, ctx: StageContext, corpus: File | None = None,
               train: QuestionFile | None = None, eval: QuestionFile | None = None,
               qrels: OneFile | None = None) -> LoadOutput:

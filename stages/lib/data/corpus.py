@@ -1,9 +1,10 @@
 """Corpus readers: passages ``{id, title, text}`` from DPR ``psgs_w100.tsv`` (``id, text, title``;
 note column 1 is the text), plain JSONL ``{id, title, text}``, FlashRAG JSONL ``{id, contents}``
 (first line of ``contents`` is the title, quotes stripped), BEIR ``corpus.jsonl``
-``{_id, title, text}``, Parquet (AutoRAG's ``corpus.parquet``: ``doc_id``, ``contents``, all
-text, and ``metadata``) and a Hugging Face dataset's ``save_to_disk`` folder (format ``dataset``,
-the same columns as Parquet).
+``{_id, title, text}``, Tevatron's ``{docid, title, text}``, Reinforced-IR's ``corpus.json`` (a
+JSON list of passage strings: ids are their 0-based positions), Parquet (AutoRAG's
+``corpus.parquet``: ``doc_id``, ``contents``, all text, and ``metadata``) and a Hugging Face
+dataset's ``save_to_disk`` folder (format ``dataset``, the same columns as Parquet).
 
 Big corpora are read with pyarrow (multi-threaded, no per-row Python); rows come back as a
 ``pyarrow.Table`` from :func:`read_corpus_table` or as dicts from :func:`read_corpus`. Bad input
@@ -14,6 +15,7 @@ to do.
 from __future__ import annotations
 
 import logging
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +47,8 @@ def detect_corpus_format(path: str | Path) -> str:
     """Name the corpus format of ``path``: one of :data:`CORPUS_FORMATS`.
 
     ``.parquet`` is Parquet and ``.tsv`` is DPR; JSON files are told apart by their first record:
-    ``contents`` → flashrag, ``_id`` → beir, ``id`` + ``text`` → jsonl.
+    ``contents`` → flashrag, ``_id`` → beir, ``id`` + ``text`` → jsonl; a JSON array of strings
+    (Reinforced-IR's ``corpus.json``) is jsonl too.
     """
     if saved_dataset_files(Path(path)) is not None:
         return "dataset"
@@ -71,6 +74,8 @@ def detect_corpus_format(path: str | Path) -> str:
                             f".parquet; rename the file or set the load step's corpus_format: to one "
                             f"of {', '.join(CORPUS_FORMATS)}")
     for line_no, rec in iter_json_records(path):
+        if isinstance(rec, str) and _first_char(path) == "[":
+            return "jsonl"   # Reinforced-IR's corpus.json: a JSON list of passage strings
         if not isinstance(rec, dict):
             raise DataError(f"{path} line {line_no}: expected a JSON object per passage, got "
                             f"{type(rec).__name__}; write one {{id, title, text}} object per line")
@@ -437,15 +442,23 @@ def _first_record(path: Path) -> Any:
 
 
 def _read_json_corpus(path: Path, max_passages: int | None, fields: dict[str, str]):
-    """JSONL corpora: a pyarrow fast path, and a Python path that locates errors exactly."""
+    """JSONL corpora: a pyarrow fast path, and a Python path that locates errors exactly. A
+    JSON array of strings is Reinforced-IR's ``corpus.json`` (:func:`_string_list_table`)."""
     import pyarrow as pa
 
-    table = _read_json_fast(path, max_passages, fields) if _first_char(path) == "{" else None
+    array = _first_char(path) == "["
+    table = None if array else _read_json_fast(path, max_passages, fields)
     if table is not None:
         return table
+    records = iter_json_records(path)
+    first = next(records)
+    if array and isinstance(first[1], str):
+        return _string_list_table(path, chain([first], records), max_passages, fields)
     rows = []
-    for line_no, rec in iter_json_records(path):
+    for index, (line_no, rec) in enumerate(chain([first], records)):
         where = f"{path} line {line_no}"
+        if array and index and not isinstance(rec, dict):
+            raise _mixed_array_error(path, line_no, index, rec, "objects")
         if fields:
             check_mapped(rec, fields, ("id", "text"), where, "passage_fields")
         rows.append(passage_from_record(renamed(rec, fields), where=where))
@@ -454,26 +467,77 @@ def _read_json_corpus(path: Path, max_passages: int | None, fields: dict[str, st
     return pa.Table.from_pylist(rows, schema=_passage_schema())
 
 
-def _read_json_fast(path: Path, max_passages: int | None, fields: dict[str, str]):
-    """Read JSONL with pyarrow (multi-threaded); None when the Python path must explain a problem.
+def _string_list_table(path: Path, records, max_passages: int | None, fields: dict[str, str]):
+    """Reinforced-IR's ``corpus.json``, a JSON list of passage strings (SEEDS §5.2): the seed
+    addresses a passage by its place in the list, so its id is that 0-based position (as a
+    string); the title is empty and the text the string."""
+    import pyarrow as pa
 
-    Same semantics as :func:`passage_from_record`: ``text`` wins over ``contents``; ``contents``
-    is split into title and text unless the record has its own ``title``.
+    if fields:
+        from orchestrator.errors import ConfigError
+
+        raise ConfigError(f"{path}: passage_fields do not apply to a JSON list of passage "
+                          "strings (each item is a passage's text; its id is its position); "
+                          "leave them unset")
+    texts = []
+    for index, (line_no, rec) in enumerate(records):
+        if not isinstance(rec, str):
+            raise _mixed_array_error(path, line_no, index, rec, "strings")
+        check_texts({"text": rec}, f"{path} line {line_no}")
+        texts.append(rec)
+        if max_passages is not None and len(texts) >= max_passages:
+            break
+    log.info("%s: a JSON list of %d passage strings (Reinforced-IR's corpus.json): the ids are "
+             "the passages' 0-based positions in the list, the titles empty", path, len(texts))
+    text = pa.chunked_array([pa.array(texts, pa.string())])
+    ids = pa.array(range(len(texts)), pa.int64()).cast(pa.string())
+    return _assemble(path, ids, None, text, "line")
+
+
+def _mixed_array_error(path: Path, line_no: int, index: int, rec: Any, before: str) -> DataError:
+    """The error for a JSON array corpus whose item ``index`` is not of the kind of the items
+    ``before`` it (``"strings"`` or ``"objects"``).
+
+    >>> print(_mixed_array_error(Path("corpus.json"), 4, 2, {"id": 1}, "strings").message)
+    ... # doctest: +ELLIPSIS
+    corpus.json line 4: item 2 of the JSON array (counting from 0) is an object, but the ...
+    """
+    kinds = {dict: "an object", str: "a string", list: "an array", bool: "a boolean",
+             type(None): "null"}
+    kind = kinds.get(type(rec), f"a number ({type(rec).__name__})")
+    return DataError(f"{path} line {line_no}: item {index} of the JSON array (counting from 0) "
+                     f"is {kind}, but the items before it are {before}; expected a list of "
+                     "passage strings (Reinforced-IR's corpus.json) or of {id, title, text} "
+                     "objects; make every item the same kind")
+
+
+def _json_id_type(value: Any):
+    """The Arrow type the fast path reads an id column as, from the first record's value: a
+    string, or an integer (cast to text as ``str`` writes it); None for a value the Python
+    path must refuse (a float, a boolean, an integer past 64 bits, an object).
+
+    >>> [str(_json_id_type(v)) for v in ("d1", 7, None, 2.0, True)]
+    ['string', 'int64', 'string', 'None', 'None']
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
+
+    if value is None or isinstance(value, str):
+        return pa.string()
+    if isinstance(value, int) and not isinstance(value, bool) and -2 ** 63 <= value < 2 ** 63:
+        return pa.int64()
+    return None
+
+
+def _read_json_columns(path: Path, schema, max_passages: int | None):
+    """The ``schema``'s columns of a JSON lines file, read with pyarrow (multi-threaded; other
+    fields ignored, absent ones null); None where a value does not fit its column's type, the
+    syntax is bad, the UTF-8 is bad, or pyarrow cannot stop after ``max_passages``."""
+    import pyarrow as pa
     import pyarrow.json as pjson
 
-    first = _first_record(path)
-    if not isinstance(first, dict):
-        return None
-    keys = ("id", "_id", "title", "text", "contents")  # absent keys read as nulls
-    read = [file_column(k, fields) for k in keys]
-    if len(set(read)) < len(read):   # a mapping onto another reader name: the Python path
-        return None
     options = dict(read_options=pjson.ReadOptions(block_size=1 << 24),
-                   parse_options=pjson.ParseOptions(explicit_schema=pa.schema(
-                       [(k, pa.string()) for k in read]), unexpected_field_behavior="ignore"))
+                   parse_options=pjson.ParseOptions(explicit_schema=schema,
+                                                    unexpected_field_behavior="ignore"))
     try:
         if max_passages is None:
             table = pjson.read_json(pa.input_stream(str(path)), **options)
@@ -487,11 +551,42 @@ def _read_json_fast(path: Path, max_passages: int | None, fields: dict[str, str]
         table.validate(full=True)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return None  # mixed types, a syntax error, bad UTF-8: the Python path names the line
+    return table
+
+
+def _read_json_fast(path: Path, max_passages: int | None, fields: dict[str, str]):
+    """Read JSONL with pyarrow (multi-threaded); None when the Python path must explain a problem.
+
+    Same semantics as :func:`passage_from_record`: the id is a record's first id key present
+    (:data:`DOC_ID_KEYS`: ``id``, ``_id``, Tevatron's ``docid``, ...), a string or an integer
+    (as text); ``text`` wins over ``contents``; ``contents`` is split into title and text unless
+    the record has its own ``title``.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    first = _first_record(path)
+    if not isinstance(first, dict):
+        return None
+    keys = DOC_ID_KEYS + ("title", "text", "contents")  # absent keys read as nulls
+    read = [file_column(k, fields) for k in keys]
+    if len(set(read)) < len(read):   # a mapping onto another reader name: the Python path
+        return None
+    types = [_json_id_type(first.get(c)) if k in DOC_ID_KEYS else pa.string()
+             for k, c in zip(keys, read)]
+    if None in types:
+        return None
+    table = _read_json_columns(path, pa.schema(list(zip(read, types))), max_passages)
+    if table is None or table.num_rows == 0:
+        return None
     reader_name = dict(zip(read, keys))
     table = table.rename_columns([reader_name[n] for n in table.column_names])
     n = table.num_rows
-    ids = next((table[k] for k in ("id", "_id") if table[k].null_count == 0), None)
-    if ids is None or n == 0:
+    if any(table[k].null_count for k in ("id", "text") if k in fields):
+        return None   # a mapped field missing: the Python path names the mapping
+    id_cols = [table[k].cast(pa.string()) for k in DOC_ID_KEYS if table[k].null_count < n]
+    ids = id_cols[0] if len(id_cols) == 1 else pc.coalesce(*id_cols) if id_cols else None
+    if ids is None or ids.null_count:
         return None
     title, text, contents = table["title"], table["text"], table["contents"]
     if text.null_count == 0:

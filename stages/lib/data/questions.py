@@ -55,6 +55,10 @@ TEXT_LIST_KEYS = ("previous_question",)
 # shape, such as HotpotQA's list ``context``) is dropped, and named in a warning.
 READ_KEYS = frozenset(QUESTION_KEYS + ANSWER_KEYS + CTX_KEYS + ID_KEYS + DATASET_KEYS + GOLD_KEYS
                       + CHOICE_KEYS + ("retrieved_question", "qa_pairs", "annotations"))
+# The keys of a shipped passage (``ctxs[]``) that :func:`_ctxs` reads; any other (DPR's and
+# FiD's ``hasanswer``, a retriever's other scores) is dropped, and named in the warning.
+CTX_READ_KEYS = frozenset(DOC_ID_KEYS + ("title", "text", "contents", "paragraph_text", "score",
+                                         "socre"))
 # File stems that name a split rather than a dataset (FlashRAG's ``{dataset}/{split}.jsonl``).
 SPLIT_NAMES = {"train", "dev", "test", "val", "valid", "validation", "eval", "queries", "questions"}
 
@@ -470,15 +474,66 @@ def _asqa_references(rec: dict, where: str) -> dict:
 
 
 def warn_dropped(where: str, dropped: dict[str, int], records: int) -> None:
-    """The warning that names the fields a reader dropped (a field holding the ids, answers or
-    gold passage ids under a name the reader does not take would be lost without a word)."""
-    if not dropped:
-        return
-    listed = ", ".join(f"{key} (in {n} of {records} records)" for key, n in sorted(dropped.items()))
-    log.warning("%s: field(s) not read, dropped: %s; if one holds the ids, answers or gold "
-                "passage ids, rename it, or map it with the load step's question_fields "
-                "(ids: %s; answers: %s; gold passage ids: %s)",
-                where, listed, "|".join(ID_KEYS), "|".join(ANSWER_KEYS), "|".join(GOLD_KEYS))
+    """The warnings that name the fields a reader dropped (a field holding the ids, answers or
+    gold passage ids under a name the reader does not take would be lost without a word): one
+    for the records' fields, one for their shipped passages' keys (``ctxs[].hasanswer``)."""
+    fields = {k: n for k, n in dropped.items() if "[]." not in k}
+    passage = {k: n for k, n in dropped.items() if "[]." in k}
+    if fields:
+        log.warning("%s: field(s) not read, dropped: %s; if one holds the ids, answers or gold "
+                    "passage ids, rename it, or map it with the load step's question_fields "
+                    "(ids: %s; answers: %s; gold passage ids: %s)", where,
+                    _counted(fields, records), "|".join(ID_KEYS), "|".join(ANSWER_KEYS),
+                    "|".join(GOLD_KEYS))
+    if passage:
+        log.warning("%s: shipped passages' field(s) not read, dropped: %s; a passage keeps its "
+                    "id, title, text and score only; if one holds the passage's id, text or "
+                    "score, rename it (id: %s; text: text|contents|paragraph_text; score: "
+                    "score)", where, _counted(passage, records), "|".join(DOC_ID_KEYS))
+
+
+def _counted(dropped: dict[str, int], records: int) -> str:
+    """The dropped fields and how many records had each, in one line.
+
+    >>> _counted({"b": 1, "a": 2}, 3)
+    'a (in 2 of 3 records), b (in 1 of 3 records)'
+    """
+    return ", ".join(f"{key} (in {n} of {records} records)" for key, n in sorted(dropped.items()))
+
+
+def _dropped_passage_keys(rec: dict) -> list[str]:
+    """The keys of a record's shipped passages that are not read, as ``ctxs[].KEY`` (the
+    record was read: its passages are a list of objects).
+
+    >>> _dropped_passage_keys({"docs": [{"text": "t", "hasanswer": True}, {"text": "u"}]})
+    ['docs[].hasanswer']
+    """
+    ckey = next((k for k in CTX_KEYS if rec.get(k) is not None), None)
+    if ckey is None:
+        return []
+    keys = set().union(*(c.keys() for c in rec[ckey] if isinstance(c, dict)))
+    return sorted(f"{ckey}[].{key}" for key in keys - CTX_READ_KEYS)
+
+
+def _repeated_id(path: Path, at: str, qid: str, first: tuple[str, bool], own: bool) -> DataError:
+    """The error for question id ``qid`` at ``at`` that the record at ``first[0]`` has too;
+    ``own`` (``first[1]``): whether the record has an id field, or its id was its number.
+
+    >>> print(_repeated_id(Path("q.jsonl"), "line 2", "2", ("line 1", True), False).message)
+    ... # doctest: +ELLIPSIS
+    q.jsonl line 2: question id '2' repeats (first on line 1); line 2 has no id field, so ...
+    """
+    numbered = [a for a, has_id in (first, (at, own)) if not has_id]
+    if not numbered:
+        return DataError(f"{path} {at}: question id '{qid}' repeats (first on {first[0]}); "
+                         "expected unique ids; de-duplicate the file")
+    where = numbered[0]
+    number = ("set name and element number" if where.startswith("set ") else
+              "element number" if "element" in where else
+              "row number" if where.startswith("row") else "line number")
+    return DataError(f"{path} {at}: question id '{qid}' repeats (first on {first[0]}); "
+                     f"{where} has no id field, so its id was taken from its {number}; give "
+                     f"every record an id (one of {', '.join(ID_KEYS)}), unique in the file")
 
 
 def read_questions(path: str | Path, *, require_answers: bool = True,
@@ -513,7 +568,8 @@ def read_questions(path: str | Path, *, require_answers: bool = True,
     array the element's index (1, 2, ...); dataset ← ``dataset|source``, else the id prefix when
     it names a known set (``nq_12`` → ``nq``, :data:`KNOWN_SETS`; not ARC's
     ``Mercury_SC_41570``), else the file stem (or its folder when the stem is a split name).
-    Question ids must be unique. Any other field is dropped, and named in a warning (a field
+    Question ids must be unique. Any other field is dropped, and named in a warning, as is a
+    shipped passage's key other than its id, title, text and score (``ctxs[].hasanswer``) (a field
     under a name the reader does not take, such as ``gold_ids``, would be lost without a word),
     unless ``fields`` maps it to one the reader takes (``{"gold": "gold_ids"}``, see
     :mod:`stages.lib.data.fields`). With ``dropped_counts``, the dropped fields are counted
@@ -534,7 +590,7 @@ def iter_questions(path: str | Path, *, require_answers: bool = True,
     whole as Python objects; the warnings and the count are logged once the file is read."""
     path = Path(path)
     count = with_ctxs = 0
-    seen: dict[str, str] = {}
+    seen: dict[str, tuple[str, bool]] = {}
     dropped: dict[str, int] = {}
     for at, rec, default_id, dataset in islice(_located(path, default_dataset), max_questions):
         where = f"{path} {at}"     # every record is a row, or an error
@@ -549,12 +605,12 @@ def iter_questions(path: str | Path, *, require_answers: bool = True,
                             "question_fields)")
         row = normalize_question(rec, where=where, require_answers=require_answers,
                                  default_id=default_id, default_dataset=dataset, path=path)
-        for key in rec.keys() - READ_KEYS - row.keys():
+        for key in chain(rec.keys() - READ_KEYS - row.keys(), _dropped_passage_keys(rec)):
             dropped[key] = dropped.get(key, 0) + 1
+        own_id = any(rec.get(k) is not None for k in ID_KEYS)
         if row["id"] in seen:
-            raise DataError(f"{path} {at}: question id '{row['id']}' repeats (first on "
-                            f"{seen[row['id']]}); expected unique ids; de-duplicate the file")
-        seen[row["id"]] = at
+            raise _repeated_id(path, at, row["id"], seen[row["id"]], own_id)
+        seen[row["id"]] = (at, own_id)
         count += 1
         with_ctxs += "ctxs" in row
         yield row
