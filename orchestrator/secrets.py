@@ -186,6 +186,9 @@ def keyed(semantic: dict, config: dict, secrets: dict[str, str]) -> dict:
     read from the environment as a SHA-256 digest of it: changing such a setting recomputes the
     step, as any setting does, and no file holds its value.
 
+    A URL's password is a credential too: it is left out of the digest (rotating it recomputes
+    nothing, and no digest of it is written down).
+
     >>> keyed({"label": "run", "n": 1}, {"label": "run", "n": 1}, {"label": "${oc.env:L}"})
     {'label': '${oc.env:L} sha256:acba25512100f80b', 'n': 1}
     """
@@ -196,8 +199,21 @@ def keyed(semantic: dict, config: dict, secrets: dict[str, str]) -> dict:
         node = _at(config, path)
         if is_credential(path) or node is _ABSENT:
             continue
-        values[path] = f"{text} sha256:{hashlib.sha256(str(node).encode()).hexdigest()[:16]}"
+        value = without_password(node) if isinstance(node, str) else str(node)
+        values[path] = f"{text} sha256:{hashlib.sha256(value.encode()).hexdigest()[:16]}"
     return redact(semantic, values)
+
+
+def without_password(value: str) -> str:
+    """``value`` with the password of a URL in it (``scheme://user:password@host``) left out;
+    any other text as it is.
+
+    >>> without_password("http://judge:s3cret@10.0.0.5:8000/v1")
+    'http://judge@10.0.0.5:8000/v1'
+    >>> without_password("https://api.example.com/v1"), without_password("plain text")
+    ('https://api.example.com/v1', 'plain text')
+    """
+    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#@]*@", r"\1@", value)
 
 
 _ABSENT = object()
