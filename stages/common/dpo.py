@@ -18,11 +18,10 @@ template. A crashed step resumes from its last checkpoint. The config is
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from orchestrator.api import DataError, StageContext, stage
-from stages.lib.train import DpoConfig, TrainHooks, dpo_train
+from stages.lib.train import DpoConfig, TrainHooks, dpo_train, stats_file_text
 from stages.schemas import Model, Preferences
 
 __all__ = ["DpoConfig", "dpo"]
@@ -44,5 +43,5 @@ def dpo(pairs: Preferences, model: Model, cfg: DpoConfig, ctx: StageContext) -> 
     stats = dpo_train(model.path, kept, out, cfg, hooks)
     if hooks.is_main:  # the other ranks' output is not committed
         stats["pairs_by_task"] = {t: n for t, n in present.items() if t in cfg.tasks}
-        (out / "training_stats.json").write_text(json.dumps(stats, indent=1))
+        (out / "training_stats.json").write_text(stats_file_text(stats))
     return out

@@ -18,11 +18,10 @@ checkpoint in the step's scratch directory. The config is :class:`stages.lib.tra
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 
 from orchestrator.api import StageContext, stage
-from stages.lib.train import SftConfig, TrainHooks, sft_train
+from stages.lib.train import SftConfig, TrainHooks, sft_train, stats_file_text
 from stages.schemas import Chat, Model
 
 __all__ = ["SftConfig", "sft"]
@@ -38,5 +37,5 @@ def sft(data: Chat, model: Model, cfg: SftConfig, ctx: StageContext) -> Model:
     hooks = TrainHooks.from_context(ctx)
     stats = sft_train(model.path, rows, out, cfg, hooks)
     if hooks.is_main:  # the other ranks' output is not committed
-        (out / "training_stats.json").write_text(json.dumps({**stats, "tasks": tasks}, indent=1))
+        (out / "training_stats.json").write_text(stats_file_text({**stats, "tasks": tasks}))
     return out

@@ -95,6 +95,7 @@ from stages.lib.train.checkpoints import last_checkpoint
 from stages.lib.train.dpo import dpo_train
 from stages.lib.train.hooks import TrainHooks
 from stages.lib.train.sft import sft_train
+from stages.lib.train.stats_file import stats_file_text
 
 __all__ = ["DpoConfig", "SftConfig", "TrainArgs", "TrainHooks", "dpo_train", "last_checkpoint",
-           "sft_train"]
+           "sft_train", "stats_file_text"]
