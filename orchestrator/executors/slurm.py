@@ -23,7 +23,12 @@ processes, for a machine without SLURM).
   when set) and ``cpus_per_task``/``mem_gb``/``time`` are checked against ``sinfo``; a job
   sbatch still refuses fails its step as bad input; a job pending for a reason SLURM never clears
   is cancelled; a job that dies outside the stage is named by its state, exit code and stderr.
-  Job ids reach the run record at submission (``report_submitted``).
+  Job ids reach the run record at submission (``report_submitted``). With a list of
+  partitions, a multi-node job must fit whole nodes of one of them (SLURM runs a job in a
+  single partition), so each is counted on its own.
+* SLURM warns a job ``SIGNAL_DELAY_S`` before its time limit (SIGUSR2): the worker is stopped
+  like Ctrl-C (its stage's temporary output removed) and the step fails naming the job and
+  ``ragline.executor.time`` (``spare_worker_the_warning``, ``time_limit_failure``).
 * The job runs the same worker as the local executor, so locking, caching and single flight are
   unchanged; the cache directory must be on a filesystem every node shares.
 """
@@ -34,6 +39,7 @@ import logging
 import os
 import re
 import shutil
+import signal
 import subprocess
 import threading
 import time
@@ -157,9 +163,12 @@ def read_sinfo(text: str, partition: str | None) -> tuple[str | None, list[dict]
     node's ``max_min`` is its partition's MaxTime in minutes (None: no limit; the largest when
     it is in several); a field sinfo left out is None (not checked).
 
+    A node's ``partitions`` are the listed ones it is in (a gang must fit one of them).
+
     >>> text = "n1|gpu:2|debug*|2|24105|infinite\\nn2|(null)|cpu|64|256000|2-00:00:00"
-    >>> read_sinfo(text, None)[0], read_sinfo(text, "cpu")[1]
-    ('debug', [{'node': 'n2', 'gpus': 0, 'cpus': 64, 'mem_mb': 256000, 'max_min': 2880}])
+    >>> read_sinfo(text, None)[0], read_sinfo(text, "cpu")[1]  # doctest: +NORMALIZE_WHITESPACE
+    ('debug', [{'node': 'n2', 'gpus': 0, 'cpus': 64, 'mem_mb': 256000, 'max_min': 2880,
+                'partitions': ['cpu']}])
     >>> read_sinfo(text, "gpu")[1:]
     ([], ['debug', 'cpu'])
     >>> read_sinfo(text, "cpu,debug,gpu")[0], len(read_sinfo(text, "cpu,debug")[1])
@@ -189,7 +198,9 @@ def read_sinfo(text: str, partition: str | None) -> tuple[str | None, list[dict]
             max_min = None                               # longest MaxTime lets a job through
         nodes[node] = {"node": node, "gpus": max(old.get("gpus", 0), gres_gpus(gres)),
                        "cpus": _number(cpus), "mem_mb": _number(mem),
-                       "max_min": max_min if max_min is None else max(max_min, old["max_min"])}
+                       "max_min": max_min if max_min is None else max(max_min, old["max_min"]),
+                       "partitions": [*(p for p in old.get("partitions", []) if p != name),
+                                      name]}
     return ",".join(found) or None, list(nodes.values()), names
 
 
@@ -209,6 +220,72 @@ def gang_nodes(gpus: int, per_node: list[int]) -> tuple[int, int]:
                       f"(GPUs per node: {sorted(per_node, reverse=True)[:8]})")
 
 
+def partition_gpus(nodes: list[dict]) -> dict[str, list[int]]:
+    """GPUs per node of each partition (``read_sinfo``'s nodes), in sinfo's order.
+
+    >>> partition_gpus([{"gpus": 8, "partitions": ["gpu", "long"]}, {"gpus": 4,
+    ...                 "partitions": ["gpu"]}])
+    {'gpu': [8, 4], 'long': [8]}
+    """
+    out: dict[str, list[int]] = {}
+    for node in nodes:
+        for name in node.get("partitions") or ["?"]:
+            out.setdefault(name, []).append(node["gpus"])
+    return out
+
+
+def _gang_room(gpus: int, name: str, per_node: list[int]) -> str:
+    """Why a gang of ``gpus`` does not fit partition ``name`` ("" when it does), with the count
+    of its nodes that would do.
+
+    >>> _gang_room(16, "gpu", [8]), _gang_room(8, "gpu", [8, 4]), _gang_room(6, "gpu", [4, 4])
+    ("'gpu' has 1 node with 8 GPUs, 2 needed", '', "'gpu' has nodes of 4 GPUs, 6 is no multiple")
+    """
+    biggest = max(per_node, default=0)
+    if not biggest:
+        return f"'{name}' has no node with GPUs"
+    if gpus <= biggest:
+        return ""
+    if gpus % biggest:
+        return f"'{name}' has nodes of {biggest} GPUs, {gpus} is no multiple"
+    have, need = sum(1 for g in per_node if g >= biggest), gpus // biggest
+    nodes = "node" if have == 1 else "nodes"
+    return "" if have >= need else f"'{name}' has {have} {nodes} with {biggest} GPUs, {need} needed"
+
+
+def gang_in_partitions(gpus: int, per_partition: dict[str, list[int]]) -> tuple[int, int]:
+    """(nodes, GPUs per node) of one multi-GPU job when ``partition`` lists several: SLURM puts
+    a job in ONE of them, all its nodes there, so it must fit whole nodes of one partition
+    (the fewest nodes win, then the first listed). ConfigError naming each one's count.
+
+    >>> gang_in_partitions(16, {"gpu": [4, 4, 4, 4], "gpu-long": [8, 8]})
+    (2, 8)
+    >>> gang_in_partitions(16, {"gpu": [8], "gpu-long": [8]})  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    orchestrator.errors.ConfigError: 16 GPUs as one job ... 'gpu' has 1 node with 8 GPUs, 2 ...
+    """
+    shapes = [gang_nodes(gpus, per_node) for name, per_node in per_partition.items()
+              if not _gang_room(gpus, name, per_node)]
+    if shapes:
+        return min(shapes, key=lambda shape: shape[0])
+    rooms = "; ".join(_gang_room(gpus, n, g) for n, g in per_partition.items())
+    raise ConfigError(f"{gpus} GPUs as one job on whole nodes of one partition (SLURM runs a "
+                      f"job in a single partition of the list), but none has them: {rooms}")
+
+
+def largest_gang(per_partition: dict[str, list[int]]) -> int:
+    """The most GPUs one job gets on whole nodes of one partition.
+
+    >>> largest_gang({"gpu": [4, 4, 4], "gpu-long": [8], "cpu": [0]})
+    12
+    """
+    best = 0
+    for per_node in per_partition.values():
+        biggest = max(per_node, default=0)
+        best = max(best, biggest * sum(1 for g in per_node if g >= biggest))
+    return best
+
+
 def import_submitit():
     try:
         import submitit
@@ -226,12 +303,61 @@ def _heartbeat(path: Path, stop: threading.Event) -> None:
             pass
 
 
+class TimeLimitWarning(RuntimeError):
+    """SLURM's warning signal reached a task that submitit leaves running (not rank 0)."""
+
+
+def warning_signal() -> signal.Signals:
+    """The signal SLURM sends before the time limit (``--signal``; submitit's, USR2 unless
+    ``SUBMITIT_PREEMPT_SIGNAL`` names another)."""
+    name = os.environ.get("SUBMITIT_PREEMPT_SIGNAL", "USR2").upper().removeprefix("SIG")
+    return getattr(signal.Signals, f"SIG{name}", signal.SIGUSR2)
+
+
+def _on_warning(previous):
+    """The job process's handler of the warning: submitit's (rank 0: raises "timed-out and not
+    checkpointable", or requeues a preempted job and exits), then, where that returns (another
+    node of a gang), an error of our own: either way the worker is stopped."""
+    def handler(signum, frame):
+        if callable(previous):
+            previous(signum, frame)
+        raise TimeLimitWarning(f"signal {signal.Signals(signum).name} from SLURM: the job is "
+                               "near its time limit (or preempted); its worker is stopped")
+    return handler
+
+
+def spare_worker_the_warning(start):
+    """``start()`` (which runs the worker to its end) with SLURM's warning signal blocked in
+    this thread, so the worker and its children inherit it blocked: SLURM signals every
+    process of the job step, and the worker, which has no handler for it, died at once, its
+    stage's temporary output left in the cache's tmp/ (rag gc's to remove) and no "stopped"
+    line in its log. A thread that does not block it takes the signal for this process, whose
+    handler (``_on_warning``) raises here: ``run_worker`` then stops the worker with SIGTERM,
+    which the worker handles like Ctrl-C (stage stopped, temporary output removed, "stopped"
+    logged). Outside the main thread (submitit's debug cluster) ``start()`` runs as it is."""
+    if threading.current_thread() is not threading.main_thread():
+        return start()
+    sig = warning_signal()
+    done = threading.Event()
+    threading.Thread(target=done.wait, name="ragline-slurm-warning", daemon=True).start()
+    previous = signal.getsignal(sig)
+    signal.signal(sig, _on_warning(previous))
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {sig})
+    try:
+        return start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+        done.set()
+        signal.signal(sig, signal.SIG_DFL if previous is None else previous)
+
+
 def run_shard_job(task_file: str, log_path: str, env: dict, cwd: str, heartbeat: str,
                   stale_s: float, expected: list[str]) -> int:
     """Body of one array task on a compute node: the worker process, same as local."""
     from orchestrator.executors.launch import run_worker, worker_argv
 
-    return run_worker(worker_argv(task_file), log_path, env, cwd, heartbeat, stale_s, expected)
+    return spare_worker_the_warning(lambda: run_worker(
+        worker_argv(task_file), log_path, env, cwd, heartbeat, stale_s, expected))
 
 
 def run_gang_job(task_file: str, log_path: str, env: dict, cwd: str, heartbeat: str,
@@ -244,7 +370,8 @@ def run_gang_job(task_file: str, log_path: str, env: dict, cwd: str, heartbeat: 
     job = submitit.JobEnvironment()
     port = 20000 + int(str(job.job_id).split("_")[0]) % 20000
     argv = torchrun_argv(task_file, job.num_nodes, job.node, nproc, job.hostnames[0], port)
-    return run_worker(argv, log_path, env, cwd, heartbeat, stale_s, expected)
+    return spare_worker_the_warning(lambda: run_worker(argv, log_path, env, cwd, heartbeat,
+                                                       stale_s, expected))
 
 
 class SlurmExecutor:
@@ -304,7 +431,31 @@ class SlurmExecutor:
                                f"but the nodes of {where} have at most {max(per_node)}",
                                hint=f"lower it: steps.{step.name}.gpus={max(per_node)}")
 
-        check_node_gpus(steps, self.gpus_per_node, gang_nodes, too_many, no_gpus)
+        def split(gpus: int, per_node: list[int]):   # several partitions: gang_shape, below
+            return gang_nodes(gpus, per_node) if len(listed(part)) < 2 else None
+
+        check_node_gpus(steps, self.gpus_per_node, split, too_many, no_gpus)
+        for step in steps:
+            if step.gpus and runs_as_ranks(step):
+                self.gang_shape(step)
+
+    def gang_shape(self, step) -> tuple[int, int]:
+        """(nodes, GPUs per node) of a multi-GPU step's one job. With several partitions
+        listed, SLURM runs the job in one of them: its nodes must all be in that one, so each
+        partition is counted on its own (they were counted together: a gang of 2 nodes passed
+        with one node in each, and pended forever)."""
+        per_partition = partition_gpus(self.nodes()[1]) if self.cluster == "slurm" else {}
+        if len(per_partition) < 2:
+            return gang_nodes(step.gpus, self.gpus_per_node())
+        try:
+            return gang_in_partitions(step.gpus, per_partition)
+        except ConfigError as e:
+            setting, part = partition_setting(self.cfg)
+            most = largest_gang(per_partition)
+            raise ConfigError(f"steps.{step.name}.gpus: {e.message}",
+                              hint=f"lower it (steps.{step.name}.gpus={most} fits one), or set "
+                                   f"{setting} to a partition with enough such nodes "
+                                   f"(now {part})") from None
 
     # -- submitting ----------------------------------------------------------------------------
     def submitter(self, step, folder: Path, nodes: int, gpus_per_node: int):
@@ -355,7 +506,7 @@ class SlurmExecutor:
         env = {} if step.gpus else {"CUDA_VISIBLE_DEVICES": ""}   # hide the login node's GPUs
         common = (env, os.getcwd(), beat, self.stale_s, expected)
         if runs_as_ranks(step):
-            nodes, per = gang_nodes(step.gpus, self.gpus_per_node())
+            nodes, per = self.gang_shape(step)
             t = tasks[0]
             ex = self.submitter(step, folder, nodes, per)
             self._active = [ex.submit(run_gang_job, str(files[t.key]), t.log, *common, per)]
@@ -407,7 +558,7 @@ class SlurmExecutor:
         except Exception:  # noqa: BLE001 - a job killed, timed out, preempted or failed
             result = read_result(Path(f"{task_file}.result"), 1, task.log, what)
             if isinstance(result, Failed) and "without a result" in result.message:
-                return job_failure(job, task.log, self.cfg)
+                return job_failure(job, task.log, self.cfg, task.step, task.shard[1])
             return result
         return read_result(Path(f"{task_file}.result"), code, task.log, what)
 
@@ -601,7 +752,7 @@ def job_state(job) -> tuple[str, str]:
         return "UNKNOWN", ""
 
 
-def job_failure(job, log_path: str, cfg: dict) -> Failed:
+def job_failure(job, log_path: str, cfg: dict, step: str = "", shards: int = 1) -> Failed:
     """A job that ended without the worker's result (its setup failed, ragline did not import
     on the node, the time limit, scancel): its state, exit code and stderr's last word, and a
     log that exists (submitit's stderr file when the task's own log was never written)."""
@@ -612,12 +763,11 @@ def job_failure(job, log_path: str, cfg: dict) -> Failed:
         text = ""
     state, code = job_state(job) if "slurm" in type(job).__name__.lower() else ("FAILED", "")
     reason = stderr_reason(text)
-    what = f"SLURM job {job.job_id}"
-    limit = job_time(cfg)
+    what = f"SLURM job {job.job_id}" + (f" (step {step})" if step else "")
+    log_file = log_path if log_path and Path(log_path).is_file() else str(err)
     if state == "TIMEOUT" or "timed-out" in text or "DUE TO TIME LIMIT" in text:
-        message = f"{what} hit its time limit (ragline.executor.time={limit})"
-        hint = "raise ragline.executor.time, or split the step into more shards"
-    elif state == "OUT_OF_MEMORY":
+        return time_limit_failure(what, cfg, log_file, step, shards)
+    if state == "OUT_OF_MEMORY":
         message = f"{what} ran out of memory (ragline.executor.mem_gb={cfg.get('mem_gb')})"
         hint = "raise ragline.executor.mem_gb"
     else:
@@ -625,8 +775,74 @@ def job_failure(job, log_path: str, cfg: dict) -> Failed:
         message = (f"{what} {state}{exit_code} before the worker reported: "
                    + (reason or "its stderr is empty (a setup line failed?)"))
         hint = "see the job's stderr; ragline.executor.setup runs first in every job"
-    log_file = log_path if log_path and Path(log_path).is_file() else str(err)
     return Failed(message, log_file, hint=hint)
+
+
+def time_limit_failure(what: str, cfg: dict, log_file: str, step: str = "",
+                       shards: int = 1) -> Failed:
+    """A job stopped at its time limit: which setting, whether its worker stopped the stage
+    (its "stopped" line: the temporary output removed) or was killed, and what to change.
+
+    >>> f = time_limit_failure("SLURM job 7_0 (step sft)", {"time": 30}, "/nonexistent.log")
+    >>> f.message
+    ... # doctest: +ELLIPSIS
+    'SLURM job 7_0 (step sft) hit its time limit (ragline.executor.time=30): its worker did ...'
+    >>> f.hint  # doctest: +ELLIPSIS
+    'raise ragline.executor.time (30 minutes now; the job is warned 30 s before its end ...'
+    """
+    setting, value = time_setting(cfg)
+    try:
+        tail = Path(log_file).read_text(errors="replace")[-4000:]
+    except OSError:
+        tail = ""
+    stopped = re.search(r": stopped$", tail, re.M) is not None
+    outcome = ("the stage was stopped and its temporary output removed" if stopped else
+               "its worker did not report stopping (rag gc removes what it left)")
+    try:
+        minutes = time_minutes(value)
+        minutes = f"{minutes} minute{'' if minutes == 1 else 's'} now; "
+    except ValueError:
+        minutes = ""
+    more = (f", or split the work into more shards (steps.{step}.shards; a rerun reuses the "
+            "shards that finished)" if step and shards > 1 else "")
+    return Failed(f"{what} hit its time limit ({setting}={value}): {outcome}", log_file,
+                  hint=f"raise {setting} ({minutes}the job is warned {warning_s(cfg)} s before "
+                       f"its end and stopped){more}")
+
+
+def time_setting(cfg: dict) -> tuple[str, object]:
+    """(the setting that gives a job its ``--time``, its value as written): ``sbatch: {time:
+    X}`` (or the older ``extra``) wins, as in the job script submitit writes, then ``time``,
+    then the older ``timeout_min`` (``job_time``).
+
+    >>> time_setting({"time": 30}), time_setting({"timeout_min": 20})
+    (('ragline.executor.time', 30), ('ragline.executor.timeout_min', 20))
+    >>> time_setting({"time": 30, "sbatch": {"time": "2:00:00"}})
+    ('ragline.executor.sbatch.time', '2:00:00')
+    """
+    for key in ("sbatch", "extra"):
+        value = (cfg.get(key) or {}).get("time")
+        if value:
+            return f"ragline.executor.{key}.time", value
+    key = "timeout_min" if cfg.get("timeout_min") and not cfg.get("time") else "time"
+    return f"ragline.executor.{key}", job_time(cfg)
+
+
+def warning_s(cfg: dict) -> int:
+    """Seconds before its time limit that a job gets the warning signal: ``SIGNAL_DELAY_S``,
+    or what ``sbatch: {signal: ...}`` says (``[B:]USR2@120``; SLURM's 60 s without ``@``).
+
+    >>> warning_s({}), warning_s({"sbatch": {"signal": "B:USR2@120"}})
+    (30, 120)
+    >>> warning_s({"sbatch": {"signal": "USR2"}})
+    60
+    """
+    for key in ("sbatch", "extra"):
+        value = (cfg.get(key) or {}).get("signal")
+        if value:
+            m = re.search(r"@(\d+)\s*$", str(value))
+            return int(m.group(1)) if m else 60
+    return SIGNAL_DELAY_S
 
 
 def check_partition(cfg: dict, name: str | None, nodes: list[dict], names: list[str]) -> None:
