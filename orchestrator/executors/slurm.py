@@ -872,12 +872,38 @@ def check_partition(cfg: dict, name: str | None, nodes: list[dict], names: list[
         raise ConfigError(f"ragline.executor.mem_gb: {cfg['mem_gb']} GB per job asked for, but "
                           f"the nodes of {where} have at most {mem_mb // 1024} GB",
                           hint=f"lower it: ragline.executor.mem_gb={max(mem_mb // 1024, 1)}")
-    limits = [n["max_min"] for n in nodes]
-    minutes = time_minutes(job_time(cfg))
-    if limits and None not in limits and minutes > max(limits):
-        raise ConfigError(f"ragline.executor.time: {minutes} minutes asked for, but {where} "
-                          f"allows at most {max(limits)} (its MaxTime)",
-                          hint=f"lower it: ragline.executor.time={max(limits)}")
+    check_max_time(cfg, where, [n["max_min"] for n in nodes])
+
+
+def check_max_time(cfg: dict, where: str, limits: list[int | None]) -> None:
+    """The job's time (``time_setting``: ``sbatch.time`` when set) is within the partitions'
+    MaxTime (``limits``, None: no limit). Past it, SLURM leaves the job pending forever, so it
+    is refused, unless a QOS is set: one with ``Flags=PartitionTimeLimit`` lets a job run past
+    its partition's MaxTime, which only ``sacctmgr`` could tell, so that is a warning (a job
+    its QOS does not let through is cancelled as it pends, ``PartitionTimeLimit``).
+
+    >>> check_max_time({"time": 60}, "partition 'debug'", [60, None])     # no limit on one
+    >>> check_max_time({"time": 90, "qos": "long"}, "partition 'debug'", [60])   # warned
+    >>> check_max_time({"sbatch": {"time": "2:00:00"}}, "partition 'debug'", [60])
+    ... # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    orchestrator.errors.ConfigError: ragline.executor.sbatch.time: 120 minutes asked for, ...
+      hint: lower it: ragline.executor.sbatch.time=60, or set a qos that may run longer ...
+    """
+    setting, value = time_setting(cfg)
+    minutes = time_minutes(value)
+    if not limits or None in limits or minutes <= max(limits):
+        return
+    problem = (f"{setting}: {minutes} minutes asked for, but {where} allows at most "
+               f"{max(limits)} (its MaxTime)")
+    qos = cfg.get("qos") or (cfg.get("sbatch") or {}).get("qos")
+    if qos:
+        log.warning("%s; going on, as qos '%s' may allow it (Flags=PartitionTimeLimit); if it "
+                    "does not, the jobs pend with PartitionTimeLimit and the step is cancelled",
+                    problem, qos)
+        return
+    raise ConfigError(problem, hint=f"lower it: {setting}={max(limits)}, or set a qos that may "
+                                    f"run longer (ragline.executor.qos)")
 
 
 def check_partition_names(setting: str, partition: str | None, found: bool,
