@@ -16,7 +16,8 @@ KEYS = {"local": {"name", "isolate", "max_parallel"},
         "slurm": {"name", "isolate", "cluster", "partition", "account", "qos", "constraint", "time",
                   "timeout_min", "cpus_per_task", "mem_gb", "array_parallelism", "sbatch", "extra",
                   "setup", "heartbeat_s", "env"},
-        "ray": {"name", "isolate", "address", "num_cpus", "num_gpus", "cpus_per_task", "env"}}
+        "ray": {"name", "isolate", "address", "num_cpus", "num_gpus", "cpus_per_task",
+                "autoscaling", "env"}}
 
 
 def executor_settings(settings: dict) -> dict:
@@ -61,6 +62,9 @@ def _check(block: dict) -> None:
             expected = "a whole number" if kinds is int else "a number"
             raise ConfigError(f"ragline.executor.{key}: expected {expected}, 0 or more, got "
                               f"{value!r}")
+    if not isinstance(block.get("autoscaling", False), bool):
+        raise ConfigError(f"ragline.executor.autoscaling: expected true or false, got "
+                          f"{block['autoscaling']!r}")
     if name == "slurm":
         _check_slurm(block)
 

@@ -234,6 +234,7 @@ class RayExecutor:
         self.num_cpus = cfg.get("num_cpus")
         self.num_gpus = cfg.get("num_gpus")
         self.cpus_per_task = float(cfg.get("cpus_per_task") or 1)
+        self.autoscaling = bool(cfg.get("autoscaling"))
         self.env_patterns = [*FORWARD_ENV, *(cfg.get("env") or [])]
         self.jobs: dict[str, str] = {}
         self.on_submitted = None   # the runner's: job ids to status.json (report_submitted)
@@ -322,7 +323,18 @@ class RayExecutor:
     def check_resources(self, steps: list) -> None:
         """The steps' tasks against the cluster's alive nodes, not this machine's devices: GPUs,
         then ``cpus_per_task`` (with the GPUs, on one node): Ray would wait forever for a task
-        that no node can hold."""
+        that no node can hold. A cluster that adds nodes on demand (``autoscaling: true``) may
+        not have them yet: there a task no alive node holds is a warning, and it waits."""
+        try:
+            self.check_alive_nodes(steps)
+        except ConfigError as e:
+            if not self.autoscaling:
+                raise
+            log.warning("%s; going on, as ragline.executor.autoscaling is true: the tasks wait "
+                        "until the autoscaler adds such a node", e.message)
+
+    def check_alive_nodes(self, steps: list) -> None:
+        """``check_resources`` against the nodes alive now; ConfigError for the first misfit."""
         check_node_gpus(steps, self.gpus_per_node, gang_shape, _too_many_gpus)
         if not steps:
             return
