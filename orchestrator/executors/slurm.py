@@ -674,12 +674,14 @@ def pending_failure(reason: str, cfg: dict, started: str = "") -> Failed:
     'SLURM job 7_0 was cancelled after it started: other jobs of its step were pending for ...'
     """
     key = _never_setting(reason) or "partition"
-    asked = f"ragline.executor.{key}={job_time(cfg) if key == 'time' else cfg.get(key)}"
+    setting, value = (time_setting(cfg) if key == "time" else
+                      (f"ragline.executor.{key}", cfg.get(key)))
+    asked = f"{setting}={value}"
     message = (f"SLURM job {started} was cancelled after it started: other jobs of its step "
                f"were pending for {reason} ({asked}), which SLURM never clears" if started else
                f"SLURM will never start the job: pending for {reason} ({asked}); cancelled")
-    return Failed(message, bad_input=True, hint=f"change ragline.executor.{key} (see sinfo, "
-                                                "sacctmgr show qos/assoc) and rerun")
+    return Failed(message, bad_input=True, hint=f"change {setting} (see sinfo, sacctmgr show "
+                                                "qos/assoc) and rerun")
 
 
 SUBMIT_ERRORS: tuple = (subprocess.CalledProcessError, OSError)
@@ -872,10 +874,14 @@ def check_partition(cfg: dict, name: str | None, nodes: list[dict], names: list[
         raise ConfigError(f"ragline.executor.mem_gb: {cfg['mem_gb']} GB per job asked for, but "
                           f"the nodes of {where} have at most {mem_mb // 1024} GB",
                           hint=f"lower it: ragline.executor.mem_gb={max(mem_mb // 1024, 1)}")
-    check_max_time(cfg, where, [n["max_min"] for n in nodes])
+    check_max_time(cfg, where, [n["max_min"] for n in nodes], several="," in str(name))
 
 
-def check_max_time(cfg: dict, where: str, limits: list[int | None]) -> None:
+_WARNED: set[str] = set()   # a warning the checks give is given once a process, not per check
+
+
+def check_max_time(cfg: dict, where: str, limits: list[int | None],
+                   several: bool = False) -> None:
     """The job's time (``time_setting``: ``sbatch.time`` when set) is within the partitions'
     MaxTime (``limits``, None: no limit). Past it, SLURM leaves the job pending forever, so it
     is refused, unless a QOS is set: one with ``Flags=PartitionTimeLimit`` lets a job run past
@@ -894,13 +900,18 @@ def check_max_time(cfg: dict, where: str, limits: list[int | None]) -> None:
     minutes = time_minutes(value)
     if not limits or None in limits or minutes <= max(limits):
         return
-    problem = (f"{setting}: {minutes} minutes asked for, but {where} allows at most "
-               f"{max(limits)} (its MaxTime)")
+    problem = (f"{setting}: {minutes} minutes asked for, but {where} "
+               f"{'allow' if several else 'allows'} at most {max(limits)} (its MaxTime)")
     qos = cfg.get("qos") or (cfg.get("sbatch") or {}).get("qos")
     if qos:
-        log.warning("%s; going on, as qos '%s' may allow it (Flags=PartitionTimeLimit); if it "
-                    "does not, the jobs pend with PartitionTimeLimit and the step is cancelled",
-                    problem, qos)
+        # with a list, SLURM names the last partition it tried: a "waiting" line, no cancel
+        then = ("the jobs wait, pending for PartitionTimeLimit (said every few minutes)"
+                if several else "the jobs pend with PartitionTimeLimit and the step is cancelled")
+        warning = (f"{problem}; going on, as qos '{qos}' may allow it "
+                   f"(Flags=PartitionTimeLimit); if it does not, {then}")
+        if warning not in _WARNED:
+            _WARNED.add(warning)
+            log.warning("%s", warning)
         return
     raise ConfigError(problem, hint=f"lower it: {setting}={max(limits)}, or set a qos that may "
                                     f"run longer (ragline.executor.qos)")
@@ -945,9 +956,16 @@ def sbatch_parameters(cfg: dict, step: str, nodes: int, gpus_per_node: int,
     ...                       "sft", 2, 8, 64)
     >>> p["slurm_partition"], p["timeout_min"], p["nodes"], p["gpus_per_node"], p["slurm_additional_parameters"]
     ('gpu', 120, 2, 8, {'exclude': 'n3'})
+
+    A ``time`` in ``sbatch`` is the job's (``time_setting``), and submitit must know it: at the
+    warning signal it tells a job near its time limit (fail) from a preempted one (requeue) by
+    ``timeout_min``, so with another value a job at its limit was requeued again and again.
+
+    >>> sbatch_parameters({"sbatch": {"time": "2:00:00"}}, "sft", 1, 0, 1)["timeout_min"]
+    120
     """
     params = dict(name=f"ragline-{step}",
-                  timeout_min=time_minutes(job_time(cfg)),
+                  timeout_min=time_minutes(time_setting(cfg)[1]),
                   cpus_per_task=int(cfg.get("cpus_per_task") or 1), nodes=nodes, tasks_per_node=1,
                   slurm_array_parallelism=array_parallelism,
                   slurm_signal_delay_s=SIGNAL_DELAY_S)
@@ -961,6 +979,7 @@ def sbatch_parameters(cfg: dict, step: str, nodes: int, gpus_per_node: int,
     if cfg.get("setup"):
         params["slurm_setup"] = list(cfg["setup"])
     extra = {**(cfg.get("extra") or {}), **(cfg.get("sbatch") or {})}
+    extra.pop("time", None)                # timeout_min above is it
     if extra:
         params["slurm_additional_parameters"] = {str(k).replace("-", "_"): v for k, v in extra.items()}
     return params
