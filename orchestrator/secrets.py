@@ -208,12 +208,28 @@ def without_password(value: str) -> str:
     """``value`` with the password of a URL in it (``scheme://user:password@host``) left out;
     any other text as it is.
 
+    The user information ends at the authority's last ``@``, as HTTP clients read it: a
+    password may hold an ``@``, a user name be an e-mail address.
+
     >>> without_password("http://judge:s3cret@10.0.0.5:8000/v1")
     'http://judge@10.0.0.5:8000/v1'
+    >>> without_password("http://judge:p@ss@h/v1"), without_password("http://me@x.org:pw@h/v1")
+    ('http://judge@h/v1', 'http://me@x.org@h/v1')
     >>> without_password("https://api.example.com/v1"), without_password("plain text")
     ('https://api.example.com/v1', 'plain text')
     """
-    return re.sub(r"^([A-Za-z][A-Za-z0-9+.-]*://[^/?#@:]*):[^/?#@]*@", r"\1@", value)
+    from urllib.parse import urlsplit
+
+    if not re.match(r"[A-Za-z][A-Za-z0-9+.-]*://", value):
+        return value
+    try:
+        parts = urlsplit(value)
+    except ValueError:            # e.g. an unbalanced IPv6 bracket: no URL, keyed as it is
+        return value
+    if parts.password is None:
+        return value
+    userinfo, _, host = parts.netloc.rpartition("@")
+    return value.replace(parts.netloc, f"{userinfo.partition(':')[0]}@{host}", 1)
 
 
 _ABSENT = object()

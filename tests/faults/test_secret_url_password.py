@@ -22,3 +22,18 @@ def test_rotating_a_urls_password_recomputes_nothing(tmp_path, monkeypatch):
         assert status["steps"]["s1"]["cache"] == cache
         if cache == "miss":                                 # the stage got the URL it was given
             assert status["metrics"]["s1"]["judge"] == url
+
+
+def test_a_password_or_user_name_holding_an_at_sign():
+    """Review 44, finding 3: the user information ends at the authority's last ``@`` (as httpx
+    reads it); a password ``p@ss`` kept ``@ss`` in the digest, and an e-mail user name kept the
+    whole password there."""
+    from orchestrator.secrets import keyed
+
+    def key(url: str) -> dict:
+        return keyed({"u": url}, {"u": url}, {"u": "${oc.env:URL}"})
+
+    for first, rotated in (("http://judge:p@ss-1@10.0.0.5/v1", "http://judge:q@ss-2@10.0.0.5/v1"),
+                           ("http://me@x.org:first@h/v1", "http://me@x.org:second@h/v1")):
+        assert key(first) == key(rotated)
+    assert key("http://me@x.org:pw@h/v1") != key("http://you@x.org:pw@h/v1")
