@@ -125,10 +125,12 @@ def dpo_trainer(model_dir: Path, examples: list[dict], tokenizer, cfg: DpoConfig
         # TRL keeps no second model: reference log-probs come from the same network with the
         # (zero-initialised) adapter disabled, i.e. the initial weights.
         reference = "initial weights via the disabled LoRA adapter (no second copy)"
+    # no path: it is written into the model's training_stats.json, whose bytes its content hash
+    # covers (the same weights from a model at another path would get another hash)
     elif cfg.precompute_ref_log_probs:
-        reference = f"frozen copy of {model_dir}, log-probs precomputed before training"
+        reference = "frozen copy of the input model, log-probs precomputed before training"
     else:
-        reference = f"frozen copy of {model_dir} (second model in memory)"
+        reference = "frozen copy of the input model (second model in memory)"
     return trainer, reference
 
 
