@@ -554,13 +554,16 @@ def _read_json_columns(path: Path, schema, max_passages: int | None):
     return table
 
 
-def _read_json_fast(path: Path, max_passages: int | None, fields: dict[str, str]):
+def _read_json_fast(path: Path, max_passages: int | None, fields: dict[str, str],
+                    id_keys: tuple[str, ...] = DOC_ID_KEYS):
     """Read JSONL with pyarrow (multi-threaded); None when the Python path must explain a problem.
 
     Same semantics as :func:`passage_from_record`: the id is a record's first id key present
     (:data:`DOC_ID_KEYS`: ``id``, ``_id``, Tevatron's ``docid``, ...), a string or an integer
     (as text); ``text`` wins over ``contents``; ``contents`` is split into title and text unless
-    the record has its own ``title``.
+    the record has its own ``title``. A file whose every record has an ``id`` is read again with
+    that key alone when another id key cannot be read as one type (a float ``passage_id``, a
+    parent ``doc_id`` of mixed types): the Python path never looks at those.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -568,23 +571,32 @@ def _read_json_fast(path: Path, max_passages: int | None, fields: dict[str, str]
     first = _first_record(path)
     if not isinstance(first, dict):
         return None
-    keys = DOC_ID_KEYS + ("title", "text", "contents")  # absent keys read as nulls
+
+    def with_id_alone():
+        again = len(id_keys) > 1 and first.get(file_column("id", fields)) is not None
+        return _read_json_fast(path, max_passages, fields, ("id",)) if again else None
+
+    keys = id_keys + ("title", "text", "contents")  # absent keys read as nulls
     read = [file_column(k, fields) for k in keys]
     if len(set(read)) < len(read):   # a mapping onto another reader name: the Python path
         return None
-    types = [_json_id_type(first.get(c)) if k in DOC_ID_KEYS else pa.string()
+    types = [_json_id_type(first.get(c)) if k in id_keys else pa.string()
              for k, c in zip(keys, read)]
-    if None in types:
+    if types[0] is None:            # an ``id`` no reader takes: the Python path refuses it
         return None
+    if None in types:
+        return with_id_alone()
     table = _read_json_columns(path, pa.schema(list(zip(read, types))), max_passages)
-    if table is None or table.num_rows == 0:
+    if table is None:
+        return with_id_alone()
+    if table.num_rows == 0:
         return None
     reader_name = dict(zip(read, keys))
     table = table.rename_columns([reader_name[n] for n in table.column_names])
     n = table.num_rows
     if any(table[k].null_count for k in ("id", "text") if k in fields):
         return None   # a mapped field missing: the Python path names the mapping
-    id_cols = [table[k].cast(pa.string()) for k in DOC_ID_KEYS if table[k].null_count < n]
+    id_cols = [table[k].cast(pa.string()) for k in id_keys if table[k].null_count < n]
     ids = id_cols[0] if len(id_cols) == 1 else pc.coalesce(*id_cols) if id_cols else None
     if ids is None or ids.null_count:
         return None

@@ -511,7 +511,8 @@ def _dropped_passage_keys(rec: dict) -> list[str]:
     ckey = next((k for k in CTX_KEYS if rec.get(k) is not None), None)
     if ckey is None:
         return []
-    keys = set().union(*(c.keys() for c in rec[ckey] if isinstance(c, dict)))
+    keys = set().union(*rec[ckey])   # every passage is a dict (_ctxs refused the record
+    # otherwise): 2.4 µs for 40 passages, 6.4 as a generator of keys() (review 44)
     return sorted(f"{ckey}[].{key}" for key in keys - CTX_READ_KEYS)
 
 
