@@ -29,6 +29,7 @@ from annotated_types import Ge
 
 from orchestrator.api import ConfigError, DataError, StageContext, added, stage
 from stages.dpa_rag.categories import ORDER
+from stages.dpa_rag.knowledge_rows import queries
 from stages.dpa_rag.schemas import Knowledge, PrealignPrompt
 from stages.lib.chat import assistant
 from stages.lib.data.set_names import for_set
@@ -95,12 +96,10 @@ def prealign(knowledge: Knowledge, prompt: PrealignPrompt, cfg: PrealignConfig, 
     from stages.lib.prompts import format_passages, messages, passage_fields
 
     template = prompt.load()
-    by_query: dict[str, list[dict]] = {}
-    for row in knowledge.rows():
-        by_query.setdefault(row["id"], []).append(row)
     rng = random.Random(cfg.seed)
-    out, counts = [], {}
-    for qid, docs in by_query.items():
+    out, counts, n_queries = [], {}, 0
+    for qid, docs in queries(knowledge):   # one query's rows at a time: 21M rows at paper scale
+        n_queries += 1
         for pref in _chosen(docs, cfg, rng):
             others = [d["doc"] for d in docs if d["rank"] != pref["rank"]]
             k = for_set(cfg.k_by_set, pref.get("dataset") or "", cfg.k)
@@ -114,12 +113,12 @@ def prealign(knowledge: Knowledge, prompt: PrealignPrompt, cfg: PrealignConfig, 
                         "messages": [*ask, assistant(cfg.labels[pref["category"]])]})
             counts[pref["category"]] = counts.get(pref["category"], 0) + 1
     if not out:
-        raise DataError(f"step '{ctx.step}': no document of {len(by_query)} queries has an "
+        raise DataError(f"step '{ctx.step}': no document of {n_queries} queries has an "
                         f"outcome in labels {sorted(cfg.labels)}",
                         hint="read more documents per query (preference.n_docs) or add "
                              "outcomes to labels (both_correct, both_incorrect)")
     ctx.log.info("prealign: %d rows from %d queries (%s), %d documents each", len(out),
-                 len(by_query), ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), cfg.k)
+                 n_queries, ", ".join(f"{k} {v}" for k, v in sorted(counts.items())), cfg.k)
     targets = {cfg.labels[k] for k in counts}
     if len(set(cfg.labels.values())) > 1 and len(targets) == 1:
         missing = sorted(k for k in cfg.labels if k not in counts)

@@ -37,6 +37,7 @@ from annotated_types import Ge, Interval
 
 from orchestrator.api import DataError, StageContext, stage
 from stages.dpa_rag.categories import preference_key, side
+from stages.dpa_rag.knowledge_rows import queries
 from stages.dpa_rag.schemas import Knowledge, RerankerData
 
 
@@ -79,18 +80,22 @@ def query_groups(docs: list[dict], n_positive: int, n_negative: int,
 @stage("dpa_rag.reranker_data", version=2)
 def reranker_data(knowledge: Knowledge, cfg: RerankerDataConfig,
                   ctx: StageContext) -> RerankerData:
-    """One training row per query with enough positive and negative documents."""
-    by_query: dict[str, list[dict]] = {}
-    for row in knowledge.rows():
-        by_query.setdefault(row["id"], []).append(row)
-    sources = sorted({docs[0]["source_id"] for docs in by_query.values()})
+    """One training row per query with enough positive and negative documents; the knowledge
+    is read one query at a time (:mod:`stages.dpa_rag.knowledge_rows`)."""
+    import pyarrow.compute as pc
+
+    sources = sorted(pc.unique(knowledge.read(["source_id"]).column("source_id")).to_pylist())
     pick = random.Random(cfg.seed)
     valid = set(pick.sample(sources, round(cfg.valid_fraction * len(sources))))
-    out, short = [], 0
-    for qid, docs in by_query.items():
+    out, queries_seen = [], 0
+    short_by = dict.fromkeys(("no_positive", "right", "no_negative", "wrong", "few"), 0)
+    sides = {1: [0, 0], -1: [0, 0], 0: [0, 0]}
+    for qid, docs in queries(knowledge):
+        queries_seen += 1
+        count_short(short_by, docs, cfg)
+        count_sides(sides, docs, cfg.strict)
         groups = query_groups(docs, cfg.n_positive, cfg.n_negative, cfg.strict)
         if groups is None:
-            short += 1
             continue
         pos, neg = groups
         label = pick.random() < 0.5
@@ -99,21 +104,20 @@ def reranker_data(knowledge: Knowledge, cfg: RerankerDataConfig,
                     "cls_doc": (pos[0] if label else neg[0])["doc"], "cls_label": int(label),
                     "rank_list": [d["doc"] for d in pos + sorted(neg, key=preference_key)],
                     "positive": [d["doc"] for d in pos], "negative": [d["doc"] for d in neg]})
-    ctx.log.info("reranker data: documents by side: %s", _sides_text(by_query, cfg.strict))
-    short_by = _short_by(by_query, cfg)
+    ctx.log.info("reranker data: documents by side: %s", _sides_text(sides))
     if not out:
-        raise DataError(f"step '{ctx.step}': none of {len(by_query)} queries has "
+        raise DataError(f"step '{ctx.step}': none of {queries_seen} queries has "
                         f"{cfg.n_positive} positive and {cfg.n_negative} negative documents: "
                         f"{_short_text(short_by, cfg)}", hint=_none_hint(short_by, cfg, ctx))
     train = sum(r["split"] == "train" for r in out)
-    if len(out) * 4 < len(by_query):
+    if len(out) * 4 < queries_seen:
         ctx.log.warning("%s: only %d of %d queries give the reranker a row (%d train, %d valid): "
-                        "%s; more rows come from %s", ctx.step, len(out), len(by_query), train,
+                        "%s; more rows come from %s", ctx.step, len(out), queries_seen, train,
                         len(out) - train, _short_text(short_by, cfg), MORE)
     else:
         ctx.log.info("reranker data: %d queries -> %d train, %d valid rows; %d left out (fewer "
-                     "than %d positive / %d negative documents)", len(by_query), train,
-                     len(out) - train, short, cfg.n_positive, cfg.n_negative)
+                     "than %d positive / %d negative documents)", queries_seen, train,
+                     len(out) - train, queries_seen - len(out), cfg.n_positive, cfg.n_negative)
     return out
 
 
@@ -122,30 +126,29 @@ MORE = ("more questions the reader gets wrong without documents (only they can h
         "steps.preference.n_docs)")
 
 
-def _short_by(by_query: dict[str, list[dict]], cfg: RerankerDataConfig) -> dict[str, int]:
-    """Why queries are left out, in counts: ``no_positive`` (``right``: of them, the ones the
-    reader answered right without documents, so none of their documents is aligned),
-    ``no_negative`` (``wrong``: of them, the ones it answered wrong without, so none is
-    unaligned), and ``few``: both sides, but fewer than ``n_positive`` / ``n_negative``.
+def count_short(count: dict[str, int], docs: list[dict], cfg: RerankerDataConfig) -> None:
+    """Add to ``count`` why this query would be left out: ``no_positive`` (``right``: it was
+    answered right without documents, so none of its documents is aligned), ``no_negative``
+    (``wrong``: answered wrong without, so none is unaligned), or ``few``: both sides, but
+    fewer than ``n_positive`` / ``n_negative``.
 
     >>> q = lambda *cs: [{"category": c, "before_f1": 0.5, "after_f1": 0.5} for c in cs]
-    >>> _short_by({"a": q("both_correct", "unaligned"), "b": q("aligned"),
-    ...            "c": q("aligned", "unaligned")}, RerankerDataConfig())
+    >>> count = dict.fromkeys(("no_positive", "right", "no_negative", "wrong", "few"), 0)
+    >>> for docs in (q("both_correct", "unaligned"), q("aligned"), q("aligned", "unaligned")):
+    ...     count_short(count, docs, RerankerDataConfig())
+    >>> count
     {'no_positive': 1, 'right': 1, 'no_negative': 1, 'wrong': 1, 'few': 1}
     """
-    count = dict.fromkeys(("no_positive", "right", "no_negative", "wrong", "few"), 0)
-    for docs in by_query.values():
-        used = [d for d in docs if d["category"] in ("aligned", "unaligned")] if cfg.strict \
-            else docs
-        sides = [side(d) for d in used]
-        pos, neg = sides.count(1), sides.count(-1)
-        right = any(d["category"] in ("both_correct", "unaligned") for d in docs)
-        count["no_positive"] += not pos
-        count["right"] += not pos and right
-        count["no_negative"] += not neg
-        count["wrong"] += not neg and not right
-        count["few"] += bool(pos and neg) and (pos < cfg.n_positive or neg < cfg.n_negative)
-    return count
+    used = [d for d in docs if d["category"] in ("aligned", "unaligned")] if cfg.strict \
+        else docs
+    sides = [side(d) for d in used]
+    pos, neg = sides.count(1), sides.count(-1)
+    right = any(d["category"] in ("both_correct", "unaligned") for d in docs)
+    count["no_positive"] += not pos
+    count["right"] += not pos and right
+    count["no_negative"] += not neg
+    count["wrong"] += not neg and not right
+    count["few"] += bool(pos and neg) and (pos < cfg.n_positive or neg < cfg.n_negative)
 
 
 def _short_text(c: dict[str, int], cfg: RerankerDataConfig) -> str:
@@ -167,19 +170,24 @@ def _none_hint(c: dict[str, int], cfg: RerankerDataConfig, ctx: StageContext) ->
             f"steps.{ctx.step}.n_positive / n_negative (to 1), or give {MORE}{strict}")
 
 
-def _sides_text(by_query: dict[str, list[dict]], strict: bool) -> str:
+def count_sides(count: dict[int, list[int]], docs: list[dict], strict: bool) -> None:
+    """Add this query's documents to ``count``: side (1 positive, -1 negative, 0 unused) ->
+    [documents that are aligned or unaligned, middle outcomes]."""
+    for d in docs:
+        middle = d["category"] not in ("aligned", "unaligned")
+        count[0 if strict and middle else side(d)][middle] += 1
+
+
+def _sides_text(count: dict[int, list[int]]) -> str:
     """How many documents are positive, negative or unused, and how many of the first two are
     middle outcomes (for the log).
 
     >>> docs = [{"category": c, "before_f1": b, "after_f1": a} for c, b, a in [
     ...     ("aligned", 0, 1), ("both_correct", 1, .5), ("both_incorrect", 0, 0)]]
-    >>> _sides_text({"q": docs}, strict=False)
+    >>> count = {1: [0, 0], -1: [0, 0], 0: [0, 0]}
+    >>> count_sides(count, docs, strict=False)
+    >>> _sides_text(count)
     'positive 1 (0 middle), negative 1 (1 middle), unused 1'
     """
-    count = {1: [0, 0], -1: [0, 0], 0: [0, 0]}
-    for docs in by_query.values():
-        for d in docs:
-            middle = d["category"] not in ("aligned", "unaligned")
-            count[0 if strict and middle else side(d)][middle] += 1
     return (f"positive {sum(count[1])} ({count[1][1]} middle), negative {sum(count[-1])} "
             f"({count[-1][1]} middle), unused {sum(count[0])}")
