@@ -47,9 +47,9 @@ def generator_data(reranked: Retrieved, prompt: GeneratorPrompt, cfg: GeneratorD
     from stages.lib.prompts import generator_messages, passage_fields
 
     reader = prompt.load()
-    out, skipped = [], 0
-    rows = reranked.rows()
-    for row in rows:
+    out, skipped, n_rows = [], 0, 0
+    for row in reranked.iter_rows():   # streamed: 1.27M augmented queries at the paper's scale
+        n_rows += 1
         answers = [a for a in row.get("answers") or [] if a.strip()]
         if (row.get("kind") or "original") not in cfg.kinds or not answers:
             skipped += 1
@@ -61,7 +61,7 @@ def generator_data(reranked: Retrieved, prompt: GeneratorPrompt, cfg: GeneratorD
         out.append({"id": row["id"], "task": "generator",
                     "messages": [*ask, assistant(answers[0])]})
     if not out:
-        raise DataError(f"step '{ctx.step}': none of {len(rows)} queries has a gold answer "
+        raise DataError(f"step '{ctx.step}': none of {n_rows} queries has a gold answer "
                         f"and a kind in {cfg.kinds}", hint="check the training questions' "
                                                           "answers, or steps.<this step>.kinds")
     ctx.log.info("generator data: %d rows, top-%d documents (%d queries left out)", len(out),

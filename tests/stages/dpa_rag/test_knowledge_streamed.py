@@ -40,3 +40,22 @@ def test_a_query_whose_rows_are_apart_is_named(model_env):
                                    ctx("prealign"))):
         with pytest.raises(DataError, match="the documents of query 'q0' are not together"):
             run(art(Knowledge, apart))
+
+
+def test_generator_data_streams_its_queries(model_env, monkeypatch):
+    """Memory audit 44, finding 6: ``generator_data`` held every (augmented) query as a Python
+    row (about 11 GB for the paper's 1.27M augmented queries); it reads them a batch at a time."""
+    from stages.dpa_rag.generator_data import GeneratorDataConfig, generator_data
+    from stages.schemas import Retrieved
+
+    art, ctx = model_env
+    docs = [{"id": f"d{i}", "title": f"T{i}", "text": f"passage {i}", "score": 0.5}
+            for i in range(3)]
+    table = art(Retrieved, [{"id": f"q{i}", "dataset": "nq", "question": f"who {i}?",
+                             "answers": [f"A{i}"], "gold": [], "ctxs": docs,
+                             "kind": "original"} for i in range(5)])
+    monkeypatch.setattr(Table, "rows", lambda *a, **k: (_ for _ in ()).throw(
+        AssertionError("the queries were read whole as Python rows")))
+    out = generator_data(table, prompt_file("rag", "common"), GeneratorDataConfig(k=2),
+                         ctx("generator_data"))
+    assert [r["messages"][-1]["content"] for r in out] == [f"A{i}" for i in range(5)]
