@@ -100,6 +100,29 @@ def _jobs(items: list[dict], by_sentence: dict[str, dict], initial: dict[str, di
     return jobs
 
 
+def rows_of(retrieved: Retrieved, ids: list[str], top_n: int) -> dict[str, dict]:
+    """``{id: row}`` of the rows of ``retrieved`` whose id is in ``ids``, their ``ctxs`` cut to
+    the first ``top_n`` (all the label step reads), a row group at a time: each shard read the
+    whole tables as Python rows (about 15 GB a shard at the paper's 150,000 instructions,
+    memory audit 44).
+
+    A sentence's passages are keyed ``{item id}#{sentence index}``; an item's initial ones by
+    the item's id.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keep = pa.array(ids, pa.string())
+    out: dict[str, dict] = {}
+    for piece in retrieved.iter_tables(1024, columns=["id", "ctxs"]):
+        piece = piece.filter(pc.is_in(piece.column("id"), value_set=keep))
+        if piece.num_rows:
+            at = piece.schema.get_field_index("ctxs")
+            piece = piece.set_column(at, "ctxs", pc.list_slice(piece.column("ctxs"), 0, top_n))
+            out.update((r["id"], r) for r in piece.to_pylist())
+    return out
+
+
 def _warn_one_retrieval_class(items: SplitItems, cfg: LabelConfig, ctx: StageContext) -> None:
     """A WARNING when no generator target of the whole step can start with [No Retrieval]: the
     critic chose [Retrieval] for every item with a readable utility, or ``keep_no_retrieval`` is
@@ -154,8 +177,9 @@ def label(items: SplitItems, sentences: Retrieved, initial: Retrieved, critic: M
         return []
     prompts = {"relevance": relevance_prompt.load(), "support": support_prompt.load(),
                "multi": multi_retrieval_prompt.load()}
-    by_sentence = {r["id"]: r for r in sentences.rows()}
-    jobs = _jobs(rows, by_sentence, {r["id"]: r for r in initial.rows()}, cfg.top_n)
+    wanted = [f"{r['id']}#{k}" for r in rows for k in range(len(r["sentences"]))]
+    by_sentence = rows_of(sentences, wanted, cfg.top_n)
+    jobs = _jobs(rows, by_sentence, rows_of(initial, [r["id"] for r in rows], 1), cfg.top_n)
     answers: dict[tuple, str] = {}
     if jobs:
         llm = local_llm(cfg.llm, critic, "label.llm")
