@@ -1,11 +1,13 @@
 """``dynamicrag.label`` takes its outputs' rows from the input table a few rows at a time: the
 input is never held as Python rows (150,000 questions with 40 passages each took 11 GB so), the
-SFT and DPO rows keep their input order, and every column of a question reaches its outputs."""
+SFT and DPO rows come in the seeded shuffle's order (as the seed code wrote them, and as
+before), and every column of a question reaches its outputs."""
 
 import pytest
 
 from orchestrator.artifacts import Table
 from stages.dynamicrag import label as label_module
+from stages.dynamicrag.buckets import split_sft_dpo
 from stages.dynamicrag.label import LabelConfig, label
 from stages.dynamicrag.schemas import BCTargets
 from stages.schemas import Reranked
@@ -27,7 +29,7 @@ def never_as_python(*args, **kwargs):
 
 
 @pytest.mark.parametrize("rows_at_a_time", [2048, 5])
-def test_outputs_in_input_order_with_every_column(env, monkeypatch, rows_at_a_time):
+def test_outputs_in_the_seeded_order_with_every_column(env, monkeypatch, rows_at_a_time):
     table, written, ctx = env
     monkeypatch.setattr(label_module, "ROWS_AT_A_TIME", rows_at_a_time)   # pieces of 5 rows
     for name in ("rows", "iter_rows", "iter_batches"):
@@ -49,7 +51,8 @@ def test_outputs_in_input_order_with_every_column(env, monkeypatch, rows_at_a_ti
     ids = [r["id"] for r in sft], [r["id"] for r in dpo]
     assert len(ids[0]) == 3 and len(ids[1]) == 6
     assert sorted(ids[0] + ids[1]) == ["q02"] + [f"q{n:02d}" for n in range(4, 12)]
-    assert ids == (sorted(ids[0]), sorted(ids[1]))          # input order, not shuffled
+    normal = ["q02"] + [f"q{n:02d}" for n in range(4, 12)]   # the seeded shuffle's order
+    assert ids == tuple(map(list, split_sft_dpo(normal, n_sft=3, seed=1)))
     assert all(r["choices"] == [f"option {int(r['id'][1:])}"] for r in sft + dpo)
 
 
@@ -83,3 +86,21 @@ def test_lists_whose_items_are_named_otherwise(env, monkeypatch):
     got = label(table(Reranked, questions()), cfg, ctx("label"))
     assert written(BCTargets, got.bc) == written(BCTargets, expected.bc)
     assert len(written(BCTargets, got.bc)) == 6
+
+
+def test_the_bytes_are_those_of_the_rows_built_as_python_values(env, tmp_path):
+    """A table taken from Parquet names its lists' items ``element``, one built from rows
+    ``item``: the same rows wrote other bytes, another content hash, so a ``label`` computed
+    again would have made every step after it run again. The outputs are written as the rows
+    built as Python values were (the stage kept its version)."""
+    from orchestrator.artifacts import write_artifact
+
+    table, written, ctx = env
+    cfg = LabelConfig(max_len=3, bucket_cap=2, total_cap=None, n_sft=3, seed=1)
+    out = label(table(Reranked, questions()), cfg, ctx("label"))
+    for name, cls, value in (("bc", BCTargets, out.bc), ("sft", Reranked, out.sft),
+                             ("dpo", Reranked, out.dpo)):
+        rows = written(cls, value)
+        as_rows = write_artifact(rows, cls, tmp_path / f"{name}-rows", "label.x", "k")
+        as_table = write_artifact(value, cls, tmp_path / f"{name}-table", "label.x", "k")
+        assert as_table.content_hash == as_rows.content_hash, name
