@@ -78,7 +78,8 @@ def label(reranked: Reranked, cfg: LabelConfig, ctx: StageContext) -> Labelled:
     bc, sft_rows, dpo_rows = rows_at(reranked, [row.item for row in split.bc], sorted(sft),
                                       sorted(dpo))
     return Labelled(bc=item_named(with_targets(bc, split.bc)),
-                    sft=item_named(in_order(sft_rows, sft)), dpo=item_named(in_order(dpo_rows, dpo)))
+                    sft=item_named(in_order(sft_rows, sft)),
+                    dpo=item_named(in_order(dpo_rows, dpo)))
 
 
 def item_named(table):
