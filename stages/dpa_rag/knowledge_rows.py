@@ -3,7 +3,7 @@
 The preference stage writes a query's documents together (one row per retrieved document, in
 rank order), so a step reading the knowledge holds one query's rows at a time, not the whole
 table: at the paper's scale (about 212,000 queries x 100 documents, 21 million rows) the table
-as Python rows took about 72 GB (review of session 44). A query whose rows are not together is
+as Python rows took about 72 GB (memory audit of session 44). A query whose rows are not together is
 refused, naming it, rather than split in two.
 """
 
@@ -15,15 +15,14 @@ from orchestrator.api import DataError
 from stages.dpa_rag.schemas import Knowledge
 
 
-def queries(knowledge: Knowledge, columns: list[str] | None = None
-            ) -> Iterator[tuple[str, list[dict]]]:
-    """``(query id, its rows)`` for each query, in the table's order (``columns``: only those).
+def queries(knowledge: Knowledge) -> Iterator[tuple[str, list[dict]]]:
+    """``(query id, its rows)`` for each query, in the table's order.
 
     >>> rows = [{"id": "a", "rank": 1}, {"id": "a", "rank": 2}, {"id": "b", "rank": 1}]
     >>> [(qid, [r["rank"] for r in docs]) for qid, docs in grouped(rows, "knowledge")]
     [('a', [1, 2]), ('b', [1])]
     """
-    yield from grouped(knowledge.iter_rows(columns=columns), f"{knowledge.ref.producer}")
+    yield from grouped(knowledge.iter_rows(), knowledge.ref.producer or "the knowledge table")
 
 
 def grouped(rows, where: str) -> Iterator[tuple[str, list[dict]]]:
