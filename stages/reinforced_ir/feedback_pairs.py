@@ -44,14 +44,10 @@ def feedback(augmented: Augmented, corpus: Passages, encoder: Model, prompt: Aug
     if not rows:
         raise DataError("feedback: no query has two augmentations to compare",
                         hint="sample them with n >= 2 and temperature > 0 in the augment step")
-    by_id = {str(p["id"]): p for p in corpus.rows()}
-    missing = [r["id"] for r in rows if not r["gold"] or str(r["gold"][0]) not in by_id]
-    if missing:
-        raise DataError(f"feedback: {len(missing)} queries name a source passage that is not in "
-                        f"the corpus (first: {missing[0]})")
+    sources = _source_passages(rows, corpus)
     enc = SideEncoder(encoder.path, cfg.encoder, ctx.device)
     q = enc.queries([r["question"] for r in rows])
-    d = enc.passages(passage_texts([by_id[str(r["gold"][0])] for r in rows], cfg.encoder.passage_template))
+    d = enc.passages(passage_texts(sources, cfg.encoder.passage_template))
     flat = [a for r in rows for a in r["augmentations"]]
     a = enc.augmentations(flat)
     pairs, at, dropped = [], 0, Counter()
@@ -82,6 +78,20 @@ def feedback(augmented: Augmented, corpus: Passages, encoder: Model, prompt: Aug
                              "step's output; margin and require_gain set the filter (paper: "
                              "0.95, true)")
     return pairs
+
+
+def _source_passages(rows: list[dict], corpus: Passages) -> list[dict]:
+    """Each query's source passage (its first ``gold`` id), read from the corpus by position:
+    only those rows are read as text, not the corpus."""
+    from stages.lib.data.id_positions import id_positions
+
+    golds = [str(r["gold"][0]) if r["gold"] else "" for r in rows]
+    positions = id_positions(golds, corpus)
+    missing = [r["id"] for r, p in zip(rows, positions) if not r["gold"] or p < 0]
+    if missing:
+        raise DataError(f"feedback: {len(missing)} queries name a source passage that is not in "
+                        f"the corpus (first: {missing[0]})")
+    return corpus.take(positions, ["title", "text"]).to_pylist()
 
 
 def _why_dropped(raw: float, scores: list[float], pair, cfg: FeedbackConfig) -> str:

@@ -117,11 +117,13 @@ def synthesize(corpus: Passages, query_prompt: QueryPrompt, quality_prompt: Qual
             _check_relation(quality_tpl, cfg, "Decide whether the passage {relation} the query.",
                             "quality.yaml")
     llm = local_llm(cfg.llm, model, "synthesize.llm")
-    rows = corpus.rows()
-    if not rows:
+    size = corpus.num_rows
+    if not size:
         raise DataError("synthesize: the corpus is empty")
     rng = random.Random(cfg.seed)
-    picked = rng.sample(rows, min(cfg.n_passages, len(rows)))
+    # the positions a sample of the rows would pick (sample draws by position), read alone
+    at = rng.sample(range(size), min(cfg.n_passages, size))
+    picked = corpus.take(at, ["id", "title", "text"]).to_pylist()
     texts = [(p.get("title") + "\n" if p.get("title") else "") + p["text"] for p in picked]
     asks = [messages(query_tpl, task=cfg.task, passage=t[:cfg.max_passage_chars],
                      query_type=cfg.query_type, passage_type=cfg.passage_type,
