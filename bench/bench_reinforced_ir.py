@@ -33,6 +33,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_scale import rss_mib  # noqa: E402
+
 DIM, STEPS = 32, ("synthesize", "feedback", "mine")
 
 
@@ -56,13 +58,6 @@ def setup(work: Path, passages: int, queries: int) -> dict:
     augmented = write_artifact(rows, Augmented, work / "augmented", "augment", "bench")
     return {"corpus": corpus.to_json(), "augmented": augmented.to_json(),
             "index": str(work / "index"), "encoder": str(work / "enc")}
-
-
-def rss_mib(field: str) -> float:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 class InstantClient:

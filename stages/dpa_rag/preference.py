@@ -66,25 +66,65 @@ class PreferenceConfig:
         return reader_notes(self.reader, resources)
 
 
+BLOCK = 512   # queries read, answered and scored at a time: 51,712 conversations at 100 documents
+
+
 @stage("dpa_rag.preference", version=4, shard_by="retrieved",  # 4: end of turn; quoted letters
        multi_gpu="one_process")  # gpus: N = one vLLM engine, tensor parallel over N
 def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceConfig, ctx: StageContext,
                model: Model | None = None) -> Knowledge:
     """For each query and each of its first ``n_docs`` documents: the reader's answer (``model``,
     or the ``reader`` endpoint) without and with the document, their scores, and the
-    document's outcome."""
-    from stages.lib.metrics.answer import METRICS, exact_match, token_f1
-    from stages.lib.models.reader import answer
-    from stages.lib.prompts import generator_messages, passage_fields
+    document's outcome.
+
+    ``BLOCK`` queries at a time: the reader is loaded once, and a block's rows, conversations
+    and answers are let go once its output rows are built, where every query's were held at
+    once (``bench/bench_preference.py``).
+    """
+    import pyarrow as pa
+
+    from stages.lib.models.reader import open_reader
 
     reader = prompt.load()
-    given = retrieved.rows()
-    rows = [r for r in given if r.get("answers")]
-    if len(rows) < len(given):   # nothing to score them against
+    answered = _answered(retrieved)
+    if answered < retrieved.num_rows:   # nothing to score them against
         ctx.log.warning("preference: %d of %d queries have no gold answer and are left out",
-                        len(given) - len(rows), len(given))
-    if not rows:
+                        retrieved.num_rows - answered, retrieved.num_rows)
+    if not answered:
         return []
+    tables, counts = [], {"queries": 0, "right": 0}
+    with open_reader(model=model, reader=cfg.reader, ctx=ctx, backend=cfg.backend,
+                     batch_size=cfg.batch_size) as ask:
+        for block in retrieved.iter_batches(BLOCK):
+            rows = [r for r in block if r.get("answers")]
+            if rows:
+                done = counts["queries"]
+                desc = (f"reader (queries {done + 1}-{done + len(rows)} of {answered})"
+                        if answered > len(rows) else "reader")
+                out = _block(rows, reader, cfg, ask, desc, counts)
+                tables.append(pa.Table.from_pylist(out, schema=Knowledge.schema))
+    ctx.log.info("preference: %d queries (%d right without a document), %d documents: %s",
+                 counts["queries"], counts["right"], sum(t.num_rows for t in tables),
+                 ", ".join(f"{k} {counts.get(k, 0)}" for k in
+                           ("aligned", "unaligned", "both_correct", "both_incorrect")))
+    return pa.concat_tables(tables)
+
+
+def _answered(retrieved: Retrieved) -> int:
+    """How many queries have a gold answer, from the ``answers`` column alone."""
+    import pyarrow.compute as pc
+
+    golds = retrieved.read(columns=["answers"]).column("answers")
+    return int(pc.sum(pc.greater(pc.fill_null(pc.list_value_length(golds), 0), 0)).as_py() or 0)
+
+
+def _block(rows: list[dict], reader, cfg: PreferenceConfig, ask, desc: str,
+           counts: dict) -> list[dict]:
+    """The output rows of one block of queries (each with a gold answer); ``counts`` gains its
+    queries, those right without a document, and each outcome."""
+    from stages.lib.metrics.answer import METRICS, exact_match, token_f1
+    from stages.lib.prompts import generator_messages, passage_fields
+
     convs, where = [], []   # where[i] = (row index, document index or None for "before")
     for r, row in enumerate(rows):
         style = cfg.dataset if cfg.dataset is not None else (row.get("dataset") or "")
@@ -95,12 +135,10 @@ def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceCon
             convs.append(generator_messages(reader, row["question"], shown, style,
                                             row.get("choices") or []))
             where.append((r, d))
-    answers = answer(convs, model=model, reader=cfg.reader, ctx=ctx,
-                     max_new_tokens=cfg.max_new_tokens, temperature=0.0, backend=cfg.backend,
-                     batch_size=cfg.batch_size, desc="reader")
+    answers = ask(convs, max_new_tokens=cfg.max_new_tokens, temperature=0.0, desc=desc)
     correct = METRICS[cfg.correct_by]
     before: dict[int, tuple[str, float, float, bool]] = {}
-    out, counts = [], {}
+    out = []
     for (r, d), said in zip(where, answers):
         golds = rows[r]["answers"]
         scored = (said, exact_match(said, golds), token_f1(said, golds),
@@ -119,9 +157,6 @@ def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceCon
                     "before": b_answer, "before_em": b_em, "before_f1": b_f1,
                     "after": scored[0], "after_em": scored[1], "after_f1": scored[2],
                     "category": outcome})
-    right = sum(b[3] for b in before.values())
-    ctx.log.info("preference: %d queries (%d right without a document), %d documents: %s",
-                 len(rows), right, len(out),
-                 ", ".join(f"{k} {counts.get(k, 0)}" for k in
-                           ("aligned", "unaligned", "both_correct", "both_incorrect")))
+    counts["queries"] += len(rows)
+    counts["right"] += sum(b[3] for b in before.values())
     return out

@@ -21,7 +21,8 @@ configs' ``plan_notes`` with the wired input names); :func:`answer` checks the s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from orchestrator.api import ConfigError
@@ -102,16 +103,34 @@ def answer(conversations: Sequence[list[dict]], *, model: Model | None,
     ``seed`` and its position; the endpoint sends ``seed`` with every request (a server that
     honours it answers the same again; a request's answer never depends on its position).
     """
+    with open_reader(model=model, reader=reader, ctx=ctx, backend=backend,
+                     batch_size=batch_size) as ask:
+        return ask(conversations, max_new_tokens=max_new_tokens, temperature=temperature,
+                   top_p=top_p, seed=seed, desc=desc, seeds=seeds)
+
+
+@contextmanager
+def open_reader(*, model: Model | None, reader: EndpointConfig | None, ctx: StageContext,
+                backend: str = "auto", batch_size: int = 16) -> Iterator[Callable]:
+    """:func:`answer` for a stage that asks in blocks: yields ``ask(conversations, *,
+    max_new_tokens, temperature=0.0, top_p=1.0, seed=0, desc="generate", seeds=None)``, the
+    checkpoint loaded (or the endpoint's client opened) once for all its calls."""
     _check_one(model is not None, reader, f"steps.{ctx.step}: ")
-    progress = lambda it: ctx.progress(it, desc=desc)  # noqa: E731
     if reader is None:
         from stages.lib.models.generation import load_generator
 
         gen = load_generator(str(model.path), backend=backend, device=ctx.device)
-        answers = gen.chat(list(conversations), max_new_tokens=max_new_tokens,
-                           temperature=temperature, top_p=top_p, seed=seed,
-                           batch_size=batch_size, progress=progress, seeds=seeds)
-        return [first for first, *_ in answers]
+
+        def ask_model(conversations, *, max_new_tokens: int, temperature: float = 0.0,
+                      top_p: float = 1.0, seed: int = 0, desc: str = "generate", seeds=None):
+            answers = gen.chat(list(conversations), max_new_tokens=max_new_tokens,
+                               temperature=temperature, top_p=top_p, seed=seed,
+                               batch_size=batch_size, seeds=seeds,
+                               progress=lambda it: ctx.progress(it, desc=desc))
+            return [first for first, *_ in answers]
+
+        yield ask_model
+        return
 
     from stages.lib.endpoint import open_client
 
@@ -119,6 +138,12 @@ def answer(conversations: Sequence[list[dict]], *, model: Model | None,
     with open_client(reader, ctx.scratch / "reader", device=ctx.device,
                      answers=ctx.answers, refresh=ctx.forced,
                      where=f"steps.{ctx.step}.reader") as client:
-        replies = client.chat(conversations, max_tokens=max_new_tokens, temperature=temperature,
-                              top_p=top_p, seed=seed, progress=progress)
-    return [r.text for r in replies]
+
+        def ask_endpoint(conversations, *, max_new_tokens: int, temperature: float = 0.0,
+                         top_p: float = 1.0, seed: int = 0, desc: str = "generate", seeds=None):
+            replies = client.chat(conversations, max_tokens=max_new_tokens,
+                                  temperature=temperature, top_p=top_p, seed=seed,
+                                  progress=lambda it: ctx.progress(it, desc=desc))
+            return [r.text for r in replies]
+
+        yield ask_endpoint

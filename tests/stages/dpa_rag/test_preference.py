@@ -65,7 +65,8 @@ def test_categories_docstrings():
 def test_each_document_gets_its_outcome(model_env, reader):
     art, ctx = model_env
     rows = preference(art(Retrieved, QUESTIONS), prompt_file("rag", "common"),
-                      PreferenceConfig(n_docs=3), ctx("preference"), model=art(Model, "unused"))
+                      PreferenceConfig(n_docs=3), ctx("preference"),
+                      model=art(Model, "unused")).to_pylist()
     got = {r["doc"]["id"]: (r["category"], r["before"], r["after"], r["rank"]) for r in rows}
     assert got == {
         "d1": ("unaligned", "Paris", "Rome", 1),        # right without, misled by the document
@@ -86,7 +87,8 @@ def test_n_docs_limits_the_documents_read_and_augmented_queries_keep_their_sourc
     augmented = [{**QUESTIONS[1], "id": "q1#rephrase", "source_id": "q1", "kind": "rephrase"},
                  {**QUESTIONS[0], "id": "q9", "answers": []}]
     rows = preference(art(Retrieved, augmented), prompt_file("rag", "common"),
-                      PreferenceConfig(n_docs=2), ctx("preference"), model=art(Model, "unused"))
+                      PreferenceConfig(n_docs=2), ctx("preference"),
+                      model=art(Model, "unused")).to_pylist()
     assert [r["doc"]["id"] for r in rows] == ["d3", "d4"]
     assert {(r["id"], r["source_id"], r["kind"]) for r in rows} == {("q1#rephrase", "q1",
                                                                      "rephrase")}
@@ -102,9 +104,10 @@ def test_correct_by_gold_in_answer_by_default_for_readers_that_answer_in_sentenc
     art, ctx = model_env
     strict = preference(art(Retrieved, QUESTIONS[1:]), prompt_file("rag", "common"),
                         PreferenceConfig(correct_by="exact_match"), ctx("preference"),
-                        model=art(Model, "unused"))
+                        model=art(Model, "unused")).to_pylist()
     loose = preference(art(Retrieved, QUESTIONS[1:]), prompt_file("rag", "common"),
-                       PreferenceConfig(), ctx("preference"), model=art(Model, "unused"))
+                       PreferenceConfig(), ctx("preference"),
+                       model=art(Model, "unused")).to_pylist()
     assert {r["category"] for r in strict} == {"both_incorrect"}
     assert [r["category"] for r in loose] == ["aligned", "both_incorrect", "both_incorrect"]
 
@@ -116,7 +119,7 @@ def test_a_reader_endpoint_is_asked_the_same_conversations_greedily(model_env, m
     cfg = PreferenceConfig(n_docs=3, max_new_tokens=9,
                            reader=EndpointConfig(model="gpt-3.5-turbo"))
     rows = preference(art(Retrieved, QUESTIONS), prompt_file("rag", "common"), cfg,
-                      ctx("preference"))
+                      ctx("preference")).to_pylist()
     assert {r["doc"]["id"]: r["category"] for r in rows} == {
         "d1": "unaligned", "d2": "both_correct", "d3": "aligned", "d4": "both_incorrect",
         "d5": "both_incorrect"}
