@@ -87,7 +87,7 @@ def main() -> None:
     run = rag + ["run", str(nested), "--runs-dir", str(work / "runs"), "--no-progress"]
     rows.append((f"first run: {args.shards} shards reading {args.shards} shards",
                  timed(run, env, 1)))
-    rows.append((f"no-op rerun of it", timed(run, env, args.repeats)))
+    rows.append(("no-op rerun of it", timed(run, env, args.repeats)))
     width = max(len(r[0]) for r in rows)
     sys.stdout.write(f"{'figure':<{width}}  {'wall s':>8}  {'CPU s':>8}\n")
     for name, (wall, cpu) in rows:
