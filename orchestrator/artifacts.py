@@ -150,6 +150,14 @@ class Table(Artifact):
     def num_rows(self) -> int:
         return self.stop - self.start
 
+    @classmethod
+    def from_rows(cls, rows: list[dict], where: str):
+        """``rows`` as a ``pyarrow.Table`` of this type, converted and checked as the writer
+        converts a stage's returned rows (one that does not fit: ``StageOutputError`` naming
+        ``where``, the column and the row): for a stage that builds its output a block of rows
+        at a time and returns the blocks' tables."""
+        return _to_table(rows, cls, where)
+
     def _spans(self, lo: int, hi: int):
         """``(path, part_lo, part_hi)`` for each Parquet part overlapping table rows [lo, hi)."""
         offset = 0

@@ -102,7 +102,7 @@ def preference(retrieved: Retrieved, prompt: GeneratorPrompt, cfg: PreferenceCon
                 desc = (f"reader (queries {done + 1}-{done + len(rows)} of {answered})"
                         if answered > len(rows) else "reader")
                 out = _block(rows, reader, cfg, ask, desc, counts)
-                tables.append(pa.Table.from_pylist(out, schema=Knowledge.schema))
+                tables.append(Knowledge.from_rows(out, where=f"step '{ctx.step}' output"))
     ctx.log.info("preference: %d queries (%d right without a document), %d documents: %s",
                  counts["queries"], counts["right"], sum(t.num_rows for t in tables),
                  ", ".join(f"{k} {counts.get(k, 0)}" for k in

@@ -83,10 +83,10 @@ def feedback(augmented: Augmented, corpus: Passages, encoder: Model, prompt: Aug
 def _source_passages(rows: list[dict], corpus: Passages) -> list[dict]:
     """Each query's source passage (its first ``gold`` id), read from the corpus by position:
     only those rows are read as text, not the corpus."""
-    from stages.lib.data.id_positions import id_positions
+    from stages.lib.data.id_positions import id_column, id_positions
 
     golds = [str(r["gold"][0]) if r["gold"] else "" for r in rows]
-    positions = id_positions(golds, corpus)
+    positions = id_positions(golds, id_column(corpus))
     missing = [r["id"] for r, p in zip(rows, positions) if not r["gold"] or p < 0]
     if missing:
         raise DataError(f"feedback: {len(missing)} queries name a source passage that is not in "

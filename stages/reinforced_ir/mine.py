@@ -54,10 +54,11 @@ def mine(augmented: Augmented, index: Embeddings, corpus: Passages, encoder: Mod
 
     Passages are corpus positions until the end: the searches give index rows, mapped to
     positions through the corpus' id column, and only the positives and candidate negatives
-    are read as text (:func:`_texts`), never the corpus as rows.
+    are read as text (:func:`_groups`), never the corpus as rows.
     """
     import random
 
+    from stages.lib.data.id_positions import id_column
     from stages.lib.models.search import ShardedIndex
     from stages.reinforced_ir.embed import SideEncoder, matching_index
 
@@ -65,14 +66,15 @@ def mine(augmented: Augmented, index: Embeddings, corpus: Passages, encoder: Mod
     if not rows:
         return []
     enc_cfg = matching_index(cfg.encoder, index.path)
-    positives = _positives(rows, corpus)
+    corpus_ids = id_column(corpus)
+    positives = _positives(rows, corpus_ids)
     enc = SideEncoder(encoder.path, enc_cfg, ctx.device)
     idx = ShardedIndex(index.path)
     k = min(cfg.top_k, len(idx))
     q_scores, q_rows = idx.search_rows(enc.queries([r["question"] for r in rows]), k)
     greedy = [(r["augmentations"] or [""])[0] for r in rows]
     a_scores, a_rows = idx.search_rows(enc.augmentations(greedy), k)
-    q_pos, a_pos = _corpus_positions(idx, [q_rows, a_rows], corpus)
+    q_pos, a_pos = _corpus_positions(idx, [q_rows, a_rows], corpus_ids)
     size = corpus.num_rows
     picks = []
     for i, row in enumerate(rows):
@@ -97,12 +99,12 @@ def mine(augmented: Augmented, index: Embeddings, corpus: Passages, encoder: Mod
     return out
 
 
-def _positives(rows: list[dict], corpus: Passages):
+def _positives(rows: list[dict], corpus_ids):
     """The corpus position of each query's source passage (its first ``gold`` id)."""
     from stages.lib.data.id_positions import id_positions
 
     golds = [str((r["gold"] or [""])[0]) for r in rows]
-    positions = id_positions(golds, corpus)
+    positions = id_positions(golds, corpus_ids)
     if (positions < 0).any():
         i = int((positions < 0).argmax())
         raise DataError(f"mine: query {rows[i]['id']} names source passage {golds[i]!r}, which "
@@ -110,9 +112,10 @@ def _positives(rows: list[dict], corpus: Passages):
     return positions
 
 
-def _corpus_positions(idx, searches, corpus: Passages) -> list:
+def _corpus_positions(idx, searches, corpus_ids) -> list:
     """For each search's ``rows`` (index rows, -1 past the hits), the hits' corpus positions
-    in an array of the same shape (where ``rows`` is -1: any value)."""
+    in an array of the same shape; where ``rows`` is -1 the value means nothing (the caller
+    keeps only the hits)."""
     import numpy as np
     import pyarrow as pa
 
@@ -120,14 +123,16 @@ def _corpus_positions(idx, searches, corpus: Passages) -> list:
 
     hit_rows = np.unique(np.concatenate([rows[rows >= 0] for rows in searches]))
     ids = idx.ids_at(hit_rows)
-    where = id_positions(ids, corpus)
+    where = id_positions(ids, corpus_ids)
     if (where < 0).any():
         missing = ids.filter(pa.array(where < 0))
-        raise DataError(f"mine: {len(missing)} passage ids of the index are not in the corpus "
-                        f"(first: {missing[0].as_py()!r}); was the index built from this corpus?")
+        raise DataError(f"mine: {len(missing)} of the passages the index returned are not in "
+                        f"the corpus (first: {missing[0].as_py()!r})",
+                        hint="the index was built from another corpus: wire mine's corpus and "
+                             "index from the same data, or rebuild the index from this corpus")
     if not len(hit_rows):
         return searches
-    return [where[np.searchsorted(hit_rows, rows)] for rows in searches]   # -1 → row 0's
+    return [where[np.searchsorted(hit_rows, rows)] for rows in searches]
 
 
 def _groups(rows, greedy, positives, picks, corpus: Passages, template: str, keep: int,
@@ -143,7 +148,7 @@ def _groups(rows, greedy, positives, picks, corpus: Passages, template: str, kee
         [np.asarray(positives, np.int64)] + [np.asarray(p, np.int64) for q, a in picks
                                              for p in (q, a)]))
     passages = corpus.take(needed, ["title", "text"])     # the only passages read as text
-    out = []
+    out = []    # each query's texts are read back in the order they are listed in ``want``
     for lo in range(0, len(rows), block):
         hi = min(lo + block, len(rows))
         want = np.concatenate([[positives[i], *picks[i][0], *picks[i][1]]

@@ -86,8 +86,8 @@ def test_mine_names_an_index_built_from_another_corpus(model_env, models):
     art, ctx = model_env
     idx = index_corpus(art, ctx, models, IndexConfig(normalize=True, dtype="float32",
                                                      batch_size=8))
-    with pytest.raises(DataError, match=r"mine: \d+ passage ids of the index are not in the "
-                                        r"corpus \(first: 'p\d+'\); was the index built from "
-                                        r"this corpus\?"):
+    with pytest.raises(DataError, match=r"mine: \d+ of the passages the index returned are "
+                                        r"not in the corpus \(first: 'p\d+'\)") as got:
         mine(art(Augmented, queries(8)), idx, art(Passages, PASSAGES[:30]),
              art(Model, str(models["enc"])), MineConfig(top_k=40), ctx("mine"))
+    assert "rebuild the index from this corpus" in got.value.hint
