@@ -24,6 +24,7 @@ from annotated_types import Ge
 from orchestrator.api import ConfigError, DataError, StageContext, stage
 from stages.dynamicrag.buckets import BCRow, bc_targets, split_sft_dpo
 from stages.dynamicrag.schemas import BCTargets
+from stages.lib.data.tables import item_named
 from stages.schemas import INT_LIST, Reranked
 
 ROWS_AT_A_TIME = 2048   # input rows decoded at once (about 60 MiB with 40 passages each)
@@ -80,30 +81,6 @@ def label(reranked: Reranked, cfg: LabelConfig, ctx: StageContext) -> Labelled:
     return Labelled(bc=item_named(with_targets(bc, split.bc)),
                     sft=item_named(in_order(sft_rows, sft)),
                     dpo=item_named(in_order(dpo_rows, dpo)))
-
-
-def item_named(table):
-    """``table`` with its lists' items named ``item``, as a table built from rows names them
-    (Parquet names them ``element``, and a read keeps that): the written bytes, and so the
-    content hash, are then those of the rows built as Python values before (a cached ``label``
-    and a new one agree, and nothing after it runs again).
-
-    >>> import pyarrow as pa
-    >>> t = pa.table({"x": pa.array([[1]], pa.list_(pa.field("element", pa.int64())))})
-    >>> str(item_named(t).schema.field("x").type)
-    'list<item: int64>'
-    """
-    import pyarrow as pa
-
-    def named(t):
-        if pa.types.is_list(t):
-            return pa.list_(pa.field("item", named(t.value_type), t.value_field.nullable))
-        if pa.types.is_struct(t):
-            return pa.struct([f.with_type(named(f.type)) for f in t])
-        return t
-
-    schema = pa.schema([f.with_type(named(f.type)) for f in table.schema])
-    return table.cast(schema)      # the same buffers: only the types' names change
 
 
 def in_order(table, positions: list[int]):

@@ -40,13 +40,14 @@ class PairsConfig:
 def pairs(scored: Scored, reranker_prompt: RerankerPrompt, generator_prompt: GeneratorPrompt, cfg: PairsConfig,
           ctx: StageContext) -> Preferences:
     """Generator pairs for the first ``generator_cap`` questions, reranker pairs for the rest."""
-    rows = scored.rows()
     prompts = RolePrompts(reranker_prompt.load(), generator_prompt.load())
-    split = preference_pairs(rows, prompts, generator_cap=cfg.generator_cap,
+    # streamed: only the pairs are held, not every question's passages and trajectories
+    split = preference_pairs(scored.iter_rows(), prompts, generator_cap=cfg.generator_cap,
                              num_docs=cfg.num_docs, reranker_cap=cfg.reranker_cap)
     ctx.log.info("%d scored questions -> %d generator pairs, %d reranker pairs; counts by reason: "
-                 "%s", len(rows), len(split.generator), len(split.reranker), split.skipped or "{}")
-    if rows and not split.generator and not split.reranker:
+                 "%s", scored.num_rows, len(split.generator), len(split.reranker),
+                 split.skipped or "{}")
+    if scored.num_rows and not split.generator and not split.reranker:
         ctx.log.warning("no preference pair at all: every question had equal rewards or a "
                         "single trajectory (sample more trajectories, or at temperature > 0)")
     return split.generator + split.reranker

@@ -37,6 +37,7 @@ this removes.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Iterable
 from typing import NamedTuple
 
 from stages.dynamicrag.prompts import RolePrompts, format_selection, reranker_messages
@@ -124,7 +125,7 @@ def reranker_pair(row: dict, best: int, worst: int, prompts: RolePrompts,
             "chosen": [assistant(chosen)], "rejected": [assistant(rejected)]}
 
 
-def preference_pairs(rows: list[dict], prompts: RolePrompts, generator_cap: int = 10000,
+def preference_pairs(rows: Iterable[dict], prompts: RolePrompts, generator_cap: int = 10000,
                      num_docs: int = 40, reranker_cap: int | None = None) -> PairSplit:
     """Generator and reranker pairs for scored questions, routed in input order.
 

@@ -60,6 +60,7 @@ from orchestrator.api import ConfigError, RagError, StageContext, nonsemantic, s
 from stages.dynamicrag.reward_logic import (judge_requests, judge_score, judge_unscored,
                                             make_bertscore, score_group)
 from stages.dynamicrag.schemas import JudgePrompt, Scored, Trajectories
+from stages.lib.data.tables import item_named
 from stages.lib.endpoint import EndpointConfig
 from stages.lib.prompts import messages
 
@@ -199,7 +200,8 @@ def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
     if weights["bertscore"] > 0:
         bertscore = _bertscore(cfg, ctx)
 
-    rows = trajectories.rows()
+    table = trajectories.read()    # the passages stay in Arrow: no step below reads them
+    rows = table.drop_columns(["ctxs"]).to_pylist()
     replies: dict[tuple[str, str, str], str] = {}
     if weights["judge"] > 0:
         requests = [req for row in rows for req in judge_requests(
@@ -207,7 +209,7 @@ def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
             [t["response"] or "" for t in row.get("trajectories") or []])]
         replies = _judge_replies(cfg, judge_prompt, ctx, requests)
 
-    out, no_signal, total = [], 0, 0.0
+    rewards, parts, no_signal, total = [], [], 0, 0.0
     for row in ctx.progress(rows, desc="reward"):
         trajs = row.get("trajectories") or []
         responses = [t["response"] or "" for t in trajs]
@@ -217,9 +219,29 @@ def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
                             rouge=cfg.rouge)
         no_signal += not any(score.parts)
         total += sum(score.rewards)
-        out.append({**row, "rewards": score.rewards, "reward_parts": score.parts})
+        rewards.append(score.rewards)
+        parts.append(score.parts)
     n_traj = sum(len(r.get("trajectories") or []) for r in rows)
     ctx.log.info("scored %d trajectories of %d questions (mean reward %.4f); %d questions have "
                  "no preference signal (no gold or identical responses)", n_traj, len(rows),
                  total / max(n_traj, 1), no_signal)
-    return out
+    return with_rewards(item_named(table), rewards, parts)
+
+
+def with_rewards(table, rewards: list, parts: list):
+    """``table`` with the ``rewards`` and ``reward_parts`` columns, in ``Scored``'s column order
+    (a column the schema does not name, passed through from the input, after them).
+
+    >>> import pyarrow as pa
+    >>> t = with_rewards(pa.table({"id": ["q0"], "extra": [1]}), [[0.5]], [[{"rouge_l": 0.5}]])
+    >>> t.column_names[-3:], t.column("reward_parts").to_pylist()
+    (['rewards', 'reward_parts', 'extra'], [[[('rouge_l', 0.5)]]])
+    """
+    import pyarrow as pa
+
+    schema = Scored.schema
+    table = table.drop_columns([n for n in ("rewards", "reward_parts") if n in table.column_names])
+    for name, values in (("rewards", rewards), ("reward_parts", parts)):
+        table = table.append_column(schema.field(name), pa.array(values, schema.field(name).type))
+    return table.select([n for n in schema.names if n in table.column_names]
+                        + [n for n in table.column_names if n not in schema.names])

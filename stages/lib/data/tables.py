@@ -51,3 +51,27 @@ def take_rows(table, indices):
         return table.schema.empty_table()
     gathered = pa.Table.from_batches(parts).combine_chunks()      # in chunk order
     return gathered.take(pa.array(np.argsort(order)))             # back in the asked order
+
+
+def item_named(table):
+    """``table`` with its lists' items named ``item``, as a table built from rows names them
+    (Parquet names them ``element``, and a read keeps that): a stage that passes columns of
+    its input through writes the bytes, and so the content hash, of the same rows built as
+    Python values (a cached result and a new one agree, and nothing after it runs again).
+
+    >>> import pyarrow as pa
+    >>> t = pa.table({"x": pa.array([[1]], pa.list_(pa.field("element", pa.int64())))})
+    >>> str(item_named(t).schema.field("x").type)
+    'list<item: int64>'
+    """
+    import pyarrow as pa
+
+    def named(t):
+        if pa.types.is_list(t):
+            return pa.list_(pa.field("item", named(t.value_type), t.value_field.nullable))
+        if pa.types.is_struct(t):
+            return pa.struct([f.with_type(named(f.type)) for f in t])
+        return t
+
+    schema = pa.schema([f.with_type(named(f.type)) for f in table.schema])
+    return table.cast(schema)      # the same buffers: only the types' names change
