@@ -60,7 +60,6 @@ from orchestrator.api import ConfigError, RagError, StageContext, nonsemantic, s
 from stages.dynamicrag.reward_logic import (judge_requests, judge_score, judge_unscored,
                                             make_bertscore, score_group)
 from stages.dynamicrag.schemas import JudgePrompt, Scored, Trajectories
-from stages.lib.data.tables import item_named
 from stages.lib.endpoint import EndpointConfig
 from stages.lib.prompts import messages
 
@@ -225,23 +224,24 @@ def reward(trajectories: Trajectories, cfg: RewardConfig, ctx: StageContext,
     ctx.log.info("scored %d trajectories of %d questions (mean reward %.4f); %d questions have "
                  "no preference signal (no gold or identical responses)", n_traj, len(rows),
                  total / max(n_traj, 1), no_signal)
-    return with_rewards(item_named(table), rewards, parts)
+    return with_rewards(table, rows, rewards, parts, ctx.step)
 
 
-def with_rewards(table, rewards: list, parts: list):
-    """``table`` with the ``rewards`` and ``reward_parts`` columns, in ``Scored``'s column order
-    (a column the schema does not name, passed through from the input, after them).
+def with_rewards(table, rows: list[dict], rewards: list, parts: list, step: str):
+    """The rows the stage returned before, as the writer converts them (``Scored.from_rows``:
+    declared types, pass-through columns typed from their values), with ``table``'s passages
+    kept in Arrow and cast to the declared ``ctxs`` type: the old code's bytes.
 
     >>> import pyarrow as pa
-    >>> t = with_rewards(pa.table({"id": ["q0"], "extra": [1]}), [[0.5]], [[{"rouge_l": 0.5}]])
-    >>> t.column_names[-3:], t.column("reward_parts").to_pylist()
+    >>> row = {"id": "q0", "dataset": "nq", "question": "q?", "answers": [], "gold": [],
+    ...        "trajectories": [{"ids": [1], "selection": "[1]", "response": "a"}], "extra": 1}
+    >>> t = pa.Table.from_pylist([{**row, "ctxs": []}])
+    >>> out = with_rewards(t, [row], [[0.5]], [[{"rouge_l": 0.5}]], "reward")
+    >>> out.column_names[-3:], out.column("reward_parts").to_pylist()
     (['rewards', 'reward_parts', 'extra'], [[[('rouge_l', 0.5)]]])
     """
-    import pyarrow as pa
-
-    schema = Scored.schema
-    table = table.drop_columns([n for n in ("rewards", "reward_parts") if n in table.column_names])
-    for name, values in (("rewards", rewards), ("reward_parts", parts)):
-        table = table.append_column(schema.field(name), pa.array(values, schema.field(name).type))
-    return table.select([n for n in schema.names if n in table.column_names]
-                        + [n for n in table.column_names if n not in schema.names])
+    declared = Scored.schema.field("ctxs")
+    out = Scored.from_rows([{**row, "ctxs": None, "rewards": r, "reward_parts": p}
+                            for row, r, p in zip(rows, rewards, parts)], f"step '{step}' output")
+    return out.set_column(out.schema.get_field_index("ctxs"), declared,
+                          table.column("ctxs").cast(declared.type))

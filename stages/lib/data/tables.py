@@ -74,4 +74,32 @@ def item_named(table):
         return t
 
     schema = pa.schema([f.with_type(named(f.type)) for f in table.schema])
-    return table.cast(schema)      # the same buffers: only the types' names change
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        if str(column.type) != str(field.type):   # == ignores the items' names
+            column = _cast_slices(column, field.type)
+        columns.append(column)
+    return pa.table(columns, schema=schema)
+
+
+def _cast_slices(column, type_):
+    """``column`` cast to ``type_`` (the same buffers: only the types' names change), or, where
+    pyarrow cannot cast a chunk where it lies (a slice of a struct with a field that is null in
+    every row: "Struct child array has length smaller than expected", raised, or a result whose
+    structure does not validate), a copy of it cast.
+
+    >>> import pyarrow as pa
+    >>> sliced = pa.chunked_array([pa.array([{"a": [1], "b": None}] * 4).slice(1, 2)])
+    >>> want = pa.struct([("a", pa.list_(pa.field("x", pa.int64()))), ("b", pa.null())])
+    >>> _cast_slices(sliced, want).to_pylist()
+    [{'a': [1], 'b': None}, {'a': [1], 'b': None}]
+    """
+    import pyarrow as pa
+
+    try:
+        cast = column.cast(type_)
+        cast.validate()       # the structure only (lengths, offsets): no pass over the values
+        return cast
+    except pa.ArrowInvalid:
+        return pa.chunked_array([pa.concat_arrays([c]).cast(type_) for c in column.chunks], type_)

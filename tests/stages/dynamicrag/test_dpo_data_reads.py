@@ -57,3 +57,22 @@ def test_pairs_streams_its_scored_questions(env):
                                      prompt_file("generator"), PairsConfig(generator_cap=1),
                                      ctx("pairs")))
     assert [(r["id"], r["task"]) for r in out] == [("g", "generator"), ("r", "reranker")]
+
+
+def test_a_shard_types_its_passed_through_columns_from_its_own_rows(env, tmp_path):
+    """A shard (a row range) writes what the rows it returned before wrote: a column null in
+    every row of the shard typed ``null`` there, a struct field null in every row kept (review
+    45b, F1 and F2): the same content hash, so a recomputed shard changes nothing after it."""
+    table, written, ctx = env
+    rows = [{**row, "choices": ["x"] if i >= 2 else None, "meta": {"src": "wiki", "page": None}}
+            for i, row in enumerate(ROWS + ROWS[:1])]
+    given = table(Trajectories, rows)
+    for start, stop in ((0, 2), (2, 4)):
+        shard = Trajectories(given.ref, start, stop)
+        out = reward(shard, RewardConfig(), ctx("reward"))
+        as_rows = [{**row, "rewards": r, "reward_parts": [dict(p) for p in parts]} for row, r, parts
+                   in zip(shard.rows(), out.column("rewards").to_pylist(),
+                          out.column("reward_parts").to_pylist())]
+        new = write_artifact(out, Scored, tmp_path / f"new{start}", "reward.default", "key")
+        old = write_artifact(as_rows, Scored, tmp_path / f"old{start}", "reward.default", "key")
+        assert new.content_hash == old.content_hash
