@@ -62,12 +62,18 @@ class SourceMemo:
 
     A directory source (a model checkpoint) hashes as the ordered list of its files' relative
     paths and hashes, each file memoised the same way.
+
+    Several processes share the file (the members of a sweep, ``rag gc``): :meth:`save` merges
+    what this one learned or forgot into the file as it is then, under a lock, so that a
+    process that saves later does not drop another's rows (which would have the next run read
+    a 16 GB checkpoint whole again).
     """
 
     def __init__(self, path: Path):
         self.path = path
         self.changed = False
         self.memo: dict[str, list] = {}
+        self.loaded: dict[str, list] = {}     # the rows as read, to tell this process' changes
         try:
             memo = json.loads(path.read_text())
         except (FileNotFoundError, NotADirectoryError):   # (a cache at a file: refused later)
@@ -76,8 +82,8 @@ class SourceMemo:
             log.warning("%s is damaged (%s); source files will be hashed again", path,
                         str(e).splitlines()[0])
             return
-        if isinstance(memo, dict):
-            self.memo = {k: v for k, v in memo.items() if isinstance(v, list) and len(v) == 4}
+        self.memo = _rows(memo)
+        self.loaded = dict(self.memo)
 
     def file_hash(self, path: Path | str) -> str:
         st = os.stat(path)
@@ -128,13 +134,32 @@ class SourceMemo:
         return len(gone)
 
     def save(self) -> None:
+        """Write this process' new, changed and forgotten rows into the file as it is now."""
+        from filelock import FileLock
+
         if not self.changed:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(self.memo))
-        os.replace(tmp, self.path)
-        self.changed = False
+        with FileLock(f"{self.path}.lock"):
+            try:
+                rows = _rows(json.loads(self.path.read_text()))
+            except (OSError, ValueError):      # none yet, or damaged: this process' rows alone
+                rows = {}
+            rows.update((k, v) for k, v in self.memo.items() if self.loaded.get(k) != v)
+            for key in self.loaded.keys() - self.memo.keys():
+                rows.pop(key, None)
+            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
+            tmp.write_text(json.dumps(rows))
+            os.replace(tmp, self.path)
+        self.memo, self.loaded, self.changed = rows, dict(rows), False
+
+
+def _rows(memo) -> dict[str, list]:
+    """The well-formed rows of a loaded ``sources.json`` (``path -> [size, mtime_ns, ctime_ns,
+    hash]``); anything else in it is dropped."""
+    if not isinstance(memo, dict):
+        return {}
+    return {k: v for k, v in memo.items() if isinstance(v, list) and len(v) == 4}
 
 
 def _loops_back(link: str, real: str, above: tuple[str, ...]) -> bool:

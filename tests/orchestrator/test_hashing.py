@@ -27,3 +27,26 @@ def test_hash_file_is_xxh3_of_the_bytes(tmp_path):
     f = tmp_path / "b"
     f.write_bytes(b"abc" * 1000)
     assert hash_file(f) == xxhash.xxh3_128(b"abc" * 1000).hexdigest()
+
+
+def test_processes_that_save_the_memo_in_turn_keep_each_others_rows(tmp_path):
+    """Two processes (a sweep's members, or a run and ``rag gc``) load the memo, each learns or
+    forgets rows, and each saves: the file ends with all of it, not the last saver's view."""
+    a, b, gone = (tmp_path / n for n in ("a.txt", "b.txt", "gone.txt"))
+    for f in (a, b, gone):
+        f.write_text(f.name)
+    path = tmp_path / "memo.json"
+    first = SourceMemo(path)
+    first.hash(gone)
+    first.save()
+    gone.unlink()
+    run, gc = SourceMemo(path), SourceMemo(path)
+    run.hash(a)
+    gc.prune()
+    run.save()
+    gc.save()       # the later saver forgets the gone file and keeps the run's new row
+    late = SourceMemo(path)
+    late.hash(b)
+    late.save()
+    rows = SourceMemo(path).memo
+    assert sorted(rows) == sorted(str(f.resolve()) for f in (a, b))
