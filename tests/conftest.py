@@ -13,6 +13,14 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_auto_num_workers(config):
+    """``pytest -n auto``: one worker a core this process may use, at most 8 (each worker builds
+    the session's tiny models again, and many tests start processes of their own)."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, cores or 1))
+
+
 @pytest.fixture
 def toy(tmp_path, monkeypatch):
     """A toy recipe directory (``conf/chain.yaml``) and a runs dir, with cwd at the repo root."""
