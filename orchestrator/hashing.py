@@ -146,8 +146,9 @@ class SourceMemo:
             except (OSError, ValueError):      # none yet, or damaged: this process' rows alone
                 rows = {}
             rows.update((k, v) for k, v in self.memo.items() if self.loaded.get(k) != v)
-            for key in self.loaded.keys() - self.memo.keys():
-                rows.pop(key, None)
+            for key in self.loaded.keys() - self.memo.keys():   # forgotten, unless re-learned
+                if rows.get(key) == self.loaded[key]:
+                    del rows[key]
             tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
             tmp.write_text(json.dumps(rows))
             os.replace(tmp, self.path)

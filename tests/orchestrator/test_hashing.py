@@ -50,3 +50,20 @@ def test_processes_that_save_the_memo_in_turn_keep_each_others_rows(tmp_path):
     late.save()
     rows = SourceMemo(path).memo
     assert sorted(rows) == sorted(str(f.resolve()) for f in (a, b))
+
+
+def test_a_forgotten_row_that_another_process_learned_again_is_kept(tmp_path):
+    f, path = tmp_path / "data.txt", tmp_path / "memo.json"
+    f.write_text("one")
+    first = SourceMemo(path)
+    first.hash(f)
+    first.save()
+    f.unlink()
+    gc = SourceMemo(path)
+    gc.prune()
+    f.write_text("two, written again")
+    run = SourceMemo(path)
+    run.hash(f)
+    run.save()
+    gc.save()
+    assert SourceMemo(path).memo[str(f.resolve())][3] == hash_file(f)
