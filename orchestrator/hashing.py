@@ -135,10 +135,10 @@ class SourceMemo:
 
     def save(self) -> None:
         """Write this process' new, changed and forgotten rows into the file as it is now."""
-        from filelock import FileLock
-
         if not self.changed:
             return
+        from filelock import FileLock
+
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(f"{self.path}.lock"):
             try:
