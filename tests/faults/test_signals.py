@@ -259,7 +259,9 @@ def test_an_input_recomputed_by_another_commands_force_is_not_mixed_in(tmp_path)
     """Before: `--force gen` in a second command recommitted gen's key in place while a run was
     using it, so that run's later steps read the new numbers under the old content's hash and
     exited 0 with outputs of two versions mixed."""
-    out = _force_gen_during_a_run(tmp_path, RECOMMITTED, "steps.slow.add=1")
+    # slow sleeps 8 s, not 4: the forced run (about 1.3 s alone) has to finish inside it with
+    # the tests run two at a time on 2 cores
+    out = _force_gen_during_a_run(tmp_path, RECOMMITTED, "steps.slow.add=1", "steps.slow.sleep=8")
     assert "(gen's output) was computed again by another command (--force) while the step ran" \
         in out
 
@@ -283,7 +285,8 @@ def test_a_step_whose_input_was_recomputed_by_another_command_does_not_start(tmp
 def test_a_stage_that_fails_as_its_input_is_recomputed_says_so(tmp_path):
     """Before: a stage that read an input as another command's --force swapped it failed with
     a bare FileNotFoundError, and nothing said that the input had been recomputed."""
-    out = _force_gen_during_a_run(tmp_path, RECOMMITTED, "steps.slow.add=1", fail="slow:0:late")
+    out = _force_gen_during_a_run(tmp_path, RECOMMITTED, "steps.slow.add=1", "steps.slow.sleep=8",
+                                  fail="slow:0:late")     # 8 s: as the test above
     assert "step 'slow': its input 'numbers' (gen's output) was computed again by another " \
            "command (--force) while the step ran, and the stage failed meanwhile " \
            "(FileNotFoundError: toy: no such file after sleeping in slow:0)" in out
