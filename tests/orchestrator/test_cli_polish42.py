@@ -20,6 +20,7 @@ SLOW = """ragline:
 steps:
   gen: {stage: toy_gen, n: 4}
   mul: {stage: toy_map, inputs: {numbers: gen}, sleep: 3}
+  total: {stage: toy_sum, inputs: {numbers: mul}}
 """
 
 
@@ -37,7 +38,11 @@ def test_a_missing_package_is_named_at_the_stage_modules_line(tmp_path, capsys, 
 
 
 def test_a_run_that_only_waited_says_another_process_computed(toy, capsys):
-    runs, conf = toy / "runs", recipe(toy, SLOW)
+    # no step after mul: one there made this a race on a loaded machine (this run could take
+    # its lock first and compute it)
+    waited = SLOW.replace("  total: {stage: toy_sum, inputs: {numbers: mul}}\n", "")
+    assert waited != SLOW
+    runs, conf = toy / "runs", recipe(toy, waited)
     first = rag_process("run", str(conf), "--runs-dir", str(runs))
     deadline = time.time() + 60
     while len(list((runs / "cache" / "locks").glob("*.lock"))) < 2 and time.time() < deadline:
@@ -46,8 +51,7 @@ def test_a_run_that_only_waited_says_another_process_computed(toy, capsys):
     assert rag("run", str(conf), runs=runs) == 0
     assert first.wait(timeout=120) == 0
     said = " ".join("".join(capsys.readouterr()).split())
-    # gen was cached when this run planned, mul computed while it waited. (A step after mul
-    # made this a race on a loaded machine: this run could take its lock first and compute it.)
+    # gen was cached when this run planned, mul computed while it waited
     assert ("nothing computed here: all 2 steps cached, 1 of them (mul) computed by another "
             "process while this run waited") in said, said
 
