@@ -77,12 +77,13 @@ def test_gc_from_another_runs_dir_during_a_live_run(toy):
     assert rag("run", str(conf), "steps.gen.n=4", runs=runs_b) == 0  # B's upstream is cached
     assert rag("run", str(conf), runs=runs_a) == 0
     env = {"RAGLINE_CACHE": str(cache), "RAGLINE_LEASE_HEARTBEAT_S": "0.5"}
-    proc = rag_process("run", str(conf), "steps.gen.n=4", "steps.mul.mul=3", "steps.mul.sleep=4",
+    proc = rag_process("run", str(conf), "steps.gen.n=4", "steps.mul.mul=3", "steps.mul.sleep=6",
                        "--runs-dir", str(runs_b), "--no-progress", env=env)
     deadline = time.time() + 60
-    while time.time() < deadline and "running stage toy_map" not in (proc.stdout.readline() or ""):
-        pass
+    while "running stage toy_map" not in proc.stdout.readline():   # "" once B has exited
+        assert time.time() < deadline and proc.poll() is None, "B never reached mul"
     assert rag("gc", "--keep-runs", "0", runs=runs_a) == 0  # B's gen entry is in B's live plan
+    assert proc.poll() is None, "gc ran after B's mul: this test no longer tests a live run"
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 0, out
     assert total(runs_b) == 18.0  # (0+1+2+3) * 3

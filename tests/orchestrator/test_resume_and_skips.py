@@ -111,7 +111,8 @@ def test_the_resume_of_an_interrupted_force_keeps_the_shards_it_recomputed(toy):
     proc = subprocess.Popen(command, cwd=REPO, env=env, text=True, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, start_new_session=True)
     end = time.time() + 120
-    while "mul:1" not in counts(count) and time.time() < end:   # shard 0 is committed
+    while "mul:1" not in counts(count):   # shard 0 is committed
+        assert time.time() < end and proc.poll() is None, "mul's second shard never started"
         time.sleep(0.05)
     os.kill(proc.pid, signal.SIGTERM)
     out, _ = proc.communicate(timeout=60)

@@ -32,7 +32,8 @@ def test_status_lists_the_steps_a_run_has_not_reached(toy, capsys):
                             stderr=subprocess.STDOUT, start_new_session=True)
     try:
         end = time.time() + 120
-        while "mul:0" not in counts(count) and time.time() < end:   # mul's first shard runs
+        while "mul:0" not in counts(count):   # mul's first shard runs
+            assert time.time() < end and proc.poll() is None, "mul never started"
             time.sleep(0.05)
         running = _states(runs, capsys)
         os.kill(proc.pid, signal.SIGTERM)

@@ -151,7 +151,7 @@ def test_a_misnamed_until_in_a_sweep_stops_before_any_member(toy, capsys):
 def test_a_stopped_sweep_says_so_and_its_rerun_reuses_the_finished_members(toy, monkeypatch, capsys):
     runs, chain = toy / "runs", str(toy / "conf/chain.yaml")
     monkeypatch.setenv("TOY_COUNT_FILE", str(toy / "count.txt"))
-    sweep_args = ["-m", "steps.dpo.add=0.1,0.2,0.3", "steps.dpo.sleep=2", "--no-progress"]
+    sweep_args = ["-m", "steps.dpo.add=0.1,0.2,0.3", "steps.dpo.sleep=3", "--no-progress"]
     proc = rag_process("run", chain, *sweep_args, "--runs-dir", str(runs))
     deadline = time.time() + 120
     while counts(toy / "count.txt").get("dpo:0", 0) < 2:    # member 1 is in its dpo

@@ -117,6 +117,16 @@ def test_kill_at_any_moment_repeats_at_most_the_calls_in_flight(server, tmp_path
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     wait_for(lambda: server.stats()["active"] == 0, what="the server to finish the orphans")
+    # a request already sent may reach a handler after that: wait until nothing new arrives
+    quiet = {"received": -1, "since": time.monotonic()}
+
+    def settled() -> bool:
+        received = server.stats()["received"]
+        if received != quiet["received"]:
+            quiet.update(received=received, since=time.monotonic())
+        return server.stats()["active"] == 0 and time.monotonic() - quiet["since"] > 0.5
+
+    wait_for(settled, what="the orphaned requests to stop arriving")
     before = server.stats()["served"]
     kept = records(cache)
     assert before - conc <= kept <= before
