@@ -28,7 +28,9 @@ none of a step's tasks has started, a "waiting for resources" line is logged now
 
 SIGTERM: ``ray.init`` installs Ray's own handler (a crash banner, then the process dies), so the
 one ``rag run`` had is put back, and the ``KeyboardInterrupt`` Ray raises in its place inside
-``ray.get`` is raised again as what that handler raised (``Terminated``: exit 143).
+``ray.get`` is raised again as what that handler raised (``Terminated``: exit 143). A SIGTERM
+while ``ray.init`` runs meets Ray's handlers, which raise ``SystemExit``: what it started is
+stopped and the run ends as terminated too, not with a silent exit 15.
 """
 
 from __future__ import annotations
@@ -164,6 +166,15 @@ def waiting_words(n: int, cpus: float, gpus: int, free: dict, total: dict) -> st
             f"{cpus:g} CPU, {gpus:g} GPU; free: {free_words(free, total)})")
 
 
+def _stop_starting_cluster(ray) -> None:
+    """Stop what an interrupted ``ray.init`` started (a private cluster's processes), now: they
+    would outlive ``rag run`` for a minute or more."""
+    try:
+        ray.shutdown()
+    except Exception as e:   # noqa: BLE001 - stopping anyway; the signal is what to report
+        log.debug("ray.shutdown after an interrupted ray.init: %s", e)
+
+
 def _keep_handler(handler):
     """``handler`` wrapped to remember what it raised: Ray's ``ray.get`` swallows it and raises
     a plain ``KeyboardInterrupt`` instead."""
@@ -262,6 +273,15 @@ class RayExecutor:
                                   hint="start one (ray start --head) or use ragline.executor.address="
                                        "local; with token auth the driver needs the cluster's token "
                                        "(~/.ray/auth_token or RAY_AUTH_TOKEN)") from None
+            except (SystemExit, KeyboardInterrupt) as stop:
+                _stop_starting_cluster(ray)
+                # a SIGTERM while ray.init ran met Ray's handlers (installed first thing there),
+                # which raise SystemExit (its only sys.exit on a driver): end as rag run's
+                # handler does, with its message and exit 143, not a silent exit 15
+                if isinstance(stop, SystemExit) and callable(handler):
+                    log.warning("SIGTERM while the Ray cluster was starting: stopped it")
+                    handler(signal.SIGTERM, None)
+                raise
             # Ray's core worker replaced the handler with one that prints a crash banner and
             # kills the driver: put back the one that stops the run (rag run: exit 143)
             if callable(handler) and threading.current_thread() is threading.main_thread():
