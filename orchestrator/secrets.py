@@ -138,15 +138,58 @@ def literal_credentials(config, secrets: dict[str, str], path: str = "") -> list
 
 def masked(override: str) -> str:
     """An override as messages quote it: the value of a key that holds a secret (or the name of
-    the variable holding one, which a user may have given the key itself) as ``***``.
+    the variable holding one, which a user may have given the key itself) as ``***``, and so
+    each such key inside a ``{...}`` or ``[...]`` value.
 
     >>> masked("steps.j.llm.api_key_env=sk-abc"), masked("steps.j.max_tokens=5")
     ('steps.j.llm.api_key_env=***', 'steps.j.max_tokens=5')
+    >>> masked("+api_key=sk-abc"), masked("+steps.j.llm={api_key: sk-abc, model: m}")
+    ('+api_key=***', '+steps.j.llm={api_key: ***, model: m}')
     """
-    key, eq, _ = override.partition("=")
-    name = key.rsplit(".", 1)[-1]
-    return f"{key}=***" if eq and (LITERAL_SECRET.search(name) or name.endswith("key_env")) \
-        else override
+    key, eq, value = override.partition("=")
+    if not eq:
+        return override
+    if _secret_name(key.rsplit(".", 1)[-1]):
+        return f"{key}=***"
+    if value.strip()[:1] in ("{", "["):
+        return f"{key}={_FLOW_ITEM.sub(_mask_item, value)}"
+    return override
+
+
+def scrubbed(text: str, overrides) -> str:
+    """``text`` (a message) with each of ``overrides`` that holds a secret quoted as
+    :func:`masked` quotes it, and each secret value in it (4 characters or more) as ``***``,
+    wherever the message repeats it (a hint that says what to write instead).
+
+    >>> scrubbed("override '+api_key=sk-123': no; write key=sk-123", ["+api_key=sk-123", "a=1"])
+    "override '+api_key=***': no; write key=***"
+    """
+    for override in overrides:
+        shown = masked(override)
+        if shown == override:
+            continue
+        text = text.replace(override, shown)
+        key, _, value = override.partition("=")
+        hidden = [value] if _secret_name(key.rsplit(".", 1)[-1]) else [
+            m.group(3).strip() for m in _FLOW_ITEM.finditer(value) if _secret_name(m.group(1))]
+        for secret in [*hidden, *(v.strip() for h in hidden for v in h.split(","))]:  # a sweep
+            if len(secret) >= 4:
+                text = text.replace(secret, "***")
+    return text
+
+
+# a ``key: value`` item of a YAML flow value (Hydra's ``{a: 1, b: [x]}``); its value a plain
+# scalar or a quoted one
+_FLOW_ITEM = re.compile(r"""([\w-]+)(\s*:\s*)('[^']*'|"[^"]*"|[^,{}\[\]\s][^,{}\[\]]*)""")
+
+
+def _secret_name(name: str) -> bool:
+    name = name.lstrip("+~")
+    return bool(LITERAL_SECRET.search(name)) or name.endswith("key_env")
+
+
+def _mask_item(m: re.Match) -> str:
+    return f"{m.group(1)}{m.group(2)}***" if _secret_name(m.group(1)) else m.group(0)
 
 
 def unsaid(message: str, config: dict, secrets: dict[str, str]) -> str:

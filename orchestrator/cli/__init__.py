@@ -152,9 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     except RagError as e:
         if os.environ.get("RAGLINE_FULL_ERROR") == "1":
             raise
-        console().print(f"[red]error:[/] {escape(e.message)}", soft_wrap=True)
+        from orchestrator.secrets import scrubbed
+
+        said = getattr(args, "overrides", None) or []   # a pasted key is not echoed back
+        console().print(f"[red]error:[/] {escape(scrubbed(e.message, said))}", soft_wrap=True)
         if e.hint:
-            console().print(f"  hint: {escape(e.hint)}", soft_wrap=True)
+            console().print(f"  hint: {escape(scrubbed(e.hint, said))}", soft_wrap=True)
         return e.exit_code
     except KeyboardInterrupt:
         if args.command == "run":

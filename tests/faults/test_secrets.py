@@ -174,3 +174,24 @@ def test_a_key_hydra_cannot_parse_or_reads_as_a_sweep_is_not_echoed(recipe, tmp_
     out = capsys.readouterr()
     assert "steps.train.api_key=***" in out.err
     assert override.split("=", 1)[1].split(",")[0][:10] not in out.out + out.err
+
+
+@pytest.mark.parametrize("args, shown", [
+    (["+api_key=sk-top-SECRET99"], "'+api_key=***': nothing in secret.yaml reads api_key"),
+    (["+judge.api_key=sk-top-SECRET99"], "'+judge.api_key=***': nothing in secret.yaml reads"),
+    (["+steps.train.llm={api_key: sk-top-SECRET99}"], "'+steps.train.llm={api_key: ***}'"),
+    (["+steps.train={x: {token: sk-top-SECRET99}}"], "to change it write steps.train={x: "
+                                                      "{token: ***}}"),
+    (["-m", "+api_key=sk-top-SECRET99,sk-two-SECRET99"], "'+api_key=***': nothing in"),
+], ids=["top-level", "a-new-section", "in-a-dict", "in-a-hint", "a-sweep-member"])
+def test_an_override_holding_a_key_is_not_echoed_in_any_refusal(recipe, tmp_path, capsys,
+                                                                 monkeypatch, args, shown):
+    """Before: a refused override was quoted as typed (key and all) where it was a new top-level
+    key or section (nothing reads it), or a ``{...}`` value holding a key."""
+    monkeypatch.setenv("RAGLINE_TEST_SECRET", "sk-from-the-environment")
+    capsys.readouterr()
+    assert rag("plan", str(recipe), *args, runs=tmp_path / "runs") == 2
+    out = capsys.readouterr()
+    said = " ".join((out.out + out.err).split())
+    assert shown in said
+    assert "SECRET99" not in said
