@@ -35,3 +35,7 @@ echo "[engines] pip install ray==2.60.0 submitit: $((SECONDS - t0))s"
 
 echo "[engines] RAGLINE_ENGINES=1 pytest -m engines tests/executors"
 RAGLINE_ENGINES=1 "$PY" -m pytest -q -ra -m engines tests/executors
+
+# the Ray tests of the default markers: the README's run has no ray installed (they skip there)
+echo "[engines] pytest tests/executors/test_ray*.py tests/executors/test_gpus.py (with ray)"
+"$PY" -m pytest -q -ra tests/executors/test_ray*.py tests/executors/test_gpus.py

@@ -21,5 +21,6 @@ if [[ "$torch_version" != 2.13.0* ]]; then
   exit 1
 fi
 "$py" -c 'from vllm import LLM' || { echo "ci/vllm: vllm does not import" >&2; exit 1; }
-echo "ci/vllm: pytest -m vllm (tests/vllm and the endpoint client's local backend)"
-"$py" -m pytest -q -ra -m vllm tests/vllm tests/stages/lib/endpoint/test_local.py
+echo "ci/vllm: pytest -m vllm (tests/vllm and the endpoint client's local backend and penalties)"
+"$py" -m pytest -q -ra -m vllm tests/vllm tests/stages/lib/endpoint/test_local.py \
+  tests/stages/lib/endpoint/test_repetition_penalty.py
