@@ -41,6 +41,7 @@ def test_the_labelled_snippets_are_found():
 @pytest.mark.parametrize("doc, source, code", _snippets(), ids=lambda v: str(v)[:40])
 def test_snippet_matches_its_source_file(doc, source, code):
     real = _code_lines((REPO / source).read_text())
+    assert _code_lines(code), f"the snippet of {source} in {doc} has no code lines"
     at = 0
     for line in _code_lines(code):
         try:

@@ -85,10 +85,12 @@ def test_cancel_stops_workers_and_releases_locks(setup, monkeypatch):
                                      and len((tmp / "count.txt").read_text().splitlines()) == 2):
         time.sleep(0.05)
     pids = [int(line.split()[2]) for line in (tmp / "count.txt").read_text().splitlines()]
+    assert len(pids) == 2, "both shards' workers should have started within 60 s"
     ex.cancel()
     runner.join(timeout=30)
     assert not runner.is_alive()
-    assert all(isinstance(r, Failed) for r in results.values())
+    # two results: had ex.run raised, the thread would have ended with none
+    assert len(results) == 2 and all(isinstance(r, Failed) for r in results.values())
     for pid in pids:
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)

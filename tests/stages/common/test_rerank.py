@@ -16,7 +16,7 @@ def test_rerank_methods(model_env, models):
     retrieved = art(Retrieved, retrieved_rows())
     ha = art(Reranked, rerank(retrieved, RerankConfig(method="has_answer", num_docs=4),
                               ctx("rerank"))).rows()
-    assert all(len(r["ctxs"]) == 4 for r in ha)
+    assert len(ha) == len(retrieved_rows()) and all(len(r["ctxs"]) == 4 for r in ha)
     assert all(r["ctxs"][0]["relevant"] for r in ha)            # own passage has the answer
     t5 = art(Reranked, rerank(retrieved, RerankConfig(num_docs=None, reorder=True),
                               ctx("rerank"), model=art(Model, str(models["t5"])))).rows()

@@ -45,6 +45,7 @@ def test_dpa_rag_pipeline_with_tiny_models(tmp_path, tiny_models, monkeypatch):
     prealigned = artifact_rows(runs, "prealign.out")
     assert {r["messages"][-1]["content"] for r in prealigned} == {"Yes", "No"}
     reranked = artifact_rows(runs, "rerank_eval.out")
+    assert reranked
     assert all(len(r["ctxs"]) == 2 and "rerank_score" in r["ctxs"][0] for r in reranked)
     base = safetensor_weights(tiny_models[1])
     for step in ("sft_prealign", "sft"):

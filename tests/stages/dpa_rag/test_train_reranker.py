@@ -171,6 +171,7 @@ def test_train_then_rerank(model_env, models, tmp_path, caplog):
         moved += order != [0, 1, 2]
     assert moved, "the reranker should reorder some question's passages"
     every = rerank(retrieved, model, RerankConfig(top_k=None), make_ctx(tmp_path, "all"))
+    assert every.num_rows == retrieved.num_rows
     assert all(len(c) == 6 for c in every.column("ctxs").to_pylist())
     again = rerank(top3, model, RerankConfig(top_k=2), make_ctx(tmp_path, "again"))
     assert [[d["id"] for d in c] for c in again.column("ctxs").to_pylist()] == \

@@ -50,3 +50,23 @@ def test_answers_of_a_multiple_choice_question_see_its_options(model_env, monkey
     selections, answers = gen.asked
     assert f"{row['question']}\nA: iron\nB: wood" in answers[0][-1]["content"]
     assert "A: iron" not in selections[0][-1]["content"]    # the reranker's prompt as before
+
+
+def test_trajectories_hold_the_ids_the_reranker_named(model_env, monkeypatch):
+    """``test_sample_trajectories``' untrained model names no passage: here the reranker's
+    reply is scripted ("[3], [1]", and one out of range), so the ids are checked."""
+    import stages.lib.models.generation as generation
+
+    class Scripted:
+        def chat(self, convs, n=1, **kw):
+            if "identifiers" in convs[0][0]["content"]:       # the reranker's instructions
+                return [["[3], [1], [9]"] * n for _ in convs]
+            return [[f"answer {i}"] * n for i, _ in enumerate(convs)]
+
+    monkeypatch.setattr(generation, "load_generator", lambda *a, **kw: Scripted())
+    art, ctx = model_env
+    rows = art(Trajectories, sample(art(Reranked, retrieved_rows()), art(Model, "unused"),
+                                    *PROMPTS, SampleConfig(n=2, num_docs=4), ctx("sample"))).rows()
+    assert len(rows) == len(QUESTIONS)
+    assert all([t["ids"] for t in r["trajectories"]] == [[3, 1], [3, 1]] for r in rows)
+    assert all(t["response"].startswith("answer") for r in rows for t in r["trajectories"])

@@ -32,6 +32,7 @@ def test_only_the_noise_ranks_are_read_and_the_draw_is_the_same(env, monkeypatch
     grounded = contexts(table(Synthesized, syn), retrieved, cfg, ctx("contexts"))
     monkeypatch.undo()
     out = written(Grounded, grounded)
+    assert len(out) == len(syn)
     rng = random.Random(7)     # the draw over the whole ranking, as the seed step made it
     for row, example, full in zip(out, syn, ranked):
         expected = training_documents(example["docs"], full["ctxs"], 5, 20, rng, True)

@@ -66,6 +66,7 @@ def test_exemplars_by_has_answer_fit_the_paradigm(env):
     rows.append(retrieved_row("none", "Velmora", set()))          # no passage has the answer
     out = written(Exemplars, exemplars(ExemplarsConfig(select="has_answer", seed=1),
                                        ctx("exemplars"), retrieved=table(Retrieved, rows)))
+    assert any(r["id"] == "none" for r in out) and len(out) > 1
     for r in out:
         texts = [d["text"] for d in r["docs"]]
         if paradigms.PARADIGMS[r["paradigm"]].answers:
@@ -213,6 +214,7 @@ def test_contexts_keep_every_source_document_and_draw_noise_from_far_down(env):
     out = written(Grounded, contexts(table(Synthesized, syn), table(Retrieved, ranked),
                                      ContextsConfig(n_docs=6, noise_from=20, seed=3),
                                      ctx("contexts")))
+    assert len(out) == 2
     for row, sources in zip(out, (["d3", "d30"], ["d0"])):
         got = ids(row["ctxs"])
         assert len(got) == 6 and len(set(got)) == 6 and set(sources) <= set(got)

@@ -116,6 +116,7 @@ def test_quality_control_of_a_claim_asks_supports_or_refutes(model_env, monkeypa
         synthesize(art(Passages, PASSAGES), file_input(QueryPrompt, PROMPTS / "query.yaml"),
                    file_input(QualityPrompt, PROMPTS / "quality.yaml"),
                    SynthesizeConfig(n_passages=4, stance=stance), ctx(f"synthesize_{stance}"))
+    assert len(checks) == 8   # each of the 4 passages checked once per stance
     claim_checks, question_checks = checks[:4], checks[4:]
     assert all("Decide whether the passage supports or refutes the query well enough" in c
                for c in claim_checks), claim_checks[0]

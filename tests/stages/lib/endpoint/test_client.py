@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.errors import ConfigError
 from stages.lib.endpoint import ChatRequest, EndpointConfig, open_client
 
 REPO = Path(__file__).resolve().parents[4]
@@ -172,9 +173,11 @@ def test_api_key_is_never_written(server, endpoint_cfg, tmp_path, caplog, monkey
         llm.chat(questions(3))
         llm.complete([ChatRequest(questions(1)[0], logprobs_of=(" yes",))])
     monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-Key77")
-    with pytest.raises(Exception) as err, open_client(endpoint_cfg, tmp_path / "cache") as llm:
+    refused = "refused the API key in environment variable OPENAI_API_KEY"
+    with pytest.raises(ConfigError, match=refused) as err, \
+            open_client(endpoint_cfg, tmp_path / "cache") as llm:
         llm.chat(questions(1, "other"))
-    assert "sk-wrong-Key77" not in str(err.value)
+    assert "sk-wrong-Key77" not in str(err.value) + err.value.hint
     for key in (SERVER_KEY, "sk-wrong-Key77"):
         hits = [p for p in tmp_path.rglob("*") if p.is_file() and key.encode() in p.read_bytes()]
         assert hits == []

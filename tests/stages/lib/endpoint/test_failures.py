@@ -246,6 +246,7 @@ def test_a_key_with_a_line_break_space_or_non_ascii_character_is_refused_unseen(
 def test_an_illegal_header_is_not_retried_and_the_escaped_key_is_scrubbed(fake, tmp_path,
                                                                          monkeypatch, caplog):
     state, base_url = fake
+    caplog.set_level(logging.INFO)   # what a step log records (httpcore's DEBUG trace quotes it)
     bad = "sk-PARTONE-aaaa\nsk-PARTTWO-bbbb"     # as if read_api_key had let it through
     monkeypatch.setattr(openai_http, "read_api_key", lambda env, url: bad)
     with pytest.raises(EndpointError) as err, open_client(cfg_for(base_url), tmp_path / "c") as llm:

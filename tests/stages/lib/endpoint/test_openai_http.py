@@ -91,11 +91,14 @@ def test_n_completions_and_logprobs_of_asked_tokens(server, endpoint_cfg, tmp_pa
     endpoint_cfg.top_logprobs = 5
     with open_client(endpoint_cfg, tmp_path / "c") as llm:
         sampled, = llm.complete([ChatRequest(HI[0], temperature=1.0, n=3, seed=7)])
-        scored, = llm.complete([ChatRequest(HI[0], max_tokens=4, logprobs_of=(" yes", "Paris"))])
+        probe, = llm.complete([ChatRequest(HI[0], max_tokens=4, logprobs_of=("Paris",))])
+        first = probe.tokens[0][0]   # greedy: the first token is its position's top choice
+        scored, = llm.complete([ChatRequest(HI[0], max_tokens=4, logprobs_of=(first, "Paris"))])
     assert len(sampled.texts) == 3
-    assert len(scored.tokens[0]) == len(scored.logprobs[0]) <= 4
+    assert 1 <= len(scored.tokens[0]) == len(scored.logprobs[0]) <= 4
+    assert first in scored.logprobs[0][0]     # an asked token in the top 5 comes back
     for token, asked in zip(scored.tokens[0], scored.logprobs[0]):
-        assert set(asked) <= {" yes", "Paris"}
+        assert set(asked) <= {first, "Paris"}
         assert all(v <= 0.0 for v in asked.values())
 
 

@@ -111,7 +111,9 @@ def test_gumbel_sampler_with_top_p_draws_from_the_nucleus():
 
 
 def test_row_seed_is_stable_and_spread():
-    assert row_seed(0, 1, 2, 3) == row_seed(0, 1, 2, 3)
+    # pinned: a seed that changed (another version, another process) would change every
+    # seeded sample, and a cached one would no longer match a recomputed one
+    assert row_seed(0, 1, 2, 3) == 1470200354583225620
     assert len({row_seed(0, i, j, 0) for i in range(50) for j in range(8)}) == 400
 
 
