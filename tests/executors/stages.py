@@ -90,11 +90,7 @@ def xc_sum(numbers: Numbers, cfg: XcConfig) -> Total:
 
 def _one_process_stage():
     """``xc_one_process``: a 2-GPU step that must run as ONE process seeing both GPUs (an inference
-    engine with tensor parallelism). Registered when ``@stage`` takes ``multi_gpu``."""
-    import inspect
-
-    if "multi_gpu" not in inspect.signature(stage).parameters:
-        return
+    engine with tensor parallelism)."""
 
     @stage("xc_one_process", version=1, multi_gpu="one_process")
     def xc_one_process(numbers: Numbers, cfg: XcConfig, ctx: StageContext) -> Numbers:

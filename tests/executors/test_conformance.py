@@ -122,10 +122,6 @@ def test_racing_runs_compute_each_key_once(xc):
 
 def test_one_process_step_sees_all_its_gpus(xc):
     """A stage declared ``multi_gpu="one_process"`` with gpus: 2 runs as one process given both."""
-    from orchestrator.registry import load_stages
-
-    if "xc_one_process" not in load_stages(["tests.executors.stages"]):
-        pytest.skip("@stage(multi_gpu=...) is not in the registry yet")
     step = (f"+steps.tp={{stage: xc_one_process, inputs: {{numbers: source}}, gpus: 2, "
             f"trace: '{xc.trace}'}}")
     code, out = xc.run(step, "--only", "source")
