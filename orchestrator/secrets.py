@@ -163,6 +163,8 @@ def scrubbed(text: str, overrides) -> str:
 
     >>> scrubbed("override '+api_key=sk-123': no; write key=sk-123", ["+api_key=sk-123", "a=1"])
     "override '+api_key=***': no; write key=***"
+    >>> scrubbed("Hydra read sk-123 there", ["api_key='sk-123'"])
+    'Hydra read *** there'
     """
     for override in overrides:
         shown = masked(override)
@@ -172,7 +174,8 @@ def scrubbed(text: str, overrides) -> str:
         key, _, value = override.partition("=")
         hidden = [value] if _secret_name(key.rsplit(".", 1)[-1]) else [
             m.group(3).strip() for m in _FLOW_ITEM.finditer(value) if _secret_name(m.group(1))]
-        for secret in [*hidden, *(v.strip() for h in hidden for v in h.split(","))]:  # a sweep
+        pieces = [*hidden, *(v.strip() for h in hidden for v in h.split(","))]   # a sweep
+        for secret in [*pieces, *(p.strip("'\"") for p in pieces)]:   # as quoted and not
             if len(secret) >= 4:
                 text = text.replace(secret, "***")
     return text
