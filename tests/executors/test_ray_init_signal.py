@@ -14,13 +14,13 @@ import time
 
 import pytest
 
-from tests.executors.conftest import Conformance
-from tests.executors.conftest import REPO
+from tests.executors.conftest import REPO, Conformance
 from tests.executors.test_ray_audit43 import _argv, _finish
 
 
 def _cluster_starting(proc) -> bool:
-    """The run has started the cluster's first process and not yet its first task."""
+    """The run has started the cluster's first process (gcs_server), not yet its raylet: inside
+    ``ray.init``."""
     import psutil
 
     try:

@@ -29,7 +29,7 @@ def test_infer_modes(model_env, models, mode):
 
 class Scripted:
     """A generator that, as reranker, selects the second and first passage of what it is shown
-    ("[2], [1]") and, as generator, answers with the passages it was given."""
+    ("[2], [1]") and, as generator, records the prompt it was given and answers "an answer"."""
 
     def __init__(self):
         self.answered = []
