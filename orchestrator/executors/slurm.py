@@ -16,7 +16,8 @@ processes, for a machine without SLURM).
   (``--nodes N --ntasks-per-node 1 --gpus-per-node G``); each node's task runs torchrun with G
   ranks (``orchestrator.executors.launch``); rank 0 commits the entry. A stage declared with
   ``multi_gpu="one_process"`` (tensor-parallel inference) gets one job, one process, all G GPUs.
-* Ctrl-C cancels the step's jobs (``scancel``). A driver killed outright cannot cancel them, so
+* Ctrl-C cancels the step's jobs (``scancel``), also when it comes while sbatch runs (the run
+  waits for sbatch, ``_submit_waited``). A driver killed outright cannot cancel them, so
   every job watches a heartbeat file the driver touches every 2 s: a job whose driver is gone
   (heartbeat older than ``heartbeat_s``) kills its worker or does not start it.
 * Before any step, the partition (each of a list, ``gpu,gpu-long``; ``sbatch: {partition: X}``
@@ -478,7 +479,7 @@ class SlurmExecutor:
         threading.Thread(target=_heartbeat, args=(beat, stop), daemon=True).start()
         try:
             try:
-                self._submit(step, tasks, files, folder, str(beat))
+                self._submit_waited(step, tasks, files, folder, str(beat))
             except SUBMIT_ERRORS as e:   # sbatch refused: this step fails, independent ones run
                 return {t.key: refused(e, self.cfg) for t in tasks}
             report_submitted(self, {t.key: str(j.job_id) for j, t in zip(self._active, tasks)})
@@ -495,6 +496,36 @@ class SlurmExecutor:
             self._active = []
             beat.unlink(missing_ok=True)
             remove_task_files(files)
+
+    def _submit_waited(self, *args) -> None:
+        """``_submit`` in a thread that a Ctrl-C or SIGTERM waits for (``SUBMIT_GRACE_S``), so
+        that ``run`` cancels the jobs sbatch submitted: sbatch outlives an interrupted caller and
+        submitted them after ``rag run`` had exited, to fail with nobody waiting (their task files
+        removed). A busy slurmctld makes sbatch take seconds; a second signal stops the wait.
+        An Event, not ``Thread.join``: Python 3.11's join, interrupted by a signal, marks a live
+        thread stopped (the run then exited while sbatch still ran)."""
+        raised: list[BaseException] = []
+        done = threading.Event()
+
+        def submit():
+            try:
+                self._submit(*args)
+            except BaseException as e:  # noqa: BLE001 - raised again in the caller's thread
+                raised.append(e)
+            finally:
+                done.set()
+
+        threading.Thread(target=submit, name="sbatch", daemon=True).start()
+        try:
+            while not done.wait(0.1):
+                pass
+        except KeyboardInterrupt:
+            log.warning("waiting for sbatch to return (at most %d s) to cancel what it submitted",
+                        SUBMIT_GRACE_S)
+            done.wait(SUBMIT_GRACE_S)
+            raise
+        if raised:
+            raise raised[0]
 
     def _submit(self, step, tasks: list, files: dict, folder: Path, beat: str) -> None:
         """The step's tasks as one job array, or one job of ranks, into ``self._active``."""
@@ -572,6 +603,7 @@ class SlurmExecutor:
 
 
 # -- what went wrong, in words ----------------------------------------------------------------
+SUBMIT_GRACE_S = 60  # an interrupted run waits this long for sbatch, to cancel its jobs
 POLL_S = 30        # squeue for pending jobs' reasons: every 30 s, light on slurmctld
 NOTE_S = 180       # a "waiting: N jobs pending" line every 3 minutes while they wait
 # SLURM's pending reasons that never clear by themselves -> the setting behind them. Not
