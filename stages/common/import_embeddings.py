@@ -47,7 +47,7 @@ class ImportEmbeddingsConfig:
     dim: Annotated[int, Ge(1)] | None = None  # expected dimension; None: as the files say
     dtype: Literal["float16", "float32"] | None = None  # stored; None: the files' own
     tensor: str | None = None                 # safetensors tensor name; None: the only one
-    chunk_rows: int = nonsemantic(262_144)    # rows copied at a time
+    chunk_rows: Annotated[int, Ge(1)] = nonsemantic(262_144)  # rows copied at a time
 
 
 def natural_key(name: str) -> tuple:

@@ -33,8 +33,9 @@ class IndexConfig:
     dtype: Literal["float16", "float32"] = "float16"  # stored embeddings
     text_template: str = "{title} {text}"   # Contriever: title + " " + text
     lowercase: bool = False                 # Contriever's --lowercase
-    batch_size: int = nonsemantic(64)       # Contriever: per_gpu_batch_size 64
-    chunk_rows: int = nonsemantic(65536)    # passages encoded between progress/log lines
+    batch_size: Annotated[int, Ge(1)] = nonsemantic(64)  # Contriever: per_gpu_batch_size 64
+    # passages encoded between progress/log lines
+    chunk_rows: Annotated[int, Ge(1)] = nonsemantic(65536)
 
 
 def passage_text(template: str, row: dict, lowercase: bool = False) -> str:

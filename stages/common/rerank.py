@@ -37,7 +37,7 @@ class RerankConfig:
     threshold: float = 0.5              # label = score > threshold (monoT5: P(true) > P(false))
     passage_template: str = "{text}"    # the passage as the expert sees it (seed: text only)
     max_length: Annotated[int, Ge(1)] = 512  # expert input tokens (seed: 512)
-    batch_size: int = nonsemantic(128)  # seed: 128
+    batch_size: Annotated[int, Ge(1)] = nonsemantic(128)  # seed: 128
 
 
 @stage("rerank", version=3, shard_by="retrieved")  # 3: has_answer tokenises as DPR

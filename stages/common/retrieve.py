@@ -51,7 +51,7 @@ class RetrieveConfig:
     query_template: str | None = None     # None: the row's retrieved_question if any, else question
     shipped_ctxs: Literal["keep", "replace"] = "keep"  # rows that ship ctxs keep them (even [])
     lowercase: bool = False               # Contriever's --lowercase
-    batch_size: int = nonsemantic(64)     # Contriever: per_gpu_batch_size 64
+    batch_size: Annotated[int, Ge(1)] = nonsemantic(64)  # Contriever: per_gpu_batch_size 64
     dual_encoder: bool = nonsemantic(False)  # DPR-style: the index's encoder differs: no warning
 
 

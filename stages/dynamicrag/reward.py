@@ -54,7 +54,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field
 from typing import Annotated, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Le
 
 from orchestrator.api import ConfigError, RagError, StageContext, nonsemantic, stage
 from stages.dynamicrag.reward_logic import (judge_requests, judge_score, judge_unscored,
@@ -84,7 +84,7 @@ class RewardConfig:
     judge_max_tokens: Annotated[int, Ge(1)] = 512  # the judge explains, then "Score: N"
     # the share of a shard's judge replies that may carry no score (they score 0); above it
     # the step fails (None: reward_logic.MAX_UNSCORED, 0.05); it decides no reward value
-    judge_max_unscored: float | None = nonsemantic(None)
+    judge_max_unscored: Annotated[float, Ge(0), Le(1)] | None = nonsemantic(None)
     bertscore_model: str | None = None   # None = bert-score's default for English (roberta-large);
     # a model name, or a local checkpoint directory (named after its model: models/roberta-large)
     bertscore_lang: str = "en"

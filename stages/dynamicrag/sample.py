@@ -41,7 +41,8 @@ class SampleConfig:
     answer_temperature: Annotated[float, Ge(0)] = 0.0  # 0: greedy (paper); > 0 samples answers
     backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM
     seed: int = 0                        # sampling seed (with each question's id: id_seed)
-    batch_size: int = nonsemantic(16)    # generated rows per forward (transformers backend)
+    # generated rows per forward (transformers backend)
+    batch_size: Annotated[int, Ge(1)] = nonsemantic(16)
 
 
 @stage("dynamicrag.sample", version=5, shard_by="items",  # 5: stops at end of turn

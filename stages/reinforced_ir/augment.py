@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from annotated_types import Ge, Gt
+from annotated_types import Ge, Gt, Le
 
 from orchestrator.api import StageContext, added, stage
 from stages.lib.endpoint import EndpointConfig
@@ -38,7 +38,7 @@ class AugmentConfig:
     llm: EndpointConfig = field(default_factory=_gen_llm)
     n: Annotated[int, Ge(1)] = 5            # paper: dpo_num 5 (1 with temperature 0 for greedy)
     temperature: Annotated[float, Ge(0)] = 0.9  # paper: 0.9 (greedy steps: 0)
-    top_p: float = 0.9                    # paper: 0.9
+    top_p: Annotated[float, Gt(0), Le(1)] = 0.9  # paper: 0.9
     max_tokens: Annotated[int, Ge(1)] = 300  # paper: 300
     task: str = "Given a question, retrieve passages that answer the question."
     answer_type: str = "answer"           # per dataset in the paper: answer, document, ...

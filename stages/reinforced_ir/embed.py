@@ -6,7 +6,9 @@ with the side ``augmentation_side`` names in every stage, training and inference
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Annotated, Literal
+
+from annotated_types import Ge
 
 from orchestrator.api import nonsemantic
 
@@ -18,8 +20,8 @@ class EncoderConfig:
     query_prefix: str = ""                       # bge: "Represent this sentence for searching relevant passages: "
     passage_template: str = "{title} {text}"
     augmentation_side: Literal["query", "passage"] = "passage"
-    max_length: int = 512
-    batch_size: int = nonsemantic(64)
+    max_length: Annotated[int, Ge(1)] = 512
+    batch_size: Annotated[int, Ge(1)] = nonsemantic(64)
 
 
 def passage_texts(rows: list[dict], template: str) -> list[str]:

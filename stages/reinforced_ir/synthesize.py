@@ -49,7 +49,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt, Le
 
 from orchestrator.api import ConfigError, DataError, StageContext, added, stage
 from stages.lib.endpoint import EndpointConfig
@@ -66,7 +66,7 @@ def _synth_llm() -> EndpointConfig:
 class SynthesizeConfig:
     llm: EndpointConfig = field(default_factory=_synth_llm)
     temperature: Annotated[float, Ge(0)] = 0.5  # paper: 0.5
-    top_p: float = 1.0                    # paper: 1.0
+    top_p: Annotated[float, Gt(0), Le(1)] = 1.0  # paper: 1.0
     n_passages: Annotated[int, Ge(1)] = 15000  # paper: 15,000 passages per dataset
     task: str = "Given a question, retrieve passages that answer the question."
     query_type: str = "question"          # what to write (claim datasets: "claim")

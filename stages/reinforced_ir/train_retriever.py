@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated, Literal
 
-from annotated_types import Ge
+from annotated_types import Ge, Gt, Le
 
 from orchestrator.api import DataError, StageContext, nonsemantic, stage
 from stages.reinforced_ir.embed import EncoderConfig
@@ -23,16 +23,16 @@ from stages.schemas import Model
 @dataclass
 class RetrieverTrainConfig:
     encoder: EncoderConfig = field(default_factory=EncoderConfig)
-    lr: float = 1e-5                       # paper: 1e-5
+    lr: Annotated[float, Gt(0)] = 1e-5  # paper: 1e-5
     epochs: Annotated[int, Ge(1)] = 1       # paper: 1
     max_steps: Annotated[int, Ge(0)] = 0    # > 0: stop after this many steps
     batch_size: Annotated[int, Ge(1)] = 16  # queries per step (paper: 16 per device)
     group_size: Annotated[int, Ge(1)] = 16  # paper: 16 (positive + 15 negatives)
-    temperature: float = 0.02              # paper: 0.02
-    answer_temperature: float = 0.05       # paper: 0.05 (default)
+    temperature: Annotated[float, Gt(0)] = 0.02  # paper: 0.02
+    answer_temperature: Annotated[float, Gt(0)] = 0.05  # paper: 0.05 (default)
     loss: Literal["m3_kd", "contrastive"] = "m3_kd"   # paper: m3_kd_loss with distillation
-    warmup_ratio: float = 0.0
-    weight_decay: float = 0.0
+    warmup_ratio: Annotated[float, Ge(0), Le(1)] = 0.0
+    weight_decay: Annotated[float, Ge(0)] = 0.0
     seed: int = 0
     save_steps: Annotated[int, Ge(1)] = nonsemantic(1000)  # paper: every 1,000 steps
     logging_steps: Annotated[int, Ge(1)] = nonsemantic(10)

@@ -18,6 +18,9 @@ columns are kept: the passages an evaluation set ships (``ctxs``) are then read 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated
+
+from annotated_types import Ge
 
 from orchestrator.api import DataError, StageContext, stage
 from stages.schemas import Questions
@@ -26,7 +29,7 @@ from stages.selfrag.schemas import TaskInstructions
 
 @dataclass
 class InstructionsConfig:
-    no_retrieval: int = 0                 # extra instructions that need no documents
+    no_retrieval: Annotated[int, Ge(0)] = 0  # extra instructions that need no documents
     seed: int = 0
 
 

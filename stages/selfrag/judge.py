@@ -47,7 +47,9 @@ faster).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, NamedTuple
+from typing import Annotated, Literal, NamedTuple
+
+from annotated_types import Ge
 
 from orchestrator.api import ConfigError, DataError, StageContext, stage
 from stages.lib.endpoint import EndpointConfig
@@ -68,8 +70,8 @@ class CriticData(NamedTuple):
 class JudgeConfig:
     teacher: Literal["reference", "llm"] = "llm"
     llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(model="gpt-4", max_tokens=200))
-    top_n: int = 3                        # passages judged per instruction
-    dev_size: int = 1500                  # paper: the first 1,500 shuffled rows
+    top_n: Annotated[int, Ge(1)] = 3  # passages judged per instruction
+    dev_size: Annotated[int, Ge(0)] = 1500  # paper: the first 1,500 shuffled rows
     seed: int = 0
 
     def needed_env(self) -> dict[str, str]:

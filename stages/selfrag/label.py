@@ -37,7 +37,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Annotated
 
-from annotated_types import Interval
+from annotated_types import Ge, Interval
 
 from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
@@ -50,8 +50,8 @@ from stages.selfrag.split import task_input
 @dataclass
 class LabelConfig:
     llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(backend="transformers", model=""))
-    top_n: int = 10                       # seed: --top_n 10 passages per sentence
-    max_tokens: int = 15                  # seed: 15 tokens, greedy
+    top_n: Annotated[int, Ge(1)] = 10  # seed: --top_n 10 passages per sentence
+    max_tokens: Annotated[int, Ge(1)] = 15  # seed: 15 tokens, greedy
     keep_no_retrieval: Annotated[float, Interval(ge=0, le=1)] = 0.4  # seed: an initial
     # [No Retrieval] item is kept with probability 0.4 (thinning them out of its instruction mix)
     seed: int = 0

@@ -14,7 +14,9 @@ query: ``selfrag.label`` drops it (the seed's postprocessing skips such an item)
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Annotated, NamedTuple
+
+from annotated_types import Ge
 
 from orchestrator.api import StageContext, stage
 from stages.lib.endpoint import EndpointConfig
@@ -46,8 +48,9 @@ class Split(NamedTuple):
 @dataclass
 class SplitConfig:
     llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(backend="transformers", model=""))
-    max_tokens: int = 15                  # seed: max_new_tokens 15, greedy
-    min_sentence_chars: int = 30          # seed: shorter sentences are not retrieved for (> 2 sentences)
+    max_tokens: Annotated[int, Ge(1)] = 15  # seed: max_new_tokens 15, greedy
+    # seed: shorter sentences are not retrieved for (> 2 sentences)
+    min_sentence_chars: Annotated[int, Ge(0)] = 30
 
 
 # 3: the seed's "TASK_INST## Input:\n\n" boilerplate (no blank line before) is left out too
