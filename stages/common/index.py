@@ -22,6 +22,7 @@ from typing import Annotated, Literal
 from annotated_types import Ge
 
 from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
+from stages.lib.data.row_template import RowTemplate, unknown_field
 from stages.schemas import Embeddings, Model, Passages
 
 
@@ -31,14 +32,15 @@ class IndexConfig:
     normalize: bool = False                 # Contriever: raw inner product; MiniLM, E5: true
     max_length: Annotated[int, Ge(1)] = 512  # passage tokens (Contriever: 512)
     dtype: Literal["float16", "float32"] = "float16"  # stored embeddings
-    text_template: str = "{title} {text}"   # Contriever: title + " " + text
+    text_template: RowTemplate = "{title} {text}"   # Contriever: title + " " + text
     lowercase: bool = False                 # Contriever's --lowercase
     batch_size: Annotated[int, Ge(1)] = nonsemantic(64)  # Contriever: per_gpu_batch_size 64
     # passages encoded between progress/log lines
     chunk_rows: Annotated[int, Ge(1)] = nonsemantic(65536)
 
 
-def passage_text(template: str, row: dict, lowercase: bool = False) -> str:
+def passage_text(template: str, row: dict, lowercase: bool = False,
+                 setting: str = "text_template") -> str:
     """A corpus row rendered with ``template`` (missing fields are empty).
 
     >>> passage_text("{title} {text}", {"title": None, "text": "Paris is"})
@@ -48,8 +50,7 @@ def passage_text(template: str, row: dict, lowercase: bool = False) -> str:
     try:
         text = template.format(**fields).strip()
     except KeyError as e:
-        raise ConfigError(f"text_template {template!r} names the field {e} that the rows lack; "
-                          f"fields: {sorted(fields)}") from None
+        raise unknown_field(setting, template, e.args[0], fields) from None
     return text.lower() if lowercase else text
 
 
@@ -92,10 +93,11 @@ def index(corpus: Passages, encoder: Model, cfg: IndexConfig, ctx: StageContext)
     out = ctx.new_dir("index")
     emb = np.lib.format.open_memmap(out / EMB_FILE, mode="w+", dtype=cfg.dtype,
                                     shape=(len(ids), enc.dim))
+    setting = f"steps.{ctx.step}.text_template"
     pieces = corpus.iter_tables(cfg.chunk_rows)   # this shard's rows, a chunk in memory at a time
     for lo in ctx.progress(range(0, len(ids), cfg.chunk_rows), desc="encode passages"):
         rows = next(pieces).to_pylist()
-        texts = [passage_text(cfg.text_template, r, cfg.lowercase) for r in rows]
+        texts = [passage_text(cfg.text_template, r, cfg.lowercase, setting) for r in rows]
         emb[lo:lo + len(rows)] = enc.encode(texts, batch_size=cfg.batch_size)
     emb.flush()
     del emb

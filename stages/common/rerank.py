@@ -24,6 +24,7 @@ from typing import Annotated, Literal
 from annotated_types import Ge
 
 from orchestrator.api import ConfigError, StageContext, nonsemantic, stage
+from stages.lib.data.row_template import RowTemplate, unknown_field
 from stages.schemas import Model, RelevancePrompt, Reranked, Retrieved
 
 
@@ -35,7 +36,7 @@ class RerankConfig:
     num_docs: Annotated[int, Ge(1)] | None = 40
     reorder: bool = False               # sort by rerank_score; false keeps retriever order (paper)
     threshold: float = 0.5              # label = score > threshold (monoT5: P(true) > P(false))
-    passage_template: str = "{text}"    # the passage as the expert sees it (seed: text only)
+    passage_template: RowTemplate = "{text}"    # the passage as the expert sees it (seed: text only)
     max_length: Annotated[int, Ge(1)] = 512  # expert input tokens (seed: 512)
     batch_size: Annotated[int, Ge(1)] = nonsemantic(128)  # seed: 128
 
@@ -60,8 +61,8 @@ def rerank(retrieved: Retrieved, cfg: RerankConfig, ctx: StageContext,
             try:
                 passages.append(cfg.passage_template.format(**fields))
             except KeyError as e:
-                raise ConfigError(f"rerank: passage_template {cfg.passage_template!r} names the "
-                                  f"field {e}; passages have {sorted(fields)}") from None
+                raise unknown_field(f"steps.{ctx.step}.passage_template", cfg.passage_template,
+                                    e.args[0], fields) from None
             questions.append(row["question"])
             answers.append(list(row.get("answers") or []))
             where.append((r, c))

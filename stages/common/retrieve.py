@@ -35,6 +35,7 @@ from annotated_types import Ge
 
 from orchestrator.api import ConfigError, DataError, StageContext, nonsemantic, stage
 from stages.common.index import encoder_identity
+from stages.lib.data.row_template import RowTemplate, unknown_field
 from stages.schemas import Embeddings, Model, Passages, Questions, Retrieved
 
 
@@ -48,7 +49,7 @@ class RetrieveConfig:
     pooling: Literal["mean", "cls"] | None = None  # must match the index; None = the index's
     normalize: bool | None = None         # must match the index; None = the index's
     max_length: Annotated[int, Ge(1)] = 512  # query tokens (Contriever: question_maxlength 512)
-    query_template: str | None = None     # None: the row's retrieved_question if any, else question
+    query_template: RowTemplate | None = None     # None: the row's retrieved_question if any, else question
     shipped_ctxs: Literal["keep", "replace"] = "keep"  # rows that ship ctxs keep them (even [])
     lowercase: bool = False               # Contriever's --lowercase
     batch_size: Annotated[int, Ge(1)] = nonsemantic(64)  # Contriever: per_gpu_batch_size 64
@@ -84,15 +85,15 @@ def _check_encoder(meta: dict, encoder: Model, cfg: RetrieveConfig, step: str, l
                 mine["encoder_hash"][:8])
 
 
-def _query_text(template: str | None, row: dict, lowercase: bool) -> str:
+def _query_text(template: str | None, row: dict, lowercase: bool,
+                setting: str = "query_template") -> str:
     if template is None:
         text = row.get("retrieved_question") or row["question"]
         return text.lower() if lowercase else text
     try:
         text = template.format(**{k: ("" if v is None else v) for k, v in row.items()})
     except KeyError as e:
-        raise ConfigError(f"retrieve: query_template {template!r} names the field {e} that the "
-                          f"question rows lack; fields: {sorted(row)}") from None
+        raise unknown_field(setting, template, e.args[0], row) from None
     except IndexError:
         raise DataError(f"retrieve: query_template {template!r} indexes a list that question "
                         f"{row.get('id')!r} has too few items in",
@@ -150,7 +151,8 @@ def retrieve(questions: Questions, cfg: RetrieveConfig, ctx: StageContext,
     enc = Encoder(encoder.path, pooling=_resolve("pooling", cfg.pooling, idx.meta),
                   normalize=_resolve("normalize", cfg.normalize, idx.meta),
                   max_length=cfg.max_length, device=ctx.device)
-    texts = [_query_text(cfg.query_template, r, cfg.lowercase) for r in todo]
+    setting = f"steps.{ctx.step}.query_template"
+    texts = [_query_text(cfg.query_template, r, cfg.lowercase, setting) for r in todo]
     query_emb = enc.encode(texts, batch_size=cfg.batch_size,
                            progress=lambda it: ctx.progress(it, desc="encode questions"))
     out = search_and_attach(searched, query_emb, idx, corpus, cfg, ctx.device, ctx.log)

@@ -16,13 +16,14 @@ import json
 from pathlib import Path
 
 from orchestrator.api import ConfigError
+from stages.lib.data.row_template import unknown_field
 
 HEAD_FILE = "head.safetensors"
 META_FILE = "reranker.json"
 RERANKER = "a DPA-RAG reranker (a dpa_rag.train_reranker step's output directory)"
 
 
-def render(template: str, doc: dict | None) -> str:
+def render(template: str, doc: dict | None, setting: str = "passage_template") -> str:
     """A document (a ``CTX`` struct: id, title, text, score) as the reranker reads it.
 
     >>> render(" Title: {title} Content: {text}", {"title": "Paris", "text": None})
@@ -32,8 +33,7 @@ def render(template: str, doc: dict | None) -> str:
     try:
         return template.format(**fields)
     except KeyError as e:
-        raise ConfigError(f"passage_template {template!r} names the field {e}; documents have "
-                          f"{sorted(fields)}") from None
+        raise unknown_field(setting, template, e.args[0], fields) from None
 
 
 class Reranker:

@@ -35,6 +35,7 @@ from annotated_types import Ge, Gt
 
 from orchestrator.api import ConfigError, DataError, StageContext, nonsemantic, stage
 from stages.dpa_rag.schemas import RerankerData
+from stages.lib.data.row_template import RowTemplate
 from stages.schemas import Model
 
 LOSSES = ("cls", "rank", "scl")
@@ -53,7 +54,7 @@ class RerankerTrainConfig:
     max_length: Annotated[int, Ge(8)] = 512         # paper: model_max_length 512
     temperature: Annotated[float, Gt(0)] = 0.07     # paper: SupConLoss temperature 0.07
     base_temperature: Annotated[float, Gt(0)] = 0.07  # paper: SupConLoss base_temperature 0.07
-    passage_template: str = " Title: {title} Content: {text}"   # paper: the document string
+    passage_template: RowTemplate = " Title: {title} Content: {text}"   # paper: the document string
     # paper: the [CLS] state (BGE is trained so); mean: for encoders trained with mean pooling
     pooling: Literal["cls", "mean"] = "cls"
     # paper: the epoch with the best valid F1 of the positive class; last: the final weights

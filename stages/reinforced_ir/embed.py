@@ -11,6 +11,7 @@ from typing import Annotated, Literal
 from annotated_types import Ge
 
 from orchestrator.api import nonsemantic
+from stages.lib.data.row_template import RowTemplate, unknown_field
 
 
 @dataclass
@@ -18,7 +19,7 @@ class EncoderConfig:
     pooling: Literal["mean", "cls"] = "mean"     # Contriever: mean; bge: cls
     normalize: bool = False                      # Contriever: False; bge: True
     query_prefix: str = ""                       # bge: "Represent this sentence for searching relevant passages: "
-    passage_template: str = "{title} {text}"
+    passage_template: RowTemplate = "{title} {text}"
     augmentation_side: Literal["query", "passage"] = "passage"
     max_length: Annotated[int, Ge(1)] = 512
     batch_size: Annotated[int, Ge(1)] = nonsemantic(64)
@@ -30,8 +31,12 @@ def passage_texts(rows: list[dict], template: str) -> list[str]:
     >>> passage_texts([{"title": "T", "text": "x"}], "{title} {text}")
     ['T x']
     """
-    return [template.format(title=r.get("title") or "", text=r.get("text") or "").strip()
-            for r in rows]
+    try:
+        return [template.format(title=r.get("title") or "", text=r.get("text") or "").strip()
+                for r in rows]
+    except KeyError as e:
+        raise unknown_field("encoder.passage_template", template, e.args[0], ["text", "title"]) \
+            from None
 
 
 def matching_index(cfg: EncoderConfig, index_dir) -> EncoderConfig:

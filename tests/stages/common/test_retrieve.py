@@ -142,7 +142,9 @@ def test_query_template_errors_name_the_field_or_the_question():
     row = {"id": "q7", "question": "Who?", "answers": []}
     assert _query_text("{question} {answers}", {**row, "answers": ["Ann"]}, False) == "Who? ['Ann']"
     assert _query_text("{question} {answers[0]}", {**row, "answers": ["Ann"]}, True) == "who? ann"
-    with pytest.raises(ConfigError, match="names the field 'output'"):
-        _query_text("{output}", row, False)
+    with pytest.raises(ConfigError, match=r"^steps.r.query_template: '\{qestion\}' uses "
+                                          r"\{qestion\}, which the rows lack \(did you mean "
+                                          r"'question'\?\); they have: answers, id, question\n"):
+        _query_text("{qestion}", row, False, "steps.r.query_template")
     with pytest.raises(DataError, match=r"indexes a list that question 'q7' has too few items"):
         _query_text("{question} {answers[0]}", row, False)
