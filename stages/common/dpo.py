@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections import Counter
 
-from orchestrator.api import DataError, StageContext, stage
+from orchestrator.api import DataError, StageContext, did_you_mean, stage
 from stages.lib.train import DpoConfig, TrainHooks, dpo_train, stats_file_text
 from stages.schemas import Model, Preferences
 
@@ -38,6 +38,10 @@ def dpo(pairs: Preferences, model: Model, cfg: DpoConfig, ctx: StageContext) -> 
     if rows and not kept:
         raise DataError(f"dpo: no preference pair has a task in {cfg.tasks} "
                         f"(pairs by task: {present})", hint="fix the step's 'tasks' list")
+    for task in (t for t in cfg.tasks if rows and t not in present):   # a typo trains on less
+        ctx.log.warning("dpo: no preference pair has the task %r of steps.%s.tasks%s (pairs by "
+                        "task: %s): it trains on the other tasks' pairs only", task, ctx.step,
+                        did_you_mean(task, list(present)), present)
     out = ctx.new_dir("model")
     hooks = TrainHooks.from_context(ctx)
     stats = dpo_train(model.path, kept, out, cfg, hooks)

@@ -1,4 +1,5 @@
-"""``dpo`` stage: the task filter, the stats, and a loss type refused when the recipe is planned."""
+"""``dpo`` stage: the task filter (a listed task without pairs is warned of), the stats, and a
+loss type refused when the recipe is planned."""
 
 from __future__ import annotations
 
@@ -26,19 +27,23 @@ def lm(tmp_path_factory):
 
 
 @pytest.mark.usefixtures("one_torch_thread")
-def test_dpo_stage_keeps_the_pairs_of_its_tasks(lm, tmp_path):
+def test_dpo_stage_keeps_the_pairs_of_its_tasks(lm, tmp_path, caplog):
     def ctx(step):
         return StageContext(step, 0, 1, tmp_path / f"work-{step}", tmp_path / f"scratch-{step}",
                             logging.getLogger(f"test.{step}"))
 
     prefs = Preferences(write_artifact(PAIRS, Preferences, tmp_path / "p", "test.p", "key"))
     model = Model(Ref("dir", Model.type_name(), "h", [str(lm)]))
-    cfg = DpoConfig(tasks=["reranker"], lr=1e-2, max_steps=2, max_length=64,
+    cfg = DpoConfig(tasks=["reranker", "generatr"], lr=1e-2, max_steps=2, max_length=64,
                     per_device_batch_size=2, grad_accum=1)
     out = dpo(prefs, model, cfg, ctx("dpo"))
     stats = json.loads((out / "training_stats.json").read_text())
     assert stats["pairs_by_task"] == {"reranker": 6} and stats["num_examples"] == 6
     assert stats["steps"] == 2 and stats["reference"].startswith("frozen copy")
+    # a listed task without pairs (a typo) trains on less: said, with the closest task
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert any("no preference pair has the task 'generatr' of steps.dpo.tasks (did you mean "
+               "'generator'?)" in m for m in warned), warned
     with pytest.raises(DataError, match="no preference pair has a task in"):
         dpo(prefs, model, DpoConfig(tasks=["judge"]), ctx("dpo2"))
 
