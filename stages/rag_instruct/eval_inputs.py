@@ -12,12 +12,12 @@ by set name: :func:`stages.lib.data.set_names.names_set`):
   ``context`` (the report's table and text), the earlier questions of the conversation
   (``previous_question``, one a line) and the question, under the seed's section headers
   (:func:`conversation_question`, lines 119-129). The retrieved passages stay.
-* ``choice_sets`` (ARC, OpenBookQA also as ``obqa``, MedQA): the options follow the question,
-  one line each, ``A: text`` (:func:`with_options`, lines 148-202); the answer style of the
-  prompt file asks for a letter. A row of any other set that has ``choices`` and only option
+* ``choice_sets`` (ARC, OpenBookQA also as ``obqa``, MedQA, CaseHOLD): the options follow the
+  question, one line each, ``A: text`` (:func:`with_options`, lines 148-202); the answer style of
+  the prompt file asks for a letter. A row of any other set that has ``choices`` and only option
   letters as golds (:func:`stages.rag_instruct.scorer.letter_golds`) gets its options too, as
-  ``rag_instruct.evaluate`` scores it as multiple choice (its answer style: the prompt file's
-  for its set's name, else its ``choices`` style where the answering step is given the options).
+  ``rag_instruct.evaluate`` scores it as multiple choice (its answer style: the prompt file's for
+  its set's name, else its ``choices`` style where the answering step is given the options).
 
 Rows of other sets, and rows that lack the field a rule needs (a PubMedQA row without
 ``context``, a multiple-choice row without ``choices``), pass unchanged; the log counts the rows
@@ -39,6 +39,7 @@ from dataclasses import dataclass, field
 from orchestrator.api import StageContext, stage
 from stages.lib.data.set_names import names_set
 from stages.lib.prompts import with_options
+from stages.rag_instruct.scorer import CHOICE_SETS
 from stages.schemas import Retrieved
 
 
@@ -47,7 +48,8 @@ class EvalInputsConfig:
     # a set whose name contains one of these keys as a whole word (ignoring case) gets that rule
     own_context_sets: list[str] = field(default_factory=lambda: ["pubmedqa"])
     conversation_sets: list[str] = field(default_factory=lambda: ["convfinqa"])
-    choice_sets: list[str] = field(default_factory=lambda: ["openbookqa", "obqa", "arc", "medqa"])
+    # CaseHOLD too, as the seed (its options A-E); scored by letter: rag_instruct.evaluate
+    choice_sets: list[str] = field(default_factory=lambda: list(CHOICE_SETS))
 
 
 def conversation_question(question: str, instruction: str, context: str,

@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from orchestrator.api import StageContext, stage
+from stages.rag_instruct.scorer import CHOICE_SETS
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
 DISPLAY = {"accuracy": "acc", "exact_match": "EM", "token_f1": "F1", "avg_selected_docs": "docs"}
@@ -58,8 +59,7 @@ class RagInstructEvaluateConfig:
     name: str = ""                        # row label in result tables; "" = the step's name
     # a set whose name contains one of these keys (ignoring case) is scored with that rule (the
     # longest key found decides: "pubmedqa" is yes/no, not "medqa"); any other set as open QA
-    choice_sets: list[str] = field(
-        default_factory=lambda: ["openbookqa", "obqa", "arc", "medqa", "casehold"])
+    choice_sets: list[str] = field(default_factory=lambda: list(CHOICE_SETS))
     numeric_sets: list[str] = field(default_factory=lambda: ["convfinqa"])
     # PubHealth under its own name or the seed's file name (health_claims_processed)
     yes_no_sets: list[str] = field(

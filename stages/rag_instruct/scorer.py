@@ -62,6 +62,9 @@ OPEN_QA, CHOICE, NUMERIC, YES_NO = "open_qa", "choice", "numeric", "yes_no"
 RULES = (OPEN_QA, CHOICE, NUMERIC, YES_NO)
 YES_NO_GOLDS = ("yes", "no", "true", "false", "maybe")
 RESPONSE_MARKER = "## Response:"
+# the sets whose options follow the question (rag_instruct.eval_inputs) and whose reply is
+# scored by its option letter (rag_instruct.evaluate): one list, so the two steps agree
+CHOICE_SETS = ("openbookqa", "obqa", "arc", "medqa", "casehold")
 
 # a standalone letter A-N / a-n: after "is ", 是 / 为 ("is" in Chinese), a non-word character or
 # the start; not "a " / "A " (the article); followed by a non-word character or the end

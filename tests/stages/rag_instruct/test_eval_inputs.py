@@ -115,3 +115,20 @@ def test_obqa_and_rows_with_letter_golds_get_their_options_and_a_letter_style():
     prompt = load_prompt(EVAL_PROMPT)
     letter = answer_style(prompt, "openbookqa")
     assert "letter" in letter and answer_style(prompt, "obqa") == letter
+
+
+def test_casehold_gets_its_options_as_evaluate_scores_it_by_letter():
+    """Before: ``rag_instruct.evaluate`` scored CaseHOLD as multiple choice but ``eval_inputs``
+    did not list it, so a CaseHOLD question whose gold is a holding's text reached the model
+    without its options (the seed gives CaseHOLD its A-E options)."""
+    from stages.rag_instruct.eval_inputs import eval_input
+    from stages.rag_instruct.evaluate import RagInstructEvaluateConfig
+    from stages.rag_instruct.scorer import CHOICE, scorer_for
+
+    holdings = ["holding that a", "holding that b"]
+    row, rule = eval_input(q("c", "casehold", "Which holding?", ["holding that b"],
+                             choices=holdings), EvalInputsConfig())
+    assert (rule, row["question"]) == ("options", "Which holding?\nA: holding that a\n"
+                                                  "B: holding that b")
+    assert scorer_for("casehold", RagInstructEvaluateConfig()) == CHOICE
+    assert EvalInputsConfig().choice_sets == RagInstructEvaluateConfig().choice_sets
