@@ -80,6 +80,7 @@ def train_reranker(data: RerankerData, model: Model, cfg: RerankerTrainConfig,
     import torch
 
     from stages.dpa_rag import reranker_model
+    from stages.lib.train import torch_state
 
     rows = data.rows()
     train = [r for r in rows if r["split"] == "train"]
@@ -97,9 +98,9 @@ def train_reranker(data: RerankerData, model: Model, cfg: RerankerTrainConfig,
         total = min(total, cfg.max_steps)
 
     ckpt, best_file = ctx.scratch / "checkpoint.pt", ctx.scratch / "best.pt"
-    state = _resume(ckpt, reranker, optimizer)
+    state = _resume(ckpt, reranker, optimizer, ctx.log)
     start, history, epochs = state["step"], state["history"], state["epochs"]
-    best = _best_record(best_file) if cfg.keep == "best_valid_f1" else None
+    best = _best_record(best_file, ctx.log) if cfg.keep == "best_valid_f1" else None
     if start:
         ctx.log.info("train_reranker: resuming at step %d of %d", start, total)
     ctx.log.info("train_reranker: %d train / %d valid rows, %d steps (%d per epoch), losses %s "
@@ -132,14 +133,15 @@ def train_reranker(data: RerankerData, model: Model, cfg: RerankerTrainConfig,
                          _prf_text(stats["train"]), _prf_text(stats["valid"]))
             if best is not None and stats["valid"]["f1"] > best["f1"]:   # ties: the earlier
                 best = {"epoch": epoch + 1, "f1": stats["valid"]["f1"]}
-                _save_atomic({**best, "encoder": reranker.encoder.state_dict(),
-                              "head": reranker.head.state_dict()}, best_file)
+                torch_state.save({**best, "encoder": reranker.encoder.state_dict(),
+                                  "head": reranker.head.state_dict()}, best_file)
         mid_save = cfg.save_steps and (step + 1) % cfg.save_steps == 0
         if (epoch_end or mid_save) and step + 1 < total:
-            _save_atomic({"step": step + 1, "history": history, "epochs": epochs,
-                          "encoder": reranker.encoder.state_dict(),
-                          "head": reranker.head.state_dict(),
-                          "optimizer": optimizer.state_dict(), "rng": _rng_state()}, ckpt)
+            torch_state.save({"step": step + 1, "history": history, "epochs": epochs,
+                              "encoder": reranker.encoder.state_dict(),
+                              "head": reranker.head.state_dict(),
+                              "optimizer": optimizer.state_dict(),
+                              "rng": torch_state.rng_state()}, ckpt)
 
     kept = _restore_best(reranker, best, best_file, epochs, cfg, ctx)
     out = ctx.new_dir("model")
@@ -328,45 +330,27 @@ def _prf_text(stats: dict | None) -> str:
     return f"{stats['precision']:.3f}/{stats['recall']:.3f}/{stats['f1']:.3f}"
 
 
-def _rng_state() -> dict:
-    import torch
+def _resume(ckpt, reranker, optimizer, log) -> dict:
+    """The scratch checkpoint's {step, history, epochs}, its states loaded; a fresh start
+    without one, or with one that cannot be read (logged)."""
+    from stages.lib.train import torch_state
 
-    state = {"torch": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
-    return state
-
-
-def _resume(ckpt, reranker, optimizer) -> dict:
-    """Load the scratch checkpoint if there is one: {step, history, epochs}."""
-    import torch
-
-    if not ckpt.is_file():
+    state = torch_state.load(ckpt, log, "train_reranker")
+    if state is None:
         return {"step": 0, "history": [], "epochs": []}
-    state = torch.load(ckpt, map_location="cpu", weights_only=False)
     reranker.encoder.load_state_dict(state["encoder"])
     reranker.head.load_state_dict(state["head"])
     optimizer.load_state_dict(state["optimizer"])
-    torch.set_rng_state(state["rng"]["torch"])
-    if "cuda" in state["rng"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+    torch_state.restore_rng(state)
     return state
 
 
-def _best_record(best_file) -> dict:
+def _best_record(best_file, log) -> dict:
     """The best epoch so far, from ``best.pt`` itself (written atomically with its weights, so
     the record and the weights always agree, even after a crash between two saves)."""
-    import torch
+    from stages.lib.train import torch_state
 
-    if not best_file.is_file():
+    saved = torch_state.load(best_file, log, "train_reranker")
+    if saved is None:
         return {"epoch": None, "f1": -1.0}
-    saved = torch.load(best_file, map_location="cpu", weights_only=False)
     return {"epoch": saved["epoch"], "f1": saved["f1"]}
-
-
-def _save_atomic(obj: dict, path) -> None:
-    import torch
-
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    tmp.replace(path)

@@ -55,38 +55,25 @@ def _save(ckpt, model, optimizer, scheduler, step: int, history: list[dict]) -> 
     """A checkpoint a rerun resumes from as if never stopped: the weights, optimizer and
     schedule, the step, the loss history so far, and the RNG states (the encoder trains with
     dropout, so the next steps' masks come from them)."""
-    import torch
+    from stages.lib.train import torch_state
 
-    state = {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-             "scheduler": scheduler.state_dict(), "step": step, "history": list(history),
-             "rng": torch.get_rng_state()}
-    if torch.cuda.is_available():
-        state["cuda_rng"] = torch.cuda.get_rng_state_all()
-    partial = ckpt.with_name(ckpt.name + ".partial")   # renamed into place: a kill while
-    torch.save(state, partial)                         # saving leaves the last whole one
-    partial.replace(ckpt)
+    torch_state.save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                      "scheduler": scheduler.state_dict(), "step": step,
+                      "history": list(history), "rng": torch_state.rng_state()}, ckpt)
 
 
 def _resume(ckpt, model, optimizer, scheduler, log) -> tuple[int, list[dict]]:
     """(step, history) of the checkpoint at ``ckpt``, its states loaded; (0, []) without one,
     or with one that cannot be read (logged: the training starts over)."""
-    import torch
+    from stages.lib.train import torch_state
 
-    if not ckpt.is_file():
-        return 0, []
-    try:
-        state = torch.load(ckpt, map_location="cpu", weights_only=False)
-    except Exception as e:   # torch raises RuntimeError, EOFError, pickle errors, ...
-        log.warning("train_retriever: the checkpoint %s cannot be read (%s: %s); training "
-                    "starts over", ckpt, type(e).__name__, str(e).splitlines()[0][:120])
+    state = torch_state.load(ckpt, log, "train_retriever")
+    if state is None:
         return 0, []
     model.load_state_dict(state["model"])
     optimizer.load_state_dict(state["optimizer"])
     scheduler.load_state_dict(state["scheduler"])
-    if "rng" in state:
-        torch.set_rng_state(state["rng"])
-    if "cuda_rng" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda_rng"])
+    torch_state.restore_rng(state)
     return int(state["step"]), list(state.get("history") or [])
 
 

@@ -226,6 +226,27 @@ def test_resume_after_a_crash_gives_the_uninterrupted_result(model_env, models, 
     assert a["epochs"] == b["epochs"] and a["kept"] == b["kept"]
 
 
+def test_a_checkpoint_that_cannot_be_read_is_logged_and_training_starts_over(
+        model_env, models, tmp_path, caplog):
+    """A ``checkpoint.pt`` or ``best.pt`` cut short (a disk that filled) stopped every rerun
+    with torch's ``PytorchStreamReader failed reading zip archive``, so the step could never
+    finish; Reinforced-IR's retriever already started over (one resume file module now)."""
+    whole = train(model_env, models, make_ctx(tmp_path, "whole", "s-whole"), save_steps=1)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        train(model_env, models, make_ctx(tmp_path, "crash", "s-cut", _Crash), save_steps=1)
+    for name in ("checkpoint.pt", "best.pt"):
+        (tmp_path / "s-cut" / name).write_bytes(b"PK\x03\x04 cut short")
+    with caplog.at_level(logging.WARNING):
+        again = train(model_env, models, make_ctx(tmp_path, "again", "s-cut"), save_steps=1)
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    for name in ("checkpoint.pt", "best.pt"):
+        assert any(f"s-cut/{name} cannot be read" in m and "training starts over" in m
+                   for m in warned), warned
+    for name in ("model.safetensors", "head.safetensors"):
+        a, b = load_file(str(whole / name)), load_file(str(again / name))
+        assert all(torch.allclose(a[k], b[k]) for k in a), name
+
+
 @pytest.mark.parametrize("rows, cfg, match", [
     ([r for r in reranker_rows() if r["split"] == "valid"], {}, r"no training rows"),
     (reranker_rows(n_train=3), {}, r"3 training rows, fewer than batch_size 4"),
