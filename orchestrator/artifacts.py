@@ -707,9 +707,3 @@ def artifact_files(dest: Path, kind: str) -> list[Path]:
 def rehash(dest: Path, kind: str) -> tuple[str, dict[str, str]]:
     """Hash an artifact directory's content again, exactly as ``write_artifact`` did."""
     return hash_files(dest, kind, artifact_files(dest, kind))
-
-
-def relocate(ref: Ref, old_root: Path, new_root: Path) -> Ref:
-    """The same Ref after its directory was renamed from ``old_root`` to ``new_root``."""
-    paths = [str(new_root / Path(p).relative_to(old_root)) for p in ref.paths]
-    return Ref(ref.kind, ref.type, ref.content_hash, paths, list(ref.rows), ref.producer)

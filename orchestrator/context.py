@@ -124,10 +124,3 @@ def _no_cuda(step: str, gpus: list, version: str):
                     "it cannot use them (refused rather than run on the CPU)",
                     hint=(CUDA_TORCH if cpu_only else "fix the node's driver or CUDA_VISIBLE_DEVICES")
                     + f"; or run it on the CPU with steps.{step}.gpus=0")
-
-
-def visible_gpus() -> list[int]:
-    """Kept for imports from before ``orchestrator.executors.gpus``."""
-    from orchestrator.executors.gpus import visible_gpus as _visible
-
-    return _visible()

@@ -32,17 +32,11 @@ from pathlib import Path
 
 from orchestrator.api import ConfigError
 from stages.lib.chat import plain
-from stages.lib.models.generation import DTYPES, _check_args, _check_seeds, row_seed
+from stages.lib.models.generation import (DTYPES, _check_args, _check_seeds, row_seed,
+                                          vllm_available)
 
 log = logging.getLogger(__name__)
 CPU_KV_GIB_ENV = "RAGLINE_VLLM_CPU_KV_GIB"
-
-
-def vllm_available() -> bool:
-    """True when vLLM imports (the CUDA build or the CPU one)."""
-    import importlib.util
-
-    return importlib.util.find_spec("vllm") is not None
 
 
 def engine_kwargs(path: str | Path, *, dtype: str, cuda_devices: int,
