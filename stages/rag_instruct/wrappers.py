@@ -19,6 +19,8 @@ from pathlib import Path
 from orchestrator.api import ConfigError
 from stages.lib.prompts import placeholders
 
+SHIPPED = "conf/prompts/rag_instruct/wrappers.yaml"   # the paper's seven wrappers, our wording
+
 
 @dataclass(frozen=True)
 class Wrappers:
@@ -29,14 +31,12 @@ class Wrappers:
 
 def load_wrappers(path: str | Path) -> Wrappers:
     """The wrapper file at ``path``; a one-line ``ConfigError`` naming the file and key otherwise."""
-    import yaml
+    from stages.lib.yaml_file import read_yaml
 
-    try:
-        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    try:   # a syntax error or a byte that is not UTF-8: named with its line
+        data = read_yaml(path, "wrapper file", f"fix the YAML there; {SHIPPED} is an example")
     except OSError as e:
         raise ConfigError(f"wrapper file {path}: cannot be read ({e.strerror})") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"wrapper file {path}: not valid YAML ({str(e).splitlines()[0]})") from None
     if not isinstance(data, dict):
         raise ConfigError(f"wrapper file {path}: expected the keys wrappers, no_documents, "
                           "document_styles")
@@ -51,8 +51,12 @@ def load_wrappers(path: str | Path) -> Wrappers:
 
 def _templates(data: dict, key: str, needs: set[str], may: set[str], path) -> list[str]:
     value = data.get(key)
-    if not isinstance(value, list) or not value or not all(isinstance(t, str) for t in value):
+    if not isinstance(value, list) or not value:
         raise ConfigError(f"wrapper file {path}: '{key}' must be a non-empty list of templates")
+    for j, template in enumerate(value):
+        if not isinstance(template, str):
+            raise ConfigError(f"wrapper file {path}: {key}[{j}] is {template!r}, not a template "
+                              "(quote it to make it text)")
     known = needs | may
     for j, template in enumerate(value):
         fields = placeholders(template)

@@ -32,3 +32,18 @@ def test_a_wrapper_with_an_unknown_placeholder_is_refused_by_the_plan(plan, tmp_
 def test_the_shipped_wrapper_file_passes_the_plan(plan):
     code, out = plan(f"prompts.wrappers={WRAPPERS}")
     assert code == 0 and "problem" not in out
+
+
+@pytest.mark.parametrize("text, message", [
+    ("wrappers:\n  - 5\nno_documents: 'Q: {question}'\ndocument_styles: ['{text}']\n",
+     "wrappers[0] is 5, not a template (quote it to make it text)"),
+    ("wrappers: ['{documents} {question}'\nno_documents: x\n",
+     ".yaml:2:1: not valid YAML"),
+])
+def test_a_wrapper_file_item_or_syntax_error_is_named(plan, tmp_path, text, message):
+    """An item that is no string was 'must be a non-empty list of templates' (the list was not
+    empty); a YAML error had no line."""
+    bad = tmp_path / "wrappers.yaml"
+    bad.write_text(text)
+    code, out = plan(f"prompts.wrappers={bad}")
+    assert code == 2 and f"wrapper file {bad}" in out and message in out, out
