@@ -74,6 +74,32 @@ class Failure:
     bad_input: bool = False  # a DataError/ConfigError: rerunning as is fails the same way
 
 
+def folded(step: str, errors: list[tuple[Task, Failed]], shards: int
+           ) -> list[tuple[str, Failed, int]]:
+    """``(where, failure, others)`` to report for a step's failed shards: those that failed
+    with the same message and hint as one line, ``retrieve[0,1/2]`` (a bad setting failed every
+    shard, printed as many times); ``others`` is how many more than one.
+
+    >>> from types import SimpleNamespace as T
+    >>> bad, other = Failed("ValueError: x"), Failed("disk full")
+    >>> errors = [(T(shard=(0, 4), label="r[0/4]"), bad), (T(shard=(1, 4), label="r[1/4]"), other),
+    ...           (T(shard=(3, 4), label="r[3/4]"), bad)]
+    >>> [(where, f.message, n) for where, f, n in folded("r", errors, 4)]
+    [('r[0,3/4]', 'ValueError: x', 1), ('r[1/4]', 'disk full', 0)]
+    """
+    groups: dict[tuple, list[tuple[Task, Failed]]] = {}
+    for task, failure in errors:
+        groups.setdefault((failure.message, failure.hint, failure.bad_input), []).append(
+            (task, failure))
+    out = []
+    for group in groups.values():
+        task, failure = group[0]
+        where = task.label if len(group) == 1 else \
+            f"{step}[{','.join(str(t.shard[0]) for t, _ in group)}/{shards}]"
+        out.append((where, failure, len(group) - 1))
+    return out
+
+
 def check_selection(dag: Dag, opts: Options) -> None:
     """Every step named by --only/--until/--from/--force exists, --only and --until are not
     mixed, and none of --force/--from is left without effect by the selection (a forced step
@@ -564,7 +590,8 @@ class Runner:
                     self.opts.recomputed.setdefault(task.key, self.run.path.name)
         for task, failure in errors:
             self.opts.failed.setdefault(task.key, (self.run.path.name, failure))
-            self._fail(step, task.label, failure)
+        for where, failure, others in folded(step.name, errors, len(tasks)):
+            self._fail(step, where, failure, others)
         if errors:
             return False
         entries = [found.get(t.key) or self.store.lookup(t.key, step.name) for t in tasks]
@@ -717,7 +744,9 @@ class Runner:
             self.run.set_step(step.name, jobs=jobs)
         return record
 
-    def _fail(self, step: Step, where: str, failure: Failed) -> None:
+    def _fail(self, step: Step, where: str, failure: Failed, others: int = 0) -> None:
+        """Record and print a failure; ``others``: how many more shards failed the same way
+        (their logs are beside ``failure.log``)."""
         recipe = os.path.relpath(self.dag.recipe)
         recipe = self.dag.recipe if recipe.startswith("..") else recipe
         failure = replace(failure, message=failure.message.replace("rag run RECIPE ",
@@ -732,4 +761,5 @@ class Runner:
         if failure.traceback and os.environ.get("RAGLINE_FULL_ERROR") == "1":
             console().print(failure.traceback.rstrip(), soft_wrap=True, markup=False)
         if failure.log:
-            console().print(f"  log: {escape(failure.log)}", soft_wrap=True)
+            beside = " (the other shards' logs beside it)" if others else ""
+            console().print(f"  log: {escape(failure.log)}{beside}", soft_wrap=True)

@@ -80,7 +80,7 @@ def test_full_disk_in_a_sharded_step_is_a_step_failure(toy):
     err = " ".join(out.stderr.split())
     assert out.returncode == 1, out.stderr
     assert "internal error" not in err
-    assert re.search(r"✗ blob\[[01]/2\] failed: cache directory \S+: the disk is full \(No space "
+    assert re.search(r"✗ blob\[[01,]+/2\] failed: cache directory \S+: the disk is full \(No space "
                      r"left on device\); free space \(e.g. rag gc\) and rerun", err)
     assert "- read skipped (upstream 'blob' failed)" in err
     status = _status(toy / "runs")
@@ -109,6 +109,19 @@ def test_without_full_error_one_line_and_the_log(toy, capsys, monkeypatch):
     assert "Traceback" not in err
     log = toy / "runs" / "latest" / "logs" / "smap.shard-00001.log"
     assert "Traceback (most recent call last)" in log.read_text()
+
+
+def test_shards_that_fail_the_same_way_are_one_line(toy, capsys, monkeypatch):
+    """A bad setting fails every shard with the same message: it was printed once per shard
+    (with its hint and log: three lines a shard, 24 at 8 shards)."""
+    monkeypatch.delenv("RAGLINE_FULL_ERROR", raising=False)
+    monkeypatch.setenv("TOY_FAIL", "smap:all")
+    assert rag("run", str(_recipe(toy, SHARDED)), runs=toy / "runs") == 1
+    err = capsys.readouterr().err
+    assert err.count("toy failure in every shard of smap") == 1, err
+    assert "✗ smap[0,1/2] failed: RuntimeError: toy failure in every shard of smap" in err
+    assert "smap.shard-00000.log (the other shards' logs beside it)" in err
+    assert _status(toy / "runs")["steps"]["smap"]["state"] == "failed"
 
 
 def test_cuda_visible_devices_without_a_gpu_fails_before_running(toy, capsys, monkeypatch):

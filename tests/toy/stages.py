@@ -73,8 +73,9 @@ def toy_map(numbers: Numbers, cfg: MapConfig, ctx: StageContext) -> Numbers:
     """x -> x * mul + add, row by row; shardable.
 
     Test hooks from the environment: ``TOY_COUNT_FILE`` gets a line per execution;
-    ``TOY_FAIL`` lists ``step:shard`` tasks that raise, and ``step:shard:late`` ones that raise
-    FileNotFoundError after their ``sleep``.
+    ``TOY_FAIL`` lists ``step:shard`` tasks that raise, ``step:all`` for every shard of a step
+    (the same message), and ``step:shard:late`` ones that raise FileNotFoundError after their
+    ``sleep``.
     """
     me = f"{ctx.step}:{ctx.shard_index}"
     if os.environ.get("TOY_COUNT_FILE"):
@@ -82,6 +83,8 @@ def toy_map(numbers: Numbers, cfg: MapConfig, ctx: StageContext) -> Numbers:
             f.write(f"{ctx.step} {ctx.shard_index} {os.getpid()}\n")
     if me in os.environ.get("TOY_FAIL", "").split(","):
         raise RuntimeError(f"toy failure in {me}")
+    if f"{ctx.step}:all" in os.environ.get("TOY_FAIL", "").split(","):
+        raise RuntimeError(f"toy failure in every shard of {ctx.step}")
     rows = numbers.rows()
     out = []
     for r in ctx.progress(rows, desc="map"):
