@@ -68,14 +68,24 @@ class StageOutputError(RagError):
                                 stage=f"stage '{name}' ({module})")
 
 
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """The choice closest to ``name``, if one is close enough to be a typo of it.
+
+    >>> closest("retreive", ["retrieve", "rerank"]), closest("x", ["retrieve"])
+    ('retrieve', None)
+    """
+    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
+    return close[0] if close else None
+
+
 def did_you_mean(name: str, choices: Iterable[str]) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""``.
 
     >>> did_you_mean("retreive", ["retrieve", "rerank"])
     " (did you mean 'retrieve'?)"
     """
-    close = difflib.get_close_matches(name, list(choices), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+    close = closest(name, choices)
+    return f" (did you mean '{close}'?)" if close else ""
 
 
 _NO_ROOM = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is exceeded",

@@ -225,9 +225,30 @@ def _not_one(args, run: Path, links: list[str], matches: list[str]):
     hint = (f"artifacts: {', '.join(l.removesuffix('.out') for l in links)}" if links
             else f"this run recorded no artifacts; {_status_command(args)} lists its steps, "
                  f"{_with_runs_dir(args, 'rag show STEP --run NAME')} reads another run")
-    return ConfigError(f"run {run.name} has no artifact '{name}'"
-                       f"{did_you_mean(name, [l.removesuffix('.out') for l in links])}",
-                       hint=elsewhere or hint)
+    near = did_you_mean(name, [l.removesuffix('.out') for l in links])
+    if not links and not args.run and not other:   # a typo, read against the newest outputs
+        near, hint = _near_elsewhere(args, name) or (near, hint)
+    return ConfigError(f"run {run.name} has no artifact '{name}'{near}", hint=elsewhere or hint)
+
+
+def _near_elsewhere(args, name: str) -> tuple[str, str] | None:
+    """(did-you-mean, hint) from the newest run that recorded artifacts, when the latest one
+    recorded none (it stopped on an error) and ``name`` is close to one of them."""
+    import shlex
+
+    from orchestrator.cli.common import newest_run_with, runs_dir
+    from orchestrator.errors import closest
+
+    runs = runs_dir(args)
+    other = newest_run_with(runs, lambda r: any((r / "artifacts").glob("*")))
+    if other is None:
+        return None
+    names = sorted({p.name.removesuffix(".out") for p in (runs / other / "artifacts").glob("*")})
+    guess = closest(name, names)
+    if guess is None:
+        return None
+    return f" (did you mean '{guess}'?)", "the newest run that has it: " + _with_runs_dir(
+        args, f"rag show {shlex.quote(guess)} --run {shlex.quote(other)}")
 
 
 def _name_the_member(args, run: Path) -> None:

@@ -70,3 +70,23 @@ def test_after_a_failed_run_show_and_report_name_the_newest_run_that_has_what_th
     assert rag("report", f"chain/{good.name}", "--runs-dir", str(runs)) == 0   # the hint works
     assert rag("show", "nosuch", runs=runs) == 2                  # nothing has it: the old hint
     assert "hint: artifacts: load" in " ".join(capsys.readouterr().err.split())
+
+
+def test_a_misspelt_step_after_a_run_without_artifacts_is_matched_against_the_newest_outputs(
+        toy, capsys):
+    """The latest run stopped before any output (a refused setting), so ``rag show lod`` had
+    no names to suggest from: 'recorded no artifacts'. The newest run with outputs gives them."""
+    recipe = toy / "conf" / "one.yaml"
+    recipe.write_text(RECIPE)
+    runs = toy / "runs"
+    assert rag("run", str(recipe), runs=runs) == 0
+    first = (runs / "latest").resolve()
+    assert rag("run", str(recipe), runs=runs) == 0
+    latest = (runs / "latest").resolve()
+    assert latest != first
+    shutil.rmtree(latest / "artifacts")
+    capsys.readouterr()
+    assert rag("show", "lod", runs=runs) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "has no artifact 'lod' (did you mean 'load'?)" in err, err
+    assert f"the newest run that has it: rag show load --run one/{first.name}" in err, err
