@@ -59,7 +59,7 @@ class InferTopkConfig:
     backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM, TP=8 (model input)
     temperature: Annotated[float, Ge(0)] = added(0.0)   # 0 = greedy; > 0 samples
     top_p: Annotated[float, Gt(0), Le(1)] = added(1.0)  # nucleus when sampling; 1 = all tokens
-    seed: int = added(0)                 # seeds the samples (temperature > 0)
+    seed: Annotated[int, Ge(0)] = added(0)  # seeds the samples (temperature > 0)
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
     # an LLM endpoint as the generator, instead of the `model` input (a black-box reader)
     reader: EndpointConfig | None = added(None)

@@ -40,7 +40,7 @@ Split = Literal["train", "test", "validation", "dev", "val", "valid", "eval"]
 @dataclass
 class LoadConfig:
     # synthetic knowledge base (used when no input file is wired)
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     num_entities: Annotated[int, Ge(1)] = 120
     passages_per_entity: Annotated[int, Ge(1)] = 2
     num_train: Annotated[int, Ge(0)] = 200

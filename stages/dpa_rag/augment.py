@@ -52,7 +52,7 @@ class AugmentConfig:
     kinds: list[Kind] = field(default_factory=lambda: list(KINDS))   # paper: all five
     temperature: Annotated[float, Ge(0)] = 1.0   # paper: not given; the OpenAI API default
     max_tokens: Annotated[int, Ge(1)] = 256      # paper: not given
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
 
     def __post_init__(self):
         unknown = [k for k in self.kinds if k not in KINDS]

@@ -53,7 +53,7 @@ class PrealignConfig:
     # preference documents per query, drawn with the seed after max_per_outcome; None = all
     # (paper: 1)
     per_query: Annotated[int, Ge(1)] | None = added(None)
-    seed: int = 42
+    seed: Annotated[int, Ge(0)] = 42
 
     def __post_init__(self):
         # an outcome no document has (a typo: ``both_incorect``) would silently leave its

@@ -47,7 +47,7 @@ class RerankerDataConfig:
     n_negative: Annotated[int, Ge(1)] = 2   # released rows: 2 negative documents
     strict: bool = False                    # true: aligned / unaligned documents only
     valid_fraction: Annotated[float, Interval(ge=0.0, lt=1.0)] = 0.1  # of the original queries
-    seed: int = 42                          # the seed's seed
+    seed: Annotated[int, Ge(0)] = 42  # the seed's seed
 
 
 def query_groups(docs: list[dict], n_positive: int, n_negative: int,

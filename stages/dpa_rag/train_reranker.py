@@ -50,7 +50,7 @@ class RerankerTrainConfig:
     batch_size: Annotated[int, Ge(1)] = 4           # paper: 4 queries per step
     epochs: Annotated[int, Ge(1)] = 10              # paper: 10
     max_steps: Annotated[int, Ge(0)] = 0            # > 0: stop after this many steps
-    seed: int = 42                                  # paper: 42
+    seed: Annotated[int, Ge(0)] = 42  # paper: 42
     max_length: Annotated[int, Ge(8)] = 512         # paper: model_max_length 512
     temperature: Annotated[float, Gt(0)] = 0.07     # paper: SupConLoss temperature 0.07
     base_temperature: Annotated[float, Gt(0)] = 0.07  # paper: SupConLoss base_temperature 0.07
@@ -257,7 +257,7 @@ def _update(reranker, optimizer, losses: list, weighting: str) -> list[float]:
     weighted loss with α constant, without a fourth backward pass)."""
     import torch
 
-    from stages.dpa_rag.mgda import min_norm_weights
+    from stages.dpa_rag.mgda import combined, gram, min_norm_weights
 
     encoder = [p for p in reranker.encoder.parameters() if p.requires_grad]
     params = encoder + [p for p in reranker.head.parameters() if p.requires_grad]
@@ -268,29 +268,11 @@ def _update(reranker, optimizer, losses: list, weighting: str) -> list[float]:
     else:
         grads = [torch.autograd.grad(loss, params, retain_graph=i < len(losses) - 1,
                                      allow_unused=True) for i, loss in enumerate(losses)]
-        alpha = min_norm_weights(_gram([g[:len(encoder)] for g in grads])).tolist()
-        for k, p in enumerate(params):
-            parts = [a * g[k] for a, g in zip(alpha, grads) if g[k] is not None]
-            p.grad = sum(parts[1:], parts[0]) if parts else None
+        alpha = min_norm_weights(gram([g[:len(encoder)] for g in grads])).tolist()
+        for p, grad in zip(params, combined(alpha, grads)):
+            p.grad = grad
     optimizer.step()
     return alpha
-
-
-def _gram(grads: list) -> list[list[float]]:
-    """M[i][j] = g_i · g_j over the given parameters (``None``: no gradient, i.e. zero),
-    summed per parameter tensor so no flattened copy of the model is made."""
-    import torch
-
-    n = len(grads)
-    device = next(g for gs in grads for g in gs if g is not None).device
-    m = torch.zeros(n, n, dtype=torch.float64, device=device)
-    for tensors in zip(*grads):
-        for i in range(n):
-            for j in range(i, n):
-                if tensors[i] is not None and tensors[j] is not None:
-                    m[i, j] += torch.dot(tensors[i].reshape(-1), tensors[j].reshape(-1))
-    m = m + m.triu(1).T
-    return m.cpu().tolist()
 
 
 def _optimizer(params, lr: float):

@@ -49,7 +49,7 @@ from stages.schemas import Chat, GeneratorPrompt, Reranked
 class ConvertConfig:
     num_docs: Annotated[int, Ge(1)] = 40   # passages in a reranker prompt (paper: top-40)
     max_generator_docs: Annotated[int, Ge(0)] = 15  # relevant passages per generator prompt (paper: 15)
-    seed: int = 0                      # shuffle of the combined rows
+    seed: Annotated[int, Ge(0)] = 0  # shuffle of the combined rows
 
 
 @stage("dynamicrag.convert", version=3)  # 3: generator rows list a question's options

@@ -49,7 +49,7 @@ class InferConfig:
     max_new_tokens: Annotated[int, Ge(1)] = 200  # generator, greedy (paper: 200)
     dataset: str | None = None           # answer style for all rows; None = each row's dataset
     backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM, TP=8
-    seed: int = 0                        # used when rerank_temperature > 0 (with each row's id)
+    seed: Annotated[int, Ge(0)] = 0  # used when rerank_temperature > 0 (with each row's id)
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)  # rows per forward (transformers)
 
 

@@ -41,7 +41,7 @@ class LabelConfig:
                                        # a count, or a fraction in (0, 1); the rest -> DPO
     # cap on DPO questions (None: all the rest, as the paper)
     n_dpo: Annotated[int, Ge(1)] | None = None
-    seed: int = 0                      # shuffles of the target ids and of the SFT/DPO split
+    seed: Annotated[int, Ge(0)] = 0  # shuffles of the target ids and of the SFT/DPO split
 
 
 class Labelled(NamedTuple):

@@ -40,7 +40,7 @@ class SampleConfig:
     answer_max_new_tokens: Annotated[int, Ge(1)] = 200  # generator tokens, greedy (paper: 200)
     answer_temperature: Annotated[float, Ge(0)] = 0.0  # 0: greedy (paper); > 0 samples answers
     backend: Literal["auto", "transformers", "vllm"] = "auto"  # paper: vLLM
-    seed: int = 0                        # sampling seed (with each question's id: id_seed)
+    seed: Annotated[int, Ge(0)] = 0  # sampling seed (with each question's id: id_seed)
     # generated rows per forward (transformers backend)
     batch_size: Annotated[int, Ge(1)] = nonsemantic(16)
 

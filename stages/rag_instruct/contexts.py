@@ -30,7 +30,7 @@ class ContextsConfig:
     n_docs: Annotated[int, Ge(1)] = 10        # paper: 10 documents per example
     noise_from: Annotated[int, Ge(0)] = 200   # paper: noise from the ranks beyond the top 200
     shuffle: bool = True
-    seed: int = 42
+    seed: Annotated[int, Ge(0)] = 42
 
 
 @stage("rag_instruct.contexts", version=1)

@@ -62,7 +62,7 @@ class ExemplarsConfig:
     paradigms: list[str] = field(default_factory=lambda: list(PARADIGMS))
     select: Literal["relevance", "has_answer"] = "relevance"  # paper: relevance
     per_paradigm: Annotated[int, Ge(1)] | None = 4200   # paper: up to 4,200 per task
-    seed: int = 42
+    seed: Annotated[int, Ge(0)] = 42
 
     def __post_init__(self):
         unknown = [p for p in self.paradigms if p not in PARADIGMS]

@@ -38,7 +38,7 @@ from stages.schemas import Chat, Retrieved
 
 @dataclass
 class FormatConfig:
-    seed: int = 42
+    seed: Annotated[int, Ge(0)] = 42
     # blocks of rows, one per SFT epoch, each with its own wrapper draws and order (see above)
     epochs: Annotated[int, Ge(1)] = added(1)
 

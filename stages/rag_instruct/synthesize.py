@@ -60,7 +60,7 @@ class SynthesizeConfig:
     temperature: Annotated[float, Ge(0)] = 1.0   # the seed sends none: the API default, 1.0
     max_tokens: Annotated[int, Ge(1)] = 4096     # ours: the seed sends no limit
     max_attempts: Annotated[int, Ge(1)] = 5      # paper: 5 tries for a reply that parses
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
 
     def needed_env(self) -> dict[str, str]:
         """The teacher endpoint's key, only when the teacher is the LLM."""

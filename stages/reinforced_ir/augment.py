@@ -42,7 +42,7 @@ class AugmentConfig:
     max_tokens: Annotated[int, Ge(1)] = 300  # paper: 300
     task: str = "Given a question, retrieve passages that answer the question."
     answer_type: str = "answer"           # per dataset in the paper: answer, document, ...
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     # only queries with a gold passage id: the evaluation scores no other, and a BEIR folder's
     # queries.jsonl holds every split (SciFact: 1,109 queries, 300 judged in qrels/test.tsv)
     judged_only: bool = added(False)

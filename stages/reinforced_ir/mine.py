@@ -36,7 +36,7 @@ class MineConfig:
     ratio: float = 0.95                    # the 95neg threshold
     fallback_lo: Annotated[int, Ge(0)] = 30  # fallback sampling window, ranks 30..200 (paper)
     fallback_hi: Annotated[int, Ge(0)] = 200
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
 
 
 def _candidates(ranked, scores, positive, cfg: MineConfig, rng, corpus_size) -> list[int]:

@@ -82,7 +82,7 @@ class SynthesizeConfig:
     quality_max_tokens: Annotated[int, Ge(1)] = added(4)
     max_passage_chars: Annotated[int, Ge(1)] = 8000  # paper: the first 8,000 characters
     query_max_tokens: Annotated[int, Ge(1)] = 64  # the query call (paper: 4,096; a query is short)
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     dataset: str = "synthetic"
 
     def __post_init__(self):

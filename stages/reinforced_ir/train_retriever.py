@@ -33,7 +33,7 @@ class RetrieverTrainConfig:
     loss: Literal["m3_kd", "contrastive"] = "m3_kd"   # paper: m3_kd_loss with distillation
     warmup_ratio: Annotated[float, Ge(0), Le(1)] = 0.0
     weight_decay: Annotated[float, Ge(0)] = 0.0
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     save_steps: Annotated[int, Ge(1)] = nonsemantic(1000)  # paper: every 1,000 steps
     logging_steps: Annotated[int, Ge(1)] = nonsemantic(10)
 

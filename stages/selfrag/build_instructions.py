@@ -30,7 +30,7 @@ from stages.selfrag.schemas import TaskInstructions
 @dataclass
 class InstructionsConfig:
     no_retrieval: Annotated[int, Ge(0)] = 0  # extra instructions that need no documents
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
 
 
 # 3: the task instructions from a file

@@ -72,7 +72,7 @@ class JudgeConfig:
     llm: EndpointConfig = field(default_factory=lambda: EndpointConfig(model="gpt-4", max_tokens=200))
     top_n: Annotated[int, Ge(1)] = 3  # passages judged per instruction
     dev_size: Annotated[int, Ge(0)] = 1500  # paper: the first 1,500 shuffled rows
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
 
     def needed_env(self) -> dict[str, str]:
         """The teacher endpoint's key, only when the teacher is the LLM."""

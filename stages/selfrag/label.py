@@ -54,7 +54,7 @@ class LabelConfig:
     max_tokens: Annotated[int, Ge(1)] = 15  # seed: 15 tokens, greedy
     keep_no_retrieval: Annotated[float, Interval(ge=0, le=1)] = 0.4  # seed: an initial
     # [No Retrieval] item is kept with probability 0.4 (thinning them out of its instruction mix)
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
 
 
 def _text(c: dict) -> str:

@@ -7,7 +7,7 @@ every passage 0.0 and ``dynamicrag.sample`` sampled nothing, each reported as do
 these settings are left out of the cache key, the wrong result stayed cached after the setting
 was fixed. A zero failed mid-step with ``range() arg 3 must not be zero``, counted as a crash;
 ``top_p: 2`` failed after the generator was prepared, naming no setting; a negative
-``dev_size`` left the critic 5 training rows.
+``dev_size`` left the critic 5 training rows; a negative seed stopped training in numpy.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ CASES = [
      "repeat.round.steps.augment.top_p (step augment_1)", "<= 1", "1.5"),
     ("reinforced_ir_demo", "+encoder.batch_size=-1", "steps.eval_base.encoder.batch_size", ">= 1",
      "-1"),
+    # numpy refuses a negative seed (HF's set_seed: mid-training)
+    ("dynamicrag_demo", "steps.sft.seed=-1", "steps.sft.seed", ">= 0", "-1"),
+    ("selfrag_demo", "steps.judge.seed=-2", "steps.judge.seed", ">= 0", "-2"),
     ("reinforced_ir_demo", "repeat.round.steps.retriever.temperature=0",
      "repeat.round.steps.retriever.temperature (step retriever_1)", "> 0", "0"),
 ]

@@ -41,7 +41,7 @@ class EndpointConfig:
     temperature: Annotated[float, Ge(0)] = 0.0   # request defaults (a request may override)
     top_p: Annotated[float, Gt(0), Le(1)] = 1.0
     max_tokens: Positive = 512
-    seed: int = 0
+    seed: Annotated[int, Ge(0)] = 0
     top_logprobs: NonNegative = 20       # alternatives per position when logprobs are asked
     device: str = nonsemantic("auto")    # transformers/vllm: auto = the step's device
     batch_size: Positive = nonsemantic(8)     # transformers: conversations per forward batch

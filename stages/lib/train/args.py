@@ -100,7 +100,7 @@ class TrainArgs:
     # > 0: this many warmup steps instead of warmup_ratio (DPA-RAG's LLaMA-Factory run: 20)
     warmup_steps: Annotated[int, Ge(0)] = added(0)
     adam_beta2: Annotated[float, Interval(gt=0.0, lt=1.0)] = added(0.999)  # DPA-RAG: 0.95
-    seed: int = 42
+    seed: Annotated[int, Ge(0)] = 42
     lora: bool = False                       # paper: full fine-tuning
     lora_r: PositiveInt = 16
     lora_alpha: PositiveInt = 32
