@@ -113,3 +113,50 @@ def _line_step(m: np.ndarray, alpha: np.ndarray, target: np.ndarray) -> float:
     if curvature <= 0:
         return 0.0
     return float(np.clip(-(d @ m @ alpha) / curvature, 0.0, 1.0))
+
+
+def gram(grads: list) -> list[list[float]]:
+    """``M[i][j] = g_i · g_j`` for the losses' gradients, each a list of per-parameter tensors
+    (``None``: the loss has no gradient for that parameter, i.e. zero), summed tensor by tensor
+    so that no flattened copy of the model is made.
+
+    g1 = ((1, 0), (2)), g2 = ((0, 3), none): g1·g1 = 1 + 4 = 5, g1·g2 = 0, g2·g2 = 9.
+
+    >>> import torch
+    >>> g1 = [torch.tensor([1.0, 0.0]), torch.tensor([2.0])]
+    >>> g2 = [torch.tensor([0.0, 3.0]), None]
+    >>> gram([g1, g2])
+    [[5.0, 0.0], [0.0, 9.0]]
+    """
+    import torch
+
+    n = len(grads)
+    device = next(g for gs in grads for g in gs if g is not None).device
+    m = torch.zeros(n, n, dtype=torch.float64, device=device)
+    for tensors in zip(*grads):
+        for i in range(n):
+            for j in range(i, n):
+                if tensors[i] is not None and tensors[j] is not None:
+                    m[i, j] += torch.dot(tensors[i].reshape(-1), tensors[j].reshape(-1))
+    m = m + m.triu(1).T
+    return m.cpu().tolist()
+
+
+def combined(alpha: list[float], grads: list) -> list:
+    """``Σ α_i·g_i`` per parameter (``None`` where no loss has a gradient): the gradient of
+    ``Σ α_i·L_i`` with α held constant, from the gradients already taken for the Gram matrix
+    (no further backward pass).
+
+    α = (0.75, 0.25), g1 = ((1, 0), (2)), g2 = ((0, 4), none): (0.75, 1.0) and (1.5).
+
+    >>> import torch
+    >>> g1 = [torch.tensor([1.0, 0.0]), torch.tensor([2.0])]
+    >>> g2 = [torch.tensor([0.0, 4.0]), None]
+    >>> [t.tolist() for t in combined([0.75, 0.25], [g1, g2])]
+    [[0.75, 1.0], [1.5]]
+    """
+    out = []
+    for tensors in zip(*grads):
+        parts = [a * g for a, g in zip(alpha, tensors) if g is not None]
+        out.append(sum(parts[1:], parts[0]) if parts else None)
+    return out
