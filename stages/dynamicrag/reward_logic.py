@@ -300,14 +300,14 @@ def score_group(question: str, golds: str | Sequence[str], responses: Sequence[s
                          "(pip install 'ragline[bertscore]', or set the weight to 0)")
     if "judge" in active and judge is None:
         raise ValueError("reward weight for 'judge' is > 0 but no judge was configured")
+    if rouge not in ROUGE_IMPLEMENTATIONS:
+        raise ValueError(f"rouge must be one of {ROUGE_IMPLEMENTATIONS}, got {rouge!r}")
     n = len(responses)
     if not has_preference_signal(golds, responses):
         return GroupScore([0.0] * n, [{} for _ in range(n)])
     gold_list = usable_golds(golds)
 
     parts: list[dict[str, float]] = [{} for _ in range(n)]
-    if rouge not in ROUGE_IMPLEMENTATIONS:
-        raise ValueError(f"rouge must be one of {ROUGE_IMPLEMENTATIONS}, got {rouge!r}")
     per_gold = {
         # pltrdy: utils.compute_rouge_score's get_scores(response, gold), the order the
         # original reward used (its evaluation used the other: rouge_l_pltrdy)
