@@ -35,6 +35,7 @@ stopped and the run ends as terminated too, not with a silent exit 15.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import re
@@ -168,11 +169,42 @@ def waiting_words(n: int, cpus: float, gpus: int, free: dict, total: dict) -> st
 
 def _stop_starting_cluster(ray) -> None:
     """Stop what an interrupted ``ray.init`` started (a private cluster's processes), now: they
-    would outlive ``rag run`` for a minute or more."""
+    would outlive ``rag run`` for a minute or more. ``ray.shutdown`` stops the processes the
+    driver started itself; the agents its raylet had started (dashboard, runtime env) outlived
+    it by 60-90 s, so every process started under this one is stopped after it."""
+    started = _descendants()
     try:
         ray.shutdown()
     except Exception as e:   # noqa: BLE001 - stopping anyway; the signal is what to report
         log.debug("ray.shutdown after an interrupted ray.init: %s", e)
+    _stop(started)
+
+
+def _descendants() -> list:
+    """This process' children and theirs (psutil: installed with accelerate/TRL), or []."""
+    try:
+        import psutil
+
+        return psutil.Process().children(recursive=True)
+    except Exception:   # noqa: BLE001 - no psutil, or a process gone meanwhile
+        return []
+
+
+def _stop(processes: list, grace_s: float = 3.0) -> None:
+    """SIGTERM to those of ``processes`` still running (the same process: psutil checks its
+    start time), then SIGKILL to any left after ``grace_s``."""
+    if not processes:
+        return
+    import psutil
+
+    alive = [p for p in processes if p.is_running()]
+    for p in alive:
+        with contextlib.suppress(psutil.Error):
+            p.terminate()
+    _, left = psutil.wait_procs(alive, timeout=grace_s)
+    for p in left:
+        with contextlib.suppress(psutil.Error):
+            p.kill()
 
 
 def _keep_handler(handler):

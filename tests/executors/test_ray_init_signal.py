@@ -2,7 +2,8 @@
 
 Before: ``ray.init`` installs Ray's own SIGTERM handlers first thing (``sys.exit(15)``, then
 one that stops the node's processes and exits 1), so a SIGTERM in the seconds a local cluster
-took to start ended ``rag run`` with exit 15 and no word. Marked ``engines`` (it starts a
+took to start ended ``rag run`` with exit 15 and no word. And the agents the raylet had
+started (dashboard, runtime env) outlived the run by 60-90 s. Marked ``engines`` (it starts a
 private Ray cluster: CI's engines phase, .ci/engines.sh).
 """
 
@@ -55,3 +56,38 @@ def test_a_signal_while_the_ray_cluster_starts(tmp_path, signum, code, words):
     status = xc.status()
     assert status["state"] == "interrupted", status
     assert xc.traces() == []   # no step had started
+
+
+def _agents_started(proc) -> list:
+    """The run's processes once its raylet has started an agent and before any Ray worker
+    (``ray::IDLE``): still inside ``ray.init``; [] before that."""
+    import psutil
+
+    try:
+        procs = psutil.Process(proc.pid).children(recursive=True)
+        names = [p.name() for p in procs]
+    except psutil.Error:
+        return []
+    agent = any(n.startswith("ray::") and "Agent" in n for n in names)
+    if "raylet" in names and agent and not any(n.startswith("ray::IDLE") for n in names):
+        return procs
+    return []
+
+
+@pytest.mark.engines
+def test_a_sigterm_while_ray_starts_leaves_no_process_behind(tmp_path):
+    """The dashboard and runtime-env agents lived on, orphaned, for a minute or more."""
+    psutil = pytest.importorskip("psutil")
+    pytest.importorskip("ray")
+    xc = Conformance(tmp_path, "ray")
+    proc = subprocess.Popen(_argv(xc), cwd=REPO, env=xc.env(), text=True, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT)
+    end = time.time() + 120
+    while not (started := _agents_started(proc)):
+        assert proc.poll() is None and time.time() < end, _finish(proc, 60)
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGTERM)
+    out = _finish(proc, 120)
+    assert proc.returncode == 143, out
+    _, left = psutil.wait_procs(started, timeout=10)
+    assert not left, [(p.pid, p.name()) for p in left if p.is_running()]
