@@ -16,6 +16,8 @@ from typing import Any
 
 import xxhash
 
+from orchestrator.atomic import write_text
+
 CHUNK = 8 << 20
 log = logging.getLogger("ragline")
 
@@ -149,9 +151,7 @@ class SourceMemo:
             for key in self.loaded.keys() - self.memo.keys():   # forgotten, unless re-learned
                 if rows.get(key) == self.loaded[key]:
                     del rows[key]
-            tmp = self.path.with_suffix(f".{os.getpid()}.tmp")
-            tmp.write_text(json.dumps(rows))
-            os.replace(tmp, self.path)
+            write_text(self.path, json.dumps(rows))
         self.memo, self.loaded, self.changed = rows, dict(rows), False
 
 

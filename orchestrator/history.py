@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
+from orchestrator.atomic import write_text
 from orchestrator.hashing import key_of
 
 log = logging.getLogger("ragline")
@@ -51,6 +51,4 @@ def _damaged(path: Path, why: str) -> None:
 def save_history(runs_dir: Path, recipe: Path, history: dict) -> None:
     path = history_path(runs_dir, recipe)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(history))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(history))

@@ -30,6 +30,7 @@ import threading
 import time
 from pathlib import Path
 
+from orchestrator.atomic import write_text
 from orchestrator.hashing import key_of
 
 log = logging.getLogger("ragline")
@@ -215,9 +216,7 @@ class Lease:
         data = {"pid": os.getpid(), "host": HOST, "where": PLACE, "started": self.started,
                 "interval": self.interval, "runs_dir": str(self.runs_dir), "runs": self.runs}
         try:
-            tmp = self.path.with_name(f".{self.path.name}.tmp")
-            tmp.write_text(json.dumps(data))
-            os.replace(tmp, self.path)
+            write_text(self.path, json.dumps(data))
         except OSError:
             pass  # a read-only cache serves cached runs; nothing of it can be collected either
 
@@ -257,9 +256,7 @@ def register_runs_dir(cache_root: Path, runs_dir: Path) -> None:
         return   # (a damaged one is written again: until then gc removes no entry)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps({"path": str(runs_dir), "host": HOST}))
-        os.replace(tmp, path)
+        write_text(path, json.dumps({"path": str(runs_dir), "host": HOST}))
     except OSError:
         pass
 

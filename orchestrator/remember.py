@@ -29,6 +29,7 @@ import os
 import sys
 from pathlib import Path
 
+from orchestrator.atomic import write_text
 from orchestrator.dag import Dag, StageInfo, Step, Wire, build_dags
 from orchestrator.errors import ConfigError
 from orchestrator.hashing import key_of
@@ -116,9 +117,7 @@ def _write(path: Path, recipe: Path, members: list[Member], dags: list[Dag],
             **_dags_to_json(dags)}
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        os.replace(tmp, path)
+        write_text(path, json.dumps(data))
     except OSError:  # a read-only runs dir: nothing is remembered, nothing breaks
         pass
 

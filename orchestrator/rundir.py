@@ -26,12 +26,7 @@ import time
 from pathlib import Path
 
 from orchestrator.artifacts import Ref
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+from orchestrator.atomic import write_text
 
 
 class RunDir:
@@ -78,7 +73,7 @@ class RunDir:
         (self.path / "config.yaml").write_text(config_yaml(config) if text is None else text)
 
     def write_plan(self, plan_json: dict) -> None:
-        _atomic_write(self.path / "plan.json", json.dumps(plan_json, indent=1))
+        write_text(self.path / "plan.json", json.dumps(plan_json, indent=1))
 
     def log_path(self, step: str, shard: tuple[int, int] | None) -> Path:
         name = step if shard is None else f"{step}.shard-{shard[0]:05d}"
@@ -136,7 +131,7 @@ class RunDir:
     def finish(self, ok: bool) -> None:
         self.status["state"] = "ok" if ok else "failed"
         self.status["finished"] = time.time()
-        _atomic_write(self.path / "metrics.json", json.dumps(self.status["metrics"], indent=2) + "\n")
+        write_text(self.path / "metrics.json", json.dumps(self.status["metrics"], indent=2) + "\n")
         self.save()
         self._set_latest()
 
@@ -163,7 +158,7 @@ class RunDir:
             pass
 
     def save(self) -> None:
-        _atomic_write(self.path / "status.json", json.dumps(self.status, indent=1, default=str))
+        write_text(self.path / "status.json", json.dumps(self.status, indent=1, default=str))
 
 
 def config_yaml(config: dict) -> str:
