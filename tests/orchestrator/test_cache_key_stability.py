@@ -73,8 +73,27 @@ def test_the_shipped_recipes_keep_their_cache_keys():
         f"change is meant, record it: {UPDATE}")
 
 
+def record_text(material: dict) -> str:
+    """The record as JSON with one line per step, so that a changed key is a one-line diff.
+
+    >>> print(record_text({"r": {"b": {"version": 1}, "a": {"version": 2}}}), end="")
+    {
+     "r": {
+      "a": {"version": 2},
+      "b": {"version": 1}
+     }
+    }
+    """
+    recipes = []
+    for recipe in sorted(material):
+        steps = ",\n".join(f"  {json.dumps(step)}: {json.dumps(value, sort_keys=True)}"
+                           for step, value in sorted(material[recipe].items()))
+        recipes.append(f" {json.dumps(recipe)}: {{\n{steps}\n }}")
+    return "{\n" + ",\n".join(recipes) + "\n}\n"
+
+
 if __name__ == "__main__":
     if sys.argv[1:] != ["--update"]:
         sys.exit(f"usage: {UPDATE}")
-    RECORD.write_text(json.dumps(key_material(), indent=1, sort_keys=True) + "\n")
+    RECORD.write_text(record_text(key_material()))
     print(f"wrote {RECORD.relative_to(REPO)}")
