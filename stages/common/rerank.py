@@ -36,7 +36,7 @@ class RerankConfig:
     num_docs: Annotated[int, Ge(1)] | None = 40
     reorder: bool = False               # sort by rerank_score; false keeps retriever order (paper)
     threshold: float = 0.5              # label = score > threshold (monoT5: P(true) > P(false))
-    passage_template: RowTemplate = "{text}"    # the passage as the expert sees it (seed: text only)
+    passage_template: RowTemplate = "{text}"  # the passage as the expert sees it (seed: text only)
     max_length: Annotated[int, Ge(1)] = 512  # expert input tokens (seed: 512)
     batch_size: Annotated[int, Ge(1)] = nonsemantic(128)  # seed: 128
 

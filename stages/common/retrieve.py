@@ -49,7 +49,8 @@ class RetrieveConfig:
     pooling: Literal["mean", "cls"] | None = None  # must match the index; None = the index's
     normalize: bool | None = None         # must match the index; None = the index's
     max_length: Annotated[int, Ge(1)] = 512  # query tokens (Contriever: question_maxlength 512)
-    query_template: RowTemplate | None = None     # None: the row's retrieved_question if any, else question
+    # None: the row's retrieved_question if any, else question
+    query_template: RowTemplate | None = None
     shipped_ctxs: Literal["keep", "replace"] = "keep"  # rows that ship ctxs keep them (even [])
     lowercase: bool = False               # Contriever's --lowercase
     batch_size: Annotated[int, Ge(1)] = nonsemantic(64)  # Contriever: per_gpu_batch_size 64

@@ -30,8 +30,9 @@ def check_row_template(template: str) -> str:
     ...     try:
     ...         check_row_template(bad)
     ...     except ValueError as e:
-    ...         print(e)
-    '{title} {text' is not a template: expected '}' before end of string; write {{ and }} for a literal brace
+    ...         print(str(e).replace("; write", ";\\n  write"))
+    '{title} {text' is not a template: expected '}' before end of string;
+      write {{ and }} for a literal brace
     '{0} {text}' fills {0} by position: name a field of the rows instead
     'Q: {}' fills {} by position: name a field of the rows instead
     '{title.upper}' reads an attribute ({title.upper}): name a field of the rows instead
@@ -57,9 +58,12 @@ RowTemplate = Annotated[str, AfterValidator(check_row_template)]
 def unknown_field(setting: str, template: str, missing: str, fields) -> ConfigError:
     """The error for a template naming a field the rows lack.
 
-    >>> print(unknown_field("steps.index.text_template", "{titel} {text}", "titel",
-    ...                     ["id", "text", "title"]).message)
-    steps.index.text_template: '{titel} {text}' uses {titel}, which the rows lack (did you mean 'title'?); they have: id, text, title
+    >>> e = unknown_field("steps.index.text_template", "{titel} {text}", "titel",
+    ...                   ["id", "text", "title"])
+    >>> print(e.message.replace(", which", ",\\n  which").replace("; ", ";\\n  "))
+    steps.index.text_template: '{titel} {text}' uses {titel},
+      which the rows lack (did you mean 'title'?);
+      they have: id, text, title
     """
     names = sorted(fields)
     return ConfigError(f"{setting}: {template!r} uses {{{missing}}}, which the rows lack"

@@ -14,8 +14,8 @@ Files, one concern each: ``args.py`` (the configs: ``TrainArgs`` and what each t
 prepare, build trainer, resume point, train, export), ``checkpoints.py`` (which checkpoint to
 resume), ``export.py`` (merge LoRA, save), ``log_callback.py`` (step lines in the step's log),
 ``vocab.py`` (added tokens, loss left out inside marker spans), ``torch_state.py`` (the resume
-file of the loops written with torch itself: DPA-RAG's reranker, Reinforced-IR's retriever), ``memory.py`` and
-``memory_check.py`` (the GPU memory estimate shown by ``rag plan``).
+file of the loops written with torch itself: DPA-RAG's reranker, Reinforced-IR's retriever),
+``memory.py`` and ``memory_check.py`` (the GPU memory estimate shown by ``rag plan``).
 
 Every example is rendered with the model's *own* chat template (``tokenizer.chat_template``),
 the one inference uses, so training and inference cannot drift apart (LLaMA-Factory's most
