@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from orchestrator.api import StageContext, stage
+from stages.lib.metrics.passage_scores import mean
 from stages.rag_instruct.scorer import CHOICE_SETS
 from stages.schemas import EvalMetrics, PerQuestion, Predictions
 
@@ -75,11 +76,6 @@ class RagInstructEvaluateConfig:
 class RagInstructEvaluation(NamedTuple):
     metrics: EvalMetrics
     per_question: PerQuestion
-
-
-def _mean(values: list) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
 
 
 def score_row(row: dict, cfg: RagInstructEvaluateConfig) -> dict:
@@ -139,8 +135,8 @@ def set_block(records: list[dict], names: list[str]) -> dict:
     """
     scored = [r["accuracy"] for r in records if r["accuracy"] is not None]
     return {"rule": records[0]["rule"], "num_questions": len(records), "num_scored": len(scored),
-            "correct": int(sum(scored)), "accuracy": _mean(scored),
-            **{name: _mean([r[name] for r in records]) for name in names}}
+            "correct": int(sum(scored)), "accuracy": mean(scored),
+            **{name: mean([r[name] for r in records]) for name in names}}
 
 
 def macro(blocks: dict[str, dict], names: list[str]) -> dict:
@@ -151,7 +147,7 @@ def macro(blocks: dict[str, dict], names: list[str]) -> dict:
     {'num_sets': 3, 'accuracy': 0.75}
     """
     return {"num_sets": len(blocks),
-            **{name: _mean([b[name] for b in blocks.values()]) for name in names}}
+            **{name: mean([b[name] for b in blocks.values()]) for name in names}}
 
 
 @stage("rag_instruct.evaluate", version=5)  # 2: EM/F1 of option letters; 3: F1 of the picked letter
@@ -165,8 +161,8 @@ def evaluate(predictions: Predictions, cfg: RagInstructEvaluateConfig,
     names = ["accuracy", *cfg.metrics]
     metrics = {"label": cfg.name or ctx.step, "num_questions": len(records),
                "num_scored": sum(r["accuracy"] is not None for r in records),
-               **{name: _mean([r[name] for r in records]) for name in names},
-               "avg_selected_docs": _mean([r["num_selected"] for r in records])}
+               **{name: mean([r[name] for r in records]) for name in names},
+               "avg_selected_docs": mean([r["num_selected"] for r in records])}
     datasets = sorted({r["dataset"] for r in records})
     metrics["by_dataset"] = {d: set_block([r for r in records if r["dataset"] == d], cfg.metrics)
                              for d in datasets}

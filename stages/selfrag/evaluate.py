@@ -119,12 +119,12 @@ def summary(records: list[dict], names: list[str]) -> dict:
     ...          {"selfrag_match": None, "retrieved": True}], ["selfrag_match"])
     {'num_questions': 3, 'selfrag_match': 0.5, 'retrieval_frequency': 0.6666666666666666}
     """
+    from stages.lib.metrics.passage_scores import mean
     from stages.selfrag.metrics import retrieval_frequency
 
     out: dict = {"num_questions": len(records)}
     for name in names:
-        values = [r.get(name) for r in records if r.get(name) is not None]
-        out[name] = sum(values) / len(values) if values else None
+        out[name] = mean([r.get(name) for r in records])
     out["retrieval_frequency"] = retrieval_frequency([r["retrieved"] for r in records])
     return out
 

@@ -126,7 +126,13 @@ def score_passages(rows: list[dict], per_question: list[dict], retrieval_k: Sequ
     return gold_names, recall_names
 
 
-def mean(values: list[float]) -> float | None:
+def mean(values: list[float | None]) -> float | None:
+    """The mean of the values present (None: a question without that score); None if none.
+
+    >>> mean([1.0, None, 0.0, 0.5]), mean([None]), mean([])
+    (0.5, None, None)
+    """
+    values = [v for v in values if v is not None]
     return sum(values) / len(values) if values else None
 
 
