@@ -69,7 +69,7 @@ class StageInfo:
         return cls(spec.name, spec.version, spec.shard_by,
                    {n: _input_info(i) for n, i in spec.inputs.items()},
                    {n: {"kind": t.kind, "type": t.__name__} for n, t in spec.outputs.items()},
-                   _code_hash(spec.fn), getattr(spec, "multi_gpu", "ranks"))
+                   _code_hash(spec.fn), spec.multi_gpu)
 
 
 def _input_info(spec) -> dict:

@@ -217,7 +217,7 @@ class Admission:
         if not self.connect and getattr(executor, "connects", False):
             return []
         slots = {step.name: (block, step.name, step.gpus, step.shards,
-                             getattr(step.stage, "multi_gpu", "")) for step in steps}
+                             step.stage.multi_gpu) for step in steps}
         unknown = [s for s in steps if slots[s.name] not in self.verdicts]
         try:   # all at once, as the runner checks them: one nvidia-smi or sinfo when all fit
             executor.check_resources(unknown)

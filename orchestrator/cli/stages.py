@@ -86,7 +86,7 @@ def describe(spec) -> dict:
                         "section": _section(hints.get(name, f.type))}
     return {"name": spec.name, "version": spec.version, "module": spec.module,
             "package": spec.module.rsplit(".", 1)[0],
-            "shard_by": spec.shard_by, "multi_gpu": getattr(spec, "multi_gpu", "ranks"),
+            "shard_by": spec.shard_by, "multi_gpu": spec.multi_gpu,
             "inputs": {n: {"type": i.type.__name__, "optional": i.optional, "kind": i.type.kind,
                            "fills": list(getattr(i.type, "fills", ()) or ()),
                            "needs": list(getattr(i.type, "needs", ()) or ())}
